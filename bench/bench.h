@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane-bench internals: the suite registry, the side-by-side timer and
+ * the reporting entry points every suite uses.
+ *
+ * A suite is one entry in the table in bench/main.c: a name, a one-line
+ * description and a run function. The run function measures ringplane and
+ * its baseline in the same process, alternating between them, and hands
+ * each measured pair to rp_report_row(). It reports nothing it did not
+ * measure: a baseline that is missing is an rp_report_skip() with a reason.
+ */
+#ifndef RP_BENCH_H
+#define RP_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rp_bench_opts {
+	bool quick; /* short samples, fewer of them: a smoke run, not a result */
+};
+
+/*
+ * run() returns 0 when every row it meant to measure was measured or skipped
+ * with a reason, or a negative errno when the suite had to stop (a kernel
+ * that disagrees with its reference, a resource it could not get). It must
+ * print why before returning an error.
+ */
+struct rp_bench_suite {
+	const char *name;
+	const char *desc;
+	int (*run)(const struct rp_bench_opts *opts);
+};
+
+/* Suites (one file each: bench/suite_<name>.c). */
+int rp_bench_suite_simd(const struct rp_bench_opts *opts);
+
+/* ---- timing (bench/timing.c) ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t rp_bench_now_ns(void);
+
+/*
+ * A measured body: performs @iters operations of one kind. The loop lives
+ * inside the body so the timer adds no indirect call per operation; a body
+ * must leave its result in rp_bench_sink (or memory the compiler cannot
+ * prove dead) so the work is not optimised away.
+ */
+typedef void (*rp_bench_fn)(void *ctx, uint64_t iters);
+
+/* Written by bodies, read by nobody: a volatile store the compiler must keep. */
+extern volatile uint64_t rp_bench_sink;
+
+/* Compiler barrier: memory written before it counts as observed. */
+static inline void rp_bench_clobber(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+struct rp_bench_timing {
+	double ours_ns;	     /* median ns per operation */
+	double base_ns;
+	double ours_min_ns;  /* fastest and slowest sample, for the noise note */
+	double ours_max_ns;
+	double base_min_ns;
+	double base_max_ns;
+	unsigned samples;    /* per side */
+};
+
+/*
+ * rp_bench_compare - time two bodies side by side.
+ *
+ * Each side gets its own iteration count, calibrated so one sample lasts
+ * about 2 ms (quick) or 10 ms; then samples alternate ours, baseline, ours,
+ * baseline... (5 per side quick, 11 otherwise) so frequency drift and
+ * neighbours on a shared host hit both sides alike. Reports the median ns
+ * per operation of each side.
+ */
+void rp_bench_compare(const struct rp_bench_opts *opts, rp_bench_fn ours, void *ours_ctx,
+		      rp_bench_fn base, void *base_ctx, struct rp_bench_timing *out);
+
+/* ---- reporting (bench/report.c, declared in bench/report.h) ---- */
+#include "report.h"
+
+#endif /* RP_BENCH_H */
