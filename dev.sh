@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# ringplane developer entry point. On a fresh Debian 12 machine, as root:
+#   ./dev.sh bench   install what is missing, build, run the default benchmark suite (--quick)
+#   ./dev.sh test    install what is missing, build, run every test (release, ASan+UBSan,
+#                    aarch64 under qemu, fuzz smoke run) and print "N passed, N failed"
+# Other verbs: deps, build, unit (release tests only). Environment: BUILD (default build),
+# FUZZ_SECONDS (default 60), WERROR=1 (add -Dwerror=true, set by CI).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD=${BUILD:-build}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev libnuma-dev
+	libhwloc-dev libcmocka-dev)
+PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox)
+PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+	shellcheck)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs only what is missing, so a tuned host with everything present is not touched.
+need_pkgs() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log "installing: ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "dev.sh: need root to install ${missing[*]}" >&2
+		return 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+meson_setup() { # dir [args...]
+	local dir=$1
+	shift
+	local extra=()
+	[ "${WERROR:-0}" = 1 ] && extra+=(-Dwerror=true)
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "${extra[@]}" "$@" >/dev/null
+	else
+		meson setup "$dir" "${extra[@]}" "$@" >/dev/null
+	fi
+}
+
+build() {
+	need_pkgs "${PKGS_BUILD[@]}" "${PKGS_BENCH[@]}"
+	meson_setup "$BUILD"
+	ninja -C "$BUILD"
+}
+
+# Sum of meson's test results across every build dir this run used.
+TOTAL_PASS=0
+TOTAL_FAIL=0
+TOTAL_SKIP=0
+count_results() { # build-dir
+	local counts
+	counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+	read -r p f s <<<"$counts"
+	TOTAL_PASS=$((TOTAL_PASS + p))
+	TOTAL_FAIL=$((TOTAL_FAIL + f))
+	TOTAL_SKIP=$((TOTAL_SKIP + s))
+}
+
+run_tests() { # build-dir [meson test args...]
+	local dir=$1
+	shift
+	local rc=0
+	meson test -C "$dir" --print-errorlogs "$@" || rc=$?
+	count_results "$dir"
+	return $rc
+}
+
+# A step that is not a meson test still counts as one test in the summary.
+run_step() { # name command...
+	local name=$1
+	shift
+	log "$name"
+	if "$@"; then
+		TOTAL_PASS=$((TOTAL_PASS + 1))
+	else
+		echo "FAIL: $name" >&2
+		TOTAL_FAIL=$((TOTAL_FAIL + 1))
+	fi
+}
+
+cmd_test() {
+	need_pkgs "${PKGS_BUILD[@]}" "${PKGS_BENCH[@]}" "${PKGS_TEST[@]}"
+	local rc=0
+
+	log "release build + tests ($BUILD)"
+	build
+	run_tests "$BUILD" || rc=1
+
+	log "ASan+UBSan build + tests (${BUILD}-asan)"
+	meson_setup "${BUILD}-asan" -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbench=false
+	ninja -C "${BUILD}-asan"
+	RP_TEST_REDUCED=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		run_tests "${BUILD}-asan" || rc=1
+
+	log "aarch64 (NEON) simd build + tests under qemu"
+	if bash tests/cross-aarch64.sh "${BUILD}-aarch64"; then :; else rc=1; fi
+	count_results "${BUILD}-aarch64"
+
+	run_step "fuzz rp_delta_decode for ${FUZZ_SECONDS}s" \
+		bash tests/fuzz/run.sh "$FUZZ_SECONDS" "${BUILD}-fuzz" || rc=1
+	run_step "shellcheck" shellcheck dev.sh .ci/run tests/*.sh tests/fuzz/*.sh || rc=1
+
+	echo
+	echo "${TOTAL_PASS} passed, ${TOTAL_FAIL} failed, ${TOTAL_SKIP} skipped"
+	[ "$TOTAL_FAIL" -eq 0 ] && [ $rc -eq 0 ]
+}
+
+cmd_bench() {
+	build
+	"$BUILD/bench/ringplane-bench" --quick --json "$BUILD/bench-results.json" "$@"
+	log "results: $BUILD/bench-results.json"
+}
+
+case "${1:-}" in
+deps) need_pkgs "${PKGS_BUILD[@]}" "${PKGS_BENCH[@]}" "${PKGS_TEST[@]}" ;;
+build) build ;;
+unit)
+	build
+	run_tests "$BUILD"
+	;;
+test) cmd_test ;;
+bench)
+	shift
+	cmd_bench "$@"
+	;;
+*)
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
