@@ -22,10 +22,12 @@
 #define LANE_LONG 4096
 #define LANE_SHORT 256
 
-/* shift_tab[k][b] = (b << 8k) * x^(8 * lane) mod P: 4 lookups shift a
+/* t[k][b] = (b << 8k) * x^(8 * lane) mod P: 4 lookups shift a
  * 32-bit register by a whole lane. */
-static uint32_t shift_long[4][256];
-static uint32_t shift_short[4][256];
+struct shift_tab {
+	uint32_t t[4][256];
+};
+static struct shift_tab shift_long, shift_short;
 
 __attribute__((constructor(101))) static void crc32c_sse42_init(void)
 {
@@ -34,16 +36,16 @@ __attribute__((constructor(101))) static void crc32c_sse42_init(void)
 
 	for (uint32_t k = 0; k < 4; k++) {
 		for (uint32_t b = 0; b < 256; b++) {
-			shift_long[k][b] = rp_crc32c_mulmod(b << (8 * k), kl);
-			shift_short[k][b] = rp_crc32c_mulmod(b << (8 * k), ks);
+			shift_long.t[k][b] = rp_crc32c_mulmod(b << (8 * k), kl);
+			shift_short.t[k][b] = rp_crc32c_mulmod(b << (8 * k), ks);
 		}
 	}
 }
 
-static inline uint32_t shift(const uint32_t tab[4][256], uint32_t c)
+static inline uint32_t shift(const struct shift_tab *tab, uint32_t c)
 {
-	return tab[0][c & 0xff] ^ tab[1][(c >> 8) & 0xff] ^ tab[2][(c >> 16) & 0xff] ^
-	       tab[3][c >> 24];
+	return tab->t[0][c & 0xff] ^ tab->t[1][(c >> 8) & 0xff] ^ tab->t[2][(c >> 16) & 0xff] ^
+	       tab->t[3][c >> 24];
 }
 
 static inline uint64_t load64(const uint8_t *p)
@@ -55,7 +57,7 @@ static inline uint64_t load64(const uint8_t *p)
 }
 
 static inline uint32_t crc_3way(uint32_t c0, const uint8_t *p, size_t lane,
-				const uint32_t tab[4][256])
+				const struct shift_tab *tab)
 {
 	uint64_t a = c0, b = 0, c = 0;
 
@@ -74,12 +76,12 @@ uint32_t rp_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
 	uint64_t c = ~crc;
 
 	while (len >= 3 * LANE_LONG) {
-		c = crc_3way((uint32_t)c, p, LANE_LONG, shift_long);
+		c = crc_3way((uint32_t)c, p, LANE_LONG, &shift_long);
 		p += 3 * LANE_LONG;
 		len -= 3 * LANE_LONG;
 	}
 	while (len >= 3 * LANE_SHORT) {
-		c = crc_3way((uint32_t)c, p, LANE_SHORT, shift_short);
+		c = crc_3way((uint32_t)c, p, LANE_SHORT, &shift_short);
 		p += 3 * LANE_SHORT;
 		len -= 3 * LANE_SHORT;
 	}

@@ -10,8 +10,9 @@
  * travel as zero XOR bytes): a new record costs at least two header bytes
  * and a decoder step, a bridged gap one byte per unchanged byte.
  *
- * Decoder: validates the whole encoding first, then applies it, so a bad
- * encoding never leaves a half-updated page behind.
+ * Decoder: validates the whole encoding first, so a bad encoding never
+ * leaves a half-updated page behind; then copies prev once and XORs the
+ * literals in place (short ones as one masked 8-byte word).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -122,13 +123,15 @@ static inline void on_mask(struct enc *e, size_t base, uint64_t m)
 
 size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev, size_t len)
 {
+	size_t full = rp_delta_bound(len);
+	/* Records are cut off as soon as they outgrow the single-literal
+	 * fallback: a dense page stops early instead of being encoded twice. */
 	struct enc e = {
 		.cur = cur,
 		.prev = prev,
 		.o = out,
-		.end = (uint8_t *)out + cap,
+		.end = (uint8_t *)out + (cap < full ? cap : full),
 	};
-	size_t full = rp_delta_bound(len);
 	size_t off = 0;
 	uint64_t masks[SCAN_BLOCKS];
 
@@ -164,7 +167,7 @@ size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 	if (e.done < len && !e.overflow)
 		emit(&e, len - e.done, 0);
 
-	if (!e.overflow && (size_t)(e.o - (uint8_t *)out) <= full)
+	if (!e.overflow)
 		return (size_t)(e.o - (uint8_t *)out);
 
 	/* Records would not fit or are larger than sending the page whole. */
@@ -204,12 +207,24 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
 	return -EINVAL;
 }
 
-/*
- * Walk the records; with @cur == NULL only validate. Validation and
- * application share this code so they cannot disagree on the format.
- */
-static int delta_walk(uint8_t *cur, const uint8_t *prev, size_t len, const uint8_t *p,
-		      const uint8_t *end)
+/* One record's header. Single-byte varints (values < 128) are the common case. */
+static inline int get_record(const uint8_t **pp, const uint8_t *end, uint64_t *skip, uint64_t *lit)
+{
+	const uint8_t *p = *pp;
+
+	if (end - p >= 2 && !((p[0] | p[1]) & 0x80)) {
+		*skip = p[0];
+		*lit = p[1];
+		*pp = p + 2;
+		return 0;
+	}
+	if (get_varint(pp, end, skip))
+		return -EINVAL;
+	return get_varint(pp, end, lit);
+}
+
+/* The whole format check; nothing is written. */
+static int delta_check(size_t len, const uint8_t *p, const uint8_t *end)
 {
 	size_t pos = 0;
 	uint64_t v;
@@ -221,42 +236,70 @@ static int delta_walk(uint8_t *cur, const uint8_t *prev, size_t len, const uint8
 	while (pos < len) {
 		uint64_t skip, lit;
 
-		if (get_varint(&p, end, &skip) || skip > len - pos)
+		if (get_record(&p, end, &skip, &lit))
 			return -EINVAL;
-		if (get_varint(&p, end, &lit) || lit > len - pos - skip)
+		if (skip > len - pos || lit > len - pos - skip)
 			return -EINVAL;
 		if (lit == 0 && pos + skip != len) /* empty record, or lit == 0 not last */
 			return -EINVAL;
 		if (lit > (uint64_t)(end - p))
 			return -EINVAL;
-		if (cur) {
-			if (cur != prev)
-				memcpy(cur + pos, prev + pos, skip);
-			pos += skip;
-			if (lit < 16) {
-				for (size_t i = 0; i < lit; i++)
-					cur[pos + i] = prev[pos + i] ^ p[i];
-			} else {
-				rp_xor(cur + pos, prev + pos, p, lit);
-			}
-			pos += lit;
-		} else {
-			pos += skip + lit;
-		}
+		pos += skip + lit;
 		p += lit;
 	}
 	return p == end ? 0 : -EINVAL;
 }
 
-int rp_delta_decode(void *cur, const void *prev, size_t len, const void *enc, size_t enc_len)
+/* XOR @n (1..8) bytes of @d into @dst; @dst_room and @d_room say how many
+ * bytes may be touched, so the whole-word path never leaves either buffer. */
+static inline void xor_short(uint8_t *dst, const uint8_t *d, size_t n, size_t dst_room,
+			     size_t d_room)
 {
-	const uint8_t *p = enc;
-	int ret;
+	if (dst_room >= 8 && d_room >= 8) {
+		uint64_t w, x;
+		uint64_t keep = n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
+
+		memcpy(&w, dst, 8);
+		memcpy(&x, d, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		keep = __builtin_bswap64(keep);
+#endif
+		w ^= x & keep;
+		memcpy(dst, &w, 8);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] ^= d[i];
+}
+
+int rp_delta_decode(void *cur_, const void *prev, size_t len, const void *enc, size_t enc_len)
+{
+	uint8_t *cur = cur_;
+	const uint8_t *p = enc, *end = p + enc_len;
+	size_t pos = 0;
+	uint64_t v;
 
 	if (!enc || (len && (!cur || !prev)))
 		return -EINVAL;
-	ret = delta_walk(NULL, prev, len, p, p + enc_len);
-	if (ret)
-		return ret;
-	return delta_walk(cur, prev, len, p, p + enc_len);
+	if (delta_check(len, p, end))
+		return -EINVAL;
+
+	/* Valid: start from prev and XOR the literals in place. */
+	if (cur != prev && len)
+		memcpy(cur, prev, len);
+	p++;
+	get_varint(&p, end, &v);
+	while (pos < len) {
+		uint64_t skip = 0, lit = 0;
+
+		get_record(&p, end, &skip, &lit); /* cannot fail: checked above */
+		pos += skip;
+		if (lit <= 8 && lit)
+			xor_short(cur + pos, p, lit, len - pos, (size_t)(end - p));
+		else if (lit)
+			rp_xor(cur + pos, cur + pos, p, lit);
+		pos += lit;
+		p += lit;
+	}
+	return 0;
 }
