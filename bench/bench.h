@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "report.h"
+
 struct rp_bench_opts {
 	bool quick; /* short samples, fewer of them: a smoke run, not a result */
 };
@@ -60,10 +62,10 @@ static inline void rp_bench_clobber(void)
 struct rp_bench_timing {
 	double ours_ns;	     /* median ns per operation */
 	double base_ns;
-	double ours_min_ns;  /* fastest and slowest sample, for the noise note */
-	double ours_max_ns;
-	double base_min_ns;
-	double base_max_ns;
+	double ours_q1_ns;   /* first and third quartile, for the noise note */
+	double ours_q3_ns;
+	double base_q1_ns;
+	double base_q3_ns;
 	unsigned samples;    /* per side */
 };
 
@@ -72,14 +74,25 @@ struct rp_bench_timing {
  *
  * Each side gets its own iteration count, calibrated so one sample lasts
  * about 2 ms (quick) or 10 ms; then samples alternate ours, baseline, ours,
- * baseline... (5 per side quick, 11 otherwise) so frequency drift and
+ * baseline... (7 per side quick, 21 otherwise) so frequency drift and
  * neighbours on a shared host hit both sides alike. Reports the median ns
  * per operation of each side.
  */
 void rp_bench_compare(const struct rp_bench_opts *opts, rp_bench_fn ours, void *ours_ctx,
 		      rp_bench_fn base, void *base_ctx, struct rp_bench_timing *out);
 
-/* ---- reporting (bench/report.c, declared in bench/report.h) ---- */
-#include "report.h"
+/* The sampling plan rp_bench_compare() follows, for headers and notes. */
+unsigned rp_bench_samples(const struct rp_bench_opts *opts);
+double rp_bench_sample_ms(const struct rp_bench_opts *opts);
+
+/*
+ * Report a compared pair as a throughput row (GB/s, @bytes_per_op bytes per
+ * operation, higher is better) or a time row (ns per operation, lower is
+ * better). Adds a note when the middle half of a side's samples spreads by
+ * more than 15% of its median: that row was measured on a noisy host.
+ */
+int rp_bench_row_gbps(const char *name, double bytes_per_op, const struct rp_bench_timing *t,
+		      const char *baseline_name);
+int rp_bench_row_ns(const char *name, const struct rp_bench_timing *t, const char *baseline_name);
 
 #endif /* RP_BENCH_H */

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane-bench [SUITE...] [--quick] [--json FILE] [--plot DIR] [--list]
+ *
+ * Runs each named suite (all registered suites when none is named), each
+ * printing ringplane and its baseline side by side with the ratio, from the
+ * same run. Exit status: 0 when every suite ran, 1 when one failed or an
+ * output could not be written, 2 on a usage error.
+ */
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ringplane/simd.h>
+
+#include "bench.h"
+
+/* The registry: adding a suite is one entry here and its run function. */
+static const struct rp_bench_suite suites[] = {
+	{ "simd", "CRC32C, XOR and the XOR-delta codec vs ISA-L and scalar/naive references",
+	  rp_bench_suite_simd },
+};
+
+#define NSUITES (sizeof(suites) / sizeof(suites[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringplane-bench [SUITE...] [--quick] [--json FILE] [--plot DIR] [--list]\n"
+		"  SUITE        run only these suites (default: all); see --list\n"
+		"  --quick      short samples: a smoke run in seconds, not a result to publish\n"
+		"  --json FILE  write host facts and every row to FILE\n"
+		"  --plot DIR   write DIR/<suite>.dat and .gp (and .png when gnuplot is installed)\n"
+		"  --list       list the suites and exit\n"
+		"Each row shows ringplane, its baseline and the ratio; ratio > 1 means ringplane is better.\n");
+}
+
+static void list_suites(FILE *f)
+{
+	for (size_t i = 0; i < NSUITES; i++)
+		fprintf(f, "  %-10s %s\n", suites[i].name, suites[i].desc);
+}
+
+static const struct rp_bench_suite *find_suite(const char *name)
+{
+	for (size_t i = 0; i < NSUITES; i++)
+		if (!strcmp(suites[i].name, name))
+			return &suites[i];
+	return NULL;
+}
+
+/* Pin to the CPU we are on, so the scheduler does not migrate the thread
+ * (and its caches) between the two sides of a comparison. */
+static int pin_here(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return -1;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return -1;
+	return cpu;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "plot", required_argument, NULL, 'p' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rp_report_cfg cfg = { .pinned_cpu = -1 };
+	struct rp_bench_opts opts = { 0 };
+	const struct rp_bench_suite *run[NSUITES];
+	size_t nrun = 0;
+	int failed = 0, c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			opts.quick = true;
+			break;
+		case 'j':
+			cfg.json_path = optarg;
+			break;
+		case 'p':
+			cfg.plot_dir = optarg;
+			break;
+		case 'l':
+			list_suites(stdout);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		const struct rp_bench_suite *s = find_suite(argv[i]);
+		bool dup = false;
+
+		if (!s) {
+			fprintf(stderr, "ringplane-bench: unknown suite '%s'; available:\n", argv[i]);
+			list_suites(stderr);
+			return 2;
+		}
+		for (size_t k = 0; k < nrun; k++)
+			dup |= run[k] == s;
+		if (!dup)
+			run[nrun++] = s;
+	}
+	if (nrun == 0)
+		for (size_t i = 0; i < NSUITES; i++)
+			run[nrun++] = &suites[i];
+
+	cfg.quick = opts.quick;
+	cfg.pinned_cpu = pin_here();
+	if (rp_report_open(&cfg))
+		return 1;
+
+	printf("ringplane-bench: simd backend \"%s\"%s%s, ", rp_simd_backend(),
+	       getenv("RP_SIMD") ? ", RP_SIMD=" : "", getenv("RP_SIMD") ? getenv("RP_SIMD") : "");
+	if (cfg.pinned_cpu >= 0)
+		printf("pinned to cpu %d", cfg.pinned_cpu);
+	else
+		printf("not pinned (sched_setaffinity failed)");
+	printf(", %s%.0f ms samples x %u per side, alternating, median reported\n",
+	       opts.quick ? "quick: " : "", rp_bench_sample_ms(&opts), rp_bench_samples(&opts));
+	printf("ratio > 1 means ringplane is better (throughput: ours/baseline; time: baseline/ours)\n");
+
+	for (size_t i = 0; i < nrun; i++) {
+		int ret;
+
+		rp_report_suite_begin(run[i]->name, run[i]->desc);
+		ret = run[i]->run(&opts);
+		rp_report_suite_end(ret);
+		failed |= ret != 0;
+	}
+	if (rp_report_close())
+		failed = 1;
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The side-by-side timer. This host has two cores shared with other work,
+ * so a single long run of each side would let a burst of noise, or a clock
+ * change, land on one side only. Instead each side is cut into short
+ * samples that alternate (ours, baseline, ours, baseline, ...) and each side
+ * reports its median: an outlier sample costs one of 7 or 21, not the
+ * result.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench.h"
+
+volatile uint64_t rp_bench_sink;
+
+/* One sample: ~2 ms quick, ~10 ms otherwise (long enough that the 20-30 ns
+ * clock_gettime() around it is noise, short enough to alternate often). */
+#define SAMPLE_NS_QUICK 2000000ull
+#define SAMPLE_NS_FULL 10000000ull
+#define SAMPLES_QUICK 7u
+#define SAMPLES_FULL 21u
+#define SAMPLES_MAX SAMPLES_FULL
+
+uint64_t rp_bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t run_timed(rp_bench_fn fn, void *ctx, uint64_t iters)
+{
+	uint64_t t0 = rp_bench_now_ns();
+
+	fn(ctx, iters);
+	return rp_bench_now_ns() - t0;
+}
+
+/* Iterations for one sample of about @target_ns. */
+static uint64_t calibrate(rp_bench_fn fn, void *ctx, uint64_t target_ns)
+{
+	uint64_t iters = 1;
+
+	/* First call outside the clock: page faults on fresh buffers, lazy
+	 * kernel dispatch (ISA-L's and ours resolve on first use). */
+	fn(ctx, 1);
+	for (;;) {
+		uint64_t t = run_timed(fn, ctx, iters);
+
+		/* An eighth of the target is long enough to extrapolate from. */
+		if (t >= target_ns / 8 || iters >= (1ull << 40)) {
+			double n = (double)iters * (double)target_ns / (double)(t ? t : 1);
+
+			return n < 1.0 ? 1 : (uint64_t)n;
+		}
+		if (t < 1000) {
+			iters *= 16; /* below the clock's useful resolution */
+		} else {
+			/* aim at a quarter of the target, at least doubling */
+			double next = (double)iters * (double)(target_ns / 4) / (double)t;
+
+			iters = next > 2.0 * (double)iters ? (uint64_t)next : 2 * iters;
+		}
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void summarize(double *s, unsigned n, double *median, double *q1, double *q3)
+{
+	qsort(s, n, sizeof(*s), cmp_double);
+	*median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
+	*q1 = s[n / 4];
+	*q3 = s[(3 * n) / 4];
+}
+
+unsigned rp_bench_samples(const struct rp_bench_opts *opts)
+{
+	return opts->quick ? SAMPLES_QUICK : SAMPLES_FULL;
+}
+
+double rp_bench_sample_ms(const struct rp_bench_opts *opts)
+{
+	return (double)(opts->quick ? SAMPLE_NS_QUICK : SAMPLE_NS_FULL) / 1e6;
+}
+
+void rp_bench_compare(const struct rp_bench_opts *opts, rp_bench_fn ours, void *ours_ctx,
+		      rp_bench_fn base, void *base_ctx, struct rp_bench_timing *out)
+{
+	uint64_t target = opts->quick ? SAMPLE_NS_QUICK : SAMPLE_NS_FULL;
+	unsigned n = rp_bench_samples(opts);
+	double so[SAMPLES_MAX], sb[SAMPLES_MAX];
+	uint64_t it_o = calibrate(ours, ours_ctx, target);
+	uint64_t it_b = calibrate(base, base_ctx, target);
+
+	for (unsigned i = 0; i < n; i++) {
+		so[i] = (double)run_timed(ours, ours_ctx, it_o) / (double)it_o;
+		sb[i] = (double)run_timed(base, base_ctx, it_b) / (double)it_b;
+	}
+	summarize(so, n, &out->ours_ns, &out->ours_q1_ns, &out->ours_q3_ns);
+	summarize(sb, n, &out->base_ns, &out->base_q1_ns, &out->base_q3_ns);
+	out->samples = n;
+}
+
+/* Interquartile range of a side's samples, relative to its median, above
+ * which a row is flagged. The middle half rather than min..max: one sample
+ * hit by a neighbour's burst is what the median is there to absorb. */
+#define NOISY_IQR 0.15
+
+static void note_noise(const char *name, const struct rp_bench_timing *t)
+{
+	double so = (t->ours_q3_ns - t->ours_q1_ns) / t->ours_ns;
+	double sb = (t->base_q3_ns - t->base_q1_ns) / t->base_ns;
+
+	if (so > NOISY_IQR || sb > NOISY_IQR)
+		rp_report_note("%s: noisy samples (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
+			       name, 100.0 * so, 100.0 * sb);
+}
+
+int rp_bench_row_gbps(const char *name, double bytes_per_op, const struct rp_bench_timing *t,
+		      const char *baseline_name)
+{
+	/* bytes per ns is GB/s (10^9 bytes per second) */
+	int ret = rp_report_row(name, "GB/s", bytes_per_op / t->ours_ns, bytes_per_op / t->base_ns,
+				baseline_name, true);
+
+	if (!ret)
+		note_noise(name, t);
+	return ret;
+}
+
+int rp_bench_row_ns(const char *name, const struct rp_bench_timing *t, const char *baseline_name)
+{
+	int ret = rp_report_row(name, "ns", t->ours_ns, t->base_ns, baseline_name, false);
+
+	if (!ret)
+		note_noise(name, t);
+	return ret;
+}
