@@ -2,7 +2,7 @@
 # ringplane developer entry point. On a fresh Debian 12 machine, as root:
 #   ./dev.sh bench   install what is missing, build, run the default benchmark suite (--quick)
 #   ./dev.sh test    install what is missing, build, run every test (release, ASan+UBSan,
-#                    aarch64 under qemu, fuzz smoke run) and print "N passed, N failed"
+#                    TSan, aarch64 under qemu, fuzz smoke run) and print "N passed, N failed"
 # Other verbs: deps, build, unit (release tests only). Environment: BUILD (default build),
 # FUZZ_SECONDS (default 60), WERROR=1 (add -Dwerror=true, set by CI).
 set -euo pipefail
@@ -114,6 +114,12 @@ cmd_test() {
 	ninja -C "${BUILD}-asan"
 	RP_TEST_REDUCED=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		run_tests "${BUILD}-asan" || rc=1
+
+	log "TSan build + thread tests (${BUILD}-tsan)"
+	meson_setup "${BUILD}-tsan" -Dbuildtype=debugoptimized -Db_sanitize=thread \
+		-Db_lundef=false -Dbench=false
+	ninja -C "${BUILD}-tsan"
+	TSAN_OPTIONS=halt_on_error=1 run_tests "${BUILD}-tsan" --suite threads || rc=1
 
 	log "aarch64 (NEON) simd build + tests under qemu"
 	if bash tests/cross-aarch64.sh "${BUILD}-aarch64"; then :; else rc=1; fi

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rp_spsc: wraparound at every capacity, burst edge cases, and two pinned
+ * threads moving many items with single and burst calls mixed, checking
+ * order and loss. Built again under TSan (tests/meson.build, suite
+ * "threads"), where the item count is smaller.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ringplane/spsc.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
+/* Wall-clock bound for every spinning loop in this file. */
+#define DEADLINE_S 120
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void test_create_rejects_bad_capacity(void **state)
+{
+	static const uint32_t bad[] = { 0, 1, 3, 6, 100, 1000, (1u << 31) + 1, UINT32_MAX };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		assert_null(rp_spsc_create(bad[i]));
+		assert_int_equal(errno, EINVAL);
+	}
+}
+
+/* Fill to capacity, check full, drain in order; at every fill level and
+ * across many laps so the free-running indices wrap the slot array. */
+static void test_wraparound_every_capacity(void **state)
+{
+	(void)state;
+	for (uint32_t cap = 2; cap <= 4096; cap *= 2) {
+		struct rp_spsc *r = rp_spsc_create(cap);
+		uintptr_t next_in = 1, next_out = 1;
+
+		assert_non_null(r);
+		assert_int_equal(rp_spsc_capacity(r), cap);
+		for (uint32_t lap = 0; lap < 3 * cap + 7; lap++) {
+			uint32_t fill = 1 + (lap * 2654435761u) % cap;
+
+			for (uint32_t i = 0; i < fill; i++)
+				assert_true(rp_spsc_push(r, (void *)next_in++));
+			assert_int_equal(rp_spsc_count(r), fill);
+			if (fill == cap)
+				assert_false(rp_spsc_push(r, (void *)next_in));
+			for (uint32_t i = 0; i < fill; i++)
+				assert_ptr_equal(rp_spsc_pop(r), (void *)next_out++);
+			assert_null(rp_spsc_pop(r));
+		}
+		/* Full ring: exactly cap items fit. */
+		for (uint32_t i = 0; i < cap; i++)
+			assert_true(rp_spsc_push(r, (void *)next_in++));
+		assert_false(rp_spsc_push(r, (void *)next_in));
+		assert_int_equal(rp_spsc_count(r), cap);
+		for (uint32_t i = 0; i < cap; i++)
+			assert_ptr_equal(rp_spsc_pop(r), (void *)next_out++);
+		rp_spsc_destroy(r);
+	}
+}
+
+static void test_burst_partial(void **state)
+{
+	struct rp_spsc *r = rp_spsc_create(8);
+	void *in[16], *out[16];
+
+	(void)state;
+	for (uintptr_t i = 0; i < 16; i++)
+		in[i] = (void *)(i + 1);
+	assert_int_equal(rp_spsc_push_burst(r, in, 5), 5);
+	/* Only 3 slots left: burst takes as many as fit. */
+	assert_int_equal(rp_spsc_push_burst(r, in + 5, 10), 3);
+	assert_int_equal(rp_spsc_push_burst(r, in, 1), 0);
+	assert_int_equal(rp_spsc_pop_burst(r, out, 2), 2);
+	assert_ptr_equal(out[0], in[0]);
+	assert_ptr_equal(out[1], in[1]);
+	assert_int_equal(rp_spsc_pop_burst(r, out, 16), 6);
+	for (int i = 0; i < 6; i++)
+		assert_ptr_equal(out[i], in[i + 2]);
+	assert_int_equal(rp_spsc_pop_burst(r, out, 16), 0);
+	assert_int_equal(rp_spsc_push_burst(r, in, 0), 0);
+	rp_spsc_destroy(r);
+}
+
+struct xfer {
+	struct rp_spsc *r;
+	uint64_t n;
+	int cpu;
+	int timed_out;
+};
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* Best effort: a restricted cpuset only makes the test less sharp. */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* Producer: items 1..n, alternating single pushes and bursts of 1..32. */
+static void *producer(void *arg)
+{
+	struct xfer *x = arg;
+	uint64_t next = 1, spins = 0;
+	double deadline = now_s() + DEADLINE_S;
+	void *batch[32];
+
+	pin_to(x->cpu);
+	while (next <= x->n) {
+		unsigned want = (unsigned)(next % 33);
+
+		if (want == 0 || next % 3 == 0) {
+			if (!rp_spsc_push(x->r, (void *)(uintptr_t)next)) {
+				if ((++spins & 0xfffff) == 0 && now_s() > deadline) {
+					x->timed_out = 1;
+					return NULL;
+				}
+				sched_yield();
+				continue;
+			}
+			next++;
+			continue;
+		}
+		if (want > x->n - next + 1)
+			want = (unsigned)(x->n - next + 1);
+		for (unsigned i = 0; i < want; i++)
+			batch[i] = (void *)(uintptr_t)(next + i);
+		unsigned done = 0;
+		while (done < want) {
+			unsigned k = rp_spsc_push_burst(x->r, batch + done, want - done);
+
+			done += k;
+			if (!k) {
+				if ((++spins & 0xfffff) == 0 && now_s() > deadline) {
+					x->timed_out = 1;
+					return NULL;
+				}
+				sched_yield();
+			}
+		}
+		next += want;
+	}
+	return NULL;
+}
+
+static void run_two_threads(uint32_t cap, uint64_t n)
+{
+	struct xfer x = { .r = rp_spsc_create(cap), .n = n, .cpu = 1 };
+	pthread_t t;
+	uint64_t expect = 1, spins = 0;
+	double deadline = now_s() + DEADLINE_S;
+	void *batch[32];
+
+	assert_non_null(x.r);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		x.cpu = -1;
+	pin_to(x.cpu >= 0 ? 0 : -1);
+	assert_int_equal(pthread_create(&t, NULL, producer, &x), 0);
+	while (expect <= n) {
+		unsigned got;
+
+		if (expect & 1) {
+			void *p = rp_spsc_pop(x.r);
+
+			got = p != NULL;
+			if (p && (uint64_t)(uintptr_t)p != expect)
+				fail_msg("out of order: got %ju, expected %ju", (uintmax_t)(uintptr_t)p,
+					 (uintmax_t)expect);
+		} else {
+			got = rp_spsc_pop_burst(x.r, batch, 1 + (unsigned)(expect % 32));
+			for (unsigned i = 0; i < got; i++)
+				if ((uint64_t)(uintptr_t)batch[i] != expect + i)
+					fail_msg("burst out of order: got %ju, expected %ju",
+						 (uintmax_t)(uintptr_t)batch[i], (uintmax_t)(expect + i));
+		}
+		expect += got;
+		if (!got && (++spins & 0xfffff) == 0) {
+			if (now_s() > deadline)
+				fail_msg("timed out at item %ju of %ju", (uintmax_t)expect, (uintmax_t)n);
+			sched_yield();
+		}
+	}
+	pthread_join(t, NULL);
+	assert_false(x.timed_out);
+	assert_null(rp_spsc_pop(x.r)); /* nothing extra */
+	rp_spsc_destroy(x.r);
+}
+
+static uint64_t items(void)
+{
+#ifdef UNDER_TSAN
+	return 200000;
+#else
+	const char *r = getenv("RP_TEST_REDUCED");
+
+	return (r && *r == '1') ? 2000000 : 100000000;
+#endif
+}
+
+static void test_two_threads_order_and_loss(void **state)
+{
+	uint64_t n = items();
+
+	(void)state;
+	printf("[ INFO     ] moving %ju items through a 1024-slot ring\n", (uintmax_t)n);
+	run_two_threads(1024, n);
+}
+
+/* A tiny ring keeps both threads on the full/empty edges. */
+static void test_two_threads_tiny_ring(void **state)
+{
+	(void)state;
+	run_two_threads(2, items() / 100);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_rejects_bad_capacity),
+		cmocka_unit_test(test_wraparound_every_capacity),
+		cmocka_unit_test(test_burst_partial),
+		cmocka_unit_test(test_two_threads_order_and_loss),
+		cmocka_unit_test(test_two_threads_tiny_ring),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
