@@ -104,9 +104,14 @@ static _Atomic unsigned registry_hi; /* slots ever used */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t foreign_frees;
 
-static _Thread_local unsigned tls_slot;
+/*
+ * initial-exec: the library is built -fPIC, where the default TLS model
+ * calls __tls_get_addr on every access; these are read on every free.
+ */
+#define RP_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+static RP_TLS unsigned tls_slot;
 /* Its address identifies the thread (owner check without a syscall). */
-static _Thread_local char tls_token;
+static RP_TLS char tls_token;
 
 static inline unsigned class_index(size_t size)
 {
@@ -186,6 +191,25 @@ static void span_release(struct rp_pool *p, struct span *s)
 	p->spans_used--;
 }
 
+static void free_not_current(struct rp_pool *p, struct span *s)
+{
+	struct sclass *sc = &p->cls[s->cls];
+	struct span *cur = sc->cur;
+
+	/* The current span is used up: let this one serve the next alloc
+	 * directly (classes with few objects per span would otherwise take
+	 * the slow path on every alloc). The old one is full and unlisted; its
+	 * next free lists it again. */
+	if (!cur || (!cur->free && cur->bump == cur->capacity)) {
+		if (s->listed)
+			partial_unlink(p, s);
+		sc->cur = s;
+		return;
+	}
+	if (!s->listed)
+		partial_push(p, s);
+}
+
 static inline void free_local(struct rp_pool *p, void *ptr)
 {
 	struct span *s = &p->spans[(size_t)((char *)ptr - p->base) >> SPAN_SHIFT];
@@ -194,12 +218,12 @@ static inline void free_local(struct rp_pool *p, void *ptr)
 	s->free = ptr;
 	s->used--;
 	p->frees++;
-	if (unlikely(s != p->cls[s->cls].cur)) {
-		if (s->used == 0)
-			span_release(p, s);
-		else if (!s->listed)
-			partial_push(p, s);
-	}
+	/* A span that gains a free object while not current becomes a
+	 * candidate for its class; even when empty it stays there (no churn
+	 * for classes of few objects per span) until another class needs a
+	 * span and the arena has none (reclaim_empty_span). */
+	if (unlikely(s != p->cls[s->cls].cur))
+		free_not_current(p, s);
 }
 
 /* Owner side: refuse what is not the start of an object of a live span (a
@@ -234,17 +258,64 @@ unsigned rp_pool_reclaim(struct rp_pool *p)
 	return n;
 }
 
-static inline void *span_take(struct span *s, unsigned shift, char *addr)
+/*
+ * Arena empty: give back one span that has nothing out, from any class's
+ * partial list or current span. Slow (walks the lists), and only reached
+ * when a class would otherwise fail.
+ */
+static bool reclaim_empty_span(struct rp_pool *p)
 {
-	void *obj = s->free;
+	for (unsigned k = 0; k < RP_POOL_NCLASS; k++) {
+		struct sclass *sc = &p->cls[k];
 
-	if (obj) {
-		s->free = *(void **)obj;
-	} else if (s->bump < s->capacity) {
-		obj = addr + ((size_t)s->bump++ << shift);
-	} else {
-		return NULL;
+		for (struct span *s = sc->partial; s; s = s->next) {
+			if (s->used == 0) {
+				span_release(p, s);
+				return true;
+			}
+		}
+		if (sc->cur && sc->cur->used == 0) {
+			struct span *idle = sc->cur;
+
+			sc->cur = NULL;
+			span_release(p, idle);
+			return true;
+		}
 	}
+	return false;
+}
+
+/* Thread up to CARVE_BATCH never-used objects onto the span's free list,
+ * so the fast path only ever pops that list. */
+#define CARVE_BATCH 32
+static void span_carve(struct rp_pool *p, struct span *s, unsigned shift)
+{
+	char *base = span_addr(p, s);
+	uint32_t n = s->capacity - s->bump;
+	void *head = s->free;
+
+	if (n > CARVE_BATCH)
+		n = CARVE_BATCH;
+	for (uint32_t i = s->bump + n; i-- > s->bump;) {
+		void *obj = base + ((size_t)i << shift);
+
+		*(void **)obj = head;
+		head = obj;
+	}
+	s->free = head;
+	s->bump += n;
+}
+
+static inline void *span_take(struct rp_pool *p, struct span *s, unsigned shift)
+{
+	void *obj;
+
+	if (!s->free && s->bump < s->capacity)
+		span_carve(p, s, shift);
+	obj = s->free;
+	if (!obj)
+		return NULL;
+	s->free = *(void **)obj;
 	s->used++;
 	return obj;
 }
@@ -259,31 +330,17 @@ static void *alloc_slow(struct rp_pool *p, unsigned c)
 	if (atomic_load_explicit(&p->remote, memory_order_relaxed))
 		rp_pool_reclaim(p);
 	s = sc->cur;
-	if (s && (obj = span_take(s, shift, span_addr(p, s))))
+	if (s && (obj = span_take(p, s, shift)))
 		return obj;
 	/* cur is full; it will be listed again by its next local free. */
 	if (sc->partial) {
 		s = sc->partial;
 		partial_unlink(p, s);
 		sc->cur = s;
-		return span_take(s, shift, span_addr(p, s));
+		return span_take(p, s, shift);
 	}
-	if (!p->free_spans) {
-		/* Arena empty: take back any class's current span with nothing
-		 * out (a class keeps its current span to avoid churn, but not at
-		 * the price of failing another class). */
-		for (unsigned k = 0; k < RP_POOL_NCLASS; k++) {
-			struct span *idle = p->cls[k].cur;
-
-			if (idle && idle->used == 0) {
-				p->cls[k].cur = NULL;
-				span_release(p, idle);
-				break;
-			}
-		}
-		if (!p->free_spans)
-			return NULL;
-	}
+	if (!p->free_spans && !reclaim_empty_span(p))
+		return NULL;
 	s = p->free_spans;
 	p->free_spans = s->next;
 	*s = (struct span){
@@ -292,7 +349,7 @@ static void *alloc_slow(struct rp_pool *p, unsigned c)
 	};
 	p->spans_used++;
 	sc->cur = s;
-	return span_take(s, shift, span_addr(p, s));
+	return span_take(p, s, shift);
 }
 
 void *rp_pool_alloc(struct rp_pool *p, size_t size)
@@ -306,8 +363,10 @@ void *rp_pool_alloc(struct rp_pool *p, size_t size)
 		return NULL;
 	}
 	s = p->cls[c].cur;
-	if (likely(s && (s->free || s->bump < s->capacity))) {
-		obj = span_take(s, class_shift(c), span_addr(p, s));
+	if (likely(s && s->free)) {
+		obj = s->free;
+		s->free = *(void **)obj;
+		s->used++;
 	} else {
 		obj = alloc_slow(p, c);
 		if (unlikely(!obj)) {
