@@ -54,11 +54,10 @@ void rp_xor_neon(void *dst, const void *a, const void *b, size_t len)
  * last round bytes 0..7 of the result are the mask bytes for block bytes
  * 0-7, 8-15, ..., 56-63, and lane 0 read as u64 is the mask.
  */
-static inline uint64_t nonzero_mask64(uint8x16_t v0, uint8x16_t v1, uint8x16_t v2,
-				      uint8x16_t v3)
+static inline uint64_t nonzero_mask64(uint8x16_t v0, uint8x16_t v1, uint8x16_t v2, uint8x16_t v3)
 {
-	static const uint8_t weights[16] = { 1, 2, 4, 8, 16, 32, 64, 128,
-					     1, 2, 4, 8, 16, 32, 64, 128 };
+	static const uint8_t weights[16] = {1, 2, 4, 8, 16, 32, 64, 128,
+					    1, 2, 4, 8, 16, 32, 64, 128};
 	const uint8x16_t w = vld1q_u8(weights);
 	uint8x16_t t0 = vandq_u8(vtstq_u8(v0, v0), w);
 	uint8x16_t t1 = vandq_u8(vtstq_u8(v1, v1), w);
@@ -70,8 +69,7 @@ static inline uint64_t nonzero_mask64(uint8x16_t v0, uint8x16_t v1, uint8x16_t v
 	return vgetq_lane_u64(vreinterpretq_u64_u8(s), 0);
 }
 
-uint64_t rp_delta_scan_neon(const uint8_t *a, const uint8_t *b, unsigned nblocks,
-			    uint64_t *masks)
+uint64_t rp_delta_scan_neon(const uint8_t *a, const uint8_t *b, unsigned nblocks, uint64_t *masks)
 {
 	uint64_t summary = 0;
 

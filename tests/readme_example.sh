@@ -15,7 +15,7 @@ grep -q 'rp_delta_encode' "$work/example.c" || {
 	exit 1
 }
 export PKG_CONFIG_PATH="$build/meson-uninstalled"
-# shellcheck disable=SC2046 # word splitting of pkg-config output is intended
-cc -std=gnu11 -Wall -Wextra -Werror -O2 "$work/example.c" \
+# shellcheck disable=SC2046,SC2086 # word splitting of flags is intended
+cc -std=gnu11 -Wall -Wextra -Werror -O2 ${EXAMPLE_CFLAGS:-} "$work/example.c" \
 	$(pkg-config --cflags --libs ringplane) -o "$work/example"
 LD_LIBRARY_PATH="$build" "$work/example"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Fuzz rp_delta_decode with libFuzzer for a fixed time.
+#
+#   tests/fuzz/run.sh [SECONDS] [BUILD_DIR]   from anywhere; SECONDS defaults
+#                                             to 60, BUILD_DIR to build-fuzz
+#                                             (relative to the repository root)
+#
+# Configures BUILD_DIR with clang (-Dfuzz=true, ASan+UBSan, and libFuzzer's
+# coverage on the whole library, not only on the harness), builds the
+# fuzzer and the seed generator, writes the seeds into BUILD_DIR/corpus
+# (the corpus lives in the build dir and is never committed; what the fuzzer
+# finds is kept there for the next run), and runs the fuzzer. Crash inputs
+# land in BUILD_DIR/artifacts. Exits non-zero if the build fails or the
+# fuzzer found a crash, a leak, a timeout or undefined behaviour.
+# WERROR=1 in the environment adds -Dwerror=true, as for dev.sh's builds.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+seconds=${1:-60}
+build=${2:-build-fuzz}
+
+case "$seconds" in
+'' | *[!0-9]*)
+	echo "fuzz: SECONDS must be a whole number, not '$seconds'" >&2
+	exit 2
+	;;
+esac
+command -v clang >/dev/null || {
+	echo "fuzz: clang not found (Debian 12: apt-get install clang libclang-rt-14-dev)" >&2
+	exit 1
+}
+
+opts=(-Dfuzz=true -Dsimd_only=true -Dbench=false -Dbuildtype=debugoptimized
+	"-Db_sanitize=address,undefined" -Db_lundef=false
+	"-Dc_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined")
+[ "${WERROR:-0}" = 1 ] && opts+=(-Dwerror=true)
+
+if [ -d "$build/meson-private" ]; then
+	# meson keeps the compiler it found first; a gcc-configured dir stays gcc.
+	if ! grep -q 'C compiler for the host machine: clang' "$build/meson-logs/meson-log.txt" \
+		2>/dev/null; then
+		echo "fuzz: $build was configured with another compiler than clang; remove it" >&2
+		exit 1
+	fi
+	meson setup --reconfigure "$build" "${opts[@]}" >/dev/null
+else
+	CC=clang meson setup "$build" "${opts[@]}" >/dev/null
+fi
+meson compile -C "$build" fuzz_delta_decode fuzz_gen_seeds
+
+fuzzer="$build/tests/fuzz/fuzz_delta_decode"
+corpus="$build/corpus"
+artifacts="$build/artifacts"
+mkdir -p "$corpus" "$artifacts"
+"$build/tests/fuzz/fuzz_gen_seeds" "$corpus"
+
+echo "fuzz: running $fuzzer for ${seconds}s on $corpus"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+rc=0
+"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=9000 \
+	-print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" || rc=$?
+
+if [ "$rc" -ne 0 ]; then
+	echo "fuzz: FAIL: fuzz_delta_decode exited $rc; inputs that reproduce it:" >&2
+	ls -l "$artifacts" >&2
+	echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
+	exit 1
+fi
+echo "fuzz: no crash in ${seconds}s"
