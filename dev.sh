@@ -15,7 +15,7 @@ PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev li
 	libhwloc-dev libcmocka-dev)
 PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox)
 PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-	shellcheck)
+	shellcheck bats)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -127,7 +127,9 @@ cmd_test() {
 
 	run_step "fuzz rp_delta_decode for ${FUZZ_SECONDS}s" \
 		bash tests/fuzz/run.sh "$FUZZ_SECONDS" "${BUILD}-fuzz" || rc=1
-	run_step "shellcheck" shellcheck dev.sh .ci/run tests/*.sh tests/fuzz/*.sh || rc=1
+	run_step "tuning scripts (bats, fake /proc and /sys trees)" \
+		env RP_TUNE_RINGPLANE="$(realpath -m "$BUILD/apps/ringplane")" bash tuning/tests/run.sh || rc=1
+	run_step "shellcheck" shellcheck dev.sh .ci/run tests/*.sh tests/fuzz/*.sh apps/*.sh || rc=1
 
 	echo
 	echo "${TOTAL_PASS} passed, ${TOTAL_FAIL} failed, ${TOTAL_SKIP} skipped"

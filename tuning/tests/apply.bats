@@ -1,0 +1,192 @@
+#!/usr/bin/env bats
+# ringplane-tune apply / revert on fake trees: dry runs, exact restores, idempotence.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	export RP_TUNE_STATE="$BATS_TEST_TMPDIR/state" # outside the tree, so diff -r sees only the tree
+}
+
+@test "apply --dry-run prints each write and changes nothing" {
+	untuned_tree
+	snapshot before
+	run "$TUNE" apply --dry-run --cpus 2-7
+	[ "$status" -eq 0 ]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE" ]
+	[[ $output == *"would write '268435456' to $RP_TUNE_ROOT/proc/sys/net/core/rmem_max (now '212992')"* ]]
+	[[ $output == *"would write 'performance' to $RP_TUNE_ROOT/sys/devices/system/cpu/cpu7/cpufreq/scaling_governor"* ]]
+	[[ $output == *"would write '0-1' to $RP_TUNE_ROOT/proc/irq/40/smp_affinity_list (now '0-7')"* ]]
+	[[ $output == *"dry run: 24 writes, nothing changed"* ]]
+}
+
+@test "apply then revert restores the tree byte for byte" {
+	untuned_tree
+	snapshot before
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"24 written, 0 failed"* ]]
+	run diff -r -q "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ "$status" -eq 1 ]
+	# Tabs in tcp_rmem, the mask width of default_smp_affinity: revert must give them back.
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = 3 ]
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"reverted 24 values"* ]]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE" ]
+}
+
+@test "after apply, check finds sysctls, huge pages, governor and IRQs tuned" {
+	untuned_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$status" -eq 0 ]
+	[ "$(json_get '[c["item"] for c in d["checks"] if c["status"]!="ok"]')" = \
+		"['cmdline.isolcpus', 'cmdline.nohz_full', 'cmdline.rcu_nocbs', 'cmdline.irqaffinity', 'irqbalance', 'memlock', 'nofile']" ]
+}
+
+@test "apply is idempotent: a second run writes nothing and keeps the first originals" {
+	untuned_tree
+	snapshot before
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	cp "$RP_TUNE_STATE/changes" "$BATS_TEST_TMPDIR/changes.1"
+	snapshot after1
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"0 written, 0 failed"* ]]
+	diff -r "$BATS_TEST_TMPDIR/after1" "$RP_TUNE_ROOT"
+	diff "$BATS_TEST_TMPDIR/changes.1" "$RP_TUNE_STATE/changes"
+	[ "$(sort "$RP_TUNE_STATE/changes" | uniq -d)" = "" ]
+	[ "$(wc -l <"$RP_TUNE_STATE/changes")" -eq 24 ]
+	# One saved original per path, equal to the pre-apply bytes.
+	local p
+	while IFS= read -r p; do
+		cmp "$RP_TUNE_STATE/orig$p" "$BATS_TEST_TMPDIR/before$p"
+	done <"$RP_TUNE_STATE/changes"
+	"$TUNE" revert >/dev/null
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
+@test "a value changed between two applies still reverts to the very first original" {
+	untuned_tree
+	snapshot before
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	sysctl_file net.core.somaxconn 128 # someone lowers it again
+	run "$TUNE" apply --cpus 2-7
+	[[ $output == *"1 written"* ]]
+	[ "$(cat "$RP_TUNE_STATE/orig/proc/sys/net/core/somaxconn")" = 4096 ]
+	"$TUNE" revert >/dev/null
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
+@test "state defaults to var/lib/ringplane-tune under the fake root, and revert removes it" {
+	unset RP_TUNE_STATE
+	untuned_tree
+	snapshot before
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	[ -s "$RP_TUNE_ROOT/var/lib/ringplane-tune/changes" ]
+	[ "$(cat "$RP_TUNE_ROOT/var/lib/ringplane-tune/root")" = "$RP_TUNE_ROOT" ]
+	"$TUNE" revert >/dev/null
+	[ ! -e "$RP_TUNE_ROOT/var/lib/ringplane-tune" ]
+	diff -r --exclude=var "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
+@test "apply raises values below the floor and never lowers larger ones" {
+	untuned_tree
+	sysctl_file net.core.rmem_max 2147483647
+	sysctl_file net.ipv4.tcp_rmem "8192 87380 2147483647"
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/proc/sys/net/core/rmem_max")" = 2147483647 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/sys/net/ipv4/tcp_rmem")" = "8192 131072 2147483647" ]
+	[ ! -e "$RP_TUNE_STATE/orig/proc/sys/net/core/rmem_max" ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/sys/net/ipv4/tcp_slow_start_after_idle")" = 0 ]
+}
+
+@test "apply moves IRQs off shard CPUs, keeping their other CPUs" {
+	untuned_tree
+	f proc/irq/41/smp_affinity_list 1-3
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-1 ] # 0-7 -> 0-1
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/41/smp_affinity_list")" = 1 ]   # 1-3 -> 1
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/42/smp_affinity_list")" = 0-1 ] # 4 -> housekeeping
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/43/smp_affinity_list")" = 1 ]   # untouched
+	[ ! -e "$RP_TUNE_STATE/orig/proc/irq/43/smp_affinity_list" ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = 3 ]
+}
+
+@test "apply writes hex masks past 32 CPUs in the kernel's comma format" {
+	untuned_tree
+	f sys/devices/system/cpu/online 0-39
+	f sys/devices/system/cpu/possible 0-39
+	f proc/irq/default_smp_affinity ff,ffffffff
+	f proc/irq/40/smp_affinity_list 0-39
+	snapshot before
+	"$TUNE" apply --cpus 4-35 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = f0,0000000f ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-3,36-39 ]
+	"$TUNE" revert >/dev/null
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
+@test "apply --hugepages N reserves only on nodes with shard CPUs; 0 skips" {
+	untuned_tree
+	"$TUNE" apply --cpus 4-7 --hugepages 64 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 0 ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 64 ]
+	"$TUNE" revert >/dev/null
+
+	run "$TUNE" apply --cpus 2-7 --hugepages 0
+	[[ $output == *"skip huge pages (--hugepages 0)"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 0 ]
+	[ ! -e "$RP_TUNE_STATE/orig/sys/devices/system/node" ]
+}
+
+@test "apply skips what the host lacks: no cpufreq, no 'performance', no huge page pool" {
+	untuned_tree
+	rm -rf "$RP_TUNE_ROOT"/sys/devices/system/cpu/cpu[2-5]/cpufreq
+	f sys/devices/system/cpu/cpu6/cpufreq/scaling_available_governors "powersave"
+	rm -rf "$RP_TUNE_ROOT/sys/devices/system/node/node1/hugepages"
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip governor on CPUs 2-5: no cpufreq"* ]]
+	[[ $output == *"skip governor on cpu6: 'performance' not offered (powersave)"* ]]
+	[[ $output == *"skip huge pages on node 1: no 2 MiB pool"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/devices/system/cpu/cpu7/cpufreq/scaling_governor")" = performance ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/devices/system/cpu/cpu6/cpufreq/scaling_governor")" = powersave ]
+}
+
+@test "apply with every CPU a shard leaves IRQs alone" {
+	untuned_tree
+	run "$TUNE" apply --cpus 0-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip IRQs: every online CPU is a shard CPU"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-7 ]
+}
+
+@test "revert with nothing saved is a no-op; a state saved for another root is refused" {
+	untuned_tree
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"nothing to revert"* ]]
+
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	snapshot applied
+	RP_TUNE_ROOT="$BATS_TEST_TMPDIR/applied" run "$TUNE" revert
+	[ "$status" -eq 2 ]
+	[[ $output == *"refusing to restore"* ]]
+	diff -r "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
+}
+
+@test "revert --dry-run lists the restores and changes nothing" {
+	untuned_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	snapshot applied
+	run "$TUNE" revert --dry-run
+	[ "$status" -eq 0 ]
+	[[ $output == *"would restore '212992' to $RP_TUNE_ROOT/proc/sys/net/core/rmem_max"* ]]
+	diff -r "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
+	[ -s "$RP_TUNE_STATE/changes" ]
+}

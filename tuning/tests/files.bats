@@ -1,0 +1,59 @@
+#!/usr/bin/env bats
+# The shipped files: the sysctl.d file, the systemd unit template, help output.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+@test "sysctl.d: every setting has a comment right above it saying why" {
+	local prev='' line n=0
+	while IFS= read -r line; do
+		if [[ $line =~ ^[a-z] ]]; then
+			[[ $prev == '#'* ]] || { echo "no comment above: $line"; false; }
+			[[ $line =~ ^[a-z0-9_.]+\ =\ [0-9]+(\ [0-9]+)*$ ]] || { echo "bad line: $line"; false; }
+			n=$((n + 1))
+		fi
+		prev=$line
+	done <"$CONF"
+	[ "$n" -ge 10 ]
+}
+
+@test "sysctl.d: covers buffers, autotuning, optmem, backlogs and busy polling" {
+	local k
+	for k in net.core.rmem_max net.core.wmem_max net.ipv4.tcp_rmem net.ipv4.tcp_wmem \
+		net.core.optmem_max net.core.somaxconn net.ipv4.tcp_max_syn_backlog \
+		net.core.busy_poll net.core.busy_read; do
+		grep -q "^$k = " "$CONF" || { echo "missing $k"; false; }
+	done
+}
+
+@test "systemd: ringplane@.service passes systemd-analyze verify" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed"
+	local unit="$BATS_TEST_DIRNAME/../systemd/ringplane@.service" d="$BATS_TEST_TMPDIR/units"
+	mkdir -p "$d"
+	# verify wants an instance and an existing binary; the unit's own keys are what we test.
+	sed 's#^ExecStart=/usr/local/bin/ringplane#ExecStart=/bin/true#' "$unit" >"$d/ringplane@test.service"
+	run systemd-analyze verify "$d/ringplane@test.service"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ] || { echo "$output"; false; } # unknown keys and bad values only warn
+}
+
+@test "systemd: the unit sets what ringplane needs" {
+	local unit="$BATS_TEST_DIRNAME/../systemd/ringplane@.service" k
+	# shellcheck disable=SC2016 # literal unit lines
+	for k in 'EnvironmentFile=/etc/ringplane/%i.env' 'ExecStart=/usr/local/bin/ringplane $RP_ARGS' \
+		'ExecReload=/bin/kill -USR1 $MAINPID' 'Restart=on-failure' 'LimitMEMLOCK=infinity' \
+		'LimitNOFILE=1048576' 'CPUAffinity=1-1023'; do
+		grep -qxF "$k" "$unit" || { echo "missing: $k"; false; }
+	done
+}
+
+@test "help: usage lists every command; no command is a usage error" {
+	run "$TUNE" --help
+	[ "$status" -eq 0 ]
+	local c
+	for c in "check [--json]" "apply [--dry-run]" "revert" "cmdline [--cpus LIST]" "--write-grub"; do
+		[[ $output == *"$c"* ]] || { echo "missing $c"; false; }
+	done
+	run "$TUNE"
+	[ "$status" -eq 2 ]
+}
