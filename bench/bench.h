@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include "report.h"
@@ -36,6 +37,14 @@ struct rp_bench_suite {
 
 /* Suites (one file each: bench/suite_<name>.c). */
 int rp_bench_suite_simd(const struct rp_bench_opts *opts);
+int rp_bench_suite_ring(const struct rp_bench_opts *opts);
+int rp_bench_suite_alloc(const struct rp_bench_opts *opts);
+
+/*
+ * The alloc suite's jemalloc child: main() hands over when argv[1] is the
+ * hidden "--alloc-child" (see bench/suite_alloc.c). Returns the exit status.
+ */
+int rp_bench_alloc_child(int argc, char **argv);
 
 /* ---- timing (bench/timing.c) ---- */
 
@@ -94,5 +103,29 @@ double rp_bench_sample_ms(const struct rp_bench_opts *opts);
 int rp_bench_row_gbps(const char *name, double bytes_per_op, const struct rp_bench_timing *t,
 		      const char *baseline_name);
 int rp_bench_row_ns(const char *name, const struct rp_bench_timing *t, const char *baseline_name);
+
+/* Median and quartiles of @n samples (sorts @s in place). */
+struct rp_bench_stat3 {
+	double med, q1, q3;
+};
+struct rp_bench_stat3 rp_bench_summarize(double *s, unsigned n);
+
+/* Spin-wait hint shared by every queue and allocator the suites compare. */
+static inline void rp_bench_cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#else
+	sched_yield();
+#endif
+}
+
+/*
+ * Two CPUs for a producer/consumer pair: cpu[0] is the one the calling
+ * thread runs on, cpu[1] the first other CPU this process may use (each
+ * candidate is tried on ourselves, since cpusets may hide online CPUs).
+ * Returns 0, or -ENODEV when only one CPU is usable.
+ */
+int rp_bench_pick_cpus(int cpu[2]);
 
 #endif /* RP_BENCH_H */

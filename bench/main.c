@@ -21,6 +21,10 @@
 static const struct rp_bench_suite suites[] = {
 	{ "simd", "CRC32C, XOR and the XOR-delta codec vs ISA-L and scalar/naive references",
 	  rp_bench_suite_simd },
+	{ "ring", "SPSC ring between two pinned threads vs ck_ring and a mutex+condvar queue",
+	  rp_bench_suite_ring },
+	{ "alloc", "slab pool alloc+free and remote free vs glibc malloc and jemalloc",
+	  rp_bench_suite_alloc },
 };
 
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))
@@ -83,6 +87,9 @@ int main(int argc, char **argv)
 	size_t nrun = 0;
 	int failed = 0, c;
 
+	/* Not an option: the alloc suite re-executes us under LD_PRELOAD. */
+	if (argc >= 2 && !strcmp(argv[1], "--alloc-child"))
+		return rp_bench_alloc_child(argc, argv);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
@@ -134,7 +141,8 @@ int main(int argc, char **argv)
 		printf("pinned to cpu %d", cfg.pinned_cpu);
 	else
 		printf("not pinned (sched_setaffinity failed)");
-	printf(", %s%.0f ms samples x %u per side, alternating, median reported\n",
+	printf(", %s%.0f ms samples x %u per side, alternating, median reported"
+	       " (suites that time threads or children note their own plan)\n",
 	       opts.quick ? "quick: " : "", rp_bench_sample_ms(&opts), rp_bench_samples(&opts));
 	printf("ratio > 1 means ringplane is better (throughput: ours/baseline; time: baseline/ours)\n");
 

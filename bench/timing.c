@@ -7,7 +7,10 @@
  * reports its median: an outlier sample costs one of 7 or 21, not the
  * result.
  */
+#include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 
 #include "bench.h"
@@ -73,12 +76,38 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static void summarize(double *s, unsigned n, double *median, double *q1, double *q3)
+struct rp_bench_stat3 rp_bench_summarize(double *s, unsigned n)
 {
+	struct rp_bench_stat3 st;
+
 	qsort(s, n, sizeof(*s), cmp_double);
-	*median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
-	*q1 = s[n / 4];
-	*q3 = s[(3 * n) / 4];
+	st.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
+	st.q1 = s[n / 4];
+	st.q3 = s[(3 * n) / 4];
+	return st;
+}
+
+int rp_bench_pick_cpus(int cpu[2])
+{
+	int here = sched_getcpu(), nconf = get_nprocs_conf();
+	cpu_set_t orig, one;
+
+	if (here < 0 || get_nprocs() < 2)
+		return -ENODEV;
+	if (sched_getaffinity(0, sizeof(orig), &orig))
+		return -errno;
+	cpu[0] = here;
+	cpu[1] = -1;
+	for (int c = 0; c < nconf && c < CPU_SETSIZE && cpu[1] < 0; c++) {
+		if (c == here)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (!sched_setaffinity(0, sizeof(one), &one))
+			cpu[1] = c;
+	}
+	sched_setaffinity(0, sizeof(orig), &orig);
+	return cpu[1] < 0 ? -ENODEV : 0;
 }
 
 unsigned rp_bench_samples(const struct rp_bench_opts *opts)
@@ -104,8 +133,14 @@ void rp_bench_compare(const struct rp_bench_opts *opts, rp_bench_fn ours, void *
 		so[i] = (double)run_timed(ours, ours_ctx, it_o) / (double)it_o;
 		sb[i] = (double)run_timed(base, base_ctx, it_b) / (double)it_b;
 	}
-	summarize(so, n, &out->ours_ns, &out->ours_q1_ns, &out->ours_q3_ns);
-	summarize(sb, n, &out->base_ns, &out->base_q1_ns, &out->base_q3_ns);
+	struct rp_bench_stat3 o = rp_bench_summarize(so, n), b = rp_bench_summarize(sb, n);
+
+	out->ours_ns = o.med;
+	out->ours_q1_ns = o.q1;
+	out->ours_q3_ns = o.q3;
+	out->base_ns = b.med;
+	out->base_q1_ns = b.q1;
+	out->base_q3_ns = b.q3;
 	out->samples = n;
 }
 
