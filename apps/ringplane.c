@@ -19,6 +19,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"echo", "TCP echo server on the shard runtime (plain, or sockperf's protocol)", rp_cmd_echo},
 	{"topo", "print the CPU topology and the shard placement plan", rp_cmd_topo},
 };
 

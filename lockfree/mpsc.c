@@ -101,3 +101,10 @@ void *rp_mpsc_pop(struct rp_mpsc *q)
 	q->head = h + 1;
 	return item;
 }
+
+bool rp_mpsc_empty(const struct rp_mpsc *q)
+{
+	/* acquire: as in pop, a true "not empty" lets the caller pop the item */
+	return atomic_load_explicit(&q->slots[q->head & q->mask].seq, memory_order_acquire) !=
+	       q->head + 1;
+}

@@ -38,6 +38,8 @@ void rp_mpsc_destroy(struct rp_mpsc *q);
 bool rp_mpsc_push(struct rp_mpsc *q, void *item);
 /* The one consumer thread: the oldest published item, or NULL. */
 void *rp_mpsc_pop(struct rp_mpsc *q);
+/* The consumer thread: true when pop would return NULL now. */
+bool rp_mpsc_empty(const struct rp_mpsc *q);
 
 #ifdef __cplusplus
 }

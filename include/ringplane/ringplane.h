@@ -15,5 +15,6 @@
 #include <ringplane/mpsc.h>	/* bounded MPSC queue for non-shard threads */
 #include <ringplane/pool.h>	/* NUMA-local huge-page slab pools */
 #include <ringplane/topo.h>	/* topology, shard placement, pinning */
+#include <ringplane/engine.h>	/* shard runtime on io_uring */
 
 #endif /* RINGPLANE_RINGPLANE_H */

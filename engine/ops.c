@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine ops: one function per op kind, each taking an op from the shard's
+ * pool and preparing one SQE (two with a linked timeout). Nothing here
+ * enters the kernel except an early flush when the SQ is full.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine_impl.h"
+#include "shard.h"
+
+static inline struct rp_op *op_new(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
+{
+	struct rp_op *op;
+
+	if (sh->stopping) {
+		errno = ESHUTDOWN;
+		return NULL;
+	}
+	op = rp_pool_alloc(sh->pool, sizeof(*op));
+	if (!op) {
+		STAT_INC(sh, nomem);
+		errno = ENOMEM;
+		return NULL;
+	}
+	op->cb = cb;
+	op->arg = arg;
+	op->kind = kind;
+	op->flags = 0;
+	op->fd = -1;
+	op->next = NULL;
+	sh->live++;
+	return op;
+}
+
+/* close and cancel are allowed while stopping: shutdown needs them. */
+static inline struct rp_op *op_new_always(struct rp_shard *sh, rp_cb cb, void *arg)
+{
+	bool s = sh->stopping;
+	struct rp_op *op;
+
+	sh->stopping = false;
+	op = op_new(sh, OP_PLAIN, cb, arg);
+	sh->stopping = s;
+	return op;
+}
+
+static inline struct io_uring_sqe *op_sqe(struct rp_shard *sh, struct rp_op *op)
+{
+	struct io_uring_sqe *sqe = rp_shard_sqe(sh);
+
+	io_uring_sqe_set_data(sqe, op);
+	sh->last_sqe = sqe;
+	sh->last_op = op;
+	return sqe;
+}
+
+struct rp_op *rp_nop(struct rp_shard *sh, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_nop(op_sqe(sh, op));
+	return op;
+}
+
+struct rp_op *rp_read(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off, rp_cb cb,
+		      void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_read(op_sqe(sh, op), fd, buf, len, off);
+	return op;
+}
+
+struct rp_op *rp_write(struct rp_shard *sh, int fd, const void *buf, unsigned len, uint64_t off,
+		       rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_write(op_sqe(sh, op), fd, buf, len, off);
+	return op;
+}
+
+struct rp_op *rp_readv(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+		       uint64_t off, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_readv(op_sqe(sh, op), fd, iov, iovcnt, off);
+	return op;
+}
+
+struct rp_op *rp_writev(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+			uint64_t off, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_writev(op_sqe(sh, op), fd, iov, iovcnt, off);
+	return op;
+}
+
+static struct rp_op *rw_fixed(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off,
+			      rp_cb cb, void *arg, bool write)
+{
+	int idx = rp_pool_buf_index(sh->pool, buf, len);
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (idx < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	op = op_new(sh, OP_PLAIN, cb, arg);
+	if (!op)
+		return NULL;
+	sqe = op_sqe(sh, op);
+	if (sh->registered) {
+		if (write)
+			io_uring_prep_write_fixed(sqe, fd, buf, len, off, idx);
+		else
+			io_uring_prep_read_fixed(sqe, fd, buf, len, off, idx);
+	} else {
+		STAT_INC(sh, fixed_fallback);
+		if (write)
+			io_uring_prep_write(sqe, fd, buf, len, off);
+		else
+			io_uring_prep_read(sqe, fd, buf, len, off);
+	}
+	return op;
+}
+
+struct rp_op *rp_read_fixed(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off,
+			    rp_cb cb, void *arg)
+{
+	return rw_fixed(sh, fd, buf, len, off, cb, arg, false);
+}
+
+struct rp_op *rp_write_fixed(struct rp_shard *sh, int fd, const void *buf, unsigned len,
+			     uint64_t off, rp_cb cb, void *arg)
+{
+	return rw_fixed(sh, fd, (void *)buf, len, off, cb, arg, true);
+}
+
+void rp_shard_arm_accept(struct rp_shard *sh, struct rp_op *op)
+{
+	io_uring_prep_multishot_accept(op_sqe(sh, op), op->fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+{
+	struct rp_op *op;
+
+	if (fd < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	op = op_new(sh, OP_ACCEPT_MS, cb, arg);
+	if (op) {
+		op->fd = fd;
+		rp_shard_arm_accept(sh, op);
+	}
+	return op;
+}
+
+struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *addr, socklen_t len,
+			 rp_cb cb, void *arg)
+{
+	struct rp_op *op;
+
+	if (!addr || len > sizeof(op->u.addr)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	op = op_new(sh, OP_PLAIN, cb, arg);
+	if (op) {
+		memcpy(&op->u.addr, addr, len);
+		io_uring_prep_connect(op_sqe(sh, op), fd, (struct sockaddr *)&op->u.addr, len);
+	}
+	return op;
+}
+
+struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int flags, rp_cb cb,
+		      void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_recv(op_sqe(sh, op), fd, buf, len, flags);
+	return op;
+}
+
+void rp_shard_arm_recv(struct rp_shard *sh, struct rp_op *op)
+{
+	struct io_uring_sqe *sqe = op_sqe(sh, op);
+
+	io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+}
+
+struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+{
+	struct rp_op *op;
+
+	if (fd < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	if (!sh->br) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	op = op_new(sh, OP_RECV_MS, cb, arg);
+	if (op) {
+		op->fd = fd;
+		if (sh->bufs_out >= sh->nbufs)
+			rp_shard_park(sh, op);
+		else
+			rp_shard_arm_recv(sh, op);
+	}
+	return op;
+}
+
+struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+		      rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_send(op_sqe(sh, op), fd, buf, len, flags);
+	return op;
+}
+
+struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, int flags,
+			 rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_sendmsg(op_sqe(sh, op), fd, msg, (unsigned)flags);
+	return op;
+}
+
+struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+			 rp_cb cb, void *arg)
+{
+	struct rp_runtime *rt = sh->rt;
+	struct rp_op *op;
+
+	if (!rt->send_zc)
+		return rp_send(sh, fd, buf, len, flags, cb, arg);
+	op = op_new(sh, OP_SEND_ZC, cb, arg);
+	if (op)
+		io_uring_prep_send_zc(op_sqe(sh, op), fd, buf, len, flags,
+				      rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
+	return op;
+}
+
+struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_out,
+			int64_t off_out, unsigned len, unsigned flags, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_splice(op_sqe(sh, op), fd_in, off_in, fd_out, off_out, len, flags);
+	return op;
+}
+
+struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new_always(sh, cb, arg);
+
+	if (op)
+		io_uring_prep_close(op_sqe(sh, op), fd);
+	return op;
+}
+
+struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg)
+{
+	struct rp_op *op;
+
+	if (!target) {
+		errno = EINVAL;
+		return NULL;
+	}
+	op = op_new_always(sh, cb, arg);
+	if (!op)
+		return NULL;
+	if (target->flags & OPF_PARKED) {
+		/* Not in the kernel: end it ourselves; the cancel reports success. */
+		rp_shard_unpark_dead(sh, target);
+		io_uring_prep_nop(op_sqe(sh, op));
+	} else {
+		io_uring_prep_cancel(op_sqe(sh, op), target, 0);
+	}
+	return op;
+}
+
+struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new_always(sh, cb, arg);
+
+	if (!op)
+		return NULL;
+	for (struct rp_op *p = sh->parked, *next; p; p = next) {
+		next = p->next;
+		if (p->fd == fd)
+			rp_shard_unpark_dead(sh, p);
+	}
+	io_uring_prep_cancel_fd(op_sqe(sh, op), fd, IORING_ASYNC_CANCEL_ALL);
+	return op;
+}
+
+struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
+{
+	struct rp_op *op = op_new(sh, OP_PLAIN, cb, arg);
+
+	if (op) {
+		op->u.ts.tv_sec = (long long)(ns / 1000000000u);
+		op->u.ts.tv_nsec = (long long)(ns % 1000000000u);
+		io_uring_prep_timeout(op_sqe(sh, op), &op->u.ts, 0, 0);
+	}
+	return op;
+}
+
+int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!op || op != sh->last_op || !sh->last_sqe || op->kind == OP_ACCEPT_MS ||
+	    op->kind == OP_RECV_MS)
+		return -EINVAL;
+	/* rp_shard_sqe keeps two slots free, so this one cannot flush the
+	 * SQ between the op and its timeout. */
+	sh->last_sqe->flags |= IOSQE_IO_LINK;
+	op->lts.tv_sec = (long long)(ns / 1000000000u);
+	op->lts.tv_nsec = (long long)(ns % 1000000000u);
+	STAT_INC(sh, ops_submitted);
+	sqe = io_uring_get_sqe(&sh->ring);
+	io_uring_prep_link_timeout(sqe, &op->lts, 0);
+	io_uring_sqe_set_data64(sqe, UD_LINK_TO);
+	sh->internal++;
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
+	return 0;
+}

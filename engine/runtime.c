@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: configuration, kernel probing, shard threads (set-up on
+ * their own thread: pin, bind, pool, ring, buffers), start-up hand-shake,
+ * stop and teardown, and the two message paths (rp_shard_post between
+ * shards over SPSC rings, rp_runtime_submit from other threads over MPSC).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine_impl.h"
+#include "shard.h"
+
+static __thread struct rp_shard *tls_shard;
+
+/* ---- probing ---- */
+
+struct ring_try {
+	unsigned flags;
+	const char *name;
+};
+
+static const struct ring_try tries_plain[] = {
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "single_issuer|defer_taskrun" },
+	{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "coop_taskrun" },
+	{ 0, "plain" },
+};
+
+static const struct ring_try tries_sqpoll[] = {
+	{ IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER, "sqpoll|single_issuer" },
+	{ IORING_SETUP_SQPOLL, "sqpoll" },
+};
+
+/* Create @ring with the best setup flags the kernel takes; returns the
+ * index into the tries table used, or a negative errno. */
+static int ring_init(struct io_uring *ring, const struct rp_runtime_config *cfg, unsigned *flags,
+		     const char **name, unsigned *features)
+{
+	const struct ring_try *tries = cfg->sqpoll ? tries_sqpoll : tries_plain;
+	size_t n = cfg->sqpoll ? sizeof(tries_sqpoll) / sizeof(tries_sqpoll[0]) :
+				 sizeof(tries_plain) / sizeof(tries_plain[0]);
+	int ret = -EINVAL;
+
+	for (size_t i = 0; i < n; i++) {
+		struct io_uring_params p;
+
+		memset(&p, 0, sizeof(p));
+		p.flags = tries[i].flags | IORING_SETUP_CQSIZE;
+		p.cq_entries = cfg->ring_entries * 4;
+		if (cfg->sqpoll)
+			p.sq_thread_idle = 50;
+		ret = io_uring_queue_init_params(cfg->ring_entries, ring, &p);
+		if (ret == 0) {
+			*flags = tries[i].flags;
+			*name = tries[i].name;
+			*features = p.features;
+			return 0;
+		}
+		if (ret != -EINVAL)
+			break;
+	}
+	return ret;
+}
+
+/* Which ops and op flags the kernel has: MSG_RING, SEND_ZC and its usage report. */
+static int probe(struct rp_runtime *rt)
+{
+	struct io_uring ring;
+	struct io_uring_probe *pr;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	const char *name;
+	unsigned flags, features;
+	int ret;
+
+	ret = ring_init(&ring, &rt->cfg, &flags, &name, &features);
+	if (ret)
+		return ret == -ENOMEM ? ret : -ENOSYS;
+	rt->ring_flags = (int)flags;
+	snprintf(rt->mode, sizeof(rt->mode), "%s", name);
+	pr = io_uring_get_probe_ring(&ring);
+	if (pr) {
+		rt->msg_ring = io_uring_opcode_supported(pr, IORING_OP_MSG_RING);
+		rt->send_zc = io_uring_opcode_supported(pr, IORING_OP_SEND_ZC);
+		io_uring_free_probe(pr);
+	}
+	if (rt->send_zc) {
+		/* An unknown zc flag fails the prep with -EINVAL; a known one gets
+		 * as far as looking up fd -1 (-EBADF). */
+		sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_send_zc(sqe, -1, NULL, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
+		if (io_uring_submit_and_wait(&ring, 1) >= 0 && !io_uring_peek_cqe(&ring, &cqe)) {
+			rt->zc_report = cqe->res != -EINVAL;
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	io_uring_queue_exit(&ring);
+	snprintf(rt->features, sizeof(rt->features),
+		 "ring=%s nodrop=%s msg_ring=%s send_zc=%s zc_report_usage=%s", rt->mode,
+		 (features & IORING_FEAT_NODROP) ? "yes" : "no", rt->msg_ring ? "yes" : "no",
+		 rt->send_zc ? "yes" : "no", rt->zc_report ? "yes" : "no");
+	return 0;
+}
+
+/* ---- configuration ---- */
+
+static int plan_cpus(struct rp_runtime *rt, int **cpus, int **nodes, unsigned *count)
+{
+	struct rp_plan_opts po = { .cpus = rt->cfg.cpus };
+	struct rp_plan *plan;
+	unsigned n;
+	int ret;
+
+	ret = rp_topo_load(&rt->topo, NULL);
+	if (ret)
+		return ret;
+	ret = rp_plan_build(rt->topo, &po, &plan);
+	if (ret)
+		return ret;
+	n = rp_plan_count(plan);
+	*cpus = calloc(n, sizeof(int));
+	*nodes = calloc(n, sizeof(int));
+	if (!*cpus || !*nodes) {
+		rp_plan_free(plan);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		(*cpus)[i] = rp_plan_cpu(plan, i);
+		(*nodes)[i] = rp_plan_node(plan, i);
+	}
+	*count = n;
+	rp_plan_free(plan);
+	return 0;
+}
+
+int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **out)
+{
+	struct rp_runtime *rt;
+	int *cpus = NULL, *nodes = NULL;
+	unsigned ncpu = 0;
+	int ret;
+
+	if (!cfg || !out)
+		return -EINVAL;
+	rt = aligned_alloc(64, (sizeof(*rt) + 63) & ~(size_t)63);
+	if (!rt)
+		return -ENOMEM;
+	memset(rt, 0, sizeof(*rt));
+	rt->cfg = *cfg;
+	if (!rt->cfg.ring_entries)
+		rt->cfg.ring_entries = 256;
+	if (!rt->cfg.pool_bytes)
+		rt->cfg.pool_bytes = 64u << 20;
+	if (!rt->cfg.pool_flags)
+		rt->cfg.pool_flags = RP_POOL_HUGE;
+	if (!rt->cfg.bufs)
+		rt->cfg.bufs = 512;
+	if (!rt->cfg.buf_size)
+		rt->cfg.buf_size = 16384;
+	if (!rt->cfg.mailbox)
+		rt->cfg.mailbox = 4096;
+	ret = -EINVAL;
+	if (rt->cfg.ring_entries > 32768 || (rt->cfg.bufs & (rt->cfg.bufs - 1)) ||
+	    rt->cfg.bufs > 32768 || rt->cfg.buf_size > RP_POOL_MAX_CLASS ||
+	    (rt->cfg.mailbox & (rt->cfg.mailbox - 1)) || rt->cfg.shards > 1024)
+		goto fail;
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_cond_init(&rt->cond, NULL);
+
+	ret = plan_cpus(rt, &cpus, &nodes, &ncpu);
+	if (ret)
+		goto fail;
+	rt->n = rt->cfg.shards ? rt->cfg.shards : ncpu;
+	ret = probe(rt);
+	if (ret)
+		goto fail;
+
+	ret = -ENOMEM;
+	rt->shards = calloc(rt->n, sizeof(*rt->shards));
+	rt->mbox = calloc((size_t)rt->n * rt->n, sizeof(*rt->mbox));
+	if (!rt->shards || !rt->mbox)
+		goto fail;
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct rp_shard *sh = aligned_alloc(64, (sizeof(*sh) + 63) & ~(size_t)63);
+
+		if (!sh)
+			goto fail;
+		memset(sh, 0, sizeof(*sh));
+		rt->shards[i] = sh;
+		sh->rt = rt;
+		sh->id = i;
+		sh->efd = -1;
+		sh->cpu = rt->cfg.no_pin ? -1 : cpus[i % ncpu];
+		sh->node = nodes[i % ncpu];
+		sh->efd_op.kind = OP_EVENTFD;
+		sh->inbox = rp_mpsc_create(rt->cfg.mailbox);
+		if (!sh->inbox)
+			goto fail;
+		/* here, not on the shard: rp_runtime_stop may write it any time */
+		sh->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (sh->efd < 0) {
+			ret = -errno;
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < (size_t)rt->n * rt->n; i++) {
+		rt->mbox[i] = rp_spsc_create(rt->cfg.mailbox);
+		if (!rt->mbox[i])
+			goto fail;
+	}
+	free(cpus);
+	free(nodes);
+	*out = rt;
+	return 0;
+fail:
+	free(cpus);
+	free(nodes);
+	rp_runtime_destroy(rt);
+	return ret;
+}
+
+/* ---- shard threads ---- */
+
+static int bufring_setup(struct rp_shard *sh)
+{
+	struct io_uring_buf_reg reg;
+	unsigned n = sh->rt->cfg.bufs;
+	int ret;
+
+	sh->nbufs = n;
+	sh->buf_size = sh->rt->cfg.buf_size;
+	sh->br_bytes = (n * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
+	sh->br = mmap(NULL, sh->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		      0);
+	if (sh->br == MAP_FAILED) {
+		sh->br = NULL;
+		return -errno;
+	}
+	sh->bufs = calloc(n, sizeof(void *));
+	if (!sh->bufs)
+		return -ENOMEM;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)sh->br;
+	reg.ring_entries = n;
+	reg.bgid = 0;
+	ret = io_uring_register_buf_ring(&sh->ring, &reg, 0);
+	if (ret)
+		return ret;
+	io_uring_buf_ring_init(sh->br);
+	for (unsigned i = 0; i < n; i++) {
+		sh->bufs[i] = rp_pool_alloc(sh->pool, sh->buf_size);
+		if (!sh->bufs[i])
+			return -ENOMEM;
+		io_uring_buf_ring_add(sh->br, sh->bufs[i], sh->buf_size, (unsigned short)i,
+				      io_uring_buf_ring_mask(n), (int)i);
+	}
+	io_uring_buf_ring_advance(sh->br, (int)n);
+	return 0;
+}
+
+static int shard_setup(struct rp_shard *sh)
+{
+	struct rp_runtime *rt = sh->rt;
+	const char *name;
+	unsigned flags, features;
+	int ret;
+
+	if (sh->cpu >= 0) {
+		ret = rp_pin_thread(rt->topo, sh->cpu);
+		if (ret)
+			return ret;
+		if (sh->node >= 0)
+			(void)rp_bind_memory(rt->topo, sh->node); /* best effort: pool binds anyway */
+	}
+	sh->pool = rp_pool_create(sh->cpu >= 0 ? sh->node : -1, rt->cfg.pool_bytes,
+				  rt->cfg.pool_flags);
+	if (!sh->pool)
+		return -errno;
+	ret = ring_init(&sh->ring, &rt->cfg, &flags, &name, &features);
+	if (ret)
+		return ret;
+	sh->ring_ok = true;
+	sh->defer = flags & IORING_SETUP_DEFER_TASKRUN;
+	(void)io_uring_register_ring_fd(&sh->ring); /* saves an fd lookup per enter; optional */
+	ret = bufring_setup(sh);
+	if (ret)
+		return ret;
+	if (rt->cfg.register_buffers) {
+		struct iovec iov[8];
+		int n = rp_pool_iovecs(sh->pool, iov, 8);
+
+		sh->registered = n > 0 && n <= 8 &&
+				 io_uring_register_buffers(&sh->ring, iov, (unsigned)n) == 0;
+	}
+	return 0;
+}
+
+/* Start-up hand-shake: every shard reports set-up, waits for all, runs
+ * init, reports again. The first error makes everyone bail out. */
+static bool report_and_wait(struct rp_runtime *rt, int err, unsigned stage_count)
+{
+	bool ok;
+
+	pthread_mutex_lock(&rt->lock);
+	if (err && !rt->start_err)
+		rt->start_err = err;
+	rt->ready++;
+	pthread_cond_broadcast(&rt->cond);
+	while (!rt->start_err && rt->ready < stage_count)
+		pthread_cond_wait(&rt->cond, &rt->lock);
+	ok = !rt->start_err;
+	pthread_mutex_unlock(&rt->lock);
+	return ok;
+}
+
+static void *shard_main(void *p)
+{
+	struct rp_shard *sh = p;
+	struct rp_runtime *rt = sh->rt;
+	int ret;
+
+	tls_shard = sh;
+	ret = shard_setup(sh);
+	if (!report_and_wait(rt, ret, rt->n)) {
+		sh->init_ret = ret;
+		return NULL;
+	}
+	ret = rt->cfg.init ? rt->cfg.init(sh, rt->cfg.arg) : 0;
+	if (ret > 0)
+		ret = -ret;
+	sh->init_ret = ret;
+	if (!report_and_wait(rt, ret, 2 * rt->n) && !ret) {
+		/* another shard failed: undo what init started, then leave */
+		atomic_store_explicit(&rt->stop, 1, memory_order_release);
+	}
+	if (!ret)
+		rp_shard_loop(sh);
+	if (rt->cfg.fini)
+		rt->cfg.fini(sh, rt->cfg.arg);
+	tls_shard = NULL;
+	return NULL;
+}
+
+int rp_runtime_start(struct rp_runtime *rt)
+{
+	unsigned started = 0;
+	int err = 0;
+
+	if (!rt || rt->started)
+		return -EINVAL;
+	rt->started = true;
+	for (; started < rt->n; started++) {
+		err = -pthread_create(&rt->shards[started]->thread, NULL, shard_main,
+				      rt->shards[started]);
+		if (err)
+			break;
+	}
+	pthread_mutex_lock(&rt->lock);
+	if (err) {
+		rt->start_err = err;
+		pthread_cond_broadcast(&rt->cond);
+	}
+	while (!rt->start_err && rt->ready < 2 * rt->n)
+		pthread_cond_wait(&rt->cond, &rt->lock);
+	err = rt->start_err;
+	pthread_mutex_unlock(&rt->lock);
+	if (err) {
+		rp_runtime_stop(rt);
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(rt->shards[i]->thread, NULL);
+		rt->joined = true;
+	}
+	return err;
+}
+
+void rp_runtime_stop(struct rp_runtime *rt)
+{
+	static const uint64_t one = 1;
+
+	if (!rt)
+		return;
+	/* seq_cst: pairs with the loop's check before sleeping (see rp_shard_loop) */
+	atomic_store_explicit(&rt->stop, 1, memory_order_seq_cst);
+	for (unsigned i = 0; i < rt->n; i++) {
+		if (rt->shards && rt->shards[i] && rt->shards[i]->efd >= 0) {
+			ssize_t w = write(rt->shards[i]->efd, &one, sizeof(one));
+
+			(void)w; /* EAGAIN: the counter is already non-zero, it will wake */
+		}
+	}
+}
+
+int rp_runtime_wait(struct rp_runtime *rt)
+{
+	int err = 0;
+
+	if (!rt || !rt->started)
+		return -EINVAL;
+	if (!rt->joined) {
+		for (unsigned i = 0; i < rt->n; i++)
+			pthread_join(rt->shards[i]->thread, NULL);
+		rt->joined = true;
+	}
+	for (unsigned i = 0; i < rt->n && !err; i++)
+		err = rt->shards[i]->init_ret;
+	return err ? err : rt->start_err;
+}
+
+int rp_runtime_run(struct rp_runtime *rt)
+{
+	int ret = rp_runtime_start(rt);
+
+	return ret ? ret : rp_runtime_wait(rt);
+}
+
+static void shard_free(struct rp_shard *sh)
+{
+	struct rp_msg *m;
+
+	if (sh->ring_ok)
+		io_uring_queue_exit(&sh->ring);
+	if (sh->br)
+		munmap(sh->br, sh->br_bytes);
+	free(sh->bufs);
+	free(sh->stash);
+	if (sh->efd >= 0)
+		close(sh->efd);
+	if (sh->inbox) {
+		while ((m = rp_mpsc_pop(sh->inbox)))
+			free(m); /* submitted after the shard stopped */
+		rp_mpsc_destroy(sh->inbox);
+	}
+	/* Last: messages in the SPSC mailboxes and the buffers live in pools. */
+	rp_pool_destroy(sh->pool);
+	free(sh);
+}
+
+void rp_runtime_destroy(struct rp_runtime *rt)
+{
+	if (!rt)
+		return;
+	if (rt->started && !rt->joined) {
+		rp_runtime_stop(rt);
+		rp_runtime_wait(rt);
+	}
+	if (rt->mbox)
+		for (size_t i = 0; i < (size_t)rt->n * rt->n; i++)
+			rp_spsc_destroy(rt->mbox[i]);
+	if (rt->shards)
+		for (unsigned i = 0; i < rt->n; i++)
+			if (rt->shards[i])
+				shard_free(rt->shards[i]);
+	free(rt->mbox);
+	free(rt->shards);
+	rp_topo_free(rt->topo);
+	pthread_mutex_destroy(&rt->lock);
+	pthread_cond_destroy(&rt->cond);
+	free(rt);
+}
+
+/* ---- queries ---- */
+
+unsigned rp_runtime_shards(const struct rp_runtime *rt)
+{
+	return rt ? rt->n : 0;
+}
+
+int rp_runtime_shard_cpu(const struct rp_runtime *rt, unsigned shard)
+{
+	if (!rt || shard >= rt->n)
+		return -EINVAL;
+	return rt->shards[shard]->cpu;
+}
+
+static void stats_copy(const struct rp_shard_stats *src, struct rp_shard_stats *dst)
+{
+	const uint64_t *s = (const uint64_t *)src;
+	uint64_t *d = (uint64_t *)dst;
+
+	/* relaxed loads of counters each written by one thread (see STAT_ADD) */
+	for (size_t i = 0; i < sizeof(*src) / sizeof(uint64_t); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+int rp_runtime_stats(const struct rp_runtime *rt, unsigned shard, struct rp_shard_stats *out)
+{
+	if (!rt || !out || shard >= rt->n)
+		return -EINVAL;
+	stats_copy(&rt->shards[shard]->st, out);
+	return 0;
+}
+
+const char *rp_runtime_ring_mode(const struct rp_runtime *rt)
+{
+	return rt->mode;
+}
+
+const char *rp_engine_features(const struct rp_runtime *rt)
+{
+	return rt->features;
+}
+
+struct rp_shard *rp_shard_self(void)
+{
+	return tls_shard;
+}
+
+unsigned rp_shard_id(const struct rp_shard *sh)
+{
+	return sh->id;
+}
+
+struct rp_runtime *rp_shard_runtime(const struct rp_shard *sh)
+{
+	return sh->rt;
+}
+
+struct rp_pool *rp_shard_pool(const struct rp_shard *sh)
+{
+	return sh->pool;
+}
+
+bool rp_shard_stopping(const struct rp_shard *sh)
+{
+	return sh->stopping;
+}
+
+void rp_shard_stats(const struct rp_shard *sh, struct rp_shard_stats *out)
+{
+	stats_copy(&sh->st, out);
+}
+
+unsigned rp_shard_inflight(const struct rp_shard *sh)
+{
+	return sh->live;
+}
+
+/* ---- messages ---- */
+
+static void wake(struct rp_shard *sh, struct rp_shard *t)
+{
+	static const uint64_t one = 1;
+
+	if (sh && sh->rt->msg_ring) {
+		struct io_uring_sqe *sqe = rp_shard_sqe(sh);
+
+		io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_WAKE, 0);
+		io_uring_sqe_set_data64(sqe, UD_MSG_SENT);
+		sh->internal++;
+	} else {
+		ssize_t w = write(t->efd, &one, sizeof(one));
+
+		(void)w; /* EAGAIN: already signalled */
+	}
+}
+
+/* After publishing a message: wake @t if it is (about to be) asleep. */
+static void maybe_wake(struct rp_shard *sh, struct rp_shard *t)
+{
+	/* seq_cst fence: orders our publish before the load of "sleeping"
+	 * (the other half of the Dekker pair in rp_shard_loop) */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&t->sleeping, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&t->sleeping, 0, memory_order_relaxed))
+		wake(sh, t);
+}
+
+int rp_shard_post(struct rp_shard *sh, unsigned target, rp_msg_fn fn, void *arg)
+{
+	struct rp_runtime *rt = sh->rt;
+	struct rp_msg *m;
+
+	if (target >= rt->n || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->stop, memory_order_relaxed))
+		return -ESHUTDOWN;
+	m = rp_pool_alloc(sh->pool, sizeof(*m));
+	if (!m) {
+		STAT_INC(sh, nomem);
+		return -ENOMEM;
+	}
+	m->fn = fn;
+	m->arg = arg;
+	m->heap = false;
+	if (!rp_spsc_push(rt->mbox[target * rt->n + sh->id], m)) {
+		rp_pool_free(m);
+		STAT_INC(sh, mailbox_full);
+		return -EAGAIN;
+	}
+	STAT_INC(sh, msgs_out);
+	if (target != sh->id)
+		maybe_wake(sh, rt->shards[target]);
+	return 0;
+}
+
+int rp_runtime_submit(struct rp_runtime *rt, unsigned shard, rp_msg_fn fn, void *arg)
+{
+	struct rp_msg *m;
+
+	if (!rt || shard >= rt->n || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->stop, memory_order_relaxed))
+		return -ESHUTDOWN;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->fn = fn;
+	m->arg = arg;
+	m->heap = true;
+	if (!rp_mpsc_push(rt->shards[shard]->inbox, m)) {
+		free(m);
+		return -EAGAIN;
+	}
+	/* not a shard: the wake always goes through the eventfd */
+	maybe_wake(NULL, rt->shards[shard]);
+	return 0;
+}

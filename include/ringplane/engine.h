@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane engine: the shard runtime on io_uring.
+ *
+ * A runtime owns N shards. A shard is one thread, pinned to its CPU, with
+ * its own io_uring (created on that thread; SINGLE_ISSUER|DEFER_TASKRUN
+ * where the kernel has them, else COOP_TASKRUN, else plain), its own slab
+ * pool on its NUMA node, a provided-buffer ring for multishot receives, and
+ * mailboxes: one SPSC ring from every other shard, one MPSC queue for
+ * threads that are not shards.
+ *
+ * Ops. Every rp_<op>() call below takes a buffer of an op from the shard's
+ * pool, prepares one SQE whose user_data points at it, and returns the op
+ * (a handle for rp_cancel), or NULL with errno set: ENOMEM (pool empty;
+ * counted), EBADF/EINVAL (bad arguments), ESHUTDOWN (the shard is stopping
+ * and takes no new ops except close and cancel). Nothing is submitted
+ * there: the shard loop submits every SQE prepared during one iteration
+ * with one io_uring_submit_and_wait(); if the SQ fills up first it is
+ * flushed and the call goes on (counted as sq_full).
+ *
+ * Completions. The callback runs on the shard thread, once per CQE:
+ *   c->res    bytes, a file descriptor, or -errno, as the kernel reported;
+ *   c->flags  RP_CQE_MORE: this op stays alive and will complete again
+ *             (multishot accept/recv, the result half of send_zc); without
+ *             it this is the op's last callback and its handle is dead after
+ *             the callback returns. RP_CQE_NOTIF: the zero-copy notification
+ *             of a send_zc (its buffer may now be reused); RP_CQE_ZC_COPIED
+ *             with it: the kernel copied the payload instead (loopback, veth).
+ *   c->buf    rp_recv_multishot only: the provided buffer holding res bytes.
+ *             The callback owns it and gives it back with rp_buf_put()
+ *             (from any later callback on this shard), e.g. after the send
+ *             that echoes it completes.
+ * Ops are only ever touched by their shard's thread. Callbacks may start
+ * new ops and post messages. A NULL callback is allowed: the completion is
+ * then only counted (fire-and-forget close or cancel).
+ *
+ * Threads: rp_runtime_create/start/stop/wait/destroy from any one control
+ * thread; rp_runtime_stop and rp_runtime_submit also from other threads
+ * (stop is async-signal-safe). Everything taking a struct rp_shard * runs on
+ * that shard's thread only (from its init callback or any callback).
+ *
+ * Errors: functions returning int return 0 or a negative errno; none of
+ * them aborts on bad input, on a peer's behaviour or on exhaustion.
+ */
+#ifndef RINGPLANE_ENGINE_H
+#define RINGPLANE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_runtime;
+struct rp_shard;
+struct rp_op;
+struct rp_pool;
+
+enum {
+	RP_CQE_MORE = 1u << 0,	    /* more completions of this op will follow */
+	RP_CQE_NOTIF = 1u << 1,	    /* send_zc: the buffer-release notification */
+	RP_CQE_ZC_COPIED = 1u << 2, /* send_zc notification: payload was copied */
+	RP_CQE_REARMED = 1u << 3,   /* multishot recv/accept: the kernel ended the
+				       request and the engine armed it again */
+};
+
+struct rp_cqe {
+	int32_t res;
+	uint32_t flags;	 /* RP_CQE_* */
+	void *buf;	 /* multishot recv: the provided buffer, else NULL */
+	uint16_t bid;	 /* its id, for rp_buf_put */
+};
+
+typedef void (*rp_cb)(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+/* A message between shards or from another thread: runs fn(sh, arg) on the target shard. */
+typedef void (*rp_msg_fn)(struct rp_shard *sh, void *arg);
+
+/* Per-shard init/fini: run on the shard thread before its loop / after it ended.
+ * A non-zero return from init stops the runtime; rp_runtime_wait returns it. */
+typedef int (*rp_shard_init_fn)(struct rp_shard *sh, void *arg);
+typedef void (*rp_shard_fini_fn)(struct rp_shard *sh, void *arg);
+/* Called on each shard when the runtime begins stopping: close listeners,
+ * stop starting work. In-flight ops are then cancelled by the engine. */
+typedef void (*rp_shard_stop_fn)(struct rp_shard *sh, void *arg);
+
+struct rp_runtime_config {
+	unsigned shards;	  /* number of shards; 0 = one per core of the plan */
+	const char *cpus;	  /* cpulist for the plan ("0-3"), NULL = default plan */
+	bool no_pin;		  /* leave shard threads unpinned (tests on busy hosts) */
+	unsigned ring_entries;	  /* SQ entries (default 256); CQ gets 4x */
+	bool sqpoll;		  /* IORING_SETUP_SQPOLL (off by default) */
+	uint64_t spin_ns;	  /* busy-poll this long for completions before
+				     sleeping (0: sleep at once); trades a CPU
+				     for the wake-up latency */
+	size_t pool_bytes;	  /* per-shard pool arena (default 64 MB) */
+	unsigned pool_flags;	  /* RP_POOL_* (default RP_POOL_HUGE) */
+	unsigned bufs;		  /* provided buffers per shard, power of two (default 512) */
+	unsigned buf_size;	  /* size of each (default 16 KB, a pool class) */
+	unsigned mailbox;	  /* SPSC/MPSC capacity per mailbox (default 4096) */
+	bool register_buffers;	  /* register the pool arena for *_fixed ops */
+	rp_shard_init_fn init;
+	rp_shard_stop_fn on_stop;
+	rp_shard_fini_fn fini;
+	void *arg;		  /* passed to init, on_stop and fini */
+};
+
+/* Per-shard counters (rp_shard_stats / rp_runtime_stats). */
+struct rp_shard_stats {
+	uint64_t ops_submitted;	 /* SQEs handed to the kernel */
+	uint64_t ops_completed;	 /* CQEs reaped (all kinds) */
+	uint64_t submits;	 /* io_uring_submit_and_wait calls */
+	uint64_t loops;		 /* loop iterations */
+	uint64_t wakeups;	 /* wake CQEs (MSG_RING or eventfd) */
+	uint64_t msgs_in;	 /* messages run (shards + other threads) */
+	uint64_t msgs_out;	 /* messages posted to other shards */
+	uint64_t sq_full;	 /* SQ full: flushed early */
+	uint64_t cq_overflow;	 /* CQEs the kernel had to hold back (NODROP) */
+	uint64_t nomem;		 /* op or buffer allocation failed: pool empty */
+	uint64_t enobufs;	 /* multishot recv ran out of provided buffers */
+	uint64_t rearms;	 /* multishot ops re-armed by the engine */
+	uint64_t mailbox_full;	 /* rp_shard_post refused: target mailbox full */
+	uint64_t err_cancelled;	 /* completions with -ECANCELED */
+	uint64_t err_reset;	 /* -ECONNRESET, -EPIPE */
+	uint64_t err_emfile;	 /* -EMFILE, -ENFILE */
+	uint64_t err_timeout;	 /* -ETIME from timeouts that expired */
+	uint64_t err_other;	 /* every other negative result */
+	uint64_t zc_sends;	 /* send_zc notifications */
+	uint64_t zc_copied;	 /* ... of which the kernel copied (not zero-copy) */
+	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
+};
+
+/* ---- runtime (control thread) ---- */
+
+/*
+ * rp_runtime_create - validate @cfg (copied), build the placement plan and
+ * probe the kernel. No thread runs yet. Returns 0 and *@out, or -EINVAL
+ * (bad config: bufs not a power of two, buf_size above 1 MB, a bad
+ * cpulist...), -ENOSYS (no io_uring), -ENOMEM. More shards than CPUs in the
+ * plan share CPUs round-robin (shard i runs on the plan's CPU i mod n).
+ */
+int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **out);
+
+/* rp_runtime_start - start the shard threads and return once every shard
+ * ran its init (0) or one failed (its negative errno; the others are
+ * stopped and joined). */
+int rp_runtime_start(struct rp_runtime *rt);
+
+/* rp_runtime_stop - ask every shard to stop: on_stop, cancel in-flight ops,
+ * wait for their last CQEs, fini. Any thread; async-signal-safe; idempotent. */
+void rp_runtime_stop(struct rp_runtime *rt);
+
+/* rp_runtime_wait - join the shard threads; 0, or the first shard error. */
+int rp_runtime_wait(struct rp_runtime *rt);
+
+/* rp_runtime_run - start, then wait: returns when stopped. */
+int rp_runtime_run(struct rp_runtime *rt);
+
+/* rp_runtime_destroy - free a runtime that was never started or was waited for. */
+void rp_runtime_destroy(struct rp_runtime *rt);
+
+unsigned rp_runtime_shards(const struct rp_runtime *rt);
+/* The shard's CPU (-1 when not pinned). */
+int rp_runtime_shard_cpu(const struct rp_runtime *rt, unsigned shard);
+
+/* rp_runtime_stats - a copy of @shard's counters (racy but safe while it runs). */
+int rp_runtime_stats(const struct rp_runtime *rt, unsigned shard, struct rp_shard_stats *out);
+
+/* The io_uring setup the shards got, e.g. "single_issuer|defer_taskrun",
+ * "coop_taskrun", "plain", "+sqpoll"; and whether MSG_RING wakes shards. */
+const char *rp_runtime_ring_mode(const struct rp_runtime *rt);
+
+/*
+ * rp_runtime_submit - from a thread that is not a shard: run fn(sh, arg) on
+ * shard @shard (MPSC queue; the shard is woken by an eventfd). Messages
+ * from one thread run in the order submitted. Returns 0, -EINVAL (no such
+ * shard), -EAGAIN (queue full), -ESHUTDOWN (stopping), -ENOMEM.
+ */
+int rp_runtime_submit(struct rp_runtime *rt, unsigned shard, rp_msg_fn fn, void *arg);
+
+/* ---- shard (its own thread) ---- */
+
+/* The shard running the calling thread, or NULL. */
+struct rp_shard *rp_shard_self(void);
+unsigned rp_shard_id(const struct rp_shard *sh);
+struct rp_runtime *rp_shard_runtime(const struct rp_shard *sh);
+struct rp_pool *rp_shard_pool(const struct rp_shard *sh);
+/* true once the runtime is stopping: start no new long-lived work. */
+bool rp_shard_stopping(const struct rp_shard *sh);
+void rp_shard_stats(const struct rp_shard *sh, struct rp_shard_stats *out);
+/* Ops alive on this shard (prepared or in flight, multishot included). */
+unsigned rp_shard_inflight(const struct rp_shard *sh);
+
+/*
+ * rp_shard_post - run fn(target, arg) on shard @target (it may be this
+ * shard: then it runs in the next loop iteration). Per (sender, target)
+ * pair, messages run in the order posted. The target is woken with
+ * IORING_OP_MSG_RING where the kernel has it, else through its eventfd.
+ * Returns 0, -EINVAL, -EAGAIN (the pair's mailbox is full: retry later),
+ * -ESHUTDOWN.
+ */
+int rp_shard_post(struct rp_shard *sh, unsigned target, rp_msg_fn fn, void *arg);
+
+/* ---- ops (shard thread; see the top of this file) ---- */
+
+struct rp_op *rp_nop(struct rp_shard *sh, rp_cb cb, void *arg);
+struct rp_op *rp_read(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off, rp_cb cb,
+		      void *arg);
+struct rp_op *rp_write(struct rp_shard *sh, int fd, const void *buf, unsigned len, uint64_t off,
+		       rp_cb cb, void *arg);
+/* @iov must stay valid until the op completes. off = (uint64_t)-1: the file position. */
+struct rp_op *rp_readv(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+		       uint64_t off, rp_cb cb, void *arg);
+struct rp_op *rp_writev(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+			uint64_t off, rp_cb cb, void *arg);
+/* @buf must lie in this shard's pool and the runtime must have
+ * register_buffers; otherwise (registration refused) a plain read/write is
+ * sent instead and counted in fixed_fallback. -EINVAL for a foreign buffer. */
+struct rp_op *rp_read_fixed(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off,
+			    rp_cb cb, void *arg);
+struct rp_op *rp_write_fixed(struct rp_shard *sh, int fd, const void *buf, unsigned len,
+			     uint64_t off, rp_cb cb, void *arg);
+/* Multishot accept: res is the new fd, RP_CQE_MORE while it stays armed.
+ * The kernel ends it on errors such as EMFILE; the caller re-arms (after a
+ * back-off timer) when it wants to keep accepting. */
+struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/* @addr is copied (up to sizeof(struct sockaddr_in6)). */
+struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *addr, socklen_t len,
+			 rp_cb cb, void *arg);
+struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int flags, rp_cb cb,
+		      void *arg);
+/*
+ * Multishot recv into the shard's provided-buffer ring. Each CQE with
+ * res > 0 carries c->buf/c->bid. When the kernel ends the request on its
+ * own (ENOBUFS: every buffer is out; or a CQ overflow) the engine re-arms
+ * it: at once if buffers are free, else when rp_buf_put returns one, and
+ * the callback sees RP_CQE_MORE|RP_CQE_REARMED instead of ENOBUFS. It ends
+ * for real on res == 0 (EOF), on other errors, or on cancel.
+ */
+struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+void rp_buf_put(struct rp_shard *sh, uint16_t bid);
+/* The size of each provided buffer. */
+unsigned rp_buf_size(const struct rp_shard *sh);
+struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+		      rp_cb cb, void *arg);
+/* @msg (and what it points to) must stay valid until the op completes. */
+struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, int flags,
+			 rp_cb cb, void *arg);
+/*
+ * Zero-copy send: the callback runs for the result (res = bytes or -errno,
+ * with RP_CQE_MORE when a notification follows) and then for the
+ * notification (RP_CQE_NOTIF, plus RP_CQE_ZC_COPIED when the kernel copied
+ * the payload). @buf may be reused only after the notification. Where the
+ * kernel has no SEND_ZC, a plain send is made and the callback runs once.
+ */
+struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+			 rp_cb cb, void *arg);
+/* off = -1 for a pipe or socket end (no offset). */
+struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_out,
+			int64_t off_out, unsigned len, unsigned flags, rp_cb cb, void *arg);
+struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/* Cancel one op (its handle must still be alive) / every op on @fd. res of
+ * the cancel: number cancelled or 0 (for one op), -ENOENT, -EALREADY. */
+struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
+struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
+struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
+/*
+ * rp_link_timeout - bound @op, which must be the op prepared just before
+ * this call, by @ns nanoseconds: if it has not completed by then it is
+ * cancelled and completes with -ECANCELED (counted in err_timeout). Not for
+ * multishot ops. Returns 0, -EINVAL (not the last op), -ENOMEM.
+ */
+int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
+
+/* The io_uring features the engine probed, as a string for logs. */
+const char *rp_engine_features(const struct rp_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLANE_ENGINE_H */
