@@ -109,6 +109,38 @@ static void test_burst_partial(void **state)
 	rp_spsc_destroy(r);
 }
 
+/* Bursts at every start offset of a small ring, so some split at the end of
+ * the slots (the two-piece copy); the exported functions and the inline
+ * macros must agree. */
+static void test_burst_wraps_at_every_offset(void **state)
+{
+	struct rp_spsc *r = rp_spsc_create(8);
+	void *in[8], *out[8];
+	uintptr_t next_in = 1, next_out = 1;
+
+	(void)state;
+	assert_non_null(r);
+	for (unsigned lap = 0; lap < 64; lap++) {
+		unsigned n = 1 + lap % 8, got;
+
+		for (unsigned i = 0; i < n; i++)
+			in[i] = (void *)next_in++;
+		/* alternate the exported function and the inline macro */
+		got = lap & 1 ? (rp_spsc_push_burst)(r, in, n) : rp_spsc_push_burst(r, in, n);
+		assert_int_equal(got, n);
+		got = lap & 2 ? (rp_spsc_pop_burst)(r, out, 8) : rp_spsc_pop_burst(r, out, 8);
+		assert_int_equal(got, n);
+		for (unsigned i = 0; i < n; i++)
+			assert_ptr_equal(out[i], (void *)next_out++);
+		/* leave the ring at a new offset */
+		if (lap % 3 == 0) {
+			assert_true(rp_spsc_push(r, (void *)next_in++));
+			assert_ptr_equal(rp_spsc_pop(r), (void *)next_out++);
+		}
+	}
+	rp_spsc_destroy(r);
+}
+
 struct xfer {
 	struct rp_spsc *r;
 	uint64_t n;
@@ -250,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_create_rejects_bad_capacity),
 		cmocka_unit_test(test_wraparound_every_capacity),
 		cmocka_unit_test(test_burst_partial),
+		cmocka_unit_test(test_burst_wraps_at_every_offset),
 		cmocka_unit_test(test_two_threads_order_and_loss),
 		cmocka_unit_test(test_two_threads_tiny_ring),
 	};

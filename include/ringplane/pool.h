@@ -13,6 +13,10 @@
  * thread is pushed on a lock-free stack and the owner reclaims it on its
  * next allocation that finds its free lists empty, or in rp_pool_reclaim().
  * The owner is found from the address alone.
+ *
+ * rp_pool_alloc and rp_pool_free are exported functions and, in C with
+ * GCC or Clang, also macros for inline fast paths (ringplane/pool_inline.h;
+ * define RP_POOL_NO_INLINE to get only the functions). Same semantics.
  */
 #ifndef RINGPLANE_POOL_H
 #define RINGPLANE_POOL_H
@@ -115,6 +119,8 @@ int rp_pool_buf_index(const struct rp_pool *pool, const void *ptr, size_t len);
 
 /* rp_pool_page_kind_name - "hugetlb-2M", "thp", "4K". */
 const char *rp_pool_page_kind_name(enum rp_page_kind kind);
+
+#include <ringplane/pool_inline.h>
 
 #ifdef __cplusplus
 }

@@ -80,6 +80,10 @@ uint32_t rp_spsc_capacity(const struct rp_spsc *r);
  */
 uint32_t rp_spsc_count(const struct rp_spsc *r);
 
+/* The bursts are also macros for inline versions in C with GCC or Clang
+ * (same semantics; define RP_SPSC_NO_INLINE to opt out). */
+#include <ringplane/spsc_inline.h>
+
 #ifdef __cplusplus
 }
 #endif
