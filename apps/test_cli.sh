@@ -37,8 +37,9 @@ check "no command is a usage error" status_is 2 "$RP"
 check "unknown command is a usage error" status_is 2 "$RP" frobnicate
 check "--help exits 0" status_is 0 "$RP" --help
 check "topo --help exits 0" status_is 0 "$RP" topo --help
-check "usage lists topo only" out_is "  topo     print the CPU topology and the shard placement plan" \
-	bash -c "'$RP' --help | grep '^  [a-z]'"
+check "usage lists topo" out_is "  topo     print the CPU topology and the shard placement plan" \
+	bash -c "'$RP' --help | grep '^  topo '"
+check "usage lists echo" status_is 0 bash -c "'$RP' --help | grep -q '^  echo '"
 check "host topo exits 0" status_is 0 "$RP" topo
 check "bad policy" status_is 2 "$RP" topo --policy round
 check "bad cpulist syntax" status_is 2 "$RP" topo --cpus 3-1

@@ -54,6 +54,9 @@ enum {
 	UD_CANCEL_ALL = 4, /* shutdown's cancel-any */
 	UD_MAX_TOKEN = 64,
 };
+/* rp_close's cancel of the ops still on an fd: this bit | the fd number
+ * (user-space op addresses never have bit 63 set). */
+#define UD_CLOSING_FD (1ull << 63)
 
 enum op_kind {
 	OP_PLAIN = 0,	 /* one CQE */
@@ -108,6 +111,7 @@ struct rp_shard {
 	bool defer;	   /* DEFER_TASKRUN: GETEVENTS needed to see completions */
 	bool registered;   /* pool arena registered as fixed buffers */
 	bool ring_ok;
+	unsigned skipped_enters; /* loop iterations without a syscall in a row */
 	struct io_uring_sqe *last_sqe;
 	struct rp_op *last_op;
 
@@ -123,6 +127,12 @@ struct rp_shard {
 	uint64_t efd_val;
 	struct rp_op efd_op;
 	uint64_t last_cancel_ns;
+
+	/* fds rp_close'd whose cancel has not completed yet: a multishot op on
+	 * one of them that the kernel ended meanwhile is not re-armed (the
+	 * number may belong to a new file by then) */
+	int *closing;
+	unsigned nclosing, closing_cap;
 
 	/* CQEs moved out of a full CQ during an SQ flush inside a callback */
 	struct rp_cqe_copy *stash;

@@ -272,12 +272,43 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
 	return op;
 }
 
+/* End parked multishot receives on @fd: they are not in the kernel. */
+static void unpark_fd(struct rp_shard *sh, int fd)
+{
+	for (struct rp_op *p = sh->parked, *next; p; p = next) {
+		next = p->next;
+		if (p->fd == fd)
+			rp_shard_unpark_dead(sh, p);
+	}
+}
+
+/*
+ * A pending request holds its own reference to the file, so a bare close
+ * would leave a recv on @fd armed on the old socket for good; and the
+ * engine re-arms multishot ops by fd number, so a parked (or just ended)
+ * multishot recv would be armed on whatever file gets the number next.
+ * Hence: end the parked ones here, cancel the rest with a cancel-by-fd
+ * hard-linked before the close (a hard link runs the close even when there
+ * was nothing to cancel), and refuse re-arms on @fd until that cancel has
+ * completed.
+ */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct rp_op *op = op_new_always(sh, cb, arg);
+	struct io_uring_sqe *sqe;
 
-	if (op)
-		io_uring_prep_close(op_sqe(sh, op), fd);
+	if (!op)
+		return NULL;
+	if (fd >= 0) {
+		unpark_fd(sh, fd);
+		sqe = rp_shard_sqe(sh);
+		io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+		io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
+		sh->internal++;
+		(void)rp_shard_closing_add(sh, fd); /* without memory: best effort */
+	}
+	io_uring_prep_close(op_sqe(sh, op), fd);
 	return op;
 }
 
@@ -308,11 +339,7 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 
 	if (!op)
 		return NULL;
-	for (struct rp_op *p = sh->parked, *next; p; p = next) {
-		next = p->next;
-		if (p->fd == fd)
-			rp_shard_unpark_dead(sh, p);
-	}
+	unpark_fd(sh, fd);
 	io_uring_prep_cancel_fd(op_sqe(sh, op), fd, IORING_ASYNC_CANCEL_ALL);
 	return op;
 }

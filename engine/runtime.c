@@ -428,6 +428,7 @@ static void shard_free(struct rp_shard *sh)
 		munmap(sh->br, sh->br_bytes);
 	free(sh->bufs);
 	free(sh->stash);
+	free(sh->closing);
 	if (sh->efd >= 0)
 		close(sh->efd);
 	if (sh->inbox) {

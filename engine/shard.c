@@ -22,6 +22,15 @@ static inline void op_free(struct rp_shard *sh, struct rp_op *op)
 	rp_pool_free(op);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 static inline void deliver(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c)
 {
 	if (op->cb)
@@ -145,6 +154,41 @@ unsigned rp_buf_size(const struct rp_shard *sh)
 	return sh->buf_size;
 }
 
+/* ---- fds being closed ---- */
+
+bool rp_shard_closing_add(struct rp_shard *sh, int fd)
+{
+	if (sh->nclosing == sh->closing_cap) {
+		unsigned cap = sh->closing_cap ? 2 * sh->closing_cap : 16;
+		int *c = realloc(sh->closing, cap * sizeof(*c));
+
+		if (!c)
+			return false;
+		sh->closing = c;
+		sh->closing_cap = cap;
+	}
+	sh->closing[sh->nclosing++] = fd;
+	return true;
+}
+
+static void closing_del(struct rp_shard *sh, int fd)
+{
+	for (unsigned i = 0; i < sh->nclosing; i++) {
+		if (sh->closing[i] == fd) {
+			sh->closing[i] = sh->closing[--sh->nclosing];
+			return;
+		}
+	}
+}
+
+static bool fd_closing(const struct rp_shard *sh, int fd)
+{
+	for (unsigned i = 0; i < sh->nclosing; i++)
+		if (sh->closing[i] == fd)
+			return true;
+	return false;
+}
+
 /* ---- completions ---- */
 
 static void arm_eventfd(struct rp_shard *sh)
@@ -186,6 +230,12 @@ static void dispatch(struct rp_shard *sh, uint64_t ud, int res, uint32_t cflags)
 		token_cqe(sh, ud, res);
 		return;
 	}
+	if (ud & UD_CLOSING_FD) {
+		/* every op that was on the fd has its final CQE queued before this */
+		sh->internal--;
+		closing_del(sh, (int)(uint32_t)ud);
+		return;
+	}
 	op = (struct rp_op *)(uintptr_t)ud;
 	if (op->flags & OPF_DEAD_PARKED) {
 		c.res = -ECANCELED;
@@ -205,7 +255,7 @@ static void dispatch(struct rp_shard *sh, uint64_t ud, int res, uint32_t cflags)
 			deliver(sh, op, &c);
 			return;
 		}
-		if (res >= 0 && !sh->stopping) {
+		if (res >= 0 && !sh->stopping && !fd_closing(sh, op->fd)) {
 			/* the kernel ended it without an error: keep accepting */
 			STAT_INC(sh, rearms);
 			rp_shard_arm_accept(sh, op);
@@ -225,7 +275,7 @@ static void dispatch(struct rp_shard *sh, uint64_t ud, int res, uint32_t cflags)
 			deliver(sh, op, &c);
 			return;
 		}
-		if ((res == -ENOBUFS || res > 0) && !sh->stopping) {
+		if ((res == -ENOBUFS || res > 0) && !sh->stopping && !fd_closing(sh, op->fd)) {
 			STAT_INC(sh, rearms);
 			if (res == -ENOBUFS)
 				STAT_INC(sh, enobufs);
@@ -388,23 +438,28 @@ static void enter(struct rp_shard *sh, bool wait)
 	int ret;
 
 	if (sh->stopping) {
-		struct __kernel_timespec ts = { .tv_nsec = wait ? STOP_RECANCEL_NS : 0 };
+		struct __kernel_timespec ts = { .tv_nsec = STOP_RECANCEL_NS };
 
-		ret = io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+		if (wait)
+			ret = io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+		else
+			ret = io_uring_submit_and_get_events(&sh->ring);
 		if (now_ns() - sh->last_cancel_ns >= STOP_RECANCEL_NS && sh->live)
 			cancel_all(sh);
 	} else if (wait) {
 		ret = io_uring_submit_and_wait(&sh->ring, 1);
 	} else if (sh->defer) {
-		/* completions of a DEFER_TASKRUN ring appear only on GETEVENTS */
-		struct __kernel_timespec ts = { 0 };
-
-		ret = io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+		/* completions of a DEFER_TASKRUN ring appear only on GETEVENTS;
+		 * not a zero timeout: that arms a timer and costs ~16 us here */
+		ret = io_uring_submit_and_get_events(&sh->ring);
 	} else {
 		ret = io_uring_submit(&sh->ring);
 	}
 	(void)ret; /* -ETIME, -EINTR, -EBUSY (overflow: the reap makes room) */
 	STAT_INC(sh, submits);
+	/* submitted: the last op's SQE slot is the kernel's now (rp_link_timeout) */
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
 }
 
 /*
@@ -416,22 +471,25 @@ static void enter(struct rp_shard *sh, bool wait)
 static bool spin(struct rp_shard *sh)
 {
 	uint64_t end = now_ns() + sh->rt->cfg.spin_ns;
-	struct __kernel_timespec ts = { 0 };
-	struct io_uring_cqe *cqe;
 
-	do {
-		if (sh->defer)
-			io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
-		else
-			io_uring_submit_and_wait(&sh->ring, 0);
-		STAT_INC(sh, submits);
-		if (io_uring_cq_ready(&sh->ring) || mail_pending(sh) ||
-		    atomic_load_explicit(&sh->rt->stop, memory_order_relaxed)) {
-			atomic_store_explicit(&sh->sleeping, 0, memory_order_relaxed);
+	for (unsigned i = 0;; i++) {
+		/* mailboxes are plain memory: look every time; the kernel (which
+		 * a DEFER_TASKRUN ring needs for its completions) every 8th */
+		if (mail_pending(sh) || atomic_load_explicit(&sh->rt->stop, memory_order_relaxed))
 			return true;
+		if (!(i & 7)) {
+			if (sh->defer)
+				io_uring_submit_and_get_events(&sh->ring);
+			else
+				io_uring_submit_and_wait(&sh->ring, 0);
+			STAT_INC(sh, submits);
+			if (now_ns() >= end)
+				return io_uring_cq_ready(&sh->ring) != 0;
 		}
-	} while (now_ns() < end);
-	return false;
+		if (io_uring_cq_ready(&sh->ring))
+			return true;
+		cpu_relax();
+	}
 }
 
 void rp_shard_loop(struct rp_shard *sh)
@@ -451,6 +509,8 @@ void rp_shard_loop(struct rp_shard *sh)
 			break;
 		if (work || sh->nstash) {
 			wait = false;
+		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
+			wait = false; /* found work while awake: no wake-up needed */
 		} else if (!sh->stopping) {
 			/*
 			 * Dekker with the senders: we publish "sleeping", then look at the
@@ -465,8 +525,16 @@ void rp_shard_loop(struct rp_shard *sh)
 				wait = false;
 			}
 		}
-		if (wait && sh->rt->cfg.spin_ns)
-			wait = !spin(sh);
+		/* Messages ran but nothing was prepared for the kernel: go round
+		 * again without a syscall, a few times at most so completions are
+		 * still collected under a stream of messages. */
+		if (!wait && !sh->stopping && !io_uring_sq_ready(&sh->ring) &&
+		    sh->skipped_enters < 8) {
+			sh->skipped_enters++;
+			reap(sh);
+			continue;
+		}
+		sh->skipped_enters = 0;
 		enter(sh, wait);
 		/* relaxed: a sender that still sees 1 only sends a spare wake-up */
 		atomic_store_explicit(&sh->sleeping, 0, memory_order_relaxed);

@@ -21,9 +21,18 @@ static inline struct io_uring_sqe *rp_shard_sqe(struct rp_shard *sh)
 {
 	if (io_uring_sq_space_left(&sh->ring) < 2)
 		rp_shard_flush(sh);
+	/* Any SQE taken since an op's own (an internal eventfd re-arm or
+	 * MSG_RING wake included) means that op is no longer the last one:
+	 * rp_link_timeout would link the op to this SQE instead. op_sqe sets
+	 * them again for an op. */
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
 	STAT_INC(sh, ops_submitted);
 	return io_uring_get_sqe(&sh->ring);
 }
+
+/* rp_close bookkeeping: see rp_shard.closing. add returns false without memory. */
+bool rp_shard_closing_add(struct rp_shard *sh, int fd);
 
 void rp_shard_arm_accept(struct rp_shard *sh, struct rp_op *op);
 void rp_shard_arm_recv(struct rp_shard *sh, struct rp_op *op);

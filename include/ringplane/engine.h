@@ -197,9 +197,10 @@ unsigned rp_shard_inflight(const struct rp_shard *sh);
 
 /*
  * rp_shard_post - run fn(target, arg) on shard @target (it may be this
- * shard: then it runs in the next loop iteration). Per (sender, target)
- * pair, messages run in the order posted. The target is woken with
- * IORING_OP_MSG_RING where the kernel has it, else through its eventfd.
+ * shard: the loop then runs it later, never inside this call). Per
+ * (sender, target) pair, messages run in the order posted. The target is
+ * woken with IORING_OP_MSG_RING where the kernel has it, else through its
+ * eventfd.
  * Returns 0, -EINVAL, -EAGAIN (the pair's mailbox is full: retry later),
  * -ESHUTDOWN.
  */
@@ -262,6 +263,16 @@ struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned 
 /* off = -1 for a pipe or socket end (no offset). */
 struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_out,
 			int64_t off_out, unsigned len, unsigned flags, rp_cb cb, void *arg);
+/*
+ * rp_close - close @fd, after ending every op still on it: parked multishot
+ * receives and ops in the kernel complete with -ECANCELED (or with their
+ * result, if they had already completed), and no multishot op on @fd is
+ * re-armed after this call, so a new file that gets the same number never
+ * feeds an old op. (A pending io_uring request keeps its own reference to
+ * the file: without this a recv would stay armed on a closed socket.)
+ * Close a socket only after the sends that must reach the peer completed.
+ * Allowed while stopping.
+ */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* Cancel one op (its handle must still be alive) / every op on @fd. res of
  * the cancel: number cancelled or 0 (for one op), -ENOENT, -EALREADY. */
