@@ -39,12 +39,21 @@ struct rp_bench_suite {
 int rp_bench_suite_simd(const struct rp_bench_opts *opts);
 int rp_bench_suite_ring(const struct rp_bench_opts *opts);
 int rp_bench_suite_alloc(const struct rp_bench_opts *opts);
+int rp_bench_suite_engine(const struct rp_bench_opts *opts);
+int rp_bench_suite_echo(const struct rp_bench_opts *opts);
 
 /*
  * The alloc suite's jemalloc child: main() hands over when argv[1] is the
  * hidden "--alloc-child" (see bench/suite_alloc.c). Returns the exit status.
  */
 int rp_bench_alloc_child(int argc, char **argv);
+
+/*
+ * The echo suite's baseline server (bench/epoll_echo.c): main() hands over
+ * when argv[1] is the hidden "--echo-child"; argv[2] is IPV4:PORT. Prints
+ * "listening on HOST:PORT", serves until SIGTERM. Returns the exit status.
+ */
+int rp_bench_echo_child(int argc, char **argv);
 
 /* ---- timing (bench/timing.c) ---- */
 

@@ -25,6 +25,10 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_ring },
 	{ "alloc", "slab pool alloc+free and remote free vs glibc malloc and jemalloc",
 	  rp_bench_suite_alloc },
+	{ "engine", "NOPs through the shard loop vs a raw liburing loop; cross-shard message vs rp_spsc ping-pong",
+	  rp_bench_suite_engine },
+	{ "echo", "ringplane echo: sockperf latency vs sockperf server, 100/1000-connection throughput vs an epoll server",
+	  rp_bench_suite_echo },
 };
 
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))
@@ -90,6 +94,9 @@ int main(int argc, char **argv)
 	/* Not an option: the alloc suite re-executes us under LD_PRELOAD. */
 	if (argc >= 2 && !strcmp(argv[1], "--alloc-child"))
 		return rp_bench_alloc_child(argc, argv);
+	/* Not an option either: the echo suite's epoll baseline server. */
+	if (argc >= 2 && !strcmp(argv[1], "--echo-child"))
+		return rp_bench_echo_child(argc, argv);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
