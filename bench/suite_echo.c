@@ -466,11 +466,12 @@ static void lat_note_noise(const char *name, double *o, double *b, unsigned n)
 			       name, 100.0 * io, 100.0 * ib);
 }
 
-static int latency_rows(const struct eplan *pl, const char *rp, const char *sockperf)
+/* @busy: the shard busy-polls 200 us before sleeping (--busy-poll 200). */
+static int latency_rows(const struct eplan *pl, const char *rp, const char *sockperf, bool busy)
 {
 	char cpus[16], listen_arg[] = "127.0.0.1:0", port_s[16];
 	char *rp_argv[] = { (char *)rp, "echo", "--listen", listen_arg, "--sockperf",
-			    "--shards", "1", "--cpus", cpus, NULL };
+			    "--shards", "1", "--cpus", cpus, busy ? "--busy-poll" : NULL, "200", NULL };
 	char *sp_argv[] = { (char *)sockperf, "server", "--tcp", "-i", "127.0.0.1", "-p",
 			    port_s, NULL };
 	double o[3][16], b[3][16];
@@ -495,9 +496,9 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 			sport, strerror(-ret), ss.log);
 		goto out;
 	}
-	rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d: `ringplane echo --sockperf --shards 1 --cpus %d` vs `sockperf server --tcp`",
+	rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d: `ringplane echo --sockperf --shards 1 --cpus %d%s` vs `sockperf server --tcp`",
 		       pl->lat_secs, pl->cpu_client, pl->lat_runs, pl->lat_runs == 1 ? "" : "s",
-		       pl->cpu_server, pl->cpu_server);
+		       pl->cpu_server, pl->cpu_server, busy ? " --busy-poll 200" : "");
 	if (pl->lat_runs < 3)
 		rp_report_note("latency: fewer than 3 runs per side (quick), so no spread is measured: a smoke test, not a result");
 	for (unsigned i = 0; i < pl->lat_runs; i++) {
@@ -511,7 +512,11 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 		o[0][i] = lo.p50, o[1][i] = lo.p99, o[2][i] = lo.p999;
 		b[0][i] = lb.p50, b[1][i] = lb.p99, b[2][i] = lb.p999;
 	}
-	static const char *const names[3] = { "echo p50 64B", "echo p99 64B", "echo p99.9 64B" };
+	static const char *const names_sleep[3] = { "echo p50 64B", "echo p99 64B",
+						    "echo p99.9 64B" };
+	static const char *const names_busy[3] = { "echo p50 64B busy-poll", "echo p99 64B busy-poll",
+						   "echo p99.9 64B busy-poll" };
+	const char *const *names = busy ? names_busy : names_sleep;
 
 	for (int k = 0; k < 3 && !ret; k++) {
 		double oc[16], bc[16];
@@ -949,7 +954,9 @@ int rp_bench_suite_echo(const struct rp_bench_opts *opts)
 	if (!have_sp)
 		rp_report_skip("echo p50/p99/p99.9 64B", "sockperf was not found in PATH (apt-get install sockperf)");
 	else
-		ret = latency_rows(&pl, rp, sockperf);
+		ret = latency_rows(&pl, rp, sockperf, false);
+	if (!ret && have_sp)
+		ret = latency_rows(&pl, rp, sockperf, true);
 	if (!ret)
 		ret = throughput_rows(&pl, rp);
 	sigaction(SIGPIPE, &old, NULL);
