@@ -137,4 +137,7 @@ static inline void rp_bench_cpu_relax(void)
  */
 int rp_bench_pick_cpus(int cpu[2]);
 
+/* Pin the calling thread to @cpu: 0 or a negative errno. */
+int rp_bench_pin_self(int cpu);
+
 #endif /* RP_BENCH_H */

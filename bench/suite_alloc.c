@@ -663,14 +663,11 @@ static void *rf_main(void *p)
 {
 	struct rf_arg *a = p;
 	struct rf_run *r = a->r;
-	cpu_set_t set;
 	int ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(r->cpu[a->which], &set);
-	ret = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	ret = rp_bench_pin_self(r->cpu[a->which]);
 	if (ret) {
-		r->err = -ret;
+		r->err = ret;
 		atomic_store(&r->halt, true);
 		return NULL;
 	}

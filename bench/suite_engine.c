@@ -47,18 +47,7 @@
 
 #include "bench.h"
 
-#ifndef IORING_SETUP_COOP_TASKRUN
-#define IORING_SETUP_COOP_TASKRUN (1U << 8)
-#endif
-#ifndef IORING_SETUP_TASKRUN_FLAG
-#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
-#endif
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
+#include "uring_compat.h"
 
 #define RUNS_QUICK 5u
 #define RUNS_FULL 11u
@@ -228,15 +217,12 @@ static void *raw_nop_main(void *arg)
 	struct io_uring_params p;
 	struct io_uring ring;
 	struct io_uring_cqe *cqes[64];
-	cpu_set_t set;
 	uint64_t done = 0;
 	int ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(r->cpu, &set);
-	ret = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	ret = rp_bench_pin_self(r->cpu);
 	if (ret) {
-		r->err = -ret;
+		r->err = ret;
 		return NULL;
 	}
 	/* Created on this thread, like a shard's: SINGLE_ISSUER binds it here. */
@@ -459,14 +445,11 @@ struct raw_pp {
 static void *raw_pp_main(void *arg, int which)
 {
 	struct raw_pp *r = arg;
-	cpu_set_t set;
 	int ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(r->cpu[which], &set);
-	ret = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	ret = rp_bench_pin_self(r->cpu[which]);
 	if (ret) {
-		r->err = -ret;
+		r->err = ret;
 		atomic_store(&r->halt, true);
 		return NULL;
 	}

@@ -552,14 +552,11 @@ static void *side_main(void *p)
 {
 	struct side_arg *a = p;
 	struct rrun *r = a->r;
-	cpu_set_t set;
 	int ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(r->cpu[a->which], &set);
-	ret = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	ret = rp_bench_pin_self(r->cpu[a->which]);
 	if (ret) {
-		r->err = -ret;
+		r->err = ret;
 		halt_run(r);
 		return NULL;
 	}

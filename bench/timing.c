@@ -8,6 +8,7 @@
  * result.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/sysinfo.h>
@@ -85,6 +86,15 @@ struct rp_bench_stat3 rp_bench_summarize(double *s, unsigned n)
 	st.q1 = s[n / 4];
 	st.q3 = s[(3 * n) / 4];
 	return st;
+}
+
+int rp_bench_pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 int rp_bench_pick_cpus(int cpu[2])
