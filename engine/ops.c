@@ -10,15 +10,10 @@
 #include "engine_impl.h"
 #include "shard.h"
 
-static inline struct rp_op *op_new(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
+static inline struct rp_op *op_alloc(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
 {
-	struct rp_op *op;
+	struct rp_op *op = rp_pool_alloc(sh->pool, sizeof(*op));
 
-	if (sh->stopping) {
-		errno = ESHUTDOWN;
-		return NULL;
-	}
-	op = rp_pool_alloc(sh->pool, sizeof(*op));
 	if (!op) {
 		STAT_INC(sh, nomem);
 		errno = ENOMEM;
@@ -34,16 +29,19 @@ static inline struct rp_op *op_new(struct rp_shard *sh, uint8_t kind, rp_cb cb, 
 	return op;
 }
 
+static inline struct rp_op *op_new(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
+{
+	if (sh->stopping) {
+		errno = ESHUTDOWN;
+		return NULL;
+	}
+	return op_alloc(sh, kind, cb, arg);
+}
+
 /* close and cancel are allowed while stopping: shutdown needs them. */
 static inline struct rp_op *op_new_always(struct rp_shard *sh, rp_cb cb, void *arg)
 {
-	bool s = sh->stopping;
-	struct rp_op *op;
-
-	sh->stopping = false;
-	op = op_new(sh, OP_PLAIN, cb, arg);
-	sh->stopping = s;
-	return op;
+	return op_alloc(sh, OP_PLAIN, cb, arg);
 }
 
 static inline struct io_uring_sqe *op_sqe(struct rp_shard *sh, struct rp_op *op)
