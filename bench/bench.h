@@ -137,6 +137,17 @@ static inline void rp_bench_cpu_relax(void)
  */
 int rp_bench_pick_cpus(int cpu[2]);
 
+/*
+ * rp_bench_run_pair - run fn[i](arg[i]) on two threads and join both, each
+ * join bounded by @timeout_s. If a thread cannot be created, or one is
+ * still running at its deadline (reported on stderr as "@what still going
+ * after N s"), halt(halt_arg) is called so the other side stops, and the
+ * join waits for it. Returns 0, a negative errno from pthread_create, or
+ * -ETIMEDOUT.
+ */
+int rp_bench_run_pair(void *(*const fn[2])(void *), void *const arg[2], unsigned timeout_s,
+		      void (*halt)(void *), void *halt_arg, const char *what);
+
 /* Pin the calling thread to @cpu: 0 or a negative errno. */
 int rp_bench_pin_self(int cpu);
 

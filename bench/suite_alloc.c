@@ -693,11 +693,20 @@ static const char *rf_name(const struct rf_run *r)
 	return r->ours ? "rp_pool" : "malloc";
 }
 
+static void rf_halt(void *p)
+{
+	struct rf_run *r = p;
+
+	atomic_store(&r->halt, true);
+}
+
 static int rf_once(struct rf_run *r, uint64_t count, uint64_t *ns)
 {
 	struct rf_arg args[2] = { { r, 0 }, { r, 1 } };
-	pthread_t th[2];
-	int started = 0, ret = 0;
+	void *(*const fns[2])(void *) = { rf_main, rf_main };
+	void *const argp[2] = { &args[0], &args[1] };
+	char what[64];
+	int ret;
 
 	r->count = count;
 	atomic_store(&r->ready, 0);
@@ -705,28 +714,8 @@ static int rf_once(struct rf_run *r, uint64_t count, uint64_t *ns)
 	r->t0 = r->t1 = r->got = r->bad_at = 0;
 	r->oom = false;
 	r->err = 0;
-	for (; started < 2; started++) {
-		ret = pthread_create(&th[started], NULL, rf_main, &args[started]);
-		if (ret) {
-			fprintf(stderr, "alloc: pthread_create: %s\n", strerror(ret));
-			atomic_store(&r->halt, true);
-			ret = -ret;
-			break;
-		}
-	}
-	for (int i = 0; i < started; i++) {
-		struct timespec dl;
-
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += WATCHDOG_S;
-		if (pthread_timedjoin_np(th[i], NULL, &dl) == ETIMEDOUT) {
-			fprintf(stderr, "alloc: remote free run (%s) still going after %d s; stopping it\n",
-				rf_name(r), WATCHDOG_S);
-			atomic_store(&r->halt, true);
-			pthread_join(th[i], NULL);
-			ret = ret ? ret : -ETIMEDOUT;
-		}
-	}
+	snprintf(what, sizeof(what), "alloc: remote free run (%s)", rf_name(r));
+	ret = rp_bench_run_pair(fns, argp, WATCHDOG_S, rf_halt, r, what);
 	/* Whatever is left in the ring (a stopped run) goes back. */
 	for (void *p; (p = rp_spsc_pop(r->ring));)
 		r->ours ? rp_pool_free(p) : free(p);

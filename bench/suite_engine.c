@@ -504,39 +504,27 @@ static void *raw_pp_pong(void *arg)
 	return raw_pp_main(arg, 1);
 }
 
+static void raw_pp_halt(void *p)
+{
+	struct raw_pp *r = p;
+
+	atomic_store(&r->halt, true);
+}
+
 static int raw_pp_run(struct side *s, uint64_t count, uint64_t *ns)
 {
 	struct raw_pp *r = s->ctx;
-	pthread_t th[2];
-	int ret = 0, started;
+	void *(*const fns[2])(void *) = { raw_pp_ping, raw_pp_pong };
+	void *const argp[2] = { r, r };
+	int ret;
 
 	r->count = count;
 	atomic_store(&r->ready, 0);
 	atomic_store(&r->halt, false);
 	r->t0 = r->t1 = r->got = r->bad_at = 0;
 	r->err = 0;
-	for (started = 0; started < 2; started++) {
-		ret = pthread_create(&th[started], NULL, started ? raw_pp_pong : raw_pp_ping, r);
-		if (ret) {
-			fprintf(stderr, "engine: pthread_create: %s\n", strerror(ret));
-			atomic_store(&r->halt, true);
-			ret = -ret;
-			break;
-		}
-	}
-	for (int i = 0; i < started; i++) {
-		struct timespec dl;
-
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += WATCHDOG_MS / 1000;
-		if (pthread_timedjoin_np(th[i], NULL, &dl) == ETIMEDOUT) {
-			fprintf(stderr, "engine: spsc ping-pong still going after %d ms\n",
-				WATCHDOG_MS);
-			atomic_store(&r->halt, true);
-			pthread_join(th[i], NULL);
-			ret = ret ? ret : -ETIMEDOUT;
-		}
-	}
+	ret = rp_bench_run_pair(fns, argp, WATCHDOG_MS / 1000, raw_pp_halt, r,
+				"engine: spsc ping-pong");
 	if (ret)
 		return ret;
 	if (r->err) {

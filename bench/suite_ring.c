@@ -587,11 +587,18 @@ static const char *impl_name(enum impl impl)
  * elapsed ns in @ns, or a negative errno after printing why (a thread could
  * not start or be pinned, an item came out wrong or missing).
  */
+static void halt_cb(void *p)
+{
+	halt_run(p);
+}
+
 static int run_once(struct rrun *r, uint64_t count, uint64_t *ns)
 {
 	struct side_arg args[2] = { { r, 0 }, { r, 1 } };
-	pthread_t th[2];
-	int started = 0, ret = 0;
+	void *(*const fns[2])(void *) = { side_main, side_main };
+	void *const argp[2] = { &args[0], &args[1] };
+	char what[96];
+	int ret;
 
 	r->count = count;
 	atomic_store(&r->ready, 0);
@@ -604,28 +611,9 @@ static int run_once(struct rrun *r, uint64_t count, uint64_t *ns)
 		r->lq.halt = false;
 		r->lq.head = r->lq.tail = 0;
 	}
-	for (; started < 2; started++) {
-		ret = pthread_create(&th[started], NULL, side_main, &args[started]);
-		if (ret) {
-			fprintf(stderr, "ring: pthread_create: %s\n", strerror(ret));
-			halt_run(r);
-			ret = -ret;
-			break;
-		}
-	}
-	for (int i = 0; i < started; i++) {
-		struct timespec dl;
-
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += WATCHDOG_S;
-		if (pthread_timedjoin_np(th[i], NULL, &dl) == ETIMEDOUT) {
-			fprintf(stderr, "ring: %s run of %llu items still going after %d s; stopping it\n",
-				impl_name(r->impl), (unsigned long long)count, WATCHDOG_S);
-			halt_run(r);
-			pthread_join(th[i], NULL);
-			ret = ret ? ret : -ETIMEDOUT;
-		}
-	}
+	snprintf(what, sizeof(what), "ring: %s run of %llu items", impl_name(r->impl),
+		 (unsigned long long)count);
+	ret = rp_bench_run_pair(fns, argp, WATCHDOG_S, halt_cb, r, what);
 	if (ret)
 		return ret;
 	if (r->err) {

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 
@@ -86,6 +88,36 @@ struct rp_bench_stat3 rp_bench_summarize(double *s, unsigned n)
 	st.q1 = s[n / 4];
 	st.q3 = s[(3 * n) / 4];
 	return st;
+}
+
+int rp_bench_run_pair(void *(*const fn[2])(void *), void *const arg[2], unsigned timeout_s,
+		      void (*halt)(void *), void *halt_arg, const char *what)
+{
+	pthread_t th[2];
+	int started = 0, ret = 0;
+
+	for (; started < 2; started++) {
+		ret = pthread_create(&th[started], NULL, fn[started], arg[started]);
+		if (ret) {
+			fprintf(stderr, "%s: pthread_create: %s\n", what, strerror(ret));
+			halt(halt_arg);
+			ret = -ret;
+			break;
+		}
+	}
+	for (int i = 0; i < started; i++) {
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += timeout_s;
+		if (pthread_timedjoin_np(th[i], NULL, &dl) == ETIMEDOUT) {
+			fprintf(stderr, "%s still going after %u s; stopping it\n", what, timeout_s);
+			halt(halt_arg);
+			pthread_join(th[i], NULL);
+			ret = ret ? ret : -ETIMEDOUT;
+		}
+	}
+	return ret;
 }
 
 int rp_bench_pin_self(int cpu)
