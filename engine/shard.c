@@ -393,7 +393,7 @@ static bool mail_pending(struct rp_shard *sh)
 	struct rp_runtime *rt = sh->rt;
 
 	for (unsigned src = 0; src < rt->n; src++)
-		if (rp_spsc_count(rt->mbox[sh->id * rt->n + src]))
+		if (!rp_spsc_empty(rt->mbox[sh->id * rt->n + src]))
 			return true;
 	return !rp_mpsc_empty(sh->inbox);
 }

@@ -38,6 +38,9 @@ struct rp_spsc *rp_spsc_create(uint32_t capacity)
 	r->pmask = r->cmask = capacity - 1;
 	r->pslots = r->cslots = r->slots;
 	r->capacity = capacity;
+	/* Every slot starts empty (NULL). */
+	for (uint32_t i = 0; i < capacity; i++)
+		atomic_init(&r->slots[i], NULL);
 	return r;
 }
 
@@ -53,11 +56,22 @@ uint32_t rp_spsc_capacity(const struct rp_spsc *r)
 
 uint32_t rp_spsc_count(const struct rp_spsc *r)
 {
-	/* Acquire both so a caller that then pops or pushes sees the slots. */
-	uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-	uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+	/* Each index is stored after its side's slot accesses, relaxed: a
+	 * snapshot, exact on either side while the other is idle. The
+	 * difference of two snapshots can briefly exceed the capacity or go
+	 * negative mid-call; clamp it. */
+	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint32_t n = t - h;
 
-	return t - h;
+	if (n > r->capacity)
+		n = (int32_t)n < 0 ? 0 : r->capacity;
+	return n;
+}
+
+bool rp_spsc_empty(const struct rp_spsc *r)
+{
+	return rp_spsc_empty_inline(r);
 }
 
 bool rp_spsc_push(struct rp_spsc *r, void *item)

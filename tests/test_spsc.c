@@ -109,6 +109,65 @@ static void test_burst_partial(void **state)
 	rp_spsc_destroy(r);
 }
 
+/* The free run a burst push sees, at every start offset and fill level:
+ * exactly the slots the consumer has handed back, no more, no fewer (the
+ * ring reads slots, not indices, to tell), and rp_spsc_empty agrees with
+ * rp_spsc_pop throughout. */
+static void test_free_run_every_offset_and_fill(void **state)
+{
+	(void)state;
+	for (uint32_t cap = 2; cap <= 32; cap *= 2) {
+		struct rp_spsc *r = rp_spsc_create(cap);
+		void *in[64], *out[64];
+		uintptr_t next_in = 1, next_out = 1;
+
+		assert_non_null(r);
+		for (uint32_t off = 0; off < cap; off++) {
+			for (uint32_t fill = 0; fill <= cap; fill++) {
+				uint32_t drained = fill / 2, got;
+
+				assert_true(rp_spsc_empty(r));
+				assert_null(rp_spsc_pop(r));
+				/* move to this offset: one item in and out per step */
+				for (uint32_t i = 0; i < off; i++) {
+					assert_true(rp_spsc_push(r, (void *)next_in++));
+					assert_false(rp_spsc_empty(r));
+					assert_ptr_equal(rp_spsc_pop(r), (void *)next_out++);
+				}
+				for (uint32_t i = 0; i < fill; i++)
+					in[i] = (void *)next_in++;
+				assert_int_equal(rp_spsc_push_burst(r, in, fill), fill);
+				assert_int_equal(rp_spsc_count(r), fill);
+				assert_true(rp_spsc_empty(r) == (fill == 0));
+				/* hand back half: a burst now fits exactly cap - fill + drained */
+				assert_int_equal(rp_spsc_pop_burst(r, out, drained), drained);
+				for (uint32_t i = 0; i < drained; i++)
+					assert_ptr_equal(out[i], (void *)next_out++);
+				for (uint32_t i = 0; i < 2 * cap; i++)
+					in[i] = (void *)(next_in + i);
+				got = rp_spsc_push_burst(r, in, 2 * cap);
+				assert_int_equal(got, cap - fill + drained);
+				next_in += got;
+				assert_false(rp_spsc_push(r, (void *)next_in));
+				assert_int_equal(rp_spsc_count(r), cap);
+				/* drain in order, single and burst mixed */
+				while (next_out < next_in) {
+					if (next_out & 1) {
+						assert_ptr_equal(rp_spsc_pop(r), (void *)next_out++);
+					} else {
+						got = rp_spsc_pop_burst(r, out, 3);
+						assert_true(got >= 1 && got <= 3);
+						for (uint32_t i = 0; i < got; i++)
+							assert_ptr_equal(out[i], (void *)next_out++);
+					}
+				}
+				assert_int_equal(rp_spsc_count(r), 0);
+			}
+		}
+		rp_spsc_destroy(r);
+	}
+}
+
 /* Bursts at every start offset of a small ring, so some split at the end of
  * the slots (the two-piece copy); the exported functions and the inline
  * macros must agree. */
@@ -283,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_wraparound_every_capacity),
 		cmocka_unit_test(test_burst_partial),
 		cmocka_unit_test(test_burst_wraps_at_every_offset),
+		cmocka_unit_test(test_free_run_every_offset_and_fill),
 		cmocka_unit_test(test_two_threads_order_and_loss),
 		cmocka_unit_test(test_two_threads_tiny_ring),
 	};

@@ -6,18 +6,17 @@
  * Layout (one allocation, every part on its own 64-byte line):
  *
  *   +--------------------------+  producer line: written by the producer only
- *   | tail | head_cache | mask  |  tail: next slot to fill (free-running u32)
+ *   | tail | mask | slots      |  tail: next slot to fill (free-running u32)
  *   +--------------------------+  consumer line: written by the consumer only
- *   | head | tail_cache | mask  |  head: next slot to drain (free-running u32)
+ *   | head | mask | slots      |  head: next slot to drain (free-running u32)
  *   +--------------------------+
  *   | slot[0] ... slot[cap-1]   |  cap = capacity, a power of two
  *   +--------------------------+
  *
- * Each side keeps a private copy of the other side's index and reloads it
- * only when the copy says the ring is full (producer) or empty (consumer),
- * so in steady state a call touches its own line and the slot line only.
- * All @capacity slots are usable (indices run freely; tail - head is the
- * fill level).
+ * A slot holds NULL when empty and an item when full, so each side learns
+ * everything it needs from the slot it is about to use and never loads the
+ * other side's index (details and the memory ordering in spsc_inline.h).
+ * This is why items must not be NULL. All @capacity slots are usable.
  *
  * Thread rules: exactly one thread pushes and exactly one thread pops at a
  * time (they may be the same thread). Pushing from two threads is a bug;
@@ -51,7 +50,9 @@ struct rp_spsc *rp_spsc_create(uint32_t capacity);
 void rp_spsc_destroy(struct rp_spsc *r);
 
 /*
- * rp_spsc_push - producer: enqueue @item (must not be NULL).
+ * rp_spsc_push - producer: enqueue @item.
+ * @item: must not be NULL (an empty slot is a NULL slot: a NULL item would
+ *        be lost and stall the consumer).
  * Returns true, or false when the ring is full (nothing enqueued).
  */
 bool rp_spsc_push(struct rp_spsc *r, void *item);
@@ -60,8 +61,15 @@ bool rp_spsc_push(struct rp_spsc *r, void *item);
 void *rp_spsc_pop(struct rp_spsc *r);
 
 /*
- * rp_spsc_push_burst - producer: enqueue up to @n items from @items, in order.
- * Burst semantics: as many as fit. Returns how many were enqueued (0..n).
+ * rp_spsc_empty - consumer: true when rp_spsc_pop would return NULL now.
+ * Reads only the consumer's next slot (never the producer's line).
+ */
+bool rp_spsc_empty(const struct rp_spsc *r);
+
+/*
+ * rp_spsc_push_burst - producer: enqueue up to @n items (none NULL) from
+ * @items, in order. Burst semantics: as many as fit. Returns how many were
+ * enqueued (0..n).
  */
 unsigned rp_spsc_push_burst(struct rp_spsc *r, void *const *items, unsigned n);
 
@@ -75,13 +83,15 @@ unsigned rp_spsc_pop_burst(struct rp_spsc *r, void **items, unsigned n);
 uint32_t rp_spsc_capacity(const struct rp_spsc *r);
 
 /*
- * rp_spsc_count - items queued, as seen by the calling side: exact for the
- * producer or consumer when the other side is idle, a snapshot otherwise.
+ * rp_spsc_count - items queued: exact for the producer or consumer when the
+ * other side is idle, a snapshot (0..capacity) otherwise. Any thread; it
+ * reads both sides' lines, so a consumer polling for work calls
+ * rp_spsc_empty instead.
  */
 uint32_t rp_spsc_count(const struct rp_spsc *r);
 
-/* The bursts are also macros for inline versions in C with GCC or Clang
- * (same semantics; define RP_SPSC_NO_INLINE to opt out). */
+/* push, pop, empty and the bursts are also macros for inline versions in C
+ * with GCC or Clang (same semantics; define RP_SPSC_NO_INLINE to opt out). */
 #include <ringplane/spsc_inline.h>
 
 #ifdef __cplusplus
