@@ -7,7 +7,12 @@
  * ping-pong over TCP with 64 B messages against `ringplane echo --sockperf
  * --shards 1` and against `sockperf server`. Each sockperf run is one
  * sample of each percentile; runs alternate ringplane, sockperf server, ...
- * and each side reports the median of its runs.
+ * and each side reports the median of its runs. Four groups: the shard
+ * sleeping or busy-polling (--busy-poll 200), each against a sockperf
+ * client that sleeps in epoll (its default) and one that spins on a
+ * non-blocking socket ("spin-client"), so the client's own wake-up does
+ * not hide the servers' difference. sockperf server runs with its
+ * defaults in every group.
  *
  * Throughput rows ("echo N conns 64B", Mops/s = million echoed messages per
  * second, higher is better): the bench itself is the client (one thread,
@@ -417,11 +422,20 @@ static int parse_pct(const char *log, const char *pct, double *out)
 	return 0;
 }
 
-static int sockperf_run(const char *sockperf, int port, const struct eplan *pl, struct lat *out)
+/* sockperf's client options that make it spin on a non-blocking socket
+ * (recv until data, never sleep in epoll: SPIN_CLIENT_TEXT), so a run measures the server
+ * and the loopback path without the client's own wake-up. */
+#define SPIN_CLIENT_TEXT "--nonblocked --recv_looping_num=-1"
+
+/* @spin: the client spins (SPIN_CLIENT_TEXT) rather than sleeping in epoll. */
+static int sockperf_run(const char *sockperf, int port, const struct eplan *pl, bool spin,
+			struct lat *out)
 {
 	char p[16], t[16];
 	char *argv[] = { (char *)sockperf, "ping-pong", "--tcp", "-i", "127.0.0.1", "-p", p,
-			 "-m", "64", "-t", t, NULL };
+			 "-m", "64", "-t", t,
+			 /* the list ends here unless @spin */
+			 spin ? "--nonblocked" : NULL, "--recv_looping_num=-1", NULL };
 	uint64_t deadline;
 	struct child c;
 	int ret, st;
@@ -466,8 +480,10 @@ static void lat_note_noise(const char *name, double *o, double *b, unsigned n)
 			       name, 100.0 * io, 100.0 * ib);
 }
 
-/* @busy: the shard busy-polls 200 us before sleeping (--busy-poll 200). */
-static int latency_rows(const struct eplan *pl, const char *rp, const char *sockperf, bool busy)
+/* @busy: the shard busy-polls 200 us before sleeping (--busy-poll 200);
+ * @spin: the sockperf client spins (same client for both servers). */
+static int latency_rows(const struct eplan *pl, const char *rp, const char *sockperf, bool busy,
+			bool spin)
 {
 	char cpus[16], listen_arg[] = "127.0.0.1:0", port_s[16];
 	char *rp_argv[] = { (char *)rp, "echo", "--listen", listen_arg, "--sockperf",
@@ -496,29 +512,27 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 			sport, strerror(-ret), ss.log);
 		goto out;
 	}
-	rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d: `ringplane echo --sockperf --shards 1 --cpus %d%s` vs `sockperf server --tcp`",
-		       pl->lat_secs, pl->cpu_client, pl->lat_runs, pl->lat_runs == 1 ? "" : "s",
-		       pl->cpu_server, pl->cpu_server, busy ? " --busy-poll 200" : "");
+	rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u%s on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d: `ringplane echo --sockperf --shards 1 --cpus %d%s` vs `sockperf server --tcp`",
+		       pl->lat_secs, spin ? " " SPIN_CLIENT_TEXT : "", pl->cpu_client, pl->lat_runs,
+		       pl->lat_runs == 1 ? "" : "s", pl->cpu_server, pl->cpu_server,
+		       busy ? " --busy-poll 200" : "");
 	if (pl->lat_runs < 3)
 		rp_report_note("latency: fewer than 3 runs per side (quick), so no spread is measured: a smoke test, not a result");
 	for (unsigned i = 0; i < pl->lat_runs; i++) {
 		struct lat lo, lb;
 
-		ret = sockperf_run(sockperf, rport, pl, &lo);
+		ret = sockperf_run(sockperf, rport, pl, spin, &lo);
 		if (!ret)
-			ret = sockperf_run(sockperf, sport, pl, &lb);
+			ret = sockperf_run(sockperf, sport, pl, spin, &lb);
 		if (ret)
 			goto out;
 		o[0][i] = lo.p50, o[1][i] = lo.p99, o[2][i] = lo.p999;
 		b[0][i] = lb.p50, b[1][i] = lb.p99, b[2][i] = lb.p999;
 	}
-	static const char *const names_sleep[3] = { "echo p50 64B", "echo p99 64B",
-						    "echo p99.9 64B" };
-	static const char *const names_busy[3] = { "echo p50 64B busy-poll", "echo p99 64B busy-poll",
-						   "echo p99.9 64B busy-poll" };
-	const char *const *names = busy ? names_busy : names_sleep;
+	static const char *const pct[3] = { "p50", "p99", "p99.9" };
 
 	for (int k = 0; k < 3 && !ret; k++) {
+		char name[64];
 		double oc[16], bc[16];
 
 		memcpy(oc, o[k], sizeof(oc));
@@ -526,9 +540,11 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 		struct rp_bench_stat3 so = rp_bench_summarize(oc, pl->lat_runs);
 		struct rp_bench_stat3 sb = rp_bench_summarize(bc, pl->lat_runs);
 
-		ret = rp_report_row(names[k], "us", so.med, sb.med, "sockperf server", false);
+		snprintf(name, sizeof(name), "echo %s 64B%s%s", pct[k], busy ? " busy-poll" : "",
+			 spin ? " spin-client" : "");
+		ret = rp_report_row(name, "us", so.med, sb.med, "sockperf server", false);
 		if (!ret)
-			lat_note_noise(names[k], o[k], b[k], pl->lat_runs);
+			lat_note_noise(name, o[k], b[k], pl->lat_runs);
 	}
 out:
 	server_stop(&ss, "sockperf server");
@@ -953,10 +969,9 @@ int rp_bench_suite_echo(const struct rp_bench_opts *opts)
 	ret = 0;
 	if (!have_sp)
 		rp_report_skip("echo p50/p99/p99.9 64B", "sockperf was not found in PATH (apt-get install sockperf)");
-	else
-		ret = latency_rows(&pl, rp, sockperf, false);
-	if (!ret && have_sp)
-		ret = latency_rows(&pl, rp, sockperf, true);
+	/* server sleeps / busy-polls, each with a sleeping and a spinning client */
+	for (int g = 0; have_sp && !ret && g < 4; g++)
+		ret = latency_rows(&pl, rp, sockperf, g & 1, g & 2);
 	if (!ret)
 		ret = throughput_rows(&pl, rp);
 	sigaction(SIGPIPE, &old, NULL);
