@@ -142,6 +142,13 @@ struct rp_shard_stats {
  * (bad config: bufs not a power of two, buf_size above 1 MB, a bad
  * cpulist...), -ENOSYS (no io_uring), -ENOMEM. More shards than CPUs in the
  * plan share CPUs round-robin (shard i runs on the plan's CPU i mod n).
+ *
+ * The plan takes only CPUs in the calling thread's affinity mask
+ * (sched_getaffinity(0)), so taskset, cgroup cpusets and isolcpus are
+ * honoured, and a cfg->cpus entry outside that mask is -EINVAL. A caller
+ * that has pinned its own thread to one CPU therefore gets a one-CPU plan:
+ * create the runtime before pinning, or widen the mask first (as
+ * ringplane-bench does). cfg->no_pin keeps the plan but pins nothing.
  */
 int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **out);
 
