@@ -50,7 +50,8 @@ int rp_bench_alloc_child(int argc, char **argv);
 
 /*
  * The echo suite's baseline server (bench/epoll_echo.c): main() hands over
- * when argv[1] is the hidden "--echo-child"; argv[2] is IPV4:PORT. Prints
+ * when argv[1] is the hidden "--echo-child"; argv[2] is IPV4:PORT, argv[3]
+ * an optional cpulist (one pinned thread per CPU). Prints
  * "listening on HOST:PORT", serves until SIGTERM. Returns the exit status.
  */
 int rp_bench_echo_child(int argc, char **argv);
@@ -136,6 +137,13 @@ static inline void rp_bench_cpu_relax(void)
  * Returns 0, or -ENODEV when only one CPU is usable.
  */
 int rp_bench_pick_cpus(int cpu[2]);
+
+/*
+ * rp_bench_usable_cpus - the CPUs this process may run on, ascending, at
+ * most @max of them, found by trying each (the bench's own threads are
+ * pinned, so their affinity mask is no guide). Returns the count or -errno.
+ */
+int rp_bench_usable_cpus(int *cpus, int max);
 
 /*
  * rp_bench_run_pair - run fn[i](arg[i]) on two threads and join both, each

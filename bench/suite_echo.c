@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -926,6 +927,188 @@ out:
 	return ret;
 }
 
+/* ---- shard scaling: S server CPUs, a client thread per client CPU ---- */
+
+#define SCALE_CONNS 1000u
+#define SCALE_MAX_CPUS 256
+
+struct cthread {
+	pthread_t tid;
+	int cpu;
+	struct client cl;
+	uint64_t window_ns;
+	double mops;
+	int ret;
+};
+
+static void *cthread_main(void *p)
+{
+	struct cthread *t = p;
+
+	t->ret = rp_bench_pin_self(t->cpu);
+	if (!t->ret)
+		t->ret = client_run(&t->cl, t->window_ns, &t->mops);
+	return NULL;
+}
+
+/* One run with every client thread at once; the rate is their sum. Each
+ * client_run is bounded (its window, then DRAIN_TIMEOUT_MS), so the joins
+ * are too. */
+static int parallel_run(struct cthread *ts, unsigned nt, uint64_t window_ns, double *mops,
+			const char **err)
+{
+	unsigned started = 0;
+	int ret = 0;
+
+	*mops = 0;
+	for (; started < nt; started++) {
+		ts[started].window_ns = window_ns;
+		ts[started].ret = 0;
+		if (pthread_create(&ts[started].tid, NULL, cthread_main, &ts[started])) {
+			ret = -EAGAIN;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(ts[i].tid, NULL);
+		if (ts[i].ret && !ret) {
+			ret = ts[i].ret;
+			*err = ts[i].cl.err;
+		}
+		*mops += ts[i].mops;
+	}
+	return ret;
+}
+
+static void cthreads_close(struct cthread *ts, unsigned nt)
+{
+	for (unsigned i = 0; i < nt; i++)
+		client_close(&ts[i].cl);
+}
+
+/* SCALE_CONNS connections to @port, spread over the client threads. */
+static int cthreads_open(struct cthread *ts, unsigned nt, int port, const char **err)
+{
+	for (unsigned i = 0; i < nt; i++) {
+		unsigned n = SCALE_CONNS / nt + (i < SCALE_CONNS % nt);
+		int ret;
+
+		ts[i].cl.ep = -1;
+		ret = client_open(&ts[i].cl, n, port);
+		if (ret) {
+			*err = ts[i].cl.err;
+			cthreads_close(ts, i);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int scale_row(const struct eplan *pl, const char *rp, const int *scpu, unsigned shards,
+		     const int *ccpu, unsigned nt)
+{
+	char list[1024], nshards[16], self[] = "/proc/self/exe", la[] = "127.0.0.1:0",
+	     lb[] = "127.0.0.1:0", name[64];
+	char *rp_argv[] = { (char *)rp, "echo", "--listen", la, "--shards", nshards, "--cpus", list,
+			    NULL };
+	char *ep_argv[] = { self, "--echo-child", lb, list, NULL };
+	struct child rs = { .pid = -1, .out = -1 }, es = { .pid = -1, .out = -1 };
+	struct cthread *to = calloc(nt, sizeof(*to)), *tb = calloc(nt, sizeof(*tb));
+	double so[16], sb[16];
+	const char *err = "";
+	int rport = 0, eport = 0, ret = -ENOMEM;
+	size_t len = 0;
+
+	if (!to || !tb)
+		goto out_free;
+	for (unsigned i = 0; i < shards; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? "," : "", scpu[i]);
+	snprintf(nshards, sizeof(nshards), "%u", shards);
+	snprintf(name, sizeof(name), "echo %u conns %uB %u shard%s", SCALE_CONNS, MSG, shards,
+		 shards == 1 ? "" : "s");
+	for (unsigned i = 0; i < nt; i++)
+		to[i].cpu = tb[i].cpu = ccpu[i];
+	/* -1: the children may use every CPU; both pin their threads to @list */
+	ret = server_start(&rs, rp_argv, -1, "ringplane echo", &rport);
+	if (ret)
+		goto out_free;
+	ret = server_start(&es, ep_argv, -1, "epoll echo (baseline)", &eport);
+	if (ret)
+		goto out_stop;
+	ret = cthreads_open(to, nt, rport, &err);
+	if (ret) {
+		fprintf(stderr, "echo: %s: to ringplane echo: %s\n", name, err);
+		goto out_stop;
+	}
+	ret = cthreads_open(tb, nt, eport, &err);
+	if (ret) {
+		fprintf(stderr, "echo: %s: to the epoll echo server: %s\n", name, err);
+		cthreads_close(to, nt);
+		goto out_stop;
+	}
+	/* warm-up, then alternate */
+	ret = parallel_run(to, nt, pl->tp_ns / 4, &so[0], &err);
+	if (!ret)
+		ret = parallel_run(tb, nt, pl->tp_ns / 4, &sb[0], &err);
+	for (unsigned r = 0; !ret && r < pl->tp_runs; r++) {
+		ret = parallel_run(to, nt, pl->tp_ns, &so[r], &err);
+		if (!ret)
+			ret = parallel_run(tb, nt, pl->tp_ns, &sb[r], &err);
+	}
+	if (ret) {
+		fprintf(stderr, "echo: %s: FAILED: %s\n", name, err[0] ? err : strerror(-ret));
+	} else {
+		struct rp_bench_stat3 o = rp_bench_summarize(so, pl->tp_runs);
+		struct rp_bench_stat3 b = rp_bench_summarize(sb, pl->tp_runs);
+
+		ret = rp_report_row(name, "Mops/s", o.med, b.med, "epoll echo server", true);
+		if (!ret)
+			rp_report_note("%s: server cpus %s; ringplane %.2f Mops/s per shard, epoll %.2f per thread",
+				       name, list, o.med / shards, b.med / shards);
+	}
+	cthreads_close(to, nt);
+	cthreads_close(tb, nt);
+out_stop:
+	server_stop(&es, "epoll echo (baseline)");
+	server_stop(&rs, "ringplane echo");
+out_free:
+	free(to);
+	free(tb);
+	return ret;
+}
+
+/*
+ * Shard scaling: half the usable CPUs serve, the other half run one client
+ * thread each (SCALE_CONNS connections spread over them, each checked as in
+ * the throughput rows); the server gets 1, 2, 4, ... of its CPUs, ringplane
+ * echo as shards, the epoll server as SO_REUSEPORT threads, on the same
+ * CPUs. Needs 4 CPUs or more.
+ */
+static int scaling_rows(const struct eplan *pl, const char *rp)
+{
+	int cpus[SCALE_MAX_CPUS], n = rp_bench_usable_cpus(cpus, SCALE_MAX_CPUS), ret = 0;
+	unsigned half, shards;
+
+	if (n < 4) {
+		rp_report_skip("echo 1000 conns 64B N shards",
+			       "shard scaling needs 4 usable CPUs or more (half serve, half drive); this host has %d",
+			       n < 0 ? 0 : n);
+		return 0;
+	}
+	half = (unsigned)n / 2;
+	rp_report_note("scaling: server on cpus %d..%d (first N of them), %u client threads on cpus %d..%d, %u connections over them, one %u B request in flight each; %u runs of %.0f ms per side alternating, median reported",
+		       cpus[0], cpus[half - 1], half, cpus[half], cpus[2 * half - 1], SCALE_CONNS, MSG,
+		       pl->tp_runs, (double)pl->tp_ns / 1e6);
+	for (shards = 1; !ret; shards *= 2) {
+		if (shards > half)
+			shards = half;
+		ret = scale_row(pl, rp, cpus, shards, cpus + half, half);
+		if (shards == half)
+			break;
+	}
+	return ret;
+}
+
 int rp_bench_suite_echo(const struct rp_bench_opts *opts)
 {
 	struct eplan pl = {
@@ -974,6 +1157,8 @@ int rp_bench_suite_echo(const struct rp_bench_opts *opts)
 		ret = latency_rows(&pl, rp, sockperf, g & 1, g & 2);
 	if (!ret)
 		ret = throughput_rows(&pl, rp);
+	if (!ret)
+		ret = scaling_rows(&pl, rp);
 	sigaction(SIGPIPE, &old, NULL);
 	return ret;
 }

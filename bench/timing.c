@@ -152,6 +152,23 @@ int rp_bench_pick_cpus(int cpu[2])
 	return cpu[1] < 0 ? -ENODEV : 0;
 }
 
+int rp_bench_usable_cpus(int *cpus, int max)
+{
+	int nconf = get_nprocs_conf(), n = 0;
+	cpu_set_t orig, one;
+
+	if (sched_getaffinity(0, sizeof(orig), &orig))
+		return -errno;
+	for (int c = 0; c < nconf && c < CPU_SETSIZE && n < max; c++) {
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (!sched_setaffinity(0, sizeof(one), &one))
+			cpus[n++] = c;
+	}
+	sched_setaffinity(0, sizeof(orig), &orig);
+	return n;
+}
+
 unsigned rp_bench_samples(const struct rp_bench_opts *opts)
 {
 	return opts->quick ? SAMPLES_QUICK : SAMPLES_FULL;
