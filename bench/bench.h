@@ -145,6 +145,10 @@ int rp_bench_pick_cpus(int cpu[2]);
  */
 int rp_bench_usable_cpus(int *cpus, int max);
 
+/* rp_bench_size_name - @n bytes for a row name: "64B", "2KB", "1MB" (the
+ * largest unit that divides it). */
+void rp_bench_size_name(char *buf, size_t bufsz, size_t n);
+
 /*
  * rp_bench_run_pair - run fn[i](arg[i]) on two threads and join both, each
  * join bounded by @timeout_s. If a thread cannot be created, or one is

@@ -79,16 +79,6 @@ extern char **environ;
 static const size_t sizes[] = { 64, 2048, 65536, 1u << 20 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
-static void size_name(char *buf, size_t bufsz, size_t n)
-{
-	if (n >= (1u << 20) && n % (1u << 20) == 0)
-		snprintf(buf, bufsz, "%zuMB", n >> 20);
-	else if (n >= 1024 && n % 1024 == 0)
-		snprintf(buf, bufsz, "%zuKB", n >> 10);
-	else
-		snprintf(buf, bufsz, "%zuB", n);
-}
-
 static bool noisy(const struct rp_bench_stat3 *s)
 {
 	return (s->q3 - s->q1) / s->med > NOISY_IQR;
@@ -467,7 +457,7 @@ static int alloc_rows(const struct rp_bench_opts *opts, struct rp_pool *pool)
 		struct alloc_ctx b = { .pool = NULL, .size = sizes[i] };
 		struct rp_bench_timing t;
 
-		size_name(sz, sizeof(sz), sizes[i]);
+		rp_bench_size_name(sz, sizeof(sz), sizes[i]);
 		rp_pool_stats(pool, &st0);
 		if (!ctx_fill(&o) || !ctx_fill(&b)) {
 			fprintf(stderr, "alloc: could not allocate %u blocks of %zu B to start with\n",

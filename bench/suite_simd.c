@@ -43,16 +43,6 @@ static const size_t sizes[] = { 64, 256, 1024, 4096, 65536, BUF_MAX };
 static const unsigned delta_pcts[] = { 1, 10, 50 };
 #define NPCTS (sizeof(delta_pcts) / sizeof(delta_pcts[0]))
 
-static void size_name(char *buf, size_t bufsz, size_t n)
-{
-	if (n >= (1u << 20) && n % (1u << 20) == 0)
-		snprintf(buf, bufsz, "%zuMB", n >> 20);
-	else if (n >= 1024 && n % 1024 == 0)
-		snprintf(buf, bufsz, "%zuKB", n >> 10);
-	else
-		snprintf(buf, bufsz, "%zuB", n);
-}
-
 /* splitmix64: fixed seed, so every run measures the same bytes. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -458,7 +448,7 @@ static void run_crc(const struct rp_bench_opts *opts, struct bufs *B)
 	for (size_t i = 0; i < NSIZES; i++) {
 		struct crc_ctx o = { B->data, sizes[i], 0 }, b = { B->data, sizes[i], 0 };
 
-		size_name(sz, sizeof(sz), sizes[i]);
+		rp_bench_size_name(sz, sizeof(sz), sizes[i]);
 		snprintf(name, sizeof(name), "crc32c %s", sz);
 		rp_bench_compare(opts, crc_ours, &o, crc_isal, &b, &t);
 		rp_bench_row_gbps(name, (double)sizes[i], &t, "isa-l crc32_iscsi");
@@ -469,7 +459,7 @@ static void run_crc(const struct rp_bench_opts *opts, struct bufs *B)
 	for (size_t i = 0; i < NSIZES; i++) {
 		struct crc_ctx o = { B->data, sizes[i], 0 }, b = { B->data, sizes[i], 0 };
 
-		size_name(sz, sizeof(sz), sizes[i]);
+		rp_bench_size_name(sz, sizeof(sz), sizes[i]);
 		snprintf(name, sizeof(name), "crc32c scalar %s", sz);
 		rp_bench_compare(opts, crc_ours, &o, crc_scalar, &b, &t);
 		rp_bench_row_gbps(name, (double)sizes[i], &t, "ringplane-scalar");
@@ -485,7 +475,7 @@ static void run_xor(const struct rp_bench_opts *opts, struct bufs *B)
 	for (size_t i = 0; i < NSIZES; i++) {
 		struct xor_ctx x = { B->dst, B->data, B->b, sizes[i] };
 
-		size_name(sz, sizeof(sz), sizes[i]);
+		rp_bench_size_name(sz, sizeof(sz), sizes[i]);
 		snprintf(name, sizeof(name), "xor %s", sz);
 		rp_bench_compare(opts, xor_ours, &x, xor_isal, &x, &t);
 		rp_bench_row_gbps(name, (double)sizes[i], &t, "isa-l xor_gen");
@@ -496,7 +486,7 @@ static void run_xor(const struct rp_bench_opts *opts, struct bufs *B)
 	for (size_t i = 0; i < NSIZES; i++) {
 		struct xor_ctx x = { B->dst, B->data, B->b, sizes[i] };
 
-		size_name(sz, sizeof(sz), sizes[i]);
+		rp_bench_size_name(sz, sizeof(sz), sizes[i]);
 		snprintf(name, sizeof(name), "xor scalar %s", sz);
 		rp_bench_compare(opts, xor_ours, &x, xor_scalar, &x, &t);
 		rp_bench_row_gbps(name, (double)sizes[i], &t, "ringplane-scalar");

@@ -169,6 +169,16 @@ int rp_bench_usable_cpus(int *cpus, int max)
 	return n;
 }
 
+void rp_bench_size_name(char *buf, size_t bufsz, size_t n)
+{
+	if (n >= (1u << 20) && n % (1u << 20) == 0)
+		snprintf(buf, bufsz, "%zuMB", n >> 20);
+	else if (n >= 1024 && n % 1024 == 0)
+		snprintf(buf, bufsz, "%zuKB", n >> 10);
+	else
+		snprintf(buf, bufsz, "%zuB", n);
+}
+
 unsigned rp_bench_samples(const struct rp_bench_opts *opts)
 {
 	return opts->quick ? SAMPLES_QUICK : SAMPLES_FULL;
