@@ -154,6 +154,16 @@ unsigned rp_buf_size(const struct rp_shard *sh)
 	return sh->buf_size;
 }
 
+unsigned rp_buf_count(const struct rp_shard *sh)
+{
+	return sh->nbufs;
+}
+
+unsigned rp_buf_out(const struct rp_shard *sh)
+{
+	return sh->bufs_out;
+}
+
 /* ---- fds being closed ---- */
 
 bool rp_shard_closing_add(struct rp_shard *sh, int fd)

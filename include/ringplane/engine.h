@@ -253,6 +253,11 @@ struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg
 void rp_buf_put(struct rp_shard *sh, uint16_t bid);
 /* The size of each provided buffer. */
 unsigned rp_buf_size(const struct rp_shard *sh);
+/* Provided buffers of this shard: in all, and currently held by callbacks
+ * (handed out with a recv CQE and not yet given back with rp_buf_put). A
+ * server uses them to budget buffers across its connections. */
+unsigned rp_buf_count(const struct rp_shard *sh);
+unsigned rp_buf_out(const struct rp_shard *sh);
 struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
 		      rp_cb cb, void *arg);
 /* @msg (and what it points to) must stay valid until the op completes. */
