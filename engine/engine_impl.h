@@ -19,14 +19,16 @@
 /* user_data values that are not ops (ops are pool objects, 128-byte aligned). */
 enum {
 	UD_WAKE = 1,	 /* MSG_RING wake landing on the target ring */
-	UD_MSG_SENT = 2, /* the sender's own CQE of a MSG_RING */
 	UD_LINK_TO = 3,	 /* a linked timeout */
 	UD_CANCEL_ALL = 4, /* shutdown's cancel-any */
 	UD_MAX_TOKEN = 64,
 };
 /* rp_close's cancel of the ops still on an fd: this bit | the fd number
- * (user-space op addresses never have bit 63 set). */
+ * (user-space op addresses never have bit 63 or 62 set). */
 #define UD_CLOSING_FD (1ull << 63)
+/* The sender's own CQE of a MSG_RING wake: this bit | the target shard id,
+ * so a failed wake can be sent again through the target's eventfd. */
+#define UD_WAKE_SENT (1ull << 62)
 
 enum op_kind {
 	OP_PLAIN = 0,	 /* one CQE */
@@ -34,12 +36,16 @@ enum op_kind {
 	OP_RECV_MS,	 /* multishot recv with provided buffers */
 	OP_SEND_ZC,	 /* result CQE, then notification CQE */
 	OP_EVENTFD,	 /* the shard's internal armed eventfd read */
+	OP_CANCEL_FD,	 /* rp_cancel_fd: re-arms on op->fd are refused until it completes */
+	OP_KINDS,
 };
 
 enum {
 	OPF_PARKED = 1u << 0,	 /* recv_ms waiting for buffers, not in the kernel */
-	OPF_DEAD_PARKED = 1u << 1, /* parked op cancelled: its NOP delivers -ECANCELED */
+	OPF_DEAD_PARKED = 1u << 1, /* parked op cancelled: on sh->dead, the loop
+				      delivers its final -ECANCELED */
 	OPF_RESULT_SEEN = 1u << 2, /* send_zc: result CQE delivered */
+	OPF_CANCEL_REQ = 1u << 3,  /* rp_cancel asked: never re-arm or park it again */
 };
 
 struct rp_op {
@@ -49,7 +55,7 @@ struct rp_op {
 	uint8_t flags;
 	uint16_t pad;
 	int fd;
-	struct rp_op *next; /* parked list */
+	struct rp_op *next; /* parked or dead list */
 	union {
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
@@ -91,10 +97,12 @@ struct rp_shard {
 	void **bufs;
 	unsigned nbufs, buf_size, bufs_out;
 	struct rp_op *parked;
+	struct rp_op *dead; /* ended outside the kernel: final callback due */
 
 	/* wake-ups */
 	int efd;
 	uint64_t efd_val;
+	bool efd_unarmed; /* arming the eventfd read found no SQE: retry */
 	struct rp_op efd_op;
 	uint64_t last_cancel_ns;
 
@@ -104,9 +112,18 @@ struct rp_shard {
 	int *closing;
 	unsigned nclosing, closing_cap;
 
-	/* CQEs moved out of a full CQ during an SQ flush inside a callback */
+	/* CQEs moved out of a full CQ during an SQ flush inside a callback,
+	 * dispatched (from stash_head) before any CQE still in the CQ */
 	struct rp_cqe_copy *stash;
-	unsigned nstash, stash_cap;
+	unsigned stash_head, nstash, stash_cap;
+
+	/* provided buffers handed to callbacks and not yet put back, one bit
+	 * per buffer id: a put of a buffer that is not out is refused */
+	uint64_t *buf_outmap;
+
+	/* ops alive by kind, for the report of a stop that hit its deadline */
+	unsigned live_kind[OP_KINDS];
+	uint64_t stop_deadline_ns;
 
 	struct rp_shard_stats st;
 
@@ -123,7 +140,9 @@ struct rp_runtime {
 	struct rp_runtime_config cfg;
 	unsigned n;
 	struct rp_shard **shards;
-	struct rp_spsc **mbox; /* mbox[dst * n + src] */
+	/* mbox[dst * n + src]: created by shard dst on its own thread (so on its
+	 * node) before any init runs, destroyed by rp_runtime_destroy */
+	struct rp_spsc **mbox;
 	struct rp_topo *topo;
 	char mode[96];
 	char features[160];
@@ -136,10 +155,15 @@ struct rp_runtime {
 	unsigned ready;
 	int start_err;
 	bool go;
+	char err[256]; /* why a shard failed to start (copied to the caller's rp_engine_error) */
 
 	_Alignas(64) atomic_int stop;
 };
 
 void rp_shard_loop(struct rp_shard *sh);
+/* After the loop: run what is still in the shard's mailboxes (stopping). */
+void rp_shard_drain_final(struct rp_shard *sh);
+/* Set the calling thread's rp_engine_error() text (printf-style). */
+void rp_engine_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* RP_ENGINE_IMPL_H */

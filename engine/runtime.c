@@ -6,17 +6,71 @@
  * shards over SPSC rings, rp_runtime_submit from other threads over MPSC).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine_impl.h"
 #include "shard.h"
 
 static __thread struct rp_shard *tls_shard;
+static __thread char tls_error[256];
+
+void rp_engine_set_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tls_error, sizeof(tls_error), fmt, ap);
+	va_end(ap);
+}
+
+const char *rp_engine_error(void)
+{
+	return tls_error;
+}
+
+/* Why io_uring_setup failed, naming the knob that fixes it. */
+static void explain_setup_error(int err)
+{
+	char buf[16] = "";
+	FILE *f;
+
+	if (err == -ENOSYS) {
+		rp_engine_set_error("io_uring_setup: %s: this kernel has no io_uring, or a seccomp "
+				    "profile answers ENOSYS for it (containers: allow io_uring_setup, "
+				    "io_uring_enter and io_uring_register)",
+				    strerror(-err));
+		return;
+	}
+	if (err != -EPERM && err != -EACCES) {
+		rp_engine_set_error("io_uring_setup: %s", strerror(-err));
+		return;
+	}
+	f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	if (buf[0] == '1' || buf[0] == '2')
+		rp_engine_set_error("io_uring_setup: %s: kernel.io_uring_disabled is %c (%s); enable "
+				    "it with: sysctl -w kernel.io_uring_disabled=0%s",
+				    strerror(-err), buf[0],
+				    buf[0] == '2' ? "io_uring is off for everyone" :
+						    "only root and kernel.io_uring_group may use it",
+				    buf[0] == '1' ? " (or add this user to kernel.io_uring_group)" : "");
+	else
+		rp_engine_set_error("io_uring_setup: %s: a seccomp profile or LSM forbids io_uring "
+				    "(containers: allow io_uring_setup, io_uring_enter and "
+				    "io_uring_register, e.g. docker --security-opt seccomp=PROFILE)",
+				    strerror(-err));
+}
 
 /* ---- probing ---- */
 
@@ -67,7 +121,73 @@ static int ring_init(struct io_uring *ring, const struct rp_runtime_config *cfg,
 	return ret;
 }
 
-/* Which ops and op flags the kernel has: MSG_RING, SEND_ZC and its usage report. */
+/*
+ * Multishot recv with a provided-buffer ring (5.19 / 6.0): the engine's
+ * receive path. Registers a one-buffer ring, arms a multishot recv on one
+ * end of a socketpair, writes a byte into the other and expects the byte
+ * back with IORING_CQE_F_MORE. Returns 0, -EOPNOTSUPP with the error set,
+ * or another negative errno when the probe itself could not run.
+ */
+static int probe_recv_multishot(struct io_uring *ring)
+{
+	struct io_uring_buf_reg reg;
+	struct io_uring_buf_ring *br;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	static char buf[64];
+	int sv[2], ret;
+
+	br = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (br == MAP_FAILED)
+		return -errno;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)br;
+	reg.ring_entries = 1;
+	reg.bgid = 0;
+	ret = io_uring_register_buf_ring(ring, &reg, 0);
+	if (ret) {
+		munmap(br, 4096);
+		rp_engine_set_error("io_uring: this kernel has no provided-buffer rings (%s); the "
+				    "engine needs Linux 6.0 or later",
+				    strerror(-ret));
+		return -EOPNOTSUPP;
+	}
+	io_uring_buf_ring_init(br);
+	io_uring_buf_ring_add(br, buf, sizeof(buf), 0, io_uring_buf_ring_mask(1), 0);
+	io_uring_buf_ring_advance(br, 1);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		ret = -errno;
+		goto out_ring;
+	}
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	ret = -EIO;
+	if (write(sv[1], "x", 1) != 1 || io_uring_submit_and_wait(ring, 1) < 0 ||
+	    io_uring_peek_cqe(ring, &cqe))
+		goto out_fds;
+	if (cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE)) {
+		ret = 0;
+	} else {
+		rp_engine_set_error("io_uring: this kernel has no multishot recv (res %d); the "
+				    "engine needs Linux 6.0 or later",
+				    cqe->res);
+		ret = -EOPNOTSUPP;
+	}
+	io_uring_cqe_seen(ring, cqe);
+out_fds:
+	/* the ring's exit ends the armed recv */
+	close(sv[0]);
+	close(sv[1]);
+out_ring:
+	io_uring_unregister_buf_ring(ring, 0);
+	munmap(br, 4096);
+	return ret;
+}
+
+/* Which ops and op flags the kernel has: MSG_RING, SEND_ZC and its usage
+ * report; refuses (-EOPNOTSUPP) a kernel without what the engine needs. */
 static int probe(struct rp_runtime *rt)
 {
 	struct io_uring ring;
@@ -79,10 +199,20 @@ static int probe(struct rp_runtime *rt)
 	int ret;
 
 	ret = ring_init(&ring, &rt->cfg, &flags, &name, &features);
-	if (ret)
-		return ret == -ENOMEM ? ret : -ENOSYS;
+	if (ret) {
+		explain_setup_error(ret);
+		return ret;
+	}
 	rt->ring_flags = (int)flags;
 	snprintf(rt->mode, sizeof(rt->mode), "%s", name);
+	ret = probe_recv_multishot(&ring);
+	if (ret) {
+		if (ret != -EOPNOTSUPP)
+			rp_engine_set_error("io_uring: probing multishot recv failed: %s",
+					    strerror(-ret));
+		io_uring_queue_exit(&ring);
+		return ret;
+	}
 	pr = io_uring_get_probe_ring(&ring);
 	if (pr) {
 		rt->msg_ring = io_uring_opcode_supported(pr, IORING_OP_MSG_RING);
@@ -138,6 +268,44 @@ static int plan_cpus(struct rp_runtime *rt, int **cpus, int **nodes, unsigned *c
 	return 0;
 }
 
+/* The kernel's limits (IORING_MAX_ENTRIES, IORING_MAX_CQ_ENTRIES): the CQ
+ * gets 4x the SQ, so the SQ may have at most 65536 / 4 entries. */
+#define MAX_CQ_ENTRIES 65536u
+#define MAX_SQ_ENTRIES (MAX_CQ_ENTRIES / 4)
+
+static int check_config(const struct rp_runtime_config *c)
+{
+	const char *why = NULL;
+
+	if (c->ring_entries > MAX_SQ_ENTRIES)
+		why = "ring_entries above 16384 (its CQ of 4x would pass the kernel's 65536)";
+	else if (c->bufs & (c->bufs - 1))
+		why = "bufs is not a power of two";
+	else if (c->bufs > 32768)
+		why = "bufs above 32768 (the kernel's provided-buffer ring limit)";
+	else if (c->buf_size > RP_POOL_MAX_CLASS)
+		why = "buf_size above the pool's largest class (1 MB)";
+	else if (c->mailbox && ((c->mailbox & (c->mailbox - 1)) || c->mailbox < 2))
+		why = "mailbox is not a power of two >= 2";
+	else if (c->shards > RP_POOL_MAX_POOLS_)
+		why = "more shards than the pool registry holds (one pool per shard)";
+	if (!why)
+		return 0;
+	rp_engine_set_error("bad runtime config: %s", why);
+	return -EINVAL;
+}
+
+/* Default mailbox capacity: 4096 up to 4 shards, then shrinking so each
+ * shard's inbound rings (one per sender) stay at 128 KB. */
+static unsigned default_mailbox(unsigned n)
+{
+	unsigned cap = 4096;
+
+	while (cap > 64 && (size_t)n * cap > 16384)
+		cap /= 2;
+	return cap;
+}
+
 int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **out)
 {
 	struct rp_runtime *rt;
@@ -145,8 +313,11 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 	unsigned ncpu = 0;
 	int ret;
 
-	if (!cfg || !out)
+	tls_error[0] = 0;
+	if (!cfg || !out) {
+		rp_engine_set_error("rp_runtime_create: no config or no result pointer");
 		return -EINVAL;
+	}
 	rt = aligned_alloc(64, (sizeof(*rt) + 63) & ~(size_t)63);
 	if (!rt)
 		return -ENOMEM;
@@ -162,20 +333,29 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 		rt->cfg.bufs = 512;
 	if (!rt->cfg.buf_size)
 		rt->cfg.buf_size = 16384;
-	if (!rt->cfg.mailbox)
-		rt->cfg.mailbox = 4096;
-	ret = -EINVAL;
-	if (rt->cfg.ring_entries > 32768 || (rt->cfg.bufs & (rt->cfg.bufs - 1)) ||
-	    rt->cfg.bufs > 32768 || rt->cfg.buf_size > RP_POOL_MAX_CLASS ||
-	    (rt->cfg.mailbox & (rt->cfg.mailbox - 1)) || rt->cfg.shards > 1024)
-		goto fail;
+	if (!rt->cfg.stop_timeout_ms)
+		rt->cfg.stop_timeout_ms = 5000;
 	pthread_mutex_init(&rt->lock, NULL);
 	pthread_cond_init(&rt->cond, NULL);
-
-	ret = plan_cpus(rt, &cpus, &nodes, &ncpu);
+	ret = check_config(&rt->cfg);
 	if (ret)
 		goto fail;
+
+	ret = plan_cpus(rt, &cpus, &nodes, &ncpu);
+	if (ret) {
+		rp_engine_set_error("placement plan: %s (cpus \"%s\")", strerror(-ret),
+				    rt->cfg.cpus ? rt->cfg.cpus : "default");
+		goto fail;
+	}
 	rt->n = rt->cfg.shards ? rt->cfg.shards : ncpu;
+	if (rt->n > RP_POOL_MAX_POOLS_) {
+		rp_engine_set_error("%u shards: the pool registry holds at most %u pools, one per shard",
+				    rt->n, RP_POOL_MAX_POOLS_);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if (!rt->cfg.mailbox)
+		rt->cfg.mailbox = default_mailbox(rt->n);
 	ret = probe(rt);
 	if (ret)
 		goto fail;
@@ -198,6 +378,7 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 		sh->cpu = rt->cfg.no_pin ? -1 : cpus[i % ncpu];
 		sh->node = nodes[i % ncpu];
 		sh->efd_op.kind = OP_EVENTFD;
+		/* other threads' messages: an MPSC queue of the same capacity */
 		sh->inbox = rp_mpsc_create(rt->cfg.mailbox);
 		if (!sh->inbox)
 			goto fail;
@@ -208,16 +389,13 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < (size_t)rt->n * rt->n; i++) {
-		rt->mbox[i] = rp_spsc_create(rt->cfg.mailbox);
-		if (!rt->mbox[i])
-			goto fail;
-	}
 	free(cpus);
 	free(nodes);
 	*out = rt;
 	return 0;
 fail:
+	if (!tls_error[0])
+		rp_engine_set_error("rp_runtime_create: %s", strerror(-ret));
 	free(cpus);
 	free(nodes);
 	rp_runtime_destroy(rt);
@@ -242,7 +420,8 @@ static int bufring_setup(struct rp_shard *sh)
 		return -errno;
 	}
 	sh->bufs = calloc(n, sizeof(void *));
-	if (!sh->bufs)
+	sh->buf_outmap = calloc((n + 63) / 64, sizeof(uint64_t));
+	if (!sh->bufs || !sh->buf_outmap)
 		return -ENOMEM;
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (unsigned long)sh->br;
@@ -263,6 +442,25 @@ static int bufring_setup(struct rp_shard *sh)
 	return 0;
 }
 
+/* The first shard error of a start, for the control thread's rp_engine_error. */
+static void shard_error(struct rp_shard *sh, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void shard_error(struct rp_shard *sh, const char *fmt, ...)
+{
+	struct rp_runtime *rt = sh->rt;
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&rt->lock);
+	if (!rt->err[0])
+		snprintf(rt->err, sizeof(rt->err), "shard %u (cpu %d): %s", sh->id, sh->cpu, msg);
+	pthread_mutex_unlock(&rt->lock);
+}
+
 static int shard_setup(struct rp_shard *sh)
 {
 	struct rp_runtime *rt = sh->rt;
@@ -272,24 +470,47 @@ static int shard_setup(struct rp_shard *sh)
 
 	if (sh->cpu >= 0) {
 		ret = rp_pin_thread(rt->topo, sh->cpu);
-		if (ret)
+		if (ret) {
+			shard_error(sh, "pinning to cpu %d: %s", sh->cpu, strerror(-ret));
 			return ret;
+		}
 		if (sh->node >= 0)
 			(void)rp_bind_memory(rt->topo, sh->node); /* best effort: pool binds anyway */
 	}
 	sh->pool = rp_pool_create(sh->cpu >= 0 ? sh->node : -1, rt->cfg.pool_bytes,
 				  rt->cfg.pool_flags);
-	if (!sh->pool)
-		return -errno;
-	ret = ring_init(&sh->ring, &rt->cfg, &flags, &name, &features);
-	if (ret)
+	if (!sh->pool) {
+		ret = -errno;
+		shard_error(sh, "pool of %zu bytes on node %d: %s", rt->cfg.pool_bytes, sh->node,
+			    strerror(errno));
 		return ret;
+	}
+	/* Inbound mailboxes, one per sender, allocated and touched here so
+	 * they live on this shard's node (memory is bound above). Published
+	 * to the senders by the start-up hand-shake's mutex. */
+	for (unsigned src = 0; src < rt->n; src++) {
+		struct rp_spsc *box = rp_spsc_create(rt->cfg.mailbox);
+
+		if (!box) {
+			shard_error(sh, "mailbox of %u slots: %s", rt->cfg.mailbox, strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		rt->mbox[(size_t)sh->id * rt->n + src] = box;
+	}
+	ret = ring_init(&sh->ring, &rt->cfg, &flags, &name, &features);
+	if (ret) {
+		shard_error(sh, "io_uring_setup: %s", strerror(-ret));
+		return ret;
+	}
 	sh->ring_ok = true;
 	sh->defer = flags & IORING_SETUP_DEFER_TASKRUN;
 	(void)io_uring_register_ring_fd(&sh->ring); /* saves an fd lookup per enter; optional */
 	ret = bufring_setup(sh);
-	if (ret)
+	if (ret) {
+		shard_error(sh, "%u provided buffers of %u bytes: %s", rt->cfg.bufs, rt->cfg.buf_size,
+			    strerror(-ret));
 		return ret;
+	}
 	if (rt->cfg.register_buffers) {
 		struct iovec iov[8];
 		int n = rp_pool_iovecs(sh->pool, iov, 8);
@@ -333,13 +554,17 @@ static void *shard_main(void *p)
 	ret = rt->cfg.init ? rt->cfg.init(sh, rt->cfg.arg) : 0;
 	if (ret > 0)
 		ret = -ret;
+	if (ret)
+		shard_error(sh, "init: %s", strerror(-ret));
 	sh->init_ret = ret;
 	if (!report_and_wait(rt, ret, 2 * rt->n) && !ret) {
 		/* another shard failed: undo what init started, then leave */
 		atomic_store_explicit(&rt->stop, 1, memory_order_release);
 	}
-	if (!ret)
+	if (!ret) {
 		rp_shard_loop(sh);
+		rp_shard_drain_final(sh);
+	}
 	if (rt->cfg.fini)
 		rt->cfg.fini(sh, rt->cfg.arg);
 	tls_shard = NULL;
@@ -374,6 +599,10 @@ int rp_runtime_start(struct rp_runtime *rt)
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
+		if (rt->err[0])
+			rp_engine_set_error("%s", rt->err);
+		else
+			rp_engine_set_error("starting shard threads: %s", strerror(-err));
 	}
 	return err;
 }
@@ -395,6 +624,45 @@ void rp_runtime_stop(struct rp_runtime *rt)
 	}
 }
 
+static void drop_msg(struct rp_runtime *rt, struct rp_shard *t, rp_msg_fn fn, void *arg)
+{
+	t->st.msgs_dropped++; /* its thread has been joined */
+	if (rt->cfg.on_drop)
+		rt->cfg.on_drop(fn, arg, rt->cfg.arg);
+}
+
+/*
+ * A sender that looked at rt->stop just before it was set can push a
+ * message after its target ran its last drain: hand every such message to
+ * cfg.on_drop (after the joins nobody else touches the mailboxes).
+ */
+static void drop_leftovers(struct rp_runtime *rt)
+{
+	for (unsigned dst = 0; dst < rt->n; dst++) {
+		struct rp_shard *t = rt->shards[dst];
+		struct rp_msg *m;
+
+		for (unsigned src = 0; src < rt->n; src++) {
+			struct rp_spsc *box = rt->mbox[(size_t)dst * rt->n + src];
+
+			while (box && (m = rp_spsc_pop(box))) {
+				rp_msg_fn fn = m->fn;
+				void *arg = m->arg;
+
+				rp_pool_free(m);
+				drop_msg(rt, t, fn, arg);
+			}
+		}
+		while ((m = rp_mpsc_pop(t->inbox))) {
+			rp_msg_fn fn = m->fn;
+			void *arg = m->arg;
+
+			free(m);
+			drop_msg(rt, t, fn, arg);
+		}
+	}
+}
+
 int rp_runtime_wait(struct rp_runtime *rt)
 {
 	int err = 0;
@@ -405,6 +673,7 @@ int rp_runtime_wait(struct rp_runtime *rt)
 		for (unsigned i = 0; i < rt->n; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
+		drop_leftovers(rt);
 	}
 	for (unsigned i = 0; i < rt->n && !err; i++)
 		err = rt->shards[i]->init_ret;
@@ -427,6 +696,7 @@ static void shard_free(struct rp_shard *sh)
 	if (sh->br)
 		munmap(sh->br, sh->br_bytes);
 	free(sh->bufs);
+	free(sh->buf_outmap);
 	free(sh->stash);
 	free(sh->closing);
 	if (sh->efd >= 0)
@@ -546,18 +816,21 @@ unsigned rp_shard_inflight(const struct rp_shard *sh)
 static void wake(struct rp_shard *sh, struct rp_shard *t)
 {
 	static const uint64_t one = 1;
+	struct io_uring_sqe *sqe;
+	ssize_t w;
 
-	if (sh && sh->rt->msg_ring) {
-		struct io_uring_sqe *sqe = rp_shard_sqe(sh);
+	if (sh && sh->rt->msg_ring && (sqe = rp_shard_sqe(sh))) {
+		/* a failed MSG_RING comes back on our CQ: wake_sent() then
+		 * falls back to the eventfd */
+		int fd = RP_TEST_HOOK(msg_ring_fail) ? sh->efd : t->ring.ring_fd;
 
-		io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_WAKE, 0);
-		io_uring_sqe_set_data64(sqe, UD_MSG_SENT);
+		io_uring_prep_msg_ring(sqe, fd, 0, UD_WAKE, 0);
+		io_uring_sqe_set_data64(sqe, UD_WAKE_SENT | t->id);
 		sh->internal++;
-	} else {
-		ssize_t w = write(t->efd, &one, sizeof(one));
-
-		(void)w; /* EAGAIN: already signalled */
+		return;
 	}
+	w = write(t->efd, &one, sizeof(one));
+	(void)w; /* EAGAIN: already signalled */
 }
 
 /* After publishing a message: wake @t if it is (about to be) asleep. */

@@ -12,15 +12,33 @@
 	__atomic_store_n(&(sh)->st.field, (sh)->st.field + (n), __ATOMIC_RELAXED)
 #define STAT_INC(sh, field) STAT_ADD(sh, field, 1)
 
-/* Submit what is prepared so the SQ has room again (SQ full). */
-void rp_shard_flush(struct rp_shard *sh);
+#ifdef RP_ENGINE_TEST_HOOKS
+/* Faults a test build of the engine can switch on (tests/test_engine_faults.c). */
+struct rp_engine_test_hooks {
+	atomic_int flush_fail;	  /* rp_shard_flush gives up at once */
+	atomic_int msg_ring_fail; /* MSG_RING wakes target an fd that is no ring */
+};
+extern struct rp_engine_test_hooks rp_engine_test_hooks;
+#define RP_TEST_HOOK(name) atomic_load_explicit(&rp_engine_test_hooks.name, memory_order_relaxed)
+#else
+#define RP_TEST_HOOK(name) 0
+#endif
 
-/* An SQE for the next op; always leaves one more free slot, so an op and
- * its linked timeout always go to the kernel in the same submit. */
+/* SQ slots rp_shard_sqe keeps free after the one it hands out: an op with
+ * its linked timeout, or rp_close's hard-linked cancel + close, always go
+ * to the kernel in the same submit. */
+#define SQ_SPARE 2
+
+/* Submit what is prepared so the SQ has room again (SQ full). Returns false
+ * when it could not make room (the kernel keeps refusing the submit). */
+bool rp_shard_flush(struct rp_shard *sh);
+
+/* An SQE for the next op, leaving SQ_SPARE more free; NULL (counted in
+ * sq_full_fail) when the SQ is full and a flush could not empty it. */
 static inline struct io_uring_sqe *rp_shard_sqe(struct rp_shard *sh)
 {
-	if (io_uring_sq_space_left(&sh->ring) < 2)
-		rp_shard_flush(sh);
+	if (io_uring_sq_space_left(&sh->ring) < SQ_SPARE + 1 && !rp_shard_flush(sh))
+		return NULL;
 	/* Any SQE taken since an op's own (an internal eventfd re-arm or
 	 * MSG_RING wake included) means that op is no longer the last one:
 	 * rp_link_timeout would link the op to this SQE instead. op_sqe sets
@@ -31,14 +49,23 @@ static inline struct io_uring_sqe *rp_shard_sqe(struct rp_shard *sh)
 	return io_uring_get_sqe(&sh->ring);
 }
 
-/* rp_close bookkeeping: see rp_shard.closing. add returns false without memory. */
+/* One of the SQ_SPARE slots, right after an SQE from rp_shard_sqe. */
+static inline struct io_uring_sqe *rp_shard_sqe_spare(struct rp_shard *sh)
+{
+	STAT_INC(sh, ops_submitted);
+	return io_uring_get_sqe(&sh->ring);
+}
+
+/* rp_close/rp_cancel_fd bookkeeping: see rp_shard.closing. add returns
+ * false without memory. */
 bool rp_shard_closing_add(struct rp_shard *sh, int fd);
 
-void rp_shard_arm_accept(struct rp_shard *sh, struct rp_op *op);
-void rp_shard_arm_recv(struct rp_shard *sh, struct rp_op *op);
+/* Arm (again) a multishot op; false when no SQE could be had. */
+bool rp_shard_arm_accept(struct rp_shard *sh, struct rp_op *op);
+bool rp_shard_arm_recv(struct rp_shard *sh, struct rp_op *op);
 /* Multishot recv without buffers: wait, outside the kernel, for rp_buf_put. */
 void rp_shard_park(struct rp_shard *sh, struct rp_op *op);
-/* End a parked op: a NOP carrying it delivers its final -ECANCELED. */
+/* End a parked op: it gets its final -ECANCELED callback from the loop. */
 void rp_shard_unpark_dead(struct rp_shard *sh, struct rp_op *op);
 
 #endif

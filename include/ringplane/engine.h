@@ -13,7 +13,8 @@
  * pool, prepares one SQE whose user_data points at it, and returns the op
  * (a handle for rp_cancel), or NULL with errno set: ENOMEM (pool empty;
  * counted), EBADF/EINVAL (bad arguments), ESHUTDOWN (the shard is stopping
- * and takes no new ops except close and cancel). Nothing is submitted
+ * and takes no new ops except close and cancel), EBUSY (the SQ was full
+ * and the kernel refused every flush; counted in sq_full_fail). Nothing is submitted
  * there: the shard loop submits every SQE prepared during one iteration
  * with one io_uring_submit_and_wait(); if the SQ fills up first it is
  * flushed and the call goes on (counted as sq_full).
@@ -87,6 +88,11 @@ typedef void (*rp_shard_fini_fn)(struct rp_shard *sh, void *arg);
 /* Called on each shard when the runtime begins stopping: close listeners,
  * stop starting work. In-flight ops are then cancelled by the engine. */
 typedef void (*rp_shard_stop_fn)(struct rp_shard *sh, void *arg);
+/* A message that was accepted (rp_shard_post or rp_runtime_submit returned
+ * 0) but whose target shard had stopped before it could run: called on the
+ * control thread from rp_runtime_wait, so @msg_arg can be freed. @arg is
+ * the config's arg. */
+typedef void (*rp_msg_drop_fn)(rp_msg_fn fn, void *msg_arg, void *arg);
 
 struct rp_runtime_config {
 	unsigned shards;	  /* number of shards; 0 = one per core of the plan */
@@ -101,12 +107,22 @@ struct rp_runtime_config {
 	unsigned pool_flags;	  /* RP_POOL_* (default RP_POOL_HUGE) */
 	unsigned bufs;		  /* provided buffers per shard, power of two (default 512) */
 	unsigned buf_size;	  /* size of each (default 16 KB, a pool class) */
-	unsigned mailbox;	  /* SPSC/MPSC capacity per mailbox (default 4096) */
+	unsigned mailbox;	  /* SPSC/MPSC capacity per mailbox, a power of two;
+				     default 4096 up to 4 shards, then 16384 / shards
+				     (at least 64). Memory: every shard holds one SPSC
+				     ring per sender shard, on its own node, of
+				     mailbox * 8 bytes: shards * mailbox * 8 bytes per
+				     shard (default: 64 KB per shard at 2 shards, 128 KB
+				     from 4 shards up, 16 MB in all at 128 shards) */
+	unsigned stop_timeout_ms; /* how long a stop waits for in-flight ops to end
+				     (default 5000); then the ops left are reported on
+				     stderr, counted in stuck_ops and left to the kernel */
 	bool register_buffers;	  /* register the pool arena for *_fixed ops */
 	rp_shard_init_fn init;
 	rp_shard_stop_fn on_stop;
 	rp_shard_fini_fn fini;
-	void *arg;		  /* passed to init, on_stop and fini */
+	rp_msg_drop_fn on_drop;	  /* messages that never ran (NULL: only counted) */
+	void *arg;		  /* passed to init, on_stop, fini and on_drop */
 };
 
 /* Per-shard counters (rp_shard_stats / rp_runtime_stats). */
@@ -132,6 +148,11 @@ struct rp_shard_stats {
 	uint64_t zc_sends;	 /* send_zc notifications */
 	uint64_t zc_copied;	 /* ... of which the kernel copied (not zero-copy) */
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
+	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY) */
+	uint64_t buf_misuse;	 /* rp_buf_put of a buffer that was not out: refused */
+	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
+	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
+	uint64_t stuck_ops;	 /* ops still in flight when the stop deadline passed */
 };
 
 /* ---- runtime (control thread) ---- */
@@ -139,8 +160,15 @@ struct rp_shard_stats {
 /*
  * rp_runtime_create - validate @cfg (copied), build the placement plan and
  * probe the kernel. No thread runs yet. Returns 0 and *@out, or -EINVAL
- * (bad config: bufs not a power of two, buf_size above 1 MB, a bad
- * cpulist...), -ENOSYS (no io_uring), -ENOMEM. More shards than CPUs in the
+ * (bad config: bufs not a power of two, buf_size above 1 MB, ring_entries
+ * above 16384 (the CQ gets 4x, the kernel takes at most 65536), more shards
+ * than the pool registry holds (RP_POOL_MAX_POOLS_), a bad cpulist...),
+ * the kernel's own errno when io_uring cannot be set up (-ENOSYS: no
+ * io_uring in this kernel; -EPERM: kernel.io_uring_disabled or a seccomp
+ * profile forbids it), -EOPNOTSUPP (the kernel lacks something the engine
+ * needs: provided-buffer rings, multishot recv), -ENOMEM. On failure
+ * rp_engine_error() says why in one line, naming the fix where there is one.
+ * More shards than CPUs in the
  * plan share CPUs round-robin (shard i runs on the plan's CPU i mod n).
  *
  * The plan takes only CPUs in the calling thread's affinity mask
@@ -154,14 +182,16 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 
 /* rp_runtime_start - start the shard threads and return once every shard
  * ran its init (0) or one failed (its negative errno; the others are
- * stopped and joined). */
+ * stopped and joined; rp_engine_error() says which shard and why). */
 int rp_runtime_start(struct rp_runtime *rt);
 
 /* rp_runtime_stop - ask every shard to stop: on_stop, cancel in-flight ops,
  * wait for their last CQEs, fini. Any thread; async-signal-safe; idempotent. */
 void rp_runtime_stop(struct rp_runtime *rt);
 
-/* rp_runtime_wait - join the shard threads; 0, or the first shard error. */
+/* rp_runtime_wait - join the shard threads; 0, or the first shard error.
+ * Messages still in the mailboxes then (posted while their target stopped)
+ * go to cfg.on_drop and are counted in the target's msgs_dropped. */
 int rp_runtime_wait(struct rp_runtime *rt);
 
 /* rp_runtime_run - start, then wait: returns when stopped. */
@@ -250,6 +280,8 @@ struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int 
  * for real on res == 0 (EOF), on other errors, or on cancel.
  */
 struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/* Give a provided buffer back. A @bid that is not out (a double put, a
+ * stray id) is refused and counted in buf_misuse. */
 void rp_buf_put(struct rp_shard *sh, uint16_t bid);
 /* The size of each provided buffer. */
 unsigned rp_buf_size(const struct rp_shard *sh);
@@ -286,8 +318,15 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  * Allowed while stopping.
  */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
-/* Cancel one op (its handle must still be alive) / every op on @fd. res of
- * the cancel: number cancelled or 0 (for one op), -ENOENT, -EALREADY. */
+/*
+ * Cancel one op (its handle must still be alive) / every op on @fd. res of
+ * the cancel: number cancelled or 0 (for one op), -ENOENT, -EALREADY. A
+ * multishot op that was cancelled is never re-armed or parked again, even
+ * when the kernel had just ended it (ENOBUFS) and the cancel found nothing
+ * (-ENOENT): its next completion without RP_CQE_MORE is its last, with
+ * -ECANCELED where it would have been re-armed. rp_cancel_fd likewise
+ * refuses re-arms on @fd until the cancel has completed (as rp_close).
+ */
 struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
@@ -299,6 +338,10 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
  * multishot ops. Returns 0, -EINVAL (not the last op), -ENOMEM.
  */
 int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
+
+/* Why the last rp_runtime_create or rp_runtime_start on this thread failed,
+ * in one line ("" if it did not). */
+const char *rp_engine_error(void);
 
 /* The io_uring features the engine probed, as a string for logs. */
 const char *rp_engine_features(const struct rp_runtime *rt);
