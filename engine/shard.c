@@ -97,6 +97,8 @@ static void stash_cqes(struct rp_shard *sh)
 bool rp_shard_flush(struct rp_shard *sh)
 {
 	STAT_INC(sh, sq_full);
+	if (RP_TEST_HOOK(flush_stash))
+		stash_cqes(sh);
 	for (int tries = 0; tries < 1000 && !RP_TEST_HOOK(flush_fail); tries++) {
 		int ret = io_uring_submit(&sh->ring);
 

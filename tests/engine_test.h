@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the engine test programs (test_engine*.c): bounded
+ * waits, failures recorded on shard threads (a cmocka assert cannot unwind
+ * there: CHECK records the first failure, the control thread fails the
+ * test after joining the shards), a SIGALRM watchdog, runtime start/stop,
+ * loopback TCP pairs. Each program includes it once.
+ */
+#ifndef RP_TESTS_ENGINE_TEST_H
+#define RP_TESTS_ENGINE_TEST_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ringplane/engine.h>
+#include <ringplane/pool.h>
+
+#define MS	   (1000ull * 1000ull)
+#define POOL_BYTES ((size_t)16 << 20)
+#define WAIT_S	   10.0 /* default bound for a test's work */
+
+/* ---- time, sizes ---- */
+
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static inline bool reduced(void)
+{
+	const char *r = getenv("RP_TEST_REDUCED");
+
+	return r && *r == '1';
+}
+
+/* ---- failures seen on shard threads ---- */
+
+static atomic_int g_fail; /* line of the first failed CHECK, 0 if none */
+static char g_fail_msg[256] __attribute__((unused));
+
+static inline void fail_at(int line, const char *fmt, ...)
+{
+	int zero = 0;
+	va_list ap;
+
+	if (!atomic_compare_exchange_strong(&g_fail, &zero, line))
+		return;
+	/* read by the control thread only after it joined the shards */
+	va_start(ap, fmt);
+	vsnprintf(g_fail_msg, sizeof(g_fail_msg), fmt, ap);
+	va_end(ap);
+}
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			fail_at(__LINE__, "CHECK(%s)", #cond);                                     \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (a_ != b_)                                                                      \
+			fail_at(__LINE__, "%s == %s (%lld != %lld)", #a, #b, a_, b_);              \
+	} while (0)
+
+static inline void check_failures(void)
+{
+	int line = atomic_load(&g_fail);
+
+	if (line)
+		fail_msg("shard-side check failed at line %d: %s", line, g_fail_msg);
+}
+
+/* Hard backstop: a hang inside a join cannot be bounded any other way. */
+static const char *watchdog_name __attribute__((unused));
+
+static inline void watchdog_fire(int sig)
+{
+	static const char msg[] = "engine test: watchdog: a test ran past its deadline: ";
+	ssize_t w;
+
+	(void)sig;
+	w = write(2, msg, sizeof(msg) - 1);
+	w = write(2, watchdog_name, strlen(watchdog_name));
+	w = write(2, "\n", 1);
+	(void)w;
+	_exit(1);
+}
+
+static inline void watchdog(const char *name, unsigned seconds)
+{
+	watchdog_name = name;
+	signal(SIGALRM, watchdog_fire);
+	alarm(seconds);
+}
+
+/* ---- runtime helpers ---- */
+
+static inline struct rp_runtime_config base_cfg(unsigned shards)
+{
+	struct rp_runtime_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.shards = shards;
+	cfg.no_pin = true;
+	cfg.pool_bytes = POOL_BYTES;
+	cfg.bufs = 16;
+	return cfg;
+}
+
+static inline struct rp_runtime *rt_start(const struct rp_runtime_config *cfg)
+{
+	struct rp_runtime *rt = NULL;
+
+	atomic_store(&g_fail, 0);
+	g_fail_msg[0] = 0;
+	assert_int_equal(rp_runtime_create(cfg, &rt), 0);
+	assert_non_null(rt);
+	assert_int_equal(rp_runtime_start(rt), 0);
+	return rt;
+}
+
+/* Wait until *ctr >= want (or a shard-side failure), at most @limit_s. */
+static inline bool wait_for(atomic_int *ctr, int want, double limit_s)
+{
+	double end = now_s() + limit_s;
+
+	while (atomic_load(ctr) < want) {
+		if (atomic_load(&g_fail))
+			return true; /* reported by check_failures */
+		if (now_s() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+static inline void rt_stop_join(struct rp_runtime *rt)
+{
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+}
+
+/* Stop, join, free; then report what the shards saw. */
+static inline void rt_end(struct rp_runtime *rt)
+{
+	rt_stop_join(rt);
+	rp_runtime_destroy(rt);
+	check_failures();
+}
+
+static inline void stats_of(struct rp_runtime *rt, unsigned shard, struct rp_shard_stats *st)
+{
+	assert_int_equal(rp_runtime_stats(rt, shard, st), 0);
+}
+
+/* ---- fd helpers (control thread) ---- */
+
+static inline int tcp_listener(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+	assert_int_equal(listen(fd, 4096), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+	return fd;
+}
+
+/* A connected client (blocking connect; loopback completes at once). */
+static inline int tcp_connect(const struct sockaddr_in *addr)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static inline void tcp_pair(int *client, int *server)
+{
+	struct sockaddr_in addr;
+	int l = tcp_listener(&addr);
+
+	*client = tcp_connect(&addr);
+	assert_true(*client >= 0);
+	*server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*server >= 0);
+	close(l);
+}
+
+static inline int tmp_file(void)
+{
+	char path[] = "/tmp/rp_test_engine_XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+static inline void fill_pattern(uint8_t *p, size_t len, size_t start)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t k = start + i;
+
+		p[i] = (uint8_t)(k * 131u + (k >> 9) * 7u + 1u);
+	}
+}
+
+static inline bool has_feature(struct rp_runtime *rt, const char *what)
+{
+	return strstr(rp_engine_features(rt), what) != NULL;
+}
+
+#endif

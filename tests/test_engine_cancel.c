@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine: cancelling a multishot receive in the window where the kernel has
+ * just ended it with ENOBUFS and its CQE is not reaped yet (rp_cancel and
+ * rp_cancel_fd), and provided buffers given back twice.
+ *
+ * The window is made deterministic: the peer has written more than every
+ * provided buffer holds before the receive is armed, so one task-work run
+ * posts all the data CQEs and then the ENOBUFS end; the first data callback
+ * (same reap batch, before the ENOBUFS CQE) asks for the cancel.
+ */
+#include "engine_test.h"
+
+#define NBUFS	 8
+#define BUF_SIZE 4096
+
+/* ======================================================================
+ * rp_cancel / rp_cancel_fd racing the kernel's ENOBUFS end
+ * ====================================================================== */
+
+static struct {
+	bool by_fd;
+	int a, b;
+	struct rp_op *op;
+	atomic_int cancel_done, final_seen, after_final, done;
+	bool final_before_settle;
+	unsigned data_after_cancel;
+	int cancel_res, final_res;
+	unsigned data_cqes, held_n;
+	uint16_t held[NBUFS];
+	bool cancel_sent;
+} tc;
+
+static void cr_settle(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	/* before the stop, which would end any receive anyway */
+	tc.final_before_settle = atomic_load(&tc.final_seen);
+	atomic_store(&tc.done, 1);
+}
+
+static void cr_cancel_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	tc.cancel_res = c->res;
+	atomic_store(&tc.cancel_done, 1);
+	/* Give every buffer back: a receive that survived the cancel is
+	 * re-armed (or un-parked) now and takes the data written next. */
+	for (unsigned i = 0; i < tc.held_n; i++)
+		rp_buf_put(sh, tc.held[i]);
+	tc.held_n = 0;
+	CHECK_EQ(write(tc.b, "more data", 9), 9);
+	CHECK(rp_timeout(sh, 50 * MS, cr_settle, NULL) != NULL);
+}
+
+static void cr_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (atomic_load(&tc.final_seen)) {
+		atomic_fetch_add(&tc.after_final, 1);
+		if (c->buf)
+			rp_buf_put(sh, c->bid);
+		return;
+	}
+	if (c->res > 0) {
+		tc.data_cqes++;
+		if (atomic_load(&tc.cancel_done))
+			tc.data_after_cancel++;
+		if (c->buf && tc.held_n < NBUFS)
+			tc.held[tc.held_n++] = c->bid; /* hold: the ring runs dry */
+		else if (c->buf)
+			rp_buf_put(sh, c->bid);
+	}
+	if (!tc.cancel_sent) {
+		tc.cancel_sent = true;
+		if (tc.by_fd)
+			CHECK(rp_cancel_fd(sh, tc.a, cr_cancel_cb, NULL) != NULL);
+		else
+			CHECK(rp_cancel(sh, tc.op, cr_cancel_cb, NULL) != NULL);
+	}
+	if (!(c->flags & RP_CQE_MORE)) {
+		tc.final_res = c->res;
+		atomic_store(&tc.final_seen, 1);
+	}
+}
+
+static int cr_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	tc.op = rp_recv_multishot(sh, tc.a, cr_recv_cb, NULL);
+	CHECK(tc.op != NULL);
+	return 0;
+}
+
+static void run_cancel_race(bool by_fd)
+{
+	static uint8_t fill[(NBUFS + 4) * BUF_SIZE];
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.by_fd = by_fd;
+	tcp_pair(&tc.a, &tc.b);
+	/* more than the buffers hold, queued before the receive is armed */
+	assert_int_equal(write(tc.b, fill, sizeof(fill)), (ssize_t)sizeof(fill));
+	cfg.bufs = NBUFS;
+	cfg.buf_size = BUF_SIZE;
+	cfg.init = cr_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tc.done, 1, WAIT_S);
+	rt_end(rt);
+	assert_true(ok);
+	print_message("# %s: %u data CQEs before the end, cancel res %d, final res %d\n",
+		      by_fd ? "rp_cancel_fd" : "rp_cancel", tc.data_cqes, tc.cancel_res,
+		      tc.final_res);
+	/* the receive ended for good, with an error, once the cancel was asked:
+	 * not re-armed to take the data written after the cancel completed */
+	if (!tc.final_before_settle || tc.data_after_cancel)
+		fail_msg("the cancelled multishot receive was re-armed instead of ending "
+			 "(%u data callbacks after the cancel)",
+			 tc.data_after_cancel);
+	assert_true(tc.final_res <= 0);
+	assert_int_equal(atomic_load(&tc.after_final), 0);
+	assert_true(tc.data_cqes >= 1);
+	close(tc.a);
+	close(tc.b);
+}
+
+static void test_cancel_while_kernel_ends_enobufs(void **state)
+{
+	(void)state;
+	run_cancel_race(false);
+}
+
+static void test_cancel_fd_while_kernel_ends_enobufs(void **state)
+{
+	(void)state;
+	run_cancel_race(true);
+}
+
+/* ======================================================================
+ * rp_buf_put of a buffer that is not out
+ * ====================================================================== */
+
+#define DP_TOTAL (64 * 1024)
+
+static struct {
+	int a, b;
+	atomic_int done;
+	size_t got;
+	bool bad_data, doubled;
+	uint8_t data[DP_TOTAL];
+} tdp;
+
+static void dp_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res <= 0) {
+		atomic_store(&tdp.done, 1);
+		return;
+	}
+	if (tdp.got + (size_t)c->res > DP_TOTAL) {
+		tdp.bad_data = true;
+	} else {
+		memcpy(tdp.data + tdp.got, c->buf, (size_t)c->res);
+		tdp.got += (size_t)c->res;
+	}
+	rp_buf_put(sh, c->bid);
+	if (!tdp.doubled) {
+		/* a second put of the same id, and one of an id never handed out */
+		tdp.doubled = true;
+		rp_buf_put(sh, c->bid);
+		rp_buf_put(sh, (uint16_t)(NBUFS + 3));
+	}
+	if (tdp.got == DP_TOTAL)
+		atomic_store(&tdp.done, 1);
+}
+
+static int dp_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv_multishot(sh, tdp.a, dp_cb, NULL) != NULL);
+	return 0;
+}
+
+static void *dp_writer(void *arg)
+{
+	static uint8_t src[DP_TOTAL];
+	size_t off = 0;
+	double end = now_s() + WAIT_S;
+
+	(void)arg;
+	fill_pattern(src, sizeof(src), 0);
+	while (off < sizeof(src) && now_s() < end) {
+		size_t n = sizeof(src) - off < 1000 ? sizeof(src) - off : 1000;
+		ssize_t w = write(tdp.b, src + off, n);
+
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	return NULL;
+}
+
+static void test_buf_put_twice_is_refused(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	pthread_t w;
+	uint8_t want[DP_TOTAL];
+	bool ok;
+
+	(void)state;
+	memset(&tdp, 0, sizeof(tdp));
+	tcp_pair(&tdp.a, &tdp.b);
+	cfg.bufs = NBUFS;
+	cfg.buf_size = BUF_SIZE;
+	cfg.init = dp_init;
+	rt = rt_start(&cfg);
+	assert_int_equal(pthread_create(&w, NULL, dp_writer, NULL), 0);
+	ok = wait_for(&tdp.done, 1, WAIT_S);
+	pthread_join(w, NULL);
+	stats_of(rt, 0, &st);
+	rt_end(rt);
+	assert_true(ok);
+	/* both bad puts refused and counted; a buffer in the ring twice would
+	 * have had two receives write into it, and the stream would not match */
+	assert_int_equal(st.buf_misuse, 2);
+	assert_false(tdp.bad_data);
+	assert_int_equal(tdp.got, DP_TOTAL);
+	fill_pattern(want, sizeof(want), 0);
+	assert_memory_equal(tdp.data, want, DP_TOTAL);
+	close(tdp.a);
+	close(tdp.b);
+}
+
+static int setup_watchdog(void **state)
+{
+	(void)state;
+	watchdog("engine-cancel", 60);
+	return 0;
+}
+
+static int teardown_watchdog(void **state)
+{
+	(void)state;
+	alarm(0);
+	return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		T(test_cancel_while_kernel_ends_enobufs),
+		T(test_cancel_fd_while_kernel_ends_enobufs),
+		T(test_buf_put_twice_is_refused),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("engine-cancel", all, NULL, NULL);
+}

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine: stopping. An op that never completes (a zero-copy send whose
+ * notification waits on a peer that never reads) no longer holds the stop
+ * forever: the deadline passes, the stuck ops are reported and counted, and
+ * rp_runtime_wait returns. Every message that rp_shard_post or
+ * rp_runtime_submit accepted either runs or reaches cfg.on_drop, however
+ * the stop races the senders. Mailboxes are sized by shard count.
+ */
+#include <sys/wait.h>
+
+#include "engine_test.h"
+
+/* ======================================================================
+ * stop deadline: a send_zc notification that never comes
+ * ====================================================================== */
+
+#define ZC_LEN (8u << 20)
+
+static struct {
+	int a, b;
+	uint8_t *buf;
+	atomic_int result_seen, notif_seen;
+	int result_res;
+} tz;
+
+static void zs_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	if (c->flags & RP_CQE_NOTIF) {
+		atomic_store(&tz.notif_seen, 1);
+		return;
+	}
+	tz.result_res = c->res;
+	atomic_store(&tz.result_seen, 1);
+}
+
+static int zs_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_send_zc(sh, tz.a, tz.buf, ZC_LEN, MSG_DONTWAIT, zs_cb, NULL) != NULL);
+	return 0;
+}
+
+static void test_stop_deadline_reports_stuck_ops(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	int small = 4096, big = 16 << 20;
+	double t0, took;
+
+	(void)state;
+	memset(&tz, 0, sizeof(tz));
+	tcp_pair(&tz.a, &tz.b);
+	/* the peer's window closes at once; our side queues megabytes */
+	assert_int_equal(setsockopt(tz.b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	if (setsockopt(tz.a, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)))
+		assert_int_equal(setsockopt(tz.a, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+	tz.buf = calloc(1, ZC_LEN);
+	assert_non_null(tz.buf);
+	cfg.stop_timeout_ms = 300;
+	cfg.init = zs_init;
+	rt = rt_start(&cfg);
+	if (!has_feature(rt, "send_zc=yes")) {
+		rt_end(rt);
+		skip(); /* a plain send has no notification to wait for */
+	}
+	assert_true(wait_for(&tz.result_seen, 1, WAIT_S));
+	sleep_ms(50);
+	if (atomic_load(&tz.notif_seen) || tz.result_res <= 0) {
+		/* nothing of ours is left in the kernel: no stuck op to test */
+		print_message("# notification already in (res %d): nothing stuck\n", tz.result_res);
+		rt_end(rt);
+		skip();
+	}
+	t0 = now_s();
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	took = now_s() - t0;
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	print_message("# stop took %.3f s with the notification of a %d-byte send pending\n", took,
+		      tz.result_res);
+	assert_true(took >= 0.25 && took < 3.0);
+	assert_int_equal(st.stuck_ops, 1);
+	assert_int_equal(atomic_load(&tz.notif_seen), 0);
+	close(tz.a);
+	close(tz.b);
+	/* the kernel may still hold pages of the buffer until the socket is
+	 * gone: it is closed above, and the process keeps the memory anyway */
+	free(tz.buf);
+}
+
+/* ======================================================================
+ * every accepted message runs or is dropped, racing the stop
+ * ====================================================================== */
+
+#define DR_TRIALS 30
+
+static struct {
+	atomic_int ran, dropped;
+	atomic_int go;
+	struct rp_runtime *rt;
+	atomic_long accepted;
+} tdr;
+
+struct dr_arg {
+	long seq;
+};
+
+static void dr_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	free(arg);
+	atomic_fetch_add(&tdr.ran, 1);
+}
+
+static void dr_drop(rp_msg_fn fn, void *msg_arg, void *arg)
+{
+	(void)arg;
+	CHECK(fn == dr_msg);
+	free(msg_arg); /* ASan's leak check sees any message lost on the way */
+	atomic_fetch_add(&tdr.dropped, 1);
+}
+
+/* From a shard: post to the other shard until the stop refuses. */
+static void dr_pump(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	for (int i = 0; i < 64; i++) {
+		struct dr_arg *m = malloc(sizeof(*m));
+		int r;
+
+		if (!m)
+			return;
+		r = rp_shard_post(sh, 1 - rp_shard_id(sh), dr_msg, m);
+		if (r) {
+			free(m);
+			if (r == -ESHUTDOWN)
+				return;
+			continue;
+		}
+		atomic_fetch_add(&tdr.accepted, 1);
+	}
+	(void)rp_nop(sh, dr_pump, NULL); /* ESHUTDOWN ends the pumping */
+}
+
+static int dr_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	dr_pump(sh, NULL, NULL);
+	return 0;
+}
+
+/* From a thread that is not a shard. */
+static void *dr_thread(void *arg)
+{
+	double end = now_s() + WAIT_S;
+
+	(void)arg;
+	while (!atomic_load(&tdr.go))
+		sched_yield();
+	for (long i = 0; now_s() < end; i++) {
+		struct dr_arg *m = malloc(sizeof(*m));
+		int r;
+
+		if (!m)
+			break;
+		m->seq = i;
+		r = rp_runtime_submit(tdr.rt, (unsigned)(i & 1), dr_msg, m);
+		if (r) {
+			free(m);
+			if (r == -ESHUTDOWN)
+				break;
+			continue;
+		}
+		atomic_fetch_add(&tdr.accepted, 1);
+	}
+	return NULL;
+}
+
+static void test_messages_run_or_drop_across_stop(void **state)
+{
+	long total_accepted = 0, total_dropped = 0;
+
+	(void)state;
+	for (int t = 0; t < (reduced() ? 10 : DR_TRIALS); t++) {
+		struct rp_runtime_config cfg = base_cfg(2);
+		pthread_t th;
+
+		atomic_store(&tdr.ran, 0);
+		atomic_store(&tdr.dropped, 0);
+		atomic_store(&tdr.accepted, 0);
+		atomic_store(&tdr.go, 0);
+		cfg.mailbox = 64;
+		cfg.init = dr_init;
+		cfg.on_drop = dr_drop;
+		tdr.rt = rt_start(&cfg);
+		assert_int_equal(pthread_create(&th, NULL, dr_thread, NULL), 0);
+		atomic_store(&tdr.go, 1);
+		sleep_ms(2 + (unsigned)(t % 5));
+		rp_runtime_stop(tdr.rt);
+		pthread_join(th, NULL);
+		assert_int_equal(rp_runtime_wait(tdr.rt), 0);
+		rp_runtime_destroy(tdr.rt);
+		check_failures();
+		assert_int_equal(atomic_load(&tdr.ran) + atomic_load(&tdr.dropped),
+				 atomic_load(&tdr.accepted));
+		total_accepted += atomic_load(&tdr.accepted);
+		total_dropped += atomic_load(&tdr.dropped);
+	}
+	print_message("# %ld messages accepted, %ld of them dropped at stop\n", total_accepted,
+		      total_dropped);
+}
+
+/* ======================================================================
+ * mailboxes sized by shard count
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int first_eagain;
+} tmb;
+
+static void mb_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+}
+
+static int mb_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (rp_shard_id(sh) != 0)
+		return 0;
+	/* shard 1 cannot drain before our init returns (it waits for every
+	 * init): the pair's ring fills at its capacity */
+	for (int i = 0; i < 100000; i++) {
+		if (rp_shard_post(sh, 1, mb_msg, NULL) == -EAGAIN) {
+			tmb.first_eagain = i;
+			break;
+		}
+	}
+	atomic_store(&tmb.done, 1);
+	return 0;
+}
+
+static int mailbox_capacity(unsigned shards)
+{
+	struct rp_runtime_config cfg = base_cfg(shards);
+	struct rp_runtime *rt;
+
+	memset(&tmb, 0, sizeof(tmb));
+	cfg.pool_bytes = (size_t)4 << 20;
+	cfg.init = mb_init;
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&tmb.done, 1, WAIT_S));
+	rt_end(rt);
+	return tmb.first_eagain;
+}
+
+static void test_mailbox_shrinks_with_shard_count(void **state)
+{
+	(void)state;
+	/* default: 4096 per sender up to 4 shards, then 16384 / shards */
+	assert_int_equal(mailbox_capacity(2), 4096);
+	assert_int_equal(mailbox_capacity(32), 512);
+}
+
+static int setup_watchdog(void **state)
+{
+	(void)state;
+	watchdog("engine-stop", 60);
+	return 0;
+}
+
+static int teardown_watchdog(void **state)
+{
+	(void)state;
+	alarm(0);
+	return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		T(test_stop_deadline_reports_stuck_ops),
+		T(test_messages_run_or_drop_across_stop),
+		T(test_mailbox_shrinks_with_shard_count),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("engine-stop", all, NULL, NULL);
+}
