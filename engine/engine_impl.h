@@ -160,10 +160,10 @@ struct rp_runtime {
 	_Alignas(64) atomic_int stop;
 };
 
-void rp_shard_loop(struct rp_shard *sh);
+void eng_shard_loop(struct rp_shard *sh);
 /* After the loop: run what is still in the shard's mailboxes (stopping). */
-void rp_shard_drain_final(struct rp_shard *sh);
+void eng_shard_drain_final(struct rp_shard *sh);
 /* Set the calling thread's rp_engine_error() text (printf-style). */
-void rp_engine_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void eng_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* RP_ENGINE_IMPL_H */

@@ -16,12 +16,12 @@
 #include <unistd.h>
 
 #include "engine_impl.h"
-#include "shard.h"
+#include "op.h"
 
 static __thread struct rp_shard *tls_shard;
 static __thread char tls_error[256];
 
-void rp_engine_set_error(const char *fmt, ...)
+void eng_set_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -42,14 +42,14 @@ static void explain_setup_error(int err)
 	FILE *f;
 
 	if (err == -ENOSYS) {
-		rp_engine_set_error("io_uring_setup: %s: this kernel has no io_uring, or a seccomp "
+		eng_set_error("io_uring_setup: %s: this kernel has no io_uring, or a seccomp "
 				    "profile answers ENOSYS for it (containers: allow io_uring_setup, "
 				    "io_uring_enter and io_uring_register)",
 				    strerror(-err));
 		return;
 	}
 	if (err != -EPERM && err != -EACCES) {
-		rp_engine_set_error("io_uring_setup: %s", strerror(-err));
+		eng_set_error("io_uring_setup: %s", strerror(-err));
 		return;
 	}
 	f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
@@ -59,14 +59,14 @@ static void explain_setup_error(int err)
 		fclose(f);
 	}
 	if (buf[0] == '1' || buf[0] == '2')
-		rp_engine_set_error("io_uring_setup: %s: kernel.io_uring_disabled is %c (%s); enable "
+		eng_set_error("io_uring_setup: %s: kernel.io_uring_disabled is %c (%s); enable "
 				    "it with: sysctl -w kernel.io_uring_disabled=0%s",
 				    strerror(-err), buf[0],
 				    buf[0] == '2' ? "io_uring is off for everyone" :
 						    "only root and kernel.io_uring_group may use it",
 				    buf[0] == '1' ? " (or add this user to kernel.io_uring_group)" : "");
 	else
-		rp_engine_set_error("io_uring_setup: %s: a seccomp profile or LSM forbids io_uring "
+		eng_set_error("io_uring_setup: %s: a seccomp profile or LSM forbids io_uring "
 				    "(containers: allow io_uring_setup, io_uring_enter and "
 				    "io_uring_register, e.g. docker --security-opt seccomp=PROFILE)",
 				    strerror(-err));
@@ -147,7 +147,7 @@ static int probe_recv_multishot(struct io_uring *ring)
 	ret = io_uring_register_buf_ring(ring, &reg, 0);
 	if (ret) {
 		munmap(br, 4096);
-		rp_engine_set_error("io_uring: this kernel has no provided-buffer rings (%s); the "
+		eng_set_error("io_uring: this kernel has no provided-buffer rings (%s); the "
 				    "engine needs Linux 6.0 or later",
 				    strerror(-ret));
 		return -EOPNOTSUPP;
@@ -170,7 +170,7 @@ static int probe_recv_multishot(struct io_uring *ring)
 	if (cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE)) {
 		ret = 0;
 	} else {
-		rp_engine_set_error("io_uring: this kernel has no multishot recv (res %d); the "
+		eng_set_error("io_uring: this kernel has no multishot recv (res %d); the "
 				    "engine needs Linux 6.0 or later",
 				    cqe->res);
 		ret = -EOPNOTSUPP;
@@ -208,7 +208,7 @@ static int probe(struct rp_runtime *rt)
 	ret = probe_recv_multishot(&ring);
 	if (ret) {
 		if (ret != -EOPNOTSUPP)
-			rp_engine_set_error("io_uring: probing multishot recv failed: %s",
+			eng_set_error("io_uring: probing multishot recv failed: %s",
 					    strerror(-ret));
 		io_uring_queue_exit(&ring);
 		return ret;
@@ -291,7 +291,7 @@ static int check_config(const struct rp_runtime_config *c)
 		why = "more shards than the pool registry holds (one pool per shard)";
 	if (!why)
 		return 0;
-	rp_engine_set_error("bad runtime config: %s", why);
+	eng_set_error("bad runtime config: %s", why);
 	return -EINVAL;
 }
 
@@ -315,7 +315,7 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 
 	tls_error[0] = 0;
 	if (!cfg || !out) {
-		rp_engine_set_error("rp_runtime_create: no config or no result pointer");
+		eng_set_error("rp_runtime_create: no config or no result pointer");
 		return -EINVAL;
 	}
 	rt = aligned_alloc(64, (sizeof(*rt) + 63) & ~(size_t)63);
@@ -343,13 +343,13 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 
 	ret = plan_cpus(rt, &cpus, &nodes, &ncpu);
 	if (ret) {
-		rp_engine_set_error("placement plan: %s (cpus \"%s\")", strerror(-ret),
+		eng_set_error("placement plan: %s (cpus \"%s\")", strerror(-ret),
 				    rt->cfg.cpus ? rt->cfg.cpus : "default");
 		goto fail;
 	}
 	rt->n = rt->cfg.shards ? rt->cfg.shards : ncpu;
 	if (rt->n > RP_POOL_MAX_POOLS_) {
-		rp_engine_set_error("%u shards: the pool registry holds at most %u pools, one per shard",
+		eng_set_error("%u shards: the pool registry holds at most %u pools, one per shard",
 				    rt->n, RP_POOL_MAX_POOLS_);
 		ret = -EINVAL;
 		goto fail;
@@ -395,7 +395,7 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 	return 0;
 fail:
 	if (!tls_error[0])
-		rp_engine_set_error("rp_runtime_create: %s", strerror(-ret));
+		eng_set_error("rp_runtime_create: %s", strerror(-ret));
 	free(cpus);
 	free(nodes);
 	rp_runtime_destroy(rt);
@@ -403,44 +403,6 @@ fail:
 }
 
 /* ---- shard threads ---- */
-
-static int bufring_setup(struct rp_shard *sh)
-{
-	struct io_uring_buf_reg reg;
-	unsigned n = sh->rt->cfg.bufs;
-	int ret;
-
-	sh->nbufs = n;
-	sh->buf_size = sh->rt->cfg.buf_size;
-	sh->br_bytes = (n * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
-	sh->br = mmap(NULL, sh->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		      0);
-	if (sh->br == MAP_FAILED) {
-		sh->br = NULL;
-		return -errno;
-	}
-	sh->bufs = calloc(n, sizeof(void *));
-	sh->buf_outmap = calloc((n + 63) / 64, sizeof(uint64_t));
-	if (!sh->bufs || !sh->buf_outmap)
-		return -ENOMEM;
-	memset(&reg, 0, sizeof(reg));
-	reg.ring_addr = (unsigned long)sh->br;
-	reg.ring_entries = n;
-	reg.bgid = 0;
-	ret = io_uring_register_buf_ring(&sh->ring, &reg, 0);
-	if (ret)
-		return ret;
-	io_uring_buf_ring_init(sh->br);
-	for (unsigned i = 0; i < n; i++) {
-		sh->bufs[i] = rp_pool_alloc(sh->pool, sh->buf_size);
-		if (!sh->bufs[i])
-			return -ENOMEM;
-		io_uring_buf_ring_add(sh->br, sh->bufs[i], sh->buf_size, (unsigned short)i,
-				      io_uring_buf_ring_mask(n), (int)i);
-	}
-	io_uring_buf_ring_advance(sh->br, (int)n);
-	return 0;
-}
 
 /* The first shard error of a start, for the control thread's rp_engine_error. */
 static void shard_error(struct rp_shard *sh, const char *fmt, ...)
@@ -505,7 +467,7 @@ static int shard_setup(struct rp_shard *sh)
 	sh->ring_ok = true;
 	sh->defer = flags & IORING_SETUP_DEFER_TASKRUN;
 	(void)io_uring_register_ring_fd(&sh->ring); /* saves an fd lookup per enter; optional */
-	ret = bufring_setup(sh);
+	ret = eng_bufring_setup(sh);
 	if (ret) {
 		shard_error(sh, "%u provided buffers of %u bytes: %s", rt->cfg.bufs, rt->cfg.buf_size,
 			    strerror(-ret));
@@ -562,8 +524,8 @@ static void *shard_main(void *p)
 		atomic_store_explicit(&rt->stop, 1, memory_order_release);
 	}
 	if (!ret) {
-		rp_shard_loop(sh);
-		rp_shard_drain_final(sh);
+		eng_shard_loop(sh);
+		eng_shard_drain_final(sh);
 	}
 	if (rt->cfg.fini)
 		rt->cfg.fini(sh, rt->cfg.arg);
@@ -600,9 +562,9 @@ int rp_runtime_start(struct rp_runtime *rt)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
 		if (rt->err[0])
-			rp_engine_set_error("%s", rt->err);
+			eng_set_error("%s", rt->err);
 		else
-			rp_engine_set_error("starting shard threads: %s", strerror(-err));
+			eng_set_error("starting shard threads: %s", strerror(-err));
 	}
 	return err;
 }
@@ -613,7 +575,7 @@ void rp_runtime_stop(struct rp_runtime *rt)
 
 	if (!rt)
 		return;
-	/* seq_cst: pairs with the loop's check before sleeping (see rp_shard_loop) */
+	/* seq_cst: pairs with the loop's check before sleeping (see eng_shard_loop) */
 	atomic_store_explicit(&rt->stop, 1, memory_order_seq_cst);
 	for (unsigned i = 0; i < rt->n; i++) {
 		if (rt->shards && rt->shards[i] && rt->shards[i]->efd >= 0) {
@@ -813,35 +775,15 @@ unsigned rp_shard_inflight(const struct rp_shard *sh)
 
 /* ---- messages ---- */
 
-static void wake(struct rp_shard *sh, struct rp_shard *t)
-{
-	static const uint64_t one = 1;
-	struct io_uring_sqe *sqe;
-	ssize_t w;
-
-	if (sh && sh->rt->msg_ring && (sqe = rp_shard_sqe(sh))) {
-		/* a failed MSG_RING comes back on our CQ: wake_sent() then
-		 * falls back to the eventfd */
-		int fd = RP_TEST_HOOK(msg_ring_fail) ? sh->efd : t->ring.ring_fd;
-
-		io_uring_prep_msg_ring(sqe, fd, 0, UD_WAKE, 0);
-		io_uring_sqe_set_data64(sqe, UD_WAKE_SENT | t->id);
-		sh->internal++;
-		return;
-	}
-	w = write(t->efd, &one, sizeof(one));
-	(void)w; /* EAGAIN: already signalled */
-}
-
 /* After publishing a message: wake @t if it is (about to be) asleep. */
 static void maybe_wake(struct rp_shard *sh, struct rp_shard *t)
 {
 	/* seq_cst fence: orders our publish before the load of "sleeping"
-	 * (the other half of the Dekker pair in rp_shard_loop) */
+	 * (the other half of the Dekker pair in eng_shard_loop) */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&t->sleeping, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&t->sleeping, 0, memory_order_relaxed))
-		wake(sh, t);
+		eng_wake(sh, t);
 }
 
 int rp_shard_post(struct rp_shard *sh, unsigned target, rp_msg_fn fn, void *arg)

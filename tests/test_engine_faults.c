@@ -12,7 +12,7 @@
  *   posted them.
  */
 #include "engine_test.h"
-#include "shard.h" /* struct rp_engine_test_hooks */
+#include "submit.h" /* struct rp_engine_test_hooks */
 
 #define HOOK_SET(name, v) atomic_store(&rp_engine_test_hooks.name, (v))
 

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An op's life, shared by the op files (op_*.c): allocation from the
+ * shard's pool, callbacks, counting errors, the end; and the table of op
+ * kinds the loop dispatches completions through (opdef.c, after the
+ * kernel's io_uring/opdef.c). Each op kind keeps its preparation and its
+ * completion side by side in its own file. Not installed.
+ */
+#ifndef RP_ENGINE_OP_H
+#define RP_ENGINE_OP_H
+
+#include <errno.h>
+
+#include "submit.h"
+
+/*
+ * One kind of op. complete() handles one CQE of @op (@res and @cflags as
+ * the kernel posted them): it runs the callback, and ends the op (callback
+ * without RP_CQE_MORE, then eng_op_free) or keeps it alive (more CQEs due,
+ * or armed again).
+ */
+struct eng_op_kind {
+	const char *name;
+	void (*complete)(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+};
+
+extern const struct eng_op_kind eng_op_kinds[OP_KINDS];
+
+static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
+{
+	struct rp_op *op = rp_pool_alloc(sh->pool, sizeof(*op));
+
+	if (!op) {
+		STAT_INC(sh, nomem);
+		errno = ENOMEM;
+		return NULL;
+	}
+	op->cb = cb;
+	op->arg = arg;
+	op->kind = kind;
+	op->flags = 0;
+	op->fd = -1;
+	op->next = NULL;
+	sh->live++;
+	sh->live_kind[kind]++;
+	return op;
+}
+
+/* The op's memory goes back; it must never reach the kernel again. */
+static inline void eng_op_free(struct rp_shard *sh, struct rp_op *op)
+{
+	sh->live--;
+	sh->live_kind[op->kind]--;
+	rp_pool_free(op);
+}
+
+/*
+ * A new op and its SQE. @always: close and cancel are allowed while
+ * stopping (shutdown needs them). NULL with errno ESHUTDOWN, ENOMEM, or
+ * EBUSY (the SQ stayed full: the kernel refused every flush).
+ */
+static inline struct rp_op *eng_op_start(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg,
+					 bool always, struct io_uring_sqe **sqep)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (sh->stopping && !always) {
+		errno = ESHUTDOWN;
+		return NULL;
+	}
+	op = eng_op_alloc(sh, kind, cb, arg);
+	if (!op)
+		return NULL;
+	sqe = eng_sqe(sh);
+	if (!sqe) {
+		eng_op_free(sh, op);
+		errno = EBUSY;
+		return NULL;
+	}
+	*sqep = eng_op_sqe(sh, op, sqe);
+	return op;
+}
+
+static inline void eng_deliver(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c)
+{
+	if (op->cb)
+		op->cb(sh, op->arg, c);
+}
+
+/* Count a negative result by kind (rp_shard_stats). */
+void eng_count_err(struct rp_shard *sh, int res);
+
+/* The op's last callback (flags without RP_CQE_MORE), then its end. */
+static inline void eng_op_finish(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c)
+{
+	eng_count_err(sh, c->res);
+	eng_deliver(sh, op, c);
+	eng_op_free(sh, op);
+}
+
+/* A multishot op the kernel ended on its own may be armed again unless the
+ * shard stops, its fd is being closed or cancelled, or rp_cancel asked. */
+static inline bool eng_may_rearm(const struct rp_shard *sh, const struct rp_op *op)
+{
+	return !sh->stopping && !(op->flags & OPF_CANCEL_REQ) && !eng_fd_closing(sh, op->fd);
+}
+
+/* Completions of the op kinds (opdef.c's table). */
+void eng_plain_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_accept_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_eventfd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+
+/* op_recv.c: multishot receives waiting for a buffer, outside the kernel. */
+void eng_recv_park(struct rp_shard *sh, struct rp_op *op);
+/* End a parked receive: its final -ECANCELED callback runs from the loop
+ * (eng_recv_deliver_dead), never inside the caller. */
+void eng_recv_unpark_dead(struct rp_shard *sh, struct rp_op *op);
+/* End every parked receive on @fd (-1: all of them). */
+void eng_recv_unpark_fd(struct rp_shard *sh, int fd, bool all);
+void eng_recv_deliver_dead(struct rp_shard *sh);
+/* The provided-buffer ring of a shard (bgid 0): set up on its thread. */
+int eng_bufring_setup(struct rp_shard *sh);
+
+/* wake.c: the shard's armed eventfd read and MSG_RING wakes. */
+void eng_eventfd_arm(struct rp_shard *sh);
+/* Wake shard @t (asleep or about to be); @sh is the sender's shard or NULL. */
+void eng_wake(struct rp_shard *sh, struct rp_shard *t);
+/* The sender's own CQE of a MSG_RING wake (UD_WAKE_SENT). */
+void eng_wake_sent(struct rp_shard *sh, uint64_t ud, int res);
+
+#endif

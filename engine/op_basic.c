@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The single-shot ops: one SQE, one CQE, one callback (nop, read/write and
+ * their vectored and fixed-buffer forms, connect, recv, send, sendmsg,
+ * splice, timeout), the linked timeout that bounds one of them, and their
+ * common completion. Nothing here enters the kernel except an early flush
+ * when the SQ is full.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "op.h"
+
+#define OP_START(kind, cb, arg) eng_op_start(sh, kind, cb, arg, false, &sqe)
+
+void eng_count_err(struct rp_shard *sh, int res)
+{
+	if (res >= 0)
+		return;
+	switch (res) {
+	case -ECANCELED:
+		STAT_INC(sh, err_cancelled);
+		break;
+	case -ECONNRESET:
+	case -EPIPE:
+		STAT_INC(sh, err_reset);
+		break;
+	case -EMFILE:
+	case -ENFILE:
+		STAT_INC(sh, err_emfile);
+		break;
+	case -ETIME:
+		STAT_INC(sh, err_timeout);
+		break;
+	default:
+		STAT_INC(sh, err_other);
+		break;
+	}
+}
+
+void eng_plain_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
+{
+	struct rp_cqe c = { .res = res };
+
+	(void)cflags;
+	eng_op_finish(sh, op, &c);
+}
+
+struct rp_op *rp_nop(struct rp_shard *sh, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_nop(sqe);
+	return op;
+}
+
+struct rp_op *rp_read(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off, rp_cb cb,
+		      void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_read(sqe, fd, buf, len, off);
+	return op;
+}
+
+struct rp_op *rp_write(struct rp_shard *sh, int fd, const void *buf, unsigned len, uint64_t off,
+		       rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_write(sqe, fd, buf, len, off);
+	return op;
+}
+
+struct rp_op *rp_readv(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+		       uint64_t off, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
+	return op;
+}
+
+struct rp_op *rp_writev(struct rp_shard *sh, int fd, const struct iovec *iov, unsigned iovcnt,
+			uint64_t off, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
+	return op;
+}
+
+static struct rp_op *rw_fixed(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off,
+			      rp_cb cb, void *arg, bool write)
+{
+	int idx = rp_pool_buf_index(sh->pool, buf, len);
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (idx < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	op = OP_START(OP_PLAIN, cb, arg);
+	if (!op)
+		return NULL;
+	if (sh->registered) {
+		if (write)
+			io_uring_prep_write_fixed(sqe, fd, buf, len, off, idx);
+		else
+			io_uring_prep_read_fixed(sqe, fd, buf, len, off, idx);
+	} else {
+		STAT_INC(sh, fixed_fallback);
+		if (write)
+			io_uring_prep_write(sqe, fd, buf, len, off);
+		else
+			io_uring_prep_read(sqe, fd, buf, len, off);
+	}
+	return op;
+}
+
+struct rp_op *rp_read_fixed(struct rp_shard *sh, int fd, void *buf, unsigned len, uint64_t off,
+			    rp_cb cb, void *arg)
+{
+	return rw_fixed(sh, fd, buf, len, off, cb, arg, false);
+}
+
+struct rp_op *rp_write_fixed(struct rp_shard *sh, int fd, const void *buf, unsigned len,
+			     uint64_t off, rp_cb cb, void *arg)
+{
+	return rw_fixed(sh, fd, (void *)buf, len, off, cb, arg, true);
+}
+
+struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *addr, socklen_t len,
+			 rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (!addr || len > sizeof(op->u.addr)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	op = OP_START(OP_PLAIN, cb, arg);
+	if (op) {
+		memcpy(&op->u.addr, addr, len);
+		io_uring_prep_connect(sqe, fd, (struct sockaddr *)&op->u.addr, len);
+	}
+	return op;
+}
+
+struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int flags, rp_cb cb,
+		      void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_recv(sqe, fd, buf, len, flags);
+	return op;
+}
+
+struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+		      rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_send(sqe, fd, buf, len, flags);
+	return op;
+}
+
+struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, int flags,
+			 rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+	return op;
+}
+
+struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_out,
+			int64_t off_out, unsigned len, unsigned flags, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, len, flags);
+	return op;
+}
+
+struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op) {
+		op->u.ts.tv_sec = (long long)(ns / 1000000000u);
+		op->u.ts.tv_nsec = (long long)(ns % 1000000000u);
+		io_uring_prep_timeout(sqe, &op->u.ts, 0, 0);
+	}
+	return op;
+}
+
+int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!op || op != sh->last_op || !sh->last_sqe || op->kind == OP_ACCEPT_MS ||
+	    op->kind == OP_RECV_MS)
+		return -EINVAL;
+	/* eng_sqe left SQ_SPARE slots free after the op's SQE, so this one
+	 * goes to the kernel in the same submit as the op. */
+	sh->last_sqe->flags |= IOSQE_IO_LINK;
+	op->lts.tv_sec = (long long)(ns / 1000000000u);
+	op->lts.tv_nsec = (long long)(ns % 1000000000u);
+	sqe = eng_sqe_spare(sh);
+	io_uring_prep_link_timeout(sqe, &op->lts, 0);
+	io_uring_sqe_set_data64(sqe, UD_LINK_TO);
+	sh->internal++;
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
+	return 0;
+}

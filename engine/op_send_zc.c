@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Zero-copy send: a result CQE (with IORING_CQE_F_MORE when a notification
+ * follows), then the notification once the kernel let go of the buffer,
+ * reporting whether it copied the payload after all (loopback, veth).
+ */
+#include <errno.h>
+
+#include "op.h"
+
+struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
+			 rp_cb cb, void *arg)
+{
+	struct rp_runtime *rt = sh->rt;
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (!rt->send_zc)
+		return rp_send(sh, fd, buf, len, flags, cb, arg);
+	op = eng_op_start(sh, OP_SEND_ZC, cb, arg, false, &sqe);
+	if (op)
+		io_uring_prep_send_zc(sqe, fd, buf, len, flags,
+				      rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
+	return op;
+}
+
+
+void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
+{
+	struct rp_cqe c = { .res = res };
+
+	if (cflags & IORING_CQE_F_NOTIF) {
+		STAT_INC(sh, zc_sends);
+		c.flags = RP_CQE_NOTIF;
+		if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED) {
+			c.flags |= RP_CQE_ZC_COPIED;
+			STAT_INC(sh, zc_copied);
+		}
+		c.res = 0;
+		eng_op_finish(sh, op, &c);
+		return;
+	}
+	if (cflags & IORING_CQE_F_MORE) {
+		eng_count_err(sh, res);
+		c.flags = RP_CQE_MORE;
+		eng_deliver(sh, op, &c);
+		return;
+	}
+	eng_op_finish(sh, op, &c);
+}

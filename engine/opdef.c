@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The op kinds: what the loop calls for a CQE of each (one file per kind
+ * holds its preparation and its completion).
+ */
+#include "op.h"
+
+const struct eng_op_kind eng_op_kinds[OP_KINDS] = {
+	[OP_PLAIN] = { .name = "plain", .complete = eng_plain_complete },
+	[OP_ACCEPT_MS] = { .name = "accept_multishot", .complete = eng_accept_complete },
+	[OP_RECV_MS] = { .name = "recv_multishot", .complete = eng_recv_complete },
+	[OP_SEND_ZC] = { .name = "send_zc", .complete = eng_send_zc_complete },
+	[OP_EVENTFD] = { .name = "eventfd", .complete = eng_eventfd_complete },
+	[OP_CANCEL_FD] = { .name = "cancel_fd", .complete = eng_cancel_fd_complete },
+};

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SQ full and CQ overflow, and the fds being closed (submit.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "submit.h"
+
+#ifdef RP_ENGINE_TEST_HOOKS
+struct rp_engine_test_hooks rp_engine_test_hooks;
+#endif
+
+/* Move every CQE now in the CQ to the stash (dispatched by the loop before
+ * anything newer), so the kernel can post again while we are inside a
+ * callback. */
+static void stash_cqes(struct rp_shard *sh)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&sh->ring, head, cqe) {
+		if (sh->nstash == sh->stash_cap) {
+			unsigned cap = sh->stash_cap ? 2 * sh->stash_cap : 256;
+			struct rp_cqe_copy *s = realloc(sh->stash, cap * sizeof(*s));
+
+			if (!s)
+				break; /* keep the rest in the CQ (NODROP holds the excess) */
+			sh->stash = s;
+			sh->stash_cap = cap;
+		}
+		sh->stash[sh->nstash++] = (struct rp_cqe_copy){ cqe->user_data, cqe->res,
+								 cqe->flags };
+		n++;
+	}
+	io_uring_cq_advance(&sh->ring, n);
+}
+
+bool eng_flush(struct rp_shard *sh)
+{
+	STAT_INC(sh, sq_full);
+	if (RP_TEST_HOOK(flush_stash))
+		stash_cqes(sh);
+	for (int tries = 0; tries < 1000 && !RP_TEST_HOOK(flush_fail); tries++) {
+		int ret = io_uring_submit(&sh->ring);
+
+		STAT_INC(sh, submits);
+		if (ret == -EBUSY || ret == -EAGAIN)
+			stash_cqes(sh); /* CQ overflowed: make room, then retry */
+		else if (ret < 0 && ret != -EINTR)
+			break;
+		if (io_uring_sq_space_left(&sh->ring) >= SQ_SPARE + 1)
+			return true;
+		if (sh->rt->cfg.sqpoll)
+			io_uring_sqring_wait(&sh->ring);
+	}
+	/* The op that wanted the SQE fails with EBUSY; what is prepared stays
+	 * and goes with the loop's next submit. */
+	STAT_INC(sh, sq_full_fail);
+	return io_uring_sq_space_left(&sh->ring) >= SQ_SPARE + 1;
+}
+
+bool eng_closing_add(struct rp_shard *sh, int fd)
+{
+	if (sh->nclosing == sh->closing_cap) {
+		unsigned cap = sh->closing_cap ? 2 * sh->closing_cap : 16;
+		int *c = realloc(sh->closing, cap * sizeof(*c));
+
+		if (!c)
+			return false;
+		sh->closing = c;
+		sh->closing_cap = cap;
+	}
+	sh->closing[sh->nclosing++] = fd;
+	return true;
+}
+
+void eng_closing_del(struct rp_shard *sh, int fd)
+{
+	for (unsigned i = 0; i < sh->nclosing; i++) {
+		if (sh->closing[i] == fd) {
+			sh->closing[i] = sh->closing[--sh->nclosing];
+			return;
+		}
+	}
+}
+
+bool eng_fd_closing(const struct rp_shard *sh, int fd)
+{
+	for (unsigned i = 0; i < sh->nclosing; i++)
+		if (sh->closing[i] == fd)
+			return true;
+	return false;
+}
