@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine messages: cross-shard messages both ways at once, in order per
+ * sender, and rp_runtime_submit from plain threads, in order per thread.
+ *
+ * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
+ * matching tests only.
+ */
+#include "engine_test.h"
+
+/* ======================================================================
+ * cross-shard messages: both directions at once, in order per sender
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	uint64_t n;
+	uint64_t sent[2];	      /* each written by its own shard only */
+	_Atomic uint64_t received[2]; /* [sender]: written by the receiver only */
+	uint64_t eagain[2];
+	int wrong_shard;
+} txs;
+
+static void xs_msg(struct rp_shard *sh, void *arg)
+{
+	uintptr_t v = (uintptr_t)arg;
+	unsigned from = (unsigned)(v & 1);
+	uint64_t seq = (uint64_t)(v >> 1);
+	uint64_t want = atomic_load_explicit(&txs.received[from], memory_order_relaxed);
+
+	if (rp_shard_id(sh) != 1 - from)
+		txs.wrong_shard++;
+	if (seq != want) {
+		fail_at(__LINE__, "from shard %u: got seq %llu, expected %llu", from,
+			(unsigned long long)seq, (unsigned long long)want);
+		return;
+	}
+	atomic_store_explicit(&txs.received[from], want + 1, memory_order_relaxed);
+	if (want + 1 == txs.n)
+		atomic_fetch_add(&txs.done, 1);
+}
+
+static void xs_pump(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	unsigned me = rp_shard_id(sh);
+	unsigned burst = 0;
+
+	(void)arg;
+	(void)c;
+	if (atomic_load(&g_fail) || rp_shard_stopping(sh))
+		return;
+	while (txs.sent[me] < txs.n && burst < 1024) {
+		int r = rp_shard_post(sh, 1 - me, xs_msg,
+				      (void *)(uintptr_t)((txs.sent[me] << 1) | me));
+
+		if (r == -EAGAIN) {
+			txs.eagain[me]++;
+			break; /* mailbox full: the receiver drains it; retry next iteration */
+		}
+		CHECK_EQ(r, 0);
+		if (r)
+			return;
+		txs.sent[me]++;
+		burst++;
+	}
+	if (txs.sent[me] < txs.n)
+		CHECK(rp_nop(sh, xs_pump, NULL) != NULL); /* continue next loop iteration */
+}
+
+static int xs_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	xs_pump(sh, NULL, NULL);
+	return 0;
+}
+
+static void test_cross_shard_messages(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+	struct rp_shard_stats st0, st1;
+	struct rp_runtime *rt;
+	double t0;
+	bool ok;
+
+	(void)state;
+	memset(&txs, 0, sizeof(txs));
+	txs.n = reduced() ? 100000 : 1000000;
+	cfg.mailbox = 1024; /* small: the senders do hit a full mailbox */
+	cfg.init = xs_init;
+	t0 = now_s();
+	rt = rt_start(&cfg);
+	ok = wait_for(&txs.done, 2, 40);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st0);
+	stats_of(rt, 1, &st1);
+	rp_runtime_destroy(rt);
+	check_failures();
+	if (!ok)
+		fail_msg("timed out: received %llu and %llu of %llu",
+			 (unsigned long long)atomic_load(&txs.received[0]),
+			 (unsigned long long)atomic_load(&txs.received[1]),
+			 (unsigned long long)txs.n);
+	printf("# %llu messages each way in %.2f s, EAGAIN %llu/%llu, wakeups %llu/%llu\n",
+	       (unsigned long long)txs.n, now_s() - t0, (unsigned long long)txs.eagain[0],
+	       (unsigned long long)txs.eagain[1], (unsigned long long)st0.wakeups,
+	       (unsigned long long)st1.wakeups);
+	assert_int_equal(txs.wrong_shard, 0);
+	assert_int_equal(atomic_load(&txs.received[0]), txs.n);
+	assert_int_equal(atomic_load(&txs.received[1]), txs.n);
+	assert_true(st0.msgs_out >= txs.n && st1.msgs_out >= txs.n);
+	assert_true(st0.msgs_in >= txs.n && st1.msgs_in >= txs.n);
+	assert_int_equal(st0.mailbox_full, txs.eagain[0]);
+	assert_int_equal(st1.mailbox_full, txs.eagain[1]);
+}
+
+/* ======================================================================
+ * rp_runtime_submit from two plain threads, in order per thread
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	struct rp_runtime *rt;
+	uint64_t n;
+	_Atomic uint64_t received[2];
+	atomic_int wrong_shard;
+	atomic_int submit_err[2];
+	_Atomic uint64_t eagain[2];
+} tsb;
+
+static void sb_msg(struct rp_shard *sh, void *arg)
+{
+	uintptr_t v = (uintptr_t)arg;
+	unsigned from = (unsigned)(v & 1);
+	uint64_t seq = (uint64_t)(v >> 1);
+	uint64_t want = atomic_load_explicit(&tsb.received[from], memory_order_relaxed);
+
+	if (rp_shard_id(sh) != 1)
+		atomic_fetch_add(&tsb.wrong_shard, 1);
+	if (seq != want) {
+		fail_at(__LINE__, "from thread %u: got seq %llu, expected %llu", from,
+			(unsigned long long)seq, (unsigned long long)want);
+		return;
+	}
+	atomic_store_explicit(&tsb.received[from], want + 1, memory_order_relaxed);
+	if (want + 1 == tsb.n)
+		atomic_fetch_add(&tsb.done, 1);
+}
+
+static void *sb_thread(void *arg)
+{
+	unsigned me = (unsigned)(uintptr_t)arg;
+	double end = now_s() + 30;
+
+	for (uint64_t seq = 0; seq < tsb.n; seq++) {
+		int r;
+
+		while ((r = rp_runtime_submit(tsb.rt, 1, sb_msg,
+					      (void *)(uintptr_t)((seq << 1) | me))) == -EAGAIN) {
+			atomic_fetch_add(&tsb.eagain[me], 1);
+			if (now_s() > end) {
+				atomic_store(&tsb.submit_err[me], -ETIMEDOUT);
+				return NULL;
+			}
+			sched_yield();
+		}
+		if (r) {
+			atomic_store(&tsb.submit_err[me], r);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void test_submit_from_threads(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+	pthread_t th[2];
+	bool ok;
+
+	(void)state;
+	memset(&tsb, 0, sizeof(tsb));
+	tsb.n = reduced() ? 20000 : 100000;
+	cfg.mailbox = 256;
+	tsb.rt = rt_start(&cfg);
+	/* bad targets */
+	assert_int_equal(rp_runtime_submit(tsb.rt, 2, sb_msg, NULL), -EINVAL);
+	assert_int_equal(rp_runtime_submit(tsb.rt, 0, NULL, NULL), -EINVAL);
+	for (uintptr_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, sb_thread, (void *)i), 0);
+	ok = wait_for(&tsb.done, 2, 40);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	rt_stop_join(tsb.rt);
+	/* after stop: refused */
+	assert_int_equal(rp_runtime_submit(tsb.rt, 1, sb_msg, NULL), -ESHUTDOWN);
+	rp_runtime_destroy(tsb.rt);
+	check_failures();
+	assert_int_equal(atomic_load(&tsb.submit_err[0]), 0);
+	assert_int_equal(atomic_load(&tsb.submit_err[1]), 0);
+	assert_true(ok);
+	assert_int_equal(atomic_load(&tsb.wrong_shard), 0);
+	assert_int_equal(atomic_load(&tsb.received[0]), tsb.n);
+	assert_int_equal(atomic_load(&tsb.received[1]), tsb.n);
+}
+
+/* ====================================================================== */
+
+static int setup_watchdog(void **state)
+{
+	(void)state;
+	watchdog("engine-msgs", reduced() ? 120 : 90);
+	return 0;
+}
+
+static int teardown_watchdog(void **state)
+{
+	(void)state;
+	alarm(0);
+	return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		T(test_cross_shard_messages),
+		T(test_submit_from_threads),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RP_TEST_FILTER")) /* e.g. RP_TEST_FILTER='test_fd_reuse*' */
+		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	return cmocka_run_group_tests_name("engine-msgs", all, NULL, NULL);
+}
