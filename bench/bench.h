@@ -50,8 +50,10 @@ int rp_bench_alloc_child(int argc, char **argv);
 
 /*
  * The echo suite's baseline server (bench/epoll_echo.c): main() hands over
- * when argv[1] is the hidden "--echo-child"; argv[2] is IPV4:PORT, argv[3]
- * an optional cpulist (one pinned thread per CPU). Prints
+ * when argv[1] is the hidden "--echo-child"; argv[2] is IPV4:PORT, then an
+ * optional cpulist (one pinned thread per CPU), --sockperf (sockperf's
+ * ping-pong framing, as `ringplane echo --sockperf`) and --busy-poll US
+ * (epoll_wait with a zero timeout for US after each event). Prints
  * "listening on HOST:PORT", serves until SIGTERM. Returns the exit status.
  */
 int rp_bench_echo_child(int argc, char **argv);

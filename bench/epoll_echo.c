@@ -9,9 +9,24 @@
  * was read. A short write parks the rest and waits for EPOLLOUT before the
  * connection is read again, so nothing is dropped or reordered.
  *
- * Run as `ringplane-bench --echo-child HOST:PORT [CPULIST]` (IPv4; port 0
- * picks a free one). Prints `listening on HOST:PORT` when ready, like every
- * ringplane server, and exits 0 on SIGTERM or SIGINT, closing every socket.
+ * --sockperf answers sockperf's TCP ping-pong framing exactly as `ringplane
+ * echo --sockperf` does (apps/cmd_echo.c): a 14-byte header (u64 sequence,
+ * u16 flags, u32 frame length including the header; network byte order),
+ * then payload; a frame with the client (1) and pong-request (2) bits and
+ * without warm-up (4) goes back unchanged but for the client bit cleared,
+ * other frames get no reply; a length below 14 or above 64 KiB closes that
+ * connection. Frames are reassembled across reads; the replies of one read
+ * go out as one write().
+ *
+ * --busy-poll US polls like `ringplane echo --busy-poll US`: after the last
+ * event a thread keeps calling epoll_wait with a zero timeout (spinning,
+ * one syscall per poll) for US microseconds before it sleeps in
+ * epoll_wait(-1) again. Under ping-pong traffic it never sleeps.
+ *
+ * Run as `ringplane-bench --echo-child HOST:PORT [CPULIST] [--sockperf]
+ * [--busy-poll US]` (IPv4; port 0 picks a free one). Prints `listening on
+ * HOST:PORT` when ready, like every ringplane server, and exits 0 on SIGTERM
+ * or SIGINT, closing every socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,9 +51,25 @@
 #define BUF_SIZE 16384u
 #define EVENTS 256
 
+/* sockperf framing, as apps/cmd_echo.c has it. */
+#define SP_HDR 14u
+#define SP_MAX_FRAME (64u * 1024)
+#define SP_ACC (128u * 1024) /* reassembly buffer: at least one whole frame */
+#define SP_F_CLIENT 1u
+#define SP_F_PONG 2u
+#define SP_F_WARMUP 4u
+
+struct emode {
+	bool sockperf;
+	uint64_t busy_ns; /* 0: sleep in epoll_wait(-1) at once */
+};
+
 struct econn {
 	int fd;
-	unsigned off, len; /* buf[off..len) still to be written */
+	unsigned off, len; /* out[off..len) still to be written */
+	char *out;	   /* buf, or SP_ACC bytes of its own in sockperf mode */
+	uint8_t *acc;	   /* sockperf mode: bytes of frames not yet whole */
+	unsigned acc_len;
 	char buf[BUF_SIZE];
 };
 
@@ -46,10 +77,39 @@ static void econn_close(struct econn **tab, struct econn *c)
 {
 	tab[c->fd] = NULL;
 	close(c->fd); /* also removes it from the epoll set */
+	if (c->out != c->buf)
+		free(c->out);
+	free(c->acc);
 	free(c);
 }
 
-static void accept_all(int ep, int lfd, struct econn **tab, unsigned tabsz)
+static struct econn *econn_new(int fd, const struct emode *m)
+{
+	struct econn *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->off = c->len = c->acc_len = 0;
+	c->out = c->buf;
+	c->acc = NULL;
+	if (m->sockperf) {
+		/* Replies are never longer than the frames they answer, and a
+		 * read happens only with nothing pending, so SP_ACC bytes of
+		 * output always hold the replies to a full reassembly buffer. */
+		c->out = malloc(SP_ACC);
+		c->acc = malloc(SP_ACC);
+		if (!c->out || !c->acc) {
+			free(c->out);
+			free(c->acc);
+			free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+static void accept_all(int ep, int lfd, struct econn **tab, unsigned tabsz, const struct emode *m)
 {
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
@@ -58,20 +118,15 @@ static void accept_all(int ep, int lfd, struct econn **tab, unsigned tabsz)
 
 		if (fd < 0)
 			return; /* EAGAIN, or EMFILE and friends: try at the next event */
-		if ((unsigned)fd >= tabsz || !(c = malloc(sizeof(*c)))) {
+		if ((unsigned)fd >= tabsz || !(c = econn_new(fd, m))) {
 			close(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->fd = fd;
-		c->off = c->len = 0;
 		ev.data.ptr = c;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) {
-			close(fd);
-			free(c);
-			continue;
-		}
 		tab[fd] = c;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+			econn_close(tab, c);
 	}
 }
 
@@ -81,7 +136,7 @@ static bool flush_out(int ep, struct econn *c)
 	struct epoll_event ev = { .data.ptr = c };
 
 	while (c->off < c->len) {
-		ssize_t w = write(c->fd, c->buf + c->off, c->len - c->off);
+		ssize_t w = write(c->fd, c->out + c->off, c->len - c->off);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -92,6 +147,44 @@ static bool flush_out(int ep, struct econn *c)
 			return !epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 		}
 		c->off += (unsigned)w;
+	}
+	return true;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Turn the whole frames in acc into replies in out (empty on entry, see
+ * econn_new) and keep the partial one. false on a malformed frame.
+ */
+static bool sockperf_parse(struct econn *c)
+{
+	unsigned pos = 0;
+
+	while (c->acc_len - pos >= SP_HDR) {
+		uint8_t *f = c->acc + pos;
+		uint32_t len = be32(f + 10);
+		uint16_t flags = (uint16_t)(f[8] << 8 | f[9]);
+
+		if (len < SP_HDR || len > SP_MAX_FRAME)
+			return false;
+		if (c->acc_len - pos < len)
+			break;
+		if ((flags & SP_F_CLIENT) && (flags & SP_F_PONG) && !(flags & SP_F_WARMUP)) {
+			flags &= (uint16_t)~SP_F_CLIENT;
+			memcpy(c->out + c->len, f, len);
+			c->out[c->len + 8] = (char)(flags >> 8);
+			c->out[c->len + 9] = (char)flags;
+			c->len += len;
+		}
+		pos += len;
+	}
+	if (pos) {
+		memmove(c->acc, c->acc + pos, c->acc_len - pos);
+		c->acc_len -= pos;
 	}
 	return true;
 }
@@ -113,14 +206,22 @@ static bool on_event(int ep, struct econn *c, uint32_t events)
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return true;
 	do
-		r = read(c->fd, c->buf, BUF_SIZE);
+		r = c->acc ? read(c->fd, c->acc + c->acc_len, SP_ACC - c->acc_len)
+			   : read(c->fd, c->buf, BUF_SIZE);
 	while (r < 0 && errno == EINTR);
 	if (r == 0 || (r < 0 && errno != EAGAIN))
 		return false;
 	if (r < 0)
 		return true;
 	c->off = 0;
-	c->len = (unsigned)r;
+	if (c->acc) {
+		c->len = 0;
+		c->acc_len += (unsigned)r;
+		if (!sockperf_parse(c))
+			return false;
+	} else {
+		c->len = (unsigned)r;
+	}
 	if (!flush_out(ep, c))
 		return false;
 	if (c->off == c->len)
@@ -152,6 +253,7 @@ static int parse_hostport(const char *s, struct sockaddr_in *sa)
 struct worker {
 	pthread_t tid;
 	int cpu;		/* -1: not pinned */
+	const struct emode *mode;
 	int lfd, ep, stopfd;
 	unsigned tabsz;
 	struct econn **tab;
@@ -162,6 +264,7 @@ static void *worker_main(void *p)
 {
 	struct worker *w = p;
 	struct epoll_event evs[EVENTS];
+	uint64_t spin_until = 0; /* busy-poll: poll with timeout 0 until then */
 
 	if (w->cpu >= 0) {
 		cpu_set_t one;
@@ -175,7 +278,8 @@ static void *worker_main(void *p)
 		}
 	}
 	for (;;) {
-		int n = epoll_wait(w->ep, evs, EVENTS, -1);
+		bool spin = spin_until && rp_bench_now_ns() < spin_until;
+		int n = epoll_wait(w->ep, evs, EVENTS, spin ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -184,13 +288,15 @@ static void *worker_main(void *p)
 			w->status = 1;
 			return NULL;
 		}
+		if (n > 0 && w->mode->busy_ns)
+			spin_until = rp_bench_now_ns() + w->mode->busy_ns;
 		for (int i = 0; i < n; i++) {
 			struct econn *c = evs[i].data.ptr;
 
 			if (c == (struct econn *)w)
 				return NULL; /* stop: the eventfd */
 			if (!c)
-				accept_all(w->ep, w->lfd, w->tab, w->tabsz);
+				accept_all(w->ep, w->lfd, w->tab, w->tabsz, w->mode);
 			else if (!on_event(w->ep, c, evs[i].events))
 				econn_close(w->tab, c);
 		}
@@ -236,6 +342,8 @@ static void worker_fini(struct worker *w)
 
 int rp_bench_echo_child(int argc, char **argv)
 {
+	static struct emode mode;
+	const char *cpulist = NULL;
 	struct sockaddr_in addr;
 	struct worker *ws = NULL;
 	cpu_set_t cpus;
@@ -245,12 +353,30 @@ int rp_bench_echo_child(int argc, char **argv)
 	char host[INET_ADDRSTRLEN];
 	int stopfd = -1, status = 1, sig, k = 0;
 
-	if ((argc != 3 && argc != 4) || parse_hostport(argv[2], &addr) ||
-	    (argc == 4 && (rp_cpulist_parse(argv[3], &cpus) || !CPU_COUNT(&cpus)))) {
-		fprintf(stderr, "usage: ringplane-bench --echo-child IPV4:PORT [CPULIST]\n");
+	bool bad = argc < 3 || parse_hostport(argv[2], &addr);
+
+	for (int i = 3; !bad && i < argc; i++) {
+		char *end;
+
+		if (!strcmp(argv[i], "--sockperf")) {
+			mode.sockperf = true;
+		} else if (!strcmp(argv[i], "--busy-poll") && i + 1 < argc) {
+			unsigned long us = strtoul(argv[++i], &end, 10);
+
+			bad = *end || !*argv[i] || us > 10000000ul;
+			mode.busy_ns = (uint64_t)us * 1000u;
+		} else if (!cpulist && argv[i][0] != '-') {
+			cpulist = argv[i];
+			bad = rp_cpulist_parse(cpulist, &cpus) || !CPU_COUNT(&cpus);
+		} else {
+			bad = true;
+		}
+	}
+	if (bad) {
+		fprintf(stderr, "usage: ringplane-bench --echo-child IPV4:PORT [CPULIST] [--sockperf] [--busy-poll US]\n");
 		return 2;
 	}
-	if (argc == 4)
+	if (cpulist)
 		n = (unsigned)CPU_COUNT(&cpus);
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < tabsz)
 		tabsz = (unsigned)rl.rlim_cur;
@@ -269,7 +395,8 @@ int rp_bench_echo_child(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++) {
 		ws[i].lfd = ws[i].ep = -1;
 		ws[i].cpu = -1;
-		if (argc == 4) {
+		ws[i].mode = &mode;
+		if (cpulist) {
 			while (!CPU_ISSET(k, &cpus))
 				k++;
 			ws[i].cpu = k++;

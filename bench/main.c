@@ -27,7 +27,7 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_alloc },
 	{ "engine", "NOPs through the shard loop vs a raw liburing loop; cross-shard message vs rp_spsc ping-pong",
 	  rp_bench_suite_engine },
-	{ "echo", "ringplane echo: sockperf latency vs sockperf server, 100/1000-connection throughput vs an epoll server",
+	{ "echo", "ringplane echo: sockperf latency vs sockperf server (sleeping) and a busy-polling epoll server (busy-poll), 100/1000-connection throughput vs an epoll server",
 	  rp_bench_suite_echo },
 };
 

@@ -5,14 +5,20 @@
  *
  * Latency rows ("echo p50/p99/p99.9 64B", us, lower is better): sockperf
  * ping-pong over TCP with 64 B messages against `ringplane echo --sockperf
- * --shards 1` and against `sockperf server`. Each sockperf run is one
- * sample of each percentile; runs alternate ringplane, sockperf server, ...
- * and each side reports the median of its runs. Four groups: the shard
- * sleeping or busy-polling (--busy-poll 200), each against a sockperf
- * client that sleeps in epoll (its default) and one that spins on a
- * non-blocking socket ("spin-client"), so the client's own wake-up does
- * not hide the servers' difference. sockperf server runs with its
- * defaults in every group.
+ * --shards 1` and a baseline server that waits the same way. Each sockperf
+ * run is one sample of each percentile; runs alternate ringplane, baseline,
+ * ... and each side reports the median of its runs. Four groups: both
+ * servers sleeping, or both busy-polling, each against a sockperf client
+ * that sleeps in epoll (its default) and one that spins on a non-blocking
+ * socket ("spin-client"), so the client's own wake-up does not hide the
+ * servers' difference. Sleeping: ringplane's shard against `sockperf
+ * server` with its defaults (it sleeps in epoll_wait). Busy-polling
+ * ("both busy-poll"): `--busy-poll 200` against the bench's own epoll
+ * server (bench/epoll_echo.c) with `--sockperf --busy-poll 200`, which
+ * answers the same framing and spins on epoll_wait with a zero timeout for
+ * 200 us after each event, as the shard polls its ring: sockperf server
+ * cannot busy-poll, so comparing it with a spinning shard would measure
+ * the spinning, not the server.
  *
  * Throughput rows ("echo N conns 64B", Mops/s = million echoed messages per
  * second, higher is better): the bench itself is the client (one thread,
@@ -481,42 +487,69 @@ static void lat_note_noise(const char *name, double *o, double *b, unsigned n)
 			       name, 100.0 * io, 100.0 * ib);
 }
 
-/* @busy: the shard busy-polls 200 us before sleeping (--busy-poll 200);
- * @spin: the sockperf client spins (same client for both servers). */
+/* Busy-poll window of both servers in the busy-poll groups, in us. */
+#define BUSY_POLL_US "200"
+
+/*
+ * @busy: both servers busy-poll BUSY_POLL_US before sleeping: ringplane
+ * echo --busy-poll against the bench's epoll server with --busy-poll (else
+ * both sleep: ringplane against sockperf server); @spin: the sockperf
+ * client spins (same client for both servers).
+ */
 static int latency_rows(const struct eplan *pl, const char *rp, const char *sockperf, bool busy,
 			bool spin)
 {
-	char cpus[16], listen_arg[] = "127.0.0.1:0", port_s[16];
+	/* /proc/self/exe: see throughput_rows */
+	char cpus[16], listen_arg[] = "127.0.0.1:0", listen_b[] = "127.0.0.1:0", port_s[16],
+	     self[] = "/proc/self/exe";
 	char *rp_argv[] = { (char *)rp, "echo", "--listen", listen_arg, "--sockperf",
-			    "--shards", "1", "--cpus", cpus, busy ? "--busy-poll" : NULL, "200", NULL };
+			    "--shards", "1", "--cpus", cpus, busy ? "--busy-poll" : NULL,
+			    BUSY_POLL_US, NULL };
 	char *sp_argv[] = { (char *)sockperf, "server", "--tcp", "-i", "127.0.0.1", "-p",
 			    port_s, NULL };
+	char *ep_argv[] = { self, "--echo-child", listen_b, cpus, "--sockperf", "--busy-poll",
+			    BUSY_POLL_US, NULL };
+	const char *base_name = busy ? "epoll echo busy-poll" : "sockperf server";
+	const char *base_what = busy ? "epoll echo --sockperf --busy-poll (baseline)" : "sockperf server";
 	double o[3][16], b[3][16];
 	struct child rs = { .pid = -1, .out = -1 }, ss = { .pid = -1, .out = -1 };
-	int rport = 0, sport, ret;
+	int rport = 0, sport = 0, ret;
 
 	snprintf(cpus, sizeof(cpus), "%d", pl->cpu_server);
 	ret = server_start(&rs, rp_argv, pl->cpu_server, "ringplane echo --sockperf", &rport);
 	if (ret)
 		return ret;
-	sport = free_port();
-	if (sport < 0) {
-		ret = sport;
-		goto out;
+	if (busy) {
+		/* one thread pinned to the server's cpu, like the shard */
+		ret = server_start(&ss, ep_argv, pl->cpu_server, base_what, &sport);
+		if (ret)
+			goto out;
+	} else {
+		sport = free_port();
+		if (sport < 0) {
+			ret = sport;
+			goto out;
+		}
+		snprintf(port_s, sizeof(port_s), "%d", sport);
+		ret = child_spawn(&ss, sp_argv, pl->cpu_server);
+		if (!ret)
+			ret = wait_port(&ss, sport, START_TIMEOUT_MS);
+		if (ret) {
+			fprintf(stderr, "echo: sockperf server did not start on port %d (%s); it printed:\n%s\n",
+				sport, strerror(-ret), ss.log);
+			goto out;
+		}
 	}
-	snprintf(port_s, sizeof(port_s), "%d", sport);
-	ret = child_spawn(&ss, sp_argv, pl->cpu_server);
-	if (!ret)
-		ret = wait_port(&ss, sport, START_TIMEOUT_MS);
-	if (ret) {
-		fprintf(stderr, "echo: sockperf server did not start on port %d (%s); it printed:\n%s\n",
-			sport, strerror(-ret), ss.log);
-		goto out;
-	}
-	rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u%s on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d: `ringplane echo --sockperf --shards 1 --cpus %d%s` vs `sockperf server --tcp`",
-		       pl->lat_secs, spin ? " " SPIN_CLIENT_TEXT : "", pl->cpu_client, pl->lat_runs,
-		       pl->lat_runs == 1 ? "" : "s", pl->cpu_server, pl->cpu_server,
-		       busy ? " --busy-poll 200" : "");
+	if (busy)
+		rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u%s on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d, both busy-polling " BUSY_POLL_US " us: `ringplane echo --sockperf --shards 1 --cpus %d --busy-poll " BUSY_POLL_US "` vs the bench's one-thread epoll server `--echo-child --sockperf --busy-poll " BUSY_POLL_US "` (epoll_wait timeout 0 in a loop, same framing)",
+			       pl->lat_secs, spin ? " " SPIN_CLIENT_TEXT : "", pl->cpu_client,
+			       pl->lat_runs, pl->lat_runs == 1 ? "" : "s", pl->cpu_server,
+			       pl->cpu_server);
+	else
+		rp_report_note("latency: sockperf ping-pong --tcp -m 64 -t %u%s on cpu %d, %u run%s per side alternating (median of the runs' percentiles); server on cpu %d, both sleeping: `ringplane echo --sockperf --shards 1 --cpus %d` vs `sockperf server --tcp`",
+			       pl->lat_secs, spin ? " " SPIN_CLIENT_TEXT : "", pl->cpu_client,
+			       pl->lat_runs, pl->lat_runs == 1 ? "" : "s", pl->cpu_server,
+			       pl->cpu_server);
 	if (pl->lat_runs < 3)
 		rp_report_note("latency: fewer than 3 runs per side (quick), so no spread is measured: a smoke test, not a result");
 	for (unsigned i = 0; i < pl->lat_runs; i++) {
@@ -541,14 +574,14 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 		struct rp_bench_stat3 so = rp_bench_summarize(oc, pl->lat_runs);
 		struct rp_bench_stat3 sb = rp_bench_summarize(bc, pl->lat_runs);
 
-		snprintf(name, sizeof(name), "echo %s 64B%s%s", pct[k], busy ? " busy-poll" : "",
+		snprintf(name, sizeof(name), "echo %s 64B%s%s", pct[k], busy ? " both busy-poll" : "",
 			 spin ? " spin-client" : "");
-		ret = rp_report_row(name, "us", so.med, sb.med, "sockperf server", false);
+		ret = rp_report_row(name, "us", so.med, sb.med, base_name, false);
 		if (!ret)
 			lat_note_noise(name, o[k], b[k], pl->lat_runs);
 	}
 out:
-	server_stop(&ss, "sockperf server");
+	server_stop(&ss, base_what);
 	server_stop(&rs, "ringplane echo --sockperf");
 	return ret;
 }
