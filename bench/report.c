@@ -48,6 +48,7 @@ struct row {
 	double baseline;
 	double ratio;
 	bool higher_is_better;
+	char *strawman; /* why the row is out of the geomean; NULL: it is in */
 };
 
 static struct {
@@ -754,8 +755,8 @@ void rp_report_suite_begin(const char *suite, const char *desc)
 	fflush(stdout);
 }
 
-int rp_report_row(const char *name, const char *unit, double ours, double baseline,
-		  const char *baseline_name, bool higher_is_better)
+static int add_row(const char *name, const char *unit, double ours, double baseline,
+		   const char *baseline_name, bool higher_is_better, const char *strawman)
 {
 	char o[32], b[32], ratio_s[32];
 	struct row *r;
@@ -787,6 +788,7 @@ int rp_report_row(const char *name, const char *unit, double ours, double baseli
 	r->baseline = baseline;
 	r->higher_is_better = higher_is_better;
 	r->ratio = higher_is_better ? ours / baseline : baseline / ours;
+	r->strawman = strawman ? xstrdup(strawman) : NULL;
 
 	if (!R.header_printed) {
 		printf("  %-28s %-6s %10s %10s  %-18s %8s\n", "name", "unit", "ringplane", "baseline",
@@ -796,9 +798,23 @@ int rp_report_row(const char *name, const char *unit, double ours, double baseli
 	fmt_value(o, sizeof(o), ours);
 	fmt_value(b, sizeof(b), baseline);
 	snprintf(ratio_s, sizeof(ratio_s), "%.2fx", r->ratio);
-	printf("  %-28s %-6s %10s %10s  %-18s %8s\n", name, unit, o, b, baseline_name, ratio_s);
+	printf("  %-28s %-6s %10s %10s  %-18s %8s%s\n", name, unit, o, b, baseline_name, ratio_s,
+	       strawman ? "  (strawman: not in the geomean)" : "");
 	fflush(stdout);
 	return 0;
+}
+
+int rp_report_row(const char *name, const char *unit, double ours, double baseline,
+		  const char *baseline_name, bool higher_is_better)
+{
+	return add_row(name, unit, ours, baseline, baseline_name, higher_is_better, NULL);
+}
+
+int rp_report_row_strawman(const char *name, const char *unit, double ours, double baseline,
+			   const char *baseline_name, bool higher_is_better, const char *why)
+{
+	return add_row(name, unit, ours, baseline, baseline_name, higher_is_better,
+		       why && *why ? why : "strawman baseline");
 }
 
 void rp_report_note(const char *fmt, ...)
@@ -827,19 +843,30 @@ void rp_report_skip(const char *what, const char *fmt, ...)
 
 void rp_report_suite_end(int status)
 {
-	size_t n = R.nrows - R.suite_first;
+	size_t n = R.nrows - R.suite_first, counted = 0;
 	unsigned wins = 0;
 	double logsum = 0.0;
 
 	if (!R.suite)
 		return;
 	for (size_t i = R.suite_first; i < R.nrows; i++) {
+		if (R.rows[i].strawman)
+			continue;
 		logsum += log(R.rows[i].ratio);
 		wins += R.rows[i].ratio >= 1.0;
+		counted++;
 	}
-	if (n)
-		printf("-- %s: %zu rows, geomean ratio %.2fx, %u/%zu rows with ratio >= 1.00%s\n",
-		       R.suite, n, exp(logsum / (double)n), wins, n,
+	for (size_t i = R.suite_first; i < R.nrows; i++)
+		if (R.rows[i].strawman)
+			printf("-- %s: left out of the geomean: \"%s\" (%.2fx vs %s): %s\n", R.suite,
+			       R.rows[i].name, R.rows[i].ratio, R.rows[i].baseline_name,
+			       R.rows[i].strawman);
+	if (counted)
+		printf("-- %s: %zu rows, geomean ratio %.2fx over %zu of them, %u/%zu rows with ratio >= 1.00%s\n",
+		       R.suite, n, exp(logsum / (double)counted), counted, wins, counted,
+		       status ? " (suite stopped early)" : "");
+	else if (n)
+		printf("-- %s: %zu rows, all against strawmen: no geomean%s\n", R.suite, n,
 		       status ? " (suite stopped early)" : "");
 	else
 		printf("-- %s: no rows measured%s\n", R.suite, status ? " (suite failed)" : "");
@@ -875,8 +902,15 @@ int rp_report_close(void)
 			fprintf(f, ", \"ours\": %.6g, \"baseline\": %.6g", r->ours, r->baseline);
 			fputs(", \"baseline_name\": ", f);
 			json_str(f, r->baseline_name);
-			fprintf(f, ", \"ratio\": %.6g, \"higher_is_better\": %s}", r->ratio,
+			fprintf(f, ", \"ratio\": %.6g, \"higher_is_better\": %s", r->ratio,
 				r->higher_is_better ? "true" : "false");
+			/* Not in the summary's geomean: see rp_report_row_strawman. */
+			fprintf(f, ", \"strawman\": %s", r->strawman ? "true" : "false");
+			if (r->strawman) {
+				fputs(", \"strawman_why\": ", f);
+				json_str(f, r->strawman);
+			}
+			fputc('}', f);
 		}
 		fputs(R.nrows ? "\n  ]\n}\n" : "]\n}\n", f);
 		if (ferror(f) | fclose(f)) {
@@ -896,6 +930,7 @@ int rp_report_close(void)
 		free(R.rows[i].name);
 		free(R.rows[i].unit);
 		free(R.rows[i].baseline_name);
+		free(R.rows[i].strawman);
 	}
 	free(R.rows);
 	R.rows = NULL;

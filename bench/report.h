@@ -40,6 +40,17 @@ void rp_report_suite_begin(const char *suite, const char *desc);
 int rp_report_row(const char *name, const char *unit, double ours, double baseline,
 		  const char *baseline_name, bool higher_is_better);
 
+/*
+ * rp_report_row_strawman - rp_report_row() for a baseline that shows a
+ * known-bad design rather than what one would run instead (a queue that
+ * takes a lock and signals a condition variable on every item). The row is
+ * printed, plotted and written to JSON with "strawman": true and
+ * "strawman_why": @why, but left out of the suite's geometric mean and win
+ * count; the summary line names it and says why. Same return values.
+ */
+int rp_report_row_strawman(const char *name, const char *unit, double ours, double baseline,
+			   const char *baseline_name, bool higher_is_better, const char *why);
+
 /* A line of context under the current suite's table (sizes, checks). */
 void rp_report_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -49,7 +60,8 @@ void rp_report_skip(const char *what, const char *fmt, ...)
 
 /*
  * rp_report_suite_end - print the suite's summary (rows, geometric mean of
- * the ratios, rows with ratio >= 1) and write its plot files if asked.
+ * the ratios, rows with ratio >= 1; strawman rows left out of both and
+ * listed) and write its plot files if asked.
  * @status is the suite's run() result, shown when it failed.
  */
 void rp_report_suite_end(int status);
