@@ -25,7 +25,7 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_ring },
 	{ "alloc", "slab pool alloc+free and remote free vs glibc malloc and jemalloc",
 	  rp_bench_suite_alloc },
-	{ "engine", "NOPs through the shard loop vs a raw liburing loop; cross-shard message vs rp_spsc ping-pong",
+	{ "engine", "NOPs through the shard loop vs a raw liburing loop; cross-shard round trip vs rp_spsc ping-pong (spinning), eventfd and MSG_RING ping-pong (sleeping)",
 	  rp_bench_suite_engine },
 	{ "echo", "ringplane echo: sockperf latency vs sockperf server (sleeping) and a busy-polling epoll server (busy-poll), 100/1000-connection throughput vs an epoll server",
 	  rp_bench_suite_echo },

@@ -12,10 +12,17 @@
  *    the same, that preps B NOPs, io_uring_submit_and_wait(ring, B), reaps
  *    them, and repeats: the least a program can do for the same work.
  *  - "msg round trip": shard 0 posts to shard 1 (rp_shard_post), shard 1
- *    posts back; ns per round trip, with the shards busy-polling
- *    (cfg.spin_ns) and sleeping (woken through MSG_RING or the eventfd).
- *    Baseline: one item bounced over two rp_spsc rings by two spinning
- *    threads on the same CPUs, the floor of any cross-core hand-off.
+ *    posts back; ns per round trip. Each row compares like with like:
+ *    "(spin)": the shards busy-poll (cfg.spin_ns) against one item bounced
+ *    over two rp_spsc rings by two spinning threads, the floor of any
+ *    cross-core hand-off. "(sleep) vs eventfd": the shards sleep (woken
+ *    through MSG_RING or the eventfd) against two threads blocked in
+ *    read(2) on eventfds, each woken by the other's write(2), the physical
+ *    floor of a sleeping hand-off. "(sleep) vs MSG_RING": against two
+ *    threads asleep in io_uring_submit_and_wait on rings set up as the
+ *    engine's, woken by IORING_OP_MSG_RING from each other, the floor of
+ *    the engine's own wake-up design. Baseline threads run on the shards'
+ *    CPUs.
  *
  * Both sides run on the same CPU (the shard's): runs of a fixed count,
  * calibrated to ~20 ms quick / ~100 ms otherwise, alternate ringplane,
@@ -542,6 +549,284 @@ static int raw_pp_run(struct side *s, uint64_t count, uint64_t *ns)
 	return 0;
 }
 
+/* ---- sleeping ping-pong baselines: blocking eventfds, MSG_RING between rings ----
+ *
+ * What a sleeping hand-off costs without the engine, on the shards' CPUs.
+ * "eventfd": each thread blocks in read(2) on its own eventfd and the other
+ * wakes it with write(2): two futex-free kernel wake-ups per round trip,
+ * the physical floor of two sleeping threads. "MSG_RING": each thread
+ * sleeps in io_uring_submit_and_wait(ring, 1) on its own ring, set up as
+ * the engine's (rp_runtime_ring_mode's flags, same SQ/CQ sizes, created on
+ * the thread that uses it), and the other posts the item to it with
+ * IORING_OP_MSG_RING from its own ring, the sender's CQE skipped where the
+ * kernel can (IOSQE_CQE_SKIP_SUCCESS): one syscall per hop, the floor of
+ * the engine's own wake-up design.
+ */
+
+#define HALT_TAG UINT64_MAX
+
+struct sleep_pp {
+	bool ring;	      /* MSG_RING variant, else eventfds */
+	unsigned setup_flags; /* ring variant: the engine's */
+	int cpu[2];
+	uint64_t count;
+	int efd[2];	      /* eventfd variant: [0] wakes the pong side, [1] the ping side */
+	_Atomic int ring_fd[2]; /* ring variant: each side's ring once set up, else -1 */
+	_Atomic unsigned ready;
+	_Atomic bool halt;
+	uint64_t t0, t1, got, bad_at;
+	bool skip_cqe;	      /* the sender's own CQE was skipped (IORING_FEAT_CQE_SKIP) */
+	int err;	      /* first failure, -errno */
+};
+
+static void sleep_pp_fail(struct sleep_pp *s, int err)
+{
+	if (!s->err)
+		s->err = err;
+	atomic_store(&s->halt, true);
+}
+
+/* Both sides up (pinned, rings published) before the clock starts. */
+static bool sleep_pp_rendezvous(struct sleep_pp *s)
+{
+	atomic_fetch_add(&s->ready, 1);
+	while (atomic_load(&s->ready) < 2)
+		if (atomic_load_explicit(&s->halt, memory_order_relaxed))
+			return false;
+	return true;
+}
+
+static void efd_side(struct sleep_pp *s, int which)
+{
+	int rd = s->efd[which == 0 ? 1 : 0], wr = s->efd[which == 0 ? 0 : 1];
+	uint64_t i, v, one = 1;
+
+	if (!sleep_pp_rendezvous(s))
+		return;
+	if (which == 0)
+		s->t0 = rp_bench_now_ns();
+	for (i = 1; i <= s->count; i++) {
+		if (which == 0 && write(wr, &one, sizeof(one)) != sizeof(one))
+			goto fail;
+		if (read(rd, &v, sizeof(v)) != sizeof(v))
+			goto fail;
+		if (atomic_load_explicit(&s->halt, memory_order_relaxed))
+			break;
+		/* one write per hop: a counter above 1 is a hop counted twice */
+		if (v != 1) {
+			s->bad_at = i;
+			sleep_pp_fail(s, -EBADMSG);
+			break;
+		}
+		if (which == 1 && write(wr, &one, sizeof(one)) != sizeof(one))
+			goto fail;
+	}
+	if (which == 0) {
+		s->t1 = rp_bench_now_ns();
+		s->got = i - 1;
+	}
+	return;
+fail:
+	sleep_pp_fail(s, -errno);
+	if (which == 0)
+		s->t1 = rp_bench_now_ns();
+}
+
+/* Wait for the next message on @ring; its tag in *tag. Own CQEs (only where
+ * the kernel cannot skip them) are checked and passed over. */
+static int ring_wait_msg(struct io_uring *ring, uint64_t *tag)
+{
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_submit_and_wait(ring, 1);
+
+		if (ret < 0 && ret != -EINTR)
+			return ret;
+		while (!io_uring_peek_cqe(ring, &cqe)) {
+			uint64_t ud = cqe->user_data;
+			int res = cqe->res;
+
+			io_uring_cqe_seen(ring, cqe);
+			if (res < 0)
+				return res; /* a failed MSG_RING of ours */
+			if (ud) {
+				*tag = ud;
+				return 0;
+			}
+		}
+	}
+}
+
+static void ring_post(struct io_uring *ring, int fd, uint64_t tag, bool skip)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* never NULL: one op in flight */
+
+	io_uring_prep_msg_ring(sqe, fd, 0, tag, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	if (skip)
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+static void ring_side(struct sleep_pp *s, int which)
+{
+	struct io_uring_params p;
+	struct io_uring ring;
+	uint64_t i, tag;
+	int ret, peer;
+
+	/* Created on this thread, like a shard's: SINGLE_ISSUER binds it here. */
+	memset(&p, 0, sizeof(p));
+	p.flags = s->setup_flags | IORING_SETUP_CQSIZE;
+	p.cq_entries = RING_ENTRIES * 4;
+	ret = io_uring_queue_init_params(RING_ENTRIES, &ring, &p);
+	if (ret) {
+		sleep_pp_fail(s, ret);
+		return;
+	}
+	if (which == 0)
+		s->skip_cqe = p.features & IORING_FEAT_CQE_SKIP;
+	atomic_store(&s->ring_fd[which], ring.ring_fd);
+	if (!sleep_pp_rendezvous(s))
+		goto out;
+	peer = atomic_load(&s->ring_fd[!which]);
+	if (which == 0)
+		s->t0 = rp_bench_now_ns();
+	for (i = 1; i <= s->count; i++) {
+		if (which == 0)
+			ring_post(&ring, peer, i, p.features & IORING_FEAT_CQE_SKIP);
+		ret = ring_wait_msg(&ring, &tag);
+		if (ret) {
+			sleep_pp_fail(s, ret);
+			break;
+		}
+		if (tag == HALT_TAG)
+			break;
+		if (tag != i) {
+			s->bad_at = i;
+			sleep_pp_fail(s, -EBADMSG);
+			break;
+		}
+		if (which == 1)
+			ring_post(&ring, peer, i, p.features & IORING_FEAT_CQE_SKIP);
+	}
+	if (which == 0) {
+		s->t1 = rp_bench_now_ns();
+		s->got = i - 1;
+	} else {
+		io_uring_submit(&ring); /* the last reply */
+	}
+out:
+	/* Stay until both are done: the peer may still post to this ring. */
+	atomic_fetch_add(&s->ready, 1);
+	while (atomic_load(&s->ready) < 4 && !atomic_load(&s->halt))
+		sched_yield();
+	atomic_store(&s->ring_fd[which], -1);
+	io_uring_queue_exit(&ring);
+}
+
+static void *sleep_pp_main(void *arg, int which)
+{
+	struct sleep_pp *s = arg;
+	int ret = rp_bench_pin_self(s->cpu[which]);
+
+	if (ret) {
+		sleep_pp_fail(s, ret);
+		return NULL;
+	}
+	if (s->ring)
+		ring_side(s, which);
+	else
+		efd_side(s, which);
+	return NULL;
+}
+
+static void *sleep_pp_ping(void *arg)
+{
+	return sleep_pp_main(arg, 0);
+}
+
+static void *sleep_pp_pong(void *arg)
+{
+	return sleep_pp_main(arg, 1);
+}
+
+/* rp_bench_run_pair's halt: wake whichever side sleeps. */
+static void sleep_pp_halt(void *arg)
+{
+	struct sleep_pp *s = arg;
+	uint64_t one = 1;
+
+	atomic_store(&s->halt, true);
+	if (!s->ring) {
+		for (int i = 0; i < 2; i++)
+			if (write(s->efd[i], &one, sizeof(one)) != sizeof(one))
+				fprintf(stderr, "engine: cannot wake a ping-pong thread: %s\n",
+					strerror(errno));
+		return;
+	}
+	struct io_uring r;
+
+	if (io_uring_queue_init(4, &r, 0))
+		return;
+	for (int i = 0; i < 2; i++) {
+		int fd = atomic_load(&s->ring_fd[i]);
+
+		if (fd >= 0)
+			io_uring_prep_msg_ring(io_uring_get_sqe(&r), fd, 0, HALT_TAG, 0);
+	}
+	io_uring_submit_and_wait(&r, io_uring_sq_ready(&r));
+	io_uring_queue_exit(&r);
+}
+
+static int sleep_pp_run(struct side *sd, uint64_t count, uint64_t *ns)
+{
+	struct sleep_pp *s = sd->ctx;
+	void *(*const fns[2])(void *) = { sleep_pp_ping, sleep_pp_pong };
+	void *const argp[2] = { s, s };
+	int ret;
+
+	s->count = count;
+	s->t0 = s->t1 = s->got = s->bad_at = 0;
+	s->err = 0;
+	atomic_store(&s->ready, 0);
+	atomic_store(&s->halt, false);
+	atomic_store(&s->ring_fd[0], -1);
+	atomic_store(&s->ring_fd[1], -1);
+	s->efd[0] = s->efd[1] = -1;
+	if (!s->ring) {
+		/* fresh counters every run: a halted run may leave one set */
+		s->efd[0] = eventfd(0, EFD_CLOEXEC);
+		s->efd[1] = eventfd(0, EFD_CLOEXEC);
+		if (s->efd[0] < 0 || s->efd[1] < 0) {
+			ret = -errno;
+			fprintf(stderr, "engine: eventfd: %s\n", strerror(errno));
+			goto out;
+		}
+	}
+	ret = rp_bench_run_pair(fns, argp, WATCHDOG_MS / 1000, sleep_pp_halt, s, sd->name);
+	if (ret)
+		goto out;
+	if (s->err) {
+		fprintf(stderr, "engine: %s: %s after %llu of %llu round trips\n", sd->name,
+			s->err == -EBADMSG ? "messages out of step" : strerror(-s->err),
+			(unsigned long long)s->got, (unsigned long long)count);
+		ret = s->err;
+		goto out;
+	}
+	if (s->got != count) {
+		fprintf(stderr, "engine: %s: %llu of %llu round trips\n", sd->name,
+			(unsigned long long)s->got, (unsigned long long)count);
+		ret = -EBADMSG;
+		goto out;
+	}
+	*ns = s->t1 > s->t0 ? s->t1 - s->t0 : 1;
+out:
+	for (int i = 0; i < 2; i++)
+		if (s->efd[i] >= 0)
+			close(s->efd[i]);
+	return ret;
+}
+
 /* ---- calibrate, alternate, report ---- */
 
 struct plan {
@@ -748,27 +1033,57 @@ static int rt_rows(const struct plan *pl, const int cpu[2])
 	}
 	pp->cpu[0] = cpu[0] < cpu[1] ? cpu[0] : cpu[1];
 	pp->cpu[1] = cpu[0] < cpu[1] ? cpu[1] : cpu[0];
-	rp_report_note("msg round trip: shard 0 on cpu %d, shard 1 on cpu %d, rp_shard_post each way; baseline: two threads on the same cpus bouncing an item over two %u-slot rp_spsc rings, spinning",
-		       pp->cpu[0], pp->cpu[1], SLOTS);
+	rp_report_note("msg round trip: shard 0 on cpu %d, shard 1 on cpu %d, rp_shard_post each way; every baseline runs its two threads on the same two cpus",
+		       pp->cpu[0], pp->cpu[1]);
 	for (int spin = 1; !ret && spin >= 0; spin--) {
 		struct rp_runtime *rt = NULL;
 		struct eng_rt e = { 0 };
 		struct side ours = { "ringplane", eng_rt_run, &e, 1024, 1 };
 		struct side base = { "rp_spsc ping-pong (spin)", raw_pp_run, pp, 1024, 1 };
+		struct sleep_pp sp_efd = { .ring = false, .cpu = { pp->cpu[0], pp->cpu[1] } };
+		struct sleep_pp sp_ring = { .ring = true, .cpu = { pp->cpu[0], pp->cpu[1] } };
+		struct side b_efd = { "eventfd ping-pong (sleep)", sleep_pp_run, &sp_efd, 1024, 1 };
+		struct side b_ring = { "MSG_RING ping-pong (sleep)", sleep_pp_run, &sp_ring, 1024, 1 };
+		double ratio = 0;
 
 		ret = runtime_up(2, cpus, spin ? RT_SPIN_NS : 0, &rt);
 		if (ret)
 			break;
 		e.rt = rt;
 		e.efd = efd;
-		if (!spin)
-			rp_report_note("msg round trip (sleep): spin_ns 0, so each hand-off wakes a sleeping shard (%s); the baseline never sleeps",
-				       rp_engine_features(rt));
-		else
-			rp_report_note("msg round trip (spin): shards busy-poll for %llu us (cfg.spin_ns) before sleeping",
-				       (unsigned long long)(RT_SPIN_NS / 1000));
-		ret = compare_row(pl, spin ? "msg round trip (spin)" : "msg round trip (sleep)", true,
-				  &ours, &base, NULL);
+		if (spin) {
+			rp_report_note("msg round trip (spin): shards busy-poll for %llu us (cfg.spin_ns) before sleeping; baseline: two threads bouncing an item over two %u-slot rp_spsc rings, spinning",
+				       (unsigned long long)(RT_SPIN_NS / 1000), SLOTS);
+			ret = compare_row(pl, "msg round trip (spin)", true, &ours, &base, NULL);
+			goto down;
+		}
+		rp_report_note("msg round trip (sleep): spin_ns 0, so each hand-off wakes a sleeping shard (%s); its baselines sleep too",
+			       rp_engine_features(rt));
+		rp_report_note("msg round trip (sleep) vs eventfd: two threads each blocked in read(2) on its own eventfd, woken by the other's write(2): the physical floor of a sleeping hand-off");
+		ret = compare_row(pl, "msg round trip (sleep) vs eventfd", true, &ours, &b_efd, &ratio);
+		if (ret)
+			goto down;
+		rp_report_note("msg round trip (sleep) vs eventfd: ringplane takes %.2fx the eventfd pair's time (wake-up goal: <= 1.20x)%s",
+			       1.0 / ratio, 1.0 / ratio <= 1.2 ? "" : ": ABOVE GOAL");
+		if (!strstr(rp_engine_features(rt), "msg_ring=yes")) {
+			rp_report_skip("msg round trip (sleep) vs MSG_RING",
+				       "this kernel has no IORING_OP_MSG_RING (%s)", rp_engine_features(rt));
+			goto down;
+		}
+		ret = mode_flags(rp_runtime_ring_mode(rt), &sp_ring.setup_flags);
+		if (ret) {
+			fprintf(stderr, "engine: unknown ring mode \"%s\": cannot set up the same raw rings\n",
+				rp_runtime_ring_mode(rt));
+			goto down;
+		}
+		ret = compare_row(pl, "msg round trip (sleep) vs MSG_RING", true, &ours, &b_ring,
+				  &ratio);
+		if (!ret)
+			rp_report_note("msg round trip (sleep) vs MSG_RING: two threads each asleep in io_uring_submit_and_wait(ring, 1) on its own ring (\"%s\", %u SQ / %u CQ entries, created on its thread, as a shard's), woken by IORING_OP_MSG_RING from the other's ring%s: the floor of the engine's wake-up design; ringplane takes %.2fx its time",
+				       rp_runtime_ring_mode(rt), RING_ENTRIES, RING_ENTRIES * 4,
+				       sp_ring.skip_cqe ? ", the sender's CQE skipped (IOSQE_CQE_SKIP_SUCCESS)" : ", the sender's own CQE reaped too (no IORING_FEAT_CQE_SKIP)",
+				       1.0 / ratio);
+down:;
 		int r2 = runtime_down(rt);
 
 		ret = ret ? ret : r2;
