@@ -203,6 +203,26 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
 	return op;
 }
 
+struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_shutdown(sqe, fd, how);
+	return op;
+}
+
+struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+
+	if (op)
+		io_uring_prep_poll_add(sqe, fd, events);
+	return op;
+}
+
 struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;

@@ -329,6 +329,12 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
  */
 struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/* shutdown(2) of a socket: @how is SHUT_RD, SHUT_WR or SHUT_RDWR; res 0 or -errno. */
+struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *arg);
+/* One-shot readiness: completes once @fd has any of @events (POLLIN,
+ * POLLOUT...), res = the events that are ready, or -errno. For work done
+ * with plain syscalls on the shard thread (splice(2) on non-blocking fds). */
+struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, void *arg);
 /* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
 struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
 /*

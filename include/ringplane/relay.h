@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane relay: move bytes both ways between two connected sockets on a
+ * shard, until both directions have ended.
+ *
+ * Semantics (each direction on its own):
+ * - bytes arrive at the other side unchanged and in order;
+ * - EOF on a side is passed on as shutdown(SHUT_WR) to the other side once
+ *   every byte before it was delivered; the other direction keeps flowing;
+ * - a reset (or any error) on either side resets the other (SO_LINGER 0,
+ *   then close) and ends the relay;
+ * - at most cfg.max_inflight bytes are held per direction: above it the
+ *   relay stops reading that side (back-pressure) and resumes below half.
+ * The relay ends when both directions ended (or on an error); it then
+ * closes both sockets (unless RP_RELAY_KEEP_FDS) and calls done() once.
+ *
+ * Paths ("modes"), one file each behind relay.c:
+ * - RP_RELAY_COPY (relay_copy.c): multishot recv into the shard's provided
+ *   buffers, sendmsg straight from those buffers (no second copy), short
+ *   sends continued. An idle connection holds no buffer.
+ * - RP_RELAY_SPLICE (relay_splice.c): socket -> pipe -> socket with
+ *   splice(2) on the shard thread, driven by readiness (rp_poll), with a
+ *   pipe from the shard's bounded pipe pool taken only while bytes are in
+ *   flight. Where no pipe can be had (pool empty, pipe-user-pages limits,
+ *   F_SETPIPE_SZ refused) or splice is refused (EINVAL: a socket type
+ *   without splice support), that direction falls back to copy, counted by
+ *   reason.
+ * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
+ *   whole buffers, 3 in a row) moves to splice; one that goes quiet or reads
+ *   short moves back.
+ *
+ * Threads: everything runs on the shard that called rp_relay_start; the
+ * sockets must not be used by anyone else meanwhile.
+ */
+#ifndef RINGPLANE_RELAY_H
+#define RINGPLANE_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringplane/engine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_relay;
+
+enum rp_relay_mode {
+	RP_RELAY_AUTO = 0,
+	RP_RELAY_COPY = 1,
+	RP_RELAY_SPLICE = 2,
+};
+
+enum {
+	RP_RELAY_KEEP_FDS = 1u << 0, /* do not close the sockets at the end */
+};
+
+/* Why a direction left splice for copy (rp_relay_stats.splice_fallback[]). */
+enum rp_relay_fallback {
+	RP_RELAY_FB_NO_PIPE = 0,  /* the shard's pipe pool was empty */
+	RP_RELAY_FB_PIPE_LIMIT,	  /* pipe(2) refused: EMFILE/ENFILE/ENOMEM/EPERM */
+	RP_RELAY_FB_PIPE_SIZE,	  /* F_SETPIPE_SZ refused (pipe-user-pages limits) */
+	RP_RELAY_FB_EINVAL,	  /* splice(2) refused the fds */
+	RP_RELAY_FB_NR,
+};
+
+/* Why a relay ended (done() gets it; counted in rp_relay_stats). */
+enum rp_relay_end {
+	RP_RELAY_END_CLOSED = 0, /* both directions reached EOF and passed it on */
+	RP_RELAY_END_RESET,	 /* a side reset or failed: the other was reset */
+	RP_RELAY_END_IDLE,	 /* idle timeout */
+	RP_RELAY_END_ABORT,	 /* rp_relay_abort or the shard stopping */
+	RP_RELAY_END_NOMEM,	 /* an op or a buffer could not be had */
+};
+
+struct rp_relay_result {
+	enum rp_relay_end end;
+	int err;		/* the first error seen (negative errno), 0 if none */
+	uint64_t bytes[2];	/* [0]: a -> b, [1]: b -> a */
+	uint64_t spliced[2];	/* of which moved by splice */
+};
+
+typedef void (*rp_relay_done_fn)(struct rp_shard *sh, void *arg,
+				 const struct rp_relay_result *res);
+
+struct rp_relay_config {
+	enum rp_relay_mode mode;
+	unsigned flags;		/* RP_RELAY_* */
+	size_t max_inflight;	/* bytes held per direction (default 256 KB) */
+	uint64_t idle_ns;	/* end the relay after this long without a byte (0: never) */
+	/* bytes to send to b ([0]) and to a ([1]) before anything relayed that
+	 * way (a PROXY header, bytes read past one); copied at start */
+	const void *prime[2];
+	size_t prime_len[2];
+};
+
+/* Per-shard counters of every relay that ran on the shard. */
+struct rp_relay_stats {
+	uint64_t started, active, ended[5]; /* ended[] by enum rp_relay_end */
+	uint64_t bytes_copied[2], bytes_spliced[2]; /* [0] a -> b, [1] b -> a */
+	uint64_t half_closes;	/* EOFs passed on with shutdown(SHUT_WR) */
+	uint64_t resets_passed;	/* resets passed on to the other side */
+	uint64_t paused;	/* times a direction stopped reading (back-pressure) */
+	uint64_t spilled;	/* buffers copied aside so the shard got them back */
+	uint64_t to_splice, to_copy; /* auto mode switches */
+	uint64_t splice_fallback[RP_RELAY_FB_NR];
+	uint64_t pipes_live, pipes_max;
+};
+
+/*
+ * rp_relay_start - relay between sockets @a and @b (connected, owned by the
+ * caller until now, used by nobody else afterwards) on shard @sh. @cfg is
+ * copied; NULL means defaults (auto mode). @done runs once, on @sh, when the
+ * relay ended; after it the relay handle is gone. Returns 0 and *@out (may be
+ * NULL), or -EINVAL, -ENOMEM, -ESHUTDOWN (nothing was started; the fds are
+ * still the caller's).
+ */
+int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
+		   rp_relay_done_fn done, void *arg, struct rp_relay **out);
+
+/* rp_relay_abort - end the relay now: both sides are reset and done() runs
+ * with RP_RELAY_END_ABORT once the ops in flight have completed. */
+void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r);
+
+/* A copy of this shard's relay counters. Call on the shard. */
+void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out);
+
+/* Free the shard's relay state (its idle pipes): call from the shard's fini,
+ * after every relay on it ended. */
+void rp_relay_shard_exit(struct rp_shard *sh);
+
+const char *rp_relay_mode_name(enum rp_relay_mode m);
+const char *rp_relay_fallback_name(enum rp_relay_fallback f);
+const char *rp_relay_end_name(enum rp_relay_end e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLANE_RELAY_H */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relay internals shared by relay.c (the connection pair: start, ends,
+ * half-close, reset, idle sweep, auto mode) and one file per transfer path
+ * (relay_copy.c, relay_splice.c) behind a small table of direction
+ * operations, after Redis's ae.c over its backends. Not installed.
+ */
+#ifndef RP_NET_RELAY_IMPL_H
+#define RP_NET_RELAY_IMPL_H
+
+#include <ringplane/engine.h>
+#include <ringplane/pool.h>
+#include <ringplane/relay.h>
+
+/* One queued piece of a copy direction: a provided buffer (bid valid) or
+ * pool memory (spilled or primed bytes). */
+struct rnode {
+	struct rnode *next;
+	char *ptr;
+	uint32_t len, off; /* bytes in ptr, bytes already sent */
+	int32_t bid;	   /* provided buffer id, or -1: ptr is a pool block */
+};
+
+enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1 };
+
+struct rdir {
+	struct rp_relay *r;
+	int from, to;
+	uint8_t idx;	/* 0: a -> b, 1: b -> a */
+	uint8_t path;	/* enum rdir_path now in use */
+	uint8_t want;	/* the path auto mode wants: switched to once quiet */
+	bool eof;	/* read side reached EOF */
+	bool shut;	/* shutdown(SHUT_WR) sent to @to */
+	bool done;	/* EOF passed on: this direction is over */
+	bool paused;	/* stopped reading: too much held */
+	bool sending;	/* a send (copy) is in flight */
+	bool stalled;	/* splice: @to not writable, POLLOUT armed */
+	bool started;	/* moved at least one byte (prime refused after) */
+	uint8_t streak; /* auto: reads in a row that filled a whole buffer */
+	/* copy */
+	struct rp_op *recv_op; /* alive multishot recv, or NULL */
+	struct rnode *head, *tail;
+	unsigned nodes;
+	size_t queued; /* bytes in the queue, unsent */
+	struct iovec iov[16];
+	struct msghdr msg;
+	/* splice */
+	struct rp_op *poll_op;
+	int pipe[2];
+	size_t in_pipe;
+	uint64_t bytes, spliced;
+};
+
+struct rp_relay {
+	struct rp_shard *sh;
+	struct rp_relay_config cfg;
+	rp_relay_done_fn done;
+	void *arg;
+	int fd[2];
+	unsigned pending; /* ops in flight that carry this relay */
+	bool ended;	  /* end decided: no new work */
+	bool reported;	  /* done() ran */
+	enum rp_relay_end end;
+	int err;
+	uint64_t last_ns; /* last byte moved (idle sweep) */
+	struct rp_relay *prev, *next; /* the shard's list of live relays */
+	struct rdir d[2];
+};
+
+/* Per-shard state of the relay module (thread-local: a shard is a thread). */
+struct relay_shard {
+	struct rp_shard *sh;
+	struct rp_relay_stats st;
+	struct rp_relay *live; /* list for the idle sweep */
+	struct rp_op *sweep_op;
+	int (*pipes)[2];       /* free pipes */
+	unsigned npipes, pipes_cap, pipe_size;
+};
+
+struct relay_shard *relay_shard_get(struct rp_shard *sh);
+uint64_t relay_now_ns(void);
+
+/* relay.c: what the paths report. */
+void relay_moved(struct rdir *d, size_t n, bool spliced);
+/* The path holds nothing of @d (no op in flight, nothing queued or in a
+ * pipe): pass EOF on if it was seen, or switch to the wanted path. */
+void relay_dir_quiet(struct rdir *d);
+void relay_fail(struct rp_relay *r, int err, enum rp_relay_end end);
+void relay_op_done(struct rp_relay *r); /* an op carrying r completed */
+/* Auto mode: a read of @n bytes into a buffer of @cap. */
+void relay_auto_read(struct rdir *d, size_t n, size_t cap);
+
+/* One transfer path's operations on a direction. */
+struct relay_path {
+	const char *name;
+	/* start (or resume) moving bytes: 0, or a negative errno (the path
+	 * cannot run: splice falls back to copy) */
+	int (*start)(struct rdir *d);
+	/* stop reading; the path calls relay_dir_quiet once it holds nothing */
+	void (*quiesce)(struct rdir *d);
+};
+
+extern const struct relay_path relay_copy_path;
+extern const struct relay_path relay_splice_path;
+
+/* relay_copy.c: queue @len bytes (copied into pool memory) ahead of all. */
+int relay_copy_prime(struct rdir *d, const void *buf, size_t len);
+/* relay_copy.c: send what is queued without reading; quiet once sent. */
+void relay_copy_send_only(struct rdir *d);
+/* relay_copy.c: release every queued buffer (the relay ended). */
+void relay_copy_drop(struct rdir *d);
+/* relay_splice.c: give the pipe back or close it (the relay ended). */
+void relay_splice_drop(struct rdir *d);
+
+#endif

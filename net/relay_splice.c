@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The splice path of a relay direction: socket -> pipe -> socket with
+ * splice(2) on the shard thread, driven by readiness from the shard's ring
+ * (rp_poll), as HAProxy does with epoll. IORING_OP_SPLICE is not used here:
+ * the kernel always punts it to io-wq, and on a non-blocking socket it
+ * returns -EAGAIN with no internal poll.
+ *
+ * The sockets are made O_NONBLOCK (io_uring's own socket ops ignore that
+ * flag and still wait, so the copy path of the other direction is not
+ * affected). splice's EAGAIN is ambiguous, socket empty or pipe full: the
+ * direction counts the bytes it put in the pipe, so it knows which (after
+ * HAProxy's raw_sock.c). A pipe comes from the shard's pool only while
+ * bytes are in flight; an idle direction holds none. Where no pipe can be
+ * had, or splice refuses the fds, the direction falls back to copy and the
+ * reason is counted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "relay_impl.h"
+
+#define PIPE_BYTES (256u * 1024) /* asked of F_SETPIPE_SZ: a few TCP windows' worth */
+#define PIPES_MAX 256		 /* pipes per shard, in use and idle */
+#define PUMP_ROUNDS 16		 /* splice rounds per readiness event */
+
+static void splice_pump(struct rdir *d);
+
+static struct relay_shard *rs_of(struct rdir *d)
+{
+	return relay_shard_get(d->r->sh);
+}
+
+static void pipe_close(struct relay_shard *rs, int p[2])
+{
+	close(p[0]);
+	close(p[1]);
+	rs->st.pipes_live--;
+}
+
+/* A pipe from the pool, or a new one sized to PIPE_BYTES; -1 and the
+ * fallback reason when none can be had. */
+static int pipe_get(struct rdir *d, enum rp_relay_fallback *why)
+{
+	struct relay_shard *rs = rs_of(d);
+	int p[2];
+
+	if (rs->npipes) {
+		rs->npipes--;
+		d->pipe[0] = rs->pipes[rs->npipes][0];
+		d->pipe[1] = rs->pipes[rs->npipes][1];
+		return 0;
+	}
+	if (rs->st.pipes_live >= PIPES_MAX) {
+		*why = RP_RELAY_FB_NO_PIPE;
+		return -1;
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
+		*why = RP_RELAY_FB_PIPE_LIMIT;
+		return -1;
+	}
+	rs->st.pipes_live++;
+	if (rs->st.pipes_live > rs->st.pipes_max)
+		rs->st.pipes_max = rs->st.pipes_live;
+	/* Above fs.pipe-user-pages-soft a new pipe gets 2 pages and cannot
+	 * grow: too small to pay for two syscalls per chunk. */
+	if (fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES) < 0 || fcntl(p[1], F_GETPIPE_SZ) < 65536) {
+		pipe_close(rs, p);
+		*why = RP_RELAY_FB_PIPE_SIZE;
+		return -1;
+	}
+	if (!rs->pipe_size)
+		rs->pipe_size = (unsigned)fcntl(p[1], F_GETPIPE_SZ);
+	d->pipe[0] = p[0];
+	d->pipe[1] = p[1];
+	return 0;
+}
+
+/* An empty pipe goes back to the pool; one with bytes in it is closed. */
+static void pipe_put(struct rdir *d)
+{
+	struct relay_shard *rs = rs_of(d);
+
+	if (d->pipe[0] < 0)
+		return;
+	if (d->in_pipe == 0 && rs->npipes < PIPES_MAX) {
+		if (rs->npipes == rs->pipes_cap) {
+			unsigned cap = rs->pipes_cap ? 2 * rs->pipes_cap : 16;
+			int(*np)[2] = realloc(rs->pipes, cap * sizeof(*np));
+
+			if (!np)
+				goto close;
+			rs->pipes = np;
+			rs->pipes_cap = cap;
+		}
+		rs->pipes[rs->npipes][0] = d->pipe[0];
+		rs->pipes[rs->npipes][1] = d->pipe[1];
+		rs->npipes++;
+		d->pipe[0] = d->pipe[1] = -1;
+		return;
+	}
+close:
+	pipe_close(rs, d->pipe);
+	d->pipe[0] = d->pipe[1] = -1;
+	d->in_pipe = 0;
+}
+
+void relay_splice_drop(struct rdir *d)
+{
+	pipe_put(d);
+}
+
+static void fall_back(struct rdir *d, enum rp_relay_fallback why)
+{
+	rs_of(d)->st.splice_fallback[why]++;
+	d->want = PATH_COPY;
+	d->path = PATH_COPY;
+	relay_copy_path.start(d);
+}
+
+static void on_ready(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rdir *d = arg;
+	struct rp_relay *r = d->r;
+
+	(void)sh;
+	d->poll_op = NULL;
+	d->stalled = false;
+	if (!r->ended) {
+		if (c->res < 0 && c->res != -ECANCELED)
+			relay_fail(r, c->res, RP_RELAY_END_RESET);
+		else if (c->res == -ECANCELED && d->paused)
+			relay_dir_quiet(d); /* a path switch: nothing in the pipe */
+		else
+			splice_pump(d);
+	}
+	relay_op_done(r);
+}
+
+static void wait_for(struct rdir *d, int fd, unsigned events)
+{
+	struct rp_relay *r = d->r;
+
+	d->poll_op = rp_poll(r->sh, fd, events, on_ready, d);
+	if (!d->poll_op) {
+		relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+		return;
+	}
+	r->pending++;
+}
+
+static void splice_pump(struct rdir *d)
+{
+	struct rp_relay *r = d->r;
+	bool want_in = false, want_out = false;
+
+	for (int round = 0; round < PUMP_ROUNDS && !r->ended; round++) {
+		ssize_t n;
+
+		want_in = want_out = false;
+		if (!d->eof && !d->paused && d->pipe[0] < 0) {
+			enum rp_relay_fallback why;
+
+			if (pipe_get(d, &why)) {
+				fall_back(d, why);
+				return;
+			}
+		}
+		if (!d->eof && !d->paused && d->in_pipe < rs_of(d)->pipe_size) {
+			size_t room = rs_of(d)->pipe_size - d->in_pipe;
+
+			n = splice(d->from, NULL, d->pipe[1], NULL, room,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->in_pipe += (size_t)n;
+				d->started = true;
+				relay_auto_read(d, (size_t)n, room);
+			} else if (n == 0) {
+				d->eof = true;
+			} else if (errno == EAGAIN) {
+				want_in = true; /* the pipe has room: the socket is empty */
+			} else if (errno == EINVAL && !d->started && d->in_pipe == 0) {
+				pipe_put(d);
+				fall_back(d, RP_RELAY_FB_EINVAL);
+				return;
+			} else if (errno != EINTR) {
+				relay_fail(r, -errno, RP_RELAY_END_RESET);
+				return;
+			}
+		}
+		if (d->in_pipe) {
+			n = splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->in_pipe -= (size_t)n;
+				relay_moved(d, (size_t)n, true);
+			} else if (n < 0 && errno == EAGAIN) {
+				want_out = true; /* bytes in the pipe: the socket is full */
+			} else if (n < 0 && errno != EINTR) {
+				relay_fail(r, -errno, RP_RELAY_END_RESET);
+				return;
+			}
+		}
+		if (want_out || (want_in && !d->in_pipe) || d->eof || d->paused)
+			break;
+	}
+	if (r->ended)
+		return;
+	if (d->in_pipe) {
+		/* wait for room on the way out; reading more would only fill the pipe */
+		d->stalled = true;
+		wait_for(d, d->to, POLLOUT);
+		return;
+	}
+	pipe_put(d); /* empty: an idle direction holds no pipe */
+	if (d->eof || d->paused) {
+		relay_dir_quiet(d);
+		return;
+	}
+	wait_for(d, d->from, POLLIN | POLLRDHUP);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return -errno;
+	return 0;
+}
+
+static int splice_start(struct rdir *d)
+{
+	int ret = set_nonblock(d->from);
+
+	if (!ret)
+		ret = set_nonblock(d->to);
+	if (ret) {
+		fall_back(d, RP_RELAY_FB_EINVAL);
+		return 0;
+	}
+	d->path = PATH_SPLICE;
+	d->paused = false;
+	splice_pump(d);
+	return 0;
+}
+
+static void splice_quiesce(struct rdir *d)
+{
+	d->paused = true;
+	if (d->poll_op && !d->stalled) {
+		/* waiting to read: stop waiting; on_ready sees -ECANCELED */
+		if (!rp_cancel(d->r->sh, d->poll_op, NULL, NULL))
+			relay_fail(d->r, -errno, RP_RELAY_END_NOMEM);
+		return;
+	}
+	/* a pump in progress or a stalled pipe: the pump ends in quiet once empty */
+	if (!d->poll_op && !d->in_pipe)
+		relay_dir_quiet(d);
+}
+
+const struct relay_path relay_splice_path = {
+	.name = "splice",
+	.start = splice_start,
+	.quiesce = splice_quiesce,
+};

@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * net/relay: real TCP connections on loopback, relayed by rp_relay_start on
+ * a shard, driven by the test thread as both the client and the server
+ * (non-blocking sockets, one poll loop, every wait bounded).
+ * - every byte arrives unchanged, both ways at once, in copy, splice and auto
+ *   mode, for streams of 1 B to 8 MB written in random-sized pieces;
+ * - EOF is passed on as a half-close and the other direction keeps flowing;
+ * - a reset on one side resets the other;
+ * - a side that stops reading holds the relay at its in-flight bound while
+ *   other relays keep flowing;
+ * - pipes refused by the kernel (fs.pipe-user-pages-soft) make splice fall
+ *   back to copy, counted, without losing a byte;
+ * - an idle relay ends after its timeout.
+ */
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <ringplane/relay.h>
+
+#include "engine_test.h"
+
+#define MAX_STREAMS 64
+
+struct stream {
+	int c, s;      /* the client's and the server's ends */
+	int a, b;      /* the relay's ends: a faces the client, b the server */
+	size_t up_len, down_len; /* bytes client -> server, server -> client */
+	size_t up_sent, up_got, down_sent, down_got;
+	bool up_shut, down_shut, up_eof, down_eof;
+	bool bad;
+	uint32_t seed;
+	atomic_int done;
+	struct rp_relay_result res;
+};
+
+static struct {
+	struct stream st[MAX_STREAMS];
+	unsigned n;
+	struct rp_relay_config cfg;
+	struct rp_runtime *rt;
+	atomic_int started;
+	struct rp_relay_stats rstats;
+	atomic_int stats_ready;
+} T;
+
+static uint8_t pat(size_t i, uint32_t seed)
+{
+	return (uint8_t)((i * 2654435761u) >> 13 ^ seed ^ (i >> 11));
+}
+
+static void on_done(struct rp_shard *sh, void *arg, const struct rp_relay_result *res)
+{
+	struct stream *s = arg;
+
+	(void)sh;
+	s->res = *res;
+	atomic_store(&s->done, 1);
+}
+
+static void start_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+
+	CHECK_EQ(rp_relay_start(sh, s->a, s->b, &T.cfg, on_done, s, NULL), 0);
+	atomic_fetch_add(&T.started, 1);
+}
+
+static void stats_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	rp_relay_stats(sh, &T.rstats);
+	atomic_store(&T.stats_ready, 1);
+}
+
+static void fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	rp_relay_shard_exit(sh);
+}
+
+static void set_nb(int fd)
+{
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+/* Two TCP pairs: client <-> a, b <-> server. */
+static void make_stream(struct stream *s, size_t up, size_t down, uint32_t seed)
+{
+	memset(s, 0, sizeof(*s));
+	tcp_pair(&s->c, &s->a);
+	tcp_pair(&s->s, &s->b);
+	set_nb(s->c);
+	set_nb(s->s);
+	s->up_len = up;
+	s->down_len = down;
+	s->seed = seed;
+}
+
+static void start_all(const struct rp_relay_config *cfg, unsigned n)
+{
+	struct rp_runtime_config rc = base_cfg(1);
+
+	T.cfg = *cfg;
+	T.n = n;
+	atomic_store(&T.started, 0);
+	atomic_store(&T.stats_ready, 0);
+	rc.bufs = 256;
+	rc.pool_bytes = (size_t)64 << 20;
+	rc.fini = fini;
+	T.rt = rt_start(&rc);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[i]), 0);
+	assert_true(wait_for(&T.started, (int)n, WAIT_S));
+}
+
+static void fetch_stats(void)
+{
+	atomic_store(&T.stats_ready, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, stats_msg, NULL), 0);
+	assert_true(wait_for(&T.stats_ready, 1, WAIT_S));
+}
+
+/* Write the next random-sized piece of a direction; shut it when all sent. */
+static void pump_out(int fd, size_t len, size_t *sent, bool *shut, uint32_t seed, bool dir)
+{
+	uint8_t buf[65536];
+
+	while (*sent < len) {
+		size_t want = 1 + ((*sent * 7919u + seed) % sizeof(buf));
+		ssize_t w;
+
+		if (want > len - *sent)
+			want = len - *sent;
+		for (size_t i = 0; i < want; i++)
+			buf[i] = pat(*sent + i, seed ^ (dir ? 0x5a : 0));
+		w = send(fd, buf, want, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		*sent += (size_t)w;
+	}
+	if (!*shut) {
+		shutdown(fd, SHUT_WR);
+		*shut = true;
+	}
+}
+
+static void pump_in(int fd, size_t len, size_t *got, bool *eof, bool *bad, uint32_t seed,
+		    bool dir)
+{
+	uint8_t buf[65536];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r == 0) {
+			*eof = true;
+			return;
+		}
+		if (r < 0)
+			return;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pat(*got + (size_t)i, seed ^ (dir ? 0x5a : 0)))
+				*bad = true;
+		*got += (size_t)r;
+		if (*got > len)
+			*bad = true;
+	}
+}
+
+/* Drive every stream to the end (both EOFs seen), at most @limit_s. */
+static bool drive(double limit_s, bool (*extra)(void))
+{
+	double end = now_s() + limit_s;
+
+	for (;;) {
+		unsigned open = 0;
+
+		for (unsigned i = 0; i < T.n; i++) {
+			struct stream *s = &T.st[i];
+
+			pump_out(s->c, s->up_len, &s->up_sent, &s->up_shut, s->seed, false);
+			pump_out(s->s, s->down_len, &s->down_sent, &s->down_shut, s->seed, true);
+			pump_in(s->s, s->up_len, &s->up_got, &s->up_eof, &s->bad, s->seed, false);
+			pump_in(s->c, s->down_len, &s->down_got, &s->down_eof, &s->bad, s->seed, true);
+			if (!s->up_eof || !s->down_eof)
+				open++;
+		}
+		if (extra && extra())
+			return true;
+		if (!open)
+			return true;
+		if (now_s() > end)
+			return false;
+		struct pollfd pf[2 * MAX_STREAMS];
+		unsigned k = 0;
+
+		for (unsigned i = 0; i < T.n; i++) {
+			pf[k++] = (struct pollfd){ .fd = T.st[i].c, .events = POLLIN | POLLOUT };
+			pf[k++] = (struct pollfd){ .fd = T.st[i].s, .events = POLLIN | POLLOUT };
+		}
+		(void)poll(pf, k, 10);
+	}
+}
+
+static void close_clients(void)
+{
+	for (unsigned i = 0; i < T.n; i++) {
+		close(T.st[i].c);
+		close(T.st[i].s);
+	}
+}
+
+/* ---- every byte, both ways, each mode ---- */
+
+static void run_bytes(enum rp_relay_mode mode)
+{
+	static const size_t sizes[] = { 1, 100, 4096, 65536, 300000, 1u << 20, 8u << 20 };
+	struct rp_relay_config cfg = { .mode = mode };
+	unsigned n = reduced() ? 8 : 24;
+	uint64_t spliced = 0, total = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t up = sizes[i % 7], down = sizes[(i * 3 + 1) % 7];
+
+		if (reduced() && up > (1u << 20))
+			up = 1u << 20;
+		if (reduced() && down > (1u << 20))
+			down = 1u << 20;
+		make_stream(&T.st[i], up, down, 0x1234u * (i + 1));
+	}
+	start_all(&cfg, n);
+	assert_true(drive(reduced() ? 60 : 30, NULL));
+	for (unsigned i = 0; i < n; i++) {
+		struct stream *s = &T.st[i];
+
+		assert_true(wait_for(&s->done, 1, WAIT_S));
+		assert_false(s->bad);
+		assert_int_equal(s->up_got, s->up_len);
+		assert_int_equal(s->down_got, s->down_len);
+		assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+		assert_int_equal(s->res.bytes[0], s->up_len);
+		assert_int_equal(s->res.bytes[1], s->down_len);
+		spliced += s->res.spliced[0] + s->res.spliced[1];
+		total += s->up_len + s->down_len;
+	}
+	fetch_stats();
+	rt_end(T.rt);
+	close_clients();
+	print_message("# %s: %u streams, %llu bytes, %llu spliced, half-closes %llu, to_splice %llu, "
+		      "fallbacks %llu/%llu/%llu/%llu\n",
+		      rp_relay_mode_name(mode), n, (unsigned long long)total,
+		      (unsigned long long)spliced, (unsigned long long)T.rstats.half_closes,
+		      (unsigned long long)T.rstats.to_splice,
+		      (unsigned long long)T.rstats.splice_fallback[0],
+		      (unsigned long long)T.rstats.splice_fallback[1],
+		      (unsigned long long)T.rstats.splice_fallback[2],
+		      (unsigned long long)T.rstats.splice_fallback[3]);
+	assert_int_equal(T.rstats.half_closes, 2 * n);
+	assert_int_equal(T.rstats.ended[RP_RELAY_END_CLOSED], n);
+	if (mode == RP_RELAY_COPY)
+		assert_int_equal(spliced, 0);
+	if (mode == RP_RELAY_SPLICE)
+		assert_int_equal(spliced, total);
+	if (mode == RP_RELAY_AUTO)
+		assert_true(spliced > 0 && spliced < total); /* big streams move, small stay */
+}
+
+static void test_bytes_copy(void **state)
+{
+	(void)state;
+	run_bytes(RP_RELAY_COPY);
+}
+
+static void test_bytes_splice(void **state)
+{
+	(void)state;
+	run_bytes(RP_RELAY_SPLICE);
+}
+
+static void test_bytes_auto(void **state)
+{
+	(void)state;
+	run_bytes(RP_RELAY_AUTO);
+}
+
+/* ---- half-close: the other direction keeps flowing ---- */
+
+static void run_half_close(enum rp_relay_mode mode)
+{
+	struct rp_relay_config cfg = { .mode = mode };
+	struct stream *s = &T.st[0];
+	char buf[4096];
+	double end;
+
+	make_stream(s, 0, 0, 7);
+	start_all(&cfg, 1);
+	/* the client says all it has to say and half-closes... */
+	assert_int_equal(send(s->c, "request", 7, 0), 7);
+	shutdown(s->c, SHUT_WR);
+	/* ...the server sees the request and then EOF... */
+	size_t got = 0;
+	bool eof = false;
+
+	end = now_s() + WAIT_S;
+	while (!eof && now_s() < end) {
+		ssize_t r = recv(s->s, buf + got, sizeof(buf) - got, 0);
+
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			eof = true;
+		else
+			sleep_ms(1);
+	}
+	assert_true(eof);
+	assert_int_equal(got, 7);
+	assert_memory_equal(buf, "request", 7);
+	/* ...and still answers, long after: the other direction is open */
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&s->done), 0);
+	assert_int_equal(send(s->s, "response", 8, 0), 8);
+	shutdown(s->s, SHUT_WR);
+	got = 0;
+	eof = false;
+	end = now_s() + WAIT_S;
+	while (!eof && now_s() < end) {
+		ssize_t r = recv(s->c, buf + got, sizeof(buf) - got, 0);
+
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			eof = true;
+		else
+			sleep_ms(1);
+	}
+	assert_true(eof);
+	assert_int_equal(got, 8);
+	assert_memory_equal(buf, "response", 8);
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+	rt_end(T.rt);
+	close_clients();
+}
+
+static void test_half_close_copy(void **state)
+{
+	(void)state;
+	run_half_close(RP_RELAY_COPY);
+}
+
+static void test_half_close_splice(void **state)
+{
+	(void)state;
+	run_half_close(RP_RELAY_SPLICE);
+}
+
+/* ---- reset passed on ---- */
+
+static void run_reset(enum rp_relay_mode mode)
+{
+	struct rp_relay_config cfg = { .mode = mode };
+	struct stream *s = &T.st[0];
+	struct stream *other = &T.st[1];
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	char buf[256];
+	ssize_t r = 1;
+	double end;
+
+	make_stream(s, 0, 0, 1);
+	make_stream(other, 200000, 200000, 2);
+	start_all(&cfg, 2);
+	assert_int_equal(send(s->c, "x", 1, 0), 1);
+	/* the server resets mid-stream */
+	assert_int_equal(setsockopt(s->s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(s->s);
+	s->s = socket(AF_INET, SOCK_STREAM, 0); /* a placeholder for close_clients */
+	end = now_s() + WAIT_S;
+	while (now_s() < end) {
+		r = recv(s->c, buf, sizeof(buf), 0);
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			break;
+		sleep_ms(1);
+	}
+	/* the client sees a reset, not a clean EOF */
+	assert_true(r < 0);
+	assert_int_equal(errno, ECONNRESET);
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(s->res.end, RP_RELAY_END_RESET);
+	/* the other relay was not disturbed */
+	T.n = 2;
+	s->up_eof = s->down_eof = true;
+	assert_true(drive(WAIT_S, NULL));
+	assert_false(other->bad);
+	assert_int_equal(other->up_got, other->up_len);
+	assert_int_equal(other->down_got, other->down_len);
+	rt_end(T.rt);
+	close_clients();
+}
+
+static void test_reset_copy(void **state)
+{
+	(void)state;
+	run_reset(RP_RELAY_COPY);
+}
+
+static void test_reset_splice(void **state)
+{
+	(void)state;
+	run_reset(RP_RELAY_SPLICE);
+}
+
+/* ---- a side that stops reading ---- */
+
+static void run_stuck_reader(enum rp_relay_mode mode)
+{
+	struct rp_relay_config cfg = { .mode = mode, .max_inflight = 128 * 1024 };
+	struct stream *stuck = &T.st[0];
+	static uint8_t junk[1 << 16];
+	size_t pushed = 0;
+	double end;
+
+	make_stream(stuck, 0, 0, 3);
+	for (unsigned i = 1; i < 4; i++)
+		make_stream(&T.st[i], 1u << 20, 1u << 20, 10 + i);
+	start_all(&cfg, 4);
+	/* the client floods; the server never reads */
+	end = now_s() + 1.0;
+	while (now_s() < end) {
+		ssize_t w = send(stuck->c, junk, sizeof(junk), MSG_NOSIGNAL);
+
+		if (w > 0)
+			pushed += (size_t)w;
+		else
+			sleep_ms(2);
+	}
+	/* the others flow meanwhile */
+	stuck->up_eof = stuck->down_eof = true;
+	assert_true(drive(WAIT_S, NULL));
+	for (unsigned i = 1; i < 4; i++) {
+		assert_false(T.st[i].bad);
+		assert_int_equal(T.st[i].up_got, T.st[i].up_len);
+		assert_int_equal(T.st[i].down_got, T.st[i].down_len);
+	}
+	fetch_stats();
+	print_message("# %s: stuck reader: client pushed %zu bytes before its window closed; "
+		      "paused %llu times\n",
+		      rp_relay_mode_name(mode), pushed, (unsigned long long)T.rstats.paused);
+	/* bounded: socket buffers on both sides plus what the relay holds */
+	assert_true(pushed < (size_t)32 << 20);
+	if (mode == RP_RELAY_COPY)
+		assert_true(T.rstats.paused >= 1);
+	rt_end(T.rt);
+	close_clients();
+}
+
+static void test_stuck_reader_copy(void **state)
+{
+	(void)state;
+	run_stuck_reader(RP_RELAY_COPY);
+}
+
+static void test_stuck_reader_splice(void **state)
+{
+	(void)state;
+	run_stuck_reader(RP_RELAY_SPLICE);
+}
+
+/* ---- pipes refused: fall back to copy ---- */
+
+/* Drop CAP_SYS_RESOURCE and CAP_SYS_ADMIN: without them the kernel applies
+ * fs.pipe-user-pages-soft to this process's pipes. */
+static int drop_pipe_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		unsigned drop_lo = (1u << CAP_SYS_RESOURCE) | (1u << CAP_SYS_ADMIN);
+
+		if (i == 0) {
+			d[i].effective &= ~drop_lo;
+			d[i].permitted &= ~drop_lo;
+		}
+	}
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* In a child without those caps: 4 streams in splice mode. Exit 0 when every
+ * byte arrived and the fallback was counted, 77 when nothing fell back. */
+static int pipe_limit_child(void)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+	uint64_t fb;
+
+	if (drop_pipe_caps())
+		return 77;
+	for (unsigned i = 0; i < 4; i++)
+		make_stream(&T.st[i], 300000, 300000, 50 + i);
+	start_all(&cfg, 4);
+	if (!drive(WAIT_S, NULL))
+		return 2;
+	for (unsigned i = 0; i < 4; i++)
+		if (T.st[i].bad || T.st[i].up_got != T.st[i].up_len ||
+		    T.st[i].down_got != T.st[i].down_len)
+			return 3;
+	fetch_stats();
+	rt_end(T.rt);
+	close_clients();
+	fb = T.rstats.splice_fallback[RP_RELAY_FB_PIPE_SIZE] +
+	     T.rstats.splice_fallback[RP_RELAY_FB_PIPE_LIMIT];
+	fprintf(stderr, "# pipe fallbacks: pipe_limit %llu pipe_size %llu; spliced %llu, copied %llu\n",
+		(unsigned long long)T.rstats.splice_fallback[RP_RELAY_FB_PIPE_LIMIT],
+		(unsigned long long)T.rstats.splice_fallback[RP_RELAY_FB_PIPE_SIZE],
+		(unsigned long long)(T.rstats.bytes_spliced[0] + T.rstats.bytes_spliced[1]),
+		(unsigned long long)(T.rstats.bytes_copied[0] + T.rstats.bytes_copied[1]));
+	if (!fb)
+		return 77;
+	return T.rstats.bytes_spliced[0] + T.rstats.bytes_spliced[1] ? 4 : 0;
+}
+
+static void test_pipe_limit_falls_back_to_copy(void **state)
+{
+	const char *path = "/proc/sys/fs/pipe-user-pages-soft";
+	char old[32] = "";
+	FILE *f = fopen(path, "r");
+	int fd = -1, status;
+	pid_t pid;
+
+	(void)state;
+	if (!f || !fgets(old, sizeof(old), f) || geteuid() != 0 ||
+	    (fd = open(path, O_WRONLY)) < 0) {
+		if (f)
+			fclose(f);
+		print_message("# skip: needs root to lower %s\n", path);
+		skip();
+	}
+	fclose(f);
+	/* one page: every new pipe of an unprivileged user gets 2 pages and
+	 * cannot be grown */
+	assert_true(write(fd, "1", 1) == 1);
+	pid = fork();
+	if (pid == 0)
+		_exit(pipe_limit_child());
+	assert_true(waitpid(pid, &status, 0) == pid);
+	assert_true(pwrite(fd, old, strlen(old), 0) == (ssize_t)strlen(old));
+	close(fd);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77) {
+		print_message("# skip: capabilities could not be dropped, or no pipe was refused\n");
+		skip();
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- idle timeout ---- */
+
+static void test_idle_timeout(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .idle_ns = 300 * MS };
+	struct stream *s = &T.st[0];
+	double t0 = now_s();
+
+	(void)state;
+	make_stream(s, 0, 0, 9);
+	start_all(&cfg, 1);
+	assert_true(wait_for(&s->done, 1, 5.0));
+	assert_int_equal(s->res.end, RP_RELAY_END_IDLE);
+	assert_true(now_s() - t0 >= 0.29);
+	rt_end(T.rt);
+	close_clients();
+}
+
+static int setup_watchdog(void **state)
+{
+	(void)state;
+	watchdog("relay", 120);
+	return 0;
+}
+
+static int teardown_watchdog(void **state)
+{
+	(void)state;
+	alarm(0);
+	return 0;
+}
+
+#define TT(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		TT(test_bytes_copy),
+		TT(test_bytes_splice),
+		TT(test_bytes_auto),
+		TT(test_half_close_copy),
+		TT(test_half_close_splice),
+		TT(test_reset_copy),
+		TT(test_reset_splice),
+		TT(test_stuck_reader_copy),
+		TT(test_stuck_reader_splice),
+		TT(test_pipe_limit_falls_back_to_copy),
+		TT(test_idle_timeout),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RP_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	return cmocka_run_group_tests_name("relay", all, NULL, NULL);
+}
