@@ -37,6 +37,10 @@ static _Atomic(rp_delta_scan_fn) scan_impl = scan_first;
 static _Atomic int level_resolved = -1;
 static _Atomic int cpu_level_resolved = -1;
 
+/* Backend name of the AVX2 level where the CPU has VPCLMULQDQ on ymm. */
+static const char avx2_vpclmul_backend[] = "crc32c=avx2-vpclmul xor=avx2 delta=avx2";
+static _Atomic bool crc_avx2_vpclmul; /* set by resolve() with level_resolved */
+
 static const struct {
 	const char *env;
 	const char *backend;
@@ -72,6 +76,18 @@ static enum rp_simd_level detect_cpu(void)
 	return RP_SIMD_SCALAR;
 #else
 	return RP_SIMD_SCALAR;
+#endif
+}
+
+bool rp_simd_cpu_has_vpclmul256(void)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	/* Also checks XCR0 (the OS saves ymm state). */
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("vpclmulqdq") &&
+	       __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.2");
+#else
+	return false;
 #endif
 }
 
@@ -115,6 +131,7 @@ static void resolve(void)
 	rp_crc32c_fn crc = rp_crc32c_scalar;
 	rp_xor_fn x = rp_xor_scalar;
 	rp_delta_scan_fn scan = rp_delta_scan_scalar;
+	bool avx2_vpclmul = false;
 
 	switch (l) {
 #if defined(__x86_64__)
@@ -124,7 +141,10 @@ static void resolve(void)
 		scan = rp_delta_scan_avx512;
 		break;
 	case RP_SIMD_AVX2:
-		crc = rp_crc32c_pclmul;
+		/* Zen3-class cores: crc32 chains + ymm folding (crc32c_avx2.c);
+		 * Haswell..Skylake lack VPCLMULQDQ and keep the xmm kernel. */
+		avx2_vpclmul = rp_simd_cpu_has_vpclmul256();
+		crc = avx2_vpclmul ? rp_crc32c_avx2 : rp_crc32c_pclmul;
 		x = rp_xor_avx2;
 		scan = rp_delta_scan_avx2;
 		break;
@@ -146,6 +166,7 @@ static void resolve(void)
 	atomic_store_explicit(&crc_impl, crc, memory_order_relaxed);
 	atomic_store_explicit(&xor_impl, x, memory_order_relaxed);
 	atomic_store_explicit(&scan_impl, scan, memory_order_relaxed);
+	atomic_store_explicit(&crc_avx2_vpclmul, avx2_vpclmul, memory_order_relaxed);
 	atomic_store_explicit(&level_resolved, (int)l, memory_order_relaxed);
 }
 
@@ -167,7 +188,11 @@ enum rp_simd_level rp_simd_level(void)
 
 const char *rp_simd_backend(void)
 {
-	return level_names[rp_simd_level()].backend;
+	enum rp_simd_level l = rp_simd_level();
+
+	if (l == RP_SIMD_AVX2 && atomic_load_explicit(&crc_avx2_vpclmul, memory_order_relaxed))
+		return avx2_vpclmul_backend;
+	return level_names[l].backend;
 }
 
 static uint32_t crc_first(uint32_t crc, const void *buf, size_t len)

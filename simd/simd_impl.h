@@ -12,6 +12,7 @@
 #ifndef RP_SIMD_IMPL_H
 #define RP_SIMD_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,12 @@ uint32_t rp_crc32c_xpow(uint64_t k);
 uint32_t rp_crc32c_sse42(uint32_t crc, const void *buf, size_t len);
 /* simd/crc32c_pclmul.c: 4 x 128-bit PCLMULQDQ folding, crc32 for the tail */
 uint32_t rp_crc32c_pclmul(uint32_t crc, const void *buf, size_t len);
+/* simd/crc32c_avx2.c: crc32 instruction lanes + 4 x 256-bit VPCLMULQDQ folding;
+ * needs AVX2 and VPCLMULQDQ (rp_simd_cpu_has_vpclmul256()) */
+uint32_t rp_crc32c_avx2(uint32_t crc, const void *buf, size_t len);
+/* True when the CPU (and OS) run VPCLMULQDQ on ymm: the AVX2 level's CRC
+ * kernel is then rp_crc32c_avx2, else rp_crc32c_pclmul. */
+bool rp_simd_cpu_has_vpclmul256(void);
 /* simd/crc32c_avx512.c: 4 x 512-bit VPCLMULQDQ folding */
 uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len);
 /* simd/xor_avx2.c, simd/xor_avx512.c */

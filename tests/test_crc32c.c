@@ -52,6 +52,7 @@ struct crc_backend {
 	X(arg, scalar, rp_crc32c_scalar, RP_SIMD_SCALAR)                                           \
 	X(arg, sse42, rp_crc32c_sse42, RP_SIMD_SSE42)                                              \
 	X(arg, pclmul, rp_crc32c_pclmul, RP_SIMD_AVX2)                                             \
+	X(arg, avx2, rp_crc32c_avx2, RP_SIMD_AVX2)                                                 \
 	X(arg, avx512, rp_crc32c_avx512, RP_SIMD_AVX512)
 #elif defined(__aarch64__)
 #define CRC_BACKENDS(X, arg)                                                                       \
@@ -76,6 +77,14 @@ static const struct crc_backend *backend(void **state)
 	const struct crc_backend *be = *state;
 
 	SKIP_UNLESS_CPU_RUNS(be->name, be->min_level);
+#if defined(__x86_64__)
+	/* AVX2 without VPCLMULQDQ (Haswell..Skylake, Zen2) keeps the xmm kernel. */
+	if (be->fn == rp_crc32c_avx2 && !rp_simd_cpu_has_vpclmul256()) {
+		printf("[ SKIP     ] %s: needs VPCLMULQDQ on ymm, this CPU has AVX2 without it\n",
+		       be->name);
+		skip();
+	}
+#endif
 	return be;
 }
 
@@ -351,9 +360,12 @@ static void test_chains_across_splits_and_initial_values(void **state)
 static void test_reads_nothing_outside_the_buffer(void **state)
 {
 	const struct crc_backend *be = backend(state);
-	static const size_t big[] = {511,   512,   513,	  1023,	 1024,	3199,  3200,
-				     3201,  4095,  4096,  4097,	 6400,	12287, 12288,
-				     12289, 36863, 65535, 65536, 65537, 70000};
+	/* Path edges of the kernels: 3200 (avx512 blocks), 768 and 3968 (avx2
+	 * mixed paths and blocks), powers of two. */
+	static const size_t big[] = {511,   512,   513,	  767,	 768,	769,   1023,
+				     1024,  3199,  3200,  3201,	 3967,	3968,  3969,
+				     4095,  4096,  4097,  6400,	 7936,	7937,  12287,
+				     12288, 12289, 36863, 65535, 65536, 65537, 70000};
 	struct guarded g = guarded_alloc(70000);
 	struct rng r = rng_seed(5);
 	size_t room;
@@ -375,6 +387,34 @@ static void test_reads_nothing_outside_the_buffer(void **state)
 	guarded_free(&g);
 }
 
+/*
+ * rp_simd_backend() names the CRC kernel that dispatch chose for this CPU's
+ * level (or the lower one RP_SIMD forced), and rp_crc32c gives that
+ * kernel's results: at the AVX2 level, the ymm kernel where the CPU has
+ * VPCLMULQDQ, else the xmm one.
+ */
+static void test_dispatch_names_the_kernel_it_runs(void **state)
+{
+	const char *be = rp_simd_backend();
+
+	(void)state;
+	printf("[ INFO     ] level %s, backend \"%s\"\n", level_names[rp_simd_level()], be);
+#if defined(__x86_64__)
+	if (rp_simd_level() == RP_SIMD_AVX2) {
+		const char *want = rp_simd_cpu_has_vpclmul256() ? "crc32c=avx2-vpclmul " :
+								  "crc32c=pclmul ";
+
+		if (strncmp(be, want, strlen(want)))
+			fail_msg("level avx2: backend \"%s\", expected it to start with \"%s\"", be,
+				 want);
+		return;
+	}
+	if (rp_simd_level() == RP_SIMD_AVX512)
+		assert_non_null(strstr(be, "crc32c=avx512-vpclmul"));
+#endif
+	assert_non_null(strstr(be, "crc32c="));
+}
+
 int main(void)
 {
 	/* One row per kernel comes from each FOR_EACH_BACKEND. */
@@ -382,6 +422,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scalar_matches_bitwise_crc),
 		cmocka_unit_test(test_xpow_and_mulmod_identities),
+		cmocka_unit_test(test_dispatch_names_the_kernel_it_runs),
 		FOR_EACH_BACKEND(test_check_value_123456789)
 		FOR_EACH_BACKEND(test_rfc3720_b4_vectors)
 		FOR_EACH_BACKEND(test_matches_scalar_every_length_and_alignment)

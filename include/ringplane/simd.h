@@ -9,7 +9,9 @@
  *
  * Levels (x86-64):   scalar  slice-by-8 tables
  *                    sse42   crc32 instruction, 3 interleaved streams
- *                    avx2    PCLMULQDQ folding; AVX2 XOR
+ *                    avx2    crc32 lanes + VPCLMULQDQ ymm folding where the CPU
+ *                            has VPCLMULQDQ (Zen3+, Alder Lake+), else PCLMULQDQ
+ *                            xmm folding; AVX2 XOR and delta scan
  *                    avx512  VPCLMULQDQ folding on zmm; AVX-512 XOR and delta scan
  * Levels (aarch64):  scalar, neon (CRC32C instructions + PMULL folding, NEON XOR)
  */
