@@ -743,14 +743,9 @@ int rp_proxy_feed(struct rp_proxy_parser *p, const void *data, size_t len, size_
 		return -EINVAL;
 	st = p->status;
 	while (st == RP_PROXY_MORE && used < len) {
-		uint8_t first = p->have ? p->buf[0] : in[used];
-
-		if (first != 'P' && first != v2_sig[0]) {
-			used++;
-			st = refuse(p, RP_PROXY_R_SIGNATURE);
-			break;
-		}
-		if (first == 'P') {
+		/* Anything but 'P' goes the v2 way, where a first byte other
+		 * than the signature's '\r' is refused at once. */
+		if ((p->have ? p->buf[0] : in[used]) == 'P') {
 			p->buf[p->have++] = in[used++];
 			st = v1_byte(p);
 		} else if (p->have < V2_FIXED) {
