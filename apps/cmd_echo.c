@@ -23,7 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -39,6 +38,7 @@
 #include <ringplane/engine.h>
 #include <ringplane/pool.h>
 
+#include "args.h"
 #include "commands.h"
 
 #define QMAX 256	 /* received buffers queued per connection */
@@ -520,34 +520,6 @@ static void echo_stop(struct rp_shard *sh, void *arg)
 
 /* ---- main ---- */
 
-static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[256];
-	const char *colon = strrchr(s, ':');
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *ai;
-	size_t hl;
-
-	if (!colon || colon == s || !colon[1])
-		return -EINVAL;
-	hl = (size_t)(colon - s);
-	if (s[0] == '[' && colon[-1] == ']') {
-		s++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	if (getaddrinfo(host, colon + 1, &hints, &ai))
-		return -EINVAL;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 static int listen_on(struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -604,8 +576,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ringplane echo --listen HOST:PORT [--shards N] [--cpus LIST] [--sockperf]\n"
 		"                      [--stats-interval S] [--no-pin] [--sqpoll] [--busy-poll US]\n"
-		"  --listen HOST:PORT   address to serve (port 0: any; the port is printed)\n"
-		"  --shards N           shards (default: one per core of the placement plan)\n"
+		"  --listen HOST:PORT   address to serve: IPv4, [IPv6] or a name; port 0: any\n"
+		"                       (the port is printed)\n"
+		"  --shards N           shards, 1..1024 (default: one per core of the placement plan)\n"
 		"  --cpus LIST          CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --sockperf           answer sockperf's TCP frames as 'sockperf server' does\n"
 		"  --stats-interval S   print per-shard counters every S seconds (also on SIGUSR1)\n"
@@ -634,7 +607,7 @@ int rp_cmd_echo(int argc, char **argv)
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL;
 	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned interval = 0;
+	unsigned interval = 0, busy_us = 0;
 	sigset_t sigs;
 	int c, ret, port = 0, status = RP_EXIT_FAIL;
 
@@ -643,22 +616,24 @@ int rp_cmd_echo(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			listen_arg = optarg;
+			if (rp_arg_hostport("echo", "--listen", optarg, true, &ss, &sslen))
+				return RP_EXIT_USAGE;
 			break;
 		case 's':
-			rc.shards = (unsigned)strtoul(optarg, NULL, 10);
-			if (!rc.shards || rc.shards > 1024) {
-				fprintf(stderr, "ringplane echo: bad --shards '%s'\n", optarg);
+			if (rp_arg_uint("echo", "--shards", optarg, 1, 1024, &rc.shards))
 				return RP_EXIT_USAGE;
-			}
 			break;
 		case 'c':
+			if (rp_arg_cpus("echo", "--cpus", optarg))
+				return RP_EXIT_USAGE;
 			rc.cpus = optarg;
 			break;
 		case 'p':
 			g_cfg.sockperf = true;
 			break;
 		case 'i':
-			interval = (unsigned)strtoul(optarg, NULL, 10);
+			if (rp_arg_uint("echo", "--stats-interval", optarg, 0, 86400, &interval))
+				return RP_EXIT_USAGE;
 			break;
 		case 'n':
 			rc.no_pin = true;
@@ -667,7 +642,9 @@ int rp_cmd_echo(int argc, char **argv)
 			rc.sqpoll = true;
 			break;
 		case 'b':
-			rc.spin_ns = strtoull(optarg, NULL, 10) * 1000u;
+			if (rp_arg_uint("echo", "--busy-poll", optarg, 0, 1000000, &busy_us))
+				return RP_EXIT_USAGE;
+			rc.spin_ns = (uint64_t)busy_us * 1000u;
 			break;
 		case 'h':
 			usage(stdout);
@@ -679,11 +656,6 @@ int rp_cmd_echo(int argc, char **argv)
 	}
 	if (!listen_arg || optind != argc) {
 		usage(stderr);
-		return RP_EXIT_USAGE;
-	}
-	if (parse_hostport(listen_arg, &ss, &sslen)) {
-		fprintf(stderr, "ringplane echo: cannot parse --listen '%s' (HOST:PORT)\n",
-			listen_arg);
 		return RP_EXIT_USAGE;
 	}
 

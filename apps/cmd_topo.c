@@ -15,6 +15,7 @@
 
 #include <ringplane/topo.h>
 
+#include "args.h"
 #include "commands.h"
 
 /* Longest cpulist of CPU_SETSIZE (1024) CPUs: every other CPU, up to four
@@ -59,7 +60,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(ringplane topo --help for usage)\n");
+	fprintf(stderr, " (ringplane topo --help for usage)\n");
 	return RP_EXIT_USAGE;
 }
 
@@ -77,10 +78,9 @@ static int parse_args(int argc, char **argv, struct topo_args *a)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	cpu_set_t probe;
-	char *end;
-	long n;
-	int c, ret;
+	static const char *const policies[] = { "spread", "pack", NULL };
+	unsigned u;
+	int c;
 
 	memset(a, 0, sizeof(*a));
 	opterr = 0;
@@ -93,34 +93,22 @@ static int parse_args(int argc, char **argv, struct topo_args *a)
 		case O_CPUS:
 			/* Syntax is checked here so a typo is a usage error;
 			 * whether the CPUs exist is the plan's business. */
-			ret = rp_cpulist_parse(optarg, &probe);
-			if (ret == -ERANGE)
-				return usage_error(
-					"--cpus '%s': CPU number beyond CPU_SETSIZE (1024)",
-					optarg);
-			if (ret || CPU_COUNT(&probe) == 0)
-				return usage_error("--cpus '%s': not a cpulist like 0-3,8,10-11",
-						   optarg);
+			if (rp_arg_cpus("topo", "--cpus", optarg))
+				return RP_EXIT_USAGE;
 			a->opts.cpus = optarg;
 			break;
 		case O_POLICY:
-			if (!strcmp(optarg, "spread"))
-				a->opts.policy = RP_PLAN_SPREAD;
-			else if (!strcmp(optarg, "pack"))
-				a->opts.policy = RP_PLAN_PACK;
-			else
-				return usage_error("--policy '%s': must be spread or pack", optarg);
+			if (rp_arg_choice("topo", "--policy", optarg, policies, &u))
+				return RP_EXIT_USAGE;
+			a->opts.policy = u == 0 ? RP_PLAN_SPREAD : RP_PLAN_PACK;
 			break;
 		case O_SMT:
 			a->opts.smt = true;
 			break;
 		case O_SHARDS:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 1 << 20)
-				return usage_error("--shards '%s': must be a positive number",
-						   optarg);
-			a->opts.max_shards = (int)n;
+			if (rp_arg_uint("topo", "--shards", optarg, 1, 1u << 20, &u))
+				return RP_EXIT_USAGE;
+			a->opts.max_shards = (int)u;
 			break;
 		case O_CPULIST:
 			a->cpulist = true;

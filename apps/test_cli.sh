@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `ringplane topo` as operators and the tuning scripts call it: exit codes,
 # the --cpulist line, JSON that parses, and plan rows on a synthetic
-# 4-node machine. Usage: test_cli.sh PATH/TO/ringplane
+# 4-node machine; every command's refusal of bad option values (exit 2, one
+# line naming the flag) and its acceptance of good ones.
+# Usage: test_cli.sh PATH/TO/ringplane
 set -u
 RP=$1
 fails=0
@@ -84,6 +86,71 @@ d = json.loads(subprocess.run([sys.argv[1], "topo", "--json"], check=True,
 assert d["topology"]["synthetic"] is None and len(d["plan"]["shards"]) >= 1
 ' "$RP" "$S4"
 fi
+
+# Bad option values: exit 2 and one line on stderr naming the flag and the
+# value, for every command. (echo refuses before it binds or starts
+# anything, so none of these listens.)
+refused() { # flag, value, command...: exit 2, one stderr line naming flag and value
+	local flag=$1 val=$2 err got
+	shift 2
+	# bounded: a server that took a bad value as a good one would run on
+	err=$(timeout 10 "$@" 2>&1 >/dev/null)
+	got=$?
+	[ "$got" -eq 2 ] || { echo "  exit $got, wanted 2: $*" >&2; return 1; }
+	[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] ||
+		{ echo "  not one line: '$err'" >&2; return 1; }
+	case $err in
+	*"$flag '$val'"*) ;;
+	*) echo "  message does not name $flag '$val': '$err'" >&2; return 1 ;;
+	esac
+}
+E="$RP echo --listen 127.0.0.1:0"
+for bad in "--listen 127.0.0.1:99999" "--listen 127.0.0.1:-1" "--listen 127.0.0.1:" \
+	"--listen 127.0.0.1:80x" "--listen 1.2.3:80" "--listen 256.1.1.1:80" "--listen ::1:80" \
+	"--listen [::1]:99999" "--listen [zz::1]:80" "--listen :80" "--listen nocolon" \
+	"--shards 4x" "--shards 0" "--shards -1" "--shards 1025" "--shards +2" "--shards ''" \
+	"--busy-poll abc" "--busy-poll -5" "--busy-poll 1.5" \
+	"--stats-interval abc" "--stats-interval ''" "--stats-interval 99999999999999999999" \
+	"--cpus 3-1" "--cpus ''" "--cpus 5000"; do
+	eval "set -- $bad"
+	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
+done
+for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1" \
+	"--cpus 5000" "--cpus ''"; do
+	eval "set -- $bad"
+	check "topo $1 '$2' refused" refused "$1" "$2" "$RP" topo "$1" "$2"
+done
+
+# Good values still work: the server comes up on each address form.
+serves() { # echo arguments...: prints "listening on" within 5 s, stops on SIGTERM with 0
+	local out pid line st
+	out=$(mktemp)
+	timeout 20 "$RP" echo --no-pin --shards 1 "$@" >"$out" 2>/dev/null &
+	pid=$!
+	for _ in $(seq 50); do
+		line=$(head -n1 "$out")
+		[ -n "$line" ] && break
+		sleep 0.1
+	done
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	st=$?
+	rm -f "$out"
+	case $line in
+	"listening on "*) ;;
+	*) echo "  no 'listening on' line (got '$line'): $*" >&2; return 1 ;;
+	esac
+	[ "$st" -eq 0 ] || { echo "  exit $st after SIGTERM: $*" >&2; return 1; }
+}
+check "echo listens on 127.0.0.1:0" serves --listen 127.0.0.1:0
+check "echo with every numeric flag" serves --listen 127.0.0.1:0 --busy-poll 0 \
+	--stats-interval 3600
+check "echo listens on localhost:0" serves --listen localhost:0
+if [ -e /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
+	check "echo listens on [::1]:0" serves --listen "[::1]:0"
+fi
+check "topo --shards 2 works" out_is "0,2" \
+	"$RP" topo --synthetic "package:1 core:4 pu:2" --shards 2 --cpulist
 
 if [ "$fails" -ne 0 ]; then
 	echo "$fails check(s) failed"
