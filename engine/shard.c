@@ -318,6 +318,12 @@ void eng_shard_loop(struct rp_shard *sh)
 		} else if (sh->efd_unarmed) {
 			eng_eventfd_arm(sh);
 		}
+		/* Messages ran and none is waiting: what they prepared goes to
+		 * the kernel with the same enter that waits (one syscall per
+		 * hand-off, not a submit and then a wait). The enter returns at
+		 * once if a completion is already due. */
+		if (work && !mail_pending(sh))
+			work = 0;
 		if (work || sh->nstash || sh->dead) {
 			wait = false;
 		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
