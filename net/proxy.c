@@ -5,7 +5,7 @@
  *
  * The parser takes bytes one state step at a time, so its result depends on
  * the byte sequence only, never on where the pieces were cut: v1 bytes go
- * through rp_v1_byte() one by one (a line is at most 107 bytes, and each
+ * through v1_byte() one by one (a line is at most 107 bytes, and each
  * byte may end it or refuse it), v2 bytes are checked one by one through the
  * fixed 16-byte part, then the rest is copied in one go up to the length the
  * header announced and checked when complete.
@@ -78,11 +78,7 @@ static bool is_v4_mapped(const struct sockaddr_in6 *s6)
 	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr);
 }
 
-/*
- * The ends as the header will carry them: both IPv4 (AF_INET or v4-mapped)
- * become AF_INET; otherwise an AF_INET end is mapped into AF_INET6. Returns
- * the family, or -EAFNOSUPPORT.
- */
+/* Both ends as the header carries them (one family for both). */
 struct inet_pair {
 	int family;
 	uint8_t src[16], dst[16]; /* 4 bytes used for AF_INET */
@@ -123,6 +119,11 @@ static bool inet_is_v4(const struct sockaddr *sa)
 	       (sa->sa_family == AF_INET6 && is_v4_mapped((const struct sockaddr_in6 *)sa));
 }
 
+/*
+ * Both IPv4 (AF_INET or v4-mapped, in any mix) become AF_INET: the client
+ * was IPv4, the mapping is only how a dual-stack socket reports it. Else an
+ * AF_INET end is mapped into AF_INET6. 0, or -EAFNOSUPPORT.
+ */
 static int inet_pair_make(struct inet_pair *ip, const struct sockaddr *src,
 			  const struct sockaddr *dst)
 {
@@ -390,8 +391,9 @@ static bool v1_is_tcp4(const struct rp_proxy_parser *p)
 }
 
 /*
- * Field @f (2..5) of buf[fstart, have - 1) is complete: check and store it.
- * Field 1 (the protocol) is checked as it grows, in rp_v1_byte().
+ * Field @f (1..5), buf[fstart, end), is complete: check and store it. The
+ * protocol's letters were checked as they came (v1_byte()); here it must be
+ * a whole TCP4 or TCP6.
  */
 static enum rp_proxy_reason v1_field_end(struct rp_proxy_parser *p, uint8_t f, size_t end)
 {
