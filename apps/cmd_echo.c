@@ -8,10 +8,21 @@
  * multishot recv into the shard's provided buffers. Plain mode sends the
  * received buffers back as they are (sendmsg of up to 16 queued buffers;
  * one send in flight per connection keeps the bytes in order) and returns
- * each buffer to the ring when it has been sent. A connection whose peer
- * does not read stops receiving (its recv is cancelled) once 32 buffers
- * wait, and resumes when they drain, so one slow peer cannot take every
- * buffer of the shard.
+ * each buffer to the ring when it has been sent.
+ *
+ * Buffer budget. A provided buffer stays out until the send that echoes it
+ * completes, and a peer that never reads makes that never. So one
+ * connection holds at most CONN_BUFS provided buffers (1 while the shard
+ * has less than a quarter of them free); what it receives beyond that is
+ * copied into pool memory ("spilled", at most SPILL_FRAC of the pool per
+ * shard) and the buffer goes back at once. A connection with CONN_PAUSE
+ * bytes queued, or one that spills while buffers are short, stops receiving
+ * (its recv is cancelled) until its sends drain. The kernel fills up to 32
+ * buffers per multishot round before we see a CQE, so a cap on what we
+ * keep, not on what we ask for, is what bounds a connection. A connection
+ * that makes no progress, read or write, for --idle-timeout seconds is
+ * closed (counted in idle_closed); its stuck send is cancelled first, so
+ * no buffer goes back to the ring while the kernel may still read it.
  *
  * --sockperf speaks sockperf's TCP framing: a 14-byte header (u64 sequence,
  * u16 flags, u32 frame length including the header; network byte order)
@@ -19,6 +30,10 @@
  * get no reply; a frame with pong-request (2) goes back unchanged except
  * that the client bit is cleared. A length below 14 or above 64 KiB closes
  * that connection only (counted as malformed).
+ *
+ * Test hooks (environment, read once at start): RP_ECHO_FAULT_INIT=N makes
+ * shard N's init fail with ENOMEM (a failed start); RP_ECHO_FAULT_REARM=N
+ * makes the next N accept re-arms fail with ENOMEM as with an empty pool.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,10 +56,13 @@
 #include "args.h"
 #include "commands.h"
 
-#define QMAX 256	 /* received buffers queued per connection */
-#define Q_PAUSE 32	 /* stop receiving at this many */
-#define Q_RESUME 8	 /* and resume below this */
-#define SEND_IOV 16	 /* buffers per sendmsg */
+#define QMAX 256		  /* queued entries per connection */
+#define Q_PAUSE (QMAX / 2)	  /* stop receiving at this many entries */
+#define CONN_BUFS 32		  /* provided buffers one connection may hold */
+#define CONN_PAUSE (512u * 1024)  /* stop receiving with this many bytes queued */
+#define CONN_RESUME (64u * 1024)  /* and resume at or below this */
+#define SPILL_FRAC 4		  /* spilled bytes: at most pool / SPILL_FRAC */
+#define SEND_IOV 16		  /* buffers per sendmsg */
 #define SP_HDR 14
 #define SP_MAX_FRAME (64u * 1024)
 #define SP_ACC (128u * 1024) /* reassembly buffer: at least one whole frame */
@@ -53,33 +71,56 @@
 #define SP_F_PONG 2u
 #define SP_F_WARMUP 4u
 #define ACCEPT_BACKOFF_NS (10u * 1000 * 1000)
+#define IDLE_DEFAULT_S 60
 
 struct echo_stats {
 	uint64_t accepted, closed, bytes_in, bytes_out, frames, replies, malformed, resets,
-		accept_errors, paused;
+		accept_errors, paused, spilled, idle_closed, rearm_failed;
 };
 
+struct conn;
+
 struct echo_shard {
+	unsigned id;
 	int lfd;
 	struct rp_op *accept_op;
+	bool accept_retry;    /* the accept is down and must be armed again */
+	bool backoff_pending; /* a back-off timer will arm it */
+	bool rearm_failing;   /* arming it failed: said once, until it works */
+	unsigned buf_count, buf_size;
+	size_t spill_bytes, spill_max;
+	uint64_t tick;	      /* idle-timer ticks so far */
+	bool tick_on;
+	struct conn *conns;   /* every live connection, for the idle sweep */
+	/* startup report, filled by init on the shard thread */
+	int cpu, node;
+	size_t pool_bytes;
+	enum rp_page_kind page_kind;
 	struct echo_stats st;
 };
 
 struct echo_cfg {
 	bool sockperf;
 	unsigned shards;
-	int *lfds;
-	struct echo_shard **es; /* per shard, set by init */
+	unsigned idle_s;
+	uint64_t tick_ns, idle_ticks;
+	size_t spill_max;
+	int fault_init;		 /* shard whose init fails, -1: none */
+	unsigned fault_rearm;	 /* accept re-arms left to fail */
+	int *lfds;		 /* listeners not yet taken by a shard's init */
+	struct echo_shard **es;	 /* per shard, set by init */
 };
 
 struct qent {
 	void *buf;
 	uint32_t off, len;
 	uint16_t bid;
+	bool spill; /* buf is a pool chunk of buf_size bytes, not a provided buffer */
 };
 
 struct conn {
 	struct echo_shard *es;
+	struct conn *prev, *next;
 	int fd;
 	unsigned ops;	  /* ops alive on this connection */
 	bool recv_on;	  /* multishot recv armed */
@@ -90,9 +131,13 @@ struct conn {
 	bool closing;
 	bool cancelling;  /* a cancel of the recv is on its way */
 	struct rp_op *recv_op;
+	uint64_t last_tick; /* es->tick at the last read or write */
 	/* plain mode */
 	struct qent q[QMAX];
 	unsigned qh, qn;
+	unsigned nbufs;	    /* provided buffers among the queued entries */
+	unsigned inflight;  /* entries the send in flight points into */
+	uint64_t qbytes;    /* bytes queued */
 	struct iovec iov[SEND_IOV];
 	struct msghdr msg;
 	/* sockperf mode */
@@ -108,6 +153,8 @@ static struct echo_cfg g_cfg;
 
 static void conn_recv(struct rp_shard *sh, struct conn *c);
 static void conn_kick(struct rp_shard *sh, struct conn *c);
+static void arm_accept(struct rp_shard *sh, struct echo_shard *es);
+static void arm_tick(struct rp_shard *sh, struct echo_shard *es);
 
 /* Every op on a connection holds a reference (ops); so does the callback
  * that is running. The connection goes when the last one is dropped after
@@ -115,6 +162,12 @@ static void conn_kick(struct rp_shard *sh, struct conn *c);
 static void conn_put(struct conn *c)
 {
 	if (--c->ops == 0 && c->closing) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			c->es->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
 		rp_pool_free(c->acc);
 		rp_pool_free(c->out);
 		rp_pool_free(c->sending_buf);
@@ -125,18 +178,46 @@ static void conn_put(struct conn *c)
 static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct conn *c = arg;
+	struct echo_shard *es = c->es;
 
-	(void)sh;
 	(void)cq;
-	ST_ADD(c->es, closed, 1);
+	ST_ADD(es, closed, 1);
 	conn_put(c);
+	/* a close gives memory back: the moment to retry what lacked it */
+	if (!rp_shard_stopping(sh)) {
+		if (es->accept_retry && !es->backoff_pending)
+			arm_accept(sh, es);
+		if (g_cfg.idle_s && !es->tick_on)
+			arm_tick(sh, es);
+	}
 }
 
-static void drop_queue(struct rp_shard *sh, struct conn *c)
+/* Give back what entry @e holds (a provided buffer or a spilled chunk). */
+static void qent_release(struct rp_shard *sh, struct conn *c, struct qent *e)
 {
-	while (c->qn) {
-		rp_buf_put(sh, c->q[c->qh].bid);
-		c->qh = (c->qh + 1) % QMAX;
+	c->qbytes -= e->len;
+	if (e->spill) {
+		rp_pool_free(e->buf);
+		c->es->spill_bytes -= c->es->buf_size;
+	} else {
+		rp_buf_put(sh, e->bid);
+		c->nbufs--;
+	}
+}
+
+static void q_pop(struct rp_shard *sh, struct conn *c)
+{
+	qent_release(sh, c, &c->q[c->qh]);
+	c->qh = (c->qh + 1) % QMAX;
+	c->qn--;
+}
+
+/* Drop queued entries from the tail, keeping the first @keep (the ones a
+ * send in flight points into: the kernel may still read them). */
+static void drop_queue(struct rp_shard *sh, struct conn *c, unsigned keep)
+{
+	while (c->qn > keep) {
+		qent_release(sh, c, &c->q[(c->qh + c->qn - 1) % QMAX]);
 		c->qn--;
 	}
 }
@@ -146,25 +227,31 @@ static bool has_output(const struct conn *c)
 	return c->qn || c->out_len || c->sending_len;
 }
 
-/* Close when input has ended and everything owed has been sent (or the
- * connection failed). Called with a reference held. */
+/* Close when input has ended and everything owed has been sent, or at once
+ * when the connection failed (rp_close then ends its recv and its send,
+ * whose entries go back when its last CQE comes). Called with a reference
+ * held. */
 static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 {
 	if (c->closing)
 		return;
 	if (c->failed) {
-		drop_queue(sh, c);
-		c->out_len = c->sending_len = 0;
+		drop_queue(sh, c, c->sending ? c->inflight : 0);
+		c->out_len = 0;
 	}
-	if (!c->eof || c->sending || (!c->failed && has_output(c)))
+	if (!c->eof)
 		return;
-	if (c->recv_on) {
-		/* its last CQE brings us back here */
-		if (!c->cancelling) {
-			c->cancelling = true;
-			rp_cancel(sh, c->recv_op, NULL, NULL);
+	if (!c->failed) {
+		if (c->sending || has_output(c))
+			return;
+		if (c->recv_on) {
+			/* its last CQE brings us back here */
+			if (!c->cancelling) {
+				c->cancelling = true;
+				rp_cancel(sh, c->recv_op, NULL, NULL);
+			}
+			return;
 		}
-		return;
 	}
 	c->closing = true;
 	c->ops++;
@@ -182,6 +269,48 @@ static void fail(struct rp_shard *sh, struct conn *c, int res)
 	c->failed = true;
 	c->eof = true;
 	conn_maybe_close(sh, c);
+}
+
+/* Fewer than a quarter of the shard's provided buffers free. */
+static bool buffers_short(struct rp_shard *sh, const struct echo_shard *es)
+{
+	return es->buf_count - rp_buf_out(sh) < es->buf_count / 4;
+}
+
+/* Queue @len bytes of a received buffer as a copy in pool memory (appended
+ * to the last spilled chunk where it fits; a send in flight reads only up
+ * to the length it was given, so appending is safe). false: no room. */
+static bool spill(struct rp_shard *sh, struct conn *c, const void *data, uint32_t len)
+{
+	struct echo_shard *es = c->es;
+	struct qent *e;
+	void *p;
+
+	if (c->qn) {
+		e = &c->q[(c->qh + c->qn - 1) % QMAX];
+		if (e->spill && e->off + e->len + len <= es->buf_size) {
+			memcpy((uint8_t *)e->buf + e->off + e->len, data, len);
+			e->len += len;
+			c->qbytes += len;
+			return true;
+		}
+	}
+	if (es->spill_bytes + es->buf_size > es->spill_max)
+		return false;
+	p = rp_pool_alloc(rp_shard_pool(sh), es->buf_size);
+	if (!p)
+		return false;
+	es->spill_bytes += es->buf_size;
+	memcpy(p, data, len);
+	e = &c->q[(c->qh + c->qn) % QMAX];
+	e->buf = p;
+	e->off = 0;
+	e->len = len;
+	e->spill = true;
+	c->qn++;
+	c->qbytes += len;
+	ST_ADD(es, spilled, 1);
+	return true;
 }
 
 /* ---- sockperf framing ---- */
@@ -248,11 +377,9 @@ static bool sockperf_pump(struct rp_shard *sh, struct conn *c)
 			c->acc_len += take;
 			e->off += take;
 			e->len -= take;
-			if (!e->len) {
-				rp_buf_put(sh, e->bid);
-				c->qh = (c->qh + 1) % QMAX;
-				c->qn--;
-			}
+			c->qbytes -= take;
+			if (!e->len)
+				q_pop(sh, c);
 		}
 		if (c->acc_len == SP_ACC && c->out_len + SP_HDR > SP_OUT)
 			return sockperf_parse(c); /* wait for the send to make room */
@@ -263,7 +390,8 @@ static bool sockperf_pump(struct rp_shard *sh, struct conn *c)
 
 static void maybe_resume(struct rp_shard *sh, struct conn *c)
 {
-	if (c->paused && !c->eof && !c->recv_on && c->qn < Q_RESUME) {
+	if (c->paused && !c->eof && !c->recv_on && c->qbytes <= CONN_RESUME &&
+	    c->qn < Q_PAUSE / 2 && (!c->qn || !buffers_short(sh, c->es))) {
 		c->paused = false;
 		conn_recv(sh, c);
 	}
@@ -275,11 +403,15 @@ static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	uint32_t left = cq->res > 0 ? (uint32_t)cq->res : 0;
 
 	c->sending = false;
+	c->inflight = 0;
 	if (cq->res < 0) {
 		fail(sh, c, cq->res);
+		drop_queue(sh, c, 0); /* the kernel is done with them now */
 		conn_put(c);
 		return;
 	}
+	if (left)
+		c->last_tick = c->es->tick;
 	ST_ADD(c->es, bytes_out, left);
 	if (g_cfg.sockperf) {
 		c->sending_off += left;
@@ -296,14 +428,14 @@ static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 			e->off += take;
 			e->len -= take;
+			c->qbytes -= take;
 			left -= take;
-			if (!e->len) {
-				rp_buf_put(sh, e->bid);
-				c->qh = (c->qh + 1) % QMAX;
-				c->qn--;
-			}
+			if (!e->len)
+				q_pop(sh, c);
 		}
 	}
+	if (c->failed)
+		drop_queue(sh, c, 0);
 	conn_kick(sh, c);
 	maybe_resume(sh, c);
 	conn_maybe_close(sh, c);
@@ -313,6 +445,7 @@ static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 static void conn_kick(struct rp_shard *sh, struct conn *c)
 {
 	struct rp_op *op;
+	unsigned n = 0;
 
 	if (c->sending || c->failed)
 		return;
@@ -332,8 +465,6 @@ static void conn_kick(struct rp_shard *sh, struct conn *c)
 		op = rp_send(sh, c->fd, c->sending_buf + c->sending_off,
 			     c->sending_len - c->sending_off, MSG_NOSIGNAL, on_sent, c);
 	} else {
-		unsigned n = 0;
-
 		if (!c->qn)
 			return;
 		for (; n < c->qn && n < SEND_IOV; n++) {
@@ -352,15 +483,52 @@ static void conn_kick(struct rp_shard *sh, struct conn *c)
 		return;
 	}
 	c->sending = true;
+	c->inflight = n;
 	c->ops++;
 }
 
 /* ---- receiving ---- */
 
+static void pause_recv(struct rp_shard *sh, struct conn *c)
+{
+	c->paused = true;
+	c->cancelling = true;
+	ST_ADD(c->es, paused, 1);
+	rp_cancel(sh, c->recv_op, NULL, NULL);
+}
+
+/* Queue a received buffer within the connection's budget; true when the
+ * connection is heavy while buffers are short (the caller pauses it). */
+static bool queue_buf(struct rp_shard *sh, struct conn *c, const struct rp_cqe *cq)
+{
+	bool short_now = false;
+	struct qent *e;
+
+	/* the common case costs one compare: an idle connection's first buffer */
+	if (c->nbufs && (c->nbufs >= CONN_BUFS || (short_now = buffers_short(sh, c->es)))) {
+		if (spill(sh, c, cq->buf, (uint32_t)cq->res)) {
+			rp_buf_put(sh, cq->bid);
+			return short_now;
+		}
+		/* no spill memory left: keep the buffer, and stop this one */
+		short_now = true;
+	}
+	e = &c->q[(c->qh + c->qn) % QMAX];
+	e->buf = cq->buf;
+	e->bid = cq->bid;
+	e->off = 0;
+	e->len = (uint32_t)cq->res;
+	e->spill = false;
+	c->qn++;
+	c->nbufs++;
+	c->qbytes += (uint32_t)cq->res;
+	return short_now;
+}
+
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct conn *c = arg;
-	bool more = cq->flags & RP_CQE_MORE;
+	bool more = cq->flags & RP_CQE_MORE, heavy = false;
 
 	if (!more) {
 		c->recv_on = false;
@@ -369,19 +537,14 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	}
 	if (cq->res > 0 && cq->buf) {
 		ST_ADD(c->es, bytes_in, (uint64_t)cq->res);
+		c->last_tick = c->es->tick;
 		if (c->failed || c->qn == QMAX) {
 			/* QMAX: the peer sent far past our pause; refuse it */
 			rp_buf_put(sh, cq->bid);
 			if (!c->failed)
 				fail(sh, c, -ENOBUFS);
 		} else {
-			struct qent *e = &c->q[(c->qh + c->qn) % QMAX];
-
-			e->buf = cq->buf;
-			e->bid = cq->bid;
-			e->off = 0;
-			e->len = (uint32_t)cq->res;
-			c->qn++;
+			heavy = queue_buf(sh, c, cq);
 			if (g_cfg.sockperf && !sockperf_pump(sh, c)) {
 				ST_ADD(c->es, malformed, 1);
 				fail(sh, c, -EPROTO);
@@ -389,12 +552,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		}
 		if (!c->failed) {
 			conn_kick(sh, c);
-			if (more && !c->paused && !c->cancelling && c->qn >= Q_PAUSE) {
-				c->paused = true;
-				c->cancelling = true;
-				ST_ADD(c->es, paused, 1);
-				rp_cancel(sh, c->recv_op, NULL, NULL);
-			}
+			if (more && !c->paused && !c->cancelling &&
+			    (heavy || c->qbytes >= CONN_PAUSE || c->qn >= Q_PAUSE))
+				pause_recv(sh, c);
 		}
 	} else if (cq->res == 0) {
 		c->eof = true;
@@ -426,15 +586,57 @@ static void conn_recv(struct rp_shard *sh, struct conn *c)
 	c->ops++;
 }
 
-/* ---- accepting ---- */
+/* ---- idle timeout ---- */
 
-static void arm_accept(struct rp_shard *sh, struct echo_shard *es);
+static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct echo_shard *es = arg;
+	struct conn *c, *next;
+
+	(void)cq;
+	es->tick_on = false;
+	if (rp_shard_stopping(sh))
+		return;
+	es->tick++;
+	if (es->accept_retry && !es->backoff_pending)
+		arm_accept(sh, es);
+	for (c = es->conns; c; c = next) {
+		next = c->next; /* only c can go below */
+		if (c->closing || c->failed || es->tick - c->last_tick <= g_cfg.idle_ticks)
+			continue;
+		ST_ADD(es, idle_closed, 1);
+		c->ops++;
+		fail(sh, c, -ETIMEDOUT);
+		conn_put(c);
+	}
+	arm_tick(sh, es);
+}
+
+/* Without memory for the timer the next connection close tries again. */
+static void arm_tick(struct rp_shard *sh, struct echo_shard *es)
+{
+	es->tick_on = rp_timeout(sh, g_cfg.tick_ns, on_tick, es) != NULL;
+}
+
+/* ---- accepting ---- */
 
 static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
+	struct echo_shard *es = arg;
+
 	(void)cq;
+	es->backoff_pending = false;
 	if (!rp_shard_stopping(sh))
-		arm_accept(sh, arg);
+		arm_accept(sh, es);
+}
+
+/* Arm the accept again after ACCEPT_BACKOFF_NS; without memory for the
+ * timer, the next connection close or idle tick tries. */
+static void accept_later(struct rp_shard *sh, struct echo_shard *es)
+{
+	es->accept_retry = true;
+	if (!es->backoff_pending && !rp_shard_stopping(sh))
+		es->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, es) != NULL;
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -449,9 +651,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (cq->res != -ECANCELED)
 			ST_ADD(es, accept_errors, 1);
 		/* EMFILE and friends end the multishot: back off, keep serving */
-		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh) &&
-		    !rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, es))
-			arm_accept(sh, es);
+		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
+			accept_later(sh, es);
 		return;
 	}
 	if (rp_shard_stopping(sh)) {
@@ -468,7 +669,12 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	memset(c, 0, sizeof(*c));
 	c->es = es;
 	c->fd = cq->res;
+	c->last_tick = es->tick;
 	c->ops = 1; /* our own reference until set-up is done */
+	c->next = es->conns;
+	if (es->conns)
+		es->conns->prev = c;
+	es->conns = c;
 	if (g_cfg.sockperf) {
 		c->acc = rp_pool_alloc(rp_shard_pool(sh), SP_ACC);
 		c->out = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
@@ -485,9 +691,37 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	conn_put(c);
 }
 
+/* (Re-)arm the multishot accept. A failure (ENOMEM: the pool is empty;
+ * EBUSY: the SQ stayed full) is counted, said once per outage, and retried
+ * after the back-off: never a listener that silently stops accepting. */
 static void arm_accept(struct rp_shard *sh, struct echo_shard *es)
 {
-	es->accept_op = rp_accept_multishot(sh, es->lfd, on_accept, es);
+	unsigned f = __atomic_load_n(&g_cfg.fault_rearm, __ATOMIC_RELAXED);
+	int err;
+
+	if (es->accept_op || es->lfd < 0 || rp_shard_stopping(sh))
+		return;
+	if (f && __atomic_compare_exchange_n(&g_cfg.fault_rearm, &f, f - 1, false,
+					     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		es->accept_op = NULL;
+		errno = ENOMEM;
+	} else {
+		es->accept_op = rp_accept_multishot(sh, es->lfd, on_accept, es);
+	}
+	if (es->accept_op) {
+		if (es->rearm_failing)
+			fprintf(stderr, "ringplane echo: shard %u: accepting again\n", es->id);
+		es->accept_retry = es->rearm_failing = false;
+		return;
+	}
+	err = errno;
+	ST_ADD(es, rearm_failed, 1);
+	if (!es->rearm_failing)
+		fprintf(stderr,
+			"ringplane echo: shard %u: cannot arm accept: %s; retrying every %u ms\n",
+			es->id, strerror(err), ACCEPT_BACKOFF_NS / 1000000);
+	es->rearm_failing = true;
+	accept_later(sh, es);
 }
 
 /* ---- shard hooks ---- */
@@ -495,14 +729,36 @@ static void arm_accept(struct rp_shard *sh, struct echo_shard *es)
 static int echo_init(struct rp_shard *sh, void *arg)
 {
 	struct echo_cfg *cfg = arg;
+	unsigned id = rp_shard_id(sh);
 	struct echo_shard *es = calloc(1, sizeof(*es));
+	struct rp_pool_stats ps;
 
 	if (!es)
 		return -ENOMEM;
-	es->lfd = cfg->lfds[rp_shard_id(sh)];
-	cfg->es[rp_shard_id(sh)] = es;
-	arm_accept(sh, es);
-	return es->accept_op ? 0 : -errno;
+	/* the listener is the shard's from here: its stop or fini closes it */
+	es->id = id;
+	es->lfd = cfg->lfds[id];
+	cfg->lfds[id] = -1;
+	cfg->es[id] = es;
+	es->buf_count = rp_buf_count(sh);
+	es->buf_size = rp_buf_size(sh);
+	es->spill_max = cfg->spill_max;
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	es->pool_bytes = ps.arena_bytes;
+	es->page_kind = ps.page_kind;
+	es->node = ps.numa_node;
+	es->cpu = rp_runtime_shard_cpu(rp_shard_runtime(sh), id);
+	if (cfg->fault_init == (int)id)
+		return -ENOMEM;
+	es->accept_op = rp_accept_multishot(sh, es->lfd, on_accept, es);
+	if (!es->accept_op)
+		return -errno;
+	if (cfg->idle_s) {
+		arm_tick(sh, es);
+		if (!es->tick_on)
+			return -errno;
+	}
+	return 0;
 }
 
 static void echo_stop(struct rp_shard *sh, void *arg)
@@ -514,6 +770,18 @@ static void echo_stop(struct rp_shard *sh, void *arg)
 	if (es && es->lfd >= 0) {
 		if (!rp_close(sh, es->lfd, NULL, NULL))
 			close(es->lfd);
+		es->lfd = -1;
+	}
+}
+
+/* Runs also when this shard's init failed or another's did (no stop then). */
+static void echo_fini(struct rp_shard *sh, void *arg)
+{
+	struct echo_cfg *cfg = arg;
+	struct echo_shard *es = cfg->es[rp_shard_id(sh)];
+
+	if (es && es->lfd >= 0) {
+		close(es->lfd);
 		es->lfd = -1;
 	}
 }
@@ -552,14 +820,17 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 		}
 		fprintf(f,
 			"shard %u: conns %llu closed %llu in %llu B out %llu B frames %llu replies %llu "
-			"malformed %llu resets %llu accept_errors %llu paused %llu | ops %llu cqes %llu "
+			"malformed %llu resets %llu accept_errors %llu accept_rearm_failed %llu "
+			"paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
 			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu\n",
 			i, (unsigned long long)e.accepted, (unsigned long long)e.closed,
 			(unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out,
 			(unsigned long long)e.frames, (unsigned long long)e.replies,
 			(unsigned long long)e.malformed, (unsigned long long)e.resets,
-			(unsigned long long)e.accept_errors, (unsigned long long)e.paused,
+			(unsigned long long)e.accept_errors, (unsigned long long)e.rearm_failed,
+			(unsigned long long)e.paused, (unsigned long long)e.spilled,
+			(unsigned long long)e.idle_closed,
 			(unsigned long long)s.ops_submitted, (unsigned long long)s.ops_completed,
 			(unsigned long long)s.submits,
 			s.submits ? (double)s.ops_completed / (double)s.submits : 0.0,
@@ -575,16 +846,48 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringplane echo --listen HOST:PORT [--shards N] [--cpus LIST] [--sockperf]\n"
-		"                      [--stats-interval S] [--no-pin] [--sqpoll] [--busy-poll US]\n"
+		"                      [--idle-timeout S] [--stats-interval S] [--no-pin] [--sqpoll]\n"
+		"                      [--busy-poll US]\n"
 		"  --listen HOST:PORT   address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"                       (the port is printed)\n"
 		"  --shards N           shards, 1..1024 (default: one per core of the placement plan)\n"
 		"  --cpus LIST          CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --sockperf           answer sockperf's TCP frames as 'sockperf server' does\n"
+		"  --idle-timeout S     close connections with no read or write for S seconds\n"
+		"                       (default %d, 0: never)\n"
 		"  --stats-interval S   print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --no-pin             do not pin shard threads\n"
 		"  --sqpoll             IORING_SETUP_SQPOLL rings\n"
-		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n");
+		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n",
+		IDLE_DEFAULT_S);
+}
+
+/* Test hooks (see the top of this file); unset: no fault. */
+static void read_faults(void)
+{
+	const char *v = getenv("RP_ECHO_FAULT_INIT");
+
+	g_cfg.fault_init = v ? atoi(v) : -1;
+	v = getenv("RP_ECHO_FAULT_REARM");
+	g_cfg.fault_rearm = v ? (unsigned)atoi(v) : 0;
+}
+
+static void print_shards(void)
+{
+	for (unsigned i = 0; i < g_cfg.shards; i++) {
+		const struct echo_shard *es = g_cfg.es[i];
+		char cpu[16] = "unpinned";
+
+		if (!es)
+			continue;
+		if (es->cpu >= 0)
+			snprintf(cpu, sizeof(cpu), "cpu %d", es->cpu);
+		fprintf(stderr, "ringplane echo: shard %u: %s, pool %zu MB on %s pages", i, cpu,
+			es->pool_bytes >> 20, rp_pool_page_kind_name(es->page_kind));
+		if (es->node >= 0)
+			fprintf(stderr, ", node %d", es->node);
+		fputc('\n', stderr);
+	}
 }
 
 int rp_cmd_echo(int argc, char **argv)
@@ -594,6 +897,7 @@ int rp_cmd_echo(int argc, char **argv)
 		{ "shards", required_argument, NULL, 's' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "sockperf", no_argument, NULL, 'p' },
+		{ "idle-timeout", required_argument, NULL, 't' },
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "sqpoll", no_argument, NULL, 'q' },
@@ -606,12 +910,13 @@ int rp_cmd_echo(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL;
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned interval = 0, busy_us = 0;
+	char host[INET6_ADDRSTRLEN] = "?", idle[16] = "off";
+	unsigned interval = 0, busy_us = 0, tick_ms;
 	sigset_t sigs;
 	int c, ret, port = 0, status = RP_EXIT_FAIL;
 
 	optind = 1;
+	g_cfg.idle_s = IDLE_DEFAULT_S;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -630,6 +935,10 @@ int rp_cmd_echo(int argc, char **argv)
 			break;
 		case 'p':
 			g_cfg.sockperf = true;
+			break;
+		case 't':
+			if (rp_arg_uint("echo", "--idle-timeout", optarg, 0, 86400, &g_cfg.idle_s))
+				return RP_EXIT_USAGE;
 			break;
 		case 'i':
 			if (rp_arg_uint("echo", "--stats-interval", optarg, 0, 86400, &interval))
@@ -658,6 +967,13 @@ int rp_cmd_echo(int argc, char **argv)
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}
+	read_faults();
+	/* Ticks of a quarter of the timeout, 100 ms .. 1 s: a connection goes
+	 * between S and S + one tick after its last progress. */
+	tick_ms = g_cfg.idle_s * 1000u / 4;
+	tick_ms = tick_ms < 100 ? 100 : tick_ms > 1000 ? 1000 : tick_ms;
+	g_cfg.tick_ns = (uint64_t)tick_ms * 1000000u;
+	g_cfg.idle_ticks = ((uint64_t)g_cfg.idle_s * 1000u + tick_ms - 1) / tick_ms;
 
 	/* One fd per connection: take the hard limit, as servers do. */
 	struct rlimit rl;
@@ -677,13 +993,19 @@ int rp_cmd_echo(int argc, char **argv)
 
 	rc.init = echo_init;
 	rc.on_stop = echo_stop;
+	rc.fini = echo_fini;
 	rc.arg = &g_cfg;
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
 	rc.pool_bytes = g_cfg.sockperf ? 512u << 20 : 128u << 20;
+	/* A quarter of the pool for copies of what slow readers owe: the
+	 * rest holds the provided buffers (16 MB), the connections (8 KB each,
+	 * 384 KB more with --sockperf) and the ops. */
+	g_cfg.spill_max = rc.pool_bytes / SPILL_FRAC;
 	ret = rp_runtime_create(&rc, &rt);
 	if (ret) {
-		fprintf(stderr, "ringplane echo: runtime: %s\n", strerror(-ret));
+		fprintf(stderr, "ringplane echo: runtime: %s\n", rp_engine_error()[0] ?
+			rp_engine_error() : strerror(-ret));
 		return RP_EXIT_FAIL;
 	}
 	g_cfg.shards = rp_runtime_shards(rt);
@@ -717,16 +1039,22 @@ int rp_cmd_echo(int argc, char **argv)
 			}
 		}
 	}
+	/* Each shard's init takes its listener (lfds[i] = -1) and closes it
+	 * when it stops; what is left in lfds after this is still ours. */
 	ret = rp_runtime_start(rt);
 	if (ret) {
-		fprintf(stderr, "ringplane echo: start: %s\n", strerror(-ret));
+		fprintf(stderr, "ringplane echo: start: %s\n", rp_engine_error()[0] ?
+			rp_engine_error() : strerror(-ret));
 		goto out;
 	}
 	printf(ss.ss_family == AF_INET6 ? "listening on [%s]:%d\n" : "listening on %s:%d\n", host,
 	       port);
-	fprintf(stderr, "ringplane echo: %u shard%s, %s mode, %s\n", g_cfg.shards,
-		g_cfg.shards == 1 ? "" : "s", g_cfg.sockperf ? "sockperf" : "plain",
+	if (g_cfg.idle_s)
+		snprintf(idle, sizeof(idle), "%u s", g_cfg.idle_s);
+	fprintf(stderr, "ringplane echo: %u shard%s, %s mode, idle timeout %s, %s\n", g_cfg.shards,
+		g_cfg.shards == 1 ? "" : "s", g_cfg.sockperf ? "sockperf" : "plain", idle,
 		rp_engine_features(rt));
+	print_shards();
 	fflush(stdout);
 
 	for (;;) {
@@ -743,8 +1071,6 @@ int rp_cmd_echo(int argc, char **argv)
 	ret = rp_runtime_wait(rt);
 	print_stats(rt, stdout);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
-	for (unsigned i = 0; i < g_cfg.shards; i++)
-		g_cfg.lfds[i] = -1; /* closed by the shards */
 out:
 	for (unsigned i = 0; g_cfg.lfds && i < g_cfg.shards; i++)
 		if (g_cfg.lfds[i] >= 0)

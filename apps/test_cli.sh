@@ -111,6 +111,7 @@ for bad in "--listen 127.0.0.1:99999" "--listen 127.0.0.1:-1" "--listen 127.0.0.
 	"--shards 4x" "--shards 0" "--shards -1" "--shards 1025" "--shards +2" "--shards ''" \
 	"--busy-poll abc" "--busy-poll -5" "--busy-poll 1.5" \
 	"--stats-interval abc" "--stats-interval ''" "--stats-interval 99999999999999999999" \
+	"--idle-timeout 5s" "--idle-timeout -1" "--idle-timeout 86401" \
 	"--cpus 3-1" "--cpus ''" "--cpus 5000"; do
 	eval "set -- $bad"
 	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
@@ -144,7 +145,7 @@ serves() { # echo arguments...: prints "listening on" within 5 s, stops on SIGTE
 }
 check "echo listens on 127.0.0.1:0" serves --listen 127.0.0.1:0
 check "echo with every numeric flag" serves --listen 127.0.0.1:0 --busy-poll 0 \
-	--stats-interval 3600
+	--stats-interval 3600 --idle-timeout 0
 check "echo listens on localhost:0" serves --listen localhost:0
 if [ -e /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
 	check "echo listens on [::1]:0" serves --listen "[::1]:0"

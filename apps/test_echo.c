@@ -77,8 +77,61 @@ struct server {
 	int out; /* its stdout */
 	int port;
 	rlim_t nofile;	  /* 0, or the child's RLIMIT_NOFILE (soft and hard) */
+	const char *const *env; /* NULL, or NAME=VALUE entries to add */
+	bool keep_err;	  /* its stderr goes to errpath (else inherited) */
+	char errpath[64];
 	char log[8192];	  /* what it printed while stopping (its exit stats), cut short */
 };
+
+/* The child's stderr so far (from errpath), NUL-terminated, cut short. */
+static void server_err(const struct server *s, char *buf, size_t len)
+{
+	FILE *f = fopen(s->errpath, "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = 0;
+}
+
+static void server_unlink(const struct server *s)
+{
+	if (s->keep_err)
+		unlink(s->errpath);
+}
+
+/* In the child: apply s->env, s->nofile and s->keep_err. */
+static void child_setup(const struct server *s)
+{
+	for (const char *const *e = s->env; e && *e; e++)
+		putenv((char *)*e);
+	if (s->nofile) {
+		struct rlimit rl = { s->nofile, s->nofile };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(126);
+	}
+	if (s->keep_err) {
+		int fd = open(s->errpath, O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+	}
+}
+
+static void server_prepare(struct server *s)
+{
+	if (s->keep_err) {
+		int fd;
+
+		snprintf(s->errpath, sizeof(s->errpath), "/tmp/test_echo_err.XXXXXX");
+		fd = mkstemp(s->errpath);
+		if (fd >= 0)
+			close(fd);
+	}
+}
 
 static int server_start(struct server *s, const char *const *extra)
 {
@@ -92,18 +145,14 @@ static int server_start(struct server *s, const char *const *extra)
 	for (; extra && *extra && argc < 15; extra++)
 		argv[argc++] = *extra;
 	argv[argc] = NULL;
+	server_prepare(s);
 	if (pipe(pfd))
 		return -1;
 	s->pid = fork();
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
-		if (s->nofile) {
-			struct rlimit rl = { s->nofile, s->nofile };
-
-			if (setrlimit(RLIMIT_NOFILE, &rl))
-				_exit(126);
-		}
+		child_setup(s);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
@@ -503,28 +552,34 @@ static int echo_byte(int fd, uint8_t want, int ms)
  * accept backs off and re-arms) until every client has had its echo, and
  * its exit stats must count the failed accepts.
  */
-static void test_emfile(void)
+static void test_emfile(unsigned rearm_faults)
 {
 	const char *extra[] = { "--shards", "1", NULL };
 	enum { N = 60 };
-	struct server s = { .nofile = 32 };
+	static char fault[64];
+	const char *env[] = { fault, NULL };
+	struct server s = { .nofile = 32, .env = env, .keep_err = true };
+	const char *name = rearm_faults ? "emfile+rearm" : "emfile";
 	int fds[N], echoed = 0, first = 0, bad = 0;
 	bool done[N] = { false };
-	unsigned long long errs = 0;
+	unsigned long long errs = 0, rearm = 0;
+	char err[4096];
 	const char *e;
 	uint64_t deadline;
 	int st;
 
+	snprintf(fault, sizeof(fault), "RP_ECHO_FAULT_REARM=%u", rearm_faults);
 	if (server_start(&s, extra)) {
-		CHECK(0, "emfile: server start");
+		CHECK(0, "%s: server start", name);
+		server_unlink(&s);
 		return;
 	}
 	for (int i = 0; i < N; i++) {
 		fds[i] = connect_to(s.port, true);
-		CHECK(fds[i] >= 0, "emfile: connect %d: %s", i, strerror(errno));
+		CHECK(fds[i] >= 0, "%s: connect %d: %s", name, i, strerror(errno));
 		if (fds[i] >= 0)
 			CHECK(send(fds[i], &(uint8_t){ (uint8_t)i }, 1, MSG_NOSIGNAL) == 1,
-			      "emfile: send %d", i);
+			      "%s: send %d", name, i);
 	}
 	/* Round 1: the accepted ones answer; the rest cannot yet. */
 	for (int i = 0; i < N; i++) {
@@ -537,8 +592,8 @@ static void test_emfile(void)
 		}
 	}
 	CHECK(first > 0 && first < N,
-	      "emfile: %d of %d clients echoed under a limit of 32 descriptors (want some, not all)",
-	      first, N);
+	      "%s: %d of %d clients echoed under a limit of 32 descriptors (want some, not all)",
+	      name, first, N);
 	/* Round 2: close the answered ones, one at a time, and collect the
 	 * rest as the server takes them in; bounded by count and time. */
 	echoed = first;
@@ -564,27 +619,329 @@ static void test_emfile(void)
 			}
 		}
 	}
-	CHECK(bad == 0, "emfile: %d wrong echoes", bad);
-	CHECK(echoed == N, "emfile: %d of %d clients echoed within 15 s of closing the first %d",
+	CHECK(bad == 0, "%s: %d wrong echoes", name, bad);
+	CHECK(echoed == N, "%s: %d of %d clients echoed within 15 s of closing the first %d", name,
 	      echoed, N, first);
 	for (int i = 0; i < N; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	st = server_stop(&s, 3000);
-	CHECK(st == 0, "emfile: server exit status %d", st);
+	CHECK(st == 0, "%s: server exit status %d", name, st);
 	e = strstr(s.log, "accept_errors ");
 	CHECK(e && sscanf(e, "accept_errors %llu", &errs) == 1 && errs > 0,
-	      "emfile: exit stats do not count failed accepts: %.200s", e ? e : s.log);
-	printf("emfile: limit 32: %d of %d clients served at once, all %d after closes; %llu failed accepts counted\n",
-	       first, N, echoed, errs);
+	      "%s: exit stats do not count failed accepts: %.200s", name, e ? e : s.log);
+	if (rearm_faults) {
+		/* every accept re-arm that failed is retried, counted and said */
+		e = strstr(s.log, "accept_rearm_failed ");
+		CHECK(e && sscanf(e, "accept_rearm_failed %llu", &rearm) == 1 &&
+			      rearm >= rearm_faults,
+		      "%s: exit stats do not count %u failed re-arms: %.200s", name, rearm_faults,
+		      e ? e : s.log);
+		server_err(&s, err, sizeof(err));
+		CHECK(strstr(err, "cannot arm accept") && strstr(err, "accepting again"),
+		      "%s: the failed re-arm was not reported on stderr: %.300s", name, err);
+	}
+	server_unlink(&s);
+	printf("%s: limit 32: %d of %d clients served at once, all %d after closes; %llu failed accepts counted, %llu failed re-arms\n",
+	       name, first, N, echoed, errs, rearm);
+}
+
+/* ---- clients that never read must not freeze a shard ---- */
+
+/* Send on every fd of @fds without reading until the kernel takes nothing
+ * more for 300 ms (the pipes both ways are full), at most @ms. Returns
+ * bytes sent. */
+static uint64_t stuff(const int *fds, int n, int ms)
+{
+	static uint8_t chunk[64 * 1024];
+	uint64_t deadline = now_ms() + (uint64_t)ms, quiet_since = now_ms(), total = 0;
+
+	memset(chunk, 0x5a, sizeof(chunk));
+	while (now_ms() < deadline && now_ms() - quiet_since < 300) {
+		bool any = false;
+
+		for (int i = 0; i < n; i++) {
+			ssize_t w = fds[i] >= 0 ? send(fds[i], chunk, sizeof(chunk), MSG_NOSIGNAL) : -1;
+
+			if (w > 0) {
+				total += (uint64_t)w;
+				any = true;
+			}
+		}
+		if (any)
+			quiet_since = now_ms();
+		else
+			usleep(10000);
+	}
+	return total;
+}
+
+/* A fresh client sends @len random bytes and reads them back within @ms
+ * (both at once, non-blocking); true when every byte came back in order. */
+static bool roundtrip(int port, size_t len, int ms)
+{
+	uint8_t *data = malloc(len), *got = malloc(len);
+	uint64_t deadline = now_ms() + (uint64_t)ms;
+	size_t sent = 0, rcvd = 0;
+	int fd = connect_to(port, true);
+	bool ok = false;
+
+	if (fd < 0 || !data || !got)
+		goto out;
+	for (size_t k = 0; k < len; k++)
+		data[k] = (uint8_t)(rng() >> 24);
+	while (rcvd < len && now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0) };
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if (p.revents & POLLOUT) {
+			r = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
+			if (r > 0)
+				sent += (size_t)r;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = recv(fd, got + rcvd, len - rcvd, 0);
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+				break;
+			if (r > 0)
+				rcvd += (size_t)r;
+		}
+	}
+	ok = rcvd == len && !memcmp(data, got, len);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(data);
+	free(got);
+	return ok;
+}
+
+/*
+ * 64 clients send as much as the kernel takes and never read, so every
+ * echo the server owes them is stuck. Before the shard-wide buffer budget
+ * they pinned every provided buffer and no new client was ever echoed;
+ * now 3 fresh clients must each get 200 KB back, byte for byte, within
+ * 10 s, and SIGTERM must still end the server cleanly.
+ */
+static void test_stuck(void)
+{
+	const char *extra[] = { "--shards", "1", NULL };
+	enum { N = 64, FRESH = 3 };
+	struct server s = { .nofile = 0 };
+	int fds[N], served = 0, st;
+	unsigned long long spilled = 0, paused = 0;
+	uint64_t stuffed, t0;
+	const char *e;
+
+	if (server_start(&s, extra)) {
+		CHECK(0, "stuck: server start");
+		return;
+	}
+	for (int i = 0; i < N; i++) {
+		fds[i] = connect_to(s.port, true);
+		CHECK(fds[i] >= 0, "stuck: connect %d: %s", i, strerror(errno));
+	}
+	stuffed = stuff(fds, N, 8000);
+	t0 = now_ms();
+	for (int i = 0; i < FRESH; i++) {
+		bool ok = roundtrip(s.port, 200 * 1024, 10000);
+
+		CHECK(ok, "stuck: fresh client %d not echoed with %d clients that never read", i, N);
+		served += ok;
+	}
+	st = server_stop(&s, 5000);
+	CHECK(st == 0, "stuck: server exit status %d", st);
+	e = strstr(s.log, "paused ");
+	if (e)
+		sscanf(e, "paused %llu spilled %llu", &paused, &spilled);
+	printf("stuck: %d clients stuffed %llu MB without reading; %d of %d fresh clients echoed in %llu ms (paused %llu, spilled %llu)\n",
+	       N, (unsigned long long)(stuffed >> 20), served, FRESH,
+	       (unsigned long long)(now_ms() - t0), paused, spilled);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* ---- idle timeout ---- */
+
+/* poll(2) says the peer closed or reset @fd, without reading from it. */
+static bool hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * --idle-timeout 1: a client that never sends and one whose echo is stuck
+ * (it sent a lot and never reads) are closed after about a second without
+ * progress; a client that sends a byte and reads its echo every 100 ms is
+ * served for 4 s and never closed. The exit stats count the two.
+ */
+static void test_idle(void)
+{
+	const char *extra[] = { "--shards", "1", "--idle-timeout", "1", NULL };
+	struct server s = { .nofile = 0 };
+	int silent, stuck, active, st, bad = 0;
+	uint64_t t_silent, t_stuck, closed_silent = 0, closed_stuck = 0, t0;
+	unsigned long long idle = 0;
+	unsigned pings = 0;
+	const char *e;
+
+	if (server_start(&s, extra)) {
+		CHECK(0, "idle: server start");
+		return;
+	}
+	silent = connect_to(s.port, true);
+	t_silent = now_ms();
+	active = connect_to(s.port, true);
+	stuck = connect_to(s.port, true);
+	CHECK(silent >= 0 && active >= 0 && stuck >= 0, "idle: connect");
+	if (silent < 0 || active < 0 || stuck < 0)
+		goto out;
+	stuff(&stuck, 1, 3000);
+	t_stuck = now_ms();
+	t0 = now_ms();
+	while (now_ms() - t0 < 4000) {
+		uint8_t b = (uint8_t)pings;
+
+		if (send(active, &b, 1, MSG_NOSIGNAL) != 1 || echo_byte(active, b, 1000) != 1)
+			bad++;
+		pings++;
+		if (!closed_silent && hung_up(silent))
+			closed_silent = now_ms() - t_silent;
+		if (!closed_stuck && hung_up(stuck))
+			closed_stuck = now_ms() - t_stuck;
+		usleep(100000);
+	}
+	CHECK(bad == 0, "idle: the active client lost %d of %u echoes", bad, pings);
+	CHECK(!hung_up(active), "idle: the active client was closed");
+	CHECK(closed_silent >= 900 && closed_silent <= 3000,
+	      "idle: the silent client closed after %llu ms (want 1 s .. 3 s; 0: never)",
+	      (unsigned long long)closed_silent);
+	CHECK(closed_stuck && closed_stuck <= 3000,
+	      "idle: the stuck client closed after %llu ms (want within 3 s; 0: never)",
+	      (unsigned long long)closed_stuck);
+out:
+	st = server_stop(&s, 3000);
+	CHECK(st == 0, "idle: server exit status %d", st);
+	e = strstr(s.log, "idle_closed ");
+	CHECK(e && sscanf(e, "idle_closed %llu", &idle) == 1 && idle == 2,
+	      "idle: exit stats count %llu idle closes, want 2: %.200s", idle, e ? e : s.log);
+	printf("idle: --idle-timeout 1: silent closed after %llu ms, stuck after %llu ms, active served %u pings\n",
+	       (unsigned long long)closed_silent, (unsigned long long)closed_stuck, pings);
+	if (silent >= 0)
+		close(silent);
+	if (stuck >= 0)
+		close(stuck);
+	if (active >= 0)
+		close(active);
+}
+
+/* ---- startup: the shards' report, and a start that fails ---- */
+
+/* One line per shard on stderr: its CPU and the pool's size and page kind. */
+static void test_startup_report(void)
+{
+	const char *extra[] = { "--shards", "2", NULL };
+	struct server s = { .keep_err = true };
+	char err[4096], kind[32] = "", where[32];
+	unsigned mb = 0, lines = 0;
+	int st;
+
+	if (server_start(&s, extra)) {
+		CHECK(0, "startup: server start");
+		server_unlink(&s);
+		return;
+	}
+	server_err(&s, err, sizeof(err));
+	for (unsigned i = 0; i < 2; i++) {
+		char pat[32];
+		const char *l;
+
+		snprintf(pat, sizeof(pat), "shard %u: ", i);
+		l = strstr(err, pat);
+		kind[0] = 0;
+		if (l && sscanf(l + strlen(pat), "%31[^,], pool %u MB on %31s pages", where, &mb,
+				kind) == 3 &&
+		    mb > 0 &&
+		    (!strcmp(kind, "hugetlb-2M") || !strcmp(kind, "thp") || !strcmp(kind, "4K")))
+			lines++;
+		else
+			CHECK(0, "startup: no 'shard %u: cpu N, pool N MB on KIND pages' line in: %.400s",
+			      i, err);
+	}
+	st = server_stop(&s, 3000);
+	CHECK(st == 0, "startup: server exit status %d", st);
+	server_unlink(&s);
+	printf("startup: %u shard lines, e.g. pool %u MB on %s pages\n", lines, mb, kind);
+}
+
+/*
+ * Shard 1's init fails (RP_ECHO_FAULT_INIT=1) after shard 0 took its
+ * listener: the start fails with exit status 1, and no descriptor is
+ * closed twice (the listeners used to be closed by the shards' stop and
+ * again by main). close_guard (LD_PRELOAD) reports a close of a
+ * descriptor that is not open.
+ */
+static void test_start_fail(const char *guard)
+{
+	static char preload[512], asan[512];
+	const char *env[] = { "RP_ECHO_FAULT_INIT=1", preload, asan, NULL };
+	const char *argv[] = { bin, "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "2",
+			       NULL };
+	struct server s = { .env = env, .keep_err = true };
+	uint64_t deadline = now_ms() + 10000;
+	char err[4096];
+	int st = -1, w;
+	pid_t r = 0;
+
+	char *abs = realpath(guard, NULL);
+
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", abs ? abs : guard);
+	free(abs);
+	/* the shim comes before the ASan runtime in the load order */
+	snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+		 getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
+		 getenv("ASAN_OPTIONS") ? ":" : "");
+	server_prepare(&s);
+	s.pid = fork();
+	if (s.pid < 0) {
+		CHECK(0, "start-fail: fork");
+		server_unlink(&s);
+		return;
+	}
+	if (s.pid == 0) {
+		child_setup(&s);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	while (now_ms() < deadline && (r = waitpid(s.pid, &w, WNOHANG)) == 0)
+		usleep(10000);
+	if (r == s.pid) {
+		st = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
+	} else {
+		kill(s.pid, SIGKILL);
+		waitpid(s.pid, NULL, 0);
+	}
+	server_err(&s, err, sizeof(err));
+	CHECK(st == 1, "start-fail: exit status %d, want 1: %.300s", st, err);
+	CHECK(strstr(err, "ringplane echo: start:") != NULL,
+	      "start-fail: no 'start:' message: %.300s", err);
+	CHECK(strstr(err, "close_guard:") == NULL, "start-fail: a descriptor closed twice: %.400s",
+	      err);
+	server_unlink(&s);
+	printf("start-fail: a shard's init failed: exit %d, no descriptor closed twice\n", st);
 }
 
 int main(int argc, char **argv)
 {
 	struct rlimit rl;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_echo RINGPLANE_BINARY\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: test_echo RINGPLANE_BINARY CLOSE_GUARD_SO\n");
 		return 2;
 	}
 	bin = argv[1];
@@ -594,9 +951,14 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	test_startup_report();
+	test_start_fail(argv[2]);
 	test_sockperf();
 	test_shutdown();
-	test_emfile();
+	test_emfile(0);
+	test_emfile(5);
+	test_stuck();
+	test_idle();
 	test_plain();
 	printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
 	return failures ? 1 : 0;
