@@ -48,8 +48,8 @@ static void outcome_of(struct outcome *o, const struct rp_proxy_parser *p, int s
 }
 
 /*
- * Feed @len bytes in pieces: @step 0 means one piece, otherwise pieces of
- * step, step+1, ... (wrapping at 2*step) bytes. Checks that no piece is
+ * Feed @len bytes in pieces: @step 0 means one piece, 1 byte by byte,
+ * otherwise pieces of step, step+1, ... (wrapping at 2*step) bytes. Checks that no piece is
  * taken past the point the parser stopped and that a final status is
  * sticky. Keeps the parser in *@p for the caller.
  */
@@ -83,7 +83,8 @@ static void feed_split(struct rp_proxy_parser *p, struct outcome *o, const void 
 				break;
 			assert_int_equal(used, n); /* MORE takes the whole piece */
 			off += n;
-			piece = piece + 1 > 2 * step ? step : piece + 1;
+			if (step > 1) /* step 1: byte by byte throughout */
+				piece = piece + 1 > 2 * step ? step : piece + 1;
 		}
 	}
 	outcome_of(o, p, st, total);
