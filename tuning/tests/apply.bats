@@ -12,7 +12,7 @@ setup() {
 @test "apply --dry-run prints each write and changes nothing" {
 	untuned_tree
 	snapshot before
-	run "$TUNE" apply --dry-run --cpus 2-7
+	run "$TUNE" apply --dry-run --cpus 2-7 --move-nic-irqs
 	[ "$status" -eq 0 ]
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 	[ ! -e "$RP_TUNE_STATE" ]
@@ -25,7 +25,7 @@ setup() {
 @test "apply then revert restores the tree byte for byte" {
 	untuned_tree
 	snapshot before
-	run "$TUNE" apply --cpus 2-7
+	run "$TUNE" apply --cpus 2-7 --move-nic-irqs
 	[ "$status" -eq 0 ]
 	[[ $output == *"24 written, 0 failed"* ]]
 	run diff -r -q "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
@@ -41,7 +41,7 @@ setup() {
 
 @test "after apply, check finds sysctls, huge pages, governor and IRQs tuned" {
 	untuned_tree
-	"$TUNE" apply --cpus 2-7 >/dev/null
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
 	run --separate-stderr "$TUNE" check --json --cpus 2-7
 	[ "$status" -eq 0 ]
 	[ "$(json_get '[c["item"] for c in d["checks"] if c["status"]!="ok"]')" = \
@@ -51,10 +51,10 @@ setup() {
 @test "apply is idempotent: a second run writes nothing and keeps the first originals" {
 	untuned_tree
 	snapshot before
-	"$TUNE" apply --cpus 2-7 >/dev/null
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
 	cp "$RP_TUNE_STATE/changes" "$BATS_TEST_TMPDIR/changes.1"
 	snapshot after1
-	run "$TUNE" apply --cpus 2-7
+	run "$TUNE" apply --cpus 2-7 --move-nic-irqs
 	[ "$status" -eq 0 ]
 	[[ $output == *"0 written, 0 failed"* ]]
 	diff -r "$BATS_TEST_TMPDIR/after1" "$RP_TUNE_ROOT"
@@ -108,7 +108,7 @@ setup() {
 @test "apply moves IRQs off shard CPUs, keeping their other CPUs" {
 	untuned_tree
 	f proc/irq/41/smp_affinity_list 1-3
-	"$TUNE" apply --cpus 2-7 >/dev/null
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-1 ] # 0-7 -> 0-1
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/41/smp_affinity_list")" = 1 ]   # 1-3 -> 1
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/42/smp_affinity_list")" = 0-1 ] # 4 -> housekeeping
@@ -124,7 +124,7 @@ setup() {
 	f proc/irq/default_smp_affinity ff,ffffffff
 	f proc/irq/40/smp_affinity_list 0-39
 	snapshot before
-	"$TUNE" apply --cpus 4-35 >/dev/null
+	"$TUNE" apply --cpus 4-35 --move-nic-irqs >/dev/null
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = f0,0000000f ]
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-3,36-39 ]
 	"$TUNE" revert >/dev/null
@@ -189,4 +189,156 @@ setup() {
 	[[ $output == *"would restore '212992' to $RP_TUNE_ROOT/proc/sys/net/core/rmem_max"* ]]
 	diff -r "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
 	[ -s "$RP_TUNE_STATE/changes" ]
+}
+
+# nr_of NODE: the node's reserved 2 MiB page count in the fake tree.
+nr_of() { cat "$RP_TUNE_ROOT/sys/devices/system/node/node$1/hugepages/hugepages-2048kB/nr_hugepages"; }
+
+@test "apply caps huge pages at half a node's MemTotal; --force reserves them all" {
+	untuned_tree
+	node_mem 1 1048576 # 1 GiB: 512 pages would take all of it; half is 256
+	snapshot before
+	run "$TUNE" apply --cpus 2-7 --hugepages 512
+	[ "$status" -eq 0 ]
+	[ "$(nr_of 0)" = 512 ] # 16 GiB: far below the cap
+	[ "$(nr_of 1)" = 256 ]
+	[[ $output == *"capped huge pages on node 1 at 256 of 512: 512 pages (1024 MiB) are more than 50% of its 1024 MiB MemTotal"*"(--force reserves all 512)"* ]]
+	[[ $output != *"capped huge pages on node 0"* ]]
+	# check says the same before the operator wonders why node 1 still warns.
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[[ $(json_get '[c["note"] for c in d["checks"] if c["item"]=="hugepages.node1"][0]') == *"apply reserves 256 unless --force"* ]]
+	"$TUNE" revert >/dev/null
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+
+	run "$TUNE" apply --cpus 2-7 --hugepages 512 --force
+	[ "$status" -eq 0 ]
+	[ "$(nr_of 1)" = 512 ]
+	[[ $output == *"--force: reserving 512 huge pages on node 1, more than 50% of its 1024 MiB"* ]]
+}
+
+@test "apply caps the global huge page pool by /proc/meminfo when there is no NUMA sysfs" {
+	untuned_tree
+	rm -rf "$RP_TUNE_ROOT/sys/devices/system/node"
+	f proc/sys/vm/nr_hugepages 0
+	f proc/meminfo "MemTotal:        2097152 kB" "MemFree:         1048576 kB"
+	run "$TUNE" apply --cpus 2-7 --hugepages 1000
+	[ "$status" -eq 0 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/sys/vm/nr_hugepages")" = 512 ]
+	[[ $output == *"capped huge pages on the host at 512 of 1000"* ]]
+	run "$TUNE" apply --cpus 2-7 --hugepages 1000 --dry-run --force
+	[[ $output == *"would write '1000' to $RP_TUNE_ROOT/proc/sys/vm/nr_hugepages (now '512')"* ]]
+}
+
+@test "apply leaves network queue IRQs on shard CPUs unless --move-nic-irqs" {
+	untuned_tree
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-7 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/42/smp_affinity_list")" = 4 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/50/smp_affinity_list")" = 0-1 ] # nvme: not a NIC queue
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = 3 ]
+	[[ $output == *"left 3 network queue IRQs on shard CPUs: 40(eth0-TxRx-0) 41(eth0-TxRx-1) 42(eth0-TxRx-2) (--move-nic-irqs moves them)"* ]]
+	[[ $output == *"21 written, 0 failed"* ]]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of irq.network)" = warn ]
+	[ "$(status_of irq.other)" = ok ]
+	[ "$(json_get '[c["fix"] for c in d["checks"] if c["item"]=="irq.network"][0]')" = \
+		"ringplane-tune apply --cpus 2-7 --move-nic-irqs" ]
+
+	run "$TUNE" apply --cpus 2-7 --move-nic-irqs
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list")" = 0-1 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/42/smp_affinity_list")" = 0-1 ]
+	[[ $output == *"3 written, 0 failed"* ]]
+}
+
+# reboot ID: a new boot of the same host: the kernel's defaults again, a new boot id.
+reboot() {
+	local keep=$BATS_TEST_TMPDIR/keep-etc
+	rm -rf "$keep"
+	if [[ -d $RP_TUNE_ROOT/etc ]]; then cp -a "$RP_TUNE_ROOT/etc" "$keep"; fi
+	untuned_tree
+	if [[ -d $keep ]]; then rm -rf "${RP_TUNE_ROOT:?}/etc" && cp -a "$keep" "$RP_TUNE_ROOT/etc"; fi
+	f proc/sys/kernel/random/boot_id "$1"
+}
+
+@test "revert after a reboot restores no boot-bound value, only files that persist" {
+	untuned_tree
+	f etc/default/grub 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"'
+	"$TUNE" cmdline --cpus 2-7 --write-grub --yes >/dev/null 2>&1
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
+	[ "$(cat "$RP_TUNE_STATE/boot_id")" = 6f1c2a64-1111-4a5e-9c0d-3b2f7e8a9d01 ]
+	reboot 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02
+	# The new boot's own settings (from sysctl.d, another tool, the operator): never overwritten
+	# with the previous boot's originals.
+	sysctl_file net.core.somaxconn 8192
+	f proc/irq/40/smp_affinity_list 3
+	snapshot booted
+	run "$TUNE" revert --dry-run
+	[ "$status" -eq 0 ]
+	[[ $output == *"would restore '"*"quiet"*"' to $RP_TUNE_ROOT/etc/default/grub"* ]]
+	[[ $output != *"/proc/"* && $output != *"would restore"*"/sys/"* ]]
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"not restoring 24 values saved in another boot (saved in boot 6f1c2a64-1111-4a5e-9c0d-3b2f7e8a9d01, this is boot 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02)"* ]]
+	[[ $output == *"reverted 1 values"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/etc/default/grub")" = 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"' ]
+	diff -r --exclude=etc "$BATS_TEST_TMPDIR/booted" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE" ]
+}
+
+@test "a state without a boot id is not trusted with boot-bound values" {
+	untuned_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	rm "$RP_TUNE_STATE/boot_id" # as an older ringplane-tune left it
+	snapshot applied
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"not restoring 21 values saved in another boot (saved in boot unknown"* ]]
+	diff -r "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
+}
+
+@test "apply after a reboot saves this boot's originals, so revert restores them" {
+	untuned_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	reboot 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02
+	sysctl_file net.core.somaxconn 128 # this boot starts with another value
+	snapshot booted
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"not restoring 21 values saved in another boot"*"discarded them"* ]]
+	[ "$(cat "$RP_TUNE_STATE/orig/proc/sys/net/core/somaxconn")" = 128 ]
+	[ "$(cat "$RP_TUNE_STATE/boot_id")" = 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02 ]
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	diff -r "$BATS_TEST_TMPDIR/booted" "$RP_TUNE_ROOT"
+}
+
+# renumber_irq OLD NEW NAME AFF: the IRQ called NAME moves from number OLD to NEW (a driver
+# reload); OLD is taken by another device.
+renumber_irq() {
+	sed -i "/^ *$1:/d" "$RP_TUNE_ROOT/proc/interrupts"
+	rm -rf "${RP_TUNE_ROOT:?}/proc/irq/$1"
+	irq "$2" "$3" "$4"
+}
+
+@test "revert finds IRQs by name: a renumbered IRQ gets its affinity, its old number's new owner does not" {
+	untuned_tree
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/50/smp_affinity_list")" = 0-1 ]
+	grep -qxF "$(printf '/proc/irq/50/smp_affinity_list\tnvme0q1')" "$RP_TUNE_STATE/irqs"
+	renumber_irq 50 60 nvme0q1 0-1
+	irq 50 xhci_hcd 0-1
+	# eth0's queue 0 is gone altogether (fewer queues after the reload).
+	sed -i '/eth0-TxRx-0$/d' "$RP_TUNE_ROOT/proc/interrupts"
+	rm -rf "$RP_TUNE_ROOT/proc/irq/40"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/60/smp_affinity_list")" = 0-7 ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/50/smp_affinity_list")" = 0-1 ]
+	[ ! -e "$RP_TUNE_ROOT/proc/irq/40" ]
+	[ "$(cat "$RP_TUNE_ROOT/proc/irq/41/smp_affinity_list")" = 0-7 ]
+	[[ $output == *"IRQ 'nvme0q1' moved from /proc/irq/50/smp_affinity_list to /proc/irq/60/smp_affinity_list"* ]]
+	[[ $output == *"not restored: IRQ 40 was 'eth0-TxRx-0' and is now gone; no IRQ has that name"* ]]
+	[[ $output == *"reverted 23 values, 1 IRQs gone"* ]]
+	[ ! -e "$RP_TUNE_STATE" ]
 }

@@ -262,3 +262,16 @@ setup() { common_setup; }
 	run "$TUNE" frobnicate
 	[ "$status" -eq 2 ]
 }
+
+@test "check: busy_poll and busy_read say they are host-wide, tuned or not" {
+	good_tree
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	local k
+	for k in net.core.busy_poll net.core.busy_read; do
+		[ "$(status_of "$k")" = ok ]
+		[[ $(json_get "[c['note'] for c in d['checks'] if c['item']=='$k'][0]") == "host-wide, not per process or namespace"* ]]
+	done
+	untuned_tree
+	run "$TUNE" check --cpus 2-7
+	[[ $output == *"net.core.busy_poll: host-wide, not per process or namespace: every process's sockets spin"* ]]
+}

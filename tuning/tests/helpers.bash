@@ -83,11 +83,20 @@ base_tree() {
 	mkdir -p "$RP_TUNE_ROOT"/sys/devices/system/node/node{0,1}/hugepages/hugepages-2048kB
 	f sys/devices/system/node/node0/cpulist 0-3
 	f sys/devices/system/node/node1/cpulist 4-7
+	node_mem 0 16777216
+	node_mem 1 16777216
+	f proc/sys/kernel/random/boot_id 6f1c2a64-1111-4a5e-9c0d-3b2f7e8a9d01
 	mkdir -p "$RP_TUNE_ROOT/sys/class/net/eth0" "$RP_TUNE_ROOT/sys/class/net/lo"
 	f proc/interrupts "           CPU0       CPU1       CPU2       CPU3       CPU4       CPU5       CPU6       CPU7"
 	f proc/sys/kernel/osrelease 6.8.0-31-generic
 	f proc/sys/kernel/io_uring_disabled 0
 	f sys/kernel/mm/transparent_hugepage/enabled "always [madvise] never"
+}
+
+# node_mem NODE KB: the node's meminfo as the kernel prints it (MemTotal in kB).
+node_mem() {
+	f "sys/devices/system/node/node$1/meminfo" \
+		"Node $1 MemTotal:       $2 kB" "Node $1 MemFree:        $(($2 / 2)) kB"
 }
 
 # hugepages NODE NR FREE
