@@ -1,61 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reporting for ringplane-bench: tables as rows arrive, a summary per suite,
- * the JSON file (DESIGN.md schema: {"host": {...}, "results": [...]}) and
- * gnuplot files.
+ * and the JSON file (DESIGN.md schema: {"host": {...}, "results": [...]}).
+ * Plots (plot.c), helper programs (child.c) and the check of embedded JSON
+ * (json_check.c) live in their own files, see report_impl.h.
  *
  * Rows are kept in memory until the end because the JSON file holds them
  * all; the table is printed (and flushed) as each row arrives so a long run
  * shows progress and a crash still leaves what was measured on the screen.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ringplane/simd.h>
 
 #include "bench.h"
+#include "report_impl.h"
 
 #ifndef RP_BENCH_VERSION
 #define RP_BENCH_VERSION "unknown"
 #endif
 
-/* ringplane-tune check and gnuplot are given this long, then killed. */
-#define CHILD_TIMEOUT_S 60
-/* Output of ringplane-tune check --json beyond this is not embedded. */
-#define CHILD_OUTPUT_MAX (4u << 20)
-#define JSON_DEPTH_MAX 64
-
-struct row {
-	char *suite;
-	char *name;
-	char *unit;
-	char *baseline_name;
-	double ours;
-	double baseline;
-	double ratio;
-	bool higher_is_better;
-	char *strawman; /* why the row is out of the geomean; NULL: it is in */
-};
-
 static struct {
 	struct rp_report_cfg cfg;
 	FILE *json;
 	char date[32]; /* when the run started, UTC */
-	struct row *rows;
+	struct rp_report_rec *rows;
 	size_t nrows, cap;
 	const char *suite;   /* current suite, NULL between suites */
 	size_t suite_first;  /* index of its first row */
@@ -87,201 +65,6 @@ static void fmt_value(char *buf, size_t size, double v)
 		snprintf(buf, size, "%.2f", v);
 	else
 		snprintf(buf, size, "%.3f", v);
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0777) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0777) && errno != EEXIST)
-		return -errno;
-	struct stat st;
-
-	if (stat(buf, &st))
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/* Is @name an executable regular file, as given (contains '/') or on PATH?
- * Fills @out with the path found. */
-static bool find_executable(const char *name, char *out, size_t size)
-{
-	struct stat st;
-
-	if (strchr(name, '/')) {
-		if (stat(name, &st) || !S_ISREG(st.st_mode) || access(name, X_OK))
-			return false;
-		snprintf(out, size, "%s", name);
-		return true;
-	}
-	const char *path = getenv("PATH");
-
-	if (!path)
-		return false;
-	while (*path) {
-		const char *colon = strchr(path, ':');
-		size_t dlen = colon ? (size_t)(colon - path) : strlen(path);
-
-		if (dlen > 0 && dlen + 1 + strlen(name) < size) {
-			memcpy(out, path, dlen);
-			out[dlen] = '/';
-			strcpy(out + dlen + 1, name);
-			if (!stat(out, &st) && S_ISREG(st.st_mode) && !access(out, X_OK))
-				return true;
-		}
-		if (!colon)
-			break;
-		path = colon + 1;
-	}
-	return false;
-}
-
-/*
- * Run @argv (argv[0] a path) in @cwd (NULL: ours), stdin from /dev/null.
- * With @out, stdout is captured into a malloc'd NUL-terminated buffer and
- * stderr discarded; without, both are inherited. The child is killed after
- * CHILD_TIMEOUT_S. Returns the exit status (0..255), or -errno (-ETIMEDOUT,
- * -ECHILD for death by signal).
- */
-static int run_child(char *const argv[], const char *cwd, char **out, size_t *out_len)
-{
-	int pfd[2] = { -1, -1 };
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	bool timed_out = false;
-	int status, ret;
-	pid_t pid;
-
-	if (out && pipe2(pfd, O_CLOEXEC))
-		return -errno;
-	fflush(NULL); /* or buffered output would be written twice */
-	pid = fork();
-	if (pid < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		/* Own process group, so a timeout kills its children too. */
-		setpgid(0, 0);
-		if (devnull >= 0)
-			dup2(devnull, STDIN_FILENO);
-		if (out) {
-			dup2(pfd[1], STDOUT_FILENO);
-			if (devnull >= 0)
-				dup2(devnull, STDERR_FILENO);
-		}
-		if (cwd && chdir(cwd))
-			_exit(127);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-
-	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
-
-	uint64_t deadline = rp_bench_now_ns() + CHILD_TIMEOUT_S * 1000000000ull;
-
-	if (out) {
-		close(pfd[1]);
-		pfd[1] = -1;
-		for (;;) {
-			uint64_t now = rp_bench_now_ns();
-
-			if (now >= deadline) {
-				timed_out = true;
-				break;
-			}
-			struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-			int n = poll(&p, 1, (int)((deadline - now) / 1000000 + 1));
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				timed_out = n == 0;
-				break;
-			}
-			if (cap - len < 4096) {
-				char *nb;
-
-				if (cap >= CHILD_OUTPUT_MAX)
-					break; /* too big: embedded nowhere */
-				nb = realloc(buf, cap ? 2 * cap : 16384);
-				if (!nb)
-					break;
-				buf = nb;
-				cap = cap ? 2 * cap : 16384;
-			}
-			ssize_t r = read(pfd[0], buf + len, cap - len - 1);
-
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-		}
-	}
-	/* Reap, with the same deadline. */
-	if (timed_out)
-		kill(-pid, SIGKILL);
-	for (;;) {
-		pid_t w = waitpid(pid, &status, timed_out ? 0 : WNOHANG);
-
-		if (w == pid)
-			break;
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto out_free;
-		}
-		if (rp_bench_now_ns() >= deadline) {
-			timed_out = true;
-			kill(-pid, SIGKILL);
-			continue;
-		}
-		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
-	}
-	if (timed_out) {
-		kill(-pid, SIGKILL); /* whatever the group still holds */
-		ret = -ETIMEDOUT;
-	}
-	else if (WIFEXITED(status))
-		ret = WEXITSTATUS(status);
-	else
-		ret = -ECHILD;
-	if (out && ret >= 0) {
-		if (!buf)
-			buf = calloc(1, 1);
-		if (!buf) {
-			ret = -ENOMEM;
-			goto out_close;
-		}
-		buf[len] = '\0';
-		*out = buf;
-		*out_len = len;
-		buf = NULL;
-	}
-out_free:
-	free(buf);
-out_close:
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
-	return ret;
 }
 
 /* ---- JSON ---- */
@@ -357,149 +140,6 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* Syntax check of a JSON text, so a broken ringplane-tune never makes our
- * file unreadable. */
-struct jv {
-	const char *p, *end;
-	int depth;
-};
-
-static bool jv_value(struct jv *v);
-
-static void jv_ws(struct jv *v)
-{
-	while (v->p < v->end && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
-		v->p++;
-}
-
-static bool jv_eat(struct jv *v, char c)
-{
-	jv_ws(v);
-	if (v->p < v->end && *v->p == c) {
-		v->p++;
-		return true;
-	}
-	return false;
-}
-
-static bool jv_string(struct jv *v)
-{
-	if (!jv_eat(v, '"'))
-		return false;
-	while (v->p < v->end) {
-		unsigned char c = (unsigned char)*v->p++;
-
-		if (c == '"')
-			return true;
-		if (c < 0x20)
-			return false;
-		if (c != '\\')
-			continue;
-		if (v->p >= v->end)
-			return false;
-		c = (unsigned char)*v->p++;
-		if (c == 'u') {
-			for (int i = 0; i < 4; i++, v->p++) {
-				if (v->p >= v->end || !strchr("0123456789abcdefABCDEF", *v->p) || !*v->p)
-					return false;
-			}
-		} else if (!strchr("\"\\/bfnrt", c) || !c) {
-			return false;
-		}
-	}
-	return false;
-}
-
-static bool jv_digits(struct jv *v)
-{
-	const char *s = v->p;
-
-	while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
-		v->p++;
-	return v->p > s;
-}
-
-static bool jv_number(struct jv *v)
-{
-	if (v->p < v->end && *v->p == '-')
-		v->p++;
-	if (v->p < v->end && *v->p == '0')
-		v->p++;
-	else if (!jv_digits(v))
-		return false;
-	if (v->p < v->end && *v->p == '.') {
-		v->p++;
-		if (!jv_digits(v))
-			return false;
-	}
-	if (v->p < v->end && (*v->p == 'e' || *v->p == 'E')) {
-		v->p++;
-		if (v->p < v->end && (*v->p == '+' || *v->p == '-'))
-			v->p++;
-		if (!jv_digits(v))
-			return false;
-	}
-	return true;
-}
-
-static bool jv_word(struct jv *v, const char *w)
-{
-	size_t n = strlen(w);
-
-	if ((size_t)(v->end - v->p) < n || memcmp(v->p, w, n))
-		return false;
-	v->p += n;
-	return true;
-}
-
-static bool jv_container(struct jv *v, char open, char close)
-{
-	if (!jv_eat(v, open) || ++v->depth > JSON_DEPTH_MAX)
-		return false;
-	if (jv_eat(v, close)) {
-		v->depth--;
-		return true;
-	}
-	do {
-		if (open == '{' && (!jv_string(v) || !jv_eat(v, ':')))
-			return false;
-		if (!jv_value(v))
-			return false;
-	} while (jv_eat(v, ','));
-	if (!jv_eat(v, close))
-		return false;
-	v->depth--;
-	return true;
-}
-
-static bool jv_value(struct jv *v)
-{
-	jv_ws(v);
-	if (v->p >= v->end)
-		return false;
-	switch (*v->p) {
-	case '{': return jv_container(v, '{', '}');
-	case '[': return jv_container(v, '[', ']');
-	case '"': return jv_string(v);
-	case 't': return jv_word(v, "true");
-	case 'f': return jv_word(v, "false");
-	case 'n': return jv_word(v, "null");
-	default: return jv_number(v);
-	}
-}
-
-static bool json_valid(const char *s, size_t len)
-{
-	struct jv v = { .p = s, .end = s + len, .depth = 0 };
-
-	if (strlen(s) != len) /* a NUL inside */
-		return false;
-	if (!jv_value(&v))
-		return false;
-	jv_ws(&v);
-	return v.p == v.end;
-}
-
 /* ---- host facts ---- */
 
 static void read_cpu_model(char *buf, size_t size)
@@ -554,16 +194,16 @@ static void json_tuning(FILE *f)
 	size_t len = 0;
 	int rc;
 
-	if (!find_executable("tuning/ringplane-tune", path, sizeof(path)) &&
-	    !find_executable("ringplane-tune", path, sizeof(path)))
+	if (!rp_find_executable("tuning/ringplane-tune", path, sizeof(path)) &&
+	    !rp_find_executable("ringplane-tune", path, sizeof(path)))
 		return; /* not built or not installed: nothing to say */
-	rc = run_child((char *const[]){ path, (char *)"check", (char *)"--json", NULL }, NULL,
+	rc = rp_child_run((char *const[]){ path, (char *)"check", (char *)"--json", NULL }, NULL,
 		       &out, &len);
 	if (rc < 0) {
 		if (rc == -ETIMEDOUT)
 			fprintf(stderr,
 				"ringplane-bench: %s check --json: no answer in %d s, killed; tuning not recorded\n",
-				path, CHILD_TIMEOUT_S);
+				path, RP_CHILD_TIMEOUT_S);
 		else
 			fprintf(stderr, "ringplane-bench: %s check --json: %s; tuning not recorded\n",
 				path, strerror(-rc));
@@ -572,7 +212,7 @@ static void json_tuning(FILE *f)
 	while (len && (out[len - 1] == '\n' || out[len - 1] == ' ' || out[len - 1] == '\r' ||
 		       out[len - 1] == '\t'))
 		out[--len] = '\0';
-	if (!json_valid(out, len)) {
+	if (!rp_json_valid(out, len)) {
 		fprintf(stderr,
 			"ringplane-bench: %s check --json printed no valid JSON (exit %d); tuning not recorded\n",
 			path, rc);
@@ -630,87 +270,6 @@ static void json_host(FILE *f)
 	fputs("\n  }", f);
 }
 
-/* ---- plots ---- */
-
-static int write_plot(const char *suite, size_t first, size_t n)
-{
-	char path[4096], gnuplot[4096];
-	FILE *f;
-	int ret;
-
-	snprintf(path, sizeof(path), "%s/%s.dat", R.cfg.plot_dir, suite);
-	f = fopen(path, "w");
-	if (!f)
-		goto fail;
-	fprintf(f, "# ringplane-bench %s: name ours baseline ratio (ratio > 1: ringplane better)\n",
-		suite);
-	for (size_t i = first; i < first + n; i++) {
-		const struct row *r = &R.rows[i];
-
-		fputc('"', f);
-		for (const char *c = r->name; *c; c++)
-			fputc(*c == '"' ? '\'' : *c, f);
-		fprintf(f, "\" %.6g %.6g %.6g\n", r->ours, r->baseline, r->ratio);
-	}
-	if (fclose(f))
-		goto fail;
-
-	snprintf(path, sizeof(path), "%s/%s.gp", R.cfg.plot_dir, suite);
-	f = fopen(path, "w");
-	if (!f)
-		goto fail;
-	/*
-	 * Paths are relative to the script so the directory can be moved. Each
-	 * bar runs from 1.0 to the ratio on a log scale, so 2x better and 2x
-	 * worse are the same height on either side of the line.
-	 */
-	fprintf(f,
-		"# ringplane-bench %s: ratio per row, > 1 means ringplane is better.\n"
-		"# Render: cd <this directory> && gnuplot %s.gp\n"
-		"if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
-		"    set terminal pngcairo size %zu,640 noenhanced\n"
-		"} else {\n"
-		"    set terminal png size %zu,640 noenhanced\n"
-		"}\n"
-		"set output '%s.png'\n"
-		"set title '%s: ringplane / baseline (log scale; above 1.0: ringplane better)' noenhanced\n"
-		"set style fill solid 0.8 border -1\n"
-		"set linetype 11 lc rgb '#4477aa'\n"
-		"set linetype 12 lc rgb '#cc4455'\n"
-		"set xtics rotate by -45 scale 0 noenhanced\n"
-		"set logscale y 2\n"
-		"set rmargin 10\n"
-		"set bmargin 9\n"
-		"set ylabel 'ratio'\n"
-		"set grid ytics\n"
-		"set xrange [-0.6:%zu.4]\n"
-		"set arrow from graph 0, first 1.0 to graph 1, first 1.0 nohead lw 2 lc rgb 'black' front\n"
-		"plot '%s.dat' using 0:4:($0-0.4):($0+0.4):($4<1?$4:1):($4<1?1:$4):($4>=1?11:12):xtic(1) \\\n"
-		"    with boxxyerror lc variable notitle\n",
-		suite, suite, 200 + 40 * n, 200 + 40 * n, suite, suite, n - 1, suite);
-	if (fclose(f))
-		goto fail;
-
-	if (!find_executable("gnuplot", gnuplot, sizeof(gnuplot))) {
-		printf("  plot: wrote %s/%s.gp and .dat; gnuplot not found, render with: cd %s && gnuplot %s.gp\n",
-		       R.cfg.plot_dir, suite, R.cfg.plot_dir, suite);
-		return 0;
-	}
-	snprintf(path, sizeof(path), "%s.gp", suite);
-	ret = run_child((char *const[]){ gnuplot, path, NULL }, R.cfg.plot_dir, NULL, NULL);
-	if (ret != 0) {
-		printf("  plot: gnuplot failed (%s%d) on %s/%s.gp\n", ret < 0 ? "error " : "exit ",
-		       ret < 0 ? -ret : ret, R.cfg.plot_dir, suite);
-		return ret < 0 ? ret : -EIO;
-	}
-	printf("  plot: %s/%s.png\n", R.cfg.plot_dir, suite);
-	return 0;
-fail:
-	ret = -errno;
-	printf("  plot: %s: %s\n", path, strerror(errno));
-	return ret;
-}
-
 /* ---- public ---- */
 
 int rp_report_open(const struct rp_report_cfg *cfg)
@@ -733,7 +292,7 @@ int rp_report_open(const struct rp_report_cfg *cfg)
 		}
 	}
 	if (cfg->plot_dir) {
-		ret = mkdir_p(cfg->plot_dir);
+		ret = rp_plot_mkdir(cfg->plot_dir);
 		if (ret) {
 			fprintf(stderr, "ringplane-bench: --plot %s: %s\n", cfg->plot_dir,
 				strerror(-ret));
@@ -759,7 +318,7 @@ static int add_row(const char *name, const char *unit, double ours, double basel
 		   const char *baseline_name, bool higher_is_better, const char *strawman)
 {
 	char o[32], b[32], ratio_s[32];
-	struct row *r;
+	struct rp_report_rec *r;
 
 	if (!R.suite)
 		return -EINVAL;
@@ -770,7 +329,7 @@ static int add_row(const char *name, const char *unit, double ours, double basel
 	}
 	if (R.nrows == R.cap) {
 		size_t cap = R.cap ? 2 * R.cap : 64;
-		struct row *nr = realloc(R.rows, cap * sizeof(*nr));
+		struct rp_report_rec *nr = realloc(R.rows, cap * sizeof(*nr));
 
 		if (!nr) {
 			R.oom = true;
@@ -874,7 +433,7 @@ void rp_report_suite_end(int status)
 		printf("-- %s: FAILED: %s\n", R.suite, strerror(status < 0 ? -status : status));
 	fflush(stdout);
 	if (R.cfg.plot_dir && n)
-		write_plot(R.suite, R.suite_first, n);
+		rp_plot_write(R.cfg.plot_dir, R.suite, R.rows + R.suite_first, n);
 	fflush(stdout);
 	R.suite = NULL;
 }
@@ -890,7 +449,7 @@ int rp_report_close(void)
 		json_host(f);
 		fputs(",\n  \"results\": [", f);
 		for (size_t i = 0; i < R.nrows; i++) {
-			const struct row *r = &R.rows[i];
+			const struct rp_report_rec *r = &R.rows[i];
 
 			fputs(i ? ",\n    {" : "\n    {", f);
 			fputs("\"suite\": ", f);
