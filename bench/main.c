@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ringplane/simd.h>
 
@@ -142,7 +143,11 @@ int main(int argc, char **argv)
 	if (rp_report_open(&cfg))
 		return 1;
 
-	printf("ringplane-bench: simd backend \"%s\"%s%s, ", rp_simd_backend(),
+	char model[256];
+
+	rp_report_cpu_model(model, sizeof(model));
+	printf("ringplane-bench: cpu \"%s\" (%ld online), ", model, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("simd backend \"%s\"%s%s, ", rp_simd_backend(),
 	       getenv("RP_SIMD") ? ", RP_SIMD=" : "", getenv("RP_SIMD") ? getenv("RP_SIMD") : "");
 	if (cfg.pinned_cpu >= 0)
 		printf("pinned to cpu %d", cfg.pinned_cpu);

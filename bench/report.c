@@ -142,7 +142,7 @@ static void json_str(FILE *f, const char *s)
 
 /* ---- host facts ---- */
 
-static void read_cpu_model(char *buf, size_t size)
+void rp_report_cpu_model(char *buf, size_t size)
 {
 	/* x86 first, then the names arm64 and others use. */
 	static const char *const keys[] = { "model name", "Model Name", "Hardware", "cpu model",
@@ -234,7 +234,7 @@ static void json_host(FILE *f)
 	host[sizeof(host) - 1] = '\0';
 	if (uname(&u))
 		memset(&u, 0, sizeof(u));
-	read_cpu_model(model, sizeof(model));
+	rp_report_cpu_model(model, sizeof(model));
 
 	fputs("  \"host\": {\n    \"hostname\": ", f);
 	json_str(f, host);

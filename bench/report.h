@@ -14,6 +14,7 @@
 #define RP_BENCH_REPORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct rp_report_cfg {
 	const char *json_path; /* NULL: no JSON */
@@ -65,6 +66,13 @@ void rp_report_skip(const char *what, const char *fmt, ...)
  * @status is the suite's run() result, shown when it failed.
  */
 void rp_report_suite_end(int status);
+
+/*
+ * rp_report_cpu_model - the CPU model from /proc/cpuinfo ("model name" on
+ * x86, the names arm64 and others use otherwise) into @buf, or "unknown".
+ * The same text the JSON file's host.cpu_model holds.
+ */
+void rp_report_cpu_model(char *buf, size_t size);
 
 /*
  * rp_report_close - write the JSON file (host facts and every row) and free
