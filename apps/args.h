@@ -18,7 +18,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* An unsigned decimal in [@min, @max]. */
+/* An unsigned decimal in [@min, @max]. Durations too, as whole numbers in
+ * the unit the flag names (--connect-timeout MS, --idle-timeout S). */
 int rp_arg_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
 	       uint64_t *out);
 int rp_arg_uint(const char *cmd, const char *flag, const char *s, unsigned min, unsigned max,

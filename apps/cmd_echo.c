@@ -862,14 +862,26 @@ static void usage(FILE *f)
 		IDLE_DEFAULT_S);
 }
 
-/* Test hooks (see the top of this file); unset: no fault. */
+/* A test hook's value (see the top of this file): a whole number, else -1. */
+static long fault_env(const char *name)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return errno || *end || n < 0 || n > 1000000 ? -1 : n;
+}
+
 static void read_faults(void)
 {
-	const char *v = getenv("RP_ECHO_FAULT_INIT");
+	long n = fault_env("RP_ECHO_FAULT_REARM");
 
-	g_cfg.fault_init = v ? atoi(v) : -1;
-	v = getenv("RP_ECHO_FAULT_REARM");
-	g_cfg.fault_rearm = v ? (unsigned)atoi(v) : 0;
+	g_cfg.fault_init = (int)fault_env("RP_ECHO_FAULT_INIT");
+	g_cfg.fault_rearm = n > 0 ? (unsigned)n : 0;
 }
 
 static void print_shards(void)
