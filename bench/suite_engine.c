@@ -1060,6 +1060,9 @@ static int rt_rows(const struct plan *pl, const int cpu[2])
 		rp_report_note("msg round trip (sleep): spin_ns 0, so each hand-off wakes a sleeping shard (%s); its baselines sleep too",
 			       rp_engine_features(rt));
 		rp_report_note("msg round trip (sleep) vs eventfd: two threads each blocked in read(2) on its own eventfd, woken by the other's write(2): the physical floor of a sleeping hand-off");
+		struct rp_shard_stats st0[2], st1[2];
+		bool have_st = !rp_runtime_stats(rt, 0, &st0[0]) && !rp_runtime_stats(rt, 1, &st1[0]);
+
 		ret = compare_row(pl, "msg round trip (sleep) vs eventfd", true, &ours, &b_efd, &ratio);
 		if (ret)
 			goto down;
@@ -1078,6 +1081,16 @@ static int rt_rows(const struct plan *pl, const int cpu[2])
 		}
 		ret = compare_row(pl, "msg round trip (sleep) vs MSG_RING", true, &ours, &b_ring,
 				  &ratio);
+		/* Were the shards really asleep at each hand-off? A wake CQE per
+		 * message says so; fewer means some hops found the shard awake. */
+		if (!ret && have_st && !rp_runtime_stats(rt, 0, &st0[1]) &&
+		    !rp_runtime_stats(rt, 1, &st1[1]) && st1[1].msgs_in > st1[0].msgs_in &&
+		    st0[1].msgs_in > st0[0].msgs_in)
+			rp_report_note("msg round trip (sleep): wake CQEs per message received over both rows: shard 0 %.2f, shard 1 %.2f",
+				       (double)(st0[1].wakeups - st0[0].wakeups) /
+					       (double)(st0[1].msgs_in - st0[0].msgs_in),
+				       (double)(st1[1].wakeups - st1[0].wakeups) /
+					       (double)(st1[1].msgs_in - st1[0].msgs_in));
 		if (!ret)
 			rp_report_note("msg round trip (sleep) vs MSG_RING: two threads each asleep in io_uring_submit_and_wait(ring, 1) on its own ring (\"%s\", %u SQ / %u CQ entries, created on its thread, as a shard's), woken by IORING_OP_MSG_RING from the other's ring%s: the floor of the engine's wake-up design; ringplane takes %.2fx its time",
 				       rp_runtime_ring_mode(rt), RING_ENTRIES, RING_ENTRIES * 4,
