@@ -12,6 +12,7 @@
 #define RP_EXIT_USAGE 2
 
 int rp_cmd_echo(int argc, char **argv);
+int rp_cmd_relay(int argc, char **argv);
 int rp_cmd_topo(int argc, char **argv);
 
 #endif /* RP_APPS_COMMANDS_H */

@@ -20,6 +20,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"echo", "TCP echo server on the shard runtime (plain, or sockperf's protocol)", rp_cmd_echo},
+	{"relay", "TCP relay: each client to a new upstream connection, splice or copy", rp_cmd_relay},
 	{"topo", "print the CPU topology and the shard placement plan", rp_cmd_topo},
 };
 

@@ -1,0 +1,737 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `ringplane relay --listen HOST:PORT --upstream HOST:PORT [...]`: a TCP
+ * relay on the engine. Every shard has its own listener on the same address
+ * (SO_REUSEPORT) and one multishot accept; each client gets a new upstream
+ * connection (io_uring connect bounded by --connect-timeout), then
+ * rp_relay (net/relay.c) moves the bytes both ways in the chosen mode,
+ * passing half-closes and resets on. An unreachable or refusing upstream,
+ * or a connect timeout, closes the client and is counted.
+ *
+ * --accept-proxy: every client must start with a PROXY v1 or v2 header,
+ * read (in pieces if need be) within 5 s and parsed strictly
+ * (net/proxy.c); a refused or late header closes the client, counted by
+ * reason, and none of its bytes reach an upstream (none is connected before
+ * the header is whole). The header's addresses replace the connection's
+ * own, unless it says LOCAL/UNKNOWN. Bytes that came after the header go
+ * upstream first.
+ *
+ * --proxy-protocol v1|v2: a PROXY header goes upstream before any client
+ * byte: source = the client's address and port, destination = the address
+ * and port it connected to (or those of an accepted header).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringplane/engine.h>
+#include <ringplane/pool.h>
+#include <ringplane/proxy.h>
+#include <ringplane/relay.h>
+
+#include "args.h"
+#include "commands.h"
+
+#define MS			 1000000ull
+#define HEADER_TIMEOUT_NS	 (5000 * MS) /* a client's PROXY header must be whole by then */
+#define HDR_BUF			 2048	     /* header read buffer (header + early payload) */
+#define ACCEPT_BACKOFF_NS	 (100 * MS)
+
+/* Counters of one shard: written by it (relaxed stores), read by anyone. */
+struct relay_app_stats {
+	uint64_t accepted, refused_max, connect_failed, connect_timeouts, proxy_accepted,
+		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed;
+};
+
+#define ST_ADD(rs, f, n) \
+	__atomic_store_n(&(rs)->st.f, (rs)->st.f + (n), __ATOMIC_RELAXED)
+
+struct rshard {
+	unsigned id;
+	int lfd;
+	struct rp_op *accept_op;
+	bool backoff_pending, rearm_failing;
+	unsigned conns;
+	struct relay_app_stats st;
+};
+
+static struct {
+	struct sockaddr_storage up;
+	socklen_t uplen;
+	struct rp_relay_config rcfg;
+	unsigned proxy_out; /* 0 off, 1 v1, 2 v2 */
+	bool accept_proxy;
+	uint64_t connect_ns;
+	unsigned max_conns; /* per shard, 0: no limit */
+	unsigned shards;
+	int *lfds;
+	struct rshard **rs;
+} g;
+
+struct rconn {
+	struct rshard *rs;
+	int cfd, ufd;
+	struct sockaddr_storage src, dst; /* for the PROXY header we send */
+	socklen_t srclen, dstlen;
+	bool local;			  /* an accepted header said LOCAL/UNKNOWN */
+	struct rp_proxy_parser *pp;	  /* --accept-proxy, until the header is whole */
+	char *hbuf;			  /* header bytes and what followed them */
+	size_t hlen, payload_off;
+	uint64_t hdr_deadline;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void arm_accept(struct rp_shard *sh, struct rshard *rs);
+
+static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
+{
+	if (close_fds) {
+		if (c->cfd >= 0 && !rp_close(sh, c->cfd, NULL, NULL))
+			close(c->cfd);
+		if (c->ufd >= 0 && !rp_close(sh, c->ufd, NULL, NULL))
+			close(c->ufd);
+	}
+	rp_pool_free(c->pp);
+	rp_pool_free(c->hbuf);
+	c->rs->conns--;
+	rp_pool_free(c);
+}
+
+/* ---- relaying ---- */
+
+static void on_relay_done(struct rp_shard *sh, void *arg, const struct rp_relay_result *res)
+{
+	struct rconn *c = arg;
+
+	(void)res;
+	c->cfd = c->ufd = -1; /* the relay closed them */
+	conn_free(sh, c, false);
+}
+
+static void start_relay(struct rp_shard *sh, struct rconn *c)
+{
+	struct rp_relay_config cfg = g.rcfg;
+	char hdr[RP_PROXY_V2_MAX];
+	char *prime = NULL;
+	size_t plen = 0, early = c->hbuf ? c->hlen - c->payload_off : 0;
+	ssize_t n = 0;
+	int ret;
+
+	if (g.proxy_out) {
+		const struct sockaddr *src = c->local ? NULL : (struct sockaddr *)&c->src;
+
+		n = g.proxy_out == 1 ?
+			    rp_proxy_v1_write(hdr, sizeof(hdr), src, (struct sockaddr *)&c->dst) :
+			    rp_proxy_v2_write(hdr, sizeof(hdr), src, (struct sockaddr *)&c->dst, 0);
+		if (n < 0)
+			n = g.proxy_out == 1 ? rp_proxy_v1_write(hdr, sizeof(hdr), NULL, NULL) :
+					       rp_proxy_v2_write(hdr, sizeof(hdr), NULL, NULL, 0);
+		if (n < 0)
+			n = 0;
+	}
+	if (n || early) {
+		plen = (size_t)n + early;
+		prime = rp_pool_alloc(rp_shard_pool(sh), plen);
+		if (!prime) {
+			conn_free(sh, c, true);
+			return;
+		}
+		memcpy(prime, hdr, (size_t)n);
+		if (early)
+			memcpy(prime + n, c->hbuf + c->payload_off, early);
+		cfg.prime[0] = prime;
+		cfg.prime_len[0] = plen;
+	}
+	ret = rp_relay_start(sh, c->cfd, c->ufd, &cfg, on_relay_done, c, NULL);
+	rp_pool_free(prime); /* copied by the relay */
+	if (ret)
+		conn_free(sh, c, true);
+}
+
+/* ---- the upstream connection ---- */
+
+static void on_connect(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rconn *c = arg;
+
+	if (cq->res < 0) {
+		/* unreachable, refused or too slow: the client is closed */
+		if (cq->res == -ECANCELED)
+			ST_ADD(c->rs, connect_timeouts, 1);
+		else
+			ST_ADD(c->rs, connect_failed, 1);
+		conn_free(sh, c, true);
+		return;
+	}
+	start_relay(sh, c);
+}
+
+static void connect_upstream(struct rp_shard *sh, struct rconn *c)
+{
+	int one = 1;
+	struct rp_op *op;
+
+	c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->ufd < 0) {
+		ST_ADD(c->rs, connect_failed, 1);
+		conn_free(sh, c, true);
+		return;
+	}
+	(void)setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	op = rp_connect(sh, c->ufd, (struct sockaddr *)&g.up, g.uplen, on_connect, c);
+	if (!op || rp_link_timeout(sh, op, g.connect_ns)) {
+		if (!op) {
+			ST_ADD(c->rs, connect_failed, 1);
+			conn_free(sh, c, true);
+		}
+		/* a connect without its timeout still ends (the kernel's own) */
+	}
+}
+
+/* ---- an accepted PROXY header ---- */
+
+static void read_header(struct rp_shard *sh, struct rconn *c);
+
+static void refuse(struct rp_shard *sh, struct rconn *c, enum rp_proxy_reason why)
+{
+	ST_ADD(c->rs, proxy_refused[why], 1);
+	conn_free(sh, c, true);
+}
+
+static void on_header(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rconn *c = arg;
+	size_t consumed = 0, start = c->hlen;
+	const struct rp_proxy_hdr *h;
+	int st;
+
+	if (cq->res <= 0) {
+		if (cq->res == -ECANCELED && !rp_shard_stopping(sh))
+			ST_ADD(c->rs, proxy_timeouts, 1);
+		else
+			ST_ADD(c->rs, proxy_refused[RP_PROXY_R_NONE], 1); /* closed or reset early */
+		conn_free(sh, c, true);
+		return;
+	}
+	c->hlen += (size_t)cq->res;
+	st = rp_proxy_feed(c->pp, c->hbuf + start, (size_t)cq->res, &consumed);
+	if (st == RP_PROXY_MORE) {
+		if (c->hlen == HDR_BUF) {
+			refuse(sh, c, RP_PROXY_R_V2_TOO_LONG);
+			return;
+		}
+		read_header(sh, c);
+		return;
+	}
+	if (st != RP_PROXY_DONE) {
+		refuse(sh, c, c->pp->reason);
+		return;
+	}
+	ST_ADD(c->rs, proxy_accepted, 1);
+	c->payload_off = start + consumed;
+	h = &c->pp->hdr;
+	/* LOCAL/UNKNOWN: the connection's own addresses, kept from accept */
+	if (!h->local) {
+		if (h->family == AF_INET || h->family == AF_INET6) {
+			memcpy(&c->src, &h->src, sizeof(c->src));
+			memcpy(&c->dst, &h->dst, sizeof(c->dst));
+		} else {
+			c->local = true; /* AF_UNIX peers: no TCP addresses to pass on */
+		}
+	}
+	rp_pool_free(c->pp);
+	c->pp = NULL;
+	connect_upstream(sh, c);
+}
+
+static void read_header(struct rp_shard *sh, struct rconn *c)
+{
+	uint64_t now = now_ns();
+	struct rp_op *op;
+
+	if (now >= c->hdr_deadline) {
+		ST_ADD(c->rs, proxy_timeouts, 1);
+		conn_free(sh, c, true);
+		return;
+	}
+	op = rp_recv(sh, c->cfd, c->hbuf + c->hlen, (unsigned)(HDR_BUF - c->hlen), 0, on_header, c);
+	if (!op) {
+		conn_free(sh, c, true);
+		return;
+	}
+	(void)rp_link_timeout(sh, op, c->hdr_deadline - now);
+}
+
+/* ---- accepting ---- */
+
+static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rshard *rs = arg;
+
+	(void)cq;
+	rs->backoff_pending = false;
+	if (!rp_shard_stopping(sh))
+		arm_accept(sh, rs);
+}
+
+static void accept_later(struct rp_shard *sh, struct rshard *rs)
+{
+	if (!rs->backoff_pending && !rp_shard_stopping(sh))
+		rs->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, rs) != NULL;
+}
+
+static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rshard *rs = arg;
+	struct rconn *c;
+	int one = 1;
+
+	if (!(cq->flags & RP_CQE_MORE))
+		rs->accept_op = NULL;
+	if (cq->res < 0) {
+		if (cq->res != -ECANCELED)
+			ST_ADD(rs, accept_errors, 1);
+		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
+			accept_later(sh, rs); /* EMFILE and friends: back off, keep serving */
+		return;
+	}
+	if (rp_shard_stopping(sh)) {
+		close(cq->res);
+		return;
+	}
+	ST_ADD(rs, accepted, 1);
+	if (g.max_conns && rs->conns >= g.max_conns) {
+		ST_ADD(rs, refused_max, 1);
+		close(cq->res);
+		return;
+	}
+	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
+	if (!c) {
+		close(cq->res); /* pool exhausted: counted by the engine (nomem) */
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->rs = rs;
+	c->cfd = cq->res;
+	c->ufd = -1;
+	rs->conns++;
+	(void)setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (g.proxy_out || g.accept_proxy) {
+		c->srclen = sizeof(c->src);
+		c->dstlen = sizeof(c->dst);
+		if (getpeername(c->cfd, (struct sockaddr *)&c->src, &c->srclen) ||
+		    getsockname(c->cfd, (struct sockaddr *)&c->dst, &c->dstlen))
+			c->local = true;
+	}
+	if (g.accept_proxy) {
+		c->pp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->pp));
+		c->hbuf = rp_pool_alloc(rp_shard_pool(sh), HDR_BUF);
+		if (!c->pp || !c->hbuf) {
+			conn_free(sh, c, true);
+			return;
+		}
+		rp_proxy_parser_init(c->pp);
+		c->hdr_deadline = now_ns() + HEADER_TIMEOUT_NS;
+		read_header(sh, c);
+		return;
+	}
+	connect_upstream(sh, c);
+}
+
+/* (Re-)arm the multishot accept: never a listener that silently stops. */
+static void arm_accept(struct rp_shard *sh, struct rshard *rs)
+{
+	if (rs->accept_op || rs->lfd < 0 || rp_shard_stopping(sh))
+		return;
+	rs->accept_op = rp_accept_multishot(sh, rs->lfd, on_accept, rs);
+	if (rs->accept_op) {
+		if (rs->rearm_failing)
+			fprintf(stderr, "ringplane relay: shard %u: accepting again\n", rs->id);
+		rs->rearm_failing = false;
+		return;
+	}
+	ST_ADD(rs, rearm_failed, 1);
+	if (!rs->rearm_failing)
+		fprintf(stderr, "ringplane relay: shard %u: cannot arm accept: %s; retrying\n",
+			rs->id, strerror(errno));
+	rs->rearm_failing = true;
+	accept_later(sh, rs);
+}
+
+/* ---- shard hooks, stats ---- */
+
+static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
+{
+	struct rp_relay_stats r;
+	struct rp_shard_stats s;
+	char refused[512];
+	size_t off = 0;
+	uint64_t ref_total = 0;
+
+	rp_relay_stats(sh, &r);
+	rp_shard_stats(sh, &s);
+	refused[0] = 0;
+	for (unsigned k = 0; k < RP_PROXY_R_COUNT; k++) {
+		uint64_t v = __atomic_load_n(&rs->st.proxy_refused[k], __ATOMIC_RELAXED);
+
+		if (!v || off >= sizeof(refused))
+			continue;
+		ref_total += v;
+		off += (size_t)snprintf(refused + off, sizeof(refused) - off, " %s=%llu",
+					k ? rp_proxy_reason_name((enum rp_proxy_reason)k) : "closed",
+					(unsigned long long)v);
+	}
+	fprintf(f,
+		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
+		"connect_timeouts %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"resets_passed %llu ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
+		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
+		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
+		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
+		"sq_full %llu\n",
+		rs->id, (unsigned long long)rs->st.accepted, (unsigned long long)r.active,
+		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
+		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)r.bytes_copied[0],
+		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
+		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
+		(unsigned long long)r.resets_passed, (unsigned long long)r.ended[0],
+		(unsigned long long)r.ended[1], (unsigned long long)r.ended[2],
+		(unsigned long long)r.ended[3], (unsigned long long)r.ended[4],
+		(unsigned long long)r.paused, (unsigned long long)r.spilled,
+		(unsigned long long)r.to_splice, (unsigned long long)r.to_copy,
+		(unsigned long long)r.splice_fallback[0], (unsigned long long)r.splice_fallback[1],
+		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
+		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
+		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
+		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
+		(unsigned long long)s.submits, (unsigned long long)s.enobufs,
+		(unsigned long long)s.nomem, (unsigned long long)s.sq_full);
+	fflush(f);
+}
+
+static void stats_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (g.rs[rp_shard_id(sh)])
+		print_shard(sh, g.rs[rp_shard_id(sh)], stdout);
+}
+
+static int relay_init(struct rp_shard *sh, void *arg)
+{
+	unsigned id = rp_shard_id(sh);
+	struct rshard *rs = calloc(1, sizeof(*rs));
+
+	(void)arg;
+	if (!rs)
+		return -ENOMEM;
+	rs->id = id;
+	rs->lfd = g.lfds[id]; /* the shard's from here: its stop or fini closes it */
+	g.lfds[id] = -1;
+	g.rs[id] = rs;
+	rs->accept_op = rp_accept_multishot(sh, rs->lfd, on_accept, rs);
+	return rs->accept_op ? 0 : -errno;
+}
+
+static void relay_stop(struct rp_shard *sh, void *arg)
+{
+	struct rshard *rs = g.rs[rp_shard_id(sh)];
+
+	(void)arg;
+	/* the engine cancels the accept and every relay's ops next: each relay
+	 * ends (reset, counted as abort) and frees itself */
+	if (rs && rs->lfd >= 0) {
+		if (!rp_close(sh, rs->lfd, NULL, NULL))
+			close(rs->lfd);
+		rs->lfd = -1;
+	}
+}
+
+static void relay_fini(struct rp_shard *sh, void *arg)
+{
+	struct rshard *rs = g.rs[rp_shard_id(sh)];
+
+	(void)arg;
+	if (rs) {
+		if (rs->lfd >= 0) {
+			close(rs->lfd);
+			rs->lfd = -1;
+		}
+		print_shard(sh, rs, stdout);
+	}
+	rp_relay_shard_exit(sh);
+}
+
+/* ---- main ---- */
+
+static int listen_on(struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringplane relay --listen HOST:PORT --upstream HOST:PORT [--shards N]\n"
+		"                       [--cpus LIST] [--mode auto|splice|copy]\n"
+		"                       [--proxy-protocol off|v1|v2] [--accept-proxy]\n"
+		"                       [--connect-timeout MS] [--idle-timeout S] [--max-conns N]\n"
+		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
+		"  --listen HOST:PORT      address to serve: IPv4, [IPv6] or a name; port 0: any\n"
+		"  --upstream HOST:PORT    where each client's bytes go (a new connection each)\n"
+		"  --shards N              shards, 1..256 (default: one per core of the plan)\n"
+		"  --cpus LIST             CPUs for the shards (cpulist, e.g. 0-3)\n"
+		"  --mode M                auto (default): copy, splice while a direction streams;\n"
+		"                          splice: socket->pipe->socket; copy: provided buffers\n"
+		"  --proxy-protocol V      send a PROXY header upstream first (v1 text, v2 binary)\n"
+		"  --accept-proxy          require a PROXY v1/v2 header from each client (5 s)\n"
+		"  --connect-timeout MS    upstream connect bound (default 5000)\n"
+		"  --idle-timeout S        end relays with no byte moved for S seconds (0: never,\n"
+		"                          the default)\n"
+		"  --max-conns N           at most N relayed connections (0: no limit); clients\n"
+		"                          past the limit are closed at once (counted)\n"
+		"  --busy-poll US          poll for completions up to US microseconds before sleeping\n"
+		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
+		"  --no-pin                do not pin shard threads\n");
+}
+
+static void addr_str(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(out, cap, "[%s]:%d", host, port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(out, cap, "%s:%d", host, port);
+	}
+}
+
+int rp_cmd_relay(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "shards", required_argument, NULL, 's' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "proxy-protocol", required_argument, NULL, 'p' },
+		{ "accept-proxy", no_argument, NULL, 'a' },
+		{ "connect-timeout", required_argument, NULL, 'C' },
+		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "max-conns", required_argument, NULL, 'M' },
+		{ "busy-poll", required_argument, NULL, 'b' },
+		{ "stats-interval", required_argument, NULL, 'i' },
+		{ "no-pin", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const modes[] = { "auto", "copy", "splice", NULL };
+	static const char *const pp[] = { "off", "v1", "v2", NULL };
+	struct rp_runtime_config rc = { 0 };
+	struct rp_runtime *rt = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	const char *listen_arg = NULL, *up_arg = NULL;
+	char lstr[80], ustr[80];
+	unsigned interval = 0, busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
+	sigset_t sigs;
+	int c, ret, status = RP_EXIT_FAIL;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen_arg = optarg;
+			if (rp_arg_hostport("relay", "--listen", optarg, true, &ss, &sslen))
+				return RP_EXIT_USAGE;
+			break;
+		case 'u':
+			up_arg = optarg;
+			if (rp_arg_hostport("relay", "--upstream", optarg, false, &g.up, &g.uplen))
+				return RP_EXIT_USAGE;
+			break;
+		case 's':
+			if (rp_arg_uint("relay", "--shards", optarg, 1, 256, &rc.shards))
+				return RP_EXIT_USAGE;
+			break;
+		case 'c':
+			if (rp_arg_cpus("relay", "--cpus", optarg))
+				return RP_EXIT_USAGE;
+			rc.cpus = optarg;
+			break;
+		case 'm':
+			if (rp_arg_choice("relay", "--mode", optarg, modes, &mode))
+				return RP_EXIT_USAGE;
+			break;
+		case 'p':
+			if (rp_arg_choice("relay", "--proxy-protocol", optarg, pp, &g.proxy_out))
+				return RP_EXIT_USAGE;
+			break;
+		case 'a':
+			g.accept_proxy = true;
+			break;
+		case 'C':
+			if (rp_arg_uint("relay", "--connect-timeout", optarg, 1, 3600000, &conn_ms))
+				return RP_EXIT_USAGE;
+			break;
+		case 't':
+			if (rp_arg_uint("relay", "--idle-timeout", optarg, 0, 86400 * 7, &idle_s))
+				return RP_EXIT_USAGE;
+			break;
+		case 'M':
+			if (rp_arg_uint("relay", "--max-conns", optarg, 0, 100000000, &max_conns))
+				return RP_EXIT_USAGE;
+			break;
+		case 'b':
+			if (rp_arg_uint("relay", "--busy-poll", optarg, 0, 1000000, &busy_us))
+				return RP_EXIT_USAGE;
+			rc.spin_ns = (uint64_t)busy_us * 1000u;
+			break;
+		case 'i':
+			if (rp_arg_uint("relay", "--stats-interval", optarg, 0, 86400, &interval))
+				return RP_EXIT_USAGE;
+			break;
+		case 'n':
+			rc.no_pin = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return RP_EXIT_OK;
+		default:
+			usage(stderr);
+			return RP_EXIT_USAGE;
+		}
+	}
+	if (!listen_arg || !up_arg || optind != argc) {
+		usage(stderr);
+		return RP_EXIT_USAGE;
+	}
+	g.rcfg.mode = mode == 0 ? RP_RELAY_AUTO : mode == 1 ? RP_RELAY_COPY : RP_RELAY_SPLICE;
+	g.rcfg.idle_ns = (uint64_t)idle_s * 1000000000u;
+	g.connect_ns = (uint64_t)conn_ms * MS;
+
+	struct rlimit rl; /* two fds per relayed connection: take the hard limit */
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc.init = relay_init;
+	rc.on_stop = relay_stop;
+	rc.fini = relay_fini;
+	rc.bufs = 1024;
+	rc.buf_size = 16384;
+	rc.pool_bytes = (size_t)256 << 20;
+	rc.stop_timeout_ms = 3000;
+	ret = rp_runtime_create(&rc, &rt);
+	if (ret) {
+		fprintf(stderr, "ringplane relay: runtime: %s\n",
+			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		return RP_EXIT_FAIL;
+	}
+	g.shards = rp_runtime_shards(rt);
+	g.max_conns = max_conns ? (max_conns + g.shards - 1) / g.shards : 0;
+	g.lfds = calloc(g.shards, sizeof(int));
+	g.rs = calloc(g.shards, sizeof(*g.rs));
+	if (!g.lfds || !g.rs)
+		goto out;
+	for (unsigned i = 0; i < g.shards; i++)
+		g.lfds[i] = -1;
+	for (unsigned i = 0; i < g.shards; i++) {
+		ret = listen_on(&ss, sslen);
+		if (ret < 0) {
+			fprintf(stderr, "ringplane relay: listen on %s: %s\n", listen_arg,
+				strerror(-ret));
+			goto out;
+		}
+		g.lfds[i] = ret;
+		if (i == 0)
+			getsockname(ret, (struct sockaddr *)&ss, &sslen); /* port 0: the one picked */
+	}
+	ret = rp_runtime_start(rt);
+	if (ret) {
+		fprintf(stderr, "ringplane relay: start: %s\n",
+			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		goto out;
+	}
+	addr_str(&ss, lstr, sizeof(lstr));
+	addr_str(&g.up, ustr, sizeof(ustr));
+	printf("listening on %s\n", lstr);
+	fprintf(stderr,
+		"ringplane relay: %u shard%s, upstream %s, mode %s, proxy-protocol %s%s, "
+		"connect timeout %u ms, %s\n",
+		g.shards, g.shards == 1 ? "" : "s", ustr, rp_relay_mode_name(g.rcfg.mode),
+		pp[g.proxy_out], g.accept_proxy ? ", accept-proxy" : "", conn_ms,
+		rp_engine_features(rt));
+	fflush(stdout);
+
+	for (;;) {
+		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+
+		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval)) {
+			for (unsigned i = 0; i < g.shards; i++)
+				(void)rp_runtime_submit(rt, i, stats_msg, NULL);
+		} else if (sig == SIGINT || sig == SIGTERM) {
+			break;
+		}
+	}
+	rp_runtime_stop(rt);
+	ret = rp_runtime_wait(rt);
+	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
+out:
+	for (unsigned i = 0; g.lfds && i < g.shards; i++)
+		if (g.lfds[i] >= 0)
+			close(g.lfds[i]);
+	rp_runtime_destroy(rt);
+	for (unsigned i = 0; g.rs && i < g.shards; i++)
+		free(g.rs[i]);
+	free(g.rs);
+	free(g.lfds);
+	return status;
+}
