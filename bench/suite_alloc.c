@@ -5,9 +5,11 @@
  * cost of remote frees (allocated on one thread, freed on another).
  *
  * alloc+free rows: 64 blocks of the size stay live; each operation frees
- * block i % 64 and allocates a new one into its slot, so the allocator
- * always has objects out and reuses what was just freed, as a shard's
- * buffers would. Unit: ns per free+alloc pair.
+ * block i % 64, allocates a new one into its slot and writes its first
+ * byte, as a request path fills in a header, so the allocator always has
+ * objects out and reuses what was just freed, as a shard's buffers would,
+ * and where it places them shows: blocks whose first lines share cache
+ * sets miss where others hit. Unit: ns per free+alloc+touch.
  *
  * jemalloc cannot share a process with glibc malloc, so its rows come from
  * a child: /proc/self/exe re-executed with the hidden first argument
@@ -124,8 +126,12 @@ static void pool_body(void *p, uint64_t iters)
 	unsigned k = c->next;
 
 	for (uint64_t i = 0; i < iters; i++) {
+		char *b;
+
 		rp_pool_free(c->live[k]);
-		c->live[k] = rp_pool_alloc(pool, size);
+		c->live[k] = b = rp_pool_alloc(pool, size);
+		if (b) /* a failure shows in ctx_ok */
+			*(volatile char *)b = (char)i;
 		k = (k + 1) % LIVE;
 	}
 	c->next = k;
@@ -139,8 +145,12 @@ static void malloc_body(void *p, uint64_t iters)
 	unsigned k = c->next;
 
 	for (uint64_t i = 0; i < iters; i++) {
+		char *b;
+
 		free(c->live[k]);
-		c->live[k] = malloc(size);
+		c->live[k] = b = malloc(size);
+		if (b)
+			*(volatile char *)b = (char)i;
 		k = (k + 1) % LIVE;
 	}
 	c->next = k;
@@ -155,6 +165,7 @@ static bool ctx_fill(struct alloc_ctx *c)
 		c->live[i] = c->pool ? rp_pool_alloc(c->pool, c->size) : malloc(c->size);
 		if (!c->live[i])
 			return false;
+		*(volatile char *)c->live[i] = 1;
 	}
 	return true;
 }
@@ -854,7 +865,7 @@ int rp_bench_suite_alloc(const struct rp_bench_opts *opts)
 	rp_pool_stats(pool, &st);
 	rp_report_note("rp_pool: %zu MB arena, RP_POOL_HUGE, pages obtained: %s; created and used on the bench thread",
 		       st.arena_bytes >> 20, rp_pool_page_kind_name(st.page_kind));
-	rp_report_note("alloc+free: %u blocks stay live; each op frees block i%%%u and allocates a new one into its slot; ns per pair",
+	rp_report_note("alloc+free: %u blocks stay live; each op frees block i%%%u, allocates a new one into its slot and writes its first byte; ns per op",
 		       LIVE, LIVE);
 	rp_report_note("malloc is measured in a process that has started a thread (glibc then locks its arenas; a runtime with shard threads always has)");
 
