@@ -29,6 +29,27 @@
  * the owner with one exchange (acquire). Push-only plus take-all has no
  * ABA problem: nobody pops single nodes.
  *
+ * Colouring (Bonwick): the classes RP_POOL_COLOUR_MIN..MAX are carved at a
+ * stride of size + 64, starting at a per-span colour, so the first lines
+ * of live objects fall into different L1 and L2 sets. The inline free
+ * checks an object start with a mask and a multiply (span hot metadata,
+ * ringplane/pool_inline.h); the slow paths compute the index the same way.
+ *
+ * Double frees: a remote free swaps a tag (the object's address ^
+ * REMOTE_TAG) into the object's second word and refuses the free when the
+ * tag was there already: that object is on the remote list, and pushing
+ * it again would make the list a cycle. The owner clears the tag when it
+ * reclaims the object. A pool_debug build (RP_POOL_DEBUG) also keeps a
+ * bit per object that is out with a caller, never caches objects (so the
+ * inline alloc always misses) and marks every span so that the inline
+ * free always misses too: every alloc and free is checked.
+ *
+ * Pages: each kind (hugetlb, then anonymous memory with MADV_HUGEPAGE,
+ * which is THP where the kernel gives it) is mapped, bound and faulted in
+ * with MADV_POPULATE_WRITE as one attempt; a hugetlb mapping whose fault
+ * fails is unmapped, never touched (that is a SIGBUS when the bound node
+ * has no free huge pages), and the next kind is tried.
+ *
  * Finding the pool of a pointer: a small registry of arena ranges, and a
  * per-thread cache of the last registry slot that matched, so the common
  * case is one range check on registry memory (never on a pool that may
@@ -36,6 +57,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -68,20 +90,36 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+#ifdef RP_POOL_DEBUG
+#define POOL_DEBUG 1
+#else
+#define POOL_DEBUG 0
+#endif
+
+#define COLOUR 64u /* colour step: one cache line */
+#define MAX_OBJS (RP_POOL_SPAN / RP_POOL_MIN_CLASS)
+#define REMOTE_TAG ((uintptr_t)0x5250504f4f4c4446ull) /* "RPPOOLDF" */
+
 struct span {
 	struct rp_pool_span_hot_ hot; /* read by the inline free */
 	void *free;		      /* span-local free list; next pointer in each object */
+	uint64_t *out;		      /* pool_debug: a bit per object out with a caller */
 	uint32_t used;		      /* objects out of the span (in the cache or allocated) */
 	uint32_t bump;		      /* objects carved so far */
 	uint32_t capacity;	      /* objects per span for this class */
+	uint32_t stride;	      /* bytes from one object to the next */
+	uint32_t mask;		      /* hot.chk without the pool_debug bit */
 	uint8_t cls;		      /* CLASS_NONE while on the arena's free-span stack */
 	uint8_t listed;		      /* on its class's partial list */
+	uint8_t jshift;		      /* aligned classes: log2(size / 64) */
 	struct span *next;	      /* partial list or free-span stack */
 	struct span *prev;	      /* partial list */
-	uint64_t spare;
+	char spare[40];
 };
 static_assert(sizeof(struct span) == (size_t)1 << RP_POOL_SPAN_META_SHIFT_,
 	      "the inline free indexes spans by this size");
+static_assert(sizeof(struct rp_pool_span_hot_) <= 64 && (1 << RP_POOL_SPAN_META_SHIFT_) % 64 == 0,
+	      "the inline free reads one line of span metadata");
 static_assert(RP_POOL_SPAN == (size_t)1 << SPAN_SHIFT, "the inline free assumes 1 MB spans");
 
 struct sclass {
@@ -103,9 +141,12 @@ struct rp_pool {
 
 	/* Written by other threads: its own line. */
 	_Alignas(64) _Atomic(void *) remote;
+	_Atomic uint64_t double_frees; /* rare: shares the remote line */
 
 	_Alignas(64) void *map;
 	size_t map_len;
+	size_t huge_bytes;
+	uint64_t *out_bits; /* pool_debug: MAX_OBJS bits per span */
 	enum rp_page_kind kind;
 	int node;
 	unsigned slot;
@@ -136,6 +177,46 @@ size_t rp_pool_class_size(size_t size)
 	unsigned c = class_index(size);
 
 	return c < RP_POOL_NCLASS ? (size_t)1 << class_shift(c) : 0;
+}
+
+static inline bool class_coloured(unsigned c)
+{
+	size_t size = (size_t)1 << class_shift(c);
+
+	return size >= RP_POOL_COLOUR_MIN && size <= RP_POOL_COLOUR_MAX;
+}
+
+static inline uint32_t class_stride(unsigned c)
+{
+	return ((uint32_t)1 << class_shift(c)) + (class_coloured(c) ? COLOUR : 0);
+}
+
+static inline uint32_t class_capacity(unsigned c)
+{
+	return RP_POOL_SPAN / class_stride(c);
+}
+
+size_t rp_pool_class_capacity(size_t size)
+{
+	unsigned c = class_index(size);
+
+	return c < RP_POOL_NCLASS ? class_capacity(c) : 0;
+}
+
+int rp_pool_debug(void)
+{
+	return POOL_DEBUG;
+}
+
+/* The inverse of odd @q mod 2^32 (Newton: each step doubles the correct
+ * low bits; q * q == 1 mod 8 gives the first three). */
+static uint32_t inverse_u32(uint32_t q)
+{
+	uint32_t x = q;
+
+	for (int i = 0; i < 4; i++)
+		x *= 2 - q * x;
+	return x;
 }
 
 const char *rp_pool_page_kind_name(enum rp_page_kind kind)
@@ -198,6 +279,9 @@ static void span_release(struct rp_pool *p, struct span *s)
 	s->cls = CLASS_NONE;
 	s->hot.cache = NULL;
 	s->hot.chk = RP_POOL_CHK_FREE_;
+	s->hot.first = 0;
+	s->hot.inv = 1;
+	s->hot.lim = UINT32_MAX;
 	s->free = NULL;
 	s->next = p->free_spans;
 	p->free_spans = s;
@@ -238,19 +322,72 @@ static void cache_spill(struct rp_pool *p, struct rp_pool_cache_ *k)
 	k->n -= half;
 }
 
-/* Owner side: refuse what is not the start of an object of a live span (a
- * caller bug: double free into a released span, interior pointer). */
-static void free_checked(struct rp_pool *p, void *ptr)
+/* The index of the object that starts at span offset @x of @s, or -1 when
+ * none does (a free span, an interior pointer, memory never handed out). */
+static inline int64_t obj_index(const struct span *s, uint32_t x)
+{
+	uint32_t j;
+
+	if (s->cls == CLASS_NONE)
+		return -1;
+	x -= s->hot.first; /* wraps below the first object: fails the tests below */
+	if (x & s->mask)
+		return -1;
+	j = ((x >> 6) >> s->jshift) * s->hot.inv;
+	return j < s->bump ? (int64_t)j : -1;
+}
+
+/* The second word of an object: the remote-free tag lives there. */
+static inline _Atomic uintptr_t *tag_word(void *obj)
+{
+	return (_Atomic uintptr_t *)(void *)((char *)obj + sizeof(void *));
+}
+
+static inline uintptr_t tag_of(const void *obj)
+{
+	return (uintptr_t)obj ^ REMOTE_TAG;
+}
+
+static void count_double_free(struct rp_pool *p)
+{
+	atomic_fetch_add_explicit(&p->double_frees, 1, memory_order_relaxed);
+}
+
+/*
+ * Owner side: refuse what is not the start of an object of a live span (a
+ * caller bug: double free into a released span, interior pointer). In a
+ * pool_debug build also what is not out with a caller (double free), and
+ * the object goes straight back to its span.
+ */
+static void free_checked(struct rp_pool *p, void *ptr, bool remote)
 {
 	uintptr_t off = (uintptr_t)ptr - p->hot.base;
-	const struct span *s = &p->spans[off >> SPAN_SHIFT];
+	struct span *s = &p->spans[off >> SPAN_SHIFT];
 	struct rp_pool_cache_ *k;
+	int64_t j = obj_index(s, (uint32_t)off & (RP_POOL_SPAN - 1));
 
-	if (unlikely(((uint32_t)off | RP_POOL_CHK_FREE_) & s->hot.chk)) {
+	if (unlikely(j < 0)) {
 		atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
 		return;
 	}
 	k = s->hot.cache;
+	if (POOL_DEBUG) {
+		uint64_t bit = 1ull << (j % 64);
+
+		/* A local free of an object whose remote free is still pending,
+		 * or of one that is not out: refused. Relaxed: the tag, if
+		 * any, was written by a thread this one synchronised with. */
+		if ((!remote &&
+		     atomic_load_explicit(tag_word(ptr), memory_order_relaxed) == tag_of(ptr)) ||
+		    !(s->out[j / 64] & bit)) {
+			count_double_free(p);
+			return;
+		}
+		s->out[j / 64] &= ~bit;
+		k->frees++;
+		span_put(p, s, ptr);
+		return;
+	}
 	if (unlikely(k->n == RP_POOL_CACHE_SLOTS_))
 		cache_spill(p, k);
 	k->slots[k->n++] = ptr;
@@ -260,14 +397,17 @@ static void free_checked(struct rp_pool *p, void *ptr)
 unsigned rp_pool_reclaim(struct rp_pool *p)
 {
 	/* Acquire: pairs with the release CAS of each remote push, so the next
-	 * pointers written by those threads are visible. */
+	 * pointers and tags written by those threads are visible. */
 	void *list = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
 	unsigned n = 0;
 
 	while (list) {
 		void *next = *(void **)list;
 
-		free_checked(p, list);
+		/* Off the list: a later remote free of it is a free again.
+		 * Relaxed: the object is the owner's until it hands it out. */
+		atomic_store_explicit(tag_word(list), 0, memory_order_relaxed);
+		free_checked(p, list, true);
 		list = next;
 		n++;
 	}
@@ -327,16 +467,18 @@ static bool reclaim_empty_span(struct rp_pool *p)
  * Up to REFILL_BATCH objects of @s into the class cache (span list first,
  * then never-used memory). The batch is the one that carving used before
  * the cache existed (32: one slow path per 32 allocations of a fresh
- * class, and at most 2 KB of 64 B objects moved at a time).
+ * class, and at most 2 KB of 64 B objects moved at a time). pool_debug:
+ * one object, taken at once by the caller, so the cache stays empty.
  */
-#define REFILL_BATCH 32
+#define REFILL_BATCH (POOL_DEBUG ? 1 : 32)
 static_assert(REFILL_BATCH <= RP_POOL_CACHE_SLOTS_, "a refill fits an empty cache");
 static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 {
 	struct rp_pool_cache_ *k = &p->hot.cache[c];
-	unsigned shift = class_shift(c), n = 0;
-	char *base = span_addr(p, s);
+	unsigned n = 0;
+	char *base = span_addr(p, s) + s->hot.first;
 
+	(void)c;
 	/* Called with an empty cache; the batch fits in it. */
 	while (n < REFILL_BATCH) {
 		void *obj = s->free;
@@ -344,7 +486,7 @@ static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 		if (obj)
 			s->free = *(void **)obj;
 		else if (s->bump < s->capacity)
-			obj = base + ((size_t)s->bump++ << shift);
+			obj = base + (size_t)s->bump++ * s->stride;
 		else
 			break;
 		n++;
@@ -358,6 +500,46 @@ static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 	return n;
 }
 
+/*
+ * A free span takes class @c. Coloured classes start at a colour that
+ * continues the sequence of the span before it (span i's objects take the
+ * colours after those of span i - 1), within the slack that one object
+ * fewer leaves at the span's end.
+ */
+static void span_setup(struct rp_pool *p, struct span *s, unsigned c)
+{
+	uint32_t stride = class_stride(c), cap = class_capacity(c);
+	size_t idx = (size_t)(s - p->spans);
+	struct rp_pool_span_hot_ hot = { .cache = &p->hot.cache[c], .inv = 1, .lim = UINT32_MAX };
+	uint32_t mask = ((uint32_t)1 << class_shift(c)) - 1;
+	uint8_t jshift = (uint8_t)(class_shift(c) - 6);
+
+	if (class_coloured(c)) {
+		uint32_t slack = RP_POOL_SPAN - cap * stride;
+
+		hot.first = (uint32_t)((idx * cap) % (4096 / COLOUR)) * COLOUR;
+		if (hot.first > slack)
+			hot.first = slack / COLOUR * COLOUR;
+		hot.inv = inverse_u32(stride / COLOUR);
+		hot.lim = cap - 1;
+		mask = COLOUR - 1;
+		jshift = 0;
+	}
+	hot.chk = mask | (POOL_DEBUG ? RP_POOL_CHK_FREE_ : 0);
+	*s = (struct span){
+		.hot = hot,
+		.capacity = cap,
+		.stride = stride,
+		.mask = mask,
+		.jshift = jshift,
+		.cls = (uint8_t)c,
+	};
+	if (POOL_DEBUG) {
+		s->out = p->out_bits + idx * (MAX_OBJS / 64);
+		memset(s->out, 0, MAX_OBJS / 8);
+	}
+}
+
 static bool span_empty(const struct span *s)
 {
 	return !s->free && s->bump == s->capacity;
@@ -367,7 +549,6 @@ static bool span_empty(const struct span *s)
 static bool cache_refill(struct rp_pool *p, unsigned c)
 {
 	struct sclass *sc = &p->cls[c];
-	unsigned shift = class_shift(c);
 	struct span *s;
 
 again:
@@ -405,11 +586,7 @@ again:
 	}
 	s = p->free_spans;
 	p->free_spans = s->next;
-	*s = (struct span){
-		.hot = { .cache = &p->hot.cache[c], .chk = ((uint32_t)1 << shift) - 1 },
-		.capacity = (uint32_t)(RP_POOL_SPAN >> shift),
-		.cls = (uint8_t)c,
-	};
+	span_setup(p, s, c);
 	p->spans_used++;
 	sc->cur = s;
 	return span_refill(p, s, c) != 0;
@@ -432,6 +609,14 @@ void *rp_pool_alloc_slow_(struct rp_pool *p, size_t size)
 	}
 	obj = k->slots[--k->n];
 	k->allocs++;
+	if (POOL_DEBUG) {
+		uintptr_t off = (uintptr_t)obj - p->hot.base;
+		struct span *s = &p->spans[off >> SPAN_SHIFT];
+		int64_t j = obj_index(s, (uint32_t)off & (RP_POOL_SPAN - 1));
+
+		assert(j >= 0);
+		s->out[j / 64] |= 1ull << (j % 64);
+	}
 	return obj;
 }
 
@@ -487,10 +672,20 @@ void rp_pool_free_slow_(void *ptr)
 		return;
 	}
 	if (likely(p->hot.owner == (const void *)&rp_pool_tls_)) {
-		free_checked(p, ptr);
+		free_checked(p, ptr, false);
 		return;
 	}
-	/* Remote: only the object's own memory is written before the CAS. */
+	/*
+	 * Remote: only the object's own memory is written before the CAS.
+	 * The tag first: whoever swaps it in owns the push; a second free
+	 * finds it and is refused (two racing frees: the exchange picks one).
+	 * Relaxed: the push's release publishes it with the next pointer.
+	 */
+	if (unlikely(atomic_exchange_explicit(tag_word(ptr), tag_of(ptr), memory_order_relaxed) ==
+		     tag_of(ptr))) {
+		count_double_free(p);
+		return;
+	}
 	void *head = atomic_load_explicit(&p->remote, memory_order_relaxed);
 
 	do {
@@ -511,57 +706,7 @@ void rp_pool_adopt(struct rp_pool *p)
 	p->hot.owner = &rp_pool_tls_;
 }
 
-static bool thp_enabled(void)
-{
-	char buf[128] = "";
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return strstr(buf, "[always]") || strstr(buf, "[madvise]");
-}
-
-/* Map @len bytes (a multiple of 2 MB), 2 MB aligned; sets p->map/map_len/kind. */
-static int map_arena(struct rp_pool *p, size_t len, unsigned flags)
-{
-	void *raw;
-	uintptr_t aligned;
-
-	if (flags & (RP_POOL_HUGE | RP_POOL_HUGE_ONLY)) {
-		/* Without MAP_NORESERVE the kernel reserves the huge pages now, so
-		 * a short pool fails here and not at first touch (SIGBUS). */
-		raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-		if (raw != MAP_FAILED) {
-			p->map = raw;
-			p->map_len = len;
-			p->kind = RP_PAGE_HUGETLB;
-			return 0;
-		}
-		if (flags & RP_POOL_HUGE_ONLY)
-			return -ENOMEM;
-	}
-	raw = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
-	if (raw == MAP_FAILED)
-		return -errno;
-	aligned = ((uintptr_t)raw + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
-	if (aligned > (uintptr_t)raw)
-		munmap(raw, aligned - (uintptr_t)raw);
-	if ((uintptr_t)raw + len + HUGE_2M > aligned + len)
-		munmap((void *)(aligned + len), (uintptr_t)raw + len + HUGE_2M - (aligned + len));
-	p->map = (void *)aligned;
-	p->map_len = len;
-	p->kind = RP_PAGE_4K;
-	if ((flags & RP_POOL_HUGE) && madvise(p->map, len, MADV_HUGEPAGE) == 0 && thp_enabled())
-		p->kind = RP_PAGE_THP;
-	return 0;
-}
-
-static int bind_node(struct rp_pool *p, int node)
+static int bind_node(void *map, size_t len, int node)
 {
 	unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
 
@@ -572,18 +717,150 @@ static int bind_node(struct rp_pool *p, int node)
 	if (node > numa_max_node() || node >= 1024)
 		return -EINVAL;
 	mask[node / (8 * sizeof(unsigned long))] = 1ul << (node % (8 * sizeof(unsigned long)));
-	if (mbind(p->map, p->map_len, MPOL_BIND, mask, 1024, 0))
+	if (mbind(map, len, MPOL_BIND, mask, 1024, 0))
 		return -errno;
 	return 0;
 }
 
-/* Fault everything in now, on the bound node: the hot path never faults. */
-static void prefault(struct rp_pool *p)
+/*
+ * Bytes of [@map, @map + @len) on transparent huge pages, from the
+ * AnonHugePages lines of /proc/self/smaps (a mapping that extends past the
+ * range counts at most its overlap); -1 when smaps cannot be read.
+ */
+static long long thp_bytes(const void *map, size_t len)
 {
-	if (madvise(p->map, p->map_len, MADV_POPULATE_WRITE) == 0)
-		return;
-	for (size_t off = 0; off < p->map_len; off += 4096)
-		((volatile char *)p->map)[off] = 0;
+	uintptr_t lo = (uintptr_t)map, hi = lo + len, vlo = 0, vhi = 0;
+	long long total = 0;
+	bool inside = false;
+	char line[512];
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t a, b;
+		unsigned long long kb;
+
+		/* "START-END perms ..." opens a mapping; field lines ("Name:
+		 * value") never parse as two hex numbers around a dash. */
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2) {
+			vlo = a;
+			vhi = b;
+			inside = a < hi && b > lo;
+		} else if (inside && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) {
+			uintptr_t olo = vlo > lo ? vlo : lo, ohi = vhi < hi ? vhi : hi;
+			long long b2 = (long long)kb << 10;
+
+			total += b2 < (long long)(ohi - olo) ? b2 : (long long)(ohi - olo);
+		}
+	}
+	fclose(f);
+	return total;
+}
+
+static bool thp_enabled(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return strstr(buf, "[always]") || strstr(buf, "[madvise]");
+}
+
+/*
+ * 2 MB hugetlb pages, bound and faulted in; 0, -ENOMEM when the kernel has
+ * none to give (mapping or fault), or the binding's error. Without
+ * MAP_NORESERVE the kernel reserves the pages at mmap, but a reservation
+ * is not a page on the bound node: only a fault that succeeded is, so the
+ * pages are faulted with MADV_POPULATE_WRITE (an error, not a SIGBUS) and
+ * the mapping is dropped untouched when that fails.
+ */
+static int map_hugetlb(struct rp_pool *p, size_t len, int node)
+{
+	void *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	int err;
+
+	if (raw == MAP_FAILED)
+		return -ENOMEM;
+	err = bind_node(raw, len, node);
+	if (!err && madvise(raw, len, MADV_POPULATE_WRITE))
+		err = -ENOMEM; /* ENOMEM, EFAULT, EINVAL before Linux 5.14: all a no */
+	if (err) {
+		munmap(raw, len);
+		return err;
+	}
+	p->map = raw;
+	p->map_len = len;
+	p->kind = RP_PAGE_HUGETLB;
+	p->huge_bytes = len;
+	return 0;
+}
+
+/* Anonymous memory, 2 MB aligned (THP with RP_POOL_HUGE where the kernel
+ * gives it), bound and faulted in. */
+static int map_anon(struct rp_pool *p, size_t len, unsigned flags, int node)
+{
+	void *raw = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t aligned;
+	void *map;
+	long long thp;
+	bool advised = false;
+	int err;
+
+	if (raw == MAP_FAILED)
+		return -errno;
+	aligned = ((uintptr_t)raw + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
+	if (aligned > (uintptr_t)raw)
+		munmap(raw, aligned - (uintptr_t)raw);
+	if ((uintptr_t)raw + len + HUGE_2M > aligned + len)
+		munmap((void *)(aligned + len), (uintptr_t)raw + len + HUGE_2M - (aligned + len));
+	map = (void *)aligned;
+	if (flags & RP_POOL_HUGE)
+		advised = madvise(map, len, MADV_HUGEPAGE) == 0;
+	err = bind_node(map, len, node);
+	if (err)
+		goto fail;
+	/* Fault everything in now, on the bound node: the hot path never
+	 * faults. Before Linux 5.14 (EINVAL) by hand, which is safe here (no
+	 * hugetlb); any other error is a real shortage. */
+	if (madvise(map, len, MADV_POPULATE_WRITE)) {
+		if (errno != EINVAL) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		for (size_t off = 0; off < len; off += 4096)
+			((volatile char *)map)[off] = 0;
+	}
+	p->map = map;
+	p->map_len = len;
+	thp = thp_bytes(map, len);
+	if (thp < 0) /* no smaps: what was asked for */
+		thp = advised && thp_enabled() ? (long long)len : 0;
+	p->huge_bytes = (size_t)thp;
+	p->kind = thp > 0 ? RP_PAGE_THP : RP_PAGE_4K;
+	return 0;
+fail:
+	munmap(map, len);
+	return err;
+}
+
+/* Map, bind and fault in @len bytes (a multiple of 2 MB), 2 MB aligned,
+ * trying the page kinds in order; sets p->map, map_len, kind, huge_bytes. */
+static int map_arena(struct rp_pool *p, size_t len, unsigned flags, int node)
+{
+	if (flags & (RP_POOL_HUGE | RP_POOL_HUGE_ONLY)) {
+		int err = map_hugetlb(p, len, node);
+
+		if (err != -ENOMEM || (flags & RP_POOL_HUGE_ONLY))
+			return err;
+	}
+	return map_anon(p, len, flags, node);
 }
 
 static int register_pool(struct rp_pool *p)
@@ -632,32 +909,38 @@ struct rp_pool *rp_pool_create(int numa_node, size_t arena_bytes, unsigned flags
 	}
 	memset(p, 0, sizeof(*p));
 	atomic_init(&p->remote, NULL);
+	atomic_init(&p->double_frees, 0);
 	p->node = numa_node;
-	err = map_arena(p, len, flags);
+	err = map_arena(p, len, flags, numa_node);
 	if (err)
 		goto fail_pool;
-	err = bind_node(p, numa_node);
-	if (err)
-		goto fail_map;
 	if ((flags & RP_POOL_MLOCK) && mlock(p->map, p->map_len)) {
 		err = -errno;
 		goto fail_map;
 	}
-	prefault(p);
 
 	p->hot.base = (uintptr_t)p->map;
 	p->bytes = bytes;
 	p->nspans = bytes >> SPAN_SHIFT;
 	/* One line per span's metadata (the inline free reads one line). */
-	p->spans = aligned_alloc(64, p->nspans * sizeof(*p->spans));
+	p->spans = aligned_alloc(sizeof(*p->spans), p->nspans * sizeof(*p->spans));
 	if (!p->spans) {
 		err = -ENOMEM;
 		goto fail_map;
 	}
 	memset(p->spans, 0, p->nspans * sizeof(*p->spans));
+	if (POOL_DEBUG) {
+		p->out_bits = calloc(p->nspans, MAX_OBJS / 8);
+		if (!p->out_bits) {
+			err = -ENOMEM;
+			goto fail_spans;
+		}
+	}
 	for (size_t i = p->nspans; i-- > 0;) {
 		p->spans[i].cls = CLASS_NONE;
 		p->spans[i].hot.chk = RP_POOL_CHK_FREE_;
+		p->spans[i].hot.inv = 1;
+		p->spans[i].hot.lim = UINT32_MAX;
 		p->spans[i].next = p->free_spans;
 		p->free_spans = &p->spans[i];
 	}
@@ -669,6 +952,7 @@ struct rp_pool *rp_pool_create(int numa_node, size_t arena_bytes, unsigned flags
 	return p;
 
 fail_spans:
+	free(p->out_bits);
 	free(p->spans);
 fail_map:
 	munmap(p->map, p->map_len);
@@ -688,6 +972,7 @@ void rp_pool_destroy(struct rp_pool *p)
 	atomic_store_explicit(&rp_pool_registry_[p->slot].len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	munmap(p->map, p->map_len);
+	free(p->out_bits);
 	free(p->spans);
 	free(p);
 }
@@ -711,6 +996,8 @@ void rp_pool_stats(const struct rp_pool *p, struct rp_pool_stats *out)
 	out->spans_used = p->spans_used;
 	out->page_kind = p->kind;
 	out->numa_node = p->node;
+	out->huge_bytes = p->huge_bytes;
+	out->double_frees = atomic_load_explicit(&p->double_frees, memory_order_relaxed);
 }
 
 int rp_pool_iovecs(const struct rp_pool *p, struct iovec *iov, unsigned max)

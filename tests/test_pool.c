@@ -1,20 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rp_pool: every class, alignment, no overlap, exhaustion and span reuse
- * across classes, remote frees from another thread reused by the owner,
- * refused frees, fixed-buffer iovecs, and the huge-page path for real
- * (reserving 2 MB pages when running as root, a printed skip otherwise).
+ * rp_pool: every class, alignment and colouring, no overlap, exhaustion and
+ * span reuse across classes, remote frees from another thread reused by
+ * the owner, refused frees (foreign, interior, remote double frees), fixed-
+ * buffer iovecs, the huge-page path for real (reserving and withholding
+ * 2 MB pages when running as root, a printed skip otherwise), the page kind
+ * checked against /proc/self/smaps and mlock against VmLck.
+ *
+ * Built twice: test_pool against the library, and test_pool_debug with
+ * alloc/pool.c compiled in with RP_POOL_DEBUG (the pool_debug build), which
+ * also runs the tests of local double frees.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +37,15 @@
 #include <ringplane/spsc.h>
 
 #define MB ((size_t)1 << 20)
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED_CLANG 1
+#endif
+#endif
+#ifndef SANITIZED_CLANG
+#define SANITIZED_CLANG 0
+#endif
 #define DEADLINE_S 120
 
 static double now_s(void)
@@ -32,6 +54,102 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * mmap, seen by the library linked into this program: with
+ * hugetlb_noreserve set, a MAP_HUGETLB mapping also gets MAP_NORESERVE, so
+ * the kernel maps it without setting pages aside and the pages are
+ * missing at fault time, as they are on a NUMA node without free huge
+ * pages (the reservation is global, the fault is on the bound node).
+ * Everything else goes to the next mmap unchanged (libc, or a sanitizer's).
+ */
+static atomic_int hugetlb_noreserve;
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	static _Atomic(void *) next_p;
+	void *(*next)(void *, size_t, int, int, int, off_t);
+	void *n = atomic_load(&next_p);
+
+	if (!n) {
+		n = dlsym(RTLD_NEXT, "mmap64");
+		atomic_store(&next_p, n);
+	}
+	if (!n) {
+		errno = ENOSYS;
+		return MAP_FAILED;
+	}
+	*(void **)&next = n;
+	if ((flags & MAP_HUGETLB) && atomic_load(&hugetlb_noreserve))
+		flags |= MAP_NORESERVE;
+	return next(addr, len, prot, flags, fd, off);
+}
+
+/*
+ * Run @fn in a child process with a deadline of @timeout_s; a hang (an
+ * owner spinning on a cyclic remote list) or a signal (SIGBUS from a
+ * huge page touched by hand) is a failure of the test, not of the run.
+ * The child reports through its exit status: 0 passed, 77 skipped.
+ */
+#define CHILD_FAIL(...)                                                   \
+	do {                                                              \
+		fprintf(stderr, "child: " __VA_ARGS__);                   \
+		fputc('\n', stderr);                                      \
+		_exit(1);                                                 \
+	} while (0)
+#define CHILD_CHECK(cond)                                                 \
+	do {                                                              \
+		if (!(cond))                                              \
+			CHILD_FAIL("%s:%d: %s", __FILE__, __LINE__, #cond); \
+	} while (0)
+
+#define CHILD_HUNG 1000
+#define CHILD_SIGNAL 2000 /* + the signal */
+
+/* 0..255: the child's exit status; CHILD_HUNG; CHILD_SIGNAL + signal. The
+ * caller restores what it changed, then checks with child_ok. */
+static int run_child(void (*fn)(void), double timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+	int status;
+	pid_t pid, r;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* cmocka's handlers would carry on with the next test here. */
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGILL, SIG_DFL);
+		signal(SIGFPE, SIG_DFL);
+		fn();
+		_exit(0);
+	}
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < deadline)
+		usleep(10000);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return CHILD_HUNG;
+	}
+	if (r != pid)
+		return -ECHILD;
+	if (WIFSIGNALED(status))
+		return CHILD_SIGNAL + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static void child_ok(int rc, double timeout_s)
+{
+	if (rc == CHILD_HUNG)
+		fail_msg("child still running after %.0f s (hung)", timeout_s);
+	if (rc >= CHILD_SIGNAL)
+		fail_msg("child killed by signal %d (%s)", rc - CHILD_SIGNAL,
+			 strsignal(rc - CHILD_SIGNAL));
+	assert_int_equal(rc, 0);
 }
 
 static void test_class_sizes(void **state)
@@ -81,7 +199,11 @@ static void test_every_class_aligned_no_overlap(void **state)
 
 			objs[c][i] = rp_pool_alloc(p, ask);
 			assert_non_null(objs[c][i]);
-			assert_int_equal((uintptr_t)objs[c][i] & (sz - 1), 0);
+			/* The header's promise: coloured classes to 64 B. */
+			if (sz >= RP_POOL_COLOUR_MIN && sz <= RP_POOL_COLOUR_MAX)
+				assert_int_equal((uintptr_t)objs[c][i] & 63, 0);
+			else
+				assert_int_equal((uintptr_t)objs[c][i] & (sz - 1), 0);
 			memset(objs[c][i], (int)(c * PER_CLASS + i + 1), sz);
 		}
 	}
@@ -109,6 +231,92 @@ static void test_every_class_aligned_no_overlap(void **state)
 	for (unsigned c = 0; c < RP_POOL_NCLASS; c++)
 		assert_int_equal(st.class_live_bytes[c], 0);
 	rp_pool_destroy(p);
+}
+
+/*
+ * Colouring: 64 live objects of each class (the bench's working set) put
+ * at most 8 first lines into one L2 set (512 KB, 8 ways: address bits
+ * 6..15) for every class up to RP_POOL_COLOUR_MAX, and into one L1 set
+ * (32 KB, 8 ways: bits 6..11) for the coloured classes; aligned, 64 objects
+ * of 64 KB share one L2 set and those of 4 KB and up one L1 set (1..4 KB
+ * stay aligned: their lines spread over the L2, where the bench shows them
+ * as cheap as 64 B). A span holds rp_pool_class_capacity objects,
+ * not one more; an interior pointer on a 64 B boundary of a coloured object
+ * is refused; every object is inside the registered iovec.
+ */
+static unsigned max_per_set(void *const *obj, unsigned n, unsigned set_bits)
+{
+	unsigned count[1024] = { 0 }, max = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned set = (unsigned)(((uintptr_t)obj[i] >> 6) & ((1u << set_bits) - 1));
+
+		if (++count[set] > max)
+			max = count[set];
+	}
+	return max;
+}
+
+static void test_coloured_classes_spread_cache_sets(void **state)
+{
+	enum { LIVE = 64 };
+	struct rp_pool *p = rp_pool_create(-1, 64 * MB, 0);
+	uint64_t foreign0 = rp_pool_foreign_frees();
+	struct rp_pool_stats st;
+	struct iovec iov;
+	void *obj[LIVE];
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(rp_pool_iovecs(p, &iov, 1), 1);
+	for (size_t sz = 64; sz <= RP_POOL_COLOUR_MAX; sz *= 2) {
+		for (unsigned i = 0; i < LIVE; i++) {
+			obj[i] = rp_pool_alloc(p, sz);
+			assert_non_null(obj[i]);
+			assert_true((char *)obj[i] >= (char *)iov.iov_base &&
+				    (char *)obj[i] + sz <= (char *)iov.iov_base + iov.iov_len);
+			assert_int_equal(rp_pool_buf_index(p, obj[i], sz), 0);
+			memset(obj[i], 0x11, sz);
+		}
+		if (max_per_set(obj, LIVE, 10) > 8 ||
+		    (sz >= RP_POOL_COLOUR_MIN && max_per_set(obj, LIVE, 6) > 8))
+			fail_msg("%zu B: %u of %u first lines in one L1 set, %u in one L2 set", sz,
+				 max_per_set(obj, LIVE, 6), LIVE, max_per_set(obj, LIVE, 10));
+		if (sz >= RP_POOL_COLOUR_MIN) {
+			rp_pool_free((char *)obj[1] + 64); /* interior, 64 B aligned */
+			assert_int_equal(rp_pool_foreign_frees(), foreign0 + 1);
+			foreign0++;
+		}
+		for (unsigned i = 0; i < LIVE; i++)
+			rp_pool_free(obj[i]);
+	}
+	rp_pool_stats(p, &st);
+	assert_int_equal(st.allocs, st.frees);
+	rp_pool_destroy(p);
+
+	/* Capacity: a one-span pool holds exactly the class's capacity. */
+	for (size_t sz = 64; sz <= RP_POOL_MAX_CLASS; sz *= 2) {
+		size_t cap = rp_pool_class_capacity(sz), n = 0;
+		static void *all[MB / 64 + 1]; /* one more than fits: must fail */
+
+		p = rp_pool_create(-1, MB, 0);
+		assert_non_null(p);
+		if (sz >= RP_POOL_COLOUR_MIN && sz <= RP_POOL_COLOUR_MAX)
+			assert_int_equal(cap, MB / (sz + 64));
+		else
+			assert_int_equal(cap, MB / sz);
+		while (n <= cap && (all[n] = rp_pool_alloc(p, sz)))
+			n++;
+		assert_int_equal(n, cap);
+		/* The last object ends inside the span: write all of it. */
+		memset(all[n - 1], 0x22, sz);
+		for (size_t i = 0; i < n; i++)
+			rp_pool_free(all[i]);
+		rp_pool_stats(p, &st);
+		assert_int_equal(st.frees, cap);
+		rp_pool_destroy(p);
+	}
+	assert_int_equal(rp_pool_class_capacity(MB + 1), 0);
 }
 
 /* Exhaustion returns NULL and counts; freed spans serve other classes. */
@@ -343,6 +551,123 @@ static int write_long(const char *path, long v)
 #define NR_HUGE "/proc/sys/vm/nr_hugepages"
 #define FREE_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 
+/*
+ * What /proc/self/smaps says about [@lo, @lo + @len): the largest
+ * KernelPageSize of the mappings it overlaps (kB) and their AnonHugePages
+ * (bytes, at most the overlap each). False when smaps cannot be read.
+ */
+static bool smaps_range(const void *lo_p, size_t len, long *page_kb, long long *thp)
+{
+	uintptr_t lo = (uintptr_t)lo_p, hi = lo + len, vlo = 0, vhi = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool inside = false;
+	char line[512];
+
+	*page_kb = 0;
+	*thp = 0;
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t a, b;
+		long kb;
+
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2) {
+			vlo = a;
+			vhi = b;
+			inside = a < hi && b > lo;
+		} else if (inside && sscanf(line, "KernelPageSize: %ld kB", &kb) == 1) {
+			if (kb > *page_kb)
+				*page_kb = kb;
+		} else if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
+			long long ov = (long long)((vhi < hi ? vhi : hi) - (vlo > lo ? vlo : lo));
+
+			*thp += (long long)kb * 1024 < ov ? (long long)kb * 1024 : ov;
+		}
+	}
+	fclose(f);
+	return true;
+}
+
+/* The kind rp_pool_stats reports is the kind the arena's mapping has. */
+static void check_kind_against_smaps(struct rp_pool *p)
+{
+	struct rp_pool_stats st;
+	struct iovec iov;
+	long page_kb;
+	long long thp;
+
+	rp_pool_stats(p, &st);
+	assert_int_equal(rp_pool_iovecs(p, &iov, 1), 1);
+	if (!smaps_range(iov.iov_base, iov.iov_len, &page_kb, &thp)) {
+		printf("[ SKIP     ] page kind: /proc/self/smaps unreadable\n");
+		skip();
+	}
+	printf("[ INFO     ] pool of %zu MB: %s, smaps: KernelPageSize %ld kB, AnonHugePages %lld kB, huge_bytes %zu kB\n",
+	       st.arena_bytes >> 20, rp_pool_page_kind_name(st.page_kind), page_kb, thp >> 10,
+	       st.huge_bytes >> 10);
+	switch (st.page_kind) {
+	case RP_PAGE_HUGETLB:
+		assert_string_equal(rp_pool_page_kind_name(st.page_kind), "hugetlb-2M");
+		assert_int_equal(page_kb, 2048);
+		assert_true(st.huge_bytes >= st.arena_bytes);
+		break;
+	case RP_PAGE_THP:
+		assert_string_equal(rp_pool_page_kind_name(st.page_kind), "thp");
+		assert_int_equal(page_kb, 4);
+		assert_true(thp > 0);
+		assert_int_equal(st.huge_bytes, (size_t)thp);
+		break;
+	case RP_PAGE_4K:
+		assert_string_equal(rp_pool_page_kind_name(st.page_kind), "4K");
+		assert_int_equal(page_kb, 4);
+		assert_int_equal(thp, 0);
+		assert_int_equal(st.huge_bytes, 0);
+		break;
+	default:
+		fail_msg("unknown page kind %d", (int)st.page_kind);
+	}
+}
+
+/* A plain pool and a RP_POOL_HUGE pool report what smaps shows (with
+ * huge pages reserved, RP_POOL_HUGE must get them). */
+static void test_page_kind_matches_smaps(void **state)
+{
+	struct rp_pool *p = rp_pool_create(-1, 8 * MB, 0);
+	long nr = read_long(NR_HUGE);
+
+	(void)state;
+	assert_non_null(p);
+	check_kind_against_smaps(p);
+	rp_pool_destroy(p);
+	p = rp_pool_create(-1, 8 * MB, RP_POOL_HUGE);
+	assert_non_null(p);
+	check_kind_against_smaps(p);
+	rp_pool_destroy(p);
+	if (nr < 0 || geteuid() != 0) {
+		printf("[ SKIP     ] hugetlb kind: needs root and %s\n", NR_HUGE);
+		skip();
+	}
+	if (write_long(NR_HUGE, nr + 4) || read_long(FREE_HUGE) < 4) {
+		write_long(NR_HUGE, nr);
+		printf("[ SKIP     ] hugetlb kind: could not reserve 4 more 2 MB pages\n");
+		skip();
+	}
+	p = rp_pool_create(-1, 8 * MB, RP_POOL_HUGE);
+	if (p) {
+		struct rp_pool_stats st;
+
+		rp_pool_stats(p, &st);
+		if (st.page_kind == RP_PAGE_HUGETLB)
+			check_kind_against_smaps(p);
+		rp_pool_destroy(p);
+		write_long(NR_HUGE, nr);
+		assert_int_equal(st.page_kind, RP_PAGE_HUGETLB);
+	} else {
+		write_long(NR_HUGE, nr);
+		fail_msg("RP_POOL_HUGE with 4 free 2 MB pages: errno %d", errno);
+	}
+}
+
 /* The real 2 MB page path: reserve pages, require RP_POOL_HUGE_ONLY to get
  * them, and require it to fail cleanly when asking for more than is free. */
 static void test_hugetlb_pages_for_real(void **state)
@@ -363,6 +688,8 @@ static void test_hugetlb_pages_for_real(void **state)
 		skip();
 	}
 	p = rp_pool_create(0, 4 * MB, RP_POOL_HUGE_ONLY);
+	if (!p)
+		write_long(NR_HUGE, nr);
 	assert_non_null(p);
 	rp_pool_stats(p, &st);
 	assert_int_equal(st.page_kind, RP_PAGE_HUGETLB);
@@ -383,32 +710,296 @@ static void test_hugetlb_pages_for_real(void **state)
 	assert_int_equal(errno, ENOMEM);
 }
 
-/* RP_POOL_HUGE falls back rather than failing, and says what it got. */
-static void test_huge_fallback_reports_kind(void **state)
-{
-	struct rp_pool *p = rp_pool_create(-1, 8 * MB, RP_POOL_HUGE);
-	struct rp_pool_stats st;
+/*
+ * Huge pages short or missing, in a child (a SIGBUS there fails the test
+ * instead of ending the run), with nr_hugepages set by the parent:
+ *  - RP_POOL_HUGE falls back to THP or 4 KB pages and the pool works,
+ *    RP_POOL_HUGE_ONLY fails with ENOMEM, both with the kernel reserving
+ *    at mmap (the arena does not fit: mmap refuses) and with the pages
+ *    missing at fault time (MAP_NORESERVE through the mmap above, as on a
+ *    node without free pages): there the old pool touched the mapping by
+ *    hand and died of SIGBUS;
+ *  - no huge page stays taken once create has fallen back.
+ */
+static long hugetlb_free_at_start;
 
-	(void)state;
-	assert_non_null(p);
-	rp_pool_stats(p, &st);
-	printf("[ INFO     ] RP_POOL_HUGE got %s pages\n", rp_pool_page_kind_name(st.page_kind));
-	assert_true(st.page_kind == RP_PAGE_HUGETLB || st.page_kind == RP_PAGE_THP ||
-		    st.page_kind == RP_PAGE_4K);
-	rp_pool_destroy(p);
+static void huge_short_child(void)
+{
+	for (int noreserve = 0; noreserve < 2; noreserve++) {
+		struct rp_pool_stats st;
+		struct rp_pool *p;
+		char *obj;
+
+		atomic_store(&hugetlb_noreserve, noreserve);
+		/* 8 MB: more than the free pages (0 or 2). */
+		p = rp_pool_create(-1, 8 * MB, RP_POOL_HUGE);
+		if (!p)
+			CHILD_FAIL("RP_POOL_HUGE (noreserve %d): NULL, errno %d", noreserve, errno);
+		rp_pool_stats(p, &st);
+		CHILD_CHECK(st.page_kind != RP_PAGE_HUGETLB);
+		CHILD_CHECK(read_long(FREE_HUGE) == hugetlb_free_at_start);
+		obj = rp_pool_alloc(p, MB);
+		CHILD_CHECK(obj != NULL);
+		memset(obj, 0x3c, MB);
+		rp_pool_free(obj);
+		rp_pool_destroy(p);
+
+		errno = 0;
+		p = rp_pool_create(-1, 8 * MB, RP_POOL_HUGE_ONLY);
+		CHILD_CHECK(p == NULL);
+		CHILD_CHECK(errno == ENOMEM);
+		CHILD_CHECK(read_long(FREE_HUGE) == hugetlb_free_at_start);
+	}
 }
 
-static void test_mlock_flag(void **state)
+static void huge_short_case(long nr, long pages)
 {
-	struct rp_pool *p = rp_pool_create(-1, 2 * MB, RP_POOL_MLOCK);
+	int rc;
+
+	if (write_long(NR_HUGE, pages) || read_long(NR_HUGE) != pages) {
+		write_long(NR_HUGE, nr);
+		printf("[ SKIP     ] hugetlb: could not set %s to %ld\n", NR_HUGE, pages);
+		skip();
+	}
+	hugetlb_free_at_start = read_long(FREE_HUGE);
+	rc = run_child(huge_short_child, 60);
+	write_long(NR_HUGE, nr);
+	child_ok(rc, 60);
+}
+
+static void test_huge_pages_missing_fall_back(void **state)
+{
+	long nr = read_long(NR_HUGE);
 
 	(void)state;
+	if (nr < 0 || geteuid() != 0 || write_long(NR_HUGE, nr)) {
+		printf("[ SKIP     ] hugetlb: needs root and a writable %s\n", NR_HUGE);
+		skip();
+	}
+	huge_short_case(nr, 0);
+}
+
+static void test_huge_pages_short_fall_back(void **state)
+{
+	long nr = read_long(NR_HUGE);
+
+	(void)state;
+	if (nr < 0 || geteuid() != 0 || write_long(NR_HUGE, nr)) {
+		printf("[ SKIP     ] hugetlb: needs root and a writable %s\n", NR_HUGE);
+		skip();
+	}
+	huge_short_case(nr, 2); /* 4 MB for an 8 MB arena */
+}
+
+static long vmlck_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* RP_POOL_MLOCK locks the whole arena: VmLck grows by it, and shrinks back
+ * at destroy. */
+static void test_mlock_flag(void **state)
+{
+	long before = vmlck_kb(), during, after;
+	struct rp_pool *p;
+
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || SANITIZED_CLANG
+	/* Their runtimes intercept mlock and return 0 without locking. */
+	printf("[ SKIP     ] mlock: a sanitizer runtime turns mlock into a no-op\n");
+	skip();
+#endif
+	p = rp_pool_create(-1, 2 * MB, RP_POOL_MLOCK);
 	if (!p) {
 		assert_true(errno == EPERM || errno == ENOMEM || errno == EAGAIN);
 		printf("[ SKIP     ] mlock refused (errno %d): RLIMIT_MEMLOCK too low\n", errno);
 		skip();
 	}
+	if (before < 0) {
+		rp_pool_destroy(p);
+		printf("[ SKIP     ] mlock: no VmLck in /proc/self/status\n");
+		skip();
+	}
+	during = vmlck_kb();
 	rp_pool_destroy(p);
+	after = vmlck_kb();
+	printf("[ INFO     ] VmLck %ld -> %ld -> %ld kB\n", before, during, after);
+	assert_true(during - before >= (long)(2 * MB >> 10));
+	assert_int_equal(after, before);
+}
+
+/*
+ * A remote double free: another thread frees the same object twice
+ * before the owner reclaims it. Refused and counted; the owner reclaims
+ * one object (no cycle: the old remote list looped the owner forever, so
+ * this runs in a child with a deadline) and hands it out once.
+ */
+struct dfree {
+	void **obj;
+	unsigned n, rounds;
+};
+
+static void *double_freer(void *arg)
+{
+	struct dfree *d = arg;
+
+	for (unsigned r = 0; r < d->rounds; r++)
+		for (unsigned i = 0; i < d->n; i++)
+			rp_pool_free(d->obj[i]);
+	return NULL;
+}
+
+static void remote_double_free_child(void)
+{
+	enum { N = 1000 };
+	static void *obj[N], *again[N];
+	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
+	struct dfree one = { obj, 1, 2 }, all = { obj, N, 1 };
+	struct rp_pool_stats st;
+	pthread_t t[2];
+
+	CHILD_CHECK(p != NULL);
+	/* One object, freed twice by one other thread. */
+	obj[0] = rp_pool_alloc(p, 256);
+	CHILD_CHECK(obj[0] != NULL);
+	CHILD_CHECK(pthread_create(&t[0], NULL, double_freer, &one) == 0);
+	pthread_join(t[0], NULL);
+	CHILD_CHECK(rp_pool_reclaim(p) == 1); /* a cycle: never returns */
+	rp_pool_stats(p, &st);
+	CHILD_CHECK(st.double_frees == 1);
+	again[0] = rp_pool_alloc(p, 256);
+	again[1] = rp_pool_alloc(p, 256);
+	CHILD_CHECK(again[0] == obj[0] && again[1] != obj[0]);
+	rp_pool_free(again[0]);
+	rp_pool_free(again[1]);
+
+	/* N objects, each freed by two threads racing. */
+	for (unsigned i = 0; i < N; i++)
+		CHILD_CHECK((obj[i] = rp_pool_alloc(p, 256)) != NULL);
+	for (int k = 0; k < 2; k++)
+		CHILD_CHECK(pthread_create(&t[k], NULL, double_freer, &all) == 0);
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	rp_pool_stats(p, &st);
+	CHILD_CHECK(st.double_frees == 1 + N);
+	CHILD_CHECK(rp_pool_reclaim(p) == N);
+	/* Every object comes back once: N + 1 allocations, all distinct. */
+	for (unsigned i = 0; i < N; i++)
+		CHILD_CHECK((again[i] = rp_pool_alloc(p, 256)) != NULL);
+	for (unsigned i = 0; i < N; i++)
+		memset(again[i], (int)(i & 0xff), 256);
+	for (unsigned i = 0; i < N; i++) {
+		const unsigned char *b = again[i];
+
+		if (b[0] != (i & 0xff) || b[255] != (i & 0xff))
+			CHILD_FAIL("object %u handed out twice", i);
+	}
+	rp_pool_stats(p, &st);
+	CHILD_CHECK(st.remote_frees == 1 + N);
+	for (unsigned i = 0; i < N; i++)
+		rp_pool_free(again[i]);
+	/* A refused free left nothing behind: a later remote free works. */
+	obj[0] = rp_pool_alloc(p, 256);
+	one.rounds = 1;
+	CHILD_CHECK(pthread_create(&t[0], NULL, double_freer, &one) == 0);
+	pthread_join(t[0], NULL);
+	CHILD_CHECK(rp_pool_reclaim(p) == 1);
+	rp_pool_stats(p, &st);
+	CHILD_CHECK(st.double_frees == 1 + N);
+	CHILD_CHECK(st.allocs == st.frees);
+	rp_pool_destroy(p);
+}
+
+static void test_remote_double_free_refused(void **state)
+{
+	(void)state;
+	child_ok(run_child(remote_double_free_child, 30), 30);
+}
+
+#ifdef RP_POOL_DEBUG
+/*
+ * pool_debug: every free is checked. A local double free (the object in
+ * the cache, which a release build cannot see), a local free of an object
+ * whose remote free is pending, and a remote double free after the owner
+ * reclaimed the first are refused and counted, and nothing is handed out
+ * twice.
+ */
+static void test_debug_local_double_free_caught(void **state)
+{
+	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
+	struct dfree one;
+	struct rp_pool_stats st;
+	void *a, *b, *c;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(rp_pool_debug(), 1);
+	assert_non_null(p);
+	a = rp_pool_alloc(p, 128);
+	assert_non_null(a);
+	rp_pool_free(a);
+	rp_pool_free(a); /* local double free */
+	rp_pool_stats(p, &st);
+	assert_int_equal(st.double_frees, 1);
+	assert_int_equal(st.frees, 1);
+	b = rp_pool_alloc(p, 128);
+	c = rp_pool_alloc(p, 128);
+	assert_true(b != c);
+
+	/* Remote free pending, then a local free of the same object. */
+	one = (struct dfree){ &b, 1, 1 };
+	assert_int_equal(pthread_create(&t, NULL, double_freer, &one), 0);
+	pthread_join(t, NULL);
+	rp_pool_free(b);
+	rp_pool_stats(p, &st);
+	assert_int_equal(st.double_frees, 2);
+	assert_int_equal(rp_pool_reclaim(p), 1);
+
+	/* Remote double free after the reclaim of the first. */
+	assert_int_equal(pthread_create(&t, NULL, double_freer, &one), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(rp_pool_reclaim(p), 1);
+	rp_pool_stats(p, &st);
+	assert_int_equal(st.double_frees, 3);
+
+	rp_pool_free(c);
+	rp_pool_stats(p, &st);
+	assert_int_equal(st.allocs, st.frees);
+	a = rp_pool_alloc(p, 128);
+	b = rp_pool_alloc(p, 128);
+	assert_true(a != b);
+	rp_pool_free(a);
+	rp_pool_free(b);
+	rp_pool_destroy(p);
+}
+#endif
+
+/* nr_hugepages as found: put back after the group, whatever failed. */
+static long nr_hugepages_saved = -1;
+
+static int save_nr_hugepages(void **state)
+{
+	(void)state;
+	nr_hugepages_saved = read_long(NR_HUGE);
+	return 0;
+}
+
+static int restore_nr_hugepages(void **state)
+{
+	(void)state;
+	if (nr_hugepages_saved >= 0 && read_long(NR_HUGE) != nr_hugepages_saved)
+		write_long(NR_HUGE, nr_hugepages_saved);
+	return 0;
 }
 
 int main(void)
@@ -417,15 +1008,26 @@ int main(void)
 		cmocka_unit_test(test_class_sizes),
 		cmocka_unit_test(test_create_rejects_bad_arguments),
 		cmocka_unit_test(test_every_class_aligned_no_overlap),
+		cmocka_unit_test(test_coloured_classes_spread_cache_sets),
 		cmocka_unit_test(test_exhaustion_and_span_reuse),
 		cmocka_unit_test(test_foreign_and_interior_frees_are_refused),
 		cmocka_unit_test(test_cache_spill_two_pools_exported),
 		cmocka_unit_test(test_iovecs_and_buf_index),
 		cmocka_unit_test(test_million_remote_frees_reused),
+		cmocka_unit_test(test_remote_double_free_refused),
+#ifdef RP_POOL_DEBUG
+		cmocka_unit_test(test_debug_local_double_free_caught),
+#endif
+		cmocka_unit_test(test_page_kind_matches_smaps),
 		cmocka_unit_test(test_hugetlb_pages_for_real),
-		cmocka_unit_test(test_huge_fallback_reports_kind),
+		cmocka_unit_test(test_huge_pages_missing_fall_back),
+		cmocka_unit_test(test_huge_pages_short_fall_back),
 		cmocka_unit_test(test_mlock_flag),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+#ifndef RP_POOL_DEBUG
+	if (rp_pool_debug())
+		printf("[ INFO     ] the library is a pool_debug build: every free is checked\n");
+#endif
+	return cmocka_run_group_tests(tests, save_nr_hugepages, restore_nr_hugepages);
 }

@@ -5,8 +5,20 @@
  * The arena is mapped, bound to its NUMA node and faulted in at create
  * (huge pages first), so alloc and free never enter the kernel. It is cut
  * into 1 MB spans; a span serves one size class (powers of two, 64 B ..
- * 1 MB) and goes back to the arena when all its objects are free. Objects
- * of class C are aligned to C.
+ * 1 MB) and goes back to the arena when all its objects are free.
+ *
+ * Alignment: objects of the classes 64 B .. 4 KB and 128 KB .. 1 MB are
+ * aligned to their class size. Objects of 8 KB .. 64 KB
+ * (RP_POOL_COLOUR_MIN..RP_POOL_COLOUR_MAX) are coloured (Bonwick): a
+ * stride of size + 64 B apart, each span starting where the colours of the
+ * span before it stopped, so successive objects start 64 B further into a
+ * page; they are only 64 B (cache line) aligned. Aligned to their size,
+ * 64 live objects of 64 KB put their first lines into one L1 set and one
+ * L2 set, and a request path that touches them paid up to 4x what it pays
+ * at 64 B (ringplane-bench alloc). A coloured span holds one object fewer
+ * than 1 MB / size (rp_pool_class_capacity: 1/128 .. 1/16 of the span).
+ * 128 KB .. 1 MB stay aligned: with 8 or fewer objects per span a colour
+ * would cost 1/8 of the span, up to all of it for 1 MB.
  *
  * Thread rules: one owner thread allocates (the creator, or the thread
  * that called rp_pool_adopt). Any thread may free: a free from another
@@ -47,6 +59,8 @@ enum rp_page_kind {
 #define RP_POOL_MAX_CLASS (1u << 20)
 #define RP_POOL_NCLASS 15 /* 64 B .. 1 MB */
 #define RP_POOL_SPAN (1u << 20)
+#define RP_POOL_COLOUR_MIN (8u << 10)  /* smallest coloured class */
+#define RP_POOL_COLOUR_MAX (64u << 10) /* largest coloured class */
 
 struct rp_pool_stats {
 	uint64_t allocs;       /* successful rp_pool_alloc */
@@ -57,18 +71,35 @@ struct rp_pool_stats {
 	uint64_t class_live_bytes[RP_POOL_NCLASS]; /* allocated, not yet freed */
 	size_t arena_bytes;
 	size_t spans_total, spans_used;
+	/*
+	 * The pages the arena got, checked at create: RP_PAGE_HUGETLB when the
+	 * MAP_HUGETLB mapping was faulted in whole; otherwise RP_PAGE_THP when
+	 * /proc/self/smaps shows AnonHugePages in the arena (huge_bytes says
+	 * how much; where smaps cannot be read, when MADV_HUGEPAGE was
+	 * accepted with THP enabled), else RP_PAGE_4K.
+	 */
 	enum rp_page_kind page_kind;
-	int numa_node; /* -1: not bound */
+	int numa_node;	       /* -1: not bound */
+	size_t huge_bytes;     /* arena bytes on 2 MB pages at create (hugetlb or THP) */
+	uint64_t double_frees; /* frees refused as double frees (never applied) */
 };
 
 /*
  * rp_pool_create - map and bind an arena of @arena_bytes (rounded up to
  * whole 1 MB spans, at least one) on @numa_node (-1: no binding).
  *
- * Call on the thread that will own the pool. Returns NULL with errno set:
- * EINVAL (bad flags or node), ENOMEM (no memory, or no huge pages with
- * RP_POOL_HUGE_ONLY), EPERM/ENOMEM from mlock with RP_POOL_MLOCK, ENOSPC
- * (too many pools alive).
+ * Call on the thread that will own the pool. The arena is faulted in
+ * whole here with MADV_POPULATE_WRITE. Huge pages: the hugetlb mapping is
+ * kept only if that succeeds (a node without free huge pages fails the
+ * fault, where a first touch by hand would be a SIGBUS); otherwise it is
+ * unmapped and RP_POOL_HUGE falls back to THP, then 4 KB pages,
+ * RP_POOL_HUGE_ONLY fails with ENOMEM. Kernels before
+ * 5.14 (no MADV_POPULATE_WRITE) get no hugetlb pool. rp_pool_stats says
+ * which pages the arena got.
+ *
+ * Returns NULL with errno set: EINVAL (bad flags or node), ENOMEM (no
+ * memory, or no huge pages with RP_POOL_HUGE_ONLY), EPERM/ENOMEM from mlock
+ * with RP_POOL_MLOCK, ENOSPC (too many pools alive).
  */
 struct rp_pool *rp_pool_create(int numa_node, size_t arena_bytes, unsigned flags);
 
@@ -78,8 +109,9 @@ void rp_pool_destroy(struct rp_pool *pool);
 
 /*
  * rp_pool_alloc - owner thread only: an object of at least @size bytes
- * (1..1 MB; 0 is treated as 1), aligned to its class size. Returns NULL
- * when the pool is exhausted or @size > 1 MB; counted, never aborts.
+ * (1..1 MB; 0 is treated as 1), aligned to its class size, or to 64 B for
+ * the coloured classes (see Alignment above). Returns NULL when the pool
+ * is exhausted or @size > 1 MB; counted, never aborts.
  */
 void *rp_pool_alloc(struct rp_pool *pool, size_t size);
 
@@ -87,6 +119,18 @@ void *rp_pool_alloc(struct rp_pool *pool, size_t size);
  * rp_pool_free - any thread: return @ptr to its pool; NULL is a no-op.
  * A pointer that no pool owns is ignored and counted in
  * rp_pool_foreign_frees() (it is a caller bug, but never a crash here).
+ *
+ * A free from another thread writes the object's first two words (the
+ * remote list's link and a state word).
+ *
+ * Double frees: a second free from another thread of an object whose
+ * first remote free the owner has not reclaimed yet is refused and
+ * counted in rp_pool_stats().double_frees (the state word, set with one
+ * atomic exchange; the object would otherwise link the remote list into a
+ * cycle that the owner walks forever). A double free that the owner sees (local, or remote after
+ * the reclaim) is caught only in a pool_debug build (meson -Dpool_debug=true),
+ * which tracks every object in a bitmap and sends every alloc and free
+ * through the checked slow path.
  */
 void rp_pool_free(void *ptr);
 
@@ -104,6 +148,15 @@ uint64_t rp_pool_foreign_frees(void);
 
 /* rp_pool_class_size - the class size serving @size, or 0 if > 1 MB. */
 size_t rp_pool_class_size(size_t size);
+
+/* rp_pool_class_capacity - objects of the class serving @size that one
+ * 1 MB span holds (one fewer than 1 MB / size for coloured classes), or 0
+ * if @size > 1 MB. */
+size_t rp_pool_class_capacity(size_t size);
+
+/* rp_pool_debug - 1 when the library was built with pool_debug (every
+ * free checked, see rp_pool_free), else 0. */
+int rp_pool_debug(void);
 
 /*
  * Fixed-buffer registration (io_uring_register_buffers): the arena as

@@ -66,17 +66,27 @@ struct rp_pool_hot_ {
 struct rp_pool_span_hot_ {
 	struct rp_pool_cache_ *cache; /* its class's cache; NULL while the span is free */
 	/*
-	 * Object size - 1 while the span serves a class; RP_POOL_CHK_FREE_
-	 * (bit 31, never in an object mask: classes are at most 1 MB) while it
-	 * is free. "(addr | bit 31) & chk" is then zero exactly for the start
-	 * of an object of a live span: one test refuses both a pointer into a
-	 * free span and an interior pointer.
+	 * The low-bit mask an object's span offset (less .first) must clear:
+	 * object size - 1 for an aligned class, 63 for a coloured one (objects
+	 * a stride of size + 64 apart); RP_POOL_CHK_FREE_ (bit 31, never in a
+	 * mask: spans are 1 MB) while the span is free, or always in a
+	 * pool_debug build, which sends every free to the checked slow path.
 	 */
 	uint32_t chk;
-	uint32_t spare_;
+	uint32_t first; /* span offset of the span's first object (its colour) */
+	/*
+	 * Object index test without a division: with x the offset from
+	 * .first, a multiple of 64, (x >> 6) * inv is the object's index when
+	 * x is a multiple of the stride and a number above .lim otherwise (inv
+	 * is the inverse mod 2^32 of stride / 64, odd for a coloured class;
+	 * Granlund-Montgomery). Aligned classes: inv = 1, lim = UINT32_MAX.
+	 */
+	uint32_t inv;
+	uint32_t lim; /* objects in the span - 1 (coloured classes) */
+	uint64_t spare_;
 };
 
-#define RP_POOL_SPAN_META_SHIFT_ 6 /* sizeof(struct span) == 64 */
+#define RP_POOL_SPAN_META_SHIFT_ 7 /* sizeof(struct span) == 128 */
 #define RP_POOL_CHK_FREE_ 0x80000000u
 
 /* One slot per live pool: who owns [base, base + len). */
@@ -141,7 +151,13 @@ static inline __attribute__((always_inline)) void rp_pool_free_inline(void *ptr)
 			(const struct rp_pool_span_hot_ *)(void *)(p->spans +
 				((off >> 20) << RP_POOL_SPAN_META_SHIFT_));
 
-		if (__builtin_expect(!(((uint32_t)off | RP_POOL_CHK_FREE_) & s->chk), 1)) {
+		uint32_t x = ((uint32_t)off & (RP_POOL_SPAN - 1)) - s->first;
+
+		/* Only the start of an object of a live span: one mask test and
+		 * one multiply refuse a pointer into a free span, an interior
+		 * pointer and one below the first object (x wraps). */
+		if (__builtin_expect(!((x | RP_POOL_CHK_FREE_) & s->chk), 1) &&
+		    __builtin_expect((x >> 6) * s->inv <= s->lim, 1)) {
 			struct rp_pool_cache_ *k = s->cache;
 			uint32_t n = k->n;
 
