@@ -502,7 +502,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringplane relay --listen HOST:PORT --upstream HOST:PORT [--shards N]\n"
-		"                       [--cpus LIST] [--mode auto|splice|copy]\n"
+		"                       [--cpus LIST] [--mode auto|splice|copy|uring-splice]\n"
 		"                       [--proxy-protocol off|v1|v2] [--accept-proxy]\n"
 		"                       [--connect-timeout MS] [--idle-timeout S] [--max-conns N]\n"
 		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
@@ -511,7 +511,8 @@ static void usage(FILE *f)
 		"  --shards N              shards, 1..256 (default: one per core of the plan)\n"
 		"  --cpus LIST             CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --mode M                auto (default): copy, splice while a direction streams;\n"
-		"                          splice: socket->pipe->socket; copy: provided buffers\n"
+		"                          splice: socket->pipe->socket; copy: provided buffers;\n"
+		"                          uring-splice: IORING_OP_SPLICE in io-wq (to compare)\n"
 		"  --proxy-protocol V      send a PROXY header upstream first (v1 text, v2 binary)\n"
 		"  --accept-proxy          require a PROXY v1/v2 header from each client (5 s)\n"
 		"  --connect-timeout MS    upstream connect bound (default 5000)\n"
@@ -563,7 +564,7 @@ int rp_cmd_relay(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const modes[] = { "auto", "copy", "splice", NULL };
+	static const char *const modes[] = { "auto", "copy", "splice", "uring-splice", NULL };
 	static const char *const pp[] = { "off", "v1", "v2", NULL };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
@@ -644,7 +645,10 @@ int rp_cmd_relay(int argc, char **argv)
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}
-	g.rcfg.mode = mode == 0 ? RP_RELAY_AUTO : mode == 1 ? RP_RELAY_COPY : RP_RELAY_SPLICE;
+	static const enum rp_relay_mode mode_of[] = { RP_RELAY_AUTO, RP_RELAY_COPY, RP_RELAY_SPLICE,
+						      RP_RELAY_SPLICE_URING };
+
+	g.rcfg.mode = mode_of[mode];
 	g.rcfg.idle_ns = (uint64_t)idle_s * 1000000000u;
 	g.connect_ns = (uint64_t)conn_ms * MS;
 

@@ -21,6 +21,7 @@
 static const struct relay_path *const paths[] = {
 	[PATH_COPY] = &relay_copy_path,
 	[PATH_SPLICE] = &relay_splice_path,
+	[PATH_URING] = &relay_uring_path,
 };
 
 /* ---- per-shard state ---- */
@@ -296,7 +297,7 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		*out = NULL;
 	if (!sh || a < 0 || b < 0 || a == b)
 		return -EINVAL;
-	if (cfg && (cfg->mode > RP_RELAY_SPLICE))
+	if (cfg && (cfg->mode > RP_RELAY_SPLICE_URING))
 		return -EINVAL;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
@@ -325,7 +326,9 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		d->from = i ? b : a;
 		d->to = i ? a : b;
 		d->pipe[0] = d->pipe[1] = -1;
-		d->path = r->cfg.mode == RP_RELAY_SPLICE ? PATH_SPLICE : PATH_COPY;
+		d->path = r->cfg.mode == RP_RELAY_SPLICE	  ? PATH_SPLICE :
+			  r->cfg.mode == RP_RELAY_SPLICE_URING ? PATH_URING :
+								 PATH_COPY;
 		d->want = d->path;
 	}
 	r->next = rs->live;
@@ -349,7 +352,7 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 				end_relay(r, RP_RELAY_END_NOMEM, -ENOMEM);
 				break;
 			}
-			if (d->path == PATH_SPLICE) {
+			if (d->path != PATH_COPY) {
 				/* the primed bytes go by copy first; once they are
 				 * sent the direction is quiet and switches */
 				relay_copy_send_only(d);
@@ -372,6 +375,8 @@ const char *rp_relay_mode_name(enum rp_relay_mode m)
 		return "copy";
 	case RP_RELAY_SPLICE:
 		return "splice";
+	case RP_RELAY_SPLICE_URING:
+		return "uring-splice";
 	}
 	return "?";
 }

@@ -21,7 +21,7 @@ struct rnode {
 	int32_t bid;	   /* provided buffer id, or -1: ptr is a pool block */
 };
 
-enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1 };
+enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1, PATH_URING = 2 };
 
 struct rdir {
 	struct rp_relay *r;
@@ -46,6 +46,7 @@ struct rdir {
 	struct msghdr msg;
 	/* splice */
 	struct rp_op *poll_op;
+	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
 	int pipe[2];
 	size_t in_pipe;
 	uint64_t bytes, spliced;
@@ -102,6 +103,7 @@ struct relay_path {
 
 extern const struct relay_path relay_copy_path;
 extern const struct relay_path relay_splice_path;
+extern const struct relay_path relay_uring_path;
 
 /* relay_copy.c: queue @len bytes (copied into pool memory) ahead of all. */
 int relay_copy_prime(struct rdir *d, const void *buf, size_t len);
@@ -111,5 +113,10 @@ void relay_copy_send_only(struct rdir *d);
 void relay_copy_drop(struct rdir *d);
 /* relay_splice.c: give the pipe back or close it (the relay ended). */
 void relay_splice_drop(struct rdir *d);
+/* relay_splice.c: the shard's pipe pool. get: a pipe from the pool, or a
+ * new one sized to 256 KB; -1 and the fallback reason when none can be had.
+ * put: an empty pipe goes back to the pool, one with bytes in it is closed. */
+int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why);
+void relay_pipe_put(struct rdir *d);
 
 #endif

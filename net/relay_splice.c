@@ -41,9 +41,7 @@ static void pipe_close(struct relay_shard *rs, int p[2])
 	rs->st.pipes_live--;
 }
 
-/* A pipe from the pool, or a new one sized to PIPE_BYTES; -1 and the
- * fallback reason when none can be had. */
-static int pipe_get(struct rdir *d, enum rp_relay_fallback *why)
+int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why)
 {
 	struct relay_shard *rs = rs_of(d);
 	int p[2];
@@ -79,8 +77,7 @@ static int pipe_get(struct rdir *d, enum rp_relay_fallback *why)
 	return 0;
 }
 
-/* An empty pipe goes back to the pool; one with bytes in it is closed. */
-static void pipe_put(struct rdir *d)
+void relay_pipe_put(struct rdir *d)
 {
 	struct relay_shard *rs = rs_of(d);
 
@@ -110,7 +107,7 @@ close:
 
 void relay_splice_drop(struct rdir *d)
 {
-	pipe_put(d);
+	relay_pipe_put(d);
 }
 
 static void fall_back(struct rdir *d, enum rp_relay_fallback why)
@@ -164,7 +161,7 @@ static void splice_pump(struct rdir *d)
 		if (!d->eof && !d->paused && d->pipe[0] < 0) {
 			enum rp_relay_fallback why;
 
-			if (pipe_get(d, &why)) {
+			if (relay_pipe_get(d, &why)) {
 				fall_back(d, why);
 				return;
 			}
@@ -183,7 +180,7 @@ static void splice_pump(struct rdir *d)
 			} else if (errno == EAGAIN) {
 				want_in = true; /* the pipe has room: the socket is empty */
 			} else if (errno == EINVAL && !d->started && d->in_pipe == 0) {
-				pipe_put(d);
+				relay_pipe_put(d);
 				fall_back(d, RP_RELAY_FB_EINVAL);
 				return;
 			} else if (errno != EINTR) {
@@ -215,7 +212,7 @@ static void splice_pump(struct rdir *d)
 		wait_for(d, d->to, POLLOUT);
 		return;
 	}
-	pipe_put(d); /* empty: an idle direction holds no pipe */
+	relay_pipe_put(d); /* empty: an idle direction holds no pipe */
 	if (d->eof || d->paused) {
 		relay_dir_quiet(d);
 		return;

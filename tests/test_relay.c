@@ -3,8 +3,8 @@
  * net/relay: real TCP connections on loopback, relayed by rp_relay_start on
  * a shard, driven by the test thread as both the client and the server
  * (non-blocking sockets, one poll loop, every wait bounded).
- * - every byte arrives unchanged, both ways at once, in copy, splice and auto
- *   mode, for streams of 1 B to 8 MB written in random-sized pieces;
+ * - every byte arrives unchanged, both ways at once, in copy, splice,
+ *   io_uring splice and auto mode, for streams of 1 B to 8 MB written in random-sized pieces;
  * - EOF is passed on as a half-close and the other direction keeps flowing;
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
@@ -263,7 +263,7 @@ static void run_bytes(enum rp_relay_mode mode)
 	assert_int_equal(T.rstats.ended[RP_RELAY_END_CLOSED], n);
 	if (mode == RP_RELAY_COPY)
 		assert_int_equal(spliced, 0);
-	if (mode == RP_RELAY_SPLICE)
+	if (mode == RP_RELAY_SPLICE || mode == RP_RELAY_SPLICE_URING)
 		assert_int_equal(spliced, total);
 	if (mode == RP_RELAY_AUTO)
 		assert_true(spliced > 0 && spliced < total); /* big streams move, small stay */
@@ -279,6 +279,12 @@ static void test_bytes_splice(void **state)
 {
 	(void)state;
 	run_bytes(RP_RELAY_SPLICE);
+}
+
+static void test_bytes_uring_splice(void **state)
+{
+	(void)state;
+	run_bytes(RP_RELAY_SPLICE_URING);
 }
 
 static void test_bytes_auto(void **state)
@@ -411,6 +417,12 @@ static void test_reset_splice(void **state)
 {
 	(void)state;
 	run_reset(RP_RELAY_SPLICE);
+}
+
+static void test_reset_uring_splice(void **state)
+{
+	(void)state;
+	run_reset(RP_RELAY_SPLICE_URING);
 }
 
 /* ---- a side that stops reading ---- */
@@ -597,11 +609,13 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		TT(test_bytes_copy),
 		TT(test_bytes_splice),
+		TT(test_bytes_uring_splice),
 		TT(test_bytes_auto),
 		TT(test_half_close_copy),
 		TT(test_half_close_splice),
 		TT(test_reset_copy),
 		TT(test_reset_splice),
+		TT(test_reset_uring_splice),
 		TT(test_stuck_reader_copy),
 		TT(test_stuck_reader_splice),
 		TT(test_pipe_limit_falls_back_to_copy),

@@ -25,6 +25,10 @@
  *   F_SETPIPE_SZ refused) or splice is refused (EINVAL: a socket type
  *   without splice support), that direction falls back to copy, counted by
  *   reason.
+ * - RP_RELAY_SPLICE_URING (relay_uring.c): IORING_OP_SPLICE both ways, on
+ *   blocking sockets (the kernel runs it in io-wq, with no poll of its own);
+ *   an idle direction holds a pipe and an io-wq worker. Kept to measure the
+ *   splice path against; never chosen by auto.
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
  *   whole buffers, 3 in a row) moves to splice; one that goes quiet or reads
  *   short moves back.
@@ -51,6 +55,7 @@ enum rp_relay_mode {
 	RP_RELAY_AUTO = 0,
 	RP_RELAY_COPY = 1,
 	RP_RELAY_SPLICE = 2,
+	RP_RELAY_SPLICE_URING = 3, /* both ways IORING_OP_SPLICE in io-wq: to measure */
 };
 
 enum {

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io_uring splice path of a relay direction (RP_RELAY_SPLICE_URING):
+ * IORING_OP_SPLICE socket -> pipe and pipe -> socket, one of each in flight.
+ * It exists to be measured against relay_splice.c (readiness + splice(2) on
+ * the shard thread), which the auto and splice modes use:
+ *
+ * - the kernel always punts IORING_OP_SPLICE to io-wq (forced async), so
+ *   every chunk costs two hand-offs to a worker thread and back;
+ * - it has no internal poll: on a non-blocking socket it returns -EAGAIN at
+ *   once, so the sockets are made blocking and the worker sleeps in the
+ *   socket until data comes: an idle connection holds a pipe and an io-wq
+ *   worker per direction (io-wq's bounded worker pool then queues the rest).
+ *
+ * Ending a relay cancels the blocked splices (io-wq interrupts its worker).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "relay_impl.h"
+
+static void uring_pump(struct rdir *d);
+
+static struct relay_shard *rs_of(struct rdir *d)
+{
+	return relay_shard_get(d->r->sh);
+}
+
+static void on_out(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rdir *d = arg;
+	struct rp_relay *r = d->r;
+
+	(void)sh;
+	d->out_op = NULL;
+	if (!r->ended) {
+		if (c->res > 0) {
+			d->in_pipe -= (size_t)c->res;
+			relay_moved(d, (size_t)c->res, true);
+			uring_pump(d);
+		} else {
+			relay_fail(r, c->res < 0 ? c->res : -EPIPE, RP_RELAY_END_RESET);
+		}
+	}
+	relay_op_done(r);
+}
+
+static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rdir *d = arg;
+	struct rp_relay *r = d->r;
+
+	(void)sh;
+	d->in_op = NULL;
+	if (!r->ended) {
+		if (c->res > 0) {
+			d->in_pipe += (size_t)c->res;
+			d->started = true;
+			uring_pump(d);
+		} else if (c->res == 0) {
+			d->eof = true;
+			uring_pump(d);
+		} else if (c->res == -EAGAIN && d->in_pipe) {
+			/* the pipe's pages are fuller than its byte count says:
+			 * the next drain (on_out) reads again */
+		} else {
+			relay_fail(r, c->res, RP_RELAY_END_RESET);
+		}
+	}
+	relay_op_done(r);
+}
+
+static void uring_pump(struct rdir *d)
+{
+	struct rp_relay *r = d->r;
+	unsigned size = rs_of(d)->pipe_size;
+
+	if (r->ended)
+		return;
+	if (d->in_pipe && !d->out_op) {
+		d->out_op = rp_splice(r->sh, d->pipe[0], -1, d->to, -1, (unsigned)d->in_pipe,
+				      SPLICE_F_MOVE, on_out, d);
+		if (!d->out_op) {
+			relay_fail(r, -errno, RP_RELAY_END_NOMEM);
+			return;
+		}
+		r->pending++;
+	}
+	if (!d->eof && !d->in_op && d->in_pipe < size) {
+		d->in_op = rp_splice(r->sh, d->from, -1, d->pipe[1], -1,
+				     (unsigned)(size - d->in_pipe), SPLICE_F_MOVE, on_in, d);
+		if (!d->in_op) {
+			relay_fail(r, -errno, RP_RELAY_END_NOMEM);
+			return;
+		}
+		r->pending++;
+	}
+	if (d->eof && !d->in_pipe && !d->out_op)
+		relay_dir_quiet(d);
+}
+
+static int set_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0))
+		return -errno;
+	return 0;
+}
+
+static int uring_start(struct rdir *d)
+{
+	enum rp_relay_fallback why;
+
+	d->path = PATH_URING;
+	if (set_blocking(d->from) || set_blocking(d->to) || relay_pipe_get(d, &why)) {
+		relay_fail(d->r, -EINVAL, RP_RELAY_END_NOMEM);
+		return -EINVAL;
+	}
+	uring_pump(d);
+	return 0;
+}
+
+static void uring_quiesce(struct rdir *d)
+{
+	(void)d; /* never switched: the mode is fixed for the relay's life */
+}
+
+const struct relay_path relay_uring_path = {
+	.name = "uring-splice",
+	.start = uring_start,
+	.quiesce = uring_quiesce,
+};
