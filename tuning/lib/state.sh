@@ -1,0 +1,197 @@
+# shellcheck shell=bash
+# ringplane-tune apply / revert: the state directory. Every write of every component goes
+# through put, which saves the original bytes first; state_revert puts them back.
+# Sourced by ../ringplane-tune.
+
+N_WRITE=0 N_FAIL=0 N_SOFTFAIL=0 DRY=0
+
+# The state is tied to the boot it was saved in ($STATE/boot_id). Values under /proc and /sys
+# are boot-bound: a reboot resets them, and IRQ numbers may then belong to other devices, so
+# originals saved in another boot are never restored (revert skips them, apply and
+# cmdline --write-grub discard them). Files elsewhere (/etc/default/grub) persist and are
+# restored whatever the boot.
+
+# boot_id: BOOT_ID = this boot's id ("" when unreadable).
+boot_id() {
+	BOOT_ID=''
+	if rd "$ROOT/proc/sys/kernel/random/boot_id"; then BOOT_ID=$RD; fi
+}
+
+boot_bound() { [[ $1 == /proc/* || $1 == /sys/* ]]; }
+
+# state_stale: true when the state was saved in another boot than this one (SAVED_BOOT and
+# BOOT_ID say which). A state without a boot id is stale unless this boot's id is unreadable
+# too: nothing proves it is this boot's.
+state_stale() {
+	SAVED_BOOT=''
+	if [[ -f $STATE/boot_id ]]; then IFS= read -r SAVED_BOOT <"$STATE/boot_id" || true; fi
+	boot_id
+	[[ $SAVED_BOOT != "$BOOT_ID" ]]
+}
+
+# state_paths: PATHS = the paths in the manifest, in the order they were saved.
+state_paths() {
+	local line
+	PATHS=()
+	[[ -f $STATE/changes ]] || return 0
+	while IFS= read -r line; do
+		if [[ -n $line ]]; then PATHS+=("$line"); fi
+	done <"$STATE/changes"
+}
+
+# state_drop_stale: removes the boot-bound originals of a state saved in another boot; keeps
+# the persistent ones. N_STALE = how many were dropped.
+state_drop_stale() {
+	local p
+	local -a keep=()
+	N_STALE=0
+	state_paths
+	for p in "${PATHS[@]}"; do
+		if boot_bound "$p"; then
+			rm -f -- "$STATE/orig$p"
+			N_STALE=$((N_STALE + 1))
+		else
+			keep+=("$p")
+		fi
+	done
+	if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$STATE/changes"; else : >"$STATE/changes"; fi
+	rm -rf -- "$STATE/orig/proc" "$STATE/orig/sys"
+	rm -f -- "$STATE/irqs"
+}
+
+# stale_msg N: says why N boot-bound originals from another boot are not restored.
+stale_msg() {
+	say "not restoring $1 values saved in another boot (saved in boot ${SAVED_BOOT:-unknown}," \
+		"this is boot ${BOOT_ID:-unknown}): the reboot reset sysctls, huge pages, governors" \
+		"and IRQ affinities, and IRQ numbers may now belong to other devices" >&2
+}
+
+state_init() {
+	[[ $STATE == /* ]] || die "state directory must be an absolute path, got '$STATE'"
+	mkdir -p "$STATE/orig"
+	if [[ ! -f $STATE/root ]]; then printf '%s\n' "$ROOT" >"$STATE/root"; fi
+	touch "$STATE/changes"
+	if state_stale; then
+		state_drop_stale
+		if ((N_STALE)); then
+			stale_msg "$N_STALE"
+			say "discarded them; this run saves this boot's originals" >&2
+		fi
+		printf '%s\n' "$BOOT_ID" >"$STATE/boot_id"
+	fi
+}
+
+# save_orig PATH: copies $ROOT/PATH to the state dir unless a copy is already there (so a
+# second apply keeps the first original) and records PATH in the manifest. SAVED_NEW=1 if
+# this call made the copy.
+save_orig() {
+	local path=$1 copy=$STATE/orig$1
+	SAVED_NEW=0
+	[[ ! -e $copy ]] || return 0
+	[[ -d ${copy%/*} ]] || mkdir -p "${copy%/*}"
+	slurp "$ROOT$path" || return 1
+	printf '%s' "$SLURP" >"$copy"
+	printf '%s\n' "$path" >>"$STATE/changes"
+	SAVED_NEW=1
+}
+
+# forget_orig PATH: undoes the save_orig of this run after the write failed.
+forget_orig() {
+	local path=$1 line
+	local -a keep=()
+	rm -f -- "$STATE/orig$path"
+	while IFS= read -r line; do
+		[[ $line == "$path" ]] || keep+=("$line")
+	done <"$STATE/changes"
+	if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$STATE/changes"; else : >"$STATE/changes"; fi
+}
+
+# put PATH VALUE CURRENT: writes VALUE to $ROOT/PATH after saving the original; --dry-run only
+# prints. Returns 1 when the kernel refuses the write (the original is then not kept).
+put() {
+	local path=$1 val=$2 cur=$3
+	if ((DRY)); then
+		say "would write '$val' to $ROOT$path (now '$cur')"
+		N_WRITE=$((N_WRITE + 1))
+		return 0
+	fi
+	save_orig "$path" || return 1
+	if { printf '%s\n' "$val" >"$ROOT$path"; } 2>/dev/null; then
+		say "wrote '$val' to $ROOT$path (was '$cur')"
+		N_WRITE=$((N_WRITE + 1))
+		return 0
+	fi
+	if ((SAVED_NEW)); then forget_orig "$path"; fi
+	return 1
+}
+
+state_cleanup() {
+	rm -rf -- "$STATE/orig"
+	rm -f -- "$STATE/changes" "$STATE/root" "$STATE/boot_id" "$STATE/irqs"
+	rmdir -- "$STATE" 2>/dev/null || true
+}
+
+# state_revert: restores every saved original, newest first, then removes the state; with
+# DRY only says what it would restore. Originals from another boot: see state_init.
+state_revert() {
+	local path line saved_root='' p skipped=0 stale=0
+	local -a paths=()
+	if [[ ! -s $STATE/changes ]]; then
+		say "nothing to revert (no saved values in $STATE)"
+		if ((!DRY)) && [[ -d $STATE/orig ]]; then state_cleanup; fi
+		return 0
+	fi
+	if [[ -f $STATE/root ]]; then IFS= read -r saved_root <"$STATE/root" || true; fi
+	[[ $saved_root == "$ROOT" ]] ||
+		die "$STATE was saved for root '${saved_root:-/}', not '${ROOT:-/}': refusing to restore"
+	if [[ -z $ROOT && $DRY == 0 && $EUID -ne 0 ]]; then die "revert writes /proc and /sys: run it as root"; fi
+	state_paths
+	if state_stale; then
+		# Only files that outlive a reboot are restored (see state_init).
+		for p in "${PATHS[@]}"; do
+			if boot_bound "$p"; then stale=$((stale + 1)); else paths+=("$p"); fi
+		done
+		if ((stale)); then stale_msg "$stale"; fi
+		if ((!DRY && stale)); then state_drop_stale; fi
+	else
+		paths=("${PATHS[@]}")
+	fi
+	irq_saved_load
+	local i fail=0 shown
+	for ((i = ${#paths[@]} - 1; i >= 0; i--)); do
+		path=${paths[i]}
+		if [[ ! -f $STATE/orig$path ]]; then
+			say "FAILED: no saved copy of $path" >&2
+			fail=$((fail + 1))
+			continue
+		fi
+		# IRQ affinities go to the IRQ of the same name (irq.sh); other paths to themselves.
+		if ! irq_target "$path"; then
+			say "not restored: $SKIP_WHY (its affinity went with it)"
+			skipped=$((skipped + 1))
+			continue
+		fi
+		if [[ $TARGET != "$path" ]]; then say "IRQ '${IRQ_SAVED[$path]}' moved from $path to $TARGET"; fi
+		slurp "$STATE/orig$path" || true
+		shown=${SLURP%$'\n'}
+		if [[ $shown == *$'\n'* ]]; then shown="saved copy of ${path##*/}"; fi
+		if ((DRY)); then
+			say "would restore '$shown' to $ROOT$TARGET"
+		elif { printf '%s' "$SLURP" >"$ROOT$TARGET"; } 2>/dev/null; then
+			say "restored '$shown' to $ROOT$TARGET"
+			if [[ $path == */etc/default/grub ]]; then say "run update-grub (or grub2-mkconfig) and reboot"; fi
+		else
+			say "FAILED to restore $ROOT$TARGET" >&2
+			fail=$((fail + 1))
+		fi
+	done
+	((DRY)) && return 0
+	if ((fail)); then
+		say "$fail values not restored; state kept in $STATE" >&2
+		return 1
+	fi
+	state_cleanup
+	line="reverted $((${#paths[@]} - skipped)) values"
+	if ((skipped)); then line+=", $skipped IRQs gone"; fi
+	say "$line"
+}
