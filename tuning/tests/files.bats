@@ -57,3 +57,16 @@ load helpers
 	run "$TUNE"
 	[ "$status" -eq 2 ]
 }
+
+@test "ringplane-tune finds lib/ next to its real path (a symlink works); a missing lib/ is named" {
+	local d="$BATS_TEST_TMPDIR"
+	mkdir -p "$d/bin" "$d/alone"
+	ln -s "$(readlink -f "$TUNE")" "$d/bin/ringplane-tune"
+	RP_TUNE_ROOT="$d/root" RP_TUNE_RINGPLANE=none run "$d/bin/ringplane-tune" check --json --cpus 0
+	[ "$status" -eq 0 ]
+	[[ $output == *'"tool": "ringplane-tune"'* ]]
+	cp "$TUNE" "$d/alone/ringplane-tune"
+	run "$d/alone/ringplane-tune" check
+	[ "$status" -eq 2 ]
+	[[ $output == "ringplane-tune: missing $d/alone/lib/common.sh (lib/ must sit next to the script)" ]]
+}
