@@ -161,8 +161,13 @@ static void xor_isal(void *p, uint64_t iters)
 /* ---- delta codec ----
  * The baseline is the codec anyone would write first: encode compares byte
  * by byte and writes a (16-bit offset, xor byte) triple per changed byte;
- * decode copies the previous page and applies the triples. Plain C, built
- * with the same flags as ours. */
+ * decode copies the previous page (unless it decodes in place) and applies
+ * the triples. Plain C, built with the same flags as ours.
+ *
+ * In place, a receiver applies the delta to the page it holds. Both sides
+ * decode into their own copy of the NPAGES previous pages; applying an XOR
+ * delta twice gives the page back, so each page flips between prev and cur
+ * and the count of flips says which one it must hold at the end. */
 
 struct delta_ctx {
 	const uint8_t *cur, *prev; /* NPAGES pages each */
@@ -170,6 +175,8 @@ struct delta_ctx {
 	size_t cap;		   /* encode: output room; decode: stride between inputs */
 	const size_t *enc_len;	   /* decode: length of each input */
 	uint8_t *out;		   /* decode output, one page */
+	uint8_t *work;		   /* in-place decode: NPAGES pages, each prev or cur */
+	unsigned flips[NPAGES];	   /* in-place decode: decodes per page */
 	unsigned page;		   /* the page last visited */
 	int err;
 };
@@ -193,7 +200,8 @@ static int naive_decode(uint8_t *cur, const uint8_t *prev, size_t len, const uin
 {
 	if (enc_len % 3)
 		return -EINVAL;
-	memcpy(cur, prev, len);
+	if (cur != prev)
+		memcpy(cur, prev, len);
 	for (size_t k = 0; k < enc_len; k += 3) {
 		size_t off = enc[k] | (size_t)enc[k + 1] << 8;
 
@@ -268,6 +276,75 @@ static void dec_naive(void *p, uint64_t iters)
 	rp_bench_sink = d->out[0];
 }
 
+static void dec_ours_inplace(void *p, uint64_t iters)
+{
+	struct delta_ctx *d = p;
+	unsigned pg = d->page;
+	int err = 0;
+
+	for (uint64_t i = 0; i < iters; i++) {
+		uint8_t *w;
+
+		pg = (pg + 1) % NPAGES;
+		w = d->work + pg * PAGE;
+		err |= rp_delta_decode(w, w, PAGE, d->enc + pg * d->cap, d->enc_len[pg]);
+		d->flips[pg]++;
+		rp_bench_clobber();
+	}
+	d->page = pg;
+	d->err |= err;
+	rp_bench_sink = d->work[0];
+}
+
+static void dec_naive_inplace(void *p, uint64_t iters)
+{
+	struct delta_ctx *d = p;
+	unsigned pg = d->page;
+	int err = 0;
+
+	for (uint64_t i = 0; i < iters; i++) {
+		uint8_t *w;
+
+		pg = (pg + 1) % NPAGES;
+		w = d->work + pg * PAGE;
+		err |= naive_decode(w, w, PAGE, d->enc + pg * d->cap, d->enc_len[pg]);
+		d->flips[pg]++;
+		rp_bench_clobber();
+	}
+	d->page = pg;
+	d->err |= err;
+	rp_bench_sink = d->work[0];
+}
+
+/* What a receiver without a delta does: copy the whole page. */
+static void page_memcpy(void *p, uint64_t iters)
+{
+	struct delta_ctx *d = p;
+	unsigned pg = d->page;
+
+	for (uint64_t i = 0; i < iters; i++) {
+		pg = (pg + 1) % NPAGES;
+		memcpy(d->out, d->cur + pg * PAGE, PAGE);
+		rp_bench_clobber();
+	}
+	d->page = pg;
+	rp_bench_sink = d->out[0];
+}
+
+/* Each in-place page holds cur after an odd number of decodes, else prev. */
+static bool inplace_ok(const struct delta_ctx *d)
+{
+	if (d->err)
+		return false;
+	for (unsigned pg = 0; pg < NPAGES; pg++) {
+		const uint8_t *want = (d->flips[pg] & 1) ? d->cur : d->prev;
+
+		if (memcmp(d->work + pg * PAGE, want + pg * PAGE, PAGE))
+			return false;
+	}
+	return true;
+}
+
 /* ---- the suite ---- */
 
 struct bufs {
@@ -282,6 +359,7 @@ struct bufs {
 	unsigned changed[NPCTS]; /* per page */
 	uint8_t *scratch;	 /* encode output while timed */
 	uint8_t *out_ours, *out_naive;
+	uint8_t *work_ours, *work_naive; /* in-place decode: NPAGES pages each */
 	size_t enc_cap;
 };
 
@@ -431,6 +509,8 @@ static void free_bufs(struct bufs *B)
 	free(B->scratch);
 	free(B->out_ours);
 	free(B->out_naive);
+	free(B->work_ours);
+	free(B->work_naive);
 	for (size_t k = 0; k < NPCTS; k++) {
 		free(B->prev[k]);
 		free(B->cur[k]);
@@ -502,10 +582,10 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 		struct delta_ctx eo = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->scratch,
 					.cap = B->enc_cap };
 		struct delta_ctx en = eo;
-		struct delta_ctx dout = { .prev = B->prev[k], .enc = B->enc_ours[k],
+		struct delta_ctx dout = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_ours[k],
 					  .cap = B->enc_cap, .enc_len = B->enc_ours_len[k],
 					  .out = B->out_ours };
-		struct delta_ctx dn = { .prev = B->prev[k], .enc = B->enc_naive[k],
+		struct delta_ctx dn = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_naive[k],
 					.cap = B->enc_cap, .enc_len = B->enc_naive_len[k],
 					.out = B->out_naive };
 		size_t so = 0, sn = 0;
@@ -523,7 +603,37 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 		rp_bench_compare(opts, enc_ours, &eo, enc_naive, &en, &t);
 		rp_bench_row_gbps(name, PAGE, &t, "naive-bytewise");
 
+		/* In place: the receiver's own page (cur == prev). */
+		memcpy(B->work_ours, B->prev[k], NPAGES * PAGE);
+		memcpy(B->work_naive, B->prev[k], NPAGES * PAGE);
+		dout.work = B->work_ours;
+		dn.work = B->work_naive;
 		snprintf(name, sizeof(name), "delta decode %u%%", delta_pcts[k]);
+		rp_bench_compare(opts, dec_ours_inplace, &dout, dec_naive_inplace, &dn, &t);
+		if (!inplace_ok(&dout) || !inplace_ok(&dn)) {
+			fprintf(stderr, "simd: in-place delta decode went wrong while timed at %u%%\n",
+				delta_pcts[k]);
+			return -EBADMSG;
+		}
+		rp_bench_row_gbps(name, PAGE, &t, "naive-bytewise");
+
+		if (k == 0) {
+			/* Against copying the page whole: what the delta saves the receiver. */
+			struct delta_ctx mc = { .cur = B->cur[k], .out = B->out_naive };
+
+			memset(dout.flips, 0, sizeof(dout.flips));
+			memcpy(B->work_ours, B->prev[k], NPAGES * PAGE);
+			snprintf(name, sizeof(name), "delta decode in place %u%%", delta_pcts[k]);
+			rp_bench_compare(opts, dec_ours_inplace, &dout, page_memcpy, &mc, &t);
+			if (!inplace_ok(&dout)) {
+				fprintf(stderr, "simd: in-place delta decode went wrong while timed\n");
+				return -EBADMSG;
+			}
+			rp_bench_row_gbps(name, PAGE, &t, "memcpy 4KB page");
+		}
+
+		/* Into a separate buffer (prev kept): both sides copy the page first. */
+		snprintf(name, sizeof(name), "delta decode copy %u%%", delta_pcts[k]);
 		rp_bench_compare(opts, dec_ours, &dout, dec_naive, &dn, &t);
 		/* What each side decoded last must still be that page. */
 		if (dout.err || dn.err ||
@@ -551,6 +661,8 @@ int rp_bench_suite_simd(const struct rp_bench_opts *opts)
 	B.ref = xalloc(BUF_MAX, &fail);
 	B.out_ours = xalloc(PAGE, &fail);
 	B.out_naive = xalloc(PAGE, &fail);
+	B.work_ours = xalloc(NPAGES * PAGE, &fail);
+	B.work_naive = xalloc(NPAGES * PAGE, &fail);
 	/* room for ours (rp_delta_bound) and the naive 3 bytes per change */
 	B.enc_cap = rp_delta_bound(PAGE) > 3 * PAGE ? rp_delta_bound(PAGE) : 3 * PAGE;
 	B.scratch = xalloc(B.enc_cap, &fail);

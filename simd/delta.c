@@ -10,9 +10,12 @@
  * travel as zero XOR bytes): a new record costs at least two header bytes
  * and a decoder step, a bridged gap one byte per unchanged byte.
  *
- * Decoder: validates the whole encoding first, so a bad encoding never
- * leaves a half-updated page behind; then copies prev once and XORs the
- * literals in place (short ones as one masked 8-byte word).
+ * Decoder: one walk over the records, which checks each record before it
+ * touches cur. In place (cur == prev) it XORs each literal into cur as it
+ * goes, so only the changed bytes' neighbourhood is touched and the input
+ * is read once; on an error, walking the records before the failing one
+ * again XORs them back out. Into another buffer, a first walk only checks,
+ * then prev is copied and a second walk applies.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -223,33 +226,6 @@ static inline int get_record(const uint8_t **pp, const uint8_t *end, uint64_t *s
 	return get_varint(pp, end, lit);
 }
 
-/* The whole format check; nothing is written. */
-static int delta_check(size_t len, const uint8_t *p, const uint8_t *end)
-{
-	size_t pos = 0;
-	uint64_t v;
-
-	if (p == end || *p++ != DELTA_TAG)
-		return -EINVAL;
-	if (get_varint(&p, end, &v) || v != len)
-		return -EINVAL;
-	while (pos < len) {
-		uint64_t skip, lit;
-
-		if (get_record(&p, end, &skip, &lit))
-			return -EINVAL;
-		if (skip > len - pos || lit > len - pos - skip)
-			return -EINVAL;
-		if (lit == 0 && pos + skip != len) /* empty record, or lit == 0 not last */
-			return -EINVAL;
-		if (lit > (uint64_t)(end - p))
-			return -EINVAL;
-		pos += skip + lit;
-		p += lit;
-	}
-	return p == end ? 0 : -EINVAL;
-}
-
 /* XOR @n (1..8) bytes of @d into @dst; @dst_room and @d_room say how many
  * bytes may be touched, so the whole-word path never leaves either buffer. */
 static inline void xor_short(uint8_t *dst, const uint8_t *d, size_t n, size_t dst_room,
@@ -272,34 +248,146 @@ static inline void xor_short(uint8_t *dst, const uint8_t *d, size_t n, size_t ds
 		dst[i] ^= d[i];
 }
 
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/*
+ * XOR the @lit (1..8) bytes at @d into @c as one 4- or 8-byte read-modify-
+ * write (the bytes past @lit are written back unchanged); 8 bytes must be
+ * readable at @d and writable at @c. Measured on Zen3 against storing
+ * exactly @lit bytes without branches (1/2/4/8-byte stores aimed at a
+ * scratch word when not needed): 1.8x faster at 1% and 10% density. The
+ * 4-byte form for short literals (8% faster at 10%) makes it rarer that the
+ * next record's load overlaps this store, which costs a store-forwarding
+ * stall when it does.
+ */
+static inline void xor_lit(uint8_t *c, const uint8_t *d, size_t lit)
+{
+	if (lit <= 4) {
+		uint32_t x, v, keep = ~0u >> (32 - 8 * lit);
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		keep = __builtin_bswap32(keep);
+#endif
+		memcpy(&x, d, 4);
+		memcpy(&v, c, 4);
+		v ^= x & keep;
+		memcpy(c, &v, 4);
+	} else {
+		uint64_t keep = ~0ull >> (64 - 8 * lit), v;
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		keep = __builtin_bswap64(keep);
+#endif
+		v = load64(c) ^ (load64(d) & keep);
+		memcpy(c, &v, 8);
+	}
+}
+
+/*
+ * Walk the records at [p, end) for a buffer of @len bytes; with @cur, XOR
+ * each literal into cur as soon as its record is checked (nothing of a
+ * failing record is written). Returns 0 when the records reach len exactly
+ * and end the input, else -EINVAL with *@stop at the start of the first
+ * record that failed (or at the first byte after the last record), so that
+ * walking [p, *stop) again applies exactly what this call applied.
+ *
+ * The fast path takes records with a one- or two-byte skip and a literal of
+ * 1..8 bytes, away from both ends of the input and of cur. Records form a
+ * chain (where one ends is where the next begins), so the decoder's floor
+ * is one dependent byte load per record: the one-byte-skip case keeps the
+ * chain at that (p += 2 + p[1], measured 4.8 cycles/record on Zen3); a
+ * branch-free choice between one- and two-byte skips lengthened it to 8.5
+ * and lost more than the two-byte case's mispredictions (a two-byte skip is
+ * one record in four at 1% density, rare at 10%).
+ */
+static inline __attribute__((always_inline)) int walk(uint8_t *cur, size_t len, const uint8_t *p,
+							  const uint8_t *end, const uint8_t **stop)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const uint8_t *rec = p;
+		uint64_t skip, lit;
+
+		if (end - p >= 16) {
+			size_t b0 = p[0], b1 = p[1];
+
+			if (b0 < 0x80) {
+				/* One-byte skip: the next record is at p + 2 + b1, the
+				 * shortest record-to-record chain (one byte load). */
+				if (__builtin_expect(b1 - 1 < 8 && len - pos >= b0 + 8, 1)) {
+					if (cur)
+						xor_lit(cur + pos + b0, p + 2, b1);
+					pos += b0 + b1;
+					p += 2 + b1;
+					continue;
+				}
+			} else {
+				size_t b2 = p[2], sk = (b0 & 0x7f) | (b1 << 7);
+
+				/* Two-byte skip, its second byte in 1..0x7f (minimal,
+				 * and no third byte). */
+				if (__builtin_expect(b2 - 1 < 8 && b1 - 1 < 0x7f && len - pos >= sk + 8,
+						     1)) {
+					if (cur)
+						xor_lit(cur + pos + sk, p + 3, b2);
+					pos += sk + b2;
+					p += 3 + b2;
+					continue;
+				}
+			}
+		}
+		if (get_record(&p, end, &skip, &lit) || skip > len - pos || lit > len - pos - skip ||
+		    (lit == 0 && pos + skip != len) || lit > (uint64_t)(end - p)) {
+			*stop = rec;
+			return -EINVAL;
+		}
+		pos += skip;
+		if (cur && lit) {
+			if (lit <= 8)
+				xor_short(cur + pos, p, lit, len - pos, (size_t)(end - p));
+			else
+				rp_xor(cur + pos, cur + pos, p, lit);
+		}
+		pos += lit;
+		p += lit;
+	}
+	*stop = p;
+	return p == end ? 0 : -EINVAL;
+}
+
 int rp_delta_decode(void *cur_, const void *prev, size_t len, const void *enc, size_t enc_len)
 {
 	uint8_t *cur = cur_;
-	const uint8_t *p = enc, *end = p + enc_len;
-	size_t pos = 0;
+	const uint8_t *p = enc, *end = p + enc_len, *stop;
 	uint64_t v;
 
 	if (!enc || (len && (!cur || !prev)))
 		return -EINVAL;
-	if (delta_check(len, p, end))
+	if (p == end || *p++ != DELTA_TAG || get_varint(&p, end, &v) || v != len)
 		return -EINVAL;
 
-	/* Valid: start from prev and XOR the literals in place. */
-	if (cur != prev && len)
-		memcpy(cur, prev, len);
-	p++;
-	get_varint(&p, end, &v);
-	while (pos < len) {
-		uint64_t skip = 0, lit = 0;
-
-		get_record(&p, end, &skip, &lit); /* cannot fail: checked above */
-		pos += skip;
-		if (lit <= 8 && lit)
-			xor_short(cur + pos, p, lit, len - pos, (size_t)(end - p));
-		else if (lit)
-			rp_xor(cur + pos, cur + pos, p, lit);
-		pos += lit;
-		p += lit;
+	if (cur == prev) {
+		/* In place: apply while reading. On an error, walking the
+		 * records before the failing one again XORs their literals
+		 * back out (XOR is its own inverse): cur is as it was. */
+		if (walk(cur, len, p, end, &stop)) {
+			walk(cur, len, p, stop, &stop);
+			return -EINVAL;
+		}
+		return 0;
 	}
+	/* Into another buffer: check everything before cur is written. */
+	if (walk(NULL, len, p, end, &stop))
+		return -EINVAL;
+	if (len)
+		memcpy(cur, prev, len);
+	walk(cur, len, p, end, &stop); /* cannot fail: checked above */
 	return 0;
 }

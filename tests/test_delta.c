@@ -693,6 +693,66 @@ static void test_decode_rejects_every_truncation_and_extra_byte(void **state)
 	free(enc);
 }
 
+/*
+ * An in-place decode applies records as it reads them; one that meets a bad
+ * record partway must leave the page exactly as it was (the records it
+ * already applied are XORed out again), and a decode into another buffer
+ * must not touch it. Every record of a 1% and a 10% page is replaced in
+ * turn by a header that can never be valid there: a non-minimal varint
+ * (0x80 0x00) and an empty record (0 0) before the end.
+ */
+static void test_decode_failing_midway_leaves_cur_as_it_was(void **state)
+{
+	static const struct {
+		unsigned per10k;
+		enum pattern pat;
+	} cases[] = {{100, SCATTERED}, {1000, RUNS}, {1000, SCATTERED}};
+	static const uint8_t bad[][2] = {{0x80, 0x00}, {0x00, 0x00}};
+	uint8_t *prev = xmalloc(PAGE), *cur = xmalloc(PAGE);
+	uint8_t *enc = xmalloc(rp_delta_bound(PAGE)), *copy = xmalloc(rp_delta_bound(PAGE));
+	struct rng r = rng_seed(41);
+	char what[96];
+
+	(void)state;
+	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
+		size_t n, off = 1 + varint_len(PAGE), records = 0;
+
+		rng_fill(&r, prev, PAGE);
+		make_cur(cur, prev, PAGE, cases[c].per10k, cases[c].pat, &r);
+		n = rp_delta_encode(enc, rp_delta_bound(PAGE), cur, prev, PAGE);
+		assert_true(n > off);
+		while (off < n) {
+			size_t start = off, skip = 0, lit = 0, sh = 0;
+
+			do /* skip */
+				skip |= (size_t)(enc[off] & 0x7f) << sh, sh += 7;
+			while (enc[off++] & 0x80);
+			sh = 0;
+			do /* lit */
+				lit |= (size_t)(enc[off] & 0x7f) << sh, sh += 7;
+			while (enc[off++] & 0x80);
+			off += lit;
+			records++;
+			for (size_t b = 0; b < ARRAY_SIZE(bad); b++) {
+				if (b == 1 && lit == 0) /* the final skip-only record: 0 0 would be too */
+					continue;
+				memcpy(copy, enc, n);
+				memcpy(copy + start, bad[b], 2);
+				snprintf(what, sizeof(what), "case %zu record %zu (skip %zu lit %zu) -> %02x %02x",
+					 c, records, skip, lit, bad[b][0], bad[b][1]);
+				expect_rejected(what, PAGE, copy, n, prev);
+			}
+		}
+		assert_int_equal(off, n);
+		printf("[ INFO     ] case %zu: %zu records, each replaced by %zu bad headers\n", c,
+		       records, ARRAY_SIZE(bad));
+	}
+	free(prev);
+	free(cur);
+	free(enc);
+	free(copy);
+}
+
 /* ---- diff-scan kernels -------------------------------------------------- */
 
 struct scan_backend {
@@ -860,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_decode_accepts_valid_encodings_from_any_encoder),
 		cmocka_unit_test(test_decode_rejects_malformed_encodings),
 		cmocka_unit_test(test_decode_rejects_every_truncation_and_extra_byte),
+		cmocka_unit_test(test_decode_failing_midway_leaves_cur_as_it_was),
 		FOR_EACH_BACKEND(test_scan_matches_byte_by_byte_mask)
 	};
 	/* clang-format on */

@@ -84,11 +84,15 @@ size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
  * rp_delta_decode - rebuild @cur (@len bytes) from @prev and an encoding.
  *
  * @cur may be exactly @prev (the delta is applied in place); any other
- * overlap is undefined. The whole encoding is validated before @cur is
- * written: on a malformed, truncated or over-long encoding, or one made for
- * another @len, returns -EINVAL and leaves @cur untouched. Never reads
- * outside @enc[0, enc_len) nor writes outside @cur[0, len). Returns 0 on
- * success.
+ * overlap is undefined. In place, only the literals' bytes (and at most 7
+ * bytes after each, rewritten with their own values) are written. Returns 0 on
+ * success; on a malformed, truncated or over-long encoding, or one made for
+ * another @len, returns -EINVAL and @cur holds what it held before the
+ * call: into another buffer, the encoding is checked before @cur is
+ * written; in place, records are applied as they are read and, on an
+ * error, the ones already applied are XORed out again (a thread reading
+ * @cur during the call may see that). Never reads outside @enc[0, enc_len)
+ * nor writes outside @cur[0, len).
  */
 int rp_delta_decode(void *cur, const void *prev, size_t len, const void *enc,
 		    size_t enc_len);

@@ -163,6 +163,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(n > 0 && n <= bound);
 	CHECK(rp_delta_decode(again, prev, len, reenc, n) == 0);
 	CHECK(len == 0 || memcmp(again, cur, len) == 0);
+	/* In place too, and a second in-place decode undoes the first (XOR). */
+	if (len)
+		memcpy(again, prev, len);
+	CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
+	CHECK(len == 0 || memcmp(again, cur, len) == 0);
+	CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
+	CHECK(len == 0 || memcmp(again, prev, len) == 0);
 	free(reenc);
 	free(again);
 out:
