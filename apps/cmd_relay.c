@@ -447,7 +447,15 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	g.lfds[id] = -1;
 	g.rs[id] = rs;
 	rs->accept_op = rp_accept_multishot(sh, rs->lfd, on_accept, rs);
-	return rs->accept_op ? 0 : -errno;
+	if (!rs->accept_op)
+		return -errno;
+	struct rp_pool_stats ps;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	fprintf(stderr, "ringplane relay: shard %u: cpu %d, pool %zu MB on %s pages\n", id,
+		rp_runtime_shard_cpu(rp_shard_runtime(sh), id), ps.arena_bytes >> 20,
+		rp_pool_page_kind_name(ps.page_kind));
+	return 0;
 }
 
 static void relay_stop(struct rp_shard *sh, void *arg)

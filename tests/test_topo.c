@@ -196,7 +196,7 @@ static void test_synthetic_2x2x8x2_counts(void **state)
 	assert_int_equal(CPU_COUNT(&all), 64);
 	rp_topo_free(t);
 
-	/* DESIGN.md's example: one NUMA node per package. */
+	/* the design's example: one NUMA node per package. */
 	t = load("package:2 numa:1 core:8 pu:2");
 	assert_int_equal(rp_topo_nodes(t), 2);
 	assert_int_equal(rp_topo_cores(t), 16);

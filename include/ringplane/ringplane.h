@@ -16,5 +16,7 @@
 #include <ringplane/pool.h>	/* NUMA-local huge-page slab pools */
 #include <ringplane/topo.h>	/* topology, shard placement, pinning */
 #include <ringplane/engine.h>	/* shard runtime on io_uring */
+#include <ringplane/relay.h>	/* relay of two connected sockets on a shard */
+#include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
 
 #endif /* RINGPLANE_RINGPLANE_H */
