@@ -90,6 +90,9 @@ struct rp_shard {
 	unsigned skipped_enters; /* loop iterations without a syscall in a row */
 	struct io_uring_sqe *last_sqe;
 	struct rp_op *last_op;
+	bool link_next;	 /* rp_link_next: the next op's SQE comes from the spare
+			    slots, in the same submit as the one linked to it */
+	bool last_spare; /* the last op's SQE was a spare one: no link from it */
 
 	/* provided buffers (bgid 0) */
 	struct io_uring_buf_ring *br;

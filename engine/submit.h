@@ -52,6 +52,14 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 	 * sets them again for an op. */
 	sh->last_sqe = NULL;
 	sh->last_op = NULL;
+	if (sh->link_next) {
+		/* something other than an op came between rp_link_next and the
+		 * op it meant: that SQE is now the linked one; take it from the
+		 * spare slots so no flush splits the pair */
+		sh->link_next = false;
+		STAT_INC(sh, ops_submitted);
+		return io_uring_get_sqe(&sh->ring);
+	}
 	STAT_INC(sh, ops_submitted);
 	return io_uring_get_sqe(&sh->ring);
 }

@@ -914,6 +914,83 @@ static void test_link_timeout(void **state)
 	close(tlt.s);
 }
 
+/* ======================================================================
+ * link next: a read that fills a buffer, then the send of that buffer
+ * ====================================================================== */
+
+static struct {
+	int file, a, b;
+	uint8_t buf[4096], buf2[4096];
+	atomic_int done;
+	int read_res[2], send_res[2];
+	unsigned n;
+} tln;
+
+static void ln_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	uintptr_t v = (uintptr_t)arg;
+
+	(void)sh;
+	if (v & 1)
+		tln.send_res[v >> 1] = c->res;
+	else
+		tln.read_res[v >> 1] = c->res;
+	if (++tln.n == 4)
+		atomic_store(&tln.done, 1);
+}
+
+static int ln_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	/* whole: 4096 bytes read, then those 4096 sent */
+	op = rp_read(sh, tln.file, tln.buf, 4096, 0, ln_cb, (void *)(uintptr_t)0);
+	CHECK(op != NULL);
+	CHECK_EQ(rp_link_next(sh, op), 0);
+	CHECK_EQ(rp_link_next(sh, op), -EINVAL); /* one link per pair */
+	CHECK(rp_send(sh, tln.a, tln.buf, 4096, MSG_NOSIGNAL, ln_cb, (void *)(uintptr_t)1) != NULL);
+	/* short: the file ends before 4096 more bytes, the send never runs */
+	op = rp_read(sh, tln.file, tln.buf2, 4096, 6000, ln_cb, (void *)(uintptr_t)2);
+	CHECK(op != NULL);
+	CHECK_EQ(rp_link_next(sh, op), 0);
+	CHECK(rp_send(sh, tln.a, tln.buf2, 4096, MSG_NOSIGNAL, ln_cb, (void *)(uintptr_t)3) != NULL);
+	return 0;
+}
+
+static void test_link_next(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	uint8_t data[8192], got[8192];
+	ssize_t r;
+	size_t have = 0;
+
+	(void)state;
+	memset(&tln, 0, sizeof(tln));
+	tln.file = tmp_file();
+	fill_pattern(data, sizeof(data), 0);
+	assert_int_equal(pwrite(tln.file, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	tcp_pair(&tln.a, &tln.b);
+	cfg.init = ln_init;
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&tln.done, 1, WAIT_S));
+	rt_end(rt);
+	assert_int_equal(tln.read_res[0], 4096);
+	assert_int_equal(tln.send_res[0], 4096);
+	assert_int_equal(tln.read_res[1], 8192 - 6000);
+	assert_int_equal(tln.send_res[1], -ECANCELED);
+	/* the peer got exactly the first 4096 bytes of the file */
+	shutdown(tln.a, SHUT_WR);
+	while ((r = read(tln.b, got + have, sizeof(got) - have)) > 0)
+		have += (size_t)r;
+	assert_int_equal(have, 4096);
+	assert_memory_equal(got, data, 4096);
+	close(tln.a);
+	close(tln.b);
+	close(tln.file);
+}
+
 /* ====================================================================== */
 
 static int setup_watchdog(void **state)
@@ -944,6 +1021,7 @@ int main(void)
 		T(test_send_zc),
 		T(test_splice),
 		T(test_link_timeout),
+		T(test_link_next),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -345,6 +345,16 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
  */
 int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
 
+/*
+ * rp_link_next - run the op prepared right after this call only once @op
+ * (the op prepared just before it) has completed, and only if it succeeded
+ * in full (IOSQE_IO_LINK: a failed or short read or write of @op ends the
+ * next one with -ECANCELED). Both go to the kernel in the same submit. One
+ * link per pair; not for multishot ops, nor after an op that is itself
+ * linked to. Returns 0 or -EINVAL.
+ */
+int rp_link_next(struct rp_shard *sh, struct rp_op *op);
+
 /* Why the last rp_runtime_create or rp_runtime_start on this thread failed,
  * in one line ("" if it did not). */
 const char *rp_engine_error(void);
