@@ -8,15 +8,16 @@
  * Long inputs: carry-less multiplies and the crc32 instruction run on
  * different execution ports, and folding alone saturates the multiplier
  * (measured: ~15 bytes/cycle here, the same as ISA-L). So each block of
- * MIX_B bytes is laid out as
+ * MIX_B(q) bytes is laid out as
  *     [ Z: MIX_NZ x 256 bytes, zmm folding ][ L0 ][ L1 ][ L2 ]
- * with the three L lanes (MIX_L bytes each) run through three independent
+ * with the three L lanes (MIX_L(q) bytes each, q crc32q per lane per zmm
+ * step: a per-vendor shape, see below) run through three independent
  * crc32 chains in the same loop. The lanes' CRCs are combined (shifts by a
  * fixed length: one clmul + one crc32 each) and enter the next block the
  * way the initial value enters the first: XORed into its first four bytes,
  * since a raw CRC c of a region is congruent to the 4-byte word c placed
  * right after it. The zmm accumulators jump over the lanes with the fold
- * constants for D = 256 + 3 * MIX_L.
+ * constants for D = 256 + 3 * MIX_L(q).
  */
 #include <immintrin.h>
 
@@ -67,29 +68,51 @@ static inline __m128i reduce512(__m512i x)
  * EPYC (ratio at 4 KB / 64 KB / 1 MB): NZ=16,Q=5: 1.02/1.33/-;
  * NZ=8,Q=5: 1.19/1.30/-; NZ=8,Q=6: 1.20/1.33/1.32; NZ=8,Q=8: 1.29/1.28/1.29;
  * NZ=6,Q=6: 1.11/1.32/1.28. NZ=8,Q=6 (3200-byte blocks) is the best balance
- * and still fits once in a 4 KB page.
+ * there and still fits once in a 4 KB page.
+ *
+ * Intel cores get Q=2 (MIX_Q_INTEL), by arithmetic, not measured (no
+ * AVX-512 host was at hand): there VPCLMULQDQ zmm issues one per cycle
+ * (port 5) while crc32 has its own port at one per cycle, so a 256-byte
+ * fold step costs 8 cycles and Q=6 adds 18 crc32 to it: 400 bytes per 18
+ * cycles, 22 bytes/cycle, which is the 61 GB/s reported against ISA-L's 81
+ * (pure folding, ~29 bytes/cycle) on such a host. Q=2 gives 304 bytes per 8
+ * cycles. On Zen4 a zmm multiply takes two cycles (16 per step), which is
+ * what Q=6's 18 crc32 balance.
  */
-#ifndef MIX_NZ
 #define MIX_NZ 8
+#ifndef MIX_Q_AMD
+#define MIX_Q_AMD 6 /* crc32q per lane per 256-byte zmm step */
 #endif
-#ifndef MIX_Q
-#define MIX_Q 6 /* crc32q per lane per 256-byte zmm step */
+#ifndef MIX_Q_INTEL
+#define MIX_Q_INTEL 2
 #endif
-#define MIX_L (MIX_NZ * MIX_Q * 8)
+#define MIX_L(q) (MIX_NZ * (q) * 8)
 #define MIX_Z (MIX_NZ * 256)
-#define MIX_B (MIX_Z + 3 * MIX_L)
+#define MIX_B(q) (MIX_Z + 3 * MIX_L(q))
 
-static uint32_t mix_jump_lo, mix_jump_hi; /* fold by D = 256 + 3 * MIX_L */
-static uint32_t mix_k_lane, mix_k_lanes; /* x^(8n - 33): n = MIX_L, 3 * MIX_L */
+/* Constants of one block shape: fold by D = 256 + 3 L, x^(8n - 33) for n = L and 3 L. */
+struct mix_geom {
+	uint32_t jump_lo, jump_hi, k_lane, k_lanes;
+};
+static struct mix_geom geom_amd, geom_intel;
+static bool cpu_intel;
+
+static void geom_init(struct mix_geom *g, uint64_t l)
+{
+	uint64_t d = 256 + 3 * l;
+
+	g->jump_lo = rp_crc32c_xpow(8 * d + 31);
+	g->jump_hi = rp_crc32c_xpow(8 * d - 33);
+	g->k_lane = rp_crc32c_xpow(8 * l - 33);
+	g->k_lanes = rp_crc32c_xpow(8 * 3 * l - 33);
+}
 
 __attribute__((constructor(101))) static void crc32c_avx512_init(void)
 {
-	uint64_t d = 256 + 3 * MIX_L;
-
-	mix_jump_lo = rp_crc32c_xpow(8 * d + 31);
-	mix_jump_hi = rp_crc32c_xpow(8 * d - 33);
-	mix_k_lane = rp_crc32c_xpow(8ull * MIX_L - 33);
-	mix_k_lanes = rp_crc32c_xpow(8ull * 3 * MIX_L - 33);
+	geom_init(&geom_amd, MIX_L(MIX_Q_AMD));
+	geom_init(&geom_intel, MIX_L(MIX_Q_INTEL));
+	__builtin_cpu_init();
+	cpu_intel = __builtin_cpu_is("intel");
 }
 
 /* c * x^(8n) mod P for a raw register c, given k = x^(8n - 33): the
@@ -106,13 +129,17 @@ static inline __m512i zext32(uint32_t c)
 	return _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)c));
 }
 
-/* Consumes whole MIX_B blocks (len >= MIX_B); returns the raw register. */
-static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
+/* Consumes whole blocks of MIX_B(q) bytes (len >= MIX_B(q)); returns the raw
+ * register. Inlined into one function per shape, so q is a constant. */
+static inline __attribute__((always_inline)) uint32_t crc_mixed(uint32_t c, const uint8_t **pp,
+								size_t *plen, const size_t q,
+								const struct mix_geom *g)
 {
+	const size_t mix_l = MIX_L(q), mix_b = MIX_B(q);
 	const uint8_t *p = *pp;
 	size_t len = *plen;
 	const __m512i k256 = bcast(RP_K256_LO, RP_K256_HI);
-	const __m512i kjump = bcast(mix_jump_lo, mix_jump_hi);
+	const __m512i kjump = bcast(g->jump_lo, g->jump_hi);
 	__m512i x0 = _mm512_xor_si512(load512(p), zext32(c));
 	__m512i x1 = load512(p + 64), x2 = load512(p + 128), x3 = load512(p + 192);
 	uint32_t lanes = 0;
@@ -123,7 +150,7 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 		uint64_t a = 0, b = 0, d = 0;
 
 		for (size_t j = 0; j < MIX_NZ; j++) {
-			const uint8_t *q0 = l0 + j * MIX_Q * 8;
+			const uint8_t *q0 = l0 + j * q * 8;
 
 			if (j) {
 				const uint8_t *z = p + 256 * j;
@@ -133,17 +160,17 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 				x2 = fold512(x2, k256, load512(z + 128));
 				x3 = fold512(x3, k256, load512(z + 192));
 			}
-			for (size_t i = 0; i < MIX_Q; i++) {
+			for (size_t i = 0; i < q; i++) {
 				a = _mm_crc32_u64(a, rp_load64(q0 + 8 * i));
-				b = _mm_crc32_u64(b, rp_load64(q0 + MIX_L + 8 * i));
-				d = _mm_crc32_u64(d, rp_load64(q0 + 2 * MIX_L + 8 * i));
+				b = _mm_crc32_u64(b, rp_load64(q0 + mix_l + 8 * i));
+				d = _mm_crc32_u64(d, rp_load64(q0 + 2 * mix_l + 8 * i));
 			}
 		}
-		lanes = shift_crc(shift_crc((uint32_t)a, mix_k_lane) ^ (uint32_t)b, mix_k_lane) ^
+		lanes = shift_crc(shift_crc((uint32_t)a, g->k_lane) ^ (uint32_t)b, g->k_lane) ^
 			(uint32_t)d;
-		p += MIX_B;
-		len -= MIX_B;
-		if (len < MIX_B)
+		p += mix_b;
+		len -= mix_b;
+		if (len < mix_b)
 			break;
 		/* Jump over the lanes; their CRC enters as the next block's first word. */
 		x0 = fold512(x0, kjump, _mm512_xor_si512(load512(p), zext32(lanes)));
@@ -158,10 +185,22 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 	y = reduce512(x0);
 	*pp = p;
 	*plen = len;
-	return shift_crc(rp_crc32c_of128(y), mix_k_lanes) ^ lanes;
+	return shift_crc(rp_crc32c_of128(y), g->k_lanes) ^ lanes;
 }
 
-uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len)
+static uint32_t crc_mixed_amd(uint32_t c, const uint8_t **pp, size_t *plen)
+{
+	return crc_mixed(c, pp, plen, MIX_Q_AMD, &geom_amd);
+}
+
+static uint32_t crc_mixed_intel(uint32_t c, const uint8_t **pp, size_t *plen)
+{
+	return crc_mixed(c, pp, plen, MIX_Q_INTEL, &geom_intel);
+}
+
+/* The kernel for one block shape; intel picks it (see MIX_Q_INTEL). */
+static inline __attribute__((always_inline)) uint32_t crc_avx512(uint32_t crc, const void *buf,
+								 size_t len, bool intel)
 {
 	const uint8_t *p = buf;
 	uint32_t c = ~crc;
@@ -170,8 +209,8 @@ uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len)
 
 	if (len < SHORT_MAX)
 		return ~rp_crc32c_tail(c, p, len);
-	if (len >= MIX_B) {
-		c = crc_mixed(c, &p, &len);
+	if (len >= (intel ? MIX_B(MIX_Q_INTEL) : MIX_B(MIX_Q_AMD))) {
+		c = intel ? crc_mixed_intel(c, &p, &len) : crc_mixed_amd(c, &p, &len);
 		if (len < 64)
 			return ~rp_crc32c_tail(c, p, len);
 	}
@@ -210,4 +249,19 @@ uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len)
 	 * (6 cycles) beat one latency-bound 16-byte fold (~10 cycles here). */
 	y = reduce512(x0);
 	return ~rp_crc32c_tail(rp_crc32c_of128(y), p, len);
+}
+
+uint32_t rp_crc32c_avx512_amd(uint32_t crc, const void *buf, size_t len)
+{
+	return crc_avx512(crc, buf, len, false);
+}
+
+uint32_t rp_crc32c_avx512_intel(uint32_t crc, const void *buf, size_t len)
+{
+	return crc_avx512(crc, buf, len, true);
+}
+
+uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len)
+{
+	return cpu_intel ? rp_crc32c_avx512_intel(crc, buf, len) : rp_crc32c_avx512_amd(crc, buf, len);
 }

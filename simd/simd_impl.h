@@ -71,8 +71,11 @@ uint32_t rp_crc32c_avx2(uint32_t crc, const void *buf, size_t len);
 /* True when the CPU (and OS) run VPCLMULQDQ on ymm: the AVX2 level's CRC
  * kernel is then rp_crc32c_avx2, else rp_crc32c_pclmul. */
 bool rp_simd_cpu_has_vpclmul256(void);
-/* simd/crc32c_avx512.c: 4 x 512-bit VPCLMULQDQ folding */
+/* simd/crc32c_avx512.c: 4 x 512-bit VPCLMULQDQ folding with crc32 lanes, the
+ * block shape for this CPU's vendor; _amd and _intel fix the shape (tests) */
 uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len);
+uint32_t rp_crc32c_avx512_amd(uint32_t crc, const void *buf, size_t len);
+uint32_t rp_crc32c_avx512_intel(uint32_t crc, const void *buf, size_t len);
 /* simd/xor_avx2.c, simd/xor_avx512.c */
 void rp_xor_avx2(void *dst, const void *a, const void *b, size_t len);
 void rp_xor_avx512(void *dst, const void *a, const void *b, size_t len);

@@ -53,7 +53,9 @@ struct crc_backend {
 	X(arg, sse42, rp_crc32c_sse42, RP_SIMD_SSE42)                                              \
 	X(arg, pclmul, rp_crc32c_pclmul, RP_SIMD_AVX2)                                             \
 	X(arg, avx2, rp_crc32c_avx2, RP_SIMD_AVX2)                                                 \
-	X(arg, avx512, rp_crc32c_avx512, RP_SIMD_AVX512)
+	X(arg, avx512, rp_crc32c_avx512, RP_SIMD_AVX512)                                           \
+	X(arg, avx512_amd, rp_crc32c_avx512_amd, RP_SIMD_AVX512)                                   \
+	X(arg, avx512_intel, rp_crc32c_avx512_intel, RP_SIMD_AVX512)
 #elif defined(__aarch64__)
 #define CRC_BACKENDS(X, arg)                                                                       \
 	X(arg, dispatch, rp_crc32c, RP_SIMD_SCALAR)                                                \
@@ -360,12 +362,13 @@ static void test_chains_across_splits_and_initial_values(void **state)
 static void test_reads_nothing_outside_the_buffer(void **state)
 {
 	const struct crc_backend *be = backend(state);
-	/* Path edges of the kernels: 3200 (avx512 blocks), 768 and 3968 (avx2
-	 * mixed paths and blocks), powers of two. */
-	static const size_t big[] = {511,   512,   513,	  767,	 768,	769,   1023,
-				     1024,  3199,  3200,  3201,	 3967,	3968,  3969,
-				     4095,  4096,  4097,  6400,	 7936,	7937,  12287,
-				     12288, 12289, 36863, 65535, 65536, 65537, 70000};
+	/* Path edges of the kernels: 3200 and 2432 (avx512 blocks, AMD and Intel
+	 * shapes), 768 and 3968 (avx2 mixed paths and blocks), powers of two. */
+	static const size_t big[] = {511,   512,   513,	  767,	 768,	769,   1023,  1024,
+				     2431,  2432,  2433,  3199,	 3200,	3201,  3967,  3968,
+				     3969,  4095,  4096,  4097,	 4864,	4865,  6400,  7936,
+				     7937,  12287, 12288, 12289, 36863, 65535, 65536, 65537,
+				     70000};
 	struct guarded g = guarded_alloc(70000);
 	struct rng r = rng_seed(5);
 	size_t room;
