@@ -41,6 +41,9 @@ enum rp_simd_level {
 enum rp_simd_level rp_simd_level(void);
 /* Highest level this CPU allows, ignoring RP_SIMD. */
 enum rp_simd_level rp_simd_cpu_level(void);
+/* True when the CPU (and OS) run VPCLMULQDQ on ymm: the AVX2 level's CRC
+ * kernel is then rp_crc32c_avx2, else rp_crc32c_pclmul. False off x86. */
+bool rp_simd_cpu_has_vpclmul256(void);
 /* The diff-scan kernel chosen for this CPU (simd/dispatch.c). */
 uint64_t rp_delta_scan(const uint8_t *a, const uint8_t *b, unsigned nblocks, uint64_t *masks);
 
@@ -68,9 +71,6 @@ uint32_t rp_crc32c_pclmul(uint32_t crc, const void *buf, size_t len);
 /* simd/crc32c_avx2.c: crc32 instruction lanes + 4 x 256-bit VPCLMULQDQ folding;
  * needs AVX2 and VPCLMULQDQ (rp_simd_cpu_has_vpclmul256()) */
 uint32_t rp_crc32c_avx2(uint32_t crc, const void *buf, size_t len);
-/* True when the CPU (and OS) run VPCLMULQDQ on ymm: the AVX2 level's CRC
- * kernel is then rp_crc32c_avx2, else rp_crc32c_pclmul. */
-bool rp_simd_cpu_has_vpclmul256(void);
 /* simd/crc32c_avx512.c: 4 x 512-bit VPCLMULQDQ folding with crc32 lanes, the
  * block shape for this CPU's vendor; _amd and _intel fix the shape (tests) */
 uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len);
