@@ -55,15 +55,22 @@ teardown() {
 	fi
 }
 
-# wait_for FILE TEXT: up to 10 s for TEXT to show up in FILE while the server runs.
+# wait_for FILE TEXT: up to 30 s (a loaded 2-CPU host starts 6 shards slowly) for TEXT to
+# show up in FILE while the server runs.
 wait_for() {
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		grep -qF -- "$2" "$1" && return 0
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "no '$2' in $1:"
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		echo "no '$2' in $1 after 30 s:"
+	else
+		local rc=0
+		wait "$SERVER_PID" || rc=$?
+		echo "no '$2' in $1; the server exited with status $rc:"
+	fi
 	cat "$1"
 	return 1
 }
@@ -78,18 +85,21 @@ serve_cycle() {
 	for i in "${!argv[@]}"; do
 		if [[ ${argv[i]} == --listen ]]; then argv[i + 1]=127.0.0.1:0; fi
 	done
-	"$bin" "${argv[@]}" >"$out" 2>&1 3>&- & # bats waits for whoever holds fd 3
+	# Truncated here, not by the child's redirection, which may run after wait_for has read the
+	# previous server's "listening on" (and a SIGUSR1 before the mask is set kills it).
+	: >"$out"
+	"$bin" "${argv[@]}" >>"$out" 2>&1 3>&- & # bats waits for whoever holds fd 3
 	SERVER_PID=$!
 	wait_for "$out" "listening on 127.0.0.1:"
 	kill -USR1 "$SERVER_PID"
 	wait_for "$out" "shard 0: "
 	kill -0 "$SERVER_PID"
 	kill -TERM "$SERVER_PID"
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	! kill -0 "$SERVER_PID" 2>/dev/null || { echo "$2: still running 10 s after SIGTERM"; false; }
+	! kill -0 "$SERVER_PID" 2>/dev/null || { echo "$2: still running 30 s after SIGTERM"; false; }
 	wait "$SERVER_PID" || rc=$?
 	SERVER_PID=''
 	[ "$rc" -eq 0 ] || { echo "$2: exit status $rc"; cat "$out"; false; }
