@@ -66,7 +66,22 @@ stale_msg() {
 		"and IRQ affinities, and IRQ numbers may now belong to other devices" >&2
 }
 
+# state_init: creates the state directory; a state from another boot loses its boot-bound
+# originals first (with --dry-run, only says it would).
 state_init() {
+	local p n=0
+	if ((DRY)); then
+		[[ -s $STATE/changes ]] && state_stale || return 0
+		state_paths
+		for p in "${PATHS[@]}"; do
+			if boot_bound "$p"; then n=$((n + 1)); fi
+		done
+		if ((n)); then
+			stale_msg "$n"
+			say "apply would discard them and save this boot's originals" >&2
+		fi
+		return 0
+	fi
 	[[ $STATE == /* ]] || die "state directory must be an absolute path, got '$STATE'"
 	mkdir -p "$STATE/orig"
 	if [[ ! -f $STATE/root ]]; then printf '%s\n' "$ROOT" >"$STATE/root"; fi

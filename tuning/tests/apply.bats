@@ -303,6 +303,10 @@ reboot() {
 	reboot 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02
 	sysctl_file net.core.somaxconn 128 # this boot starts with another value
 	snapshot booted
+	cp -a "$RP_TUNE_STATE" "$BATS_TEST_TMPDIR/state-before"
+	run "$TUNE" apply --cpus 2-7 --dry-run
+	[[ $output == *"not restoring 21 values saved in another boot"*"apply would discard them"* ]]
+	diff -r "$BATS_TEST_TMPDIR/state-before" "$RP_TUNE_STATE"
 	run "$TUNE" apply --cpus 2-7
 	[ "$status" -eq 0 ]
 	[[ $output == *"not restoring 21 values saved in another boot"*"discarded them"* ]]
