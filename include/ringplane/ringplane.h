@@ -18,6 +18,7 @@
 #include <ringplane/engine.h>	/* shard runtime on io_uring */
 #include <ringplane/relay.h>	/* relay of two connected sockets on a shard */
 #include <ringplane/filesend.h>	/* header + file range to a socket as one operation */
+#include <ringplane/filecache.h>	/* open files beneath a root, LRU, revalidated */
 #include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
 
 #endif /* RINGPLANE_RINGPLANE_H */

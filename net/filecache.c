@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A bounded LRU of open files beneath a root (include/ringplane/filecache.h):
+ * a hash of paths over a fixed array of entries, allocated once at create,
+ * so a lookup never allocates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringplane/filecache.h>
+
+#ifndef __NR_openat2
+#define __NR_openat2 437 /* Linux 5.6, every architecture */
+#endif
+#ifndef RESOLVE_BENEATH
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_BENEATH 0x08
+#endif
+
+struct open_how_ {
+	uint64_t flags, mode, resolve;
+};
+
+struct rp_file_cache {
+	int root;
+	unsigned cap, nbuckets, used;
+	uint64_t revalidate_ns;
+	struct rp_file_entry **buckets;
+	struct rp_file_entry *entries; /* cap of them */
+	struct rp_file_entry *free;    /* unused entries (via hnext) */
+	struct rp_file_entry *lru_head, *lru_tail; /* head: most recent; unreferenced and referenced */
+	struct rp_file_cache_stats st;
+	/* entries evicted while referenced wait here for their last put */
+	struct rp_file_entry *zombies;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t hash_path(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h;
+}
+
+struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
+					   uint64_t revalidate_ns)
+{
+	struct rp_file_cache *c;
+
+	if (root_fd < 0 || !max_entries || max_entries > (1u << 20)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->root = root_fd;
+	c->cap = max_entries;
+	c->revalidate_ns = revalidate_ns ? revalidate_ns : 1000000000ull;
+	for (c->nbuckets = 16; c->nbuckets < 2 * max_entries; c->nbuckets *= 2)
+		;
+	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	c->entries = calloc(max_entries, sizeof(*c->entries));
+	if (!c->buckets || !c->entries) {
+		free(c->buckets);
+		free(c->entries);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (unsigned i = 0; i < max_entries; i++) {
+		c->entries[i].fd = -1;
+		c->entries[i].hnext = c->free;
+		c->free = &c->entries[i];
+	}
+	return c;
+}
+
+static void lru_unlink(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	if (e->lru_prev)
+		e->lru_prev->lru_next = e->lru_next;
+	else
+		c->lru_head = e->lru_next;
+	if (e->lru_next)
+		e->lru_next->lru_prev = e->lru_prev;
+	else
+		c->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_front(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	e->lru_next = c->lru_head;
+	e->lru_prev = NULL;
+	if (c->lru_head)
+		c->lru_head->lru_prev = e;
+	c->lru_head = e;
+	if (!c->lru_tail)
+		c->lru_tail = e;
+}
+
+static void hash_unlink(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	struct rp_file_entry **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	e->hnext = NULL;
+}
+
+static void entry_close(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	if (e->fd >= 0) {
+		close(e->fd);
+		c->st.open_fds--;
+	}
+	e->fd = -1;
+}
+
+/* Out of the hash and the LRU. Closed now if nobody holds it, else at its
+ * last put; the slot itself is reused only once it is closed. */
+static void retire(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	hash_unlink(c, e);
+	lru_unlink(c, e);
+	c->used--;
+	if (e->refs) {
+		e->dead = true;
+		e->hnext = c->zombies;
+		c->zombies = e;
+		return;
+	}
+	entry_close(c, e);
+	e->hnext = c->free;
+	c->free = e;
+}
+
+static void zombie_free(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	struct rp_file_entry **pp = &c->zombies;
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	entry_close(c, e);
+	e->dead = false;
+	e->hnext = c->free;
+	c->free = e;
+}
+
+static int open_beneath(struct rp_file_cache *c, const char *path, struct stat *st)
+{
+	struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+				 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(__NR_openat2, c->root, path, &how, sizeof(how));
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EACCES;
+	}
+	c->st.open_fds++;
+	return fd;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
+		      struct rp_file_entry **out)
+{
+	struct rp_file_entry *e;
+	uint32_t h;
+	uint64_t now;
+	struct stat st;
+	int fd;
+
+	while (len && *path == '/') {
+		path++;
+		len--;
+	}
+	if (!len)
+		path = ".", len = 1; /* the root itself: a directory, refused below */
+	if (len >= RP_FILE_CACHE_PATH_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(path, 0, len))
+		return -EINVAL;
+	h = hash_path(path, len);
+	now = now_ns();
+	for (e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext)
+		if (e->hash == h && e->len == len && !memcmp(e->path, path, len))
+			break;
+	if (e && now - e->checked_ns < c->revalidate_ns) {
+		c->st.hits++;
+		goto found;
+	}
+	if (e) {
+		/* old enough to check: has the path got another file, or this
+		 * file other bytes? */
+		c->st.revalidations++;
+		if (!fstatat(c->root, e->path, &st, 0) && same_file(&st, &e->st)) {
+			e->checked_ns = now;
+			c->st.hits++;
+			goto found;
+		}
+		c->st.reopened++;
+		retire(c, e);
+	} else {
+		c->st.misses++;
+	}
+	while (!c->free) {
+		/* full: the least recently used entry nobody holds goes */
+		struct rp_file_entry *v = c->lru_tail;
+
+		while (v && v->refs)
+			v = v->lru_prev;
+		if (!v)
+			return -EBUSY; /* every cached file is in use: the caller's bound */
+		c->st.evicted++;
+		retire(c, v);
+	}
+	e = c->free;
+	memcpy(e->path, path, len);
+	e->path[len] = 0;
+	fd = open_beneath(c, e->path, &st);
+	if (fd < 0) {
+		c->st.refused++;
+		return fd;
+	}
+	c->free = e->hnext;
+	e->fd = fd;
+	e->st = st;
+	e->len = (uint16_t)len;
+	e->hash = h;
+	e->refs = 0;
+	e->dead = false;
+	e->checked_ns = now;
+	e->hnext = c->buckets[h & (c->nbuckets - 1)];
+	c->buckets[h & (c->nbuckets - 1)] = e;
+	lru_front(c, e);
+	c->used++;
+	*out = e;
+	e->refs++;
+	return 0;
+found:
+	lru_unlink(c, e);
+	lru_front(c, e);
+	e->refs++;
+	*out = e;
+	return 0;
+}
+
+void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	if (!e || !e->refs)
+		return;
+	if (--e->refs == 0 && e->dead)
+		zombie_free(c, e);
+}
+
+void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_stats *out)
+{
+	*out = c->st;
+	out->entries = c->used;
+}
+
+void rp_file_cache_destroy(struct rp_file_cache *c)
+{
+	if (!c)
+		return;
+	for (unsigned i = 0; i < c->cap; i++)
+		if (c->entries[i].fd >= 0)
+			close(c->entries[i].fd);
+	free(c->buckets);
+	free(c->entries);
+	free(c);
+}

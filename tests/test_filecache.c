@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * net/filecache on a real directory tree: hits share one open file; a file
+ * replaced (rename over it) or rewritten is served fresh after at most the
+ * revalidation period, while a holder of the old one keeps reading it; the
+ * LRU evicts only entries nobody holds; nothing outside the root is reachable
+ * by "..", an absolute path or a symlink, while a symlink inside it works;
+ * directories are refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ringplane/filecache.h>
+
+static char root[64];
+static int rootfd;
+
+static void put_file(const char *name, const char *text)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void read_entry(const struct rp_file_entry *e, char *buf, size_t cap)
+{
+	ssize_t n = pread(e->fd, buf, cap - 1, 0);
+
+	assert_true(n >= 0);
+	buf[n] = 0;
+}
+
+static int setup(void **state)
+{
+	char p[256];
+
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/rp_filecache_XXXXXX");
+	assert_non_null(mkdtemp(root));
+	snprintf(p, sizeof(p), "%s/sub", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	put_file("a.txt", "version 1");
+	put_file("sub/b.txt", "bee");
+	snprintf(p, sizeof(p), "%s/inside", root);
+	assert_int_equal(symlink("sub/b.txt", p), 0);
+	snprintf(p, sizeof(p), "%s/outside", root);
+	assert_int_equal(symlink("/etc/hostname", p), 0);
+	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(rootfd >= 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	close(rootfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_hits_share_one_file(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_entry *e1, *e2;
+	struct rp_file_cache_stats st;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, "/a.txt", 6, &e1), 0);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &e2), 0);
+	assert_ptr_equal(e1, e2);
+	read_entry(e1, buf, sizeof(buf));
+	assert_string_equal(buf, "version 1");
+	assert_int_equal(e1->st.st_size, 9);
+	rp_file_cache_put(c, e1);
+	rp_file_cache_put(c, e2);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.open_fds, 1);
+	rp_file_cache_destroy(c);
+}
+
+static void test_replaced_file_seen_after_period(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 200 * 1000 * 1000ull);
+	struct rp_file_entry *e, *old;
+	char from[256], to[256], buf[64];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &old), 0);
+	/* replaced by rename, as deploy tools do */
+	put_file("a.new", "version 2, longer");
+	snprintf(from, sizeof(from), "%s/a.new", root);
+	snprintf(to, sizeof(to), "%s/a.txt", root);
+	assert_int_equal(rename(from, to), 0);
+	usleep(250 * 1000);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &e), 0);
+	read_entry(e, buf, sizeof(buf));
+	assert_string_equal(buf, "version 2, longer");
+	assert_int_equal(e->st.st_size, 17);
+	/* the old entry, still referenced, still reads the old file */
+	read_entry(old, buf, sizeof(buf));
+	assert_string_equal(buf, "version 1");
+	rp_file_cache_put(c, old);
+	rp_file_cache_put(c, e);
+	/* rewritten in place (same inode, new size): seen too */
+	usleep(250 * 1000);
+	put_file("a.txt", "v3");
+	usleep(250 * 1000);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &e), 0);
+	assert_int_equal(e->st.st_size, 2);
+	rp_file_cache_put(c, e);
+	put_file("a.txt", "version 1");
+	rp_file_cache_destroy(c);
+}
+
+static void test_lru_evicts_what_nobody_holds(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 2, 0);
+	struct rp_file_entry *a, *b, *x, *y;
+	struct rp_file_cache_stats st;
+	char buf[64];
+
+	(void)state;
+	put_file("c.txt", "sea");
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &a), 0); /* held, least recent */
+	assert_int_equal(rp_file_cache_get(c, "sub/b.txt", 9, &b), 0);
+	rp_file_cache_put(c, b);
+	assert_int_equal(rp_file_cache_get(c, "c.txt", 5, &x), 0); /* evicts b, not a */
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.evicted, 1);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.open_fds, 2);
+	read_entry(a, buf, sizeof(buf));
+	assert_string_equal(buf, "version 1");
+	/* both held: no room, and nothing is closed under its holder */
+	assert_int_equal(rp_file_cache_get(c, "sub/b.txt", 9, &y), -EBUSY);
+	rp_file_cache_put(c, x);
+	assert_int_equal(rp_file_cache_get(c, "sub/b.txt", 9, &y), 0); /* evicts c */
+	rp_file_cache_put(c, y);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &x), 0); /* still cached: a hit */
+	assert_ptr_equal(x, a);
+	rp_file_cache_put(c, x);
+	rp_file_cache_put(c, a);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.misses, 5); /* the refused lookup was a miss too */
+	assert_int_equal(st.open_fds, 2);
+	rp_file_cache_destroy(c);
+}
+
+static void test_nothing_outside_the_root(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_entry *e;
+	char buf[64], abs[300];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, "../etc/hostname", 15, &e), -EXDEV);
+	assert_int_equal(rp_file_cache_get(c, "sub/../../etc/hostname", 22, &e), -EXDEV);
+	assert_int_equal(rp_file_cache_get(c, "outside", 7, &e), -EXDEV);
+	/* an absolute path is taken relative to the root (the leading '/' goes) */
+	snprintf(abs, sizeof(abs), "%s/a.txt", root);
+	assert_int_equal(rp_file_cache_get(c, abs, strlen(abs), &e), -ENOENT);
+	assert_int_equal(rp_file_cache_get(c, "inside", 6, &e), 0);
+	read_entry(e, buf, sizeof(buf));
+	assert_string_equal(buf, "bee");
+	rp_file_cache_put(c, e);
+	assert_int_equal(rp_file_cache_get(c, "sub", 3, &e), -EACCES);
+	assert_int_equal(rp_file_cache_get(c, "/", 1, &e), -EACCES);
+	assert_int_equal(rp_file_cache_get(c, "nope", 4, &e), -ENOENT);
+	assert_int_equal(rp_file_cache_get(c, "a\0b", 3, &e), -EINVAL);
+	rp_file_cache_destroy(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		cmocka_unit_test(test_hits_share_one_file),
+		cmocka_unit_test(test_replaced_file_seen_after_period),
+		cmocka_unit_test(test_lru_evicts_what_nobody_holds),
+		cmocka_unit_test(test_nothing_outside_the_root),
+	};
+
+	return cmocka_run_group_tests_name("filecache", all, setup, teardown);
+}
