@@ -543,6 +543,55 @@ static int alloc_rows(const struct rp_bench_opts *opts, struct rp_pool *pool)
 	return 0;
 }
 
+/* ---- class rows: each size against 64 B, same pool, alternating ---- */
+
+/*
+ * What a request path pays for the size it asks for: the alloc+free+touch
+ * body at each size against the same body at 64 B, in one pool, samples
+ * alternating (so a noisy neighbour hits both sides alike). The baseline
+ * is rp_pool itself: a ratio below 1 says the size costs more than 64 B
+ * (1/ratio times), which cache sets shared by the live blocks' first
+ * lines show as. 16 KB is the engine's provided-buffer size.
+ */
+static const size_t class_sizes[] = { 2048, 16384, 65536, 1u << 20 };
+#define NCLASS_SIZES (sizeof(class_sizes) / sizeof(class_sizes[0]))
+
+static int class_rows(const struct rp_bench_opts *opts, struct rp_pool *pool)
+{
+	char sz[32], name[64];
+
+	for (size_t i = 0; i < NCLASS_SIZES; i++) {
+		struct alloc_ctx o = { .pool = pool, .size = class_sizes[i] };
+		struct alloc_ctx b = { .pool = pool, .size = 64 };
+		struct rp_bench_timing t;
+		bool ok;
+		int ret;
+
+		if (!ctx_fill(&o) || !ctx_fill(&b)) {
+			ctx_drain(&o);
+			ctx_drain(&b);
+			fprintf(stderr, "alloc: could not allocate %u blocks of %zu B and 64 B\n", LIVE,
+				class_sizes[i]);
+			return -ENOMEM;
+		}
+		rp_bench_compare(opts, pool_body, &o, pool_body, &b, &t);
+		ok = ctx_ok(&o) && ctx_ok(&b);
+		ctx_drain(&o);
+		ctx_drain(&b);
+		if (!ok) {
+			fprintf(stderr, "alloc: rp_pool_alloc ran out while timed at %zu B\n",
+				class_sizes[i]);
+			return -ENOMEM;
+		}
+		rp_bench_size_name(sz, sizeof(sz), class_sizes[i]);
+		snprintf(name, sizeof(name), "class %s vs 64B", sz);
+		ret = rp_bench_row_ns(name, &t, "rp_pool at 64 B");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* ---- remote free ---- */
 
 struct rf_run {
@@ -870,6 +919,10 @@ int rp_bench_suite_alloc(const struct rp_bench_opts *opts)
 	rp_report_note("malloc is measured in a process that has started a thread (glibc then locks its arenas; a runtime with shard threads always has)");
 
 	ret = alloc_rows(opts, pool);
+	if (!ret) {
+		rp_report_note("class rows: the same alloc+free+touch body at each size against 64 B in the same pool, alternating; ratio = 64 B time / size time (below 1: the size costs more)");
+		ret = class_rows(opts, pool);
+	}
 	if (!ret)
 		ret = remote_free_row(opts, pool);
 	rp_pool_destroy(pool);
