@@ -19,7 +19,7 @@
  *
  * Paths by length (thresholds measured on Zen3 against ISA-L crc32_iscsi
  * with chained calls, the ringplane-bench pattern):
- * - below MID_MIN: crc32 chains (one below WAY3_MIN, else three);
+ * - below MID_MIN: one crc32 chain;
  * - below MID2_MIN: ymm folding alone (crc_mid): at these sizes a stream of
  *   calls is bound by latency (the vector scheduler fills up), and the
  *   fold's reduction is shorter than crc32 lanes and their combine;
@@ -48,17 +48,13 @@
 #endif
 _Static_assert(SHIFT_MIN >= 5, "x^(8n - 33) needs n >= 5");
 
-/* Below this one chain wins: the three-lane combine costs about as much as
- * 8 chained crc32q. */
-#ifndef WAY3_MIN
-#define WAY3_MIN 72
-#endif
-
-/* Folding alone from here (crc_mid); up to DIRECT_MAX bytes each 32-byte
+/* Below MID_MIN, one crc32 chain (from zero, so off the critical path; it
+ * beat three chains and their combine, and folding, at 72..127 bytes).
+ * Folding alone from there (crc_mid); up to DIRECT_MAX bytes each 32-byte
  * chunk is folded straight to the end (independent multiplies), above it
  * four accumulators step by 128 bytes and are reduced. */
 #ifndef MID_MIN
-#define MID_MIN 96
+#define MID_MIN 128
 #endif
 #ifndef DIRECT_MAX
 #define DIRECT_MAX 512
@@ -88,39 +84,31 @@ _Static_assert(SHIFT_MIN >= 5, "x^(8n - 33) needs n >= 5");
 #define MIX_Z (MIX_NZ * 128)
 #define MIX_B (MIX_Z + 3 * MIX_L)
 
-/* Three-lane rounds only run below MID_MIN. */
-#define WAY3_NMAX (MID_MIN / 24)
-
-_Static_assert(WAY3_MIN <= MID_MIN && MID_MIN <= MID2_MIN && MID2_MIN <= MIX_B,
+_Static_assert(SHIFT_MIN <= MID_MIN && MID_MIN <= MID2_MIN && MID2_MIN <= MIX_B,
 	       "paths in order of length");
 _Static_assert(DIRECT_MAX <= 16 * 32, "fold_k reaches D = 512");
 _Static_assert(MID2_MIN >= 128 + 24 * MID2_Q, "crc_mid2 needs a fold step and its lane words");
 
-/* x^(8n - 33) for n = 8k and n = 16k: shift a raw register over one or two lanes of k words. */
-static uint32_t way3_k1[WAY3_NMAX + 1], way3_k2[WAY3_NMAX + 1];
 static uint32_t mix_jump_lo, mix_jump_hi;   /* fold by D = 128 + 3 * MIX_L */
 static uint32_t mix_k_l, mix_k_2l, mix_k_3l; /* x^(8n - 33): n = MIX_L, 2 and 3 MIX_L */
 /* Fold by D = 32 (d + 1) bytes, d = 0..15: {lo, hi, lo, hi}. */
 static _Alignas(32) uint64_t fold_k[16][4];
 /* Fold one xmm by D = 32 i bytes, i < MIX_B / 32 + 1: {lo, hi}. */
 static _Alignas(16) uint64_t head_k[MIX_B / 32 + 1][2];
-/* x^(8n - 33) = shift_short[n] (n < 64), or merge(shift_hi[n / 64], shift_lo[n % 64]). */
-static uint32_t shift_short[64], shift_lo[64], shift_hi[MIX_B / 64 + 2];
+/* x^(8n - 33) = shift_short[n] (n < 128: one load for the short paths), or
+ * merge(shift_hi[n / 64], shift_lo[n % 64]). */
+static uint32_t shift_short[128], shift_lo[64], shift_hi[MIX_B / 64 + 2];
 
 __attribute__((constructor(101))) static void crc32c_avx2_init(void)
 {
 	uint64_t d = 128 + 3 * MIX_L;
 
-	for (uint64_t k = 1; k <= WAY3_NMAX; k++) {
-		way3_k1[k] = rp_crc32c_xpow(8 * 8 * k - 33);
-		way3_k2[k] = rp_crc32c_xpow(8 * 16 * k - 33);
-	}
 	mix_jump_lo = rp_crc32c_xpow(8 * d + 31);
 	mix_jump_hi = rp_crc32c_xpow(8 * d - 33);
 	mix_k_l = rp_crc32c_xpow(8ull * MIX_L - 33);
 	mix_k_2l = rp_crc32c_xpow(8ull * 2 * MIX_L - 33);
 	mix_k_3l = rp_crc32c_xpow(8ull * 3 * MIX_L - 33);
-	for (uint64_t n = 5; n < 64; n++)
+	for (uint64_t n = 5; n < 128; n++)
 		shift_short[n] = rp_crc32c_xpow(8 * n - 33);
 	for (uint64_t n = 0; n < 64; n++)
 		shift_lo[n] = rp_crc32c_xpow(8 * n);
@@ -165,26 +153,6 @@ static inline uint32_t combine3(uint32_t a, uint32_t b, uint32_t c, uint32_t k2l
 		d = _mm_crc32_u64(d, rp_load64((r) + (i)));                                        \
 	} while (0)
 
-/* Three crc32 chains over [p, p + 24n); returns the raw register. */
-static inline uint32_t way3(uint32_t c, const uint8_t *p, size_t n)
-{
-	const uint8_t *q = p + 8 * n, *r = p + 16 * n;
-	uint64_t a = c, b = 0, d = 0;
-	size_t i = 0;
-
-	/* Unrolled: the loop's own add and compare would otherwise take
-	 * issue slots from the single crc32 port (3 chains x latency 3 leave
-	 * it no slack); measured 5.8 -> 7.8 bytes/cycle at 2 KB on Zen3. */
-	for (; i + 32 <= 8 * n; i += 32) {
-		STEP3(a, b, d, p, q, r, i);
-		STEP3(a, b, d, p, q, r, i + 8);
-		STEP3(a, b, d, p, q, r, i + 16);
-		STEP3(a, b, d, p, q, r, i + 24);
-	}
-	for (; i < 8 * n; i += 8)
-		STEP3(a, b, d, p, q, r, i);
-	return combine3((uint32_t)a, (uint32_t)b, (uint32_t)d, way3_k2[n], way3_k1[n]);
-}
 
 static inline __m256i bcast(uint32_t lo_const, uint32_t hi_const)
 {
@@ -274,21 +242,11 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 	return (uint32_t)_mm_crc32_u64(0, clmul32(rp_crc32c_of128(y), mix_k_3l)) ^ lanes;
 }
 
-/* The raw CRC from zero of len bytes (len < MIX_B) on crc32 chains alone: one
- * below WAY3_MIN, else three (the bytes beyond a multiple of 24 first). */
-static inline uint32_t crc_lanes(const uint8_t *p, size_t len)
-{
-	size_t n = len / 24, head = len - 24 * n;
-
-	if (len < WAY3_MIN)
-		return rp_crc32c_tail(0, p, len);
-	return way3(rp_crc32c_tail(0, p, head), p + head, n);
-}
 
 /* x^(8n - 33), for 5 <= n < MIX_B: the constant that moves a raw register over n bytes. */
 static inline uint32_t kshift(size_t n)
 {
-	if (n < 64)
+	if (n < 128)
 		return shift_short[n];
 	return merge(shift_hi[n >> 6], shift_lo[n & 63]);
 }
@@ -445,7 +403,7 @@ uint32_t rp_crc32c_avx2(uint32_t crc, const void *buf, size_t len)
 	 * independent of c.
 	 */
 	if (len < MID_MIN)
-		d = crc_lanes(p, len);
+		d = rp_crc32c_tail(0, p, len);
 	else if (len < MID2_MIN)
 		d = crc_mid(p, len);
 	else
