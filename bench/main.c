@@ -30,6 +30,8 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_engine },
 	{ "echo", "ringplane echo: sockperf latency vs sockperf server (sleeping) and a busy-polling epoll server (busy-poll), 100/1000-connection throughput vs an epoll server",
 	  rp_bench_suite_echo },
+	{ "relay", "ringplane relay (auto; splice, copy) vs HAProxy 2.6 (tcp, splice-auto), socat and direct: iperf3 bulk Gbit/s and CPU s/GB, sockperf 64B p50/p99, wrk req/s and conns/s to nginx",
+	  rp_bench_suite_relay },
 };
 
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))

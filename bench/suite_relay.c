@@ -1,0 +1,1259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay suite: `ringplane relay` (ours: the default mode, auto) in front of
+ * an upstream, side by side with HAProxy 2.6 in front of the same upstream,
+ * from the same run; socat and no relay at all ("direct") as extra
+ * baselines.
+ *
+ * Every relay gets one CPU (the "server" CPU): `ringplane relay --shards 1
+ * --cpus S`, `haproxy` with `nbthread 1` (mode tcp, `option splice-auto`),
+ * `socat TCP-LISTEN:...,fork` (its forks inherit the CPU), each started as
+ * a child pinned to S. All relays run at once on their own ports, and the
+ * runs alternate between them, so neighbours on a shared host hit all alike.
+ *
+ * Bulk ("bulk N stream(s)", Gbit/s; "cpu s/GB N stream(s)", CPU seconds of
+ * the relay process per GB moved, utime+stime+cutime+cstime from
+ * /proc/PID/stat before and after, lower is better): `iperf3 -c -P N -J`
+ * through each relay to an `iperf3 -s` upstream. The iperf3 client and the
+ * relayed upstream share the other CPU C, the relay has S. "direct" is the
+ * client on C straight to a second `iperf3 -s` on S: the same two CPUs.
+ * Each ringplane mode (auto, splice, copy) is a row against HAProxy.
+ *
+ * Small messages ("p50/p99 64B", us, lower is better): `sockperf ping-pong
+ * --tcp -m 64` on C through each relay to `sockperf server` on S (the relay
+ * on S too).
+ *
+ * HTTP ("http 4KB keep-alive", req/s) and churn ("http 4KB conn per
+ * request", connections/s): `wrk -t1 -c32` on C for a 4 KB file from nginx
+ * (worker_processes 1, access_log off, a root readable by www-data, config
+ * in a temp dir) on S behind each relay; churn adds `Connection: close`, so
+ * every request is a new client connection and a new upstream connection.
+ * wrk reporting non-2xx/3xx responses or socket errors fails the row.
+ *
+ * Every child runs in its own process group and is stopped with SIGTERM
+ * (then SIGKILL) at the end, on failure too; every wait is bounded. A
+ * missing peer skips its rows with the reason. `ringplane` is found next to
+ * this binary (../apps/ringplane) or through RINGPLANE_BIN; the peers on PATH.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "report_impl.h"
+
+#define START_TIMEOUT_MS 10000 /* a child must be listening by then */
+#define STOP_TIMEOUT_MS	 5000  /* SIGTERM, then SIGKILL after this */
+#define TOOL_SLACK_S	 20    /* a client tool run for T s must exit within T + this */
+#define OUT_MAX		 (1u << 20)
+#define NOISY_IQR	 0.15
+#define MAX_RUNS	 8
+#define FILE_SIZE	 4096u
+
+/* ---- child processes ---- */
+
+struct proc {
+	pid_t pid;
+	int out;   /* read end of its stdout+stderr, -1 once closed */
+	char *log; /* what it printed (the first OUT_MAX bytes), NUL-terminated */
+	size_t len, cap;
+};
+
+static int64_t ms_left(uint64_t deadline_ns)
+{
+	uint64_t now = rp_bench_now_ns();
+
+	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000u) + 1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Start argv[0] (a path) in its own process group on @cpu (-1: any CPU we
+ * may use), stdin /dev/null, stdout+stderr on a pipe we read; it gets
+ * SIGTERM if the bench dies. */
+static int proc_spawn(struct proc *p, char *const argv[], int cpu)
+{
+	int pfd[2];
+
+	memset(p, 0, sizeof(*p));
+	p->out = -1;
+	p->pid = -1;
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid < 0) {
+		int err = -errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		return err;
+	}
+	if (p->pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		cpu_set_t set;
+		sigset_t none;
+		int devnull;
+
+		setpgid(0, 0);
+		CPU_ZERO(&set);
+		if (cpu >= 0)
+			CPU_SET(cpu, &set);
+		else
+			for (int i = 0; i < CPU_SETSIZE; i++)
+				CPU_SET(i, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &dfl, NULL); /* ignored here, not in the peers */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		if (dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+			_exit(127);
+		execv(argv[0], argv);
+		if (write(2, "exec failed: ", 13) > 0 && write(2, argv[0], strlen(argv[0])) > 0)
+			(void)!write(2, "\n", 1);
+		_exit(127);
+	}
+	setpgid(p->pid, p->pid); /* also here: no window where kill(-pid) misses */
+	close(pfd[1]);
+	p->out = pfd[0];
+	return 0;
+}
+
+/* Read what the child prints until EOF (1), @deadline or @until seen in a
+ * whole line (0), or an error (-errno). */
+static int proc_read(struct proc *p, uint64_t deadline_ns, const char *until)
+{
+	while (p->out >= 0) {
+		struct pollfd pf = { .fd = p->out, .events = POLLIN };
+		char buf[16384];
+		int64_t left = ms_left(deadline_ns);
+		const char *u;
+		ssize_t r;
+		int ret;
+
+		if (until && p->log && (u = strstr(p->log, until)) && strchr(u, '\n'))
+			return 0;
+		if (!left)
+			return 0;
+		ret = poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return 0;
+		r = read(p->out, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(p->out);
+			p->out = -1;
+			return 1;
+		}
+		if (p->len + (size_t)r + 1 > p->cap && p->cap < OUT_MAX) {
+			size_t ncap = p->cap ? p->cap : 16384;
+			char *nb;
+
+			while (ncap < p->len + (size_t)r + 1 && ncap < OUT_MAX)
+				ncap *= 2;
+			nb = realloc(p->log, ncap);
+			if (nb) {
+				p->log = nb;
+				p->cap = ncap;
+			}
+		}
+		if (p->len + 1 >= p->cap)
+			continue; /* full: what comes later is dropped */
+		if ((size_t)r > p->cap - p->len - 1)
+			r = (ssize_t)(p->cap - p->len - 1);
+		memcpy(p->log + p->len, buf, (size_t)r);
+		p->len += (size_t)r;
+		p->log[p->len] = '\0';
+	}
+	return 1;
+}
+
+/* Reap within @timeout_ms, else SIGKILL its group. Its wait status, or
+ * -ETIMEDOUT (killed). */
+static int proc_reap(struct proc *p, unsigned timeout_ms)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int status = 0;
+
+	if (p->pid <= 0)
+		return 0;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+		if (r == p->pid || (r < 0 && errno != EINTR))
+			break;
+		if (!ms_left(deadline)) {
+			kill(-p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			p->pid = -1;
+			return -ETIMEDOUT;
+		}
+		/* keep its pipe drained so a full pipe cannot block its exit */
+		proc_read(p, rp_bench_now_ns() + 10000000u, NULL);
+		if (p->out < 0)
+			sleep_ms(5);
+	}
+	p->pid = -1;
+	return status;
+}
+
+static void proc_free(struct proc *p)
+{
+	if (p->out >= 0)
+		close(p->out);
+	p->out = -1;
+	free(p->log);
+	p->log = NULL;
+	p->len = p->cap = 0;
+}
+
+static const char *proc_log(const struct proc *p)
+{
+	return p->log ? p->log : "";
+}
+
+/* The last lines of what a child printed, for an error message. */
+static const char *log_tail(const struct proc *p, unsigned lines)
+{
+	const char *s = proc_log(p);
+	size_t n = p->len, seen = 0;
+
+	while (n > 0 && seen < lines)
+		if (s[--n] == '\n' && n + 1 < p->len)
+			seen++;
+	return s + (n ? n + 1 : 0);
+}
+
+/* SIGTERM to the child's group, bounded reap, SIGKILL to what is left of
+ * the group (socat's forks); notes an unclean exit (exit status 0, 143 or
+ * @ok_exit, or death by SIGTERM, are clean). Frees the log unless @keep. */
+static void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
+{
+	if (p->pid > 0) {
+		pid_t pg = p->pid;
+		int st;
+
+		kill(-pg, SIGTERM);
+		st = proc_reap(p, STOP_TIMEOUT_MS);
+		kill(-pg, SIGKILL);
+		if (st == -ETIMEDOUT)
+			rp_report_note("%s: did not exit within %d ms of SIGTERM; killed", what,
+				       STOP_TIMEOUT_MS);
+		else if (!(WIFEXITED(st) &&
+			   (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 128 + SIGTERM ||
+			    WEXITSTATUS(st) == ok_exit)) &&
+			 !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM))
+			rp_report_note("%s: exited with %s %d after SIGTERM; its last lines: %s", what,
+				       WIFEXITED(st) ? "status" : "signal",
+				       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+				       log_tail(p, 3));
+	}
+	if (keep) {
+		if (p->out >= 0)
+			close(p->out);
+		p->out = -1;
+	} else {
+		proc_free(p);
+	}
+}
+
+/* Run a client tool to its end, bounded by @timeout_s; its output in p->log
+ * (the caller frees it with proc_free). Returns its exit status (0..255),
+ * or -errno (-ETIMEDOUT: killed; -ECHILD: died by a signal). */
+static int run_tool(struct proc *p, char *const argv[], int cpu, unsigned timeout_s)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_s * 1000000000ull;
+	int ret, st;
+
+	ret = proc_spawn(p, argv, cpu);
+	if (ret)
+		return ret;
+	ret = proc_read(p, deadline, NULL);
+	if (ret != 1)
+		kill(-p->pid, SIGKILL);
+	st = proc_reap(p, 2000);
+	if (ret != 1 || st == -ETIMEDOUT)
+		return -ETIMEDOUT;
+	if (st < 0)
+		return st;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+/* utime+stime+cutime+cstime of @pid in seconds (threads included; forks
+ * once reaped), or a negative value. */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[2048];
+	unsigned long long ut, st;
+	long long cut, cst;
+	ssize_t n;
+	const char *q;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	q = strrchr(buf, ')');
+	/* fields 3..17: state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime cutime cstime */
+	if (!q || sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+			 &ut, &st, &cut, &cst) != 4)
+		return -1;
+	return (double)(ut + st + (unsigned long long)cut + (unsigned long long)cst) /
+	       (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- ports ---- */
+
+static struct sockaddr_in loopback(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	return a;
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+static int free_port(void)
+{
+	struct sockaddr_in a = loopback(0);
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -errno;
+	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port > 0 ? port : -EADDRNOTAVAIL;
+}
+
+/* Wait until @port on 127.0.0.1 is bound by someone (our own bind without
+ * SO_REUSEADDR fails with EADDRINUSE): no probe connection reaches the
+ * child, so an iperf3 behind a relay never sees a stray one. */
+static int wait_bound(struct proc *p, int port, unsigned timeout_ms)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	struct sockaddr_in a = loopback(port);
+
+	while (ms_left(deadline)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), busy;
+
+		if (fd < 0)
+			return -errno;
+		busy = bind(fd, (struct sockaddr *)&a, sizeof(a)) && errno == EADDRINUSE;
+		close(fd);
+		if (busy)
+			return 0;
+		if (proc_read(p, rp_bench_now_ns() + 20000000u, NULL) == 1)
+			return -EIO; /* EOF: it died */
+	}
+	return -ETIMEDOUT;
+}
+
+/* ---- the suite's state ---- */
+
+enum cfg {
+	C_RP_AUTO,
+	C_RP_SPLICE,
+	C_RP_COPY,
+	C_HAPROXY,
+	C_SOCAT,
+	C_DIRECT,
+	C_NR,
+};
+
+static const char *const cfg_name[C_NR] = {
+	"ringplane relay (auto)", "ringplane relay --mode splice", "ringplane relay --mode copy",
+	"haproxy", "socat", "direct (no relay)",
+};
+
+struct relay {
+	struct proc p;
+	int port;
+	bool up;
+};
+
+struct ctx {
+	const struct rp_bench_opts *opts;
+	int cpu_s, cpu_c; /* relays and servers; clients */
+	char rp[PATH_MAX], haproxy[PATH_MAX], socat[PATH_MAX], iperf3[PATH_MAX],
+		sockperf[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX];
+	bool have_rp, have_haproxy, have_socat, have_iperf3, have_sockperf, have_wrk, have_nginx;
+	char dir[64]; /* temp dir for configs and nginx's root */
+	unsigned cfg_seq;
+	int failed; /* a row failed loudly: the suite returns it */
+	uint8_t file[FILE_SIZE];
+};
+
+static int find_ringplane(char *path, size_t size)
+{
+	const char *env = getenv("RINGPLANE_BIN");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(path, size, "%s", env);
+		return access(path, X_OK) ? -ENOENT : 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	self[n] = '\0';
+	if (strrchr(self, '/'))
+		*strrchr(self, '/') = '\0';
+	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
+		return -ENAMETOOLONG;
+	return access(path, X_OK) ? -ENOENT : 0;
+}
+
+static bool cfg_available(const struct ctx *x, enum cfg c)
+{
+	switch (c) {
+	case C_RP_AUTO:
+	case C_RP_SPLICE:
+	case C_RP_COPY:
+		return x->have_rp;
+	case C_HAPROXY:
+		return x->have_haproxy;
+	case C_SOCAT:
+		return x->have_socat;
+	default:
+		return true;
+	}
+}
+
+static const char *cfg_missing(enum cfg c)
+{
+	switch (c) {
+	case C_HAPROXY:
+		return "haproxy was not found in PATH (apt-get install haproxy)";
+	case C_SOCAT:
+		return "socat was not found in PATH (apt-get install socat)";
+	default:
+		return "the ringplane binary was not found (../apps/ringplane next to this binary, or RINGPLANE_BIN)";
+	}
+}
+
+static int write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	ssize_t w;
+
+	if (fd < 0)
+		return -errno;
+	w = write(fd, data, len);
+	fchmod(fd, mode); /* whatever the umask */
+	if (close(fd) || w != (ssize_t)len)
+		return -EIO;
+	return 0;
+}
+
+/*
+ * Start relay @c on the server CPU in front of 127.0.0.1:@up; its port in
+ * r->port. Prints why on failure and returns -errno.
+ */
+static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
+{
+	char ups[32], cpus[16], lst[] = "127.0.0.1:0", path[128], text[1024], a1[96], a2[64];
+	static const char *const mode[] = { "auto", "splice", "copy" };
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->p.pid = -1;
+	r->p.out = -1;
+	snprintf(ups, sizeof(ups), "127.0.0.1:%d", up);
+	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
+	if (c <= C_RP_COPY) {
+		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", "1",
+				 "--cpus", cpus, "--mode", (char *)mode[c], NULL };
+		const char *l, *colon;
+
+		ret = proc_spawn(&r->p, argv, x->cpu_s);
+		if (ret)
+			goto fail;
+		ret = proc_read(&r->p, deadline, "listening on ");
+		l = r->p.log ? strstr(r->p.log, "listening on ") : NULL;
+		if (ret < 0 || !l || !strchr(l, '\n')) {
+			ret = ret == 1 ? -EIO : -ETIMEDOUT;
+			goto fail;
+		}
+		colon = strchr(l, '\n');
+		while (colon > l && *colon != ':')
+			colon--;
+		r->port = atoi(colon + 1);
+		if (r->port <= 0 || r->port > 65535) {
+			ret = -EBADMSG;
+			goto fail;
+		}
+		r->up = true;
+		return 0;
+	}
+	r->port = free_port();
+	if (r->port < 0) {
+		ret = r->port;
+		goto fail;
+	}
+	if (c == C_HAPROXY) {
+		char *argv[] = { x->haproxy, "-db", "-f", path, NULL };
+
+		snprintf(path, sizeof(path), "%s/haproxy-%u.cfg", x->dir, x->cfg_seq++);
+		snprintf(text, sizeof(text),
+			 "global\n"
+			 "    nbthread 1\n"
+			 "defaults\n"
+			 "    mode tcp\n"
+			 "    option splice-auto\n"
+			 "    timeout connect 5s\n"
+			 "    timeout client 60s\n"
+			 "    timeout server 60s\n"
+			 "listen relay\n"
+			 "    bind 127.0.0.1:%d\n"
+			 "    server up %s\n",
+			 r->port, ups);
+		ret = write_file(path, text, strlen(text), 0644);
+		if (!ret)
+			ret = proc_spawn(&r->p, argv, x->cpu_s);
+	} else {
+		char *argv[] = { x->socat, a1, a2, NULL };
+
+		snprintf(a1, sizeof(a1), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=1024",
+			 r->port);
+		snprintf(a2, sizeof(a2), "TCP:%s", ups);
+		ret = proc_spawn(&r->p, argv, x->cpu_s);
+	}
+	if (!ret)
+		ret = wait_bound(&r->p, r->port, START_TIMEOUT_MS);
+	if (ret)
+		goto fail;
+	r->up = true;
+	return 0;
+fail:
+	fprintf(stderr, "relay: cannot start %s in front of port %d: %s; it printed:\n%s\n",
+		cfg_name[c], up, strerror(-ret), log_tail(&r->p, 8));
+	proc_stop(&r->p, cfg_name[c], false, -1);
+	return ret;
+}
+
+/* Stop the relays; ringplane's final counters (one line per shard) become
+ * notes, so a row's mode can be checked (bytes spliced, switches). */
+static void relays_stop(struct relay *rs, const char *group)
+{
+	for (int c = 0; c < C_NR; c++) {
+		struct relay *r = &rs[c];
+		const char *s;
+
+		if (!r->up || r->p.pid <= 0)
+			continue;
+		proc_stop(&r->p, cfg_name[c], true, -1);
+		if (c <= C_RP_COPY && (s = strstr(proc_log(&r->p), "shard 0: conns"))) {
+			const char *e = strchr(s, '\n');
+			const char *ops = strstr(s, " | ops");
+
+			if (ops && (!e || ops < e))
+				e = ops;
+			rp_report_note("%s: %s final counters: %.*s", group, cfg_name[c],
+				       e ? (int)(e - s) : (int)strlen(s), s);
+		}
+		proc_free(&r->p);
+		r->up = false;
+	}
+}
+
+/* Start every relay in @want in front of @up; the ones missing or failing
+ * are left down (skips are the caller's). Returns how many came up. */
+static int relays_start(struct ctx *x, const bool *want, int up, struct relay *rs)
+{
+	int n = 0;
+
+	for (int c = 0; c < C_NR; c++) {
+		memset(&rs[c], 0, sizeof(rs[c]));
+		rs[c].p.pid = -1;
+		rs[c].p.out = -1;
+		if (!want[c] || c == C_DIRECT || !cfg_available(x, (enum cfg)c))
+			continue;
+		if (relay_start(x, (enum cfg)c, up, &rs[c])) {
+			x->failed = -EIO;
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+static void skip_missing(const struct ctx *x, const bool *want, const char *group)
+{
+	for (int c = 0; c < C_NR; c++)
+		if (want[c] && !cfg_available(x, (enum cfg)c)) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s via %s", group, cfg_name[c]);
+			rp_report_skip(what, "%s", cfg_missing((enum cfg)c));
+		}
+}
+
+static void note_noise(const char *name, const double *o, const double *b, unsigned n)
+{
+	double oc[MAX_RUNS], bc[MAX_RUNS];
+
+	if (n < 3)
+		return;
+	memcpy(oc, o, n * sizeof(*o));
+	memcpy(bc, b, n * sizeof(*b));
+	struct rp_bench_stat3 so = rp_bench_summarize(oc, n), sb = rp_bench_summarize(bc, n);
+	double io = (so.q3 - so.q1) / so.med, ib = (sb.q3 - sb.q1) / sb.med;
+
+	if (io > NOISY_IQR || ib > NOISY_IQR)
+		rp_report_note("%s: noisy runs (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
+			       name, 100.0 * io, 100.0 * ib);
+}
+
+static double median(const double *v, unsigned n)
+{
+	double c[MAX_RUNS];
+
+	memcpy(c, v, n * sizeof(*v));
+	return rp_bench_summarize(c, n).med;
+}
+
+/* Report ours (@o) against @b, medians of @n runs, and a noise note. */
+static int row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
+	       const char *bname, bool higher)
+{
+	int ret = rp_report_row(name, unit, median(o, n), median(b, n), bname, higher);
+
+	if (!ret)
+		note_noise(name, o, b, n);
+	return ret;
+}
+
+/* ---- bulk: iperf3 ---- */
+
+/* The number after "@key": inside the object that follows "@obj": in
+ * iperf3's JSON. */
+static int json_num(const char *js, const char *obj, const char *key, double *out)
+{
+	char k[64];
+	const char *p = strstr(js, obj);
+
+	if (!p)
+		return -EBADMSG;
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(p, k);
+	if (!p || sscanf(p + strlen(k), "%lf", out) != 1)
+		return -EBADMSG;
+	return 0;
+}
+
+/* One iperf3 run to @port: Gbit/s received and bytes received. */
+static int iperf_run(struct ctx *x, int port, unsigned streams, unsigned secs, double *gbps,
+		     double *bytes, char *err, size_t errsz)
+{
+	char p[16], t[16], n[16];
+	char *argv[] = { x->iperf3, "-c", "127.0.0.1", "-p", p, "-t", t, "-P", n, "-J", "-i", "0",
+			 NULL };
+	struct proc pr;
+	double sent = 0, bps = 0;
+	int ret;
+
+	snprintf(p, sizeof(p), "%d", port);
+	snprintf(t, sizeof(t), "%u", secs);
+	snprintf(n, sizeof(n), "%u", streams);
+	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	if (ret != 0) {
+		snprintf(err, errsz, "iperf3 -c %s (%s); its last lines: %s",
+			 ret > 0 ? "exited non-zero" : strerror(-ret), ret > 0 ? "status" : "error",
+			 log_tail(&pr, 6));
+		proc_free(&pr);
+		return -EIO;
+	}
+	if (json_num(proc_log(&pr), "\"sum_received\":", "bytes", bytes) ||
+	    json_num(proc_log(&pr), "\"sum_received\":", "bits_per_second", &bps) ||
+	    json_num(proc_log(&pr), "\"sum_sent\":", "bytes", &sent) || !(*bytes > 0) ||
+	    !(bps > 0)) {
+		snprintf(err, errsz, "no sum_received in iperf3's JSON: %s", log_tail(&pr, 6));
+		proc_free(&pr);
+		return -EBADMSG;
+	}
+	proc_free(&pr);
+	*gbps = bps / 1e9;
+	return 0;
+}
+
+static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
+{
+	static const unsigned streams[] = { 1, 4 };
+	const bool want[C_NR] = { true, true, true, true, true, true };
+	struct proc srv = { .pid = -1, .out = -1 }, dsrv = { .pid = -1, .out = -1 };
+	struct relay rs[C_NR];
+	char ps[16], pd[16];
+	char *sargv[] = { x->iperf3, "-s", "-p", ps, "--forceflush", NULL };
+	char *dargv[] = { x->iperf3, "-s", "-p", pd, "--forceflush", NULL };
+	double gb[C_NR][MAX_RUNS], cpu[C_NR][MAX_RUNS];
+	bool bad[C_NR];
+	int up, dp, ret = 0;
+
+	memset(rs, 0, sizeof(rs));
+	for (int c = 0; c < C_NR; c++)
+		rs[c].p.pid = -1, rs[c].p.out = -1;
+	if (!x->have_iperf3) {
+		rp_report_skip("bulk (all rows)", "iperf3 was not found in PATH (apt-get install iperf3)");
+		return 0;
+	}
+	up = free_port();
+	dp = free_port();
+	if (up < 0 || dp < 0 || up == dp) {
+		fprintf(stderr, "relay: bulk: no free port\n");
+		return -EADDRNOTAVAIL;
+	}
+	snprintf(ps, sizeof(ps), "%d", up);
+	snprintf(pd, sizeof(pd), "%d", dp);
+	/* the relayed upstream shares the client's CPU, the relay has the other;
+	 * direct: client on C, server on S */
+	ret = proc_spawn(&srv, sargv, x->cpu_c);
+	if (!ret)
+		ret = wait_bound(&srv, up, START_TIMEOUT_MS);
+	if (!ret)
+		ret = proc_spawn(&dsrv, dargv, x->cpu_s);
+	if (!ret)
+		ret = wait_bound(&dsrv, dp, START_TIMEOUT_MS);
+	if (ret) {
+		fprintf(stderr, "relay: bulk: iperf3 -s did not start (%s): %s%s\n", strerror(-ret),
+			proc_log(&srv), proc_log(&dsrv));
+		goto out;
+	}
+	skip_missing(x, want, "bulk");
+	relays_start(x, want, up, rs);
+	rs[C_DIRECT].port = dp;
+	rs[C_DIRECT].up = true;
+	rp_report_note("bulk: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client on cpu %d to iperf3 -s on cpu %d; %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
+		       secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, x->cpu_s, runs,
+		       runs == 1 ? "" : "s");
+	for (size_t si = 0; si < sizeof(streams) / sizeof(streams[0]); si++) {
+		unsigned ns = streams[si];
+		char name[96], err[1024];
+
+		memset(bad, 0, sizeof(bad));
+		for (unsigned r = 0; r < runs; r++) {
+			for (int c = 0; c < C_NR; c++) {
+				double c0 = 0, c1 = 0, bytes = 0;
+
+				gb[c][r] = cpu[c][r] = 0;
+				if (!rs[c].up || bad[c])
+					continue;
+				if (rs[c].p.pid > 0)
+					c0 = proc_cpu_s(rs[c].p.pid);
+				ret = iperf_run(x, rs[c].port, ns, secs, &gb[c][r], &bytes, err,
+						sizeof(err));
+				if (ret) {
+					fprintf(stderr, "relay: FAILED bulk %u stream%s via %s: %s\n",
+						ns, ns == 1 ? "" : "s", cfg_name[c], err);
+					rp_report_note("FAILED: bulk %u stream%s via %s: %s", ns,
+						       ns == 1 ? "" : "s", cfg_name[c], err);
+					bad[c] = true;
+					x->failed = -EIO;
+					continue;
+				}
+				if (rs[c].p.pid > 0) {
+					if (c == C_SOCAT)
+						sleep_ms(200); /* its forks reaped */
+					c1 = proc_cpu_s(rs[c].p.pid);
+					if (c0 >= 0 && c1 >= c0)
+						cpu[c][r] = (c1 - c0) / (bytes / 1e9);
+				}
+			}
+		}
+		const char *sn = ns == 1 ? "stream" : "streams";
+
+		ret = 0;
+		for (int c = 0; c < C_NR; c++) {
+			static const char *const suffix[C_NR] = { "", " splice", " copy" };
+			int o = c <= C_RP_COPY ? c : C_RP_AUTO;
+
+			if (bad[o] || !rs[o].up || bad[c] || !rs[c].up)
+				continue;
+			if (c <= C_RP_COPY) {
+				if (bad[C_HAPROXY] || !rs[C_HAPROXY].up)
+					continue;
+				snprintf(name, sizeof(name), "bulk %u %s%s", ns, sn, suffix[c]);
+				row(name, "Gbit/s", gb[c], gb[C_HAPROXY], runs, "haproxy", true);
+				snprintf(name, sizeof(name), "cpu s/GB %u %s%s", ns, sn, suffix[c]);
+				if (median(cpu[c], runs) > 0 && median(cpu[C_HAPROXY], runs) > 0)
+					row(name, "s/GB", cpu[c], cpu[C_HAPROXY], runs, "haproxy",
+					    false);
+			} else if (c == C_SOCAT) {
+				snprintf(name, sizeof(name), "bulk %u %s vs socat", ns, sn);
+				row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
+				snprintf(name, sizeof(name), "cpu s/GB %u %s vs socat", ns, sn);
+				if (median(cpu[C_RP_AUTO], runs) > 0 && median(cpu[c], runs) > 0)
+					row(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs, "socat",
+					    false);
+			} else if (c == C_DIRECT) {
+				snprintf(name, sizeof(name), "bulk %u %s vs direct", ns, sn);
+				row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
+				    "direct (no relay)", true);
+			}
+		}
+	}
+	ret = 0;
+out:
+	relays_stop(rs, "bulk");
+	/* iperf3 -s exits 1 on SIGTERM ("interrupt - the server has terminated") */
+	proc_stop(&srv, "iperf3 -s (relayed upstream)", false, 1);
+	proc_stop(&dsrv, "iperf3 -s (direct)", false, 1);
+	return ret;
+}
+
+/* ---- small messages: sockperf ping-pong ---- */
+
+static int parse_pct(const char *log, const char *pct, double *out)
+{
+	char key[48];
+	const char *p;
+
+	snprintf(key, sizeof(key), "percentile %s =", pct);
+	p = strstr(log, key);
+	if (!p || sscanf(p + strlen(key), "%lf", out) != 1 || !(*out > 0))
+		return -EINVAL;
+	return 0;
+}
+
+static int sockperf_run(struct ctx *x, int port, unsigned secs, double *p50, double *p99,
+			char *err, size_t errsz)
+{
+	char p[16], t[16];
+	char *argv[] = { x->sockperf, "ping-pong", "--tcp", "-i", "127.0.0.1", "-p", p,
+			 "-m", "64", "-t", t, NULL };
+	struct proc pr;
+	int ret;
+
+	snprintf(p, sizeof(p), "%d", port);
+	snprintf(t, sizeof(t), "%u", secs);
+	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	if (ret != 0 || parse_pct(proc_log(&pr), "50.000", p50) ||
+	    parse_pct(proc_log(&pr), "99.000", p99)) {
+		snprintf(err, errsz, "sockperf ping-pong %s; its last lines: %s",
+			 ret > 0 ? "exited non-zero" : ret < 0 ? strerror(-ret) : "printed no percentiles",
+			 log_tail(&pr, 6));
+		proc_free(&pr);
+		return -EIO;
+	}
+	if (strstr(proc_log(&pr), "# dropped messages = ") &&
+	    !strstr(proc_log(&pr), "# dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0"))
+		rp_report_note("sockperf reported dropped, duplicated or out-of-order messages (port %d)",
+			       port);
+	proc_free(&pr);
+	return 0;
+}
+
+static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
+{
+	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_HAPROXY] = true, [C_SOCAT] = true,
+				  [C_DIRECT] = true };
+	struct proc srv = { .pid = -1, .out = -1 };
+	struct relay rs[C_NR];
+	char ps[16];
+	char *sargv[] = { x->sockperf, "server", "--tcp", "-i", "127.0.0.1", "-p", ps, NULL };
+	double p50[C_NR][MAX_RUNS], p99[C_NR][MAX_RUNS];
+	bool bad[C_NR] = { 0 };
+	int up, ret;
+
+	memset(rs, 0, sizeof(rs));
+	for (int c = 0; c < C_NR; c++)
+		rs[c].p.pid = -1, rs[c].p.out = -1;
+	if (!x->have_sockperf) {
+		rp_report_skip("p50/p99 64B", "sockperf was not found in PATH (apt-get install sockperf)");
+		return 0;
+	}
+	up = free_port();
+	if (up < 0)
+		return up;
+	snprintf(ps, sizeof(ps), "%d", up);
+	ret = proc_spawn(&srv, sargv, x->cpu_s);
+	if (!ret)
+		ret = wait_bound(&srv, up, START_TIMEOUT_MS);
+	if (ret) {
+		fprintf(stderr, "relay: sockperf server did not start (%s): %s\n", strerror(-ret),
+			proc_log(&srv));
+		goto out;
+	}
+	skip_missing(x, want, "p50/p99 64B");
+	relays_start(x, want, up, rs);
+	rs[C_DIRECT].port = up;
+	rs[C_DIRECT].up = true;
+	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d) to sockperf server on cpu %d; %u run%s per relay alternating, median of the runs' percentiles",
+		       secs, x->cpu_c, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
+	for (unsigned r = 0; r < runs; r++)
+		for (int c = 0; c < C_NR; c++) {
+			char err[1024];
+
+			if (!rs[c].up || bad[c])
+				continue;
+			if (sockperf_run(x, rs[c].port, secs, &p50[c][r], &p99[c][r], err,
+					 sizeof(err))) {
+				fprintf(stderr, "relay: FAILED p50/p99 64B via %s: %s\n", cfg_name[c],
+					err);
+				rp_report_note("FAILED: p50/p99 64B via %s: %s", cfg_name[c], err);
+				bad[c] = true;
+				x->failed = -EIO;
+			}
+		}
+	ret = 0;
+	if (bad[C_RP_AUTO] || !rs[C_RP_AUTO].up)
+		goto out;
+	for (int c = C_HAPROXY; c <= C_SOCAT; c++) {
+		char n50[64], n99[64];
+
+		if (bad[c] || !rs[c].up)
+			continue;
+		snprintf(n50, sizeof(n50), "p50 64B%s", c == C_SOCAT ? " vs socat" : "");
+		snprintf(n99, sizeof(n99), "p99 64B%s", c == C_SOCAT ? " vs socat" : "");
+		row(n50, "us", p50[C_RP_AUTO], p50[c], runs, cfg_name[c], false);
+		row(n99, "us", p99[C_RP_AUTO], p99[c], runs, cfg_name[c], false);
+	}
+	if (!bad[C_DIRECT])
+		rp_report_note("small messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
+			       median(p50[C_DIRECT], runs), median(p99[C_DIRECT], runs));
+out:
+	relays_stop(rs, "small messages");
+	proc_stop(&srv, "sockperf server", false, -1);
+	return ret;
+}
+
+/* ---- HTTP and churn: wrk and nginx ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* GET /4k.bin with HTTP/1.0 from 127.0.0.1:@port: 0 when the answer is 200
+ * with exactly our file, else -EBADMSG (@err says what came back). */
+static int http_check(struct ctx *x, int port, char *err, size_t errsz)
+{
+	static const char req[] = "GET /4k.bin HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	uint64_t deadline = rp_bench_now_ns() + 5000000000ull;
+	struct sockaddr_in a = loopback(port);
+	char buf[FILE_SIZE + 2048];
+	size_t len = 0;
+	const char *body;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -EBADMSG;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+		snprintf(err, errsz, "connect/write: %s", strerror(errno));
+		close(fd);
+		return -EIO;
+	}
+	while (len < sizeof(buf) - 1 && ms_left(deadline)) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pf, 1, (int)ms_left(deadline)) <= 0)
+			continue;
+		r = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	body = strstr(buf, "\r\n\r\n");
+	if (len >= 12 && !strncmp(buf, "HTTP/1.1 200", 12) && body &&
+	    len - (size_t)(body + 4 - buf) == FILE_SIZE && !memcmp(body + 4, x->file, FILE_SIZE))
+		ret = 0;
+	else
+		snprintf(err, errsz, "expected 200 and our %u bytes, got %zu bytes starting \"%.40s\"",
+			 FILE_SIZE, len, buf);
+	return ret;
+}
+
+static int nginx_start(struct ctx *x, struct proc *p, int *port)
+{
+	char conf[96], elog[96], www[80], file[96], text[2048]; /* x->dir: 64 bytes */
+	char *argv[] = { x->nginx, "-p", x->dir, "-c", conf, "-e", elog, NULL };
+	int ret;
+
+	*port = free_port();
+	if (*port < 0)
+		return *port;
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", x->dir);
+	snprintf(elog, sizeof(elog), "%s/nginx-error.log", x->dir);
+	snprintf(www, sizeof(www), "%s/www", x->dir);
+	snprintf(file, sizeof(file), "%s/4k.bin", www);
+	if (mkdir(www, 0755) && errno != EEXIST)
+		return -errno;
+	chmod(www, 0755);
+	ret = write_file(file, x->file, FILE_SIZE, 0644);
+	if (ret)
+		return ret;
+	snprintf(text, sizeof(text),
+		 "daemon off;\n"
+		 "worker_processes 1;\n"
+		 "%s"
+		 "pid %s/nginx.pid;\n"
+		 "error_log %s/nginx-error.log;\n"
+		 "events { worker_connections 4096; }\n"
+		 "http {\n"
+		 "    access_log off;\n"
+		 "    keepalive_requests 1000000;\n"
+		 "    client_body_temp_path %s/t_body;\n"
+		 "    proxy_temp_path %s/t_proxy;\n"
+		 "    fastcgi_temp_path %s/t_fastcgi;\n"
+		 "    uwsgi_temp_path %s/t_uwsgi;\n"
+		 "    scgi_temp_path %s/t_scgi;\n"
+		 "    server { listen 127.0.0.1:%d; root %s; }\n"
+		 "}\n",
+		 geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir, x->dir, x->dir, x->dir,
+		 x->dir, x->dir, *port, www);
+	ret = write_file(conf, text, strlen(text), 0644);
+	if (ret)
+		return ret;
+	ret = proc_spawn(p, argv, x->cpu_s);
+	if (!ret)
+		ret = wait_bound(p, *port, START_TIMEOUT_MS);
+	return ret;
+}
+
+static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, double *rps, char *err,
+		   size_t errsz)
+{
+	char d[16], url[64], hdr[] = "Connection: close";
+	char *argv[] = { x->wrk, "-t1", "-c32", "-d", d, "--timeout", "5s", url,
+			 close_each ? "-H" : NULL, hdr, NULL };
+	struct proc pr;
+	const char *l;
+	int ret;
+
+	snprintf(d, sizeof(d), "%us", secs);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/4k.bin", port);
+	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	l = strstr(proc_log(&pr), "Requests/sec:");
+	if (ret != 0 || !l || sscanf(l + 13, "%lf", rps) != 1 || !(*rps > 0)) {
+		snprintf(err, errsz, "wrk %s; its last lines: %s",
+			 ret > 0 ? "exited non-zero" : ret < 0 ? strerror(-ret) : "printed no Requests/sec",
+			 log_tail(&pr, 6));
+		ret = -EIO;
+	} else if ((l = strstr(proc_log(&pr), "Non-2xx or 3xx responses:")) ||
+		   (l = strstr(proc_log(&pr), "Socket errors:"))) {
+		const char *e = strchr(l, '\n');
+
+		snprintf(err, errsz, "wrk reported \"%.*s\"", e ? (int)(e - l) : 80, l);
+		ret = -EPROTO;
+	}
+	proc_free(&pr);
+	return ret;
+}
+
+static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
+{
+	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_HAPROXY] = true, [C_SOCAT] = true,
+				  [C_DIRECT] = true };
+	struct proc ngx = { .pid = -1, .out = -1 };
+	struct relay rs[C_NR];
+	double rps[2][C_NR][MAX_RUNS];
+	bool bad[2][C_NR];
+	char err[1024];
+	int up = 0, ret;
+
+	memset(rs, 0, sizeof(rs));
+	memset(bad, 0, sizeof(bad));
+	for (int c = 0; c < C_NR; c++)
+		rs[c].p.pid = -1, rs[c].p.out = -1;
+	if (!x->have_wrk || !x->have_nginx) {
+		rp_report_skip("http 4KB keep-alive, http 4KB conn per request",
+			       "%s was not found in PATH (apt-get install %s)",
+			       x->have_wrk ? "nginx" : "wrk", x->have_wrk ? "nginx-light" : "wrk");
+		return 0;
+	}
+	ret = nginx_start(x, &ngx, &up);
+	if (!ret)
+		ret = http_check(x, up, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", strerror(-ret));
+	if (ret) {
+		char elog[96], tail[512] = "";
+		FILE *f;
+
+		snprintf(elog, sizeof(elog), "%s/nginx-error.log", x->dir);
+		f = fopen(elog, "r");
+		if (f) {
+			size_t n = fread(tail, 1, sizeof(tail) - 1, f);
+
+			tail[n] = '\0';
+			fclose(f);
+		}
+		fprintf(stderr, "relay: nginx on port %d did not serve the 4 KB file: %s; it printed: %s %s\n",
+			up, err, proc_log(&ngx), tail);
+		rp_report_skip("http 4KB keep-alive, http 4KB conn per request",
+			       "nginx did not serve the file: %s", err);
+		x->failed = -EIO;
+		ret = 0;
+		goto out;
+	}
+	skip_missing(x, want, "http");
+	relays_start(x, want, up, rs);
+	rs[C_DIRECT].port = up;
+	rs[C_DIRECT].up = true;
+	for (int c = 0; c < C_DIRECT; c++)
+		if (rs[c].up && http_check(x, rs[c].port, err, sizeof(err))) {
+			fprintf(stderr, "relay: FAILED http via %s: %s\n", cfg_name[c], err);
+			rp_report_note("FAILED: a GET through %s: %s", cfg_name[c], err);
+			bad[0][c] = bad[1][c] = true;
+			x->failed = -EIO;
+		}
+	rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating, median reported; every relay first served one GET checked byte for byte",
+		       secs, x->cpu_c, FILE_SIZE, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
+	for (int k = 0; k < 2; k++) {
+		for (unsigned r = 0; r < runs; r++)
+			for (int c = 0; c < C_NR; c++) {
+				if (!rs[c].up || bad[k][c])
+					continue;
+				ret = wrk_run(x, rs[c].port, k == 1, secs, &rps[k][c][r], err,
+					      sizeof(err));
+				if (ret) {
+					fprintf(stderr, "relay: FAILED http %s via %s: %s\n",
+						k ? "conn per request" : "keep-alive", cfg_name[c],
+						err);
+					rp_report_note("FAILED: http %s via %s: %s",
+						       k ? "conn per request" : "keep-alive",
+						       cfg_name[c], err);
+					bad[k][c] = true;
+					x->failed = -EIO;
+				}
+			}
+		if (bad[k][C_RP_AUTO] || !rs[C_RP_AUTO].up)
+			continue;
+		for (int c = C_HAPROXY; c <= C_SOCAT; c++) {
+			char name[64];
+
+			if (bad[k][c] || !rs[c].up)
+				continue;
+			snprintf(name, sizeof(name), "http 4KB %s%s",
+				 k ? "conn per request" : "keep-alive",
+				 c == C_SOCAT ? " vs socat" : "");
+			row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
+			    cfg_name[c], true);
+		}
+		if (!bad[k][C_DIRECT])
+			rp_report_note("http %s: direct to nginx (no relay): %.0f %s",
+				       k ? "conn per request" : "keep-alive",
+				       median(rps[k][C_DIRECT], runs), k ? "conns/s" : "req/s");
+	}
+	ret = 0;
+out:
+	relays_stop(rs, "http");
+	proc_stop(&ngx, "nginx", false, -1);
+	return ret;
+}
+
+int rp_bench_suite_relay(const struct rp_bench_opts *opts)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	bool quick = opts->quick;
+	int cpu[2], ret = 0;
+
+	if (!x)
+		return -ENOMEM;
+	x->opts = opts;
+	if (rp_bench_pick_cpus(cpu)) {
+		cpu[0] = sched_getcpu();
+		cpu[1] = cpu[0];
+		rp_report_note("only one usable CPU: clients, relays and servers share cpu %d",
+			       cpu[0]);
+	}
+	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
+	x->cpu_s = cpu[1];
+	x->have_rp = !find_ringplane(x->rp, sizeof(x->rp));
+	x->have_haproxy = rp_find_executable("haproxy", x->haproxy, sizeof(x->haproxy));
+	if (!x->have_haproxy)
+		x->have_haproxy = rp_find_executable("/usr/sbin/haproxy", x->haproxy,
+						     sizeof(x->haproxy));
+	x->have_nginx = rp_find_executable("nginx", x->nginx, sizeof(x->nginx));
+	if (!x->have_nginx)
+		x->have_nginx = rp_find_executable("/usr/sbin/nginx", x->nginx, sizeof(x->nginx));
+	x->have_socat = rp_find_executable("socat", x->socat, sizeof(x->socat));
+	x->have_iperf3 = rp_find_executable("iperf3", x->iperf3, sizeof(x->iperf3));
+	x->have_sockperf = rp_find_executable("sockperf", x->sockperf, sizeof(x->sockperf));
+	x->have_wrk = rp_find_executable("wrk", x->wrk, sizeof(x->wrk));
+	if (!x->have_rp) {
+		rp_report_skip("relay (all rows)", "%s", cfg_missing(C_RP_AUTO));
+		free(x);
+		return 0;
+	}
+	if (!x->have_haproxy)
+		rp_report_note("haproxy was not found in PATH: the rows against it are skipped (apt-get install haproxy)");
+	for (size_t i = 0; i < FILE_SIZE; i++)
+		x->file[i] = (uint8_t)(i * 131u + 7u + (i >> 8));
+	snprintf(x->dir, sizeof(x->dir), "/tmp/ringplane-bench-relay.XXXXXX");
+	if (!mkdtemp(x->dir)) {
+		ret = -errno;
+		fprintf(stderr, "relay: mkdtemp: %s\n", strerror(errno));
+		free(x);
+		return ret;
+	}
+	chmod(x->dir, 0755); /* nginx's workers (www-data) read the root below it */
+	rp_report_note("ringplane: %s; relays on cpu %d, clients on cpu %d", x->rp, x->cpu_s,
+		       x->cpu_c);
+	sigaction(SIGPIPE, &ign, &old);
+
+	ret = bulk_rows(x, quick ? 1 : 3, quick ? 1 : 4);
+	if (!ret)
+		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
+	if (!ret)
+		ret = http_rows(x, quick ? 1 : 3, quick ? 1 : 3);
+
+	sigaction(SIGPIPE, &old, NULL);
+	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (!ret && x->failed) {
+		fprintf(stderr, "relay: some rows FAILED (see above)\n");
+		ret = x->failed;
+	}
+	free(x);
+	return ret;
+}
