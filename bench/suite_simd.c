@@ -582,10 +582,12 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 		struct delta_ctx eo = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->scratch,
 					.cap = B->enc_cap };
 		struct delta_ctx en = eo;
-		struct delta_ctx dout = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_ours[k],
+		struct delta_ctx dout = { .cur = B->cur[k], .prev = B->prev[k],
+					  .enc = B->enc_ours[k],
 					  .cap = B->enc_cap, .enc_len = B->enc_ours_len[k],
 					  .out = B->out_ours };
-		struct delta_ctx dn = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_naive[k],
+		struct delta_ctx dn = { .cur = B->cur[k], .prev = B->prev[k],
+					.enc = B->enc_naive[k],
 					.cap = B->enc_cap, .enc_len = B->enc_naive_len[k],
 					.out = B->out_naive };
 		size_t so = 0, sn = 0;
@@ -611,7 +613,8 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 		snprintf(name, sizeof(name), "delta decode %u%%", delta_pcts[k]);
 		rp_bench_compare(opts, dec_ours_inplace, &dout, dec_naive_inplace, &dn, &t);
 		if (!inplace_ok(&dout) || !inplace_ok(&dn)) {
-			fprintf(stderr, "simd: in-place delta decode went wrong while timed at %u%%\n",
+			fprintf(stderr,
+				"simd: in-place delta decode went wrong while timed at %u%%\n",
 				delta_pcts[k]);
 			return -EBADMSG;
 		}
@@ -626,7 +629,8 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 			snprintf(name, sizeof(name), "delta decode in place %u%%", delta_pcts[k]);
 			rp_bench_compare(opts, dec_ours_inplace, &dout, page_memcpy, &mc, &t);
 			if (!inplace_ok(&dout)) {
-				fprintf(stderr, "simd: in-place delta decode went wrong while timed\n");
+				fprintf(stderr,
+					"simd: in-place delta decode went wrong while timed\n");
 				return -EBADMSG;
 			}
 			rp_bench_row_gbps(name, PAGE, &t, "memcpy 4KB page");

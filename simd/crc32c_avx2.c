@@ -89,7 +89,7 @@ _Static_assert(SHIFT_MIN <= MID_MIN && MID_MIN <= MID2_MIN && MID2_MIN <= MIX_B,
 _Static_assert(DIRECT_MAX <= 16 * 32, "fold_k reaches D = 512");
 _Static_assert(MID2_MIN >= 128 + 24 * MID2_Q, "crc_mid2 needs a fold step and its lane words");
 
-static uint32_t mix_jump_lo, mix_jump_hi;   /* fold by D = 128 + 3 * MIX_L */
+static uint32_t mix_jump_lo, mix_jump_hi;    /* fold by D = 128 + 3 * MIX_L */
 static uint32_t mix_k_l, mix_k_2l, mix_k_3l; /* x^(8n - 33): n = MIX_L, 2 and 3 MIX_L */
 /* Fold by D = 32 (d + 1) bytes, d = 0..15: {lo, hi, lo, hi}. */
 static _Alignas(32) uint64_t fold_k[16][4];
@@ -128,7 +128,8 @@ __attribute__((constructor(101))) static void crc32c_avx2_init(void)
  * (feeding it to crc32 from 0 multiplies by x^33 and reduces). */
 static inline uint64_t clmul32(uint32_t a, uint32_t k)
 {
-	__m128i prod = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)a), _mm_cvtsi32_si128((int)k), 0);
+	__m128i prod =
+		_mm_clmulepi64_si128(_mm_cvtsi32_si128((int)a), _mm_cvtsi32_si128((int)k), 0);
 
 	return (uint64_t)_mm_cvtsi128_si64(prod);
 }
@@ -152,7 +153,6 @@ static inline uint32_t combine3(uint32_t a, uint32_t b, uint32_t c, uint32_t k2l
 		b = _mm_crc32_u64(b, rp_load64((q) + (i)));                                        \
 		d = _mm_crc32_u64(d, rp_load64((r) + (i)));                                        \
 	} while (0)
-
 
 static inline __m256i bcast(uint32_t lo_const, uint32_t hi_const)
 {
@@ -183,8 +183,7 @@ static inline __m256i reduce4(__m256i x0, __m256i x1, __m256i x2, __m256i x3)
 {
 	return _mm256_xor_si256(
 		fold256(x0, kfold(2), x3),
-		fold256(x1, kfold(1),
-			fold256(x2, kfold(0), _mm256_setzero_si256())));
+		fold256(x1, kfold(1), fold256(x2, kfold(0), _mm256_setzero_si256())));
 }
 
 /* Consumes whole MIX_B blocks (len >= MIX_B); returns the raw register. */
@@ -194,7 +193,8 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 	size_t len = *plen;
 	const __m256i k128 = kfold(3);
 	const __m256i kjump = bcast(mix_jump_lo, mix_jump_hi);
-	__m256i x0 = _mm256_xor_si256(load256(p), _mm256_zextsi128_si256(_mm_cvtsi32_si128((int)c)));
+	__m256i x0 =
+		_mm256_xor_si256(load256(p), _mm256_zextsi128_si256(_mm_cvtsi32_si128((int)c)));
 	__m256i x1 = load256(p + 32), x2 = load256(p + 64), x3 = load256(p + 96);
 	uint32_t lanes;
 	__m128i y;
@@ -227,8 +227,8 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 			break;
 		/* Jump over the lanes; their CRC enters as the next block's first word. */
 		x0 = fold256(x0, kjump,
-			     _mm256_xor_si256(load256(p),
-					      _mm256_zextsi128_si256(_mm_cvtsi32_si128((int)lanes))));
+			     _mm256_xor_si256(load256(p), _mm256_zextsi128_si256(
+								  _mm_cvtsi32_si128((int)lanes))));
 		x1 = fold256(x1, kjump, load256(p + 32));
 		x2 = fold256(x2, kjump, load256(p + 64));
 		x3 = fold256(x3, kjump, load256(p + 96));
@@ -241,7 +241,6 @@ static uint32_t crc_mixed(uint32_t c, const uint8_t **pp, size_t *plen)
 	*plen = len;
 	return (uint32_t)_mm_crc32_u64(0, clmul32(rp_crc32c_of128(y), mix_k_3l)) ^ lanes;
 }
-
 
 /* x^(8n - 33), for 5 <= n < MIX_B: the constant that moves a raw register over n bytes. */
 static inline uint32_t kshift(size_t n)
@@ -278,7 +277,8 @@ static inline __m128i fold_region(const uint8_t *q, size_t f)
 		for (size_t i = 0; i + 32 < f; i += 64) {
 			a = fold256(load256(q + i), kfold((unsigned)((f - 64 - i) / 32)), a);
 			if (i + 64 < f)
-				b = fold256(load256(q + i + 32), kfold((unsigned)((f - 96 - i) / 32)), b);
+				b = fold256(load256(q + i + 32),
+					    kfold((unsigned)((f - 96 - i) / 32)), b);
 		}
 		x = _mm256_xor_si256(a, b);
 	} else {
@@ -313,8 +313,9 @@ static inline __m128i fold_head(const uint8_t *p, size_t h, size_t f)
 		hv = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p),
 				      _mm_loadu_si128((const __m128i *)(shift_tab + h)));
 	} else {
-		__m128i h1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p),
-					      _mm_loadu_si128((const __m128i *)(shift_tab + h - 16)));
+		__m128i h1 =
+			_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p),
+					 _mm_loadu_si128((const __m128i *)(shift_tab + h - 16)));
 
 		hv = _mm_xor_si128(rp_fold128(h1, RP_K16),
 				   _mm_loadu_si128((const __m128i *)(p + h - 16)));

@@ -263,5 +263,7 @@ uint32_t rp_crc32c_avx512_intel(uint32_t crc, const void *buf, size_t len)
 
 uint32_t rp_crc32c_avx512(uint32_t crc, const void *buf, size_t len)
 {
-	return cpu_intel ? rp_crc32c_avx512_intel(crc, buf, len) : rp_crc32c_avx512_amd(crc, buf, len);
+	if (cpu_intel)
+		return rp_crc32c_avx512_intel(crc, buf, len);
+	return rp_crc32c_avx512_amd(crc, buf, len);
 }

@@ -333,8 +333,9 @@ static inline __attribute__((always_inline)) int walk(uint8_t *cur, size_t len, 
 
 				/* Two-byte skip, its second byte in 1..0x7f (minimal,
 				 * and no third byte). */
-				if (__builtin_expect(b2 - 1 < 8 && b1 - 1 < 0x7f && len - pos >= sk + 8,
-						     1)) {
+				bool ok = b2 - 1 < 8 && b1 - 1 < 0x7f && len - pos >= sk + 8;
+
+				if (__builtin_expect(ok, 1)) {
 					if (cur)
 						xor_lit(cur + pos + sk, p + 3, b2);
 					pos += sk + b2;
@@ -343,8 +344,9 @@ static inline __attribute__((always_inline)) int walk(uint8_t *cur, size_t len, 
 				}
 			}
 		}
-		if (get_record(&p, end, &skip, &lit) || skip > len - pos || lit > len - pos - skip ||
-		    (lit == 0 && pos + skip != len) || lit > (uint64_t)(end - p)) {
+		if (get_record(&p, end, &skip, &lit) || skip > len - pos ||
+		    lit > len - pos - skip || (lit == 0 && pos + skip != len) ||
+		    lit > (uint64_t)(end - p)) {
 			*stop = rec;
 			return -EINVAL;
 		}

@@ -693,6 +693,20 @@ static void test_decode_rejects_every_truncation_and_extra_byte(void **state)
 	free(enc);
 }
 
+/* A varint of a valid encoding at enc[*off], moving *off past it. */
+static size_t read_uvarint(const uint8_t *enc, size_t *off)
+{
+	size_t v = 0;
+
+	for (unsigned sh = 0;; sh += 7) {
+		uint8_t c = enc[(*off)++];
+
+		v |= (size_t)(c & 0x7f) << sh;
+		if (!(c & 0x80))
+			return v;
+	}
+}
+
 /*
  * An in-place decode applies records as it reads them; one that meets a bad
  * record partway must leave the page exactly as it was (the records it
@@ -722,24 +736,22 @@ static void test_decode_failing_midway_leaves_cur_as_it_was(void **state)
 		n = rp_delta_encode(enc, rp_delta_bound(PAGE), cur, prev, PAGE);
 		assert_true(n > off);
 		while (off < n) {
-			size_t start = off, skip = 0, lit = 0, sh = 0;
+			size_t start = off, skip, lit;
 
-			do /* skip */
-				skip |= (size_t)(enc[off] & 0x7f) << sh, sh += 7;
-			while (enc[off++] & 0x80);
-			sh = 0;
-			do /* lit */
-				lit |= (size_t)(enc[off] & 0x7f) << sh, sh += 7;
-			while (enc[off++] & 0x80);
+			skip = read_uvarint(enc, &off);
+			lit = read_uvarint(enc, &off);
+
 			off += lit;
 			records++;
 			for (size_t b = 0; b < ARRAY_SIZE(bad); b++) {
-				if (b == 1 && lit == 0) /* the final skip-only record: 0 0 would be too */
+				/* The final skip-only record: 0 0 would be one too. */
+				if (b == 1 && lit == 0)
 					continue;
 				memcpy(copy, enc, n);
 				memcpy(copy + start, bad[b], 2);
-				snprintf(what, sizeof(what), "case %zu record %zu (skip %zu lit %zu) -> %02x %02x",
-					 c, records, skip, lit, bad[b][0], bad[b][1]);
+				snprintf(what, sizeof(what),
+					 "case %zu record %zu (skip %zu lit %zu) -> %02x %02x", c,
+					 records, skip, lit, bad[b][0], bad[b][1]);
 				expect_rejected(what, PAGE, copy, n, prev);
 			}
 		}
