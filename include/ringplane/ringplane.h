@@ -20,5 +20,6 @@
 #include <ringplane/filesend.h>	/* header + file range to a socket as one operation */
 #include <ringplane/filecache.h>	/* open files beneath a root, LRU, revalidated */
 #include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
+#include <ringplane/http.h>	/* HTTP/1.1 request heads, paths, ranges, response heads */
 
 #endif /* RINGPLANE_RINGPLANE_H */
