@@ -21,5 +21,6 @@
 #include <ringplane/filecache.h>	/* open files beneath a root, LRU, revalidated */
 #include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
 #include <ringplane/http.h>	/* HTTP/1.1 request heads, paths, ranges, response heads */
+#include <ringplane/zc.h>	/* synchronous sendfile/splice/copy_file_range with fallbacks */
 
 #endif /* RINGPLANE_RINGPLANE_H */

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane zc: synchronous zero-copy transfers for code that owns its own
+ * threads; no runtime, no shard. Each call moves bytes in the kernel where
+ * it can (sendfile(2), splice(2) through a pipe, copy_file_range(2)) and
+ * falls back to a read/write loop through a 64 KB per-thread buffer where
+ * the kernel refuses; every fallback is counted by reason (rp_zc_stats).
+ *
+ * Thread rules: every function may be called from any thread at once. The
+ * counters are process-wide. Each thread keeps one cached pipe for splice
+ * and, for non-blocking destinations, the bytes a call took from its source
+ * but could not write yet ("held" bytes, see rp_zc_socket_relay); both are
+ * closed when the thread exits.
+ *
+ * SIGPIPE: sendfile(2) and splice(2) to a socket whose peer has gone raise
+ * SIGPIPE (they take no MSG_NOSIGNAL); the read/write fallback sends with
+ * MSG_NOSIGNAL. A caller must ignore SIGPIPE (SIG_IGN, as nginx does) or
+ * block it in the calling thread; the calls then return -EPIPE.
+ *
+ * Errors: negative errno, never -1. An error other than -EAGAIN ends a
+ * call with that error even after some bytes moved; the offsets (or the
+ * file positions) say how far it got, exactly as the syscalls leave them.
+ */
+#ifndef RINGPLANE_ZC_H
+#define RINGPLANE_ZC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Process-wide counters, read with rp_zc_stats (relaxed atomics: each
+ * counter is exact, a snapshot of several is not one instant). */
+struct rp_zc_stats {
+	uint64_t zc_bytes;     /* moved by sendfile, splice out of a pipe, copy_file_range */
+	uint64_t copied_bytes; /* moved by read/write through user memory */
+	/* calls per strategy: public calls in which the strategy ran at least once */
+	uint64_t sendfile_calls, splice_calls, cfr_calls, copy_calls;
+	/* fallbacks by reason: the kernel refused, the next strategy ran */
+	uint64_t sendfile_einval; /* sendfile refused the fds (a pipe or an unreadable file,
+				     O_APPEND) */
+	uint64_t sendfile_enosys; /* no sendfile (seccomp, a stripped kernel) */
+	uint64_t splice_einval;	  /* splice refused an fd -> read/write */
+	uint64_t splice_enosys;	  /* no splice */
+	uint64_t pipe_fail;	  /* no pipe could be had (EMFILE, ENFILE) -> read/write */
+	uint64_t cfr_exdev;	  /* copy_file_range across filesystems -> read/write */
+	uint64_t cfr_enosys;	  /* no copy_file_range */
+	uint64_t cfr_eopnotsupp;  /* the filesystem refused */
+	uint64_t cfr_einval;	  /* not regular files, overlapping ranges... */
+	uint64_t cfr_zero;	  /* 0 bytes at a position read(2) finds data at (/proc) */
+	uint64_t held_bytes;	  /* bytes kept for a non-blocking destination that was full */
+	uint64_t held_busy;	  /* calls refused: the thread already holds bytes for
+				     RP_ZC_HELD_MAX other destinations (-EBUSY) */
+};
+
+/* Destinations a thread can hold bytes for at once (rp_zc_socket_relay). */
+#define RP_ZC_HELD_MAX 8
+
+/*
+ * rp_zc_file_to_socket - send up to @count bytes of @file to @sock.
+ * @off: as in sendfile(2): non-NULL, read from *off and set *off past the
+ * last byte sent, the file position untouched; NULL, read from the file
+ * position, which advances by what was sent (an unseekable @file, a pipe,
+ * needs NULL: -ESPIPE otherwise).
+ * Strategy: sendfile(2); where it refuses (-EINVAL: @file is a pipe or a
+ * file with no splice support) splice(2) through the thread's pipe (a pipe
+ * @file straight to @sock); where that is refused too, pread/read + send.
+ * Blocking @sock: loops until @count bytes or EOF (huge counts in
+ * 0x7ffff000-byte calls). Non-blocking @sock: returns what moved, or
+ * -EAGAIN when nothing could; bytes the kernel took into the pipe but the
+ * socket did not accept are dropped and the offset moved back, so it
+ * always says what the socket got (a pipe @file cannot be moved back: its
+ * bytes are held for @sock as in rp_zc_socket_relay). Bytes held for
+ * @sock from an earlier call on this thread go out first.
+ * Returns bytes taken from @file (0 at EOF or for @count 0), or a negative
+ * errno (-EPIPE, -ECONNRESET for a peer that went away; -EBADF...).
+ */
+ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
+
+/*
+ * rp_zc_socket_relay - move up to @count bytes that @src (a socket or a
+ * pipe) has to @dst (a socket), by splice(2) through the calling thread's
+ * cached pipe; by read + send where splice is refused (-EINVAL).
+ * One read's worth per call: it waits for data only if @src is blocking,
+ * takes at most @count bytes (and at most the pipe's size, 256 KB where
+ * the kernel allows, else 64 KB), then writes them all to @dst.
+ * Bytes are never lost on a short write: a blocking @dst is written until
+ * all are out; a non-blocking @dst that fills up leaves the rest held in a
+ * pipe for @dst on this thread, written first by the next call for @dst
+ * from this thread (rp_zc_held tells how many). While bytes are held for
+ * @dst and it is still full the call takes nothing from @src and returns
+ * -EAGAIN. A thread holds bytes for at most RP_ZC_HELD_MAX destinations;
+ * a call for another one is refused with -EBUSY and moves nothing.
+ * Returns bytes taken from @src (all delivered or held), 0 at EOF of @src
+ * with nothing held for @dst, -EAGAIN when nothing could move, or a
+ * negative errno; on an error writing @dst the bytes held for it are
+ * dropped (the peer is gone).
+ */
+ssize_t rp_zc_socket_relay(int dst, int src, size_t count);
+
+/*
+ * rp_zc_held - bytes this thread holds for @dst (taken from a source by an
+ * earlier rp_zc_ call, not yet accepted by @dst); 0 when none. Call it
+ * before closing a non-blocking @dst, and rp_zc_drop to discard them.
+ */
+size_t rp_zc_held(int dst);
+
+/*
+ * rp_zc_drop - discard the bytes this thread holds for @dst (its peer is
+ * gone, or it is being closed); returns how many were dropped.
+ */
+size_t rp_zc_drop(int dst);
+
+/*
+ * rp_zc_file_copy - copy up to @count bytes from @src to @dst by
+ * copy_file_range(2), loops until @count or EOF of @src.
+ * @off_in, @off_out: as in copy_file_range(2): non-NULL, used and advanced
+ * by what was copied, the file position untouched; NULL, the file position
+ * is used and advances.
+ * Falls back to read/write (pread/pwrite with an offset) on -EXDEV,
+ * -ENOSYS, -EOPNOTSUPP, -EINVAL (a pipe, not a regular file) and on 0 bytes
+ * copied where read(2) still finds data (/proc files report size 0); each
+ * counted. Returns bytes copied (0 at EOF) or a negative errno.
+ */
+ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
+
+/*
+ * rp_zc_backend_name - what the running kernel allows for file -> socket:
+ * "sendfile+splice", "sendfile" or "none" (then every call is read/write;
+ * a kernel with splice but no sendfile also reports "none", as
+ * rp_zc_file_to_socket then starts at splice). Probed once (pthread_once),
+ * thread-safe; the string is static.
+ */
+const char *rp_zc_backend_name(void);
+
+/*
+ * rp_zc_stats - copy the process-wide counters into @out.
+ */
+void rp_zc_stats(struct rp_zc_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLANE_ZC_H */

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zc strategy: read/write through the calling thread's 64 KB buffer, where
+ * the kernel refuses every zero-copy path. Sends use MSG_NOSIGNAL (write(2)
+ * for a destination that is not a socket). A short write on a full
+ * non-blocking destination never loses bytes: a seekable source is moved
+ * back by what was not written; from an unseekable one (a pipe, a socket)
+ * the rest is held for the destination (zc.c) and goes first next time.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "zc_impl.h"
+
+static ssize_t read_retry(int fd, char *buf, size_t len, const off_t *off)
+{
+	for (;;) {
+		ssize_t n = off ? pread(fd, buf, len, *off) : read(fd, buf, len);
+
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+/* Keep the unwritten tail for dst; where no slot or memory can be had,
+ * wait until dst takes it (the only place a non-blocking dst is waited
+ * for; it needs malloc to fail). Returns 0 or a negative errno. */
+static int keep_rest(int dst, const char *buf, size_t len)
+{
+	while (len && !zc_hold_buf(dst, buf, len)) {
+		struct pollfd pfd = {.fd = dst, .events = POLLOUT};
+		ssize_t w;
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		w = zc_write_some(dst, buf, len);
+		if (w < 0 && w != -EAGAIN)
+			return (int)w;
+		if (w > 0) {
+			ZC_ADD(copied_bytes, w);
+			buf += w;
+			len -= (size_t)w;
+		}
+	}
+	if (len)
+		ZC_ADD(held_bytes, len);
+	return 0;
+}
+
+ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable)
+{
+	char *buf = zc_buf_get();
+	ssize_t n, w;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	n = read_retry(file, buf, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, off);
+	if (n <= 0)
+		return n;
+	w = zc_write_some(sock, buf, (size_t)n);
+	if (w < 0 && w != -EAGAIN && seekable) {
+		if (!off)
+			(void)lseek(file, -(off_t)n, SEEK_CUR);
+		return w;
+	}
+	if (w < 0 && w != -EAGAIN)
+		return w; /* the peer is gone: what was read is dropped with it */
+	if (w < 0)
+		w = 0;
+	ZC_ADD(copied_bytes, w);
+	if (seekable) {
+		if (off)
+			*off += (off_t)w;
+		else if (w < n && lseek(file, -(off_t)(n - w), SEEK_CUR) < 0)
+			return -errno;
+		return w ? w : -EAGAIN;
+	}
+	r = keep_rest(sock, buf + w, (size_t)(n - w));
+	return r < 0 ? r : n;
+}
+
+ssize_t zc_copy_relay_step(int dst, int src, size_t count)
+{
+	char *buf = zc_buf_get();
+	ssize_t n, w;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	n = read_retry(src, buf, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, NULL);
+	if (n <= 0)
+		return n;
+	w = zc_write_some(dst, buf, (size_t)n);
+	if (w < 0 && w != -EAGAIN)
+		return w;
+	if (w < 0)
+		w = 0;
+	ZC_ADD(copied_bytes, w);
+	r = keep_rest(dst, buf + w, (size_t)(n - w));
+	return r < 0 ? r : n;
+}
+
+ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count)
+{
+	char *buf = zc_buf_get();
+	size_t w = 0;
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = read_retry(src, buf, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, off_in);
+	if (n <= 0)
+		return n;
+	while (w < (size_t)n) {
+		ssize_t m = off_out ? pwrite(dst, buf + w, (size_t)n - w, *off_out + (off_t)w)
+				    : write(dst, buf + w, (size_t)n - w);
+		if (m > 0) {
+			w += (size_t)m;
+			continue;
+		}
+		if (m < 0 && errno == EINTR)
+			continue;
+		/* a short copy (ENOSPC, EAGAIN): the source goes back by what
+		 * was not written, as far as it can */
+		int err = m < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : -EIO;
+
+		if (!off_in)
+			(void)lseek(src, -(off_t)((size_t)n - w), SEEK_CUR);
+		if (off_in)
+			*off_in += (off_t)w;
+		if (off_out)
+			*off_out += (off_t)w;
+		ZC_ADD(copied_bytes, w);
+		return w ? (ssize_t)w : err;
+	}
+	if (off_in)
+		*off_in += n;
+	if (off_out)
+		*off_out += n;
+	ZC_ADD(copied_bytes, n);
+	return n;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to net/zc*.c (not installed): the counters, the per-thread pipe
+ * and held bytes, and the steps of each transfer strategy. zc.c is the
+ * chooser; each strategy is a file of its own (zc_sendfile.c, zc_splice.c,
+ * zc_cfr.c, zc_copy.c) and never calls another.
+ *
+ * A step makes one attempt (its syscalls retried on EINTR) and returns the
+ * bytes it took from the source (> 0), 0 at EOF, or a negative errno;
+ * -EINVAL, -ENOSYS (and for copy_file_range -EXDEV, -EOPNOTSUPP) before
+ * any byte moved mean "refused": the chooser counts the reason and moves
+ * to the next strategy.
+ */
+#ifndef RP_NET_ZC_IMPL_H
+#define RP_NET_ZC_IMPL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ringplane/zc.h>
+
+/* sendfile/splice/copy_file_range move at most MAX_RW_COUNT per call. */
+#define ZC_CHUNK_MAX  ((size_t)0x7ffff000)
+#define ZC_BUF_BYTES  (64u * 1024)  /* the read/write fallback's per-thread buffer */
+#define ZC_PIPE_BYTES (256u * 1024) /* asked of F_SETPIPE_SZ, as the relay's pipes */
+#define ZC_PIPE_MIN   (64u * 1024)  /* a pipe's default size: what we can count on */
+
+/* Process-wide counters: updated from any thread with relaxed atomics (no
+ * reader infers anything about other memory from a counter's value). */
+struct zc_counters {
+	_Atomic uint64_t zc_bytes, copied_bytes;
+	_Atomic uint64_t sendfile_calls, splice_calls, cfr_calls, copy_calls;
+	_Atomic uint64_t sendfile_einval, sendfile_enosys, splice_einval, splice_enosys, pipe_fail;
+	_Atomic uint64_t cfr_exdev, cfr_enosys, cfr_eopnotsupp, cfr_einval, cfr_zero;
+	_Atomic uint64_t held_bytes, held_busy;
+};
+extern struct zc_counters zc_ctr;
+#define ZC_ADD(field, n)                                                                           \
+	atomic_fetch_add_explicit(&zc_ctr.field, (uint64_t)(n), memory_order_relaxed)
+
+/* What the kernel offers, probed once and cleared on a later ENOSYS. */
+extern _Atomic bool zc_have_sendfile, zc_have_splice, zc_have_cfr;
+void zc_probe(void);
+
+/* A pipe of this thread: the cached one (empty between calls) or one that
+ * holds bytes for a destination. */
+struct zc_pipe {
+	int rd, wr;
+	size_t cap;  /* bytes it can take (F_GETPIPE_SZ) */
+	size_t held; /* bytes in it */
+};
+
+/* The thread's cached pipe, created on first use; NULL when none can be
+ * had (counted in pipe_fail). Empty on return. */
+struct zc_pipe *zc_pipe_get(void);
+/* The thread's 64 KB bounce buffer (NULL when malloc fails). */
+char *zc_buf_get(void);
+/* Hand the cached pipe @p (bytes in it) to the held table for @dst. */
+bool zc_attach_pipe(int dst, struct zc_pipe *p);
+/* Keep @len (<= ZC_BUF_BYTES) bytes of @buf for @dst, nothing held for it
+ * yet; false when no slot or memory can be had. */
+bool zc_hold_buf(int dst, const char *buf, size_t len);
+/* Whether a relay to @dst may take bytes it might have to hold. */
+bool zc_hold_room(int dst);
+/* Write what is held for @dst: 0 when nothing is held any more, -EAGAIN
+ * while @dst is full, another negative errno (the held bytes dropped). */
+int zc_held_flush(int dst);
+/* Read and discard what @p holds. */
+void zc_pipe_drain(struct zc_pipe *p);
+
+/* Write all of @buf to @fd: send(MSG_NOSIGNAL), write(2) for a non-socket.
+ * Returns bytes written (short only on -EAGAIN after some), or -errno. */
+ssize_t zc_write_some(int fd, const char *buf, size_t len);
+
+/* A splice step that could not get a pipe (pipe_fail counted): refused. */
+#define ZC_NOPIPE (-4095)
+
+/* Strategies. */
+ssize_t zc_sendfile_step(int sock, int file, off_t *off, size_t count);
+ssize_t zc_splice_file_step(int sock, int file, off_t *off, size_t count, bool file_is_pipe);
+ssize_t zc_splice_relay_step(int dst, int src, size_t count);
+ssize_t zc_cfr_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
+ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable);
+ssize_t zc_copy_relay_step(int dst, int src, size_t count);
+ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
+
+#endif /* RP_NET_ZC_IMPL_H */
