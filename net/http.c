@@ -647,8 +647,8 @@ int rp_http_range_parse(const char *value, size_t len, uint64_t size, uint64_t *
 	/* range-unit is case-insensitive (RFC 9110 14.1); no whitespace. */
 	if (len < 6 || !ieq(value, 5, "bytes") || value[5] != '=')
 		return RP_HTTP_RANGE_IGNORE;
-	if (memchr(value, ',', len))
-		return RP_HTTP_RANGE_IGNORE; /* more than one range (or empty ones) */
+	/* More than one range, or empty list elements: a ',' can be in no
+	 * single range-spec, so the syntax below ignores them. */
 	if (i < len && value[i] == '-') {
 		i++;
 		if (!read_num(value, len, &i, &b) || i != len)

@@ -594,6 +594,41 @@ static void test_header_section_limit(void **state)
 	free(s);
 }
 
+/*
+ * The longest head: two empty lines, a request line of RP_HTTP_LINE_MAX,
+ * a section of RP_HTTP_HEADERS_MAX; RP_HTTP_HEAD_MAX bytes in all. One
+ * byte more in the section is refused by byte RP_HTTP_HEAD_MAX + 1, even
+ * when the buffer holds more after it.
+ */
+static void test_longest_head(void **state)
+{
+	char *line = line_of(RP_HTTP_LINE_MAX, 0), *sec, *s;
+	size_t slen;
+	struct outcome o;
+
+	(void)state;
+	s = malloc(RP_HTTP_HEAD_MAX + 64);
+	assert_non_null(s);
+	for (int extra = 0; extra <= 1; extra++) {
+		sec = section_of(RP_HTTP_HEADERS_MAX + (size_t)extra, &slen);
+		/* section_of's head is "GET / HTTP/1.1\r\n" + the section */
+		strcpy(s, "\r\n\r\n");
+		strcat(s, line);
+		strcat(s, "\r\n");
+		strcat(s, sec + 16);
+		free(sec);
+		if (!extra) {
+			assert_int_equal(strlen(s), RP_HTTP_HEAD_MAX);
+			expect_done(s, &o);
+		} else {
+			strcat(s, "GET / HTTP/1.1\r\n"); /* more bytes after it */
+			expect_refused(s, RP_HTTP_R_HEADERS_TOO_LARGE, 431, RP_HTTP_HEAD_MAX + 1);
+		}
+	}
+	free(s);
+	free(line);
+}
+
 static void test_field_count_limit(void **state)
 {
 	char *s = malloc(64 + 8 * (RP_HTTP_FIELDS_MAX + 1));
@@ -1300,6 +1335,7 @@ int main(void)
 		cmocka_unit_test(test_transfer_encoding),
 		cmocka_unit_test(test_request_line_limit),
 		cmocka_unit_test(test_header_section_limit),
+		cmocka_unit_test(test_longest_head),
 		cmocka_unit_test(test_field_count_limit),
 		cmocka_unit_test(test_pipelined),
 		cmocka_unit_test(test_never_reads_past_head),
