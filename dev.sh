@@ -126,7 +126,7 @@ cmd_test() {
 	if bash tests/cross-aarch64.sh "${BUILD}-aarch64"; then :; else rc=1; fi
 	count_results "${BUILD}-aarch64"
 
-	run_step "fuzz rp_delta_decode and the PROXY parser for ${FUZZ_SECONDS}s each" \
+	run_step "fuzz rp_delta_decode, the PROXY parser and the HTTP parser for ${FUZZ_SECONDS}s each" \
 		bash tests/fuzz/run.sh "$FUZZ_SECONDS" "${BUILD}-fuzz" || rc=1
 	run_step "tuning scripts (bats, fake /proc and /sys trees)" \
 		env RP_TUNE_RINGPLANE="$(realpath -m "$BUILD/apps/ringplane")" bash tuning/tests/run.sh || rc=1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Fuzz rp_delta_decode, then the PROXY protocol parser (net/proxy.c), with
-# libFuzzer, each for a fixed time.
+# Fuzz rp_delta_decode, then the PROXY protocol parser (net/proxy.c), then
+# the HTTP/1.1 request side (net/http.c), with libFuzzer, each for a fixed
+# time.
 #
 #   tests/fuzz/run.sh [SECONDS] [BUILD_DIR]   from anywhere; SECONDS defaults
 #                                             to 60, BUILD_DIR to build-fuzz
@@ -49,7 +50,8 @@ if [ -d "$build/meson-private" ]; then
 else
 	CC=clang meson setup "$build" "${opts[@]}" >/dev/null
 fi
-meson compile -C "$build" fuzz_delta_decode fuzz_gen_seeds fuzz_proxy fuzz_gen_proxy_seeds
+meson compile -C "$build" fuzz_delta_decode fuzz_gen_seeds fuzz_proxy fuzz_gen_proxy_seeds \
+	fuzz_http fuzz_gen_http_seeds
 
 fuzzer="$build/tests/fuzz/fuzz_delta_decode"
 corpus="$build/corpus"
@@ -88,3 +90,22 @@ if [ "$rc" -ne 0 ]; then
 	exit 1
 fi
 echo "fuzz: fuzz_proxy: no crash in ${seconds}s"
+
+# The HTTP/1.1 request side, for as long again, on its own corpus. 4096
+# bytes reach every rule but the size limits, which tests/test_http.c
+# checks at their boundaries.
+fuzzer="$build/tests/fuzz/fuzz_http"
+corpus="$build/corpus-http"
+mkdir -p "$corpus"
+"$build/tests/fuzz/fuzz_gen_http_seeds" "$corpus"
+echo "fuzz: running $fuzzer for ${seconds}s on $corpus"
+rc=0
+"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+	-print_final_stats=1 -artifact_prefix="$artifacts/http-" "$corpus" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "fuzz: FAIL: fuzz_http exited $rc; inputs that reproduce it:" >&2
+	ls -l "$artifacts" >&2
+	echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
+	exit 1
+fi
+echo "fuzz: fuzz_http: no crash in ${seconds}s"
