@@ -130,7 +130,7 @@ struct rp_http_request {
 /*
  * A parser. Set it up with rp_http_parser_init(); the fields above
  * "private" are for reading, the rest belongs to the parser. No buffer
- * inside: about 140 bytes.
+ * inside: 116 bytes on x86-64.
  */
 struct rp_http_parser {
 	enum rp_http_status status;
