@@ -153,9 +153,11 @@ void rp_http_parser_init(struct rp_http_parser *p);
  * @len bytes of the connection from the request's first byte on (more may
  * follow: pipelined requests). The first @p->scanned bytes must be those
  * given before, at the same offsets (@buf may have moved); @len must not
- * be less than @p->scanned. Reads bytes [@p->scanned, @len) at most, stops
- * at the head's end and never reads past it. Returns RP_HTTP_MORE (every
- * byte read; call again with more), RP_HTTP_DONE (@p->req; the next
+ * be less than @p->scanned. Steps through bytes [@p->scanned, @len),
+ * reading back only within the line being read (the method at its end, a
+ * field's name and value at its LF); stops at the head's end and never
+ * reads past it. Returns RP_HTTP_MORE (every byte read; call again with
+ * more), RP_HTTP_DONE (@p->req; the next
  * request starts at @buf + @p->req.head_len) or RP_HTTP_ERROR
  * (@p->http_status, @p->reason), and sets @p->status to it. DONE and ERROR
  * are final: later calls read nothing and return the same. Returns -EINVAL
