@@ -15,9 +15,11 @@
  * the relay process per GB moved, utime+stime+cutime+cstime from
  * /proc/PID/stat before and after, lower is better): `iperf3 -c -P N -J`
  * through each relay to an `iperf3 -s` upstream. The iperf3 client and the
- * relayed upstream share the other CPU C, the relay has S. "direct" is the
- * client on C straight to a second `iperf3 -s` on S: the same two CPUs.
- * Each ringplane mode (auto, splice, copy) is a row against HAProxy.
+ * upstream share the other CPU C, the relay has S to itself. "direct" is
+ * the client straight to a second `iperf3 -s`, both on C as well: the
+ * endpoints are placed alike, so "vs direct" is what putting a relay (on a
+ * CPU of its own) in the path costs them. Each ringplane mode (auto,
+ * splice, copy) is a row against HAProxy.
  *
  * Small messages ("p50/p99 64B", us, lower is better): `sockperf ping-pong
  * --tcp -m 64` on C through each relay to `sockperf server` on S (the relay
@@ -778,13 +780,12 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 	}
 	snprintf(ps, sizeof(ps), "%d", up);
 	snprintf(pd, sizeof(pd), "%d", dp);
-	/* the relayed upstream shares the client's CPU, the relay has the other;
-	 * direct: client on C, server on S */
+	/* the upstreams share the client's CPU; the relay has the other */
 	ret = proc_spawn(&srv, sargv, x->cpu_c);
 	if (!ret)
 		ret = wait_bound(&srv, up, START_TIMEOUT_MS);
 	if (!ret)
-		ret = proc_spawn(&dsrv, dargv, x->cpu_s);
+		ret = proc_spawn(&dsrv, dargv, x->cpu_c);
 	if (!ret)
 		ret = wait_bound(&dsrv, dp, START_TIMEOUT_MS);
 	if (!ret)
@@ -800,8 +801,8 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 	relays_start(x, want, up, rs);
 	rs[C_DIRECT].port = dp;
 	rs[C_DIRECT].up = true;
-	rp_report_note("bulk: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client on cpu %d to iperf3 -s on cpu %d; %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
-		       secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, x->cpu_s, runs,
+	rp_report_note("bulk: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
+		       secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, runs,
 		       runs == 1 ? "" : "s");
 	for (size_t si = 0; si < sizeof(streams) / sizeof(streams[0]); si++) {
 		unsigned ns = streams[si];
@@ -883,6 +884,21 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				    "direct (no relay)", true);
 			}
 		}
+		/* how busy each relay's CPU was (s/GB x GB/s): a relay well under
+		 * 100% did not limit its row, the endpoints on the other CPU did */
+		char busy[512];
+		size_t bl = 0;
+
+		busy[0] = '\0';
+		for (int c = 0; c < C_DIRECT && bl < sizeof(busy); c++)
+			if (rs[c].up && !bad[c] && median(cpu[c], runs) > 0)
+				bl += (size_t)snprintf(busy + bl, sizeof(busy) - bl, "%s%s %.0f%%",
+						       bl ? ", " : "", cfg_name[c],
+						       100.0 * median(cpu[c], runs) *
+							       median(gb[c], runs) / 8.0);
+		if (bl)
+			rp_report_note("bulk %u %s: each relay's CPU busy (median s/GB x median GB/s): %s",
+				       ns, sn, busy);
 	}
 	for (int c = 0; c < C_NR; c++)
 		if (idle_max[c] > 200000000u)
