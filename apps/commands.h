@@ -13,6 +13,7 @@
 
 int rp_cmd_echo(int argc, char **argv);
 int rp_cmd_relay(int argc, char **argv);
+int rp_cmd_serve(int argc, char **argv);
 int rp_cmd_topo(int argc, char **argv);
 
 #endif /* RP_APPS_COMMANDS_H */

@@ -21,6 +21,7 @@ struct command {
 static const struct command commands[] = {
 	{"echo", "TCP echo server on the shard runtime (plain, or sockperf's protocol)", rp_cmd_echo},
 	{"relay", "TCP relay: each client to a new upstream connection, splice or copy", rp_cmd_relay},
+	{"serve", "HTTP/1.1 static files: GET/HEAD, keep-alive, ranges, no copy of large bodies", rp_cmd_serve},
 	{"topo", "print the CPU topology and the shard placement plan", rp_cmd_topo},
 };
 

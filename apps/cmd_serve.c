@@ -1,0 +1,821 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `ringplane serve --listen HOST:PORT --root DIR [...]`: HTTP/1.1 static
+ * files on the engine. GET and HEAD, keep-alive (HTTP/1.0 closes unless it
+ * asks), pipelined requests answered in order, one byte range (206/416),
+ * ETag and Last-Modified with 304, Content-Type by extension, and 400, 403,
+ * 404, 405, 414, 431, 501, 505 for what the parser (net/http.c) refuses.
+ *
+ * Per connection: one multishot recv into the shard's provided buffers;
+ * request bytes are copied into a head buffer taken from the pool when the
+ * first byte of a request arrives and given back when no request bytes are
+ * left, so an idle keep-alive connection holds no buffer. One response is
+ * in flight at a time (rp_file_send: the head and the file range as one
+ * operation, with no user-space copy of a large body); the next pipelined
+ * request is parsed when it is done. A connection whose head buffer is full
+ * while a response is in flight stops reading until it is sent.
+ *
+ * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
+ * no climbing above the root); files open through a per-shard cache with
+ * openat2(RESOLVE_BENEATH) on the root: nothing outside it is reachable by
+ * "..", encoding or a symlink. A path ending in '/' serves its index.html.
+ *
+ * Timeouts (a per-shard tick): a request head must arrive whole within
+ * --header-timeout seconds of its first byte (slowloris); a keep-alive
+ * connection with no request for --keepalive-timeout seconds is closed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringplane/engine.h>
+#include <ringplane/filecache.h>
+#include <ringplane/filesend.h>
+#include <ringplane/http.h>
+#include <ringplane/pool.h>
+
+#include "args.h"
+#include "commands.h"
+
+#define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
+#define TICK_NS (250ull * 1000 * 1000)
+#define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
+#define SERVER_NAME "ringplane"
+
+struct serve_stats {
+	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
+	uint64_t bytes, header_timeouts, idle_closed, bad_requests, file_errors, resets,
+		accept_errors, overflows;
+	uint64_t refused[RP_HTTP_R_COUNT];
+};
+
+#define ST_ADD(ss, f, n) __atomic_store_n(&(ss)->st.f, (ss)->st.f + (n), __ATOMIC_RELAXED)
+
+struct sconn;
+
+struct sshard {
+	unsigned id;
+	int lfd;
+	struct rp_op *accept_op, *tick_op;
+	bool backoff_pending;
+	struct rp_file_cache *cache;
+	struct sconn *conns;
+	uint64_t now_ticks;
+	struct serve_stats st;
+};
+
+struct sconn {
+	struct sshard *ss;
+	struct sconn *prev, *next;
+	int fd;
+	struct rp_op *recv_op;
+	char *buf; /* head buffer, or NULL while no request byte is pending */
+	size_t have;
+	struct rp_http_parser p;
+	struct rp_file_entry *entry; /* the file of the response in flight */
+	unsigned ops;		     /* references: recv, response, the set-up */
+	uint64_t head_start;	     /* tick of a pending request's first byte */
+	uint64_t last_tick;	     /* tick of the last activity */
+	bool sending, closing, paused, eof, keep_alive;
+};
+
+static struct {
+	int root;
+	unsigned shards;
+	int *lfds;
+	struct sshard **ss;
+	uint64_t header_ticks, idle_ticks;
+} g;
+
+static void conn_next(struct rp_shard *sh, struct sconn *c);
+static void arm_recv(struct rp_shard *sh, struct sconn *c);
+
+/* ---- connection life ---- */
+
+static void conn_put(struct rp_shard *sh, struct sconn *c)
+{
+	if (--c->ops)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->ss->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	rp_pool_free(c->buf);
+	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
+		close(c->fd);
+	rp_pool_free(c);
+}
+
+/* Stop: the recv (if any) ends with -ECANCELED; the socket closes at the last put. */
+static void conn_close(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->recv_op)
+		(void)rp_cancel(sh, c->recv_op, NULL, NULL);
+}
+
+/* ---- responses ---- */
+
+static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
+{
+	struct sconn *c = arg;
+
+	c->sending = false;
+	if (c->entry) {
+		rp_file_cache_put(c->ss->cache, c->entry);
+		c->entry = NULL;
+	}
+	if (res < 0) {
+		if (res != -ESHUTDOWN && res != -ECANCELED)
+			ST_ADD(c->ss, resets, 1);
+		c->keep_alive = false;
+	} else {
+		ST_ADD(c->ss, bytes, (uint64_t)res);
+	}
+	c->last_tick = c->ss->now_ticks;
+	if (!c->keep_alive || rp_shard_stopping(sh))
+		conn_close(sh, c);
+	else
+		conn_next(sh, c);
+	conn_put(sh, c);
+}
+
+/* Send @head and then @len bytes of @entry's file from @off (entry may be NULL). */
+static void respond(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
+		    struct rp_file_entry *entry, uint64_t off, uint64_t len)
+{
+	struct iovec iov = { (void *)head, hlen };
+	struct rp_file_send_opts o = { 0 };
+	int ret;
+
+	c->entry = entry;
+	c->sending = true;
+	c->ops++;
+	/* the next pipelined request already waits: its answer follows at once */
+	if (c->keep_alive && c->buf && c->have > c->p.req.head_len)
+		o.flags = RP_FILE_SEND_MORE;
+	ret = rp_file_send(sh, c->fd, &iov, 1, entry ? entry->fd : -1, off, len, &o, on_sent, c);
+	if (ret) {
+		c->keep_alive = false;
+		on_sent(sh, c, ret);
+	}
+}
+
+static void error_response(struct rp_shard *sh, struct sconn *c, unsigned status)
+{
+	char head[512];
+	struct rp_http_response r = {
+		.status = status,
+		.date = time(NULL),
+		.server = SERVER_NAME,
+		.has_content_length = true,
+		.content_length = 0,
+		.allow = status == 405 ? "GET, HEAD" : NULL,
+		.keep_alive = c->keep_alive,
+	};
+	ssize_t n;
+
+	ST_ADD(c->ss, status[status / 100], 1);
+	n = rp_http_response_write(head, sizeof(head), &r);
+	if (n < 0) {
+		conn_close(sh, c);
+		return;
+	}
+	respond(sh, c, head, (size_t)n, NULL, 0, 0);
+}
+
+static unsigned open_status(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ENOTDIR:
+		return 404;
+	case -EACCES:
+	case -EPERM:
+	case -EXDEV:
+	case -ELOOP:
+		return 403;
+	case -ENAMETOOLONG:
+		return 414;
+	default:
+		return 503; /* EMFILE, EBUSY, ENOMEM: try again later */
+	}
+}
+
+static void serve_request(struct rp_shard *sh, struct sconn *c)
+{
+	const struct rp_http_request *q = &c->p.req;
+	char path[RP_FILE_CACHE_PATH_MAX + 16], etag[RP_HTTP_ETAG_MAX], head[1024];
+	struct rp_http_response r = { .date = time(NULL), .server = SERVER_NAME };
+	struct rp_file_entry *e = NULL;
+	uint64_t first = 0, len;
+	ssize_t plen, n;
+	int ret;
+
+	ST_ADD(c->ss, requests, 1);
+	c->keep_alive = q->keep_alive;
+	plen = rp_http_path_decode(rp_http_span_ptr(c->buf, q->target), q->target.len, path,
+				   sizeof(path) - 16, NULL);
+	if (plen < 0) {
+		ST_ADD(c->ss, bad_requests, 1);
+		c->keep_alive = false;
+		error_response(sh, c, plen == -ENOSPC ? 414 : plen == -EPERM ? 403 : 400);
+		return;
+	}
+	if (path[plen - 1] == '/') {
+		memcpy(path + plen, "index.html", 11);
+		plen += 10;
+	}
+	ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
+	if (ret) {
+		ST_ADD(c->ss, file_errors, 1);
+		error_response(sh, c, open_status(ret));
+		return;
+	}
+	len = (uint64_t)e->st.st_size;
+	if (rp_http_etag_make(etag, sizeof(etag), len, e->st.st_mtim.tv_sec,
+			      e->st.st_mtim.tv_nsec) < 0)
+		etag[0] = 0;
+	r.etag = etag[0] ? etag : NULL;
+	r.has_last_modified = true;
+	r.last_modified = e->st.st_mtim.tv_sec;
+	r.accept_ranges = true;
+	r.keep_alive = c->keep_alive;
+	r.content_type = rp_http_mime_type(path, (size_t)plen);
+	if ((q->has_if_none_match &&
+	     rp_http_etag_match(rp_http_span_ptr(c->buf, q->if_none_match), q->if_none_match.len,
+				etag, strlen(etag)) == 1) ||
+	    (!q->has_if_none_match && q->has_if_modified_since &&
+	     rp_http_not_modified_since(rp_http_span_ptr(c->buf, q->if_modified_since),
+					q->if_modified_since.len, e->st.st_mtim.tv_sec) == 1)) {
+		r.status = 304;
+		r.content_type = NULL;
+		len = 0;
+	} else {
+		int rr = q->has_range ? rp_http_range_parse(rp_http_span_ptr(c->buf, q->range),
+							    q->range.len, len, &first, &r.range_last) :
+					RP_HTTP_RANGE_IGNORE;
+
+		r.has_content_length = true;
+		if (rr == RP_HTTP_RANGE_OK) {
+			r.status = 206;
+			r.content_range = RP_HTTP_CONTENT_RANGE_BYTES;
+			r.range_first = first;
+			r.range_size = len;
+			len = r.range_last - first + 1;
+		} else if (rr == RP_HTTP_RANGE_UNSATISFIABLE) {
+			r.status = 416;
+			r.content_range = RP_HTTP_CONTENT_RANGE_UNSATISFIED;
+			r.range_size = len;
+			r.content_type = NULL;
+			len = 0;
+		} else {
+			r.status = 200;
+		}
+		r.content_length = len;
+	}
+	ST_ADD(c->ss, status[r.status / 100], 1);
+	n = rp_http_response_write(head, sizeof(head), &r);
+	if (n < 0) {
+		rp_file_cache_put(c->ss->cache, e);
+		c->keep_alive = false;
+		error_response(sh, c, 500);
+		return;
+	}
+	if (q->method == RP_HTTP_METHOD_HEAD)
+		len = 0;
+	respond(sh, c, head, (size_t)n, e, first, len);
+}
+
+/* Parse what is buffered: answer one request, or wait for more bytes. */
+static void conn_next(struct rp_shard *sh, struct sconn *c)
+{
+	int st;
+
+	if (c->sending || c->closing)
+		return;
+	if (c->buf && c->p.status == RP_HTTP_DONE) {
+		/* drop the request just answered; keep what follows it */
+		size_t used = c->p.req.head_len;
+
+		memmove(c->buf, c->buf + used, c->have - used);
+		c->have -= used;
+		rp_http_parser_init(&c->p);
+		if (c->have)
+			c->head_start = c->ss->now_ticks;
+	}
+	if (c->buf && !c->have) {
+		rp_pool_free(c->buf); /* idle: no buffer held */
+		c->buf = NULL;
+	}
+	if (c->paused && !c->eof) {
+		c->paused = false;
+		arm_recv(sh, c);
+	}
+	if (!c->buf) {
+		if (c->eof)
+			conn_close(sh, c);
+		return;
+	}
+	st = rp_http_parse(&c->p, c->buf, c->have);
+	if (st == RP_HTTP_DONE) {
+		serve_request(sh, c);
+	} else if (st == RP_HTTP_ERROR) {
+		ST_ADD(c->ss, refused[c->p.reason], 1);
+		c->keep_alive = false;
+		error_response(sh, c, c->p.http_status);
+	} else if (c->eof) {
+		conn_close(sh, c); /* a request cut short by the peer's EOF */
+	}
+}
+
+/* ---- receiving ---- */
+
+static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sconn *c = arg;
+
+	if (cq->res > 0) {
+		if (!c->closing && !c->buf) {
+			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
+			c->have = 0;
+			c->head_start = c->ss->now_ticks;
+		}
+		if (!c->closing && c->buf && c->have + (size_t)cq->res <= HEAD_BUF) {
+			memcpy(c->buf + c->have, cq->buf, (size_t)cq->res);
+			c->have += (size_t)cq->res;
+		} else if (!c->closing) {
+			/* no memory, or more pipelined bytes than the buffer holds
+			 * (the kernel can fill several buffers before our pause
+			 * lands): never drop bytes silently, close instead */
+			ST_ADD(c->ss, overflows, 1);
+			conn_close(sh, c);
+		}
+		rp_buf_put(sh, cq->bid);
+		c->last_tick = c->ss->now_ticks;
+		/* half full while a response is out: stop reading until it is sent */
+		if (c->buf && c->have >= HEAD_BUF / 2 && c->sending && c->recv_op && !c->paused) {
+			c->paused = true;
+			(void)rp_cancel(sh, c->recv_op, NULL, NULL);
+		}
+		conn_next(sh, c);
+	}
+	if (cq->flags & RP_CQE_MORE)
+		return;
+	c->recv_op = NULL;
+	if (cq->res == 0 || (cq->res < 0 && !(cq->res == -ECANCELED && c->paused))) {
+		if (cq->res < 0 && cq->res != -ECANCELED)
+			ST_ADD(c->ss, resets, 1);
+		c->eof = true;
+		c->paused = false;
+		if (!c->sending)
+			conn_next(sh, c); /* answers what is whole, then closes */
+	}
+	conn_put(sh, c);
+}
+
+static void arm_recv(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->recv_op || c->closing || c->eof)
+		return;
+	c->recv_op = rp_recv_multishot(sh, c->fd, on_recv, c);
+	if (c->recv_op)
+		c->ops++;
+	else
+		conn_close(sh, c);
+}
+
+/* ---- timeouts ---- */
+
+static void arm_tick(struct rp_shard *sh, struct sshard *ss);
+
+static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+
+	(void)cq;
+	ss->tick_op = NULL;
+	if (rp_shard_stopping(sh))
+		return;
+	ss->now_ticks++;
+	for (struct sconn *c = ss->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->closing || c->sending)
+			continue;
+		if (c->buf && c->have && ss->now_ticks - c->head_start > g.header_ticks) {
+			ST_ADD(ss, header_timeouts, 1); /* a head that never completes */
+			conn_close(sh, c);
+		} else if (!c->buf && ss->now_ticks - c->last_tick > g.idle_ticks) {
+			ST_ADD(ss, idle_closed, 1);
+			conn_close(sh, c);
+		}
+	}
+	arm_tick(sh, ss);
+}
+
+static void arm_tick(struct rp_shard *sh, struct sshard *ss)
+{
+	ss->tick_op = rp_timeout(sh, TICK_NS, on_tick, ss);
+}
+
+/* ---- accepting ---- */
+
+static void arm_accept(struct rp_shard *sh, struct sshard *ss);
+
+static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+
+	(void)cq;
+	ss->backoff_pending = false;
+	arm_accept(sh, ss);
+}
+
+static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+	struct sconn *c;
+	int one = 1;
+
+	if (!(cq->flags & RP_CQE_MORE))
+		ss->accept_op = NULL;
+	if (cq->res < 0) {
+		if (cq->res != -ECANCELED)
+			ST_ADD(ss, accept_errors, 1);
+		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh) && !ss->backoff_pending)
+			ss->backoff_pending =
+				rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, ss) != NULL;
+		return;
+	}
+	if (rp_shard_stopping(sh)) {
+		close(cq->res);
+		return;
+	}
+	ST_ADD(ss, accepted, 1);
+	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
+	if (!c) {
+		close(cq->res);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->ss = ss;
+	c->fd = cq->res;
+	c->ops = 1;
+	c->last_tick = ss->now_ticks;
+	rp_http_parser_init(&c->p);
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* sendfile and splice run on the shard thread: they must not block */
+	(void)fcntl(c->fd, F_SETFL, O_NONBLOCK);
+	c->next = ss->conns;
+	if (ss->conns)
+		ss->conns->prev = c;
+	ss->conns = c;
+	arm_recv(sh, c);
+	conn_put(sh, c);
+}
+
+static void arm_accept(struct rp_shard *sh, struct sshard *ss)
+{
+	if (ss->accept_op || ss->lfd < 0 || rp_shard_stopping(sh))
+		return;
+	ss->accept_op = rp_accept_multishot(sh, ss->lfd, on_accept, ss);
+	if (!ss->accept_op && !ss->backoff_pending)
+		ss->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, ss) != NULL;
+}
+
+/* ---- shard hooks, stats ---- */
+
+static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
+{
+	struct rp_file_send_stats fs;
+	struct rp_file_cache_stats cs;
+	char refused[512];
+	size_t off = 0;
+
+	rp_file_send_stats(sh, &fs);
+	rp_file_cache_stats(ss->cache, &cs);
+	refused[0] = 0;
+	for (unsigned k = 1; k < RP_HTTP_R_COUNT; k++)
+		if (ss->st.refused[k] && off < sizeof(refused))
+			off += (size_t)snprintf(refused + off, sizeof(refused) - off, " %s=%llu",
+						rp_http_reason_name((enum rp_http_reason)k),
+						(unsigned long long)ss->st.refused[k]);
+	fprintf(f,
+		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
+		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
+		"resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"%llu short_file %llu | cache hits %llu misses %llu reopened %llu evicted %llu "
+		"open %u | refused%s\n",
+		ss->id, (unsigned long long)ss->st.accepted, (unsigned long long)ss->st.requests,
+		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
+		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
+		(unsigned long long)ss->st.bytes, (unsigned long long)ss->st.bad_requests,
+		(unsigned long long)ss->st.file_errors, (unsigned long long)ss->st.header_timeouts,
+		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.resets,
+		(unsigned long long)ss->st.overflows, (unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
+		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
+		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
+		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
+		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted, cs.open_fds,
+		refused[0] ? refused : " none");
+	fflush(f);
+}
+
+static void stats_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (g.ss[rp_shard_id(sh)])
+		print_shard(sh, g.ss[rp_shard_id(sh)], stdout);
+}
+
+static int serve_init(struct rp_shard *sh, void *arg)
+{
+	unsigned id = rp_shard_id(sh);
+	struct sshard *ss = calloc(1, sizeof(*ss));
+
+	(void)arg;
+	if (!ss)
+		return -ENOMEM;
+	ss->id = id;
+	ss->lfd = g.lfds[id]; /* the shard's from here: its stop or fini closes it */
+	g.lfds[id] = -1;
+	g.ss[id] = ss;
+	ss->cache = rp_file_cache_create(g.root, 1024, 0);
+	if (!ss->cache)
+		return -ENOMEM;
+	ss->accept_op = rp_accept_multishot(sh, ss->lfd, on_accept, ss);
+	if (!ss->accept_op)
+		return -errno;
+	arm_tick(sh, ss);
+	return ss->tick_op ? 0 : -ENOMEM;
+}
+
+static void serve_stop(struct rp_shard *sh, void *arg)
+{
+	struct sshard *ss = g.ss[rp_shard_id(sh)];
+
+	(void)arg;
+	if (ss && ss->lfd >= 0) {
+		if (!rp_close(sh, ss->lfd, NULL, NULL))
+			close(ss->lfd);
+		ss->lfd = -1;
+	}
+}
+
+static void serve_fini(struct rp_shard *sh, void *arg)
+{
+	struct sshard *ss = g.ss[rp_shard_id(sh)];
+
+	(void)arg;
+	if (!ss)
+		return;
+	if (ss->lfd >= 0) {
+		close(ss->lfd);
+		ss->lfd = -1;
+	}
+	if (ss->cache)
+		print_shard(sh, ss, stdout);
+	rp_file_cache_destroy(ss->cache);
+	ss->cache = NULL;
+}
+
+/* ---- main ---- */
+
+static int listen_on(struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringplane serve --listen HOST:PORT --root DIR [--shards N] [--cpus LIST]\n"
+		"                       [--header-timeout S] [--keepalive-timeout S]\n"
+		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
+		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
+		"  --root DIR               the directory served; nothing outside it is reachable\n"
+		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
+		"  --cpus LIST              CPUs for the shards (cpulist, e.g. 0-3)\n"
+		"  --header-timeout S       a request head must arrive within S seconds (default 10)\n"
+		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds\n"
+		"                           (default 30)\n"
+		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
+		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
+		"  --no-pin                 do not pin shard threads\n");
+}
+
+int rp_cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "shards", required_argument, NULL, 's' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "keepalive-timeout", required_argument, NULL, 'K' },
+		{ "busy-poll", required_argument, NULL, 'b' },
+		{ "stats-interval", required_argument, NULL, 'i' },
+		{ "no-pin", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const modes[] = { "auto", "splice", "copy", NULL };
+	struct rp_runtime_config rc = { 0 };
+	struct rp_runtime *rt = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	const char *listen_arg = NULL, *root = NULL;
+	unsigned interval = 0, busy_us = 0, hdr_s = 10, ka_s = 30, mode = 0;
+	char host[INET6_ADDRSTRLEN] = "?";
+	sigset_t sigs;
+	int c, ret, port = 0, status = RP_EXIT_FAIL;
+
+	optind = 1;
+	g.root = -1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen_arg = optarg;
+			if (rp_arg_hostport("serve", "--listen", optarg, true, &ss, &sslen))
+				return RP_EXIT_USAGE;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 's':
+			if (rp_arg_uint("serve", "--shards", optarg, 1, 256, &rc.shards))
+				return RP_EXIT_USAGE;
+			break;
+		case 'c':
+			if (rp_arg_cpus("serve", "--cpus", optarg))
+				return RP_EXIT_USAGE;
+			rc.cpus = optarg;
+			break;
+		case 'm':
+			/* accepted for the contract's sake: the body path is chosen per
+			 * response by size and page-cache residency (docs/net.md) */
+			if (rp_arg_choice("serve", "--mode", optarg, modes, &mode))
+				return RP_EXIT_USAGE;
+			break;
+		case 'H':
+			if (rp_arg_uint("serve", "--header-timeout", optarg, 1, 3600, &hdr_s))
+				return RP_EXIT_USAGE;
+			break;
+		case 'K':
+			if (rp_arg_uint("serve", "--keepalive-timeout", optarg, 1, 86400, &ka_s))
+				return RP_EXIT_USAGE;
+			break;
+		case 'b':
+			if (rp_arg_uint("serve", "--busy-poll", optarg, 0, 1000000, &busy_us))
+				return RP_EXIT_USAGE;
+			rc.spin_ns = (uint64_t)busy_us * 1000u;
+			break;
+		case 'i':
+			if (rp_arg_uint("serve", "--stats-interval", optarg, 0, 86400, &interval))
+				return RP_EXIT_USAGE;
+			break;
+		case 'n':
+			rc.no_pin = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return RP_EXIT_OK;
+		default:
+			usage(stderr);
+			return RP_EXIT_USAGE;
+		}
+	}
+	if (!listen_arg || !root || optind != argc) {
+		usage(stderr);
+		return RP_EXIT_USAGE;
+	}
+	(void)mode;
+	g.root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g.root < 0) {
+		fprintf(stderr, "ringplane serve: --root '%s': %s\n", root, strerror(errno));
+		return RP_EXIT_USAGE;
+	}
+	g.header_ticks = (uint64_t)hdr_s * 1000000000ull / TICK_NS;
+	g.idle_ticks = (uint64_t)ka_s * 1000000000ull / TICK_NS;
+
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc.init = serve_init;
+	rc.on_stop = serve_stop;
+	rc.fini = serve_fini;
+	rc.bufs = 1024;
+	rc.buf_size = 4096;
+	rc.pool_bytes = (size_t)256 << 20;
+	rc.stop_timeout_ms = 3000;
+	ret = rp_runtime_create(&rc, &rt);
+	if (ret) {
+		fprintf(stderr, "ringplane serve: runtime: %s\n",
+			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		close(g.root);
+		return RP_EXIT_FAIL;
+	}
+	g.shards = rp_runtime_shards(rt);
+	g.lfds = calloc(g.shards, sizeof(int));
+	g.ss = calloc(g.shards, sizeof(*g.ss));
+	if (!g.lfds || !g.ss)
+		goto out;
+	for (unsigned i = 0; i < g.shards; i++)
+		g.lfds[i] = -1;
+	for (unsigned i = 0; i < g.shards; i++) {
+		ret = listen_on(&ss, sslen);
+		if (ret < 0) {
+			fprintf(stderr, "ringplane serve: listen on %s: %s\n", listen_arg,
+				strerror(-ret));
+			goto out;
+		}
+		g.lfds[i] = ret;
+		if (i == 0)
+			getsockname(ret, (struct sockaddr *)&ss, &sslen);
+	}
+	ret = rp_runtime_start(rt);
+	if (ret) {
+		fprintf(stderr, "ringplane serve: start: %s\n",
+			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		goto out;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		port = ntohs(a->sin6_port);
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		printf("listening on [%s]:%d\n", host, port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		port = ntohs(a->sin_port);
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		printf("listening on %s:%d\n", host, port);
+	}
+	fprintf(stderr, "ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, %s\n",
+		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, rp_engine_features(rt));
+	fflush(stdout);
+	for (;;) {
+		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+
+		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval)) {
+			for (unsigned i = 0; i < g.shards; i++)
+				(void)rp_runtime_submit(rt, i, stats_msg, NULL);
+		} else if (sig == SIGINT || sig == SIGTERM) {
+			break;
+		}
+	}
+	rp_runtime_stop(rt);
+	ret = rp_runtime_wait(rt);
+	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
+out:
+	for (unsigned i = 0; g.lfds && i < g.shards; i++)
+		if (g.lfds[i] >= 0)
+			close(g.lfds[i]);
+	rp_runtime_destroy(rt);
+	for (unsigned i = 0; g.ss && i < g.shards; i++)
+		free(g.ss[i]);
+	free(g.ss);
+	free(g.lfds);
+	close(g.root);
+	return status;
+}

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration test of `ringplane serve`: the real command over a root the
+ * test builds (world-readable, with a symlink that leads outside it), driven
+ * by real TCP clients on loopback. Every wait is bounded.
+ *
+ *   statuses   200, HEAD, 206, 416, 304 (If-None-Match, If-Modified-Since),
+ *              404, 403 (a symlink out of the root, "%2e%2e" climbing), 400
+ *              (a bad request line, %00, %2F), 405, 501, 505, 414, 431;
+ *              Content-Type by extension; index.html for a directory.
+ *   keep-alive two requests on one HTTP/1.1 connection; HTTP/1.0 closes,
+ *              unless it asks to keep alive.
+ *   pipelining 30 requests for different files in one write: 30 answers, in
+ *              order, every body checked.
+ *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
+ *              once (30 with RP_TEST_REDUCED).
+ *   fresh      a file replaced (rename) is served new within 1.5 s.
+ *   timeouts   a head that never completes is closed after --header-timeout;
+ *              an idle keep-alive connection after --keepalive-timeout.
+ *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
+ *
+ * Usage: test_serve RINGPLANE_BINARY.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BIG (8u << 20)
+
+static const char *bin;
+static int failures;
+static bool reduced;
+static char root[64];
+static int port;
+static uint8_t *big;
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+			failures++;                                          \
+		}                                                            \
+	} while (0)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the server ---- */
+
+static pid_t server;
+static int server_out;
+
+static int server_start(const char *const *extra)
+{
+	const char *argv[24] = { bin, "serve", "--listen", "127.0.0.1:0", "--root", root,
+				 "--no-pin", "--shards", "1" };
+	int n = 9, pfd[2];
+	char line[128];
+	size_t len = 0;
+	uint64_t end = now_ms() + 10000;
+
+	while (extra && *extra)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	if (pipe(pfd))
+		return -1;
+	server = fork();
+	if (server == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	server_out = pfd[0];
+	while (now_ms() < end && len < sizeof(line) - 1) {
+		struct pollfd p = { .fd = server_out, .events = POLLIN };
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(server_out, line + len, 1) != 1)
+			return -1;
+		if (line[len] == '\n') {
+			line[len] = 0;
+			port = atoi(strrchr(line, ':') + 1);
+			return 0;
+		}
+		len++;
+	}
+	return -1;
+}
+
+static int server_stop(unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+	char sink[4096];
+	int st;
+
+	kill(server, SIGTERM);
+	for (;;) {
+		struct pollfd p = { .fd = server_out, .events = POLLIN };
+
+		if (poll(&p, 1, 20) > 0 && read(server_out, sink, sizeof(sink)) <= 0)
+			p.fd = -1;
+		if (waitpid(server, &st, WNOHANG) == server)
+			break;
+		if (now_ms() > end) {
+			kill(server, SIGKILL);
+			waitpid(server, &st, 0);
+			close(server_out);
+			return -1;
+		}
+	}
+	close(server_out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- a blocking client with a deadline ---- */
+
+static int dial(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return false;
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+struct resp {
+	int status;
+	char head[4096];
+	long long clen; /* -1: none */
+	uint8_t *body;
+	size_t blen;
+};
+
+/* Bytes read ahead of the current response on a connection (pipelining). */
+struct conn {
+	int fd;
+	char buf[65536];
+	size_t have;
+};
+
+static ssize_t fill(struct conn *c)
+{
+	ssize_t r = recv(c->fd, c->buf + c->have, sizeof(c->buf) - c->have, 0);
+
+	if (r > 0)
+		c->have += (size_t)r;
+	return r;
+}
+
+static const char *field(const struct resp *r, const char *name)
+{
+	static char v[256];
+	const char *p = r->head;
+	size_t n = strlen(name);
+
+	while ((p = strstr(p, "\r\n"))) {
+		p += 2;
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *e = strstr(p, "\r\n");
+			size_t l = (size_t)(e - p) - n - 2;
+
+			if (l >= sizeof(v))
+				l = sizeof(v) - 1;
+			memcpy(v, p + n + 2, l);
+			v[l] = 0;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* Read one response; @head_only: a HEAD request (no body despite Content-Length). */
+static int read_resp(struct conn *c, struct resp *r, bool head_only)
+{
+	char *end;
+	size_t hlen, need;
+	const char *cl;
+
+	memset(r, 0, sizeof(*r));
+	r->clen = -1;
+	while (!(end = memmem(c->buf, c->have, "\r\n\r\n", 4)))
+		if (c->have == sizeof(c->buf) || fill(c) <= 0)
+			return -1;
+	hlen = (size_t)(end - c->buf) + 4;
+	if (hlen >= sizeof(r->head))
+		return -1;
+	memcpy(r->head, c->buf, hlen);
+	r->head[hlen] = 0;
+	r->status = atoi(r->head + 9);
+	cl = field(r, "Content-Length");
+	r->clen = cl ? atoll(cl) : -1;
+	memmove(c->buf, c->buf + hlen, c->have - hlen);
+	c->have -= hlen;
+	need = head_only || r->clen < 0 ? 0 : (size_t)r->clen;
+	r->body = malloc(need + 1);
+	while (r->blen < need) {
+		size_t take;
+
+		if (!c->have && fill(c) <= 0)
+			return -1;
+		take = c->have < need - r->blen ? c->have : need - r->blen;
+		memcpy(r->body + r->blen, c->buf, take);
+		r->blen += take;
+		memmove(c->buf, c->buf + take, c->have - take);
+		c->have -= take;
+	}
+	return 0;
+}
+
+/* One request on a fresh connection; returns the status (-1 on an error). */
+static int fetch(const char *req, struct resp *r, bool head_only)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int ret = -1;
+
+	c->fd = dial();
+	if (c->fd >= 0 && send_all(c->fd, req, strlen(req)) && !read_resp(c, r, head_only))
+		ret = r->status;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return ret;
+}
+
+static void resp_free(struct resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+/* Closed by the server within @ms? */
+static bool closed_within(int fd, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	char b[256];
+
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 50) > 0) {
+			ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+			if (r == 0 || (r < 0 && errno != EAGAIN))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* ---- the root ---- */
+
+static void put(const char *name, const void *data, size_t len)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	f = fopen(p, "w");
+	if (!f || fwrite(data, 1, len, f) != len)
+		abort();
+	fclose(f);
+	chmod(p, 0644);
+}
+
+static void make_root(void)
+{
+	char p[256];
+
+	snprintf(root, sizeof(root), "/tmp/rp_serve_XXXXXX");
+	if (!mkdtemp(root))
+		abort();
+	chmod(root, 0755); /* mkdtemp makes it 0700: readable by us only */
+	snprintf(p, sizeof(p), "%s/dir", root);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/empty", root);
+	mkdir(p, 0755);
+	put("hello.txt", "hello world\n", 12);
+	put("page.html", "<p>hi</p>", 9);
+	put("dir/index.html", "index!", 6);
+	big = malloc(BIG);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (uint8_t)((i * 2654435761u) >> 13);
+	put("big.bin", big, BIG);
+	for (int i = 0; i < 30; i++) {
+		char name[32], text[64];
+
+		snprintf(name, sizeof(name), "f%02d.txt", i);
+		snprintf(text, sizeof(text), "file number %d says %d\n", i, i * i);
+		put(name, text, strlen(text));
+	}
+	snprintf(p, sizeof(p), "%s/escape", root);
+	if (symlink("/etc/hostname", p))
+		abort();
+}
+
+/* ---- tests ---- */
+
+static void test_statuses(void)
+{
+	struct resp r;
+	char req[24000], etag[128];
+	const char *v;
+
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200, "200");
+	CHECK(r.blen == 12 && !memcmp(r.body, "hello world\n", 12), "body");
+	v = field(&r, "Content-Type");
+	CHECK(v && !strncmp(v, "text/plain", 10), "content-type %s", v ? v : "none");
+	v = field(&r, "ETag");
+	snprintf(etag, sizeof(etag), "%s", v ? v : "");
+	resp_free(&r);
+
+	CHECK(fetch("HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, true) == 200, "HEAD");
+	CHECK(r.clen == 12, "HEAD length %lld", r.clen);
+	resp_free(&r);
+
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=6-10\r\n\r\n", &r,
+		    false) == 206, "206");
+	CHECK(r.blen == 5 && !memcmp(r.body, "world", 5), "range body");
+	v = field(&r, "Content-Range");
+	CHECK(v && !strcmp(v, "bytes 6-10/12"), "content-range %s", v ? v : "none");
+	resp_free(&r);
+
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=50-\r\n\r\n", &r, false) ==
+		      416, "416");
+	resp_free(&r);
+
+	snprintf(req, sizeof(req), "GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+		 etag);
+	CHECK(fetch(req, &r, true) == 304, "304 by etag %s", etag);
+	resp_free(&r);
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Fri, 31 Dec 9999 "
+		    "23:59:59 GMT\r\n\r\n", &r, true) == 304, "304 by date");
+	resp_free(&r);
+
+	CHECK(fetch("GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200, "html");
+	v = field(&r, "Content-Type");
+	CHECK(v && !strncmp(v, "text/html", 9), "html type %s", v ? v : "none");
+	resp_free(&r);
+	CHECK(fetch("GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200, "index");
+	CHECK(r.blen == 6 && !memcmp(r.body, "index!", 6), "index body");
+	resp_free(&r);
+
+	static const struct {
+		const char *req;
+		int status;
+	} cases[] = {
+		{ "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		{ "GET /escape HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET /dir/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET /empty/ HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		{ "GET /hello%00.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /dir%2Findex.html HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET  /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /hello.txt HTTP/1.1\r\n\r\n", 400 },
+		{ "POST /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 405 },
+		{ "BREW /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+		{ "GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int s = fetch(cases[i].req, &r, false);
+
+		CHECK(s == cases[i].status, "case %u: %d, wanted %d", i, s, cases[i].status);
+		resp_free(&r);
+	}
+	/* 414: a request line past the limit; 431: a header section past it */
+	memcpy(req, "GET /", 5);
+	memset(req + 5, 'a', 9000);
+	strcpy(req + 9005, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	CHECK(fetch(req, &r, false) == 414, "414");
+	resp_free(&r);
+	strcpy(req, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < 330; i++) /* 330 x 52 B: past the 16 KB section limit */
+		strcat(req, "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+	strcat(req, "\r\n");
+	CHECK(fetch(req, &r, false) == 431, "431");
+	resp_free(&r);
+	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431\n");
+}
+
+static void test_keepalive_and_pipelining(void)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char req[8192] = "";
+	struct resp r;
+	int ok = 0;
+
+	c->fd = dial();
+	for (int i = 0; i < 2; i++) {
+		send_all(c->fd, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 36);
+		if (!read_resp(c, &r, false) && r.status == 200 && r.blen == 12)
+			ok++;
+		resp_free(&r);
+	}
+	CHECK(ok == 2, "keep-alive: %d of 2", ok);
+	/* 30 requests in one write: 30 answers in order */
+	for (int i = 0; i < 30; i++) {
+		char one[96];
+
+		snprintf(one, sizeof(one), "GET /f%02d.txt HTTP/1.1\r\nHost: x\r\n\r\n", i);
+		strcat(req, one);
+	}
+	send_all(c->fd, req, strlen(req));
+	ok = 0;
+	for (int i = 0; i < 30; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "file number %d says %d\n", i, i * i);
+		if (!read_resp(c, &r, false) && r.status == 200 && r.blen == strlen(want) &&
+		    !memcmp(r.body, want, r.blen))
+			ok++;
+		resp_free(&r);
+	}
+	CHECK(ok == 30, "pipelining: %d of 30 in order", ok);
+	close(c->fd);
+
+	/* HTTP/1.0: closed after the answer, unless it asks to keep alive */
+	c->fd = dial();
+	c->have = 0;
+	send_all(c->fd, "GET /hello.txt HTTP/1.0\r\n\r\n", 27);
+	CHECK(!read_resp(c, &r, false) && r.status == 200, "1.0");
+	resp_free(&r);
+	CHECK(closed_within(c->fd, 2000), "1.0 not closed");
+	close(c->fd);
+	c->fd = dial();
+	c->have = 0;
+	send_all(c->fd, "GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 51);
+	CHECK(!read_resp(c, &r, false) && r.status == 200, "1.0 keep-alive");
+	resp_free(&r);
+	CHECK(!closed_within(c->fd, 300), "1.0 keep-alive closed");
+	close(c->fd);
+	free(c);
+	printf("keep-alive and pipelining: 2 on one connection, 30 pipelined in order, 1.0 rules\n");
+}
+
+struct dl {
+	int ok;
+};
+
+static void *download(void *arg)
+{
+	struct dl *d = arg;
+	struct resp r;
+
+	if (fetch("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 && r.blen == BIG &&
+	    !memcmp(r.body, big, BIG))
+		d->ok = 1;
+	resp_free(&r);
+	return NULL;
+}
+
+static void test_big(void)
+{
+	unsigned n = reduced ? 30 : 100, ok = 0;
+	pthread_t *th = calloc(n, sizeof(*th));
+	struct dl *d = calloc(n, sizeof(*d));
+	struct resp r;
+
+	CHECK(fetch("GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000000-1999999\r\n\r\n", &r,
+		    false) == 206, "big range");
+	CHECK(r.blen == 1000000 && !memcmp(r.body, big + 1000000, 1000000), "big range body");
+	resp_free(&r);
+	CHECK(fetch("GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-100\r\n\r\n", &r, false) ==
+		      206, "suffix");
+	CHECK(r.blen == 100 && !memcmp(r.body, big + BIG - 100, 100), "suffix body");
+	resp_free(&r);
+	for (unsigned i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, download, &d[i]);
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		ok += (unsigned)d[i].ok;
+	}
+	CHECK(ok == n, "big: %u of %u downloads whole and correct", ok, n);
+	printf("big: ranges of 8 MB file, %u concurrent downloads all byte-exact\n", ok);
+	free(th);
+	free(d);
+}
+
+static void test_fresh(void)
+{
+	struct resp r;
+	char from[256], to[256];
+	uint64_t t0;
+	bool seen = false;
+
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200, "before");
+	resp_free(&r);
+	put("hello.new", "brand new contents\n", 19);
+	snprintf(from, sizeof(from), "%s/hello.new", root);
+	snprintf(to, sizeof(to), "%s/hello.txt", root);
+	rename(from, to);
+	t0 = now_ms();
+	while (!seen && now_ms() - t0 < 3000) {
+		if (fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 &&
+		    r.blen == 19 && !memcmp(r.body, "brand new contents\n", 19))
+			seen = true;
+		resp_free(&r);
+		if (!seen)
+			usleep(50000);
+	}
+	CHECK(seen && now_ms() - t0 <= 1500, "replaced file seen after %llu ms",
+	      (unsigned long long)(now_ms() - t0));
+	printf("fresh: replaced file served after %llu ms\n", (unsigned long long)(now_ms() - t0));
+}
+
+static void test_timeouts(void)
+{
+	const char *extra[] = { "--header-timeout", "1", "--keepalive-timeout", "1", NULL };
+	uint64_t t0;
+	int slow, idle;
+
+	CHECK(server_start(extra) == 0, "server with short timeouts");
+	slow = dial();
+	send_all(slow, "GET /hello.txt HTTP/1.1\r\nHo", 27); /* and never the rest */
+	idle = dial();
+	t0 = now_ms();
+	CHECK(closed_within(slow, 4000), "slowloris head not closed");
+	CHECK(now_ms() - t0 >= 900, "slow head closed too early");
+	CHECK(closed_within(idle, 4000), "idle keep-alive not closed");
+	close(slow);
+	close(idle);
+	CHECK(server_stop(5000) == 0, "stop");
+	printf("timeouts: a never-finished head and an idle connection closed\n");
+}
+
+int main(int argc, char **argv)
+{
+	int held[50];
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY\n");
+		return 2;
+	}
+	bin = argv[1];
+	reduced = getenv("RP_TEST_REDUCED") && *getenv("RP_TEST_REDUCED") == '1';
+	signal(SIGPIPE, SIG_IGN);
+	make_root();
+	if (server_start(NULL)) {
+		fprintf(stderr, "FAIL: server did not start\n");
+		return 1;
+	}
+	test_statuses();
+	test_keepalive_and_pipelining();
+	test_big();
+	test_fresh();
+	for (int i = 0; i < 50; i++)
+		held[i] = dial();
+	uint64_t t0 = now_ms();
+	int rc = server_stop(5000);
+
+	CHECK(rc == 0, "exit status %d after SIGTERM with 50 clients", rc);
+	printf("sigterm: exit %d in %llu ms with 50 clients connected\n", rc,
+	       (unsigned long long)(now_ms() - t0));
+	for (int i = 0; i < 50; i++)
+		if (held[i] >= 0)
+			close(held[i]);
+	test_timeouts();
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", root);
+	free(big);
+	printf("%s\n", failures ? "FAIL" : "PASS");
+	return failures ? 1 : 0;
+}
