@@ -195,9 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case RP_HTTP_ERROR:
 		CHECK(one.reason > RP_HTTP_R_NONE && one.reason < RP_HTTP_R_COUNT);
 		CHECK(strcmp(rp_http_reason_name(one.reason), "invalid") != 0);
-		CHECK(one.http_status == 400 || one.http_status == 405 ||
-		      one.http_status == 414 || one.http_status == 431 ||
-		      one.http_status == 501 || one.http_status == 505);
+		CHECK(one.http_status == 400 || one.http_status == 405 || one.http_status == 414 ||
+		      one.http_status == 431 || one.http_status == 501 || one.http_status == 505);
 		CHECK(one.scanned >= 1);
 		break;
 	case RP_HTTP_DONE:

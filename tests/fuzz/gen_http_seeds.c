@@ -52,8 +52,10 @@ int main(int argc, char **argv)
 		"GET /f.bin HTTP/1.1\r\nHost: h\r\nrange: Bytes=18446744073709551616-\r\n\r\n",
 		"GET /f HTTP/1.1\r\nHost: h\r\nIf-None-Match: W/\"a\", \"1.0-2\"\r\n\r\n",
 		"GET /f HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\n\r\n",
-		"GET /f HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
-		"GET /f HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: Sunday, 06-Nov-94 08:49:37 GMT\r\n"
+		"GET /f HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 "
+		"GMT\r\n\r\n",
+		"GET /f HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: Sunday, 06-Nov-94 08:49:37 "
+		"GMT\r\n"
 		"\r\n",
 		"GET /f HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: Sun Nov  6 08:49:37 1994\r\n\r\n",
 		"GET /%41%2e%2E/x%20y HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
