@@ -71,11 +71,9 @@
 
 /* This file defines the functions the header's macros stand for. */
 #define RP_POOL_NO_INLINE 1
+#define RP_POOL_IMPL 1
 #include <ringplane/pool.h>
-
-#ifndef RP_POOL_HAVE_INLINE
-#error "alloc/pool.c needs the GNU C layout in ringplane/pool_inline.h"
-#endif
+#include <ringplane/pool_layout.h> /* the layout it shares with the inline paths */
 
 #define SPAN_SHIFT 20
 #define HUGE_2M ((size_t)2 << 20)
