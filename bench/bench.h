@@ -42,6 +42,7 @@ int rp_bench_suite_alloc(const struct rp_bench_opts *opts);
 int rp_bench_suite_engine(const struct rp_bench_opts *opts);
 int rp_bench_suite_echo(const struct rp_bench_opts *opts);
 int rp_bench_suite_relay(const struct rp_bench_opts *opts);
+int rp_bench_suite_sendfile(const struct rp_bench_opts *opts);
 
 /*
  * The alloc suite's jemalloc child: main() hands over when argv[1] is the

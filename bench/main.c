@@ -32,6 +32,8 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_echo },
 	{ "relay", "ringplane relay (auto; splice, copy) vs HAProxy 2.6 (tcp, splice-auto), socat and direct: iperf3 bulk Gbit/s and CPU s/GB, sockperf 64B p50/p99, wrk req/s and conns/s to nginx",
 	  rp_bench_suite_relay },
+	{ "sendfile", "ringplane serve vs nginx (sendfile on, tcp_nopush on): 4KB req/s, 1MB and 64MB Gbit/s and CPU s/GB, a byte range, pipelined 4KB, wrk on the other CPU",
+	  rp_bench_suite_sendfile },
 };
 
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))

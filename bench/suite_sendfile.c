@@ -1,0 +1,1020 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sendfile suite: `ringplane serve --shards 1` (ours) side by side with
+ * nginx (worker_processes 1, sendfile on, tcp_nopush on, keep-alive,
+ * access_log off, a config in a temp dir) serving the same files from the
+ * same root, from the same run.
+ *
+ * Both servers run at once, each started as a child pinned to the same CPU
+ * S (ringplane also with --cpus S); wrk (-t1) runs on the other CPU C.
+ * Runs alternate ours, nginx, ours... so neighbours on a shared host hit
+ * both alike; the median of the runs is reported.
+ *
+ * Rows:
+ * - "4KB keep-alive" req/s: wrk -c32 for a 4 KB file;
+ * - "1MB" and "64MB" Gbit/s: wrk -c8 (1 MB) and -c4 (64 MB), bytes wrk read
+ *   (its Lua done() hook: summary.bytes / summary.duration, headers
+ *   included) in Gbit/s; the files are read once first, so they are in the
+ *   page cache;
+ * - "cpu s/GB 64MB": CPU seconds of the server (utime+stime of every
+ *   thread from /proc/PID/stat; nginx: its master and its worker) per GB
+ *   wrk read, over the 64 MB runs; lower is better, ratio nginx/ours;
+ * - "range 1MB of 64MB" req/s: wrk -c8 with "Range: bytes=A-B" (1 MB from
+ *   the middle of the 64 MB file; 206 answers);
+ * - "4KB pipelined x16" req/s: wrk -c32 with a Lua script that sends 16
+ *   requests per write (wrk's pipeline.lua).
+ *
+ * Checks: before any row, one GET of every file (and the range) from each
+ * server with a small client here, compared by status, length and CRC32C
+ * with the file on disk; a server that serves other bytes fails the suite.
+ * wrk reporting non-2xx/3xx responses or socket errors fails the row
+ * loudly (as does a Lua summary with errors). wrk or nginx missing: the
+ * rows skip with the reason. Every child runs in its own process group,
+ * is stopped with SIGTERM (then SIGKILL), and every wait is bounded.
+ * `ringplane` is found next to this binary (../apps/ringplane) or through
+ * RINGPLANE_BIN; nginx and wrk on PATH (or /usr/sbin/nginx).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringplane/simd.h>
+
+#include "bench.h"
+#include "report_impl.h"
+
+#define START_TIMEOUT_MS 10000 /* a child must be listening by then */
+#define STOP_TIMEOUT_MS	 5000  /* SIGTERM, then SIGKILL after this */
+#define TOOL_SLACK_S	 20    /* a client tool run for T s must exit within T + this */
+#define OUT_MAX		 (1u << 20)
+#define NOISY_IQR	 0.15
+#define MAX_RUNS	 8
+
+/* ---- child processes ---- */
+
+struct proc {
+	pid_t pid;
+	int out;   /* read end of its stdout+stderr, -1 once closed */
+	char *log; /* what it printed (the first OUT_MAX bytes), NUL-terminated */
+	size_t len, cap;
+};
+
+static int64_t ms_left(uint64_t deadline_ns)
+{
+	uint64_t now = rp_bench_now_ns();
+
+	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000u) + 1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Start argv[0] (a path) in its own process group on @cpu (-1: any CPU we
+ * may use), stdin /dev/null, stdout+stderr on a pipe we read; it gets
+ * SIGTERM if the bench dies. */
+static int proc_spawn(struct proc *p, char *const argv[], int cpu)
+{
+	int pfd[2];
+
+	memset(p, 0, sizeof(*p));
+	p->out = -1;
+	p->pid = -1;
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid < 0) {
+		int err = -errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		return err;
+	}
+	if (p->pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		cpu_set_t set;
+		sigset_t none;
+		int devnull;
+
+		setpgid(0, 0);
+		CPU_ZERO(&set);
+		if (cpu >= 0)
+			CPU_SET(cpu, &set);
+		else
+			for (int i = 0; i < CPU_SETSIZE; i++)
+				CPU_SET(i, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &dfl, NULL); /* ignored here, not in the peers */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		if (dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+			_exit(127);
+		execv(argv[0], argv);
+		if (write(2, "exec failed: ", 13) > 0 && write(2, argv[0], strlen(argv[0])) > 0)
+			(void)!write(2, "\n", 1);
+		_exit(127);
+	}
+	setpgid(p->pid, p->pid); /* also here: no window where kill(-pid) misses */
+	close(pfd[1]);
+	p->out = pfd[0];
+	return 0;
+}
+
+/* Read what the child prints until EOF (1), @deadline or @until seen in a
+ * whole line (0), or an error (-errno). */
+static int proc_read(struct proc *p, uint64_t deadline_ns, const char *until)
+{
+	while (p->out >= 0) {
+		struct pollfd pf = { .fd = p->out, .events = POLLIN };
+		char buf[16384];
+		int64_t left = ms_left(deadline_ns);
+		const char *u;
+		ssize_t r;
+		int ret;
+
+		if (until && p->log && (u = strstr(p->log, until)) && strchr(u, '\n'))
+			return 0;
+		if (!left)
+			return 0;
+		ret = poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return 0;
+		r = read(p->out, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(p->out);
+			p->out = -1;
+			return 1;
+		}
+		if (p->len + (size_t)r + 1 > p->cap && p->cap < OUT_MAX) {
+			size_t ncap = p->cap ? p->cap : 16384;
+			char *nb;
+
+			while (ncap < p->len + (size_t)r + 1 && ncap < OUT_MAX)
+				ncap *= 2;
+			nb = realloc(p->log, ncap);
+			if (nb) {
+				p->log = nb;
+				p->cap = ncap;
+			}
+		}
+		if (p->len + 1 >= p->cap)
+			continue; /* full: what comes later is dropped */
+		if ((size_t)r > p->cap - p->len - 1)
+			r = (ssize_t)(p->cap - p->len - 1);
+		memcpy(p->log + p->len, buf, (size_t)r);
+		p->len += (size_t)r;
+		p->log[p->len] = '\0';
+	}
+	return 1;
+}
+
+/* Reap within @timeout_ms, else SIGKILL its group. Its wait status, or
+ * -ETIMEDOUT (killed). */
+static int proc_reap(struct proc *p, unsigned timeout_ms)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int status = 0;
+
+	if (p->pid <= 0)
+		return 0;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+		if (r == p->pid || (r < 0 && errno != EINTR))
+			break;
+		if (!ms_left(deadline)) {
+			kill(-p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			p->pid = -1;
+			return -ETIMEDOUT;
+		}
+		/* keep its pipe drained so a full pipe cannot block its exit */
+		proc_read(p, rp_bench_now_ns() + 10000000u, NULL);
+		if (p->out < 0)
+			sleep_ms(5);
+	}
+	p->pid = -1;
+	return status;
+}
+
+static void proc_free(struct proc *p)
+{
+	if (p->out >= 0)
+		close(p->out);
+	p->out = -1;
+	free(p->log);
+	p->log = NULL;
+	p->len = p->cap = 0;
+}
+
+static const char *proc_log(const struct proc *p)
+{
+	return p->log ? p->log : "";
+}
+
+/* The last lines of what a child printed, for an error message. */
+static const char *log_tail(const struct proc *p, unsigned lines)
+{
+	const char *s = proc_log(p);
+	size_t n = p->len, seen = 0;
+
+	while (n > 0 && seen < lines)
+		if (s[--n] == '\n' && n + 1 < p->len)
+			seen++;
+	return s + (n ? n + 1 : 0);
+}
+
+/* SIGTERM to the child's group, bounded reap, SIGKILL to what is left of
+ * the group (socat's forks); notes an unclean exit (exit status 0, 143 or
+ * @ok_exit, or death by SIGTERM, are clean). Frees the log unless @keep. */
+static void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
+{
+	if (p->pid > 0) {
+		pid_t pg = p->pid;
+		int st;
+
+		kill(-pg, SIGTERM);
+		st = proc_reap(p, STOP_TIMEOUT_MS);
+		kill(-pg, SIGKILL);
+		if (st == -ETIMEDOUT)
+			rp_report_note("%s: did not exit within %d ms of SIGTERM; killed", what,
+				       STOP_TIMEOUT_MS);
+		else if (!(WIFEXITED(st) &&
+			   (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 128 + SIGTERM ||
+			    WEXITSTATUS(st) == ok_exit)) &&
+			 !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM))
+			rp_report_note("%s: exited with %s %d after SIGTERM; its last lines: %s", what,
+				       WIFEXITED(st) ? "status" : "signal",
+				       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+				       log_tail(p, 3));
+	}
+	if (keep) {
+		if (p->out >= 0)
+			close(p->out);
+		p->out = -1;
+	} else {
+		proc_free(p);
+	}
+}
+
+/* Run a client tool to its end, bounded by @timeout_s; its output in p->log
+ * (the caller frees it with proc_free). Returns its exit status (0..255),
+ * or -errno (-ETIMEDOUT: killed; -ECHILD: died by a signal). */
+static int run_tool(struct proc *p, char *const argv[], int cpu, unsigned timeout_s)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_s * 1000000000ull;
+	int ret, st;
+
+	ret = proc_spawn(p, argv, cpu);
+	if (ret)
+		return ret;
+	ret = proc_read(p, deadline, NULL);
+	if (ret != 1)
+		kill(-p->pid, SIGKILL);
+	st = proc_reap(p, 2000);
+	if (ret != 1 || st == -ETIMEDOUT)
+		return -ETIMEDOUT;
+	if (st < 0)
+		return st;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+/* utime+stime+cutime+cstime of @pid in seconds (threads included; forks
+ * once reaped), or a negative value. */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[2048];
+	unsigned long long ut, st;
+	long long cut, cst;
+	ssize_t n;
+	const char *q;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	q = strrchr(buf, ')');
+	/* fields 3..17: state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime cutime cstime */
+	if (!q || sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+			 &ut, &st, &cut, &cst) != 4)
+		return -1;
+	return (double)(ut + st + (unsigned long long)cut + (unsigned long long)cst) /
+	       (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- ports ---- */
+
+static struct sockaddr_in loopback(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	return a;
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+static int free_port(void)
+{
+	struct sockaddr_in a = loopback(0);
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -errno;
+	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port > 0 ? port : -EADDRNOTAVAIL;
+}
+
+/* Wait until @port on 127.0.0.1 is bound by someone (our own bind without
+ * SO_REUSEADDR fails with EADDRINUSE): no probe connection reaches the
+ * child, so an iperf3 behind a relay never sees a stray one. */
+static int wait_bound(struct proc *p, int port, unsigned timeout_ms)
+{
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	struct sockaddr_in a = loopback(port);
+
+	while (ms_left(deadline)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), busy;
+
+		if (fd < 0)
+			return -errno;
+		busy = bind(fd, (struct sockaddr *)&a, sizeof(a)) && errno == EADDRINUSE;
+		close(fd);
+		if (busy)
+			return 0;
+		if (proc_read(p, rp_bench_now_ns() + 20000000u, NULL) == 1)
+			return -EIO; /* EOF: it died */
+	}
+	return -ETIMEDOUT;
+}
+
+/* ---- the suite's state ---- */
+
+#define NFILES	  3
+#define RANGE_OFF (32ull << 20) /* 1 MB from the middle of the 64 MB file */
+#define RANGE_LEN (1ull << 20)
+#define PIPE_DEPTH 16
+
+enum srv { S_RP, S_NGINX, S_NR };
+
+static const char *const srv_name[S_NR] = { "ringplane serve", "nginx" };
+
+static const struct {
+	const char *name;
+	size_t size;
+} files[NFILES] = { { "4k.bin", 4096 }, { "1m.bin", 1u << 20 }, { "64m.bin", 64u << 20 } };
+
+struct ctx {
+	const struct rp_bench_opts *opts;
+	int cpu_s, cpu_c; /* servers; wrk */
+	char rp[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX];
+	bool have_rp, have_wrk, have_nginx;
+	char dir[64]; /* temp dir: configs, scripts, the root */
+	char www[96];
+	uint32_t crc[NFILES], range_crc;
+	struct proc p[S_NR];
+	int port[S_NR];
+	int failed; /* a row failed loudly: the suite returns it */
+};
+
+static int find_ringplane(char *path, size_t size)
+{
+	const char *env = getenv("RINGPLANE_BIN");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(path, size, "%s", env);
+		return access(path, X_OK) ? -ENOENT : 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	self[n] = '\0';
+	if (strrchr(self, '/'))
+		*strrchr(self, '/') = '\0';
+	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
+		return -ENAMETOOLONG;
+	return access(path, X_OK) ? -ENOENT : 0;
+}
+
+static int write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	ssize_t w;
+
+	if (fd < 0)
+		return -errno;
+	w = write(fd, data, len);
+	fchmod(fd, mode); /* whatever the umask */
+	if (close(fd) || w != (ssize_t)len)
+		return -EIO;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* The files under x->www (0755, files 0644: nginx's workers run as
+ * www-data), their CRC32C and the range's; each read back once so all are
+ * in the page cache before any run. */
+static int make_files(struct ctx *x)
+{
+	size_t max = files[NFILES - 1].size;
+	uint8_t *buf = malloc(max);
+	char path[160];
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < max; i++)
+		buf[i] = (uint8_t)(i * 131u + 7u + (i >> 8) + (i >> 20));
+	if (mkdir(x->www, 0755) && errno != EEXIST) {
+		ret = -errno;
+		goto out;
+	}
+	chmod(x->www, 0755);
+	for (int f = 0; f < NFILES && !ret; f++) {
+		snprintf(path, sizeof(path), "%s/%s", x->www, files[f].name);
+		ret = write_file(path, buf, files[f].size, 0644);
+		x->crc[f] = rp_crc32c(0, buf, files[f].size);
+	}
+	x->range_crc = rp_crc32c(0, buf + RANGE_OFF, RANGE_LEN);
+	/* Read back (page cache warm, and what is on disk is what we wrote). */
+	for (int f = 0; f < NFILES && !ret; f++) {
+		int fd;
+		ssize_t r;
+
+		snprintf(path, sizeof(path), "%s/%s", x->www, files[f].name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			break;
+		}
+		r = read(fd, buf, files[f].size);
+		close(fd);
+		if (r != (ssize_t)files[f].size || rp_crc32c(0, buf, files[f].size) != x->crc[f])
+			ret = -EIO;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
+/* ---- the servers ---- */
+
+static int nginx_start(struct ctx *x)
+{
+	char conf[96], elog[96], text[2048]; /* x->dir: 64 bytes */
+	char *argv[] = { x->nginx, "-p", x->dir, "-c", conf, "-e", elog, NULL };
+	int ret, port = free_port();
+
+	if (port < 0)
+		return port;
+	x->port[S_NGINX] = port;
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", x->dir);
+	snprintf(elog, sizeof(elog), "%s/nginx-error.log", x->dir);
+	snprintf(text, sizeof(text),
+		 "daemon off;\n"
+		 "worker_processes 1;\n"
+		 "%s"
+		 "pid %s/nginx.pid;\n"
+		 "error_log %s/nginx-error.log;\n"
+		 "events { worker_connections 4096; }\n"
+		 "http {\n"
+		 "    access_log off;\n"
+		 "    sendfile on;\n"
+		 "    tcp_nopush on;\n"
+		 "    keepalive_timeout 65;\n"
+		 "    keepalive_requests 1000000;\n"
+		 "    default_type application/octet-stream;\n"
+		 "    client_body_temp_path %s/t_body;\n"
+		 "    proxy_temp_path %s/t_proxy;\n"
+		 "    fastcgi_temp_path %s/t_fastcgi;\n"
+		 "    uwsgi_temp_path %s/t_uwsgi;\n"
+		 "    scgi_temp_path %s/t_scgi;\n"
+		 "    server { listen 127.0.0.1:%d; root %s; }\n"
+		 "}\n",
+		 geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir, x->dir, x->dir, x->dir,
+		 x->dir, x->dir, port, x->www);
+	ret = write_file(conf, text, strlen(text), 0644);
+	if (ret)
+		return ret;
+	ret = proc_spawn(&x->p[S_NGINX], argv, x->cpu_s);
+	if (!ret)
+		ret = wait_bound(&x->p[S_NGINX], port, START_TIMEOUT_MS);
+	return ret;
+}
+
+static int rp_start(struct ctx *x)
+{
+	char lst[32], cpus[16];
+	char *argv[] = { x->rp, "serve", "--listen", lst, "--root", x->www, "--shards", "1",
+			 "--cpus", cpus, NULL };
+	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
+	struct proc *p = &x->p[S_RP];
+	int ret, port = free_port();
+
+	if (port < 0)
+		return port;
+	x->port[S_RP] = port;
+	snprintf(lst, sizeof(lst), "127.0.0.1:%d", port);
+	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
+	ret = proc_spawn(p, argv, x->cpu_s);
+	if (ret)
+		return ret;
+	ret = proc_read(p, deadline, "listening on");
+	if (ret < 0)
+		return ret;
+	if (!strstr(proc_log(p), "listening on"))
+		return ret == 1 ? -EIO : -ETIMEDOUT;
+	return 0;
+}
+
+/* CPU seconds of server @s: every thread of the process, and for nginx its
+ * children (the worker) too, read live (cutime counts only reaped ones). */
+static double srv_cpu_s(const struct ctx *x, enum srv s)
+{
+	pid_t pid = x->p[s].pid;
+	double t = proc_cpu_s(pid);
+	char path[64], buf[512], *q, *e;
+	int fd;
+	ssize_t n;
+
+	if (s != S_NGINX || t < 0)
+		return t;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	for (q = buf;; q = e) {
+		long c = strtol(q, &e, 10);
+		double ct;
+
+		if (e == q)
+			break;
+		ct = proc_cpu_s((pid_t)c);
+		if (ct < 0)
+			return -1;
+		t += ct;
+	}
+	return t;
+}
+
+/* ---- the check: one GET per file from each server, compared here ---- */
+
+/*
+ * GET @path (with "Range: bytes=@off-@end" when @len is not 0) from
+ * 127.0.0.1:@port over HTTP/1.1 with Connection: close; 0 when the status
+ * is @want_status and the body has @want_len bytes with CRC32C @want_crc,
+ * else -EBADMSG / -EIO with @err saying what came back.
+ */
+static int http_check(int port, const char *path, uint64_t off, uint64_t len, int want_status,
+		      size_t want_len, uint32_t want_crc, char *err, size_t errsz)
+{
+	uint64_t deadline = rp_bench_now_ns() + 10000000000ull;
+	struct sockaddr_in a = loopback(port);
+	char req[256], head[8192], rng[80] = "";
+	size_t hlen = 0, blen = 0;
+	const char *body = NULL;
+	uint32_t crc = 0;
+	int fd, status = 0, n, ret = -EBADMSG;
+
+	if (len)
+		snprintf(rng, sizeof(rng), "Range: bytes=%llu-%llu\r\n", (unsigned long long)off,
+			 (unsigned long long)(off + len - 1));
+	n = snprintf(req, sizeof(req),
+		     "GET /%s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n", path,
+		     rng);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || write(fd, req, (size_t)n) != n) {
+		snprintf(err, errsz, "connect/write: %s", strerror(errno));
+		close(fd);
+		return -EIO;
+	}
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		char buf[65536];
+		ssize_t r;
+
+		if (!ms_left(deadline)) {
+			snprintf(err, errsz, "no EOF within 10 s (%zu body bytes)", blen);
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		if (poll(&pf, 1, (int)ms_left(deadline)) <= 0)
+			continue;
+		r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (!body) {
+			size_t take = (size_t)r < sizeof(head) - 1 - hlen ? (size_t)r
+									  : sizeof(head) - 1 - hlen;
+			char *end;
+
+			memcpy(head + hlen, buf, take);
+			hlen += take;
+			head[hlen] = '\0';
+			end = strstr(head, "\r\n\r\n");
+			if (!end) {
+				if (hlen == sizeof(head) - 1)
+					break;
+				continue;
+			}
+			body = end + 4;
+			/* body bytes: what followed the head in this read */
+			size_t before = hlen - take, hend = (size_t)(body - head);
+			size_t from = hend - before;
+
+			crc = rp_crc32c(crc, buf + from, (size_t)r - from);
+			blen += (size_t)r - from;
+		} else {
+			crc = rp_crc32c(crc, buf, (size_t)r);
+			blen += (size_t)r;
+		}
+	}
+	close(fd);
+	if (hlen >= 12)
+		sscanf(head + 9, "%d", &status);
+	if (body && status == want_status && blen == want_len && crc == want_crc)
+		ret = 0;
+	else
+		snprintf(err, errsz,
+			 "expected %d and %zu bytes with crc32c %08x, got status %d, %zu body bytes, crc32c %08x; head \"%.60s\"",
+			 want_status, want_len, want_crc, status, blen, crc, head);
+	return ret;
+}
+
+/* Every file and the range from server @s, byte-exact: 0 or -EBADMSG. */
+static int check_server(struct ctx *x, enum srv s)
+{
+	char err[512];
+	int ret = 0;
+
+	for (int f = 0; f < NFILES && !ret; f++) {
+		ret = http_check(x->port[s], files[f].name, 0, 0, 200, files[f].size, x->crc[f],
+				 err, sizeof(err));
+		if (ret)
+			fprintf(stderr, "sendfile: FAILED GET /%s from %s: %s\n", files[f].name,
+				srv_name[s], err);
+	}
+	if (!ret) {
+		ret = http_check(x->port[s], files[NFILES - 1].name, RANGE_OFF, RANGE_LEN, 206,
+				 RANGE_LEN, x->range_crc, err, sizeof(err));
+		if (ret)
+			fprintf(stderr, "sendfile: FAILED range GET from %s: %s\n", srv_name[s],
+				err);
+	}
+	if (ret)
+		rp_report_note("FAILED: %s did not serve the files byte for byte (see stderr)",
+			       srv_name[s]);
+	return ret;
+}
+
+/* ---- wrk ---- */
+
+struct wrk_result {
+	double rps, gbps;
+	uint64_t bytes, us;
+};
+
+/* wrk's summary, exact, from the Lua done() hook (the text rounds). */
+#define LUA_DONE                                                                                   \
+	"done = function(s, lat, req)\n"                                                           \
+	"  local e = s.errors\n"                                                                   \
+	"  io.write(string.format(\"RPSTAT %d %d %d %d %d %d %d %d\\n\", s.bytes, s.duration,"     \
+	" s.requests, e.connect, e.read, e.write, e.status, e.timeout))\n"                         \
+	"end\n"
+
+static int write_scripts(struct ctx *x)
+{
+	char path[128], text[1024];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/stat.lua", x->dir);
+	ret = write_file(path, LUA_DONE, strlen(LUA_DONE), 0644);
+	if (ret)
+		return ret;
+	/* wrk's scripts/pipeline.lua: PIPE_DEPTH requests in one write */
+	snprintf(text, sizeof(text),
+		 "init = function(args)\n"
+		 "  local r = {}\n"
+		 "  for i = 1, %d do r[i] = wrk.format(nil, \"/4k.bin\") end\n"
+		 "  req = table.concat(r)\n"
+		 "end\n"
+		 "request = function() return req end\n%s",
+		 PIPE_DEPTH, LUA_DONE);
+	snprintf(path, sizeof(path), "%s/pipe.lua", x->dir);
+	return write_file(path, text, strlen(text), 0644);
+}
+
+/* wrk -t1 -c@conns -d@secs on cpu C for @path on server @s (@hdr: one
+ * extra header or NULL; @pipe: the pipelining script). Fails (-EPROTO,
+ * with @err) on non-2xx/3xx responses or socket errors. */
+static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, const char *hdr,
+		   bool pipe, unsigned secs, struct wrk_result *res, char *err, size_t errsz)
+{
+	char d[16], c[16], url[96], script[128];
+	char *argv[16];
+	unsigned long long v[8];
+	struct proc pr;
+	const char *l;
+	int ret, n = 0;
+
+	snprintf(d, sizeof(d), "%us", secs);
+	snprintf(c, sizeof(c), "-c%u", conns);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", x->port[s], path);
+	snprintf(script, sizeof(script), "%s/%s", x->dir, pipe ? "pipe.lua" : "stat.lua");
+	argv[n++] = x->wrk;
+	argv[n++] = "-t1";
+	argv[n++] = c;
+	argv[n++] = "-d";
+	argv[n++] = d;
+	argv[n++] = "--timeout";
+	argv[n++] = "5s";
+	argv[n++] = "-s";
+	argv[n++] = script;
+	if (hdr) {
+		argv[n++] = "-H";
+		argv[n++] = (char *)hdr;
+	}
+	argv[n++] = url;
+	argv[n] = NULL;
+	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	l = strstr(proc_log(&pr), "RPSTAT ");
+	if (ret != 0 || !l ||
+	    sscanf(l + 7, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) != 8 ||
+	    !v[1] || !v[2]) {
+		const char *why = ret > 0 ? "exited non-zero"
+				  : ret < 0 ? strerror(-ret)
+					    : "completed no request";
+
+		snprintf(err, errsz, "wrk %s; its last lines: %s", why, log_tail(&pr, 6));
+		ret = -EIO;
+	} else if ((l = strstr(proc_log(&pr), "Non-2xx or 3xx responses:")) ||
+		   (l = strstr(proc_log(&pr), "Socket errors:"))) {
+		const char *e = strchr(l, '\n');
+
+		snprintf(err, errsz, "wrk reported \"%.*s\"", e ? (int)(e - l) : 80, l);
+		ret = -EPROTO;
+	} else if (v[3] + v[4] + v[5] + v[6] + v[7]) {
+		snprintf(err, errsz,
+			 "wrk counted errors: connect %llu read %llu write %llu status %llu timeout %llu",
+			 v[3], v[4], v[5], v[6], v[7]);
+		ret = -EPROTO;
+	} else {
+		res->bytes = v[0];
+		res->us = v[1];
+		res->rps = (double)v[2] * 1e6 / (double)v[1];
+		res->gbps = (double)v[0] * 8.0 / ((double)v[1] * 1e3);
+	}
+	proc_free(&pr);
+	return ret;
+}
+
+/* ---- rows ---- */
+
+static void note_noise(const char *name, const double *o, const double *b, unsigned n)
+{
+	double oc[MAX_RUNS], bc[MAX_RUNS];
+
+	if (n < 3)
+		return;
+	memcpy(oc, o, n * sizeof(*o));
+	memcpy(bc, b, n * sizeof(*b));
+	struct rp_bench_stat3 so = rp_bench_summarize(oc, n), sb = rp_bench_summarize(bc, n);
+	double io = (so.q3 - so.q1) / so.med, ib = (sb.q3 - sb.q1) / sb.med;
+
+	if (io > NOISY_IQR || ib > NOISY_IQR)
+		rp_report_note("%s: noisy runs (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
+			       name, 100.0 * io, 100.0 * ib);
+}
+
+static double median(const double *v, unsigned n)
+{
+	double c[MAX_RUNS];
+
+	memcpy(c, v, n * sizeof(*v));
+	return rp_bench_summarize(c, n).med;
+}
+
+/* Report ours (@o) against @b, medians of @n runs, and a noise note. */
+static int row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
+	       const char *bname, bool higher)
+{
+	int ret = rp_report_row(name, unit, median(o, n), median(b, n), bname, higher);
+
+	if (!ret)
+		note_noise(name, o, b, n);
+	return ret;
+}
+
+
+enum row_kind { R_4K, R_1M, R_64M, R_RANGE, R_PIPE, R_NR };
+
+static const struct {
+	const char *name, *path, *unit;
+	unsigned conns;
+	bool gbps, range, pipe;
+} rows[R_NR] = {
+	[R_4K] = { "4KB keep-alive -c32", "4k.bin", "req/s", 32, false, false, false },
+	[R_1M] = { "1MB -c8", "1m.bin", "Gbit/s", 8, true, false, false },
+	[R_64M] = { "64MB -c4", "64m.bin", "Gbit/s", 4, true, false, false },
+	[R_RANGE] = { "range 1MB of 64MB -c8", "64m.bin", "req/s", 8, false, true, false },
+	[R_PIPE] = { "4KB pipelined x16 -c32", "4k.bin", "req/s", 32, false, false, true },
+};
+
+static void fail_row(struct ctx *x, const char *row, enum srv s, const char *err)
+{
+	fprintf(stderr, "sendfile: FAILED %s on %s: %s\n", row, srv_name[s], err);
+	rp_report_note("FAILED: %s on %s: %s", row, srv_name[s], err);
+	x->failed = -EIO;
+}
+
+static void measure(struct ctx *x, unsigned runs, unsigned secs)
+{
+	char rng[64], err[1024];
+
+	snprintf(rng, sizeof(rng), "Range: bytes=%llu-%llu", (unsigned long long)RANGE_OFF,
+		 (unsigned long long)(RANGE_OFF + RANGE_LEN - 1));
+	for (int k = 0; k < R_NR; k++) {
+		double v[S_NR][MAX_RUNS], cpu[S_NR][MAX_RUNS];
+		bool bad = false;
+
+		for (unsigned r = 0; r < runs && !bad; r++)
+			for (int s = 0; s < S_NR && !bad; s++) {
+				struct wrk_result w;
+				double c0 = srv_cpu_s(x, (enum srv)s), c1;
+
+				if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
+					    rows[k].range ? rng : NULL, rows[k].pipe, secs, &w, err,
+					    sizeof(err))) {
+					fail_row(x, rows[k].name, (enum srv)s, err);
+					bad = true;
+					break;
+				}
+				c1 = srv_cpu_s(x, (enum srv)s);
+				v[s][r] = rows[k].gbps ? w.gbps : w.rps;
+				cpu[s][r] = c0 >= 0 && c1 > c0 ? (c1 - c0) / ((double)w.bytes / 1e9)
+							       : -1;
+			}
+		if (bad)
+			continue;
+		row(rows[k].name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
+		if (k == R_64M) {
+			bool ok = true;
+
+			for (unsigned r = 0; r < runs; r++)
+				ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
+			if (ok)
+				row("cpu s/GB 64MB", "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
+				    false);
+			else
+				rp_report_skip("cpu s/GB 64MB",
+					       "a server's /proc/PID/stat could not be read, or it used no measurable CPU");
+		}
+	}
+}
+
+int rp_bench_suite_sendfile(const struct rp_bench_opts *opts)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	bool quick = opts->quick;
+	unsigned runs = quick ? 1 : 3, secs = quick ? 1 : 3;
+	int cpu[2], ret = 0;
+
+	if (!x)
+		return -ENOMEM;
+	x->opts = opts;
+	for (int s = 0; s < S_NR; s++)
+		x->p[s].pid = -1, x->p[s].out = -1;
+	if (rp_bench_pick_cpus(cpu)) {
+		cpu[0] = sched_getcpu();
+		cpu[1] = cpu[0];
+		rp_report_note("only one usable CPU: wrk and the servers share cpu %d", cpu[0]);
+	}
+	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
+	x->cpu_s = cpu[1];
+	x->have_rp = !find_ringplane(x->rp, sizeof(x->rp));
+	x->have_nginx = rp_find_executable("nginx", x->nginx, sizeof(x->nginx));
+	if (!x->have_nginx)
+		x->have_nginx = rp_find_executable("/usr/sbin/nginx", x->nginx, sizeof(x->nginx));
+	x->have_wrk = rp_find_executable("wrk", x->wrk, sizeof(x->wrk));
+	if (!x->have_rp || !x->have_nginx || !x->have_wrk) {
+		const char *why =
+			!x->have_rp ? "the ringplane binary was not found (../apps/ringplane next to this binary, or RINGPLANE_BIN)"
+			: !x->have_nginx ? "nginx was not found in PATH (apt-get install nginx-light)"
+					 : "wrk was not found in PATH (apt-get install wrk)";
+
+		rp_report_skip("sendfile (all rows)", "%s", why);
+		free(x);
+		return 0;
+	}
+	snprintf(x->dir, sizeof(x->dir), "/tmp/ringplane-bench-sendfile.XXXXXX");
+	if (!mkdtemp(x->dir)) {
+		ret = -errno;
+		fprintf(stderr, "sendfile: mkdtemp: %s\n", strerror(errno));
+		free(x);
+		return ret;
+	}
+	chmod(x->dir, 0755); /* nginx's workers (www-data) read the root below it */
+	snprintf(x->www, sizeof(x->www), "%s/www", x->dir);
+	sigaction(SIGPIPE, &ign, &old);
+	ret = make_files(x);
+	if (!ret)
+		ret = write_scripts(x);
+	if (ret) {
+		fprintf(stderr, "sendfile: could not write the files under %s: %s\n", x->dir,
+			strerror(-ret));
+		goto out;
+	}
+	ret = rp_start(x);
+	if (ret) {
+		fprintf(stderr, "sendfile: ringplane serve did not start (%s); it printed: %s\n",
+			strerror(-ret), proc_log(&x->p[S_RP]));
+		goto out;
+	}
+	ret = nginx_start(x);
+	if (ret) {
+		fprintf(stderr, "sendfile: nginx did not start (%s); it printed: %s\n",
+			strerror(-ret), proc_log(&x->p[S_NGINX]));
+		goto out;
+	}
+	if (check_server(x, S_RP) | check_server(x, S_NGINX)) {
+		ret = -EIO;
+		goto out;
+	}
+	rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
+		       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
+	rp_report_note("files 4 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); %u run%s of %u s per server per row, alternating, median reported; Gbit/s counts every byte wrk read (headers too)",
+		       runs, runs == 1 ? "" : "s", secs);
+	measure(x, runs, secs);
+out:
+	proc_stop(&x->p[S_RP], "ringplane serve", false, -1);
+	proc_stop(&x->p[S_NGINX], "nginx", false, -1);
+	sigaction(SIGPIPE, &old, NULL);
+	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (!ret && x->failed) {
+		fprintf(stderr, "sendfile: some rows FAILED (see above)\n");
+		ret = x->failed;
+	}
+	free(x);
+	return ret;
+}
