@@ -15,7 +15,6 @@
 #include <ringplane/simd.h>
 
 #include "bench.h"
-#include "simd_impl.h"
 
 #ifdef RP_HAVE_ISAL
 #include <isa-l/crc.h>

@@ -48,8 +48,8 @@ bool rp_simd_cpu_has_vpclmul256(void);
 uint64_t rp_delta_scan(const uint8_t *a, const uint8_t *b, unsigned nblocks, uint64_t *masks);
 
 /* scalar reference: simd/crc32c_scalar.c, simd/xor_scalar.c */
-uint32_t rp_crc32c_scalar(uint32_t crc, const void *buf, size_t len);
-void rp_xor_scalar(void *dst, const void *a, const void *b, size_t len);
+/* rp_crc32c_scalar, rp_xor_scalar: public references, in ringplane/simd.h */
+#include <ringplane/simd.h>
 uint64_t rp_delta_scan_scalar(const uint8_t *a, const uint8_t *b, unsigned nblocks,
 			       uint64_t *masks);
 

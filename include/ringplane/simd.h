@@ -98,6 +98,15 @@ int rp_delta_decode(void *cur, const void *prev, size_t len, const void *enc,
 		    size_t enc_len);
 
 /*
+ * The portable references every kernel is tested against (ISA-L exports its
+ * *_base functions the same way), for tests and benchmarks outside simd/:
+ * rp_crc32c_scalar computes exactly rp_crc32c (slice-by-8 tables), and
+ * rp_xor_scalar exactly rp_xor, whatever the CPU.
+ */
+uint32_t rp_crc32c_scalar(uint32_t crc, const void *buf, size_t len);
+void rp_xor_scalar(void *dst, const void *a, const void *b, size_t len);
+
+/*
  * rp_simd_backend - names the kernels in use, e.g.
  * "crc32c=avx512-vpclmul xor=avx512 delta=avx512". Static storage.
  */
