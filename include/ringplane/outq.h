@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane outq: a per-connection output queue on a shard, flushed as one
+ * vectored send per loop iteration, with adaptive zero-copy sends.
+ *
+ * - rp_outq_push() queues the caller's buffer as it is (no copy); it is
+ *   released through release_fn(arg, buf, len) once the kernel is done
+ *   with it. rp_outq_copy() copies small messages into pool memory,
+ *   appended to the previous copied message where there is room, so a
+ *   burst of small copies leaves as one iovec.
+ * - Flush: everything queued leaves in ONE sendmsg (up to RP_OUTQ_IOV
+ *   iovecs) per round; one send in flight per connection, order kept, a
+ *   short send continued where it stopped. By default the first push of a
+ *   callback round prepares a NOP whose completion flushes, so every push
+ *   made before the loop's next submit is batched into that one sendmsg;
+ *   with RP_OUTQ_MANUAL nothing is scheduled and the caller calls
+ *   rp_outq_flush() once per iteration (saves the NOP's SQE and CQE). While
+ *   a send is in flight, pushes just queue: its completion sends them.
+ * - Adaptive SEND_ZC: a push of at least opts.zc_threshold bytes (default
+ *   16 KB) goes out alone with rp_send_zc from the caller's memory while
+ *   the socket is in zero-copy mode; its buffer is released on the
+ *   notification (RP_CQE_NOTIF), which the send path never waits for.
+ *   A notification with RP_CQE_ZC_COPIED (loopback, veth: the kernel
+ *   copied after all) switches the socket to plain sends; after
+ *   opts.probe_bytes plain bytes or opts.probe_ns (whichever first) the
+ *   next big push probes zero-copy again. With RP_OUTQ_LOCAL_PLAIN a socket
+ *   whose peer is on this host (AF_UNIX, a loopback address, or a peer
+ *   address equal to the socket's own) starts on plain sends.
+ *
+ * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
+ * zero-copy notification are not counted) may not pass opts.max_bytes
+ * (default 4 MB): a push that would is refused with -ENOBUFS, and
+ * opts.on_writable runs once the queue has drained to half the bound.
+ *
+ * Errors: the first failed send (-EPIPE, -ECONNRESET...) runs opts.on_error
+ * once; every queued buffer is released then (a buffer under a zero-copy
+ * send is released by its notification), and later pushes return that
+ * error. Buffers are released exactly once, on success, error or close.
+ *
+ * Threads: everything here runs on the queue's shard only (the one given
+ * to rp_outq_init): from its init callback or any callback. No call
+ * allocates outside the shard's pool, takes a lock or makes a syscall
+ * beyond the engine's ops (rp_outq_init reads the peer address once).
+ */
+#ifndef RINGPLANE_OUTQ_H
+#define RINGPLANE_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringplane/engine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rp_outq;
+
+#define RP_OUTQ_IOV	 64		  /* iovecs one sendmsg gathers (IOV_MAX / 16) */
+#define RP_OUTQ_LEN_MAX	 (1u << 30)	  /* the largest single push */
+#define RP_OUTQ_COPY_MAX (64u * 1024)	  /* the largest rp_outq_copy */
+
+enum {
+	RP_OUTQ_MANUAL = 1u << 0,      /* no NOP: the caller calls rp_outq_flush */
+	RP_OUTQ_LOCAL_PLAIN = 1u << 1, /* a peer on this host starts on plain sends */
+	RP_OUTQ_ZC_OFF = 1u << 2,      /* never SEND_ZC */
+	RP_OUTQ_ZC_ALWAYS = 1u << 3,   /* SEND_ZC for every big push, never switch */
+};
+
+/* Releases a pushed buffer: the kernel is done with it (sent, or dropped
+ * on error or close). Runs on the shard, once per accepted push, never
+ * inside rp_outq_push itself. */
+typedef void (*rp_outq_release_fn)(void *arg, const void *buf, size_t len);
+/* The first send error (negative errno), once. */
+typedef void (*rp_outq_error_fn)(struct rp_outq *q, void *arg, int err);
+/* The queue drained to half the bound after a push was refused. */
+typedef void (*rp_outq_writable_fn)(struct rp_outq *q, void *arg);
+
+struct rp_outq_opts {
+	unsigned flags;		 /* RP_OUTQ_* */
+	size_t max_bytes;	 /* bound on queued bytes (0: 4 MB) */
+	size_t zc_threshold;	 /* pushes this big go by SEND_ZC (0: 16 KB) */
+	uint64_t probe_bytes;	 /* plain bytes before probing zc again (0: 64 MB) */
+	uint64_t probe_ns;	 /* or time before probing again (0: 1 s) */
+	rp_outq_error_fn on_error;
+	rp_outq_writable_fn on_writable;
+	void *arg;		 /* for on_error and on_writable */
+};
+
+/* Counters, per queue and summed per shard. Bytes are counted when their
+ * fate is known: zc_bytes and zc_copied_bytes at the notification. */
+struct rp_outq_stats {
+	uint64_t zc_bytes;	  /* SEND_ZC bytes whose notification said zero-copy */
+	uint64_t zc_copied_bytes; /* SEND_ZC bytes the kernel copied (RP_CQE_ZC_COPIED) */
+	uint64_t plain_bytes;	  /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
+	uint64_t sendmsgs;	  /* sendmsg ops */
+	uint64_t zc_sends;	  /* SEND_ZC ops */
+	uint64_t notifs;	  /* zero-copy notifications */
+	uint64_t switched;	  /* times a socket went from zero-copy to plain */
+	uint64_t probes;	  /* zero-copy probes from plain mode */
+	uint64_t copied_in;	  /* bytes rp_outq_copy copied into pool memory */
+	uint64_t pushes;	  /* accepted pushes and copies */
+	uint64_t refused;	  /* pushes refused by the bound (-ENOBUFS) */
+	uint64_t errors;	  /* queues that hit a send error */
+	uint64_t local_plain;	  /* queues started plain: the peer is on this host */
+};
+
+/*
+ * rp_outq_init - a queue for connected socket @fd on shard @sh, in the
+ * shard's pool; @opts may be NULL (defaults). The fd stays the caller's:
+ * the queue never closes it. Call on the owning shard. Returns 0 and *@q,
+ * or -EINVAL, -ENOMEM, -ESHUTDOWN.
+ */
+int rp_outq_init(struct rp_shard *sh, struct rp_outq **q, int fd, const struct rp_outq_opts *opts);
+
+/*
+ * rp_outq_push - queue @len bytes at @buf (1..RP_OUTQ_LEN_MAX) without a
+ * copy; @buf must stay valid and unchanged until release(rarg, buf, len)
+ * runs (@release may be NULL: static memory). Call on the owning shard.
+ * Returns 0, or (and then release never runs: the buffer stays the
+ * caller's) -EINVAL, -ENOBUFS (the bound), -ENOMEM (pool empty), or the
+ * error the queue already failed with.
+ */
+int rp_outq_push(struct rp_outq *q, const void *buf, size_t len, rp_outq_release_fn release,
+		 void *rarg);
+
+/*
+ * rp_outq_copy - queue a copy of @len bytes (1..RP_OUTQ_COPY_MAX) into pool
+ * memory; @data may be reused on return. Call on the owning shard. Returns
+ * 0, -EINVAL, -ENOBUFS, -ENOMEM, or the queue's error.
+ */
+int rp_outq_copy(struct rp_outq *q, const void *data, size_t len);
+
+/*
+ * rp_outq_flush - start sending what is queued, unless a send is in flight
+ * (its completion sends the rest). Needed only with RP_OUTQ_MANUAL (once
+ * per loop iteration, after the round's pushes); harmless otherwise. Call
+ * on the owning shard. Returns 0 or the queue's error.
+ */
+int rp_outq_flush(struct rp_outq *q);
+
+/*
+ * rp_outq_close - drop what is still queued (released now, or when the
+ * send holding it completes) and free the queue once no op of it is in
+ * flight; @q is dead to the caller on return and no callback of its opts
+ * runs again. Buffers under a zero-copy send are released by their
+ * notification. Wait for rp_outq_pending() == 0 first to deliver all.
+ * Call on the owning shard; then the fd may be closed (rp_close).
+ */
+void rp_outq_close(struct rp_outq *q);
+
+/* Bytes queued and not yet sent (in flight included). Owning shard only. */
+size_t rp_outq_pending(const struct rp_outq *q);
+
+/* Whether the socket is on zero-copy sends now. Owning shard only. */
+bool rp_outq_zc(const struct rp_outq *q);
+
+/* This queue's counters. Owning shard only. */
+void rp_outq_stats(const struct rp_outq *q, struct rp_outq_stats *out);
+
+/* The sum over every queue this shard ever had. Call on the shard. */
+void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLANE_OUTQ_H */

@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-connection output queues (include/ringplane/outq.h): a FIFO of
+ * nodes in the shard's pool, one send in flight, everything queued
+ * gathered into one sendmsg, big pushes by SEND_ZC while the socket's
+ * notifications say the kernel really did not copy.
+ *
+ * A node is either a push (the caller's buffer, released through its
+ * release_fn) or a copy (header and bytes in one pool block, appended to
+ * while it has room). A node under SEND_ZC leaves the FIFO once all of it
+ * was sent and waits on the queue's wait list for its notifications; the
+ * list is detached (node->q = NULL) when the queue is freed, so a late
+ * notification still releases the buffer and counts it in the shard's sum.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <ringplane/outq.h>
+#include <ringplane/pool.h>
+
+#define MAX_BYTES_DEFAULT   ((size_t)4 << 20)
+#define ZC_THRESHOLD_DEFAULT ((size_t)16 << 10)
+#define PROBE_BYTES_DEFAULT ((uint64_t)64 << 20)
+#define PROBE_NS_DEFAULT    (1000ull * 1000 * 1000)
+#define COPY_BLOCK	    ((size_t)16 << 10) /* room of a copy node: a pool class */
+#define ZC_PIECE_MAX	    (1u << 30)
+
+enum { KIND_PUSH = 0, KIND_COPY = 1 };
+enum { MODE_ZC = 0, MODE_PLAIN = 1 };
+
+struct node {
+	struct node *next;		/* FIFO, or the wait list */
+	struct node *wprev;		/* wait list only */
+	struct rp_outq *q;		/* NULL once the queue is gone */
+	const char *base;
+	size_t len, off, cap;		/* cap: copy nodes' room */
+	rp_outq_release_fn release;
+	void *rarg;
+	unsigned kind;
+	unsigned notifs;		/* SEND_ZC notifications still to come */
+	bool zc;			/* decided: this node goes by SEND_ZC */
+	bool done;			/* left the FIFO (sent, dropped) */
+};
+
+struct zc_rec {
+	struct node *node;
+	struct rp_outq *q; /* for the result half; the notification uses node->q */
+	size_t bytes;
+};
+
+struct rp_outq {
+	struct rp_shard *sh;
+	int fd;
+	unsigned flags;
+	size_t max_bytes, zc_threshold;
+	uint64_t probe_bytes, probe_ns;
+	rp_outq_error_fn on_error;
+	rp_outq_writable_fn on_writable;
+	void *arg;
+
+	struct node *head, *tail;
+	struct node *wait; /* nodes waiting only for notifications */
+	size_t queued;	   /* bytes in the FIFO not yet sent */
+	unsigned ops;	   /* our ops in flight (a send, a NOP) */
+	unsigned inflight_nodes; /* FIFO nodes the send in flight covers */
+	bool inflight, nop_pending, closing, want_writable, probing;
+	int err;
+	int mode;
+	uint64_t plain_mark; /* plain_bytes when the socket went plain */
+	uint64_t t_mark;     /* and when */
+
+	struct msghdr msg;
+	struct iovec iov[RP_OUTQ_IOV];
+	struct rp_outq_stats st;
+};
+
+/* ---- per-shard sum ---- */
+
+static __thread struct {
+	struct rp_shard *sh;
+	struct rp_outq_stats st;
+} tls;
+
+static struct rp_outq_stats *shard_st(struct rp_shard *sh)
+{
+	if (tls.sh != sh) {
+		memset(&tls, 0, sizeof(tls));
+		tls.sh = sh;
+	}
+	return &tls.st;
+}
+
+#define ADD(q, field, n)                                                                           \
+	do {                                                                                       \
+		(q)->st.field += (n);                                                              \
+		shard_st((q)->sh)->field += (n);                                                   \
+	} while (0)
+
+void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out)
+{
+	*out = *shard_st(sh);
+}
+
+void rp_outq_stats(const struct rp_outq *q, struct rp_outq_stats *out)
+{
+	*out = q->st;
+}
+
+size_t rp_outq_pending(const struct rp_outq *q)
+{
+	return q->queued;
+}
+
+bool rp_outq_zc(const struct rp_outq *q)
+{
+	return !(q->flags & RP_OUTQ_ZC_OFF) && q->mode == MODE_ZC;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- nodes ---- */
+
+static void node_release(struct node *n)
+{
+	if (n->kind == KIND_PUSH && n->release)
+		n->release(n->rarg, n->base, n->len);
+	rp_pool_free(n);
+}
+
+static void wait_add(struct rp_outq *q, struct node *n)
+{
+	n->wprev = NULL;
+	n->next = q->wait;
+	if (q->wait)
+		q->wait->wprev = n;
+	q->wait = n;
+}
+
+static void wait_del(struct rp_outq *q, struct node *n)
+{
+	if (n->wprev)
+		n->wprev->next = n->next;
+	else
+		q->wait = n->next;
+	if (n->next)
+		n->next->wprev = n->wprev;
+}
+
+/* @n left the FIFO: release it now, or when its last notification comes. */
+static void node_retire(struct rp_outq *q, struct node *n)
+{
+	n->done = true;
+	if (n->notifs)
+		wait_add(q, n);
+	else
+		node_release(n);
+}
+
+static struct node *fifo_pop(struct rp_outq *q)
+{
+	struct node *n = q->head;
+
+	q->head = n->next;
+	if (!q->head)
+		q->tail = NULL;
+	n->next = NULL;
+	return n;
+}
+
+/* Drop every FIFO node but those the send in flight covers. */
+static void drop_queued(struct rp_outq *q)
+{
+	struct node *keep = NULL, *n;
+	unsigned k = q->inflight ? q->inflight_nodes : 0;
+
+	if (k) { /* cut the FIFO after the k-th node */
+		keep = q->head;
+		for (unsigned i = 1; i < k && keep->next; i++)
+			keep = keep->next;
+		n = keep->next;
+		keep->next = NULL;
+		q->tail = keep;
+	} else {
+		n = q->head;
+		q->head = q->tail = NULL;
+	}
+	while (n) {
+		struct node *next = n->next;
+
+		q->queued -= n->len - n->off;
+		n->next = NULL;
+		node_retire(q, n);
+		n = next;
+	}
+}
+
+static void destroy(struct rp_outq *q)
+{
+	for (struct node *n = q->wait; n; n = n->next)
+		n->q = NULL; /* its notifications free it */
+	rp_pool_free(q);
+}
+
+static void fail(struct rp_outq *q, int err)
+{
+	if (q->err)
+		return;
+	q->err = err;
+	ADD(q, errors, 1);
+	drop_queued(q);
+	if (q->on_error && !q->closing)
+		q->on_error(q, q->arg, err);
+}
+
+/* ---- adaptive zero-copy ---- */
+
+static bool probe_due(struct rp_outq *q)
+{
+	return q->st.plain_bytes - q->plain_mark >= q->probe_bytes ||
+	       now_ns() - q->t_mark >= q->probe_ns;
+}
+
+static void go_plain(struct rp_outq *q)
+{
+	q->mode = MODE_PLAIN;
+	q->plain_mark = q->st.plain_bytes;
+	q->t_mark = now_ns();
+}
+
+/* Would @n go by SEND_ZC if it were at the head now? (no side effect) */
+static bool wants_zc(struct rp_outq *q, const struct node *n)
+{
+	if (n->zc)
+		return true;
+	if (n->kind != KIND_PUSH || n->off || n->len < q->zc_threshold ||
+	    (q->flags & RP_OUTQ_ZC_OFF))
+		return false;
+	if ((q->flags & RP_OUTQ_ZC_ALWAYS) || q->mode == MODE_ZC)
+		return true;
+	return !q->probing && probe_due(q);
+}
+
+/* ---- sending ---- */
+
+static void flush(struct rp_outq *q);
+
+/* After a send's completion: what the bound, a close or an error need. */
+static void after_send(struct rp_outq *q)
+{
+	if (q->closing) {
+		drop_queued(q);
+		return;
+	}
+	if (q->err)
+		return;
+	if (q->want_writable && q->queued <= q->max_bytes / 2) {
+		q->want_writable = false;
+		if (q->on_writable)
+			q->on_writable(q, q->arg);
+	}
+	if (!q->closing && !q->err)
+		flush(q);
+}
+
+static void op_end(struct rp_outq *q)
+{
+	if (--q->ops == 0 && q->closing)
+		destroy(q);
+}
+
+static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rp_outq *q = arg;
+	size_t left;
+
+	(void)sh;
+	q->inflight = false;
+	q->inflight_nodes = 0;
+	if (c->res > 0) {
+		left = (size_t)c->res;
+		ADD(q, plain_bytes, left);
+		while (left) {
+			struct node *n = q->head;
+			size_t take = n->len - n->off < left ? n->len - n->off : left;
+
+			n->off += take;
+			q->queued -= take;
+			left -= take;
+			if (n->off < n->len)
+				break; /* a short send: the next flush goes on from here */
+			node_retire(q, fifo_pop(q));
+		}
+	} else {
+		fail(q, c->res < 0 ? c->res : -EPIPE);
+	}
+	after_send(q);
+	op_end(q);
+}
+
+static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct zc_rec *r = arg;
+	struct node *n = r->node;
+	struct rp_outq *q;
+
+	if (c->flags & RP_CQE_NOTIF) {
+		bool copied = c->flags & RP_CQE_ZC_COPIED;
+		struct rp_outq_stats *ss = shard_st(sh);
+
+		q = n->q;
+		ss->notifs++;
+		if (copied)
+			ss->zc_copied_bytes += r->bytes;
+		else
+			ss->zc_bytes += r->bytes;
+		if (q) {
+			q->st.notifs++;
+			if (copied)
+				q->st.zc_copied_bytes += r->bytes;
+			else
+				q->st.zc_bytes += r->bytes;
+			if (copied && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
+				if (q->mode == MODE_ZC && !q->probing)
+					ADD(q, switched, 1);
+				if (q->mode == MODE_ZC || q->probing)
+					go_plain(q);
+			} else if (!copied && q->probing) {
+				q->mode = MODE_ZC; /* the probe went out without a copy */
+			}
+			q->probing = false;
+		}
+		rp_pool_free(r);
+		if (--n->notifs == 0 && n->done) {
+			if (q)
+				wait_del(q, n);
+			node_release(n);
+		}
+		return;
+	}
+	q = r->q;
+	q->inflight = false;
+	q->inflight_nodes = 0;
+	if (c->flags & RP_CQE_MORE) {
+		r->bytes = c->res > 0 ? (size_t)c->res : 0;
+		n->notifs++;
+	} else {
+		if (c->res > 0) /* no SEND_ZC in this kernel: the engine sent it plain */
+			ADD(q, plain_bytes, (uint64_t)c->res);
+		rp_pool_free(r);
+	}
+	if (c->res > 0) {
+		n->off += (size_t)c->res;
+		q->queued -= (size_t)c->res;
+		if (n->off == n->len)
+			node_retire(q, fifo_pop(q));
+	} else {
+		fail(q, c->res < 0 ? c->res : -EPIPE);
+	}
+	after_send(q);
+	op_end(q);
+}
+
+static void send_zc(struct rp_outq *q, struct node *n)
+{
+	size_t len = n->len - n->off;
+	struct zc_rec *r = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*r));
+
+	if (!r) {
+		fail(q, -ENOMEM);
+		return;
+	}
+	if (!n->zc) {
+		n->zc = true;
+		if (q->mode == MODE_PLAIN && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
+			q->probing = true;
+			ADD(q, probes, 1);
+		}
+	}
+	r->node = n;
+	r->q = q;
+	r->bytes = 0;
+	if (!rp_send_zc(q->sh, q->fd, n->base + n->off,
+			(unsigned)(len < ZC_PIECE_MAX ? len : ZC_PIECE_MAX), MSG_NOSIGNAL, on_zc, r)) {
+		rp_pool_free(r);
+		fail(q, -errno);
+		return;
+	}
+	ADD(q, zc_sends, 1);
+	q->inflight = true;
+	q->inflight_nodes = 1;
+	q->ops++;
+}
+
+static void flush(struct rp_outq *q)
+{
+	unsigned niov = 0;
+	struct node *n;
+
+	if (q->inflight || q->err || !q->head)
+		return;
+	if (wants_zc(q, q->head)) {
+		send_zc(q, q->head);
+		return;
+	}
+	for (n = q->head; n && niov < RP_OUTQ_IOV; n = n->next) {
+		if (niov && wants_zc(q, n))
+			break; /* order: the big one goes after these */
+		q->iov[niov].iov_base = (void *)(n->base + n->off);
+		q->iov[niov].iov_len = n->len - n->off;
+		niov++;
+	}
+	memset(&q->msg, 0, sizeof(q->msg));
+	q->msg.msg_iov = q->iov;
+	q->msg.msg_iovlen = niov;
+	if (!rp_sendmsg(q->sh, q->fd, &q->msg, MSG_NOSIGNAL, on_sendmsg, q)) {
+		fail(q, -errno);
+		return;
+	}
+	ADD(q, sendmsgs, 1);
+	q->inflight = true;
+	q->inflight_nodes = niov;
+	q->ops++;
+}
+
+static void on_nop(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rp_outq *q = arg;
+
+	(void)sh;
+	(void)c;
+	q->nop_pending = false;
+	if (!q->closing && !q->err)
+		flush(q);
+	op_end(q);
+}
+
+/* A push made in this round: flush once the round ends (the NOP completes
+ * after the loop's next submit, with every push of the round queued). */
+static void schedule(struct rp_outq *q)
+{
+	if ((q->flags & RP_OUTQ_MANUAL) || q->inflight || q->nop_pending)
+		return;
+	if (rp_nop(q->sh, on_nop, q)) {
+		q->nop_pending = true;
+		q->ops++;
+		return;
+	}
+	q->ops++; /* no NOP to be had: send now (on_error may close the queue) */
+	flush(q);
+	op_end(q);
+}
+
+/* ---- the API ---- */
+
+static bool peer_is_local(int fd)
+{
+	struct sockaddr_storage peer, self;
+	socklen_t pl = sizeof(peer), sl = sizeof(self);
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) ||
+	    getsockname(fd, (struct sockaddr *)&self, &sl))
+		return false;
+	if (peer.ss_family == AF_UNIX)
+		return true;
+	if (peer.ss_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)&peer, *s = (const void *)&self;
+
+		return (ntohl(p->sin_addr.s_addr) >> 24) == 127 ||
+		       p->sin_addr.s_addr == s->sin_addr.s_addr;
+	}
+	if (peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)&peer, *s = (const void *)&self;
+		const uint8_t *a = p->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) && a[12] == 127))
+			return true;
+		return !memcmp(&p->sin6_addr, &s->sin6_addr, sizeof(p->sin6_addr));
+	}
+	return false;
+}
+
+int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct rp_outq_opts *opts)
+{
+	struct rp_outq *q;
+
+	if (!sh || !out || fd < 0)
+		return -EINVAL;
+	if (rp_shard_stopping(sh))
+		return -ESHUTDOWN;
+	q = rp_pool_alloc(rp_shard_pool(sh), sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	memset(q, 0, sizeof(*q));
+	q->sh = sh;
+	q->fd = fd;
+	if (opts) {
+		q->flags = opts->flags;
+		q->max_bytes = opts->max_bytes;
+		q->zc_threshold = opts->zc_threshold;
+		q->probe_bytes = opts->probe_bytes;
+		q->probe_ns = opts->probe_ns;
+		q->on_error = opts->on_error;
+		q->on_writable = opts->on_writable;
+		q->arg = opts->arg;
+	}
+	if (!q->max_bytes)
+		q->max_bytes = MAX_BYTES_DEFAULT;
+	if (!q->zc_threshold)
+		q->zc_threshold = ZC_THRESHOLD_DEFAULT;
+	if (!q->probe_bytes)
+		q->probe_bytes = PROBE_BYTES_DEFAULT;
+	if (!q->probe_ns)
+		q->probe_ns = PROBE_NS_DEFAULT;
+	q->mode = MODE_ZC;
+	if ((q->flags & RP_OUTQ_LOCAL_PLAIN) && !(q->flags & RP_OUTQ_ZC_ALWAYS) &&
+	    peer_is_local(fd)) {
+		go_plain(q);
+		ADD(q, local_plain, 1);
+	}
+	*out = q;
+	return 0;
+}
+
+static int admit(struct rp_outq *q, size_t len, size_t max)
+{
+	if (!len || len > max)
+		return -EINVAL;
+	if (q->closing)
+		return -ESHUTDOWN;
+	if (q->err)
+		return q->err;
+	if (q->queued + len > q->max_bytes) {
+		q->want_writable = true;
+		ADD(q, refused, 1);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static void fifo_add(struct rp_outq *q, struct node *n)
+{
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+}
+
+int rp_outq_push(struct rp_outq *q, const void *buf, size_t len, rp_outq_release_fn release,
+		 void *rarg)
+{
+	struct node *n;
+	int ret;
+
+	if (!q || !buf)
+		return -EINVAL;
+	ret = admit(q, len, RP_OUTQ_LEN_MAX);
+	if (ret)
+		return ret;
+	n = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	memset(n, 0, sizeof(*n));
+	n->q = q;
+	n->base = buf;
+	n->len = len;
+	n->release = release;
+	n->rarg = rarg;
+	n->kind = KIND_PUSH;
+	fifo_add(q, n);
+	q->queued += len;
+	ADD(q, pushes, 1);
+	schedule(q);
+	return 0;
+}
+
+int rp_outq_copy(struct rp_outq *q, const void *data, size_t len)
+{
+	struct node *n;
+	int ret;
+
+	if (!q || !data)
+		return -EINVAL;
+	ret = admit(q, len, RP_OUTQ_COPY_MAX);
+	if (ret)
+		return ret;
+	n = q->tail;
+	if (n && n->kind == KIND_COPY && n->cap - n->len >= len) {
+		/* append: a send in flight covers only the bytes it was given */
+		memcpy((char *)n->base + n->len, data, len);
+		n->len += len;
+	} else {
+		size_t cap = len > COPY_BLOCK - sizeof(*n) ? len : COPY_BLOCK - sizeof(*n);
+
+		n = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*n) + cap);
+		if (!n)
+			return -ENOMEM;
+		memset(n, 0, sizeof(*n));
+		n->q = q;
+		n->base = (const char *)(n + 1);
+		n->cap = cap;
+		n->kind = KIND_COPY;
+		memcpy(n + 1, data, len);
+		n->len = len;
+		fifo_add(q, n);
+	}
+	q->queued += len;
+	ADD(q, pushes, 1);
+	ADD(q, copied_in, len);
+	schedule(q);
+	return 0;
+}
+
+int rp_outq_flush(struct rp_outq *q)
+{
+	int err;
+
+	if (!q)
+		return -EINVAL;
+	if (q->closing)
+		return -ESHUTDOWN;
+	q->ops++; /* on_error may close the queue: free it only after we are done */
+	flush(q);
+	err = q->err;
+	op_end(q);
+	return err;
+}
+
+void rp_outq_close(struct rp_outq *q)
+{
+	if (!q || q->closing)
+		return;
+	q->closing = true;
+	drop_queued(q);
+	if (!q->ops)
+		destroy(q);
+}
