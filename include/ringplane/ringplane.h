@@ -22,5 +22,6 @@
 #include <ringplane/proxy.h>	/* PROXY protocol v1/v2 writer and parser */
 #include <ringplane/http.h>	/* HTTP/1.1 request heads, paths, ranges, response heads */
 #include <ringplane/zc.h>	/* synchronous sendfile/splice/copy_file_range with fallbacks */
+#include <ringplane/outq.h>	/* per-connection output queues, adaptive SEND_ZC */
 
 #endif /* RINGPLANE_RINGPLANE_H */
