@@ -124,6 +124,11 @@ static void release_fds(struct rp_relay *r, bool reset)
 
 			/* close now sends an RST: the peer learns of the reset */
 			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			/* A splice blocked in io-wq (uring-splice mode) holds the
+			 * file, so the close (and its RST) waits for it, and io-wq's
+			 * cancel does not always interrupt a worker asleep in the
+			 * socket: SHUT_RD wakes it (it returns 0) without a FIN. */
+			(void)shutdown(fd, SHUT_RD);
 		}
 		if (r->cfg.flags & RP_RELAY_KEEP_FDS) {
 			if (!rp_cancel_fd(r->sh, fd, NULL, NULL))
