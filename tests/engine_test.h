@@ -255,4 +255,38 @@ static inline bool has_feature(struct rp_runtime *rt, const char *what)
 	return strstr(rp_engine_features(rt), what) != NULL;
 }
 
+/* ---- the program around the tests ---- */
+
+static const char *engine_test_name __attribute__((unused));
+
+static inline int engine_test_setup(void **state)
+{
+	(void)state;
+	watchdog(engine_test_name, reduced() ? 120 : 90);
+	return 0;
+}
+
+static inline int engine_test_teardown(void **state)
+{
+	(void)state;
+	alarm(0);
+	return 0;
+}
+
+/* A test with the program's watchdog around it. */
+#define T(f) cmocka_unit_test_setup_teardown(f, engine_test_setup, engine_test_teardown)
+
+/* Run the program's group: SIGPIPE ignored (a peer's reset is an error
+ * code, never a signal), RP_TEST_FILTER=pattern runs the matching tests. */
+static inline int engine_test_run(const char *name, const struct CMUnitTest *tests, size_t n)
+{
+	engine_test_name = name;
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RP_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+}
+
+#define ENGINE_TEST_RUN(name, tests) engine_test_run(name, tests, sizeof(tests) / sizeof(tests[0]))
+
 #endif

@@ -238,22 +238,6 @@ static void test_buf_put_twice_is_refused(void **state)
 	close(tdp.b);
 }
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-cancel", 60);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -262,6 +246,5 @@ int main(void)
 		T(test_buf_put_twice_is_refused),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("engine-cancel", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-cancel", all);
 }

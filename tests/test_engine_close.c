@@ -470,22 +470,6 @@ static void test_fd_reuse_close_in_data_callback(void **state)
 
 /* ====================================================================== */
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-close", reduced() ? 120 : 90);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -497,8 +481,5 @@ int main(void)
 		T(test_fd_reuse_close_in_data_callback),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER")) /* e.g. RP_TEST_FILTER='test_fd_reuse*' */
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
-	return cmocka_run_group_tests_name("engine-close", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-close", all);
 }

@@ -198,25 +198,6 @@ static void test_stashed_completions_keep_kernel_order(void **state)
 	assert_int_equal(tso.bad_order, 0);
 }
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-faults", 60);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	HOOK_SET(flush_fail, 0);
-	HOOK_SET(msg_ring_fail, 0);
-	HOOK_SET(flush_stash, 0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -225,6 +206,5 @@ int main(void)
 		T(test_stashed_completions_keep_kernel_order),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("engine-faults", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-faults", all);
 }

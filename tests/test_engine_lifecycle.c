@@ -361,22 +361,6 @@ static void test_ops_after_stop(void **state)
 
 /* ====================================================================== */
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-lifecycle", reduced() ? 120 : 90);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -386,8 +370,5 @@ int main(void)
 		T(test_ops_after_stop),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER")) /* e.g. RP_TEST_FILTER='test_fd_reuse*' */
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
-	return cmocka_run_group_tests_name("engine-lifecycle", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-lifecycle", all);
 }

@@ -205,22 +205,6 @@ static void test_submit_from_threads(void **state)
 
 /* ====================================================================== */
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-msgs", reduced() ? 120 : 90);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -228,8 +212,5 @@ int main(void)
 		T(test_submit_from_threads),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER")) /* e.g. RP_TEST_FILTER='test_fd_reuse*' */
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
-	return cmocka_run_group_tests_name("engine-msgs", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-msgs", all);
 }

@@ -993,22 +993,6 @@ static void test_link_next(void **state)
 
 /* ====================================================================== */
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-ops", reduced() ? 120 : 90);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -1024,8 +1008,5 @@ int main(void)
 		T(test_link_next),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER")) /* e.g. RP_TEST_FILTER='test_fd_reuse*' */
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
-	return cmocka_run_group_tests_name("engine-ops", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-ops", all);
 }

@@ -271,22 +271,6 @@ static void test_mailbox_shrinks_with_shard_count(void **state)
 	assert_int_equal(mailbox_capacity(32), 512);
 }
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("engine-stop", 60);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -295,6 +279,5 @@ int main(void)
 		T(test_mailbox_shrinks_with_shard_count),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("engine-stop", all, NULL, NULL);
+	return ENGINE_TEST_RUN("engine-stop", all);
 }

@@ -109,6 +109,13 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	make_file(size, evict);
 	tcp_pair(&T.a, &T.b);
 	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	if (delay_us) {
+		/* small socket buffers: a slow reader must make the send wait */
+		int small = 65536;
+
+		setsockopt(T.a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(T.b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	T.off = off;
 	T.len = len;
 	T.hlen = (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",

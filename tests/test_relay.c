@@ -588,42 +588,23 @@ static void test_idle_timeout(void **state)
 	close_clients();
 }
 
-static int setup_watchdog(void **state)
-{
-	(void)state;
-	watchdog("relay", 120);
-	return 0;
-}
-
-static int teardown_watchdog(void **state)
-{
-	(void)state;
-	alarm(0);
-	return 0;
-}
-
-#define TT(f) cmocka_unit_test_setup_teardown(f, setup_watchdog, teardown_watchdog)
-
 int main(void)
 {
 	const struct CMUnitTest all[] = {
-		TT(test_bytes_copy),
-		TT(test_bytes_splice),
-		TT(test_bytes_uring_splice),
-		TT(test_bytes_auto),
-		TT(test_half_close_copy),
-		TT(test_half_close_splice),
-		TT(test_reset_copy),
-		TT(test_reset_splice),
-		TT(test_reset_uring_splice),
-		TT(test_stuck_reader_copy),
-		TT(test_stuck_reader_splice),
-		TT(test_pipe_limit_falls_back_to_copy),
-		TT(test_idle_timeout),
+		T(test_bytes_copy),
+		T(test_bytes_splice),
+		T(test_bytes_uring_splice),
+		T(test_bytes_auto),
+		T(test_half_close_copy),
+		T(test_half_close_splice),
+		T(test_reset_copy),
+		T(test_reset_splice),
+		T(test_reset_uring_splice),
+		T(test_stuck_reader_copy),
+		T(test_stuck_reader_splice),
+		T(test_pipe_limit_falls_back_to_copy),
+		T(test_idle_timeout),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
-	return cmocka_run_group_tests_name("relay", all, NULL, NULL);
+	return ENGINE_TEST_RUN("relay", all);
 }
