@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * net/outq: per-connection output queues on real sockets, every byte read
+ * back and compared. Thousands of mixed pushes and copies of random sizes
+ * from many callbacks: on loopback (adaptive SEND_ZC must switch to plain
+ * at the first copied notification and count it; never count a copied
+ * byte as zero-copied), with the local-peer rule (starts plain, no
+ * SEND_ZC), with probes, over a veth pair into a network namespace (skipped
+ * with the reason where one cannot be made); batching (N pushes in one
+ * callback leave in one sendmsg, also with RP_OUTQ_MANUAL); the bound (a
+ * peer that stops reading makes pushes fail with -ENOBUFS, then drains);
+ * a peer reset (on_error once, every buffer released exactly once).
+ *
+ * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
+ * from one run, printed; nothing timed is asserted).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <ringplane/outq.h>
+
+#include "engine_test.h"
+
+#define MAX_BUFS 8192
+
+/* ---- the producer: random pushes and copies, checked on the far side ---- */
+
+struct pbuf {
+	uint8_t *p;
+	size_t len;
+	atomic_int released;
+};
+
+static struct {
+	struct rp_outq *q;
+	struct rp_outq_opts opts;
+	int fd;
+	unsigned msgs, sent_msgs; /* to send / accepted so far */
+	size_t max_msg_big;
+	uint64_t pos; /* stream offset of the next byte */
+	uint64_t seed, seed_rounds; /* message sizes; round lengths */
+	bool have_next;		    /* a refused message, sent first next round */
+	size_t next_len;
+	bool next_copy;
+	struct pbuf bufs[MAX_BUFS];
+	unsigned nbufs;
+	atomic_int releases, double_release;
+	atomic_int errors, writable, produced_all, finished;
+	int err;
+	atomic_bool blocked; /* a push was refused: wait for on_writable */
+	bool stop_on_error;
+	struct rp_outq_stats st, shard;
+	size_t pending_at_end;
+	bool zc_at_end;
+	unsigned rounds;
+	/* batching */
+	unsigned batch_n;
+	bool manual;
+} P;
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint64_t rnd(void)
+{
+	return xs(&P.seed);
+}
+
+/* The next message of the stream: its size and whether it is copied. */
+static void next_msg(size_t *len, bool *copy)
+{
+	bool big = rnd() % 8 == 0;
+
+	*len = big ? 16384 + (size_t)(rnd() % (P.max_msg_big - 16384 + 1)) : 1 + (size_t)(rnd() % 700);
+	*copy = !big && rnd() % 2;
+}
+
+static void on_release(void *arg, const void *buf, size_t len)
+{
+	struct pbuf *b = arg;
+
+	CHECK(buf == b->p);
+	CHECK_EQ(len, b->len);
+	if (atomic_fetch_add(&b->released, 1))
+		atomic_fetch_add(&P.double_release, 1);
+	free(b->p);
+	b->p = NULL;
+	atomic_fetch_add(&P.releases, 1);
+}
+
+static void on_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)arg;
+	CHECK(q == P.q);
+	P.err = err;
+	atomic_fetch_add(&P.errors, 1);
+	if (P.stop_on_error && atomic_load(&P.blocked))
+		atomic_store(&P.produced_all, 1); /* no on_writable will come */
+}
+
+static void produce(struct rp_shard *sh, void *arg);
+
+static void on_writable(struct rp_outq *q, void *arg)
+{
+	(void)q;
+	(void)arg;
+	atomic_fetch_add(&P.writable, 1);
+	if (atomic_load(&P.blocked)) {
+		atomic_store(&P.blocked, false);
+		CHECK_EQ(rp_shard_post(rp_shard_self(), 0, produce, NULL), 0);
+	}
+}
+
+/* One callback round: a random number of messages, 1 in 8 big. */
+static void produce(struct rp_shard *sh, void *arg)
+{
+	unsigned n = 1 + (unsigned)(xs(&P.seed_rounds) % 48);
+
+	(void)arg;
+	P.rounds++;
+	for (unsigned i = 0; i < n && P.sent_msgs < P.msgs; i++) {
+		size_t len;
+		bool copy;
+		int ret;
+
+		if (!P.have_next)
+			next_msg(&P.next_len, &P.next_copy);
+		P.have_next = true;
+		len = P.next_len;
+		copy = P.next_copy;
+
+		if (copy) {
+			uint8_t tmp[700];
+
+			fill_pattern(tmp, len, P.pos);
+			ret = rp_outq_copy(P.q, tmp, len);
+		} else {
+			struct pbuf *b = &P.bufs[P.nbufs];
+
+			CHECK(P.nbufs < MAX_BUFS);
+			b->p = malloc(len);
+			b->len = len;
+			fill_pattern(b->p, len, P.pos);
+			ret = rp_outq_push(P.q, b->p, len, on_release, b);
+			if (ret) {
+				free(b->p);
+				b->p = NULL;
+			} else {
+				P.nbufs++;
+			}
+		}
+		if (ret == -ENOBUFS) {
+			atomic_store(&P.blocked, true); /* on_writable posts the next round */
+			return;
+		}
+		if (ret) {
+			CHECK(P.stop_on_error);
+			atomic_store(&P.produced_all, 1);
+			return;
+		}
+		P.have_next = false;
+		P.pos += len;
+		P.sent_msgs++;
+	}
+	if (P.sent_msgs == P.msgs) {
+		atomic_store(&P.produced_all, 1);
+		return;
+	}
+	CHECK_EQ(rp_shard_post(sh, 0, produce, NULL), 0); /* a later iteration */
+}
+
+static void start(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &P.q, P.fd, &P.opts), 0);
+	produce(sh, NULL);
+}
+
+static void finish(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	P.pending_at_end = rp_outq_pending(P.q);
+	P.zc_at_end = rp_outq_zc(P.q);
+	rp_outq_stats(P.q, &P.st);
+	rp_outq_close(P.q);
+	rp_outq_shard_stats(sh, &P.shard);
+	atomic_store(&P.finished, 1);
+}
+
+/* ---- the reader ---- */
+
+struct reader {
+	int fd;
+	uint8_t *buf;
+	size_t cap, got;
+	atomic_int go;	    /* 0: do not read yet (a peer that stopped reading) */
+	size_t reset_at;    /* reset the connection after this many bytes (0: never) */
+	bool discard;	    /* measurement: count only */
+	atomic_size_t seen; /* published progress */
+};
+
+static void *reader_main(void *p)
+{
+	struct reader *r = p;
+	double end = now_s() + 60;
+	static uint8_t sink[1 << 16];
+
+	while (!atomic_load(&r->go) && now_s() < end)
+		sleep_ms(1);
+	while (r->got < r->cap && now_s() < end) {
+		size_t want = r->cap - r->got < sizeof(sink) ? r->cap - r->got : sizeof(sink);
+		ssize_t n = read(r->fd, r->discard ? sink : r->buf + r->got, want);
+
+		if (n <= 0)
+			break;
+		r->got += (size_t)n;
+		atomic_store(&r->seen, r->got);
+		if (r->reset_at && r->got >= r->reset_at) {
+			struct linger lg = { 1, 0 };
+
+			setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(r->fd);
+			r->fd = -1;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void check_stream(const uint8_t *buf, size_t len)
+{
+	uint8_t *want = malloc(len ? len : 1);
+
+	assert_non_null(want);
+	fill_pattern(want, len, 0);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != want[i])
+			fail_msg("byte %zu of %zu: 0x%02x, want 0x%02x", i, len, buf[i], want[i]);
+	free(want);
+}
+
+static bool wait_int(atomic_int *v, int want, double limit_s)
+{
+	return wait_for(v, want, limit_s);
+}
+
+static void free_bufs(void)
+{
+	for (unsigned i = 0; i < P.nbufs; i++)
+		free(P.bufs[i].p);
+}
+
+static void print_stats(const char *name, const struct rp_outq_stats *s)
+{
+	print_message("# %s: zc %llu B, zc copied %llu B, plain %llu B, sendmsgs %llu, zc sends %llu, "
+		      "notifs %llu, switched %llu, probes %llu, copied in %llu B, pushes %llu, refused "
+		      "%llu, errors %llu, local %llu\n",
+		      name, (unsigned long long)s->zc_bytes, (unsigned long long)s->zc_copied_bytes,
+		      (unsigned long long)s->plain_bytes, (unsigned long long)s->sendmsgs,
+		      (unsigned long long)s->zc_sends, (unsigned long long)s->notifs,
+		      (unsigned long long)s->switched, (unsigned long long)s->probes,
+		      (unsigned long long)s->copied_in, (unsigned long long)s->pushes,
+		      (unsigned long long)s->refused, (unsigned long long)s->errors,
+		      (unsigned long long)s->local_plain);
+}
+
+/* Send P.msgs random messages from @a to @b, read them all, check them. */
+static struct rp_runtime *stream(int a, int b, const struct rp_outq_opts *opts, unsigned msgs)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+
+	memset(&P, 0, sizeof(P));
+	memset(&rd, 0, sizeof(rd));
+	P.seed = 0x9e3779b97f4a7c15ull ^ msgs;
+	P.seed_rounds = 0x2545f4914f6cdd1dull;
+	P.fd = a;
+	P.opts = *opts;
+	P.opts.on_error = on_error;
+	P.opts.on_writable = on_writable;
+	P.msgs = msgs;
+	P.max_msg_big = 96 * 1024;
+	/* the stream's length: the same generator, run ahead */
+	{
+		uint64_t s = P.seed, total = 0;
+
+		for (unsigned i = 0; i < msgs; i++) {
+			size_t len;
+			bool copy;
+
+			next_msg(&len, &copy);
+			total += len;
+		}
+		P.seed = s;
+		rd.cap = (size_t)total;
+	}
+	rd.fd = b;
+	rd.buf = malloc(rd.cap);
+	assert_non_null(rd.buf);
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	cfg.pool_bytes = (size_t)64 << 20;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
+	assert_true(wait_int(&P.produced_all, 1, 60));
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	/* every release, zero-copy notifications included */
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 10));
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	check_failures();
+	check_stream(rd.buf, rd.cap);
+	free(rd.buf);
+	assert_int_equal(P.pending_at_end, 0);
+	assert_int_equal(atomic_load(&P.errors), 0);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	assert_int_equal(atomic_load(&P.releases), P.nbufs);
+	assert_int_equal(P.st.pushes, msgs);
+	assert_int_equal(P.st.plain_bytes + P.st.zc_bytes + P.st.zc_copied_bytes, rd.cap);
+	print_message("# %u messages, %zu bytes in %u rounds, every byte checked\n", msgs, rd.cap,
+		      P.rounds);
+	print_stats("queue", &P.st);
+	free_bufs();
+	return rt;
+}
+
+static bool zc_reported(struct rp_runtime *rt)
+{
+	return has_feature(rt, "send_zc=yes") && has_feature(rt, "zc_report_usage=yes");
+}
+
+static unsigned n_msgs(void)
+{
+	return reduced() ? 1000 : 3000;
+}
+
+/* Loopback copies every SEND_ZC payload: the first copied notification
+ * switches the socket to plain, and those bytes are counted as copied. */
+static void test_loopback_adaptive(void **state)
+{
+	struct rp_outq_opts o = { .probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40 };
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	rt = stream(a, b, &o, n_msgs());
+	if (!zc_reported(rt)) {
+		print_message("# SKIP adaptive checks: %s\n", rp_engine_features(rt));
+	} else {
+		assert_true(P.st.zc_sends >= 1);
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+		assert_int_equal(P.st.switched, 1);
+		assert_int_equal(P.st.probes, 0);
+		assert_int_equal(P.st.zc_bytes, 0); /* loopback never sends zero-copy */
+		assert_true(P.st.zc_copied_bytes >= 16384);
+		assert_true(P.st.plain_bytes > 0);
+		assert_false(P.zc_at_end);
+		assert_int_equal(P.shard.switched, 1);
+		assert_int_equal(P.shard.zc_bytes, 0);
+	}
+	rt_end(rt);
+	close(a);
+	close(b);
+}
+
+/* The local-peer rule: a loopback peer starts on plain sends. */
+static void test_loopback_local_plain(void **state)
+{
+	struct rp_outq_opts o = { .flags = RP_OUTQ_LOCAL_PLAIN,
+				  .probe_ns = 60ull * 1000 * MS,
+				  .probe_bytes = (uint64_t)1 << 40 };
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	rt = stream(a, b, &o, n_msgs());
+	assert_int_equal(P.st.local_plain, 1);
+	assert_int_equal(P.st.zc_sends, 0);
+	assert_int_equal(P.st.switched, 0);
+	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
+	assert_false(P.zc_at_end);
+	rt_end(rt);
+	close(a);
+	close(b);
+}
+
+/* Plain after the switch, probing again every 256 KB: every probe comes
+ * back copied, goes plain again, and is not counted as a switch. */
+static void test_loopback_probe(void **state)
+{
+	struct rp_outq_opts o = { .probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024 };
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	rt = stream(a, b, &o, n_msgs());
+	if (zc_reported(rt)) {
+		assert_int_equal(P.st.switched, 1);
+		assert_true(P.st.probes >= 2);
+		assert_int_equal(P.st.zc_bytes, 0);
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+		assert_true(P.st.zc_sends >= 1 + P.st.probes);
+	}
+	rt_end(rt);
+	close(a);
+	close(b);
+}
+
+/* ---- veth ---- */
+
+#define NS "rp_test_outq"
+
+static int ns_socket_listen(struct sockaddr_in *addr)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int ns = open("/var/run/netns/" NS, O_RDONLY | O_CLOEXEC);
+	int l = -1, one = 1;
+
+	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET))
+		goto out;
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (setns(self, CLONE_NEWNET)) {
+		fail_msg("cannot return to the original network namespace");
+	}
+	if (l < 0)
+		goto out;
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_port = htons(47113);
+	inet_pton(AF_INET, "10.232.0.2", &addr->sin_addr);
+	if (bind(l, (struct sockaddr *)addr, sizeof(*addr)) || listen(l, 4)) {
+		close(l);
+		l = -1;
+	}
+out:
+	if (self >= 0)
+		close(self);
+	if (ns >= 0)
+		close(ns);
+	return l;
+}
+
+static void test_veth(void **state)
+{
+	static const char *const setup[] = {
+		"ip netns add " NS,
+		"ip link add rp_to0 type veth peer name rp_to1",
+		"ip link set rp_to1 netns " NS,
+		"ip addr add 10.232.0.1/30 dev rp_to0",
+		"ip link set rp_to0 up",
+		"ip netns exec " NS " ip addr add 10.232.0.2/30 dev rp_to1",
+		"ip netns exec " NS " ip link set rp_to1 up",
+		"ip netns exec " NS " ip link set lo up",
+	};
+	static const char cleanup[] = "ip link del rp_to0 2>/dev/null; ip netns del " NS
+				      " 2>/dev/null";
+	struct rp_outq_opts o = { .flags = RP_OUTQ_LOCAL_PLAIN,
+				  .probe_ns = 60ull * 1000 * MS,
+				  .probe_bytes = (uint64_t)1 << 40 };
+	struct sockaddr_in addr;
+	struct rp_runtime *rt;
+	bool ok = geteuid() == 0;
+	int l, a, b;
+
+	(void)state;
+	if (!ok) {
+		print_message("# veth: SKIP: network namespaces need root\n");
+		skip();
+	}
+	(void)!system(cleanup);
+	for (unsigned i = 0; ok && i < sizeof(setup) / sizeof(setup[0]); i++)
+		ok = system(setup[i]) == 0;
+	l = ok ? ns_socket_listen(&addr) : -1;
+	if (l < 0) {
+		(void)!system(cleanup);
+		print_message("# veth: SKIP: cannot create a network namespace with a veth pair here\n");
+		skip();
+	}
+	a = tcp_connect(&addr);
+	assert_true(a >= 0);
+	b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(b >= 0);
+	close(l);
+	/* the peer is on another (namespaced) address: not local, starts zero-copy */
+	rt = stream(a, b, &o, n_msgs() / 2);
+	assert_int_equal(P.st.local_plain, 0);
+	if (zc_reported(rt)) {
+		assert_true(P.st.zc_sends >= 1);
+		/* veth hands the skb to another namespace's stack: copied */
+		assert_int_equal(P.st.switched, P.st.zc_copied_bytes ? 1 : 0);
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+	}
+	rt_end(rt);
+	close(a);
+	close(b);
+	(void)!system(cleanup);
+}
+
+/* ---- batching ---- */
+
+static void batch_round(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &P.q, P.fd, &P.opts), 0);
+	for (unsigned i = 0; i < P.batch_n; i++) {
+		uint8_t m[64];
+
+		fill_pattern(m, sizeof(m), i * 64u);
+		if (i % 2)
+			CHECK_EQ(rp_outq_copy(P.q, m, sizeof(m)), 0);
+		else {
+			struct pbuf *pb = &P.bufs[P.nbufs++];
+
+			pb->p = malloc(64);
+			pb->len = 64;
+			memcpy(pb->p, m, 64);
+			CHECK_EQ(rp_outq_push(P.q, pb->p, 64, on_release, pb), 0);
+		}
+	}
+	if (P.manual)
+		CHECK_EQ(rp_outq_flush(P.q), 0);
+	atomic_store(&P.produced_all, 1);
+}
+
+static void batch_once(bool manual)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	tcp_pair(&a, &b);
+	memset(&P, 0, sizeof(P));
+	memset(&rd, 0, sizeof(rd));
+	P.fd = a;
+	P.batch_n = 50;
+	P.manual = manual;
+	P.opts.flags = manual ? RP_OUTQ_MANUAL : 0;
+	rd.fd = b;
+	rd.cap = 64u * P.batch_n;
+	rd.buf = malloc(rd.cap);
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, batch_round, NULL), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 10));
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	rt_end(rt);
+	check_stream(rd.buf, rd.cap);
+	print_message("# %u pushes in one callback (%s): %llu sendmsg\n", P.batch_n,
+		      manual ? "manual flush" : "NOP-deferred flush",
+		      (unsigned long long)P.st.sendmsgs);
+	assert_int_equal(P.st.pushes, P.batch_n);
+	assert_int_equal(P.st.sendmsgs, 1);
+	assert_int_equal(P.st.plain_bytes, rd.cap);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	free(rd.buf);
+	free_bufs();
+	close(a);
+	close(b);
+}
+
+static void test_batching(void **state)
+{
+	(void)state;
+	batch_once(false);
+	batch_once(true);
+}
+
+/* ---- a peer that stops reading: the bound ---- */
+
+static void test_bound(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b, small = 64 * 1024;
+	size_t max = 1 << 20, peak = 0;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	memset(&P, 0, sizeof(P));
+	memset(&rd, 0, sizeof(rd));
+	P.seed = 12345;
+	P.seed_rounds = 99;
+	P.fd = a;
+	P.opts.max_bytes = max;
+	P.opts.flags = RP_OUTQ_ZC_OFF;
+	P.opts.on_error = on_error;
+	P.opts.on_writable = on_writable;
+	P.msgs = 2000;
+	P.max_msg_big = 64 * 1024;
+	rd.fd = b;
+	rd.cap = (size_t)64 << 20;
+	rd.buf = malloc(rd.cap);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
+	/* the peer reads nothing: the producer must block on the bound */
+	for (double end = now_s() + 10; now_s() < end && !atomic_load(&P.blocked);)
+		sleep_ms(5);
+	sleep_ms(200);
+	assert_true(atomic_load(&P.blocked));
+	assert_false(atomic_load(&P.produced_all));
+	peak = (size_t)P.pos;
+	print_message("# peer not reading: %zu bytes accepted, then -ENOBUFS (bound %zu)\n", peak,
+		      max);
+	/* bound + what the kernel buffers (small SO_SNDBUF/SO_RCVBUF, doubled) */
+	assert_true(peak <= max + 4u * (size_t)small + 64 * 1024);
+	/* now read: it drains, on_writable resumes the producer, all arrives */
+	atomic_store(&rd.go, 1);
+	assert_true(wait_int(&P.produced_all, 1, 30));
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 30));
+	for (double end = now_s() + 30; now_s() < end && atomic_load(&rd.seen) < P.pos;)
+		sleep_ms(5);
+	shutdown(a, SHUT_WR);
+	pthread_join(th, NULL);
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	rt_end(rt);
+	assert_int_equal(rd.got, P.pos);
+	check_stream(rd.buf, rd.got);
+	print_stats("bound", &P.st);
+	assert_true(P.st.refused >= 1);
+	assert_true(atomic_load(&P.writable) >= 1);
+	assert_int_equal(atomic_load(&P.errors), 0);
+	free(rd.buf);
+	free_bufs();
+	close(a);
+	close(b);
+}
+
+/* ---- a peer reset ---- */
+
+static void test_reset(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	memset(&P, 0, sizeof(P));
+	memset(&rd, 0, sizeof(rd));
+	P.seed = 777;
+	P.seed_rounds = 5;
+	P.fd = a;
+	P.opts.on_error = on_error;
+	P.opts.on_writable = on_writable;
+	P.opts.flags = RP_OUTQ_ZC_ALWAYS; /* zero-copy buffers in flight at the reset */
+	P.msgs = 6000;
+	P.max_msg_big = 128 * 1024;
+	P.stop_on_error = true;
+	rd.fd = b;
+	rd.cap = (size_t)1 << 30;
+	rd.buf = malloc((size_t)2 << 20);
+	rd.discard = true;
+	rd.reset_at = (size_t)1 << 20;
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
+	pthread_join(th, NULL);
+	assert_true(wait_int(&P.errors, 1, 20));
+	assert_true(wait_int(&P.produced_all, 1, 20));
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 20));
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	sleep_ms(50);
+	rt_end(rt);
+	print_message("# reset after %zu bytes: error %d, %u buffers pushed, %d released\n", rd.got,
+		      P.err, P.nbufs, atomic_load(&P.releases));
+	print_stats("reset", &P.st);
+	assert_int_equal(atomic_load(&P.errors), 1);
+	assert_true(P.err == -ECONNRESET || P.err == -EPIPE);
+	assert_int_equal(atomic_load(&P.releases), P.nbufs);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	assert_int_equal(P.pending_at_end, 0);
+	free(rd.buf);
+	free_bufs();
+	close(a);
+}
+
+/* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
+
+static struct {
+	struct rp_outq *q;
+	int fd;
+	unsigned n, rounds, round, got;
+	int mode; /* 0: outq, 1: rp_send per message */
+	atomic_int done;
+	size_t big;
+	uint64_t bytes, sent, pushed;
+	double t0, t1;
+} M;
+
+static const uint8_t msg64[64] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde";
+static uint8_t *bigbuf;
+
+static void m_round(struct rp_shard *sh, void *arg);
+
+static void m_round_done(struct rp_shard *sh)
+{
+	M.got = 0;
+	if (++M.round == M.rounds) {
+		M.t1 = now_s();
+		if (M.q)
+			rp_outq_close(M.q);
+		M.q = NULL;
+		atomic_store(&M.done, 1);
+		return;
+	}
+	m_round(sh, NULL);
+}
+
+static void m_rel(void *arg, const void *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	m_round_done(arg);
+}
+
+static void m_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res != 64)
+		fail_at(__LINE__, "send %d", c->res);
+	if (++M.got == M.n)
+		m_round_done(sh);
+}
+
+static void m_round(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (M.mode == 1) {
+		for (unsigned i = 0; i < M.n; i++)
+			if (!rp_send(sh, M.fd, msg64, 64, MSG_NOSIGNAL, m_sent, NULL))
+				fail_at(__LINE__, "rp_send");
+		return;
+	}
+	for (unsigned i = 0; i + 1 < M.n; i++)
+		CHECK_EQ(rp_outq_copy(M.q, msg64, 64), 0);
+	CHECK_EQ(rp_outq_push(M.q, msg64, 64, m_rel, sh), 0);
+}
+
+static void m_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = { .max_bytes = (size_t)64 << 20 };
+
+	(void)arg;
+	if (M.mode == 0)
+		CHECK_EQ(rp_outq_init(sh, &M.q, M.fd, &o), 0);
+	M.t0 = now_s();
+	m_round(sh, NULL);
+}
+
+/* Big buffers: one 256 KB push at a time, the next when it is released. */
+static void b_push(struct rp_shard *sh);
+
+static void b_rel(void *arg, const void *buf, size_t len)
+{
+	struct rp_shard *sh = arg;
+
+	(void)buf;
+	M.sent += len;
+	if (M.sent >= M.bytes) {
+		M.t1 = now_s();
+		rp_outq_close(M.q);
+		atomic_store(&M.done, 1);
+		return;
+	}
+	b_push(sh);
+}
+
+static void b_push(struct rp_shard *sh)
+{
+	/* keep 4 buffers queued so the queue never runs dry */
+	while (M.pushed < M.bytes && rp_outq_pending(M.q) < 4 * M.big) {
+		size_t slot = (size_t)(M.round++ % 8) * M.big;
+
+		if (rp_outq_push(M.q, bigbuf + slot, M.big, b_rel, sh))
+			break;
+		M.pushed += M.big;
+	}
+}
+
+static void b_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = { .flags = (unsigned)(uintptr_t)arg, .max_bytes = (size_t)64 << 20 };
+
+	CHECK_EQ(rp_outq_init(sh, &M.q, M.fd, &o), 0);
+	M.t0 = now_s();
+	b_push(sh);
+}
+
+static double m_run(int kind, int mode, unsigned n, unsigned rounds, uintptr_t flags)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int sv[2];
+
+	memset(&M, 0, sizeof(M));
+	memset(&rd, 0, sizeof(rd));
+	if (kind == 0) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	} else {
+		tcp_pair(&sv[0], &sv[1]);
+	}
+	M.fd = sv[0];
+	M.mode = mode;
+	M.n = n;
+	M.rounds = rounds;
+	M.big = 256 * 1024;
+	M.bytes = (uint64_t)256 << 20;
+	rd.fd = sv[1];
+	rd.discard = true;
+	rd.cap = kind == 0 ? (size_t)n * 64 * rounds : (size_t)M.bytes;
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	cfg.pool_bytes = (size_t)128 << 20;
+	rt = rt_start(&cfg);
+	if (kind == 0)
+		assert_int_equal(rp_runtime_submit(rt, 0, m_start, NULL), 0);
+	else
+		assert_int_equal(rp_runtime_submit(rt, 0, b_start, (void *)flags), 0);
+	assert_true(wait_int(&M.done, 1, 120));
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	rt_end(rt);
+	close(sv[0]);
+	close(sv[1]);
+	return M.t1 - M.t0;
+}
+
+static void test_measure(void **state)
+{
+	(void)state;
+	bigbuf = malloc((size_t)8 * 256 * 1024);
+	memset(bigbuf, 0x5a, (size_t)8 * 256 * 1024);
+	for (int run = 1; run <= 3; run++) {
+		for (unsigned n = 16; n <= 256; n *= 4) {
+			unsigned rounds = 2000000 / n / 16;
+			double tq = m_run(0, 0, n, rounds, 0), ts = m_run(0, 1, n, rounds, 0);
+
+			print_message("# run %d: %u x 64 B per iteration, %u iterations, socketpair: "
+				      "rp_send per message / outq = %.2f\n",
+				      run, n, rounds, ts / tq);
+		}
+		{
+			double ta = m_run(1, 0, 0, 0, 0);
+			double tz = m_run(1, 0, 0, 0, RP_OUTQ_ZC_ALWAYS);
+			double tp = m_run(1, 0, 0, 0, RP_OUTQ_ZC_OFF);
+
+			print_message("# run %d: 256 MB in 256 KB buffers, loopback TCP: time adaptive / "
+				      "plain = %.2f, always SEND_ZC / plain = %.2f\n",
+				      run, ta / tp, tz / tp);
+		}
+	}
+	free(bigbuf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_batching),
+		cmocka_unit_test(test_loopback_adaptive),
+		cmocka_unit_test(test_loopback_local_plain),
+		cmocka_unit_test(test_loopback_probe),
+		cmocka_unit_test(test_bound),
+		cmocka_unit_test(test_reset),
+		cmocka_unit_test(test_veth),
+	};
+	const struct CMUnitTest measure[] = { cmocka_unit_test(test_measure) };
+	const char *m = getenv("RP_OUTQ_MEASURE");
+
+	signal(SIGPIPE, SIG_IGN);
+	if (m && *m == '1') {
+		watchdog("test_outq measure", 1200);
+		return cmocka_run_group_tests(measure, NULL, NULL);
+	}
+	watchdog("test_outq", 170);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
