@@ -59,8 +59,9 @@ static inline __attribute__((always_inline)) void *rp_pool_alloc_inline(struct r
  * owner freeing into the pool its thread last freed into. */
 static inline __attribute__((always_inline)) void rp_pool_free_inline(void *ptr)
 {
-	struct rp_pool_tls_ *t = &rp_pool_tls_;
-	struct rp_pool_reg_ *e = &rp_pool_registry_[t->slot];
+	/* The TLS variable itself, never through a pointer to it: UBSan's null
+	 * check on such a pointer misfired in a forked child (GCC 12). */
+	struct rp_pool_reg_ *e = &rp_pool_registry_[rp_pool_tls_.slot];
 	/* Acquire: pairs with the release that published the slot (pool.c,
 	 * register_pool), so base and len below belong to this pool. */
 	const struct rp_pool_hot_ *p =
@@ -71,7 +72,7 @@ static inline __attribute__((always_inline)) void rp_pool_free_inline(void *ptr)
 
 	if (__builtin_expect(p != NULL, 1) &&
 	    __builtin_expect(off < atomic_load_explicit(&e->len, memory_order_relaxed), 1) &&
-	    __builtin_expect(p->owner == (const void *)t, 1)) {
+	    __builtin_expect(p->owner == (const void *)&rp_pool_tls_, 1)) {
 		const struct rp_pool_span_hot_ *s =
 			(const struct rp_pool_span_hot_ *)(void *)(p->spans +
 				((off >> 20) << RP_POOL_SPAN_META_SHIFT_));
