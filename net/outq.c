@@ -22,28 +22,28 @@
 #include <ringplane/outq.h>
 #include <ringplane/pool.h>
 
-#define MAX_BYTES_DEFAULT   ((size_t)4 << 20)
+#define MAX_BYTES_DEFAULT    ((size_t)4 << 20)
 #define ZC_THRESHOLD_DEFAULT ((size_t)16 << 10)
-#define PROBE_BYTES_DEFAULT ((uint64_t)64 << 20)
-#define PROBE_NS_DEFAULT    (1000ull * 1000 * 1000)
-#define COPY_BLOCK	    ((size_t)16 << 10) /* room of a copy node: a pool class */
-#define ZC_PIECE_MAX	    (1u << 30)
+#define PROBE_BYTES_DEFAULT  ((uint64_t)64 << 20)
+#define PROBE_NS_DEFAULT     (1000ull * 1000 * 1000)
+#define COPY_BLOCK	     ((size_t)16 << 10) /* room of a copy node: a pool class */
+#define ZC_PIECE_MAX	     (1u << 30)
 
 enum { KIND_PUSH = 0, KIND_COPY = 1 };
 enum { MODE_ZC = 0, MODE_PLAIN = 1 };
 
 struct node {
-	struct node *next;		/* FIFO, or the wait list */
-	struct node *wprev;		/* wait list only */
-	struct rp_outq *q;		/* NULL once the queue is gone */
+	struct node *next;  /* FIFO, or the wait list */
+	struct node *wprev; /* wait list only */
+	struct rp_outq *q;  /* NULL once the queue is gone */
 	const char *base;
-	size_t len, off, cap;		/* cap: copy nodes' room */
+	size_t len, off, cap; /* cap: copy nodes' room */
 	rp_outq_release_fn release;
 	void *rarg;
 	unsigned kind;
-	unsigned notifs;		/* SEND_ZC notifications still to come */
-	bool zc;			/* decided: this node goes by SEND_ZC */
-	bool done;			/* left the FIFO (sent, dropped) */
+	unsigned notifs; /* SEND_ZC notifications still to come */
+	bool zc;	 /* decided: this node goes by SEND_ZC */
+	bool done;	 /* left the FIFO (sent, dropped) */
 };
 
 struct zc_rec {
@@ -63,9 +63,9 @@ struct rp_outq {
 	void *arg;
 
 	struct node *head, *tail;
-	struct node *wait; /* nodes waiting only for notifications */
-	size_t queued;	   /* bytes in the FIFO not yet sent */
-	unsigned ops;	   /* our ops in flight (a send, a NOP) */
+	struct node *wait;	 /* nodes waiting only for notifications */
+	size_t queued;		 /* bytes in the FIFO not yet sent */
+	unsigned ops;		 /* our ops in flight (a send, a NOP) */
 	unsigned inflight_nodes; /* FIFO nodes the send in flight covers */
 	bool inflight, nop_pending, closing, want_writable, probing;
 	int err;
@@ -390,7 +390,8 @@ static void send_zc(struct rp_outq *q, struct node *n)
 	r->q = q;
 	r->bytes = 0;
 	if (!rp_send_zc(q->sh, q->fd, n->base + n->off,
-			(unsigned)(len < ZC_PIECE_MAX ? len : ZC_PIECE_MAX), MSG_NOSIGNAL, on_zc, r)) {
+			(unsigned)(len < ZC_PIECE_MAX ? len : ZC_PIECE_MAX), MSG_NOSIGNAL, on_zc,
+			r)) {
 		rp_pool_free(r);
 		fail(q, -errno);
 		return;

@@ -38,7 +38,7 @@ static struct {
 	int fd;
 	unsigned msgs, sent_msgs; /* to send / accepted so far */
 	size_t max_msg_big;
-	uint64_t pos; /* stream offset of the next byte */
+	uint64_t pos;		    /* stream offset of the next byte */
 	uint64_t seed, seed_rounds; /* message sizes; round lengths */
 	bool have_next;		    /* a refused message, sent first next round */
 	size_t next_len;
@@ -77,7 +77,8 @@ static void next_msg(size_t *len, bool *copy)
 {
 	bool big = rnd() % 8 == 0;
 
-	*len = big ? 16384 + (size_t)(rnd() % (P.max_msg_big - 16384 + 1)) : 1 + (size_t)(rnd() % 700);
+	*len = big ? 16384 + (size_t)(rnd() % (P.max_msg_big - 16384 + 1))
+		   : 1 + (size_t)(rnd() % 700);
 	*copy = !big && rnd() % 2;
 }
 
@@ -222,7 +223,7 @@ static void *reader_main(void *p)
 		r->got += (size_t)n;
 		atomic_store(&r->seen, r->got);
 		if (r->reset_at && r->got >= r->reset_at) {
-			struct linger lg = { 1, 0 };
+			struct linger lg = {1, 0};
 
 			setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			close(r->fd);
@@ -258,16 +259,17 @@ static void free_bufs(void)
 
 static void print_stats(const char *name, const struct rp_outq_stats *s)
 {
-	print_message("# %s: zc %llu B, zc copied %llu B, plain %llu B, sendmsgs %llu, zc sends %llu, "
-		      "notifs %llu, switched %llu, probes %llu, copied in %llu B, pushes %llu, refused "
-		      "%llu, errors %llu, local %llu\n",
-		      name, (unsigned long long)s->zc_bytes, (unsigned long long)s->zc_copied_bytes,
-		      (unsigned long long)s->plain_bytes, (unsigned long long)s->sendmsgs,
-		      (unsigned long long)s->zc_sends, (unsigned long long)s->notifs,
-		      (unsigned long long)s->switched, (unsigned long long)s->probes,
-		      (unsigned long long)s->copied_in, (unsigned long long)s->pushes,
-		      (unsigned long long)s->refused, (unsigned long long)s->errors,
-		      (unsigned long long)s->local_plain);
+	print_message(
+		"# %s: zc %llu B, zc copied %llu B, plain %llu B, sendmsgs %llu, zc sends %llu, "
+		"notifs %llu, switched %llu, probes %llu, copied in %llu B, pushes %llu, refused "
+		"%llu, errors %llu, local %llu\n",
+		name, (unsigned long long)s->zc_bytes, (unsigned long long)s->zc_copied_bytes,
+		(unsigned long long)s->plain_bytes, (unsigned long long)s->sendmsgs,
+		(unsigned long long)s->zc_sends, (unsigned long long)s->notifs,
+		(unsigned long long)s->switched, (unsigned long long)s->probes,
+		(unsigned long long)s->copied_in, (unsigned long long)s->pushes,
+		(unsigned long long)s->refused, (unsigned long long)s->errors,
+		(unsigned long long)s->local_plain);
 }
 
 /* Send P.msgs random messages from @a to @b, read them all, check them. */
@@ -347,7 +349,7 @@ static unsigned n_msgs(void)
  * switches the socket to plain, and those bytes are counted as copied. */
 static void test_loopback_adaptive(void **state)
 {
-	struct rp_outq_opts o = { .probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40 };
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
 	struct rp_runtime *rt;
 	int a, b;
 
@@ -376,9 +378,9 @@ static void test_loopback_adaptive(void **state)
 /* The local-peer rule: a loopback peer starts on plain sends. */
 static void test_loopback_local_plain(void **state)
 {
-	struct rp_outq_opts o = { .flags = RP_OUTQ_LOCAL_PLAIN,
-				  .probe_ns = 60ull * 1000 * MS,
-				  .probe_bytes = (uint64_t)1 << 40 };
+	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PLAIN,
+				 .probe_ns = 60ull * 1000 * MS,
+				 .probe_bytes = (uint64_t)1 << 40};
 	struct rp_runtime *rt;
 	int a, b;
 
@@ -399,7 +401,7 @@ static void test_loopback_local_plain(void **state)
  * back copied, goes plain again, and is not counted as a switch. */
 static void test_loopback_probe(void **state)
 {
-	struct rp_outq_opts o = { .probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024 };
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024};
 	struct rp_runtime *rt;
 	int a, b;
 
@@ -465,11 +467,11 @@ static void test_veth(void **state)
 		"ip netns exec " NS " ip link set rp_to1 up",
 		"ip netns exec " NS " ip link set lo up",
 	};
-	static const char cleanup[] = "ip link del rp_to0 2>/dev/null; ip netns del " NS
-				      " 2>/dev/null";
-	struct rp_outq_opts o = { .flags = RP_OUTQ_LOCAL_PLAIN,
-				  .probe_ns = 60ull * 1000 * MS,
-				  .probe_bytes = (uint64_t)1 << 40 };
+	static const char cleanup[] =
+		"ip link del rp_to0 2>/dev/null; ip netns del " NS " 2>/dev/null";
+	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PLAIN,
+				 .probe_ns = 60ull * 1000 * MS,
+				 .probe_bytes = (uint64_t)1 << 40};
 	struct sockaddr_in addr;
 	struct rp_runtime *rt;
 	bool ok = geteuid() == 0;
@@ -486,7 +488,8 @@ static void test_veth(void **state)
 	l = ok ? ns_socket_listen(&addr) : -1;
 	if (l < 0) {
 		(void)!system(cleanup);
-		print_message("# veth: SKIP: cannot create a network namespace with a veth pair here\n");
+		print_message(
+			"# veth: SKIP: cannot create a network namespace with a veth pair here\n");
 		skip();
 	}
 	a = tcp_connect(&addr);
@@ -767,7 +770,7 @@ static void m_round(struct rp_shard *sh, void *arg)
 
 static void m_start(struct rp_shard *sh, void *arg)
 {
-	struct rp_outq_opts o = { .max_bytes = (size_t)64 << 20 };
+	struct rp_outq_opts o = {.max_bytes = (size_t)64 << 20};
 
 	(void)arg;
 	if (M.mode == 0)
@@ -808,7 +811,7 @@ static void b_push(struct rp_shard *sh)
 
 static void b_start(struct rp_shard *sh, void *arg)
 {
-	struct rp_outq_opts o = { .flags = (unsigned)(uintptr_t)arg, .max_bytes = (size_t)64 << 20 };
+	struct rp_outq_opts o = {.flags = (unsigned)(uintptr_t)arg, .max_bytes = (size_t)64 << 20};
 
 	CHECK_EQ(rp_outq_init(sh, &M.q, M.fd, &o), 0);
 	M.t0 = now_s();
@@ -883,9 +886,10 @@ static void test_measure(void **state)
 				tq[i] = m_run(0, 0, n, rounds, 0);
 				ts[i] = m_run(0, 1, n, rounds, 0);
 			}
-			print_message("# run %d: %u x 64 B per iteration, %u iterations, socketpair, "
-				      "medians of 5: time rp_send per message / outq = %.2f\n",
-				      run, n, rounds, median5(ts) / median5(tq));
+			print_message(
+				"# run %d: %u x 64 B per iteration, %u iterations, socketpair, "
+				"medians of 5: time rp_send per message / outq = %.2f\n",
+				run, n, rounds, median5(ts) / median5(tq));
 		}
 		{
 			/* 5 samples of each, alternating; medians (a shared host is noisy) */
@@ -896,9 +900,10 @@ static void test_measure(void **state)
 				tz[i] = m_run(1, 0, 0, 0, RP_OUTQ_ZC_ALWAYS);
 				tp[i] = m_run(1, 0, 0, 0, RP_OUTQ_ZC_OFF);
 			}
-			print_message("# run %d: 128 MB in 256 KB buffers, loopback TCP, medians of 5: "
-				      "time adaptive / plain = %.2f, always SEND_ZC / plain = %.2f\n",
-				      run, median5(ta) / median5(tp), median5(tz) / median5(tp));
+			print_message(
+				"# run %d: 128 MB in 256 KB buffers, loopback TCP, medians of 5: "
+				"time adaptive / plain = %.2f, always SEND_ZC / plain = %.2f\n",
+				run, median5(ta) / median5(tp), median5(tz) / median5(tp));
 		}
 	}
 	free(bigbuf);
@@ -915,7 +920,7 @@ int main(void)
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_veth),
 	};
-	const struct CMUnitTest measure[] = { cmocka_unit_test(test_measure) };
+	const struct CMUnitTest measure[] = {cmocka_unit_test(test_measure)};
 	const char *m = getenv("RP_OUTQ_MEASURE");
 
 	signal(SIGPIPE, SIG_IGN);

@@ -56,9 +56,9 @@ extern "C" {
 
 struct rp_outq;
 
-#define RP_OUTQ_IOV	 64		  /* iovecs one sendmsg gathers (IOV_MAX / 16) */
-#define RP_OUTQ_LEN_MAX	 (1u << 30)	  /* the largest single push */
-#define RP_OUTQ_COPY_MAX (64u * 1024)	  /* the largest rp_outq_copy */
+#define RP_OUTQ_IOV	 64	      /* iovecs one sendmsg gathers (IOV_MAX / 16) */
+#define RP_OUTQ_LEN_MAX	 (1u << 30)   /* the largest single push */
+#define RP_OUTQ_COPY_MAX (64u * 1024) /* the largest rp_outq_copy */
 
 enum {
 	RP_OUTQ_MANUAL = 1u << 0,      /* no NOP: the caller calls rp_outq_flush */
@@ -77,14 +77,14 @@ typedef void (*rp_outq_error_fn)(struct rp_outq *q, void *arg, int err);
 typedef void (*rp_outq_writable_fn)(struct rp_outq *q, void *arg);
 
 struct rp_outq_opts {
-	unsigned flags;		 /* RP_OUTQ_* */
-	size_t max_bytes;	 /* bound on queued bytes (0: 4 MB) */
-	size_t zc_threshold;	 /* pushes this big go by SEND_ZC (0: 16 KB) */
-	uint64_t probe_bytes;	 /* plain bytes before probing zc again (0: 64 MB) */
-	uint64_t probe_ns;	 /* or time before probing again (0: 1 s) */
+	unsigned flags;	      /* RP_OUTQ_* */
+	size_t max_bytes;     /* bound on queued bytes (0: 4 MB) */
+	size_t zc_threshold;  /* pushes this big go by SEND_ZC (0: 16 KB) */
+	uint64_t probe_bytes; /* plain bytes before probing zc again (0: 64 MB) */
+	uint64_t probe_ns;    /* or time before probing again (0: 1 s) */
 	rp_outq_error_fn on_error;
 	rp_outq_writable_fn on_writable;
-	void *arg;		 /* for on_error and on_writable */
+	void *arg; /* for on_error and on_writable */
 };
 
 /* Counters, per queue and summed per shard. Bytes are counted when their
