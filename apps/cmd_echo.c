@@ -55,6 +55,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "server.h"
 
 #define QMAX 256		  /* queued entries per connection */
 #define Q_PAUSE (QMAX / 2)	  /* stop receiving at this many entries */
@@ -788,23 +789,6 @@ static void echo_fini(struct rp_shard *sh, void *arg)
 
 /* ---- main ---- */
 
-static int listen_on(struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void print_stats(struct rp_runtime *rt, FILE *f)
 {
 	for (unsigned i = 0; i < g_cfg.shards; i++) {
@@ -840,6 +824,11 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			(unsigned long long)s.err_cancelled, (unsigned long long)s.err_other);
 	}
 	fflush(f);
+}
+
+static void stats_now(void *rt)
+{
+	print_stats(rt, stdout);
 }
 
 static void usage(FILE *f)
@@ -922,10 +911,10 @@ int rp_cmd_echo(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL;
-	char host[INET6_ADDRSTRLEN] = "?", idle[16] = "off";
+	char host[INET6_ADDRSTRLEN + 16] = "?", idle[16] = "off";
 	unsigned interval = 0, busy_us = 0, tick_ms;
 	sigset_t sigs;
-	int c, ret, port = 0, status = RP_EXIT_FAIL;
+	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
 	g_cfg.idle_s = IDLE_DEFAULT_S;
@@ -987,21 +976,10 @@ int rp_cmd_echo(int argc, char **argv)
 	g_cfg.tick_ns = (uint64_t)tick_ms * 1000000u;
 	g_cfg.idle_ticks = ((uint64_t)g_cfg.idle_s * 1000u + tick_ms - 1) / tick_ms;
 
-	/* One fd per connection: take the hard limit, as servers do. */
-	struct rlimit rl;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-
-	/* Signals are taken synchronously by this thread; shards inherit the mask. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* One fd per connection: take the hard limit, as servers do. Signals
+	 * are taken synchronously by this thread; shards inherit the mask. */
+	rp_app_raise_nofile();
+	rp_app_block_signals(&sigs);
 
 	rc.init = echo_init;
 	rc.on_stop = echo_stop;
@@ -1025,32 +1003,9 @@ int rp_cmd_echo(int argc, char **argv)
 	g_cfg.es = calloc(g_cfg.shards, sizeof(*g_cfg.es));
 	if (!g_cfg.lfds || !g_cfg.es)
 		goto out;
-	for (unsigned i = 0; i < g_cfg.shards; i++)
-		g_cfg.lfds[i] = -1;
 	/* The first listener settles the port (port 0 picks one); the others share it. */
-	for (unsigned i = 0; i < g_cfg.shards; i++) {
-		ret = listen_on(&ss, sslen);
-		if (ret < 0) {
-			fprintf(stderr, "ringplane echo: listen on %s: %s\n", listen_arg,
-				strerror(-ret));
-			goto out;
-		}
-		g_cfg.lfds[i] = ret;
-		if (i == 0) {
-			getsockname(ret, (struct sockaddr *)&ss, &sslen);
-			if (ss.ss_family == AF_INET6) {
-				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-				port = ntohs(a->sin6_port);
-				inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-			} else {
-				struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-				port = ntohs(a->sin_port);
-				inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-			}
-		}
-	}
+	if (rp_app_listeners("echo", listen_arg, &ss, &sslen, g_cfg.lfds, g_cfg.shards))
+		goto out;
 	/* Each shard's init takes its listener (lfds[i] = -1) and closes it
 	 * when it stops; what is left in lfds after this is still ours. */
 	ret = rp_runtime_start(rt);
@@ -1059,8 +1014,8 @@ int rp_cmd_echo(int argc, char **argv)
 			rp_engine_error() : strerror(-ret));
 		goto out;
 	}
-	printf(ss.ss_family == AF_INET6 ? "listening on [%s]:%d\n" : "listening on %s:%d\n", host,
-	       port);
+	rp_app_addr_str(&ss, host, sizeof(host));
+	printf("listening on %s\n", host);
 	if (g_cfg.idle_s)
 		snprintf(idle, sizeof(idle), "%u s", g_cfg.idle_s);
 	fprintf(stderr, "ringplane echo: %u shard%s, %s mode, idle timeout %s, %s\n", g_cfg.shards,
@@ -1069,16 +1024,7 @@ int rp_cmd_echo(int argc, char **argv)
 	print_shards();
 	fflush(stdout);
 
-	for (;;) {
-		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
-		int sig = sigtimedwait(&sigs, NULL, &ts);
-
-		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval)) {
-			print_stats(rt, stdout);
-		} else if (sig == SIGINT || sig == SIGTERM) {
-			break;
-		}
-	}
+	rp_app_wait_signals(&sigs, interval, stats_now, rt);
 	rp_runtime_stop(rt);
 	ret = rp_runtime_wait(rt);
 	print_stats(rt, stdout);

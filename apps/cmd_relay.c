@@ -42,6 +42,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "server.h"
 
 #define MS			 1000000ull
 #define HEADER_TIMEOUT_NS	 (5000 * MS) /* a client's PROXY header must be whole by then */
@@ -434,6 +435,13 @@ static void stats_msg(struct rp_shard *sh, void *arg)
 		print_shard(sh, g.rs[rp_shard_id(sh)], stdout);
 }
 
+/* On the control thread: each shard prints its own line (its counters are its own). */
+static void print_stats(void *rt)
+{
+	for (unsigned i = 0; i < g.shards; i++)
+		(void)rp_runtime_submit(rt, i, stats_msg, NULL);
+}
+
 static int relay_init(struct rp_shard *sh, void *arg)
 {
 	unsigned id = rp_shard_id(sh);
@@ -489,23 +497,6 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 
 /* ---- main ---- */
 
-static int listen_on(struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -531,26 +522,6 @@ static void usage(FILE *f)
 		"  --busy-poll US          poll for completions up to US microseconds before sleeping\n"
 		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --no-pin                do not pin shard threads\n");
-}
-
-static void addr_str(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		snprintf(out, cap, "[%s]:%d", host, port);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		snprintf(out, cap, "%s:%d", host, port);
-	}
 }
 
 int rp_cmd_relay(int argc, char **argv)
@@ -660,18 +631,8 @@ int rp_cmd_relay(int argc, char **argv)
 	g.rcfg.idle_ns = (uint64_t)idle_s * 1000000000u;
 	g.connect_ns = (uint64_t)conn_ms * MS;
 
-	struct rlimit rl; /* two fds per relayed connection: take the hard limit */
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	rp_app_raise_nofile(); /* two fds per relayed connection */
+	rp_app_block_signals(&sigs);
 
 	rc.init = relay_init;
 	rc.on_stop = relay_stop;
@@ -692,27 +653,16 @@ int rp_cmd_relay(int argc, char **argv)
 	g.rs = calloc(g.shards, sizeof(*g.rs));
 	if (!g.lfds || !g.rs)
 		goto out;
-	for (unsigned i = 0; i < g.shards; i++)
-		g.lfds[i] = -1;
-	for (unsigned i = 0; i < g.shards; i++) {
-		ret = listen_on(&ss, sslen);
-		if (ret < 0) {
-			fprintf(stderr, "ringplane relay: listen on %s: %s\n", listen_arg,
-				strerror(-ret));
-			goto out;
-		}
-		g.lfds[i] = ret;
-		if (i == 0)
-			getsockname(ret, (struct sockaddr *)&ss, &sslen); /* port 0: the one picked */
-	}
+	if (rp_app_listeners("relay", listen_arg, &ss, &sslen, g.lfds, g.shards))
+		goto out;
 	ret = rp_runtime_start(rt);
 	if (ret) {
 		fprintf(stderr, "ringplane relay: start: %s\n",
 			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
 		goto out;
 	}
-	addr_str(&ss, lstr, sizeof(lstr));
-	addr_str(&g.up, ustr, sizeof(ustr));
+	rp_app_addr_str(&ss, lstr, sizeof(lstr));
+	rp_app_addr_str(&g.up, ustr, sizeof(ustr));
 	printf("listening on %s\n", lstr);
 	fprintf(stderr,
 		"ringplane relay: %u shard%s, upstream %s, mode %s, proxy-protocol %s%s, "
@@ -722,17 +672,7 @@ int rp_cmd_relay(int argc, char **argv)
 		rp_engine_features(rt));
 	fflush(stdout);
 
-	for (;;) {
-		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
-		int sig = sigtimedwait(&sigs, NULL, &ts);
-
-		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval)) {
-			for (unsigned i = 0; i < g.shards; i++)
-				(void)rp_runtime_submit(rt, i, stats_msg, NULL);
-		} else if (sig == SIGINT || sig == SIGTERM) {
-			break;
-		}
-	}
+	rp_app_wait_signals(&sigs, interval, print_stats, rt);
 	rp_runtime_stop(rt);
 	ret = rp_runtime_wait(rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;

@@ -47,6 +47,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "server.h"
 
 #define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
 #define TICK_NS (250ull * 1000 * 1000)
@@ -543,6 +544,13 @@ static void stats_msg(struct rp_shard *sh, void *arg)
 		print_shard(sh, g.ss[rp_shard_id(sh)], stdout);
 }
 
+/* On the control thread: each shard prints its own line (its counters are its own). */
+static void print_stats(void *rt)
+{
+	for (unsigned i = 0; i < g.shards; i++)
+		(void)rp_runtime_submit(rt, i, stats_msg, NULL);
+}
+
 static int serve_init(struct rp_shard *sh, void *arg)
 {
 	unsigned id = rp_shard_id(sh);
@@ -596,23 +604,6 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 
 /* ---- main ---- */
 
-static int listen_on(struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -654,9 +645,9 @@ int rp_cmd_serve(int argc, char **argv)
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL, *root = NULL;
 	unsigned interval = 0, busy_us = 0, hdr_s = 10, ka_s = 30, mode = 0;
-	char host[INET6_ADDRSTRLEN] = "?";
+	char host[INET6_ADDRSTRLEN + 16] = "?";
 	sigset_t sigs;
-	int c, ret, port = 0, status = RP_EXIT_FAIL;
+	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
 	g.root = -1;
@@ -726,18 +717,8 @@ int rp_cmd_serve(int argc, char **argv)
 	g.header_ticks = (uint64_t)hdr_s * 1000000000ull / TICK_NS;
 	g.idle_ticks = (uint64_t)ka_s * 1000000000ull / TICK_NS;
 
-	struct rlimit rl;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	rp_app_raise_nofile();
+	rp_app_block_signals(&sigs);
 
 	rc.init = serve_init;
 	rc.on_stop = serve_stop;
@@ -758,52 +739,20 @@ int rp_cmd_serve(int argc, char **argv)
 	g.ss = calloc(g.shards, sizeof(*g.ss));
 	if (!g.lfds || !g.ss)
 		goto out;
-	for (unsigned i = 0; i < g.shards; i++)
-		g.lfds[i] = -1;
-	for (unsigned i = 0; i < g.shards; i++) {
-		ret = listen_on(&ss, sslen);
-		if (ret < 0) {
-			fprintf(stderr, "ringplane serve: listen on %s: %s\n", listen_arg,
-				strerror(-ret));
-			goto out;
-		}
-		g.lfds[i] = ret;
-		if (i == 0)
-			getsockname(ret, (struct sockaddr *)&ss, &sslen);
-	}
+	if (rp_app_listeners("serve", listen_arg, &ss, &sslen, g.lfds, g.shards))
+		goto out;
 	ret = rp_runtime_start(rt);
 	if (ret) {
 		fprintf(stderr, "ringplane serve: start: %s\n",
 			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
 		goto out;
 	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		port = ntohs(a->sin6_port);
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		printf("listening on [%s]:%d\n", host, port);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		port = ntohs(a->sin_port);
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		printf("listening on %s:%d\n", host, port);
-	}
+	rp_app_addr_str(&ss, host, sizeof(host));
+	printf("listening on %s\n", host);
 	fprintf(stderr, "ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, %s\n",
 		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, rp_engine_features(rt));
 	fflush(stdout);
-	for (;;) {
-		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
-		int sig = sigtimedwait(&sigs, NULL, &ts);
-
-		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval)) {
-			for (unsigned i = 0; i < g.shards; i++)
-				(void)rp_runtime_submit(rt, i, stats_msg, NULL);
-		} else if (sig == SIGINT || sig == SIGTERM) {
-			break;
-		}
-	}
+	rp_app_wait_signals(&sigs, interval, print_stats, rt);
 	rp_runtime_stop(rt);
 	ret = rp_runtime_wait(rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;

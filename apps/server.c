@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared parts of the server commands (server.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 4096)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int rp_app_listeners(const char *cmd, const char *arg, struct sockaddr_storage *ss,
+		     socklen_t *len, int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = -1;
+	for (unsigned i = 0; i < n; i++) {
+		int fd = listen_one(ss, *len);
+
+		if (fd < 0) {
+			fprintf(stderr, "ringplane %s: listen on %s: %s\n", cmd, arg, strerror(-fd));
+			for (unsigned k = 0; k < i; k++) {
+				close(fds[k]);
+				fds[k] = -1;
+			}
+			return fd;
+		}
+		fds[i] = fd;
+		if (i == 0) /* port 0: the others share the one the kernel picked */
+			getsockname(fd, (struct sockaddr *)ss, len);
+	}
+	return 0;
+}
+
+void rp_app_addr_str(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(out, cap, "[%s]:%d", host, ntohs(a->sin6_port));
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(out, cap, "%s:%d", host, ntohs(a->sin_port));
+	}
+}
+
+void rp_app_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+void rp_app_block_signals(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
+			 void *arg)
+{
+	for (;;) {
+		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
+		int sig = sigtimedwait(sigs, NULL, &ts);
+
+		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval))
+			stats(arg);
+		else if (sig == SIGINT || sig == SIGTERM)
+			return;
+	}
+}
