@@ -316,17 +316,25 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	if (c->flags & RP_CQE_NOTIF) {
 		bool copied = c->flags & RP_CQE_ZC_COPIED;
 		struct rp_outq_stats *ss = shard_st(sh);
+		bool dead;
 
 		q = n->q;
+		/* after an error or a close the kernel frees unsent data without
+		 * a copy: such a notification proves no zero-copy transmission */
+		dead = !q || q->err || q->closing;
 		ss->notifs++;
 		if (copied)
 			ss->zc_copied_bytes += r->bytes;
+		else if (dead)
+			ss->zc_dropped_bytes += r->bytes;
 		else
 			ss->zc_bytes += r->bytes;
 		if (q) {
 			q->st.notifs++;
 			if (copied)
 				q->st.zc_copied_bytes += r->bytes;
+			else if (dead)
+				q->st.zc_dropped_bytes += r->bytes;
 			else
 				q->st.zc_bytes += r->bytes;
 			if (copied && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {

@@ -88,21 +88,26 @@ struct rp_outq_opts {
 };
 
 /* Counters, per queue and summed per shard. Bytes are counted when their
- * fate is known: zc_bytes and zc_copied_bytes at the notification. */
+ * fate is known: SEND_ZC bytes at their notification. A reset or close
+ * frees unsent zero-copy data without a copy, so a notification after the
+ * queue failed or closed proves nothing: its bytes count as dropped, never
+ * as zero-copied. */
 struct rp_outq_stats {
-	uint64_t zc_bytes;	  /* SEND_ZC bytes whose notification said zero-copy */
-	uint64_t zc_copied_bytes; /* SEND_ZC bytes the kernel copied (RP_CQE_ZC_COPIED) */
-	uint64_t plain_bytes;	  /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
-	uint64_t sendmsgs;	  /* sendmsg ops */
-	uint64_t zc_sends;	  /* SEND_ZC ops */
-	uint64_t notifs;	  /* zero-copy notifications */
-	uint64_t switched;	  /* times a socket went from zero-copy to plain */
-	uint64_t probes;	  /* zero-copy probes from plain mode */
-	uint64_t copied_in;	  /* bytes rp_outq_copy copied into pool memory */
-	uint64_t pushes;	  /* accepted pushes and copies */
-	uint64_t refused;	  /* pushes refused by the bound (-ENOBUFS) */
-	uint64_t errors;	  /* queues that hit a send error */
-	uint64_t local_plain;	  /* queues started plain: the peer is on this host */
+	uint64_t zc_bytes;	   /* SEND_ZC bytes whose notification said zero-copy */
+	uint64_t zc_copied_bytes;  /* SEND_ZC bytes the kernel copied (RP_CQE_ZC_COPIED) */
+	uint64_t zc_dropped_bytes; /* SEND_ZC bytes whose notification (not copied) came
+				      after the queue failed or closed: maybe never sent */
+	uint64_t plain_bytes;	   /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
+	uint64_t sendmsgs;	   /* sendmsg ops */
+	uint64_t zc_sends;	   /* SEND_ZC ops */
+	uint64_t notifs;	   /* zero-copy notifications */
+	uint64_t switched;	   /* times a socket went from zero-copy to plain */
+	uint64_t probes;	   /* zero-copy probes from plain mode */
+	uint64_t copied_in;	   /* bytes rp_outq_copy copied into pool memory */
+	uint64_t pushes;	   /* accepted pushes and copies */
+	uint64_t refused;	   /* pushes refused by the bound (-ENOBUFS) */
+	uint64_t errors;	   /* queues that hit a send error */
+	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
 };
 
 /*
