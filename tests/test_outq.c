@@ -260,16 +260,17 @@ static void free_bufs(void)
 static void print_stats(const char *name, const struct rp_outq_stats *s)
 {
 	print_message(
-		"# %s: zc %llu B, zc copied %llu B, plain %llu B, sendmsgs %llu, zc sends %llu, "
+		"# %s: zc %llu B, zc copied %llu B, zc dropped %llu B, plain %llu B, sendmsgs "
+		"%llu, zc sends %llu, "
 		"notifs %llu, switched %llu, probes %llu, copied in %llu B, pushes %llu, refused "
 		"%llu, errors %llu, local %llu\n",
 		name, (unsigned long long)s->zc_bytes, (unsigned long long)s->zc_copied_bytes,
-		(unsigned long long)s->plain_bytes, (unsigned long long)s->sendmsgs,
-		(unsigned long long)s->zc_sends, (unsigned long long)s->notifs,
-		(unsigned long long)s->switched, (unsigned long long)s->probes,
-		(unsigned long long)s->copied_in, (unsigned long long)s->pushes,
-		(unsigned long long)s->refused, (unsigned long long)s->errors,
-		(unsigned long long)s->local_plain);
+		(unsigned long long)s->zc_dropped_bytes, (unsigned long long)s->plain_bytes,
+		(unsigned long long)s->sendmsgs, (unsigned long long)s->zc_sends,
+		(unsigned long long)s->notifs, (unsigned long long)s->switched,
+		(unsigned long long)s->probes, (unsigned long long)s->copied_in,
+		(unsigned long long)s->pushes, (unsigned long long)s->refused,
+		(unsigned long long)s->errors, (unsigned long long)s->local_plain);
 }
 
 /* Send P.msgs random messages from @a to @b, read them all, check them. */
@@ -653,6 +654,71 @@ static void test_bound(void **state)
 	close(b);
 }
 
+/* ---- close with buffers queued and in flight ---- */
+
+static void close_all(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	P.pending_at_end = rp_outq_pending(P.q);
+	rp_outq_stats(P.q, &P.st);
+	rp_outq_close(P.q);
+	/* the send in flight waits for room the peer never makes: end it */
+	CHECK(rp_close(sh, P.fd, NULL, NULL) != NULL);
+	atomic_store(&P.finished, 1);
+}
+
+static void shard_sum(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	rp_outq_shard_stats(sh, &P.shard);
+	atomic_store(&P.writable, 1000);
+}
+
+static void test_close(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int a, b, small = 64 * 1024;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	memset(&P, 0, sizeof(P));
+	P.seed = 4242;
+	P.seed_rounds = 7;
+	P.fd = a;
+	P.opts.max_bytes = 1 << 20;
+	P.opts.flags = RP_OUTQ_ZC_ALWAYS; /* zero-copy sends among those in flight */
+	P.opts.on_error = on_error;
+	P.opts.on_writable = on_writable;
+	P.msgs = 2000;
+	P.max_msg_big = 64 * 1024;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
+	/* nobody reads b: the queue fills to its bound */
+	for (double end = now_s() + 10; now_s() < end && !atomic_load(&P.blocked);)
+		sleep_ms(5);
+	assert_true(atomic_load(&P.blocked));
+	assert_int_equal(rp_runtime_submit(rt, 0, close_all, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	close(b); /* frees what the sockets still hold: the last notifications */
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 10));
+	sleep_ms(50); /* a double release would come now */
+	assert_int_equal(rp_runtime_submit(rt, 0, shard_sum, NULL), 0);
+	assert_true(wait_int(&P.writable, 1000, 10));
+	rt_end(rt);
+	print_message("# closed with %zu bytes queued: %u buffers pushed, %d released\n",
+		      P.pending_at_end, P.nbufs, atomic_load(&P.releases));
+	print_stats("close", &P.st);
+	assert_true(P.pending_at_end > 0);
+	assert_int_equal(atomic_load(&P.releases), P.nbufs);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	assert_int_equal(atomic_load(&P.errors), 0); /* no callback after close */
+	assert_int_equal(P.shard.zc_bytes, 0);
+	free_bufs();
+}
+
 /* ---- a peer reset ---- */
 
 static void test_reset(void **state)
@@ -701,6 +767,9 @@ static void test_reset(void **state)
 	assert_int_equal(atomic_load(&P.releases), P.nbufs);
 	assert_int_equal(atomic_load(&P.double_release), 0);
 	assert_int_equal(P.pending_at_end, 0);
+	/* loopback: nothing is zero-copied; what a reset freed is dropped */
+	assert_int_equal(P.st.zc_bytes, 0);
+	assert_int_equal(P.st.notifs, P.st.zc_sends);
 	free(rd.buf);
 	free_bufs();
 	close(a);
@@ -917,6 +986,7 @@ int main(void)
 		cmocka_unit_test(test_loopback_local_plain),
 		cmocka_unit_test(test_loopback_probe),
 		cmocka_unit_test(test_bound),
+		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_veth),
 	};
