@@ -442,9 +442,9 @@ static int ns_socket_listen(struct sockaddr_in *addr)
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(addr, 0, sizeof(*addr));
 	addr->sin_family = AF_INET;
-	addr->sin_port = htons(47113);
 	inet_pton(AF_INET, "10.232.0.2", &addr->sin_addr);
-	if (bind(l, (struct sockaddr *)addr, sizeof(*addr)) || listen(l, 4)) {
+	if (bind(l, (struct sockaddr *)addr, sizeof(*addr)) || listen(l, 4) ||
+	    getsockname(l, (struct sockaddr *)addr, &(socklen_t){sizeof(*addr)})) {
 		close(l);
 		l = -1;
 	}
