@@ -114,6 +114,7 @@ for bad in "--listen 127.0.0.1:99999" "--listen 127.0.0.1:-1" "--listen 127.0.0.
 	"--idle-timeout 5s" "--idle-timeout -1" "--idle-timeout 86401" \
 	"--cpus 3-1" "--cpus ''" "--cpus 5000"; do
 	eval "set -- $bad"
+	# shellcheck disable=SC2086 # $E is a command line: split on purpose
 	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
 done
 for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1" \

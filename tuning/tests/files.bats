@@ -84,6 +84,8 @@ serve_cycle() {
 	read -ra argv <<<"$2"
 	for i in "${!argv[@]}"; do
 		if [[ ${argv[i]} == --listen ]]; then argv[i + 1]=127.0.0.1:0; fi
+		# the example's document root is the host's; serve one of ours
+		if [[ ${argv[i]} == --root ]]; then argv[i + 1]=$BATS_TEST_TMPDIR; fi
 	done
 	# Truncated here, not by the child's redirection, which may run after wait_for has read the
 	# previous server's "listening on" (and a SIGUSR1 before the mask is set kills it).
@@ -119,7 +121,7 @@ serve_cycle() {
 			[[ $cmds == *$'\n  '"${args%% *}"' '* ]] || { echo "not a ringplane command: $args"; false; }
 		elif [[ $cmds != *$'\n  '"${args%% *}"' '* ]]; then
 			# A server still to come: the file must say so.
-			[[ $text == *"\`ringplane ${args%% *}\` (DESIGN.md) is not in this build yet"* ]] ||
+			[[ $text == *"\`ringplane ${args%% *}\` is not in this build yet"* ]] ||
 				{ echo "example for a command this build lacks, not marked as such: $args"; false; }
 			continue
 		fi
