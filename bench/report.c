@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reporting for ringplane-bench: tables as rows arrive, a summary per suite,
- * and the JSON file (DESIGN.md schema: {"host": {...}, "results": [...]}).
+ * and the JSON file (the schema README.md gives: {"host": {...}, "results": [...]}).
  * Plots (plot.c), helper programs (child.c) and the check of embedded JSON
  * (json_check.c) live in their own files, see report_impl.h.
  *

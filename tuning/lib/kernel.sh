@@ -3,7 +3,7 @@
 # uses, judged by version (check only). Sourced by ../ringplane-tune.
 
 # io_uring features the engine uses: "name|kernel|required or fallback|what happens without it".
-# "required": no fallback in the engine (DESIGN.md: only features newer than liburing 2.3,
+# "required": no fallback in the engine (docs/engine.md: only features newer than liburing 2.3,
 # plus SINGLE_ISSUER/DEFER_TASKRUN, SEND_ZC and MSG_RING, have one), so an older kernel fails.
 readonly -a KFEATURES=(
 	"MSG_RING|5.18|fallback|cross-shard wake-ups use an armed eventfd read instead"
