@@ -339,4 +339,5 @@ const struct relay_path relay_copy_path = {
 	.name = "copy",
 	.start = copy_start,
 	.quiesce = copy_quiesce,
+	.drop = relay_copy_drop,
 };

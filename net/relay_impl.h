@@ -21,7 +21,7 @@ struct rnode {
 	int32_t bid;	   /* provided buffer id, or -1: ptr is a pool block */
 };
 
-enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1, PATH_URING = 2 };
+enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1, PATH_URING = 2, PATH_COUNT };
 
 struct rdir {
 	struct rp_relay *r;
@@ -52,8 +52,11 @@ struct rdir {
 	uint64_t bytes, spliced;
 };
 
+struct relay_path;
+
 struct rp_relay {
 	struct rp_shard *sh;
+	const struct relay_path *const *paths; /* [PATH_COUNT], set by relay.c */
 	struct rp_relay_config cfg;
 	rp_relay_done_fn done;
 	void *arg;
@@ -81,7 +84,8 @@ struct relay_shard {
 struct relay_shard *relay_shard_get(struct rp_shard *sh);
 uint64_t relay_now_ns(void);
 
-/* relay.c: what the paths report. */
+/* relay_core.c: what the paths (and relay.c) report. */
+void relay_end(struct rp_relay *r, enum rp_relay_end end, int err);
 void relay_moved(struct rdir *d, size_t n, bool spliced);
 /* The path holds nothing of @d (no op in flight, nothing queued or in a
  * pipe): pass EOF on if it was seen, or switch to the wanted path. */
@@ -99,6 +103,8 @@ struct relay_path {
 	int (*start)(struct rdir *d);
 	/* stop reading; the path calls relay_dir_quiet once it holds nothing */
 	void (*quiesce)(struct rdir *d);
+	/* the relay ended: give back what the path holds (NULL: nothing) */
+	void (*drop)(struct rdir *d);
 };
 
 extern const struct relay_path relay_copy_path;

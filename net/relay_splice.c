@@ -263,4 +263,5 @@ const struct relay_path relay_splice_path = {
 	.name = "splice",
 	.start = splice_start,
 	.quiesce = splice_quiesce,
+	.drop = relay_splice_drop,
 };
