@@ -489,6 +489,7 @@ static void test_pipe_source_splice(void **state)
 	reader_start(&r, b, n);
 	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
 	got = rp_zc_file_to_socket(a, p[0], NULL, SIZE_MAX_COUNT);
+	close(p[0]); /* a writer still blocked (a failed call) gets EPIPE */
 	pthread_join(w.th, NULL);
 	reader_join(&r);
 	assert_int_equal(got, n);
@@ -499,7 +500,6 @@ static void test_pipe_source_splice(void **state)
 	assert_int_equal(DELTA(zc_bytes), n);
 	assert_int_equal(DELTA(copied_bytes), 0);
 	free(r.buf);
-	close(p[0]);
 	close(a);
 	close(b);
 }
@@ -677,9 +677,10 @@ static void relay_blocking(bool refuse_splice, bool pipe_src)
 	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
 	while (now_s() < end && (got = rp_zc_socket_relay(d_in, s_out, 1u << 20)) > 0)
 		moved += (size_t)got;
-	assert_int_equal(got, 0);
+	close(s_out); /* a writer still blocked (a failed relay) gets EPIPE */
 	pthread_join(w.th, NULL);
 	close(d_in);
+	assert_int_equal(got, 0);
 	reader_join(&r);
 	assert_int_equal(moved, n);
 	assert_int_equal(r.got, n);
@@ -694,7 +695,6 @@ static void relay_blocking(bool refuse_splice, bool pipe_src)
 	}
 	assert_int_equal(rp_zc_held(d_in), 0);
 	free(r.buf);
-	close(s_out);
 	close(d_out);
 }
 
@@ -763,6 +763,7 @@ static void relay_held(bool refuse_splice)
 				usleep(100);
 		}
 	}
+	close(s_out);
 	pthread_join(w.th, NULL);
 	assert_true(eof);
 	assert_int_equal(rp_zc_held(d_in), 0);
@@ -783,7 +784,6 @@ static void relay_held(bool refuse_splice)
 	else
 		assert_int_equal(DELTA(zc_bytes), n);
 	free(buf);
-	close(s_out);
 	close(d_in);
 	close(d_out);
 }
@@ -928,18 +928,20 @@ static void test_file_copy_pipe_einval(void **state)
 	size_t n = 200000;
 	struct pipe_writer w = {.n = n, .seed = 11};
 	int p[2], dst = make_file("/tmp", 0, 0);
+	ssize_t got;
 
 	(void)state;
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	w.fd = p[1];
 	stats_mark();
 	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
-	assert_int_equal(rp_zc_file_copy(dst, p[0], NULL, NULL, SIZE_MAX_COUNT), n);
+	got = rp_zc_file_copy(dst, p[0], NULL, NULL, SIZE_MAX_COUNT);
+	close(p[0]);
 	pthread_join(w.th, NULL);
+	assert_int_equal(got, n);
 	read_back(dst, 0, n, 11, 0);
 	assert_int_equal(DELTA(cfr_einval), 1);
 	assert_int_equal(DELTA(copied_bytes), n);
-	close(p[0]);
 	close(dst);
 }
 
@@ -1138,6 +1140,101 @@ static bool bytes_ok(int fd, size_t n, unsigned seed)
 	return ok;
 }
 
+#ifdef ZC_AUDIT_ARCH
+/* Without splice the relay is read/send: a full non-blocking destination
+ * leaves the unsent tail of a read held (the spill buffer), sent first by
+ * the next call; a pipe source to file_to_socket the same. Single thread:
+ * the source is fed, the relay run and the destination drained in turn. */
+static int child_relay_copy(const char *mode)
+{
+	size_t n = 1u << 20, fed = 0, moved = 0, have = 0;
+	uint8_t *src_b = pattern(n, 15), *buf = malloc(n + 1);
+	double end = now_s() + WAIT_S;
+	struct rp_zc_stats s;
+	int s_in, s_out, d_in, d_out, sz = 16384, sv[2], p[2];
+	bool eof = false;
+
+	CCHECK(buf != NULL);
+	CCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	s_in = sv[0];
+	s_out = sv[1];
+	CCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	d_in = sv[0];
+	d_out = sv[1];
+	CCHECK(setsockopt(d_in, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	CCHECK(fcntl(s_in, F_SETFL, O_NONBLOCK) == 0 && fcntl(s_out, F_SETFL, O_NONBLOCK) == 0);
+	CCHECK(fcntl(d_in, F_SETFL, O_NONBLOCK) == 0 && fcntl(d_out, F_SETFL, O_NONBLOCK) == 0);
+	while (!eof && now_s() < end) {
+		ssize_t w = fed < n ? write(s_in, src_b + fed, n - fed) : 0, got, m;
+
+		if (w > 0)
+			fed += (size_t)w;
+		if (fed == n && s_in >= 0) {
+			close(s_in);
+			s_in = -1;
+		}
+		got = rp_zc_socket_relay(d_in, s_out, 1u << 20);
+		CCHECK(got >= 0 || got == -EAGAIN);
+		if (got > 0)
+			moved += (size_t)got;
+		eof = got == 0;
+		m = read(d_out, buf + have, 3000);
+		if (m > 0)
+			have += (size_t)m;
+	}
+	CCHECK(eof && moved == n && rp_zc_held(d_in) == 0);
+	while (have < n && now_s() < end) {
+		ssize_t m = read(d_out, buf + have, n + 1 - have);
+		if (m > 0)
+			have += (size_t)m;
+	}
+	CCHECK(have == n && !memcmp(buf, src_b, n));
+	rp_zc_stats(&s);
+	CCHECK(s.splice_calls == 0 && s.zc_bytes == 0 && s.copied_bytes == n);
+	CCHECK(s.held_bytes > 0);
+	/* a pipe source to a full non-blocking socket: the rest is held too */
+	CCHECK(pipe2(p, O_CLOEXEC) == 0);
+	CCHECK(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0 && fcntl(p[1], F_SETFL, O_NONBLOCK) == 0);
+	fed = moved = have = 0;
+	while (now_s() < end) {
+		ssize_t w, got, m;
+
+		w = fed < n ? write(p[1], src_b + fed, n - fed) : 0;
+		if (w > 0)
+			fed += (size_t)w;
+		if (fed == n && p[1] >= 0) {
+			close(p[1]);
+			p[1] = -1;
+		}
+		if (fed > moved || p[1] < 0) {
+			got = rp_zc_file_to_socket(d_in, p[0], NULL, fed - moved + 1);
+			CCHECK(got >= 0 || got == -EAGAIN);
+			if (got > 0)
+				moved += (size_t)got;
+			if (got == 0 && rp_zc_held(d_in) == 0)
+				break;
+		}
+		m = read(d_out, buf + have, 3000);
+		if (m > 0)
+			have += (size_t)m;
+		if (p[1] < 0 && moved == n && rp_zc_held(d_in) == 0)
+			break;
+	}
+	while (have < n && now_s() < end) {
+		ssize_t m = read(d_out, buf + have, n + 1 - have);
+		if (m > 0)
+			have += (size_t)m;
+	}
+	CCHECK(moved == n && have == n && !memcmp(buf, src_b, n));
+	rp_zc_stats(&s);
+	CCHECK(s.zc_bytes == 0 && s.copied_bytes == 2 * n);
+	close(p[0]);
+	free(buf);
+	free(src_b);
+	return 0;
+}
+#endif
+
 static int child_main(const char *mode)
 {
 #ifdef ZC_AUDIT_ARCH
@@ -1157,6 +1254,9 @@ static int child_main(const char *mode)
 		nr[1] = __NR_splice;
 		err[0] = err[1] = ENOSYS;
 		k = 2;
+	} else if (!strcmp(mode, "nosplice")) {
+		nr[0] = __NR_splice;
+		err[0] = ENOSYS;
 	} else if (!strcmp(mode, "nosendfile")) {
 		nr[0] = __NR_sendfile;
 		err[0] = ENOSYS;
@@ -1192,6 +1292,8 @@ static int child_main(const char *mode)
 		}
 		return 0;
 	}
+	if (!strcmp(mode, "nosplice"))
+		return child_relay_copy(mode);
 	/* file -> a full non-blocking socket, then the rest: the offset
 	 * exact, every byte once */
 	/* sendfile gone: "none" (splice alone is not a backend name) */
@@ -1291,6 +1393,12 @@ static void test_forced_backend_none(void **state)
 	run_child("none");
 }
 
+static void test_forced_no_splice_relay_copy(void **state)
+{
+	(void)state;
+	run_child("nosplice");
+}
+
 static void test_forced_no_sendfile_splice(void **state)
 {
 	(void)state;
@@ -1326,6 +1434,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_forced_cfr_zero),
 		cmocka_unit_test(test_forced_backend_none),
 		cmocka_unit_test(test_forced_no_sendfile_splice),
+		cmocka_unit_test(test_forced_no_splice_relay_copy),
 	};
 	ssize_t n;
 
