@@ -446,7 +446,9 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 			goto fail;
 		return 0;
 	}
-	if (in_page_cache(file, off, len)) {
+	/* the first chunk decides: cachestat walks every page of its range, and
+	 * over a whole 64 MB file that was 2.7% of serve's samples (perf) */
+	if (in_page_cache(file, off, len < f->chunk ? len : f->chunk)) {
 		f->path = PATH_SENDFILE;
 	} else {
 		f->path = PATH_SPLICE;

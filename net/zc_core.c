@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Synchronous zero-copy calls: what the chooser (zc.c) and the strategies
+ * (zc_sendfile.c, zc_splice.c, zc_cfr.c, zc_copy.c) share, below both: the
+ * probe, the counters, and the calling thread's state: one cached pipe
+ * (always empty between calls) and the table of bytes held for
+ * non-blocking destinations that were full. Held bytes are kept in the
+ * pipe they were spliced into (no copy) and, after a read/write fallback,
+ * in a small spill buffer that is always older than what is in the pipe,
+ * so a flush writes the spill first, then the pipe: order is kept.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zc_impl.h"
+
+struct zc_counters zc_ctr;
+_Atomic bool zc_have_sendfile = true, zc_have_splice = true, zc_have_cfr = true;
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static const char *backend = "none"; /* written once inside pthread_once, read after it */
+
+/* An invalid fd answers EBADF where the syscall exists, ENOSYS where it
+ * does not (an old kernel, a seccomp filter); splice needs len > 0, it
+ * returns 0 for len 0 before looking at the fds. Any other answer (a
+ * filter's EPERM) leaves the call to find out and fall back, counted. */
+static bool syscall_present(long r)
+{
+	return r >= 0 || errno != ENOSYS;
+}
+
+static void probe(void)
+{
+	bool sf = syscall_present(sendfile(-1, -1, NULL, 1));
+	bool sp = syscall_present(splice(-1, NULL, -1, NULL, 1, 0));
+	bool cfr = syscall_present(copy_file_range(-1, NULL, -1, NULL, 1, 0));
+
+	atomic_store_explicit(&zc_have_sendfile, sf, memory_order_relaxed);
+	atomic_store_explicit(&zc_have_splice, sp, memory_order_relaxed);
+	atomic_store_explicit(&zc_have_cfr, cfr, memory_order_relaxed);
+	backend = sf && sp ? "sendfile+splice" : sf ? "sendfile" : "none";
+}
+
+void zc_probe(void)
+{
+	(void)pthread_once(&probe_once, probe);
+}
+
+const char *rp_zc_backend_name(void)
+{
+	zc_probe(); /* pthread_once orders the probe's stores before this load */
+	return backend;
+}
+
+void rp_zc_stats(struct rp_zc_stats *out)
+{
+#define LD(f) out->f = atomic_load_explicit(&zc_ctr.f, memory_order_relaxed)
+	memset(out, 0, sizeof(*out));
+	LD(zc_bytes);
+	LD(copied_bytes);
+	LD(sendfile_calls);
+	LD(splice_calls);
+	LD(cfr_calls);
+	LD(copy_calls);
+	LD(sendfile_einval);
+	LD(sendfile_enosys);
+	LD(splice_einval);
+	LD(splice_enosys);
+	LD(pipe_fail);
+	LD(cfr_exdev);
+	LD(cfr_enosys);
+	LD(cfr_eopnotsupp);
+	LD(cfr_einval);
+	LD(cfr_zero);
+	LD(held_bytes);
+	LD(held_busy);
+#undef LD
+}
+
+/* ---- the calling thread's state ---- */
+
+struct zc_held {
+	int dst;
+	bool used, has_pipe, no_splice;
+	struct zc_pipe p;
+	char *spill; /* ZC_BUF_BYTES, allocated on first need */
+	size_t soff, slen;
+};
+
+struct zc_tls {
+	bool registered, have_cache;
+	struct zc_pipe cache;
+	struct zc_held held[RP_ZC_HELD_MAX];
+	char *buf;
+};
+
+static _Thread_local struct zc_tls zt;
+static pthread_key_t zc_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_ok;
+
+static void pipe_close(struct zc_pipe *p)
+{
+	close(p->rd);
+	close(p->wr);
+	p->rd = p->wr = -1;
+	p->held = 0;
+}
+
+static void held_release(struct zc_held *h)
+{
+	if (h->has_pipe) {
+		if (h->p.held == 0 && !zt.have_cache) {
+			zt.cache = h->p;
+			zt.have_cache = true;
+		} else {
+			pipe_close(&h->p);
+		}
+	}
+	free(h->spill);
+	memset(h, 0, sizeof(*h));
+}
+
+/* pthread key destructor: the thread is exiting; its pipes and buffers go. */
+static void zc_thread_exit(void *arg)
+{
+	struct zc_tls *t = arg;
+
+	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
+		if (t->held[i].used) {
+			if (t->held[i].has_pipe)
+				pipe_close(&t->held[i].p);
+			free(t->held[i].spill);
+			t->held[i].used = false;
+		}
+	}
+	if (t->have_cache)
+		pipe_close(&t->cache);
+	t->have_cache = false;
+	free(t->buf);
+	t->buf = NULL;
+	t->registered = false;
+}
+
+static void key_make(void)
+{
+	key_ok = pthread_key_create(&zc_key, zc_thread_exit) == 0;
+}
+
+static void zc_register(void)
+{
+	if (zt.registered)
+		return;
+	(void)pthread_once(&key_once, key_make);
+	if (key_ok && pthread_setspecific(zc_key, &zt) == 0)
+		zt.registered = true;
+}
+
+struct zc_pipe *zc_pipe_get(void)
+{
+	int fds[2], sz;
+
+	if (zt.have_cache)
+		return &zt.cache;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		ZC_ADD(pipe_fail, 1);
+		return NULL;
+	}
+	/* 256 KB where fs.pipe-max-size and pipe-user-pages-soft allow; the
+	 * default 64 KB otherwise (one splice then moves less, nothing else). */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, (int)ZC_PIPE_BYTES);
+	sz = fcntl(fds[1], F_GETPIPE_SZ);
+	zt.cache.rd = fds[0];
+	zt.cache.wr = fds[1];
+	zt.cache.cap = sz > 0 ? (size_t)sz : ZC_PIPE_MIN;
+	zt.cache.held = 0;
+	zt.have_cache = true;
+	zc_register();
+	return &zt.cache;
+}
+
+char *zc_buf_get(void)
+{
+	if (!zt.buf) {
+		zt.buf = malloc(ZC_BUF_BYTES);
+		zc_register();
+	}
+	return zt.buf;
+}
+
+static struct zc_held *held_find(int dst)
+{
+	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++)
+		if (zt.held[i].used && zt.held[i].dst == dst)
+			return &zt.held[i];
+	return NULL;
+}
+
+static struct zc_held *held_new(int dst)
+{
+	struct zc_held *h = held_find(dst);
+
+	if (h)
+		return h;
+	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
+		if (!zt.held[i].used) {
+			h = &zt.held[i];
+			memset(h, 0, sizeof(*h));
+			h->used = true;
+			h->dst = dst;
+			return h;
+		}
+	}
+	return NULL;
+}
+
+bool zc_hold_room(int dst)
+{
+	if (held_find(dst))
+		return true;
+	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++)
+		if (!zt.held[i].used)
+			return true;
+	return false;
+}
+
+bool zc_attach_pipe(int dst, struct zc_pipe *p)
+{
+	struct zc_held *h;
+
+	if (p != &zt.cache || !zt.have_cache)
+		return false;
+	h = held_new(dst);
+	if (!h || h->has_pipe)
+		return false;
+	h->p = *p;
+	h->has_pipe = true;
+	zt.have_cache = false;
+	return true;
+}
+
+bool zc_hold_buf(int dst, const char *buf, size_t len)
+{
+	struct zc_held *h;
+
+	if (len > ZC_BUF_BYTES)
+		return false;
+	h = held_new(dst);
+	if (!h)
+		return false;
+	/* Only called with nothing held for dst (flushed first), so the
+	 * spill is empty and older than any pipe content. */
+	if (h->slen || h->has_pipe)
+		return false;
+	if (!h->spill) {
+		h->spill = malloc(ZC_BUF_BYTES);
+		zc_register();
+	}
+	if (!h->spill) {
+		held_release(h);
+		return false;
+	}
+	memcpy(h->spill, buf, len);
+	h->soff = 0;
+	h->slen = len;
+	return true;
+}
+
+ssize_t zc_write_some(int fd, const char *buf, size_t len)
+{
+	size_t done = 0;
+	bool sock = true;
+
+	while (done < len) {
+		ssize_t n = sock ? send(fd, buf + done, len - done, MSG_NOSIGNAL)
+				 : write(fd, buf + done, len - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ENOTSOCK && sock) {
+			sock = false;
+			continue;
+		}
+		if (n == 0)
+			errno = EIO;
+		return done ? (ssize_t)done : -errno;
+	}
+	return (ssize_t)done;
+}
+
+int zc_held_flush(int dst)
+{
+	struct zc_held *h = held_find(dst);
+	ssize_t n;
+	int err;
+
+	if (!h)
+		return 0;
+	for (;;) {
+		if (h->slen) {
+			n = zc_write_some(dst, h->spill + h->soff, h->slen);
+			if (n < 0) {
+				err = (int)n;
+				if (err == -EAGAIN || err == -EWOULDBLOCK)
+					return -EAGAIN;
+				goto fail;
+			}
+			ZC_ADD(copied_bytes, n);
+			h->soff += (size_t)n;
+			h->slen -= (size_t)n;
+			if (h->slen)
+				return -EAGAIN; /* a short send: dst is full */
+			continue;
+		}
+		if (!h->has_pipe || h->p.held == 0)
+			break;
+		if (!h->no_splice) {
+			n = splice(h->p.rd, NULL, dst, NULL, h->p.held, SPLICE_F_MOVE);
+			if (n > 0) {
+				h->p.held -= (size_t)n;
+				ZC_ADD(zc_bytes, n);
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return -EAGAIN;
+			if (n < 0 && errno != EINVAL) {
+				err = -errno;
+				goto fail;
+			}
+			/* dst refuses splice (O_APPEND, a file type without
+			 * splice_write; n == 0 cannot happen with bytes in the
+			 * pipe, treated the same): through the spill buffer. */
+			ZC_ADD(splice_einval, 1);
+			h->no_splice = true;
+		}
+		if (!h->spill) {
+			h->spill = malloc(ZC_BUF_BYTES);
+			zc_register();
+			if (!h->spill) {
+				err = -ENOMEM;
+				goto fail;
+			}
+		}
+		do
+			n = read(h->p.rd, h->spill,
+				 h->p.held < ZC_BUF_BYTES ? h->p.held : ZC_BUF_BYTES);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			err = n < 0 ? -errno : -EIO;
+			goto fail;
+		}
+		h->p.held -= (size_t)n;
+		h->soff = 0;
+		h->slen = (size_t)n;
+	}
+	held_release(h);
+	return 0;
+fail:
+	/* dst is gone (EPIPE, ECONNRESET...): what was held for it is dropped */
+	if (h->has_pipe)
+		pipe_close(&h->p);
+	h->has_pipe = false;
+	held_release(h);
+	return err;
+}
+
+void zc_pipe_drain(struct zc_pipe *p)
+{
+	char sink[4096];
+
+	while (p->held) {
+		ssize_t n = read(p->rd, sink, p->held < sizeof(sink) ? p->held : sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* cannot happen with bytes in the pipe; never reuse it */
+			pipe_close(p);
+			zt.have_cache = false;
+			return;
+		}
+		p->held -= (size_t)n;
+	}
+}
+
+size_t rp_zc_held(int dst)
+{
+	struct zc_held *h = held_find(dst);
+
+	return h ? h->slen + (h->has_pipe ? h->p.held : 0) : 0;
+}
+
+size_t rp_zc_drop(int dst)
+{
+	struct zc_held *h = held_find(dst);
+	size_t n;
+
+	if (!h)
+		return 0;
+	n = rp_zc_held(dst);
+	if (h->has_pipe)
+		zc_pipe_drain(&h->p);
+	if (h->has_pipe && h->p.rd < 0)
+		h->has_pipe = false;
+	held_release(h);
+	return n;
+}
+
