@@ -419,7 +419,38 @@ static void test_statuses(void)
 	strcat(req, "\r\n");
 	CHECK(fetch(req, &r, false) == 431, "431");
 	resp_free(&r);
-	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431\n");
+	/* 200 KB of headers: refused (431) and closed long before the end */
+	{
+		char *huge = malloc(210 * 1024);
+		struct conn *c = calloc(1, sizeof(*c));
+		size_t at;
+
+		strcpy(huge, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n");
+		at = strlen(huge);
+		while (at < 200 * 1024) {
+			memcpy(huge + at, "X-Big: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n", 61);
+			at += 61;
+		}
+		memcpy(huge + at, "\r\n", 2);
+		c->fd = dial();
+		(void)send_all(c->fd, huge, at + 2); /* may fail midway: the server closed */
+		CHECK(!read_resp(c, &r, false) && r.status == 431, "200 KB of headers: %d", r.status);
+		resp_free(&r);
+		CHECK(closed_within(c->fd, 3000), "200 KB of headers: not closed");
+		close(c->fd);
+		/* garbage: 400 and closed */
+		c->fd = dial();
+		c->have = 0;
+		send_all(c->fd, "\x01\x02garbage\r\n\r\n", 13);
+		CHECK(!read_resp(c, &r, false) && r.status == 400, "garbage: %d", r.status);
+		resp_free(&r);
+		CHECK(closed_within(c->fd, 3000), "garbage: not closed");
+		close(c->fd);
+		free(c);
+		free(huge);
+	}
+	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431x2 "
+	       "garbage\n");
 }
 
 static void test_keepalive_and_pipelining(void)
@@ -430,13 +461,13 @@ static void test_keepalive_and_pipelining(void)
 	int ok = 0;
 
 	c->fd = dial();
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 20; i++) {
 		send_all(c->fd, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 36);
 		if (!read_resp(c, &r, false) && r.status == 200 && r.blen == 12)
 			ok++;
 		resp_free(&r);
 	}
-	CHECK(ok == 2, "keep-alive: %d of 2", ok);
+	CHECK(ok == 20, "keep-alive: %d of 20 on one connection", ok);
 	/* 30 requests in one write: 30 answers in order */
 	for (int i = 0; i < 30; i++) {
 		char one[96];
@@ -474,7 +505,7 @@ static void test_keepalive_and_pipelining(void)
 	CHECK(!closed_within(c->fd, 300), "1.0 keep-alive closed");
 	close(c->fd);
 	free(c);
-	printf("keep-alive and pipelining: 2 on one connection, 30 pipelined in order, 1.0 rules\n");
+	printf("keep-alive and pipelining: 20 on one connection, 30 pipelined in order, 1.0 rules\n");
 }
 
 struct dl {
@@ -518,6 +549,106 @@ static void test_big(void)
 	printf("big: ranges of 8 MB file, %u concurrent downloads all byte-exact\n", ok);
 	free(th);
 	free(d);
+}
+
+/* Many keep-alive clients at once, each making a few requests. */
+static void test_many_clients(void)
+{
+	unsigned n = reduced ? 200 : 1000, ok = 0;
+	struct conn **cs = calloc(n, sizeof(*cs));
+	struct resp r;
+
+	for (unsigned i = 0; i < n; i++) {
+		cs[i] = calloc(1, sizeof(**cs));
+		cs[i]->fd = dial();
+	}
+	for (int round = 0; round < 3; round++)
+		for (unsigned i = 0; i < n; i++) {
+			char req[96], want[64];
+			int f = (int)((i + (unsigned)round) % 30);
+
+			if (cs[i]->fd < 0)
+				continue;
+			snprintf(req, sizeof(req), "GET /f%02d.txt HTTP/1.1\r\nHost: x\r\n\r\n", f);
+			snprintf(want, sizeof(want), "file number %d says %d\n", f, f * f);
+			if (send_all(cs[i]->fd, req, strlen(req)) && !read_resp(cs[i], &r, false) &&
+			    r.status == 200 && r.blen == strlen(want) && !memcmp(r.body, want, r.blen))
+				ok++;
+			resp_free(&r);
+		}
+	CHECK(ok == 3 * n, "many clients: %u of %u answers right", ok, 3 * n);
+	for (unsigned i = 0; i < n; i++) {
+		if (cs[i]->fd >= 0)
+			close(cs[i]->fd);
+		free(cs[i]);
+	}
+	free(cs);
+	printf("many clients: %u keep-alive connections at once, 3 requests each, all right\n", n);
+}
+
+/* A file rewritten and replaced while it is being downloaded: every answer
+ * is one whole version, never a mix or a short body. */
+struct churn {
+	volatile int stop;
+	unsigned bad, ok;
+};
+
+static void *churn_reader(void *arg)
+{
+	struct churn *ch = arg;
+	struct resp r;
+
+	while (!ch->stop) {
+		int s = fetch("GET /churn.bin HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
+
+		if (s == 200 && r.blen > 0 && (long long)r.blen == r.clen) {
+			uint8_t v = r.body[0];
+			bool same = true;
+
+			for (size_t i = 0; i < r.blen; i++)
+				same &= r.body[i] == v;
+			if (same && r.blen == 65536u * (v % 4 + 1))
+				ch->ok++;
+			else
+				ch->bad++;
+		} else if (s != 200) {
+			ch->bad++;
+		}
+		resp_free(&r);
+	}
+	return NULL;
+}
+
+static void test_changing_under_load(void)
+{
+	struct churn ch = { 0 };
+	pthread_t th[4];
+	uint8_t *buf = malloc(4 * 65536);
+	char from[256], to[256];
+
+	memset(buf, 0, 65536);
+	put("churn.bin", buf, 65536);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, churn_reader, &ch);
+	snprintf(from, sizeof(from), "%s/churn.new", root);
+	snprintf(to, sizeof(to), "%s/churn.bin", root);
+	for (int v = 1; v <= 40; v++) {
+		/* version v: v%4+1 blocks of 64 KB, every byte v; replaced by rename */
+		size_t len = 65536u * (unsigned)(v % 4 + 1);
+
+		memset(buf, v, len);
+		put("churn.new", buf, len);
+		rename(from, to);
+		usleep(50000);
+	}
+	ch.stop = 1;
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	CHECK(ch.bad == 0 && ch.ok > 0, "file changing under load: %u whole answers, %u mixed or cut",
+	      ch.ok, ch.bad);
+	printf("changing under load: %u answers while the file was replaced 40 times, each one whole "
+	       "version\n", ch.ok);
+	free(buf);
 }
 
 static void test_fresh(void)
@@ -586,6 +717,8 @@ int main(int argc, char **argv)
 	test_statuses();
 	test_keepalive_and_pipelining();
 	test_big();
+	test_many_clients();
+	test_changing_under_load();
 	test_fresh();
 	for (int i = 0; i < 50; i++)
 		held[i] = dial();
