@@ -40,39 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *bin;
-static int failures;
+#include "test_util.h"
+
 static bool reduced;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return rng_state = x;
-}
 
 /* ---- children ---- */
 
@@ -625,6 +595,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bin = argv[1];
+	rng_state = 0x2545F4914F6CDD1Dull;
 	reduced = getenv("RP_TEST_REDUCED") && *getenv("RP_TEST_REDUCED") == '1';
 	signal(SIGPIPE, SIG_IGN);
 	if (setrlimit(RLIMIT_NOFILE, &rl)) {

@@ -39,32 +39,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_util.h"
+
 #define BIG (8u << 20)
 
-static const char *bin;
-static int failures;
 static bool reduced;
 static char root[64];
 static int port;
 static uint8_t *big;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the server ---- */
 
