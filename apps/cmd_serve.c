@@ -520,7 +520,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
-		"%llu short_file %llu | cache hits %llu misses %llu reopened %llu evicted %llu "
+		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
+		"misses %llu reopened %llu evicted %llu "
 		"open %u | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, (unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
@@ -531,6 +532,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.overflows, (unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
+		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
+		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted, cs.open_fds,
 		refused[0] ? refused : " none");
