@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Idle connections on the real servers (issue 14: 10,000 concurrent
+ * connections on each server; issue 11: memory held per idle connection).
+ *
+ * For `ringplane echo`, `ringplane relay` (in front of a `ringplane echo`
+ * upstream) and `ringplane serve` (a small world-readable root the test
+ * makes), each --shards 1 --no-pin, two rounds of:
+ *
+ *   - the server's VmRSS (/proc/PID/status) and open descriptors
+ *     (/proc/PID/fd) after one warm-up exchange (so what the server opens
+ *     once, e.g. serve's cached file, is in the "before" figure);
+ *   - N connections (10,000; 2,000 with RP_TEST_REDUCED=1; RP_IDLE_CONNS=N
+ *     overrides), each doing one small exchange, checked byte for byte
+ *     (echo: 11 bytes back; relay: the same through to echo; serve: one
+ *     keep-alive GET of a 100-byte file), then left idle;
+ *   - RSS and descriptors again; a fresh client must be answered within 2 s
+ *     (its latency is printed); the exit-stats line is asked for (SIGUSR1);
+ *   - everything closed; the descriptor count must come back to the
+ *     "before" figure exactly within 15 s.
+ *
+ * Printed per server: idle RSS per connection ((RSS idle - RSS before) / N),
+ * descriptors before / idle / after close, the fresh client's latency, RSS
+ * after close of both rounds (the second round must not keep growing), and
+ * the server's own counters at exit. The per-connection figure is reported
+ * against the goal (2.5 KB) and not asserted. RSS is the server's user
+ * memory: its pool is prefaulted at start (pool objects never show in a
+ * delta) and the kernel's socket memory is not in RSS at all; the delta of
+ * the host's TCP socket slab is printed beside it for that reason.
+ *
+ * Needs RLIMIT_NOFILE of 2N + 5000 (the relay holds two descriptors per
+ * connection); a server whose need cannot be had is skipped with the
+ * reason; exit 77 when none could run. Every wait is bounded.
+ *
+ * Usage: test_idle RINGPLANE_BINARY.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *bin;
+static int failures;
+static unsigned nconns;
+static char root[64];
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+			failures++;                                          \
+		}                                                            \
+	} while (0)
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- children ---- */
+
+struct child {
+	pid_t pid;
+	int out; /* its stdout */
+	int port;
+	size_t len;
+	char log[65536]; /* what it printed after the listening line */
+};
+
+/* Start `ringplane ARGS...`, wait (10 s) for "listening on HOST:PORT". */
+static int child_start(struct child *c, const char *const *args)
+{
+	const char *argv[32];
+	int pfd[2], n = 0;
+	char line[256];
+	size_t len = 0;
+	uint64_t end = now_ms() + 10000;
+
+	argv[n++] = bin;
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	c->len = 0;
+	c->log[0] = 0;
+	if (pipe(pfd))
+		return -1;
+	c->pid = fork();
+	if (c->pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	c->out = pfd[0];
+	while (now_ms() < end && len < sizeof(line) - 1) {
+		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		char *colon;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(c->out, line + len, 1) != 1)
+			return -1;
+		if (line[len] != '\n') {
+			len++;
+			continue;
+		}
+		line[len] = 0;
+		colon = strrchr(line, ':');
+		if (strncmp(line, "listening on ", 13) || !colon)
+			return -1;
+		c->port = atoi(colon + 1);
+		return 0;
+	}
+	return -1;
+}
+
+/* Take what the child printed so far (up to @limit_ms waiting for @want). */
+static void child_drain(struct child *c, const char *want, unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		ssize_t r;
+
+		if (want && strstr(c->log, want))
+			return;
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		if (c->len >= sizeof(c->log) - 1)
+			return;
+		r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
+		if (r <= 0)
+			return;
+		c->len += (size_t)r;
+		c->log[c->len] = 0;
+	}
+}
+
+/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
+static int child_stop(struct child *c, unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+	int st;
+
+	kill(c->pid, SIGTERM);
+	for (;;) {
+		struct pollfd p = { .fd = c->out, .events = POLLIN };
+
+		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
+			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
+
+			if (r > 0)
+				c->len += (size_t)r;
+		}
+		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
+			break;
+		if (now_ms() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &st, 0);
+			close(c->out);
+			return -1;
+		}
+	}
+	for (;;) {
+		ssize_t r = c->len < sizeof(c->log) - 1 ?
+				    read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len) :
+				    0;
+
+		if (r <= 0)
+			break;
+		c->len += (size_t)r;
+	}
+	c->log[c->len] = 0;
+	close(c->out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- /proc ---- */
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+static long fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/* Bytes of the host's TCP socket slab ("TCP" cache: active objects x size),
+ * -1 where /proc/slabinfo cannot be read. Host-wide: both ends of every
+ * loopback connection, and other processes. */
+static long long tcp_slab_bytes(void)
+{
+	char line[512];
+	long long v = -1;
+	FILE *f = fopen("/proc/slabinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long active, total, size;
+		char name[64];
+
+		if (sscanf(line, "%63s %lu %lu %lu", name, &active, &total, &size) == 4 &&
+		    !strcmp(name, "TCP")) {
+			v = (long long)active * (long long)size;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* ---- clients ---- */
+
+enum kind { K_ECHO, K_SERVE };
+
+#define SMALL_LEN 100
+static char small[SMALL_LEN + 1];
+
+static int dial(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static bool ask(int fd, enum kind k, unsigned id)
+{
+	char req[64];
+	int n = k == K_ECHO ? snprintf(req, sizeof(req), "idle-%05u\n", id % 100000) :
+			      snprintf(req, sizeof(req), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+
+	return send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
+}
+
+/* Read the answer to ask(fd, k, id) by @end_ms; true when whole and right. */
+static bool answer(int fd, enum kind k, unsigned id, uint64_t end_ms)
+{
+	char buf[1024], want[64];
+	size_t got = 0, need = 0;
+
+	if (k == K_ECHO)
+		need = (size_t)snprintf(want, sizeof(want), "idle-%05u\n", id % 100000);
+	while (now_ms() < end_ms && got < sizeof(buf) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		r = recv(fd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+		buf[got] = 0;
+		if (k == K_ECHO) {
+			if (got >= need)
+				return got == need && !memcmp(buf, want, need);
+			continue;
+		}
+		char *eoh = strstr(buf, "\r\n\r\n"), *cl;
+
+		if (!eoh)
+			continue;
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		if (!cl || cl > eoh || strtoul(cl + 17, NULL, 10) != SMALL_LEN)
+			return false;
+		if (got < (size_t)(eoh + 4 - buf) + SMALL_LEN)
+			continue;
+		return !strncmp(buf, "HTTP/1.1 200 ", 13) &&
+		       got == (size_t)(eoh + 4 - buf) + SMALL_LEN && !memcmp(eoh + 4, small, SMALL_LEN);
+	}
+	return false;
+}
+
+/* A new client, one exchange; its latency in us, or -1 if not answered in 2 s. */
+static long long fresh_client(int port, enum kind k)
+{
+	uint64_t t0 = now_us();
+	int fd = dial(port);
+	bool ok = fd >= 0 && ask(fd, k, 99999) && answer(fd, k, 99999, now_ms() + 2000);
+	long long us = (long long)(now_us() - t0);
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? us : -1;
+}
+
+/* ---- one server ---- */
+
+#define BATCH 500
+
+struct round {
+	long rss0, rss1, rss2, fd0, fd1, fd2, up_fd0, up_fd2;
+	long long slab0, slab1, fresh_us;
+	unsigned ok, open_ms, close_ms;
+};
+
+static void one_round(const char *name, struct child *srv, struct child *up, enum kind k,
+		      int *fds, struct round *r)
+{
+	uint64_t t0, end;
+
+	CHECK(fresh_client(srv->port, k) >= 0, "%s: warm-up exchange failed", name);
+	sleep_ms(300);
+	r->rss0 = rss_kb(srv->pid);
+	r->fd0 = fd_count(srv->pid);
+	r->up_fd0 = up ? fd_count(up->pid) : 0;
+	r->slab0 = tcp_slab_bytes();
+
+	/* batches: connect and ask BATCH, then read their answers */
+	t0 = now_ms();
+	r->ok = 0;
+	for (unsigned b = 0; b < nconns; b += BATCH) {
+		unsigned e = b + BATCH < nconns ? b + BATCH : nconns;
+
+		for (unsigned i = b; i < e; i++) {
+			fds[i] = dial(srv->port);
+			if (fds[i] >= 0 && !ask(fds[i], k, i)) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		end = now_ms() + 10000;
+		for (unsigned i = b; i < e; i++)
+			if (fds[i] >= 0 && answer(fds[i], k, i, end))
+				r->ok++;
+	}
+	r->open_ms = (unsigned)(now_ms() - t0);
+	CHECK(r->ok == nconns, "%s: %u of %u exchanges right", name, r->ok, nconns);
+
+	sleep_ms(500); /* idle */
+	r->rss1 = rss_kb(srv->pid);
+	r->fd1 = fd_count(srv->pid);
+	r->slab1 = tcp_slab_bytes();
+	kill(srv->pid, SIGUSR1); /* the server's counters while they idle */
+	r->fresh_us = fresh_client(srv->port, k);
+	CHECK(r->fresh_us >= 0, "%s: a fresh client with %u idle ones not answered in 2 s", name,
+	      nconns);
+
+	t0 = now_ms();
+	for (unsigned i = 0; i < nconns; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	end = now_ms() + 15000;
+	do {
+		sleep_ms(50);
+		r->fd2 = fd_count(srv->pid);
+		r->up_fd2 = up ? fd_count(up->pid) : 0;
+	} while ((r->fd2 != r->fd0 || r->up_fd2 != r->up_fd0) && now_ms() < end);
+	r->close_ms = (unsigned)(now_ms() - t0);
+	sleep_ms(300);
+	r->rss2 = rss_kb(srv->pid);
+	CHECK(r->fd2 == r->fd0, "%s: %ld descriptors after close, %ld before", name, r->fd2, r->fd0);
+	CHECK(r->up_fd2 == r->up_fd0, "%s: upstream has %ld descriptors after close, %ld before",
+	      name, r->up_fd2, r->up_fd0);
+}
+
+/* Print the "shard N: ..." lines of @log, each once per snapshot. */
+static void print_stats(const char *name, const char *log)
+{
+	for (const char *p = log; (p = strstr(p, "shard ")); ) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		if (p == log || p[-1] == '\n')
+			printf("  %s stats: %.*s\n", name, len, p);
+		p += len;
+	}
+}
+
+static void run_server(const char *name, const char *const *args, bool relay, enum kind k)
+{
+	struct child *srv = calloc(1, sizeof(*srv)), *up = NULL;
+	int *fds = calloc(nconns, sizeof(int));
+	struct round r[2];
+	struct rlimit rl;
+	char upstr[32];
+	int rc;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < (relay ? 2u : 1u) * nconns + 5000) {
+		printf("%s: SKIP: RLIMIT_NOFILE %llu, %u connections need %u\n", name,
+		       (unsigned long long)rl.rlim_cur, nconns, (relay ? 2u : 1u) * nconns + 5000);
+		free(srv);
+		free(fds);
+		return;
+	}
+	if (relay) {
+		const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards",
+					"1", "--idle-timeout", "0", NULL };
+
+		up = calloc(1, sizeof(*up));
+		CHECK(up && child_start(up, eargs) == 0, "%s: upstream echo did not start", name);
+		snprintf(upstr, sizeof(upstr), "127.0.0.1:%d", up->port);
+		const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", upstr,
+					"--no-pin", "--shards", "1", NULL };
+		CHECK(child_start(srv, rargs) == 0, "%s did not start", name);
+	} else {
+		CHECK(child_start(srv, args) == 0, "%s did not start", name);
+	}
+	for (int i = 0; i < 2 && !failures; i++)
+		one_round(name, srv, up, k, fds, &r[i]);
+	child_drain(srv, NULL, 200);
+	rc = child_stop(srv, 5000);
+	CHECK(rc == 0, "%s: exit status %d", name, rc);
+	if (up)
+		CHECK(child_stop(up, 5000) == 0, "%s: upstream echo exit", name);
+	if (failures) {
+		free(srv);
+		free(up);
+		free(fds);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		long long d = ((long long)r[i].rss1 - r[i].rss0) * 1024;
+		long long slab = r[i].slab0 >= 0 && r[i].slab1 >= 0 ? r[i].slab1 - r[i].slab0 : -1;
+
+		printf("%s round %d: %u connections (%u ms to open and exchange), idle RSS %ld -> %ld "
+		       "kB = %lld B per connection (goal <= 2560: %s); fds %ld before, %ld idle, %ld "
+		       "after close (%u ms)%s; fresh client answered in %lld us; RSS after close "
+		       "%ld kB; host TCP slab +%lld B (%lld B per connection, both ends%s)\n",
+		       name, i + 1, nconns, r[i].open_ms, r[i].rss0, r[i].rss1,
+		       d / (long long)nconns, d / (long long)nconns <= 2560 ? "met" : "NOT met",
+		       r[i].fd0, r[i].fd1, r[i].fd2, r[i].close_ms, up ? " (upstream echo back too)" : "",
+		       r[i].fresh_us, r[i].rss2, slab, slab >= 0 ? slab / (long long)nconns : -1,
+		       up ? ", and the upstream's" : "");
+	}
+	printf("%s: RSS after close %ld kB (round 1), %ld kB (round 2): %s\n", name, r[0].rss2,
+	       r[1].rss2, r[1].rss2 <= r[0].rss2 + 1024 ? "not growing" : "GREW by more than 1 MB");
+	print_stats(name, srv->log);
+	free(srv);
+	free(up);
+	free(fds);
+}
+
+static int make_root(void)
+{
+	char path[128];
+	int fd;
+
+	snprintf(root, sizeof(root), "/tmp/rp_idle_XXXXXX");
+	if (!mkdtemp(root) || chmod(root, 0755))
+		return -1;
+	for (int i = 0; i < SMALL_LEN; i++)
+		small[i] = (char)('a' + i % 26);
+	snprintf(path, sizeof(path), "%s/small.txt", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (write(fd, small, SMALL_LEN) != SMALL_LEN) {
+		close(fd);
+		return -1;
+	}
+	fchmod(fd, 0644);
+	return close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("RP_IDLE_CONNS");
+	bool reduced = getenv("RP_TEST_REDUCED") && *getenv("RP_TEST_REDUCED") == '1';
+	struct rlimit rl = { 65536, 65536 };
+	char path[128];
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_idle RINGPLANE_BINARY\n");
+		return 2;
+	}
+	bin = argv[1];
+	nconns = env && atoi(env) > 0 ? (unsigned)atoi(env) : reduced ? 2000 : 10000;
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (setrlimit(RLIMIT_NOFILE, &rl)) { /* the children inherit it */
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < nconns + 5000) {
+		printf("SKIP: RLIMIT_NOFILE is %llu (hard %llu); %u idle connections need %u\n",
+		       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, nconns,
+		       nconns + 5000);
+		return 77;
+	}
+	if (make_root()) {
+		printf("SKIP: cannot make a root under /tmp: %s\n", strerror(errno));
+		return 77;
+	}
+
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
+				"--idle-timeout", "0", NULL };
+	const char *sargs[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--no-pin",
+				"--shards", "1", "--keepalive-timeout", "3600", NULL };
+
+	run_server("echo", eargs, false, K_ECHO);
+	if (!failures)
+		run_server("relay", NULL, true, K_ECHO);
+	if (!failures)
+		run_server("serve", sargs, false, K_SERVE);
+
+	snprintf(path, sizeof(path), "%s/small.txt", root);
+	unlink(path);
+	rmdir(root);
+	printf("%s\n", failures ? "FAIL" : "PASS");
+	return failures ? 1 : 0;
+}
