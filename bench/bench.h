@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <sched.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #include "report.h"
 
@@ -43,6 +44,7 @@ int rp_bench_suite_engine(const struct rp_bench_opts *opts);
 int rp_bench_suite_echo(const struct rp_bench_opts *opts);
 int rp_bench_suite_relay(const struct rp_bench_opts *opts);
 int rp_bench_suite_sendfile(const struct rp_bench_opts *opts);
+int rp_bench_suite_zc(const struct rp_bench_opts *opts);
 
 /*
  * The alloc suite's jemalloc child: main() hands over when argv[1] is the
@@ -166,5 +168,37 @@ int rp_bench_run_pair(void *(*const fn[2])(void *), void *const arg[2], unsigned
 
 /* Pin the calling thread to @cpu: 0 or a negative errno. */
 int rp_bench_pin_self(int cpu);
+
+/* ---- socket-transfer helpers (bench/suite_zc.c; suite_sendfile.c's operation rows) ---- */
+
+struct rp_runtime;
+struct sockaddr_in;
+
+/* A reader thread pinned to @cpu that reads @fd until EOF, counting bytes. */
+struct rp_zb_sink {
+	int fd, cpu, err;
+	uint64_t bytes;
+	pthread_t th;
+};
+int rp_zb_sink_start(struct rp_zb_sink *s, int fd, int cpu);
+/* Joins it and closes its fd; returns the bytes it read (0 on a read error). */
+uint64_t rp_zb_sink_join(struct rp_zb_sink *s);
+/* A listening TCP socket on @ip, port chosen by the kernel, its address in *@addr. */
+int rp_zb_listen(const char *ip, int *lfd, struct sockaddr_in *addr);
+/* A connected pair through listener @lfd: *@snd (TCP_NODELAY) and *@rcv. */
+int rp_zb_pair(int lfd, const struct sockaddr_in *addr, int *snd, int *rcv);
+/* A started runtime of one shard on @cpu / stop, wait and destroy it. */
+int rp_zb_runtime_up(int cpu, struct rp_runtime **out);
+void rp_zb_runtime_down(struct rp_runtime *rt);
+int rp_zb_wait_efd(int efd);
+void rp_zb_signal_efd(int efd);
+/* A page-cached file of @size bytes at @dir/@name (path in @path). */
+int rp_zb_make_file(const char *dir, const char *name, size_t size, char *path, size_t pathsz);
+/* User+system CPU seconds of the whole process. */
+double rp_zb_cpu_s(void);
+double rp_zb_median(const double *v, unsigned n);
+/* rp_report_row of the medians of @n runs a side, noting a spread > 15%. */
+int rp_zb_row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
+	      const char *bname, bool higher);
 
 #endif /* RP_BENCH_H */

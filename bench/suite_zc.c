@@ -1,0 +1,1077 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Suite "zc": the zero-copy paths, each against what one would run instead.
+ *
+ *  - send modes (engine, rp_outq): plain sends (RP_OUTQ_ZC_OFF), SEND_ZC
+ *    for every big push (RP_OUTQ_ZC_ALWAYS) and the default adaptive queue,
+ *    1 KB .. 1 MB pushes into a TCP connection drained by a reader thread
+ *    on the other CPU; over loopback, and over a veth pair into a network
+ *    namespace when run as root. Row: adaptive vs the better of the two.
+ *  - batched output: 64 B messages, 32 per connection per round, one outq
+ *    sendmsg vs one rp_send per message: messages/s and submits/message.
+ *  - the synchronous API (include/ringplane/zc.h): rp_zc_file_to_socket,
+ *    rp_zc_socket_relay and rp_zc_file_copy vs read/write loops (and cp).
+ *
+ * Each measured transfer is timed from its first byte to the reader's EOF;
+ * CPU is the whole process's user+system time (getrusage) over the run, so
+ * it includes the reader (and producer) threads, the same on both sides.
+ * Sides alternate, runs x side, median reported.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <ringplane/engine.h>
+#include <ringplane/outq.h>
+#include <ringplane/zc.h>
+
+#include "bench.h"
+
+#define ZB_MAX_RUNS 5
+#define ZB_RW_BUF   (64u * 1024)
+
+/* ---- shared helpers (also used by suite_sendfile.c's operation rows) ---- */
+
+double rp_zb_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void *sink_main(void *arg)
+{
+	struct rp_zb_sink *s = arg;
+	char *buf = malloc(256 * 1024);
+
+	if (!buf) {
+		s->err = -ENOMEM;
+		return NULL;
+	}
+	if (s->cpu >= 0)
+		rp_bench_pin_self(s->cpu);
+	for (;;) {
+		ssize_t n = read(s->fd, buf, 256 * 1024);
+
+		if (n > 0) {
+			s->bytes += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			s->err = -errno;
+		break;
+	}
+	free(buf);
+	return NULL;
+}
+
+int rp_zb_sink_start(struct rp_zb_sink *s, int fd, int cpu)
+{
+	s->fd = fd;
+	s->cpu = cpu;
+	s->bytes = 0;
+	s->err = 0;
+	return -pthread_create(&s->th, NULL, sink_main, s);
+}
+
+uint64_t rp_zb_sink_join(struct rp_zb_sink *s)
+{
+	pthread_join(s->th, NULL);
+	close(s->fd);
+	return s->err ? 0 : s->bytes;
+}
+
+/*
+ * A connected TCP pair: *snd (ours) and *rcv. @lfd: a listening socket
+ * (loopback or in another namespace) at @addr.
+ */
+static int tcp_pair_at(int lfd, const struct sockaddr_in *addr, int *snd, int *rcv)
+{
+	int one = 1, c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), a;
+
+	if (c < 0)
+		return -errno;
+	if (connect(c, (const struct sockaddr *)addr, sizeof(*addr))) {
+		int e = -errno;
+
+		close(c);
+		return e;
+	}
+	a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (a < 0) {
+		int e = -errno;
+
+		close(c);
+		return e;
+	}
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*snd = c;
+	*rcv = a;
+	return 0;
+}
+
+int rp_zb_listen(const char *ip, int *lfd, struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &addr->sin_addr);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) || listen(fd, 16) ||
+	    getsockname(fd, (struct sockaddr *)addr, &len)) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	*lfd = fd;
+	return 0;
+}
+
+int rp_zb_pair(int lfd, const struct sockaddr_in *addr, int *snd, int *rcv)
+{
+	return tcp_pair_at(lfd, addr, snd, rcv);
+}
+
+int rp_zb_runtime_up(int cpu, struct rp_runtime **out)
+{
+	char cpus[16];
+	struct rp_runtime_config cfg = { .shards = 1, .cpus = cpus };
+	cpu_set_t pinned, wide;
+	int ret;
+
+	snprintf(cpus, sizeof(cpus), "%d", cpu);
+	/* The placement plan takes only CPUs in our affinity and main() pinned
+	 * us: widen it while the runtime is created (as suite_engine.c does). */
+	if (sched_getaffinity(0, sizeof(pinned), &pinned))
+		return -errno;
+	CPU_ZERO(&wide);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &wide);
+	sched_setaffinity(0, sizeof(wide), &wide);
+	ret = rp_runtime_create(&cfg, out);
+	if (!ret) {
+		ret = rp_runtime_start(*out);
+		if (ret) {
+			rp_runtime_destroy(*out);
+			*out = NULL;
+		}
+	}
+	sched_setaffinity(0, sizeof(pinned), &pinned);
+	if (ret)
+		fprintf(stderr, "zc: runtime on cpu %d: %s\n", cpu, strerror(-ret));
+	return ret;
+}
+
+void rp_zb_runtime_down(struct rp_runtime *rt)
+{
+	if (!rt)
+		return;
+	rp_runtime_stop(rt);
+	rp_runtime_wait(rt);
+	rp_runtime_destroy(rt);
+}
+
+int rp_zb_wait_efd(int efd)
+{
+	uint64_t v;
+
+	for (;;) {
+		ssize_t n = read(efd, &v, sizeof(v));
+
+		if (n == sizeof(v))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : -EIO;
+	}
+}
+
+void rp_zb_signal_efd(int efd)
+{
+	uint64_t one = 1;
+
+	if (write(efd, &one, sizeof(one)) < 0)
+		perror("zc: eventfd write");
+}
+
+/* A file of @size bytes in @dir, read once so its pages are cached. */
+int rp_zb_make_file(const char *dir, const char *name, size_t size, char *path, size_t pathsz)
+{
+	char *buf = malloc(1u << 20);
+	int fd, ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < (1u << 20); i++)
+		buf[i] = (char)(i * 131 + 7);
+	snprintf(path, pathsz, "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	for (size_t done = 0; done < size && !ret;) {
+		size_t n = size - done < (1u << 20) ? size - done : (1u << 20);
+		ssize_t w = write(fd, buf, n);
+
+		if (w <= 0)
+			ret = w < 0 ? -errno : -EIO;
+		else
+			done += (size_t)w;
+	}
+	close(fd);
+	fd = ret ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		while (read(fd, buf, 1u << 20) > 0)
+			;
+		close(fd);
+	}
+	free(buf);
+	return ret;
+}
+
+double rp_zb_median(const double *v, unsigned n)
+{
+	double c[ZB_MAX_RUNS];
+
+	memcpy(c, v, n * sizeof(*v));
+	return rp_bench_summarize(c, n).med;
+}
+
+/* A row from @n runs a side, medians, with a noise note (spread > 15%). */
+int rp_zb_row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
+	      const char *bname, bool higher)
+{
+	int ret = rp_report_row(name, unit, rp_zb_median(o, n), rp_zb_median(b, n), bname, higher);
+
+	if (!ret && n >= 2) {
+		double omin = o[0], omax = o[0], bmin = b[0], bmax = b[0];
+
+		for (unsigned i = 1; i < n; i++) {
+			omin = o[i] < omin ? o[i] : omin, omax = o[i] > omax ? o[i] : omax;
+			bmin = b[i] < bmin ? b[i] : bmin, bmax = b[i] > bmax ? b[i] : bmax;
+		}
+		double so = (omax - omin) / rp_zb_median(o, n), sb = (bmax - bmin) / rp_zb_median(b, n);
+
+		if (so > 0.15 || sb > 0.15)
+			rp_report_note("%s: noisy (spread of %u runs: ringplane %.0f%%, baseline %.0f%% of median)",
+				       name, n, 100 * so, 100 * sb);
+	}
+	return ret;
+}
+
+/* ---- send modes through rp_outq ---- */
+
+enum { M_PLAIN, M_ZC, M_ADAPT, M_NR };
+static const char *const mode_name[M_NR] = { "plain", "zc", "adaptive" };
+static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0 };
+
+struct eo {
+	int fd, efd, err;
+	unsigned flags;
+	const char *buf;
+	size_t size, window;
+	uint64_t total, pushed, released;
+	struct rp_outq *q;
+	struct rp_outq_stats st;
+	struct rp_shard_stats s0, s1;
+	bool finishing; /* eo_finish ran: no more pushes */
+	/* batched mode */
+	bool batch, per_send;
+	unsigned per_round, got;
+	uint64_t rounds, round;
+};
+
+static void eo_fill(struct rp_shard *sh, struct eo *e);
+
+static void eo_done(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct eo *e = arg;
+
+	(void)c;
+	rp_shard_stats(sh, &e->s1);
+	if (e->q) {
+		rp_outq_stats(e->q, &e->st);
+		rp_outq_close(e->q);
+		e->q = NULL;
+	}
+	rp_zb_signal_efd(e->efd);
+}
+
+static void eo_finish(struct rp_shard *sh, struct eo *e, int err)
+{
+	if (err && !e->err)
+		e->err = err;
+	if (e->finishing)
+		return;
+	e->finishing = true;
+	if (!rp_nop(sh, eo_done, e)) {
+		e->err = e->err ? e->err : -ENOMEM;
+		eo_done(sh, e, NULL);
+	}
+}
+
+static void eo_release(void *arg, const void *b, size_t len)
+{
+	struct eo *e = arg;
+	struct rp_shard *sh = rp_shard_self();
+
+	(void)b;
+	e->released += len;
+	if (e->finishing)
+		return;
+	if (e->batch) {
+		if (++e->got == e->per_round) {
+			e->got = 0;
+			if (++e->round == e->rounds)
+				eo_finish(sh, e, 0);
+			else
+				eo_fill(sh, e);
+		}
+		return;
+	}
+	if (e->released == e->total)
+		eo_finish(sh, e, 0);
+	else
+		eo_fill(sh, e);
+}
+
+static void eo_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	eo_finish(rp_shard_self(), arg, err);
+}
+
+static void eo_send_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct eo *e = arg;
+
+	if (c->res < 0 && !e->err)
+		e->err = c->res;
+	else if (c->res >= 0 && (size_t)c->res != e->size && !e->err)
+		e->err = -EIO; /* a short send of 64 B on a blocking socket: not expected */
+	eo_release(e, NULL, e->size);
+	(void)sh;
+}
+
+static void eo_fill(struct rp_shard *sh, struct eo *e)
+{
+	if (e->batch) {
+		for (unsigned i = 0; i < e->per_round; i++) {
+			int r = 0;
+
+			if (e->per_send)
+				r = rp_send(sh, e->fd, e->buf, (unsigned)e->size, 0, eo_send_cb, e)
+					    ? 0
+					    : -ENOMEM;
+			else
+				r = rp_outq_push(e->q, e->buf, e->size, eo_release, e);
+			if (r) {
+				eo_finish(sh, e, r);
+				return;
+			}
+			e->pushed += e->size;
+		}
+		return;
+	}
+	while (e->pushed < e->total && e->pushed - e->released < e->window) {
+		size_t n = e->total - e->pushed < e->size ? e->total - e->pushed : e->size;
+		int r = rp_outq_push(e->q, e->buf, n, eo_release, e);
+
+		if (r == -ENOBUFS)
+			break;
+		if (r) {
+			eo_finish(sh, e, r);
+			return;
+		}
+		e->pushed += n;
+	}
+}
+
+static void eo_start(struct rp_shard *sh, void *arg)
+{
+	struct eo *e = arg;
+	struct rp_outq_opts o = {
+		.flags = e->flags,
+		.max_bytes = 2 * e->window,
+		.on_error = eo_error,
+		.arg = e,
+	};
+	int r = 0;
+
+	rp_shard_stats(sh, &e->s0);
+	if (!e->per_send)
+		r = rp_outq_init(sh, &e->q, e->fd, &o);
+	if (r) {
+		e->q = NULL;
+		eo_finish(sh, e, r);
+		return;
+	}
+	eo_fill(sh, e);
+}
+
+struct net {
+	const char *name; /* "loopback", "veth" */
+	int lfd;
+	struct sockaddr_in addr;
+};
+
+/* One transfer through the shard; fills wall s, cpu s. */
+static int eo_run(struct rp_runtime *rt, const struct net *nt, int rcpu, struct eo *e,
+		  double *wall, double *cpu)
+{
+	struct rp_zb_sink sk;
+	int snd, rcv, ret;
+	uint64_t t0, got;
+	double c0;
+
+	ret = rp_zb_pair(nt->lfd, &nt->addr, &snd, &rcv);
+	if (ret)
+		return ret;
+	e->fd = snd;
+	e->err = 0;
+	e->pushed = e->released = 0;
+	e->round = e->got = 0;
+	e->q = NULL;
+	e->finishing = false;
+	ret = rp_zb_sink_start(&sk, rcv, rcpu);
+	if (ret) {
+		close(snd);
+		close(rcv);
+		return ret;
+	}
+	c0 = rp_zb_cpu_s();
+	t0 = rp_bench_now_ns();
+	ret = rp_runtime_submit(rt, 0, eo_start, e);
+	if (!ret)
+		ret = rp_zb_wait_efd(e->efd);
+	shutdown(snd, SHUT_WR);
+	got = rp_zb_sink_join(&sk);
+	*wall = (double)(rp_bench_now_ns() - t0) / 1e9;
+	*cpu = rp_zb_cpu_s() - c0;
+	close(snd);
+	if (!ret)
+		ret = e->err;
+	if (!ret && got != e->pushed) {
+		fprintf(stderr, "zc: %s: the reader got %llu of %llu bytes\n", nt->name,
+			(unsigned long long)got, (unsigned long long)e->pushed);
+		ret = -EIO;
+	}
+	return ret;
+}
+
+static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, const struct net *nt,
+		     int rcpu, int efd, unsigned runs)
+{
+	static const size_t sizes[] = { 1024, 16 * 1024, 64 * 1024, 1024 * 1024 };
+	uint64_t total = opts->quick ? (64ull << 20) : (512ull << 20);
+	char *buf = malloc(1u << 20);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 'z', 1u << 20);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
+		double gbps[M_NR][ZB_MAX_RUNS], spg[M_NR][ZB_MAX_RUNS];
+		uint64_t copied[M_NR] = { 0 }, zcb[M_NR] = { 0 }, zsends[M_NR] = { 0 },
+			 switched[M_NR] = { 0 };
+		char sz[16], name[96];
+
+		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		for (unsigned r = 0; r < runs && !ret; r++)
+			for (int m = 0; m < M_NR && !ret; m++) {
+				struct eo e = { .efd = efd, .flags = mode_flags[m], .buf = buf,
+						.size = sizes[k], .total = total };
+				double w, c;
+
+				e.window = 4 * sizes[k] > (2u << 20) ? 4 * sizes[k] : (2u << 20);
+				ret = eo_run(rt, nt, rcpu, &e, &w, &c);
+				if (ret) {
+					fprintf(stderr, "zc: %s %s %s: %s\n", nt->name, sz,
+						mode_name[m], strerror(-ret));
+					break;
+				}
+				gbps[m][r] = (double)total * 8 / 1e9 / w;
+				spg[m][r] = c / ((double)total / 1e9);
+				copied[m] += e.st.zc_copied_bytes;
+				zcb[m] += e.st.zc_bytes;
+				zsends[m] += e.st.zc_sends;
+				switched[m] += e.st.switched;
+			}
+		if (ret)
+			break;
+		/* the better of plain and zc, by median */
+		int bt = rp_zb_median(gbps[M_PLAIN], runs) >= rp_zb_median(gbps[M_ZC], runs)
+				 ? M_PLAIN
+				 : M_ZC;
+		int bc = rp_zb_median(spg[M_PLAIN], runs) <= rp_zb_median(spg[M_ZC], runs) ? M_PLAIN
+											: M_ZC;
+
+		snprintf(name, sizeof(name), "%s %s adaptive vs best", nt->name, sz);
+		rp_zb_row(name, "Gbit/s", gbps[M_ADAPT], gbps[bt], runs, mode_name[bt], true);
+		snprintf(name, sizeof(name), "%s %s cpu adaptive vs best", nt->name, sz);
+		rp_zb_row(name, "s/GB", spg[M_ADAPT], spg[bc], runs, mode_name[bc], false);
+		rp_report_note("%s %s medians: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, switched to plain %llu times)",
+			       nt->name, sz, rp_zb_median(gbps[M_PLAIN], runs),
+			       rp_zb_median(spg[M_PLAIN], runs), rp_zb_median(gbps[M_ZC], runs),
+			       rp_zb_median(spg[M_ZC], runs), (unsigned long long)zsends[M_ZC],
+			       (unsigned long long)(copied[M_ZC] >> 20),
+			       (unsigned long long)(zcb[M_ZC] >> 20),
+			       rp_zb_median(gbps[M_ADAPT], runs), rp_zb_median(spg[M_ADAPT], runs),
+			       (unsigned long long)zsends[M_ADAPT],
+			       (unsigned long long)switched[M_ADAPT]);
+	}
+	free(buf);
+	return ret;
+}
+
+static int batch_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, const struct net *nt,
+		      int rcpu, int efd, unsigned runs)
+{
+	static const char msg[64] = "ringplane-bench batched output: 64 byte message.............\n";
+	uint64_t rounds = opts->quick ? 20000 : 100000;
+	double mps[2][ZB_MAX_RUNS], spm[2][ZB_MAX_RUNS], opm[2][ZB_MAX_RUNS];
+	int ret = 0;
+
+	for (unsigned r = 0; r < runs && !ret; r++)
+		for (int s = 0; s < 2 && !ret; s++) {
+			struct eo e = { .efd = efd, .buf = msg, .size = sizeof(msg), .batch = true,
+					.per_send = s == 1, .per_round = 32, .rounds = rounds,
+					.window = 1u << 20, .flags = RP_OUTQ_ZC_OFF };
+			double w, c, n = (double)rounds * 32;
+
+			ret = eo_run(rt, nt, rcpu, &e, &w, &c);
+			if (ret) {
+				fprintf(stderr, "zc: batched %s: %s\n", s ? "rp_send" : "outq",
+					strerror(-ret));
+				break;
+			}
+			mps[s][r] = n / w;
+			spm[s][r] = (double)(e.s1.submits - e.s0.submits) / n;
+			opm[s][r] = (double)(e.s1.ops_submitted - e.s0.ops_submitted) / n;
+		}
+	if (ret)
+		return ret;
+	rp_zb_row("batched 64B x32 msgs/s", "msg/s", mps[0], mps[1], runs, "rp_send each", true);
+	rp_zb_row("batched 64B x32 submits/msg", "submits/msg", spm[0], spm[1], runs,
+		  "rp_send each", false);
+	rp_zb_row("batched 64B x32 SQEs/msg", "SQEs/msg", opm[0], opm[1], runs, "rp_send each",
+		  false);
+	return 0;
+}
+
+/* ---- veth pair into a namespace ---- */
+
+#define NS_NAME "rpzcbench"
+#define VETH_H	"rpzc0"
+#define VETH_N	"rpzc1"
+
+static int sh_cmd(const char *cmd)
+{
+	char buf[512];
+	int st;
+
+	snprintf(buf, sizeof(buf), "%s >/dev/null 2>&1", cmd);
+	st = system(buf);
+	return st == 0 ? 0 : -EIO;
+}
+
+static void veth_down(void)
+{
+	sh_cmd("ip link del " VETH_H);
+	sh_cmd("ip netns del " NS_NAME);
+}
+
+/* Creates the namespace and the pair; a listening socket at 10.213.0.2 in
+ * it (a socket keeps the namespace it was made in). */
+static int veth_up(struct net *nt, char *why, size_t whysz)
+{
+	static const char *const cmds[] = {
+		"ip netns add " NS_NAME,
+		"ip link add " VETH_H " type veth peer name " VETH_N " netns " NS_NAME,
+		"ip addr add 10.213.0.1/24 dev " VETH_H,
+		"ip link set " VETH_H " up",
+		"ip -n " NS_NAME " addr add 10.213.0.2/24 dev " VETH_N,
+		"ip -n " NS_NAME " link set " VETH_N " up",
+		"ip -n " NS_NAME " link set lo up",
+	};
+	int self, ns, ret;
+
+	veth_down(); /* left over from a killed run */
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (sh_cmd(cmds[i])) {
+			snprintf(why, whysz, "`%s` failed", cmds[i]);
+			veth_down();
+			return -EIO;
+		}
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	ns = open("/var/run/netns/" NS_NAME, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET)) {
+		snprintf(why, whysz, "setns: %s", strerror(errno));
+		ret = -EIO;
+		goto out;
+	}
+	ret = rp_zb_listen("10.213.0.2", &nt->lfd, &nt->addr);
+	if (setns(self, CLONE_NEWNET)) {
+		/* we would measure the wrong namespace from here on */
+		snprintf(why, whysz, "setns back: %s", strerror(errno));
+		if (!ret)
+			close(nt->lfd);
+		ret = -EIO;
+	} else if (ret)
+		snprintf(why, whysz, "listen in the namespace: %s", strerror(-ret));
+	/* the addresses need a moment for DAD? no: IPv4 needs none */
+out:
+	if (self >= 0)
+		close(self);
+	if (ns >= 0)
+		close(ns);
+	if (ret)
+		veth_down();
+	return ret;
+}
+
+/* ---- the synchronous API ---- */
+
+struct feeder {
+	int fd, cpu;
+	uint64_t total;
+	int err;
+	pthread_t th;
+};
+
+static void *feeder_main(void *arg)
+{
+	struct feeder *f = arg;
+	static char buf[ZB_RW_BUF];
+
+	rp_bench_pin_self(f->cpu);
+	for (uint64_t done = 0; done < f->total;) {
+		size_t n = f->total - done < sizeof(buf) ? f->total - done : sizeof(buf);
+		ssize_t w = write(f->fd, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			f->err = -errno;
+			break;
+		}
+		done += (uint64_t)w;
+	}
+	shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Send @file (@size bytes) into @sock until @total bytes went: ours or rw. */
+static int f2s(bool ours, int sock, int file, size_t size, uint64_t total, char *buf)
+{
+	for (uint64_t sent = 0; sent < total;) {
+		if (ours) {
+			off_t off = 0;
+			ssize_t n = rp_zc_file_to_socket(sock, file, &off, size);
+
+			if (n != (ssize_t)size)
+				return n < 0 ? (int)n : -EIO;
+		} else {
+			for (off_t off = 0; off < (off_t)size;) {
+				ssize_t n = pread(file, buf, ZB_RW_BUF, off);
+				int r;
+
+				if (n <= 0)
+					return n < 0 ? -errno : -EIO;
+				r = write_all(sock, buf, (size_t)n);
+				if (r)
+					return r;
+				off += n;
+			}
+		}
+		sent += size;
+	}
+	return 0;
+}
+
+static int relay(bool ours, int dst, int src, char *buf)
+{
+	for (;;) {
+		ssize_t n = ours ? rp_zc_socket_relay(dst, src, 1u << 20) : read(src, buf, ZB_RW_BUF);
+
+		if (n == 0)
+			return 0;
+		if (n < 0 && !ours && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ours ? (int)n : -errno;
+		if (!ours) {
+			int r = write_all(dst, buf, (size_t)n);
+
+			if (r)
+				return r;
+		}
+	}
+}
+
+static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int lfd,
+			 const struct sockaddr_in *addr, int rcpu, unsigned runs, char *buf)
+{
+	static const size_t sizes[] = { 4096, 65536, 1u << 20, 16u << 20, 64u << 20 };
+	int ret = 0;
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
+		double g[2][ZB_MAX_RUNS], c[2][ZB_MAX_RUNS];
+		char sz[16], path[512], name[96];
+		uint64_t total = opts->quick ? (64ull << 20) : (512ull << 20);
+		int file;
+
+		if (total < sizes[k] * 4)
+			total = sizes[k] * 4;
+		total -= total % sizes[k];
+		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		ret = rp_zb_make_file(dir, sz, sizes[k], path, sizeof(path));
+		if (ret)
+			break;
+		file = open(path, O_RDONLY | O_CLOEXEC);
+		if (file < 0) {
+			ret = -errno;
+			break;
+		}
+		for (unsigned r = 0; r < runs && !ret; r++)
+			for (int s = 0; s < 2 && !ret; s++) {
+				struct rp_zb_sink sk;
+				int snd, rcv;
+				uint64_t t0, got;
+				double c0;
+
+				ret = rp_zb_pair(lfd, addr, &snd, &rcv);
+				if (ret || (ret = rp_zb_sink_start(&sk, rcv, rcpu)))
+					break;
+				c0 = rp_zb_cpu_s();
+				t0 = rp_bench_now_ns();
+				ret = f2s(s == 0, snd, file, sizes[k], total, buf);
+				shutdown(snd, SHUT_WR);
+				got = rp_zb_sink_join(&sk);
+				double w = (double)(rp_bench_now_ns() - t0) / 1e9;
+
+				c[s][r] = (rp_zb_cpu_s() - c0) / ((double)total / 1e9);
+				g[s][r] = (double)total * 8 / 1e9 / w;
+				close(snd);
+				if (!ret && got != total)
+					ret = -EIO;
+			}
+		close(file);
+		unlink(path);
+		if (ret) {
+			fprintf(stderr, "zc: file_to_socket %s: %s\n", sz, strerror(-ret));
+			break;
+		}
+		snprintf(name, sizeof(name), "file_to_socket %s", sz);
+		rp_zb_row(name, "Gbit/s", g[0], g[1], runs, "read/write 64KB", true);
+		snprintf(name, sizeof(name), "file_to_socket %s cpu", sz);
+		rp_zb_row(name, "s/GB", c[0], c[1], runs, "read/write 64KB", false);
+	}
+	return ret;
+}
+
+static int sync_relay_rows(const struct rp_bench_opts *opts, int lfd,
+			   const struct sockaddr_in *addr, int rcpu, unsigned runs, char *buf)
+{
+	uint64_t total = opts->quick ? (128ull << 20) : (1024ull << 20);
+	double g[2][ZB_MAX_RUNS], c[2][ZB_MAX_RUNS];
+	int ret = 0;
+
+	for (unsigned r = 0; r < runs && !ret; r++)
+		for (int s = 0; s < 2 && !ret; s++) {
+			struct rp_zb_sink sk;
+			struct feeder f = { .cpu = rcpu, .total = total };
+			int in_w, in_r, out_w, out_r;
+			uint64_t t0, got;
+			double c0;
+
+			ret = rp_zb_pair(lfd, addr, &in_w, &in_r);
+			if (ret)
+				break;
+			ret = rp_zb_pair(lfd, addr, &out_w, &out_r);
+			if (ret) {
+				close(in_w), close(in_r);
+				break;
+			}
+			f.fd = in_w;
+			ret = rp_zb_sink_start(&sk, out_r, rcpu);
+			if (ret) {
+				close(in_w), close(in_r), close(out_w), close(out_r);
+				break;
+			}
+			c0 = rp_zb_cpu_s();
+			t0 = rp_bench_now_ns();
+			ret = -pthread_create(&f.th, NULL, feeder_main, &f);
+			if (!ret) {
+				ret = relay(s == 0, out_w, in_r, buf);
+				if (ret)
+					shutdown(in_r, SHUT_RDWR); /* unblock the feeder */
+				pthread_join(f.th, NULL);
+			}
+			shutdown(out_w, SHUT_WR);
+			got = rp_zb_sink_join(&sk);
+			double w = (double)(rp_bench_now_ns() - t0) / 1e9;
+
+			c[s][r] = (rp_zb_cpu_s() - c0) / ((double)total / 1e9);
+			g[s][r] = (double)total * 8 / 1e9 / w;
+			close(in_w), close(in_r), close(out_w);
+			if (!ret && (f.err || got != total))
+				ret = f.err ? f.err : -EIO;
+		}
+	if (ret) {
+		fprintf(stderr, "zc: socket_relay: %s\n", strerror(-ret));
+		return ret;
+	}
+	rp_zb_row("socket_relay", "Gbit/s", g[0], g[1], runs, "read/write 64KB", true);
+	rp_zb_row("socket_relay cpu", "s/GB", c[0], c[1], runs, "read/write 64KB", false);
+	rp_report_note("socket_relay: a feeder thread writes %llu MB into one loopback connection, this thread relays it to another, drained by a reader; feeder and reader on cpu %d",
+		       (unsigned long long)(total >> 20), rcpu);
+	return 0;
+}
+
+static double children_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_CHILDREN, &ru))
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static int run_cp(const char *src, const char *dst, int cpu)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+		execlp("cp", "cp", src, dst, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+static int copy_rw(int dst, int src, char *buf)
+{
+	for (;;) {
+		ssize_t n = read(src, buf, ZB_RW_BUF);
+		int r;
+
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		r = write_all(dst, buf, (size_t)n);
+		if (r)
+			return r;
+	}
+}
+
+static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int cpu,
+			  unsigned runs, char *buf)
+{
+	size_t size = opts->quick ? (256u << 20) : (1024u << 20);
+	double g[3][ZB_MAX_RUNS], c[3][ZB_MAX_RUNS];
+	static const char *const side[3] = { "rp_zc_file_copy", "cp", "read/write 64KB" };
+	char src[512], dst[512];
+	struct statfs sf;
+	int ret;
+
+	ret = rp_zb_make_file(dir, "copy-src", size, src, sizeof(src));
+	if (ret) {
+		rp_report_skip("file_copy", "could not write a %zu MB file under %s: %s", size >> 20,
+			       dir, strerror(-ret));
+		return 0;
+	}
+	snprintf(dst, sizeof(dst), "%s/copy-dst", dir);
+	for (unsigned r = 0; r < runs && !ret; r++)
+		for (int s = 0; s < 3 && !ret; s++) {
+			uint64_t t0;
+			double c0 = rp_zb_cpu_s(), cc0 = children_cpu_s();
+
+			unlink(dst);
+			t0 = rp_bench_now_ns();
+			if (s == 1) {
+				ret = run_cp(src, dst, cpu);
+			} else {
+				int in = open(src, O_RDONLY | O_CLOEXEC),
+				    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+				if (in < 0 || out < 0)
+					ret = -errno;
+				else if (s == 0) {
+					ssize_t n = rp_zc_file_copy(out, in, NULL, NULL, size);
+
+					ret = n == (ssize_t)size ? 0 : n < 0 ? (int)n : -EIO;
+				} else
+					ret = copy_rw(out, in, buf);
+				if (in >= 0)
+					close(in);
+				if (out >= 0)
+					close(out);
+			}
+			double w = (double)(rp_bench_now_ns() - t0) / 1e9;
+			double cs = rp_zb_cpu_s() - c0 + children_cpu_s() - cc0;
+			struct stat st;
+
+			if (!ret && (stat(dst, &st) || (size_t)st.st_size != size))
+				ret = -EIO;
+			g[s][r] = (double)size / 1e9 / w;
+			c[s][r] = cs / ((double)size / 1e9);
+		}
+	unlink(dst);
+	if (ret) {
+		fprintf(stderr, "zc: file_copy: %s\n", strerror(-ret));
+		unlink(src);
+		return ret;
+	}
+	for (int s = 1; s < 3; s++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "file_copy %zuMB vs %s", size >> 20, side[s]);
+		rp_zb_row(name, "GB/s", g[0], g[s], runs, side[s], true);
+		snprintf(name, sizeof(name), "file_copy %zuMB cpu vs %s", size >> 20, side[s]);
+		rp_zb_row(name, "s/GB", c[0], c[s], runs, side[s], false);
+	}
+	unlink(src);
+	if (!statfs(dir, &sf))
+		rp_report_note("file_copy: %s is on filesystem magic 0x%lx (%s); the copy is left in the page cache (no fsync), the target unlinked between runs; cp is a child on cpu %d (its CPU from RUSAGE_CHILDREN)",
+			       dir, (unsigned long)sf.f_type,
+			       sf.f_type == 0xEF53     ? "ext2/3/4"
+			       : sf.f_type == 0x01021994 ? "tmpfs"
+			       : sf.f_type == 0x58465342 ? "xfs"
+			       : sf.f_type == 0x9123683E ? "btrfs"
+			       : sf.f_type == 0x794c7630 ? "overlayfs"
+							 : "other",
+			       cpu);
+	return 0;
+}
+
+int rp_bench_suite_zc(const struct rp_bench_opts *opts)
+{
+	unsigned runs = opts->quick ? 1 : 3;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	struct rp_runtime *rt = NULL;
+	struct net lo = { .name = "loopback", .lfd = -1 }, ve = { .name = "veth", .lfd = -1 };
+	char dir[] = "/tmp/ringplane-bench-zc.XXXXXX", why[256];
+	char *buf = malloc(ZB_RW_BUF);
+	int cpu[2], efd = -1, ret;
+
+	if (!buf)
+		return -ENOMEM;
+	if (rp_bench_pick_cpus(cpu)) {
+		cpu[0] = sched_getcpu();
+		cpu[1] = cpu[0];
+		rp_report_note("only one usable CPU: senders and readers share cpu %d", cpu[0]);
+	}
+	sigaction(SIGPIPE, &ign, &old);
+	rp_report_note("local paths (loopback, veth) always copy: the kernel copies a SEND_ZC payload it cannot hand to a device (RP_CQE_ZC_COPIED), so zero-copy cannot win here; a host with a real NIC can");
+	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median",
+		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s");
+	ret = rp_zb_listen("127.0.0.1", &lo.lfd, &lo.addr);
+	if (ret)
+		goto out;
+	efd = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = rp_zb_runtime_up(cpu[0], &rt);
+	if (ret)
+		goto out;
+	ret = mode_rows(opts, rt, &lo, cpu[1], efd, runs);
+	if (ret)
+		goto out;
+	if (geteuid() != 0) {
+		rp_report_skip("veth rows", "not root: creating a network namespace and a veth pair needs CAP_NET_ADMIN");
+	} else if (veth_up(&ve, why, sizeof(why))) {
+		rp_report_skip("veth rows", "%s", why);
+	} else {
+		ret = mode_rows(opts, rt, &ve, cpu[1], efd, runs);
+		close(ve.lfd);
+		veth_down();
+		if (ret)
+			goto out;
+	}
+	ret = batch_rows(opts, rt, &lo, cpu[1], efd, runs);
+	if (ret)
+		goto out;
+	rp_report_note("batched: one loopback connection; a round queues 32 messages of 64 B and the next round starts when all 32 are sent; outq (RP_OUTQ_ZC_OFF, default flush) vs 32 rp_send ops; submits = io_uring_submit_and_wait calls, SQEs = ops handed to the kernel (rp_shard_stats deltas)");
+	rp_zb_runtime_down(rt);
+	rt = NULL;
+	if (!mkdtemp(dir)) {
+		ret = -errno;
+		goto out;
+	}
+	rp_report_note("synchronous API (zc.h) on this thread (cpu %d), backend \"%s\"; files under %s, page-cached", cpu[0],
+		       rp_zc_backend_name(), dir);
+	ret = sync_f2s_rows(opts, dir, lo.lfd, &lo.addr, cpu[1], runs, buf);
+	if (!ret)
+		ret = sync_relay_rows(opts, lo.lfd, &lo.addr, cpu[1], runs, buf);
+	if (!ret)
+		ret = sync_copy_rows(opts, dir, cpu[0], runs, buf);
+	rmdir(dir);
+out:
+	rp_zb_runtime_down(rt);
+	if (efd >= 0)
+		close(efd);
+	if (lo.lfd >= 0)
+		close(lo.lfd);
+	sigaction(SIGPIPE, &old, NULL);
+	free(buf);
+	if (ret)
+		fprintf(stderr, "zc: stopped: %s\n", strerror(-ret));
+	return ret;
+}
