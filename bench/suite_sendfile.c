@@ -57,12 +57,16 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <ringplane/engine.h>
+#include <ringplane/filesend.h>
 #include <ringplane/simd.h>
 
 #include "bench.h"
@@ -659,7 +663,206 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
 	}
 }
 
+/* ---- the operation alone: rp_file_send vs read/write and sendfile(2) loops ---- */
+
+/*
+ * No HTTP and no second process: one runtime with one shard on the sending
+ * CPU repeats rp_file_send of one page-cached file into a loopback TCP
+ * connection, drained by a reader thread on the other CPU; the baselines are
+ * a 64 KB pread/write loop and a sendfile(2) loop on this thread, pinned to
+ * the same CPU as the shard. Timed from the first byte to the reader's EOF;
+ * CPU is user+system of the whole process (reader included, alike).
+ */
+enum { OP_RP, OP_RW, OP_SF, OP_NR };
+static const char *const op_side[OP_NR] = { "rp_file_send", "read/write 64KB", "sendfile loop" };
+
+struct op_send {
+	int sock, file, efd;
+	uint64_t size, left;
+	int64_t err;
+};
+
+static void op_start(struct rp_shard *sh, void *arg);
+
+static void op_done(struct rp_shard *sh, void *arg, int64_t res)
+{
+	struct op_send *o = arg;
+
+	if (res != (int64_t)o->size) {
+		o->err = res < 0 ? res : -EIO;
+		rp_zb_signal_efd(o->efd);
+		return;
+	}
+	if (--o->left == 0) {
+		rp_zb_signal_efd(o->efd);
+		return;
+	}
+	op_start(sh, o);
+}
+
+static void op_start(struct rp_shard *sh, void *arg)
+{
+	struct op_send *o = arg;
+	int r = rp_file_send(sh, o->sock, NULL, 0, o->file, 0, o->size, NULL, op_done, o);
+
+	if (r) {
+		o->err = r;
+		rp_zb_signal_efd(o->efd);
+	}
+}
+
+static int op_base(int side, int sock, int file, uint64_t size, uint64_t reps, char *buf)
+{
+	for (uint64_t i = 0; i < reps; i++) {
+		off_t off = 0;
+
+		while ((uint64_t)off < size) {
+			ssize_t n;
+
+			if (side == OP_SF) {
+				n = sendfile(sock, file, &off, size - (uint64_t)off);
+			} else {
+				n = pread(file, buf, 65536, off);
+				for (ssize_t w = 0, k; n > 0 && w < n; w += k) {
+					k = write(sock, buf + w, (size_t)(n - w));
+					if (k <= 0)
+						return k < 0 ? -errno : -EIO;
+				}
+				if (n > 0)
+					off += n;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+		}
+	}
+	return 0;
+}
+
+static int op_rows(const struct rp_bench_opts *opts)
+{
+	static const uint64_t sizes[] = { 4096, 65536, 1u << 20, 64u << 20 };
+	unsigned runs = opts->quick ? 1 : 3;
+	char dir[] = "/tmp/ringplane-bench-fsop.XXXXXX", *buf = malloc(65536);
+	struct rp_runtime *rt = NULL;
+	struct sockaddr_in addr;
+	int cpu[2], lfd = -1, efd = -1, ret;
+
+	if (!buf)
+		return -ENOMEM;
+	if (rp_bench_pick_cpus(cpu)) {
+		cpu[0] = sched_getcpu();
+		cpu[1] = cpu[0];
+	}
+	if (!mkdtemp(dir)) {
+		free(buf);
+		return -errno;
+	}
+	ret = rp_zb_listen("127.0.0.1", &lfd, &addr);
+	if (!ret && (efd = eventfd(0, EFD_CLOEXEC)) < 0)
+		ret = -errno;
+	if (!ret)
+		ret = rp_zb_runtime_up(cpu[0], &rt);
+	if (ret)
+		goto out;
+	rp_report_note("operation alone: one shard on cpu %d (rp_file_send, default options, no header) vs a 64 KB pread/write loop and a sendfile(2) loop on a thread on cpu %d; a reader thread on cpu %d drains one loopback TCP connection per run; CPU s/GB = user+system of the whole process (reader included); %u run%s a side, alternating, median",
+		       cpu[0], cpu[0], cpu[1], runs, runs == 1 ? "" : "s");
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
+		double g[OP_NR][8], c[OP_NR][8];
+		uint64_t total = opts->quick ? (64ull << 20) : (512ull << 20), reps;
+		char sz[16], path[512], name[96];
+		int file;
+
+		if (total < 4 * sizes[k])
+			total = 4 * sizes[k];
+		reps = total / sizes[k];
+		total = reps * sizes[k];
+		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		ret = rp_zb_make_file(dir, sz, sizes[k], path, sizeof(path));
+		if (ret)
+			break;
+		file = open(path, O_RDONLY | O_CLOEXEC);
+		if (file < 0) {
+			ret = -errno;
+			break;
+		}
+		for (unsigned r = 0; r < runs && !ret; r++)
+			for (int s = 0; s < OP_NR && !ret; s++) {
+				struct rp_zb_sink sk;
+				int snd, rcv;
+				uint64_t t0, got;
+				double c0;
+
+				ret = rp_zb_pair(lfd, &addr, &snd, &rcv);
+				if (ret || (ret = rp_zb_sink_start(&sk, rcv, cpu[1])))
+					break;
+				c0 = rp_zb_cpu_s();
+				t0 = rp_bench_now_ns();
+				if (s == OP_RP) {
+					struct op_send o = { .sock = snd, .file = file, .efd = efd,
+							     .size = sizes[k], .left = reps };
+
+					/* the engine's socket ops want O_NONBLOCK (filesend.h) */
+					fcntl(snd, F_SETFL, fcntl(snd, F_GETFL) | O_NONBLOCK);
+					ret = rp_runtime_submit(rt, 0, op_start, &o);
+					if (!ret)
+						ret = rp_zb_wait_efd(efd);
+					if (!ret && o.err)
+						ret = (int)o.err;
+				} else {
+					ret = op_base(s, snd, file, sizes[k], reps, buf);
+				}
+				shutdown(snd, SHUT_WR);
+				got = rp_zb_sink_join(&sk);
+				double w = (double)(rp_bench_now_ns() - t0) / 1e9;
+
+				g[s][r] = (double)total * 8 / 1e9 / w;
+				c[s][r] = (rp_zb_cpu_s() - c0) / ((double)total / 1e9);
+				close(snd);
+				if (!ret && got != total)
+					ret = -EIO;
+				if (ret)
+					fprintf(stderr, "sendfile: operation rows, %s %s: %s\n", sz,
+						op_side[s], strerror(-ret));
+			}
+		close(file);
+		unlink(path);
+		for (int s = OP_RW; s < OP_NR && !ret; s++) {
+			snprintf(name, sizeof(name), "op %s vs %s", sz, op_side[s]);
+			rp_zb_row(name, "Gbit/s", g[OP_RP], g[s], runs, op_side[s], true);
+			snprintf(name, sizeof(name), "op %s cpu vs %s", sz, op_side[s]);
+			rp_zb_row(name, "s/GB", c[OP_RP], c[s], runs, op_side[s], false);
+		}
+	}
+out:
+	rp_zb_runtime_down(rt);
+	if (efd >= 0)
+		close(efd);
+	if (lfd >= 0)
+		close(lfd);
+	rmdir(dir);
+	free(buf);
+	return ret;
+}
+
+static int sendfile_servers(const struct rp_bench_opts *opts);
+
 int rp_bench_suite_sendfile(const struct rp_bench_opts *opts)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	int ret, ret2;
+
+	sigaction(SIGPIPE, &ign, &old);
+	ret = op_rows(opts);
+	sigaction(SIGPIPE, &old, NULL);
+	if (ret)
+		fprintf(stderr, "sendfile: the operation rows stopped: %s\n", strerror(-ret));
+	ret2 = sendfile_servers(opts);
+	return ret ? ret : ret2;
+}
+
+static int sendfile_servers(const struct rp_bench_opts *opts)
 {
 	struct ctx *x = calloc(1, sizeof(*x));
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
