@@ -114,7 +114,7 @@ static int child_start(struct child *c, const char *const *args)
 	argv[n] = NULL;
 	c->len = 0;
 	c->log[0] = 0;
-	if (pipe(pfd))
+	if (pipe2(pfd, O_CLOEXEC)) /* a later child must not hold this one's pipe */
 		return -1;
 	c->pid = fork();
 	if (c->pid == 0) {
