@@ -59,14 +59,14 @@ static int failures;
 static unsigned nconns;
 static char root[64];
 
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			failures++;                                          \
-		}                                                            \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static uint64_t now_us(void)
@@ -84,7 +84,7 @@ static uint64_t now_ms(void)
 
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
 }
@@ -127,7 +127,7 @@ static int child_start(struct child *c, const char *const *args)
 	close(pfd[1]);
 	c->out = pfd[0];
 	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
 		char *colon;
 
 		if (poll(&p, 1, 100) <= 0)
@@ -154,7 +154,7 @@ static void child_drain(struct child *c, const char *want, unsigned limit_ms)
 	uint64_t end = now_ms() + limit_ms;
 
 	while (now_ms() < end) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
 		ssize_t r;
 
 		if (want && strstr(c->log, want))
@@ -179,7 +179,7 @@ static int child_stop(struct child *c, unsigned limit_ms)
 
 	kill(c->pid, SIGTERM);
 	for (;;) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
 
 		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
 			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
@@ -197,9 +197,9 @@ static int child_stop(struct child *c, unsigned limit_ms)
 		}
 	}
 	for (;;) {
-		ssize_t r = c->len < sizeof(c->log) - 1 ?
-				    read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len) :
-				    0;
+		ssize_t r = c->len < sizeof(c->log) - 1
+				    ? read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len)
+				    : 0;
 
 		if (r <= 0)
 			break;
@@ -281,8 +281,8 @@ static char small[SMALL_LEN + 1];
 
 static int dial(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {.tv_sec = 5};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -300,8 +300,9 @@ static int dial(int port)
 static bool ask(int fd, enum kind k, unsigned id)
 {
 	char req[64];
-	int n = k == K_ECHO ? snprintf(req, sizeof(req), "idle-%05u\n", id % 100000) :
-			      snprintf(req, sizeof(req), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+	int n = k == K_ECHO
+			? snprintf(req, sizeof(req), "idle-%05u\n", id % 100000)
+			: snprintf(req, sizeof(req), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
 
 	return send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
 }
@@ -315,7 +316,7 @@ static bool answer(int fd, enum kind k, unsigned id, uint64_t end_ms)
 	if (k == K_ECHO)
 		need = (size_t)snprintf(want, sizeof(want), "idle-%05u\n", id % 100000);
 	while (now_ms() < end_ms && got < sizeof(buf) - 1) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t r;
 
 		if (poll(&p, 1, 20) <= 0)
@@ -340,7 +341,8 @@ static bool answer(int fd, enum kind k, unsigned id, uint64_t end_ms)
 		if (got < (size_t)(eoh + 4 - buf) + SMALL_LEN)
 			continue;
 		return !strncmp(buf, "HTTP/1.1 200 ", 13) &&
-		       got == (size_t)(eoh + 4 - buf) + SMALL_LEN && !memcmp(eoh + 4, small, SMALL_LEN);
+		       got == (size_t)(eoh + 4 - buf) + SMALL_LEN &&
+		       !memcmp(eoh + 4, small, SMALL_LEN);
 	}
 	return false;
 }
@@ -368,8 +370,8 @@ struct round {
 	unsigned ok, open_ms, close_ms;
 };
 
-static void one_round(const char *name, struct child *srv, struct child *up, enum kind k,
-		      int *fds, struct round *r)
+static void one_round(const char *name, struct child *srv, struct child *up, enum kind k, int *fds,
+		      struct round *r)
 {
 	uint64_t t0, end;
 
@@ -423,7 +425,8 @@ static void one_round(const char *name, struct child *srv, struct child *up, enu
 	r->close_ms = (unsigned)(now_ms() - t0);
 	sleep_ms(300);
 	r->rss2 = rss_kb(srv->pid);
-	CHECK(r->fd2 == r->fd0, "%s: %ld descriptors after close, %ld before", name, r->fd2, r->fd0);
+	CHECK(r->fd2 == r->fd0, "%s: %ld descriptors after close, %ld before", name, r->fd2,
+	      r->fd0);
 	CHECK(r->up_fd2 == r->up_fd0, "%s: upstream has %ld descriptors after close, %ld before",
 	      name, r->up_fd2, r->up_fd0);
 }
@@ -431,7 +434,7 @@ static void one_round(const char *name, struct child *srv, struct child *up, enu
 /* Print the "shard N: ..." lines of @log, each once per snapshot. */
 static void print_stats(const char *name, const char *log)
 {
-	for (const char *p = log; (p = strstr(p, "shard ")); ) {
+	for (const char *p = log; (p = strstr(p, "shard "));) {
 		const char *nl = strchr(p, '\n');
 		int len = nl ? (int)(nl - p) : (int)strlen(p);
 
@@ -459,14 +462,15 @@ static void run_server(const char *name, const char *const *args, bool relay, en
 		return;
 	}
 	if (relay) {
-		const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards",
-					"1", "--idle-timeout", "0", NULL };
+		const char *eargs[] = {"echo",		 "--listen", "127.0.0.1:0",
+				       "--no-pin",	 "--shards", "1",
+				       "--idle-timeout", "0",	     NULL};
 
 		up = calloc(1, sizeof(*up));
 		CHECK(up && child_start(up, eargs) == 0, "%s: upstream echo did not start", name);
 		snprintf(upstr, sizeof(upstr), "127.0.0.1:%d", up->port);
-		const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", upstr,
-					"--no-pin", "--shards", "1", NULL };
+		const char *rargs[] = {"relay",	   "--listen", "127.0.0.1:0", "--upstream", upstr,
+				       "--no-pin", "--shards", "1",	      NULL};
 		CHECK(child_start(srv, rargs) == 0, "%s did not start", name);
 	} else {
 		CHECK(child_start(srv, args) == 0, "%s did not start", name);
@@ -488,15 +492,17 @@ static void run_server(const char *name, const char *const *args, bool relay, en
 		long long d = ((long long)r[i].rss1 - r[i].rss0) * 1024;
 		long long slab = r[i].slab0 >= 0 && r[i].slab1 >= 0 ? r[i].slab1 - r[i].slab0 : -1;
 
-		printf("%s round %d: %u connections (%u ms to open and exchange), idle RSS %ld -> %ld "
-		       "kB = %lld B per connection (goal <= 2560: %s); fds %ld before, %ld idle, %ld "
+		printf("%s round %d: %u connections (%u ms to open and exchange), idle RSS %ld -> "
+		       "%ld "
+		       "kB = %lld B per connection (goal <= 2560: %s); fds %ld before, %ld idle, "
+		       "%ld "
 		       "after close (%u ms)%s; fresh client answered in %lld us; RSS after close "
 		       "%ld kB; host TCP slab +%lld B (%lld B per connection, both ends%s)\n",
 		       name, i + 1, nconns, r[i].open_ms, r[i].rss0, r[i].rss1,
 		       d / (long long)nconns, d / (long long)nconns <= 2560 ? "met" : "NOT met",
-		       r[i].fd0, r[i].fd1, r[i].fd2, r[i].close_ms, up ? " (upstream echo back too)" : "",
-		       r[i].fresh_us, r[i].rss2, slab, slab >= 0 ? slab / (long long)nconns : -1,
-		       up ? ", and the upstream's" : "");
+		       r[i].fd0, r[i].fd1, r[i].fd2, r[i].close_ms,
+		       up ? " (upstream echo back too)" : "", r[i].fresh_us, r[i].rss2, slab,
+		       slab >= 0 ? slab / (long long)nconns : -1, up ? ", and the upstream's" : "");
 	}
 	printf("%s: RSS after close %ld kB (round 1), %ld kB (round 2): %s\n", name, r[0].rss2,
 	       r[1].rss2, r[1].rss2 <= r[0].rss2 + 1024 ? "not growing" : "GREW by more than 1 MB");
@@ -532,7 +538,7 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("RP_IDLE_CONNS");
 	bool reduced = getenv("RP_TEST_REDUCED") && *getenv("RP_TEST_REDUCED") == '1';
-	struct rlimit rl = { 65536, 65536 };
+	struct rlimit rl = {65536, 65536};
 	char path[128];
 
 	if (argc < 2) {
@@ -560,10 +566,11 @@ int main(int argc, char **argv)
 		return 77;
 	}
 
-	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
-				"--idle-timeout", "0", NULL };
-	const char *sargs[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--no-pin",
-				"--shards", "1", "--keepalive-timeout", "3600", NULL };
+	const char *eargs[] = {"echo", "--listen",	 "127.0.0.1:0", "--no-pin", "--shards",
+			       "1",    "--idle-timeout", "0",		NULL};
+	const char *sargs[] = {
+		"serve",    "--listen", "127.0.0.1:0",	       "--root", root, "--no-pin",
+		"--shards", "1",	"--keepalive-timeout", "3600",	 NULL};
 
 	run_server("echo", eargs, false, K_ECHO);
 	if (!failures)
