@@ -493,8 +493,9 @@ static void run_server(const char *name, const char *const *args, bool relay, en
 		long long slab = r[i].slab0 >= 0 && r[i].slab1 >= 0 ? r[i].slab1 - r[i].slab0 : -1;
 
 		printf("%s round %d: %u connections (%u ms to open and exchange), idle RSS %ld -> "
-		       "%ld kB = %lld B per connection (pool prefaulted, its objects not seen here; "
-		       "vs the 2560 B goal: %s); fds %ld before, %ld idle, %ld after close (%u ms)%s; "
+		       "%ld kB = %lld B per connection (pool prefaulted, not seen here; "
+		       "vs the 2560 B goal: %s); fds %ld before, %ld idle, %ld after close "
+		       "(%u ms)%s; "
 		       "fresh client answered in %lld us; RSS after close %ld kB; host TCP slab "
 		       "+%lld B (%lld B per connection, both ends%s)\n",
 		       name, i + 1, nconns, r[i].open_ms, r[i].rss0, r[i].rss1,
