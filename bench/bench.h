@@ -196,7 +196,12 @@ void rp_zb_signal_efd(int efd);
 int rp_zb_make_file(const char *dir, const char *name, size_t size, char *path, size_t pathsz);
 /* User+system CPU seconds of the whole process. */
 double rp_zb_cpu_s(void);
-double rp_zb_median(const double *v, unsigned n);
+/* The median of @n whole runs (at most 32 are read). */
+double rp_bench_runs_median(const double *v, unsigned n);
+/* rp_report_row of the medians of @n runs a side, with a note when a side's
+ * interquartile range passes 15% of its median (3 runs or more). */
+int rp_bench_runs_row(const char *name, const char *unit, const double *o, const double *b,
+		      unsigned n, const char *bname, bool higher);
 /* rp_report_row of the medians of @n runs a side, noting a spread > 15%. */
 int rp_zb_row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
 	      const char *bname, bool higher);

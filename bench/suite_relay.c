@@ -60,7 +60,6 @@
 #include "proc.h"
 #include "report_impl.h"
 
-#define NOISY_IQR	 0.15
 #define MAX_RUNS	 8
 #define FILE_SIZE	 4096u
 
@@ -306,41 +305,6 @@ static void skip_missing(const struct ctx *x, const bool *want, const char *grou
 		}
 }
 
-static void note_noise(const char *name, const double *o, const double *b, unsigned n)
-{
-	double oc[MAX_RUNS], bc[MAX_RUNS];
-
-	if (n < 3)
-		return;
-	memcpy(oc, o, n * sizeof(*o));
-	memcpy(bc, b, n * sizeof(*b));
-	struct rp_bench_stat3 so = rp_bench_summarize(oc, n), sb = rp_bench_summarize(bc, n);
-	double io = (so.q3 - so.q1) / so.med, ib = (sb.q3 - sb.q1) / sb.med;
-
-	if (io > NOISY_IQR || ib > NOISY_IQR)
-		rp_report_note("%s: noisy runs (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
-			       name, 100.0 * io, 100.0 * ib);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double c[MAX_RUNS];
-
-	memcpy(c, v, n * sizeof(*v));
-	return rp_bench_summarize(c, n).med;
-}
-
-/* Report ours (@o) against @b, medians of @n runs, and a noise note. */
-static int row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
-	       const char *bname, bool higher)
-{
-	int ret = rp_report_row(name, unit, median(o, n), median(b, n), bname, higher);
-
-	if (!ret)
-		note_noise(name, o, b, n);
-	return ret;
-}
-
 /* ---- bulk: iperf3 ---- */
 
 /* The number after "@key": inside the object that follows "@obj": in
@@ -540,21 +504,21 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				if (bad[C_HAPROXY] || !rs[C_HAPROXY].up)
 					continue;
 				snprintf(name, sizeof(name), "bulk %u %s%s", ns, sn, suffix[c]);
-				row(name, "Gbit/s", gb[c], gb[C_HAPROXY], runs, "haproxy", true);
+				rp_bench_runs_row(name, "Gbit/s", gb[c], gb[C_HAPROXY], runs, "haproxy", true);
 				snprintf(name, sizeof(name), "cpu s/GB %u %s%s", ns, sn, suffix[c]);
-				if (median(cpu[c], runs) > 0 && median(cpu[C_HAPROXY], runs) > 0)
-					row(name, "s/GB", cpu[c], cpu[C_HAPROXY], runs, "haproxy",
+				if (rp_bench_runs_median(cpu[c], runs) > 0 && rp_bench_runs_median(cpu[C_HAPROXY], runs) > 0)
+					rp_bench_runs_row(name, "s/GB", cpu[c], cpu[C_HAPROXY], runs, "haproxy",
 					    false);
 			} else if (c == C_SOCAT) {
 				snprintf(name, sizeof(name), "bulk %u %s vs socat", ns, sn);
-				row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
+				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
 				snprintf(name, sizeof(name), "cpu s/GB %u %s vs socat", ns, sn);
-				if (median(cpu[C_RP_AUTO], runs) > 0 && median(cpu[c], runs) > 0)
-					row(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs, "socat",
+				if (rp_bench_runs_median(cpu[C_RP_AUTO], runs) > 0 && rp_bench_runs_median(cpu[c], runs) > 0)
+					rp_bench_runs_row(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs, "socat",
 					    false);
 			} else if (c == C_DIRECT) {
 				snprintf(name, sizeof(name), "bulk %u %s vs direct", ns, sn);
-				row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
+				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
 				    "direct (no relay)", true);
 			}
 		}
@@ -565,11 +529,11 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 		busy[0] = '\0';
 		for (int c = 0; c < C_DIRECT && bl < sizeof(busy); c++)
-			if (rs[c].up && !bad[c] && median(cpu[c], runs) > 0)
+			if (rs[c].up && !bad[c] && rp_bench_runs_median(cpu[c], runs) > 0)
 				bl += (size_t)snprintf(busy + bl, sizeof(busy) - bl, "%s%s %.0f%%",
 						       bl ? ", " : "", cfg_name[c],
-						       100.0 * median(cpu[c], runs) *
-							       median(gb[c], runs) / 8.0);
+						       100.0 * rp_bench_runs_median(cpu[c], runs) *
+							       rp_bench_runs_median(gb[c], runs) / 8.0);
 		if (bl)
 			rp_report_note("bulk %u %s: each relay's CPU busy (median s/GB x median GB/s): %s",
 				       ns, sn, busy);
@@ -691,12 +655,12 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 			continue;
 		snprintf(n50, sizeof(n50), "p50 64B%s", c == C_SOCAT ? " vs socat" : "");
 		snprintf(n99, sizeof(n99), "p99 64B%s", c == C_SOCAT ? " vs socat" : "");
-		row(n50, "us", p50[C_RP_AUTO], p50[c], runs, cfg_name[c], false);
-		row(n99, "us", p99[C_RP_AUTO], p99[c], runs, cfg_name[c], false);
+		rp_bench_runs_row(n50, "us", p50[C_RP_AUTO], p50[c], runs, cfg_name[c], false);
+		rp_bench_runs_row(n99, "us", p99[C_RP_AUTO], p99[c], runs, cfg_name[c], false);
 	}
 	if (!bad[C_DIRECT])
 		rp_report_note("small messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
-			       median(p50[C_DIRECT], runs), median(p99[C_DIRECT], runs));
+			       rp_bench_runs_median(p50[C_DIRECT], runs), rp_bench_runs_median(p99[C_DIRECT], runs));
 out:
 	relays_stop(rs, "small messages");
 	proc_stop(&srv, "sockperf server", false, -1);
@@ -921,13 +885,13 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			snprintf(name, sizeof(name), "http 4KB %s%s",
 				 k ? "conn per request" : "keep-alive",
 				 c == C_SOCAT ? " vs socat" : "");
-			row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
+			rp_bench_runs_row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
 			    cfg_name[c], true);
 		}
 		if (!bad[k][C_DIRECT])
 			rp_report_note("http %s: direct to nginx (no relay): %.0f %s",
 				       k ? "conn per request" : "keep-alive",
-				       median(rps[k][C_DIRECT], runs), k ? "conns/s" : "req/s");
+				       rp_bench_runs_median(rps[k][C_DIRECT], runs), k ? "conns/s" : "req/s");
 	}
 	ret = 0;
 out:

@@ -73,7 +73,6 @@
 #include "proc.h"
 #include "report_impl.h"
 
-#define NOISY_IQR	 0.15
 #define MAX_RUNS	 8
 
 /* ---- the suite's state ---- */
@@ -533,42 +532,6 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 
 /* ---- rows ---- */
 
-static void note_noise(const char *name, const double *o, const double *b, unsigned n)
-{
-	double oc[MAX_RUNS], bc[MAX_RUNS];
-
-	if (n < 3)
-		return;
-	memcpy(oc, o, n * sizeof(*o));
-	memcpy(bc, b, n * sizeof(*b));
-	struct rp_bench_stat3 so = rp_bench_summarize(oc, n), sb = rp_bench_summarize(bc, n);
-	double io = (so.q3 - so.q1) / so.med, ib = (sb.q3 - sb.q1) / sb.med;
-
-	if (io > NOISY_IQR || ib > NOISY_IQR)
-		rp_report_note("%s: noisy runs (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
-			       name, 100.0 * io, 100.0 * ib);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double c[MAX_RUNS];
-
-	memcpy(c, v, n * sizeof(*v));
-	return rp_bench_summarize(c, n).med;
-}
-
-/* Report ours (@o) against @b, medians of @n runs, and a noise note. */
-static int row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
-	       const char *bname, bool higher)
-{
-	int ret = rp_report_row(name, unit, median(o, n), median(b, n), bname, higher);
-
-	if (!ret)
-		note_noise(name, o, b, n);
-	return ret;
-}
-
-
 enum row_kind { R_4K, R_1M, R_64M, R_RANGE, R_PIPE1, R_PIPE, R_NR };
 
 static const struct {
@@ -625,7 +588,7 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
 			}
 		if (bad)
 			continue;
-		double b_rp = median(busy[S_RP], runs), b_ngx = median(busy[S_NGINX], runs);
+		double b_rp = rp_bench_runs_median(busy[S_RP], runs), b_ngx = rp_bench_runs_median(busy[S_NGINX], runs);
 
 		/*
 		 * A server that sat idle during its runs was not limited by its
@@ -639,22 +602,22 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
 		if (k == R_PIPE1)
 			stalled = b_ngx >= 0 && b_rp > 0 && b_ngx < 0.5 * b_rp;
 		if (rows[k].pipe && stalled)
-			rp_report_row_strawman(rows[k].name, rows[k].unit, median(v[S_RP], runs),
-					       median(v[S_NGINX], runs), "nginx", true,
+			rp_report_row_strawman(rows[k].name, rows[k].unit, rp_bench_runs_median(v[S_RP], runs),
+					       rp_bench_runs_median(v[S_NGINX], runs), "nginx", true,
 					       "with one pipelining connection nginx's CPU sat idle (the -c1 row): its pipelined answers wait on TCP timers (tcp_nopush/Nagle), so the row shows that stall, not the work per request");
 		else
-			row(rows[k].name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
+			rp_bench_runs_row(rows[k].name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
 		if (b_rp >= 0 && b_ngx >= 0)
 			rp_report_note("%s: CPU busy (CPU s / wall s, median): ringplane %.0f%% (wrk %.0f%%), nginx %.0f%% (wrk %.0f%%)",
-				       rows[k].name, 100.0 * b_rp, 100.0 * median(cbusy[S_RP], runs),
-				       100.0 * b_ngx, 100.0 * median(cbusy[S_NGINX], runs));
+				       rows[k].name, 100.0 * b_rp, 100.0 * rp_bench_runs_median(cbusy[S_RP], runs),
+				       100.0 * b_ngx, 100.0 * rp_bench_runs_median(cbusy[S_NGINX], runs));
 		if (k == R_64M) {
 			bool ok = true;
 
 			for (unsigned r = 0; r < runs; r++)
 				ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
 			if (ok)
-				row("cpu s/GB 64MB", "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
+				rp_bench_runs_row("cpu s/GB 64MB", "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
 				    false);
 			else
 				rp_report_skip("cpu s/GB 64MB",

@@ -256,19 +256,11 @@ int rp_zb_make_file(const char *dir, const char *name, size_t size, char *path, 
 	return ret;
 }
 
-double rp_zb_median(const double *v, unsigned n)
-{
-	double c[ZB_MAX_RUNS];
-
-	memcpy(c, v, n * sizeof(*v));
-	return rp_bench_summarize(c, n).med;
-}
-
 /* A row from @n runs a side, medians, with a noise note (spread > 15%). */
 int rp_zb_row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
 	      const char *bname, bool higher)
 {
-	int ret = rp_report_row(name, unit, rp_zb_median(o, n), rp_zb_median(b, n), bname, higher);
+	int ret = rp_report_row(name, unit, rp_bench_runs_median(o, n), rp_bench_runs_median(b, n), bname, higher);
 
 	if (!ret && n >= 2) {
 		double omin = o[0], omax = o[0], bmin = b[0], bmax = b[0];
@@ -277,7 +269,7 @@ int rp_zb_row(const char *name, const char *unit, const double *o, const double 
 			omin = o[i] < omin ? o[i] : omin, omax = o[i] > omax ? o[i] : omax;
 			bmin = b[i] < bmin ? b[i] : bmin, bmax = b[i] > bmax ? b[i] : bmax;
 		}
-		double so = (omax - omin) / rp_zb_median(o, n), sb = (bmax - bmin) / rp_zb_median(b, n);
+		double so = (omax - omin) / rp_bench_runs_median(o, n), sb = (bmax - bmin) / rp_bench_runs_median(b, n);
 
 		if (so > 0.15 || sb > 0.15)
 			rp_report_note("%s: noisy (spread of %u runs: ringplane %.0f%%, baseline %.0f%% of median)",
@@ -527,10 +519,10 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		if (ret)
 			break;
 		/* the better of plain and zc, by median */
-		int bt = rp_zb_median(gbps[M_PLAIN], runs) >= rp_zb_median(gbps[M_ZC], runs)
+		int bt = rp_bench_runs_median(gbps[M_PLAIN], runs) >= rp_bench_runs_median(gbps[M_ZC], runs)
 				 ? M_PLAIN
 				 : M_ZC;
-		int bc = rp_zb_median(spg[M_PLAIN], runs) <= rp_zb_median(spg[M_ZC], runs) ? M_PLAIN
+		int bc = rp_bench_runs_median(spg[M_PLAIN], runs) <= rp_bench_runs_median(spg[M_ZC], runs) ? M_PLAIN
 											: M_ZC;
 
 		snprintf(name, sizeof(name), "%s %s adaptive vs best", nt->name, sz);
@@ -538,12 +530,12 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		snprintf(name, sizeof(name), "%s %s cpu adaptive vs best", nt->name, sz);
 		rp_zb_row(name, "s/GB", spg[M_ADAPT], spg[bc], runs, mode_name[bc], false);
 		rp_report_note("%s %s medians: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, switched to plain %llu times)",
-			       nt->name, sz, rp_zb_median(gbps[M_PLAIN], runs),
-			       rp_zb_median(spg[M_PLAIN], runs), rp_zb_median(gbps[M_ZC], runs),
-			       rp_zb_median(spg[M_ZC], runs), (unsigned long long)zsends[M_ZC],
+			       nt->name, sz, rp_bench_runs_median(gbps[M_PLAIN], runs),
+			       rp_bench_runs_median(spg[M_PLAIN], runs), rp_bench_runs_median(gbps[M_ZC], runs),
+			       rp_bench_runs_median(spg[M_ZC], runs), (unsigned long long)zsends[M_ZC],
 			       (unsigned long long)(copied[M_ZC] >> 20),
 			       (unsigned long long)(zcb[M_ZC] >> 20),
-			       rp_zb_median(gbps[M_ADAPT], runs), rp_zb_median(spg[M_ADAPT], runs),
+			       rp_bench_runs_median(gbps[M_ADAPT], runs), rp_bench_runs_median(spg[M_ADAPT], runs),
 			       (unsigned long long)zsends[M_ADAPT],
 			       (unsigned long long)switched[M_ADAPT]);
 	}

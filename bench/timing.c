@@ -248,3 +248,48 @@ int rp_bench_row_ns(const char *name, const struct rp_bench_timing *t, const cha
 		note_noise(name, t);
 	return ret;
 }
+
+/* ---- rows from whole runs (suites that time peers' runs, not samples) ---- */
+
+#define RUNS_MAX 32
+
+double rp_bench_runs_median(const double *v, unsigned n)
+{
+	double c[RUNS_MAX];
+
+	if (n > RUNS_MAX)
+		n = RUNS_MAX;
+	memcpy(c, v, n * sizeof(*v));
+	return rp_bench_summarize(c, n).med;
+}
+
+/* Interquartile range of a side's runs above 15% of its median: the row was
+ * measured on a noisy host (as note_noise above, for runs instead of samples). */
+static void note_noise_runs(const char *name, const double *o, const double *b, unsigned n)
+{
+	double oc[RUNS_MAX], bc[RUNS_MAX];
+
+	if (n < 3)
+		return;
+	if (n > RUNS_MAX)
+		n = RUNS_MAX;
+	memcpy(oc, o, n * sizeof(*o));
+	memcpy(bc, b, n * sizeof(*b));
+	struct rp_bench_stat3 so = rp_bench_summarize(oc, n), sb = rp_bench_summarize(bc, n);
+	double io = (so.q3 - so.q1) / so.med, ib = (sb.q3 - sb.q1) / sb.med;
+
+	if (io > 0.15 || ib > 0.15)
+		rp_report_note("%s: noisy runs (interquartile range ringplane %.0f%%, baseline %.0f%% of median); rerun on a quiet host",
+			       name, 100.0 * io, 100.0 * ib);
+}
+
+int rp_bench_runs_row(const char *name, const char *unit, const double *o, const double *b,
+		      unsigned n, const char *bname, bool higher)
+{
+	int ret = rp_report_row(name, unit, rp_bench_runs_median(o, n), rp_bench_runs_median(b, n),
+				bname, higher);
+
+	if (!ret)
+		note_noise_runs(name, o, b, n);
+	return ret;
+}
