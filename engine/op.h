@@ -72,15 +72,7 @@ static inline struct rp_op *eng_op_start(struct rp_shard *sh, uint8_t kind, rp_c
 	op = eng_op_alloc(sh, kind, cb, arg);
 	if (!op)
 		return NULL;
-	if (sh->link_next) {
-		/* rp_link_next kept this slot: never a flush between the two */
-		sh->link_next = false;
-		sh->last_spare = true;
-		sqe = eng_sqe_spare(sh);
-	} else {
-		sh->last_spare = false;
-		sqe = eng_sqe(sh);
-	}
+	sqe = eng_sqe(sh); /* the spare slot after rp_link_next */
 	if (!sqe) {
 		eng_op_free(sh, op);
 		errno = EBUSY;

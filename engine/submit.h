@@ -44,22 +44,21 @@ bool eng_flush(struct rp_shard *sh);
  * sq_full_fail) when the SQ is full and a flush could not empty it. */
 static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 {
-	if (io_uring_sq_space_left(&sh->ring) < SQ_SPARE + 1 && !eng_flush(sh))
+	/* After rp_link_next the next SQE, an op's or an internal one, is the
+	 * linked one: it comes from the spare slots the linked op's SQE left,
+	 * never after a flush, which would split the pair. */
+	bool linked = sh->link_next;
+
+	if (!linked && io_uring_sq_space_left(&sh->ring) < SQ_SPARE + 1 && !eng_flush(sh))
 		return NULL;
+	sh->link_next = false;
+	sh->last_spare = linked;
 	/* Any SQE taken since an op's own (an internal eventfd re-arm or
 	 * MSG_RING wake included) means that op is no longer the last one:
 	 * rp_link_timeout would link the op to this SQE instead. eng_op_sqe
 	 * sets them again for an op. */
 	sh->last_sqe = NULL;
 	sh->last_op = NULL;
-	if (sh->link_next) {
-		/* something other than an op came between rp_link_next and the
-		 * op it meant: that SQE is now the linked one; take it from the
-		 * spare slots so no flush splits the pair */
-		sh->link_next = false;
-		STAT_INC(sh, ops_submitted);
-		return io_uring_get_sqe(&sh->ring);
-	}
 	STAT_INC(sh, ops_submitted);
 	return io_uring_get_sqe(&sh->ring);
 }
