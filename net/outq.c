@@ -68,6 +68,7 @@ struct rp_outq {
 	unsigned ops;		 /* our ops in flight (a send, a NOP) */
 	unsigned inflight_nodes; /* FIFO nodes the send in flight covers */
 	bool inflight, nop_pending, closing, want_writable, probing;
+	int8_t local; /* peer on this host: 1, 0, or -1 not looked up yet */
 	int err;
 	int mode;
 	uint64_t plain_mark; /* plain_bytes when the socket went plain */
@@ -307,6 +308,8 @@ static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_end(q);
 }
 
+static bool peer_is_local(int fd);
+
 static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct zc_rec *r = arg;
@@ -320,8 +323,16 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 		q = n->q;
 		/* after an error or a close the kernel frees unsent data without
-		 * a copy: such a notification proves no zero-copy transmission */
+		 * a copy: such a notification proves no zero-copy transmission.
+		 * Nor can one on a local peer: loopback delivery always copies,
+		 * so an uncopied notification there is data a reset freed before
+		 * the queue saw the error (looked up here, on this rare path). */
 		dead = !q || q->err || q->closing;
+		if (!dead && !copied) {
+			if (q->local < 0)
+				q->local = peer_is_local(q->fd);
+			dead = q->local;
+		}
 		ss->notifs++;
 		if (copied)
 			ss->zc_copied_bytes += r->bytes;
@@ -532,10 +543,13 @@ int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct
 	if (!q->probe_ns)
 		q->probe_ns = PROBE_NS_DEFAULT;
 	q->mode = MODE_ZC;
-	if ((q->flags & RP_OUTQ_LOCAL_PLAIN) && !(q->flags & RP_OUTQ_ZC_ALWAYS) &&
-	    peer_is_local(fd)) {
-		go_plain(q);
-		ADD(q, local_plain, 1);
+	q->local = -1;
+	if ((q->flags & RP_OUTQ_LOCAL_PLAIN) && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
+		q->local = peer_is_local(fd);
+		if (q->local) {
+			go_plain(q);
+			ADD(q, local_plain, 1);
+		}
 	}
 	*out = q;
 	return 0;

@@ -96,7 +96,10 @@ struct rp_outq_stats {
 	uint64_t zc_bytes;	   /* SEND_ZC bytes whose notification said zero-copy */
 	uint64_t zc_copied_bytes;  /* SEND_ZC bytes the kernel copied (RP_CQE_ZC_COPIED) */
 	uint64_t zc_dropped_bytes; /* SEND_ZC bytes whose notification (not copied) came
-				      after the queue failed or closed: maybe never sent */
+				      after the queue failed or closed, or on a socket
+				      whose peer is local (the kernel copies what it
+				      delivers there, so an uncopied notification means
+				      data freed unsent, e.g. by a reset) */
 	uint64_t plain_bytes;	   /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
 	uint64_t sendmsgs;	   /* sendmsg ops */
 	uint64_t zc_sends;	   /* SEND_ZC ops */
