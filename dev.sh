@@ -3,6 +3,8 @@
 #   ./dev.sh bench   install what is missing, build, run the default benchmark suite (--quick)
 #   ./dev.sh test    install what is missing, build, run every test (release, ASan+UBSan,
 #                    TSan, aarch64 under qemu, fuzz smoke run) and print "N passed, N failed"
+#   ./dev.sh soak [MINUTES] [ARGS...]   build, then the servers under mixed faulty clients for
+#                    MINUTES (default 10), every byte checked (ringplane-soak; ARGS go to it)
 # Other verbs: deps, build, unit (release tests only). Environment: BUILD (default build),
 # FUZZ_SECONDS (default 60), WERROR=1 (add -Dwerror=true, set by CI).
 set -euo pipefail
@@ -108,6 +110,8 @@ cmd_test() {
 	log "release build + tests ($BUILD)"
 	build
 	run_tests "$BUILD" || rc=1
+	run_step "soak: echo, relays and serve under faulty clients for 2 minutes (release)" \
+		"$BUILD/tests/soak/ringplane-soak" --ringplane "$BUILD/apps/ringplane" --seconds 120 || rc=1
 
 	log "ASan+UBSan build + tests (${BUILD}-asan)"
 	meson_setup "${BUILD}-asan" -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
@@ -115,6 +119,11 @@ cmd_test() {
 	ninja -C "${BUILD}-asan"
 	RP_TEST_REDUCED=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		run_tests "${BUILD}-asan" || rc=1
+	# RSS is printed, not checked: ASan's quarantine grows by design. Leaks are
+	# checked at each server's exit (a report in its stderr fails the soak).
+	run_step "soak: 1 minute under ASan+UBSan" env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		ASAN_OPTIONS=detect_leaks=1 "${BUILD}-asan/tests/soak/ringplane-soak" \
+		--ringplane "${BUILD}-asan/apps/ringplane" --seconds 60 --conns 128 --no-rss-check || rc=1
 
 	log "TSan build + thread tests (${BUILD}-tsan)"
 	meson_setup "${BUILD}-tsan" -Dbuildtype=debugoptimized -Db_sanitize=thread \
@@ -137,6 +146,17 @@ cmd_test() {
 	[ "$TOTAL_FAIL" -eq 0 ] && [ $rc -eq 0 ]
 }
 
+cmd_soak() { # [MINUTES] [ringplane-soak args...]
+	local minutes=10
+	if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
+		minutes=$1
+		shift
+	fi
+	build
+	"$BUILD/tests/soak/ringplane-soak" --ringplane "$BUILD/apps/ringplane" \
+		--seconds $((minutes * 60)) "$@"
+}
+
 cmd_bench() {
 	build
 	"$BUILD/bench/ringplane-bench" --quick --json "$BUILD/bench-results.json" "$@"
@@ -155,8 +175,12 @@ bench)
 	shift
 	cmd_bench "$@"
 	;;
+soak)
+	shift
+	cmd_soak "$@"
+	;;
 *)
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -1,0 +1,1755 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringplane-soak: the `ringplane` servers under a mixed load of real
+ * clients with faults, for a given time, every byte checked end to end.
+ *
+ * Usage:
+ *   ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]
+ *                  [--conns N] [--mix KIND=W,...] [--servers LIST]
+ *                  [--warmup S] [--max-size BYTES] [--no-rss-check] [--keep]
+ *
+ *   --ringplane PATH   the `ringplane` binary (apps/); its servers are
+ *                      started here on 127.0.0.1 port 0, with this
+ *                      process's environment (RP_FAULTS, ASAN_OPTIONS...)
+ *   --seconds N        load time (default 60), not counting the drains
+ *   --server-faults    the servers inject faults (RP_FAULTS, -Dfaults=true):
+ *                      a connection the server closes or resets early is
+ *                      "closed by server" and fine when every byte received
+ *                      before was right (a correct prefix); an HTTP 5xx
+ *                      likewise. Anything else stays an error.
+ *   --seed N           the one seed of every random choice (default 1)
+ *   --conns N          client connections open at once, all servers
+ *                      together (default 256, at most 4096)
+ *   --mix K=W,...      weights of the client behaviours (default
+ *                      stream=50,halfclose=15,reset=10,stall=8,silent=7,
+ *                      garbage=10); garbage goes only where it can be
+ *                      refused (serve, the PROXY relay), else it is a stream
+ *   --servers LIST     a subset of echo,relay-copy,relay-splice,relay-auto,
+ *                      relay-proxy,serve (default: all)
+ *   --warmup S         warm-up time before the first measurement (default
+ *                      seconds/4, at most 30)
+ *   --max-size BYTES   largest stream and file (default 8 MB)
+ *   --no-rss-check     print RSS but do not fail on growth (ASan's
+ *                      quarantine grows by design)
+ *   --keep             keep the work directory (served root, server logs)
+ *
+ * Servers (--shards 1 or 2, --no-pin): `echo`; `relay --mode copy`,
+ * `splice`, `auto`, each in front of one upstream `echo`; `relay
+ * --accept-proxy` (auto) to which clients send a PROXY v1 or v2 header
+ * first; `serve` over a root of files written here (0 B .. max-size,
+ * contents and CRC32C known).
+ *
+ * Client behaviours (one epoll loop, every connection non-blocking):
+ *   stream     a random total (1 B .. max-size, log-uniform) written in
+ *              random pieces, read back as it is echoed, length and CRC32C
+ *              checked; on serve: keep-alive GETs one after the other or
+ *              pipelined, with ranges, HEAD and 404s, every body checked
+ *   halfclose  stream, then shutdown(SHUT_WR) after the last byte (serve:
+ *              after the last request): everything back, then EOF
+ *   reset      SO_LINGER 0 close mid-stream; the prefix received is checked
+ *   stall      stop reading for 1-3 s while the server's output backs up,
+ *              then resume and verify the whole stream
+ *   silent     connect and say nothing: the server must close it (idle /
+ *              header timeouts, set to 8 s) or the client does after 12 s
+ *   garbage    random bytes: serve answers 4xx or closes, the PROXY relay
+ *              closes and nothing comes back (no byte reached the echo)
+ *
+ * Checks: connections by outcome and bytes verified per server; errors by
+ * kind (unexpected ones fail the run); VmRSS and open descriptors of each
+ * server when idle after the warm-up and at the end (load drained both
+ * times; fail on growth beyond 5%, descriptors get 3 s for closes in
+ * flight); each server's exit status at SIGTERM (0 within 5 s); sanitizer
+ * reports in the servers' stderr. Exit 0 only when all pass, 1 otherwise,
+ * 2 on a usage error. Every loop is bounded in count and time: a
+ * connection with no progress for 30 s is an error (lost bytes), each
+ * drain gives up after 60 s.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringplane/simd.h>
+
+#define PAT_LEN	      (16u << 20)  /* the pattern every byte sent or served comes from */
+#define PAT_TAIL      (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
+#define MAX_WRITE     (64u << 10)
+#define MAX_CONNS     4096
+#define MAX_REQ	      16
+#define PROGRESS_MS   30000 /* no byte moved for this long: lost */
+#define SILENT_MS     12000 /* a silent or garbage client gives up after this */
+#define SERVER_IDLE_S "8"   /* the servers' idle and header timeouts */
+#define DRAIN_MS      60000
+#define STOP_MS	      5000
+#define FD_GRACE_MS   3000
+#define NFILES	      16
+#define MAX_ERR_PRINT 40
+
+/* ---- small things ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+static uint64_t rnd(uint64_t n) /* 0 .. n-1; n > 0 */
+{
+	return rng() % n;
+}
+
+/* 1 .. max, log-uniform: as many 1-byte as megabyte-sized. */
+static uint64_t rnd_size(uint64_t max)
+{
+	unsigned bits = 0;
+
+	while ((1ull << bits) < max && bits < 63)
+		bits++;
+	uint64_t top = 1ull << rnd(bits + 1);
+	uint64_t v = top / 2 + rnd(top / 2 + 1);
+
+	if (v < 1)
+		v = 1;
+	return v > max ? max : v;
+}
+
+static uint8_t *pat;
+
+/* CRC32C of pattern bytes [off, off + len), the offset taken modulo PAT_LEN. */
+static uint32_t pat_crc(uint32_t crc, uint64_t off, uint64_t len)
+{
+	off %= PAT_LEN;
+	while (len) {
+		uint64_t n = PAT_LEN - off < len ? PAT_LEN - off : len;
+
+		crc = rp_crc32c(crc, pat + off, n);
+		len -= n;
+		off = 0;
+	}
+	return crc;
+}
+
+/* ---- servers ---- */
+
+enum kind { K_ECHO, K_RELAY, K_SERVE };
+
+enum outcome {
+	O_OK,		 /* whole and verified */
+	O_RESET_CLIENT,	 /* reset by the client on purpose, prefix verified */
+	O_IDLE_SERVER,	 /* silent: closed by the server's timeout */
+	O_IDLE_CLIENT,	 /* silent: closed by the client after its bound */
+	O_REFUSED,	 /* garbage refused (4xx or closed) */
+	O_SERVER_CLOSED, /* --server-faults: closed early, prefix verified */
+	O_ERROR,
+	O_COUNT
+};
+static const char *const outcome_name[O_COUNT] = {
+	"ok", "reset-by-client", "idle-closed", "idle-client", "refused", "server-closed", "error"};
+
+enum err {
+	E_CONNECT, /* connect failed */
+	E_CORRUPT, /* CRC32C or length mismatch */
+	E_SHORT,   /* EOF before every byte came back */
+	E_RESET,   /* reset by the server */
+	E_EXTRA,   /* bytes nobody sent */
+	E_STALL,   /* no progress for PROGRESS_MS */
+	E_HTTP,	   /* a response not the one asked for */
+	E_GARBAGE, /* garbage accepted, relayed, or never refused */
+	E_IO,	   /* another socket error */
+	E_COUNT
+};
+static const char *const err_name[E_COUNT] = {"connect", "corrupt", "short",   "reset", "extra",
+					      "stall",	 "http",    "garbage", "io"};
+
+enum beh { B_STREAM, B_HALFCLOSE, B_RESET, B_STALL, B_SILENT, B_GARBAGE, B_COUNT };
+static const char *const beh_name[B_COUNT] = {"stream", "halfclose", "reset",
+					      "stall",	"silent",    "garbage"};
+
+struct server {
+	const char *name;
+	enum kind kind;
+	bool proxy_in; /* --accept-proxy */
+	bool target;   /* clients connect to it (not the upstream echo) */
+	bool enabled;
+	const char *args[24];
+	pid_t pid;
+	int out, port;
+	bool exited;   /* reaped while the soak ran */
+	int status;    /* exit status: code, or 128 + signal; -1 not within STOP_MS */
+	char log[256]; /* its stderr */
+	unsigned shards;
+	uint64_t outcome[O_COUNT], err[E_COUNT], verified, conns, active;
+	long rss0, rss1, fd0, fd1;
+	long pipes0, pipes1; /* relay: pipes in its splice cache (2 fds each), -1 unknown */
+};
+
+static struct server servers[] = {
+	{.name = "echo", .kind = K_ECHO, .target = true},
+	{.name = "upstream-echo", .kind = K_ECHO},
+	{.name = "relay-copy", .kind = K_RELAY, .target = true},
+	{.name = "relay-splice", .kind = K_RELAY, .target = true},
+	{.name = "relay-auto", .kind = K_RELAY, .target = true},
+	{.name = "relay-proxy", .kind = K_RELAY, .target = true, .proxy_in = true},
+	{.name = "serve", .kind = K_SERVE, .target = true},
+};
+#define NSERVERS (sizeof(servers) / sizeof(servers[0]))
+
+/* ---- options and run state ---- */
+
+static const char *bin;
+static unsigned opt_seconds = 60, opt_conns = 256, opt_warmup = ~0u;
+static uint64_t opt_seed = 1, opt_max_size = 8u << 20;
+static bool opt_faults, opt_rss_check = true, opt_keep;
+static unsigned weight[B_COUNT] = {50, 15, 10, 8, 7, 10};
+static char workdir[64], rootdir[96];
+static int failures; /* checks outside connections that failed */
+static unsigned err_printed;
+
+struct file {
+	char name[32];
+	uint64_t size, off; /* content = pat[off .. off + size) */
+};
+static struct file files[NFILES];
+
+/* ---- connections ---- */
+
+struct hreq {
+	int file; /* -1: a missing path (404) */
+	bool head;
+	int status;
+	uint64_t a, len; /* expected body: file bytes [a, a + len) */
+	bool check;	 /* check the body (200, 206); else skip it */
+	char range[48];
+};
+
+struct conn {
+	bool used;
+	int fd;
+	unsigned id;
+	struct server *srv;
+	enum beh beh;
+	bool connected, wr_shut, stalled, stall_done, registered, pipelined, want_eof;
+	uint32_t events;
+	uint64_t last_ms, stall_until, silent_until;
+	/* a stream: pattern bytes from pat_off */
+	uint64_t pat_off, total, sent, recvd, reset_at, stall_at;
+	uint32_t crc_sent, crc_recv;
+	/* bytes sent before the stream: a PROXY header or garbage */
+	uint8_t pre[2304];
+	unsigned pre_len, pre_off;
+	/* HTTP */
+	struct hreq rq[MAX_REQ];
+	unsigned nreq, nqueued, ndone;
+	char wbuf[MAX_REQ * 128];
+	unsigned wlen, woff;
+	char head[4096];
+	unsigned hlen;
+	bool in_body, got_4xx;
+	uint64_t body_left, body_got;
+	uint32_t body_crc;
+};
+
+static struct conn *conns;
+static unsigned nactive, next_id;
+static uint64_t drain_ms[2];
+static int ep;
+static uint8_t rbuf[256 << 10];
+
+static void note_err(struct conn *c, enum err e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void note_err(struct conn *c, enum err e, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->srv->err[e]++;
+	if (err_printed++ >= MAX_ERR_PRINT)
+		return;
+	fprintf(stderr, "soak: %s conn %u (%s): %s: ", c->srv->name, c->id, beh_name[c->beh],
+		err_name[e]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " [sent %llu recvd %llu total %llu]\n", (unsigned long long)c->sent,
+		(unsigned long long)c->recvd, (unsigned long long)c->total);
+}
+
+static void finish(struct conn *c, enum outcome o, bool reset)
+{
+	if (reset) {
+		struct linger l = {.l_onoff = 1, .l_linger = 0};
+
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	}
+	close(c->fd); /* also takes it out of the epoll set */
+	c->srv->outcome[o]++;
+	c->srv->active--;
+	c->used = false;
+	nactive--;
+}
+
+static void fail(struct conn *c, enum err e, const char *why, int errnum)
+{
+	note_err(c, e, "%s%s%s", why, errnum ? ": " : "", errnum ? strerror(errnum) : "");
+	finish(c, O_ERROR, false);
+}
+
+static bool is_http(const struct conn *c)
+{
+	return c->srv->kind == K_SERVE;
+}
+
+static bool has_output(const struct conn *c)
+{
+	if (c->pre_off < c->pre_len)
+		return true;
+	if (is_http(c))
+		return c->woff < c->wlen;
+	return c->sent < c->total;
+}
+
+static void set_events(struct conn *c)
+{
+	uint32_t ev = 0;
+
+	if (!c->connected)
+		ev = EPOLLOUT;
+	else {
+		if (!c->stalled)
+			ev |= EPOLLIN;
+		if (has_output(c) && !c->wr_shut)
+			ev |= EPOLLOUT;
+	}
+	if (ev == c->events && c->registered)
+		return;
+	struct epoll_event e = {.events = ev, .data.u32 = (uint32_t)(c - conns)};
+
+	if (!ev) { /* a stalled connection with nothing to write: nothing to wait for */
+		if (c->registered)
+			epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+		c->registered = false;
+	} else if (c->registered) {
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+	} else {
+		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e);
+		c->registered = true;
+	}
+	c->events = ev;
+}
+
+/* ---- plans ---- */
+
+static enum beh pick_beh(const struct server *s)
+{
+	unsigned sum = 0, r;
+
+	for (int b = 0; b < B_COUNT; b++)
+		sum += weight[b];
+	r = (unsigned)rnd(sum ? sum : 1);
+	for (int b = 0; b < B_COUNT; b++) {
+		if (r < weight[b]) {
+			if (b == B_GARBAGE && s->kind != K_SERVE && !s->proxy_in)
+				return B_STREAM;
+			return (enum beh)b;
+		}
+		r -= weight[b];
+	}
+	return B_STREAM;
+}
+
+static void proxy_header(struct conn *c)
+{
+	if (rnd(2)) {
+		c->pre_len = (unsigned)snprintf((char *)c->pre, sizeof(c->pre),
+						"PROXY TCP4 192.0.2.%u 198.51.100.%u %u %u\r\n",
+						(unsigned)rnd(254) + 1, (unsigned)rnd(254) + 1,
+						(unsigned)rnd(65535) + 1, (unsigned)rnd(65535) + 1);
+		return;
+	}
+	static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+					0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+	uint8_t *p = c->pre;
+
+	memcpy(p, sig, 12);
+	p[12] = 0x21; /* version 2, PROXY */
+	p[13] = 0x11; /* TCP over IPv4 */
+	p[14] = 0;
+	p[15] = 12;
+	for (int i = 16; i < 28; i++)
+		p[i] = (uint8_t)rng();
+	c->pre_len = 28;
+}
+
+static void garbage(struct conn *c, bool http)
+{
+	unsigned n = 1 + (unsigned)rnd(http ? 2048 : 256);
+
+	for (unsigned i = 0; i < n; i++)
+		c->pre[i] = (uint8_t)rng();
+	/* Never the start of a valid PROXY header ('P', v2's CR): refused at once. */
+	if (c->pre[0] == 'P' || c->pre[0] == '\r' || (http && isalpha(c->pre[0])))
+		c->pre[0] = 0x01;
+	if (http) {
+		memcpy(c->pre + n, "\r\n\r\n", 4);
+		n += 4;
+	}
+	c->pre_len = n;
+}
+
+static const struct file *pick_file(void)
+{
+	/* the largest one (index 0) only now and then: bytes stay bounded */
+	if (rnd(24) == 0)
+		return &files[0];
+	return &files[1 + rnd(NFILES - 1)];
+}
+
+static void plan_req(struct hreq *r, const struct file *f, bool big)
+{
+	unsigned k = (unsigned)rnd(100);
+
+	memset(r, 0, sizeof(*r));
+	r->file = (int)(f - files);
+	r->status = 200;
+	r->a = 0;
+	r->len = f->size;
+	r->check = true;
+	if (big)
+		return;
+	if (k < 5) {
+		r->file = -1;
+		r->status = 404;
+		r->check = false;
+	} else if (k < 15) {
+		r->head = true;
+	} else if (k < 40 && f->size > 0) {
+		unsigned form = (unsigned)rnd(10);
+		uint64_t a = rnd(f->size), b;
+
+		r->status = 206;
+		if (form < 4) {
+			b = a + rnd(f->size - a);
+			snprintf(r->range, sizeof(r->range), "bytes=%llu-%llu",
+				 (unsigned long long)a, (unsigned long long)b);
+			r->a = a;
+			r->len = b - a + 1;
+		} else if (form < 7) {
+			snprintf(r->range, sizeof(r->range), "bytes=%llu-", (unsigned long long)a);
+			r->a = a;
+			r->len = f->size - a;
+		} else if (form < 9) {
+			uint64_t n = 1 + rnd(f->size);
+
+			snprintf(r->range, sizeof(r->range), "bytes=-%llu", (unsigned long long)n);
+			r->a = f->size - n;
+			r->len = n;
+		} else {
+			snprintf(r->range, sizeof(r->range), "bytes=%llu-",
+				 (unsigned long long)f->size);
+			r->status = 416;
+			r->check = false;
+		}
+	}
+}
+
+static void queue_req(struct conn *c)
+{
+	const struct hreq *r = &c->rq[c->nqueued++];
+	char path[48];
+
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+	if (r->file < 0)
+		snprintf(path, sizeof(path), "/missing-%u.bin", (unsigned)rnd(1000));
+	else
+		snprintf(path, sizeof(path), "/%s", files[r->file].name);
+	c->wlen += (unsigned)snprintf(c->wbuf + c->wlen, sizeof(c->wbuf) - c->wlen,
+				      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n",
+				      r->head ? "HEAD" : "GET", path, r->range[0] ? "Range: " : "",
+				      r->range, r->range[0] ? "\r\n" : "");
+}
+
+static void plan_http(struct conn *c)
+{
+	bool big = c->beh == B_RESET || c->beh == B_STALL;
+	uint64_t body = 0;
+
+	c->nreq = big ? 1 + (unsigned)rnd(3) : 1 + (unsigned)rnd(MAX_REQ);
+	for (unsigned i = 0; i < c->nreq; i++) {
+		/* reset and stall start with a large file, so the output backs up */
+		plan_req(&c->rq[i], big && i == 0 ? &files[1] : pick_file(), big && i == 0);
+		body += c->rq[i].head ? 0 : c->rq[i].len;
+	}
+	c->pipelined = c->beh == B_HALFCLOSE || rnd(2);
+	if (c->pipelined)
+		while (c->nqueued < c->nreq)
+			queue_req(c);
+	else
+		queue_req(c);
+	c->total = body;
+	if (c->beh == B_RESET)
+		c->reset_at = 1 + rnd(body + 1);
+	if (c->beh == B_STALL)
+		c->stall_at = rnd(body / 2 + 1);
+}
+
+static void plan_stream(struct conn *c)
+{
+	c->pat_off = rnd(PAT_LEN);
+	c->total = rnd_size(opt_max_size);
+	if (c->beh == B_STALL && c->total < (1u << 20)) /* enough to back the output up */
+		c->total =
+			(1u << 20) + rnd(opt_max_size > (1u << 20) ? opt_max_size - (1u << 20) : 1);
+	if (c->beh == B_RESET) {
+		if (c->total < 2)
+			c->total = 2;
+		c->reset_at = 1 + rnd(c->total - 1);
+	}
+	if (c->beh == B_STALL)
+		c->stall_at = rnd(c->total / 2 + 1);
+	if (c->srv->proxy_in)
+		proxy_header(c);
+}
+
+static struct server *pick_server(void)
+{
+	unsigned n = 0, k;
+
+	for (unsigned i = 0; i < NSERVERS; i++)
+		n += servers[i].target && servers[i].enabled && !servers[i].exited;
+	if (!n)
+		return NULL;
+	k = (unsigned)rnd(n);
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].target && servers[i].enabled && !servers[i].exited && k-- == 0)
+			return &servers[i];
+	return NULL;
+}
+
+static void start_conn(void)
+{
+	struct server *s = pick_server();
+	struct conn *c = NULL;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+
+	if (!s)
+		return;
+	for (unsigned i = 0; i < opt_conns; i++)
+		if (!conns[i].used) {
+			c = &conns[i];
+			break;
+		}
+	if (!c)
+		return;
+	memset(c, 0, offsetof(struct conn, rq));
+	c->nreq = c->nqueued = c->ndone = 0;
+	c->wlen = c->woff = c->hlen = 0;
+	c->in_body = c->got_4xx = false;
+	c->body_left = c->body_got = 0;
+	c->body_crc = 0;
+	c->used = true;
+	c->id = next_id++;
+	c->srv = s;
+	c->beh = pick_beh(s);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	nactive++;
+	s->active++;
+	s->conns++;
+	if (c->fd < 0) {
+		c->used = false;
+		nactive--;
+		s->active--;
+		s->err[E_CONNECT]++;
+		s->outcome[O_ERROR]++;
+		return;
+	}
+	if (c->beh == B_GARBAGE)
+		garbage(c, is_http(c));
+	else if (c->beh != B_SILENT) {
+		if (is_http(c))
+			plan_http(c);
+		else
+			plan_stream(c);
+	}
+	c->last_ms = now_ms();
+	c->silent_until = c->last_ms + SILENT_MS;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)s->port);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
+		fail(c, E_CONNECT, "connect", errno);
+		return;
+	}
+	set_events(c);
+}
+
+/* ---- verification ---- */
+
+/* The stream's received bytes so far are the sent ones' prefix? */
+static bool prefix_ok(struct conn *c)
+{
+	if (is_http(c)) {
+		const struct hreq *r = &c->rq[c->ndone];
+
+		if (!c->in_body || !r->check || c->ndone >= c->nreq)
+			return true;
+		return c->body_crc == pat_crc(0, files[r->file].off + r->a, c->body_got);
+	}
+	return c->crc_recv == pat_crc(0, c->pat_off, c->recvd);
+}
+
+/* The server closed (EOF, @errnum 0) or reset the connection. */
+static void peer_closed(struct conn *c, int errnum)
+{
+	bool ok = prefix_ok(c);
+
+	if (c->beh == B_SILENT) {
+		finish(c, O_IDLE_SERVER, false);
+		return;
+	}
+	if (c->beh == B_GARBAGE) {
+		finish(c, O_REFUSED, false);
+		return;
+	}
+	if (!ok) {
+		fail(c, E_CORRUPT, "received prefix differs", 0);
+		return;
+	}
+	if (!errnum && c->want_eof) { /* the EOF a half-close asked for */
+		bool whole = is_http(c) ? c->ndone == c->nreq : c->recvd == c->total;
+
+		if (!whole) {
+			fail(c, E_SHORT, "EOF before the end", 0);
+			return;
+		}
+		if (!is_http(c) && c->crc_recv != c->crc_sent) {
+			fail(c, E_CORRUPT, "CRC32C differs", 0);
+			return;
+		}
+		if (!is_http(c))
+			c->srv->verified += c->recvd;
+		finish(c, O_OK, false);
+		return;
+	}
+	if (opt_faults) {
+		c->srv->verified += is_http(c) ? c->body_got : c->recvd;
+		finish(c, O_SERVER_CLOSED, false);
+		return;
+	}
+	fail(c, errnum ? E_RESET : E_SHORT, errnum ? "reset by the server" : "EOF before the end",
+	     errnum);
+}
+
+static void client_reset(struct conn *c)
+{
+	if (!prefix_ok(c)) {
+		fail(c, E_CORRUPT, "received prefix differs", 0);
+		return;
+	}
+	c->srv->verified += is_http(c) ? c->body_got : c->recvd;
+	finish(c, O_RESET_CLIENT, true);
+}
+
+/* The stream came back whole: done, or wait for the EOF a half-close asks for. */
+static void stream_done(struct conn *c)
+{
+	if (c->beh == B_HALFCLOSE) {
+		c->want_eof = true;
+		return;
+	}
+	if (c->beh == B_RESET) {
+		client_reset(c);
+		return;
+	}
+	if (c->crc_recv != c->crc_sent) {
+		fail(c, E_CORRUPT, "CRC32C differs", 0);
+		return;
+	}
+	c->srv->verified += c->recvd;
+	finish(c, O_OK, false);
+}
+
+/* ---- HTTP responses ---- */
+
+static const char *hfield(const char *lower_head, const char *name)
+{
+	const char *p = strstr(lower_head, name);
+
+	return p ? p + strlen(name) : NULL;
+}
+
+/* A whole response head is in c->head: check it against the request. 0 or -1 (failed). */
+static int http_head(struct conn *c)
+{
+	char low[sizeof(c->head)];
+	const char *v;
+	int status;
+	long long cl = -1;
+
+	for (unsigned i = 0; i <= c->hlen; i++)
+		low[i] = (char)tolower((unsigned char)c->head[i]);
+	if (strncmp(c->head, "HTTP/1.1 ", 9) || !isdigit((unsigned char)c->head[9])) {
+		fail(c, E_HTTP, "not an HTTP/1.1 status line", 0);
+		return -1;
+	}
+	status = atoi(c->head + 9);
+	v = hfield(low, "\r\ncontent-length:");
+	if (v)
+		cl = strtoll(v, NULL, 10);
+	if (c->beh == B_GARBAGE) {
+		if (status < 400 || status > 499) {
+			note_err(c, E_GARBAGE, "garbage answered %d", status);
+			finish(c, O_ERROR, false);
+			return -1;
+		}
+		c->got_4xx = true;
+		c->in_body = true;
+		c->body_left = cl > 0 ? (uint64_t)cl : 0;
+		return 0;
+	}
+	if (c->ndone >= c->nreq) {
+		fail(c, E_HTTP, "a response nobody asked for", 0);
+		return -1;
+	}
+	const struct hreq *r = &c->rq[c->ndone];
+
+	if (opt_faults && status >= 500) {
+		finish(c, O_SERVER_CLOSED, false);
+		return -1;
+	}
+	if (status != r->status) {
+		note_err(c, E_HTTP, "status %d, asked for %d (%s%s)", status, r->status,
+			 r->file >= 0 ? files[r->file].name : "missing", r->range);
+		finish(c, O_ERROR, false);
+		return -1;
+	}
+	if (cl < 0) {
+		fail(c, E_HTTP, "no Content-Length", 0);
+		return -1;
+	}
+	if (r->check && (uint64_t)cl != r->len) {
+		note_err(c, E_HTTP, "Content-Length %lld, want %llu", cl,
+			 (unsigned long long)r->len);
+		finish(c, O_ERROR, false);
+		return -1;
+	}
+	if (status == 206) {
+		char want[96];
+
+		snprintf(want, sizeof(want), "\r\ncontent-range: bytes %llu-%llu/%llu\r\n",
+			 (unsigned long long)r->a, (unsigned long long)(r->a + r->len - 1),
+			 (unsigned long long)files[r->file].size);
+		if (!strstr(low, want)) {
+			fail(c, E_HTTP, "wrong Content-Range", 0);
+			return -1;
+		}
+	}
+	if ((v = hfield(low, "\r\nconnection:")) && !strncmp(v + strspn(v, " "), "close", 5) &&
+	    c->ndone + 1 < c->nreq) {
+		fail(c, E_HTTP, "Connection: close with requests left", 0);
+		return -1;
+	}
+	c->in_body = true;
+	c->body_left = r->head ? 0 : (uint64_t)cl;
+	c->body_got = 0;
+	c->body_crc = 0;
+	return 0;
+}
+
+/* One response is complete. 0 to go on, -1 when the connection ended. */
+static int http_done(struct conn *c)
+{
+	const struct hreq *r = &c->rq[c->ndone];
+
+	c->in_body = false;
+	c->hlen = 0;
+	if (c->beh == B_GARBAGE)
+		return 0; /* wait for the close */
+	if (r->check && !r->head) {
+		if (c->body_crc != pat_crc(0, files[r->file].off + r->a, r->len)) {
+			fail(c, E_CORRUPT, "body CRC32C differs", 0);
+			return -1;
+		}
+		c->srv->verified += r->len;
+	}
+	c->body_got = 0;
+	c->body_crc = 0;
+	c->ndone++;
+	if (c->ndone < c->nreq) {
+		if (!c->pipelined)
+			queue_req(c);
+		return 0;
+	}
+	if (c->beh == B_HALFCLOSE) {
+		c->want_eof = true;
+		return 0;
+	}
+	if (c->beh == B_RESET) {
+		client_reset(c);
+		return -1;
+	}
+	finish(c, O_OK, false);
+	return -1;
+}
+
+static int http_input(struct conn *c, const uint8_t *p, size_t n)
+{
+	while (n) {
+		if (!c->in_body) {
+			if (c->want_eof || (c->beh == B_GARBAGE && c->got_4xx)) {
+				fail(c, E_EXTRA, "bytes after the last response", 0);
+				return -1;
+			}
+			while (n) {
+				if (c->hlen >= sizeof(c->head) - 1) {
+					fail(c, E_HTTP, "response head too long", 0);
+					return -1;
+				}
+				c->head[c->hlen++] = (char)*p++;
+				n--;
+				if (c->hlen >= 4 && !memcmp(c->head + c->hlen - 4, "\r\n\r\n", 4))
+					break;
+			}
+			if (c->hlen < 4 || memcmp(c->head + c->hlen - 4, "\r\n\r\n", 4))
+				return 0;
+			c->head[c->hlen] = 0;
+			if (http_head(c))
+				return -1;
+		}
+		size_t take = n < c->body_left ? n : (size_t)c->body_left;
+
+		if (take && c->beh != B_GARBAGE) {
+			c->body_crc = rp_crc32c(c->body_crc, p, take);
+			c->body_got += take;
+		}
+		p += take;
+		n -= take;
+		c->body_left -= take;
+		if (!c->body_left && http_done(c))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- I/O ---- */
+
+static void on_read(struct conn *c)
+{
+	for (int round = 0; round < 4 && c->used; round++) {
+		ssize_t r = recv(c->fd, rbuf, sizeof(rbuf), 0);
+
+		if (r == 0) {
+			peer_closed(c, 0);
+			return;
+		}
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ECONNRESET || errno == EPIPE)
+				peer_closed(c, errno);
+			else
+				fail(c, E_IO, "recv", errno);
+			return;
+		}
+		c->last_ms = now_ms();
+		if (c->beh == B_SILENT) {
+			fail(c, E_EXTRA, "bytes to a silent client", 0);
+			return;
+		}
+		if (c->beh == B_GARBAGE && !is_http(c)) {
+			note_err(c, E_GARBAGE, "%zd bytes came back: garbage was relayed", r);
+			finish(c, O_ERROR, false);
+			return;
+		}
+		c->recvd += (uint64_t)r;
+		if (is_http(c)) {
+			if (http_input(c, rbuf, (size_t)r))
+				return;
+		} else {
+			if (c->recvd > c->sent) {
+				fail(c, E_EXTRA, "more bytes back than sent", 0);
+				return;
+			}
+			if (c->want_eof) {
+				fail(c, E_EXTRA, "bytes after the whole stream", 0);
+				return;
+			}
+			c->crc_recv = rp_crc32c(c->crc_recv, rbuf, (size_t)r);
+			if (c->recvd == c->total) {
+				stream_done(c);
+				if (!c->used)
+					return;
+			}
+		}
+		if (c->beh == B_RESET && c->reset_at && c->recvd >= c->reset_at && is_http(c)) {
+			client_reset(c);
+			return;
+		}
+		if (c->beh == B_STALL && !c->stall_done && !c->stalled && c->recvd >= c->stall_at) {
+			c->stalled = true;
+			c->stall_until = c->last_ms + 1000 + rnd(2001);
+			return;
+		}
+	}
+}
+
+static void on_write(struct conn *c)
+{
+	for (int round = 0; round < 8 && has_output(c); round++) {
+		const void *p;
+		size_t n;
+		bool pre = c->pre_off < c->pre_len;
+
+		if (pre) {
+			p = c->pre + c->pre_off;
+			n = c->pre_len - c->pre_off;
+		} else if (is_http(c)) {
+			p = c->wbuf + c->woff;
+			n = c->wlen - c->woff;
+		} else {
+			uint64_t left = c->total - c->sent;
+			unsigned want =
+				rnd(3) ? 1 + (unsigned)rnd(MAX_WRITE) : 1 + (unsigned)rnd(512);
+
+			if (c->beh == B_RESET && c->reset_at - c->sent < want)
+				want = (unsigned)(c->reset_at - c->sent);
+			n = left < want ? (size_t)left : want;
+			p = pat + (c->pat_off + c->sent) % PAT_LEN;
+		}
+		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ECONNRESET || errno == EPIPE)
+				peer_closed(c, errno);
+			else
+				fail(c, E_IO, "send", errno);
+			return;
+		}
+		c->last_ms = now_ms();
+		if (pre) {
+			c->pre_off += (unsigned)r;
+		} else if (is_http(c)) {
+			c->woff += (unsigned)r;
+		} else {
+			c->crc_sent = rp_crc32c(c->crc_sent, p, (size_t)r);
+			c->sent += (uint64_t)r;
+			if (c->beh == B_RESET && c->sent >= c->reset_at) {
+				client_reset(c);
+				return;
+			}
+		}
+	}
+	if (!has_output(c) && !c->wr_shut && c->beh == B_HALFCLOSE &&
+	    (!is_http(c) || c->nqueued == c->nreq)) {
+		shutdown(c->fd, SHUT_WR);
+		c->wr_shut = true;
+	}
+}
+
+static void on_event(struct conn *c, uint32_t ev)
+{
+	if (!c->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			if (opt_faults && (err == ECONNRESET || err == ECONNREFUSED))
+				finish(c, O_SERVER_CLOSED, false);
+			else
+				fail(c, E_CONNECT, "connect", err);
+			return;
+		}
+		c->connected = true;
+		c->last_ms = now_ms();
+		if (c->beh == B_HALFCLOSE && !has_output(c)) {
+			shutdown(c->fd, SHUT_WR);
+			c->wr_shut = true;
+		}
+	}
+	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->stalled)
+		on_read(c);
+	if (c->used && (ev & (EPOLLOUT | EPOLLERR)))
+		on_write(c);
+	if (c->used && !c->stalled && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN))
+		on_read(c);
+	if (c->used)
+		set_events(c);
+}
+
+/* Timers: stalls that end, silent clients that give up, connections that stopped moving. */
+static void sweep(bool draining)
+{
+	uint64_t t = now_ms();
+
+	for (unsigned i = 0; i < opt_conns; i++) {
+		struct conn *c = &conns[i];
+
+		if (!c->used)
+			continue;
+		if (c->stalled && (t >= c->stall_until || draining)) {
+			c->stalled = false;
+			c->stall_done = true;
+			c->last_ms = t;
+			set_events(c);
+			continue;
+		}
+		if (c->beh == B_SILENT && (t >= c->silent_until || (draining && c->connected))) {
+			finish(c, O_IDLE_CLIENT, false);
+			continue;
+		}
+		if (c->beh == B_GARBAGE && t >= c->silent_until) {
+			fail(c, E_GARBAGE, "garbage not refused within the bound", 0);
+			continue;
+		}
+		if (!c->stalled && t - c->last_ms > PROGRESS_MS)
+			fail(c, E_STALL, "no progress", 0);
+	}
+}
+
+/* ---- children ---- */
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+static long fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) && n < 1000000)
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/*
+ * A relay keeps idle pipes for later splices (net/relay_splice.c, at most
+ * 256 per shard): descriptors that are a cache, not a leak, and whose
+ * number follows the peak of concurrent splices. SIGUSR1 makes each shard
+ * print its counters, "pipes N" among them; the pipes live when no
+ * connection is open are all cached. -1 when the lines do not come (1 s).
+ */
+static long relay_pipes(struct server *s)
+{
+	char buf[16384];
+	size_t len = 0;
+	unsigned lines = 0;
+	long pipes = 0;
+	uint64_t end = now_ms() + 1000;
+
+	if (kill(s->pid, SIGUSR1))
+		return -1;
+	while (lines < s->shards && now_ms() < end && len < sizeof(buf) - 1) {
+		struct pollfd p = {.fd = s->out, .events = POLLIN};
+		ssize_t r;
+		char *nl, *at;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		r = read(s->out, buf + len, sizeof(buf) - 1 - len);
+		if (r <= 0)
+			return -1;
+		len += (size_t)r;
+		buf[len] = 0;
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = 0;
+			if (!strncmp(buf, "shard ", 6) && (at = strstr(buf, " pipes "))) {
+				pipes += strtol(at + 7, NULL, 10);
+				lines++;
+			}
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len + 1);
+		}
+	}
+	return lines == s->shards ? pipes : -1;
+}
+
+/* Start `ringplane ARGS...` with stderr to its log (server_listening waits for it). */
+static int server_spawn(struct server *s)
+{
+	const char *argv[32];
+	int pfd[2], n = 0, lfd;
+
+	argv[n++] = bin;
+	for (const char *const *a = s->args; *a && n < 31; a++)
+		argv[n++] = *a;
+	argv[n] = NULL;
+	snprintf(s->log, sizeof(s->log), "%s/%s.log", workdir, s->name);
+	lfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (lfd < 0 || pipe2(pfd, O_CLOEXEC)) {
+		perror("soak: log or pipe");
+		return -1;
+	}
+	s->pid = fork();
+	if (s->pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(lfd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(lfd);
+	close(pfd[1]);
+	s->out = pfd[0];
+	return s->pid < 0 ? -1 : 0;
+}
+
+/* Wait for its "listening on H:P" (30 s: a pool is prefaulted at start, slow under ASan). */
+static int server_listening(struct server *s)
+{
+	char line[256];
+	size_t len = 0;
+	uint64_t end = now_ms() + 30000;
+
+	while (now_ms() < end && len < sizeof(line) - 1) {
+		struct pollfd p = {.fd = s->out, .events = POLLIN};
+		char *colon;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(s->out, line + len, 1) != 1)
+			break;
+		if (line[len] != '\n') {
+			len++;
+			continue;
+		}
+		line[len] = 0;
+		colon = strrchr(line, ':');
+		if (strncmp(line, "listening on ", 13) || !colon)
+			break;
+		s->port = atoi(colon + 1);
+		return 0;
+	}
+	fprintf(stderr, "soak: %s did not start (see %s)\n", s->name, s->log);
+	return -1;
+}
+
+/* SIGTERM; the exit status within STOP_MS, else SIGKILL and -1. */
+static void server_stop(struct server *s)
+{
+	uint64_t end = now_ms() + STOP_MS;
+	char buf[4096];
+	int st = 0;
+
+	if (s->pid <= 0)
+		return;
+	if (!s->exited) {
+		kill(s->pid, SIGTERM);
+		for (;;) {
+			struct pollfd p = {.fd = s->out, .events = POLLIN};
+
+			if (poll(&p, 1, 20) > 0 && read(s->out, buf, sizeof(buf)) <= 0)
+				p.fd = -1; /* its stdout is closed: just wait */
+			if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+				s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				break;
+			}
+			if (now_ms() > end) {
+				kill(s->pid, SIGKILL);
+				waitpid(s->pid, &st, 0);
+				s->status = -1;
+				break;
+			}
+		}
+	}
+	close(s->out);
+	s->pid = 0;
+}
+
+/* A server that died during the soak is a failure; it gets no more clients. */
+static void reap(void)
+{
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		int st;
+
+		if (s->pid > 0 && !s->exited && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->exited = true;
+			s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			fprintf(stderr, "soak: %s exited during the soak (status %d)\n", s->name,
+				s->status);
+		}
+	}
+}
+
+/* Sanitizer reports and crashes in a server's stderr; prints and counts them. */
+static bool log_clean(const struct server *s)
+{
+	static const char *const bad[] = {"AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
+					  "runtime error:",   "Segmentation",  "Assertion"};
+	char line[1024];
+	bool clean = true;
+	unsigned shown = 0;
+	FILE *f = fopen(s->log, "r");
+
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f)) {
+		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+			if (strstr(line, bad[k]))
+				clean = false;
+		if (!clean && shown++ < 40)
+			fprintf(stderr, "  %s| %s", s->name, line);
+	}
+	fclose(f);
+	return clean;
+}
+
+/* ---- the served root ---- */
+
+static int write_root(void)
+{
+	static const uint64_t fixed[] = {0, 1, 100, 4095, 4096, 65537, 1u << 20};
+	int dfd;
+
+	snprintf(rootdir, sizeof(rootdir), "%s/root", workdir);
+	if (mkdir(rootdir, 0755) || chmod(rootdir, 0755) || chmod(workdir, 0755))
+		return -1;
+	dfd = open(rootdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	for (unsigned i = 0; i < NFILES; i++) {
+		struct file *f = &files[i];
+		uint64_t done = 0;
+		int fd;
+
+		if (i == 0)
+			f->size = opt_max_size;
+		else if (i == 1)
+			f->size = opt_max_size < (4u << 20) ? opt_max_size : (4u << 20);
+		else if (i - 2 < sizeof(fixed) / sizeof(fixed[0]))
+			f->size = fixed[i - 2] < opt_max_size ? fixed[i - 2] : opt_max_size;
+		else
+			f->size = rnd_size(opt_max_size / 4 + 1);
+		f->off = rnd(PAT_LEN - f->size + 1);
+		snprintf(f->name, sizeof(f->name), "f%u-%llu.bin", i, (unsigned long long)f->size);
+		fd = openat(dfd, f->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			goto fail;
+		while (done < f->size) {
+			ssize_t r = write(fd, pat + f->off + done, f->size - done);
+
+			if (r <= 0) {
+				close(fd);
+				goto fail;
+			}
+			done += (uint64_t)r;
+		}
+		fchmod(fd, 0644);
+		close(fd);
+	}
+	close(dfd);
+	return 0;
+fail:
+	perror("soak: writing the root");
+	close(dfd);
+	return -1;
+}
+
+static void remove_workdir(void)
+{
+	char path[1024];
+
+	if (opt_keep || !workdir[0])
+		return;
+	for (unsigned i = 0; i < NFILES; i++) {
+		snprintf(path, sizeof(path), "%s/%s", rootdir, files[i].name);
+		unlink(path);
+	}
+	rmdir(rootdir);
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].log[0])
+			unlink(servers[i].log);
+	rmdir(workdir);
+}
+
+/* ---- phases ---- */
+
+static void pump(unsigned timeout_ms)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(ep, evs, 256, (int)timeout_ms);
+
+	for (int i = 0; i < n; i++) {
+		struct conn *c = &conns[evs[i].data.u32];
+
+		if (c->used)
+			on_event(c, evs[i].events);
+	}
+}
+
+/* Load until @end_ms: keep opt_conns connections open. */
+static void run_load(uint64_t end_ms)
+{
+	uint64_t next_sweep = 0;
+
+	while (now_ms() < end_ms) {
+		for (unsigned k = 0; k < 64 && nactive < opt_conns; k++)
+			start_conn();
+		pump(20);
+		if (now_ms() >= next_sweep) {
+			sweep(false);
+			reap();
+			next_sweep = now_ms() + 100;
+		}
+	}
+}
+
+/* Let every connection end (bounded by DRAIN_MS; what is left then is an error). */
+static void drain(unsigned which)
+{
+	uint64_t t0 = now_ms(), end = t0 + DRAIN_MS, next_sweep = 0;
+
+	while (nactive && now_ms() < end) {
+		pump(20);
+		if (now_ms() >= next_sweep) {
+			sweep(true);
+			next_sweep = now_ms() + 100;
+		}
+	}
+	for (unsigned i = 0; i < opt_conns; i++)
+		if (conns[i].used)
+			fail(&conns[i], E_STALL, "still open after the drain", 0);
+	reap();
+	drain_ms[which] = now_ms() - t0;
+}
+
+static void measure(bool end)
+{
+	/* settle: closes in flight on the server side */
+	uint64_t until = now_ms() + 500;
+
+	while (now_ms() < until)
+		pump(20);
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+
+		if (!s->enabled || s->exited)
+			continue;
+		if (!end) {
+			s->pipes0 = s->kind == K_RELAY ? relay_pipes(s) : 0;
+			s->rss0 = rss_kb(s->pid);
+			s->fd0 = fd_count(s->pid) - 2 * (s->pipes0 > 0 ? s->pipes0 : 0);
+			continue;
+		}
+		uint64_t grace = now_ms() + FD_GRACE_MS;
+
+		do {
+			s->pipes1 = s->kind == K_RELAY ? relay_pipes(s) : 0;
+			s->fd1 = fd_count(s->pid) - 2 * (s->pipes1 > 0 ? s->pipes1 : 0);
+			if (s->fd1 * 100 <= s->fd0 * 105)
+				break;
+			pump(50);
+		} while (now_ms() < grace);
+		s->rss1 = rss_kb(s->pid);
+	}
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]\n"
+		"                      [--conns N] [--mix KIND=W,...] [--servers LIST]\n"
+		"                      [--warmup S] [--max-size BYTES] [--no-rss-check] [--keep]\n"
+		"  kinds: stream halfclose reset stall silent garbage\n"
+		"  servers: echo relay-copy relay-splice relay-auto relay-proxy serve\n");
+}
+
+static int parse_mix(const char *arg)
+{
+	char buf[256], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		int b;
+
+		if (!eq)
+			return -1;
+		*eq = 0;
+		for (b = 0; b < B_COUNT; b++)
+			if (!strcmp(tok, beh_name[b]))
+				break;
+		if (b == B_COUNT)
+			return -1;
+		weight[b] = (unsigned)strtoul(eq + 1, NULL, 10);
+	}
+	return 0;
+}
+
+static int parse_servers(const char *arg)
+{
+	char buf[256], *save = NULL, *tok;
+
+	for (unsigned i = 0; i < NSERVERS; i++)
+		servers[i].enabled = false;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned i;
+
+		for (i = 0; i < NSERVERS; i++)
+			if (servers[i].target && !strcmp(tok, servers[i].name))
+				break;
+		if (i == NSERVERS)
+			return -1;
+		servers[i].enabled = true;
+	}
+	return 0;
+}
+
+static void set_args(void)
+{
+	static char up[32];
+	struct server *s;
+
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		const char **a = servers[i].args;
+
+		s = &servers[i];
+		switch (s->kind) {
+		case K_ECHO:
+			*a++ = "echo";
+			*a++ = "--idle-timeout";
+			*a++ = SERVER_IDLE_S;
+			break;
+		case K_RELAY:
+			*a++ = "relay";
+			*a++ = "--upstream";
+			*a++ = up;
+			*a++ = "--idle-timeout";
+			*a++ = SERVER_IDLE_S;
+			*a++ = "--mode";
+			*a++ = !strcmp(s->name, "relay-copy")	  ? "copy"
+			       : !strcmp(s->name, "relay-splice") ? "splice"
+								  : "auto";
+			if (s->proxy_in)
+				*a++ = "--accept-proxy";
+			break;
+		case K_SERVE:
+			*a++ = "serve";
+			*a++ = "--root";
+			*a++ = rootdir;
+			*a++ = "--header-timeout";
+			*a++ = SERVER_IDLE_S;
+			*a++ = "--keepalive-timeout";
+			*a++ = SERVER_IDLE_S;
+			break;
+		}
+		*a++ = "--listen";
+		*a++ = "127.0.0.1:0";
+		*a++ = "--shards";
+		s->shards = i % 2 ? 1 : 2;
+		*a++ = s->shards == 1 ? "1" : "2";
+		*a++ = "--no-pin";
+		*a = NULL;
+	}
+	/* the upstream echo starts first; its port goes into the relays' args */
+	snprintf(up, sizeof(up), "127.0.0.1:%d", servers[1].port);
+}
+
+static double pct(long a, long b)
+{
+	return a > 0 ? 100.0 * (double)(b - a) / (double)a : 0;
+}
+
+static int summary(void)
+{
+	uint64_t tot_conns = 0, tot_ver = 0, tot_err = 0;
+	char cpu[128] = "?";
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	bool pass = failures == 0;
+
+	while (f && fgets(cpu, sizeof(cpu), f))
+		if (!strncmp(cpu, "model name", 10))
+			break;
+	if (f)
+		fclose(f);
+	cpu[strcspn(cpu, "\n")] = 0;
+	printf("\n==== ringplane soak: seed %llu, %.0f s of load, %u connections at once, "
+	       "server faults %s\n",
+	       (unsigned long long)opt_seed, (double)opt_seconds, opt_conns,
+	       opt_faults ? "on" : "off");
+	printf("     %s, %ld CPUs\n", strchr(cpu, ':') ? strchr(cpu, ':') + 2 : cpu,
+	       sysconf(_SC_NPROCESSORS_ONLN));
+	printf("%-14s %8s %12s %7s  %s\n", "server", "conns", "MB verified", "errors", "outcomes");
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		uint64_t errs = 0;
+
+		if (!s->enabled)
+			continue;
+		for (int e = 0; e < E_COUNT; e++)
+			errs += s->err[e];
+		tot_conns += s->conns;
+		tot_ver += s->verified;
+		tot_err += errs;
+		if (!s->target) {
+			printf("%-14s (the relays' upstream)\n", s->name);
+			continue;
+		}
+		printf("%-14s %8llu %12.1f %7llu ", s->name, (unsigned long long)s->conns,
+		       (double)s->verified / 1e6, (unsigned long long)errs);
+		for (int o = 0; o < O_COUNT; o++)
+			if (s->outcome[o])
+				printf(" %s=%llu", outcome_name[o],
+				       (unsigned long long)s->outcome[o]);
+		printf("\n");
+		if (errs) {
+			printf("%-14s errors:", "");
+			for (int e = 0; e < E_COUNT; e++)
+				if (s->err[e])
+					printf(" %s=%llu", err_name[e],
+					       (unsigned long long)s->err[e]);
+			printf("\n");
+		}
+	}
+	printf("%-14s %8llu %12.1f %7llu\n", "total", (unsigned long long)tot_conns,
+	       (double)tot_ver / 1e6, (unsigned long long)tot_err);
+	printf("%-14s %10s %10s %7s %6s %6s %11s %5s\n", "server", "VmRSS kB", "end", "growth",
+	       "fds", "end", "pipe cache", "exit");
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		bool rss_bad = s->rss0 <= 0 || s->rss1 <= 0 || s->rss1 * 100 > s->rss0 * 105;
+		bool fd_bad = s->fd0 <= 0 || s->fd1 <= 0 || s->fd1 * 100 > s->fd0 * 105;
+		char cache[32] = "-";
+		bool clean;
+
+		if (!s->enabled)
+			continue;
+		clean = log_clean(s);
+		if (s->kind == K_RELAY)
+			snprintf(cache, sizeof(cache), "%ld -> %ld", s->pipes0, s->pipes1);
+		printf("%-14s %10ld %10ld %+6.1f%% %6ld %6ld %11s %5d%s%s%s\n", s->name, s->rss0,
+		       s->rss1, pct(s->rss0, s->rss1), s->fd0, s->fd1, cache, s->status,
+		       rss_bad ? (opt_rss_check ? " RSS-GREW" : " (rss grew, not checked)") : "",
+		       fd_bad ? " FDS-GREW" : "", s->status ? " BAD-EXIT" : "");
+		if ((rss_bad && opt_rss_check) || fd_bad || s->status || s->exited || !clean)
+			pass = false;
+		if (!clean)
+			printf("%-14s sanitizer or crash report in its stderr (above)\n", "");
+	}
+	printf("VmRSS and fds: each server idle after the warm-up and at the end (a relay's fds\n"
+	       "without its cached pipes); drains took %.1f s and %.1f s; exit: status at "
+	       "SIGTERM\n",
+	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000);
+	if (tot_err)
+		pass = false;
+	printf("result: %s\n", pass ? "PASS" : "FAIL");
+	fflush(stdout);
+	return pass ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"ringplane", required_argument, NULL, 'r'},
+		{"seconds", required_argument, NULL, 's'},
+		{"server-faults", no_argument, NULL, 'f'},
+		{"seed", required_argument, NULL, 'S'},
+		{"conns", required_argument, NULL, 'c'},
+		{"mix", required_argument, NULL, 'm'},
+		{"servers", required_argument, NULL, 'v'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"max-size", required_argument, NULL, 'M'},
+		{"no-rss-check", no_argument, NULL, 'R'},
+		{"keep", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct rlimit rl;
+	uint64_t t0;
+	int o, rc;
+
+	for (unsigned i = 0; i < NSERVERS; i++)
+		servers[i].enabled = true;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'r':
+			bin = optarg;
+			break;
+		case 's':
+			opt_seconds = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			opt_faults = true;
+			break;
+		case 'S':
+			opt_seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'c':
+			opt_conns = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			if (parse_mix(optarg)) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'v':
+			if (parse_servers(optarg)) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'w':
+			opt_warmup = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'M':
+			opt_max_size = strtoull(optarg, NULL, 0);
+			break;
+		case 'R':
+			opt_rss_check = false;
+			break;
+		case 'k':
+			opt_keep = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!bin || optind != argc || !opt_seconds || !opt_conns || opt_conns > MAX_CONNS ||
+	    opt_max_size < 1 || opt_max_size > PAT_LEN / 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (opt_warmup == ~0u)
+		opt_warmup = opt_seconds / 4 < 30 ? opt_seconds / 4 : 30;
+	/* the relays' upstream runs when any relay does */
+	servers[1].enabled = false;
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].enabled && servers[i].kind == K_RELAY)
+			servers[1].enabled = true;
+	rng_state = opt_seed * 0x9E3779B97F4A7C15ull + 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	pat = malloc(PAT_LEN + PAT_TAIL);
+	conns = calloc(opt_conns, sizeof(*conns));
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!pat || !conns || ep < 0) {
+		perror("soak");
+		return 1;
+	}
+	for (size_t i = 0; i < PAT_LEN; i += 8) {
+		uint64_t v = rng();
+
+		memcpy(pat + i, &v, 8);
+	}
+	memcpy(pat + PAT_LEN, pat, PAT_TAIL);
+
+	snprintf(workdir, sizeof(workdir), "/tmp/ringplane-soak.XXXXXX");
+	if (!mkdtemp(workdir) || write_root()) {
+		perror("soak: work directory");
+		return 1;
+	}
+	rc = 1;
+	set_args();
+	/* the upstream echo and the servers that do not need it start together */
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].enabled && servers[i].kind != K_RELAY && server_spawn(&servers[i]))
+			goto out;
+	if (servers[1].enabled && server_listening(&servers[1]))
+		goto out;
+	set_args();
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].enabled && servers[i].kind == K_RELAY && server_spawn(&servers[i]))
+			goto out;
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (i != 1 && servers[i].enabled && server_listening(&servers[i]))
+			goto out;
+	printf("soak: seed %llu, %u s (warm-up %u s), %u connections, work dir %s\n",
+	       (unsigned long long)opt_seed, opt_seconds, opt_warmup, opt_conns, workdir);
+	fflush(stdout);
+
+	t0 = now_ms();
+	run_load(t0 + (uint64_t)opt_warmup * 1000);
+	drain(0);
+	measure(false);
+	t0 = now_ms();
+	run_load(t0 + (uint64_t)(opt_seconds - opt_warmup) * 1000);
+	drain(1);
+	measure(true);
+	/* relays before their upstream */
+	for (unsigned i = NSERVERS; i-- > 0;)
+		if (servers[i].enabled)
+			server_stop(&servers[i]);
+	rc = summary();
+out:
+	for (unsigned i = NSERVERS; i-- > 0;)
+		if (servers[i].pid > 0) {
+			servers[i].status = 0;
+			server_stop(&servers[i]);
+		}
+	if (rc && !opt_keep)
+		fprintf(stderr, "soak: server logs are removed; --keep keeps them\n");
+	remove_workdir();
+	free(conns);
+	free(pat);
+	close(ep);
+	return rc;
+}
