@@ -39,11 +39,14 @@ struct rp_file_cache {
 	struct rp_file_entry *zombies;
 };
 
+/* The precise clock (vDSO, no syscall): CLOCK_MONOTONIC_COARSE lags by up
+ * to a tick, which stretched the freshness bound by as much (a change was
+ * once first served 1009 ms after it, with a 1 s period). */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -70,7 +73,7 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
 		return NULL;
 	c->root = root_fd;
 	c->cap = max_entries;
-	c->revalidate_ns = revalidate_ns ? revalidate_ns : 1000000000ull;
+	c->revalidate_ns = revalidate_ns ? revalidate_ns : RP_FILE_CACHE_REVALIDATE_NS;
 	for (c->nbuckets = 16; c->nbuckets < 2 * max_entries; c->nbuckets *= 2)
 		;
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
@@ -225,7 +228,9 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 	}
 	if (e) {
 		/* old enough to check: has the path got another file, or this
-		 * file other bytes? */
+		 * file other bytes? @now was read before this fstatat, so a
+		 * change after it is at most revalidate_ns old when the next
+		 * check runs: that is the whole bound (filecache.h) */
 		c->st.revalidations++;
 		if (!fstatat(c->root, e->path, &st, 0) && same_file(&st, &e->st)) {
 			e->checked_ns = now;

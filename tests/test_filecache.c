@@ -2,7 +2,9 @@
 /*
  * net/filecache on a real directory tree: hits share one open file; a file
  * replaced (rename over it) or rewritten is served fresh after at most the
- * revalidation period, while a holder of the old one keeps reading it; the
+ * revalidation period, while a holder of the old one keeps reading it (and
+ * with the default period every lookup that starts 0.5 s after a change,
+ * replace or rewrite, at any phase of the period, serves it); the
  * LRU evicts only entries nobody holds; nothing outside the root is reachable
  * by "..", an absolute path or a symlink, while a symlink inside it works;
  * directories are refused.
@@ -11,6 +13,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -134,6 +137,107 @@ static void test_replaced_file_seen_after_period(void **state)
 	rp_file_cache_destroy(c);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What a lookup serves right now: the bytes of the file it hands out. */
+static void served(struct rp_file_cache *c, char *buf, size_t cap)
+{
+	struct rp_file_entry *e;
+
+	assert_int_equal(rp_file_cache_get(c, "bound.txt", 9, &e), 0);
+	assert_true(e->st.st_size < (off_t)cap);
+	ssize_t n = pread(e->fd, buf, (size_t)e->st.st_size, 0);
+
+	assert_true(n >= 0);
+	buf[n] = 0;
+	rp_file_cache_put(c, e);
+}
+
+/*
+ * The promise with the default period: every lookup that starts one period
+ * (0.5 s) or more after a change serves the changed file, so a change is
+ * served within 1 s. A hot entry is looked up every 2 ms; the file is
+ * replaced by rename or rewritten in place with another size, at a phase
+ * that moves across the period, the first one right after a check (the
+ * worst case: the longest wait). Every lookup up to 0.2 s past the bound
+ * is checked, and once the new bytes are served the old never come back.
+ */
+static void test_change_served_within_bound_every_time(void **state)
+{
+	const char *reduced = getenv("RP_TEST_REDUCED");
+	unsigned rounds = reduced && *reduced == '1' ? 4 : 8;
+	const uint64_t period = RP_FILE_CACHE_REVALIDATE_NS;
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_cache_stats st0, st;
+	char from[256], to[256], want[64], buf[64];
+	uint64_t worst = 0;
+
+	(void)state;
+	snprintf(from, sizeof(from), "%s/bound.new", root);
+	snprintf(to, sizeof(to), "%s/bound.txt", root);
+	put_file("bound.txt", "round 0");
+	served(c, buf, sizeof(buf));
+	assert_string_equal(buf, "round 0");
+	for (unsigned i = 1; i <= rounds; i++) {
+		uint64_t t0, tc, first = 0;
+		unsigned looks = 0;
+
+		/* let the entry fall due, then a lookup checks it: the phase
+		 * counts from that check */
+		usleep((useconds_t)(period / 1000 + 20000));
+		rp_file_cache_stats(c, &st0);
+		served(c, buf, sizeof(buf));
+		rp_file_cache_stats(c, &st);
+		assert_int_equal(st.revalidations, st0.revalidations + 1);
+		t0 = mono_ns();
+		while (mono_ns() - t0 < (uint64_t)(i - 1) * period / rounds)
+			usleep(2000);
+		/* another size every round, so an in-place rewrite shows in stat */
+		snprintf(want, sizeof(want), "round %u%.*s", i, (int)i, "++++++++++++++++");
+		if (i % 2) {
+			put_file("bound.new", want);
+			assert_int_equal(rename(from, to), 0);
+		} else {
+			put_file("bound.txt", want);
+		}
+		tc = mono_ns();
+		for (;;) {
+			uint64_t start = mono_ns();
+			bool fresh;
+
+			if (start - tc > period + 200000000ull)
+				break;
+			served(c, buf, sizeof(buf));
+			looks++;
+			fresh = !strcmp(buf, want);
+			if (fresh && !first)
+				first = mono_ns() - tc;
+			/* the bound: a lookup that starts a period after the change */
+			if (start - tc >= period && !fresh)
+				fail_msg("round %u: stale %llu ms after the change", i,
+					 (unsigned long long)((start - tc) / 1000000));
+			if (first && !fresh)
+				fail_msg("round %u: the old bytes came back", i);
+			usleep(2000);
+		}
+		assert_true(first > 0);
+		assert_true(first <= 1000000000ull);
+		if (first > worst)
+			worst = first;
+		assert_true(looks >= 10);
+	}
+	print_message("change served after at most %llu ms (bound %llu ms), %u rounds\n",
+		      (unsigned long long)(worst / 1000000), (unsigned long long)(period / 1000000),
+		      rounds);
+	rp_file_cache_destroy(c);
+}
+
 static void test_lru_evicts_what_nobody_holds(void **state)
 {
 	struct rp_file_cache *c = rp_file_cache_create(rootfd, 2, 0);
@@ -197,6 +301,7 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		cmocka_unit_test(test_hits_share_one_file),
 		cmocka_unit_test(test_replaced_file_seen_after_period),
+		cmocka_unit_test(test_change_served_within_bound_every_time),
 		cmocka_unit_test(test_lru_evicts_what_nobody_holds),
 		cmocka_unit_test(test_nothing_outside_the_root),
 	};

@@ -10,11 +10,17 @@
  * symlink that stays inside the root is followed. Only regular files are
  * handed out.
  *
- * Freshness: an entry is checked again (fstatat of its path) when it is
- * older than the revalidation period (1 s by default); a file replaced
- * (another inode) or rewritten (size, mtime or ctime changed) is opened
- * again, so a change is served from the first request after at most one
- * period. Bytes are always read from the open file itself, never copied.
+ * Freshness: an entry is checked again (fstatat of its path) by the first
+ * lookup at least one revalidation period (RP_FILE_CACHE_REVALIDATE_NS,
+ * 0.5 s, by default) after its last check; a file replaced (another inode)
+ * or rewritten (size, mtime or ctime changed) is opened again. The check's
+ * time is read (CLOCK_MONOTONIC) before its fstatat, so every lookup that
+ * starts one period or more after a change returns the changed file: with
+ * the default, a change is served within 1 s with half a second to spare
+ * for the request's own way, and a hot file costs one fstatat per period.
+ * Bytes are always read from the open file itself, never copied, so a file
+ * rewritten in place with its size unchanged is read fresh at once (only
+ * its stat, and the validators made from it, wait for the check).
  *
  * References: an entry handed out by rp_file_cache_get stays open until
  * rp_file_cache_put, even if it is replaced meanwhile (a send in flight
@@ -37,6 +43,7 @@ extern "C" {
 struct rp_file_cache;
 
 #define RP_FILE_CACHE_PATH_MAX 1024 /* longest path (relative to the root) cached */
+#define RP_FILE_CACHE_REVALIDATE_NS 500000000ull /* default revalidation period */
 
 struct rp_file_entry {
 	int fd;		/* open O_RDONLY, valid until rp_file_cache_put */
@@ -59,7 +66,7 @@ struct rp_file_cache_stats {
 /*
  * rp_file_cache_create - a cache of at most @max_entries open files under
  * the directory @root_fd (kept open by the caller for the cache's life),
- * rechecked after @revalidate_ns (0: 1 s). Returns it, or NULL with errno
+ * rechecked after @revalidate_ns (0: RP_FILE_CACHE_REVALIDATE_NS). Returns it, or NULL with errno
  * (EINVAL, ENOMEM).
  */
 struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
