@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ringplane/filesend.h>
@@ -25,6 +27,18 @@
 #define CHUNK_DEFAULT (2u * 1024 * 1024)
 #define ROUNDS_PER_EVENT 16 /* chunks sent per readiness event before yielding */
 #define PIPE_BYTES (1u * 1024 * 1024)
+/* Residency memo: a range cachestat(2) found in the page cache is taken as
+ * still there for RES_TTL_NS, so a hot file costs one cachestat per 100 ms,
+ * not one per call (at 4 KB that syscall and the ring's linked read were
+ * what made rp_file_send 0.62-0.78x a sendfile(2) loop). */
+#define PIPE_STASH 4 /* empty pipes a shard keeps for the next splice (pipe2 + F_SETPIPE_SZ
+		      * + F_GETPIPE_SZ were three syscalls per body) */
+#define SPLICE_YIELD_BYTES ((uint64_t)ROUNDS_PER_EVENT * CHUNK_DEFAULT)
+/* Cached bodies above small_max by splice(2) file -> pipe -> socket on the
+ * shard (true) or by sendfile(2) (false): see docs/net.md for the figures */
+#define CACHED_SPLICE_DEFAULT false
+#define RES_SLOTS 64
+#define RES_TTL_NS (100u * 1000 * 1000)
 
 #ifndef __NR_cachestat
 #define __NR_cachestat 451 /* Linux 6.5, every architecture */
@@ -42,6 +56,7 @@ struct fsend {
 	unsigned flags;
 	size_t chunk;
 	int path;
+	int acct; /* the path whose counters the body counts in */
 	char *hdr;
 	size_t hlen, hsent;
 	char *buf; /* small path: header + body */
@@ -51,24 +66,117 @@ struct fsend {
 	unsigned pending; /* ops in flight */
 	int64_t err;
 	int pipe[2];
-	size_t in_pipe;
+	size_t pipe_sz, in_pipe;
+	bool fill_here; /* cached: file -> pipe by splice(2) on the shard, not in io-wq */
 	bool finished;
 };
 
 /* ---- per-shard counters ---- */
 
+struct res_slot {
+	int fd;
+	uint64_t off, end, at_ns;
+};
+
+struct pipe_slot {
+	int fd[2];
+	size_t size;
+};
+
 static __thread struct {
 	struct rp_shard *sh;
 	struct rp_file_send_stats st;
+	struct res_slot res[RES_SLOTS];
+	struct pipe_slot pipes[PIPE_STASH];
+	unsigned npipes;
 } tls;
+
+static pthread_key_t stash_key;
+static pthread_once_t stash_once = PTHREAD_ONCE_INIT;
+static bool stash_key_ok;
+
+static void stash_close(void)
+{
+	while (tls.npipes) {
+		struct pipe_slot *p = &tls.pipes[--tls.npipes];
+
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+}
+
+/* The thread's exit closes its stashed pipes (glibc runs key destructors
+ * before it frees the thread's TLS). */
+static void stash_exit(void *arg)
+{
+	(void)arg;
+	stash_close();
+}
+
+static void stash_key_make(void)
+{
+	stash_key_ok = pthread_key_create(&stash_key, stash_exit) == 0;
+}
 
 static struct rp_file_send_stats *stats(struct rp_shard *sh)
 {
 	if (tls.sh != sh) {
+		stash_close();
 		memset(&tls, 0, sizeof(tls));
 		tls.sh = sh;
 	}
 	return &tls.st;
+}
+
+/* An empty pipe of at least 64 KB: from the stash, or a new one. */
+static int pipe_get(struct fsend *f)
+{
+	int sz;
+
+	(void)stats(f->sh);
+	if (tls.npipes) {
+		struct pipe_slot *p = &tls.pipes[--tls.npipes];
+
+		f->pipe[0] = p->fd[0];
+		f->pipe[1] = p->fd[1];
+		sz = (int)p->size;
+	} else {
+		if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC)) {
+			f->pipe[0] = f->pipe[1] = -1;
+			return -errno;
+		}
+		(void)fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+		sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
+	}
+	f->pipe_sz = sz > 0 ? (size_t)sz : 65536;
+	if (sz > 0 && (size_t)sz < f->chunk)
+		f->chunk = (size_t)sz;
+	return 0;
+}
+
+/* Back to the stash if empty and there is room, else closed. */
+static void pipe_put(struct fsend *f)
+{
+	if (f->pipe[0] < 0)
+		return;
+	(void)stats(f->sh);
+	if (!f->in_pipe && !f->err && tls.npipes < PIPE_STASH) {
+		(void)pthread_once(&stash_once, stash_key_make);
+		if (stash_key_ok && !pthread_getspecific(stash_key))
+			(void)pthread_setspecific(stash_key, &tls);
+		if (stash_key_ok) {
+			struct pipe_slot *p = &tls.pipes[tls.npipes++];
+
+			p->fd[0] = f->pipe[0];
+			p->fd[1] = f->pipe[1];
+			p->size = f->pipe_sz;
+			f->pipe[0] = f->pipe[1] = -1;
+			return;
+		}
+	}
+	close(f->pipe[0]);
+	close(f->pipe[1]);
+	f->pipe[0] = f->pipe[1] = -1;
 }
 
 void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out)
@@ -87,10 +195,7 @@ static void finish(struct fsend *f)
 		st->short_file++;
 	else if (f->err)
 		st->errors++;
-	if (f->pipe[0] >= 0) {
-		close(f->pipe[0]);
-		close(f->pipe[1]);
-	}
+	pipe_put(f);
 	rp_pool_free(f->buf);
 	rp_pool_free(f->hdr);
 	f->done(f->sh, f->arg, res);
@@ -119,9 +224,22 @@ static void on_end_nop(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_done(arg);
 }
 
+static void on_end_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	op_done(arg);
+}
+
 static void end_soon(struct fsend *f)
 {
 	f->finished = true;
+	/* a message to ourselves runs in the loop's next round without an
+	 * SQE or, when nothing else waits for the kernel, an enter: a small
+	 * body sent at once costs its one sendfile(2) and nothing more */
+	if (!rp_shard_post(f->sh, rp_shard_id(f->sh), on_end_msg, f)) {
+		f->pending++;
+		return;
+	}
 	if (rp_nop(f->sh, on_end_nop, f)) {
 		f->pending++;
 		return;
@@ -210,6 +328,55 @@ static int small_start(struct fsend *f)
 	return 0;
 }
 
+/*
+ * A small body with a header, at once: a RWF_NOWAIT read behind the header
+ * (it fails with EAGAIN rather than wait for the disk) and one send of both.
+ * Two syscalls and one segment; header + sendfile(2) were two syscalls as
+ * well, and slower (0.75x the ring's read -> send at 4 KB, 64 B header).
+ * Returns 1 when it took the body (sent, or the rest handed to the ring's
+ * send, or failed: f says which), 0 when the ring's read -> send must run.
+ */
+static int small_now(struct fsend *f)
+{
+	unsigned more = (f->flags & RP_FILE_SEND_MORE) ? MSG_MORE : 0;
+	struct iovec v;
+	ssize_t n;
+
+	f->blen = f->hlen + (size_t)f->left;
+	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen);
+	if (!f->buf)
+		return 0; /* small_start tries again and reports -ENOMEM */
+	v.iov_base = f->buf + f->hlen;
+	v.iov_len = (size_t)f->left;
+	do
+		n = preadv2(f->file, &v, 1, (off_t)f->off, RWF_NOWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)f->left) {
+		/* not (all) cached, or short: the ring reads it and decides */
+		rp_pool_free(f->buf);
+		f->buf = NULL;
+		return 0;
+	}
+	memcpy(f->buf, f->hdr, f->hlen);
+	do
+		n = send(f->sock, f->buf, f->blen, MSG_DONTWAIT | MSG_NOSIGNAL | more);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN) {
+		fail(f, -errno);
+		return 1;
+	}
+	f->bsent = n > 0 ? (size_t)n : 0;
+	if (f->bsent < f->blen) {
+		small_send_rest(f); /* the ring's send waits for room (or f->err says why not) */
+		return 1;
+	}
+	stats(f->sh)->body_bytes[PATH_SMALL] += f->left;
+	stats(f->sh)->hdr_bytes += f->hlen;
+	f->total = f->blen;
+	f->finished = true;
+	return 1;
+}
+
 /* ---- the header by a plain send, for the sendfile and splice paths ---- */
 
 /* 1: all of the header is out; 0: the socket is full; <0: an error. */
@@ -269,7 +436,7 @@ static int sendfile_body(struct fsend *f)
 			f->off += (uint64_t)n;
 			f->left -= (uint64_t)n;
 			f->total += (uint64_t)n;
-			stats(f->sh)->body_bytes[PATH_SENDFILE] += (uint64_t)n;
+			stats(f->sh)->body_bytes[f->acct] += (uint64_t)n;
 		} else if (n == 0) {
 			return -EIO; /* EOF before the range's end: the file shrank */
 		} else if (errno == EAGAIN) {
@@ -313,28 +480,57 @@ static void on_filled(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_done(f);
 }
 
-/* 1: body all sent; 0: waiting (for the disk or the socket); <0: an error. */
+/* 1: body all sent; 0: waiting for the socket; 2: yield; 3: waiting for
+ * the disk; <0: an error. */
 static int splice_body(struct fsend *f)
 {
-	while (f->in_pipe) {
-		unsigned more = (f->left || (f->flags & RP_FILE_SEND_MORE)) ? SPLICE_F_MORE : 0;
-		ssize_t n = splice(f->pipe[0], NULL, f->sock, NULL, f->in_pipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
+	uint64_t moved = 0;
+
+	for (;;) {
+		while (f->in_pipe) {
+			unsigned more = (f->left || (f->flags & RP_FILE_SEND_MORE)) ? SPLICE_F_MORE : 0;
+			ssize_t n = splice(f->pipe[0], NULL, f->sock, NULL, f->in_pipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
+
+			if (n > 0) {
+				f->in_pipe -= (size_t)n;
+				f->total += (uint64_t)n;
+				moved += (uint64_t)n;
+				stats(f->sh)->body_bytes[f->acct] += (uint64_t)n;
+			} else if (n < 0 && errno == EAGAIN) {
+				return 0;
+			} else if (n < 0 && errno != EINTR) {
+				return -errno;
+			} else if (n == 0) {
+				return -EPIPE;
+			}
+		}
+		if (!f->left)
+			return 1;
+		if (!f->fill_here)
+			break;
+		if (moved >= SPLICE_YIELD_BYTES)
+			return 2; /* a long body yields to the other connections */
+		/* cached: file -> pipe here; the pipe is empty, so the only wait
+		 * is for pages that left the cache since the check (EAGAIN where
+		 * the kernel reads with IOCB_NOWAIT): those go to io-wq */
+		loff_t o = (loff_t)f->off;
+		ssize_t n = splice(f->file, &o, f->pipe[1], NULL,
+				   (size_t)(f->left < f->chunk ? f->left : f->chunk),
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 		if (n > 0) {
-			f->in_pipe -= (size_t)n;
-			f->total += (uint64_t)n;
-			stats(f->sh)->body_bytes[PATH_SPLICE] += (uint64_t)n;
-		} else if (n < 0 && errno == EAGAIN) {
-			return 0;
-		} else if (n < 0 && errno != EINTR) {
-			return -errno;
+			f->in_pipe = (size_t)n;
+			f->off += (uint64_t)n;
+			f->left -= (uint64_t)n;
 		} else if (n == 0) {
-			return -EPIPE;
+			return -EIO; /* EOF before the range's end: the file shrank */
+		} else if (errno == EAGAIN) {
+			break;
+		} else if (errno != EINTR) {
+			return -errno;
 		}
 	}
-	if (!f->left)
-		return 1;
 	/* the next chunk from the file, in io-wq: a disk read never blocks us */
 	if (!rp_splice(f->sh, f->file, (int64_t)f->off, f->pipe[1], -1,
 		       (unsigned)(f->left < f->chunk ? f->left : f->chunk), SPLICE_F_MOVE, on_filled, f))
@@ -397,6 +593,46 @@ static bool in_page_cache(int file, uint64_t off, uint64_t len)
 	       preadv2(file, &v, 1, (off_t)(off + len - 1), RWF_NOWAIT) == 1;
 }
 
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* in_page_cache through the shard's memo (RES_TTL_NS). A memo is keyed by
+ * the fd number: a file closed and another opened on the same number within
+ * the TTL may be taken as resident once; what that costs is a read from
+ * disk on the shard of at most the range checked (small_max, or a chunk). */
+static bool resident(struct rp_shard *sh, int file, uint64_t off, uint64_t len)
+{
+	struct res_slot *r;
+	uint64_t now = coarse_ns();
+
+	(void)stats(sh); /* the memo lives beside the shard's counters */
+	r = &tls.res[(unsigned)file % RES_SLOTS];
+	if (r->fd == file && off >= r->off && off + len <= r->end && now - r->at_ns < RES_TTL_NS)
+		return true;
+	if (!in_page_cache(file, off, len))
+		return false;
+	r->fd = file;
+	r->off = off;
+	r->end = off + len;
+	r->at_ns = now;
+	return true;
+}
+
+/* Cached large bodies: sendfile(2) or splice(2) on the shard (filesend.h). */
+static bool cached_by_splice(unsigned flags)
+{
+	if (flags & RP_FILE_SEND_CACHED_SPLICE)
+		return true;
+	if (flags & RP_FILE_SEND_CACHED_SENDFILE)
+		return false;
+	return CACHED_SPLICE_DEFAULT;
+}
+
 int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
 		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
 		 rp_file_send_fn done, void *arg)
@@ -439,8 +675,27 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 
 	st = stats(sh);
 	if (len <= (opts && opts->small_max ? opts->small_max : SMALL_DEFAULT)) {
-		f->path = PATH_SMALL;
 		st->calls[PATH_SMALL]++;
+		/*
+		 * A cached small body goes by sendfile(2) here and now, the header
+		 * (if any) ahead of it with MSG_MORE: one syscall without a header,
+		 * no ring round trip; the rest (a full socket) waits for POLLOUT as
+		 * on the sendfile path. Not with RP_FILE_SEND_MORE: sendfile takes
+		 * no MSG_MORE, and the linked send keeps the segment open.
+		 */
+		if (len && !hlen && !(f->flags & RP_FILE_SEND_MORE) && resident(sh, file, off, len)) {
+			f->path = PATH_SENDFILE;
+			f->acct = PATH_SMALL;
+			st->small_direct++;
+			goto pump_now;
+		}
+		f->path = PATH_SMALL;
+		if (len && small_now(f)) {
+			st->small_direct++;
+			if (f->finished && !f->pending)
+				end_soon(f);
+			return 0;
+		}
 		ret = small_start(f);
 		if (ret && !f->pending)
 			goto fail;
@@ -448,23 +703,24 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 	}
 	/* the first chunk decides: cachestat walks every page of its range, and
 	 * over a whole 64 MB file that was 2.7% of serve's samples (perf) */
-	if (in_page_cache(file, off, len < f->chunk ? len : f->chunk)) {
+	if (resident(sh, file, off, len < f->chunk ? len : f->chunk)) {
 		f->path = PATH_SENDFILE;
+		f->acct = PATH_SENDFILE;
+		if (cached_by_splice(f->flags) && !pipe_get(f)) {
+			f->path = PATH_SPLICE; /* the splice machinery, filled here */
+			f->fill_here = true;
+			st->shard_splice++;
+		}
+		st->calls[PATH_SENDFILE]++;
 	} else {
 		f->path = PATH_SPLICE;
 		st->not_cached++;
-		if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC)) {
-			f->pipe[0] = f->pipe[1] = -1;
+		if (pipe_get(f))
 			f->path = PATH_SENDFILE; /* no pipe: the shard reads the disk itself */
-		} else {
-			(void)fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
-			int sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
-
-			if (sz > 0 && (size_t)sz < f->chunk)
-				f->chunk = (size_t)sz;
-		}
+		f->acct = f->path;
+		st->calls[f->path]++;
 	}
-	st->calls[f->path]++;
+pump_now:
 	pump(f);
 	if (f->finished && !f->pending) {
 		/* all sent (or failed) at once: report from the loop */

@@ -2,12 +2,15 @@
 /*
  * net/filesend: a header and a file range sent as one operation, on a real
  * file and a real loopback TCP connection, every byte read back and
- * compared, on each path: small (linked read -> send), sendfile (a cached
- * body, a reader slower than the sender so the socket fills), splice (a
- * body dropped from the page cache first), header only; and the failures:
- * a file shorter than the range (-EIO), a peer that resets (-ECONNRESET or
- * -EPIPE).
+ * compared, on each path: small (cached: at once, a RWF_NOWAIT read and
+ * one send, or sendfile(2) without a header, also into a full socket; not
+ * cached: linked read -> send), sendfile and splice on the shard (a cached
+ * body, a reader slower than the sender so the socket fills), splice in
+ * io-wq (a body dropped from the page cache first), header only; and the
+ * failures: a file shorter than the range (-EIO) on every path. No
+ * descriptor outlives the shard (its stashed pipes close with its thread).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 
@@ -20,6 +23,9 @@ static struct {
 	uint64_t off, len;
 	char hdr[256];
 	size_t hlen;
+	unsigned flags;	 /* rp_file_send_opts.flags */
+	bool no_hdr;	 /* send no header at all */
+	size_t small_max; /* rp_file_send_opts.small_max */
 	atomic_int done;
 	int64_t res;
 	struct rp_file_send_stats st;
@@ -36,9 +42,10 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 static void send_msg(struct rp_shard *sh, void *arg)
 {
 	struct iovec iov = { T.hdr, T.hlen };
+	struct rp_file_send_opts o = { .flags = T.flags, .small_max = T.small_max };
 
 	(void)arg;
-	CHECK_EQ(rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, NULL, on_done,
+	CHECK_EQ(rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, &o, on_done,
 			      NULL),
 		 0);
 }
@@ -94,6 +101,18 @@ static void make_file(size_t size, bool evict)
 	}
 }
 
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 /* Send [off, off+len) of a file of @size behind a header; check every byte. */
 static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned delay_us,
 		int64_t err, int path)
@@ -104,10 +123,14 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	struct reader rd = { 0 };
 	pthread_t th;
 	size_t expect;
+	unsigned fds0;
 
-	memset(&T, 0, sizeof(T));
+	T.res = 0;
+	atomic_store(&T.done, 0);
+	memset(&T.st, 0, sizeof(T.st));
 	make_file(size, evict);
 	tcp_pair(&T.a, &T.b);
+	fds0 = open_fds();
 	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
 	if (delay_us) {
 		/* small socket buffers: a slow reader must make the send wait */
@@ -118,7 +141,8 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	}
 	T.off = off;
 	T.len = len;
-	T.hlen = (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
+	T.hlen = T.no_hdr ? 0 :
+		 (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
 				  (unsigned long long)len);
 	want_res = err ? err : (int64_t)(T.hlen + len);
 	expect = want_res >= 0 ? (size_t)want_res : 0;
@@ -136,11 +160,13 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 		shutdown(T.a, SHUT_RDWR); /* let the reader see the end */
 	pthread_join(th, NULL);
 	rt_end(rt);
-	print_message("# %zu B file, [%llu, +%llu): res %lld, paths small/sendfile/splice %llu/%llu/%llu, "
-		      "waits %llu, not cached %llu\n",
-		      size, (unsigned long long)off, (unsigned long long)len, (long long)T.res,
+	print_message("# %zu B file, [%llu, +%llu)%s: res %lld, paths small/sendfile/splice "
+		      "%llu/%llu/%llu, at once %llu, shard splice %llu, waits %llu, not cached %llu\n",
+		      size, (unsigned long long)off, (unsigned long long)len,
+		      T.hlen ? "" : " no header", (long long)T.res,
 		      (unsigned long long)T.st.calls[0], (unsigned long long)T.st.calls[1],
-		      (unsigned long long)T.st.calls[2], (unsigned long long)T.st.waits,
+		      (unsigned long long)T.st.calls[2], (unsigned long long)T.st.small_direct,
+		      (unsigned long long)T.st.shard_splice, (unsigned long long)T.st.waits,
 		      (unsigned long long)T.st.not_cached);
 	assert_int_equal(T.res, want_res);
 	if (want_res >= 0) {
@@ -154,22 +180,69 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 		free(body);
 		assert_int_equal(T.st.calls[path], 1);
 	}
+	/* the shard's thread is gone: every pipe it kept went with it */
+	assert_int_equal(open_fds(), fds0);
 	free(rd.buf);
 	close(T.a);
 	close(T.b);
 	close(T.file);
 }
 
+static int zero_T(void **state)
+{
+	(void)state;
+	memset(&T, 0, sizeof(T));
+	return 0;
+}
+
 static void test_small_path(void **state)
 {
 	(void)state;
 	run(10000, 100, 5000, false, 0, 0, 0);
+	/* cached: read (RWF_NOWAIT) and sent at once, no ring round trip */
+	assert_int_equal(T.st.small_direct, 1);
 }
 
 static void test_small_path_whole_16k(void **state)
 {
 	(void)state;
 	run(16384, 0, 16384, false, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+}
+
+static void test_small_no_header_by_sendfile(void **state)
+{
+	(void)state;
+	T.no_hdr = true;
+	run(10000, 100, 5000, false, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.st.body_bytes[0], 5000);
+}
+
+static void test_small_not_cached_by_ring(void **state)
+{
+	(void)state;
+	/* dropped from the page cache: the ring's linked read -> send */
+	run(10000, 100, 5000, true, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 0);
+	T.no_hdr = true;
+	run(10000, 100, 5000, true, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 0);
+}
+
+static void test_small_full_socket(void **state)
+{
+	(void)state;
+	/* a "small" body of 512 KB into 64 KB socket buffers and a slow
+	 * reader: the send at once is short, the rest waits for room (the
+	 * ring's send after the header's one send; POLLOUT after sendfile) */
+	T.small_max = 512u << 10;
+	run(600000, 1000, 512u << 10, false, 2000, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	T.no_hdr = true;
+	run(600000, 1000, 512u << 10, false, 2000, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	assert_true(T.st.waits >= 1);
 }
 
 static void test_header_only(void **state)
@@ -187,7 +260,22 @@ static void test_sendfile_path(void **state)
 static void test_sendfile_slow_reader(void **state)
 {
 	(void)state;
+	T.flags = RP_FILE_SEND_CACHED_SENDFILE;
 	run(4u << 20, 0, 4u << 20, false, 2000, 0, 1);
+	assert_true(T.st.waits >= 1);
+	assert_int_equal(T.st.shard_splice, 0);
+}
+
+static void test_cached_by_splice_on_the_shard(void **state)
+{
+	(void)state;
+	T.flags = RP_FILE_SEND_CACHED_SPLICE;
+	run(8u << 20, 12345, (8u << 20) - 12345, false, 0, 0, 1);
+	assert_int_equal(T.st.shard_splice, 1);
+	assert_int_equal(T.st.body_bytes[1], (8u << 20) - 12345);
+	/* a slow reader: the pipe holds what the socket did not take */
+	run(4u << 20, 0, 4u << 20, false, 2000, 0, 1);
+	assert_int_equal(T.st.shard_splice, 1);
 	assert_true(T.st.waits >= 1);
 }
 
@@ -205,18 +293,33 @@ static void test_short_file_is_eio(void **state)
 	/* the range runs 1 MB past the end, on the sendfile and the small path */
 	run(1u << 20, 0, 2u << 20, false, 0, -EIO, 1);
 	run(1000, 0, 4000, false, 0, -EIO, 0);
+	T.no_hdr = true; /* small, at once by sendfile(2) */
+	run(1000, 0, 4000, false, 0, -EIO, 0);
+	T.no_hdr = false;
+	/* cached (the first chunk is within the file): sendfile, then splice
+	 * on the shard, meet the end 1 MB early */
+	T.flags = RP_FILE_SEND_CACHED_SENDFILE;
+	run(3u << 20, 1u << 20, 3u << 20, false, 0, -EIO, 1);
+	assert_int_equal(T.st.calls[1], 1);
+	T.flags = RP_FILE_SEND_CACHED_SPLICE;
+	run(3u << 20, 1u << 20, 3u << 20, false, 0, -EIO, 1);
+	assert_int_equal(T.st.shard_splice, 1);
 }
 
 int main(void)
 {
 	const struct CMUnitTest all[] = {
-		cmocka_unit_test(test_small_path),
-		cmocka_unit_test(test_small_path_whole_16k),
-		cmocka_unit_test(test_header_only),
-		cmocka_unit_test(test_sendfile_path),
-		cmocka_unit_test(test_sendfile_slow_reader),
-		cmocka_unit_test(test_splice_path_not_cached),
-		cmocka_unit_test(test_short_file_is_eio),
+		cmocka_unit_test_setup(test_small_path, zero_T),
+		cmocka_unit_test_setup(test_small_path_whole_16k, zero_T),
+		cmocka_unit_test_setup(test_small_no_header_by_sendfile, zero_T),
+		cmocka_unit_test_setup(test_small_not_cached_by_ring, zero_T),
+		cmocka_unit_test_setup(test_small_full_socket, zero_T),
+		cmocka_unit_test_setup(test_header_only, zero_T),
+		cmocka_unit_test_setup(test_sendfile_path, zero_T),
+		cmocka_unit_test_setup(test_sendfile_slow_reader, zero_T),
+		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),
+		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
+		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -41,6 +41,10 @@ extern "C" {
 
 enum {
 	RP_FILE_SEND_MORE = 1u << 0, /* more data follows at once: MSG_MORE on the end too */
+	/* a cached body above small_max by splice(2) file -> pipe -> socket on
+	 * the shard, or by sendfile(2); neither: the default (filesend.c) */
+	RP_FILE_SEND_CACHED_SPLICE = 1u << 1,
+	RP_FILE_SEND_CACHED_SENDFILE = 1u << 2,
 };
 
 #define RP_FILE_SEND_HDR_MAX 16384 /* header bytes one call takes (copied) */
@@ -75,6 +79,11 @@ struct rp_file_send_stats {
 	uint64_t not_cached;   /* bodies the residency check sent to the splice path */
 	uint64_t short_file;   /* files shorter than the range (-EIO) */
 	uint64_t errors;       /* other failures */
+	uint64_t small_direct; /* small bodies (of calls[0]) found cached and sent at once
+				  from the shard (sendfile(2), or a RWF_NOWAIT read and
+				  one send) instead of by the ring's read -> send */
+	uint64_t shard_splice; /* cached bodies (of calls[1]) sent by splice(2) through a
+				  pipe on the shard rather than by sendfile(2) */
 };
 
 /* This shard's counters. Call on the shard. */
