@@ -6,15 +6,20 @@
  * Kafka fetch (size, header, metadata, then log-segment bytes).
  *
  * Paths, chosen per call and counted (rp_file_send_stats):
- * - small: body <= opts.small_max (default 16 KB): the body is read into
- *   pool memory behind a copy of the header and both leave in one send;
- *   the read and the send are linked (one submit, the send runs only after
- *   a full read);
+ * - small: body <= opts.small_max (default 16 KB). In the page cache: sent
+ *   at once from the shard, behind a header by a RWF_NOWAIT read into pool
+ *   memory and one send, without one by sendfile(2) (residency by
+ *   cachestat, remembered per fd for 100 ms); what a full socket does not
+ *   take waits for room. Otherwise the body is read into pool memory
+ *   behind a copy of the header by the ring, the read linked to the send
+ *   (one submit, the send runs only after a full read);
  * - sendfile: a larger body whose pages are in the page cache (cachestat(2),
  *   or a RWF_NOWAIT probe where the kernel lacks it): the header with
  *   MSG_MORE, then sendfile(2) on the shard thread in chunks of opts.chunk
  *   (default 2 MB) while the socket takes them, waiting for POLLOUT from
- *   the ring when it is full;
+ *   the ring when it is full; or, with RP_FILE_SEND_CACHED_SPLICE,
+ *   splice(2) file -> pipe -> socket on the shard thread (a pipe of up to
+ *   1 MB, kept by the shard for the next body);
  * - splice: a body not in the page cache: IORING_OP_SPLICE file -> pipe (the
  *   kernel runs it in io-wq, so a disk read never blocks the shard), then
  *   pipe -> socket with splice(2) on the shard thread when writable.
