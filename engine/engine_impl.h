@@ -15,6 +15,9 @@
 #include <ringplane/topo.h>
 
 #include "uring_compat.h"
+#ifdef RP_FAULTS
+#include "faults.h"
+#endif
 
 /* user_data values that are not ops (ops are pool objects, 128-byte aligned). */
 enum {
@@ -37,6 +40,9 @@ enum op_kind {
 	OP_SEND_ZC,	 /* result CQE, then notification CQE */
 	OP_EVENTFD,	 /* the shard's internal armed eventfd read */
 	OP_CANCEL_FD,	 /* rp_cancel_fd: re-arms on op->fd are refused until it completes */
+#ifdef RP_FAULTS
+	OP_FAULT_CANCEL, /* an injected reset ending a multishot recv (faults.c) */
+#endif
 	OP_KINDS,
 };
 
@@ -46,6 +52,10 @@ enum {
 				      delivers its final -ECANCELED */
 	OPF_RESULT_SEEN = 1u << 2, /* send_zc: result CQE delivered */
 	OPF_CANCEL_REQ = 1u << 3,  /* rp_cancel asked: never re-arm or park it again */
+	/* fault injection only (RP_FAULTS, faults.c) */
+	OPF_FAULT_RESET = 1u << 4,   /* its receive ends with an injected -ECONNRESET */
+	OPF_FAULT_PENDING = 1u << 5, /* recv_ms: the fault's cancel has not completed */
+	OPF_FAULT_FINAL = 1u << 6,   /* recv_ms: final CQE seen; the cancel's CQE ends it */
 };
 
 struct rp_op {
@@ -61,6 +71,9 @@ struct rp_op {
 		struct sockaddr_in6 addr;
 	} u;
 	struct __kernel_timespec lts; /* linked timeout */
+#ifdef RP_FAULTS
+	void *fault_mem; /* a shortened sendmsg's msghdr copy, freed with the op */
+#endif
 };
 
 struct rp_cqe_copy {
@@ -129,6 +142,9 @@ struct rp_shard {
 	uint64_t stop_deadline_ns;
 
 	struct rp_shard_stats st;
+#ifdef RP_FAULTS
+	struct eng_faults faults;
+#endif
 
 	pthread_t thread;
 	int cpu, node;
@@ -152,6 +168,9 @@ struct rp_runtime {
 	bool msg_ring, send_zc, zc_report;
 	bool started, joined;
 	int ring_flags;
+#ifdef RP_FAULTS
+	struct eng_faults_cfg faults;
+#endif
 
 	pthread_mutex_t lock; /* start-up hand-shake only */
 	pthread_cond_t cond;

@@ -28,8 +28,17 @@ extern const struct eng_op_kind eng_op_kinds[OP_KINDS];
 
 static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
 {
-	struct rp_op *op = rp_pool_alloc(sh->pool, sizeof(*op));
+	struct rp_op *op;
 
+#ifdef RP_FAULTS
+	/* as if the pool were empty: the caller sees exactly that */
+	if (ENG_FAULT(sh, FAULT_NOMEM)) {
+		STAT_INC(sh, nomem);
+		errno = ENOMEM;
+		return NULL;
+	}
+#endif
+	op = rp_pool_alloc(sh->pool, sizeof(*op));
 	if (!op) {
 		STAT_INC(sh, nomem);
 		errno = ENOMEM;
@@ -41,6 +50,9 @@ static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_c
 	op->flags = 0;
 	op->fd = -1;
 	op->next = NULL;
+#ifdef RP_FAULTS
+	op->fault_mem = NULL;
+#endif
 	sh->live++;
 	sh->live_kind[kind]++;
 	return op;
@@ -51,6 +63,9 @@ static inline void eng_op_free(struct rp_shard *sh, struct rp_op *op)
 {
 	sh->live--;
 	sh->live_kind[op->kind]--;
+#ifdef RP_FAULTS
+	rp_pool_free(op->fault_mem);
+#endif
 	rp_pool_free(op);
 }
 
@@ -112,6 +127,17 @@ void eng_accept_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_
 void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+#ifdef RP_FAULTS
+void eng_fault_cancel_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+/* faults.c: after a multishot recv delivered data, maybe start an injected
+ * reset; and the final CQE of a recv ending that way. */
+void eng_fault_recv_reset(struct rp_shard *sh, struct rp_op *op);
+void eng_fault_recv_final(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c);
+/* faults.c: maybe shorten a sendmsg: NULL, or a pool copy of @msg sending
+ * fewer bytes, owned by @op from then on (op->fault_mem). */
+const struct msghdr *eng_fault_sendmsg(struct rp_shard *sh, struct rp_op *op,
+				       const struct msghdr *msg);
+#endif
 void eng_eventfd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 
 /* op_recv.c: multishot receives waiting for a buffer, outside the kernel. */

@@ -43,6 +43,14 @@ void eng_plain_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 	struct rp_cqe c = { .res = res };
 
 	(void)cflags;
+#ifdef RP_FAULTS
+	/* an rp_recv chosen at preparation: the bytes the kernel took are
+	 * lost with the connection, as with a real reset */
+	if ((op->flags & OPF_FAULT_RESET) && res >= 0) {
+		eng_faults_note(&sh->faults, FAULT_RESET);
+		c.res = -ECONNRESET;
+	}
+#endif
 	eng_op_finish(sh, op, &c);
 }
 
@@ -165,8 +173,14 @@ struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int 
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
-		io_uring_prep_recv(sqe, fd, buf, len, flags);
+	if (!op)
+		return NULL;
+	io_uring_prep_recv(sqe, fd, buf, len, flags);
+#ifdef RP_FAULTS
+	/* decided now, counted when the result is replaced */
+	if (eng_faults_hit(&sh->faults, FAULT_RESET))
+		op->flags |= OPF_FAULT_RESET;
+#endif
 	return op;
 }
 
@@ -176,8 +190,14 @@ struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
-		io_uring_prep_send(sqe, fd, buf, len, flags);
+	if (!op)
+		return NULL;
+#ifdef RP_FAULTS
+	/* the kernel really sends fewer bytes: the caller must go on from res */
+	if (len >= 2 && ENG_FAULT(sh, FAULT_SHORT))
+		len = eng_faults_short_len(&sh->faults, len);
+#endif
+	io_uring_prep_send(sqe, fd, buf, len, flags);
 	return op;
 }
 
@@ -187,8 +207,17 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
-		io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+	if (!op)
+		return NULL;
+#ifdef RP_FAULTS
+	{
+		const struct msghdr *m = eng_fault_sendmsg(sh, op, msg);
+
+		if (m)
+			msg = m;
+	}
+#endif
+	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
 	return op;
 }
 

@@ -214,8 +214,18 @@ void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t 
 	if (cflags & IORING_CQE_F_MORE) {
 		c.flags = RP_CQE_MORE;
 		eng_deliver(sh, op, &c);
+#ifdef RP_FAULTS
+		if (res > 0)
+			eng_fault_recv_reset(sh, op);
+#endif
 		return;
 	}
+#ifdef RP_FAULTS
+	if (op->flags & OPF_FAULT_RESET) {
+		eng_fault_recv_final(sh, op, &c);
+		return;
+	}
+#endif
 	if ((res == -ENOBUFS || res > 0) && eng_may_rearm(sh, op)) {
 		STAT_INC(sh, rearms);
 		if (res == -ENOBUFS)

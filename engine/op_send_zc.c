@@ -18,6 +18,11 @@ struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned 
 	if (!rt->send_zc)
 		return rp_send(sh, fd, buf, len, flags, cb, arg);
 	op = eng_op_start(sh, OP_SEND_ZC, cb, arg, false, &sqe);
+#ifdef RP_FAULTS
+	/* the kernel really sends fewer bytes: the caller must go on from res */
+	if (op && len >= 2 && ENG_FAULT(sh, FAULT_SHORT))
+		len = eng_faults_short_len(&sh->faults, len);
+#endif
 	if (op)
 		io_uring_prep_send_zc(sqe, fd, buf, len, flags,
 				      rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);

@@ -340,6 +340,11 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 	ret = check_config(&rt->cfg);
 	if (ret)
 		goto fail;
+#ifdef RP_FAULTS
+	ret = eng_faults_parse(getenv("RP_FAULTS"), &rt->faults);
+	if (ret)
+		goto fail;
+#endif
 
 	ret = plan_cpus(rt, &cpus, &nodes, &ncpu);
 	if (ret) {
@@ -378,6 +383,9 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 		sh->cpu = rt->cfg.no_pin ? -1 : cpus[i % ncpu];
 		sh->node = nodes[i % ncpu];
 		sh->efd_op.kind = OP_EVENTFD;
+#ifdef RP_FAULTS
+		eng_faults_init(&sh->faults, &rt->faults, i);
+#endif
 		/* other threads' messages: an MPSC queue of the same capacity */
 		sh->inbox = rp_mpsc_create(rt->cfg.mailbox);
 		if (!sh->inbox)
@@ -636,6 +644,9 @@ int rp_runtime_wait(struct rp_runtime *rt)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
 		drop_leftovers(rt);
+#ifdef RP_FAULTS
+		eng_faults_report(rt);
+#endif
 	}
 	for (unsigned i = 0; i < rt->n && !err; i++)
 		err = rt->shards[i]->init_ret;

@@ -240,6 +240,15 @@ static void enter(struct rp_shard *sh, bool wait)
 	struct io_uring_cqe *cqe;
 	int ret;
 
+#ifdef RP_FAULTS
+	/* -EAGAIN without entering: the SQEs stay for the next round. Never
+	 * twice in a row, so the loop makes progress whatever the rate. */
+	if (!sh->faults.enter_skipped && ENG_FAULT(sh, FAULT_EAGAIN)) {
+		sh->faults.enter_skipped = true;
+		return;
+	}
+	sh->faults.enter_skipped = false;
+#endif
 	if (sh->stopping) {
 		struct __kernel_timespec ts = { .tv_nsec = STOP_RECANCEL_NS };
 

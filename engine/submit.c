@@ -42,7 +42,15 @@ bool eng_flush(struct rp_shard *sh)
 	if (RP_TEST_HOOK(flush_stash))
 		stash_cqes(sh);
 	for (int tries = 0; tries < 1000 && !RP_TEST_HOOK(flush_fail); tries++) {
-		int ret = io_uring_submit(&sh->ring);
+		int ret;
+
+#ifdef RP_FAULTS
+		/* nothing submitted: what is prepared stays in the SQ */
+		if (ENG_FAULT(sh, FAULT_EAGAIN))
+			ret = -EAGAIN;
+		else
+#endif
+			ret = io_uring_submit(&sh->ring);
 
 		STAT_INC(sh, submits);
 		if (ret == -EBUSY || ret == -EAGAIN)

@@ -30,6 +30,11 @@ extern struct rp_engine_test_hooks rp_engine_test_hooks;
 #define RP_TEST_HOOK(name) 0
 #endif
 
+#ifdef RP_FAULTS
+/* Roll the shard's dice for fault @k (faults.h); counts an injection. */
+#define ENG_FAULT(sh, k) eng_faults_roll(&(sh)->faults, (k))
+#endif
+
 /* SQ slots eng_sqe keeps free after the one it hands out: an op with its
  * linked timeout, or rp_close's hard-linked cancel + close, always go to
  * the kernel in the same submit. */

@@ -1,0 +1,645 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Engine fault injection (engine/faults.h), built against a copy of the
+ * engine compiled with RP_FAULTS, each case with its own RP_FAULTS:
+ * - the syntax: unknown keys and bad values are -EINVAL with a message;
+ * - nomem: ops fail with ENOMEM as on an empty pool, the others complete;
+ * - short: rp_send, rp_sendmsg and rp_send_zc really send fewer bytes
+ *   (the peer reads exactly res bytes, the caller's msghdr is untouched),
+ *   and a stream through rp_outq with short=0.3 arrives whole and in order;
+ * - reset: rp_recv ends with -ECONNRESET; multishot receives deliver only
+ *   correct bytes in order, then end with -ECONNRESET, with every buffer
+ *   back and no op left alive;
+ * - eagain: flushes and the loop's submits that fail lose nothing; at
+ *   rate 1 the flush gives up (EBUSY) and the loop still runs.
+ */
+#include <ringplane/outq.h>
+
+#include "engine_test.h"
+#include "faults.h"
+
+static struct rp_runtime *rt_start_faults(const struct rp_runtime_config *cfg, const char *spec)
+{
+	assert_int_equal(setenv("RP_FAULTS", spec, 1), 0);
+	return rt_start(cfg);
+}
+
+/* ======================================================================
+ * RP_FAULTS syntax
+ * ====================================================================== */
+
+static void test_rp_faults_syntax(void **state)
+{
+	static const char *const bad[] = {
+		"bogus=0.1", "nomem",	      "nomem=",		    "nomem=1.5",
+		"nomem=-0.1", "nomem=0.1x",   "nomem=0.1,,short=0.1", "nomem=0.1,",
+		",nomem=0.1", "seed=-1",      "seed=abc",	    "short=nan",
+		"Reset=0.1",  "eagain=0.5 ",
+	};
+	static const char *const good[] = {
+		"", "nomem=0", "seed=3", "nomem=0.01,short=0.05,reset=0.5,eagain=1,seed=42",
+	};
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		rt = NULL;
+		setenv("RP_FAULTS", bad[i], 1);
+		if (rp_runtime_create(&cfg, &rt) != -EINVAL || rt)
+			fail_msg("RP_FAULTS=\"%s\" was not refused with -EINVAL", bad[i]);
+		if (!strstr(rp_engine_error(), "RP_FAULTS"))
+			fail_msg("RP_FAULTS=\"%s\": message \"%s\"", bad[i], rp_engine_error());
+	}
+	print_message("# e.g. %s\n", rp_engine_error());
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		setenv("RP_FAULTS", good[i], 1);
+		if (rp_runtime_create(&cfg, &rt))
+			fail_msg("RP_FAULTS=\"%s\" refused: %s", good[i], rp_engine_error());
+		rp_runtime_destroy(rt);
+	}
+	unsetenv("RP_FAULTS");
+}
+
+/* ======================================================================
+ * nomem
+ * ====================================================================== */
+
+#define NM_OPS 400
+
+static struct {
+	atomic_int done;
+	unsigned prepared, refused, completed, other_errno;
+} tnm;
+
+static void nm_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 0);
+	if (++tnm.completed == tnm.prepared)
+		atomic_store(&tnm.done, 1);
+}
+
+static int nm_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NM_OPS; i++) {
+		if (rp_nop(sh, nm_cb, NULL))
+			tnm.prepared++;
+		else if (errno == ENOMEM)
+			tnm.refused++;
+		else
+			tnm.other_errno++;
+	}
+	return 0;
+}
+
+static void test_nomem_fails_ops_as_an_empty_pool(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint64_t injected;
+	bool ok;
+
+	(void)state;
+	memset(&tnm, 0, sizeof(tnm));
+	cfg.init = nm_init;
+	rt = rt_start_faults(&cfg, "nomem=0.5,seed=7");
+	ok = wait_for(&tnm.done, 1, WAIT_S);
+	stats_of(rt, 0, &st);
+	injected = eng_faults_count(rt, 0, FAULT_NOMEM);
+	rt_end(rt);
+	print_message("# %u prepared, %u refused with ENOMEM, nomem %llu, injected %llu\n",
+		      tnm.prepared, tnm.refused, (unsigned long long)st.nomem,
+		      (unsigned long long)injected);
+	assert_true(ok);
+	assert_int_equal(tnm.other_errno, 0);
+	assert_int_equal(tnm.prepared + tnm.refused, NM_OPS);
+	assert_true(tnm.refused > NM_OPS / 4 && tnm.refused < NM_OPS * 3 / 4);
+	assert_int_equal(st.nomem, tnm.refused);
+	assert_int_equal(injected, tnm.refused);
+	assert_int_equal(tnm.completed, tnm.prepared);
+}
+
+/* ======================================================================
+ * short sends: the kernel sends fewer bytes
+ * ====================================================================== */
+
+#define SS_LEN 4096
+
+static struct {
+	int fd;
+	uint8_t buf[SS_LEN];
+	struct iovec iov[3];
+	struct msghdr msg;
+	atomic_int done;
+	int res;
+	bool notif, msg_intact;
+} tss;
+
+static void ss_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	if (c->flags & RP_CQE_NOTIF) {
+		tss.notif = true;
+		atomic_store(&tss.done, 1);
+		return;
+	}
+	tss.res = c->res;
+	tss.msg_intact = tss.msg.msg_iov == tss.iov && tss.msg.msg_iovlen == 3 &&
+			 tss.iov[0].iov_base == tss.buf && tss.iov[0].iov_len == 1000 &&
+			 tss.iov[1].iov_len == 96 && tss.iov[2].iov_len == SS_LEN - 1096;
+	if (!(c->flags & RP_CQE_MORE))
+		atomic_store(&tss.done, 1);
+}
+
+static void ss_send(struct rp_shard *sh, void *arg)
+{
+	CHECK(rp_send(sh, tss.fd, tss.buf, SS_LEN, MSG_NOSIGNAL, ss_cb, arg) != NULL);
+}
+
+static void ss_sendmsg(struct rp_shard *sh, void *arg)
+{
+	CHECK(rp_sendmsg(sh, tss.fd, &tss.msg, MSG_NOSIGNAL, ss_cb, arg) != NULL);
+}
+
+static void ss_send_zc(struct rp_shard *sh, void *arg)
+{
+	CHECK(rp_send_zc(sh, tss.fd, tss.buf, SS_LEN, MSG_NOSIGNAL, ss_cb, arg) != NULL);
+}
+
+/* Read what arrived on @fd within 200 ms of the last byte. */
+static size_t read_all(int fd, uint8_t *out, size_t cap)
+{
+	struct timeval tv = { .tv_usec = 200 * 1000 };
+	size_t got = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (got < cap) {
+		ssize_t n = recv(fd, out + got, cap - got, 0);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void test_short_sends_send_fewer_bytes(void **state)
+{
+	static const struct {
+		const char *name;
+		rp_msg_fn fn;
+	} kinds[] = { { "rp_send", ss_send }, { "rp_sendmsg", ss_sendmsg }, { "rp_send_zc", ss_send_zc } };
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	uint8_t got[SS_LEN];
+	int cli, srv;
+
+	(void)state;
+	fill_pattern(tss.buf, SS_LEN, 0);
+	tss.iov[0] = (struct iovec){ tss.buf, 1000 };
+	tss.iov[1] = (struct iovec){ tss.buf + 1000, 96 };
+	tss.iov[2] = (struct iovec){ tss.buf + 1096, SS_LEN - 1096 };
+	memset(&tss.msg, 0, sizeof(tss.msg));
+	tss.msg.msg_iov = tss.iov;
+	tss.msg.msg_iovlen = 3;
+	rt = rt_start_faults(&cfg, "short=1,seed=5");
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		for (int round = 0; round < 8; round++) {
+			size_t n;
+
+			tcp_pair(&cli, &srv);
+			tss.fd = srv;
+			tss.res = 0;
+			tss.notif = false;
+			atomic_store(&tss.done, 0);
+			assert_int_equal(rp_runtime_submit(rt, 0, kinds[k].fn, NULL), 0);
+			assert_true(wait_for(&tss.done, 1, WAIT_S));
+			n = read_all(cli, got, sizeof(got));
+			if (!round)
+				print_message("# %s of %d bytes: res %d, the peer read %zu\n",
+					      kinds[k].name, SS_LEN, tss.res, n);
+			assert_true(tss.res >= 1 && tss.res < SS_LEN);
+			assert_int_equal(n, (size_t)tss.res);
+			assert_memory_equal(got, tss.buf, n);
+			if (kinds[k].fn == ss_sendmsg)
+				assert_true(tss.msg_intact);
+			close(cli);
+			close(srv);
+		}
+	}
+	assert_int_equal(eng_faults_count(rt, 0, FAULT_SHORT), 24);
+	rt_end(rt);
+}
+
+/* ======================================================================
+ * a stream through rp_outq under short sends
+ * ====================================================================== */
+
+static struct {
+	struct rp_outq *q;
+	int fd;
+	uint8_t *src;
+	size_t total, pos;
+	unsigned step;
+	atomic_int produced, closed, errors;
+	struct rp_outq_stats st;
+} toq;
+
+static void oq_produce(struct rp_shard *sh);
+
+static void oq_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)arg;
+	fail_at(__LINE__, "outq error %d", err);
+	atomic_fetch_add(&toq.errors, 1);
+}
+
+static void oq_writable(struct rp_outq *q, void *arg)
+{
+	(void)q;
+	(void)arg;
+	oq_produce(rp_shard_self());
+}
+
+/* Pushes (no copy: slices of toq.src) and copies of sizes from 1 byte to
+ * 100 KB, until the bound refuses one; on_writable goes on. */
+static void oq_produce(struct rp_shard *sh)
+{
+	static const size_t sizes[] = { 1, 700, 64, 20000, 3, 100000, 16384, 9000, 65536, 1500 };
+
+	(void)sh;
+	while (toq.pos < toq.total) {
+		size_t len = sizes[toq.step % (sizeof(sizes) / sizeof(sizes[0]))];
+		bool copy = len <= RP_OUTQ_COPY_MAX && (toq.step / 3) % 2;
+		int ret;
+
+		if (len > toq.total - toq.pos)
+			len = toq.total - toq.pos;
+		ret = copy ? rp_outq_copy(toq.q, toq.src + toq.pos, len) :
+			     rp_outq_push(toq.q, toq.src + toq.pos, len, NULL, NULL);
+		if (ret == -ENOBUFS)
+			return;
+		CHECK_EQ(ret, 0);
+		if (ret)
+			return;
+		toq.pos += len;
+		toq.step++;
+	}
+	atomic_store(&toq.produced, 1);
+}
+
+static void oq_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = { .on_error = oq_error, .on_writable = oq_writable,
+				  .max_bytes = 256 << 10 };
+
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &toq.q, toq.fd, &o), 0);
+	if (toq.q)
+		oq_produce(sh);
+}
+
+static void oq_close(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(rp_outq_pending(toq.q), 0);
+	rp_outq_stats(toq.q, &toq.st);
+	rp_outq_close(toq.q);
+	atomic_store(&toq.closed, 1);
+}
+
+static void test_outq_stream_whole_under_short_sends(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	size_t total = reduced() ? (4u << 20) : (16u << 20), got = 0, bad_at = SIZE_MAX;
+	uint8_t *rbuf = malloc(1 << 16);
+	double end;
+	int cli, srv;
+
+	(void)state;
+	memset(&toq, 0, sizeof(toq));
+	toq.src = malloc(total);
+	assert_non_null(toq.src);
+	assert_non_null(rbuf);
+	fill_pattern(toq.src, total, 0);
+	toq.total = total;
+	tcp_pair(&cli, &srv);
+	toq.fd = srv;
+	rt = rt_start_faults(&cfg, "short=0.3,seed=11");
+	assert_int_equal(rp_runtime_submit(rt, 0, oq_start, NULL), 0);
+	end = now_s() + 60;
+	{
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(cli, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	while (got < total && now_s() < end && !atomic_load(&g_fail)) {
+		ssize_t n = recv(cli, rbuf, 1 << 16, 0);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			break;
+		}
+		if (bad_at == SIZE_MAX && memcmp(rbuf, toq.src + got, (size_t)n)) {
+			for (size_t i = 0; i < (size_t)n; i++)
+				if (rbuf[i] != toq.src[got + i]) {
+					bad_at = got + i;
+					break;
+				}
+		}
+		got += (size_t)n;
+	}
+	assert_int_equal(rp_runtime_submit(rt, 0, oq_close, NULL), 0);
+	assert_true(wait_for(&toq.closed, 1, WAIT_S));
+	print_message("# %zu of %zu bytes read back, first bad byte %zd; %llu sendmsgs, %llu "
+		      "SEND_ZC, %llu short sends injected\n",
+		      got, total, bad_at == SIZE_MAX ? (ssize_t)-1 : (ssize_t)bad_at,
+		      (unsigned long long)toq.st.sendmsgs, (unsigned long long)toq.st.zc_sends,
+		      (unsigned long long)eng_faults_count(rt, 0, FAULT_SHORT));
+	assert_true(eng_faults_count(rt, 0, FAULT_SHORT) > 10);
+	rt_end(rt);
+	close(cli);
+	close(srv);
+	assert_int_equal(got, total);
+	assert_true(bad_at == SIZE_MAX);
+	assert_int_equal(atomic_load(&toq.errors), 0);
+	free(toq.src);
+	free(rbuf);
+}
+
+/* ======================================================================
+ * reset: single-shot and multishot receives
+ * ====================================================================== */
+
+static struct {
+	int fd;
+	uint8_t buf[256];
+	atomic_int done;
+	int res;
+} trs;
+
+static void rs_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	trs.res = c->res;
+	atomic_store(&trs.done, 1);
+}
+
+static void rs_recv(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv(sh, trs.fd, trs.buf, sizeof(trs.buf), 0, rs_cb, NULL) != NULL);
+}
+
+static void test_recv_ends_with_reset(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	int cli, srv;
+
+	(void)state;
+	memset(&trs, 0, sizeof(trs));
+	tcp_pair(&cli, &srv);
+	trs.fd = srv;
+	rt = rt_start_faults(&cfg, "reset=1");
+	assert_int_equal(rp_runtime_submit(rt, 0, rs_recv, NULL), 0);
+	assert_int_equal(send(cli, "hello", 5, 0), 5);
+	assert_true(wait_for(&trs.done, 1, WAIT_S));
+	stats_of(rt, 0, &st);
+	assert_int_equal(trs.res, -ECONNRESET);
+	assert_int_equal(st.err_reset, 1);
+	assert_int_equal(eng_faults_count(rt, 0, FAULT_RESET), 1);
+	rt_end(rt);
+	close(cli);
+	close(srv);
+}
+
+#define MS_CONNS 40
+#define MS_BYTES (256u << 10)
+
+static struct {
+	int fd;
+	struct rp_op *op;
+	uint8_t *expect;
+	size_t got;
+	unsigned holding[4], nhold;
+	int final_res;
+	bool bad;
+	atomic_bool final_seen;
+	unsigned inflight_after, bufs_out_after;
+	atomic_int done;
+} tms;
+
+static void ms_check(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	/* this timer is the only op alive; every buffer is back */
+	tms.inflight_after = rp_shard_inflight(sh);
+	tms.bufs_out_after = rp_buf_out(sh);
+	atomic_store(&tms.done, 1);
+}
+
+static void ms_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0) {
+		if (tms.got + (size_t)c->res > MS_BYTES ||
+		    memcmp(c->buf, tms.expect + tms.got, (size_t)c->res))
+			tms.bad = true;
+		tms.got += (size_t)c->res;
+		/* hold a few buffers a while, so some are out when the reset comes */
+		if (tms.nhold == 4) {
+			for (unsigned i = 0; i < 4; i++)
+				rp_buf_put(sh, (uint16_t)tms.holding[i]);
+			tms.nhold = 0;
+		}
+		tms.holding[tms.nhold++] = c->bid;
+	}
+	if (c->flags & RP_CQE_MORE)
+		return;
+	tms.final_res = c->res;
+	atomic_store(&tms.final_seen, true);
+	for (unsigned i = 0; i < tms.nhold; i++)
+		rp_buf_put(sh, (uint16_t)tms.holding[i]);
+	tms.nhold = 0;
+	CHECK(rp_timeout(sh, 20 * MS, ms_check, NULL) != NULL);
+}
+
+static void ms_arm(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	tms.op = rp_recv_multishot(sh, tms.fd, ms_cb, NULL);
+	CHECK(tms.op != NULL);
+}
+
+static void test_multishot_recv_reset_ends_cleanly(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t *data = malloc(MS_BYTES);
+	unsigned resets = 0, eofs = 0;
+
+	(void)state;
+	assert_non_null(data);
+	fill_pattern(data, MS_BYTES, 3);
+	cfg.bufs = 16;
+	cfg.buf_size = 4096;
+	rt = rt_start_faults(&cfg, "reset=0.03,seed=9");
+	for (int i = 0; i < MS_CONNS; i++) {
+		int cli, srv;
+		size_t sent = 0;
+
+		memset(&tms, 0, sizeof(tms));
+		tms.expect = data;
+		tcp_pair(&cli, &srv);
+		tms.fd = srv;
+		assert_int_equal(rp_runtime_submit(rt, 0, ms_arm, NULL), 0);
+		/* the reader may stop at any time: send what fits, then EOF */
+		fcntl(cli, F_SETFL, O_NONBLOCK);
+		for (double end = now_s() + 5; sent < MS_BYTES && now_s() < end;) {
+			ssize_t n = send(cli, data + sent, MS_BYTES - sent, MSG_NOSIGNAL);
+
+			if (n > 0)
+				sent += (size_t)n;
+			else if (n < 0 && errno != EAGAIN)
+				break;
+			else if (atomic_load(&tms.final_seen))
+				break;
+			else
+				sleep_ms(1);
+		}
+		shutdown(cli, SHUT_WR);
+		assert_true(wait_for(&tms.done, 1, WAIT_S));
+		check_failures();
+		if (tms.final_res == -ECONNRESET)
+			resets++;
+		else
+			eofs++;
+		assert_false(tms.bad);
+		assert_true(tms.final_res == -ECONNRESET || (tms.final_res == 0 && tms.got == sent));
+		assert_int_equal(tms.inflight_after, 1);
+		assert_int_equal(tms.bufs_out_after, 0);
+		close(cli);
+		close(srv);
+	}
+	stats_of(rt, 0, &st);
+	print_message("# %d connections: %u ended by an injected reset, %u by EOF; reset "
+		      "injected %llu, buf_misuse %llu\n",
+		      MS_CONNS, resets, eofs,
+		      (unsigned long long)eng_faults_count(rt, 0, FAULT_RESET),
+		      (unsigned long long)st.buf_misuse);
+	assert_true(resets > 0);
+	assert_int_equal(eng_faults_count(rt, 0, FAULT_RESET), resets);
+	assert_int_equal(st.buf_misuse, 0);
+	rt_end(rt);
+	free(data);
+}
+
+/* ======================================================================
+ * eagain: submits that fail
+ * ====================================================================== */
+
+#define EA_OPS 300
+
+static struct {
+	atomic_int done;
+	unsigned prepared, refused, completed, twice;
+	int refused_errno;
+	uint8_t seen[EA_OPS];
+} tea;
+
+static void ea_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+
+	(void)sh;
+	CHECK_EQ(c->res, 0);
+	if (tea.seen[i]++)
+		tea.twice++;
+	if (++tea.completed == tea.prepared)
+		atomic_store(&tea.done, 1);
+}
+
+static int ea_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < EA_OPS; i++) {
+		if (rp_nop(sh, ea_cb, (void *)(uintptr_t)i)) {
+			tea.prepared++;
+		} else {
+			tea.refused++;
+			tea.refused_errno = errno;
+		}
+	}
+	return 0;
+}
+
+static void run_eagain(const char *spec, uint64_t *injected)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	memset(&tea, 0, sizeof(tea));
+	cfg.ring_entries = 8; /* 300 NOPs: dozens of flushes */
+	cfg.init = ea_init;
+	rt = rt_start_faults(&cfg, spec);
+	ok = wait_for(&tea.done, 1, WAIT_S);
+	*injected = eng_faults_count(rt, 0, FAULT_EAGAIN);
+	rt_end(rt);
+	print_message("# %s: %u prepared, %u refused (errno %d), %u completed, %llu injected\n",
+		      spec, tea.prepared, tea.refused, tea.refused_errno, tea.completed,
+		      (unsigned long long)*injected);
+	assert_true(ok);
+	assert_int_equal(tea.twice, 0);
+	assert_int_equal(tea.completed, tea.prepared);
+	for (unsigned i = 0; i < EA_OPS; i++)
+		if (!tea.seen[i] && !tea.refused)
+			fail_msg("op %u never completed", i);
+}
+
+static void test_eagain_loses_nothing(void **state)
+{
+	uint64_t injected;
+
+	(void)state;
+	run_eagain("eagain=0.5,seed=3", &injected);
+	assert_int_equal(tea.refused, 0);
+	assert_int_equal(tea.prepared, EA_OPS);
+	assert_true(injected > 10);
+	/* every flush fails: the ops that fit run, the rest get EBUSY */
+	run_eagain("eagain=1", &injected);
+	assert_true(tea.prepared >= 1 && tea.prepared < 8);
+	assert_int_equal(tea.refused_errno, EBUSY);
+	assert_int_equal(tea.prepared + tea.refused, EA_OPS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		T(test_rp_faults_syntax),
+		T(test_nomem_fails_ops_as_an_empty_pool),
+		T(test_short_sends_send_fewer_bytes),
+		T(test_outq_stream_whole_under_short_sends),
+		T(test_recv_ends_with_reset),
+		T(test_multishot_recv_reset_ends_cleanly),
+		T(test_eagain_loses_nothing),
+	};
+
+	return ENGINE_TEST_RUN("engine-inject", all);
+}
