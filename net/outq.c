@@ -65,18 +65,32 @@ struct rp_outq {
 	struct node *head, *tail;
 	struct node *wait;	 /* nodes waiting only for notifications */
 	size_t queued;		 /* bytes in the FIFO not yet sent */
-	unsigned ops;		 /* our ops in flight (a send, a NOP) */
-	unsigned inflight_nodes; /* FIFO nodes the send in flight covers */
+	/* 16 bits each: ops are a send, a NOP and a callback's hold; a send
+	 * covers at most RP_OUTQ_IOV nodes. Narrow so that the queue fits a
+	 * 256 B pool object (an idle connection holds one). */
+	uint16_t ops;		 /* our ops in flight (a send, a NOP) */
+	uint16_t inflight_nodes; /* FIFO nodes the send in flight covers */
 	bool inflight, nop_pending, closing, want_writable, probing;
 	int8_t local; /* peer on this host: 1, 0, or -1 not looked up yet */
+	uint8_t mode;
 	int err;
-	int mode;
 	uint64_t plain_mark; /* plain_bytes when the socket went plain */
 	uint64_t t_mark;     /* and when */
 
-	struct msghdr msg;
-	struct iovec iov[RP_OUTQ_IOV];
+	struct sendv *sv; /* the sendmsg in flight's msghdr and iovecs */
 	struct rp_outq_stats st;
+};
+
+_Static_assert(sizeof(void *) != 8 || sizeof(struct rp_outq) <= 256,
+	       "an idle queue fits a 256 B pool object");
+
+/* A sendmsg's msghdr and iovecs live in a pool block of their own, sized to
+ * the round and freed at its completion, not inline in the queue: an idle
+ * queue then holds no iovec array (the 64 inline took the queue from a
+ * 512 B to a 2 KB pool object, held by every idle connection). */
+struct sendv {
+	struct msghdr msg;
+	struct iovec iov[];
 };
 
 /* ---- per-shard sum ---- */
@@ -207,6 +221,7 @@ static void drop_queued(struct rp_outq *q)
 
 static void destroy(struct rp_outq *q)
 {
+	rp_pool_free(q->sv);
 	for (struct node *n = q->wait; n; n = n->next)
 		n->q = NULL; /* its notifications free it */
 	rp_pool_free(q);
@@ -218,9 +233,12 @@ static void fail(struct rp_outq *q, int err)
 		return;
 	q->err = err;
 	ADD(q, errors, 1);
-	drop_queued(q);
+	/* on_error first: a release callback that runs after it knows its
+	 * buffer was dropped, not sent. Every caller of fail holds an op
+	 * reference (q->ops), so a close from on_error does not free q here. */
 	if (q->on_error && !q->closing)
 		q->on_error(q, q->arg, err);
+	drop_queued(q);
 }
 
 /* ---- adaptive zero-copy ---- */
@@ -282,15 +300,18 @@ static void op_end(struct rp_outq *q)
 static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_outq *q = arg;
+	struct node *sent = NULL, **tail = &sent;
 	size_t left;
 
 	(void)sh;
 	q->inflight = false;
 	q->inflight_nodes = 0;
+	rp_pool_free(q->sv);
+	q->sv = NULL;
 	if (c->res > 0) {
 		left = (size_t)c->res;
 		ADD(q, plain_bytes, left);
-		while (left) {
+		while (left && q->head) {
 			struct node *n = q->head;
 			size_t take = n->len - n->off < left ? n->len - n->off : left;
 
@@ -299,7 +320,17 @@ static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			left -= take;
 			if (n->off < n->len)
 				break; /* a short send: the next flush goes on from here */
-			node_retire(q, fifo_pop(q));
+			*tail = fifo_pop(q);
+			tail = &(*tail)->next;
+		}
+		/* Release only once the FIFO and the counts are settled: a
+		 * release callback may push, flush or close the queue. */
+		while (sent) {
+			struct node *n = sent;
+
+			sent = n->next;
+			n->next = NULL;
+			node_retire(q, n);
 		}
 	} else {
 		fail(q, c->res < 0 ? c->res : -EPIPE);
@@ -425,6 +456,7 @@ static void flush(struct rp_outq *q)
 {
 	unsigned niov = 0;
 	struct node *n;
+	struct sendv *sv;
 
 	if (q->inflight || q->err || !q->head)
 		return;
@@ -435,20 +467,30 @@ static void flush(struct rp_outq *q)
 	for (n = q->head; n && niov < RP_OUTQ_IOV; n = n->next) {
 		if (niov && wants_zc(q, n))
 			break; /* order: the big one goes after these */
-		q->iov[niov].iov_base = (void *)(n->base + n->off);
-		q->iov[niov].iov_len = n->len - n->off;
 		niov++;
 	}
-	memset(&q->msg, 0, sizeof(q->msg));
-	q->msg.msg_iov = q->iov;
-	q->msg.msg_iovlen = niov;
-	if (!rp_sendmsg(q->sh, q->fd, &q->msg, MSG_NOSIGNAL, on_sendmsg, q)) {
+	sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
+	if (!sv) {
+		fail(q, -ENOMEM);
+		return;
+	}
+	n = q->head;
+	for (unsigned i = 0; i < niov; i++, n = n->next) {
+		sv->iov[i].iov_base = (void *)(n->base + n->off);
+		sv->iov[i].iov_len = n->len - n->off;
+	}
+	memset(&sv->msg, 0, sizeof(sv->msg));
+	sv->msg.msg_iov = sv->iov;
+	sv->msg.msg_iovlen = niov;
+	if (!rp_sendmsg(q->sh, q->fd, &sv->msg, MSG_NOSIGNAL, on_sendmsg, q)) {
+		rp_pool_free(sv);
 		fail(q, -errno);
 		return;
 	}
+	q->sv = sv;
 	ADD(q, sendmsgs, 1);
 	q->inflight = true;
-	q->inflight_nodes = niov;
+	q->inflight_nodes = (uint16_t)niov;
 	q->ops++;
 }
 

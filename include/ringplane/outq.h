@@ -33,7 +33,7 @@
  * opts.on_writable runs once the queue has drained to half the bound.
  *
  * Errors: the first failed send (-EPIPE, -ECONNRESET...) runs opts.on_error
- * once; every queued buffer is released then (a buffer under a zero-copy
+ * once; every queued buffer is released after it (a buffer under a zero-copy
  * send is released by its notification), and later pushes return that
  * error. Buffers are released exactly once, on success, error or close.
  *
@@ -69,7 +69,10 @@ enum {
 
 /* Releases a pushed buffer: the kernel is done with it (sent, or dropped
  * on error or close). Runs on the shard, once per accepted push, never
- * inside rp_outq_push itself. */
+ * inside rp_outq_push itself. It may push, flush or close the queue
+ * (buffers of one send are released after its counts are settled). After
+ * a send error, on_error has run before the first dropped buffer's
+ * release. */
 typedef void (*rp_outq_release_fn)(void *arg, const void *buf, size_t len);
 /* The first send error (negative errno), once. */
 typedef void (*rp_outq_error_fn)(struct rp_outq *q, void *arg, int err);
