@@ -5,10 +5,14 @@
  *
  * Every shard has its own listener on the same address (SO_REUSEPORT: the
  * kernel spreads connections), one multishot accept, and per connection a
- * multishot recv into the shard's provided buffers. Plain mode sends the
- * received buffers back as they are (sendmsg of up to 16 queued buffers;
- * one send in flight per connection keeps the bytes in order) and returns
- * each buffer to the ring when it has been sent.
+ * multishot recv into the shard's provided buffers. Plain mode pushes each
+ * received buffer as it is on the connection's rp_outq (net/outq.c:
+ * everything queued leaves in one sendmsg of up to RP_OUTQ_IOV buffers,
+ * one send in flight keeps the bytes in order) and the queue's release
+ * callback returns the buffer to the ring once it has been sent. An idle
+ * connection holds its struct conn (128 B pool object), its queue (256 B)
+ * and its armed recv (128 B); the 256-entry queue that used to be inline
+ * made that 8 KB.
  *
  * Buffer budget. A provided buffer stays out until the send that echoes it
  * completes, and a peer that never reads makes that never. So one
@@ -51,6 +55,7 @@
 #include <unistd.h>
 
 #include <ringplane/engine.h>
+#include <ringplane/outq.h>
 #include <ringplane/pool.h>
 
 #include "args.h"
@@ -63,7 +68,6 @@
 #define CONN_PAUSE (512u * 1024)  /* stop receiving with this many bytes queued */
 #define CONN_RESUME (64u * 1024)  /* and resume at or below this */
 #define SPILL_FRAC 4		  /* spilled bytes: at most pool / SPILL_FRAC */
-#define SEND_IOV 16		  /* buffers per sendmsg */
 #define SP_HDR 14
 #define SP_MAX_FRAME (64u * 1024)
 #define SP_ACC (128u * 1024) /* reassembly buffer: at least one whole frame */
@@ -77,6 +81,7 @@
 struct echo_stats {
 	uint64_t accepted, closed, bytes_in, bytes_out, frames, replies, malformed, resets,
 		accept_errors, paused, spilled, idle_closed, rearm_failed;
+	uint64_t pool_live; /* a gauge: pool bytes held, at the last accept or close */
 };
 
 struct conn;
@@ -88,8 +93,13 @@ struct echo_shard {
 	bool accept_retry;    /* the accept is down and must be armed again */
 	bool backoff_pending; /* a back-off timer will arm it */
 	bool rearm_failing;   /* arming it failed: said once, until it works */
+	struct rp_shard *sh;
 	unsigned buf_count, buf_size;
 	size_t spill_bytes, spill_max;
+	/* plain mode: holder[bid] is the connection that queued provided
+	 * buffer bid; a release's arg points at the slot, whose index is the
+	 * buffer id */
+	struct conn **holder;
 	uint64_t tick;	      /* idle-timer ticks so far */
 	bool tick_on;
 	struct conn *conns;   /* every live connection, for the idle sweep */
@@ -123,7 +133,7 @@ struct conn {
 	struct echo_shard *es;
 	struct conn *prev, *next;
 	int fd;
-	unsigned ops;	  /* ops alive on this connection */
+	unsigned ops;	  /* ops alive on this connection (and running callbacks) */
 	bool recv_on;	  /* multishot recv armed */
 	bool paused;	  /* recv cancelled for back-pressure */
 	bool eof;	  /* no more input (EOF, error, or shutdown) */
@@ -133,15 +143,20 @@ struct conn {
 	bool cancelling;  /* a cancel of the recv is on its way */
 	struct rp_op *recv_op;
 	uint64_t last_tick; /* es->tick at the last read or write */
-	/* plain mode */
-	struct qent q[QMAX];
-	unsigned qh, qn;
+	unsigned qn;	    /* queued entries (plain: pushed, not yet released) */
 	unsigned nbufs;	    /* provided buffers among the queued entries */
-	unsigned inflight;  /* entries the send in flight points into */
-	uint64_t qbytes;    /* bytes queued */
-	struct iovec iov[SEND_IOV];
-	struct msghdr msg;
-	/* sockperf mode */
+	/* plain mode: every entry is pushed on q (the buffer itself, or a
+	 * spilled copy) and released by it once sent */
+	struct rp_outq *q;	/* until the connection closes */
+	size_t tick_pending;	/* rp_outq_pending at the last idle sweep */
+	struct sp *sp;		/* sockperf mode only */
+};
+
+/* Sockperf mode's state, out of line: a plain connection does not carry it. */
+struct sp {
+	struct qent in[QMAX]; /* received entries waiting for room in acc */
+	unsigned qh;
+	uint64_t qbytes;      /* bytes queued in @in */
 	uint8_t *acc, *out, *sending_buf;
 	uint32_t acc_len, out_len, sending_len, sending_off;
 };
@@ -162,18 +177,37 @@ static void arm_tick(struct rp_shard *sh, struct echo_shard *es);
  * its close was submitted. */
 static void conn_put(struct conn *c)
 {
-	if (--c->ops == 0 && c->closing) {
+	/* plain mode: buffers a closed queue still holds come back through
+	 * plain_released, which holds a reference while it runs */
+	if (--c->ops == 0 && c->closing && !c->qn) {
 		if (c->prev)
 			c->prev->next = c->next;
 		else
 			c->es->conns = c->next;
 		if (c->next)
 			c->next->prev = c->prev;
-		rp_pool_free(c->acc);
-		rp_pool_free(c->out);
-		rp_pool_free(c->sending_buf);
+		if (c->sp) {
+			rp_pool_free(c->sp->acc);
+			rp_pool_free(c->sp->out);
+			rp_pool_free(c->sp->sending_buf);
+			rp_pool_free(c->sp);
+		}
 		rp_pool_free(c);
 	}
+}
+
+/* The pool's live bytes (every object held, provided buffers included),
+ * for the stats line: the difference between two snapshots over the
+ * connections opened between them is what one holds. */
+static void pool_gauge(struct rp_shard *sh, struct echo_shard *es)
+{
+	struct rp_pool_stats ps;
+	uint64_t live = 0;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned i = 0; i < RP_POOL_NCLASS; i++)
+		live += ps.class_live_bytes[i];
+	__atomic_store_n(&es->st.pool_live, live, __ATOMIC_RELAXED);
 }
 
 static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -184,6 +218,7 @@ static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	(void)cq;
 	ST_ADD(es, closed, 1);
 	conn_put(c);
+	pool_gauge(sh, es);
 	/* a close gives memory back: the moment to retry what lacked it */
 	if (!rp_shard_stopping(sh)) {
 		if (es->accept_retry && !es->backoff_pending)
@@ -193,10 +228,11 @@ static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	}
 }
 
-/* Give back what entry @e holds (a provided buffer or a spilled chunk). */
+/* Sockperf mode: give back what input entry @e holds (a provided buffer
+ * or a spilled chunk). */
 static void qent_release(struct rp_shard *sh, struct conn *c, struct qent *e)
 {
-	c->qbytes -= e->len;
+	c->sp->qbytes -= e->len;
 	if (e->spill) {
 		rp_pool_free(e->buf);
 		c->es->spill_bytes -= c->es->buf_size;
@@ -208,24 +244,32 @@ static void qent_release(struct rp_shard *sh, struct conn *c, struct qent *e)
 
 static void q_pop(struct rp_shard *sh, struct conn *c)
 {
-	qent_release(sh, c, &c->q[c->qh]);
-	c->qh = (c->qh + 1) % QMAX;
+	qent_release(sh, c, &c->sp->in[c->sp->qh]);
+	c->sp->qh = (c->sp->qh + 1) % QMAX;
 	c->qn--;
 }
 
-/* Drop queued entries from the tail, keeping the first @keep (the ones a
- * send in flight points into: the kernel may still read them). */
-static void drop_queue(struct rp_shard *sh, struct conn *c, unsigned keep)
+/* Sockperf mode: drop the input entries (no send reads them: replies go
+ * from the reply buffers). */
+static void drop_queue(struct rp_shard *sh, struct conn *c)
 {
-	while (c->qn > keep) {
-		qent_release(sh, c, &c->q[(c->qh + c->qn - 1) % QMAX]);
+	while (c->qn) {
+		qent_release(sh, c, &c->sp->in[(c->sp->qh + c->qn - 1) % QMAX]);
 		c->qn--;
 	}
 }
 
 static bool has_output(const struct conn *c)
 {
-	return c->qn || c->out_len || c->sending_len;
+	return c->qn || (c->sp && (c->sp->out_len || c->sp->sending_len));
+}
+
+/* Bytes queued and not yet sent (plain) or not yet parsed (sockperf). */
+static size_t queued_bytes(const struct conn *c)
+{
+	if (g_cfg.sockperf)
+		return c->sp->qbytes;
+	return c->q ? rp_outq_pending(c->q) : 0;
 }
 
 /* Close when input has ended and everything owed has been sent, or at once
@@ -237,8 +281,20 @@ static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 	if (c->closing)
 		return;
 	if (c->failed) {
-		drop_queue(sh, c, c->sending ? c->inflight : 0);
-		c->out_len = 0;
+		if (g_cfg.sockperf) {
+			drop_queue(sh, c);
+			if (c->sp)
+				c->sp->out_len = 0;
+		} else if (c->q) {
+			struct rp_outq *q = c->q;
+
+			/* what the send in flight covers comes back at its
+			 * completion (rp_close below cancels it) */
+			c->q = NULL;
+			rp_outq_close(q);
+			if (c->closing) /* a release in there came back here */
+				return;
+		}
 	}
 	if (!c->eof)
 		return;
@@ -253,6 +309,12 @@ static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 			}
 			return;
 		}
+	}
+	if (c->q) { /* drained: nothing left in it */
+		struct rp_outq *q = c->q;
+
+		c->q = NULL;
+		rp_outq_close(q);
 	}
 	c->closing = true;
 	c->ops++;
@@ -272,6 +334,130 @@ static void fail(struct rp_shard *sh, struct conn *c, int res)
 	conn_maybe_close(sh, c);
 }
 
+/* ---- plain mode: the connection's output queue ---- */
+
+static void maybe_resume(struct rp_shard *sh, struct conn *c);
+
+/* An entry is gone from the queue (sent, or dropped after a failure): the
+ * moment to resume a paused receive, or to close a drained connection.
+ * Runs inside the queue's completion (or its close), which allows both. */
+static void plain_released(struct conn *c, size_t len)
+{
+	struct rp_shard *sh = c->es->sh;
+
+	c->qn--;
+	c->ops++;
+	if (!c->failed) { /* q_error runs before a failed queue drops */
+		ST_ADD(c->es, bytes_out, len);
+		c->last_tick = c->es->tick;
+	}
+	maybe_resume(sh, c);
+	conn_maybe_close(sh, c);
+	conn_put(c);
+}
+
+static void plain_release_buf(void *arg, const void *buf, size_t len)
+{
+	struct conn **slot = arg, *c = *slot;
+	struct echo_shard *es = c->es;
+
+	(void)buf;
+	*slot = NULL;
+	c->nbufs--;
+	rp_buf_put(es->sh, (uint16_t)(slot - es->holder));
+	plain_released(c, len);
+}
+
+/* A spilled copy: a pool object of the power of two that holds it. */
+static size_t spill_size(size_t len)
+{
+	size_t n = RP_POOL_MIN_CLASS;
+
+	while (n < len)
+		n <<= 1;
+	return n;
+}
+
+static void plain_release_spill(void *arg, const void *buf, size_t len)
+{
+	struct conn *c = arg;
+
+	rp_pool_free((void *)buf);
+	c->es->spill_bytes -= spill_size(len);
+	plain_released(c, len);
+}
+
+static void q_error(struct rp_outq *q, void *arg, int err)
+{
+	struct conn *c = arg;
+
+	(void)q;
+	c->ops++;
+	fail(c->es->sh, c, err);
+	conn_put(c);
+}
+
+static int plain_queue_open(struct rp_shard *sh, struct conn *c)
+{
+	struct rp_outq_opts o = {
+		/* Flushed by hand after each push (conn_kick): a NOP round
+		 * would delay the first send by one loop iteration. No
+		 * SEND_ZC: echoed buffers are at most one provided buffer
+		 * (16 KB, the queue's zero-copy threshold), and a zero-copy
+		 * send to a peer that stops reading holds its buffer and its
+		 * notification until that socket dies, past a shutdown's
+		 * grace (seen in test_echo's stuck case). */
+		.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF,
+		.max_bytes = (size_t)QMAX * c->es->buf_size,
+		.on_error = q_error,
+		.arg = c,
+	};
+
+	return rp_outq_init(sh, &c->q, c->fd, &o);
+}
+
+/* Queue a copy of @len received bytes; false: no spill budget or memory. */
+static bool plain_spill(struct rp_shard *sh, struct conn *c, const void *data, uint32_t len)
+{
+	struct echo_shard *es = c->es;
+	size_t size = spill_size(len);
+	void *p;
+
+	if (!c->q || es->spill_bytes + size > es->spill_max)
+		return false;
+	p = rp_pool_alloc(rp_shard_pool(sh), size);
+	if (!p)
+		return false;
+	memcpy(p, data, len);
+	if (rp_outq_push(c->q, p, len, plain_release_spill, c)) {
+		rp_pool_free(p);
+		return false;
+	}
+	es->spill_bytes += size;
+	c->qn++;
+	ST_ADD(es, spilled, 1);
+	return true;
+}
+
+/* Queue the received buffer itself; it goes back to the ring when sent. */
+static void plain_push(struct rp_shard *sh, struct conn *c, const struct rp_cqe *cq)
+{
+	struct conn **slot = &c->es->holder[cq->bid];
+	int ret = c->q ? 0 : -EPIPE;
+
+	*slot = c;
+	if (!ret)
+		ret = rp_outq_push(c->q, cq->buf, (size_t)cq->res, plain_release_buf, slot);
+	if (ret) {
+		*slot = NULL;
+		rp_buf_put(sh, cq->bid);
+		fail(sh, c, ret);
+		return;
+	}
+	c->qn++;
+	c->nbufs++;
+}
+
 /* Fewer than a quarter of the shard's provided buffers free. */
 static bool buffers_short(struct rp_shard *sh, const struct echo_shard *es)
 {
@@ -281,18 +467,22 @@ static bool buffers_short(struct rp_shard *sh, const struct echo_shard *es)
 /* Queue @len bytes of a received buffer as a copy in pool memory (appended
  * to the last spilled chunk where it fits; a send in flight reads only up
  * to the length it was given, so appending is safe). false: no room. */
+static bool plain_spill(struct rp_shard *sh, struct conn *c, const void *data, uint32_t len);
+
 static bool spill(struct rp_shard *sh, struct conn *c, const void *data, uint32_t len)
 {
 	struct echo_shard *es = c->es;
 	struct qent *e;
 	void *p;
 
+	if (!g_cfg.sockperf)
+		return plain_spill(sh, c, data, len);
 	if (c->qn) {
-		e = &c->q[(c->qh + c->qn - 1) % QMAX];
+		e = &c->sp->in[(c->sp->qh + c->qn - 1) % QMAX];
 		if (e->spill && e->off + e->len + len <= es->buf_size) {
 			memcpy((uint8_t *)e->buf + e->off + e->len, data, len);
 			e->len += len;
-			c->qbytes += len;
+			c->sp->qbytes += len;
 			return true;
 		}
 	}
@@ -303,13 +493,13 @@ static bool spill(struct rp_shard *sh, struct conn *c, const void *data, uint32_
 		return false;
 	es->spill_bytes += es->buf_size;
 	memcpy(p, data, len);
-	e = &c->q[(c->qh + c->qn) % QMAX];
+	e = &c->sp->in[(c->sp->qh + c->qn) % QMAX];
 	e->buf = p;
 	e->off = 0;
 	e->len = len;
 	e->spill = true;
 	c->qn++;
-	c->qbytes += len;
+	c->sp->qbytes += len;
 	ST_ADD(es, spilled, 1);
 	return true;
 }
@@ -327,8 +517,8 @@ static bool sockperf_parse(struct conn *c)
 	uint32_t pos = 0;
 	bool ok = true;
 
-	while (c->acc_len - pos >= SP_HDR) {
-		uint8_t *f = c->acc + pos;
+	while (c->sp->acc_len - pos >= SP_HDR) {
+		uint8_t *f = c->sp->acc + pos;
 		uint32_t len = be32(f + 10);
 		uint16_t flags = (uint16_t)(f[8] << 8 | f[9]);
 		bool reply = (flags & SP_F_CLIENT) && !(flags & SP_F_WARMUP) && (flags & SP_F_PONG);
@@ -337,24 +527,24 @@ static bool sockperf_parse(struct conn *c)
 			ok = false;
 			break;
 		}
-		if (c->acc_len - pos < len)
+		if (c->sp->acc_len - pos < len)
 			break;
 		if (reply) {
-			if (c->out_len + len > SP_OUT)
+			if (c->sp->out_len + len > SP_OUT)
 				break; /* no room: parse again after the next send */
-			memcpy(c->out + c->out_len, f, len);
+			memcpy(c->sp->out + c->sp->out_len, f, len);
 			flags &= (uint16_t)~SP_F_CLIENT;
-			c->out[c->out_len + 8] = (uint8_t)(flags >> 8);
-			c->out[c->out_len + 9] = (uint8_t)flags;
-			c->out_len += len;
+			c->sp->out[c->sp->out_len + 8] = (uint8_t)(flags >> 8);
+			c->sp->out[c->sp->out_len + 9] = (uint8_t)flags;
+			c->sp->out_len += len;
 			ST_ADD(c->es, replies, 1);
 		}
 		ST_ADD(c->es, frames, 1);
 		pos += len;
 	}
 	if (pos) {
-		memmove(c->acc, c->acc + pos, c->acc_len - pos);
-		c->acc_len -= pos;
+		memmove(c->sp->acc, c->sp->acc + pos, c->sp->acc_len - pos);
+		c->sp->acc_len -= pos;
 	}
 	return ok;
 }
@@ -366,23 +556,23 @@ static bool sockperf_pump(struct rp_shard *sh, struct conn *c)
 	for (;;) {
 		if (!sockperf_parse(c))
 			return false;
-		if (!c->qn || c->acc_len == SP_ACC)
+		if (!c->qn || c->sp->acc_len == SP_ACC)
 			return true;
-		while (c->qn && c->acc_len < SP_ACC) {
-			struct qent *e = &c->q[c->qh];
-			uint32_t take = SP_ACC - c->acc_len;
+		while (c->qn && c->sp->acc_len < SP_ACC) {
+			struct qent *e = &c->sp->in[c->sp->qh];
+			uint32_t take = SP_ACC - c->sp->acc_len;
 
 			if (take > e->len)
 				take = e->len;
-			memcpy(c->acc + c->acc_len, (uint8_t *)e->buf + e->off, take);
-			c->acc_len += take;
+			memcpy(c->sp->acc + c->sp->acc_len, (uint8_t *)e->buf + e->off, take);
+			c->sp->acc_len += take;
 			e->off += take;
 			e->len -= take;
-			c->qbytes -= take;
+			c->sp->qbytes -= take;
 			if (!e->len)
 				q_pop(sh, c);
 		}
-		if (c->acc_len == SP_ACC && c->out_len + SP_HDR > SP_OUT)
+		if (c->sp->acc_len == SP_ACC && c->sp->out_len + SP_HDR > SP_OUT)
 			return sockperf_parse(c); /* wait for the send to make room */
 	}
 }
@@ -391,52 +581,39 @@ static bool sockperf_pump(struct rp_shard *sh, struct conn *c)
 
 static void maybe_resume(struct rp_shard *sh, struct conn *c)
 {
-	if (c->paused && !c->eof && !c->recv_on && c->qbytes <= CONN_RESUME &&
+	if (c->paused && !c->eof && !c->recv_on && queued_bytes(c) <= CONN_RESUME &&
 	    c->qn < Q_PAUSE / 2 && (!c->qn || !buffers_short(sh, c->es))) {
 		c->paused = false;
 		conn_recv(sh, c);
 	}
 }
 
+/* Sockperf mode: a reply send completed (plain mode's sends are the
+ * queue's; their entries come back through plain_released). */
 static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct conn *c = arg;
 	uint32_t left = cq->res > 0 ? (uint32_t)cq->res : 0;
 
 	c->sending = false;
-	c->inflight = 0;
 	if (cq->res < 0) {
 		fail(sh, c, cq->res);
-		drop_queue(sh, c, 0); /* the kernel is done with them now */
+		drop_queue(sh, c);
 		conn_put(c);
 		return;
 	}
 	if (left)
 		c->last_tick = c->es->tick;
 	ST_ADD(c->es, bytes_out, left);
-	if (g_cfg.sockperf) {
-		c->sending_off += left;
-		if (c->sending_off == c->sending_len)
-			c->sending_len = c->sending_off = 0;
-		if (!c->failed && !sockperf_pump(sh, c)) {
-			ST_ADD(c->es, malformed, 1);
-			fail(sh, c, -EPROTO);
-		}
-	} else {
-		while (left && c->qn) {
-			struct qent *e = &c->q[c->qh];
-			uint32_t take = left < e->len ? left : e->len;
-
-			e->off += take;
-			e->len -= take;
-			c->qbytes -= take;
-			left -= take;
-			if (!e->len)
-				q_pop(sh, c);
-		}
+	c->sp->sending_off += left;
+	if (c->sp->sending_off == c->sp->sending_len)
+		c->sp->sending_len = c->sp->sending_off = 0;
+	if (!c->failed && !sockperf_pump(sh, c)) {
+		ST_ADD(c->es, malformed, 1);
+		fail(sh, c, -EPROTO);
 	}
 	if (c->failed)
-		drop_queue(sh, c, 0);
+		drop_queue(sh, c);
 	conn_kick(sh, c);
 	maybe_resume(sh, c);
 	conn_maybe_close(sh, c);
@@ -446,45 +623,37 @@ static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 static void conn_kick(struct rp_shard *sh, struct conn *c)
 {
 	struct rp_op *op;
-	unsigned n = 0;
 
+	if (!g_cfg.sockperf) {
+		/* one sendmsg of what is queued, unless one is in flight: its
+		 * completion sends the rest (errors come through q_error) */
+		if (c->q && !c->failed)
+			rp_outq_flush(c->q);
+		return;
+	}
 	if (c->sending || c->failed)
 		return;
-	if (g_cfg.sockperf) {
-		if (!c->sending_len) {
-			uint8_t *t = c->sending_buf;
+	{
+		if (!c->sp->sending_len) {
+			uint8_t *t = c->sp->sending_buf;
 
-			if (!c->out_len)
+			if (!c->sp->out_len)
 				return;
 			/* swap: the replies that piled up become what we send */
-			c->sending_buf = c->out;
-			c->out = t;
-			c->sending_len = c->out_len;
-			c->sending_off = 0;
-			c->out_len = 0;
+			c->sp->sending_buf = c->sp->out;
+			c->sp->out = t;
+			c->sp->sending_len = c->sp->out_len;
+			c->sp->sending_off = 0;
+			c->sp->out_len = 0;
 		}
-		op = rp_send(sh, c->fd, c->sending_buf + c->sending_off,
-			     c->sending_len - c->sending_off, MSG_NOSIGNAL, on_sent, c);
-	} else {
-		if (!c->qn)
-			return;
-		for (; n < c->qn && n < SEND_IOV; n++) {
-			struct qent *e = &c->q[(c->qh + n) % QMAX];
-
-			c->iov[n].iov_base = (uint8_t *)e->buf + e->off;
-			c->iov[n].iov_len = e->len;
-		}
-		memset(&c->msg, 0, sizeof(c->msg));
-		c->msg.msg_iov = c->iov;
-		c->msg.msg_iovlen = n;
-		op = rp_sendmsg(sh, c->fd, &c->msg, MSG_NOSIGNAL, on_sent, c);
+		op = rp_send(sh, c->fd, c->sp->sending_buf + c->sp->sending_off,
+			     c->sp->sending_len - c->sp->sending_off, MSG_NOSIGNAL, on_sent, c);
 	}
 	if (!op) {
 		fail(sh, c, -errno);
 		return;
 	}
 	c->sending = true;
-	c->inflight = n;
 	c->ops++;
 }
 
@@ -514,7 +683,11 @@ static bool queue_buf(struct rp_shard *sh, struct conn *c, const struct rp_cqe *
 		/* no spill memory left: keep the buffer, and stop this one */
 		short_now = true;
 	}
-	e = &c->q[(c->qh + c->qn) % QMAX];
+	if (!g_cfg.sockperf) {
+		plain_push(sh, c, cq);
+		return short_now;
+	}
+	e = &c->sp->in[(c->sp->qh + c->qn) % QMAX];
 	e->buf = cq->buf;
 	e->bid = cq->bid;
 	e->off = 0;
@@ -522,7 +695,7 @@ static bool queue_buf(struct rp_shard *sh, struct conn *c, const struct rp_cqe *
 	e->spill = false;
 	c->qn++;
 	c->nbufs++;
-	c->qbytes += (uint32_t)cq->res;
+	c->sp->qbytes += (uint32_t)cq->res;
 	return short_now;
 }
 
@@ -554,7 +727,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (!c->failed) {
 			conn_kick(sh, c);
 			if (more && !c->paused && !c->cancelling &&
-			    (heavy || c->qbytes >= CONN_PAUSE || c->qn >= Q_PAUSE))
+			    (heavy || queued_bytes(c) >= CONN_PAUSE || c->qn >= Q_PAUSE))
 				pause_recv(sh, c);
 		}
 	} else if (cq->res == 0) {
@@ -603,6 +776,11 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		arm_accept(sh, es);
 	for (c = es->conns; c; c = next) {
 		next = c->next; /* only c can go below */
+		if (c->q && rp_outq_pending(c->q) != c->tick_pending) {
+			/* a send moved (part of) what is queued: progress */
+			c->tick_pending = rp_outq_pending(c->q);
+			c->last_tick = es->tick;
+		}
 		if (c->closing || c->failed || es->tick - c->last_tick <= g_cfg.idle_ticks)
 			continue;
 		ST_ADD(es, idle_closed, 1);
@@ -676,11 +854,21 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (es->conns)
 		es->conns->prev = c;
 	es->conns = c;
+	if (!g_cfg.sockperf && plain_queue_open(sh, c)) {
+		c->eof = c->failed = true;
+		conn_maybe_close(sh, c);
+		conn_put(c);
+		return;
+	}
 	if (g_cfg.sockperf) {
-		c->acc = rp_pool_alloc(rp_shard_pool(sh), SP_ACC);
-		c->out = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
-		c->sending_buf = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
-		if (!c->acc || !c->out || !c->sending_buf) {
+		c->sp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->sp));
+		if (c->sp) {
+			memset(c->sp, 0, sizeof(*c->sp));
+			c->sp->acc = rp_pool_alloc(rp_shard_pool(sh), SP_ACC);
+			c->sp->out = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
+			c->sp->sending_buf = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
+		}
+		if (!c->sp || !c->sp->acc || !c->sp->out || !c->sp->sending_buf) {
 			c->eof = c->failed = true;
 			conn_maybe_close(sh, c);
 			conn_put(c);
@@ -690,6 +878,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	conn_recv(sh, c);
 	conn_maybe_close(sh, c);
 	conn_put(c);
+	pool_gauge(sh, es);
 }
 
 /* (Re-)arm the multishot accept. A failure (ENOMEM: the pool is empty;
@@ -738,11 +927,15 @@ static int echo_init(struct rp_shard *sh, void *arg)
 		return -ENOMEM;
 	/* the listener is the shard's from here: its stop or fini closes it */
 	es->id = id;
+	es->sh = sh;
 	es->lfd = cfg->lfds[id];
 	cfg->lfds[id] = -1;
 	cfg->es[id] = es;
 	es->buf_count = rp_buf_count(sh);
 	es->buf_size = rp_buf_size(sh);
+	es->holder = calloc(es->buf_count, sizeof(*es->holder));
+	if (!es->holder)
+		return -ENOMEM;
 	es->spill_max = cfg->spill_max;
 	rp_pool_stats(rp_shard_pool(sh), &ps);
 	es->pool_bytes = ps.arena_bytes;
@@ -807,7 +1000,8 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			"malformed %llu resets %llu accept_errors %llu accept_rearm_failed %llu "
 			"paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
-			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu\n",
+			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu "
+			"pool_live %llu B\n",
 			i, (unsigned long long)e.accepted, (unsigned long long)e.closed,
 			(unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out,
 			(unsigned long long)e.frames, (unsigned long long)e.replies,
@@ -821,7 +1015,8 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			(unsigned long long)s.wakeups, (unsigned long long)s.enobufs,
 			(unsigned long long)s.rearms, (unsigned long long)s.nomem,
 			(unsigned long long)s.sq_full, (unsigned long long)s.cq_overflow,
-			(unsigned long long)s.err_cancelled, (unsigned long long)s.err_other);
+			(unsigned long long)s.err_cancelled, (unsigned long long)s.err_other,
+			(unsigned long long)e.pool_live);
 	}
 	fflush(f);
 }
@@ -1034,8 +1229,11 @@ out:
 		if (g_cfg.lfds[i] >= 0)
 			close(g_cfg.lfds[i]);
 	rp_runtime_destroy(rt);
-	for (unsigned i = 0; g_cfg.es && i < g_cfg.shards; i++)
+	for (unsigned i = 0; g_cfg.es && i < g_cfg.shards; i++) {
+		if (g_cfg.es[i])
+			free(g_cfg.es[i]->holder);
 		free(g_cfg.es[i]);
+	}
 	free(g_cfg.es);
 	free(g_cfg.lfds);
 	return status;
