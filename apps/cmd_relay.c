@@ -383,12 +383,16 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 {
 	struct rp_relay_stats r;
 	struct rp_shard_stats s;
+	struct rp_pool_stats ps;
 	char refused[512];
 	size_t off = 0;
-	uint64_t ref_total = 0;
+	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
 	rp_shard_stats(sh, &s);
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
+		pool_live += ps.class_live_bytes[k];
 	refused[0] = 0;
 	for (unsigned k = 0; k < RP_PROXY_R_COUNT; k++) {
 		uint64_t v = __atomic_load_n(&rs->st.proxy_refused[k], __ATOMIC_RELAXED);
@@ -407,7 +411,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
-		"sq_full %llu\n",
+		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)r.bytes_copied[0],
@@ -424,7 +428,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,
-		(unsigned long long)s.nomem, (unsigned long long)s.sq_full);
+		(unsigned long long)s.nomem, (unsigned long long)s.sq_full,
+		(unsigned long long)pool_live);
 	fflush(f);
 }
 

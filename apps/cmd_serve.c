@@ -505,11 +505,16 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 {
 	struct rp_file_send_stats fs;
 	struct rp_file_cache_stats cs;
+	struct rp_pool_stats ps;
+	uint64_t pool_live = 0; /* pool bytes held: connections, buffers, ops */
 	char refused[512];
 	size_t off = 0;
 
 	rp_file_send_stats(sh, &fs);
 	rp_file_cache_stats(ss->cache, &cs);
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
+		pool_live += ps.class_live_bytes[k];
 	refused[0] = 0;
 	for (unsigned k = 1; k < RP_HTTP_R_COUNT; k++)
 		if (ss->st.refused[k] && off < sizeof(refused))
@@ -522,7 +527,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
-		"open %u | refused%s\n",
+		"open %u | pool_live %llu | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, (unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
@@ -536,7 +541,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted, cs.open_fds,
-		refused[0] ? refused : " none");
+		(unsigned long long)pool_live, refused[0] ? refused : " none");
 	fflush(f);
 }
 
