@@ -22,15 +22,22 @@
  * Printed per server: idle RSS per connection ((RSS idle - RSS before) / N),
  * descriptors before / idle / after close, the fresh client's latency, RSS
  * after close of both rounds (the second round must not keep growing), and
- * the server's own counters at exit. The per-connection figure is reported
- * against the goal (2.5 KB) and not asserted. RSS is the server's user
- * memory: its pool is prefaulted at start (pool objects never show in a
- * delta) and the kernel's socket memory is not in RSS at all; the delta of
- * the host's TCP socket slab is printed beside it for that reason.
+ * the server's own counters at exit. RSS is the server's user memory
+ * outside its pool: the pool is prefaulted at start (pool objects never
+ * show in a delta), so the pool's live bytes ("pool_live" in the stats
+ * line, asked for with SIGUSR1 before, idle and after close) are read
+ * beside it, and must come back to the start after close. Where the server
+ * prints that figure (relay, serve), RSS delta + pool delta per idle
+ * connection is asserted against the goal, 2.5 KB (measured 2026-11-26:
+ * relay 1,792 B, serve 384 B of pool, RSS delta 0); echo prints none (its
+ * 8,320 B was measured with gdb, docs/net.md) and is reported only. The
+ * kernel's socket memory is not in RSS at all; the delta of the host's TCP
+ * socket slab is printed beside it for that reason.
  *
- * Needs RLIMIT_NOFILE of 2N + 5000 (the relay holds two descriptors per
- * connection); a server whose need cannot be had is skipped with the
- * reason; exit 77 when none could run. Every wait is bounded.
+ * Needs RLIMIT_NOFILE of N + 5000 (exit 77 otherwise); the relay holds two
+ * descriptors per connection, and where the limit cannot hold 2N it runs
+ * the N it can and says so (this host's hard limit is 20,000: 9,968).
+ * Every wait is bounded.
  *
  * Usage: test_idle RINGPLANE_BINARY.
  */
@@ -56,7 +63,8 @@
 
 static const char *bin;
 static int failures;
-static unsigned nconns;
+static unsigned nconns;	     /* this server's N */
+static unsigned nconns_want; /* N asked for (the relay may get fewer) */
 static char root[64];
 
 #define CHECK(cond, ...)                                                                           \
@@ -272,6 +280,30 @@ static long long tcp_slab_bytes(void)
 	return v;
 }
 
+/*
+ * The bytes the server's pool holds ("pool_live N" in its stats line: relay
+ * and serve print it), summed over its shards: SIGUSR1, then the line(s)
+ * it prints within 2 s. -1 where the server prints no such figure.
+ */
+static long long pool_live(struct child *c)
+{
+	size_t from = c->len;
+	long long sum = -1;
+	const char *p;
+
+	kill(c->pid, SIGUSR1);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end;) {
+		const char *line = strstr(c->log + from, "shard ");
+
+		if (line && strchr(line, '\n'))
+			break;
+		child_drain(c, NULL, 20);
+	}
+	for (p = c->log + from; (p = strstr(p, " pool_live ")); p += 11)
+		sum = (sum < 0 ? 0 : sum) + strtoll(p + 11, NULL, 10);
+	return sum;
+}
+
 /* ---- clients ---- */
 
 enum kind { K_ECHO, K_SERVE };
@@ -366,7 +398,7 @@ static long long fresh_client(int port, enum kind k)
 
 struct round {
 	long rss0, rss1, rss2, fd0, fd1, fd2, up_fd0, up_fd2;
-	long long slab0, slab1, fresh_us;
+	long long slab0, slab1, fresh_us, pool0, pool1, pool2;
 	unsigned ok, open_ms, close_ms;
 };
 
@@ -381,6 +413,7 @@ static void one_round(const char *name, struct child *srv, struct child *up, enu
 	r->fd0 = fd_count(srv->pid);
 	r->up_fd0 = up ? fd_count(up->pid) : 0;
 	r->slab0 = tcp_slab_bytes();
+	r->pool0 = pool_live(srv);
 
 	/* batches: connect and ask BATCH, then read their answers */
 	t0 = now_ms();
@@ -407,7 +440,7 @@ static void one_round(const char *name, struct child *srv, struct child *up, enu
 	r->rss1 = rss_kb(srv->pid);
 	r->fd1 = fd_count(srv->pid);
 	r->slab1 = tcp_slab_bytes();
-	kill(srv->pid, SIGUSR1); /* the server's counters while they idle */
+	r->pool1 = pool_live(srv); /* and the server's counters while they idle */
 	r->fresh_us = fresh_client(srv->port, k);
 	CHECK(r->fresh_us >= 0, "%s: a fresh client with %u idle ones not answered in 2 s", name,
 	      nconns);
@@ -425,6 +458,9 @@ static void one_round(const char *name, struct child *srv, struct child *up, enu
 	r->close_ms = (unsigned)(now_ms() - t0);
 	sleep_ms(300);
 	r->rss2 = rss_kb(srv->pid);
+	r->pool2 = pool_live(srv);
+	CHECK(r->pool2 == r->pool0, "%s: pool holds %lld B after close, %lld B before", name,
+	      r->pool2, r->pool0);
 	CHECK(r->fd2 == r->fd0, "%s: %ld descriptors after close, %ld before", name, r->fd2,
 	      r->fd0);
 	CHECK(r->up_fd2 == r->up_fd0, "%s: upstream has %ld descriptors after close, %ld before",
@@ -446,21 +482,33 @@ static void print_stats(const char *name, const char *log)
 
 static void run_server(const char *name, const char *const *args, bool relay, enum kind k)
 {
-	struct child *srv = calloc(1, sizeof(*srv)), *up = NULL;
-	int *fds = calloc(nconns, sizeof(int));
+	struct child *srv, *up = NULL;
+	unsigned per = relay ? 2 : 1; /* server descriptors per connection */
 	struct round r[2];
 	struct rlimit rl;
 	char upstr[32];
-	int rc;
+	int *fds, rc;
 
+	/* the server holds @per descriptors a connection and a few of its own;
+	 * where the limit (hard 20,000 on some hosts) is short, the relay gets
+	 * the N it can hold, said so, rather than none */
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < (relay ? 2u : 1u) * nconns + 5000) {
-		printf("%s: SKIP: RLIMIT_NOFILE %llu, %u connections need %u\n", name,
-		       (unsigned long long)rl.rlim_cur, nconns, (relay ? 2u : 1u) * nconns + 5000);
-		free(srv);
-		free(fds);
-		return;
+	nconns = nconns_want;
+	if (rl.rlim_cur < (rlim_t)per * nconns + 64) {
+		nconns = rl.rlim_cur > 64 ? (unsigned)((rl.rlim_cur - 64) / per) : 0;
+		if (nconns < 1000) {
+			printf("%s: SKIP: RLIMIT_NOFILE %llu, %u connections need %u\n", name,
+			       (unsigned long long)rl.rlim_cur, nconns_want,
+			       per * nconns_want + 64);
+			return;
+		}
+		printf("%s: RLIMIT_NOFILE %llu (hard %llu) holds %u connections of %u descriptors "
+		       "each, not %u: running %u\n",
+		       name, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		       nconns, per, nconns_want, nconns);
 	}
+	srv = calloc(1, sizeof(*srv));
+	fds = calloc(nconns, sizeof(int));
 	if (relay) {
 		const char *eargs[] = {"echo",		 "--listen", "127.0.0.1:0",
 				       "--no-pin",	 "--shards", "1",
@@ -491,7 +539,30 @@ static void run_server(const char *name, const char *const *args, bool relay, en
 	for (int i = 0; i < 2; i++) {
 		long long d = ((long long)r[i].rss1 - r[i].rss0) * 1024;
 		long long slab = r[i].slab0 >= 0 && r[i].slab1 >= 0 ? r[i].slab1 - r[i].slab0 : -1;
+		long long pool = r[i].pool0 >= 0 && r[i].pool1 >= 0 ? r[i].pool1 - r[i].pool0 : -1;
+		long long per_conn = (d + (pool > 0 ? pool : 0)) / (long long)nconns;
 
+		/* user memory an idle connection holds: the pool's live bytes (its
+		 * arena is prefaulted, so they never show in RSS) plus what RSS
+		 * grew by outside it; asserted where the server prints its pool
+		 * figure (echo does not: 8,320 B measured with gdb, docs/net.md) */
+		if (pool >= 0)
+			CHECK(per_conn <= 2560,
+			      "%s: %lld B per idle connection (%lld B pool, %lld B RSS), goal 2560 "
+			      "B",
+			      name, per_conn, pool / (long long)nconns, d / (long long)nconns);
+		if (pool >= 0)
+			printf("%s round %d: pool live %lld -> %lld B = %lld B per connection, "
+			       "after "
+			       "close %lld B; with the RSS delta %lld B per idle connection, the "
+			       "2560 "
+			       "B goal %s\n",
+			       name, i + 1, r[i].pool0, r[i].pool1, pool / (long long)nconns,
+			       r[i].pool2, per_conn, per_conn <= 2560 ? "met" : "NOT met");
+		else
+			printf("%s round %d: the server prints no pool figure: its pool bytes per "
+			       "connection are not measured here\n",
+			       name, i + 1);
 		printf("%s round %d: %u connections (%u ms to open and exchange), idle RSS %ld -> "
 		       "%ld kB = %lld B per connection (pool prefaulted, not seen here; "
 		       "vs the 2560 B goal: %s); fds %ld before, %ld idle, %ld after close "
@@ -547,6 +618,7 @@ int main(int argc, char **argv)
 	}
 	bin = argv[1];
 	nconns = env && atoi(env) > 0 ? (unsigned)atoi(env) : reduced ? 2000 : 10000;
+	nconns_want = nconns;
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (setrlimit(RLIMIT_NOFILE, &rl)) { /* the children inherit it */
