@@ -5,8 +5,10 @@
 #                    TSan, aarch64 under qemu, fuzz smoke run) and print "N passed, N failed"
 #   ./dev.sh soak [MINUTES] [ARGS...]   build, then the servers under mixed faulty clients for
 #                    MINUTES (default 10), every byte checked (ringplane-soak; ARGS go to it)
+#   ./dev.sh fuzz [SECONDS]  every fuzz target (delta decoder, PROXY parser, HTTP parser) for
+#                    SECONDS each (default 600), on the committed corpora (tests/fuzz/corpus)
 # Other verbs: deps, build, unit (release tests only). Environment: BUILD (default build),
-# FUZZ_SECONDS (default 60), WERROR=1 (add -Dwerror=true, set by CI).
+# FUZZ_SECONDS (default 60, the test verb's fuzz run), WERROR=1 (add -Dwerror=true, set by CI).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -171,6 +173,10 @@ unit)
 	run_tests "$BUILD"
 	;;
 test) cmd_test ;;
+fuzz)
+	need_pkgs "${PKGS_BUILD[@]}" clang libclang-rt-14-dev
+	bash tests/fuzz/run.sh "${2:-600}" "${BUILD}-fuzz"
+	;;
 bench)
 	shift
 	cmd_bench "$@"
@@ -180,7 +186,7 @@ soak)
 	cmd_soak "$@"
 	;;
 *)
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

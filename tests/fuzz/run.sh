@@ -11,11 +11,13 @@
 #
 # Configures BUILD_DIR with clang (-Dfuzz=true, ASan+UBSan, and libFuzzer's
 # coverage on the whole library, not only on the harness), builds the
-# fuzzer and the seed generator, writes the seeds into BUILD_DIR/corpus
-# (the corpus lives in the build dir and is never committed; what the fuzzer
-# finds is kept there for the next run), and runs the fuzzer. Crash inputs
-# land in BUILD_DIR/artifacts. Exits non-zero if the build fails or the
-# fuzzer found a crash, a leak, a timeout or undefined behaviour.
+# fuzzers and their seed generators, writes the generated seeds into a
+# corpus in the build dir (what the fuzzer finds is kept there for the next
+# run) and runs each fuzzer on it and on the committed corpus
+# tests/fuzz/corpus/TARGET (read only: a minimized corpus from a long run,
+# made with -merge=1, see docs/reliability.md). Crash inputs land in
+# BUILD_DIR/artifacts. Exits non-zero if the build fails or a fuzzer found
+# a crash, a leak, a timeout or undefined behaviour.
 # WERROR=1 in the environment adds -Dwerror=true, as for dev.sh's builds.
 set -euo pipefail
 
@@ -53,59 +55,38 @@ fi
 meson compile -C "$build" fuzz_delta_decode fuzz_gen_seeds fuzz_proxy fuzz_gen_proxy_seeds \
 	fuzz_http fuzz_gen_http_seeds
 
-fuzzer="$build/tests/fuzz/fuzz_delta_decode"
-corpus="$build/corpus"
 artifacts="$build/artifacts"
-mkdir -p "$corpus" "$artifacts"
-"$build/tests/fuzz/fuzz_gen_seeds" "$corpus"
-
-echo "fuzz: running $fuzzer for ${seconds}s on $corpus"
+committed=tests/fuzz/corpus
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-rc=0
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=9000 \
-	-print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" || rc=$?
+mkdir -p "$artifacts"
 
-if [ "$rc" -ne 0 ]; then
-	echo "fuzz: FAIL: fuzz_delta_decode exited $rc; inputs that reproduce it:" >&2
-	ls -l "$artifacts" >&2
-	echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
-	exit 1
-fi
-echo "fuzz: no crash in ${seconds}s"
+# fuzz TARGET SEED_GENERATOR CORPUS_DIR MAX_LEN: generated seeds into
+# CORPUS_DIR, then TARGET for $seconds on it and on the committed corpus.
+fuzz() {
+	local target=$1 gen=$2 corpus="$build/$3" max_len=$4 rc=0
+	local fuzzer="$build/tests/fuzz/$target" dirs=()
 
+	mkdir -p "$corpus"
+	"$build/tests/fuzz/$gen" "$corpus"
+	dirs=("$corpus")
+	[ -d "$committed/$target" ] && dirs+=("$committed/$target")
+	echo "fuzz: running $fuzzer for ${seconds}s on ${dirs[*]}"
+	"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
+		-print_final_stats=1 -artifact_prefix="$artifacts/$target-" "${dirs[@]}" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "fuzz: FAIL: $target exited $rc; inputs that reproduce it:" >&2
+		ls -l "$artifacts" >&2
+		echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
+		exit 1
+	fi
+	echo "fuzz: $target: no crash in ${seconds}s"
+}
+
+fuzz fuzz_delta_decode fuzz_gen_seeds corpus 9000
 # The PROXY protocol parser, for as long again, on its own corpus.
-fuzzer="$build/tests/fuzz/fuzz_proxy"
-corpus="$build/corpus-proxy"
-mkdir -p "$corpus"
-"$build/tests/fuzz/fuzz_gen_proxy_seeds" "$corpus"
-echo "fuzz: running $fuzzer for ${seconds}s on $corpus"
-rc=0
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1100 \
-	-print_final_stats=1 -artifact_prefix="$artifacts/proxy-" "$corpus" || rc=$?
-if [ "$rc" -ne 0 ]; then
-	echo "fuzz: FAIL: fuzz_proxy exited $rc; inputs that reproduce it:" >&2
-	ls -l "$artifacts" >&2
-	echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
-	exit 1
-fi
-echo "fuzz: fuzz_proxy: no crash in ${seconds}s"
-
+fuzz fuzz_proxy fuzz_gen_proxy_seeds corpus-proxy 1100
 # The HTTP/1.1 request side, for as long again, on its own corpus. 4096
 # bytes reach every rule but the size limits, which tests/test_http.c
 # checks at their boundaries.
-fuzzer="$build/tests/fuzz/fuzz_http"
-corpus="$build/corpus-http"
-mkdir -p "$corpus"
-"$build/tests/fuzz/fuzz_gen_http_seeds" "$corpus"
-echo "fuzz: running $fuzzer for ${seconds}s on $corpus"
-rc=0
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-	-print_final_stats=1 -artifact_prefix="$artifacts/http-" "$corpus" || rc=$?
-if [ "$rc" -ne 0 ]; then
-	echo "fuzz: FAIL: fuzz_http exited $rc; inputs that reproduce it:" >&2
-	ls -l "$artifacts" >&2
-	echo "fuzz: replay one with: $fuzzer $artifacts/<file>" >&2
-	exit 1
-fi
-echo "fuzz: fuzz_http: no crash in ${seconds}s"
+fuzz fuzz_http fuzz_gen_http_seeds corpus-http 4096
