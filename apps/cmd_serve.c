@@ -43,6 +43,7 @@
 #include <ringplane/filecache.h>
 #include <ringplane/filesend.h>
 #include <ringplane/http.h>
+#include <ringplane/outq.h>
 #include <ringplane/pool.h>
 
 #include "args.h"
@@ -53,6 +54,11 @@
 #define TICK_NS (250ull * 1000 * 1000)
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
 #define SERVER_NAME "ringplane"
+/* Stop parsing pipelined requests with this many bytes of bodiless answers
+ * queued (a head is at most 1 KB): a peer that pipelines and does not read
+ * is then held back by its socket, not by our memory. */
+#define HEADS_PAUSE (16u * 1024)
+#define HEADS_MAX (64u * 1024) /* the queue's bound: HEADS_PAUSE + a head, with room */
 
 struct serve_stats {
 	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
@@ -88,7 +94,14 @@ struct sconn {
 	unsigned ops;		     /* references: recv, response, the set-up */
 	uint64_t head_start;	     /* tick of a pending request's first byte */
 	uint64_t last_tick;	     /* tick of the last activity */
-	bool sending, closing, paused, eof, keep_alive;
+	/* Answers without a body (errors, 304, 416, HEAD) leave through q, so
+	 * pipelined ones gather into one sendmsg; so does the head of a body
+	 * answer that follows them, its body waiting for q to drain. q is made
+	 * at the first such answer and kept until the connection goes. */
+	struct rp_outq *q;
+	unsigned heads_out;	     /* heads pushed on q, not yet released */
+	uint64_t body_off, body_len; /* the body that waits (body_wait) */
+	bool sending, closing, paused, eof, keep_alive, body_wait, q_failed;
 };
 
 static struct {
@@ -100,6 +113,7 @@ static struct {
 } g;
 
 static void conn_next(struct rp_shard *sh, struct sconn *c);
+static bool conn_answer(struct rp_shard *sh, struct sconn *c);
 static void arm_recv(struct rp_shard *sh, struct sconn *c);
 
 /* ---- connection life ---- */
@@ -115,6 +129,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	rp_pool_free(c->buf);
+	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
 		close(c->fd);
 	rp_pool_free(c);
@@ -156,25 +171,130 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 	conn_put(sh, c);
 }
 
-/* Send @head and then @len bytes of @entry's file from @off (entry may be NULL). */
-static void respond(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
-		    struct rp_file_entry *entry, uint64_t off, uint64_t len)
+/* Start the file send of the answer in flight: @hlen bytes of @head (none
+ * when its head went through q) then @len bytes of c->entry from @off. */
+static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
+		      uint64_t off, uint64_t len)
 {
 	struct iovec iov = { (void *)head, hlen };
 	struct rp_file_send_opts o = { 0 };
 	int ret;
 
-	c->entry = entry;
-	c->sending = true;
-	c->ops++;
 	/* the next pipelined request already waits: its answer follows at once */
 	if (c->keep_alive && c->buf && c->have > c->p.req.head_len)
 		o.flags = RP_FILE_SEND_MORE;
-	ret = rp_file_send(sh, c->fd, &iov, 1, entry ? entry->fd : -1, off, len, &o, on_sent, c);
+	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
+			   &o, on_sent, c);
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
 	}
+}
+
+/* A queued head was sent (or dropped: q failed). The last one out starts
+ * the body that waited for them, and lets parsing go on. */
+static void head_released(void *arg, const void *buf, size_t len)
+{
+	struct sconn *c = arg;
+	struct rp_shard *sh = rp_shard_self();
+
+	rp_pool_free((void *)buf);
+	if (!c->q_failed) { /* q_error runs before a failed queue drops */
+		ST_ADD(c->ss, bytes, len);
+		c->last_tick = c->ss->now_ticks;
+	}
+	if (--c->heads_out)
+		return;
+	if (c->body_wait) {
+		c->body_wait = false;
+		if (c->q_failed) /* counted in q_error */
+			on_sent(sh, c, -ECANCELED);
+		else
+			file_send(sh, c, NULL, 0, c->body_off, c->body_len);
+	} else if (!c->keep_alive) {
+		conn_close(sh, c);
+	} else {
+		conn_next(sh, c);
+	}
+	conn_put(sh, c); /* the queued heads' reference */
+}
+
+static void q_error(struct rp_outq *q, void *arg, int err)
+{
+	struct sconn *c = arg;
+
+	(void)q;
+	if (err != -ECANCELED)
+		ST_ADD(c->ss, resets, 1);
+	c->q_failed = true;
+	c->keep_alive = false;
+	conn_close(rp_shard_self(), c);
+}
+
+/* Queue a copy of @head on q (made here the first time). */
+static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen)
+{
+	struct rp_outq_opts o = {
+		/* flushed once conn_next has answered what is buffered; small
+		 * writes only: never SEND_ZC */
+		.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF,
+		.max_bytes = HEADS_MAX,
+		.on_error = q_error,
+		.arg = c,
+	};
+	char *copy;
+	int ret;
+
+	if (c->q_failed)
+		return -EPIPE;
+	if (!c->q && (ret = rp_outq_init(sh, &c->q, c->fd, &o)))
+		return ret;
+	copy = rp_pool_alloc(rp_shard_pool(sh), hlen);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, head, hlen);
+	ret = rp_outq_push(c->q, copy, hlen, head_released, c);
+	if (ret) {
+		rp_pool_free(copy);
+		return ret;
+	}
+	if (c->heads_out++ == 0)
+		c->ops++; /* the connection stays until its heads are out */
+	return 0;
+}
+
+/* Answer with @head and then @len bytes of @entry's file from @off (entry
+ * may be NULL). Without a body the head is queued and the caller goes on
+ * with the next pipelined request; a body answer is one rp_file_send of
+ * head and body (coalesced by it), unless heads are queued before it: then
+ * its head joins them and its body follows once they are out. */
+static void respond(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
+		    struct rp_file_entry *entry, uint64_t off, uint64_t len)
+{
+	if (!entry || !len) {
+		if (entry)
+			rp_file_cache_put(c->ss->cache, entry);
+		if (queue_head(sh, c, head, hlen)) {
+			c->keep_alive = false;
+			conn_close(sh, c);
+		}
+		return;
+	}
+	c->entry = entry;
+	c->sending = true;
+	c->ops++;
+	if (!c->heads_out) {
+		file_send(sh, c, head, hlen, off, len);
+		return;
+	}
+	if (queue_head(sh, c, head, hlen)) {
+		c->keep_alive = false;
+		on_sent(sh, c, -ENOMEM);
+		return;
+	}
+	c->body_wait = true;
+	c->body_off = off;
+	c->body_len = len;
 }
 
 static void error_response(struct rp_shard *sh, struct sconn *c, unsigned status)
@@ -303,13 +423,24 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	respond(sh, c, head, (size_t)n, e, first, len);
 }
 
-/* Parse what is buffered: answer one request, or wait for more bytes. */
+/* Parse what is buffered and answer it: requests without a body answer one
+ * after another (queued on q, sent together), up to one with a body or
+ * HEADS_PAUSE queued bytes; then wait for more bytes or for the send. */
 static void conn_next(struct rp_shard *sh, struct sconn *c)
+{
+	while (conn_answer(sh, c))
+		;
+	if (c->q && !c->q_failed)
+		rp_outq_flush(c->q); /* errors come through q_error */
+}
+
+/* Answer one buffered request; false when there is nothing more to do now. */
+static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 {
 	int st;
 
 	if (c->sending || c->closing)
-		return;
+		return false;
 	if (c->buf && c->p.status == RP_HTTP_DONE) {
 		/* drop the request just answered; keep what follows it */
 		size_t used = c->p.req.head_len;
@@ -329,10 +460,12 @@ static void conn_next(struct rp_shard *sh, struct sconn *c)
 		arm_recv(sh, c);
 	}
 	if (!c->buf) {
-		if (c->eof)
+		if (c->eof && !c->heads_out)
 			conn_close(sh, c);
-		return;
+		return false;
 	}
+	if (c->q && rp_outq_pending(c->q) >= HEADS_PAUSE)
+		return false; /* the last head's release goes on */
 	st = rp_http_parse(&c->p, c->buf, c->have);
 	if (st == RP_HTTP_DONE) {
 		serve_request(sh, c);
@@ -340,9 +473,14 @@ static void conn_next(struct rp_shard *sh, struct sconn *c)
 		ST_ADD(c->ss, refused[c->p.reason], 1);
 		c->keep_alive = false;
 		error_response(sh, c, c->p.http_status);
-	} else if (c->eof) {
-		conn_close(sh, c); /* a request cut short by the peer's EOF */
+	} else {
+		if (c->eof && !c->heads_out)
+			conn_close(sh, c); /* a request cut short by the peer's EOF */
+		return false;
 	}
+	if (!c->keep_alive && !c->sending && !c->heads_out)
+		conn_close(sh, c); /* answered for the last time (a queue error) */
+	return !c->keep_alive ? false : true;
 }
 
 /* ---- receiving ---- */
@@ -370,7 +508,8 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		rp_buf_put(sh, cq->bid);
 		c->last_tick = c->ss->now_ticks;
 		/* half full while a response is out: stop reading until it is sent */
-		if (c->buf && c->have >= HEAD_BUF / 2 && c->sending && c->recv_op && !c->paused) {
+		if (c->buf && c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out) && c->recv_op &&
+		    !c->paused) {
 			c->paused = true;
 			(void)rp_cancel(sh, c->recv_op, NULL, NULL);
 		}
@@ -384,7 +523,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			ST_ADD(c->ss, resets, 1);
 		c->eof = true;
 		c->paused = false;
-		if (!c->sending)
+		if (!c->sending && !c->heads_out)
 			conn_next(sh, c); /* answers what is whole, then closes */
 	}
 	conn_put(sh, c);
@@ -416,6 +555,18 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ss->now_ticks++;
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
+		if (c->heads_out) {
+			/* answers queued and none sent for the keep-alive timeout
+			 * (closing or not): the peer does not read. Cancel the
+			 * stuck send: its heads come back, the last one closes */
+			if (!c->q_failed && ss->now_ticks - c->last_tick > g.idle_ticks) {
+				ST_ADD(ss, idle_closed, 1);
+				c->keep_alive = false;
+				conn_close(sh, c);
+				(void)rp_cancel_fd(sh, c->fd, NULL, NULL);
+			}
+			continue;
+		}
 		if (c->closing || c->sending)
 			continue;
 		if (c->buf && c->have && ss->now_ticks - c->head_start > g.header_ticks) {
@@ -507,10 +658,12 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	struct rp_file_cache_stats cs;
 	struct rp_pool_stats ps;
 	uint64_t pool_live = 0; /* pool bytes held: connections, buffers, ops */
+	struct rp_outq_stats qs;
 	char refused[512];
 	size_t off = 0;
 
 	rp_file_send_stats(sh, &fs);
+	rp_outq_shard_stats(sh, &qs);
 	rp_file_cache_stats(ss->cache, &cs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
@@ -527,7 +680,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
-		"open %u | pool_live %llu | refused%s\n",
+		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, (unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
@@ -541,7 +694,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted, cs.open_fds,
-		(unsigned long long)pool_live, refused[0] ? refused : " none");
+		(unsigned long long)pool_live, (unsigned long long)qs.pushes,
+		(unsigned long long)qs.sendmsgs, refused[0] ? refused : " none");
 	fflush(f);
 }
 

@@ -11,12 +11,18 @@
  *   keep-alive two requests on one HTTP/1.1 connection; HTTP/1.0 closes,
  *              unless it asks to keep alive.
  *   pipelining 30 requests for different files in one write: 30 answers, in
- *              order, every body checked.
+ *              order, every body checked. 3 x (10 answers without a body:
+ *              HEAD, 404, 403, 416, 304) + a GET in one write: 33 answers in
+ *              order, and the server's counters show the 33 heads left in
+ *              at most 8 sendmsgs (gathered, not one send each).
  *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
  *              once (30 with RP_TEST_REDUCED).
  *   fresh      a file replaced (rename) is served new within 1.5 s.
  *   timeouts   a head that never completes is closed after --header-timeout;
- *              an idle keep-alive connection after --keepalive-timeout.
+ *              an idle keep-alive connection after --keepalive-timeout; a
+ *              client that pipelines HEAD requests and never reads (answers
+ *              queued, the send stuck) after --keepalive-timeout too, while
+ *              a fresh client is served.
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY.
@@ -490,6 +496,109 @@ static void test_keepalive_and_pipelining(void)
 	printf("keep-alive and pipelining: 20 on one connection, 30 pipelined in order, 1.0 rules\n");
 }
 
+/* SIGUSR1: the server's "shard 0:" stats line into @line; false if none came
+ * within 3 s. */
+static bool server_stats(char *line, size_t cap)
+{
+	static char acc[16384];
+	size_t have = 0;
+	uint64_t end = now_ms() + 3000;
+
+	kill(server, SIGUSR1);
+	while (now_ms() < end && have < sizeof(acc) - 1) {
+		struct pollfd p = { .fd = server_out, .events = POLLIN };
+		char *s, *nl;
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = read(server_out, acc + have, sizeof(acc) - 1 - have);
+		if (r <= 0)
+			return false;
+		have += (size_t)r;
+		acc[have] = 0;
+		if ((s = strstr(acc, "shard 0:")) && (nl = strchr(s, '\n'))) {
+			size_t n = (size_t)(nl - s) < cap - 1 ? (size_t)(nl - s) : cap - 1;
+
+			memcpy(line, s, n);
+			line[n] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Answers without a body gather into one send (the connection's rp_outq),
+ * in order with a body answer behind them. */
+static void test_pipelined_heads(void)
+{
+	static const char *const bodiless[] = {
+		"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /nope.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /escape HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=100-200\r\n\r\n",
+		"GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+	};
+	static const int want[] = { 200, 404, 403, 416, 304 };
+	struct conn *c = calloc(1, sizeof(*c));
+	char req[16384] = "", etag[128], line[2048];
+	unsigned long long h0 = 0, m0 = 0, h1 = 0, m1 = 0;
+	const char *v;
+	struct resp r;
+	int ok = 0, n = 0;
+
+	CHECK(fetch("HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, true) == 200, "HEAD");
+	v = field(&r, "ETag");
+	snprintf(etag, sizeof(etag), "%s", v ? v : "\"none\"");
+	resp_free(&r);
+	for (int g = 0; g < 3; g++) {
+		for (int i = 0; i < 10; i++) {
+			char one[256];
+
+			snprintf(one, sizeof(one), bodiless[i % 5], etag);
+			strcat(req, one);
+		}
+		strcat(req, "GET /f07.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+	}
+	CHECK(server_stats(line, sizeof(line)) &&
+		      (v = strstr(line, "queued heads ")) &&
+		      sscanf(v, "queued heads %llu sendmsgs %llu", &h0, &m0) == 2,
+	      "pipelined heads: no counters before: %s", line);
+	c->fd = dial();
+	send_all(c->fd, req, strlen(req));
+	for (int g = 0; g < 3; g++) {
+		for (int i = 0; i < 10; i++, n++) {
+			if (!read_resp(c, &r, i % 5 == 0) && r.status == want[i % 5] &&
+			    (i % 5 || r.clen == 12))
+				ok++;
+			else
+				CHECK(0, "pipelined heads: answer %d: status %d, want %d", n,
+				      r.status, want[i % 5]);
+			resp_free(&r);
+		}
+		n++;
+		if (!read_resp(c, &r, false) && r.status == 200 && r.blen == 22 &&
+		    !memcmp(r.body, "file number 7 says 49\n", 22))
+			ok++;
+		else
+			CHECK(0, "pipelined heads: answer %d: status %d, a body of %zu", n, r.status,
+			      r.blen);
+		resp_free(&r);
+	}
+	CHECK(ok == 33, "pipelined heads: %d of 33 in order", ok);
+	CHECK(server_stats(line, sizeof(line)) &&
+		      (v = strstr(line, "queued heads ")) &&
+		      sscanf(v, "queued heads %llu sendmsgs %llu", &h1, &m1) == 2,
+	      "pipelined heads: no counters after: %s", line);
+	CHECK(h1 - h0 == 33 && m1 - m0 >= 1 && m1 - m0 <= 8,
+	      "pipelined heads: %llu heads queued in %llu sendmsgs, want 33 in 1..8", h1 - h0,
+	      m1 - m0);
+	close(c->fd);
+	free(c);
+	printf("pipelined heads: %d of 33 answers in order, %llu heads left in %llu sendmsgs\n",
+	       ok, h1 - h0, m1 - m0);
+}
+
 struct dl {
 	int ok;
 };
@@ -660,11 +769,63 @@ static void test_fresh(void)
 	printf("fresh: replaced file served after %llu ms\n", (unsigned long long)(now_ms() - t0));
 }
 
+/* poll(2) says the peer closed or reset @fd, without reading from it. */
+static bool hung_up_within(int fd, unsigned ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, (int)ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Pipeline HEAD requests, 8 a millisecond (slow enough that the server's
+ * pause lands before its head buffer overflows), without reading, until
+ * the server stops taking them (sends block for 500 ms) or 4 s pass;
+ * returns the socket. */
+static int deaf_client(unsigned *sent)
+{
+	static const char req[] = "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+	uint64_t end = now_ms() + 4000, blocked = 0;
+	unsigned burst = 0;
+
+	*sent = 0;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	while (now_ms() < end) {
+		ssize_t w = send(fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (w == (ssize_t)sizeof(req) - 1) {
+			(*sent)++;
+			blocked = 0;
+			if (++burst % 8 == 0)
+				usleep(1000);
+		} else if (w < 0 && errno == EAGAIN) {
+			if (!blocked)
+				blocked = now_ms();
+			else if (now_ms() - blocked > 500)
+				break;
+			usleep(1000);
+		} else {
+			break; /* closed already, or a partial request: stop here */
+		}
+	}
+	return fd;
+}
+
 static void test_timeouts(void)
 {
 	const char *extra[] = { "--header-timeout", "1", "--keepalive-timeout", "1", NULL };
 	uint64_t t0;
-	int slow, idle;
+	int slow, idle, deaf;
+	unsigned sent;
+	struct resp r;
+	char line[2048];
+	const char *v, *o;
 
 	CHECK(server_start(extra) == 0, "server with short timeouts");
 	slow = dial();
@@ -676,6 +837,23 @@ static void test_timeouts(void)
 	CHECK(closed_within(idle, 4000), "idle keep-alive not closed");
 	close(slow);
 	close(idle);
+	deaf = deaf_client(&sent);
+	CHECK(deaf >= 0, "deaf client");
+	t0 = now_ms();
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200,
+	      "a fresh client beside a deaf one");
+	resp_free(&r);
+	CHECK(hung_up_within(deaf, 6000), "a client that never reads its %u answers not closed",
+	      sent);
+	t0 = now_ms() - t0;
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	v = strstr(line, "idle_closed ");
+	o = strstr(line, "overflows ");
+	printf("timeouts: a client that pipelined %u HEADs and never read closed %llu ms after it "
+	       "stopped (server: %.*s, %.*s)\n",
+	       sent, (unsigned long long)t0, v ? (int)strcspn(v, " ") + 2 : 0, v ? v : "",
+	       o ? (int)strcspn(o, " ") + 2 : 0, o ? o : "");
+	close(deaf);
 	CHECK(server_stop(5000) == 0, "stop");
 	printf("timeouts: a never-finished head and an idle connection closed\n");
 }
@@ -698,6 +876,7 @@ int main(int argc, char **argv)
 	}
 	test_statuses();
 	test_keepalive_and_pipelining();
+	test_pipelined_heads();
 	test_big();
 	test_many_clients();
 	test_changing_under_load();
