@@ -9,7 +9,9 @@
  * with the reason where one cannot be made); batching (N pushes in one
  * callback leave in one sendmsg, also with RP_OUTQ_MANUAL); the bound (a
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains);
- * a peer reset (on_error once, every buffer released exactly once).
+ * a peer reset (on_error once, every buffer released exactly once); release
+ * callbacks that push, flush and finally close the queue from inside its
+ * completion (the stream stays whole and in order).
  *
  * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
  * from one run, printed; nothing timed is asserted).
@@ -775,6 +777,119 @@ static void test_reset(void **state)
 	close(a);
 }
 
+/* ---- release callbacks that push, flush and close (echo's shape) ---- */
+
+#define RE_MSGS 3000
+#define RE_WINDOW 8
+
+static struct {
+	struct rp_outq *q;
+	uint8_t *bufs[RE_MSGS];
+	size_t lens[RE_MSGS];
+	unsigned pushed, released, in_release, max_depth;
+	uint64_t pos;
+	int released_twice, errors;
+	atomic_int done;
+	struct rp_outq_stats st;
+} R;
+
+static void re_rel(void *arg, const void *buf, size_t len);
+
+static void re_push(void)
+{
+	unsigned i = R.pushed;
+	size_t len = 1 + (i * 7919u) % 3000;
+
+	R.bufs[i] = malloc(len);
+	CHECK(R.bufs[i] != NULL);
+	fill_pattern(R.bufs[i], len, R.pos);
+	R.lens[i] = len;
+	R.pos += len;
+	CHECK_EQ(rp_outq_push(R.q, R.bufs[i], len, re_rel, (void *)(uintptr_t)i), 0);
+	R.pushed++;
+}
+
+/* Each release pushes the next message and flushes (from inside the send's
+ * completion); the last one reads the counters and closes the queue. */
+static void re_rel(void *arg, const void *buf, size_t len)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+
+	CHECK(buf == R.bufs[i] && len == R.lens[i]);
+	if (R.bufs[i] != buf)
+		R.released_twice++;
+	R.bufs[i] = NULL;
+	free((void *)buf);
+	R.released++;
+	if (++R.in_release > R.max_depth)
+		R.max_depth = R.in_release;
+	if (R.pushed < RE_MSGS) {
+		re_push();
+		CHECK_EQ(rp_outq_flush(R.q), 0);
+	} else if (R.released == RE_MSGS) {
+		CHECK_EQ(rp_outq_pending(R.q), 0);
+		rp_outq_stats(R.q, &R.st);
+		rp_outq_close(R.q); /* inside its own completion */
+		atomic_store(&R.done, 1);
+	}
+	R.in_release--;
+}
+
+static void re_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)arg;
+	(void)err;
+	R.errors++;
+}
+
+static void re_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = { .flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF, .on_error = re_error };
+
+	CHECK_EQ(rp_outq_init(sh, &R.q, *(int *)arg, &o), 0);
+	for (unsigned i = 0; i < RE_WINDOW; i++)
+		re_push();
+	CHECK_EQ(rp_outq_flush(R.q), 0);
+}
+
+static void test_release_reentry(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	memset(&R, 0, sizeof(R));
+	memset(&rd, 0, sizeof(rd));
+	rd.fd = b;
+	rd.cap = (size_t)RE_MSGS * 3000;
+	rd.buf = malloc(rd.cap);
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, re_start, &a), 0);
+	assert_true(wait_for(&R.done, 1, 30));
+	shutdown(a, SHUT_WR);
+	pthread_join(th, NULL);
+	rt_end(rt);
+	print_message("# %u messages pushed from release callbacks, %llu bytes, %llu sendmsgs\n",
+		      R.pushed, (unsigned long long)R.pos, (unsigned long long)R.st.sendmsgs);
+	assert_int_equal(R.released, RE_MSGS);
+	assert_int_equal(R.released_twice, 0);
+	assert_int_equal(R.errors, 0);
+	assert_int_equal(R.max_depth, 1); /* a release never runs inside another */
+	assert_int_equal(rd.got, R.pos);
+	check_stream(rd.buf, rd.got);
+	/* several releases per completion: pushes made in them share a send */
+	assert_true(R.st.sendmsgs < RE_MSGS);
+	free(rd.buf);
+	close(a);
+}
+
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
 
 static struct {
@@ -1019,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
+		cmocka_unit_test(test_release_reentry),
 		cmocka_unit_test(test_veth),
 	};
 	const struct CMUnitTest measure[] = {cmocka_unit_test(test_measure)};
