@@ -305,7 +305,10 @@ static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 			/* its last CQE brings us back here */
 			if (!c->cancelling) {
 				c->cancelling = true;
-				rp_cancel(sh, c->recv_op, NULL, NULL);
+				/* no op to be had (pool empty): SHUT_RD ends the
+				 * recv with EOF instead */
+				if (!rp_cancel(sh, c->recv_op, NULL, NULL))
+					(void)shutdown(c->fd, SHUT_RD);
 			}
 			return;
 		}
@@ -661,10 +664,11 @@ static void conn_kick(struct rp_shard *sh, struct conn *c)
 
 static void pause_recv(struct rp_shard *sh, struct conn *c)
 {
+	if (!rp_cancel(sh, c->recv_op, NULL, NULL))
+		return; /* no op to be had (pool empty): keep reading; QMAX bounds it */
 	c->paused = true;
 	c->cancelling = true;
 	ST_ADD(c->es, paused, 1);
-	rp_cancel(sh, c->recv_op, NULL, NULL);
 }
 
 /* Queue a received buffer within the connection's budget; true when the

@@ -141,8 +141,9 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	if (c->recv_op)
-		(void)rp_cancel(sh, c->recv_op, NULL, NULL);
+	/* no op to be had (pool empty): SHUT_RD ends the recv with EOF instead */
+	if (c->recv_op && !rp_cancel(sh, c->recv_op, NULL, NULL))
+		(void)shutdown(c->fd, SHUT_RD);
 }
 
 /* ---- responses ---- */
@@ -510,8 +511,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		/* half full while a response is out: stop reading until it is sent */
 		if (c->buf && c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out) && c->recv_op &&
 		    !c->paused) {
-			c->paused = true;
-			(void)rp_cancel(sh, c->recv_op, NULL, NULL);
+			/* without an op (pool empty) it keeps reading; the
+			 * overflow check above still bounds the buffer */
+			c->paused = rp_cancel(sh, c->recv_op, NULL, NULL) != NULL;
 		}
 		conn_next(sh, c);
 	}
@@ -619,6 +621,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		return;
 	}
 	ST_ADD(ss, accepted, 1);
+	if (!ss->tick_op)
+		arm_tick(sh, ss); /* its last re-arm found the pool empty */
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
 		close(cq->res);
