@@ -989,7 +989,7 @@ static void on_event(struct conn *c, uint32_t ev)
 
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
-			if (opt_faults && (err == ECONNRESET || err == ECONNREFUSED))
+			if (opt_faults && (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE))
 				finish(c, O_SERVER_CLOSED, false);
 			else
 				fail(c, E_CONNECT, "connect", err);
