@@ -6,7 +6,8 @@
  * Usage:
  *   ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]
  *                  [--conns N] [--mix KIND=W,...] [--servers LIST]
- *                  [--warmup S] [--max-size BYTES] [--no-rss-check] [--keep]
+ *                  [--warmup S] [--max-size BYTES] [--server-timeout S]
+ *                  [--no-rss-check] [--keep]
  *
  *   --ringplane PATH   the `ringplane` binary (apps/); its servers are
  *                      started here on 127.0.0.1 port 0, with this
@@ -31,7 +32,13 @@
  *   --max-size BYTES   largest stream and file (default 8 MB)
  *   --no-rss-check     print RSS but do not fail on growth (ASan's
  *                      quarantine grows by design)
- *   --keep             keep the work directory (served root, server logs)
+ *   --server-timeout S the servers' idle, header and keep-alive timeouts
+ *                      (default 8); a silent client gives up S + 4 s after
+ *                      connecting. Under TSan give 30: a keep-alive
+ *                      connection whose client is still reading a large
+ *                      answer out of its socket buffer looks idle to serve
+ *   --keep             keep the work directory (served root, server logs
+ *                      with each server's exit counters)
  *
  * Servers (--shards 1 or 2, --no-pin): `echo`; `relay --mode copy`,
  * `splice`, `auto`, each in front of one upstream `echo`; `relay
@@ -50,8 +57,9 @@
  *   stall      stop reading for 1-3 s while the server's output backs up,
  *              then resume and verify the whole stream
  *   silent     connect and say nothing: the server must close it (idle /
- *              header timeouts, set to 8 s) or the client does after 12 s
- *   garbage    random bytes: serve answers 4xx or closes, the PROXY relay
+ *              header timeouts, --server-timeout) or the client does after
+ *              that and 4 s more
+ *   garbage    random bytes: serve answers 4xx (or 501/505) or closes, the PROXY relay
  *              closes and nothing comes back (no byte reached the echo)
  *
  * Checks: connections by outcome and bytes verified per server; errors by
@@ -91,14 +99,15 @@
 
 #include <ringplane/simd.h>
 
-#define PAT_LEN	      (16u << 20)  /* the pattern every byte sent or served comes from */
-#define PAT_TAIL      (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
-#define MAX_WRITE     (64u << 10)
-#define MAX_CONNS     4096
-#define MAX_REQ	      16
-#define PROGRESS_MS   30000 /* no byte moved for this long: lost */
-#define SILENT_MS     12000 /* a silent or garbage client gives up after this */
-#define SERVER_IDLE_S "8"   /* the servers' idle and header timeouts */
+#define PAT_LEN	    (16u << 20)	 /* the pattern every byte sent or served comes from */
+#define PAT_TAIL    (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
+#define MAX_WRITE   (64u << 10)
+#define MAX_CONNS   4096
+#define MAX_REQ	    16
+#define PROGRESS_MS 30000 /* no byte moved for this long: lost */
+#define SILENT_EXTRA_MS                                                                            \
+	4000 /* a silent or garbage client gives up this long after the                            \
+		 servers' timeout */
 #define DRAIN_MS      60000
 #define STOP_MS	      5000
 #define FD_GRACE_MS   3000
@@ -215,6 +224,7 @@ struct server {
 	uint64_t outcome[O_COUNT], err[E_COUNT], verified, conns, active;
 	long rss0, rss1, fd0, fd1;
 	long pipes0, pipes1; /* relay: pipes in its splice cache (2 fds each), -1 unknown */
+	long proxy_refused;  /* relay: PROXY headers it refused or timed out, at the end */
 };
 
 static struct server servers[] = {
@@ -231,7 +241,7 @@ static struct server servers[] = {
 /* ---- options and run state ---- */
 
 static const char *bin;
-static unsigned opt_seconds = 60, opt_conns = 256, opt_warmup = ~0u;
+static unsigned opt_seconds = 60, opt_conns = 256, opt_warmup = ~0u, opt_timeout = 8;
 static uint64_t opt_seed = 1, opt_max_size = 8u << 20;
 static bool opt_faults, opt_rss_check = true, opt_keep;
 static unsigned weight[B_COUNT] = {50, 15, 10, 8, 7, 10};
@@ -264,7 +274,7 @@ struct conn {
 	enum beh beh;
 	bool connected, wr_shut, stalled, stall_done, registered, pipelined, want_eof;
 	uint32_t events;
-	uint64_t last_ms, stall_until, silent_until;
+	uint64_t last_ms, last_rd_ms, stall_until, silent_until;
 	/* a stream: pattern bytes from pat_off */
 	uint64_t pat_off, total, sent, recvd, reset_at, stall_at;
 	uint32_t crc_sent, crc_recv;
@@ -304,8 +314,10 @@ static void note_err(struct conn *c, enum err e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " [sent %llu recvd %llu total %llu]\n", (unsigned long long)c->sent,
-		(unsigned long long)c->recvd, (unsigned long long)c->total);
+	fprintf(stderr, " [sent %llu recvd %llu total %llu; last read %llu ms ago]\n",
+		(unsigned long long)c->sent, (unsigned long long)c->recvd,
+		(unsigned long long)c->total,
+		(unsigned long long)(c->last_rd_ms ? now_ms() - c->last_rd_ms : 0));
 }
 
 static void finish(struct conn *c, enum outcome o, bool reset)
@@ -606,7 +618,7 @@ static void start_conn(void)
 			plan_stream(c);
 	}
 	c->last_ms = now_ms();
-	c->silent_until = c->last_ms + SILENT_MS;
+	c->silent_until = c->last_ms + opt_timeout * 1000ull + SILENT_EXTRA_MS;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons((uint16_t)s->port);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
@@ -730,7 +742,13 @@ static int http_head(struct conn *c)
 	if (v)
 		cl = strtoll(v, NULL, 10);
 	if (c->beh == B_GARBAGE) {
-		if (status < 400 || status > 499) {
+		if (opt_faults && status >= 500) {
+			finish(c, O_SERVER_CLOSED, false);
+			return -1;
+		}
+		/* 4xx, or 501/505 when the random bytes happen to be a method token
+		 * or a version the parser reads as such */
+		if ((status < 400 || status > 499) && status != 501 && status != 505) {
 			note_err(c, E_GARBAGE, "garbage answered %d", status);
 			finish(c, O_ERROR, false);
 			return -1;
@@ -884,7 +902,7 @@ static void on_read(struct conn *c)
 				fail(c, E_IO, "recv", errno);
 			return;
 		}
-		c->last_ms = now_ms();
+		c->last_ms = c->last_rd_ms = now_ms();
 		if (c->beh == B_SILENT) {
 			fail(c, E_EXTRA, "bytes to a silent client", 0);
 			return;
@@ -1085,13 +1103,15 @@ static long fd_count(pid_t pid)
  * number follows the peak of concurrent splices. SIGUSR1 makes each shard
  * print its counters, "pipes N" among them; the pipes live when no
  * connection is open are all cached. -1 when the lines do not come (1 s).
+ * Also takes the PROXY headers it refused or timed out (proxy_refused).
  */
 static long relay_pipes(struct server *s)
 {
 	char buf[16384];
 	size_t len = 0;
 	unsigned lines = 0;
-	long pipes = 0;
+	long pipes = 0, refused = 0;
+	unsigned long pt, pr;
 	uint64_t end = now_ms() + 1000;
 
 	if (kill(s->pid, SIGUSR1))
@@ -1113,12 +1133,19 @@ static long relay_pipes(struct server *s)
 			if (!strncmp(buf, "shard ", 6) && (at = strstr(buf, " pipes "))) {
 				pipes += strtol(at + 7, NULL, 10);
 				lines++;
+				if ((at = strstr(buf, " proxy accepted ")) &&
+				    sscanf(at, " proxy accepted %*u timeouts %lu refused %lu", &pt,
+					   &pr) == 2)
+					refused += (long)(pt + pr);
 			}
 			len -= (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, len + 1);
 		}
 	}
-	return lines == s->shards ? pipes : -1;
+	if (lines != s->shards)
+		return -1;
+	s->proxy_refused = refused;
+	return pipes;
 }
 
 /* Start `ringplane ARGS...` with stderr to its log (server_listening waits for it). */
@@ -1185,17 +1212,24 @@ static void server_stop(struct server *s)
 {
 	uint64_t end = now_ms() + STOP_MS;
 	char buf[4096];
-	int st = 0;
+	int st = 0, lfd;
+	struct pollfd p = {.fd = s->out, .events = POLLIN};
 
 	if (s->pid <= 0)
 		return;
+	lfd = open(s->log, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (!s->exited) {
 		kill(s->pid, SIGTERM);
 		for (;;) {
-			struct pollfd p = {.fd = s->out, .events = POLLIN};
+			/* its exit counters go into its log; a closed stdout: poll just waits */
+			if (poll(&p, 1, 20) > 0) {
+				ssize_t r = read(s->out, buf, sizeof(buf));
 
-			if (poll(&p, 1, 20) > 0 && read(s->out, buf, sizeof(buf)) <= 0)
-				p.fd = -1; /* its stdout is closed: just wait */
+				if (r > 0 && lfd >= 0)
+					(void)!write(lfd, buf, (size_t)r);
+				else if (r <= 0)
+					p.fd = -1;
+			}
 			if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 				s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 				break;
@@ -1208,6 +1242,8 @@ static void server_stop(struct server *s)
 			}
 		}
 	}
+	if (lfd >= 0)
+		close(lfd);
 	close(s->out);
 	s->pid = 0;
 }
@@ -1408,7 +1444,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]\n"
 		"                      [--conns N] [--mix KIND=W,...] [--servers LIST]\n"
-		"                      [--warmup S] [--max-size BYTES] [--no-rss-check] [--keep]\n"
+		"                      [--warmup S] [--max-size BYTES] [--server-timeout S]\n"
+		"                      [--no-rss-check] [--keep]\n"
 		"  kinds: stream halfclose reset stall silent garbage\n"
 		"  servers: echo relay-copy relay-splice relay-auto relay-proxy serve\n");
 }
@@ -1457,9 +1494,10 @@ static int parse_servers(const char *arg)
 
 static void set_args(void)
 {
-	static char up[32];
+	static char up[32], timeout_arg[16];
 	struct server *s;
 
+	snprintf(timeout_arg, sizeof(timeout_arg), "%u", opt_timeout);
 	for (unsigned i = 0; i < NSERVERS; i++) {
 		const char **a = servers[i].args;
 
@@ -1468,14 +1506,14 @@ static void set_args(void)
 		case K_ECHO:
 			*a++ = "echo";
 			*a++ = "--idle-timeout";
-			*a++ = SERVER_IDLE_S;
+			*a++ = timeout_arg;
 			break;
 		case K_RELAY:
 			*a++ = "relay";
 			*a++ = "--upstream";
 			*a++ = up;
 			*a++ = "--idle-timeout";
-			*a++ = SERVER_IDLE_S;
+			*a++ = timeout_arg;
 			*a++ = "--mode";
 			*a++ = !strcmp(s->name, "relay-copy")	  ? "copy"
 			       : !strcmp(s->name, "relay-splice") ? "splice"
@@ -1488,9 +1526,9 @@ static void set_args(void)
 			*a++ = "--root";
 			*a++ = rootdir;
 			*a++ = "--header-timeout";
-			*a++ = SERVER_IDLE_S;
+			*a++ = timeout_arg;
 			*a++ = "--keepalive-timeout";
-			*a++ = SERVER_IDLE_S;
+			*a++ = timeout_arg;
 			break;
 		}
 		*a++ = "--listen";
@@ -1590,6 +1628,19 @@ static int summary(void)
 	       "without its cached pipes); drains took %.1f s and %.1f s; exit: status at "
 	       "SIGTERM\n",
 	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000);
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+
+		if (!s->enabled || !s->proxy_in)
+			continue;
+		/* every garbage header we saw refused was counted by the relay too */
+		printf("%s: %ld PROXY headers refused or timed out by its count, %llu garbage "
+		       "headers refused by ours%s\n",
+		       s->name, s->proxy_refused, (unsigned long long)s->outcome[O_REFUSED],
+		       s->proxy_refused < (long)s->outcome[O_REFUSED] ? " UNCOUNTED" : "");
+		if (s->proxy_refused < (long)s->outcome[O_REFUSED])
+			pass = false;
+	}
 	if (tot_err)
 		pass = false;
 	printf("result: %s\n", pass ? "PASS" : "FAIL");
@@ -1611,6 +1662,7 @@ int main(int argc, char **argv)
 		{"max-size", required_argument, NULL, 'M'},
 		{"no-rss-check", no_argument, NULL, 'R'},
 		{"keep", no_argument, NULL, 'k'},
+		{"server-timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1661,6 +1713,9 @@ int main(int argc, char **argv)
 		case 'k':
 			opt_keep = true;
 			break;
+		case 't':
+			opt_timeout = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1669,8 +1724,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!bin || optind != argc || !opt_seconds || !opt_conns || opt_conns > MAX_CONNS ||
-	    opt_max_size < 1 || opt_max_size > PAT_LEN / 2) {
+	if (!bin || optind != argc || !opt_seconds || !opt_conns || !opt_timeout ||
+	    opt_timeout > 3600 || opt_conns > MAX_CONNS || opt_max_size < 1 ||
+	    opt_max_size > PAT_LEN / 2) {
 		usage(stderr);
 		return 2;
 	}
