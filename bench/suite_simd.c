@@ -177,6 +177,7 @@ struct delta_ctx {
 	uint8_t *work;		   /* in-place decode: NPAGES pages, each prev or cur */
 	unsigned flips[NPAGES];	   /* in-place decode: decodes per page */
 	unsigned page;		   /* the page last visited */
+	unsigned ver;		   /* encode: format version (rp_delta_encode_ver) */
 	int err;
 };
 
@@ -219,7 +220,8 @@ static void enc_ours(void *p, uint64_t iters)
 
 	for (uint64_t i = 0; i < iters; i++) {
 		pg = (pg + 1) % NPAGES;
-		n += rp_delta_encode(d->enc, d->cap, d->cur + pg * PAGE, d->prev + pg * PAGE, PAGE);
+		n += rp_delta_encode_ver(d->enc, d->cap, d->cur + pg * PAGE, d->prev + pg * PAGE, PAGE,
+					 d->ver);
 		rp_bench_clobber();
 	}
 	d->page = pg;
@@ -353,8 +355,8 @@ struct bufs {
 	uint8_t *ref;	   /* XOR reference output */
 	/* delta, per density: NPAGES pages of each, NPAGES encodings enc_cap apart */
 	uint8_t *prev[NPCTS], *cur[NPCTS];
-	uint8_t *enc_ours[NPCTS], *enc_naive[NPCTS];
-	size_t enc_ours_len[NPCTS][NPAGES], enc_naive_len[NPCTS][NPAGES];
+	uint8_t *enc_ours[NPCTS], *enc_naive[NPCTS], *enc_v2[NPCTS];
+	size_t enc_ours_len[NPCTS][NPAGES], enc_naive_len[NPCTS][NPAGES], enc_v2_len[NPCTS][NPAGES];
 	unsigned changed[NPCTS]; /* per page */
 	uint8_t *scratch;	 /* encode output while timed */
 	uint8_t *out_ours, *out_naive;
@@ -475,6 +477,20 @@ static int prepare_delta(struct bufs *B, uint64_t *seed)
 			}
 			B->enc_ours_len[k][pg] = n;
 
+			n = rp_delta_encode_ver(B->enc_v2[k] + pg * B->enc_cap, B->enc_cap, cur, prev,
+						PAGE, RP_DELTA_V2);
+			memset(B->out_ours, 0, PAGE);
+			if (!n ||
+			    rp_delta_decode(B->out_ours, prev, PAGE, B->enc_v2[k] + pg * B->enc_cap,
+					    n) ||
+			    memcmp(B->out_ours, cur, PAGE)) {
+				fprintf(stderr,
+					"simd: v2 delta does not round-trip at %u%% changed (encoded %zu B)\n",
+					delta_pcts[k], n);
+				return -EBADMSG;
+			}
+			B->enc_v2_len[k][pg] = n;
+
 			n = naive_encode(en, cur, prev, PAGE);
 			memset(B->out_naive, 0, PAGE);
 			if (naive_decode(B->out_naive, prev, PAGE, en, n) ||
@@ -515,6 +531,7 @@ static void free_bufs(struct bufs *B)
 		free(B->cur[k]);
 		free(B->enc_ours[k]);
 		free(B->enc_naive[k]);
+		free(B->enc_v2[k]);
 	}
 }
 
@@ -572,6 +589,61 @@ static void run_xor(const struct rp_bench_opts *opts, struct bufs *B)
 	}
 }
 
+/*
+ * The same pages in format v2 (rp_delta_encode_ver): encode, and decode in
+ * place against the naive decoder and (at 1%) against a page memcpy. v2
+ * exists for the in-place decode: its entries do not chain.
+ */
+static int run_delta_v2(const struct rp_bench_opts *opts, struct bufs *B, size_t k)
+{
+	struct delta_ctx eo = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->scratch,
+				.cap = B->enc_cap, .ver = RP_DELTA_V2 };
+	struct delta_ctx en = eo;
+	struct delta_ctx dv = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_v2[k],
+				.cap = B->enc_cap, .enc_len = B->enc_v2_len[k],
+				.out = B->out_ours, .work = B->work_ours };
+	struct delta_ctx dn = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->enc_naive[k],
+				.cap = B->enc_cap, .enc_len = B->enc_naive_len[k],
+				.out = B->out_naive, .work = B->work_naive };
+	struct rp_bench_timing t;
+	char name[64];
+	size_t sv = 0;
+
+	for (unsigned pg = 0; pg < NPAGES; pg++)
+		sv += B->enc_v2_len[k][pg];
+	rp_report_note("delta v2 %u%%: encoded %.0f B (%.1f%% of the page), mean of %u pages",
+		       delta_pcts[k], (double)sv / NPAGES, 100.0 * (double)sv / (NPAGES * PAGE),
+		       NPAGES);
+	snprintf(name, sizeof(name), "delta v2 encode %u%%", delta_pcts[k]);
+	rp_bench_compare(opts, enc_ours, &eo, enc_naive, &en, &t);
+	rp_bench_row_gbps(name, PAGE, &t, "naive-bytewise");
+
+	memcpy(B->work_ours, B->prev[k], NPAGES * PAGE);
+	memcpy(B->work_naive, B->prev[k], NPAGES * PAGE);
+	snprintf(name, sizeof(name), "delta v2 decode %u%%", delta_pcts[k]);
+	rp_bench_compare(opts, dec_ours_inplace, &dv, dec_naive_inplace, &dn, &t);
+	if (!inplace_ok(&dv) || !inplace_ok(&dn)) {
+		fprintf(stderr, "simd: in-place v2 delta decode went wrong while timed at %u%%\n",
+			delta_pcts[k]);
+		return -EBADMSG;
+	}
+	rp_bench_row_gbps(name, PAGE, &t, "naive-bytewise");
+	if (k == 0) {
+		struct delta_ctx mc = { .cur = B->cur[k], .out = B->out_naive };
+
+		memset(dv.flips, 0, sizeof(dv.flips));
+		memcpy(B->work_ours, B->prev[k], NPAGES * PAGE);
+		snprintf(name, sizeof(name), "delta v2 decode in place %u%%", delta_pcts[k]);
+		rp_bench_compare(opts, dec_ours_inplace, &dv, page_memcpy, &mc, &t);
+		if (!inplace_ok(&dv)) {
+			fprintf(stderr, "simd: in-place v2 delta decode went wrong while timed\n");
+			return -EBADMSG;
+		}
+		rp_bench_row_gbps(name, PAGE, &t, "memcpy 4KB page");
+	}
+	return 0;
+}
+
 static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 {
 	struct rp_bench_timing t;
@@ -579,7 +651,7 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 
 	for (size_t k = 0; k < NPCTS; k++) {
 		struct delta_ctx eo = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->scratch,
-					.cap = B->enc_cap };
+					.cap = B->enc_cap, .ver = RP_DELTA_V1 };
 		struct delta_ctx en = eo;
 		struct delta_ctx dout = { .cur = B->cur[k], .prev = B->prev[k],
 					  .enc = B->enc_ours[k],
@@ -647,6 +719,9 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 			return -EBADMSG;
 		}
 		rp_bench_row_gbps(name, PAGE, &t, "naive-bytewise");
+
+		if (run_delta_v2(opts, B, k))
+			return -EBADMSG;
 	}
 	return 0;
 }
@@ -674,6 +749,7 @@ int rp_bench_suite_simd(const struct rp_bench_opts *opts)
 		B.cur[k] = xalloc(NPAGES * PAGE, &fail);
 		B.enc_ours[k] = xalloc(NPAGES * B.enc_cap, &fail);
 		B.enc_naive[k] = xalloc(NPAGES * B.enc_cap, &fail);
+		B.enc_v2[k] = xalloc(NPAGES * B.enc_cap, &fail);
 	}
 	if (fail) {
 		fprintf(stderr, "simd: out of memory for the benchmark buffers\n");

@@ -30,6 +30,7 @@
 #include "simd_test.h"
 
 #define TAG  0xD1
+#define TAG2 0xD2
 #define PAGE 4096
 /* Canary bytes after an encoder's @cap. */
 #define SLACK  64
@@ -117,10 +118,13 @@ static void make_cur(uint8_t *cur, const uint8_t *prev, size_t len, unsigned per
 	}
 }
 
+/* The format round_trip() encodes in (the v2 tests switch it). */
+static unsigned rt_version = RP_DELTA_V1;
+
 /*
- * Encode cur against prev, then decode it (from a copy that ends at a
- * PROT_NONE page) into a separate buffer that ends at one too, and in place
- * over a copy of prev. Returns the encoded size.
+ * Encode cur against prev (in format rt_version), then decode it (from a
+ * copy that ends at a PROT_NONE page) into a separate buffer that ends at
+ * one too, and in place over a copy of prev. Returns the encoded size.
  */
 static size_t round_trip(const uint8_t *cur, const uint8_t *prev, size_t len, const char *what)
 {
@@ -132,10 +136,18 @@ static size_t round_trip(const uint8_t *cur, const uint8_t *prev, size_t len, co
 	int rc;
 
 	memset(enc, CANARY, bound + SLACK);
-	n = rp_delta_encode(enc, bound, cur, prev, len);
+	n = rt_version == RP_DELTA_V1 ? rp_delta_encode(enc, bound, cur, prev, len)
+				      : rp_delta_encode_ver(enc, bound, cur, prev, len, rt_version);
 	if (n == 0 || n > bound)
 		fail_msg("%s: len %zu: encode returned %zu with cap = bound = %zu", what, len, n,
 			 bound);
+	/* v2 where it applies, unless the single v1 literal record is smaller. */
+	if (rt_version == RP_DELTA_V2 && len > 0 && len <= 65536 && !(enc[0] == TAG2) &&
+	    !(enc[0] == TAG && n == bound))
+		fail_msg("%s: len %zu: v2 asked, got tag 0x%02x and %zu of %zu bytes", what, len,
+			 enc[0], n, bound);
+	if ((rt_version == RP_DELTA_V1 || len == 0 || len > 65536) && enc[0] != TAG)
+		fail_msg("%s: len %zu: v1 expected, got tag 0x%02x", what, len, enc[0]);
 	for (size_t i = bound; i < bound + SLACK; i++) {
 		if (enc[i] != CANARY)
 			fail_msg("%s: len %zu: encode wrote past cap (byte %zu)", what, len, i);
@@ -765,6 +777,282 @@ static void test_decode_failing_midway_leaves_cur_as_it_was(void **state)
 	free(copy);
 }
 
+/* ---- format version 2 --------------------------------------------------- */
+
+/* The round trips above, in v2 (v1 where v2 does not apply). */
+static void test_v2_round_trips(void **state)
+{
+	rt_version = RP_DELTA_V2;
+	test_round_trip_densities_on_4096_byte_pages(state);
+	test_round_trip_odd_lengths(state);
+	test_round_trip_block_and_bridge_edges(state);
+	rt_version = RP_DELTA_V1;
+}
+
+/* Lone changed bytes are singles, adjacent ones one run, in offset order. */
+static void test_v2_exact_bytes(void **state)
+{
+	uint8_t prev[300] = {0}, cur[300] = {0}, got[400];
+	static const uint8_t want_hdr[] = {TAG2, 0xAC, 0x02, 3, 2};
+	uint8_t want[64], *w = want;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(prev); i++)
+		prev[i] = cur[i] = (uint8_t)(i * 37);
+	cur[2] ^= 0x11; /* single */
+	cur[5] ^= 0x21; /* run 5..7 */
+	cur[6] ^= 0x22;
+	cur[7] ^= 0x23;
+	cur[9] ^= 0x31;	  /* single (gap of one: not bridged in v2) */
+	cur[260] ^= 0x41; /* run 260..261 */
+	cur[261] ^= 0x42;
+	cur[299] ^= 0x51; /* single, the last byte */
+	memcpy(w, want_hdr, sizeof(want_hdr));
+	w += sizeof(want_hdr);
+	/* singles {off, x} */
+	*w++ = 2, *w++ = 0, *w++ = 0x11;
+	*w++ = 9, *w++ = 0, *w++ = 0x31;
+	*w++ = 299 & 0xff, *w++ = 299 >> 8, *w++ = 0x51;
+	/* runs {off, lit}, then their bytes */
+	*w++ = 5, *w++ = 0, *w++ = 3;
+	*w++ = 260 & 0xff, *w++ = 260 >> 8, *w++ = 2;
+	*w++ = 0x21, *w++ = 0x22, *w++ = 0x23, *w++ = 0x41, *w++ = 0x42;
+
+	n = rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), RP_DELTA_V2);
+	assert_int_equal(n, (size_t)(w - want));
+	assert_memory_equal(got, want, n);
+	rt_version = RP_DELTA_V2;
+	assert_int_equal(round_trip(cur, prev, sizeof(cur), "v2 exact"), n);
+	/* Unchanged: no entries at all. */
+	n = rp_delta_encode_ver(got, sizeof(got), prev, prev, sizeof(prev), RP_DELTA_V2);
+	assert_int_equal(n, 5);
+	assert_memory_equal(got, ((const uint8_t[]){TAG2, 0xAC, 0x02, 0, 0}), 5);
+	rt_version = RP_DELTA_V1;
+	/* V1 through the versioned call is rp_delta_encode(); unknown versions give 0. */
+	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), RP_DELTA_V1),
+			 rp_delta_encode(want, sizeof(want), cur, prev, sizeof(cur)));
+	assert_memory_equal(got, want, rp_delta_encode(want, sizeof(want), cur, prev, sizeof(cur)));
+	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), 0), 0);
+	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), 3), 0);
+}
+
+/* Every cap below the v2 size returns 0 and writes nothing at or past it. */
+static void test_v2_encode_with_short_cap_returns_zero(void **state)
+{
+	static const struct {
+		size_t len;
+		unsigned per10k;
+		enum pattern pat;
+	} cases[] = {{1, 10000, SCATTERED}, {300, 100, SCATTERED},   {4096, 100, SCATTERED},
+		     {4096, 1000, RUNS},    {4096, 5000, SCATTERED}, {65536, 50, RUNS}};
+	size_t max = rp_delta_bound(65536) + SLACK;
+	uint8_t *prev = xmalloc(65536), *cur = xmalloc(65536);
+	uint8_t *ref = xmalloc(max), *out = xmalloc(max);
+	struct rng r = rng_seed(51);
+
+	(void)state;
+	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
+		size_t len = cases[c].len, full, step;
+
+		rng_fill(&r, prev, len);
+		make_cur(cur, prev, len, cases[c].per10k, cases[c].pat, &r);
+		full = rp_delta_encode_ver(ref, rp_delta_bound(len), cur, prev, len, RP_DELTA_V2);
+		assert_true(full > 0 && full <= rp_delta_bound(len));
+		step = full > 600 ? full / 300 : 1;
+		for (size_t cap = 0; cap < full; cap += step) {
+			memset(out, CANARY, max);
+			assert_int_equal(rp_delta_encode_ver(out, cap, cur, prev, len, RP_DELTA_V2),
+					 0);
+			for (size_t i = cap; i < max; i++) {
+				if (out[i] != CANARY)
+					fail_msg("case %zu cap %zu: byte %zu written", c, cap, i);
+			}
+		}
+		memset(out, CANARY, max);
+		assert_int_equal(rp_delta_encode_ver(out, full, cur, prev, len, RP_DELTA_V2), full);
+		assert_memory_equal(out, ref, full);
+		assert_int_equal(out[full], CANARY);
+	}
+	free(prev);
+	free(cur);
+	free(ref);
+	free(out);
+}
+
+struct v2_entry {
+	size_t off, lit; /* lit 0: a single */
+	uint8_t x;
+};
+
+/* A v2 encoding of @ns singles and @nr runs (entries as given, any order),
+ * run bytes from @bytes. */
+static size_t v2_build(uint8_t *enc, size_t len, const struct v2_entry *e, size_t ns, size_t nr,
+		       const uint8_t *bytes, size_t nbytes)
+{
+	uint8_t *p = enc;
+
+	*p++ = TAG2;
+	p = put_varint(p, len);
+	p = put_varint(p, ns);
+	p = put_varint(p, nr);
+	for (size_t i = 0; i < ns + nr; i++) {
+		*p++ = (uint8_t)e[i].off;
+		*p++ = (uint8_t)(e[i].off >> 8);
+		*p++ = i < ns ? e[i].x : (uint8_t)e[i].lit;
+	}
+	memcpy(p, bytes, nbytes);
+	return (size_t)(p - enc) + nbytes;
+}
+
+/*
+ * Any valid v2 encoding decodes, not only this encoder's: entries in random
+ * order, overlapping, adjacent, zero XOR bytes, runs up to 255 bytes and
+ * near both ends of cur and of the input (where a whole-word access could
+ * leave them).
+ */
+static void test_v2_decode_accepts_foreign_encodings(void **state)
+{
+	unsigned trials = test_reduced() ? 300 : 3000;
+	size_t max_len = 700, max_e = 64, max_enc = 8 + 3 * max_e + max_e * 255;
+	uint8_t *prev = xmalloc(max_len), *want = xmalloc(max_len), *enc = xmalloc(max_enc);
+	uint8_t *bytes = xmalloc(max_e * 255);
+	struct v2_entry *e = xmalloc(max_e * sizeof(*e));
+	struct guarded gc = guarded_alloc(max_len), ge = guarded_alloc(max_enc);
+	struct rng r = rng_seed(52);
+
+	(void)state;
+	assert_non_null(gc.map);
+	assert_non_null(ge.map);
+	for (unsigned t = 0; t < trials; t++) {
+		size_t len = 1 + (size_t)rng_below(&r, max_len), ns = (size_t)rng_below(&r, 20);
+		size_t nr = (size_t)rng_below(&r, 20), nb = 0, n;
+		uint8_t *cur = gc.hi - len, *ep;
+
+		rng_fill(&r, prev, len);
+		memcpy(want, prev, len);
+		for (size_t i = 0; i < ns; i++) {
+			/* Near the end a third of the time. */
+			e[i].off = rng_below(&r, 3)
+					   ? (size_t)rng_below(&r, len)
+					   : len - 1 - (size_t)rng_below(&r, len < 8 ? len : 8);
+			e[i].x = rng_below(&r, 5) ? (uint8_t)rng_next(&r) : 0;
+			want[e[i].off] ^= e[i].x;
+		}
+		for (size_t j = ns; j < ns + nr; j++) {
+			size_t l = 1 + (size_t)rng_below(&r, rng_below(&r, 8) ? 12 : 255);
+
+			if (l > len)
+				l = len;
+			e[j].lit = l;
+			e[j].off = rng_below(&r, 3) ? (size_t)rng_below(&r, len - l + 1) : len - l;
+			for (size_t k = 0; k < l; k++) {
+				bytes[nb] = rng_below(&r, 4) ? (uint8_t)rng_next(&r) : 0;
+				want[e[j].off + k] ^= bytes[nb++];
+			}
+		}
+		n = v2_build(enc, len, e, ns, nr, bytes, nb);
+		ep = ge.hi - n;
+		memcpy(ep, enc, n);
+
+		fill_sentinel(cur, len);
+		if (rp_delta_decode(cur, prev, len, ep, n) != 0)
+			fail_msg("trial %u: len %zu, %zu singles, %zu runs: refused", t, len, ns,
+				 nr);
+		expect_same("v2 foreign", cur, want, len);
+		memcpy(cur, prev, len);
+		assert_int_equal(rp_delta_decode(cur, cur, len, ep, n), 0);
+		expect_same("v2 foreign, in place", cur, want, len);
+	}
+	guarded_free(&gc);
+	guarded_free(&ge);
+	free(prev);
+	free(want);
+	free(enc);
+	free(bytes);
+	free(e);
+}
+
+/*
+ * Lying v2 encodings are refused and change nothing, in place too (where
+ * singles already applied are XORed out when a run fails): entries past
+ * len, empty runs, run bytes short or in excess, counts larger than the
+ * input, another len, a len over 65536, every truncation and every extra
+ * byte.
+ */
+static void test_v2_decode_rejects_lies(void **state)
+{
+	static const struct v2_entry ok[] = {{3, 0, 0x11}, {9, 0, 0x22}, {0, 2, 0}, {12, 4, 0}};
+	static const uint8_t rb[6] = {1, 2, 3, 4, 5, 6};
+	uint8_t prev[16], enc[128], *big = xmalloc(65537);
+	struct v2_entry bad[4];
+	size_t len = sizeof(prev), n;
+	char what[96];
+
+	(void)state;
+	for (size_t i = 0; i < len; i++)
+		prev[i] = (uint8_t)(0x30 + i);
+	n = v2_build(enc, len, ok, 2, 2, rb, 6);
+	{
+		uint8_t cur[16];
+
+		memcpy(cur, prev, len);
+		assert_int_equal(rp_delta_decode(cur, cur, len, enc, n), 0);
+	}
+	for (size_t k = 0; k < n; k++) {
+		snprintf(what, sizeof(what), "v2 cut to %zu of %zu bytes", k, n);
+		expect_rejected(what, len, enc, k, prev);
+	}
+	for (unsigned v = 0; v < 256; v++) {
+		enc[n] = (uint8_t)v;
+		snprintf(what, sizeof(what), "v2 with 0x%02x appended", v);
+		expect_rejected(what, len, enc, n + 1, prev);
+	}
+	memcpy(bad, ok, sizeof(ok));
+	bad[1].off = len; /* single past the end */
+	expect_rejected("v2 single at len", len, enc, v2_build(enc, len, bad, 2, 2, rb, 6), prev);
+	memcpy(bad, ok, sizeof(ok));
+	bad[3].off = len - 3; /* run over the end (after the singles applied) */
+	expect_rejected("v2 run over len", len, enc, v2_build(enc, len, bad, 2, 2, rb, 6), prev);
+	memcpy(bad, ok, sizeof(ok));
+	bad[3].lit = 0; /* empty run */
+	expect_rejected("v2 empty run", len, enc, v2_build(enc, len, bad, 2, 2, rb, 2), prev);
+	memcpy(bad, ok, sizeof(ok));
+	bad[2].lit = 3; /* run bytes short by one: 7 claimed, 6 there */
+	expect_rejected("v2 run bytes short", len, enc, v2_build(enc, len, bad, 2, 2, rb, 6), prev);
+	/* Counts larger than the input holds, and one that overflows 3 * n. */
+	n = v2_build(enc, len, ok, 2, 2, rb, 6);
+	enc[2] = 0x7f;
+	expect_rejected("v2 ns too large", len, enc, n, prev);
+	n = v2_build(enc, len, ok, 2, 2, rb, 6);
+	enc[3] = 0x7f;
+	expect_rejected("v2 nr too large", len, enc, n, prev);
+	{
+		uint8_t huge[] = {TAG2, 16,   0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+				  0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0};
+
+		expect_rejected("v2 ns near 2^64", len, huge, sizeof(huge), prev);
+	}
+	/* Made for another length. */
+	n = v2_build(enc, len, ok, 2, 2, rb, 6);
+	memset(big, 0x77, 17);
+	expect_rejected("v2 made for len 16, given 17", 17, enc, n, big);
+	enc[1] = 17;
+	expect_rejected("v2 claims len 17", len, enc, n, prev);
+	/* Over 65536: v2 does not exist there, even with no entries. */
+	{
+		uint8_t hdr[8], *p = hdr;
+
+		memset(big, 0x77, 65537);
+		*p++ = TAG2;
+		p = put_varint(p, 65537);
+		*p++ = 0;
+		*p++ = 0;
+		expect_rejected("v2 for len 65537", 65537, hdr, (size_t)(p - hdr), big);
+	}
+	free(big);
+}
+
 /* ---- diff-scan kernels -------------------------------------------------- */
 
 struct scan_backend {
@@ -933,6 +1221,11 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects_malformed_encodings),
 		cmocka_unit_test(test_decode_rejects_every_truncation_and_extra_byte),
 		cmocka_unit_test(test_decode_failing_midway_leaves_cur_as_it_was),
+		cmocka_unit_test(test_v2_round_trips),
+		cmocka_unit_test(test_v2_exact_bytes),
+		cmocka_unit_test(test_v2_encode_with_short_cap_returns_zero),
+		cmocka_unit_test(test_v2_decode_accepts_foreign_encodings),
+		cmocka_unit_test(test_v2_decode_rejects_lies),
 		FOR_EACH_BACKEND(test_scan_matches_byte_by_byte_mask)
 	};
 	/* clang-format on */

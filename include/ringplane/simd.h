@@ -66,9 +66,31 @@ void rp_xor(void *dst, const void *a, const void *b, size_t len);
  *
  * The encoder falls back to one literal record {0, len} whenever that is
  * smaller, so an encoding never exceeds rp_delta_bound(len).
+ *
+ * Byte format, version 2 (for 0 < len <= 65536; rp_delta_encode_ver() makes
+ * it, rp_delta_decode() reads both versions, told apart by the first byte):
+ *
+ *   encoding := 0xD2 varint(len) varint(ns) varint(nr) single[ns] run[nr] byte[total]
+ *   single   := off:u16le x:u8            cur[off] = prev[off] ^ x
+ *   run      := off:u16le lit:u8          cur[off, off + lit) = prev ^ d
+ *
+ * where run j's d is the next lit bytes after the run table (run 0 takes
+ * the first ones) and total is the sum of all lit. A single's off < len, a
+ * run's lit is 1..255 and off + lit <= len, and the run bytes end the
+ * input exactly; anything else is rejected. Entries are independent XORs: the
+ * decoder applies them in any order with the same result (the encoder
+ * writes each table in increasing order, never overlapping, a changed byte
+ * with no changed neighbour as a single, and nothing for unchanged bytes:
+ * ns == nr == 0 is an unchanged buffer). Since each entry holds its own
+ * place, a decoder needs no previous entry to apply the next one (v1's
+ * records chain: each one's place is known only once the header before it
+ * is read), which is what makes v2's in-place decode faster.
+ * Where v2 would be larger than the single v1 literal record, the encoder
+ * writes that v1 record instead.
  */
 
-/* rp_delta_bound - the largest encoding rp_delta_encode() produces for @len. */
+/* rp_delta_bound - the largest encoding rp_delta_encode() or
+ * rp_delta_encode_ver() produces for @len. */
 size_t rp_delta_bound(size_t len);
 
 /*
@@ -80,8 +102,26 @@ size_t rp_delta_bound(size_t len);
 size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 		       size_t len);
 
+/* Format versions for rp_delta_encode_ver(). */
+#define RP_DELTA_V1 1u
+#define RP_DELTA_V2 2u
+
 /*
- * rp_delta_decode - rebuild @cur (@len bytes) from @prev and an encoding.
+ * rp_delta_encode_ver - rp_delta_encode() in format @version.
+ *
+ * RP_DELTA_V1 is exactly rp_delta_encode(). RP_DELTA_V2 writes version 2
+ * (its receiver decodes in place faster: see above), or the single v1
+ * literal record where that is smaller, and always v1 for len == 0 or
+ * len > 65536; only decoders of this release or later read v2. Bounded by
+ * rp_delta_bound(len) like v1. Returns bytes written, 0 if @cap is too small
+ * or @version unknown.
+ */
+size_t rp_delta_encode_ver(void *out, size_t cap, const void *cur, const void *prev, size_t len,
+			   unsigned version);
+
+/*
+ * rp_delta_decode - rebuild @cur (@len bytes) from @prev and an encoding
+ * of either version.
  *
  * @cur may be exactly @prev (the delta is applied in place); any other
  * overlap is undefined. In place, only the literals' bytes (and at most 7

@@ -3,17 +3,18 @@
  * libFuzzer target for rp_delta_decode (format in include/ringplane/simd.h).
  *
  * Input: two bytes that give len (little-endian, modulo 8193), then the
- * encoding. prev is a fixed pseudo-random function of len. The decoder runs
- * into a malloc'd buffer of exactly len bytes (ASan catches any write past
- * it; the encoding itself is libFuzzer's exact-size copy, so an over-read is
- * caught too) and in place over a copy of prev. Checked, trapping on any
- * violation:
+ * encoding, in either format version (v1 0xD1, v2 0xD2). prev is a fixed
+ * pseudo-random function of len. The decoder runs into a malloc'd buffer of
+ * exactly len bytes (ASan catches any write past it; the encoding itself is
+ * libFuzzer's exact-size copy, so an over-read is caught too) and in place
+ * over a copy of prev. Checked, trapping on any violation:
  *   - the result is 0 or -EINVAL, the same for both calls, and the same as
  *     an independent, byte-at-a-time reading of the format below gives
  *     (which also gives the expected output);
  *   - on -EINVAL neither buffer changed;
  *   - on success both outputs agree with the reference, and re-encoding the
- *     output against prev, then decoding that, gives the output back.
+ *     output against prev, in v1 and in v2, then decoding that, gives the
+ *     output back.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -62,6 +63,41 @@ static bool ref_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 }
 
 /*
+ * Version 2 read straight from the header comment, after its tag: singles
+ * {off, x}, runs {off, lit}, then the runs' bytes, which must end the input.
+ */
+static bool ref_decode_v2(uint8_t *out, size_t len, const uint8_t *p, const uint8_t *end)
+{
+	uint64_t hdr, ns, nr;
+	const uint8_t *lit;
+
+	if (!ref_varint(&p, end, &hdr) || hdr != len || len > 65536)
+		return false;
+	if (!ref_varint(&p, end, &ns) || !ref_varint(&p, end, &nr))
+		return false;
+	if (ns > (uint64_t)(end - p) / 3 || nr > (uint64_t)(end - p) / 3 - ns)
+		return false;
+	lit = p + 3 * ns + 3 * nr;
+	for (uint64_t i = 0; i < ns; i++, p += 3) {
+		size_t off = p[0] | (size_t)p[1] << 8;
+
+		if (off >= len)
+			return false;
+		out[off] ^= p[2];
+	}
+	for (uint64_t j = 0; j < nr; j++, p += 3) {
+		size_t off = p[0] | (size_t)p[1] << 8, l = p[2];
+
+		if (l == 0 || off + l > len || l > (size_t)(end - lit))
+			return false;
+		for (size_t i = 0; i < l; i++)
+			out[off + i] ^= lit[i];
+		lit += l;
+	}
+	return lit == end;
+}
+
+/*
  * The format read straight from the header comment, writing into @out
  * (which starts as a copy of prev) as it goes; the caller throws @out away
  * when this returns false.
@@ -70,6 +106,8 @@ static bool ref_decode(uint8_t *out, size_t len, const uint8_t *p, const uint8_t
 {
 	uint64_t hdr, pos = 0;
 
+	if (p != end && *p == 0xD2)
+		return ref_decode_v2(out, len, p + 1, end);
 	if (p == end || *p++ != 0xD1)
 		return false;
 	if (!ref_varint(&p, end, &hdr) || hdr != len)
@@ -159,17 +197,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reenc = malloc(bound);
 	again = malloc(len);
 	CHECK(reenc && (len == 0 || again));
-	n = rp_delta_encode(reenc, bound, cur, prev, len);
-	CHECK(n > 0 && n <= bound);
-	CHECK(rp_delta_decode(again, prev, len, reenc, n) == 0);
-	CHECK(len == 0 || memcmp(again, cur, len) == 0);
-	/* In place too, and a second in-place decode undoes the first (XOR). */
-	if (len)
-		memcpy(again, prev, len);
-	CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
-	CHECK(len == 0 || memcmp(again, cur, len) == 0);
-	CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
-	CHECK(len == 0 || memcmp(again, prev, len) == 0);
+	for (unsigned ver = RP_DELTA_V1; ver <= RP_DELTA_V2; ver++) {
+		n = rp_delta_encode_ver(reenc, bound, cur, prev, len, ver);
+		CHECK(n > 0 && n <= bound);
+		CHECK(rp_delta_decode(again, prev, len, reenc, n) == 0);
+		CHECK(len == 0 || memcmp(again, cur, len) == 0);
+		/* In place too, and a second in-place decode undoes the first (XOR). */
+		if (len)
+			memcpy(again, prev, len);
+		CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
+		CHECK(len == 0 || memcmp(again, cur, len) == 0);
+		CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
+		CHECK(len == 0 || memcmp(again, prev, len) == 0);
+	}
 	free(reenc);
 	free(again);
 out:

@@ -3,8 +3,8 @@
  * Seed corpus for fuzz_delta_decode: gen_seeds DIR writes one file per seed
  * into DIR (which must exist). Each seed is the fuzzer's input layout: len
  * as two little-endian bytes, then an encoding. Valid encodings cover
- * several sizes and change densities, scattered and in runs; a few
- * malformed ones start the fuzzer next to the rejection paths.
+ * several sizes and change densities, scattered and in runs, in both format
+ * versions; a few malformed ones start the fuzzer next to the rejection paths.
  * Deterministic: the same seeds on every run.
  */
 #include <errno.h>
@@ -98,6 +98,16 @@ int main(int argc, char **argv)
 		{"bad-lit-missing", 7, {0xD1, 0x04, 0x00, 0x04, 0x11, 0x22, 0x33}},
 		{"bad-trailing", 5, {0xD1, 0x04, 0x04, 0x00, 0x00}},
 		{"bad-short", 6, {0xD1, 0x04, 0x00, 0x02, 0x11, 0x22}},
+		/* v2: D2 len ns nr singles{off16, x} runs{off16, lit} bytes */
+		{"bad-v2-single-at-len", 7, {0xD2, 0x04, 0x01, 0x00, 0x04, 0x00, 0x11}},
+		{"bad-v2-run-past-len", 9, {0xD2, 0x04, 0x00, 0x01, 0x03, 0x00, 0x02, 0x11, 0x22}},
+		{"bad-v2-empty-run", 7, {0xD2, 0x04, 0x00, 0x01, 0x01, 0x00, 0x00}},
+		{"bad-v2-run-bytes-short", 8, {0xD2, 0x04, 0x00, 0x01, 0x01, 0x00, 0x02, 0x11}},
+		{"bad-v2-run-bytes-extra",
+		 10,
+		 {0xD2, 0x04, 0x00, 0x01, 0x01, 0x00, 0x02, 0x11, 0x22, 0x33}},
+		{"bad-v2-counts-too-large", 7, {0xD2, 0x04, 0x02, 0x01, 0x01, 0x00, 0x11}},
+		{"bad-v2-len-mismatch", 4, {0xD2, 0x05, 0x00, 0x00}},
 	};
 	char name[64];
 	unsigned count = 0;
@@ -116,6 +126,19 @@ int main(int argc, char **argv)
 				for (size_t i = 0; i < len; i++)
 					prev[i] = (uint8_t)rng();
 				make_cur(cur, prev, len, per1000[d], runs);
+				/* v2 too: its tables are what the fuzzer mutates next. */
+				n = rp_delta_encode_ver(enc, sizeof(enc), cur, prev, len,
+							RP_DELTA_V2);
+				if (n == 0) {
+					fprintf(stderr, "gen_seeds: v2 encode failed for len %zu\n",
+						len);
+					return 1;
+				}
+				snprintf(name, sizeof(name), "valid-v2-len%zu-d%u-%s", len,
+					 per1000[d], runs ? "runs" : "scattered");
+				if (write_seed(argv[1], name, len, enc, n))
+					return 1;
+				count++;
 				n = rp_delta_encode(enc, sizeof(enc), cur, prev, len);
 				if (n == 0) {
 					fprintf(stderr, "gen_seeds: encode failed for len %zu\n",
