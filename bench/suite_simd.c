@@ -220,8 +220,8 @@ static void enc_ours(void *p, uint64_t iters)
 
 	for (uint64_t i = 0; i < iters; i++) {
 		pg = (pg + 1) % NPAGES;
-		n += rp_delta_encode_ver(d->enc, d->cap, d->cur + pg * PAGE, d->prev + pg * PAGE, PAGE,
-					 d->ver);
+		n += rp_delta_encode_ver(d->enc, d->cap, d->cur + pg * PAGE, d->prev + pg * PAGE,
+					 PAGE, d->ver);
 		rp_bench_clobber();
 	}
 	d->page = pg;
@@ -477,15 +477,16 @@ static int prepare_delta(struct bufs *B, uint64_t *seed)
 			}
 			B->enc_ours_len[k][pg] = n;
 
-			n = rp_delta_encode_ver(B->enc_v2[k] + pg * B->enc_cap, B->enc_cap, cur, prev,
-						PAGE, RP_DELTA_V2);
+			n = rp_delta_encode_ver(B->enc_v2[k] + pg * B->enc_cap, B->enc_cap, cur,
+						prev, PAGE, RP_DELTA_V2);
 			memset(B->out_ours, 0, PAGE);
 			if (!n ||
 			    rp_delta_decode(B->out_ours, prev, PAGE, B->enc_v2[k] + pg * B->enc_cap,
 					    n) ||
 			    memcmp(B->out_ours, cur, PAGE)) {
 				fprintf(stderr,
-					"simd: v2 delta does not round-trip at %u%% changed (encoded %zu B)\n",
+					"simd: v2 delta does not round-trip at %u%% changed "
+					"(encoded %zu B)\n",
 					delta_pcts[k], n);
 				return -EBADMSG;
 			}
