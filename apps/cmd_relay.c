@@ -303,7 +303,6 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct rshard *rs = arg;
 	struct rconn *c;
-	int one = 1;
 
 	if (!(cq->flags & RP_CQE_MORE))
 		rs->accept_op = NULL;
@@ -334,7 +333,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	c->cfd = cq->res;
 	c->ufd = -1;
 	rs->conns++;
-	(void)setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY came with the socket: set once on the listener (main) */
 	if (g.proxy_out || g.accept_proxy) {
 		c->srclen = sizeof(c->src);
 		c->dstlen = sizeof(c->dst);
@@ -660,6 +659,13 @@ int rp_cmd_relay(int argc, char **argv)
 		goto out;
 	if (rp_app_listeners("relay", listen_arg, &ss, &sslen, g.lfds, g.shards))
 		goto out;
+	/* Accepted sockets inherit TCP_NODELAY from their listener on Linux
+	 * (the clone copies it): one setsockopt here instead of one per client. */
+	for (unsigned i = 0; i < g.shards; i++) {
+		int one = 1;
+
+		(void)setsockopt(g.lfds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	ret = rp_runtime_start(rt);
 	if (ret) {
 		fprintf(stderr, "ringplane relay: start: %s\n",
