@@ -11,7 +11,11 @@
  *   other relays keep flowing;
  * - pipes refused by the kernel (fs.pipe-user-pages-soft) make splice fall
  *   back to copy, counted, without losing a byte;
- * - an idle relay ends after its timeout.
+ * - an idle relay ends after its timeout;
+ * - with `shards` as the argument (meson's relay-shards test, in the TSan
+ *   stage's "threads" suite): the byte checks of every mode with the
+ *   streams spread over 4 shards, each shard's relays, pipes and counters
+ *   its own.
  */
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -24,6 +28,7 @@
 #include "engine_test.h"
 
 #define MAX_STREAMS 64
+#define MAX_SHARDS  4
 
 struct stream {
 	int c, s;      /* the client's and the server's ends */
@@ -42,8 +47,10 @@ static struct {
 	unsigned n;
 	struct rp_relay_config cfg;
 	struct rp_runtime *rt;
+	unsigned shards; /* stream i runs on shard i % shards */
 	atomic_int started;
-	struct rp_relay_stats rstats;
+	struct rp_relay_stats rstats;	       /* summed over the shards */
+	struct rp_relay_stats per[MAX_SHARDS]; /* each shard's own */
 	atomic_int stats_ready;
 } T;
 
@@ -72,8 +79,8 @@ static void start_msg(struct rp_shard *sh, void *arg)
 static void stats_msg(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
-	rp_relay_stats(sh, &T.rstats);
-	atomic_store(&T.stats_ready, 1);
+	rp_relay_stats(sh, &T.per[rp_shard_id(sh)]);
+	atomic_fetch_add(&T.stats_ready, 1);
 }
 
 static void fini(struct rp_shard *sh, void *arg)
@@ -102,8 +109,10 @@ static void make_stream(struct stream *s, size_t up, size_t down, uint32_t seed)
 
 static void start_all(const struct rp_relay_config *cfg, unsigned n)
 {
-	struct rp_runtime_config rc = base_cfg(1);
+	struct rp_runtime_config rc = base_cfg(T.shards ? T.shards : 1);
 
+	if (!T.shards)
+		T.shards = 1;
 	T.cfg = *cfg;
 	T.n = n;
 	atomic_store(&T.started, 0);
@@ -113,15 +122,23 @@ static void start_all(const struct rp_relay_config *cfg, unsigned n)
 	rc.fini = fini;
 	T.rt = rt_start(&rc);
 	for (unsigned i = 0; i < n; i++)
-		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[i]), 0);
+		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &T.st[i]), 0);
 	assert_true(wait_for(&T.started, (int)n, WAIT_S));
 }
 
 static void fetch_stats(void)
 {
+	uint64_t *sum = (uint64_t *)&T.rstats;
+
 	atomic_store(&T.stats_ready, 0);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, stats_msg, NULL), 0);
-	assert_true(wait_for(&T.stats_ready, 1, WAIT_S));
+	for (unsigned k = 0; k < T.shards; k++)
+		assert_int_equal(rp_runtime_submit(T.rt, k, stats_msg, NULL), 0);
+	assert_true(wait_for(&T.stats_ready, (int)T.shards, WAIT_S));
+	/* every field is a uint64_t count: sum them field by field */
+	memset(&T.rstats, 0, sizeof(T.rstats));
+	for (unsigned k = 0; k < T.shards; k++)
+		for (size_t f = 0; f < sizeof(T.rstats) / sizeof(uint64_t); f++)
+			sum[f] += ((const uint64_t *)&T.per[k])[f];
 }
 
 /* Write the next random-sized piece of a direction; shut it when all sent. */
@@ -220,20 +237,22 @@ static void run_bytes(enum rp_relay_mode mode)
 {
 	static const size_t sizes[] = { 1, 100, 4096, 65536, 300000, 1u << 20, 8u << 20 };
 	struct rp_relay_config cfg = { .mode = mode };
-	unsigned n = reduced() ? 8 : 24;
+	/* on several shards (TSan's stage): 4 streams each, at most 1 MB */
+	bool small = reduced() || T.shards > 1;
+	unsigned n = T.shards > 1 ? 4 * T.shards : reduced() ? 8 : 24;
 	uint64_t spliced = 0, total = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		size_t up = sizes[i % 7], down = sizes[(i * 3 + 1) % 7];
 
-		if (reduced() && up > (1u << 20))
+		if (small && up > (1u << 20))
 			up = 1u << 20;
-		if (reduced() && down > (1u << 20))
+		if (small && down > (1u << 20))
 			down = 1u << 20;
 		make_stream(&T.st[i], up, down, 0x1234u * (i + 1));
 	}
 	start_all(&cfg, n);
-	assert_true(drive(reduced() ? 60 : 30, NULL));
+	assert_true(drive(small ? 60 : 30, NULL));
 	for (unsigned i = 0; i < n; i++) {
 		struct stream *s = &T.st[i];
 
@@ -250,9 +269,10 @@ static void run_bytes(enum rp_relay_mode mode)
 	fetch_stats();
 	rt_end(T.rt);
 	close_clients();
-	print_message("# %s: %u streams, %llu bytes, %llu spliced, half-closes %llu, to_splice %llu, "
+	print_message("# %s: %u streams on %u shard%s, %llu bytes, %llu spliced, half-closes %llu, to_splice %llu, "
 		      "fallbacks %llu/%llu/%llu/%llu\n",
-		      rp_relay_mode_name(mode), n, (unsigned long long)total,
+		      rp_relay_mode_name(mode), n, T.shards, T.shards == 1 ? "" : "s",
+		      (unsigned long long)total,
 		      (unsigned long long)spliced, (unsigned long long)T.rstats.half_closes,
 		      (unsigned long long)T.rstats.to_splice,
 		      (unsigned long long)T.rstats.splice_fallback[0],
@@ -261,6 +281,12 @@ static void run_bytes(enum rp_relay_mode mode)
 		      (unsigned long long)T.rstats.splice_fallback[3]);
 	assert_int_equal(T.rstats.half_closes, 2 * n);
 	assert_int_equal(T.rstats.ended[RP_RELAY_END_CLOSED], n);
+	for (unsigned k = 0; k < T.shards; k++) {
+		/* each shard ran its own streams, and only those */
+		assert_int_equal(T.per[k].started, n / T.shards);
+		assert_int_equal(T.per[k].ended[RP_RELAY_END_CLOSED], n / T.shards);
+		assert_int_equal(T.per[k].active, 0);
+	}
 	if (mode == RP_RELAY_COPY)
 		assert_int_equal(spliced, 0);
 	if (mode == RP_RELAY_SPLICE || mode == RP_RELAY_SPLICE_URING)
@@ -588,8 +614,47 @@ static void test_idle_timeout(void **state)
 	close_clients();
 }
 
-int main(void)
+/* ---- the same on several shards at once (threads: run under TSan) ---- */
+
+static void run_sharded(enum rp_relay_mode mode)
 {
+	T.shards = MAX_SHARDS;
+	run_bytes(mode);
+	T.shards = 1;
+}
+
+static void test_shards_copy(void **state)
+{
+	(void)state;
+	run_sharded(RP_RELAY_COPY);
+}
+
+static void test_shards_splice(void **state)
+{
+	(void)state;
+	run_sharded(RP_RELAY_SPLICE);
+}
+
+static void test_shards_uring_splice(void **state)
+{
+	(void)state;
+	run_sharded(RP_RELAY_SPLICE_URING);
+}
+
+static void test_shards_auto(void **state)
+{
+	(void)state;
+	run_sharded(RP_RELAY_AUTO);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest shards[] = {
+		T(test_shards_copy),
+		T(test_shards_splice),
+		T(test_shards_uring_splice),
+		T(test_shards_auto),
+	};
 	const struct CMUnitTest all[] = {
 		T(test_bytes_copy),
 		T(test_bytes_splice),
@@ -606,5 +671,7 @@ int main(void)
 		T(test_idle_timeout),
 	};
 
+	if (argc > 1 && !strcmp(argv[1], "shards"))
+		return ENGINE_TEST_RUN("relay-shards", shards);
 	return ENGINE_TEST_RUN("relay", all);
 }
