@@ -69,6 +69,7 @@ enum cfg {
 	C_RP_AUTO,
 	C_RP_SPLICE,
 	C_RP_COPY,
+	C_RP_URING, /* IORING_OP_SPLICE in io-wq: measured against splice */
 	C_HAPROXY,
 	C_SOCAT,
 	C_DIRECT,
@@ -77,7 +78,7 @@ enum cfg {
 
 static const char *const cfg_name[C_NR] = {
 	"ringplane relay (auto)", "ringplane relay --mode splice", "ringplane relay --mode copy",
-	"haproxy", "socat", "direct (no relay)",
+	"ringplane relay --mode uring-splice", "haproxy", "socat", "direct (no relay)",
 };
 
 struct relay {
@@ -125,6 +126,7 @@ static bool cfg_available(const struct ctx *x, enum cfg c)
 	case C_RP_AUTO:
 	case C_RP_SPLICE:
 	case C_RP_COPY:
+	case C_RP_URING:
 		return x->have_rp;
 	case C_HAPROXY:
 		return x->have_haproxy;
@@ -168,7 +170,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
 {
 	char ups[32], cpus[16], lst[] = "127.0.0.1:0", path[128], text[1024], a1[96], a2[64];
-	static const char *const mode[] = { "auto", "splice", "copy" };
+	static const char *const mode[] = { "auto", "splice", "copy", "uring-splice" };
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
 	int ret;
 
@@ -177,7 +179,7 @@ static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
 	r->p.out = -1;
 	snprintf(ups, sizeof(ups), "127.0.0.1:%d", up);
 	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
-	if (c <= C_RP_COPY) {
+	if (c <= C_RP_URING) {
 		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", "1",
 				 "--cpus", cpus, "--mode", (char *)mode[c], NULL };
 		const char *l, *colon;
@@ -259,7 +261,7 @@ static void relays_stop(struct relay *rs, const char *group)
 		if (!r->up || r->p.pid <= 0)
 			continue;
 		proc_stop(&r->p, cfg_name[c], true, -1);
-		if (c <= C_RP_COPY && (s = strstr(proc_log(&r->p), "shard 0: conns"))) {
+		if (c <= C_RP_URING && (s = strstr(proc_log(&r->p), "shard 0: conns"))) {
 			const char *e = strchr(s, '\n');
 			const char *ops = strstr(s, " | ops");
 
@@ -392,7 +394,7 @@ static int iperf_run(struct ctx *x, int port, unsigned streams, unsigned secs, d
 static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 {
 	static const unsigned streams[] = { 1, 4 };
-	const bool want[C_NR] = { true, true, true, true, true, true };
+	const bool want[C_NR] = { true, true, true, true, true, true, true };
 	struct proc srv = { .pid = -1, .out = -1 }, dsrv = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
 	char ps[16], pd[16];
@@ -509,6 +511,19 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				if (rp_bench_runs_median(cpu[c], runs) > 0 && rp_bench_runs_median(cpu[C_HAPROXY], runs) > 0)
 					rp_bench_runs_row(name, "s/GB", cpu[c], cpu[C_HAPROXY], runs, "haproxy",
 					    false);
+			} else if (c == C_RP_URING) {
+				/* readiness + splice(2) on the shard vs IORING_OP_SPLICE in io-wq */
+				if (bad[C_RP_SPLICE] || !rs[C_RP_SPLICE].up)
+					continue;
+				snprintf(name, sizeof(name), "bulk %u %s splice vs uring-splice", ns, sn);
+				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_SPLICE], gb[c], runs,
+				    cfg_name[c], true);
+				snprintf(name, sizeof(name), "cpu s/GB %u %s splice vs uring-splice", ns,
+					 sn);
+				if (rp_bench_runs_median(cpu[C_RP_SPLICE], runs) > 0 &&
+				    rp_bench_runs_median(cpu[c], runs) > 0)
+					rp_bench_runs_row(name, "s/GB", cpu[C_RP_SPLICE], cpu[c], runs,
+					    cfg_name[c], false);
 			} else if (c == C_SOCAT) {
 				snprintf(name, sizeof(name), "bulk %u %s vs socat", ns, sn);
 				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
@@ -900,6 +915,21 @@ out:
 	return ret;
 }
 
+/* RP_BENCH_RELAY_ROWS=bulk,latency,http picks groups of rows (all when
+ * unset): one group can be rerun while tuning without the others' minutes. */
+static bool want_rows(const char *group)
+{
+	const char *env = getenv("RP_BENCH_RELAY_ROWS");
+	size_t n = strlen(group);
+
+	if (!env || !*env)
+		return true;
+	for (const char *p = env; (p = strstr(p, group)); p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
 int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 {
 	struct ctx *x = calloc(1, sizeof(*x));
@@ -951,10 +981,11 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		       x->cpu_c);
 	sigaction(SIGPIPE, &ign, &old);
 
-	ret = bulk_rows(x, quick ? 1 : 3, quick ? 1 : 4);
-	if (!ret)
+	if (want_rows("bulk"))
+		ret = bulk_rows(x, quick ? 1 : 3, quick ? 1 : 4);
+	if (!ret && want_rows("latency"))
 		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
-	if (!ret)
+	if (!ret && want_rows("http"))
 		ret = http_rows(x, quick ? 1 : 3, quick ? 1 : 3);
 
 	sigaction(SIGPIPE, &old, NULL);
