@@ -322,7 +322,11 @@ static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 	c->closing = true;
 	c->ops++;
 	if (!rp_close(sh, c->fd, on_closed, c)) {
-		close(c->fd); /* no memory for the op: close synchronously */
+		/* no memory for the op: close synchronously; but a recv or send
+		 * still armed holds the socket open past a bare close (the peer
+		 * would never see the end), so shut it down first: they end */
+		(void)shutdown(c->fd, SHUT_RDWR);
+		close(c->fd);
 		ST_ADD(c->es, closed, 1);
 		c->ops--;
 	}
