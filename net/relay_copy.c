@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The copy path of a relay direction: a multishot recv into the shard's
- * provided buffers, and sendmsg straight from those buffers (up to 16 per
- * send, one send in flight so bytes stay in order), continued where a short
- * send stopped. A buffer goes back to the ring once every byte of it was
- * sent. Memory per direction is bounded: at cfg.max_inflight bytes queued
+ * provided buffers, and the received buffers pushed as they are (no copy)
+ * onto the direction's output queue (rp_outq, net/outq.c): one sendmsg of
+ * everything queued per round, one send in flight so bytes stay in order,
+ * a short send continued where it stopped. A buffer goes back to the ring
+ * when the queue releases it (every byte of it sent). The queue exists
+ * only while bytes are queued: an idle direction holds none.
+ * Memory per direction is bounded: at cfg.max_inflight bytes queued
  * the direction stops reading (its recv is cancelled) and resumes below
  * half. When the shard runs short of provided buffers, a direction that
  * holds some copies new data aside into pool memory and gives the buffer
@@ -12,7 +15,6 @@
  * others.
  */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -20,6 +22,13 @@
 
 #define MAX_NODES 64	/* queued pieces per direction before pausing */
 #define SPILL_HELD 2	/* a direction keeps this many buffers when the shard is short */
+
+/* What a push needs back at its release: a provided buffer or a pool block. */
+struct rpush {
+	struct rdir *d;
+	char *block;	/* pool memory (spilled, primed), or NULL */
+	int32_t bid;	/* provided buffer id, or -1 */
+};
 
 static void copy_kick(struct rdir *d);
 static void copy_recv_arm(struct rdir *d);
@@ -29,28 +38,36 @@ static struct rp_relay_stats *stats(struct rdir *d)
 	return &relay_shard_get(d->r->sh)->st;
 }
 
-static void node_free(struct rp_shard *sh, struct rnode *n)
+static void q_close(struct rdir *d)
 {
-	if (n->bid >= 0)
-		rp_buf_put(sh, (uint16_t)n->bid);
-	else
-		rp_pool_free(n->ptr);
-	rp_pool_free(n);
+	struct rp_outq *q = d->q;
+
+	if (q) {
+		d->q = NULL; /* the releases that follow see the queue gone */
+		rp_outq_close(q);
+	}
+}
+
+/* The relay ends: what is queued is dropped (released now, or when the
+ * send holding it completes: each release drops the relay reference its
+ * push took). */
+static void copy_end(struct rdir *d)
+{
+	q_close(d);
 }
 
 void relay_copy_drop(struct rdir *d)
 {
-	struct rp_shard *sh = d->r->sh;
+	q_close(d);
+}
 
-	while (d->head) {
-		struct rnode *n = d->head;
+static void on_q_error(struct rp_outq *q, void *arg, int err)
+{
+	struct rdir *d = arg;
 
-		d->head = n->next;
-		node_free(sh, n);
-	}
-	d->tail = NULL;
-	d->nodes = 0;
-	d->queued = 0;
+	(void)q;
+	if (!d->r->ended)
+		relay_fail(d->r, err, RP_RELAY_END_RESET);
 }
 
 static bool shard_short_of_buffers(struct rp_shard *sh)
@@ -58,73 +75,6 @@ static bool shard_short_of_buffers(struct rp_shard *sh)
 	unsigned total = rp_buf_count(sh);
 
 	return total - rp_buf_out(sh) < total / 4;
-}
-
-static unsigned held_buffers(const struct rdir *d)
-{
-	unsigned held = 0;
-
-	for (const struct rnode *n = d->head; n; n = n->next)
-		held += n->bid >= 0;
-	return held;
-}
-
-static int enqueue(struct rdir *d, const struct rp_cqe *c)
-{
-	struct rp_shard *sh = d->r->sh;
-	struct rnode *n = rp_pool_alloc(rp_shard_pool(sh), sizeof(*n));
-
-	if (!n)
-		return -ENOMEM;
-	n->next = NULL;
-	n->ptr = c->buf;
-	n->len = (uint32_t)c->res;
-	n->off = 0;
-	n->bid = c->bid;
-	if (shard_short_of_buffers(sh) && held_buffers(d) >= SPILL_HELD) {
-		char *copy = rp_pool_alloc(rp_shard_pool(sh), (size_t)c->res);
-
-		if (copy) {
-			memcpy(copy, c->buf, (size_t)c->res);
-			rp_buf_put(sh, c->bid);
-			n->ptr = copy;
-			n->bid = -1;
-			stats(d)->spilled++;
-		}
-	}
-	if (d->tail)
-		d->tail->next = n;
-	else
-		d->head = n;
-	d->tail = n;
-	d->nodes++;
-	d->queued += (size_t)c->res;
-	return 0;
-}
-
-int relay_copy_prime(struct rdir *d, const void *buf, size_t len)
-{
-	struct rp_shard *sh = d->r->sh;
-	struct rnode *n;
-	char *copy;
-
-	if (!len)
-		return 0;
-	n = rp_pool_alloc(rp_shard_pool(sh), sizeof(*n));
-	copy = rp_pool_alloc(rp_shard_pool(sh), len);
-	if (!n || !copy || len > UINT32_MAX) {
-		rp_pool_free(n);
-		rp_pool_free(copy);
-		return -ENOMEM;
-	}
-	memcpy(copy, buf, len);
-	*n = (struct rnode){ .next = d->head, .ptr = copy, .len = (uint32_t)len, .bid = -1 };
-	d->head = n;
-	if (!d->tail)
-		d->tail = n;
-	d->nodes++;
-	d->queued += len;
-	return 0;
 }
 
 static bool over_limit(const struct rdir *d)
@@ -152,7 +102,7 @@ static void pause_reading(struct rdir *d)
  * to another path. */
 static void drained(struct rdir *d)
 {
-	if (!d->head && !d->sending && !d->recv_op && (d->eof || d->paused))
+	if (!d->nodes && !d->recv_op && (d->eof || d->paused))
 		relay_dir_quiet(d);
 }
 
@@ -160,6 +110,137 @@ static bool may_resume(const struct rdir *d)
 {
 	return d->paused && under_resume(d) && !d->recv_op && d->path == PATH_COPY &&
 	       d->want == PATH_COPY;
+}
+
+/* The queue is done with a piece: sent in full, or dropped (an error, the
+ * end). Runs inside the queue's send completion (or its close). */
+static void push_release(void *arg, const void *buf, size_t len)
+{
+	struct rpush *p = arg;
+	struct rdir *d = p->d;
+	struct rp_relay *r = d->r;
+	bool sent = false;
+
+	(void)buf;
+	if (p->bid >= 0) {
+		rp_buf_put(r->sh, (uint16_t)p->bid);
+		d->held--;
+	} else {
+		rp_pool_free(p->block);
+	}
+	rp_pool_free(p);
+	d->nodes--;
+	d->queued -= len;
+	if (d->q && !r->ended) {
+		struct rp_outq_stats st;
+		uint64_t n;
+
+		/* pieces leave in order: the queue's sent bytes not yet counted
+		 * cover this one, unless it was dropped by an error */
+		rp_outq_stats(d->q, &st);
+		n = st.plain_bytes - d->counted;
+		if (n > len)
+			n = len;
+		if (n) {
+			d->counted += n;
+			relay_moved(d, (size_t)n, false);
+		}
+		sent = n == len;
+	}
+	if (sent) {
+		if (!d->nodes)
+			q_close(d); /* an idle direction holds no queue */
+		if (may_resume(d)) {
+			d->paused = false;
+			copy_recv_arm(d);
+		}
+		drained(d);
+	}
+	relay_op_done(r);
+}
+
+/* Queue @len bytes at @ptr: a provided buffer (@bid >= 0) or a pool block
+ * the queue's release frees. On failure both stay the caller's. */
+static int push(struct rdir *d, char *ptr, size_t len, int32_t bid)
+{
+	struct rp_shard *sh = d->r->sh;
+	struct rpush *p;
+	int ret;
+
+	if (!d->q) {
+		struct rp_outq_opts o = {
+			/* a flush per push: the send leaves with the loop's next
+			 * submit, not a round later behind a NOP; the relay bounds
+			 * itself (max_inflight), the queue need not; loopback and
+			 * veth copy anyway, and a provided buffer is 16 KB */
+			.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF,
+			.max_bytes = (size_t)1 << 40,
+			.on_error = on_q_error,
+			.arg = d,
+		};
+
+		ret = rp_outq_init(sh, &d->q, d->to, &o);
+		if (ret)
+			return ret;
+		d->counted = 0;
+	}
+	p = rp_pool_alloc(rp_shard_pool(sh), sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->d = d;
+	p->block = bid >= 0 ? NULL : ptr;
+	p->bid = bid;
+	ret = rp_outq_push(d->q, ptr, len, push_release, p);
+	if (ret) {
+		rp_pool_free(p);
+		return ret;
+	}
+	d->nodes++;
+	d->queued += len;
+	d->held += bid >= 0;
+	d->r->pending++; /* the release drops it */
+	return 0;
+}
+
+static int enqueue(struct rdir *d, const struct rp_cqe *c)
+{
+	struct rp_shard *sh = d->r->sh;
+	size_t len = (size_t)c->res;
+	char *copy;
+	int ret;
+
+	if (shard_short_of_buffers(sh) && d->held >= SPILL_HELD &&
+	    (copy = rp_pool_alloc(rp_shard_pool(sh), len))) {
+		memcpy(copy, c->buf, len);
+		ret = push(d, copy, len, -1);
+		if (ret) {
+			rp_pool_free(copy);
+			return ret;
+		}
+		rp_buf_put(sh, c->bid);
+		stats(d)->spilled++;
+		return 0;
+	}
+	return push(d, c->buf, len, c->bid);
+}
+
+int relay_copy_prime(struct rdir *d, const void *buf, size_t len)
+{
+	struct rp_shard *sh = d->r->sh;
+	char *copy;
+
+	if (!len)
+		return 0;
+	/* before anything else on @d: nothing is queued yet */
+	copy = len <= UINT32_MAX ? rp_pool_alloc(rp_shard_pool(sh), len) : NULL;
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	if (push(d, copy, len, -1)) {
+		rp_pool_free(copy);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -218,94 +299,12 @@ static void copy_recv_arm(struct rdir *d)
 	r->pending++;
 }
 
-static void advance(struct rdir *d, size_t n)
-{
-	struct rp_shard *sh = d->r->sh;
-
-	d->queued -= n;
-	while (n && d->head) {
-		struct rnode *h = d->head;
-		size_t left = h->len - h->off;
-
-		if (n < left) {
-			h->off += (uint32_t)n;
-			return;
-		}
-		n -= left;
-		d->head = h->next;
-		if (!d->head)
-			d->tail = NULL;
-		d->nodes--;
-		node_free(sh, h);
-	}
-}
-
-static void on_writable(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
-{
-	struct rdir *d = arg;
-
-	(void)sh;
-	d->sending = false;
-	if (!d->r->ended && c->res < 0)
-		relay_fail(d->r, c->res, RP_RELAY_END_RESET);
-	else
-		copy_kick(d);
-	relay_op_done(d->r);
-}
-
-static void on_sent(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
-{
-	struct rdir *d = arg;
-	struct rp_relay *r = d->r;
-
-	d->sending = false;
-	if (!r->ended) {
-		if (c->res > 0) {
-			advance(d, (size_t)c->res);
-			relay_moved(d, (size_t)c->res, false);
-		} else if (c->res == -EAGAIN) {
-			/* a kernel that honours O_NONBLOCK on sockets: wait for room */
-			if (rp_poll(sh, d->to, POLLOUT, on_writable, d)) {
-				d->sending = true;
-				r->pending++;
-			} else {
-				relay_fail(r, -errno, RP_RELAY_END_NOMEM);
-			}
-		} else {
-			relay_fail(r, c->res < 0 ? c->res : -EPIPE, RP_RELAY_END_RESET);
-		}
-	}
-	if (!r->ended) {
-		copy_kick(d);
-		if (may_resume(d)) {
-			d->paused = false;
-			copy_recv_arm(d);
-		}
-		drained(d);
-	}
-	relay_op_done(r);
-}
-
+/* Send what is queued unless a send is in flight (its completion sends
+ * the rest). A failure runs on_q_error. */
 static void copy_kick(struct rdir *d)
 {
-	struct rp_relay *r = d->r;
-	unsigned n = 0;
-
-	if (d->sending || !d->head || r->ended)
-		return;
-	for (struct rnode *p = d->head; p && n < 16; p = p->next, n++) {
-		d->iov[n].iov_base = p->ptr + p->off;
-		d->iov[n].iov_len = p->len - p->off;
-	}
-	memset(&d->msg, 0, sizeof(d->msg));
-	d->msg.msg_iov = d->iov;
-	d->msg.msg_iovlen = n;
-	if (!rp_sendmsg(r->sh, d->to, &d->msg, MSG_NOSIGNAL, on_sent, d)) {
-		relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
-		return;
-	}
-	d->sending = true;
-	r->pending++;
+	if (d->q && d->nodes && !d->r->ended)
+		(void)rp_outq_flush(d->q);
 }
 
 static int copy_start(struct rdir *d)
@@ -340,4 +339,5 @@ const struct relay_path relay_copy_path = {
 	.start = copy_start,
 	.quiesce = copy_quiesce,
 	.drop = relay_copy_drop,
+	.end = copy_end,
 };

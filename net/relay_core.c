@@ -150,11 +150,16 @@ void relay_end(struct rp_relay *r, enum rp_relay_end end, int err)
 	r->err = err;
 	if (end == RP_RELAY_END_RESET)
 		rs->st.resets_passed++;
+	/* the paths' end hooks drop references (queued pieces released):
+	 * hold one, so the relay outlives them and the closes below */
+	r->pending++;
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < PATH_COUNT; k++)
+			if (r->paths[k]->end)
+				r->paths[k]->end(&r->d[i]);
 	release_fds(r, end != RP_RELAY_END_CLOSED);
-	/* the caller holds a reference (a callback, or start): finish runs
-	 * from relay_op_done, or here if nothing is in flight */
-	if (!r->pending && !r->reported)
-		finish(r);
+	/* finish runs here if nothing is in flight, else from the last op */
+	relay_op_done(r);
 }
 
 void relay_fail(struct rp_relay *r, int err, enum rp_relay_end end)

@@ -9,17 +9,9 @@
 #define RP_NET_RELAY_IMPL_H
 
 #include <ringplane/engine.h>
+#include <ringplane/outq.h>
 #include <ringplane/pool.h>
 #include <ringplane/relay.h>
-
-/* One queued piece of a copy direction: a provided buffer (bid valid) or
- * pool memory (spilled or primed bytes). */
-struct rnode {
-	struct rnode *next;
-	char *ptr;
-	uint32_t len, off; /* bytes in ptr, bytes already sent */
-	int32_t bid;	   /* provided buffer id, or -1: ptr is a pool block */
-};
 
 enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1, PATH_URING = 2, PATH_COUNT };
 
@@ -33,17 +25,15 @@ struct rdir {
 	bool shut;	/* shutdown(SHUT_WR) sent to @to */
 	bool done;	/* EOF passed on: this direction is over */
 	bool paused;	/* stopped reading: too much held */
-	bool sending;	/* a send (copy) is in flight */
 	bool stalled;	/* splice: @to not writable, POLLOUT armed */
 	bool started;	/* moved at least one byte (prime refused after) */
 	uint8_t streak; /* auto: reads in a row that filled a whole buffer */
 	/* copy */
 	struct rp_op *recv_op; /* alive multishot recv, or NULL */
-	struct rnode *head, *tail;
-	unsigned nodes;
-	size_t queued; /* bytes in the queue, unsent */
-	struct iovec iov[16];
-	struct msghdr msg;
+	struct rp_outq *q;     /* the sends, while bytes are queued (else NULL) */
+	unsigned nodes, held;  /* pieces pushed and not released; provided buffers among them */
+	size_t queued;	       /* bytes pushed and not released */
+	uint64_t counted;      /* bytes of q's sends counted as moved */
 	/* splice */
 	struct rp_op *poll_op;
 	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
@@ -105,6 +95,9 @@ struct relay_path {
 	void (*quiesce)(struct rdir *d);
 	/* the relay ended: give back what the path holds (NULL: nothing) */
 	void (*drop)(struct rdir *d);
+	/* the relay is ending, before its sockets are closed: stop sending
+	 * (NULL: nothing to stop); what is still in flight completes later */
+	void (*end)(struct rdir *d);
 };
 
 extern const struct relay_path relay_copy_path;
@@ -115,7 +108,7 @@ extern const struct relay_path relay_uring_path;
 int relay_copy_prime(struct rdir *d, const void *buf, size_t len);
 /* relay_copy.c: send what is queued without reading; quiet once sent. */
 void relay_copy_send_only(struct rdir *d);
-/* relay_copy.c: release every queued buffer (the relay ended). */
+/* relay_copy.c: drop what is queued (the relay ended). */
 void relay_copy_drop(struct rdir *d);
 /* relay_splice.c: give the pipe back or close it (the relay ended). */
 void relay_splice_drop(struct rdir *d);
