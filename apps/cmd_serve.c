@@ -115,6 +115,7 @@ static struct {
 static void conn_next(struct rp_shard *sh, struct sconn *c);
 static bool conn_answer(struct rp_shard *sh, struct sconn *c);
 static void arm_recv(struct rp_shard *sh, struct sconn *c);
+static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 
 /* ---- connection life ---- */
 
@@ -490,6 +491,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sconn *c = arg;
 
+	if (!c->ss->tick_op && !rp_shard_stopping(sh))
+		arm_tick(sh, c->ss);
+
 	if (cq->res > 0) {
 		if (!c->closing && !c->buf) {
 			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
@@ -544,8 +548,6 @@ static void arm_recv(struct rp_shard *sh, struct sconn *c)
 
 /* ---- timeouts ---- */
 
-static void arm_tick(struct rp_shard *sh, struct sshard *ss);
-
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
@@ -582,9 +584,12 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	arm_tick(sh, ss);
 }
 
+/* The timeouts hang on this one timer. Without an op (pool empty) it is
+ * tried again a few times now, then at the next accept or receive. */
 static void arm_tick(struct rp_shard *sh, struct sshard *ss)
 {
-	ss->tick_op = rp_timeout(sh, TICK_NS, on_tick, ss);
+	for (int i = 0; i < 4 && !ss->tick_op; i++)
+		ss->tick_op = rp_timeout(sh, TICK_NS, on_tick, ss);
 }
 
 /* ---- accepting ---- */
