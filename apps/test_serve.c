@@ -34,6 +34,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -182,7 +183,7 @@ static ssize_t fill(struct conn *c)
 
 static const char *field(const struct resp *r, const char *name)
 {
-	static char v[256];
+	static __thread char v[256]; /* readers on several threads call it */
 	const char *p = r->head;
 	size_t n = strlen(name);
 
@@ -680,8 +681,8 @@ static void test_many_clients(void)
 /* A file rewritten and replaced while it is being downloaded: every answer
  * is one whole version, never a mix or a short body. */
 struct churn {
-	volatile int stop;
-	unsigned bad, ok;
+	atomic_int stop;
+	atomic_uint bad, ok; /* four readers count into them */
 };
 
 static void *churn_reader(void *arg)

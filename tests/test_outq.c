@@ -51,6 +51,7 @@ static struct {
 	atomic_int errors, writable, produced_all, finished;
 	int err;
 	atomic_bool blocked; /* a push was refused: wait for on_writable */
+	atomic_size_t blocked_pos; /* P.pos at the last refusal, for other threads */
 	bool stop_on_error;
 	struct rp_outq_stats st, shard;
 	size_t pending_at_end;
@@ -159,6 +160,7 @@ static void produce(struct rp_shard *sh, void *arg)
 			}
 		}
 		if (ret == -ENOBUFS) {
+			atomic_store(&P.blocked_pos, (size_t)P.pos);
 			atomic_store(&P.blocked, true); /* on_writable posts the next round */
 			return;
 		}
@@ -565,6 +567,8 @@ static void batch_once(bool manual)
 	assert_int_equal(rp_runtime_submit(rt, 0, batch_round, NULL), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(rd.got, rd.cap);
+	/* produced_all (stored after the last push) orders P.nbufs for us */
+	assert_true(wait_int(&P.produced_all, 1, 10));
 	assert_true(wait_int(&P.releases, (int)P.nbufs, 10));
 	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
 	assert_true(wait_int(&P.finished, 1, 10));
@@ -628,7 +632,7 @@ static void test_bound(void **state)
 	sleep_ms(200);
 	assert_true(atomic_load(&P.blocked));
 	assert_false(atomic_load(&P.produced_all));
-	peak = (size_t)P.pos;
+	peak = atomic_load(&P.blocked_pos);
 	print_message("# peer not reading: %zu bytes accepted, then -ENOBUFS (bound %zu)\n", peak,
 		      max);
 	/* bound + what the kernel buffers (small SO_SNDBUF/SO_RCVBUF, doubled) */
