@@ -222,6 +222,7 @@ struct server {
 	char log[256]; /* its stderr */
 	unsigned shards;
 	uint64_t outcome[O_COUNT], err[E_COUNT], verified, conns, active;
+	long rss_start, fd_start; /* before any client, for reference */
 	long rss0, rss1, fd0, fd1;
 	long pipes0, pipes1; /* relay: pipes in its splice cache (2 fds each), -1 unknown */
 	long proxy_refused;  /* relay: PROXY headers it refused or timed out, at the end */
@@ -301,6 +302,7 @@ static uint8_t rbuf[256 << 10];
 
 static void note_err(struct conn *c, enum err e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static bool is_http(const struct conn *c);
 
 static void note_err(struct conn *c, enum err e, const char *fmt, ...)
 {
@@ -314,6 +316,15 @@ static void note_err(struct conn *c, enum err e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
+	if (is_http(c) && c->nreq) {
+		fprintf(stderr, " [answer %u of %u:", c->ndone + 1, c->nreq);
+		for (unsigned i = 0; i < c->nreq; i++)
+			fprintf(stderr, " %s%s%s%s", i == c->ndone ? "*" : "",
+				c->rq[i].head ? "HEAD " : "",
+				c->rq[i].file >= 0 ? files[c->rq[i].file].name : "missing",
+				c->rq[i].range);
+		fprintf(stderr, "]");
+	}
 	fprintf(stderr, " [sent %llu recvd %llu total %llu; last read %llu ms ago]\n",
 		(unsigned long long)c->sent, (unsigned long long)c->recvd,
 		(unsigned long long)c->total,
@@ -1007,7 +1018,8 @@ static void on_event(struct conn *c, uint32_t ev)
 
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
-			if (opt_faults && (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE))
+			if (opt_faults &&
+			    (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE))
 				finish(c, O_SERVER_CLOSED, false);
 			else
 				fail(c, E_CONNECT, "connect", err);
@@ -1601,8 +1613,8 @@ static int summary(void)
 	}
 	printf("%-14s %8llu %12.1f %7llu\n", "total", (unsigned long long)tot_conns,
 	       (double)tot_ver / 1e6, (unsigned long long)tot_err);
-	printf("%-14s %10s %10s %7s %6s %6s %11s %5s\n", "server", "VmRSS kB", "end", "growth",
-	       "fds", "end", "pipe cache", "exit");
+	printf("%-14s %9s %9s %9s %7s %5s %5s %5s %11s %5s\n", "server", "VmRSS kB", "warm", "end",
+	       "growth", "fds", "warm", "end", "pipe cache", "exit");
 	for (unsigned i = 0; i < NSERVERS; i++) {
 		struct server *s = &servers[i];
 		bool rss_bad = s->rss0 <= 0 || s->rss1 <= 0 || s->rss1 * 100 > s->rss0 * 105;
@@ -1615,8 +1627,9 @@ static int summary(void)
 		clean = log_clean(s);
 		if (s->kind == K_RELAY)
 			snprintf(cache, sizeof(cache), "%ld -> %ld", s->pipes0, s->pipes1);
-		printf("%-14s %10ld %10ld %+6.1f%% %6ld %6ld %11s %5d%s%s%s\n", s->name, s->rss0,
-		       s->rss1, pct(s->rss0, s->rss1), s->fd0, s->fd1, cache, s->status,
+		printf("%-14s %9ld %9ld %9ld %+6.1f%% %5ld %5ld %5ld %11s %5d%s%s%s\n", s->name,
+		       s->rss_start, s->rss0, s->rss1, pct(s->rss0, s->rss1), s->fd_start, s->fd0,
+		       s->fd1, cache, s->status,
 		       rss_bad ? (opt_rss_check ? " RSS-GREW" : " (rss grew, not checked)") : "",
 		       fd_bad ? " FDS-GREW" : "", s->status ? " BAD-EXIT" : "");
 		if ((rss_bad && opt_rss_check) || fd_bad || s->status || s->exited || !clean)
@@ -1782,6 +1795,10 @@ int main(int argc, char **argv)
 	       (unsigned long long)opt_seed, opt_seconds, opt_warmup, opt_conns, workdir);
 	fflush(stdout);
 
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		servers[i].rss_start = servers[i].enabled ? rss_kb(servers[i].pid) : 0;
+		servers[i].fd_start = servers[i].enabled ? fd_count(servers[i].pid) : 0;
+	}
 	t0 = now_ms();
 	run_load(t0 + (uint64_t)opt_warmup * 1000);
 	drain(0);
