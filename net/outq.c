@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -297,6 +298,57 @@ static void op_end(struct rp_outq *q)
 		destroy(q);
 }
 
+static void wait_room(struct rp_outq *q);
+
+/* The pause after a poll that said only RDHUP (below): 100 polls a second
+ * at most on a socket whose peer half-closed and does not read. */
+#define ROOM_PAUSE_NS (10ull * 1000 * 1000)
+
+static void on_room(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rp_outq *q = arg;
+
+	(void)sh;
+	if (c->res >= 0 && !(c->res & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) && !q->closing &&
+	    !q->err) {
+		/* io_uring reports RDHUP to every poll: the peer half-closed,
+		 * and the socket is not writable yet. Look again later. */
+		if (rp_timeout(q->sh, ROOM_PAUSE_NS, on_room, q))
+			return; /* still the wait in flight: inflight, ops held */
+		fail(q, -errno);
+	} else if (c->res < 0 && c->res != -ETIME) {
+		fail(q, c->res);
+	}
+	q->inflight = false;
+	after_send(q);
+	op_end(q);
+}
+
+/*
+ * A send found the socket full and gave EAGAIN back: the fd is O_NONBLOCK
+ * (serve and relay make theirs so for sendfile and splice), and io_uring
+ * gives EAGAIN back when its retry after its own poll finds no room either,
+ * which is every time once the peer half-closed: io_uring reports RDHUP to
+ * every poll, so its poll returns at once (6.18; found by the soak: a head
+ * queued behind a 4 MB body failed and serve closed the connection with
+ * answers missing; test_outq's bound case on an O_NONBLOCK socket). Nothing
+ * was sent: wait for POLLOUT on the ring (a poll that says only RDHUP is
+ * retried after ROOM_PAUSE_NS), then flush from where it stopped. The wait
+ * stands for the send in flight (inflight, covering no node), so nothing
+ * else flushes meanwhile; a close drops the queue as usual, an error or a
+ * cancel of the poll (rp_cancel_fd) fails it.
+ */
+static void wait_room(struct rp_outq *q)
+{
+	if (!rp_poll(q->sh, q->fd, POLLOUT, on_room, q)) {
+		fail(q, -errno);
+		return;
+	}
+	q->inflight = true;
+	q->inflight_nodes = 0;
+	q->ops++;
+}
+
 static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_outq *q = arg;
@@ -332,6 +384,8 @@ static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			n->next = NULL;
 			node_retire(q, n);
 		}
+	} else if (c->res == -EAGAIN) {
+		wait_room(q);
 	} else {
 		fail(q, c->res < 0 ? c->res : -EPIPE);
 	}
@@ -413,6 +467,8 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		q->queued -= (size_t)c->res;
 		if (n->off == n->len)
 			node_retire(q, fifo_pop(q));
+	} else if (c->res == -EAGAIN) {
+		wait_room(q);
 	} else {
 		fail(q, c->res < 0 ? c->res : -EPIPE);
 	}
