@@ -9,7 +9,8 @@
  *   and a stream through rp_outq with short=0.3 arrives whole and in order;
  * - reset: rp_recv ends with -ECONNRESET; multishot receives deliver only
  *   correct bytes in order, then end with -ECONNRESET, with every buffer
- *   back and no op left alive;
+ *   back and no op left alive, also when the caller closes the socket
+ *   while the reset's cancel is under way;
  * - eagain: flushes and the loop's submits that fail lose nothing; at
  *   rate 1 the flush gives up (EBUSY) and the loop still runs.
  */
@@ -550,6 +551,91 @@ static void test_multishot_recv_reset_ends_cleanly(void **state)
 	free(data);
 }
 
+/* The caller closes the socket while the injected reset is under way (its
+ * cancel not yet completed): still exactly one last callback, -ECONNRESET,
+ * and nothing left behind. */
+static struct {
+	int fd;
+	unsigned data_cbs, finals, closes;
+	int final_res;
+	unsigned inflight_after, bufs_out_after;
+	atomic_int done;
+} trc;
+
+static void rc_check(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	trc.inflight_after = rp_shard_inflight(sh);
+	trc.bufs_out_after = rp_buf_out(sh);
+	atomic_store(&trc.done, 1);
+}
+
+static void rc_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0) {
+		trc.data_cbs++;
+		rp_buf_put(sh, c->bid);
+	}
+	if (c->flags & RP_CQE_MORE) {
+		/* the first data CQE started the reset (reset=1: right after
+		 * its callback); a second one came before the reset's cancel
+		 * completed: close now */
+		if (trc.data_cbs == 2 && !trc.closes++)
+			CHECK(rp_close(sh, trc.fd, NULL, NULL) != NULL);
+		return;
+	}
+	trc.finals++;
+	trc.final_res = c->res;
+	CHECK(rp_timeout(sh, 20 * MS, rc_check, NULL) != NULL);
+}
+
+static void rc_arm(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv_multishot(sh, trc.fd, rc_cb, NULL) != NULL);
+}
+
+static void test_multishot_reset_with_a_close_under_way(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	uint8_t data[1000];
+	unsigned closed_early = 0;
+
+	(void)state;
+	fill_pattern(data, sizeof(data), 0);
+	/* 1000 bytes fill four 256-byte buffers: four CQEs in one batch, the
+	 * later ones reaped before the reset's cancel reaches the kernel */
+	cfg.buf_size = 256;
+	rt = rt_start_faults(&cfg, "reset=1");
+	for (int i = 0; i < 20; i++) {
+		int cli, srv;
+
+		memset(&trc, 0, sizeof(trc));
+		tcp_pair(&cli, &srv);
+		trc.fd = srv;
+		assert_int_equal(rp_runtime_submit(rt, 0, rc_arm, NULL), 0);
+		assert_int_equal(send(cli, data, sizeof(data), 0), (ssize_t)sizeof(data));
+		assert_true(wait_for(&trc.done, 1, WAIT_S));
+		check_failures();
+		closed_early += trc.closes;
+		assert_int_equal(trc.finals, 1);
+		assert_int_equal(trc.final_res, -ECONNRESET);
+		assert_int_equal(trc.inflight_after, 1);
+		assert_int_equal(trc.bufs_out_after, 0);
+		close(cli);
+		if (!trc.closes)
+			close(srv);
+	}
+	print_message("# 20 resets, %u with the socket closed while the reset's cancel was "
+		      "under way\n",
+		      closed_early);
+	assert_true(closed_early > 0);
+	rt_end(rt);
+}
+
 /* ======================================================================
  * eagain: submits that fail
  * ====================================================================== */
@@ -638,6 +724,7 @@ int main(void)
 		T(test_outq_stream_whole_under_short_sends),
 		T(test_recv_ends_with_reset),
 		T(test_multishot_recv_reset_ends_cleanly),
+		T(test_multishot_reset_with_a_close_under_way),
 		T(test_eagain_loses_nothing),
 	};
 
