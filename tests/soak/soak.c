@@ -1110,6 +1110,38 @@ static long fd_count(pid_t pid)
 }
 
 /*
+ * serve keeps up to 4 empty pipes per shard for its file splices
+ * (net/filesend.c PIPE_STASH), more or fewer after a run depending on
+ * which sends ended in an error (an error's pipe is closed, not kept):
+ * bounded, a cache, not a leak. Once the load is drained every pipe it
+ * holds is one of those. Returns the pipes (2 fds each), -1 unknown.
+ */
+static long serve_pipes(pid_t pid)
+{
+	char path[64], link[96], target[64];
+	struct dirent *d;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) && n < 1000000) {
+		ssize_t len;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%.20s", path, d->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len > 5 && !memcmp(target, "pipe:", 5))
+			n++;
+	}
+	closedir(dir);
+	return n / 2;
+}
+
+/*
  * A relay keeps idle pipes for later splices (net/relay_splice.c, at most
  * 256 per shard): descriptors that are a cache, not a leak, and whose
  * number follows the peak of concurrent splices. SIGUSR1 makes each shard
@@ -1431,7 +1463,8 @@ static void measure(bool end)
 		if (!s->enabled || s->exited)
 			continue;
 		if (!end) {
-			s->pipes0 = s->kind == K_RELAY ? relay_pipes(s) : 0;
+			s->pipes0 = s->kind == K_RELAY ? relay_pipes(s) :
+				    s->kind == K_SERVE ? serve_pipes(s->pid) : 0;
 			s->rss0 = rss_kb(s->pid);
 			s->fd0 = fd_count(s->pid) - 2 * (s->pipes0 > 0 ? s->pipes0 : 0);
 			continue;
@@ -1439,7 +1472,8 @@ static void measure(bool end)
 		uint64_t grace = now_ms() + FD_GRACE_MS;
 
 		do {
-			s->pipes1 = s->kind == K_RELAY ? relay_pipes(s) : 0;
+			s->pipes1 = s->kind == K_RELAY ? relay_pipes(s) :
+				    s->kind == K_SERVE ? serve_pipes(s->pid) : 0;
 			s->fd1 = fd_count(s->pid) - 2 * (s->pipes1 > 0 ? s->pipes1 : 0);
 			if (s->fd1 * 100 <= s->fd0 * 105)
 				break;
@@ -1625,7 +1659,7 @@ static int summary(void)
 		if (!s->enabled)
 			continue;
 		clean = log_clean(s);
-		if (s->kind == K_RELAY)
+		if (s->kind == K_RELAY || s->kind == K_SERVE)
 			snprintf(cache, sizeof(cache), "%ld -> %ld", s->pipes0, s->pipes1);
 		printf("%-14s %9ld %9ld %9ld %+6.1f%% %5ld %5ld %5ld %11s %5d%s%s%s\n", s->name,
 		       s->rss_start, s->rss0, s->rss1, pct(s->rss0, s->rss1), s->fd_start, s->fd0,
@@ -1637,8 +1671,8 @@ static int summary(void)
 		if (!clean)
 			printf("%-14s sanitizer or crash report in its stderr (above)\n", "");
 	}
-	printf("VmRSS and fds: each server idle after the warm-up and at the end (a relay's fds\n"
-	       "without its cached pipes); drains took %.1f s and %.1f s; exit: status at "
+	printf("VmRSS and fds: each server idle after the warm-up and at the end (a relay's and\n"
+	       "serve's fds without their cached pipes); drains took %.1f s and %.1f s; exit: status at "
 	       "SIGTERM\n",
 	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000);
 	for (unsigned i = 0; i < NSERVERS; i++) {
