@@ -100,11 +100,15 @@ static uint64_t splitmix64(uint64_t x)
 
 void eng_faults_init(struct eng_faults *f, const struct eng_faults_cfg *cfg, unsigned shard)
 {
-	memset(f, 0, sizeof(*f));
-	memcpy(f->thresh, cfg->thresh, sizeof(f->thresh));
+	memset(f, 0, sizeof(*f)); /* thresholds 0 until eng_faults_start */
 	f->s = splitmix64(cfg->seed + shard);
 	if (!f->s)
 		f->s = 1;
+}
+
+void eng_faults_start(struct eng_faults *f, const struct eng_faults_cfg *cfg)
+{
+	memcpy(f->thresh, cfg->thresh, sizeof(f->thresh));
 }
 
 uint64_t eng_faults_count(const struct rp_runtime *rt, unsigned shard, enum eng_fault_kind k)

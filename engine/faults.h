@@ -50,6 +50,10 @@ struct eng_faults {
  * thread's rp_engine_error() naming the bad key or value. */
 int eng_faults_parse(const char *spec, struct eng_faults_cfg *cfg);
 void eng_faults_init(struct eng_faults *f, const struct eng_faults_cfg *cfg, unsigned shard);
+/* Faults strike from the shard loop's start on: a shard's init (listeners,
+ * first timers) runs on a fresh pool, which is never empty, so a fault
+ * there would only stop the start, never exercise a recovery. */
+void eng_faults_start(struct eng_faults *f, const struct eng_faults_cfg *cfg);
 
 /* Whether fault @k strikes now (not counted: see eng_faults_note). */
 static inline bool eng_faults_hit(struct eng_faults *f, enum eng_fault_kind k)

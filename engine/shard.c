@@ -308,6 +308,9 @@ void eng_shard_loop(struct rp_shard *sh)
 {
 	struct rp_runtime *rt = sh->rt;
 
+#ifdef RP_FAULTS
+	eng_faults_start(&sh->faults, &rt->faults);
+#endif
 	eng_eventfd_arm(sh);
 	for (;;) {
 		unsigned work = drain(sh);

@@ -4,6 +4,7 @@
  * engine compiled with RP_FAULTS, each case with its own RP_FAULTS:
  * - the syntax: unknown keys and bad values are -EINVAL with a message;
  * - nomem: ops fail with ENOMEM as on an empty pool, the others complete;
+ *   none fails in a shard's init (a fresh pool is never empty);
  * - short: rp_send, rp_sendmsg and rp_send_zc really send fewer bytes
  *   (the peer reads exactly res bytes, the caller's msghdr is untouched),
  *   and a stream through rp_outq with short=0.3 arrives whole and in order;
@@ -70,7 +71,7 @@ static void test_rp_faults_syntax(void **state)
 
 static struct {
 	atomic_int done;
-	unsigned prepared, refused, completed, other_errno;
+	unsigned prepared, refused, completed, other_errno, init_ok;
 } tnm;
 
 static void nm_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -82,7 +83,23 @@ static void nm_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		atomic_store(&tnm.done, 1);
 }
 
+static void nm_cb_init(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+}
+
+/* A shard's init runs on a fresh pool: no fault strikes there. */
 static int nm_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++)
+		tnm.init_ok += rp_nop(sh, nm_cb_init, NULL) != NULL;
+	return 0;
+}
+
+static void nm_run(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < NM_OPS; i++) {
@@ -93,7 +110,6 @@ static int nm_init(struct rp_shard *sh, void *arg)
 		else
 			tnm.other_errno++;
 	}
-	return 0;
 }
 
 static void test_nomem_fails_ops_as_an_empty_pool(void **state)
@@ -108,6 +124,7 @@ static void test_nomem_fails_ops_as_an_empty_pool(void **state)
 	memset(&tnm, 0, sizeof(tnm));
 	cfg.init = nm_init;
 	rt = rt_start_faults(&cfg, "nomem=0.5,seed=7");
+	assert_int_equal(rp_runtime_submit(rt, 0, nm_run, NULL), 0);
 	ok = wait_for(&tnm.done, 1, WAIT_S);
 	stats_of(rt, 0, &st);
 	injected = eng_faults_count(rt, 0, FAULT_NOMEM);
@@ -116,6 +133,7 @@ static void test_nomem_fails_ops_as_an_empty_pool(void **state)
 		      tnm.prepared, tnm.refused, (unsigned long long)st.nomem,
 		      (unsigned long long)injected);
 	assert_true(ok);
+	assert_int_equal(tnm.init_ok, 20);
 	assert_int_equal(tnm.other_errno, 0);
 	assert_int_equal(tnm.prepared + tnm.refused, NM_OPS);
 	assert_true(tnm.refused > NM_OPS / 4 && tnm.refused < NM_OPS * 3 / 4);
@@ -661,7 +679,7 @@ static void ea_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		atomic_store(&tea.done, 1);
 }
 
-static int ea_init(struct rp_shard *sh, void *arg)
+static void ea_run(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
 	for (unsigned i = 0; i < EA_OPS; i++) {
@@ -672,7 +690,6 @@ static int ea_init(struct rp_shard *sh, void *arg)
 			tea.refused_errno = errno;
 		}
 	}
-	return 0;
 }
 
 static void run_eagain(const char *spec, uint64_t *injected)
@@ -683,8 +700,8 @@ static void run_eagain(const char *spec, uint64_t *injected)
 
 	memset(&tea, 0, sizeof(tea));
 	cfg.ring_entries = 8; /* 300 NOPs: dozens of flushes */
-	cfg.init = ea_init;
 	rt = rt_start_faults(&cfg, spec);
+	assert_int_equal(rp_runtime_submit(rt, 0, ea_run, NULL), 0);
 	ok = wait_for(&tea.done, 1, WAIT_S);
 	*injected = eng_faults_count(rt, 0, FAULT_EAGAIN);
 	rt_end(rt);
