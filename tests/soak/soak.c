@@ -1483,6 +1483,105 @@ static void measure(bool end)
 	}
 }
 
+/*
+ * A new client once the load is over, while the servers still run: echo
+ * and the relays send back 4 KB, serve answers a GET of a small file
+ * whole. With --server-faults a few tries (an injected fault may close
+ * any one connection); without, the first must do.
+ */
+#define FRESH_TRIES 8
+
+static bool fresh_once(const struct server *s)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 5};
+	static uint8_t buf[8192];
+	const struct file *f = NULL;
+	size_t got = 0, want = 4096;
+	bool ok = false;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)s->port);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out;
+	if (s->kind == K_SERVE) {
+		char req[128];
+		int n;
+
+		for (unsigned i = 0; i < NFILES; i++)
+			if (files[i].size && files[i].size <= 4096 && (!f || files[i].size > f->size))
+				f = &files[i];
+		if (!f)
+			goto out;
+		n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			     f->name);
+		if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+			goto out;
+		want = sizeof(buf);
+	} else {
+		static const char proxy[] = "PROXY UNKNOWN\r\n";
+
+		if (s->proxy_in &&
+		    send(fd, proxy, sizeof(proxy) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(proxy) - 1))
+			goto out;
+		if (send(fd, pat, want, MSG_NOSIGNAL) != (ssize_t)want)
+			goto out;
+	}
+	while (got < want) {
+		ssize_t r = recv(fd, buf + got, want - got, 0);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (s->kind == K_SERVE) {
+		const uint8_t *end = memmem(buf, got, "\r\n\r\n", 4);
+
+		ok = end && got > 12 && !memcmp(buf, "HTTP/1.1 200", 12) &&
+		     (size_t)(buf + got - (end + 4)) == f->size &&
+		     rp_crc32c(0, end + 4, f->size) == pat_crc(0, f->off, f->size);
+	} else {
+		ok = got == want && !memcmp(buf, pat, want);
+	}
+out:
+	close(fd);
+	return ok;
+}
+
+static void fresh_clients(void)
+{
+	char line[512];
+	size_t off = 0;
+
+	line[0] = 0;
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		unsigned tries = 0;
+		bool ok = false;
+
+		if (!s->enabled || !s->target || s->exited)
+			continue;
+		while (!ok && tries < (opt_faults ? FRESH_TRIES : 1)) {
+			ok = fresh_once(s);
+			tries++;
+		}
+		if (!ok) {
+			printf("soak: %s: a fresh client after the load was not answered (%u tries)\n",
+			       s->name, tries);
+			failures++;
+		} else if (off < sizeof(line)) {
+			off += (size_t)snprintf(line + off, sizeof(line) - off, " %s %u", s->name,
+						tries);
+		}
+	}
+	printf("soak: fresh clients after the load answered (tries):%s\n", line);
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -1841,6 +1940,7 @@ int main(int argc, char **argv)
 	run_load(t0 + (uint64_t)(opt_seconds - opt_warmup) * 1000);
 	drain(1);
 	measure(true);
+	fresh_clients();
 	/* relays before their upstream */
 	for (unsigned i = NSERVERS; i-- > 0;)
 		if (servers[i].enabled)
