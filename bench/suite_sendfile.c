@@ -636,12 +636,17 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
  * the same CPU as the shard. Timed from the first byte to the reader's EOF;
  * CPU is user+system of the whole process (reader included, alike).
  */
-enum { OP_RP, OP_RW, OP_SF, OP_NR };
-static const char *const op_side[OP_NR] = { "rp_file_send", "read/write 64KB", "sendfile loop" };
+enum { OP_RP, OP_RW, OP_SF, OP_RP_SPLICE, OP_RP_SENDFILE, OP_NR };
+static const char *const op_side[OP_NR] = { "rp_file_send", "read/write 64KB", "sendfile loop",
+					     "rp_file_send splice", "rp_file_send sendfile" };
+/* the cached-body paths forced (RP_FILE_SEND_CACHED_*): only above the
+ * small path's 16 KB, where they differ */
+#define OP_FORCED_MIN (16u * 1024)
 
 struct op_send {
 	int sock, file, efd;
 	uint64_t size, left;
+	unsigned flags;
 	int64_t err;
 };
 
@@ -666,7 +671,8 @@ static void op_done(struct rp_shard *sh, void *arg, int64_t res)
 static void op_start(struct rp_shard *sh, void *arg)
 {
 	struct op_send *o = arg;
-	int r = rp_file_send(sh, o->sock, NULL, 0, o->file, 0, o->size, NULL, op_done, o);
+	struct rp_file_send_opts opts = { .flags = o->flags };
+	int r = rp_file_send(sh, o->sock, NULL, 0, o->file, 0, o->size, &opts, op_done, o);
 
 	if (r) {
 		o->err = r;
@@ -729,7 +735,7 @@ static int op_rows(const struct rp_bench_opts *opts)
 		ret = rp_zb_runtime_up(cpu[0], &rt);
 	if (ret)
 		goto out;
-	rp_report_note("operation alone: one shard on cpu %d (rp_file_send, default options, no header) vs a 64 KB pread/write loop and a sendfile(2) loop on a thread on cpu %d; a reader thread on cpu %d drains one loopback TCP connection per run; CPU s/GB = user+system of the whole process (reader included); %u run%s a side, alternating, median",
+	rp_report_note("operation alone: one shard on cpu %d (rp_file_send, default options, no header) vs a 64 KB pread/write loop and a sendfile(2) loop on a thread on cpu %d; a reader thread on cpu %d drains one loopback TCP connection per run; CPU s/GB = user+system of the whole process (reader included); %u run%s a side, alternating, median; above 16 KB also rp_file_send with the cached path forced to splice(2) on the shard and to sendfile(2)",
 		       cpu[0], cpu[0], cpu[1], runs, runs == 1 ? "" : "s");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
 		double g[OP_NR][8], c[OP_NR][8];
@@ -757,14 +763,21 @@ static int op_rows(const struct rp_bench_opts *opts)
 				uint64_t t0, got;
 				double c0;
 
+				if (s >= OP_RP_SPLICE && sizes[k] <= OP_FORCED_MIN)
+					break;
 				ret = rp_zb_pair(lfd, &addr, &snd, &rcv);
 				if (ret || (ret = rp_zb_sink_start(&sk, rcv, cpu[1])))
 					break;
 				c0 = rp_zb_cpu_s();
 				t0 = rp_bench_now_ns();
-				if (s == OP_RP) {
+				if (s == OP_RP || s >= OP_RP_SPLICE) {
 					struct op_send o = { .sock = snd, .file = file, .efd = efd,
 							     .size = sizes[k], .left = reps };
+
+					if (s == OP_RP_SPLICE)
+						o.flags = RP_FILE_SEND_CACHED_SPLICE;
+					else if (s == OP_RP_SENDFILE)
+						o.flags = RP_FILE_SEND_CACHED_SENDFILE;
 
 					/* the engine's socket ops want O_NONBLOCK (filesend.h) */
 					fcntl(snd, F_SETFL, fcntl(snd, F_GETFL) | O_NONBLOCK);
@@ -791,11 +804,21 @@ static int op_rows(const struct rp_bench_opts *opts)
 			}
 		close(file);
 		unlink(path);
-		for (int s = OP_RW; s < OP_NR && !ret; s++) {
+		for (int s = OP_RW; s <= OP_SF && !ret; s++) {
 			snprintf(name, sizeof(name), "op %s vs %s", sz, op_side[s]);
 			rp_zb_row(name, "Gbit/s", g[OP_RP], g[s], runs, op_side[s], true);
 			snprintf(name, sizeof(name), "op %s cpu vs %s", sz, op_side[s]);
 			rp_zb_row(name, "s/GB", c[OP_RP], c[s], runs, op_side[s], false);
+		}
+		/* the two ways a cached body can go, both forced: ratio > 1 means
+		 * splice(2) through a pipe on the shard beat sendfile(2) */
+		if (!ret && sizes[k] > OP_FORCED_MIN) {
+			snprintf(name, sizeof(name), "op %s cached: splice vs sendfile", sz);
+			rp_zb_row(name, "Gbit/s", g[OP_RP_SPLICE], g[OP_RP_SENDFILE], runs,
+				  op_side[OP_RP_SENDFILE], true);
+			snprintf(name, sizeof(name), "op %s cached cpu: splice vs sendfile", sz);
+			rp_zb_row(name, "s/GB", c[OP_RP_SPLICE], c[OP_RP_SENDFILE], runs,
+				  op_side[OP_RP_SENDFILE], false);
 		}
 	}
 out:
