@@ -112,6 +112,21 @@ void relay_op_done(struct rp_relay *r)
  * every op still on them first. */
 static void release_fds(struct rp_relay *r, bool reset)
 {
+	/*
+	 * Closed both ways: each direction was quiet when it passed its EOF
+	 * on, so no op is left on either socket and they are closed here. Not
+	 * rp_close: the kernel matches its cancel-by-fd by walking every
+	 * poll-armed request of the ring (CANCEL_ALL: until none matches), so
+	 * 10,000 relays ending at once cost 20,000 walks of up to 20,000 armed
+	 * receives, seconds inside io_uring_enter with no completion reaped.
+	 */
+	if (!reset) {
+		if (!(r->cfg.flags & RP_RELAY_KEEP_FDS)) {
+			close(r->fd[0]);
+			close(r->fd[1]);
+		}
+		return;
+	}
 	for (int i = 0; i < 2; i++) {
 		int fd = r->fd[i];
 

@@ -37,6 +37,7 @@ struct stream {
 	size_t up_sent, up_got, down_sent, down_got;
 	bool up_shut, down_shut, up_eof, down_eof;
 	bool bad;
+	bool open_at_done; /* ended closed with one of a, b still open */
 	uint32_t seed;
 	atomic_int done;
 	struct rp_relay_result res;
@@ -65,6 +66,10 @@ static void on_done(struct rp_shard *sh, void *arg, const struct rp_relay_result
 
 	(void)sh;
 	s->res = *res;
+	/* both directions closed: nothing was in flight on the sockets, so the
+	 * relay closed them itself before reporting (no cancel in the kernel) */
+	if (res->end == RP_RELAY_END_CLOSED && !(T.cfg.flags & RP_RELAY_KEEP_FDS))
+		s->open_at_done = fcntl(s->a, F_GETFD) >= 0 || fcntl(s->b, F_GETFD) >= 0;
 	atomic_store(&s->done, 1);
 }
 
@@ -231,6 +236,69 @@ static void close_clients(void)
 	}
 }
 
+/* ---- many relays whose both sides close at once ---- */
+
+/*
+ * Every client and server closes in one tight loop: each relay passes EOF
+ * on both ways and ends closed. Closing those sockets through rp_close put
+ * a cancel-by-fd before each close, and the kernel matches one by walking
+ * every poll-armed request of the ring: with thousands of relays ending at
+ * once the shard sat in io_uring_enter for seconds, reaping nothing.
+ */
+static void test_close_storm(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
+	struct rp_runtime_config rc = base_cfg(1);
+	struct rlimit rl;
+	unsigned n = reduced() ? 500 : 2000;
+	struct stream *st;
+	double t0;
+	int done = 0;
+
+	(void)state;
+	/* four descriptors a stream in this process: client, server, both relay ends */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 4 * n + 200) {
+		rl.rlim_cur = rl.rlim_max < 4 * n + 200 ? rl.rlim_max : 4 * n + 200;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < 4 * n + 200)
+			n = rl.rlim_cur > 400 ? (unsigned)(rl.rlim_cur - 200) / 4 : 50;
+	}
+	st = calloc(n, sizeof(*st));
+	assert_non_null(st);
+	for (unsigned i = 0; i < n; i++)
+		make_stream(&st[i], 0, 0, i);
+	T.cfg = cfg;
+	atomic_store(&T.started, 0);
+	rc.bufs = 256;
+	rc.pool_bytes = (size_t)64 << 20;
+	rc.fini = fini;
+	T.rt = rt_start(&rc);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &st[i]), 0);
+	assert_true(wait_for(&T.started, (int)n, WAIT_S));
+	t0 = now_s();
+	for (unsigned i = 0; i < n; i++) {
+		close(st[i].c);
+		close(st[i].s);
+	}
+	while (now_s() < t0 + WAIT_S) {
+		done = 0;
+		for (unsigned i = 0; i < n; i++)
+			done += atomic_load(&st[i].done);
+		if (done == (int)n)
+			break;
+		sleep_ms(5);
+	}
+	print_message("  close storm: %u relays ended in %.0f ms\n", n, (now_s() - t0) * 1e3);
+	assert_int_equal(done, (int)n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(st[i].res.end, RP_RELAY_END_CLOSED);
+		assert_false(st[i].open_at_done);
+	}
+	rt_end(T.rt);
+	free(st);
+}
+
 /* ---- every byte, both ways, each mode ---- */
 
 static void run_bytes(enum rp_relay_mode mode)
@@ -374,6 +442,7 @@ static void run_half_close(enum rp_relay_mode mode)
 	assert_memory_equal(buf, "response", 8);
 	assert_true(wait_for(&s->done, 1, WAIT_S));
 	assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+	assert_false(s->open_at_done);
 	rt_end(T.rt);
 	close_clients();
 }
@@ -662,6 +731,7 @@ int main(int argc, char **argv)
 		T(test_bytes_auto),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
+		T(test_close_storm),
 		T(test_reset_copy),
 		T(test_reset_splice),
 		T(test_reset_uring_splice),
