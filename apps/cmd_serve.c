@@ -22,7 +22,9 @@
  *
  * Timeouts (a per-shard tick): a request head must arrive whole within
  * --header-timeout seconds of its first byte (slowloris); a keep-alive
- * connection with no request for --keepalive-timeout seconds is closed.
+ * connection with no request for --keepalive-timeout seconds is closed, and
+ * so is one whose body answer moves no byte (the peer acknowledges none)
+ * for as long (a client that does not read: send_timeouts).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +33,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +65,8 @@
 
 struct serve_stats {
 	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
-	uint64_t bytes, header_timeouts, idle_closed, bad_requests, file_errors, resets,
-		accept_errors, overflows;
+	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
+		resets, accept_errors, overflows;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -101,7 +104,8 @@ struct sconn {
 	struct rp_outq *q;
 	unsigned heads_out;	     /* heads pushed on q, not yet released */
 	uint64_t body_off, body_len; /* the body that waits (body_wait) */
-	bool sending, closing, paused, eof, keep_alive, body_wait, q_failed;
+	uint64_t acked;		     /* the peer's bytes acknowledged at the last tick */
+	bool sending, closing, paused, eof, keep_alive, body_wait, q_failed, send_timed_out;
 };
 
 static struct {
@@ -159,7 +163,7 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 		c->entry = NULL;
 	}
 	if (res < 0) {
-		if (res != -ESHUTDOWN && res != -ECANCELED)
+		if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
 			ST_ADD(c->ss, resets, 1);
 		c->keep_alive = false;
 	} else {
@@ -548,6 +552,54 @@ static void arm_recv(struct rp_shard *sh, struct sconn *c)
 
 /* ---- timeouts ---- */
 
+/* The bytes the peer has acknowledged on @fd (TCP_INFO's tcpi_bytes_acked,
+ * Linux 4.1; glibc's struct tcp_info stops before it), or false. */
+struct tcp_info_acked {
+	struct tcp_info ti;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+};
+
+static bool peer_acked(int fd, uint64_t *acked)
+{
+	struct tcp_info_acked t;
+	socklen_t len = sizeof(t);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len) ||
+	    len < offsetof(struct tcp_info_acked, bytes_acked) + sizeof(t.bytes_acked))
+		return false;
+	*acked = t.bytes_acked;
+	return true;
+}
+
+/* A body answer in flight: the tick of its last byte acknowledged moves on;
+ * none for the keep-alive timeout and the peer does not read (a client that
+ * half-closed and never reads kept its send waiting until it left). The
+ * connection is aborted: SHUT_RDWR ends the send where it stands (EPIPE, or
+ * the cancelled poll), SO_LINGER 0 makes the close a reset, so the stuck
+ * bytes are dropped and the peer sees the end. */
+static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
+{
+	struct linger lg = { 1, 0 };
+	uint64_t acked;
+
+	if (!peer_acked(c->fd, &acked))
+		return;
+	if (acked != c->acked) {
+		c->acked = acked;
+		c->last_tick = ss->now_ticks;
+		return;
+	}
+	if (ss->now_ticks - c->last_tick <= g.idle_ticks)
+		return;
+	ST_ADD(ss, send_timeouts, 1);
+	c->send_timed_out = true;
+	c->keep_alive = false;
+	conn_close(sh, c);
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)shutdown(c->fd, SHUT_RDWR);
+	(void)rp_cancel_fd(sh, c->fd, NULL, NULL);
+}
+
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
@@ -571,6 +623,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			}
 			continue;
 		}
+		if (c->sending && !c->send_timed_out)
+			check_send(sh, ss, c); /* closing too: an overflow closes while it sends */
 		if (c->closing || c->sending)
 			continue;
 		if (c->buf && c->have && ss->now_ticks - c->head_start > g.header_ticks) {
@@ -686,7 +740,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	fprintf(f,
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
-		"resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"send_timeouts %llu resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -695,7 +749,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
 		(unsigned long long)ss->st.bytes, (unsigned long long)ss->st.bad_requests,
 		(unsigned long long)ss->st.file_errors, (unsigned long long)ss->st.header_timeouts,
-		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.resets,
+		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.send_timeouts,
+		(unsigned long long)ss->st.resets,
 		(unsigned long long)ss->st.overflows, (unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
@@ -786,7 +841,8 @@ static void usage(FILE *f)
 		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
 		"  --cpus LIST              CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --header-timeout S       a request head must arrive within S seconds (default 10)\n"
-		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds\n"
+		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds, and\n"
+		"                           abort a response that moves no byte for as long\n"
 		"                           (default 30)\n"
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"

@@ -23,6 +23,10 @@
  *              client that pipelines HEAD requests and never reads (answers
  *              queued, the send stuck) after --keepalive-timeout too, while
  *              a fresh client is served.
+ *   deaf bodies 20 clients (8 with RP_TEST_REDUCED) ask for the 8 MB file,
+ *              half-close and never read: the server stays under 20% of a
+ *              CPU, serves fresh clients, and aborts the stuck sends after
+ *              --keepalive-timeout (counted in send_timeouts).
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY.
@@ -859,6 +863,128 @@ static void test_timeouts(void)
 	printf("timeouts: a never-finished head and an idle connection closed\n");
 }
 
+/* The counter after @name in a stats line (0 if none). */
+static uint64_t stat_of(const char *line, const char *name)
+{
+	const char *v = strstr(line, name);
+
+	return v ? strtoull(v + strlen(name), NULL, 10) : 0;
+}
+
+/* The server's CPU time so far (utime + stime), in clock ticks. */
+static long long server_cpu(void)
+{
+	char path[64], b[1024], *s;
+	unsigned long long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)server);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	b[n] = 0;
+	s = strrchr(b, ')'); /* then state (field 3) ... utime (14), stime (15) */
+	if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			 &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+/*
+ * Clients that ask for the 8 MB file, half-close (SHUT_WR) and never read:
+ * each body send finds its socket full, and io_uring reports the peer's
+ * RDHUP to every poll, so a send that polled again at once spun (a whole
+ * CPU). The server must idle meanwhile, serve fresh clients, and abort the
+ * stuck sends once no byte has moved for the keep-alive timeout (3 s here),
+ * counting them in send_timeouts.
+ */
+static void test_deaf_bodies(void)
+{
+	const char *extra[] = { "--keepalive-timeout", "3", NULL };
+	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	unsigned n = reduced ? 8 : 20, early = 0, closed = 0, fresh = 0;
+	long long hz = sysconf(_SC_CLK_TCK), cpu0, cpu1;
+	int fds[20];
+	uint64_t t0, t1, end, waits0, waits1;
+	char line[2048];
+	const char *v;
+	struct resp r;
+
+	CHECK(server_start(extra) == 0, "server for deaf bodies");
+	for (unsigned i = 0; i < n; i++) {
+		int small = 4096;
+
+		fds[i] = dial();
+		CHECK(fds[i] >= 0, "deaf body client %u", i);
+		if (fds[i] < 0)
+			continue;
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		CHECK(send_all(fds[i], req, sizeof(req) - 1), "deaf body request %u", i);
+		shutdown(fds[i], SHUT_WR);
+	}
+	t0 = now_ms();
+	usleep(300 * 1000); /* the sockets fill */
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	waits0 = stat_of(line, " waits ");
+	cpu0 = server_cpu();
+	t1 = now_ms();
+	/* fresh clients beside them, for about 1.2 s */
+	for (int i = 0; i < 6; i++) {
+		if (fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200)
+			fresh++;
+		resp_free(&r);
+		usleep(200 * 1000);
+	}
+	if (fetch("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 && r.blen == BIG &&
+	    !memcmp(r.body, big, BIG))
+		fresh++;
+	resp_free(&r);
+	cpu1 = server_cpu();
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	waits1 = stat_of(line, " waits ");
+	t1 = now_ms() - t1;
+	/* a poll that says only RDHUP waits 10 ms: 100 a second at most each
+	 * (spinning, ~1,700 each) */
+	double wps = t1 ? (double)(waits1 - waits0) * 1000.0 / (double)t1 : 0;
+	CHECK(wps < 150.0 * n, "body sends spin beside %u deaf clients: %.0f waits a second", n,
+	      wps);
+	CHECK(fresh == 7, "fresh clients beside deaf ones: %u of 7 served", fresh);
+	CHECK(cpu0 >= 0 && cpu1 >= 0, "server CPU time");
+	double pct = t1 ? 100.0 * (double)(cpu1 - cpu0) / (double)hz * 1000.0 / (double)t1 : 0;
+	CHECK(pct < 20.0, "server spins beside %u deaf clients: %.0f%% CPU over %llu ms", n, pct,
+	      (unsigned long long)t1);
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0 && hung_up_within(fds[i], 0))
+			early++;
+	CHECK(early == 0, "%u deaf clients closed before the timeout", early);
+	end = now_ms() + 7000;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t now = now_ms();
+
+		if (fds[i] >= 0 && hung_up_within(fds[i], now < end ? (unsigned)(end - now) : 0))
+			closed++;
+	}
+	t0 = now_ms() - t0;
+	CHECK(closed == n, "%u of %u deaf body clients closed at the send timeout", closed, n);
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	v = strstr(line, "send_timeouts ");
+	CHECK(v && strtoull(v + 14, NULL, 10) >= n, "send_timeouts counts %u stuck sends: %.*s", n,
+	      v ? (int)strcspn(v + 14, " ") + 14 : 0, v ? v : "");
+	printf("deaf bodies: %u clients that half-closed and never read: server %.1f%% CPU over "
+	       "%llu ms (%.0f waits a second), %u fresh served, all closed %llu ms after the requests (%.*s)\n",
+	       n, pct, (unsigned long long)t1, wps, fresh, (unsigned long long)t0,
+	       v ? (int)strcspn(v + 14, " ") + 14 : 0, v ? v : "");
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CHECK(server_stop(5000) == 0, "stop");
+}
+
 int main(int argc, char **argv)
 {
 	int held[50];
@@ -894,6 +1020,7 @@ int main(int argc, char **argv)
 		if (held[i] >= 0)
 			close(held[i]);
 	test_timeouts();
+	test_deaf_bodies();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
