@@ -60,21 +60,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *bin;
-static int failures;
+#include "test_util.h"
+#include "test_child.h"
+
 static unsigned nconns;	     /* this server's N */
 static unsigned nconns_want; /* N asked for (the relay may get fewer) */
 static char root[64];
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static uint64_t now_us(void)
 {
@@ -84,11 +75,6 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
-
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -96,163 +82,7 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- children ---- */
-
-struct child {
-	pid_t pid;
-	int out; /* its stdout */
-	int port;
-	size_t len;
-	char log[65536]; /* what it printed after the listening line */
-};
-
-/* Start `ringplane ARGS...`, wait (10 s) for "listening on HOST:PORT". */
-static int child_start(struct child *c, const char *const *args)
-{
-	const char *argv[32];
-	int pfd[2], n = 0;
-	char line[256];
-	size_t len = 0;
-	uint64_t end = now_ms() + 10000;
-
-	argv[n++] = bin;
-	for (; *args && n < 31; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	c->len = 0;
-	c->log[0] = 0;
-	if (pipe2(pfd, O_CLOEXEC)) /* a later child must not hold this one's pipe */
-		return -1;
-	c->pid = fork();
-	if (c->pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	c->out = pfd[0];
-	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-		char *colon;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (read(c->out, line + len, 1) != 1)
-			return -1;
-		if (line[len] != '\n') {
-			len++;
-			continue;
-		}
-		line[len] = 0;
-		colon = strrchr(line, ':');
-		if (strncmp(line, "listening on ", 13) || !colon)
-			return -1;
-		c->port = atoi(colon + 1);
-		return 0;
-	}
-	return -1;
-}
-
-/* Take what the child printed so far (up to @limit_ms waiting for @want). */
-static void child_drain(struct child *c, const char *want, unsigned limit_ms)
-{
-	uint64_t end = now_ms() + limit_ms;
-
-	while (now_ms() < end) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-		ssize_t r;
-
-		if (want && strstr(c->log, want))
-			return;
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		if (c->len >= sizeof(c->log) - 1)
-			return;
-		r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
-		if (r <= 0)
-			return;
-		c->len += (size_t)r;
-		c->log[c->len] = 0;
-	}
-}
-
-/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
-static int child_stop(struct child *c, unsigned limit_ms)
-{
-	uint64_t end = now_ms() + limit_ms;
-	int st;
-
-	kill(c->pid, SIGTERM);
-	for (;;) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-
-		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
-			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
-
-			if (r > 0)
-				c->len += (size_t)r;
-		}
-		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
-			break;
-		if (now_ms() > end) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &st, 0);
-			close(c->out);
-			return -1;
-		}
-	}
-	for (;;) {
-		ssize_t r = c->len < sizeof(c->log) - 1
-				    ? read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len)
-				    : 0;
-
-		if (r <= 0)
-			break;
-		c->len += (size_t)r;
-	}
-	c->log[c->len] = 0;
-	close(c->out);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* ---- /proc ---- */
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kb;
-}
-
-static long fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
+/* ---- /proc (test_child.h has RSS and descriptors) ---- */
 
 /* Bytes of the host's TCP socket slab ("TCP" cache: active objects x size),
  * -1 where /proc/slabinfo cannot be read. Host-wide: both ends of every

@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "test_child.h"
 
 static bool reduced;
 static unsigned nstall;
@@ -70,99 +71,7 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- children ---- */
-
-struct child {
-	pid_t pid;
-	int out; /* its stdout */
-	int port;
-	char log[65536]; /* what it printed after the listening line (exit stats) */
-};
-
-/* Start `ringplane ARGS...`, wait (10 s) for "listening on HOST:PORT". */
-static int child_start(struct child *c, const char *const *args)
-{
-	const char *argv[32];
-	int pfd[2], n = 0;
-	char line[256];
-	size_t len = 0;
-	uint64_t end = now_ms() + 10000;
-
-	argv[n++] = bin;
-	for (; *args && n < 31; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	if (pipe2(pfd, O_CLOEXEC)) /* a later child must not hold this one's pipe */
-		return -1;
-	c->pid = fork();
-	if (c->pid == 0) {
-		dup2(pfd[1], 1);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	c->out = pfd[0];
-	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-		char *colon;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (read(c->out, line + len, 1) != 1)
-			return -1;
-		if (line[len] != '\n') {
-			len++;
-			continue;
-		}
-		line[len] = 0;
-		colon = strrchr(line, ':');
-		if (strncmp(line, "listening on ", 13) || !colon)
-			return -1;
-		c->port = atoi(colon + 1);
-		return 0;
-	}
-	return -1;
-}
-
-/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
-static int child_stop(struct child *c, unsigned limit_ms)
-{
-	uint64_t end = now_ms() + limit_ms;
-	size_t len = 0;
-	int st;
-
-	kill(c->pid, SIGTERM);
-	for (;;) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-
-		if (poll(&p, 1, 20) > 0 && len < sizeof(c->log) - 1) {
-			ssize_t r = read(c->out, c->log + len, sizeof(c->log) - 1 - len);
-
-			if (r > 0)
-				len += (size_t)r;
-		}
-		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
-			break;
-		if (now_ms() > end) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &st, 0);
-			close(c->out);
-			return -1;
-		}
-	}
-	for (;;) {
-		ssize_t r = len < sizeof(c->log) - 1
-				    ? read(c->out, c->log + len, sizeof(c->log) - 1 - len)
-				    : 0;
-
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	c->log[len] = 0;
-	close(c->out);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+/* ---- children (test_child.h) ---- */
 
 /* Sum of "NAME VALUE" over the stats lines in the log. */
 static unsigned long long stat_sum(const char *log, const char *name)
@@ -174,24 +83,6 @@ static unsigned long long stat_sum(const char *log, const char *name)
 		if ((p == log || p[-1] == ' ') && p[nl] == ' ')
 			sum += strtoull(p + nl + 1, NULL, 10);
 	return sum;
-}
-
-static long fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
 }
 
 /* ---- clients ---- */

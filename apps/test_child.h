@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server processes for the integration tests that watch a server from the
+ * outside (test_idle, test_stall): start `ringplane ARGS...` with its
+ * stdout on a pipe and wait for its "listening on HOST:PORT" line, take
+ * what it prints, stop it with SIGTERM and get its exit status, and read
+ * its VmRSS and open descriptors from /proc. Include after test_util.h
+ * (bin, now_ms). Every wait is bounded.
+ */
+#ifndef RP_APPS_TEST_CHILD_H
+#define RP_APPS_TEST_CHILD_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct child {
+	pid_t pid;
+	int out; /* its stdout */
+	int port;
+	size_t len;
+	char log[65536]; /* what it printed after the listening line */
+};
+
+/* Start `ringplane ARGS...` (at most 30), wait (10 s) for "listening on
+ * HOST:PORT"; 0, or -1 if it did not say so in time. */
+static int __attribute__((unused)) child_start(struct child *c, const char *const *args)
+{
+	const char *argv[32];
+	int pfd[2], n = 0;
+	char line[256];
+	size_t len = 0;
+	uint64_t end = now_ms() + 10000;
+
+	argv[n++] = bin;
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	c->len = 0;
+	c->log[0] = 0;
+	if (pipe2(pfd, O_CLOEXEC)) /* a later child must not hold this one's pipe */
+		return -1;
+	c->pid = fork();
+	if (c->pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	c->out = pfd[0];
+	while (now_ms() < end && len < sizeof(line) - 1) {
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
+		char *colon;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(c->out, line + len, 1) != 1)
+			return -1;
+		if (line[len] != '\n') {
+			len++;
+			continue;
+		}
+		line[len] = 0;
+		colon = strrchr(line, ':');
+		if (strncmp(line, "listening on ", 13) || !colon)
+			return -1;
+		c->port = atoi(colon + 1);
+		return 0;
+	}
+	return -1;
+}
+
+/* Take what the child printed so far (up to @limit_ms waiting for @want). */
+static void __attribute__((unused)) child_drain(struct child *c, const char *want,
+						unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+
+	while (now_ms() < end) {
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
+		ssize_t r;
+
+		if (want && strstr(c->log, want))
+			return;
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		if (c->len >= sizeof(c->log) - 1)
+			return;
+		r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
+		if (r <= 0)
+			return;
+		c->len += (size_t)r;
+		c->log[c->len] = 0;
+	}
+}
+
+/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
+static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+	int st;
+
+	kill(c->pid, SIGTERM);
+	for (;;) {
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
+
+		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
+			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
+
+			if (r > 0)
+				c->len += (size_t)r;
+		}
+		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
+			break;
+		if (now_ms() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &st, 0);
+			close(c->out);
+			return -1;
+		}
+	}
+	for (;;) {
+		ssize_t r = c->len < sizeof(c->log) - 1
+				    ? read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len)
+				    : 0;
+
+		if (r <= 0)
+			break;
+		c->len += (size_t)r;
+	}
+	c->log[c->len] = 0;
+	close(c->out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- /proc ---- */
+
+static long __attribute__((unused)) rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+static long __attribute__((unused)) fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+#endif
