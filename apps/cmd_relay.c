@@ -383,8 +383,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	struct rp_relay_stats r;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
-	char refused[512];
-	size_t off = 0;
+	char refused[512], errs[512];
+	size_t off = 0, eoff = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
@@ -403,10 +403,23 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 					k ? rp_proxy_reason_name((enum rp_proxy_reason)k) : "closed",
 					(unsigned long long)v);
 	}
+	errs[0] = 0;
+	for (unsigned k = 0; k < RP_RELAY_ERRNO_MAX && eoff < sizeof(errs); k++) {
+		const char *name = k ? strerrorname_np((int)k) : NULL;
+
+		if (!r.reset_errno[k])
+			continue;
+		if (name)
+			eoff += (size_t)snprintf(errs + eoff, sizeof(errs) - eoff, " %s=%llu", name,
+						 (unsigned long long)r.reset_errno[k]);
+		else
+			eoff += (size_t)snprintf(errs + eoff, sizeof(errs) - eoff, " %u=%llu", k,
+						 (unsigned long long)r.reset_errno[k]);
+	}
 	fprintf(f,
 		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
 		"connect_timeouts %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
-		"resets_passed %llu ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
+		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
@@ -416,7 +429,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
-		(unsigned long long)r.resets_passed, (unsigned long long)r.ended[0],
+		(unsigned long long)r.resets_passed, errs[0] ? errs : " none",
+		(unsigned long long)r.ended[0],
 		(unsigned long long)r.ended[1], (unsigned long long)r.ended[2],
 		(unsigned long long)r.ended[3], (unsigned long long)r.ended[4],
 		(unsigned long long)r.paused, (unsigned long long)r.spilled,

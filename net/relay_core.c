@@ -163,8 +163,10 @@ void relay_end(struct rp_relay *r, enum rp_relay_end end, int err)
 	r->ended = true;
 	r->end = end;
 	r->err = err;
-	if (end == RP_RELAY_END_RESET)
+	if (end == RP_RELAY_END_RESET) {
 		rs->st.resets_passed++;
+		rs->st.reset_errno[err < 0 && -err < RP_RELAY_ERRNO_MAX ? -err : 0]++;
+	}
 	/* the paths' end hooks drop references (queued pieces released):
 	 * hold one, so the relay outlives them and the closes below */
 	r->pending++;

@@ -101,6 +101,8 @@ struct rp_relay_config {
 	size_t prime_len[2];
 };
 
+#define RP_RELAY_ERRNO_MAX 134 /* errnos counted one by one (Linux: EHWPOISON 133) */
+
 /* Per-shard counters of every relay that ran on the shard. */
 struct rp_relay_stats {
 	uint64_t started, active, ended[5]; /* ended[] by enum rp_relay_end */
@@ -112,6 +114,9 @@ struct rp_relay_stats {
 	uint64_t to_splice, to_copy; /* auto mode switches */
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
 	uint64_t pipes_live, pipes_max;
+	/* relays ended as RP_RELAY_END_RESET, by the errno of the error that
+	 * ended them ([0]: no errno, or one of RP_RELAY_ERRNO_MAX or above) */
+	uint64_t reset_errno[RP_RELAY_ERRNO_MAX];
 };
 
 /*
