@@ -491,6 +491,11 @@ static void run_reset(enum rp_relay_mode mode)
 	assert_int_equal(errno, ECONNRESET);
 	assert_true(wait_for(&s->done, 1, WAIT_S));
 	assert_int_equal(s->res.end, RP_RELAY_END_RESET);
+	/* counted once, under the errno that ended it */
+	fetch_stats();
+	assert_int_equal(T.rstats.ended[RP_RELAY_END_RESET], 1);
+	assert_true(s->res.err < 0 && -s->res.err < RP_RELAY_ERRNO_MAX);
+	assert_int_equal(T.rstats.reset_errno[-s->res.err], 1);
 	/* the other relay was not disturbed */
 	T.n = 2;
 	s->up_eof = s->down_eof = true;
