@@ -1639,10 +1639,16 @@ static int parse_servers(const char *arg)
 
 static void set_args(void)
 {
-	static char up[32], timeout_arg[16];
+	static char up[32], timeout_arg[16], up_timeout_arg[16];
 	struct server *s;
 
 	snprintf(timeout_arg, sizeof(timeout_arg), "%u", opt_timeout);
+	/* The relays' upstream waits three times as long: the relays are under
+	 * test, and their own --idle-timeout must be what ends an idle relayed
+	 * connection. With equal timeouts a stream starved on a loaded host
+	 * could be closed by the upstream first, and the relay would pass that
+	 * end on as if it were its own fault. */
+	snprintf(up_timeout_arg, sizeof(up_timeout_arg), "%u", 3 * opt_timeout);
 	for (unsigned i = 0; i < NSERVERS; i++) {
 		const char **a = servers[i].args;
 
@@ -1651,7 +1657,7 @@ static void set_args(void)
 		case K_ECHO:
 			*a++ = "echo";
 			*a++ = "--idle-timeout";
-			*a++ = timeout_arg;
+			*a++ = s->target ? timeout_arg : up_timeout_arg;
 			break;
 		case K_RELAY:
 			*a++ = "relay";
