@@ -280,15 +280,23 @@ int rp_zb_row(const char *name, const char *unit, const double *o, const double 
 
 /* ---- send modes through rp_outq ---- */
 
-enum { M_PLAIN, M_ZC, M_ADAPT, M_NR };
-static const char *const mode_name[M_NR] = { "plain", "zc", "adaptive" };
-static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0 };
+/*
+ * M_CTRL is plain again: an A/A control run beside the others, so that the
+ * row's spread for one code path is measured, not assumed (at 1 KB the
+ * adaptive queue is below its threshold and runs exactly the plain path).
+ * M_ZC sends every push by SEND_ZC (threshold 1 B): the alternative to
+ * adaptive at every size, not only above adaptive's threshold.
+ */
+enum { M_PLAIN, M_ZC, M_ADAPT, M_CTRL, M_NR };
+static const char *const mode_name[M_NR] = { "plain", "zc", "adaptive", "plain (control)" };
+static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0, RP_OUTQ_ZC_OFF };
+#define ZB_MODE_RUNS 7 /* runs a mode in the send-mode rows (full suite) */
 
 struct eo {
 	int fd, efd, err;
 	unsigned flags;
 	const char *buf;
-	size_t size, window;
+	size_t size, window, zc_threshold;
 	uint64_t total, pushed, released;
 	struct rp_outq *q;
 	struct rp_outq_stats st;
@@ -412,6 +420,7 @@ static void eo_start(struct rp_shard *sh, void *arg)
 	struct rp_outq_opts o = {
 		.flags = e->flags,
 		.max_bytes = 2 * e->window,
+		.zc_threshold = e->zc_threshold,
 		.on_error = eo_error,
 		.arg = e,
 	};
@@ -478,11 +487,32 @@ static int eo_run(struct rp_runtime *rt, const struct net *nt, int rcpu, struct 
 	return ret;
 }
 
+/* min and max of a[i] / b[i] over @n runs */
+static void ratio_range(const double *a, const double *b, unsigned n, bool higher, double *lo, double *hi)
+{
+	for (unsigned i = 0; i < n; i++) {
+		double r = higher ? a[i] / b[i] : b[i] / a[i];
+
+		*lo = i == 0 || r < *lo ? r : *lo;
+		*hi = i == 0 || r > *hi ? r : *hi;
+	}
+}
+
+/*
+ * Send-mode rows. What keeps the comparison sound (measured: at 1 KB, where
+ * adaptive runs the plain path, 3 runs in a fixed order read 0.91x):
+ * - an untimed warm-up transfer before each size;
+ * - the order of the modes rotates from run to run, so no mode always runs
+ *   first or last (after another mode's connection is torn down);
+ * - ZB_MODE_RUNS runs a mode, median;
+ * - an A/A control (plain twice) whose ratio states the spread of one path.
+ */
 static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, const struct net *nt,
-		     int rcpu, int efd, unsigned runs)
+		     int rcpu, int efd)
 {
 	static const size_t sizes[] = { 1024, 16 * 1024, 64 * 1024, 1024 * 1024 };
-	uint64_t total = opts->quick ? (64ull << 20) : (512ull << 20);
+	uint64_t total = opts->quick ? (64ull << 20) : (256ull << 20);
+	unsigned runs = opts->quick ? 1 : ZB_MODE_RUNS;
 	char *buf = malloc(1u << 20);
 	int ret = 0;
 
@@ -490,19 +520,28 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		return -ENOMEM;
 	memset(buf, 'z', 1u << 20);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
-		double gbps[M_NR][ZB_MAX_RUNS], spg[M_NR][ZB_MAX_RUNS];
+		double gbps[M_NR][ZB_MODE_RUNS], spg[M_NR][ZB_MODE_RUNS];
 		uint64_t copied[M_NR] = { 0 }, zcb[M_NR] = { 0 }, zsends[M_NR] = { 0 },
 			 switched[M_NR] = { 0 };
+		size_t window = 4 * sizes[k] > (2u << 20) ? 4 * sizes[k] : (2u << 20);
 		char sz[16], name[96];
 
 		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		{
+			struct eo e = { .efd = efd, .flags = RP_OUTQ_ZC_OFF, .buf = buf, .size = sizes[k],
+					.total = total / 4, .window = window };
+			double w, c;
+
+			ret = eo_run(rt, nt, rcpu, &e, &w, &c); /* warm-up, not counted */
+		}
 		for (unsigned r = 0; r < runs && !ret; r++)
-			for (int m = 0; m < M_NR && !ret; m++) {
+			for (int i = 0; i < M_NR && !ret; i++) {
+				int m = (int)((r + (unsigned)i) % M_NR);
 				struct eo e = { .efd = efd, .flags = mode_flags[m], .buf = buf,
-						.size = sizes[k], .total = total };
+						.size = sizes[k], .total = total, .window = window,
+						.zc_threshold = m == M_ZC ? 1 : 0 };
 				double w, c;
 
-				e.window = 4 * sizes[k] > (2u << 20) ? 4 * sizes[k] : (2u << 20);
 				ret = eo_run(rt, nt, rcpu, &e, &w, &c);
 				if (ret) {
 					fprintf(stderr, "zc: %s %s %s: %s\n", nt->name, sz,
@@ -524,11 +563,18 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 				 : M_ZC;
 		int bc = rp_bench_runs_median(spg[M_PLAIN], runs) <= rp_bench_runs_median(spg[M_ZC], runs) ? M_PLAIN
 											: M_ZC;
+		double clo = 0, chi = 0, alo = 0, ahi = 0;
 
 		snprintf(name, sizeof(name), "%s %s adaptive vs best", nt->name, sz);
 		rp_zb_row(name, "Gbit/s", gbps[M_ADAPT], gbps[bt], runs, mode_name[bt], true);
 		snprintf(name, sizeof(name), "%s %s cpu adaptive vs best", nt->name, sz);
 		rp_zb_row(name, "s/GB", spg[M_ADAPT], spg[bc], runs, mode_name[bc], false);
+		ratio_range(gbps[M_CTRL], gbps[M_PLAIN], runs, true, &clo, &chi);
+		ratio_range(gbps[M_ADAPT], gbps[bt], runs, true, &alo, &ahi);
+		rp_report_note("%s %s A/A control (plain vs plain, same run): %.3fx of medians, per run %.2f..%.2fx; adaptive vs %s per run %.2f..%.2fx (%u runs, modes rotated)",
+			       nt->name, sz,
+			       rp_bench_runs_median(gbps[M_CTRL], runs) / rp_bench_runs_median(gbps[M_PLAIN], runs),
+			       clo, chi, mode_name[bt], alo, ahi, runs);
 		rp_report_note("%s %s medians: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, switched to plain %llu times)",
 			       nt->name, sz, rp_bench_runs_median(gbps[M_PLAIN], runs),
 			       rp_bench_runs_median(spg[M_PLAIN], runs), rp_bench_runs_median(gbps[M_ZC], runs),
@@ -1010,8 +1056,8 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	sigaction(SIGPIPE, &ign, &old);
 	rp_report_note("local paths (loopback, veth) always copy: the kernel copies a SEND_ZC payload it cannot hand to a device (RP_CQE_ZC_COPIED), so zero-copy cannot win here; a host with a real NIC can");
-	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median",
-		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s");
+	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median (send-mode rows: %u runs a mode, the order rotated, after a warm-up)",
+		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s", opts->quick ? 1u : ZB_MODE_RUNS);
 	ret = rp_zb_listen("127.0.0.1", &lo.lfd, &lo.addr);
 	if (ret)
 		goto out;
@@ -1023,7 +1069,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	ret = rp_zb_runtime_up(cpu[0], &rt);
 	if (ret)
 		goto out;
-	ret = mode_rows(opts, rt, &lo, cpu[1], efd, runs);
+	ret = mode_rows(opts, rt, &lo, cpu[1], efd);
 	if (ret)
 		goto out;
 	if (geteuid() != 0) {
@@ -1031,7 +1077,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	} else if (veth_up(&ve, why, sizeof(why))) {
 		rp_report_skip("veth rows", "%s", why);
 	} else {
-		ret = mode_rows(opts, rt, &ve, cpu[1], efd, runs);
+		ret = mode_rows(opts, rt, &ve, cpu[1], efd);
 		close(ve.lfd);
 		veth_down();
 		if (ret)
