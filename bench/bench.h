@@ -178,6 +178,7 @@ struct sockaddr_in;
 struct rp_zb_sink {
 	int fd, cpu, err;
 	uint64_t bytes;
+	double cpu_s; /* the reader thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) */
 	pthread_t th;
 };
 int rp_zb_sink_start(struct rp_zb_sink *s, int fd, int cpu);
