@@ -819,7 +819,8 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 			break;
 		}
 		for (unsigned r = 0; r < runs && !ret; r++)
-			for (int s = 0; s < 2 && !ret; s++) {
+			for (int i = 0; i < 2 && !ret; i++) {
+				int s = (int)((r + (unsigned)i) % 2); /* order rotated run to run */
 				struct rp_zb_sink sk;
 				int snd, rcv;
 				uint64_t t0, got;
@@ -873,7 +874,8 @@ static int sync_relay_rows(const struct rp_bench_opts *opts, int lfd,
 	int ret = 0;
 
 	for (unsigned r = 0; r < runs && !ret; r++)
-		for (int s = 0; s < 2 && !ret; s++) {
+		for (int i = 0; i < 2 && !ret; i++) {
+			int s = (int)((r + (unsigned)i) % 2); /* order rotated run to run */
 			struct rp_zb_sink sk;
 			struct feeder f = { .cpu = rcpu, .total = total };
 			int in_w, in_r, out_w, out_r;
