@@ -61,10 +61,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "proc.h"
 
 #define MSG 64u			/* message size of every row */
-#define START_TIMEOUT_MS 10000	/* a server must print "listening on" by then */
-#define STOP_TIMEOUT_MS 5000	/* SIGTERM, then SIGKILL after this */
 #define CONNECT_TIMEOUT_MS 10000
 #define DRAIN_TIMEOUT_MS 5000	/* echoes still in flight at the end of a run */
 #define SOCKPERF_SLACK_S 15	/* sockperf -t S must exit within S + this */
@@ -89,20 +88,6 @@ struct child {
 	char log[LOG_MAX];	/* what it printed, so far */
 	size_t loglen;
 };
-
-static int64_t ms_left(uint64_t deadline_ns)
-{
-	uint64_t now = rp_bench_now_ns();
-
-	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000u) + 1;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /*
  * Start argv[0] (a path) on @cpu (-1: any CPU this process may use) with its
@@ -242,7 +227,7 @@ static void child_close(struct child *c)
 }
 
 /* The last line(s) of what a child printed, for an error message. */
-static const char *log_tail(const struct child *c)
+static const char *child_tail(const struct child *c)
 {
 	size_t n = c->loglen, lines = 0;
 
@@ -363,31 +348,6 @@ static bool has_echo(const char *rp)
 	return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (for sockperf server,
- * which cannot be told to pick one). */
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	if (fd < 0)
-		return -errno;
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port > 0 ? port : -EADDRNOTAVAIL;
-}
-
-static struct sockaddr_in loopback(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-	return a;
-}
-
 /* Wait until something accepts TCP connections on @port (sockperf server
  * prints no "listening on"). */
 static int wait_port(struct child *c, int port, unsigned timeout_ms)
@@ -462,12 +422,12 @@ static int sockperf_run(const char *sockperf, int port, const struct eplan *pl, 
 	child_close(&c);
 	if (ret != 1 || st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fprintf(stderr, "echo: sockperf ping-pong %s; its last lines:\n%s\n",
-			ret != 1 ? "did not finish in time" : "failed", log_tail(&c));
+			ret != 1 ? "did not finish in time" : "failed", child_tail(&c));
 		return -EIO;
 	}
 	if (parse_pct(c.log, "50.000", &out->p50) || parse_pct(c.log, "99.000", &out->p99) ||
 	    parse_pct(c.log, "99.900", &out->p999)) {
-		fprintf(stderr, "echo: no percentile lines in sockperf's output:\n%s\n", log_tail(&c));
+		fprintf(stderr, "echo: no percentile lines in sockperf's output:\n%s\n", child_tail(&c));
 		return -EBADMSG;
 	}
 	if (strstr(c.log, "# dropped messages = ") &&
