@@ -38,6 +38,30 @@ void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The ringplane binary the suites run: $RINGPLANE_BIN if set, else
+ * ../apps/ringplane next to this binary. 0 with its path in @path, or
+ * -ENOENT / -ENAMETOOLONG. */
+int rp_bench_find_ringplane(char *path, size_t size)
+{
+	const char *env = getenv("RINGPLANE_BIN");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(path, size, "%s", env);
+		return access(path, X_OK) ? -ENOENT : 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	self[n] = '\0';
+	if (strrchr(self, '/'))
+		*strrchr(self, '/') = '\0';
+	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
+		return -ENAMETOOLONG;
+	return access(path, X_OK) ? -ENOENT : 0;
+}
+
 /* Start argv[0] (a path) in its own process group on @cpu (-1: any CPU we
  * may use), stdin /dev/null, stdout+stderr on a pipe we read; it gets
  * SIGTERM if the bench dies. */

@@ -3,7 +3,7 @@
  * Child processes for the suites that run peers (relay, sendfile): spawn
  * pinned with their output captured, read until a line shows up, stop with
  * SIGTERM then SIGKILL, run a client tool to completion, CPU time from
- * /proc, loopback ports. Every wait is bounded.
+ * /proc, loopback ports, the ringplane binary to run. Every wait is bounded.
  */
 #ifndef RP_BENCH_PROC_H
 #define RP_BENCH_PROC_H
@@ -27,6 +27,7 @@ struct proc {
 
 int64_t ms_left(uint64_t deadline_ns);
 void sleep_ms(unsigned ms);
+int rp_bench_find_ringplane(char *path, size_t size);
 int proc_spawn(struct proc *p, char *const argv[], int cpu);
 int proc_read(struct proc *p, uint64_t deadline_ns, const char *until);
 int proc_reap(struct proc *p, unsigned timeout_ms);

@@ -292,27 +292,6 @@ static int server_start(struct child *c, char *const argv[], int cpu, const char
 
 /* ---- finding the programs ---- */
 
-static int find_ringplane(char *path, size_t size)
-{
-	const char *env = getenv("RINGPLANE_BIN");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(path, size, "%s", env);
-		return access(path, X_OK) ? -ENOENT : 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -ENOENT;
-	self[n] = '\0';
-	if (strrchr(self, '/'))
-		*strrchr(self, '/') = '\0';
-	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
-		return -ENAMETOOLONG;
-	return access(path, X_OK) ? -ENOENT : 0;
-}
-
 static int find_in_path(const char *name, char *path, size_t size)
 {
 	const char *p = getenv("PATH");
@@ -1123,7 +1102,7 @@ int rp_bench_suite_echo(const struct rp_bench_opts *opts)
 	pl.cpu_client = cpu[0]; /* this thread is pinned there (main.c) */
 	pl.cpu_server = cpu[1];
 
-	if (find_ringplane(rp, sizeof(rp))) {
+	if (rp_bench_find_ringplane(rp, sizeof(rp))) {
 		rp_report_skip("echo (all rows)", "the ringplane binary was not found (looked for %s; set RINGPLANE_BIN)",
 			       getenv("RINGPLANE_BIN") && *getenv("RINGPLANE_BIN") ?
 				       getenv("RINGPLANE_BIN") : "../apps/ringplane next to this binary");

@@ -99,27 +99,6 @@ struct ctx {
 	uint8_t file[FILE_SIZE];
 };
 
-static int find_ringplane(char *path, size_t size)
-{
-	const char *env = getenv("RINGPLANE_BIN");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(path, size, "%s", env);
-		return access(path, X_OK) ? -ENOENT : 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -ENOENT;
-	self[n] = '\0';
-	if (strrchr(self, '/'))
-		*strrchr(self, '/') = '\0';
-	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
-		return -ENAMETOOLONG;
-	return access(path, X_OK) ? -ENOENT : 0;
-}
-
 static bool cfg_available(const struct ctx *x, enum cfg c)
 {
 	switch (c) {
@@ -948,7 +927,7 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	}
 	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
 	x->cpu_s = cpu[1];
-	x->have_rp = !find_ringplane(x->rp, sizeof(x->rp));
+	x->have_rp = !rp_bench_find_ringplane(x->rp, sizeof(x->rp));
 	x->have_haproxy = rp_find_executable("haproxy", x->haproxy, sizeof(x->haproxy));
 	if (!x->have_haproxy)
 		x->have_haproxy = rp_find_executable("/usr/sbin/haproxy", x->haproxy,

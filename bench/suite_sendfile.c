@@ -104,27 +104,6 @@ struct ctx {
 	int failed; /* a row failed loudly: the suite returns it */
 };
 
-static int find_ringplane(char *path, size_t size)
-{
-	const char *env = getenv("RINGPLANE_BIN");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(path, size, "%s", env);
-		return access(path, X_OK) ? -ENOENT : 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -ENOENT;
-	self[n] = '\0';
-	if (strrchr(self, '/'))
-		*strrchr(self, '/') = '\0';
-	if ((size_t)snprintf(path, size, "%s/../apps/ringplane", self) >= size)
-		return -ENAMETOOLONG;
-	return access(path, X_OK) ? -ENOENT : 0;
-}
-
 static int write_file(const char *path, const void *data, size_t len, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -868,7 +847,7 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 	}
 	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
 	x->cpu_s = cpu[1];
-	x->have_rp = !find_ringplane(x->rp, sizeof(x->rp));
+	x->have_rp = !rp_bench_find_ringplane(x->rp, sizeof(x->rp));
 	x->have_nginx = rp_find_executable("nginx", x->nginx, sizeof(x->nginx));
 	if (!x->have_nginx)
 		x->have_nginx = rp_find_executable("/usr/sbin/nginx", x->nginx, sizeof(x->nginx));
