@@ -38,6 +38,25 @@ void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Wait until @fd is readable (or at EOF or an error) or @deadline: 1, or 0
+ * at the deadline, or -errno; EINTR is retried with the time left. */
+int poll_in(int fd, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int64_t left = ms_left(deadline_ns);
+		int ret;
+
+		if (!left)
+			return 0;
+		ret = poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (ret >= 0)
+			return ret;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 /* The ringplane binary the suites run: $RINGPLANE_BIN if set, else
  * ../apps/ringplane next to this binary. 0 with its path in @path, or
  * -ENOENT / -ENAMETOOLONG. */
@@ -122,24 +141,16 @@ int proc_spawn(struct proc *p, char *const argv[], int cpu)
 int proc_read(struct proc *p, uint64_t deadline_ns, const char *until)
 {
 	while (p->out >= 0) {
-		struct pollfd pf = { .fd = p->out, .events = POLLIN };
 		char buf[16384];
-		int64_t left = ms_left(deadline_ns);
 		const char *u;
 		ssize_t r;
 		int ret;
 
 		if (until && p->log && (u = strstr(p->log, until)) && strchr(u, '\n'))
 			return 0;
-		if (!left)
-			return 0;
-		ret = poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return -errno;
-		if (ret == 0)
-			return 0;
+		ret = poll_in(p->out, deadline_ns);
+		if (ret <= 0)
+			return ret;
 		r = read(p->out, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;

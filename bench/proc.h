@@ -27,6 +27,7 @@ struct proc {
 
 int64_t ms_left(uint64_t deadline_ns);
 void sleep_ms(unsigned ms);
+int poll_in(int fd, uint64_t deadline_ns);
 int rp_bench_find_ringplane(char *path, size_t size);
 int proc_spawn(struct proc *p, char *const argv[], int cpu);
 int proc_read(struct proc *p, uint64_t deadline_ns, const char *until);

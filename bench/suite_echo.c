@@ -145,23 +145,15 @@ static int child_spawn(struct child *c, char *const argv[], int cpu)
 static int child_read(struct child *c, uint64_t deadline_ns, const char *until)
 {
 	while (c->out >= 0) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
 		char buf[1024];
-		int64_t left = ms_left(deadline_ns);
 		ssize_t r;
 		int ret;
 
 		if (until && strstr(c->log, until) && strchr(strstr(c->log, until), '\n'))
 			return 0;
-		if (!left)
-			return 0;
-		ret = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return -errno;
-		if (ret == 0)
-			return 0;
+		ret = poll_in(c->out, deadline_ns);
+		if (ret <= 0)
+			return ret;
 		r = read(c->out, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
