@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Server processes for the integration tests that watch a server from the
- * outside (test_idle, test_stall): start `ringplane ARGS...` with its
- * stdout on a pipe and wait for its "listening on HOST:PORT" line, take
- * what it prints, stop it with SIGTERM and get its exit status, and read
- * its VmRSS and open descriptors from /proc. Include after test_util.h
+ * outside (test_idle, test_stall, test_relay): start `ringplane ARGS...`
+ * (in a network namespace if asked) with its stdout on a pipe and wait for
+ * its "listening on HOST:PORT" line, take what it prints, stop it with
+ * SIGTERM and get its exit status, and read its VmRSS and open descriptors
+ * from /proc. Include after test_util.h
  * (bin, now_ms). Every wait is bounded.
  */
 #ifndef RP_APPS_TEST_CHILD_H
@@ -28,18 +29,26 @@ struct child {
 	char log[65536]; /* what it printed after the listening line */
 };
 
-/* Start `ringplane ARGS...` (at most 30), wait (10 s) for "listening on
- * HOST:PORT"; 0, or -1 if it did not say so in time. */
-static int __attribute__((unused)) child_start(struct child *c, const char *const *args)
+/* Start `[ip netns exec NS] ringplane ARGS...` (@ns NULL: no netns; at most
+ * 34 ARGS), wait (10 s) for "listening on HOST:PORT"; 0, or -1 if it did
+ * not say so in time. */
+static int __attribute__((unused)) child_start_ns(struct child *c, const char *ns,
+						  const char *const *args)
 {
-	const char *argv[32];
+	const char *argv[40];
 	int pfd[2], n = 0;
 	char line[256];
 	size_t len = 0;
 	uint64_t end = now_ms() + 10000;
 
+	if (ns) {
+		argv[n++] = "ip";
+		argv[n++] = "netns";
+		argv[n++] = "exec";
+		argv[n++] = ns;
+	}
 	argv[n++] = bin;
-	for (; *args && n < 31; args++)
+	for (; *args && n < 39; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
 	c->len = 0;
@@ -51,7 +60,10 @@ static int __attribute__((unused)) child_start(struct child *c, const char *cons
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
-		execv(argv[0], (char *const *)argv);
+		if (ns)
+			execvp(argv[0], (char *const *)argv); /* ip through PATH */
+		else
+			execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -76,6 +88,11 @@ static int __attribute__((unused)) child_start(struct child *c, const char *cons
 		return 0;
 	}
 	return -1;
+}
+
+static int __attribute__((unused)) child_start(struct child *c, const char *const *args)
+{
+	return child_start_ns(c, NULL, args);
 }
 
 /* Take what the child printed so far (up to @limit_ms waiting for @want). */
