@@ -5,13 +5,12 @@
  * (in a network namespace if asked) with its stdout on a pipe and wait for
  * its "listening on HOST:PORT" line, take what it prints, stop it with
  * SIGTERM and get its exit status, and read its VmRSS and open descriptors
- * from /proc. Include after test_util.h
- * (bin, now_ms). Every wait is bounded.
+ * from /proc (test_proc.h). Include after test_util.h (bin, now_ms).
+ * Every wait is bounded.
  */
 #ifndef RP_APPS_TEST_CHILD_H
 #define RP_APPS_TEST_CHILD_H
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +19,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "test_proc.h"
 
 struct child {
 	pid_t pid;
@@ -156,43 +157,6 @@ static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms
 	c->log[c->len] = 0;
 	close(c->out);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* ---- /proc ---- */
-
-static long __attribute__((unused)) rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kb;
-}
-
-static long __attribute__((unused)) fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
 }
 
 #endif

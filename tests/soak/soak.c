@@ -99,6 +99,8 @@
 
 #include <ringplane/simd.h>
 
+#include "test_proc.h" /* apps/: rss_kb, fd_count */
+
 #define PAT_LEN	    (16u << 20)	 /* the pattern every byte sent or served comes from */
 #define PAT_TAIL    (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
 #define MAX_WRITE   (64u << 10)
@@ -1073,41 +1075,6 @@ static void sweep(bool draining)
 }
 
 /* ---- children ---- */
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kb;
-}
-
-static long fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)) && n < 1000000)
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
 
 /*
  * serve keeps up to 4 empty pipes per shard for its file splices
