@@ -5,8 +5,8 @@
  * (in a network namespace if asked) with its stdout on a pipe and wait for
  * its "listening on HOST:PORT" line, take what it prints, stop it with
  * SIGTERM and get its exit status, and read its VmRSS and open descriptors
- * from /proc (test_proc.h). Include after test_util.h (bin, now_ms).
- * Every wait is bounded.
+ * from /proc (test_proc.h); and make a root for `ringplane serve`. Include
+ * after test_util.h (bin, now_ms). Every wait is bounded.
  */
 #ifndef RP_APPS_TEST_CHILD_H
 #define RP_APPS_TEST_CHILD_H
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -157,6 +158,31 @@ static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms
 	c->log[c->len] = 0;
 	close(c->out);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A root for `ringplane serve`: @root (@size bytes) becomes a new 0755
+ * directory /tmp/rp_NAME_XXXXXX holding small.txt (0644): @len bytes of
+ * 'a'..'z' repeated, also left in @small. 0, or -1 (errno says why). */
+static int __attribute__((unused)) make_root(char *root, size_t size, const char *name,
+					     char *small, size_t len)
+{
+	char path[128];
+	int fd;
+
+	snprintf(root, size, "/tmp/rp_%s_XXXXXX", name);
+	if (!mkdtemp(root) || chmod(root, 0755))
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		small[i] = (char)('a' + i % 26);
+	snprintf(path, sizeof(path), "%s/small.txt", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (write(fd, small, len) != (ssize_t)len || fchmod(fd, 0644)) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
 }
 
 #endif

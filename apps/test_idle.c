@@ -412,28 +412,6 @@ static void run_server(const char *name, const char *const *args, bool relay, en
 	free(fds);
 }
 
-static int make_root(void)
-{
-	char path[128];
-	int fd;
-
-	snprintf(root, sizeof(root), "/tmp/rp_idle_XXXXXX");
-	if (!mkdtemp(root) || chmod(root, 0755))
-		return -1;
-	for (int i = 0; i < SMALL_LEN; i++)
-		small[i] = (char)('a' + i % 26);
-	snprintf(path, sizeof(path), "%s/small.txt", root);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (write(fd, small, SMALL_LEN) != SMALL_LEN) {
-		close(fd);
-		return -1;
-	}
-	fchmod(fd, 0644);
-	return close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	const char *env = getenv("RP_IDLE_CONNS");
@@ -462,7 +440,7 @@ int main(int argc, char **argv)
 		       nconns + 5000);
 		return 77;
 	}
-	if (make_root()) {
+	if (make_root(root, sizeof(root), "idle", small, SMALL_LEN)) {
 		printf("SKIP: cannot make a root under /tmp: %s\n", strerror(errno));
 		return 77;
 	}

@@ -513,27 +513,6 @@ static void test_relay(void)
 	free(srv);
 }
 
-static int make_root(void)
-{
-	char path[128];
-	int fd;
-
-	snprintf(root, sizeof(root), "/tmp/rp_stall_XXXXXX");
-	if (!mkdtemp(root) || chmod(root, 0755))
-		return -1;
-	for (int i = 0; i < SMALL_LEN; i++)
-		small[i] = (char)('a' + i % 26);
-	snprintf(path, sizeof(path), "%s/small.txt", root);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (write(fd, small, SMALL_LEN) != SMALL_LEN || fchmod(fd, 0644)) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	const char *env = getenv("RP_STALL_CONNS");
@@ -567,7 +546,7 @@ int main(int argc, char **argv)
 		       need);
 		return 77;
 	}
-	if (make_root()) {
+	if (make_root(root, sizeof(root), "stall", small, SMALL_LEN)) {
 		printf("SKIP: cannot make a root under /tmp: %s\n", strerror(errno));
 		return 77;
 	}
