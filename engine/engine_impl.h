@@ -24,6 +24,7 @@ enum {
 	UD_WAKE = 1,	 /* MSG_RING wake landing on the target ring */
 	UD_LINK_TO = 3,	 /* a linked timeout */
 	UD_CANCEL_ALL = 4, /* shutdown's cancel-any */
+	UD_OP_CANCEL = 5,  /* rp_close's cancel of one op by user_data */
 	UD_MAX_TOKEN = 64,
 };
 /* rp_close's cancel of the ops still on an fd: this bit | the fd number
@@ -32,6 +33,9 @@ enum {
 /* The sender's own CQE of a MSG_RING wake: this bit | the target shard id,
  * so a failed wake can be sent again through the target's eventfd. */
 #define UD_WAKE_SENT (1ull << 62)
+/* One of the cancels by user_data an rp_cancel_fd sent: the rp_cancel_fd
+ * op's address | this bit (ops are pool objects, at least 64-byte aligned). */
+#define UD_SUB_CANCEL 1ull
 
 enum op_kind {
 	OP_PLAIN = 0,	 /* one CQE */
@@ -56,6 +60,7 @@ enum {
 	OPF_FAULT_RESET = 1u << 4,   /* its receive ends with an injected -ECONNRESET */
 	OPF_FAULT_PENDING = 1u << 5, /* recv_ms: the fault's cancel has not completed */
 	OPF_FAULT_FINAL = 1u << 6,   /* recv_ms: final CQE seen; the cancel's CQE ends it */
+	OPF_UNTRACKED = 1u << 7, /* names an fd the shard's fd table could not hold */
 };
 
 struct rp_op {
@@ -69,12 +74,23 @@ struct rp_op {
 	union {
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
+		struct {
+			unsigned pending; /* its cancels whose CQE is due */
+			int nr;		  /* ... of which found their op */
+		} cf;		/* rp_cancel_fd */
 	} u;
 	struct __kernel_timespec lts; /* linked timeout */
+	/* the fds whose SQE names this op, listed in sh->fdt (submit.h): -1 when
+	 * the slot is unused; two for splice */
+	int tfd[2];
+	struct rp_op *tnext[2], *tprev[2];
 #ifdef RP_FAULTS
 	void *fault_mem; /* a shortened sendmsg's msghdr copy, freed with the op */
 #endif
 };
+
+/* Ops come from the pool's 128-byte class: keep them there. */
+_Static_assert(sizeof(struct rp_op) <= 128, "struct rp_op outgrew the 128-byte pool class");
 
 struct rp_cqe_copy {
 	uint64_t ud;
@@ -127,6 +143,16 @@ struct rp_shard {
 	 * number may belong to a new file by then) */
 	int *closing;
 	unsigned nclosing, closing_cap;
+
+	/* the live ops whose SQE names each fd: fdt[fd] heads a list through
+	 * rp_op.tnext/tprev, so rp_close cancels exactly those by user_data
+	 * (a hash lookup in the kernel) instead of by fd (a walk of every
+	 * armed request). Grown by doubling on first use of a larger fd,
+	 * never shrunk; fd_untracked counts live ops it could not hold
+	 * (no memory), whose fds then go back to cancel-by-fd. */
+	struct rp_op **fdt;
+	unsigned fdt_cap;
+	unsigned fd_untracked;
 
 	/* CQEs moved out of a full CQ during an SQ flush inside a callback,
 	 * dispatched (from stash_head) before any CQE still in the CQ */

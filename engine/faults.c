@@ -211,6 +211,7 @@ void eng_fault_recv_reset(struct rp_shard *sh, struct rp_op *op)
 	memset(cop, 0, sizeof(*cop));
 	cop->kind = OP_FAULT_CANCEL;
 	cop->fd = -1;
+	cop->tfd[0] = cop->tfd[1] = -1; /* names no fd: never in sh->fdt */
 	cop->arg = op;
 	sh->live++;
 	sh->live_kind[OP_FAULT_CANCEL]++;

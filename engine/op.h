@@ -50,6 +50,7 @@ static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_c
 	op->flags = 0;
 	op->fd = -1;
 	op->next = NULL;
+	op->tfd[0] = op->tfd[1] = -1;
 #ifdef RP_FAULTS
 	op->fault_mem = NULL;
 #endif
@@ -63,6 +64,7 @@ static inline void eng_op_free(struct rp_shard *sh, struct rp_op *op)
 {
 	sh->live--;
 	sh->live_kind[op->kind]--;
+	eng_fdt_untrack(sh, op);
 #ifdef RP_FAULTS
 	rp_pool_free(op->fault_mem);
 #endif
@@ -127,6 +129,8 @@ void eng_accept_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_
 void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+/* The CQE of one of the cancels by user_data an rp_cancel_fd sent. */
+void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res);
 #ifdef RP_FAULTS
 void eng_fault_cancel_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 /* faults.c: after a multishot recv delivered data, maybe start an injected

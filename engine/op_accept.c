@@ -36,6 +36,7 @@ struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *a
 	if (op) {
 		op->fd = fd;
 		prep_accept(sqe, op);
+		eng_fdt_track(sh, op, fd);
 	}
 	return op;
 }

@@ -70,8 +70,10 @@ struct rp_op *rp_read(struct rp_shard *sh, int fd, void *buf, unsigned len, uint
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_read(sqe, fd, buf, len, off);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -81,8 +83,10 @@ struct rp_op *rp_write(struct rp_shard *sh, int fd, const void *buf, unsigned le
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_write(sqe, fd, buf, len, off);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -92,8 +96,10 @@ struct rp_op *rp_readv(struct rp_shard *sh, int fd, const struct iovec *iov, uns
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -103,8 +109,10 @@ struct rp_op *rp_writev(struct rp_shard *sh, int fd, const struct iovec *iov, un
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -122,6 +130,7 @@ static struct rp_op *rw_fixed(struct rp_shard *sh, int fd, void *buf, unsigned l
 	op = OP_START(OP_PLAIN, cb, arg);
 	if (!op)
 		return NULL;
+	eng_fdt_track(sh, op, fd);
 	if (sh->registered) {
 		if (write)
 			io_uring_prep_write_fixed(sqe, fd, buf, len, off, idx);
@@ -163,6 +172,7 @@ struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *add
 	if (op) {
 		memcpy(&op->u.addr, addr, len);
 		io_uring_prep_connect(sqe, fd, (struct sockaddr *)&op->u.addr, len);
+		eng_fdt_track(sh, op, fd);
 	}
 	return op;
 }
@@ -176,6 +186,7 @@ struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int 
 	if (!op)
 		return NULL;
 	io_uring_prep_recv(sqe, fd, buf, len, flags);
+	eng_fdt_track(sh, op, fd);
 #ifdef RP_FAULTS
 	/* decided now, counted when the result is replaced */
 	if (eng_faults_hit(&sh->faults, FAULT_RESET))
@@ -198,6 +209,7 @@ struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len
 		len = eng_faults_short_len(&sh->faults, len);
 #endif
 	io_uring_prep_send(sqe, fd, buf, len, flags);
+	eng_fdt_track(sh, op, fd);
 	return op;
 }
 
@@ -218,6 +230,7 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
 	}
 #endif
 	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+	eng_fdt_track(sh, op, fd);
 	return op;
 }
 
@@ -227,8 +240,11 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, len, flags);
+		eng_fdt_track(sh, op, fd_in);
+		eng_fdt_track(sh, op, fd_out);
+	}
 	return op;
 }
 
@@ -237,8 +253,10 @@ struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_shutdown(sqe, fd, how);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -247,8 +265,10 @@ struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, vo
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
 
-	if (op)
+	if (op) {
 		io_uring_prep_poll_add(sqe, fd, events);
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Ending ops: rp_close (cancel everything on the fd, then close it),
+ * Ending ops: rp_close (cancel every op on the fd, then close it),
  * rp_cancel (one op) and rp_cancel_fd (every op on an fd), each closing
  * the window in which the kernel has just ended a multishot op and the
  * engine would arm it again.
@@ -10,37 +10,136 @@
 #include "op.h"
 
 /*
+ * What each kind of cancel costs the kernel (io_uring/cancel.c, poll.c;
+ * docs/engine.md): a cancel by user_data hashes to one bucket of the
+ * ring's poll table (io_poll_find); a cancel by fd walks every bucket and
+ * every armed request (io_poll_file_find), and with CANCEL_ALL walks them
+ * again for each match. rp_close used to send one cancel by fd per close,
+ * so N connections closing at once cost N walks of N armed receives.
+ * Now the shard knows the live ops of each fd (sh->fdt, submit.h) and
+ * cancels exactly those by user_data.
+ */
+
+/* Does @op still hold kernel work a cancel could end? Parked receives are
+ * not in the kernel (ended here instead); an op that rp_cancel (or an
+ * earlier close) asked to end has its cancel already; a send_zc past its
+ * result waits only for its notification, which no cancel ends. */
+static bool needs_cancel(const struct rp_op *op)
+{
+	if (op->flags & (OPF_PARKED | OPF_DEAD_PARKED | OPF_CANCEL_REQ))
+		return false;
+	return !(op->kind == OP_SEND_ZC && (op->flags & OPF_RESULT_SEEN));
+}
+
+/*
+ * Room for the cancels of the live ops on @fd plus @extra SQEs, all taken
+ * here: the number of cancels, -1 when cancel-by-fd must do it instead (an
+ * op on @fd the table could not hold; more cancels than the SQ holds; an
+ * rp_link_next pending, whose pair a flush here would split), or -2 when
+ * the SQ stayed full (EBUSY).
+ */
+static int plan_cancels(struct rp_shard *sh, int fd, unsigned extra)
+{
+	unsigned k = 0, sq = sh->rt->cfg.ring_entries;
+
+	if (sh->fd_untracked || sh->link_next)
+		return -1;
+	for (struct rp_op *op = eng_fdt_first(sh, fd); op; op = eng_fdt_next(op, fd))
+		if (needs_cancel(op))
+			k++;
+	if (k + extra + SQ_SPARE > sq)
+		return -1;
+	if (io_uring_sq_space_left(&sh->ring) < k + extra + SQ_SPARE) {
+		eng_flush(sh);
+		if (io_uring_sq_space_left(&sh->ring) < k + extra + SQ_SPARE)
+			return -2;
+	}
+	return (int)k;
+}
+
+/*
+ * End the parked receives on @fd and cancel, by user_data @ud, every op on
+ * @fd the kernel holds; each is marked OPF_CANCEL_REQ, so a multishot one
+ * the kernel ended meanwhile (its CQE not reaped yet; the cancel finds
+ * nothing) is never armed again, on this file or on a new one with the
+ * same number. The cancels are not linked: each runs inline when the
+ * kernel reaches its SQE, before any SQE prepared after this call, so it
+ * cannot hit an op that reuses a target's memory later (a linked cancel
+ * would run from task work, after the rest of that submit). The SQ has
+ * room for them (plan_cancels). Returns the number sent.
+ */
+static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud)
+{
+	int n = 0;
+
+	for (struct rp_op *op = eng_fdt_first(sh, fd); op; op = eng_fdt_next(op, fd)) {
+		struct io_uring_sqe *sqe;
+
+		if (op->flags & OPF_PARKED) {
+			eng_recv_unpark_dead(sh, op);
+			continue;
+		}
+		if (!needs_cancel(op))
+			continue;
+		op->flags |= OPF_CANCEL_REQ;
+		sqe = n ? eng_sqe_spare(sh) : eng_sqe(sh);
+		io_uring_prep_cancel(sqe, op, 0);
+		io_uring_sqe_set_data64(sqe, ud);
+		n++;
+	}
+	STAT_ADD(sh, op_cancels, (uint64_t)n);
+	return n;
+}
+
+/*
  * A pending request holds its own reference to the file, so a bare close
  * would leave a recv on @fd armed on the old socket for good; and the
  * engine re-arms multishot ops by fd number, so a parked (or just ended)
  * multishot recv would be armed on whatever file gets the number next.
- * Hence: end the parked ones here, cancel the rest with a cancel-by-fd
- * hard-linked before the close (a hard link runs the close even when there
- * was nothing to cancel), and refuse re-arms on @fd until that cancel has
- * completed.
+ * Hence: end the parked ones here, cancel the rest by user_data
+ * (cancel_ops), then close; with no op on @fd the close goes alone.
+ *
+ * The fallback (plan_cancels says when) is the cancel by fd this used to
+ * send: hard-linked before the close (a hard link runs the close even
+ * when there was nothing to cancel; the cancel must see the fd still
+ * open), with re-arms on @fd refused until it has completed.
  */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
 	struct rp_op *op = eng_op_alloc(sh, OP_PLAIN, cb, arg);
+	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : 0;
 
 	if (!op)
 		return NULL;
+	if (k == -2) {
+		eng_op_free(sh, op);
+		STAT_INC(sh, sq_full_fail);
+		errno = EBUSY;
+		return NULL;
+	}
+	if (k >= 0) {
+		if (fd >= 0 && !cancel_ops(sh, fd, UD_OP_CANCEL))
+			STAT_INC(sh, close_bare);
+		sh->internal += (unsigned)k;
+		sqe = k ? eng_sqe_spare(sh) : eng_sqe(sh);
+		io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
+		return op;
+	}
 	sqe = eng_sqe(sh);
 	if (!sqe) {
 		eng_op_free(sh, op);
 		errno = EBUSY;
 		return NULL;
 	}
-	if (fd >= 0) {
-		eng_recv_unpark_fd(sh, fd, false);
-		io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-		sqe->flags |= IOSQE_IO_HARDLINK;
-		io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
-		sh->internal++;
-		(void)eng_closing_add(sh, fd); /* without memory: best effort */
-		sqe = eng_sqe_spare(sh);	    /* same submit as the cancel */
-	}
+	STAT_INC(sh, cancel_fd_fallback);
+	eng_recv_unpark_fd(sh, fd, false);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
+	sh->internal++;
+	(void)eng_closing_add(sh, fd); /* without memory: best effort */
+	sqe = eng_sqe_spare(sh);	    /* same submit as the cancel */
 	io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
 	return op;
 }
@@ -76,15 +175,40 @@ struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, voi
 	return op;
 }
 
-/* As rp_close without the close: re-arms on @fd are refused until this
- * cancel completes (see rp_cancel for the race it closes). */
+/*
+ * As rp_close without the close: one cancel by user_data per op on @fd,
+ * tagged with this op's address (UD_SUB_CANCEL), and this op's callback
+ * once all have completed, with the number that found their op (as a
+ * cancel by fd with CANCEL_ALL counts); a NOP when there is none. The
+ * fallback is a cancel by fd, with re-arms on @fd refused until it
+ * completes (see rp_cancel for the race it closes).
+ */
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = eng_op_start(sh, OP_CANCEL_FD, cb, arg, true, &sqe);
+	struct rp_op *op;
+	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
 
+	if (k == -2) {
+		STAT_INC(sh, sq_full_fail);
+		errno = EBUSY;
+		return NULL;
+	}
+	if (k >= 0) {
+		op = eng_op_alloc(sh, OP_CANCEL_FD, cb, arg);
+		if (!op)
+			return NULL;
+		op->u.cf.nr = 0;
+		op->u.cf.pending = (unsigned)cancel_ops(sh, fd, (uintptr_t)op | UD_SUB_CANCEL);
+		if (!op->u.cf.pending)
+			io_uring_prep_nop(eng_op_sqe(sh, op, eng_sqe(sh)));
+		return op;
+	}
+	op = eng_op_start(sh, OP_CANCEL_FD, cb, arg, true, &sqe);
 	if (!op)
 		return NULL;
+	if (fd >= 0)
+		STAT_INC(sh, cancel_fd_fallback);
 	op->fd = fd;
 	eng_recv_unpark_fd(sh, fd, false);
 	if (fd >= 0 && !eng_closing_add(sh, fd))
@@ -93,7 +217,19 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	return op;
 }
 
+void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res)
+{
+	struct rp_cqe c;
 
+	if (res == 0 || res == -EALREADY)
+		op->u.cf.nr++;
+	if (--op->u.cf.pending)
+		return;
+	c = (struct rp_cqe){ .res = op->u.cf.nr };
+	eng_op_finish(sh, op, &c);
+}
+
+/* The fallback's cancel by fd, or the NOP of a cancel that found no op. */
 void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
 {
 	struct rp_cqe c = { .res = res };

@@ -191,6 +191,7 @@ struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg
 	if (!op)
 		return NULL;
 	op->fd = fd;
+	eng_fdt_track(sh, op, fd); /* armed or parked, until it is freed */
 	if (sh->bufs_out >= sh->nbufs) {
 		eng_recv_park(sh, op);
 	} else if (!arm_recv(sh, op)) {

@@ -23,9 +23,13 @@ struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned 
 	if (op && len >= 2 && ENG_FAULT(sh, FAULT_SHORT))
 		len = eng_faults_short_len(&sh->faults, len);
 #endif
-	if (op)
+	if (op) {
 		io_uring_prep_send_zc(sqe, fd, buf, len, flags,
 				      rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
+		/* listed until its notification: rp_close cancels it only
+		 * before its result (OPF_RESULT_SEEN) */
+		eng_fdt_track(sh, op, fd);
+	}
 	return op;
 }
 
@@ -46,6 +50,7 @@ void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32
 		return;
 	}
 	if (cflags & IORING_CQE_F_MORE) {
+		op->flags |= OPF_RESULT_SEEN; /* only the notification is due */
 		eng_count_err(sh, res);
 		c.flags = RP_CQE_MORE;
 		eng_deliver(sh, op, &c);

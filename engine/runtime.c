@@ -383,6 +383,7 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 		sh->cpu = rt->cfg.no_pin ? -1 : cpus[i % ncpu];
 		sh->node = nodes[i % ncpu];
 		sh->efd_op.kind = OP_EVENTFD;
+		sh->efd_op.tfd[0] = sh->efd_op.tfd[1] = -1; /* internal: not in sh->fdt */
 #ifdef RP_FAULTS
 		eng_faults_init(&sh->faults, &rt->faults, i);
 #endif
@@ -672,6 +673,7 @@ static void shard_free(struct rp_shard *sh)
 	free(sh->buf_outmap);
 	free(sh->stash);
 	free(sh->closing);
+	free(sh->fdt);
 	if (sh->efd >= 0)
 		close(sh->efd);
 	if (sh->inbox) {

@@ -41,6 +41,7 @@ static void token_cqe(struct rp_shard *sh, uint64_t ud, int res)
 			STAT_INC(sh, err_timeout);
 		break;
 	case UD_CANCEL_ALL:
+	case UD_OP_CANCEL: /* 0, or -ENOENT/-EALREADY: the op was ending anyway */
 		sh->internal--;
 		break;
 	default:
@@ -65,6 +66,10 @@ static void dispatch(struct rp_shard *sh, uint64_t ud, int res, uint32_t cflags)
 	}
 	if (ud & UD_WAKE_SENT) {
 		eng_wake_sent(sh, ud, res);
+		return;
+	}
+	if (ud & UD_SUB_CANCEL) {
+		eng_cancel_fd_sub(sh, (struct rp_op *)(uintptr_t)(ud & ~UD_SUB_CANCEL), res);
 		return;
 	}
 	op = (struct rp_op *)(uintptr_t)ud;

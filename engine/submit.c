@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SQ full and CQ overflow, and the fds being closed (submit.h).
+ * SQ full and CQ overflow, the fds being closed and the table of the live
+ * ops of each fd (submit.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "submit.h"
 
@@ -66,6 +69,27 @@ bool eng_flush(struct rp_shard *sh)
 	 * and goes with the loop's next submit. */
 	STAT_INC(sh, sq_full_fail);
 	return io_uring_sq_space_left(&sh->ring) >= SQ_SPARE + 1;
+}
+
+bool eng_fdt_grow(struct rp_shard *sh, int fd)
+{
+	unsigned cap = sh->fdt_cap ? sh->fdt_cap : 1024;
+	struct rp_op **t;
+
+	if (RP_TEST_HOOK(fdt_nomem))
+		return false;
+	while (cap <= (unsigned)fd) {
+		if (cap > UINT_MAX / 2)
+			return false;
+		cap *= 2;
+	}
+	t = realloc(sh->fdt, (size_t)cap * sizeof(*t));
+	if (!t)
+		return false;
+	memset(t + sh->fdt_cap, 0, (size_t)(cap - sh->fdt_cap) * sizeof(*t));
+	sh->fdt = t;
+	sh->fdt_cap = cap;
+	return true;
 }
 
 bool eng_closing_add(struct rp_shard *sh, int fd)

@@ -23,12 +23,86 @@ struct rp_engine_test_hooks {
 	atomic_int flush_fail;	  /* eng_flush gives up at once */
 	atomic_int msg_ring_fail; /* MSG_RING wakes target an fd that is no ring */
 	atomic_int flush_stash;	  /* a flush moves the CQ aside, as on CQ overflow */
+	atomic_int fdt_nomem;	  /* the fd table cannot grow */
 };
 extern struct rp_engine_test_hooks rp_engine_test_hooks;
 #define RP_TEST_HOOK(name) atomic_load_explicit(&rp_engine_test_hooks.name, memory_order_relaxed)
 #else
 #define RP_TEST_HOOK(name) 0
 #endif
+
+/* ---- the live ops of each fd (sh->fdt) ---- */
+
+/* Make sh->fdt hold @fd (doubling, from 1024): false without memory. */
+bool eng_fdt_grow(struct rp_shard *sh, int fd);
+
+/* The slot of @op's links that lists it under @fd (it is listed under it). */
+static inline unsigned eng_fdt_slot(const struct rp_op *op, int fd)
+{
+	return op->tfd[0] == fd ? 0 : 1;
+}
+
+/*
+ * List @op under @fd, the fd its SQE names (a second call: splice's other
+ * fd). Called when the op is prepared, undone by eng_fdt_untrack when it
+ * is freed. Without memory for the table the op is counted in
+ * sh->fd_untracked instead, and rp_close falls back to cancel-by-fd.
+ */
+static inline void eng_fdt_track(struct rp_shard *sh, struct rp_op *op, int fd)
+{
+	unsigned s = op->tfd[0] < 0 ? 0 : 1;
+	struct rp_op *head;
+
+	if (fd < 0 || op->tfd[0] == fd)
+		return;
+	if ((unsigned)fd >= sh->fdt_cap && !eng_fdt_grow(sh, fd)) {
+		if (!(op->flags & OPF_UNTRACKED)) {
+			op->flags |= OPF_UNTRACKED;
+			sh->fd_untracked++;
+		}
+		return;
+	}
+	head = sh->fdt[fd];
+	op->tfd[s] = fd;
+	op->tprev[s] = NULL;
+	op->tnext[s] = head;
+	if (head)
+		head->tprev[eng_fdt_slot(head, fd)] = op;
+	sh->fdt[fd] = op;
+}
+
+static inline void eng_fdt_untrack(struct rp_shard *sh, struct rp_op *op)
+{
+	for (unsigned s = 0; s < 2; s++) {
+		int fd = op->tfd[s];
+		struct rp_op *n = op->tnext[s], *p = op->tprev[s];
+
+		if (fd < 0)
+			continue;
+		if (p)
+			p->tnext[eng_fdt_slot(p, fd)] = n;
+		else
+			sh->fdt[fd] = n;
+		if (n)
+			n->tprev[eng_fdt_slot(n, fd)] = p;
+		op->tfd[s] = -1;
+	}
+	if (op->flags & OPF_UNTRACKED) {
+		op->flags &= (uint8_t)~OPF_UNTRACKED;
+		sh->fd_untracked--;
+	}
+}
+
+/* The first op listed under @fd, or NULL; the next one after @op. */
+static inline struct rp_op *eng_fdt_first(const struct rp_shard *sh, int fd)
+{
+	return fd >= 0 && (unsigned)fd < sh->fdt_cap ? sh->fdt[fd] : NULL;
+}
+
+static inline struct rp_op *eng_fdt_next(const struct rp_op *op, int fd)
+{
+	return op->tnext[eng_fdt_slot(op, fd)];
+}
 
 #ifdef RP_FAULTS
 /* Roll the shard's dice for fault @k (faults.h); counts an injection. */

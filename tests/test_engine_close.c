@@ -106,6 +106,11 @@ static void test_close_cancel_cancel_fd(void **state)
 	assert_int_equal(tcc.recv_res[2], -ECANCELED);
 	assert_int_equal(tcc.cancel_fd_res, 2);
 	assert_true(st.err_cancelled >= 3);
+	/* the two closes found no op on their fds; the two recvs were cancelled
+	 * one by one, by user_data */
+	assert_int_equal(st.close_bare, 2);
+	assert_int_equal(st.op_cancels, 2);
+	assert_int_equal(st.cancel_fd_fallback, 0);
 	close(tcc.c);
 	close(tcc.s);
 }
@@ -468,6 +473,261 @@ static void test_fd_reuse_close_in_data_callback(void **state)
 	run_fd_reuse(FR_MULTISHOT_CLOSE_IN_CB);
 }
 
+
+/* ======================================================================
+ * rp_close cancels exactly the ops on its fd: a send in flight, a splice
+ * whose other end is the fd closed; a multishot recv on another fd keeps
+ * working
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int c1, s1, c2, s2, c3, s3, p[2];
+	int send_res, splice_res, close1_res, close2_res, other_got, other_final;
+	int closes;
+	struct rp_op *other;
+	char sbuf[4096];
+} tce;
+
+static void ce_send_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tce.send_res = c->res;
+}
+
+static void ce_splice_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tce.splice_res = c->res;
+}
+
+static void ce_other_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0)
+		tce.other_got += c->res;
+	if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (!(c->flags & RP_CQE_MORE)) {
+		tce.other_final = c->res;
+		atomic_store(&tce.done, 1);
+		return;
+	}
+	if (tce.other_got == 5)
+		CHECK(rp_cancel(sh, tce.other, NULL, NULL) != NULL); /* done: end it */
+}
+
+static void ce_closed_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	if (arg)
+		tce.close2_res = c->res;
+	else
+		tce.close1_res = c->res;
+	/* both closed: the receive on the other connection is still armed */
+	if (++tce.closes == 2)
+		CHECK_EQ(write(tce.c2, "alive", 5), 5);
+}
+
+static void ce_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	CHECK(rp_close(sh, tce.s1, ce_closed_cb, NULL) != NULL);
+	CHECK(rp_close(sh, tce.p[1], ce_closed_cb, (void *)1) != NULL);
+}
+
+static int ce_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	/* s1's send buffer is full and c1 never reads: this send waits */
+	CHECK(rp_send(sh, tce.s1, tce.sbuf, sizeof(tce.sbuf), 0, ce_send_cb, NULL) != NULL);
+	/* nothing to read on s3: this splice into the pipe waits */
+	CHECK(rp_splice(sh, tce.s3, -1, tce.p[1], -1, 4096, 0, ce_splice_cb, NULL) != NULL);
+	tce.other = rp_recv_multishot(sh, tce.s2, ce_other_cb, NULL);
+	CHECK(tce.other != NULL);
+	CHECK(rp_timeout(sh, 30 * MS, ce_go, NULL) != NULL);
+	return 0;
+}
+
+static void test_close_cancels_only_its_fd(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tce, 0, sizeof(tce));
+	tce.send_res = tce.splice_res = 1;
+	{
+		/* a unix stream: its send queue does not grow behind our back
+		 * (loopback TCP autotunes the peer's window and drains it) */
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		tce.c1 = sv[0];
+		tce.s1 = sv[1];
+	}
+	tcp_pair(&tce.c2, &tce.s2);
+	tcp_pair(&tce.c3, &tce.s3);
+	assert_int_equal(pipe2(tce.p, O_CLOEXEC), 0);
+	assert_int_equal(fcntl(tce.s1, F_SETFL, O_NONBLOCK), 0);
+	for (int i = 0; i < 100000 && write(tce.s1, tce.sbuf, sizeof(tce.sbuf)) > 0; i++)
+		;
+	assert_int_equal(errno, EAGAIN);
+	for (int i = 0; i < 100000 && write(tce.s1, tce.sbuf, 1) > 0; i++)
+		; /* and its last bytes */
+	cfg.init = ce_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tce.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	assert_int_equal(tce.close1_res, 0);
+	assert_int_equal(tce.close2_res, 0);
+	assert_int_equal(tce.send_res, -ECANCELED);
+	assert_true(tce.splice_res < 0);
+	assert_int_equal(tce.other_got, 5);
+	assert_int_equal(tce.other_final, -ECANCELED);
+	/* the send and the splice, by user_data; nothing by fd */
+	assert_int_equal(st.op_cancels, 2);
+	assert_int_equal(st.cancel_fd_fallback, 0);
+	close(tce.c1);
+	close(tce.c2);
+	close(tce.s2);
+	close(tce.c3);
+	close(tce.s3);
+	close(tce.p[0]);
+}
+
+/* ======================================================================
+ * close storm: N connections, a multishot recv armed on each, closed at
+ * once from one callback
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int n;
+	int *srv, *cli;
+	int closed, finals, close_errs, final_bad;
+	double t0, t1;
+} tcs;
+
+static void cs_end_one(void)
+{
+	if (tcs.closed == tcs.n && tcs.finals == tcs.n) {
+		tcs.t1 = now_s();
+		atomic_store(&tcs.done, 1);
+	}
+}
+
+static void cs_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (c->flags & RP_CQE_MORE)
+		return;
+	if (c->res != -ECANCELED)
+		tcs.final_bad++;
+	tcs.finals++;
+	cs_end_one();
+}
+
+static void cs_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	if (c->res)
+		tcs.close_errs++;
+	tcs.closed++;
+	cs_end_one();
+}
+
+static void cs_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	tcs.t0 = now_s();
+	for (int i = 0; i < tcs.n; i++)
+		CHECK(rp_close(sh, tcs.srv[i], cs_close_cb, NULL) != NULL);
+}
+
+static int cs_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < tcs.n; i++)
+		CHECK(rp_recv_multishot(sh, tcs.srv[i], cs_recv_cb, NULL) != NULL);
+	/* the receives reach the kernel with this iteration's submit */
+	CHECK(rp_timeout(sh, 50 * MS, cs_go, NULL) != NULL);
+	return 0;
+}
+
+static void test_close_storm(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	struct sockaddr_in addr;
+	struct rlimit rl;
+	int lfd, n = reduced() ? 2000 : 10000;
+	bool ok;
+
+	(void)state;
+	memset(&tcs, 0, sizeof(tcs));
+	/* two fds a connection, and a few for the runtime */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n * 2 + 64 > rl.rlim_cur)
+		n = (int)((rl.rlim_cur - 64) / 2);
+	if (n < 100)
+		skip();
+	tcs.n = n;
+	tcs.srv = calloc((size_t)n, sizeof(int));
+	tcs.cli = calloc((size_t)n, sizeof(int));
+	assert_non_null(tcs.srv);
+	assert_non_null(tcs.cli);
+	lfd = tcp_listener(&addr);
+	for (int i = 0; i < n; i++) {
+		tcs.cli[i] = tcp_connect(&addr);
+		assert_true(tcs.cli[i] >= 0);
+		tcs.srv[i] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(tcs.srv[i] >= 0);
+	}
+	close(lfd);
+	cfg.init = cs_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tcs.done, 1, 60.0);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	print_message("# close storm: %d connections with a multishot recv each closed in %.3f s "
+		      "(%.2f us each)\n",
+		      n, tcs.t1 - tcs.t0, (tcs.t1 - tcs.t0) * 1e6 / n);
+	assert_int_equal(tcs.close_errs, 0);
+	assert_int_equal(tcs.final_bad, 0);
+	/* each close cancelled its one receive by user_data: no cancel by fd,
+	 * whose cost in the kernel grows with every request armed on the ring */
+	assert_int_equal(st.cancel_fd_fallback, 0);
+	assert_int_equal(st.op_cancels, (uint64_t)n);
+	assert_int_equal(st.close_bare, 0);
+	for (int i = 0; i < n; i++)
+		close(tcs.cli[i]);
+	free(tcs.srv);
+	free(tcs.cli);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -479,6 +739,8 @@ int main(void)
 		T(test_fd_reuse_armed_multishot),
 		T(test_fd_reuse_parked_multishot),
 		T(test_fd_reuse_close_in_data_callback),
+		T(test_close_cancels_only_its_fd),
+		T(test_close_storm),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);

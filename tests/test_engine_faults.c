@@ -10,6 +10,8 @@
  * - A flush inside a callback that moves the CQ aside (the CQ-overflow
  *   path): completions still reach their callbacks in the order the kernel
  *   posted them.
+ * - An fd table that cannot grow: rp_close and rp_cancel_fd fall back to a
+ *   cancel by fd (counted) and still end every op on the fd.
  */
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
@@ -133,6 +135,78 @@ static void test_failed_msg_ring_wake_falls_back(void **state)
 }
 
 /* ======================================================================
+ * the fd table without memory: cancel by fd
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int a, b, c, d;
+	int recv_res, recv2_res, close_res, cancel_res, ends;
+} tfn;
+
+static void fn_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int *res = arg;
+
+	if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (c->flags & RP_CQE_MORE)
+		return;
+	*res = c->res;
+	if (++tfn.ends == 4)
+		atomic_store(&tfn.done, 1);
+}
+
+static void fn_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	CHECK(rp_close(sh, tfn.a, fn_cb, &tfn.close_res) != NULL);
+	CHECK(rp_cancel_fd(sh, tfn.c, fn_cb, &tfn.cancel_res) != NULL);
+}
+
+static int fn_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv_multishot(sh, tfn.a, fn_cb, &tfn.recv_res) != NULL);
+	CHECK(rp_recv_multishot(sh, tfn.c, fn_cb, &tfn.recv2_res) != NULL);
+	CHECK(rp_timeout(sh, 20 * MS, fn_go, NULL) != NULL);
+	return 0;
+}
+
+static void test_fd_table_without_memory_cancels_by_fd(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tfn, 0, sizeof(tfn));
+	tcp_pair(&tfn.a, &tfn.b);
+	tcp_pair(&tfn.c, &tfn.d);
+	HOOK_SET(fdt_nomem, 1);
+	cfg.init = fn_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tfn.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	HOOK_SET(fdt_nomem, 0);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	assert_int_equal(tfn.recv_res, -ECANCELED);
+	assert_int_equal(tfn.recv2_res, -ECANCELED);
+	assert_int_equal(tfn.close_res, 0);
+	assert_int_equal(tfn.cancel_res, 1);
+	assert_int_equal(st.cancel_fd_fallback, 2);
+	assert_int_equal(st.op_cancels, 0);
+	close(tfn.b);
+	close(tfn.c);
+	close(tfn.d);
+}
+
+/* ======================================================================
  * completions in the order the kernel posted them, across a stash
  * ====================================================================== */
 
@@ -204,6 +278,7 @@ int main(void)
 		T(test_flush_that_gives_up_fails_the_op),
 		T(test_failed_msg_ring_wake_falls_back),
 		T(test_stashed_completions_keep_kernel_order),
+		T(test_fd_table_without_memory_cancels_by_fd),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);

@@ -153,6 +153,9 @@ struct rp_shard_stats {
 	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
 	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
 	uint64_t stuck_ops;	 /* ops still in flight when the stop deadline passed */
+	uint64_t close_bare;	 /* rp_close with no op on the fd: the close went alone */
+	uint64_t op_cancels;	 /* cancels by user_data rp_close/rp_cancel_fd sent, one per op */
+	uint64_t cancel_fd_fallback; /* cancels by fd sent instead (fd table without memory) */
 };
 
 /* ---- runtime (control thread) ---- */
@@ -315,7 +318,12 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  * feeds an old op. (A pending io_uring request keeps its own reference to
  * the file: without this a recv would stay armed on a closed socket.)
  * Close a socket only after the sends that must reach the peer completed.
- * Allowed while stopping.
+ * Allowed while stopping. The shard knows which of its ops name @fd: with
+ * none the close goes alone (counted in close_bare); otherwise each is
+ * cancelled by user_data (op_cancels), which the kernel finds with one
+ * hash lookup, where a cancel by fd walks every request armed on the ring.
+ * When the shard could not record an op's fd (no memory) it cancels by fd
+ * instead (cancel_fd_fallback).
  */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /*
@@ -324,8 +332,11 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
  * multishot op that was cancelled is never re-armed or parked again, even
  * when the kernel had just ended it (ENOBUFS) and the cancel found nothing
  * (-ENOENT): its next completion without RP_CQE_MORE is its last, with
- * -ECANCELED where it would have been re-armed. rp_cancel_fd likewise
- * refuses re-arms on @fd until the cancel has completed (as rp_close).
+ * -ECANCELED where it would have been re-armed. rp_cancel_fd cancels each
+ * op on @fd that way (by user_data, as rp_close does) and completes once
+ * all those cancels have, res = how many found their op (0: none on @fd);
+ * its fallback without memory is a cancel by fd, which refuses re-arms on
+ * @fd until it has completed.
  */
 struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
