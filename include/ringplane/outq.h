@@ -20,10 +20,14 @@
  *   16 KB) goes out alone with rp_send_zc from the caller's memory while
  *   the socket is in zero-copy mode; its buffer is released on the
  *   notification (RP_CQE_NOTIF), which the send path never waits for.
+ *   Until a notification has proven zero-copy, one such push (the trial)
+ *   waits for its notification while the big pushes behind it go plain.
  *   A notification with RP_CQE_ZC_COPIED (loopback, veth: the kernel
  *   copied after all) switches the socket to plain sends; after
  *   opts.probe_bytes plain bytes or opts.probe_ns (whichever first) the
- *   next big push probes zero-copy again. With RP_OUTQ_LOCAL_PLAIN a socket
+ *   next big push probes zero-copy again, and each probe that comes back
+ *   copied doubles both, up to 64 times; a zero-copy notification resets
+ *   them. With RP_OUTQ_LOCAL_PLAIN a socket
  *   whose peer is on this host (AF_UNIX, a loopback address, or a peer
  *   address equal to the socket's own) starts on plain sends.
  *
