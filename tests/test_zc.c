@@ -379,7 +379,7 @@ static void on_usr1(int sig)
 struct kicker {
 	pthread_t target, th;
 	atomic_bool stop;
-	unsigned sent;
+	atomic_uint sent;
 };
 
 static void *kicker_main(void *p)
@@ -389,7 +389,7 @@ static void *kicker_main(void *p)
 
 	while (!atomic_load(&k->stop) && now_s() < end) {
 		pthread_kill(k->target, SIGUSR1);
-		k->sent++;
+		atomic_fetch_add(&k->sent, 1);
 		usleep(500);
 	}
 	return NULL;
@@ -403,6 +403,7 @@ static void run_with_signals(int a, int b, int fd, size_t n, unsigned seed)
 	struct sigaction sa = {.sa_handler = on_usr1}, old;
 	struct kicker k = {.target = pthread_self()};
 	struct reader r = {.delay_us = 200};
+	double t_start = now_s();
 	off_t off = 0;
 	ssize_t got;
 
@@ -410,6 +411,11 @@ static void run_with_signals(int a, int b, int fd, size_t n, unsigned seed)
 	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
 	reader_start(&r, b, n);
 	assert_int_equal(pthread_create(&k.th, NULL, kicker_main, &k), 0);
+	/* on a loaded host the kicker could first run after the transfer:
+	 * start it once the signals are flowing (bounded by the kicker's own
+	 * WAIT_S) */
+	while (!atomic_load(&k.sent) && now_s() < t_start + WAIT_S)
+		usleep(100);
 	got = rp_zc_file_to_socket(a, fd, &off, n);
 	atomic_store(&k.stop, true);
 	pthread_join(k.th, NULL);
@@ -419,7 +425,7 @@ static void run_with_signals(int a, int b, int fd, size_t n, unsigned seed)
 	assert_int_equal(off, n);
 	assert_int_equal(r.got, n);
 	check_pattern(r.buf, n, 0, seed);
-	assert_true(k.sent > 0);
+	assert_true(atomic_load(&k.sent) > 0);
 	free(r.buf);
 }
 
