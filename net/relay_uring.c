@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The io_uring splice path of a relay direction (RP_RELAY_SPLICE_URING):
- * IORING_OP_SPLICE socket -> pipe and pipe -> socket, one of each in flight.
+ * IORING_OP_SPLICE socket -> pipe, then pipe -> socket until the pipe is
+ * empty, one splice in flight at a time (see uring_pump for why).
  * It exists to be measured against relay_splice.c (readiness + splice(2) on
  * the shard thread), which the auto and splice modes use:
  *
@@ -34,9 +35,12 @@ static void on_out(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 	(void)sh;
 	d->out_op = NULL;
+	/* counted whether or not the relay ended: the pipe goes back to the
+	 * shard's pool only when in_pipe says it is empty (see on_in) */
+	if (c->res > 0)
+		d->in_pipe -= (size_t)c->res;
 	if (!r->ended) {
 		if (c->res > 0) {
-			d->in_pipe -= (size_t)c->res;
 			relay_moved(d, (size_t)c->res, true);
 			uring_pump(d);
 		} else {
@@ -53,17 +57,23 @@ static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 	(void)sh;
 	d->in_op = NULL;
+	/*
+	 * Counted even after the relay ended: a splice that was already
+	 * moving bytes when the other side reset completes with them in the
+	 * pipe. Left uncounted, the pipe went back to the pool with them and
+	 * the next relay that took it sent them to its own peer first
+	 * (iperf3 -P 4 through this mode hung: a stream's cookie arrived
+	 * behind a previous test's bytes and the server refused it).
+	 */
+	if (c->res > 0)
+		d->in_pipe += (size_t)c->res;
 	if (!r->ended) {
 		if (c->res > 0) {
-			d->in_pipe += (size_t)c->res;
 			d->started = true;
 			uring_pump(d);
 		} else if (c->res == 0) {
 			d->eof = true;
 			uring_pump(d);
-		} else if (c->res == -EAGAIN && d->in_pipe) {
-			/* the pipe's pages are fuller than its byte count says:
-			 * the next drain (on_out) reads again */
 		} else {
 			relay_fail(r, c->res, RP_RELAY_END_RESET);
 		}
@@ -87,9 +97,18 @@ static void uring_pump(struct rdir *d)
 		}
 		r->pending++;
 	}
-	if (!d->eof && !d->in_op && d->in_pipe < size) {
-		d->in_op = rp_splice(r->sh, d->from, -1, d->pipe[1], -1,
-				     (unsigned)(size - d->in_pipe), SPLICE_F_MOVE, on_in, d);
+	/*
+	 * Read only into an empty pipe, so one chunk at a time: a socket ->
+	 * pipe splice waits in the socket for data holding the pipe's lock
+	 * (splice_file_to_pipe, fs/splice.c), so one issued while bytes were
+	 * in the pipe kept the pipe -> socket splice of them waiting on that
+	 * lock until the next bytes came, for ever when the peer awaited an
+	 * answer to them: iperf3 -P 4 hung in 4 of 8 runs (two io-wq workers
+	 * seen in sk_wait_data and splice_to_socket's pipe_lock).
+	 */
+	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe) {
+		d->in_op = rp_splice(r->sh, d->from, -1, d->pipe[1], -1, size, SPLICE_F_MOVE,
+				     on_in, d);
 		if (!d->in_op) {
 			relay_fail(r, -errno, RP_RELAY_END_NOMEM);
 			return;
