@@ -5,19 +5,25 @@
  * (in a network namespace if asked) with its stdout on a pipe and wait for
  * its "listening on HOST:PORT" line, take what it prints, stop it with
  * SIGTERM and get its exit status, and read its VmRSS and open descriptors
- * from /proc (test_proc.h); and make a root for `ringplane serve`. Include
- * after test_util.h (bin, now_ms). Every wait is bounded.
+ * from /proc (test_proc.h), sum a counter over its stats lines; dial it;
+ * make a root for `ringplane serve`. Include after test_util.h (bin,
+ * now_ms). Every wait is bounded.
  */
 #ifndef RP_APPS_TEST_CHILD_H
 #define RP_APPS_TEST_CHILD_H
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,6 +164,38 @@ static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms
 	c->log[c->len] = 0;
 	close(c->out);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Sum of "NAME VALUE" over the stats lines in the log. */
+static unsigned long long __attribute__((unused)) stat_sum(const char *log, const char *name)
+{
+	unsigned long long sum = 0;
+	size_t nl = strlen(name);
+
+	for (const char *p = log; (p = strstr(p, name)); p += nl)
+		if ((p == log || p[-1] == ' ') && p[nl] == ' ')
+			sum += strtoull(p + nl + 1, NULL, 10);
+	return sum;
+}
+
+/* A client of the server on 127.0.0.1:@port, TCP_NODELAY, connect() bounded
+ * by 5 s; -1 if it failed. */
+static int __attribute__((unused)) dial(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {.tv_sec = 5};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
 }
 
 /* A root for `ringplane serve`: @root (@size bytes) becomes a new 0755

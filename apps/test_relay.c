@@ -49,18 +49,6 @@
 
 static bool reduced;
 
-/* Sum of "NAME VALUE" over the stats lines in the log. */
-static unsigned long long stat_sum(const char *log, const char *name)
-{
-	unsigned long long sum = 0;
-	size_t nl = strlen(name);
-
-	for (const char *p = log; (p = strstr(p, name)); p += nl)
-		if ((p == log || p[-1] == ' ') && p[nl] == ' ')
-			sum += strtoull(p + nl + 1, NULL, 10);
-	return sum;
-}
-
 static int connect_to(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };

@@ -71,39 +71,7 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- children (test_child.h) ---- */
-
-/* Sum of "NAME VALUE" over the stats lines in the log. */
-static unsigned long long stat_sum(const char *log, const char *name)
-{
-	unsigned long long sum = 0;
-	size_t nl = strlen(name);
-
-	for (const char *p = log; (p = strstr(p, name)); p += nl)
-		if ((p == log || p[-1] == ' ') && p[nl] == ' ')
-			sum += strtoull(p + nl + 1, NULL, 10);
-	return sum;
-}
-
-/* ---- clients ---- */
-
-static int dial(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	struct timeval tv = {.tv_sec = 5};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
+/* ---- clients (test_child.h: children, stat_sum, dial) ---- */
 
 enum kind { K_SERVE, K_RELAY };
 
