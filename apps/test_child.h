@@ -45,9 +45,6 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 {
 	const char *argv[40];
 	int pfd[2], n = 0;
-	char line[256];
-	size_t len = 0;
-	uint64_t end = now_ms() + 10000;
 
 	if (ns) {
 		argv[n++] = "ip";
@@ -76,26 +73,8 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 	}
 	close(pfd[1]);
 	c->out = pfd[0];
-	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = {.fd = c->out, .events = POLLIN};
-		char *colon;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (read(c->out, line + len, 1) != 1)
-			return -1;
-		if (line[len] != '\n') {
-			len++;
-			continue;
-		}
-		line[len] = 0;
-		colon = strrchr(line, ':');
-		if (strncmp(line, "listening on ", 13) || !colon)
-			return -1;
-		c->port = atoi(colon + 1);
-		return 0;
-	}
-	return -1;
+	c->port = listening_port(c->out, 10000);
+	return c->port < 0 ? -1 : 0;
 }
 
 static int __attribute__((unused)) child_start(struct child *c, const char *const *args)

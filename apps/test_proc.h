@@ -1,17 +1,61 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the tests that watch a server from the outside read of it in /proc:
- * its VmRSS and its open descriptors. Shared by test_child.h (test_idle,
- * test_stall, test_relay) and tests/soak; needs nothing else.
+ * What the tests that watch a server from the outside read of it: the port
+ * of its "listening on" line, and in /proc its VmRSS and open descriptors.
+ * Shared by test_child.h (test_idle, test_stall, test_relay) and tests/soak;
+ * needs nothing else (its clock is its own: soak has no test_util.h).
  */
 #ifndef RP_APPS_TEST_PROC_H
 #define RP_APPS_TEST_PROC_H
 
 #include <dirent.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* CLOCK_MONOTONIC in ms. */
+static inline uint64_t test_proc_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The first line @fd (a server's stdout) brings within @limit_ms must be
+ * "listening on HOST:PORT": PORT, or -1 (another line, EOF, or none in
+ * time). Read a byte at a time: what follows the line stays in the pipe. */
+static int __attribute__((unused)) listening_port(int fd, unsigned limit_ms)
+{
+	char line[256];
+	size_t len = 0;
+	uint64_t end = test_proc_ms() + limit_ms;
+
+	while (test_proc_ms() < end && len < sizeof(line) - 1) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		char *colon;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(fd, line + len, 1) != 1)
+			return -1;
+		if (line[len] != '\n') {
+			len++;
+			continue;
+		}
+		line[len] = 0;
+		colon = strrchr(line, ':');
+		if (strncmp(line, "listening on ", 13) || !colon)
+			return -1;
+		return atoi(colon + 1);
+	}
+	return -1;
+}
 
 /* VmRSS of @pid in kB, or -1. */
 static long __attribute__((unused)) rss_kb(pid_t pid)

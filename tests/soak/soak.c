@@ -99,7 +99,7 @@
 
 #include <ringplane/simd.h>
 
-#include "test_proc.h" /* apps/: rss_kb, fd_count */
+#include "test_proc.h" /* apps/: listening_port, rss_kb, fd_count */
 
 #define PAT_LEN	    (16u << 20)	 /* the pattern every byte sent or served comes from */
 #define PAT_TAIL    (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
@@ -1191,29 +1191,9 @@ static int server_spawn(struct server *s)
 /* Wait for its "listening on H:P" (30 s: a pool is prefaulted at start, slow under ASan). */
 static int server_listening(struct server *s)
 {
-	char line[256];
-	size_t len = 0;
-	uint64_t end = now_ms() + 30000;
-
-	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = {.fd = s->out, .events = POLLIN};
-		char *colon;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (read(s->out, line + len, 1) != 1)
-			break;
-		if (line[len] != '\n') {
-			len++;
-			continue;
-		}
-		line[len] = 0;
-		colon = strrchr(line, ':');
-		if (strncmp(line, "listening on ", 13) || !colon)
-			break;
-		s->port = atoi(colon + 1);
+	s->port = listening_port(s->out, 30000);
+	if (s->port >= 0)
 		return 0;
-	}
 	fprintf(stderr, "soak: %s did not start (see %s)\n", s->name, s->log);
 	return -1;
 }
