@@ -936,7 +936,16 @@ static double children_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static int run_cp(const char *src, const char *dst, int cpu)
+static int copy_rw(int dst, int src, char *buf);
+
+/*
+ * One file_copy side in a child process pinned to @cpu: side 1 execs cp,
+ * side 0 runs rp_zc_file_copy and side 2 the read/write loop. All three
+ * run as a fresh process: at load ~20-30, cp (a new process) was scheduled
+ * ahead of this long-running, CPU-bound one and read 0.14-0.76x against
+ * the same copy_file_range in this thread while using the same CPU time.
+ */
+static int run_child(int side, const char *src, const char *dst, size_t size, int cpu, char *buf)
 {
 	pid_t pid = fork();
 	int st;
@@ -945,12 +954,27 @@ static int run_cp(const char *src, const char *dst, int cpu)
 		return -errno;
 	if (pid == 0) {
 		cpu_set_t set;
+		int in, out, ret;
 
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
 		sched_setaffinity(0, sizeof(set), &set);
-		execlp("cp", "cp", src, dst, (char *)NULL);
-		_exit(127);
+		if (side == 1) {
+			execlp("cp", "cp", src, dst, (char *)NULL);
+			_exit(127);
+		}
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (in < 0 || out < 0)
+			_exit(1);
+		if (side == 0) {
+			ssize_t n = rp_zc_file_copy(out, in, NULL, NULL, size);
+
+			ret = n == (ssize_t)size ? 0 : 1;
+		} else {
+			ret = copy_rw(out, in, buf) ? 1 : 0;
+		}
+		_exit(ret);
 	}
 	if (waitpid(pid, &st, 0) < 0)
 		return -errno;
@@ -1014,25 +1038,7 @@ static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int
 			c0 = rp_zb_cpu_s();
 			cc0 = children_cpu_s();
 			t0 = rp_bench_now_ns();
-			if (s == 1) {
-				ret = run_cp(src, dst, cpu);
-			} else {
-				int in = open(src, O_RDONLY | O_CLOEXEC),
-				    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-				if (in < 0 || out < 0)
-					ret = -errno;
-				else if (s == 0) {
-					ssize_t n = rp_zc_file_copy(out, in, NULL, NULL, size);
-
-					ret = n == (ssize_t)size ? 0 : n < 0 ? (int)n : -EIO;
-				} else
-					ret = copy_rw(out, in, buf);
-				if (in >= 0)
-					close(in);
-				if (out >= 0)
-					close(out);
-			}
+			ret = run_child(s, src, dst, size, cpu, buf);
 			double w = (double)(rp_bench_now_ns() - t0) / 1e9;
 			double cs = rp_zb_cpu_s() - c0 + children_cpu_s() - cc0;
 			struct stat st;
@@ -1058,7 +1064,7 @@ static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int
 	}
 	unlink(src);
 	if (!statfs(dir, &sf))
-		rp_report_note("file_copy: %s is on filesystem magic 0x%lx (%s); the copy is left in the page cache (no fsync), the target unlinked and the filesystem synced (syncfs) before each side, the sides' order rotated; cp is a child on cpu %d (its CPU from RUSAGE_CHILDREN)",
+		rp_report_note("file_copy: %s is on filesystem magic 0x%lx (%s); the copy is left in the page cache (no fsync), the target unlinked and the filesystem synced (syncfs) before each side, the sides' order rotated; each side (cp, rp_zc_file_copy, the loop) is a child process on cpu %d (CPU from RUSAGE_CHILDREN)",
 			       dir, (unsigned long)sf.f_type,
 			       sf.f_type == 0xEF53     ? "ext2/3/4"
 			       : sf.f_type == 0x01021994 ? "tmpfs"
