@@ -68,13 +68,12 @@ static int plan_cancels(struct rp_shard *sh, int fd, unsigned extra)
  * would run from task work, after the rest of that submit). The SQ has
  * room for them (plan_cancels). Returns the number sent.
  */
-static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud)
+static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud, struct io_uring_sqe **last)
 {
+	struct io_uring_sqe *sqe = NULL;
 	int n = 0;
 
 	for (struct rp_op *op = eng_fdt_first(sh, fd); op; op = eng_fdt_next(op, fd)) {
-		struct io_uring_sqe *sqe;
-
 		if (op->flags & OPF_PARKED) {
 			eng_recv_unpark_dead(sh, op);
 			continue;
@@ -88,6 +87,8 @@ static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud)
 		n++;
 	}
 	STAT_ADD(sh, op_cancels, (uint64_t)n);
+	if (last)
+		*last = sqe;
 	return n;
 }
 
@@ -119,8 +120,18 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		return NULL;
 	}
 	if (k >= 0) {
-		if (fd >= 0 && !cancel_ops(sh, fd, UD_OP_CANCEL))
+		struct io_uring_sqe *last = NULL;
+
+		if (fd >= 0 && !cancel_ops(sh, fd, UD_OP_CANCEL, &last))
 			STAT_INC(sh, close_bare);
+		/* The close after the last cancel (hard: it runs even when that
+		 * one found nothing): the cancelled ops' -ECANCELED is posted
+		 * from task work, and an unlinked close completed inline before
+		 * it, so its callback ran before theirs. Linked, the close is
+		 * queued behind that task work. It names no user_data, so its
+		 * running later cannot hit a reused op. */
+		if (last)
+			last->flags |= IOSQE_IO_HARDLINK;
 		sh->internal += (unsigned)k;
 		sqe = k ? eng_sqe_spare(sh) : eng_sqe(sh);
 		io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
@@ -199,7 +210,7 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		if (!op)
 			return NULL;
 		op->u.cf.nr = 0;
-		op->u.cf.pending = (unsigned)cancel_ops(sh, fd, (uintptr_t)op | UD_SUB_CANCEL);
+		op->u.cf.pending = (unsigned)cancel_ops(sh, fd, (uintptr_t)op | UD_SUB_CANCEL, NULL);
 		if (!op->u.cf.pending)
 			io_uring_prep_nop(eng_op_sqe(sh, op, eng_sqe(sh)));
 		return op;

@@ -728,6 +728,78 @@ static void test_close_storm(void **state)
 	free(tcs.cli);
 }
 
+/* ======================================================================
+ * close order: the close's callback comes after the final callbacks of
+ * the ops it cancelled (rp_close: "close @fd, after ending every op")
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int c, s;
+	int seq, recv_at, close_at, recv_res, close_res;
+} tco;
+
+static void co_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (c->flags & RP_CQE_MORE)
+		return;
+	tco.recv_res = c->res;
+	tco.recv_at = ++tco.seq;
+	if (tco.seq == 2)
+		atomic_store(&tco.done, 1);
+}
+
+static void co_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tco.close_res = c->res;
+	tco.close_at = ++tco.seq;
+	if (tco.seq == 2)
+		atomic_store(&tco.done, 1);
+}
+
+static void co_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	CHECK(rp_close(sh, tco.s, co_close_cb, NULL) != NULL);
+}
+
+static int co_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv_multishot(sh, tco.s, co_recv_cb, NULL) != NULL);
+	CHECK(rp_timeout(sh, 20 * MS, co_go, NULL) != NULL);
+	return 0;
+}
+
+static void test_close_completes_after_its_ops(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tco, 0, sizeof(tco));
+	tcp_pair(&tco.c, &tco.s);
+	cfg.init = co_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tco.done, 1, WAIT_S);
+	rt_end(rt);
+	assert_true(ok);
+	print_message("# recv final %d at %d, close %d at %d\n", tco.recv_res, tco.recv_at,
+		      tco.close_res, tco.close_at);
+	assert_int_equal(tco.recv_res, -ECANCELED);
+	assert_int_equal(tco.close_res, 0);
+	assert_int_equal(tco.recv_at, 1);
+	assert_int_equal(tco.close_at, 2);
+	close(tco.c);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -741,6 +813,7 @@ int main(void)
 		T(test_fd_reuse_close_in_data_callback),
 		T(test_close_cancels_only_its_fd),
 		T(test_close_storm),
+		T(test_close_completes_after_its_ops),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);
