@@ -134,6 +134,11 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 			last->flags |= IOSQE_IO_HARDLINK;
 		sh->internal += (unsigned)k;
 		sqe = k ? eng_sqe_spare(sh) : eng_sqe(sh);
+		if (!sqe) { /* fd < 0: plan_cancels made no room */
+			eng_op_free(sh, op);
+			errno = EBUSY;
+			return NULL;
+		}
 		io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
 		return op;
 	}

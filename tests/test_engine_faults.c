@@ -272,6 +272,59 @@ static void test_stashed_completions_keep_kernel_order(void **state)
 	assert_int_equal(tso.bad_order, 0);
 }
 
+/* ======================================================================
+ * rp_close of no fd (-1) with the SQ full: EBUSY, as any op
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	unsigned prepared, completed;
+	bool close_null;
+	int close_errno;
+} tcf;
+
+static void cf_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	if (++tcf.completed == tcf.prepared)
+		atomic_store(&tcf.done, 1);
+}
+
+static int cf_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	HOOK_SET(flush_fail, 1);
+	while (rp_nop(sh, cf_cb, NULL))
+		tcf.prepared++;
+	errno = 0;
+	tcf.close_null = rp_close(sh, -1, cf_cb, NULL) == NULL;
+	tcf.close_errno = errno;
+	HOOK_SET(flush_fail, 0);
+	if (!tcf.close_null)
+		tcf.prepared++;
+	return 0;
+}
+
+static void test_close_of_no_fd_with_sq_full_fails(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tcf, 0, sizeof(tcf));
+	cfg.ring_entries = 8;
+	cfg.init = cf_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tcf.done, 1, WAIT_S);
+	rt_end(rt);
+	assert_true(ok);
+	assert_true(tcf.close_null);
+	assert_int_equal(tcf.close_errno, EBUSY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -279,6 +332,7 @@ int main(void)
 		T(test_failed_msg_ring_wake_falls_back),
 		T(test_stashed_completions_keep_kernel_order),
 		T(test_fd_table_without_memory_cancels_by_fd),
+		T(test_close_of_no_fd_with_sq_full_fails),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);
