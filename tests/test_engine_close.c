@@ -484,7 +484,7 @@ static struct {
 	atomic_int done;
 	int c1, s1, c2, s2, c3, s3, p[2];
 	int send_res, splice_res, close1_res, close2_res, other_got, other_final;
-	int closes;
+	int closes, cancel_none_res;
 	struct rp_op *other;
 	char sbuf[4096];
 } tce;
@@ -531,10 +531,19 @@ static void ce_closed_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		CHECK_EQ(write(tce.c2, "alive", 5), 5);
 }
 
+static void ce_cancel_none_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tce.cancel_none_res = c->res;
+}
+
 static void ce_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	(void)arg;
 	(void)c;
+	/* no op on c3: nothing to cancel, a count of 0 */
+	CHECK(rp_cancel_fd(sh, tce.c3, ce_cancel_none_cb, NULL) != NULL);
 	CHECK(rp_close(sh, tce.s1, ce_closed_cb, NULL) != NULL);
 	CHECK(rp_close(sh, tce.p[1], ce_closed_cb, (void *)1) != NULL);
 }
@@ -561,7 +570,7 @@ static void test_close_cancels_only_its_fd(void **state)
 
 	(void)state;
 	memset(&tce, 0, sizeof(tce));
-	tce.send_res = tce.splice_res = 1;
+	tce.send_res = tce.splice_res = tce.cancel_none_res = 1;
 	{
 		/* a unix stream: its send queue does not grow behind our back
 		 * (loopback TCP autotunes the peer's window and drains it) */
@@ -594,6 +603,7 @@ static void test_close_cancels_only_its_fd(void **state)
 	assert_true(tce.splice_res < 0);
 	assert_int_equal(tce.other_got, 5);
 	assert_int_equal(tce.other_final, -ECANCELED);
+	assert_int_equal(tce.cancel_none_res, 0);
 	/* the send and the splice, by user_data; nothing by fd */
 	assert_int_equal(st.op_cancels, 2);
 	assert_int_equal(st.cancel_fd_fallback, 0);
