@@ -78,6 +78,7 @@ struct rp_op {
 			unsigned pending; /* its cancels whose CQE is due */
 			int nr;		  /* ... of which found their op */
 		} cf;		/* rp_cancel_fd */
+		struct rp_op *park_prev; /* recv_ms on sh->parked: O(1) removal */
 	} u;
 	struct __kernel_timespec lts; /* linked timeout */
 	/* the fds whose SQE names this op, listed in sh->fdt (submit.h): -1 when
