@@ -616,6 +616,73 @@ static void test_close_cancels_only_its_fd(void **state)
 }
 
 /* ======================================================================
+ * more ops on one fd than the SQ holds: rp_close falls back to a cancel
+ * by fd and still ends them all
+ * ====================================================================== */
+
+#define MANY_OPS 12
+
+static struct {
+	atomic_int done;
+	int c, s, ends, cancelled, close_res;
+	char buf[MANY_OPS][8];
+} tmo;
+
+static void mo_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	if (arg)
+		tmo.close_res = c->res;
+	else if (c->res == -ECANCELED)
+		tmo.cancelled++;
+	if (++tmo.ends == MANY_OPS + 1)
+		atomic_store(&tmo.done, 1);
+}
+
+static void mo_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	CHECK(rp_close(sh, tmo.s, mo_cb, (void *)1) != NULL);
+}
+
+static int mo_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MANY_OPS; i++)
+		CHECK(rp_recv(sh, tmo.s, tmo.buf[i], sizeof(tmo.buf[i]), 0, mo_cb, NULL) != NULL);
+	CHECK(rp_timeout(sh, 20 * MS, mo_go, NULL) != NULL);
+	return 0;
+}
+
+static void test_close_of_more_ops_than_the_sq_holds(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tmo, 0, sizeof(tmo));
+	tmo.close_res = 1;
+	tcp_pair(&tmo.c, &tmo.s);
+	cfg.ring_entries = 8; /* 12 cancels + the close do not fit */
+	cfg.init = mo_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tmo.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	assert_int_equal(tmo.close_res, 0);
+	assert_int_equal(tmo.cancelled, MANY_OPS);
+	assert_int_equal(st.cancel_fd_fallback, 1);
+	assert_int_equal(st.op_cancels, 0);
+	close(tmo.c);
+}
+
+/* ======================================================================
  * close storm: N connections, a multishot recv armed on each, closed at
  * once from one callback
  * ====================================================================== */
@@ -822,6 +889,7 @@ int main(void)
 		T(test_fd_reuse_parked_multishot),
 		T(test_fd_reuse_close_in_data_callback),
 		T(test_close_cancels_only_its_fd),
+		T(test_close_of_more_ops_than_the_sq_holds),
 		T(test_close_storm),
 		T(test_close_completes_after_its_ops),
 	};
