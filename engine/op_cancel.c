@@ -21,12 +21,14 @@
  */
 
 /* Does @op still hold kernel work a cancel could end? Parked receives are
- * not in the kernel (ended here instead); an op that rp_cancel (or an
- * earlier close) asked to end has its cancel already; a send_zc past its
- * result waits only for its notification, which no cancel ends. */
+ * not in the kernel (ended here instead); a send_zc past its result waits
+ * only for its notification, which no cancel ends. An op that rp_cancel
+ * (or an earlier close) asked to end is cancelled again: it is still
+ * allocated, and rp_close's close must be linked behind a cancel, or it
+ * completes before that op's -ECANCELED (posted from task work). */
 static bool needs_cancel(const struct rp_op *op)
 {
-	if (op->flags & (OPF_PARKED | OPF_DEAD_PARKED | OPF_CANCEL_REQ))
+	if (op->flags & (OPF_PARKED | OPF_DEAD_PARKED))
 		return false;
 	return !(op->kind == OP_SEND_ZC && (op->flags & OPF_RESULT_SEEN));
 }

@@ -814,6 +814,8 @@ static struct {
 	atomic_int done;
 	int c, s;
 	int seq, recv_at, close_at, recv_res, close_res;
+	struct rp_op *op;
+	bool cancel_first; /* rp_cancel the recv just before the close */
 } tco;
 
 static void co_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -843,25 +845,28 @@ static void co_go(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	(void)arg;
 	(void)c;
+	if (tco.cancel_first)
+		CHECK(rp_cancel(sh, tco.op, NULL, NULL) != NULL);
 	CHECK(rp_close(sh, tco.s, co_close_cb, NULL) != NULL);
 }
 
 static int co_init(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
-	CHECK(rp_recv_multishot(sh, tco.s, co_recv_cb, NULL) != NULL);
+	tco.op = rp_recv_multishot(sh, tco.s, co_recv_cb, NULL);
+	CHECK(tco.op != NULL);
 	CHECK(rp_timeout(sh, 20 * MS, co_go, NULL) != NULL);
 	return 0;
 }
 
-static void test_close_completes_after_its_ops(void **state)
+static void close_order(bool cancel_first)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
 	bool ok;
 
-	(void)state;
 	memset(&tco, 0, sizeof(tco));
+	tco.cancel_first = cancel_first;
 	tcp_pair(&tco.c, &tco.s);
 	cfg.init = co_init;
 	rt = rt_start(&cfg);
@@ -875,6 +880,20 @@ static void test_close_completes_after_its_ops(void **state)
 	assert_int_equal(tco.recv_at, 1);
 	assert_int_equal(tco.close_at, 2);
 	close(tco.c);
+}
+
+static void test_close_completes_after_its_ops(void **state)
+{
+	(void)state;
+	close_order(false);
+}
+
+/* The recv already asked to end (OPF_CANCEL_REQ) is cancelled again, and
+ * the close linked behind it: a bare close completed first. */
+static void test_close_after_rp_cancel_completes_after_its_op(void **state)
+{
+	(void)state;
+	close_order(true);
 }
 
 /* ====================================================================== */
@@ -892,6 +911,7 @@ int main(void)
 		T(test_close_of_more_ops_than_the_sq_holds),
 		T(test_close_storm),
 		T(test_close_completes_after_its_ops),
+		T(test_close_after_rp_cancel_completes_after_its_op),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);
