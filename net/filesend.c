@@ -25,7 +25,14 @@
 
 #define SMALL_DEFAULT (16u * 1024)
 #define CHUNK_DEFAULT (2u * 1024 * 1024)
-#define ROUNDS_PER_EVENT 16 /* chunks sent per readiness event before yielding */
+/* Bytes one body moves per readiness event (or yield) before the loop runs
+ * the other connections: a connection waits at most one such turn of every
+ * other before it moves again. 16 chunks (32 MB), bounded in practice by the
+ * socket's free space (up to tcp_wmem's 4 MB), left a drained client of
+ * test_serve's 100 x 8 MB downloads silent for over 5 s at load 30 while the
+ * shard filled 99 other sockets (docs/net.md); nginx's sendfile_max_chunk
+ * is 2 MB for the same reason. */
+#define TURN_BYTES (1u * 1024 * 1024)
 #define PIPE_BYTES (1u * 1024 * 1024)
 /* Residency memo: a range cachestat(2) found in the page cache is taken as
  * still there for RES_TTL_NS, so a hot file costs one cachestat per 100 ms,
@@ -33,7 +40,6 @@
  * what made rp_file_send 0.62-0.78x a sendfile(2) loop). */
 #define PIPE_STASH 4 /* empty pipes a shard keeps for the next splice (pipe2 + F_SETPIPE_SZ
 		      * + F_GETPIPE_SZ were three syscalls per body) */
-#define SPLICE_YIELD_BYTES ((uint64_t)ROUNDS_PER_EVENT * CHUNK_DEFAULT)
 /* Cached bodies above small_max and up to this go by splice(2) file -> pipe
  * -> socket on the shard, larger ones by sendfile(2). Measured (docs/net.md,
  * the sendfile suite's forced rows, 9 sets on a loaded 2-vCPU EPYC): splice
@@ -446,12 +452,16 @@ static void wait_writable(struct fsend *f)
 /* 1: body all sent; 0: wait (socket full, or yield); <0: an error. */
 static int sendfile_body(struct fsend *f)
 {
-	for (int round = 0; round < ROUNDS_PER_EVENT && f->left; round++) {
+	for (size_t turn = 0; turn < TURN_BYTES && f->left;) {
 		off_t off = (off_t)f->off;
 		size_t want = f->left < f->chunk ? (size_t)f->left : f->chunk;
-		ssize_t n = sendfile(f->sock, f->file, &off, want);
+		ssize_t n;
 
+		if (want > TURN_BYTES - turn)
+			want = TURN_BYTES - turn;
+		n = sendfile(f->sock, f->file, &off, want);
 		if (n > 0) {
+			turn += (size_t)n;
 			f->off += (uint64_t)n;
 			f->left -= (uint64_t)n;
 			f->total += (uint64_t)n;
@@ -528,7 +538,7 @@ static int splice_body(struct fsend *f)
 			return 1;
 		if (!f->fill_here)
 			break;
-		if (moved >= SPLICE_YIELD_BYTES)
+		if (moved >= TURN_BYTES)
 			return 2; /* a long body yields to the other connections */
 		/* cached: file -> pipe here; the pipe is empty, so the only wait
 		 * is for pages that left the cache since the check (EAGAIN where

@@ -16,7 +16,8 @@
  * - sendfile: a larger body whose pages are in the page cache (cachestat(2),
  *   or a RWF_NOWAIT probe where the kernel lacks it): the header with
  *   MSG_MORE, then sendfile(2) on the shard thread in chunks of opts.chunk
- *   (default 2 MB) while the socket takes them, waiting for POLLOUT from
+ *   (default 2 MB) while the socket takes them, at most 1 MB per turn
+ *   before the shard's other connections run, waiting for POLLOUT from
  *   the ring when it is full; or, for bodies up to 1 MB by default (and
  *   any with RP_FILE_SEND_CACHED_SPLICE), splice(2) file -> pipe -> socket
  *   on the shard thread (a pipe of up to 1 MB, kept by the shard for the
