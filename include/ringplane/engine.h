@@ -153,7 +153,8 @@ struct rp_shard_stats {
 	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
 	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
 	uint64_t stuck_ops;	 /* ops still in flight when the stop deadline passed */
-	uint64_t close_bare;	 /* rp_close with no op on the fd: the close went alone */
+	uint64_t close_bare;	 /* rp_close with no op on the fd in the kernel: the close went
+				    alone (a parked receive is ended without a cancel) */
 	uint64_t op_cancels;	 /* cancels by user_data rp_close/rp_cancel_fd sent, one per op */
 	uint64_t cancel_fd_fallback; /* cancels by fd sent instead (fd table without memory) */
 };
