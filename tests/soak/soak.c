@@ -7,7 +7,7 @@
  *   ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]
  *                  [--conns N] [--mix KIND=W,...] [--servers LIST]
  *                  [--warmup S] [--max-size BYTES] [--server-timeout S]
- *                  [--no-rss-check] [--keep]
+ *                  [--no-rss-check] [--keep] [--shards N]
  *
  *   --ringplane PATH   the `ringplane` binary (apps/); its servers are
  *                      started here on 127.0.0.1 port 0, with this
@@ -39,6 +39,9 @@
  *                      answer out of its socket buffer looks idle to serve
  *   --keep             keep the work directory (served root, server logs
  *                      with each server's exit counters)
+ *   --shards N         every server runs N shards (default: 1 and 2 in
+ *                      turn); under TSan give 2, so the shards' threads
+ *                      really run side by side
  *
  * Servers (--shards 1 or 2, --no-pin): `echo`; `relay --mode copy`,
  * `splice`, `auto`, each in front of one upstream `echo`; `relay
@@ -247,6 +250,7 @@ static const char *bin;
 static unsigned opt_seconds = 60, opt_conns = 256, opt_warmup = ~0u, opt_timeout = 8;
 static uint64_t opt_seed = 1, opt_max_size = 8u << 20;
 static bool opt_faults, opt_rss_check = true, opt_keep;
+static unsigned opt_shards; /* 0: 1 and 2 in turn */
 static unsigned weight[B_COUNT] = {50, 15, 10, 8, 7, 10};
 static char workdir[64], rootdir[96];
 static int failures; /* checks outside connections that failed */
@@ -1542,7 +1546,7 @@ static void usage(FILE *f)
 		"usage: ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]\n"
 		"                      [--conns N] [--mix KIND=W,...] [--servers LIST]\n"
 		"                      [--warmup S] [--max-size BYTES] [--server-timeout S]\n"
-		"                      [--no-rss-check] [--keep]\n"
+		"                      [--no-rss-check] [--keep] [--shards N]\n"
 		"  kinds: stream halfclose reset stall silent garbage\n"
 		"  servers: echo relay-copy relay-splice relay-auto relay-proxy serve\n");
 }
@@ -1591,7 +1595,7 @@ static int parse_servers(const char *arg)
 
 static void set_args(void)
 {
-	static char up[32], timeout_arg[16], up_timeout_arg[16];
+	static char up[32], timeout_arg[16], up_timeout_arg[16], shards_arg[NSERVERS][12];
 	struct server *s;
 
 	snprintf(timeout_arg, sizeof(timeout_arg), "%u", opt_timeout);
@@ -1637,8 +1641,9 @@ static void set_args(void)
 		*a++ = "--listen";
 		*a++ = "127.0.0.1:0";
 		*a++ = "--shards";
-		s->shards = i % 2 ? 1 : 2;
-		*a++ = s->shards == 1 ? "1" : "2";
+		s->shards = opt_shards ? opt_shards : i % 2 ? 1 : 2;
+		snprintf(shards_arg[i], sizeof(shards_arg[i]), "%u", s->shards);
+		*a++ = shards_arg[i];
 		*a++ = "--no-pin";
 		*a = NULL;
 	}
@@ -1767,6 +1772,7 @@ int main(int argc, char **argv)
 		{"no-rss-check", no_argument, NULL, 'R'},
 		{"keep", no_argument, NULL, 'k'},
 		{"server-timeout", required_argument, NULL, 't'},
+		{"shards", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1819,6 +1825,13 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			opt_timeout = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'n':
+			opt_shards = (unsigned)strtoul(optarg, NULL, 10);
+			if (!opt_shards || opt_shards > 16) {
+				usage(stderr);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
