@@ -302,6 +302,13 @@ struct conn {
 
 static struct conn *conns;
 static unsigned nactive, next_id;
+/* The client's own loop: a pause between two epoll_waits longer than a
+ * second (the soak itself starved of CPU) is counted, and the longest one
+ * of the last 15 s is printed with each error, so an early end of a
+ * starved client is told from a server's fault. */
+#define LOOP_GAP_MS	   1000
+#define LOOP_GAP_RECENT_MS 15000
+static uint64_t loop_last_ms, loop_gap_max, loop_gaps, gap_recent_ms, gap_recent_at;
 static uint64_t drain_ms[2];
 static int ep;
 static uint8_t rbuf[256 << 10];
@@ -331,10 +338,15 @@ static void note_err(struct conn *c, enum err e, const char *fmt, ...)
 				c->rq[i].range);
 		fprintf(stderr, "]");
 	}
-	fprintf(stderr, " [sent %llu recvd %llu total %llu; last read %llu ms ago]\n",
+	fprintf(stderr, " [sent %llu recvd %llu total %llu; last read %llu ms ago]",
 		(unsigned long long)c->sent, (unsigned long long)c->recvd,
 		(unsigned long long)c->total,
 		(unsigned long long)(c->last_rd_ms ? now_ms() - c->last_rd_ms : 0));
+	if (gap_recent_at && now_ms() - gap_recent_at < LOOP_GAP_RECENT_MS)
+		fprintf(stderr, " [the client's loop paused %llu ms, %llu ms ago]",
+			(unsigned long long)gap_recent_ms,
+			(unsigned long long)(now_ms() - gap_recent_at));
+	fprintf(stderr, "\n");
 }
 
 static void finish(struct conn *c, enum outcome o, bool reset)
@@ -1360,7 +1372,23 @@ static void remove_workdir(void)
 static void pump(unsigned timeout_ms)
 {
 	struct epoll_event evs[256];
+	uint64_t t = now_ms();
+
+	/* from the last wait's return: this process did not come back to it */
+	if (loop_last_ms && t - loop_last_ms > LOOP_GAP_MS) {
+		uint64_t gap = t - loop_last_ms;
+
+		loop_gaps++;
+		if (gap > loop_gap_max)
+			loop_gap_max = gap;
+		if (t - gap_recent_at >= LOOP_GAP_RECENT_MS || gap > gap_recent_ms) {
+			gap_recent_ms = gap;
+			gap_recent_at = t;
+		}
+	}
 	int n = epoll_wait(ep, evs, 256, (int)timeout_ms);
+
+	loop_last_ms = now_ms();
 
 	for (int i = 0; i < n; i++) {
 		struct conn *c = &conns[evs[i].data.u32];
@@ -1375,6 +1403,7 @@ static void run_load(uint64_t end_ms)
 {
 	uint64_t next_sweep = 0;
 
+	loop_last_ms = 0; /* the phases between loads wait on /proc and signals */
 	while (now_ms() < end_ms) {
 		for (unsigned k = 0; k < 64 && nactive < opt_conns; k++)
 			start_conn();
@@ -1737,6 +1766,8 @@ static int summary(void)
 	       "serve's fds without their cached pipes); drains took %.1f s and %.1f s; exit: status at "
 	       "SIGTERM\n",
 	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000);
+	printf("client loop: %llu pauses over %u ms under load, the longest %llu ms\n",
+	       (unsigned long long)loop_gaps, LOOP_GAP_MS, (unsigned long long)loop_gap_max);
 	for (unsigned i = 0; i < NSERVERS; i++) {
 		struct server *s = &servers[i];
 
