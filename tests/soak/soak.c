@@ -73,7 +73,9 @@
  * reports in the servers' stderr. Exit 0 only when all pass, 1 otherwise,
  * 2 on a usage error. Every loop is bounded in count and time: a
  * connection with no progress for 30 s is an error (lost bytes), each
- * drain gives up after 60 s.
+ * drain gives up after 60 s. Printed, not checked: pauses of this
+ * process's own loop over 1 s (a starved client; an error line names one
+ * in the 15 s before it).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
