@@ -338,7 +338,7 @@ static void test_outq_stream_whole_under_short_sends(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
-	size_t total = reduced() ? (4u << 20) : (16u << 20), got = 0, bad_at = SIZE_MAX;
+	size_t total = reduced() ? (8u << 20) : (16u << 20), got = 0, bad_at = SIZE_MAX;
 	uint8_t *rbuf = malloc(1 << 16);
 	double end;
 	int cli, srv;
