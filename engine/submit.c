@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "submit.h"
 
@@ -39,11 +41,67 @@ static void stash_cqes(struct rp_shard *sh)
 	io_uring_cq_advance(&sh->ring, n);
 }
 
+/* How long a flush of an SQPOLL ring waits for the SQ thread: it is a
+ * kernel thread scheduled like any other, and on a loaded 2-vCPU host a
+ * runnable thread can wait tens of ms for its turn. The bound only keeps a
+ * shard from hanging on a wedged or dead SQ thread. */
+#define SQPOLL_WAIT_NS 1000000000ull
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * SQPOLL: io_uring_submit only publishes the SQ tail (and wakes the SQ
+ * thread if it sleeps); the SQ thread takes the SQEs later, so the SQ is
+ * not empty when it returns, as it is without SQPOLL. Wait until the
+ * thread has taken every published SQE, so a flush leaves the room the
+ * callers count on (eng_sqe: SQ_SPARE + 1; rp_close: all its SQEs).
+ * IORING_ENTER_SQ_WAIT sleeps only while the SQ is full (the kernel's
+ * io_sqpoll_wait_sq waits for one free slot); with a few slots free it
+ * returns at once, so then the shard yields its CPU to the SQ thread.
+ * Bounded by SQPOLL_WAIT_NS; false if the SQEs are still there then.
+ */
+static bool sqpoll_drain(struct rp_shard *sh)
+{
+	uint64_t end = 0;
+
+	for (unsigned i = 0;; i++) {
+		int ret = io_uring_submit(&sh->ring);
+
+		STAT_INC(sh, submits);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			return false; /* e.g. -EOWNERDEAD: the SQ thread is gone */
+		if (!io_uring_sq_ready(&sh->ring))
+			return true;
+		if (!io_uring_sq_space_left(&sh->ring))
+			(void)io_uring_enter((unsigned)sh->ring.ring_fd, 0, 0,
+					     IORING_ENTER_SQ_WAKEUP | IORING_ENTER_SQ_WAIT, NULL);
+		else
+			sched_yield();
+		/* the clock on the first round and every 64th */
+		if (!(i & 63)) {
+			uint64_t now = mono_ns();
+
+			if (!end)
+				end = now + SQPOLL_WAIT_NS;
+			else if (now >= end)
+				return false;
+		}
+	}
+}
+
 bool eng_flush(struct rp_shard *sh)
 {
 	STAT_INC(sh, sq_full);
 	if (RP_TEST_HOOK(flush_stash))
 		stash_cqes(sh);
+	if (sh->rt->cfg.sqpoll && !RP_TEST_HOOK(flush_fail) && sqpoll_drain(sh))
+		return true;
 	for (int tries = 0; tries < 1000 && !RP_TEST_HOOK(flush_fail); tries++) {
 		int ret;
 
@@ -62,8 +120,6 @@ bool eng_flush(struct rp_shard *sh)
 			break;
 		if (io_uring_sq_space_left(&sh->ring) >= SQ_SPARE + 1)
 			return true;
-		if (sh->rt->cfg.sqpoll)
-			io_uring_sqring_wait(&sh->ring);
 	}
 	/* The op that wanted the SQE fails with EBUSY; what is prepared stays
 	 * and goes with the loop's next submit. */

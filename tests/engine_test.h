@@ -152,6 +152,29 @@ static inline struct rp_runtime *rt_start(const struct rp_runtime_config *cfg)
 	return rt;
 }
 
+/* Start @cfg with SQPOLL rings. NULL when the kernel refuses an SQPOLL
+ * ring here (EPERM: a kernel before 5.11 without CAP_SYS_ADMIN, or a
+ * sandbox's seccomp policy); the reason is printed and the caller skips. */
+static inline struct rp_runtime *rt_start_sqpoll(struct rp_runtime_config *cfg)
+{
+	struct rp_runtime *rt = NULL;
+	int ret;
+
+	cfg->sqpoll = true;
+	atomic_store(&g_fail, 0);
+	g_fail_msg[0] = 0;
+	ret = rp_runtime_create(cfg, &rt);
+	if (ret == -EPERM || ret == -EACCES || ret == -EOPNOTSUPP) {
+		print_message("# SKIP: the kernel refused an SQPOLL ring: %s (%s)\n",
+			      rp_engine_error(), strerror(-ret));
+		return NULL;
+	}
+	assert_int_equal(ret, 0);
+	assert_non_null(rt);
+	assert_int_equal(rp_runtime_start(rt), 0);
+	return rt;
+}
+
 /* Wait until *ctr >= want (or a shard-side failure), at most @limit_s. */
 static inline bool wait_for(atomic_int *ctr, int want, double limit_s)
 {

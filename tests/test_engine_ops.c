@@ -991,6 +991,85 @@ static void test_link_next(void **state)
 	close(tln.file);
 }
 
+/* ======================================================================
+ * a burst of ops larger than the SQ, prepared in one callback: eng_sqe
+ * flushes the SQ as it fills, and every op goes out. With SQPOLL the SQ
+ * thread, not the submit, empties the SQ: the flush waits for it instead
+ * of failing the op with EBUSY (it did, 256 ops into a 256-entry SQ).
+ * ====================================================================== */
+
+#define BURST_SQ  64
+#define BURST_OPS (4 * BURST_SQ)
+
+static struct {
+	atomic_int done;
+	int failed, first_errno;
+} tb;
+
+static void burst_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 0);
+	atomic_fetch_add(&tb.done, 1);
+}
+
+static int burst_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < BURST_OPS; i++) {
+		if (!rp_nop(sh, burst_cb, NULL)) {
+			if (!tb.failed++)
+				tb.first_errno = errno;
+			atomic_fetch_add(&tb.done, 1);
+		}
+	}
+	return 0;
+}
+
+static void run_sq_burst(bool sqpoll)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	memset(&tb, 0, sizeof(tb));
+	cfg.ring_entries = BURST_SQ;
+	cfg.init = burst_init;
+	if (sqpoll) {
+		rt = rt_start_sqpoll(&cfg);
+		if (!rt)
+			skip();
+	} else {
+		rt = rt_start(&cfg);
+	}
+	ok = wait_for(&tb.done, BURST_OPS, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	print_message("# %s: %d ops into a %d-entry SQ: %llu flushes, %d failed (errno %d)\n",
+		      rp_runtime_ring_mode(rt), BURST_OPS, BURST_SQ, (unsigned long long)st.sq_full,
+		      tb.failed, tb.first_errno);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	assert_int_equal(tb.failed, 0);
+	assert_true(st.sq_full >= BURST_OPS / BURST_SQ - 1);
+	assert_int_equal(st.sq_full_fail, 0);
+}
+
+static void test_sq_burst(void **state)
+{
+	(void)state;
+	run_sq_burst(false);
+}
+
+static void test_sq_burst_sqpoll(void **state)
+{
+	(void)state;
+	run_sq_burst(true);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -1006,6 +1085,8 @@ int main(void)
 		T(test_splice),
 		T(test_link_timeout),
 		T(test_link_next),
+		T(test_sq_burst),
+		T(test_sq_burst_sqpoll),
 	};
 
 	return ENGINE_TEST_RUN("engine-ops", all);

@@ -17,7 +17,8 @@
  * and the kernel refused every flush; counted in sq_full_fail). Nothing is submitted
  * there: the shard loop submits every SQE prepared during one iteration
  * with one io_uring_submit_and_wait(); if the SQ fills up first it is
- * flushed and the call goes on (counted as sq_full).
+ * flushed and the call goes on (counted as sq_full). With cfg.sqpoll the
+ * flush also waits (up to 1 s) for the kernel's SQ thread to take the SQEs.
  *
  * Completions. The callback runs on the shard thread, once per CQE:
  *   c->res    bytes, a file descriptor, or -errno, as the kernel reported;
