@@ -326,6 +326,21 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  * hash lookup, where a cancel by fd walks every request armed on the ring.
  * When the shard could not record an op's fd (no memory) it cancels by fd
  * instead (cancel_fd_fallback).
+ * Two kinds of op may outlive the close's callback:
+ * - an op running in io-wq (a splice always; a read or write the kernel
+ *   could not do without blocking, e.g. on a file system without async
+ *   buffered reads): the kernel answers its cancel with -EALREADY (it
+ *   only signals the worker), the close goes on, and the op completes
+ *   later with its result or an error. It holds its own reference to the
+ *   file and is never re-armed, but it may still write into its buffer:
+ *   free the buffer only after the op's own final callback.
+ * - an op queued with rp_link_next behind an op that has not completed:
+ *   the kernel holds it on its head's link list and takes its file by
+ *   number only when it runs, so neither a cancel by user_data nor one by
+ *   fd finds it (-ENOENT). If its head is on @fd too, the head's cancel
+ *   ends it (-ECANCELED); otherwise, once the head completes, it runs on
+ *   whatever @fd then names (EBADF, or a new file with that number). Close
+ *   the fds of a chain only after the chain's final callbacks.
  */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /*
