@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include <ringplane/engine.h>
 #include <ringplane/mpsc.h>
@@ -208,6 +209,15 @@ struct rp_runtime {
 
 	_Alignas(64) atomic_int stop;
 };
+
+/* CLOCK_MONOTONIC in ns (stop deadlines, spin bounds, the SQPOLL wait). */
+static inline uint64_t eng_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 void eng_shard_loop(struct rp_shard *sh);
 /* After the loop: run what is still in the shard's mailboxes (stopping). */

@@ -181,19 +181,11 @@ static bool mail_pending(struct rp_shard *sh)
 
 /* ---- stopping ---- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void cancel_all(struct rp_shard *sh)
 {
 	struct io_uring_sqe *sqe = eng_sqe(sh);
 
-	sh->last_cancel_ns = now_ns();
+	sh->last_cancel_ns = eng_now_ns();
 	if (!sqe)
 		return; /* retried after STOP_RECANCEL_NS */
 	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
@@ -206,7 +198,7 @@ static void begin_stop(struct rp_shard *sh)
 	struct rp_runtime *rt = sh->rt;
 
 	sh->stopping = true;
-	sh->stop_deadline_ns = now_ns() + (uint64_t)rt->cfg.stop_timeout_ms * 1000000u;
+	sh->stop_deadline_ns = eng_now_ns() + (uint64_t)rt->cfg.stop_timeout_ms * 1000000u;
 	if (rt->cfg.on_stop)
 		rt->cfg.on_stop(sh, rt->cfg.arg);
 	eng_recv_unpark_fd(sh, -1, true);
@@ -261,7 +253,7 @@ static void enter(struct rp_shard *sh, bool wait)
 			ret = io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
 		else
 			ret = io_uring_submit_and_get_events(&sh->ring);
-		if (now_ns() - sh->last_cancel_ns >= STOP_RECANCEL_NS && sh->live)
+		if (eng_now_ns() - sh->last_cancel_ns >= STOP_RECANCEL_NS && sh->live)
 			cancel_all(sh);
 	} else if (wait) {
 		ret = io_uring_submit_and_wait(&sh->ring, 1);
@@ -287,7 +279,7 @@ static void enter(struct rp_shard *sh, bool wait)
  */
 static bool spin(struct rp_shard *sh)
 {
-	uint64_t end = now_ns() + sh->rt->cfg.spin_ns;
+	uint64_t end = eng_now_ns() + sh->rt->cfg.spin_ns;
 
 	for (unsigned i = 0;; i++) {
 		/* mailboxes are plain memory: look every time; the kernel (which
@@ -300,7 +292,7 @@ static bool spin(struct rp_shard *sh)
 			else
 				io_uring_submit_and_wait(&sh->ring, 0);
 			STAT_INC(sh, submits);
-			if (now_ns() >= end)
+			if (eng_now_ns() >= end)
 				return io_uring_cq_ready(&sh->ring) != 0;
 		}
 		if (io_uring_cq_ready(&sh->ring))
@@ -328,7 +320,7 @@ void eng_shard_loop(struct rp_shard *sh)
 		if (sh->stopping) {
 			if (!sh->live && !sh->internal && !io_uring_sq_ready(&sh->ring))
 				break;
-			if (now_ns() >= sh->stop_deadline_ns) {
+			if (eng_now_ns() >= sh->stop_deadline_ns) {
 				report_stuck(sh);
 				break;
 			}

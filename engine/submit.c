@@ -47,14 +47,6 @@ static void stash_cqes(struct rp_shard *sh)
  * shard from hanging on a wedged or dead SQ thread. */
 #define SQPOLL_WAIT_NS 1000000000ull
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * SQPOLL: io_uring_submit only publishes the SQ tail (and wakes the SQ
  * thread if it sleeps); the SQ thread takes the SQEs later, so the SQ is
@@ -85,7 +77,7 @@ static bool sqpoll_drain(struct rp_shard *sh)
 			sched_yield();
 		/* the clock on the first round and every 64th */
 		if (!(i & 63)) {
-			uint64_t now = mono_ns();
+			uint64_t now = eng_now_ns();
 
 			if (!end)
 				end = now + SQPOLL_WAIT_NS;
