@@ -209,12 +209,7 @@ void eng_fault_recv_reset(struct rp_shard *sh, struct rp_op *op)
 		return;
 	}
 	memset(cop, 0, sizeof(*cop));
-	cop->kind = OP_FAULT_CANCEL;
-	cop->fd = -1;
-	cop->tfd[0] = cop->tfd[1] = -1; /* names no fd: never in sh->fdt */
-	cop->arg = op;
-	sh->live++;
-	sh->live_kind[OP_FAULT_CANCEL]++;
+	eng_op_init(sh, cop, OP_FAULT_CANCEL, NULL, op); /* names no fd: never in sh->fdt */
 	io_uring_prep_cancel(sqe, op, 0);
 	io_uring_sqe_set_data(sqe, cop);
 	op->flags |= OPF_FAULT_RESET | OPF_FAULT_PENDING | OPF_CANCEL_REQ;

@@ -26,6 +26,25 @@ struct eng_op_kind {
 
 extern const struct eng_op_kind eng_op_kinds[OP_KINDS];
 
+/* A fresh op of @kind on no fd, counted live (eng_op_alloc, and the
+ * fault-injection ops that bypass its nomem fault). */
+static inline void eng_op_init(struct rp_shard *sh, struct rp_op *op, uint8_t kind, rp_cb cb,
+			       void *arg)
+{
+	op->cb = cb;
+	op->arg = arg;
+	op->kind = kind;
+	op->flags = 0;
+	op->fd = -1;
+	op->next = NULL;
+	op->tfd[0] = op->tfd[1] = -1; /* in no list of sh->fdt */
+#ifdef RP_FAULTS
+	op->fault_mem = NULL;
+#endif
+	sh->live++;
+	sh->live_kind[kind]++;
+}
+
 static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_cb cb, void *arg)
 {
 	struct rp_op *op;
@@ -44,18 +63,7 @@ static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_c
 		errno = ENOMEM;
 		return NULL;
 	}
-	op->cb = cb;
-	op->arg = arg;
-	op->kind = kind;
-	op->flags = 0;
-	op->fd = -1;
-	op->next = NULL;
-	op->tfd[0] = op->tfd[1] = -1;
-#ifdef RP_FAULTS
-	op->fault_mem = NULL;
-#endif
-	sh->live++;
-	sh->live_kind[kind]++;
+	eng_op_init(sh, op, kind, cb, arg);
 	return op;
 }
 
