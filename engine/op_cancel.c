@@ -123,8 +123,10 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	}
 	if (k >= 0) {
 		struct io_uring_sqe *last = NULL;
+		/* k of them, as plan_cancels counted and made room for */
+		int n = fd >= 0 ? cancel_ops(sh, fd, UD_OP_CANCEL, &last) : 0;
 
-		if (fd >= 0 && !cancel_ops(sh, fd, UD_OP_CANCEL, &last))
+		if (fd >= 0 && !n)
 			STAT_INC(sh, close_bare);
 		/* The close after the last cancel (hard: it runs even when that
 		 * one found nothing): the cancelled ops' -ECANCELED is posted
@@ -134,8 +136,8 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		 * running later cannot hit a reused op. */
 		if (last)
 			last->flags |= IOSQE_IO_HARDLINK;
-		sh->internal += (unsigned)k;
-		sqe = k ? eng_sqe_spare(sh) : eng_sqe(sh);
+		sh->internal += (unsigned)n;
+		sqe = n ? eng_sqe_spare(sh) : eng_sqe(sh);
 		if (!sqe) { /* fd < 0: plan_cancels made no room */
 			eng_op_free(sh, op);
 			errno = EBUSY;

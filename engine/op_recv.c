@@ -126,7 +126,7 @@ static void park_unlink(struct rp_shard *sh, struct rp_op *op)
 void eng_recv_unpark_dead(struct rp_shard *sh, struct rp_op *op)
 {
 	park_unlink(sh, op);
-	op->flags = (uint8_t)((op->flags & ~OPF_PARKED) | OPF_DEAD_PARKED);
+	op->flags |= OPF_DEAD_PARKED; /* park_unlink cleared OPF_PARKED */
 	op->next = sh->dead;
 	sh->dead = op;
 }
