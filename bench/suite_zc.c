@@ -953,12 +953,9 @@ static int run_child(int side, const char *src, const char *dst, size_t size, in
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		cpu_set_t set;
 		int in, out, ret;
 
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		sched_setaffinity(0, sizeof(set), &set);
+		rp_bench_pin_self(cpu);
 		if (side == 1) {
 			execlp("cp", "cp", src, dst, (char *)NULL);
 			_exit(127);
