@@ -112,23 +112,30 @@ static void make_stream(struct stream *s, size_t up, size_t down, uint32_t seed)
 	s->seed = seed;
 }
 
-static void start_all(const struct rp_relay_config *cfg, unsigned n)
+/* A runtime of T.shards shards relaying @n streams @st (spread over the
+ * shards), every one started. */
+static void launch(const struct rp_relay_config *cfg, struct stream *st, unsigned n)
 {
-	struct rp_runtime_config rc = base_cfg(T.shards ? T.shards : 1);
+	struct rp_runtime_config rc = base_cfg(T.shards);
 
-	if (!T.shards)
-		T.shards = 1;
 	T.cfg = *cfg;
-	T.n = n;
 	atomic_store(&T.started, 0);
-	atomic_store(&T.stats_ready, 0);
 	rc.bufs = 256;
 	rc.pool_bytes = (size_t)64 << 20;
 	rc.fini = fini;
 	T.rt = rt_start(&rc);
 	for (unsigned i = 0; i < n; i++)
-		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &T.st[i]), 0);
+		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &st[i]), 0);
 	assert_true(wait_for(&T.started, (int)n, WAIT_S));
+}
+
+static void start_all(const struct rp_relay_config *cfg, unsigned n)
+{
+	if (!T.shards)
+		T.shards = 1;
+	T.n = n;
+	atomic_store(&T.stats_ready, 0);
+	launch(cfg, T.st, n);
 }
 
 static void fetch_stats(void)
@@ -248,7 +255,6 @@ static void close_clients(void)
 static void test_close_storm(void **state)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
-	struct rp_runtime_config rc = base_cfg(1);
 	struct rlimit rl;
 	unsigned n = reduced() ? 500 : 2000;
 	struct stream *st;
@@ -267,15 +273,8 @@ static void test_close_storm(void **state)
 	assert_non_null(st);
 	for (unsigned i = 0; i < n; i++)
 		make_stream(&st[i], 0, 0, i);
-	T.cfg = cfg;
-	atomic_store(&T.started, 0);
-	rc.bufs = 256;
-	rc.pool_bytes = (size_t)64 << 20;
-	rc.fini = fini;
-	T.rt = rt_start(&rc);
-	for (unsigned i = 0; i < n; i++)
-		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &st[i]), 0);
-	assert_true(wait_for(&T.started, (int)n, WAIT_S));
+	T.shards = 1;
+	launch(&cfg, st, n);
 	t0 = now_s();
 	for (unsigned i = 0; i < n; i++) {
 		close(st[i].c);
