@@ -24,7 +24,10 @@
  * --header-timeout seconds of its first byte (slowloris); a keep-alive
  * connection with no request for --keepalive-timeout seconds is closed, and
  * so is one whose body answer moves no byte (the peer acknowledges none)
- * for as long (a client that does not read: send_timeouts).
+ * for as long, or whose answers, queued or in its socket, stay
+ * unacknowledged for as long (a client that does not read: send_timeouts).
+ * Those are reset (SO_LINGER 0): a FIN queued behind bytes the peer never
+ * reads never reaches it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -230,7 +235,7 @@ static void q_error(struct rp_outq *q, void *arg, int err)
 	struct sconn *c = arg;
 
 	(void)q;
-	if (err != -ECANCELED)
+	if (err != -ECANCELED && !c->send_timed_out) /* conn_abort's shutdown: EPIPE */
 		ST_ADD(c->ss, resets, 1);
 	c->q_failed = true;
 	c->keep_alive = false;
@@ -571,26 +576,40 @@ static bool peer_acked(int fd, uint64_t *acked)
 	return true;
 }
 
-/* A body answer in flight: the tick of its last byte acknowledged moves on;
- * none for the keep-alive timeout and the peer does not read (a client that
- * half-closed and never reads kept its send waiting until it left). The
- * connection is aborted: SHUT_RDWR ends the send where it stands (EPIPE, or
- * the cancelled poll), SO_LINGER 0 makes the close a reset, so the stuck
- * bytes are dropped and the peer sees the end. */
-static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
+/* Bytes in @fd's send queue the peer has not acknowledged (SIOCOUTQ). */
+static int unacked(int fd)
 {
-	struct linger lg = { 1, 0 };
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) ? 0 : n;
+}
+
+/* The peer's reading stalled: true once no byte of @c's output has been
+ * acknowledged for the keep-alive timeout. An acknowledgement seen moves
+ * c->last_tick on. */
+static bool ack_stalled(struct sshard *ss, struct sconn *c)
+{
 	uint64_t acked;
 
 	if (!peer_acked(c->fd, &acked))
-		return;
+		return false;
 	if (acked != c->acked) {
 		c->acked = acked;
 		c->last_tick = ss->now_ticks;
-		return;
+		return false;
 	}
-	if (ss->now_ticks - c->last_tick <= g.idle_ticks)
-		return;
+	return ss->now_ticks - c->last_tick > g.idle_ticks;
+}
+
+/* Abort @c, whose peer does not read: SO_LINGER 0 makes the close a reset,
+ * so the bytes stuck in the socket are dropped and the peer sees the end (a
+ * graceful close queues its FIN behind them, where a peer that never reads
+ * never finds it). SHUT_RDWR ends a send in flight where it stands (EPIPE,
+ * or the cancelled poll). */
+static void conn_abort(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
+{
+	struct linger lg = { 1, 0 };
+
 	ST_ADD(ss, send_timeouts, 1);
 	c->send_timed_out = true;
 	c->keep_alive = false;
@@ -598,6 +617,16 @@ static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	(void)shutdown(c->fd, SHUT_RDWR);
 	(void)rp_cancel_fd(sh, c->fd, NULL, NULL);
+}
+
+/* A body answer in flight: the tick of its last byte acknowledged moves on;
+ * none for the keep-alive timeout and the peer does not read (a client that
+ * half-closed and never reads kept its send waiting until it left): the
+ * connection is aborted. */
+static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
+{
+	if (ack_stalled(ss, c))
+		conn_abort(sh, ss, c);
 }
 
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -613,14 +642,11 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		next = c->next;
 		if (c->heads_out) {
 			/* answers queued and none sent for the keep-alive timeout
-			 * (closing or not): the peer does not read. Cancel the
-			 * stuck send: its heads come back, the last one closes */
-			if (!c->q_failed && ss->now_ticks - c->last_tick > g.idle_ticks) {
-				ST_ADD(ss, idle_closed, 1);
-				c->keep_alive = false;
-				conn_close(sh, c);
-				(void)rp_cancel_fd(sh, c->fd, NULL, NULL);
-			}
+			 * (closing or not): the peer does not read. Abort: the
+			 * stuck send ends, its heads come back, the last one closes */
+			if (!c->q_failed && !c->send_timed_out &&
+			    ss->now_ticks - c->last_tick > g.idle_ticks)
+				conn_abort(sh, ss, c);
 			continue;
 		}
 		if (c->sending && !c->send_timed_out)
@@ -631,8 +657,16 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			ST_ADD(ss, header_timeouts, 1); /* a head that never completes */
 			conn_close(sh, c);
 		} else if (!c->buf && ss->now_ticks - c->last_tick > g.idle_ticks) {
-			ST_ADD(ss, idle_closed, 1);
-			conn_close(sh, c);
+			/* answers unacknowledged in the socket: a graceful close
+			 * queues its FIN behind them, unseen by a peer that does
+			 * not read. One still acknowledging gets another timeout,
+			 * one whose acknowledgements stalled is aborted */
+			if (!unacked(c->fd)) {
+				ST_ADD(ss, idle_closed, 1);
+				conn_close(sh, c);
+			} else if (ack_stalled(ss, c)) {
+				conn_abort(sh, ss, c);
+			}
 		}
 	}
 	arm_tick(sh, ss);

@@ -22,14 +22,17 @@
  *              an idle keep-alive connection after --keepalive-timeout; a
  *              client that pipelines HEAD requests and never reads (answers
  *              queued, the send stuck) after --keepalive-timeout too, while
- *              a fresh client is served.
+ *              a fresh client is served; so is one whose 200 answers were
+ *              all sent and wait in the server's socket (reset: a FIN would
+ *              wait behind them).
  *   deaf bodies 20 clients (8 with RP_TEST_REDUCED) ask for the 8 MB file,
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
  *              --keepalive-timeout (counted in send_timeouts).
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *
- * Usage: test_serve RINGPLANE_BINARY.
+ * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
+ * sigterm), timeouts or deaf_bodies runs only those; none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -846,6 +849,32 @@ static int deaf_client(unsigned *sent)
 	return fd;
 }
 
+/* @n HEAD requests in one write from a client with a small receive
+ * buffer that never reads: the server reads them all and its answers, more
+ * than the client's buffer holds, wait in the server's socket. */
+static int deaf_batch(unsigned n)
+{
+	static const char req[] = "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+	char *b = malloc(n * (sizeof(req) - 1));
+	bool ok = b && fd >= 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (ok)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	ok = ok && !connect(fd, (struct sockaddr *)&a, sizeof(a));
+	for (unsigned i = 0; ok && i < n; i++)
+		memcpy(b + i * (sizeof(req) - 1), req, sizeof(req) - 1);
+	ok = ok && send_all(fd, b, n * (sizeof(req) - 1));
+	free(b);
+	if (!ok && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static void test_timeouts(void)
 {
 	const char *extra[] = { "--header-timeout", "1", "--keepalive-timeout", "1", NULL };
@@ -866,6 +895,20 @@ static void test_timeouts(void)
 	CHECK(closed_within(idle, 4000), "idle keep-alive not closed");
 	close(slow);
 	close(idle);
+	/* every request read and answered, the answers stuck in the server's
+	 * socket: its queue is empty, so only the socket says the peer does
+	 * not read (a graceful close queued its FIN behind them, unseen) */
+	deaf = deaf_batch(200);
+	CHECK(deaf >= 0, "deaf batch client");
+	t0 = now_ms();
+	if (deaf >= 0 && !hung_up_within(deaf, 6000))
+		CHECK(0, "a client that never reads its 200 answers, all sent, not closed (%s)",
+		      server_stats(line, sizeof(line)) ? line : "no stats");
+	else
+		printf("timeouts: a client that never read its 200 answers (all sent) closed after "
+		       "%llu ms\n", (unsigned long long)(now_ms() - t0));
+	if (deaf >= 0)
+		close(deaf);
 	deaf = deaf_client(&sent);
 	CHECK(deaf >= 0, "deaf client");
 	t0 = now_ms();
@@ -1014,42 +1057,58 @@ static void test_deaf_bodies(void)
 	CHECK(server_stop(5000) == 0, "stop");
 }
 
+/* Is test @name to run? Every test without names after the binary. */
+static bool wanted(int argc, char **argv, const char *name)
+{
+	if (argc < 3)
+		return true;
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	int held[50];
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY\n");
+		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies\n");
 		return 2;
 	}
 	bin = argv[1];
 	reduced = getenv("RP_TEST_REDUCED") && *getenv("RP_TEST_REDUCED") == '1';
 	signal(SIGPIPE, SIG_IGN);
 	make_root();
-	if (server_start(NULL)) {
-		fprintf(stderr, "FAIL: server did not start\n");
-		return 1;
-	}
-	test_statuses();
-	test_keepalive_and_pipelining();
-	test_pipelined_heads();
-	test_big();
-	test_many_clients();
-	test_changing_under_load();
-	test_fresh();
-	for (int i = 0; i < 50; i++)
-		held[i] = dial();
-	uint64_t t0 = now_ms();
-	int rc = server_stop(5000);
+	if (wanted(argc, argv, "main")) {
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_statuses();
+		test_keepalive_and_pipelining();
+		test_pipelined_heads();
+		test_big();
+		test_many_clients();
+		test_changing_under_load();
+		test_fresh();
+		for (int i = 0; i < 50; i++)
+			held[i] = dial();
+		uint64_t t0 = now_ms();
+		int rc = server_stop(5000);
 
-	CHECK(rc == 0, "exit status %d after SIGTERM with 50 clients", rc);
-	printf("sigterm: exit %d in %llu ms with 50 clients connected\n", rc,
-	       (unsigned long long)(now_ms() - t0));
-	for (int i = 0; i < 50; i++)
-		if (held[i] >= 0)
-			close(held[i]);
-	test_timeouts();
-	test_deaf_bodies();
+		CHECK(rc == 0, "exit status %d after SIGTERM with 50 clients", rc);
+		printf("sigterm: exit %d in %llu ms with 50 clients connected\n", rc,
+		       (unsigned long long)(now_ms() - t0));
+		for (int i = 0; i < 50; i++)
+			if (held[i] >= 0)
+				close(held[i]);
+	}
+	if (wanted(argc, argv, "timeouts"))
+		test_timeouts();
+	if (wanted(argc, argv, "deaf_bodies"))
+		test_deaf_bodies();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
