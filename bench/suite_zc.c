@@ -19,6 +19,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -284,19 +286,25 @@ int rp_zb_row(const char *name, const char *unit, const double *o, const double 
 	return ret;
 }
 
+static bool env_lists(const char *var, const char *item);
+
 /* ---- send modes through rp_outq ---- */
 
-/*
- * M_CTRL is plain again: an A/A control run beside the others, so that the
- * row's spread for one code path is measured, not assumed (at 1 KB the
- * adaptive queue is below its threshold and runs exactly the plain path).
- * M_ZC sends every push by SEND_ZC (threshold 1 B): the alternative to
- * adaptive at every size, not only above adaptive's threshold.
- */
 enum { M_PLAIN, M_ZC, M_ADAPT, M_CTRL, M_NR };
 static const char *const mode_name[M_NR] = { "plain", "zc", "adaptive", "plain (control)" };
 static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0, RP_OUTQ_ZC_OFF };
-#define ZB_MODE_RUNS 7 /* runs a mode in the send-mode rows (full suite) */
+#define ZB_MODE_ROUNDS	   32	/* slices a mode in the send-mode rows (full suite) */
+#define ZB_MODE_ROUNDS_MAX 1024 /* RP_BENCH_ZC_RUNS may ask for up to this many */
+
+/* RP_BENCH_ZC_RUNS and RP_BENCH_ZC_MB override the send-mode rows' rounds
+ * and MB a mode (1..ZB_MODE_ROUNDS_MAX, 1..65536) for a closer look. */
+static unsigned env_uint(const char *var, unsigned dflt, unsigned max)
+{
+	const char *v = getenv(var);
+	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+
+	return n >= 1 && n <= max ? (unsigned)n : dflt;
+}
 
 struct eo {
 	int fd, efd, err;
@@ -308,6 +316,7 @@ struct eo {
 	struct rp_outq_stats st;
 	struct rp_shard_stats s0, s1;
 	bool finishing; /* eo_finish ran: no more pushes */
+	bool keep;	/* slices: at total, signal efd and keep the queue open */
 	/* batched mode */
 	bool batch, per_send;
 	unsigned per_round, got;
@@ -362,7 +371,9 @@ static void eo_release(void *arg, const void *b, size_t len)
 		}
 		return;
 	}
-	if (e->released == e->total)
+	if (e->released == e->total && e->keep)
+		rp_zb_signal_efd(e->efd); /* this slice is out; the queue stays */
+	else if (e->released == e->total)
 		eo_finish(sh, e, 0);
 	else
 		eo_fill(sh, e);
@@ -493,105 +504,269 @@ static int eo_run(struct rp_runtime *rt, const struct net *nt, int rcpu, struct 
 	return ret;
 }
 
-/* min and max of a[i] / b[i] over @n runs */
-static void ratio_range(const double *a, const double *b, unsigned n, bool higher, double *lo, double *hi)
-{
-	for (unsigned i = 0; i < n; i++) {
-		double r = higher ? a[i] / b[i] : b[i] / a[i];
+/*
+ * Send-mode rows, as interleaved slices. This VM's loopback throughput
+ * moves by +-25% from one 100 ms to the next for one code path (a plain
+ * write loop: 16-35 Gbit/s in consecutive 256 MB chunks on one connection,
+ * quiet host), and 7 whole runs a mode, medians, left an A/A control at
+ * 0.94-1.04x: too coarse for a 2% goal. So each mode gets its own
+ * connection and queue, kept for the whole row (adaptive's trial, probes
+ * and backoff play out as on one long connection), and the modes take
+ * turns in slices of total / rounds bytes, their order rotated every
+ * round: a slow drift of the host hits all four alike. A slice is timed
+ * from its first push to the reader's last byte of it. A mode's rate is
+ * its bytes over the sum of its slices' times.
+ * M_CTRL is plain again: an A/A control measured the same way, and judged
+ * by the same rule as adaptive (against the better of plain and zc), which
+ * shows how far picking the larger of two close, noisy figures alone
+ * moves the row. M_ZC sends every push by SEND_ZC (threshold 1 B): the
+ * alternative to adaptive at every size, not only above its threshold.
+ */
+struct slice_sink {
+	int fd, cpu, efd, err;
+	_Atomic uint64_t bytes, target;
+	pthread_t th;
+};
 
-		*lo = i == 0 || r < *lo ? r : *lo;
-		*hi = i == 0 || r > *hi ? r : *hi;
+static void *slice_sink_main(void *arg)
+{
+	struct slice_sink *s = arg;
+	char *buf = malloc(256 * 1024);
+	uint64_t signaled = 0;
+
+	if (!buf) {
+		s->err = -ENOMEM;
+		return NULL;
 	}
+	rp_bench_pin_self(s->cpu);
+	for (;;) {
+		ssize_t n = read(s->fd, buf, 256 * 1024);
+
+		if (n > 0) {
+			uint64_t b = atomic_fetch_add_explicit(&s->bytes, (uint64_t)n,
+							       memory_order_relaxed) + (uint64_t)n;
+			/* pairs with the release store of the slice's target */
+			uint64_t t = atomic_load_explicit(&s->target, memory_order_acquire);
+
+			if (t && b >= t && t != signaled) {
+				signaled = t;
+				rp_zb_signal_efd(s->efd);
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			s->err = -errno;
+		break;
+	}
+	free(buf);
+	return NULL;
 }
 
-/*
- * Send-mode rows. What keeps the comparison sound (measured: at 1 KB, where
- * adaptive runs the plain path, 3 runs in a fixed order read 0.91x):
- * - an untimed warm-up transfer before each size;
- * - the order of the modes rotates from run to run, so no mode always runs
- *   first or last (after another mode's connection is torn down);
- * - ZB_MODE_RUNS runs a mode, median;
- * - an A/A control (plain twice) whose ratio states the spread of one path.
- */
+static void eo_more(struct rp_shard *sh, void *arg)
+{
+	eo_fill(sh, arg);
+}
+
+static void eo_end(struct rp_shard *sh, void *arg)
+{
+	eo_finish(sh, arg, 0); /* its NOP closes the queue and signals */
+}
+
+/* Waits for @efd at most 30 s: a slice that never arrives ends the row. */
+static int wait_efd_bounded(int efd)
+{
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	int n = poll(&p, 1, 30000);
+
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (n < 0)
+		return -errno;
+	return rp_zb_wait_efd(efd);
+}
+
+struct mode_conn {
+	struct eo e;
+	struct slice_sink sk;
+	int snd;
+	bool sink_up, q_up, ended; /* ended: eo_done ran and signalled */
+};
+
+static int slices_run(struct rp_runtime *rt, const struct net *nt, int rcpu, int efd,
+		      const char *buf, size_t size, uint64_t slice, unsigned rounds, double *secs,
+		      double *cpus, struct rp_outq_stats *st)
+{
+	struct mode_conn mc[M_NR];
+	size_t window = 4 * size > (2u << 20) ? 4 * size : (2u << 20);
+	int refd = eventfd(0, EFD_CLOEXEC), ret = 0;
+
+	if (refd < 0)
+		return -errno;
+	memset(mc, 0, sizeof(mc));
+	for (int m = 0; m < M_NR && !ret; m++) {
+		int rcv;
+
+		mc[m].snd = -1;
+		ret = rp_zb_pair(nt->lfd, &nt->addr, &mc[m].snd, &rcv);
+		if (ret)
+			break;
+		mc[m].sk.fd = rcv;
+		mc[m].sk.cpu = rcpu;
+		mc[m].sk.efd = refd;
+		ret = -pthread_create(&mc[m].sk.th, NULL, slice_sink_main, &mc[m].sk);
+		if (ret) {
+			close(rcv);
+			break;
+		}
+		mc[m].sink_up = true;
+		mc[m].e = (struct eo){ .fd = mc[m].snd, .efd = efd, .flags = mode_flags[m], .buf = buf,
+				       .size = size, .window = window, .keep = true,
+				       .zc_threshold = m == M_ZC ? 1 : 0 };
+	}
+	for (unsigned r = 0; r < rounds && !ret; r++)
+		for (int i = 0; i < M_NR && !ret; i++) {
+			int m = (int)((r + (unsigned)i) % M_NR);
+			struct eo *e = &mc[m].e;
+			uint64_t t0;
+			double c0;
+
+			e->total += slice;
+			atomic_store_explicit(&mc[m].sk.target, e->total, memory_order_release);
+			c0 = rp_zb_cpu_s();
+			t0 = rp_bench_now_ns();
+			ret = rp_runtime_submit(rt, 0, mc[m].q_up ? eo_more : eo_start, e);
+			if (!ret)
+				ret = wait_efd_bounded(efd); /* the shard: all of it released */
+			mc[m].q_up = true;
+			if (!ret && e->err) {
+				ret = e->err;
+				mc[m].ended = true;
+			}
+			if (!ret)
+				ret = wait_efd_bounded(refd); /* the reader: all of it read */
+			secs[m * rounds + r] = (double)(rp_bench_now_ns() - t0) / 1e9;
+			cpus[m * rounds + r] = rp_zb_cpu_s() - c0;
+			if (ret)
+				fprintf(stderr, "zc: %s %zu B %s slice %u: %s\n", nt->name, size,
+					mode_name[m], r, strerror(-ret));
+			else if (getenv("RP_BENCH_ZC_VERBOSE"))
+				fprintf(stderr, "zc: %s %zu B round %u %-15s %7.2f ms %6.2f Gbit/s\n",
+					nt->name, size, r, mode_name[m], secs[m * rounds + r] * 1e3,
+					(double)slice * 8 / 1e9 / secs[m * rounds + r]);
+		}
+	for (int m = 0; m < M_NR; m++) {
+		if (mc[m].q_up && !mc[m].ended) {
+			if (!rp_runtime_submit(rt, 0, eo_end, &mc[m].e))
+				wait_efd_bounded(efd);
+		}
+		st[m] = mc[m].e.st;
+		if (mc[m].snd >= 0)
+			shutdown(mc[m].snd, SHUT_WR);
+		if (mc[m].sink_up) {
+			pthread_join(mc[m].sk.th, NULL);
+			close(mc[m].sk.fd);
+			if (!ret && (mc[m].sk.err || atomic_load(&mc[m].sk.bytes) != mc[m].e.total)) {
+				fprintf(stderr, "zc: %s %s: the reader got %llu of %llu bytes\n",
+					nt->name, mode_name[m],
+					(unsigned long long)atomic_load(&mc[m].sk.bytes),
+					(unsigned long long)mc[m].e.total);
+				ret = -EIO;
+			}
+		}
+		if (mc[m].snd >= 0)
+			close(mc[m].snd);
+	}
+	close(refd);
+	return ret;
+}
+
 static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, const struct net *nt,
 		     int rcpu, int efd)
 {
 	static const size_t sizes[] = { 1024, 16 * 1024, 64 * 1024, 1024 * 1024 };
-	uint64_t total = opts->quick ? (64ull << 20) : (256ull << 20);
-	unsigned runs = opts->quick ? 1 : ZB_MODE_RUNS;
+	unsigned rounds = env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4 : ZB_MODE_ROUNDS, ZB_MODE_ROUNDS_MAX);
 	char *buf = malloc(1u << 20);
+	double *secs = calloc((size_t)M_NR * rounds, sizeof(double));
+	double *cpus = calloc((size_t)M_NR * rounds, sizeof(double));
 	int ret = 0;
 
-	if (!buf)
-		return -ENOMEM;
+	if (!buf || !secs || !cpus) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	memset(buf, 'z', 1u << 20);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
-		double gbps[M_NR][ZB_MODE_RUNS], spg[M_NR][ZB_MODE_RUNS];
-		uint64_t copied[M_NR] = { 0 }, zcb[M_NR] = { 0 }, zsends[M_NR] = { 0 },
-			 switched[M_NR] = { 0 };
-		size_t window = 4 * sizes[k] > (2u << 20) ? 4 * sizes[k] : (2u << 20);
+		/* 1 KB: a quarter, as SEND_ZC of 1 KB runs at a tenth of plain */
+		unsigned mb = env_uint("RP_BENCH_ZC_MB", (opts->quick ? 64u : 1024u) >> (k ? 0 : 2), 65536);
+		uint64_t slice = ((uint64_t)mb << 20) / rounds;
+		struct rp_outq_stats st[M_NR];
+		double tot_s[M_NR] = { 0 }, tot_c[M_NR] = { 0 }, gbps[M_NR], spg[M_NR];
+		double alo = 0, ahi = 0, clo = 0, chi = 0;
 		char sz[16], name[96];
 
+		slice -= slice % sizes[k];
+		if (slice < sizes[k])
+			slice = sizes[k];
 		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		if (!env_lists("RP_BENCH_ZC_SIZES", sz))
+			continue;
 		{
 			struct eo e = { .efd = efd, .flags = RP_OUTQ_ZC_OFF, .buf = buf, .size = sizes[k],
-					.total = total / 4, .window = window };
+					.total = slice * 4, .window = 2u << 20 };
 			double w, c;
 
 			ret = eo_run(rt, nt, rcpu, &e, &w, &c); /* warm-up, not counted */
 		}
-		for (unsigned r = 0; r < runs && !ret; r++)
-			for (int i = 0; i < M_NR && !ret; i++) {
-				int m = (int)((r + (unsigned)i) % M_NR);
-				struct eo e = { .efd = efd, .flags = mode_flags[m], .buf = buf,
-						.size = sizes[k], .total = total, .window = window,
-						.zc_threshold = m == M_ZC ? 1 : 0 };
-				double w, c;
-
-				ret = eo_run(rt, nt, rcpu, &e, &w, &c);
-				if (ret) {
-					fprintf(stderr, "zc: %s %s %s: %s\n", nt->name, sz,
-						mode_name[m], strerror(-ret));
-					break;
-				}
-				gbps[m][r] = (double)total * 8 / 1e9 / w;
-				spg[m][r] = c / ((double)total / 1e9);
-				copied[m] += e.st.zc_copied_bytes;
-				zcb[m] += e.st.zc_bytes;
-				zsends[m] += e.st.zc_sends;
-				switched[m] += e.st.switched;
-			}
-		if (ret)
+		if (!ret)
+			ret = slices_run(rt, nt, rcpu, efd, buf, sizes[k], slice, rounds, secs, cpus, st);
+		if (ret) {
+			fprintf(stderr, "zc: %s %s send modes: %s\n", nt->name, sz, strerror(-ret));
 			break;
-		/* the better of plain and zc, by median */
-		int bt = rp_bench_runs_median(gbps[M_PLAIN], runs) >= rp_bench_runs_median(gbps[M_ZC], runs)
-				 ? M_PLAIN
-				 : M_ZC;
-		int bc = rp_bench_runs_median(spg[M_PLAIN], runs) <= rp_bench_runs_median(spg[M_ZC], runs) ? M_PLAIN
-											: M_ZC;
-		double clo = 0, chi = 0, alo = 0, ahi = 0;
+		}
+		for (int m = 0; m < M_NR; m++) {
+			for (unsigned r = 0; r < rounds; r++) {
+				tot_s[m] += secs[m * rounds + r];
+				tot_c[m] += cpus[m * rounds + r];
+			}
+			gbps[m] = (double)slice * rounds * 8 / 1e9 / tot_s[m];
+			spg[m] = tot_c[m] / ((double)slice * rounds / 1e9);
+		}
+		/* the better of plain and zc */
+		int bt = gbps[M_PLAIN] >= gbps[M_ZC] ? M_PLAIN : M_ZC;
+		int bc = spg[M_PLAIN] <= spg[M_ZC] ? M_PLAIN : M_ZC;
 
+		/* per round: slice rate ratios, slices of one round adjacent in time */
+		for (unsigned r = 0; r < rounds; r++) {
+			double a = secs[bt * rounds + r] / secs[M_ADAPT * rounds + r];
+			double c = secs[M_PLAIN * rounds + r] / secs[M_CTRL * rounds + r];
+
+			alo = r == 0 || a < alo ? a : alo, ahi = r == 0 || a > ahi ? a : ahi;
+			clo = r == 0 || c < clo ? c : clo, chi = r == 0 || c > chi ? c : chi;
+		}
 		snprintf(name, sizeof(name), "%s %s adaptive vs best", nt->name, sz);
-		rp_zb_row(name, "Gbit/s", gbps[M_ADAPT], gbps[bt], runs, mode_name[bt], true);
+		rp_report_row(name, "Gbit/s", gbps[M_ADAPT], gbps[bt], mode_name[bt], true);
 		snprintf(name, sizeof(name), "%s %s cpu adaptive vs best", nt->name, sz);
-		rp_zb_row(name, "s/GB", spg[M_ADAPT], spg[bc], runs, mode_name[bc], false);
-		ratio_range(gbps[M_CTRL], gbps[M_PLAIN], runs, true, &clo, &chi);
-		ratio_range(gbps[M_ADAPT], gbps[bt], runs, true, &alo, &ahi);
-		rp_report_note("%s %s A/A control (plain vs plain, same run): %.3fx of medians, per run %.2f..%.2fx; adaptive vs %s per run %.2f..%.2fx (%u runs, modes rotated)",
-			       nt->name, sz,
-			       rp_bench_runs_median(gbps[M_CTRL], runs) / rp_bench_runs_median(gbps[M_PLAIN], runs),
-			       clo, chi, mode_name[bt], alo, ahi, runs);
-		rp_report_note("%s %s medians: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, switched to plain %llu times)",
-			       nt->name, sz, rp_bench_runs_median(gbps[M_PLAIN], runs),
-			       rp_bench_runs_median(spg[M_PLAIN], runs), rp_bench_runs_median(gbps[M_ZC], runs),
-			       rp_bench_runs_median(spg[M_ZC], runs), (unsigned long long)zsends[M_ZC],
-			       (unsigned long long)(copied[M_ZC] >> 20),
-			       (unsigned long long)(zcb[M_ZC] >> 20),
-			       rp_bench_runs_median(gbps[M_ADAPT], runs), rp_bench_runs_median(spg[M_ADAPT], runs),
-			       (unsigned long long)zsends[M_ADAPT],
-			       (unsigned long long)switched[M_ADAPT]);
+		rp_report_row(name, "s/GB", spg[M_ADAPT], spg[bc], mode_name[bc], false);
+		rp_report_note("%s %s A/A control (plain vs plain): %.3fx; the control judged as adaptive is, vs the better of plain and zc: %.3fx Gbit/s, %.3fx CPU; per round, adaptive vs %s %.2f..%.2fx, control vs plain %.2f..%.2fx (%u rounds of %llu MB a mode, interleaved, order rotated)",
+			       nt->name, sz, gbps[M_CTRL] / gbps[M_PLAIN], gbps[M_CTRL] / gbps[bt],
+			       spg[bc] / spg[M_CTRL], mode_name[bt], alo, ahi, clo, chi, rounds,
+			       (unsigned long long)(slice >> 20));
+		rp_report_note("%s %s: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, %llu KB by SEND_ZC, %llu probes, switched to plain %llu times); control %.2f Gbit/s %.3f s/GB",
+			       nt->name, sz, gbps[M_PLAIN], spg[M_PLAIN], gbps[M_ZC], spg[M_ZC],
+			       (unsigned long long)st[M_ZC].zc_sends,
+			       (unsigned long long)(st[M_ZC].zc_copied_bytes >> 20),
+			       (unsigned long long)(st[M_ZC].zc_bytes >> 20), gbps[M_ADAPT], spg[M_ADAPT],
+			       (unsigned long long)st[M_ADAPT].zc_sends,
+			       (unsigned long long)((st[M_ADAPT].zc_copied_bytes + st[M_ADAPT].zc_bytes) >> 10),
+			       (unsigned long long)st[M_ADAPT].probes,
+			       (unsigned long long)st[M_ADAPT].switched, gbps[M_CTRL], spg[M_CTRL]);
 	}
+out:
 	free(buf);
+	free(secs);
+	free(cpus);
 	return ret;
 }
 
@@ -810,6 +985,8 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 			total = sizes[k] * 4;
 		total -= total % sizes[k];
 		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
+		if (!env_lists("RP_BENCH_ZC_SIZES", sz))
+			continue;
 		ret = rp_zb_make_file(dir, sz, sizes[k], path, sizeof(path));
 		if (ret)
 			break;
@@ -1073,6 +1250,30 @@ static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int
 	return 0;
 }
 
+/* Whether @item is in the comma-separated list in environment variable
+ * @var (true when it is unset or empty). */
+static bool env_lists(const char *var, const char *item)
+{
+	const char *env = getenv(var);
+	size_t n = strlen(item);
+
+	if (!env || !*env)
+		return true;
+	for (const char *p = env; (p = strstr(p, item)); p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+/* RP_BENCH_ZC_ROWS=loopback,veth,batch,f2s,relay,copy picks groups of rows
+ * and RP_BENCH_ZC_SIZES=1KB,64KB,... the sizes of the send-mode and
+ * file_to_socket rows (all when unset), so that a group fits a short quiet
+ * window. */
+static bool want_rows(const char *group)
+{
+	return env_lists("RP_BENCH_ZC_ROWS", group);
+}
+
 int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 {
 	unsigned runs = opts->quick ? 1 : 3;
@@ -1092,8 +1293,9 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	sigaction(SIGPIPE, &ign, &old);
 	rp_report_note("local paths (loopback, veth) always copy: the kernel copies a SEND_ZC payload it cannot hand to a device (RP_CQE_ZC_COPIED), so zero-copy cannot win here; a host with a real NIC can");
-	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median (send-mode rows: %u runs a mode, the order rotated, after a warm-up)",
-		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s", opts->quick ? 1u : ZB_MODE_RUNS);
+	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median (send-mode rows: %u interleaved slices a mode, the order rotated, after a warm-up)",
+		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s",
+		       env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4u : ZB_MODE_ROUNDS, ZB_MODE_ROUNDS_MAX));
 	ret = rp_zb_listen("127.0.0.1", &lo.lfd, &lo.addr);
 	if (ret)
 		goto out;
@@ -1105,10 +1307,13 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	ret = rp_zb_runtime_up(cpu[0], &rt);
 	if (ret)
 		goto out;
-	ret = mode_rows(opts, rt, &lo, cpu[1], efd);
+	if (want_rows("loopback"))
+		ret = mode_rows(opts, rt, &lo, cpu[1], efd);
 	if (ret)
 		goto out;
-	if (geteuid() != 0) {
+	if (!want_rows("veth")) {
+		/* not asked for */
+	} else if (geteuid() != 0) {
 		rp_report_skip("veth rows", "not root: creating a network namespace and a veth pair needs CAP_NET_ADMIN");
 	} else if (veth_up(&ve, why, sizeof(why))) {
 		rp_report_skip("veth rows", "%s", why);
@@ -1119,10 +1324,12 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 		if (ret)
 			goto out;
 	}
-	ret = batch_rows(opts, rt, &lo, cpu[1], efd, runs);
-	if (ret)
-		goto out;
-	rp_report_note("batched: one loopback connection; a round queues 32 messages of 64 B and the next round starts when all 32 are sent; outq (RP_OUTQ_ZC_OFF, default flush) vs 32 rp_send ops; submits = io_uring_submit_and_wait calls, SQEs = ops handed to the kernel (rp_shard_stats deltas)");
+	if (want_rows("batch")) {
+		ret = batch_rows(opts, rt, &lo, cpu[1], efd, runs);
+		if (ret)
+			goto out;
+		rp_report_note("batched: one loopback connection; a round queues 32 messages of 64 B and the next round starts when all 32 are sent; outq (RP_OUTQ_ZC_OFF, default flush) vs 32 rp_send ops; submits = io_uring_submit_and_wait calls, SQEs = ops handed to the kernel (rp_shard_stats deltas)");
+	}
 	rp_zb_runtime_down(rt);
 	rt = NULL;
 	if (!mkdtemp(dir)) {
@@ -1131,10 +1338,11 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	rp_report_note("synchronous API (zc.h) on this thread (cpu %d), backend \"%s\"; files under %s, page-cached", cpu[0],
 		       rp_zc_backend_name(), dir);
-	ret = sync_f2s_rows(opts, dir, lo.lfd, &lo.addr, cpu[1], runs, buf);
-	if (!ret)
+	if (want_rows("f2s"))
+		ret = sync_f2s_rows(opts, dir, lo.lfd, &lo.addr, cpu[1], runs, buf);
+	if (!ret && want_rows("relay"))
 		ret = sync_relay_rows(opts, lo.lfd, &lo.addr, cpu[1], runs, buf);
-	if (!ret)
+	if (!ret && want_rows("copy"))
 		ret = sync_copy_rows(opts, dir, cpu[0], runs, buf);
 	rmdir(dir);
 out:
