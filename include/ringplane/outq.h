@@ -21,15 +21,18 @@
  *   the socket is in zero-copy mode; its buffer is released on the
  *   notification (RP_CQE_NOTIF), which the send path never waits for.
  *   Until a notification has proven zero-copy, one such push (the trial)
- *   waits for its notification while the big pushes behind it go plain.
+ *   sends only its first opts.zc_threshold bytes by SEND_ZC and the rest
+ *   plain, and the big pushes behind it go plain until that notification.
  *   A notification with RP_CQE_ZC_COPIED (loopback, veth: the kernel
  *   copied after all) switches the socket to plain sends; after
  *   opts.probe_bytes plain bytes or opts.probe_ns (whichever first) the
- *   next big push probes zero-copy again, and each probe that comes back
- *   copied doubles both, up to 64 times; a zero-copy notification resets
- *   them. With RP_OUTQ_LOCAL_PLAIN a socket
- *   whose peer is on this host (AF_UNIX, a loopback address, or a peer
- *   address equal to the socket's own) starts on plain sends.
+ *   next big push probes zero-copy again, with a threshold-sized piece as
+ *   the trial does, and each probe that comes back copied doubles both, up
+ *   to 64 times; a zero-copy notification resets them. With
+ *   RP_OUTQ_LOCAL_PLAIN a socket whose peer is on this host (AF_UNIX, a
+ *   loopback address, or a peer address equal to the socket's own) is on
+ *   plain sends for good: no trial, no probe (the kernel copies every
+ *   payload it delivers locally).
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
  * zero-copy notification are not counted) may not pass opts.max_bytes
