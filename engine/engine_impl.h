@@ -45,6 +45,7 @@ enum op_kind {
 	OP_SEND_ZC,	 /* result CQE, then notification CQE */
 	OP_EVENTFD,	 /* the shard's internal armed eventfd read */
 	OP_CANCEL_FD,	 /* rp_cancel_fd: re-arms on op->fd are refused until it completes */
+	OP_POLL_OUT,	 /* rp_poll_writable: multishot POLLOUT poll, one answer */
 #ifdef RP_FAULTS
 	OP_FAULT_CANCEL, /* an injected reset ending a multishot recv (faults.c) */
 #endif
@@ -55,7 +56,8 @@ enum {
 	OPF_PARKED = 1u << 0,	 /* recv_ms waiting for buffers, not in the kernel */
 	OPF_DEAD_PARKED = 1u << 1, /* parked op cancelled: on sh->dead, the loop
 				      delivers its final -ECANCELED */
-	OPF_RESULT_SEEN = 1u << 2, /* send_zc: result CQE delivered */
+	OPF_RESULT_SEEN = 1u << 2, /* send_zc: result CQE delivered; poll_out:
+				      the answer delivered, its end is due */
 	OPF_CANCEL_REQ = 1u << 3,  /* rp_cancel asked: never re-arm or park it again */
 	/* fault injection only (RP_FAULTS, faults.c) */
 	OPF_FAULT_RESET = 1u << 4,   /* its receive ends with an injected -ECONNRESET */

@@ -158,6 +158,8 @@ struct rp_shard_stats {
 				    alone (a parked receive is ended without a cancel) */
 	uint64_t op_cancels;	 /* cancels by user_data rp_close/rp_cancel_fd sent, one per op */
 	uint64_t cancel_fd_fallback; /* cancels by fd sent instead (fd table without memory) */
+	uint64_t poll_rdhup;	 /* rp_poll_writable results of POLLRDHUP alone: dropped,
+				    the poll left armed */
 };
 
 /* ---- runtime (control thread) ---- */
@@ -363,6 +365,22 @@ struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *
  * POLLOUT...), res = the events that are ready, or -errno. For work done
  * with plain syscalls on the shard thread (splice(2) on non-blocking fds). */
 struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, void *arg);
+/*
+ * rp_poll_writable - complete once the socket @fd can take bytes or has
+ * failed: res = the ready events, with POLLOUT, POLLERR, POLLHUP or
+ * POLLNVAL among them (POLLRDHUP may come along), or -errno (-ECANCELED
+ * after rp_cancel, rp_close or a stop). One callback, without RP_CQE_MORE.
+ * Unlike rp_poll(fd, POLLOUT) it never completes with POLLRDHUP alone:
+ * io_uring adds RDHUP to every poll, so once the peer half-closed a
+ * one-shot POLLOUT poll on a full socket returns at once, and polling
+ * again spins. This one starts as that one-shot poll (the same cost when
+ * there is room); an RDHUP-only result is dropped (counted in poll_rdhup)
+ * and a multishot, edge-triggered poll waits instead until the socket's
+ * write-space wake-up, with no timer and no added delay. After answering
+ * from the multishot poll the engine cancels it; the op stays counted in
+ * rp_shard_inflight until the kernel's final CQE, one loop iteration later.
+ */
+struct rp_op *rp_poll_writable(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
 struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
 /*
