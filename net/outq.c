@@ -15,7 +15,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -325,25 +324,13 @@ static void op_end(struct rp_outq *q)
 
 static void wait_room(struct rp_outq *q);
 
-/* The pause after a poll that said only RDHUP (below): 100 polls a second
- * at most on a socket whose peer half-closed and does not read. */
-#define ROOM_PAUSE_NS (10ull * 1000 * 1000)
-
 static void on_room(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_outq *q = arg;
 
 	(void)sh;
-	if (c->res >= 0 && !(c->res & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) && !q->closing &&
-	    !q->err) {
-		/* io_uring reports RDHUP to every poll: the peer half-closed,
-		 * and the socket is not writable yet. Look again later. */
-		if (rp_timeout(q->sh, ROOM_PAUSE_NS, on_room, q))
-			return; /* still the wait in flight: inflight, ops held */
-		fail(q, -errno);
-	} else if (c->res < 0 && c->res != -ETIME) {
+	if (c->res < 0)
 		fail(q, c->res);
-	}
 	q->inflight = false;
 	after_send(q);
 	op_end(q);
@@ -357,15 +344,15 @@ static void on_room(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
  * every poll, so its poll returns at once (6.18; found by the soak: a head
  * queued behind a 4 MB body failed and serve closed the connection with
  * answers missing; test_outq's bound case on an O_NONBLOCK socket). Nothing
- * was sent: wait for POLLOUT on the ring (a poll that says only RDHUP is
- * retried after ROOM_PAUSE_NS), then flush from where it stopped. The wait
+ * was sent: wait for room on the ring (rp_poll_writable, which never
+ * answers RDHUP alone), then flush from where it stopped. The wait
  * stands for the send in flight (inflight, covering no node), so nothing
  * else flushes meanwhile; a close drops the queue as usual, an error or a
  * cancel of the poll (rp_cancel_fd) fails it.
  */
 static void wait_room(struct rp_outq *q)
 {
-	if (!rp_poll(q->sh, q->fd, POLLOUT, on_room, q)) {
+	if (!rp_poll_writable(q->sh, q->fd, on_room, q)) {
 		fail(q, -errno);
 		return;
 	}

@@ -141,7 +141,10 @@ static void wait_for(struct rdir *d, int fd, unsigned events)
 {
 	struct rp_relay *r = d->r;
 
-	d->poll_op = rp_poll(r->sh, fd, events, on_ready, d);
+	/* room on the way out: never RDHUP alone, which a peer that
+	 * half-closed and does not read would give every poll (a spin) */
+	d->poll_op = events == POLLOUT ? rp_poll_writable(r->sh, fd, on_ready, d) :
+					 rp_poll(r->sh, fd, events, on_ready, d);
 	if (!d->poll_op) {
 		relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
 		return;
