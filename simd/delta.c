@@ -5,10 +5,12 @@
  * Encoder: a SIMD kernel turns up to 4 KB at a time into one 64-bit
  * "differs" mask per 64-byte block plus a summary of non-zero blocks; the
  * encoder then walks only the set bits, so an unchanged block costs one
- * kernel iteration and nothing here. Runs of differing bytes closer than
- * BRIDGE_GAP are merged into one literal (the unchanged bytes between them
+ * kernel iteration and nothing here. v1 merges runs of differing bytes
+ * closer than BRIDGE_GAP into one literal (the unchanged bytes between them
  * travel as zero XOR bytes): a new record costs at least two header bytes
- * and a decoder step, a bridged gap one byte per unchanged byte.
+ * and a decoder step, a bridged gap one byte per unchanged byte. v2 keeps
+ * the masks of the whole input and finds its singles and runs with a few
+ * bit operations per block (see encode2).
  *
  * Decoder: one walk over the records, which checks each record before it
  * touches cur. In place (cur == prev) it XORs each literal into cur as it
@@ -17,10 +19,10 @@
  * again XORs them back out. Into another buffer, a first walk only checks,
  * then prev is copied and a second walk applies.
  *
- * Version 2 (rp_delta_encode_ver) has the same structure with two tables,
- * singles and runs, whose entries each carry their own offset: v1's
- * records chain through their headers, v2's entries are independent, which
- * is what its in-place decode gains (docs/simd.md).
+ * Version 2 has the same structure with two tables, singles and runs,
+ * whose entries each carry their own offset: v1's records chain through
+ * their headers, v2's entries are independent, which is what its in-place
+ * decode gains (docs/simd.md).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -36,19 +38,17 @@
 /* v2: offsets are 16-bit, literal lengths 8-bit. */
 #define V2_LEN_MAX 65536u
 #define V2_LIT_MAX 255u
-/* Records the v2 encoder keeps between its passes (4 KB of stack): a 4 KB
- * page at 10% density has about 370. Measured on Zen3: encoding a 1% page
- * in two scans took 740 ns, twice v1's 367 ns. */
-#define V2_KEEP	   512u
+/* v2 keeps one mask per 64-byte block of its whole input: 8 KB of stack at
+ * 65536 bytes, 512 bytes for a 4 KB page. */
+#define V2_BLOCKS (V2_LEN_MAX / 64)
 #define VARINT_MAX 10
-/* Gaps of 1..3 unchanged bytes are bridged (see above). */
+/* Gaps of 1..3 unchanged bytes are bridged (see above). v2 bridges nothing,
+ * it only joins adjacent bytes: its records do not chain, so fewer of them
+ * saves less, and a lone changed byte is a single (the cheapest entry).
+ * Measured on Zen3, in-place decode against the naive decoder at 10%
+ * density: 1.16x with no bridging, 1.08x bridging 1 byte, 1.05x bridging
+ * 1..2, 1.02x bridging 1..3 as v1 does. */
 #define BRIDGE_GAP 4
-/* v2 bridges nothing, it only joins adjacent runs: its records do not chain,
- * so fewer of them saves less, and a lone changed byte is a single (the
- * cheapest entry). Measured on Zen3, in-place decode against the naive
- * decoder at 10% density: 1.16x with no bridging, 1.08x bridging 1 byte,
- * 1.05x bridging 1..2, 1.02x bridging 1..3 as v1 does. */
-#define BRIDGE_GAP2 1
 /* Blocks per scan call: 64 masks fill the summary word (4 KB of input). */
 #define SCAN_BLOCKS 64
 
@@ -73,6 +73,14 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 	return p;
 }
 
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
 /* Size of the single-literal-record encoding, the fallback and the bound. */
 size_t rp_delta_bound(size_t len)
 {
@@ -81,20 +89,7 @@ size_t rp_delta_bound(size_t len)
 	return 1 + varint_len(len) + 1 + varint_len(len) + len;
 }
 
-/*
- * v2: a counting pass (ws == NULL) sizes the tables, a second pass writes
- * singles at ws, run entries at wr and their bytes at wl. The counting pass
- * also keeps the first V2_KEEP records in keep[] (nkeep of them; more than
- * V2_KEEP makes it V2_KEEP + 1), so that the second pass need not scan the
- * input again. Apart from struct enc: v1 zero-fills that one per call, and
- * these fields in it cost the 1% v1 encode 6% (measured on Zen3).
- */
-struct enc2 {
-	size_t ns, nr, nlit, room;
-	uint8_t *ws, *wr, *wl;
-	uint32_t (*keep)[2];
-	size_t nkeep;
-};
+/* ---- v1 ---- */
 
 struct enc {
 	const uint8_t *cur, *prev;
@@ -104,56 +99,7 @@ struct enc {
 	size_t lit_end;
 	bool have_lit;
 	bool overflow;
-	struct enc2 *x; /* v2 only */
 };
-
-/* v2: [start, start + lit) as runs of at most 255 bytes; a 1-byte one is a single. */
-static void emit2(struct enc *e, size_t start, size_t lit)
-{
-	struct enc2 *x = e->x;
-
-	if (x->keep && x->nkeep <= V2_KEEP) {
-		if (x->nkeep < V2_KEEP) {
-			x->keep[x->nkeep][0] = (uint32_t)start;
-			x->keep[x->nkeep][1] = (uint32_t)lit;
-		}
-		x->nkeep++;
-	}
-	e->done = start + lit;
-	while (lit) {
-		size_t l = lit < V2_LIT_MAX ? lit : V2_LIT_MAX;
-
-		if (l == 1) {
-			if (x->ws) {
-				x->ws[0] = (uint8_t)start;
-				x->ws[1] = (uint8_t)(start >> 8);
-				x->ws[2] = e->cur[start] ^ e->prev[start];
-				x->ws += 3;
-			}
-			x->ns++;
-		} else {
-			if (x->ws) {
-				x->wr[0] = (uint8_t)start;
-				x->wr[1] = (uint8_t)(start >> 8);
-				x->wr[2] = (uint8_t)l;
-				x->wr += 3;
-				if (l < 16) {
-					for (size_t i = 0; i < l; i++)
-						x->wl[i] = e->cur[start + i] ^ e->prev[start + i];
-				} else {
-					rp_xor(x->wl, e->cur + start, e->prev + start, l);
-				}
-				x->wl += l;
-			}
-			x->nr++;
-			x->nlit += l;
-		}
-		start += l;
-		lit -= l;
-	}
-	if (!x->ws && 3 * (x->ns + x->nr) + x->nlit > x->room)
-		e->overflow = true;
-}
 
 static void emit(struct enc *e, size_t skip, size_t lit)
 {
@@ -177,34 +123,22 @@ static void emit(struct enc *e, size_t skip, size_t lit)
 	e->done = start + lit;
 }
 
-/* A record in either format; @v2 is a constant where this is inlined, so the
- * v1 encoder carries no v2 branch. */
-static inline __attribute__((always_inline)) void emit_ver(struct enc *e, size_t skip, size_t lit,
-							   bool v2)
-{
-	if (!v2)
-		emit(e, skip, lit);
-	else if (lit) /* the trailing unchanged run has no entry in v2 */
-		emit2(e, e->done + skip, lit);
-}
-
 /* A run of differing bytes [a, b), in increasing order. */
-static inline __attribute__((always_inline)) void on_run(struct enc *e, size_t a, size_t b, bool v2)
+static inline __attribute__((always_inline)) void on_run(struct enc *e, size_t a, size_t b)
 {
-	if (e->have_lit && a - e->lit_end < (v2 ? BRIDGE_GAP2 : BRIDGE_GAP)) {
+	if (e->have_lit && a - e->lit_end < BRIDGE_GAP) {
 		e->lit_end = b;
 		return;
 	}
 	if (e->have_lit)
-		emit_ver(e, e->lit_start - e->done, e->lit_end - e->lit_start, v2);
+		emit(e, e->lit_start - e->done, e->lit_end - e->lit_start);
 	e->lit_start = a;
 	e->lit_end = b;
 	e->have_lit = true;
 }
 
 /* Visit the runs of set bits of @m; bit i stands for byte @base + i. */
-static inline __attribute__((always_inline)) void on_mask(struct enc *e, size_t base, uint64_t m,
-							  bool v2)
+static inline __attribute__((always_inline)) void on_mask(struct enc *e, size_t base, uint64_t m)
 {
 	while (m) {
 		unsigned s = (unsigned)__builtin_ctzll(m);
@@ -212,7 +146,7 @@ static inline __attribute__((always_inline)) void on_mask(struct enc *e, size_t 
 		/* rest == 0 only when all 64 bits are set (s == 0). */
 		unsigned n = rest ? (unsigned)__builtin_ctzll(rest) : 64 - s;
 
-		on_run(e, base + s, base + s + n, v2);
+		on_run(e, base + s, base + s + n);
 		if (s + n >= 64)
 			break;
 		m &= ~0ull << (s + n);
@@ -220,7 +154,7 @@ static inline __attribute__((always_inline)) void on_mask(struct enc *e, size_t 
 }
 
 /* Every record of cur against prev, in order, through on_mask() and emit(). */
-static inline __attribute__((always_inline)) void scan_records(struct enc *e, size_t len, bool v2)
+static void scan_records(struct enc *e, size_t len)
 {
 	size_t off = 0;
 	uint64_t masks[SCAN_BLOCKS];
@@ -236,7 +170,7 @@ static inline __attribute__((always_inline)) void scan_records(struct enc *e, si
 			unsigned blk = (unsigned)__builtin_ctzll(summary);
 
 			summary &= summary - 1;
-			on_mask(e, off + 64 * (size_t)blk, masks[blk], v2);
+			on_mask(e, off + 64 * (size_t)blk, masks[blk]);
 		}
 		off += 64 * nb;
 	}
@@ -245,12 +179,12 @@ static inline __attribute__((always_inline)) void scan_records(struct enc *e, si
 
 		for (size_t i = off; i < len; i++)
 			m |= (uint64_t)(e->cur[i] != e->prev[i]) << (i - off);
-		on_mask(e, off, m, v2);
+		on_mask(e, off, m);
 	}
 	if (e->have_lit && !e->overflow)
-		emit_ver(e, e->lit_start - e->done, e->lit_end - e->lit_start, v2);
+		emit(e, e->lit_start - e->done, e->lit_end - e->lit_start);
 	if (e->done < len && !e->overflow)
-		emit_ver(e, len - e->done, 0, v2);
+		emit(e, len - e->done, 0);
 }
 
 /* The single v1 literal record {0, len}: rp_delta_bound(len) bytes. */
@@ -264,7 +198,7 @@ static size_t put_whole(uint8_t *out, const uint8_t *cur, const uint8_t *prev, s
 	return (size_t)(e.o - out);
 }
 
-size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev, size_t len)
+static size_t encode1(void *out, size_t cap, const void *cur, const void *prev, size_t len)
 {
 	size_t full = rp_delta_bound(len);
 	/* Records are cut off as soon as they outgrow the single-literal
@@ -280,7 +214,7 @@ size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 		return 0;
 	*e.o++ = DELTA_TAG;
 	e.o = put_varint(e.o, len);
-	scan_records(&e, len, false);
+	scan_records(&e, len);
 	if (!e.overflow)
 		return (size_t)(e.o - (uint8_t *)out);
 	/* Records would not fit or are larger than sending the page whole. */
@@ -289,65 +223,285 @@ size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 	return put_whole(out, cur, prev, len);
 }
 
-/*
- * v2 in two passes over the input: one counts the singles, runs and run
- * bytes (stopping once they outgrow the single v1 literal record), the
- * other writes them where the counts put them. The encoder is
- * allocation-free, so it has nowhere else to keep the records between
- * finding them and knowing the table sizes.
+/* ---- v2 ----
+ *
+ * One scan of the input fills mk[] with the "differs" mask of every 64-byte
+ * block (mk[0] and mk[nb + 1] stay 0, so each block has both neighbours)
+ * and nz[] with a bit per non-zero block. With l and r a block's mask
+ * shifted to show each byte's left and right neighbour, m & ~(l | r) are
+ * its singles, m & ~l & r the starts and m & l & ~r the ends of its runs.
+ * Two walks over the masks, never over the input again, write the output:
+ *  1. the singles, at the place they have when both counts fit one-byte
+ *     varints; the runs are counted (a popcount per block);
+ *  2. with the counts, hence the header, known: the singles move up if a
+ *     count needed more bytes (a memmove of the singles table), and each
+ *     run is written at its place, entries after the singles, bytes after
+ *     the entries.
+ * The previous encoder sized the tables in a first pass over every record
+ * and wrote them in a second one, keeping up to 512 records on the stack
+ * in between; it encoded at half v1's speed (docs/simd.md).
  */
-static size_t encode2(uint8_t *out, size_t cap, const uint8_t *cur, const uint8_t *prev, size_t len)
+
+struct v2 {
+	const uint8_t *cur, *prev;
+	size_t len, nw;			/* nw: words of nz[] and rz[] in use */
+	uint64_t mk[V2_BLOCKS + 2];	/* mk[1 + b]: block b's mask */
+	uint64_t nz[V2_BLOCKS / 64];	/* bit b: block b has a changed byte */
+	uint64_t rz[V2_BLOCKS / 64];	/* bit b: block b has bytes of runs */
+	/* walk 2 */
+	uint8_t *we, *wl, *wend;	/* next run entry, next run byte, end of room */
+	size_t runs_left;
+};
+
+static inline unsigned popcount64(uint64_t x)
+{
+#if defined(__POPCNT__) || defined(__aarch64__)
+	return (unsigned)__builtin_popcountll(x);
+#else
+	/* No popcnt instruction at the baseline ISA, and the builtin would be a
+	 * libgcc call: at 1% and 10% density x is 0 or has a bit or two. */
+	unsigned n = 0;
+
+	for (; x; x &= x - 1)
+		n++;
+	return n;
+#endif
+}
+
+static inline uint64_t left_of(const uint64_t *mk, size_t i)
+{
+	return mk[i] << 1 | mk[i - 1] >> 63;
+}
+
+static inline uint64_t right_of(const uint64_t *mk, size_t i)
+{
+	return mk[i] >> 1 | mk[i + 1] << 63;
+}
+
+/* Entries for a run of @l >= 2 bytes at @s: 255 bytes each, except that the
+ * last two share what is left when one byte would be left over (no entry
+ * is a single; the sizes are those of 255 + 1 as a run and a single). */
+static inline size_t run_entries(size_t l)
+{
+	return (l + V2_LIT_MAX - 1) / V2_LIT_MAX;
+}
+
+/*
+ * Walk 2 for one run [s, s + l), l >= 2. Returns false when its bytes do
+ * not fit the room left. The run's bytes go as one XOR; an 8-byte store
+ * where l <= 8 writes up to 8 - l bytes past them, which the runs after
+ * this one (at least 2 bytes each) overwrite.
+ */
+static inline __attribute__((always_inline)) bool put_run(struct v2 *x, size_t s, size_t l)
+{
+	uint8_t *wl = x->wl;
+
+	x->runs_left--;
+	if (l <= 8 && l + 2 * x->runs_left >= 8 && x->len - s >= 8 && x->wend - wl >= 8) {
+		uint64_t v = load64(x->cur + s) ^ load64(x->prev + s);
+
+		memcpy(wl, &v, 8);
+	} else if ((size_t)(x->wend - wl) < l) {
+		return false;
+	} else if (l >= 32) {
+		rp_xor(wl, x->cur + s, x->prev + s, l);
+	} else {
+		size_t i = 0;
+
+		for (; i + 8 <= l; i += 8) {
+			uint64_t v = load64(x->cur + s + i) ^ load64(x->prev + s + i);
+
+			memcpy(wl + i, &v, 8);
+		}
+		for (; i < l; i++)
+			wl[i] = x->cur[s + i] ^ x->prev[s + i];
+	}
+	x->wl = wl + l;
+	while (l) {
+		size_t p = l <= V2_LIT_MAX ? l : l == V2_LIT_MAX + 1 ? V2_LIT_MAX - 1 : V2_LIT_MAX;
+		uint8_t *we = x->we;
+
+		we[0] = (uint8_t)s;
+		we[1] = (uint8_t)(s >> 8);
+		we[2] = (uint8_t)p;
+		x->we = we + 3;
+		s += p;
+		l -= p;
+	}
+	return true;
+}
+
+/*
+ * The runs in offset order: with @write, walk 2 (false if the bytes do not
+ * fit); without, *@extra gets how many more entries than runs the runs
+ * longer than 255 bytes take.
+ */
+static inline __attribute__((always_inline)) bool v2_runs(struct v2 *x, bool write, size_t *extra)
+{
+	size_t open = 0;
+	bool is_open = false;
+
+	for (size_t w = 0; w < x->nw; w++) {
+		uint64_t blocks = x->rz[w];
+
+		while (blocks) {
+			size_t b = 64 * w + (unsigned)__builtin_ctzll(blocks), i = b + 1;
+			uint64_t m = x->mk[i], l = left_of(x->mk, i), r = right_of(x->mk, i);
+			uint64_t st = m & ~l & r, en = m & l & ~r;
+
+			blocks &= blocks - 1;
+			/* A run open from an earlier block ends at this one's
+			 * first end, or goes on through it (then st == en == 0). */
+			while (st | en) {
+				size_t e;
+
+				if (!is_open) {
+					open = 64 * b + (unsigned)__builtin_ctzll(st);
+					st &= st - 1;
+					is_open = true;
+				}
+				if (!en)
+					break;
+				e = 64 * b + (unsigned)__builtin_ctzll(en) + 1;
+				en &= en - 1;
+				is_open = false;
+				if (!write)
+					*extra += run_entries(e - open) - 1;
+				else if (!put_run(x, open, e - open))
+					return false;
+			}
+		}
+	}
+	return true;
+}
+
+/*
+ * v2 of @len (1..65536) bytes with the diff-scan kernel @scan; the tests
+ * pass each kernel, the library the dispatched one.
+ */
+static inline __attribute__((always_inline)) size_t
+encode2_with(uint8_t *out, size_t cap, const uint8_t *cur, const uint8_t *prev, size_t len,
+	     rp_delta_scan_fn scan)
 {
 	size_t full = rp_delta_bound(len), limit = cap < full ? cap : full;
-	size_t hv = 1 + varint_len(len), h = 0, size = 0, ns, nr, nkeep;
-	uint32_t keep[V2_KEEP][2];
-	struct enc2 x = {.keep = keep};
-	struct enc e = {.cur = cur, .prev = prev, .x = &x};
-	uint8_t *o;
+	size_t hv = 1 + varint_len(len), nfull = len / 64, nb = (len + 63) / 64;
+	size_t ns, nruns = 0, nr, h, extra = 0;
+	bool longrun = false;
+	uint8_t *ws, *s0;
+	struct v2 x;
 
-	if (limit < hv + 2) {
-		e.overflow = true;
-	} else {
-		x.room = limit - hv - 2; /* with one-byte counts */
-		scan_records(&e, len, true);
-	}
-	if (!e.overflow) {
-		h = hv + varint_len(x.ns) + varint_len(x.nr);
-		size = h + 3 * (x.ns + x.nr) + x.nlit;
-		if (size > limit)
-			e.overflow = true;
-	}
-	if (e.overflow)
-		return cap < full ? 0 : put_whole(out, cur, prev, len);
+	if (limit < hv + 2)
+		goto whole;
+	x.cur = cur;
+	x.prev = prev;
+	x.len = len;
+	x.nw = (nb + 63) / 64;
+	x.mk[0] = 0;
+	for (size_t b = 0; b < nfull; b += SCAN_BLOCKS) {
+		size_t n = nfull - b < SCAN_BLOCKS ? nfull - b : SCAN_BLOCKS;
 
-	ns = x.ns;
-	nr = x.nr;
-	nkeep = x.nkeep;
-	o = out;
-	*o++ = DELTA_TAG2;
-	o = put_varint(o, len);
-	o = put_varint(o, ns);
-	o = put_varint(o, nr);
-	x = (struct enc2){.ws = o, .wr = o + 3 * ns, .wl = o + 3 * (ns + nr)};
-	e = (struct enc){.cur = cur, .prev = prev, .x = &x};
-	if (nkeep <= V2_KEEP) {
-		for (size_t i = 0; i < nkeep; i++)
-			emit2(&e, keep[i][0], keep[i][1]);
-	} else {
-		scan_records(&e, len, true); /* the same records again: they fit */
+		x.nz[b / 64] = scan(cur + 64 * b, prev + 64 * b, (unsigned)n, x.mk + 1 + b);
 	}
-	return size;
+	if (nb > nfull) {
+		size_t off = 64 * nfull;
+		uint64_t m = 0;
+
+		for (size_t i = off; i < len; i++)
+			m |= (uint64_t)(cur[i] != prev[i]) << (i - off);
+		x.mk[1 + nfull] = m;
+		if (nfull % 64 == 0)
+			x.nz[nfull / 64] = 0;
+		x.nz[nfull / 64] |= (uint64_t)(m != 0) << (nfull % 64);
+	}
+	x.mk[nb + 1] = 0;
+
+	/* Walk 1: singles after a header with one-byte counts; runs counted. */
+	s0 = ws = out + hv + 2;
+	x.wend = out + limit;
+	for (size_t w = 0; w < x.nw; w++) {
+		uint64_t blocks = x.nz[w], runs = 0;
+
+		while (blocks) {
+			unsigned bit = (unsigned)__builtin_ctzll(blocks);
+			size_t b = 64 * w + bit, i = b + 1;
+			uint64_t m = x.mk[i], l = left_of(x.mk, i), r = right_of(x.mk, i);
+			uint64_t sg = m & ~(l | r);
+
+			blocks &= blocks - 1;
+			if (m != sg) {
+				runs |= 1ull << bit;
+				nruns += popcount64(m & ~l & r);
+				longrun |= m == ~0ull;
+			}
+			while (sg) {
+				size_t o = 64 * b + (unsigned)__builtin_ctzll(sg);
+
+				sg &= sg - 1;
+				if (x.wend - ws < 3)
+					goto whole;
+				ws[0] = (uint8_t)o;
+				ws[1] = (uint8_t)(o >> 8);
+				ws[2] = cur[o] ^ prev[o];
+				ws += 3;
+			}
+		}
+		x.rz[w] = runs;
+	}
+	ns = (size_t)(ws - s0) / 3;
+	/* A run of more than 255 bytes spans an all-ones block. */
+	if (longrun)
+		v2_runs(&x, false, &extra);
+	nr = nruns + extra;
+	h = hv + varint_len(ns) + varint_len(nr);
+	/* Tables, and at least 2 bytes per run. */
+	if (h + 3 * (ns + nr) + 2 * nruns > limit)
+		goto whole;
+	if (h != hv + 2)
+		memmove(out + h, s0, 3 * ns);
+	out[0] = DELTA_TAG2;
+	put_varint(put_varint(put_varint(out + 1, len), ns), nr);
+	if (!nruns)
+		return h + 3 * ns;
+
+	/* Walk 2: runs at their places. */
+	x.we = out + h + 3 * ns;
+	x.wl = x.we + 3 * nr;
+	x.runs_left = nruns;
+	if (!v2_runs(&x, true, NULL))
+		goto whole;
+	return (size_t)(x.wl - out);
+whole:
+	/* Larger than the single v1 literal record, or no room. */
+	return cap < full ? 0 : put_whole(out, cur, prev, len);
+}
+
+size_t rp_delta_encode_v2_scan(void *out, size_t cap, const void *cur, const void *prev,
+			       size_t len, rp_delta_scan_fn scan)
+{
+	if (len == 0 || len > V2_LEN_MAX)
+		return encode1(out, cap, cur, prev, len);
+	return encode2_with(out, cap, cur, prev, len, scan);
+}
+
+static size_t encode2(void *out, size_t cap, const void *cur, const void *prev, size_t len)
+{
+	if (len == 0 || len > V2_LEN_MAX)
+		return encode1(out, cap, cur, prev, len);
+	return encode2_with(out, cap, cur, prev, len, rp_delta_scan);
+}
+
+size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev, size_t len)
+{
+	return encode1(out, cap, cur, prev, len);
 }
 
 size_t rp_delta_encode_ver(void *out, size_t cap, const void *cur, const void *prev, size_t len,
 			   unsigned version)
 {
 	if (version == RP_DELTA_V1)
-		return rp_delta_encode(out, cap, cur, prev, len);
+		return encode1(out, cap, cur, prev, len);
 	if (version != RP_DELTA_V2)
 		return 0;
-	if (len == 0 || len > V2_LEN_MAX)
-		return rp_delta_encode(out, cap, cur, prev, len);
 	return encode2(out, cap, cur, prev, len);
 }
 
@@ -413,14 +567,6 @@ static inline void xor_short(uint8_t *dst, const uint8_t *d, size_t n, size_t ds
 	}
 	for (size_t i = 0; i < n; i++)
 		dst[i] ^= d[i];
-}
-
-static inline uint64_t load64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
 }
 
 /*

@@ -46,6 +46,11 @@ enum rp_simd_level rp_simd_cpu_level(void);
 bool rp_simd_cpu_has_vpclmul256(void);
 /* The diff-scan kernel chosen for this CPU (simd/dispatch.c). */
 uint64_t rp_delta_scan(const uint8_t *a, const uint8_t *b, unsigned nblocks, uint64_t *masks);
+/* rp_delta_encode_ver(..., RP_DELTA_V2) with the diff-scan kernel @scan
+ * instead of the dispatched one, so tests run the encoder on every kernel
+ * (simd/delta.c). */
+size_t rp_delta_encode_v2_scan(void *out, size_t cap, const void *cur, const void *prev,
+			       size_t len, rp_delta_scan_fn scan);
 
 /* scalar reference: simd/crc32c_scalar.c, simd/xor_scalar.c */
 /* rp_crc32c_scalar, rp_xor_scalar: public references, in ringplane/simd.h */
