@@ -59,6 +59,12 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
 	return p;
 }
 
+/* Format v1, which rp_delta_encode() wrote before v2 became its default. */
+static size_t encode_v1(void *out, size_t cap, const void *cur, const void *prev, size_t len)
+{
+	return rp_delta_encode_ver(out, cap, cur, prev, len, RP_DELTA_V1);
+}
+
 static void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
@@ -136,8 +142,7 @@ static size_t round_trip(const uint8_t *cur, const uint8_t *prev, size_t len, co
 	int rc;
 
 	memset(enc, CANARY, bound + SLACK);
-	n = rt_version == RP_DELTA_V1 ? rp_delta_encode(enc, bound, cur, prev, len)
-				      : rp_delta_encode_ver(enc, bound, cur, prev, len, rt_version);
+	n = rp_delta_encode_ver(enc, bound, cur, prev, len, rt_version);
 	if (n == 0 || n > bound)
 		fail_msg("%s: len %zu: encode returned %zu with cap = bound = %zu", what, len, n,
 			 bound);
@@ -148,6 +153,14 @@ static size_t round_trip(const uint8_t *cur, const uint8_t *prev, size_t len, co
 			 enc[0], n, bound);
 	if ((rt_version == RP_DELTA_V1 || len == 0 || len > 65536) && enc[0] != TAG)
 		fail_msg("%s: len %zu: v1 expected, got tag 0x%02x", what, len, enc[0]);
+	/* The default encoder writes v2's bytes. */
+	if (rt_version == RP_DELTA_V2) {
+		uint8_t *dflt = xmalloc(bound);
+
+		if (rp_delta_encode(dflt, bound, cur, prev, len) != n || memcmp(dflt, enc, n))
+			fail_msg("%s: len %zu: rp_delta_encode() differs from v2", what, len);
+		free(dflt);
+	}
 	for (size_t i = bound; i < bound + SLACK; i++) {
 		if (enc[i] != CANARY)
 			fail_msg("%s: len %zu: encode wrote past cap (byte %zu)", what, len, i);
@@ -332,7 +345,7 @@ static void test_unchanged_buffer_is_header_plus_one_record(void **state)
 			w = put_varint(w, len); /* skip */
 			*w++ = 0;		/* lit */
 		}
-		n = rp_delta_encode(got, sizeof(got), prev, prev, len);
+		n = encode_v1(got, sizeof(got), prev, prev, len);
 		assert_int_equal(n, (size_t)(w - want));
 		assert_memory_equal(got, want, n);
 		assert_int_equal(n, round_trip(prev, prev, len, "unchanged"));
@@ -354,7 +367,7 @@ static void test_all_changed_is_one_literal_record(void **state)
 
 		rng_fill(&r, prev, len);
 		make_cur(cur, prev, len, 10000, SCATTERED, &r);
-		n = rp_delta_encode(enc, bound, cur, prev, len);
+		n = encode_v1(enc, bound, cur, prev, len);
 		assert_int_equal(n, bound);
 		h = 1 + varint_len(len) + 1 + varint_len(len);
 		assert_int_equal(n, h + len);
@@ -485,13 +498,13 @@ static void test_encode_with_short_cap_returns_zero(void **state)
 
 		rng_fill(&r, prev, len);
 		make_cur(cur, prev, len, cases[c].per10k, cases[c].pat, &r);
-		n = rp_delta_encode(ref, bound, cur, prev, len);
+		n = encode_v1(ref, bound, cur, prev, len);
 		assert_true(n > 0 && n <= bound);
 		for (size_t cap = 0; cap < n; cap++) {
 			size_t got;
 
 			memset(out, CANARY, n + SLACK);
-			got = rp_delta_encode(out, cap, cur, prev, len);
+			got = encode_v1(out, cap, cur, prev, len);
 			if (got != 0)
 				fail_msg("case %zu (len %zu): cap %zu < %zu returned %zu", c, len,
 					 cap, n, got);
@@ -503,7 +516,7 @@ static void test_encode_with_short_cap_returns_zero(void **state)
 		}
 		for (size_t cap = n; cap <= n + 1; cap++) {
 			memset(out, CANARY, n + SLACK);
-			assert_int_equal(rp_delta_encode(out, cap, cur, prev, len), n);
+			assert_int_equal(encode_v1(out, cap, cur, prev, len), n);
 			assert_memory_equal(out, ref, n);
 		}
 	}
@@ -688,7 +701,7 @@ static void test_decode_rejects_every_truncation_and_extra_byte(void **state)
 
 		rng_fill(&r, prev, len);
 		make_cur(cur, prev, len, cases[c].per10k, cases[c].pat, &r);
-		n = rp_delta_encode(enc, rp_delta_bound(len), cur, prev, len);
+		n = encode_v1(enc, rp_delta_bound(len), cur, prev, len);
 		assert_true(n > 0);
 		for (size_t k = 0; k < n; k++) {
 			snprintf(what, sizeof(what), "case %zu cut to %zu of %zu bytes", c, k, n);
@@ -745,7 +758,7 @@ static void test_decode_failing_midway_leaves_cur_as_it_was(void **state)
 
 		rng_fill(&r, prev, PAGE);
 		make_cur(cur, prev, PAGE, cases[c].per10k, cases[c].pat, &r);
-		n = rp_delta_encode(enc, rp_delta_bound(PAGE), cur, prev, PAGE);
+		n = encode_v1(enc, rp_delta_bound(PAGE), cur, prev, PAGE);
 		assert_true(n > off);
 		while (off < n) {
 			size_t start = off, skip, lit;
@@ -829,10 +842,16 @@ static void test_v2_exact_bytes(void **state)
 	assert_int_equal(n, 5);
 	assert_memory_equal(got, ((const uint8_t[]){TAG2, 0xAC, 0x02, 0, 0}), 5);
 	rt_version = RP_DELTA_V1;
-	/* V1 through the versioned call is rp_delta_encode(); unknown versions give 0. */
-	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), RP_DELTA_V1),
-			 rp_delta_encode(want, sizeof(want), cur, prev, sizeof(cur)));
-	assert_memory_equal(got, want, rp_delta_encode(want, sizeof(want), cur, prev, sizeof(cur)));
+	/* The default, rp_delta_encode(), is v2; V1 asked for is v1 (tag 0xD1,
+	 * gaps of up to 3 bytes bridged: 2..9 is one record); unknown versions
+	 * give 0. */
+	n = rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), RP_DELTA_V2);
+	assert_int_equal(rp_delta_encode(want, sizeof(want), cur, prev, sizeof(cur)), n);
+	assert_memory_equal(got, want, n);
+	n = rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), RP_DELTA_V1);
+	assert_int_equal(got[0], TAG);
+	assert_memory_equal(got + 1, ((const uint8_t[]){0xAC, 0x02, 2, 8}), 4);
+	assert_int_equal(n, round_trip(cur, prev, sizeof(cur), "v1 asked for"));
 	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), 0), 0);
 	assert_int_equal(rp_delta_encode_ver(got, sizeof(got), cur, prev, sizeof(cur), 3), 0);
 }

@@ -67,8 +67,8 @@ void rp_xor(void *dst, const void *a, const void *b, size_t len);
  * The encoder falls back to one literal record {0, len} whenever that is
  * smaller, so an encoding never exceeds rp_delta_bound(len).
  *
- * Byte format, version 2 (for 0 < len <= 65536; rp_delta_encode_ver() makes
- * it, rp_delta_decode() reads both versions, told apart by the first byte):
+ * Byte format, version 2 (for 0 < len <= 65536; rp_delta_encode() makes it,
+ * rp_delta_decode() reads both versions, told apart by the first byte):
  *
  *   encoding := 0xD2 varint(len) varint(ns) varint(nr) single[ns] run[nr] byte[total]
  *   single   := off:u16le x:u8            cur[off] = prev[off] ^ x
@@ -84,9 +84,16 @@ void rp_xor(void *dst, const void *a, const void *b, size_t len);
  * ns == nr == 0 is an unchanged buffer). Since each entry holds its own
  * place, a decoder needs no previous entry to apply the next one (v1's
  * records chain: each one's place is known only once the header before it
- * is read), which is what makes v2's in-place decode faster.
+ * is read), which is what makes v2's in-place decode faster. A run longer
+ * than 255 bytes is written as entries of 255 bytes, the last two sharing
+ * what is left where one byte would be left over.
  * Where v2 would be larger than the single v1 literal record, the encoder
  * writes that v1 record instead.
+ *
+ * Compatibility: rp_delta_encode() writes v2 (it wrote v1 until v2's
+ * encoder caught up with v1's speed). A decoder built before v2 existed
+ * refuses v2 with -EINVAL: a sender whose receivers may be that old passes
+ * RP_DELTA_V1 to rp_delta_encode_ver(). Every v1 encoding still decodes.
  */
 
 /* rp_delta_bound - the largest encoding rp_delta_encode() or
@@ -96,8 +103,11 @@ size_t rp_delta_bound(size_t len);
 /*
  * rp_delta_encode - encode @cur against @prev (both @len bytes) into @out.
  *
- * Returns the number of bytes written, or 0 if @cap is too small (pass
- * rp_delta_bound(len) to never fail). @out must not overlap the inputs.
+ * Writes version 2 where it applies (0 < len <= 65536), else version 1, and
+ * the single v1 literal record where that is smaller: exactly
+ * rp_delta_encode_ver(..., RP_DELTA_V2). Returns the number of bytes
+ * written, or 0 if @cap is too small (pass rp_delta_bound(len) to never
+ * fail). @out must not overlap the inputs.
  */
 size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 		       size_t len);
@@ -109,12 +119,12 @@ size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 /*
  * rp_delta_encode_ver - rp_delta_encode() in format @version.
  *
- * RP_DELTA_V1 is exactly rp_delta_encode(). RP_DELTA_V2 writes version 2
- * (its receiver decodes in place faster: see above), or the single v1
- * literal record where that is smaller, and always v1 for len == 0 or
- * len > 65536; only decoders of this release or later read v2. Bounded by
- * rp_delta_bound(len) like v1. Returns bytes written, 0 if @cap is too small
- * or @version unknown.
+ * RP_DELTA_V2 is exactly rp_delta_encode(): version 2 (its receiver decodes
+ * in place faster: see above), or the single v1 literal record where that
+ * is smaller, and always v1 for len == 0 or len > 65536. RP_DELTA_V1 writes
+ * version 1 only, for receivers built before v2 (see Compatibility above).
+ * Both are bounded by rp_delta_bound(len). Returns bytes written, 0 if @cap
+ * is too small or @version unknown.
  */
 size_t rp_delta_encode_ver(void *out, size_t cap, const void *cur, const void *prev, size_t len,
 			   unsigned version);

@@ -14,7 +14,7 @@
  *   - on -EINVAL neither buffer changed;
  *   - on success both outputs agree with the reference, and re-encoding the
  *     output against prev, in v1 and in v2, then decoding that, gives the
- *     output back.
+ *     output back; rp_delta_encode() (the default) gives v2's bytes.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -209,6 +209,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(len == 0 || memcmp(again, cur, len) == 0);
 		CHECK(rp_delta_decode(again, again, len, reenc, n) == 0);
 		CHECK(len == 0 || memcmp(again, prev, len) == 0);
+	}
+	/* The default encoder is v2's: the same bytes (reenc holds them). */
+	{
+		uint8_t *dflt = malloc(bound);
+
+		CHECK(dflt);
+		CHECK(rp_delta_encode(dflt, bound, cur, prev, len) == n);
+		CHECK(memcmp(dflt, reenc, n) == 0);
+		free(dflt);
 	}
 	free(reenc);
 	free(again);

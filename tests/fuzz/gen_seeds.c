@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 				if (write_seed(argv[1], name, len, enc, n))
 					return 1;
 				count++;
-				n = rp_delta_encode(enc, sizeof(enc), cur, prev, len);
+				n = rp_delta_encode_ver(enc, sizeof(enc), cur, prev, len,
+							RP_DELTA_V1);
 				if (n == 0) {
 					fprintf(stderr, "gen_seeds: encode failed for len %zu\n",
 						len);
