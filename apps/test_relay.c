@@ -21,7 +21,9 @@
  *   uring      --mode uring-splice: request/response rounds (each answer
  *              awaited before the next request) and, between them, clients
  *              that blast bytes and reset: every answer comes within 2 s and
- *              is the request's bytes, none left over from a reset relay.
+ *              is the request's bytes, none left over from a reset relay;
+ *              and 8 clients at once doing 64 B rounds through a fresh
+ *              uring-splice relay each time (8 relays, 4 reduced).
  *
  * Usage: test_relay RINGPLANE_BINARY.
  */
@@ -251,10 +253,10 @@ static void streams(const char *mode, const char *ns, const char *up_host, unsig
 	CHECK(rc == 0, "%s: relay exit status %d", mode, rc);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	printf("streams %s%s: %u clients, %llu bytes each way, %u reset mid-stream, %u bad; relay: "
-	       "half_closes %llu spliced %llu copied %llu\n",
+	       "half_closes %llu spliced %llu copied %llu auto_local %llu\n",
 	       mode, ns ? " over veth" : "", n, (unsigned long long)total, resets, bad,
 	       stat_sum(relay.log, "half_closes"), stat_sum(relay.log, "spliced"),
-	       stat_sum(relay.log, "copied"));
+	       stat_sum(relay.log, "copied"), stat_sum(relay.log, "auto_local"));
 	for (unsigned i = 0; i < n; i++)
 		if (s[i].fd >= 0)
 			close(s[i].fd);
@@ -405,6 +407,68 @@ static void test_uring(void)
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	printf("uring: %u request/response rounds answered within 2 s, byte-exact, across %u resets\n",
 	       rounds_ok, blasts);
+}
+
+/*
+ * 8 clients at once, 64 B request/response rounds, through a freshly
+ * started uring-splice relay each time (the stall needed a fresh relay: one
+ * that had run a while did not stall). Each batch sends all 8 requests, then
+ * awaits every answer for 2 s. The old path (a socket -> pipe splice issued
+ * at once, its io-wq worker asleep in sk_wait_data) stalled in 2 of 6 such
+ * runs of 21 batches and in each series of 8 fresh relays by hand.
+ */
+static void test_uring_burst(void)
+{
+	enum { CLIENTS = 8, BATCHES = 21 };
+	struct child echo = { 0 };
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1", NULL };
+	unsigned relays = reduced ? 4 : 8, stalled = 0, answered = 0;
+	char up[48];
+
+	CHECK(child_start(&echo, eargs) == 0, "echo did not start");
+	snprintf(up, sizeof(up), "127.0.0.1:%d", echo.port);
+	for (unsigned k = 0; k < relays; k++) {
+		const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode",
+					"uring-splice", "--no-pin", "--shards", "1", NULL };
+		struct child relay = { 0 };
+		int fd[CLIENTS];
+		bool ok = true;
+
+		CHECK(child_start(&relay, rargs) == 0, "relay %u did not start", k);
+		for (unsigned c = 0; c < CLIENTS; c++) {
+			fd[c] = connect_to(relay.port);
+			CHECK(fd[c] >= 0, "connect: %s", strerror(errno));
+			ok = ok && fd[c] >= 0;
+		}
+		for (unsigned b = 0; ok && b < BATCHES; b++) {
+			char msg[CLIENTS][64], got[64];
+
+			for (unsigned c = 0; ok && c < CLIENTS; c++) {
+				for (size_t i = 0; i < sizeof(msg[c]); i++)
+					msg[c][i] = (char)pat(i, k * 100000 + b * 100 + c);
+				ok = send(fd[c], msg[c], sizeof(msg[c]), 0) == (ssize_t)sizeof(msg[c]);
+			}
+			for (unsigned c = 0; ok && c < CLIENTS; c++) {
+				ssize_t r = read_all(fd[c], got, sizeof(got), 2000);
+
+				ok = r == (ssize_t)sizeof(got) && !memcmp(got, msg[c], sizeof(got));
+				if (!ok)
+					printf("uring burst: relay %u batch %u client %u: %zd bytes within 2 s%s\n",
+					       k, b, c, r,
+					       r == (ssize_t)sizeof(got) ? ", not the request's" : "");
+				answered += ok;
+			}
+		}
+		stalled += !ok;
+		for (unsigned c = 0; c < CLIENTS; c++)
+			if (fd[c] >= 0)
+				close(fd[c]);
+		CHECK(child_stop(&relay, 5000) == 0, "relay %u exit", k);
+	}
+	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
+	CHECK(stalled == 0, "uring burst: %u of %u fresh relays stalled", stalled, relays);
+	printf("uring burst: %u fresh relays x %u clients x %u batches, %u answers within 2 s, %u relays stalled\n",
+	       relays, CLIENTS, BATCHES, answered, stalled);
 }
 
 /* ---- PROXY out ---- */
@@ -577,6 +641,7 @@ int main(int argc, char **argv)
 	test_proxy_in();
 	test_sigterm();
 	test_uring();
+	test_uring_burst();
 	printf("%s\n", failures ? "FAIL" : "PASS");
 	return failures ? 1 : 0;
 }

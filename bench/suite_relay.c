@@ -254,6 +254,25 @@ static void relays_stop(struct relay *rs, const char *group)
 	}
 }
 
+/* RP_BENCH_RELAY_SKIP=uring,socat,... leaves relays out (the rows that
+ * need them are not printed): a tuning rerun of the ringplane modes and
+ * HAProxy need not pay for the others' runs. Names: auto splice copy
+ * uring haproxy socat. */
+static bool want_cfg(int c)
+{
+	static const char *const key[C_NR] = { "auto", "splice", "copy", "uring", "haproxy",
+						"socat", "direct" };
+	const char *env = getenv("RP_BENCH_RELAY_SKIP");
+	size_t n = strlen(key[c]);
+
+	if (!env || !*env)
+		return true;
+	for (const char *p = env; (p = strstr(p, key[c])); p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return false;
+	return true;
+}
+
 /* Start every relay in @want in front of @up; the ones missing or failing
  * are left down (skips are the caller's). Returns how many came up. */
 static int relays_start(struct ctx *x, const bool *want, int up, struct relay *rs)
@@ -264,7 +283,7 @@ static int relays_start(struct ctx *x, const bool *want, int up, struct relay *r
 		memset(&rs[c], 0, sizeof(rs[c]));
 		rs[c].p.pid = -1;
 		rs[c].p.out = -1;
-		if (!want[c] || c == C_DIRECT || !cfg_available(x, (enum cfg)c))
+		if (!want[c] || c == C_DIRECT || !cfg_available(x, (enum cfg)c) || !want_cfg(c))
 			continue;
 		if (relay_start(x, (enum cfg)c, up, &rs[c])) {
 			x->failed = -EIO;
@@ -419,7 +438,7 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 	skip_missing(x, want, "bulk");
 	relays_start(x, want, up, rs);
 	rs[C_DIRECT].port = dp;
-	rs[C_DIRECT].up = true;
+	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	rp_report_note("bulk: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
 		       secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, runs,
 		       runs == 1 ? "" : "s");
@@ -515,6 +534,21 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
 				    "direct (no relay)", true);
 			}
+		}
+		/* every run of the ringplane modes and HAProxy, in run order: the
+		 * medians above hide the spread a mode's choice is judged on */
+		for (int c = 0; c <= C_HAPROXY; c++) {
+			char runs_txt[512];
+			size_t rl = 0;
+
+			if (!rs[c].up || bad[c])
+				continue;
+			runs_txt[0] = '\0';
+			for (unsigned r = 0; r < runs && rl < sizeof(runs_txt); r++)
+				rl += (size_t)snprintf(runs_txt + rl, sizeof(runs_txt) - rl,
+						       "%s%.2f Gbit/s %.3f s/GB", r ? ", " : "",
+						       gb[c][r], cpu[c][r]);
+			rp_report_note("bulk %u %s runs via %s: %s", ns, sn, cfg_name[c], runs_txt);
 		}
 		/* how busy each relay's CPU was (s/GB x GB/s): a relay well under
 		 * 100% did not limit its row, the endpoints on the other CPU did */
@@ -621,7 +655,7 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 	skip_missing(x, want, "p50/p99 64B");
 	relays_start(x, want, up, rs);
 	rs[C_DIRECT].port = up;
-	rs[C_DIRECT].up = true;
+	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d) to sockperf server on cpu %d; %u run%s per relay alternating, median of the runs' percentiles",
 		       secs, x->cpu_c, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
 	for (unsigned r = 0; r < runs; r++)
@@ -841,7 +875,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 	skip_missing(x, want, "http");
 	relays_start(x, want, up, rs);
 	rs[C_DIRECT].port = up;
-	rs[C_DIRECT].up = true;
+	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	for (int c = 0; c < C_DIRECT; c++)
 		if (rs[c].up && http_check(x, rs[c].port, err, sizeof(err))) {
 			fprintf(stderr, "relay: FAILED http via %s: %s\n", cfg_name[c], err);

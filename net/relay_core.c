@@ -8,6 +8,7 @@
  * two files call each other.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,6 +19,10 @@
 
 #define AUTO_STREAK 3	   /* full reads in a row before splicing (HAProxy) */
 #define AUTO_MIN_READ 4096 /* a read below this in splice is "short" */
+#define AUTO_IDLE_NS (1000ull * 1000 * 1000) /* a streak restarts after this without a read (HAProxy) */
+#define AUTO_LOCAL_SHARED 2 /* streaming directions on a shard from which local receivers splice too */
+
+static void set_hot(struct rdir *d, bool hot);
 
 /* ---- per-shard state ---- */
 
@@ -81,6 +86,7 @@ static void finish(struct rp_relay *r)
 	struct rp_relay_result res = { .end = r->end, .err = r->err };
 
 	for (int i = 0; i < 2; i++) {
+		set_hot(&r->d[i], false);
 		for (int k = 0; k < PATH_COUNT; k++)
 			if (r->paths[k]->drop)
 				r->paths[k]->drop(&r->d[i]);
@@ -256,31 +262,128 @@ void relay_moved(struct rdir *d, size_t n, bool spliced)
 		r->last_ns = relay_now_ns();
 }
 
+/* The peer of @fd is on this host: loopback, or its address is the
+ * socket's own (the same test as adaptive SEND_ZC's in net/outq.c). */
+static bool peer_is_local(int fd)
+{
+	struct sockaddr_storage peer, self;
+	socklen_t pl = sizeof(peer), sl = sizeof(self);
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) ||
+	    getsockname(fd, (struct sockaddr *)&self, &sl))
+		return false;
+	if (peer.ss_family == AF_UNIX)
+		return true;
+	if (peer.ss_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)&peer, *s = (const void *)&self;
+
+		return (ntohl(p->sin_addr.s_addr) >> 24) == 127 ||
+		       p->sin_addr.s_addr == s->sin_addr.s_addr;
+	}
+	if (peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)&peer, *s = (const void *)&self;
+		const uint8_t *a = p->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) && a[12] == 127))
+			return true;
+		return !memcmp(&p->sin6_addr, &s->sin6_addr, sizeof(p->sin6_addr));
+	}
+	return false;
+}
+
+/* A direction starts or stops streaming: the shard's count follows. */
+static void set_hot(struct rdir *d, bool hot)
+{
+	if (d->hot == hot)
+		return;
+	d->hot = hot;
+	if (hot)
+		relay_shard_get(d->r->sh)->streaming++;
+	else
+		relay_shard_get(d->r->sh)->streaming--;
+}
+
+/* Auto: splice @d, streaming, or not? Yes, unless its receiver is on this
+ * host and it streams alone on the shard (counted once per direction). */
+static bool splice_wanted(struct rdir *d)
+{
+	struct rp_relay *r = d->r;
+	struct relay_shard *rs = relay_shard_get(r->sh);
+
+	if (d->local < 0)
+		d->local = !(r->cfg.flags & RP_RELAY_AUTO_SPLICE_LOCAL) && peer_is_local(d->to);
+	if (!d->local || rs->streaming >= AUTO_LOCAL_SHARED)
+		return true;
+	if (!d->kept) {
+		d->kept = true;
+		rs->st.auto_local++;
+	}
+	return false;
+}
+
 /*
  * HAProxy's splice-auto rule: a direction that reads whole buffers 3 times
- * in a row is streaming and moves to splice; one whose splice reads come
- * back short 3 times in a row moves back to copy.
+ * in a row (the count restarts after 1 s without a read) is streaming and
+ * moves to splice; one whose splice reads come back short (under 4 KB) 3
+ * times in a row moves back to copy.
+ *
+ * Except a streaming direction whose receiver is on this host (its @to
+ * socket's peer: loopback or its own address, looked up once) while it is
+ * the only direction streaming on the shard: it stays in copy (counted:
+ * auto_local), and moves to splice once another direction streams. On
+ * loopback the receiver's recvmsg pays more per byte for spliced data (the
+ * page fragments the relay's skbs carry) than for sendmsg-built skbs, and
+ * with the endpoints sharing a CPU they set the rate: one iperf3 stream
+ * through copy ran 1.1-1.5x splice's Gbit/s, at 0.60-0.76 relay CPU s/GB,
+ * under HAProxy's 0.78-1.02. With 4 streams the relay's CPU is shared and
+ * splice, at half copy's CPU per byte, ran 1.0-1.15x copy (docs/net.md,
+ * "auto mode and local receivers"). A remote receiver pays nothing for how
+ * our skbs were built, so there HAProxy's rule stands as it is.
  */
 void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 {
 	struct rp_relay *r = d->r;
+	uint64_t now;
 
 	if (r->cfg.mode != RP_RELAY_AUTO || d->want != d->path)
 		return;
+	now = relay_now_ns();
+	if (now - d->read_ns >= AUTO_IDLE_NS) {
+		d->streak = d->shorts = 0;
+		set_hot(d, false);
+	}
+	d->read_ns = now;
 	if (d->path == PATH_COPY) {
-		d->streak = n >= cap ? (uint8_t)(d->streak + 1) : 0;
-		if (d->streak >= AUTO_STREAK) {
+		if (n >= cap) {
+			d->shorts = 0;
+			if (d->streak < AUTO_STREAK)
+				d->streak++;
+		} else {
 			d->streak = 0;
-			d->want = PATH_SPLICE;
-			r->paths[PATH_COPY]->quiesce(d);
+			if (++d->shorts >= AUTO_STREAK)
+				set_hot(d, false);
 		}
+		if (d->streak < AUTO_STREAK)
+			return;
+		set_hot(d, true);
+		if (!splice_wanted(d))
+			return;
+		d->streak = 0;
+		d->want = PATH_SPLICE;
+		r->paths[PATH_COPY]->quiesce(d);
 	} else {
 		d->streak = n < AUTO_MIN_READ ? (uint8_t)(d->streak + 1) : 0;
 		if (d->streak >= AUTO_STREAK) {
-			d->streak = 0;
-			d->want = PATH_COPY;
-			r->paths[PATH_SPLICE]->quiesce(d);
+			set_hot(d, false);
+		} else if (splice_wanted(d)) {
+			return;
 		}
+		/* back to copy: stopped streaming, or streams alone to a local
+		 * receiver (stays hot: its full reads keep it in copy) */
+		d->streak = d->hot ? AUTO_STREAK : 0;
+		d->shorts = 0;
+		d->want = PATH_COPY;
+		r->paths[PATH_SPLICE]->quiesce(d);
 	}
 }
-

@@ -28,6 +28,11 @@ struct rdir {
 	bool stalled;	/* splice: @to not writable, POLLOUT armed */
 	bool started;	/* moved at least one byte (prime refused after) */
 	uint8_t streak; /* auto: reads in a row that filled a whole buffer */
+	uint8_t shorts; /* auto, copy: reads in a row that did not fill the buffer */
+	bool hot;	/* auto: streaming (counted in relay_shard.streaming) */
+	bool kept;	/* auto: kept in copy for its local receiver (counted once) */
+	int8_t local;	/* auto: @to's peer is on this host: 1, 0, -1 not looked up */
+	uint64_t read_ns; /* auto: the last read (the streak restarts after 1 s idle) */
 	/* copy */
 	struct rp_op *recv_op; /* alive multishot recv, or NULL */
 	struct rp_outq *q;     /* the sends, while bytes are queued (else NULL) */
@@ -69,6 +74,7 @@ struct relay_shard {
 	struct rp_op *sweep_op;
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
+	unsigned streaming;    /* auto: directions streaming on this shard (rdir.hot) */
 };
 
 struct relay_shard *relay_shard_get(struct rp_shard *sh);

@@ -5,6 +5,9 @@
  * (non-blocking sockets, one poll loop, every wait bounded).
  * - every byte arrives unchanged, both ways at once, in copy, splice,
  *   io_uring splice and auto mode, for streams of 1 B to 8 MB written in random-sized pieces;
+ * - auto keeps a stream to a local receiver (all of loopback's) in copy
+ *   while it streams alone on its shard, counted, and splices several;
+ *   with RP_RELAY_AUTO_SPLICE_LOCAL it splices every streaming direction;
  * - EOF is passed on as a half-close and the other direction keeps flowing;
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
@@ -300,10 +303,10 @@ static void test_close_storm(void **state)
 
 /* ---- every byte, both ways, each mode ---- */
 
-static void run_bytes(enum rp_relay_mode mode)
+static void run_bytes(enum rp_relay_mode mode, unsigned flags)
 {
 	static const size_t sizes[] = { 1, 100, 4096, 65536, 300000, 1u << 20, 8u << 20 };
-	struct rp_relay_config cfg = { .mode = mode };
+	struct rp_relay_config cfg = { .mode = mode, .flags = flags };
 	/* on several shards (TSan's stage): 4 streams each, at most 1 MB */
 	bool small = reduced() || T.shards > 1;
 	unsigned n = T.shards > 1 ? 4 * T.shards : reduced() ? 8 : 24;
@@ -336,12 +339,12 @@ static void run_bytes(enum rp_relay_mode mode)
 	fetch_stats();
 	rt_end(T.rt);
 	close_clients();
-	print_message("# %s: %u streams on %u shard%s, %llu bytes, %llu spliced, half-closes %llu, to_splice %llu, "
-		      "fallbacks %llu/%llu/%llu/%llu\n",
-		      rp_relay_mode_name(mode), n, T.shards, T.shards == 1 ? "" : "s",
-		      (unsigned long long)total,
+	print_message("# %s%s: %u streams on %u shard%s, %llu bytes, %llu spliced, half-closes %llu, to_splice %llu, "
+		      "auto_local %llu, fallbacks %llu/%llu/%llu/%llu\n",
+		      rp_relay_mode_name(mode), flags & RP_RELAY_AUTO_SPLICE_LOCAL ? " (splice local)" : "",
+		      n, T.shards, T.shards == 1 ? "" : "s", (unsigned long long)total,
 		      (unsigned long long)spliced, (unsigned long long)T.rstats.half_closes,
-		      (unsigned long long)T.rstats.to_splice,
+		      (unsigned long long)T.rstats.to_splice, (unsigned long long)T.rstats.auto_local,
 		      (unsigned long long)T.rstats.splice_fallback[0],
 		      (unsigned long long)T.rstats.splice_fallback[1],
 		      (unsigned long long)T.rstats.splice_fallback[2],
@@ -358,32 +361,107 @@ static void run_bytes(enum rp_relay_mode mode)
 		assert_int_equal(spliced, 0);
 	if (mode == RP_RELAY_SPLICE || mode == RP_RELAY_SPLICE_URING)
 		assert_int_equal(spliced, total);
-	if (mode == RP_RELAY_AUTO)
+	if (mode == RP_RELAY_AUTO && (flags & RP_RELAY_AUTO_SPLICE_LOCAL)) {
 		assert_true(spliced > 0 && spliced < total); /* big streams move, small stay */
+		assert_true(T.rstats.to_splice > 0);
+		assert_int_equal(T.rstats.auto_local, 0);
+	} else if (mode == RP_RELAY_AUTO) {
+		/* loopback receivers: kept in copy while streaming alone on
+		 * their shard, spliced while others stream (timing decides
+		 * which; test_auto_local_* pin each case down) */
+		assert_true(spliced < total);
+		assert_true(T.rstats.auto_local <= 2 * n);
+	}
+}
+
+/*
+ * Auto and a receiver on this host: @n streams of @len bytes one way at
+ * once. Alone (n = 1) the streaming direction stays in copy, counted once
+ * in auto_local; with several streaming on the shard they splice.
+ */
+static void run_auto_local(unsigned n, size_t len)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	uint64_t spliced = 0;
+
+	T.shards = 1;
+	for (unsigned i = 0; i < n; i++)
+		make_stream(&T.st[i], len, 100, 0x77u * (i + 1));
+	/* the sockets full before the relay starts: every stream's first reads
+	 * fill whole buffers, so they stream at once even on a slow build */
+	for (unsigned i = 0; i < n; i++)
+		pump_out(T.st[i].c, len, &T.st[i].up_sent, &T.st[i].up_shut, T.st[i].seed, false);
+	start_all(&cfg, n);
+	assert_true(drive(60, NULL));
+	for (unsigned i = 0; i < n; i++) {
+		struct stream *s = &T.st[i];
+
+		assert_true(wait_for(&s->done, 1, WAIT_S));
+		assert_false(s->bad);
+		assert_int_equal(s->up_got, len);
+		assert_int_equal(s->down_got, 100);
+		assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+		spliced += s->res.spliced[0] + s->res.spliced[1];
+	}
+	fetch_stats();
+	rt_end(T.rt);
+	close_clients();
+	print_message("# auto, %u local stream%s of %zu B: %llu spliced, to_splice %llu, to_copy %llu, auto_local %llu\n",
+		      n, n == 1 ? "" : "s", len, (unsigned long long)spliced,
+		      (unsigned long long)T.rstats.to_splice, (unsigned long long)T.rstats.to_copy,
+		      (unsigned long long)T.rstats.auto_local);
+	if (n == 1) {
+		assert_int_equal(spliced, 0);
+		assert_int_equal(T.rstats.to_splice, 0);
+		assert_int_equal(T.rstats.auto_local, 1);
+	} else {
+		assert_true(spliced > 0);
+		assert_true(T.rstats.to_splice >= 2);
+	}
+}
+
+static void test_auto_local_alone_copies(void **state)
+{
+	(void)state;
+	run_auto_local(1, reduced() ? 4u << 20 : 16u << 20);
+}
+
+static void test_auto_local_shared_splices(void **state)
+{
+	(void)state;
+	run_auto_local(4, reduced() ? 4u << 20 : 16u << 20);
 }
 
 static void test_bytes_copy(void **state)
 {
 	(void)state;
-	run_bytes(RP_RELAY_COPY);
+	run_bytes(RP_RELAY_COPY, 0);
 }
 
 static void test_bytes_splice(void **state)
 {
 	(void)state;
-	run_bytes(RP_RELAY_SPLICE);
+	run_bytes(RP_RELAY_SPLICE, 0);
 }
 
 static void test_bytes_uring_splice(void **state)
 {
 	(void)state;
-	run_bytes(RP_RELAY_SPLICE_URING);
+	run_bytes(RP_RELAY_SPLICE_URING, 0);
 }
 
 static void test_bytes_auto(void **state)
 {
 	(void)state;
-	run_bytes(RP_RELAY_AUTO);
+	run_bytes(RP_RELAY_AUTO, 0);
+}
+
+/* auto's switching itself (copy -> splice once a direction streams), with
+ * the local-receiver rule lifted: on loopback every receiver is local */
+static void test_bytes_auto_splice_local(void **state)
+{
+	(void)state;
+	run_bytes(RP_RELAY_AUTO, RP_RELAY_AUTO_SPLICE_LOCAL);
 }
 
 /* ---- half-close: the other direction keeps flowing ---- */
@@ -689,35 +767,41 @@ static void test_idle_timeout(void **state)
 
 /* ---- the same on several shards at once (threads: run under TSan) ---- */
 
-static void run_sharded(enum rp_relay_mode mode)
+static void run_sharded(enum rp_relay_mode mode, unsigned flags)
 {
 	T.shards = MAX_SHARDS;
-	run_bytes(mode);
+	run_bytes(mode, flags);
 	T.shards = 1;
 }
 
 static void test_shards_copy(void **state)
 {
 	(void)state;
-	run_sharded(RP_RELAY_COPY);
+	run_sharded(RP_RELAY_COPY, 0);
 }
 
 static void test_shards_splice(void **state)
 {
 	(void)state;
-	run_sharded(RP_RELAY_SPLICE);
+	run_sharded(RP_RELAY_SPLICE, 0);
 }
 
 static void test_shards_uring_splice(void **state)
 {
 	(void)state;
-	run_sharded(RP_RELAY_SPLICE_URING);
+	run_sharded(RP_RELAY_SPLICE_URING, 0);
 }
 
 static void test_shards_auto(void **state)
 {
 	(void)state;
-	run_sharded(RP_RELAY_AUTO);
+	run_sharded(RP_RELAY_AUTO, 0);
+}
+
+static void test_shards_auto_splice_local(void **state)
+{
+	(void)state;
+	run_sharded(RP_RELAY_AUTO, RP_RELAY_AUTO_SPLICE_LOCAL);
 }
 
 int main(int argc, char **argv)
@@ -727,12 +811,16 @@ int main(int argc, char **argv)
 		T(test_shards_splice),
 		T(test_shards_uring_splice),
 		T(test_shards_auto),
+		T(test_shards_auto_splice_local),
 	};
 	const struct CMUnitTest all[] = {
 		T(test_bytes_copy),
 		T(test_bytes_splice),
 		T(test_bytes_uring_splice),
 		T(test_bytes_auto),
+		T(test_bytes_auto_splice_local),
+		T(test_auto_local_alone_copies),
+		T(test_auto_local_shared_splices),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
 		T(test_close_storm),

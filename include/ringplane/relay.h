@@ -30,8 +30,12 @@
  *   an idle direction holds a pipe and an io-wq worker. Kept to measure the
  *   splice path against; never chosen by auto.
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
- *   whole buffers, 3 in a row) moves to splice; one that goes quiet or reads
- *   short moves back.
+ *   whole buffers, 3 in a row, the count reset after 1 s without a read)
+ *   moves to splice; one whose splice reads come back short (under 4 KB, 3
+ *   in a row) moves back. A direction whose receiver is on this host (the
+ *   sending socket's peer on 127/8, ::1, or its own address) stays in copy:
+ *   that receiver pays more CPU per byte for spliced page fragments than the
+ *   relay saves (docs/net.md), unless RP_RELAY_AUTO_SPLICE_LOCAL.
  *
  * Threads: everything runs on the shard that called rp_relay_start; the
  * sockets must not be used by anyone else meanwhile.
@@ -60,6 +64,9 @@ enum rp_relay_mode {
 
 enum {
 	RP_RELAY_KEEP_FDS = 1u << 0, /* do not close the sockets at the end */
+	/* auto: splice a streaming direction even when its receiver is on this
+	 * host (by default such a direction stays in copy: see RP_RELAY_AUTO) */
+	RP_RELAY_AUTO_SPLICE_LOCAL = 1u << 1,
 };
 
 /* Why a direction left splice for copy (rp_relay_stats.splice_fallback[]). */
@@ -112,6 +119,7 @@ struct rp_relay_stats {
 	uint64_t paused;	/* times a direction stopped reading (back-pressure) */
 	uint64_t spilled;	/* buffers copied aside so the shard got them back */
 	uint64_t to_splice, to_copy; /* auto mode switches */
+	uint64_t auto_local;	/* auto: streaming directions kept in copy (receiver on this host) */
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
 	uint64_t pipes_live, pipes_max;
 	/* relays ended as RP_RELAY_END_RESET, by the errno of the error that
