@@ -335,10 +335,11 @@ static bool splice_wanted(struct rdir *d)
  * loopback the receiver's recvmsg pays more per byte for spliced data (the
  * page fragments the relay's skbs carry) than for sendmsg-built skbs, and
  * with the endpoints sharing a CPU they set the rate: one iperf3 stream
- * through copy ran 1.1-1.5x splice's Gbit/s, at 0.60-0.76 relay CPU s/GB,
- * under HAProxy's 0.78-1.02. With 4 streams the relay's CPU is shared and
- * splice, at half copy's CPU per byte, ran 1.0-1.15x copy (docs/net.md,
- * "auto mode and local receivers"). A remote receiver pays nothing for how
+ * through copy ran 1.06-1.29x splice's Gbit/s (medians of three quiet
+ * runs), at 0.47-0.76 relay CPU s/GB against HAProxy's 0.78-1.02. With 4
+ * streams the relay's CPU is shared and splice, at under half copy's CPU
+ * per byte, ran 1.04-1.15x copy (docs/net.md, "Auto mode and local
+ * receivers"). A remote receiver pays nothing for how
  * our skbs were built, so there HAProxy's rule stands as it is.
  */
 void relay_auto_read(struct rdir *d, size_t n, size_t cap)
