@@ -2,8 +2,9 @@
 /*
  * What the tests that watch a server from the outside read of it: the port
  * of its "listening on" line, and in /proc its VmRSS and open descriptors.
- * Shared by test_child.h (test_idle, test_stall, test_relay) and tests/soak;
- * needs nothing else (its clock is its own: soak has no test_util.h).
+ * Shared by test_child.h (test_idle, test_stall, test_relay), test_util.h
+ * and tests/soak; needs nothing else. It holds the tests' one clock,
+ * now_ms(), as every one of those programs includes it.
  */
 #ifndef RP_APPS_TEST_PROC_H
 #define RP_APPS_TEST_PROC_H
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 /* CLOCK_MONOTONIC in ms. */
-static inline uint64_t test_proc_ms(void)
+static inline uint64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -34,9 +35,9 @@ static int __attribute__((unused)) listening_port(int fd, unsigned limit_ms)
 {
 	char line[256];
 	size_t len = 0;
-	uint64_t end = test_proc_ms() + limit_ms;
+	uint64_t end = now_ms() + limit_ms;
 
-	while (test_proc_ms() < end && len < sizeof(line) - 1) {
+	while (now_ms() < end && len < sizeof(line) - 1) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		char *colon;
 

@@ -3,15 +3,16 @@
  * What the integration test programs of apps/ (test_echo, test_relay,
  * test_serve) share: the binary under test, a failure count and CHECK (a
  * failed check is printed and counted, the program goes on and exits 1 at
- * the end), a monotonic clock in ms and a small xorshift generator. Each
- * program includes it once.
+ * the end), a monotonic clock in ms (now_ms, from test_proc.h) and a small
+ * xorshift generator. Each program includes it once.
  */
 #ifndef RP_APPS_TEST_UTIL_H
 #define RP_APPS_TEST_UTIL_H
 
 #include <stdint.h>
 #include <stdio.h>
-#include <time.h>
+
+#include "test_proc.h"
 
 static const char *bin;	 /* the ringplane binary under test (argv[1]) */
 static int failures;
@@ -25,14 +26,6 @@ static int failures;
 			failures++;                                          \
 		}                                                            \
 	} while (0)
-
-static inline uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* xorshift64; each program seeds rng_state as it likes */
 static uint64_t rng_state __attribute__((unused)) = 0x9E3779B97F4A7C15ull;

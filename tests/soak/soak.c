@@ -104,7 +104,7 @@
 
 #include <ringplane/simd.h>
 
-#include "test_proc.h" /* apps/: listening_port, rss_kb, fd_count */
+#include "test_proc.h" /* apps/: now_ms, listening_port, rss_kb, fd_count */
 
 #define PAT_LEN	    (16u << 20)	 /* the pattern every byte sent or served comes from */
 #define PAT_TAIL    (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
@@ -122,14 +122,6 @@
 #define MAX_ERR_PRINT 40
 
 /* ---- small things ---- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_state;
 
