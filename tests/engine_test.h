@@ -140,15 +140,28 @@ static inline struct rp_runtime_config base_cfg(unsigned shards)
 	return cfg;
 }
 
-static inline struct rp_runtime *rt_start(const struct rp_runtime_config *cfg)
+/* Create and start @cfg: 0, or rp_runtime_create's error (nothing to
+ * free); a failed start fails the test. */
+static inline int rt_try_start(const struct rp_runtime_config *cfg, struct rp_runtime **out)
 {
-	struct rp_runtime *rt = NULL;
+	int ret;
 
 	atomic_store(&g_fail, 0);
 	g_fail_msg[0] = 0;
-	assert_int_equal(rp_runtime_create(cfg, &rt), 0);
-	assert_non_null(rt);
-	assert_int_equal(rp_runtime_start(rt), 0);
+	*out = NULL;
+	ret = rp_runtime_create(cfg, out);
+	if (ret)
+		return ret;
+	assert_non_null(*out);
+	assert_int_equal(rp_runtime_start(*out), 0);
+	return 0;
+}
+
+static inline struct rp_runtime *rt_start(const struct rp_runtime_config *cfg)
+{
+	struct rp_runtime *rt;
+
+	assert_int_equal(rt_try_start(cfg, &rt), 0);
 	return rt;
 }
 
@@ -157,21 +170,17 @@ static inline struct rp_runtime *rt_start(const struct rp_runtime_config *cfg)
  * sandbox's seccomp policy); the reason is printed and the caller skips. */
 static inline struct rp_runtime *rt_start_sqpoll(struct rp_runtime_config *cfg)
 {
-	struct rp_runtime *rt = NULL;
+	struct rp_runtime *rt;
 	int ret;
 
 	cfg->sqpoll = true;
-	atomic_store(&g_fail, 0);
-	g_fail_msg[0] = 0;
-	ret = rp_runtime_create(cfg, &rt);
+	ret = rt_try_start(cfg, &rt);
 	if (ret == -EPERM || ret == -EACCES || ret == -EOPNOTSUPP) {
 		print_message("# SKIP: the kernel refused an SQPOLL ring: %s (%s)\n",
 			      rp_engine_error(), strerror(-ret));
 		return NULL;
 	}
 	assert_int_equal(ret, 0);
-	assert_non_null(rt);
-	assert_int_equal(rp_runtime_start(rt), 0);
 	return rt;
 }
 
