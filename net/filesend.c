@@ -39,12 +39,16 @@
  * what made rp_file_send 0.62-0.78x a sendfile(2) loop). */
 #define PIPE_STASH 4 /* empty pipes a shard keeps for the next splice (pipe2 + F_SETPIPE_SZ
 		      * + F_GETPIPE_SZ were three syscalls per body) */
-/* Cached bodies above small_max and up to this go by splice(2) file -> pipe
- * -> socket on the shard, larger ones by sendfile(2). Measured (docs/net.md,
- * the sendfile suite's forced rows, 9 sets on a loaded 2-vCPU EPYC): splice
- * 1.12x sendfile's throughput at 64 KB and 1 MB (medians; 0.87-1.43), 0.96x
- * at 64 MB (0.80-1.39), CPU per GB equal; a long body, the one that waits
- * on a slow client, then holds no pipe. */
+/* Cached bodies above CACHED_SPLICE_MIN and up to CACHED_SPLICE_MAX go by
+ * splice(2) file -> pipe -> socket on the shard, the others by sendfile(2).
+ * Measured on a quiet 2-vCPU EPYC (docs/net.md, `ringplane serve` under
+ * wrk -c8, sendfile / splice forced, 3-9 alternating sets): sendfile
+ * 1.04-1.27x splice's throughput at 64 KB and 1.00-1.15x at 256 KB, at
+ * 0.79-0.98x its CPU per GB (one syscall a body instead of two); at 1 MB
+ * a tie (0.87-1.18x, median 1.00) with sendfile's CPU per GB 0.85-1.28x
+ * (median 1.15). Above 1 MB sendfile: a long body, the one that waits on a
+ * slow client, then holds no pipe. */
+#define CACHED_SPLICE_MIN (256u << 10)
 #define CACHED_SPLICE_MAX (1u << 20)
 #define RES_SLOTS 64
 #define RES_TTL_NS (100u * 1000 * 1000)
@@ -645,7 +649,7 @@ static bool cached_by_splice(unsigned flags, uint64_t len)
 		return true;
 	if (flags & RP_FILE_SEND_CACHED_SENDFILE)
 		return false;
-	return len <= CACHED_SPLICE_MAX;
+	return len > CACHED_SPLICE_MIN && len <= CACHED_SPLICE_MAX;
 }
 
 int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,

@@ -289,13 +289,19 @@ static void test_header_only(void **state)
 static void test_sendfile_path(void **state)
 {
 	(void)state;
-	/* by default a cached body above 1 MB goes by sendfile(2), one up to
-	 * 1 MB by splice(2) on the shard */
+	/* by default a cached body goes by sendfile(2), one above 256 KB up
+	 * to 1 MB by splice(2) on the shard */
 	run(8u << 20, 12345, (8u << 20) - 12345, false, 0, 0, 1);
 	assert_int_equal(T.st.shard_splice, 0);
 	run(2u << 20, 4096, 1u << 20, false, 0, 0, 1);
 	assert_int_equal(T.st.shard_splice, 1);
 	run(2u << 20, 4096, (1u << 20) + 1, false, 0, 0, 1);
+	assert_int_equal(T.st.shard_splice, 0);
+	run(2u << 20, 4096, (256u << 10) + 1, false, 0, 0, 1);
+	assert_int_equal(T.st.shard_splice, 1);
+	run(2u << 20, 4096, 256u << 10, false, 0, 0, 1);
+	assert_int_equal(T.st.shard_splice, 0);
+	run(1u << 20, 100, 64u << 10, false, 0, 0, 1);
 	assert_int_equal(T.st.shard_splice, 0);
 }
 

@@ -18,8 +18,9 @@
  *   MSG_MORE, then sendfile(2) on the shard thread in chunks of opts.chunk
  *   (default 2 MB) while the socket takes them, at most 1 MB per turn
  *   before the shard's other connections run, waiting for POLLOUT from
- *   the ring when it is full; or, for bodies up to 1 MB by default (and
- *   any with RP_FILE_SEND_CACHED_SPLICE), splice(2) file -> pipe -> socket
+ *   the ring when it is full; or, for bodies above 256 KB up to 1 MB by
+ *   default (and any with RP_FILE_SEND_CACHED_SPLICE), splice(2) file ->
+ *   pipe -> socket
  *   on the shard thread (a pipe of up to 1 MB, kept by the shard for the
  *   next body);
  * - splice: a body not in the page cache: IORING_OP_SPLICE file -> pipe (the
@@ -49,8 +50,8 @@ extern "C" {
 enum {
 	RP_FILE_SEND_MORE = 1u << 0, /* more data follows at once: MSG_MORE on the end too */
 	/* a cached body above small_max by splice(2) file -> pipe -> socket on
-	 * the shard, or by sendfile(2); neither: splice up to 1 MB, sendfile
-	 * above (the faster of the two as measured, docs/net.md) */
+	 * the shard, or by sendfile(2); neither: splice above 256 KB up to
+	 * 1 MB, sendfile otherwise (as measured, docs/net.md) */
 	RP_FILE_SEND_CACHED_SPLICE = 1u << 1,
 	RP_FILE_SEND_CACHED_SENDFILE = 1u << 2,
 };
