@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 {
 	static const size_t lens[] = {0, 1, 7, 63, 64, 65, 200, 4096, 4097, MAX_LEN};
 	static const unsigned per1000[] = {0, 1, 10, 100, 500, 1000};
+	static const size_t long_runs[] = {255, 256, 257, 510, 511, 512, 1000};
 	static uint8_t prev[MAX_LEN], cur[MAX_LEN], enc[MAX_LEN + 64];
 	/* Malformed, each for len 4: what the decoder must refuse. */
 	static const struct {
@@ -166,6 +167,30 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+	}
+	/* v2 with a run over 255 bytes (entries of 255, the last two sharing
+	 * what is left: 254 + 2 for 256), next to a single and a short run. */
+	for (size_t r = 0; r < sizeof(long_runs) / sizeof(long_runs[0]); r++) {
+		size_t len = 4096, n;
+
+		for (size_t i = 0; i < len; i++)
+			prev[i] = (uint8_t)rng();
+		memcpy(cur, prev, len);
+		for (size_t i = 100; i < 100 + long_runs[r]; i++)
+			cur[i] ^= (uint8_t)(1 + rng() % 255);
+		cur[1000] ^= 0x5a;
+		cur[2000] ^= 0x01;
+		cur[2001] ^= 0x02;
+		n = rp_delta_encode_ver(enc, sizeof(enc), cur, prev, len, RP_DELTA_V2);
+		if (n == 0 || enc[0] != 0xD2) {
+			fprintf(stderr, "gen_seeds: v2 encode of a %zu-byte run failed\n",
+				long_runs[r]);
+			return 1;
+		}
+		snprintf(name, sizeof(name), "valid-v2-longrun%zu", long_runs[r]);
+		if (write_seed(argv[1], name, len, enc, n))
+			return 1;
+		count++;
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (write_seed(argv[1], bad[i].name, 4, bad[i].b, bad[i].n))
