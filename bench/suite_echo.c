@@ -52,7 +52,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
@@ -68,7 +67,6 @@
 #define DRAIN_TIMEOUT_MS 5000	/* echoes still in flight at the end of a run */
 #define SOCKPERF_SLACK_S 15	/* sockperf -t S must exit within S + this */
 #define NOISY_IQR 0.15
-#define LOG_MAX 8192
 
 static const unsigned conn_counts[] = { 100, 1000 };
 
@@ -80,192 +78,25 @@ struct eplan {
 	int cpu_server, cpu_client;
 };
 
-/* ---- child processes ---- */
-
-struct child {
-	pid_t pid;
-	int out;		/* read end of its stdout+stderr, -1 once closed */
-	char log[LOG_MAX];	/* what it printed, so far */
-	size_t loglen;
-};
-
-/*
- * Start argv[0] (a path) on @cpu (-1: any CPU this process may use) with its
- * stdout and stderr on a pipe we read. The child gets SIGTERM if we die.
- */
-static int child_spawn(struct child *c, char *const argv[], int cpu)
-{
-	int pfd[2];
-
-	memset(c, 0, sizeof(*c));
-	c->out = -1;
-	c->pid = -1;
-	if (pipe2(pfd, O_CLOEXEC))
-		return -errno;
-	c->pid = fork();
-	if (c->pid < 0) {
-		int err = -errno;
-
-		close(pfd[0]);
-		close(pfd[1]);
-		return err;
-	}
-	if (c->pid == 0) {
-		cpu_set_t set;
-		sigset_t none;
-
-		CPU_ZERO(&set);
-		if (cpu >= 0) {
-			CPU_SET(cpu, &set);
-		} else {
-			/* we are pinned; the child may use every CPU (the
-			 * kernel keeps only those of our cpuset) */
-			for (int i = 0; i < CPU_SETSIZE; i++)
-				CPU_SET(i, &set);
-		}
-		sched_setaffinity(0, sizeof(set), &set);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
-			_exit(127);
-		execv(argv[0], argv);
-		/* only async-signal-safe calls between fork and exec */
-		if (write(2, "exec failed: ", 13) > 0 && write(2, argv[0], strlen(argv[0])) > 0)
-			(void)!write(2, "\n", 1);
-		_exit(127);
-	}
-	close(pfd[1]);
-	c->out = pfd[0];
-	return 0;
-}
-
-/* Read what the child printed until EOF or @deadline. Returns 1 at EOF, 0 at
- * the deadline, or -errno. */
-static int child_read(struct child *c, uint64_t deadline_ns, const char *until)
-{
-	while (c->out >= 0) {
-		char buf[1024];
-		ssize_t r;
-		int ret;
-
-		if (until && strstr(c->log, until) && strchr(strstr(c->log, until), '\n'))
-			return 0;
-		ret = poll_in(c->out, deadline_ns);
-		if (ret <= 0)
-			return ret;
-		r = read(c->out, buf, sizeof(buf));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			close(c->out);
-			c->out = -1;
-			return 1;
-		}
-		/* keep the first LOG_MAX-1 bytes: the lines we parse come early,
-		 * or (sockperf's summary) are short enough */
-		if (c->loglen + (size_t)r >= LOG_MAX) {
-			size_t keep = LOG_MAX / 2, drop = c->loglen + (size_t)r - (LOG_MAX - 1);
-
-			/* a long log: keep its head and its newest tail */
-			if (c->loglen > keep + drop) {
-				memmove(c->log + keep, c->log + keep + drop, c->loglen - keep - drop);
-				c->loglen -= drop;
-			} else {
-				r = (ssize_t)(LOG_MAX - 1 - c->loglen);
-			}
-		}
-		memcpy(c->log + c->loglen, buf, (size_t)r);
-		c->loglen += (size_t)r;
-		c->log[c->loglen] = '\0';
-	}
-	return 1;
-}
-
-/* Reap the child within @timeout_ms, else SIGKILL it. Returns its wait status
- * or -ETIMEDOUT (killed). */
-static int child_reap(struct child *c, unsigned timeout_ms)
-{
-	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	int status = 0;
-	pid_t r;
-
-	if (c->pid <= 0)
-		return 0;
-	for (;;) {
-		r = waitpid(c->pid, &status, WNOHANG);
-		if (r == c->pid || (r < 0 && errno != EINTR))
-			break;
-		if (!ms_left(deadline)) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &status, 0);
-			c->pid = -1;
-			return -ETIMEDOUT;
-		}
-		/* drain its output meanwhile so a full pipe cannot block its exit */
-		child_read(c, rp_bench_now_ns() + 10000000u, NULL);
-		if (c->out < 0)
-			sleep_ms(5);
-	}
-	c->pid = -1;
-	return status;
-}
-
-static void child_close(struct child *c)
-{
-	if (c->out >= 0)
-		close(c->out);
-	c->out = -1;
-}
-
-/* The last line(s) of what a child printed, for an error message. */
-static const char *child_tail(const struct child *c)
-{
-	size_t n = c->loglen, lines = 0;
-
-	while (n > 0 && lines < 4)
-		if (c->log[--n] == '\n' && n + 1 < c->loglen)
-			lines++;
-	return c->log + (n ? n + 1 : 0);
-}
-
-/* SIGTERM, bounded wait, reap; notes an unclean exit. */
-static void server_stop(struct child *c, const char *what)
-{
-	int st;
-
-	if (c->pid <= 0)
-		return;
-	kill(c->pid, SIGTERM);
-	st = child_reap(c, STOP_TIMEOUT_MS);
-	if (st == -ETIMEDOUT)
-		rp_report_note("%s: did not exit within %d ms of SIGTERM; killed", what,
-			       STOP_TIMEOUT_MS);
-	else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) &&
-		 !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM))
-		rp_report_note("%s: exited with %s %d after SIGTERM", what,
-			       WIFEXITED(st) ? "status" : "signal",
-			       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	child_close(c);
-}
+/* ---- child processes (proc.c) ---- */
 
 /*
  * Start a server that prints "listening on HOST:PORT"; its port in *port.
  * On failure prints why (with what it printed) and returns -errno.
  */
-static int server_start(struct child *c, char *const argv[], int cpu, const char *what, int *port)
+static int server_start(struct proc *c, char *const argv[], int cpu, const char *what, int *port)
 {
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
 	const char *p;
 	int ret;
 
-	ret = child_spawn(c, argv, cpu);
+	ret = proc_spawn(c, argv, cpu);
 	if (ret) {
 		fprintf(stderr, "echo: cannot start %s: %s\n", what, strerror(-ret));
 		return ret;
 	}
-	ret = child_read(c, deadline, "listening on ");
-	p = strstr(c->log, "listening on ");
+	ret = proc_read(c, deadline, "listening on ");
+	p = strstr(proc_log(c), "listening on ");
 	if (ret >= 0 && p && strchr(p, '\n')) {
 		const char *colon = strchr(p, '\n');
 
@@ -277,8 +108,8 @@ static int server_start(struct child *c, char *const argv[], int cpu, const char
 	}
 	fprintf(stderr, "echo: %s %s; it printed:\n%s\n", what,
 		ret == 1 ? "exited before listening" : "did not print a usable \"listening on\" line in time",
-		c->log);
-	server_stop(c, what);
+		proc_log(c));
+	proc_stop(c, what, false, 0);
 	return -EIO;
 }
 
@@ -308,38 +139,11 @@ static int find_in_path(const char *name, char *path, size_t size)
 static bool has_echo(const char *rp)
 {
 	char *argv[] = { (char *)rp, "echo", "--help", NULL };
-	struct child c;
-	int st;
+	struct proc c;
+	int st = run_tool(&c, argv, -1, 5);
 
-	if (child_spawn(&c, argv, -1))
-		return false;
-	child_read(&c, rp_bench_now_ns() + 5000000000ull, NULL);
-	st = child_reap(&c, 1000);
-	child_close(&c);
-	return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
-/* Wait until something accepts TCP connections on @port (sockperf server
- * prints no "listening on"). */
-static int wait_port(struct child *c, int port, unsigned timeout_ms)
-{
-	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	struct sockaddr_in a = loopback(port);
-
-	while (ms_left(deadline)) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-		if (fd < 0)
-			return -errno;
-		ok = !connect(fd, (struct sockaddr *)&a, sizeof(a));
-		close(fd);
-		if (ok)
-			return 0;
-		/* keep its pipe drained; EOF means it died */
-		if (child_read(c, rp_bench_now_ns() + 20000000u, NULL) == 1)
-			return -EIO;
-	}
-	return -ETIMEDOUT;
+	proc_free(&c);
+	return st == 0;
 }
 
 /* ---- latency: sockperf ping-pong ---- */
@@ -374,37 +178,30 @@ static int sockperf_run(const char *sockperf, int port, const struct eplan *pl, 
 			 "-m", "64", "-t", t,
 			 /* the list ends here unless @spin */
 			 spin ? "--nonblocked" : NULL, "--recv_looping_num=-1", NULL };
-	uint64_t deadline;
-	struct child c;
-	int ret, st;
+	struct proc c;
+	int ret;
 
 	snprintf(p, sizeof(p), "%d", port);
 	snprintf(t, sizeof(t), "%u", pl->lat_secs);
-	ret = child_spawn(&c, argv, pl->cpu_client);
+	ret = run_tool(&c, argv, pl->cpu_client, pl->lat_secs + SOCKPERF_SLACK_S);
 	if (ret) {
-		fprintf(stderr, "echo: cannot start sockperf: %s\n", strerror(-ret));
-		return ret;
-	}
-	deadline = rp_bench_now_ns() + (uint64_t)(pl->lat_secs + SOCKPERF_SLACK_S) * 1000000000ull;
-	ret = child_read(&c, deadline, NULL);
-	if (ret != 1)
-		kill(c.pid, SIGKILL);
-	st = child_reap(&c, 2000);
-	child_close(&c);
-	if (ret != 1 || st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fprintf(stderr, "echo: sockperf ping-pong %s; its last lines:\n%s\n",
-			ret != 1 ? "did not finish in time" : "failed", child_tail(&c));
+			ret == -ETIMEDOUT ? "did not finish in time" : "failed", log_tail(&c, 4));
+		proc_free(&c);
 		return -EIO;
 	}
-	if (parse_pct(c.log, "50.000", &out->p50) || parse_pct(c.log, "99.000", &out->p99) ||
-	    parse_pct(c.log, "99.900", &out->p999)) {
-		fprintf(stderr, "echo: no percentile lines in sockperf's output:\n%s\n", child_tail(&c));
+	if (parse_pct(proc_log(&c), "50.000", &out->p50) ||
+	    parse_pct(proc_log(&c), "99.000", &out->p99) ||
+	    parse_pct(proc_log(&c), "99.900", &out->p999)) {
+		fprintf(stderr, "echo: no percentile lines in sockperf's output:\n%s\n", log_tail(&c, 4));
+		proc_free(&c);
 		return -EBADMSG;
 	}
-	if (strstr(c.log, "# dropped messages = ") &&
-	    !strstr(c.log, "# dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0"))
+	if (strstr(proc_log(&c), "# dropped messages = ") &&
+	    !strstr(proc_log(&c), "# dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0"))
 		rp_report_note("sockperf reported dropped, duplicated or out-of-order messages (port %d)",
 			       port);
+	proc_free(&c);
 	return 0;
 }
 
@@ -443,7 +240,7 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 	const char *base_name = busy ? "epoll echo busy-poll" : "sockperf server";
 	const char *base_what = busy ? "epoll echo --sockperf --busy-poll (baseline)" : "sockperf server";
 	double o[3][16], b[3][16];
-	struct child rs = { .pid = -1, .out = -1 }, ss = { .pid = -1, .out = -1 };
+	struct proc rs = { .pid = -1, .out = -1 }, ss = { .pid = -1, .out = -1 };
 	int rport = 0, sport = 0, ret;
 
 	snprintf(cpus, sizeof(cpus), "%d", pl->cpu_server);
@@ -462,12 +259,12 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 			goto out;
 		}
 		snprintf(port_s, sizeof(port_s), "%d", sport);
-		ret = child_spawn(&ss, sp_argv, pl->cpu_server);
-		if (!ret)
-			ret = wait_port(&ss, sport, START_TIMEOUT_MS);
+		ret = proc_spawn(&ss, sp_argv, pl->cpu_server);
+		if (!ret) /* sockperf server prints no "listening on" */
+			ret = wait_bound(&ss, sport, START_TIMEOUT_MS);
 		if (ret) {
 			fprintf(stderr, "echo: sockperf server did not start on port %d (%s); it printed:\n%s\n",
-				sport, strerror(-ret), ss.log);
+				sport, strerror(-ret), proc_log(&ss));
 			goto out;
 		}
 	}
@@ -512,8 +309,8 @@ static int latency_rows(const struct eplan *pl, const char *rp, const char *sock
 			lat_note_noise(name, o[k], b[k], pl->lat_runs);
 	}
 out:
-	server_stop(&ss, base_what);
-	server_stop(&rs, "ringplane echo --sockperf");
+	proc_stop(&ss, base_what, false, 0);
+	proc_stop(&rs, "ringplane echo --sockperf", false, 0);
 	return ret;
 }
 
@@ -824,7 +621,7 @@ static int throughput_rows(const struct eplan *pl, const char *rp)
 	char *rp_argv[] = { (char *)rp, "echo", "--listen", listen_a, "--shards", "1", "--cpus",
 			    cpus, NULL };
 	char *ep_argv[] = { self, "--echo-child", listen_b, NULL };
-	struct child rs = { .pid = -1, .out = -1 }, es = { .pid = -1, .out = -1 };
+	struct proc rs = { .pid = -1, .out = -1 }, es = { .pid = -1, .out = -1 };
 	int rport = 0, eport = 0, ret;
 
 	snprintf(cpus, sizeof(cpus), "%d", pl->cpu_server);
@@ -886,8 +683,8 @@ static int throughput_rows(const struct eplan *pl, const char *rp)
 		client_close(&cb);
 	}
 out:
-	server_stop(&es, "epoll echo (baseline)");
-	server_stop(&rs, "ringplane echo");
+	proc_stop(&es, "epoll echo (baseline)", false, 0);
+	proc_stop(&rs, "ringplane echo", false, 0);
 	return ret;
 }
 
@@ -976,7 +773,7 @@ static int scale_row(const struct eplan *pl, const char *rp, const int *scpu, un
 	char *rp_argv[] = { (char *)rp, "echo", "--listen", la, "--shards", nshards, "--cpus", list,
 			    NULL };
 	char *ep_argv[] = { self, "--echo-child", lb, list, NULL };
-	struct child rs = { .pid = -1, .out = -1 }, es = { .pid = -1, .out = -1 };
+	struct proc rs = { .pid = -1, .out = -1 }, es = { .pid = -1, .out = -1 };
 	struct cthread *to = calloc(nt, sizeof(*to)), *tb = calloc(nt, sizeof(*tb));
 	double so[16], sb[16];
 	const char *err = "";
@@ -1033,8 +830,8 @@ static int scale_row(const struct eplan *pl, const char *rp, const int *scpu, un
 	cthreads_close(to, nt);
 	cthreads_close(tb, nt);
 out_stop:
-	server_stop(&es, "epoll echo (baseline)");
-	server_stop(&rs, "ringplane echo");
+	proc_stop(&es, "epoll echo (baseline)", false, 0);
+	proc_stop(&rs, "ringplane echo", false, 0);
 out_free:
 	free(to);
 	free(tb);
