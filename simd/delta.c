@@ -10,7 +10,7 @@
  * travel as zero XOR bytes): a new record costs at least two header bytes
  * and a decoder step, a bridged gap one byte per unchanged byte. v2 keeps
  * the masks of the whole input and finds its singles and runs with a few
- * bit operations per block (see encode2).
+ * bit operations per block (see "v2" below).
  *
  * Decoder: one walk over the records, which checks each record before it
  * touches cur. In place (cur == prev) it XORs each literal into cur as it
@@ -232,9 +232,9 @@ static size_t encode1(void *out, size_t cap, const void *cur, const void *prev, 
  * its singles, m & ~l & r the starts and m & l & ~r the ends of its runs.
  * Two walks over the masks, never over the input again, write the output:
  *  1. the singles, at the place they have when both counts fit one-byte
- *     varints; the runs are counted (a popcount per block);
- *  2. with the counts, hence the header, known: the singles move up if a
- *     count needed more bytes (a memmove of the singles table), and each
+ *     varints; the runs are counted (a popcount per block that has any);
+ *  2. with the counts, hence the header, known: the singles move up by
+ *     1..4 bytes if a count needs more (a memmove of the table), and each
  *     run is written at its place, entries after the singles, bytes after
  *     the entries.
  * The previous encoder sized the tables in a first pass over every record
