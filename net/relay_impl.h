@@ -42,6 +42,7 @@ struct rdir {
 	/* splice */
 	struct rp_op *poll_op;
 	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
+	bool readable;	/* uring: poll said @from has data (or EOF): splice it in */
 	int pipe[2];
 	size_t in_pipe;
 	uint64_t bytes, spliced;

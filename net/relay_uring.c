@@ -9,14 +9,16 @@
  * - the kernel always punts IORING_OP_SPLICE to io-wq (forced async), so
  *   every chunk costs two hand-offs to a worker thread and back;
  * - it has no internal poll: on a non-blocking socket it returns -EAGAIN at
- *   once, so the sockets are made blocking and the worker sleeps in the
- *   socket until data comes: an idle connection holds a pipe and an io-wq
- *   worker per direction (io-wq's bounded worker pool then queues the rest).
+ *   once, so the sockets are made blocking, and the socket -> pipe splice
+ *   is issued only once a poll on the shard's ring said the socket is
+ *   readable (see uring_pump): an idle direction holds a pipe and an armed
+ *   poll, no io-wq worker.
  *
- * Ending a relay cancels the blocked splices (io-wq interrupts its worker).
+ * Ending a relay cancels the poll and any splice in flight.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "relay_impl.h"
@@ -81,6 +83,24 @@ static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	relay_op_done(r);
 }
 
+static void on_readable(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rdir *d = arg;
+	struct rp_relay *r = d->r;
+
+	(void)sh;
+	d->poll_op = NULL;
+	if (!r->ended) {
+		if (c->res < 0) {
+			relay_fail(r, c->res, RP_RELAY_END_RESET);
+		} else {
+			d->readable = true;
+			uring_pump(d);
+		}
+	}
+	relay_op_done(r);
+}
+
 static void uring_pump(struct rdir *d)
 {
 	struct rp_relay *r = d->r;
@@ -105,8 +125,27 @@ static void uring_pump(struct rdir *d)
 	 * lock until the next bytes came, for ever when the peer awaited an
 	 * answer to them: iperf3 -P 4 hung in 4 of 8 runs (two io-wq workers
 	 * seen in sk_wait_data and splice_to_socket's pipe_lock).
+	 *
+	 * And only once the socket is readable. Issued at once, a read splice
+	 * put an io-wq worker to sleep in sk_wait_data per idle direction, and
+	 * 8 clients doing 64 B rounds through a fresh relay stalled under load
+	 * (a request read, never answered; 13 workers asleep in sk_wait_data,
+	 * 3 idle, the ring empty). With the poll first a read splice finds data
+	 * and returns, so no worker sleeps in a receive and io-wq need not
+	 * create one for the next item. The stall did not come back on a quiet
+	 * host with the old code either (48 fresh relays of test_relay's uring
+	 * burst): the burst bounds it, it does not reproduce it.
 	 */
-	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe) {
+	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe && !d->poll_op && !d->readable) {
+		d->poll_op = rp_poll(r->sh, d->from, POLLIN | POLLRDHUP, on_readable, d);
+		if (!d->poll_op) {
+			relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+			return;
+		}
+		r->pending++;
+	}
+	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe && d->readable) {
+		d->readable = false;
 		d->in_op = rp_splice(r->sh, d->from, -1, d->pipe[1], -1, size, SPLICE_F_MOVE,
 				     on_in, d);
 		if (!d->in_op) {
