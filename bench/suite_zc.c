@@ -587,6 +587,13 @@ static int wait_efd_bounded(int efd)
 	return rp_zb_wait_efd(efd);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 struct mode_conn {
 	struct eo e;
 	struct slice_sink sk;
@@ -690,9 +697,10 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 	char *buf = malloc(1u << 20);
 	double *secs = calloc((size_t)M_NR * rounds, sizeof(double));
 	double *cpus = calloc((size_t)M_NR * rounds, sizeof(double));
+	double *rat_a = calloc(rounds, sizeof(double)), *rat_c = calloc(rounds, sizeof(double));
 	int ret = 0;
 
-	if (!buf || !secs || !cpus) {
+	if (!buf || !secs || !cpus || !rat_a || !rat_c) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -737,21 +745,28 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		int bt = gbps[M_PLAIN] >= gbps[M_ZC] ? M_PLAIN : M_ZC;
 		int bc = spg[M_PLAIN] <= spg[M_ZC] ? M_PLAIN : M_ZC;
 
-		/* per round: slice rate ratios, slices of one round adjacent in time */
+		/* per round: slice rate ratios, slices of one round adjacent in
+		 * time; their medians are a second estimate that a stalled
+		 * slice does not move */
 		for (unsigned r = 0; r < rounds; r++) {
 			double a = secs[bt * rounds + r] / secs[M_ADAPT * rounds + r];
 			double c = secs[M_PLAIN * rounds + r] / secs[M_CTRL * rounds + r];
 
 			alo = r == 0 || a < alo ? a : alo, ahi = r == 0 || a > ahi ? a : ahi;
 			clo = r == 0 || c < clo ? c : clo, chi = r == 0 || c > chi ? c : chi;
+			rat_a[r] = a;
+			rat_c[r] = c;
 		}
+		qsort(rat_a, rounds, sizeof(double), cmp_double);
+		qsort(rat_c, rounds, sizeof(double), cmp_double);
 		snprintf(name, sizeof(name), "%s %s adaptive vs best", nt->name, sz);
 		rp_report_row(name, "Gbit/s", gbps[M_ADAPT], gbps[bt], mode_name[bt], true);
 		snprintf(name, sizeof(name), "%s %s cpu adaptive vs best", nt->name, sz);
 		rp_report_row(name, "s/GB", spg[M_ADAPT], spg[bc], mode_name[bc], false);
-		rp_report_note("%s %s A/A control (plain vs plain): %.3fx; the control judged as adaptive is, vs the better of plain and zc: %.3fx Gbit/s, %.3fx CPU; per round, adaptive vs %s %.2f..%.2fx, control vs plain %.2f..%.2fx (%u rounds of %llu MB a mode, interleaved, order rotated)",
+		rp_report_note("%s %s A/A control (plain vs plain): %.3fx; the control judged as adaptive is, vs the better of plain and zc: %.3fx Gbit/s, %.3fx CPU; per round, adaptive vs %s %.2f..%.2fx (median %.3fx), control vs plain %.2f..%.2fx (median %.3fx) (%u rounds of %llu MB a mode, interleaved, order rotated)",
 			       nt->name, sz, gbps[M_CTRL] / gbps[M_PLAIN], gbps[M_CTRL] / gbps[bt],
-			       spg[bc] / spg[M_CTRL], mode_name[bt], alo, ahi, clo, chi, rounds,
+			       spg[bc] / spg[M_CTRL], mode_name[bt], alo, ahi, rat_a[rounds / 2], clo, chi,
+			       rat_c[rounds / 2], rounds,
 			       (unsigned long long)(slice >> 20));
 		rp_report_note("%s %s: plain %.2f Gbit/s %.3f s/GB; zc %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, copied %llu MB, zero-copy %llu MB); adaptive %.2f Gbit/s %.3f s/GB (%llu SEND_ZC, %llu KB by SEND_ZC, %llu probes, switched to plain %llu times); control %.2f Gbit/s %.3f s/GB",
 			       nt->name, sz, gbps[M_PLAIN], spg[M_PLAIN], gbps[M_ZC], spg[M_ZC],
@@ -767,6 +782,8 @@ out:
 	free(buf);
 	free(secs);
 	free(cpus);
+	free(rat_a);
+	free(rat_c);
 	return ret;
 }
 
