@@ -107,9 +107,6 @@ static int server_start(struct server *s, const char *const *extra)
 	int pfd[2];
 	const char *argv[16] = { bin, "echo", "--listen", "127.0.0.1:0", "--no-pin" };
 	int argc = 5;
-	char line[256];
-	size_t len = 0;
-	uint64_t deadline = now_ms() + 10000;
 
 	for (; extra && *extra && argc < 15; extra++)
 		argv[argc++] = *extra;
@@ -130,22 +127,9 @@ static int server_start(struct server *s, const char *const *extra)
 	}
 	close(pfd[1]);
 	s->out = pfd[0];
-	/* read "listening on HOST:PORT\n" */
-	while (now_ms() < deadline && len < sizeof(line) - 1) {
-		struct pollfd p = { .fd = s->out, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		r = read(s->out, line + len, 1);
-		if (r <= 0)
-			break;
-		if (line[len++] == '\n')
-			break;
-	}
-	line[len] = 0;
-	if (sscanf(line, "listening on 127.0.0.1:%d", &s->port) != 1) {
-		fprintf(stderr, "server did not start: '%s'\n", line);
+	s->port = listening_port(s->out, 10000);
+	if (s->port <= 0) {
+		fprintf(stderr, "server did not print \"listening on\" within 10 s\n");
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, NULL, 0);
 		return -1;

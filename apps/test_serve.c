@@ -73,12 +73,6 @@ static int server_start(const char *const *extra)
 	const char *argv[24] = { bin, "serve", "--listen", "127.0.0.1:0", "--root", root,
 				 "--no-pin", "--shards", "1" };
 	int n = 9, pfd[2];
-	char line[128];
-	size_t len = 0;
-	/* the server faults in its 256 MB pool before it listens: at load 30
-	 * (two pinned busy loops beside other builds) 10 s ran out 5 times in
-	 * 9 runs, and each of those servers was found listening later */
-	uint64_t end = now_ms() + 30000;
 
 	while (extra && *extra)
 		argv[n++] = *extra++;
@@ -100,20 +94,12 @@ static int server_start(const char *const *extra)
 	}
 	close(pfd[1]);
 	server_out = pfd[0];
-	while (now_ms() < end && len < sizeof(line) - 1) {
-		struct pollfd p = { .fd = server_out, .events = POLLIN };
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (read(server_out, line + len, 1) != 1)
-			break;
-		if (line[len] == '\n') {
-			line[len] = 0;
-			port = atoi(strrchr(line, ':') + 1);
-			return 0;
-		}
-		len++;
-	}
+	/* the server faults in its 256 MB pool before it listens: at load 30
+	 * (two pinned busy loops beside other builds) 10 s ran out 5 times in
+	 * 9 runs, and each of those servers was found listening later */
+	port = listening_port(server_out, 30000);
+	if (port > 0)
+		return 0;
 	/* not started in time (or gone): never leave it running behind us */
 	kill(server, SIGKILL);
 	waitpid(server, NULL, 0);
