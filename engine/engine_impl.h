@@ -121,6 +121,8 @@ struct rp_shard {
 	bool registered;   /* pool arena registered as fixed buffers */
 	bool ring_ok;
 	unsigned skipped_enters; /* loop iterations without a syscall in a row */
+	uint64_t last_idle_ns;	 /* the last spin + wait, for cfg.idle_spin_ns */
+	uint64_t spin_after_ns;	 /* no idle spin before this (the CPU was contended) */
 	struct io_uring_sqe *last_sqe;
 	struct rp_op *last_op;
 	bool link_next;	 /* rp_link_next: the next op's SQE comes from the spare

@@ -6,6 +6,7 @@
  * call back into it.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,11 @@
 #define REAP_BATCH 64
 #define DRAIN_BUDGET 256		   /* messages per mailbox per iteration */
 #define STOP_RECANCEL_NS (50 * 1000 * 1000) /* re-send cancel-any while stopping */
+/* cfg.idle_spin_ns: a yield this long means the CPU is contended (the
+ * scheduler's base slice is 750 us since Linux 6.6, 3 ms before); then no
+ * spin for the back-off */
+#define IDLE_SPIN_CONTENDED_NS (500 * 1000)
+#define IDLE_SPIN_BACKOFF_NS   (50 * 1000 * 1000)
 
 static inline void cpu_relax(void)
 {
@@ -301,6 +307,45 @@ static bool spin(struct rp_shard *sh)
 	}
 }
 
+/*
+ * The adaptive idle spin (cfg.idle_spin_ns): poll as spin() does, but give
+ * the CPU to any other runnable task between polls. A relay and the server
+ * it talks to often share a CPU: the relay's send wakes the server there,
+ * and a spin that did not yield would hold the CPU the answer must be
+ * computed on. sched_yield() with nothing else runnable returns at once.
+ * Returns true when there is something to do.
+ */
+static bool idle_spin(struct rp_shard *sh, uint64_t start)
+{
+	uint64_t end = start + sh->rt->cfg.idle_spin_ns, now, yielded;
+
+	for (;;) {
+		if (mail_pending(sh) || atomic_load_explicit(&sh->rt->stop, memory_order_relaxed))
+			return true;
+		if (sh->defer)
+			io_uring_submit_and_get_events(&sh->ring);
+		else
+			io_uring_submit_and_wait(&sh->ring, 0);
+		STAT_INC(sh, submits);
+		if (io_uring_cq_ready(&sh->ring))
+			return true;
+		yielded = eng_now_ns();
+		if (yielded >= end)
+			return false;
+		sched_yield();
+		/* A yield that lasted a scheduler slice handed the CPU to a task
+		 * that keeps it (a build, a second busy shard), not to a peer
+		 * answering a message (tens of us here). A runnable spinner gets
+		 * no wake-up preemption, so every event would wait behind such
+		 * slices: sleep instead, and leave spinning alone for a while. */
+		now = eng_now_ns();
+		if (now - yielded >= IDLE_SPIN_CONTENDED_NS) {
+			sh->spin_after_ns = now + IDLE_SPIN_BACKOFF_NS;
+			return false;
+		}
+	}
+}
+
 void eng_shard_loop(struct rp_shard *sh)
 {
 	struct rp_runtime *rt = sh->rt;
@@ -312,6 +357,7 @@ void eng_shard_loop(struct rp_shard *sh)
 	for (;;) {
 		unsigned work = drain(sh);
 		bool wait = true;
+		uint64_t idle_t0 = 0;
 
 		STAT_INC(sh, loops);
 		/* acquire: pairs with rp_runtime_stop's store; nothing else rides on it */
@@ -337,6 +383,12 @@ void eng_shard_loop(struct rp_shard *sh)
 			wait = false;
 		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
 			wait = false; /* found work while awake: no wake-up needed */
+		} else if (!sh->stopping && !rt->cfg.spin_ns && rt->cfg.idle_spin_ns &&
+			   (idle_t0 = eng_now_ns(), sh->last_idle_ns < rt->cfg.idle_spin_ns) &&
+			   idle_t0 >= sh->spin_after_ns &&
+			   idle_spin(sh, idle_t0)) {
+			wait = false;
+			sh->last_idle_ns = eng_now_ns() - idle_t0;
 		} else if (!sh->stopping) {
 			/*
 			 * Dekker with the senders: we publish "sleeping", then look at the
@@ -362,6 +414,8 @@ void eng_shard_loop(struct rp_shard *sh)
 		}
 		sh->skipped_enters = 0;
 		enter(sh, wait);
+		if (idle_t0 && wait)
+			sh->last_idle_ns = eng_now_ns() - idle_t0;
 		/* relaxed: a sender that still sees 1 only sends a spare wake-up */
 		atomic_store_explicit(&sh->sleeping, 0, memory_order_relaxed);
 		reap(sh);

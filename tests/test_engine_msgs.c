@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * engine messages: cross-shard messages both ways at once, in order per
- * sender, and rp_runtime_submit from plain threads, in order per thread.
+ * sender, and rp_runtime_submit from plain threads, in order per thread;
+ * the adaptive idle spin (cfg.idle_spin_ns) on a message ping-pong.
  *
  * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
  * matching tests only.
@@ -203,6 +204,91 @@ static void test_submit_from_threads(void **state)
 	assert_int_equal(atomic_load(&tsb.received[1]), tsb.n);
 }
 
+/* ======================================================================
+ * idle spin (cfg.idle_spin_ns): a ping-pong of messages between two shards
+ * runs to the end in order, and a shard left idle stops polling: its spin
+ * is bounded by the window and resumes only after short gaps
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	uint64_t n;
+	_Atomic uint64_t rounds; /* written by shard 0 only */
+} tis;
+
+static void is_msg(struct rp_shard *sh, void *arg)
+{
+	uint64_t seq = (uint64_t)(uintptr_t)arg;
+
+	if (rp_shard_id(sh) == 0) {
+		uint64_t want = atomic_load_explicit(&tis.rounds, memory_order_relaxed);
+
+		if (seq != want) {
+			fail_at(__LINE__, "round %llu came back as %llu", (unsigned long long)want,
+				(unsigned long long)seq);
+			return;
+		}
+		atomic_store_explicit(&tis.rounds, want + 1, memory_order_relaxed);
+		if (want + 1 == tis.n) {
+			atomic_fetch_add(&tis.done, 1);
+			return;
+		}
+		seq = want + 1;
+	}
+	CHECK_EQ(rp_shard_post(sh, 1 - rp_shard_id(sh), is_msg, (void *)(uintptr_t)seq), 0);
+}
+
+static int is_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (rp_shard_id(sh) == 0)
+		CHECK_EQ(rp_shard_post(sh, 1, is_msg, (void *)(uintptr_t)0), 0);
+	return 0;
+}
+
+static void test_idle_spin(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+	struct rp_shard_stats a0, a1, b0, b1;
+	struct rp_runtime *rt;
+	uint64_t spins0, spins1;
+	double t0, t1;
+	bool ok;
+
+	(void)state;
+	memset(&tis, 0, sizeof(tis));
+	tis.n = reduced() ? 2000 : 20000;
+	cfg.idle_spin_ns = 200 * 1000;
+	cfg.init = is_init;
+	t0 = now_s();
+	rt = rt_start(&cfg);
+	ok = wait_for(&tis.done, 1, WAIT_S);
+	t1 = now_s();
+	/* idle: each shard may finish the spin it was in (at most 200 us of
+	 * polls, one enter each), then it sleeps */
+	sleep_ms(50);
+	stats_of(rt, 0, &a0);
+	stats_of(rt, 1, &a1);
+	sleep_ms(300);
+	stats_of(rt, 0, &b0);
+	stats_of(rt, 1, &b1);
+	rt_stop_join(rt);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	assert_int_equal(atomic_load(&tis.rounds), tis.n);
+	spins0 = b0.submits - a0.submits;
+	spins1 = b1.submits - a1.submits;
+	printf("# %llu round trips in %.3f s (%.1f us each), MSG_RING wake-ups %llu/%llu;"
+	       " enters while idle 300 ms: %llu/%llu\n",
+	       (unsigned long long)tis.n, t1 - t0, (t1 - t0) * 1e6 / (double)tis.n,
+	       (unsigned long long)a0.wakeups, (unsigned long long)a1.wakeups,
+	       (unsigned long long)spins0, (unsigned long long)spins1);
+	/* a shard that kept polling would enter the kernel tens of thousands
+	 * of times in 300 ms; one that sleeps, not at all */
+	assert_true(spins0 < 50 && spins1 < 50);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -210,6 +296,7 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		T(test_cross_shard_messages),
 		T(test_submit_from_threads),
+		T(test_idle_spin),
 	};
 
 	return ENGINE_TEST_RUN("engine-msgs", all);

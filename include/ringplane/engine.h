@@ -124,6 +124,16 @@ struct rp_runtime_config {
 	rp_shard_fini_fn fini;
 	rp_msg_drop_fn on_drop;	  /* messages that never ran (NULL: only counted) */
 	void *arg;		  /* passed to init, on_stop, fini and on_drop */
+	uint64_t idle_spin_ns;	  /* adaptive idle spin (0: off): before sleeping,
+				     poll for completions and messages up to this
+				     long, calling sched_yield() between polls so
+				     any other runnable task on the CPU goes first,
+				     but only while the shard's last idle stretch
+				     was shorter than this (a stream of short gaps:
+				     the sleep and the wake-up it saves are most of
+				     a round trip); after a spin that found nothing
+				     the shard sleeps until its gaps are short
+				     again. Ignored when spin_ns is set */
 };
 
 /* Per-shard counters (rp_shard_stats / rp_runtime_stats). */
