@@ -48,7 +48,7 @@
 #define HEADER_TIMEOUT_NS	 (5000 * MS) /* a client's PROXY header must be whole by then */
 #define HDR_BUF			 2048	     /* header read buffer (header + early payload) */
 #define ACCEPT_BACKOFF_NS	 (100 * MS)
-#define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md, "Latency") */
+#define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
 struct relay_app_stats {
@@ -570,9 +570,9 @@ int rp_cmd_relay(int argc, char **argv)
 	};
 	static const char *const modes[] = { "auto", "copy", "splice", "uring-splice", NULL };
 	static const char *const pp[] = { "off", "v1", "v2", NULL };
-	/* idle spin on by default: on the 2-vCPU test VMs it halved sockperf's
-	 * p50 through the relay and cut its CPU per keep-alive request by a
-	 * fifth (docs/net.md, "Latency") */
+	/* idle spin on by default: on the 2-vCPU test VMs it took sockperf's
+	 * p50 through the relay from 59-70 us to 36-52 us, below HAProxy's
+	 * 65-82 (docs/net.md, "Latency, keep-alive and churn") */
 	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
 	struct rp_runtime *rt = NULL;
 	struct sockaddr_storage ss;
