@@ -657,6 +657,8 @@ static int run_delta(const struct rp_bench_opts *opts, struct bufs *B)
 	struct rp_bench_timing t;
 	char name[64];
 
+	rp_report_note("delta rows: format v1 (RP_DELTA_V1, for receivers built before v2); "
+		       "delta v2 rows: v2, what rp_delta_encode() writes");
 	for (size_t k = 0; k < NPCTS; k++) {
 		struct delta_ctx eo = { .cur = B->cur[k], .prev = B->prev[k], .enc = B->scratch,
 					.cap = B->enc_cap, .ver = RP_DELTA_V1 };
