@@ -6,7 +6,8 @@
  *    for every big push (RP_OUTQ_ZC_ALWAYS) and the default adaptive queue,
  *    1 KB .. 1 MB pushes into a TCP connection drained by a reader thread
  *    on the other CPU; over loopback, and over a veth pair into a network
- *    namespace when run as root. Row: adaptive vs the better of the two.
+ *    namespace when run as root. Row: adaptive vs the better of the two,
+ *    the modes interleaved in slices on one connection each (mode_rows).
  *  - batched output: 64 B messages, 32 per connection per round, one outq
  *    sendmsg vs one rp_send per message: messages/s and submits/message.
  *  - the synchronous API (include/ringplane/zc.h): rp_zc_file_to_socket,
@@ -15,7 +16,8 @@
  * Each measured transfer is timed from its first byte to the reader's EOF;
  * CPU is the whole process's user+system time (getrusage) over the run, so
  * it includes the reader (and producer) threads, the same on both sides.
- * Sides alternate, runs x side, median reported.
+ * Sides alternate, runs x side, median reported (the send-mode rows:
+ * slices, summed, see slices_run).
  */
 #include <errno.h>
 #include <fcntl.h>
