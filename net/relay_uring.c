@@ -133,7 +133,7 @@ static void uring_pump(struct rdir *d)
 	 * 3 idle, the ring empty). With the poll first a read splice finds data
 	 * and returns, so no worker sleeps in a receive and io-wq need not
 	 * create one for the next item. The stall did not come back on a quiet
-	 * host with the old code either (48 fresh relays of test_relay's uring
+	 * host with the old code either (32 fresh relays of test_relay's uring
 	 * burst): the burst bounds it, it does not reproduce it.
 	 */
 	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe && !d->poll_op && !d->readable) {
