@@ -33,9 +33,11 @@
  *   whole buffers, 3 in a row, the count reset after 1 s without a read)
  *   moves to splice; one whose splice reads come back short (under 4 KB, 3
  *   in a row) moves back. A direction whose receiver is on this host (the
- *   sending socket's peer on 127/8, ::1, or its own address) stays in copy:
- *   that receiver pays more CPU per byte for spliced page fragments than the
- *   relay saves (docs/net.md), unless RP_RELAY_AUTO_SPLICE_LOCAL.
+ *   sending socket's peer on 127/8, ::1, or its own address) stays in copy
+ *   while it is the only direction streaming on its shard: that receiver
+ *   pays more CPU per byte for spliced page fragments than the relay saves
+ *   (docs/net.md); from 2 streaming directions the relay's CPU is shared and
+ *   it splices. RP_RELAY_AUTO_SPLICE_LOCAL lifts the exception.
  *
  * Threads: everything runs on the shard that called rp_relay_start; the
  * sockets must not be used by anyone else meanwhile.
@@ -65,7 +67,8 @@ enum rp_relay_mode {
 enum {
 	RP_RELAY_KEEP_FDS = 1u << 0, /* do not close the sockets at the end */
 	/* auto: splice a streaming direction even when its receiver is on this
-	 * host (by default such a direction stays in copy: see RP_RELAY_AUTO) */
+	 * host (by default such a direction stays in copy while it streams
+	 * alone on its shard: see RP_RELAY_AUTO) */
 	RP_RELAY_AUTO_SPLICE_LOCAL = 1u << 1,
 };
 
