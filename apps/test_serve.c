@@ -24,7 +24,8 @@
  *              queued, the send stuck) after --keepalive-timeout too, while
  *              a fresh client is served; so is one whose 200 answers were
  *              all sent and wait in the server's socket (reset: a FIN would
- *              wait behind them).
+ *              wait behind them); a slow reader whose 8 MB answer's tail
+ *              waits in the socket past that timeout gets all of it.
  *   deaf bodies 20 clients (8 with RP_TEST_REDUCED) ask for the 8 MB file,
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
@@ -861,6 +862,52 @@ static int deaf_batch(unsigned n)
 	return fd;
 }
 
+/* GET the 8 MB file with a 64 KB receive buffer, reading 64 KB every 50 ms
+ * (~1.3 MB/s): the server's last bytes wait in its socket for seconds
+ * after its send is done, past the keep-alive timeout. Returns the body
+ * bytes that matched the file (BIG when all came, in order). */
+static size_t slow_read_big(void)
+{
+	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rcv = 65536;
+	struct timeval tv = { 5, 0 };
+	uint64_t end = now_ms() + 30000;
+	char head[1024], *b = malloc(65536);
+	size_t hlen = 0, got = 0;
+	const char *eoh = NULL;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!b || fd < 0)
+		goto out;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || !send_all(fd, req, sizeof(req) - 1))
+		goto out;
+	while (!eoh && hlen < sizeof(head) - 1 && now_ms() < end) { /* the head, a byte at a time */
+		if (read(fd, head + hlen, 1) != 1)
+			goto out;
+		head[++hlen] = 0;
+		eoh = strstr(head, "\r\n\r\n");
+	}
+	if (!eoh || !strstr(head, " 200 "))
+		goto out;
+	while (got < BIG && now_ms() < end) {
+		size_t want = BIG - got < 65536 ? BIG - got : 65536;
+		ssize_t n = read(fd, b, want);
+
+		if (n <= 0 || memcmp(b, big + got, (size_t)n))
+			break;
+		got += (size_t)n;
+		usleep(50000);
+	}
+out:
+	free(b);
+	if (fd >= 0)
+		close(fd);
+	return got;
+}
+
 static void test_timeouts(void)
 {
 	const char *extra[] = { "--header-timeout", "1", "--keepalive-timeout", "1", NULL };
@@ -895,6 +942,17 @@ static void test_timeouts(void)
 		       "%llu ms\n", (unsigned long long)(now_ms() - t0));
 	if (deaf >= 0)
 		close(deaf);
+	/* a slow reader is not deaf: its answer's tail waits in the socket
+	 * past the keep-alive timeout while it still acknowledges */
+	t0 = now_ms();
+	size_t got = slow_read_big();
+
+	if (got != BIG)
+		CHECK(0, "a slow reader got %zu of %u bytes of its answer (%s)", got, BIG,
+		      server_stats(line, sizeof(line)) ? line : "no stats");
+	else
+		printf("timeouts: a slow reader (1.3 MB/s) got all 8 MB in %llu ms with a 1 s "
+		       "keep-alive timeout\n", (unsigned long long)(now_ms() - t0));
 	deaf = deaf_client(&sent);
 	CHECK(deaf >= 0, "deaf client");
 	t0 = now_ms();
