@@ -12,6 +12,18 @@
 #include "op.h"
 
 #define OP_START(kind, cb, arg) eng_op_start(sh, kind, cb, arg, false, &sqe)
+#define OP_START_FD(fd, cb, arg) start_on_fd(sh, fd, cb, arg, &sqe)
+
+/* A single-shot op whose SQE names @fd, listed under it for rp_close. */
+static struct rp_op *start_on_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg,
+				 struct io_uring_sqe **sqep)
+{
+	struct rp_op *op = eng_op_start(sh, OP_PLAIN, cb, arg, false, sqep);
+
+	if (op)
+		eng_fdt_track(sh, op, fd);
+	return op;
+}
 
 void eng_count_err(struct rp_shard *sh, int res)
 {
@@ -68,12 +80,10 @@ struct rp_op *rp_read(struct rp_shard *sh, int fd, void *buf, unsigned len, uint
 		      void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_read(sqe, fd, buf, len, off);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
@@ -81,12 +91,10 @@ struct rp_op *rp_write(struct rp_shard *sh, int fd, const void *buf, unsigned le
 		       rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_write(sqe, fd, buf, len, off);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
@@ -94,12 +102,10 @@ struct rp_op *rp_readv(struct rp_shard *sh, int fd, const struct iovec *iov, uns
 		       uint64_t off, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
@@ -107,12 +113,10 @@ struct rp_op *rp_writev(struct rp_shard *sh, int fd, const struct iovec *iov, un
 			uint64_t off, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
@@ -127,10 +131,9 @@ static struct rp_op *rw_fixed(struct rp_shard *sh, int fd, void *buf, unsigned l
 		errno = EINVAL;
 		return NULL;
 	}
-	op = OP_START(OP_PLAIN, cb, arg);
+	op = OP_START_FD(fd, cb, arg);
 	if (!op)
 		return NULL;
-	eng_fdt_track(sh, op, fd);
 	if (sh->registered) {
 		if (write)
 			io_uring_prep_write_fixed(sqe, fd, buf, len, off, idx);
@@ -168,11 +171,10 @@ struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *add
 		errno = EINVAL;
 		return NULL;
 	}
-	op = OP_START(OP_PLAIN, cb, arg);
+	op = OP_START_FD(fd, cb, arg);
 	if (op) {
 		memcpy(&op->u.addr, addr, len);
 		io_uring_prep_connect(sqe, fd, (struct sockaddr *)&op->u.addr, len);
-		eng_fdt_track(sh, op, fd);
 	}
 	return op;
 }
@@ -181,12 +183,11 @@ struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int 
 		      void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
 	if (!op)
 		return NULL;
 	io_uring_prep_recv(sqe, fd, buf, len, flags);
-	eng_fdt_track(sh, op, fd);
 #ifdef RP_FAULTS
 	/* decided now, counted when the result is replaced */
 	if (eng_faults_hit(&sh->faults, FAULT_RESET))
@@ -199,7 +200,7 @@ struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len
 		      rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
 	if (!op)
 		return NULL;
@@ -209,7 +210,6 @@ struct rp_op *rp_send(struct rp_shard *sh, int fd, const void *buf, unsigned len
 		len = eng_faults_short_len(&sh->faults, len);
 #endif
 	io_uring_prep_send(sqe, fd, buf, len, flags);
-	eng_fdt_track(sh, op, fd);
 	return op;
 }
 
@@ -217,7 +217,7 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
 			 rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
 	if (!op)
 		return NULL;
@@ -230,7 +230,6 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
 	}
 #endif
 	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
-	eng_fdt_track(sh, op, fd);
 	return op;
 }
 
@@ -251,24 +250,20 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
 struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_shutdown(sqe, fd, how);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
 struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = OP_START(OP_PLAIN, cb, arg);
+	struct rp_op *op = OP_START_FD(fd, cb, arg);
 
-	if (op) {
+	if (op)
 		io_uring_prep_poll_add(sqe, fd, events);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
