@@ -76,10 +76,12 @@ static long __attribute__((unused)) rss_kb(pid_t pid)
 	return kb;
 }
 
-/* Open descriptors of @pid, or -1. */
-static long __attribute__((unused)) fd_count(pid_t pid)
+/* Open descriptors of @pid whose /proc/PID/fd link starts with @kind
+ * ("pipe:", "socket:"), or all of them for NULL; -1 when unknown. */
+static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
 {
-	char path[64];
+	char path[64], link[96], target[64];
+	size_t klen = kind ? strlen(kind) : 0;
 	struct dirent *d;
 	long n = 0;
 	DIR *dir;
@@ -88,11 +90,27 @@ static long __attribute__((unused)) fd_count(pid_t pid)
 	dir = opendir(path);
 	if (!dir)
 		return -1;
-	while ((d = readdir(dir)) && n < 1000000)
-		if (d->d_name[0] != '.')
-			n++;
+	while ((d = readdir(dir)) && n < 1000000) {
+		ssize_t len;
+
+		if (d->d_name[0] == '.')
+			continue;
+		if (kind) {
+			snprintf(link, sizeof(link), "%s/%.20s", path, d->d_name);
+			len = readlink(link, target, sizeof(target) - 1);
+			if (len < (ssize_t)klen || memcmp(target, kind, klen))
+				continue;
+		}
+		n++;
+	}
 	closedir(dir);
 	return n;
+}
+
+/* Open descriptors of @pid, or -1. */
+static long __attribute__((unused)) fd_count(pid_t pid)
+{
+	return fd_count_kind(pid, NULL);
 }
 
 #endif

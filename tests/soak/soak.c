@@ -104,7 +104,7 @@
 
 #include <ringplane/simd.h>
 
-#include "test_proc.h" /* apps/: now_ms, listening_port, rss_kb, fd_count */
+#include "test_proc.h" /* apps/: now_ms, listening_port, rss_kb, fd_count(_kind) */
 
 #define PAT_LEN	    (16u << 20)	 /* the pattern every byte sent or served comes from */
 #define PAT_TAIL    (128u << 10) /* pattern[PAT_LEN..] repeats its start: writes never wrap */
@@ -1100,27 +1100,9 @@ static void sweep(bool draining)
  */
 static long serve_pipes(pid_t pid)
 {
-	char path[64], link[96], target[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
+	long n = fd_count_kind(pid, "pipe:");
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)) && n < 1000000) {
-		ssize_t len;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(link, sizeof(link), "%s/%.20s", path, d->d_name);
-		len = readlink(link, target, sizeof(target) - 1);
-		if (len > 5 && !memcmp(target, "pipe:", 5))
-			n++;
-	}
-	closedir(dir);
-	return n / 2;
+	return n < 0 ? -1 : n / 2;
 }
 
 /*
