@@ -405,8 +405,6 @@ static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_end(q);
 }
 
-static bool peer_is_local(int fd);
-
 static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct zc_rec *r = arg;
@@ -427,7 +425,7 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		dead = !q || q->err || q->closing;
 		if (!dead && !copied) {
 			if (q->local < 0)
-				q->local = peer_is_local(q->fd);
+				q->local = rp_peer_is_local(q->fd);
 			dead = q->local;
 		}
 		ss->notifs++;
@@ -609,7 +607,7 @@ static void schedule(struct rp_outq *q)
 
 /* ---- the API ---- */
 
-static bool peer_is_local(int fd)
+bool rp_peer_is_local(int fd)
 {
 	struct sockaddr_storage peer, self;
 	socklen_t pl = sizeof(peer), sl = sizeof(self);
@@ -672,7 +670,7 @@ int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct
 	q->mode = MODE_ZC;
 	q->local = -1;
 	if ((q->flags & RP_OUTQ_LOCAL_PLAIN) && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
-		q->local = peer_is_local(fd);
+		q->local = rp_peer_is_local(fd);
 		if (q->local) {
 			go_plain(q);
 			ADD(q, local_plain, 1);

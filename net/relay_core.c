@@ -262,36 +262,6 @@ void relay_moved(struct rdir *d, size_t n, bool spliced)
 		r->last_ns = relay_now_ns();
 }
 
-/* The peer of @fd is on this host: loopback, or its address is the
- * socket's own (the same test as adaptive SEND_ZC's in net/outq.c). */
-static bool peer_is_local(int fd)
-{
-	struct sockaddr_storage peer, self;
-	socklen_t pl = sizeof(peer), sl = sizeof(self);
-
-	if (getpeername(fd, (struct sockaddr *)&peer, &pl) ||
-	    getsockname(fd, (struct sockaddr *)&self, &sl))
-		return false;
-	if (peer.ss_family == AF_UNIX)
-		return true;
-	if (peer.ss_family == AF_INET) {
-		const struct sockaddr_in *p = (const void *)&peer, *s = (const void *)&self;
-
-		return (ntohl(p->sin_addr.s_addr) >> 24) == 127 ||
-		       p->sin_addr.s_addr == s->sin_addr.s_addr;
-	}
-	if (peer.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *p = (const void *)&peer, *s = (const void *)&self;
-		const uint8_t *a = p->sin6_addr.s6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) && a[12] == 127))
-			return true;
-		return !memcmp(&p->sin6_addr, &s->sin6_addr, sizeof(p->sin6_addr));
-	}
-	return false;
-}
-
 /* A direction starts or stops streaming: the shard's count follows. */
 static void set_hot(struct rdir *d, bool hot)
 {
@@ -312,7 +282,7 @@ static bool splice_wanted(struct rdir *d)
 	struct relay_shard *rs = relay_shard_get(r->sh);
 
 	if (d->local < 0)
-		d->local = !(r->cfg.flags & RP_RELAY_AUTO_SPLICE_LOCAL) && peer_is_local(d->to);
+		d->local = !(r->cfg.flags & RP_RELAY_AUTO_SPLICE_LOCAL) && rp_peer_is_local(d->to);
 	if (!d->local || rs->streaming >= AUTO_LOCAL_SHARED)
 		return true;
 	if (!d->kept) {

@@ -179,6 +179,18 @@ void rp_outq_stats(const struct rp_outq *q, struct rp_outq_stats *out);
 /* The sum over every queue this shard ever had. Call on the shard. */
 void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out);
 
+/*
+ * rp_peer_is_local - true when the peer of connected socket @fd is on this
+ * host: an AF_UNIX socket, an IPv4 peer in 127/8, ::1 or ::ffff:127.x.y.z,
+ * or a peer whose address is the socket's own. The kernel copies what it
+ * delivers to such a peer, so zero-copy cannot pay there (RP_OUTQ_LOCAL_PLAIN
+ * uses it, and so does the relay's auto mode). A peer in another network
+ * namespace on this host (veth) is not recognised. False when either
+ * address cannot be read. Any thread; two syscalls (getpeername,
+ * getsockname): look it up once per connection, not per send.
+ */
+bool rp_peer_is_local(int fd);
+
 #ifdef __cplusplus
 }
 #endif
