@@ -47,6 +47,7 @@
 #include <ringplane/zc.h>
 
 #include "bench.h"
+#include "netns.h"
 
 #define ZB_MAX_RUNS 5
 #define ZB_RW_BUF   (64u * 1024)
@@ -826,72 +827,38 @@ static int batch_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, c
 
 /* ---- veth pair into a namespace ---- */
 
-#define NS_NAME "rpzcbench"
-#define VETH_H	"rpzc0"
-#define VETH_N	"rpzc1"
-
-static int sh_cmd(const char *cmd)
-{
-	char buf[512];
-	int st;
-
-	snprintf(buf, sizeof(buf), "%s >/dev/null 2>&1", cmd);
-	st = system(buf);
-	return st == 0 ? 0 : -EIO;
-}
-
-static void veth_down(void)
-{
-	sh_cmd("ip link del " VETH_H);
-	sh_cmd("ip netns del " NS_NAME);
-}
+static const struct rp_netns zc_ns = {
+	.ns = "rpzcbench", .host_if = "rpzc0", .ns_if = "rpzc1",
+	.host_ip = "10.213.0.1", .ns_ip = "10.213.0.2", .prefix = 24,
+};
 
 /* Creates the namespace and the pair; a listening socket at 10.213.0.2 in
  * it (a socket keeps the namespace it was made in). */
 static int veth_up(struct net *nt, char *why, size_t whysz)
 {
-	static const char *const cmds[] = {
-		"ip netns add " NS_NAME,
-		"ip link add " VETH_H " type veth peer name " VETH_N " netns " NS_NAME,
-		"ip addr add 10.213.0.1/24 dev " VETH_H,
-		"ip link set " VETH_H " up",
-		"ip -n " NS_NAME " addr add 10.213.0.2/24 dev " VETH_N,
-		"ip -n " NS_NAME " link set " VETH_N " up",
-		"ip -n " NS_NAME " link set lo up",
-	};
-	int self, ns, ret;
+	int back, ret, lr;
 
-	veth_down(); /* left over from a killed run */
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (sh_cmd(cmds[i])) {
-			snprintf(why, whysz, "`%s` failed", cmds[i]);
-			veth_down();
-			return -EIO;
-		}
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	ns = open("/var/run/netns/" NS_NAME, O_RDONLY | O_CLOEXEC);
-	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET)) {
-		snprintf(why, whysz, "setns: %s", strerror(errno));
-		ret = -EIO;
-		goto out;
+	ret = rp_netns_up(&zc_ns, why, whysz);
+	if (ret)
+		return ret;
+	ret = rp_netns_enter(&zc_ns, &back);
+	if (ret) {
+		snprintf(why, whysz, "setns: %s", strerror(-ret));
+		rp_netns_down(&zc_ns);
+		return -EIO;
 	}
-	ret = rp_zb_listen("10.213.0.2", &nt->lfd, &nt->addr);
-	if (setns(self, CLONE_NEWNET)) {
+	ret = rp_zb_listen(zc_ns.ns_ip, &nt->lfd, &nt->addr);
+	lr = rp_netns_leave(back);
+	if (lr) {
 		/* we would measure the wrong namespace from here on */
-		snprintf(why, whysz, "setns back: %s", strerror(errno));
+		snprintf(why, whysz, "setns back: %s", strerror(-lr));
 		if (!ret)
 			close(nt->lfd);
 		ret = -EIO;
 	} else if (ret)
 		snprintf(why, whysz, "listen in the namespace: %s", strerror(-ret));
-	/* the addresses need a moment for DAD? no: IPv4 needs none */
-out:
-	if (self >= 0)
-		close(self);
-	if (ns >= 0)
-		close(ns);
 	if (ret)
-		veth_down();
+		rp_netns_down(&zc_ns);
 	return ret;
 }
 
@@ -1332,14 +1299,12 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 		goto out;
 	if (!want_rows("veth")) {
 		/* not asked for */
-	} else if (geteuid() != 0) {
-		rp_report_skip("veth rows", "not root: creating a network namespace and a veth pair needs CAP_NET_ADMIN");
 	} else if (veth_up(&ve, why, sizeof(why))) {
 		rp_report_skip("veth rows", "%s", why);
 	} else {
 		ret = mode_rows(opts, rt, &ve, cpu[1], efd);
 		close(ve.lfd);
-		veth_down();
+		rp_netns_down(&zc_ns);
 		if (ret)
 			goto out;
 	}
