@@ -38,9 +38,11 @@
 /* v2: offsets are 16-bit, literal lengths 8-bit. */
 #define V2_LEN_MAX 65536u
 #define V2_LIT_MAX 255u
-/* v2 keeps one mask per 64-byte block of its whole input: 8 KB of stack at
- * 65536 bytes, 512 bytes for a 4 KB page. */
+/* v2 keeps one mask per 64-byte block of its whole input, on the stack of
+ * a frame sized for it: 8 KB for inputs above 4 KB, 528 bytes up to a 4 KB
+ * page (encode2_masks). */
 #define V2_BLOCKS (V2_LEN_MAX / 64)
+#define V2_SMALL_BLOCKS (4096 / 64)
 #define VARINT_MAX 10
 /* Gaps of 1..3 unchanged bytes are bridged (see above). v2 bridges nothing,
  * it only joins adjacent bytes: its records do not chain, so fewer of them
@@ -245,7 +247,7 @@ static size_t encode1(void *out, size_t cap, const void *cur, const void *prev, 
 struct v2 {
 	const uint8_t *cur, *prev;
 	size_t len, nw;			/* nw: words of nz[] and rz[] in use */
-	uint64_t mk[V2_BLOCKS + 2];	/* mk[1 + b]: block b's mask */
+	uint64_t *mk;			/* mk[1 + b]: block b's mask */
 	uint64_t nz[V2_BLOCKS / 64];	/* bit b: block b has a changed byte */
 	uint64_t rz[V2_BLOCKS / 64];	/* bit b: block b has bytes of runs */
 	/* walk 2 */
@@ -381,7 +383,7 @@ static inline __attribute__((always_inline)) bool v2_runs(struct v2 *x, bool wri
  */
 static inline __attribute__((always_inline)) size_t
 encode2_with(uint8_t *out, size_t cap, const uint8_t *cur, const uint8_t *prev, size_t len,
-	     rp_delta_scan_fn scan)
+	     rp_delta_scan_fn scan, uint64_t *mk)
 {
 	size_t full = rp_delta_bound(len), limit = cap < full ? cap : full;
 	size_t hv = 1 + varint_len(len), nfull = len / 64, nb = (len + 63) / 64;
@@ -392,6 +394,7 @@ encode2_with(uint8_t *out, size_t cap, const uint8_t *cur, const uint8_t *prev, 
 
 	if (limit < hv + 2)
 		goto whole;
+	x.mk = mk; /* (len + 63) / 64 + 2 masks */
 	x.cur = cur;
 	x.prev = prev;
 	x.len = len;
@@ -475,19 +478,37 @@ whole:
 	return cap < full ? 0 : put_whole(out, cur, prev, len);
 }
 
+/* Inputs above a 4 KB page get the whole mask array in a frame of their
+ * own, so that encoding a page needs about 1 KB of stack, not 9. */
+static __attribute__((noinline)) size_t encode2_big(void *out, size_t cap, const void *cur,
+						    const void *prev, size_t len, rp_delta_scan_fn scan)
+{
+	uint64_t mk[V2_BLOCKS + 2];
+
+	return encode2_with(out, cap, cur, prev, len, scan, mk);
+}
+
+static size_t encode2_masks(void *out, size_t cap, const void *cur, const void *prev, size_t len,
+			    rp_delta_scan_fn scan)
+{
+	uint64_t mk[V2_SMALL_BLOCKS + 2];
+
+	if (len == 0 || len > V2_LEN_MAX)
+		return encode1(out, cap, cur, prev, len);
+	if (len > 64 * V2_SMALL_BLOCKS)
+		return encode2_big(out, cap, cur, prev, len, scan);
+	return encode2_with(out, cap, cur, prev, len, scan, mk);
+}
+
 size_t rp_delta_encode_v2_scan(void *out, size_t cap, const void *cur, const void *prev,
 			       size_t len, rp_delta_scan_fn scan)
 {
-	if (len == 0 || len > V2_LEN_MAX)
-		return encode1(out, cap, cur, prev, len);
-	return encode2_with(out, cap, cur, prev, len, scan);
+	return encode2_masks(out, cap, cur, prev, len, scan);
 }
 
 static size_t encode2(void *out, size_t cap, const void *cur, const void *prev, size_t len)
 {
-	if (len == 0 || len > V2_LEN_MAX)
-		return encode1(out, cap, cur, prev, len);
-	return encode2_with(out, cap, cur, prev, len, rp_delta_scan);
+	return encode2_masks(out, cap, cur, prev, len, rp_delta_scan);
 }
 
 /* v2 by default since it encodes faster than v1 (docs/simd.md). */

@@ -107,7 +107,8 @@ size_t rp_delta_bound(size_t len);
  * the single v1 literal record where that is smaller: exactly
  * rp_delta_encode_ver(..., RP_DELTA_V2). Returns the number of bytes
  * written, or 0 if @cap is too small (pass rp_delta_bound(len) to never
- * fail). @out must not overlap the inputs.
+ * fail). @out must not overlap the inputs. Stack: about 1 KB up to a 4 KB
+ * input, about 9 KB above (v2 keeps a mask per 64-byte block); v1 under 1 KB.
  */
 size_t rp_delta_encode(void *out, size_t cap, const void *cur, const void *prev,
 		       size_t len);
