@@ -21,6 +21,16 @@
  * CPU of its own) in the path costs them. Each ringplane mode (auto,
  * splice, copy) is a row against HAProxy.
  *
+ * Bulk over veth ("veth bulk ...", "veth cpu s/GB ..."; root only, else a
+ * skip with the reason): the same rows with both upstreams run through
+ * `ip netns exec` in a namespace of their own behind a veth pair
+ * (bench/netns.h); the relays still listen on 127.0.0.1 and connect to the
+ * namespace's address, direct is the client straight to it. The relayed
+ * data crosses loopback once and veth once; a veth peer is not local to
+ * auto mode (its address is not the socket's own), so auto splices toward
+ * it. Namespace and pair are removed at the end, on failure too, and a
+ * left-over of a killed run before the start.
+ *
  * Small messages ("p50/p99 64B", us, lower is better): `sockperf ping-pong
  * --tcp -m 64` on C through each relay to `sockperf server` on S (the relay
  * on S too).
@@ -57,6 +67,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "netns.h"
 #include "proc.h"
 #include "report_impl.h"
 
@@ -91,8 +102,9 @@ struct ctx {
 	const struct rp_bench_opts *opts;
 	int cpu_s, cpu_c; /* relays and servers; clients */
 	char rp[PATH_MAX], haproxy[PATH_MAX], socat[PATH_MAX], iperf3[PATH_MAX],
-		sockperf[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX];
-	bool have_rp, have_haproxy, have_socat, have_iperf3, have_sockperf, have_wrk, have_nginx;
+		sockperf[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX], ip[PATH_MAX];
+	bool have_rp, have_haproxy, have_socat, have_iperf3, have_sockperf, have_wrk, have_nginx,
+		have_ip;
 	char dir[64]; /* temp dir for configs and nginx's root */
 	unsigned cfg_seq;
 	int failed; /* a row failed loudly: the suite returns it */
@@ -143,12 +155,12 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 }
 
 /*
- * Start relay @c on the server CPU in front of 127.0.0.1:@up; its port in
- * r->port. Prints why on failure and returns -errno.
+ * Start relay @c on the server CPU, listening on 127.0.0.1, in front of
+ * @up_ip:@up; its port in r->port. Prints why on failure and returns -errno.
  */
-static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
+static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, struct relay *r)
 {
-	char ups[32], cpus[16], lst[] = "127.0.0.1:0", path[128], text[1024], a1[96], a2[64];
+	char ups[48], cpus[16], lst[] = "127.0.0.1:0", path[128], text[1024], a1[96], a2[64];
 	static const char *const mode[] = { "auto", "splice", "copy", "uring-splice" };
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
 	int ret;
@@ -156,7 +168,7 @@ static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
 	memset(r, 0, sizeof(*r));
 	r->p.pid = -1;
 	r->p.out = -1;
-	snprintf(ups, sizeof(ups), "127.0.0.1:%d", up);
+	snprintf(ups, sizeof(ups), "%s:%d", up_ip, up);
 	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
 	if (c <= C_RP_URING) {
 		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", "1",
@@ -223,8 +235,8 @@ static int relay_start(struct ctx *x, enum cfg c, int up, struct relay *r)
 	r->up = true;
 	return 0;
 fail:
-	fprintf(stderr, "relay: cannot start %s in front of port %d: %s; it printed:\n%s\n",
-		cfg_name[c], up, strerror(-ret), log_tail(&r->p, 8));
+	fprintf(stderr, "relay: cannot start %s in front of %s: %s; it printed:\n%s\n",
+		cfg_name[c], ups, strerror(-ret), log_tail(&r->p, 8));
 	proc_stop(&r->p, cfg_name[c], false, -1);
 	return ret;
 }
@@ -273,9 +285,10 @@ static bool want_cfg(int c)
 	return true;
 }
 
-/* Start every relay in @want in front of @up; the ones missing or failing
- * are left down (skips are the caller's). Returns how many came up. */
-static int relays_start(struct ctx *x, const bool *want, int up, struct relay *rs)
+/* Start every relay in @want in front of @up_ip:@up; the ones missing or
+ * failing are left down (skips are the caller's). Returns how many came up. */
+static int relays_start(struct ctx *x, const bool *want, const char *up_ip, int up,
+			struct relay *rs)
 {
 	int n = 0;
 
@@ -285,7 +298,7 @@ static int relays_start(struct ctx *x, const bool *want, int up, struct relay *r
 		rs[c].p.out = -1;
 		if (!want[c] || c == C_DIRECT || !cfg_available(x, (enum cfg)c) || !want_cfg(c))
 			continue;
-		if (relay_start(x, (enum cfg)c, up, &rs[c])) {
+		if (relay_start(x, (enum cfg)c, up_ip, up, &rs[c])) {
 			x->failed = -EIO;
 			continue;
 		}
@@ -354,12 +367,12 @@ static int iperf_server_idle(struct proc *srv, unsigned seen)
 	return 0;
 }
 
-/* One iperf3 run to @port: Gbit/s received and bytes received. */
-static int iperf_run(struct ctx *x, int port, unsigned streams, unsigned secs, double *gbps,
-		     double *bytes, char *err, size_t errsz)
+/* One iperf3 run to @host:@port: Gbit/s received and bytes received. */
+static int iperf_run(struct ctx *x, const char *host, int port, unsigned streams, unsigned secs,
+		     double *gbps, double *bytes, char *err, size_t errsz)
 {
 	char p[16], t[16], n[16];
-	char *argv[] = { x->iperf3, "-c", "127.0.0.1", "-p", p, "-t", t, "-P", n, "-J", "-i", "0",
+	char *argv[] = { x->iperf3, "-c", (char *)host, "-p", p, "-t", t, "-P", n, "-J", "-i", "0",
 			 NULL };
 	struct proc pr;
 	double sent = 0, bps = 0;
@@ -389,15 +402,48 @@ static int iperf_run(struct ctx *x, int port, unsigned streams, unsigned secs, d
 	return 0;
 }
 
-static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
+/* Where the bulk rows' upstreams (iperf3 -s) run: here on loopback, or in
+ * a network namespace behind a veth pair. */
+struct bulk_path {
+	const char *label;	   /* row-name prefix: "bulk", "veth bulk" */
+	const char *up_ip;	   /* the upstreams' address, for relays and direct */
+	const struct rp_netns *ns; /* the upstreams run inside it; NULL: here */
+};
+
+static const struct bulk_path bulk_lo = { "bulk", "127.0.0.1", NULL };
+
+/* Start iperf3 -s on @port (on the client's CPU), in @bp's namespace when
+ * it has one, and wait until it listens. */
+static int iperf_server_start(struct ctx *x, const struct bulk_path *bp, struct proc *srv,
+			      int port)
+{
+	char ps[16], *ns = bp->ns ? (char *)bp->ns->ns : NULL;
+	char *argv[] = { x->ip, "netns", "exec", ns, x->iperf3, "-s", "-p", ps, "-i", "0",
+			 "--forceflush", NULL };
+	int back, ret, lr;
+
+	snprintf(ps, sizeof(ps), "%d", port);
+	/* `ip netns exec` enters the namespace and execs iperf3 in the same
+	 * process: the pid we stop and read is the server's */
+	ret = proc_spawn(srv, bp->ns ? argv : argv + 4, x->cpu_c);
+	if (ret || !bp->ns)
+		return ret ? ret : wait_bound(srv, port, START_TIMEOUT_MS);
+	/* its port is bound in the namespace: look there */
+	ret = rp_netns_enter(bp->ns, &back);
+	if (ret)
+		return ret;
+	ret = wait_bound(srv, port, START_TIMEOUT_MS);
+	lr = rp_netns_leave(back);
+	return lr ? lr : ret;
+}
+
+static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, unsigned secs)
 {
 	static const unsigned streams[] = { 1, 4 };
 	const bool want[C_NR] = { true, true, true, true, true, true, true };
 	struct proc srv = { .pid = -1, .out = -1 }, dsrv = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
-	char ps[16], pd[16];
-	char *sargv[] = { x->iperf3, "-s", "-p", ps, "-i", "0", "--forceflush", NULL };
-	char *dargv[] = { x->iperf3, "-s", "-p", pd, "-i", "0", "--forceflush", NULL };
+	const char *lb = bp->label;
 	double gb[C_NR][MAX_RUNS], cpu[C_NR][MAX_RUNS];
 	bool bad[C_NR];
 	uint64_t idle_max[C_NR] = { 0 }; /* client exited -> server took a new test */
@@ -407,40 +453,39 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 	for (int c = 0; c < C_NR; c++)
 		rs[c].p.pid = -1, rs[c].p.out = -1;
 	if (!x->have_iperf3) {
-		rp_report_skip("bulk (all rows)", "iperf3 was not found in PATH (apt-get install iperf3)");
+		rp_report_skip(bp->ns ? "veth bulk (all rows)" : "bulk (all rows)",
+			       "iperf3 was not found in PATH (apt-get install iperf3)");
 		return 0;
 	}
 	up = free_port();
 	dp = free_port();
 	if (up < 0 || dp < 0 || up == dp) {
-		fprintf(stderr, "relay: bulk: no free port\n");
+		fprintf(stderr, "relay: %s: no free port\n", lb);
 		return -EADDRNOTAVAIL;
 	}
-	snprintf(ps, sizeof(ps), "%d", up);
-	snprintf(pd, sizeof(pd), "%d", dp);
 	/* the upstreams share the client's CPU; the relay has the other */
-	ret = proc_spawn(&srv, sargv, x->cpu_c);
+	ret = iperf_server_start(x, bp, &srv, up);
 	if (!ret)
-		ret = wait_bound(&srv, up, START_TIMEOUT_MS);
-	if (!ret)
-		ret = proc_spawn(&dsrv, dargv, x->cpu_c);
-	if (!ret)
-		ret = wait_bound(&dsrv, dp, START_TIMEOUT_MS);
+		ret = iperf_server_start(x, bp, &dsrv, dp);
 	if (!ret)
 		ret = iperf_server_idle(&srv, 0);
 	if (!ret)
 		ret = iperf_server_idle(&dsrv, 0);
 	if (ret) {
-		fprintf(stderr, "relay: bulk: iperf3 -s did not start (%s): %s%s\n", strerror(-ret),
-			proc_log(&srv), proc_log(&dsrv));
+		fprintf(stderr, "relay: %s: iperf3 -s did not start (%s): %s%s\n", lb,
+			strerror(-ret), proc_log(&srv), proc_log(&dsrv));
 		goto out;
 	}
-	skip_missing(x, want, "bulk");
-	relays_start(x, want, up, rs);
+	skip_missing(x, want, lb);
+	relays_start(x, want, bp->up_ip, up, rs);
 	rs[C_DIRECT].port = dp;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
-	rp_report_note("bulk: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
-		       secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, runs,
+	if (bp->ns)
+		rp_report_note("%s: the upstreams (iperf3 -s) run in network namespace %s at %s, behind a veth pair (%s, default MTU) from %s on this side; the relays listen on 127.0.0.1 and connect to %s; direct: the client to %s. Row names start \"veth\"; otherwise as the loopback rows",
+			       lb, bp->ns->ns, bp->ns->ns_ip, bp->ns->host_if, bp->ns->host_ip,
+			       bp->ns->ns_ip, bp->ns->ns_ip);
+	rp_report_note("%s: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
+		       lb, secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, runs,
 		       runs == 1 ? "" : "s");
 	for (size_t si = 0; si < sizeof(streams) / sizeof(streams[0]); si++) {
 		unsigned ns = streams[si];
@@ -461,12 +506,13 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 				uint64_t t_end;
 
-				ret = iperf_run(x, rs[c].port, ns, secs, &gb[c][r], &bytes, err,
+				ret = iperf_run(x, c == C_DIRECT ? bp->up_ip : "127.0.0.1",
+						rs[c].port, ns, secs, &gb[c][r], &bytes, err,
 						sizeof(err));
 				t_end = rp_bench_now_ns();
 				if (iperf_server_idle(sv, seen)) {
-					fprintf(stderr, "relay: bulk: iperf3 -s did not take a new test within 10 s: %s\n",
-						log_tail(sv, 6));
+					fprintf(stderr, "relay: %s: iperf3 -s did not take a new test within 10 s: %s\n",
+						lb, log_tail(sv, 6));
 					ret = -ETIMEDOUT;
 					goto out;
 				}
@@ -474,9 +520,9 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				if (t_end > idle_max[c])
 					idle_max[c] = t_end;
 				if (ret) {
-					fprintf(stderr, "relay: FAILED bulk %u stream%s via %s: %s\n",
-						ns, ns == 1 ? "" : "s", cfg_name[c], err);
-					rp_report_note("FAILED: bulk %u stream%s via %s: %s", ns,
+					fprintf(stderr, "relay: FAILED %s %u stream%s via %s: %s\n",
+						lb, ns, ns == 1 ? "" : "s", cfg_name[c], err);
+					rp_report_note("FAILED: %s %u stream%s via %s: %s", lb, ns,
 						       ns == 1 ? "" : "s", cfg_name[c], err);
 					bad[c] = true;
 					x->failed = -EIO;
@@ -492,6 +538,7 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 			}
 		}
 		const char *sn = ns == 1 ? "stream" : "streams";
+		const char *cpre = bp->ns ? "veth " : "";
 
 		ret = 0;
 		for (int c = 0; c < C_NR; c++) {
@@ -503,9 +550,10 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 			if (c <= C_RP_COPY) {
 				if (bad[C_HAPROXY] || !rs[C_HAPROXY].up)
 					continue;
-				snprintf(name, sizeof(name), "bulk %u %s%s", ns, sn, suffix[c]);
+				snprintf(name, sizeof(name), "%s %u %s%s", lb, ns, sn, suffix[c]);
 				rp_bench_runs_row(name, "Gbit/s", gb[c], gb[C_HAPROXY], runs, "haproxy", true);
-				snprintf(name, sizeof(name), "cpu s/GB %u %s%s", ns, sn, suffix[c]);
+				snprintf(name, sizeof(name), "%scpu s/GB %u %s%s", cpre, ns, sn,
+					 suffix[c]);
 				if (rp_bench_runs_median(cpu[c], runs) > 0 && rp_bench_runs_median(cpu[C_HAPROXY], runs) > 0)
 					rp_bench_runs_row(name, "s/GB", cpu[c], cpu[C_HAPROXY], runs, "haproxy",
 					    false);
@@ -513,24 +561,25 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				/* readiness + splice(2) on the shard vs IORING_OP_SPLICE in io-wq */
 				if (bad[C_RP_SPLICE] || !rs[C_RP_SPLICE].up)
 					continue;
-				snprintf(name, sizeof(name), "bulk %u %s splice vs uring-splice", ns, sn);
+				snprintf(name, sizeof(name), "%s %u %s splice vs uring-splice", lb, ns,
+					 sn);
 				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_SPLICE], gb[c], runs,
 				    cfg_name[c], true);
-				snprintf(name, sizeof(name), "cpu s/GB %u %s splice vs uring-splice", ns,
-					 sn);
+				snprintf(name, sizeof(name), "%scpu s/GB %u %s splice vs uring-splice",
+					 cpre, ns, sn);
 				if (rp_bench_runs_median(cpu[C_RP_SPLICE], runs) > 0 &&
 				    rp_bench_runs_median(cpu[c], runs) > 0)
 					rp_bench_runs_row(name, "s/GB", cpu[C_RP_SPLICE], cpu[c], runs,
 					    cfg_name[c], false);
 			} else if (c == C_SOCAT) {
-				snprintf(name, sizeof(name), "bulk %u %s vs socat", ns, sn);
+				snprintf(name, sizeof(name), "%s %u %s vs socat", lb, ns, sn);
 				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
-				snprintf(name, sizeof(name), "cpu s/GB %u %s vs socat", ns, sn);
+				snprintf(name, sizeof(name), "%scpu s/GB %u %s vs socat", cpre, ns, sn);
 				if (rp_bench_runs_median(cpu[C_RP_AUTO], runs) > 0 && rp_bench_runs_median(cpu[c], runs) > 0)
 					rp_bench_runs_row(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs, "socat",
 					    false);
 			} else if (c == C_DIRECT) {
-				snprintf(name, sizeof(name), "bulk %u %s vs direct", ns, sn);
+				snprintf(name, sizeof(name), "%s %u %s vs direct", lb, ns, sn);
 				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
 				    "direct (no relay)", true);
 			}
@@ -548,7 +597,8 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 				rl += (size_t)snprintf(runs_txt + rl, sizeof(runs_txt) - rl,
 						       "%s%.2f Gbit/s %.3f s/GB", r ? ", " : "",
 						       gb[c][r], cpu[c][r]);
-			rp_report_note("bulk %u %s runs via %s: %s", ns, sn, cfg_name[c], runs_txt);
+			rp_report_note("%s %u %s runs via %s: %s", lb, ns, sn, cfg_name[c],
+				       runs_txt);
 		}
 		/* how busy each relay's CPU was (s/GB x GB/s): a relay well under
 		 * 100% did not limit its row, the endpoints on the other CPU did */
@@ -563,19 +613,50 @@ static int bulk_rows(struct ctx *x, unsigned runs, unsigned secs)
 						       100.0 * rp_bench_runs_median(cpu[c], runs) *
 							       rp_bench_runs_median(gb[c], runs) / 8.0);
 		if (bl)
-			rp_report_note("bulk %u %s: each relay's CPU busy (median s/GB x median GB/s): %s",
-				       ns, sn, busy);
+			rp_report_note("%s %u %s: each relay's CPU busy (median s/GB x median GB/s): %s",
+				       lb, ns, sn, busy);
 	}
 	for (int c = 0; c < C_NR; c++)
 		if (idle_max[c] > 200000000u)
-			rp_report_note("bulk via %s: iperf3 -s took up to %.0f ms after its client exited to take the next test (the relay passing the close on)",
-				       cfg_name[c], (double)idle_max[c] / 1e6);
+			rp_report_note("%s via %s: iperf3 -s took up to %.0f ms after its client exited to take the next test (the relay passing the close on)",
+				       lb, cfg_name[c], (double)idle_max[c] / 1e6);
 	ret = 0;
 out:
-	relays_stop(rs, "bulk");
+	relays_stop(rs, lb);
 	/* iperf3 -s exits 1 on SIGTERM ("interrupt - the server has terminated") */
 	proc_stop(&srv, "iperf3 -s (relayed upstream)", false, 1);
 	proc_stop(&dsrv, "iperf3 -s (direct)", false, 1);
+	return ret;
+}
+
+/* ---- bulk over veth: the upstreams in a network namespace ---- */
+
+/* Its own names and subnet: suite_zc's pair (rpzcbench, 10.213.0.0/24)
+ * may be up at the same time. */
+static const struct rp_netns relay_ns = {
+	.ns = "rprelaybench", .host_if = "rprl0", .ns_if = "rprl1",
+	.host_ip = "10.213.1.1", .ns_ip = "10.213.1.2", .prefix = 24,
+};
+
+/* The bulk rows again with the relays' upstream leg (and direct's whole
+ * path) on a veth pair instead of loopback; the namespace and the pair
+ * are removed before this returns, whatever the rows did. */
+static int veth_rows(struct ctx *x, unsigned runs, unsigned secs)
+{
+	const struct bulk_path bp = { "veth bulk", relay_ns.ns_ip, &relay_ns };
+	char why[256];
+	int ret;
+
+	if (!x->have_ip) {
+		rp_report_skip("veth bulk (all rows)", "ip (iproute2) was not found in PATH");
+		return 0;
+	}
+	if (rp_netns_up(&relay_ns, why, sizeof(why))) {
+		rp_report_skip("veth bulk (all rows)", "%s", why);
+		return 0;
+	}
+	ret = bulk_rows(x, &bp, runs, secs);
+	rp_netns_down(&relay_ns);
 	return ret;
 }
 
@@ -653,7 +734,7 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 		goto out;
 	}
 	skip_missing(x, want, "p50/p99 64B");
-	relays_start(x, want, up, rs);
+	relays_start(x, want, "127.0.0.1", up, rs);
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d) to sockperf server on cpu %d; %u run%s per relay alternating, median of the runs' percentiles",
@@ -873,7 +954,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 		goto out;
 	}
 	skip_missing(x, want, "http");
-	relays_start(x, want, up, rs);
+	relays_start(x, want, "127.0.0.1", up, rs);
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	for (int c = 0; c < C_DIRECT; c++)
@@ -928,8 +1009,9 @@ out:
 	return ret;
 }
 
-/* RP_BENCH_RELAY_ROWS=bulk,latency,http picks groups of rows (all when
- * unset): one group can be rerun while tuning without the others' minutes. */
+/* RP_BENCH_RELAY_ROWS=bulk,veth,latency,http picks groups of rows (all
+ * when unset): one group can be rerun while tuning without the others'
+ * minutes. */
 static bool want_rows(const char *group)
 {
 	const char *env = getenv("RP_BENCH_RELAY_ROWS");
@@ -973,6 +1055,9 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	x->have_iperf3 = rp_find_executable("iperf3", x->iperf3, sizeof(x->iperf3));
 	x->have_sockperf = rp_find_executable("sockperf", x->sockperf, sizeof(x->sockperf));
 	x->have_wrk = rp_find_executable("wrk", x->wrk, sizeof(x->wrk));
+	x->have_ip = rp_find_executable("ip", x->ip, sizeof(x->ip));
+	if (!x->have_ip)
+		x->have_ip = rp_find_executable("/usr/sbin/ip", x->ip, sizeof(x->ip));
 	if (!x->have_rp) {
 		rp_report_skip("relay (all rows)", "%s", cfg_missing(C_RP_AUTO));
 		free(x);
@@ -995,7 +1080,9 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	sigaction(SIGPIPE, &ign, &old);
 
 	if (want_rows("bulk"))
-		ret = bulk_rows(x, quick ? 1 : 3, quick ? 1 : 4);
+		ret = bulk_rows(x, &bulk_lo, quick ? 1 : 3, quick ? 1 : 4);
+	if (!ret && want_rows("veth"))
+		ret = veth_rows(x, quick ? 1 : 3, quick ? 1 : 4);
 	if (!ret && want_rows("latency"))
 		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
 	if (!ret && want_rows("http"))
