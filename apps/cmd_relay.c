@@ -543,7 +543,7 @@ static void usage(FILE *f)
 		"  --busy-poll US          poll for completions up to US microseconds before sleeping\n"
 		"  --idle-spin US          poll up to US microseconds before sleeping while the gaps\n"
 		"                          between events stay shorter, yielding the CPU to any\n"
-		"                          other runnable task (default 50; 0: off)\n"
+		"                          other runnable task (default 50, at most 1000; 0: off)\n"
 		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --no-pin                do not pin shard threads\n");
 }
@@ -634,7 +634,7 @@ int rp_cmd_relay(int argc, char **argv)
 			rc.spin_ns = (uint64_t)busy_us * 1000u;
 			break;
 		case 'I':
-			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000000, &busy_us))
+			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000, &busy_us))
 				return RP_EXIT_USAGE;
 			rc.idle_spin_ns = (uint64_t)busy_us * 1000u;
 			break;

@@ -283,7 +283,7 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
 int rp_link_next(struct rp_shard *sh, struct rp_op *op)
 {
 	if (!op || op != sh->last_op || !sh->last_sqe || sh->last_spare || sh->link_next ||
-	    op->kind == OP_ACCEPT_MS || op->kind == OP_RECV_MS)
+	    op->kind == OP_ACCEPT_MS || op->kind == OP_RECV_MS || op->kind == OP_POLL_OUT)
 		return -EINVAL;
 	sh->last_sqe->flags |= IOSQE_IO_LINK;
 	sh->link_next = true;
@@ -295,7 +295,7 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns)
 	struct io_uring_sqe *sqe;
 
 	if (!op || op != sh->last_op || !sh->last_sqe || op->kind == OP_ACCEPT_MS ||
-	    op->kind == OP_RECV_MS || sh->link_next || sh->last_spare)
+	    op->kind == OP_RECV_MS || op->kind == OP_POLL_OUT || sh->link_next || sh->last_spare)
 		return -EINVAL;
 	/* eng_sqe left SQ_SPARE slots free after the op's SQE, so this one
 	 * goes to the kernel in the same submit as the op. */

@@ -25,11 +25,16 @@
  * only for its notification, which no cancel ends. An op that rp_cancel
  * (or an earlier close) asked to end is cancelled again: it is still
  * allocated, and rp_close's close must be linked behind a cancel, or it
- * completes before that op's -ECANCELED (posted from task work). */
+ * completes before that op's -ECANCELED (posted from task work). A
+ * poll_writable that gave its answer and whose end is already asked for
+ * (end_poll) has nothing left for a caller: it is not counted again. */
 static bool needs_cancel(const struct rp_op *op)
 {
 	if (op->flags & (OPF_PARKED | OPF_DEAD_PARKED))
 		return false;
+	if (op->kind == OP_POLL_OUT)
+		return (op->flags & (OPF_RESULT_SEEN | OPF_CANCEL_REQ)) !=
+		       (OPF_RESULT_SEEN | OPF_CANCEL_REQ);
 	return !(op->kind == OP_SEND_ZC && (op->flags & OPF_RESULT_SEEN));
 }
 

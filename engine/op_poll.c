@@ -20,7 +20,9 @@
  * for (io_poll_wake). Its first result, RDHUP alone again unless room came
  * meanwhile, is dropped too (each counted in poll_rdhup) and the poll stays
  * armed; the next CQE comes with the write-space wake-up (key EPOLLOUT,
- * sk_stream_write_space), an error or a hang-up. No timer, no delay to a
+ * sk_stream_write_space), an error or a hang-up; a wake-up with no event
+ * mask (a state change, the owner's own shutdown) posts RDHUP alone again,
+ * dropped and counted the same way. No timer, no delay to a
  * real POLLOUT. Once the caller has its answer the engine cancels the
  * multishot poll by user_data; the op then lives on, invisible, until the
  * kernel's final CQE (one more loop iteration).

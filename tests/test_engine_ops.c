@@ -1121,13 +1121,19 @@ static void pw_ready_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 static void pw_arm(struct rp_shard *sh, void *arg)
 {
+	struct rp_op *op;
+
 	(void)arg;
 	errno = 0;
 	CHECK(rp_poll_writable(sh, -1, pw_cb, NULL) == NULL && errno == EBADF);
 	CHECK(rp_poll(sh, tpw.s, POLLOUT, pw_oneshot_cb, NULL) != NULL);
 	CHECK(rp_poll_writable(sh, tpw.s, pw_cb, NULL) != NULL);
-	/* a socket with room: answered at once */
-	CHECK(rp_poll_writable(sh, tpw.pair[0], pw_ready_cb, NULL) != NULL);
+	/* a socket with room: answered at once; no link binds it (a link
+	 * would bind only the first, one-shot poll) */
+	op = rp_poll_writable(sh, tpw.pair[0], pw_ready_cb, NULL);
+	CHECK(op != NULL);
+	CHECK_EQ(rp_link_timeout(sh, op, 1000000), -EINVAL);
+	CHECK_EQ(rp_link_next(sh, op), -EINVAL);
 	/* a second one on the full socket, cancelled */
 	tpw.cancel_me = rp_poll_writable(sh, tpw.s, pw_cancelled_cb, NULL);
 	CHECK(tpw.cancel_me != NULL);

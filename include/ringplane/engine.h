@@ -388,7 +388,9 @@ struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, vo
  * and a multishot, edge-triggered poll waits instead until the socket's
  * write-space wake-up, with no timer and no added delay. After answering
  * from the multishot poll the engine cancels it; the op stays counted in
- * rp_shard_inflight until the kernel's final CQE, one loop iteration later.
+ * rp_shard_inflight until the kernel's final CQE, normally one loop
+ * iteration later. Not for rp_link_timeout or rp_link_next (-EINVAL): a
+ * link would bind only the first, one-shot poll.
  */
 struct rp_op *rp_poll_writable(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
@@ -397,7 +399,7 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
  * rp_link_timeout - bound @op, which must be the op prepared just before
  * this call, by @ns nanoseconds: if it has not completed by then it is
  * cancelled and completes with -ECANCELED (counted in err_timeout). Not for
- * multishot ops. Returns 0, -EINVAL (not the last op), -ENOMEM.
+ * multishot ops nor rp_poll_writable. Returns 0, -EINVAL (not the last op), -ENOMEM.
  */
 int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
 
@@ -406,7 +408,7 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * (the op prepared just before it) has completed, and only if it succeeded
  * in full (IOSQE_IO_LINK: a failed or short read or write of @op ends the
  * next one with -ECANCELED). Both go to the kernel in the same submit. One
- * link per pair; not for multishot ops, nor after an op that is itself
+ * link per pair; not for multishot ops nor rp_poll_writable, nor after an op that is itself
  * linked to. Returns 0 or -EINVAL.
  */
 int rp_link_next(struct rp_shard *sh, struct rp_op *op);
