@@ -1114,7 +1114,7 @@ int rp_cmd_echo(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL;
-	char host[INET6_ADDRSTRLEN + 16] = "?", idle[16] = "off";
+	char idle[16] = "off";
 	unsigned interval = 0, busy_us = 0, tick_ms;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
@@ -1197,8 +1197,7 @@ int rp_cmd_echo(int argc, char **argv)
 	g_cfg.spill_max = rc.pool_bytes / SPILL_FRAC;
 	ret = rp_runtime_create(&rc, &rt);
 	if (ret) {
-		fprintf(stderr, "ringplane echo: runtime: %s\n", rp_engine_error()[0] ?
-			rp_engine_error() : strerror(-ret));
+		rp_app_runtime_error("echo", "runtime", ret);
 		return RP_EXIT_FAIL;
 	}
 	g_cfg.shards = rp_runtime_shards(rt);
@@ -1211,31 +1210,20 @@ int rp_cmd_echo(int argc, char **argv)
 		goto out;
 	/* Each shard's init takes its listener (lfds[i] = -1) and closes it
 	 * when it stops; what is left in lfds after this is still ours. */
-	ret = rp_runtime_start(rt);
-	if (ret) {
-		fprintf(stderr, "ringplane echo: start: %s\n", rp_engine_error()[0] ?
-			rp_engine_error() : strerror(-ret));
+	if (rp_app_start("echo", rt, &ss))
 		goto out;
-	}
-	rp_app_addr_str(&ss, host, sizeof(host));
-	printf("listening on %s\n", host);
 	if (g_cfg.idle_s)
 		snprintf(idle, sizeof(idle), "%u s", g_cfg.idle_s);
 	fprintf(stderr, "ringplane echo: %u shard%s, %s mode, idle timeout %s, %s\n", g_cfg.shards,
 		g_cfg.shards == 1 ? "" : "s", g_cfg.sockperf ? "sockperf" : "plain", idle,
 		rp_engine_features(rt));
 	print_shards();
-	fflush(stdout);
 
-	rp_app_wait_signals(&sigs, interval, stats_now, rt);
-	rp_runtime_stop(rt);
-	ret = rp_runtime_wait(rt);
+	ret = rp_app_run(rt, &sigs, interval, stats_now, rt);
 	print_stats(rt, stdout);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
-	for (unsigned i = 0; g_cfg.lfds && i < g_cfg.shards; i++)
-		if (g_cfg.lfds[i] >= 0)
-			close(g_cfg.lfds[i]);
+	rp_app_close_listeners(g_cfg.lfds, g_cfg.shards);
 	rp_runtime_destroy(rt);
 	for (unsigned i = 0; g_cfg.es && i < g_cfg.shards; i++) {
 		if (g_cfg.es[i])

@@ -578,7 +578,7 @@ int rp_cmd_relay(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL, *up_arg = NULL;
-	char lstr[80], ustr[80];
+	char ustr[80];
 	unsigned interval = 0, busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
@@ -676,8 +676,7 @@ int rp_cmd_relay(int argc, char **argv)
 	rc.stop_timeout_ms = 3000;
 	ret = rp_runtime_create(&rc, &rt);
 	if (ret) {
-		fprintf(stderr, "ringplane relay: runtime: %s\n",
-			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		rp_app_runtime_error("relay", "runtime", ret);
 		return RP_EXIT_FAIL;
 	}
 	g.shards = rp_runtime_shards(rt);
@@ -695,31 +694,20 @@ int rp_cmd_relay(int argc, char **argv)
 
 		(void)setsockopt(g.lfds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	ret = rp_runtime_start(rt);
-	if (ret) {
-		fprintf(stderr, "ringplane relay: start: %s\n",
-			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+	if (rp_app_start("relay", rt, &ss))
 		goto out;
-	}
-	rp_app_addr_str(&ss, lstr, sizeof(lstr));
 	rp_app_addr_str(&g.up, ustr, sizeof(ustr));
-	printf("listening on %s\n", lstr);
 	fprintf(stderr,
 		"ringplane relay: %u shard%s, upstream %s, mode %s, proxy-protocol %s%s, "
 		"connect timeout %u ms, %s\n",
 		g.shards, g.shards == 1 ? "" : "s", ustr, rp_relay_mode_name(g.rcfg.mode),
 		pp[g.proxy_out], g.accept_proxy ? ", accept-proxy" : "", conn_ms,
 		rp_engine_features(rt));
-	fflush(stdout);
 
-	rp_app_wait_signals(&sigs, interval, print_stats, rt);
-	rp_runtime_stop(rt);
-	ret = rp_runtime_wait(rt);
+	ret = rp_app_run(rt, &sigs, interval, print_stats, rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
-	for (unsigned i = 0; g.lfds && i < g.shards; i++)
-		if (g.lfds[i] >= 0)
-			close(g.lfds[i]);
+	rp_app_close_listeners(g.lfds, g.shards);
 	rp_runtime_destroy(rt);
 	for (unsigned i = 0; g.rs && i < g.shards; i++)
 		free(g.rs[i]);

@@ -906,7 +906,6 @@ int rp_cmd_serve(int argc, char **argv)
 	socklen_t sslen = 0;
 	const char *listen_arg = NULL, *root = NULL;
 	unsigned interval = 0, busy_us = 0, hdr_s = 10, ka_s = 30, mode = 0;
-	char host[INET6_ADDRSTRLEN + 16] = "?";
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -990,8 +989,7 @@ int rp_cmd_serve(int argc, char **argv)
 	rc.stop_timeout_ms = 3000;
 	ret = rp_runtime_create(&rc, &rt);
 	if (ret) {
-		fprintf(stderr, "ringplane serve: runtime: %s\n",
-			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+		rp_app_runtime_error("serve", "runtime", ret);
 		close(g.root);
 		return RP_EXIT_FAIL;
 	}
@@ -1002,25 +1000,14 @@ int rp_cmd_serve(int argc, char **argv)
 		goto out;
 	if (rp_app_listeners("serve", listen_arg, &ss, &sslen, g.lfds, g.shards))
 		goto out;
-	ret = rp_runtime_start(rt);
-	if (ret) {
-		fprintf(stderr, "ringplane serve: start: %s\n",
-			rp_engine_error()[0] ? rp_engine_error() : strerror(-ret));
+	if (rp_app_start("serve", rt, &ss))
 		goto out;
-	}
-	rp_app_addr_str(&ss, host, sizeof(host));
-	printf("listening on %s\n", host);
 	fprintf(stderr, "ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, %s\n",
 		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, rp_engine_features(rt));
-	fflush(stdout);
-	rp_app_wait_signals(&sigs, interval, print_stats, rt);
-	rp_runtime_stop(rt);
-	ret = rp_runtime_wait(rt);
+	ret = rp_app_run(rt, &sigs, interval, print_stats, rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
-	for (unsigned i = 0; g.lfds && i < g.shards; i++)
-		if (g.lfds[i] >= 0)
-			close(g.lfds[i]);
+	rp_app_close_listeners(g.lfds, g.shards);
 	rp_runtime_destroy(rt);
 	for (unsigned i = 0; g.ss && i < g.shards; i++)
 		free(g.ss[i]);

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ringplane/engine.h>
+
 #include "server.h"
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
@@ -101,4 +103,40 @@ void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(
 		else if (sig == SIGINT || sig == SIGTERM)
 			return;
 	}
+}
+
+void rp_app_runtime_error(const char *cmd, const char *what, int err)
+{
+	fprintf(stderr, "ringplane %s: %s: %s\n", cmd, what,
+		rp_engine_error()[0] ? rp_engine_error() : strerror(-err));
+}
+
+int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_storage *ss)
+{
+	char host[INET6_ADDRSTRLEN + 16];
+	int ret = rp_runtime_start(rt);
+
+	if (ret) {
+		rp_app_runtime_error(cmd, "start", ret);
+		return ret;
+	}
+	rp_app_addr_str(ss, host, sizeof(host));
+	printf("listening on %s\n", host);
+	return 0;
+}
+
+int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
+	       void (*stats)(void *), void *arg)
+{
+	fflush(stdout);
+	rp_app_wait_signals(sigs, interval, stats, arg);
+	rp_runtime_stop(rt);
+	return rp_runtime_wait(rt);
+}
+
+void rp_app_close_listeners(const int *fds, unsigned n)
+{
+	for (unsigned i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }

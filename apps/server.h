@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct rp_runtime;
+
 /*
  * Open @n listeners on @ss (SO_REUSEADDR|SO_REUSEPORT, backlog 4096) into
  * @fds. The first settles a port 0: @ss/@len are updated to the address
@@ -35,5 +37,23 @@ void rp_app_block_signals(sigset_t *sigs);
  * not 0, call @stats(@arg). */
 void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
 			 void *arg);
+
+/* "ringplane CMD: WHAT: why" on stderr, why being rp_engine_error() when it
+ * has a line and strerror(-@err) otherwise (a failed runtime create or start). */
+void rp_app_runtime_error(const char *cmd, const char *what, int err);
+
+/* Start @rt's shards (each init takes its listener); on success print
+ * "listening on ADDR" for @ss on stdout (not yet flushed), on failure
+ * "ringplane CMD: start: why". Returns rp_runtime_start's result. */
+int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_storage *ss);
+
+/* Flush stdout (the "listening on" line scripts wait for), serve until
+ * SIGINT/SIGTERM (rp_app_wait_signals), then stop @rt and join its shards.
+ * Returns rp_runtime_wait's result. */
+int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
+	       void (*stats)(void *), void *arg);
+
+/* Close the listeners of @fds[0..@n) no shard took (>= 0); @fds may be NULL. */
+void rp_app_close_listeners(const int *fds, unsigned n);
 
 #endif
