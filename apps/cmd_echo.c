@@ -91,7 +91,7 @@ struct echo_shard {
 	int lfd;
 	struct rp_op *accept_op;
 	bool accept_retry;    /* the accept is down and must be armed again */
-	bool backoff_pending; /* a back-off timer will arm it */
+	struct rp_app_backoff backoff; /* .pending: a back-off timer will arm it */
 	bool rearm_failing;   /* arming it failed: said once, until it works */
 	struct rp_shard *sh;
 	unsigned buf_count, buf_size;
@@ -221,7 +221,7 @@ static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	pool_gauge(sh, es);
 	/* a close gives memory back: the moment to retry what lacked it */
 	if (!rp_shard_stopping(sh)) {
-		if (es->accept_retry && !es->backoff_pending)
+		if (es->accept_retry && !es->backoff.pending)
 			arm_accept(sh, es);
 		if (g_cfg.idle_s && !es->tick_on)
 			arm_tick(sh, es);
@@ -780,7 +780,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return;
 	es->tick++;
-	if (es->accept_retry && !es->backoff_pending)
+	if (es->accept_retry && !es->backoff.pending)
 		arm_accept(sh, es);
 	for (c = es->conns; c; c = next) {
 		next = c->next; /* only c can go below */
@@ -807,14 +807,9 @@ static void arm_tick(struct rp_shard *sh, struct echo_shard *es)
 
 /* ---- accepting ---- */
 
-static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+static void accept_again(struct rp_shard *sh, void *arg)
 {
-	struct echo_shard *es = arg;
-
-	(void)cq;
-	es->backoff_pending = false;
-	if (!rp_shard_stopping(sh))
-		arm_accept(sh, es);
+	arm_accept(sh, arg);
 }
 
 /* Arm the accept again after ACCEPT_BACKOFF_NS; without memory for the
@@ -822,8 +817,7 @@ static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 static void accept_later(struct rp_shard *sh, struct echo_shard *es)
 {
 	es->accept_retry = true;
-	if (!es->backoff_pending && !rp_shard_stopping(sh))
-		es->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, es) != NULL;
+	(void)rp_app_backoff_arm(sh, &es->backoff, ACCEPT_BACKOFF_NS, accept_again, es);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)

@@ -63,7 +63,8 @@ struct rshard {
 	unsigned id;
 	int lfd;
 	struct rp_op *accept_op;
-	bool backoff_pending, rearm_failing;
+	struct rp_app_backoff backoff;
+	bool rearm_failing;
 	unsigned conns;
 	struct relay_app_stats st;
 };
@@ -284,20 +285,14 @@ static void read_header(struct rp_shard *sh, struct rconn *c)
 
 /* ---- accepting ---- */
 
-static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+static void accept_again(struct rp_shard *sh, void *arg)
 {
-	struct rshard *rs = arg;
-
-	(void)cq;
-	rs->backoff_pending = false;
-	if (!rp_shard_stopping(sh))
-		arm_accept(sh, rs);
+	arm_accept(sh, arg);
 }
 
 static void accept_later(struct rp_shard *sh, struct rshard *rs)
 {
-	if (!rs->backoff_pending && !rp_shard_stopping(sh))
-		rs->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, rs) != NULL;
+	(void)rp_app_backoff_arm(sh, &rs->backoff, ACCEPT_BACKOFF_NS, accept_again, rs);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)

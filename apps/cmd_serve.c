@@ -83,7 +83,7 @@ struct sshard {
 	unsigned id;
 	int lfd;
 	struct rp_op *accept_op, *tick_op;
-	bool backoff_pending;
+	struct rp_app_backoff backoff;
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	uint64_t now_ticks;
@@ -684,13 +684,9 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss)
 
 static void arm_accept(struct rp_shard *sh, struct sshard *ss);
 
-static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+static void accept_again(struct rp_shard *sh, void *arg)
 {
-	struct sshard *ss = arg;
-
-	(void)cq;
-	ss->backoff_pending = false;
-	arm_accept(sh, ss);
+	arm_accept(sh, arg);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -704,9 +700,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (cq->res < 0) {
 		if (cq->res != -ECANCELED)
 			ST_ADD(ss, accept_errors, 1);
-		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh) && !ss->backoff_pending)
-			ss->backoff_pending =
-				rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, ss) != NULL;
+		if (!(cq->flags & RP_CQE_MORE))
+			(void)rp_app_backoff_arm(sh, &ss->backoff, ACCEPT_BACKOFF_NS, accept_again, ss);
 		return;
 	}
 	if (rp_shard_stopping(sh)) {
@@ -743,8 +738,8 @@ static void arm_accept(struct rp_shard *sh, struct sshard *ss)
 	if (ss->accept_op || ss->lfd < 0 || rp_shard_stopping(sh))
 		return;
 	ss->accept_op = rp_accept_multishot(sh, ss->lfd, on_accept, ss);
-	if (!ss->accept_op && !ss->backoff_pending)
-		ss->backoff_pending = rp_timeout(sh, ACCEPT_BACKOFF_NS, on_backoff, ss) != NULL;
+	if (!ss->accept_op)
+		(void)rp_app_backoff_arm(sh, &ss->backoff, ACCEPT_BACKOFF_NS, accept_again, ss);
 }
 
 /* ---- shard hooks, stats ---- */

@@ -140,3 +140,24 @@ void rp_app_close_listeners(const int *fds, unsigned n)
 		if (fds[i] >= 0)
 			close(fds[i]);
 }
+
+static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rp_app_backoff *b = arg;
+
+	(void)cq;
+	b->pending = false;
+	if (!rp_shard_stopping(sh))
+		b->fn(sh, b->arg);
+}
+
+bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
+			void (*fn)(struct rp_shard *sh, void *arg), void *arg)
+{
+	if (b->pending || rp_shard_stopping(sh))
+		return true;
+	b->fn = fn;
+	b->arg = arg;
+	b->pending = rp_timeout(sh, ns, on_backoff, b) != NULL;
+	return b->pending;
+}

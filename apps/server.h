@@ -9,10 +9,13 @@
 #define RP_APPS_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct rp_runtime;
+struct rp_shard;
 
 /*
  * Open @n listeners on @ss (SO_REUSEADDR|SO_REUSEPORT, backlog 4096) into
@@ -55,5 +58,22 @@ int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
 
 /* Close the listeners of @fds[0..@n) no shard took (>= 0); @fds may be NULL. */
 void rp_app_close_listeners(const int *fds, unsigned n);
+
+/* A one-shot timer that re-arms what failed (an accept ended by EMFILE, a
+ * multishot accept the engine could not arm). Lives in the shard's state. */
+struct rp_app_backoff {
+	bool pending; /* a timer is armed and will call fn */
+	void (*fn)(struct rp_shard *sh, void *arg);
+	void *arg;
+};
+
+/*
+ * Call @fn(@sh, @arg) after @ns, unless @b's timer is already armed (that one
+ * will) or @sh is stopping; the timer does not call @fn once @sh stops.
+ * Returns false when the engine had no memory for the timer: the caller must
+ * try again on some later event. Call only on @sh's thread.
+ */
+bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
+			void (*fn)(struct rp_shard *sh, void *arg), void *arg);
 
 #endif
