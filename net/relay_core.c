@@ -21,6 +21,9 @@
 #define AUTO_MIN_READ 4096 /* a read below this in splice is "short" */
 #define AUTO_IDLE_NS (1000ull * 1000 * 1000) /* a streak restarts after this without a read (HAProxy) */
 #define AUTO_LOCAL_SHARED 2 /* streaming directions on a shard from which local receivers splice too */
+/* the shard's live relays are walked for directions gone quiet at most this
+ * often: a stale count then lasts at most AUTO_IDLE_NS + this */
+#define AUTO_EXPIRE_EVERY_NS (100ull * 1000 * 1000)
 
 static void set_hot(struct rdir *d, bool hot);
 
@@ -229,6 +232,8 @@ void relay_dir_quiet(struct rdir *d)
 		if (d->shut)
 			return;
 		d->shut = true;
+		/* no read follows an EOF: it would stay counted as streaming */
+		set_hot(d, false);
 		half_close(d);
 		return;
 	}
@@ -274,16 +279,41 @@ static void set_hot(struct rdir *d, bool hot)
 		relay_shard_get(d->r->sh)->streaming--;
 }
 
-/* Auto: splice @d, streaming, or not? Yes, unless its receiver is on this
- * host and it streams alone on the shard (counted once per direction). */
-static bool splice_wanted(struct rdir *d)
+/*
+ * A direction stops streaming when it next reads (after AUTO_IDLE_NS
+ * without one, or short reads) or when its relay ends; one that went quiet
+ * (a keep-alive connection after a download, a paused sender) would stay
+ * counted meanwhile and make a lone local stream splice. So before the
+ * count decides, directions without a read for AUTO_IDLE_NS stop counting:
+ * one walk of the shard's live relays, at most every AUTO_EXPIRE_EVERY_NS,
+ * ended as soon as the count can no longer reach AUTO_LOCAL_SHARED.
+ */
+static void expire_quiet(struct relay_shard *rs, uint64_t now)
+{
+	if (now - rs->expire_ns < AUTO_EXPIRE_EVERY_NS)
+		return;
+	rs->expire_ns = now;
+	for (struct rp_relay *r = rs->live; r && rs->streaming >= AUTO_LOCAL_SHARED; r = r->next)
+		for (int i = 0; i < 2; i++)
+			if (r->d[i].hot && now - r->d[i].read_ns >= AUTO_IDLE_NS)
+				set_hot(&r->d[i], false);
+}
+
+/* Auto: splice @d, streaming (counted), or not? Yes, unless its receiver is
+ * on this host and it streams alone on the shard (counted once per
+ * direction in auto_local). */
+static bool splice_wanted(struct rdir *d, uint64_t now)
 {
 	struct rp_relay *r = d->r;
 	struct relay_shard *rs = relay_shard_get(r->sh);
 
 	if (d->local < 0)
 		d->local = !(r->cfg.flags & RP_RELAY_AUTO_SPLICE_LOCAL) && rp_peer_is_local(d->to);
-	if (!d->local || rs->streaming >= AUTO_LOCAL_SHARED)
+	if (!d->local)
+		return true;
+	if (rs->streaming >= AUTO_LOCAL_SHARED)
+		expire_quiet(rs, now);
+	if (rs->streaming >= AUTO_LOCAL_SHARED)
 		return true;
 	if (!d->kept) {
 		d->kept = true;
@@ -332,22 +362,28 @@ void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 				d->streak++;
 		} else {
 			d->streak = 0;
-			if (++d->shorts >= AUTO_STREAK)
+			if (d->shorts < AUTO_STREAK)
+				d->shorts++;
+			if (d->shorts >= AUTO_STREAK)
 				set_hot(d, false);
 		}
 		if (d->streak < AUTO_STREAK)
 			return;
 		set_hot(d, true);
-		if (!splice_wanted(d))
+		if (!splice_wanted(d, now))
 			return;
 		d->streak = 0;
 		d->want = PATH_SPLICE;
 		r->paths[PATH_COPY]->quiesce(d);
 	} else {
 		d->streak = n < AUTO_MIN_READ ? (uint8_t)(d->streak + 1) : 0;
+		/* a full read streams: counted again after an idle reset
+		 * cleared it (only the copy branch would set it otherwise) */
+		if (n >= AUTO_MIN_READ)
+			set_hot(d, true);
 		if (d->streak >= AUTO_STREAK) {
 			set_hot(d, false);
-		} else if (splice_wanted(d)) {
+		} else if (splice_wanted(d, now)) {
 			return;
 		}
 		/* back to copy: stopped streaming, or streams alone to a local

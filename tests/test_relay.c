@@ -8,6 +8,8 @@
  * - auto keeps a stream to a local receiver (all of loopback's) in copy
  *   while it streams alone on its shard, counted, and splices several;
  *   with RP_RELAY_AUTO_SPLICE_LOCAL it splices every streaming direction;
+ *   a stream gone quiet (1 s without a read) or past its EOF stops
+ *   counting, so a later lone local stream stays in copy;
  * - EOF is passed on as a half-close and the other direction keeps flowing;
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
@@ -432,6 +434,101 @@ static void test_auto_local_shared_splices(void **state)
 	run_auto_local(4, reduced() ? 4u << 20 : 16u << 20);
 }
 
+/*
+ * A local stream that ended its burst no longer counts as streaming on its
+ * shard: connection A streams (alone: kept in copy), then stays open but
+ * quiet for over 1 s (@eof false: a keep-alive connection after a
+ * download) or passes its EOF on while its other way stays open (@eof
+ * true); then connection B streams alone to its local receiver and must
+ * stay in copy too. A counted as streaming for its relay's life made B
+ * splice. Each payload is what the sockets took before its relay started,
+ * so every read but the last fills a whole buffer: A ends streaming (no 3
+ * short reads) and B streams at once.
+ */
+static bool a_eof; /* run_auto_local_after's @eof */
+
+static bool a_delivered(void)
+{
+	struct stream *a = &T.st[0];
+
+	return a->up_got == a->up_len && (!a_eof || a->up_eof);
+}
+
+static bool b_done(void)
+{
+	return T.st[1].up_eof && T.st[1].down_eof;
+}
+
+static void prefill(struct stream *s)
+{
+	/* the payload is what the client's socket and the relay's took */
+	pump_out(s->c, s->up_len, &s->up_sent, &s->up_shut, s->seed, false);
+	assert_true(s->up_sent > 64 * 1024);
+	s->up_len = s->up_sent;
+	s->up_shut = false;
+}
+
+static void run_auto_local_after(bool eof)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *a = &T.st[0], *b = &T.st[1];
+
+	T.shards = 1;
+	a_eof = eof;
+	make_stream(a, 64u << 20, 0, 0x99);
+	make_stream(b, 64u << 20, 100, 0xaa);
+	prefill(a);
+	/* A's server never closes its side: A's relay lives on; without
+	 * @eof A's client does not close its side either */
+	a->down_shut = true;
+	a->up_shut = !eof;
+	start_all(&cfg, 1);
+	assert_true(drive(60, a_delivered));
+	if (!eof)
+		usleep(1300 * 1000); /* past the 1 s idle reset (coarse clock) */
+	prefill(b);
+	T.n = 2;
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, b), 0);
+	assert_true(wait_for(&T.started, 2, WAIT_S));
+	assert_true(drive(60, b_done));
+	assert_true(wait_for(&b->done, 1, WAIT_S));
+	/* A ends too: its client and server close their sides */
+	a->up_shut = a->up_eof;
+	a->down_shut = false;
+	assert_true(drive(60, NULL));
+	assert_true(wait_for(&a->done, 1, WAIT_S));
+	for (unsigned i = 0; i < 2; i++) {
+		assert_false(T.st[i].bad);
+		assert_int_equal(T.st[i].up_got, T.st[i].up_len);
+		assert_int_equal(T.st[i].res.end, RP_RELAY_END_CLOSED);
+	}
+	fetch_stats();
+	rt_end(T.rt);
+	close_clients();
+	print_message("# auto, local stream B after A %s: A %zu B, B %zu B, B spliced %llu, to_splice %llu, "
+		      "auto_local %llu\n",
+		      eof ? "passed its EOF" : "went quiet", a->up_len, b->up_len,
+		      (unsigned long long)b->res.spliced[0], (unsigned long long)T.rstats.to_splice,
+		      (unsigned long long)T.rstats.auto_local);
+	assert_int_equal(b->res.spliced[0], 0);
+	assert_int_equal(T.rstats.bytes_spliced[0], 0);
+	assert_int_equal(T.rstats.bytes_copied[0], a->up_len + b->up_len);
+	assert_int_equal(T.rstats.to_splice, 0);
+	assert_int_equal(T.rstats.auto_local, 2); /* A, then B: each kept once */
+}
+
+static void test_auto_local_after_quiet_copies(void **state)
+{
+	(void)state;
+	run_auto_local_after(false);
+}
+
+static void test_auto_local_after_eof_copies(void **state)
+{
+	(void)state;
+	run_auto_local_after(true);
+}
+
 static void test_bytes_copy(void **state)
 {
 	(void)state;
@@ -821,6 +918,8 @@ int main(int argc, char **argv)
 		T(test_bytes_auto_splice_local),
 		T(test_auto_local_alone_copies),
 		T(test_auto_local_shared_splices),
+		T(test_auto_local_after_quiet_copies),
+		T(test_auto_local_after_eof_copies),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
 		T(test_close_storm),

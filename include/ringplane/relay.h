@@ -26,15 +26,17 @@
  *   without splice support), that direction falls back to copy, counted by
  *   reason.
  * - RP_RELAY_SPLICE_URING (relay_uring.c): IORING_OP_SPLICE both ways, on
- *   blocking sockets (the kernel runs it in io-wq, with no poll of its own);
- *   an idle direction holds a pipe and an io-wq worker. Kept to measure the
+ *   blocking sockets (the kernel runs it in io-wq, with no poll of its own),
+ *   a read issued only once a poll on the ring says the socket is readable:
+ *   an idle direction holds a pipe and an armed poll. Kept to measure the
  *   splice path against; never chosen by auto.
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
  *   whole buffers, 3 in a row, the count reset after 1 s without a read)
  *   moves to splice; one whose splice reads come back short (under 4 KB, 3
  *   in a row) moves back. A direction whose receiver is on this host (the
  *   sending socket's peer on 127/8, ::1, or its own address) stays in copy
- *   while it is the only direction streaming on its shard: that receiver
+ *   while it is the only direction streaming on its shard (one without a
+ *   read for 1 s, or past its EOF, no longer streams): that receiver
  *   pays more CPU per byte for spliced page fragments than the relay saves
  *   (docs/net.md); from 2 streaming directions the relay's CPU is shared and
  *   it splices. RP_RELAY_AUTO_SPLICE_LOCAL lifts the exception.
