@@ -1105,32 +1105,22 @@ int rp_cmd_echo(int argc, char **argv)
 	};
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	const char *listen_arg = NULL;
+	struct rp_app_opts o = { 0 };
 	char idle[16] = "off";
-	unsigned interval = 0, busy_us = 0, tick_ms;
+	unsigned tick_ms;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
 	g_cfg.idle_s = IDLE_DEFAULT_S;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int taken = rp_app_server_opt("echo", c, optarg, 1024, &rc, &o);
+
+		if (taken < 0)
+			return RP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
-		case 'l':
-			listen_arg = optarg;
-			if (rp_arg_hostport("echo", "--listen", optarg, true, &ss, &sslen))
-				return RP_EXIT_USAGE;
-			break;
-		case 's':
-			if (rp_arg_uint("echo", "--shards", optarg, 1, 1024, &rc.shards))
-				return RP_EXIT_USAGE;
-			break;
-		case 'c':
-			if (rp_arg_cpus("echo", "--cpus", optarg))
-				return RP_EXIT_USAGE;
-			rc.cpus = optarg;
-			break;
 		case 'p':
 			g_cfg.sockperf = true;
 			break;
@@ -1138,20 +1128,8 @@ int rp_cmd_echo(int argc, char **argv)
 			if (rp_arg_uint("echo", "--idle-timeout", optarg, 0, 86400, &g_cfg.idle_s))
 				return RP_EXIT_USAGE;
 			break;
-		case 'i':
-			if (rp_arg_uint("echo", "--stats-interval", optarg, 0, 86400, &interval))
-				return RP_EXIT_USAGE;
-			break;
-		case 'n':
-			rc.no_pin = true;
-			break;
 		case 'q':
 			rc.sqpoll = true;
-			break;
-		case 'b':
-			if (rp_arg_uint("echo", "--busy-poll", optarg, 0, 1000000, &busy_us))
-				return RP_EXIT_USAGE;
-			rc.spin_ns = (uint64_t)busy_us * 1000u;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1161,7 +1139,7 @@ int rp_cmd_echo(int argc, char **argv)
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!listen_arg || optind != argc) {
+	if (!o.listen || optind != argc) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}
@@ -1200,11 +1178,11 @@ int rp_cmd_echo(int argc, char **argv)
 	if (!g_cfg.lfds || !g_cfg.es)
 		goto out;
 	/* The first listener settles the port (port 0 picks one); the others share it. */
-	if (rp_app_listeners("echo", listen_arg, &ss, &sslen, g_cfg.lfds, g_cfg.shards))
+	if (rp_app_listeners("echo", o.listen, &o.ss, &o.sslen, g_cfg.lfds, g_cfg.shards))
 		goto out;
 	/* Each shard's init takes its listener (lfds[i] = -1) and closes it
 	 * when it stops; what is left in lfds after this is still ours. */
-	if (rp_app_start("echo", rt, &ss))
+	if (rp_app_start("echo", rt, &o.ss))
 		goto out;
 	if (g_cfg.idle_s)
 		snprintf(idle, sizeof(idle), "%u s", g_cfg.idle_s);
@@ -1213,7 +1191,7 @@ int rp_cmd_echo(int argc, char **argv)
 		rp_engine_features(rt));
 	print_shards();
 
-	ret = rp_app_run(rt, &sigs, interval, stats_now, rt);
+	ret = rp_app_run(rt, &sigs, o.interval, stats_now, rt);
 	print_stats(rt, stdout);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:

@@ -570,35 +570,26 @@ int rp_cmd_relay(int argc, char **argv)
 	 * 65-82 (docs/net.md, "Latency, keep-alive and churn") */
 	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
 	struct rp_runtime *rt = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	const char *listen_arg = NULL, *up_arg = NULL;
+	struct rp_app_opts o = { 0 };
+	const char *up_arg = NULL;
 	char ustr[80];
-	unsigned interval = 0, busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
+	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int taken = rp_app_server_opt("relay", c, optarg, 256, &rc, &o);
+
+		if (taken < 0)
+			return RP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
-		case 'l':
-			listen_arg = optarg;
-			if (rp_arg_hostport("relay", "--listen", optarg, true, &ss, &sslen))
-				return RP_EXIT_USAGE;
-			break;
 		case 'u':
 			up_arg = optarg;
 			if (rp_arg_hostport("relay", "--upstream", optarg, false, &g.up, &g.uplen))
 				return RP_EXIT_USAGE;
-			break;
-		case 's':
-			if (rp_arg_uint("relay", "--shards", optarg, 1, 256, &rc.shards))
-				return RP_EXIT_USAGE;
-			break;
-		case 'c':
-			if (rp_arg_cpus("relay", "--cpus", optarg))
-				return RP_EXIT_USAGE;
-			rc.cpus = optarg;
 			break;
 		case 'm':
 			if (rp_arg_choice("relay", "--mode", optarg, modes, &mode))
@@ -623,22 +614,10 @@ int rp_cmd_relay(int argc, char **argv)
 			if (rp_arg_uint("relay", "--max-conns", optarg, 0, 100000000, &max_conns))
 				return RP_EXIT_USAGE;
 			break;
-		case 'b':
-			if (rp_arg_uint("relay", "--busy-poll", optarg, 0, 1000000, &busy_us))
-				return RP_EXIT_USAGE;
-			rc.spin_ns = (uint64_t)busy_us * 1000u;
-			break;
 		case 'I':
 			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000, &busy_us))
 				return RP_EXIT_USAGE;
 			rc.idle_spin_ns = (uint64_t)busy_us * 1000u;
-			break;
-		case 'i':
-			if (rp_arg_uint("relay", "--stats-interval", optarg, 0, 86400, &interval))
-				return RP_EXIT_USAGE;
-			break;
-		case 'n':
-			rc.no_pin = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -648,7 +627,7 @@ int rp_cmd_relay(int argc, char **argv)
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!listen_arg || !up_arg || optind != argc) {
+	if (!o.listen || !up_arg || optind != argc) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}
@@ -680,7 +659,7 @@ int rp_cmd_relay(int argc, char **argv)
 	g.rs = calloc(g.shards, sizeof(*g.rs));
 	if (!g.lfds || !g.rs)
 		goto out;
-	if (rp_app_listeners("relay", listen_arg, &ss, &sslen, g.lfds, g.shards))
+	if (rp_app_listeners("relay", o.listen, &o.ss, &o.sslen, g.lfds, g.shards))
 		goto out;
 	/* Accepted sockets inherit TCP_NODELAY from their listener on Linux
 	 * (the clone copies it): one setsockopt here instead of one per client. */
@@ -689,7 +668,7 @@ int rp_cmd_relay(int argc, char **argv)
 
 		(void)setsockopt(g.lfds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	if (rp_app_start("relay", rt, &ss))
+	if (rp_app_start("relay", rt, &o.ss))
 		goto out;
 	rp_app_addr_str(&g.up, ustr, sizeof(ustr));
 	fprintf(stderr,
@@ -699,7 +678,7 @@ int rp_cmd_relay(int argc, char **argv)
 		pp[g.proxy_out], g.accept_proxy ? ", accept-proxy" : "", conn_ms,
 		rp_engine_features(rt));
 
-	ret = rp_app_run(rt, &sigs, interval, print_stats, rt);
+	ret = rp_app_run(rt, &sigs, o.interval, print_stats, rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
 	rp_app_close_listeners(g.lfds, g.shards);

@@ -897,33 +897,24 @@ int rp_cmd_serve(int argc, char **argv)
 	static const char *const modes[] = { "auto", "splice", "copy", NULL };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	const char *listen_arg = NULL, *root = NULL;
-	unsigned interval = 0, busy_us = 0, hdr_s = 10, ka_s = 30, mode = 0;
+	struct rp_app_opts o = { 0 };
+	const char *root = NULL;
+	unsigned hdr_s = 10, ka_s = 30, mode = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
 	g.root = -1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int taken = rp_app_server_opt("serve", c, optarg, 256, &rc, &o);
+
+		if (taken < 0)
+			return RP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
-		case 'l':
-			listen_arg = optarg;
-			if (rp_arg_hostport("serve", "--listen", optarg, true, &ss, &sslen))
-				return RP_EXIT_USAGE;
-			break;
 		case 'r':
 			root = optarg;
-			break;
-		case 's':
-			if (rp_arg_uint("serve", "--shards", optarg, 1, 256, &rc.shards))
-				return RP_EXIT_USAGE;
-			break;
-		case 'c':
-			if (rp_arg_cpus("serve", "--cpus", optarg))
-				return RP_EXIT_USAGE;
-			rc.cpus = optarg;
 			break;
 		case 'm':
 			/* accepted for the contract's sake: the body path is chosen per
@@ -939,18 +930,6 @@ int rp_cmd_serve(int argc, char **argv)
 			if (rp_arg_uint("serve", "--keepalive-timeout", optarg, 1, 86400, &ka_s))
 				return RP_EXIT_USAGE;
 			break;
-		case 'b':
-			if (rp_arg_uint("serve", "--busy-poll", optarg, 0, 1000000, &busy_us))
-				return RP_EXIT_USAGE;
-			rc.spin_ns = (uint64_t)busy_us * 1000u;
-			break;
-		case 'i':
-			if (rp_arg_uint("serve", "--stats-interval", optarg, 0, 86400, &interval))
-				return RP_EXIT_USAGE;
-			break;
-		case 'n':
-			rc.no_pin = true;
-			break;
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
@@ -959,7 +938,7 @@ int rp_cmd_serve(int argc, char **argv)
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!listen_arg || !root || optind != argc) {
+	if (!o.listen || !root || optind != argc) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}
@@ -993,13 +972,13 @@ int rp_cmd_serve(int argc, char **argv)
 	g.ss = calloc(g.shards, sizeof(*g.ss));
 	if (!g.lfds || !g.ss)
 		goto out;
-	if (rp_app_listeners("serve", listen_arg, &ss, &sslen, g.lfds, g.shards))
+	if (rp_app_listeners("serve", o.listen, &o.ss, &o.sslen, g.lfds, g.shards))
 		goto out;
-	if (rp_app_start("serve", rt, &ss))
+	if (rp_app_start("serve", rt, &o.ss))
 		goto out;
 	fprintf(stderr, "ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, %s\n",
 		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, rp_engine_features(rt));
-	ret = rp_app_run(rt, &sigs, interval, print_stats, rt);
+	ret = rp_app_run(rt, &sigs, o.interval, print_stats, rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
 	rp_app_close_listeners(g.lfds, g.shards);

@@ -12,6 +12,7 @@
 
 #include <ringplane/engine.h>
 
+#include "args.h"
 #include "server.h"
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
@@ -160,4 +161,35 @@ bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t 
 	b->arg = arg;
 	b->pending = rp_timeout(sh, ns, on_backoff, b) != NULL;
 	return b->pending;
+}
+
+int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,
+		      struct rp_runtime_config *rc, struct rp_app_opts *o)
+{
+	unsigned us;
+
+	switch (c) {
+	case 'l':
+		o->listen = arg;
+		return rp_arg_hostport(cmd, "--listen", arg, true, &o->ss, &o->sslen) ? -1 : 1;
+	case 's':
+		return rp_arg_uint(cmd, "--shards", arg, 1, max_shards, &rc->shards) ? -1 : 1;
+	case 'c':
+		if (rp_arg_cpus(cmd, "--cpus", arg))
+			return -1;
+		rc->cpus = arg;
+		return 1;
+	case 'b':
+		if (rp_arg_uint(cmd, "--busy-poll", arg, 0, 1000000, &us))
+			return -1;
+		rc->spin_ns = (uint64_t)us * 1000u;
+		return 1;
+	case 'i':
+		return rp_arg_uint(cmd, "--stats-interval", arg, 0, 86400, &o->interval) ? -1 : 1;
+	case 'n':
+		rc->no_pin = true;
+		return 1;
+	default:
+		return 0;
+	}
 }

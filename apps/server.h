@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 struct rp_runtime;
+struct rp_runtime_config;
 struct rp_shard;
 
 /*
@@ -25,6 +26,24 @@ struct rp_shard;
  */
 int rp_app_listeners(const char *cmd, const char *arg, struct sockaddr_storage *ss,
 		     socklen_t *len, int *fds, unsigned n);
+
+/* What every server command parses the same way. */
+struct rp_app_opts {
+	const char *listen;	    /* --listen's argument; NULL until given */
+	struct sockaddr_storage ss; /* its address (port 0 allowed) */
+	socklen_t sslen;
+	unsigned interval; /* --stats-interval in seconds; 0: on SIGUSR1 only */
+};
+
+/*
+ * Take getopt_long's @c and @arg when they are one of the options every
+ * server command has: --listen ('l', into @o), --shards ('s', 1..@max_shards),
+ * --cpus ('c'), --busy-poll ('b', us into @rc->spin_ns), --stats-interval
+ * ('i', into @o) and --no-pin ('n'). Returns 1 when taken, 0 when @c is
+ * none of them, -1 on a bad value ("ringplane CMD: ..." printed).
+ */
+int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,
+		      struct rp_runtime_config *rc, struct rp_app_opts *o);
 
 /* "HOST:PORT", or "[HOST]:PORT" for IPv6, into @out. */
 void rp_app_addr_str(const struct sockaddr_storage *ss, char *out, size_t cap);
