@@ -6,7 +6,9 @@
  * at the first copied notification and count it; never count a copied
  * byte as zero-copied), with the local-peer rule (starts plain, no
  * SEND_ZC), with probes, over a veth pair into a network namespace (skipped
- * with the reason where one cannot be made); batching (N pushes in one
+ * with the reason where one cannot be made; a veth peer is local, so there
+ * the local-peer rule starts plain); rp_peer_is_local on loopback, on a
+ * route to this host's own address and on an unconnected socket; batching (N pushes in one
  * callback leave in one sendmsg, also with RP_OUTQ_MANUAL); the bound (a
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains;
  * again on an O_NONBLOCK socket, where a full socket must be waited for);
@@ -439,6 +441,56 @@ static void test_loopback_probe(void **state)
 	close(b);
 }
 
+/* rp_peer_is_local: true for a loopback pair (the address test) and for
+ * a socket on 127.0.0.1 connected to this host's own non-loopback address
+ * (neither address test: the route says RTN_LOCAL, through lo); false for
+ * an unconnected socket. The veth case is in test_veth. */
+static void test_peer_is_local(void **state)
+{
+	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(9)};
+	struct sockaddr_in own, lo = {.sin_family = AF_INET};
+	int a, b, u, t;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	assert_true(rp_peer_is_local(a));
+	assert_true(rp_peer_is_local(b));
+	close(a);
+	close(b);
+	t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(t >= 0);
+	assert_false(rp_peer_is_local(t));
+	close(t);
+	assert_false(rp_peer_is_local(-1));
+
+	/* this host's address on its default route (a UDP connect sends nothing) */
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(u >= 0);
+	inet_pton(AF_INET, "203.0.113.1", &any.sin_addr);
+	if (connect(u, (struct sockaddr *)&any, sizeof(any)) ||
+	    getsockname(u, (struct sockaddr *)&own, &(socklen_t){sizeof(own)}) ||
+	    (ntohl(own.sin_addr.s_addr) >> 24) == 127) {
+		print_message("# peer_is_local: SKIP own-address case: no default route here\n");
+		close(u);
+		return;
+	}
+	close(u);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(u >= 0);
+	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	own.sin_port = htons(9);
+	assert_int_equal(bind(u, (struct sockaddr *)&lo, sizeof(lo)), 0);
+	if (connect(u, (struct sockaddr *)&own, sizeof(own))) {
+		print_message(
+			"# peer_is_local: SKIP own-address case: connect from 127.0.0.1: %s\n",
+			strerror(errno));
+		close(u);
+		return;
+	}
+	assert_true(rp_peer_is_local(u));
+	close(u);
+}
+
 /* ---- veth ---- */
 
 #define NS "rp_test_outq"
@@ -488,9 +540,10 @@ static void test_veth(void **state)
 	};
 	static const char cleanup[] =
 		"ip link del rp_to0 2>/dev/null; ip netns del " NS " 2>/dev/null";
-	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PLAIN,
-				 .probe_ns = 60ull * 1000 * MS,
-				 .probe_bytes = (uint64_t)1 << 40};
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
+	struct rp_outq_opts lp = {.flags = RP_OUTQ_LOCAL_PLAIN,
+				  .probe_ns = 60ull * 1000 * MS,
+				  .probe_bytes = (uint64_t)1 << 40};
 	struct sockaddr_in addr;
 	struct rp_runtime *rt;
 	bool ok = geteuid() == 0;
@@ -515,8 +568,9 @@ static void test_veth(void **state)
 	assert_true(a >= 0);
 	b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(b >= 0);
-	close(l);
-	/* the peer is on another (namespaced) address: not local, starts zero-copy */
+	/* the peer's route leaves by a veth: local, though its address is not */
+	assert_true(rp_peer_is_local(a));
+	/* without the local-peer rule the queue still tries zero-copy */
 	rt = stream(a, b, &o, n_msgs() / 2);
 	assert_int_equal(P.st.local_plain, 0);
 	if (zc_reported(rt)) {
@@ -525,6 +579,20 @@ static void test_veth(void **state)
 		assert_int_equal(P.st.switched, P.st.zc_copied_bytes ? 1 : 0);
 		assert_int_equal(P.st.notifs, P.st.zc_sends);
 	}
+	rt_end(rt);
+	close(a);
+	close(b);
+	/* with it, a veth peer starts plain: no SEND_ZC at all */
+	a = tcp_connect(&addr);
+	assert_true(a >= 0);
+	b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(b >= 0);
+	close(l);
+	rt = stream(a, b, &lp, n_msgs() / 4);
+	assert_int_equal(P.st.local_plain, 1);
+	assert_int_equal(P.st.zc_sends, 0);
+	assert_int_equal(P.st.probes, 0);
+	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
 	rt_end(rt);
 	close(a);
 	close(b);
@@ -1174,6 +1242,7 @@ int main(void)
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_release_reentry),
+		cmocka_unit_test(test_peer_is_local),
 		cmocka_unit_test(test_veth),
 	};
 	const struct CMUnitTest measure[] = {cmocka_unit_test(test_measure)};

@@ -30,9 +30,10 @@
  *   the trial does, and each probe that comes back copied doubles both, up
  *   to 64 times; a zero-copy notification resets them. With
  *   RP_OUTQ_LOCAL_PLAIN a socket whose peer is on this host (AF_UNIX, a
- *   loopback address, or a peer address equal to the socket's own) is on
- *   plain sends for good: no trial, no probe (the kernel copies every
- *   payload it delivers locally).
+ *   loopback address, a peer address equal to the socket's own, or a
+ *   route through lo or a veth: rp_peer_is_local) is on plain sends for
+ *   good: no trial, no probe (the kernel copies every payload it delivers
+ *   locally).
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
  * zero-copy notification are not counted) may not pass opts.max_bytes
@@ -182,12 +183,22 @@ void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out);
 /*
  * rp_peer_is_local - true when the peer of connected socket @fd is on this
  * host: an AF_UNIX socket, an IPv4 peer in 127/8, ::1 or ::ffff:127.x.y.z,
- * or a peer whose address is the socket's own. The kernel copies what it
- * delivers to such a peer, so zero-copy cannot pay there (RP_OUTQ_LOCAL_PLAIN
- * uses it, and so does the relay's auto mode). A peer in another network
- * namespace on this host (veth) is not recognised. False when either
- * address cannot be read. Any thread; two syscalls (getpeername,
- * getsockname): look it up once per connection, not per send.
+ * a peer whose address is the socket's own, or else a peer whose route
+ * (one rtnetlink RTM_GETROUTE for its address, v4-mapped asked as IPv4) is
+ * RTN_LOCAL or leaves by a loopback interface (IFF_LOOPBACK) or a veth
+ * (ethtool driver "veth"): a peer in another network namespace on this
+ * host. The kernel copies what it delivers to such a peer, so zero-copy
+ * cannot pay there (RP_OUTQ_LOCAL_PLAIN uses it, and so does the relay's
+ * auto mode). A bridge is not followed (it may hold a real NIC too): a
+ * peer behind one is not local. Where the default route itself is a veth
+ * (a container), every peer is local: SEND_ZC is copied there too, as the
+ * skb enters the host's receive path. The route is asked in the calling
+ * thread's network namespace. False when either address cannot be read,
+ * or on any failure of the route or interface lookups. Any thread; two
+ * syscalls for the addresses, then, when they do not decide, four for the
+ * route (netlink socket, sendto, recv, close) and up to five for the
+ * interface (socket, three ioctls, close), none blocking: look it up once
+ * per connection, never per send.
  */
 bool rp_peer_is_local(int fd);
 
