@@ -430,11 +430,21 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		 * so an uncopied notification there is data a reset freed before
 		 * the queue saw the error (looked up here, on this rare path). */
 		dead = !q || q->err || q->closing;
-		if (!dead && !copied) {
-			if (q->local < 0)
+		if (!dead && !copied && q->local < 0) {
+			struct sockaddr_storage pa;
+
+			/* a reset the queue has not seen yet leaves TCP in CLOSE,
+			 * where getpeername says ENOTCONN: unsent data freed, and
+			 * the peer cannot be looked up (not cached: a later
+			 * notification asks again) */
+			if (getpeername(q->fd, (struct sockaddr *)&pa, &(socklen_t){sizeof(pa)}) &&
+			    errno == ENOTCONN)
+				dead = true;
+			else
 				q->local = rp_peer_is_local(q->fd);
-			dead = q->local;
 		}
+		if (!dead && !copied)
+			dead = q->local > 0;
 		ss->notifs++;
 		if (copied)
 			ss->zc_copied_bytes += r->bytes;
