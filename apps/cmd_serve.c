@@ -586,13 +586,16 @@ static int unacked(int fd)
 
 /* The peer's reading stalled: true once no byte of @c's output has been
  * acknowledged for the keep-alive timeout. An acknowledgement seen moves
- * c->last_tick on. */
+ * c->last_tick on. Without TCP_INFO's count the send queue stands in
+ * (SIOCOUTQ): it moves only when the peer acknowledges, or when a send fills
+ * room an acknowledgement freed; neither readable, nothing moves and the
+ * peer counts as stalled (a deaf one is never kept for good). */
 static bool ack_stalled(struct sshard *ss, struct sconn *c)
 {
 	uint64_t acked;
 
 	if (!peer_acked(c->fd, &acked))
-		return false;
+		acked = (uint64_t)unacked(c->fd);
 	if (acked != c->acked) {
 		c->acked = acked;
 		c->last_tick = ss->now_ticks;
@@ -641,11 +644,14 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->heads_out) {
-			/* answers queued and none sent for the keep-alive timeout
-			 * (closing or not): the peer does not read. Abort: the
-			 * stuck send ends, its heads come back, the last one closes */
+			/* answers queued, none sent and none of the socket's
+			 * bytes acknowledged for the keep-alive timeout (closing
+			 * or not): the peer does not read. One still reading
+			 * (a body's tail before them drains slowly) is kept.
+			 * Abort: the stuck send ends, its heads come back, the
+			 * last one closes */
 			if (!c->q_failed && !c->send_timed_out &&
-			    ss->now_ticks - c->last_tick > g.idle_ticks)
+			    ss->now_ticks - c->last_tick > g.idle_ticks && ack_stalled(ss, c))
 				conn_abort(sh, ss, c);
 			continue;
 		}

@@ -24,8 +24,10 @@
  *              queued, the send stuck) after --keepalive-timeout too, while
  *              a fresh client is served; so is one whose 200 answers were
  *              all sent and wait in the server's socket (reset: a FIN would
- *              wait behind them); a slow reader whose 8 MB answer's tail
- *              waits in the socket past that timeout gets all of it.
+ *              wait behind them; counted in send_timeouts); a slow reader
+ *              whose 8 MB answer's tail waits in the socket past that
+ *              timeout gets all of it, and so does one that pipelines 100
+ *              HEADs behind a 3 MB GET, with their answers.
  *   deaf bodies 20 clients (8 with RP_TEST_REDUCED) ask for the 8 MB file,
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
@@ -58,6 +60,7 @@
 #include "test_util.h"
 
 #define BIG (8u << 20)
+#define MID (3u << 20)
 
 static bool reduced;
 static char root[64];
@@ -322,6 +325,7 @@ static void make_root(void)
 	for (size_t i = 0; i < BIG; i++)
 		big[i] = (uint8_t)((i * 2654435761u) >> 13);
 	put("big.bin", big, BIG);
+	put("mid.bin", big, MID);
 	for (int i = 0; i < 30; i++) {
 		char name[32], text[64];
 
@@ -862,50 +866,83 @@ static int deaf_batch(unsigned n)
 	return fd;
 }
 
-/* GET the 8 MB file with a 64 KB receive buffer, reading 64 KB every 50 ms
- * (~1.3 MB/s): the server's last bytes wait in its socket for seconds
- * after its send is done, past the keep-alive timeout. Returns the body
- * bytes that matched the file (BIG when all came, in order). */
-static size_t slow_read_big(void)
+/* An answer's head from @fd into @h, a byte at a time (so nothing past it
+ * is read), until its blank line or @end (ms); false if it did not come. */
+static bool read_head(int fd, char *h, size_t cap, uint64_t end)
 {
-	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t n = 0;
+
+	h[0] = 0;
+	while (n < cap - 1 && now_ms() < end) {
+		if (read(fd, h + n, 1) != 1)
+			return false;
+		h[++n] = 0;
+		if (strstr(h, "\r\n\r\n"))
+			return true;
+	}
+	return false;
+}
+
+/* GET /@path (its @len bytes are big's first) with a 64 KB receive buffer,
+ * reading @chunk bytes every @pause_us: the server's last bytes wait in its
+ * socket for seconds after its send is done, past the keep-alive timeout.
+ * With @heads, that many HEADs are pipelined behind the GET: their answers
+ * queue in the server behind the body's tail; *@head_ok says all came.
+ * Returns the body bytes that matched (@len when all came, in order). */
+static size_t slow_read(const char *path, size_t len, size_t chunk, unsigned pause_us,
+			unsigned heads, bool *head_ok)
+{
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rcv = 65536;
 	struct timeval tv = { 5, 0 };
 	uint64_t end = now_ms() + 30000;
-	char head[1024], *b = malloc(65536);
-	size_t hlen = 0, got = 0;
-	const char *eoh = NULL;
+	static const char hreq[] = "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	char req[64], head_b[1024], *b = malloc(chunk);
+	size_t got = 0, rl = 0;
+	unsigned answered = 0;
 
+	if (head_ok)
+		*head_ok = false;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (!b || fd < 0)
 		goto out;
+	rl = (size_t)snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", path);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || !send_all(fd, req, sizeof(req) - 1))
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || !send_all(fd, req, rl))
 		goto out;
-	while (!eoh && hlen < sizeof(head) - 1 && now_ms() < end) { /* the head, a byte at a time */
-		if (read(fd, head + hlen, 1) != 1)
+	for (unsigned i = 0; i < heads; i++)
+		if (!send_all(fd, hreq, sizeof(hreq) - 1))
 			goto out;
-		head[++hlen] = 0;
-		eoh = strstr(head, "\r\n\r\n");
-	}
-	if (!eoh || !strstr(head, " 200 "))
+	if (!read_head(fd, head_b, sizeof(head_b), end) || !strstr(head_b, " 200 "))
 		goto out;
-	while (got < BIG && now_ms() < end) {
-		size_t want = BIG - got < 65536 ? BIG - got : 65536;
+	while (got < len && now_ms() < end) {
+		size_t want = len - got < chunk ? len - got : chunk;
 		ssize_t n = read(fd, b, want);
 
 		if (n <= 0 || memcmp(b, big + got, (size_t)n))
 			break;
 		got += (size_t)n;
-		usleep(50000);
+		usleep(pause_us);
 	}
+	while (got == len && answered < heads && read_head(fd, head_b, sizeof(head_b), end) &&
+	       strstr(head_b, " 200 "))
+		answered++;
+	if (head_ok)
+		*head_ok = answered == heads;
 out:
 	free(b);
 	if (fd >= 0)
 		close(fd);
 	return got;
+}
+
+/* The counter after @name in a stats line (0 if none). */
+static uint64_t stat_of(const char *line, const char *name)
+{
+	const char *v = strstr(line, name);
+
+	return v ? strtoull(v + strlen(name), NULL, 10) : 0;
 }
 
 static void test_timeouts(void)
@@ -914,8 +951,10 @@ static void test_timeouts(void)
 	uint64_t t0;
 	int slow, idle, deaf;
 	unsigned sent;
+	uint64_t timeouts0;
+	bool head_ok;
 	struct resp r;
-	char line[2048];
+	char line[2048] = "";
 	const char *v, *o;
 
 	CHECK(server_start(extra) == 0, "server with short timeouts");
@@ -931,6 +970,8 @@ static void test_timeouts(void)
 	/* every request read and answered, the answers stuck in the server's
 	 * socket: its queue is empty, so only the socket says the peer does
 	 * not read (a graceful close queued its FIN behind them, unseen) */
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	timeouts0 = stat_of(line, "send_timeouts ");
 	deaf = deaf_batch(200);
 	CHECK(deaf >= 0, "deaf batch client");
 	t0 = now_ms();
@@ -940,12 +981,15 @@ static void test_timeouts(void)
 	else
 		printf("timeouts: a client that never read its 200 answers (all sent) closed after "
 		       "%llu ms\n", (unsigned long long)(now_ms() - t0));
+	/* reset, not closed gracefully: counted as a send timeout */
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "send_timeouts ") > timeouts0,
+	      "a client that never reads its answers not counted in send_timeouts (%s)", line);
 	if (deaf >= 0)
 		close(deaf);
 	/* a slow reader is not deaf: its answer's tail waits in the socket
 	 * past the keep-alive timeout while it still acknowledges */
 	t0 = now_ms();
-	size_t got = slow_read_big();
+	size_t got = slow_read("big.bin", BIG, 65536, 50000, 0, NULL);
 
 	if (got != BIG)
 		CHECK(0, "a slow reader got %zu of %u bytes of its answer (%s)", got, BIG,
@@ -953,6 +997,20 @@ static void test_timeouts(void)
 	else
 		printf("timeouts: a slow reader (1.3 MB/s) got all 8 MB in %llu ms with a 1 s "
 		       "keep-alive timeout\n", (unsigned long long)(now_ms() - t0));
+	/* the same with HEADs pipelined behind the GET: their answers wait in
+	 * the server's queue while the body's tail drains (when the socket is
+	 * full as the body ends); the reader still acknowledges, so it is not
+	 * deaf */
+	t0 = now_ms();
+	got = slow_read("mid.bin", MID, 16384, 20000, 100, &head_ok);
+	if (got != MID || !head_ok)
+		CHECK(0, "a slow reader with 100 HEADs pipelined got %zu of %u bytes of its answer, "
+		      "%s HEADs' answers (%s)", got, MID, head_ok ? "the" : "not all",
+		      server_stats(line, sizeof(line)) ? line : "no stats");
+	else
+		printf("timeouts: a slow reader (~0.8 MB/s) with 100 HEADs pipelined got all 3 MB "
+		       "and the HEADs' answers in %llu ms with a 1 s keep-alive timeout\n",
+		       (unsigned long long)(now_ms() - t0));
 	deaf = deaf_client(&sent);
 	CHECK(deaf >= 0, "deaf client");
 	t0 = now_ms();
@@ -968,7 +1026,7 @@ static void test_timeouts(void)
 	}
 	t0 = now_ms() - t0;
 	CHECK(server_stats(line, sizeof(line)), "stats");
-	v = strstr(line, "idle_closed ");
+	v = strstr(line, "send_timeouts ");
 	o = strstr(line, "overflows ");
 	printf("timeouts: a client that pipelined %u HEADs and never read closed %llu ms after it "
 	       "stopped (server: %.*s, %.*s)\n",
@@ -977,14 +1035,6 @@ static void test_timeouts(void)
 	close(deaf);
 	CHECK(server_stop(5000) == 0, "stop");
 	printf("timeouts: a never-finished head and an idle connection closed\n");
-}
-
-/* The counter after @name in a stats line (0 if none). */
-static uint64_t stat_of(const char *line, const char *name)
-{
-	const char *v = strstr(line, name);
-
-	return v ? strtoull(v + strlen(name), NULL, 10) : 0;
 }
 
 /* The server's CPU time so far (utime + stime), in clock ticks. */
