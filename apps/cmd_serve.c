@@ -805,11 +805,9 @@ static void stats_msg(struct rp_shard *sh, void *arg)
 		print_shard(sh, g.ss[rp_shard_id(sh)], stdout);
 }
 
-/* On the control thread: each shard prints its own line (its counters are its own). */
 static void print_stats(void *rt)
 {
-	for (unsigned i = 0; i < g.shards; i++)
-		(void)rp_runtime_submit(rt, i, stats_msg, NULL);
+	rp_app_on_each_shard(rt, stats_msg);
 }
 
 static int serve_init(struct rp_shard *sh, void *arg)

@@ -193,3 +193,11 @@ int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shar
 		return 0;
 	}
 }
+
+void rp_app_on_each_shard(struct rp_runtime *rt, void (*fn)(struct rp_shard *sh, void *arg))
+{
+	unsigned n = rp_runtime_shards(rt);
+
+	for (unsigned i = 0; i < n; i++)
+		(void)rp_runtime_submit(rt, i, fn, NULL);
+}

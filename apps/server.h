@@ -75,6 +75,11 @@ int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_s
 int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
 	       void (*stats)(void *), void *arg);
 
+/* From the control thread: each of @rt's shards runs @fn(sh, NULL) on its own
+ * thread (a stats line: a shard's counters are its own, read only there).
+ * A shard whose queue is full, that stops or lacks memory skips this round. */
+void rp_app_on_each_shard(struct rp_runtime *rt, void (*fn)(struct rp_shard *sh, void *arg));
+
 /* Close the listeners of @fds[0..@n) no shard took (>= 0); @fds may be NULL. */
 void rp_app_close_listeners(const int *fds, unsigned n);
 
