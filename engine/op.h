@@ -107,6 +107,28 @@ static inline struct rp_op *eng_op_start(struct rp_shard *sh, uint8_t kind, rp_c
 	return op;
 }
 
+/*
+ * A new op that re-arms itself on @fd (multishot accept, poll_writable):
+ * as eng_op_start, with @fd kept in op->fd for the re-arms and the op
+ * listed under it for rp_close. NULL with errno EBADF for a negative @fd.
+ */
+static inline struct rp_op *eng_op_start_fd(struct rp_shard *sh, uint8_t kind, int fd, rp_cb cb,
+					    void *arg, struct io_uring_sqe **sqep)
+{
+	struct rp_op *op;
+
+	if (fd < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	op = eng_op_start(sh, kind, cb, arg, false, sqep);
+	if (op) {
+		op->fd = fd;
+		eng_fdt_track(sh, op, fd);
+	}
+	return op;
+}
+
 static inline void eng_deliver(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c)
 {
 	if (op->cb)

@@ -26,18 +26,10 @@ static bool arm_accept(struct rp_shard *sh, struct rp_op *op)
 struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op;
+	struct rp_op *op = eng_op_start_fd(sh, OP_ACCEPT_MS, fd, cb, arg, &sqe);
 
-	if (fd < 0) {
-		errno = EBADF;
-		return NULL;
-	}
-	op = eng_op_start(sh, OP_ACCEPT_MS, cb, arg, false, &sqe);
-	if (op) {
-		op->fd = fd;
+	if (op)
 		prep_accept(sqe, op);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 

@@ -46,18 +46,10 @@ static bool arm_poll(struct rp_shard *sh, struct rp_op *op)
 struct rp_op *rp_poll_writable(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op;
+	struct rp_op *op = eng_op_start_fd(sh, OP_POLL_OUT, fd, cb, arg, &sqe);
 
-	if (fd < 0) {
-		errno = EBADF;
-		return NULL;
-	}
-	op = eng_op_start(sh, OP_POLL_OUT, cb, arg, false, &sqe);
-	if (op) {
-		op->fd = fd; /* the multishot poll's, and eng_may_rearm's */
+	if (op)
 		io_uring_prep_poll_add(sqe, fd, POLLOUT);
-		eng_fdt_track(sh, op, fd);
-	}
 	return op;
 }
 
