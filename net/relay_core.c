@@ -8,7 +8,6 @@
  * two files call each other.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -329,7 +328,8 @@ static bool splice_wanted(struct rdir *d, uint64_t now)
  * times in a row moves back to copy.
  *
  * Except a streaming direction whose receiver is on this host (its @to
- * socket's peer: loopback or its own address, looked up once) while it is
+ * socket's peer by rp_peer_is_local: loopback, its own address, or a route
+ * out through lo or a veth; looked up once) while it is
  * the only direction streaming on the shard: it stays in copy (counted:
  * auto_local), and moves to splice once another direction streams. On
  * loopback the receiver's recvmsg pays more per byte for spliced data (the
