@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to net/ (not installed): is a connected socket's peer on this
+ * host? rp_peer_is_local (include/ringplane/outq.h) is these steps in a
+ * row; callers that already hold the addresses, or that must tell a reset
+ * (ENOTCONN) from a remote peer, or that cache the route's answer, use the
+ * steps. Used by outq.c (adaptive SEND_ZC), relay_core.c (auto mode, by
+ * rp_peer_is_local) and zc.c (file -> socket for a local peer).
+ */
+#ifndef RP_NET_PEER_H
+#define RP_NET_PEER_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct peer_addrs {
+	struct sockaddr_storage peer, self;
+};
+
+/* getpeername + getsockname of @fd (two syscalls): 0, or a negative errno
+ * (-ENOTCONN: never connected, or a reset left TCP in CLOSE; -EBADF...). */
+int peer_addrs_get(int fd, struct peer_addrs *a);
+
+/* What the addresses alone say: 1 local (AF_UNIX, 127/8, ::1,
+ * ::ffff:127.x.y.z, the peer's address is the socket's own), 0 not
+ * decided (an AF_INET or AF_INET6 peer elsewhere: ask the route), -1 a
+ * family that is neither (not local). No syscall. */
+int peer_addrs_local(const struct peer_addrs *a);
+
+/* The route to @peer (AF_INET or AF_INET6; v4-mapped asked as IPv4) is
+ * RTN_LOCAL or leaves by a loopback interface or a veth: one rtnetlink
+ * RTM_GETROUTE (four syscalls), then up to five for the interface. False
+ * on any failure. A bridge is not followed. */
+bool peer_route_local(const struct sockaddr_storage *peer);
+
+#endif /* RP_NET_PEER_H */
