@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * zc strategy: read/write through the calling thread's 64 KB buffer, where
- * the kernel refuses every zero-copy path. Sends use MSG_NOSIGNAL (write(2)
+ * the kernel refuses every zero-copy path; file -> socket also through a
+ * larger buffer (zc_lbuf_get) where the peer is on this host or the
+ * caller asks (zc.c). Sends use MSG_NOSIGNAL (write(2)
  * for a destination that is not a socket). A short write on a full
  * non-blocking destination never loses bytes: a seekable source is moved
  * back by what was not written; from an unseekable one (a pipe, a socket)
@@ -50,15 +52,17 @@ static int keep_rest(int dst, const char *buf, size_t len)
 	return 0;
 }
 
-ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable)
+ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable, char *buf,
+			  size_t bufsz)
 {
-	char *buf = zc_buf_get();
 	ssize_t n, w;
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	n = read_retry(file, buf, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, off);
+	if (!seekable && bufsz > ZC_BUF_BYTES)
+		bufsz = ZC_BUF_BYTES; /* what keep_rest can hold */
+	n = read_retry(file, buf, count < bufsz ? count : bufsz, off);
 	if (n <= 0)
 		return n;
 	w = zc_write_some(sock, buf, (size_t)n);

@@ -23,6 +23,8 @@
 
 struct zc_counters zc_ctr;
 _Atomic bool zc_have_sendfile = true, zc_have_splice = true, zc_have_cfr = true;
+unsigned zc_env_f2s;			/* written once inside pthread_once, read after it */
+size_t zc_lbuf_bytes = ZC_LBUF_BYTES; /* likewise */
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static const char *backend = "none"; /* written once inside pthread_once, read after it */
@@ -36,6 +38,33 @@ static bool syscall_present(long r)
 	return r >= 0 || errno != ENOSYS;
 }
 
+/* RP_ZC_F2S=sendfile|copy|local-copy|auto: what rp_zc_file_to_socket does
+ * without flags (operators, benchmarks); RP_ZC_COPY_BUF=BYTES[K|M]: the
+ * copy path's buffer. Anything unreadable leaves the default. */
+static void env_read(void)
+{
+	const char *v = getenv("RP_ZC_F2S");
+	char *end;
+
+	if (v && !strcmp(v, "sendfile"))
+		zc_env_f2s = RP_ZC_F2S_SENDFILE;
+	else if (v && !strcmp(v, "copy"))
+		zc_env_f2s = RP_ZC_F2S_COPY;
+	else if (v && !strcmp(v, "local-copy"))
+		zc_env_f2s = RP_ZC_F2S_LOCAL_COPY;
+	v = getenv("RP_ZC_COPY_BUF");
+	if (v && *v) {
+		unsigned long long b = strtoull(v, &end, 10);
+
+		if (*end == 'K' || *end == 'k')
+			b <<= 10, end++;
+		else if (*end == 'M' || *end == 'm')
+			b <<= 20, end++;
+		if (!*end && b >= ZC_LBUF_MIN && b <= ZC_LBUF_MAX)
+			zc_lbuf_bytes = (size_t)b;
+	}
+}
+
 static void probe(void)
 {
 	bool sf = syscall_present(sendfile(-1, -1, NULL, 1));
@@ -46,6 +75,7 @@ static void probe(void)
 	atomic_store_explicit(&zc_have_splice, sp, memory_order_relaxed);
 	atomic_store_explicit(&zc_have_cfr, cfr, memory_order_relaxed);
 	backend = sf && sp ? "sendfile+splice" : sf ? "sendfile" : "none";
+	env_read();
 }
 
 void zc_probe(void)
@@ -81,6 +111,12 @@ void rp_zc_stats(struct rp_zc_stats *out)
 	LD(cfr_zero);
 	LD(held_bytes);
 	LD(held_busy);
+	LD(f2s_local_copy);
+	LD(f2s_forced_copy);
+	LD(f2s_forced_sendfile);
+	LD(f2s_local_sendfile);
+	LD(f2s_remote_sendfile);
+	LD(f2s_route_lookups);
 #undef LD
 }
 
@@ -98,7 +134,7 @@ struct zc_tls {
 	bool registered, have_cache;
 	struct zc_pipe cache;
 	struct zc_held held[RP_ZC_HELD_MAX];
-	char *buf;
+	char *buf, *lbuf;
 };
 
 static _Thread_local struct zc_tls zt;
@@ -146,6 +182,8 @@ static void zc_thread_exit(void *arg)
 	t->have_cache = false;
 	free(t->buf);
 	t->buf = NULL;
+	free(t->lbuf);
+	t->lbuf = NULL;
 	t->registered = false;
 }
 
@@ -193,6 +231,15 @@ char *zc_buf_get(void)
 		zc_register();
 	}
 	return zt.buf;
+}
+
+char *zc_lbuf_get(void)
+{
+	if (!zt.lbuf) {
+		zt.lbuf = malloc(zc_lbuf_bytes);
+		zc_register();
+	}
+	return zt.lbuf;
 }
 
 static struct zc_held *held_find(int dst)

@@ -27,6 +27,11 @@
 #define ZC_BUF_BYTES  (64u * 1024)  /* the read/write fallback's per-thread buffer */
 #define ZC_PIPE_BYTES (256u * 1024) /* asked of F_SETPIPE_SZ, as the relay's pipes */
 #define ZC_PIPE_MIN   (64u * 1024)  /* a pipe's default size: what we can count on */
+/* The local-peer copy path's per-thread buffer (RP_ZC_COPY_BUF overrides,
+ * ZC_LBUF_MIN..ZC_LBUF_MAX) and the smallest count that path takes. */
+#define ZC_LBUF_BYTES (1024u * 1024)
+#define ZC_LBUF_MIN   (16u * 1024)
+#define ZC_LBUF_MAX   (16u * 1024 * 1024)
 
 /* Process-wide counters: updated from any thread with relaxed atomics (no
  * reader infers anything about other memory from a counter's value). */
@@ -36,6 +41,8 @@ struct zc_counters {
 	_Atomic uint64_t sendfile_einval, sendfile_enosys, splice_einval, splice_enosys, pipe_fail;
 	_Atomic uint64_t cfr_exdev, cfr_enosys, cfr_eopnotsupp, cfr_einval, cfr_zero;
 	_Atomic uint64_t held_bytes, held_busy;
+	_Atomic uint64_t f2s_local_copy, f2s_forced_copy, f2s_forced_sendfile, f2s_local_sendfile;
+	_Atomic uint64_t f2s_remote_sendfile, f2s_route_lookups;
 };
 extern struct zc_counters zc_ctr;
 #define ZC_ADD(field, n)                                                                           \
@@ -44,6 +51,11 @@ extern struct zc_counters zc_ctr;
 /* What the kernel offers, probed once and cleared on a later ENOSYS. */
 extern _Atomic bool zc_have_sendfile, zc_have_splice, zc_have_cfr;
 void zc_probe(void);
+/* From the environment, read once by the probe: what flags 0 means for
+ * rp_zc_file_to_socket (RP_ZC_F2S: RP_ZC_F2S_* mode, 0 the built-in
+ * default) and the copy path's buffer size (RP_ZC_COPY_BUF). */
+extern unsigned zc_env_f2s;
+extern size_t zc_lbuf_bytes;
 
 /* A pipe of this thread: the cached one (empty between calls) or one that
  * holds bytes for a destination. */
@@ -58,6 +70,8 @@ struct zc_pipe {
 struct zc_pipe *zc_pipe_get(void);
 /* The thread's 64 KB bounce buffer (NULL when malloc fails). */
 char *zc_buf_get(void);
+/* The thread's copy-path buffer, zc_lbuf_bytes (NULL when malloc fails). */
+char *zc_lbuf_get(void);
 /* Hand the cached pipe @p (bytes in it) to the held table for @dst. */
 bool zc_attach_pipe(int dst, struct zc_pipe *p);
 /* Keep @len (<= ZC_BUF_BYTES) bytes of @buf for @dst, nothing held for it
@@ -83,7 +97,11 @@ ssize_t zc_sendfile_step(int sock, int file, off_t *off, size_t count);
 ssize_t zc_splice_file_step(int sock, int file, off_t *off, size_t count, bool file_is_pipe);
 ssize_t zc_splice_relay_step(int dst, int src, size_t count);
 ssize_t zc_cfr_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
-ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable);
+/* @buf, @bufsz: zc_buf_get's (any source) or zc_lbuf_get's (a seekable
+ * one only: an unseekable source's unsent rest is held, at most
+ * ZC_BUF_BYTES). */
+ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable, char *buf,
+			  size_t bufsz);
 ssize_t zc_copy_relay_step(int dst, int src, size_t count);
 ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
 

@@ -138,6 +138,13 @@ static void set_flag(int fd, int flag)
 	assert_int_equal(fcntl(fd, F_SETFL, fl | flag), 0);
 }
 
+/* The zero-copy chain (sendfile first) whatever the peer: the tests of
+ * that chain run on local sockets, where the default copies from 1 MB. */
+static ssize_t f2s_chain(int sock, int file, off_t *off, size_t count)
+{
+	return rp_zc_file_to_socket_flags(sock, file, off, count, RP_ZC_F2S_SENDFILE);
+}
+
 /* A thread that reads @fd until @cap bytes, EOF or WAIT_S; optionally
  * slow, optionally resetting after @reset_at bytes, optionally only
  * counting (and checking zeros plus a marker: the sparse file). */
@@ -278,7 +285,7 @@ static void test_sendfile_tcp_off(void **state)
 	stats_mark();
 	reader_start(&r, b, n - from);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	got = rp_zc_file_to_socket(a, fd, &off, n - from);
+	got = f2s_chain(a, fd, &off, n - from);
 	reader_join(&r);
 	assert_int_equal(got, n - from);
 	assert_int_equal(off, n);
@@ -308,7 +315,7 @@ static void test_sendfile_unix_offnull_past_eof(void **state)
 	assert_int_equal(lseek(fd, (off_t)from, SEEK_SET), (off_t)from);
 	stats_mark();
 	reader_start(&r, b, n - from);
-	got = rp_zc_file_to_socket(a, fd, NULL, SIZE_MAX_COUNT);
+	got = f2s_chain(a, fd, NULL, SIZE_MAX_COUNT);
 	reader_join(&r);
 	assert_int_equal(got, n - from);
 	assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)n);
@@ -359,7 +366,7 @@ static void test_sendfile_over_2gb(void **state)
 	unix_pair(&a, &b);
 	stats_mark();
 	reader_start(&r, b, n);
-	got = rp_zc_file_to_socket(a, fd, &off, SIZE_MAX_COUNT);
+	got = f2s_chain(a, fd, &off, SIZE_MAX_COUNT);
 	reader_join(&r);
 	assert_int_equal(got, n);
 	assert_int_equal(off, n);
@@ -416,7 +423,7 @@ static void run_with_signals(int a, int b, int fd, size_t n, unsigned seed)
 	 * WAIT_S) */
 	while (!atomic_load(&k.sent) && now_s() < t_start + WAIT_S)
 		usleep(100);
-	got = rp_zc_file_to_socket(a, fd, &off, n);
+	got = f2s_chain(a, fd, &off, n);
 	atomic_store(&k.stop, true);
 	pthread_join(k.th, NULL);
 	reader_join(&r);
@@ -505,6 +512,10 @@ static void test_pipe_source_splice(void **state)
 	assert_int_equal(DELTA(splice_calls), 1);
 	assert_int_equal(DELTA(zc_bytes), n);
 	assert_int_equal(DELTA(copied_bytes), 0);
+	/* the default asked for the peer (local), but a pipe cannot be read
+	 * again from an offset: the zero-copy chain, counted */
+	assert_int_equal(DELTA(f2s_local_sendfile), 1);
+	assert_int_equal(DELTA(f2s_local_copy), 0);
 	free(r.buf);
 	close(a);
 	close(b);
@@ -559,13 +570,25 @@ static void test_proc_source_copy(void **state)
 	close(fd);
 }
 
+/* The paths the file -> socket tests below force. */
+enum path { P_SENDFILE, P_APPEND_COPY, P_LOCAL_COPY };
+
+static ssize_t f2s_path(enum path p, int sock, int file, off_t *off, size_t count)
+{
+	return p == P_LOCAL_COPY
+		       ? rp_zc_file_to_socket_flags(sock, file, off, count, RP_ZC_F2S_LOCAL_COPY)
+		       : f2s_chain(sock, file, off, count);
+}
+
 /* A non-blocking socket that fills: what moved (the offset says exactly
  * how much), then -EAGAIN; the reader sees exactly those bytes. On each
- * path: sendfile, and read/write (O_APPEND). */
-static void nonblock_full(bool copy_path, bool offnull)
+ * path: sendfile, read/write (O_APPEND), and the local-peer copy (its
+ * 256 KB buffer read again from where the socket stopped). */
+static void nonblock_full(enum path path, bool offnull)
 {
 	size_t n = 8u << 20, moved = 0;
 	int fd = make_file("/tmp", n, 5), a, b, sz = 16384;
+	bool copy_path = path != P_SENDFILE;
 	off_t off = 0;
 	ssize_t got, r1;
 	uint8_t *buf;
@@ -574,16 +597,16 @@ static void nonblock_full(bool copy_path, bool offnull)
 	unix_pair(&a, &b);
 	assert_int_equal(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
 	set_nonblock(a, true);
-	if (copy_path)
+	if (path == P_APPEND_COPY)
 		set_flag(a, O_APPEND);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	stats_mark();
-	got = rp_zc_file_to_socket(a, fd, offnull ? NULL : &off, n);
+	got = f2s_path(path, a, fd, offnull ? NULL : &off, n);
 	if (!(got > 0 && (size_t)got < n))
-		fail_msg("copy %d offnull %d: %zd of %zu", copy_path, offnull, got, n);
+		fail_msg("path %d offnull %d: %zd of %zu", path, offnull, got, n);
 	moved = (size_t)got;
 	assert_int_equal(offnull ? lseek(fd, 0, SEEK_CUR) : off, (off_t)moved);
-	r1 = rp_zc_file_to_socket(a, fd, offnull ? NULL : &off, n);
+	r1 = f2s_path(path, a, fd, offnull ? NULL : &off, n);
 	assert_int_equal(r1, -EAGAIN);
 	assert_int_equal(offnull ? lseek(fd, 0, SEEK_CUR) : off, (off_t)moved);
 	if (copy_path) {
@@ -591,6 +614,10 @@ static void nonblock_full(bool copy_path, bool offnull)
 		assert_int_equal(DELTA(zc_bytes), 0);
 	} else {
 		assert_int_equal(DELTA(zc_bytes), moved);
+	}
+	if (path == P_LOCAL_COPY) {
+		assert_int_equal(DELTA(f2s_local_copy), 2);
+		assert_int_equal(DELTA(sendfile_calls), 0);
 	}
 	/* every byte the socket got is the file's, in order, nothing more */
 	buf = malloc(moved + 1);
@@ -613,20 +640,28 @@ static void nonblock_full(bool copy_path, bool offnull)
 static void test_nonblock_full_sendfile(void **state)
 {
 	(void)state;
-	nonblock_full(false, false);
-	nonblock_full(false, true);
+	nonblock_full(P_SENDFILE, false);
+	nonblock_full(P_SENDFILE, true);
 }
 
 static void test_nonblock_full_copy(void **state)
 {
 	(void)state;
-	nonblock_full(true, false);
-	nonblock_full(true, true);
+	nonblock_full(P_APPEND_COPY, false);
+	nonblock_full(P_APPEND_COPY, true);
+}
+
+static void test_nonblock_full_local_copy(void **state)
+{
+	(void)state;
+	nonblock_full(P_LOCAL_COPY, false);
+	nonblock_full(P_LOCAL_COPY, true);
 }
 
 /* The peer resets in the middle: -ECONNRESET or -EPIPE, no SIGPIPE (it is
- * ignored here, as callers must), on sendfile and on read/write. */
-static void reset_mid(bool copy_path)
+ * ignored here, as callers must), on sendfile, read/write and the
+ * local-peer copy. */
+static void reset_mid(enum path path)
 {
 	size_t n = 32u << 20;
 	int fd = make_file("/tmp", n, 6), a, b;
@@ -635,10 +670,10 @@ static void reset_mid(bool copy_path)
 	ssize_t got;
 
 	tcp_pair(&a, &b);
-	if (copy_path)
+	if (path == P_APPEND_COPY)
 		set_flag(a, O_APPEND);
 	reader_start(&r, b, n);
-	got = rp_zc_file_to_socket(a, fd, &off, n);
+	got = f2s_path(path, a, fd, &off, n);
 	reader_join(&r);
 	assert_true(got == -ECONNRESET || got == -EPIPE);
 	assert_true(off >= (off_t)r.reset_at && off < (off_t)n);
@@ -651,8 +686,158 @@ static void reset_mid(bool copy_path)
 static void test_reset_mid_transfer(void **state)
 {
 	(void)state;
-	reset_mid(false);
-	reset_mid(true);
+	reset_mid(P_SENDFILE);
+	reset_mid(P_APPEND_COPY);
+	reset_mid(P_LOCAL_COPY);
+}
+
+/* ---- file -> socket: the path chosen by flags ---- */
+
+/* One blocking transfer of @want bytes of a @n-byte file from @from (off
+ * or, @offnull, the file position) with @flags into a loopback TCP
+ * connection or a socketpair; every byte read back, the offset (or the
+ * position) where sendfile would leave it. Returns what moved. */
+static size_t f2s_flags_run(bool tcp, bool offnull, unsigned flags, size_t n, size_t from,
+			    size_t want, unsigned seed)
+{
+	int fd = make_file("/tmp", n, seed), a, b;
+	size_t expect = from >= n ? 0 : (want < n - from ? want : n - from);
+	struct reader r = {0};
+	off_t off = (off_t)from;
+	ssize_t got;
+
+	if (tcp)
+		tcp_pair(&a, &b);
+	else
+		unix_pair(&a, &b);
+	assert_int_equal(lseek(fd, offnull ? (off_t)from : 0, SEEK_SET), offnull ? (off_t)from : 0);
+	reader_start(&r, b, expect);
+	got = rp_zc_file_to_socket_flags(a, fd, offnull ? NULL : &off, want, flags);
+	shutdown(a, SHUT_WR);
+	reader_join(&r);
+	if (got != (ssize_t)expect)
+		fail_msg("tcp %d offnull %d flags %u: %zd, want %zu", tcp, offnull, flags, got, expect);
+	assert_int_equal(r.got, expect);
+	check_pattern(r.buf, r.got, from, seed);
+	if (offnull) {
+		assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)(from + expect));
+	} else {
+		assert_int_equal(off, (off_t)(from + expect));
+		assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
+	}
+	/* nothing more came after what the call returned */
+	{
+		char extra;
+
+		assert_int_equal(read(b, &extra, 1), 0);
+	}
+	free(r.buf);
+	close(a);
+	close(b);
+	close(fd);
+	return expect;
+}
+
+/* RP_ZC_F2S_LOCAL_COPY to a loopback TCP peer and to a socketpair (both
+ * local): pread + send, byte for byte, from an offset and from the file
+ * position, more than one buffer's worth, a count past EOF, an odd size;
+ * counted as local copies, nothing by sendfile. */
+static void test_local_copy_paths(void **state)
+{
+	static const struct {
+		bool tcp, offnull;
+		size_t n, from, want;
+	} c[] = {
+		{true, false, (3u << 20) + 4567, 1000, (size_t)3 << 20},
+		{true, true, (1u << 20) + 1, 77, SIZE_MAX_COUNT},
+		{false, false, 700001, 0, SIZE_MAX_COUNT},
+		{false, true, (2u << 20) + 9, 65536, (1u << 20) + 3},
+	};
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		size_t moved;
+
+		stats_mark();
+		moved = f2s_flags_run(c[i].tcp, c[i].offnull, RP_ZC_F2S_LOCAL_COPY, c[i].n,
+				      c[i].from, c[i].want, 20 + i);
+		assert_int_equal(DELTA(f2s_local_copy), 1);
+		assert_int_equal(DELTA(f2s_forced_copy), 0);
+		assert_int_equal(DELTA(copy_calls), 1);
+		assert_int_equal(DELTA(copied_bytes), moved);
+		assert_int_equal(DELTA(sendfile_calls), 0);
+		assert_int_equal(DELTA(zc_bytes), 0);
+		/* loopback and AF_UNIX are decided by the addresses: no route */
+		assert_int_equal(DELTA(f2s_route_lookups), 0);
+	}
+	/* at EOF: 0 */
+	stats_mark();
+	assert_int_equal(f2s_flags_run(true, false, RP_ZC_F2S_LOCAL_COPY, 100000, 100000,
+				       1u << 20, 30),
+			 0);
+	assert_int_equal(DELTA(copied_bytes), 0);
+}
+
+/* RP_ZC_F2S_COPY and RP_ZC_F2S_SENDFILE force their path, counted as
+ * asked; LOCAL_COPY below 64 KB does not look the peer up (sendfile);
+ * unknown flags are refused. */
+static void test_forced_paths(void **state)
+{
+	size_t moved;
+	int a, b;
+
+	(void)state;
+	stats_mark();
+	moved = f2s_flags_run(true, false, RP_ZC_F2S_COPY, 600000, 3, SIZE_MAX_COUNT, 40);
+	assert_int_equal(DELTA(f2s_forced_copy), 1);
+	assert_int_equal(DELTA(f2s_local_copy), 0);
+	assert_int_equal(DELTA(copied_bytes), moved);
+	assert_int_equal(DELTA(zc_bytes), 0);
+
+	stats_mark();
+	moved = f2s_flags_run(true, true, RP_ZC_F2S_SENDFILE, 600000, 3, SIZE_MAX_COUNT, 41);
+	assert_int_equal(DELTA(f2s_forced_sendfile), 1);
+	assert_int_equal(DELTA(zc_bytes), moved);
+	assert_int_equal(DELTA(copied_bytes), 0);
+
+	stats_mark();
+	moved = f2s_flags_run(false, false, RP_ZC_F2S_LOCAL_COPY, 40000, 0, 40000, 42);
+	assert_int_equal(DELTA(f2s_local_copy), 0);
+	assert_int_equal(DELTA(zc_bytes), moved);
+
+	/* the default (no RP_ZC_F2S here): sendfile, not counted as asked */
+	stats_mark();
+	moved = f2s_flags_run(true, false, RP_ZC_F2S_AUTO, 300000, 0, 300000, 43);
+	assert_int_equal(DELTA(f2s_forced_sendfile) + DELTA(f2s_forced_copy), 0);
+	assert_int_equal(DELTA(zc_bytes), moved);
+
+	unix_pair(&a, &b);
+	assert_int_equal(rp_zc_file_to_socket_flags(a, 0, NULL, 10, 4u), -EINVAL);
+	assert_int_equal(rp_zc_file_to_socket_flags(a, 0, NULL, 10, ~0u), -EINVAL);
+	close(a);
+	close(b);
+}
+
+/* rp_zc_file_to_socket without flags (no RP_ZC_F2S here): a local peer
+ * gets the copy from 1 MB, sendfile below it. */
+static void test_default_path(void **state)
+{
+	size_t moved;
+
+	(void)state;
+	stats_mark();
+	moved = f2s_flags_run(true, false, RP_ZC_F2S_AUTO, (2u << 20) + 5, 1, SIZE_MAX_COUNT, 45);
+	assert_int_equal(DELTA(f2s_local_copy), 1);
+	assert_int_equal(DELTA(copied_bytes), moved);
+	assert_int_equal(DELTA(zc_bytes), 0);
+	stats_mark();
+	moved = f2s_flags_run(false, true, RP_ZC_F2S_AUTO, (1u << 20) - 1, 0, SIZE_MAX_COUNT, 46);
+	assert_int_equal(DELTA(f2s_local_copy), 1); /* the count decides, not the file */
+	assert_int_equal(DELTA(copied_bytes), moved);
+	stats_mark();
+	moved = f2s_flags_run(false, true, RP_ZC_F2S_AUTO, 3u << 20, 0, (1u << 20) - 1, 47);
+	assert_int_equal(DELTA(f2s_local_copy), 0);
+	assert_int_equal(DELTA(zc_bytes), moved);
 }
 
 /* ---- socket relay ---- */
@@ -1146,6 +1331,14 @@ static bool bytes_ok(int fd, size_t n, unsigned seed)
 	return ok;
 }
 
+static bool bytes_ok_buf(const uint8_t *b, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != pat(i, seed))
+			return false;
+	return true;
+}
+
 #ifdef ZC_AUDIT_ARCH
 /* Without splice the relay is read/send: a full non-blocking destination
  * leaves the unsent tail of a read held (the spill buffer), sent first by
@@ -1241,6 +1434,57 @@ static int child_relay_copy(const char *mode)
 }
 #endif
 
+/* A child with RP_ZC_F2S (and RP_ZC_COPY_BUF) in its environment before
+ * its first call: the default follows it, counted as asked. */
+static int env_child(const char *mode)
+{
+	size_t n = (2u << 20) + 11, have = 0;
+	int fd = make_file("/tmp", n, 48), sv[2];
+	uint8_t *buf = malloc(n + 1);
+	struct rp_zc_stats s;
+	bool copy = !strcmp(mode, "env-copy");
+	off_t off = 0;
+	pid_t pid;
+
+	CCHECK(buf != NULL);
+	CCHECK(setenv("RP_ZC_F2S", copy ? "copy" : "sendfile", 1) == 0);
+	CCHECK(setenv("RP_ZC_COPY_BUF", "16K", 1) == 0);
+	CCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	pid = fork();
+	CCHECK(pid >= 0);
+	if (pid == 0) { /* the reader */
+		close(sv[0]);
+		for (;;) {
+			ssize_t m = read(sv[1], buf + have, n + 1 - have);
+			if (m <= 0)
+				break;
+			have += (size_t)m;
+		}
+		_exit(have == n && bytes_ok_buf(buf, n, 48) ? 0 : 1);
+	}
+	close(sv[1]);
+	CCHECK(rp_zc_file_to_socket(sv[0], fd, &off, SIZE_MAX_COUNT) == (ssize_t)n);
+	CCHECK(off == (off_t)n);
+	close(sv[0]);
+	{
+		int status;
+
+		CCHECK(waitpid(pid, &status, 0) == pid);
+		CCHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	rp_zc_stats(&s);
+	if (copy) {
+		CCHECK(s.f2s_forced_copy == 1 && s.f2s_local_copy == 0);
+		CCHECK(s.copied_bytes == n && s.zc_bytes == 0);
+	} else {
+		CCHECK(s.f2s_forced_sendfile == 1 && s.f2s_local_copy == 0);
+		CCHECK(s.zc_bytes == n && s.copied_bytes == 0);
+	}
+	free(buf);
+	close(fd);
+	return 0;
+}
+
 static int child_main(const char *mode)
 {
 #ifdef ZC_AUDIT_ARCH
@@ -1319,7 +1563,7 @@ static int child_main(const char *mode)
 	CCHECK(fcntl(a, F_SETFL, O_NONBLOCK) == 0);
 	CCHECK(fcntl(b, F_SETFL, O_NONBLOCK) == 0);
 	while (moved < n && now_s() < end) {
-		ssize_t got = rp_zc_file_to_socket(a, fd, &off, n - moved);
+		ssize_t got = f2s_chain(a, fd, &off, n - moved);
 
 		CCHECK(got > 0 || got == -EAGAIN);
 		if (got > 0)
@@ -1367,6 +1611,18 @@ static void run_child(const char *mode)
 	if (WEXITSTATUS(status) == 77)
 		skip();
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_env_sendfile(void **state)
+{
+	(void)state;
+	run_child("env-sendfile");
+}
+
+static void test_env_copy(void **state)
+{
+	(void)state;
+	run_child("env-copy");
 }
 
 static void test_forced_cfr_enosys(void **state)
@@ -1424,6 +1680,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_nonblock_full_sendfile),
 		cmocka_unit_test(test_nonblock_full_copy),
 		cmocka_unit_test(test_reset_mid_transfer),
+		cmocka_unit_test(test_nonblock_full_local_copy),
+		cmocka_unit_test(test_local_copy_paths),
+		cmocka_unit_test(test_forced_paths),
+		cmocka_unit_test(test_default_path),
+		cmocka_unit_test(test_env_sendfile),
+		cmocka_unit_test(test_env_copy),
 		cmocka_unit_test(test_relay_splice),
 		cmocka_unit_test(test_relay_splice_refused_copy),
 		cmocka_unit_test(test_relay_held_splice),
@@ -1447,7 +1709,7 @@ int main(int argc, char **argv)
 	/* sendfile/splice to a reset peer raise SIGPIPE: callers ignore it */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 3 && !strcmp(argv[1], "--child"))
-		return child_main(argv[2]);
+		return !strncmp(argv[2], "env-", 4) ? env_child(argv[2]) : child_main(argv[2]);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0) {
 		printf("# skip: /proc/self/exe unreadable\n");

@@ -54,6 +54,16 @@ struct rp_zc_stats {
 	uint64_t held_bytes;	  /* bytes kept for a non-blocking destination that was full */
 	uint64_t held_busy;	  /* calls refused: the thread already holds bytes for
 				     RP_ZC_HELD_MAX other destinations (-EBUSY) */
+	/* rp_zc_file_to_socket: which path, and why (each a count of calls) */
+	uint64_t f2s_local_copy;      /* copied: the peer is on this host (LOCAL_COPY) */
+	uint64_t f2s_forced_copy;     /* copied: RP_ZC_F2S_COPY asked (flag or env) */
+	uint64_t f2s_forced_sendfile; /* sendfile first: RP_ZC_F2S_SENDFILE asked */
+	uint64_t f2s_local_sendfile;  /* the peer is on this host but the source is no
+					 regular file (a pipe): the zero-copy chain ran */
+	uint64_t f2s_remote_sendfile; /* LOCAL_COPY looked the peer up: not on this host,
+					 the zero-copy chain ran */
+	uint64_t f2s_route_lookups;   /* LOCAL_COPY's route lookups (rtnetlink; once per
+					 peer address per thread, kept 10 s) */
 };
 
 /* Destinations a thread can hold bytes for at once (rp_zc_socket_relay). */
@@ -65,7 +75,9 @@ struct rp_zc_stats {
  * last byte sent, the file position untouched; NULL, read from the file
  * position, which advances by what was sent (an unseekable @file, a pipe,
  * needs NULL: -ESPIPE otherwise).
- * Strategy: sendfile(2); where it refuses (-EINVAL: @file is a pipe or a
+ * Strategy: for a peer on this host and a @count of 1 MB or more, a copy
+ * (rp_zc_file_to_socket_flags, RP_ZC_F2S_LOCAL_COPY); otherwise
+ * sendfile(2); where it refuses (-EINVAL: @file is a pipe or a
  * file with no splice support) splice(2) through the thread's pipe (a pipe
  * @file straight to @sock); where that is refused too, pread/read + send.
  * Blocking @sock: loops until @count bytes or EOF (huge counts in
@@ -79,6 +91,37 @@ struct rp_zc_stats {
  * errno (-EPIPE, -ECONNRESET for a peer that went away; -EBADF...).
  */
 ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
+
+/* rp_zc_file_to_socket_flags's @flags: which path moves the bytes. */
+#define RP_ZC_F2S_AUTO	     0u /* the default below */
+#define RP_ZC_F2S_SENDFILE   1u /* the zero-copy chain (sendfile first), whatever the peer */
+#define RP_ZC_F2S_COPY	     2u /* pread + send through a buffer, whatever the peer */
+#define RP_ZC_F2S_LOCAL_COPY 3u /* COPY when the peer is on this host, else SENDFILE */
+#define RP_ZC_F2S_MASK	     3u
+
+/*
+ * rp_zc_file_to_socket_flags - rp_zc_file_to_socket with the path chosen
+ * by @flags (RP_ZC_F2S_*; any other bit: -EINVAL). RP_ZC_F2S_AUTO is what
+ * rp_zc_file_to_socket does: RP_ZC_F2S_LOCAL_COPY, unless the environment
+ * variable RP_ZC_F2S (sendfile, copy, local-copy; read once per process)
+ * says otherwise.
+ * COPY reads a regular file into the calling thread's copy buffer (1 MB,
+ * allocated on first use, freed at thread exit; RP_ZC_COPY_BUF=BYTES[K|M]
+ * sets 16 KB..16 MB, read once) and sends it with send(MSG_NOSIGNAL); a
+ * source that is not a regular file or a block device (a pipe) takes the
+ * zero-copy chain anyway.
+ * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is on
+ * this host (rp_peer_is_local's rule: getpeername, getsockname and an
+ * fstat of @file each such call; the route's answer cached per thread and
+ * peer address for 10 s) and copies only then; below 1 MB, or for a
+ * remote peer, sendfile. On loopback the reader's copy out of the
+ * page-cache pages sendfile hands it costs more than its copy out of
+ * just-written socket memory, more than the sender saves (docs/zc.md).
+ * Every return, offset and non-blocking rule is rp_zc_file_to_socket's;
+ * rp_zc_stats counts which path ran and why (f2s_*).
+ */
+ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
+				   unsigned flags);
 
 /*
  * rp_zc_socket_relay - move up to @count bytes that @src (a socket or a
