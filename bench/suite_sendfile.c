@@ -16,9 +16,10 @@
  *   (its Lua done() hook: summary.bytes / summary.duration, headers
  *   included) in Gbit/s; the files are read once first, so they are in the
  *   page cache;
- * - "cpu s/GB 64MB": CPU seconds of the server (utime+stime of every
- *   thread from /proc/PID/stat; nginx: its master and its worker) per GB
- *   wrk read, over the 64 MB runs; lower is better, ratio nginx/ours;
+ * - "cpu s/GB 1MB" and "cpu s/GB 64MB": CPU seconds of the server (the
+ *   run time of every thread from /proc/PID/task/TID/schedstat, else
+ *   utime+stime; nginx: its master and its worker) per GB wrk read, over
+ *   the row's runs; lower is better, ratio nginx/ours;
  * - "range 1MB of 64MB" req/s: wrk -c8 with "Range: bytes=A-B" (1 MB from
  *   the middle of the 64 MB file; 206 answers);
  * - "4KB pipelined x16" req/s: wrk -c32 and -c1 with a Lua script that
@@ -44,6 +45,7 @@
  * RINGPLANE_BIN; nginx and wrk on PATH (or /usr/sbin/nginx).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -243,12 +245,54 @@ static int rp_start(struct ctx *x)
 	return 0;
 }
 
+/*
+ * CPU seconds of process @pid: the sum of its threads' run time from
+ * /proc/PID/task/TID/schedstat (nanoseconds, kept by the scheduler), else
+ * utime+stime. Those are sampled at the tick (CONFIG_TICK_CPU_ACCOUNTING:
+ * 4 ms a sample at HZ=250), so a 3 s run of a server busy 40% of the time
+ * holds about 300 samples, +-6% from sampling alone.
+ */
+static double proc_run_s(pid_t pid)
+{
+	char path[64], buf[128];
+	unsigned long long ns, sum = 0;
+	struct dirent *d;
+	DIR *dir;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return proc_cpu_s(pid);
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the thread is gone */
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (sscanf(buf, "%llu", &ns) != 1) {
+			closedir(dir);
+			return proc_cpu_s(pid);
+		}
+		sum += ns;
+	}
+	closedir(dir);
+	return sum ? (double)sum / 1e9 : proc_cpu_s(pid);
+}
+
 /* CPU seconds of server @s: every thread of the process, and for nginx its
  * children (the worker) too, read live (cutime counts only reaped ones). */
 static double srv_cpu_s(const struct ctx *x, enum srv s)
 {
 	pid_t pid = x->p[s].pid;
-	double t = proc_cpu_s(pid);
+	double t = proc_run_s(pid);
 	char path[64], buf[512], *q, *e;
 	int fd;
 	ssize_t n;
@@ -270,7 +314,7 @@ static double srv_cpu_s(const struct ctx *x, enum srv s)
 
 		if (e == q)
 			break;
-		ct = proc_cpu_s((pid_t)c);
+		ct = proc_run_s((pid_t)c);
 		if (ct < 0)
 			return -1;
 		t += ct;
@@ -526,6 +570,25 @@ static const struct {
 	[R_PIPE] = { "4KB pipelined x16 -c32", "4k.bin", "req/s", 32, false, false, true },
 };
 
+/* RP_BENCH_SENDFILE_ROWS=op,4k,1m,64m,range,pipe picks groups of rows (all
+ * when unset), so one row can be rerun while tuning without the others. */
+static const char *const row_group[R_NR] = { [R_4K] = "4k", [R_1M] = "1m", [R_64M] = "64m",
+					     [R_RANGE] = "range", [R_PIPE1] = "pipe",
+					     [R_PIPE] = "pipe" };
+
+static bool want_rows(const char *group)
+{
+	const char *env = getenv("RP_BENCH_SENDFILE_ROWS");
+	size_t n = strlen(group);
+
+	if (!env || !*env)
+		return true;
+	for (const char *p = env; (p = strstr(p, group)); p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
 static void fail_row(struct ctx *x, const char *row, enum srv s, const char *err)
 {
 	fprintf(stderr, "sendfile: FAILED %s on %s: %s\n", row, srv_name[s], err);
@@ -545,6 +608,8 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
 			cbusy[S_NR][MAX_RUNS];
 		bool bad = false;
 
+		if (!want_rows(row_group[k]))
+			continue;
 		for (unsigned r = 0; r < runs && !bad; r++)
 			for (int s = 0; s < S_NR && !bad; s++) {
 				struct wrk_result w;
@@ -590,16 +655,17 @@ static void measure(struct ctx *x, unsigned runs, unsigned secs)
 			rp_report_note("%s: CPU busy (CPU s / wall s, median): ringplane %.0f%% (wrk %.0f%%), nginx %.0f%% (wrk %.0f%%)",
 				       rows[k].name, 100.0 * b_rp, 100.0 * rp_bench_runs_median(cbusy[S_RP], runs),
 				       100.0 * b_ngx, 100.0 * rp_bench_runs_median(cbusy[S_NGINX], runs));
-		if (k == R_64M) {
+		if (k == R_64M || k == R_1M) {
+			const char *name = k == R_1M ? "cpu s/GB 1MB" : "cpu s/GB 64MB";
 			bool ok = true;
 
 			for (unsigned r = 0; r < runs; r++)
 				ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
 			if (ok)
-				rp_bench_runs_row("cpu s/GB 64MB", "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
+				rp_bench_runs_row(name, "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
 				    false);
 			else
-				rp_report_skip("cpu s/GB 64MB",
+				rp_report_skip(name,
 					       "a server's /proc/PID/stat could not be read, or it used no measurable CPU");
 		}
 	}
@@ -819,7 +885,7 @@ int rp_bench_suite_sendfile(const struct rp_bench_opts *opts)
 	int ret, ret2;
 
 	sigaction(SIGPIPE, &ign, &old);
-	ret = op_rows(opts);
+	ret = want_rows("op") ? op_rows(opts) : 0;
 	sigaction(SIGPIPE, &old, NULL);
 	if (ret)
 		fprintf(stderr, "sendfile: the operation rows stopped: %s\n", strerror(-ret));
