@@ -64,16 +64,18 @@ enum {
 	OPF_FAULT_PENDING = 1u << 5, /* recv_ms: the fault's cancel has not completed */
 	OPF_FAULT_FINAL = 1u << 6,   /* recv_ms: final CQE seen; the cancel's CQE ends it */
 	OPF_UNTRACKED = 1u << 7, /* names an fd the shard's fd table could not hold */
+	OPF_REARM = 1u << 8, /* on sh->rearm: a re-arm (or a poll's end) found no
+				SQE; the loop sends it on its next turn */
 };
 
 struct rp_op {
 	rp_cb cb;
 	void *arg;
 	uint8_t kind;
-	uint8_t flags;
-	uint16_t pad;
+	uint8_t pad;
+	uint16_t flags; /* OPF_* */
 	int fd;
-	struct rp_op *next; /* parked or dead list */
+	struct rp_op *next; /* parked, re-arm or dead list */
 	union {
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
@@ -81,7 +83,7 @@ struct rp_op {
 			unsigned pending; /* its cancels whose CQE is due */
 			int nr;		  /* ... of which found their op */
 		} cf;		/* rp_cancel_fd */
-		struct rp_op *park_prev; /* recv_ms on sh->parked: O(1) removal */
+		struct rp_op *park_prev; /* on sh->parked or sh->rearm: O(1) removal */
 	} u;
 	struct __kernel_timespec lts; /* linked timeout */
 	/* the fds whose SQE names this op, listed in sh->fdt (submit.h): -1 when
@@ -136,6 +138,12 @@ struct rp_shard {
 	unsigned nbufs, buf_size, bufs_out;
 	struct rp_op *parked;
 	struct rp_op *dead; /* ended outside the kernel: final callback due */
+	/* multishot ops (accept, recv, poll_writable) whose re-arm from a
+	 * completion or a buffer put found no SQE (the SQ stayed full), and
+	 * answered polls whose cancel found none: armed by the loop on its
+	 * next turn (eng_rearm_run), ended by rp_close/rp_cancel/stop like a
+	 * parked receive while they are outside the kernel */
+	struct rp_op *rearm;
 
 	/* wake-ups */
 	int efd;

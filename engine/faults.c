@@ -24,14 +24,15 @@ static const char *const kind_names[FAULT_KINDS] = {
 	[FAULT_SHORT] = "short",
 	[FAULT_RESET] = "reset",
 	[FAULT_EAGAIN] = "eagain",
+	[FAULT_REARM] = "rearm",
 };
 
 /* ---- RP_FAULTS ---- */
 
 static int bad(const char *what, const char *tok, size_t len)
 {
-	eng_set_error("RP_FAULTS: %s \"%.*s\" (expected nomem=P,short=P,reset=P,eagain=P,seed=N "
-		      "with P in 0..1)",
+	eng_set_error("RP_FAULTS: %s \"%.*s\" (expected nomem=P,short=P,reset=P,eagain=P,rearm=P,"
+		      "seed=N with P in 0..1)",
 		      what, (int)len, tok);
 	return -EINVAL;
 }
@@ -126,9 +127,11 @@ void eng_faults_report(const struct rp_runtime *rt)
 		const uint64_t *c = rt->shards[i]->faults.count;
 
 		fprintf(stderr,
-			"faults injected: shard %u nomem=%llu short=%llu reset=%llu eagain=%llu\n", i,
-			(unsigned long long)c[FAULT_NOMEM], (unsigned long long)c[FAULT_SHORT],
-			(unsigned long long)c[FAULT_RESET], (unsigned long long)c[FAULT_EAGAIN]);
+			"faults injected: shard %u nomem=%llu short=%llu reset=%llu eagain=%llu "
+			"rearm=%llu\n",
+			i, (unsigned long long)c[FAULT_NOMEM], (unsigned long long)c[FAULT_SHORT],
+			(unsigned long long)c[FAULT_RESET], (unsigned long long)c[FAULT_EAGAIN],
+			(unsigned long long)c[FAULT_REARM]);
 	}
 }
 
@@ -243,7 +246,7 @@ void eng_fault_cancel_complete(struct rp_shard *sh, struct rp_op *cop, int res, 
 	(void)res; /* 0, or -ENOENT/-EALREADY when the op was ending anyway */
 	(void)cflags;
 	eng_op_free(sh, cop);
-	op->flags &= (uint8_t)~OPF_FAULT_PENDING;
+	op->flags &= (uint16_t)~OPF_FAULT_PENDING;
 	if (op->flags & OPF_FAULT_FINAL)
 		reset_finish(sh, op);
 }

@@ -3,7 +3,7 @@
  * Fault injection for tests (meson -Dfaults=true, which compiles the
  * engine with RP_FAULTS; never on in release or packaged builds). The
  * runtime reads RP_FAULTS="nomem=P,short=P,reset=P,eagain=P,seed=N" at
- * rp_runtime_create; each shard rolls its own PRNG (seeded from seed +
+ * rp_runtime_create (and rearm=P); each shard rolls its own PRNG (seeded from seed +
  * shard id: deterministic for one shard's sequence of decisions, no
  * locks). What each fault does, and why it keeps the engine correct,
  * is written where it is injected:
@@ -14,6 +14,10 @@
  *   reset   receives end with -ECONNRESET (op_basic.c; multishot: faults.c)
  *   eagain  the SQ flush's and the loop's submit report -EAGAIN without
  *           submitting (submit.c, shard.c)
+ *   rearm   a multishot op's re-arm from a completion or a buffer put (or an
+ *           answered poll's cancel) finds no SQE, as if the SQ stayed full:
+ *           the op waits on the shard's re-arm list for the loop's next
+ *           turn (op.h eng_rearm_sqe; shard.c)
  * Not installed; docs/reliability.md describes the run that uses it.
  */
 #ifndef RP_ENGINE_FAULTS_H
@@ -27,6 +31,7 @@ enum eng_fault_kind {
 	FAULT_SHORT,
 	FAULT_RESET,
 	FAULT_EAGAIN,
+	FAULT_REARM,
 	FAULT_KINDS,
 };
 

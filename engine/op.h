@@ -22,6 +22,14 @@
 struct eng_op_kind {
 	const char *name;
 	void (*complete)(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+	/*
+	 * Kinds that re-arm themselves: send what the op's last (re-)arm
+	 * could not (eng_rearm_later), from the loop. Returns false when there
+	 * is still no SQE (it stays on sh->rearm); true when sent, parked, or
+	 * ended (a final -ECANCELED callback: the shard stops or the fd is
+	 * being closed).
+	 */
+	bool (*rearm)(struct rp_shard *sh, struct rp_op *op);
 };
 
 extern const struct eng_op_kind eng_op_kinds[OP_KINDS];
@@ -67,9 +75,77 @@ static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_c
 	return op;
 }
 
+/* ---- lists of ops outside the kernel (sh->parked, sh->rearm), doubly
+ * linked through op->next and op->u.park_prev: O(1) removal ---- */
+
+static inline void eng_olist_push(struct rp_op **head, struct rp_op *op)
+{
+	op->next = *head;
+	op->u.park_prev = NULL;
+	if (*head)
+		(*head)->u.park_prev = op;
+	*head = op;
+}
+
+static inline void eng_olist_del(struct rp_op **head, struct rp_op *op)
+{
+	if (op->u.park_prev)
+		op->u.park_prev->next = op->next;
+	else
+		*head = op->next;
+	if (op->next)
+		op->next->u.park_prev = op->u.park_prev;
+	op->next = NULL;
+}
+
+/*
+ * @op's (re-)arm found no SQE: queue it for the loop's next turn
+ * (eng_op_kinds[kind].rearm) instead of ending it or leaving it armed in
+ * name only. Idempotent.
+ */
+static inline void eng_rearm_later(struct rp_shard *sh, struct rp_op *op)
+{
+	if (op->flags & OPF_REARM)
+		return;
+	op->flags |= OPF_REARM;
+	eng_olist_push(&sh->rearm, op);
+}
+
+static inline void eng_rearm_del(struct rp_shard *sh, struct rp_op *op)
+{
+	eng_olist_del(&sh->rearm, op);
+	op->flags &= (uint16_t)~OPF_REARM;
+}
+
+/* Is @op waiting outside the kernel (parked for a buffer, or on sh->rearm
+ * before its re-arm)? Such an op is ended by rp_close, rp_cancel and stop
+ * without a cancel (eng_op_end_outside). An answered poll on sh->rearm is
+ * still armed in the kernel: only its cancel is owed. */
+static inline bool eng_op_outside(const struct rp_op *op)
+{
+	return (op->flags & OPF_PARKED) ||
+	       ((op->flags & OPF_REARM) && !(op->flags & OPF_RESULT_SEEN));
+}
+
+/* The SQE for a re-arm from a completion or a buffer put: NULL when the SQ
+ * stayed full (the caller queues the op with eng_rearm_later). */
+static inline struct io_uring_sqe *eng_rearm_sqe(struct rp_shard *sh)
+{
+#ifdef RP_FAULTS
+	/* as if the flush could not empty the SQ */
+	if (ENG_FAULT(sh, FAULT_REARM)) {
+		STAT_INC(sh, sq_full_fail);
+		return NULL;
+	}
+#endif
+	return eng_sqe(sh);
+}
+
 /* The op's memory goes back; it must never reach the kernel again. */
 static inline void eng_op_free(struct rp_shard *sh, struct rp_op *op)
 {
+	if (op->flags & OPF_REARM) /* an answered poll whose cancel was owed */
+		eng_rearm_del(sh, op);
 	sh->live--;
 	sh->live_kind[op->kind]--;
 	eng_fdt_untrack(sh, op);
@@ -175,13 +251,19 @@ const struct msghdr *eng_fault_sendmsg(struct rp_shard *sh, struct rp_op *op,
 #endif
 void eng_eventfd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 
+/* The re-arms each kind sends from the loop (eng_op_kind.rearm). */
+bool eng_accept_rearm(struct rp_shard *sh, struct rp_op *op);
+bool eng_recv_rearm(struct rp_shard *sh, struct rp_op *op);
+bool eng_poll_out_rearm(struct rp_shard *sh, struct rp_op *op);
+
 /* op_recv.c: multishot receives waiting for a buffer, outside the kernel. */
 void eng_recv_park(struct rp_shard *sh, struct rp_op *op);
-/* End a parked receive: its final -ECANCELED callback runs from the loop
+/* End an op waiting outside the kernel (eng_op_outside: parked, or on
+ * sh->rearm): its final -ECANCELED callback runs from the loop
  * (eng_recv_deliver_dead), never inside the caller. */
-void eng_recv_unpark_dead(struct rp_shard *sh, struct rp_op *op);
-/* End every parked receive on @fd (-1: all of them). */
-void eng_recv_unpark_fd(struct rp_shard *sh, int fd, bool all);
+void eng_op_end_outside(struct rp_shard *sh, struct rp_op *op);
+/* End every op waiting outside the kernel on @fd (all: every one). */
+void eng_end_outside_fd(struct rp_shard *sh, int fd, bool all);
 void eng_recv_deliver_dead(struct rp_shard *sh);
 /* The provided-buffer ring of a shard (bgid 0): set up on its thread. */
 int eng_bufring_setup(struct rp_shard *sh);

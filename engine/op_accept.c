@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Multishot accept: armed once, one CQE per new connection; armed again
- * when the kernel ends it without an error.
+ * when the kernel ends it without an error (at once, or from the loop's
+ * next turn when the SQ stayed full: a listener never stops in silence).
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -13,14 +14,24 @@ static void prep_accept(struct io_uring_sqe *sqe, struct rp_op *op)
 	io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, SOCK_CLOEXEC);
 }
 
-static bool arm_accept(struct rp_shard *sh, struct rp_op *op)
+static bool arm_accept(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
-	struct io_uring_sqe *sqe = eng_sqe(sh);
-
 	if (!sqe)
 		return false;
 	prep_accept(eng_op_sqe(sh, op, sqe), op);
 	return true;
+}
+
+/* From the loop: the re-arm the completion below could not send. */
+bool eng_accept_rearm(struct rp_shard *sh, struct rp_op *op)
+{
+	if (!eng_may_rearm(sh, op)) {
+		struct rp_cqe c = { .res = -ECANCELED };
+
+		eng_op_finish(sh, op, &c);
+		return true;
+	}
+	return arm_accept(sh, op, eng_sqe(sh));
 }
 
 struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
@@ -46,11 +57,10 @@ void eng_accept_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_
 	if (res >= 0 && eng_may_rearm(sh, op)) {
 		/* the kernel ended it without an error: keep accepting */
 		STAT_INC(sh, rearms);
-		if (!arm_accept(sh, op)) {
-			c.res = -EBUSY; /* SQ stuck: end it, the caller decides */
-			eng_op_finish(sh, op, &c);
-			return;
-		}
+		/* SQ stuck: the loop arms it on its next turn; ending it here
+		 * lost the connection in res and left the listener down */
+		if (!arm_accept(sh, op, eng_rearm_sqe(sh)))
+			eng_rearm_later(sh, op);
 		c.flags = RP_CQE_MORE | RP_CQE_REARMED;
 		eng_deliver(sh, op, &c);
 		return;

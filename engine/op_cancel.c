@@ -30,7 +30,7 @@
  * (end_poll) has nothing left for a caller: it is not counted again. */
 static bool needs_cancel(const struct rp_op *op)
 {
-	if (op->flags & (OPF_PARKED | OPF_DEAD_PARKED))
+	if (eng_op_outside(op) || (op->flags & OPF_DEAD_PARKED))
 		return false;
 	if (op->kind == OP_POLL_OUT)
 		return (op->flags & (OPF_RESULT_SEEN | OPF_CANCEL_REQ)) !=
@@ -81,8 +81,8 @@ static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud, struct io_uring_
 	int n = 0;
 
 	for (struct rp_op *op = eng_fdt_first(sh, fd); op; op = eng_fdt_next(op, fd)) {
-		if (op->flags & OPF_PARKED) {
-			eng_recv_unpark_dead(sh, op);
+		if (eng_op_outside(op)) {
+			eng_op_end_outside(sh, op);
 			continue;
 		}
 		if (!needs_cancel(op))
@@ -158,7 +158,7 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		return NULL;
 	}
 	STAT_INC(sh, cancel_fd_fallback);
-	eng_recv_unpark_fd(sh, fd, false);
+	eng_end_outside_fd(sh, fd, false);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->flags |= IOSQE_IO_HARDLINK;
 	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
@@ -188,9 +188,9 @@ struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, voi
 	if (!op)
 		return NULL;
 	target->flags |= OPF_CANCEL_REQ;
-	if (target->flags & OPF_PARKED) {
+	if (eng_op_outside(target)) {
 		/* Not in the kernel: end it ourselves; the cancel reports success. */
-		eng_recv_unpark_dead(sh, target);
+		eng_op_end_outside(sh, target);
 		io_uring_prep_nop(sqe);
 	} else if (target->flags & OPF_DEAD_PARKED) {
 		io_uring_prep_nop(sqe); /* already ending: its -ECANCELED is due */
@@ -235,7 +235,7 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	if (fd >= 0)
 		STAT_INC(sh, cancel_fd_fallback);
 	op->fd = fd;
-	eng_recv_unpark_fd(sh, fd, false);
+	eng_end_outside_fd(sh, fd, false);
 	if (fd >= 0 && !eng_closing_add(sh, fd))
 		op->fd = -1; /* without memory: best effort, as rp_close */
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);

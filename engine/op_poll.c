@@ -25,7 +25,9 @@
  * dropped and counted the same way. No timer, no delay to a
  * real POLLOUT. Once the caller has its answer the engine cancels the
  * multishot poll by user_data; the op then lives on, invisible, until the
- * kernel's final CQE (one more loop iteration).
+ * kernel's final CQE (one more loop iteration). A re-arm or a cancel that
+ * finds the SQ full waits on the shard's re-arm list for the loop's next
+ * turn: never a poll that is armed only in the op's state.
  */
 #include <poll.h>
 
@@ -33,10 +35,8 @@
 
 #define WRITABLE (POLLOUT | POLLERR | POLLHUP | POLLNVAL)
 
-static bool arm_poll(struct rp_shard *sh, struct rp_op *op)
+static bool arm_poll(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
-	struct io_uring_sqe *sqe = eng_sqe(sh);
-
 	if (!sqe)
 		return false;
 	io_uring_prep_poll_multishot(eng_op_sqe(sh, op, sqe), op->fd, POLLOUT);
@@ -53,22 +53,42 @@ struct rp_op *rp_poll_writable(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	return op;
 }
 
-/* The caller has its answer: end the poll (OPF_CANCEL_REQ marks it asked).
- * Without an SQE it stays armed and the next CQE tries again; a stop or
- * an rp_close ends it in any case. */
-static void end_poll(struct rp_shard *sh, struct rp_op *op)
+/* Cancel the answered poll by user_data (OPF_CANCEL_REQ marks it asked). */
+static bool send_end(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
-	struct io_uring_sqe *sqe;
-
-	if (op->flags & OPF_CANCEL_REQ)
-		return;
-	sqe = eng_sqe(sh);
 	if (!sqe)
-		return;
+		return false;
 	op->flags |= OPF_CANCEL_REQ;
 	io_uring_prep_cancel(sqe, op, 0);
 	io_uring_sqe_set_data64(sqe, UD_OP_CANCEL);
 	sh->internal++;
+	return true;
+}
+
+/* The caller has its answer: end the poll. Without an SQE the loop sends
+ * the cancel on its next turn (eng_poll_out_rearm); an rp_close or a stop
+ * meanwhile cancels it as any armed op. */
+static void end_poll(struct rp_shard *sh, struct rp_op *op)
+{
+	if (op->flags & OPF_CANCEL_REQ)
+		return;
+	if (!send_end(sh, op, eng_rearm_sqe(sh)))
+		eng_rearm_later(sh, op);
+}
+
+/* From the loop: what a completion could not send, the multishot poll
+ * after an RDHUP-only answer or an answered poll's cancel. */
+bool eng_poll_out_rearm(struct rp_shard *sh, struct rp_op *op)
+{
+	if (op->flags & OPF_RESULT_SEEN) /* still armed: only its end is owed */
+		return (op->flags & OPF_CANCEL_REQ) || send_end(sh, op, eng_sqe(sh));
+	if (!eng_may_rearm(sh, op)) {
+		struct rp_cqe c = { .res = -ECANCELED };
+
+		eng_op_finish(sh, op, &c);
+		return true;
+	}
+	return arm_poll(sh, op, eng_sqe(sh));
 }
 
 void eng_poll_out_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
@@ -92,10 +112,11 @@ void eng_poll_out_complete(struct rp_shard *sh, struct rp_op *op, int res, uint3
 		 * its own (a CQ overflow): wait with a multishot poll */
 		if (!eng_may_rearm(sh, op)) {
 			c.res = -ECANCELED; /* stopping, closing or cancelled */
-		} else if (arm_poll(sh, op)) {
-			return;
 		} else {
-			c.res = -EBUSY; /* SQ stuck: this is its end */
+			/* SQ stuck: the loop arms it on its next turn */
+			if (!arm_poll(sh, op, eng_rearm_sqe(sh)))
+				eng_rearm_later(sh, op);
+			return;
 		}
 	}
 	if (!more) {

@@ -89,10 +89,8 @@ static void prep_recv(struct io_uring_sqe *sqe, struct rp_op *op)
 	sqe->buf_group = 0;
 }
 
-static bool arm_recv(struct rp_shard *sh, struct rp_op *op)
+static bool arm_recv(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
-	struct io_uring_sqe *sqe = eng_sqe(sh);
-
 	if (!sqe)
 		return false;
 	prep_recv(eng_op_sqe(sh, op, sqe), op);
@@ -104,40 +102,40 @@ static bool arm_recv(struct rp_shard *sh, struct rp_op *op)
 void eng_recv_park(struct rp_shard *sh, struct rp_op *op)
 {
 	op->flags |= OPF_PARKED;
-	op->next = sh->parked;
-	op->u.park_prev = NULL;
-	if (sh->parked)
-		sh->parked->u.park_prev = op;
-	sh->parked = op;
+	eng_olist_push(&sh->parked, op);
 }
 
 static void park_unlink(struct rp_shard *sh, struct rp_op *op)
 {
-	if (op->u.park_prev)
-		op->u.park_prev->next = op->next;
-	else
-		sh->parked = op->next;
-	if (op->next)
-		op->next->u.park_prev = op->u.park_prev;
-	op->flags &= (uint8_t)~OPF_PARKED;
+	eng_olist_del(&sh->parked, op);
+	op->flags &= (uint16_t)~OPF_PARKED;
 }
 
-/* @op is parked (OPF_PARKED): every caller checks. */
-void eng_recv_unpark_dead(struct rp_shard *sh, struct rp_op *op)
+/* @op is outside the kernel (eng_op_outside): every caller checks. */
+void eng_op_end_outside(struct rp_shard *sh, struct rp_op *op)
 {
-	park_unlink(sh, op);
-	op->flags |= OPF_DEAD_PARKED; /* park_unlink cleared OPF_PARKED */
+	if (op->flags & OPF_PARKED)
+		park_unlink(sh, op);
+	else
+		eng_rearm_del(sh, op);
+	op->flags |= OPF_DEAD_PARKED;
 	op->next = sh->dead;
 	sh->dead = op;
 }
 
-void eng_recv_unpark_fd(struct rp_shard *sh, int fd, bool all)
+static void end_outside_list(struct rp_shard *sh, struct rp_op *list, int fd, bool all)
 {
-	for (struct rp_op *p = sh->parked, *next; p; p = next) {
+	for (struct rp_op *p = list, *next; p; p = next) {
 		next = p->next;
-		if (all || p->fd == fd)
-			eng_recv_unpark_dead(sh, p);
+		if ((all || p->fd == fd) && eng_op_outside(p))
+			eng_op_end_outside(sh, p);
 	}
+}
+
+void eng_end_outside_fd(struct rp_shard *sh, int fd, bool all)
+{
+	end_outside_list(sh, sh->parked, fd, all);
+	end_outside_list(sh, sh->rearm, fd, all);
 }
 
 void eng_recv_deliver_dead(struct rp_shard *sh)
@@ -160,8 +158,26 @@ static void unpark_one(struct rp_shard *sh)
 	if (!op || sh->stopping)
 		return;
 	park_unlink(sh, op);
-	if (!arm_recv(sh, op))
-		eng_recv_park(sh, op); /* SQ stuck: the next put tries again */
+	/* SQ stuck: the loop arms it on its next turn (parked again, it
+	 * waited for a put that may never come: every buffer was back) */
+	if (!arm_recv(sh, op, eng_rearm_sqe(sh)))
+		eng_rearm_later(sh, op);
+}
+
+/* From the loop: the re-arm a completion or a put could not send. */
+bool eng_recv_rearm(struct rp_shard *sh, struct rp_op *op)
+{
+	if (!eng_may_rearm(sh, op)) {
+		struct rp_cqe c = { .res = -ECANCELED };
+
+		eng_op_finish(sh, op, &c);
+		return true;
+	}
+	if (sh->bufs_out >= sh->nbufs) {
+		eng_recv_park(sh, op);
+		return true;
+	}
+	return arm_recv(sh, op, eng_sqe(sh));
 }
 
 void rp_buf_put(struct rp_shard *sh, uint16_t bid)
@@ -205,7 +221,7 @@ struct rp_op *rp_recv_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg
 	eng_fdt_track(sh, op, fd); /* armed or parked, until it is freed */
 	if (sh->bufs_out >= sh->nbufs) {
 		eng_recv_park(sh, op);
-	} else if (!arm_recv(sh, op)) {
+	} else if (!arm_recv(sh, op, eng_sqe(sh))) {
 		eng_op_free(sh, op);
 		errno = EBUSY;
 		return NULL;
@@ -242,13 +258,10 @@ void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t 
 		STAT_INC(sh, rearms);
 		if (res == -ENOBUFS)
 			STAT_INC(sh, enobufs);
-		if (sh->bufs_out >= sh->nbufs) {
+		if (sh->bufs_out >= sh->nbufs)
 			eng_recv_park(sh, op);
-		} else if (!arm_recv(sh, op)) {
-			c.res = res > 0 ? res : -EBUSY; /* SQ stuck: this is its end */
-			eng_op_finish(sh, op, &c);
-			return;
-		}
+		else if (!arm_recv(sh, op, eng_rearm_sqe(sh)))
+			eng_rearm_later(sh, op); /* SQ stuck: the loop's next turn */
 		if (res < 0)
 			return; /* invisible to the caller: it is re-armed */
 		c.flags = RP_CQE_MORE | RP_CQE_REARMED;

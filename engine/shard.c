@@ -207,7 +207,7 @@ static void begin_stop(struct rp_shard *sh)
 	sh->stop_deadline_ns = eng_now_ns() + (uint64_t)rt->cfg.stop_timeout_ms * 1000000u;
 	if (rt->cfg.on_stop)
 		rt->cfg.on_stop(sh, rt->cfg.arg);
-	eng_recv_unpark_fd(sh, -1, true);
+	eng_end_outside_fd(sh, -1, true);
 	cancel_all(sh);
 }
 
@@ -234,6 +234,28 @@ static void report_stuck(struct rp_shard *sh)
 		"ringplane: shard %u: %u ops still in flight %u ms after stop (%s ), %u internal;"
 		" leaving them to the kernel\n",
 		sh->id, sh->live, sh->rt->cfg.stop_timeout_ms, kinds, sh->internal);
+}
+
+/* ---- re-arms that found the SQ full ---- */
+
+/*
+ * Send what a completion or a buffer put could not (eng_rearm_later): the
+ * loop's last submit emptied the SQ, so this normally arms every op on
+ * the list; one that still finds no SQE stays for the next turn. A
+ * callback run from here (an op ended because the shard stops or its fd
+ * is closing) may change the list: it is read again after each op.
+ */
+static void rearm_run(struct rp_shard *sh)
+{
+	struct rp_op *op;
+
+	while ((op = sh->rearm)) {
+		eng_rearm_del(sh, op);
+		if (!eng_op_kinds[op->kind].rearm(sh, op)) {
+			eng_rearm_later(sh, op);
+			break;
+		}
+	}
 }
 
 /* ---- the loop ---- */
@@ -373,13 +395,15 @@ void eng_shard_loop(struct rp_shard *sh)
 		} else if (sh->efd_unarmed) {
 			eng_eventfd_arm(sh);
 		}
+		if (sh->rearm)
+			rearm_run(sh);
 		/* Messages ran and none is waiting: what they prepared goes to
 		 * the kernel with the same enter that waits (one syscall per
 		 * hand-off, not a submit and then a wait). The enter returns at
 		 * once if a completion is already due. */
 		if (work && !mail_pending(sh))
 			work = 0;
-		if (work || sh->nstash || sh->dead) {
+		if (work || sh->nstash || sh->dead || sh->rearm) {
 			wait = false;
 		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
 			wait = false; /* found work while awake: no wake-up needed */

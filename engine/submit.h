@@ -88,7 +88,7 @@ static inline void eng_fdt_untrack(struct rp_shard *sh, struct rp_op *op)
 		op->tfd[s] = -1;
 	}
 	if (op->flags & OPF_UNTRACKED) {
-		op->flags &= (uint8_t)~OPF_UNTRACKED;
+		op->flags &= (uint16_t)~OPF_UNTRACKED;
 		sh->fd_untracked--;
 	}
 }

@@ -13,8 +13,16 @@
  *   back and no op left alive, also when the caller closes the socket
  *   while the reset's cancel is under way;
  * - eagain: flushes and the loop's submits that fail lose nothing; at
- *   rate 1 the flush gives up (EBUSY) and the loop still runs.
+ *   rate 1 the flush gives up (EBUSY) and the loop still runs;
+ * - rearm: every re-arm from a completion or a buffer put finds no SQE:
+ *   a poll for writable after an RDHUP-only answer still answers POLLOUT
+ *   once the peer reads, and its own end still comes; a multishot receive
+ *   whose buffers all came back while it was parked still receives the
+ *   whole stream (both waited forever, or ended with EBUSY, before the
+ *   engine's re-arm list).
  */
+#include <poll.h>
+
 #include <ringplane/outq.h>
 
 #include "engine_test.h"
@@ -39,7 +47,7 @@ static void test_rp_faults_syntax(void **state)
 		"Reset=0.1",  "eagain=0.5 ",
 	};
 	static const char *const good[] = {
-		"", "nomem=0", "seed=3", "nomem=0.01,short=0.05,reset=0.5,eagain=1,seed=42",
+		"", "nomem=0", "seed=3", "nomem=0.01,short=0.05,reset=0.5,eagain=1,seed=42", "rearm=0.5",
 	};
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
@@ -732,6 +740,213 @@ static void test_eagain_loses_nothing(void **state)
 	assert_int_equal(tea.prepared + tea.refused, EA_OPS);
 }
 
+
+/* ======================================================================
+ * rearm: the SQ is full at every re-arm
+ * ====================================================================== */
+
+static struct {
+	int fd;
+	int res, calls;
+	unsigned inflight_after;
+	atomic_int answered, done;
+} trp;
+
+static void rp_after(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	trp.inflight_after = rp_shard_inflight(sh); /* this timer alone */
+	atomic_store(&trp.done, 1);
+}
+
+static void rp_poll_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	trp.res = c->res;
+	trp.calls++;
+	CHECK(!(c->flags & RP_CQE_MORE));
+	atomic_store(&trp.answered, 1);
+	/* the poll's own end (its cancel found no SQE either) is due well
+	 * within this */
+	CHECK(rp_timeout(sh, 200 * MS, rp_after, NULL) != NULL);
+}
+
+static void rp_poll_start(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_poll_writable(sh, trp.fd, rp_poll_cb, NULL) != NULL);
+}
+
+/* Fill @fd's send buffer (small, so the peer's reads free room fast). */
+static void fill_sndbuf(int fd)
+{
+	static char chunk[4096];
+	int sz = 4096, fl = fcntl(fd, F_GETFL);
+
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+	assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
+	for (int i = 0; i < 100000; i++)
+		if (send(fd, chunk, sizeof(chunk), 0) < 0)
+			break;
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+	assert_int_equal(fcntl(fd, F_SETFL, fl), 0);
+}
+
+static void test_rearm_without_sqe_poll_still_answers(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	char sink[65536];
+	double end;
+	int cli, srv, rcv = 4096;
+
+	(void)state;
+	memset(&trp, 0, sizeof(trp));
+	tcp_pair(&cli, &srv);
+	assert_int_equal(setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	fill_sndbuf(srv);
+	/* the peer half-closes: a POLLOUT poll on the full socket answers
+	 * POLLRDHUP alone, and the engine must arm a multishot poll */
+	assert_int_equal(shutdown(cli, SHUT_WR), 0);
+	trp.fd = srv;
+	rt = rt_start_faults(&cfg, "rearm=1");
+	assert_int_equal(rp_runtime_submit(rt, 0, rp_poll_start, NULL), 0);
+	/* until the RDHUP-only answer was dropped (and the re-arm deferred) */
+	end = now_s() + WAIT_S;
+	do {
+		sleep_ms(5);
+		stats_of(rt, 0, &st);
+	} while (!st.poll_rdhup && now_s() < end);
+	assert_true(st.poll_rdhup >= 1);
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&trp.answered), 0); /* still full: no answer yet */
+	/* the peer reads: write space wakes the (deferred) multishot poll */
+	end = now_s() + WAIT_S;
+	while (!atomic_load(&trp.answered) && now_s() < end) {
+		if (recv(cli, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			sleep_ms(1);
+	}
+	assert_true(wait_for(&trp.done, 1, WAIT_S));
+	stats_of(rt, 0, &st);
+	print_message("# poll answered 0x%x after %llu RDHUP-only results; %llu re-arms deferred\n",
+		      (unsigned)trp.res, (unsigned long long)st.poll_rdhup,
+		      (unsigned long long)eng_faults_count(rt, 0, FAULT_REARM));
+	/* the multishot arm and the answered poll's cancel both found no SQE */
+	assert_true(eng_faults_count(rt, 0, FAULT_REARM) >= 2);
+	rt_end(rt);
+	assert_int_equal(trp.calls, 1);
+	assert_true(trp.res > 0 && (trp.res & POLLOUT));
+	assert_int_equal(trp.inflight_after, 1); /* the poll ended: only the timer */
+	close(cli);
+	close(srv);
+}
+
+#define RR_BYTES (256u << 10)
+#define RR_BUFS	 16
+
+static struct {
+	int fd;
+	uint8_t *expect;
+	size_t got;
+	uint16_t held[RR_BUFS];
+	unsigned nheld, puts_rounds;
+	bool bad, timer_on;
+	atomic_int done;
+} trr;
+
+static void rr_put_all(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	trr.timer_on = false;
+	/* every buffer back at once: the parked receive's re-arm is the first
+	 * put's, and it finds no SQE */
+	for (unsigned i = 0; i < trr.nheld; i++)
+		rp_buf_put(sh, trr.held[i]);
+	trr.nheld = 0;
+	trr.puts_rounds++;
+}
+
+static void rr_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0) {
+		if (trr.got + (size_t)c->res > RR_BYTES ||
+		    memcmp(c->buf, trr.expect + trr.got, (size_t)c->res))
+			trr.bad = true;
+		trr.got += (size_t)c->res;
+		CHECK(trr.nheld < RR_BUFS);
+		trr.held[trr.nheld++] = c->bid;
+		/* hold every buffer a while: the kernel ends the receive with
+		 * ENOBUFS and the engine parks it */
+		if (trr.nheld == RR_BUFS && !trr.timer_on)
+			trr.timer_on = rp_timeout(sh, 20 * MS, rr_put_all, NULL) != NULL;
+		if (trr.got == RR_BYTES) {
+			for (unsigned i = 0; i < trr.nheld; i++)
+				rp_buf_put(sh, trr.held[i]);
+			trr.nheld = 0;
+			atomic_store(&trr.done, 1);
+		}
+	}
+	if (!(c->flags & RP_CQE_MORE))
+		CHECK(trr.got == RR_BYTES || rp_shard_stopping(sh)); /* never ended early */
+}
+
+static void rr_start(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_recv_multishot(sh, trr.fd, rr_cb, NULL) != NULL);
+}
+
+static void test_rearm_without_sqe_parked_recv_still_receives(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint64_t deferred;
+	size_t sent = 0;
+	double end;
+	int cli, srv;
+
+	(void)state;
+	memset(&trr, 0, sizeof(trr));
+	trr.expect = malloc(RR_BYTES);
+	assert_non_null(trr.expect);
+	fill_pattern(trr.expect, RR_BYTES, 11);
+	tcp_pair(&cli, &srv);
+	trr.fd = srv;
+	cfg.bufs = RR_BUFS;
+	cfg.buf_size = 4096;
+	rt = rt_start_faults(&cfg, "rearm=1");
+	assert_int_equal(rp_runtime_submit(rt, 0, rr_start, NULL), 0);
+	end = now_s() + WAIT_S;
+	while (!atomic_load(&trr.done) && !atomic_load(&g_fail) && now_s() < end) {
+		ssize_t w = sent < RR_BYTES ? send(cli, trr.expect + sent, RR_BYTES - sent,
+						    MSG_DONTWAIT | MSG_NOSIGNAL)
+					    : 0;
+
+		if (w > 0)
+			sent += (size_t)w;
+		else
+			sleep_ms(1);
+	}
+	stats_of(rt, 0, &st);
+	deferred = eng_faults_count(rt, 0, FAULT_REARM);
+	print_message("# %zu of %u bytes; %u put rounds, enobufs %llu, %llu re-arms deferred\n",
+		      trr.got, RR_BYTES, trr.puts_rounds, (unsigned long long)st.enobufs,
+		      (unsigned long long)deferred);
+	rt_end(rt);
+	assert_int_equal(atomic_load(&trr.done), 1);
+	assert_false(trr.bad);
+	assert_true(st.enobufs >= 1); /* the receive really was parked */
+	assert_true(deferred >= 1); /* the parked receive's re-arm found no SQE */
+	free(trr.expect);
+	close(cli);
+	close(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -743,6 +958,8 @@ int main(void)
 		T(test_multishot_recv_reset_ends_cleanly),
 		T(test_multishot_reset_with_a_close_under_way),
 		T(test_eagain_loses_nothing),
+		T(test_rearm_without_sqe_poll_still_answers),
+		T(test_rearm_without_sqe_parked_recv_still_receives),
 	};
 
 	return ENGINE_TEST_RUN("engine-inject", all);

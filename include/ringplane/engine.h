@@ -67,7 +67,9 @@ enum {
 	RP_CQE_NOTIF = 1u << 1,	    /* send_zc: the buffer-release notification */
 	RP_CQE_ZC_COPIED = 1u << 2, /* send_zc notification: payload was copied */
 	RP_CQE_REARMED = 1u << 3,   /* multishot recv/accept: the kernel ended the
-				       request and the engine armed it again */
+				       request and the engine armed it again (or,
+				       with the SQ full, arms it on the shard
+				       loop's next turn) */
 };
 
 struct rp_cqe {
@@ -159,7 +161,8 @@ struct rp_shard_stats {
 	uint64_t zc_sends;	 /* send_zc notifications */
 	uint64_t zc_copied;	 /* ... of which the kernel copied (not zero-copy) */
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
-	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY) */
+	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
+				    a multishot re-arm waits for the loop's next turn */
 	uint64_t buf_misuse;	 /* rp_buf_put of a buffer that was not out: refused */
 	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
 	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
@@ -281,7 +284,9 @@ struct rp_op *rp_write_fixed(struct rp_shard *sh, int fd, const void *buf, unsig
 			     uint64_t off, rp_cb cb, void *arg);
 /* Multishot accept: res is the new fd, RP_CQE_MORE while it stays armed.
  * The kernel ends it on errors such as EMFILE; the caller re-arms (after a
- * back-off timer) when it wants to keep accepting. */
+ * back-off timer) when it wants to keep accepting. An end without an error
+ * is re-armed by the engine (RP_CQE_REARMED), on the next loop turn when
+ * the SQ is full. */
 struct rp_op *rp_accept_multishot(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* @addr is copied (up to sizeof(struct sockaddr_in6)). */
 struct rp_op *rp_connect(struct rp_shard *sh, int fd, const struct sockaddr *addr, socklen_t len,
@@ -292,7 +297,8 @@ struct rp_op *rp_recv(struct rp_shard *sh, int fd, void *buf, unsigned len, int 
  * Multishot recv into the shard's provided-buffer ring. Each CQE with
  * res > 0 carries c->buf/c->bid. When the kernel ends the request on its
  * own (ENOBUFS: every buffer is out; or a CQ overflow) the engine re-arms
- * it: at once if buffers are free, else when rp_buf_put returns one, and
+ * it: at once if buffers are free, else when rp_buf_put returns one (a
+ * re-arm that finds the SQ full is sent on the loop's next turn), and
  * the callback sees RP_CQE_MORE|RP_CQE_REARMED instead of ENOBUFS. It ends
  * for real on res == 0 (EOF), on other errors, or on cancel.
  */
@@ -386,7 +392,8 @@ struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, vo
  * again spins. This one starts as that one-shot poll (the same cost when
  * there is room); an RDHUP-only result is dropped (counted in poll_rdhup)
  * and a multishot, edge-triggered poll waits instead until the socket's
- * write-space wake-up, with no timer and no added delay. After answering
+ * write-space wake-up, with no timer and no added delay (armed on the
+ * loop's next turn when the SQ is full, never dropped). After answering
  * from the multishot poll the engine cancels it; the op stays counted in
  * rp_shard_inflight until the kernel's final CQE, normally one loop
  * iteration later. Not for rp_link_timeout or rp_link_next (-EINVAL): a
