@@ -116,6 +116,18 @@ void relay_op_done(struct rp_relay *r)
 		finish(r);
 }
 
+/* Does a direction still have an op in flight on the sockets? */
+static bool ops_in_flight(const struct rp_relay *r)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct rdir *d = &r->d[i];
+
+		if (d->recv_op || d->q || d->poll_op || d->in_op || d->out_op)
+			return true;
+	}
+	return false;
+}
+
 /* Close (or leave, with RP_RELAY_KEEP_FDS) both sockets; rp_close ends
  * every op still on them first. */
 static void release_fds(struct rp_relay *r, bool reset)
@@ -126,9 +138,11 @@ static void release_fds(struct rp_relay *r, bool reset)
 	 * before done() runs (test_relay checks it). rp_close would cost the
 	 * kernel no more now (with no op on the fd it sends the close alone;
 	 * it used to put a cancel-by-fd before it, which walks every request
-	 * armed on the ring), but its close completes after done().
+	 * armed on the ring), but its close completes after done(). Should
+	 * an op still be in flight, the sockets go through rp_close below,
+	 * which cancels it first: close(2) would leave it armed.
 	 */
-	if (!reset) {
+	if (!reset && !ops_in_flight(r)) {
 		if (!(r->cfg.flags & RP_RELAY_KEEP_FDS)) {
 			close(r->fd[0]);
 			close(r->fd[1]);
