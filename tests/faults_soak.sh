@@ -39,7 +39,7 @@ for it in "${items[@]}"; do
 	k=${it%%=*}
 	v=${it#*=}
 	case $k in
-	nomem | short | reset | eagain)
+	nomem | short | reset | eagain | rearm)
 		awk -v v="$v" 'BEGIN { exit !(v + 0 > 0) }' && want+=("$k")
 		;;
 	esac
@@ -55,7 +55,7 @@ for log in "$dir"/*.log; do
 	fi
 	line=""
 	sum=0
-	for k in nomem short reset eagain; do
+	for k in nomem short reset eagain rearm; do
 		n=$(sed -n "s/^faults injected: shard [0-9]* .*\<$k=\([0-9]*\).*/\1/p" "$log" |
 			awk '{ s += $1 } END { print s + 0 }')
 		line+=" $k=$n"
