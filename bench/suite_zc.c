@@ -964,7 +964,8 @@ static int relay(bool ours, int dst, int src, char *buf)
 /*
  * file_to_socket rows: three sides alternating (the order rotated run to
  * run), one fresh loopback connection each, a reader thread on @rcpu
- * (RP_BENCH_ZC_READER=same puts it on the sender's CPU, @scpu). Rows: the
+ * (RP_BENCH_ZC_READER=same puts it on the sender's CPU, @scpu; RP_BENCH_ZC_F2S_UNIX=1 an
+ * AF_UNIX socketpair instead of loopback TCP). Rows: the
  * local-peer copy path and forced sendfile, each against the loop, then
  * copy against sendfile, and the sender's own CPU (the process's minus
  * the reader thread's) of sendfile against the loop's.
@@ -975,12 +976,15 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 	static const size_t sizes[] = { 4096, 65536, 256u << 10, 1u << 20, 16u << 20, 64u << 20 };
 	static const char *const side_name[F2S_NR] = { "local copy", "sendfile", "read/write 64KB" };
 	const char *rd = getenv("RP_BENCH_ZC_READER");
+	const char *un = getenv("RP_BENCH_ZC_F2S_UNIX");
+	bool unix_pair = un && !strcmp(un, "1");
 	int ret = 0;
 
 	if (rd && !strcmp(rd, "same"))
 		rcpu = scpu;
-	rp_report_note("file_to_socket: sender on cpu %d, reader on cpu %d; \"local copy\" = RP_ZC_F2S_LOCAL_COPY (pread + send through a %s buffer for a peer on this host), \"sendfile\" = RP_ZC_F2S_SENDFILE; rp_zc_file_to_socket's default: %s",
-		       scpu, rcpu, getenv("RP_ZC_COPY_BUF") && *getenv("RP_ZC_COPY_BUF") ? getenv("RP_ZC_COPY_BUF") : "1M",
+	rp_report_note("file_to_socket over %s: sender on cpu %d, reader on cpu %d; \"local copy\" = RP_ZC_F2S_LOCAL_COPY (pread + send through a %s buffer for a peer on this host), \"sendfile\" = RP_ZC_F2S_SENDFILE; rp_zc_file_to_socket's default: %s",
+		       unix_pair ? "an AF_UNIX socketpair (RP_BENCH_ZC_F2S_UNIX=1)" : "loopback TCP", scpu, rcpu,
+		       getenv("RP_ZC_COPY_BUF") && *getenv("RP_ZC_COPY_BUF") ? getenv("RP_ZC_COPY_BUF") : "1M",
 		       getenv("RP_ZC_F2S") && *getenv("RP_ZC_F2S") ? getenv("RP_ZC_F2S")
 								   : "local copy from 1 MB, else sendfile");
 	rp_report_note("file_to_socket: issue 13's goal (>= 1.5x the loop's Gbit/s from 1 MB up, <= 0.6x its CPU per GB) is a remote-peer goal that loopback cannot show: here the reader's copy runs on this host and costs more out of page-cache pages (sendfile) than out of freshly written socket frags (the loop). What carries over to a NIC is the sender's own CPU per GB (the \"sender cpu\" rows)");
@@ -1014,7 +1018,15 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 				uint64_t t0, got;
 				double c0;
 
-				ret = rp_zb_pair(lfd, addr, &snd, &rcv);
+				if (unix_pair) {
+					int sv[2];
+
+					ret = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ? -errno : 0;
+					snd = sv[0];
+					rcv = sv[1];
+				} else {
+					ret = rp_zb_pair(lfd, addr, &snd, &rcv);
+				}
 				if (ret || (ret = rp_zb_sink_start(&sk, rcv, rcpu)))
 					break;
 				c0 = rp_zb_cpu_s();

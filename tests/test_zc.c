@@ -583,7 +583,7 @@ static ssize_t f2s_path(enum path p, int sock, int file, off_t *off, size_t coun
 /* A non-blocking socket that fills: what moved (the offset says exactly
  * how much), then -EAGAIN; the reader sees exactly those bytes. On each
  * path: sendfile, read/write (O_APPEND), and the local-peer copy (its
- * 256 KB buffer read again from where the socket stopped). */
+ * 1 MB buffer read again from where the socket stopped; loopback TCP). */
 static void nonblock_full(enum path path, bool offnull)
 {
 	size_t n = 8u << 20, moved = 0;
@@ -594,7 +594,14 @@ static void nonblock_full(enum path path, bool offnull)
 	uint8_t *buf;
 	size_t have = 0;
 
-	unix_pair(&a, &b);
+	/* the local-peer copy runs for IP peers only: a loopback pair whose
+	 * reader's buffer is small too (no autotuning), far below 8 MB */
+	if (path == P_LOCAL_COPY) {
+		tcp_pair(&a, &b);
+		assert_int_equal(setsockopt(b, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+	} else {
+		unix_pair(&a, &b);
+	}
 	assert_int_equal(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
 	set_nonblock(a, true);
 	if (path == P_APPEND_COPY)
@@ -619,12 +626,22 @@ static void nonblock_full(enum path path, bool offnull)
 		assert_int_equal(DELTA(f2s_local_copy), 2);
 		assert_int_equal(DELTA(sendfile_calls), 0);
 	}
-	/* every byte the socket got is the file's, in order, nothing more */
+	/* every byte the socket got is the file's, in order, nothing more:
+	 * read to EOF after a shutdown (over TCP part of it may still be in
+	 * the sender's queue, sent as the reader opens the window) */
 	buf = malloc(moved + 1);
 	assert_non_null(buf);
+	assert_int_equal(shutdown(a, SHUT_WR), 0);
 	set_nonblock(b, true);
-	for (;;) {
-		ssize_t m = read(b, buf + have, moved + 1 - have);
+	for (double end = now_s() + WAIT_S; now_s() < end;) {
+		struct pollfd pfd = {.fd = b, .events = POLLIN};
+		ssize_t m;
+
+		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+			break;
+		m = read(b, buf + have, moved + 1 - have);
+		if (m < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
 		if (m <= 0)
 			break;
 		have += (size_t)m;
@@ -738,10 +755,11 @@ static size_t f2s_flags_run(bool tcp, bool offnull, unsigned flags, size_t n, si
 	return expect;
 }
 
-/* RP_ZC_F2S_LOCAL_COPY to a loopback TCP peer and to a socketpair (both
- * local): pread + send, byte for byte, from an offset and from the file
- * position, more than one buffer's worth, a count past EOF, an odd size;
- * counted as local copies, nothing by sendfile. */
+/* RP_ZC_F2S_LOCAL_COPY to a loopback TCP peer: pread + send, byte for
+ * byte, from an offset and from the file position, more than one
+ * buffer's worth, a count past EOF, odd sizes; counted as local copies,
+ * nothing by sendfile. To a socketpair (local, AF_UNIX): sendfile, counted
+ * as a local peer left on it. */
 static void test_local_copy_paths(void **state)
 {
 	static const struct {
@@ -750,8 +768,10 @@ static void test_local_copy_paths(void **state)
 	} c[] = {
 		{true, false, (3u << 20) + 4567, 1000, (size_t)3 << 20},
 		{true, true, (1u << 20) + 1, 77, SIZE_MAX_COUNT},
-		{false, false, 700001, 0, SIZE_MAX_COUNT},
-		{false, true, (2u << 20) + 9, 65536, (1u << 20) + 3},
+		{true, false, 700001, 0, SIZE_MAX_COUNT},
+		{true, true, (2u << 20) + 9, 65536, (1u << 20) + 3},
+		{false, false, (2u << 20) + 9, 5, SIZE_MAX_COUNT},
+		{false, true, 700001, 0, SIZE_MAX_COUNT},
 	};
 
 	(void)state;
@@ -761,14 +781,21 @@ static void test_local_copy_paths(void **state)
 		stats_mark();
 		moved = f2s_flags_run(c[i].tcp, c[i].offnull, RP_ZC_F2S_LOCAL_COPY, c[i].n,
 				      c[i].from, c[i].want, 20 + i);
-		assert_int_equal(DELTA(f2s_local_copy), 1);
 		assert_int_equal(DELTA(f2s_forced_copy), 0);
+		/* loopback and AF_UNIX are decided by the addresses: no route */
+		assert_int_equal(DELTA(f2s_route_lookups), 0);
+		if (!c[i].tcp) {
+			assert_int_equal(DELTA(f2s_local_copy), 0);
+			assert_int_equal(DELTA(f2s_local_sendfile), 1);
+			assert_int_equal(DELTA(zc_bytes), moved);
+			assert_int_equal(DELTA(copied_bytes), 0);
+			continue;
+		}
+		assert_int_equal(DELTA(f2s_local_copy), 1);
 		assert_int_equal(DELTA(copy_calls), 1);
 		assert_int_equal(DELTA(copied_bytes), moved);
 		assert_int_equal(DELTA(sendfile_calls), 0);
 		assert_int_equal(DELTA(zc_bytes), 0);
-		/* loopback and AF_UNIX are decided by the addresses: no route */
-		assert_int_equal(DELTA(f2s_route_lookups), 0);
 	}
 	/* at EOF: 0 */
 	stats_mark();
@@ -818,8 +845,9 @@ static void test_forced_paths(void **state)
 	close(b);
 }
 
-/* rp_zc_file_to_socket without flags (no RP_ZC_F2S here): a local peer
- * gets the copy from 1 MB, sendfile below it. */
+/* rp_zc_file_to_socket without flags (no RP_ZC_F2S here): a loopback
+ * TCP peer gets the copy from 1 MB, sendfile below it; an AF_UNIX peer
+ * sendfile. */
 static void test_default_path(void **state)
 {
 	size_t moved;
@@ -831,12 +859,16 @@ static void test_default_path(void **state)
 	assert_int_equal(DELTA(copied_bytes), moved);
 	assert_int_equal(DELTA(zc_bytes), 0);
 	stats_mark();
-	moved = f2s_flags_run(false, true, RP_ZC_F2S_AUTO, (1u << 20) - 1, 0, SIZE_MAX_COUNT, 46);
+	moved = f2s_flags_run(true, true, RP_ZC_F2S_AUTO, (1u << 20) - 1, 0, SIZE_MAX_COUNT, 46);
 	assert_int_equal(DELTA(f2s_local_copy), 1); /* the count decides, not the file */
 	assert_int_equal(DELTA(copied_bytes), moved);
 	stats_mark();
-	moved = f2s_flags_run(false, true, RP_ZC_F2S_AUTO, 3u << 20, 0, (1u << 20) - 1, 47);
+	moved = f2s_flags_run(true, true, RP_ZC_F2S_AUTO, 3u << 20, 0, (1u << 20) - 1, 47);
 	assert_int_equal(DELTA(f2s_local_copy), 0);
+	assert_int_equal(DELTA(zc_bytes), moved);
+	stats_mark();
+	moved = f2s_flags_run(false, false, RP_ZC_F2S_AUTO, 3u << 20, 0, SIZE_MAX_COUNT, 49);
+	assert_int_equal(DELTA(f2s_local_sendfile), 1); /* AF_UNIX: sendfile */
 	assert_int_equal(DELTA(zc_bytes), moved);
 }
 

@@ -58,8 +58,9 @@ struct rp_zc_stats {
 	uint64_t f2s_local_copy;      /* copied: the peer is on this host (LOCAL_COPY) */
 	uint64_t f2s_forced_copy;     /* copied: RP_ZC_F2S_COPY asked (flag or env) */
 	uint64_t f2s_forced_sendfile; /* sendfile first: RP_ZC_F2S_SENDFILE asked */
-	uint64_t f2s_local_sendfile;  /* the peer is on this host but the source is no
-					 regular file (a pipe): the zero-copy chain ran */
+	uint64_t f2s_local_sendfile;  /* the peer is on this host but the copy does not
+					 pay: an AF_UNIX peer, or a source that is no
+					 regular file (a pipe); the zero-copy chain ran */
 	uint64_t f2s_remote_sendfile; /* LOCAL_COPY looked the peer up: not on this host,
 					 the zero-copy chain ran */
 	uint64_t f2s_route_lookups;   /* LOCAL_COPY's route lookups (rtnetlink; once per
@@ -75,7 +76,8 @@ struct rp_zc_stats {
  * last byte sent, the file position untouched; NULL, read from the file
  * position, which advances by what was sent (an unseekable @file, a pipe,
  * needs NULL: -ESPIPE otherwise).
- * Strategy: for a peer on this host and a @count of 1 MB or more, a copy
+ * Strategy: for an IP peer on this host (loopback, the host's own
+ * address, a veth) and a @count of 1 MB or more, a copy
  * (rp_zc_file_to_socket_flags, RP_ZC_F2S_LOCAL_COPY); otherwise
  * sendfile(2); where it refuses (-EINVAL: @file is a pipe or a
  * file with no splice support) splice(2) through the thread's pipe (a pipe
@@ -110,13 +112,14 @@ ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
  * sets 16 KB..16 MB, read once) and sends it with send(MSG_NOSIGNAL); a
  * source that is not a regular file or a block device (a pipe) takes the
  * zero-copy chain anyway.
- * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is on
- * this host (rp_peer_is_local's rule: getpeername, getsockname and an
- * fstat of @file each such call; the route's answer cached per thread and
- * peer address for 10 s) and copies only then; below 1 MB, or for a
- * remote peer, sendfile. On loopback the reader's copy out of the
- * page-cache pages sendfile hands it costs more than its copy out of
- * just-written socket memory, more than the sender saves (docs/zc.md).
+ * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is an
+ * IP peer on this host (rp_peer_is_local's rule: getpeername, getsockname
+ * and an fstat of @file each such call; the route's answer cached per
+ * thread and peer address for 10 s) and copies only then; below 1 MB, for
+ * a remote peer and for an AF_UNIX one, sendfile. Over loopback TCP the
+ * reader's copy out of the page-cache pages sendfile hands it costs more
+ * than its copy out of just-written socket memory, more than the sender
+ * saves; over AF_UNIX sendfile spares a whole copy (docs/zc.md).
  * Every return, offset and non-blocking rule is rp_zc_file_to_socket's;
  * rp_zc_stats counts which path ran and why (f2s_*).
  */
