@@ -12,6 +12,9 @@
  *              clients reset mid-stream and must not disturb the others.
  *   down       an upstream with no listener: the client is closed at once,
  *              and the exit stats count the failed connect.
+ *   answer-close  an upstream that answers and closes at once (1 B..1 MB,
+ *              readers that wait first): every byte and the EOF arrive, and
+ *              small rounds are not held by the relay's cork.
  *   proxy-out  --proxy-protocol v1: the upstream's first bytes are the
  *              client's PROXY line, then the client's bytes.
  *   proxy-in   --accept-proxy: a v1 header in pieces then payload goes
@@ -331,6 +334,127 @@ static void test_upstream_down(void)
 	printf("down: client closed after the refused connect; connect_failed counted\n");
 }
 
+/* ---- an answer and its server's close: data, then EOF ---- */
+
+/*
+ * The churn shape (an HTTP answer with Connection: close): the upstream
+ * writes its answer and closes at once, so the relay reads the bytes and
+ * the EOF in one batch while the answer is still queued, and corks the
+ * client's socket until its shutdown (relay_copy.c, cork_for_fin). What
+ * must hold: every byte and the EOF arrive, for answers of 1 B to 1 MB, with
+ * a reader that waits before reading (the queue backs up, then the EOF
+ * comes), and no answer waits on the cork's 200 ms ceiling: 40 small rounds
+ * one after the other take well under 40 x 200 ms.
+ */
+static void answer_server(int l, unsigned rounds)
+{
+	static uint8_t ans[1 << 20];
+
+	for (size_t i = 0; i < sizeof(ans); i++)
+		ans[i] = pat(i, 7);
+	for (unsigned k = 0; k < rounds; k++) {
+		char req[32] = { 0 };
+		struct pollfd p = { .fd = l, .events = POLLIN };
+		size_t len, off = 0;
+		int fd;
+
+		if (poll(&p, 1, 10000) <= 0)
+			_exit(1);
+		fd = accept(l, NULL, NULL);
+		if (fd < 0)
+			_exit(1);
+		if (recv(fd, req, sizeof(req) - 1, 0) <= 0) { /* "<bytes>\n", one segment */
+			close(fd);
+			continue;
+		}
+		len = strtoul(req, NULL, 10);
+		if (len > sizeof(ans))
+			len = sizeof(ans);
+		while (off < len) {
+			ssize_t w = send(fd, ans + off, len - off, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		close(fd);
+	}
+	_exit(0);
+}
+
+static void answer_round(int port, size_t len, unsigned wait_ms, char *buf, size_t cap)
+{
+	char req[32];
+	int fd = connect_to(port), n;
+	ssize_t r;
+
+	CHECK(fd >= 0, "connect to the relay");
+	if (fd < 0)
+		return;
+	n = snprintf(req, sizeof(req), "%zu\n", len);
+	CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n, "request");
+	if (wait_ms)
+		usleep(wait_ms * 1000);
+	r = read_all(fd, buf, cap, 5000);
+	CHECK(r == (ssize_t)len, "answer of %zu B: got %zd", len, r);
+	for (ssize_t i = 0; i < r && i < (ssize_t)len; i++)
+		if ((uint8_t)buf[i] != pat((size_t)i, 7)) {
+			CHECK(0, "answer of %zu B: byte %zd differs", len, i);
+			break;
+		}
+	if (r == (ssize_t)len) /* read_all stopped at cap: the EOF must follow */
+		CHECK(read_all(fd, buf, 1, 5000) == 0, "no EOF after the answer of %zu B", len);
+	close(fd);
+}
+
+static void test_answer_close(void)
+{
+	static const size_t sizes[] = { 1, 100, 4096, 4400, 65536, 300000, 1 << 20 };
+	static char buf[(1 << 20) + 1];
+	unsigned nsizes = sizeof(sizes) / sizeof(sizes[0]), small = 40;
+	unsigned rounds = 2 * nsizes + small;
+	struct child relay = { 0 };
+	char up[32];
+	int port, l = listener(&port);
+	pid_t srv;
+	uint64_t t0, small_ms;
+
+	CHECK(l >= 0, "listener");
+	if (l < 0)
+		return;
+	srv = fork();
+	if (srv == 0)
+		answer_server(l, rounds);
+	close(l);
+	CHECK(srv > 0, "fork");
+	if (srv < 0)
+		return;
+	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--no-pin",
+				"--shards", "1", NULL };
+
+	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	for (unsigned i = 0; i < nsizes; i++) {
+		answer_round(relay.port, sizes[i], 0, buf, sizeof(buf));
+		answer_round(relay.port, sizes[i], 100, buf, sizeof(buf)); /* the queue backs up */
+	}
+	t0 = now_ms();
+	for (unsigned i = 0; i < small; i++)
+		answer_round(relay.port, 4400, 0, buf, sizeof(buf));
+	small_ms = now_ms() - t0;
+	CHECK(small_ms < small * 100, "%u answers of 4400 B took %llu ms", small,
+	      (unsigned long long)small_ms);
+	CHECK(child_stop(&relay, 5000) == 0, "relay exit");
+	{
+		int st = 0;
+
+		CHECK(waitpid(srv, &st, 0) == srv && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "answer server exit");
+	}
+	printf("answer-close: answers of 1 B..1 MB and their EOF through the relay; %u small rounds in %llu ms\n",
+	       small, (unsigned long long)small_ms);
+}
+
 /* ---- uring-splice: ping-pong and resets ---- */
 
 /*
@@ -645,6 +769,7 @@ int main(int argc, char **argv)
 	else
 		printf("veth: SKIP: network namespaces need root\n");
 	test_upstream_down();
+	test_answer_close();
 	test_proxy_out();
 	test_proxy_in();
 	test_sigterm();

@@ -16,6 +16,8 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "relay_impl.h"
@@ -243,6 +245,27 @@ int relay_copy_prime(struct rdir *d, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * EOF came while bytes are still queued (typically an answer and its
+ * server's close, read in one batch: the sendmsg of the answer is not even
+ * submitted yet). Cork @to, so the tail of what is queued waits in the
+ * socket for the shutdown(SHUT_WR) that follows the last send: tcp_send_fin
+ * then sets FIN on that unsent tail instead of sending a segment of its own
+ * (net/ipv4/tcp_output.c). The peer gets data and EOF in one segment and
+ * one wake-up; on the churn row (wrk, Connection: close) that is 19.0
+ * segments a connection instead of 20.0. Full-sized segments are not held
+ * by the cork, and the shutdown always follows (or the relay ends and
+ * closes), so nothing waits on its 200 ms ceiling. Not on a socket the
+ * caller keeps (RP_RELAY_KEEP_FDS); EOPNOTSUPP on a non-TCP socket is
+ * harmless.
+ */
+static void cork_for_fin(struct rdir *d)
+{
+	int one = 1;
+
+	(void)setsockopt(d->to, IPPROTO_TCP, TCP_CORK, &one, sizeof(one));
+}
+
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rdir *d = arg;
@@ -269,6 +292,8 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	if (!r->ended) {
 		if (c->res == 0) {
 			d->eof = true;
+			if (d->nodes && !(r->cfg.flags & RP_RELAY_KEEP_FDS))
+				cork_for_fin(d);
 		} else if (c->res == -ECANCELED && d->paused) {
 			/* back-pressure or a path switch: resumed by the sends */
 		} else if (c->res < 0) {
