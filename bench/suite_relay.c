@@ -877,8 +877,20 @@ static int nginx_start(struct ctx *x, struct proc *p, int *port)
 	return ret;
 }
 
-static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, double *rps, char *err,
-		   size_t errsz)
+/* The count in wrk's "  84707 requests in 3.00s, ..." line, or 0. */
+static double wrk_requests(const char *log)
+{
+	const char *l = strstr(log, " requests in ");
+
+	while (l && l > log && l[-1] >= '0' && l[-1] <= '9')
+		l--;
+	return l ? strtod(l, NULL) : 0;
+}
+
+/* wrk for @secs; its req/s in *rps and, when @reqs is not NULL, the
+ * requests it completed in *reqs. */
+static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, double *rps,
+		   double *reqs, char *err, size_t errsz)
 {
 	char d[16], url[64], hdr[] = "Connection: close";
 	char *argv[] = { x->wrk, "-t1", "-c32", "-d", d, "--timeout", "5s", url,
@@ -902,9 +914,29 @@ static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, doub
 
 		snprintf(err, errsz, "wrk reported \"%.*s\"", e ? (int)(e - l) : 80, l);
 		ret = -EPROTO;
+	} else if (reqs && !(*reqs = wrk_requests(proc_log(&pr)))) {
+		snprintf(err, errsz, "wrk printed no request count; its last lines: %s", log_tail(&pr, 6));
+		ret = -EIO;
 	}
 	proc_free(&pr);
 	return ret;
+}
+
+/* The ratio of each run (ours against the baseline run next to it): on a
+ * shared VM the spread of these says more than the ratio of the medians. */
+static void note_run_ratios(const char *name, const double *o, const double *b, unsigned n,
+			    bool higher)
+{
+	char buf[256];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < n && off < sizeof(buf); i++)
+		if (o[i] > 0 && b[i] > 0)
+			off += (size_t)snprintf(buf + off, sizeof(buf) - off, " %.2f",
+						higher ? o[i] / b[i] : b[i] / o[i]);
+	if (n > 1 && buf[0])
+		rp_report_note("%s: ratio of each run:%s", name, buf);
 }
 
 static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
@@ -913,13 +945,14 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 				  [C_DIRECT] = true };
 	struct proc ngx = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
-	double rps[2][C_NR][MAX_RUNS];
+	double rps[2][C_NR][MAX_RUNS], cpu_us[2][C_NR][MAX_RUNS];
 	bool bad[2][C_NR];
 	char err[1024];
 	int up = 0, ret;
 
 	memset(rs, 0, sizeof(rs));
 	memset(bad, 0, sizeof(bad));
+	memset(cpu_us, 0, sizeof(cpu_us));
 	for (int c = 0; c < C_NR; c++)
 		rs[c].p.pid = -1, rs[c].p.out = -1;
 	if (!x->have_wrk || !x->have_nginx) {
@@ -964,15 +997,25 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			bad[0][c] = bad[1][c] = true;
 			x->failed = -EIO;
 		}
-	rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating, median reported; every relay first served one GET checked byte for byte",
+	rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
 		       secs, x->cpu_c, FILE_SIZE, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
 	for (int k = 0; k < 2; k++) {
-		for (unsigned r = 0; r < runs; r++)
+		/* r = -1: a 1 s warm-up of every relay, not counted, so no
+		 * measured run is a relay's first traffic of this kind */
+		for (int r = -1; r < (int)runs; r++)
 			for (int c = 0; c < C_NR; c++) {
+				double dummy, reqs = 0, c0 = -1, c1 = -1;
+
 				if (!rs[c].up || bad[k][c])
 					continue;
-				ret = wrk_run(x, rs[c].port, k == 1, secs, &rps[k][c][r], err,
-					      sizeof(err));
+				if (c != C_DIRECT)
+					c0 = proc_cpu_s(rs[c].p.pid);
+				ret = wrk_run(x, rs[c].port, k == 1, r < 0 ? 1 : secs,
+					      r < 0 ? &dummy : &rps[k][c][r], &reqs, err, sizeof(err));
+				if (c != C_DIRECT)
+					c1 = proc_cpu_s(rs[c].p.pid);
+				if (!ret && r >= 0)
+					cpu_us[k][c][r] = c0 >= 0 && c1 >= c0 ? (c1 - c0) * 1e6 / reqs : 0;
 				if (ret) {
 					fprintf(stderr, "relay: FAILED http %s via %s: %s\n",
 						k ? "conn per request" : "keep-alive", cfg_name[c],
@@ -996,6 +1039,19 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 				 c == C_SOCAT ? " vs socat" : "");
 			rp_bench_runs_row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
 			    cfg_name[c], true);
+			if (c != C_HAPROXY)
+				continue;
+			note_run_ratios(name, rps[k][C_RP_AUTO], rps[k][c], runs, true);
+			/* what the relay itself spends: the rate is shared with
+			 * nginx on the same CPU, this is the relay's part */
+			snprintf(name, sizeof(name), "http 4KB %s relay cpu",
+				 k ? "conn per request" : "keep-alive");
+			if (rp_bench_runs_median(cpu_us[k][C_RP_AUTO], runs) > 0 &&
+			    rp_bench_runs_median(cpu_us[k][c], runs) > 0) {
+				rp_bench_runs_row(name, k ? "us/conn" : "us/req", cpu_us[k][C_RP_AUTO],
+						  cpu_us[k][c], runs, cfg_name[c], false);
+				note_run_ratios(name, cpu_us[k][C_RP_AUTO], cpu_us[k][c], runs, false);
+			}
 		}
 		if (!bad[k][C_DIRECT])
 			rp_report_note("http %s: direct to nginx (no relay): %.0f %s",
