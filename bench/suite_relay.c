@@ -9,7 +9,10 @@
  * --cpus S`, `haproxy` with `nbthread 1` (mode tcp, `option splice-auto`),
  * `socat TCP-LISTEN:...,fork` (its forks inherit the CPU), each started as
  * a child pinned to S. All relays run at once on their own ports, and the
- * runs alternate between them, so neighbours on a shared host hit all alike.
+ * runs alternate between them, so neighbours on a shared host hit all alike
+ * (the bulk rows: run r starts at relay r, after one unmeasured 1 s run
+ * through each relay, so no relay pays for its first bytes in a row or
+ * always follows the same neighbour).
  *
  * Bulk ("bulk N stream(s)", Gbit/s; "cpu s/GB N stream(s)", CPU seconds of
  * the relay process per GB moved, utime+stime+cutime+cstime from
@@ -484,16 +487,35 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 		rp_report_note("%s: the upstreams (iperf3 -s) run in network namespace %s at %s, behind a veth pair (%s, default MTU) from %s on this side; the relays listen on 127.0.0.1 and connect to %s; direct: the client to %s. Row names start \"veth\"; otherwise as the loopback rows",
 			       lb, bp->ns->ns, bp->ns->ns_ip, bp->ns->host_if, bp->ns->host_ip,
 			       bp->ns->ns_ip, bp->ns->ns_ip);
-	rp_report_note("%s: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); %u run%s per relay alternating, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
+	rp_report_note("%s: iperf3 -c -P N -t %u -J on cpu %d through each relay (pinned to cpu %d: ringplane relay --shards 1 --cpus %d, haproxy nbthread 1 mode tcp option splice-auto, socat TCP-LISTEN,fork) to iperf3 -s on cpu %d; direct: client to iperf3 -s, both on cpu %d too (the endpoints placed alike; the relay has a CPU of its own); each relay warmed up by one unmeasured 1 s run; %u run%s per relay alternating, run r starting at relay r, median reported; cpu s/GB: the relay's utime+stime (+ reaped forks) per GB received",
 		       lb, secs, x->cpu_c, x->cpu_s, x->cpu_s, x->cpu_c, x->cpu_c, runs,
 		       runs == 1 ? "" : "s");
+	/* one unmeasured 1 s run through each relay first: a relay's first
+	 * bytes fault in its pool and provided buffers, and only the first
+	 * row's first run would pay for them */
+	for (int c = 0; c < C_NR; c++) {
+		double g, b;
+		char err[1024];
+		unsigned seen = count_str(proc_log(&srv), "Server listening");
+
+		if (!rs[c].up || c == C_DIRECT)
+			continue;
+		if (iperf_run(x, "127.0.0.1", rs[c].port, 4, 1, &g, &b, err, sizeof(err)))
+			fprintf(stderr, "relay: %s warm-up via %s: %s\n", lb, cfg_name[c], err);
+		if (iperf_server_idle(&srv, seen)) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+	}
 	for (size_t si = 0; si < sizeof(streams) / sizeof(streams[0]); si++) {
 		unsigned ns = streams[si];
 		char name[96], err[1024];
 
 		memset(bad, 0, sizeof(bad));
 		for (unsigned r = 0; r < runs; r++) {
-			for (int c = 0; c < C_NR; c++) {
+			/* run r starts at relay r: none always follows the same one */
+			for (int k = 0; k < C_NR; k++) {
+				int c = (k + (int)r) % C_NR;
 				double c0 = 0, c1 = 0, bytes = 0;
 
 				gb[c][r] = cpu[c][r] = 0;
