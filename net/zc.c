@@ -144,7 +144,7 @@ static bool route_local_cached(const struct sockaddr_storage *peer)
  * host (the copy pays), 0 a remote one, -1 an AF_UNIX peer, which keeps
  * sendfile: there it hands page references straight to the reader, whose
  * one copy is all (three quiet sets: sendfile 2.2-2.6x the loop with the
- * reader on the sender's CPU, the copy 0.53-0.60x of sendfile; even
+ * reader on the sender's CPU, the copy 0.53-0.63x of sendfile; even
  * with the reader elsewhere). */
 static int sock_peer_local(int sock)
 {
