@@ -965,7 +965,8 @@ static int relay(bool ours, int dst, int src, char *buf)
  * file_to_socket rows: three sides alternating (the order rotated run to
  * run), one fresh loopback connection each, a reader thread on @rcpu
  * (RP_BENCH_ZC_READER=same puts it on the sender's CPU, @scpu; RP_BENCH_ZC_F2S_UNIX=1 an
- * AF_UNIX socketpair instead of loopback TCP). Rows: the
+ * AF_UNIX socketpair instead of loopback TCP, RP_BENCH_ZC_F2S_VETH=1 TCP
+ * over a veth into a namespace). Rows: the
  * local-peer copy path and forced sendfile, each against the loop, then
  * copy against sendfile, and the sender's own CPU (the process's minus
  * the reader thread's) of sendfile against the loop's.
@@ -983,7 +984,10 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 	if (rd && !strcmp(rd, "same"))
 		rcpu = scpu;
 	rp_report_note("file_to_socket over %s: sender on cpu %d, reader on cpu %d; \"local copy\" = RP_ZC_F2S_LOCAL_COPY (pread + send through a %s buffer for a peer on this host), \"sendfile\" = RP_ZC_F2S_SENDFILE; rp_zc_file_to_socket's default: %s",
-		       unix_pair ? "an AF_UNIX socketpair (RP_BENCH_ZC_F2S_UNIX=1)" : "loopback TCP", scpu, rcpu,
+		       unix_pair ? "an AF_UNIX socketpair (RP_BENCH_ZC_F2S_UNIX=1)"
+		       : ntohl(addr->sin_addr.s_addr) >> 24 == 127 ? "loopback TCP"
+								  : "TCP over a veth into a namespace (RP_BENCH_ZC_F2S_VETH=1)",
+		       scpu, rcpu,
 		       getenv("RP_ZC_COPY_BUF") && *getenv("RP_ZC_COPY_BUF") ? getenv("RP_ZC_COPY_BUF") : "1M",
 		       getenv("RP_ZC_F2S") && *getenv("RP_ZC_F2S") ? getenv("RP_ZC_F2S")
 								   : "local copy from 1 MB, else sendfile");
@@ -1370,8 +1374,19 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	rp_report_note("synchronous API (zc.h) on this thread (cpu %d), backend \"%s\"; files under %s, page-cached", cpu[0],
 		       rp_zc_backend_name(), dir);
-	if (want_rows("f2s"))
+	if (want_rows("f2s") && getenv("RP_BENCH_ZC_F2S_VETH") && !strcmp(getenv("RP_BENCH_ZC_F2S_VETH"), "1")) {
+		/* the rows over a veth into a namespace instead (a local
+		 * peer by the route: the copy path) */
+		if (veth_up(&ve, why, sizeof(why))) {
+			rp_report_skip("file_to_socket over veth", "%s", why);
+		} else {
+			ret = sync_f2s_rows(opts, dir, ve.lfd, &ve.addr, cpu[0], cpu[1], runs, buf);
+			close(ve.lfd);
+			rp_netns_down(&zc_ns);
+		}
+	} else if (want_rows("f2s")) {
 		ret = sync_f2s_rows(opts, dir, lo.lfd, &lo.addr, cpu[0], cpu[1], runs, buf);
+	}
 	if (!ret && want_rows("relay"))
 		ret = sync_relay_rows(opts, lo.lfd, &lo.addr, cpu[1], runs, buf);
 	if (!ret && want_rows("copy"))
