@@ -172,7 +172,7 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 	unsigned mode = flags & RP_ZC_F2S_MASK;
 	bool asked = mode != RP_ZC_F2S_AUTO, copy = false, local = false;
 	char *cbuf = NULL;
-	size_t cbufsz = ZC_BUF_BYTES, done = 0;
+	size_t cbufsz = 0, done = 0;
 	ssize_t n = 0;
 	int strat, r;
 
@@ -218,10 +218,6 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 		ZC_ADD(f2s_remote_sendfile, 1);
 	} else if (asked && mode == RP_ZC_F2S_SENDFILE) {
 		ZC_ADD(f2s_forced_sendfile, 1);
-	}
-	if (!cbuf) {
-		cbuf = zc_buf_get();
-		cbufsz = ZC_BUF_BYTES;
 	}
 
 	if (copy) {
@@ -279,7 +275,11 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 			}
 			break;
 		default:
-			n = zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf, cbufsz);
+			/* the copy path's buffer, else (a fallback, or no
+			 * memory for it) the 64 KB one, taken only now */
+			n = cbuf ? zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf, cbufsz)
+				 : zc_copy_file_step(sock, file, off, chunk, src.seekable,
+						     zc_buf_get(), ZC_BUF_BYTES);
 			break;
 		}
 		if (n <= 0)
