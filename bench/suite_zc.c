@@ -983,7 +983,7 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 
 	if (rd && !strcmp(rd, "same"))
 		rcpu = scpu;
-	rp_report_note("file_to_socket over %s: sender on cpu %d, reader on cpu %d; \"local copy\" = RP_ZC_F2S_LOCAL_COPY (pread + send through a %s buffer for a peer on this host), \"sendfile\" = RP_ZC_F2S_SENDFILE; rp_zc_file_to_socket's default: %s",
+	rp_report_note("file_to_socket over %s: sender on cpu %d, reader on cpu %d; \"local copy\" = RP_ZC_F2S_LOCAL_COPY (pread + send through a %s buffer for a loopback peer), \"sendfile\" = RP_ZC_F2S_SENDFILE; rp_zc_file_to_socket's default: %s",
 		       unix_pair ? "an AF_UNIX socketpair (RP_BENCH_ZC_F2S_UNIX=1)"
 		       : ntohl(addr->sin_addr.s_addr) >> 24 == 127 ? "loopback TCP"
 								  : "TCP over a veth into a namespace (RP_BENCH_ZC_F2S_VETH=1)",

@@ -112,22 +112,22 @@ out:
 /* Interface @oif is the loopback or a veth (ethtool's driver name). The
  * name comes from SIOCGIFNAME on the same socket (what if_indextoname
  * does with a socket of its own). */
-static bool oif_is_local(int oif)
+static int oif_kind(int oif)
 {
 	struct ethtool_drvinfo info;
 	struct ifreq ifr;
-	bool local = false;
+	int kind = PEER_ROUTE_REMOTE;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (s < 0)
-		return false;
+		return PEER_ROUTE_REMOTE;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_ifindex = oif;
 	if (ioctl(s, SIOCGIFNAME, &ifr))
 		goto out;
 	ifr.ifr_name[IFNAMSIZ - 1] = '\0';
 	if (!ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_LOOPBACK)) {
-		local = true;
+		kind = PEER_ROUTE_LO;
 		goto out;
 	}
 	memset(&info, 0, sizeof(info));
@@ -135,11 +135,12 @@ static bool oif_is_local(int oif)
 	ifr.ifr_data = (char *)&info;
 	if (!ioctl(s, SIOCETHTOOL, &ifr)) {
 		info.driver[sizeof(info.driver) - 1] = '\0';
-		local = !strcmp(info.driver, "veth");
+		if (!strcmp(info.driver, "veth"))
+			kind = PEER_ROUTE_VETH;
 	}
 out:
 	close(s);
-	return local;
+	return kind;
 }
 
 /*
@@ -148,7 +149,7 @@ out:
  * which port a peer sits behind is the bridge's FDB, not the route; a peer
  * behind a bridge stays remote (zero-copy probes find out the rest).
  */
-bool peer_route_local(const struct sockaddr_storage *peer)
+int peer_route_kind(const struct sockaddr_storage *peer)
 {
 	int oif = -1;
 
@@ -169,8 +170,13 @@ bool peer_route_local(const struct sockaddr_storage *peer)
 		}
 	}
 	if (oif < 0)
-		return false;
-	return oif == 0 || oif_is_local(oif);
+		return PEER_ROUTE_REMOTE;
+	return oif == 0 ? PEER_ROUTE_LO : oif_kind(oif);
+}
+
+bool peer_route_local(const struct sockaddr_storage *peer)
+{
+	return peer_route_kind(peer) != PEER_ROUTE_REMOTE;
 }
 
 int peer_addrs_get(int fd, struct peer_addrs *a)

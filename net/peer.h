@@ -33,4 +33,9 @@ int peer_addrs_local(const struct peer_addrs *a);
  * on any failure. A bridge is not followed. */
 bool peer_route_local(const struct sockaddr_storage *peer);
 
+/* The same lookup, saying which way the route leaves: remote, the
+ * loopback (RTN_LOCAL or an IFF_LOOPBACK device), or a veth. */
+enum { PEER_ROUTE_REMOTE = 0, PEER_ROUTE_LO = 1, PEER_ROUTE_VETH = 2 };
+int peer_route_kind(const struct sockaddr_storage *peer);
+
 #endif /* RP_NET_PEER_H */

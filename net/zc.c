@@ -80,7 +80,7 @@ static int src_learn(struct zc_src *s, int sock, int file, const off_t *off)
 /* ---- file -> socket for a peer on this host ---- */
 
 /* What RP_ZC_F2S_AUTO means without RP_ZC_F2S in the environment: copy
- * for an IP peer on this host, sendfile for the rest. In three quiet sets
+ * for a peer reached through the loopback, sendfile for the rest. In three quiet sets
  * on loopback TCP the copy (1 MB buffer) moved 1.26-1.54x sendfile's
  * Gbit/s from 1 MB to 64 MB, reader on either CPU; docs/zc.md "Local
  * peers". */
@@ -99,7 +99,7 @@ struct route_ent {
 	uint64_t t; /* 0: empty */
 	uint32_t scope;
 	sa_family_t fam;
-	bool local;
+	int8_t kind; /* PEER_ROUTE_* */
 	uint8_t addr[16];
 };
 
@@ -114,7 +114,7 @@ static uint64_t coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 1;
 }
 
-static bool route_local_cached(const struct sockaddr_storage *peer)
+static int route_kind_cached(const struct sockaddr_storage *peer)
 {
 	struct route_ent key = {.fam = peer->ss_family}, *e;
 	uint64_t now = coarse_ns();
@@ -131,21 +131,24 @@ static bool route_local_cached(const struct sockaddr_storage *peer)
 		e = &route_cache[i];
 		if (e->t && now - e->t < ROUTE_TTL_NS && e->fam == key.fam &&
 		    e->scope == key.scope && !memcmp(e->addr, key.addr, sizeof(key.addr)))
-			return e->local;
+			return e->kind;
 	}
 	ZC_ADD(f2s_route_lookups, 1);
-	key.local = peer_route_local(peer);
+	key.kind = (int8_t)peer_route_kind(peer);
 	key.t = now;
 	route_cache[route_next++ % ROUTE_SLOTS] = key;
-	return key.local;
+	return key.kind;
 }
 
-/* rp_peer_is_local's rule, the route part cached: 1 an IP peer on this
- * host (the copy pays), 0 a remote one, -1 an AF_UNIX peer, which keeps
- * sendfile: there it hands page references straight to the reader, whose
- * one copy is all (three quiet sets: sendfile 2.2-2.6x the loop with the
- * reader on the sender's CPU, the copy 0.53-0.63x of sendfile; even
- * with the reader elsewhere). */
+/* rp_peer_is_local's rule, the route part cached: 1 a peer this host
+ * delivers to through the loopback (127/8, ::1, its own address, a route
+ * that is RTN_LOCAL or leaves by lo): the copy pays there; 0 remote; -1
+ * on this host but sendfile pays (three quiet sets each, docs/zc.md):
+ * - AF_UNIX: sendfile hands page references straight to the reader,
+ *   whose one copy is all (sendfile 2.1-2.6x the loop with the reader on
+ *   the sender's CPU, the copy 0.53-0.63x of sendfile);
+ * - a veth into another namespace: the copy 0.66-1.51x of sendfile,
+ *   below it in 7 of 9 cells. */
 static int sock_peer_local(int sock)
 {
 	struct peer_addrs a;
@@ -156,7 +159,12 @@ static int sock_peer_local(int sock)
 	if (a.peer.ss_family == AF_UNIX)
 		return -1;
 	r = peer_addrs_local(&a);
-	return r > 0 || (r == 0 && route_local_cached(&a.peer));
+	if (r > 0)
+		return 1;
+	if (r < 0)
+		return 0;
+	r = route_kind_cached(&a.peer);
+	return r == PEER_ROUTE_LO ? 1 : r == PEER_ROUTE_VETH ? -1 : 0;
 }
 
 ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count)

@@ -155,6 +155,7 @@ static void test_routes(void **state)
 	(void)state;
 	sa4(&ss, "127.0.0.1");
 	assert_true(peer_route_local(&ss)); /* RTN_LOCAL */
+	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_LO);
 	sa4(&ss, "127.1.2.3");
 	assert_true(peer_route_local(&ss));
 	memset(&ss, 0, sizeof(ss));
@@ -184,6 +185,7 @@ static void test_routes(void **state)
 	close(u);
 	((struct sockaddr_in *)&own)->sin_port = 0;
 	assert_true(peer_route_local(&own));
+	assert_int_equal(peer_route_kind(&own), PEER_ROUTE_LO);
 
 	/* an address out through the default route's device: remote where
 	 * that device is a real one (virtio, a NIC); a veth there (a
@@ -196,6 +198,7 @@ static void test_routes(void **state)
 		return;
 	}
 	assert_false(peer_route_local(&ss));
+	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_REMOTE);
 	print_message("# routes: 203.0.113.1 via %s is remote\n", dev);
 }
 
@@ -241,6 +244,7 @@ static void test_veth_bridge(void **state)
 	/* the veth: the address decides nothing, the route does */
 	sa4(&ss, "10.236.0.2");
 	assert_true(peer_route_local(&ss));
+	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_VETH);
 	((struct sockaddr_in *)&ss)->sin_port = htons(9);
 	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(u >= 0);
@@ -261,6 +265,7 @@ static void test_veth_bridge(void **state)
 	/* the bridge (no port behind it): not followed, not local */
 	sa4(&ss, "10.237.0.2");
 	assert_false(peer_route_local(&ss));
+	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_REMOTE);
 	((struct sockaddr_in *)&ss)->sin_port = htons(9);
 	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(u >= 0);

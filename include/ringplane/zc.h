@@ -5,8 +5,9 @@
  * it can (sendfile(2), splice(2) through a pipe, copy_file_range(2)) and
  * falls back to a read/write loop through a 64 KB per-thread buffer where
  * the kernel refuses; every fallback is counted by reason (rp_zc_stats).
- * File -> socket to an IP peer on this host copies by choice (a 1 MB
- * per-thread buffer): there the copy is faster than sendfile (docs/zc.md).
+ * File -> socket to a TCP peer on this host's loopback copies by choice
+ * (a 1 MB per-thread buffer): there the copy is faster than sendfile
+ * (docs/zc.md).
  *
  * Thread rules: every function may be called from any thread at once. The
  * counters are process-wide. Each thread keeps one cached pipe for splice
@@ -57,12 +58,13 @@ struct rp_zc_stats {
 	uint64_t held_busy;	  /* calls refused: the thread already holds bytes for
 				     RP_ZC_HELD_MAX other destinations (-EBUSY) */
 	/* rp_zc_file_to_socket: which path, and why (each a count of calls) */
-	uint64_t f2s_local_copy;      /* copied: the peer is on this host (LOCAL_COPY) */
+	uint64_t f2s_local_copy;      /* copied: a loopback peer (LOCAL_COPY) */
 	uint64_t f2s_forced_copy;     /* copied: RP_ZC_F2S_COPY asked (flag or env) */
 	uint64_t f2s_forced_sendfile; /* sendfile first: RP_ZC_F2S_SENDFILE asked */
 	uint64_t f2s_local_sendfile;  /* the peer is on this host but the copy does not
-					 pay: an AF_UNIX peer, or a source that is no
-					 regular file (a pipe); the zero-copy chain ran */
+					 pay: an AF_UNIX or a veth peer, or a source
+					 that is no regular file (a pipe); the
+					 zero-copy chain ran */
 	uint64_t f2s_remote_sendfile; /* LOCAL_COPY looked the peer up: not on this host,
 					 the zero-copy chain ran */
 	uint64_t f2s_route_lookups;   /* LOCAL_COPY's route lookups (rtnetlink; once per
@@ -78,8 +80,8 @@ struct rp_zc_stats {
  * last byte sent, the file position untouched; NULL, read from the file
  * position, which advances by what was sent (an unseekable @file, a pipe,
  * needs NULL: -ESPIPE otherwise).
- * Strategy: for an IP peer on this host (loopback, the host's own
- * address, a veth) and a @count of 1 MB or more, a copy
+ * Strategy: for a peer reached through the loopback (127/8, ::1, the
+ * host's own address) and a @count of 1 MB or more, a copy
  * (rp_zc_file_to_socket_flags, RP_ZC_F2S_LOCAL_COPY); otherwise
  * sendfile(2); where it refuses (-EINVAL: @file is a pipe or a
  * file with no splice support) splice(2) through the thread's pipe (a pipe
@@ -100,7 +102,7 @@ ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
 #define RP_ZC_F2S_AUTO	     0u /* the default below */
 #define RP_ZC_F2S_SENDFILE   1u /* the zero-copy chain (sendfile first), whatever the peer */
 #define RP_ZC_F2S_COPY	     2u /* pread + send through a buffer, whatever the peer */
-#define RP_ZC_F2S_LOCAL_COPY 3u /* COPY when the peer is on this host, else SENDFILE */
+#define RP_ZC_F2S_LOCAL_COPY 3u /* COPY for a loopback peer, else SENDFILE */
 #define RP_ZC_F2S_MASK	     3u
 
 /*
@@ -114,14 +116,15 @@ ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
  * sets 16 KB..16 MB, read once) and sends it with send(MSG_NOSIGNAL); a
  * source that is not a regular file or a block device (a pipe) takes the
  * zero-copy chain anyway.
- * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is an
- * IP peer on this host (rp_peer_is_local's rule: getpeername, getsockname
- * and an fstat of @file each such call; the route's answer cached per
- * thread and peer address for 10 s) and copies only then; below 1 MB, for
- * a remote peer and for an AF_UNIX one, sendfile. Over loopback TCP the
- * reader's copy out of the page-cache pages sendfile hands it costs more
- * than its copy out of just-written socket memory, more than the sender
- * saves; over AF_UNIX sendfile spares a whole copy (docs/zc.md).
+ * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is
+ * reached through the loopback (rp_peer_is_local's rule less AF_UNIX and
+ * veth peers: getpeername, getsockname and an fstat of @file each such
+ * call; a route's answer cached per thread and peer address for 10 s) and
+ * copies only then; below 1 MB, for a remote, an AF_UNIX or a veth peer,
+ * sendfile. Over loopback TCP the reader's copy out of the page-cache
+ * pages sendfile hands it costs more than its copy out of just-written
+ * socket memory, more than the sender saves; over AF_UNIX and a veth it
+ * does not (docs/zc.md).
  * Every return, offset and non-blocking rule is rp_zc_file_to_socket's;
  * rp_zc_stats counts which path ran and why (f2s_*).
  */
