@@ -100,6 +100,21 @@ static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud, struct io_uring_
 }
 
 /*
+ * rp_close / rp_cancel_fd could not send (no op memory, the SQ stayed
+ * full): the ops on @fd waiting outside the kernel (parked, or listed for
+ * a re-arm) end anyway. That needs no SQE, and a caller that falls back to
+ * close(2) would otherwise see them armed on whatever file takes @fd's
+ * number next. Returns NULL with errno @err.
+ */
+static struct rp_op *refused(struct rp_shard *sh, int fd, int err)
+{
+	if (fd >= 0)
+		eng_end_outside_fd(sh, fd, false);
+	errno = err;
+	return NULL;
+}
+
+/*
  * A pending request holds its own reference to the file, so a bare close
  * would leave a recv on @fd armed on the old socket for good; and the
  * engine re-arms multishot ops by fd number, so a parked (or just ended)
@@ -119,12 +134,11 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : 0;
 
 	if (!op)
-		return NULL;
+		return refused(sh, fd, errno);
 	if (k == -2) {
 		eng_op_free(sh, op);
 		STAT_INC(sh, sq_full_fail);
-		errno = EBUSY;
-		return NULL;
+		return refused(sh, fd, EBUSY);
 	}
 	if (k >= 0) {
 		struct io_uring_sqe *last = NULL;
@@ -154,8 +168,7 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	sqe = eng_sqe(sh);
 	if (!sqe) {
 		eng_op_free(sh, op);
-		errno = EBUSY;
-		return NULL;
+		return refused(sh, fd, EBUSY);
 	}
 	STAT_INC(sh, cancel_fd_fallback);
 	eng_end_outside_fd(sh, fd, false);
@@ -179,18 +192,26 @@ struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, voi
 {
 	struct io_uring_sqe *sqe;
 	struct rp_op *op;
+	bool outside = false;
 
 	if (!target) {
 		errno = EINVAL;
 		return NULL;
 	}
+	/* Not in the kernel: end it ourselves (no SQE needed, so even when
+	 * the cancel's own op cannot start: a caller that then closes the fd
+	 * must not find it armed on a reused number); the cancel reports
+	 * success. */
+	if (eng_op_outside(target)) {
+		target->flags |= OPF_CANCEL_REQ;
+		eng_op_end_outside(sh, target);
+		outside = true;
+	}
 	op = eng_op_start(sh, OP_PLAIN, cb, arg, true, &sqe);
 	if (!op)
 		return NULL;
 	target->flags |= OPF_CANCEL_REQ;
-	if (eng_op_outside(target)) {
-		/* Not in the kernel: end it ourselves; the cancel reports success. */
-		eng_op_end_outside(sh, target);
+	if (outside) {
 		io_uring_prep_nop(sqe);
 	} else if (target->flags & OPF_DEAD_PARKED) {
 		io_uring_prep_nop(sqe); /* already ending: its -ECANCELED is due */
@@ -216,13 +237,12 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 
 	if (k == -2) {
 		STAT_INC(sh, sq_full_fail);
-		errno = EBUSY;
-		return NULL;
+		return refused(sh, fd, EBUSY);
 	}
 	if (k >= 0) {
 		op = eng_op_alloc(sh, OP_CANCEL_FD, cb, arg);
 		if (!op)
-			return NULL;
+			return refused(sh, fd, errno);
 		op->u.cf.nr = 0;
 		op->u.cf.pending = (unsigned)cancel_ops(sh, fd, (uintptr_t)op | UD_SUB_CANCEL, NULL);
 		if (!op->u.cf.pending)
@@ -231,7 +251,7 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	}
 	op = eng_op_start(sh, OP_CANCEL_FD, cb, arg, true, &sqe);
 	if (!op)
-		return NULL;
+		return refused(sh, fd, errno);
 	if (fd >= 0)
 		STAT_INC(sh, cancel_fd_fallback);
 	op->fd = fd;

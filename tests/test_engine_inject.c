@@ -26,6 +26,7 @@
 #include <ringplane/outq.h>
 
 #include "engine_test.h"
+#include "engine_impl.h"
 #include "faults.h"
 
 static struct rp_runtime *rt_start_faults(const struct rp_runtime_config *cfg, const char *spec)
@@ -947,6 +948,142 @@ static void test_rearm_without_sqe_parked_recv_still_receives(void **state)
 	close(srv);
 }
 
+/* ======================================================================
+ * refused: rp_close, rp_cancel_fd or rp_cancel that cannot start (no op
+ * memory) still end the ops on the fd that wait outside the kernel; a
+ * caller falling back to close(2) must not find a parked receive re-armed
+ * on the fd (or on a new file with its number) by the next buffer put.
+ * ====================================================================== */
+
+enum rf_how { RF_CLOSE, RF_CANCEL_FD, RF_CANCEL };
+
+static struct {
+	int fd;
+	enum rf_how how;
+	struct rp_op *recv;
+	uint16_t held[RR_BUFS];
+	unsigned nheld;
+	size_t got_after;
+	int final_res, finals, refused_errno;
+	bool refused;
+	atomic_int done;
+} trf;
+
+static void rf_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0) {
+		if (trf.refused)
+			trf.got_after += (size_t)c->res;
+		/* hold every buffer: the kernel ends the receive with ENOBUFS
+		 * and the engine parks it */
+		if (trf.nheld < RR_BUFS)
+			trf.held[trf.nheld++] = c->bid;
+		else
+			rp_buf_put(sh, c->bid);
+	}
+	if (!(c->flags & RP_CQE_MORE)) {
+		trf.final_res = c->res;
+		trf.finals++;
+		trf.recv = NULL;
+		atomic_store(&trf.done, 1);
+	}
+}
+
+static void rf_start(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	trf.recv = rp_recv_multishot(sh, trf.fd, rf_cb, NULL);
+	CHECK(trf.recv != NULL);
+}
+
+static void rf_refuse(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op = NULL;
+
+	(void)arg;
+	CHECK(trf.recv != NULL);
+	sh->faults.thresh[FAULT_NOMEM] = 1ull << 32; /* every op allocation fails */
+	if (trf.how == RF_CLOSE)
+		op = rp_close(sh, trf.fd, NULL, NULL);
+	else if (trf.how == RF_CANCEL_FD)
+		op = rp_cancel_fd(sh, trf.fd, NULL, NULL);
+	else
+		op = rp_cancel(sh, trf.recv, NULL, NULL);
+	trf.refused_errno = op ? 0 : errno;
+	sh->faults.thresh[FAULT_NOMEM] = 0;
+	trf.refused = true;
+	/* every buffer back: a receive still parked would be re-armed now */
+	for (unsigned i = 0; i < trf.nheld; i++)
+		rp_buf_put(sh, trf.held[i]);
+	trf.nheld = 0;
+}
+
+static void refused_ends_parked_recv(enum rf_how how)
+{
+	static uint8_t chunk[RR_BYTES];
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	size_t sent = 0;
+	double end;
+	int cli, srv;
+
+	memset(&trf, 0, sizeof(trf));
+	trf.how = how;
+	tcp_pair(&cli, &srv);
+	trf.fd = srv;
+	cfg.bufs = RR_BUFS;
+	cfg.buf_size = 4096;
+	rt = rt_start_faults(&cfg, "");
+	assert_int_equal(rp_runtime_submit(rt, 0, rf_start, NULL), 0);
+	/* more than the buffers hold, until the receive is parked */
+	end = now_s() + WAIT_S;
+	do {
+		ssize_t w = sent < sizeof(chunk) ? send(cli, chunk, sizeof(chunk) - sent,
+							MSG_DONTWAIT | MSG_NOSIGNAL)
+						 : 0;
+
+		if (w > 0)
+			sent += (size_t)w;
+		else
+			sleep_ms(1);
+		stats_of(rt, 0, &st);
+	} while ((!st.enobufs || sent < sizeof(chunk)) && now_s() < end);
+	assert_true(st.enobufs >= 1);
+	assert_int_equal(rp_runtime_submit(rt, 0, rf_refuse, NULL), 0);
+	/* the parked receive ends (-ECANCELED) and is never armed again */
+	assert_true(wait_for(&trf.done, 1, WAIT_S));
+	sleep_ms(50);
+	rt_end(rt);
+	print_message("# how %d: refused with errno %d, final %d, %zu bytes after\n", (int)how,
+		      trf.refused_errno, trf.final_res, trf.got_after);
+	assert_int_equal(trf.refused_errno, ENOMEM);
+	assert_int_equal(trf.finals, 1);
+	assert_int_equal(trf.final_res, -ECANCELED);
+	assert_int_equal(trf.got_after, 0);
+	close(cli);
+	close(srv);
+}
+
+static void test_refused_close_ends_parked_recv(void **state)
+{
+	(void)state;
+	refused_ends_parked_recv(RF_CLOSE);
+}
+
+static void test_refused_cancel_fd_ends_parked_recv(void **state)
+{
+	(void)state;
+	refused_ends_parked_recv(RF_CANCEL_FD);
+}
+
+static void test_refused_cancel_ends_parked_recv(void **state)
+{
+	(void)state;
+	refused_ends_parked_recv(RF_CANCEL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -960,6 +1097,9 @@ int main(void)
 		T(test_eagain_loses_nothing),
 		T(test_rearm_without_sqe_poll_still_answers),
 		T(test_rearm_without_sqe_parked_recv_still_receives),
+		T(test_refused_close_ends_parked_recv),
+		T(test_refused_cancel_fd_ends_parked_recv),
+		T(test_refused_cancel_ends_parked_recv),
 	};
 
 	return ENGINE_TEST_RUN("engine-inject", all);

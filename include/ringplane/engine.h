@@ -359,6 +359,11 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  *   ends it (-ECANCELED); otherwise, once the head completes, it runs on
  *   whatever @fd then names (EBADF, or a new file with that number). Close
  *   the fds of a chain only after the chain's final callbacks.
+ * On failure (NULL: ENOMEM, EBUSY, ESHUTDOWN) the ops on @fd that wait
+ * outside the kernel (a parked receive, a re-arm the SQ had no room for)
+ * are ended all the same (-ECANCELED): they need no SQE, and a caller that
+ * falls back to shutdown(2) + close(2) must not find them armed later on a
+ * new file with the same number. rp_cancel and rp_cancel_fd do the same.
  */
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /*
