@@ -24,10 +24,11 @@ struct eng_op_kind {
 	void (*complete)(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 	/*
 	 * Kinds that re-arm themselves: send what the op's last (re-)arm
-	 * could not (eng_rearm_later), from the loop. Returns false when there
-	 * is still no SQE (it stays on sh->rearm); true when sent, parked, or
-	 * ended (a final -ECANCELED callback: the shard stops or the fd is
-	 * being closed).
+	 * could not (eng_rearm_later), from the loop (rearm_run has already
+	 * ended, with -ECANCELED, an op that may not be re-armed: the shard
+	 * stops, its fd is closing, or it was cancelled). Returns false when
+	 * there is still no SQE (it stays on sh->rearm); true when sent or
+	 * parked.
 	 */
 	bool (*rearm)(struct rp_shard *sh, struct rp_op *op);
 };

@@ -25,12 +25,6 @@ static bool arm_accept(struct rp_shard *sh, struct rp_op *op, struct io_uring_sq
 /* From the loop: the re-arm the completion below could not send. */
 bool eng_accept_rearm(struct rp_shard *sh, struct rp_op *op)
 {
-	if (!eng_may_rearm(sh, op)) {
-		struct rp_cqe c = { .res = -ECANCELED };
-
-		eng_op_finish(sh, op, &c);
-		return true;
-	}
 	return arm_accept(sh, op, eng_sqe(sh));
 }
 

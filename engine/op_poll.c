@@ -82,12 +82,6 @@ bool eng_poll_out_rearm(struct rp_shard *sh, struct rp_op *op)
 {
 	if (op->flags & OPF_RESULT_SEEN) /* still armed: only its end is owed */
 		return (op->flags & OPF_CANCEL_REQ) || send_end(sh, op, eng_sqe(sh));
-	if (!eng_may_rearm(sh, op)) {
-		struct rp_cqe c = { .res = -ECANCELED };
-
-		eng_op_finish(sh, op, &c);
-		return true;
-	}
 	return arm_poll(sh, op, eng_sqe(sh));
 }
 

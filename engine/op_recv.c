@@ -167,12 +167,6 @@ static void unpark_one(struct rp_shard *sh)
 /* From the loop: the re-arm a completion or a put could not send. */
 bool eng_recv_rearm(struct rp_shard *sh, struct rp_op *op)
 {
-	if (!eng_may_rearm(sh, op)) {
-		struct rp_cqe c = { .res = -ECANCELED };
-
-		eng_op_finish(sh, op, &c);
-		return true;
-	}
 	if (sh->bufs_out >= sh->nbufs) {
 		eng_recv_park(sh, op);
 		return true;

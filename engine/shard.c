@@ -250,7 +250,17 @@ static void rearm_run(struct rp_shard *sh)
 	struct rp_op *op;
 
 	while ((op = sh->rearm)) {
+		/* an answered poll is still armed: its end is owed whatever */
+		bool outside = eng_op_outside(op);
+
 		eng_rearm_del(sh, op);
+		if (outside && !eng_may_rearm(sh, op)) {
+			/* stopping, its fd closing, or cancelled meanwhile */
+			struct rp_cqe c = { .res = -ECANCELED };
+
+			eng_op_finish(sh, op, &c);
+			continue;
+		}
 		if (!eng_op_kinds[op->kind].rearm(sh, op)) {
 			eng_rearm_later(sh, op);
 			break;
