@@ -36,8 +36,8 @@
  * that connection only (counted as malformed).
  *
  * Test hooks (environment, read once at start): RP_ECHO_FAULT_INIT=N makes
- * shard N's init fail with ENOMEM (a failed start); RP_ECHO_FAULT_REARM=N
- * makes the next N accept re-arms fail with ENOMEM as with an empty pool.
+ * shard N's init fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N
+ * and RP_APP_FAULT_BACKOFF=N (server.h) fail accept arms and back-off timers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -88,11 +88,7 @@ struct conn;
 
 struct echo_shard {
 	unsigned id;
-	int lfd;
-	struct rp_op *accept_op;
-	bool accept_retry;    /* the accept is down and must be armed again */
-	struct rp_app_backoff backoff; /* .pending: a back-off timer will arm it */
-	bool rearm_failing;   /* arming it failed: said once, until it works */
+	struct rp_app_accept acc; /* the listener and its accept */
 	struct rp_shard *sh;
 	unsigned buf_count, buf_size;
 	size_t spill_bytes, spill_max;
@@ -117,7 +113,6 @@ struct echo_cfg {
 	uint64_t tick_ns, idle_ticks;
 	size_t spill_max;
 	int fault_init;		 /* shard whose init fails, -1: none */
-	unsigned fault_rearm;	 /* accept re-arms left to fail */
 	int *lfds;		 /* listeners not yet taken by a shard's init */
 	struct echo_shard **es;	 /* per shard, set by init */
 };
@@ -169,7 +164,6 @@ static struct echo_cfg g_cfg;
 
 static void conn_recv(struct rp_shard *sh, struct conn *c);
 static void conn_kick(struct rp_shard *sh, struct conn *c);
-static void arm_accept(struct rp_shard *sh, struct echo_shard *es);
 static void arm_tick(struct rp_shard *sh, struct echo_shard *es);
 
 /* Every op on a connection holds a reference (ops); so does the callback
@@ -221,8 +215,7 @@ static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	pool_gauge(sh, es);
 	/* a close gives memory back: the moment to retry what lacked it */
 	if (!rp_shard_stopping(sh)) {
-		if (es->accept_retry && !es->backoff.pending)
-			arm_accept(sh, es);
+		rp_app_accept_poke(sh, &es->acc);
 		if (g_cfg.idle_s && !es->tick_on)
 			arm_tick(sh, es);
 	}
@@ -780,8 +773,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return;
 	es->tick++;
-	if (es->accept_retry && !es->backoff.pending)
-		arm_accept(sh, es);
+	rp_app_accept_poke(sh, &es->acc);
 	for (c = es->conns; c; c = next) {
 		next = c->next; /* only c can go below */
 		if (c->q && rp_outq_pending(c->q) != c->tick_pending) {
@@ -807,49 +799,24 @@ static void arm_tick(struct rp_shard *sh, struct echo_shard *es)
 
 /* ---- accepting ---- */
 
-static void accept_again(struct rp_shard *sh, void *arg)
-{
-	arm_accept(sh, arg);
-}
-
-/* Arm the accept again after ACCEPT_BACKOFF_NS; without memory for the
- * timer, the next connection close or idle tick tries. */
-static void accept_later(struct rp_shard *sh, struct echo_shard *es)
-{
-	es->accept_retry = true;
-	(void)rp_app_backoff_arm(sh, &es->backoff, ACCEPT_BACKOFF_NS, accept_again, es);
-}
-
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct echo_shard *es = arg;
+	int one = 1, fd = rp_app_accepted(sh, &es->acc, cq);
 	struct conn *c;
-	int one = 1;
 
-	if (!(cq->flags & RP_CQE_MORE))
-		es->accept_op = NULL;
-	if (cq->res < 0) {
-		if (cq->res != -ECANCELED)
-			ST_ADD(es, accept_errors, 1);
-		/* EMFILE and friends end the multishot: back off, keep serving */
-		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
-			accept_later(sh, es);
+	if (fd < 0)
 		return;
-	}
-	if (rp_shard_stopping(sh)) {
-		close(cq->res);
-		return;
-	}
 	ST_ADD(es, accepted, 1);
-	setsockopt(cq->res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
-		close(cq->res); /* pool exhausted: counted by the engine (nomem) */
+		close(fd); /* pool exhausted: counted by the engine (nomem) */
 		return;
 	}
 	memset(c, 0, sizeof(*c));
 	c->es = es;
-	c->fd = cq->res;
+	c->fd = fd;
 	c->last_tick = es->tick;
 	c->ops = 1; /* our own reference until set-up is done */
 	c->next = es->conns;
@@ -883,39 +850,6 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	pool_gauge(sh, es);
 }
 
-/* (Re-)arm the multishot accept. A failure (ENOMEM: the pool is empty;
- * EBUSY: the SQ stayed full) is counted, said once per outage, and retried
- * after the back-off: never a listener that silently stops accepting. */
-static void arm_accept(struct rp_shard *sh, struct echo_shard *es)
-{
-	unsigned f = __atomic_load_n(&g_cfg.fault_rearm, __ATOMIC_RELAXED);
-	int err;
-
-	if (es->accept_op || es->lfd < 0 || rp_shard_stopping(sh))
-		return;
-	if (f && __atomic_compare_exchange_n(&g_cfg.fault_rearm, &f, f - 1, false,
-					     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		es->accept_op = NULL;
-		errno = ENOMEM;
-	} else {
-		es->accept_op = rp_accept_multishot(sh, es->lfd, on_accept, es);
-	}
-	if (es->accept_op) {
-		if (es->rearm_failing)
-			fprintf(stderr, "ringplane echo: shard %u: accepting again\n", es->id);
-		es->accept_retry = es->rearm_failing = false;
-		return;
-	}
-	err = errno;
-	ST_ADD(es, rearm_failed, 1);
-	if (!es->rearm_failing)
-		fprintf(stderr,
-			"ringplane echo: shard %u: cannot arm accept: %s; retrying every %u ms\n",
-			es->id, strerror(err), ACCEPT_BACKOFF_NS / 1000000);
-	es->rearm_failing = true;
-	accept_later(sh, es);
-}
-
 /* ---- shard hooks ---- */
 
 static int echo_init(struct rp_shard *sh, void *arg)
@@ -930,7 +864,10 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	/* the listener is the shard's from here: its stop or fini closes it */
 	es->id = id;
 	es->sh = sh;
-	es->lfd = cfg->lfds[id];
+	es->acc = (struct rp_app_accept){ .cmd = "echo", .id = id, .lfd = cfg->lfds[id],
+					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = es,
+					  .errors = &es->st.accept_errors,
+					  .rearm_failed = &es->st.rearm_failed };
 	cfg->lfds[id] = -1;
 	cfg->es[id] = es;
 	es->buf_count = rp_buf_count(sh);
@@ -946,8 +883,8 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	es->cpu = rp_runtime_shard_cpu(rp_shard_runtime(sh), id);
 	if (cfg->fault_init == (int)id)
 		return -ENOMEM;
-	es->accept_op = rp_accept_multishot(sh, es->lfd, on_accept, es);
-	if (!es->accept_op)
+	es->acc.op = rp_accept_multishot(sh, es->acc.lfd, on_accept, es);
+	if (!es->acc.op)
 		return -errno;
 	if (cfg->idle_s) {
 		arm_tick(sh, es);
@@ -963,10 +900,10 @@ static void echo_stop(struct rp_shard *sh, void *arg)
 	struct echo_shard *es = cfg->es[rp_shard_id(sh)];
 
 	/* the engine cancels the accept and every recv/send next */
-	if (es && es->lfd >= 0) {
-		if (!rp_close(sh, es->lfd, NULL, NULL))
-			close(es->lfd);
-		es->lfd = -1;
+	if (es && es->acc.lfd >= 0) {
+		if (!rp_close(sh, es->acc.lfd, NULL, NULL))
+			close(es->acc.lfd);
+		es->acc.lfd = -1;
 	}
 }
 
@@ -976,9 +913,9 @@ static void echo_fini(struct rp_shard *sh, void *arg)
 	struct echo_cfg *cfg = arg;
 	struct echo_shard *es = cfg->es[rp_shard_id(sh)];
 
-	if (es && es->lfd >= 0) {
-		close(es->lfd);
-		es->lfd = -1;
+	if (es && es->acc.lfd >= 0) {
+		close(es->acc.lfd);
+		es->acc.lfd = -1;
 	}
 }
 
@@ -1064,10 +1001,7 @@ static long fault_env(const char *name)
 
 static void read_faults(void)
 {
-	long n = fault_env("RP_ECHO_FAULT_REARM");
-
 	g_cfg.fault_init = (int)fault_env("RP_ECHO_FAULT_INIT");
-	g_cfg.fault_rearm = n > 0 ? (unsigned)n : 0;
 }
 
 static void print_shards(void)

@@ -61,10 +61,7 @@ struct relay_app_stats {
 
 struct rshard {
 	unsigned id;
-	int lfd;
-	struct rp_op *accept_op;
-	struct rp_app_backoff backoff;
-	bool rearm_failing;
+	struct rp_app_accept acc; /* the listener and its accept */
 	unsigned conns;
 	struct relay_app_stats st;
 };
@@ -102,8 +99,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void arm_accept(struct rp_shard *sh, struct rshard *rs);
-
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 {
 	if (close_fds) {
@@ -115,6 +110,9 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	rp_pool_free(c->pp);
 	rp_pool_free(c->hbuf);
 	c->rs->conns--;
+	/* a close gives descriptors and memory back: an accept that is down
+	 * and has no back-off timer coming is armed here */
+	rp_app_accept_poke(sh, &c->rs->acc);
 	rp_pool_free(c);
 }
 
@@ -285,48 +283,28 @@ static void read_header(struct rp_shard *sh, struct rconn *c)
 
 /* ---- accepting ---- */
 
-static void accept_again(struct rp_shard *sh, void *arg)
-{
-	arm_accept(sh, arg);
-}
-
-static void accept_later(struct rp_shard *sh, struct rshard *rs)
-{
-	(void)rp_app_backoff_arm(sh, &rs->backoff, ACCEPT_BACKOFF_NS, accept_again, rs);
-}
-
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct rshard *rs = arg;
+	int fd = rp_app_accepted(sh, &rs->acc, cq);
 	struct rconn *c;
 
-	if (!(cq->flags & RP_CQE_MORE))
-		rs->accept_op = NULL;
-	if (cq->res < 0) {
-		if (cq->res != -ECANCELED)
-			ST_ADD(rs, accept_errors, 1);
-		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
-			accept_later(sh, rs); /* EMFILE and friends: back off, keep serving */
+	if (fd < 0)
 		return;
-	}
-	if (rp_shard_stopping(sh)) {
-		close(cq->res);
-		return;
-	}
 	ST_ADD(rs, accepted, 1);
 	if (g.max_conns && rs->conns >= g.max_conns) {
 		ST_ADD(rs, refused_max, 1);
-		close(cq->res);
+		close(fd);
 		return;
 	}
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
-		close(cq->res); /* pool exhausted: counted by the engine (nomem) */
+		close(fd); /* pool exhausted: counted by the engine (nomem) */
 		return;
 	}
 	memset(c, 0, sizeof(*c));
 	c->rs = rs;
-	c->cfd = cq->res;
+	c->cfd = fd;
 	c->ufd = -1;
 	rs->conns++;
 	/* TCP_NODELAY came with the socket: set once on the listener (main) */
@@ -350,26 +328,6 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		return;
 	}
 	connect_upstream(sh, c);
-}
-
-/* (Re-)arm the multishot accept: never a listener that silently stops. */
-static void arm_accept(struct rp_shard *sh, struct rshard *rs)
-{
-	if (rs->accept_op || rs->lfd < 0 || rp_shard_stopping(sh))
-		return;
-	rs->accept_op = rp_accept_multishot(sh, rs->lfd, on_accept, rs);
-	if (rs->accept_op) {
-		if (rs->rearm_failing)
-			fprintf(stderr, "ringplane relay: shard %u: accepting again\n", rs->id);
-		rs->rearm_failing = false;
-		return;
-	}
-	ST_ADD(rs, rearm_failed, 1);
-	if (!rs->rearm_failing)
-		fprintf(stderr, "ringplane relay: shard %u: cannot arm accept: %s; retrying\n",
-			rs->id, strerror(errno));
-	rs->rearm_failing = true;
-	accept_later(sh, rs);
 }
 
 /* ---- shard hooks, stats ---- */
@@ -414,7 +372,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	}
 	fprintf(f,
 		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
-		"connect_timeouts %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_timeouts %llu accept_errors %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
@@ -422,7 +380,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
-		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)r.bytes_copied[0],
+		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
+		(unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
 		(unsigned long long)r.resets_passed, errs[0] ? errs : " none",
@@ -464,11 +423,15 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	if (!rs)
 		return -ENOMEM;
 	rs->id = id;
-	rs->lfd = g.lfds[id]; /* the shard's from here: its stop or fini closes it */
+	/* the listener is the shard's from here: its stop or fini closes it */
+	rs->acc = (struct rp_app_accept){ .cmd = "relay", .id = id, .lfd = g.lfds[id],
+					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = rs,
+					  .errors = &rs->st.accept_errors,
+					  .rearm_failed = &rs->st.rearm_failed };
 	g.lfds[id] = -1;
 	g.rs[id] = rs;
-	rs->accept_op = rp_accept_multishot(sh, rs->lfd, on_accept, rs);
-	if (!rs->accept_op)
+	rs->acc.op = rp_accept_multishot(sh, rs->acc.lfd, on_accept, rs);
+	if (!rs->acc.op)
 		return -errno;
 	struct rp_pool_stats ps;
 
@@ -486,10 +449,10 @@ static void relay_stop(struct rp_shard *sh, void *arg)
 	(void)arg;
 	/* the engine cancels the accept and every relay's ops next: each relay
 	 * ends (reset, counted as abort) and frees itself */
-	if (rs && rs->lfd >= 0) {
-		if (!rp_close(sh, rs->lfd, NULL, NULL))
-			close(rs->lfd);
-		rs->lfd = -1;
+	if (rs && rs->acc.lfd >= 0) {
+		if (!rp_close(sh, rs->acc.lfd, NULL, NULL))
+			close(rs->acc.lfd);
+		rs->acc.lfd = -1;
 	}
 }
 
@@ -499,9 +462,9 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 
 	(void)arg;
 	if (rs) {
-		if (rs->lfd >= 0) {
-			close(rs->lfd);
-			rs->lfd = -1;
+		if (rs->acc.lfd >= 0) {
+			close(rs->acc.lfd);
+			rs->acc.lfd = -1;
 		}
 		print_shard(sh, rs, stdout);
 	}

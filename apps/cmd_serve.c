@@ -81,9 +81,8 @@ struct sconn;
 
 struct sshard {
 	unsigned id;
-	int lfd;
-	struct rp_op *accept_op, *tick_op;
-	struct rp_app_backoff backoff;
+	struct rp_app_accept acc; /* the listener and its accept */
+	struct rp_op *tick_op;
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	uint64_t now_ticks;
@@ -142,6 +141,9 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
 		close(c->fd);
+	/* a descriptor and memory came back: an accept that is down and has
+	 * no back-off timer coming is armed here */
+	rp_app_accept_poke(sh, &c->ss->acc);
 	rp_pool_free(c);
 }
 
@@ -641,6 +643,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return;
 	ss->now_ticks++;
+	rp_app_accept_poke(sh, &ss->acc);
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->heads_out) {
@@ -688,43 +691,25 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss)
 
 /* ---- accepting ---- */
 
-static void arm_accept(struct rp_shard *sh, struct sshard *ss);
-
-static void accept_again(struct rp_shard *sh, void *arg)
-{
-	arm_accept(sh, arg);
-}
-
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
+	int one = 1, fd = rp_app_accepted(sh, &ss->acc, cq);
 	struct sconn *c;
-	int one = 1;
 
-	if (!(cq->flags & RP_CQE_MORE))
-		ss->accept_op = NULL;
-	if (cq->res < 0) {
-		if (cq->res != -ECANCELED)
-			ST_ADD(ss, accept_errors, 1);
-		if (!(cq->flags & RP_CQE_MORE))
-			(void)rp_app_backoff_arm(sh, &ss->backoff, ACCEPT_BACKOFF_NS, accept_again, ss);
+	if (fd < 0)
 		return;
-	}
-	if (rp_shard_stopping(sh)) {
-		close(cq->res);
-		return;
-	}
 	ST_ADD(ss, accepted, 1);
 	if (!ss->tick_op)
 		arm_tick(sh, ss); /* its last re-arm found the pool empty */
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
-		close(cq->res);
+		close(fd);
 		return;
 	}
 	memset(c, 0, sizeof(*c));
 	c->ss = ss;
-	c->fd = cq->res;
+	c->fd = fd;
 	c->ops = 1;
 	c->last_tick = ss->now_ticks;
 	rp_http_parser_init(&c->p);
@@ -737,15 +722,6 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ss->conns = c;
 	arm_recv(sh, c);
 	conn_put(sh, c);
-}
-
-static void arm_accept(struct rp_shard *sh, struct sshard *ss)
-{
-	if (ss->accept_op || ss->lfd < 0 || rp_shard_stopping(sh))
-		return;
-	ss->accept_op = rp_accept_multishot(sh, ss->lfd, on_accept, ss);
-	if (!ss->accept_op)
-		(void)rp_app_backoff_arm(sh, &ss->backoff, ACCEPT_BACKOFF_NS, accept_again, ss);
 }
 
 /* ---- shard hooks, stats ---- */
@@ -775,7 +751,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	fprintf(f,
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
-		"send_timeouts %llu resets %llu overflows %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"send_timeouts %llu resets %llu overflows %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -786,7 +762,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.file_errors, (unsigned long long)ss->st.header_timeouts,
 		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.send_timeouts,
 		(unsigned long long)ss->st.resets,
-		(unsigned long long)ss->st.overflows, (unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
+		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.accept_errors,
+		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
@@ -819,14 +796,17 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	if (!ss)
 		return -ENOMEM;
 	ss->id = id;
-	ss->lfd = g.lfds[id]; /* the shard's from here: its stop or fini closes it */
+	/* the listener is the shard's from here: its stop or fini closes it */
+	ss->acc = (struct rp_app_accept){ .cmd = "serve", .id = id, .lfd = g.lfds[id],
+					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = ss,
+					  .errors = &ss->st.accept_errors };
 	g.lfds[id] = -1;
 	g.ss[id] = ss;
 	ss->cache = rp_file_cache_create(g.root, 1024, 0);
 	if (!ss->cache)
 		return -ENOMEM;
-	ss->accept_op = rp_accept_multishot(sh, ss->lfd, on_accept, ss);
-	if (!ss->accept_op)
+	ss->acc.op = rp_accept_multishot(sh, ss->acc.lfd, on_accept, ss);
+	if (!ss->acc.op)
 		return -errno;
 	arm_tick(sh, ss);
 	return ss->tick_op ? 0 : -ENOMEM;
@@ -837,10 +817,10 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
 
 	(void)arg;
-	if (ss && ss->lfd >= 0) {
-		if (!rp_close(sh, ss->lfd, NULL, NULL))
-			close(ss->lfd);
-		ss->lfd = -1;
+	if (ss && ss->acc.lfd >= 0) {
+		if (!rp_close(sh, ss->acc.lfd, NULL, NULL))
+			close(ss->acc.lfd);
+		ss->acc.lfd = -1;
 	}
 }
 
@@ -851,9 +831,9 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	(void)arg;
 	if (!ss)
 		return;
-	if (ss->lfd >= 0) {
-		close(ss->lfd);
-		ss->lfd = -1;
+	if (ss->acc.lfd >= 0) {
+		close(ss->acc.lfd);
+		ss->acc.lfd = -1;
 	}
 	if (ss->cache)
 		print_shard(sh, ss, stdout);

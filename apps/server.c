@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -152,6 +153,30 @@ static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		b->fn(sh, b->arg);
 }
 
+/* Test hooks (server.h): failures left to inject, taken by any shard. */
+static unsigned fault_rearm, fault_backoff;
+static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
+
+static void read_faults(void)
+{
+	const char *r = getenv("RP_APP_FAULT_REARM"), *b = getenv("RP_APP_FAULT_BACKOFF");
+
+	fault_rearm = r ? (unsigned)strtoul(r, NULL, 10) : 0;
+	fault_backoff = b ? (unsigned)strtoul(b, NULL, 10) : 0;
+}
+
+static bool fault_take(unsigned *left)
+{
+	unsigned f;
+
+	pthread_once(&faults_once, read_faults);
+	f = __atomic_load_n(left, __ATOMIC_RELAXED);
+	while (f && !__atomic_compare_exchange_n(left, &f, f - 1, false, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+		;
+	return f != 0;
+}
+
 bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
 			void (*fn)(struct rp_shard *sh, void *arg), void *arg)
 {
@@ -159,8 +184,80 @@ bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t 
 		return true;
 	b->fn = fn;
 	b->arg = arg;
-	b->pending = rp_timeout(sh, ns, on_backoff, b) != NULL;
+	b->pending = !fault_take(&fault_backoff) && rp_timeout(sh, ns, on_backoff, b) != NULL;
 	return b->pending;
+}
+
+/* A counter its shard writes and any thread reads (relaxed, as ST_ADD). */
+static void count(uint64_t *c)
+{
+	if (c)
+		__atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
+
+static void accept_again(struct rp_shard *sh, void *arg)
+{
+	(void)rp_app_accept_arm(sh, arg);
+}
+
+/* Down: a timer arms it after the back-off; without one, the next poke. */
+static void accept_later(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	a->down = true;
+	(void)rp_app_backoff_arm(sh, &a->backoff, a->backoff_ns, accept_again, a);
+}
+
+int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	int err;
+
+	if (a->op || a->lfd < 0 || rp_shard_stopping(sh))
+		return 0;
+	if (fault_take(&fault_rearm)) {
+		errno = ENOMEM;
+	} else {
+		a->op = rp_accept_multishot(sh, a->lfd, a->cb, a->arg);
+	}
+	if (a->op) {
+		if (a->failing)
+			fprintf(stderr, "ringplane %s: shard %u: accepting again\n", a->cmd, a->id);
+		a->down = a->failing = false;
+		return 0;
+	}
+	err = errno;
+	count(a->rearm_failed);
+	if (!a->failing)
+		fprintf(stderr,
+			"ringplane %s: shard %u: cannot arm accept: %s; retrying every %llu ms\n",
+			a->cmd, a->id, strerror(err), (unsigned long long)(a->backoff_ns / 1000000));
+	a->failing = true;
+	accept_later(sh, a);
+	return -err;
+}
+
+void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	if (a->down && !a->backoff.pending && !rp_shard_stopping(sh))
+		(void)rp_app_accept_arm(sh, a);
+}
+
+int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq)
+{
+	if (!(cq->flags & RP_CQE_MORE))
+		a->op = NULL;
+	if (cq->res < 0) {
+		if (cq->res != -ECANCELED)
+			count(a->errors);
+		/* EMFILE and friends end the multishot: back off, keep serving */
+		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
+			accept_later(sh, a);
+		return -1;
+	}
+	if (rp_shard_stopping(sh)) {
+		close(cq->res);
+		return -1;
+	}
+	return cq->res;
 }
 
 int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,

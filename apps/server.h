@@ -100,4 +100,47 @@ struct rp_app_backoff {
 bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
 			void (*fn)(struct rp_shard *sh, void *arg), void *arg);
 
+/*
+ * A shard's listener and its multishot accept, with the one recovery every
+ * server command shares: an accept that ends (EMFILE, ENFILE, ENOBUFS) or
+ * cannot be armed (ENOMEM, EBUSY) is armed again after @backoff_ns by a
+ * timer; when that timer cannot be armed either, the next rp_app_accept_poke
+ * (a connection closed, a tick) arms it: never a listener that silently
+ * stays down. Fill cmd, id, lfd, backoff_ns, cb, arg and the counters, the
+ * rest zero. Lives in the shard's state; call only on its thread.
+ * Test hooks (environment, read once): RP_APP_FAULT_REARM=N makes the next
+ * N accept arms fail with ENOMEM, RP_APP_FAULT_BACKOFF=N the next N back-off
+ * timers, as with an empty pool.
+ */
+struct rp_app_accept {
+	const char *cmd;	/* "echo", "relay", "serve": for its messages */
+	unsigned id;		/* the shard's id */
+	int lfd;		/* the listener (the shard's); -1 once closed */
+	uint64_t backoff_ns;
+	void (*cb)(struct rp_shard *sh, void *arg, const struct rp_cqe *cq); /* on_accept */
+	void *arg;
+	uint64_t *errors;	/* failed accepts (not -ECANCELED); NULL: not counted */
+	uint64_t *rearm_failed; /* arms that failed; NULL: not counted */
+	struct rp_op *op;	/* the multishot accept; NULL while down */
+	bool down;		/* it must be armed again */
+	bool failing;		/* an arm failed: said once, until one works */
+	struct rp_app_backoff backoff;
+};
+
+/* Arm @a's accept (the first time, from the shard's init, or again): 0, or
+ * the negative errno of a failure, after which the recovery above re-arms
+ * it (an init may treat the first failure as fatal). */
+int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
+
+/* Something was freed (a connection closed) or time passed (a tick): if
+ * @a's accept is down and no back-off timer will arm it, arm it now. */
+void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a);
+
+/*
+ * The top of every on_accept: the accepted fd to serve (>= 0), or -1 when
+ * @cq brings none: an error (counted unless -ECANCELED; the accept backs
+ * off when it ended) or a stopping shard (the new fd is closed).
+ */
+int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq);
+
 #endif

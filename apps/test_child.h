@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -36,6 +37,10 @@ struct child {
 	size_t len;
 	char log[65536]; /* what it printed after the listening line */
 };
+
+/* When not 0, the children started next get this RLIMIT_NOFILE (soft and
+ * hard, so the server's raise to the hard limit keeps it). */
+static rlim_t child_nofile __attribute__((unused));
 
 /* Start `[ip netns exec NS] ringplane ARGS...` (@ns NULL: no netns; at most
  * 34 ARGS), wait (10 s) for "listening on HOST:PORT"; 0, or -1 if it did
@@ -62,6 +67,12 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 		return -1;
 	c->pid = fork();
 	if (c->pid == 0) {
+		if (child_nofile) {
+			struct rlimit rl = { child_nofile, child_nofile };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl))
+				_exit(126);
+		}
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);

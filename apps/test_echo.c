@@ -521,7 +521,7 @@ static void test_emfile(unsigned rearm_faults)
 	uint64_t deadline;
 	int st;
 
-	snprintf(fault, sizeof(fault), "RP_ECHO_FAULT_REARM=%u", rearm_faults);
+	snprintf(fault, sizeof(fault), "RP_APP_FAULT_REARM=%u", rearm_faults);
 	if (server_start(&s, extra)) {
 		CHECK(0, "%s: server start", name);
 		server_unlink(&s);
