@@ -154,6 +154,10 @@ int rp_bench_usable_cpus(int *cpus, int max);
 /* rp_bench_size_name - @n bytes for a row name: "64B", "2KB", "1MB" (the
  * largest unit that divides it). */
 void rp_bench_size_name(char *buf, size_t bufsz, size_t n);
+/* Whether @item is in the comma-separated list in environment variable
+ * @var (true when it is unset or empty): the suites' RP_BENCH_*_ROWS row
+ * pickers, so one group of rows can be rerun without the others. */
+bool rp_bench_env_lists(const char *var, const char *item);
 
 /*
  * rp_bench_run_pair - run fn[i](arg[i]) on two threads and join both, each

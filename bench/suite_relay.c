@@ -1092,15 +1092,7 @@ out:
  * minutes. */
 static bool want_rows(const char *group)
 {
-	const char *env = getenv("RP_BENCH_RELAY_ROWS");
-	size_t n = strlen(group);
-
-	if (!env || !*env)
-		return true;
-	for (const char *p = env; (p = strstr(p, group)); p += n)
-		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-			return true;
-	return false;
+	return rp_bench_env_lists("RP_BENCH_RELAY_ROWS", group);
 }
 
 int rp_bench_suite_relay(const struct rp_bench_opts *opts)

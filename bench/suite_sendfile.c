@@ -578,15 +578,7 @@ static const char *const row_group[R_NR] = { [R_4K] = "4k", [R_1M] = "1m", [R_64
 
 static bool want_rows(const char *group)
 {
-	const char *env = getenv("RP_BENCH_SENDFILE_ROWS");
-	size_t n = strlen(group);
-
-	if (!env || !*env)
-		return true;
-	for (const char *p = env; (p = strstr(p, group)); p += n)
-		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-			return true;
-	return false;
+	return rp_bench_env_lists("RP_BENCH_SENDFILE_ROWS", group);
 }
 
 static void fail_row(struct ctx *x, const char *row, enum srv s, const char *err)

@@ -289,8 +289,6 @@ int rp_zb_row(const char *name, const char *unit, const double *o, const double 
 	return ret;
 }
 
-static bool env_lists(const char *var, const char *item);
-
 /* ---- send modes through rp_outq ---- */
 
 enum { M_PLAIN, M_ZC, M_ADAPT, M_CTRL, M_NR };
@@ -721,7 +719,7 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		if (slice < sizes[k])
 			slice = sizes[k];
 		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
-		if (!env_lists("RP_BENCH_ZC_SIZES", sz))
+		if (!rp_bench_env_lists("RP_BENCH_ZC_SIZES", sz))
 			continue;
 		{
 			struct eo e = { .efd = efd, .flags = RP_OUTQ_ZC_OFF, .buf = buf, .size = sizes[k],
@@ -1004,7 +1002,7 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 			total = sizes[k] * 4;
 		total -= total % sizes[k];
 		rp_bench_size_name(sz, sizeof(sz), sizes[k]);
-		if (!env_lists("RP_BENCH_ZC_SIZES", sz))
+		if (!rp_bench_env_lists("RP_BENCH_ZC_SIZES", sz))
 			continue;
 		ret = rp_zb_make_file(dir, sz, sizes[k], path, sizeof(path));
 		if (ret)
@@ -1288,20 +1286,6 @@ static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int
 	return 0;
 }
 
-/* Whether @item is in the comma-separated list in environment variable
- * @var (true when it is unset or empty). */
-static bool env_lists(const char *var, const char *item)
-{
-	const char *env = getenv(var);
-	size_t n = strlen(item);
-
-	if (!env || !*env)
-		return true;
-	for (const char *p = env; (p = strstr(p, item)); p += n)
-		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-			return true;
-	return false;
-}
 
 /* RP_BENCH_ZC_ROWS=loopback,veth,batch,f2s,relay,copy picks groups of rows
  * and RP_BENCH_ZC_SIZES=1KB,64KB,... the sizes of the send-mode and
@@ -1309,7 +1293,7 @@ static bool env_lists(const char *var, const char *item)
  * window. */
 static bool want_rows(const char *group)
 {
-	return env_lists("RP_BENCH_ZC_ROWS", group);
+	return rp_bench_env_lists("RP_BENCH_ZC_ROWS", group);
 }
 
 int rp_bench_suite_zc(const struct rp_bench_opts *opts)

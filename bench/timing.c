@@ -293,3 +293,16 @@ int rp_bench_runs_row(const char *name, const char *unit, const double *o, const
 		note_noise_runs(name, o, b, n);
 	return ret;
 }
+
+bool rp_bench_env_lists(const char *var, const char *item)
+{
+	const char *env = getenv(var);
+	size_t n = strlen(item);
+
+	if (!env || !*env)
+		return true;
+	for (const char *p = env; (p = strstr(p, item)); p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
