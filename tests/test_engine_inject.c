@@ -901,6 +901,18 @@ static void rr_start(struct rp_shard *sh, void *arg)
 	CHECK(rp_recv_multishot(sh, trr.fd, rr_cb, NULL) != NULL);
 }
 
+/* One non-blocking send of what is left of @buf (sleep 1 ms when none
+ * went, or all has): the test's sender, polled in a bounded loop. */
+static void send_step(int fd, const uint8_t *buf, size_t len, size_t *sent)
+{
+	ssize_t w = *sent < len ? send(fd, buf + *sent, len - *sent, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+
+	if (w > 0)
+		*sent += (size_t)w;
+	else
+		sleep_ms(1);
+}
+
 static void test_rearm_without_sqe_parked_recv_still_receives(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
@@ -923,16 +935,8 @@ static void test_rearm_without_sqe_parked_recv_still_receives(void **state)
 	rt = rt_start_faults(&cfg, "rearm=1");
 	assert_int_equal(rp_runtime_submit(rt, 0, rr_start, NULL), 0);
 	end = now_s() + WAIT_S;
-	while (!atomic_load(&trr.done) && !atomic_load(&g_fail) && now_s() < end) {
-		ssize_t w = sent < RR_BYTES ? send(cli, trr.expect + sent, RR_BYTES - sent,
-						    MSG_DONTWAIT | MSG_NOSIGNAL)
-					    : 0;
-
-		if (w > 0)
-			sent += (size_t)w;
-		else
-			sleep_ms(1);
-	}
+	while (!atomic_load(&trr.done) && !atomic_load(&g_fail) && now_s() < end)
+		send_step(cli, trr.expect, RR_BYTES, &sent);
 	stats_of(rt, 0, &st);
 	deferred = eng_faults_count(rt, 0, FAULT_REARM);
 	print_message("# %zu of %u bytes; %u put rounds, enobufs %llu, %llu re-arms deferred\n",
@@ -1040,14 +1044,7 @@ static void refused_ends_parked_recv(enum rf_how how)
 	/* more than the buffers hold, until the receive is parked */
 	end = now_s() + WAIT_S;
 	do {
-		ssize_t w = sent < sizeof(chunk) ? send(cli, chunk, sizeof(chunk) - sent,
-							MSG_DONTWAIT | MSG_NOSIGNAL)
-						 : 0;
-
-		if (w > 0)
-			sent += (size_t)w;
-		else
-			sleep_ms(1);
+		send_step(cli, chunk, sizeof(chunk), &sent);
 		stats_of(rt, 0, &st);
 	} while ((!st.enobufs || sent < sizeof(chunk)) && now_s() < end);
 	assert_true(st.enobufs >= 1);
