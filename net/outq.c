@@ -436,8 +436,8 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			if (pr == -ENOTCONN) {
 				dead = true;
 			} else {
-				pr = pr ? -1 : peer_addrs_local(&pa);
-				q->local = pr > 0 || (pr == 0 && peer_route_local(&pa.peer));
+				q->local = !pr && peer_addrs_kind(&pa, peer_route_kind) !=
+							  PEER_ROUTE_REMOTE;
 			}
 		}
 		if (!dead && !copied)

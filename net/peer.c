@@ -214,13 +214,20 @@ int peer_addrs_local(const struct peer_addrs *a)
 	return -1;
 }
 
+int peer_addrs_kind(const struct peer_addrs *a, int (*route)(const struct sockaddr_storage *))
+{
+	int r = peer_addrs_local(a);
+
+	if (r != 0)
+		return r > 0 ? PEER_ROUTE_LO : PEER_ROUTE_REMOTE;
+	return route(&a->peer);
+}
+
 bool rp_peer_is_local(int fd)
 {
 	struct peer_addrs a;
-	int r;
 
 	if (peer_addrs_get(fd, &a))
 		return false;
-	r = peer_addrs_local(&a);
-	return r > 0 || (r == 0 && peer_route_local(&a.peer));
+	return peer_addrs_kind(&a, peer_route_kind) != PEER_ROUTE_REMOTE;
 }

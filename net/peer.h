@@ -38,4 +38,11 @@ bool peer_route_local(const struct sockaddr_storage *peer);
 enum { PEER_ROUTE_REMOTE = 0, PEER_ROUTE_LO = 1, PEER_ROUTE_VETH = 2 };
 int peer_route_kind(const struct sockaddr_storage *peer);
 
+/* rp_peer_is_local's rule on addresses already read (the one place it is
+ * written): PEER_ROUTE_LO where the addresses say local (AF_UNIX too),
+ * PEER_ROUTE_REMOTE for a family that is neither IP nor AF_UNIX, else
+ * what @route answers for the peer's address (peer_route_kind, or a
+ * cache of it). */
+int peer_addrs_kind(const struct peer_addrs *a, int (*route)(const struct sockaddr_storage *));
+
 #endif /* RP_NET_PEER_H */

@@ -158,12 +158,7 @@ static int sock_peer_local(int sock)
 		return 0;
 	if (a.peer.ss_family == AF_UNIX)
 		return -1;
-	r = peer_addrs_local(&a);
-	if (r > 0)
-		return 1;
-	if (r < 0)
-		return 0;
-	r = route_kind_cached(&a.peer);
+	r = peer_addrs_kind(&a, route_kind_cached);
 	return r == PEER_ROUTE_LO ? 1 : r == PEER_ROUTE_VETH ? -1 : 0;
 }
 
