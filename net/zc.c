@@ -173,7 +173,7 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 	bool seen[3] = {false, false, false};
 	struct zc_src src = { false, false, false };
 	unsigned mode = flags & RP_ZC_F2S_MASK;
-	bool asked = mode != RP_ZC_F2S_AUTO, copy = false, local = false;
+	bool asked = mode != RP_ZC_F2S_AUTO, copy = false, local = false, full = false;
 	char *cbuf = NULL;
 	size_t cbufsz = 0, done = 0;
 	ssize_t n = 0;
@@ -280,14 +280,19 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 		default:
 			/* the copy path's buffer, else (a fallback, or no
 			 * memory for it) the 64 KB one, taken only now */
-			n = cbuf ? zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf, cbufsz)
+			n = cbuf ? zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf,
+						     cbufsz, &full)
 				 : zc_copy_file_step(sock, file, off, chunk, src.seekable,
-						     zc_buf_get(), ZC_BUF_BYTES);
+						     zc_buf_get(), ZC_BUF_BYTES, &full);
 			break;
 		}
 		if (n <= 0)
 			break;
 		done += (size_t)n;
+		/* a short send: sock is full, and reading the next buffer now
+		 * would only be read again next time (the offset says where) */
+		if (full)
+			break;
 		/* an unseekable source that left bytes held: sock is full */
 		if (src.known && !src.seekable && rp_zc_held(sock))
 			return (ssize_t)done;

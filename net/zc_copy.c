@@ -53,11 +53,12 @@ static int keep_rest(int dst, const char *buf, size_t len)
 }
 
 ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable, char *buf,
-			  size_t bufsz)
+			  size_t bufsz, bool *full)
 {
 	ssize_t n, w;
 	int r;
 
+	*full = false;
 	if (!buf)
 		return -ENOMEM;
 	if (!seekable && bufsz > ZC_BUF_BYTES)
@@ -66,6 +67,10 @@ ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool see
 	if (n <= 0)
 		return n;
 	w = zc_write_some(sock, buf, (size_t)n);
+	/* zc_write_some is short after some bytes on any error, its errno
+	 * kept: only EAGAIN says the socket is full (an error, a reset, is
+	 * met by the next step and returned) */
+	*full = w >= 0 && w < n && (errno == EAGAIN || errno == EWOULDBLOCK);
 	if (w < 0 && w != -EAGAIN && seekable) {
 		if (!off)
 			(void)lseek(file, -(off_t)n, SEEK_CUR);

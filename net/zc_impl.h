@@ -99,9 +99,11 @@ ssize_t zc_splice_relay_step(int dst, int src, size_t count);
 ssize_t zc_cfr_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
 /* @buf, @bufsz: zc_buf_get's (any source) or zc_lbuf_get's (a seekable
  * one only: an unseekable source's unsent rest is held, at most
- * ZC_BUF_BYTES). */
+ * ZC_BUF_BYTES). *@full: @sock took part of what was read and then said
+ * EAGAIN (it is full; the rest moved back or held), so another read now
+ * would be wasted. */
 ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable, char *buf,
-			  size_t bufsz);
+			  size_t bufsz, bool *full);
 ssize_t zc_copy_relay_step(int dst, int src, size_t count);
 ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
 
