@@ -90,13 +90,17 @@ static int src_learn(struct zc_src *s, int sock, int file, const off_t *off)
  * (0.70-0.98x) with the reader on another CPU. */
 #define ZC_LOCAL_MIN ((size_t)1 << 20)
 /* The route's answer per peer address, per thread: a route lookup is
- * nine syscalls; routes rarely change, and a stale answer picks the
- * slower path, never a wrong byte. */
+ * nine syscalls (a netlink and an ioctl socket; ETHTOOL_GDRVINFO takes
+ * RTNL); routes rarely change, and a stale answer picks the slower path,
+ * never a wrong byte. 64 slots, opened at the address's hash and probed
+ * in turn: a server whose threads each serve many client addresses looks
+ * each up once per 10 s (4 slots replaced in turn missed on almost every
+ * call with 5 addresses taking turns). */
 #define ROUTE_TTL_NS (10ull * 1000 * 1000 * 1000)
-#define ROUTE_SLOTS  4
+#define ROUTE_SLOTS  64u
 
 struct route_ent {
-	uint64_t t; /* 0: empty */
+	uint64_t t; /* 0: never used (a used slot is never emptied again) */
 	uint32_t scope;
 	sa_family_t fam;
 	int8_t kind; /* PEER_ROUTE_* */
@@ -104,7 +108,6 @@ struct route_ent {
 };
 
 static _Thread_local struct route_ent route_cache[ROUTE_SLOTS];
-static _Thread_local unsigned route_next;
 
 static uint64_t coarse_ns(void)
 {
@@ -114,10 +117,28 @@ static uint64_t coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 1;
 }
 
+static unsigned route_hash(const struct route_ent *k)
+{
+	uint32_t w[4], h = k->scope ^ k->fam;
+
+	memcpy(w, k->addr, sizeof(w));
+	for (unsigned i = 0; i < 4; i++)
+		h = (h ^ w[i]) * 0x9e3779b1u; /* Fibonacci hashing */
+	return (h >> 26) & (ROUTE_SLOTS - 1);
+}
+
+/*
+ * Linear probing from the hash: a key sits before the first never-used
+ * slot of its probe (slots are filled at the first never-used one, or
+ * reused in place, and never emptied), so a lookup stops there. A miss
+ * takes that slot, the key's own expired one, or, with all 64 in use, the
+ * oldest.
+ */
 static int route_kind_cached(const struct sockaddr_storage *peer)
 {
 	struct route_ent key = {.fam = peer->ss_family}, *e;
 	uint64_t now = coarse_ns();
+	unsigned h, victim;
 
 	if (peer->ss_family == AF_INET) {
 		memcpy(key.addr, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
@@ -127,16 +148,30 @@ static int route_kind_cached(const struct sockaddr_storage *peer)
 		memcpy(key.addr, &p6->sin6_addr, 16);
 		key.scope = p6->sin6_scope_id;
 	}
+	h = route_hash(&key);
+	victim = h;
 	for (unsigned i = 0; i < ROUTE_SLOTS; i++) {
-		e = &route_cache[i];
-		if (e->t && now - e->t < ROUTE_TTL_NS && e->fam == key.fam &&
-		    e->scope == key.scope && !memcmp(e->addr, key.addr, sizeof(key.addr)))
-			return e->kind;
+		unsigned at = (h + i) & (ROUTE_SLOTS - 1);
+
+		e = &route_cache[at];
+		if (!e->t) {
+			victim = at;
+			break;
+		}
+		if (e->fam == key.fam && e->scope == key.scope &&
+		    !memcmp(e->addr, key.addr, sizeof(key.addr))) {
+			if (now - e->t < ROUTE_TTL_NS)
+				return e->kind;
+			victim = at;
+			break;
+		}
+		if (e->t < route_cache[victim].t)
+			victim = at;
 	}
 	ZC_ADD(f2s_route_lookups, 1);
 	key.kind = (int8_t)peer_route_kind(peer);
 	key.t = now;
-	route_cache[route_next++ % ROUTE_SLOTS] = key;
+	route_cache[victim] = key;
 	return key.kind;
 }
 

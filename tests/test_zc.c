@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1561,6 +1562,78 @@ static int env_child(const char *mode)
 	return 0;
 }
 
+/* Many client addresses a thread: in a network namespace of its own
+ * (the host's routes untouched), lo carries 10.9.0.1/24, so all of
+ * 10.9.0.0/24 is this host's by a RTN_LOCAL route that only the route
+ * lookup finds (the addresses decide nothing). Connections from
+ * ROUTE_PEERS client addresses take turns for three rounds of 1 MB
+ * LOCAL_COPY calls: one route lookup an address, not one a call; below
+ * 1 MB, none. */
+#define ROUTE_PEERS 40
+
+static int routes_child(const char *mode)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int l, c[ROUTE_PEERS], s[ROUTE_PEERS], fd;
+	struct rp_zc_stats s0, s1;
+	off_t off;
+
+	if (unshare(CLONE_NEWNET)) {
+		printf("# skip: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return 77;
+	}
+	if (system("ip link set lo up && ip addr add 10.9.0.1/24 dev lo") != 0) {
+		printf("# skip: cannot put 10.9.0.1/24 on lo in a namespace (ip)\n");
+		return 77;
+	}
+	fd = make_file("/tmp", 4096, 50);
+	sa.sin_addr.s_addr = htonl(0x0a090001);
+	sa.sin_port = 0;
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CCHECK(l >= 0);
+	CCHECK(bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 4) == 0);
+	CCHECK(getsockname(l, (struct sockaddr *)&sa, &(socklen_t){sizeof(sa)}) == 0);
+	for (unsigned i = 0; i < ROUTE_PEERS; i++) {
+		struct sockaddr_in ca = {.sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(0x0a090002 + i)};
+
+		c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CCHECK(c[i] >= 0);
+		CCHECK(bind(c[i], (struct sockaddr *)&ca, sizeof(ca)) == 0);
+		CCHECK(connect(c[i], (struct sockaddr *)&sa, sizeof(sa)) == 0);
+		s[i] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		CCHECK(s[i] >= 0);
+	}
+	rp_zc_stats(&s0);
+	off = 0;
+	CCHECK(rp_zc_file_to_socket_flags(s[0], fd, &off, (1u << 20) - 1, RP_ZC_F2S_LOCAL_COPY) ==
+	       4096);
+	rp_zc_stats(&s1);
+	CCHECK(s1.f2s_route_lookups == s0.f2s_route_lookups);
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < ROUTE_PEERS; i++) {
+			off = 0; /* a count of 1 MB on a 4 KB file: the count decides */
+			CCHECK(rp_zc_file_to_socket_flags(s[i], fd, &off, 1u << 20,
+							  RP_ZC_F2S_LOCAL_COPY) == 4096);
+		}
+	}
+	rp_zc_stats(&s1);
+	CCHECK(s1.f2s_route_lookups - s0.f2s_route_lookups == ROUTE_PEERS);
+	CCHECK(s1.f2s_local_copy - s0.f2s_local_copy == 3 * ROUTE_PEERS);
+	CCHECK(s1.sendfile_calls - s0.sendfile_calls == 1);
+	for (unsigned i = 0; i < ROUTE_PEERS; i++) {
+		uint8_t b[4 * 4096 + 1];
+		ssize_t m = recv(c[i], b, sizeof(b), MSG_DONTWAIT);
+
+		CCHECK(m == (i ? 3 : 4) * 4096 && bytes_ok_buf(b, 4096, 50));
+		close(c[i]);
+		close(s[i]);
+	}
+	close(l);
+	close(fd);
+	return 0;
+}
+
 static int child_main(const char *mode)
 {
 #ifdef ZC_AUDIT_ARCH
@@ -1701,6 +1774,12 @@ static void test_env_copy(void **state)
 	run_child("env-copy");
 }
 
+static void test_route_cache_many_peers(void **state)
+{
+	(void)state;
+	run_child("routes");
+}
+
 static void test_forced_cfr_enosys(void **state)
 {
 	(void)state;
@@ -1762,6 +1841,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_default_path),
 		cmocka_unit_test(test_env_sendfile),
 		cmocka_unit_test(test_env_copy),
+		cmocka_unit_test(test_route_cache_many_peers),
 		cmocka_unit_test(test_relay_splice),
 		cmocka_unit_test(test_relay_splice_refused_copy),
 		cmocka_unit_test(test_relay_held_splice),
@@ -1784,8 +1864,15 @@ int main(int argc, char **argv)
 
 	/* sendfile/splice to a reset peer raise SIGPIPE: callers ignore it */
 	signal(SIGPIPE, SIG_IGN);
+	/* the paths asserted here are the built-in ones: whatever the
+	 * caller's environment says, the first call (the probe) reads none;
+	 * the env-* children set their own after this */
+	unsetenv("RP_ZC_F2S");
+	unsetenv("RP_ZC_COPY_BUF");
 	if (argc == 3 && !strcmp(argv[1], "--child"))
-		return !strncmp(argv[2], "env-", 4) ? env_child(argv[2]) : child_main(argv[2]);
+		return !strncmp(argv[2], "env-", 4)	  ? env_child(argv[2])
+		       : !strcmp(argv[2], "routes") ? routes_child(argv[2])
+						    : child_main(argv[2]);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0) {
 		printf("# skip: /proc/self/exe unreadable\n");
