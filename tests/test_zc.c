@@ -851,7 +851,7 @@ static void test_local_copy_paths(void **state)
 }
 
 /* RP_ZC_F2S_COPY and RP_ZC_F2S_SENDFILE force their path, counted as
- * asked; LOCAL_COPY below 64 KB does not look the peer up (sendfile);
+ * asked; LOCAL_COPY below 1 MB does not look the peer up (sendfile);
  * unknown flags are refused. */
 static void test_forced_paths(void **state)
 {
@@ -875,6 +875,11 @@ static void test_forced_paths(void **state)
 	stats_mark();
 	moved = f2s_flags_run(false, false, RP_ZC_F2S_LOCAL_COPY, 40000, 0, 40000, 42);
 	assert_int_equal(DELTA(f2s_local_copy), 0);
+	assert_int_equal(DELTA(zc_bytes), moved);
+	stats_mark();
+	moved = f2s_flags_run(true, false, RP_ZC_F2S_LOCAL_COPY, 3u << 20, 0, (1u << 20) - 1, 44);
+	assert_int_equal(DELTA(f2s_local_copy) + DELTA(f2s_remote_sendfile), 0);
+	assert_int_equal(DELTA(f2s_route_lookups), 0);
 	assert_int_equal(DELTA(zc_bytes), moved);
 
 	/* the default (no RP_ZC_F2S here): sendfile, not counted as asked */
@@ -1511,8 +1516,9 @@ static int child_relay_copy(const char *mode)
 }
 #endif
 
-/* A child with RP_ZC_F2S (and RP_ZC_COPY_BUF) in its environment before
- * its first call: the default follows it, counted as asked. */
+/* A child with RP_ZC_F2S (and, copying, RP_ZC_COPY_BUF=16K) in its
+ * environment before its first call: the default follows it, counted as
+ * asked; the copy reads 16 KB at a time (its reads counted). */
 static int env_child(const char *mode)
 {
 	size_t n = (2u << 20) + 11, have = 0;
@@ -1520,12 +1526,14 @@ static int env_child(const char *mode)
 	uint8_t *buf = malloc(n + 1);
 	struct rp_zc_stats s;
 	bool copy = !strcmp(mode, "env-copy");
+	struct rio io0, io1;
 	off_t off = 0;
 	pid_t pid;
 
 	CCHECK(buf != NULL);
 	CCHECK(setenv("RP_ZC_F2S", copy ? "copy" : "sendfile", 1) == 0);
-	CCHECK(setenv("RP_ZC_COPY_BUF", "16K", 1) == 0);
+	if (copy)
+		CCHECK(setenv("RP_ZC_COPY_BUF", "16K", 1) == 0);
 	CCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
 	pid = fork();
 	CCHECK(pid >= 0);
@@ -1540,8 +1548,17 @@ static int env_child(const char *mode)
 		_exit(have == n && bytes_ok_buf(buf, n, 48) ? 0 : 1);
 	}
 	close(sv[1]);
+	io0 = thread_rio();
 	CCHECK(rp_zc_file_to_socket(sv[0], fd, &off, SIZE_MAX_COUNT) == (ssize_t)n);
+	io1 = thread_rio();
 	CCHECK(off == (off_t)n);
+	if (copy && io0.ok && io1.ok) {
+		/* 16 KB a pread, then the one at EOF (the 1 MB buffer: 4) */
+		CCHECK(io1.rchar - io0.rchar - io0.self == (long long)n);
+		CCHECK(io1.syscr - io0.syscr - 1 == (long long)((n + 16383) / 16384 + 1));
+	} else if (copy) {
+		printf("# env-copy: reads not counted: no /proc/thread-self/io\n");
+	}
 	close(sv[0]);
 	{
 		int status;
@@ -1747,15 +1764,25 @@ static int child_main(const char *mode)
 
 static void run_child(const char *mode)
 {
-	pid_t pid = fork();
-	int status;
+	pid_t pid = fork(), w = 0;
+	int status = 0;
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		execl(self_exe, self_exe, "--child", mode, (char *)NULL);
 		_exit(3);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	for (double end = now_s() + WAIT_S; w == 0 && now_s() < end;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0)
+			usleep(10000);
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, &status, 0);
+		fail_msg("child %s: still running after %.0f s, killed", mode, WAIT_S);
+	}
+	assert_int_equal(w, pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77)
 		skip();
