@@ -39,8 +39,9 @@ static bool syscall_present(long r)
 }
 
 /* RP_ZC_F2S=sendfile|copy|local-copy|auto: what rp_zc_file_to_socket does
- * without flags (operators, benchmarks); RP_ZC_COPY_BUF=BYTES[K|M]: the
- * copy path's buffer. Anything unreadable leaves the default. */
+ * without flags (operators, benchmarks; auto: the built-in default, as
+ * unset); RP_ZC_COPY_BUF=BYTES[K|M]: the copy path's buffer. Anything
+ * unreadable leaves the default, silently (zc.h says so). */
 static void env_read(void)
 {
 	const char *v = getenv("RP_ZC_F2S");
@@ -52,6 +53,8 @@ static void env_read(void)
 		zc_env_f2s = RP_ZC_F2S_COPY;
 	else if (v && !strcmp(v, "local-copy"))
 		zc_env_f2s = RP_ZC_F2S_LOCAL_COPY;
+	else if (v && !strcmp(v, "auto"))
+		zc_env_f2s = 0; /* the built-in default */
 	v = getenv("RP_ZC_COPY_BUF");
 	if (v && *v) {
 		unsigned long long b = strtoull(v, &end, 10);

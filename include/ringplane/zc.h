@@ -109,17 +109,21 @@ ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
  * rp_zc_file_to_socket_flags - rp_zc_file_to_socket with the path chosen
  * by @flags (RP_ZC_F2S_*; any other bit: -EINVAL). RP_ZC_F2S_AUTO is what
  * rp_zc_file_to_socket does: RP_ZC_F2S_LOCAL_COPY, unless the environment
- * variable RP_ZC_F2S (sendfile, copy, local-copy; read once per process)
- * says otherwise.
+ * variable RP_ZC_F2S (sendfile, copy, local-copy, or auto: the built-in
+ * default; read once per process) says otherwise.
  * COPY reads a regular file into the calling thread's copy buffer (1 MB,
  * allocated on first use, freed at thread exit; RP_ZC_COPY_BUF=BYTES[K|M]
  * sets 16 KB..16 MB, read once) and sends it with send(MSG_NOSIGNAL); a
  * source that is not a regular file or a block device (a pipe) takes the
- * zero-copy chain anyway.
+ * zero-copy chain anyway. A send the socket takes only part of (a full
+ * non-blocking socket) ends the call: the offset says what was sent.
+ * Either variable with a value not listed here (a typo, a size outside
+ * 16 KB..16 MB, a suffix other than K or M) is ignored without a word:
+ * the default stays.
  * LOCAL_COPY, for a @count of 1 MB or more, asks whether the peer is
  * reached through the loopback (rp_peer_is_local's rule less AF_UNIX and
  * veth peers: getpeername, getsockname and an fstat of @file each such
- * call; a route's answer cached per thread and peer address for 10 s) and
+ * call; a route's answer cached per thread, 64 peer addresses, for 10 s) and
  * copies only then; below 1 MB, for a remote, an AF_UNIX or a veth peer,
  * sendfile. Over loopback TCP the reader's copy out of the page-cache
  * pages sendfile hands it costs more than its copy out of just-written
