@@ -5,17 +5,20 @@
  * socket: -ENOTCONN, a closed fd: -EBADF); the route step on real routes:
  * 127.0.0.1, ::1 and this host's own address are RTN_LOCAL, an address
  * behind the default route's device is not local where that device is a
- * real one (it has a /sys/class/net/DEV/device); and, as root, over a veth
- * pair into a network namespace the test makes (local: the route leaves
- * by a veth, though the address says nothing) and a bridge with an address
- * and no port (not local: a bridge is not followed), each a visible skip
- * where it cannot be made.
+ * real one (it has a /sys/class/net/DEV/device); and, as root, in a
+ * network namespace of a forked child's own (the host untouched), over a
+ * veth pair whose far end is in a further namespace (local: the route
+ * leaves by a veth, though the address says nothing) and a bridge with an
+ * address and no port (not local: a bridge is not followed), each a
+ * visible skip where it cannot be made.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +28,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -204,54 +209,110 @@ static void test_routes(void **state)
 
 /* ---- a veth into a namespace, and a bridge ---- */
 
-#define NS "rp_test_peer"
+/*
+ * All of it in a forked child inside a network namespace of its own
+ * (unshare(CLONE_NEWNET)): the host's links, addresses and routes are
+ * never touched and parallel runs cannot collide on the fixed names. The
+ * veth's far end goes into a further namespace, held by a grandchild.
+ */
 
-static const char cleanup[] = "ip link del rp_tp0 2>/dev/null; ip link del rp_tpbr 2>/dev/null; "
-			      "ip netns del " NS " 2>/dev/null";
+#define WAIT_S 60.0
 
-static void test_veth_bridge(void **state)
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "veth child: %s:%d: %s\n", __FILE__, __LINE__, #c);        \
+			ok = false;                                                                \
+			goto out;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+static double now_s(void)
 {
-	static const char *const setup[] = {
-		"ip netns add " NS,
-		"ip link add rp_tp0 type veth peer name rp_tp1",
-		"ip link set rp_tp1 netns " NS,
-		"ip addr add 10.236.0.1/30 dev rp_tp0",
-		"ip link set rp_tp0 up",
-		"ip netns exec " NS " ip addr add 10.236.0.2/30 dev rp_tp1",
-		"ip netns exec " NS " ip link set rp_tp1 up",
-		"ip link add rp_tpbr type bridge",
-		"ip addr add 10.237.0.1/24 dev rp_tpbr",
-		"ip link set rp_tpbr up",
-	};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The grandchild: a namespace for the veth's far end. Says 'r' when it is
+ * in it, configures rp_tp1 when told 'c' (answers 'y' or 'n'), then
+ * waits to be killed (alarm: never past the test). */
+static void far_end(int rd, int wr)
+{
+	char c;
+
+	alarm((unsigned)WAIT_S);
+	if (unshare(CLONE_NEWNET) || write(wr, "r", 1) != 1)
+		_exit(1);
+	if (read(rd, &c, 1) != 1 || c != 'c')
+		_exit(1);
+	c = system("ip link set lo up && ip addr add 10.236.0.2/30 dev rp_tp1 && "
+		   "ip link set rp_tp1 up") == 0
+		    ? 'y'
+		    : 'n';
+	if (write(wr, &c, 1) != 1)
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+/* The child's work: 0 passed, 1 failed, 77 skipped (printed why). */
+static int veth_bridge_child(void)
+{
+	static const char setup[] =
+		"ip link set rp_tp0 up && ip addr add 10.236.0.1/30 dev rp_tp0 && "
+		"ip link add rp_tpbr type bridge && "
+		"ip addr add 10.237.0.1/24 dev rp_tpbr && ip link set rp_tpbr up";
 	struct sockaddr_storage ss;
 	struct peer_addrs pa;
-	bool ok = geteuid() == 0;
-	int u;
+	int to[2] = {-1, -1}, from[2] = {-1, -1}, u, rc = 77;
+	char cmd[128], c;
+	pid_t far = -1;
+	bool ok = true;
 
-	(void)state;
-	if (!ok) {
-		print_message("# veth: SKIP: network namespaces need root\n");
-		skip();
+	if (unshare(CLONE_NEWNET)) {
+		printf("# veth: SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return 77;
 	}
-	(void)!system(cleanup);
-	for (unsigned i = 0; ok && i < sizeof(setup) / sizeof(setup[0]); i++)
-		ok = system(setup[i]) == 0;
-	if (!ok) {
-		(void)!system(cleanup);
-		print_message("# veth: SKIP: cannot make a veth pair into a namespace and a bridge here\n");
-		skip();
+	if (system("ip link set lo up") != 0) {
+		printf("# veth: SKIP: no ip(8) to set up a namespace\n");
+		return 77;
+	}
+	if (pipe(to) || pipe(from)) {
+		printf("# veth: SKIP: pipe: %s\n", strerror(errno));
+		goto end;
+	}
+	far = fork();
+	if (far == 0)
+		far_end(to[0], from[1]);
+	if (far < 0 || read(from[0], &c, 1) != 1 || c != 'r') {
+		printf("# veth: SKIP: no second namespace for the far end\n");
+		goto end;
+	}
+	snprintf(cmd, sizeof(cmd), "ip link add rp_tp0 type veth peer name rp_tp1 netns %d",
+		 (int)far);
+	if (system(cmd) != 0 || write(to[1], "c", 1) != 1 || read(from[0], &c, 1) != 1 ||
+	    c != 'y') {
+		printf("# veth: SKIP: cannot make a veth pair into a namespace here\n");
+		goto end;
+	}
+	if (system(setup) != 0) {
+		printf("# veth: SKIP: cannot address the veth or make a bridge here\n");
+		goto end;
 	}
 	/* the veth: the address decides nothing, the route does */
 	sa4(&ss, "10.236.0.2");
-	assert_true(peer_route_local(&ss));
-	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_VETH);
+	CHECK(peer_route_local(&ss));
+	CHECK(peer_route_kind(&ss) == PEER_ROUTE_VETH);
 	((struct sockaddr_in *)&ss)->sin_port = htons(9);
 	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(u >= 0);
-	assert_int_equal(connect(u, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
-	assert_int_equal(peer_addrs_get(u, &pa), 0);
-	assert_int_equal(peer_addrs_local(&pa), 0);
-	assert_true(rp_peer_is_local(u));
+	CHECK(u >= 0);
+	CHECK(connect(u, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)) == 0);
+	CHECK(peer_addrs_get(u, &pa) == 0);
+	CHECK(peer_addrs_local(&pa) == 0);
+	CHECK(peer_addrs_kind(&pa, peer_route_kind) == PEER_ROUTE_VETH);
+	CHECK(rp_peer_is_local(u));
 	close(u);
 	/* v4-mapped: asked as IPv4 */
 	{
@@ -259,20 +320,66 @@ static void test_veth_bridge(void **state)
 
 		memset(&ss, 0, sizeof(ss));
 		s6->sin6_family = AF_INET6;
-		assert_int_equal(inet_pton(AF_INET6, "::ffff:10.236.0.2", &s6->sin6_addr), 1);
-		assert_true(peer_route_local(&ss));
+		CHECK(inet_pton(AF_INET6, "::ffff:10.236.0.2", &s6->sin6_addr) == 1);
+		CHECK(peer_route_local(&ss));
 	}
 	/* the bridge (no port behind it): not followed, not local */
 	sa4(&ss, "10.237.0.2");
-	assert_false(peer_route_local(&ss));
-	assert_int_equal(peer_route_kind(&ss), PEER_ROUTE_REMOTE);
+	CHECK(!peer_route_local(&ss));
+	CHECK(peer_route_kind(&ss) == PEER_ROUTE_REMOTE);
 	((struct sockaddr_in *)&ss)->sin_port = htons(9);
 	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(u >= 0);
-	assert_int_equal(connect(u, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
-	assert_false(rp_peer_is_local(u));
+	CHECK(u >= 0);
+	CHECK(connect(u, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)) == 0);
+	CHECK(!rp_peer_is_local(u));
 	close(u);
-	(void)!system(cleanup);
+out:
+	rc = ok ? 0 : 1;
+end:
+	if (far > 0) {
+		kill(far, SIGKILL);
+		(void)waitpid(far, NULL, 0);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (to[i] >= 0)
+			close(to[i]);
+		if (from[i] >= 0)
+			close(from[i]);
+	}
+	fflush(stdout);
+	return rc;
+}
+
+static void test_veth_bridge(void **state)
+{
+	pid_t pid, w = 0;
+	int status = 0;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# veth: SKIP: network namespaces need root\n");
+		skip();
+	}
+	fflush(stdout);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(veth_bridge_child());
+	for (double end = now_s() + WAIT_S; w == 0 && now_s() < end;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0)
+			usleep(10000);
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, &status, 0);
+		fail_msg("veth child still running after %.0f s, killed", WAIT_S);
+	}
+	assert_int_equal(w, pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int main(void)
@@ -282,8 +389,6 @@ int main(void)
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_veth_bridge),
 	};
-	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
-	(void)!system(cleanup);
-	return r;
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
