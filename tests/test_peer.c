@@ -29,13 +29,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <ringplane/outq.h>
 
+#include "child_wait.h"
 #include "peer.h"
 
 static void tcp_pair(int family, int *a, int *b, bool *ok)
@@ -227,14 +227,6 @@ static void test_routes(void **state)
 		}                                                                                  \
 	} while (0)
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The grandchild: a namespace for the veth's far end. Says 'r' when it is
  * in it, configures rp_tp1 when told 'c' (answers 'y' or 'n'), then
  * waits to be killed (alarm: never past the test). */
@@ -352,7 +344,7 @@ end:
 
 static void test_veth_bridge(void **state)
 {
-	pid_t pid, w = 0;
+	pid_t pid;
 	int status = 0;
 
 	(void)state;
@@ -365,17 +357,8 @@ static void test_veth_bridge(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(veth_bridge_child());
-	for (double end = now_s() + WAIT_S; w == 0 && now_s() < end;) {
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == 0)
-			usleep(10000);
-	}
-	if (w == 0) {
-		kill(pid, SIGKILL);
-		(void)waitpid(pid, &status, 0);
+	if (!child_wait(pid, WAIT_S, &status))
 		fail_msg("veth child still running after %.0f s, killed", WAIT_S);
-	}
-	assert_int_equal(w, pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77)
 		skip();

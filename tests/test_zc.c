@@ -48,6 +48,8 @@
 
 #include <ringplane/zc.h>
 
+#include "child_wait.h"
+
 #define WAIT_S	       60.0 /* every wait here ends by then, on a loaded 2-CPU host too */
 #define SIZE_MAX_COUNT ((size_t)3 << 30)
 
@@ -1764,7 +1766,7 @@ static int child_main(const char *mode)
 
 static void run_child(const char *mode)
 {
-	pid_t pid = fork(), w = 0;
+	pid_t pid = fork();
 	int status = 0;
 
 	assert_true(pid >= 0);
@@ -1772,17 +1774,8 @@ static void run_child(const char *mode)
 		execl(self_exe, self_exe, "--child", mode, (char *)NULL);
 		_exit(3);
 	}
-	for (double end = now_s() + WAIT_S; w == 0 && now_s() < end;) {
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == 0)
-			usleep(10000);
-	}
-	if (w == 0) {
-		kill(pid, SIGKILL);
-		(void)waitpid(pid, &status, 0);
+	if (!child_wait(pid, WAIT_S, &status))
 		fail_msg("child %s: still running after %.0f s, killed", mode, WAIT_S);
-	}
-	assert_int_equal(w, pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77)
 		skip();

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A bounded wait for a forked child, shared by the test programs that
+ * run a case in a child of its own (a re-executed one, a namespace): a
+ * hung child is killed and reported, never waited for past the test's
+ * time.
+ */
+#ifndef RP_TESTS_CHILD_WAIT_H
+#define RP_TESTS_CHILD_WAIT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Wait for @pid at most @secs seconds (WNOHANG every 10 ms). Returns true
+ * with its status in *@status; false when it was still running (then
+ * killed with SIGKILL and reaped) or waitpid failed. */
+static inline bool child_wait(pid_t pid, double secs, int *status)
+{
+	struct timespec t0, t;
+	pid_t w;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		w = waitpid(pid, status, WNOHANG);
+		if (w != 0)
+			return w == pid;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > secs)
+			break;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, status, 0);
+	return false;
+}
+
+#endif /* RP_TESTS_CHILD_WAIT_H */
