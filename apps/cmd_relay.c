@@ -101,6 +101,8 @@ static uint64_t now_ns(void)
 
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 {
+	struct rp_app_accept *acc = &c->rs->acc;
+
 	if (close_fds) {
 		if (c->cfd >= 0 && !rp_close(sh, c->cfd, NULL, NULL))
 			close(c->cfd);
@@ -110,10 +112,12 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	rp_pool_free(c->pp);
 	rp_pool_free(c->hbuf);
 	c->rs->conns--;
-	/* a close gives descriptors and memory back: an accept that is down
-	 * and has no back-off timer coming is armed here */
-	rp_app_accept_poke(sh, &c->rs->acc);
 	rp_pool_free(c);
+	/* a close gives descriptors and memory back: an accept that is down
+	 * and has no back-off timer coming is armed here, once this
+	 * connection's memory is back in the pool the accept takes its op
+	 * from (relay has no tick: after the last close nothing else would) */
+	rp_app_accept_poke(sh, acc);
 }
 
 /* ---- relaying ---- */

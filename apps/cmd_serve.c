@@ -129,6 +129,8 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
+	struct rp_app_accept *acc;
+
 	if (--c->ops)
 		return;
 	if (c->prev)
@@ -141,10 +143,12 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
 		close(c->fd);
-	/* a descriptor and memory came back: an accept that is down and has
-	 * no back-off timer coming is armed here */
-	rp_app_accept_poke(sh, &c->ss->acc);
+	acc = &c->ss->acc;
 	rp_pool_free(c);
+	/* a descriptor and memory came back: an accept that is down and has
+	 * no back-off timer coming is armed here, once the connection's
+	 * memory is back in the pool the accept takes its op from */
+	rp_app_accept_poke(sh, acc);
 }
 
 /* Stop: the recv (if any) ends with -ECANCELED; the socket closes at the last put. */
