@@ -1101,21 +1101,10 @@ int rp_cmd_echo(int argc, char **argv)
 	 * rest holds the provided buffers (16 MB), the connections (8 KB each,
 	 * 384 KB more with --sockperf) and the ops. */
 	g_cfg.spill_max = rc.pool_bytes / SPILL_FRAC;
-	ret = rp_runtime_create(&rc, &rt);
-	if (ret) {
-		rp_app_runtime_error("echo", "runtime", ret);
-		return RP_EXIT_FAIL;
-	}
-	g_cfg.shards = rp_runtime_shards(rt);
-	g_cfg.lfds = calloc(g_cfg.shards, sizeof(int));
-	g_cfg.es = calloc(g_cfg.shards, sizeof(*g_cfg.es));
-	if (!g_cfg.lfds || !g_cfg.es)
+	g_cfg.shards = rp_app_runtime_listen("echo", &rc, &o, &rt, &g_cfg.lfds);
+	g_cfg.es = g_cfg.shards ? calloc(g_cfg.shards, sizeof(*g_cfg.es)) : NULL;
+	if (!g_cfg.es)
 		goto out;
-	/* The first listener settles the port (port 0 picks one); the others share it. */
-	if (rp_app_listeners("echo", o.listen, &o.ss, &o.sslen, g_cfg.lfds, g_cfg.shards))
-		goto out;
-	/* Each shard's init takes its listener (lfds[i] = -1) and closes it
-	 * when it stops; what is left in lfds after this is still ours. */
 	if (rp_app_start("echo", rt, &o.ss))
 		goto out;
 	if (g_cfg.idle_s)

@@ -613,19 +613,11 @@ int rp_cmd_relay(int argc, char **argv)
 	rc.buf_size = 16384;
 	rc.pool_bytes = (size_t)256 << 20;
 	rc.stop_timeout_ms = 3000;
-	ret = rp_runtime_create(&rc, &rt);
-	if (ret) {
-		rp_app_runtime_error("relay", "runtime", ret);
-		return RP_EXIT_FAIL;
-	}
-	g.shards = rp_runtime_shards(rt);
+	g.shards = rp_app_runtime_listen("relay", &rc, &o, &rt, &g.lfds);
+	g.rs = g.shards ? calloc(g.shards, sizeof(*g.rs)) : NULL;
+	if (!g.rs)
+		goto out;
 	g.max_conns = max_conns ? (max_conns + g.shards - 1) / g.shards : 0;
-	g.lfds = calloc(g.shards, sizeof(int));
-	g.rs = calloc(g.shards, sizeof(*g.rs));
-	if (!g.lfds || !g.rs)
-		goto out;
-	if (rp_app_listeners("relay", o.listen, &o.ss, &o.sslen, g.lfds, g.shards))
-		goto out;
 	/* Accepted sockets inherit TCP_NODELAY from their listener on Linux
 	 * (the clone copies it): one setsockopt here instead of one per client. */
 	for (unsigned i = 0; i < g.shards; i++) {

@@ -949,18 +949,9 @@ int rp_cmd_serve(int argc, char **argv)
 	rc.buf_size = 4096;
 	rc.pool_bytes = (size_t)256 << 20;
 	rc.stop_timeout_ms = 3000;
-	ret = rp_runtime_create(&rc, &rt);
-	if (ret) {
-		rp_app_runtime_error("serve", "runtime", ret);
-		close(g.root);
-		return RP_EXIT_FAIL;
-	}
-	g.shards = rp_runtime_shards(rt);
-	g.lfds = calloc(g.shards, sizeof(int));
-	g.ss = calloc(g.shards, sizeof(*g.ss));
-	if (!g.lfds || !g.ss)
-		goto out;
-	if (rp_app_listeners("serve", o.listen, &o.ss, &o.sslen, g.lfds, g.shards))
+	g.shards = rp_app_runtime_listen("serve", &rc, &o, &rt, &g.lfds);
+	g.ss = g.shards ? calloc(g.shards, sizeof(*g.ss)) : NULL;
+	if (!g.ss)
 		goto out;
 	if (rp_app_start("serve", rt, &o.ss))
 		goto out;

@@ -113,6 +113,28 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err)
 		rp_engine_error()[0] ? rp_engine_error() : strerror(-err));
 }
 
+unsigned rp_app_runtime_listen(const char *cmd, const struct rp_runtime_config *rc,
+			       struct rp_app_opts *o, struct rp_runtime **rt, int **lfds)
+{
+	unsigned n;
+	int ret = rp_runtime_create(rc, rt);
+
+	if (ret) {
+		rp_app_runtime_error(cmd, "runtime", ret);
+		return 0;
+	}
+	n = rp_runtime_shards(*rt);
+	*lfds = calloc(n, sizeof(int));
+	if (!*lfds)
+		return 0;
+	/* The first listener settles the port (port 0 picks one); the others
+	 * share it. Each shard's init takes its listener (lfds[i] = -1) and
+	 * closes it when it stops; what is left after is the caller's. */
+	if (rp_app_listeners(cmd, o->listen, &o->ss, &o->sslen, *lfds, n))
+		return 0;
+	return n;
+}
+
 int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_storage *ss)
 {
 	char host[INET6_ADDRSTRLEN + 16];

@@ -45,6 +45,16 @@ struct rp_app_opts {
 int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,
 		      struct rp_runtime_config *rc, struct rp_app_opts *o);
 
+/*
+ * Create the runtime of @rc into *@rt (a failure said as "ringplane CMD:
+ * runtime: why"), then one listener per shard on @o's address into a new
+ * array *@lfds (rp_app_listeners; a port 0 settles in @o). Returns the
+ * shard count, or 0 on failure; what was made is the caller's to free
+ * either way (*@rt stays NULL when the create failed, *@lfds may be NULL).
+ */
+unsigned rp_app_runtime_listen(const char *cmd, const struct rp_runtime_config *rc,
+			       struct rp_app_opts *o, struct rp_runtime **rt, int **lfds);
+
 /* "HOST:PORT", or "[HOST]:PORT" for IPv6, into @out. */
 void rp_app_addr_str(const struct sockaddr_storage *ss, char *out, size_t cap);
 
