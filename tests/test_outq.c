@@ -5,7 +5,8 @@
  * from many callbacks: on loopback (adaptive SEND_ZC must switch to plain
  * at the first copied notification and count it; never count a copied
  * byte as zero-copied), with the local-peer rule (starts plain, no
- * SEND_ZC), with probes, over a veth pair into a network namespace (skipped
+ * SEND_ZC), with probes, over a veth pair (in a child's network namespace
+ * of its own, the far end in a further one: the host untouched; skipped
  * with the reason where one cannot be made; a veth peer is local, so there
  * the local-peer rule starts plain); rp_peer_is_local on loopback, on a
  * route to this host's own address and on an unconnected socket; batching (N pushes in one
@@ -25,7 +26,9 @@
 
 #include <ringplane/outq.h>
 
+#include "child_wait.h"
 #include "engine_test.h"
+#include "netns_test.h"
 
 #define MAX_BUFS 8192
 
@@ -493,80 +496,35 @@ static void test_peer_is_local(void **state)
 
 /* ---- veth ---- */
 
-#define NS "rp_test_outq"
+/*
+ * In a child of its own (this program re-executed with --veth-child, so
+ * that cmocka's asserts work there as here), inside a network namespace of
+ * the child's own (unshare(CLONE_NEWNET), lo up): the veth's far end,
+ * with the listener, goes into a further namespace held by a grandchild.
+ * The host's links, addresses and routes are never touched and parallel
+ * runs cannot collide on rp_to0/rp_to1.
+ */
 
-static int ns_socket_listen(struct sockaddr_in *addr)
+#define VETH_WAIT_S 60.0
+
+static struct {
+	int l; /* listening on 10.232.0.2, in the far namespace */
+	struct sockaddr_in addr;
+} V;
+
+static void test_veth_in_ns(void **state)
 {
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	int ns = open("/var/run/netns/" NS, O_RDONLY | O_CLOEXEC);
-	int l = -1, one = 1;
-
-	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET))
-		goto out;
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (setns(self, CLONE_NEWNET)) {
-		fail_msg("cannot return to the original network namespace");
-	}
-	if (l < 0)
-		goto out;
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(addr, 0, sizeof(*addr));
-	addr->sin_family = AF_INET;
-	inet_pton(AF_INET, "10.232.0.2", &addr->sin_addr);
-	if (bind(l, (struct sockaddr *)addr, sizeof(*addr)) || listen(l, 4) ||
-	    getsockname(l, (struct sockaddr *)addr, &(socklen_t){sizeof(*addr)})) {
-		close(l);
-		l = -1;
-	}
-out:
-	if (self >= 0)
-		close(self);
-	if (ns >= 0)
-		close(ns);
-	return l;
-}
-
-static void test_veth(void **state)
-{
-	static const char *const setup[] = {
-		"ip netns add " NS,
-		"ip link add rp_to0 type veth peer name rp_to1",
-		"ip link set rp_to1 netns " NS,
-		"ip addr add 10.232.0.1/30 dev rp_to0",
-		"ip link set rp_to0 up",
-		"ip netns exec " NS " ip addr add 10.232.0.2/30 dev rp_to1",
-		"ip netns exec " NS " ip link set rp_to1 up",
-		"ip netns exec " NS " ip link set lo up",
-	};
-	static const char cleanup[] =
-		"ip link del rp_to0 2>/dev/null; ip netns del " NS " 2>/dev/null";
 	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
 	struct rp_outq_opts lp = {.flags = RP_OUTQ_LOCAL_PLAIN,
 				  .probe_ns = 60ull * 1000 * MS,
 				  .probe_bytes = (uint64_t)1 << 40};
-	struct sockaddr_in addr;
 	struct rp_runtime *rt;
-	bool ok = geteuid() == 0;
-	int l, a, b;
+	int a, b;
 
 	(void)state;
-	if (!ok) {
-		print_message("# veth: SKIP: network namespaces need root\n");
-		skip();
-	}
-	(void)!system(cleanup);
-	for (unsigned i = 0; ok && i < sizeof(setup) / sizeof(setup[0]); i++)
-		ok = system(setup[i]) == 0;
-	l = ok ? ns_socket_listen(&addr) : -1;
-	if (l < 0) {
-		(void)!system(cleanup);
-		print_message(
-			"# veth: SKIP: cannot create a network namespace with a veth pair here\n");
-		skip();
-	}
-	a = tcp_connect(&addr);
+	a = tcp_connect(&V.addr);
 	assert_true(a >= 0);
-	b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(b >= 0);
 	/* the peer's route leaves by a veth: local, though its address is not */
 	assert_true(rp_peer_is_local(a));
@@ -583,11 +541,10 @@ static void test_veth(void **state)
 	close(a);
 	close(b);
 	/* with it, a veth peer starts plain: no SEND_ZC at all */
-	a = tcp_connect(&addr);
+	a = tcp_connect(&V.addr);
 	assert_true(a >= 0);
-	b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(b >= 0);
-	close(l);
 	rt = stream(a, b, &lp, n_msgs() / 4);
 	assert_int_equal(P.st.local_plain, 1);
 	assert_int_equal(P.st.zc_sends, 0);
@@ -596,7 +553,73 @@ static void test_veth(void **state)
 	rt_end(rt);
 	close(a);
 	close(b);
-	(void)!system(cleanup);
+}
+
+/* The re-executed child: 0 passed, 1 failed, 77 skipped (printed why). */
+static int veth_child(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_veth_in_ns)};
+	struct netns_veth v;
+	int one = 1, rc;
+
+	rc = netns_enter("veth");
+	if (rc == 0)
+		rc = netns_veth_make(&v, "veth", "rp_to0", "10.232.0.1/30", "rp_to1",
+				     "10.232.0.2/30", (unsigned)VETH_WAIT_S);
+	if (rc)
+		return rc;
+	memset(&V.addr, 0, sizeof(V.addr));
+	V.addr.sin_family = AF_INET;
+	inet_pton(AF_INET, "10.232.0.2", &V.addr.sin_addr);
+	V.l = netns_far_socket(&v, AF_INET, SOCK_STREAM | SOCK_CLOEXEC);
+	if (V.l < 0 || setsockopt(V.l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(V.l, (struct sockaddr *)&V.addr, sizeof(V.addr)) || listen(V.l, 4) ||
+	    getsockname(V.l, (struct sockaddr *)&V.addr, &(socklen_t){sizeof(V.addr)})) {
+		printf("# veth: SKIP: cannot listen on 10.232.0.2 in the far namespace: %s\n",
+		       strerror(errno));
+		rc = 77;
+	} else {
+		rc = cmocka_run_group_tests_name("test_outq veth child", tests, NULL, NULL) ? 1 : 0;
+	}
+	if (V.l >= 0)
+		close(V.l);
+	netns_veth_end(&v);
+	fflush(stdout);
+	return rc;
+}
+
+static void test_veth(void **state)
+{
+	char self[4096];
+	ssize_t n;
+	pid_t pid;
+	int status = 0;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# veth: SKIP: network namespaces need root\n");
+		skip();
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		print_message("# veth: SKIP: /proc/self/exe unreadable\n");
+		skip();
+	}
+	self[n] = 0;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(self, self, "--veth-child", (char *)NULL);
+		_exit(3);
+	}
+	if (!child_wait(pid, VETH_WAIT_S, &status))
+		fail_msg("veth child still running after %.0f s, killed", VETH_WAIT_S);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ---- batching ---- */
@@ -1230,7 +1253,7 @@ static void test_measure(void **state)
 	free(bigbuf);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batching),
@@ -1249,6 +1272,10 @@ int main(void)
 	const char *m = getenv("RP_OUTQ_MEASURE");
 
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && !strcmp(argv[1], "--veth-child")) {
+		watchdog("test_outq veth child", (unsigned)VETH_WAIT_S - 5);
+		return veth_child();
+	}
 	if (m && *m == '1') {
 		watchdog("test_outq measure", 1200);
 		return cmocka_run_group_tests(measure, NULL, NULL);

@@ -36,6 +36,7 @@
 #include <ringplane/outq.h>
 
 #include "child_wait.h"
+#include "netns_test.h"
 #include "peer.h"
 
 static void tcp_pair(int family, int *a, int *b, bool *ok)
@@ -227,70 +228,27 @@ static void test_routes(void **state)
 		}                                                                                  \
 	} while (0)
 
-/* The grandchild: a namespace for the veth's far end. Says 'r' when it is
- * in it, configures rp_tp1 when told 'c' (answers 'y' or 'n'), then
- * waits to be killed (alarm: never past the test). */
-static void far_end(int rd, int wr)
-{
-	char c;
-
-	alarm((unsigned)WAIT_S);
-	if (unshare(CLONE_NEWNET) || write(wr, "r", 1) != 1)
-		_exit(1);
-	if (read(rd, &c, 1) != 1 || c != 'c')
-		_exit(1);
-	c = system("ip link set lo up && ip addr add 10.236.0.2/30 dev rp_tp1 && "
-		   "ip link set rp_tp1 up") == 0
-		    ? 'y'
-		    : 'n';
-	if (write(wr, &c, 1) != 1)
-		_exit(1);
-	for (;;)
-		pause();
-}
-
 /* The child's work: 0 passed, 1 failed, 77 skipped (printed why). */
 static int veth_bridge_child(void)
 {
-	static const char setup[] =
-		"ip link set rp_tp0 up && ip addr add 10.236.0.1/30 dev rp_tp0 && "
+	static const char bridge[] =
 		"ip link add rp_tpbr type bridge && "
 		"ip addr add 10.237.0.1/24 dev rp_tpbr && ip link set rp_tpbr up";
 	struct sockaddr_storage ss;
 	struct peer_addrs pa;
-	int to[2] = {-1, -1}, from[2] = {-1, -1}, u, rc = 77;
-	char cmd[128], c;
-	pid_t far = -1;
+	struct netns_veth v;
+	int u, rc;
 	bool ok = true;
 
-	if (unshare(CLONE_NEWNET)) {
-		printf("# veth: SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-		return 77;
-	}
-	if (system("ip link set lo up") != 0) {
-		printf("# veth: SKIP: no ip(8) to set up a namespace\n");
-		return 77;
-	}
-	if (pipe(to) || pipe(from)) {
-		printf("# veth: SKIP: pipe: %s\n", strerror(errno));
-		goto end;
-	}
-	far = fork();
-	if (far == 0)
-		far_end(to[0], from[1]);
-	if (far < 0 || read(from[0], &c, 1) != 1 || c != 'r') {
-		printf("# veth: SKIP: no second namespace for the far end\n");
-		goto end;
-	}
-	snprintf(cmd, sizeof(cmd), "ip link add rp_tp0 type veth peer name rp_tp1 netns %d",
-		 (int)far);
-	if (system(cmd) != 0 || write(to[1], "c", 1) != 1 || read(from[0], &c, 1) != 1 ||
-	    c != 'y') {
-		printf("# veth: SKIP: cannot make a veth pair into a namespace here\n");
-		goto end;
-	}
-	if (system(setup) != 0) {
-		printf("# veth: SKIP: cannot address the veth or make a bridge here\n");
+	rc = netns_enter("veth");
+	if (rc == 0)
+		rc = netns_veth_make(&v, "veth", "rp_tp0", "10.236.0.1/30", "rp_tp1",
+				     "10.236.0.2/30", (unsigned)WAIT_S);
+	if (rc)
+		return rc;
+	rc = 77;
+	if (system(bridge) != 0) {
+		printf("# veth: SKIP: cannot make a bridge here\n");
 		goto end;
 	}
 	/* the veth: the address decides nothing, the route does */
@@ -328,16 +286,7 @@ static int veth_bridge_child(void)
 out:
 	rc = ok ? 0 : 1;
 end:
-	if (far > 0) {
-		kill(far, SIGKILL);
-		(void)waitpid(far, NULL, 0);
-	}
-	for (unsigned i = 0; i < 2; i++) {
-		if (to[i] >= 0)
-			close(to[i]);
-		if (from[i] >= 0)
-			close(from[i]);
-	}
+	netns_veth_end(&v);
 	fflush(stdout);
 	return rc;
 }
