@@ -274,35 +274,38 @@ static void test_streams(const char *mode)
 
 /*
  * The upstream in a network namespace of the test's own, behind a veth
- * pair (10.231.0.1 here, 10.231.0.2 there): the relay's upstream side is a
- * real device path, not loopback. Removed at the end; skipped, with the
+ * pair (10.231.X.1 here, 10.231.X.2 there): the relay's upstream side is a
+ * real device path, not loopback. The names and X come from the pid, so
+ * two runs at once (two worktrees, a CI beside a developer's run) do not
+ * tear down each other's namespace. Removed at the end; skipped, with the
  * reason, where namespaces cannot be made.
  */
-#define NS "rp_test_relay"
 static void test_veth(void)
 {
-	static const char *const setup[] = {
-		"ip netns add " NS,
-		"ip link add rp_tr0 type veth peer name rp_tr1",
-		"ip link set rp_tr1 netns " NS,
-		"ip addr add 10.231.0.1/30 dev rp_tr0",
-		"ip link set rp_tr0 up",
-		"ip netns exec " NS " ip addr add 10.231.0.2/30 dev rp_tr1",
-		"ip netns exec " NS " ip link set rp_tr1 up",
-		"ip netns exec " NS " ip link set lo up",
-	};
-	bool ok = true;
+	unsigned id = (unsigned)getpid();
+	char ns[32], l0[16], l1[16], here[24], there[24], cmd[1024];
+	bool ok;
 
-	(void)system("ip link del rp_tr0 2>/dev/null; ip netns del " NS " 2>/dev/null");
-	for (unsigned i = 0; ok && i < sizeof(setup) / sizeof(setup[0]); i++)
-		ok = system(setup[i]) == 0;
+	snprintf(ns, sizeof(ns), "rp_test_relay_%u", id);
+	snprintf(l0, sizeof(l0), "rptr0-%u", id % 10000000);
+	snprintf(l1, sizeof(l1), "rptr1-%u", id % 10000000);
+	snprintf(here, sizeof(here), "10.231.%u.1", id & 255);
+	snprintf(there, sizeof(there), "10.231.%u.2", id & 255);
+	snprintf(cmd, sizeof(cmd),
+		 "ip netns add %s && ip link add %s type veth peer name %s && "
+		 "ip link set %s netns %s && ip addr add %s/30 dev %s && ip link set %s up && "
+		 "ip netns exec %s ip addr add %s/30 dev %s && ip netns exec %s ip link set %s up && "
+		 "ip netns exec %s ip link set lo up",
+		 ns, l0, l1, l1, ns, here, l0, l0, ns, there, l1, ns, l1, ns);
+	ok = system(cmd) == 0;
 	if (!ok) {
 		printf("veth: SKIP: cannot create a network namespace with a veth pair here\n");
 	} else {
-		streams("splice", NS, "10.231.0.2", reduced ? 50 : 200);
-		streams("auto", NS, "10.231.0.2", reduced ? 50 : 200);
+		streams("splice", ns, there, reduced ? 50 : 200);
+		streams("auto", ns, there, reduced ? 50 : 200);
 	}
-	(void)system("ip link del rp_tr0 2>/dev/null; ip netns del " NS " 2>/dev/null");
+	snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null", l0, ns);
+	(void)system(cmd);
 }
 
 /* ---- upstream down ---- */
