@@ -208,7 +208,7 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 	bool seen[3] = {false, false, false};
 	struct zc_src src = { false, false, false };
 	unsigned mode = flags & RP_ZC_F2S_MASK;
-	bool asked = mode != RP_ZC_F2S_AUTO, copy = false, local = false, full = false;
+	bool asked = mode != RP_ZC_F2S_AUTO, copy = false, local = false, full = false, lookup;
 	char *cbuf = NULL;
 	size_t cbufsz = 0, done = 0;
 	ssize_t n = 0;
@@ -229,9 +229,10 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 		mode = zc_env_f2s ? zc_env_f2s : ZC_F2S_BUILTIN;
 		asked = zc_env_f2s != 0;
 	}
+	lookup = mode == RP_ZC_F2S_LOCAL_COPY && count >= ZC_LOCAL_MIN;
 	if (mode == RP_ZC_F2S_COPY) {
 		copy = true;
-	} else if (mode == RP_ZC_F2S_LOCAL_COPY && count >= ZC_LOCAL_MIN) {
+	} else if (lookup) {
 		r = sock_peer_local(sock);
 		local = r != 0;
 		copy = r > 0;
@@ -252,14 +253,14 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 		strat = S_COPY;
 	} else if (local) {
 		ZC_ADD(f2s_local_sendfile, 1);
-	} else if (mode == RP_ZC_F2S_LOCAL_COPY && count >= ZC_LOCAL_MIN) {
+	} else if (lookup) {
 		ZC_ADD(f2s_remote_sendfile, 1);
 	} else if (asked && mode == RP_ZC_F2S_SENDFILE) {
 		ZC_ADD(f2s_forced_sendfile, 1);
 	}
 
 	if (copy) {
-		/* strat set above */
+		/* strat is S_COPY */
 	} else if (atomic_load_explicit(&zc_have_sendfile, memory_order_relaxed)) {
 		strat = S_SENDFILE;
 	} else {
@@ -315,10 +316,12 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 		default:
 			/* the copy path's buffer, else (a fallback, or no
 			 * memory for it) the 64 KB one, taken only now */
-			n = cbuf ? zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf,
-						     cbufsz, &full)
-				 : zc_copy_file_step(sock, file, off, chunk, src.seekable,
-						     zc_buf_get(), ZC_BUF_BYTES, &full);
+			if (!cbuf) {
+				cbuf = zc_buf_get();
+				cbufsz = ZC_BUF_BYTES;
+			}
+			n = zc_copy_file_step(sock, file, off, chunk, src.seekable, cbuf, cbufsz,
+					      &full);
 			break;
 		}
 		if (n <= 0)
