@@ -2,8 +2,9 @@
 /*
  * Per-connection output queues (include/ringplane/outq.h): a FIFO of
  * nodes in the shard's pool, one send in flight, everything queued
- * gathered into one sendmsg, big pushes by SEND_ZC while the socket's
- * notifications say the kernel really did not copy.
+ * gathered into one sendmsg (a plain send when it is one buffer), big
+ * pushes by SEND_ZC while the socket's notifications say the kernel
+ * really did not copy.
  *
  * A node is either a push (the caller's buffer, released through its
  * release_fn) or a copy (header and bytes in one pool block, appended to
@@ -60,7 +61,7 @@ struct zc_rec {
 struct rp_outq {
 	struct rp_shard *sh;
 	int fd;
-	unsigned flags;
+	int err;
 	size_t max_bytes, zc_threshold;
 	uint64_t probe_bytes, probe_ns;
 	rp_outq_error_fn on_error;
@@ -71,25 +72,26 @@ struct rp_outq {
 	struct node *wait;	 /* nodes waiting only for notifications */
 	size_t queued;		 /* bytes in the FIFO not yet sent */
 	/* 16 bits each: ops are a send, a NOP and a callback's hold; a send
-	 * covers at most RP_OUTQ_IOV nodes. Narrow so that the queue fits a
-	 * 256 B pool object (an idle connection holds one). */
+	 * covers at most RP_OUTQ_IOV nodes; the flags are RP_OUTQ_*. Narrow,
+	 * and the states below in bits, so that the queue fits a 256 B pool
+	 * object (an idle connection holds one). */
 	uint16_t ops;		 /* our ops in flight (a send, a NOP) */
 	uint16_t inflight_nodes; /* FIFO nodes the send in flight covers */
-	bool inflight, nop_pending, closing, want_writable, probing;
+	uint16_t flags;
+	bool inflight : 1, nop_pending : 1, closing : 1, want_writable : 1, probing : 1;
 	/* zero-copy mode not yet proven by a notification: one SEND_ZC (the
 	 * trial) waits for its notification while the pushes behind it go
 	 * plain. Without it every big push sent before the first notification
 	 * came back went by SEND_ZC: 29 of them at 64 KB on veth, where a
 	 * copied SEND_ZC runs at about half of plain's rate. */
 	bool trial : 1, proven : 1;
+	unsigned mode : 1; /* MODE_ZC, MODE_PLAIN */
 	/* each probe that comes back copied doubles the wait before the next
 	 * one, up to PROBE_SHIFT_MAX: a path that copied once (loopback, veth)
 	 * keeps copying, and each probe sends a big push by a copied SEND_ZC
 	 * at about half of plain's rate on those paths. Reset by zero-copy. */
-	unsigned char probe_shift : 3;
-	int8_t local; /* peer on this host: 1, 0, or -1 not looked up yet */
-	uint8_t mode;
-	int err;
+	unsigned probe_shift : 3;
+	signed local : 2; /* peer on this host: 1, 0, or -1 not looked up yet */
 	uint64_t plain_mark; /* plain_bytes when the socket went plain */
 	uint64_t t_mark;     /* and when */
 
@@ -99,6 +101,9 @@ struct rp_outq {
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct rp_outq) <= 256,
 	       "an idle queue fits a 256 B pool object");
+_Static_assert((RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS) <=
+		       UINT16_MAX,
+	       "the flags fit the queue's 16 bits");
 
 /* A sendmsg's msghdr and iovecs live in a pool block of their own, sized to
  * the round and freed at its completion, not inline in the queue: an idle
@@ -362,7 +367,7 @@ static void wait_room(struct rp_outq *q)
 	q->ops++;
 }
 
-static void on_sendmsg(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+static void on_plain(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_outq *q = arg;
 	struct node *sent = NULL, **tail = &sent;
@@ -549,11 +554,48 @@ static void send_zc(struct rp_outq *q, struct node *n)
 	q->ops++;
 }
 
+/* One send op for the head's first @niov nodes: IORING_OP_SEND for one
+ * buffer (no msghdr or iovec for the kernel to copy in and import, and no
+ * pool block for them here), IORING_OP_SENDMSG for more. false: failed. */
+static bool send_plain(struct rp_outq *q, unsigned niov)
+{
+	struct node *n = q->head;
+	struct sendv *sv;
+
+	if (niov == 1) {
+		if (!rp_send(q->sh, q->fd, n->base + n->off, (unsigned)(n->len - n->off),
+			     MSG_NOSIGNAL, on_plain, q)) {
+			fail(q, -errno);
+			return false;
+		}
+		ADD(q, single_sends, 1);
+		return true;
+	}
+	sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
+	if (!sv) {
+		fail(q, -ENOMEM);
+		return false;
+	}
+	for (unsigned i = 0; i < niov; i++, n = n->next) {
+		sv->iov[i].iov_base = (void *)(n->base + n->off);
+		sv->iov[i].iov_len = n->len - n->off;
+	}
+	memset(&sv->msg, 0, sizeof(sv->msg));
+	sv->msg.msg_iov = sv->iov;
+	sv->msg.msg_iovlen = niov;
+	if (!rp_sendmsg(q->sh, q->fd, &sv->msg, MSG_NOSIGNAL, on_plain, q)) {
+		rp_pool_free(sv);
+		fail(q, -errno);
+		return false;
+	}
+	q->sv = sv;
+	return true;
+}
+
 static void flush(struct rp_outq *q)
 {
 	unsigned niov = 0;
 	struct node *n;
-	struct sendv *sv;
 
 	if (q->inflight || q->err || !q->head)
 		return;
@@ -566,25 +608,8 @@ static void flush(struct rp_outq *q)
 			break; /* order: the big one goes after these */
 		niov++;
 	}
-	sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
-	if (!sv) {
-		fail(q, -ENOMEM);
+	if (!send_plain(q, niov))
 		return;
-	}
-	n = q->head;
-	for (unsigned i = 0; i < niov; i++, n = n->next) {
-		sv->iov[i].iov_base = (void *)(n->base + n->off);
-		sv->iov[i].iov_len = n->len - n->off;
-	}
-	memset(&sv->msg, 0, sizeof(sv->msg));
-	sv->msg.msg_iov = sv->iov;
-	sv->msg.msg_iovlen = niov;
-	if (!rp_sendmsg(q->sh, q->fd, &sv->msg, MSG_NOSIGNAL, on_sendmsg, q)) {
-		rp_pool_free(sv);
-		fail(q, -errno);
-		return;
-	}
-	q->sv = sv;
 	ADD(q, sendmsgs, 1);
 	q->inflight = true;
 	q->inflight_nodes = (uint16_t)niov;
@@ -636,7 +661,7 @@ int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct
 	q->sh = sh;
 	q->fd = fd;
 	if (opts) {
-		q->flags = opts->flags;
+		q->flags = (uint16_t)opts->flags;
 		q->max_bytes = opts->max_bytes;
 		q->zc_threshold = opts->zc_threshold;
 		q->probe_bytes = opts->probe_bytes;

@@ -2,8 +2,9 @@
 /*
  * The copy path of a relay direction: a multishot recv into the shard's
  * provided buffers, and the received buffers pushed as they are (no copy)
- * onto the direction's output queue (rp_outq, net/outq.c): one sendmsg of
- * everything queued per round, one send in flight so bytes stay in order,
+ * onto the direction's output queue (rp_outq, net/outq.c): one send of
+ * everything queued per round (a plain send for one buffer, a sendmsg for
+ * more), one send in flight so bytes stay in order,
  * a short send continued where it stopped. A buffer goes back to the ring
  * when the queue releases it (every byte of it sent). The queue exists
  * only while bytes are queued: an idle direction holds none.

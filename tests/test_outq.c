@@ -10,7 +10,8 @@
  * with the reason where one cannot be made; a veth peer is local, so there
  * the local-peer rule starts plain); rp_peer_is_local on loopback, on a
  * route to this host's own address and on an unconnected socket; batching (N pushes in one
- * callback leave in one sendmsg, also with RP_OUTQ_MANUAL); the bound (a
+ * callback leave in one sendmsg, also with RP_OUTQ_MANUAL; a lone push as
+ * one IORING_OP_SEND); the bound (a
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains;
  * again on an O_NONBLOCK socket, where a full socket must be waited for);
  * a peer reset (on_error once, every buffer released exactly once); release
@@ -648,7 +649,7 @@ static void batch_round(struct rp_shard *sh, void *arg)
 	atomic_store(&P.produced_all, 1);
 }
 
-static void batch_once(bool manual)
+static void batch_once(bool manual, unsigned n)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
@@ -660,7 +661,7 @@ static void batch_once(bool manual)
 	memset(&P, 0, sizeof(P));
 	memset(&rd, 0, sizeof(rd));
 	P.fd = a;
-	P.batch_n = 50;
+	P.batch_n = n;
 	P.manual = manual;
 	P.opts.flags = manual ? RP_OUTQ_MANUAL : 0;
 	rd.fd = b;
@@ -679,11 +680,13 @@ static void batch_once(bool manual)
 	assert_true(wait_int(&P.finished, 1, 10));
 	rt_end(rt);
 	check_stream(rd.buf, rd.cap);
-	print_message("# %u pushes in one callback (%s): %llu sendmsg\n", P.batch_n,
-		      manual ? "manual flush" : "NOP-deferred flush",
-		      (unsigned long long)P.st.sendmsgs);
+	print_message("# %u pushes in one callback (%s): %llu send op, %llu of them single\n",
+		      P.batch_n, manual ? "manual flush" : "NOP-deferred flush",
+		      (unsigned long long)P.st.sendmsgs, (unsigned long long)P.st.single_sends);
 	assert_int_equal(P.st.pushes, P.batch_n);
 	assert_int_equal(P.st.sendmsgs, 1);
+	/* one buffer goes by IORING_OP_SEND, two or more by one SENDMSG */
+	assert_int_equal(P.st.single_sends, n == 1 ? 1 : 0);
 	assert_int_equal(P.st.plain_bytes, rd.cap);
 	assert_int_equal(atomic_load(&P.double_release), 0);
 	free(rd.buf);
@@ -695,8 +698,10 @@ static void batch_once(bool manual)
 static void test_batching(void **state)
 {
 	(void)state;
-	batch_once(false);
-	batch_once(true);
+	batch_once(false, 50);
+	batch_once(true, 50);
+	batch_once(false, 1);
+	batch_once(true, 1);
 }
 
 /* ---- a peer that stops reading: the bound ---- */

@@ -9,8 +9,10 @@
  *   appended to the previous copied message where there is room, so a
  *   burst of small copies leaves as one iovec.
  * - Flush: everything queued leaves in ONE sendmsg (up to RP_OUTQ_IOV
- *   iovecs) per round; one send in flight per connection, order kept, a
- *   short send continued where it stopped. By default the first push of a
+ *   iovecs) per round, or one plain send (IORING_OP_SEND: no msghdr or
+ *   iovec to import) when a single buffer is queued; one send in flight
+ *   per connection, order kept, a short send continued where it stopped.
+ *   By default the first push of a
  *   callback round prepares a NOP whose completion flushes, so every push
  *   made before the loop's next submit is batched into that one sendmsg;
  *   with RP_OUTQ_MANUAL nothing is scheduled and the caller calls
@@ -112,7 +114,7 @@ struct rp_outq_stats {
 				      delivers there, so an uncopied notification means
 				      data freed unsent, e.g. by a reset) */
 	uint64_t plain_bytes;	   /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
-	uint64_t sendmsgs;	   /* sendmsg ops */
+	uint64_t sendmsgs;	   /* plain send ops: SENDMSG, or SEND for one buffer */
 	uint64_t zc_sends;	   /* SEND_ZC ops */
 	uint64_t notifs;	   /* zero-copy notifications */
 	uint64_t switched;	   /* times a socket went from zero-copy to plain */
@@ -122,6 +124,7 @@ struct rp_outq_stats {
 	uint64_t refused;	   /* pushes refused by the bound (-ENOBUFS) */
 	uint64_t errors;	   /* queues that hit a send error */
 	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
+	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued */
 };
 
 /*
