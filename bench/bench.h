@@ -158,6 +158,10 @@ void rp_bench_size_name(char *buf, size_t bufsz, size_t n);
  * @var (true when it is unset or empty): the suites' RP_BENCH_*_ROWS row
  * pickers, so one group of rows can be rerun without the others. */
 bool rp_bench_env_lists(const char *var, const char *item);
+/* The unsigned number in environment variable @var when it is 1..@max,
+ * else @dflt (unset, empty, 0, out of range or not a number): the suites'
+ * run-count and duration overrides. */
+unsigned rp_bench_env_uint(const char *var, unsigned dflt, unsigned max);
 
 /*
  * rp_bench_run_pair - run fn[i](arg[i]) on two threads and join both, each

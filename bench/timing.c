@@ -306,3 +306,12 @@ bool rp_bench_env_lists(const char *var, const char *item)
 			return true;
 	return false;
 }
+
+unsigned rp_bench_env_uint(const char *var, unsigned dflt, unsigned max)
+{
+	const char *v = getenv(var);
+	char *end = NULL;
+	unsigned long n = v && *v ? strtoul(v, &end, 10) : 0;
+
+	return end && !*end && n >= 1 && n <= max ? (unsigned)n : dflt;
+}
