@@ -46,6 +46,7 @@ enum op_kind {
 	OP_EVENTFD,	 /* the shard's internal armed eventfd read */
 	OP_CANCEL_FD,	 /* rp_cancel_fd: re-arms on op->fd are refused until it completes */
 	OP_POLL_OUT,	 /* rp_poll_writable: multishot POLLOUT poll, one answer */
+	OP_TIMER,	 /* a reserved timer (rp_timer_new): its end keeps the op */
 #ifdef RP_FAULTS
 	OP_FAULT_CANCEL, /* an injected reset ending a multishot recv (faults.c) */
 #endif
@@ -66,6 +67,8 @@ enum {
 	OPF_UNTRACKED = 1u << 7, /* names an fd the shard's fd table could not hold */
 	OPF_REARM = 1u << 8, /* on sh->rearm: a re-arm (or a poll's end) found no
 				SQE; the loop sends it on its next turn */
+	OPF_TIMER_ARMED = 1u << 9, /* a reserved timer whose CQE is due */
+	OPF_TIMER_FREE = 1u << 10, /* ... that rp_timer_free gave up: freed at its end */
 };
 
 struct rp_op {

@@ -237,6 +237,7 @@ void eng_recv_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t 
 void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_poll_out_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 /* The CQE of one of the cancels by user_data an rp_cancel_fd sent. */
 void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res);
 #ifdef RP_FAULTS

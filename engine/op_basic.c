@@ -280,6 +280,87 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
 	return op;
 }
 
+/*
+ * A reserved timer is its op, of kind OP_TIMER: the memory rp_timer_new
+ * took, counted live only while armed (a stop does not wait for an idle
+ * one). Its end puts it back in reserve before the callback runs, so the
+ * callback may arm it again.
+ */
+void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
+{
+	struct rp_cqe c = { .res = res };
+	rp_cb cb = op->cb;
+	void *arg = op->arg;
+
+	(void)cflags;
+	eng_count_err(sh, res);
+	sh->live--;
+	sh->live_kind[OP_TIMER]--;
+	if (op->flags & OPF_TIMER_FREE) {
+		rp_pool_free(op); /* rp_timer_free cleared cb */
+		return;
+	}
+	op->flags = 0;
+	if (cb)
+		cb(sh, arg, &c);
+}
+
+struct rp_timer *rp_timer_new(struct rp_shard *sh)
+{
+	struct rp_op *op = eng_op_alloc(sh, OP_TIMER, NULL, NULL);
+
+	if (!op)
+		return NULL;
+	sh->live--; /* counted again only while armed */
+	sh->live_kind[OP_TIMER]--;
+	return (struct rp_timer *)op;
+}
+
+int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg)
+{
+	struct rp_op *op = (struct rp_op *)t;
+	struct io_uring_sqe *sqe;
+
+	if (!op)
+		return -EINVAL;
+	if (op->flags & (OPF_TIMER_ARMED | OPF_TIMER_FREE))
+		return -EALREADY;
+	if (sh->stopping)
+		return -ESHUTDOWN;
+	sqe = eng_sqe(sh);
+	if (!sqe)
+		return -EBUSY;
+	eng_op_init(sh, op, OP_TIMER, cb, arg);
+	op->flags = OPF_TIMER_ARMED;
+	eng_op_sqe(sh, op, sqe);
+	op->u.ts.tv_sec = (long long)(ns / 1000000000u);
+	op->u.ts.tv_nsec = (long long)(ns % 1000000000u);
+	io_uring_prep_timeout(sqe, &op->u.ts, 0, 0);
+	return 0;
+}
+
+bool rp_timer_armed(const struct rp_timer *t)
+{
+	return t && (((const struct rp_op *)t)->flags & OPF_TIMER_ARMED);
+}
+
+void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
+{
+	struct rp_op *op = (struct rp_op *)t;
+
+	if (!op)
+		return;
+	if (!(op->flags & OPF_TIMER_ARMED)) {
+		rp_pool_free(op);
+		return;
+	}
+	/* in the kernel: its end frees it, without the callback; a cancel
+	 * that cannot start leaves it to expire (or to the stop's cancel) */
+	op->flags |= OPF_TIMER_FREE;
+	op->cb = NULL;
+	(void)rp_cancel(sh, op, NULL, NULL);
+}
+
 int rp_link_next(struct rp_shard *sh, struct rp_op *op)
 {
 	if (!op || op != sh->last_op || !sh->last_sqe || sh->last_spare || sh->link_next ||

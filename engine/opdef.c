@@ -16,6 +16,7 @@ const struct eng_op_kind eng_op_kinds[OP_KINDS] = {
 	[OP_CANCEL_FD] = { .name = "cancel_fd", .complete = eng_cancel_fd_complete },
 	[OP_POLL_OUT] = { .name = "poll_writable", .complete = eng_poll_out_complete,
 			 .rearm = eng_poll_out_rearm },
+	[OP_TIMER] = { .name = "timer", .complete = eng_timer_complete },
 #ifdef RP_FAULTS
 	[OP_FAULT_CANCEL] = { .name = "fault_cancel", .complete = eng_fault_cancel_complete },
 #endif

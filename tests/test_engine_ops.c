@@ -3,7 +3,8 @@
  * engine ops: every op kind on real fds (files from mkstemp, pipes, loopback TCP,
  * socketpair): nop and timeout, read/write and the vectored and fixed-buffer
  * forms, multishot accept and connect, send/recv/sendmsg, multishot recv,
- * send_zc, splice, linked timeouts, polls for writable.
+ * send_zc, splice, linked timeouts, polls for writable, reserved timers
+ * (rp_timer_*) with the pool empty.
  *
  * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
  * matching tests only.
@@ -1221,6 +1222,142 @@ static void test_poll_writable(void **state)
 	close(tpw.pair[1]);
 }
 
+/* ======================================================================
+ * reserved timers: armed, re-armed from their callback and freed with the
+ * shard's pool empty; one still armed at the stop
+ * ====================================================================== */
+
+static struct {
+	atomic_int fired, done, late, stopped;
+	struct rp_timer *t, *t2;
+	void *hoard; /* pool objects linked through their first word */
+	unsigned held;
+	int timeout_errno, alreadyrc, first_arm;
+	unsigned inflight_idle, inflight_armed;
+} trt;
+
+static void rt_release_hoard(void)
+{
+	while (trt.hoard) {
+		void *next = *(void **)trt.hoard;
+
+		rp_pool_free(trt.hoard);
+		trt.hoard = next;
+	}
+}
+
+static void rt_late_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	atomic_fetch_add(&trt.late, 1); /* freed while armed: must never run */
+}
+
+static void rt_stop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, -ECANCELED);
+	atomic_fetch_add(&trt.stopped, 1);
+}
+
+static void rt_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int n = atomic_fetch_add(&trt.fired, 1) + 1;
+
+	(void)arg;
+	CHECK_EQ(c->res, -ETIME);
+	CHECK(!rp_timer_armed(trt.t));
+	/* the pool is still empty: a plain timer cannot start */
+	CHECK(rp_timeout(sh, MS, NULL, NULL) == NULL && errno == ENOMEM);
+	if (n < 3) {
+		CHECK_EQ(rp_timer_arm(sh, trt.t, 2 * MS, rt_fired, NULL), 0); /* from its callback */
+		return;
+	}
+	rt_release_hoard();
+	/* armed, then freed: cancelled, its callback never runs */
+	CHECK_EQ(rp_timer_arm(sh, trt.t, 60000 * MS, rt_late_cb, NULL), 0);
+	rp_timer_free(sh, trt.t);
+	trt.t = NULL;
+	/* left armed for the stop to end */
+	CHECK_EQ(rp_timer_arm(sh, trt.t2, 60000 * MS, rt_stop_cb, NULL), 0);
+	atomic_store(&trt.done, 1);
+}
+
+static int rt_init(struct rp_shard *sh, void *arg)
+{
+	unsigned base = rp_shard_inflight(sh);
+	void *p;
+
+	(void)arg;
+	trt.t = rp_timer_new(sh);
+	trt.t2 = rp_timer_new(sh);
+	CHECK(trt.t && trt.t2);
+	CHECK(!rp_timer_armed(trt.t));
+	trt.inflight_idle = rp_shard_inflight(sh) - base;
+	/* empty the pool's op class (bounded: the arena holds fewer) */
+	for (unsigned i = 0; i < POOL_BYTES / 128 + 1 && (p = rp_pool_alloc(rp_shard_pool(sh), 128));
+	     i++) {
+		*(void **)p = trt.hoard;
+		trt.hoard = p;
+		trt.held++;
+	}
+	errno = 0;
+	CHECK(rp_timeout(sh, MS, NULL, NULL) == NULL);
+	trt.timeout_errno = errno;
+	trt.first_arm = rp_timer_arm(sh, trt.t, 2 * MS, rt_fired, NULL);
+	trt.alreadyrc = rp_timer_arm(sh, trt.t, 2 * MS, rt_fired, NULL);
+	CHECK(rp_timer_armed(trt.t));
+	trt.inflight_armed = rp_shard_inflight(sh) - base;
+	return 0;
+}
+
+static void rt_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(!rp_timer_armed(trt.t2));
+	rp_timer_free(sh, trt.t2);
+	rp_timer_free(sh, NULL); /* a no-op */
+	rt_release_hoard(); /* a failed run may leave it */
+}
+
+static void test_reserved_timer(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	double t0;
+
+	(void)state;
+	memset(&trt, 0, sizeof(trt));
+	cfg.init = rt_init;
+	cfg.fini = rt_fini;
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&trt.done, 1, WAIT_S));
+	sleep_ms(20);
+	t0 = now_s();
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(now_s() - t0 < 2.0); /* the armed timer did not hold the stop */
+	assert_true(trt.held > 0);
+	assert_int_equal(trt.timeout_errno, ENOMEM);
+	assert_int_equal(trt.first_arm, 0);
+	assert_int_equal(trt.alreadyrc, -EALREADY);
+	assert_int_equal(trt.inflight_idle, 0);
+	assert_int_equal(trt.inflight_armed, 1);
+	assert_int_equal(atomic_load(&trt.fired), 3);
+	assert_int_equal(atomic_load(&trt.late), 0);
+	assert_int_equal(atomic_load(&trt.stopped), 1);
+	assert_true(st.nomem >= 4);
+	assert_int_equal(st.stuck_ops, 0);
+	print_message("# reserved timer: fired 3 times with the pool empty (%u objects held), "
+		      "%llu allocations refused meanwhile\n",
+		      trt.held, (unsigned long long)st.nomem);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -1239,6 +1376,7 @@ int main(void)
 		T(test_sq_burst),
 		T(test_sq_burst_sqpoll),
 		T(test_poll_writable),
+		T(test_reserved_timer),
 	};
 
 	return ENGINE_TEST_RUN("engine-ops", all);

@@ -407,6 +407,35 @@ struct rp_op *rp_poll(struct rp_shard *sh, int fd, unsigned events, rp_cb cb, vo
 struct rp_op *rp_poll_writable(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
 /* A timer: completes with -ETIME after @ns nanoseconds (or -ECANCELED). */
 struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg);
+
+/*
+ * Reserved timers: a timer whose op is taken from the shard's pool once, by
+ * rp_timer_new, and used again by every rp_timer_arm, so arming it never
+ * fails for lack of memory. For a recovery that must run exactly when the
+ * pool may be empty (a listener's back-off after its accept could not be
+ * armed). Shard thread only; a reserved timer belongs to the shard that
+ * made it.
+ */
+struct rp_timer;
+/* A reserved timer, not armed; NULL with errno ENOMEM (counted in nomem).
+ * Not counted in rp_shard_inflight while it is not armed. */
+struct rp_timer *rp_timer_new(struct rp_shard *sh);
+/*
+ * rp_timer_arm - @cb(@sh, @arg, c) runs once after @ns nanoseconds with
+ * c->res -ETIME (-ECANCELED when the shard stops first), as for
+ * rp_timeout; after that callback @t may be armed again (from inside it
+ * too). Returns 0, -EALREADY (armed: its callback has not run yet),
+ * -ESHUTDOWN (the shard is stopping), -EBUSY (the SQ was full and the
+ * kernel refused every flush; counted in sq_full_fail), -EINVAL (@t NULL);
+ * never -ENOMEM.
+ */
+int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
+/* Whether @t is armed (its callback is still due). */
+bool rp_timer_armed(const struct rp_timer *t);
+/* Give @t back to the pool (NULL: nothing). An armed timer is cancelled and
+ * its callback will not run; its memory goes back at the kernel's final
+ * CQE. @t is dead after this call. */
+void rp_timer_free(struct rp_shard *sh, struct rp_timer *t);
 /*
  * rp_link_timeout - bound @op, which must be the op prepared just before
  * this call, by @ns nanoseconds: if it has not completed by then it is
