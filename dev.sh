@@ -133,10 +133,12 @@ cmd_test() {
 	ninja -C "${BUILD}-faults"
 	# short sends and failed submits are the kernel's normal behaviour, so
 	# the servers' and the relay's and file sends' own tests must pass
-	# unchanged under them (not test_outq: it counts sendmsgs)
+	# unchanged under them (not test_outq: it counts sendmsgs); echo and
+	# accept also run the listener's back-off hooks (RP_APP_FAULT_*), which
+	# only this build has
 	RP_FAULTS=short=0.3,eagain=0.3 RP_TEST_REDUCED=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		run_tests "${BUILD}-faults" echo serve relay-cmd relay filesend || rc=1
+		run_tests "${BUILD}-faults" echo serve relay-cmd relay filesend accept || rc=1
 	# every connection completes or is closed cleanly by the server; no
 	# crash, leak or sanitizer report; each fault kind really struck
 	run_step "soak: 45 s with engine faults injected (RP_FAULTS, ASan+UBSan)" \

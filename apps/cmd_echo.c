@@ -37,7 +37,8 @@
  *
  * Test hooks (environment, read once at start): RP_ECHO_FAULT_INIT=N makes
  * shard N's init fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N
- * and RP_APP_FAULT_BACKOFF=N (server.h) fail accept arms and back-off timers.
+ * and RP_APP_FAULT_BACKOFF=N (server.h, faults build only) fail accept arms
+ * and back-off timers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -858,6 +859,7 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	unsigned id = rp_shard_id(sh);
 	struct echo_shard *es = calloc(1, sizeof(*es));
 	struct rp_pool_stats ps;
+	int ret;
 
 	if (!es)
 		return -ENOMEM;
@@ -883,9 +885,9 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	es->cpu = rp_runtime_shard_cpu(rp_shard_runtime(sh), id);
 	if (cfg->fault_init == (int)id)
 		return -ENOMEM;
-	es->acc.op = rp_accept_multishot(sh, es->acc.lfd, on_accept, es);
-	if (!es->acc.op)
-		return -errno;
+	ret = rp_app_accept_start(sh, &es->acc);
+	if (ret)
+		return ret;
 	if (cfg->idle_s) {
 		arm_tick(sh, es);
 		if (!es->tick_on)
@@ -917,6 +919,8 @@ static void echo_fini(struct rp_shard *sh, void *arg)
 		close(es->acc.lfd);
 		es->acc.lfd = -1;
 	}
+	if (es)
+		rp_app_accept_fini(sh, &es->acc);
 }
 
 /* ---- main ---- */

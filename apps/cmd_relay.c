@@ -422,6 +422,7 @@ static int relay_init(struct rp_shard *sh, void *arg)
 {
 	unsigned id = rp_shard_id(sh);
 	struct rshard *rs = calloc(1, sizeof(*rs));
+	int ret;
 
 	(void)arg;
 	if (!rs)
@@ -434,9 +435,9 @@ static int relay_init(struct rp_shard *sh, void *arg)
 					  .rearm_failed = &rs->st.rearm_failed };
 	g.lfds[id] = -1;
 	g.rs[id] = rs;
-	rs->acc.op = rp_accept_multishot(sh, rs->acc.lfd, on_accept, rs);
-	if (!rs->acc.op)
-		return -errno;
+	ret = rp_app_accept_start(sh, &rs->acc);
+	if (ret)
+		return ret;
 	struct rp_pool_stats ps;
 
 	rp_pool_stats(rp_shard_pool(sh), &ps);
@@ -470,6 +471,7 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 			close(rs->acc.lfd);
 			rs->acc.lfd = -1;
 		}
+		rp_app_accept_fini(sh, &rs->acc);
 		print_shard(sh, rs, stdout);
 	}
 	rp_relay_shard_exit(sh);

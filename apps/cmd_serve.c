@@ -795,6 +795,7 @@ static int serve_init(struct rp_shard *sh, void *arg)
 {
 	unsigned id = rp_shard_id(sh);
 	struct sshard *ss = calloc(1, sizeof(*ss));
+	int ret;
 
 	(void)arg;
 	if (!ss)
@@ -809,9 +810,9 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	ss->cache = rp_file_cache_create(g.root, 1024, 0);
 	if (!ss->cache)
 		return -ENOMEM;
-	ss->acc.op = rp_accept_multishot(sh, ss->acc.lfd, on_accept, ss);
-	if (!ss->acc.op)
-		return -errno;
+	ret = rp_app_accept_start(sh, &ss->acc);
+	if (ret)
+		return ret;
 	arm_tick(sh, ss);
 	return ss->tick_op ? 0 : -ENOMEM;
 }
@@ -839,6 +840,7 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 		close(ss->acc.lfd);
 		ss->acc.lfd = -1;
 	}
+	rp_app_accept_fini(sh, &ss->acc);
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);

@@ -175,7 +175,9 @@ static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		b->fn(sh, b->arg);
 }
 
-/* Test hooks (server.h): failures left to inject, taken by any shard. */
+#ifdef RP_FAULTS
+/* Test hooks (server.h), in the faults build only: failures left to
+ * inject, taken by any shard. */
 static unsigned fault_rearm, fault_backoff;
 static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
 
@@ -198,16 +200,40 @@ static bool fault_take(unsigned *left)
 		;
 	return f != 0;
 }
+#define FAULT_TAKE(what) fault_take(&fault_##what)
+#else
+#define FAULT_TAKE(what) false
+#endif
 
-bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
-			void (*fn)(struct rp_shard *sh, void *arg), void *arg)
+int rp_app_backoff_init(struct rp_shard *sh, struct rp_app_backoff *b)
 {
+	if (!b->timer)
+		b->timer = rp_timer_new(sh);
+	return b->timer ? 0 : -ENOMEM;
+}
+
+void rp_app_backoff_fini(struct rp_shard *sh, struct rp_app_backoff *b)
+{
+	rp_timer_free(sh, b->timer);
+	b->timer = NULL;
+	b->pending = false;
+}
+
+int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
+		       void (*fn)(struct rp_shard *sh, void *arg), void *arg)
+{
+	int ret;
+
 	if (b->pending || rp_shard_stopping(sh))
-		return true;
+		return 0;
+	if (!b->timer)
+		return -ENOMEM; /* never reserved (rp_app_backoff_init) */
 	b->fn = fn;
 	b->arg = arg;
-	b->pending = !fault_take(&fault_backoff) && rp_timeout(sh, ns, on_backoff, b) != NULL;
-	return b->pending;
+	/* the hook fails it as a full SQ would: the reserved op cannot run out */
+	ret = FAULT_TAKE(backoff) ? -EBUSY : rp_timer_arm(sh, b->timer, ns, on_backoff, b);
+	b->pending = ret == 0;
+	return ret;
 }
 
 /* A counter its shard writes and any thread reads (relaxed, as ST_ADD). */
@@ -222,38 +248,61 @@ static void accept_again(struct rp_shard *sh, void *arg)
 	(void)rp_app_accept_arm(sh, arg);
 }
 
-/* Down: a timer arms it after the back-off; without one, the next poke. */
-static void accept_later(struct rp_shard *sh, struct rp_app_accept *a)
+/* Down: a timer arms it after the back-off; without one, the next poke.
+ * Returns the timer's arm: 0, or why it failed. */
+static int accept_later(struct rp_shard *sh, struct rp_app_accept *a)
 {
 	a->down = true;
-	(void)rp_app_backoff_arm(sh, &a->backoff, a->backoff_ns, accept_again, a);
+	return rp_app_backoff_arm(sh, &a->backoff, a->backoff_ns, accept_again, a);
+}
+
+int rp_app_accept_start(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	int ret = rp_app_backoff_init(sh, &a->backoff);
+
+	if (ret)
+		return ret;
+	a->op = rp_accept_multishot(sh, a->lfd, a->cb, a->arg);
+	return a->op ? 0 : -errno;
+}
+
+void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	rp_app_backoff_fini(sh, &a->backoff);
 }
 
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 {
-	int err;
+	int err, terr;
 
 	if (a->op || a->lfd < 0 || rp_shard_stopping(sh))
 		return 0;
-	if (fault_take(&fault_rearm)) {
+	if (FAULT_TAKE(rearm))
 		errno = ENOMEM;
-	} else {
+	else
 		a->op = rp_accept_multishot(sh, a->lfd, a->cb, a->arg);
-	}
 	if (a->op) {
 		if (a->failing)
 			fprintf(stderr, "ringplane %s: shard %u: accepting again\n", a->cmd, a->id);
-		a->down = a->failing = false;
+		a->down = a->failing = a->said_no_timer = false;
 		return 0;
 	}
 	err = errno;
 	count(a->rearm_failed);
-	if (!a->failing)
+	terr = accept_later(sh, a);
+	/* said once per failing stretch, and once more if the timer fails
+	 * later in it: what the message promises is what the code does */
+	if (!terr && !a->failing)
 		fprintf(stderr,
 			"ringplane %s: shard %u: cannot arm accept: %s; retrying every %llu ms\n",
 			a->cmd, a->id, strerror(err), (unsigned long long)(a->backoff_ns / 1000000));
+	else if (terr && !a->said_no_timer)
+		fprintf(stderr,
+			"ringplane %s: shard %u: cannot arm accept: %s, nor its back-off timer: %s;"
+			" retrying when a connection closes\n",
+			a->cmd, a->id, strerror(err), strerror(-terr));
 	a->failing = true;
-	accept_later(sh, a);
+	a->said_no_timer = a->said_no_timer || terr;
 	return -err;
 }
 
@@ -272,7 +321,7 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 			count(a->errors);
 		/* EMFILE and friends end the multishot: back off, keep serving */
 		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
-			accept_later(sh, a);
+			(void)accept_later(sh, a);
 		return -1;
 	}
 	if (rp_shard_stopping(sh)) {

@@ -94,33 +94,46 @@ void rp_app_on_each_shard(struct rp_runtime *rt, void (*fn)(struct rp_shard *sh,
 void rp_app_close_listeners(const int *fds, unsigned n);
 
 /* A one-shot timer that re-arms what failed (an accept ended by EMFILE, a
- * multishot accept the engine could not arm). Lives in the shard's state. */
+ * multishot accept the engine could not arm). Its op is reserved up front
+ * (rp_app_backoff_init: an engine rp_timer), so arming it never fails for
+ * lack of memory, which is when it is needed. Lives in the shard's state. */
 struct rp_app_backoff {
 	bool pending; /* a timer is armed and will call fn */
 	void (*fn)(struct rp_shard *sh, void *arg);
 	void *arg;
+	struct rp_timer *timer; /* the reserved timer; NULL before init */
 };
+
+/* Reserve @b's timer (from the shard's init): 0 or -ENOMEM. Idempotent. */
+int rp_app_backoff_init(struct rp_shard *sh, struct rp_app_backoff *b);
+/* Give the reserved timer back (fini); an armed one is cancelled. */
+void rp_app_backoff_fini(struct rp_shard *sh, struct rp_app_backoff *b);
 
 /*
  * Call @fn(@sh, @arg) after @ns, unless @b's timer is already armed (that one
- * will) or @sh is stopping; the timer does not call @fn once @sh stops.
- * Returns false when the engine had no memory for the timer: the caller must
- * try again on some later event. Call only on @sh's thread.
+ * will) or @sh is stopping (0 both); the timer does not call @fn once @sh
+ * stops. Returns 0, or the negative errno of a timer that could not be
+ * armed: -EBUSY (the SQ stayed full), -ENOMEM (@b never reserved its
+ * timer); the caller must then try again on some later event. Call only
+ * on @sh's thread.
  */
-bool rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
-			void (*fn)(struct rp_shard *sh, void *arg), void *arg);
+int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
+		       void (*fn)(struct rp_shard *sh, void *arg), void *arg);
 
 /*
  * A shard's listener and its multishot accept, with the one recovery every
  * server command shares: an accept that ends (EMFILE, ENFILE, ENOBUFS) or
- * cannot be armed (ENOMEM, EBUSY) is armed again after @backoff_ns by a
- * timer; when that timer cannot be armed either, the next rp_app_accept_poke
- * (a connection closed, a tick) arms it: never a listener that silently
- * stays down. Fill cmd, id, lfd, backoff_ns, cb, arg and the counters, the
- * rest zero. Lives in the shard's state; call only on its thread.
- * Test hooks (environment, read once): RP_APP_FAULT_REARM=N makes the next
- * N accept arms fail with ENOMEM, RP_APP_FAULT_BACKOFF=N the next N back-off
- * timers, as with an empty pool.
+ * cannot be armed (ENOMEM, EBUSY) is armed again after @backoff_ns by the
+ * reserved back-off timer; when that timer cannot be armed either (the SQ
+ * stayed full) the next rp_app_accept_poke (a connection closed, a tick)
+ * arms it: never a listener that silently stays down. Fill cmd, id, lfd,
+ * backoff_ns, cb, arg and the counters, the rest zero; then
+ * rp_app_accept_start from the shard's init and rp_app_accept_fini from
+ * its fini. Lives in the shard's state; call only on its thread.
+ * Test hooks, compiled into the faults build (-Dfaults=true) only
+ * (environment, read once): RP_APP_FAULT_REARM=N makes the next N accept
+ * arms fail with ENOMEM, RP_APP_FAULT_BACKOFF=N the next N back-off timers
+ * with EBUSY, as with an SQ that stays full.
  */
 struct rp_app_accept {
 	const char *cmd;	/* "echo", "relay", "serve": for its messages */
@@ -134,12 +147,23 @@ struct rp_app_accept {
 	struct rp_op *op;	/* the multishot accept; NULL while down */
 	bool down;		/* it must be armed again */
 	bool failing;		/* an arm failed: said once, until one works */
+	bool said_no_timer;	/* ... and that its back-off timer failed too */
 	struct rp_app_backoff backoff;
 };
 
-/* Arm @a's accept (the first time, from the shard's init, or again): 0, or
- * the negative errno of a failure, after which the recovery above re-arms
- * it (an init may treat the first failure as fatal). */
+/* From the shard's init: reserve @a's back-off timer, then arm the accept
+ * the first time. 0, or the negative errno (-ENOMEM, or the accept's):
+ * the init fails with it. */
+int rp_app_accept_start(struct rp_shard *sh, struct rp_app_accept *a);
+
+/* From the shard's fini (also after a failed init): give the reserved
+ * timer back. */
+void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a);
+
+/* Arm @a's accept again: 0, or the negative errno of a failure, after
+ * which the recovery above re-arms it (said once on stderr: "cannot arm
+ * accept: why; retrying every N ms", or, when the back-off timer failed
+ * too, "...; retrying when a connection closes"). */
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
 
 /* Something was freed (a connection closed) or time passed (a tick): if
