@@ -656,12 +656,10 @@ out:
 
 /* ---- bulk over veth: the upstreams in a network namespace ---- */
 
-/* Its own names and subnet: suite_zc's pair (rpzcbench, 10.213.0.0/24)
- * may be up at the same time. */
-static const struct rp_netns relay_ns = {
-	.ns = "rprelaybench", .host_if = "rprl0", .ns_if = "rprl1",
-	.host_ip = "10.213.1.1", .ns_ip = "10.213.1.2", .prefix = 24,
-};
+/* Its own names and subnet, from the pid (rp_netns_init: tag "rl", slot
+ * 1): suite_zc's pair (tag "zc", slot 0) may be up at the same time, and
+ * so may another run's. */
+static struct rp_netns relay_ns;
 
 /* The bulk rows again with the relays' upstream leg (and direct's whole
  * path) on a veth pair instead of loopback; the namespace and the pair
@@ -676,6 +674,7 @@ static int veth_rows(struct ctx *x, unsigned runs, unsigned secs)
 		rp_report_skip("veth bulk (all rows)", "ip (iproute2) was not found in PATH");
 		return 0;
 	}
+	rp_netns_init(&relay_ns, "rl", 1);
 	if (rp_netns_up(&relay_ns, why, sizeof(why))) {
 		rp_report_skip("veth bulk (all rows)", "%s", why);
 		return 0;

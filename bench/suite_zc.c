@@ -825,17 +825,17 @@ static int batch_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, c
 
 /* ---- veth pair into a namespace ---- */
 
-static const struct rp_netns zc_ns = {
-	.ns = "rpzcbench", .host_if = "rpzc0", .ns_if = "rpzc1",
-	.host_ip = "10.213.0.1", .ns_ip = "10.213.0.2", .prefix = 24,
-};
+/* Named from the pid (rp_netns_init: tag "zc", slot 0), so a second run,
+ * or a test's namespace, is never torn down by this one. */
+static struct rp_netns zc_ns;
 
-/* Creates the namespace and the pair; a listening socket at 10.213.0.2 in
+/* Creates the namespace and the pair; a listening socket at zc_ns.ns_ip in
  * it (a socket keeps the namespace it was made in). */
 static int veth_up(struct net *nt, char *why, size_t whysz)
 {
 	int back, ret, lr;
 
+	rp_netns_init(&zc_ns, "zc", 0);
 	ret = rp_netns_up(&zc_ns, why, whysz);
 	if (ret)
 		return ret;
