@@ -441,8 +441,7 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			if (pr == -ENOTCONN) {
 				dead = true;
 			} else {
-				q->local = !pr && peer_addrs_kind(&pa, peer_route_kind) !=
-							  PEER_ROUTE_REMOTE;
+				q->local = !pr && peer_addrs_is_local(&pa);
 			}
 		}
 		if (!dead && !copied)

@@ -223,11 +223,14 @@ int peer_addrs_kind(const struct peer_addrs *a, int (*route)(const struct sockad
 	return route(&a->peer);
 }
 
+bool peer_addrs_is_local(const struct peer_addrs *a)
+{
+	return peer_addrs_kind(a, peer_route_kind) != PEER_ROUTE_REMOTE;
+}
+
 bool rp_peer_is_local(int fd)
 {
 	struct peer_addrs a;
 
-	if (peer_addrs_get(fd, &a))
-		return false;
-	return peer_addrs_kind(&a, peer_route_kind) != PEER_ROUTE_REMOTE;
+	return !peer_addrs_get(fd, &a) && peer_addrs_is_local(&a);
 }

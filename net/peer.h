@@ -45,4 +45,8 @@ int peer_route_kind(const struct sockaddr_storage *peer);
  * cache of it). */
 int peer_addrs_kind(const struct peer_addrs *a, int (*route)(const struct sockaddr_storage *));
 
+/* rp_peer_is_local on addresses already read: peer_addrs_kind with the
+ * route looked up (peer_route_kind) is not PEER_ROUTE_REMOTE. */
+bool peer_addrs_is_local(const struct peer_addrs *a);
+
 #endif /* RP_NET_PEER_H */
