@@ -54,6 +54,10 @@
 struct relay_app_stats {
 	uint64_t accepted, refused_max, connect_failed, connect_timeouts, proxy_accepted,
 		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed;
+	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
+	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
+	 * result (ECONNREFUSED...); [0] for one above the table */
+	uint64_t connect_errno[RP_RELAY_ERRNO_MAX];
 };
 
 #define ST_ADD(rs, f, n) \
@@ -97,6 +101,13 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A failed upstream connect (@err > 0), counted in total and by errno. */
+static void connect_failed(struct rshard *rs, int err)
+{
+	ST_ADD(rs, connect_failed, 1);
+	ST_ADD(rs, connect_errno[err > 0 && err < RP_RELAY_ERRNO_MAX ? err : 0], 1);
 }
 
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
@@ -182,7 +193,7 @@ static void on_connect(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (cq->res == -ECANCELED)
 			ST_ADD(c->rs, connect_timeouts, 1);
 		else
-			ST_ADD(c->rs, connect_failed, 1);
+			connect_failed(c->rs, -cq->res);
 		conn_free(sh, c, true);
 		return;
 	}
@@ -196,7 +207,9 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 
 	c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->ufd < 0) {
-		ST_ADD(c->rs, connect_failed, 1);
+		/* EMFILE/ENFILE: the client took the last descriptor; closing
+		 * it gives that back, and the next client is tried afresh */
+		connect_failed(c->rs, errno);
 		conn_free(sh, c, true);
 		return;
 	}
@@ -204,7 +217,7 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 	op = rp_connect(sh, c->ufd, (struct sockaddr *)&g.up, g.uplen, on_connect, c);
 	if (!op || rp_link_timeout(sh, op, g.connect_ns)) {
 		if (!op) {
-			ST_ADD(c->rs, connect_failed, 1);
+			connect_failed(c->rs, errno);
 			conn_free(sh, c, true);
 		}
 		/* a connect without its timeout still ends (the kernel's own) */
@@ -336,12 +349,34 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 /* ---- shard hooks, stats ---- */
 
+/* " EMFILE=3 ECONNREFUSED=1" for the non-zero counters of @by (indexed by
+ * errno; [0]: one above the table, as "other"), "" when all are 0. */
+static void errno_list(char *out, size_t cap, const uint64_t *by)
+{
+	size_t off = 0;
+
+	out[0] = 0;
+	for (unsigned k = 0; k < RP_RELAY_ERRNO_MAX && off < cap; k++) {
+		uint64_t v = __atomic_load_n(&by[k], __ATOMIC_RELAXED);
+		const char *name = k ? strerrorname_np((int)k) : "other";
+
+		if (!v)
+			continue;
+		if (name)
+			off += (size_t)snprintf(out + off, cap - off, " %s=%llu", name,
+						(unsigned long long)v);
+		else
+			off += (size_t)snprintf(out + off, cap - off, " %u=%llu", k,
+						(unsigned long long)v);
+	}
+}
+
 static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 {
 	struct rp_relay_stats r;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
-	char refused[512], errs[512];
+	char refused[512], errs[512], cerrs[512];
 	size_t off = 0, eoff = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
@@ -374,9 +409,10 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 			eoff += (size_t)snprintf(errs + eoff, sizeof(errs) - eoff, " %u=%llu", k,
 						 (unsigned long long)r.reset_errno[k]);
 	}
+	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
 		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
-		"connect_timeouts %llu accept_errors %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s connect_timeouts %llu accept_errors %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
@@ -384,7 +420,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
-		(unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
+		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
 		(unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,

@@ -12,6 +12,9 @@
  * recovery only echo did that, and relay and serve stayed down for good.
  * The servers' exit stats must count failed accepts. Usage: test_accept
  * RINGPLANE_BINARY.
+ * Then relay under a limit where the accept gets a descriptor and the
+ * upstream socket does not: each such client closed and counted by
+ * reason, no spinning, relaying again once descriptors are free.
  * The hook is compiled into the faults build (-Dfaults=true) only; in
  * other builds the same runs go without it (the reserved back-off timer
  * re-arms the accept) and the test says that the poke path was skipped.
@@ -106,6 +109,155 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 	return errs;
 }
 
+/* ---- the upstream's socket(2) out of descriptors ---- */
+
+/* What a client that sent @req saw within @ms: 1 answered (@want), 0 closed
+ * by the server (EOF or reset) without an answer, -1 nothing; the socket
+ * is closed. */
+static int probe(int port, const char *req, const char *want, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	char buf[64];
+	int fd = dial(port), ret = -1;
+	size_t got = 0, wl = strlen(want);
+
+	if (fd < 0)
+		return -1;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return 0;
+	}
+	while (ret < 0 && now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		r = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			ret = 0;
+		else if (r > 0 && (got += (size_t)r) >= wl)
+			ret = !memcmp(buf, want, wl) ? 1 : 0;
+	}
+	close(fd);
+	return ret;
+}
+
+/* utime + stime of @pid in clock ticks, or 0. */
+static unsigned long long cpu_ticks(pid_t pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	/* after ") ": state, then fields 4..13, then utime (14) and stime (15) */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			 &st) != 2)
+		return 0;
+	return ut + st;
+}
+
+/* Sum of NAME=V over the "connect_errno ..." lists of the stats lines. */
+static unsigned long long connect_errno_sum(const char *log, const char *name)
+{
+	unsigned long long sum = 0;
+	size_t nl = strlen(name);
+
+	for (const char *p = log; (p = strstr(p, "connect_errno ")); p++) {
+		const char *end = strstr(p, " connect_timeouts");
+
+		for (const char *q = p; end && (q = strstr(q, name)) && q < end; q += nl)
+			if (q[-1] == ' ' && q[nl] == '=')
+				sum += strtoull(q + nl + 1, NULL, 10);
+	}
+	return sum;
+}
+
+/*
+ * `ringplane relay` under a descriptor limit where the accept still gets
+ * a descriptor but the upstream socket(2) does not (EMFILE): each such
+ * client must be closed at once, counted (connect_failed, and EMFILE in
+ * connect_errno), the relay must stay idle meanwhile (no retry loop), and
+ * once the held clients close a fresh one must be relayed. Of the limits
+ * 32 and 33 (a relayed client takes two descriptors) the one where the
+ * next client is closed rather than left in the backlog is used.
+ */
+static void upstream_emfile(const char *up)
+{
+	enum { PROBES = 20 };
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up,
+				"--shards", "1", "--mode", "copy", NULL };
+	int held[MAX_HELD], n = 0, closed = 0, answered = 0, fd = -1, st, first = -1;
+	unsigned long long t0, t1, failed, emfile;
+	long hz = sysconf(_SC_CLK_TCK);
+	rlim_t limit;
+	struct child s;
+
+	for (limit = 32; limit <= 33; limit++) {
+		child_nofile = limit;
+		st = child_start(&s, rargs);
+		child_nofile = 0;
+		CHECK(st == 0, "upstream emfile: relay did not start (limit %llu)",
+		      (unsigned long long)limit);
+		if (st)
+			return;
+		n = 0;
+		while (n < MAX_HELD && (held[n] = ask(s.port, "ping", "ping", 500)) >= 0)
+			n++;
+		first = probe(s.port, "ping", "ping", 1000);
+		if (first == 0)
+			break; /* accepted, then closed: the upstream socket failed */
+		for (int i = 0; i < n; i++)
+			close(held[i]);
+		(void)child_stop(&s, 5000);
+	}
+	CHECK(first == 0 && n > 0 && n < MAX_HELD,
+	      "upstream emfile: no limit of 32 or 33 let the accept through and failed the "
+	      "upstream socket (%d clients held, next one %d)", n, first);
+	if (first != 0)
+		return;
+	/* every further client: accepted, closed at once, not relayed */
+	for (int i = 0; i < PROBES; i++) {
+		int r = probe(s.port, "ping", "ping", 2000);
+
+		closed += r == 0;
+		answered += r == 1;
+	}
+	CHECK(closed == PROBES, "upstream emfile: %d of %d clients closed at once (%d answered)",
+	      closed, PROBES, answered);
+	/* nothing to do now: the relay must not spin on the failure */
+	t0 = cpu_ticks(s.pid);
+	usleep(1000000);
+	t1 = cpu_ticks(s.pid);
+	CHECK(t1 - t0 <= (unsigned long long)hz / 5,
+	      "upstream emfile: the idle relay used %llu of %ld ticks in 1 s", t1 - t0, hz);
+	for (int i = 0; i < n; i++)
+		close(held[i]);
+	for (uint64_t end = now_ms() + 5000; fd < 0 && now_ms() < end;)
+		fd = ask(s.port, "ping", "ping", 200);
+	CHECK(fd >= 0, "upstream emfile: no fresh client relayed within 5 s of the closes");
+	if (fd >= 0)
+		close(fd);
+	st = child_stop(&s, 5000);
+	CHECK(st == 0, "upstream emfile: exit status %d", st);
+	failed = stat_sum(s.log, "connect_failed");
+	emfile = connect_errno_sum(s.log, "EMFILE");
+	CHECK(failed >= PROBES + 1 && emfile == failed,
+	      "upstream emfile: connect_failed %llu, EMFILE %llu (want %d or more, all EMFILE)",
+	      failed, emfile, PROBES + 1);
+	printf("relay upstream emfile: limit %llu: %d clients held, %d more closed at once "
+	       "(%d relayed), %llu of %ld CPU ticks idle in 1 s, a fresh one %s after the "
+	       "closes; connect_failed %llu, EMFILE %llu\n",
+	       (unsigned long long)limit, n, closed + 1, answered, t1 - t0, hz,
+	       fd >= 0 ? "relayed" : "NOT relayed", failed, emfile);
+}
+
 int main(int argc, char **argv)
 {
 	char up[64], root[64], small[16], path[128];
@@ -134,6 +286,7 @@ int main(int argc, char **argv)
 			errs += run("relay", rargs, l, "ping", "ping");
 		CHECK(errs > 0, "relay: no failed accept counted: the limit never struck the accept");
 	}
+	upstream_emfile(up);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	if (make_root(root, sizeof(root), "accept", small, sizeof(small))) {
 		CHECK(0, "root: %s", strerror(errno));
