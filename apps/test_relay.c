@@ -12,6 +12,8 @@
  *              clients reset mid-stream and must not disturb the others.
  *   down       an upstream with no listener: the client is closed at once,
  *              and the exit stats count the failed connect.
+ *   connect-timeout  an upstream that drops the SYNs: each client is closed
+ *              at its own --connect-timeout, counted.
  *   answer-close  an upstream that answers and closes at once (1 B..1 MB,
  *              readers that wait first): every byte and the EOF arrive, and
  *              small rounds are not held by the relay's cork.
@@ -335,6 +337,91 @@ static void test_upstream_down(void)
 	CHECK(stat_sum(relay.log, "connect_failed") == 1, "connect_failed %llu",
 	      stat_sum(relay.log, "connect_failed"));
 	printf("down: client closed after the refused connect; connect_failed counted\n");
+}
+
+/*
+ * An upstream that never answers the handshake: a listener with backlog 0
+ * whose one queue place is taken drops every further SYN (the kernel's
+ * accept-queue overflow, tcp_abort_on_overflow off), so the relay's connect
+ * waits until --connect-timeout. Three clients, 100 ms apart: each is
+ * closed at its own deadline (300 ms after its connect, not before, and
+ * long before the kernel's own SYN retries give up), and the exit stats
+ * count three connect timeouts.
+ */
+static void test_connect_timeout(void)
+{
+	enum { N = 3, TMO_MS = 300 };
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct child relay = { 0 };
+	int port, l = listener(&port), filler, probe, fd[N];
+	uint64_t t0[N], closed[N] = { 0 };
+	char up[32], tmo[16], buf[16];
+	struct pollfd pw;
+
+	CHECK(l >= 0 && listen(l, 0) == 0, "listener");
+	filler = connect_to(port);
+	CHECK(filler >= 0, "filler connect");
+	/* the check that SYNs are dropped here: a second connect stays pending */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	CHECK(probe >= 0, "probe socket");
+	(void)connect(probe, (struct sockaddr *)&a, sizeof(a));
+	pw = (struct pollfd){ .fd = probe, .events = POLLOUT };
+	if (poll(&pw, 1, 300) != 0) {
+		printf("connect-timeout: SKIP: a connect past a full backlog-0 queue completed here "
+		       "(tcp_abort_on_overflow or syncookies answer it)\n");
+		close(probe);
+		close(filler);
+		close(l);
+		return;
+	}
+	close(probe);
+	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
+	snprintf(tmo, sizeof(tmo), "%d", TMO_MS);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--no-pin",
+				"--shards", "1", "--connect-timeout", tmo, NULL };
+
+	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	for (int i = 0; i < N; i++) {
+		if (i)
+			usleep(100 * 1000);
+		fd[i] = connect_to(relay.port);
+		t0[i] = now_ms();
+		CHECK(fd[i] >= 0, "connect %d", i);
+	}
+	for (uint64_t end = now_ms() + 5000; now_ms() < end;) {
+		struct pollfd p[N];
+		int open = 0;
+
+		for (int i = 0; i < N; i++) {
+			p[i] = (struct pollfd){ .fd = closed[i] ? -1 : fd[i], .events = POLLIN };
+			open += !closed[i];
+		}
+		if (!open || poll(p, N, 20) < 0)
+			break;
+		for (int i = 0; i < N; i++)
+			if (!closed[i] && p[i].revents && recv(fd[i], buf, sizeof(buf), 0) <= 0)
+				closed[i] = now_ms();
+	}
+	for (int i = 0; i < N; i++) {
+		CHECK(closed[i], "client %d not closed within 5 s", i);
+		CHECK(!closed[i] || closed[i] - t0[i] >= TMO_MS - 50,
+		      "client %d closed after %llu ms, before the %d ms timeout", i,
+		      (unsigned long long)(closed[i] - t0[i]), TMO_MS);
+		CHECK(!closed[i] || closed[i] - t0[i] < 1500, "client %d closed after %llu ms", i,
+		      (unsigned long long)(closed[i] - t0[i]));
+		close(fd[i]);
+	}
+	CHECK(child_stop(&relay, 5000) == 0, "relay exit");
+	CHECK(stat_sum(relay.log, "connect_timeouts") == N, "connect_timeouts %llu",
+	      stat_sum(relay.log, "connect_timeouts"));
+	printf("connect-timeout: %d clients closed %llu, %llu, %llu ms after their connects "
+	       "(timeout %d ms); counted\n",
+	       N, (unsigned long long)(closed[0] - t0[0]), (unsigned long long)(closed[1] - t0[1]),
+	       (unsigned long long)(closed[2] - t0[2]), TMO_MS);
+	close(filler);
+	close(l);
 }
 
 /* ---- an answer and its server's close: data, then EOF ---- */
@@ -791,6 +878,7 @@ int main(int argc, char **argv)
 	else
 		printf("veth: SKIP: network namespaces need root\n");
 	test_upstream_down();
+	test_connect_timeout();
 	test_answer_close();
 	test_proxy_out();
 	test_proxy_in();
