@@ -1163,10 +1163,11 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	if (!ret && want_rows("http"))
 		/* 3 runs of 3 s by default; RP_BENCH_RELAY_HTTP_RUNS=5
 		 * RP_BENCH_RELAY_HTTP_SECS=5 for a median that can decide a
-		 * ratio near a goal (3 s runs on a 2-vCPU VM spread by
-		 * 0.86-1.08x of each other run to run, docs/net.md) */
-		ret = http_rows(x, rp_bench_env_uint("RP_BENCH_RELAY_HTTP_RUNS", quick ? 1 : 3, MAX_RUNS),
-				rp_bench_env_uint("RP_BENCH_RELAY_HTTP_SECS", quick ? 1 : 3, 60));
+		 * ratio near a goal (paired 3 s runs of one relay on the
+		 * 2-vCPU VM were 0.81-1.34x of each other, docs/net.md) */
+		ret = http_rows(
+			x, rp_bench_env_uint("RP_BENCH_RELAY_HTTP_RUNS", quick ? 1 : 3, MAX_RUNS),
+			rp_bench_env_uint("RP_BENCH_RELAY_HTTP_SECS", quick ? 1 : 3, 60));
 
 	sigaction(SIGPIPE, &old, NULL);
 	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -298,14 +298,8 @@ static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0,
 #define ZB_MODE_ROUNDS_MAX 1024 /* RP_BENCH_ZC_RUNS may ask for up to this many */
 
 /* RP_BENCH_ZC_RUNS and RP_BENCH_ZC_MB override the send-mode rows' rounds
- * and MB a mode (1..ZB_MODE_ROUNDS_MAX, 1..65536) for a closer look. */
-static unsigned env_uint(const char *var, unsigned dflt, unsigned max)
-{
-	const char *v = getenv(var);
-	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
-
-	return n >= 1 && n <= max ? (unsigned)n : dflt;
-}
+ * and MB a mode (1..ZB_MODE_ROUNDS_MAX, 1..65536) for a closer look
+ * (rp_bench_env_uint). */
 
 struct eo {
 	int fd, efd, err;
@@ -694,7 +688,8 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 		     int rcpu, int efd)
 {
 	static const size_t sizes[] = { 1024, 16 * 1024, 64 * 1024, 1024 * 1024 };
-	unsigned rounds = env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4 : ZB_MODE_ROUNDS, ZB_MODE_ROUNDS_MAX);
+	unsigned rounds = rp_bench_env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4 : ZB_MODE_ROUNDS,
+					    ZB_MODE_ROUNDS_MAX);
 	char *buf = malloc(1u << 20);
 	double *secs = calloc((size_t)M_NR * rounds, sizeof(double));
 	double *cpus = calloc((size_t)M_NR * rounds, sizeof(double));
@@ -708,7 +703,8 @@ static int mode_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, co
 	memset(buf, 'z', 1u << 20);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && !ret; k++) {
 		/* 1 KB: a quarter, as SEND_ZC of 1 KB runs at a tenth of plain */
-		unsigned mb = env_uint("RP_BENCH_ZC_MB", (opts->quick ? 64u : 1024u) >> (k ? 0 : 2), 65536);
+		unsigned mb = rp_bench_env_uint("RP_BENCH_ZC_MB",
+						(opts->quick ? 64u : 1024u) >> (k ? 0 : 2), 65536);
 		uint64_t slice = ((uint64_t)mb << 20) / rounds;
 		struct rp_outq_stats st[M_NR];
 		double tot_s[M_NR] = { 0 }, tot_c[M_NR] = { 0 }, gbps[M_NR], spg[M_NR];
@@ -995,7 +991,9 @@ static int sync_f2s_rows(const struct rp_bench_opts *opts, const char *dir, int 
 		double sc[F2S_NR][ZB_MAX_RUNS];
 		char sz[16], path[512], name[96];
 		/* RP_BENCH_ZC_F2S_MB: MB a run (longer runs, less noise) */
-		uint64_t total = (uint64_t)env_uint("RP_BENCH_ZC_F2S_MB", opts->quick ? 64u : 512u, 65536) << 20;
+		uint64_t total = (uint64_t)rp_bench_env_uint("RP_BENCH_ZC_F2S_MB",
+							     opts->quick ? 64u : 512u, 65536)
+				 << 20;
 		int file;
 
 		if (total < sizes[k] * 4)
@@ -1315,9 +1313,13 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	sigaction(SIGPIPE, &ign, &old);
 	rp_report_note("local paths (loopback, veth) always copy: the kernel copies a SEND_ZC payload it cannot hand to a device (RP_CQE_ZC_COPIED), so zero-copy cannot win here; a host with a real NIC can");
-	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB = user+system time of the whole process (reader included, alike on both sides) per GB; %u run%s a side, alternating, median (send-mode rows: %u interleaved slices a mode, the order rotated, after a warm-up)",
+	rp_report_note("sender (shard or this thread) on cpu %d, reader thread on cpu %d; CPU s/GB "
+		       "= user+system time of the whole process (reader included, alike on both "
+		       "sides) per GB; %u run%s a side, alternating, median (send-mode rows: %u "
+		       "interleaved slices a mode, the order rotated, after a warm-up)",
 		       cpu[0], cpu[1], runs, runs == 1 ? "" : "s",
-		       env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4u : ZB_MODE_ROUNDS, ZB_MODE_ROUNDS_MAX));
+		       rp_bench_env_uint("RP_BENCH_ZC_RUNS", opts->quick ? 4u : ZB_MODE_ROUNDS,
+					 ZB_MODE_ROUNDS_MAX));
 	ret = rp_zb_listen("127.0.0.1", &lo.lfd, &lo.addr);
 	if (ret)
 		goto out;
