@@ -32,6 +32,9 @@
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
  *              --keepalive-timeout (counted in send_timeouts).
+ *   special    a FIFO and a character device under the root: 403 at once
+ *              (opening the FIFO for reading blocked the shard for good),
+ *              and the next client is served.
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
@@ -53,6 +56,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -451,6 +455,39 @@ static void test_statuses(void)
 	}
 	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431x2 "
 	       "garbage\n");
+}
+
+/* Not regular files: 403 within a second each, and the shard goes on. */
+static void test_special_files(void)
+{
+	static const char *const names[] = { "fifo", "null" };
+	bool dev = false;
+	struct resp r;
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/fifo", root);
+	CHECK(mkfifo(p, 0644) == 0, "mkfifo: %s", strerror(errno));
+	snprintf(p, sizeof(p), "%s/null", root);
+	if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) == 0)
+		dev = true;
+	else
+		printf("special: SKIP the character device: mknod refused (%s)\n", strerror(errno));
+	for (unsigned i = 0; i < (dev ? 2u : 1u); i++) {
+		char req[96];
+		uint64_t t0 = now_ms();
+		int s;
+
+		snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", names[i]);
+		s = fetch(req, &r, false);
+		resp_free(&r);
+		CHECK(s == 403 && now_ms() - t0 < 1000, "special: /%s answered %d after %llu ms",
+		      names[i], s, (unsigned long long)(now_ms() - t0));
+		s = fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
+		resp_free(&r);
+		CHECK(s == 200, "special: a client after /%s got %d", names[i], s);
+	}
+	printf("special: a FIFO%s answered 403 at once, the next clients served\n",
+	       dev ? " and a character device" : "");
 }
 
 static void test_keepalive_and_pipelining(void)
@@ -1182,6 +1219,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		test_statuses();
+		test_special_files();
 		test_keepalive_and_pipelining();
 		test_pipelined_heads();
 		test_big();

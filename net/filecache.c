@@ -169,23 +169,53 @@ static void zombie_free(struct rp_file_cache *c, struct rp_file_entry *e)
 	c->free = e;
 }
 
-static int open_beneath(struct rp_file_cache *c, const char *path, struct stat *st)
+/* openat2 of @path beneath the root with @flags; the fd or -errno. */
+static int openat_beneath(struct rp_file_cache *c, const char *path, uint64_t flags)
 {
-	struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+	struct open_how_ how = { .flags = flags | O_CLOEXEC,
 				 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	int fd = (int)syscall(__NR_openat2, c->root, path, &how, sizeof(how));
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st)) {
-		int err = -errno;
+	return fd < 0 ? -errno : fd;
+}
 
+/* fstat @fd into @st; 0, or -EACCES when it is not a regular file. */
+static int regular_file(int fd, struct stat *st)
+{
+	if (fstat(fd, st))
+		return -errno;
+	return S_ISREG(st->st_mode) ? 0 : -EACCES;
+}
+
+/*
+ * Only regular files are opened for reading. An open for reading has side
+ * effects on anything else: a FIFO's open waits for a writer (a shard
+ * blocked for good), a device's open runs its driver. So the path is first
+ * opened O_PATH (no open of the file itself) and checked; then opened for
+ * reading with O_NONBLOCK | O_NOCTTY, in case it was replaced by a FIFO or a
+ * terminal in between, and checked again. O_NONBLOCK is cleared on the
+ * regular file so its reads behave as before (splice(2) passes an input
+ * file's O_NONBLOCK on as SPLICE_F_NONBLOCK).
+ */
+static int open_beneath(struct rp_file_cache *c, const char *path, struct stat *st)
+{
+	int fd = openat_beneath(c, path, O_PATH), ret, flags;
+
+	if (fd < 0)
+		return fd;
+	ret = regular_file(fd, st);
+	close(fd);
+	if (ret)
+		return ret;
+	fd = openat_beneath(c, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return fd;
+	ret = regular_file(fd, st);
+	if (!ret && ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)))
+		ret = -errno;
+	if (ret) {
 		close(fd);
-		return err;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		close(fd);
-		return -EACCES;
+		return ret;
 	}
 	c->st.open_fds++;
 	return fd;

@@ -7,7 +7,9 @@
  * replace or rewrite, at any phase of the period, serves it); the
  * LRU evicts only entries nobody holds; nothing outside the root is reachable
  * by "..", an absolute path or a symlink, while a symlink inside it works;
- * directories are refused.
+ * directories are refused; so are a FIFO and a device node, at once (a
+ * FIFO's open for reading would wait for a writer) and without opening them
+ * for reading, and a regular file's descriptor is left blocking.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,6 +299,35 @@ static void test_nothing_outside_the_root(void **state)
 	rp_file_cache_destroy(c);
 }
 
+/* A hung open is a failure, not a hung test: SIGALRM ends the program. */
+static void test_fifo_and_device_refused_at_once(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_entry *e;
+	char p[256];
+	int flags;
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/fifo", root);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	alarm(10);
+	assert_int_equal(rp_file_cache_get(c, "fifo", 4, &e), -EACCES);
+	/* never opened for reading: a writer still finds no reader */
+	assert_int_equal(open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC), -1);
+	assert_int_equal(errno, ENXIO);
+	snprintf(p, sizeof(p), "%s/null", root);
+	if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) == 0)
+		assert_int_equal(rp_file_cache_get(c, "null", 4, &e), -EACCES);
+	else
+		printf("SKIP part: mknod of a character device refused (%s)\n", strerror(errno));
+	alarm(0);
+	assert_int_equal(rp_file_cache_get(c, "inside", 6, &e), 0);
+	flags = fcntl(e->fd, F_GETFL);
+	assert_true(flags >= 0 && !(flags & O_NONBLOCK));
+	rp_file_cache_put(c, e);
+	rp_file_cache_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -304,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_change_served_within_bound_every_time),
 		cmocka_unit_test(test_lru_evicts_what_nobody_holds),
 		cmocka_unit_test(test_nothing_outside_the_root),
+		cmocka_unit_test(test_fifo_and_device_refused_at_once),
 	};
 
 	return cmocka_run_group_tests_name("filecache", all, setup, teardown);
