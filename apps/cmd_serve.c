@@ -110,6 +110,10 @@ struct sconn {
 	uint64_t body_off, body_len; /* the body that waits (body_wait) */
 	uint64_t acked;		     /* the peer's bytes acknowledged at the last tick */
 	bool sending, closing, paused, eof, keep_alive, body_wait, q_failed, send_timed_out;
+	/* the last answer (an error's, or one without keep-alive) is queued or
+	 * out: nothing more is parsed or answered, input is read and dropped
+	 * until the close (answered once, however the rest arrives) */
+	bool last;
 };
 
 static struct {
@@ -456,7 +460,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 {
 	int st;
 
-	if (c->sending || c->closing)
+	if (c->sending || c->closing || c->last)
 		return false;
 	if (c->buf && c->p.status == RP_HTTP_DONE) {
 		/* drop the request just answered; keep what follows it */
@@ -495,9 +499,12 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 			conn_close(sh, c); /* a request cut short by the peer's EOF */
 		return false;
 	}
-	if (!c->keep_alive && !c->sending && !c->heads_out)
-		conn_close(sh, c); /* answered for the last time (a queue error) */
-	return !c->keep_alive ? false : true;
+	if (!c->keep_alive) {
+		c->last = true;
+		if (!c->sending && !c->heads_out)
+			conn_close(sh, c); /* answered for the last time (a queue error) */
+	}
+	return c->keep_alive;
 }
 
 /* ---- receiving ---- */
@@ -509,7 +516,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (!c->ss->tick_op && !rp_shard_stopping(sh))
 		arm_tick(sh, c->ss);
 
-	if (cq->res > 0) {
+	if (cq->res > 0 && c->last) {
+		rp_buf_put(sh, cq->bid); /* after the last answer: dropped */
+	} else if (cq->res > 0) {
 		if (!c->closing && !c->buf) {
 			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
 			c->have = 0;

@@ -32,6 +32,10 @@
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
  *              --keepalive-timeout (counted in send_timeouts).
+ *   once       a 414 (33000- and 16000-byte targets) and a 431 (500 field
+ *              lines), sent in one write and in 512-byte writes: exactly one
+ *              answer, then the close (a refused head was answered again at
+ *              each later receive).
  *   special    a FIFO and a character device under the root: 403 at once
  *              (opening the FIFO for reading blocked the shard for good),
  *              and the next client is served.
@@ -44,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -455,6 +460,89 @@ static void test_statuses(void)
 	}
 	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431x2 "
 	       "garbage\n");
+}
+
+/* Send @req (@len bytes) in writes of @piece bytes (stopping when the server
+ * closes), then read to the close, 5 s at most: the number of status lines
+ * (the text at each answer's start), *@first the first one's status, and
+ * *@closed whether the server closed. */
+static int answers_to(const char *req, size_t len, size_t piece, int *first, bool *closed)
+{
+	int fd = dial(), one = 1, n = 0;
+	uint64_t end = now_ms() + 5000;
+	static char got[65536];
+	size_t have = 0;
+
+	*first = -1;
+	*closed = false;
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (size_t at = 0; at < len; at += piece) {
+		if (!send_all(fd, req + at, len - at < piece ? len - at : piece))
+			break; /* closed: the rest is not wanted */
+		if (piece < len)
+			usleep(100);
+	}
+	while (now_ms() < end && have < sizeof(got) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = recv(fd, got + have, sizeof(got) - 1 - have, 0);
+		if (r <= 0) {
+			*closed = true;
+			break;
+		}
+		have += (size_t)r;
+	}
+	got[have] = 0;
+	for (char *at = got; (at = memmem(at, have - (size_t)(at - got), "HTTP/1.1 ", 9)); at += 9)
+		if (at == got || (at >= got + 4 && !memcmp(at - 4, "\r\n\r\n", 4))) {
+			if (!n++)
+				*first = atoi(at + 9);
+		}
+	close(fd);
+	return n;
+}
+
+/* A refused head is answered once, whatever follows it and however it comes. */
+static void test_refused_once(void)
+{
+	size_t cap = 64 * 1024, len;
+	char *req = malloc(cap);
+	static const struct {
+		const char *what;
+		size_t path, fields;
+		int status;
+	} cases[] = {
+		{ "33000-byte target", 33000, 0, 414 },
+		{ "16000-byte target", 16000, 0, 414 },
+		{ "500 field lines", 10, 500, 431 },
+	};
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = (size_t)snprintf(req, cap, "GET /");
+		memset(req + len, 'a', cases[i].path);
+		len += cases[i].path;
+		len += (size_t)snprintf(req + len, cap - len, " HTTP/1.1\r\nHost: x\r\n");
+		for (size_t f = 0; f < cases[i].fields; f++)
+			len += (size_t)snprintf(req + len, cap - len, "X-F%zu: %040zu\r\n", f, f);
+		len += (size_t)snprintf(req + len, cap - len, "\r\n");
+		for (int split = 0; split < 2; split++) {
+			bool closed;
+			int first, n = answers_to(req, len, split ? 512 : len, &first, &closed);
+
+			CHECK(n == 1 && first == cases[i].status && closed,
+			      "once: %s in %s: %d answers (first %d), %s", cases[i].what,
+			      split ? "512-byte writes" : "one write", n, first,
+			      closed ? "closed" : "not closed");
+		}
+	}
+	free(req);
+	printf("once: 414 x2 and 431, each in one write and in 512-byte writes: one answer, then "
+	       "closed\n");
 }
 
 /* Not regular files: 403 within a second each, and the shard goes on. */
@@ -1220,6 +1308,7 @@ int main(int argc, char **argv)
 		}
 		test_statuses();
 		test_special_files();
+		test_refused_once();
 		test_keepalive_and_pipelining();
 		test_pipelined_heads();
 		test_big();
