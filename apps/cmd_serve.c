@@ -12,8 +12,15 @@
  * left, so an idle keep-alive connection holds no buffer. One response is
  * in flight at a time (rp_file_send: the head and the file range as one
  * operation, with no user-space copy of a large body); the next pipelined
- * request is parsed when it is done. A connection whose head buffer is full
- * while a response is in flight stops reading until it is sent.
+ * request is parsed when it is done. A connection whose head buffer is half
+ * full while a response is in flight stops reading until it is sent. The
+ * stop is a cancel, and the kernel may have filled more buffers before it
+ * lands (all it had, on a big pipelined write): what the head buffer has no
+ * room for is kept in those provided buffers, in order, and copied in as
+ * requests are answered; reading stays stopped until none is kept. So no
+ * byte is dropped, and a connection holds at most the shard's provided
+ * buffers, never more memory; a client that pipelines without reading is
+ * held back by TCP once reading stops.
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -67,17 +74,26 @@
  * is then held back by its socket, not by our memory. */
 #define HEADS_PAUSE (16u * 1024)
 #define HEADS_MAX (64u * 1024) /* the queue's bound: HEADS_PAUSE + a head, with room */
+#define HOLD_FIRST 16u /* entries of a connection's first array of kept buffers */
 
 struct serve_stats {
 	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
+	uint64_t held_max; /* most provided buffers one connection kept at once */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
 #define ST_ADD(ss, f, n) __atomic_store_n(&(ss)->st.f, (ss)->st.f + (n), __ATOMIC_RELAXED)
 
 struct sconn;
+
+/* A received buffer kept as it came: the head buffer had no room for it. */
+struct held {
+	const char *p; /* its bytes not yet copied into the head buffer */
+	uint32_t len;
+	uint16_t bid;
+};
 
 struct sshard {
 	unsigned id;
@@ -96,6 +112,10 @@ struct sconn {
 	struct rp_op *recv_op;
 	char *buf; /* head buffer, or NULL while no request byte is pending */
 	size_t have;
+	/* buffers received while buf is full, oldest first: in[first, first+n)
+	 * of in_cap entries (from the pool, at most the shard's buffers) */
+	struct held *in;
+	unsigned in_first, in_n, in_cap;
 	struct rp_http_parser p;
 	struct rp_file_entry *entry; /* the file of the response in flight */
 	unsigned ops;		     /* references: recv, response, the set-up */
@@ -114,6 +134,7 @@ struct sconn {
 	 * out: nothing more is parsed or answered, input is read and dropped
 	 * until the close (answered once, however the rest arrives) */
 	bool last;
+	bool pausing; /* the recv in flight was cancelled for a pause */
 };
 
 static struct {
@@ -127,6 +148,7 @@ static struct {
 static void conn_next(struct rp_shard *sh, struct sconn *c);
 static bool conn_answer(struct rp_shard *sh, struct sconn *c);
 static void arm_recv(struct rp_shard *sh, struct sconn *c);
+static void refill(struct rp_shard *sh, struct sconn *c);
 static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 
 /* ---- connection life ---- */
@@ -144,6 +166,9 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	rp_pool_free(c->buf);
+	for (unsigned i = 0; i < c->in_n; i++)
+		rp_buf_put(sh, c->in[c->in_first + i].bid);
+	rp_pool_free(c->in);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
 		close(c->fd);
@@ -202,7 +227,7 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
-	if (c->keep_alive && c->buf && c->have > c->p.req.head_len)
+	if (c->keep_alive && c->buf && (c->have > c->p.req.head_len || c->in_n))
 		o.flags = RP_FILE_SEND_MORE;
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
@@ -472,11 +497,13 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		if (c->have)
 			c->head_start = c->ss->now_ticks;
 	}
+	if (c->buf)
+		refill(sh, c);
 	if (c->buf && !c->have) {
 		rp_pool_free(c->buf); /* idle: no buffer held */
 		c->buf = NULL;
 	}
-	if (c->paused && !c->eof) {
+	if (c->paused && !c->eof && !c->in_n) {
 		c->paused = false;
 		arm_recv(sh, c);
 	}
@@ -509,6 +536,62 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 
 /* ---- receiving ---- */
 
+/* Keep @cq's buffer at the end of c->in (grown from the pool as needed; a
+ * connection never holds more than the shard's buffers, so rp_buf_count
+ * entries always do). False when the pool has no room for the array. */
+static bool hold(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq)
+{
+	if (c->in_first + c->in_n == c->in_cap) {
+		unsigned cap = c->in_cap ? 2 * c->in_cap : HOLD_FIRST;
+		struct held *in;
+
+		if (c->in_first) { /* room at the front: move down */
+			memmove(c->in, c->in + c->in_first, c->in_n * sizeof(*c->in));
+			c->in_first = 0;
+		} else {
+			if (cap > rp_buf_count(sh))
+				cap = rp_buf_count(sh);
+			if (cap <= c->in_cap ||
+			    !(in = rp_pool_alloc(rp_shard_pool(sh), cap * sizeof(*in))))
+				return false;
+			if (c->in_n)
+				memcpy(in, c->in, c->in_n * sizeof(*in));
+			rp_pool_free(c->in);
+			c->in = in;
+			c->in_cap = cap;
+		}
+	}
+	c->in[c->in_first + c->in_n++] = (struct held){ cq->buf, (uint32_t)cq->res, cq->bid };
+	if (c->in_n > c->ss->st.held_max)
+		ST_ADD(c->ss, held_max, c->in_n - c->ss->st.held_max);
+	return true;
+}
+
+/* Copy kept buffers into the head buffer while it has room, in order;
+ * each one emptied goes back to the shard, the array with the last. */
+static void refill(struct rp_shard *sh, struct sconn *c)
+{
+	while (c->in_n && c->have < HEAD_BUF) {
+		struct held *h = &c->in[c->in_first];
+		size_t n = h->len < HEAD_BUF - c->have ? h->len : HEAD_BUF - c->have;
+
+		memcpy(c->buf + c->have, h->p, n);
+		c->have += n;
+		h->p += n;
+		h->len -= (uint32_t)n;
+		if (!h->len) {
+			rp_buf_put(sh, h->bid);
+			c->in_first++;
+			c->in_n--;
+		}
+	}
+	if (!c->in_n && c->in) {
+		rp_pool_free(c->in); /* no pool memory kept between bursts */
+		c->in = NULL;
+		c->in_first = c->in_cap = 0;
+	}
+}
+
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sconn *c = arg;
@@ -519,36 +602,49 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (cq->res > 0 && c->last) {
 		rp_buf_put(sh, cq->bid); /* after the last answer: dropped */
 	} else if (cq->res > 0) {
+		bool kept = false;
+
 		if (!c->closing && !c->buf) {
 			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
 			c->have = 0;
 			c->head_start = c->ss->now_ticks;
 		}
-		if (!c->closing && c->buf && c->have + (size_t)cq->res <= HEAD_BUF) {
+		if (!c->closing && c->buf && !c->in_n && c->have + (size_t)cq->res <= HEAD_BUF) {
 			memcpy(c->buf + c->have, cq->buf, (size_t)cq->res);
 			c->have += (size_t)cq->res;
+		} else if (!c->closing && c->buf && hold(sh, c, cq)) {
+			kept = true; /* behind the others; what fits goes in now */
+			refill(sh, c);
 		} else if (!c->closing) {
-			/* no memory, or more pipelined bytes than the buffer holds
-			 * (the kernel can fill several buffers before our pause
-			 * lands): never drop bytes silently, close instead */
+			/* no memory for the head buffer or the array of kept
+			 * buffers (pool empty): never drop bytes silently */
 			ST_ADD(c->ss, overflows, 1);
 			conn_close(sh, c);
 		}
-		rp_buf_put(sh, cq->bid);
+		if (!kept)
+			rp_buf_put(sh, cq->bid);
 		c->last_tick = c->ss->now_ticks;
-		/* half full while a response is out: stop reading until it is sent */
-		if (c->buf && c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out) && c->recv_op &&
-		    !c->paused) {
-			/* without an op (pool empty) it keeps reading; the
-			 * overflow check above still bounds the buffer */
+		/* buffers kept, or half full while a response is out: stop
+		 * reading until they are answered. Without an op (pool empty)
+		 * it keeps reading: a connection can keep at most the shard's
+		 * provided buffers. */
+		if (c->buf && c->recv_op && !c->paused &&
+		    (c->in_n || (c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out)))) {
 			c->paused = rp_cancel(sh, c->recv_op, NULL, NULL) != NULL;
+			c->pausing = c->paused;
 		}
 		conn_next(sh, c);
 	}
 	if (cq->flags & RP_CQE_MORE)
 		return;
 	c->recv_op = NULL;
-	if (cq->res == 0 || (cq->res < 0 && !(cq->res == -ECANCELED && c->paused))) {
+	if (cq->res > 0 || (cq->res == -ECANCELED && c->pausing)) {
+		/* ended by our pause (or with data, by the kernel): not an
+		 * EOF. Resumed before its cancel landed: read again now */
+		c->pausing = false;
+		if (!c->paused)
+			arm_recv(sh, c);
+	} else {
 		if (cq->res < 0 && cq->res != -ECANCELED)
 			ST_ADD(c->ss, resets, 1);
 		c->eof = true;
@@ -764,7 +860,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	fprintf(f,
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
-		"send_timeouts %llu resets %llu overflows %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"send_timeouts %llu resets %llu overflows %llu held_max %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -775,7 +871,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.file_errors, (unsigned long long)ss->st.header_timeouts,
 		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.send_timeouts,
 		(unsigned long long)ss->st.resets,
-		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.accept_errors,
+		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.held_max,
+		(unsigned long long)ss->st.accept_errors,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,

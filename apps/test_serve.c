@@ -15,6 +15,12 @@
  *              HEAD, 404, 403, 416, 304) + a GET in one write: 33 answers in
  *              order, and the server's counters show the 33 heads left in
  *              at most 8 sendmsgs (gathered, not one send each).
+ *   deep pipe  1500 and 4000 GETs with distinct Ranges in one write (past the
+ *              32 KB head buffer: the connection was closed after one
+ *              answer): every answer, in order. A client that pipelines
+ *              10 MB without reading: the server's RSS grows by under
+ *              24 MB, it keeps no more than a bounded number of buffers,
+ *              and a fresh client is served beside it.
  *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
  *              once (30 with RP_TEST_REDUCED).
  *   fresh      a file replaced (rename) is served new within 1.5 s.
@@ -736,6 +742,147 @@ static void test_pipelined_heads(void)
 	       ok, h1 - h0, m1 - m0);
 }
 
+struct sender {
+	int fd;
+	const char *p;
+	size_t len;
+};
+
+static void *send_thread(void *arg)
+{
+	struct sender *sd = arg;
+
+	(void)send_all(sd->fd, sd->p, sd->len);
+	return NULL;
+}
+
+/* The server's resident set (VmRSS) in KB, or -1. */
+static long server_rss_kb(void)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)server);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static uint64_t stat_of(const char *line, const char *name);
+
+/* @n GETs of big.bin in one write, request i for bytes i*3..i*3+2: every
+ * answer a 206 with its own Content-Range and bytes, in order. */
+static int deep_pipeline(unsigned n)
+{
+	char *req = malloc((size_t)n * 96);
+	struct conn *c = calloc(1, sizeof(*c));
+	struct sender sd;
+	pthread_t th;
+	size_t len = 0;
+	unsigned ok = 0;
+	struct resp r;
+
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)sprintf(req + len, "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: "
+						   "bytes=%u-%u\r\n\r\n", i * 3, i * 3 + 2);
+	c->fd = dial();
+	sd = (struct sender){ c->fd, req, len };
+	/* sent from a thread: the answers fill our socket while we send */
+	if (c->fd < 0 || pthread_create(&th, NULL, send_thread, &sd))
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		char want[64];
+		const char *v;
+
+		snprintf(want, sizeof(want), "bytes %u-%u/%u", i * 3, i * 3 + 2, BIG);
+		if (read_resp(c, &r, false)) {
+			CHECK(0, "deep pipeline of %u: answer %u missing", n, i);
+			break;
+		}
+		v = field(&r, "Content-Range");
+		if (r.status == 206 && v && !strcmp(v, want) && r.blen == 3 &&
+		    !memcmp(r.body, big + i * 3, 3))
+			ok++;
+		else
+			CHECK(0, "deep pipeline of %u: answer %u: %d %s", n, i, r.status, v ? v : "");
+		resp_free(&r);
+		if (ok != i + 1)
+			break;
+	}
+	shutdown(c->fd, SHUT_RDWR); /* ends the sender if it still sends */
+	pthread_join(th, NULL);
+out:
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	free(req);
+	return (int)ok;
+}
+
+static void test_deep_pipeline(void)
+{
+	static const char one[] = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t total = 10u << 20, sent = 0, chunk = 64 * 1024;
+	char *reqs = malloc(chunk), line[2048];
+	long rss0, rss1;
+	uint64_t end, blocked = 0;
+	int fd, fresh;
+	struct resp r;
+	unsigned n1 = (unsigned)deep_pipeline(1500), n2 = (unsigned)deep_pipeline(4000);
+
+	CHECK(n1 == 1500 && n2 == 4000, "deep pipeline: %u of 1500, %u of 4000 answered in order",
+	      n1, n2);
+	/* 10 MB of requests, never a byte read: the server stops reading */
+	for (size_t at = 0; at + sizeof(one) - 1 <= chunk; at += sizeof(one) - 1)
+		memcpy(reqs + at, one, sizeof(one) - 1);
+	chunk -= chunk % (sizeof(one) - 1);
+	rss0 = server_rss_kb();
+	fd = dial();
+	end = now_ms() + 15000;
+	while (fd >= 0 && sent < total && now_ms() < end) {
+		ssize_t w = send(fd, reqs + sent % chunk, chunk - sent % chunk,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (w > 0) {
+			sent += (size_t)w;
+			blocked = 0;
+		} else if (w < 0 && errno == EAGAIN) {
+			if (!blocked)
+				blocked = now_ms();
+			else if (now_ms() - blocked > 1000)
+				break; /* held back */
+			usleep(2000);
+		} else {
+			break;
+		}
+	}
+	rss1 = server_rss_kb();
+	fresh = fetch("GET /f03.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
+	resp_free(&r);
+	CHECK(fresh == 200, "deep pipeline: a fresh client beside a deaf pipeliner got %d", fresh);
+	CHECK(rss0 > 0 && rss1 > 0 && rss1 - rss0 < 24 * 1024,
+	      "deep pipeline: server RSS %ld KB -> %ld KB after %zu bytes pipelined unread", rss0,
+	      rss1, sent);
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	CHECK(stat_of(line, "overflows ") == 0 && stat_of(line, "held_max ") <= 1024,
+	      "deep pipeline: overflows %llu, held_max %llu",
+	      (unsigned long long)stat_of(line, "overflows "),
+	      (unsigned long long)stat_of(line, "held_max "));
+	printf("deep pipeline: 1500 and 4000 in one write all answered in order; %zu bytes "
+	       "pipelined unread%s: server RSS %+ld KB, held_max %llu buffers, a fresh client "
+	       "served\n", sent, sent < total ? " (then held back)" : "", rss1 - rss0,
+	       (unsigned long long)stat_of(line, "held_max "));
+	if (fd >= 0)
+		close(fd);
+	free(reqs);
+}
+
 struct dl {
 	int ok, status, err;
 	size_t blen;
@@ -1311,6 +1458,7 @@ int main(int argc, char **argv)
 		test_refused_once();
 		test_keepalive_and_pipelining();
 		test_pipelined_heads();
+		test_deep_pipeline();
 		test_big();
 		test_many_clients();
 		test_changing_under_load();
