@@ -25,7 +25,9 @@
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
  * openat2(RESOLVE_BENEATH) on the root: nothing outside it is reachable by
- * "..", encoding or a symlink. A path ending in '/' serves its index.html.
+ * "..", encoding or a symlink. A path ending in '/' serves its index.html;
+ * without one, the directory is a 403 like anything that is not a regular
+ * file (no listings), and a missing directory a 404.
  *
  * Timeouts (a per-shard tick): a request head must arrive whole within
  * --header-timeout seconds of its first byte (slowloris); a keep-alive
@@ -407,8 +409,20 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	if (path[plen - 1] == '/') {
 		memcpy(path + plen, "index.html", 11);
 		plen += 10;
+		ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
+		if (ret == -ENOENT) {
+			/* no index.html: a directory that exists is not a file
+			 * to serve (403, as for "/dir"; no listings), one that
+			 * does not is 404 (its lookup opens it O_PATH only) */
+			struct rp_file_entry *d;
+			int dr = rp_file_cache_get(c->ss->cache, path, (size_t)plen - 10, &d);
+
+			rp_file_cache_put(c->ss->cache, dr ? NULL : d);
+			ret = dr ? dr : ret;
+		}
+	} else {
+		ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
 	}
-	ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
 	if (ret) {
 		ST_ADD(c->ss, file_errors, 1);
 		error_response(sh, c, open_status(ret));

@@ -7,7 +7,8 @@
  *   statuses   200, HEAD, 206, 416, 304 (If-None-Match, If-Modified-Since),
  *              404, 403 (a symlink out of the root, "%2e%2e" climbing), 400
  *              (a bad request line, %00, %2F), 405, 501, 505, 414, 431;
- *              Content-Type by extension; index.html for a directory.
+ *              Content-Type by extension; index.html for a directory; a
+ *              directory without one 403, a missing directory 404.
  *   keep-alive two requests on one HTTP/1.1 connection; HTTP/1.0 closes,
  *              unless it asks to keep alive.
  *   pipelining 30 requests for different files in one write: 30 answers, in
@@ -407,7 +408,13 @@ static void test_statuses(void)
 		{ "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
 		{ "GET /escape HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
 		{ "GET /dir/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
-		{ "GET /empty/ HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		/* a directory without index.html: 403, as without the '/';
+		 * a missing one 404 (the directory was a 404 with the '/') */
+		{ "GET /empty/ HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET /nodir/ HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		{ "GET /hello.txt/ HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
 		{ "GET /hello%00.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 		{ "GET /dir%2Findex.html HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 		{ "GET  /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
@@ -464,7 +471,7 @@ static void test_statuses(void)
 		free(c);
 		free(huge);
 	}
-	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 400x4 405 501 505 414 431x2 "
+	printf("statuses: 200 HEAD 206 416 304x2 types index 404 403x2 dirs 403x3 404x2 400x4 405 501 505 414 431x2 "
 	       "garbage\n");
 }
 
