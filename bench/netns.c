@@ -3,7 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +12,16 @@
 
 #include "netns.h"
 
+#define LOCK_DIR "/run/ringplane-bench"
+#define NIDX 16384u /* /30s in 10.214.0.0/16 */
+#define TRIES 256u
+
 void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot)
 {
-	unsigned pid = (unsigned)getpid();
-	/* 14 bits: 13 of the pid and the slot; each value a /30 of 10.214/16 */
-	unsigned idx = ((pid & 0x1fffu) << 1) | (slot & 1u);
-	unsigned a = idx >> 6, b = (idx & 63u) << 2;
-
 	memset(n, 0, sizeof(*n));
-	/* "rpzc0-4194304" is 13 characters: inside IFNAMSIZ (16 with the NUL) */
-	snprintf(n->ns, sizeof(n->ns), "rp%.2sbench-%u", tag, pid);
-	snprintf(n->host_if, sizeof(n->host_if), "rp%.2s0-%u", tag, pid);
-	snprintf(n->ns_if, sizeof(n->ns_if), "rp%.2s1-%u", tag, pid);
-	snprintf(n->host_ip, sizeof(n->host_ip), "10.214.%u.%u", a, b + 1);
-	snprintf(n->ns_ip, sizeof(n->ns_ip), "10.214.%u.%u", a, b + 2);
-	n->prefix = 30;
+	snprintf(n->tag, sizeof(n->tag), "%.2s", tag);
+	n->slot = slot & 1u;
+	n->lockfd = -1;
 }
 
 static int sh_cmd(const char *cmd)
@@ -39,63 +35,129 @@ static int sh_cmd(const char *cmd)
 	return st == 0 ? 0 : -EIO;
 }
 
-void rp_netns_down(const struct rp_netns *n)
+/* Index @idx's lock, taken without waiting: its fd, or -1 (held by a live
+ * run, or no lock directory). */
+static int idx_lock(unsigned idx)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), LOCK_DIR "/netns-%u.lock", idx);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* "rp" + a bench suite's tag (these only: test_relay's links are
+ * "rptr0-<pid>") + @mid + decimal index: the index, or -1 */
+static long name_idx(const char *name, const char *mid)
+{
+	size_t ml = strlen(mid);
+	char *end;
+	unsigned long v;
+
+	if (strncmp(name, "rp", 2) || (strncmp(name + 2, "zc", 2) && strncmp(name + 2, "rl", 2)) ||
+	    strncmp(name + 4, mid, ml) ||
+	    name[4 + ml] < '0' || name[4 + ml] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(name + 4 + ml, &end, 10);
+	return errno || *end || v >= NIDX ? -1 : (long)v;
+}
+
+/* Remove every namespace (/var/run/netns/rp<tag>bench-N) and host link
+ * (rp<tag>0-N) whose index N nobody holds: a killed run's, or @own_idx's (held
+ * by us, left by an earlier run that had it). */
+static void sweep_dead(long own_idx)
+{
+	static const struct {
+		const char *dir, *mid, *cmd;
+	} kinds[] = { { "/sys/class/net", "0-", "ip link del" },
+		      { "/var/run/netns", "bench-", "ip netns del" } };
+	char cmd[128];
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		DIR *d = opendir(kinds[k].dir);
+		struct dirent *e;
+
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			long idx = name_idx(e->d_name, kinds[k].mid);
+			int fd;
+
+			if (idx < 0)
+				continue;
+			fd = idx == own_idx ? -1 : idx_lock((unsigned)idx);
+			if (idx != own_idx && fd < 0)
+				continue; /* a live run's */
+			snprintf(cmd, sizeof(cmd), "%s %.40s", kinds[k].cmd, e->d_name);
+			sh_cmd(cmd);
+			if (fd >= 0)
+				close(fd);
+		}
+		closedir(d);
+	}
+}
+
+void rp_netns_down(struct rp_netns *n)
 {
 	char cmd[128];
 
+	if (n->lockfd < 0)
+		return;
 	snprintf(cmd, sizeof(cmd), "ip link del %s", n->host_if);
 	sh_cmd(cmd);
 	snprintf(cmd, sizeof(cmd), "ip netns del %s", n->ns);
 	sh_cmd(cmd);
+	close(n->lockfd); /* the index is free again */
+	n->lockfd = -1;
 }
 
-/* The namespaces of @n's suite left by runs that were killed (a pid that
- * no longer exists): each taken away with its pair. Our own pid's are
- * rp_netns_down's; a live run's are never touched. */
-static void sweep_dead(const struct rp_netns *n)
-{
-	char prefix[24], cmd[160];
-	size_t plen;
-	struct dirent *e;
-	DIR *d = opendir("/var/run/netns");
-
-	if (!d)
-		return;
-	/* "rp<tag>bench-" */
-	snprintf(prefix, sizeof(prefix), "%.*s", (int)(strchr(n->ns, '-') - n->ns + 1), n->ns);
-	plen = strlen(prefix);
-	while ((e = readdir(d))) {
-		char *end;
-		unsigned long pid;
-
-		if (strncmp(e->d_name, prefix, plen) || e->d_name[plen] < '1' ||
-		    e->d_name[plen] > '9')
-			continue;
-		errno = 0;
-		pid = strtoul(e->d_name + plen, &end, 10);
-		if (errno || *end || end == e->d_name + plen || pid == (unsigned long)getpid() ||
-		    pid > 0x7fffffffUL || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		/* the host end goes with its peer when the namespace does; del
-		 * it too in case a process still holds the namespace */
-		snprintf(cmd, sizeof(cmd), "ip link del %.4s0-%lu", n->host_if, pid);
-		sh_cmd(cmd);
-		snprintf(cmd, sizeof(cmd), "ip netns del %.*s%lu", (int)plen, prefix, pid);
-		sh_cmd(cmd);
-	}
-	closedir(d);
-}
-
-int rp_netns_up(const struct rp_netns *n, char *why, size_t whysz)
+int rp_netns_up(struct rp_netns *n, char *why, size_t whysz)
 {
 	char cmds[7][160];
 	size_t nc = 0;
+	unsigned start, idx = 0, a, b;
+	int fd = -1;
 
 	if (geteuid() != 0) {
 		snprintf(why, whysz,
 			 "not root: creating a network namespace and a veth pair needs CAP_NET_ADMIN");
 		return -EPERM;
 	}
+	if (n->lockfd >= 0)
+		rp_netns_down(n);
+	if (mkdir(LOCK_DIR, 0700) && errno != EEXIST) {
+		snprintf(why, whysz, "mkdir " LOCK_DIR ": %s", strerror(errno));
+		return -errno;
+	}
+	start = (((unsigned)getpid() * 2654435761u) >> 8) % NIDX;
+	for (unsigned t = 0; t < TRIES && fd < 0; t++) {
+		idx = (start + 2 * t + n->slot) % NIDX;
+		fd = idx_lock(idx);
+	}
+	if (fd < 0) {
+		snprintf(why, whysz, "no free /30 in 10.214.0.0/16 (%u locks under " LOCK_DIR " tried)",
+			 TRIES);
+		return -EBUSY;
+	}
+	n->lockfd = fd;
+	a = idx >> 6;
+	b = (idx & 63u) << 2;
+	/* "rpzc0-16383" is 11 characters: inside IFNAMSIZ (16 with the NUL) */
+	snprintf(n->ns, sizeof(n->ns), "rp%sbench-%u", n->tag, idx);
+	snprintf(n->host_if, sizeof(n->host_if), "rp%s0-%u", n->tag, idx);
+	snprintf(n->ns_if, sizeof(n->ns_if), "rp%s1-%u", n->tag, idx);
+	snprintf(n->host_ip, sizeof(n->host_ip), "10.214.%u.%u", a, b + 1);
+	snprintf(n->ns_ip, sizeof(n->ns_ip), "10.214.%u.%u", a, b + 2);
+	n->prefix = 30;
+
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip netns add %s", n->ns);
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip link add %s type veth peer name %s netns %s",
 		 n->host_if, n->ns_if, n->ns);
@@ -106,8 +168,7 @@ int rp_netns_up(const struct rp_netns *n, char *why, size_t whysz)
 		 n->prefix, n->ns_if);
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip -n %s link set %s up", n->ns, n->ns_if);
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip -n %s link set lo up", n->ns);
-	sweep_dead(n);
-	rp_netns_down(n); /* ours, left by an earlier up of this run */
+	sweep_dead((long)idx);
 	for (size_t i = 0; i < nc; i++)
 		if (sh_cmd(cmds[i])) {
 			snprintf(why, whysz, "`%s` failed", cmds[i]);

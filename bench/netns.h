@@ -3,11 +3,14 @@
  * A veth pair into a network namespace for the suites that measure a path
  * that is not loopback (zc, relay): set up with ip(8), entered with
  * setns(2) by the calling thread only, torn down on success and failure.
- * The names and the subnet come from the suite's tag and the pid
- * (rp_netns_init), so two bench runs at once, or a bench beside a test,
- * never tear down each other's namespace, and two suites of one run never
- * collide. Needs root (CAP_NET_ADMIN); callers skip their rows with the
- * reason this returns.
+ * Each pair owns one /30 of 10.214.0.0/16, its index held under an
+ * exclusive flock(2) of /run/ringplane-bench/netns-<index>.lock for as long
+ * as the pair is up; the names carry the index. So two bench runs at once
+ * (in any pid namespace that shares /run), or two suites of one run, never
+ * share an address or a name, and a run never tears down another's pair:
+ * what a killed run left is recognised by its lock being free (the lock
+ * files stay, empty, until reboot: /run is a tmpfs). Needs root
+ * (CAP_NET_ADMIN); callers skip their rows with the reason this returns.
  */
 #ifndef RP_BENCH_NETNS_H
 #define RP_BENCH_NETNS_H
@@ -15,34 +18,40 @@
 #include <stddef.h>
 
 struct rp_netns {
-	char ns[32];	  /* namespace, /var/run/netns/<ns>: "rp<tag>bench-<pid>" */
-	char host_if[16]; /* the pair's end that stays here: "rp<tag>0-<pid>" */
-	char ns_if[16];	  /* the end moved into the namespace: "rp<tag>1-<pid>" */
+	char tag[3];	  /* the suite's two letters: "zc", "rl" */
+	unsigned slot;	  /* where its search for a free /30 starts, with the pid */
+	int lockfd;	  /* the index's lock while up; -1 otherwise */
+	char ns[32];	  /* namespace, /var/run/netns/<ns>: "rp<tag>bench-<index>" */
+	char host_if[16]; /* the pair's end that stays here: "rp<tag>0-<index>" */
+	char ns_if[16];	  /* the end moved into the namespace: "rp<tag>1-<index>" */
 	char host_ip[16]; /* IPv4 address of host_if, in 10.214.0.0/16 */
 	char ns_ip[16];	  /* IPv4 address of ns_if, the same /30 */
 	unsigned prefix;  /* the subnet's prefix length: 30 */
 };
 
 /*
- * Name @n for suite @tag (two letters: "zc", "rl") and @slot (0 or 1, one
- * per suite) from the pid: a /30 in 10.214.0.0/16 picked by 13 bits of the
- * pid and the slot (test_relay's veth case uses 10.231.0.0/16).
+ * Prepare @n for suite @tag (two letters: "zc", "rl") and @slot (0 or 1,
+ * one per suite); names and addresses are chosen by rp_netns_up
+ * (test_relay's veth case uses 10.231.0.0/16).
  */
-void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot);
+void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot); /* "zc" or "rl" */
 
 /*
- * Create the namespace and the pair, both ends up with their addresses,
- * and lo up inside. Left-overs of this suite's tag from runs that were
- * killed (their pid no longer exists) are removed first; a live run's are
- * never touched. 0, or -errno with @why saying what failed (not root,
- * which command); on failure nothing is left behind.
+ * Take a free /30 (the first whose lock is free, from a start picked by
+ * the pid and the slot; at most 256 tried), name the pair from it, create
+ * the namespace and the pair, both ends up with their addresses, and lo
+ * up inside. What killed runs left (any namespace or link of ours whose
+ * index lock is free) is removed first; a live run's are never touched.
+ * 0, or -errno with @why saying what failed (not root, no free index,
+ * which command); on failure nothing is left behind and nothing held.
  */
-int rp_netns_up(const struct rp_netns *n, char *why, size_t whysz);
+int rp_netns_up(struct rp_netns *n, char *why, size_t whysz);
 
 /* Remove the pair and the namespace (each step's failure ignored: either
- * may be gone already). Processes still inside keep it alive until they
- * exit; stop them first. */
-void rp_netns_down(const struct rp_netns *n);
+ * may be gone already), then release the index. A no-op when @n is not
+ * up (the index may be another run's by then). Processes still inside
+ * keep the namespace alive until they exit; stop them first. */
+void rp_netns_down(struct rp_netns *n);
 
 /*
  * Move the calling thread into the namespace; *@back gets an fd to return

@@ -656,9 +656,9 @@ out:
 
 /* ---- bulk over veth: the upstreams in a network namespace ---- */
 
-/* Its own names and subnet, from the pid (rp_netns_init: tag "rl", slot
- * 1): suite_zc's pair (tag "zc", slot 0) may be up at the same time, and
- * so may another run's. */
+/* Its own names and /30, held under a lock while up (bench/netns.h: tag
+ * "rl"): suite_zc's pair (tag "zc") may be up at the same time, and so
+ * may another run's. */
 static struct rp_netns relay_ns;
 
 /* The bulk rows again with the relays' upstream leg (and direct's whole

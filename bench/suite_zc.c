@@ -821,8 +821,9 @@ static int batch_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, c
 
 /* ---- veth pair into a namespace ---- */
 
-/* Named from the pid (rp_netns_init: tag "zc", slot 0), so a second run,
- * or a test's namespace, is never torn down by this one. */
+/* Its own names and /30, held under a lock while up (bench/netns.h: tag
+ * "zc"), so a second run, or a test's namespace, is never torn down by
+ * this one. */
 static struct rp_netns zc_ns;
 
 /* Creates the namespace and the pair; a listening socket at zc_ns.ns_ip in
