@@ -423,7 +423,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 /* ---- shard hooks, stats ---- */
 
 /* " EMFILE=3 ECONNREFUSED=1" for the non-zero counters of @by (indexed by
- * errno; [0]: one above the table, as "other"), "" when all are 0. */
+ * errno; [0]: no errno or one above the table, as "other"), "" when all
+ * are 0; the connect failures' and the resets' lists. */
 static void errno_list(char *out, size_t cap, const uint64_t *by)
 {
 	size_t off = 0;
@@ -450,7 +451,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
 	char refused[512], errs[512], cerrs[512];
-	size_t off = 0, eoff = 0;
+	size_t off = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
@@ -469,19 +470,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 					k ? rp_proxy_reason_name((enum rp_proxy_reason)k) : "closed",
 					(unsigned long long)v);
 	}
-	errs[0] = 0;
-	for (unsigned k = 0; k < RP_RELAY_ERRNO_MAX && eoff < sizeof(errs); k++) {
-		const char *name = k ? strerrorname_np((int)k) : NULL;
-
-		if (!r.reset_errno[k])
-			continue;
-		if (name)
-			eoff += (size_t)snprintf(errs + eoff, sizeof(errs) - eoff, " %s=%llu", name,
-						 (unsigned long long)r.reset_errno[k]);
-		else
-			eoff += (size_t)snprintf(errs + eoff, sizeof(errs) - eoff, " %u=%llu", k,
-						 (unsigned long long)r.reset_errno[k]);
-	}
+	errno_list(errs, sizeof(errs), r.reset_errno);
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
 		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
