@@ -14,7 +14,7 @@
  *   per connection, order kept, a short send continued where it stopped.
  *   By default the first push of a
  *   callback round prepares a NOP whose completion flushes, so every push
- *   made before the loop's next submit is batched into that one sendmsg;
+ *   made before the loop's next submit is batched into that one send;
  *   with RP_OUTQ_MANUAL nothing is scheduled and the caller calls
  *   rp_outq_flush() once per iteration (saves the NOP's SQE and CQE). While
  *   a send is in flight, pushes just queue: its completion sends them.
@@ -113,7 +113,7 @@ struct rp_outq_stats {
 				      whose peer is local (the kernel copies what it
 				      delivers there, so an uncopied notification means
 				      data freed unsent, e.g. by a reset) */
-	uint64_t plain_bytes;	   /* bytes sent by sendmsg (or by a SEND_ZC the kernel lacks) */
+	uint64_t plain_bytes;	   /* bytes sent by SENDMSG/SEND (or a SEND_ZC the kernel lacks) */
 	uint64_t sendmsgs;	   /* plain send ops: SENDMSG, or SEND for one buffer */
 	uint64_t zc_sends;	   /* SEND_ZC ops */
 	uint64_t notifs;	   /* zero-copy notifications */
