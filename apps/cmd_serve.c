@@ -2,8 +2,9 @@
 /*
  * `ringplane serve --listen HOST:PORT --root DIR [...]`: HTTP/1.1 static
  * files on the engine. GET and HEAD, keep-alive (HTTP/1.0 closes unless it
- * asks), pipelined requests answered in order, one byte range (206/416),
- * ETag and Last-Modified with 304, Content-Type by extension, and 400, 403,
+ * asks), pipelined requests answered in order, one byte range (206/416,
+ * If-Range honoured), ETag and Last-Modified with 304, Content-Type by
+ * extension, and 400, 403,
  * 404, 405, 414, 431, 501, 505 for what the parser (net/http.c) refuses.
  *
  * Per connection: one multishot recv into the shard's provided buffers;
@@ -451,6 +452,12 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 		int rr = q->has_range ? rp_http_range_parse(rp_http_span_ptr(c->buf, q->range),
 							    q->range.len, len, &first, &r.range_last) :
 					RP_HTTP_RANGE_IGNORE;
+
+		/* If-Range not matching: the Range is ignored, the whole file sent */
+		if (rr != RP_HTTP_RANGE_IGNORE && q->has_if_range &&
+		    rp_http_if_range(rp_http_span_ptr(c->buf, q->if_range), q->if_range.len, etag,
+				     strlen(etag), e->st.st_mtim.tv_sec, r.date) != 1)
+			rr = RP_HTTP_RANGE_IGNORE;
 
 		r.has_content_length = true;
 		if (rr == RP_HTTP_RANGE_OK) {

@@ -43,6 +43,9 @@
  *              lines), sent in one write and in 512-byte writes: exactly one
  *              answer, then the close (a refused head was answered again at
  *              each later receive).
+ *   if-range   Range with If-Range: the file's ETag or its exact
+ *              Last-Modified 206; a stale or weak ETag, another date 200
+ *              with the whole file (If-Range was ignored: always 206).
  *   special    a FIFO and a character device under the root: 403 at once
  *              (opening the FIFO for reading blocked the shard for good),
  *              and the next client is served.
@@ -349,6 +352,15 @@ static void make_root(void)
 		snprintf(text, sizeof(text), "file number %d says %d\n", i, i * i);
 		put(name, text, strlen(text));
 	}
+	put("old.txt", "0123456789", 10);
+	{
+		/* Sun, 06 Nov 1994 08:49:37 GMT: a Last-Modified long past */
+		struct timespec ts[2] = { { 784111777, 0 }, { 784111777, 0 } };
+
+		snprintf(p, sizeof(p), "%s/old.txt", root);
+		if (utimensat(AT_FDCWD, p, ts, 0))
+			abort();
+	}
 	snprintf(p, sizeof(p), "%s/escape", root);
 	if (symlink("/etc/hostname", p))
 		abort();
@@ -556,6 +568,46 @@ static void test_refused_once(void)
 	free(req);
 	printf("once: 414 x2 and 431, each in one write and in 512-byte writes: one answer, then "
 	       "closed\n");
+}
+
+/* RFC 9110 13.1.5: a Range goes only with a matching If-Range. */
+static void test_if_range(void)
+{
+	char etag[128], req[512], weak[140];
+	const char *v;
+	struct resp r;
+	const char *conds[5];
+	static const int want[5] = { 206, 200, 206, 200, 200 };
+
+	CHECK(fetch("HEAD /old.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, true) == 200, "if-range HEAD");
+	v = field(&r, "ETag");
+	snprintf(etag, sizeof(etag), "%s", v ? v : "\"none\"");
+	v = field(&r, "Last-Modified");
+	CHECK(v && !strcmp(v, "Sun, 06 Nov 1994 08:49:37 GMT"), "if-range: Last-Modified %s",
+	      v ? v : "none");
+	resp_free(&r);
+	snprintf(weak, sizeof(weak), "W/%s", etag);
+	conds[0] = etag;
+	conds[1] = "\"stale\"";
+	conds[2] = "Sun, 06 Nov 1994 08:49:37 GMT";
+	conds[3] = "Sun, 06 Nov 1994 08:49:38 GMT";
+	conds[4] = weak;
+	for (int i = 0; i < 5; i++) {
+		int s;
+
+		snprintf(req, sizeof(req), "GET /old.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n"
+					   "If-Range: %s\r\n\r\n", conds[i]);
+		s = fetch(req, &r, false);
+		if (want[i] == 206)
+			CHECK(s == 206 && r.blen == 5 && !memcmp(r.body, "01234", 5),
+			      "if-range %s: %d, %zu bytes", conds[i], s, r.blen);
+		else
+			CHECK(s == 200 && r.blen == 10 && !memcmp(r.body, "0123456789", 10) &&
+				      !field(&r, "Content-Range"),
+			      "if-range %s: %d, %zu bytes", conds[i], s, r.blen);
+		resp_free(&r);
+	}
+	printf("if-range: ETag 206, stale ETag 200, date 206, other date 200, weak ETag 200\n");
 }
 
 /* Not regular files: 403 within a second each, and the shard goes on. */
@@ -1462,6 +1514,7 @@ int main(int argc, char **argv)
 		}
 		test_statuses();
 		test_special_files();
+		test_if_range();
 		test_refused_once();
 		test_keepalive_and_pipelining();
 		test_pipelined_heads();

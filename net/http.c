@@ -257,6 +257,10 @@ static int field_end(struct rp_http_parser *p, const char *b)
 		optional_field(p, &p->req.has_range, &p->req.range, F_RANGE2, v);
 	} else if (ieq(name, nlen, "if-none-match")) {
 		optional_field(p, &p->req.has_if_none_match, &p->req.if_none_match, F_INM2, v);
+	} else if (ieq(name, nlen, "if-range")) {
+		/* twice: an empty value, matching nothing (the Range is ignored) */
+		p->req.if_range = (struct rp_http_span){ v.off, p->req.has_if_range ? 0 : v.len };
+		p->req.has_if_range = true;
 	} else if (ieq(name, nlen, "if-modified-since")) {
 		optional_field(p, &p->req.has_if_modified_since, &p->req.if_modified_since, F_IMS2,
 			       v);
@@ -919,6 +923,32 @@ int rp_http_date_format(char out[RP_HTTP_DATE_LEN + 1], time_t t)
 	put2(out + 23, (unsigned)(secs % 60));
 	memcpy(out + 25, " GMT", 5);
 	return RP_HTTP_DATE_LEN;
+}
+
+int rp_http_if_range(const char *v, size_t len, const char *etag, size_t etag_len, time_t mtime,
+		     time_t now)
+{
+	const char *mine, *t;
+	size_t mn, tn, i = 0, j = 0;
+	time_t date;
+
+	if ((!v && len) || (!etag && etag_len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (v[0] == '"' || (len >= 2 && v[0] == 'W' && v[1] == '/')) {
+		/* one entity tag, both strong (no "W/"), the same opaque tag */
+		if (!read_etag(v, len, &i, &t, &tn) || i != len || t != v ||
+		    !read_etag(etag, etag_len, &j, &mine, &mn) || j != etag_len || mine != etag)
+			return 0;
+		return tn == mn && !memcmp(t, mine, mn);
+	}
+	/* a date must be the Last-Modified exactly, and that a strong
+	 * validator: a file changed within the second it was sent in could
+	 * change again within the same second, with the same date */
+	if (rp_http_date_parse(v, len, &date))
+		return 0;
+	return date == mtime && now - mtime >= 1;
 }
 
 int rp_http_not_modified_since(const char *ims, size_t len, time_t mtime)

@@ -172,6 +172,7 @@ static void test_get_minimal(void **state)
 	assert_false(o.req.has_range);
 	assert_false(o.req.has_if_none_match);
 	assert_false(o.req.has_if_modified_since);
+	assert_false(o.req.has_if_range);
 	assert_span(s, o.req.target, "/");
 	assert_span(s, o.req.path, "/");
 	assert_span(s, o.req.host, "example.com");
@@ -186,6 +187,7 @@ static void test_fields_reported(void **state)
 			"RANGE:   bytes=0-99  \r\n"
 			"If-None-Match: W/\"a\", \"b\"\r\n"
 			"if-modified-since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+			"IF-RANGE:  \"5.0-c\" \r\n"
 			"X-Empty:\r\n"
 			"X-Tab: a\tb\r\n"
 			"Content-Length: 0\r\n"
@@ -206,6 +208,8 @@ static void test_fields_reported(void **state)
 	assert_span(s, o.req.if_none_match, "W/\"a\", \"b\"");
 	assert_true(o.req.has_if_modified_since);
 	assert_span(s, o.req.if_modified_since, "Sun, 06 Nov 1994 08:49:37 GMT");
+	assert_true(o.req.has_if_range);
+	assert_span(s, o.req.if_range, "\"5.0-c\"");
 
 	/* An empty query is still a query; "00" is a zero Content-Length. */
 	s = "GET /? HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n";
@@ -291,6 +295,29 @@ static void test_optional_fields_twice_dropped(void **state)
 		assert_int_equal(o.req.range.len, 0);
 		assert_int_equal(o.req.if_none_match.len, 0);
 		assert_int_equal(o.req.if_modified_since.len, 0);
+	}
+}
+
+/* If-Range twice is kept with an empty value, which matches nothing: the
+ * Range is then ignored, never applied without its condition. */
+static void test_if_range_twice_matches_nothing(void **state)
+{
+	static const char *const heads[] = {
+		"GET / HTTP/1.0\r\nRange: bytes=0-1\r\nIf-Range: \"a\"\r\nIf-Range: \"a\"\r\n\r\n",
+		("GET / HTTP/1.0\r\nIf-Range: \"a\"\r\nif-range: \"b\"\r\nRange: bytes=0-1\r\n"
+		 "If-Range: \"a\"\r\n\r\n"),
+	};
+	struct outcome o;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(heads); i++) {
+		expect_done(heads[i], &o);
+		assert_true(o.req.has_range);
+		assert_true(o.req.has_if_range);
+		assert_int_equal(o.req.if_range.len, 0);
+		assert_int_equal(rp_http_if_range(rp_http_span_ptr(heads[i], o.req.if_range), 0,
+						  "\"a\"", 3, 0, 10),
+				 0);
 	}
 }
 
@@ -1129,6 +1156,47 @@ static void test_not_modified_since(void **state)
 	assert_int_equal(rp_http_not_modified_since(NULL, 1, 0), -EINVAL);
 }
 
+/* RFC 9110 13.1.5: the strong comparison for tags, the exact date for a
+ * Last-Modified that is a strong validator (a second before the Date). */
+static void test_if_range(void **state)
+{
+	const char *tag = "\"5f.1a-c\"", *d = "Sun, 06 Nov 1994 08:49:37 GMT";
+	const time_t mt = 784111777;
+	size_t tn = strlen(tag), n = strlen(d);
+	static const char *const no_tag[] = {
+		"\"5f.1a-d\"", "W/\"5f.1a-c\"", "\"5f.1a-c", "5f.1a-c", "\"5f.1a-c\" ",
+		"\"5f.1a-c\", \"x\"", "*", "\"\"", "w/\"5f.1a-c\"", "\"5F.1A-C\"",
+	};
+
+	(void)state;
+	assert_int_equal(rp_http_if_range(tag, tn, tag, tn, mt, mt + 100), 1);
+	for (size_t i = 0; i < ARRAY_SIZE(no_tag); i++)
+		if (rp_http_if_range(no_tag[i], strlen(no_tag[i]), tag, tn, mt, mt + 100) != 0)
+			fail_msg("If-Range %s matched %s", no_tag[i], tag);
+	/* our own tag weak: never a strong match */
+	assert_int_equal(rp_http_if_range("W/\"a\"", 6, "W/\"a\"", 6, mt, mt + 100), 0);
+	/* dates: equal, all three forms; a second either side; too recent */
+	assert_int_equal(rp_http_if_range(d, n, tag, tn, mt, mt + 1), 1);
+	assert_int_equal(rp_http_if_range("Sunday, 06-Nov-94 08:49:37 GMT", 30, tag, tn, mt, mt + 5),
+			 1);
+	assert_int_equal(rp_http_if_range("Sun Nov  6 08:49:37 1994", 24, tag, tn, mt, mt + 5), 1);
+	/* a date starting with 'W' is a date, not a weak tag */
+	assert_int_equal(rp_http_if_range("Wed, 09 Nov 1994 08:49:37 GMT", 29, tag, tn,
+					  mt + 3 * 86400, mt + 4 * 86400),
+			 1);
+	assert_int_equal(rp_http_if_range("Wednesday, 09-Nov-94 08:49:37 GMT", 33, tag, tn,
+					  mt + 3 * 86400, mt + 4 * 86400),
+			 1);
+	assert_int_equal(rp_http_if_range(d, n, tag, tn, mt - 1, mt + 5), 0);
+	assert_int_equal(rp_http_if_range(d, n, tag, tn, mt + 1, mt + 5), 0);
+	assert_int_equal(rp_http_if_range(d, n, tag, tn, mt, mt), 0);
+	assert_int_equal(rp_http_if_range(d, n - 1, tag, tn, mt, mt + 5), 0);
+	assert_int_equal(rp_http_if_range("", 0, tag, tn, mt, mt + 5), 0);
+	assert_int_equal(rp_http_if_range(NULL, 0, tag, tn, mt, mt + 5), 0);
+	assert_int_equal(rp_http_if_range(NULL, 1, tag, tn, mt, mt + 5), -EINVAL);
+	assert_int_equal(rp_http_if_range(tag, tn, NULL, 1, mt, mt + 5), -EINVAL);
+}
+
 /* ---- MIME types and the response head --------------------------------- */
 
 static const char *mime(const char *p)
@@ -1321,6 +1389,7 @@ int main(void)
 		cmocka_unit_test(test_keep_alive),
 		cmocka_unit_test(test_empty_lines_before_request),
 		cmocka_unit_test(test_optional_fields_twice_dropped),
+		cmocka_unit_test(test_if_range_twice_matches_nothing),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_request_line_malformed),
 		cmocka_unit_test(test_version),
@@ -1354,6 +1423,7 @@ int main(void)
 		cmocka_unit_test(test_date_format),
 		cmocka_unit_test(test_date_parse),
 		cmocka_unit_test(test_not_modified_since),
+		cmocka_unit_test(test_if_range),
 		cmocka_unit_test(test_mime_type),
 		cmocka_unit_test(test_response_206),
 		cmocka_unit_test(test_response_other),
