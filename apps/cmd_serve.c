@@ -980,12 +980,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringplane serve --listen HOST:PORT --root DIR [--shards N] [--cpus LIST]\n"
+		"                       [--mode auto|splice|copy]\n"
 		"                       [--header-timeout S] [--keepalive-timeout S]\n"
 		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
 		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
 		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
 		"  --cpus LIST              CPUs for the shards (cpulist, e.g. 0-3)\n"
+		"  --mode auto|splice|copy  accepted for compatibility; each body's path is chosen\n"
+		"                           by its size and page-cache residency (docs/net.md)\n"
 		"  --header-timeout S       a request head must arrive within S seconds (default 10)\n"
 		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds, and\n"
 		"                           abort a response that moves no byte for as long\n"

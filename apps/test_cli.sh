@@ -42,6 +42,7 @@ check "topo --help exits 0" status_is 0 "$RP" topo --help
 check "usage lists topo" out_is "  topo     print the CPU topology and the shard placement plan" \
 	bash -c "'$RP' --help | grep '^  topo '"
 check "usage lists echo" status_is 0 bash -c "'$RP' --help | grep -q '^  echo '"
+check "serve --help lists --mode" status_is 0 bash -c "'$RP' serve --help | grep -q '^  --mode auto|splice|copy'"
 check "host topo exits 0" status_is 0 "$RP" topo
 check "bad policy" status_is 2 "$RP" topo --policy round
 check "bad cpulist syntax" status_is 2 "$RP" topo --cpus 3-1
