@@ -8,7 +8,9 @@
  * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: no path, "..", absolute path or
  * symlink resolves outside the root (the kernel refuses with EXDEV); a
  * symlink that stays inside the root is followed. Only regular files are
- * handed out.
+ * handed out; anything else (a directory, FIFO, socket, device node) is
+ * found by an O_PATH open and refused without being opened for reading (a
+ * FIFO's open would wait for a writer, a device's runs its driver).
  *
  * Freshness: an entry is checked again (fstatat of its path) by the first
  * lookup at least one revalidation period (RP_FILE_CACHE_REVALIDATE_NS,
@@ -46,7 +48,7 @@ struct rp_file_cache;
 #define RP_FILE_CACHE_REVALIDATE_NS 500000000ull /* default revalidation period */
 
 struct rp_file_entry {
-	int fd;		/* open O_RDONLY, valid until rp_file_cache_put */
+	int fd;		/* open O_RDONLY (blocking), valid until rp_file_cache_put */
 	struct stat st; /* as of the last open or check */
 	/* private */
 	unsigned refs;
