@@ -98,7 +98,7 @@ struct echo_shard {
 	 * buffer id */
 	struct conn **holder;
 	uint64_t tick;	      /* idle-timer ticks so far */
-	bool tick_on;
+	struct rp_timer *tick_timer; /* reserved at init: a re-arm needs no memory */
 	struct conn *conns;   /* every live connection, for the idle sweep */
 	/* startup report, filled by init on the shard thread */
 	int cpu, node;
@@ -165,7 +165,7 @@ static struct echo_cfg g_cfg;
 
 static void conn_recv(struct rp_shard *sh, struct conn *c);
 static void conn_kick(struct rp_shard *sh, struct conn *c);
-static void arm_tick(struct rp_shard *sh, struct echo_shard *es);
+static int arm_tick(struct rp_shard *sh, struct echo_shard *es);
 
 /* Every op on a connection holds a reference (ops); so does the callback
  * that is running. The connection goes when the last one is dropped after
@@ -217,8 +217,8 @@ static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	/* a close gives memory back: the moment to retry what lacked it */
 	if (!rp_shard_stopping(sh)) {
 		rp_app_accept_poke(sh, &es->acc);
-		if (g_cfg.idle_s && !es->tick_on)
-			arm_tick(sh, es);
+		if (g_cfg.idle_s && !rp_timer_armed(es->tick_timer))
+			(void)arm_tick(sh, es);
 	}
 }
 
@@ -770,7 +770,6 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	struct conn *c, *next;
 
 	(void)cq;
-	es->tick_on = false;
 	if (rp_shard_stopping(sh))
 		return;
 	es->tick++;
@@ -789,13 +788,15 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		fail(sh, c, -ETIMEDOUT);
 		conn_put(c);
 	}
-	arm_tick(sh, es);
+	(void)arm_tick(sh, es); /* -EBUSY: the next close tries again */
 }
 
-/* Without memory for the timer the next connection close tries again. */
-static void arm_tick(struct rp_shard *sh, struct echo_shard *es)
+/* The timer is reserved (echo_init), so an empty pool cannot stop the
+ * idle timeouts; only a full SQ the kernel keeps refusing can (-EBUSY),
+ * and then the next connection close tries again. */
+static int arm_tick(struct rp_shard *sh, struct echo_shard *es)
 {
-	es->tick_on = rp_timeout(sh, g_cfg.tick_ns, on_tick, es) != NULL;
+	return rp_timer_arm(sh, es->tick_timer, g_cfg.tick_ns, on_tick, es);
 }
 
 /* ---- accepting ---- */
@@ -889,9 +890,12 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	if (ret)
 		return ret;
 	if (cfg->idle_s) {
-		arm_tick(sh, es);
-		if (!es->tick_on)
-			return -errno;
+		es->tick_timer = rp_timer_new(sh);
+		if (!es->tick_timer)
+			return -ENOMEM;
+		ret = arm_tick(sh, es);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -919,8 +923,11 @@ static void echo_fini(struct rp_shard *sh, void *arg)
 		close(es->acc.lfd);
 		es->acc.lfd = -1;
 	}
-	if (es)
+	if (es) {
 		rp_app_accept_fini(sh, &es->acc);
+		rp_timer_free(sh, es->tick_timer);
+		es->tick_timer = NULL;
+	}
 }
 
 /* ---- main ---- */

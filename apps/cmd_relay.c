@@ -536,6 +536,9 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	rs->ctimer = rp_timer_new(sh);
 	if (!rs->ctimer)
 		return -ENOMEM;
+	ret = rp_relay_shard_init(sh); /* the idle sweep's timer, reserved */
+	if (ret)
+		return ret;
 	ret = rp_app_accept_start(sh, &rs->acc);
 	if (ret)
 		return ret;

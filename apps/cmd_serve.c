@@ -101,7 +101,7 @@ struct held {
 struct sshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
-	struct rp_op *tick_op;
+	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	uint64_t now_ticks;
@@ -617,7 +617,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sconn *c = arg;
 
-	if (!c->ss->tick_op && !rp_shard_stopping(sh))
+	if (!rp_timer_armed(c->ss->tick) && !rp_shard_stopping(sh))
 		arm_tick(sh, c->ss);
 
 	if (cq->res > 0 && c->last) {
@@ -769,7 +769,6 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	struct sshard *ss = arg;
 
 	(void)cq;
-	ss->tick_op = NULL;
 	if (rp_shard_stopping(sh))
 		return;
 	ss->now_ticks++;
@@ -811,12 +810,12 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	arm_tick(sh, ss);
 }
 
-/* The timeouts hang on this one timer. Without an op (pool empty) it is
- * tried again a few times now, then at the next accept or receive. */
+/* The timeouts hang on this one timer, reserved at init so that an empty
+ * pool cannot switch them off; only a full SQ the kernel keeps refusing
+ * fails it (-EBUSY), and then the next accept or receive tries again. */
 static void arm_tick(struct rp_shard *sh, struct sshard *ss)
 {
-	for (int i = 0; i < 4 && !ss->tick_op; i++)
-		ss->tick_op = rp_timeout(sh, TICK_NS, on_tick, ss);
+	(void)rp_timer_arm(sh, ss->tick, TICK_NS, on_tick, ss);
 }
 
 /* ---- accepting ---- */
@@ -830,8 +829,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (fd < 0)
 		return;
 	ST_ADD(ss, accepted, 1);
-	if (!ss->tick_op)
-		arm_tick(sh, ss); /* its last re-arm found the pool empty */
+	if (!rp_timer_armed(ss->tick))
+		arm_tick(sh, ss); /* its last re-arm found the SQ full */
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -937,11 +936,13 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	ss->cache = rp_file_cache_create(g.root, 1024, 0);
 	if (!ss->cache)
 		return -ENOMEM;
+	ss->tick = rp_timer_new(sh);
+	if (!ss->tick)
+		return -ENOMEM;
 	ret = rp_app_accept_start(sh, &ss->acc);
 	if (ret)
 		return ret;
-	arm_tick(sh, ss);
-	return ss->tick_op ? 0 : -ENOMEM;
+	return rp_timer_arm(sh, ss->tick, TICK_NS, on_tick, ss);
 }
 
 static void serve_stop(struct rp_shard *sh, void *arg)
@@ -968,6 +969,8 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 		ss->acc.lfd = -1;
 	}
 	rp_app_accept_fini(sh, &ss->acc);
+	rp_timer_free(sh, ss->tick);
+	ss->tick = NULL;
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);

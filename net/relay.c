@@ -36,7 +36,6 @@ static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	uint64_t now = relay_now_ns();
 
 	(void)c;
-	rs->sweep_op = NULL;
 	for (struct rp_relay *r = rs->live, *next; r; r = next) {
 		next = r->next;
 		/* a relay can only end (and free itself) later, from a callback */
@@ -44,7 +43,27 @@ static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			relay_end(r, RP_RELAY_END_IDLE, -ETIMEDOUT);
 	}
 	if (rs->live && !rp_shard_stopping(sh))
-		rs->sweep_op = rp_timeout(sh, SWEEP_NS, sweep, rs);
+		(void)rp_timer_arm(sh, rs->sweep_timer, SWEEP_NS, sweep, rs); /* -EBUSY: next start */
+}
+
+/* The sweep's timer is reserved once per shard (rp_relay_shard_init or the
+ * first relay with an idle timeout) and kept until rp_relay_shard_exit, so
+ * an empty pool at a re-arm cannot switch the idle timeouts off. */
+static int sweep_reserve(struct rp_shard *sh, struct relay_shard *rs)
+{
+	if (!rs->sweep_timer)
+		rs->sweep_timer = rp_timer_new(sh);
+	return rs->sweep_timer ? 0 : -ENOMEM;
+}
+
+int rp_relay_shard_init(struct rp_shard *sh)
+{
+	struct relay_shard *rs;
+
+	if (!sh)
+		return -EINVAL;
+	rs = relay_shard_get(sh);
+	return rs ? sweep_reserve(sh, rs) : -ENOMEM;
 }
 
 /* ---- start ---- */
@@ -65,6 +84,9 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		return -ESHUTDOWN;
 	rs = relay_shard_get(sh);
 	if (!rs)
+		return -ENOMEM;
+	/* a relay with an idle timeout starts only with a sweep to enforce it */
+	if (cfg && cfg->idle_ns && sweep_reserve(sh, rs))
 		return -ENOMEM;
 	r = rp_pool_alloc(rp_shard_pool(sh), sizeof(*r));
 	if (!r)
@@ -101,8 +123,8 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	rs->live = r;
 	rs->st.started++;
 	rs->st.active++;
-	if (r->cfg.idle_ns && !rs->sweep_op)
-		rs->sweep_op = rp_timeout(sh, SWEEP_NS, sweep, rs);
+	if (r->cfg.idle_ns && !rp_timer_armed(rs->sweep_timer))
+		(void)rp_timer_arm(sh, rs->sweep_timer, SWEEP_NS, sweep, rs);
 	if (out)
 		*out = r;
 	/* hold a reference across the starts: a path that fails at once ends

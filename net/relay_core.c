@@ -61,6 +61,7 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 
 	if (!rs || rs->sh != sh)
 		return;
+	rp_timer_free(sh, rs->sweep_timer);
 	for (unsigned i = 0; i < rs->npipes; i++) {
 		close(rs->pipes[i][0]);
 		close(rs->pipes[i][1]);

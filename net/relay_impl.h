@@ -72,7 +72,7 @@ struct relay_shard {
 	struct rp_shard *sh;
 	struct rp_relay_stats st;
 	struct rp_relay *live; /* list for the idle sweep */
-	struct rp_op *sweep_op;
+	struct rp_timer *sweep_timer; /* reserved: rp_relay_shard_init */
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned streaming;    /* auto: directions streaming on this shard (rdir.hot) */

@@ -150,8 +150,18 @@ void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r);
 /* A copy of this shard's relay counters. Call on the shard. */
 void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out);
 
-/* Free the shard's relay state (its idle pipes): call from the shard's fini,
- * after every relay on it ended. */
+/*
+ * rp_relay_shard_init - set up this shard's relay state now, with the idle
+ * sweep's reserved timer (rp_timer_new), so that no relay start needs it
+ * later and no empty pool at a re-arm can switch idle timeouts off. Call
+ * from the shard's init; optional (the first rp_relay_start with an idle
+ * timeout does it, and fails with -ENOMEM if it cannot). Returns 0,
+ * -EINVAL, -ENOMEM.
+ */
+int rp_relay_shard_init(struct rp_shard *sh);
+
+/* Free the shard's relay state (its idle pipes, the sweep's timer): call
+ * from the shard's fini, after every relay on it ended. */
 void rp_relay_shard_exit(struct rp_shard *sh);
 
 const char *rp_relay_mode_name(enum rp_relay_mode m);
