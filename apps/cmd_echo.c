@@ -35,10 +35,10 @@
  * that the client bit is cleared. A length below 14 or above 64 KiB closes
  * that connection only (counted as malformed).
  *
- * Test hooks (environment, read once at start): RP_ECHO_FAULT_INIT=N makes
- * shard N's init fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N
- * and RP_APP_FAULT_BACKOFF=N (server.h, faults build only) fail accept arms
- * and back-off timers.
+ * Test hooks (environment, read once at start; compiled into the faults
+ * build, -Dfaults=true, only): RP_ECHO_FAULT_INIT=N makes shard N's init
+ * fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N and
+ * RP_APP_FAULT_BACKOFF=N (server.h) fail accept arms and back-off timers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -996,6 +996,7 @@ static void usage(FILE *f)
 		IDLE_DEFAULT_S);
 }
 
+#ifdef RP_FAULTS
 /* A test hook's value (see the top of this file): a whole number, else -1. */
 static long fault_env(const char *name)
 {
@@ -1014,6 +1015,14 @@ static void read_faults(void)
 {
 	g_cfg.fault_init = (int)fault_env("RP_ECHO_FAULT_INIT");
 }
+#else
+/* the hooks are compiled into the faults build only: a release binary
+ * reads no test variable from its environment */
+static void read_faults(void)
+{
+	g_cfg.fault_init = -1;
+}
+#endif
 
 static void print_shards(void)
 {
