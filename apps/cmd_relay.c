@@ -368,6 +368,10 @@ static void read_header(struct rp_shard *sh, struct rconn *c)
 		conn_free(sh, c, true);
 		return;
 	}
+	/* takes no op from the pool (its timespec is in the read's op, its SQE
+	 * slot was kept spare): only a misuse fails it, and right after the
+	 * read's own prep there is none, so an empty pool cannot unbound the
+	 * header's wait (test_tick_nomem's accept-proxy case) */
 	(void)rp_link_timeout(sh, op, c->hdr_deadline - now);
 }
 

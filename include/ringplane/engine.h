@@ -440,7 +440,8 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t);
  * rp_link_timeout - bound @op, which must be the op prepared just before
  * this call, by @ns nanoseconds: if it has not completed by then it is
  * cancelled and completes with -ECANCELED (counted in err_timeout). Not for
- * multishot ops nor rp_poll_writable. Returns 0, -EINVAL (not the last op), -ENOMEM.
+ * multishot ops nor rp_poll_writable. Returns 0 or -EINVAL (not the last op); it
+ * takes no op from the pool (never -ENOMEM), so an empty pool cannot unbound @op.
  */
 int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
 
