@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -191,23 +192,33 @@ static int regular_file(int fd, struct stat *st)
  * Only regular files are opened for reading. An open for reading has side
  * effects on anything else: a FIFO's open waits for a writer (a shard
  * blocked for good), a device's open runs its driver. So the path is first
- * opened O_PATH (no open of the file itself) and checked; then opened for
- * reading with O_NONBLOCK | O_NOCTTY, in case it was replaced by a FIFO or a
- * terminal in between, and checked again. O_NONBLOCK is cleared on the
- * regular file so its reads behave as before (splice(2) passes an input
- * file's O_NONBLOCK on as SPLICE_F_NONBLOCK).
+ * opened O_PATH (no open of the file itself) and checked; then that same
+ * inode, not the path again (a rename or a symlink swapped in between could
+ * put a device there), is opened for reading through /proc/self/fd, with
+ * O_NONBLOCK | O_NOCTTY, and checked again. Without /proc the path is
+ * opened a second time beneath the root, and O_NONBLOCK | O_NOCTTY keep a
+ * FIFO or a terminal swapped in from blocking or becoming ours. O_NONBLOCK
+ * is cleared on the regular file so its reads behave as before (splice(2)
+ * passes an input file's O_NONBLOCK on as SPLICE_F_NONBLOCK).
  */
 static int open_beneath(struct rp_file_cache *c, const char *path, struct stat *st)
 {
-	int fd = openat_beneath(c, path, O_PATH), ret, flags;
+	int pfd = openat_beneath(c, path, O_PATH), ret, flags, fd;
+	char self[40];
 
-	if (fd < 0)
-		return fd;
-	ret = regular_file(fd, st);
-	close(fd);
-	if (ret)
+	if (pfd < 0)
+		return pfd;
+	ret = regular_file(pfd, st);
+	if (ret) {
+		close(pfd);
 		return ret;
-	fd = openat_beneath(c, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	fd = open(self, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		fd = errno == ENOENT ? openat_beneath(c, path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+				     : -errno;
+	close(pfd);
 	if (fd < 0)
 		return fd;
 	ret = regular_file(fd, st);
