@@ -456,7 +456,7 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 		/* If-Range not matching: the Range is ignored, the whole file sent */
 		if (rr != RP_HTTP_RANGE_IGNORE && q->has_if_range &&
 		    rp_http_if_range(rp_http_span_ptr(c->buf, q->if_range), q->if_range.len, etag,
-				     strlen(etag), e->st.st_mtim.tv_sec, r.date) != 1)
+				     strlen(etag)) != 1)
 			rr = RP_HTTP_RANGE_IGNORE;
 
 		r.has_content_length = true;

@@ -577,7 +577,8 @@ static void test_if_range(void)
 	const char *v;
 	struct resp r;
 	const char *conds[5];
-	static const int want[5] = { 206, 200, 206, 200, 200 };
+	/* a date never matches (net/http.c: an mtime cannot show it strong) */
+	static const int want[5] = { 206, 200, 200, 200, 200 };
 
 	CHECK(fetch("HEAD /old.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, true) == 200, "if-range HEAD");
 	v = field(&r, "ETag");
@@ -607,7 +608,8 @@ static void test_if_range(void)
 			      "if-range %s: %d, %zu bytes", conds[i], s, r.blen);
 		resp_free(&r);
 	}
-	printf("if-range: ETag 206, stale ETag 200, date 206, other date 200, weak ETag 200\n");
+	printf("if-range: ETag 206, stale ETag 200, Last-Modified date 200, other date 200, weak "
+	       "ETag 200\n");
 }
 
 /* Not regular files: 403 within a second each, and the shard goes on. */

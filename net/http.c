@@ -925,30 +925,21 @@ int rp_http_date_format(char out[RP_HTTP_DATE_LEN + 1], time_t t)
 	return RP_HTTP_DATE_LEN;
 }
 
-int rp_http_if_range(const char *v, size_t len, const char *etag, size_t etag_len, time_t mtime,
-		     time_t now)
+int rp_http_if_range(const char *v, size_t len, const char *etag, size_t etag_len)
 {
 	const char *mine, *t;
 	size_t mn, tn, i = 0, j = 0;
-	time_t date;
 
 	if ((!v && len) || (!etag && etag_len))
 		return -EINVAL;
 	if (!len)
 		return 0;
-	if (v[0] == '"' || (len >= 2 && v[0] == 'W' && v[1] == '/')) {
-		/* one entity tag, both strong (no "W/"), the same opaque tag */
-		if (!read_etag(v, len, &i, &t, &tn) || i != len || t != v ||
-		    !read_etag(etag, etag_len, &j, &mine, &mn) || j != etag_len || mine != etag)
-			return 0;
-		return tn == mn && !memcmp(t, mine, mn);
-	}
-	/* a date must be the Last-Modified exactly, and that a strong
-	 * validator: a file changed within the second it was sent in could
-	 * change again within the same second, with the same date */
-	if (rp_http_date_parse(v, len, &date))
+	/* one entity tag, both strong (no "W/"), the same opaque tag; a date
+	 * (or anything else) is never a match: see http.h */
+	if (v[0] != '"' || !read_etag(v, len, &i, &t, &tn) || i != len || t != v ||
+	    !read_etag(etag, etag_len, &j, &mine, &mn) || j != etag_len || mine != etag)
 		return 0;
-	return date == mtime && now - mtime >= 1;
+	return tn == mn && !memcmp(t, mine, mn);
 }
 
 int rp_http_not_modified_since(const char *ims, size_t len, time_t mtime)

@@ -258,18 +258,19 @@ int rp_http_date_format(char out[RP_HTTP_DATE_LEN + 1], time_t t);
 /*
  * rp_http_if_range - evaluate If-Range (@v, @len bytes; RFC 9110 13.1.5)
  * for a file whose entity tag is @etag (@etag_len bytes, quotes included,
- * as rp_http_etag_make writes it) and whose Last-Modified is @mtime, in a
- * response dated @now. Returns 1 when the Range is to be applied: @v is an
- * entity tag equal to @etag by the strong comparison (RFC 9110 8.8.3.2:
- * neither is weak, the opaque tags are the same bytes), or an HTTP-date
- * exactly equal to @mtime where @mtime is a strong validator (at least one
- * second before @now, RFC 9110 8.8.2.2). Returns 0 otherwise: a weak or
- * other tag, another date, anything else (then ignore the Range and answer
- * 200 with the whole file). -EINVAL for @v or @etag NULL with a length.
- * Evaluate it only when the request has a Range.
+ * as rp_http_etag_make writes it). Returns 1 when the Range is to be
+ * applied: @v is an entity tag equal to @etag by the strong comparison
+ * (RFC 9110 8.8.3.2: neither is weak, the opaque tags are the same bytes).
+ * Returns 0 otherwise: a weak or other tag, anything else, and every
+ * HTTP-date: a date is a strong validator only where the server knows the
+ * file did not change twice within that second (RFC 9110 8.8.2.2), which a
+ * file's mtime cannot tell (two replacements within one second carry the
+ * same Last-Modified), and a client that has an entity tag must not send a
+ * date (13.1.5). Then ignore the Range and answer 200 with the whole file.
+ * -EINVAL for @v or @etag NULL with a length. Evaluate it only when the
+ * request has a Range.
  */
-int rp_http_if_range(const char *v, size_t len, const char *etag, size_t etag_len, time_t mtime,
-		     time_t now);
+int rp_http_if_range(const char *v, size_t len, const char *etag, size_t etag_len);
 
 /*
  * rp_http_not_modified_since - evaluate If-Modified-Since (@ims, @len
