@@ -37,19 +37,23 @@ enum { MAX_HELD = 64 };
 #endif
 
 /* Dial @port, send @req and wait up to @ms for a reply starting with @want:
- * the fd (answered), or -1. */
-static int ask(int port, const char *req, const char *want, unsigned ms)
+ * 1 answered (then *@keep gets the open socket when @keep is not NULL), 0
+ * closed by the server (EOF or reset) or answered otherwise, -1 nothing
+ * (or no connection); every socket but a kept one is closed. */
+static int exchange(int port, const char *req, const char *want, unsigned ms, int *keep)
 {
-	size_t wl = strlen(want), got = 0;
 	uint64_t end = now_ms() + ms;
 	char buf[64];
-	int fd = dial(port);
+	int fd = dial(port), ret = -1;
+	size_t got = 0, wl = strlen(want);
 
 	if (fd < 0)
 		return -1;
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
-		goto fail;
-	while (got < wl && now_ms() < end) {
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return 0;
+	}
+	while (ret < 0 && now_ms() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
 
@@ -57,15 +61,23 @@ static int ask(int port, const char *req, const char *want, unsigned ms)
 			continue;
 		r = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-			goto fail;
-		if (r > 0)
-			got += (size_t)r;
+			ret = 0;
+		else if (r > 0 && (got += (size_t)r) >= wl)
+			ret = !memcmp(buf, want, wl) ? 1 : 0;
 	}
-	if (got >= wl && !memcmp(buf, want, wl))
-		return fd;
-fail:
-	close(fd);
-	return -1;
+	if (ret == 1 && keep)
+		*keep = fd;
+	else
+		close(fd);
+	return ret;
+}
+
+/* The socket of a client answered @want within @ms, or -1. */
+static int ask(int port, const char *req, const char *want, unsigned ms)
+{
+	int fd = -1;
+
+	return exchange(port, req, want, ms, &fd) == 1 ? fd : -1;
 }
 
 static unsigned long long run(const char *name, const char *const *args, rlim_t limit,
@@ -116,31 +128,7 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
  * is closed. */
 static int probe(int port, const char *req, const char *want, unsigned ms)
 {
-	uint64_t end = now_ms() + ms;
-	char buf[64];
-	int fd = dial(port), ret = -1;
-	size_t got = 0, wl = strlen(want);
-
-	if (fd < 0)
-		return -1;
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
-		close(fd);
-		return 0;
-	}
-	while (ret < 0 && now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		r = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-			ret = 0;
-		else if (r > 0 && (got += (size_t)r) >= wl)
-			ret = !memcmp(buf, want, wl) ? 1 : 0;
-	}
-	close(fd);
-	return ret;
+	return exchange(port, req, want, ms, NULL);
 }
 
 /* utime + stime of @pid in clock ticks, or 0. */
