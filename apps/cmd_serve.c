@@ -17,11 +17,17 @@
  * full while a response is in flight stops reading until it is sent. The
  * stop is a cancel, and the kernel may have filled more buffers before it
  * lands (all it had, on a big pipelined write): what the head buffer has no
- * room for is kept in those provided buffers, in order, and copied in as
- * requests are answered; reading stays stopped until none is kept. So no
- * byte is dropped, and a connection holds at most the shard's provided
- * buffers, never more memory; a client that pipelines without reading is
- * held back by TCP once reading stops.
+ * room for is kept, in order, and copied in as requests are answered;
+ * reading stays stopped while anything is kept, so a client that pipelines
+ * without reading is held back by TCP. Kept bytes stay in their provided
+ * buffers, at most HOLD_MAX of them a connection, and only while more than
+ * a quarter of the shard's buffers are free; past either, the connection's
+ * kept bytes are copied into a spill buffer from the pool (at most
+ * SPILL_MAX, SPILL_SHARD for the shard) and its buffers given back at once,
+ * so a few pipelining clients never take the buffers every other
+ * connection reads with. Past the spill's bound the connection is closed
+ * (overflows). After the last answer, or at conn_close, what is kept is
+ * dropped at once.
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -77,13 +83,21 @@
  * is then held back by its socket, not by our memory. */
 #define HEADS_PAUSE (16u * 1024)
 #define HEADS_MAX (64u * 1024) /* the queue's bound: HEADS_PAUSE + a head, with room */
-#define HOLD_FIRST 16u /* entries of a connection's first array of kept buffers */
+/* Provided buffers one connection keeps (64 KB of 4 KB buffers): 60
+ * pipelining clients that read 4 KB/s each kept all 1024 of the shard's for
+ * the whole run, and no other connection could read a byte. */
+#define HOLD_MAX 16u
+#define SPILL_FIRST (64u * 1024)
+#define SPILL_MAX RP_POOL_MAX_CLASS /* 1 MB, the pool's largest object */
+#define SPILL_SHARD (64u << 20)	    /* a quarter of the shard's 256 MB pool */
 
 struct serve_stats {
 	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
-	uint64_t held_max; /* most provided buffers one connection kept at once */
+	uint64_t held_max;    /* most provided buffers one connection kept at once */
+	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
+	uint64_t spills;      /* kept bytes copied into a spill buffer (buffers given back) */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -105,6 +119,7 @@ struct sshard {
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	uint64_t now_ticks;
+	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	struct serve_stats st;
 };
 
@@ -115,10 +130,14 @@ struct sconn {
 	struct rp_op *recv_op;
 	char *buf; /* head buffer, or NULL while no request byte is pending */
 	size_t have;
-	/* buffers received while buf is full, oldest first: in[first, first+n)
-	 * of in_cap entries (from the pool, at most the shard's buffers) */
+	/* bytes received while buf is full, oldest first: first the spill's
+	 * [sp_off, sp_off + sp_len) of sp_cap bytes, then the provided buffers
+	 * in[in_first, in_first + in_n) (an array of HOLD_MAX from the pool).
+	 * Bytes go to the spill only after every buffer kept before them */
+	char *spill;
+	uint32_t sp_off, sp_len, sp_cap;
 	struct held *in;
-	unsigned in_first, in_n, in_cap;
+	unsigned in_first, in_n;
 	struct rp_http_parser p;
 	struct rp_file_entry *entry; /* the file of the response in flight */
 	unsigned ops;		     /* references: recv, response, the set-up */
@@ -156,6 +175,24 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 
 /* ---- connection life ---- */
 
+/* Give back every kept buffer and free the spill: input that will never be
+ * parsed (after the last answer, or closing) holds nothing of the shard's
+ * while a stuck send waits for its timeout. */
+static void drop_input(struct rp_shard *sh, struct sconn *c)
+{
+	for (unsigned i = 0; i < c->in_n; i++)
+		rp_buf_put(sh, c->in[c->in_first + i].bid);
+	rp_pool_free(c->in);
+	c->in = NULL;
+	c->in_first = c->in_n = 0;
+	if (c->spill) {
+		rp_pool_free(c->spill);
+		c->ss->spill_bytes -= c->sp_cap;
+		c->spill = NULL;
+		c->sp_off = c->sp_len = c->sp_cap = 0;
+	}
+}
+
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
@@ -169,9 +206,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	rp_pool_free(c->buf);
-	for (unsigned i = 0; i < c->in_n; i++)
-		rp_buf_put(sh, c->in[c->in_first + i].bid);
-	rp_pool_free(c->in);
+	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
 		close(c->fd);
@@ -189,6 +224,7 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	drop_input(sh, c);
 	/* no op to be had (pool empty): SHUT_RD ends the recv with EOF instead */
 	if (c->recv_op && !rp_cancel(sh, c->recv_op, NULL, NULL))
 		(void)shutdown(c->fd, SHUT_RD);
@@ -230,7 +266,7 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
-	if (c->keep_alive && c->buf && (c->have > c->p.req.head_len || c->in_n))
+	if (c->keep_alive && c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
 		o.flags = RP_FILE_SEND_MORE;
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
@@ -524,7 +560,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		rp_pool_free(c->buf); /* idle: no buffer held */
 		c->buf = NULL;
 	}
-	if (c->paused && !c->eof && !c->in_n) {
+	if (c->paused && !c->eof && !c->in_n && !c->sp_len) {
 		c->paused = false;
 		arm_recv(sh, c);
 	}
@@ -549,6 +585,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	}
 	if (!c->keep_alive) {
 		c->last = true;
+		drop_input(sh, c); /* never parsed: the buffers go back now */
 		if (!c->sending && !c->heads_out)
 			conn_close(sh, c); /* answered for the last time (a queue error) */
 	}
@@ -557,30 +594,28 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 
 /* ---- receiving ---- */
 
-/* Keep @cq's buffer at the end of c->in (grown from the pool as needed; a
- * connection never holds more than the shard's buffers, so rp_buf_count
- * entries always do). False when the pool has no room for the array. */
+/* Fewer than a quarter of the shard's provided buffers free (the low-water
+ * mark apps/cmd_echo.c pauses at): what connections keep then goes to their
+ * spill buffers, so three quarters at most are ever kept and the rest stay
+ * for the receives of every other connection. */
+static bool buffers_short(struct rp_shard *sh)
+{
+	unsigned n = rp_buf_count(sh);
+
+	return n - rp_buf_out(sh) < n / 4;
+}
+
+/* Keep @cq's buffer at the end of c->in (HOLD_MAX entries, made at the
+ * first). False when the array is full or the pool has no room for it. */
 static bool hold(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq)
 {
-	if (c->in_first + c->in_n == c->in_cap) {
-		unsigned cap = c->in_cap ? 2 * c->in_cap : HOLD_FIRST;
-		struct held *in;
-
-		if (c->in_first) { /* room at the front: move down */
-			memmove(c->in, c->in + c->in_first, c->in_n * sizeof(*c->in));
-			c->in_first = 0;
-		} else {
-			if (cap > rp_buf_count(sh))
-				cap = rp_buf_count(sh);
-			if (cap <= c->in_cap ||
-			    !(in = rp_pool_alloc(rp_shard_pool(sh), cap * sizeof(*in))))
-				return false;
-			if (c->in_n)
-				memcpy(in, c->in, c->in_n * sizeof(*in));
-			rp_pool_free(c->in);
-			c->in = in;
-			c->in_cap = cap;
-		}
+	if (!c->in && !(c->in = rp_pool_alloc(rp_shard_pool(sh), HOLD_MAX * sizeof(*c->in))))
+		return false;
+	if (c->in_first + c->in_n == HOLD_MAX) {
+		if (!c->in_first)
+			return false;
+		memmove(c->in, c->in + c->in_first, c->in_n * sizeof(*c->in));
+		c->in_first = 0;
 	}
 	c->in[c->in_first + c->in_n++] = (struct held){ cq->buf, (uint32_t)cq->res, cq->bid };
 	if (c->in_n > c->ss->st.held_max)
@@ -588,10 +623,76 @@ static bool hold(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq)
 	return true;
 }
 
-/* Copy kept buffers into the head buffer while it has room, in order;
- * each one emptied goes back to the shard, the array with the last. */
+/* Append @len bytes to c's spill (made, or grown by doubling, from the
+ * pool up to SPILL_MAX, within the shard's SPILL_SHARD). False: no room. */
+static bool spill_add(struct rp_shard *sh, struct sconn *c, const char *p, size_t len)
+{
+	struct sshard *ss = c->ss;
+
+	if (c->sp_off + c->sp_len + len > c->sp_cap) {
+		if (c->sp_len + len <= c->sp_cap) { /* room at the front: move down */
+			memmove(c->spill, c->spill + c->sp_off, c->sp_len);
+		} else {
+			size_t cap = c->sp_cap ? c->sp_cap : SPILL_FIRST;
+			char *sp;
+
+			while (cap < c->sp_len + len)
+				cap *= 2;
+			if (cap > SPILL_MAX || ss->spill_bytes - c->sp_cap + cap > SPILL_SHARD ||
+			    !(sp = rp_pool_alloc(rp_shard_pool(sh), cap)))
+				return false;
+			if (c->sp_len)
+				memcpy(sp, c->spill + c->sp_off, c->sp_len);
+			rp_pool_free(c->spill);
+			ss->spill_bytes = ss->spill_bytes - c->sp_cap + cap;
+			c->spill = sp;
+			c->sp_cap = (uint32_t)cap;
+		}
+		c->sp_off = 0;
+	}
+	memcpy(c->spill + c->sp_off + c->sp_len, p, len);
+	c->sp_len += (uint32_t)len;
+	return true;
+}
+
+/* Keep @cq's bytes behind what is kept: in its provided buffer (*@kept)
+ * while the connection keeps fewer than HOLD_MAX, nothing is spilled and
+ * the shard has buffers to spare; else the kept buffers are copied into
+ * the spill and given back, then @cq's bytes follow them. False: no room. */
+static bool keep(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq, bool *kept)
+{
+	if (!c->sp_len && c->in_n < HOLD_MAX && !buffers_short(sh) && hold(sh, c, cq)) {
+		*kept = true;
+		return true;
+	}
+	if (c->in_n)
+		ST_ADD(c->ss, spills, 1);
+	while (c->in_n) {
+		struct held *h = &c->in[c->in_first];
+
+		if (!spill_add(sh, c, h->p, h->len))
+			return false;
+		rp_buf_put(sh, h->bid);
+		c->in_first++;
+		c->in_n--;
+	}
+	c->in_first = 0;
+	return spill_add(sh, c, cq->buf, (size_t)cq->res);
+}
+
+/* Copy kept bytes into the head buffer while it has room, in order (the
+ * spill's, then the buffers'); each buffer emptied goes back to the shard,
+ * the spill and the array when empty. */
 static void refill(struct rp_shard *sh, struct sconn *c)
 {
+	if (c->sp_len && c->have < HEAD_BUF) {
+		size_t n = c->sp_len < HEAD_BUF - c->have ? c->sp_len : HEAD_BUF - c->have;
+
+		memcpy(c->buf + c->have, c->spill + c->sp_off, n);
+		c->have += n;
+		c->sp_off += (uint32_t)n;
+		c->sp_len -= (uint32_t)n;
+	}
 	while (c->in_n && c->have < HEAD_BUF) {
 		struct held *h = &c->in[c->in_first];
 		size_t n = h->len < HEAD_BUF - c->have ? h->len : HEAD_BUF - c->have;
@@ -609,7 +710,13 @@ static void refill(struct rp_shard *sh, struct sconn *c)
 	if (!c->in_n && c->in) {
 		rp_pool_free(c->in); /* no pool memory kept between bursts */
 		c->in = NULL;
-		c->in_first = c->in_cap = 0;
+		c->in_first = 0;
+	}
+	if (!c->sp_len && c->spill) {
+		rp_pool_free(c->spill);
+		c->ss->spill_bytes -= c->sp_cap;
+		c->spill = NULL;
+		c->sp_off = c->sp_cap = 0;
 	}
 }
 
@@ -623,34 +730,38 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (cq->res > 0 && c->last) {
 		rp_buf_put(sh, cq->bid); /* after the last answer: dropped */
 	} else if (cq->res > 0) {
+		uint64_t out = rp_buf_out(sh); /* @cq's buffer with them */
 		bool kept = false;
 
+		if (out > c->ss->st.buf_out_max)
+			ST_ADD(c->ss, buf_out_max, out - c->ss->st.buf_out_max);
 		if (!c->closing && !c->buf) {
 			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
 			c->have = 0;
 			c->head_start = c->ss->now_ticks;
 		}
-		if (!c->closing && c->buf && !c->in_n && c->have + (size_t)cq->res <= HEAD_BUF) {
+		if (!c->closing && c->buf && !c->in_n && !c->sp_len &&
+		    c->have + (size_t)cq->res <= HEAD_BUF) {
 			memcpy(c->buf + c->have, cq->buf, (size_t)cq->res);
 			c->have += (size_t)cq->res;
-		} else if (!c->closing && c->buf && hold(sh, c, cq)) {
-			kept = true; /* behind the others; what fits goes in now */
-			refill(sh, c);
+		} else if (!c->closing && c->buf && keep(sh, c, cq, &kept)) {
+			refill(sh, c); /* behind the others; what fits goes in now */
 		} else if (!c->closing) {
-			/* no memory for the head buffer or the array of kept
-			 * buffers (pool empty): never drop bytes silently */
+			/* no memory for the head buffer, or kept bytes past
+			 * the spill's bound (or the pool empty): never drop
+			 * bytes silently */
 			ST_ADD(c->ss, overflows, 1);
 			conn_close(sh, c);
 		}
 		if (!kept)
 			rp_buf_put(sh, cq->bid);
 		c->last_tick = c->ss->now_ticks;
-		/* buffers kept, or half full while a response is out: stop
+		/* bytes kept, or half full while a response is out: stop
 		 * reading until they are answered. Without an op (pool empty)
-		 * it keeps reading: a connection can keep at most the shard's
-		 * provided buffers. */
+		 * it keeps reading: what it keeps is bounded all the same
+		 * (HOLD_MAX buffers, then SPILL_MAX, then an overflow). */
 		if (c->buf && c->recv_op && !c->paused &&
-		    (c->in_n || (c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out)))) {
+		    (c->in_n || c->sp_len || (c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out)))) {
 			c->paused = rp_cancel(sh, c->recv_op, NULL, NULL) != NULL;
 			c->pausing = c->paused;
 		}
@@ -880,7 +991,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	fprintf(f,
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
-		"send_timeouts %llu resets %llu overflows %llu held_max %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
+		"spills %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -892,6 +1004,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.idle_closed, (unsigned long long)ss->st.send_timeouts,
 		(unsigned long long)ss->st.resets,
 		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.held_max,
+		rp_buf_out(sh), rp_buf_count(sh), (unsigned long long)ss->st.buf_out_max,
+		(unsigned long long)ss->st.spills,
 		(unsigned long long)ss->st.accept_errors,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
