@@ -22,6 +22,11 @@
  *              10 MB without reading: the server's RSS grows by under
  *              24 MB and its pool by under 1 MB (TCP holds the client
  *              back), and a fresh client is served beside it.
+ *   budget     40 clients pipeline 2 MB each, half reading 40 KB/s, half
+ *              never: one connection keeps at most 16 provided buffers,
+ *              all under 3/4 of the shard's 1024 (buf_out), a fresh
+ *              client is answered within 2 s, and every buffer is back
+ *              once they leave.
  *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
  *              once (30 with RP_TEST_REDUCED).
  *   fresh      a file replaced (rename) is served new within 1.5 s.
@@ -52,7 +57,8 @@
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts or deaf_bodies runs only those; none runs all.
+ * sigterm), timeouts or deaf_bodies runs only those, budget only deep pipe
+ * and budget (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -837,6 +843,13 @@ static long server_rss_kb(void)
 
 static uint64_t stat_of(const char *line, const char *name);
 
+/* Provided buffers the server's connections may keep in all: it copies
+ * them into spill buffers once fewer than a quarter of its 1024 are free
+ * (apps/cmd_serve.c, buffers_short), and one connection keeps at most 16
+ * (HOLD_MAX). */
+#define BUF_BUDGET (1024u * 3 / 4)
+#define HOLD_MAX 16u
+
 /* @n GETs of big.bin in one write, request i for bytes i*3..i*3+2: every
  * answer a 206 with its own Content-Range and bytes, in order. */
 static int deep_pipeline(unsigned n)
@@ -933,11 +946,11 @@ static void test_deep_pipeline(void)
 	      "deep pipeline: server RSS %ld KB -> %ld KB after %zu bytes pipelined unread", rss0,
 	      rss1, sent);
 	CHECK(server_stats(line, sizeof(line)), "stats");
-	/* kept buffers are the shard's own (1024 of 4 KB, never more); the
+	/* kept buffers are the shard's own, HOLD_MAX a connection at most; the
 	 * connection's own pool memory (head buffer, array of kept buffers,
-	 * queued heads) stays under 1 MB however much it sent */
+	 * spill, queued heads) stays under 1 MB however much it sent */
 	live1 = stat_of(line, "pool_live ");
-	CHECK(stat_of(line, "overflows ") == 0 && stat_of(line, "held_max ") <= 1024 &&
+	CHECK(stat_of(line, "overflows ") == 0 && stat_of(line, "held_max ") <= HOLD_MAX &&
 		      live1 < live0 + (1u << 20),
 	      "deep pipeline: overflows %llu, held_max %llu, pool_live %llu -> %llu",
 	      (unsigned long long)stat_of(line, "overflows "),
@@ -950,6 +963,136 @@ static void test_deep_pipeline(void)
 	       (unsigned long long)stat_of(line, "held_max "));
 	if (fd >= 0)
 		close(fd);
+	free(reqs);
+}
+
+/* A client with a small receive buffer, not connected-blocking: it
+ * pipelines and never reads. -1 if it cannot connect. */
+static int deaf_socket(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 40 clients pipeline 2 MB of GET /hello.txt each: the even ones read
+ * 4 KB every 100 ms, the odd ones never read. Each keeps the server's
+ * receive stopped while its answers go out, and each time it resumes the
+ * kernel fills as many provided buffers as it can before the next stop
+ * lands. They were kept until answered, up to all the shard's 1024 (a
+ * review's run of 60 clients reading 4 KB/s: buf_out 1024/1024 for 38 s,
+ * fresh clients accepted and never read). Now one connection keeps at
+ * most HOLD_MAX and all of them under BUF_BUDGET, checked while they
+ * pipeline; a fresh client, 2 s into the run, is answered within 2 s.
+ * Before the bound this run kept 99 buffers on one connection (held_max)
+ * but its fresh client was still answered: the bound, not the starvation,
+ * is what it catches. */
+static void test_pipeline_budget(void)
+{
+	enum { N = 40 };
+	static const char one[] = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char fresh_req[] = "GET /f05.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	const size_t span = sizeof(one) - 1, quota = (2u << 20) / span * span;
+	char *reqs = malloc(quota), line[2048], sink[4096];
+	size_t sent[N] = { 0 }, total = 0, got = 0;
+	uint64_t last_read[N] = { 0 }, t0 = now_ms(), fresh_at = 0, fresh_ms = 0, now, out = 0,
+		 cnt = 0, back_ms;
+	int fds[N], fresh = -1;
+	bool answered = false, stats_ok = false;
+	const char *v;
+
+	for (size_t at = 0; at < quota; at += span)
+		memcpy(reqs + at, one, span);
+	for (int i = 0; i < N; i++)
+		fds[i] = deaf_socket();
+	/* 6 s at most: 2 s of pipelining, then a fresh client given 2 s */
+	while ((now = now_ms()) - t0 < 6000) {
+		for (int i = 0; i < N; i++) {
+			ssize_t w;
+
+			if (fds[i] < 0)
+				continue;
+			if (sent[i] < quota) {
+				w = send(fds[i], reqs + sent[i], quota - sent[i],
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+				if (w > 0)
+					sent[i] += (size_t)w;
+			}
+			if (i % 2 == 0 && now - last_read[i] >= 100) {
+				last_read[i] = now;
+				(void)recv(fds[i], sink, sizeof(sink), MSG_DONTWAIT);
+			}
+		}
+		if (fresh < 0 && now - t0 >= 2000) {
+			fresh = dial();
+			fresh_at = now_ms();
+			CHECK(fresh >= 0 && send_all(fresh, fresh_req, sizeof(fresh_req) - 1),
+			      "pipeline budget: fresh client: dial or send");
+		}
+		if (fresh >= 0 && !answered) {
+			ssize_t r = recv(fresh, sink + got, sizeof(sink) - 1 - got, MSG_DONTWAIT);
+
+			if (r > 0)
+				got += (size_t)r;
+			sink[got] = 0;
+			if (strstr(sink, "\r\n\r\n")) {
+				answered = true;
+				fresh_ms = now_ms() - fresh_at;
+			}
+		}
+		if (fresh >= 0 && (answered || now - fresh_at > 2000))
+			break;
+		usleep(5000);
+	}
+	for (int i = 0; i < N; i++)
+		total += sent[i];
+	CHECK(answered && !strncmp(sink, "HTTP/1.1 200 ", 13) && fresh_ms <= 2000,
+	      "pipeline budget: a fresh client beside %d pipeliners (half never read) %s after "
+	      "%llu ms", N, answered ? "answered" : "unanswered",
+	      (unsigned long long)(answered ? fresh_ms : now_ms() - fresh_at));
+	/* while they still pipeline */
+	stats_ok = server_stats(line, sizeof(line));
+	CHECK(stats_ok, "pipeline budget: stats");
+	v = strstr(line, "buf_out ");
+	out = stat_of(line, "buf_out ");
+	cnt = v && strchr(v, '/') ? strtoull(strchr(v, '/') + 1, NULL, 10) : 0;
+	CHECK(v && cnt == 1024 && out <= BUF_BUDGET && stat_of(line, "held_max ") <= HOLD_MAX,
+	      "pipeline budget: buf_out %llu of %llu (budget %u), held_max %llu (at most %u) "
+	      "after %zu bytes pipelined by %d clients: %s",
+	      (unsigned long long)out, (unsigned long long)cnt, BUF_BUDGET,
+	      (unsigned long long)stat_of(line, "held_max "), HOLD_MAX, total, N, line);
+	printf("pipeline budget: %d clients pipelined %zu KB (half read 40 KB/s, half never): a "
+	       "fresh client answered in %llu ms, buf_out %llu/%llu (max %llu), held_max %llu, "
+	       "spills %llu, overflows %llu\n", N, total >> 10, (unsigned long long)fresh_ms,
+	       (unsigned long long)out, (unsigned long long)cnt,
+	       (unsigned long long)stat_of(line, "buf_out_max "),
+	       (unsigned long long)stat_of(line, "held_max "),
+	       (unsigned long long)stat_of(line, "spills "),
+	       (unsigned long long)stat_of(line, "overflows "));
+	if (fresh >= 0)
+		close(fresh);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	/* their connections end (reset): every buffer comes back */
+	t0 = now_ms();
+	while (now_ms() - t0 < 3000 && server_stats(line, sizeof(line)) &&
+	       (out = stat_of(line, "buf_out ")) != 0)
+		usleep(50 * 1000);
+	back_ms = now_ms() - t0;
+	CHECK(out == 0, "pipeline budget: buf_out %llu 3 s after the clients left",
+	      (unsigned long long)out);
+	printf("pipeline budget: every buffer back %llu ms after the clients left\n",
+	       (unsigned long long)back_ms);
 	free(reqs);
 }
 
@@ -1511,7 +1654,8 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
-				"tests: main (statuses to sigterm), timeouts, deaf_bodies\n");
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies, budget "
+				"(deep pipe and budget of main)\n");
 		return 2;
 	}
 	bin = argv[1];
@@ -1530,6 +1674,7 @@ int main(int argc, char **argv)
 		test_keepalive_and_pipelining();
 		test_pipelined_heads();
 		test_deep_pipeline();
+		test_pipeline_budget();
 		test_big();
 		test_many_clients();
 		test_changing_under_load();
@@ -1545,6 +1690,15 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 50; i++)
 			if (held[i] >= 0)
 				close(held[i]);
+	}
+	if (argc >= 3 && wanted(argc, argv, "budget")) { /* main runs it too */
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_deep_pipeline();
+		test_pipeline_budget();
+		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "timeouts"))
 		test_timeouts();
