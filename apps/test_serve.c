@@ -823,24 +823,6 @@ static void *send_thread(void *arg)
 	return NULL;
 }
 
-/* The server's resident set (VmRSS) in KB, or -1. */
-static long server_rss_kb(void)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)server);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 static uint64_t stat_of(const char *line, const char *name);
 
 /* Provided buffers the server's connections may keep in all: it copies
@@ -918,7 +900,7 @@ static void test_deep_pipeline(void)
 	chunk -= chunk % (sizeof(one) - 1);
 	CHECK(server_stats(line, sizeof(line)), "stats");
 	live0 = stat_of(line, "pool_live ");
-	rss0 = server_rss_kb();
+	rss0 = rss_kb(server);
 	fd = dial();
 	end = now_ms() + 15000;
 	while (fd >= 0 && sent < total && now_ms() < end) {
@@ -938,7 +920,7 @@ static void test_deep_pipeline(void)
 			break;
 		}
 	}
-	rss1 = server_rss_kb();
+	rss1 = rss_kb(server);
 	fresh = fetch("GET /f03.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
 	resp_free(&r);
 	CHECK(fresh == 200, "deep pipeline: a fresh client beside a deaf pipeliner got %d", fresh);
