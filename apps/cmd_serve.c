@@ -97,7 +97,7 @@ struct serve_stats {
 		resets, accept_errors, overflows;
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
-	uint64_t spills;      /* kept bytes copied into a spill buffer (buffers given back) */
+	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -665,8 +665,8 @@ static bool keep(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq, 
 		*kept = true;
 		return true;
 	}
-	if (c->in_n)
-		ST_ADD(c->ss, spills, 1);
+	if (!c->sp_len)
+		ST_ADD(c->ss, spills, 1); /* a spill starts (from kept buffers or this one) */
 	while (c->in_n) {
 		struct held *h = &c->in[c->in_first];
 
@@ -992,7 +992,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
-		"spills %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"spills %llu spill_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -1005,7 +1005,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.resets,
 		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.held_max,
 		rp_buf_out(sh), rp_buf_count(sh), (unsigned long long)ss->st.buf_out_max,
-		(unsigned long long)ss->st.spills,
+		(unsigned long long)ss->st.spills, (unsigned long long)ss->spill_bytes,
 		(unsigned long long)ss->st.accept_errors,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
