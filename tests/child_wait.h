@@ -3,17 +3,23 @@
  * A bounded wait for a forked child, shared by the test programs that
  * run a case in a child of its own (a re-executed one, a namespace): a
  * hung child is killed and reported, never waited for past the test's
- * time.
+ * time. Their users are cmocka tests: child_expect_ok() reports through it.
  */
 #ifndef RP_TESTS_CHILD_WAIT_H
 #define RP_TESTS_CHILD_WAIT_H
 
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 /* Wait for @pid at most @secs seconds (WNOHANG every 10 ms). Returns true
  * with its status in *@status; false when it was still running (then
@@ -36,6 +42,21 @@ static inline bool child_wait(pid_t pid, double secs, int *status)
 	kill(pid, SIGKILL);
 	(void)waitpid(pid, status, 0);
 	return false;
+}
+
+/* Wait for @pid as child_wait does and judge it: still running fails the
+ * test ("@what still running after N s, killed"), an exit of 77 skips it
+ * (the child printed why), any other exit but 0 fails it. */
+static inline void child_expect_ok(pid_t pid, double secs, const char *what)
+{
+	int status = 0;
+
+	if (!child_wait(pid, secs, &status))
+		fail_msg("%s still running after %.0f s, killed", what, secs);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 #endif /* RP_TESTS_CHILD_WAIT_H */

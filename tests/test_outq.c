@@ -594,7 +594,6 @@ static void test_veth(void **state)
 	char self[4096];
 	ssize_t n;
 	pid_t pid;
-	int status = 0;
 
 	(void)state;
 	if (geteuid() != 0) {
@@ -615,12 +614,7 @@ static void test_veth(void **state)
 		execl(self, self, "--veth-child", (char *)NULL);
 		_exit(3);
 	}
-	if (!child_wait(pid, VETH_WAIT_S, &status))
-		fail_msg("veth child still running after %.0f s, killed", VETH_WAIT_S);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		skip();
-	assert_int_equal(WEXITSTATUS(status), 0);
+	child_expect_ok(pid, VETH_WAIT_S, "veth child");
 }
 
 /* ---- batching ---- */
