@@ -141,8 +141,18 @@ static struct rp_file_send_stats *stats(struct rp_shard *sh)
 	return &tls.st;
 }
 
-/* An empty pipe of at least 64 KB: from the stash, or a new one. */
-static int pipe_get(struct fsend *f)
+static void pipe_put(struct fsend *f);
+
+/* An empty pipe: from the stash, or a new one, grown to PIPE_BYTES where the
+ * kernel lets it. A pipe made while the user's pipe budget
+ * (fs.pipe-user-pages-soft, 64 MB here; root is exempt) is spent gets two
+ * pages and cannot grow; one made while pipe-max-size is below PIPE_BYTES
+ * stays at 64 KB. A stashed pipe smaller than @need tries to grow again
+ * (the budget may have come back). Fewer than @need bytes after that:
+ * -ENOBUFS, the pipe back in the stash (a cached body goes by sendfile(2)
+ * then: through a short pipe it would take two syscalls a pipeful, not
+ * two a body, which is all splice had over sendfile). */
+static int pipe_get(struct fsend *f, size_t need)
 {
 	int sz;
 
@@ -153,6 +163,9 @@ static int pipe_get(struct fsend *f)
 		f->pipe[0] = p->fd[0];
 		f->pipe[1] = p->fd[1];
 		sz = (int)p->size;
+		if ((size_t)sz < need && (size_t)sz < PIPE_BYTES &&
+		    fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES) > 0)
+			sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
 	} else {
 		if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC)) {
 			f->pipe[0] = f->pipe[1] = -1;
@@ -162,6 +175,11 @@ static int pipe_get(struct fsend *f)
 		sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
 	}
 	f->pipe_sz = sz > 0 ? (size_t)sz : 65536;
+	if (f->pipe_sz < need) {
+		tls.st.pipe_short++;
+		pipe_put(f);
+		return -ENOBUFS;
+	}
 	if (sz > 0 && (size_t)sz < f->chunk)
 		f->chunk = (size_t)sz;
 	return 0;
@@ -664,6 +682,14 @@ static bool cached_by_splice(unsigned flags, uint64_t len)
 	return len > CACHED_SPLICE_MIN && len <= CACHED_SPLICE_MAX;
 }
 
+/* The pipe a cached body by splice needs: the whole body, so that it goes
+ * in one fill and one send (what made splice the cheaper path there);
+ * forced by the caller, any pipe. */
+static size_t pipe_need(unsigned flags, uint64_t len)
+{
+	return (flags & RP_FILE_SEND_CACHED_SPLICE) ? 0 : (size_t)len;
+}
+
 int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
 		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
 		 rp_file_send_fn done, void *arg)
@@ -737,7 +763,7 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 	if (resident(sh, file, off, len < f->chunk ? len : f->chunk)) {
 		f->path = PATH_SENDFILE;
 		f->acct = PATH_SENDFILE;
-		if (cached_by_splice(f->flags, len) && !pipe_get(f)) {
+		if (cached_by_splice(f->flags, len) && !pipe_get(f, pipe_need(f->flags, len))) {
 			f->path = PATH_SPLICE; /* the splice machinery, filled here */
 			f->fill_here = true;
 			st->shard_splice++;
@@ -746,7 +772,7 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 	} else {
 		f->path = PATH_SPLICE;
 		st->not_cached++;
-		if (pipe_get(f))
+		if (pipe_get(f, 0))
 			f->path = PATH_SENDFILE; /* no pipe: the shard reads the disk itself */
 		f->acct = f->path;
 		st->calls[f->path]++;

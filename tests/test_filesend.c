@@ -9,14 +9,21 @@
  * io-wq (a body dropped from the page cache first), header only; and the
  * failures: a file shorter than the range (-EIO) on every path. No
  * descriptor outlives the shard (its stashed pipes close with its thread).
+ * A user whose pipe budget is spent (a child of its own, as nobody) gets a
+ * body that would go by splice through a short pipe sent by sendfile(2).
  */
 #include <dirent.h>
+#include <grp.h>
+#include <unistd.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <ringplane/filesend.h>
 
+#include "child_wait.h"
 #include "engine_test.h"
 
 static struct {
@@ -191,13 +198,14 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	pthread_join(th, NULL);
 	rt_end(rt);
 	print_message("# %zu B file, [%llu, +%llu)%s: res %lld, paths small/sendfile/splice "
-		      "%llu/%llu/%llu, at once %llu, shard splice %llu, waits %llu, not cached %llu\n",
+		      "%llu/%llu/%llu, at once %llu, shard splice %llu, waits %llu, not cached %llu, "
+		      "pipe short %llu\n",
 		      size, (unsigned long long)off, (unsigned long long)len,
 		      T.hlen ? "" : " no header", (long long)T.res,
 		      (unsigned long long)T.st.calls[0], (unsigned long long)T.st.calls[1],
 		      (unsigned long long)T.st.calls[2], (unsigned long long)T.st.small_direct,
 		      (unsigned long long)T.st.shard_splice, (unsigned long long)T.st.waits,
-		      (unsigned long long)T.st.not_cached);
+		      (unsigned long long)T.st.not_cached, (unsigned long long)T.st.pipe_short);
 	assert_int_equal(T.res, want_res);
 	if (want_res >= 0) {
 		uint8_t *body;
@@ -354,7 +362,86 @@ static void test_short_file_is_eio(void **state)
 	assert_int_equal(T.st.shard_splice, 1);
 }
 
-int main(void)
+/* As nobody, with every page of that user's pipe budget held
+ * (fs.pipe-user-pages-soft; root is exempt from it): a new pipe gets two
+ * pages and cannot grow, so a 512 KB cached body, which would go by splice
+ * through a 1 MB pipe, goes by sendfile (pipe_short). With the pipes given
+ * back, the next shard splices it again. Runs in a child (re-executed):
+ * the uid change is for good. */
+static void pipe_budget_case(void **state)
+{
+	enum { MAX_PIPES = 400 };
+	static int held[MAX_PIPES][2];
+	unsigned n = 0;
+	int sz = 1 << 20;
+
+	(void)state;
+	while (n < MAX_PIPES) {
+		if (pipe2(held[n], O_CLOEXEC))
+			break;
+		(void)fcntl(held[n][1], F_SETPIPE_SZ, 1 << 20);
+		sz = fcntl(held[n][1], F_GETPIPE_SZ);
+		n++;
+		if (sz < 65536)
+			break; /* made past the soft limit: the budget is spent */
+	}
+	print_message("# %u pipes held as nobody, the last %d B\n", n, sz);
+	if (sz >= 65536) {
+		/* no budget to spend (fs.pipe-user-pages-soft 0) or too many
+		 * descriptors: nothing to show */
+		for (unsigned i = 0; i < n; i++) {
+			close(held[i][0]);
+			close(held[i][1]);
+		}
+		skip();
+	}
+	run(1u << 20, 4096, 512u << 10, false, 0, 0, 1);
+	assert_int_equal(T.st.pipe_short, 1);
+	assert_int_equal(T.st.shard_splice, 0);
+	for (unsigned i = 0; i < n; i++) {
+		close(held[i][0]);
+		close(held[i][1]);
+	}
+	run(1u << 20, 4096, 512u << 10, false, 0, 0, 1);
+	assert_int_equal(T.st.pipe_short, 0);
+	assert_int_equal(T.st.shard_splice, 1);
+}
+
+static int child_main(void)
+{
+	const struct CMUnitTest one[] = {
+		cmocka_unit_test_setup(pipe_budget_case, zero_T),
+	};
+
+	if (geteuid() != 0) {
+		printf("# pipe budget: needs root to become nobody\n");
+		return 77;
+	}
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) {
+		printf("# pipe budget: cannot become nobody: %s\n", strerror(errno));
+		return 77;
+	}
+	return cmocka_run_group_tests_name("filesend-pipe-budget", one, NULL, NULL) ? 1 : 0;
+}
+
+static char self_exe[4096];
+
+static void test_pipe_budget_spent_goes_by_sendfile(void **state)
+{
+	pid_t pid;
+
+	(void)state;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(self_exe, self_exe, "--child-pipe-budget", (char *)NULL);
+		_exit(3);
+	}
+	child_expect_ok(pid, WAIT_S, "pipe budget child:");
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest all[] = {
 		cmocka_unit_test_setup(test_small_path, zero_T),
@@ -368,9 +455,19 @@ int main(void)
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),
 		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
+		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),
 	};
+	ssize_t l;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && !strcmp(argv[1], "--child-pipe-budget")) {
+		watchdog("filesend-pipe-budget", 60);
+		return child_main();
+	}
+	l = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (l <= 0)
+		return 1;
+	self_exe[l] = 0;
 	watchdog("filesend", 120);
 	return cmocka_run_group_tests_name("filesend", all, NULL, NULL);
 }

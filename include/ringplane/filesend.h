@@ -22,7 +22,9 @@
  *   default (and any with RP_FILE_SEND_CACHED_SPLICE), splice(2) file ->
  *   pipe -> socket
  *   on the shard thread (a pipe of up to 1 MB, kept by the shard for the
- *   next body);
+ *   next body; by default only when the pipe holds the whole body: one
+ *   the user's pipe budget leaves smaller sends the body by sendfile(2),
+ *   counted in pipe_short);
  * - splice: a body not in the page cache: IORING_OP_SPLICE file -> pipe (the
  *   kernel runs it in io-wq, so a disk read never blocks the shard), then
  *   pipe -> socket with splice(2) on the shard thread when writable.
@@ -93,6 +95,11 @@ struct rp_file_send_stats {
 				  one send) instead of by the ring's read -> send */
 	uint64_t shard_splice; /* cached bodies (of calls[1]) sent by splice(2) through a
 				  pipe on the shard rather than by sendfile(2) */
+	uint64_t pipe_short;   /* pipes smaller than the body that chose splice (the
+				  user's pipe budget, fs.pipe-user-pages-soft, spent, or
+				  pipe-max-size below 1 MB): such a cached body goes by
+				  sendfile(2) instead (counted in calls[1], not in
+				  shard_splice) */
 };
 
 /* This shard's counters. Call on the shard. */
