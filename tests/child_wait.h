@@ -23,7 +23,8 @@
 
 /* Wait for @pid at most @secs seconds (WNOHANG every 10 ms). Returns true
  * with its status in *@status; false when it was still running (then
- * killed with SIGKILL and reaped) or waitpid failed. */
+ * killed with SIGKILL and reaped) or waitpid failed (then *@status is -1
+ * and nothing is killed: the pid may no longer be ours). */
 static inline bool child_wait(pid_t pid, double secs, int *status)
 {
 	struct timespec t0, t;
@@ -32,6 +33,8 @@ static inline bool child_wait(pid_t pid, double secs, int *status)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		w = waitpid(pid, status, WNOHANG);
+		if (w < 0)
+			*status = -1;
 		if (w != 0)
 			return w == pid;
 		clock_gettime(CLOCK_MONOTONIC, &t);
@@ -51,8 +54,11 @@ static inline void child_expect_ok(pid_t pid, double secs, const char *what)
 {
 	int status = 0;
 
-	if (!child_wait(pid, secs, &status))
+	if (!child_wait(pid, secs, &status)) {
+		if (status == -1)
+			fail_msg("%s: waitpid failed, no exit status", what);
 		fail_msg("%s still running after %.0f s, killed", what, secs);
+	}
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77)
 		skip();
