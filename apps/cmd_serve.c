@@ -29,6 +29,18 @@
  * (overflows). After the last answer, or at conn_close, what is kept is
  * dropped at once.
  *
+ * Closing (RFC 9112 9.6): once the last answer (Connection: close, HTTP/1.0,
+ * an error's) is in the kernel whole, the connection lingers
+ * (conn_linger): shutdown(SHUT_WR) puts the FIN behind the answer, and the
+ * receive stays armed and drops what still comes (the rest of a refused
+ * head, requests pipelined behind the last, a body), its buffers given back
+ * at once, until the peer's EOF; a close with those bytes unread would be
+ * a reset, and a reset makes the client's kernel drop the answer it has not
+ * read yet. The tick ends a linger after --linger-timeout without a byte or
+ * --linger-time in all (lingered, linger_timeouts, linger_bytes). What is
+ * not a graceful end never lingers: the idle keep-alive close, the header
+ * timeout, an overflow, a failed send, an abort (SO_LINGER 0), the stop.
+ *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
  * openat2(RESOLVE_BENEATH) on the root: nothing outside it is reachable by
@@ -90,6 +102,16 @@
 #define SPILL_FIRST (64u * 1024)
 #define SPILL_MAX RP_POOL_MAX_CLASS /* 1 MB, the pool's largest object */
 #define SPILL_SHARD (64u << 20)	    /* a quarter of the shard's 256 MB pool */
+/* Lingering close (conn_linger): Apache's lingering close waits 2 s for
+ * each read (SECONDS_TO_LINGER); nginx bounds the whole at lingering_time
+ * (30 s) and each wait at lingering_timeout (5 s). A peer that still sends
+ * after its answer sends what it wrote with its request (a body, pipelined
+ * requests), in one burst: 2 s without a byte means it stopped, or it
+ * dribbles on purpose. 10 s in all bounds a peer that keeps sending: each
+ * lingering connection holds a descriptor and its struct, and its bytes
+ * are dropped as they come, so 10 s of them costs no memory. */
+#define LINGER_TIMEOUT_S 2u
+#define LINGER_TIME_S	 10u
 
 struct serve_stats {
 	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
@@ -98,6 +120,9 @@ struct serve_stats {
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
+	uint64_t lingered;    /* lingering closes started (FIN sent, input drained) */
+	uint64_t linger_timeouts; /* lingering ended by its bound, not by the peer's EOF */
+	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -120,6 +145,7 @@ struct sshard {
 	struct sconn *conns;
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
+	uint64_t lingering;   /* connections lingering now */
 	struct serve_stats st;
 };
 
@@ -157,6 +183,10 @@ struct sconn {
 	 * until the close (answered once, however the rest arrives) */
 	bool last;
 	bool pausing; /* the recv in flight was cancelled for a pause */
+	/* the last answer is in the socket whole and its FIN behind it: input
+	 * is read and dropped until the peer's EOF or the linger bound */
+	bool lingering;
+	uint64_t linger_start, linger_tick; /* ticks: lingering began, its last byte */
 };
 
 static struct {
@@ -165,11 +195,13 @@ static struct {
 	int *lfds;
 	struct sshard **ss;
 	uint64_t header_ticks, idle_ticks;
+	uint64_t linger_ticks, linger_idle_ticks; /* --linger-time, --linger-timeout */
 } g;
 
 static void conn_next(struct rp_shard *sh, struct sconn *c);
 static bool conn_answer(struct rp_shard *sh, struct sconn *c);
 static void arm_recv(struct rp_shard *sh, struct sconn *c);
+static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 static void refill(struct rp_shard *sh, struct sconn *c);
 static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 
@@ -205,6 +237,8 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 		c->ss->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->lingering)
+		c->ss->lingering--;
 	rp_pool_free(c->buf);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
@@ -230,6 +264,63 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 		(void)shutdown(c->fd, SHUT_RD);
 }
 
+/* After the last answer: read again (a pause lifted; a cancel still in
+ * flight re-arms at its end), every byte to be dropped. False when no
+ * receive can be had. */
+static bool read_to_drop(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->closing)
+		return false;
+	c->paused = false;
+	if (c->recv_op || c->eof)
+		return true;
+	c->recv_op = rp_recv_multishot(sh, c->fd, on_recv, c);
+	if (!c->recv_op)
+		return false;
+	c->ops++;
+	return true;
+}
+
+/*
+ * The last answer was handed to the kernel whole: close gracefully. A
+ * close(2) with unread input sends a reset instead of a FIN, and a reset
+ * makes the peer's kernel drop what it has not read of the answer (the
+ * rest of a refused request, a pipelined request after `Connection:
+ * close`: RFC 9112 9.6). So the FIN goes out now, behind the answer
+ * (shutdown SHUT_WR), and the receive stays armed to read and drop what
+ * comes (its buffers given back at once, no head buffer, no spill) until
+ * the peer's EOF, an error, or the linger bound of the tick: no byte for
+ * --linger-timeout, or --linger-time in all; then the close may be a reset
+ * (counted in linger_timeouts). Closed at once when the peer's EOF came
+ * already (nothing can be unread), when lingering is off, when the shard
+ * stops, or when no receive can be had (pool empty).
+ *
+ * shutdown(2) runs here on the shard thread, not as IORING_OP_SHUTDOWN:
+ * the kernel punts that op to io-wq (net/relay_core.c's half_close
+ * measured it on the churn row); on TCP it queues the FIN, never blocks.
+ */
+static void conn_linger(struct rp_shard *sh, struct sconn *c)
+{
+	struct sshard *ss = c->ss;
+
+	if (c->closing || c->lingering)
+		return;
+	c->last = true;
+	drop_input(sh, c);
+	rp_pool_free(c->buf);
+	c->buf = NULL;
+	c->have = 0;
+	if (c->eof || !g.linger_ticks || rp_shard_stopping(sh) || c->q_failed ||
+	    c->send_timed_out || shutdown(c->fd, SHUT_WR) || !read_to_drop(sh, c)) {
+		conn_close(sh, c);
+		return;
+	}
+	c->lingering = true;
+	c->linger_start = c->linger_tick = ss->now_ticks;
+	ss->lingering++;
+	ST_ADD(ss, lingered, 1);
+}
+
 /* ---- responses ---- */
 
 static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
@@ -249,7 +340,9 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 	}
 	c->last_tick = c->ss->now_ticks;
-	if (!c->keep_alive || rp_shard_stopping(sh))
+	if (!c->keep_alive && res >= 0)
+		conn_linger(sh, c); /* the last answer is out whole */
+	else if (!c->keep_alive || rp_shard_stopping(sh))
 		conn_close(sh, c);
 	else
 		conn_next(sh, c);
@@ -297,7 +390,7 @@ static void head_released(void *arg, const void *buf, size_t len)
 		else
 			file_send(sh, c, NULL, 0, c->body_off, c->body_len);
 	} else if (!c->keep_alive) {
-		conn_close(sh, c);
+		conn_linger(sh, c); /* the last answer is out whole (q failed: closing) */
 	} else {
 		conn_next(sh, c);
 	}
@@ -588,6 +681,12 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		drop_input(sh, c); /* never parsed: the buffers go back now */
 		if (!c->sending && !c->heads_out)
 			conn_close(sh, c); /* answered for the last time (a queue error) */
+		else
+			/* what still comes is dropped as it arrives: a client
+			 * that writes the rest of its request before it reads
+			 * is not held back while its answer goes out (without
+			 * a receive now, conn_linger tries again) */
+			(void)read_to_drop(sh, c);
 	}
 	return c->keep_alive;
 }
@@ -729,6 +828,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 	if (cq->res > 0 && c->last) {
 		rp_buf_put(sh, cq->bid); /* after the last answer: dropped */
+		ST_ADD(c->ss, linger_bytes, (uint64_t)cq->res);
+		if (c->lingering)
+			c->linger_tick = c->ss->now_ticks;
 	} else if (cq->res > 0) {
 		uint64_t out = rp_buf_out(sh); /* @cq's buffer with them */
 		bool kept = false;
@@ -781,7 +883,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			ST_ADD(c->ss, resets, 1);
 		c->eof = true;
 		c->paused = false;
-		if (!c->sending && !c->heads_out)
+		if (c->lingering)
+			conn_close(sh, c); /* the peer's EOF (or an error) ends it */
+		else if (!c->sending && !c->heads_out)
 			conn_next(sh, c); /* answers what is whole, then closes */
 	}
 	conn_put(sh, c);
@@ -886,6 +990,18 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	rp_app_accept_poke(sh, &ss->acc);
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
+		if (c->lingering) {
+			/* no byte for --linger-timeout, --linger-time in all,
+			 * or the accept down (EMFILE, memory short: what
+			 * lingers was answered, its descriptor is wanted) */
+			if (!c->closing &&
+			    (ss->now_ticks - c->linger_tick > g.linger_idle_ticks ||
+			     ss->now_ticks - c->linger_start > g.linger_ticks || ss->acc.down)) {
+				ST_ADD(ss, linger_timeouts, 1);
+				conn_close(sh, c);
+			}
+			continue;
+		}
 		if (c->heads_out) {
 			/* answers queued, none sent and none of the socket's
 			 * bytes acknowledged for the keep-alive timeout (closing
@@ -992,7 +1108,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
-		"spills %llu spill_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
+		"linger_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -1006,6 +1123,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.overflows, (unsigned long long)ss->st.held_max,
 		rp_buf_out(sh), rp_buf_count(sh), (unsigned long long)ss->st.buf_out_max,
 		(unsigned long long)ss->st.spills, (unsigned long long)ss->spill_bytes,
+		(unsigned long long)ss->st.lingered, (unsigned long long)ss->lingering,
+		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
@@ -1099,6 +1218,7 @@ static void usage(FILE *f)
 		"usage: ringplane serve --listen HOST:PORT --root DIR [--shards N] [--cpus LIST]\n"
 		"                       [--mode auto|splice|copy]\n"
 		"                       [--header-timeout S] [--keepalive-timeout S]\n"
+		"                       [--linger-timeout S] [--linger-time S]\n"
 		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
 		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
@@ -1110,6 +1230,12 @@ static void usage(FILE *f)
 		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds, and\n"
 		"                           abort a response that moves no byte for as long\n"
 		"                           (default 30)\n"
+		"  --linger-timeout S       after the last answer of a connection (Connection: close,\n"
+		"                           an error), its FIN is sent and what the client still\n"
+		"                           sends is read and dropped until its EOF; close when no\n"
+		"                           byte came for S seconds (default 2)\n"
+		"  --linger-time S          ... or S seconds after the answer in all (default 10;\n"
+		"                           0: no lingering, close at once)\n"
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --no-pin                 do not pin shard threads\n");
@@ -1125,6 +1251,8 @@ int rp_cmd_serve(int argc, char **argv)
 		{ "mode", required_argument, NULL, 'm' },
 		{ "header-timeout", required_argument, NULL, 'H' },
 		{ "keepalive-timeout", required_argument, NULL, 'K' },
+		{ "linger-timeout", required_argument, NULL, 'T' },
+		{ "linger-time", required_argument, NULL, 'L' },
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "no-pin", no_argument, NULL, 'n' },
@@ -1136,7 +1264,7 @@ int rp_cmd_serve(int argc, char **argv)
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { 0 };
 	const char *root = NULL;
-	unsigned hdr_s = 10, ka_s = 30, mode = 0;
+	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1167,6 +1295,14 @@ int rp_cmd_serve(int argc, char **argv)
 			if (rp_arg_uint("serve", "--keepalive-timeout", optarg, 1, 86400, &ka_s))
 				return RP_EXIT_USAGE;
 			break;
+		case 'T':
+			if (rp_arg_uint("serve", "--linger-timeout", optarg, 1, 3600, &lt_s))
+				return RP_EXIT_USAGE;
+			break;
+		case 'L':
+			if (rp_arg_uint("serve", "--linger-time", optarg, 0, 3600, &lg_s))
+				return RP_EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
@@ -1187,6 +1323,8 @@ int rp_cmd_serve(int argc, char **argv)
 	}
 	g.header_ticks = (uint64_t)hdr_s * 1000000000ull / TICK_NS;
 	g.idle_ticks = (uint64_t)ka_s * 1000000000ull / TICK_NS;
+	g.linger_idle_ticks = (uint64_t)lt_s * 1000000000ull / TICK_NS;
+	g.linger_ticks = (uint64_t)lg_s * 1000000000ull / TICK_NS;
 
 	rp_app_raise_nofile();
 	rp_app_block_signals(&sigs);
@@ -1204,8 +1342,11 @@ int rp_cmd_serve(int argc, char **argv)
 		goto out;
 	if (rp_app_start("serve", rt, &o.ss))
 		goto out;
-	fprintf(stderr, "ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, %s\n",
-		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, rp_engine_features(rt));
+	fprintf(stderr,
+		"ringplane serve: %u shard%s, root %s, header timeout %u s, keep-alive %u s, "
+		"linger %u s idle / %u s, %s\n",
+		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, lt_s, lg_s,
+		rp_engine_features(rt));
 	ret = rp_app_run(rt, &sigs, o.interval, print_stats, rt);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:

@@ -55,10 +55,19 @@
  *              (opening the FIFO for reading blocked the shard for good),
  *              and the next client is served.
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
+ *   linger     lingering close: a Connection: close request with 64 KB or
+ *              256 KB pipelined behind it in one write, and a malformed
+ *              head with more behind it and writes for 1 s after: the whole
+ *              answer, then EOF, never a reset (a close with their bytes
+ *              unread reset them); a client that sends on after its answer
+ *              is reset at --linger-time (linger_timeouts); one that reads
+ *              to EOF and closes is gone from the server at once, one that
+ *              stays silent at --linger-timeout, not reset; keep-alive
+ *              never lingers; SIGTERM with one lingering exits 0 in 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts or deaf_bodies runs only those, budget only deep pipe
- * and budget (main runs them too); none runs all.
+ * sigterm), timeouts, deaf_bodies or linger runs only those, budget only
+ * deep pipe and budget (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -86,6 +95,7 @@
 
 #define BIG (8u << 20)
 #define MID (3u << 20)
+#define SMALL 16384u
 
 static bool reduced;
 static char root[64];
@@ -351,6 +361,7 @@ static void make_root(void)
 		big[i] = (uint8_t)((i * 2654435761u) >> 13);
 	put("big.bin", big, BIG);
 	put("mid.bin", big, MID);
+	put("small.bin", big, SMALL);
 	for (int i = 0; i < 30; i++) {
 		char name[32], text[64];
 
@@ -1625,6 +1636,385 @@ static void test_deaf_bodies(void)
 	CHECK(server_stop(5000) == 0, "stop");
 }
 
+/* ---- lingering close ---- */
+
+/* A client socket with a 5 s bound on sends too (dial bounds receives). */
+static int dial_bounded(void)
+{
+	struct timeval tv = {.tv_sec = 5};
+	int fd = dial();
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Read @fd into @out until EOF (0), an error (-errno: ECONNRESET is the
+ * server's close with our bytes unread), a full @cap (-ENOSPC) or @ms
+ * (-ETIMEDOUT); *@got: the bytes read. */
+static int read_to_end(int fd, uint8_t *out, size_t cap, size_t *got, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	*got = 0;
+	while (now_ms() < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = recv(fd, out + *got, cap - *got, MSG_DONTWAIT);
+		if (r == 0)
+			return 0;
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (r > 0 && (*got += (size_t)r) == cap)
+			return -ENOSPC;
+	}
+	return -ETIMEDOUT;
+}
+
+/* Exactly one answer in @b[0, @n): status @status, Content-Length @wlen
+ * and the body @want byte for byte, nothing after it. */
+static bool one_answer(const uint8_t *b, size_t n, int status, const uint8_t *want, size_t wlen)
+{
+	const uint8_t *e = memmem(b, n, "\r\n\r\n", 4);
+	struct resp r = {0};
+	size_t hlen;
+	const char *cl;
+
+	if (!e || (hlen = (size_t)(e - b) + 4) >= sizeof(r.head) || n < 12)
+		return false;
+	memcpy(r.head, b, hlen);
+	r.head[hlen] = 0;
+	cl = field(&r, "Content-Length");
+	return !strncmp(r.head, "HTTP/1.1 ", 9) && atoi(r.head + 9) == status && cl &&
+	       atoll(cl) == (long long)wlen && n == hlen + wlen && !memcmp(b + hlen, want, wlen);
+}
+
+static const char *end_name(int end)
+{
+	return end == 0 ? "EOF" : end == -ETIMEDOUT ? "no EOF within 5 s" : strerror(-end);
+}
+
+/* The server's "lingering" gauge back to @want within @ms; its line in @line. */
+static bool lingering_back(char *line, size_t cap, uint64_t want, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	do {
+		if (server_stats(line, cap) && stat_of(line, " lingering ") == want)
+			return true;
+		usleep(50 * 1000);
+	} while (now_ms() < end);
+	return false;
+}
+
+/*
+ * A request with Connection: close and @extra more bytes in the same write
+ * (pipelined GETs, as a client that pipelines behind its last request
+ * sends them), then @more in 16 KB writes: the whole answer, then EOF.
+ * Closing with bytes unread, or with bytes still on their way, sent a
+ * reset, and the client read ECONNRESET (or lost the answer) instead of
+ * the end. Against the server without lingering, 2 runs of 10 each: 64 KB
+ * alone passed 20 of 20 (read and dropped before the answer was out),
+ * 256 KB 15 of 20, 64 KB + 192 KB 8 of 20, 256 KB + 256 KB 0 of 20.
+ */
+static void linger_pipelined(size_t extra, size_t more, unsigned rounds)
+{
+	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	static const char next[] = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t len = sizeof(req) - 1 + extra, got, cap = 4 * SMALL;
+	char *b = malloc(len + more);
+	uint8_t *in = malloc(cap);
+	unsigned good = 0;
+
+	memcpy(b, req, sizeof(req) - 1);
+	for (size_t at = sizeof(req) - 1; at < len + more; at += sizeof(next) - 1)
+		memcpy(b + at, next,
+		       len + more - at < sizeof(next) - 1 ? len + more - at : sizeof(next) - 1);
+	for (unsigned i = 0; i < rounds; i++) {
+		int fd = dial_bounded(), end, serr = 0;
+		bool sent;
+
+		CHECK(fd >= 0, "linger: dial");
+		if (fd < 0)
+			continue;
+		sent = send_all(fd, b, len);
+		for (size_t at = len; sent && at < len + more; at += 16384)
+			sent = send_all(fd, b + at,
+					len + more - at < 16384 ? len + more - at : 16384);
+		if (!sent)
+			serr = errno;
+		end = read_to_end(fd, in, cap, &got, 5000);
+		CHECK(sent,
+		      "linger: %zu+%zu bytes behind a Connection: close request: the send "
+		      "failed (%s)",
+		      extra, more, strerror(serr));
+		CHECK(end == 0,
+		      "linger: %zu+%zu bytes behind a Connection: close request: %s after "
+		      "%zu bytes, not EOF",
+		      extra, more, end_name(end), got);
+		CHECK(one_answer(in, got, 200, big, SMALL),
+		      "linger: %zu+%zu bytes behind a Connection: close request: not the one 200 "
+		      "with %u body bytes (%zu bytes read)",
+		      extra, more, SMALL, got);
+		if (sent && end == 0 && one_answer(in, got, 200, big, SMALL))
+			good++;
+		close(fd);
+	}
+	printf("linger: GET with Connection: close and %zu KB behind it in one write, %zu KB in "
+	       "16 KB writes after: %u of %u got the whole answer, then EOF\n",
+	       extra / 1024, more / 1024, good, rounds);
+	free(in);
+	free(b);
+}
+
+/* A malformed head and more behind it, and the client writes on for about
+ * a second (its answer waits unread): the 400, then EOF. */
+static void linger_refused(void)
+{
+	static const char bad[] = "\x01\x02garbage\r\n\r\n";
+	char junk[16384];
+	uint8_t in[4096];
+	size_t got;
+	unsigned writes = 0;
+	int fd = dial_bounded(), end = -1, serr = 0;
+	bool sent;
+	uint64_t stop;
+
+	CHECK(fd >= 0, "linger: dial");
+	if (fd < 0)
+		return;
+	memset(junk, 'x', sizeof(junk));
+	sent = send_all(fd, bad, sizeof(bad) - 1) && send_all(fd, junk, sizeof(junk));
+	stop = now_ms() + 1000;
+	while (sent && now_ms() < stop && writes < 100) {
+		usleep(50 * 1000);
+		sent = send_all(fd, junk, 512);
+		writes++;
+	}
+	if (!sent)
+		serr = errno;
+	end = read_to_end(fd, in, sizeof(in), &got, 5000);
+	CHECK(sent, "linger: writing after a refused head: the send failed after %u writes (%s)",
+	      writes, strerror(serr));
+	CHECK(end == 0, "linger: after a refused head: %s after %zu bytes, not EOF", end_name(end),
+	      got);
+	CHECK(one_answer(in, got, 400, (const uint8_t *)"", 0),
+	      "linger: after a refused head: not the one 400 "
+	      "(%zu bytes read)",
+	      got);
+	close(fd);
+	printf("linger: a malformed head, 16 KB behind it and %u writes over 1 s after: the 400, "
+	       "then EOF (%s)\n",
+	       writes, end_name(end));
+}
+
+/* A client that reads its answer and then sends on and on: closed (reset)
+ * at --linger-time, counted in linger_timeouts; it never sees its sends
+ * blocked for good. */
+static void linger_forever(unsigned linger_s)
+{
+	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	char junk[1024], line[2048];
+	uint64_t t0, t, to0, sent = 0;
+	struct resp r;
+	bool ended = false;
+
+	memset(junk, 'y', sizeof(junk));
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	to0 = stat_of(line, "linger_timeouts ");
+	c->fd = dial_bounded();
+	CHECK(c->fd >= 0 && send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false) &&
+		      r.status == 200 && r.blen == SMALL && !memcmp(r.body, big, SMALL),
+	      "linger: the answer before sending on");
+	resp_free(&r);
+	t0 = now_ms();
+	/* 1 KB every 20 ms, well under --linger-timeout apart; bounded */
+	while ((t = now_ms()) < t0 + (linger_s + 5) * 1000ull) {
+		ssize_t w = send(c->fd, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			ended = true; /* reset by the server */
+			break;
+		}
+		if (w > 0)
+			sent += (uint64_t)w;
+		usleep(20 * 1000);
+	}
+	t -= t0;
+	CHECK(ended, "linger: a client that sends on after its answer not closed within %u s",
+	      linger_s + 5);
+	CHECK(t + 500 >= linger_s * 1000ull && t <= linger_s * 1000ull + 2000,
+	      "linger: a client that sends on closed after %llu ms, not at --linger-time %u s",
+	      (unsigned long long)t, linger_s);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "linger_timeouts ") == to0 + 1,
+	      "linger: linger_timeouts %llu -> %llu, not one more (%s)", (unsigned long long)to0,
+	      (unsigned long long)stat_of(line, "linger_timeouts "), line);
+	printf("linger: a client that sent on (%llu KB) after its answer reset after %llu ms "
+	       "(--linger-time %u s; linger_timeouts %llu)\n",
+	       (unsigned long long)(sent / 1024), (unsigned long long)t, linger_s,
+	       (unsigned long long)stat_of(line, "linger_timeouts "));
+	close(c->fd);
+	free(c);
+}
+
+/* A client that reads its answer to EOF and closes: the server's side goes
+ * at once (its socket count back, lingering 0, no linger timeout), well
+ * within --linger-timeout. A keep-alive connection the client closes
+ * never lingers. */
+static void linger_prompt(unsigned idle_s)
+{
+	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	static const char ka[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	char line[2048];
+	uint8_t *in = malloc(4 * SMALL);
+	uint64_t lingered0, to0, t0, t = 0;
+	long socks0, socks = -1;
+	size_t got;
+	int fd, end;
+	struct conn *c = calloc(1, sizeof(*c));
+	struct resp r;
+
+	CHECK(lingering_back(line, sizeof(line), 0, 5000),
+	      "linger: connections still lingering: %s", line);
+	lingered0 = stat_of(line, "lingered ");
+	to0 = stat_of(line, "linger_timeouts ");
+	socks0 = fd_count_kind(server, "socket:");
+	fd = dial_bounded();
+	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: prompt request");
+	end = read_to_end(fd, in, 4 * SMALL, &got, 5000);
+	CHECK(end == 0 && one_answer(in, got, 200, big, SMALL),
+	      "linger: prompt: %s after %zu bytes, not the answer and EOF", end_name(end), got);
+	close(fd);
+	t0 = now_ms();
+	while ((t = now_ms() - t0) < 5000 && (socks = fd_count_kind(server, "socket:")) > socks0)
+		usleep(5 * 1000);
+	CHECK(socks == socks0 && t < idle_s * 1000ull / 2,
+	      "linger: the server's socket count %ld (%ld before) %llu ms after the client closed",
+	      socks, socks0, (unsigned long long)t);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "lingered ") == lingered0 + 1 &&
+		      stat_of(line, " lingering ") == 0 && stat_of(line, "linger_timeouts ") == to0,
+	      "linger: prompt: lingered %llu -> %llu, lingering %llu, linger_timeouts %llu -> %llu",
+	      (unsigned long long)lingered0, (unsigned long long)stat_of(line, "lingered "),
+	      (unsigned long long)stat_of(line, " lingering "), (unsigned long long)to0,
+	      (unsigned long long)stat_of(line, "linger_timeouts "));
+	printf("linger: a client that read to EOF and closed: the server's socket gone %llu ms "
+	       "after (--linger-timeout %u s)\n",
+	       (unsigned long long)t, idle_s);
+	/* keep-alive: two answers, the client closes, nothing lingers */
+	c->fd = dial_bounded();
+	for (int i = 0; i < 2 && c->fd >= 0; i++) {
+		CHECK(send_all(c->fd, ka, sizeof(ka) - 1) && !read_resp(c, &r, false) &&
+			      r.status == 200 && r.blen == SMALL,
+		      "linger: keep-alive answer %d", i);
+		resp_free(&r);
+	}
+	close(c->fd);
+	free(c);
+	t0 = now_ms();
+	while (now_ms() - t0 < 5000 && fd_count_kind(server, "socket:") > socks0)
+		usleep(5 * 1000);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "lingered ") == lingered0 + 1,
+	      "linger: a keep-alive connection closed by its client lingered (%llu -> %llu)",
+	      (unsigned long long)lingered0, (unsigned long long)stat_of(line, "lingered "));
+	free(in);
+}
+
+/* A client that reads its answer and then neither sends nor closes: the
+ * server closes after --linger-timeout (a linger timeout), gracefully: the
+ * client saw EOF at once and sees no reset after. */
+static void linger_silent(unsigned idle_s)
+{
+	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	char line[2048];
+	uint8_t *in = malloc(4 * SMALL);
+	uint64_t to0, t0, t = 0;
+	long socks0, socks = -1;
+	size_t got;
+	int fd, end, err = 0;
+	socklen_t elen = sizeof(err);
+
+	CHECK(lingering_back(line, sizeof(line), 0, 5000),
+	      "linger: connections still lingering: %s", line);
+	to0 = stat_of(line, "linger_timeouts ");
+	socks0 = fd_count_kind(server, "socket:");
+	fd = dial_bounded();
+	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: silent request");
+	end = read_to_end(fd, in, 4 * SMALL, &got, 5000);
+	CHECK(end == 0 && one_answer(in, got, 200, big, SMALL),
+	      "linger: silent: %s after %zu bytes, not the answer and EOF", end_name(end), got);
+	t0 = now_ms();
+	while ((t = now_ms() - t0) < (idle_s + 5) * 1000ull &&
+	       (socks = fd_count_kind(server, "socket:")) > socks0)
+		usleep(10 * 1000);
+	CHECK(socks == socks0 && t + 500 >= idle_s * 1000ull && t <= idle_s * 1000ull + 2000,
+	      "linger: a silent client's connection: the server's socket count %ld (%ld before) "
+	      "%llu ms after its answer, not at --linger-timeout %u s",
+	      socks, socks0, (unsigned long long)t, idle_s);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "linger_timeouts ") == to0 + 1,
+	      "linger: silent: linger_timeouts %llu -> %llu, not one more", (unsigned long long)to0,
+	      (unsigned long long)stat_of(line, "linger_timeouts "));
+	usleep(100 * 1000);
+	CHECK(!getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) && err == 0,
+	      "linger: a silent client was reset (%s)", strerror(err));
+	printf("linger: a client that read its answer and stayed silent: the server's socket gone "
+	       "%llu ms after (--linger-timeout %u s), no reset\n",
+	       (unsigned long long)t, idle_s);
+	close(fd);
+	free(in);
+}
+
+/*
+ * Lingering close (RFC 9112 9.6): after its last answer the server sends
+ * its FIN and reads and drops what the client still sends, so a client
+ * whose bytes were not all read gets its whole answer and then EOF, not a
+ * reset. Its own server with a 2 s idle and 4 s total bound; SIGTERM with
+ * a connection lingering still exits 0 within 5 s.
+ */
+static void test_linger(void)
+{
+	const char *extra[] = {"--linger-timeout", "2", "--linger-time", "4", NULL};
+	static const char req[] = "GET /small.bin HTTP/1.0\r\nHost: x\r\n\r\n";
+	char line[2048] = "", junk[65536];
+	uint8_t *in = malloc(4 * SMALL);
+	size_t got;
+	uint64_t t0;
+	int fd, rc;
+
+	CHECK(server_start(extra) == 0, "server for linger");
+	linger_pipelined(64 * 1024, 0, reduced ? 3 : 10);
+	linger_pipelined(256 * 1024, 0, reduced ? 3 : 10);
+	linger_pipelined(64 * 1024, 192 * 1024, reduced ? 3 : 10);
+	linger_pipelined(256 * 1024, 256 * 1024, reduced ? 3 : 10);
+	linger_refused();
+	linger_forever(4);
+	linger_prompt(2);
+	linger_silent(2);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "linger_bytes ") > 0,
+	      "linger: no linger_bytes counted (%s)", line);
+	/* HTTP/1.0 closes too; the client sends on and does not close: SIGTERM */
+	fd = dial_bounded();
+	memset(junk, 'z', sizeof(junk));
+	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1) && send_all(fd, junk, sizeof(junk)),
+	      "linger: HTTP/1.0 request and 64 KB");
+	CHECK(read_to_end(fd, in, 4 * SMALL, &got, 5000) == 0 &&
+		      one_answer(in, got, 200, big, SMALL),
+	      "linger: HTTP/1.0: the answer, then EOF");
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, " lingering ") == 1,
+	      "linger: the HTTP/1.0 connection not lingering (%s)", line);
+	t0 = now_ms();
+	rc = server_stop(5000);
+	CHECK(rc == 0, "linger: exit status %d after SIGTERM with a connection lingering", rc);
+	printf("linger: SIGTERM with a connection lingering: exit %d in %llu ms\n", rc,
+	       (unsigned long long)(now_ms() - t0));
+	if (fd >= 0)
+		close(fd);
+	free(in);
+}
+
 /* Is test @name to run? Every test without names after the binary. */
 static bool wanted(int argc, char **argv, const char *name)
 {
@@ -1642,8 +2032,8 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
-				"tests: main (statuses to sigterm), timeouts, deaf_bodies, budget "
-				"(deep pipe and budget of main)\n");
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, "
+				"budget (deep pipe and budget of main)\n");
 		return 2;
 	}
 	bin = argv[1];
@@ -1692,6 +2082,8 @@ int main(int argc, char **argv)
 		test_timeouts();
 	if (wanted(argc, argv, "deaf_bodies"))
 		test_deaf_bodies();
+	if (wanted(argc, argv, "linger"))
+		test_linger();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
