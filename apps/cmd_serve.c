@@ -982,11 +982,15 @@ static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
+	bool accept_down;
 
 	(void)cq;
 	if (rp_shard_stopping(sh))
 		return;
 	ss->now_ticks++;
+	/* read before the poke: a poke re-arms an accept whose back-off timer
+	 * failed, and its EMFILE comes back only after the next submit */
+	accept_down = ss->acc.down;
 	rp_app_accept_poke(sh, &ss->acc);
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
@@ -996,7 +1000,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			 * lingers was answered, its descriptor is wanted) */
 			if (!c->closing &&
 			    (ss->now_ticks - c->linger_tick > g.linger_idle_ticks ||
-			     ss->now_ticks - c->linger_start > g.linger_ticks || ss->acc.down)) {
+			     ss->now_ticks - c->linger_start > g.linger_ticks || accept_down)) {
 				ST_ADD(ss, linger_timeouts, 1);
 				conn_close(sh, c);
 			}

@@ -15,6 +15,9 @@
  * Then relay under a limit where the accept gets a descriptor and the
  * upstream socket does not: each such client closed and counted by
  * reason, no spinning, relaying again once descriptors are free.
+ * Then serve under a limit, with more clients than descriptors that each
+ * stay lingering after their answer: what lingers is ended while the
+ * accept is down, and every client is answered.
  * The hook is compiled into the faults build (-Dfaults=true) only; in
  * other builds the same runs go without it (the reserved back-off timer
  * re-arms the accept) and the test says that the poke path was skipped.
@@ -246,6 +249,61 @@ static void upstream_emfile(const char *up)
 	       fd >= 0 ? "relayed" : "NOT relayed", failed, emfile);
 }
 
+/* ---- serve: what lingers gives its descriptor back ---- */
+
+/*
+ * `ringplane serve` under a descriptor limit of 32, and 40 clients one after
+ * another that ask with Connection: close, read the answer and stay
+ * (silent, never closing): each lingers on the server (--linger-timeout
+ * 60, --linger-time 120: no bound ends one here), and about 20 descriptors
+ * are free. Every client must be answered within 2 s all the same: once
+ * the accept fails with EMFILE the tick ends what lingers (counted in
+ * linger_timeouts) and the closes bring the accept back. Without that the
+ * first client past the limit waited for the linger bound, a minute.
+ */
+static void serve_linger_emfile(const char *root)
+{
+	enum { CLIENTS = 40 };
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards", "1",
+			       "--linger-timeout", "60", "--linger-time", "120", NULL };
+	static const char req[] = "GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	int held[CLIENTS], n = 0, st;
+	unsigned long long ended, errs;
+	uint64_t t, worst = 0;
+	struct child s;
+
+	if (HOOKS)
+		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
+	child_nofile = 32;
+	st = child_start(&s, args);
+	child_nofile = 0;
+	unsetenv("RP_APP_FAULT_BACKOFF");
+	CHECK(st == 0, "serve (linger) did not start");
+	if (st)
+		return;
+	for (; n < CLIENTS; n++) {
+		t = now_ms();
+		held[n] = ask(s.port, req, "HTTP/1.1 200", 2000);
+		if (held[n] < 0)
+			break;
+		t = now_ms() - t;
+		worst = t > worst ? t : worst;
+	}
+	CHECK(n == CLIENTS, "serve linger: limit 32: client %d of %d not answered within 2 s beside "
+	      "%d lingering connections", n + 1, CLIENTS, n);
+	for (int i = 0; i < n; i++)
+		close(held[i]);
+	st = child_stop(&s, 5000);
+	CHECK(st == 0, "serve linger: exit status %d", st);
+	ended = stat_sum(s.log, "linger_timeouts");
+	errs = stat_sum(s.log, "accept_errors");
+	CHECK(ended > 0 && errs > 0, "serve linger: linger_timeouts %llu, accept_errors %llu: the "
+	      "limit never struck, or nothing lingering was ended", ended, errs);
+	printf("serve linger: limit 32, back-off timers %s: %d of %d clients that stay lingering "
+	       "answered, the slowest in %llu ms; linger_timeouts %llu, %llu failed accepts\n",
+	       HOOKS ? "failing" : "working", n, CLIENTS, (unsigned long long)worst, ended, errs);
+}
+
 int main(int argc, char **argv)
 {
 	char up[64], root[64], small[16], path[128];
@@ -287,6 +345,7 @@ int main(int argc, char **argv)
 			errs += run("serve", sargs, l,
 				    "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 ");
 		CHECK(errs > 0, "serve: no failed accept counted: the limit never struck the accept");
+		serve_linger_emfile(root);
 		snprintf(path, sizeof(path), "%s/small.txt", root);
 		unlink(path);
 		rmdir(root);
