@@ -1974,6 +1974,100 @@ static void linger_silent(unsigned idle_s)
  * reset. Its own server with a 2 s idle and 4 s total bound; SIGTERM with
  * a connection lingering still exits 0 within 5 s.
  */
+/*
+ * Reading paused, then the last request (review): 20 keep-alive GETs, a
+ * 21st with Connection: close and 300 KB behind it, written while the
+ * client reads slowly through a 16 KB receive buffer. The server's sends
+ * wait on the client, its head buffer fills with what follows, so reading
+ * stops; the answer to the 21st must lift that stop, or the 300 KB stay
+ * unread and the close is a reset that drops the answers still on their
+ * way (a client got 11 of 21 and ECONNRESET, 4 runs of 4). Now: all 21,
+ * each body checked, then EOF.
+ */
+static void linger_after_pause(unsigned rounds)
+{
+	static const char ka[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char last[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	enum { N = 20, JUNK = 300 * 1024 };
+	size_t len = N * (sizeof(ka) - 1) + sizeof(last) - 1 + JUNK, cap = (N + 2) * (SMALL + 512);
+	char *b = malloc(len);
+	uint8_t *in = malloc(cap);
+	unsigned good = 0;
+
+	for (unsigned i = 0; i < N; i++)
+		memcpy(b + i * (sizeof(ka) - 1), ka, sizeof(ka) - 1);
+	memcpy(b + N * (sizeof(ka) - 1), last, sizeof(last) - 1);
+	memset(b + N * (sizeof(ka) - 1) + sizeof(last) - 1, 'x', JUNK);
+	for (unsigned r = 0; r < rounds; r++) {
+		int small = 16384, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), end = -ETIMEDOUT;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		size_t sent = 0, got = 0, at = 0;
+		uint64_t stop = now_ms() + 10000;
+		unsigned answers = 0;
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CHECK(fd >= 0, "linger after a pause: socket");
+		if (fd < 0)
+			break;
+		/* before connect: the window the client offers stays small */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			CHECK(0, "linger after a pause: connect: %s", strerror(errno));
+			close(fd);
+			break;
+		}
+		/* write what the socket takes, read 4 KB every 2 ms: bounded */
+		while (now_ms() < stop) {
+			ssize_t n;
+
+			if (sent < len) {
+				n = send(fd, b + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (n > 0)
+					sent += (size_t)n;
+				else if (n < 0 && errno != EAGAIN && errno != EINTR)
+					break;
+			}
+			n = recv(fd, in + got, cap - got < 4096 ? cap - got : 4096, MSG_DONTWAIT);
+			if (n == 0) {
+				end = 0;
+				break;
+			}
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				end = -errno;
+				break;
+			}
+			if (n > 0 && (got += (size_t)n) == cap) {
+				end = -ENOSPC;
+				break;
+			}
+			usleep(2000);
+		}
+		/* the answers, one by one, each body checked */
+		while (at < got) {
+			const uint8_t *e = memmem(in + at, got - at, "\r\n\r\n", 4);
+			size_t hlen = e ? (size_t)(e - (in + at)) + 4 : 0;
+
+			if (!e || !one_answer(in + at, hlen + SMALL <= got - at ? hlen + SMALL : got - at,
+					      200, big, SMALL))
+				break;
+			at += hlen + SMALL;
+			answers++;
+		}
+		CHECK(sent == len, "linger after a pause: %zu of %zu bytes sent", sent, len);
+		CHECK(end == 0 && answers == N + 1 && at == got,
+		      "linger after a pause: %u of %u answers (%zu bytes read), then %s", answers,
+		      N + 1, got, end_name(end));
+		if (sent == len && end == 0 && answers == N + 1 && at == got)
+			good++;
+		close(fd);
+	}
+	printf("linger: %u keep-alive GETs, a last one and 300 KB behind it, read slowly (reading "
+	       "paused): %u of %u got every answer, then EOF\n",
+	       N, good, rounds);
+	free(in);
+	free(b);
+}
+
 static void test_linger(void)
 {
 	const char *extra[] = {"--linger-timeout", "2", "--linger-time", "4", NULL};
@@ -1990,6 +2084,7 @@ static void test_linger(void)
 	linger_pipelined(64 * 1024, 192 * 1024, reduced ? 3 : 10);
 	linger_pipelined(256 * 1024, 256 * 1024, reduced ? 3 : 10);
 	linger_refused();
+	linger_after_pause(reduced ? 2 : 4);
 	linger_forever(4);
 	linger_prompt(2);
 	linger_silent(2);
