@@ -1113,7 +1113,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu waits "
+		"linger_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -1132,6 +1133,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.accept_errors,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
+		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
