@@ -43,6 +43,8 @@ check "usage lists topo" out_is "  topo     print the CPU topology and the shard
 	bash -c "'$RP' --help | grep '^  topo '"
 check "usage lists echo" status_is 0 bash -c "'$RP' --help | grep -q '^  echo '"
 check "serve --help lists --mode" status_is 0 bash -c "'$RP' serve --help | grep -q '^  --mode auto|splice|copy'"
+check "serve --help lists the linger bounds" status_is 0 bash -c \
+	"'$RP' serve --help | grep -q '^  --linger-timeout S' && '$RP' serve --help | grep -q '^  --linger-time S'"
 check "host topo exits 0" status_is 0 "$RP" topo
 check "bad policy" status_is 2 "$RP" topo --policy round
 check "bad cpulist syntax" status_is 2 "$RP" topo --cpus 3-1
@@ -117,6 +119,11 @@ for bad in "--listen 127.0.0.1:99999" "--listen 127.0.0.1:-1" "--listen 127.0.0.
 	eval "set -- $bad"
 	# shellcheck disable=SC2086 # $E is a command line: split on purpose
 	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
+done
+for bad in "--linger-timeout 0" "--linger-timeout 3601" "--linger-time -1" "--linger-time 5s" \
+	"--linger-time ''"; do
+	eval "set -- $bad"
+	check "serve $1 '$2' refused" refused "$1" "$2" "$RP" serve --listen 127.0.0.1:0 --root / "$1" "$2"
 done
 for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1" \
 	"--cpus 5000" "--cpus ''"; do
