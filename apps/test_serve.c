@@ -1062,10 +1062,15 @@ static void test_pipeline_budget(void)
 	v = strstr(line, "buf_out ");
 	out = stat_of(line, "buf_out ");
 	cnt = v && strchr(v, '/') ? strtoull(strchr(v, '/') + 1, NULL, 10) : 0;
-	CHECK(v && cnt == 1024 && out <= BUF_BUDGET && stat_of(line, "held_max ") <= HOLD_MAX,
-	      "pipeline budget: buf_out %llu of %llu (budget %u), held_max %llu (at most %u) "
-	      "after %zu bytes pipelined by %d clients: %s",
+	/* held_max is the per-connection bound as kept (keep() stops at it);
+	 * buf_out_max is the shard's, seen at every receive of the run, not
+	 * only now: three quarters at most, whatever the connections keep */
+	CHECK(v && cnt == 1024 && out <= BUF_BUDGET && stat_of(line, "held_max ") <= HOLD_MAX &&
+		      stat_of(line, "buf_out_max ") <= BUF_BUDGET,
+	      "pipeline budget: buf_out %llu of %llu (budget %u), buf_out_max %llu, held_max %llu "
+	      "(at most %u) after %zu bytes pipelined by %d clients: %s",
 	      (unsigned long long)out, (unsigned long long)cnt, BUF_BUDGET,
+	      (unsigned long long)stat_of(line, "buf_out_max "),
 	      (unsigned long long)stat_of(line, "held_max "), HOLD_MAX, total, N, line);
 	printf("pipeline budget: %d clients pipelined %zu KB (half read 40 KB/s, half never): a "
 	       "fresh client answered in %llu ms, buf_out %llu/%llu (max %llu), held_max %llu, "
