@@ -56,9 +56,11 @@
  *              and the next client is served.
  *   sigterm    SIGTERM with clients connected: exit 0 within 5 s.
  *   linger     lingering close: a Connection: close request with 64 KB or
- *              256 KB pipelined behind it in one write, and a malformed
- *              head with more behind it and writes for 1 s after: the whole
- *              answer, then EOF, never a reset (a close with their bytes
+ *              256 KB pipelined behind it in one write, a malformed head
+ *              with more behind it and writes for 1 s after, and 20
+ *              keep-alive GETs read slowly (the server stops reading) then
+ *              a last one with 300 KB behind it: every answer, then EOF,
+ *              never a reset (a close with their bytes
  *              unread reset them); a client that sends on after its answer
  *              is reset at --linger-time (linger_timeouts); one that reads
  *              to EOF and closes is gone from the server at once, one that
@@ -1973,13 +1975,6 @@ static void linger_silent(unsigned idle_s)
 }
 
 /*
- * Lingering close (RFC 9112 9.6): after its last answer the server sends
- * its FIN and reads and drops what the client still sends, so a client
- * whose bytes were not all read gets its whole answer and then EOF, not a
- * reset. Its own server with a 2 s idle and 4 s total bound; SIGTERM with
- * a connection lingering still exits 0 within 5 s.
- */
-/*
  * Reading paused, then the last request (review): 20 keep-alive GETs, a
  * 21st with Connection: close and 300 KB behind it, written while the
  * client reads slowly through a 16 KB receive buffer. The server's sends
@@ -2073,6 +2068,13 @@ static void linger_after_pause(unsigned rounds)
 	free(b);
 }
 
+/*
+ * Lingering close (RFC 9112 9.6): after its last answer the server sends
+ * its FIN and reads and drops what the client still sends, so a client
+ * whose bytes were not all read gets its whole answer and then EOF, not a
+ * reset. Its own server with a 2 s idle and 4 s total bound; SIGTERM with
+ * a connection lingering still exits 0 within 5 s.
+ */
 static void test_linger(void)
 {
 	const char *extra[] = {"--linger-timeout", "2", "--linger-time", "4", NULL};
