@@ -315,6 +315,10 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 		conn_close(sh, c);
 		return;
 	}
+	/* its queue is empty (heads_out is 0) and nothing is answered again:
+	 * what lingers holds its struct and its receive, nothing more */
+	rp_outq_close(c->q);
+	c->q = NULL;
 	c->lingering = true;
 	c->linger_start = c->linger_tick = ss->now_ticks;
 	ss->lingering++;

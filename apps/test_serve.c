@@ -64,7 +64,8 @@
  *              unread reset them); a client that sends on after its answer
  *              is reset at --linger-time (linger_timeouts); one that reads
  *              to EOF and closes is gone from the server at once, one that
- *              stays silent at --linger-timeout, not reset; keep-alive
+ *              stays silent at --linger-timeout, not reset; one lingering
+ *              holds no more of the pool than an idle one; keep-alive
  *              never lingers; SIGTERM with one lingering exits 0 in 5 s.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
@@ -2068,6 +2069,50 @@ static void linger_after_pause(unsigned rounds)
 	free(b);
 }
 
+/* What a lingering connection holds of the server's pool: no more than an
+ * idle keep-alive one (its struct and its receive). A HEAD with
+ * Connection: close, whose answer goes through the connection's output
+ * queue, read to EOF, the client silent: the queue went back when it began
+ * to linger (it held 896 B against the idle one's 640 B before). */
+static void linger_pool(void)
+{
+	static const char ka[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req[] = "HEAD /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	uint64_t live0, live1, live2;
+	char line[2048];
+	uint8_t in[1024];
+	struct resp r;
+	size_t got;
+	int fd, end;
+
+	CHECK(lingering_back(line, sizeof(line), 0, 5000), "linger: connections still lingering: %s",
+	      line);
+	live0 = stat_of(line, "pool_live ");
+	c->fd = dial_bounded();
+	CHECK(c->fd >= 0 && send_all(c->fd, ka, sizeof(ka) - 1) && !read_resp(c, &r, false) &&
+	      r.status == 200, "linger: pool: the idle connection's answer");
+	resp_free(&r);
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	live1 = stat_of(line, "pool_live ");
+	fd = dial_bounded();
+	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: pool: request");
+	end = read_to_end(fd, in, sizeof(in), &got, 5000);
+	CHECK(end == 0 && got > 12 && !memcmp(in, "HTTP/1.1 200", 12),
+	      "linger: pool: %s after %zu bytes, not the HEAD's answer and EOF", end_name(end), got);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, " lingering ") == 1,
+	      "linger: pool: the connection not lingering (%s)", line);
+	live2 = stat_of(line, "pool_live ");
+	CHECK(live1 > live0 && live2 >= live1 && live2 - live1 <= live1 - live0,
+	      "linger: pool: a lingering connection holds %lld B, an idle one %lld B",
+	      (long long)(live2 - live1), (long long)(live1 - live0));
+	printf("linger: a connection lingering after a HEAD holds %lld B of the pool, an idle "
+	       "keep-alive one %lld B\n", (long long)(live2 - live1), (long long)(live1 - live0));
+	close(fd);
+	close(c->fd);
+	free(c);
+}
+
 /*
  * Lingering close (RFC 9112 9.6): after its last answer the server sends
  * its FIN and reads and drops what the client still sends, so a client
@@ -2095,6 +2140,7 @@ static void test_linger(void)
 	linger_forever(4);
 	linger_prompt(2);
 	linger_silent(2);
+	linger_pool();
 	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "linger_bytes ") > 0,
 	      "linger: no linger_bytes counted (%s)", line);
 	/* HTTP/1.0 closes too; the client sends on and does not close: SIGTERM */
