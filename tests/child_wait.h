@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -63,6 +64,32 @@ static inline void child_expect_ok(pid_t pid, double secs, const char *what)
 	if (WEXITSTATUS(status) == 77)
 		skip();
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Run this test program again in a child, as `SELF @arg1 [@arg2]` (the
+ * binary /proc/self/exe names; @arg2 may be NULL), and judge it as
+ * child_expect_ok does. Buffered output is flushed first, so the child
+ * does not print it again. Skips when /proc/self/exe is unreadable. */
+static inline void child_run_self(const char *arg1, const char *arg2, double secs,
+				  const char *what)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	pid_t pid;
+
+	if (n <= 0) {
+		print_message("# %s SKIP: /proc/self/exe unreadable\n", what);
+		skip();
+	}
+	self[n] = 0;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(self, self, arg1, arg2, (char *)NULL);
+		_exit(3);
+	}
+	child_expect_ok(pid, secs, what);
 }
 
 #endif /* RP_TESTS_CHILD_WAIT_H */

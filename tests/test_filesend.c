@@ -424,21 +424,10 @@ static int child_main(void)
 	return cmocka_run_group_tests_name("filesend-pipe-budget", one, NULL, NULL) ? 1 : 0;
 }
 
-static char self_exe[4096];
-
 static void test_pipe_budget_spent_goes_by_sendfile(void **state)
 {
-	pid_t pid;
-
 	(void)state;
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		execl(self_exe, self_exe, "--child-pipe-budget", (char *)NULL);
-		_exit(3);
-	}
-	child_expect_ok(pid, WAIT_S, "pipe budget child:");
+	child_run_self("--child-pipe-budget", NULL, WAIT_S, "pipe budget child:");
 }
 
 int main(int argc, char **argv)
@@ -457,17 +446,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
 		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),
 	};
-	ssize_t l;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && !strcmp(argv[1], "--child-pipe-budget")) {
 		watchdog("filesend-pipe-budget", 60);
 		return child_main();
 	}
-	l = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-	if (l <= 0)
-		return 1;
-	self_exe[l] = 0;
 	watchdog("filesend", 120);
 	return cmocka_run_group_tests_name("filesend", all, NULL, NULL);
 }

@@ -591,30 +591,12 @@ static int veth_child(void)
 
 static void test_veth(void **state)
 {
-	char self[4096];
-	ssize_t n;
-	pid_t pid;
-
 	(void)state;
 	if (geteuid() != 0) {
 		print_message("# veth: SKIP: network namespaces need root\n");
 		skip();
 	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		print_message("# veth: SKIP: /proc/self/exe unreadable\n");
-		skip();
-	}
-	self[n] = 0;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		execl(self, self, "--veth-child", (char *)NULL);
-		_exit(3);
-	}
-	child_expect_ok(pid, VETH_WAIT_S, "veth child");
+	child_run_self("--veth-child", NULL, VETH_WAIT_S, "veth child");
 }
 
 /* ---- batching ---- */

@@ -1355,8 +1355,6 @@ static void test_counters_two_threads(void **state)
 
 /* ---- fallbacks forced by a seccomp filter, in a re-executed child ---- */
 
-static char self_exe[4096];
-
 #if defined(__x86_64__)
 #define ZC_AUDIT_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
@@ -1766,16 +1764,10 @@ static int child_main(const char *mode)
 
 static void run_child(const char *mode)
 {
-	pid_t pid = fork();
 	char what[64];
 
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		execl(self_exe, self_exe, "--child", mode, (char *)NULL);
-		_exit(3);
-	}
 	snprintf(what, sizeof(what), "child %s:", mode);
-	child_expect_ok(pid, WAIT_S, what);
+	child_run_self("--child", mode, WAIT_S, what);
 }
 
 static void test_env_sendfile(void **state)
@@ -1876,7 +1868,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_forced_no_sendfile_splice),
 		cmocka_unit_test(test_forced_no_splice_relay_copy),
 	};
-	ssize_t n;
 
 	/* sendfile/splice to a reset peer raise SIGPIPE: callers ignore it */
 	signal(SIGPIPE, SIG_IGN);
@@ -1889,11 +1880,5 @@ int main(int argc, char **argv)
 		return !strncmp(argv[2], "env-", 4)	  ? env_child(argv[2])
 		       : !strcmp(argv[2], "routes") ? routes_child(argv[2])
 						    : child_main(argv[2]);
-	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-	if (n <= 0) {
-		printf("# skip: /proc/self/exe unreadable\n");
-		return 77;
-	}
-	self_exe[n] = 0;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
