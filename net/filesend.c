@@ -143,7 +143,7 @@ static struct rp_file_send_stats *stats(struct rp_shard *sh)
 
 static void pipe_put(struct fsend *f);
 
-/* An empty pipe: from the stash, or a new one, grown to PIPE_BYTES where the
+/* An empty pipe: the stash's largest, or a new one, grown to PIPE_BYTES where the
  * kernel lets it. A pipe made while the user's pipe budget
  * (fs.pipe-user-pages-soft, 64 MB here; root is exempt) is spent gets two
  * pages and cannot grow; one made while pipe-max-size is below PIPE_BYTES
@@ -158,11 +158,20 @@ static int pipe_get(struct fsend *f, size_t need)
 
 	(void)stats(f->sh);
 	if (tls.npipes) {
-		struct pipe_slot *p = &tls.pipes[--tls.npipes];
+		/* the largest: a short one put back must not stand in front
+		 * of a whole one (it would send every body by sendfile, and
+		 * hold the budget the whole one's replacement needs) */
+		unsigned best = 0;
+		struct pipe_slot *p;
 
+		for (unsigned i = 1; i < tls.npipes; i++)
+			if (tls.pipes[i].size > tls.pipes[best].size)
+				best = i;
+		p = &tls.pipes[best];
 		f->pipe[0] = p->fd[0];
 		f->pipe[1] = p->fd[1];
 		sz = (int)p->size;
+		*p = tls.pipes[--tls.npipes];
 		if ((size_t)sz < need && (size_t)sz < PIPE_BYTES &&
 		    fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES) > 0)
 			sz = fcntl(f->pipe[1], F_GETPIPE_SZ);

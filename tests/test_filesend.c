@@ -9,7 +9,7 @@
  * io-wq (a body dropped from the page cache first), header only; and the
  * failures: a file shorter than the range (-EIO) on every path. No
  * descriptor outlives the shard (its stashed pipes close with its thread).
- * A user whose pipe budget is spent (a child of its own, as nobody) gets a
+ * A user whose pipe budget is spent (a child, as a uid of its own) gets a
  * body that would go by splice through a short pipe sent by sendfile(2).
  */
 #include <dirent.h>
@@ -362,8 +362,8 @@ static void test_short_file_is_eio(void **state)
 	assert_int_equal(T.st.shard_splice, 1);
 }
 
-/* As nobody, with every page of that user's pipe budget held
- * (fs.pipe-user-pages-soft; root is exempt from it): a new pipe gets two
+/* As a uid of this run's own (not root), with every page of its pipe
+ * budget held (fs.pipe-user-pages-soft; root is exempt): a new pipe gets two
  * pages and cannot grow, so a 512 KB cached body, which would go by splice
  * through a 1 MB pipe, goes by sendfile (pipe_short). With the pipes given
  * back, the next shard splices it again. Runs in a child (re-executed):
@@ -385,7 +385,7 @@ static void pipe_budget_case(void **state)
 		if (sz < 65536)
 			break; /* made past the soft limit: the budget is spent */
 	}
-	print_message("# %u pipes held as nobody, the last %d B\n", n, sz);
+	print_message("# %u pipes held as uid %u, the last %d B\n", n, (unsigned)getuid(), sz);
 	if (sz >= 65536) {
 		/* no budget to spend (fs.pipe-user-pages-soft 0) or too many
 		 * descriptors: nothing to show */
@@ -412,13 +412,17 @@ static int child_main(void)
 	const struct CMUnitTest one[] = {
 		cmocka_unit_test_setup(pipe_budget_case, zero_T),
 	};
+	unsigned id;
 
 	if (geteuid() != 0) {
-		printf("# pipe budget: needs root to become nobody\n");
+		printf("# pipe budget: needs root to change its uid\n");
 		return 77;
 	}
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) {
-		printf("# pipe budget: cannot become nobody: %s\n", strerror(errno));
+	/* a uid of this run's own: the budget is per user, host-wide, so as
+	 * nobody another run's held pipes would spend ours too */
+	id = 200000 + (unsigned)getpid() % 100000;
+	if (setgroups(0, NULL) || setresgid(id, id, id) || setresuid(id, id, id)) {
+		printf("# pipe budget: cannot become uid %u: %s\n", id, strerror(errno));
 		return 77;
 	}
 	return cmocka_run_group_tests_name("filesend-pipe-budget", one, NULL, NULL) ? 1 : 0;
