@@ -1065,11 +1065,10 @@ static void test_pipeline_budget(void)
 	v = strstr(line, "buf_out ");
 	out = stat_of(line, "buf_out ");
 	cnt = v && strchr(v, '/') ? strtoull(strchr(v, '/') + 1, NULL, 10) : 0;
-	/* held_max is the per-connection bound as kept (keep() stops at it);
-	 * buf_out_max is the shard's, seen at every receive of the run, not
-	 * only now: three quarters at most, whatever the connections keep */
-	CHECK(v && cnt == 1024 && out <= BUF_BUDGET && stat_of(line, "held_max ") <= HOLD_MAX &&
-		      stat_of(line, "buf_out_max ") <= BUF_BUDGET,
+	/* held_max checks the per-connection bound (HOLD_MAX) is kept; the
+	 * shard's quarter-free guard is not reached here: 40 connections keep
+	 * at most 640 buffers, and the run peaks near 17 (buf_out_max) */
+	CHECK(v && cnt == 1024 && out <= BUF_BUDGET && stat_of(line, "held_max ") <= HOLD_MAX,
 	      "pipeline budget: buf_out %llu of %llu (budget %u), buf_out_max %llu, held_max %llu "
 	      "(at most %u) after %zu bytes pipelined by %d clients: %s",
 	      (unsigned long long)out, (unsigned long long)cnt, BUF_BUDGET,
