@@ -146,6 +146,9 @@ struct sshard {
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
+	/* SIGQUIT's drain began (serve_drain): no accept, every connection
+	 * ends after what it has buffered is answered */
+	bool draining;
 	struct serve_stats st;
 };
 
@@ -532,6 +535,11 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 
 	ST_ADD(c->ss, requests, 1);
 	c->keep_alive = q->keep_alive;
+	/* draining: the last request buffered whole is the last answered, and
+	 * its answer says Connection: close (one with more behind it keeps
+	 * the connection for them; conn_answer ends it once it is idle) */
+	if (c->ss->draining && c->have == q->head_len && !c->in_n && !c->sp_len)
+		c->keep_alive = false;
 	plen = rp_http_path_decode(rp_http_span_ptr(c->buf, q->target), q->target.len, path,
 				   sizeof(path) - 16, NULL);
 	if (plen < 0) {
@@ -664,6 +672,8 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	if (!c->buf) {
 		if (c->eof && !c->heads_out)
 			conn_close(sh, c);
+		else if (c->ss->draining && !c->heads_out && !c->body_wait)
+			conn_linger(sh, c); /* drained: idle now, its answers are out */
 		return false;
 	}
 	if (c->q && rp_outq_pending(c->q) >= HEADS_PAUSE)
@@ -1117,7 +1127,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"linger_bytes %llu accept_errors %llu draining %d | send small %llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
@@ -1134,7 +1144,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.spills, (unsigned long long)ss->spill_bytes,
 		(unsigned long long)ss->st.lingered, (unsigned long long)ss->lingering,
 		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
-		(unsigned long long)ss->st.accept_errors,
+		(unsigned long long)ss->st.accept_errors, ss->draining,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
@@ -1188,6 +1198,33 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	return rp_timer_arm(sh, ss->tick, TICK_NS, on_tick, ss);
 }
 
+/* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: the first
+ * call stops the accept and closes every idle keep-alive connection (no
+ * request byte buffered, nothing being sent or queued) gracefully: the
+ * lingering close, its FIN at once and what the client still sends
+ * dropped until its EOF. A connection with a request buffered or an
+ * answer out ends after it (serve_request, conn_answer). Every call
+ * returns the connections left, lingering ones included. */
+static unsigned serve_drain(struct rp_shard *sh)
+{
+	struct sshard *ss = g.ss[rp_shard_id(sh)];
+	unsigned n = 0;
+
+	if (!ss)
+		return 0;
+	if (!ss->draining) {
+		ss->draining = true;
+		rp_app_accept_close(sh, &ss->acc);
+		for (struct sconn *c = ss->conns; c; c = c->next)
+			if (!c->buf && !c->sending && !c->heads_out && !c->body_wait &&
+			    !c->closing && !c->last)
+				conn_linger(sh, c);
+	}
+	for (struct sconn *c = ss->conns; c; c = c->next)
+		n++;
+	return n;
+}
+
 static void serve_stop(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
@@ -1229,7 +1266,8 @@ static void usage(FILE *f)
 		"                       [--mode auto|splice|copy]\n"
 		"                       [--header-timeout S] [--keepalive-timeout S]\n"
 		"                       [--linger-timeout S] [--linger-time S]\n"
-		"                       [--busy-poll US] [--stats-interval S] [--no-pin]\n"
+		"                       [--busy-poll US] [--stats-interval S] [--drain-timeout S]\n"
+		"                       [--no-pin]\n"
 		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
 		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
@@ -1248,6 +1286,11 @@ static void usage(FILE *f)
 		"                           0: no lingering, close at once)\n"
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
+		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
+		"                           what is buffered (the last with Connection: close) and\n"
+		"                           exit 0 when no connection is left, or after S seconds\n"
+		"                           as on SIGTERM (0..3600, default 30; SIGINT/SIGTERM stop\n"
+		"                           at once)\n"
 		"  --no-pin                 do not pin shard threads\n");
 }
 
@@ -1265,11 +1308,13 @@ int rp_cmd_serve(int argc, char **argv)
 		{ "linger-time", required_argument, NULL, 'L' },
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "stats-interval", required_argument, NULL, 'i' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const modes[] = { "auto", "splice", "copy", NULL };
+	static const struct rp_app_drain drain = { .step = serve_drain };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { 0 };
@@ -1357,7 +1402,7 @@ int rp_cmd_serve(int argc, char **argv)
 		"linger %u s idle / %u s, %s\n",
 		g.shards, g.shards == 1 ? "" : "s", root, hdr_s, ka_s, lt_s, lg_s,
 		rp_engine_features(rt));
-	ret = rp_app_run(rt, &sigs, o.interval, print_stats, rt);
+	ret = rp_app_run_drain(rt, &sigs, &o, print_stats, rt, &drain);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
 	rp_app_close_listeners(g.lfds, g.shards);

@@ -88,13 +88,14 @@ void rp_app_block_signals(sigset_t *sigs)
 	sigemptyset(sigs);
 	sigaddset(sigs, SIGINT);
 	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGQUIT);
 	sigaddset(sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
-void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
-			 void *arg)
+int rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
+			void *arg)
 {
 	for (;;) {
 		struct timespec ts = { .tv_sec = interval ? interval : 3600 };
@@ -102,9 +103,17 @@ void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(
 
 		if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN && interval))
 			stats(arg);
-		else if (sig == SIGINT || sig == SIGTERM)
-			return;
+		else if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
+			return sig;
 	}
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void rp_app_runtime_error(const char *cmd, const char *what, int err)
@@ -156,6 +165,109 @@ int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
 	rp_app_wait_signals(sigs, interval, stats, arg);
 	rp_runtime_stop(rt);
 	return rp_runtime_wait(rt);
+}
+
+/* One shard's answers to the drain's polls. The control thread writes
+ * asked and reads the rest; the shard writes live, then answered. */
+struct drain_slot {
+	const struct rp_app_drain *d;
+	unsigned asked;	   /* control thread only: polls submitted */
+	unsigned answered; /* polls run (the shard's release store) */
+	unsigned live;	   /* the shard's live connections at its last answer */
+};
+
+static void drain_msg(struct rp_shard *sh, void *arg)
+{
+	struct drain_slot *s = arg;
+
+	if (rp_shard_stopping(sh))
+		return; /* reached the shard after the stop: it is ending anyway */
+	__atomic_store_n(&s->live, s->d->step(sh), __ATOMIC_RELAXED);
+	/* R1: pairs with the control thread's acquire load of answered (A1):
+	 * live is the count of the round answered */
+	__atomic_store_n(&s->answered, __atomic_load_n(&s->answered, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELEASE);
+}
+
+/* One poll round: ask every shard whose last poll was answered (a busy
+ * shard is not queued more than one); true when every shard has answered
+ * at least once and its last answer was 0. */
+static bool drain_poll(struct rp_runtime *rt, struct drain_slot *slots, unsigned n)
+{
+	bool done = true;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct drain_slot *s = &slots[i];
+		unsigned answered = __atomic_load_n(&s->answered, __ATOMIC_ACQUIRE); /* A1 */
+
+		if (answered != s->asked) {
+			done = false; /* still running the last one */
+			continue;
+		}
+		if (!answered || __atomic_load_n(&s->live, __ATOMIC_RELAXED))
+			done = false;
+		/* a full queue or no memory: asked again at the next round */
+		if (!rp_runtime_submit(rt, i, drain_msg, s))
+			s->asked++;
+	}
+	return done;
+}
+
+int rp_app_run_drain(struct rp_runtime *rt, const sigset_t *sigs, const struct rp_app_opts *o,
+		     void (*stats)(void *), void *arg, const struct rp_app_drain *d)
+{
+	unsigned n = rp_runtime_shards(rt), limit_s = o->drain_set ? o->drain_s :
+								      RP_APP_DRAIN_DEFAULT_S;
+	struct drain_slot *slots = NULL;
+	uint64_t deadline, next_stats;
+	int sig, ret;
+
+	fflush(stdout);
+	sig = rp_app_wait_signals(sigs, o->interval, stats, arg);
+	if (sig != SIGQUIT || !d || !limit_s)
+		goto stop;
+	slots = calloc(n, sizeof(*slots));
+	if (!slots) {
+		fprintf(stderr, "ringplane: drain: out of memory; stopping\n");
+		goto stop;
+	}
+	fprintf(stderr, "ringplane: SIGQUIT: draining (stop accepting, end connections "
+			"gracefully; at most %u s)\n", limit_s);
+	for (unsigned i = 0; i < n; i++)
+		slots[i].d = d;
+	deadline = mono_ms() + (uint64_t)limit_s * 1000u;
+	next_stats = mono_ms() + (uint64_t)o->interval * 1000u;
+	for (;;) {
+		struct timespec ts = { .tv_nsec = (long)RP_APP_DRAIN_POLL_MS * 1000000L };
+		uint64_t now;
+
+		if (drain_poll(rt, slots, n)) {
+			fprintf(stderr, "ringplane: drained: no connection left\n");
+			break;
+		}
+		now = mono_ms();
+		if (now >= deadline) {
+			fprintf(stderr, "ringplane: drain timeout (%u s): stopping\n", limit_s);
+			break;
+		}
+		if (o->interval && now >= next_stats) {
+			stats(arg);
+			next_stats = now + (uint64_t)o->interval * 1000u;
+		}
+		sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGINT || sig == SIGTERM) {
+			fprintf(stderr, "ringplane: %s during the drain: stopping\n",
+				sig == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		}
+		if (sig == SIGUSR1)
+			stats(arg);
+	}
+stop:
+	rp_runtime_stop(rt);
+	ret = rp_runtime_wait(rt);
+	free(slots); /* the shards are joined: no poll runs any more */
+	return ret;
 }
 
 void rp_app_close_listeners(const int *fds, unsigned n)
@@ -252,6 +364,8 @@ static void accept_again(struct rp_shard *sh, void *arg)
  * Returns the timer's arm: 0, or why it failed. */
 static int accept_later(struct rp_shard *sh, struct rp_app_accept *a)
 {
+	if (a->closed)
+		return 0; /* drained: never armed again */
 	a->down = true;
 	return rp_app_backoff_arm(sh, &a->backoff, a->backoff_ns, accept_again, a);
 }
@@ -275,7 +389,7 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 {
 	int err, terr;
 
-	if (a->op || a->lfd < 0 || rp_shard_stopping(sh))
+	if (a->op || a->lfd < 0 || a->closed || rp_shard_stopping(sh))
 		return 0;
 	if (FAULT_TAKE(rearm))
 		errno = ENOMEM;
@@ -306,9 +420,28 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	return -err;
 }
 
+void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	if (a->closed)
+		return;
+	a->closed = true;
+	a->down = false; /* not down for a reason that passes: see the tick's linger rule */
+	if (a->op)
+		(void)rp_cancel(sh, a->op, NULL, NULL);
+	if (a->lfd >= 0) {
+		/* the shutdown ends a listen the cancel could not reach (no op
+		 * memory): the kernel resets what it has queued and refuses
+		 * what comes, and a multishot accept on it ends (-EINVAL) */
+		(void)shutdown(a->lfd, SHUT_RDWR);
+		if (!rp_close(sh, a->lfd, NULL, NULL))
+			close(a->lfd);
+		a->lfd = -1;
+	}
+}
+
 void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a)
 {
-	if (a->down && !a->backoff.pending && !rp_shard_stopping(sh))
+	if (a->down && !a->closed && !a->backoff.pending && !rp_shard_stopping(sh))
 		(void)rp_app_accept_arm(sh, a);
 }
 
@@ -317,14 +450,14 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 	if (!(cq->flags & RP_CQE_MORE))
 		a->op = NULL;
 	if (cq->res < 0) {
-		if (cq->res != -ECANCELED)
+		if (cq->res != -ECANCELED && !a->closed)
 			count(a->errors);
 		/* EMFILE and friends end the multishot: back off, keep serving */
 		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
 			(void)accept_later(sh, a);
 		return -1;
 	}
-	if (rp_shard_stopping(sh)) {
+	if (rp_shard_stopping(sh) || a->closed) {
 		close(cq->res);
 		return -1;
 	}
@@ -354,6 +487,11 @@ int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shar
 		return 1;
 	case 'i':
 		return rp_arg_uint(cmd, "--stats-interval", arg, 0, 86400, &o->interval) ? -1 : 1;
+	case 'D':
+		o->drain_set = true;
+		return rp_arg_uint(cmd, "--drain-timeout", arg, 0, RP_APP_DRAIN_MAX_S, &o->drain_s) ?
+			       -1 :
+			       1;
 	case 'n':
 		rc->no_pin = true;
 		return 1;

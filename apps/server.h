@@ -3,7 +3,18 @@
  * What every server command of `ringplane` does the same way: one listener
  * per shard on the same address (SO_REUSEPORT), the "listening on" line,
  * the fd limit, and the control thread's wait for signals (SIGINT/SIGTERM
- * stop; SIGUSR1 or --stats-interval print the counters).
+ * stop; SIGUSR1 or --stats-interval print the counters; SIGQUIT drains).
+ *
+ * Drain (SIGQUIT, rp_app_run_drain): the graceful shutdown of a rolling
+ * restart behind a load balancer (nginx's SIGQUIT, HAProxy's soft-stop).
+ * Every shard stops accepting at once (its multishot accept cancelled, its
+ * listener shut down and closed: once every shard's is, the kernel refuses
+ * new connections) and lets its command end what it holds gracefully; the
+ * process exits 0 when no shard has a connection left, or at
+ * --drain-timeout, where it stops as SIGTERM does. SIGINT/SIGTERM during a
+ * drain stop at once; SIGUSR1 still prints the counters. The control thread
+ * asks each shard its live connections by message every RP_APP_DRAIN_POLL_MS
+ * (only while draining): nothing is added to a shard's hot path.
  */
 #ifndef RP_APPS_SERVER_H
 #define RP_APPS_SERVER_H
@@ -33,13 +44,27 @@ struct rp_app_opts {
 	struct sockaddr_storage ss; /* its address (port 0 allowed) */
 	socklen_t sslen;
 	unsigned interval; /* --stats-interval in seconds; 0: on SIGUSR1 only */
+	bool drain_set;	   /* --drain-timeout was given ... */
+	unsigned drain_s;  /* ... its seconds (else RP_APP_DRAIN_DEFAULT_S) */
 };
+
+/* --drain-timeout's default, 30 s: the grace period a supervisor commonly
+ * gives before its SIGKILL (Kubernetes' terminationGracePeriodSeconds is
+ * 30), so a drain that outlives it is cut by us, cleanly, not by a kill.
+ * nginx (worker_shutdown_timeout) and HAProxy (hard-stop-after) have no
+ * bound by default; one that never ends would hold a rolling restart.
+ * Long downloads want more: at most 3600. 0: stop at once. */
+#define RP_APP_DRAIN_DEFAULT_S 30u
+#define RP_APP_DRAIN_MAX_S     3600u
+/* The control thread's poll of the shards' live connections while draining. */
+#define RP_APP_DRAIN_POLL_MS 50u
 
 /*
  * Take getopt_long's @c and @arg when they are one of the options every
  * server command has: --listen ('l', into @o), --shards ('s', 1..@max_shards),
  * --cpus ('c'), --busy-poll ('b', us into @rc->spin_ns), --stats-interval
- * ('i', into @o) and --no-pin ('n'). Returns 1 when taken, 0 when @c is
+ * ('i', into @o), --drain-timeout ('D', 0..3600 s into @o) and --no-pin
+ * ('n'). Returns 1 when taken, 0 when @c is
  * none of them, -1 on a bad value ("ringplane CMD: ..." printed).
  */
 int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,
@@ -61,14 +86,14 @@ void rp_app_addr_str(const struct sockaddr_storage *ss, char *out, size_t cap);
 /* Raise RLIMIT_NOFILE's soft limit to the hard one (a descriptor per connection). */
 void rp_app_raise_nofile(void);
 
-/* Block SIGINT, SIGTERM and SIGUSR1 in the calling thread (the shard threads
+/* Block SIGINT, SIGTERM, SIGQUIT and SIGUSR1 in the calling thread (the shard threads
  * it starts inherit the mask) and ignore SIGPIPE; *@sigs gets the set. */
 void rp_app_block_signals(sigset_t *sigs);
 
-/* Wait for SIGINT or SIGTERM; on SIGUSR1, or every @interval seconds when
- * not 0, call @stats(@arg). */
-void rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
-			 void *arg);
+/* Wait for SIGINT, SIGTERM or SIGQUIT; on SIGUSR1, or every @interval
+ * seconds when not 0, call @stats(@arg). Returns the signal that ended it. */
+int rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(void *),
+			void *arg);
 
 /* "ringplane CMD: WHAT: why" on stderr, why being rp_engine_error() when it
  * has a line and strerror(-@err) otherwise (a failed runtime create or start). */
@@ -80,10 +105,31 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err);
 int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_storage *ss);
 
 /* Flush stdout (the "listening on" line scripts wait for), serve until
- * SIGINT/SIGTERM (rp_app_wait_signals), then stop @rt and join its shards.
- * Returns rp_runtime_wait's result. */
+ * SIGINT/SIGTERM/SIGQUIT (rp_app_wait_signals; no drain: SIGQUIT stops as
+ * SIGTERM does), then stop @rt and join its shards. Returns
+ * rp_runtime_wait's result. */
 int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
 	       void (*stats)(void *), void *arg);
+
+/*
+ * A command's part of the drain: @step runs on each shard's own thread, by
+ * message, at SIGQUIT and then every RP_APP_DRAIN_POLL_MS until the exit.
+ * Its first call stops the shard's accept (rp_app_accept_close) and starts
+ * ending what the command ends gracefully; every call returns the shard's
+ * live connections (0: nothing left). Idempotent.
+ */
+struct rp_app_drain {
+	unsigned (*step)(struct rp_shard *sh);
+};
+
+/*
+ * rp_app_run, and on SIGQUIT the drain of @d (NULL: SIGQUIT stops): stop
+ * once every shard's step said 0, or @o's --drain-timeout after the
+ * SIGQUIT, or at SIGINT/SIGTERM; stderr says "draining" at the SIGQUIT and
+ * how the drain ended. Returns rp_runtime_wait's result.
+ */
+int rp_app_run_drain(struct rp_runtime *rt, const sigset_t *sigs, const struct rp_app_opts *o,
+		     void (*stats)(void *), void *arg, const struct rp_app_drain *d);
 
 /* From the control thread: each of @rt's shards runs @fn(sh, NULL) on its own
  * thread (a stats line: a shard's counters are its own, read only there).
@@ -148,6 +194,7 @@ struct rp_app_accept {
 	bool down;		/* it must be armed again */
 	bool failing;		/* an arm failed: said once, until one works */
 	bool said_no_timer;	/* ... and that its back-off timer failed too */
+	bool closed;		/* rp_app_accept_close ran: never armed again */
 	struct rp_app_backoff backoff;
 };
 
@@ -166,14 +213,22 @@ void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a);
  * too, "...; retrying when a connection closes"). */
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
 
+/* The drain: cancel @a's accept, shut its listener down (a multishot
+ * accept the cancel could not reach ends with it, and the kernel stops
+ * taking connections on it) and close it. Nothing arms the accept again:
+ * not a poke, a tick, nor the back-off timer; a connection accepted
+ * before the cancel landed is closed by rp_app_accepted. Idempotent. */
+void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a);
+
 /* Something was freed (a connection closed) or time passed (a tick): if
  * @a's accept is down and no back-off timer will arm it, arm it now. */
 void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a);
 
 /*
  * The top of every on_accept: the accepted fd to serve (>= 0), or -1 when
- * @cq brings none: an error (counted unless -ECANCELED; the accept backs
- * off when it ended) or a stopping shard (the new fd is closed).
+ * @cq brings none: an error (counted unless -ECANCELED or after
+ * rp_app_accept_close; the accept backs off when it ended) or a stopping
+ * or draining shard (the new fd is closed).
  */
 int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq);
 
