@@ -900,6 +900,22 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	return 0;
 }
 
+/* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: stop the
+ * accept; connections go on until their peers close (or the idle
+ * timeout). Returns the connections left. */
+static unsigned echo_drain(struct rp_shard *sh)
+{
+	struct echo_shard *es = g_cfg.es[rp_shard_id(sh)];
+	unsigned n = 0;
+
+	if (!es)
+		return 0;
+	rp_app_accept_close(sh, &es->acc);
+	for (const struct conn *c = es->conns; c; c = c->next)
+		n++;
+	return n;
+}
+
 static void echo_stop(struct rp_shard *sh, void *arg)
 {
 	struct echo_cfg *cfg = arg;
@@ -981,7 +997,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ringplane echo --listen HOST:PORT [--shards N] [--cpus LIST] [--sockperf]\n"
 		"                      [--idle-timeout S] [--stats-interval S] [--no-pin] [--sqpoll]\n"
-		"                      [--busy-poll US]\n"
+		"                      [--busy-poll US] [--drain-timeout S]\n"
 		"  --listen HOST:PORT   address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"                       (the port is printed)\n"
 		"  --shards N           shards, 1..1024 (default: one per core of the placement plan)\n"
@@ -990,6 +1006,9 @@ static void usage(FILE *f)
 		"  --idle-timeout S     close connections with no read or write for S seconds\n"
 		"                       (default %d, 0: never)\n"
 		"  --stats-interval S   print per-shard counters every S seconds (also on SIGUSR1)\n"
+		"  --drain-timeout S    on SIGQUIT stop accepting, let connections go on until their\n"
+		"                       peers close and exit 0 when none is left, or after S seconds\n"
+		"                       as on SIGTERM (0..3600, default 30)\n"
 		"  --no-pin             do not pin shard threads\n"
 		"  --sqpoll             IORING_SETUP_SQPOLL rings\n"
 		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n",
@@ -1054,9 +1073,11 @@ int rp_cmd_echo(int argc, char **argv)
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "sqpoll", no_argument, NULL, 'q' },
 		{ "busy-poll", required_argument, NULL, 'b' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct rp_app_drain drain = { .step = echo_drain };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { 0 };
@@ -1134,7 +1155,7 @@ int rp_cmd_echo(int argc, char **argv)
 		rp_engine_features(rt));
 	print_shards();
 
-	ret = rp_app_run(rt, &sigs, o.interval, stats_now, rt);
+	ret = rp_app_run_drain(rt, &sigs, &o, stats_now, rt, &drain);
 	print_stats(rt, stdout);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:

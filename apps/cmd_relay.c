@@ -555,6 +555,21 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	return 0;
 }
 
+/* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: stop the
+ * accept; every relay goes on until both directions end (or the
+ * --idle-timeout, a reset, an unreachable upstream: their normal ends).
+ * Returns the connections left, those still connecting upstream or
+ * reading a PROXY header included. */
+static unsigned relay_drain(struct rp_shard *sh)
+{
+	struct rshard *rs = g.rs[rp_shard_id(sh)];
+
+	if (!rs)
+		return 0;
+	rp_app_accept_close(sh, &rs->acc);
+	return rs->conns;
+}
+
 static void relay_stop(struct rp_shard *sh, void *arg)
 {
 	struct rshard *rs = g.rs[rp_shard_id(sh)];
@@ -597,7 +612,7 @@ static void usage(FILE *f)
 		"                       [--proxy-protocol off|v1|v2] [--accept-proxy]\n"
 		"                       [--connect-timeout MS] [--idle-timeout S] [--max-conns N]\n"
 		"                       [--busy-poll US] [--idle-spin US] [--stats-interval S]\n"
-		"                       [--no-pin]\n"
+		"                       [--drain-timeout S] [--no-pin]\n"
 		"  --listen HOST:PORT      address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --upstream HOST:PORT    where each client's bytes go (a new connection each)\n"
 		"  --shards N              shards, 1..256 (default: one per core of the plan)\n"
@@ -617,6 +632,9 @@ static void usage(FILE *f)
 		"                          between events stay shorter, yielding the CPU to any\n"
 		"                          other runnable task (default 50, at most 1000; 0: off)\n"
 		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
+		"  --drain-timeout S       on SIGQUIT stop accepting, let every relay run to its end\n"
+		"                          and exit 0 when none is left, or after S seconds as on\n"
+		"                          SIGTERM (0..3600, default 30; SIGINT/SIGTERM stop at once)\n"
 		"  --no-pin                do not pin shard threads\n");
 }
 
@@ -636,12 +654,14 @@ int rp_cmd_relay(int argc, char **argv)
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "idle-spin", required_argument, NULL, 'I' },
 		{ "stats-interval", required_argument, NULL, 'i' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const modes[] = { "auto", "copy", "splice", "uring-splice", NULL };
 	static const char *const pp[] = { "off", "v1", "v2", NULL };
+	static const struct rp_app_drain drain = { .step = relay_drain };
 	/* idle spin on by default: on the 2-vCPU test VMs it took sockperf's
 	 * p50 through the relay from 59-70 us to 36-52 us, below HAProxy's
 	 * 65-82 (docs/net.md, "Latency, keep-alive and churn") */
@@ -747,7 +767,7 @@ int rp_cmd_relay(int argc, char **argv)
 		pp[g.proxy_out], g.accept_proxy ? ", accept-proxy" : "", conn_ms,
 		rp_engine_features(rt));
 
-	ret = rp_app_run(rt, &sigs, o.interval, print_stats, rt);
+	ret = rp_app_run_drain(rt, &sigs, &o, print_stats, rt, &drain);
 	status = ret ? RP_EXIT_FAIL : RP_EXIT_OK;
 out:
 	rp_app_close_listeners(g.lfds, g.shards);
