@@ -45,6 +45,10 @@ check "usage lists echo" status_is 0 bash -c "'$RP' --help | grep -q '^  echo '"
 check "serve --help lists --mode" status_is 0 bash -c "'$RP' serve --help | grep -q '^  --mode auto|splice|copy'"
 check "serve --help lists the linger bounds" status_is 0 bash -c \
 	"'$RP' serve --help | grep -q '^  --linger-timeout S' && '$RP' serve --help | grep -q '^  --linger-time S'"
+for cmd in serve relay echo; do
+	check "$cmd --help lists --drain-timeout" status_is 0 bash -c \
+		"'$RP' $cmd --help | grep -q '^  --drain-timeout S'"
+done
 check "host topo exits 0" status_is 0 "$RP" topo
 check "bad policy" status_is 2 "$RP" topo --policy round
 check "bad cpulist syntax" status_is 2 "$RP" topo --cpus 3-1
@@ -125,6 +129,15 @@ for bad in "--linger-timeout 0" "--linger-timeout 3601" "--linger-time -1" "--li
 	eval "set -- $bad"
 	check "serve $1 '$2' refused" refused "$1" "$2" "$RP" serve --listen 127.0.0.1:0 --root / "$1" "$2"
 done
+for bad in "--drain-timeout -1" "--drain-timeout 3601" "--drain-timeout 5s" \
+	"--drain-timeout ''"; do
+	eval "set -- $bad"
+	# shellcheck disable=SC2086 # $E is a command line: split on purpose
+	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
+	check "serve $1 '$2' refused" refused "$1" "$2" "$RP" serve --listen 127.0.0.1:0 --root / "$1" "$2"
+	check "relay $1 '$2' refused" refused "$1" "$2" "$RP" relay --listen 127.0.0.1:0 \
+		--upstream 127.0.0.1:1 "$1" "$2"
+done
 for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1" \
 	"--cpus 5000" "--cpus ''"; do
 	eval "set -- $bad"
@@ -158,7 +171,7 @@ serves() { # echo arguments...: prints "listening on" within 5 s, stops on SIGTE
 }
 check "echo listens on 127.0.0.1:0" serves --listen 127.0.0.1:0
 check "echo with every numeric flag" serves --listen 127.0.0.1:0 --busy-poll 0 \
-	--stats-interval 3600 --idle-timeout 0
+	--stats-interval 3600 --idle-timeout 0 --drain-timeout 3600
 check "echo listens on localhost:0" serves --listen localhost:0
 if [ -e /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
 	check "echo listens on [::1]:0" serves --listen "[::1]:0"

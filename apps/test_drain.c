@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_drain RINGPLANE_BINARY: SIGQUIT's graceful drain (server.h) on real
+ * servers with real clients on 127.0.0.1.
+ * serve: an 8 MB download read at a throttled pace, mid-body at SIGQUIT,
+ * completes byte-exact and then EOF; an idle keep-alive connection gets
+ * EOF within 1 s; a new connect is refused within 1 s; the server exits 0
+ * once the last client is done, well before --drain-timeout. A client that
+ * stops reading holds the drain until --drain-timeout 2: exit 0 then.
+ * relay (upstream: `ringplane echo`): a stream mid-transfer at SIGQUIT
+ * completes byte-exact both ways, a new connect is refused, and the relay
+ * exits 0 after the stream ends. Every wait is bounded.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_util.h"
+#include "test_child.h"
+
+#define BIG_LEN (8u << 20)
+
+static char root[96];
+static char small[64];
+static unsigned char *big;
+
+/* The exit status of @c, which was signalled already (-1: not within
+ * @limit_ms; then killed). Its stdout is read meanwhile. */
+static int child_exit(struct child *c, unsigned limit_ms)
+{
+	uint64_t end = now_ms() + limit_ms;
+	int st;
+
+	for (;;) {
+		struct pollfd p = { .fd = c->out, .events = POLLIN };
+
+		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
+			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
+
+			if (r > 0)
+				c->len += (size_t)r;
+		}
+		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
+			break;
+		if (now_ms() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &st, 0);
+			close(c->out);
+			return -1;
+		}
+	}
+	c->log[c->len] = 0;
+	close(c->out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Wait up to @ms for @fd readable; then one recv into @buf. -2: timeout. */
+static ssize_t recv_wait(int fd, void *buf, size_t len, unsigned ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t r;
+
+	if (poll(&p, 1, (int)ms) <= 0)
+		return -2;
+	r = recv(fd, buf, len, MSG_DONTWAIT);
+	return r < 0 ? -errno : r;
+}
+
+/* A connect after the drain began: refused, or reset at once (1 s). */
+static bool refused(int port)
+{
+	char b;
+	int fd = dial(port);
+	ssize_t r;
+
+	if (fd < 0)
+		return true;
+	r = recv_wait(fd, &b, 1, 1000);
+	close(fd);
+	return r == -ECONNRESET || r == 0;
+}
+
+/* Send GET /@path and read the head (into @head) and at most @max bytes of
+ * the body into @body; returns the body bytes read, -1 on error. */
+static ssize_t get_start(int fd, const char *path, char *head, size_t hcap, unsigned char *body,
+			 size_t max)
+{
+	char req[128], buf[65536];
+	size_t have = 0, blen = 0;
+	uint64_t end = now_ms() + 5000;
+	int n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+
+	if (send(fd, req, (size_t)n, 0) != n)
+		return -1;
+	while (now_ms() < end) {
+		ssize_t r = recv_wait(fd, buf + have, sizeof(buf) - have - 1, 1000);
+		char *e;
+
+		if (r <= 0)
+			return r == -2 ? -1 : -1;
+		have += (size_t)r;
+		buf[have] = 0;
+		e = strstr(buf, "\r\n\r\n");
+		if (!e)
+			continue;
+		snprintf(head, hcap, "%.*s", (int)(e + 4 - buf), buf);
+		blen = have - (size_t)(e + 4 - buf);
+		if (blen > max)
+			return -1;
+		memcpy(body, e + 4, blen);
+		return (ssize_t)blen;
+	}
+	return -1;
+}
+
+/* Read into @body from @got up to @len at a throttled pace (32 KB a
+ * 10 ms), then expect EOF; the bytes read in all. */
+static size_t read_rest(int fd, unsigned char *body, size_t got, size_t len)
+{
+	uint64_t end = now_ms() + 30000;
+
+	while (got < len && now_ms() < end) {
+		size_t want = len - got < 32768 ? len - got : 32768;
+		ssize_t r = recv_wait(fd, body + got, want, 2000);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		usleep(10000);
+	}
+	return got;
+}
+
+static void test_serve_drain(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "2", "--no-pin", "--drain-timeout", "20", NULL };
+	unsigned char *got = malloc(BIG_LEN);
+	char head[1024], b[256];
+	struct child c = { 0 };
+	int idle, dl, rcv = 65536, st;
+	ssize_t n;
+	size_t total;
+	uint64_t t0, t1;
+
+	if (!got || child_start(&c, args)) {
+		CHECK(0, "serve did not start");
+		free(got);
+		return;
+	}
+	idle = dial(c.port);
+	n = idle >= 0 ? get_start(idle, "small.txt", head, sizeof(head), (unsigned char *)b,
+				  sizeof(b)) :
+			-1;
+	CHECK(n >= 0 && strstr(head, "200 OK"), "idle connection's first answer");
+	dl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(dl, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)); /* keep the body in the server */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		CHECK(!connect(dl, (struct sockaddr *)&a, sizeof(a)), "download connect");
+	}
+	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
+	CHECK(n >= 0 && strstr(head, "200 OK") && strstr(head, "Content-Length: 8388608"),
+	      "download head: %s", head);
+	total = read_rest(dl, got, n > 0 ? (size_t)n : 0, 512 * 1024);
+	CHECK(total < BIG_LEN / 2, "mid-body at SIGQUIT (%zu read)", total);
+
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	n = recv_wait(idle, b, sizeof(b), 1000);
+	CHECK(n == 0, "idle keep-alive connection: EOF within 1 s of SIGQUIT (got %zd after %llu ms)",
+	      n, (unsigned long long)(now_ms() - t0));
+	usleep(100000);
+	CHECK(refused(c.port), "a new connect after SIGQUIT is refused");
+	CHECK(now_ms() - t0 < 1500, "refused within 1 s");
+
+	total = read_rest(dl, got, total, BIG_LEN);
+	CHECK(total == BIG_LEN && !memcmp(got, big, BIG_LEN), "download byte-exact (%zu of %u)",
+	      total, BIG_LEN);
+	n = recv_wait(dl, b, sizeof(b), 3000);
+	CHECK(n == 0, "EOF after the download's last byte (got %zd)", n);
+	t1 = now_ms();
+	close(dl);
+	close(idle);
+	st = child_exit(&c, 5000);
+	CHECK(st == 0, "serve exits 0 after the drain (status %d)", st);
+	printf("serve drain: download ended %llu ms after SIGQUIT, exit %llu ms after the last "
+	       "client (--drain-timeout 20)\n",
+	       (unsigned long long)(t1 - t0), (unsigned long long)(now_ms() - t1));
+	CHECK(now_ms() - t1 < 3000, "exit well before --drain-timeout");
+	free(got);
+}
+
+static void test_serve_drain_timeout(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "2", NULL };
+	unsigned char *got = malloc(BIG_LEN);
+	char head[1024];
+	struct child c = { 0 };
+	int dl, rcv = 65536, st;
+	uint64_t t0, dt;
+	ssize_t n;
+
+	if (!got || child_start(&c, args)) {
+		CHECK(0, "serve did not start");
+		free(got);
+		return;
+	}
+	dl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(dl, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		CHECK(!connect(dl, (struct sockaddr *)&a, sizeof(a)), "download connect");
+	}
+	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
+	CHECK(n >= 0 && strstr(head, "200 OK"), "download head");
+	usleep(200000); /* and never read again */
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	st = child_exit(&c, 8000);
+	dt = now_ms() - t0;
+	printf("serve drain timeout: a client that stopped reading, exit %llu ms after SIGQUIT "
+	       "(--drain-timeout 2)\n",
+	       (unsigned long long)dt);
+	CHECK(st == 0, "exit 0 at --drain-timeout (status %d)", st);
+	CHECK(dt >= 1900 && dt < 5000, "exit at --drain-timeout 2 s (%llu ms)",
+	      (unsigned long long)dt);
+	close(dl);
+	free(got);
+}
+
+/* Through the relay to `ringplane echo`: write @len bytes, read them back,
+ * SIGQUIT to the relay once @quit_at were written; then a half-close and
+ * everything back before EOF. */
+static void test_relay_drain(void)
+{
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
+				NULL };
+	char up[64];
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+				"2", "--no-pin", "--drain-timeout", "20", NULL };
+	const size_t len = 4u << 20, quit_at = 1u << 20;
+	unsigned char *back = malloc(len);
+	struct child e = { 0 }, r = { 0 };
+	size_t sent = 0, recvd = 0, back_at_quit = 0;
+	bool quit = false, shut = false, eof = false;
+	uint64_t end, t0 = 0, t1;
+	int fd, st;
+
+	if (!back || child_start(&e, eargs)) {
+		CHECK(0, "echo did not start");
+		free(back);
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
+	if (child_start(&r, rargs)) {
+		CHECK(0, "relay did not start");
+		child_stop(&e, 5000);
+		free(back);
+		return;
+	}
+	fd = dial(r.port);
+	CHECK(fd >= 0, "dial the relay");
+	end = now_ms() + 30000;
+	while (fd >= 0 && !eof && now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0) };
+
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		if (p.revents & POLLOUT) {
+			/* 16 KB at a time: the stream is mid-transfer for a while */
+			size_t w = len - sent < 16384 ? len - sent : 16384;
+			ssize_t k = send(fd, big + sent, w, MSG_DONTWAIT);
+
+			if (k > 0)
+				sent += (size_t)k;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t k = recv(fd, back + recvd, len - recvd, MSG_DONTWAIT);
+
+			if (k == 0 || (k < 0 && errno != EAGAIN))
+				eof = true;
+			else if (k > 0)
+				recvd += (size_t)k;
+		}
+		if (!quit && sent >= quit_at) {
+			quit = true;
+			back_at_quit = recvd;
+			t0 = now_ms();
+			kill(r.pid, SIGQUIT);
+			usleep(100000);
+			CHECK(refused(r.port), "a new connect to the draining relay is refused");
+		}
+		if (sent == len && !shut) {
+			shut = true;
+			shutdown(fd, SHUT_WR); /* echo answers with its own EOF */
+		}
+		usleep(1000);
+	}
+	CHECK(quit && back_at_quit < len, "SIGQUIT mid-transfer (%zu of %zu back)", back_at_quit,
+	      len);
+	CHECK(eof && recvd == len && !memcmp(back, big, len),
+	      "relayed stream byte-exact both ways (%zu sent, %zu back, eof %d)", sent, recvd,
+	      eof);
+	t1 = now_ms();
+	if (fd >= 0)
+		close(fd);
+	st = child_exit(&r, 5000);
+	CHECK(st == 0, "relay exits 0 after the drain (status %d)", st);
+	printf("relay drain: stream ended %llu ms after SIGQUIT, exit %llu ms after\n",
+	       (unsigned long long)(t1 - t0), (unsigned long long)(now_ms() - t1));
+	CHECK(now_ms() - t1 < 3000, "relay exits soon after the stream ends");
+	st = child_stop(&e, 5000);
+	CHECK(st == 0, "echo exits 0 on SIGTERM (status %d)", st);
+	free(back);
+}
+
+int main(int argc, char **argv)
+{
+	char path[256];
+	int fd;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_drain RINGPLANE_BINARY\n");
+		return 2;
+	}
+	bin = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (make_root(root, sizeof(root), "drain", small, sizeof(small))) {
+		printf("SKIP: cannot make a root under /tmp: %s\n", strerror(errno));
+		return 77;
+	}
+	big = malloc(BIG_LEN);
+	if (!big)
+		return 1;
+	for (size_t i = 0; i < BIG_LEN; i += 8) {
+		uint64_t v = rng();
+
+		memcpy(big + i, &v, 8);
+	}
+	snprintf(path, sizeof(path), "%s/big.bin", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, big, BIG_LEN) != (ssize_t)BIG_LEN) {
+		printf("SKIP: cannot write %s: %s\n", path, strerror(errno));
+		return 77;
+	}
+	close(fd);
+
+	test_serve_drain();
+	test_serve_drain_timeout();
+	test_relay_drain();
+
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/small.txt", root);
+	unlink(path);
+	rmdir(root);
+	free(big);
+	if (failures) {
+		printf("FAIL: %d check(s)\n", failures);
+		return 1;
+	}
+	printf("PASS\n");
+	return 0;
+}
