@@ -41,6 +41,12 @@
  * not a graceful end never lingers: the idle keep-alive close, the header
  * timeout, an overflow, a failed send, an abort (SO_LINGER 0), the stop.
  *
+ * Drain (SIGQUIT, server.h): serve_drain stops the accept and gives
+ * every idle keep-alive connection the lingering close; one with an answer
+ * out or requests buffered answers what it has whole (serve_request puts
+ * Connection: close on the last one buffered; conn_answer lingers once it
+ * is idle), so no answer is cut and no client is reset.
+ *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
  * openat2(RESOLVE_BENEATH) on the root: nothing outside it is reachable by
