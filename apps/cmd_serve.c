@@ -127,7 +127,9 @@ struct serve_stats {
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
 	uint64_t lingered;    /* lingering closes started (FIN sent, input drained) */
-	uint64_t linger_timeouts; /* lingering ended by its bound, not by the peer's EOF */
+	uint64_t linger_timeouts; /* lingering ended by its bound (or, quiet for a tick, to
+				     free a descriptor while the accept is down), not by
+				     the peer's EOF */
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
@@ -1017,10 +1019,13 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (c->lingering) {
 			/* no byte for --linger-timeout, --linger-time in all,
 			 * or the accept down (EMFILE, memory short: what
-			 * lingers was answered, its descriptor is wanted) */
+			 * lingers was answered, its descriptor is wanted) and
+			 * no byte for a tick (one whose client's bytes still
+			 * arrive keeps its answer from a reset a while more) */
 			if (!c->closing &&
 			    (ss->now_ticks - c->linger_tick > g.linger_idle_ticks ||
-			     ss->now_ticks - c->linger_start > g.linger_ticks || accept_down)) {
+			     ss->now_ticks - c->linger_start > g.linger_ticks ||
+			     (accept_down && ss->now_ticks != c->linger_tick))) {
 				ST_ADD(ss, linger_timeouts, 1);
 				conn_close(sh, c);
 			}
