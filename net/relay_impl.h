@@ -125,5 +125,10 @@ void relay_splice_drop(struct rdir *d);
  * put: an empty pipe goes back to the pool, one with bytes in it is closed. */
 int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why);
 void relay_pipe_put(struct rdir *d);
+/* Step over TCP urgent data that stops a socket -> pipe splice (relay_splice.c):
+ * 1 when the read side was at the urgent mark and is now past it (a byte that
+ * followed it may be in the pipe, d->eof set if the peer's FIN followed it), 0
+ * when it was not at the mark, or a negative errno. */
+int relay_splice_urgent(struct rdir *d);
 
 #endif

@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "relay_impl.h"
@@ -110,6 +112,41 @@ void relay_splice_drop(struct rdir *d)
 	relay_pipe_put(d);
 }
 
+/*
+ * TCP urgent data (a peer's send with MSG_OOB) stops splice(2): the socket
+ * side (tcp_read_sock) reads up to the urgent mark and never past it. At the
+ * mark a non-blocking splice returns -EAGAIN while poll keeps saying POLLIN
+ * (a spin at 100% CPU), a blocking one returns 0, and once the peer's FIN is
+ * in both return 0: the bytes after the mark were lost behind a false EOF
+ * (checked on 6.18). recv(2) steps over the urgent byte, which without
+ * SO_OOBINLINE is not part of the stream (the copy path drops it the same
+ * way), and clears the mark: so at the mark one byte is read with recv and
+ * put in the pipe, after any bytes already there. One ioctl, only where a
+ * splice read nothing: at EOF, or after a readiness that found no data.
+ */
+int relay_splice_urgent(struct rdir *d)
+{
+	int at = 0;
+	char c;
+	ssize_t n;
+
+	if (ioctl(d->from, SIOCATMARK, &at) < 0 || !at)
+		return 0;
+	n = recv(d->from, &c, 1, MSG_DONTWAIT);
+	if (n < 0)
+		/* EAGAIN: the urgent byte was the last one, and it is skipped */
+		return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+	if (n == 0) {
+		d->eof = true;
+		return 1;
+	}
+	if (write(d->pipe[1], &c, 1) != 1)
+		return -EIO; /* the pipe had room (in_pipe < its size): cannot happen */
+	d->in_pipe++;
+	d->started = true;
+	return 1;
+}
+
 static void fall_back(struct rdir *d, enum rp_relay_fallback why)
 {
 	rs_of(d)->st.splice_fallback[why]++;
@@ -155,7 +192,7 @@ static void wait_for(struct rdir *d, int fd, unsigned events)
 static void splice_pump(struct rdir *d)
 {
 	struct rp_relay *r = d->r;
-	bool want_in = false, want_out = false;
+	bool want_in = false, want_out = false, read_any = false;
 
 	for (int round = 0; round < PUMP_ROUNDS && !r->ended; round++) {
 		ssize_t n;
@@ -174,10 +211,21 @@ static void splice_pump(struct rdir *d)
 
 			n = splice(d->from, NULL, d->pipe[1], NULL, room,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			int urg;
+
 			if (n > 0) {
 				d->in_pipe += (size_t)n;
 				d->started = true;
+				read_any = true;
 				relay_auto_read(d, (size_t)n, room);
+			} else if ((n == 0 || (errno == EAGAIN && !read_any)) &&
+				   (urg = relay_splice_urgent(d)) != 0) {
+				/* was at the urgent mark: past it now, read on */
+				if (urg < 0) {
+					relay_fail(r, urg, RP_RELAY_END_RESET);
+					return;
+				}
+				read_any = true;
 			} else if (n == 0) {
 				d->eof = true;
 			} else if (errno == EAGAIN) {

@@ -74,8 +74,17 @@ static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			d->started = true;
 			uring_pump(d);
 		} else if (c->res == 0) {
-			d->eof = true;
-			uring_pump(d);
+			/* 0 is also a blocking splice stopped at TCP urgent data
+			 * (relay_splice_urgent): not an EOF then */
+			int urg = relay_splice_urgent(d);
+
+			if (urg < 0) {
+				relay_fail(r, urg, RP_RELAY_END_RESET);
+			} else {
+				if (!urg)
+					d->eof = true;
+				uring_pump(d);
+			}
 		} else {
 			relay_fail(r, c->res, RP_RELAY_END_RESET);
 		}

@@ -11,6 +11,8 @@
  *   a stream gone quiet (1 s without a read) or past its EOF stops
  *   counting, so a later lone local stream stays in copy;
  * - EOF is passed on as a half-close and the other direction keeps flowing;
+ * - TCP urgent data (MSG_OOB) is stepped over on every path, the bytes
+ *   after it and the EOF arrive (splice stops at the urgent mark);
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
  *   other relays keep flowing;
@@ -633,6 +635,95 @@ static void test_half_close_splice(void **state)
 	run_half_close(RP_RELAY_SPLICE);
 }
 
+/* ---- TCP urgent data ---- */
+
+/* Read @fd until EOF or @limit_s into @buf (at most @cap); bytes read. */
+static size_t read_to_eof(int fd, char *buf, size_t cap, double limit_s, bool *eof)
+{
+	double end = now_s() + limit_s;
+	size_t got = 0;
+
+	*eof = false;
+	while (!*eof && got < cap && now_s() < end) {
+		ssize_t r = recv(fd, buf + got, cap - got, 0);
+
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			*eof = true;
+		else
+			sleep_ms(1);
+	}
+	return got;
+}
+
+/*
+ * A client sends urgent bytes (MSG_OOB) between ordinary bytes and right
+ * before its FIN. Without SO_OOBINLINE the urgent byte is not part
+ * of the stream (recv steps over it): the server gets every other byte,
+ * then EOF. splice(2) stops at the urgent mark; the splice paths used to
+ * spin there and then report EOF at the FIN, losing what followed the mark.
+ */
+static void run_urgent(enum rp_relay_mode mode)
+{
+	struct rp_relay_config cfg = { .mode = mode };
+	struct stream *s = &T.st[0];
+	char buf[256];
+	size_t got;
+	bool eof;
+
+	make_stream(s, 0, 0, 11);
+	start_all(&cfg, 1);
+	/* the urgent byte is the last of each send ("X", "Y"); the kernel itself
+	 * steps over one that arrives alone at the head of the unread bytes, so
+	 * each comes with ordinary bytes before it, as the splice sees them */
+	assert_int_equal(send(s->c, "beforeX", 7, MSG_OOB), 7);
+	sleep_ms(50);
+	assert_int_equal(send(s->c, "after", 5, 0), 5);
+	sleep_ms(50);
+	assert_int_equal(send(s->c, "tailY", 5, MSG_OOB), 5); /* then the FIN */
+	sleep_ms(50);
+	shutdown(s->c, SHUT_WR);
+	got = read_to_eof(s->s, buf, sizeof(buf), WAIT_S, &eof);
+	assert_true(eof);
+	assert_int_equal(got, 15);
+	assert_memory_equal(buf, "beforeaftertail", 15);
+	/* the other direction still flows, and the relay ends cleanly */
+	assert_int_equal(send(s->s, "response", 8, 0), 8);
+	shutdown(s->s, SHUT_WR);
+	got = read_to_eof(s->c, buf, sizeof(buf), WAIT_S, &eof);
+	assert_true(eof);
+	assert_int_equal(got, 8);
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+	fetch_stats();
+	if (mode != RP_RELAY_COPY) { /* the splice path ran, no fallback to copy */
+		assert_int_equal(T.rstats.bytes_spliced[0], 15);
+		for (unsigned k = 0; k < RP_RELAY_FB_NR; k++)
+			assert_int_equal(T.rstats.splice_fallback[k], 0);
+	}
+	rt_end(T.rt);
+	close_clients();
+}
+
+static void test_urgent_copy(void **state)
+{
+	(void)state;
+	run_urgent(RP_RELAY_COPY);
+}
+
+static void test_urgent_splice(void **state)
+{
+	(void)state;
+	run_urgent(RP_RELAY_SPLICE);
+}
+
+static void test_urgent_uring_splice(void **state)
+{
+	(void)state;
+	run_urgent(RP_RELAY_SPLICE_URING);
+}
+
 /* ---- reset passed on ---- */
 
 static void run_reset(enum rp_relay_mode mode)
@@ -922,6 +1013,9 @@ int main(int argc, char **argv)
 		T(test_auto_local_after_eof_copies),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
+		T(test_urgent_copy),
+		T(test_urgent_splice),
+		T(test_urgent_uring_splice),
 		T(test_close_storm),
 		T(test_reset_copy),
 		T(test_reset_splice),
