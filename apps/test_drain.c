@@ -9,7 +9,9 @@
  * stops reading holds the drain until --drain-timeout 2: exit 0 then.
  * relay (upstream: `ringplane echo`): a stream mid-transfer at SIGQUIT
  * completes byte-exact both ways, a new connect is refused, and the relay
- * exits 0 after the stream ends. Every wait is bounded.
+ * exits 0 after the stream ends. echo: a connection open at SIGQUIT still
+ * echoes, a new connect is refused, the exit follows its close. Every
+ * wait is bounded.
  */
 #include <errno.h>
 #include <poll.h>
@@ -325,6 +327,41 @@ static void test_relay_drain(void)
 	free(back);
 }
 
+/* echo: a connection open at SIGQUIT still echoes, a new connect is
+ * refused, and the exit (0) follows the peer's close. */
+static void test_echo_drain(void)
+{
+	const char *args[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "2", "--no-pin",
+			       "--drain-timeout", "20", NULL };
+	struct child c = { 0 };
+	char b[64];
+	uint64_t t1;
+	ssize_t n;
+	int fd, st;
+
+	if (child_start(&c, args)) {
+		CHECK(0, "echo did not start");
+		return;
+	}
+	fd = dial(c.port);
+	CHECK(fd >= 0 && send(fd, "ping", 4, 0) == 4, "echo: first write");
+	n = fd >= 0 ? recv_wait(fd, b, sizeof(b), 2000) : -1;
+	CHECK(n == 4 && !memcmp(b, "ping", 4), "echo: first answer");
+	kill(c.pid, SIGQUIT);
+	usleep(200000);
+	CHECK(refused(c.port), "echo: a new connect after SIGQUIT is refused");
+	CHECK(fd >= 0 && send(fd, "pong", 4, 0) == 4, "echo: write while draining");
+	n = fd >= 0 ? recv_wait(fd, b, sizeof(b), 2000) : -1;
+	CHECK(n == 4 && !memcmp(b, "pong", 4), "echo: a connection goes on while draining (%zd)",
+	      n);
+	t1 = now_ms();
+	if (fd >= 0)
+		close(fd);
+	st = child_exit(&c, 5000);
+	CHECK(st == 0 && now_ms() - t1 < 3000, "echo exits 0 after its peer closed (status %d)",
+	      st);
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
@@ -360,6 +397,7 @@ int main(int argc, char **argv)
 	test_serve_drain();
 	test_serve_drain_timeout();
 	test_relay_drain();
+	test_echo_drain();
 
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/small.txt", root);
