@@ -158,15 +158,6 @@ int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_s
 	return 0;
 }
 
-int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
-	       void (*stats)(void *), void *arg)
-{
-	fflush(stdout);
-	rp_app_wait_signals(sigs, interval, stats, arg);
-	rp_runtime_stop(rt);
-	return rp_runtime_wait(rt);
-}
-
 /* One shard's answers to the drain's polls. The control thread writes
  * asked and reads the rest; the shard writes live, then answered. */
 struct drain_slot {

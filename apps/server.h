@@ -104,13 +104,6 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err);
  * "ringplane CMD: start: why". Returns rp_runtime_start's result. */
 int rp_app_start(const char *cmd, struct rp_runtime *rt, const struct sockaddr_storage *ss);
 
-/* Flush stdout (the "listening on" line scripts wait for), serve until
- * SIGINT/SIGTERM/SIGQUIT (rp_app_wait_signals; no drain: SIGQUIT stops as
- * SIGTERM does), then stop @rt and join its shards. Returns
- * rp_runtime_wait's result. */
-int rp_app_run(struct rp_runtime *rt, const sigset_t *sigs, unsigned interval,
-	       void (*stats)(void *), void *arg);
-
 /*
  * A command's part of the drain: @step runs on each shard's own thread, by
  * message, at SIGQUIT and then every RP_APP_DRAIN_POLL_MS until the exit.
@@ -123,10 +116,13 @@ struct rp_app_drain {
 };
 
 /*
- * rp_app_run, and on SIGQUIT the drain of @d (NULL: SIGQUIT stops): stop
- * once every shard's step said 0, or @o's --drain-timeout after the
- * SIGQUIT, or at SIGINT/SIGTERM; stderr says "draining" at the SIGQUIT and
- * how the drain ended. Returns rp_runtime_wait's result.
+ * Flush stdout (the "listening on" line scripts wait for) and serve until
+ * SIGINT/SIGTERM (rp_app_wait_signals: SIGUSR1 or @o's --stats-interval
+ * call @stats(@arg)); on SIGQUIT, the drain of @d (NULL, or
+ * --drain-timeout 0: SIGQUIT stops as SIGTERM does) until every shard's
+ * step said 0, @o's --drain-timeout after the SIGQUIT, or a SIGINT/SIGTERM;
+ * stderr says "draining" at the SIGQUIT and how the drain ended. Then stop
+ * @rt and join its shards. Returns rp_runtime_wait's result.
  */
 int rp_app_run_drain(struct rp_runtime *rt, const sigset_t *sigs, const struct rp_app_opts *o,
 		     void (*stats)(void *), void *arg, const struct rp_app_drain *d);
