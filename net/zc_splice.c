@@ -16,6 +16,8 @@
  * counts the bytes in its pipe for the same reason).
  */
 #include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -87,6 +89,20 @@ ssize_t zc_splice_relay_step(int dst, int src, size_t count)
 	if (!p)
 		return ZC_NOPIPE;
 	n = splice_retry(src, NULL, p->wr, count < p->cap ? count : p->cap);
+	/*
+	 * splice stops at TCP urgent data (tcp_read_sock reads up to the mark,
+	 * never past it): a blocking splice there returns 0, a false EOF, and
+	 * a non-blocking one -EAGAIN while the socket polls readable. The copy
+	 * step's read steps over the urgent byte (not part of the stream
+	 * without SO_OOBINLINE) and clears the mark. One ioctl, only where a
+	 * splice moved nothing; not a socket (a pipe): ENOTTY, not at a mark.
+	 */
+	if (n == 0 || n == -EAGAIN) {
+		int at = 0;
+
+		if (ioctl(src, SIOCATMARK, &at) == 0 && at)
+			return ZC_NOPIPE;
+	}
 	if (n <= 0)
 		return n;
 	p->held = (size_t)n;

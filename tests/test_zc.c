@@ -926,6 +926,52 @@ static void test_default_path(void **state)
 
 /* ---- socket relay ---- */
 
+/* A TCP source with an urgent byte (MSG_OOB) between ordinary ones: splice
+ * stops at the urgent mark (a blocking one returns 0 there, a false EOF; a
+ * non-blocking one -EAGAIN for ever while the socket polls readable); the
+ * relay steps over the urgent byte, as a read does, and every other byte,
+ * then the real EOF, come through. */
+static void test_socket_relay_urgent(void **state)
+{
+	(void)state;
+	for (int nb = 0; nb < 2; nb++) {
+		int c, s, d_in, d_out;
+		char buf[64];
+		size_t moved = 0, got = 0;
+		ssize_t n = -EAGAIN;
+		double end = now_s() + WAIT_S;
+
+		tcp_pair(&c, &s);
+		tcp_pair(&d_in, &d_out);
+		assert_int_equal(send(c, "abX", 3, MSG_OOB), 3);
+		usleep(20000);
+		assert_int_equal(send(c, "cd", 2, 0), 2);
+		usleep(20000);
+		shutdown(c, SHUT_WR);
+		if (nb)
+			set_flag(s, O_NONBLOCK);
+		while (now_s() < end && (n = rp_zc_socket_relay(d_in, s, sizeof(buf))) != 0) {
+			if (n > 0)
+				moved += (size_t)n;
+			else if (n == -EAGAIN)
+				usleep(1000);
+			else
+				break;
+		}
+		assert_int_equal(n, 0);
+		assert_int_equal(moved, 4);
+		shutdown(d_in, SHUT_WR);
+		for (ssize_t r; got < sizeof(buf) && (r = recv(d_out, buf + got, sizeof(buf) - got, 0)) > 0;)
+			got += (size_t)r;
+		assert_int_equal(got, 4);
+		assert_memory_equal(buf, "abcd", 4);
+		close(c);
+		close(s);
+		close(d_in);
+		close(d_out);
+	}
+}
+
 /* A blocking relay, socketpair -> TCP, by splice: every byte, 0 at EOF. */
 static void relay_blocking(bool refuse_splice, bool pipe_src)
 {
@@ -1851,6 +1897,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_env_copy),
 		cmocka_unit_test(test_route_cache_many_peers),
 		cmocka_unit_test(test_relay_splice),
+		cmocka_unit_test(test_socket_relay_urgent),
 		cmocka_unit_test(test_relay_splice_refused_copy),
 		cmocka_unit_test(test_relay_held_splice),
 		cmocka_unit_test(test_relay_held_copy),
