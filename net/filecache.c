@@ -339,6 +339,16 @@ void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_sta
 	out->entries = c->used;
 }
 
+int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd)
+{
+	if (root_fd < 0)
+		return -EINVAL;
+	while (c->lru_head)
+		retire(c, c->lru_head);
+	c->root = root_fd;
+	return 0;
+}
+
 void rp_file_cache_destroy(struct rp_file_cache *c)
 {
 	if (!c)

@@ -300,6 +300,47 @@ static void test_nothing_outside_the_root(void **state)
 }
 
 /* A hung open is a failure, not a hung test: SIGALRM ends the program. */
+/* A new root (a deploy replaced the directory): every entry is dropped,
+ * one still held reads its old file until its put, and lookups go beneath
+ * the new root. */
+static void test_set_root(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_entry *held, *other, *now;
+	struct rp_file_cache_stats st;
+	char p[256], buf[64];
+	int subfd;
+
+	(void)state;
+	put_file("r.txt", "old root");
+	put_file("sub/r.txt", "new root");
+	snprintf(p, sizeof(p), "%s/sub", root);
+	subfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(subfd >= 0);
+	assert_int_equal(rp_file_cache_get(c, "r.txt", 5, &held), 0);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &other), 0);
+	rp_file_cache_put(c, other);
+	assert_int_equal(rp_file_cache_set_root(c, -1), -EINVAL);
+	assert_int_equal(rp_file_cache_set_root(c, subfd), 0);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.open_fds, 1); /* the held one, until its put */
+	read_entry(held, buf, sizeof(buf));
+	assert_string_equal(buf, "old root");
+	assert_int_equal(rp_file_cache_get(c, "r.txt", 5, &now), 0);
+	assert_ptr_not_equal(now, held);
+	read_entry(now, buf, sizeof(buf));
+	assert_string_equal(buf, "new root");
+	/* a.txt is not beneath the new root */
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &other), -ENOENT);
+	rp_file_cache_put(c, held);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.open_fds, 1);
+	rp_file_cache_put(c, now);
+	rp_file_cache_destroy(c);
+	close(subfd);
+}
+
 static void test_fifo_and_device_refused_at_once(void **state)
 {
 	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
@@ -337,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_lru_evicts_what_nobody_holds),
 		cmocka_unit_test(test_nothing_outside_the_root),
 		cmocka_unit_test(test_fifo_and_device_refused_at_once),
+		cmocka_unit_test(test_set_root),
 	};
 
 	return cmocka_run_group_tests_name("filecache", all, setup, teardown);

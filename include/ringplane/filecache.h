@@ -74,6 +74,17 @@ struct rp_file_cache_stats {
 struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
 					   uint64_t revalidate_ns);
 
+/*
+ * rp_file_cache_set_root - look up every later path beneath @root_fd
+ * instead: a root directory replaced (a deploy renamed over it, a symlink
+ * to it switched) is served from its new tree. Every entry is dropped at
+ * once (those still referenced are closed at their put, their file
+ * unchanged under the response that holds them). The caller keeps
+ * @root_fd open for the cache's life and may close the old root now.
+ * Returns 0, or -EINVAL (a negative @root_fd).
+ */
+int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd);
+
 /* Close every file (entries still referenced are closed at their put). */
 void rp_file_cache_destroy(struct rp_file_cache *c);
 
