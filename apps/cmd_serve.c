@@ -49,7 +49,8 @@
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
- * openat2(RESOLVE_BENEATH) on the root: nothing outside it is reachable by
+ * openat2(RESOLVE_BENEATH) on the root (the directory --root names, looked
+ * up again each second: a deploy that switches it is served, check_root): nothing outside it is reachable by
  * "..", encoding or a symlink. A path ending in '/' serves its index.html;
  * without one, the directory is a 403 like anything that is not a regular
  * file (no listings), and a missing directory a 404.
@@ -78,6 +79,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +96,7 @@
 
 #define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
 #define TICK_NS (250ull * 1000 * 1000)
+#define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
 #define SERVER_NAME "ringplane"
 /* Stop parsing pipelined requests with this many bytes of bodiless answers
@@ -131,6 +134,7 @@ struct serve_stats {
 				     free a descriptor while the accept is down), not by
 				     the peer's EOF */
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
+	uint64_t root_changes;	  /* --root found naming another directory (check_root) */
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -157,6 +161,12 @@ struct sshard {
 	/* SIGQUIT's drain began (serve_drain): no accept, every connection
 	 * ends after what it has buffered is answered */
 	bool draining;
+	/* the root this shard's cache looks beneath: g.root, or (owned) the
+	 * directory --root names now, once it was replaced (check_root) */
+	int root_fd;
+	bool root_owned;
+	dev_t root_dev;
+	ino_t root_ino;
 	struct serve_stats st;
 };
 
@@ -202,6 +212,9 @@ struct sconn {
 
 static struct {
 	int root;
+	const char *root_path; /* --root as given: looked up again each second */
+	dev_t root_dev;	       /* g.root's directory */
+	ino_t root_ino;
 	unsigned shards;
 	int *lfds;
 	struct sshard **ss;
@@ -1001,6 +1014,44 @@ static void check_send(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
 		conn_abort(sh, ss, c);
 }
 
+/*
+ * --root names a directory by path; a deploy that renames a new tree over
+ * it, or switches the symlink it names, replaces that directory. Each
+ * second the shard looks the path up again (one stat(2), off the request
+ * path) and, when it names another directory, opens that one and makes it
+ * its cache's root (rp_file_cache_set_root: what was cached is dropped;
+ * answers in flight finish from the files they hold), as nginx, which
+ * resolves its root per request, sees such a deploy. A path that names
+ * nothing (the old tree moved away, the new one not yet in place) leaves
+ * the shard on the directory it has: it keeps serving, never a gap of
+ * 404s. Each shard switches on its own within a second of the others.
+ */
+static void check_root(struct sshard *ss)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(g.root_path, &st) || !S_ISDIR(st.st_mode) ||
+	    (st.st_dev == ss->root_dev && st.st_ino == ss->root_ino))
+		return;
+	fd = open(g.root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* what was opened, not what was looked up (it may have moved on) */
+	if (fd < 0 || fstat(fd, &st) ||
+	    (st.st_dev == ss->root_dev && st.st_ino == ss->root_ino) ||
+	    rp_file_cache_set_root(ss->cache, fd)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (ss->root_owned)
+		close(ss->root_fd);
+	ss->root_fd = fd;
+	ss->root_owned = true;
+	ss->root_dev = st.st_dev;
+	ss->root_ino = st.st_ino;
+	ST_ADD(ss, root_changes, 1);
+}
+
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
@@ -1010,6 +1061,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return;
 	ss->now_ticks++;
+	if (ss->now_ticks % ROOT_CHECK_TICKS == 0)
+		check_root(ss);
 	/* read before the poke: a poke re-arms an accept whose back-off timer
 	 * failed, and its EMFILE comes back only after the next submit */
 	accept_down = ss->acc.down;
@@ -1138,7 +1191,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu draining %d | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"linger_bytes %llu accept_errors %llu draining %d root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
@@ -1156,6 +1209,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.lingered, (unsigned long long)ss->lingering,
 		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors, ss->draining,
+		(unsigned long long)ss->st.root_changes,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
@@ -1197,6 +1251,9 @@ static int serve_init(struct rp_shard *sh, void *arg)
 					  .errors = &ss->st.accept_errors };
 	g.lfds[id] = -1;
 	g.ss[id] = ss;
+	ss->root_fd = g.root;
+	ss->root_dev = g.root_dev;
+	ss->root_ino = g.root_ino;
 	ss->cache = rp_file_cache_create(g.root, 1024, 0);
 	if (!ss->cache)
 		return -ENOMEM;
@@ -1266,6 +1323,10 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);
 	ss->cache = NULL;
+	if (ss->root_owned) {
+		close(ss->root_fd);
+		ss->root_owned = false;
+	}
 }
 
 /* ---- main ---- */
@@ -1330,6 +1391,7 @@ int rp_cmd_serve(int argc, char **argv)
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { 0 };
 	const char *root = NULL;
+	struct stat rst;
 	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
@@ -1383,10 +1445,15 @@ int rp_cmd_serve(int argc, char **argv)
 	}
 	(void)mode;
 	g.root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (g.root < 0) {
+	if (g.root < 0 || fstat(g.root, &rst)) {
 		fprintf(stderr, "ringplane serve: --root '%s': %s\n", root, strerror(errno));
+		if (g.root >= 0)
+			close(g.root);
 		return RP_EXIT_USAGE;
 	}
+	g.root_path = root;
+	g.root_dev = rst.st_dev;
+	g.root_ino = rst.st_ino;
 	g.header_ticks = (uint64_t)hdr_s * 1000000000ull / TICK_NS;
 	g.idle_ticks = (uint64_t)ka_s * 1000000000ull / TICK_NS;
 	g.linger_idle_ticks = (uint64_t)lt_s * 1000000000ull / TICK_NS;

@@ -67,9 +67,12 @@
  *              stays silent at --linger-timeout, not reset; one lingering
  *              holds no more of the pool than an idle one; keep-alive
  *              never lingers; SIGTERM with one lingering exits 0 in 5 s.
+ *   reroot     --root names a symlink a deploy switches, then a directory a
+ *              new tree is renamed over: each served within 2 s; while the
+ *              path names nothing, the old tree still is.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts, deaf_bodies or linger runs only those, budget only
+ * sigterm), timeouts, deaf_bodies, linger or reroot runs only those, budget only
  * deep pipe and budget (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
@@ -2162,6 +2165,101 @@ static void test_linger(void)
 	free(in);
 }
 
+/* ---- a root replaced under the server ---- */
+
+static void put_at(const char *dir, const char *name, const char *text)
+{
+	char path[200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "reroot: write %s",
+	      path);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* GET /v.txt until its body is @want, at most @ms; the ms it took, or -1. */
+static long served_within(const char *want, unsigned ms)
+{
+	uint64_t t0 = now_ms();
+
+	do {
+		struct resp r = { 0 };
+		int st = fetch("GET /v.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
+		bool ok = st == 200 && r.blen == strlen(want) && !memcmp(r.body, want, r.blen);
+
+		resp_free(&r);
+		if (ok)
+			return (long)(now_ms() - t0);
+		usleep(50 * 1000);
+	} while (now_ms() - t0 < ms);
+	return -1;
+}
+
+/*
+ * --root names a symlink that a deploy switches (ln -s + rename), then a
+ * directory that a deploy renames a new tree over: each new tree is served
+ * within 2 s (the shard looks the path up each second), as nginx, which
+ * resolves its root per request, serves it. The server opened its root
+ * once: it served the first tree until restarted. While the path names
+ * nothing the old tree goes on being served.
+ */
+static void test_reroot(void)
+{
+	char base[64] = "/tmp/rp_reroot_XXXXXX", saved[sizeof(root)], p[4][200], line[2048];
+	long ms;
+
+	CHECK(mkdtemp(base) != NULL, "reroot: mkdtemp");
+	chmod(base, 0755);
+	snprintf(p[0], sizeof(p[0]), "%s/a", base);
+	snprintf(p[1], sizeof(p[1]), "%s/b", base);
+	snprintf(p[2], sizeof(p[2]), "%s/current", base);
+	snprintf(p[3], sizeof(p[3]), "%s/next", base);
+	CHECK(!mkdir(p[0], 0755) && !mkdir(p[1], 0755) && !symlink("a", p[2]), "reroot: trees");
+	put_at(p[0], "v.txt", "A");
+	put_at(p[1], "v.txt", "B");
+	memcpy(saved, root, sizeof(root));
+	CHECK(strlen(p[2]) < sizeof(root), "reroot: path too long");
+	memcpy(root, p[2], strlen(p[2]) + 1); /* "/tmp/rp_reroot_XXXXXX/current" fits */
+	CHECK(server_start(NULL) == 0, "reroot: server");
+	CHECK(served_within("A", 2000) >= 0, "reroot: the first tree");
+	/* the symlink switched: ln -s b next && mv -T next current */
+	CHECK(!symlink("b", p[3]) && !rename(p[3], p[2]), "reroot: switch the symlink");
+	ms = served_within("B", 3000);
+	CHECK(ms >= 0 && ms <= 2000, "reroot: the switched symlink's tree not served (%ld ms)", ms);
+	printf("reroot: --root's symlink switched: the new tree served after %ld ms\n", ms);
+	/* b itself replaced: a new tree renamed over it (the old one moved) */
+	snprintf(p[3], sizeof(p[3]), "%s/b.old", base);
+	CHECK(!rename(p[1], p[3]), "reroot: move b away");
+	/* nothing at the path for a while: the old tree goes on */
+	usleep(1200 * 1000);
+	CHECK(served_within("B", 500) >= 0, "reroot: while the path names nothing, the old tree");
+	CHECK(!mkdir(p[1], 0755), "reroot: new b");
+	put_at(p[1], "v.txt", "C");
+	ms = served_within("C", 3000);
+	CHECK(ms >= 0 && ms <= 2000, "reroot: the renamed-in tree not served (%ld ms)", ms);
+	printf("reroot: a new tree in place of the old: served after %ld ms\n", ms);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "root_changes ") == 2,
+	      "reroot: root_changes %llu, not 2", (unsigned long long)stat_of(line, "root_changes "));
+	CHECK(server_stop(5000) == 0, "reroot: stop");
+	memcpy(root, saved, sizeof(root));
+	snprintf(p[3], sizeof(p[3]), "%s/b.old/v.txt", base);
+	unlink(p[3]);
+	snprintf(p[3], sizeof(p[3]), "%s/b.old", base);
+	rmdir(p[3]);
+	for (int i = 0; i < 2; i++) {
+		char f[220];
+
+		snprintf(f, sizeof(f), "%s/v.txt", p[i]);
+		unlink(f);
+		rmdir(p[i]);
+	}
+	unlink(p[2]);
+	rmdir(base);
+}
+
 /* Is test @name to run? Every test without names after the binary. */
 static bool wanted(int argc, char **argv, const char *name)
 {
@@ -2179,7 +2277,7 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
-				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, "
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, "
 				"budget (deep pipe and budget of main)\n");
 		return 2;
 	}
@@ -2231,6 +2329,8 @@ int main(int argc, char **argv)
 		test_deaf_bodies();
 	if (wanted(argc, argv, "linger"))
 		test_linger();
+	if (wanted(argc, argv, "reroot"))
+		test_reroot();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
