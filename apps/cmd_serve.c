@@ -1078,7 +1078,10 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			if (!c->closing &&
 			    (ss->now_ticks - c->linger_tick > g.linger_idle_ticks ||
 			     ss->now_ticks - c->linger_start > g.linger_ticks ||
-			     (accept_down && ss->now_ticks != c->linger_tick))) {
+			     /* now_ticks moved on before this check: a byte
+			      * in the tick before it left linger_tick one
+			      * behind, so quiet for a whole tick is > 1 */
+			     (accept_down && ss->now_ticks - c->linger_tick > 1))) {
 				ST_ADD(ss, linger_timeouts, 1);
 				conn_close(sh, c);
 			}

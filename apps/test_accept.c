@@ -23,6 +23,7 @@
  * re-arms the accept) and the test says that the poke path was skipped.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,30 @@ static void upstream_emfile(const char *up)
  * linger_timeouts) and the closes bring the accept back. Without that the
  * first client past the limit waited for the linger bound, a minute.
  */
+/* A lingering client that keeps sending: a byte every 50 ms until told to
+ * stop; how many sends worked, and the errno that ended them (0: none). */
+struct sender {
+	int fd;
+	volatile bool stop;
+	unsigned sent;
+	int err;
+};
+
+static void *sender_main(void *arg)
+{
+	struct sender *s = arg;
+
+	for (unsigned i = 0; i < 400 && !s->stop; i++) { /* 20 s at most */
+		if (send(s->fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+			s->err = errno;
+			break;
+		}
+		s->sent++;
+		usleep(50 * 1000);
+	}
+	return NULL;
+}
+
 static void serve_linger_emfile(const char *root)
 {
 	enum { CLIENTS = 40 };
@@ -271,6 +296,9 @@ static void serve_linger_emfile(const char *root)
 	unsigned long long ended, errs;
 	uint64_t t, worst = 0;
 	struct child s;
+	struct sender snd = { .fd = -1 };
+	pthread_t th;
+	bool th_ok = false;
 
 	if (HOOKS)
 		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
@@ -281,6 +309,13 @@ static void serve_linger_emfile(const char *root)
 	CHECK(st == 0, "serve (linger) did not start");
 	if (st)
 		return;
+	/* first, one that goes on sending after its answer: it lingers while
+	 * its bytes come, EMFILE or not (only quiet ones are ended for their
+	 * descriptor), so it is never reset while it sends */
+	snd.fd = ask(s.port, req, "HTTP/1.1 200", 2000);
+	CHECK(snd.fd >= 0, "serve linger: the sending client not answered");
+	if (snd.fd >= 0)
+		th_ok = pthread_create(&th, NULL, sender_main, &snd) == 0;
 	for (; n < CLIENTS; n++) {
 		t = now_ms();
 		held[n] = ask(s.port, req, "HTTP/1.1 200", 2000);
@@ -291,6 +326,14 @@ static void serve_linger_emfile(const char *root)
 	}
 	CHECK(n == CLIENTS, "serve linger: limit 32: client %d of %d not answered within 2 s beside "
 	      "%d lingering connections", n + 1, CLIENTS, n);
+	if (th_ok) {
+		snd.stop = true;
+		pthread_join(th, NULL);
+		CHECK(snd.err == 0, "serve linger: the client still sending was reset after %u sends "
+		      "(%s)", snd.sent, strerror(snd.err));
+	}
+	if (snd.fd >= 0)
+		close(snd.fd);
 	for (int i = 0; i < n; i++)
 		close(held[i]);
 	st = child_stop(&s, 5000);
@@ -300,8 +343,10 @@ static void serve_linger_emfile(const char *root)
 	CHECK(ended > 0 && errs > 0, "serve linger: linger_timeouts %llu, accept_errors %llu: the "
 	      "limit never struck, or nothing lingering was ended", ended, errs);
 	printf("serve linger: limit 32, back-off timers %s: %d of %d clients that stay lingering "
-	       "answered, the slowest in %llu ms; linger_timeouts %llu, %llu failed accepts\n",
-	       HOOKS ? "failing" : "working", n, CLIENTS, (unsigned long long)worst, ended, errs);
+	       "answered, the slowest in %llu ms; linger_timeouts %llu, %llu failed accepts; one "
+	       "sending all along not reset (%u sends)\n",
+	       HOOKS ? "failing" : "working", n, CLIENTS, (unsigned long long)worst, ended, errs,
+	       snd.sent);
 }
 
 int main(int argc, char **argv)
