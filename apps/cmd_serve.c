@@ -43,9 +43,12 @@
  *
  * Drain (SIGQUIT, server.h): serve_drain stops the accept and gives
  * every idle keep-alive connection the lingering close; one with an answer
- * out or requests buffered answers what it has whole (serve_request puts
- * Connection: close on the last one buffered; conn_answer lingers once it
- * is idle), so no answer is cut and no client is reset.
+ * out finishes it (its FIN follows once it is idle), and the next request
+ * answered is the last, with Connection: close (serve_request; what was
+ * pipelined behind it is dropped for the client to retry), so no answer
+ * is cut. Connections the kernel had queued on the listener when it is
+ * shut are reset (net.ipv4.tcp_migrate_req=1 moves them to another
+ * listener of the port instead, e.g. the next process's).
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -556,10 +559,12 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 
 	ST_ADD(c->ss, requests, 1);
 	c->keep_alive = q->keep_alive;
-	/* draining: the last request buffered whole is the last answered, and
-	 * its answer says Connection: close (one with more behind it keeps
-	 * the connection for them; conn_answer ends it once it is idle) */
-	if (c->ss->draining && c->have == q->head_len && !c->in_n && !c->sp_len)
+	/* draining: every answer says Connection: close and is the last (as
+	 * nginx's graceful stop does); what was pipelined behind it is dropped
+	 * for the client to retry (RFC 9112 9.3.2). Answering all that is
+	 * buffered let a client that keeps its pipeline full, a new request
+	 * for each answer, hold the drain to its timeout and be cut there */
+	if (c->ss->draining)
 		c->keep_alive = false;
 	plen = rp_http_path_decode(rp_http_span_ptr(c->buf, q->target), q->target.len, path,
 				   sizeof(path) - 16, NULL);
