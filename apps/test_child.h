@@ -119,13 +119,13 @@ static void __attribute__((unused)) child_drain(struct child *c, const char *wan
 	}
 }
 
-/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
-static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms)
+/* The exit status of @c, already signalled (-1: not within @limit_ms; then
+ * killed); keeps its output. */
+static int __attribute__((unused)) child_exit(struct child *c, unsigned limit_ms)
 {
 	uint64_t end = now_ms() + limit_ms;
 	int st;
 
-	kill(c->pid, SIGTERM);
 	for (;;) {
 		struct pollfd p = {.fd = c->out, .events = POLLIN};
 
@@ -156,6 +156,13 @@ static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms
 	c->log[c->len] = 0;
 	close(c->out);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* SIGTERM, then the exit status (-1: not within @limit_ms); keeps its output. */
+static int __attribute__((unused)) child_stop(struct child *c, unsigned limit_ms)
+{
+	kill(c->pid, SIGTERM);
+	return child_exit(c, limit_ms);
 }
 
 /* Sum of "NAME VALUE" over the stats lines in the log. */

@@ -31,34 +31,23 @@ static char root[96];
 static char small[64];
 static unsigned char *big;
 
-/* The exit status of @c, which was signalled already (-1: not within
- * @limit_ms; then killed). Its stdout is read meanwhile. */
-static int child_exit(struct child *c, unsigned limit_ms)
+/* A connection to 127.0.0.1:@port with a receive buffer of @rcv bytes, set
+ * before the connect so the window it offers stays small (the server then
+ * holds what it sends); -1 when the connect failed. */
+static int dial_small_window(int port, int rcv)
 {
-	uint64_t end = now_ms() + limit_ms;
-	int st;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	for (;;) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
-
-		if (poll(&p, 1, 20) > 0 && c->len < sizeof(c->log) - 1) {
-			ssize_t r = read(c->out, c->log + c->len, sizeof(c->log) - 1 - c->len);
-
-			if (r > 0)
-				c->len += (size_t)r;
-		}
-		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
-			break;
-		if (now_ms() > end) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &st, 0);
-			close(c->out);
-			return -1;
-		}
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
 	}
-	c->log[c->len] = 0;
-	close(c->out);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return fd;
 }
 
 /* Wait up to @ms for @fd readable; then one recv into @buf. -2: timeout. */
@@ -160,14 +149,8 @@ static void test_serve_drain(void)
 				  sizeof(b)) :
 			-1;
 	CHECK(n >= 0 && strstr(head, "200 OK"), "idle connection's first answer");
-	dl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(dl, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)); /* keep the body in the server */
-	{
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-		CHECK(!connect(dl, (struct sockaddr *)&a, sizeof(a)), "download connect");
-	}
+	dl = dial_small_window(c.port, rcv); /* keep the body in the server */
+	CHECK(dl >= 0, "download connect");
 	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
 	CHECK(n >= 0 && strstr(head, "200 OK") && strstr(head, "Content-Length: 8388608"),
 	      "download head: %s", head);
@@ -228,14 +211,8 @@ static void test_serve_drain_pipelined(void)
 		CHECK(0, "serve did not start");
 		return;
 	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	{
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-		CHECK(!connect(fd, (struct sockaddr *)&a, sizeof(a)), "pipelined: connect");
-	}
+	fd = dial_small_window(c.port, rcv);
+	CHECK(fd >= 0, "pipelined: connect");
 	for (int i = 0; i < DEPTH; i++)
 		(void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
 	t0 = now_ms();
@@ -324,14 +301,8 @@ static void test_serve_drain_timeout(void)
 		free(got);
 		return;
 	}
-	dl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(dl, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	{
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-		CHECK(!connect(dl, (struct sockaddr *)&a, sizeof(a)), "download connect");
-	}
+	dl = dial_small_window(c.port, rcv);
+	CHECK(dl >= 0, "download connect");
 	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
 	CHECK(n >= 0 && strstr(head, "200 OK"), "download head");
 	usleep(200000); /* and never read again */
