@@ -1871,34 +1871,48 @@ static void linger_forever(unsigned linger_s)
 	free(c);
 }
 
+/* Once nothing lingers (the stats line then in @line, the server's socket
+ * count in *@socks0): a GET of /small.bin with Connection: close, read to
+ * EOF and checked; the client's socket, still open (-1 if the dial
+ * failed). @what names the case in failures. */
+static int linger_ask(const char *what, char *line, size_t cap, long *socks0)
+{
+	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	uint8_t *in = malloc(4 * SMALL);
+	size_t got = 0;
+	int fd, end = -1;
+
+	CHECK(lingering_back(line, cap, 0, 5000), "linger: connections still lingering: %s", line);
+	*socks0 = fd_count_kind(server, "socket:");
+	fd = dial_bounded();
+	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: %s request", what);
+	if (fd >= 0)
+		end = read_to_end(fd, in, 4 * SMALL, &got, 5000);
+	CHECK(end == 0 && one_answer(in, got, 200, big, SMALL),
+	      "linger: %s: %s after %zu bytes, not the answer and EOF", what, end_name(end), got);
+	free(in);
+	return fd;
+}
+
 /* A client that reads its answer to EOF and closes: the server's side goes
  * at once (its socket count back, lingering 0, no linger timeout), well
  * within --linger-timeout. A keep-alive connection the client closes
  * never lingers. */
 static void linger_prompt(unsigned idle_s)
 {
-	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	static const char ka[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	char line[2048];
-	uint8_t *in = malloc(4 * SMALL);
 	uint64_t lingered0, to0, t0, t = 0;
 	long socks0, socks = -1;
-	size_t got;
-	int fd, end;
+	int fd;
 	struct conn *c = calloc(1, sizeof(*c));
 	struct resp r;
 
-	CHECK(lingering_back(line, sizeof(line), 0, 5000),
-	      "linger: connections still lingering: %s", line);
+	fd = linger_ask("prompt", line, sizeof(line), &socks0);
 	lingered0 = stat_of(line, "lingered ");
 	to0 = stat_of(line, "linger_timeouts ");
-	socks0 = fd_count_kind(server, "socket:");
-	fd = dial_bounded();
-	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: prompt request");
-	end = read_to_end(fd, in, 4 * SMALL, &got, 5000);
-	CHECK(end == 0 && one_answer(in, got, 200, big, SMALL),
-	      "linger: prompt: %s after %zu bytes, not the answer and EOF", end_name(end), got);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	t0 = now_ms();
 	while ((t = now_ms() - t0) < 5000 && (socks = fd_count_kind(server, "socket:")) > socks0)
 		usleep(5 * 1000);
@@ -1930,7 +1944,6 @@ static void linger_prompt(unsigned idle_s)
 	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "lingered ") == lingered0 + 1,
 	      "linger: a keep-alive connection closed by its client lingered (%llu -> %llu)",
 	      (unsigned long long)lingered0, (unsigned long long)stat_of(line, "lingered "));
-	free(in);
 }
 
 /* A client that reads its answer and then neither sends nor closes: the
@@ -1938,24 +1951,14 @@ static void linger_prompt(unsigned idle_s)
  * client saw EOF at once and sees no reset after. */
 static void linger_silent(unsigned idle_s)
 {
-	static const char req[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	char line[2048];
-	uint8_t *in = malloc(4 * SMALL);
 	uint64_t to0, t0, t = 0;
 	long socks0, socks = -1;
-	size_t got;
-	int fd, end, err = 0;
+	int fd, err = 0;
 	socklen_t elen = sizeof(err);
 
-	CHECK(lingering_back(line, sizeof(line), 0, 5000),
-	      "linger: connections still lingering: %s", line);
+	fd = linger_ask("silent", line, sizeof(line), &socks0);
 	to0 = stat_of(line, "linger_timeouts ");
-	socks0 = fd_count_kind(server, "socket:");
-	fd = dial_bounded();
-	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: silent request");
-	end = read_to_end(fd, in, 4 * SMALL, &got, 5000);
-	CHECK(end == 0 && one_answer(in, got, 200, big, SMALL),
-	      "linger: silent: %s after %zu bytes, not the answer and EOF", end_name(end), got);
 	t0 = now_ms();
 	while ((t = now_ms() - t0) < (idle_s + 5) * 1000ull &&
 	       (socks = fd_count_kind(server, "socket:")) > socks0)
@@ -1974,7 +1977,6 @@ static void linger_silent(unsigned idle_s)
 	       "%llu ms after (--linger-timeout %u s), no reset\n",
 	       (unsigned long long)t, idle_s);
 	close(fd);
-	free(in);
 }
 
 /*
