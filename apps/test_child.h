@@ -178,8 +178,10 @@ static unsigned long long __attribute__((unused)) stat_sum(const char *log, cons
 }
 
 /* A client of the server on 127.0.0.1:@port, TCP_NODELAY, connect() bounded
- * by 5 s; -1 if it failed. */
-static int __attribute__((unused)) dial(int port)
+ * by 5 s, its receive buffer @rcv bytes when not 0 (set before the connect,
+ * so the window it offers stays small and the server holds what it sends);
+ * -1 if it failed. */
+static int __attribute__((unused)) dial_rcvbuf(int port, int rcv)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct timeval tv = {.tv_sec = 5};
@@ -188,6 +190,8 @@ static int __attribute__((unused)) dial(int port)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0)
 		return -1;
+	if (rcv)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
@@ -195,6 +199,12 @@ static int __attribute__((unused)) dial(int port)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+/* dial_rcvbuf with the system's receive buffer. */
+static int __attribute__((unused)) dial(int port)
+{
+	return dial_rcvbuf(port, 0);
 }
 
 /* A root for `ringplane serve`: @root (@size bytes) becomes a new 0755

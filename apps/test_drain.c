@@ -31,25 +31,6 @@ static char root[96];
 static char small[64];
 static unsigned char *big;
 
-/* A connection to 127.0.0.1:@port with a receive buffer of @rcv bytes, set
- * before the connect so the window it offers stays small (the server then
- * holds what it sends); -1 when the connect failed. */
-static int dial_small_window(int port, int rcv)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Wait up to @ms for @fd readable; then one recv into @buf. -2: timeout. */
 static ssize_t recv_wait(int fd, void *buf, size_t len, unsigned ms)
 {
@@ -149,7 +130,7 @@ static void test_serve_drain(void)
 				  sizeof(b)) :
 			-1;
 	CHECK(n >= 0 && strstr(head, "200 OK"), "idle connection's first answer");
-	dl = dial_small_window(c.port, rcv); /* keep the body in the server */
+	dl = dial_rcvbuf(c.port, rcv); /* keep the body in the server */
 	CHECK(dl >= 0, "download connect");
 	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
 	CHECK(n >= 0 && strstr(head, "200 OK") && strstr(head, "Content-Length: 8388608"),
@@ -211,7 +192,7 @@ static void test_serve_drain_pipelined(void)
 		CHECK(0, "serve did not start");
 		return;
 	}
-	fd = dial_small_window(c.port, rcv);
+	fd = dial_rcvbuf(c.port, rcv);
 	CHECK(fd >= 0, "pipelined: connect");
 	for (int i = 0; i < DEPTH; i++)
 		(void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
@@ -301,7 +282,7 @@ static void test_serve_drain_timeout(void)
 		free(got);
 		return;
 	}
-	dl = dial_small_window(c.port, rcv);
+	dl = dial_rcvbuf(c.port, rcv);
 	CHECK(dl >= 0, "download connect");
 	n = get_start(dl, "big.bin", head, sizeof(head), got, BIG_LEN);
 	CHECK(n >= 0 && strstr(head, "200 OK"), "download head");

@@ -965,17 +965,18 @@ static void test_deep_pipeline(void)
 	free(reqs);
 }
 
-/* A client with a small receive buffer, not connected-blocking: it
- * pipelines and never reads. -1 if it cannot connect. */
-static int deaf_socket(void)
+/* A client with a receive buffer of @rcv bytes, set before the connect so
+ * the window it offers stays small; no receive timeout. -1 if it cannot
+ * connect. */
+static int dial_window(int rcv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0)
 		return -1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
 		return -1;
@@ -1012,7 +1013,7 @@ static void test_pipeline_budget(void)
 	for (size_t at = 0; at < quota; at += span)
 		memcpy(reqs + at, one, span);
 	for (int i = 0; i < N; i++)
-		fds[i] = deaf_socket();
+		fds[i] = dial_window(4096); /* pipelines, never reads (the odd ones) */
 	/* 6 s at most: 2 s of pipelining, then a fresh client given 2 s */
 	/* the fresh client goes at the first turn 2 s in and has 2 s from its
 	 * own dial (a turn can be slow under ASan); 20 s at most in all */
@@ -2004,23 +2005,14 @@ static void linger_after_pause(unsigned rounds)
 	memcpy(b + N * (sizeof(ka) - 1), last, sizeof(last) - 1);
 	memset(b + N * (sizeof(ka) - 1) + sizeof(last) - 1, 'x', JUNK);
 	for (unsigned r = 0; r < rounds; r++) {
-		int small = 16384, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), end = -ETIMEDOUT;
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int fd = dial_window(16384), end = -ETIMEDOUT;
 		size_t sent = 0, got = 0, at = 0;
 		uint64_t stop = now_ms() + 10000;
 		unsigned answers = 0;
 
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		CHECK(fd >= 0, "linger after a pause: socket");
+		CHECK(fd >= 0, "linger after a pause: connect: %s", strerror(errno));
 		if (fd < 0)
 			break;
-		/* before connect: the window the client offers stays small */
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-			CHECK(0, "linger after a pause: connect: %s", strerror(errno));
-			close(fd);
-			break;
-		}
 		/* write what the socket takes, read 4 KB every 2 ms: bounded */
 		while (now_ms() < stop) {
 			ssize_t n;
