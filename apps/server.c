@@ -281,15 +281,17 @@ static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 #ifdef RP_FAULTS
 /* Test hooks (server.h), in the faults build only: failures left to
  * inject, taken by any shard. */
-static unsigned fault_rearm, fault_backoff;
+static unsigned fault_rearm, fault_backoff, fault_start;
 static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
 
 static void read_faults(void)
 {
 	const char *r = getenv("RP_APP_FAULT_REARM"), *b = getenv("RP_APP_FAULT_BACKOFF");
+	const char *st = getenv("RP_APP_FAULT_START");
 
 	fault_rearm = r ? (unsigned)strtoul(r, NULL, 10) : 0;
 	fault_backoff = b ? (unsigned)strtoul(b, NULL, 10) : 0;
+	fault_start = st ? (unsigned)strtoul(st, NULL, 10) : 0;
 }
 
 static bool fault_take(unsigned *left)
@@ -367,6 +369,12 @@ int rp_app_accept_start(struct rp_shard *sh, struct rp_app_accept *a)
 
 	if (ret)
 		return ret;
+	/* the hook starts the accept down, as after an arm that failed: the
+	 * back-off arms it (and RP_APP_FAULT_REARM can keep it down) */
+	if (FAULT_TAKE(start)) {
+		(void)accept_later(sh, a); /* a timer that fails: the next poke */
+		return 0;
+	}
 	a->op = rp_accept_multishot(sh, a->lfd, a->cb, a->arg);
 	return a->op ? 0 : -errno;
 }

@@ -175,7 +175,10 @@ int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t n
  * Test hooks, compiled into the faults build (-Dfaults=true) only
  * (environment, read once): RP_APP_FAULT_REARM=N makes the next N accept
  * arms fail with ENOMEM, RP_APP_FAULT_BACKOFF=N the next N back-off timers
- * with EBUSY, as with an SQ that stays full.
+ * with EBUSY, as with an SQ that stays full, RP_APP_FAULT_START=N the next N
+ * rp_app_accept_start leave the accept down (not armed, the back-off to
+ * arm it; with RP_APP_FAULT_REARM it stays down: every connection waits in
+ * the listener's queue, as test_drain's queued cases want).
  */
 struct rp_app_accept {
 	const char *cmd;	/* "echo", "relay", "serve": for its messages */
