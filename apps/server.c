@@ -2,6 +2,7 @@
 /* Shared parts of the server commands (server.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 4096)) {
+	    bind(fd, (const struct sockaddr *)ss, len) || listen(fd, RP_APP_BACKLOG)) {
 		int err = -errno;
 
 		close(fd);
@@ -419,18 +420,71 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	return -err;
 }
 
+/*
+ * The drain's own accepts: every connection the kernel completed and
+ * queued on @a's listener, taken with accept4 and handed to @a's callback
+ * as the multishot accept would (res: the fd; RP_CQE_MORE, so the
+ * multishot's state is left as it is). The fd is made as the multishot's
+ * (op_accept.c: SOCK_CLOEXEC, blocking; each command sets what it needs);
+ * the listener turns O_NONBLOCK so the last accept4 says EAGAIN instead of
+ * waiting. Bounded by the queue's size (RP_APP_BACKLOG; the kernel queues
+ * up to one more than the backlog): what completes while this runs is
+ * taken too, up to the bound. A failure other than EAGAIN is counted as a
+ * failed accept; EMFILE, ENFILE, ENOBUFS, ENOMEM end the loop (what is
+ * left is reset by the shutdown that follows), ECONNABORTED (a connection
+ * reset while queued) does not. Only at the drain: never on the hot path.
+ * Returns the connections handed over.
+ */
+static unsigned accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	unsigned taken = 0;
+	int fl = fcntl(a->lfd, F_GETFL);
+
+	if (fl < 0 || fcntl(a->lfd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return 0; /* a blocking accept4 would hold the shard */
+	for (unsigned i = 0; i <= RP_APP_BACKLOG; i++) {
+		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			int err = errno;
+
+			if (err == EAGAIN || err == EWOULDBLOCK)
+				break;
+			if (err == EINTR)
+				continue;
+			count(a->errors);
+			if (err == ECONNABORTED || err == EPROTO)
+				continue;
+			fprintf(stderr,
+				"ringplane %s: shard %u: drain: accept: %s after %u queued "
+				"connections; the rest are reset\n",
+				a->cmd, a->id, strerror(err), taken);
+			break;
+		}
+		taken++;
+		a->cb(sh, a->arg,
+		      &(struct rp_cqe){ .res = fd, .flags = RP_CQE_MORE, .buf = NULL, .bid = 0 });
+	}
+	return taken;
+}
+
 void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a)
 {
 	if (a->closed)
 		return;
 	a->closed = true;
 	a->down = false; /* not down for a reason that passes: see the tick's linger rule */
+	/* first what the kernel has queued: a client whose handshake completed
+	 * did nothing wrong, and the shutdown below would reset it */
+	if (a->lfd >= 0 && !rp_shard_stopping(sh))
+		(void)accept_queued(sh, a);
 	if (a->op)
 		(void)rp_cancel(sh, a->op, NULL, NULL);
 	if (a->lfd >= 0) {
 		/* the shutdown ends a listen the cancel could not reach (no op
-		 * memory): the kernel resets what it has queued and refuses
-		 * what comes, and a multishot accept on it ends (-EINVAL) */
+		 * memory): the kernel refuses what comes, resets what it queued
+		 * in the microseconds since accept_queued's last EAGAIN, and a
+		 * multishot accept on it ends (-EINVAL) */
 		(void)shutdown(a->lfd, SHUT_RDWR);
 		if (!rp_close(sh, a->lfd, NULL, NULL))
 			close(a->lfd);
@@ -456,7 +510,9 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 			(void)accept_later(sh, a);
 		return -1;
 	}
-	if (rp_shard_stopping(sh) || a->closed) {
+	/* after rp_app_accept_close a fd is still served: the kernel completed
+	 * that connection before the listener was shut; a stop ends it */
+	if (rp_shard_stopping(sh)) {
 		close(cq->res);
 		return -1;
 	}

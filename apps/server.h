@@ -7,9 +7,11 @@
  *
  * Drain (SIGQUIT, rp_app_run_drain): the graceful shutdown of a rolling
  * restart behind a load balancer (nginx's SIGQUIT, HAProxy's soft-stop).
- * Every shard stops accepting at once (its multishot accept cancelled, its
- * listener shut down and closed: once every shard's is, the kernel refuses
- * new connections) and lets its command end what it holds gracefully; the
+ * Every shard stops accepting at once (what the kernel already queued on
+ * its listener taken in and served, then its multishot accept cancelled,
+ * its listener shut down and closed: once every shard's is, the kernel
+ * refuses new connections) and lets its command end what it holds
+ * gracefully, those taken at the drain included; the
  * process exits 0 when no shard has a connection left, or at
  * --drain-timeout, where it stops as SIGTERM does. SIGINT/SIGTERM during a
  * drain stop at once; SIGUSR1 still prints the counters. The control thread
@@ -29,8 +31,12 @@ struct rp_runtime;
 struct rp_runtime_config;
 struct rp_shard;
 
+/* The listeners' backlog: the kernel queues up to one more completed
+ * connection than this (net.core.somaxconn caps it lower). */
+#define RP_APP_BACKLOG 4096u
+
 /*
- * Open @n listeners on @ss (SO_REUSEADDR|SO_REUSEPORT, backlog 4096) into
+ * Open @n listeners on @ss (SO_REUSEADDR|SO_REUSEPORT, RP_APP_BACKLOG) into
  * @fds. The first settles a port 0: @ss/@len are updated to the address
  * actually bound. On failure prints "ringplane CMD: listen on ARG: why",
  * closes what it opened (@fds back to -1) and returns the negative errno.
@@ -212,11 +218,18 @@ void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a);
  * too, "...; retrying when a connection closes"). */
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
 
-/* The drain: cancel @a's accept, shut its listener down (a multishot
- * accept the cancel could not reach ends with it, and the kernel stops
- * taking connections on it) and close it. Nothing arms the accept again:
- * not a poke, a tick, nor the back-off timer; a connection accepted
- * before the cancel landed is closed by rp_app_accepted. Idempotent. */
+/* The drain: take every connection the kernel completed and queued on
+ * @a's listener (non-blocking accept4, at most RP_APP_BACKLOG + 1; each
+ * handed to @a's cb as the multishot accept would: a CQE with the fd as
+ * res and RP_CQE_MORE, so the command serves it under the drain's rules
+ * and counts it live; a failure other than EAGAIN counted in errors,
+ * EMFILE and the like end it), then cancel the accept, shut the listener
+ * down (a multishot accept the cancel could not reach ends with it, the
+ * kernel refuses new connections and resets what completed in the
+ * microseconds since the last accept4) and close it. Nothing arms the
+ * accept again: not a poke, a tick, nor the back-off timer; a fd the
+ * multishot accept delivers after this is served (rp_app_accepted).
+ * Runs @a's cb on the calling shard's thread. Idempotent. */
 void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a);
 
 /* Something was freed (a connection closed) or time passed (a tick): if
@@ -227,7 +240,8 @@ void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a);
  * The top of every on_accept: the accepted fd to serve (>= 0), or -1 when
  * @cq brings none: an error (counted unless -ECANCELED or after
  * rp_app_accept_close; the accept backs off when it ended) or a stopping
- * or draining shard (the new fd is closed).
+ * shard (the new fd is closed). A draining shard's fd is served: the
+ * kernel completed that connection before the listener was shut.
  */
 int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq);
 
