@@ -46,9 +46,11 @@
  * out finishes it (its FIN follows once it is idle), and the next request
  * answered is the last, with Connection: close (serve_request; what was
  * pipelined behind it is dropped for the client to retry), so no answer
- * is cut. Connections the kernel had queued on the listener when it is
- * shut are reset (net.ipv4.tcp_migrate_req=1 moves them to another
- * listener of the port instead, e.g. the next process's).
+ * is cut. Connections the kernel had queued on the listener are taken in
+ * first and get their first answer as their last; only what completes in
+ * the microseconds between that and the listener's shutdown is reset
+ * (net.ipv4.tcp_migrate_req=1 moves those to another listener of the
+ * port instead, e.g. the next process's).
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -1275,12 +1277,16 @@ static int serve_init(struct rp_shard *sh, void *arg)
 }
 
 /* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: the first
- * call stops the accept and closes every idle keep-alive connection (no
- * request byte buffered, nothing being sent or queued) gracefully: the
- * lingering close, its FIN at once and what the client still sends
- * dropped until its EOF. A connection with a request buffered or an
- * answer out ends after it (serve_request, conn_answer). Every call
- * returns the connections left, lingering ones included. */
+ * call stops the accept (which first takes in what the kernel queued on
+ * the listener, server.h) and closes every idle keep-alive connection
+ * (its last answer kept it alive; no request byte buffered, nothing being
+ * sent or queued) gracefully: the lingering close, its FIN at once and
+ * what the client still sends dropped until its EOF. A new connection,
+ * taken now or before, is not idle: its first request is still to come
+ * (a client has no reason to retry it on another connection), and that
+ * answer is its last. A connection with a request buffered or an answer
+ * out ends after it (serve_request, conn_answer). Every call returns the
+ * connections left, lingering ones included. */
 static unsigned serve_drain(struct rp_shard *sh)
 {
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
@@ -1292,8 +1298,8 @@ static unsigned serve_drain(struct rp_shard *sh)
 		ss->draining = true;
 		rp_app_accept_close(sh, &ss->acc);
 		for (struct sconn *c = ss->conns; c; c = c->next)
-			if (!c->buf && !c->sending && !c->heads_out && !c->body_wait &&
-			    !c->closing && !c->last)
+			if (c->keep_alive && !c->buf && !c->sending && !c->heads_out &&
+			    !c->body_wait && !c->closing && !c->last)
 				conn_linger(sh, c);
 	}
 	for (struct sconn *c = ss->conns; c; c = c->next)
