@@ -901,8 +901,9 @@ static int echo_init(struct rp_shard *sh, void *arg)
 }
 
 /* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: stop the
- * accept; connections go on until their peers close (or the idle
- * timeout). Returns the connections left. */
+ * accept (the connections the kernel had queued are taken in first and
+ * echoed as any other, server.h); connections go on until their peers
+ * close (or the idle timeout). Returns the connections left. */
 static unsigned echo_drain(struct rp_shard *sh)
 {
 	struct echo_shard *es = g_cfg.es[rp_shard_id(sh)];

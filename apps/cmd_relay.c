@@ -556,8 +556,10 @@ static int relay_init(struct rp_shard *sh, void *arg)
 }
 
 /* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: stop the
- * accept; every relay goes on until both directions end (or the
- * --idle-timeout, a reset, an unreachable upstream: their normal ends).
+ * accept (the connections the kernel had queued are taken in first and
+ * relayed as any other, --max-conns applying, server.h); every relay
+ * goes on until both directions end (or the --idle-timeout, a reset, an
+ * unreachable upstream: their normal ends).
  * Returns the connections left, those still connecting upstream or
  * reading a PROXY header included. */
 static unsigned relay_drain(struct rp_shard *sh)
