@@ -10,8 +10,15 @@
  * relay (upstream: `ringplane echo`): a stream mid-transfer at SIGQUIT
  * completes byte-exact both ways, a new connect is refused, and the relay
  * exits 0 after the stream ends. echo: a connection open at SIGQUIT still
- * echoes, a new connect is refused, the exit follows its close. Every
- * wait is bounded.
+ * echoes, a new connect is refused, the exit follows its close.
+ * Connections the kernel completed but the server had not accepted at the
+ * SIGQUIT (the faults build keeps every accept down: RP_APP_FAULT_START,
+ * RP_APP_FAULT_REARM; skipped elsewhere): serve gives each its whole
+ * answer with Connection: close then EOF, echo and relay give each its
+ * bytes back then EOF after its half-close, none is reset, and the exit
+ * (0) follows the last. serve: a connection accepted before the SIGQUIT
+ * whose first request comes after it is answered (its last), not closed
+ * as an idle keep-alive one. Every wait is bounded.
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,6 +33,18 @@
 #include "test_child.h"
 
 #define BIG_LEN (8u << 20)
+
+/* RP_APP_FAULT_START and RP_APP_FAULT_REARM (apps/server.c) exist in the
+ * faults build only: the queued cases need them. */
+#ifdef RP_FAULTS
+#define HOOKS 1
+#else
+#define HOOKS 0
+#endif
+
+/* Clients left in the listeners' queues at the SIGQUIT; each sends
+ * QUEUED_LEN bytes (echo, relay). */
+enum { QUEUED = 64, QUEUED_LEN = 16384 };
 
 static char root[96];
 static char small[64];
@@ -422,6 +441,297 @@ static void test_echo_drain(void)
 	      st);
 }
 
+/*
+ * serve: a connection accepted before the SIGQUIT whose first request is
+ * sent after it is not an idle keep-alive connection (its client has no
+ * reason to retry that request elsewhere): its answer comes, whole, with
+ * Connection: close, then EOF. The drain before closed it with the idle
+ * ones (EOF and no answer).
+ */
+static void test_serve_drain_fresh(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "10", NULL };
+	struct child c = { 0 };
+	char head[1024], body[256];
+	ssize_t n, e = -1;
+	int fd, st;
+
+	if (child_start(&c, args)) {
+		CHECK(0, "serve did not start");
+		return;
+	}
+	fd = dial(c.port);
+	CHECK(fd >= 0, "fresh: connect");
+	usleep(200000); /* accepted by now: the accept is up */
+	kill(c.pid, SIGQUIT);
+	usleep(200000); /* the drain began */
+	n = fd >= 0 ? get_start(fd, "small.txt", head, sizeof(head), (unsigned char *)body,
+				sizeof(body)) :
+		      -1;
+	if (n >= 0 && (size_t)n < sizeof(small))
+		n = (ssize_t)read_rest(fd, (unsigned char *)body, (size_t)n, sizeof(small));
+	if (n >= 0)
+		e = recv_wait(fd, body + n, sizeof(body) - (size_t)n, 3000);
+	CHECK(n == (ssize_t)sizeof(small) && strstr(head, "200 OK") &&
+		      strstr(head, "Connection: close") && !memcmp(body, small, sizeof(small)) &&
+		      e == 0,
+	      "fresh: a request sent after SIGQUIT on a connection accepted before it: whole "
+	      "answer with Connection: close then EOF (body %zd, then %zd): %.80s",
+	      n, e, n >= 0 ? head : "no head");
+	if (fd >= 0)
+		close(fd);
+	st = child_exit(&c, 5000);
+	CHECK(st == 0, "fresh: serve exits 0 (status %d)", st);
+}
+
+/* Start @args with every shard's accept down for good (the faults build's
+ * hooks): what connects waits in the listener's queue. 0, or -1. */
+static int start_not_accepting(struct child *c, const char *const *args)
+{
+	int st;
+
+	setenv("RP_APP_FAULT_START", "64", 1);
+	setenv("RP_APP_FAULT_REARM", "1000000", 1);
+	st = child_start(c, args);
+	unsetenv("RP_APP_FAULT_START");
+	unsetenv("RP_APP_FAULT_REARM");
+	return st;
+}
+
+/* @n clients of @port into @fds, each sending @req (@len bytes; NULL: the
+ * QUEUED_LEN bytes of big at its own offset); then true when none of them
+ * has anything to read within @ms (the server accepted none). */
+static bool queue_clients(int port, int *fds, int n, const char *req, size_t len, unsigned ms)
+{
+	uint64_t end;
+	bool quiet = true;
+
+	for (int i = 0; i < n; i++) {
+		const void *p = req ? (const void *)req : big + (size_t)i * QUEUED_LEN;
+
+		fds[i] = dial(port);
+		if (fds[i] >= 0 && send(fds[i], p, req ? len : QUEUED_LEN, MSG_NOSIGNAL) !=
+					   (ssize_t)(req ? len : QUEUED_LEN)) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	end = now_ms() + ms;
+	while (quiet && now_ms() < end) {
+		for (int i = 0; i < n && quiet; i++) {
+			struct pollfd p = { .fd = fds[i], .events = POLLIN };
+
+			if (fds[i] >= 0 && poll(&p, 1, 0) > 0)
+				quiet = false;
+		}
+		usleep(10000);
+	}
+	return quiet;
+}
+
+/* Read @fd into @buf until EOF (10 s): the bytes read, or -errno (a reset:
+ * -ECONNRESET), -2 when no EOF came in time, -3 when @cap filled first. */
+static ssize_t read_to_eof(int fd, char *buf, size_t cap)
+{
+	uint64_t end = now_ms() + 10000;
+	size_t got = 0;
+
+	while (now_ms() < end) {
+		ssize_t r = recv_wait(fd, buf + got, cap - got, 1000);
+
+		if (r == 0)
+			return (ssize_t)got;
+		if (r == -2)
+			continue;
+		if (r < 0)
+			return r;
+		got += (size_t)r;
+		if (got == cap)
+			return -3;
+	}
+	return -2;
+}
+
+/*
+ * serve with its accepts down: QUEUED clients connect (the kernel
+ * completes each handshake and queues it) and send a GET; none is
+ * answered. At SIGQUIT each must get the whole answer, Connection: close,
+ * then EOF; none reset; exit 0 after. The drain before shut the
+ * listeners with them queued: every one reset.
+ */
+static void test_serve_drain_queued(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "2", "--no-pin", "--drain-timeout", "20", NULL };
+	static const char req[] = "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+	int fds[QUEUED], whole = 0, reset = 0, st;
+	char buf[4096], want[64];
+	struct child c = { 0 };
+	uint64_t t0;
+
+	if (!HOOKS) {
+		printf("serve drain queued: SKIP: needs RP_APP_FAULT_START and "
+		       "RP_APP_FAULT_REARM (faults build)\n");
+		return;
+	}
+	if (start_not_accepting(&c, args)) {
+		CHECK(0, "serve did not start");
+		return;
+	}
+	CHECK(queue_clients(c.port, fds, QUEUED, req, sizeof(req) - 1, 300),
+	      "queued serve: a client was answered with every accept down");
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	snprintf(want, sizeof(want), "Content-Length: %zu\r\n", sizeof(small));
+	for (int i = 0; i < QUEUED; i++) {
+		ssize_t n = fds[i] >= 0 ? read_to_eof(fds[i], buf, sizeof(buf) - 1) : -1;
+		char *e;
+
+		if (n >= 0)
+			buf[n] = 0;
+		e = n > 0 ? strstr(buf, "\r\n\r\n") : NULL;
+		reset += n == -ECONNRESET;
+		if (e && !strncmp(buf, "HTTP/1.1 200 ", 13) && strstr(buf, "Connection: close\r\n") &&
+		    strstr(buf, want) && (size_t)n == (size_t)(e + 4 - buf) + sizeof(small) &&
+		    !memcmp(e + 4, small, sizeof(small)))
+			whole++;
+		else
+			fprintf(stderr, "queued serve client %d: %zd: %.200s\n", i, n,
+				n > 0 ? buf : "");
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	CHECK(whole == QUEUED && !reset,
+	      "queued serve: %d of %d whole answers with Connection: close then EOF, %d reset",
+	      whole, QUEUED, reset);
+	st = child_exit(&c, 5000);
+	CHECK(st == 0, "queued serve: exit status %d", st);
+	printf("serve drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d whole "
+	       "answers then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
+	       QUEUED, whole, reset, st, (unsigned long long)(now_ms() - t0));
+}
+
+/* Each of @fds sent its QUEUED_LEN bytes of big: read them back (10 s),
+ * half-close, then expect EOF. The count of clients that got all that;
+ * *@reset those reset. */
+static int echoed_then_eof(int *fds, int n, int *reset)
+{
+	static char back[QUEUED_LEN + 1];
+	int good = 0;
+
+	*reset = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t end = now_ms() + 10000;
+		size_t got = 0;
+		ssize_t r = -1;
+
+		if (fds[i] < 0)
+			continue;
+		while (got < QUEUED_LEN && now_ms() < end) {
+			r = recv_wait(fds[i], back + got, QUEUED_LEN - got, 1000);
+			if (r == 0 || (r < 0 && r != -2))
+				break;
+			if (r > 0)
+				got += (size_t)r;
+		}
+		if (got == QUEUED_LEN && !memcmp(back, big + (size_t)i * QUEUED_LEN, QUEUED_LEN)) {
+			shutdown(fds[i], SHUT_WR);
+			r = read_to_eof(fds[i], back, sizeof(back));
+			good += r == 0;
+		}
+		*reset += r == -ECONNRESET;
+		if (got != QUEUED_LEN || r != 0)
+			fprintf(stderr, "queued client %d: %zu of %u back, then %zd\n", i, got,
+				(unsigned)QUEUED_LEN, r);
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	return good;
+}
+
+/* echo with its accepts down: QUEUED clients connect and send; none is
+ * echoed. At SIGQUIT each gets its bytes back byte-exact, then EOF after
+ * its half-close; none reset; exit 0 after the last. */
+static void test_echo_drain_queued(void)
+{
+	const char *args[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "2", "--no-pin",
+			       "--drain-timeout", "20", NULL };
+	struct child c = { 0 };
+	int fds[QUEUED], good, reset, st;
+	uint64_t t0;
+
+	if (!HOOKS) {
+		printf("echo drain queued: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM "
+		       "(faults build)\n");
+		return;
+	}
+	if (start_not_accepting(&c, args)) {
+		CHECK(0, "echo did not start");
+		return;
+	}
+	CHECK(queue_clients(c.port, fds, QUEUED, NULL, 0, 300),
+	      "queued echo: a client was echoed with every accept down");
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	good = echoed_then_eof(fds, QUEUED, &reset);
+	CHECK(good == QUEUED && !reset,
+	      "queued echo: %d of %d echoed byte-exact then EOF after the half-close, %d reset",
+	      good, QUEUED, reset);
+	st = child_exit(&c, 5000);
+	CHECK(st == 0, "queued echo: exit status %d", st);
+	printf("echo drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d echoed "
+	       "%u bytes then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
+	       QUEUED, good, (unsigned)QUEUED_LEN, reset, st,
+	       (unsigned long long)(now_ms() - t0));
+}
+
+/* relay (to a `ringplane echo` that accepts) with its accepts down: as
+ * test_echo_drain_queued, through the relay. */
+static void test_relay_drain_queued(void)
+{
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
+				NULL };
+	char up[64];
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+				"2", "--no-pin", "--drain-timeout", "20", NULL };
+	struct child e = { 0 }, r = { 0 };
+	int fds[QUEUED], good, reset, st;
+	uint64_t t0;
+
+	if (!HOOKS) {
+		printf("relay drain queued: SKIP: needs RP_APP_FAULT_START and "
+		       "RP_APP_FAULT_REARM (faults build)\n");
+		return;
+	}
+	if (child_start(&e, eargs)) {
+		CHECK(0, "echo did not start");
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
+	if (start_not_accepting(&r, rargs)) {
+		CHECK(0, "relay did not start");
+		child_stop(&e, 5000);
+		return;
+	}
+	CHECK(queue_clients(r.port, fds, QUEUED, NULL, 0, 300),
+	      "queued relay: a client was relayed with every accept down");
+	t0 = now_ms();
+	kill(r.pid, SIGQUIT);
+	good = echoed_then_eof(fds, QUEUED, &reset);
+	CHECK(good == QUEUED && !reset,
+	      "queued relay: %d of %d relayed byte-exact then EOF after the half-close, %d reset",
+	      good, QUEUED, reset);
+	st = child_exit(&r, 5000);
+	CHECK(st == 0, "queued relay: exit status %d", st);
+	printf("relay drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d "
+	       "relayed %u bytes both ways then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
+	       QUEUED, good, (unsigned)QUEUED_LEN, reset, st,
+	       (unsigned long long)(now_ms() - t0));
+	st = child_stop(&e, 5000);
+	CHECK(st == 0, "queued relay: echo exits 0 on SIGTERM (status %d)", st);
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
@@ -459,6 +769,10 @@ int main(int argc, char **argv)
 	test_serve_drain_timeout();
 	test_relay_drain();
 	test_echo_drain();
+	test_serve_drain_fresh();
+	test_serve_drain_queued();
+	test_echo_drain_queued();
+	test_relay_drain_queued();
 
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/small.txt", root);
