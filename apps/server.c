@@ -456,8 +456,8 @@ static unsigned accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 			if (err == ECONNABORTED || err == EPROTO)
 				continue;
 			fprintf(stderr,
-				"ringplane %s: shard %u: drain: accept: %s after %u queued "
-				"connections; the rest are reset\n",
+				"ringplane %s: shard %u: drain: accept: %s (%u queued connections "
+				"taken in); the rest are reset\n",
 				a->cmd, a->id, strerror(err), taken);
 			break;
 		}
