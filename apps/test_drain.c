@@ -732,6 +732,45 @@ static void test_relay_drain_queued(void)
 	CHECK(st == 0, "queued relay: echo exits 0 on SIGTERM (status %d)", st);
 }
 
+/* echo with its accepts down and a descriptor limit of 40: of QUEUED
+ * clients queued at SIGQUIT the drain takes what the limit allows (its
+ * accept4 ends at EMFILE, counted in accept_errors); those are echoed
+ * then EOF, the rest reset by the listener's shutdown; exit 0. */
+static void test_echo_drain_emfile(void)
+{
+	const char *args[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "2", "--no-pin",
+			       "--drain-timeout", "20", NULL };
+	struct child c = { 0 };
+	int fds[QUEUED], good, reset, st;
+	unsigned long long errs;
+
+	if (!HOOKS) {
+		printf("echo drain emfile: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM "
+		       "(faults build)\n");
+		return;
+	}
+	child_nofile = 40;
+	st = start_not_accepting(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "echo did not start");
+		return;
+	}
+	CHECK(queue_clients(c.port, fds, QUEUED, NULL, 0, 300),
+	      "emfile: a client was echoed with every accept down");
+	kill(c.pid, SIGQUIT);
+	good = echoed_then_eof(fds, QUEUED, &reset);
+	st = child_exit(&c, 5000);
+	errs = stat_sum(c.log, "accept_errors");
+	CHECK(good > 0 && reset > 0 && good + reset == QUEUED,
+	      "emfile: %d echoed then EOF and %d reset of %d (want some of each, and nothing else)",
+	      good, reset, QUEUED);
+	CHECK(st == 0 && errs > 0, "emfile: exit status %d, %llu failed accepts counted", st, errs);
+	printf("echo drain: limit 40, %d queued at SIGQUIT: %d taken in and echoed then EOF, %d "
+	       "reset, %llu failed accepts counted, exit %d\n",
+	       QUEUED, good, reset, errs, st);
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
@@ -773,6 +812,7 @@ int main(int argc, char **argv)
 	test_serve_drain_queued();
 	test_echo_drain_queued();
 	test_relay_drain_queued();
+	test_echo_drain_emfile();
 
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/small.txt", root);
