@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the tests that watch a server from the outside read of it: the port
- * of its "listening on" line, and in /proc its VmRSS and open descriptors.
+ * of its "listening on" line, and in /proc its VmRSS, open descriptors and
+ * CPU time.
  * Shared by test_child.h (test_idle, test_stall, test_relay), test_util.h
  * and tests/soak; needs nothing else. It holds the tests' one clock,
  * now_ms(), as every one of those programs includes it.
@@ -105,6 +106,27 @@ static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
 	}
 	closedir(dir);
 	return n;
+}
+
+/* CPU time of @pid so far (utime + stime of /proc/PID/stat) in ms, or -1. */
+static long long __attribute__((unused)) cpu_ms(pid_t pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	/* after ") ": state, then fields 4..13, then utime (14) and stime (15) */
+	if (!p || hz <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)((ut + st) * 1000 / (unsigned long long)hz);
 }
 
 /* Open descriptors of @pid, or -1. */

@@ -22,6 +22,10 @@
  *   proxy-in   --accept-proxy: a v1 header in pieces then payload goes
  *              through without the header; plain data, a bad header, and no
  *              header within 5 s close the client, with no byte upstream.
+ *   urgent     TCP urgent data (MSG_OOB) both ways in each mode and behind
+ *              --accept-proxy: first, mid-stream and last before the
+ *              half-close; dropped from the stream as recv drops it, every
+ *              other byte in order, EOF, no spin, a clean end (test_urgent).
  *   sigterm    SIGTERM with every client mid-stream: exit 0 within 5 s.
  *   uring      --mode uring-splice: request/response rounds (each answer
  *              awaited before the next request) and, between them, clients
@@ -30,7 +34,7 @@
  *              and 8 clients at once doing 64 B rounds through a fresh
  *              uring-splice relay each time (8 relays, 4 reduced).
  *
- * Usage: test_relay RINGPLANE_BINARY [uring-burst] (that test alone).
+ * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|urgent] (that test alone).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -802,6 +806,363 @@ static void test_proxy_in(void)
 	       "client closed, none upstream\n");
 }
 
+/* ---- TCP urgent data, both ways ---- */
+
+/*
+ * TCP urgent data (a peer's send with MSG_OOB) through the command, both
+ * ways at once, in each mode (and splice behind --accept-proxy). Each
+ * side's stream: an urgent byte alone as its very first byte; URG_LEN
+ * ordinary bytes streamed both ways at once (auto moves a direction of a
+ * local receiver to splice only while two stream on the shard), with an
+ * urgent byte behind URG_RUN ordinary ones in one send every URG_STEP;
+ * then, as its last byte before the half-close, an urgent byte behind
+ * URG_RUN ordinary ones. Without SO_OOBINLINE the urgent byte is not part
+ * of the stream: recv steps over it, so the copy path drops it, and every
+ * mode must do the same (splice(2) stops at the urgent mark; the relay
+ * steps over it: relay_splice_urgent). The urgent byte is the complement
+ * of the pattern byte it would displace, so one relayed as data is seen.
+ * A side sends its next urgent byte only once a byte sent after the
+ * previous one has arrived: TCP keeps one urgent mark, and a second that
+ * comes before the reader passed the first makes the first an ordinary
+ * byte (tcp_check_urg).
+ *
+ * Checks: every ordinary byte arrives, in order, then the EOF after the
+ * half-close (the client's first, while the upstream's side still flows);
+ * no urgent data reaches either receiver (the relay sends none); the
+ * relay's CPU time while it holds the last marks for URG_IDLE_MS stays
+ * under a fifth of that (at the mark, a splice that does not step over it
+ * reads nothing while poll says readable: a spin) and over the whole
+ * exchange under half its wall time; the relay ends "closed", gives its
+ * sockets back, exits 0, and its counters say every ordinary byte moved
+ * (copied + spliced), two half-closes, no reset, no fallback from splice.
+ */
+enum { URG_RUN = 100, URG_IDLE_MS = 500 };
+
+struct udir {
+	int out, in;		/* the sender's socket, the receiver's */
+	size_t len, sent, got;	/* ordinary bytes: in all, sent, received */
+	size_t step, next;	/* a mid-stream urgent byte every step, the next at next */
+	size_t mark_at;		/* ordinary bytes sent before the last urgent byte */
+	unsigned marks;		/* urgent bytes sent */
+	uint32_t seed;
+	bool bad, eof;
+};
+
+/* A byte sent after the last urgent byte arrived (the relay is past it). */
+static bool urg_passed(const struct udir *d)
+{
+	return d->marks == 0 || d->got > d->mark_at;
+}
+
+/*
+ * @run ordinary bytes then an urgent byte, in one MSG_OOB send (its last
+ * byte is the urgent one); true when sent whole. Only when poll says there
+ * is room (a third of the buffer) and blocking (SO_SNDTIMEO bounds it):
+ * a short MSG_OOB send would make an ordinary byte the urgent one.
+ */
+static bool urg_send(struct udir *d, size_t run)
+{
+	uint8_t buf[URG_RUN + 1];
+	struct pollfd p = { .fd = d->out, .events = POLLOUT };
+	ssize_t w;
+
+	if (d->bad || poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
+		return false;
+	for (size_t i = 0; i < run; i++)
+		buf[i] = pat(d->sent + i, d->seed);
+	buf[run] = (uint8_t)~pat(d->sent + run, d->seed);
+	w = send(d->out, buf, run + 1, MSG_OOB | MSG_NOSIGNAL);
+	if (w != (ssize_t)run + 1) {
+		CHECK(0, "urgent send of %zu bytes: %zd (%s)", run + 1, w,
+		      w < 0 ? strerror(errno) : "short");
+		d->bad = true;
+		return false;
+	}
+	d->sent += run;
+	d->mark_at = d->sent;
+	d->marks++;
+	return true;
+}
+
+/* Send ordinary bytes up to @upto, the urgent ones where they are due. */
+static void urg_out(struct udir *d, size_t upto)
+{
+	uint8_t buf[65536];
+
+	if (d->marks == 0 && !urg_send(d, 0)) /* the very first byte */
+		return;
+	while (d->sent < upto && !d->bad) {
+		size_t n = upto - d->sent;
+		ssize_t w;
+
+		if (d->sent >= d->next) {
+			if (!urg_passed(d) || d->sent + URG_RUN > upto || !urg_send(d, URG_RUN))
+				return;
+			d->next += d->step;
+			continue;
+		}
+		if (n > d->next - d->sent)
+			n = d->next - d->sent;
+		if (n > sizeof(buf))
+			n = sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pat(d->sent + i, d->seed);
+		w = send(d->out, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		d->sent += (size_t)w;
+	}
+}
+
+/* Read what came: ordinary bytes in order, nothing past len, then EOF. */
+static void urg_in(struct udir *d)
+{
+	uint8_t buf[65536];
+
+	while (!d->eof) {
+		ssize_t r = recv(d->in, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (r == 0) {
+			d->eof = true;
+			return;
+		}
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				d->bad = d->eof = true;
+			return;
+		}
+		for (ssize_t i = 0; i < r; i++)
+			if (d->got + (size_t)i >= d->len ||
+			    buf[i] != pat(d->got + (size_t)i, d->seed)) {
+				d->bad = true;
+				break;
+			}
+		d->got += (size_t)r;
+	}
+}
+
+/* Pump both directions until @done(d) holds for both, the deadline, or a
+ * bad byte; true when done. */
+static bool urg_pump(struct udir *d, size_t upto, bool (*done)(const struct udir *, size_t),
+		     uint64_t end)
+{
+	while (now_ms() < end) {
+		struct pollfd p[2] = { { .fd = d[0].out, .events = POLLIN },
+				       { .fd = d[1].out, .events = POLLIN } };
+
+		for (int k = 0; k < 2; k++) {
+			urg_out(&d[k], upto);
+			urg_in(&d[k]);
+		}
+		if (d[0].bad || d[1].bad)
+			return false;
+		if (done(&d[0], upto) && done(&d[1], upto))
+			return true;
+		for (int k = 0; k < 2; k++)
+			if (d[k].sent < upto)
+				p[k].events |= POLLOUT;
+		(void)poll(p, 2, 20);
+	}
+	return false;
+}
+
+static bool urg_streamed(const struct udir *d, size_t upto)
+{
+	return d->sent == upto && d->got == upto && urg_passed(d);
+}
+
+static bool urg_at_end(const struct udir *d, size_t upto)
+{
+	(void)upto;
+	return d->got == d->len;
+}
+
+/* The exit stats line's counters (one shard). */
+struct urg_stats {
+	unsigned long long copied[2], spliced[2], half, resets, closed, reset, idle, abrt, nomem,
+		fb[4];
+};
+
+static bool urg_stats_of(const char *log, struct urg_stats *s)
+{
+	const char *a = strstr(log, "| copied "), *b = strstr(log, " ended closed="),
+		   *c = strstr(log, " splice_fallback no_pipe=");
+
+	memset(s, 0, sizeof(*s));
+	return a && b && c &&
+	       sscanf(a, "| copied %llu/%llu B spliced %llu/%llu B half_closes %llu resets_passed %llu",
+		      &s->copied[0], &s->copied[1], &s->spliced[0], &s->spliced[1], &s->half,
+		      &s->resets) == 6 &&
+	       sscanf(b, " ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu", &s->closed,
+		      &s->reset, &s->idle, &s->abrt, &s->nomem) == 5 &&
+	       sscanf(c, " splice_fallback no_pipe=%llu pipe_limit=%llu pipe_size=%llu einval=%llu",
+		      &s->fb[0], &s->fb[1], &s->fb[2], &s->fb[3]) == 4;
+}
+
+static void urgent(const char *mode, bool accept_proxy)
+{
+	static const char hdr[] = "PROXY TCP4 192.0.2.1 198.51.100.2 40000 443\r\n";
+	const size_t len = (reduced ? 1u : 2u) << 20, step = 256 * 1024;
+	const uint64_t limit = reduced ? 30000 : 15000;
+	struct timeval tmo = { .tv_sec = 5 };
+	struct child relay = { 0 };
+	struct udir d[2];
+	struct urg_stats st;
+	char up[32], name[48];
+	int port, l = listener(&port), c = -1, u = -1, rc;
+	long socks0, socks;
+	long long cpu0, cpu1 = 0, idle0 = 0, idle1 = 0;
+	uint64_t t0, t1 = 0, end;
+	int failed = failures;
+	bool ok;
+
+	snprintf(name, sizeof(name), "%s%s", mode, accept_proxy ? " --accept-proxy" : "");
+	CHECK(l >= 0, "urgent %s: listener", name);
+	if (l < 0)
+		return;
+	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
+				"--no-pin", "--shards", "1", accept_proxy ? "--accept-proxy" : NULL,
+				NULL };
+
+	if (child_start(&relay, rargs)) {
+		CHECK(0, "urgent %s: relay did not start", name);
+		close(l);
+		return;
+	}
+	socks0 = fd_count_kind(relay.pid, "socket:");
+	cpu0 = cpu_ms(relay.pid);
+	t0 = now_ms();
+	c = connect_to(relay.port);
+	CHECK(c >= 0, "urgent %s: connect", name);
+	if (c >= 0 && accept_proxy)
+		CHECK(send(c, hdr, sizeof(hdr) - 1, 0) == (ssize_t)sizeof(hdr) - 1,
+		      "urgent %s: header", name);
+	{
+		struct pollfd p = { .fd = l, .events = POLLIN };
+
+		if (c >= 0 && poll(&p, 1, 5000) == 1)
+			u = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	}
+	CHECK(u >= 0, "urgent %s: no upstream connection", name);
+	if (c < 0 || u < 0)
+		goto out;
+	for (int k = 0; k < 2; k++) {
+		int fd = k ? u : c, one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		d[k] = (struct udir){ .out = fd, .in = k ? c : u, .len = len, .step = step,
+				      .next = step / 2, .seed = (uint32_t)rng() };
+	}
+	end = now_ms() + limit;
+	/* the first urgent bytes, the stream with its mid-stream ones */
+	ok = urg_pump(d, len - URG_RUN, urg_streamed, end);
+	CHECK(ok, "urgent %s: streaming: sent %zu/%zu got %zu/%zu (client->upstream), sent %zu/%zu "
+	      "got %zu/%zu (upstream->client) of %zu, %u+%u urgent bytes sent%s",
+	      name, d[0].sent, len - URG_RUN, d[0].got, d[0].sent, d[1].sent, len - URG_RUN,
+	      d[1].got, d[1].sent, len, d[0].marks, d[1].marks,
+	      d[0].bad || d[1].bad ? ", a byte differs" : ", not in time");
+	/* the last bytes, each side's last one urgent, then the relay idles on it */
+	for (int k = 0; ok && k < 2; k++) {
+		while (!urg_send(&d[k], URG_RUN) && !d[k].bad && now_ms() < end)
+			usleep(1000);
+		ok = d[k].sent == len;
+	}
+	ok = ok && urg_pump(d, len, urg_at_end, end);
+	CHECK(ok, "urgent %s: the last bytes: got %zu and %zu of %zu%s", name, d[0].got, d[1].got,
+	      len, d[0].bad || d[1].bad ? ", a byte differs" : "");
+	idle0 = cpu_ms(relay.pid);
+	usleep(URG_IDLE_MS * 1000);
+	idle1 = cpu_ms(relay.pid);
+	CHECK(idle0 >= 0 && idle1 - idle0 < URG_IDLE_MS / 5,
+	      "urgent %s: the relay used %lld ms of CPU in %d ms holding the last urgent marks",
+	      name, idle1 - idle0, URG_IDLE_MS);
+	/* the client's half-close first: the upstream's direction still flows */
+	shutdown(c, SHUT_WR);
+	for (uint64_t e = now_ms() + 5000; ok && !d[0].eof && now_ms() < e && now_ms() < end;) {
+		urg_in(&d[0]);
+		usleep(1000);
+	}
+	CHECK(d[0].eof && !d[0].bad && d[0].got == len, "urgent %s: upstream: %zu of %zu bytes%s",
+	      name, d[0].got, len, d[0].eof ? " then EOF" : ", no EOF");
+	CHECK(!d[1].eof, "urgent %s: the client saw EOF before the upstream's half-close", name);
+	shutdown(u, SHUT_WR);
+	for (uint64_t e = now_ms() + 5000; ok && !d[1].eof && now_ms() < e && now_ms() < end;) {
+		urg_in(&d[1]);
+		usleep(1000);
+	}
+	CHECK(d[1].eof && !d[1].bad && d[1].got == len, "urgent %s: client: %zu of %zu bytes%s",
+	      name, d[1].got, len, d[1].eof ? " then EOF" : ", no EOF");
+	for (int k = 0; k < 2; k++) {
+		char b;
+
+		errno = 0;
+		CHECK(recv(d[k].in, &b, 1, MSG_OOB | MSG_DONTWAIT) < 0 && errno == EINVAL,
+		      "urgent %s: the %s got urgent data from the relay (%s)", name,
+		      k ? "client" : "upstream", strerror(errno));
+	}
+	/* the relay ends and gives its two sockets back */
+	for (uint64_t e = now_ms() + 5000;
+	     (socks = fd_count_kind(relay.pid, "socket:")) != socks0 && now_ms() < e;)
+		usleep(10000);
+	CHECK(socks == socks0, "urgent %s: the relay holds %ld sockets, %ld before the client", name,
+	      socks, socks0);
+	t1 = now_ms();
+	cpu1 = cpu_ms(relay.pid);
+	CHECK(cpu0 >= 0 && cpu1 >= 0 && (uint64_t)(cpu1 - cpu0) < (t1 - t0) / 2,
+	      "urgent %s: the relay used %lld ms of CPU in %llu ms", name, cpu1 - cpu0,
+	      (unsigned long long)(t1 - t0));
+out:
+	if (c >= 0)
+		close(c);
+	if (u >= 0)
+		close(u);
+	close(l);
+	rc = child_stop(&relay, 5000);
+	CHECK(rc == 0, "urgent %s: relay exit status %d", name, rc);
+	if (c < 0 || u < 0)
+		return;
+	if (!urg_stats_of(relay.log, &st)) {
+		CHECK(0, "urgent %s: no stats line in '%s'", name, relay.log);
+		return;
+	}
+	CHECK(st.copied[0] + st.spliced[0] == len && st.copied[1] + st.spliced[1] == len,
+	      "urgent %s: relay moved %llu+%llu and %llu+%llu B (copied+spliced), sent %zu each way",
+	      name, st.copied[0], st.spliced[0], st.copied[1], st.spliced[1], len);
+	CHECK(st.closed == 1 && st.reset + st.idle + st.abrt + st.nomem == 0 && st.resets == 0,
+	      "urgent %s: relay ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu, "
+	      "resets_passed %llu", name, st.closed, st.reset, st.idle, st.abrt, st.nomem, st.resets);
+	CHECK(st.half == 2, "urgent %s: half_closes %llu", name, st.half);
+	CHECK(st.fb[0] + st.fb[1] + st.fb[2] + st.fb[3] == 0, "urgent %s: splice fell back to copy",
+	      name);
+	if (!strcmp(mode, "copy"))
+		CHECK(st.spliced[0] + st.spliced[1] == 0, "urgent copy: %llu B spliced",
+		      st.spliced[0] + st.spliced[1]);
+	else if (strcmp(mode, "auto"))
+		/* splice from the start; behind --accept-proxy the bytes read
+		 * with the header go by copy first */
+		CHECK(st.copied[1] == 0 && (accept_proxy || st.copied[0] == 0),
+		      "urgent %s: %llu/%llu B copied", name, st.copied[0], st.copied[1]);
+	if (failures != failed)
+		return;
+	printf("urgent %s: %zu B each way, %u+%u urgent bytes (first, every %zu KB, last before "
+	       "the half-close) stepped over, EOF after; relay CPU %lld ms in %llu ms, %lld ms idle "
+	       "at the last marks; copied %llu/%llu spliced %llu/%llu B\n",
+	       name, len, d[0].marks, d[1].marks, step >> 10, cpu1 - cpu0,
+	       (unsigned long long)(t1 - t0), idle1 - idle0, st.copied[0], st.copied[1],
+	       st.spliced[0], st.spliced[1]);
+}
+
+static void test_urgent(void)
+{
+	urgent("copy", false);
+	urgent("splice", false);
+	urgent("auto", false);
+	urgent("uring-splice", false);
+	urgent("splice", true);
+}
+
 /* ---- SIGTERM mid-stream ---- */
 
 static void test_sigterm(void)
@@ -864,6 +1225,11 @@ int main(int argc, char **argv)
 		printf("%s\n", failures ? "FAIL" : "PASS");
 		return failures ? 1 : 0;
 	}
+	if (argc > 2 && !strcmp(argv[2], "urgent")) {
+		test_urgent();
+		printf("%s\n", failures ? "FAIL" : "PASS");
+		return failures ? 1 : 0;
+	}
 	if (argc > 2 && !strcmp(argv[2], "uring-burst")) {
 		/* the one test, alone: rerun in a loop to hunt the stall */
 		test_uring_burst();
@@ -882,6 +1248,7 @@ int main(int argc, char **argv)
 	test_answer_close();
 	test_proxy_out();
 	test_proxy_in();
+	test_urgent();
 	test_sigterm();
 	test_uring();
 	test_uring_burst();
