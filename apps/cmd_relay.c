@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ringplane/engine.h>
@@ -106,14 +105,6 @@ struct rconn {
 	uint64_t conn_deadline;
 	bool timed_out; /* the connect was cancelled at its deadline */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* A failed upstream connect (@err > 0), counted in total and by errno. */
 static void connect_failed(struct rshard *rs, int err)
@@ -218,7 +209,7 @@ static void ctimer_arm(struct rp_shard *sh, struct rshard *rs, uint64_t now);
 static void on_ctimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct rshard *rs = arg;
-	uint64_t now = now_ns();
+	uint64_t now = rp_app_now_ns();
 	struct rconn *c;
 
 	if (cq->res == -ECANCELED)
@@ -267,7 +258,7 @@ static void on_connect(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 {
 	struct rshard *rs = c->rs;
-	uint64_t now = now_ns();
+	uint64_t now = rp_app_now_ns();
 	int one = 1;
 	struct rp_op *op;
 
@@ -355,7 +346,7 @@ static void on_header(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 static void read_header(struct rp_shard *sh, struct rconn *c)
 {
-	uint64_t now = now_ns();
+	uint64_t now = rp_app_now_ns();
 	struct rp_op *op;
 
 	if (now >= c->hdr_deadline) {
@@ -417,7 +408,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			return;
 		}
 		rp_proxy_parser_init(c->pp);
-		c->hdr_deadline = now_ns() + HEADER_TIMEOUT_NS;
+		c->hdr_deadline = rp_app_now_ns() + HEADER_TIMEOUT_NS;
 		read_header(sh, c);
 		return;
 	}

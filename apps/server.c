@@ -109,14 +109,6 @@ int rp_app_wait_signals(const sigset_t *sigs, unsigned interval, void (*stats)(v
 	}
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void rp_app_runtime_error(const char *cmd, const char *what, int err)
 {
 	fprintf(stderr, "ringplane %s: %s: %s\n", cmd, what,
@@ -227,8 +219,8 @@ int rp_app_run_drain(struct rp_runtime *rt, const sigset_t *sigs, const struct r
 			"gracefully; at most %u s)\n", limit_s);
 	for (unsigned i = 0; i < n; i++)
 		slots[i].d = d;
-	deadline = mono_ms() + (uint64_t)limit_s * 1000u;
-	next_stats = mono_ms() + (uint64_t)o->interval * 1000u;
+	deadline = rp_app_now_ms() + (uint64_t)limit_s * 1000u;
+	next_stats = rp_app_now_ms() + (uint64_t)o->interval * 1000u;
 	for (;;) {
 		struct timespec ts = { .tv_nsec = (long)RP_APP_DRAIN_POLL_MS * 1000000L };
 		uint64_t now;
@@ -237,7 +229,7 @@ int rp_app_run_drain(struct rp_runtime *rt, const sigset_t *sigs, const struct r
 			fprintf(stderr, "ringplane: drained: no connection left\n");
 			break;
 		}
-		now = mono_ms();
+		now = rp_app_now_ms();
 		if (now >= deadline) {
 			fprintf(stderr, "ringplane: drain timeout (%u s): stopping\n", limit_s);
 			break;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct rp_runtime;
 struct rp_runtime_config;
@@ -34,6 +35,21 @@ struct rp_shard;
 /* The listeners' backlog: the kernel queues up to one more completed
  * connection than this (net.core.somaxconn caps it lower). */
 #define RP_APP_BACKLOG 4096u
+
+/* CLOCK_MONOTONIC in ns: the one clock of apps/ (deadlines, the drain's
+ * poll); the shards' hot paths count ticks or use the engine's. */
+static inline uint64_t rp_app_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t rp_app_now_ms(void)
+{
+	return rp_app_now_ns() / 1000000u;
+}
 
 /*
  * Open @n listeners on @ss (SO_REUSEADDR|SO_REUSEPORT, RP_APP_BACKLOG) into
