@@ -1008,8 +1008,8 @@ static void usage(FILE *f)
 		"                       (default %d, 0: never)\n"
 		"  --stats-interval S   print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S    on SIGQUIT stop accepting, let connections go on until their\n"
-		"                       peers close and exit 0 when none is left, or after S seconds\n"
-		"                       as on SIGTERM (0..3600, default 30)\n"
+		"                       peers close and exit 0 when none is left,\n"
+		RP_APP_DRAIN_HELP("                       ")
 		"  --no-pin             do not pin shard threads\n"
 		"  --sqpoll             IORING_SETUP_SQPOLL rings\n"
 		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n",

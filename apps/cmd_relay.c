@@ -626,8 +626,8 @@ static void usage(FILE *f)
 		"                          other runnable task (default 50, at most 1000; 0: off)\n"
 		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S       on SIGQUIT stop accepting, let every relay run to its end\n"
-		"                          and exit 0 when none is left, or after S seconds as on\n"
-		"                          SIGTERM (0..3600, default 30; SIGINT/SIGTERM stop at once)\n"
+		"                          and exit 0 when none is left,\n"
+		RP_APP_DRAIN_HELP("                          ")
 		"  --no-pin                do not pin shard threads\n");
 }
 

@@ -1374,9 +1374,8 @@ static void usage(FILE *f)
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"
-		"                           exit 0 when no connection is left, or after S seconds\n"
-		"                           as on SIGTERM (0..3600, default 30; SIGINT/SIGTERM stop\n"
-		"                           at once)\n"
+		"                           exit 0 when no connection is left,\n"
+		RP_APP_DRAIN_HELP("                           ")
 		"  --no-pin                 do not pin shard threads\n");
 }
 

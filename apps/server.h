@@ -76,8 +76,18 @@ struct rp_app_opts {
  * nginx (worker_shutdown_timeout) and HAProxy (hard-stop-after) have no
  * bound by default; one that never ends would hold a rolling restart.
  * Long downloads want more: at most 3600. 0: stop at once. */
-#define RP_APP_DRAIN_DEFAULT_S 30u
-#define RP_APP_DRAIN_MAX_S     3600u
+#define RP_APP_DRAIN_DEFAULT_S 30
+#define RP_APP_DRAIN_MAX_S     3600 /* both bare: RP_APP_DRAIN_HELP prints them */
+/* The end of each command's --drain-timeout help (the command's own
+ * sentence says what a drain ends how, then "and exit 0 when none is
+ * left,"), its lines indented by @ind, the command's help column: the
+ * range and default printed are those the code uses. */
+#define RP_APP_DRAIN_STR_(x) #x
+#define RP_APP_DRAIN_STR(x)  RP_APP_DRAIN_STR_(x)
+#define RP_APP_DRAIN_HELP(ind)                                                        \
+	ind "or after S seconds as on SIGTERM (0.." RP_APP_DRAIN_STR(RP_APP_DRAIN_MAX_S) \
+	    ", default " RP_APP_DRAIN_STR(RP_APP_DRAIN_DEFAULT_S) ";\n" ind               \
+	    "SIGINT/SIGTERM stop at once)\n"
 /* The control thread's poll of the shards' live connections while draining. */
 #define RP_APP_DRAIN_POLL_MS 50u
 
@@ -85,7 +95,7 @@ struct rp_app_opts {
  * Take getopt_long's @c and @arg when they are one of the options every
  * server command has: --listen ('l', into @o), --shards ('s', 1..@max_shards),
  * --cpus ('c'), --busy-poll ('b', us into @rc->spin_ns), --stats-interval
- * ('i', into @o), --drain-timeout ('D', 0..3600 s into @o) and --no-pin
+ * ('i', into @o), --drain-timeout ('D', 0..RP_APP_DRAIN_MAX_S s into @o) and --no-pin
  * ('n'). Returns 1 when taken, 0 when @c is
  * none of them, -1 on a bad value ("ringplane CMD: ..." printed).
  */
