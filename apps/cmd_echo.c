@@ -83,6 +83,7 @@ struct echo_stats {
 	uint64_t accepted, closed, bytes_in, bytes_out, frames, replies, malformed, resets,
 		accept_errors, paused, spilled, idle_closed, rearm_failed;
 	uint64_t pool_live; /* a gauge: pool bytes held, at the last accept or close */
+	uint64_t live;	    /* a gauge: connections set up and not yet freed */
 };
 
 struct conn;
@@ -181,6 +182,7 @@ static void conn_put(struct conn *c)
 			c->es->conns = c->next;
 		if (c->next)
 			c->next->prev = c->prev;
+		__atomic_store_n(&c->es->st.live, c->es->st.live - 1, __ATOMIC_RELAXED);
 		if (c->sp) {
 			rp_pool_free(c->sp->acc);
 			rp_pool_free(c->sp->out);
@@ -825,6 +827,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (es->conns)
 		es->conns->prev = c;
 	es->conns = c;
+	ST_ADD(es, live, 1);
 	if (!g_cfg.sockperf && plain_queue_open(sh, c)) {
 		c->eof = c->failed = true;
 		conn_maybe_close(sh, c);
@@ -903,18 +906,16 @@ static int echo_init(struct rp_shard *sh, void *arg)
 /* SIGQUIT's drain (rp_app_run_drain), on the shard's thread: stop the
  * accept (the connections the kernel had queued are taken in first and
  * echoed as any other, server.h); connections go on until their peers
- * close (or the idle timeout). Returns the connections left. */
+ * close (or the idle timeout). Returns the connections left (the
+ * shard's own gauge). */
 static unsigned echo_drain(struct rp_shard *sh)
 {
 	struct echo_shard *es = g_cfg.es[rp_shard_id(sh)];
-	unsigned n = 0;
 
 	if (!es)
 		return 0;
 	rp_app_accept_close(sh, &es->acc);
-	for (const struct conn *c = es->conns; c; c = c->next)
-		n++;
-	return n;
+	return (unsigned)es->st.live;
 }
 
 static void echo_stop(struct rp_shard *sh, void *arg)
@@ -963,13 +964,14 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 				((uint64_t *)&e)[k] = __atomic_load_n(&src[k], __ATOMIC_RELAXED);
 		}
 		fprintf(f,
-			"shard %u: conns %llu closed %llu in %llu B out %llu B frames %llu replies %llu "
+			"shard %u: conns %llu live %llu closed %llu in %llu B out %llu B frames %llu replies %llu "
 			"malformed %llu resets %llu accept_errors %llu accept_rearm_failed %llu "
 			"paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
 			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu "
 			"pool_live %llu B\n",
-			i, (unsigned long long)e.accepted, (unsigned long long)e.closed,
+			i, (unsigned long long)e.accepted, (unsigned long long)e.live,
+			(unsigned long long)e.closed,
 			(unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out,
 			(unsigned long long)e.frames, (unsigned long long)e.replies,
 			(unsigned long long)e.malformed, (unsigned long long)e.resets,

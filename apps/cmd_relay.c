@@ -67,7 +67,7 @@ struct rconn;
 struct rshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
-	unsigned conns;
+	unsigned conns; /* set up, not yet freed: --max-conns, the drain, "live" */
 	struct relay_app_stats st;
 	/* upstream connects in flight, oldest first: every connect has the
 	 * same bound, so deadlines come in this order, and one reserved timer
@@ -468,14 +468,14 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	errno_list(errs, sizeof(errs), r.reset_errno);
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
-		"shard %u: conns %llu open %llu refused_max %llu connect_failed %llu "
+		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
 		"connect_errno%s connect_timeouts %llu accept_errors %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu | pool_live %llu\n",
-		rs->id, (unsigned long long)rs->st.accepted, (unsigned long long)r.active,
+		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
 		(unsigned long long)r.bytes_copied[0],

@@ -160,6 +160,7 @@ struct sshard {
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
+	unsigned live; /* connections on conns (the drain's answer, the stats') */
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
@@ -266,6 +267,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 		c->ss->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	c->ss->live--;
 	if (c->lingering)
 		c->ss->lingering--;
 	rp_pool_free(c->buf);
@@ -1168,6 +1170,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (ss->conns)
 		ss->conns->prev = c;
 	ss->conns = c;
+	ss->live++;
 	arm_recv(sh, c);
 	conn_put(sh, c);
 }
@@ -1197,7 +1200,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 						rp_http_reason_name((enum rp_http_reason)k),
 						(unsigned long long)ss->st.refused[k]);
 	fprintf(f,
-		"shard %u: conns %llu requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
+		"shard %u: conns %llu live %u requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
@@ -1206,7 +1209,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
-		ss->id, (unsigned long long)ss->st.accepted, (unsigned long long)ss->st.requests,
+		ss->id, (unsigned long long)ss->st.accepted, ss->live,
+		(unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
 		(unsigned long long)ss->st.bytes, (unsigned long long)ss->st.bad_requests,
@@ -1290,7 +1294,6 @@ static int serve_init(struct rp_shard *sh, void *arg)
 static unsigned serve_drain(struct rp_shard *sh)
 {
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
-	unsigned n = 0;
 
 	if (!ss)
 		return 0;
@@ -1302,9 +1305,7 @@ static unsigned serve_drain(struct rp_shard *sh)
 			    !c->body_wait && !c->closing && !c->last)
 				conn_linger(sh, c);
 	}
-	for (struct sconn *c = ss->conns; c; c = c->next)
-		n++;
-	return n;
+	return ss->live;
 }
 
 static void serve_stop(struct rp_shard *sh, void *arg)

@@ -10,7 +10,9 @@
  * relay (upstream: `ringplane echo`): a stream mid-transfer at SIGQUIT
  * completes byte-exact both ways, a new connect is refused, and the relay
  * exits 0 after the stream ends. echo: a connection open at SIGQUIT still
- * echoes, a new connect is refused, the exit follows its close.
+ * echoes, a new connect is refused, the exit follows its close. While
+ * draining, the stats lines (SIGUSR1) count the connections the drain
+ * waits for ("live"), and the exit's lines count none.
  * Connections the kernel completed but the server had not accepted at the
  * SIGQUIT (the faults build keeps every accept down: RP_APP_FAULT_START,
  * RP_APP_FAULT_REARM; skipped elsewhere): serve gives each its whole
@@ -76,6 +78,36 @@ static bool refused(int port)
 	return r == -ECONNRESET || r == 0;
 }
 
+/* The sum of "live N" (a shard's connections: what the drain waits for)
+ * over the stats lines @c printed after @from, once @shards whole lines
+ * with it are there (2 s); -1 if they are not. */
+static long long live_since(struct child *c, size_t from, unsigned shards)
+{
+	uint64_t end = now_ms() + 2000;
+
+	for (;;) {
+		unsigned lines = 0;
+
+		for (const char *p = c->log + from, *nl; (nl = strchr(p, '\n')); p = nl + 1)
+			if (memmem(p, (size_t)(nl - p), " live ", 6))
+				lines++;
+		if (lines >= shards)
+			return (long long)stat_sum(c->log + from, "live");
+		if (now_ms() >= end)
+			return -1;
+		child_drain(c, NULL, 20);
+	}
+}
+
+/* SIGUSR1: the stats lines, and the connections live now in all. */
+static long long live_now(struct child *c, unsigned shards)
+{
+	size_t from = c->len;
+
+	kill(c->pid, SIGUSR1);
+	return live_since(c, from, shards);
+}
+
 /* Send GET /@path and read the head (into @head) and at most @max bytes of
  * the body into @body; returns the body bytes read, -1 on error. */
 static ssize_t get_start(int fd, const char *path, char *head, size_t hcap, unsigned char *body,
@@ -135,8 +167,9 @@ static void test_serve_drain(void)
 	char head[1024], b[256];
 	struct child c = { 0 };
 	int idle, dl, rcv = 65536, st;
+	long long live;
 	ssize_t n;
-	size_t total;
+	size_t total, from;
 	uint64_t t0, t1;
 
 	if (!got || child_start(&c, args)) {
@@ -162,6 +195,9 @@ static void test_serve_drain(void)
 	n = recv_wait(idle, b, sizeof(b), 1000);
 	CHECK(n == 0, "idle keep-alive connection: EOF within 1 s of SIGQUIT (got %zd after %llu ms)",
 	      n, (unsigned long long)(now_ms() - t0));
+	/* the download, and the idle one lingering until its client's EOF */
+	live = live_now(&c, 2);
+	CHECK(live == 2, "serve: %lld connections live while draining, not 2", live);
 	usleep(100000);
 	CHECK(refused(c.port), "a new connect after SIGQUIT is refused");
 	CHECK(now_ms() - t0 < 1500, "refused within 1 s");
@@ -174,8 +210,11 @@ static void test_serve_drain(void)
 	t1 = now_ms();
 	close(dl);
 	close(idle);
+	from = c.len;
 	st = child_exit(&c, 5000);
 	CHECK(st == 0, "serve exits 0 after the drain (status %d)", st);
+	live = live_since(&c, from, 2);
+	CHECK(live == 0, "serve: %lld connections live at the exit", live);
 	printf("serve drain: download ended %llu ms after SIGQUIT, exit %llu ms after the last "
 	       "client (--drain-timeout 20)\n",
 	       (unsigned long long)(t1 - t0), (unsigned long long)(now_ms() - t1));
@@ -333,8 +372,9 @@ static void test_relay_drain(void)
 	const size_t len = 4u << 20, quit_at = 1u << 20;
 	unsigned char *back = malloc(len);
 	struct child e = { 0 }, r = { 0 };
-	size_t sent = 0, recvd = 0, back_at_quit = 0;
+	size_t sent = 0, recvd = 0, back_at_quit = 0, from;
 	bool quit = false, shut = false, eof = false;
+	long long live = -1;
 	uint64_t end, t0 = 0, t1;
 	int fd, st;
 
@@ -381,6 +421,9 @@ static void test_relay_drain(void)
 			kill(r.pid, SIGQUIT);
 			usleep(100000);
 			CHECK(refused(r.port), "a new connect to the draining relay is refused");
+			live = live_now(&r, 2);
+			CHECK(live == 1, "relay: %lld connections live while draining, not 1",
+			      live);
 		}
 		if (sent == len && !shut) {
 			shut = true;
@@ -396,8 +439,11 @@ static void test_relay_drain(void)
 	t1 = now_ms();
 	if (fd >= 0)
 		close(fd);
+	from = r.len;
 	st = child_exit(&r, 5000);
 	CHECK(st == 0, "relay exits 0 after the drain (status %d)", st);
+	live = live_since(&r, from, 2);
+	CHECK(live == 0, "relay: %lld connections live at the exit", live);
 	printf("relay drain: stream ended %llu ms after SIGQUIT, exit %llu ms after\n",
 	       (unsigned long long)(t1 - t0), (unsigned long long)(now_ms() - t1));
 	CHECK(now_ms() - t1 < 3000, "relay exits soon after the stream ends");
@@ -415,6 +461,8 @@ static void test_echo_drain(void)
 	struct child c = { 0 };
 	char b[64];
 	uint64_t t1;
+	long long live;
+	size_t from;
 	ssize_t n;
 	int fd, st;
 
@@ -433,12 +481,17 @@ static void test_echo_drain(void)
 	n = fd >= 0 ? recv_wait(fd, b, sizeof(b), 2000) : -1;
 	CHECK(n == 4 && !memcmp(b, "pong", 4), "echo: a connection goes on while draining (%zd)",
 	      n);
+	live = live_now(&c, 2);
+	CHECK(live == 1, "echo: %lld connections live while draining, not 1", live);
 	t1 = now_ms();
 	if (fd >= 0)
 		close(fd);
+	from = c.len;
 	st = child_exit(&c, 5000);
 	CHECK(st == 0 && now_ms() - t1 < 3000, "echo exits 0 after its peer closed (status %d)",
 	      st);
+	live = live_since(&c, from, 2);
+	CHECK(live == 0, "echo: %lld connections live at the exit", live);
 }
 
 /*
