@@ -7,12 +7,13 @@
  *   ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]
  *                  [--conns N] [--mix KIND=W,...] [--servers LIST]
  *                  [--warmup S] [--max-size BYTES] [--server-timeout S]
- *                  [--no-rss-check] [--keep] [--shards N]
+ *                  [--no-rss-check] [--keep] [--shards N] [--stop quit|term]
  *
  *   --ringplane PATH   the `ringplane` binary (apps/); its servers are
  *                      started here on 127.0.0.1 port 0, with this
  *                      process's environment (RP_FAULTS, ASAN_OPTIONS...)
  *   --seconds N        load time (default 60), not counting the drains
+ *                      nor the 5 s load before the SIGQUIT
  *   --server-faults    the servers inject faults (RP_FAULTS, -Dfaults=true):
  *                      a connection the server closes or resets early is
  *                      "closed by server" and fine when every byte received
@@ -42,6 +43,10 @@
  *   --shards N         every server runs N shards (default: 1 and 2 in
  *                      turn); under TSan give 2, so the shards' threads
  *                      really run side by side
+ *   --stop quit|term   how the servers end (default quit): the graceful
+ *                      drain under load below; term: SIGTERM once the
+ *                      load has drained, as before the drain existed (to
+ *                      tell a drain fault from the rest)
  *
  * Servers (--shards 1 or 2, --no-pin): `echo`; `relay --mode copy`,
  * `splice`, `auto`, each in front of one upstream `echo`; `relay
@@ -69,13 +74,33 @@
  * kind (unexpected ones fail the run); VmRSS and open descriptors of each
  * server when idle after the warm-up and at the end (load drained both
  * times; fail on growth beyond 5%, descriptors get 3 s for closes in
- * flight); each server's exit status at SIGTERM (0 within 5 s); sanitizer
- * reports in the servers' stderr. Exit 0 only when all pass, 1 otherwise,
+ * flight); sanitizer reports in the servers' stderr; with --stop term, each
+ * server's exit status at SIGTERM (0 within 5 s).
+ *
+ * The drain (--stop quit, the default; quit_phase): after the checks
+ * above, a last load of 5 s at full --conns (the open connections kept in
+ * the mix's shares), then SIGQUIT to every server the clients use at once
+ * and no new connection. Each connection open then must end as under load
+ * (streams whole and CRC-checked, a half-close's EOF after every byte,
+ * stalls resume in their own time and get everything, silent and garbage
+ * ones closed by the server); serve's may end at an answer's end, the
+ * answer whole (drain-closed), and an answer to a request sent after the
+ * port refused connects must carry Connection: close and be the last. A
+ * connection reset before it received a byte, in the instant of the
+ * SIGQUIT, is "reset-at-connect" (the kernel had queued it on the
+ * listener the drain shut), not an error. Each port must refuse connects
+ * within 5 s, each server exit 0 when its last connection ends, before its
+ * --drain-timeout (DRAIN_MS + --server-timeout, quit_drain_s says why);
+ * the relays' upstream, SIGQUIT after them, within 5 s. The summary
+ * prints per server the connections live at the SIGQUIT, how they ended,
+ * the bytes moved and verified in the drain, the time to refuse and to
+ * exit and the exit status. Exit 0 only when all pass, 1 otherwise,
  * 2 on a usage error. Every loop is bounded in count and time: a
  * connection with no progress for 30 s is an error (lost bytes), each
- * drain gives up after 60 s. Printed, not checked: pauses of this
- * process's own loop over 1 s (a starved client; an error line names one
- * in the 15 s before it).
+ * drain gives up after 60 s, the SIGQUIT drain after the servers' drain
+ * timeout and 5 s more (then SIGKILL, a failure). Printed, not checked:
+ * pauses of this process's own loop over 1 s (a starved client; an error
+ * line names one in the 15 s before it).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -117,6 +142,18 @@
 		 servers' timeout */
 #define DRAIN_MS      60000
 #define STOP_MS	      5000
+/* The SIGQUIT drain (quit_phase): the last load runs this long before
+ * the SIGQUIT, so streams of every size are mid-transfer at it */
+#define QUIT_LOAD_MS 5000
+/* a draining server refuses new connects within this of its SIGQUIT
+ * (every shard stops accepting within one message round, milliseconds) */
+#define QUIT_REFUSE_MS 5000
+/* a connection the kernel had queued on a listener is reset by its
+ * shutdown, so the client sees it at the latest this long after the
+ * port refused its first connect (one pass of the client's loop, which
+ * may be starved for a second) */
+#define QUIT_RESET_MS 2000
+#define PROBE_MS      20 /* connects to a draining server until one is refused */
 #define FD_GRACE_MS   3000
 #define NFILES	      16
 #define MAX_ERR_PRINT 40
@@ -182,11 +219,15 @@ enum outcome {
 	O_IDLE_CLIENT,	 /* silent: closed by the client after its bound */
 	O_REFUSED,	 /* garbage refused (4xx or closed) */
 	O_SERVER_CLOSED, /* --server-faults: closed early, prefix verified */
+	O_DRAIN_CLOSED,	 /* serve's drain ended it at an answer's end, every answer whole */
+	O_QUIT_RESET,	 /* reset in the instant of the SIGQUIT, nothing received */
 	O_ERROR,
 	O_COUNT
 };
 static const char *const outcome_name[O_COUNT] = {
-	"ok", "reset-by-client", "idle-closed", "idle-client", "refused", "server-closed", "error"};
+	"ok",		"reset-by-client",  "idle-closed",
+	"idle-client",	"refused",	    "server-closed",
+	"drain-closed", "reset-at-connect", "error"};
 
 enum err {
 	E_CONNECT, /* connect failed */
@@ -225,6 +266,18 @@ struct server {
 	long rss0, rss1, fd0, fd1;
 	long pipes0, pipes1; /* relay: pipes in its splice cache (2 fds each), -1 unknown */
 	long proxy_refused;  /* relay: PROXY headers it refused or timed out, at the end */
+	uint64_t refused_seen; /* outcome[O_REFUSED] when proxy_refused was read */
+	/* the SIGQUIT drain (quit_phase) */
+	bool quitting;	      /* SIGQUIT sent; reap() leaves it to quit_watch() */
+	bool drain_timed_out; /* its log says the drain reached --drain-timeout */
+	uint64_t quit_ms;     /* when the SIGQUIT went */
+	uint64_t refused_ms;  /* the first connect refused after it; 0: none yet */
+	uint64_t exit_ms;     /* its exit seen; 0: not (yet) */
+	uint64_t next_probe_ms;
+	uint64_t q_live;	       /* connections open at the SIGQUIT */
+	uint64_t q_outcome[O_COUNT];   /* how those ended */
+	uint64_t q_verified0, q_moved; /* verified at the SIGQUIT; bytes received after it */
+	uint64_t q_close_hdr;	       /* serve: answers with Connection: close during the drain */
 };
 
 static struct server servers[] = {
@@ -245,6 +298,21 @@ static unsigned opt_seconds = 60, opt_conns = 256, opt_warmup = ~0u, opt_timeout
 static uint64_t opt_seed = 1, opt_max_size = 8u << 20;
 static bool opt_faults, opt_rss_check = true, opt_keep;
 static unsigned opt_shards; /* 0: 1 and 2 in turn */
+static bool opt_quit = true; /* --stop quit (the drain) or term */
+/*
+ * Every server's --drain-timeout. A connection open at the SIGQUIT ends by
+ * its client: the rest of a stream of at most --max-size after a stall of
+ * at most 3 s, which the soak's own drains after each load allow DRAIN_MS
+ * for (a stream no quicker is an error there too); or by the server: a
+ * silent one at the idle or header timeout, --server-timeout after its
+ * connect plus up to a quarter for the timer's tick. Not both on one
+ * connection, so DRAIN_MS + --server-timeout holds either with room to
+ * spare: a server that reaches it holds a connection the soak would call
+ * stuck, and fails the run (its log says "drain timeout"). 68 s by
+ * default, 90 s with the TSan soak's 30 s timeouts; docs/reliability.md
+ * has the drain times measured.
+ */
+static unsigned quit_drain_s;
 static unsigned weight[B_COUNT] = {50, 15, 10, 8, 7, 10};
 static char workdir[64], rootdir[96];
 static int failures; /* checks outside connections that failed */
@@ -263,6 +331,7 @@ struct hreq {
 	bool head;
 	int status;
 	uint64_t a, len; /* expected body: file bytes [a, a + len) */
+	uint64_t queued_ms; /* when it went into the write buffer */
 	bool check;	 /* check the body (200, 206); else skip it */
 	char range[48];
 };
@@ -274,6 +343,9 @@ struct conn {
 	struct server *srv;
 	enum beh beh;
 	bool connected, wr_shut, stalled, stall_done, registered, pipelined, want_eof;
+	bool at_quit;	  /* open when its server got the SIGQUIT */
+	bool last_answer; /* serve said Connection: close on the answer being read */
+	uint64_t quit_rx; /* bytes received before the SIGQUIT */
 	uint32_t events;
 	uint64_t last_ms, last_rd_ms, stall_until, silent_until;
 	/* a stream: pattern bytes from pat_off */
@@ -304,6 +376,13 @@ static unsigned nactive, next_id;
 #define LOOP_GAP_RECENT_MS 15000
 static uint64_t loop_last_ms, loop_gap_max, loop_gaps, gap_recent_ms, gap_recent_at;
 static uint64_t drain_ms[2];
+/* Open connections by behaviour; mix_open (the load before the SIGQUIT)
+ * keeps them in the mix's shares, not only the new ones: a silent one
+ * lives for --server-timeout, a stream mostly for a fraction of a second,
+ * so at the plain mix silent ones fill most of the table and the SIGQUIT
+ * would find few transfers to drain. */
+static unsigned open_beh[B_COUNT];
+static bool mix_open;
 static int ep;
 static uint8_t rbuf[256 << 10];
 
@@ -352,9 +431,15 @@ static void finish(struct conn *c, enum outcome o, bool reset)
 	}
 	close(c->fd); /* also takes it out of the epoll set */
 	c->srv->outcome[o]++;
+	if (c->at_quit) {
+		c->srv->q_outcome[o]++;
+		if (o != O_ERROR)
+			c->srv->q_moved += c->recvd - c->quit_rx;
+	}
 	c->srv->active--;
 	c->used = false;
 	nactive--;
+	open_beh[c->beh]--;
 }
 
 static void fail(struct conn *c, enum err e, const char *why, int errnum)
@@ -523,8 +608,10 @@ static void plan_req(struct hreq *r, const struct file *f, bool big)
 
 static void queue_req(struct conn *c)
 {
-	const struct hreq *r = &c->rq[c->nqueued++];
+	struct hreq *r = &c->rq[c->nqueued++];
 	char path[48];
+
+	r->queued_ms = now_ms();
 
 	if (c->woff == c->wlen)
 		c->woff = c->wlen = 0;
@@ -620,6 +707,18 @@ static void start_conn(void)
 	c->id = next_id++;
 	c->srv = s;
 	c->beh = pick_beh(s);
+	if (mix_open) {
+		unsigned sum = 0;
+
+		for (int b = 0; b < B_COUNT; b++)
+			sum += weight[b];
+		/* open ones in the mix's shares: a behaviour over its share is drawn again */
+		for (unsigned k = 0; k < 8 && open_beh[c->beh] * sum >= weight[c->beh] * opt_conns;
+		     k++)
+			c->beh = pick_beh(s);
+		if (open_beh[c->beh] * sum >= weight[c->beh] * opt_conns)
+			c->beh = B_STREAM;
+	}
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	nactive++;
 	s->active++;
@@ -632,6 +731,7 @@ static void start_conn(void)
 		s->outcome[O_ERROR]++;
 		return;
 	}
+	open_beh[c->beh]++;
 	if (c->beh == B_GARBAGE)
 		garbage(c, is_http(c));
 	else if (c->beh != B_SILENT) {
@@ -666,11 +766,33 @@ static bool prefix_ok(struct conn *c)
 	return c->crc_recv == pat_crc(0, c->pat_off, c->recvd);
 }
 
+/*
+ * A reset (@errnum) that the listener's shutdown at the drain made: a
+ * connection open at the SIGQUIT that had received nothing, reset no later
+ * than QUIT_RESET_MS after the port was first refused. The kernel completes
+ * a handshake on the listener's queue before the server accepts it, and
+ * the drain's shutdown of the listener resets what is queued (docs/http.md,
+ * "Graceful drain"); a connection the server had accepted is never reset.
+ */
+static bool quit_reset(const struct conn *c, int errnum)
+{
+	const struct server *s = c->srv;
+	uint64_t bound = s->refused_ms ? s->refused_ms + QUIT_RESET_MS
+				       : s->quit_ms + QUIT_REFUSE_MS + QUIT_RESET_MS;
+
+	return c->at_quit && !c->recvd && now_ms() <= bound &&
+	       (errnum == ECONNRESET || errnum == EPIPE || errnum == ECONNREFUSED);
+}
+
 /* The server closed (EOF, @errnum 0) or reset the connection. */
 static void peer_closed(struct conn *c, int errnum)
 {
 	bool ok = prefix_ok(c);
 
+	if (quit_reset(c, errnum)) {
+		finish(c, O_QUIT_RESET, false);
+		return;
+	}
 	if (c->beh == B_SILENT) {
 		finish(c, O_IDLE_SERVER, false);
 		return;
@@ -681,6 +803,14 @@ static void peer_closed(struct conn *c, int errnum)
 	}
 	if (!ok) {
 		fail(c, E_CORRUPT, "received prefix differs", 0);
+		return;
+	}
+	/* serve's drain: the last answer (Connection: close, or one whose
+	 * head went out before the drain) then EOF; requests left unanswered
+	 * are the client's to retry, but an answer cut short is an error */
+	if (!errnum && c->at_quit && is_http(c) && !c->in_body && !c->hlen &&
+	    c->ndone < c->nreq) {
+		finish(c, O_DRAIN_CLOSED, false);
 		return;
 	}
 	if (!errnum && c->want_eof) { /* the EOF a half-close asked for */
@@ -818,11 +948,21 @@ static int http_head(struct conn *c)
 			return -1;
 		}
 	}
-	if ((v = hfield(low, "\r\nconnection:")) && !strncmp(v + strspn(v, " "), "close", 5) &&
-	    c->ndone + 1 < c->nreq) {
+	c->last_answer =
+		(v = hfield(low, "\r\nconnection:")) && !strncmp(v + strspn(v, " "), "close", 5);
+	if (c->last_answer && c->ndone + 1 < c->nreq && !c->at_quit) {
 		fail(c, E_HTTP, "Connection: close with requests left", 0);
 		return -1;
 	}
+	/* A request sent once the port refused connects, so once every shard
+	 * drains: its answer is the last and says so (docs/http.md) */
+	if (c->at_quit && !c->last_answer && c->srv->refused_ms &&
+	    r->queued_ms >= c->srv->refused_ms) {
+		fail(c, E_HTTP, "an answer during the drain without Connection: close", 0);
+		return -1;
+	}
+	if (c->at_quit && c->last_answer)
+		c->srv->q_close_hdr++;
 	c->in_body = true;
 	c->body_left = r->head ? 0 : (uint64_t)cl;
 	c->body_got = 0;
@@ -849,6 +989,10 @@ static int http_done(struct conn *c)
 	c->body_got = 0;
 	c->body_crc = 0;
 	c->ndone++;
+	if (c->last_answer && c->ndone < c->nreq) { /* the drain's last answer: EOF next */
+		c->want_eof = true;
+		return 0;
+	}
 	if (c->ndone < c->nreq) {
 		if (!c->pipelined)
 			queue_req(c);
@@ -1030,7 +1174,9 @@ static void on_event(struct conn *c, uint32_t ev)
 
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
-			if (opt_faults &&
+			if (quit_reset(c, err))
+				finish(c, O_QUIT_RESET, false);
+			else if (opt_faults &&
 			    (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE))
 				finish(c, O_SERVER_CLOSED, false);
 			else
@@ -1153,6 +1299,7 @@ static long relay_pipes(struct server *s)
 	if (lines != s->shards)
 		return -1;
 	s->proxy_refused = refused;
+	s->refused_seen = s->outcome[O_REFUSED]; /* the quit phase's are not in its count */
 	return pipes;
 }
 
@@ -1195,8 +1342,31 @@ static int server_listening(struct server *s)
 	return -1;
 }
 
-/* SIGTERM; the exit status within STOP_MS, else SIGKILL and -1. */
-static void server_stop(struct server *s)
+/* What is left in its stdout (its exit counters) into its log; closes it. */
+static void server_collect(struct server *s)
+{
+	char buf[4096];
+	int lfd = open(s->log, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ssize_t r;
+
+	/* it has exited: the pipe holds the rest and then EOF (bounded by its size) */
+	for (unsigned i = 0; i < 64; i++) {
+		struct pollfd p = {.fd = s->out, .events = POLLIN};
+
+		if (poll(&p, 1, 0) <= 0 || (r = read(s->out, buf, sizeof(buf))) <= 0)
+			break;
+		if (lfd >= 0)
+			(void)!write(lfd, buf, (size_t)r);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	close(s->out);
+	s->pid = 0;
+}
+
+/* @sig (SIGTERM, or SIGQUIT to an idle server); the exit status within
+ * STOP_MS, else SIGKILL and -1. */
+static void server_stop(struct server *s, int sig)
 {
 	uint64_t end = now_ms() + STOP_MS;
 	char buf[4096];
@@ -1207,7 +1377,11 @@ static void server_stop(struct server *s)
 		return;
 	lfd = open(s->log, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (!s->exited) {
-		kill(s->pid, SIGTERM);
+		if (sig == SIGQUIT) {
+			s->quitting = true;
+			s->quit_ms = now_ms();
+		}
+		kill(s->pid, sig);
 		for (;;) {
 			/* its exit counters go into its log; a closed stdout: poll just waits */
 			if (poll(&p, 1, 20) > 0) {
@@ -1220,6 +1394,7 @@ static void server_stop(struct server *s)
 			}
 			if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 				s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				s->exit_ms = now_ms();
 				break;
 			}
 			if (now_ms() > end) {
@@ -1243,7 +1418,8 @@ static void reap(void)
 		struct server *s = &servers[i];
 		int st;
 
-		if (s->pid > 0 && !s->exited && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+		if (s->pid > 0 && !s->exited && !s->quitting &&
+		    waitpid(s->pid, &st, WNOHANG) == s->pid) {
 			s->exited = true;
 			s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			fprintf(stderr, "soak: %s exited during the soak (status %d)\n", s->name,
@@ -1543,6 +1719,142 @@ static void fresh_clients(void)
 	printf("soak: fresh clients after the load answered (tries):%s\n", line);
 }
 
+/* ---- the SIGQUIT drain ---- */
+
+/* A new connect to @s: 1 connected, 0 refused, -1 neither (within 50 ms). */
+static int probe(const struct server *s)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0, ret = -1;
+	socklen_t len = sizeof(err);
+
+	if (fd < 0)
+		return -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)s->port);
+	if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = 1;
+	} else if (errno == ECONNREFUSED) {
+		ret = 0;
+	} else if (errno == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		if (poll(&p, 1, 50) > 0 && !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+			ret = !err ? 1 : err == ECONNREFUSED ? 0 : -1;
+	}
+	close(fd); /* one that connected: the server sees EOF and ends it */
+	return ret;
+}
+
+/* Draining servers: probe each until its port refuses, and reap those
+ * that exited (their exit counters go into their logs). */
+static void quit_watch(void)
+{
+	uint64_t t = now_ms();
+
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		char line[512];
+		FILE *f;
+		int st;
+
+		if (!s->quitting || s->exit_ms)
+			continue;
+		if (!s->refused_ms && t >= s->next_probe_ms) {
+			if (!probe(s))
+				s->refused_ms = now_ms();
+			s->next_probe_ms = now_ms() + PROBE_MS;
+		}
+		if (waitpid(s->pid, &st, WNOHANG) != s->pid)
+			continue;
+		s->exit_ms = now_ms();
+		s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (!s->refused_ms && !probe(s)) /* it went before a probe saw it drain */
+			s->refused_ms = s->exit_ms;
+		server_collect(s);
+		f = fopen(s->log, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (strstr(line, "drain timeout"))
+				s->drain_timed_out = true;
+		if (f)
+			fclose(f);
+	}
+}
+
+/*
+ * The graceful drain under load: a last load of QUIT_LOAD_MS at full
+ * --conns, then SIGQUIT to every server the clients use, all at once, and
+ * no new connection. Every connection open then must end as its behaviour
+ * says (the same rules as under load; serve's last answer then EOF is
+ * drain-closed; a reset before any byte in the instant of the SIGQUIT is
+ * reset-at-connect), each port must refuse connects within
+ * QUIT_REFUSE_MS, and each server must exit 0 once its last connection
+ * has ended, before its --drain-timeout. Bounded: the drain timeout plus
+ * STOP_MS, then whatever is left is killed and fails. The relays'
+ * upstream gets its SIGQUIT after them (a relay still connecting upstream
+ * must find it), idle by then: it must exit 0 within STOP_MS.
+ */
+static void quit_phase(void)
+{
+	uint64_t t0, end, next_sweep = 0;
+	bool left = true;
+
+	mix_open = true;
+	run_load(now_ms() + QUIT_LOAD_MS);
+	/* full --conns at the SIGQUIT: the newest are in the listeners' queues */
+	for (unsigned k = 0; k < opt_conns && nactive < opt_conns; k++)
+		start_conn();
+	mix_open = false;
+	for (unsigned i = 0; i < opt_conns; i++)
+		if (conns[i].used) {
+			conns[i].at_quit = true;
+			conns[i].quit_rx = conns[i].recvd;
+		}
+	t0 = now_ms();
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+
+		if (!s->enabled || !s->target || s->exited || s->pid <= 0)
+			continue;
+		s->q_live = s->active;
+		s->q_verified0 = s->verified;
+		s->quitting = true;
+		s->quit_ms = s->next_probe_ms = now_ms();
+		kill(s->pid, SIGQUIT);
+	}
+	end = t0 + (uint64_t)quit_drain_s * 1000 + STOP_MS;
+	while (left && now_ms() < end) {
+		pump(10);
+		quit_watch();
+		if (now_ms() >= next_sweep) {
+			sweep(false); /* stalls resume in their own time, silent ones wait */
+			next_sweep = now_ms() + 100;
+		}
+		left = nactive > 0;
+		for (unsigned i = 0; i < NSERVERS; i++)
+			if (servers[i].quitting && !servers[i].exit_ms)
+				left = true;
+	}
+	for (unsigned i = 0; i < opt_conns; i++)
+		if (conns[i].used)
+			fail(&conns[i], E_STALL, "still open after the drain's bound", 0);
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+
+		if (s->quitting && !s->exit_ms) {
+			fprintf(stderr, "soak: %s still running %u s after its SIGQUIT: killed\n",
+				s->name, (unsigned)((now_ms() - s->quit_ms) / 1000));
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+			s->status = -1;
+			s->exit_ms = now_ms();
+			server_collect(s);
+		}
+	}
+	if (servers[1].enabled)
+		server_stop(&servers[1], SIGQUIT);
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -1551,7 +1863,7 @@ static void usage(FILE *f)
 		"usage: ringplane-soak --ringplane PATH --seconds N [--server-faults] [--seed N]\n"
 		"                      [--conns N] [--mix KIND=W,...] [--servers LIST]\n"
 		"                      [--warmup S] [--max-size BYTES] [--server-timeout S]\n"
-		"                      [--no-rss-check] [--keep] [--shards N]\n"
+		"                      [--no-rss-check] [--keep] [--shards N] [--stop quit|term]\n"
 		"  kinds: stream halfclose reset stall silent garbage\n"
 		"  servers: echo relay-copy relay-splice relay-auto relay-proxy serve\n");
 }
@@ -1600,10 +1912,12 @@ static int parse_servers(const char *arg)
 
 static void set_args(void)
 {
-	static char up[32], timeout_arg[16], up_timeout_arg[16], shards_arg[NSERVERS][12];
+	static char up[32], timeout_arg[16], up_timeout_arg[16], shards_arg[NSERVERS][12],
+		drain_arg[16];
 	struct server *s;
 
 	snprintf(timeout_arg, sizeof(timeout_arg), "%u", opt_timeout);
+	snprintf(drain_arg, sizeof(drain_arg), "%u", quit_drain_s);
 	/* The relays' upstream waits three times as long: the relays are under
 	 * test, and their own --idle-timeout must be what ends an idle relayed
 	 * connection. With equal timeouts a stream starved on a loaded host
@@ -1649,6 +1963,8 @@ static void set_args(void)
 		s->shards = opt_shards ? opt_shards : i % 2 ? 1 : 2;
 		snprintf(shards_arg[i], sizeof(shards_arg[i]), "%u", s->shards);
 		*a++ = shards_arg[i];
+		*a++ = "--drain-timeout";
+		*a++ = drain_arg;
 		*a++ = "--no-pin";
 		*a = NULL;
 	}
@@ -1659,6 +1975,62 @@ static void set_args(void)
 static double pct(long a, long b)
 {
 	return a > 0 ? 100.0 * (double)(b - a) / (double)a : 0;
+}
+
+/* The SIGQUIT drain's figures and checks (the errors are in the table above). */
+static bool quit_summary(void)
+{
+	bool pass = true;
+
+	printf("drain: SIGQUIT %.1f s into a last load at %u connections, --drain-timeout %u s\n",
+	       QUIT_LOAD_MS / 1000.0, opt_conns, quit_drain_s);
+	printf("%-14s %5s %8s %7s %5s %9s %11s  %s\n", "server", "live", "refused", "exit s",
+	       "exit", "MB moved", "MB verified", "how the live ones ended");
+	for (unsigned i = 0; i < NSERVERS; i++) {
+		struct server *s = &servers[i];
+		uint64_t ended = 0;
+		double exit_s = s->exit_ms ? (double)(s->exit_ms - s->quit_ms) / 1000 : -1;
+		char refused[16] = "-";
+		bool late = exit_s < 0 || exit_s >= quit_drain_s;
+
+		if (!s->enabled || !s->quitting)
+			continue;
+		for (int o = 0; o < O_COUNT; o++)
+			ended += s->q_outcome[o];
+		if (s->refused_ms)
+			snprintf(refused, sizeof(refused), "%llu ms",
+				 (unsigned long long)(s->refused_ms - s->quit_ms));
+		printf("%-14s %5llu %8s %7.1f %5d %9.1f %11.1f ", s->name,
+		       (unsigned long long)s->q_live, s->target ? refused : "-", exit_s, s->status,
+		       (double)s->q_moved / 1e6, (double)(s->verified - s->q_verified0) / 1e6);
+		for (int o = 0; o < O_COUNT; o++)
+			if (s->q_outcome[o])
+				printf(" %s=%llu", outcome_name[o],
+				       (unsigned long long)s->q_outcome[o]);
+		if (s->q_close_hdr)
+			printf(" (Connection: close on %llu)", (unsigned long long)s->q_close_hdr);
+		if (!s->target)
+			printf(" (the relays' upstream, after them)");
+		if (ended != s->q_live)
+			printf(" UNACCOUNTED %llu", (unsigned long long)(s->q_live - ended));
+		if (s->target && !s->refused_ms)
+			printf(" NOT-REFUSED");
+		else if (s->target && s->refused_ms - s->quit_ms > QUIT_REFUSE_MS)
+			printf(" REFUSED-LATE");
+		if (s->drain_timed_out || late)
+			printf(" DRAIN-TIMEOUT");
+		if (s->status)
+			printf(" BAD-EXIT");
+		printf("\n");
+		if (ended != s->q_live || (s->target && !s->refused_ms) ||
+		    (s->target && s->refused_ms - s->quit_ms > QUIT_REFUSE_MS) ||
+		    s->drain_timed_out || late || s->status)
+			pass = false;
+	}
+	printf("live: connections open at the SIGQUIT; refused: a new connect first refused after\n"
+	       "it; exit s: its exit after it; MB moved: received after it by the live ones that\n"
+	       "ended well; MB verified: by CRC32C in the drain (whole streams and answers)\n");
+	return pass;
 }
 
 static int summary(void)
@@ -1740,8 +2112,9 @@ static int summary(void)
 	}
 	printf("VmRSS and fds: each server idle after the warm-up and at the end (a relay's and\n"
 	       "serve's fds without their cached pipes); drains took %.1f s and %.1f s; exit: status at "
-	       "SIGTERM\n",
-	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000);
+	       "%s\n",
+	       (double)drain_ms[0] / 1000, (double)drain_ms[1] / 1000,
+	       opt_quit ? "the end of its SIGQUIT drain" : "SIGTERM");
 	printf("client loop: %llu pauses over %u ms under load, the longest %llu ms\n",
 	       (unsigned long long)loop_gaps, LOOP_GAP_MS, (unsigned long long)loop_gap_max);
 	for (unsigned i = 0; i < NSERVERS; i++) {
@@ -1752,11 +2125,13 @@ static int summary(void)
 		/* every garbage header we saw refused was counted by the relay too */
 		printf("%s: %ld PROXY headers refused or timed out by its count, %llu garbage "
 		       "headers refused by ours%s\n",
-		       s->name, s->proxy_refused, (unsigned long long)s->outcome[O_REFUSED],
-		       s->proxy_refused < (long)s->outcome[O_REFUSED] ? " UNCOUNTED" : "");
-		if (s->proxy_refused < (long)s->outcome[O_REFUSED])
+		       s->name, s->proxy_refused, (unsigned long long)s->refused_seen,
+		       s->proxy_refused < (long)s->refused_seen ? " UNCOUNTED" : "");
+		if (s->proxy_refused < (long)s->refused_seen)
 			pass = false;
 	}
+	if (opt_quit && !quit_summary())
+		pass = false;
 	if (tot_err)
 		pass = false;
 	printf("result: %s\n", pass ? "PASS" : "FAIL");
@@ -1780,6 +2155,7 @@ int main(int argc, char **argv)
 		{"keep", no_argument, NULL, 'k'},
 		{"server-timeout", required_argument, NULL, 't'},
 		{"shards", required_argument, NULL, 'n'},
+		{"stop", required_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1840,6 +2216,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'q':
+			if (strcmp(optarg, "quit") && strcmp(optarg, "term")) {
+				usage(stderr);
+				return 2;
+			}
+			opt_quit = !strcmp(optarg, "quit");
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1856,6 +2239,7 @@ int main(int argc, char **argv)
 	}
 	if (opt_warmup == ~0u)
 		opt_warmup = opt_seconds / 4 < 30 ? opt_seconds / 4 : 30;
+	quit_drain_s = DRAIN_MS / 1000 + opt_timeout;
 	/* the relays' upstream runs when any relay does */
 	servers[1].enabled = false;
 	for (unsigned i = 0; i < NSERVERS; i++)
@@ -1919,16 +2303,18 @@ int main(int argc, char **argv)
 	drain(1);
 	measure(true);
 	fresh_clients();
+	if (opt_quit)
+		quit_phase();
 	/* relays before their upstream */
 	for (unsigned i = NSERVERS; i-- > 0;)
 		if (servers[i].enabled)
-			server_stop(&servers[i]);
+			server_stop(&servers[i], SIGTERM);
 	rc = summary();
 out:
 	for (unsigned i = NSERVERS; i-- > 0;)
 		if (servers[i].pid > 0) {
 			servers[i].status = 0;
-			server_stop(&servers[i]);
+			server_stop(&servers[i], SIGTERM);
 		}
 	if (rc && !opt_keep)
 		fprintf(stderr, "soak: server logs are removed; --keep keeps them\n");
