@@ -278,6 +278,8 @@ struct server {
 	uint64_t q_outcome[O_COUNT];   /* how those ended */
 	uint64_t q_verified0, q_moved; /* verified at the SIGQUIT; bytes received after it */
 	uint64_t q_close_hdr;	       /* serve: answers with Connection: close during the drain */
+	uint64_t dials;	 /* connects not in conns that reached it: fresh clients, probes */
+	long accepted;	 /* connections it accepted, by its exit counters; -1 unknown */
 };
 
 static struct server servers[] = {
@@ -1628,7 +1630,7 @@ static void measure(bool end)
  */
 #define FRESH_TRIES 8
 
-static bool fresh_once(const struct server *s)
+static bool fresh_once(struct server *s)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	struct timeval tv = {.tv_sec = 5};
@@ -1646,6 +1648,7 @@ static bool fresh_once(const struct server *s)
 	sa.sin_port = htons((uint16_t)s->port);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
 		goto out;
+	s->dials++;
 	if (s->kind == K_SERVE) {
 		char req[128];
 		int n;
@@ -1722,7 +1725,7 @@ static void fresh_clients(void)
 /* ---- the SIGQUIT drain ---- */
 
 /* A new connect to @s: 1 connected, 0 refused, -1 neither (within 50 ms). */
-static int probe(const struct server *s)
+static int probe(struct server *s)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0, ret = -1;
@@ -1743,7 +1746,36 @@ static int probe(const struct server *s)
 			ret = !err ? 1 : err == ECONNREFUSED ? 0 : -1;
 	}
 	close(fd); /* one that connected: the server sees EOF and ends it */
+	if (ret)
+		s->dials++; /* it may have reached the listener's queue */
 	return ret;
+}
+
+/* From its log, once it has exited: whether its drain timed out, and the
+ * connections it accepted (each shard's exit line "shard N: conns M ...",
+ * the last one of each shard). */
+static void quit_log(struct server *s)
+{
+	long per[64] = {0};
+	char line[4096], *at;
+	unsigned id, chunks = 0;
+	bool start = true; /* the chunk begins a line (a longer one comes in pieces) */
+	FILE *f = fopen(s->log, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f) && chunks++ < 100000) {
+		if (strstr(line, "drain timeout"))
+			s->drain_timed_out = true;
+		if (start && sscanf(line, "shard %u:", &id) == 1 && id < 64 &&
+		    (at = strstr(line, ": conns ")))
+			per[id] = strtol(at + 8, NULL, 10);
+		start = strchr(line, '\n') != NULL;
+	}
+	fclose(f);
+	s->accepted = 0;
+	for (id = 0; id < s->shards && id < 64; id++)
+		s->accepted += per[id];
 }
 
 /* Draining servers: probe each until its port refuses, and reap those
@@ -1754,8 +1786,6 @@ static void quit_watch(void)
 
 	for (unsigned i = 0; i < NSERVERS; i++) {
 		struct server *s = &servers[i];
-		char line[512];
-		FILE *f;
 		int st;
 
 		if (!s->quitting || s->exit_ms)
@@ -1772,12 +1802,7 @@ static void quit_watch(void)
 		if (!s->refused_ms && !probe(s)) /* it went before a probe saw it drain */
 			s->refused_ms = s->exit_ms;
 		server_collect(s);
-		f = fopen(s->log, "r");
-		while (f && fgets(line, sizeof(line), f))
-			if (strstr(line, "drain timeout"))
-				s->drain_timed_out = true;
-		if (f)
-			fclose(f);
+		quit_log(s);
 	}
 }
 
@@ -1818,6 +1843,7 @@ static void quit_phase(void)
 			continue;
 		s->q_live = s->active;
 		s->q_verified0 = s->verified;
+		s->accepted = -1;
 		s->quitting = true;
 		s->quit_ms = s->next_probe_ms = now_ms();
 		kill(s->pid, SIGQUIT);
@@ -2009,6 +2035,16 @@ static bool quit_summary(void)
 				       (unsigned long long)s->q_outcome[o]);
 		if (s->q_close_hdr)
 			printf(" (Connection: close on %llu)", (unsigned long long)s->q_close_hdr);
+		/* a reset-at-connect is one the server never accepted: its own count says how
+		 * many of the connects that reached it (by the soak's count) it did */
+		if (s->target && s->accepted >= 0) {
+			long never = (long)(s->conns + s->dials) - s->accepted;
+
+			printf(" (%ld never accepted%s)", never,
+			       (long)s->q_outcome[O_QUIT_RESET] > never ? ": RESET-ACCEPTED" : "");
+			if ((long)s->q_outcome[O_QUIT_RESET] > never)
+				pass = false;
+		}
 		if (!s->target)
 			printf(" (the relays' upstream, after them)");
 		if (ended != s->q_live)
