@@ -275,6 +275,7 @@ struct server {
 	uint64_t exit_ms;     /* its exit seen; 0: not (yet) */
 	uint64_t next_probe_ms;
 	uint64_t q_live;	       /* connections open at the SIGQUIT */
+	uint64_t q_beh[B_COUNT];       /* their behaviours */
 	uint64_t q_outcome[O_COUNT];   /* how those ended */
 	uint64_t q_verified0, q_moved; /* verified at the SIGQUIT; bytes received after it */
 	uint64_t q_close_hdr;	       /* serve: answers with Connection: close during the drain */
@@ -1834,6 +1835,7 @@ static void quit_phase(void)
 		if (conns[i].used) {
 			conns[i].at_quit = true;
 			conns[i].quit_rx = conns[i].recvd;
+			conns[i].srv->q_beh[conns[i].beh]++;
 		}
 	t0 = now_ms();
 	for (unsigned i = 0; i < NSERVERS; i++) {
@@ -2058,6 +2060,13 @@ static bool quit_summary(void)
 		if (s->status)
 			printf(" BAD-EXIT");
 		printf("\n");
+		if (s->q_live) {
+			printf("%-14s live ones by behaviour:", "");
+			for (int b = 0; b < B_COUNT; b++)
+				if (s->q_beh[b])
+					printf(" %s=%llu", beh_name[b], (unsigned long long)s->q_beh[b]);
+			printf("\n");
+		}
 		if (ended != s->q_live || (s->target && !s->refused_ms) ||
 		    (s->target && s->refused_ms - s->quit_ms > QUIT_REFUSE_MS) ||
 		    s->drain_timed_out || late || s->status)
