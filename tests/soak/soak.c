@@ -88,7 +88,8 @@
  * port refused connects must carry Connection: close and be the last. A
  * connection reset before it received a byte, in the instant of the
  * SIGQUIT, is "reset-at-connect" (the kernel had queued it on the
- * listener the drain shut), not an error. Each port must refuse connects
+ * listener the drain shut; not with --server-faults, whose injected
+ * resets strike accepted ones too), not an error. Each port must refuse connects
  * within 5 s, each server exit 0 when its last connection ends, before its
  * --drain-timeout (DRAIN_MS + --server-timeout, quit_drain_s says why);
  * the relays' upstream, SIGQUIT after them, within 5 s. The summary
@@ -782,6 +783,11 @@ static bool quit_reset(const struct conn *c, int errnum)
 	const struct server *s = c->srv;
 	uint64_t bound = s->refused_ms ? s->refused_ms + QUIT_RESET_MS
 				       : s->quit_ms + QUIT_REFUSE_MS + QUIT_RESET_MS;
+
+	/* with --server-faults an injected reset strikes accepted connections
+	 * too, before any byte: those are server-closed, as under load */
+	if (opt_faults)
+		return false;
 
 	return c->at_quit && !c->recvd && now_ms() <= bound &&
 	       (errnum == ECONNRESET || errnum == EPIPE || errnum == ECONNREFUSED);
