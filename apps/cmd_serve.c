@@ -61,7 +61,8 @@
  * file (no listings), and a missing directory a 404.
  *
  * Timeouts (a per-shard tick): a request head must arrive whole within
- * --header-timeout seconds of its first byte (slowloris); a keep-alive
+ * --header-timeout seconds of its first byte (slowloris), and a new
+ * connection's first byte within as long of its accept; a keep-alive
  * connection with no request for --keepalive-timeout seconds is closed, and
  * so is one whose body answer moves no byte (the peer acknowledges none)
  * for as long, or whose answers, queued or in its socket, stay
@@ -205,6 +206,9 @@ struct sconn {
 	uint64_t body_off, body_len; /* the body that waits (body_wait) */
 	uint64_t acked;		     /* the peer's bytes acknowledged at the last tick */
 	bool sending, closing, paused, eof, keep_alive, body_wait, q_failed, send_timed_out;
+	/* a request was answered: before one, a silent connection gets
+	 * --header-timeout (from its accept), after, --keepalive-timeout */
+	bool answered;
 	/* the last answer (an error's, or one without keep-alive) is queued or
 	 * out: nothing more is parsed or answered, input is read and dropped
 	 * until the close (answered once, however the rest arrives) */
@@ -562,6 +566,7 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	int ret;
 
 	ST_ADD(c->ss, requests, 1);
+	c->answered = true;
 	c->keep_alive = q->keep_alive;
 	/* draining: every answer says Connection: close and is the last (as
 	 * nginx's graceful stop does); what was pipelined behind it is dropped
@@ -1115,6 +1120,15 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (c->buf && c->have && ss->now_ticks - c->head_start > g.header_ticks) {
 			ST_ADD(ss, header_timeouts, 1); /* a head that never completes */
 			conn_close(sh, c);
+		} else if (!c->buf && !c->answered &&
+			   ss->now_ticks - c->last_tick > g.header_ticks) {
+			/* connected and said nothing (a preconnect, a stalled
+			 * client): the first head is due --header-timeout after
+			 * the accept, as nginx's client_header_timeout; the
+			 * keep-alive timeout would let it hold a drain to its
+			 * end. Nothing was sent to it: a plain close */
+			ST_ADD(ss, header_timeouts, 1);
+			conn_close(sh, c);
 		} else if (!c->buf && ss->now_ticks - c->last_tick > g.idle_ticks) {
 			/* answers unacknowledged in the socket: a graceful close
 			 * queues its FIN behind them, unseen by a peer that does
@@ -1361,7 +1375,9 @@ static void usage(FILE *f)
 		"  --cpus LIST              CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --mode auto|splice|copy  accepted for compatibility; each body's path is chosen\n"
 		"                           by its size and page-cache residency (docs/net.md)\n"
-		"  --header-timeout S       a request head must arrive within S seconds (default 10)\n"
+		"  --header-timeout S       a request head must arrive within S seconds of its first\n"
+		"                           byte, a new connection's first byte within S seconds of\n"
+		"                           its accept (default 10)\n"
 		"  --keepalive-timeout S    close a keep-alive connection idle for S seconds, and\n"
 		"                           abort a response that moves no byte for as long\n"
 		"                           (default 30)\n"

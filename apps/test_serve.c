@@ -44,6 +44,9 @@
  *              half-close and never read: the server stays under 20% of a
  *              CPU, serves fresh clients, and aborts the stuck sends after
  *              --keepalive-timeout (counted in send_timeouts).
+ *   silent     a connection that never sends a byte is closed at
+ *              --header-timeout after its accept; one with an answer at
+ *              --keepalive-timeout.
  *   once       a 414 (33000- and 16000-byte targets) and a 431 (500 field
  *              lines), sent in one write and in 512-byte writes: exactly one
  *              answer, then the close (a refused head was answered again at
@@ -1533,6 +1536,51 @@ static void test_timeouts(void)
 }
 
 /*
+ * A connection that never sends a byte (a browser's preconnect, a stalled
+ * client) is due its first head --header-timeout after the accept, not the
+ * keep-alive timeout: with the longer one, one such client held a SIGQUIT
+ * drain to the keep-alive timeout (found by a black-box run). A connection
+ * that has had an answer keeps the keep-alive timeout.
+ */
+static void test_silent(void)
+{
+	const char *extra[] = { "--header-timeout", "1", "--keepalive-timeout", "4", NULL };
+	static const char req[] = "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	char line[2048] = "", h[1024];
+	uint64_t t0, to0, t_silent, t_kept;
+	int silent, kept;
+
+	CHECK(server_start(extra) == 0, "server with a 1 s header and 4 s keep-alive timeout");
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	to0 = stat_of(line, "header_timeouts ");
+	kept = dial();
+	CHECK(kept >= 0 && send_all(kept, req, sizeof(req) - 1), "keep-alive client");
+	CHECK(read_head(kept, h, sizeof(h), now_ms() + 3000) && strstr(h, " 200 "),
+	      "keep-alive client's answer (%s)", h);
+	silent = dial();
+	CHECK(silent >= 0, "silent client");
+	t0 = now_ms();
+	CHECK(closed_within(silent, 2500), "a connection that said nothing not closed at the "
+	      "header timeout (1 s; keep-alive 4 s)");
+	t_silent = now_ms() - t0;
+	CHECK(t_silent >= 900, "a silent connection closed after %llu ms, before its 1 s",
+	      (unsigned long long)t_silent);
+	CHECK(!closed_within(kept, 1500), "a connection with an answer closed at the header "
+	      "timeout, not the keep-alive timeout");
+	CHECK(closed_within(kept, 5000), "an idle keep-alive connection not closed at 4 s");
+	t_kept = now_ms() - t0;
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "header_timeouts ") == to0 + 1,
+	      "header_timeouts %llu -> %llu, not one more (%s)", (unsigned long long)to0,
+	      (unsigned long long)stat_of(line, "header_timeouts "), line);
+	close(silent);
+	close(kept);
+	CHECK(server_stop(5000) == 0, "stop");
+	printf("silent: a connection that said nothing closed %llu ms after its accept (header "
+	       "timeout 1 s), an idle one after an answer at %llu ms (keep-alive 4 s)\n",
+	       (unsigned long long)t_silent, (unsigned long long)t_kept);
+}
+
+/*
  * Clients that ask for the 8 MB file, half-close (SHUT_WR) and never read:
  * each body send finds its socket full, and io_uring reports the peer's
  * RDHUP to every poll, so a send that polled again at once spun (a whole
@@ -2295,6 +2343,8 @@ int main(int argc, char **argv)
 	}
 	if (wanted(argc, argv, "timeouts"))
 		test_timeouts();
+	if (wanted(argc, argv, "silent"))
+		test_silent();
 	if (wanted(argc, argv, "deaf_bodies"))
 		test_deaf_bodies();
 	if (wanted(argc, argv, "linger"))
