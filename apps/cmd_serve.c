@@ -542,14 +542,14 @@ static unsigned open_status(int err)
 	switch (err) {
 	case -ENOENT:
 	case -ENOTDIR:
+	case -ENAMETOOLONG: /* a name past NAME_MAX, or an index past the
+			     * cache's path limit: no such file (nginx: 404) */
 		return 404;
 	case -EACCES:
 	case -EPERM:
 	case -EXDEV:
 	case -ELOOP:
 		return 403;
-	case -ENAMETOOLONG:
-		return 414;
 	default:
 		return 503; /* EMFILE, EBUSY, ENOMEM: try again later */
 	}
