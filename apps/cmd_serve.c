@@ -129,7 +129,10 @@
 #define LINGER_TIME_S	 10u
 
 struct serve_stats {
-	uint64_t accepted, requests, status[6]; /* status[k]: kxx answers */
+	/* requests: heads parsed whole (those the parser refuses are in
+	 * refused[] by reason, not here); status[k]: every kxx answer, the
+	 * refusals' too, so requests <= the sum of status[] */
+	uint64_t accepted, requests, status[6];
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
