@@ -130,5 +130,11 @@ void relay_pipe_put(struct rdir *d);
  * followed it may be in the pipe, d->eof set if the peer's FIN followed it), 0
  * when it was not at the mark, or a negative errno. */
 int relay_splice_urgent(struct rdir *d);
+/* After a socket -> pipe splice returned 0 (relay_splice.c): 0 at the
+ * peer's EOF; 1 when it stopped at the urgent mark and is past it now
+ * (relay_splice_urgent); 2 when it is not an EOF: bytes wait behind a mark
+ * that a newer urgent byte moved on before the check (wait for POLLIN and
+ * splice again); or a negative errno. */
+int relay_splice_zero(struct rdir *d);
 
 #endif

@@ -147,6 +147,32 @@ int relay_splice_urgent(struct rdir *d)
 	return 1;
 }
 
+/*
+ * A 0 from a socket -> pipe splice is an EOF only when the socket says so.
+ * A splice stopped at the urgent mark returns 0 with bytes queued behind
+ * it; when a newer urgent byte arrives before the SIOCATMARK above, the
+ * kernel steps over the old mark for us (tcp_check_urg) and SIOCATMARK
+ * says 0: taken as EOF, that lost the rest of the stream (uring-splice
+ * mode, a sender writing urgent bytes back to back; found by a black-box
+ * run, checked on 6.18). A peek tells: 0 bytes only at the FIN. Only a
+ * splice that read nothing gets here, never the bulk path.
+ */
+int relay_splice_zero(struct rdir *d)
+{
+	int urg = relay_splice_urgent(d);
+	char c;
+	ssize_t n;
+
+	if (urg)
+		return urg;
+	n = recv(d->from, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		return 0;
+	if (n > 0 || errno == EAGAIN || errno == EINTR)
+		return 2;
+	return -errno;
+}
+
 static void fall_back(struct rdir *d, enum rp_relay_fallback why)
 {
 	rs_of(d)->st.splice_fallback[why]++;
@@ -219,13 +245,15 @@ static void splice_pump(struct rdir *d)
 				read_any = true;
 				relay_auto_read(d, (size_t)n, room);
 			} else if ((n == 0 || (errno == EAGAIN && !read_any)) &&
-				   (urg = relay_splice_urgent(d)) != 0) {
-				/* was at the urgent mark: past it now, read on */
+				   (urg = n == 0 ? relay_splice_zero(d) : relay_splice_urgent(d)) != 0) {
 				if (urg < 0) {
 					relay_fail(r, urg, RP_RELAY_END_RESET);
 					return;
 				}
-				read_any = true;
+				if (urg == 1)
+					read_any = true; /* was at the urgent mark: past it now, read on */
+				else
+					want_in = true; /* not an EOF: splice again when readable */
 			} else if (n == 0) {
 				d->eof = true;
 			} else if (errno == EAGAIN) {

@@ -75,8 +75,9 @@ static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 			uring_pump(d);
 		} else if (c->res == 0) {
 			/* 0 is also a blocking splice stopped at TCP urgent data
-			 * (relay_splice_urgent): not an EOF then */
-			int urg = relay_splice_urgent(d);
+			 * (relay_splice_zero): not an EOF then; the pump polls
+			 * before it splices again */
+			int urg = relay_splice_zero(d);
 
 			if (urg < 0) {
 				relay_fail(r, urg, RP_RELAY_END_RESET);
