@@ -703,6 +703,30 @@ static int echoed_then_eof(int *fds, int n, int *reset)
 	return good;
 }
 
+/* The queued cases of echo and relay (@c started with every accept down):
+ * QUEUED clients connect and send, none is @verb; at SIGQUIT each gets its
+ * bytes back byte-exact then EOF after its half-close, none reset, exit 0. */
+static void drain_queued_echoed(struct child *c, const char *name, const char *verb)
+{
+	int fds[QUEUED], good, reset, st;
+	uint64_t t0;
+
+	CHECK(queue_clients(c->port, fds, QUEUED, NULL, 0, 300),
+	      "queued %s: a client was %s with every accept down", name, verb);
+	t0 = now_ms();
+	kill(c->pid, SIGQUIT);
+	good = echoed_then_eof(fds, QUEUED, &reset);
+	CHECK(good == QUEUED && !reset,
+	      "queued %s: %d of %d %s byte-exact then EOF after the half-close, %d reset", name,
+	      good, QUEUED, verb, reset);
+	st = child_exit(c, 5000);
+	CHECK(st == 0, "queued %s: exit status %d", name, st);
+	printf("%s drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d %s "
+	       "%u bytes then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
+	       name, QUEUED, good, verb, (unsigned)QUEUED_LEN, reset, st,
+	       (unsigned long long)(now_ms() - t0));
+}
+
 /* echo with its accepts down: QUEUED clients connect and send; none is
  * echoed. At SIGQUIT each gets its bytes back byte-exact, then EOF after
  * its half-close; none reset; exit 0 after the last. */
@@ -711,8 +735,6 @@ static void test_echo_drain_queued(void)
 	const char *args[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "2", "--no-pin",
 			       "--drain-timeout", "20", NULL };
 	struct child c = { 0 };
-	int fds[QUEUED], good, reset, st;
-	uint64_t t0;
 
 	if (!HOOKS) {
 		printf("echo drain queued: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM "
@@ -723,20 +745,7 @@ static void test_echo_drain_queued(void)
 		CHECK(0, "echo did not start");
 		return;
 	}
-	CHECK(queue_clients(c.port, fds, QUEUED, NULL, 0, 300),
-	      "queued echo: a client was echoed with every accept down");
-	t0 = now_ms();
-	kill(c.pid, SIGQUIT);
-	good = echoed_then_eof(fds, QUEUED, &reset);
-	CHECK(good == QUEUED && !reset,
-	      "queued echo: %d of %d echoed byte-exact then EOF after the half-close, %d reset",
-	      good, QUEUED, reset);
-	st = child_exit(&c, 5000);
-	CHECK(st == 0, "queued echo: exit status %d", st);
-	printf("echo drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d echoed "
-	       "%u bytes then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
-	       QUEUED, good, (unsigned)QUEUED_LEN, reset, st,
-	       (unsigned long long)(now_ms() - t0));
+	drain_queued_echoed(&c, "echo", "echoed");
 }
 
 /* relay (to a `ringplane echo` that accepts) with its accepts down: as
@@ -749,8 +758,7 @@ static void test_relay_drain_queued(void)
 	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
 				"2", "--no-pin", "--drain-timeout", "20", NULL };
 	struct child e = { 0 }, r = { 0 };
-	int fds[QUEUED], good, reset, st;
-	uint64_t t0;
+	int st;
 
 	if (!HOOKS) {
 		printf("relay drain queued: SKIP: needs RP_APP_FAULT_START and "
@@ -767,20 +775,7 @@ static void test_relay_drain_queued(void)
 		child_stop(&e, 5000);
 		return;
 	}
-	CHECK(queue_clients(r.port, fds, QUEUED, NULL, 0, 300),
-	      "queued relay: a client was relayed with every accept down");
-	t0 = now_ms();
-	kill(r.pid, SIGQUIT);
-	good = echoed_then_eof(fds, QUEUED, &reset);
-	CHECK(good == QUEUED && !reset,
-	      "queued relay: %d of %d relayed byte-exact then EOF after the half-close, %d reset",
-	      good, QUEUED, reset);
-	st = child_exit(&r, 5000);
-	CHECK(st == 0, "queued relay: exit status %d", st);
-	printf("relay drain: %d connections queued at SIGQUIT (2 shards, accepts down): %d "
-	       "relayed %u bytes both ways then EOF, %d reset, exit %d %llu ms after SIGQUIT\n",
-	       QUEUED, good, (unsigned)QUEUED_LEN, reset, st,
-	       (unsigned long long)(now_ms() - t0));
+	drain_queued_echoed(&r, "relay", "relayed");
 	st = child_stop(&e, 5000);
 	CHECK(st == 0, "queued relay: echo exits 0 on SIGTERM (status %d)", st);
 }
