@@ -1001,53 +1001,107 @@ static bool urg_stats_of(const char *log, struct urg_stats *s)
 		      &s->fb[0], &s->fb[1], &s->fb[2], &s->fb[3]) == 4;
 }
 
+/*
+ * The two ends of one urgent-data run, shared by urgent and urgent_burst:
+ * a listener of the test's own as the upstream, `ringplane relay --mode
+ * MODE --no-pin --shards 1 [--accept-proxy]` in front of it (urg_pair_start),
+ * a client connected through it, a PROXY header sent first when given, and
+ * the upstream's side accepted within 5 s (urg_pair_connect); urg_pair_stop
+ * closes the three sockets and stops the relay (SIGTERM, 5 s), whose exit
+ * status must be 0. Every failure is checked and named by @label.
+ */
+struct urg_pair {
+	struct child relay;
+	int l, c, u;
+	char label[64];
+};
+
+/* The listener and the relay; false (checked, nothing left open) if not. */
+static bool urg_pair_start(struct urg_pair *p, const char *label, const char *mode,
+			   bool accept_proxy)
+{
+	char up[32];
+	int port = 0;
+
+	snprintf(p->label, sizeof(p->label), "%s", label);
+	p->c = p->u = -1;
+	p->l = listener(&port);
+	CHECK(p->l >= 0, "%s: listener", p->label);
+	if (p->l < 0)
+		return false;
+	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
+				"--no-pin", "--shards", "1", accept_proxy ? "--accept-proxy" : NULL,
+				NULL };
+
+	if (child_start(&p->relay, rargs)) {
+		CHECK(0, "%s: relay did not start", p->label);
+		close(p->l);
+		return false;
+	}
+	return true;
+}
+
+/* A client through the relay (@hdr, if not NULL, sent first) and the
+ * upstream's side of it; false (checked) if either is missing. */
+static bool urg_pair_connect(struct urg_pair *p, const char *hdr)
+{
+	struct pollfd pl = { .fd = p->l, .events = POLLIN };
+
+	p->c = connect_to(p->relay.port);
+	CHECK(p->c >= 0, "%s: connect", p->label);
+	if (p->c >= 0 && hdr)
+		CHECK(send(p->c, hdr, strlen(hdr), 0) == (ssize_t)strlen(hdr), "%s: header",
+		      p->label);
+	if (p->c >= 0 && poll(&pl, 1, 5000) == 1)
+		p->u = accept4(p->l, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(p->u >= 0, "%s: no upstream connection", p->label);
+	return p->c >= 0 && p->u >= 0;
+}
+
+/* Close the client, the upstream's side and the listener; the relay exits 0. */
+static void urg_pair_stop(struct urg_pair *p)
+{
+	int rc;
+
+	if (p->c >= 0)
+		close(p->c);
+	if (p->u >= 0)
+		close(p->u);
+	close(p->l);
+	rc = child_stop(&p->relay, 5000);
+	CHECK(rc == 0, "%s: relay exit status %d", p->label, rc);
+}
+
 static void urgent(const char *mode, bool accept_proxy)
 {
 	static const char hdr[] = "PROXY TCP4 192.0.2.1 198.51.100.2 40000 443\r\n";
 	const size_t len = (reduced ? 1u : 2u) << 20, step = 256 * 1024;
 	const uint64_t limit = reduced ? 30000 : 15000;
 	struct timeval tmo = { .tv_sec = 5 };
-	struct child relay = { 0 };
+	struct urg_pair pair;
+	struct child *relay = &pair.relay;
 	struct udir d[2];
 	struct urg_stats st;
-	char up[32], name[48];
-	int port, l = listener(&port), c = -1, u = -1, rc;
+	char name[48], label[64];
+	int c, u;
 	long socks0, socks;
 	long long cpu0, cpu1 = 0, idle0 = 0, idle1 = 0;
 	uint64_t t0, t1 = 0, end;
 	int failed = failures;
-	bool ok;
+	bool ok, connected;
 
 	snprintf(name, sizeof(name), "%s%s", mode, accept_proxy ? " --accept-proxy" : "");
-	CHECK(l >= 0, "urgent %s: listener", name);
-	if (l < 0)
+	snprintf(label, sizeof(label), "urgent %s", name);
+	if (!urg_pair_start(&pair, label, mode, accept_proxy))
 		return;
-	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
-	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
-				"--no-pin", "--shards", "1", accept_proxy ? "--accept-proxy" : NULL,
-				NULL };
-
-	if (child_start(&relay, rargs)) {
-		CHECK(0, "urgent %s: relay did not start", name);
-		close(l);
-		return;
-	}
-	socks0 = fd_count_kind(relay.pid, "socket:");
-	cpu0 = cpu_ms(relay.pid);
+	socks0 = fd_count_kind(relay->pid, "socket:");
+	cpu0 = cpu_ms(relay->pid);
 	t0 = now_ms();
-	c = connect_to(relay.port);
-	CHECK(c >= 0, "urgent %s: connect", name);
-	if (c >= 0 && accept_proxy)
-		CHECK(send(c, hdr, sizeof(hdr) - 1, 0) == (ssize_t)sizeof(hdr) - 1,
-		      "urgent %s: header", name);
-	{
-		struct pollfd p = { .fd = l, .events = POLLIN };
-
-		if (c >= 0 && poll(&p, 1, 5000) == 1)
-			u = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	}
-	CHECK(u >= 0, "urgent %s: no upstream connection", name);
-	if (c < 0 || u < 0)
+	connected = urg_pair_connect(&pair, accept_proxy ? hdr : NULL);
+	c = pair.c;
+	u = pair.u;
+	if (!connected)
 		goto out;
 	for (int k = 0; k < 2; k++) {
 		int fd = k ? u : c, one = 1;
@@ -1074,9 +1128,9 @@ static void urgent(const char *mode, bool accept_proxy)
 	ok = ok && urg_pump(d, len, urg_at_end, end);
 	CHECK(ok, "urgent %s: the last bytes: got %zu and %zu of %zu%s", name, d[0].got, d[1].got,
 	      len, d[0].bad || d[1].bad ? ", a byte differs" : "");
-	idle0 = cpu_ms(relay.pid);
+	idle0 = cpu_ms(relay->pid);
 	usleep(URG_IDLE_MS * 1000);
-	idle1 = cpu_ms(relay.pid);
+	idle1 = cpu_ms(relay->pid);
 	CHECK(idle0 >= 0 && idle1 - idle0 < URG_IDLE_MS / 5,
 	      "urgent %s: the relay used %lld ms of CPU in %d ms holding the last urgent marks",
 	      name, idle1 - idle0, URG_IDLE_MS);
@@ -1106,27 +1160,21 @@ static void urgent(const char *mode, bool accept_proxy)
 	}
 	/* the relay ends and gives its two sockets back */
 	for (uint64_t e = now_ms() + 5000;
-	     (socks = fd_count_kind(relay.pid, "socket:")) != socks0 && now_ms() < e;)
+	     (socks = fd_count_kind(relay->pid, "socket:")) != socks0 && now_ms() < e;)
 		usleep(10000);
 	CHECK(socks == socks0, "urgent %s: the relay holds %ld sockets, %ld before the client", name,
 	      socks, socks0);
 	t1 = now_ms();
-	cpu1 = cpu_ms(relay.pid);
+	cpu1 = cpu_ms(relay->pid);
 	CHECK(cpu0 >= 0 && cpu1 >= 0 && (uint64_t)(cpu1 - cpu0) < (t1 - t0) / 2,
 	      "urgent %s: the relay used %lld ms of CPU in %llu ms", name, cpu1 - cpu0,
 	      (unsigned long long)(t1 - t0));
 out:
-	if (c >= 0)
-		close(c);
-	if (u >= 0)
-		close(u);
-	close(l);
-	rc = child_stop(&relay, 5000);
-	CHECK(rc == 0, "urgent %s: relay exit status %d", name, rc);
-	if (c < 0 || u < 0)
+	urg_pair_stop(&pair);
+	if (!connected)
 		return;
-	if (!urg_stats_of(relay.log, &st)) {
-		CHECK(0, "urgent %s: no stats line in '%s'", name, relay.log);
+	if (!urg_stats_of(relay->log, &st)) {
+		CHECK(0, "urgent %s: no stats line in '%s'", name, relay->log);
 		return;
 	}
 	CHECK(st.copied[0] + st.spliced[0] == len && st.copied[1] + st.spliced[1] == len,
@@ -1185,9 +1233,9 @@ static uint8_t burst_byte(size_t i)
 static void urgent_burst(const char *mode)
 {
 	const size_t len = (size_t)BURST_CHUNKS * BURST_RUN;
-	struct child relay = { 0 };
-	char up[32];
-	int port, l = listener(&port), c = -1, u = -1, rc;
+	struct urg_pair pair;
+	char label[64];
+	int c, u;
 	size_t got = 0, bad_at = (size_t)-1;
 	unsigned inline_urg = 0;
 	bool eof = false, sent_ok = false;
@@ -1195,28 +1243,13 @@ static void urgent_burst(const char *mode)
 	uint64_t end = now_ms() + 20000;
 	static uint8_t out[65536], in[4096];
 
-	CHECK(l >= 0, "urgent burst %s: listener", mode);
-	if (l < 0)
+	snprintf(label, sizeof(label), "urgent burst %s", mode);
+	if (!urg_pair_start(&pair, label, mode, false))
 		return;
-	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
-	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
-				"--no-pin", "--shards", "1", NULL };
-
-	if (child_start(&relay, rargs)) {
-		CHECK(0, "urgent burst %s: relay did not start", mode);
-		close(l);
-		return;
-	}
-	c = connect_to(relay.port);
-	{
-		struct pollfd p = { .fd = l, .events = POLLIN };
-
-		if (c >= 0 && poll(&p, 1, 5000) == 1)
-			u = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	}
-	CHECK(c >= 0 && u >= 0, "urgent burst %s: connect", mode);
-	if (c < 0 || u < 0)
+	if (!urg_pair_connect(&pair, NULL))
 		goto out;
+	c = pair.c;
+	u = pair.u;
 	/* the sender, a process of its own: blocking runs, an urgent byte
 	 * after each and 10 ms (the black-box script's shape, which lost
 	 * bytes in 8 of 8 runs; a single loop that also read lost them rarely) */
@@ -1286,13 +1319,7 @@ static void urgent_burst(const char *mode)
 		       "order, then EOF (%u urgent bytes left in the stream by TCP)\n", mode,
 		       BURST_CHUNKS, len, inline_urg);
 out:
-	if (c >= 0)
-		close(c);
-	if (u >= 0)
-		close(u);
-	close(l);
-	rc = child_stop(&relay, 5000);
-	CHECK(rc == 0, "urgent burst %s: relay exit status %d", mode, rc);
+	urg_pair_stop(&pair);
 }
 
 static void test_urgent(void)
