@@ -44,6 +44,19 @@
 #define HOOKS 0
 #endif
 
+/* A queued case's first step: true in the faults build; elsewhere it prints
+ * "@name: SKIP: needs ... (faults build)" and the case returns with nothing
+ * checked (a skipped case, said so on stdout; the run's result is the other
+ * cases'). */
+static bool need_hooks(const char *name)
+{
+	if (HOOKS)
+		return true;
+	printf("%s: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM (faults build)\n",
+	       name);
+	return false;
+}
+
 /* Clients left in the listeners' queues at the SIGQUIT; each sends
  * QUEUED_LEN bytes (echo, relay). */
 enum { QUEUED = 64, QUEUED_LEN = 16384 };
@@ -623,11 +636,8 @@ static void test_serve_drain_queued(void)
 	struct child c = { 0 };
 	uint64_t t0;
 
-	if (!HOOKS) {
-		printf("serve drain queued: SKIP: needs RP_APP_FAULT_START and "
-		       "RP_APP_FAULT_REARM (faults build)\n");
+	if (!need_hooks("serve drain queued"))
 		return;
-	}
 	if (start_not_accepting(&c, args)) {
 		CHECK(0, "serve did not start");
 		return;
@@ -736,11 +746,8 @@ static void test_echo_drain_queued(void)
 			       "--drain-timeout", "20", NULL };
 	struct child c = { 0 };
 
-	if (!HOOKS) {
-		printf("echo drain queued: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM "
-		       "(faults build)\n");
+	if (!need_hooks("echo drain queued"))
 		return;
-	}
 	if (start_not_accepting(&c, args)) {
 		CHECK(0, "echo did not start");
 		return;
@@ -760,11 +767,8 @@ static void test_relay_drain_queued(void)
 	struct child e = { 0 }, r = { 0 };
 	int st;
 
-	if (!HOOKS) {
-		printf("relay drain queued: SKIP: needs RP_APP_FAULT_START and "
-		       "RP_APP_FAULT_REARM (faults build)\n");
+	if (!need_hooks("relay drain queued"))
 		return;
-	}
 	if (child_start(&e, eargs)) {
 		CHECK(0, "echo did not start");
 		return;
@@ -792,11 +796,8 @@ static void test_echo_drain_emfile(void)
 	int fds[QUEUED], good, reset, st;
 	unsigned long long errs;
 
-	if (!HOOKS) {
-		printf("echo drain emfile: SKIP: needs RP_APP_FAULT_START and RP_APP_FAULT_REARM "
-		       "(faults build)\n");
+	if (!need_hooks("echo drain emfile"))
 		return;
-	}
 	child_nofile = 40;
 	st = start_not_accepting(&c, args);
 	child_nofile = 0;
