@@ -52,7 +52,8 @@
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
 struct relay_app_stats {
 	uint64_t accepted, refused_max, connect_failed, connect_timeouts, proxy_accepted,
-		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed;
+		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed,
+		peer_gone;
 	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
 	 * result (ECONNREFUSED...); [0] for one above the table */
@@ -95,7 +96,8 @@ struct rconn {
 	int cfd, ufd;
 	struct sockaddr_storage src, dst; /* for the PROXY header we send */
 	socklen_t srclen, dstlen;
-	bool local;			  /* an accepted header said LOCAL/UNKNOWN */
+	bool local;			  /* an accepted header's peers are not TCP (AF_UNIX) */
+	bool noaddr;			  /* the client's addresses were gone at accept */
 	struct rp_proxy_parser *pp;	  /* --accept-proxy, until the header is whole */
 	char *hbuf;			  /* header bytes and what followed them */
 	size_t hlen, payload_off;
@@ -292,6 +294,19 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 
 static void read_header(struct rp_shard *sh, struct rconn *c);
 
+/*
+ * The client reset before its addresses were read (getpeername: ENOTCONN),
+ * and no accepted header gave others: a header sent upstream would carry
+ * none (v1 UNKNOWN, v2 LOCAL), and an upstream takes the relay's own
+ * address for the sender then, one it may trust. Closed, counted, never
+ * connected upstream; the bytes it sent before its reset are dropped with it.
+ */
+static void peer_gone(struct rp_shard *sh, struct rconn *c)
+{
+	ST_ADD(c->rs, peer_gone, 1);
+	conn_free(sh, c, true);
+}
+
 static void refuse(struct rp_shard *sh, struct rconn *c, enum rp_proxy_reason why)
 {
 	ST_ADD(c->rs, proxy_refused[why], 1);
@@ -335,9 +350,14 @@ static void on_header(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (h->family == AF_INET || h->family == AF_INET6) {
 			memcpy(&c->src, &h->src, sizeof(c->src));
 			memcpy(&c->dst, &h->dst, sizeof(c->dst));
+			c->noaddr = false;
 		} else {
 			c->local = true; /* AF_UNIX peers: no TCP addresses to pass on */
 		}
+	}
+	if (c->noaddr && g.proxy_out) {
+		peer_gone(sh, c);
+		return;
 	}
 	rp_pool_free(c->pp);
 	c->pp = NULL;
@@ -398,7 +418,11 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		c->dstlen = sizeof(c->dst);
 		if (getpeername(c->cfd, (struct sockaddr *)&c->src, &c->srclen) ||
 		    getsockname(c->cfd, (struct sockaddr *)&c->dst, &c->dstlen))
-			c->local = true;
+			c->noaddr = true;
+	}
+	if (c->noaddr && !g.accept_proxy) {
+		peer_gone(sh, c);
+		return;
 	}
 	if (g.accept_proxy) {
 		c->pp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->pp));
@@ -469,7 +493,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
-		"connect_errno%s connect_timeouts %llu accept_errors %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s connect_timeouts %llu accept_errors %llu peer_gone %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu pipes %llu max %llu | proxy accepted "
@@ -478,7 +502,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
-		(unsigned long long)r.bytes_copied[0],
+		(unsigned long long)rs->st.peer_gone, (unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
 		(unsigned long long)r.resets_passed, errs[0] ? errs : " none",
