@@ -1132,7 +1132,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			 * end. Nothing was sent to it: a plain close */
 			ST_ADD(ss, header_timeouts, 1);
 			conn_close(sh, c);
-		} else if (!c->buf && ss->now_ticks - c->last_tick > g.idle_ticks) {
+		} else if (!c->buf && c->answered &&
+			   ss->now_ticks - c->last_tick > g.idle_ticks) {
 			/* answers unacknowledged in the socket: a graceful close
 			 * queues its FIN behind them, unseen by a peer that does
 			 * not read. One still acknowledging gets another timeout,

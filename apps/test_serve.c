@@ -45,8 +45,8 @@
  *              CPU, serves fresh clients, and aborts the stuck sends after
  *              --keepalive-timeout (counted in send_timeouts).
  *   silent     a connection that never sends a byte is closed at
- *              --header-timeout after its accept; one with an answer at
- *              --keepalive-timeout.
+ *              --header-timeout after its accept, also when the keep-alive
+ *              timeout is shorter; one with an answer at --keepalive-timeout.
  *   once       a 414 (33000- and 16000-byte targets) and a 431 (500 field
  *              lines), sent in one write and in 512-byte writes: exactly one
  *              answer, then the close (a refused head was answered again at
@@ -1585,6 +1585,30 @@ static void test_silent(void)
 	printf("silent: a connection that said nothing closed %llu ms after its accept (header "
 	       "timeout 1 s), an idle one after an answer at %llu ms (keep-alive 4 s)\n",
 	       (unsigned long long)t_silent, (unsigned long long)t_kept);
+
+	/* a keep-alive timeout shorter than the header timeout does not cut a
+	 * fresh connection's wait for its first head (it was closed at the
+	 * keep-alive timeout, 1.26 s here, and counted idle_closed) */
+	const char *shorter[] = { "--header-timeout", "3", "--keepalive-timeout", "1", NULL };
+
+	CHECK(server_start(shorter) == 0, "server with a 3 s header and 1 s keep-alive timeout");
+	CHECK(server_stats(line, sizeof(line)), "stats");
+	to0 = stat_of(line, "header_timeouts ");
+	silent = dial();
+	CHECK(silent >= 0, "silent client");
+	t0 = now_ms();
+	CHECK(closed_within(silent, 5000), "a silent connection not closed at the header timeout "
+	      "(3 s; keep-alive 1 s)");
+	t_silent = now_ms() - t0;
+	CHECK(t_silent >= 2700, "a silent connection closed after %llu ms: the keep-alive timeout "
+	      "(1 s), not its 3 s header timeout", (unsigned long long)t_silent);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "header_timeouts ") == to0 + 1,
+	      "header_timeouts %llu -> %llu, not one more (%s)", (unsigned long long)to0,
+	      (unsigned long long)stat_of(line, "header_timeouts "), line);
+	close(silent);
+	CHECK(server_stop(5000) == 0, "stop");
+	printf("silent: with a shorter keep-alive timeout (1 s) a silent connection still had its "
+	       "header timeout: closed at %llu ms (3 s)\n", (unsigned long long)t_silent);
 }
 
 /*
