@@ -158,6 +158,8 @@ struct drain_slot {
 	unsigned asked;	   /* control thread only: polls submitted */
 	unsigned answered; /* polls run (the shard's release store) */
 	unsigned live;	   /* the shard's live connections at its last answer */
+	unsigned seen;	   /* control thread only: the answer counted in quiet */
+	unsigned quiet;	   /* control thread only: answers in a row with live 0 */
 };
 
 static void drain_msg(struct rp_shard *sh, void *arg)
@@ -174,8 +176,12 @@ static void drain_msg(struct rp_shard *sh, void *arg)
 }
 
 /* One poll round: ask every shard whose last poll was answered (a busy
- * shard is not queued more than one); true when every shard has answered
- * at least once and its last answer was 0. */
+ * shard is not queued more than one); true when every shard's last two
+ * answers were 0. Two, not one: an answer is up to a round old, and a
+ * connection accepted after it (a completion the kernel posted while the
+ * shard answered: with SQPOLL it may post one at any time) would be cut
+ * by the stop that follows; the second answer, asked after the listener
+ * was shut, sees it. The drain ends one round (RP_APP_DRAIN_POLL_MS) later. */
 static bool drain_poll(struct rp_runtime *rt, struct drain_slot *slots, unsigned n)
 {
 	bool done = true;
@@ -188,7 +194,11 @@ static bool drain_poll(struct rp_runtime *rt, struct drain_slot *slots, unsigned
 			done = false; /* still running the last one */
 			continue;
 		}
-		if (!answered || __atomic_load_n(&s->live, __ATOMIC_RELAXED))
+		if (answered != s->seen) { /* a new answer */
+			s->seen = answered;
+			s->quiet = __atomic_load_n(&s->live, __ATOMIC_RELAXED) ? 0 : s->quiet + 1;
+		}
+		if (s->quiet < 2)
 			done = false;
 		/* a full queue or no memory: asked again at the next round */
 		if (!rp_runtime_submit(rt, i, drain_msg, s))
