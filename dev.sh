@@ -135,10 +135,11 @@ cmd_test() {
 	# the servers' and the relay's and file sends' own tests must pass
 	# unchanged under them (not test_outq: it counts sendmsgs); echo and
 	# accept also run the listener's back-off hooks (RP_APP_FAULT_*), which
-	# only this build has; tick-nomem sets its servers' own RP_FAULTS (nomem)
+	# only this build has, and so do drain's queued-connection cases (skipped
+	# elsewhere); tick-nomem sets its servers' own RP_FAULTS (nomem)
 	RP_FAULTS=short=0.3,eagain=0.3 RP_TEST_REDUCED=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		run_tests "${BUILD}-faults" echo serve relay-cmd relay filesend accept tick-nomem || rc=1
+		run_tests "${BUILD}-faults" echo serve relay-cmd relay filesend accept drain tick-nomem || rc=1
 	# every connection completes or is closed cleanly by the server; no
 	# crash, leak or sanitizer report; each fault kind really struck
 	run_step "soak: 45 s with engine faults injected (RP_FAULTS, ASan+UBSan)" \
