@@ -174,6 +174,7 @@ const char *rp_relay_fallback_name(enum rp_relay_fallback f)
 		[RP_RELAY_FB_PIPE_LIMIT] = "pipe_limit",
 		[RP_RELAY_FB_PIPE_SIZE] = "pipe_size",
 		[RP_RELAY_FB_EINVAL] = "einval",
+		[RP_RELAY_FB_SPLICE_ZERO] = "splice_zero",
 	};
 
 	return (unsigned)f < RP_RELAY_FB_NR ? names[f] : "?";

@@ -13,6 +13,8 @@
 #include <ringplane/pool.h>
 #include <ringplane/relay.h>
 
+#include "splice_zero.h"
+
 enum rdir_path { PATH_COPY = 0, PATH_SPLICE = 1, PATH_URING = 2, PATH_COUNT };
 
 struct rdir {
@@ -43,6 +45,8 @@ struct rdir {
 	struct rp_op *poll_op;
 	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
 	bool readable;	/* uring: poll said @from has data (or EOF): splice it in */
+	uint8_t zeros;	/* splice: socket -> pipe splices in a row that returned 0
+			   while a peek found bytes (SPLICE_ZERO_DATA) */
 	int pipe[2];
 	size_t in_pipe;
 	uint64_t bytes, spliced;
@@ -125,16 +129,20 @@ void relay_splice_drop(struct rdir *d);
  * put: an empty pipe goes back to the pool, one with bytes in it is closed. */
 int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why);
 void relay_pipe_put(struct rdir *d);
-/* Step over TCP urgent data that stops a socket -> pipe splice (relay_splice.c):
- * 1 when the read side was at the urgent mark and is now past it (a byte that
- * followed it may be in the pipe, d->eof set if the peer's FIN followed it), 0
- * when it was not at the mark, or a negative errno. */
-int relay_splice_urgent(struct rdir *d);
-/* After a socket -> pipe splice returned 0 (relay_splice.c): 0 at the
- * peer's EOF; 1 when it stopped at the urgent mark and is past it now
- * (relay_splice_urgent); 2 when it is not an EOF: bytes wait behind a mark
- * that a newer urgent byte moved on before the check (wait for POLLIN and
- * splice again); or a negative errno. */
-int relay_splice_zero(struct rdir *d);
+/* Splices in a row that may return 0 while a peek finds bytes before the
+ * direction falls back to copy (RP_RELAY_FB_SPLICE_ZERO): never seen, but a
+ * loop on it would spin the shard (each poll answers at once). */
+#define RELAY_ZEROS_MAX 4
+/*
+ * After a socket -> pipe splice of @d moved nothing (@res: 0 or -EAGAIN;
+ * relay_splice.c): splice_zero_why's answer, except that at the urgent
+ * mark one byte is read with recv (the mark stepped over; the byte that
+ * followed it, if any, is in the pipe; d->eof set if the peer's FIN
+ * followed it) before SPLICE_ZERO_MARK is returned. SPLICE_ZERO_DATA
+ * counts in d->zeros (cleared by a splice that reads bytes and by a mark
+ * stepped over); the caller falls back to copy at RELAY_ZEROS_MAX. A
+ * negative errno when the socket failed.
+ */
+int relay_splice_nothing(struct rdir *d, ssize_t res);
 
 #endif

@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,64 +112,38 @@ void relay_splice_drop(struct rdir *d)
 }
 
 /*
- * TCP urgent data (a peer's send with MSG_OOB) stops splice(2): the socket
- * side (tcp_read_sock) reads up to the urgent mark and never past it. At the
- * mark a non-blocking splice returns -EAGAIN while poll keeps saying POLLIN
- * (a spin at 100% CPU), a blocking one returns 0, and once the peer's FIN is
- * in both return 0: the bytes after the mark were lost behind a false EOF
- * (checked on 6.18). recv(2) steps over the urgent byte, which without
- * SO_OOBINLINE is not part of the stream (the copy path drops it the same
- * way), and clears the mark: so at the mark one byte is read with recv and
- * put in the pipe, after any bytes already there. One ioctl, only where a
- * splice read nothing: at EOF, or after a readiness that found no data.
+ * A socket -> pipe splice that moved nothing (@res 0 or -EAGAIN): why, by
+ * splice_zero_why (splice_zero.h: the urgent mark, a mark the kernel moved
+ * on, an EOF). At the urgent mark one byte is read with recv(2), which steps
+ * over the urgent byte (without SO_OOBINLINE not part of the stream: the
+ * copy path drops it the same way) and clears the mark, and put in the
+ * pipe after any bytes already there. Only a splice that read nothing gets
+ * here, never the bulk path.
  */
-int relay_splice_urgent(struct rdir *d)
+int relay_splice_nothing(struct rdir *d, ssize_t res)
 {
-	int at = 0;
+	int why = splice_zero_why(d->from, res);
 	char c;
 	ssize_t n;
 
-	if (ioctl(d->from, SIOCATMARK, &at) < 0 || !at)
-		return 0;
+	if (why == SPLICE_ZERO_DATA && d->zeros < UINT8_MAX)
+		d->zeros++;
+	if (why != SPLICE_ZERO_MARK)
+		return why;
+	d->zeros = 0;
 	n = recv(d->from, &c, 1, MSG_DONTWAIT);
 	if (n < 0)
 		/* EAGAIN: the urgent byte was the last one, and it is skipped */
-		return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+		return errno == EAGAIN || errno == EINTR ? SPLICE_ZERO_MARK : -errno;
 	if (n == 0) {
 		d->eof = true;
-		return 1;
+		return SPLICE_ZERO_MARK;
 	}
 	if (write(d->pipe[1], &c, 1) != 1)
 		return -EIO; /* the pipe had room (in_pipe < its size): cannot happen */
 	d->in_pipe++;
 	d->started = true;
-	return 1;
-}
-
-/*
- * A 0 from a socket -> pipe splice is an EOF only when the socket says so.
- * A splice stopped at the urgent mark returns 0 with bytes queued behind
- * it; when a newer urgent byte arrives before the SIOCATMARK above, the
- * kernel steps over the old mark for us (tcp_check_urg) and SIOCATMARK
- * says 0: taken as EOF, that lost the rest of the stream (uring-splice
- * mode, a sender writing urgent bytes back to back; found by a black-box
- * run, checked on 6.18). A peek tells: 0 bytes only at the FIN. Only a
- * splice that read nothing gets here, never the bulk path.
- */
-int relay_splice_zero(struct rdir *d)
-{
-	int urg = relay_splice_urgent(d);
-	char c;
-	ssize_t n;
-
-	if (urg)
-		return urg;
-	n = recv(d->from, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0)
-		return 0;
-	if (n > 0 || errno == EAGAIN || errno == EINTR)
-		return 2;
-	return -errno;
+	return SPLICE_ZERO_MARK;
 }
 
 static void fall_back(struct rdir *d, enum rp_relay_fallback why)
@@ -232,30 +205,40 @@ static void splice_pump(struct rdir *d)
 				return;
 			}
 		}
-		if (!d->eof && !d->paused && d->in_pipe < rs_of(d)->pipe_size) {
+		if (!d->eof && !d->paused && d->zeros >= RELAY_ZEROS_MAX) {
+			/* splice kept returning 0 where a peek found bytes (should
+			 * not happen: a loop on it would spin the shard): copy
+			 * reads them, once the pipe is empty; no read meanwhile */
+			if (!d->in_pipe) {
+				relay_pipe_put(d);
+				fall_back(d, RP_RELAY_FB_SPLICE_ZERO);
+				return;
+			}
+		} else if (!d->eof && !d->paused && d->in_pipe < rs_of(d)->pipe_size) {
 			size_t room = rs_of(d)->pipe_size - d->in_pipe;
 
 			n = splice(d->from, NULL, d->pipe[1], NULL, room,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			int urg;
-
 			if (n > 0) {
 				d->in_pipe += (size_t)n;
 				d->started = true;
+				d->zeros = 0;
 				read_any = true;
 				relay_auto_read(d, (size_t)n, room);
-			} else if ((n == 0 || (errno == EAGAIN && !read_any)) &&
-				   (urg = n == 0 ? relay_splice_zero(d) : relay_splice_urgent(d)) != 0) {
-				if (urg < 0) {
-					relay_fail(r, urg, RP_RELAY_END_RESET);
+			} else if (n == 0 || (errno == EAGAIN && !read_any)) {
+				/* nothing read: an EOF, the urgent mark, or none yet */
+				int why = relay_splice_nothing(d, n == 0 ? 0 : -EAGAIN);
+
+				if (why < 0) {
+					relay_fail(r, why, RP_RELAY_END_RESET);
 					return;
 				}
-				if (urg == 1)
+				if (why == SPLICE_ZERO_MARK)
 					read_any = true; /* was at the urgent mark: past it now, read on */
+				else if (why == SPLICE_ZERO_EOF)
+					d->eof = true;
 				else
-					want_in = true; /* not an EOF: splice again when readable */
-			} else if (n == 0) {
-				d->eof = true;
+					want_in = true; /* splice again when readable */
 			} else if (errno == EAGAIN) {
 				want_in = true; /* the pipe has room: the socket is empty */
 			} else if (errno == EINVAL && !d->started && d->in_pipe == 0) {
@@ -320,6 +303,7 @@ static int splice_start(struct rdir *d)
 	}
 	d->path = PATH_SPLICE;
 	d->paused = false;
+	d->zeros = 0;
 	splice_pump(d);
 	return 0;
 }

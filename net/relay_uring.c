@@ -52,6 +52,22 @@ static void on_out(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	relay_op_done(r);
 }
 
+/*
+ * The read splice returned 0 RELAY_ZEROS_MAX times in a row while a peek
+ * found bytes (relay_splice_nothing): each poll would answer at once, a
+ * spin. Nothing is in flight on the direction and its pipe is empty (a
+ * read splice is issued only then): it moves to copy, counted. The sockets
+ * stay blocking; the copy path's io_uring ops do not mind.
+ */
+static void uring_fall_back(struct rdir *d)
+{
+	relay_pipe_put(d);
+	rs_of(d)->st.splice_fallback[RP_RELAY_FB_SPLICE_ZERO]++;
+	d->want = PATH_COPY;
+	d->path = PATH_COPY;
+	d->r->paths[PATH_COPY]->start(d);
+}
+
 static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rdir *d = arg;
@@ -72,17 +88,20 @@ static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	if (!r->ended) {
 		if (c->res > 0) {
 			d->started = true;
+			d->zeros = 0;
 			uring_pump(d);
 		} else if (c->res == 0) {
 			/* 0 is also a blocking splice stopped at TCP urgent data
-			 * (relay_splice_zero): not an EOF then; the pump polls
+			 * (relay_splice_nothing): not an EOF then; the pump polls
 			 * before it splices again */
-			int urg = relay_splice_zero(d);
+			int why = relay_splice_nothing(d, 0);
 
-			if (urg < 0) {
-				relay_fail(r, urg, RP_RELAY_END_RESET);
+			if (why < 0) {
+				relay_fail(r, why, RP_RELAY_END_RESET);
+			} else if (why == SPLICE_ZERO_DATA && d->zeros >= RELAY_ZEROS_MAX) {
+				uring_fall_back(d);
 			} else {
-				if (!urg)
+				if (why == SPLICE_ZERO_EOF)
 					d->eof = true;
 				uring_pump(d);
 			}

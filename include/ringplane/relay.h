@@ -80,6 +80,8 @@ enum rp_relay_fallback {
 	RP_RELAY_FB_PIPE_LIMIT,	  /* pipe(2) refused: EMFILE/ENFILE/ENOMEM/EPERM */
 	RP_RELAY_FB_PIPE_SIZE,	  /* F_SETPIPE_SZ refused (pipe-user-pages limits) */
 	RP_RELAY_FB_EINVAL,	  /* splice(2) refused the fds */
+	RP_RELAY_FB_SPLICE_ZERO,  /* splice(2) from the socket returned 0 four times in a
+				     row while a peek found bytes (a spin otherwise) */
 	RP_RELAY_FB_NR,
 };
 
