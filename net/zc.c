@@ -367,7 +367,7 @@ ssize_t rp_zc_socket_relay(int dst, int src, size_t count)
 		} else if (n == -ENOSYS) {
 			ZC_ADD(splice_enosys, 1);
 			atomic_store_explicit(&zc_have_splice, false, memory_order_relaxed);
-		} else if (n != ZC_NOPIPE) {
+		} else if (n != ZC_NOPIPE && n != ZC_URGENT) {
 			return n == -EWOULDBLOCK ? -EAGAIN : n;
 		}
 	}

@@ -120,6 +120,7 @@ void rp_zc_stats(struct rp_zc_stats *out)
 	LD(f2s_local_sendfile);
 	LD(f2s_remote_sendfile);
 	LD(f2s_route_lookups);
+	LD(splice_urgent);
 #undef LD
 }
 

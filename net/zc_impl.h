@@ -40,7 +40,7 @@ struct zc_counters {
 	_Atomic uint64_t sendfile_calls, splice_calls, cfr_calls, copy_calls;
 	_Atomic uint64_t sendfile_einval, sendfile_enosys, splice_einval, splice_enosys, pipe_fail;
 	_Atomic uint64_t cfr_exdev, cfr_enosys, cfr_eopnotsupp, cfr_einval, cfr_zero;
-	_Atomic uint64_t held_bytes, held_busy;
+	_Atomic uint64_t held_bytes, held_busy, splice_urgent;
 	_Atomic uint64_t f2s_local_copy, f2s_forced_copy, f2s_forced_sendfile, f2s_local_sendfile;
 	_Atomic uint64_t f2s_remote_sendfile, f2s_route_lookups;
 };
@@ -91,6 +91,10 @@ ssize_t zc_write_some(int fd, const char *buf, size_t len);
 
 /* A splice step that could not get a pipe (pipe_fail counted): refused. */
 #define ZC_NOPIPE (-4095)
+/* A socket -> pipe splice step that moved nothing and is no EOF: at the
+ * urgent mark, or bytes behind a mark the kernel moved on (splice_urgent
+ * counted): the copy step reads on, this call. */
+#define ZC_URGENT (-4094)
 
 /* Strategies. */
 ssize_t zc_sendfile_step(int sock, int file, off_t *off, size_t count);

@@ -16,11 +16,11 @@
  * counts the bytes in its pipe for the same reason).
  */
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "splice_zero.h"
 #include "zc_impl.h"
 
 static ssize_t splice_retry(int in, loff_t *off_in, int out, size_t len)
@@ -91,17 +91,26 @@ ssize_t zc_splice_relay_step(int dst, int src, size_t count)
 	n = splice_retry(src, NULL, p->wr, count < p->cap ? count : p->cap);
 	/*
 	 * splice stops at TCP urgent data (tcp_read_sock reads up to the mark,
-	 * never past it): a blocking splice there returns 0, a false EOF, and
-	 * a non-blocking one -EAGAIN while the socket polls readable. The copy
-	 * step's read steps over the urgent byte (not part of the stream
-	 * without SO_OOBINLINE) and clears the mark. One ioctl, only where a
-	 * splice moved nothing; not a socket (a pipe): ENOTTY, not at a mark.
+	 * never past it): a blocking splice there returns 0 and a non-blocking
+	 * one -EAGAIN (0 too once the FIN is in) while the socket polls
+	 * readable; and where a newer urgent byte moved the mark on after the
+	 * splice stopped, the 0 comes with bytes waiting and SIOCATMARK saying
+	 * 0 (splice_zero.h). Neither is an EOF: the copy step reads on (its
+	 * read steps over an urgent byte, not part of the stream without
+	 * SO_OOBINLINE, and clears the mark; a blocking read waits as the
+	 * splice would), counted in splice_urgent. Only a splice that moved
+	 * nothing pays the ioctl (and for a 0, a peek); a pipe @src has no
+	 * mark: its 0 is an EOF.
 	 */
 	if (n == 0 || n == -EAGAIN) {
-		int at = 0;
+		int why = splice_zero_why(src, n);
 
-		if (ioctl(src, SIOCATMARK, &at) == 0 && at)
-			return ZC_NOPIPE;
+		if (why < 0)
+			return why;
+		if (why == SPLICE_ZERO_MARK || (n == 0 && why != SPLICE_ZERO_EOF)) {
+			ZC_ADD(splice_urgent, 1);
+			return ZC_URGENT;
+		}
 	}
 	if (n <= 0)
 		return n;

@@ -69,6 +69,11 @@ struct rp_zc_stats {
 					 the zero-copy chain ran */
 	uint64_t f2s_route_lookups;   /* LOCAL_COPY's route lookups (rtnetlink; once per
 					 peer address per thread, kept 10 s) */
+	/* rp_zc_socket_relay: calls whose splice from a TCP @src moved nothing
+	 * and was no EOF (stopped at the urgent mark of MSG_OOB data, or a 0
+	 * with bytes behind a mark the kernel moved on): the read/write step
+	 * read on in that call (added last: the fields above keep their places) */
+	uint64_t splice_urgent;
 };
 
 /* Destinations a thread can hold bytes for at once (rp_zc_socket_relay). */
