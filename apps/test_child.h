@@ -42,6 +42,11 @@ struct child {
  * hard, so the server's raise to the hard limit keeps it). */
 static rlim_t child_nofile __attribute__((unused));
 
+/* When set, the children started next run it before they execute (0 to go
+ * on; else they exit 125): test_relay's urgent_moved installs a seccomp
+ * filter there (tests/atmark_hold.h). */
+static int (*child_pre_exec)(void) __attribute__((unused));
+
 /* Start `[ip netns exec NS] ringplane ARGS...` (@ns NULL: no netns; at most
  * 34 ARGS), wait (10 s) for "listening on HOST:PORT"; 0, or -1 if it did
  * not say so in time. */
@@ -76,6 +81,8 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
+		if (child_pre_exec && child_pre_exec())
+			_exit(125);
 		if (ns)
 			execvp(argv[0], (char *const *)argv); /* ip through PATH */
 		else

@@ -18,6 +18,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -36,7 +37,9 @@
 
 struct atmark_hold {
 	int lfd;		/* the filter's listener */
-	int fd;			/* the socket whose SIOCATMARK is held (others pass at once) */
+	int fd;			/* the socket whose SIOCATMARK is held (others pass at
+				   at once); -1: any (another process's) */
+	atomic_int stop;	/* the supervisor returns (atmark_hold_stop) */
 	atomic_int armed;	/* hold the next one, once */
 	atomic_int fired;	/* held ones so far */
 	void (*fn)(void *arg);	/* runs while the ioctl is held */
@@ -48,18 +51,26 @@ static void *atmark_hold_main(void *p)
 {
 	struct atmark_hold *h = p;
 
-	for (;;) {
+	while (!atomic_load(&h->stop)) {
 		struct seccomp_notif req;
 		struct seccomp_notif_resp resp;
+		struct pollfd pfd = { .fd = h->lfd, .events = POLLIN };
 		int one = 1;
 
+		/* every task of the filter gone (a held child exited): HUP */
+		if (poll(&pfd, 1, 100) <= 0 || !(pfd.revents & POLLIN)) {
+			if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+				return NULL;
+			continue;
+		}
 		memset(&req, 0, sizeof(req));
 		if (ioctl(h->lfd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
 			if (errno == EINTR || errno == ENOENT)
 				continue;
 			return NULL;
 		}
-		if ((int)req.data.args[0] == h->fd && atomic_compare_exchange_strong(&h->armed, &one, 0)) {
+		if ((h->fd < 0 || (int)req.data.args[0] == h->fd) &&
+		    atomic_compare_exchange_strong(&h->armed, &one, 0)) {
 			h->fn(h->arg);
 			atomic_fetch_add(&h->fired, 1);
 		}
@@ -68,11 +79,12 @@ static void *atmark_hold_main(void *p)
 		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		(void)ioctl(h->lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 	}
+	return NULL;
 }
 
-/* Install the filter for this thread and those it creates later, and start
- * the supervisor. 0, or a negative errno (no seccomp here: the caller skips). */
-static inline int atmark_hold_start(struct atmark_hold *h)
+/* Install the filter for this thread and those it creates later (and
+ * what it executes): its listener, or a negative errno (no seccomp here). */
+static inline int atmark_hold_filter(void)
 {
 #ifdef ATMARK_AUDIT_ARCH
 	struct sock_filter f[] = {
@@ -89,18 +101,38 @@ static inline int atmark_hold_start(struct atmark_hold *h)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	int lfd;
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
-	h->lfd = (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-			      SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-	if (h->lfd < 0)
-		return -errno;
-	return -pthread_create(&h->th, NULL, atmark_hold_main, h);
+	lfd = (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+			   &prog);
+	return lfd < 0 ? -errno : lfd;
 #else
-	(void)h;
 	return -ENOSYS;
 #endif
+}
+
+/* Answer the notifications of @h->lfd on a thread of this process: 0 or a
+ * negative errno. */
+static inline int atmark_hold_serve(struct atmark_hold *h)
+{
+	return -pthread_create(&h->th, NULL, atmark_hold_main, h);
+}
+
+/* The filter here and its supervisor: 0, or a negative errno (the caller skips). */
+static inline int atmark_hold_start(struct atmark_hold *h)
+{
+	h->lfd = atmark_hold_filter();
+	return h->lfd < 0 ? h->lfd : atmark_hold_serve(h);
+}
+
+/* End the supervisor (within 100 ms) and close the listener. */
+static inline void atmark_hold_stop(struct atmark_hold *h)
+{
+	atomic_store(&h->stop, 1);
+	pthread_join(h->th, NULL);
+	close(h->lfd);
 }
 
 /* Until ioctl(@fd, FIONREAD) says @want (the kernel has taken in what was
