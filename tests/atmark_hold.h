@@ -37,12 +37,13 @@
 
 struct atmark_hold {
 	int lfd;		/* the filter's listener */
-	int fd;			/* the socket whose SIOCATMARK is held (others pass at
+	atomic_int fd;		/* the socket whose SIOCATMARK is held (others pass
 				   at once); -1: any (another process's) */
 	atomic_int stop;	/* the supervisor returns (atmark_hold_stop) */
 	atomic_int armed;	/* hold the next one, once */
 	atomic_int fired;	/* held ones so far */
-	void (*fn)(void *arg);	/* runs while the ioctl is held */
+	void (*fn)(void *arg);	/* runs while the ioctl is held (set with @arg
+				   before @armed: read only once it is taken) */
 	void *arg;
 	pthread_t th;
 };
@@ -55,7 +56,7 @@ static void *atmark_hold_main(void *p)
 		struct seccomp_notif req;
 		struct seccomp_notif_resp resp;
 		struct pollfd pfd = { .fd = h->lfd, .events = POLLIN };
-		int one = 1;
+		int one = 1, fd;
 
 		/* every task of the filter gone (a held child exited): HUP */
 		if (poll(&pfd, 1, 100) <= 0 || !(pfd.revents & POLLIN)) {
@@ -69,7 +70,8 @@ static void *atmark_hold_main(void *p)
 				continue;
 			return NULL;
 		}
-		if ((h->fd < 0 || (int)req.data.args[0] == h->fd) &&
+		fd = atomic_load(&h->fd);
+		if ((fd < 0 || (int)req.data.args[0] == fd) &&
 		    atomic_compare_exchange_strong(&h->armed, &one, 0)) {
 			h->fn(h->arg);
 			atomic_fetch_add(&h->fired, 1);
