@@ -1505,103 +1505,81 @@ static void urg_moved_send(void *arg)
 static void urgent_moved(const char *mode)
 {
 	static struct atmark_hold h;
-	struct child relay = { 0 };
-	char up[32], buf[64];
-	int port, l = listener(&port), c = -1, u = -1, sv[2], rc;
+	struct urg_pair pair;
+	char label[64], buf[64];
+	int sv[2];
 	size_t got = 0;
-	bool eof = false, splices = strcmp(mode, "copy") != 0;
+	bool eof = false, splices = strcmp(mode, "copy") != 0, up;
 	uint64_t end;
 
-	CHECK(l >= 0, "urgent moved %s: listener", mode);
-	if (l < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
-		if (l >= 0)
-			close(l);
+	snprintf(label, sizeof(label), "urgent moved %s", mode);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		CHECK(0, "%s: socketpair", label);
 		return;
 	}
-	snprintf(up, sizeof(up), "127.0.0.1:%d", port);
-	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
-				"--no-pin", "--shards", "1", NULL };
-
 	urg_sv = sv[1];
 	child_pre_exec = urg_pre_exec;
-	rc = child_start(&relay, rargs);
+	up = urg_pair_start(&pair, label, mode, false);
 	child_pre_exec = NULL;
 	close(sv[1]);
 	memset(&h, 0, sizeof(h));
 	h.fd = -1;
-	h.lfd = rc ? -1 : urg_recv_fd(sv[0]);
+	h.lfd = up ? urg_recv_fd(sv[0]) : -1;
 	close(sv[0]);
-	if (rc || h.lfd < 0) {
-		printf("urgent moved %s: SKIP (%s)\n", mode,
-		       rc ? "the relay did not start" : "no seccomp user notification here");
-		CHECK(rc == 0, "urgent moved %s: relay did not start", mode);
-		if (!rc)
-			child_stop(&relay, 5000);
-		close(l);
+	if (!up)
+		return;
+	if (h.lfd < 0) {
+		printf("%s: SKIP (no seccomp user notification here)\n", label);
+		urg_pair_stop(&pair);
 		return;
 	}
-	CHECK(atmark_hold_serve(&h) == 0, "urgent moved %s: supervisor", mode);
-	c = connect_to(relay.port);
-	{
-		struct pollfd p = { .fd = l, .events = POLLIN };
-
-		if (c >= 0 && poll(&p, 1, 5000) == 1)
-			u = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	}
-	CHECK(c >= 0 && u >= 0, "urgent moved %s: connect", mode);
-	if (c < 0 || u < 0)
+	CHECK(atmark_hold_serve(&h) == 0, "%s: supervisor", label);
+	if (!urg_pair_connect(&pair, NULL))
 		goto out;
 	h.fn = urg_moved_send;
-	h.arg = &c;
-	CHECK(send(c, "ab!", 3, MSG_OOB) == 3, "urgent moved %s: send", mode);
+	h.arg = &pair.c;
+	CHECK(send(pair.c, "ab!", 3, MSG_OOB) == 3, "%s: send", label);
 	end = now_ms() + 10000;
 	while (got < 2 && now_ms() < end) {
-		struct pollfd p = { .fd = u, .events = POLLIN };
+		struct pollfd p = { .fd = pair.u, .events = POLLIN };
 		ssize_t n;
 
-		if (poll(&p, 1, 100) == 1 && (n = recv(u, buf + got, 2 - got, MSG_DONTWAIT)) > 0)
+		if (poll(&p, 1, 100) == 1 && (n = recv(pair.u, buf + got, 2 - got, MSG_DONTWAIT)) > 0)
 			got += (size_t)n;
 	}
 	/* at the mark, not readable: the relay's next check comes once "ef"
 	 * is in (copy never checks: its "gh!" is just sent) */
 	if (splices)
 		atomic_store(&h.armed, 1);
-	CHECK(send(c, "ef", 2, 0) == 2, "urgent moved %s: send", mode);
+	CHECK(send(pair.c, "ef", 2, 0) == 2, "%s: send", label);
 	if (splices) {
 		while (!atomic_load(&h.fired) && now_ms() < end)
 			usleep(1000);
-		CHECK(atomic_load(&h.fired) == 1, "urgent moved %s: no SIOCATMARK check held", mode);
+		CHECK(atomic_load(&h.fired) == 1, "%s: no SIOCATMARK check held", label);
 	} else {
-		CHECK(send(c, "gh!", 3, MSG_OOB) == 3, "urgent moved %s: send", mode);
+		CHECK(send(pair.c, "gh!", 3, MSG_OOB) == 3, "%s: send", label);
 	}
-	CHECK(send(c, "ij", 2, 0) == 2, "urgent moved %s: send", mode);
-	shutdown(c, SHUT_WR);
+	CHECK(send(pair.c, "ij", 2, 0) == 2, "%s: send", label);
+	shutdown(pair.c, SHUT_WR);
 	while (!eof && got < sizeof(buf) && now_ms() < end) {
-		struct pollfd p = { .fd = u, .events = POLLIN };
+		struct pollfd p = { .fd = pair.u, .events = POLLIN };
 		ssize_t n;
 
 		if (poll(&p, 1, 100) != 1)
 			continue;
-		n = recv(u, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+		n = recv(pair.u, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
 		if (n == 0)
 			eof = true;
 		else if (n > 0)
 			got += (size_t)n;
 	}
-	CHECK(eof && got == 8 && !memcmp(buf, "abefghij", 8),
-	      "urgent moved %s: the upstream got %zu bytes \"%.*s\"%s", mode, got, (int)got, buf,
-	      eof ? " then EOF" : ", no EOF");
+	CHECK(eof && got == 8 && !memcmp(buf, "abefghij", 8), "%s: the upstream got %zu bytes \"%.*s\"%s",
+	      label, got, (int)got, buf, eof ? " then EOF" : ", no EOF");
 	if (eof && got == 8)
-		printf("urgent moved %s: a newer urgent byte while the relay was held at its mark "
-		       "check: \"abefghij\", then EOF\n", mode);
+		printf("%s: a newer urgent byte while the relay was held at its mark check: "
+		       "\"abefghij\", then EOF\n", label);
 out:
-	if (c >= 0)
-		close(c);
-	if (u >= 0)
-		close(u);
-	close(l);
-	rc = child_stop(&relay, 5000);
-	CHECK(rc == 0, "urgent moved %s: relay exit status %d", mode, rc);
+	urg_pair_stop(&pair);
 	atmark_hold_stop(&h);
 }
 
