@@ -85,7 +85,12 @@
  * stalls resume in their own time and get everything, silent and garbage
  * ones closed by the server); serve's may end at an answer's end, the
  * answer whole (drain-closed), and an answer to a request sent after the
- * port refused connects must carry Connection: close and be the last. A
+ * port refused connects must carry Connection: close and be the last. So
+ * that such requests are sent, a few serve clients (HOLD_CONNS) started in
+ * the last load are keep-alive and mid-request across
+ * it: an answer, then a request whose last 2 bytes go only
+ * once the port refuses connects; each must get that answer with
+ * Connection: close, then EOF (the run fails if serve had none). A
  * connection reset before it received a byte, in the instant of the
  * SIGQUIT, is "reset-at-connect" (the kernel had queued it on the
  * listener the drain shut; not with --server-faults, whose injected
@@ -155,6 +160,28 @@
  * may be starved for a second) */
 #define QUIT_RESET_MS 2000
 #define PROBE_MS      20 /* connects to a draining server until one is refused */
+/*
+ * serve's keep-alive clients held mid-request across the SIGQUIT
+ * (quit_phase; plan_hold): HOLD_CONNS of them start as the last load does,
+ * or later: at most half of --server-timeout before the SIGQUIT, so the
+ * header timeout cannot end them first. Each gets HOLD_AT whole answers
+ * (it is keep-alive), then sends all of its next request but the last 2
+ * bytes, and those only once the port refuses connects, so once every
+ * shard drains. That request comes whole in the drain: its answer must say
+ * Connection: close and be the last (the answer check in http_head;
+ * docs/http.md, "Graceful drain"). Without them that check was nearly
+ * vacuous: a request is rarely sent to a draining serve on a connection it
+ * has not closed. One whose tail was held HOLD_SETTLE_MS before the SIGQUIT
+ * (serve has read its first bytes: the connection is not idle, the drain
+ * must not close it) must get that answer; quit_summary fails the run
+ * unless serve had some and every one got it (q_hold, q_hold_closed).
+ * Started 1 s before the SIGQUIT, two answers first, none was held in
+ * either TSan run (256 connections; each had 1 answer after 1.15 s); from
+ * the last load's start, the shortest hold was 4.9 s.
+ */
+#define HOLD_CONNS     4
+#define HOLD_AT	       1
+#define HOLD_SETTLE_MS 100
 #define FD_GRACE_MS   3000
 #define NFILES	      16
 #define MAX_ERR_PRINT 40
@@ -280,6 +307,10 @@ struct server {
 	uint64_t q_outcome[O_COUNT];   /* how those ended */
 	uint64_t q_verified0, q_moved; /* verified at the SIGQUIT; bytes received after it */
 	uint64_t q_close_hdr;	       /* serve: answers with Connection: close during the drain */
+	uint64_t q_hold_started;       /* serve: HOLD_CONNS started in the last load */
+	uint64_t q_hold;	       /* those held mid-request at the SIGQUIT */
+	uint64_t q_hold_min_ms;	       /* the shortest of their holds then */
+	uint64_t q_hold_closed;	       /* those whose held request got its Connection: close answer */
 	uint64_t dials;	 /* connects not in conns that reached it: fresh clients, probes */
 	long accepted;	 /* connections it accepted, by its exit counters; -1 unknown */
 };
@@ -350,6 +381,11 @@ struct conn {
 	bool at_quit;	  /* open when its server got the SIGQUIT */
 	bool last_answer; /* serve said Connection: close on the answer being read */
 	uint64_t quit_rx; /* bytes received before the SIGQUIT */
+	/* serve, held mid-request across the SIGQUIT (HOLD_CONNS) */
+	unsigned hold_at; /* 1 + the request whose tail is held back; 0: none */
+	unsigned held;	  /* bytes at wbuf's end not to send yet */
+	uint64_t held_ms; /* when the tail was held back */
+	bool hold_check;  /* held HOLD_SETTLE_MS before the SIGQUIT: counted in q_hold */
 	uint32_t events;
 	uint64_t last_ms, last_rd_ms, stall_until, silent_until;
 	/* a stream: pattern bytes from pat_off */
@@ -387,6 +423,7 @@ static uint64_t drain_ms[2];
  * would find few transfers to drain. */
 static unsigned open_beh[B_COUNT];
 static bool mix_open;
+static unsigned hold_want; /* HOLD_CONNS still to start (quit_phase) */
 static int ep;
 static uint8_t rbuf[256 << 10];
 
@@ -462,7 +499,7 @@ static bool has_output(const struct conn *c)
 	if (c->pre_off < c->pre_len)
 		return true;
 	if (is_http(c))
-		return c->woff < c->wlen;
+		return c->woff < c->wlen - c->held;
 	return c->sent < c->total;
 }
 
@@ -627,6 +664,10 @@ static void queue_req(struct conn *c)
 				      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n",
 				      r->head ? "HEAD" : "GET", path, r->range[0] ? "Range: " : "",
 				      r->range, r->range[0] ? "\r\n" : "");
+	if (c->hold_at && c->nqueued == c->hold_at) { /* the head's last CRLF waits */
+		c->held = 2;
+		c->held_ms = now_ms();
+	}
 }
 
 static void plan_http(struct conn *c)
@@ -651,6 +692,27 @@ static void plan_http(struct conn *c)
 		c->reset_at = 1 + rnd(body + 1);
 	if (c->beh == B_STALL)
 		c->stall_at = rnd(body / 2 + 1);
+}
+
+/* A serve client held mid-request across the SIGQUIT (HOLD_CONNS): plain
+ * GETs of the smallest file back to back, the tail of request HOLD_AT held
+ * (queue_req) and one more planned behind it, never sent: the held one's
+ * answer must be the last, then EOF. */
+static void plan_hold(struct conn *c)
+{
+	const struct file *f = &files[1];
+
+	for (unsigned i = 1; i < NFILES; i++)
+		if (files[i].size < f->size)
+			f = &files[i];
+	c->nreq = HOLD_AT + 2;
+	for (unsigned i = 0; i < c->nreq; i++) {
+		plan_req(&c->rq[i], f, true); /* whole, 200 */
+		c->total += c->rq[i].len;
+	}
+	c->pipelined = false;
+	c->hold_at = HOLD_AT + 1;
+	queue_req(c);
 }
 
 static void plan_stream(struct conn *c)
@@ -686,12 +748,25 @@ static struct server *pick_server(void)
 	return NULL;
 }
 
+/* serve, where the clients use it: the HOLD_CONNS go there */
+static struct server *hold_server(void)
+{
+	for (unsigned i = 0; i < NSERVERS; i++)
+		if (servers[i].kind == K_SERVE && servers[i].target && servers[i].enabled &&
+		    !servers[i].exited)
+			return &servers[i];
+	return NULL;
+}
+
 static void start_conn(void)
 {
-	struct server *s = pick_server();
+	struct server *s = hold_want ? hold_server() : NULL;
+	bool hold = s != NULL;
 	struct conn *c = NULL;
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 
+	if (!s)
+		s = pick_server();
 	if (!s)
 		return;
 	for (unsigned i = 0; i < opt_conns; i++)
@@ -710,8 +785,12 @@ static void start_conn(void)
 	c->used = true;
 	c->id = next_id++;
 	c->srv = s;
-	c->beh = pick_beh(s);
-	if (mix_open) {
+	c->beh = hold ? B_STREAM : pick_beh(s);
+	if (hold) {
+		hold_want--;
+		s->q_hold_started++;
+	}
+	if (mix_open && !hold) {
 		unsigned sum = 0;
 
 		for (int b = 0; b < B_COUNT; b++)
@@ -738,6 +817,8 @@ static void start_conn(void)
 	open_beh[c->beh]++;
 	if (c->beh == B_GARBAGE)
 		garbage(c, is_http(c));
+	else if (hold)
+		plan_hold(c);
 	else if (c->beh != B_SILENT) {
 		if (is_http(c))
 			plan_http(c);
@@ -970,8 +1051,11 @@ static int http_head(struct conn *c)
 		fail(c, E_HTTP, "an answer during the drain without Connection: close", 0);
 		return -1;
 	}
-	if (c->at_quit && c->last_answer)
+	if (c->at_quit && c->last_answer) {
 		c->srv->q_close_hdr++;
+		if (c->hold_check && c->ndone + 1 == c->hold_at)
+			c->srv->q_hold_closed++;
+	}
 	c->in_body = true;
 	c->body_left = r->head ? 0 : (uint64_t)cl;
 	c->body_got = 0;
@@ -1132,7 +1216,7 @@ static void on_write(struct conn *c)
 			n = c->pre_len - c->pre_off;
 		} else if (is_http(c)) {
 			p = c->wbuf + c->woff;
-			n = c->wlen - c->woff;
+			n = c->wlen - c->held - c->woff;
 		} else {
 			uint64_t left = c->total - c->sent;
 			unsigned want =
@@ -1813,6 +1897,21 @@ static void quit_watch(void)
 	}
 }
 
+/* A held request's tail goes once its server refuses connects: whole only
+ * then, so its answer must say Connection: close (http_head). */
+static void hold_release(void)
+{
+	for (unsigned i = 0; i < opt_conns; i++) {
+		struct conn *c = &conns[i];
+
+		if (!c->used || !c->held || !c->srv->refused_ms)
+			continue;
+		c->held = 0;
+		c->rq[c->hold_at - 1].queued_ms = now_ms();
+		set_events(c);
+	}
+}
+
 /*
  * The graceful drain under load: a last load of QUIT_LOAD_MS at full
  * --conns, then SIGQUIT to every server the clients use, all at once, and
@@ -1831,8 +1930,15 @@ static void quit_phase(void)
 	uint64_t t0, end, next_sweep = 0;
 	bool left = true;
 
+	unsigned lead = opt_timeout * 500 < QUIT_LOAD_MS ? opt_timeout * 500 : QUIT_LOAD_MS;
+
 	mix_open = true;
-	run_load(now_ms() + QUIT_LOAD_MS);
+	run_load(now_ms() + QUIT_LOAD_MS - lead);
+	/* serve's keep-alive clients held mid-request across the SIGQUIT:
+	 * the first connections started from here on */
+	hold_want = opt_conns / 16 < HOLD_CONNS ? (opt_conns / 16 ? opt_conns / 16 : 1) : HOLD_CONNS;
+	run_load(now_ms() + lead);
+	hold_want = 0;
 	/* full --conns at the SIGQUIT: the newest are in the listeners' queues */
 	for (unsigned k = 0; k < opt_conns && nactive < opt_conns; k++)
 		start_conn();
@@ -1842,6 +1948,14 @@ static void quit_phase(void)
 			conns[i].at_quit = true;
 			conns[i].quit_rx = conns[i].recvd;
 			conns[i].srv->q_beh[conns[i].beh]++;
+			if (conns[i].held && now_ms() - conns[i].held_ms >= HOLD_SETTLE_MS) {
+				struct server *s = conns[i].srv;
+				uint64_t ms = now_ms() - conns[i].held_ms;
+
+				conns[i].hold_check = true;
+				if (!s->q_hold++ || ms < s->q_hold_min_ms)
+					s->q_hold_min_ms = ms;
+			}
 		}
 	t0 = now_ms();
 	for (unsigned i = 0; i < NSERVERS; i++) {
@@ -1860,6 +1974,7 @@ static void quit_phase(void)
 	while (left && now_ms() < end) {
 		pump(10);
 		quit_watch();
+		hold_release();
 		if (now_ms() >= next_sweep) {
 			sweep(false); /* stalls resume in their own time, silent ones wait */
 			next_sweep = now_ms() + 100;
@@ -2043,6 +2158,21 @@ static bool quit_summary(void)
 				       (unsigned long long)s->q_outcome[o]);
 		if (s->q_close_hdr)
 			printf(" (Connection: close on %llu)", (unsigned long long)s->q_close_hdr);
+		/* HOLD_CONNS: some held mid-request at the SIGQUIT, each answered
+		 * with Connection: close (with --server-faults an injected close
+		 * may end one first: printed, not checked) */
+		if (s->target && s->kind == K_SERVE) {
+			bool bad = !s->q_hold || s->q_hold_closed != s->q_hold;
+
+			printf(" (held mid-request at it %llu of %llu started, for %llu ms at least; "
+			       "answered with close %llu%s)",
+			       (unsigned long long)s->q_hold, (unsigned long long)s->q_hold_started,
+			       (unsigned long long)s->q_hold_min_ms, (unsigned long long)s->q_hold_closed,
+			       bad && !opt_faults ? !s->q_hold ? ": HOLD-NONE" : ": HOLD-UNANSWERED"
+						  : "");
+			if (bad && !opt_faults)
+				pass = false;
+		}
 		/* a reset-at-connect is one the server never accepted: its own count says how
 		 * many of the connects that reached it (by the soak's count) it did */
 		if (s->target && s->accepted >= 0) {
