@@ -846,8 +846,9 @@ static size_t read_until_end(int fd, char *buf, size_t cap, unsigned limit_ms)
  * without). Now: an accepted header's addresses are used whatever
  * getpeername said; with no address at all the client is closed and
  * counted (peer_gone), nothing upstream. Checks, over PR_RUNS clients per
- * setup: whatever reaches the upstream starts with the right header, never
- * one without addresses; every client is either relayed or counted.
+ * setup: whatever reaches the upstream starts with the right header (or is
+ * its start, cut by the reset passed on), never one without addresses;
+ * every client is either relayed or counted.
  */
 enum { PR_RUNS = 20 };
 
@@ -868,7 +869,9 @@ static unsigned proxy_reset_up(int l, const char *want, unsigned wait_ms, const 
 		return 0;
 	n = read_until_end(u, buf, sizeof(buf) - 1, 2000);
 	close(u);
-	CHECK(!n || (n >= strlen(want) && !memcmp(buf, want, strlen(want))),
+	/* the header whole, or its start: a short send, then the client's
+	 * reset passed on, may cut it (the faults build's short sends) */
+	CHECK(!memcmp(buf, want, n < strlen(want) ? n : strlen(want)),
 	      "proxy reset (%s): upstream got '%.*s', wanted '%.*s' first", label, (int)n, buf,
 	      (int)strlen(want) - 2, want);
 	return 1;
