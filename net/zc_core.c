@@ -38,6 +38,35 @@ static bool syscall_present(long r)
 	return r >= 0 || errno != ENOSYS;
 }
 
+bool zc_parse_copy_buf(const char *v, size_t *out)
+{
+	unsigned long long b, unit = 1;
+	int saved = errno;
+	char *end;
+
+	/* digits first: strtoull would take a sign ("-N" wraps to 2^64 - N)
+	 * and leading spaces */
+	if (!v || *v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	b = strtoull(v, &end, 10);
+	if (errno) { /* ERANGE: more than 2^64 - 1 */
+		errno = saved;
+		return false;
+	}
+	errno = saved;
+	if (*end == 'K' || *end == 'k')
+		unit = 1ull << 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		unit = 1ull << 20, end++;
+	/* the range before the multiplication: b * unit must not wrap
+	 * (18014398509482000K was 16384 when shifted first) */
+	if (*end || b > ZC_LBUF_MAX / unit || b * unit < ZC_LBUF_MIN)
+		return false;
+	*out = (size_t)(b * unit);
+	return true;
+}
+
 /* RP_ZC_F2S=sendfile|copy|local-copy|auto: what rp_zc_file_to_socket does
  * without flags (operators, benchmarks; auto: the built-in default, as
  * unset); RP_ZC_COPY_BUF=BYTES[K|M]: the copy path's buffer. Anything
@@ -45,7 +74,6 @@ static bool syscall_present(long r)
 static void env_read(void)
 {
 	const char *v = getenv("RP_ZC_F2S");
-	char *end;
 
 	if (v && !strcmp(v, "sendfile"))
 		zc_env_f2s = RP_ZC_F2S_SENDFILE;
@@ -55,17 +83,7 @@ static void env_read(void)
 		zc_env_f2s = RP_ZC_F2S_LOCAL_COPY;
 	else if (v && !strcmp(v, "auto"))
 		zc_env_f2s = 0; /* the built-in default */
-	v = getenv("RP_ZC_COPY_BUF");
-	if (v && *v) {
-		unsigned long long b = strtoull(v, &end, 10);
-
-		if (*end == 'K' || *end == 'k')
-			b <<= 10, end++;
-		else if (*end == 'M' || *end == 'm')
-			b <<= 20, end++;
-		if (!*end && b >= ZC_LBUF_MIN && b <= ZC_LBUF_MAX)
-			zc_lbuf_bytes = (size_t)b;
-	}
+	(void)zc_parse_copy_buf(getenv("RP_ZC_COPY_BUF"), &zc_lbuf_bytes);
 }
 
 static void probe(void)

@@ -56,6 +56,11 @@ void zc_probe(void);
  * default) and the copy path's buffer size (RP_ZC_COPY_BUF). */
 extern unsigned zc_env_f2s;
 extern size_t zc_lbuf_bytes;
+/* RP_ZC_COPY_BUF's value @v: BYTES[K|M] (digits, no sign or space; K and M
+ * either case) within ZC_LBUF_MIN..ZC_LBUF_MAX once multiplied: true and
+ * *@out set; anything else (NULL included) false, *@out untouched.
+ * (Internal; tests/test_zc.c calls it.) */
+bool zc_parse_copy_buf(const char *v, size_t *out);
 
 /* A pipe of this thread: the cached one (empty between calls) or one that
  * holds bytes for a destination. */

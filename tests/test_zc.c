@@ -50,6 +50,7 @@
 
 #include "atmark_hold.h"
 #include "child_wait.h"
+#include "zc_impl.h" /* zc_parse_copy_buf */
 
 #define WAIT_S	       60.0 /* every wait here ends by then, on a loaded 2-CPU host too */
 #define SIZE_MAX_COUNT ((size_t)3 << 30)
@@ -2115,6 +2116,71 @@ static void test_socket_relay_urgent_moved(void **state)
 	run_child("urg-moved");
 }
 
+/* RP_ZC_COPY_BUF's parser: the sizes it takes, and values whose
+ * multiplication by K or M wraps to an in-range size (the old parser
+ * shifted before its range check: 18014398509482000K read as 16384,
+ * 17592186044432M as 16 MB), signs, spaces and junk, which leave the
+ * default. */
+static void test_copy_buf_parse(void **state)
+{
+	static const struct {
+		const char *v;
+		size_t want; /* 0: refused */
+	} cases[] = {
+		{"16K", 16384},
+		{"16k", 16384},
+		{"16384", 16384},
+		{"1M", 1u << 20},
+		{"1m", 1u << 20},
+		{"16M", 16u << 20},
+		{"16384K", 16u << 20},
+		{"16777216", 16u << 20},
+		{"65536", 65536},
+		{"16383", 0},
+		{"15K", 0},
+		{"16777217", 0},
+		{"16385K", 0},
+		{"17M", 0},
+		{"0", 0},
+		{"0K", 0},
+		{"18014398509482000K", 0}, /* * 1024 = 2^64 + 16384 */
+		{"17592186044432M", 0},	   /* * 2^20 = 2^64 + 16 MB */
+		{"18014398509481985K", 0}, /* * 1024 = 2^64 + 1024 */
+		{"18446744073709551616", 0}, /* 2^64: ERANGE */
+		{"99999999999999999999999K", 0},
+		{"-16K", 0},
+		{"-18446744073709535232", 0}, /* strtoull: 2^64 - that = 16384 */
+		{"+16K", 0},
+		{" 16K", 0},
+		{"16K ", 0},
+		{"16KB", 0},
+		{"16G", 0},
+		{"16 K", 0},
+		{"0x4000", 0},
+		{"K", 0},
+		{"", 0},
+		{"abc", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t got = 12345;
+		bool ok = zc_parse_copy_buf(cases[i].v, &got);
+
+		if (ok != (cases[i].want != 0) || got != (ok ? cases[i].want : 12345))
+			fail_msg("RP_ZC_COPY_BUF=\"%s\": %s %zu, want %s %zu", cases[i].v,
+				 ok ? "taken as" : "refused,", got,
+				 cases[i].want ? "taken as" : "refused, untouched",
+				 cases[i].want ? cases[i].want : (size_t)12345);
+	}
+	{
+		size_t got = 7;
+
+		assert_false(zc_parse_copy_buf(NULL, &got));
+		assert_int_equal(got, 7);
+	}
+}
+
 static void test_env_sendfile(void **state)
 {
 	(void)state;
@@ -2192,6 +2258,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_local_copy_paths),
 		cmocka_unit_test(test_forced_paths),
 		cmocka_unit_test(test_default_path),
+		cmocka_unit_test(test_copy_buf_parse),
 		cmocka_unit_test(test_env_sendfile),
 		cmocka_unit_test(test_env_copy),
 		cmocka_unit_test(test_route_cache_many_peers),
