@@ -454,9 +454,18 @@ void zc_pipe_drain(struct zc_pipe *p)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* cannot happen with bytes in the pipe; never reuse it */
+			/*
+			 * Not met in normal use: the pipe is blocking and we
+			 * hold its write end, so with bytes in it read(2)
+			 * neither returns 0 nor fails; only an fd closed behind
+			 * our back (EBADF) gets here. Never reuse the pipe. @p
+			 * is the cached pipe or a held one (rp_zc_drop): only
+			 * the cached one's flag goes, or the cached pipe,
+			 * still open, would be forgotten and its fds leaked.
+			 */
 			pipe_close(p);
-			zt.have_cache = false;
+			if (p == &zt.cache)
+				zt.have_cache = false;
 			return;
 		}
 		p->held -= (size_t)n;
