@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ringplane/filecache.h>
+
+#include "clock.h"
 
 #ifndef __NR_openat2
 #define __NR_openat2 437 /* Linux 5.6, every architecture */
@@ -40,16 +41,10 @@ struct rp_file_cache {
 	struct rp_file_entry *zombies;
 };
 
-/* The precise clock (vDSO, no syscall): CLOCK_MONOTONIC_COARSE lags by up
- * to a tick, which stretched the freshness bound by as much (a change was
- * once first served 1009 ms after it, with a 1 s period). */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* The clock is net_now_ns (clock.h), the precise one:
+ * CLOCK_MONOTONIC_COARSE lags by up to a tick, which stretched the
+ * freshness bound by as much (a change was once first served 1009 ms after
+ * it, with a 1 s period). */
 
 static uint32_t hash_path(const char *p, size_t n)
 {
@@ -259,7 +254,7 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 	if (memchr(path, 0, len))
 		return -EINVAL;
 	h = hash_path(path, len);
-	now = now_ns();
+	now = net_now_ns();
 	for (e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext)
 		if (e->hash == h && e->len == len && !memcmp(e->path, path, len))
 			break;

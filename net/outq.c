@@ -16,12 +16,12 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ringplane/outq.h>
 #include <ringplane/pool.h>
 
+#include "clock.h"
 #include "peer.h"
 
 #define MAX_BYTES_DEFAULT    ((size_t)4 << 20)
@@ -156,14 +156,6 @@ bool rp_outq_zc(const struct rp_outq *q)
 	return !(q->flags & RP_OUTQ_ZC_OFF) && q->mode == MODE_ZC;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- nodes ---- */
 
 static void node_release(struct node *n)
@@ -272,7 +264,7 @@ static uint64_t shl_sat(uint64_t v, unsigned shift)
 static bool probe_due(struct rp_outq *q)
 {
 	return q->st.plain_bytes - q->plain_mark >= shl_sat(q->probe_bytes, q->probe_shift) ||
-	       now_ns() - q->t_mark >= shl_sat(q->probe_ns, q->probe_shift);
+	       net_now_ns() - q->t_mark >= shl_sat(q->probe_ns, q->probe_shift);
 }
 
 static void go_plain(struct rp_outq *q)
@@ -280,7 +272,7 @@ static void go_plain(struct rp_outq *q)
 	q->mode = MODE_PLAIN;
 	q->proven = false;
 	q->plain_mark = q->st.plain_bytes;
-	q->t_mark = now_ns();
+	q->t_mark = net_now_ns();
 }
 
 /* Would @n go by SEND_ZC if it were at the head now? (no side effect) */
