@@ -376,10 +376,113 @@ ssize_t rp_zc_socket_relay(int dst, int src, size_t count)
 	return n == -EWOULDBLOCK ? -EAGAIN : n;
 }
 
+/* ---- file -> file ---- */
+
+/*
+ * rp_zc_file_copy on one file gives memmove's result (zc.h). The kernel
+ * refuses overlapping ranges of one file (copy_file_range: EINVAL), and
+ * the read/write fallback copies forward in 64 KB chunks, which rereads
+ * bytes it has already overwritten when dst lies after src: that case is
+ * copied backwards. Whether the two fds are one file costs two fstat(2)
+ * (st_dev, st_ino), asked only where it can matter, never on a call that
+ * copy_file_range serves at once: before the first read/write chunk;
+ * before a count over ZC_CHUNK_MAX (several copy_file_range calls, each
+ * within the kernel's own overlap check, can still overlap one another);
+ * after a copy_file_range that stopped short of its count.
+ */
+struct fc_pos {
+	off_t in, out, size;
+};
+
+/* 1: @dst and @src are one regular file, *@p its size and both positions
+ * (the offsets, or the file positions); 0: not; or a negative errno. */
+static int fc_same(int dst, int src, const off_t *off_in, const off_t *off_out, struct fc_pos *p)
+{
+	struct stat si, so;
+
+	if (fstat(src, &si) < 0 || fstat(dst, &so) < 0)
+		return -errno;
+	if (si.st_dev != so.st_dev || si.st_ino != so.st_ino || !S_ISREG(si.st_mode))
+		return 0;
+	p->size = si.st_size;
+	p->in = off_in ? *off_in : lseek(src, 0, SEEK_CUR);
+	p->out = off_out ? *off_out : lseek(dst, 0, SEEK_CUR);
+	if (p->in < 0 || p->out < 0)
+		return -errno;
+	return 1;
+}
+
+/* Whether @a and @b, both at @pos, share one file position (the same fd,
+ * or one open file description through dup(2)): move @a's and look at
+ * @b's, then put @a's back. 1, 0 or a negative errno. */
+static int fc_one_position(int a, int b, off_t pos)
+{
+	off_t seen;
+	int err;
+
+	if (a == b)
+		return 1;
+	if (lseek(a, pos + 1, SEEK_SET) < 0)
+		return -errno;
+	seen = lseek(b, 0, SEEK_CUR);
+	err = seen < 0 ? errno : 0;
+	if (lseek(a, pos, SEEK_SET) < 0)
+		return -errno;
+	return err ? -err : seen == pos + 1;
+}
+
+/*
+ * Before a forward copy of up to @count bytes: 0 where forward is right
+ * (two files; dst before src, memmove's forward case; no overlap), with
+ * *@count cut, on one file with dst after src, to what the source had
+ * when asked (what follows is this call's own output); 1 where this call
+ * is done with *@res its result: the range copied backwards (the offsets
+ * or positions moved past it), -EINVAL for both offsets NULL on one file
+ * position, or the errno of a failed fstat, lseek or copy.
+ */
+static int fc_overlap(int dst, int src, off_t *off_in, off_t *off_out, size_t *count,
+		      ssize_t *res)
+{
+	struct fc_pos p;
+	size_t len;
+	int r = fc_same(dst, src, off_in, off_out, &p);
+
+	*res = r < 0 ? r : 0;
+	if (r <= 0)
+		return r < 0;
+	if (p.size <= p.in)
+		return 0; /* at EOF: the forward step reads 0 */
+	len = (uint64_t)(p.size - p.in) < *count ? (size_t)(p.size - p.in) : *count;
+	if (!off_in && !off_out && p.in == p.out) {
+		r = fc_one_position(src, dst, p.in);
+		if (r) {
+			*res = r < 0 ? r : -EINVAL;
+			return 1;
+		}
+	}
+	if (p.out <= p.in)
+		return 0;
+	*count = len;
+	if (p.out - p.in >= (off_t)len)
+		return 0;
+	*res = zc_copy_fcopy_back(dst, src, p.in, p.out, len);
+	if (*res < 0)
+		return 1;
+	if (off_in)
+		*off_in = p.in + (off_t)len;
+	else if (lseek(src, p.in + (off_t)len, SEEK_SET) < 0)
+		*res = -errno;
+	if (off_out)
+		*off_out = p.out + (off_t)len;
+	else if (*res >= 0 && lseek(dst, p.out + (off_t)len, SEEK_SET) < 0)
+		*res = -errno;
+	return 1;
+}
+
 ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t count)
 {
-	bool cfr_seen = false, copy_seen = false, cfr, zero;
-	size_t done = 0;
+	bool cfr_seen = false, copy_seen = false, checked = false, cfr_short = false, cfr, zero;
+	size_t done = 0, rest;
 	ssize_t n = 0;
 
 	if (dst < 0 || src < 0)
@@ -388,9 +491,32 @@ ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t 
 		return -EINVAL;
 	zc_probe();
 	cfr = atomic_load_explicit(&zc_have_cfr, memory_order_relaxed);
+	if (count > ZC_CHUNK_MAX) {
+		checked = true;
+		rest = count;
+		if (fc_overlap(dst, src, off_in, off_out, &rest, &n))
+			goto back;
+		count = rest;
+	}
 	while (done < count) {
 		size_t chunk = count - done < ZC_CHUNK_MAX ? count - done : ZC_CHUNK_MAX;
 
+		if (cfr && cfr_short && !checked) {
+			/* short of its count: the source's end, or on one file
+			 * with dst after src, where what follows is this
+			 * call's own output (memmove copies the source as it
+			 * was): the copy stops */
+			struct fc_pos p;
+			int r = fc_same(dst, src, off_in, off_out, &p);
+
+			checked = true;
+			if (r < 0) {
+				n = r;
+				goto out;
+			}
+			if (r && p.out > p.in)
+				break;
+		}
 		if (cfr) {
 			if (!cfr_seen)
 				ZC_ADD(cfr_calls, 1);
@@ -398,6 +524,7 @@ ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t 
 			n = zc_cfr_step(dst, src, off_in, off_out, chunk);
 			if (n > 0) {
 				done += (size_t)n;
+				cfr_short = (size_t)n < chunk;
 				continue;
 			}
 			switch (n) {
@@ -416,33 +543,46 @@ ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t 
 				ZC_ADD(cfr_eopnotsupp, 1);
 				break;
 			case -EINVAL:
+				/* not regular files, or overlapping ranges of one */
 				ZC_ADD(cfr_einval, 1);
 				break;
 			default:
 				goto out;
 			}
 			cfr = false;
-			if (!copy_seen)
-				ZC_ADD(copy_calls, 1);
-			copy_seen = true;
 			zero = n == 0;
-			n = zc_copy_fcopy_step(dst, src, off_in, off_out, chunk);
-			if (n > 0 && zero)
-				ZC_ADD(cfr_zero, 1); /* read(2) found what cfr did not */
-			if (n > 0) {
-				done += (size_t)n;
-				continue;
-			}
-			goto out;
+		} else {
+			zero = false;
+		}
+		if (!checked) {
+			/* the first read/write chunk: one file? */
+			checked = true;
+			rest = count - done;
+			if (fc_overlap(dst, src, off_in, off_out, &rest, &n))
+				goto back;
+			count = done + rest;
+			if (done == count)
+				break;
+			chunk = count - done < ZC_CHUNK_MAX ? count - done : ZC_CHUNK_MAX;
 		}
 		if (!copy_seen)
 			ZC_ADD(copy_calls, 1);
 		copy_seen = true;
 		n = zc_copy_fcopy_step(dst, src, off_in, off_out, chunk);
+		if (n > 0 && zero)
+			ZC_ADD(cfr_zero, 1); /* read(2) found what cfr did not */
 		if (n <= 0)
 			goto out;
 		done += (size_t)n;
 	}
+	n = 0;
+	goto out;
+back:
+	/* fc_overlap ended the call: a backward copy (read/write) or an error */
+	if (n > 0 && !copy_seen)
+		ZC_ADD(copy_calls, 1);
+	if (n > 0)
+		done += (size_t)n;
 out:
 	if (n < 0 && (n == -EAGAIN || n == -EWOULDBLOCK))
 		return done ? (ssize_t)done : -EAGAIN;

@@ -10,6 +10,7 @@
  * the rest is held for the destination (zc.c) and goes first next time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -152,4 +153,49 @@ ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size
 		*off_out += n;
 	ZC_ADD(copied_bytes, n);
 	return n;
+}
+
+ssize_t zc_copy_fcopy_back(int dst, int src, off_t in, off_t out, size_t len)
+{
+	char *buf = zc_buf_get();
+	size_t left = len;
+
+	if (!buf)
+		return -ENOMEM;
+	/* the destination's blocks first, where the filesystem can: a full
+	 * disk or RLIMIT_FSIZE (ENOSPC, EFBIG) then stops the copy before it
+	 * has overwritten any of the source */
+	if (fallocate(dst, 0, out, (off_t)len) < 0 && errno != EOPNOTSUPP && errno != ENOSYS &&
+	    errno != EINTR)
+		return -errno;
+	while (left) {
+		size_t c = left < ZC_BUF_BYTES ? left : ZC_BUF_BYTES, got = 0, put = 0;
+		off_t at = in + (off_t)(left - c);
+
+		while (got < c) {
+			ssize_t n = pread(src, buf + got, c - got, at + (off_t)got);
+
+			if (n > 0) {
+				got += (size_t)n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			return n < 0 ? -errno : -EIO; /* 0: truncated under the copy */
+		}
+		while (put < c) {
+			ssize_t m = pwrite(dst, buf + put, c - put, at + (out - in) + (off_t)put);
+
+			if (m > 0) {
+				put += (size_t)m;
+				continue;
+			}
+			if (m < 0 && errno == EINTR)
+				continue;
+			return m < 0 ? -errno : -EIO;
+		}
+		left -= c;
+		ZC_ADD(copied_bytes, c);
+	}
+	return (ssize_t)len;
 }

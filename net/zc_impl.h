@@ -115,5 +115,11 @@ ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool see
 			  size_t bufsz, bool *full);
 ssize_t zc_copy_relay_step(int dst, int src, size_t count);
 ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
+/* One file's [@in, @in + @len) to [@out, @out + @len), @out > @in and the
+ * ranges overlapping: pread/pwrite through the 64 KB buffer from the end
+ * backwards, so each chunk reads bytes no earlier chunk overwrote (they all
+ * went above it). Returns @len or a negative errno (-EIO: the file shrank
+ * under the copy); the offsets are the caller's to move. */
+ssize_t zc_copy_fcopy_back(int dst, int src, off_t in, off_t out, size_t len);
 
 #endif /* RP_NET_ZC_IMPL_H */

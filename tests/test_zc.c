@@ -14,7 +14,8 @@
  * also the backend is "none" and everything is read/write; a non-blocking
  * socket that fills (a partial count, then -EAGAIN, the offset exact); a
  * peer that resets (-ECONNRESET or -EPIPE, no SIGPIPE: ignored here, as
- * zc.h asks of callers); counters from two threads at once.
+ * zc.h asks of callers); counters from two threads at once; one file on
+ * both sides, overlapping or not, every byte against memmove's result.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1416,6 +1417,166 @@ static void test_file_copy_same_fs(void **state)
 	close(dst);
 }
 
+/* ---- one file on both sides: memmove's result (zc.h) ---- */
+
+#define OV_SEED 21
+
+/* The file must be @want (@n bytes), every byte; the first wrong one named. */
+static void ov_check_file(int fd, const uint8_t *want, size_t n, const char *what)
+{
+	struct stat st;
+	uint8_t *got = malloc(n + 1);
+
+	assert_non_null(got);
+	assert_int_equal(fstat(fd, &st), 0);
+	if ((size_t)st.st_size != n)
+		fail_msg("%s: file is %jd bytes, want %zu", what, (intmax_t)st.st_size, n);
+	assert_int_equal(pread(fd, got, n + 1, 0), (ssize_t)n);
+	for (size_t i = 0; i < n; i++)
+		if (got[i] != want[i])
+			fail_msg("%s: byte %zu is %u, memmove's is %u", what, i, got[i], want[i]);
+	free(got);
+}
+
+/* @size pattern bytes in memory after memmove(@out, @in, the count cut at
+ * EOF), as the file should be after the copy; *@len the bytes copied and
+ * *@end the size. */
+static uint8_t *ov_reference(size_t size, size_t in, size_t out, size_t count, size_t *len,
+			     size_t *end)
+{
+	uint8_t *ref;
+
+	*len = in < size ? (count < size - in ? count : size - in) : 0;
+	*end = out + *len > size ? out + *len : size;
+	ref = calloc(*end ? *end : 1, 1);
+	assert_non_null(ref);
+	for (size_t i = 0; i < size; i++)
+		ref[i] = pat(i, OV_SEED);
+	memmove(ref + out, ref + in, *len);
+	return ref;
+}
+
+/* rp_zc_file_copy(fd, fd, &in, &out, count) on a file of @size bytes:
+ * returns the bytes memmove would move, the offsets past them, the file
+ * position untouched, the file memmove's result. Returns the fd. */
+static int ov_offsets(size_t size, size_t in, size_t out, size_t count)
+{
+	int fd = make_file("/tmp", size, OV_SEED);
+	size_t len, end;
+	uint8_t *ref = ov_reference(size, in, out, count, &len, &end);
+	off_t oi = (off_t)in, oo = (off_t)out;
+	char what[128];
+	ssize_t rc;
+
+	snprintf(what, sizeof(what), "size %zu, %zu -> %zu, count %zu", size, in, out, count);
+	stats_mark();
+	rc = rp_zc_file_copy(fd, fd, &oi, &oo, count);
+	if (rc != (ssize_t)len)
+		fail_msg("%s: returned %zd, want %zu", what, rc, len);
+	assert_int_equal(oi, (off_t)(in + len));
+	assert_int_equal(oo, (off_t)(out + len));
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)size);
+	ov_check_file(fd, ref, end, what);
+	free(ref);
+	return fd;
+}
+
+/* Overlapping ranges of one file: copy_file_range refuses them (EINVAL)
+ * and the read/write fallback used to copy forward in 64 KB chunks, so
+ * with dst after src it reread what it had overwritten: 1 MB from 0 to
+ * 100 was wrong from byte 65636 on (returning 1048576). Now dst after
+ * src goes backwards, dst before src forwards; adjacent and distant
+ * ranges stay with copy_file_range; a count past EOF copies what the
+ * source had when the call began (it used to go on copying its own
+ * output: a file copied onto its own end doubled again and again). */
+static void test_file_copy_overlap(void **state)
+{
+	size_t f = (1u << 20) + 300, len, end;
+	int fd;
+
+	(void)state;
+	/* dst after src, overlapping: backwards, read/write */
+	close(ov_offsets(f, 0, 100, 1u << 20));
+	assert_int_equal(DELTA(cfr_einval), 1);
+	assert_int_equal(DELTA(copied_bytes), 1u << 20);
+	close(ov_offsets(f, 5, 70000, f - 5));		/* more than one 64 KB chunk apart */
+	close(ov_offsets(f, 3, 4, 1u << 30));		/* a count past EOF, one byte apart */
+	close(ov_offsets(f, 0, 1000, SIZE_MAX_COUNT)); /* past ZC_CHUNK_MAX: checked first */
+	close(ov_offsets(f, 0, f - 1, 10));		/* past EOF: the file grows */
+	/* dst before src, overlapping: forwards */
+	close(ov_offsets(f, 100, 0, 1u << 20));
+	close(ov_offsets(f, 70000, 5, SIZE_MAX_COUNT));
+	close(ov_offsets(f, 4, 3, f));
+	/* the same range: the bytes stay */
+	close(ov_offsets(f, 7, 7, 1000));
+	/* adjacent, not overlapping: copy_file_range, no fallback */
+	close(ov_offsets(f, 0, f / 2, f / 2));
+	assert_int_equal(DELTA(cfr_einval), 0);
+	assert_int_equal(DELTA(copied_bytes), 0);
+	close(ov_offsets(f, f / 2, 0, f / 2));
+	/* a file copied onto its own end, count past EOF: once, not again
+	 * and again over what it wrote (below and above ZC_CHUNK_MAX) */
+	close(ov_offsets(f, 0, f, 1u << 30));
+	close(ov_offsets(f, 0, f, SIZE_MAX_COUNT));
+	close(ov_offsets(f, 0, f + 4096, 1u << 30)); /* a hole between */
+	/* at EOF: 0 */
+	close(ov_offsets(f, f, 10, 100));
+
+	/* NULL offsets on two opens of the file (two file positions): from
+	 * src's position to dst's, both advanced */
+	{
+		uint8_t *ref = ov_reference(f, 0, 100, 1u << 20, &len, &end);
+		char path[64];
+		int fd2;
+
+		fd = make_file("/tmp", f, OV_SEED);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		fd2 = open(path, O_RDWR | O_CLOEXEC);
+		assert_true(fd2 >= 0);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(lseek(fd2, 100, SEEK_SET), 100);
+		assert_int_equal(rp_zc_file_copy(fd2, fd, NULL, NULL, 1u << 20), (ssize_t)len);
+		assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)len);
+		assert_int_equal(lseek(fd2, 0, SEEK_CUR), (off_t)(100 + len));
+		ov_check_file(fd, ref, end, "NULL offsets, two opens, 0 -> 100");
+		/* both at one position: a copy onto itself, positions advanced */
+		assert_int_equal(lseek(fd, 50, SEEK_SET), 50);
+		assert_int_equal(lseek(fd2, 50, SEEK_SET), 50);
+		assert_int_equal(rp_zc_file_copy(fd2, fd, NULL, NULL, 1000), 1000);
+		assert_int_equal(lseek(fd, 0, SEEK_CUR), 1050);
+		assert_int_equal(lseek(fd2, 0, SEEK_CUR), 1050);
+		ov_check_file(fd, ref, end, "NULL offsets, two opens, both at 50");
+		/* one open file description (the same fd, or a dup): one
+		 * position cannot be both where the copy reads and where it
+		 * writes: -EINVAL, nothing moved */
+		close(fd2);
+		fd2 = dup(fd);
+		assert_true(fd2 >= 0);
+		assert_int_equal(lseek(fd, 50, SEEK_SET), 50);
+		assert_int_equal(rp_zc_file_copy(fd, fd, NULL, NULL, 1000), -EINVAL);
+		assert_int_equal(rp_zc_file_copy(fd2, fd, NULL, NULL, 1000), -EINVAL);
+		assert_int_equal(lseek(fd, 0, SEEK_CUR), 50);
+		ov_check_file(fd, ref, end, "NULL offsets, one position");
+		/* ... at EOF there is nothing to copy: 0 */
+		assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)end);
+		assert_int_equal(rp_zc_file_copy(fd, fd, NULL, NULL, 1000), 0);
+		/* one offset given, the other the position: memmove's result */
+		assert_int_equal(lseek(fd, 200, SEEK_SET), 200);
+		{
+			off_t oi = 0;
+
+			memmove(ref + 200, ref, 70000);
+			assert_int_equal(rp_zc_file_copy(fd, fd, &oi, NULL, 70000), 70000);
+			assert_int_equal(oi, 70000);
+			assert_int_equal(lseek(fd, 0, SEEK_CUR), 70200);
+			ov_check_file(fd, ref, end, "off_in 0, dst's position 200");
+		}
+		free(ref);
+		close(fd2);
+		close(fd);
+	}
+}
+
 /* /tmp -> /dev/shm: EXDEV (5.19+ between filesystem types) -> read/write,
  * or an in-kernel copy where allowed; either way every byte, and the
  * counters match what ran. */
@@ -2045,6 +2206,22 @@ static int child_main(const char *mode)
 			CCHECK(rp_zc_file_copy(dst, src, &oi, &oo, 10) == 0);
 			rp_zc_stats(&s);
 			CCHECK(s.cfr_calls == 1);
+			/* one file, dst after src, no copy_file_range at all:
+			 * backwards all the same (memmove's result) */
+			{
+				uint8_t *b = malloc(n);
+
+				oi = 0;
+				oo = 100;
+				CCHECK(b != NULL);
+				CCHECK(rp_zc_file_copy(src, src, &oi, &oo, n - 100) ==
+				       (ssize_t)(n - 100));
+				CCHECK(oi == (off_t)(n - 100) && oo == (off_t)n);
+				CCHECK(pread(src, b, n, 0) == (ssize_t)n);
+				for (size_t i = 0; i < n; i++)
+					CCHECK(b[i] == pat(i < 100 ? i : i - 100, 13));
+				free(b);
+			}
 		}
 		return 0;
 	}
@@ -2271,6 +2448,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_held_copy),
 		cmocka_unit_test(test_relay_held_limit),
 		cmocka_unit_test(test_file_copy_same_fs),
+		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),
 		cmocka_unit_test(test_file_copy_pipe_einval),
 		cmocka_unit_test(test_file_copy_proc),

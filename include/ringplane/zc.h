@@ -181,9 +181,28 @@ size_t rp_zc_drop(int dst);
  * by what was copied, the file position untouched; NULL, the file position
  * is used and advances.
  * Falls back to read/write (pread/pwrite with an offset) on -EXDEV,
- * -ENOSYS, -EOPNOTSUPP, -EINVAL (a pipe, not a regular file) and on 0 bytes
- * copied where read(2) still finds data (/proc files report size 0); each
- * counted. Returns bytes copied (0 at EOF) or a negative errno.
+ * -ENOSYS, -EOPNOTSUPP, -EINVAL (a pipe, not a regular file, overlapping
+ * ranges of one file) and on 0 bytes copied where read(2) still finds data
+ * (/proc files report size 0); each counted.
+ * One file on both sides (the same st_dev and st_ino): the result is
+ * memmove's, overlapping ranges included: where @dst's range starts
+ * inside @src's, the read/write copy runs from the end backwards. The
+ * source is what it held when the call began: a count past its end
+ * never copies bytes the call itself wrote (a file copied onto its own
+ * end grows once). With both offsets NULL each fd's file position is
+ * used: two open(2)s of the file have two and the copy goes from one to
+ * the other; one open file description (@dst == @src, or a dup) has one
+ * position, which cannot be both where the copy reads and where it
+ * writes: -EINVAL, nothing moved (0 at EOF). A backward copy that fails
+ * part-way (EIO) returns the error with the offsets unmoved and the
+ * destination range, overlapped source bytes included, partly rewritten;
+ * ENOSPC and EFBIG come first, before any byte is written, where the
+ * filesystem has fallocate(2). Telling one file from two costs two
+ * fstat(2) (and an lseek(2) per NULL offset), only before a read/write
+ * fallback, before a count above 0x7ffff000 and after a copy_file_range
+ * that stopped short of its count: a call that copy_file_range serves at
+ * once pays none.
+ * Returns bytes copied (0 at EOF or for @count 0) or a negative errno.
  */
 ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
 
