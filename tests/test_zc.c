@@ -1371,6 +1371,78 @@ static void test_relay_held_limit(void **state)
 	close(src[1]);
 }
 
+/* A @count of 0 takes nothing from src and is no EOF (zc.h): with bytes
+ * waiting in src it returns 0 and they stay for the next call; with bytes
+ * held for a full dst it writes nothing new and returns -EAGAIN, and 0
+ * once dst has taken them. rp_zc_file_to_socket with 0: 0, the offset
+ * unmoved. */
+static void test_relay_count0(void **state)
+{
+	int s[2], d[2], sz = 4096, fd = make_file("/tmp", 100, 3);
+	char junk[65536], got[16];
+	size_t filled = 0, drained = 0;
+	double end = now_s() + WAIT_S;
+	off_t off = 7;
+
+	(void)state;
+	memset(junk, 'j', sizeof(junk));
+	unix_pair(&s[0], &s[1]);
+	unix_pair(&d[0], &d[1]);
+	set_nonblock(s[1], true);
+	set_nonblock(d[1], true);
+	assert_int_equal(write(s[0], "hello", 5), 5);
+	/* nothing held: 0, neither fd touched */
+	assert_int_equal(rp_zc_socket_relay(d[0], s[1], 0), 0);
+	assert_int_equal(recv(s[1], got, sizeof(got), MSG_PEEK), 5);
+	assert_int_equal(recv(d[1], got, sizeof(got), 0), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(rp_zc_file_to_socket(d[0], fd, &off, 0), 0);
+	assert_int_equal(off, 7);
+	assert_int_equal(recv(d[1], got, sizeof(got), 0), -1);
+	/* a full non-blocking dst: the relay's 5 bytes are held */
+	assert_int_equal(setsockopt(d[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+	set_nonblock(d[0], true);
+	for (int i = 0; i < 10000; i++) {
+		ssize_t m = send(d[0], junk, sizeof(junk), MSG_DONTWAIT);
+
+		if (m <= 0)
+			break;
+		filled += (size_t)m;
+	}
+	assert_true(filled > 0);
+	assert_int_equal(rp_zc_socket_relay(d[0], s[1], 5), 5);
+	assert_int_equal(rp_zc_held(d[0]), 5);
+	assert_int_equal(write(s[0], "world", 5), 5);
+	assert_int_equal(rp_zc_socket_relay(d[0], s[1], 0), -EAGAIN);
+	assert_int_equal(rp_zc_held(d[0]), 5);
+	assert_int_equal(recv(s[1], got, sizeof(got), MSG_PEEK), 5);
+	/* dst drained: count 0 writes the held bytes, returns 0, src untouched */
+	while (drained < filled && now_s() < end) {
+		ssize_t m = read(d[1], junk, sizeof(junk));
+
+		if (m > 0)
+			drained += (size_t)m;
+		else
+			usleep(100);
+	}
+	assert_int_equal(drained, filled);
+	assert_int_equal(rp_zc_socket_relay(d[0], s[1], 0), 0);
+	assert_int_equal(rp_zc_held(d[0]), 0);
+	assert_int_equal(recv(d[1], got, sizeof(got), 0), 5);
+	assert_memory_equal(got, "hello", 5);
+	assert_int_equal(recv(s[1], got, sizeof(got), MSG_PEEK), 5);
+	assert_memory_equal(got, "world", 5);
+	/* and a count takes them */
+	assert_int_equal(rp_zc_socket_relay(d[0], s[1], 16), 5);
+	assert_int_equal(recv(d[1], got, sizeof(got), 0), 5);
+	assert_memory_equal(got, "world", 5);
+	close(s[0]);
+	close(s[1]);
+	close(d[0]);
+	close(d[1]);
+	close(fd);
+}
+
 /* ---- file copy ---- */
 
 static void read_back(int fd, off_t at, size_t n, unsigned seed, size_t from)
@@ -2447,6 +2519,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_held_splice),
 		cmocka_unit_test(test_relay_held_copy),
 		cmocka_unit_test(test_relay_held_limit),
+		cmocka_unit_test(test_relay_count0),
 		cmocka_unit_test(test_file_copy_same_fs),
 		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),

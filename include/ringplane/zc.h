@@ -99,7 +99,9 @@ struct rp_zc_stats {
  * bytes are held for @sock as in rp_zc_socket_relay). Bytes held for
  * @sock from an earlier call on this thread go out first.
  * Returns bytes taken from @file (0 at EOF or for @count 0), or a negative
- * errno (-EPIPE, -ECONNRESET for a peer that went away; -EBADF...).
+ * errno (-EPIPE, -ECONNRESET for a peer that went away; -EBADF...). A
+ * @count of 0 reads nothing from @file; bytes held for @sock are still
+ * written first (-EAGAIN while it is full), as rp_zc_socket_relay does.
  */
 ssize_t rp_zc_file_to_socket(int sock, int file, off_t *off, size_t count);
 
@@ -158,6 +160,11 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
  * with nothing held for @dst, -EAGAIN when nothing could move, or a
  * negative errno; on an error writing @dst the bytes held for it are
  * dropped (the peer is gone).
+ * A @count of 0 is no read and says nothing about EOF, as for
+ * rp_zc_file_to_socket and rp_zc_file_copy: @src is not touched; bytes
+ * held for @dst are written as by every call (-EAGAIN while @dst is
+ * still full, its error if it fails), and then 0. With nothing held it
+ * touches neither fd and returns 0.
  */
 ssize_t rp_zc_socket_relay(int dst, int src, size_t count);
 
