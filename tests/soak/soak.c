@@ -92,9 +92,11 @@
  * once the port refuses connects; each must get that answer with
  * Connection: close, then EOF (the run fails if serve had none). A
  * connection reset before it received a byte, in the instant of the
- * SIGQUIT, is "reset-at-connect" (the kernel had queued it on the
- * listener the drain shut; not with --server-faults, whose injected
- * resets strike accepted ones too), not an error. Each port must refuse connects
+ * SIGQUIT, is "reset-at-connect" (the drain takes in what the kernel
+ * queued on the listener, then shuts it: what completes in the instant
+ * between, or what an fd limit kept out, is reset; not with
+ * --server-faults, whose injected resets strike accepted ones too), not
+ * an error while no more were reset than the server never accepted. Each port must refuse connects
  * within 5 s, each server exit 0 when its last connection ends, before its
  * --drain-timeout (DRAIN_MS + --server-timeout, quit_drain_s says why);
  * the relays' upstream, SIGQUIT after them, within 5 s. The summary
@@ -154,8 +156,9 @@
 /* a draining server refuses new connects within this of its SIGQUIT
  * (every shard stops accepting within one message round, milliseconds) */
 #define QUIT_REFUSE_MS 5000
-/* a connection the kernel had queued on a listener is reset by its
- * shutdown, so the client sees it at the latest this long after the
+/* a connection the kernel queued on a listener after the drain's last
+ * accept is reset by its shutdown, so the client sees it at the latest
+ * this long after the
  * port refused its first connect (one pass of the client's loop, which
  * may be starved for a second) */
 #define QUIT_RESET_MS 2000
@@ -855,9 +858,10 @@ static bool prefix_ok(struct conn *c)
  * A reset (@errnum) that the listener's shutdown at the drain made: a
  * connection open at the SIGQUIT that had received nothing, reset no later
  * than QUIT_RESET_MS after the port was first refused. The kernel completes
- * a handshake on the listener's queue before the server accepts it, and
- * the drain's shutdown of the listener resets what is queued (docs/http.md,
- * "Graceful drain"); a connection the server had accepted is never reset.
+ * a handshake on the listener's queue before the server accepts it; the
+ * drain accepts what is queued, then shuts the listener, which resets what
+ * came in between (docs/http.md, "Graceful drain"); a connection the server
+ * had accepted is never reset by it.
  */
 static bool quit_reset(const struct conn *c, int errnum)
 {
@@ -879,12 +883,16 @@ static void peer_closed(struct conn *c, int errnum)
 {
 	bool ok = prefix_ok(c);
 
-	if (quit_reset(c, errnum)) {
-		finish(c, O_QUIT_RESET, false);
-		return;
-	}
+	/* a silent client first: its server may end it with a reset (the
+	 * relay resets an idle connection, docs/net.md) also right after the
+	 * SIGQUIT, and it was accepted; counted as the listener's reset, it
+	 * failed a correct relay as RESET-ACCEPTED (at --server-timeout 5) */
 	if (c->beh == B_SILENT) {
 		finish(c, O_IDLE_SERVER, false);
+		return;
+	}
+	if (quit_reset(c, errnum)) {
+		finish(c, O_QUIT_RESET, false);
 		return;
 	}
 	if (c->beh == B_GARBAGE) {
