@@ -383,33 +383,71 @@ ssize_t rp_zc_socket_relay(int dst, int src, size_t count)
  * refuses overlapping ranges of one file (copy_file_range: EINVAL), and
  * the read/write fallback copies forward in 64 KB chunks, which rereads
  * bytes it has already overwritten when dst lies after src: that case is
- * copied backwards. Whether the two fds are one file costs two fstat(2)
- * (st_dev, st_ino), asked only where it can matter, never on a call that
- * copy_file_range serves at once: before the first read/write chunk;
- * before a count over ZC_CHUNK_MAX (several copy_file_range calls, each
- * within the kernel's own overlap check, can still overlap one another);
- * after a copy_file_range that stopped short of its count.
+ * copied backwards. Whether the two fds are one file is an fstat(2) of
+ * each (st_dev, st_ino), asked only where it can matter, never on a call
+ * that copy_file_range serves at once: before the first read/write chunk;
+ * before a count over ZC_CHUNK_MAX where the source has more than that
+ * left (several copy_file_range calls, each within the kernel's own
+ * overlap check, can still overlap one another); after a copy_file_range
+ * that stopped short of its count, where the source's fstat comes first:
+ * at the end it saw the call is done (one file or two), so the
+ * copy_file_range and read(2) that used to confirm EOF are not made, and
+ * a count past EOF costs one syscall fewer than before.
  */
 struct fc_pos {
-	off_t in, out, size;
+	bool reg;   /* the source is a regular file */
+	bool same;  /* the destination is that file (where fc_look_dst ran) */
+	dev_t dev;
+	ino_t ino;
+	off_t size; /* the source's st_size */
+	off_t eof;  /* where it ends: its size where it reports one (not /proc's 0), else -1 */
+	off_t in;   /* the source's offset or position, where reg */
+	off_t out;  /* the destination's, where same */
 };
 
-/* 1: @dst and @src are one regular file, *@p its size and both positions
- * (the offsets, or the file positions); 0: not; or a negative errno. */
-static int fc_same(int dst, int src, const off_t *off_in, const off_t *off_out, struct fc_pos *p)
+/* The source: 0 with *@p filled (same false), or a negative errno. */
+static int fc_look_src(int src, const off_t *off_in, struct fc_pos *p)
 {
-	struct stat si, so;
+	struct stat si;
 
-	if (fstat(src, &si) < 0 || fstat(dst, &so) < 0)
+	if (fstat(src, &si) < 0)
 		return -errno;
-	if (si.st_dev != so.st_dev || si.st_ino != so.st_ino || !S_ISREG(si.st_mode))
-		return 0;
+	p->reg = S_ISREG(si.st_mode);
+	p->same = false;
+	p->dev = si.st_dev;
+	p->ino = si.st_ino;
 	p->size = si.st_size;
+	p->eof = p->reg && si.st_size > 0 ? si.st_size : -1;
+	p->in = p->out = 0;
+	if (!p->reg)
+		return 0;
 	p->in = off_in ? *off_in : lseek(src, 0, SEEK_CUR);
-	p->out = off_out ? *off_out : lseek(dst, 0, SEEK_CUR);
-	if (p->in < 0 || p->out < 0)
+	return p->in < 0 ? -errno : 0;
+}
+
+/* After fc_look_src: whether @dst is the same regular file, and where it
+ * writes. 0 or a negative errno. */
+static int fc_look_dst(int dst, const off_t *off_out, struct fc_pos *p)
+{
+	struct stat so;
+
+	if (!p->reg)
+		return 0;
+	if (fstat(dst, &so) < 0)
 		return -errno;
-	return 1;
+	p->same = so.st_dev == p->dev && so.st_ino == p->ino;
+	if (!p->same)
+		return 0;
+	p->out = off_out ? *off_out : lseek(dst, 0, SEEK_CUR);
+	return p->out < 0 ? -errno : 0;
+}
+
+/* Both, now: 0 or a negative errno. */
+static int fc_look(int dst, int src, const off_t *off_in, const off_t *off_out, struct fc_pos *p)
+{
+	int r = fc_look_src(src, off_in, p);
+
+	return r < 0 ? r : fc_look_dst(dst, off_out, p);
 }
 
 /* Whether @a and @b, both at @pos, share one file position (the same fd,
@@ -432,57 +470,59 @@ static int fc_one_position(int a, int b, off_t pos)
 }
 
 /*
- * Before a forward copy of up to @count bytes: 0 where forward is right
- * (two files; dst before src, memmove's forward case; no overlap), with
- * *@count cut, on one file with dst after src, to what the source had
- * when asked (what follows is this call's own output); 1 where this call
- * is done with *@res its result: the range copied backwards (the offsets
- * or positions moved past it), -EINVAL for both offsets NULL on one file
- * position, or the errno of a failed fstat, lseek or copy.
+ * Before a forward copy of up to @count bytes, with what fc_look saw: 0
+ * where forward is right (two files; dst before src, memmove's forward
+ * case; no overlap), with *@count cut, on one file with dst after src, to
+ * what the source had (what follows is this call's own output); 1 where
+ * this call is done with *@res its result: the range copied backwards
+ * (the offsets or positions moved past it), -EINVAL for both offsets NULL
+ * on one file position, or the errno of a failed lseek or copy.
  */
-static int fc_overlap(int dst, int src, off_t *off_in, off_t *off_out, size_t *count,
-		      ssize_t *res)
+static int fc_overlap(int dst, int src, off_t *off_in, off_t *off_out, const struct fc_pos *p,
+		      size_t *count, ssize_t *res)
 {
-	struct fc_pos p;
 	size_t len;
-	int r = fc_same(dst, src, off_in, off_out, &p);
+	int r;
 
-	*res = r < 0 ? r : 0;
-	if (r <= 0)
-		return r < 0;
-	if (p.size <= p.in)
-		return 0; /* at EOF: the forward step reads 0 */
-	len = (uint64_t)(p.size - p.in) < *count ? (size_t)(p.size - p.in) : *count;
-	if (!off_in && !off_out && p.in == p.out) {
-		r = fc_one_position(src, dst, p.in);
+	*res = 0;
+	if (!p->same || p->size <= p->in)
+		return 0; /* two files, or at EOF: the forward step reads 0 */
+	len = (uint64_t)(p->size - p->in) < *count ? (size_t)(p->size - p->in) : *count;
+	if (!off_in && !off_out && p->in == p->out) {
+		r = fc_one_position(src, dst, p->in);
 		if (r) {
 			*res = r < 0 ? r : -EINVAL;
 			return 1;
 		}
 	}
-	if (p.out <= p.in)
+	if (p->out <= p->in)
 		return 0;
 	*count = len;
-	if (p.out - p.in >= (off_t)len)
+	if (p->out - p->in >= (off_t)len)
 		return 0;
-	*res = zc_copy_fcopy_back(dst, src, p.in, p.out, len);
+	*res = zc_copy_fcopy_back(dst, src, p->in, p->out, len);
 	if (*res < 0)
 		return 1;
 	if (off_in)
-		*off_in = p.in + (off_t)len;
-	else if (lseek(src, p.in + (off_t)len, SEEK_SET) < 0)
+		*off_in = p->in + (off_t)len;
+	else if (lseek(src, p->in + (off_t)len, SEEK_SET) < 0)
 		*res = -errno;
 	if (off_out)
-		*off_out = p.out + (off_t)len;
-	else if (*res >= 0 && lseek(dst, p.out + (off_t)len, SEEK_SET) < 0)
+		*off_out = p->out + (off_t)len;
+	else if (*res >= 0 && lseek(dst, p->out + (off_t)len, SEEK_SET) < 0)
 		*res = -errno;
 	return 1;
 }
 
 ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t count)
 {
-	bool cfr_seen = false, copy_seen = false, checked = false, cfr_short = false, cfr, zero;
+	bool cfr_seen = false, copy_seen = false, cfr_short = false, cfr, zero;
+	/* looked: p has the source (base + done is where it reads); checked:
+	 * the overlap check ran (fc_overlap); dst_seen: p.same says */
+	bool looked = false, checked = false, dst_seen = false;
+	struct fc_pos p;
 	size_t done = 0, rest;
+	off_t base = 0;
 	ssize_t n = 0;
 
 	if (dst < 0 || src < 0)
@@ -492,30 +532,49 @@ ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t 
 	zc_probe();
 	cfr = atomic_load_explicit(&zc_have_cfr, memory_order_relaxed);
 	if (count > ZC_CHUNK_MAX) {
-		checked = true;
-		rest = count;
-		if (fc_overlap(dst, src, off_in, off_out, &rest, &n))
-			goto back;
-		count = rest;
+		n = fc_look_src(src, off_in, &p);
+		if (n < 0)
+			goto out;
+		looked = true;
+		base = p.in;
+		if (p.reg && p.size - p.in > (off_t)ZC_CHUNK_MAX) {
+			/* more than one copy_file_range: on one file their
+			 * order matters */
+			n = fc_look_dst(dst, off_out, &p);
+			if (n < 0)
+				goto out;
+			dst_seen = checked = true;
+			rest = count;
+			if (fc_overlap(dst, src, off_in, off_out, &p, &rest, &n))
+				goto back;
+			count = rest;
+		}
 	}
 	while (done < count) {
 		size_t chunk = count - done < ZC_CHUNK_MAX ? count - done : ZC_CHUNK_MAX;
 
-		if (cfr && cfr_short && !checked) {
-			/* short of its count: the source's end, or on one file
-			 * with dst after src, where what follows is this
-			 * call's own output (memmove copies the source as it
-			 * was): the copy stops */
-			struct fc_pos p;
-			int r = fc_same(dst, src, off_in, off_out, &p);
-
-			checked = true;
-			if (r < 0) {
-				n = r;
-				goto out;
+		if (cfr && cfr_short) {
+			/* short of its count: the source's end (or a signal) */
+			if (!looked) {
+				n = fc_look_src(src, off_in, &p);
+				if (n < 0)
+					goto out;
+				looked = true;
+				base = p.in - (off_t)done;
 			}
-			if (r && p.out > p.in)
-				break;
+			if (p.eof >= 0 && base + (off_t)done >= p.eof)
+				break; /* the end fstat saw: no call to confirm it */
+			if (!dst_seen) {
+				/* one file, dst after src: what follows is this
+				 * call's own output (memmove copies the source
+				 * as it was) */
+				n = fc_look_dst(dst, off_out, &p);
+				if (n < 0)
+					goto out;
+				dst_seen = true;
+				if (p.same && p.out > base + (off_t)done)
+					break;
+			}
 		}
 		if (cfr) {
 			if (!cfr_seen)
@@ -555,10 +614,14 @@ ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t 
 			zero = false;
 		}
 		if (!checked) {
-			/* the first read/write chunk: one file? */
-			checked = true;
+			/* the first read/write chunk: one file? (looked now) */
+			n = fc_look(dst, src, off_in, off_out, &p);
+			if (n < 0)
+				goto out;
+			looked = dst_seen = checked = true;
+			base = p.in - (off_t)done;
 			rest = count - done;
-			if (fc_overlap(dst, src, off_in, off_out, &rest, &n))
+			if (fc_overlap(dst, src, off_in, off_out, &p, &rest, &n))
 				goto back;
 			count = done + rest;
 			if (done == count)

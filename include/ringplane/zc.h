@@ -204,11 +204,15 @@ size_t rp_zc_drop(int dst);
  * part-way (EIO) returns the error with the offsets unmoved and the
  * destination range, overlapped source bytes included, partly rewritten;
  * ENOSPC and EFBIG come first, before any byte is written, where the
- * filesystem has fallocate(2). Telling one file from two costs two
- * fstat(2) (and an lseek(2) per NULL offset), only before a read/write
- * fallback, before a count above 0x7ffff000 and after a copy_file_range
- * that stopped short of its count: a call that copy_file_range serves at
- * once pays none.
+ * filesystem has fallocate(2). Telling one file from two is an fstat(2)
+ * of each (and an lseek(2) per NULL offset), made only where it can
+ * matter: a call that copy_file_range serves at once makes none. After a
+ * copy_file_range short of its count the source's fstat comes first, and
+ * at the end it reports the call is done (a source still growing is not
+ * followed further), instead of the copy_file_range and read(2) that
+ * used to confirm EOF; a count above 0x7ffff000 looks at the source
+ * first, and at the destination too where more than that is left; a
+ * read/write fallback looks at both.
  * Returns bytes copied (0 at EOF or for @count 0) or a negative errno.
  */
 ssize_t rp_zc_file_copy(int dst, int src, off_t *off_in, off_t *off_out, size_t count);
