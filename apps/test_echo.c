@@ -337,26 +337,6 @@ static void put_frame(uint8_t *f, uint64_t seq, uint16_t flags, uint32_t len)
 		f[i] = (uint8_t)(seq + i);
 }
 
-/* Read exactly @len bytes within @ms; returns bytes read. */
-static size_t read_full(int fd, uint8_t *buf, size_t len, int ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)ms;
-	size_t got = 0;
-
-	while (got < len && now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		r = recv(fd, buf + got, len - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
 /* true if the peer closed within @ms (EOF or reset) */
 static bool closed_by_peer(int fd, int ms)
 {
@@ -412,7 +392,7 @@ static void test_sockperf(void)
 	memcpy(want + off, f, 1000);
 	want[off + 9] = 2;
 	off += 1000;
-	CHECK(read_full(fd, got, off, 3000) == off, "sockperf: replies missing");
+	CHECK(read_upto(fd, got, off, 3000, NULL) == off, "sockperf: replies missing");
 	CHECK(!memcmp(got, want, off), "sockperf: reply bytes differ");
 
 	/* a frame whose length lies (below the header size) closes that
@@ -433,7 +413,7 @@ static void test_sockperf(void)
 	memcpy(want, f, 200);
 	want[9] = 2;
 	CHECK(send(fd, f, 200, 0) == 200, "sockperf: send after malformed");
-	CHECK(read_full(fd, got, 200, 3000) == 200 && !memcmp(got, want, 200),
+	CHECK(read_upto(fd, got, 200, 3000, NULL) == 200 && !memcmp(got, want, 200),
 	      "sockperf: good connection not served after another's malformed frame");
 	printf("sockperf: flag table, split frame, malformed lengths: checked\n");
 out:

@@ -101,28 +101,13 @@ static int listener(int *port)
 	return fd;
 }
 
-/* Read until EOF, an error or @limit_ms; returns bytes read (or -errno on an error). */
+/* read_upto's bytes; when none came, its end (0: the EOF, -errno, -ETIMEDOUT). */
 static ssize_t read_all(int fd, char *buf, size_t cap, unsigned limit_ms)
 {
-	uint64_t end = now_ms() + limit_ms;
-	size_t got = 0;
+	int end;
+	size_t n = read_upto(fd, buf, cap, limit_ms, &end);
 
-	while (now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		r = recv(fd, buf + got, cap - got, 0);
-		if (r == 0)
-			return (ssize_t)got;
-		if (r < 0)
-			return -errno;
-		got += (size_t)r;
-		if (got == cap)
-			return (ssize_t)got;
-	}
-	return (ssize_t)got;
+	return n ? (ssize_t)n : end == READ_FULL ? 0 : end;
 }
 
 /* ---- streams through relay -> echo ---- */
@@ -816,26 +801,6 @@ static void test_proxy_in(void)
 
 /* ---- PROXY out for a client that resets at once ---- */
 
-/* What @fd delivers within @limit_ms until its EOF or reset: bytes kept. */
-static size_t read_until_end(int fd, char *buf, size_t cap, unsigned limit_ms)
-{
-	uint64_t end = now_ms() + limit_ms;
-	size_t got = 0;
-
-	while (got < cap && now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		r = recv(fd, buf + got, cap - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
 /*
  * A client that sends and resets at once (SO_LINGER 0) may be gone before
  * the relay reads its addresses (getpeername: ENOTCONN). The relay used to
@@ -867,7 +832,7 @@ static unsigned proxy_reset_up(int l, const char *want, unsigned wait_ms, const 
 	CHECK(u >= 0, "upstream accept");
 	if (u < 0)
 		return 0;
-	n = read_until_end(u, buf, sizeof(buf) - 1, 2000);
+	n = read_upto(u, buf, sizeof(buf) - 1, 2000, NULL);
 	close(u);
 	/* the header whole, or its start: a short send, then the client's
 	 * reset passed on, may cut it (the faults build's short sends) */

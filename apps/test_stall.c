@@ -75,38 +75,13 @@ static void sleep_ms(unsigned ms)
 
 enum kind { K_SERVE, K_RELAY };
 
-/* Everything the server sends until EOF (or @cap bytes), by @end_ms; the
- * length, or -1 on a reset or when not done by then. */
-static ssize_t read_until_eof(int fd, char *buf, size_t cap, uint64_t end_ms)
-{
-	size_t got = 0;
-
-	while (now_ms() < end_ms) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t r;
-
-		if (poll(&p, 1, 10) <= 0)
-			continue;
-		r = recv(fd, buf + got, cap - got, MSG_DONTWAIT);
-		if (r == 0)
-			return (ssize_t)got;
-		if (r < 0 && errno == EAGAIN)
-			continue;
-		if (r < 0)
-			return -1;
-		got += (size_t)r;
-		if (got == cap)
-			return (ssize_t)got;
-	}
-	return -1;
-}
-
 /* One fresh client's whole exchange; true when answered right by @end_ms. */
 static bool fresh_exchange(int port, enum kind k, unsigned id, uint64_t end_ms)
 {
 	char req[160], buf[1024], line[32];
-	int fd = dial(port), n;
-	ssize_t got;
+	int fd = dial(port), n, end;
+	unsigned left;
+	size_t got;
 	bool ok = false;
 
 	if (fd < 0)
@@ -120,33 +95,23 @@ static bool fresh_exchange(int port, enum kind k, unsigned id, uint64_t end_ms)
 			     1024 + id % 60000, line);
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
 		goto out;
+	left = end_ms > now_ms() ? (unsigned)(end_ms - now_ms()) : 0;
 	if (k == K_RELAY) {
 		/* echo answers the line; then we close (the relay passes it on) */
-		size_t want = strlen(line), have = 0;
+		size_t want = strlen(line);
 
-		while (have < want && now_ms() < end_ms) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			ssize_t r;
-
-			if (poll(&p, 1, 10) <= 0)
-				continue;
-			r = recv(fd, buf + have, want - have, MSG_DONTWAIT);
-			if (r <= 0 && !(r < 0 && errno == EAGAIN))
-				goto out;
-			if (r > 0)
-				have += (size_t)r;
-		}
-		ok = have == want && !memcmp(buf, line, want);
+		ok = read_upto(fd, buf, want, left, NULL) == want && !memcmp(buf, line, want);
 		goto out;
 	}
-	got = read_until_eof(fd, buf, sizeof(buf) - 1, end_ms);
-	if (got > 0) {
+	/* everything the server sends until its EOF */
+	got = read_upto(fd, buf, sizeof(buf) - 1, left, &end);
+	if (end == 0 && got > 0) {
 		char *eoh;
 
 		buf[got] = 0;
 		eoh = strstr(buf, "\r\n\r\n");
 		ok = !strncmp(buf, "HTTP/1.1 200 ", 13) && eoh &&
-		     got == (eoh + 4 - buf) + SMALL_LEN && !memcmp(eoh + 4, small, SMALL_LEN);
+		     got == (size_t)(eoh + 4 - buf) + SMALL_LEN && !memcmp(eoh + 4, small, SMALL_LEN);
 	}
 out:
 	close(fd);

@@ -3,14 +3,18 @@
  * What the integration test programs of apps/ (test_echo, test_relay,
  * test_serve) share: the binary under test, a failure count and CHECK (a
  * failed check is printed and counted, the program goes on and exits 1 at
- * the end), a monotonic clock in ms (now_ms, from test_proc.h) and a small
- * xorshift generator. Each program includes it once.
+ * the end), a monotonic clock in ms (now_ms, from test_proc.h), a small
+ * xorshift generator and a bounded read (read_upto). Each program includes
+ * it once.
  */
 #ifndef RP_APPS_TEST_UTIL_H
 #define RP_APPS_TEST_UTIL_H
 
+#include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "test_proc.h"
 
@@ -38,6 +42,42 @@ static inline uint64_t rng(void)
 	x ^= x >> 7;
 	x ^= x << 17;
 	return rng_state = x;
+}
+
+#define READ_FULL 1 /* read_upto's *end: @cap bytes came */
+
+/*
+ * Read @fd into @buf, in as many pieces as come, until @cap bytes, its
+ * EOF, an error or @ms: the bytes read, kept whatever ended it. *@end
+ * (when not NULL) says what did: READ_FULL, 0 at the EOF, -errno on an
+ * error (a reset: -ECONNRESET), -ETIMEDOUT when @ms passed first.
+ */
+static size_t __attribute__((unused)) read_upto(int fd, void *buf, size_t cap, unsigned ms, int *end)
+{
+	uint64_t deadline = now_ms() + ms;
+	size_t got = 0;
+	int why = -ETIMEDOUT;
+
+	while (got < cap && now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		r = recv(fd, (char *)buf + got, cap - got, MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0) {
+			why = r ? -errno : 0;
+			break;
+		}
+		got += (size_t)r;
+	}
+	if (got == cap)
+		why = READ_FULL;
+	if (end)
+		*end = why;
+	return got;
 }
 
 #endif
