@@ -29,11 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define ATMARK_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define ATMARK_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
+#include "seccomp_test.h"
 
 struct atmark_hold {
 	int lfd;		/* the filter's listener */
@@ -88,12 +84,9 @@ static void *atmark_hold_main(void *p)
  * what it executes): its listener, or a negative errno (no seccomp here). */
 static inline int atmark_hold_filter(void)
 {
-#ifdef ATMARK_AUDIT_ARCH
+#ifdef TEST_AUDIT_ARCH
 	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ATMARK_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		SECCOMP_TEST_PROLOGUE,
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		/* the request's low 32 bits (little-endian: x86-64, arm64) */

@@ -1843,42 +1843,6 @@ static void test_counters_two_threads(void **state)
 
 /* ---- fallbacks forced by a seccomp filter, in a re-executed child ---- */
 
-#if defined(__x86_64__)
-#define ZC_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define ZC_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-
-#ifdef ZC_AUDIT_ARCH
-/* Make syscall @nr return -@err (0: return 0 without running it). */
-static int deny(const long *nr, const int *err, unsigned k)
-{
-	struct sock_filter f[3 + 2 * 4 + 1];
-	struct sock_fprog prog = {.filter = f};
-	unsigned i = 0;
-
-	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, arch));
-	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ZC_AUDIT_ARCH, 1, 0);
-	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, nr));
-	for (unsigned j = 0; j < k; j++) {
-		f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr[j], 0,
-						      1);
-		f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-						      SECCOMP_RET_ERRNO | (uint32_t)err[j]);
-	}
-	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	prog.len = (unsigned short)i;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
-		return -errno;
-	return 0;
-}
-#endif
-
 #define CCHECK(c)                                                                                  \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
@@ -1909,7 +1873,7 @@ static bool bytes_ok_buf(const uint8_t *b, size_t n, unsigned seed)
 	return true;
 }
 
-#ifdef ZC_AUDIT_ARCH
+#ifdef TEST_AUDIT_ARCH
 /* Without splice the relay is read/send: a full non-blocking destination
  * leaves the unsent tail of a read held (the spill buffer), sent first by
  * the next call; a pipe source to file_to_socket the same. Single thread:
@@ -2224,7 +2188,7 @@ static int child_urg_moved(const char *mode)
 
 static int child_main(const char *mode)
 {
-#ifdef ZC_AUDIT_ARCH
+#ifdef TEST_AUDIT_ARCH
 	struct rp_zc_stats s;
 	size_t n = (1u << 20) + 3;
 	long nr[2];
@@ -2256,7 +2220,7 @@ static int child_main(const char *mode)
 	 * as "absent"): each refusal is met at call time and counted */
 	if (!strncmp(mode, "cfr-", 4))
 		(void)rp_zc_backend_name();
-	if (deny(nr, err, (unsigned)k) < 0) {
+	if (seccomp_deny(nr, err, (unsigned)k) < 0) {
 		printf("# skip: seccomp filter refused (%s)\n", strerror(errno));
 		return 77;
 	}
