@@ -929,6 +929,24 @@ static void test_default_path(void **state)
 
 /* ---- socket relay ---- */
 
+/* rp_zc_socket_relay from @src to @dst, @chunk at a time, until its 0 (the
+ * EOF), an error or @end (now_s; -EAGAIN: 1 ms later): its last return, and
+ * the bytes it moved added to *@moved. */
+static ssize_t relay_to_eof(int dst, int src, size_t chunk, double end, size_t *moved)
+{
+	ssize_t n = -EAGAIN;
+
+	while (now_s() < end && (n = rp_zc_socket_relay(dst, src, chunk)) != 0) {
+		if (n > 0)
+			*moved += (size_t)n;
+		else if (n == -EAGAIN)
+			usleep(1000);
+		else
+			break;
+	}
+	return n;
+}
+
 /* A TCP source with an urgent byte (MSG_OOB) between ordinary ones: splice
  * stops at the urgent mark (a blocking one returns 0 there, a false EOF; a
  * non-blocking one -EAGAIN for ever while the socket polls readable); the
@@ -953,14 +971,7 @@ static void test_socket_relay_urgent(void **state)
 		shutdown(c, SHUT_WR);
 		if (nb)
 			set_flag(s, O_NONBLOCK);
-		while (now_s() < end && (n = rp_zc_socket_relay(d_in, s, sizeof(buf))) != 0) {
-			if (n > 0)
-				moved += (size_t)n;
-			else if (n == -EAGAIN)
-				usleep(1000);
-			else
-				break;
-		}
+		n = relay_to_eof(d_in, s, sizeof(buf), end, &moved);
 		assert_int_equal(n, 0);
 		assert_int_equal(moved, 4);
 		shutdown(d_in, SHUT_WR);
@@ -2162,14 +2173,7 @@ static int child_urg_moved(const char *mode)
 			moved += (size_t)n;
 		CCHECK(n > 0 || (nb && n == -EAGAIN));
 		shutdown(fds[0], SHUT_WR);
-		while (now_s() < end && (n = rp_zc_socket_relay(d_in, fds[1], sizeof(buf))) != 0) {
-			if (n > 0)
-				moved += (size_t)n;
-			else if (n == -EAGAIN)
-				usleep(1000);
-			else
-				break;
-		}
+		n = relay_to_eof(d_in, fds[1], sizeof(buf), end, &moved);
 		CCHECK(n == 0);
 		shutdown(d_in, SHUT_WR);
 		for (ssize_t m; got < sizeof(buf) && (m = recv(d_out, buf + got, sizeof(buf) - got, 0)) > 0;)
