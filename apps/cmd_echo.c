@@ -82,6 +82,7 @@
 struct echo_stats {
 	uint64_t accepted, closed, bytes_in, bytes_out, frames, replies, malformed, resets,
 		accept_errors, paused, spilled, idle_closed, rearm_failed;
+	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	uint64_t pool_live; /* a gauge: pool bytes held, at the last accept or close */
 	uint64_t live;	    /* a gauge: connections set up and not yet freed */
 };
@@ -873,7 +874,9 @@ static int echo_init(struct rp_shard *sh, void *arg)
 	es->acc = (struct rp_app_accept){ .cmd = "echo", .id = id, .lfd = cfg->lfds[id],
 					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = es,
 					  .errors = &es->st.accept_errors,
-					  .rearm_failed = &es->st.rearm_failed };
+					  .rearm_failed = &es->st.rearm_failed,
+					  .drain_retries = &es->st.drain_retries,
+					  .drain_reset = &es->st.drain_reset };
 	cfg->lfds[id] = -1;
 	cfg->es[id] = es;
 	es->buf_count = rp_buf_count(sh);
@@ -914,8 +917,8 @@ static unsigned echo_drain(struct rp_shard *sh)
 
 	if (!es)
 		return 0;
-	rp_app_accept_close(sh, &es->acc);
-	return (unsigned)es->st.live;
+	rp_app_accept_close(sh, &es->acc); /* a held listener: another pass */
+	return (unsigned)es->st.live + es->acc.held;
 }
 
 static void echo_stop(struct rp_shard *sh, void *arg)
@@ -924,11 +927,8 @@ static void echo_stop(struct rp_shard *sh, void *arg)
 	struct echo_shard *es = cfg->es[rp_shard_id(sh)];
 
 	/* the engine cancels the accept and every recv/send next */
-	if (es && es->acc.lfd >= 0) {
-		if (!rp_close(sh, es->acc.lfd, NULL, NULL))
-			close(es->acc.lfd);
-		es->acc.lfd = -1;
-	}
+	if (es)
+		rp_app_accept_stop(sh, &es->acc);
 }
 
 /* Runs also when this shard's init failed or another's did (no stop then). */
@@ -966,7 +966,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 		fprintf(f,
 			"shard %u: conns %llu live %llu closed %llu in %llu B out %llu B frames %llu replies %llu "
 			"malformed %llu resets %llu accept_errors %llu accept_rearm_failed %llu "
-			"paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
+			"drain_retries %llu drain_reset %llu paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
 			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu "
 			"pool_live %llu B\n",
@@ -976,6 +976,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			(unsigned long long)e.frames, (unsigned long long)e.replies,
 			(unsigned long long)e.malformed, (unsigned long long)e.resets,
 			(unsigned long long)e.accept_errors, (unsigned long long)e.rearm_failed,
+			(unsigned long long)e.drain_retries, (unsigned long long)e.drain_reset,
 			(unsigned long long)e.paused, (unsigned long long)e.spilled,
 			(unsigned long long)e.idle_closed,
 			(unsigned long long)s.ops_submitted, (unsigned long long)s.ops_completed,

@@ -54,6 +54,7 @@ struct relay_app_stats {
 	uint64_t accepted, refused_max, connect_failed, connect_timeouts, proxy_accepted,
 		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed,
 		peer_gone;
+	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
 	 * result (ECONNREFUSED...); [0] for one above the table */
@@ -493,7 +494,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
-		"connect_errno%s connect_timeouts %llu accept_errors %llu peer_gone %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s connect_timeouts %llu accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu | proxy accepted "
@@ -502,7 +503,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
-		(unsigned long long)rs->st.peer_gone, (unsigned long long)r.bytes_copied[0],
+		(unsigned long long)rs->st.peer_gone, (unsigned long long)rs->st.drain_retries,
+		(unsigned long long)rs->st.drain_reset, (unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
 		(unsigned long long)r.resets_passed, errs[0] ? errs : " none",
@@ -550,7 +552,10 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	rs->acc = (struct rp_app_accept){ .cmd = "relay", .id = id, .lfd = g.lfds[id],
 					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = rs,
 					  .errors = &rs->st.accept_errors,
-					  .rearm_failed = &rs->st.rearm_failed };
+					  .rearm_failed = &rs->st.rearm_failed,
+					  .spare_fds = 1, /* the upstream socket */
+					  .drain_retries = &rs->st.drain_retries,
+					  .drain_reset = &rs->st.drain_reset };
 	g.lfds[id] = -1;
 	g.rs[id] = rs;
 	rs->ctimer = rp_timer_new(sh);
@@ -584,8 +589,8 @@ static unsigned relay_drain(struct rp_shard *sh)
 
 	if (!rs)
 		return 0;
-	rp_app_accept_close(sh, &rs->acc);
-	return rs->conns;
+	rp_app_accept_close(sh, &rs->acc); /* a held listener: another pass */
+	return rs->conns + rs->acc.held;
 }
 
 static void relay_stop(struct rp_shard *sh, void *arg)
@@ -595,11 +600,8 @@ static void relay_stop(struct rp_shard *sh, void *arg)
 	(void)arg;
 	/* the engine cancels the accept and every relay's ops next: each relay
 	 * ends (reset, counted as abort) and frees itself */
-	if (rs && rs->acc.lfd >= 0) {
-		if (!rp_close(sh, rs->acc.lfd, NULL, NULL))
-			close(rs->acc.lfd);
-		rs->acc.lfd = -1;
-	}
+	if (rs)
+		rp_app_accept_stop(sh, &rs->acc);
 }
 
 static void relay_fini(struct rp_shard *sh, void *arg)

@@ -135,6 +135,7 @@ struct serve_stats {
 	uint64_t accepted, requests, status[6];
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
+	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
@@ -1222,7 +1223,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu draining %d root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"linger_bytes %llu accept_errors %llu draining %d drain_retries %llu drain_reset %llu root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
@@ -1241,6 +1242,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.lingered, (unsigned long long)ss->lingering,
 		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors, ss->draining,
+		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
 		(unsigned long long)ss->st.root_changes,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
@@ -1280,7 +1282,10 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	/* the listener is the shard's from here: its stop or fini closes it */
 	ss->acc = (struct rp_app_accept){ .cmd = "serve", .id = id, .lfd = g.lfds[id],
 					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = ss,
-					  .errors = &ss->st.accept_errors };
+					  .errors = &ss->st.accept_errors,
+					  .spare_fds = 2, /* a file's first open: O_PATH, then the file */
+					  .drain_retries = &ss->st.drain_retries,
+					  .drain_reset = &ss->st.drain_reset };
 	g.lfds[id] = -1;
 	g.ss[id] = ss;
 	ss->root_fd = g.root;
@@ -1322,8 +1327,12 @@ static unsigned serve_drain(struct rp_shard *sh)
 			if (c->keep_alive && !c->buf && !c->sending && !c->heads_out &&
 			    !c->body_wait && !c->closing && !c->last)
 				conn_linger(sh, c);
+	} else {
+		/* a listener held open for lack of descriptors takes in what
+		 * closed connections made room for (server.h) */
+		rp_app_accept_close(sh, &ss->acc);
 	}
-	return ss->live;
+	return ss->live + ss->acc.held;
 }
 
 static void serve_stop(struct rp_shard *sh, void *arg)
@@ -1331,11 +1340,8 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
 
 	(void)arg;
-	if (ss && ss->acc.lfd >= 0) {
-		if (!rp_close(sh, ss->acc.lfd, NULL, NULL))
-			close(ss->acc.lfd);
-		ss->acc.lfd = -1;
-	}
+	if (ss)
+		rp_app_accept_stop(sh, &ss->acc);
 }
 
 static void serve_fini(struct rp_shard *sh, void *arg)

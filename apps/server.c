@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,24 +433,37 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
  * waiting. Bounded by the queue's size (RP_APP_BACKLOG; the kernel queues
  * up to one more than the backlog): what completes while this runs is
  * taken too, up to the bound. A failure other than EAGAIN is counted as a
- * failed accept; EMFILE, ENFILE, ENOBUFS, ENOMEM end the loop (what is
- * left is reset by the shutdown that follows), ECONNABORTED (a connection
- * reset while queued) does not. Only at the drain: never on the hot path.
- * Returns the connections handed over.
+ * failed accept; ECONNABORTED (a connection reset while queued) goes on.
+ * Only at the drain: never on the hot path. Returns true when the queue
+ * was emptied (EAGAIN, or the bound), false when a failure for lack of
+ * descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM...) stopped it
+ * with connections still queued: the caller keeps the listener open and
+ * comes back once some have closed (rp_app_accept_close).
  */
-static unsigned accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
+static bool accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 {
 	unsigned taken = 0;
 	int fl = fcntl(a->lfd, F_GETFL);
 
 	if (fl < 0 || fcntl(a->lfd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return 0; /* a blocking accept4 would hold the shard */
+		return true; /* a blocking accept4 would hold the shard */
 	for (unsigned i = 0; i <= RP_APP_BACKLOG; i++) {
-		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+		/* a connection that needs more descriptors (the relay's
+		 * upstream, the file serve opens) is taken only with as many
+		 * spare: held by dups until the accept4 succeeded, given back
+		 * just before the callback */
+		int spare[RP_APP_SPARE_MAX], fd = -1, err;
+		unsigned ns = 0;
 
+		while (ns < a->spare_fds && ns < RP_APP_SPARE_MAX &&
+		       (spare[ns] = fcntl(a->lfd, F_DUPFD_CLOEXEC, 0)) >= 0)
+			ns++;
+		if (ns == a->spare_fds || ns == RP_APP_SPARE_MAX)
+			fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+		err = errno;
+		while (ns)
+			close(spare[--ns]);
 		if (fd < 0) {
-			int err = errno;
-
 			if (err == EAGAIN || err == EWOULDBLOCK)
 				break;
 			if (err == EINTR)
@@ -457,45 +471,132 @@ static unsigned accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 			count(a->errors);
 			if (err == ECONNABORTED || err == EPROTO)
 				continue;
-			fprintf(stderr,
-				"ringplane %s: shard %u: drain: accept: %s (%u queued connections "
-				"taken in); the rest are reset\n",
-				a->cmd, a->id, strerror(err), taken);
-			break;
+			/* said once per drain: a retry that fails again is the
+			 * expected case while the connections held close */
+			if (!a->said_held)
+				fprintf(stderr,
+					"ringplane %s: shard %u: drain: accept: %s (%u queued "
+					"connections taken in); the rest wait in the listener's "
+					"queue, taken in as descriptors free up (until the drain's "
+					"end)\n",
+					a->cmd, a->id, strerror(err), taken);
+			a->said_held = true;
+			return false;
 		}
 		taken++;
 		a->cb(sh, a->arg,
 		      &(struct rp_cqe){ .res = fd, .flags = RP_CQE_MORE, .buf = NULL, .bid = 0 });
 	}
-	return taken;
+	return true;
 }
+
+/* The connections completed and still queued on the listener @fd (a
+ * listening TCP socket's TCP_INFO: tcpi_unacked is its accept queue's
+ * length); 0 when it cannot say. */
+static unsigned listen_queued(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_LISTEN)
+		return 0;
+	return ti.tcpi_unacked;
+}
+
+/* The end of a drained listener: what is still queued on it is reset by
+ * the close (counted in drain_reset); a close at the stop (@why not NULL:
+ * the drain's deadline, a SIGINT/SIGTERM) says how many on stderr. */
+static void listener_end(struct rp_shard *sh, struct rp_app_accept *a, const char *why)
+{
+	unsigned left = listen_queued(a->lfd);
+
+	if (a->drain_reset && left)
+		__atomic_store_n(a->drain_reset, *a->drain_reset + left, __ATOMIC_RELAXED);
+	if (why)
+		fprintf(stderr,
+			"ringplane %s: shard %u: %s with the listener's queue not emptied: %u "
+			"queued connections reset\n",
+			a->cmd, a->id, why, left);
+	/* the shutdown ends a listen the cancel could not reach (no op
+	 * memory): the kernel refuses what comes, resets what it queued
+	 * in the microseconds since accept_queued's last EAGAIN, and a
+	 * multishot accept on it ends (-EINVAL) */
+	(void)shutdown(a->lfd, SHUT_RDWR);
+	if (!rp_close(sh, a->lfd, NULL, NULL))
+		close(a->lfd);
+	a->lfd = -1;
+	a->held = a->down = false;
+}
+
+/* A drain's pass over a listener's queue runs on one shard at a time:
+ * the descriptors are the process's, and another shard's spare probes
+ * or accepts would take the spare one counted on between the pass's
+ * accept4 and its callback's use of it (the relay's upstream socket). A
+ * shard that finds another's pass running does not wait: its listener is
+ * held and its next step or poke tries again. */
+static bool drain_pass_busy;
 
 void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a)
 {
-	if (a->closed)
+	bool first = !a->closed;
+
+	if (first) {
+		a->closed = true;
+		a->down = false; /* not down for a reason that passes: see the tick's linger rule */
+	} else if (!a->held || a->in_queued) {
+		return; /* closed already; or this runs inside accept_queued's callback */
+	} else {
+		count(a->drain_retries);
+	}
+	if (a->lfd < 0)
 		return;
-	a->closed = true;
-	a->down = false; /* not down for a reason that passes: see the tick's linger rule */
 	/* first what the kernel has queued: a client whose handshake completed
 	 * did nothing wrong, and the shutdown below would reset it */
-	if (a->lfd >= 0 && !rp_shard_stopping(sh))
-		(void)accept_queued(sh, a);
-	if (a->op)
-		(void)rp_cancel(sh, a->op, NULL, NULL);
-	if (a->lfd >= 0) {
-		/* the shutdown ends a listen the cancel could not reach (no op
-		 * memory): the kernel refuses what comes, resets what it queued
-		 * in the microseconds since accept_queued's last EAGAIN, and a
-		 * multishot accept on it ends (-EINVAL) */
-		(void)shutdown(a->lfd, SHUT_RDWR);
-		if (!rp_close(sh, a->lfd, NULL, NULL))
-			close(a->lfd);
-		a->lfd = -1;
+	if (rp_shard_stopping(sh)) {
+		a->held = false; /* a stop serves nothing more */
+	} else if (__atomic_exchange_n(&drain_pass_busy, true, __ATOMIC_ACQUIRE)) {
+		a->held = true; /* another shard's pass runs: the next step */
+	} else {
+		a->in_queued = true;
+		a->held = !accept_queued(sh, a);
+		a->in_queued = false;
+		__atomic_store_n(&drain_pass_busy, false, __ATOMIC_RELEASE);
 	}
+	if (first && a->op)
+		(void)rp_cancel(sh, a->op, NULL, NULL); /* the drain never accepts by it */
+	if (a->held) {
+		/* out of descriptors (or memory) with connections queued: the
+		 * listener stays open, its queue growing no more than the
+		 * backlog allows, until a pass ends with it empty; the drain's
+		 * step, the tick and closes try again (rp_app_accept_poke).
+		 * Down as an accept that waits for descriptors: the tick's
+		 * linger rule frees those that lingering answers hold */
+		a->down = true;
+		return;
+	}
+	listener_end(sh, a, NULL);
+}
+
+void rp_app_accept_stop(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	if (a->lfd < 0)
+		return;
+	if (a->held) {
+		listener_end(sh, a, "drain ended");
+		return;
+	}
+	if (!rp_close(sh, a->lfd, NULL, NULL))
+		close(a->lfd);
+	a->lfd = -1;
 }
 
 void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a)
 {
+	if (a->held) {
+		rp_app_accept_close(sh, a); /* a drain waiting for descriptors: try again */
+		return;
+	}
 	if (a->down && !a->closed && !a->backoff.pending && !rp_shard_stopping(sh))
 		(void)rp_app_accept_arm(sh, a);
 }

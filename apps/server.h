@@ -10,9 +10,11 @@
  * Every shard stops accepting at once (what the kernel already queued on
  * its listener taken in and served, then its multishot accept cancelled,
  * its listener shut down and closed: once every shard's is, the kernel
- * refuses new connections) and lets its command end what it holds
- * gracefully, those taken at the drain included; the
- * process exits 0 when no shard has a connection left, or at
+ * refuses new connections; a listener whose queue could not be emptied
+ * for lack of descriptors stays open until it can, rp_app_accept_close)
+ * and lets its command end what it holds gracefully, those taken at the
+ * drain included; the process exits 0 when no shard has a connection
+ * (or a listener held open) left, or at
  * --drain-timeout, where it stops as SIGTERM does. SIGINT/SIGTERM during a
  * drain stop at once; SIGUSR1 still prints the counters. The control thread
  * asks each shard its live connections by message every RP_APP_DRAIN_POLL_MS
@@ -31,6 +33,9 @@
 struct rp_runtime;
 struct rp_runtime_config;
 struct rp_shard;
+
+/* The most spare descriptors a drain's accept looks for (spare_fds). */
+#define RP_APP_SPARE_MAX 4u
 
 /* The listeners' backlog: the kernel queues up to one more completed
  * connection than this (net.core.somaxconn caps it lower). */
@@ -201,7 +206,7 @@ int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t n
  * reserved back-off timer; when that timer cannot be armed either (the SQ
  * stayed full) the next rp_app_accept_poke (a connection closed, a tick)
  * arms it: never a listener that silently stays down. Fill cmd, id, lfd,
- * backoff_ns, cb, arg and the counters, the rest zero; then
+ * backoff_ns, spare_fds, cb, arg and the counters, the rest zero; then
  * rp_app_accept_start from the shard's init and rp_app_accept_fini from
  * its fini. Lives in the shard's state; call only on its thread.
  * Test hooks, compiled into the faults build (-Dfaults=true) only
@@ -217,15 +222,28 @@ struct rp_app_accept {
 	unsigned id;		/* the shard's id */
 	int lfd;		/* the listener (the shard's); -1 once closed */
 	uint64_t backoff_ns;
+	/* the descriptors a connection may take besides its own (the relay's
+	 * upstream; the two a file's first open takes in serve's cache):
+	 * the drain takes one in only with as many spare (RP_APP_SPARE_MAX) */
+	unsigned spare_fds;
 	void (*cb)(struct rp_shard *sh, void *arg, const struct rp_cqe *cq); /* on_accept */
 	void *arg;
 	uint64_t *errors;	/* failed accepts (not -ECANCELED); NULL: not counted */
 	uint64_t *rearm_failed; /* arms that failed; NULL: not counted */
+	uint64_t *drain_retries; /* passes over a held listener's queue; NULL: not counted */
+	uint64_t *drain_reset;	 /* queued connections a drained listener's close reset
+				    (its TCP_INFO queue length then); NULL: not counted */
 	struct rp_op *op;	/* the multishot accept; NULL while down */
 	bool down;		/* it must be armed again */
 	bool failing;		/* an arm failed: said once, until one works */
 	bool said_no_timer;	/* ... and that its back-off timer failed too */
 	bool closed;		/* rp_app_accept_close ran: never armed again */
+	/* drained, but out of descriptors (or memory) with connections still
+	 * queued: the listener is kept open (no accept armed on it) until a
+	 * pass of rp_app_accept_close empties its queue, or the stop */
+	bool held;
+	bool said_held;	/* the drain's accept failure was said */
+	bool in_queued; /* a pass runs: a poke from its callback waits */
 	struct rp_app_backoff backoff;
 };
 
@@ -245,21 +263,37 @@ void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a);
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
 
 /* The drain: take every connection the kernel completed and queued on
- * @a's listener (non-blocking accept4, at most RP_APP_BACKLOG + 1; each
- * handed to @a's cb as the multishot accept would: a CQE with the fd as
- * res and RP_CQE_MORE, so the command serves it under the drain's rules
- * and counts it live; a failure other than EAGAIN counted in errors,
- * EMFILE and the like end it), then cancel the accept, shut the listener
- * down (a multishot accept the cancel could not reach ends with it, the
- * kernel refuses new connections and resets what completed in the
- * microseconds since the last accept4) and close it. Nothing arms the
- * accept again: not a poke, a tick, nor the back-off timer; a fd the
- * multishot accept delivers after this is served (rp_app_accepted).
- * Runs @a's cb on the calling shard's thread. Idempotent. */
+ * @a's listener (non-blocking accept4, at most RP_APP_BACKLOG + 1 a pass;
+ * each handed to @a's cb as the multishot accept would: a CQE with the fd
+ * as res and RP_CQE_MORE, so the command serves it under the drain's rules
+ * and counts it live; a failure other than EAGAIN counted in errors), then
+ * cancel the accept, shut the listener down (a multishot accept the cancel
+ * could not reach ends with it, the kernel refuses new connections and
+ * resets what completed in the microseconds since the last accept4: counted
+ * in drain_reset) and close it. When a pass stops for lack of descriptors
+ * or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listener is kept open
+ * instead (held; said once on stderr): every later call, and every
+ * rp_app_accept_poke (a connection closed, a tick), runs another pass
+ * (counted in drain_retries), the first that ends with the queue empty
+ * shuts and closes it; at the stop (the drain's deadline)
+ * rp_app_accept_stop closes it, the queue left reset and counted. A
+ * command's drain step counts a held listener as something left (@a's
+ * held). Nothing arms the accept again: not a poke, a tick, nor the
+ * back-off timer; a fd the multishot accept delivers after this is served
+ * (rp_app_accepted). Runs @a's cb on the calling shard's thread.
+ * Idempotent once the listener is closed. */
 void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a);
 
+/* From the command's stop: close @a's listener if still open; one the
+ * drain held open (above) has its queue reset: counted in drain_reset
+ * and said on stderr ("drain ended with the listener's queue not
+ * emptied: N queued connections reset"). */
+void rp_app_accept_stop(struct rp_shard *sh, struct rp_app_accept *a);
+
 /* Something was freed (a connection closed) or time passed (a tick): if
- * @a's accept is down and no back-off timer will arm it, arm it now. */
+ * @a's accept is down and no back-off timer will arm it, arm it now; if
+ * the drain holds @a's listener open, take in what is queued on it
+ * (rp_app_accept_close). */
 void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a);
 
 /*
