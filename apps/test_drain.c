@@ -83,24 +83,6 @@ static ssize_t recv_wait(int fd, void *buf, size_t len, unsigned ms)
 	return r < 0 ? -errno : r;
 }
 
-/* Read @want bytes within @ms, in as many pieces as they come (the faults
- * build's short sends split an echo): the bytes got, or what recv_wait
- * said (-2: timeout, -errno) when none came. */
-static ssize_t recv_full(int fd, char *buf, size_t want, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-	size_t got = 0;
-
-	while (got < want && now_ms() < end) {
-		ssize_t r = recv_wait(fd, buf + got, want - got, (unsigned)(end - now_ms()));
-
-		if (r <= 0)
-			return got ? (ssize_t)got : r;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 /* A connect after the drain began: refused, or reset at once (1 s). */
 static bool refused(int port)
 {
@@ -509,13 +491,13 @@ static void test_echo_drain(void)
 	}
 	fd = dial(c.port);
 	CHECK(fd >= 0 && send(fd, "ping", 4, 0) == 4, "echo: first write");
-	n = fd >= 0 ? recv_full(fd, b, 4, 2000) : -1;
+	n = fd >= 0 ? (ssize_t)read_upto(fd, b, 4, 2000, NULL) : -1;
 	CHECK(n == 4 && !memcmp(b, "ping", 4), "echo: first answer");
 	kill(c.pid, SIGQUIT);
 	usleep(200000);
 	CHECK(refused(c.port), "echo: a new connect after SIGQUIT is refused");
 	CHECK(fd >= 0 && send(fd, "pong", 4, 0) == 4, "echo: write while draining");
-	n = fd >= 0 ? recv_full(fd, b, 4, 2000) : -1;
+	n = fd >= 0 ? (ssize_t)read_upto(fd, b, 4, 2000, NULL) : -1;
 	CHECK(n == 4 && !memcmp(b, "pong", 4), "echo: a connection goes on while draining (%zd)",
 	      n);
 	live = live_now(&c, 2);
@@ -621,26 +603,14 @@ static bool queue_clients(int port, int *fds, int n, const char *req, size_t len
 }
 
 /* Read @fd into @buf until EOF (10 s): the bytes read, or -errno (a reset:
- * -ECONNRESET), -2 when no EOF came in time, -3 when @cap filled first. */
+ * -ECONNRESET), -ETIMEDOUT when no EOF came in time, -ENOSPC when @cap
+ * filled first. */
 static ssize_t read_to_eof(int fd, char *buf, size_t cap)
 {
-	uint64_t end = now_ms() + 10000;
-	size_t got = 0;
+	int end;
+	size_t n = read_upto(fd, buf, cap, 10000, &end);
 
-	while (now_ms() < end) {
-		ssize_t r = recv_wait(fd, buf + got, cap - got, 1000);
-
-		if (r == 0)
-			return (ssize_t)got;
-		if (r == -2)
-			continue;
-		if (r < 0)
-			return r;
-		got += (size_t)r;
-		if (got == cap)
-			return -3;
-	}
-	return -2;
+	return end == 0 ? (ssize_t)n : end == READ_FULL ? -ENOSPC : end;
 }
 
 /*
@@ -709,19 +679,14 @@ static int echoed_then_eof(int *fds, int n, int *reset)
 
 	*reset = 0;
 	for (int i = 0; i < n; i++) {
-		uint64_t end = now_ms() + 10000;
-		size_t got = 0;
-		ssize_t r = -1;
+		size_t got;
+		int end;
+		ssize_t r;
 
 		if (fds[i] < 0)
 			continue;
-		while (got < QUEUED_LEN && now_ms() < end) {
-			r = recv_wait(fds[i], back + got, QUEUED_LEN - got, 1000);
-			if (r == 0 || (r < 0 && r != -2))
-				break;
-			if (r > 0)
-				got += (size_t)r;
-		}
+		got = read_upto(fds[i], back, QUEUED_LEN, 10000, &end);
+		r = end; /* READ_FULL, else how the echo ended short */
 		if (got == QUEUED_LEN && !memcmp(back, big + (size_t)i * QUEUED_LEN, QUEUED_LEN)) {
 			shutdown(fds[i], SHUT_WR);
 			r = read_to_eof(fds[i], back, sizeof(back));
