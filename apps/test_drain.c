@@ -744,35 +744,6 @@ static void test_echo_drain_queued(void)
 	drain_queued_echoed(&c, "echo", "echoed");
 }
 
-/* relay (to a `ringplane echo` that accepts) with its accepts down: as
- * test_echo_drain_queued, through the relay. */
-static void test_relay_drain_queued(void)
-{
-	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
-				NULL };
-	char up[64];
-	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
-				"2", "--no-pin", "--drain-timeout", "20", NULL };
-	struct child e = { 0 }, r = { 0 };
-	int st;
-
-	if (!need_hooks("relay drain queued"))
-		return;
-	if (child_start(&e, eargs)) {
-		CHECK(0, "echo did not start");
-		return;
-	}
-	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
-	if (start_not_accepting(&r, rargs)) {
-		CHECK(0, "relay did not start");
-		child_stop(&e, 5000);
-		return;
-	}
-	drain_queued_echoed(&r, "relay", "relayed");
-	st = child_stop(&e, 5000);
-	CHECK(st == 0, "queued relay: echo exits 0 on SIGTERM (status %d)", st);
-}
-
 /* The kinds of queued clients drive_queued drives. */
 enum qkind { Q_ECHOED, Q_SERVED };
 
@@ -958,9 +929,14 @@ static void test_serve_drain_emfile(void)
 	drain_emfile(&c, "serve", req, sizeof(req) - 1);
 }
 
-/* The relay takes two descriptors a connection (the client's, the
- * upstream's): the drain takes one in only with a spare. */
-static void test_relay_drain_emfile(void)
+/*
+ * relay (2 shards, to a `ringplane echo` that accepts) as echo's queued
+ * cases, through the relay: with its accepts down (test_echo_drain_queued)
+ * or @emfile, under an fd limit (test_echo_drain_emfile; the relay takes
+ * two descriptors a connection, the client's and the upstream's: the drain
+ * takes one in only with a spare).
+ */
+static void relay_drain(const char *name, bool emfile)
 {
 	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
 				NULL };
@@ -970,21 +946,34 @@ static void test_relay_drain_emfile(void)
 	struct child e = { 0 }, r = { 0 };
 	int st;
 
-	if (!need_hooks("relay drain emfile"))
+	if (!need_hooks(name))
 		return;
 	if (child_start(&e, eargs)) {
 		CHECK(0, "echo did not start");
 		return;
 	}
 	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
-	if (start_emfile(&r, rargs)) {
+	if (emfile ? start_emfile(&r, rargs) : start_not_accepting(&r, rargs)) {
 		CHECK(0, "relay did not start");
 		child_stop(&e, 5000);
 		return;
 	}
-	drain_emfile(&r, "relay", NULL, 0);
+	if (emfile)
+		drain_emfile(&r, "relay", NULL, 0);
+	else
+		drain_queued_echoed(&r, "relay", "relayed");
 	st = child_stop(&e, 5000);
-	CHECK(st == 0, "relay emfile: echo exits 0 on SIGTERM (status %d)", st);
+	CHECK(st == 0, "%s: echo exits 0 on SIGTERM (status %d)", name, st);
+}
+
+static void test_relay_drain_queued(void)
+{
+	relay_drain("relay drain queued", false);
+}
+
+static void test_relay_drain_emfile(void)
+{
+	relay_drain("relay drain emfile", true);
 }
 
 /*
