@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Idle timeouts survive an empty pool (faults build only): `ringplane
- * echo --idle-timeout 1`, `serve --keepalive-timeout 1` and `relay
+ * echo --idle-timeout 1`, `serve --header-timeout 1` (a connection that
+ * never sent a byte waits for its first head that long) and `relay
  * --idle-timeout 1` (in front of an echo without faults) run with
  * RP_FAULTS=nomem=P, so that op allocations fail at random as with an
  * exhausted pool. Each round a batch of clients connects and sends
@@ -173,12 +174,12 @@ int main(int argc, char **argv)
 	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
 				"--idle-timeout", "1", NULL };
 	const char *sargs[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--no-pin",
-				"--shards", "1", "--keepalive-timeout", "1", NULL };
+				"--shards", "1", "--header-timeout", "1", NULL };
 
 	run(&(struct srv){ .name = "echo", .faults = "nomem=0.7", .args = eargs, .rounds = 3,
 			   .bound_ms = 5000, .late_ms = 700, .stat = "idle_closed" });
 	run(&(struct srv){ .name = "serve", .faults = "nomem=0.7", .args = sargs, .rounds = 3,
-			   .bound_ms = 5000, .late_ms = 700, .stat = "idle_closed" });
+			   .bound_ms = 5000, .late_ms = 700, .stat = "header_timeouts" });
 
 	/* the relay's upstream: an echo without faults nor idle timeout */
 	unsetenv("RP_FAULTS");
