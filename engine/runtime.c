@@ -6,6 +6,7 @@
  * shards over SPSC rings, rp_runtime_submit from other threads over MPSC).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,8 +515,18 @@ static void *shard_main(void *p)
 {
 	struct rp_shard *sh = p;
 	struct rp_runtime *rt = sh->rt;
+	sigset_t pipe;
 	int ret;
 
+	/* a write, splice or sendfile on this thread to a socket whose peer
+	 * has gone gets EPIPE and no SIGPIPE, whose default kills the whole
+	 * process (splice(2) takes no MSG_NOSIGNAL; an AF_UNIX peer that
+	 * closed mid-relay did it to an embedding service). Blocked, the
+	 * thread-directed signal stays pending on this thread and is never
+	 * delivered: the errno is the whole answer */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	tls_shard = sh;
 	ret = shard_setup(sh);
 	if (!report_and_wait(rt, ret, rt->n)) {

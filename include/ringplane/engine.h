@@ -202,7 +202,9 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 
 /* rp_runtime_start - start the shard threads and return once every shard
  * ran its init (0) or one failed (its negative errno; the others are
- * stopped and joined; rp_engine_error() says which shard and why). */
+ * stopped and joined; rp_engine_error() says which shard and why). Each
+ * shard thread blocks SIGPIPE: a write or splice on it to a socket whose
+ * peer has gone fails with EPIPE instead of killing the process. */
 int rp_runtime_start(struct rp_runtime *rt);
 
 /* rp_runtime_stop - ask every shard to stop: on_stop, cancel in-flight ops,
