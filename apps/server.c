@@ -423,6 +423,26 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	return -err;
 }
 
+/* Up to @want spare descriptors (dups of @lfd) into @fds: how many. */
+static unsigned spare_take(int lfd, int *fds, unsigned want)
+{
+	unsigned n = 0;
+
+	while (n < want && (fds[n] = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		n++;
+	return n;
+}
+
+/* Close the @n spare descriptors of spare_take. Its own function, never
+ * inlined: tests/soak/tsan.supp names it (a dup's number may last have
+ * been another shard's socket closed by that shard's ring, a descriptor
+ * reuse TSan cannot see). */
+static __attribute__((noinline)) void spare_give(const int *fds, unsigned n)
+{
+	while (n)
+		close(fds[--n]);
+}
+
 /*
  * The drain's own accepts: every connection the kernel completed and
  * queued on @a's listener, taken with accept4 and handed to @a's callback
@@ -453,16 +473,13 @@ static bool accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 		 * spare: held by dups until the accept4 succeeded, given back
 		 * just before the callback */
 		int spare[RP_APP_SPARE_MAX], fd = -1, err;
-		unsigned ns = 0;
+		unsigned want = a->spare_fds < RP_APP_SPARE_MAX ? a->spare_fds : RP_APP_SPARE_MAX;
+		unsigned ns = spare_take(a->lfd, spare, want);
 
-		while (ns < a->spare_fds && ns < RP_APP_SPARE_MAX &&
-		       (spare[ns] = fcntl(a->lfd, F_DUPFD_CLOEXEC, 0)) >= 0)
-			ns++;
-		if (ns == a->spare_fds || ns == RP_APP_SPARE_MAX)
+		if (ns == want)
 			fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
 		err = errno;
-		while (ns)
-			close(spare[--ns]);
+		spare_give(spare, ns);
 		if (fd < 0) {
 			if (err == EAGAIN || err == EWOULDBLOCK)
 				break;
