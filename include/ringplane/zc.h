@@ -190,7 +190,9 @@ size_t rp_zc_drop(int dst);
  * Falls back to read/write (pread/pwrite with an offset) on -EXDEV,
  * -ENOSYS, -EOPNOTSUPP, -EINVAL (a pipe, not a regular file, overlapping
  * ranges of one file) and on 0 bytes copied where read(2) still finds data
- * (/proc files report size 0); each counted.
+ * (/proc files report size 0); each counted. An @dst opened O_APPEND is
+ * -EBADF, as copy_file_range(2) says, with no fallback: pwrite(2) on it
+ * would append wherever @off_out points.
  * One file on both sides (the same st_dev and st_ino): the result is
  * memmove's, overlapping ranges included: where @dst's range starts
  * inside @src's, the read/write copy runs from the end backwards. The
