@@ -129,6 +129,10 @@ void relay_splice_drop(struct rdir *d);
  * put: an empty pipe goes back to the pool, one with bytes in it is closed. */
 int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why);
 void relay_pipe_put(struct rdir *d);
+/* Move @d from a splice path to copy for good, counted in splice_fallback
+ * by @why (relay_splice.c): the splice paths call it with nothing in
+ * flight on @d and its pipe empty or put back. */
+void relay_fall_back(struct rdir *d, enum rp_relay_fallback why);
 /* Splices in a row that may return 0 while a peek finds bytes before the
  * direction falls back to copy (RP_RELAY_FB_SPLICE_ZERO): never seen, but a
  * loop on it would spin the shard (each poll answers at once). */

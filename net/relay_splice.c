@@ -146,7 +146,7 @@ int relay_splice_nothing(struct rdir *d, ssize_t res)
 	return SPLICE_ZERO_MARK;
 }
 
-static void fall_back(struct rdir *d, enum rp_relay_fallback why)
+void relay_fall_back(struct rdir *d, enum rp_relay_fallback why)
 {
 	rs_of(d)->st.splice_fallback[why]++;
 	d->want = PATH_COPY;
@@ -201,7 +201,7 @@ static void splice_pump(struct rdir *d)
 			enum rp_relay_fallback why;
 
 			if (relay_pipe_get(d, &why)) {
-				fall_back(d, why);
+				relay_fall_back(d, why);
 				return;
 			}
 		}
@@ -211,7 +211,7 @@ static void splice_pump(struct rdir *d)
 			 * reads them, once the pipe is empty; no read meanwhile */
 			if (!d->in_pipe) {
 				relay_pipe_put(d);
-				fall_back(d, RP_RELAY_FB_SPLICE_ZERO);
+				relay_fall_back(d, RP_RELAY_FB_SPLICE_ZERO);
 				return;
 			}
 		} else if (!d->eof && !d->paused && d->in_pipe < rs_of(d)->pipe_size) {
@@ -243,7 +243,7 @@ static void splice_pump(struct rdir *d)
 				want_in = true; /* the pipe has room: the socket is empty */
 			} else if (errno == EINVAL && !d->started && d->in_pipe == 0) {
 				relay_pipe_put(d);
-				fall_back(d, RP_RELAY_FB_EINVAL);
+				relay_fall_back(d, RP_RELAY_FB_EINVAL);
 				return;
 			} else if (errno != EINTR) {
 				relay_fail(r, -errno, RP_RELAY_END_RESET);
@@ -298,7 +298,7 @@ static int splice_start(struct rdir *d)
 	if (!ret)
 		ret = set_nonblock(d->to);
 	if (ret) {
-		fall_back(d, RP_RELAY_FB_EINVAL);
+		relay_fall_back(d, RP_RELAY_FB_EINVAL);
 		return 0;
 	}
 	d->path = PATH_SPLICE;

@@ -62,10 +62,7 @@ static void on_out(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 static void uring_fall_back(struct rdir *d)
 {
 	relay_pipe_put(d);
-	rs_of(d)->st.splice_fallback[RP_RELAY_FB_SPLICE_ZERO]++;
-	d->want = PATH_COPY;
-	d->path = PATH_COPY;
-	d->r->paths[PATH_COPY]->start(d);
+	relay_fall_back(d, RP_RELAY_FB_SPLICE_ZERO);
 }
 
 static void on_in(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
