@@ -151,6 +151,36 @@ int rp_bench_pick_cpus(int cpu[2]);
  */
 int rp_bench_usable_cpus(int *cpus, int max);
 
+/*
+ * Shard scaling (RP_BENCH_SHARDS=N, 1..RP_BENCH_MAX_SHARDS): the relay
+ * suite's http rows and the sendfile suite's server rows run ringplane
+ * with --shards N against each peer with N threads or workers, every side
+ * on CPUs of its own instead of the two-CPU placement: N CPUs for the
+ * servers under test (ringplane's shards, HAProxy's threads, nginx's
+ * workers, one CPU each), N for the relay's upstream (nginx behind the
+ * relays) and N for the load (wrk -tN). For a host with 3N CPUs (or 2N);
+ * on a 2-vCPU VM leave it unset.
+ */
+#define RP_BENCH_MAX_SHARDS 16
+struct rp_bench_place {
+	unsigned n; /* 0: RP_BENCH_SHARDS unset, the two-CPU placement */
+	int srv[RP_BENCH_MAX_SHARDS], up[RP_BENCH_MAX_SHARDS], cli[RP_BENCH_MAX_SHARDS];
+	char srv_list[96], up_list[96], cli_list[96]; /* "4,5,6,7" for --cpus */
+};
+
+/*
+ * rp_bench_place - fill @pl from RP_BENCH_SHARDS for @groups groups of N
+ * CPUs (2: servers and load; 3: servers, upstream and load), taken in
+ * ascending order from rp_bench_usable_cpus, leaving out the CPU the
+ * calling thread runs on. Returns 0 (pl->n = 0 when the variable is unset),
+ * -EINVAL when it is not 1..RP_BENCH_MAX_SHARDS, -ENODEV when fewer CPUs
+ * are usable than the placement needs.
+ */
+int rp_bench_place(struct rp_bench_place *pl, unsigned groups);
+
+/* nginx's worker_cpu_affinity value for @cpus: one bit mask per worker. */
+void rp_bench_nginx_affinity(char *buf, size_t bufsz, const int *cpus, unsigned n);
+
 /* rp_bench_size_name - @n bytes for a row name: "64B", "2KB", "1MB" (the
  * largest unit that divides it). */
 void rp_bench_size_name(char *buf, size_t bufsz, size_t n);

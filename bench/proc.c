@@ -86,6 +86,11 @@ int rp_bench_find_ringplane(char *path, size_t size)
  * SIGTERM if the bench dies. */
 int proc_spawn(struct proc *p, char *const argv[], int cpu)
 {
+	return proc_spawn_on(p, argv, cpu >= 0 ? &cpu : NULL, cpu >= 0 ? 1 : 0);
+}
+
+int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus)
+{
 	int pfd[2];
 
 	memset(p, 0, sizeof(*p));
@@ -110,9 +115,9 @@ int proc_spawn(struct proc *p, char *const argv[], int cpu)
 
 		setpgid(0, 0);
 		CPU_ZERO(&set);
-		if (cpu >= 0)
-			CPU_SET(cpu, &set);
-		else
+		for (unsigned i = 0; i < ncpus; i++)
+			CPU_SET(cpus[i], &set);
+		if (!ncpus)
 			for (int i = 0; i < CPU_SETSIZE; i++)
 				CPU_SET(i, &set);
 		sched_setaffinity(0, sizeof(set), &set);
@@ -276,10 +281,16 @@ void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
  * or -errno (-ETIMEDOUT: killed; -ECHILD: died by a signal). */
 int run_tool(struct proc *p, char *const argv[], int cpu, unsigned timeout_s)
 {
+	return run_tool_on(p, argv, cpu >= 0 ? &cpu : NULL, cpu >= 0 ? 1 : 0, timeout_s);
+}
+
+int run_tool_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus,
+		unsigned timeout_s)
+{
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)timeout_s * 1000000000ull;
 	int ret, st;
 
-	ret = proc_spawn(p, argv, cpu);
+	ret = proc_spawn_on(p, argv, cpus, ncpus);
 	if (ret)
 		return ret;
 	ret = proc_read(p, deadline, NULL);

@@ -30,6 +30,8 @@ void sleep_ms(unsigned ms);
 int poll_in(int fd, uint64_t deadline_ns);
 int rp_bench_find_ringplane(char *path, size_t size);
 int proc_spawn(struct proc *p, char *const argv[], int cpu);
+/* The same on the @ncpus CPUs in @cpus (the child may run on any of them). */
+int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus);
 int proc_read(struct proc *p, uint64_t deadline_ns, const char *until);
 int proc_reap(struct proc *p, unsigned timeout_ms);
 void proc_free(struct proc *p);
@@ -37,6 +39,8 @@ const char *proc_log(const struct proc *p);
 const char *log_tail(const struct proc *p, unsigned lines);
 void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit);
 int run_tool(struct proc *p, char *const argv[], int cpu, unsigned timeout_s);
+int run_tool_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus,
+		unsigned timeout_s);
 double proc_cpu_s(pid_t pid);
 struct sockaddr_in loopback(int port);
 int free_port(void);

@@ -107,6 +107,7 @@ struct relay {
 struct ctx {
 	const struct rp_bench_opts *opts;
 	int cpu_s, cpu_c; /* relays and servers; clients */
+	struct rp_bench_place pl; /* RP_BENCH_SHARDS: N CPUs each for relays, nginx, wrk */
 	char rp[PATH_MAX], haproxy[PATH_MAX], socat[PATH_MAX], iperf3[PATH_MAX],
 		sockperf[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX], ip[PATH_MAX];
 	bool have_rp, have_haproxy, have_socat, have_iperf3, have_sockperf, have_wrk, have_nginx,
@@ -160,13 +161,20 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 	return 0;
 }
 
+/* A relay's process: on the server CPU, or on RP_BENCH_SHARDS' server CPUs. */
+static int relay_spawn(struct ctx *x, struct proc *p, char *const argv[])
+{
+	return x->pl.n ? proc_spawn_on(p, argv, x->pl.srv, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
+}
+
 /*
  * Start relay @c on the server CPU, listening on 127.0.0.1, in front of
  * @up_ip:@up; its port in r->port. Prints why on failure and returns -errno.
  */
 static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, struct relay *r)
 {
-	char ups[48], cpus[16], lst[] = "127.0.0.1:0", path[128], text[1024], a1[96], a2[64];
+	char ups[48], cpus[96], shards[16], lst[] = "127.0.0.1:0", path[128], text[2048], a1[96],
+		a2[64];
 	static const char *const mode[] = { "auto", "splice", "copy", "uring-splice" };
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
 	int ret;
@@ -176,12 +184,15 @@ static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, str
 	r->p.out = -1;
 	snprintf(ups, sizeof(ups), "%s:%d", up_ip, up);
 	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
+	snprintf(shards, sizeof(shards), "%u", x->pl.n ? x->pl.n : 1);
+	if (x->pl.n)
+		snprintf(cpus, sizeof(cpus), "%s", x->pl.srv_list);
 	if (c <= C_RP_URING) {
-		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", "1",
+		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", shards,
 				 "--cpus", cpus, "--mode", (char *)mode[c], NULL };
 		const char *l, *colon;
 
-		ret = proc_spawn(&r->p, argv, x->cpu_s);
+		ret = relay_spawn(x, &r->p, argv);
 		if (ret)
 			goto fail;
 		ret = proc_read(&r->p, deadline, "listening on ");
@@ -208,11 +219,18 @@ static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, str
 	}
 	if (c == C_HAPROXY) {
 		char *argv[] = { x->haproxy, "-db", "-f", path, NULL };
+		char map[RP_BENCH_MAX_SHARDS * 24] = "";
+		size_t off = 0;
 
+		/* one thread a CPU, as ringplane's shards are */
+		for (unsigned i = 0; i < x->pl.n && off < sizeof(map); i++)
+			off += (size_t)snprintf(map + off, sizeof(map) - off, "    cpu-map 1/%u %d\n",
+						i + 1, x->pl.srv[i]);
 		snprintf(path, sizeof(path), "%s/haproxy-%u.cfg", x->dir, x->cfg_seq++);
 		snprintf(text, sizeof(text),
 			 "global\n"
-			 "    nbthread 1\n"
+			 "    nbthread %s\n"
+			 "%s"
 			 "defaults\n"
 			 "    mode tcp\n"
 			 "    option splice-auto\n"
@@ -222,17 +240,17 @@ static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, str
 			 "listen relay\n"
 			 "    bind 127.0.0.1:%d\n"
 			 "    server up %s\n",
-			 r->port, ups);
+			 shards, map, r->port, ups);
 		ret = write_file(path, text, strlen(text), 0644);
 		if (!ret)
-			ret = proc_spawn(&r->p, argv, x->cpu_s);
+			ret = relay_spawn(x, &r->p, argv);
 	} else {
 		char *argv[] = { x->socat, a1, a2, NULL };
 
 		snprintf(a1, sizeof(a1), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=1024",
 			 r->port);
 		snprintf(a2, sizeof(a2), "TCP:%s", ups);
-		ret = proc_spawn(&r->p, argv, x->cpu_s);
+		ret = relay_spawn(x, &r->p, argv);
 	}
 	if (!ret)
 		ret = wait_bound(&r->p, r->port, START_TIMEOUT_MS);
@@ -856,10 +874,12 @@ static int http_check(struct ctx *x, int port, char *err, size_t errsz)
 
 static int nginx_start(struct ctx *x, struct proc *p, int *port)
 {
-	char conf[96], elog[96], www[80], file[96], text[2048]; /* x->dir: 64 bytes */
+	char conf[96], elog[96], www[80], file[96], text[4096]; /* x->dir: 64 bytes */
+	char aff[RP_BENCH_MAX_SHARDS * 72];
 	char *argv[] = { x->nginx, "-p", x->dir, "-c", conf, "-e", elog, NULL };
 	int ret;
 
+	rp_bench_nginx_affinity(aff, sizeof(aff), x->pl.up, x->pl.n);
 	*port = free_port();
 	if (*port < 0)
 		return *port;
@@ -875,7 +895,8 @@ static int nginx_start(struct ctx *x, struct proc *p, int *port)
 		return ret;
 	snprintf(text, sizeof(text),
 		 "daemon off;\n"
-		 "worker_processes 1;\n"
+		 "worker_processes %u;\n"
+		 "%s%s%s"
 		 "%s"
 		 "pid %s/nginx.pid;\n"
 		 "error_log %s/nginx-error.log;\n"
@@ -890,12 +911,14 @@ static int nginx_start(struct ctx *x, struct proc *p, int *port)
 		 "    scgi_temp_path %s/t_scgi;\n"
 		 "    server { listen 127.0.0.1:%d; root %s; }\n"
 		 "}\n",
-		 geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir, x->dir, x->dir, x->dir,
-		 x->dir, x->dir, *port, www);
+		 x->pl.n ? x->pl.n : 1, x->pl.n ? "worker_cpu_affinity " : "", aff,
+		 x->pl.n ? ";\n" : "", geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir,
+		 x->dir, x->dir, x->dir, x->dir, x->dir, *port, www);
 	ret = write_file(conf, text, strlen(text), 0644);
 	if (ret)
 		return ret;
-	ret = proc_spawn(p, argv, x->cpu_s);
+	/* with RP_BENCH_SHARDS: N workers, one on each upstream CPU */
+	ret = x->pl.n ? proc_spawn_on(p, argv, x->pl.up, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
 	if (!ret)
 		ret = wait_bound(p, *port, START_TIMEOUT_MS);
 	return ret;
@@ -916,16 +939,21 @@ static double wrk_requests(const char *log)
 static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, double *rps,
 		   double *reqs, char *err, size_t errsz)
 {
-	char d[16], url[64], hdr[] = "Connection: close";
-	char *argv[] = { x->wrk, "-t1", "-c32", "-d", d, "--timeout", "5s", url,
+	char d[16], url[64], t[16], c[16], hdr[] = "Connection: close";
+	char *argv[] = { x->wrk, t, c, "-d", d, "--timeout", "5s", url,
 			 close_each ? "-H" : NULL, hdr, NULL };
+	unsigned n = x->pl.n ? x->pl.n : 1;
 	struct proc pr;
 	const char *l;
 	int ret;
 
+	/* RP_BENCH_SHARDS=N: N threads of 32 connections on the load CPUs */
+	snprintf(t, sizeof(t), "-t%u", n);
+	snprintf(c, sizeof(c), "-c%u", 32 * n);
 	snprintf(d, sizeof(d), "%us", secs);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/4k.bin", port);
-	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	ret = x->pl.n ? run_tool_on(&pr, argv, x->pl.cli, x->pl.n, secs + TOOL_SLACK_S)
+		      : run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
 	l = strstr(proc_log(&pr), "Requests/sec:");
 	if (ret != 0 || !l || sscanf(l + 13, "%lf", rps) != 1 || !(*rps > 0)) {
 		snprintf(err, errsz, "wrk %s; its last lines: %s",
@@ -971,9 +999,11 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 	struct relay rs[C_NR];
 	double rps[2][C_NR][MAX_RUNS], cpu_us[2][C_NR][MAX_RUNS];
 	bool bad[2][C_NR];
-	char err[1024];
+	char err[1024], scale[24] = "";
 	int up = 0, ret;
 
+	if (x->pl.n) /* the rows of a scaling run are named apart */
+		snprintf(scale, sizeof(scale), " %u shards", x->pl.n);
 	memset(rs, 0, sizeof(rs));
 	memset(bad, 0, sizeof(bad));
 	memset(cpu_us, 0, sizeof(cpu_us));
@@ -1021,8 +1051,14 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			bad[0][c] = bad[1][c] = true;
 			x->failed = -EIO;
 		}
-	rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
-		       secs, x->cpu_c, FILE_SIZE, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
+	if (x->pl.n)
+		rp_report_note("http, shard scaling (RP_BENCH_SHARDS=%u): wrk -t%u -c%u -d %us on cpus %s for a %u B file from nginx (worker_processes %u, one on each of cpus %s, access_log off) through each relay on cpus %s (ringplane relay --shards %u --cpus %s, haproxy nbthread %u with cpu-map one thread a CPU, socat); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
+			       x->pl.n, x->pl.n, 32 * x->pl.n, secs, x->pl.cli_list, FILE_SIZE, x->pl.n,
+			       x->pl.up_list, x->pl.srv_list, x->pl.n, x->pl.srv_list, x->pl.n, runs,
+			       runs == 1 ? "" : "s");
+	else
+		rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
+			       secs, x->cpu_c, FILE_SIZE, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
 	for (int k = 0; k < 2; k++) {
 		/* r = -1: a 1 s warm-up of every relay, not counted, so no
 		 * measured run is a relay's first traffic of this kind */
@@ -1058,8 +1094,8 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 			if (bad[k][c] || !rs[c].up)
 				continue;
-			snprintf(name, sizeof(name), "http 4KB %s%s",
-				 k ? "conn per request" : "keep-alive",
+			snprintf(name, sizeof(name), "http 4KB %s%s%s",
+				 k ? "conn per request" : "keep-alive", scale,
 				 c == C_SOCAT ? " vs socat" : "");
 			rp_bench_runs_row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
 			    cfg_name[c], true);
@@ -1068,8 +1104,8 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			note_run_ratios(name, rps[k][C_RP_AUTO], rps[k][c], runs, true);
 			/* what the relay itself spends: the rate is shared with
 			 * nginx on the same CPU, this is the relay's part */
-			snprintf(name, sizeof(name), "http 4KB %s relay cpu",
-				 k ? "conn per request" : "keep-alive");
+			snprintf(name, sizeof(name), "http 4KB %s%s relay cpu",
+				 k ? "conn per request" : "keep-alive", scale);
 			if (rp_bench_runs_median(cpu_us[k][C_RP_AUTO], runs) > 0 &&
 			    rp_bench_runs_median(cpu_us[k][c], runs) > 0) {
 				rp_bench_runs_row(name, k ? "us/conn" : "us/req", cpu_us[k][C_RP_AUTO],
@@ -1115,6 +1151,15 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	}
 	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
 	x->cpu_s = cpu[1];
+	ret = rp_bench_place(&x->pl, 3);
+	if (ret) {
+		rp_report_skip("relay (all rows)",
+			       "RP_BENCH_SHARDS=%s: %s", getenv("RP_BENCH_SHARDS"),
+			       ret == -ENODEV ? "fewer usable CPUs than 3 x N plus this thread's (relays, nginx, wrk)"
+					      : "not a number 1..16");
+		free(x);
+		return 0;
+	}
 	x->have_rp = !rp_bench_find_ringplane(x->rp, sizeof(x->rp));
 	x->have_haproxy = rp_find_executable("haproxy", x->haproxy, sizeof(x->haproxy));
 	if (!x->have_haproxy)
@@ -1151,14 +1196,19 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		       x->cpu_c);
 	sigaction(SIGPIPE, &ign, &old);
 
-	if (want_rows("bulk"))
+	if (x->pl.n)
+		/* iperf3 3.12 is one thread and sockperf one connection: only
+		 * wrk spreads its load over N CPUs */
+		rp_report_note("RP_BENCH_SHARDS=%u: the http rows only (bulk and latency have a one-thread client)",
+			       x->pl.n);
+	if (!x->pl.n && want_rows("bulk"))
 		/* 5 runs: at 4 streams runs fall at 8-9.5 or 10-13 Gbit/s, and
 		 * one fast run moved a median of 3 by 10-15% (docs/net.md,
 		 * "Relay bulk on a quiet host") */
 		ret = bulk_rows(x, &bulk_lo, quick ? 1 : 5, quick ? 1 : 4);
-	if (!ret && want_rows("veth"))
+	if (!ret && !x->pl.n && want_rows("veth"))
 		ret = veth_rows(x, quick ? 1 : 5, quick ? 1 : 4);
-	if (!ret && want_rows("latency"))
+	if (!ret && !x->pl.n && want_rows("latency"))
 		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
 	if (!ret && want_rows("http"))
 		/* 3 runs of 3 s by default; RP_BENCH_RELAY_HTTP_RUNS=5

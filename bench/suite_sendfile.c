@@ -96,6 +96,7 @@ static const struct {
 struct ctx {
 	const struct rp_bench_opts *opts;
 	int cpu_s, cpu_c; /* servers; wrk */
+	struct rp_bench_place pl; /* RP_BENCH_SHARDS: N CPUs for each server, N for wrk */
 	char rp[PATH_MAX], wrk[PATH_MAX], nginx[PATH_MAX];
 	bool have_rp, have_wrk, have_nginx;
 	char dir[64]; /* temp dir: configs, scripts, the root */
@@ -179,10 +180,12 @@ out:
 
 static int nginx_start(struct ctx *x)
 {
-	char conf[96], elog[96], text[2048]; /* x->dir: 64 bytes */
+	char conf[96], elog[96], text[4096]; /* x->dir: 64 bytes */
+	char aff[RP_BENCH_MAX_SHARDS * 72];
 	char *argv[] = { x->nginx, "-p", x->dir, "-c", conf, "-e", elog, NULL };
 	int ret, port = free_port();
 
+	rp_bench_nginx_affinity(aff, sizeof(aff), x->pl.srv, x->pl.n);
 	if (port < 0)
 		return port;
 	x->port[S_NGINX] = port;
@@ -190,7 +193,8 @@ static int nginx_start(struct ctx *x)
 	snprintf(elog, sizeof(elog), "%s/nginx-error.log", x->dir);
 	snprintf(text, sizeof(text),
 		 "daemon off;\n"
-		 "worker_processes 1;\n"
+		 "worker_processes %u;\n"
+		 "%s%s%s"
 		 "%s"
 		 "pid %s/nginx.pid;\n"
 		 "error_log %s/nginx-error.log;\n"
@@ -209,12 +213,15 @@ static int nginx_start(struct ctx *x)
 		 "    scgi_temp_path %s/t_scgi;\n"
 		 "    server { listen 127.0.0.1:%d; root %s; }\n"
 		 "}\n",
-		 geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir, x->dir, x->dir, x->dir,
-		 x->dir, x->dir, port, x->www);
+		 x->pl.n ? x->pl.n : 1, x->pl.n ? "worker_cpu_affinity " : "", aff,
+		 x->pl.n ? ";\n" : "", geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir,
+		 x->dir, x->dir, x->dir, x->dir, x->dir, port, x->www);
 	ret = write_file(conf, text, strlen(text), 0644);
 	if (ret)
 		return ret;
-	ret = proc_spawn(&x->p[S_NGINX], argv, x->cpu_s);
+	/* with RP_BENCH_SHARDS: N workers, one on each server CPU */
+	ret = x->pl.n ? proc_spawn_on(&x->p[S_NGINX], argv, x->pl.srv, x->pl.n)
+		      : proc_spawn(&x->p[S_NGINX], argv, x->cpu_s);
 	if (!ret)
 		ret = wait_bound(&x->p[S_NGINX], port, START_TIMEOUT_MS);
 	return ret;
@@ -222,8 +229,8 @@ static int nginx_start(struct ctx *x)
 
 static int rp_start(struct ctx *x)
 {
-	char lst[32], cpus[16];
-	char *argv[] = { x->rp, "serve", "--listen", lst, "--root", x->www, "--shards", "1",
+	char lst[32], cpus[96], shards[16];
+	char *argv[] = { x->rp, "serve", "--listen", lst, "--root", x->www, "--shards", shards,
 			 "--cpus", cpus, NULL };
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
 	struct proc *p = &x->p[S_RP];
@@ -234,7 +241,10 @@ static int rp_start(struct ctx *x)
 	x->port[S_RP] = port;
 	snprintf(lst, sizeof(lst), "127.0.0.1:%d", port);
 	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
-	ret = proc_spawn(p, argv, x->cpu_s);
+	snprintf(shards, sizeof(shards), "%u", x->pl.n ? x->pl.n : 1);
+	if (x->pl.n)
+		snprintf(cpus, sizeof(cpus), "%s", x->pl.srv_list);
+	ret = x->pl.n ? proc_spawn_on(p, argv, x->pl.srv, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
 	if (ret)
 		return ret;
 	ret = proc_read(p, deadline, "listening on");
@@ -490,7 +500,7 @@ static int write_scripts(struct ctx *x)
 static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, const char *hdr,
 		   bool pipe, unsigned secs, struct wrk_result *res, char *err, size_t errsz)
 {
-	char d[16], c[16], url[96], script[128];
+	char d[16], c[16], t[16], url[96], script[128];
 	char *argv[16];
 	unsigned long long v[8];
 	struct proc pr;
@@ -498,11 +508,13 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	int ret, n = 0;
 
 	snprintf(d, sizeof(d), "%us", secs);
-	snprintf(c, sizeof(c), "-c%u", conns);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", x->port[s], path);
 	snprintf(script, sizeof(script), "%s/%s", x->dir, pipe ? "pipe.lua" : "stat.lua");
+	/* RP_BENCH_SHARDS=N: N threads with N times the connections */
+	snprintf(t, sizeof(t), "-t%u", x->pl.n ? x->pl.n : 1);
+	snprintf(c, sizeof(c), "-c%u", conns * (x->pl.n ? x->pl.n : 1));
 	argv[n++] = x->wrk;
-	argv[n++] = "-t1";
+	argv[n++] = t;
 	argv[n++] = c;
 	argv[n++] = "-d";
 	argv[n++] = d;
@@ -519,7 +531,8 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	/* wrk is the only child reaped meanwhile: the servers run on */
 	double c0 = children_cpu_s();
 
-	ret = run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
+	ret = x->pl.n ? run_tool_on(&pr, argv, x->pl.cli, x->pl.n, secs + TOOL_SLACK_S)
+		      : run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
 	res->client_cpu_s = c0 >= 0 ? children_cpu_s() - c0 : -1;
 	l = strstr(proc_log(&pr), "RPSTAT ");
 	if (ret != 0 || !l ||
@@ -604,9 +617,14 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 			cbusy[S_NR][MAX_RUNS];
 		unsigned runs = k == R_64M && runs_all > 1 ? RUNS_64M : runs_all;
 		bool bad = false;
+		char name[64];
 
 		if (!want_rows(row_group[k]))
 			continue;
+		/* the rows of a scaling run are named apart */
+		snprintf(name, sizeof(name), "%s", rows[k].name);
+		if (x->pl.n)
+			snprintf(name, sizeof(name), "%s %u shards", rows[k].name, x->pl.n);
 		for (unsigned r = 0; r < runs && !bad; r++)
 			for (int s = 0; s < S_NR && !bad; s++) {
 				struct wrk_result w;
@@ -615,7 +633,7 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 				if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
 					    rows[k].range ? rng : NULL, rows[k].pipe, secs, &w, err,
 					    sizeof(err))) {
-					fail_row(x, rows[k].name, (enum srv)s, err);
+					fail_row(x, name, (enum srv)s, err);
 					bad = true;
 					break;
 				}
@@ -643,19 +661,22 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 		if (k == R_PIPE1)
 			stalled = b_ngx >= 0 && b_rp > 0 && b_ngx < 0.5 * b_rp;
 		if (rows[k].pipe && stalled)
-			rp_report_row_strawman(rows[k].name, rows[k].unit, rp_bench_runs_median(v[S_RP], runs),
+			rp_report_row_strawman(name, rows[k].unit, rp_bench_runs_median(v[S_RP], runs),
 					       rp_bench_runs_median(v[S_NGINX], runs), "nginx", true,
 					       "with one pipelining connection nginx's CPU sat idle (the -c1 row): its pipelined answers wait on TCP timers (tcp_nopush/Nagle), so the row shows that stall, not the work per request");
 		else
-			rp_bench_runs_row(rows[k].name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
+			rp_bench_runs_row(name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
 		if (b_rp >= 0 && b_ngx >= 0)
 			rp_report_note("%s: CPU busy (CPU s / wall s, median): ringplane %.0f%% (wrk %.0f%%), nginx %.0f%% (wrk %.0f%%)",
-				       rows[k].name, 100.0 * b_rp, 100.0 * rp_bench_runs_median(cbusy[S_RP], runs),
+				       name, 100.0 * b_rp, 100.0 * rp_bench_runs_median(cbusy[S_RP], runs),
 				       100.0 * b_ngx, 100.0 * rp_bench_runs_median(cbusy[S_NGINX], runs));
 		if (k == R_64M || k == R_1M) {
-			const char *name = k == R_1M ? "cpu s/GB 1MB" : "cpu s/GB 64MB";
 			bool ok = true;
 
+			snprintf(name, sizeof(name), "cpu s/GB %s", k == R_1M ? "1MB" : "64MB");
+			if (x->pl.n)
+				snprintf(name, sizeof(name), "cpu s/GB %s %u shards",
+					 k == R_1M ? "1MB" : "64MB", x->pl.n);
 			for (unsigned r = 0; r < runs; r++)
 				ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
 			if (ok)
@@ -882,7 +903,8 @@ int rp_bench_suite_sendfile(const struct rp_bench_opts *opts)
 	int ret, ret2;
 
 	sigaction(SIGPIPE, &ign, &old);
-	ret = want_rows("op") ? op_rows(opts) : 0;
+	/* the operation alone is one shard's: not a scaling row */
+	ret = want_rows("op") && !getenv("RP_BENCH_SHARDS") ? op_rows(opts) : 0;
 	sigaction(SIGPIPE, &old, NULL);
 	if (ret)
 		fprintf(stderr, "sendfile: the operation rows stopped: %s\n", strerror(-ret));
@@ -910,6 +932,15 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 	}
 	x->cpu_c = cpu[0]; /* this thread is pinned there (main.c) */
 	x->cpu_s = cpu[1];
+	ret = rp_bench_place(&x->pl, 2);
+	if (ret) {
+		rp_report_skip("sendfile (the server rows)", "RP_BENCH_SHARDS=%s: %s",
+			       getenv("RP_BENCH_SHARDS"),
+			       ret == -ENODEV ? "fewer usable CPUs than 2 x N plus this thread's (servers, wrk)"
+					      : "not a number 1..16");
+		free(x);
+		return 0;
+	}
 	x->have_rp = !rp_bench_find_ringplane(x->rp, sizeof(x->rp));
 	x->have_nginx = rp_find_executable("nginx", x->nginx, sizeof(x->nginx));
 	if (!x->have_nginx)
@@ -959,8 +990,13 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 		ret = -EIO;
 		goto out;
 	}
-	rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
-		       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
+	if (x->pl.n)
+		rp_report_note("shard scaling (RP_BENCH_SHARDS=%u): ringplane: %s serve --shards %u --cpus %s; nginx: %s (worker_processes %u, one on each of cpus %s, sendfile on, tcp_nopush on, keep-alive, access_log off); wrk -t%u on cpus %s with %u times each row's connections",
+			       x->pl.n, x->rp, x->pl.n, x->pl.srv_list, x->nginx, x->pl.n,
+			       x->pl.srv_list, x->pl.n, x->pl.cli_list, x->pl.n);
+	else
+		rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
+			       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
 	rp_report_note("files 4 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); %u run%s of %u s per server per row (64 MB: %u), alternating, median reported; Gbit/s counts every byte wrk read (headers too)",
 		       runs, runs == 1 ? "" : "s", secs, runs > 1 ? RUNS_64M : runs);
 	measure(x, runs, secs);

@@ -169,6 +169,66 @@ int rp_bench_usable_cpus(int *cpus, int max)
 	return n;
 }
 
+static void cpu_list(char *buf, size_t bufsz, const int *cpus, unsigned n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < n && off < bufsz; i++)
+		off += (size_t)snprintf(buf + off, bufsz - off, "%s%d", i ? "," : "", cpus[i]);
+}
+
+int rp_bench_place(struct rp_bench_place *pl, unsigned groups)
+{
+	const char *v = getenv("RP_BENCH_SHARDS");
+	int cpus[3 * RP_BENCH_MAX_SHARDS + 1], here = sched_getcpu(), got, k = 0;
+	int *dst[3] = { pl->srv, pl->up, pl->cli };
+	char *end = NULL;
+	unsigned long n;
+
+	memset(pl, 0, sizeof(*pl));
+	if (!v || !*v)
+		return 0;
+	n = strtoul(v, &end, 10);
+	if (!end || *end || n < 1 || n > RP_BENCH_MAX_SHARDS || groups < 2 || groups > 3)
+		return -EINVAL;
+	got = rp_bench_usable_cpus(cpus, (int)(groups * n) + 1);
+	if (got < 0)
+		return got;
+	/* the calling thread's CPU is left to the bench itself */
+	for (int i = 0; i < got; i++)
+		if (cpus[i] != here)
+			cpus[k++] = cpus[i];
+	if (k < (int)(groups * n))
+		return -ENODEV;
+	pl->n = (unsigned)n;
+	for (unsigned g = 0; g < 3; g++) {
+		/* two groups: servers, then load; up (unused there) = servers */
+		static const unsigned from[2][3] = { { 0, 0, 1 }, { 0, 1, 2 } };
+
+		memcpy(dst[g], cpus + from[groups - 2][g] * n, n * sizeof(int));
+	}
+	cpu_list(pl->srv_list, sizeof(pl->srv_list), pl->srv, pl->n);
+	cpu_list(pl->up_list, sizeof(pl->up_list), pl->up, pl->n);
+	cpu_list(pl->cli_list, sizeof(pl->cli_list), pl->cli, pl->n);
+	return 0;
+}
+
+void rp_bench_nginx_affinity(char *buf, size_t bufsz, const int *cpus, unsigned n)
+{
+	int top = 0;
+	size_t off = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		top = cpus[i] > top ? cpus[i] : top;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < n && off < bufsz; i++) {
+		off += (size_t)snprintf(buf + off, bufsz - off, "%s", i ? " " : "");
+		for (int b = top; b >= 0 && off < bufsz; b--)
+			off += (size_t)snprintf(buf + off, bufsz - off, "%c", b == cpus[i] ? '1' : '0');
+	}
+}
+
 void rp_bench_size_name(char *buf, size_t bufsz, size_t n)
 {
 	if (n >= (1u << 20) && n % (1u << 20) == 0)
