@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sendfile suite: `ringplane serve --shards 1` (ours) side by side with
- * nginx (worker_processes 1, sendfile on, tcp_nopush on, keep-alive,
- * access_log off, a config in a temp dir) serving the same files from the
- * same root, from the same run.
+ * nginx (worker_processes 1, sendfile on, tcp_nopush on, open_file_cache
+ * as ours keeps open files, keep-alive, access_log off, a config in a temp
+ * dir) serving the same files from the same root, from the same run.
  *
  * Both servers run at once, each started as a child pinned to the same CPU
  * S (ringplane also with --cpus S); wrk (-t1) runs on the other CPU C.
@@ -203,6 +203,9 @@ static int nginx_start(struct ctx *x)
 		 "    access_log off;\n"
 		 "    sendfile on;\n"
 		 "    tcp_nopush on;\n"
+		 /* ours keeps open files (rechecked within 1 s): so does nginx */
+		 "    open_file_cache max=1024 inactive=60s;\n"
+		 "    open_file_cache_valid 1s;\n"
 		 "    keepalive_timeout 65;\n"
 		 "    keepalive_requests 1000000;\n"
 		 "    default_type application/octet-stream;\n"
@@ -991,11 +994,11 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 		goto out;
 	}
 	if (x->pl.n)
-		rp_report_note("shard scaling (RP_BENCH_SHARDS=%u): ringplane: %s serve --shards %u --cpus %s; nginx: %s (worker_processes %u, one on each of cpus %s, sendfile on, tcp_nopush on, keep-alive, access_log off); wrk -t%u on cpus %s with %u times each row's connections",
+		rp_report_note("shard scaling (RP_BENCH_SHARDS=%u): ringplane: %s serve --shards %u --cpus %s; nginx: %s (worker_processes %u, one on each of cpus %s, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); wrk -t%u on cpus %s with %u times each row's connections",
 			       x->pl.n, x->rp, x->pl.n, x->pl.srv_list, x->nginx, x->pl.n,
 			       x->pl.srv_list, x->pl.n, x->pl.cli_list, x->pl.n);
 	else
-		rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
+		rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
 			       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
 	rp_report_note("files 4 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); %u run%s of %u s per server per row (64 MB: %u), alternating, median reported; Gbit/s counts every byte wrk read (headers too)",
 		       runs, runs == 1 ? "" : "s", secs, runs > 1 ? RUNS_64M : runs);
