@@ -241,6 +241,12 @@ double rp_bench_runs_median(const double *v, unsigned n);
  * interquartile range passes 15% of its median (3 runs or more). */
 int rp_bench_runs_row(const char *name, const char *unit, const double *o, const double *b,
 		      unsigned n, const char *bname, bool higher);
+/* The same, kept out of the suite's geomean (rp_report_row_strawman, @why):
+ * for rows that are not ringplane against a peer one would run instead
+ * (ours against ours, against no relay, against a fork-per-connection
+ * strawman). */
+int rp_bench_runs_row_aside(const char *name, const char *unit, const double *o, const double *b,
+			    unsigned n, const char *bname, bool higher, const char *why);
 /* rp_report_row of the medians of @n runs a side, noting a spread > 15%. */
 int rp_zb_row(const char *name, const char *unit, const double *o, const double *b, unsigned n,
 	      const char *bname, bool higher);

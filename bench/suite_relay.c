@@ -349,6 +349,22 @@ static int relays_start(struct ctx *x, const bool *want, const char *up_ip, int 
 	return n;
 }
 
+/* Rows kept out of the suite's geomean: it summarises ringplane against
+ * HAProxy, the relay one would run instead. */
+#define SELF "ours against ours (which splice path): not a peer"
+#define SOCAT "socat forks a process a connection: a strawman, not a peer"
+#define DIRECT "no relay at all: what any relay costs, below 1 by nature"
+
+/* A row of ours against relay @c: socat's kept out of the geomean. */
+static void peer_row(enum cfg c, const char *name, const char *unit, const double *o,
+		     const double *b, unsigned runs, bool higher)
+{
+	if (c == C_SOCAT)
+		rp_bench_runs_row_aside(name, unit, o, b, runs, cfg_name[c], higher, SOCAT);
+	else
+		rp_bench_runs_row(name, unit, o, b, runs, cfg_name[c], higher);
+}
+
 static void skip_missing(const struct ctx *x, const bool *want, const char *group)
 {
 	for (int c = 0; c < C_NR; c++)
@@ -650,25 +666,26 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 					continue;
 				snprintf(name, sizeof(name), "%s %u %s splice vs uring-splice", lb, ns,
 					 sn);
-				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_SPLICE], gb[c], runs,
-				    cfg_name[c], true);
+				rp_bench_runs_row_aside(name, "Gbit/s", gb[C_RP_SPLICE], gb[c], runs,
+							cfg_name[c], true, SELF);
 				snprintf(name, sizeof(name), "%scpu s/GB %u %s splice vs uring-splice",
 					 cpre, ns, sn);
 				if (rp_bench_runs_median(cpu[C_RP_SPLICE], runs) > 0 &&
 				    rp_bench_runs_median(cpu[c], runs) > 0)
-					rp_bench_runs_row(name, "s/GB", cpu[C_RP_SPLICE], cpu[c], runs,
-					    cfg_name[c], false);
+					rp_bench_runs_row_aside(name, "s/GB", cpu[C_RP_SPLICE], cpu[c],
+								runs, cfg_name[c], false, SELF);
 			} else if (c == C_SOCAT) {
 				snprintf(name, sizeof(name), "%s %u %s vs socat", lb, ns, sn);
-				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat", true);
+				rp_bench_runs_row_aside(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs, "socat",
+							true, SOCAT);
 				snprintf(name, sizeof(name), "%scpu s/GB %u %s vs socat", cpre, ns, sn);
 				if (rp_bench_runs_median(cpu[C_RP_AUTO], runs) > 0 && rp_bench_runs_median(cpu[c], runs) > 0)
-					rp_bench_runs_row(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs, "socat",
-					    false);
+					rp_bench_runs_row_aside(name, "s/GB", cpu[C_RP_AUTO], cpu[c], runs,
+								"socat", false, SOCAT);
 			} else if (c == C_DIRECT) {
 				snprintf(name, sizeof(name), "%s %u %s vs direct", lb, ns, sn);
-				rp_bench_runs_row(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
-				    "direct (no relay)", true);
+				rp_bench_runs_row_aside(name, "Gbit/s", gb[C_RP_AUTO], gb[c], runs,
+							"direct (no relay)", true, DIRECT);
 			}
 		}
 		/* every run of the ringplane modes and HAProxy, in run order: the
@@ -850,8 +867,8 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 			continue;
 		snprintf(n50, sizeof(n50), "p50 64B%s", c == C_SOCAT ? " vs socat" : "");
 		snprintf(n99, sizeof(n99), "p99 64B%s", c == C_SOCAT ? " vs socat" : "");
-		rp_bench_runs_row(n50, "us", p50[C_RP_AUTO], p50[c], runs, cfg_name[c], false);
-		rp_bench_runs_row(n99, "us", p99[C_RP_AUTO], p99[c], runs, cfg_name[c], false);
+		peer_row(c, n50, "us", p50[C_RP_AUTO], p50[c], runs, false);
+		peer_row(c, n99, "us", p99[C_RP_AUTO], p99[c], runs, false);
 	}
 	if (!bad[C_DIRECT])
 		rp_report_note("small messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
@@ -1141,8 +1158,8 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			snprintf(name, sizeof(name), "http 4KB %s%s%s",
 				 k ? "conn per request" : "keep-alive", scale,
 				 c == C_SOCAT ? " vs socat" : "");
-			rp_bench_runs_row(name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
-			    cfg_name[c], true);
+			peer_row(c, name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
+				 true);
 			if (c != C_HAPROXY)
 				continue;
 			note_run_ratios(name, rps[k][C_RP_AUTO], rps[k][c], runs, true);

@@ -354,6 +354,17 @@ int rp_bench_runs_row(const char *name, const char *unit, const double *o, const
 	return ret;
 }
 
+int rp_bench_runs_row_aside(const char *name, const char *unit, const double *o, const double *b,
+			    unsigned n, const char *bname, bool higher, const char *why)
+{
+	int ret = rp_report_row_strawman(name, unit, rp_bench_runs_median(o, n),
+					 rp_bench_runs_median(b, n), bname, higher, why);
+
+	if (!ret)
+		note_noise_runs(name, o, b, n);
+	return ret;
+}
+
 bool rp_bench_env_lists(const char *var, const char *item)
 {
 	const char *env = getenv(var);
