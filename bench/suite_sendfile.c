@@ -453,7 +453,7 @@ static int check_server(struct ctx *x, enum srv s)
 
 struct wrk_result {
 	double rps, gbps;
-	uint64_t bytes, us;
+	uint64_t bytes, us, reqs;
 	double client_cpu_s; /* wrk's own CPU seconds */
 };
 
@@ -562,6 +562,7 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	} else {
 		res->bytes = v[0];
 		res->us = v[1];
+		res->reqs = v[2];
 		res->rps = (double)v[2] * 1e6 / (double)v[1];
 		res->gbps = (double)v[0] * 8.0 / ((double)v[1] * 1e3);
 	}
@@ -604,6 +605,17 @@ static void fail_row(struct ctx *x, const char *row, enum srv s, const char *err
 	x->failed = -EIO;
 }
 
+/* The body bytes a request of row @k carries. */
+static uint64_t body_len(int k)
+{
+	if (rows[k].range)
+		return RANGE_LEN;
+	for (int f = 0; f < NFILES; f++)
+		if (!strcmp(files[f].name, rows[k].path))
+			return files[f].size;
+	return 0;
+}
+
 /* The 64 MB row gets more runs: wrk sets its pace, and one binary's runs
  * spread 0.71-1.10x nginx's there in quiet sets of 3-4 (docs/net.md). */
 #define RUNS_64M 5
@@ -641,6 +653,17 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 					break;
 				}
 				c1 = srv_cpu_s(x, (enum srv)s);
+				/* a 2xx with a short body would pass wrk's checks:
+				 * every completed request must have carried its body */
+				if (w.bytes < w.reqs * body_len(k)) {
+					snprintf(err, sizeof(err),
+						 "wrk read %llu bytes for %llu requests of a %llu-byte body",
+						 (unsigned long long)w.bytes, (unsigned long long)w.reqs,
+						 (unsigned long long)body_len(k));
+					fail_row(x, name, (enum srv)s, err);
+					bad = true;
+					break;
+				}
 				v[s][r] = rows[k].gbps ? w.gbps : w.rps;
 				cpu[s][r] = c0 >= 0 && c1 > c0 ? (c1 - c0) / ((double)w.bytes / 1e9)
 							       : -1;
