@@ -92,6 +92,7 @@ enum cfg {
 	C_RP_SPLICE,
 	C_RP_COPY,
 	C_RP_URING, /* IORING_OP_SPLICE in io-wq: measured against splice */
+	C_RP_NOSPIN, /* latency rows only: auto with --idle-spin 0, sleeping as HAProxy does */
 	C_HAPROXY,
 	C_HAPROXY_SPLICE, /* bulk rows only: splice forced, as ours can be */
 	C_SOCAT,
@@ -101,7 +102,7 @@ enum cfg {
 
 static const char *const cfg_name[C_NR] = {
 	"ringplane relay (auto)", "ringplane relay --mode splice", "ringplane relay --mode copy",
-	"ringplane relay --mode uring-splice", "haproxy", "haproxy (splice forced)", "socat",
+	"ringplane relay --mode uring-splice", "ringplane relay --idle-spin 0", "haproxy", "haproxy (splice forced)", "socat",
 	"direct (no relay)",
 };
 
@@ -132,6 +133,7 @@ static bool cfg_available(const struct ctx *x, enum cfg c)
 	case C_RP_SPLICE:
 	case C_RP_COPY:
 	case C_RP_URING:
+	case C_RP_NOSPIN:
 		return x->have_rp;
 	case C_HAPROXY:
 	case C_HAPROXY_SPLICE:
@@ -196,9 +198,10 @@ static int relay_start(struct ctx *x, enum cfg c, const char *up_ip, int up, str
 	snprintf(shards, sizeof(shards), "%u", x->pl.n ? x->pl.n : 1);
 	if (x->pl.n)
 		snprintf(cpus, sizeof(cpus), "%s", x->pl.srv_list);
-	if (c <= C_RP_URING) {
+	if (c <= C_RP_NOSPIN) {
 		char *argv[] = { x->rp, "relay", "--listen", lst, "--upstream", ups, "--shards", shards,
-				 "--cpus", cpus, "--mode", (char *)mode[c], NULL };
+				 "--cpus", cpus, "--mode", (char *)mode[c == C_RP_NOSPIN ? 0 : c],
+				 c == C_RP_NOSPIN ? "--idle-spin" : NULL, "0", NULL };
 		const char *l, *colon;
 
 		ret = relay_spawn(x, &r->p, argv);
@@ -293,7 +296,7 @@ static void relays_stop(struct relay *rs, const char *group)
 		if (!r->up || r->p.pid <= 0)
 			continue;
 		proc_stop(&r->p, cfg_name[c], true, -1);
-		if (c <= C_RP_URING && (s = strstr(proc_log(&r->p), "shard 0: conns"))) {
+		if (c <= C_RP_NOSPIN && (s = strstr(proc_log(&r->p), "shard 0: conns"))) {
 			const char *e = strchr(s, '\n');
 			const char *ops = strstr(s, " | ops");
 
@@ -313,7 +316,7 @@ static void relays_stop(struct relay *rs, const char *group)
  * uring haproxy socat. */
 static bool want_cfg(int c)
 {
-	static const char *const key[C_NR] = { "auto", "splice", "copy", "uring", "haproxy",
+	static const char *const key[C_NR] = { "auto", "splice", "copy", "uring", "nospin", "haproxy",
 						"haproxy-splice",
 						"socat", "direct" };
 	const char *env = getenv("RP_BENCH_RELAY_SKIP");
@@ -519,7 +522,9 @@ static int best_haproxy(const struct relay *rs, const bool *bad, double (*v)[MAX
 static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, unsigned secs)
 {
 	static const unsigned streams[] = { 1, 4 };
-	const bool want[C_NR] = { true, true, true, true, true, true, true, true };
+	const bool want[C_NR] = { [C_RP_AUTO] = true,	  [C_RP_SPLICE] = true, [C_RP_COPY] = true,
+				  [C_RP_URING] = true,	  [C_HAPROXY] = true,	[C_HAPROXY_SPLICE] = true,
+				  [C_SOCAT] = true,	  [C_DIRECT] = true };
 	struct proc srv = { .pid = -1, .out = -1 }, dsrv = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
 	const char *lb = bp->label;
@@ -807,8 +812,8 @@ static int sockperf_run(struct ctx *x, int port, unsigned secs, double *p50, dou
 
 static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 {
-	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_HAPROXY] = true, [C_SOCAT] = true,
-				  [C_DIRECT] = true };
+	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_RP_NOSPIN] = true, [C_HAPROXY] = true,
+				  [C_SOCAT] = true, [C_DIRECT] = true };
 	struct proc srv = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
 	char ps[16];
@@ -840,16 +845,20 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 	relays_start(x, want, "127.0.0.1", up, rs);
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
-	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d) to sockperf server on cpu %d; %u run%s per relay alternating, median of the runs' percentiles",
+	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, by default spinning up to 50 us before it sleeps, and again with --idle-spin 0; haproxy nbthread 1, sleeping in epoll; socat; pinned to cpu %d) to sockperf server on cpu %d; a 1 s warm-up of each, then %u run%s per relay alternating, run r starting at relay r, median of the runs' percentiles",
 		       secs, x->cpu_c, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
-	for (unsigned r = 0; r < runs; r++)
-		for (int c = 0; c < C_NR; c++) {
+	/* r = -1: the unmeasured warm-up; then run r starts at relay r, so no
+	 * relay is always first or always follows the same one */
+	for (int r = -1; r < (int)runs; r++)
+		for (int k = 0; k < C_NR; k++) {
+			int c = (k + (r < 0 ? 0 : r)) % C_NR;
+			double w50, w99;
 			char err[1024];
 
 			if (!rs[c].up || bad[c])
 				continue;
-			if (sockperf_run(x, rs[c].port, secs, &p50[c][r], &p99[c][r], err,
-					 sizeof(err))) {
+			if (sockperf_run(x, rs[c].port, r < 0 ? 1 : secs, r < 0 ? &w50 : &p50[c][r],
+					 r < 0 ? &w99 : &p99[c][r], err, sizeof(err))) {
 				fprintf(stderr, "relay: FAILED p50/p99 64B via %s: %s\n", cfg_name[c],
 					err);
 				rp_report_note("FAILED: p50/p99 64B via %s: %s", cfg_name[c], err);
@@ -869,6 +878,13 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 		snprintf(n99, sizeof(n99), "p99 64B%s", c == C_SOCAT ? " vs socat" : "");
 		peer_row(c, n50, "us", p50[C_RP_AUTO], p50[c], runs, false);
 		peer_row(c, n99, "us", p99[C_RP_AUTO], p99[c], runs, false);
+	}
+	/* like for like: ours sleeping as soon as idle, as HAProxy does */
+	if (!bad[C_RP_NOSPIN] && rs[C_RP_NOSPIN].up && !bad[C_HAPROXY] && rs[C_HAPROXY].up) {
+		rp_bench_runs_row("p50 64B --idle-spin 0", "us", p50[C_RP_NOSPIN], p50[C_HAPROXY],
+				  runs, cfg_name[C_HAPROXY], false);
+		rp_bench_runs_row("p99 64B --idle-spin 0", "us", p99[C_RP_NOSPIN], p99[C_HAPROXY],
+				  runs, cfg_name[C_HAPROXY], false);
 	}
 	if (!bad[C_DIRECT])
 		rp_report_note("small messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
