@@ -392,7 +392,7 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 {
 	int err, terr;
 
-	if (a->op || a->lfd < 0 || a->closed || rp_shard_stopping(sh))
+	if (a->op || a->lfd < 0 || a->closed || a->paused || rp_shard_stopping(sh))
 		return 0;
 	if (FAULT_TAKE(rearm))
 		errno = ENOMEM;
@@ -618,6 +618,31 @@ void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a)
 		(void)rp_app_accept_arm(sh, a);
 }
 
+void rp_app_accept_pause(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	if (a->paused)
+		return;
+	a->paused = true;
+	if (a->closed)
+		return; /* drained: never armed again anyway */
+	a->down = true;
+	/* no op memory for the cancel: the accept runs on until it ends */
+	if (a->op)
+		(void)rp_cancel(sh, a->op, NULL, NULL);
+}
+
+void rp_app_accept_resume(struct rp_shard *sh, struct rp_app_accept *a)
+{
+	if (!a->paused)
+		return;
+	a->paused = false;
+	if (a->op || a->closed)
+		return; /* still armed (its cancel comes: re-armed then); or drained */
+	a->down = true;
+	if (!a->backoff.pending)
+		(void)rp_app_accept_arm(sh, a);
+}
+
 int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq)
 {
 	if (!(cq->flags & RP_CQE_MORE))
@@ -625,9 +650,17 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 	if (cq->res < 0) {
 		if (cq->res != -ECANCELED && !a->closed)
 			count(a->errors);
-		/* EMFILE and friends end the multishot: back off, keep serving */
-		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh))
-			(void)accept_later(sh, a);
+		/* EMFILE and friends end the multishot: back off, keep serving;
+		 * paused: down until the resume; a pause's cancel that a resume
+		 * overtook: armed again at once */
+		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh)) {
+			if (a->paused)
+				a->down = true;
+			else if (cq->res == -ECANCELED)
+				(void)rp_app_accept_arm(sh, a);
+			else
+				(void)accept_later(sh, a);
+		}
 		return -1;
 	}
 	/* after rp_app_accept_close a fd is still served: the kernel completed

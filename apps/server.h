@@ -244,6 +244,9 @@ struct rp_app_accept {
 	bool held;
 	bool said_held;	/* the drain's accept failure was said */
 	bool in_queued; /* a pass runs: a poke from its callback waits */
+	/* rp_app_accept_pause: kept down (nothing arms it: not the back-off,
+	 * a poke, an ended accept) until rp_app_accept_resume */
+	bool paused;
 	struct rp_app_backoff backoff;
 };
 
@@ -295,6 +298,19 @@ void rp_app_accept_stop(struct rp_shard *sh, struct rp_app_accept *a);
  * the drain holds @a's listener open, take in what is queued on it
  * (rp_app_accept_close). */
 void rp_app_accept_poke(struct rp_shard *sh, struct rp_app_accept *a);
+
+/*
+ * Keep @a's accept down while the command cannot take a client in (the
+ * relay's clients wait for descriptors for their upstream): its multishot
+ * accept is cancelled (a fd it delivers before the cancel lands is still
+ * served; a cancel that cannot be sent leaves it running until it ends,
+ * at the latest with EMFILE) and neither rp_app_accept_arm, a poke nor
+ * the back-off arms it until rp_app_accept_resume, which arms it again at
+ * once (a drained listener stays closed). New clients wait in the
+ * listener's queue meanwhile, as with an accept that failed. Idempotent.
+ */
+void rp_app_accept_pause(struct rp_shard *sh, struct rp_app_accept *a);
+void rp_app_accept_resume(struct rp_shard *sh, struct rp_app_accept *a);
 
 /*
  * The top of every on_accept: the accepted fd to serve (>= 0), or -1 when
