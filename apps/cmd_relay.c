@@ -6,7 +6,9 @@
  * connection (io_uring connect bounded by --connect-timeout), then
  * rp_relay (net/relay.c) moves the bytes both ways in the chosen mode,
  * passing half-closes and resets on. An unreachable or refusing upstream,
- * or a connect timeout, closes the client and is counted.
+ * or a connect timeout, closes the client and is counted. A client whose
+ * upstream socket finds no descriptor waits on its shard's wait list, the
+ * accept paused, until one frees or its --connect-timeout (docs/net.md).
  *
  * --accept-proxy: every client must start with a PROXY v1 or v2 header,
  * read (in pieces if need be) within 5 s and parsed strictly
@@ -22,6 +24,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,6 +50,7 @@
 #define HEADER_TIMEOUT_NS	 (5000 * MS) /* a client's PROXY header must be whole by then */
 #define HDR_BUF			 2048	     /* header read buffer (header + early payload) */
 #define ACCEPT_BACKOFF_NS	 (100 * MS)
+#define WAIT_RETRY_NS		 (5 * MS)    /* the wait list's retry of socket(2) */
 #define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
@@ -54,6 +58,7 @@ struct relay_app_stats {
 	uint64_t accepted, refused_max, connect_failed, connect_timeouts, proxy_accepted,
 		proxy_timeouts, proxy_refused[RP_PROXY_R_COUNT], accept_errors, rearm_failed,
 		peer_gone;
+	uint64_t upstream_waits; /* clients put on the wait list (out of descriptors) */
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
@@ -77,6 +82,21 @@ struct rshard {
 	 * 1.0% of the relay's churn samples: its prep, arm and disarm) */
 	struct rconn *pend_head, *pend_tail;
 	struct rp_timer *ctimer;
+	/* clients whose upstream socket(2) found no descriptor (EMFILE,
+	 * ENFILE) or no kernel memory (ENOBUFS, ENOMEM), oldest first, linked
+	 * by pnext; while any waits the accept is paused and wtimer retries
+	 * the socket every WAIT_RETRY_NS, in this order */
+	struct rconn *wait_head, *wait_tail;
+	unsigned waiting;
+	struct rp_timer *wtimer;
+	/* a descriptor held in reserve (a dup of the listener): the
+	 * multishot accept takes what the kernel queued in one burst, before
+	 * the first socket(2) fails, and can take every free descriptor for
+	 * clients that then all wait with nothing left to free one; closed
+	 * for the wait list's head when its socket fails, so one waiter
+	 * always goes on, and taken again before the accept resumes */
+	int spare;
+	bool spare_lent; /* closed for a waiter: taken again before the resume */
 };
 
 static struct {
@@ -103,9 +123,10 @@ struct rconn {
 	char *hbuf;			  /* header bytes and what followed them */
 	size_t hlen, payload_off;
 	uint64_t hdr_deadline;
-	struct rconn *pnext, *pprev; /* on rs's pending list while connecting */
+	struct rconn *pnext, *pprev; /* on rs's pending list while connecting;
+					pnext: on its wait list */
 	struct rp_op *cop;	     /* the connect, while on the list */
-	uint64_t conn_deadline;
+	uint64_t conn_deadline; /* from connect_upstream: the wait and the connect */
 	bool timed_out; /* the connect was cancelled at its deadline */
 };
 
@@ -116,9 +137,12 @@ static void connect_failed(struct rshard *rs, int err)
 	ST_ADD(rs, connect_errno[err > 0 && err < RP_RELAY_ERRNO_MAX ? err : 0], 1);
 }
 
+static void wait_arm(struct rp_shard *sh, struct rshard *rs);
+
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 {
-	struct rp_app_accept *acc = &c->rs->acc;
+	struct rshard *rs = c->rs;
+	struct rp_app_accept *acc = &rs->acc;
 
 	if (close_fds) {
 		if (c->cfd >= 0 && !rp_close(sh, c->cfd, NULL, NULL))
@@ -128,8 +152,14 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	}
 	rp_pool_free(c->pp);
 	rp_pool_free(c->hbuf);
-	c->rs->conns--;
+	rs->conns--;
 	rp_pool_free(c);
+	/* clients wait for a descriptor: not retried here (rp_close is
+	 * asynchronous, the descriptor is not free yet), by the wait
+	 * timer's next pass; one that could not be armed (SQ full) is
+	 * armed here */
+	if (rs->wait_head || rs->spare_lent)
+		wait_arm(sh, rs);
 	/* a close gives descriptors and memory back: an accept that is down
 	 * and has no back-off timer coming is armed here, once this
 	 * connection's memory is back in the pool the accept takes its op
@@ -258,21 +288,15 @@ static void on_connect(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	start_relay(sh, c);
 }
 
-static void connect_upstream(struct rp_shard *sh, struct rconn *c)
+/* The connect of @c, whose upstream socket is c->ufd, bounded by its
+ * conn_deadline (set by connect_upstream: a wait for a descriptor came
+ * out of the same --connect-timeout). */
+static void connect_start(struct rp_shard *sh, struct rconn *c, uint64_t now)
 {
 	struct rshard *rs = c->rs;
-	uint64_t now = rp_app_now_ns();
 	int one = 1;
 	struct rp_op *op;
 
-	c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->ufd < 0) {
-		/* EMFILE/ENFILE: the client took the last descriptor; closing
-		 * it gives that back, and the next client is tried afresh */
-		connect_failed(rs, errno);
-		conn_free(sh, c, true);
-		return;
-	}
 	(void)setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	op = rp_connect(sh, c->ufd, (struct sockaddr *)&g.up, g.uplen, on_connect, c);
 	if (!op) {
@@ -281,7 +305,8 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 		return;
 	}
 	c->cop = op;
-	c->conn_deadline = now + g.connect_ns;
+	/* deadlines stay in list order: a connect starts directly only
+	 * while no client waits, and waiters leave the wait list in order */
 	c->pprev = rs->pend_tail;
 	if (rs->pend_tail)
 		rs->pend_tail->pnext = c;
@@ -289,6 +314,127 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 		rs->pend_head = c;
 	rs->pend_tail = c;
 	ctimer_arm(sh, rs, now);
+}
+
+/* ---- the wait for a descriptor ---- */
+
+/* socket(2) failed for lack of descriptors or kernel memory: what passes
+ * once other connections close, so the client waits instead of being
+ * closed (and reset, if it had sent bytes) */
+static bool fd_shortage(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+
+static void wait_arm(struct rp_shard *sh, struct rshard *rs)
+{
+	if (!rs->wtimer || rp_timer_armed(rs->wtimer))
+		return;
+	/* -EBUSY (SQ full after every flush), -ESHUTDOWN: the next close
+	 * arms it (conn_free) */
+	(void)rp_timer_arm(sh, rs->wtimer, WAIT_RETRY_NS, on_wtimer, rs);
+}
+
+/* @c joins the wait list's tail (its descriptor-less upstream: c->ufd
+ * -1); the first waiter pauses the accept: each client taken in now
+ * would hold a descriptor the waiters need. */
+static void wait_add(struct rp_shard *sh, struct rconn *c)
+{
+	struct rshard *rs = c->rs;
+
+	ST_ADD(rs, upstream_waits, 1);
+	c->pnext = NULL;
+	if (rs->wait_tail)
+		rs->wait_tail->pnext = c;
+	else
+		rs->wait_head = c;
+	rs->wait_tail = c;
+	rs->waiting++;
+	rp_app_accept_pause(sh, &rs->acc);
+	wait_arm(sh, rs);
+}
+
+static struct rconn *wait_pop(struct rshard *rs)
+{
+	struct rconn *c = rs->wait_head;
+
+	rs->wait_head = c->pnext;
+	if (!rs->wait_head)
+		rs->wait_tail = NULL;
+	c->pnext = NULL;
+	rs->waiting--;
+	return c;
+}
+
+/* The wait timer: in order, each waiter past its deadline is closed
+ * (a connect timeout), the others get their upstream socket until one
+ * fails for lack of descriptors again; an empty list resumes the accept. */
+static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rshard *rs = arg;
+	uint64_t now = rp_app_now_ns();
+	struct rconn *c;
+
+	if (cq->res == -ECANCELED || rp_shard_stopping(sh))
+		return; /* the stop frees the waiters (relay_stop) */
+	while ((c = rs->wait_head)) {
+		if (c->conn_deadline <= now) {
+			ST_ADD(rs, connect_timeouts, 1);
+			conn_free(sh, wait_pop(rs), true);
+			continue;
+		}
+		c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->ufd < 0 && errno == EMFILE && rs->spare >= 0) {
+			close(rs->spare); /* synchronous: free for the socket now */
+			rs->spare = -1;
+			rs->spare_lent = true;
+			c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		}
+		if (c->ufd < 0 && fd_shortage(errno))
+			break; /* still short: the next pass */
+		wait_pop(rs);
+		if (c->ufd < 0) {
+			connect_failed(rs, errno);
+			conn_free(sh, c, true);
+			continue;
+		}
+		connect_start(sh, c, now);
+	}
+	if (!rs->wait_head && rs->spare_lent) {
+		rs->spare = fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0);
+		rs->spare_lent = rs->spare < 0;
+	}
+	if (rs->wait_head || rs->spare_lent)
+		wait_arm(sh, rs); /* the accept stays paused until the spare is back */
+	else
+		rp_app_accept_resume(sh, &rs->acc);
+}
+
+/* The upstream of @c: a socket and its connect, bounded by
+ * --connect-timeout from here; a client that finds no descriptor for its
+ * socket, or others waiting before it, waits (wait_add). */
+static void connect_upstream(struct rp_shard *sh, struct rconn *c)
+{
+	uint64_t now = rp_app_now_ns();
+
+	c->conn_deadline = now + g.connect_ns;
+	if (c->rs->wait_head) {
+		wait_add(sh, c); /* first come, first served */
+		return;
+	}
+	c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->ufd < 0) {
+		if (fd_shortage(errno)) {
+			wait_add(sh, c);
+			return;
+		}
+		connect_failed(c->rs, errno);
+		conn_free(sh, c, true);
+		return;
+	}
+	connect_start(sh, c, now);
 }
 
 /* ---- an accepted PROXY header ---- */
@@ -494,7 +640,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
 	fprintf(f,
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
-		"connect_errno%s connect_timeouts %llu accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu | proxy accepted "
@@ -502,7 +648,9 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
-		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts, (unsigned long long)rs->st.accept_errors,
+		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts,
+		(unsigned long long)rs->st.upstream_waits, rs->waiting,
+		(unsigned long long)rs->st.accept_errors,
 		(unsigned long long)rs->st.peer_gone, (unsigned long long)rs->st.drain_retries,
 		(unsigned long long)rs->st.drain_reset, (unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
@@ -558,8 +706,11 @@ static int relay_init(struct rp_shard *sh, void *arg)
 					  .drain_reset = &rs->st.drain_reset };
 	g.lfds[id] = -1;
 	g.rs[id] = rs;
+	/* -1 when it cannot be had: the wait list works without it */
+	rs->spare = fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0);
 	rs->ctimer = rp_timer_new(sh);
-	if (!rs->ctimer)
+	rs->wtimer = rp_timer_new(sh);
+	if (!rs->ctimer || !rs->wtimer)
 		return -ENOMEM;
 	ret = rp_relay_shard_init(sh); /* the idle sweep's timer, reserved */
 	if (ret)
@@ -599,9 +750,18 @@ static void relay_stop(struct rp_shard *sh, void *arg)
 
 	(void)arg;
 	/* the engine cancels the accept and every relay's ops next: each relay
-	 * ends (reset, counted as abort) and frees itself */
-	if (rs)
-		rp_app_accept_stop(sh, &rs->acc);
+	 * ends (reset, counted as abort) and frees itself; a client waiting
+	 * for a descriptor has no op: closed here (not counted, as the
+	 * connects the stop cancels) */
+	if (!rs)
+		return;
+	while (rs->wait_head)
+		conn_free(sh, wait_pop(rs), true);
+	if (rs->spare >= 0 && !rp_close(sh, rs->spare, NULL, NULL))
+		close(rs->spare);
+	rs->spare = -1;
+	rs->spare_lent = false;
+	rp_app_accept_stop(sh, &rs->acc);
 }
 
 static void relay_fini(struct rp_shard *sh, void *arg)
@@ -616,7 +776,8 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 		}
 		rp_app_accept_fini(sh, &rs->acc);
 		rp_timer_free(sh, rs->ctimer);
-		rs->ctimer = NULL;
+		rp_timer_free(sh, rs->wtimer);
+		rs->ctimer = rs->wtimer = NULL;
 		print_shard(sh, rs, stdout);
 	}
 	rp_relay_shard_exit(sh);
@@ -642,7 +803,8 @@ static void usage(FILE *f)
 		"                          uring-splice: IORING_OP_SPLICE in io-wq (to compare)\n"
 		"  --proxy-protocol V      send a PROXY header upstream first (v1 text, v2 binary)\n"
 		"  --accept-proxy          require a PROXY v1/v2 header from each client (5 s)\n"
-		"  --connect-timeout MS    upstream connect bound (default 5000)\n"
+		"  --connect-timeout MS    upstream connect bound, a wait for a free descriptor\n"
+		"                          included (default 5000)\n"
 		"  --idle-timeout S        end relays with no byte moved for S seconds (0: never,\n"
 		"                          the default)\n"
 		"  --max-conns N           at most N relayed connections (0: no limit); clients\n"

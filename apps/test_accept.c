@@ -13,8 +13,9 @@
  * The servers' exit stats must count failed accepts. Usage: test_accept
  * RINGPLANE_BINARY.
  * Then relay under a limit where the accept gets a descriptor and the
- * upstream socket does not: each such client closed and counted by
- * reason, no spinning, relaying again once descriptors are free.
+ * upstream socket does not: queued clients wait (the accept paused), none
+ * reset, no spinning, all relayed once descriptors are free; closed and
+ * counted at --connect-timeout when descriptors never free.
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
@@ -127,107 +128,255 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 
 /* ---- the upstream's socket(2) out of descriptors ---- */
 
-/* What a client that sent @req saw within @ms: 1 answered (@want), 0 closed
- * by the server (EOF or reset) without an answer, -1 nothing; the socket
- * is closed. */
-static int probe(int port, const char *req, const char *want, unsigned ms)
+/* Wait until @end (now_ms) for each of @fds[0..@n) to get its own @msg[i]
+ * back: st[i] 1 echoed, 0 closed by the relay first (EOF or reset; then
+ * at[i] is when, now_ms), -1 nothing by then. With @done_close each that
+ * ended is closed at once (@fds[i] -1): a client done gives the relay
+ * its descriptors back. */
+static void await_all(int *fds, char (*msg)[8], int n, uint64_t end, bool done_close, int *st,
+		      uint64_t *at)
 {
-	return exchange(port, req, want, ms, NULL);
+	char got[MAX_HELD][8];
+	size_t len[MAX_HELD] = { 0 };
+	int left = n;
+
+	for (int i = 0; i < n; i++)
+		st[i] = -1;
+	while (left && now_ms() < end) {
+		struct pollfd p[MAX_HELD];
+		int idx[MAX_HELD], np = 0;
+
+		for (int i = 0; i < n; i++)
+			if (st[i] < 0) {
+				p[np] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+				idx[np++] = i;
+			}
+		if (poll(p, (nfds_t)np, 20) <= 0)
+			continue;
+		for (int k = 0; k < np; k++) {
+			int i = idx[k];
+			size_t want = strlen(msg[i]);
+			ssize_t r;
+
+			if (!p[k].revents)
+				continue;
+			r = recv(fds[i], got[i] + len[i], want - len[i], MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0) {
+				st[i] = 0;
+			} else if ((len[i] += (size_t)r) == want) {
+				st[i] = !memcmp(got[i], msg[i], want);
+			} else {
+				continue;
+			}
+			at[i] = now_ms();
+			left--;
+			if (done_close) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+	}
 }
 
-/* Sum of NAME=V over the "connect_errno ..." lists of the stats lines. */
-static unsigned long long connect_errno_sum(const char *log, const char *name)
+/* Clients that each answer "ping" within 500 ms into @held (how many:
+ * *@n), until one is not answered: that one's socket is returned, kept
+ * open (it sent "ping"), -1 when none could connect. */
+static int hold_until_short(int port, int *held, int *n)
 {
-	unsigned long long sum = 0;
-	size_t nl = strlen(name);
+	*n = 0;
+	while (*n < MAX_HELD) {
+		char m[1][8] = { "ping" };
+		int fd = dial(port), st;
+		uint64_t at;
 
-	for (const char *p = log; (p = strstr(p, "connect_errno ")); p++) {
-		const char *end = strstr(p, " connect_timeouts");
-
-		for (const char *q = p; end && (q = strstr(q, name)) && q < end; q += nl)
-			if (q[-1] == ' ' && q[nl] == '=')
-				sum += strtoull(q + nl + 1, NULL, 10);
+		if (fd < 0)
+			return -1;
+		if (send(fd, "ping", 4, MSG_NOSIGNAL) != 4) {
+			close(fd);
+			return -1;
+		}
+		await_all(&fd, m, 1, now_ms() + 500, false, &st, &at);
+		if (st != 1)
+			return fd;
+		held[(*n)++] = fd;
 	}
-	return sum;
+	return -1;
 }
 
 /*
- * `ringplane relay` under a descriptor limit where the accept still gets
- * a descriptor but the upstream socket(2) does not (EMFILE): each such
- * client must be closed at once, counted (connect_failed, and EMFILE in
- * connect_errno), the relay must stay idle meanwhile (no retry loop), and
- * once the held clients close a fresh one must be relayed. Of the limits
- * 32 and 33 (a relayed client takes two descriptors) the one where the
- * next client is closed rather than left in the backlog is used.
+ * `ringplane relay` at its descriptor limit, with clients queued on its
+ * listener that each sent bytes. Under one of the limits 32 and 33 (a
+ * relayed client takes two descriptors) the accept gets the last
+ * descriptor and the upstream socket(2) finds none: that client must wait
+ * (upstream_waits), the accept pause and the rest stay queued; under the
+ * other the accept itself fails and all stay queued. Either way, once the
+ * held clients close, every queued client must be relayed (its bytes
+ * echoed back), none reset, nothing counted as failed, and the relay must
+ * not spin meanwhile. Before the wait list the relay took each queued
+ * client in, failed its upstream socket and closed it: reset.
+ * Then, under the limit that made clients wait, descriptors that never
+ * free: each queued client is closed at --connect-timeout (600 ms), no
+ * sooner, one after another, and counted in connect_timeouts.
  */
 static void upstream_emfile(const char *up)
 {
-	enum { PROBES = 20 };
+	enum { QUEUED = 20, LATE = 6, LATE_MS = 600, FREED = 2 };
 	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up,
-				"--shards", "1", "--mode", "copy", NULL };
-	int held[MAX_HELD], n = 0, closed = 0, answered = 0, fd = -1, st, first = -1;
-	unsigned long long failed, emfile;
-	long long t0, t1;
-	rlim_t limit;
+				"--shards", "1", "--mode", "copy", "--connect-timeout", "20000",
+				NULL };
+	int held[MAX_HELD], q[MAX_HELD], st[MAX_HELD], n = 0, nq = 0, rc;
+	char msg[MAX_HELD][8];
+	uint64_t at[MAX_HELD], dialed[MAX_HELD];
+	rlim_t wait_limit = 0;
 	struct child s;
 
-	for (limit = 32; limit <= 33; limit++) {
+	for (rlim_t limit = 32; limit <= 33; limit++) {
+		unsigned long long waits, timeouts, failed;
+		int echoed = 0, closed = 0, silent = 0, fd;
+		long long t0, t1;
+
 		child_nofile = limit;
-		st = child_start(&s, rargs);
+		rc = child_start(&s, rargs);
 		child_nofile = 0;
-		CHECK(st == 0, "upstream emfile: relay did not start (limit %llu)",
+		CHECK(rc == 0, "upstream emfile: relay did not start (limit %llu)",
 		      (unsigned long long)limit);
-		if (st)
+		if (rc)
 			return;
-		n = 0;
-		while (n < MAX_HELD && (held[n] = ask(s.port, "ping", "ping", 500)) >= 0)
-			n++;
-		first = probe(s.port, "ping", "ping", 1000);
-		if (first == 0)
-			break; /* accepted, then closed: the upstream socket failed */
+		fd = hold_until_short(s.port, held, &n);
+		CHECK(fd >= 0 && n > 0, "upstream emfile: limit %llu: %d clients held, the limit "
+		      "never struck", (unsigned long long)limit, n);
+		nq = 0;
+		if (fd >= 0) {
+			q[nq] = fd;
+			snprintf(msg[nq++], sizeof(msg[0]), "ping");
+		}
+		while (fd >= 0 && nq < QUEUED) {
+			snprintf(msg[nq], sizeof(msg[0]), "q%02d", nq);
+			q[nq] = dial(s.port);
+			if (q[nq] < 0 || send(q[nq], msg[nq], strlen(msg[nq]), MSG_NOSIGNAL) < 0)
+				break;
+			nq++;
+		}
+		CHECK(fd < 0 || nq == QUEUED, "upstream emfile: limit %llu: only %d of %d clients "
+		      "queued", (unsigned long long)limit, nq, QUEUED);
+		/* the relay short of descriptors, clients queued: no spinning */
+		t0 = cpu_ms(s.pid);
+		usleep(1000000);
+		t1 = cpu_ms(s.pid);
+		CHECK(t0 >= 0 && t1 >= 0 && t1 - t0 <= 200,
+		      "upstream emfile: limit %llu: the waiting relay used %lld ms of CPU in 1 s",
+		      (unsigned long long)limit, t1 - t0);
 		for (int i = 0; i < n; i++)
 			close(held[i]);
-		(void)child_stop(&s, 5000);
+		await_all(q, msg, nq, now_ms() + 10000, true, st, at);
+		for (int i = 0; i < nq; i++) {
+			echoed += st[i] == 1;
+			closed += st[i] == 0;
+			silent += st[i] < 0;
+			if (q[i] >= 0)
+				close(q[i]);
+		}
+		CHECK(echoed == nq && nq > 0, "upstream emfile: limit %llu: of %d queued clients %d "
+		      "relayed, %d closed or reset, %d not answered within 10 s of the closes",
+		      (unsigned long long)limit, nq, echoed, closed, silent);
+		rc = child_stop(&s, 5000);
+		CHECK(rc == 0, "upstream emfile: limit %llu: exit status %d",
+		      (unsigned long long)limit, rc);
+		waits = stat_sum(s.log, "upstream_waits");
+		timeouts = stat_sum(s.log, "connect_timeouts");
+		failed = stat_sum(s.log, "connect_failed");
+		CHECK(timeouts == 0 && failed == 0, "upstream emfile: limit %llu: connect_timeouts "
+		      "%llu, connect_failed %llu (want 0)", (unsigned long long)limit, timeouts,
+		      failed);
+		if (waits && !wait_limit)
+			wait_limit = limit;
+		printf("relay upstream emfile: limit %llu: %d clients held, %d queued: %d relayed "
+		       "after the closes, %d closed or reset, %d silent; %lld ms of CPU in 1 s "
+		       "short; upstream_waits %llu, connect_failed %llu\n",
+		       (unsigned long long)limit, n, nq, echoed, closed, silent, t1 - t0, waits,
+		       failed);
 	}
-	CHECK(first == 0 && n > 0 && n < MAX_HELD,
-	      "upstream emfile: no limit of 32 or 33 let the accept through and failed the "
-	      "upstream socket (%d clients held, next one %d)", n, first);
-	if (first != 0)
+	CHECK(wait_limit, "upstream emfile: no limit of 32 or 33 made a client wait for its "
+	      "upstream socket (upstream_waits 0)");
+	if (!wait_limit)
 		return;
-	/* every further client: accepted, closed at once, not relayed */
-	for (int i = 0; i < PROBES; i++) {
-		int r = probe(s.port, "ping", "ping", 2000);
 
-		closed += r == 0;
-		answered += r == 1;
+	/* descriptors freed once, then never: what waits past --connect-timeout is
+	 * closed, no sooner, and counted */
+	{
+		const char *largs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up,
+					"--shards", "1", "--mode", "copy", "--connect-timeout",
+					"600", NULL };
+		unsigned long long waits, timeouts, failed;
+		uint64_t soonest = UINT64_MAX, latest = 0;
+		int closed = 0, echoed = 0, fd;
+
+		child_nofile = wait_limit;
+		rc = child_start(&s, largs);
+		child_nofile = 0;
+		CHECK(rc == 0, "upstream late: relay did not start");
+		if (rc)
+			return;
+		fd = hold_until_short(s.port, held, &n);
+		/* the last one was dialed before its 500 ms without an answer */
+		dialed[0] = now_ms() - 500;
+		CHECK(fd >= 0 && n > FREED, "upstream late: the limit never struck (%d held)", n);
+		if (fd < 0 || n <= FREED) {
+			(void)child_stop(&s, 5000);
+			return;
+		}
+		nq = 0;
+		q[nq] = fd;
+		snprintf(msg[nq++], sizeof(msg[0]), "ping");
+		while (nq < 1 + LATE) {
+			snprintf(msg[nq], sizeof(msg[0]), "q%02d", nq);
+			dialed[nq] = now_ms();
+			q[nq] = dial(s.port);
+			if (q[nq] < 0 || send(q[nq], msg[nq], strlen(msg[nq]), MSG_NOSIGNAL) < 0)
+				break;
+			nq++;
+		}
+		/* a few descriptors free (the accept takes queued clients in,
+		 * more than their upstreams can have), then none: a relayed
+		 * client stays open */
+		for (int i = 0; i < FREED; i++)
+			close(held[i]);
+		await_all(q, msg, nq, now_ms() + 4 * LATE_MS + 3000, false, st, at);
+		for (int i = 0; i < nq; i++) {
+			echoed += st[i] == 1;
+			closed += st[i] == 0;
+			if (st[i] == 0) {
+				uint64_t w = at[i] - dialed[i];
+
+				soonest = w < soonest ? w : soonest;
+				latest = w > latest ? w : latest;
+			}
+			close(q[i]);
+		}
+		for (int i = FREED; i < n; i++)
+			close(held[i]);
+		rc = child_stop(&s, 5000);
+		CHECK(rc == 0, "upstream late: exit status %d", rc);
+		waits = stat_sum(s.log, "upstream_waits");
+		timeouts = stat_sum(s.log, "connect_timeouts");
+		failed = stat_sum(s.log, "connect_failed");
+		CHECK(nq == 1 + LATE && closed > 0, "upstream late: of %d queued clients none "
+		      "closed (%d relayed): nothing waited past --connect-timeout", nq, echoed);
+		CHECK(closed == 0 || soonest + 50 >= LATE_MS, "upstream late: a client closed %llu ms "
+		      "after it connected, before --connect-timeout %d ms",
+		      (unsigned long long)soonest, LATE_MS);
+		CHECK(timeouts == (unsigned long long)closed && waits >= timeouts && failed == 0,
+		      "upstream late: %d clients closed, connect_timeouts %llu, upstream_waits %llu, "
+		      "connect_failed %llu (want %d, %d or more, 0)", closed, timeouts, waits, failed,
+		      closed, closed);
+		printf("relay upstream late: limit %llu, --connect-timeout %d ms, %d of %d held "
+		       "closed: of %d queued %d relayed, %d closed %llu to %llu ms after they "
+		       "connected; connect_timeouts %llu, upstream_waits %llu\n",
+		       (unsigned long long)wait_limit, LATE_MS, FREED, n, nq, echoed, closed,
+		       (unsigned long long)soonest, (unsigned long long)latest, timeouts, waits);
 	}
-	CHECK(closed == PROBES, "upstream emfile: %d of %d clients closed at once (%d answered)",
-	      closed, PROBES, answered);
-	/* nothing to do now: the relay must not spin on the failure */
-	t0 = cpu_ms(s.pid);
-	usleep(1000000);
-	t1 = cpu_ms(s.pid);
-	CHECK(t0 >= 0 && t1 >= 0 && t1 - t0 <= 200,
-	      "upstream emfile: the idle relay used %lld ms of CPU in 1 s", t1 - t0);
-	for (int i = 0; i < n; i++)
-		close(held[i]);
-	for (uint64_t end = now_ms() + 5000; fd < 0 && now_ms() < end;)
-		fd = ask(s.port, "ping", "ping", 200);
-	CHECK(fd >= 0, "upstream emfile: no fresh client relayed within 5 s of the closes");
-	if (fd >= 0)
-		close(fd);
-	st = child_stop(&s, 5000);
-	CHECK(st == 0, "upstream emfile: exit status %d", st);
-	failed = stat_sum(s.log, "connect_failed");
-	emfile = connect_errno_sum(s.log, "EMFILE");
-	CHECK(failed >= PROBES + 1 && emfile == failed,
-	      "upstream emfile: connect_failed %llu, EMFILE %llu (want %d or more, all EMFILE)",
-	      failed, emfile, PROBES + 1);
-	printf("relay upstream emfile: limit %llu: %d clients held, %d more closed at once "
-	       "(%d relayed), %lld ms of CPU idle in 1 s, a fresh one %s after the "
-	       "closes; connect_failed %llu, EMFILE %llu\n",
-	       (unsigned long long)limit, n, closed + 1, answered, t1 - t0,
-	       fd >= 0 ? "relayed" : "NOT relayed", failed, emfile);
 }
 
 /* ---- serve: what lingers gives its descriptor back ---- */
