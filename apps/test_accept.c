@@ -395,7 +395,7 @@ static void upstream_emfile(const char *up)
  * stop; how many sends worked, and the errno that ended them (0: none). */
 struct sender {
 	int fd;
-	volatile bool stop;
+	bool stop; /* atomic: set by the main thread */
 	unsigned sent;
 	int err;
 };
@@ -404,7 +404,7 @@ static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
 
-	for (unsigned i = 0; i < 400 && !s->stop; i++) { /* 20 s at most */
+	for (unsigned i = 0; i < 400 && !__atomic_load_n(&s->stop, __ATOMIC_RELAXED); i++) { /* 20 s at most */
 		if (send(s->fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
 			s->err = errno;
 			break;
@@ -456,7 +456,7 @@ static void serve_linger_emfile(const char *root)
 	CHECK(n == CLIENTS, "serve linger: limit 32: client %d of %d not answered within 2 s beside "
 	      "%d lingering connections", n + 1, CLIENTS, n);
 	if (th_ok) {
-		snd.stop = true;
+		__atomic_store_n(&snd.stop, true, __ATOMIC_RELAXED);
 		pthread_join(th, NULL);
 		CHECK(snd.err == 0, "serve linger: the client still sending was reset after %u sends "
 		      "(%s)", snd.sent, strerror(snd.err));
