@@ -106,11 +106,16 @@ static struct {
 	unsigned proxy_out; /* 0 off, 1 v1, 2 v2 */
 	bool accept_proxy;
 	uint64_t connect_ns;
-	unsigned max_conns; /* per shard, 0: no limit */
+	unsigned max_conns; /* --max-conns, all shards together; 0: no limit */
 	unsigned shards;
 	int *lfds;
 	struct rshard **rs;
 } g;
+
+/* Connections set up and not yet freed, all shards together: what
+ * --max-conns bounds. Written at accept and free only (with a limit set),
+ * on a line of its own so the shards' writes do not share g's. */
+static _Alignas(64) atomic_uint conns_total;
 
 struct rconn {
 	struct rshard *rs;
@@ -153,6 +158,8 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	rp_pool_free(c->pp);
 	rp_pool_free(c->hbuf);
 	rs->conns--;
+	if (g.max_conns)
+		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
 	rp_pool_free(c);
 	/* clients wait for a descriptor: not retried here (rp_close is
 	 * asynchronous, the descriptor is not free yet), by the wait
@@ -544,13 +551,19 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (fd < 0)
 		return;
 	ST_ADD(rs, accepted, 1);
-	if (g.max_conns && rs->conns >= g.max_conns) {
+	/* one count for the process: a shard's share would refuse clients
+	 * under the limit while another shard sat empty */
+	if (g.max_conns &&
+	    atomic_fetch_add_explicit(&conns_total, 1, memory_order_relaxed) >= g.max_conns) {
+		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
 		ST_ADD(rs, refused_max, 1);
 		close(fd);
 		return;
 	}
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
+		if (g.max_conns)
+			atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
 		close(fd); /* pool exhausted: counted by the engine (nomem) */
 		return;
 	}
@@ -807,8 +820,8 @@ static void usage(FILE *f)
 		"                          included (default 5000)\n"
 		"  --idle-timeout S        end relays with no byte moved for S seconds (0: never,\n"
 		"                          the default)\n"
-		"  --max-conns N           at most N relayed connections (0: no limit); clients\n"
-		"                          past the limit are closed at once (counted)\n"
+		"  --max-conns N           at most N relayed connections, all shards together (0: no\n"
+		"                          limit); clients past the limit are closed at once (counted)\n"
 		"  --busy-poll US          poll for completions up to US microseconds before sleeping\n"
 		"  --idle-spin US          poll up to US microseconds before sleeping while the gaps\n"
 		"                          between events stay shorter, yielding the CPU to any\n"
@@ -931,7 +944,7 @@ int rp_cmd_relay(int argc, char **argv)
 	g.rs = g.shards ? calloc(g.shards, sizeof(*g.rs)) : NULL;
 	if (!g.rs)
 		goto out;
-	g.max_conns = max_conns ? (max_conns + g.shards - 1) / g.shards : 0;
+	g.max_conns = max_conns;
 	/* Accepted sockets inherit TCP_NODELAY from their listener on Linux
 	 * (the clone copies it): one setsockopt here instead of one per client. */
 	for (unsigned i = 0; i < g.shards; i++) {
