@@ -1004,7 +1004,7 @@ static void usage(FILE *f)
 		"                      [--busy-poll US] [--drain-timeout S]\n"
 		"  --listen HOST:PORT   address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"                       (the port is printed)\n"
-		"  --shards N           shards, 1..1024 (default: one per core of the placement plan)\n"
+		"  --shards N           shards, 1..256 (default: one per core of the placement plan)\n"
 		"  --cpus LIST          CPUs for the shards (cpulist, e.g. 0-3)\n"
 		"  --sockperf           answer sockperf's TCP frames as 'sockperf server' does\n"
 		"  --idle-timeout S     close connections with no read or write for S seconds\n"
@@ -1093,7 +1093,8 @@ int rp_cmd_echo(int argc, char **argv)
 	optind = 1;
 	g_cfg.idle_s = IDLE_DEFAULT_S;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		int taken = rp_app_server_opt("echo", c, optarg, 1024, &rc, &o);
+		/* one pool a shard: the registry's bound (RP_POOL_MAX_POOLS_) */
+		int taken = rp_app_server_opt("echo", c, optarg, 256, &rc, &o);
 
 		if (taken < 0)
 			return RP_EXIT_USAGE;

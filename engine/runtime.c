@@ -290,6 +290,8 @@ static int check_config(const struct rp_runtime_config *c)
 		why = "mailbox is not a power of two >= 2";
 	else if (c->shards > RP_POOL_MAX_POOLS_)
 		why = "more shards than the pool registry holds (one pool per shard)";
+	else if (c->pool_flags & ~(unsigned)(RP_POOL_HUGE | RP_POOL_HUGE_ONLY | RP_POOL_MLOCK))
+		why = "pool_flags holds a bit that is no RP_POOL_* flag";
 	if (!why)
 		return 0;
 	eng_set_error("bad runtime config: %s", why);

@@ -211,6 +211,12 @@ static void test_create_rejects_bad_config(void **state)
 	cfg = base_cfg(1);
 	cfg.cpus = "not-a-cpulist";
 	assert_int_equal(rp_runtime_create(&cfg, &rt), -EINVAL);
+	cfg = base_cfg(1);
+	cfg.cpus = "4000"; /* past CPU_SETSIZE */
+	assert_int_equal(rp_runtime_create(&cfg, &rt), -ERANGE);
+	cfg = base_cfg(1);
+	cfg.pool_flags = 0x80; /* no RP_POOL_* flag: refused here, not at start */
+	assert_int_equal(rp_runtime_create(&cfg, &rt), -EINVAL);
 	assert_null(rt);
 	/* a good one, never started: wait refuses, destroy frees */
 	cfg = base_cfg(2);

@@ -182,7 +182,9 @@ struct rp_shard_stats {
  * probe the kernel. No thread runs yet. Returns 0 and *@out, or -EINVAL
  * (bad config: bufs not a power of two, buf_size above 1 MB, ring_entries
  * above 16384 (the CQ gets 4x, the kernel takes at most 65536), more shards
- * than the pool registry holds (RP_POOL_MAX_POOLS_), a bad cpulist...),
+ * than the pool registry holds (RP_POOL_MAX_POOLS_), pool_flags with a
+ * bit that is no RP_POOL_* flag, a bad cpulist...), -ERANGE (a CPU number
+ * in the cpulist at or past CPU_SETSIZE),
  * the kernel's own errno when io_uring cannot be set up (-ENOSYS: no
  * io_uring in this kernel; -EPERM: kernel.io_uring_disabled or a seccomp
  * profile forbids it), -EOPNOTSUPP (the kernel lacks something the engine
