@@ -136,6 +136,8 @@ struct serve_stats {
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
+	uint64_t open_waits; /* drained requests whose file open found no descriptor and
+				waited for one (open_wait) instead of a 503 */
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
@@ -169,6 +171,7 @@ struct sshard {
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
+	unsigned open_waiting; /* connections in open_wait now */
 	/* SIGQUIT's drain began (serve_drain): no accept, every connection
 	 * ends after what it has buffered is answered */
 	bool draining;
@@ -218,6 +221,11 @@ struct sconn {
 	 * until the close (answered once, however the rest arrives) */
 	bool last;
 	bool pausing; /* the recv in flight was cancelled for a pause */
+	/* draining, its request's file open found no descriptor (EMFILE,
+	 * ENFILE): the request stays parsed, unanswered, and retry_opens
+	 * serves it again from the drain's step and the tick (a reference
+	 * held: c->ops) */
+	bool open_wait, open_waited;
 	/* the last answer is in the socket whole and its FIN behind it: input
 	 * is read and dropped until the peer's EOF or the linger bound */
 	bool lingering;
@@ -238,6 +246,7 @@ static struct {
 
 static void conn_next(struct rp_shard *sh, struct sconn *c);
 static bool conn_answer(struct rp_shard *sh, struct sconn *c);
+static bool answer_after(struct rp_shard *sh, struct sconn *c);
 static void arm_recv(struct rp_shard *sh, struct sconn *c);
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 static void refill(struct rp_shard *sh, struct sconn *c);
@@ -569,7 +578,6 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	ssize_t plen, n;
 	int ret;
 
-	ST_ADD(c->ss, requests, 1);
 	c->answered = true;
 	c->keep_alive = q->keep_alive;
 	/* draining: every answer says Connection: close and is the last (as
@@ -603,6 +611,20 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 		}
 	} else {
 		ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
+	}
+	if ((ret == -EMFILE || ret == -ENFILE) && c->ss->draining && !rp_shard_stopping(sh)) {
+		/* a client the drain took in cannot try again later: the port
+		 * refuses it. Its request waits for a descriptor, which the
+		 * drain's other clients give back as they end (the spares the
+		 * drain's accept counts on are the process's, and several
+		 * connections' first opens, on this shard or another, can need
+		 * them at once); bounded by --drain-timeout */
+		if (!c->open_waited)
+			ST_ADD(c->ss, open_waits, 1);
+		c->open_wait = c->open_waited = true;
+		c->ops++;
+		c->ss->open_waiting++;
+		return;
 	}
 	if (ret) {
 		ST_ADD(c->ss, file_errors, 1);
@@ -686,7 +708,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 {
 	int st;
 
-	if (c->sending || c->closing || c->last)
+	if (c->sending || c->closing || c->last || c->open_wait)
 		return false;
 	if (c->buf && c->p.status == RP_HTTP_DONE) {
 		/* drop the request just answered; keep what follows it */
@@ -719,6 +741,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		return false; /* the last head's release goes on */
 	st = rp_http_parse(&c->p, c->buf, c->have);
 	if (st == RP_HTTP_DONE) {
+		ST_ADD(c->ss, requests, 1);
 		serve_request(sh, c);
 	} else if (st == RP_HTTP_ERROR) {
 		ST_ADD(c->ss, refused[c->p.reason], 1);
@@ -729,6 +752,15 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 			conn_close(sh, c); /* a request cut short by the peer's EOF */
 		return false;
 	}
+	return answer_after(sh, c);
+}
+
+/* After a request's answer was queued or started: the last one (no
+ * keep-alive) drops what follows. True when the next may be answered. */
+static bool answer_after(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->open_wait)
+		return false; /* not answered: retry_opens */
 	if (!c->keep_alive) {
 		c->last = true;
 		drop_input(sh, c); /* never parsed: the buffers go back now */
@@ -1070,6 +1102,31 @@ static void check_root(struct sshard *ss)
 	ST_ADD(ss, root_changes, 1);
 }
 
+/*
+ * The drain's requests waiting for a descriptor (open_wait), served again:
+ * from the drain's step (every RP_APP_DRAIN_POLL_MS) and the tick, before
+ * a held listener takes in more, so what the drain took in is served
+ * first. Each is tried once; one that still finds none waits again. One
+ * that was closed meanwhile (a reset, the peer gone) lets go. Bounded by
+ * --drain-timeout: the stop lets go of the rest (serve_stop).
+ */
+static void retry_opens(struct rp_shard *sh, struct sshard *ss)
+{
+	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
+		next = c->next;
+		if (!c->open_wait)
+			continue;
+		c->open_wait = false;
+		ss->open_waiting--;
+		if (!c->closing && !rp_shard_stopping(sh)) {
+			serve_request(sh, c);
+			(void)answer_after(sh, c);
+			conn_next(sh, c);
+		}
+		conn_put(sh, c); /* the wait's reference */
+	}
+}
+
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
@@ -1081,6 +1138,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ss->now_ticks++;
 	if (ss->now_ticks % ROOT_CHECK_TICKS == 0)
 		check_root(ss);
+	retry_opens(sh, ss); /* before the poke: what was taken in first */
 	/* read before the poke: a poke re-arms an accept whose back-off timer
 	 * failed, and its EMFILE comes back only after the next submit */
 	accept_down = ss->acc.down;
@@ -1105,6 +1163,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			}
 			continue;
 		}
+		if (c->open_wait)
+			continue; /* its bound is the drain's */
 		if (c->heads_out) {
 			/* answers queued, none sent and none of the socket's
 			 * bytes acknowledged for the keep-alive timeout (closing
@@ -1223,7 +1283,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu draining %d drain_retries %llu drain_reset %llu root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"linger_bytes %llu accept_errors %llu draining %d drain_retries %llu drain_reset %llu open_waits %llu root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu "
@@ -1243,6 +1303,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors, ss->draining,
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
+		(unsigned long long)ss->st.open_waits,
 		(unsigned long long)ss->st.root_changes,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
@@ -1328,8 +1389,10 @@ static unsigned serve_drain(struct rp_shard *sh)
 			    !c->body_wait && !c->closing && !c->last)
 				conn_linger(sh, c);
 	} else {
-		/* a listener held open for lack of descriptors takes in what
-		 * closed connections made room for (server.h) */
+		/* requests waiting for a descriptor first, then a listener
+		 * held open for lack of descriptors takes in what closed
+		 * connections made room for (server.h) */
+		retry_opens(sh, ss);
 		rp_app_accept_close(sh, &ss->acc);
 	}
 	return ss->live + ss->acc.held;
@@ -1340,8 +1403,19 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
 
 	(void)arg;
-	if (ss)
-		rp_app_accept_stop(sh, &ss->acc);
+	if (!ss)
+		return;
+	rp_app_accept_stop(sh, &ss->acc);
+	/* the drain's end: what waits for a descriptor is closed unanswered */
+	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
+		next = c->next;
+		if (!c->open_wait)
+			continue;
+		c->open_wait = false;
+		ss->open_waiting--;
+		conn_close(sh, c);
+		conn_put(sh, c);
+	}
 }
 
 static void serve_fini(struct rp_shard *sh, void *arg)
