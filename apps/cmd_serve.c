@@ -50,7 +50,9 @@
  * first and get their first answer as their last; only what completes in
  * the microseconds between that and the listener's shutdown is reset
  * (net.ipv4.tcp_migrate_req=1 moves those to another listener of the
- * port instead, e.g. the next process's).
+ * port instead, e.g. the next process's). Out of descriptors, a request
+ * the drain answers whose file open finds none waits for one (open_wait,
+ * retry_opens) instead of a 503: its client cannot try again here.
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with

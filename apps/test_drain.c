@@ -26,7 +26,12 @@
  * every client answered (serve: Connection: close; echo, relay: its bytes
  * back) then EOF, none reset, exit 0. When no descriptor ever comes back
  * the drain ends at --drain-timeout (exit 0), the queue reset and counted
- * (drain_reset). Every wait is bounded.
+ * (drain_reset). serve on 1, 2 and 4 shards with 8 distinct files (each
+ * shard's first open of each needs descriptors): every queued client 200
+ * with Connection: close, no 503. serve whose accepts a real EMFILE
+ * stopped before the SIGQUIT (every build): the drain takes in the queue
+ * as descriptors free up, each 200 with Connection: close. Every wait is
+ * bounded. `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
 #include <poll.h>
