@@ -30,7 +30,9 @@
  * shard's first open of each needs descriptors): every queued client 200
  * with Connection: close, no 503. serve whose accepts a real EMFILE
  * stopped before the SIGQUIT (every build): the drain takes in the queue
- * as descriptors free up, each 200 with Connection: close. Every wait is
+ * as descriptors free up, each 200 with Connection: close. Requests that
+ * wait for a descriptor no client gives back end at --drain-timeout,
+ * closed unanswered, exit 0. Every wait is
  * bounded. `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
@@ -1200,6 +1202,126 @@ static void test_serve_drain_emfile_before(void)
 }
 
 /*
+ * The stop of a drain with requests still waiting for a descriptor: serve
+ * on 1 shard, every accept down, a limit of about 8 descriptors beyond its
+ * own; 16 clients queued, each GETting a file of its own (every open a
+ * first one). The drain takes in what its spares allow; the first open
+ * answers (200, Connection: close) and that client keeps sending a byte
+ * every 100 ms, so its lingering connection holds its descriptor; the
+ * others' opens find none and wait, as long as --drain-timeout 2. At the
+ * deadline the waiting ones are closed unanswered (EOF or a reset, never
+ * a 503), the queue is reset, and the exit is 0.
+ */
+static void test_serve_drain_emfile_wait_deadline(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "2", NULL };
+	enum { N = 16 };
+	const char *bodies[N];
+	static char bufs[N][1024];
+	size_t got[N] = { 0 };
+	bool done[N] = { false }, eof[N] = { false };
+	int fds[N], answered = 0, bad = 0, closed = 0, left = N, st;
+	unsigned long long waits, s5, taken;
+	struct child c = { 0 };
+	uint64_t t0, dt, end, next_byte;
+
+	if (!need_hooks("serve drain emfile wait deadline"))
+		return;
+	child_nofile = 9 + 8; /* serve's own at 1 shard (6 + 3), and 8 */
+	st = start_not_accepting(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "wait deadline: serve did not start");
+		return;
+	}
+	get_files(c.port, fds, bodies, N);
+	CHECK(none_readable(fds, N, 300), "wait deadline: a client was answered with every "
+					  "accept down");
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	end = t0 + 8000;
+	next_byte = t0;
+	while (left && now_ms() < end) {
+		struct pollfd p[N];
+
+		for (int i = 0; i < N; i++)
+			p[i] = (struct pollfd){ .fd = done[i] || eof[i] ? -1 : fds[i],
+						.events = POLLIN };
+		(void)poll(p, N, 20);
+		for (int i = 0; i < N; i++) {
+			ssize_t r;
+
+			if (done[i] || !p[i].revents)
+				continue;
+			r = recv(fds[i], bufs[i] + got[i], sizeof(bufs[i]) - 1 - got[i], MSG_DONTWAIT);
+			if (r > 0) {
+				got[i] += (size_t)r;
+				continue;
+			}
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r == 0 && got[i]) {
+				eof[i] = true; /* answered, its FIN: it goes on sending */
+				continue;
+			}
+			done[i] = true; /* EOF or a reset */
+			left--;
+		}
+		/* an answered client keeps its lingering connection busy: a
+		 * byte each 100 ms, never quiet for a tick; done once the
+		 * server's close refuses it */
+		if (now_ms() >= next_byte) {
+			next_byte = now_ms() + 100;
+			for (int i = 0; i < N; i++)
+				if (!done[i] && got[i] &&
+				    send(fds[i], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+				    errno != EAGAIN) {
+					done[i] = true;
+					left--;
+				}
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		char *e;
+
+		bufs[i][got[i]] = 0;
+		e = strstr(bufs[i], "\r\n\r\n");
+		if (!got[i]) {
+			closed += done[i];
+		} else if (e && !strncmp(bufs[i], "HTTP/1.1 200 ", 13) &&
+			   strstr(bufs[i], "Connection: close\r\n") &&
+			   got[i] == (size_t)(e + 4 - bufs[i]) + sizeof(small) &&
+			   !memcmp(e + 4, bodies[i], sizeof(small))) {
+			answered++;
+		} else {
+			bad++;
+			fprintf(stderr, "wait deadline: client %d: %.200s\n", i, bufs[i]);
+		}
+		close(fds[i]);
+	}
+	st = child_exit(&c, 5000);
+	dt = now_ms() - t0;
+	waits = stat_sum(c.log, "open_waits");
+	s5 = stat_sum(c.log, "5xx");
+	taken = stat_sum(c.log, "conns");
+	/* taken in and closed unanswered: each was waiting at the stop */
+	CHECK(answered >= 1 && closed == N - answered && !bad && s5 == 0 &&
+		      taken > (unsigned long long)answered && waits >= taken - (unsigned)answered,
+	      "wait deadline: %d answered 200, %d closed unanswered, %d wrong, of %d; %llu "
+	      "taken in, 5xx %llu, %llu opens waited (want some answered, the rest closed, "
+	      "some taken in waiting at the deadline)",
+	      answered, closed, bad, N, taken, s5, waits);
+	CHECK(st == 0 && dt >= 1900 && dt < 6000,
+	      "wait deadline: exit status %d %llu ms after SIGQUIT (--drain-timeout 2)", st,
+	      (unsigned long long)dt);
+	printf("serve drain: 1 shard, limit 17, %d queued, answered clients never quiet: %llu "
+	       "taken in, %d answered, %d closed unanswered at the deadline, %llu opens waited, "
+	       "5xx %llu, exit %d %llu ms after SIGQUIT (--drain-timeout 2)\n",
+	       N, taken, answered, closed, waits, s5, st, (unsigned long long)dt);
+}
+
+/*
  * relay (2 shards, to a `ringplane echo` that accepts) as echo's queued
  * cases, through the relay: with its accepts down (test_echo_drain_queued)
  * or @emfile, under an fd limit (test_echo_drain_emfile; the relay takes
@@ -1307,6 +1429,7 @@ static const struct {
 	{ "serve_drain_emfile", test_serve_drain_emfile },
 	{ "serve_drain_emfile_shards", test_serve_drain_emfile_shards },
 	{ "serve_drain_emfile_before", test_serve_drain_emfile_before },
+	{ "serve_drain_emfile_wait_deadline", test_serve_drain_emfile_wait_deadline },
 	{ "relay_drain_emfile", test_relay_drain_emfile },
 	{ "echo_drain_emfile_deadline", test_echo_drain_emfile_deadline },
 };
