@@ -1486,6 +1486,7 @@ int main(int argc, char **argv)
 			cases[k].fn();
 	}
 
+	snprintf(path, sizeof(path), "%s/big.bin", root);
 	unlink(path);
 	for (int k = 0; k < NFILES; k++) {
 		snprintf(path, sizeof(path), "%s/f%d.txt", root, k);
