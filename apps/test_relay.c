@@ -43,9 +43,12 @@
  *              is the request's bytes, none left over from a reset relay;
  *              and 8 clients at once doing 64 B rounds through a fresh
  *              uring-splice relay each time (8 relays, 4 reduced).
+ *   uring-cap  --mode uring-splice with more idle clients on a shard than
+ *              its pipe pool serves: the directions with no pipe fall back
+ *              to copy (counted), every client is echoed, none reset.
  *
- * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|urgent|proxy-reset|max-conns] (that test
- * alone).
+ * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
+ * max-conns] (that test alone).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1647,6 +1650,91 @@ static void test_max_conns(void)
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 }
 
+/* ---- uring-splice past its shard's pipe pool ---- */
+
+/*
+ * uring-splice holds a pipe per direction for the relay's life, from the
+ * shard's pool of 256 (PIPES_MAX, net/relay_splice.c): 160 idle clients on
+ * one shard want 320. A direction that gets none must fall back to copy,
+ * counted in splice_fallback, as splice mode does; the old code ended its
+ * relay as nomem and reset clients 129-160 (3 of 3 runs). Then 10 bytes on
+ * each client: every one echoed, byte-exact, and each direction's bytes
+ * (copied + spliced) are the clients' 1600; the directions that fell back
+ * are exactly those that held no pipe (2 x 160 - the pool's peak), each
+ * counted once.
+ */
+static void test_uring_cap(void)
+{
+	enum { N = 160 };
+	struct child echo = { 0 }, relay = { 0 };
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
+				"--idle-timeout", "0", NULL };
+	static int fd[N];
+	unsigned answered = 0, opened = 0;
+	struct urg_stats st;
+	char up[48];
+
+	CHECK(child_start(&echo, eargs) == 0, "echo did not start");
+	snprintf(up, sizeof(up), "127.0.0.1:%d", echo.port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode",
+				"uring-splice", "--no-pin", "--shards", "1", NULL };
+
+	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	for (unsigned c = 0; c < N; c++) {
+		fd[c] = connect_to(relay.port);
+		CHECK(fd[c] >= 0, "uring cap: connect %u: %s", c, strerror(errno));
+		opened += fd[c] >= 0;
+	}
+	usleep(500000); /* the relays start idle, each holding what it can get */
+	for (unsigned c = 0; c < N; c++) {
+		char msg[10], got[10];
+		ssize_t r;
+
+		if (fd[c] < 0)
+			continue;
+		for (size_t i = 0; i < sizeof(msg); i++)
+			msg[i] = (char)pat(i, c);
+		r = send(fd[c], msg, sizeof(msg), MSG_NOSIGNAL) == (ssize_t)sizeof(msg) ?
+			    read_all(fd[c], got, sizeof(got), 2000) :
+			    -errno;
+		if (r == (ssize_t)sizeof(got) && !memcmp(got, msg, sizeof(msg)))
+			answered++;
+		else
+			CHECK(0, "uring cap: client %u: %zd within 2 s%s", c, r,
+			      r == (ssize_t)sizeof(got) ? ", not its bytes" : "");
+	}
+	for (unsigned c = 0; c < N; c++)
+		if (fd[c] >= 0)
+			close(fd[c]);
+	usleep(200000);
+	CHECK(child_stop(&relay, 5000) == 0, "relay exit");
+	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
+	CHECK(answered == N, "uring cap: %u of %u clients echoed (%u connected)", answered, N, opened);
+	if (!urg_stats_of(relay.log, &st)) {
+		CHECK(0, "uring cap: no stats line in: %s", relay.log);
+		return;
+	}
+	unsigned long long peak = stat_sum(relay.log, "pipes"),
+			   fb = st.fb[0] + st.fb[1] + st.fb[2] + st.fb[3];
+
+	CHECK(st.nomem == 0, "uring cap: %llu relays ended nomem", st.nomem);
+	CHECK(st.copied[0] + st.spliced[0] == 10ull * N && st.copied[1] + st.spliced[1] == 10ull * N,
+	      "uring cap: moved %llu/%llu B, want %u each way", st.copied[0] + st.spliced[0],
+	      st.copied[1] + st.spliced[1], 10 * N);
+	CHECK(peak <= 256, "uring cap: %llu pipes kept, pool bound 256", peak);
+	/* pipes are held for the relay's life here: the peak is the directions
+	 * that had one; every other direction fell back once */
+	CHECK(fb == 2ull * N - peak, "uring cap: %llu fallbacks, %llu directions had no pipe", fb,
+	      2ull * N - peak);
+	/* the pool ran dry before pipe creation was refused: no_pipe */
+	if (peak == 256)
+		CHECK(st.fb[0] == 2ull * N - 256, "uring cap: no_pipe=%llu, want %llu", st.fb[0],
+		      2ull * N - 256);
+	printf("uring cap: %u idle clients on one shard, %u echoed, pipes %llu, splice_fallback "
+	       "no_pipe=%llu pipe_limit=%llu pipe_size=%llu einval=%llu, ended nomem=%llu\n",
+	       N, answered, peak, st.fb[0], st.fb[1], st.fb[2], st.fb[3], st.nomem);
+}
+
 static void test_sigterm(void)
 {
 	unsigned n = reduced ? 200 : 1000;
@@ -1722,6 +1810,11 @@ int main(int argc, char **argv)
 		printf("%s\n", failures ? "FAIL" : "PASS");
 		return failures ? 1 : 0;
 	}
+	if (argc > 2 && !strcmp(argv[2], "uring-cap")) {
+		test_uring_cap();
+		printf("%s\n", failures ? "FAIL" : "PASS");
+		return failures ? 1 : 0;
+	}
 	if (argc > 2 && !strcmp(argv[2], "uring-burst")) {
 		/* the one test, alone: rerun in a loop to hunt the stall */
 		test_uring_burst();
@@ -1746,6 +1839,7 @@ int main(int argc, char **argv)
 	test_sigterm();
 	test_uring();
 	test_uring_burst();
+	test_uring_cap();
 	printf("%s\n", failures ? "FAIL" : "PASS");
 	return failures ? 1 : 0;
 }

@@ -12,7 +12,8 @@
  *   once, so the sockets are made blocking, and the socket -> pipe splice
  *   is issued only once a poll on the shard's ring said the socket is
  *   readable (see uring_pump): an idle direction holds a pipe and an armed
- *   poll, no io-wq worker.
+ *   poll, no io-wq worker. A direction that can get no pipe moves to copy
+ *   (see uring_start).
  *
  * Ending a relay cancels the poll and any splice in flight.
  */
@@ -193,14 +194,28 @@ static int set_blocking(int fd)
 	return 0;
 }
 
+/*
+ * A direction holds its pipe for the relay's life (an idle one too: its
+ * poll is armed with the pipe taken), so a shard's pool of PIPES_MAX
+ * (relay_splice.c: 256) serves 128 idle relays. A direction that can get
+ * none (the pool is empty, or the kernel refused a new pipe or its size)
+ * moves to copy for good, counted in splice_fallback by the reason, as
+ * splice mode does: before, its relay was ended as nomem and the client
+ * reset. The sockets may be blocking by then; the copy path's io_uring ops
+ * do not mind (uring_fall_back relies on it too).
+ */
 static int uring_start(struct rdir *d)
 {
 	enum rp_relay_fallback why;
 
 	d->path = PATH_URING;
-	if (set_blocking(d->from) || set_blocking(d->to) || relay_pipe_get(d, &why)) {
-		relay_fail(d->r, -EINVAL, RP_RELAY_END_NOMEM);
-		return -EINVAL;
+	if (set_blocking(d->from) || set_blocking(d->to)) {
+		relay_fall_back(d, RP_RELAY_FB_EINVAL);
+		return 0;
+	}
+	if (relay_pipe_get(d, &why)) {
+		relay_fall_back(d, why);
+		return 0;
 	}
 	uring_pump(d);
 	return 0;
