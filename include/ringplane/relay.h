@@ -28,8 +28,11 @@
  * - RP_RELAY_SPLICE_URING (relay_uring.c): IORING_OP_SPLICE both ways, on
  *   blocking sockets (the kernel runs it in io-wq, with no poll of its own),
  *   a read issued only once a poll on the ring says the socket is readable:
- *   an idle direction holds a pipe and an armed poll. Kept to measure the
- *   splice path against; never chosen by auto.
+ *   an idle direction holds a pipe and an armed poll. Each direction takes
+ *   its pipe from the same pool at its start and keeps it for the relay's
+ *   life; where none can be had it falls back to copy, counted by reason,
+ *   as splice does (never an end). Kept to measure the splice path
+ *   against; never chosen by auto.
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
  *   whole buffers, 3 in a row, the count reset after 1 s without a read)
  *   moves to splice; one whose splice reads come back short (under 4 KB, 3
@@ -40,6 +43,12 @@
  *   pays more CPU per byte for spliced page fragments than the relay saves
  *   (docs/net.md); from 2 streaming directions the relay's CPU is shared and
  *   it splices. RP_RELAY_AUTO_SPLICE_LOCAL lifts the exception.
+ *
+ * The pipe pool (splice, uring-splice): a pipe given back empty is kept for
+ * reuse, up to the pool's bound of 256 per shard, for the life of the
+ * shard (closed by rp_relay_shard_exit); nothing trims idle ones. One given
+ * back with bytes in it is closed. pipes_live counts the kept ones with
+ * those in use.
  *
  * Threads: everything runs on the shard that called rp_relay_start; the
  * sockets must not be used by anyone else meanwhile.
