@@ -410,8 +410,12 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		connect_start(sh, c, now);
 	}
 	if (!rs->wait_head && rs->spare_lent) {
-		rs->spare = fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0);
-		rs->spare_lent = rs->spare < 0;
+		/* a listener the drain has ended needs no reserve: not retaken
+		 * (a dup of -1 would fail every 5 ms until the exit) */
+		rs->spare = rs->acc.lfd >= 0 && !rs->acc.closed
+				    ? fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0)
+				    : -1;
+		rs->spare_lent = rs->spare < 0 && rs->acc.lfd >= 0 && !rs->acc.closed;
 	}
 	if (rs->wait_head || rs->spare_lent)
 		wait_arm(sh, rs); /* the accept stays paused until the spare is back */
@@ -768,13 +772,16 @@ static void relay_stop(struct rp_shard *sh, void *arg)
 	 * connects the stop cancels) */
 	if (!rs)
 		return;
+	/* the listener first: a waiter's free pokes the accept, which would
+	 * otherwise end a held listener itself, without the drain's line
+	 * saying how many queued clients were reset */
+	rp_app_accept_stop(sh, &rs->acc);
 	while (rs->wait_head)
 		conn_free(sh, wait_pop(rs), true);
 	if (rs->spare >= 0 && !rp_close(sh, rs->spare, NULL, NULL))
 		close(rs->spare);
 	rs->spare = -1;
 	rs->spare_lent = false;
-	rp_app_accept_stop(sh, &rs->acc);
 }
 
 static void relay_fini(struct rp_shard *sh, void *arg)
