@@ -1112,7 +1112,20 @@ static void check_root(struct sshard *ss)
  * that was closed meanwhile (a reset, the peer gone) lets go. Bounded by
  * --drain-timeout: the stop lets go of the rest (serve_stop).
  */
-static void retry_opens(struct rp_shard *sh, struct sshard *ss)
+static void retry_open(struct rp_shard *sh, struct sconn *c)
+{
+	if (!c->closing && !rp_shard_stopping(sh)) {
+		serve_request(sh, c);
+		(void)answer_after(sh, c);
+		conn_next(sh, c);
+	}
+	conn_put(sh, c); /* the wait's reference */
+}
+
+/* Take every connection of @ss off its wait for a descriptor, each handed
+ * to @fn with the wait's reference (which @fn puts). */
+static void open_waits_take(struct rp_shard *sh, struct sshard *ss,
+			    void (*fn)(struct rp_shard *, struct sconn *))
 {
 	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
 		next = c->next;
@@ -1120,13 +1133,19 @@ static void retry_opens(struct rp_shard *sh, struct sshard *ss)
 			continue;
 		c->open_wait = false;
 		ss->open_waiting--;
-		if (!c->closing && !rp_shard_stopping(sh)) {
-			serve_request(sh, c);
-			(void)answer_after(sh, c);
-			conn_next(sh, c);
-		}
-		conn_put(sh, c); /* the wait's reference */
+		fn(sh, c);
 	}
+}
+
+static void close_waiter(struct rp_shard *sh, struct sconn *c)
+{
+	conn_close(sh, c);
+	conn_put(sh, c);
+}
+
+static void retry_opens(struct rp_shard *sh, struct sshard *ss)
+{
+	open_waits_take(sh, ss, retry_open);
 }
 
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -1409,15 +1428,7 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 		return;
 	rp_app_accept_stop(sh, &ss->acc);
 	/* the drain's end: what waits for a descriptor is closed unanswered */
-	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
-		next = c->next;
-		if (!c->open_wait)
-			continue;
-		c->open_wait = false;
-		ss->open_waiting--;
-		conn_close(sh, c);
-		conn_put(sh, c);
-	}
+	open_waits_take(sh, ss, close_waiter);
 }
 
 static void serve_fini(struct rp_shard *sh, void *arg)
