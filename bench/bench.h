@@ -137,6 +137,15 @@ static inline void rp_bench_cpu_relax(void)
 }
 
 /*
+ * rp_bench_cpus_init - remember the CPUs the caller allowed (a `taskset`
+ * around the bench), read once in main before it pins itself; the CPU
+ * pickers below and children started on "any CPU" keep to them.
+ * rp_bench_cpu_allowed - whether @cpu is one of them (all, when unknown).
+ */
+void rp_bench_cpus_init(void);
+bool rp_bench_cpu_allowed(int cpu);
+
+/*
  * Two CPUs for a producer/consumer pair: cpu[0] is the one the calling
  * thread runs on, cpu[1] the first other CPU this process may use (each
  * candidate is tried on ourselves, since cpusets may hide online CPUs).

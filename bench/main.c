@@ -145,6 +145,7 @@ int main(int argc, char **argv)
 			run[nrun++] = &suites[i];
 
 	cfg.quick = opts.quick;
+	rp_bench_cpus_init(); /* a taskset around us: kept to (bench.h) */
 	cfg.pinned_cpu = pin_here();
 	if (rp_report_open(&cfg))
 		return 1;

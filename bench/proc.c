@@ -117,9 +117,10 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 		CPU_ZERO(&set);
 		for (unsigned i = 0; i < ncpus; i++)
 			CPU_SET(cpus[i], &set);
-		if (!ncpus)
+		if (!ncpus) /* any CPU the caller allowed */
 			for (int i = 0; i < CPU_SETSIZE; i++)
-				CPU_SET(i, &set);
+				if (rp_bench_cpu_allowed(i))
+					CPU_SET(i, &set);
 		sched_setaffinity(0, sizeof(set), &set);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -302,6 +303,28 @@ int run_tool_on(struct proc *p, char *const argv[], const int *cpus, unsigned nc
 	if (st < 0)
 		return st;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+void peer_version(const char *path, const char *flag, char *buf, size_t size)
+{
+	char *argv[] = { (char *)path, (char *)flag, NULL };
+	struct proc pr;
+	const char *log;
+	size_t n;
+
+	buf[0] = '\0';
+	(void)run_tool(&pr, argv, -1, 5); /* wrk -v exits 1: the line is what counts */
+	log = proc_log(&pr);
+	/* the line naming the version where one does (socat -V opens with
+	 * its authors), else the first */
+	for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, "socat version", 13)) {
+			log = l;
+			break;
+		}
+	n = strcspn(log, "\n");
+	snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), log);
+	proc_free(&pr);
 }
 
 /* utime+stime+cutime+cstime of @pid in seconds (threads included; forks

@@ -41,6 +41,10 @@ void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit);
 int run_tool(struct proc *p, char *const argv[], int cpu, unsigned timeout_s);
 int run_tool_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus,
 		unsigned timeout_s);
+/* The first line @path prints for @flag ("-v": its version; socat's
+ * "socat version" line) in @buf, "" when it prints none: the peers'
+ * versions go into the notes. */
+void peer_version(const char *path, const char *flag, char *buf, size_t size);
 double proc_cpu_s(pid_t pid);
 struct sockaddr_in loopback(int port);
 int free_port(void);

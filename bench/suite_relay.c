@@ -1271,6 +1271,23 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	chmod(x->dir, 0755); /* nginx's workers (www-data) read the root below it */
 	rp_report_note("ringplane: %s; relays on cpu %d, clients on cpu %d", x->rp, x->cpu_s,
 		       x->cpu_c);
+	{
+		/* which peers these are: the rows hold against these versions */
+		static const char *const flag[] = { "-v", "-v", "-v", "-v", "-V" }; /* socat: -V */
+		const char *path[] = { x->have_haproxy ? x->haproxy : NULL,
+				       x->have_nginx ? x->nginx : NULL,
+				       x->have_wrk ? x->wrk : NULL,
+				       x->have_iperf3 ? x->iperf3 : NULL,
+				       x->have_socat ? x->socat : NULL };
+		char v[5][128];
+
+		for (int i = 0; i < 5; i++)
+			if (path[i])
+				peer_version(path[i], flag[i], v[i], sizeof(v[i]));
+			else
+				snprintf(v[i], sizeof(v[i]), "not found");
+		rp_report_note("peers: %s; %s; %s; %s; %s", v[0], v[1], v[2], v[3], v[4]);
+	}
 	sigaction(SIGPIPE, &ign, &old);
 
 	if (x->pl.n)

@@ -1030,6 +1030,13 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 		ret = -EIO;
 		goto out;
 	}
+	{
+		char nv[128], wv[128];
+
+		peer_version(x->nginx, "-v", nv, sizeof(nv));
+		peer_version(x->wrk, "-v", wv, sizeof(wv));
+		rp_report_note("peers: %s; %s", nv, wv);
+	}
 	if (x->pl.n)
 		rp_report_note("shard scaling (RP_BENCH_SHARDS=%u): ringplane: %s serve --shards %u --cpus %s; nginx: %s (worker_processes %u, one on each of cpus %s, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); wrk -t%u on cpus %s with %u times each row's connections",
 			       x->pl.n, x->rp, x->pl.n, x->pl.srv_list, x->nginx, x->pl.n,

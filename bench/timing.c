@@ -129,6 +129,20 @@ int rp_bench_pin_self(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* The CPUs the caller let us run on (taskset), read before main pins us. */
+static cpu_set_t allowed;
+static bool allowed_known;
+
+void rp_bench_cpus_init(void)
+{
+	allowed_known = !sched_getaffinity(0, sizeof(allowed), &allowed);
+}
+
+bool rp_bench_cpu_allowed(int cpu)
+{
+	return cpu >= 0 && cpu < CPU_SETSIZE && (!allowed_known || CPU_ISSET(cpu, &allowed));
+}
+
 int rp_bench_pick_cpus(int cpu[2])
 {
 	int here = sched_getcpu(), nconf = get_nprocs_conf();
@@ -141,7 +155,7 @@ int rp_bench_pick_cpus(int cpu[2])
 	cpu[0] = here;
 	cpu[1] = -1;
 	for (int c = 0; c < nconf && c < CPU_SETSIZE && cpu[1] < 0; c++) {
-		if (c == here)
+		if (c == here || !rp_bench_cpu_allowed(c))
 			continue;
 		CPU_ZERO(&one);
 		CPU_SET(c, &one);
@@ -160,6 +174,8 @@ int rp_bench_usable_cpus(int *cpus, int max)
 	if (sched_getaffinity(0, sizeof(orig), &orig))
 		return -errno;
 	for (int c = 0; c < nconf && c < CPU_SETSIZE && n < max; c++) {
+		if (!rp_bench_cpu_allowed(c))
+			continue;
 		CPU_ZERO(&one);
 		CPU_SET(c, &one);
 		if (!sched_setaffinity(0, sizeof(one), &one))
