@@ -144,6 +144,20 @@ static void connect_failed(struct rshard *rs, int err)
 
 static void wait_arm(struct rp_shard *sh, struct rshard *rs);
 
+/* A connection's place under --max-conns given back (set up, then freed;
+ * or refused after the count took it). */
+static void conns_total_put(void)
+{
+	if (g.max_conns)
+		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
+}
+
+/* A new upstream socket, or -1 with errno. */
+static int upstream_socket(void)
+{
+	return socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 {
 	struct rshard *rs = c->rs;
@@ -158,8 +172,7 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	rp_pool_free(c->pp);
 	rp_pool_free(c->hbuf);
 	rs->conns--;
-	if (g.max_conns)
-		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
+	conns_total_put();
 	rp_pool_free(c);
 	/* clients wait for a descriptor: not retried here (rp_close is
 	 * asynchronous, the descriptor is not free yet), by the wait
@@ -392,12 +405,12 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			conn_free(sh, wait_pop(rs), true);
 			continue;
 		}
-		c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		c->ufd = upstream_socket();
 		if (c->ufd < 0 && errno == EMFILE && rs->spare >= 0) {
 			close(rs->spare); /* synchronous: free for the socket now */
 			rs->spare = -1;
 			rs->spare_lent = true;
-			c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			c->ufd = upstream_socket();
 		}
 		if (c->ufd < 0 && fd_shortage(errno))
 			break; /* still short: the next pass */
@@ -412,10 +425,10 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (!rs->wait_head && rs->spare_lent) {
 		/* a listener the drain has ended needs no reserve: not retaken
 		 * (a dup of -1 would fail every 5 ms until the exit) */
-		rs->spare = rs->acc.lfd >= 0 && !rs->acc.closed
-				    ? fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0)
-				    : -1;
-		rs->spare_lent = rs->spare < 0 && rs->acc.lfd >= 0 && !rs->acc.closed;
+		bool open = rs->acc.lfd >= 0 && !rs->acc.closed;
+
+		rs->spare = open ? fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0) : -1;
+		rs->spare_lent = open && rs->spare < 0;
 	}
 	if (rs->wait_head || rs->spare_lent)
 		wait_arm(sh, rs); /* the accept stays paused until the spare is back */
@@ -435,7 +448,7 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 		wait_add(sh, c); /* first come, first served */
 		return;
 	}
-	c->ufd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->ufd = upstream_socket();
 	if (c->ufd < 0) {
 		if (fd_shortage(errno)) {
 			wait_add(sh, c);
@@ -559,15 +572,14 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	 * under the limit while another shard sat empty */
 	if (g.max_conns &&
 	    atomic_fetch_add_explicit(&conns_total, 1, memory_order_relaxed) >= g.max_conns) {
-		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
+		conns_total_put();
 		ST_ADD(rs, refused_max, 1);
 		close(fd);
 		return;
 	}
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
-		if (g.max_conns)
-			atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
+		conns_total_put();
 		close(fd); /* pool exhausted: counted by the engine (nomem) */
 		return;
 	}
