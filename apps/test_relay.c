@@ -48,7 +48,7 @@
  *              to copy (counted), every client is echoed, none reset.
  *
  * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
- * max-conns] (that test alone).
+ * max-conns] (that test alone; any other name: exit 2 with the list).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1771,6 +1771,31 @@ static void test_sigterm(void)
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 }
 
+/* The tests main() runs alone when named after the binary; needs_root: a
+ * test that needs root and passes as a no-op without it (veth). */
+struct alone_case {
+	const char *name;
+	void (*run)(void);
+	bool needs_root;
+};
+
+static const struct alone_case alone_cases[] = {
+	{ "veth", test_veth, true },
+	{ "proxy-reset", test_proxy_reset, false },
+	{ "urgent", test_urgent, false },
+	{ "max-conns", test_max_conns, false },
+	{ "uring-cap", test_uring_cap, false },
+	{ "uring-burst", test_uring_burst, false },
+};
+
+static const struct alone_case *alone_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(alone_cases) / sizeof(alone_cases[0]); i++)
+		if (!strcmp(alone_cases[i].name, name))
+			return &alone_cases[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit rl = { 65536, 65536 };
@@ -1788,36 +1813,21 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (argc > 2 && !strcmp(argv[2], "veth")) {
-		/* the one test, alone: rerun in a loop to hunt a flake */
-		if (geteuid() == 0)
-			test_veth();
-		printf("%s\n", failures ? "FAIL" : "PASS");
-		return failures ? 1 : 0;
-	}
-	if (argc > 2 && !strcmp(argv[2], "proxy-reset")) {
-		test_proxy_reset();
-		printf("%s\n", failures ? "FAIL" : "PASS");
-		return failures ? 1 : 0;
-	}
-	if (argc > 2 && !strcmp(argv[2], "urgent")) {
-		test_urgent();
-		printf("%s\n", failures ? "FAIL" : "PASS");
-		return failures ? 1 : 0;
-	}
-	if (argc > 2 && !strcmp(argv[2], "max-conns")) {
-		test_max_conns();
-		printf("%s\n", failures ? "FAIL" : "PASS");
-		return failures ? 1 : 0;
-	}
-	if (argc > 2 && !strcmp(argv[2], "uring-cap")) {
-		test_uring_cap();
-		printf("%s\n", failures ? "FAIL" : "PASS");
-		return failures ? 1 : 0;
-	}
-	if (argc > 2 && !strcmp(argv[2], "uring-burst")) {
-		/* the one test, alone: rerun in a loop to hunt the stall */
-		test_uring_burst();
+	if (argc > 2) {
+		/* one test alone: rerun in a loop to hunt a flake or a stall */
+		const struct alone_case *c = alone_find(argv[2]);
+
+		if (!c) {
+			fprintf(stderr, "test_relay: unknown test '%s'; one of:", argv[2]);
+			for (size_t i = 0; i < sizeof(alone_cases) / sizeof(alone_cases[0]); i++)
+				fprintf(stderr, " %s", alone_cases[i].name);
+			fprintf(stderr, "\n");
+			return 2;
+		}
+		if (!c->needs_root || geteuid() == 0)
+			c->run();
+		else
+			printf("%s: SKIP: needs root\n", c->name);
 		printf("%s\n", failures ? "FAIL" : "PASS");
 		return failures ? 1 : 0;
 	}
