@@ -89,6 +89,11 @@ int proc_spawn(struct proc *p, char *const argv[], int cpu)
 	return proc_spawn_on(p, argv, cpu >= 0 ? &cpu : NULL, cpu >= 0 ? 1 : 0);
 }
 
+int proc_spawn_placed(struct proc *p, char *const argv[], unsigned n, const int *cpus, int cpu)
+{
+	return n ? proc_spawn_on(p, argv, cpus, n) : proc_spawn(p, argv, cpu);
+}
+
 int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus)
 {
 	int pfd[2];

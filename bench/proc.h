@@ -32,6 +32,10 @@ int rp_bench_find_ringplane(char *path, size_t size);
 int proc_spawn(struct proc *p, char *const argv[], int cpu);
 /* The same on the @ncpus CPUs in @cpus (the child may run on any of them). */
 int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned ncpus);
+/* RP_BENCH_SHARDS' placement or the two-CPU one: on the @n CPUs in @cpus
+ * (a group of struct rp_bench_place) when @n > 0, else on @cpu as
+ * proc_spawn. */
+int proc_spawn_placed(struct proc *p, char *const argv[], unsigned n, const int *cpus, int cpu);
 int proc_read(struct proc *p, uint64_t deadline_ns, const char *until);
 int proc_reap(struct proc *p, unsigned timeout_ms);
 void proc_free(struct proc *p);

@@ -175,7 +175,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 /* A relay's process: on the server CPU, or on RP_BENCH_SHARDS' server CPUs. */
 static int relay_spawn(struct ctx *x, struct proc *p, char *const argv[])
 {
-	return x->pl.n ? proc_spawn_on(p, argv, x->pl.srv, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
+	return proc_spawn_placed(p, argv, x->pl.n, x->pl.srv, x->cpu_s);
 }
 
 /*
@@ -995,7 +995,7 @@ static int nginx_start(struct ctx *x, struct proc *p, int *port)
 	if (ret)
 		return ret;
 	/* with RP_BENCH_SHARDS: N workers, one on each upstream CPU */
-	ret = x->pl.n ? proc_spawn_on(p, argv, x->pl.up, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
+	ret = proc_spawn_placed(p, argv, x->pl.n, x->pl.up, x->cpu_s);
 	if (!ret)
 		ret = wait_bound(p, *port, START_TIMEOUT_MS);
 	return ret;

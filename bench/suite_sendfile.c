@@ -225,8 +225,7 @@ static int nginx_start(struct ctx *x)
 	if (ret)
 		return ret;
 	/* with RP_BENCH_SHARDS: N workers, one on each server CPU */
-	ret = x->pl.n ? proc_spawn_on(&x->p[S_NGINX], argv, x->pl.srv, x->pl.n)
-		      : proc_spawn(&x->p[S_NGINX], argv, x->cpu_s);
+	ret = proc_spawn_placed(&x->p[S_NGINX], argv, x->pl.n, x->pl.srv, x->cpu_s);
 	if (!ret)
 		ret = wait_bound(&x->p[S_NGINX], port, START_TIMEOUT_MS);
 	return ret;
@@ -249,7 +248,7 @@ static int rp_start(struct ctx *x)
 	snprintf(shards, sizeof(shards), "%u", x->pl.n ? x->pl.n : 1);
 	if (x->pl.n)
 		snprintf(cpus, sizeof(cpus), "%s", x->pl.srv_list);
-	ret = x->pl.n ? proc_spawn_on(p, argv, x->pl.srv, x->pl.n) : proc_spawn(p, argv, x->cpu_s);
+	ret = proc_spawn_placed(p, argv, x->pl.n, x->pl.srv, x->cpu_s);
 	if (ret)
 		return ret;
 	ret = proc_read(p, deadline, "listening on");
