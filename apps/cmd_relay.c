@@ -672,7 +672,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"connect_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
-		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu | proxy accepted "
+		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
@@ -695,6 +695,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],
 		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
+		(unsigned long long)r.pipes_trimmed,
 		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,

@@ -62,6 +62,7 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 	if (!rs || rs->sh != sh)
 		return;
 	rp_timer_free(sh, rs->sweep_timer);
+	rp_timer_free(sh, rs->trim_timer);
 	for (unsigned i = 0; i < rs->npipes; i++) {
 		close(rs->pipes[i][0]);
 		close(rs->pipes[i][1]);

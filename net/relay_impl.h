@@ -79,6 +79,8 @@ struct relay_shard {
 	struct rp_timer *sweep_timer; /* reserved: rp_relay_shard_init */
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
+	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
+	struct rp_timer *trim_timer; /* the pool's trim (relay_splice.c), armed while it holds pipes */
 	unsigned streaming;    /* auto: directions streaming on this shard (rdir.hot) */
 	uint64_t expire_ns;    /* auto: the last walk for quiet directions (relay_core.c) */
 };

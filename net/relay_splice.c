@@ -27,6 +27,7 @@
 #define PIPE_BYTES (256u * 1024) /* asked of F_SETPIPE_SZ: a few TCP windows' worth */
 #define PIPES_MAX 256		 /* pipes per shard, in use and idle */
 #define PUMP_ROUNDS 16		 /* splice rounds per readiness event */
+#define TRIM_NS (1000ull * 1000 * 1000) /* the pool's trim interval */
 
 static void splice_pump(struct rdir *d);
 
@@ -42,6 +43,51 @@ static void pipe_close(struct relay_shard *rs, int p[2])
 	rs->st.pipes_live--;
 }
 
+/*
+ * The pool's trim. A pooled pipe costs two descriptors and, grown to
+ * 256 KB, 64 pages of the user's fs.pipe-user-pages-soft budget (the
+ * kernel charges a pipe's slots at F_SETPIPE_SZ, empty or not): kept for
+ * the shard's life, one burst of 256 spliced streams held the whole
+ * default budget (16384 pages) in an idle relay, and every later pipe of
+ * the same user got 2 pages. So while the pool holds pipes a reserved
+ * timer runs every TRIM_NS; relay_pipe_get keeps the pool's low-water
+ * mark over the interval, and at its end that many pipes (in the pool the
+ * whole interval: not needed) are closed, counted in pipes_trimmed. A
+ * steady load keeps its working set; an idle shard is back to no pipe
+ * within two intervals, and then nothing wakes it (the timer is armed
+ * only while the pool is not empty). Only pooled pipes are closed: a
+ * direction's pipe is never in the pool.
+ */
+static void pool_close(struct relay_shard *rs, unsigned n)
+{
+	while (n--) {
+		rs->npipes--;
+		pipe_close(rs, rs->pipes[rs->npipes]);
+		rs->st.pipes_trimmed++;
+	}
+}
+
+static void pool_trim(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+/* Start an interval: 0, or -1 when the timer cannot be armed (the shard is
+ * stopping, or the SQ stuck): the caller then keeps no pipe. */
+static int trim_arm(struct rp_shard *sh, struct relay_shard *rs)
+{
+	rs->pipes_low = rs->npipes;
+	return rp_timer_arm(sh, rs->trim_timer, TRIM_NS, pool_trim, rs) ? -1 : 0;
+}
+
+static void pool_trim(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct relay_shard *rs = arg;
+
+	if (c->res == -ECANCELED)
+		return; /* the shard stops: rp_relay_shard_exit closes the pool */
+	pool_close(rs, rs->pipes_low);
+	if (rs->npipes && trim_arm(sh, rs))
+		pool_close(rs, rs->npipes);
+}
+
 int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why)
 {
 	struct relay_shard *rs = rs_of(d);
@@ -49,6 +95,8 @@ int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why)
 
 	if (rs->npipes) {
 		rs->npipes--;
+		if (rs->npipes < rs->pipes_low)
+			rs->pipes_low = rs->npipes;
 		d->pipe[0] = rs->pipes[rs->npipes][0];
 		d->pipe[1] = rs->pipes[rs->npipes][1];
 		return 0;
@@ -57,6 +105,10 @@ int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why)
 		*why = RP_RELAY_FB_NO_PIPE;
 		return -1;
 	}
+	/* the trim's timer, reserved once per shard by its first pipe; without
+	 * it no pipe is pooled (relay_pipe_put closes them) */
+	if (!rs->trim_timer)
+		rs->trim_timer = rp_timer_new(d->r->sh);
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
 		*why = RP_RELAY_FB_PIPE_LIMIT;
 		return -1;
@@ -84,7 +136,7 @@ void relay_pipe_put(struct rdir *d)
 
 	if (d->pipe[0] < 0)
 		return;
-	if (d->in_pipe == 0 && rs->npipes < PIPES_MAX) {
+	if (d->in_pipe == 0 && rs->npipes < PIPES_MAX && rs->trim_timer) {
 		if (rs->npipes == rs->pipes_cap) {
 			unsigned cap = rs->pipes_cap ? 2 * rs->pipes_cap : 16;
 			int(*np)[2] = realloc(rs->pipes, cap * sizeof(*np));
@@ -96,7 +148,13 @@ void relay_pipe_put(struct rdir *d)
 		}
 		rs->pipes[rs->npipes][0] = d->pipe[0];
 		rs->pipes[rs->npipes][1] = d->pipe[1];
-		rs->npipes++;
+		/* a pool that was empty starts the trim's interval (a pool that
+		 * is not has it running) */
+		if (!rs->npipes++ && !rp_timer_armed(rs->trim_timer) &&
+		    trim_arm(d->r->sh, rs)) {
+			rs->npipes--;
+			goto close;
+		}
 		d->pipe[0] = d->pipe[1] = -1;
 		return;
 	}

@@ -23,12 +23,17 @@
  *   other relays keep flowing;
  * - pipes refused by the kernel (fs.pipe-user-pages-soft) make splice fall
  *   back to copy, counted, without losing a byte;
+ * - the pipe pool is trimmed: after 64 spliced streams end, the shard's
+ *   pipes and the process's descriptors are back to those of before within
+ *   seconds (counted in pipes_trimmed), and a second burst right after
+ *   splices every byte again, with no fallback;
  * - an idle relay ends after its timeout;
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
  *   streams spread over 4 shards, each shard's relays, pipes and counters
  *   its own.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -1229,6 +1234,151 @@ static void test_pipe_limit_falls_back_to_copy(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- the pipe pool trimmed once idle ---- */
+
+#define TRIM_STREAMS 64
+#define TRIM_WAIT_S  5.0 /* the trim's interval is 1 s: back to none within about 2 */
+
+/* The descriptors open in this process (the shards' threads share them). */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* One burst of @n streams of @len bytes up and 64 KB down through the
+ * running runtime's one shard, every byte checked; their sockets closed
+ * after. */
+static void trim_burst(unsigned n, size_t len, uint32_t seed)
+{
+	for (unsigned i = 0; i < n; i++)
+		make_stream(&T.st[i], len, 65536, seed + i);
+	T.n = n;
+	atomic_store(&T.started, 0);
+	for (unsigned i = 0; i < n; i++) {
+		int small = 64 * 1024;
+
+		/* a server that reads late, small socket buffers toward it: each
+		 * stream's relay holds bytes in a pipe meanwhile, so all take
+		 * pipes at once */
+		assert_int_equal(setsockopt(T.st[i].s, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+		assert_int_equal(setsockopt(T.st[i].b, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[i]), 0);
+	}
+	assert_true(wait_for(&T.started, (int)n, WAIT_S));
+	/* the clients send, nobody reads yet: until every a -> b direction
+	 * holds a pipe (at most 5 s) */
+	for (double end = now_s() + 5.0; now_s() < end;) {
+		for (unsigned i = 0; i < n; i++)
+			pump_out(T.st[i].c, T.st[i].up_len, &T.st[i].up_sent, &T.st[i].up_shut,
+				 T.st[i].seed, false);
+		fetch_stats();
+		if (T.rstats.pipes_live >= n)
+			break;
+		sleep_ms(10);
+	}
+	assert_true(drive(60, NULL));
+	for (unsigned i = 0; i < n; i++) {
+		struct stream *s = &T.st[i];
+
+		assert_true(wait_for(&s->done, 1, WAIT_S));
+		assert_false(s->bad);
+		assert_int_equal(s->up_got, len);
+		assert_int_equal(s->down_got, 65536);
+		assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+		assert_int_equal(s->res.spliced[0] + s->res.spliced[1], len + 65536);
+	}
+	close_clients();
+}
+
+/* Poll (bounded) until the shard holds no pipe and this process's
+ * descriptors are @fds again; the seconds it took, or -1. */
+static double trim_wait(int fds, int *fds_now)
+{
+	double t0 = now_s();
+
+	for (unsigned i = 0; i < 1000 && now_s() < t0 + TRIM_WAIT_S; i++) {
+		fetch_stats();
+		*fds_now = fd_count();
+		if (!T.rstats.pipes_live && *fds_now == fds)
+			return now_s() - t0;
+		sleep_ms(20);
+	}
+	return -1;
+}
+
+/*
+ * After a burst of spliced streams the shard's pool used to keep every
+ * pipe given back (up to 256) for its life: two descriptors each, and each
+ * one's 64 pages of the user's fs.pipe-user-pages-soft budget. Now idle
+ * pooled pipes are closed within about two 1 s intervals, and the next
+ * burst still splices (new pipes).
+ */
+static void test_pipe_pool_trims(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+	size_t len = 1u << 20; /* past the buffers toward the server and a pipe */
+	struct rlimit rl;
+	uint64_t spliced0, trimmed0;
+	int fds, fds_now = -1;
+	double took;
+
+	(void)state;
+	/* 4 sockets a stream here, and up to 2 pipes (4 descriptors) */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 8 * TRIM_STREAMS + 200 &&
+	    rl.rlim_max >= 8 * TRIM_STREAMS + 200) {
+		rl.rlim_cur = 8 * TRIM_STREAMS + 200;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	T.shards = 1;
+	T.n = 0;
+	launch(&cfg, T.st, 0); /* the runtime alone: its descriptors are the baseline */
+	fds = fd_count();
+
+	trim_burst(TRIM_STREAMS, len, 0x700);
+	fetch_stats();
+	print_message("# pipe trim: burst 1 ended: pipes %llu (peak %llu), trimmed %llu, fds %d (%d before)\n",
+		      (unsigned long long)T.rstats.pipes_live, (unsigned long long)T.rstats.pipes_max,
+		      (unsigned long long)T.rstats.pipes_trimmed, fd_count(), fds);
+	assert_int_equal(T.rstats.bytes_spliced[0] + T.rstats.bytes_spliced[1],
+			 TRIM_STREAMS * (len + 65536));
+	/* the streams held pipes at once: the pool kept them after */
+	assert_true(T.rstats.pipes_max >= TRIM_STREAMS);
+	took = trim_wait(fds, &fds_now);
+	print_message("# pipe trim: %s after %.2f s: pipes %llu, trimmed %llu, fds %d (%d before)\n",
+		      took >= 0 ? "back" : "NOT back", took >= 0 ? took : TRIM_WAIT_S,
+		      (unsigned long long)T.rstats.pipes_live,
+		      (unsigned long long)T.rstats.pipes_trimmed, fds_now, fds);
+	assert_true(took >= 0);
+	assert_true(T.rstats.pipes_trimmed > 0);
+
+	/* right after: a second burst splices again (new pipes), no fallback */
+	spliced0 = T.rstats.bytes_spliced[0] + T.rstats.bytes_spliced[1];
+	trimmed0 = T.rstats.pipes_trimmed;
+	trim_burst(TRIM_STREAMS, len, 0x900);
+	fetch_stats();
+	assert_int_equal(T.rstats.bytes_spliced[0] + T.rstats.bytes_spliced[1] - spliced0,
+			 TRIM_STREAMS * (len + 65536));
+	for (int k = 0; k < RP_RELAY_FB_NR; k++)
+		assert_int_equal(T.rstats.splice_fallback[k], 0);
+	assert_int_equal(T.rstats.bytes_copied[0] + T.rstats.bytes_copied[1], 0);
+	took = trim_wait(fds, &fds_now);
+	print_message("# pipe trim: burst 2 %s after %.2f s: trimmed %llu more, fds %d (%d before)\n",
+		      took >= 0 ? "back" : "NOT back", took >= 0 ? took : TRIM_WAIT_S,
+		      (unsigned long long)(T.rstats.pipes_trimmed - trimmed0), fds_now, fds);
+	assert_true(took >= 0);
+	assert_true(T.rstats.pipes_trimmed > trimmed0);
+	rt_end(T.rt);
+}
+
 /* ---- idle timeout ---- */
 
 static void test_idle_timeout(void **state)
@@ -1322,6 +1472,7 @@ int main(int argc, char **argv)
 		T(test_stuck_reader_copy),
 		T(test_stuck_reader_splice),
 		T(test_pipe_limit_falls_back_to_copy),
+		T(test_pipe_pool_trims),
 		T(test_idle_timeout),
 	};
 

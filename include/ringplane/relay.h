@@ -45,10 +45,14 @@
  *   it splices. RP_RELAY_AUTO_SPLICE_LOCAL lifts the exception.
  *
  * The pipe pool (splice, uring-splice): a pipe given back empty is kept for
- * reuse, up to the pool's bound of 256 per shard, for the life of the
- * shard (closed by rp_relay_shard_exit); nothing trims idle ones. One given
- * back with bytes in it is closed. pipes_live counts the kept ones with
- * those in use.
+ * reuse, up to the pool's bound of 256 per shard; one given back with
+ * bytes in it is closed. Idle ones are trimmed: while the pool holds pipes
+ * a timer runs every second and closes as many as the pool never went
+ * below during that second (counted in pipes_trimmed), so a steady load
+ * keeps its working set and an idle shard holds no pipe (no descriptor,
+ * none of the user's fs.pipe-user-pages budget) about 2 s after its last
+ * splice; an empty pool arms no timer. rp_relay_shard_exit closes the
+ * rest. pipes_live counts the kept ones with those in use.
  *
  * Threads: everything runs on the shard that called rp_relay_start; the
  * sockets must not be used by anyone else meanwhile.
@@ -138,6 +142,7 @@ struct rp_relay_stats {
 	uint64_t auto_local;	/* auto: streaming directions kept in copy (receiver on this host) */
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
 	uint64_t pipes_live, pipes_max;
+	uint64_t pipes_trimmed;	/* idle pooled pipes closed by the pool's trim */
 	/* relays ended as RP_RELAY_END_RESET, by the errno of the error that
 	 * ended them ([0]: no errno, or one of RP_RELAY_ERRNO_MAX or above) */
 	uint64_t reset_errno[RP_RELAY_ERRNO_MAX];
