@@ -1354,8 +1354,8 @@ static long serve_pipes(pid_t pid)
 
 /*
  * A relay keeps idle pipes for later splices (net/relay_splice.c, at most
- * 256 per shard): descriptors that are a cache, not a leak, and whose
- * number follows the peak of concurrent splices. SIGUSR1 makes each shard
+ * 256 per shard, those idle a whole second trimmed): descriptors that are
+ * a cache, not a leak, and whose number follows the concurrent splices. SIGUSR1 makes each shard
  * print its counters, "pipes N" among them; the pipes live when no
  * connection is open are all cached. -1 when the lines do not come (1 s).
  * Also takes the PROXY headers it refused or timed out (proxy_refused).
@@ -1701,10 +1701,16 @@ static void measure(bool end)
 		if (!s->enabled || s->exited)
 			continue;
 		if (!end) {
-			s->pipes0 = s->kind == K_RELAY ? relay_pipes(s) :
-				    s->kind == K_SERVE ? serve_pipes(s->pid) : 0;
+			/* a relay's pool trim (every second) may close pipes between
+			 * its count and ours: counted again until both agree (3 tries) */
+			for (int t = 0; t < 3; t++) {
+				s->pipes0 = s->kind == K_RELAY ? relay_pipes(s) :
+					    s->kind == K_SERVE ? serve_pipes(s->pid) : 0;
+				s->fd0 = fd_count(s->pid) - 2 * (s->pipes0 > 0 ? s->pipes0 : 0);
+				if (s->kind != K_RELAY || s->pipes0 < 0 || relay_pipes(s) == s->pipes0)
+					break;
+			}
 			s->rss0 = rss_kb(s->pid);
-			s->fd0 = fd_count(s->pid) - 2 * (s->pipes0 > 0 ? s->pipes0 : 0);
 			continue;
 		}
 		uint64_t grace = now_ms() + FD_GRACE_MS;
