@@ -16,6 +16,13 @@
  * upstream socket does not: queued clients wait (the accept paused), none
  * reset, no spinning, all relayed once descriptors are free; closed and
  * counted at --connect-timeout when descriptors never free.
+ * Then the wait list with --accept-proxy and the relay's table full of
+ * clients still to send their headers (so that no descriptor frees but
+ * as the test says): its reserve alone lets the head go on; waiters are
+ * served first in, first out; on 2 shards each waiter's upstream gets the
+ * PROXY header of its own addresses and its bytes; --connect-timeout
+ * closes each waiter at its deadline, counted exactly, with a close or a
+ * reset as its unread bytes decide.
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
@@ -379,6 +386,585 @@ static void upstream_emfile(const char *up)
 	}
 }
 
+/* ---- the wait list's order, its reserve, --accept-proxy, its deadline ---- */
+
+/*
+ * An upstream of the test's own (a thread on 127.0.0.1): it echoes every
+ * byte and records, per connection in the order it accepted them, the
+ * first REC_LEN bytes it got: the order in which the relay connected its
+ * clients' upstreams, and what each upstream was sent.
+ */
+enum { REC_MAX = 128, REC_LEN = 96 };
+
+struct recorder {
+	int lfd, port;
+	pthread_t th;
+	pthread_mutex_t mu;
+	bool stop; /* atomic: set by the main thread */
+	int n;	   /* connections accepted, in order */
+	int fd[REC_MAX];
+	char data[REC_MAX][REC_LEN + 1];
+	size_t len[REC_MAX];
+};
+
+static void *recorder_main(void *arg)
+{
+	struct recorder *r = arg;
+
+	/* 60 s at most: each pass waits 10 ms at most */
+	for (unsigned pass = 0; pass < 6000 && !__atomic_load_n(&r->stop, __ATOMIC_RELAXED);
+	     pass++) {
+		struct pollfd p[REC_MAX + 1];
+		int idx[REC_MAX + 1], np = 0;
+
+		p[np] = (struct pollfd){ .fd = r->lfd, .events = POLLIN };
+		idx[np++] = -1;
+		for (int i = 0; i < r->n; i++)
+			if (r->fd[i] >= 0) {
+				p[np] = (struct pollfd){ .fd = r->fd[i], .events = POLLIN };
+				idx[np++] = i;
+			}
+		if (poll(p, (nfds_t)np, 10) <= 0)
+			continue;
+		for (int k = 0; k < np; k++) {
+			char buf[512];
+			ssize_t got;
+			int i = idx[k];
+
+			if (!p[k].revents)
+				continue;
+			if (i < 0) {
+				for (int a = 0; a < 64 && r->n < REC_MAX; a++) {
+					int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+					if (fd < 0)
+						break;
+					pthread_mutex_lock(&r->mu);
+					r->fd[r->n] = fd;
+					r->len[r->n] = 0;
+					r->data[r->n][0] = 0;
+					r->n++;
+					pthread_mutex_unlock(&r->mu);
+				}
+				continue;
+			}
+			got = recv(r->fd[i], buf, sizeof(buf), MSG_DONTWAIT);
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (got <= 0) {
+				close(r->fd[i]);
+				r->fd[i] = -1;
+				continue;
+			}
+			pthread_mutex_lock(&r->mu);
+			for (ssize_t b = 0; b < got && r->len[i] < REC_LEN; b++)
+				r->data[i][r->len[i]++] = buf[b];
+			r->data[i][r->len[i]] = 0;
+			pthread_mutex_unlock(&r->mu);
+			/* a few bytes into an empty buffer: whole at once */
+			(void)send(r->fd[i], buf, (size_t)got, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
+	return NULL;
+}
+
+static int recorder_start(struct recorder *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+
+	memset(r, 0, sizeof(*r));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->lfd < 0)
+		return -1;
+	if (bind(r->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(r->lfd, 256) ||
+	    getsockname(r->lfd, (struct sockaddr *)&a, &al)) {
+		close(r->lfd);
+		return -1;
+	}
+	r->port = ntohs(a.sin_port);
+	pthread_mutex_init(&r->mu, NULL);
+	if (pthread_create(&r->th, NULL, recorder_main, r)) {
+		close(r->lfd);
+		return -1;
+	}
+	return 0;
+}
+
+static void recorder_stop(struct recorder *r)
+{
+	__atomic_store_n(&r->stop, true, __ATOMIC_RELAXED);
+	pthread_join(r->th, NULL);
+	for (int i = 0; i < r->n; i++)
+		if (r->fd[i] >= 0)
+			close(r->fd[i]);
+	close(r->lfd);
+	pthread_mutex_destroy(&r->mu);
+}
+
+/* The value of counter @name on the last stats line of shard @id. */
+static unsigned long long shard_stat(const char *log, unsigned id, const char *name)
+{
+	char head[32], key[64];
+	const char *line = NULL, *end, *p;
+
+	snprintf(head, sizeof(head), "shard %u: ", id);
+	for (p = log; (p = strstr(p, head)); p++)
+		if (p == log || p[-1] == '\n')
+			line = p;
+	if (!line)
+		return 0;
+	end = strchr(line, '\n');
+	snprintf(key, sizeof(key), " %s ", name);
+	p = strstr(line, key);
+	if (!p || (end && p > end))
+		return 0;
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* Open descriptors of @pid numbered below @limit (those it may allocate:
+ * one it inherited above its RLIMIT_NOFILE is no room for a socket), or -1. */
+static long fd_below(pid_t pid, rlim_t limit)
+{
+	char path[64];
+	struct dirent *d;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) && n < 1000000)
+		if (d->d_name[0] != '.' && strtoull(d->d_name, NULL, 10) < limit)
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/*
+ * `ringplane relay --accept-proxy ARGS` under RLIMIT_NOFILE @limit with
+ * its descriptor table full: clients that sent nothing (each taken in,
+ * reading its PROXY header: one descriptor, no upstream yet) until the
+ * relay holds exactly @limit descriptors. Their sockets go to @fds (how
+ * many: *@n, at most @max; the first dialed at *@t_dial when not NULL);
+ * 0, or -1 (counted as a failure).
+ */
+static int relay_full(struct child *s, const char *const *args, rlim_t limit, int *fds, int *n,
+		      int max, uint64_t *t_dial)
+{
+	long base, have = -1;
+	uint64_t end;
+	int rc;
+
+	*n = 0;
+	child_nofile = limit;
+	rc = child_start(s, args);
+	child_nofile = 0;
+	CHECK(rc == 0, "relay (limit %llu) did not start", (unsigned long long)limit);
+	if (rc)
+		return -1;
+	base = fd_below(s->pid, limit);
+	CHECK(base > 0 && base + 3 <= (long)limit && (long)limit - base <= max,
+	      "relay at limit %llu: %ld descriptors at the start", (unsigned long long)limit, base);
+	if (base <= 0 || base + 3 > (long)limit || (long)limit - base > max) {
+		(void)child_stop(s, 5000);
+		return -1;
+	}
+	if (t_dial)
+		*t_dial = now_ms();
+	while (*n < (long)limit - base) {
+		fds[*n] = dial(s->port);
+		if (fds[*n] < 0)
+			break;
+		(*n)++;
+	}
+	end = now_ms() + 3000;
+	while (now_ms() < end && (have = fd_below(s->pid, limit)) < (long)limit)
+		usleep(5000);
+	CHECK(have == (long)limit, "relay at limit %llu: %ld descriptors after %d silent clients "
+	      "(%ld at the start)", (unsigned long long)limit, have, *n, base);
+	if (have != (long)limit) {
+		for (int i = 0; i < *n; i++)
+			close(fds[i]);
+		(void)child_stop(s, 5000);
+		return -1;
+	}
+	return 0;
+}
+
+/* A PROXY v1 header from 10.9.0.@i:40000+@i to 10.8.0.1:443 into @out
+ * (what --proxy-protocol v1 emits for it too); its length. */
+static size_t hdr_v1(char *out, size_t cap, int i)
+{
+	return (size_t)snprintf(out, cap, "PROXY TCP4 10.9.0.%d 10.8.0.1 %d 443\r\n", i, 40000 + i);
+}
+
+/* The same addresses as a PROXY v2 header (PROXY, TCP over IPv4). */
+static size_t hdr_v2(char *out, int i)
+{
+	static const char sig[12] = "\r\n\r\n\0\r\nQUIT\n";
+	unsigned char *o = (unsigned char *)out;
+	unsigned sport = 40000u + (unsigned)i, dport = 443;
+
+	memcpy(o, sig, 12);
+	o[12] = 0x21;
+	o[13] = 0x11;
+	o[14] = 0;
+	o[15] = 12;
+	o[16] = 10, o[17] = 9, o[18] = 0, o[19] = (unsigned char)i;
+	o[20] = 10, o[21] = 8, o[22] = 0, o[23] = 1;
+	o[24] = (unsigned char)(sport >> 8), o[25] = (unsigned char)sport;
+	o[26] = (unsigned char)(dport >> 8), o[27] = (unsigned char)dport;
+	return 28;
+}
+
+/* Send all @len bytes of @buf on @fd; true when they went. */
+static bool send_all(int fd, const void *buf, size_t len)
+{
+	return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/*
+ * The reserve descriptor. A relay with --accept-proxy and its descriptor
+ * table full of clients that have sent nothing yet: one of them sends its
+ * header and a tag, its upstream socket(2) fails (EMFILE) and nothing the
+ * test does frees a descriptor; only the shard's reserve (a dup of the
+ * listener, closed for the list's head) lets it connect. It must be
+ * relayed within 1.5 s of its header, and before any of the others' 5 s
+ * header timeouts could free one. Without the reserve it waited until the
+ * first such timeout.
+ */
+static void wait_reserve(const char *up)
+{
+	enum { LIMIT = 40 };
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "copy", "--accept-proxy", "--connect-timeout", "20000",
+			       NULL };
+	int fds[MAX_HELD], n, st = -1, rc;
+	char msg[1][8] = { "r00\n" }, hdr[128];
+	uint64_t t_first, t_hdr, at = 0;
+	unsigned long long waits, timeouts, failed;
+	size_t hl;
+	struct child s;
+
+	if (relay_full(&s, args, LIMIT, fds, &n, MAX_HELD, &t_first))
+		return;
+	hl = hdr_v1(hdr, sizeof(hdr), 1);
+	memcpy(hdr + hl, "r00\n", 4);
+	t_hdr = now_ms();
+	CHECK(send_all(fds[0], hdr, hl + 4), "wait reserve: send: %s", strerror(errno));
+	/* without the reserve the first descriptor to free is a silent
+	 * client's at its 5 s header timeout, counted from its accept (after
+	 * t_first) */
+	await_all(fds, msg, 1, t_hdr + 1500 < t_first + 4500 ? t_hdr + 1500 : t_first + 4500,
+		  false, &st, &at);
+	CHECK(t_hdr < t_first + 3000, "wait reserve: filling the relay took %llu ms (want < 3 s)",
+	      (unsigned long long)(t_hdr - t_first));
+	CHECK(st == 1, "wait reserve: the head waiter %s within %llu ms of its header, with no "
+	      "descriptor freed but the reserve", st == 0 ? "was closed" : "was not relayed",
+	      (unsigned long long)(t_hdr + 1500 < t_first + 4500 ? 1500 : t_first + 4500 - t_hdr));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "wait reserve: exit status %d", rc);
+	waits = stat_sum(s.log, "upstream_waits");
+	timeouts = stat_sum(s.log, "connect_timeouts");
+	failed = stat_sum(s.log, "connect_failed");
+	CHECK(waits == 1 && timeouts == 0 && failed == 0, "wait reserve: upstream_waits %llu, "
+	      "connect_timeouts %llu, connect_failed %llu (want 1, 0, 0)", waits, timeouts, failed);
+	printf("relay wait reserve: limit %d, %d silent clients fill it; the one that sent its "
+	       "header relayed %lld ms after it through the reserve; upstream_waits %llu\n",
+	       LIMIT, n, st == 1 ? (long long)(at - t_hdr) : -1LL, waits);
+}
+
+/*
+ * First in, first out. The relay's table full as in wait_reserve; K
+ * clients send their headers and a tag each, 30 ms apart: the first
+ * takes the reserve, the others wait in that order. Then silent clients
+ * close one at a time, 60 ms apart: each close frees one descriptor, for
+ * one waiter. The upstream must see the tags in the order they were
+ * sent. Serving the list last in, first out (or any other order) fails.
+ */
+static void wait_fifo(void)
+{
+	enum { LIMIT = 40, K = 6 };
+	char up[64], hdr[128], msg[K][8];
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "copy", "--accept-proxy", "--connect-timeout", "20000",
+			       NULL };
+	int fds[MAX_HELD], n, st[K], rc, seen = 0, in_order = 1, freed = 0;
+	uint64_t at[K];
+	char order[K * 4 + 1] = "";
+	struct recorder r;
+	struct child s;
+
+	if (recorder_start(&r)) {
+		CHECK(0, "wait fifo: upstream: %s", strerror(errno));
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", r.port);
+	if (relay_full(&s, args, LIMIT, fds, &n, MAX_HELD, NULL)) {
+		recorder_stop(&r);
+		return;
+	}
+	CHECK(n > 2 * K, "wait fifo: only %d silent clients fill the relay", n);
+	for (int i = 0; i < K && n > 2 * K; i++) {
+		size_t hl = hdr_v1(hdr, sizeof(hdr), i + 1);
+
+		snprintf(msg[i], sizeof(msg[i]), "t%02d\n", i);
+		memcpy(hdr + hl, msg[i], 4);
+		CHECK(send_all(fds[i], hdr, hl + 4), "wait fifo: send: %s", strerror(errno));
+		usleep(30000);
+	}
+	/* free descriptors one at a time, from the silent clients' end */
+	for (int i = n - 1; i >= K && freed < K - 1; i--, freed++) {
+		close(fds[i]);
+		fds[i] = -1;
+		usleep(60000);
+	}
+	await_all(fds, msg, K, now_ms() + 3000, false, st, at);
+	pthread_mutex_lock(&r.mu);
+	for (int i = 0; i < r.n; i++) {
+		if (r.data[i][0] != 't' || r.len[i] < 4)
+			continue;
+		if (seen < K)
+			memcpy(order + seen * 4, r.data[i], 3), order[seen * 4 + 3] = ' ';
+		if (seen >= K || atoi(r.data[i] + 1) != seen)
+			in_order = 0;
+		seen++;
+	}
+	pthread_mutex_unlock(&r.mu);
+	order[seen < K ? seen * 4 : K * 4] = 0;
+	for (int i = 0; i < K; i++)
+		CHECK(st[i] == 1, "wait fifo: client t%02d %s", i,
+		      st[i] == 0 ? "closed" : "not relayed within 3 s");
+	CHECK(seen == K && in_order, "wait fifo: the upstream saw the tags as \"%s\" (want t00 to "
+	      "t%02d in order)", order, K - 1);
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "wait fifo: exit status %d", rc);
+	recorder_stop(&r);
+	CHECK(stat_sum(s.log, "upstream_waits") == K && stat_sum(s.log, "connect_timeouts") == 0,
+	      "wait fifo: upstream_waits %llu, connect_timeouts %llu (want %d, 0)",
+	      stat_sum(s.log, "upstream_waits"), stat_sum(s.log, "connect_timeouts"), K);
+	printf("relay wait fifo: limit %d, %d clients waiting, one descriptor freed at a time: "
+	       "the upstream saw \"%s\"\n", LIMIT, K, order);
+}
+
+/*
+ * --accept-proxy and --proxy-protocol v1 on 2 shards, the table full:
+ * every silent client but F sends its header (v1 or v2, every other
+ * one) and a tag; they wait on both shards' lists (SO_REUSEPORT spreads
+ * them: both shards must count waits); then the F close and every client
+ * relayed is closed, each freeing descriptors for the next. Each client's
+ * upstream must get the v1 header of the addresses its own header gave,
+ * then its tag (the upstream echoes them: the client gets exactly that).
+ */
+static void wait_proxy(void)
+{
+	enum { LIMIT = 72, F = 8, MAXC = 64 };
+	char up[64], msg[MAXC][8];
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "2", "--mode", "copy", "--accept-proxy", "--proxy-protocol", "v1",
+			       "--connect-timeout", "20000", NULL };
+	int fds[MAXC], n, k, rc, ok = 0, bad = 0;
+	unsigned long long w0, w1, acc;
+	struct recorder r;
+	struct child s;
+	uint64_t end;
+
+	if (recorder_start(&r)) {
+		CHECK(0, "wait proxy: upstream: %s", strerror(errno));
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", r.port);
+	if (relay_full(&s, args, LIMIT, fds, &n, MAXC, NULL)) {
+		recorder_stop(&r);
+		return;
+	}
+	k = n - F;
+	CHECK(k >= 16, "wait proxy: only %d silent clients fill the relay", n);
+	for (int i = 0; i < k; i++) {
+		char hdr[128];
+		size_t hl = i % 2 ? hdr_v2(hdr, i + 1) : hdr_v1(hdr, sizeof(hdr), i + 1);
+
+		snprintf(msg[i], sizeof(msg[i]), "p%02u\n", (unsigned)i % 100u);
+		memcpy(hdr + hl, msg[i], 4);
+		CHECK(send_all(fds[i], hdr, hl + 4), "wait proxy: send: %s", strerror(errno));
+	}
+	usleep(200000);
+	for (int i = k; i < n; i++) {
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	/* each client relayed closes, giving two descriptors back */
+	{
+		char want[MAXC][80], got[MAXC][80];
+		size_t wl[MAXC], gl[MAXC] = { 0 };
+		int done[MAXC] = { 0 }, left = k;
+
+		for (int i = 0; i < k; i++) {
+			size_t hl = hdr_v1(want[i], sizeof(want[i]), i + 1);
+
+			memcpy(want[i] + hl, msg[i], 5);
+			wl[i] = hl + 4;
+		}
+		end = now_ms() + 5000;
+		while (left && now_ms() < end) {
+			struct pollfd p[MAXC];
+			int idx[MAXC], np = 0;
+
+			for (int i = 0; i < k; i++)
+				if (!done[i]) {
+					p[np] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+					idx[np++] = i;
+				}
+			if (poll(p, (nfds_t)np, 20) <= 0)
+				continue;
+			for (int j = 0; j < np; j++) {
+				int i = idx[j];
+				ssize_t rn;
+
+				if (!p[j].revents)
+					continue;
+				rn = recv(fds[i], got[i] + gl[i], wl[i] - gl[i], MSG_DONTWAIT);
+				if (rn < 0 && (errno == EAGAIN || errno == EINTR))
+					continue;
+				if (rn > 0 && (gl[i] += (size_t)rn) < wl[i])
+					continue;
+				done[i] = 1;
+				left--;
+				if (rn > 0 && !memcmp(got[i], want[i], wl[i]))
+					ok++;
+				else
+					bad++;
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "wait proxy: exit status %d", rc);
+	recorder_stop(&r);
+	w0 = shard_stat(s.log, 0, "upstream_waits");
+	w1 = shard_stat(s.log, 1, "upstream_waits");
+	acc = stat_sum(s.log, "accepted"); /* "proxy accepted N" */
+	CHECK(ok == k, "wait proxy: of %d clients %d got their header and tag back from the "
+	      "upstream, %d other bytes or closed, %d nothing within 5 s", k, ok, bad,
+	      k - ok - bad);
+	CHECK(w0 >= 2 && w1 >= 2, "wait proxy: upstream_waits %llu on shard 0, %llu on shard 1 "
+	      "(want clients waiting on both)", w0, w1);
+	CHECK(acc == (unsigned long long)k && stat_sum(s.log, "connect_timeouts") == 0 &&
+	      stat_sum(s.log, "connect_failed") == 0, "wait proxy: proxy accepted %llu (want %d), "
+	      "connect_timeouts %llu, connect_failed %llu", acc, k,
+	      stat_sum(s.log, "connect_timeouts"), stat_sum(s.log, "connect_failed"));
+	printf("relay wait proxy: 2 shards, limit %d, %d headers (v1 and v2) parsed with no "
+	       "descriptor for their upstreams: upstream_waits %llu and %llu; %d of %d got the v1 "
+	       "header of their own addresses and their tag through the upstream\n", LIMIT, k, w0,
+	       w1, ok, k);
+}
+
+/*
+ * --connect-timeout over the wait, counted exactly. The table full as in
+ * wait_reserve, --connect-timeout 600: one client sends its header and a
+ * tag and is relayed through the reserve; then three send theirs at once
+ * (one with a tag in the same send, one the header alone, one the header
+ * and 100 ms later bytes the relay never reads) and nothing frees a
+ * descriptor. Each of the three must be closed 600 ms after its header,
+ * no sooner, within 1.5 s: a close (EOF) for the two whose bytes the
+ * relay had read, a reset for the one whose bytes it had not; and
+ * counted: connect_timeouts 3, upstream_waits 4 (the reserve's client
+ * waited too), connect_failed 0.
+ */
+static void wait_late(const char *up)
+{
+	enum { LIMIT = 40, LATE_MS = 600, W = 3 };
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "copy", "--accept-proxy", "--connect-timeout", "600",
+			       NULL };
+	int fds[MAX_HELD], n, st = -1, rc, how[W + 1], closed_ok = 0;
+	char msg[1][8] = { "l00\n" }, hdr[128];
+	uint64_t t_hdr[W + 1], t_end[W + 1], at = 0, end;
+	unsigned long long waits, timeouts, failed, acc;
+	size_t hl;
+	struct child s;
+
+	if (relay_full(&s, args, LIMIT, fds, &n, MAX_HELD, NULL))
+		return;
+	CHECK(n > W + 1, "wait late: only %d silent clients fill the relay", n);
+	hl = hdr_v1(hdr, sizeof(hdr), 1);
+	memcpy(hdr + hl, "l00\n", 4);
+	t_hdr[0] = now_ms();
+	CHECK(send_all(fds[0], hdr, hl + 4), "wait late: send: %s", strerror(errno));
+	await_all(fds, msg, 1, now_ms() + 1500, false, &st, &at);
+	CHECK(st == 1, "wait late: the first client not relayed through the reserve");
+	for (int i = 1; i <= W && n > W + 1; i++) {
+		hl = hdr_v1(hdr, sizeof(hdr), i + 1);
+		if (i == 1)
+			memcpy(hdr + hl, "l01\n", 4), hl += 4;
+		t_hdr[i] = now_ms();
+		CHECK(send_all(fds[i], hdr, hl), "wait late: send: %s", strerror(errno));
+	}
+	usleep(100000);
+	CHECK(send_all(fds[W], "late", 4), "wait late: send: %s", strerror(errno));
+	for (int i = 1; i <= W; i++)
+		how[i] = 1, t_end[i] = 0;
+	end = now_ms() + LATE_MS + 1500;
+	for (int left = W; left && now_ms() < end;) {
+		for (int i = 1; i <= W; i++) {
+			struct pollfd p = { .fd = fds[i], .events = POLLIN };
+			char b[16];
+			ssize_t r;
+
+			if (how[i] != 1 || poll(&p, 1, 5) <= 0)
+				continue;
+			r = recv(fds[i], b, sizeof(b), MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			how[i] = r == 0 ? 0 : r < 0 ? -errno : 2; /* 2: bytes: relayed */
+			t_end[i] = now_ms();
+			left--;
+		}
+	}
+	for (int i = 1; i <= W; i++) {
+		int want = i == W ? -ECONNRESET : 0;
+		uint64_t w = t_end[i] ? t_end[i] - t_hdr[i] : 0;
+
+		CHECK(how[i] == want && w + 5 >= LATE_MS, "wait late: client %d (%s): %s %llu ms "
+		      "after its header (want %s, %d ms or more)", i,
+		      i == 1 ? "header and tag" : i == W ? "header, then unread bytes" : "header",
+		      how[i] == 1 ? "nothing" : how[i] == 2 ? "bytes" : how[i] == 0 ? "EOF" :
+		      strerror(-how[i]), (unsigned long long)w, want ? "a reset" : "EOF", LATE_MS);
+		closed_ok += how[i] == want && w + 5 >= LATE_MS;
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "wait late: exit status %d", rc);
+	waits = stat_sum(s.log, "upstream_waits");
+	timeouts = stat_sum(s.log, "connect_timeouts");
+	failed = stat_sum(s.log, "connect_failed");
+	acc = stat_sum(s.log, "accepted"); /* "proxy accepted N" */
+	CHECK(timeouts == W && waits == W + 1 && failed == 0 && acc == W + 1,
+	      "wait late: connect_timeouts %llu, upstream_waits %llu, connect_failed %llu, proxy "
+	      "accepted %llu (want %d, %d, 0, %d)", timeouts, waits, failed, acc, W, W + 1,
+	      W + 1);
+	printf("relay wait late: limit %d, --connect-timeout %d ms: the first %s through the "
+	       "reserve, %d of %d waiters closed %llu/%llu/%llu ms after their headers (EOF, EOF, "
+	       "reset); connect_timeouts %llu, upstream_waits %llu\n", LIMIT, LATE_MS,
+	       st == 1 ? "relayed" : "NOT relayed", closed_ok,
+	       W, (unsigned long long)(t_end[1] - t_hdr[1]),
+	       (unsigned long long)(t_end[2] - t_hdr[2]), (unsigned long long)(t_end[3] - t_hdr[3]),
+	       timeouts, waits);
+}
+
 /* ---- serve: what lingers gives its descriptor back ---- */
 
 /*
@@ -507,6 +1093,10 @@ int main(int argc, char **argv)
 		CHECK(errs > 0, "relay: no failed accept counted: the limit never struck the accept");
 	}
 	upstream_emfile(up);
+	wait_reserve(up);
+	wait_fifo();
+	wait_proxy();
+	wait_late(up);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	if (make_root(root, sizeof(root), "accept", small, sizeof(small))) {
 		CHECK(0, "root: %s", strerror(errno));
