@@ -289,15 +289,22 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 		c->st.evicted++;
 		retire(c, v);
 	}
-	e = c->free;
+	e = c->free; /* off the free list while it opens: a shed below adds to it */
+	c->free = e->hnext;
 	memcpy(e->path, path, len);
 	e->path[len] = 0;
 	fd = open_beneath(c, e->path, &st);
+	/* out of descriptors: the ones kept for reuse go first (a batch of
+	 * the least recently used nobody holds, then the open again); each
+	 * pass closes at least one, so at most cap passes */
+	while ((fd == -EMFILE || fd == -ENFILE) && rp_file_cache_shed(c, RP_FILE_CACHE_SHED_BATCH))
+		fd = open_beneath(c, e->path, &st);
 	if (fd < 0) {
+		e->hnext = c->free;
+		c->free = e;
 		c->st.refused++;
 		return fd;
 	}
-	c->free = e->hnext;
 	e->fd = fd;
 	e->st = st;
 	e->len = (uint16_t)len;
@@ -326,6 +333,22 @@ void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
 		return;
 	if (--e->refs == 0 && e->dead)
 		zombie_free(c, e);
+}
+
+unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max)
+{
+	struct rp_file_entry *v = c->lru_tail, *prev;
+	unsigned n = 0;
+
+	for (; v && n < max; v = prev) {
+		prev = v->lru_prev;
+		if (v->refs)
+			continue; /* a response's file: closed at its last put */
+		retire(c, v);
+		n++;
+	}
+	c->st.shed += n;
+	return n;
 }
 
 void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_stats *out)

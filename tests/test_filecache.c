@@ -9,7 +9,11 @@
  * by "..", an absolute path or a symlink, while a symlink inside it works;
  * directories are refused; so are a FIFO and a device node, at once (a
  * FIFO's open for reading would wait for a writer) and without opening them
- * for reading, and a regular file's descriptor is left blocking.
+ * for reading, and a regular file's descriptor is left blocking. Out of
+ * descriptors (RLIMIT_NOFILE lowered to the lowest free one), a get closes
+ * the least recently used entries nobody holds, a batch at a time, and
+ * opens its file; with every entry held it fails with -EMFILE and closes
+ * nothing; rp_file_cache_shed closes the oldest unheld ones only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -275,6 +280,125 @@ static void test_lru_evicts_what_nobody_holds(void **state)
 	rp_file_cache_destroy(c);
 }
 
+/* Descriptors that fill the holes below the lowered limit (no_fd_left). */
+static int fillers[256], nfillers;
+
+/* The soft RLIMIT_NOFILE just above @hi, the highest of the cached files'
+ * descriptors, and the free numbers below it taken by dups: not one left,
+ * and a cached file's close gives a usable one back. */
+static void no_fd_left(int hi)
+{
+	struct rlimit rl;
+	int fd;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = (rlim_t)hi + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while ((fd = dup(0)) >= 0) {
+		assert_true(nfillers < (int)(sizeof(fillers) / sizeof(fillers[0])));
+		fillers[nfillers++] = fd;
+	}
+	assert_int_equal(errno, EMFILE);
+}
+
+/* The limit back to @saved, the fillers closed. */
+static void fds_back(const struct rlimit *saved)
+{
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, saved), 0);
+	while (nfillers)
+		close(fillers[--nfillers]);
+}
+
+static void test_emfile_sheds_what_nobody_holds(void **state)
+{
+	enum { N = 12 };
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 64, 0);
+	struct rp_file_entry *e[N], *x;
+	struct rp_file_cache_stats st;
+	struct rlimit saved;
+	char name[16], want[16], buf[64];
+	int hi = 0;
+
+	(void)state;
+	assert_non_null(c);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "e%d.txt", i);
+		snprintf(want, sizeof(want), "body %d", i);
+		put_file(name, want);
+	}
+	/* e0 held (the LRU's tail), e1..e9 cached and unheld, e1 the oldest */
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e%d.txt", i);
+		assert_int_equal(rp_file_cache_get(c, name, strlen(name), &e[i]), 0);
+		if (i)
+			rp_file_cache_put(c, e[i]);
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	for (int i = 0; i < 10; i++)
+		hi = e[i]->fd > hi ? e[i]->fd : hi;
+	no_fd_left(hi);
+	/* a miss with no descriptor free: a batch of the oldest unheld goes */
+	assert_int_equal(rp_file_cache_get(c, "e10.txt", 7, &e[10]), 0);
+	read_entry(e[10], buf, sizeof(buf));
+	assert_string_equal(buf, "body 10");
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.shed, RP_FILE_CACHE_SHED_BATCH);
+	assert_int_equal(st.evicted, 0);
+	assert_int_equal(st.entries, 11 - RP_FILE_CACHE_SHED_BATCH);
+	assert_int_equal(st.open_fds, 11 - RP_FILE_CACHE_SHED_BATCH);
+	read_entry(e[0], buf, sizeof(buf)); /* held: never closed under its holder */
+	assert_string_equal(buf, "body 0");
+	fds_back(&saved);
+	/* e1..e4 went (misses now), e5..e9 stayed (hits) */
+	for (int i = 1; i < 10; i++) {
+		uint64_t misses = st.misses;
+
+		snprintf(name, sizeof(name), "e%d.txt", i);
+		assert_int_equal(rp_file_cache_get(c, name, strlen(name), &e[i]), 0);
+		rp_file_cache_stats(c, &st);
+		assert_int_equal(st.misses - misses, i <= (int)RP_FILE_CACHE_SHED_BATCH ? 1 : 0);
+		snprintf(want, sizeof(want), "body %d", i);
+		read_entry(e[i], buf, sizeof(buf));
+		assert_string_equal(buf, want);
+	}
+	/* every entry held now and no descriptor free: nothing to give back,
+	 * the get fails as the open did and closes nothing */
+	for (int i = 0; i < 11; i++)
+		hi = e[i]->fd > hi ? e[i]->fd : hi;
+	no_fd_left(hi);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(rp_file_cache_get(c, "e11.txt", 7, &x), -EMFILE);
+	assert_int_equal(rp_file_cache_shed(c, 100), 0);
+	{
+		struct rp_file_cache_stats st2;
+
+		rp_file_cache_stats(c, &st2);
+		assert_int_equal(st2.shed, st.shed);
+		assert_int_equal(st2.open_fds, st.open_fds);
+		assert_int_equal(st2.entries, st.entries);
+	}
+	for (int i = 0; i < 11; i++) {
+		snprintf(want, sizeof(want), "body %d", i);
+		read_entry(e[i], buf, sizeof(buf));
+		assert_string_equal(buf, want);
+	}
+	fds_back(&saved);
+	/* the holders done: the caller's own shed closes the oldest two */
+	for (int i = 0; i < 11; i++)
+		rp_file_cache_put(c, e[i]);
+	assert_int_equal(rp_file_cache_shed(c, 2), 2);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.shed, RP_FILE_CACHE_SHED_BATCH + 2);
+	assert_int_equal(st.entries, 9);
+	rp_file_cache_destroy(c);
+	for (int i = 0; i < N; i++) {
+		char p[256];
+
+		snprintf(p, sizeof(p), "%s/e%d.txt", root, i);
+		unlink(p);
+	}
+}
+
 static void test_nothing_outside_the_root(void **state)
 {
 	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
@@ -376,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_replaced_file_seen_after_period),
 		cmocka_unit_test(test_change_served_within_bound_every_time),
 		cmocka_unit_test(test_lru_evicts_what_nobody_holds),
+		cmocka_unit_test(test_emfile_sheds_what_nobody_holds),
 		cmocka_unit_test(test_nothing_outside_the_root),
 		cmocka_unit_test(test_fifo_and_device_refused_at_once),
 		cmocka_unit_test(test_set_root),

@@ -29,6 +29,15 @@
  * keeps its file). A full cache evicts the least recently used entry that
  * nobody holds; when every entry is held, get fails with -EBUSY (size the
  * cache above the number of files in flight).
+ *
+ * Out of descriptors: the files the cache keeps open for reuse are
+ * descriptors of the process. When a get's open fails with EMFILE or
+ * ENFILE, the cache closes up to RP_FILE_CACHE_SHED_BATCH of its least
+ * recently used entries that nobody holds and tries the open again, as
+ * long as it fails so and something is left to close; only then does the
+ * get fail with -EMFILE/-ENFILE. Its caller gives back the same way what
+ * another open of its own found short (an accept, a pipe):
+ * rp_file_cache_shed. Both count what they closed in shed.
  */
 #ifndef RINGPLANE_FILECACHE_H
 #define RINGPLANE_FILECACHE_H
@@ -46,6 +55,11 @@ struct rp_file_cache;
 
 #define RP_FILE_CACHE_PATH_MAX 1024 /* longest path (relative to the root) cached */
 #define RP_FILE_CACHE_REVALIDATE_NS 500000000ull /* default revalidation period */
+/* Entries closed at once for an open out of descriptors: a file's first
+ * open takes two for a moment (O_PATH, then the file), a pipe two, an
+ * accept one; four covers any of them with one to spare for another
+ * shard's open in the same table, while the rest of the cache stays warm */
+#define RP_FILE_CACHE_SHED_BATCH 4u
 
 struct rp_file_entry {
 	int fd;		/* open O_RDONLY (blocking), valid until rp_file_cache_put */
@@ -62,6 +76,9 @@ struct rp_file_entry {
 
 struct rp_file_cache_stats {
 	uint64_t hits, misses, revalidations, reopened, evicted, refused;
+	/* entries closed to give their descriptor back: a get's open out of
+	 * descriptors (EMFILE, ENFILE), or rp_file_cache_shed */
+	uint64_t shed;
 	unsigned entries, open_fds;
 };
 
@@ -100,6 +117,15 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 
 /* rp_file_cache_put - give back a reference from rp_file_cache_get. */
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e);
+
+/*
+ * rp_file_cache_shed - close up to @max of the least recently used entries
+ * nobody holds (an entry a response holds stays), giving their descriptors
+ * back to the process: for a caller whose own open failed with EMFILE or
+ * ENFILE, which tries it again when this returned more than 0. Returns how
+ * many were closed (counted in shed); 0 when none is unreferenced.
+ */
+unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max);
 
 void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_stats *out);
 
