@@ -54,6 +54,15 @@
  * the drain answers whose file open finds none waits for one (open_wait,
  * retry_opens) instead of a 503: its client cannot try again here.
  *
+ * Out of descriptors (EMFILE, ENFILE) at a file's open or an accept, the
+ * files the shard's cache keeps open for reuse are given back first: the
+ * least recently used that no response holds, a few at a time, and the
+ * open or accept tried again at once (rp_file_cache_get's own retry,
+ * serve_shed; counted in fcache_evict_emfile). Only when every cached
+ * file is some response's does the 503, the drain's open_wait or the
+ * accept's back-off follow. A pipe out of descriptors needs none: the
+ * send goes by sendfile(2) instead (filesend.h).
+ *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
  * openat2(RESOLVE_BENEATH) on the root (the directory --root names, looked
@@ -1277,6 +1286,19 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 /* ---- shard hooks, stats ---- */
 
+/* The accept out of descriptors (rp_app_accept's shed): the files the
+ * cache keeps open for reuse go first, a batch of the least recently used
+ * no response holds (rp_file_cache_shed); the cache's own opens do the
+ * same (rp_file_cache_get). Counted in the cache's shed, printed as
+ * fcache_evict_emfile. */
+static unsigned serve_shed(struct rp_shard *sh, void *arg)
+{
+	struct sshard *ss = arg;
+
+	(void)sh;
+	return rp_file_cache_shed(ss->cache, RP_FILE_CACHE_SHED_BATCH);
+}
+
 static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 {
 	struct rp_file_send_stats fs;
@@ -1307,7 +1329,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"linger_bytes %llu accept_errors %llu draining %d drain_retries %llu drain_reset %llu open_waits %llu root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
-		"misses %llu reopened %llu evicted %llu "
+		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live,
 		(unsigned long long)ss->st.requests,
@@ -1333,7 +1355,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
-		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted, cs.open_fds,
+		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted,
+		(unsigned long long)cs.shed, cs.open_fds,
 		(unsigned long long)pool_live, (unsigned long long)qs.pushes,
 		(unsigned long long)qs.sendmsgs, refused[0] ? refused : " none");
 	fflush(f);
@@ -1364,6 +1387,7 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	/* the listener is the shard's from here: its stop or fini closes it */
 	ss->acc = (struct rp_app_accept){ .cmd = "serve", .id = id, .lfd = g.lfds[id],
 					  .backoff_ns = ACCEPT_BACKOFF_NS, .cb = on_accept, .arg = ss,
+					  .shed = serve_shed,
 					  .errors = &ss->st.accept_errors,
 					  .spare_fds = 2, /* a file's first open: O_PATH, then the file */
 					  .drain_retries = &ss->st.drain_retries,

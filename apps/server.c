@@ -423,6 +423,11 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	return -err;
 }
 
+static bool out_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE;
+}
+
 /* Up to @want spare descriptors (dups of @lfd) into @fds: how many. */
 static unsigned spare_take(int lfd, int *fds, unsigned want)
 {
@@ -488,6 +493,13 @@ static bool accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 			count(a->errors);
 			if (err == ECONNABORTED || err == EPROTO)
 				continue;
+			/* the command's descriptors kept for reuse go first,
+			 * then the same accept again, not counted against the
+			 * bound: each shed closed one or more of a finite few */
+			if (out_of_fds(err) && a->shed && a->shed(sh, a->arg)) {
+				i--;
+				continue;
+			}
 			/* said once per drain: a retry that fails again is the
 			 * expected case while the connections held close */
 			if (!a->said_held)
@@ -656,7 +668,10 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 		if (!(cq->flags & RP_CQE_MORE) && !rp_shard_stopping(sh)) {
 			if (a->paused)
 				a->down = true;
-			else if (cq->res == -ECANCELED)
+			else if (cq->res == -ECANCELED ||
+				 (out_of_fds(-cq->res) && a->shed && a->shed(sh, a->arg)))
+				/* cancelled by a pause a resume overtook; or out
+				 * of descriptors and the command gave some back */
 				(void)rp_app_accept_arm(sh, a);
 			else
 				(void)accept_later(sh, a);

@@ -203,10 +203,11 @@ int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t n
  * A shard's listener and its multishot accept, with the one recovery every
  * server command shares: an accept that ends (EMFILE, ENFILE, ENOBUFS) or
  * cannot be armed (ENOMEM, EBUSY) is armed again after @backoff_ns by the
- * reserved back-off timer; when that timer cannot be armed either (the SQ
- * stayed full) the next rp_app_accept_poke (a connection closed, a tick)
- * arms it: never a listener that silently stays down. Fill cmd, id, lfd,
- * backoff_ns, spare_fds, cb, arg and the counters, the rest zero; then
+ * reserved back-off timer (at once instead when EMFILE or ENFILE ended it
+ * and @shed gave descriptors back); when that timer cannot be armed either
+ * (the SQ stayed full) the next rp_app_accept_poke (a connection closed, a
+ * tick) arms it: never a listener that silently stays down. Fill cmd, id,
+ * lfd, backoff_ns, spare_fds, cb, arg, shed and the counters, the rest zero; then
  * rp_app_accept_start from the shard's init and rp_app_accept_fini from
  * its fini. Lives in the shard's state; call only on its thread.
  * Test hooks, compiled into the faults build (-Dfaults=true) only
@@ -228,6 +229,11 @@ struct rp_app_accept {
 	unsigned spare_fds;
 	void (*cb)(struct rp_shard *sh, void *arg, const struct rp_cqe *cq); /* on_accept */
 	void *arg;
+	/* an accept (or the drain's spare) out of descriptors (EMFILE,
+	 * ENFILE): close some the command keeps only for reuse (serve's open
+	 * files) and say how many; more than 0 and the accept is tried again
+	 * at once instead of after the back-off. NULL: none kept */
+	unsigned (*shed)(struct rp_shard *sh, void *arg);
 	uint64_t *errors;	/* failed accepts (not -ECANCELED); NULL: not counted */
 	uint64_t *rearm_failed; /* arms that failed; NULL: not counted */
 	uint64_t *drain_retries; /* passes over a held listener's queue; NULL: not counted */

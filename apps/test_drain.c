@@ -1411,6 +1411,288 @@ static void test_echo_drain_emfile_deadline(void)
 	       EMFILE_LIMIT, QUEUED, st, (unsigned long long)dt, lost, reset, eof, good);
 }
 
+/* The files of the cache cases: MFILES of MLEN bytes each, m(k).txt, its
+ * own bytes (mbody), so each request is a cache entry of its own. */
+enum { MFILES = 64, MLEN = 300 };
+static char mbody[MFILES][MLEN];
+
+/* One GET /@path on @fd (keep-alive) and its whole answer, within @ms: the
+ * status (0: none came whole), Content-Length bytes of body into @body (at
+ * most @cap), *@closing when it says Connection: close. The body's length,
+ * or -1. */
+static ssize_t get_one(int fd, const char *path, int *status, char *body, size_t cap,
+		       bool *closing, unsigned ms)
+{
+	char req[128], buf[4096];
+	size_t have = 0, clen, hlen;
+	uint64_t end = now_ms() + ms;
+	int n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+	const char *e = NULL, *cl;
+
+	*status = 0;
+	*closing = false;
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+		return -1;
+	while (!e) {
+		ssize_t r;
+
+		if (now_ms() >= end || have >= sizeof(buf) - 1)
+			return -1;
+		r = recv_wait(fd, buf + have, sizeof(buf) - 1 - have, (unsigned)(end - now_ms()));
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+		buf[have] = 0;
+		e = strstr(buf, "\r\n\r\n");
+	}
+	hlen = (size_t)(e + 4 - buf);
+	cl = strcasestr(buf, "\r\nContent-Length: ");
+	if (strncmp(buf, "HTTP/1.1 ", 9) || !cl || cl > e)
+		return -1;
+	clen = strtoul(cl + 18, NULL, 10);
+	*closing = strcasestr(buf, "\r\nConnection: close\r\n") != NULL;
+	if (clen > cap || have - hlen > clen)
+		return -1;
+	memcpy(body, buf + hlen, have - hlen);
+	for (size_t got = have - hlen; got < clen;) {
+		ssize_t r;
+
+		if (now_ms() >= end)
+			return -1;
+		r = recv_wait(fd, body + got, clen - got, (unsigned)(end - now_ms()));
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	*status = atoi(buf + 9);
+	return (ssize_t)clen;
+}
+
+/* The stats lines of @c now (SIGUSR1, one shard): the sum of @name. */
+static unsigned long long stat_now(struct child *c, const char *name)
+{
+	size_t from = c->len;
+
+	if (live_now(c, 1) < 0)
+		return ~0ull;
+	return stat_sum(c->log + from, name);
+}
+
+/*
+ * serve out of descriptors with its cache holding them (every build): 1
+ * shard under a limit of its own 9 and MHEAD more, one keep-alive client
+ * GETs the MFILES files one after another: the cache keeps each open, so
+ * past MHEAD or so every descriptor is a cached file nobody fetches. Each
+ * next file, not in the cache, must be served at once (200, its bytes,
+ * within 500 ms): the open closes some of the least recently used and
+ * tries again (fcache_evict_emfile > 0). Then 8 new clients at once, each
+ * accept out of descriptors the same way: each answered 200 within 500
+ * ms too. No 5xx. Before, each open past the headroom answered 503 (the
+ * cached files were never given back) and the new clients' accepts failed
+ * every 100 ms for good.
+ */
+enum { MHEAD = 24, MNEW = 8 };
+static void test_serve_emfile_cache_shed(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", NULL };
+	char body[MLEN + 1], name[32];
+	int fd, st, ok = 0, bad = 0, nok = 0, nfds[MNEW];
+	unsigned long long shed, s5, errs;
+	uint64_t worst = 0, nworst = 0;
+	struct child c = { 0 };
+	bool closing;
+
+	child_nofile = 9 + MHEAD;
+	st = child_start(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "cache shed: serve did not start");
+		return;
+	}
+	fd = dial(c.port);
+	CHECK(fd >= 0, "cache shed: connect");
+	for (int k = 0; fd >= 0 && k < MFILES; k++) {
+		uint64_t t0 = now_ms(), dt;
+		ssize_t n;
+
+		snprintf(name, sizeof(name), "m%d.txt", k);
+		n = get_one(fd, name, &st, body, sizeof(body), &closing, 2000);
+		dt = now_ms() - t0;
+		worst = dt > worst ? dt : worst;
+		if (n == MLEN && st == 200 && !closing && !memcmp(body, mbody[k], MLEN) && dt < 500) {
+			ok++;
+			continue;
+		}
+		if (bad++ < 4)
+			fprintf(stderr, "cache shed: m%d.txt: status %d, %zd bytes, %s, %llu ms\n", k,
+				st, n, closing ? "closing" : "keep-alive", (unsigned long long)dt);
+		if (n < 0 || closing)
+			break;
+	}
+	/* every descriptor is a connection or a cached file: new clients */
+	for (int i = 0; i < MNEW; i++)
+		nfds[i] = dial(c.port);
+	for (int i = 0; i < MNEW; i++) {
+		uint64_t t0 = now_ms(), dt;
+		int k = (i * 7) % MFILES;
+		ssize_t n = -1;
+
+		snprintf(name, sizeof(name), "m%d.txt", k);
+		if (nfds[i] >= 0)
+			n = get_one(nfds[i], name, &st, body, sizeof(body), &closing, 2000);
+		dt = now_ms() - t0;
+		nworst = dt > nworst ? dt : nworst;
+		if (n == MLEN && st == 200 && !memcmp(body, mbody[k], MLEN) && dt < 500)
+			nok++;
+		else
+			fprintf(stderr, "cache shed: new client %d: status %d, %zd bytes, %llu ms\n", i,
+				n < 0 ? 0 : st, n, (unsigned long long)dt);
+	}
+	shed = stat_now(&c, "fcache_evict_emfile");
+	s5 = stat_now(&c, "5xx");
+	errs = stat_now(&c, "accept_errors");
+	CHECK(ok == MFILES && nok == MNEW && shed > 0 && shed != ~0ull && s5 == 0,
+	      "cache shed: %d of %d files 200 within 500 ms on one connection (slowest %llu ms), "
+	      "%d of %d new clients (slowest %llu ms), fcache_evict_emfile %llu, 5xx %llu",
+	      ok, MFILES, (unsigned long long)worst, nok, MNEW, (unsigned long long)nworst, shed,
+	      s5);
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < MNEW; i++)
+		if (nfds[i] >= 0)
+			close(nfds[i]);
+	st = child_stop(&c, 5000);
+	CHECK(st == 0, "cache shed: exit status %d", st);
+	printf("serve emfile: 1 shard, limit %d: %d of %d files 200 on one connection (slowest "
+	       "%llu ms), %d of %d new clients 200 (slowest %llu ms), %llu cached files closed "
+	       "(fcache_evict_emfile), %llu failed accepts, 5xx %llu\n",
+	       9 + MHEAD, ok, MFILES, (unsigned long long)worst, nok, MNEW,
+	       (unsigned long long)nworst, shed, errs, s5);
+}
+
+/* Read @fd to EOF within 20 s, dropping the bytes: how many (-1: an error
+ * or no EOF in time). */
+static long long sink_to_eof(int fd)
+{
+	static char b[65536];
+	uint64_t end = now_ms() + 20000;
+	long long n = 0;
+
+	while (now_ms() < end) {
+		ssize_t r = recv_wait(fd, b, sizeof(b), 2000);
+
+		if (r == 0)
+			return n;
+		if (r < 0 && r != -2)
+			return -1;
+		if (r > 0)
+			n += r;
+	}
+	return -1;
+}
+
+/*
+ * Nothing to give back: serve (1 shard, a limit of its own 9 and 8 more)
+ * with every cached file held by a response in flight. A client W is
+ * taken in and stays silent; then holders GET the 8 MB big.bin with a 4 KB
+ * receive buffer and do not read, one more until a holder is not
+ * answered within 500 ms (the accept out of descriptors, and the one
+ * cached file held: nothing to close). SIGQUIT; W asks for a file not in
+ * the cache: its open finds no descriptor and nothing to close, so it
+ * waits (open_waits), unanswered for 300 ms; the holders then read
+ * theirs one by one, and once descriptors come back W gets 200 with
+ * Connection: close and its file's bytes. Every holder gets its whole
+ * answer, the queued one too; no 5xx; exit 0.
+ */
+static void test_serve_drain_emfile_cache_held(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "20", NULL };
+	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+	static const char wreq[] = "GET /m0.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+	enum { HMAX = 16 };
+	int hfd[HMAX], nh = 0, w, st, whole = 0, released = 0, early;
+	char wbuf[2048], *e;
+	ssize_t wn = -1;
+	unsigned long long waits, s5, shed;
+	struct child c = { 0 };
+	uint64_t t0;
+
+	child_nofile = 9 + 8;
+	st = child_start(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "cache held: serve did not start");
+		return;
+	}
+	w = dial(c.port);
+	usleep(200 * 1000); /* W taken in while descriptors are plenty */
+	while (nh < HMAX) {
+		struct pollfd p;
+
+		hfd[nh] = dial_rcvbuf(c.port, 4096);
+		if (hfd[nh] < 0)
+			break;
+		if (send(hfd[nh], req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+			close(hfd[nh]);
+			break;
+		}
+		p = (struct pollfd){ .fd = hfd[nh], .events = POLLIN };
+		nh++;
+		if (poll(&p, 1, 500) <= 0)
+			break; /* not taken in: every descriptor is in use */
+	}
+	shed = stat_now(&c, "fcache_evict_emfile");
+	CHECK(w >= 0 && nh >= 2 && nh < HMAX && shed == 0,
+	      "cache held: %d holders (want the last one not answered), fcache_evict_emfile %llu "
+	      "(nothing unheld to close)", nh, shed);
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	usleep(100 * 1000);
+	CHECK(w >= 0 && send(w, wreq, sizeof(wreq) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(wreq) - 1,
+	      "cache held: W's request");
+	early = w >= 0 ? (int)recv_wait(w, wbuf, sizeof(wbuf), 300) : -1;
+	/* the holders read theirs, one at a time, until W is answered */
+	for (int i = 0; i < nh; i++) {
+		long long n = sink_to_eof(hfd[i]);
+
+		whole += n > (long long)BIG_LEN;
+		close(hfd[i]);
+		if (wn < 0 && w >= 0) {
+			struct pollfd p = { .fd = w, .events = POLLIN };
+
+			if (poll(&p, 1, 300) > 0) {
+				wn = read_to_eof(w, wbuf, sizeof(wbuf) - 1);
+				released = i + 1;
+			}
+		}
+	}
+	if (wn < 0 && w >= 0)
+		wn = read_to_eof(w, wbuf, sizeof(wbuf) - 1);
+	if (w >= 0)
+		close(w);
+	st = child_exit(&c, 10000);
+	waits = stat_sum(c.log, "open_waits");
+	s5 = stat_sum(c.log, "5xx");
+	if (wn > 0)
+		wbuf[wn] = 0;
+	e = wn > 0 ? strstr(wbuf, "\r\n\r\n") : NULL;
+	CHECK(early == -2 && e && !strncmp(wbuf, "HTTP/1.1 200 ", 13) &&
+		      strstr(wbuf, "Connection: close\r\n") && wn - (e + 4 - wbuf) == MLEN &&
+		      !memcmp(e + 4, mbody[0], MLEN),
+	      "cache held: W %s for 300 ms after its request, then %zd bytes: %.80s",
+	      early == -2 ? "unanswered" : "answered", wn, wn > 0 ? wbuf : "");
+	CHECK(whole == nh && waits >= 1 && s5 == 0 && st == 0,
+	      "cache held: %d of %d holders whole, %llu opens waited, 5xx %llu, exit %d", whole,
+	      nh, waits, s5, st);
+	printf("serve drain: 1 shard, limit 17, %d holders of the one cached file (the last "
+	       "queued), nothing to close (fcache_evict_emfile 0): W waited (%llu opens waited) "
+	       "and was answered 200 after %d holders read theirs, %d of %d whole, 5xx %llu, "
+	       "exit %d %llu ms after SIGQUIT\n",
+	       nh, waits, released, whole, nh, s5, st, (unsigned long long)(now_ms() - t0));
+}
+
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
 static const struct {
 	const char *name;
@@ -1432,6 +1714,8 @@ static const struct {
 	{ "serve_drain_emfile_wait_deadline", test_serve_drain_emfile_wait_deadline },
 	{ "relay_drain_emfile", test_relay_drain_emfile },
 	{ "echo_drain_emfile_deadline", test_echo_drain_emfile_deadline },
+	{ "serve_emfile_cache_shed", test_serve_emfile_cache_shed },
+	{ "serve_drain_emfile_cache_held", test_serve_drain_emfile_cache_held },
 };
 
 int main(int argc, char **argv)
@@ -1465,6 +1749,17 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	close(fd);
+	for (int k = 0; k < MFILES; k++) {
+		for (size_t i = 0; i < MLEN; i++)
+			mbody[k][i] = (char)('A' + (i * 7 + (size_t)k * 13) % 58);
+		snprintf(path, sizeof(path), "%s/m%d.txt", root, k);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, mbody[k], MLEN) != MLEN) {
+			printf("SKIP: cannot write %s: %s\n", path, strerror(errno));
+			return 77;
+		}
+		close(fd);
+	}
 	for (int k = 0; k < NFILES; k++) {
 		for (size_t i = 0; i < sizeof(small); i++)
 			fbody[k][i] = small[(i + (size_t)k + 1) % sizeof(small)];
@@ -1490,6 +1785,10 @@ int main(int argc, char **argv)
 	unlink(path);
 	for (int k = 0; k < NFILES; k++) {
 		snprintf(path, sizeof(path), "%s/f%d.txt", root, k);
+		unlink(path);
+	}
+	for (int k = 0; k < MFILES; k++) {
+		snprintf(path, sizeof(path), "%s/m%d.txt", root, k);
 		unlink(path);
 	}
 	snprintf(path, sizeof(path), "%s/small.txt", root);
