@@ -55,6 +55,7 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 {
 	const char *argv[40];
 	int pfd[2], n = 0;
+	pid_t parent;
 
 	if (ns) {
 		argv[n++] = "ip";
@@ -70,8 +71,10 @@ static int __attribute__((unused)) child_start_ns(struct child *c, const char *n
 	c->log[0] = 0;
 	if (pipe2(pfd, O_CLOEXEC)) /* a later child must not hold this one's pipe */
 		return -1;
+	parent = getpid();
 	c->pid = fork();
 	if (c->pid == 0) {
+		child_tie(parent);
 		if (child_nofile) {
 			struct rlimit rl = { child_nofile, child_nofile };
 

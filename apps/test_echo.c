@@ -105,6 +105,7 @@ static void server_prepare(struct server *s)
 static int server_start(struct server *s, const char *const *extra)
 {
 	int pfd[2];
+	pid_t parent;
 	const char *argv[16] = { bin, "echo", "--listen", "127.0.0.1:0", "--no-pin" };
 	int argc = 5;
 
@@ -114,10 +115,12 @@ static int server_start(struct server *s, const char *const *extra)
 	server_prepare(s);
 	if (pipe(pfd))
 		return -1;
+	parent = getpid();
 	s->pid = fork();
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
+		child_tie(parent);
 		child_setup(s);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
@@ -841,7 +844,7 @@ static void __attribute__((unused)) test_start_fail(const char *guard)
 	uint64_t deadline = now_ms() + 10000;
 	char err[4096];
 	int st = -1, w;
-	pid_t r = 0;
+	pid_t r = 0, parent;
 
 	char *abs = realpath(guard, NULL);
 
@@ -852,6 +855,7 @@ static void __attribute__((unused)) test_start_fail(const char *guard)
 		 getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
 		 getenv("ASAN_OPTIONS") ? ":" : "");
 	server_prepare(&s);
+	parent = getpid();
 	s.pid = fork();
 	if (s.pid < 0) {
 		CHECK(0, "start-fail: fork");
@@ -859,6 +863,7 @@ static void __attribute__((unused)) test_start_fail(const char *guard)
 		return;
 	}
 	if (s.pid == 0) {
+		child_tie(parent);
 		child_setup(&s);
 		execv(bin, (char *const *)argv);
 		_exit(127);

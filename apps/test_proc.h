@@ -15,10 +15,25 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+/* In a child just forked from @parent (its getpid() before the fork):
+ * die with the test program (SIGKILL when it exits or is killed, by
+ * meson's timeout or a `timeout` around it), so a server a test started
+ * never outlives it holding its port, its descriptors and its CPU. Call
+ * from a fork made on the program's main thread (the signal follows the
+ * thread that forked). */
+static inline void child_tie(pid_t parent)
+{
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent) /* it died before the prctl */
+		_exit(126);
+}
 
 /* CLOCK_MONOTONIC in ms. */
 static inline uint64_t now_ms(void)

@@ -121,12 +121,14 @@ static int server_start(const char *const *extra)
 	const char *argv[24] = { bin, "serve", "--listen", "127.0.0.1:0", "--root", root,
 				 "--no-pin", "--shards", "1" };
 	int n = 9, pfd[2];
+	pid_t parent;
 
 	while (extra && *extra)
 		argv[n++] = *extra++;
 	argv[n] = NULL;
 	if (pipe(pfd))
 		return -1;
+	parent = getpid();
 	server = fork();
 	if (server < 0) {
 		close(pfd[0]);
@@ -134,6 +136,7 @@ static int server_start(const char *const *extra)
 		return -1;
 	}
 	if (server == 0) {
+		child_tie(parent);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
