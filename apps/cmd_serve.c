@@ -58,7 +58,9 @@
  * files the shard's cache keeps open for reuse are given back first: the
  * least recently used that no response holds, a few at a time, and the
  * open or accept tried again at once (rp_file_cache_get's own retry,
- * serve_shed; counted in fcache_evict_emfile). Only when every cached
+ * serve_shed; counted in fcache_evict_emfile); an accept leaves them to
+ * lingering connections while there are any (the tick ends the quiet
+ * ones while the accept is down). Only when every cached
  * file is some response's does the 503, the drain's open_wait or the
  * accept's back-off follow. A pipe out of descriptors needs none: the
  * send goes by sendfile(2) instead (filesend.h).
@@ -1287,15 +1289,21 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 /* ---- shard hooks, stats ---- */
 
 /* The accept out of descriptors (rp_app_accept's shed): the files the
- * cache keeps open for reuse go first, a batch of the least recently used
- * no response holds (rp_file_cache_shed); the cache's own opens do the
- * same (rp_file_cache_get). Counted in the cache's shed, printed as
- * fcache_evict_emfile. */
+ * cache keeps open for reuse go, a batch of the least recently used no
+ * response holds (rp_file_cache_shed), unless connections linger: those
+ * were answered, and with the accept down the tick ends the quiet ones
+ * for their descriptors as before. Shedding first would hand the
+ * accept the descriptor of a file its request then opens again and finds
+ * none for (a 503: test_accept's serve linger, 1 of 1 runs). The cache's
+ * own opens shed the same way (rp_file_cache_get). Counted in the cache's
+ * shed, printed as fcache_evict_emfile. */
 static unsigned serve_shed(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = arg;
 
 	(void)sh;
+	if (ss->lingering)
+		return 0;
 	return rp_file_cache_shed(ss->cache, RP_FILE_CACHE_SHED_BATCH);
 }
 
