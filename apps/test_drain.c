@@ -1208,8 +1208,9 @@ static void test_serve_drain_emfile_before(void)
  * first one). The drain takes in what its spares allow; the first open
  * answers (200, Connection: close) and that client keeps sending a byte
  * every 100 ms, so its lingering connection holds its descriptor; the
- * others' opens find none and wait, as long as --drain-timeout 2. At the
- * deadline the waiting ones are closed unanswered (EOF or a reset, never
+ * others' opens find none and wait until the cache gives back a file no
+ * answer holds (the tick's retry), within --drain-timeout 2. At the
+ * deadline any still waiting are closed unanswered (EOF or a reset, never
  * a 503), the queue is reset, and the exit is 0.
  */
 static void test_serve_drain_emfile_wait_deadline(void)
@@ -1305,12 +1306,18 @@ static void test_serve_drain_emfile_wait_deadline(void)
 	waits = stat_sum(c.log, "open_waits");
 	s5 = stat_sum(c.log, "5xx");
 	taken = stat_sum(c.log, "conns");
-	/* taken in and closed unanswered: each was waiting at the stop */
+	/* taken in and closed unanswered: each was waiting at the stop. Since
+	 * the cache gives back the files no answer holds (9d84169), a waiting
+	 * open takes one of those at the next retry, so here every one taken
+	 * in is answered (7-8 of 16, 6-7 after a wait) and the deadline closes
+	 * the queue the drain never took in; a wait still pending at the stop
+	 * needs every descriptor held (serve_drain_emfile_cache_held) */
 	CHECK(answered >= 1 && closed == N - answered && !bad && s5 == 0 &&
-		      taken > (unsigned long long)answered && waits >= taken - (unsigned)answered,
+		      taken >= (unsigned long long)answered && waits >= 1 &&
+		      waits >= taken - (unsigned)answered,
 	      "wait deadline: %d answered 200, %d closed unanswered, %d wrong, of %d; %llu "
-	      "taken in, 5xx %llu, %llu opens waited (want some answered, the rest closed, "
-	      "some taken in waiting at the deadline)",
+	      "taken in, 5xx %llu, %llu opens waited (want some answered after opens that "
+	      "waited, the rest closed at the deadline)",
 	      answered, closed, bad, N, taken, s5, waits);
 	CHECK(st == 0 && dt >= 1900 && dt < 6000,
 	      "wait deadline: exit status %d %llu ms after SIGQUIT (--drain-timeout 2)", st,
