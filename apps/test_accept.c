@@ -527,20 +527,7 @@ static unsigned long long shard_stat(const char *log, unsigned id, const char *n
  * one it inherited above its RLIMIT_NOFILE is no room for a socket), or -1. */
 static long fd_below(pid_t pid, rlim_t limit)
 {
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)) && n < 1000000)
-		if (d->d_name[0] != '.' && strtoull(d->d_name, NULL, 10) < limit)
-			n++;
-	closedir(dir);
-	return n;
+	return fd_count_where(pid, NULL, limit);
 }
 
 /*

@@ -93,8 +93,9 @@ static long __attribute__((unused)) rss_kb(pid_t pid)
 }
 
 /* Open descriptors of @pid whose /proc/PID/fd link starts with @kind
- * ("pipe:", "socket:"), or all of them for NULL; -1 when unknown. */
-static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
+ * ("pipe:", "socket:"), or of every kind for NULL, and numbered below
+ * @below (0: any number); -1 when unknown. */
+static long __attribute__((unused)) fd_count_where(pid_t pid, const char *kind, unsigned long long below)
 {
 	char path[64], link[96], target[64];
 	size_t klen = kind ? strlen(kind) : 0;
@@ -111,6 +112,8 @@ static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
 
 		if (d->d_name[0] == '.')
 			continue;
+		if (below && strtoull(d->d_name, NULL, 10) >= below)
+			continue;
 		if (kind) {
 			snprintf(link, sizeof(link), "%s/%.20s", path, d->d_name);
 			len = readlink(link, target, sizeof(target) - 1);
@@ -121,6 +124,12 @@ static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
 	}
 	closedir(dir);
 	return n;
+}
+
+/* Open descriptors of @pid of @kind (fd_count_where), or -1. */
+static long __attribute__((unused)) fd_count_kind(pid_t pid, const char *kind)
+{
+	return fd_count_where(pid, kind, 0);
 }
 
 /* CPU time of @pid so far (utime + stime of /proc/PID/stat) in ms, or -1. */
