@@ -14,8 +14,9 @@
  * RINGPLANE_BINARY.
  * Then relay under a limit where the accept gets a descriptor and the
  * upstream socket does not: queued clients wait (the accept paused), none
- * reset, no spinning, all relayed once descriptors are free; closed and
- * counted at --connect-timeout when descriptors never free.
+ * reset, no spinning, all relayed once descriptors are free; when they
+ * never free, one taken in beyond them closed and counted at
+ * --connect-timeout (exactly, every time, in wait_late).
  * Then the wait list with --accept-proxy and the relay's table full of
  * clients still to send their headers (so that no descriptor frees but
  * as the test says): its reserve alone lets the head go on; waiters are
@@ -223,9 +224,17 @@ static int hold_until_short(int port, int *held, int *n)
  * echoed back), none reset, nothing counted as failed, and the relay must
  * not spin meanwhile. Before the wait list the relay took each queued
  * client in, failed its upstream socket and closed it: reset.
- * Then, under the limit that made clients wait, descriptors that never
- * free: each queued client is closed at --connect-timeout (600 ms), no
- * sooner, one after another, and counted in connect_timeouts.
+ * Then, under the limit that made clients wait, descriptors freed once
+ * (two held clients close: four descriptors), then never: the reserve and
+ * those four relay some queued clients; a client the accept took in beyond
+ * them waits for its upstream socket and is closed at --connect-timeout
+ * (600 ms), no sooner, counted in connect_timeouts; the rest stay queued,
+ * never taken in. How many the accept takes in at once is the kernel's
+ * timing (the multishot accept may post several before the relay runs):
+ * 4 closed in most runs, none in 1 of about 7 in the faults build. So this
+ * case asserts what holds either way (some relayed, none closed early or
+ * uncounted, nothing failed); wait_late below makes the wait past
+ * --connect-timeout happen every time and counts it exactly.
  */
 static void upstream_emfile(const char *up)
 {
@@ -310,7 +319,8 @@ static void upstream_emfile(const char *up)
 	if (!wait_limit)
 		return;
 
-	/* descriptors freed once, then never: what waits past --connect-timeout is
+	/* descriptors freed once, then never: what waits past --connect-timeout
+	 * (if the accept took any client in beyond the free descriptors) is
 	 * closed, no sooner, and counted */
 	{
 		const char *largs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up,
@@ -318,7 +328,7 @@ static void upstream_emfile(const char *up)
 					"600", NULL };
 		unsigned long long waits, timeouts, failed;
 		uint64_t soonest = UINT64_MAX, latest = 0;
-		int closed = 0, echoed = 0, fd;
+		int closed = 0, echoed = 0, silent = 0, fd;
 
 		child_nofile = wait_limit;
 		rc = child_start(&s, largs);
@@ -354,6 +364,7 @@ static void upstream_emfile(const char *up)
 		for (int i = 0; i < nq; i++) {
 			echoed += st[i] == 1;
 			closed += st[i] == 0;
+			silent += st[i] < 0;
 			if (st[i] == 0) {
 				uint64_t w = at[i] - dialed[i];
 
@@ -369,8 +380,9 @@ static void upstream_emfile(const char *up)
 		waits = stat_sum(s.log, "upstream_waits");
 		timeouts = stat_sum(s.log, "connect_timeouts");
 		failed = stat_sum(s.log, "connect_failed");
-		CHECK(nq == 1 + LATE && closed > 0, "upstream late: of %d queued clients none "
-		      "closed (%d relayed): nothing waited past --connect-timeout", nq, echoed);
+		CHECK(nq == 1 + LATE && echoed > 0, "upstream late: of %d queued clients none "
+		      "relayed (%d closed, %d never answered) after %d held closed", nq, closed,
+		      silent, FREED);
 		CHECK(closed == 0 || soonest + 50 >= LATE_MS, "upstream late: a client closed %llu ms "
 		      "after it connected, before --connect-timeout %d ms",
 		      (unsigned long long)soonest, LATE_MS);
@@ -380,9 +392,10 @@ static void upstream_emfile(const char *up)
 		      closed, closed);
 		printf("relay upstream late: limit %llu, --connect-timeout %d ms, %d of %d held "
 		       "closed: of %d queued %d relayed, %d closed %llu to %llu ms after they "
-		       "connected; connect_timeouts %llu, upstream_waits %llu\n",
+		       "connected, %d never taken in; connect_timeouts %llu, upstream_waits %llu\n",
 		       (unsigned long long)wait_limit, LATE_MS, FREED, n, nq, echoed, closed,
-		       (unsigned long long)soonest, (unsigned long long)latest, timeouts, waits);
+		       closed ? (unsigned long long)soonest : 0ULL,
+		       (unsigned long long)latest, silent, timeouts, waits);
 	}
 }
 
