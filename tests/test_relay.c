@@ -26,7 +26,8 @@
  * - the pipe pool is trimmed: after 64 spliced streams end, the shard's
  *   pipes and the process's descriptors are back to those of before within
  *   seconds (counted in pipes_trimmed), and a second burst right after
- *   splices every byte again, with no fallback;
+ *   splices every byte again, with no fallback; once the pool is empty
+ *   the idle shard is woken by no timer;
  * - an idle relay ends after its timeout;
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
@@ -1430,6 +1431,55 @@ static void test_pipe_pool_trims(void **state)
 	rt_end(T.rt);
 }
 
+/*
+ * An idle shard whose pool was trimmed to nothing is not woken again: the
+ * trim's timer is armed only while the pool holds pipes. A timer re-armed
+ * with an empty pool would fire once a second for the shard's life and
+ * pass test_pipe_pool_trims (nothing is left to trim). After a burst and
+ * its trim, this thread sends the shard nothing for IDLE_MS; meanwhile the
+ * shard's expired timers (err_timeout, read with rp_runtime_stats, which
+ * wakes nobody) must not move, nor its loop count (one iteration per
+ * wake-up) by more than one (the round of the last stats message may not
+ * have ended when the count is first read). With the timer kept armed:
+ * 3 timers and 3 loops.
+ */
+#define IDLE_STREAMS 8
+#define IDLE_MS	     3000
+static void test_pipe_pool_trim_idle_sleeps(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+	struct rp_shard_stats a, b;
+	int fds, fds_now = -1;
+	double took, quiet;
+
+	(void)state;
+	T.shards = 1;
+	T.n = 0;
+	launch(&cfg, T.st, 0);
+	fds = fd_count();
+	trim_burst(IDLE_STREAMS, 1u << 20, 0xd00);
+	fetch_stats();
+	assert_true(T.rstats.pipes_max >= IDLE_STREAMS);
+	took = trim_wait(fds, &fds_now);
+	assert_true(took >= 0);
+	sleep_ms(100);
+	stats_of(T.rt, 0, &a);
+	quiet = now_s();
+	for (unsigned i = 0; i < IDLE_MS / 100 + 10 && now_s() - quiet < IDLE_MS / 1000.0; i++)
+		sleep_ms(100);
+	quiet = now_s() - quiet;
+	stats_of(T.rt, 0, &b);
+	print_message("# pipe trim: pool empty after %.2f s (trimmed %llu), then %.2f s idle: "
+		      "%llu timers expired, %llu loops\n",
+		      took, (unsigned long long)T.rstats.pipes_trimmed, quiet,
+		      (unsigned long long)(b.err_timeout - a.err_timeout),
+		      (unsigned long long)(b.loops - a.loops));
+	assert_true(quiet >= IDLE_MS / 1000.0);
+	assert_int_equal(b.err_timeout - a.err_timeout, 0);
+	assert_true(b.loops - a.loops <= 1);
+	rt_end(T.rt);
+}
+
 /* ---- idle timeout ---- */
 
 static void test_idle_timeout(void **state)
@@ -1524,6 +1574,7 @@ int main(int argc, char **argv)
 		T(test_stuck_reader_splice),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
+		T(test_pipe_pool_trim_idle_sleeps),
 		T(test_idle_timeout),
 	};
 
