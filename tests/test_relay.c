@@ -27,7 +27,8 @@
  *   pipes and the process's descriptors are back to those of before within
  *   seconds (counted in pipes_trimmed), and a second burst right after
  *   splices every byte again, with no fallback; once the pool is empty
- *   the idle shard is woken by no timer;
+ *   the idle shard is woken by no timer; a runtime stopped while the
+ *   trim's timer is pending stops at once and closes every pooled pipe;
  * - an idle relay ends after its timeout;
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
@@ -1255,8 +1256,8 @@ static int fd_count(void)
 }
 
 /* One burst of @n streams of @len bytes up and 64 KB down through the
- * running runtime's one shard, every byte checked; their sockets closed
- * after. */
+ * running runtime (stream i on shard i % T.shards), every byte checked;
+ * their sockets closed after. */
 static void trim_burst(unsigned n, size_t len, uint32_t seed)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -1271,7 +1272,7 @@ static void trim_burst(unsigned n, size_t len, uint32_t seed)
 		 * pipes at once */
 		assert_int_equal(setsockopt(T.st[i].s, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
 		assert_int_equal(setsockopt(T.st[i].b, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[i]), 0);
+		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &T.st[i]), 0);
 	}
 	assert_true(wait_for(&T.started, (int)n, WAIT_S));
 	/* the clients send, nobody reads yet: until every a -> b direction
@@ -1480,6 +1481,81 @@ static void test_pipe_pool_trim_idle_sleeps(void **state)
 	rt_end(T.rt);
 }
 
+/*
+ * A stop while the trim's timer is pending: right after a burst every pipe
+ * it took is in the pool, and the pool's timer is armed (a stream's pipes
+ * go back at its end, after the trim's last tick: they outlive the next
+ * one). A runtime stopped then, 0, 50 and 500 ms after the burst's last
+ * stream ended, must stop at once: the timer is cancelled, not waited for
+ * (the join within STOP_BOUND_S, half the trim's 1 s interval), no op is
+ * left stuck at the stop's deadline, and every pooled pipe is closed (this
+ * process's descriptors are those it had before the runtime started).
+ * Run on one shard, and on 4 in relay-shards (TSan's "threads" stage).
+ */
+#define STOP_STREAMS 16
+#define STOP_BOUND_S 0.5
+static void run_trim_stop(void)
+{
+	static const unsigned delay_ms[] = { 0, 50, 500 };
+	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+
+	for (unsigned k = 0; k < sizeof(delay_ms) / sizeof(delay_ms[0]); k++) {
+		struct rp_shard_stats st;
+		uint64_t stuck = 0, cancelled = 0, pooled, pooled_on[MAX_SHARDS];
+		unsigned uncancelled = 0;
+		int fds = fd_count();
+		double ended, late, took;
+
+		T.n = 0;
+		launch(&cfg, T.st, 0);
+		trim_burst(STOP_STREAMS, 1u << 20, 0xe00 + 0x40 * k);
+		ended = now_s();
+		sleep_ms(delay_ms[k]);
+		fetch_stats();
+		late = now_s() - ended;
+		pooled = T.rstats.pipes_live;
+		assert_int_equal(T.rstats.active, 0); /* every pipe left is a pooled one */
+		for (unsigned i = 0; i < T.shards; i++)
+			pooled_on[i] = T.per[i].pipes_live;
+		took = now_s();
+		rt_stop_join(T.rt);
+		took = now_s() - took;
+		for (unsigned i = 0; i < T.shards; i++) {
+			stats_of(T.rt, i, &st);
+			stuck += st.stuck_ops;
+			cancelled += st.err_cancelled;
+			/* a shard with pooled pipes had its timer armed: the stop
+			 * cancelled it (nothing else is in flight on an idle relay
+			 * shard) */
+			if (pooled_on[i] && !st.err_cancelled)
+				uncancelled++;
+		}
+		rp_runtime_destroy(T.rt);
+		check_failures();
+		print_message("# pipe trim: stop %u ms after the burst (stats after %.3f s), %llu pipes "
+			      "pooled on %u shard%s: joined in %.1f ms, %llu ops cancelled, %llu stuck, "
+			      "fds %d (%d before)\n",
+			      delay_ms[k], late, (unsigned long long)pooled, T.shards,
+			      T.shards == 1 ? "" : "s", took * 1e3, (unsigned long long)cancelled,
+			      (unsigned long long)stuck, fd_count(), fds);
+		/* the case this is about: pipes pooled, so the timer pending;
+		 * unless this thread stalled past the trim's next tick */
+		if (late < 0.9)
+			assert_true(pooled > 0);
+		assert_true(took < STOP_BOUND_S);
+		assert_int_equal(uncancelled, 0);
+		assert_int_equal(stuck, 0);
+		assert_int_equal(fd_count(), fds);
+	}
+}
+
+static void test_pipe_pool_trim_stop(void **state)
+{
+	(void)state;
+	T.shards = 1;
+	run_trim_stop();
+}
+
 /* ---- idle timeout ---- */
 
 static void test_idle_timeout(void **state)
@@ -1537,6 +1613,14 @@ static void test_shards_auto_splice_local(void **state)
 	run_sharded(RP_RELAY_AUTO, RP_RELAY_AUTO_SPLICE_LOCAL);
 }
 
+static void test_shards_trim_stop(void **state)
+{
+	(void)state;
+	T.shards = MAX_SHARDS;
+	run_trim_stop();
+	T.shards = 1;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest shards[] = {
@@ -1545,6 +1629,7 @@ int main(int argc, char **argv)
 		T(test_shards_uring_splice),
 		T(test_shards_auto),
 		T(test_shards_auto_splice_local),
+		T(test_shards_trim_stop),
 	};
 	const struct CMUnitTest all[] = {
 		T(test_bytes_copy),
@@ -1575,6 +1660,7 @@ int main(int argc, char **argv)
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),
+		T(test_pipe_pool_trim_stop),
 		T(test_idle_timeout),
 	};
 
