@@ -27,7 +27,11 @@
  * the client straight to a second `iperf3 -s`, both on C as well: the
  * endpoints are placed alike, so "vs direct" is what putting a relay (on a
  * CPU of its own) in the path costs them. Each ringplane mode (auto,
- * splice, copy) is a row against HAProxy.
+ * splice, copy) is a row against HAProxy. 5 runs of 4 s a relay (1 of 1 s
+ * with --quick); RP_BENCH_RELAY_BULK_RUNS (1..16) and
+ * RP_BENCH_RELAY_BULK_SECS (1..60) set both, RP_BENCH_RELAY_BULK_STREAMS=1
+ * (or 4) runs one of the two stream counts; a note gives every run of each
+ * relay, its median and interquartile range.
  *
  * Bulk over veth ("veth bulk ...", "veth cpu s/GB ..."; root only, else a
  * skip with the reason): the same rows with both upstreams run through
@@ -82,7 +86,7 @@
 #include "proc.h"
 #include "report_impl.h"
 
-#define MAX_RUNS	 8
+#define MAX_RUNS	 16 /* RP_BENCH_RELAY_BULK_RUNS' bound */
 #define FILE_SIZE	 4096u
 
 /* ---- the suite's state ---- */
@@ -522,6 +526,7 @@ static int best_haproxy(const struct relay *rs, const bool *bad, double (*v)[MAX
 static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, unsigned secs)
 {
 	static const unsigned streams[] = { 1, 4 };
+	static const char *const streams_key[] = { "1", "4" };
 	const bool want[C_NR] = { [C_RP_AUTO] = true,	  [C_RP_SPLICE] = true, [C_RP_COPY] = true,
 				  [C_RP_URING] = true,	  [C_HAPROXY] = true,	[C_HAPROXY_SPLICE] = true,
 				  [C_SOCAT] = true,	  [C_DIRECT] = true };
@@ -592,6 +597,8 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 		unsigned ns = streams[si];
 		char name[96], err[1024];
 
+		if (!rp_bench_env_lists("RP_BENCH_RELAY_BULK_STREAMS", streams_key[si]))
+			continue;
 		memset(bad, 0, sizeof(bad));
 		for (unsigned r = 0; r < runs; r++) {
 			/* run r starts at relay r: none always follows the same one */
@@ -694,10 +701,12 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 			}
 		}
 		/* every run of the ringplane modes and HAProxy, in run order: the
-		 * medians above hide the spread a mode's choice is judged on */
+		 * medians above hide the spread a mode's choice is judged on;
+		 * then each measure's median and interquartile range */
 		for (int c = 0; c <= C_HAPROXY_SPLICE; c++) {
-			char runs_txt[512];
+			char runs_txt[1024];
 			size_t rl = 0;
+			double sg[MAX_RUNS], sc[MAX_RUNS];
 
 			if (!rs[c].up || bad[c])
 				continue;
@@ -706,8 +715,14 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 				rl += (size_t)snprintf(runs_txt + rl, sizeof(runs_txt) - rl,
 						       "%s%.2f Gbit/s %.3f s/GB", r ? ", " : "",
 						       gb[c][r], cpu[c][r]);
-			rp_report_note("%s %u %s runs via %s: %s", lb, ns, sn, cfg_name[c],
-				       runs_txt);
+			memcpy(sg, gb[c], runs * sizeof(double));
+			memcpy(sc, cpu[c], runs * sizeof(double));
+			struct rp_bench_stat3 tg = rp_bench_summarize(sg, runs),
+					      tc = rp_bench_summarize(sc, runs);
+
+			rp_report_note("%s %u %s runs via %s: %s; median %.2f Gbit/s (IQR %.2f-%.2f), %.3f s/GB (IQR %.3f-%.3f)",
+				       lb, ns, sn, cfg_name[c], runs_txt, tg.med, tg.q1, tg.q3,
+				       tc.med, tc.q1, tc.q3);
 		}
 		/* how busy each relay's CPU was (s/GB x GB/s): a relay well under
 		 * 100% did not limit its row, the endpoints on the other CPU did */
@@ -1290,6 +1305,13 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	}
 	sigaction(SIGPIPE, &ign, &old);
 
+	/* RP_BENCH_RELAY_BULK_RUNS (1..16), _SECS (1..60) and _STREAMS (1, 4
+	 * or both) for the bulk and veth rows: more, shorter runs of one row
+	 * to tell two modes apart (docs/net.md, "Auto mode and local
+	 * receivers") */
+	unsigned bulk_runs = rp_bench_env_uint("RP_BENCH_RELAY_BULK_RUNS", quick ? 1 : 5, MAX_RUNS);
+	unsigned bulk_secs = rp_bench_env_uint("RP_BENCH_RELAY_BULK_SECS", quick ? 1 : 4, 60);
+
 	if (x->pl.n)
 		/* iperf3 3.12 is one thread and sockperf one connection: only
 		 * wrk spreads its load over N CPUs */
@@ -1299,9 +1321,9 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		/* 5 runs: at 4 streams runs fall at 8-9.5 or 10-13 Gbit/s, and
 		 * one fast run moved a median of 3 by 10-15% (docs/net.md,
 		 * "Relay bulk on a quiet host") */
-		ret = bulk_rows(x, &bulk_lo, quick ? 1 : 5, quick ? 1 : 4);
+		ret = bulk_rows(x, &bulk_lo, bulk_runs, bulk_secs);
 	if (!ret && !x->pl.n && want_rows("veth"))
-		ret = veth_rows(x, quick ? 1 : 5, quick ? 1 : 4);
+		ret = veth_rows(x, bulk_runs, bulk_secs);
 	if (!ret && !x->pl.n && want_rows("latency"))
 		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
 	if (!ret && want_rows("http"))
