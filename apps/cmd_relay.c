@@ -671,7 +671,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
 		"connect_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
-		"paused %llu spilled %llu to_splice %llu to_copy %llu auto_local %llu splice_fallback no_pipe=%llu "
+		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu | pool_live %llu\n",
@@ -690,7 +690,6 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.ended[3], (unsigned long long)r.ended[4],
 		(unsigned long long)r.paused, (unsigned long long)r.spilled,
 		(unsigned long long)r.to_splice, (unsigned long long)r.to_copy,
-		(unsigned long long)r.auto_local,
 		(unsigned long long)r.splice_fallback[0], (unsigned long long)r.splice_fallback[1],
 		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],

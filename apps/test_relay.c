@@ -262,10 +262,10 @@ static void streams(const char *mode, const char *ns, const char *up_host, unsig
 	CHECK(rc == 0, "%s: relay exit status %d", mode, rc);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	printf("streams %s%s: %u clients, %llu bytes each way, %u reset mid-stream, %u bad; relay: "
-	       "half_closes %llu spliced %llu copied %llu auto_local %llu\n",
+	       "half_closes %llu spliced %llu copied %llu\n",
 	       mode, ns ? " over veth" : "", n, (unsigned long long)total, resets, bad,
 	       stat_sum(relay.log, "half_closes"), stat_sum(relay.log, "spliced"),
-	       stat_sum(relay.log, "copied"), stat_sum(relay.log, "auto_local"));
+	       stat_sum(relay.log, "copied"));
 	for (unsigned i = 0; i < n; i++)
 		if (s[i].fd >= 0)
 			close(s[i].fd);
@@ -908,8 +908,8 @@ static void test_proxy_reset(void)
  * TCP urgent data (a peer's send with MSG_OOB) through the command, both
  * ways at once, in each mode (and splice behind --accept-proxy). Each
  * side's stream: an urgent byte alone as its very first byte; URG_LEN
- * ordinary bytes streamed both ways at once (auto moves a direction of a
- * local receiver to splice only while two stream on the shard), with an
+ * ordinary bytes streamed both ways at once (auto moves each direction to
+ * splice once it streams), with an
  * urgent byte behind URG_RUN ordinary ones in one send every URG_STEP;
  * then, as its last byte before the half-close, an urgent byte behind
  * URG_RUN ordinary ones. Without SO_OOBINLINE the urgent byte is not part

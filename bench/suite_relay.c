@@ -38,9 +38,8 @@
  * `ip netns exec` in a namespace of their own behind a veth pair
  * (bench/netns.h); the relays still listen on 127.0.0.1 and connect to the
  * namespace's address, direct is the client straight to it. The relayed
- * data crosses loopback once and veth once; a veth peer is local to auto
- * mode (rp_peer_is_local follows the route: a veth device is this host),
- * so a lone stream toward it stays in copy. Namespace and pair are removed at the end, on failure too, and a
+ * data crosses loopback once and veth once (auto splices a stream toward
+ * a veth peer as toward any other). Namespace and pair are removed at the end, on failure too, and a
  * left-over of a killed run before the start.
  *
  * Small messages ("p50/p99 64B", us, lower is better): `sockperf ping-pong

@@ -111,7 +111,6 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		d->from = i ? b : a;
 		d->to = i ? a : b;
 		d->pipe[0] = d->pipe[1] = -1;
-		d->local = -1;
 		d->path = r->cfg.mode == RP_RELAY_SPLICE	  ? PATH_SPLICE :
 			  r->cfg.mode == RP_RELAY_SPLICE_URING ? PATH_URING :
 								 PATH_COPY;

@@ -19,12 +19,6 @@
 #define AUTO_STREAK 3	   /* full reads in a row before splicing (HAProxy) */
 #define AUTO_MIN_READ 4096 /* a read below this in splice is "short" */
 #define AUTO_IDLE_NS (1000ull * 1000 * 1000) /* a streak restarts after this without a read (HAProxy) */
-#define AUTO_LOCAL_SHARED 2 /* streaming directions on a shard from which local receivers splice too */
-/* the shard's live relays are walked for directions gone quiet at most this
- * often: a stale count then lasts at most AUTO_IDLE_NS + this */
-#define AUTO_EXPIRE_EVERY_NS (100ull * 1000 * 1000)
-
-static void set_hot(struct rdir *d, bool hot);
 
 /* ---- per-shard state ---- */
 
@@ -90,7 +84,6 @@ static void finish(struct rp_relay *r)
 	struct rp_relay_result res = { .end = r->end, .err = r->err };
 
 	for (int i = 0; i < 2; i++) {
-		set_hot(&r->d[i], false);
 		for (int k = 0; k < PATH_COUNT; k++)
 			if (r->paths[k]->drop)
 				r->paths[k]->drop(&r->d[i]);
@@ -247,8 +240,6 @@ void relay_dir_quiet(struct rdir *d)
 		if (d->shut)
 			return;
 		d->shut = true;
-		/* no read follows an EOF: it would stay counted as streaming */
-		set_hot(d, false);
 		half_close(d);
 		return;
 	}
@@ -282,81 +273,19 @@ void relay_moved(struct rdir *d, size_t n, bool spliced)
 		r->last_ns = relay_now_ns();
 }
 
-/* A direction starts or stops streaming: the shard's count follows. */
-static void set_hot(struct rdir *d, bool hot)
-{
-	if (d->hot == hot)
-		return;
-	d->hot = hot;
-	if (hot)
-		relay_shard_get(d->r->sh)->streaming++;
-	else
-		relay_shard_get(d->r->sh)->streaming--;
-}
-
-/*
- * A direction stops streaming when it next reads (after AUTO_IDLE_NS
- * without one, or short reads) or when its relay ends; one that went quiet
- * (a keep-alive connection after a download, a paused sender) would stay
- * counted meanwhile and make a lone local stream splice. So before the
- * count decides, directions without a read for AUTO_IDLE_NS stop counting:
- * one walk of the shard's live relays, at most every AUTO_EXPIRE_EVERY_NS,
- * ended as soon as the count can no longer reach AUTO_LOCAL_SHARED.
- */
-static void expire_quiet(struct relay_shard *rs, uint64_t now)
-{
-	if (now - rs->expire_ns < AUTO_EXPIRE_EVERY_NS)
-		return;
-	rs->expire_ns = now;
-	for (struct rp_relay *r = rs->live; r && rs->streaming >= AUTO_LOCAL_SHARED; r = r->next)
-		for (int i = 0; i < 2; i++)
-			if (r->d[i].hot && now - r->d[i].read_ns >= AUTO_IDLE_NS)
-				set_hot(&r->d[i], false);
-}
-
-/* Auto: splice @d, streaming (counted), or not? Yes, unless its receiver is
- * on this host and it streams alone on the shard (counted once per
- * direction in auto_local). */
-static bool splice_wanted(struct rdir *d, uint64_t now)
-{
-	struct rp_relay *r = d->r;
-	struct relay_shard *rs = relay_shard_get(r->sh);
-
-	if (d->local < 0)
-		d->local = !(r->cfg.flags & RP_RELAY_AUTO_SPLICE_LOCAL) && rp_peer_is_local(d->to);
-	if (!d->local)
-		return true;
-	if (rs->streaming >= AUTO_LOCAL_SHARED)
-		expire_quiet(rs, now);
-	if (rs->streaming >= AUTO_LOCAL_SHARED)
-		return true;
-	if (!d->kept) {
-		d->kept = true;
-		rs->st.auto_local++;
-	}
-	return false;
-}
-
 /*
  * HAProxy's splice-auto rule: a direction that reads whole buffers 3 times
  * in a row (the count restarts after 1 s without a read) is streaming and
  * moves to splice; one whose splice reads come back short (under 4 KB) 3
  * times in a row moves back to copy.
  *
- * Except a streaming direction whose receiver is on this host (its @to
- * socket's peer by rp_peer_is_local: loopback, its own address, or a route
- * out through lo or a veth; looked up once) while it is
- * the only direction streaming on the shard: it stays in copy (counted:
- * auto_local), and moves to splice once another direction streams. On
- * loopback the receiver's recvmsg pays more per byte for spliced data (the
- * page fragments the relay's skbs carry) than for sendmsg-built skbs, and
- * with the endpoints sharing a CPU they set the rate: one iperf3 stream
- * through copy ran 1.06-1.29x splice's Gbit/s (medians of three quiet
- * runs), at 0.47-0.76 relay CPU s/GB against HAProxy's 0.78-1.02. With 4
- * streams the relay's CPU is shared and splice, at under half copy's CPU
- * per byte, ran 1.04-1.15x copy (docs/net.md, "Auto mode and local
- * receivers"). A remote receiver pays nothing for how
- * our skbs were built, so there HAProxy's rule stands as it is.
+ * Whatever the receiver: a stream to one on this host (loopback, a veth)
+ * splices too, alone on its shard or not. It used to stay in copy while it
+ * streamed alone there; in 40 alternating quiet runs a mode (docs/net.md,
+ * "Auto mode and local receivers") one iperf3 stream through copy ran
+ * 1.01x splice's median Gbit/s on loopback and 1.05-1.11x over a veth,
+ * inside each mode's interquartile range, at 1.6-2.3x splice's relay CPU
+ * per GB.
  */
 void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 {
@@ -366,46 +295,21 @@ void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 	if (r->cfg.mode != RP_RELAY_AUTO || d->want != d->path)
 		return;
 	now = relay_now_ns();
-	if (now - d->read_ns >= AUTO_IDLE_NS) {
-		d->streak = d->shorts = 0;
-		set_hot(d, false);
-	}
+	if (now - d->read_ns >= AUTO_IDLE_NS)
+		d->streak = 0;
 	d->read_ns = now;
 	if (d->path == PATH_COPY) {
-		if (n >= cap) {
-			d->shorts = 0;
-			if (d->streak < AUTO_STREAK)
-				d->streak++;
-		} else {
-			d->streak = 0;
-			if (d->shorts < AUTO_STREAK)
-				d->shorts++;
-			if (d->shorts >= AUTO_STREAK)
-				set_hot(d, false);
-		}
+		d->streak = n >= cap ? (uint8_t)(d->streak + 1) : 0;
 		if (d->streak < AUTO_STREAK)
-			return;
-		set_hot(d, true);
-		if (!splice_wanted(d, now))
 			return;
 		d->streak = 0;
 		d->want = PATH_SPLICE;
 		r->paths[PATH_COPY]->quiesce(d);
 	} else {
 		d->streak = n < AUTO_MIN_READ ? (uint8_t)(d->streak + 1) : 0;
-		/* a full read streams: counted again after an idle reset
-		 * cleared it (only the copy branch would set it otherwise) */
-		if (n >= AUTO_MIN_READ)
-			set_hot(d, true);
-		if (d->streak >= AUTO_STREAK) {
-			set_hot(d, false);
-		} else if (splice_wanted(d, now)) {
+		if (d->streak < AUTO_STREAK)
 			return;
-		}
-		/* back to copy: stopped streaming, or streams alone to a local
-		 * receiver (stays hot: its full reads keep it in copy) */
-		d->streak = d->hot ? AUTO_STREAK : 0;
-		d->shorts = 0;
+		d->streak = 0;
 		d->want = PATH_COPY;
 		r->paths[PATH_SPLICE]->quiesce(d);
 	}

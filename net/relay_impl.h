@@ -30,10 +30,6 @@ struct rdir {
 	bool stalled;	/* splice: @to not writable, POLLOUT armed */
 	bool started;	/* moved at least one byte (prime refused after) */
 	uint8_t streak; /* auto: reads in a row that filled a whole buffer */
-	uint8_t shorts; /* auto, copy: reads in a row that did not fill the buffer (stops at 3) */
-	bool hot;	/* auto: streaming (counted in relay_shard.streaming) */
-	bool kept;	/* auto: kept in copy for its local receiver (counted once) */
-	int8_t local;	/* auto: @to's peer is on this host: 1, 0, -1 not looked up */
 	uint64_t read_ns; /* auto: the last read (the streak restarts after 1 s idle) */
 	/* copy */
 	struct rp_op *recv_op; /* alive multishot recv, or NULL */
@@ -81,8 +77,6 @@ struct relay_shard {
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
 	struct rp_timer *trim_timer; /* the pool's trim (relay_splice.c), armed while it holds pipes */
-	unsigned streaming;    /* auto: directions streaming on this shard (rdir.hot) */
-	uint64_t expire_ns;    /* auto: the last walk for quiet directions (relay_core.c) */
 };
 
 struct relay_shard *relay_shard_get(struct rp_shard *sh);

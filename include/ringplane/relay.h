@@ -36,13 +36,12 @@
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
  *   whole buffers, 3 in a row, the count reset after 1 s without a read)
  *   moves to splice; one whose splice reads come back short (under 4 KB, 3
- *   in a row) moves back. A direction whose receiver is on this host (the
- *   sending socket's peer on 127/8, ::1, or its own address) stays in copy
- *   while it is the only direction streaming on its shard (one without a
- *   read for 1 s, or past its EOF, no longer streams): that receiver
- *   pays more CPU per byte for spliced page fragments than the relay saves
- *   (docs/net.md); from 2 streaming directions the relay's CPU is shared and
- *   it splices. RP_RELAY_AUTO_SPLICE_LOCAL lifts the exception.
+ *   in a row) moves back. HAProxy's splice-auto rule, for every receiver:
+ *   one on this host (loopback, a veth) splices too, alone on its shard
+ *   or not (a lone stream through copy had no throughput edge beyond the
+ *   runs' spread: none on loopback, a median lead inside the
+ *   interquartile ranges over a veth; at 1.6-2.3x splice's CPU per GB:
+ *   docs/net.md).
  *
  * The pipe pool (splice, uring-splice): a pipe given back empty is kept for
  * reuse, up to the pool's bound of 256 per shard; one given back with
@@ -81,10 +80,6 @@ enum rp_relay_mode {
 
 enum {
 	RP_RELAY_KEEP_FDS = 1u << 0, /* do not close the sockets at the end */
-	/* auto: splice a streaming direction even when its receiver is on this
-	 * host (by default such a direction stays in copy while it streams
-	 * alone on its shard: see RP_RELAY_AUTO) */
-	RP_RELAY_AUTO_SPLICE_LOCAL = 1u << 1,
 };
 
 /* Why a direction left splice for copy (rp_relay_stats.splice_fallback[]). */
@@ -139,7 +134,6 @@ struct rp_relay_stats {
 	uint64_t paused;	/* times a direction stopped reading (back-pressure) */
 	uint64_t spilled;	/* buffers copied aside so the shard got them back */
 	uint64_t to_splice, to_copy; /* auto mode switches */
-	uint64_t auto_local;	/* auto: streaming directions kept in copy (receiver on this host) */
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
 	uint64_t pipes_live, pipes_max;
 	uint64_t pipes_trimmed;	/* idle pooled pipes closed by the pool's trim */
