@@ -60,10 +60,13 @@
  * open or accept tried again at once (rp_file_cache_get's own retry,
  * serve_shed; counted in fcache_evict_emfile); an accept leaves them to
  * lingering connections while there are any (the tick ends the quiet
- * ones while the accept is down). Only when every cached
- * file is some response's does the 503, the drain's open_wait or the
- * accept's back-off follow. A pipe out of descriptors needs none: the
- * send goes by sendfile(2) instead (filesend.h).
+ * ones while the accept is down). An open that finds no cached file to
+ * give back then ends the oldest lingering connections, quiet ones first
+ * (linger_free, linger_shed), and tries once more. Only when neither
+ * frees a descriptor does the 503 or the drain's open_wait follow (or,
+ * for an accept with nothing cached unheld, its back-off). A pipe out of
+ * descriptors needs none: the send goes by sendfile(2) instead
+ * (filesend.h).
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -140,6 +143,9 @@
  * are dropped as they come, so 10 s of them costs no memory. */
 #define LINGER_TIMEOUT_S 2u
 #define LINGER_TIME_S	 10u
+/* Lingering connections an open out of descriptors ends (linger_free): a
+ * file's first open takes two at once, O_PATH and then the file. */
+#define LINGER_SHED 2u
 
 struct serve_stats {
 	/* requests: heads parsed whole (those the parser refuses are in
@@ -158,6 +164,8 @@ struct serve_stats {
 	uint64_t linger_timeouts; /* lingering ended by its bound (or, quiet for a tick, to
 				     free a descriptor while the accept is down), not by
 				     the peer's EOF */
+	uint64_t linger_shed; /* lingering ended at once for a file open that found no
+				 descriptor and no cached file to give back (linger_free) */
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t root_changes;	  /* --root found naming another directory (check_root) */
 	uint64_t refused[RP_HTTP_R_COUNT];
@@ -184,6 +192,8 @@ struct sshard {
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
+	/* those not yet closing, oldest first: linger_free ends from the head */
+	struct sconn *linger_head, *linger_tail;
 	unsigned open_waiting; /* connections in open_wait now */
 	/* SIGQUIT's drain began (serve_drain): no accept, every connection
 	 * ends after what it has buffered is answered */
@@ -243,6 +253,7 @@ struct sconn {
 	 * is read and dropped until the peer's EOF or the linger bound */
 	bool lingering;
 	uint64_t linger_start, linger_tick; /* ticks: lingering began, its last byte */
+	struct sconn *lprev, *lnext; /* on ss's lingering list: lingering, not closing */
 };
 
 static struct {
@@ -285,6 +296,20 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
 	}
 }
 
+/* Off ss's list of lingering connections (at its close: conn_close). */
+static void linger_unlink(struct sshard *ss, struct sconn *c)
+{
+	if (c->lprev)
+		c->lprev->lnext = c->lnext;
+	else
+		ss->linger_head = c->lnext;
+	if (c->lnext)
+		c->lnext->lprev = c->lprev;
+	else
+		ss->linger_tail = c->lprev;
+	c->lprev = c->lnext = NULL;
+}
+
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
@@ -298,8 +323,11 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->ss->live--;
-	if (c->lingering)
+	if (c->lingering) {
+		if (!c->closing) /* never: its receive's end closes it first */
+			linger_unlink(c->ss, c);
 		c->ss->lingering--;
+	}
 	rp_pool_free(c->buf);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
@@ -319,6 +347,8 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->lingering)
+		linger_unlink(c->ss, c);
 	drop_input(sh, c);
 	/* no op to be had (pool empty): SHUT_RD ends the recv with EOF instead */
 	if (c->recv_op && !rp_cancel(sh, c->recv_op, NULL, NULL))
@@ -382,6 +412,12 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 	c->q = NULL;
 	c->lingering = true;
 	c->linger_start = c->linger_tick = ss->now_ticks;
+	c->lprev = ss->linger_tail;
+	if (ss->linger_tail)
+		ss->linger_tail->lnext = c;
+	else
+		ss->linger_head = c;
+	ss->linger_tail = c;
 	ss->lingering++;
 	ST_ADD(ss, lingered, 1);
 }
@@ -581,6 +617,56 @@ static unsigned open_status(int err)
 	}
 }
 
+/*
+ * A file's open found no descriptor (EMFILE, ENFILE) and the cache had
+ * none of its own to give back (rp_file_cache_get closes the files it
+ * keeps for reuse first): end up to @want lingering connections, the
+ * close each would get at its --linger-timeout (conn_close), oldest
+ * first: those that got no byte for a whole tick, then any. Their clients
+ * were answered and sent their FIN or will; the request that needs the
+ * descriptor was not answered yet, and a 503 would refuse it for one that
+ * is done. The descriptor is closed here, at once, so that the open tried
+ * again next finds it (the ring's close at the last put comes only after
+ * the receive's cancel completes): the receive in flight keeps its own
+ * reference to the socket, and rp_cancel keeps it from being re-armed on
+ * the number. Under ENFILE the socket itself is freed only when that
+ * receive ends, within the loop iteration: the open tried again at once
+ * may still fail, the next one finds it. Returns how many ended (counted
+ * in linger_shed); 0 when none lingers. Only out of descriptors, never on
+ * a request that opens: a walk of the lingering list and a close each.
+ */
+static unsigned linger_free(struct rp_shard *sh, struct sshard *ss, unsigned want)
+{
+	unsigned n = 0;
+
+	for (int any = 0; any < 2 && n < want; any++)
+		for (struct sconn *c = ss->linger_head, *next; c && n < want; c = next) {
+			next = c->lnext;
+			/* now_ticks moved on since a byte of the tick before:
+			 * quiet for a whole tick is > 1 (the tick's rule) */
+			if (!any && ss->now_ticks - c->linger_tick <= 1)
+				continue;
+			conn_close(sh, c); /* off the list; its receive cancelled */
+			close(c->fd);
+			c->fd = -1; /* conn_put closes nothing more */
+			n++;
+		}
+	ST_ADD(ss, linger_shed, n);
+	return n;
+}
+
+/* rp_file_cache_get; out of descriptors with nothing cached to give
+ * back, the lingering connections' (linger_free), then the get once more. */
+static int cache_get(struct rp_shard *sh, struct sshard *ss, const char *path, size_t len,
+		     struct rp_file_entry **e)
+{
+	int ret = rp_file_cache_get(ss->cache, path, len, e);
+
+	if ((ret == -EMFILE || ret == -ENFILE) && linger_free(sh, ss, LINGER_SHED))
+		ret = rp_file_cache_get(ss->cache, path, len, e);
+	return ret;
+}
+
 static void serve_request(struct rp_shard *sh, struct sconn *c)
 {
 	const struct rp_http_request *q = &c->p.req;
@@ -611,19 +697,19 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	if (path[plen - 1] == '/') {
 		memcpy(path + plen, "index.html", 11);
 		plen += 10;
-		ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
+		ret = cache_get(sh, c->ss, path, (size_t)plen, &e);
 		if (ret == -ENOENT) {
 			/* no index.html: a directory that exists is not a file
 			 * to serve (403, as for "/dir"; no listings), one that
 			 * does not is 404 (its lookup opens it O_PATH only) */
 			struct rp_file_entry *d;
-			int dr = rp_file_cache_get(c->ss->cache, path, (size_t)plen - 10, &d);
+			int dr = cache_get(sh, c->ss, path, (size_t)plen - 10, &d);
 
 			rp_file_cache_put(c->ss->cache, dr ? NULL : d);
 			ret = dr ? dr : ret;
 		}
 	} else {
-		ret = rp_file_cache_get(c->ss->cache, path, (size_t)plen, &e);
+		ret = cache_get(sh, c->ss, path, (size_t)plen, &e);
 	}
 	if ((ret == -EMFILE || ret == -ENFILE) && c->ss->draining && !rp_shard_stopping(sh)) {
 		/* a client the drain took in cannot try again later: the port
@@ -1292,11 +1378,16 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
  * cache keeps open for reuse go, a batch of the least recently used no
  * response holds (rp_file_cache_shed), unless connections linger: those
  * were answered, and with the accept down the tick ends the quiet ones
- * for their descriptors as before. Shedding first would hand the
- * accept the descriptor of a file its request then opens again and finds
- * none for (a 503: test_accept's serve linger, 1 of 1 runs). The cache's
- * own opens shed the same way (rp_file_cache_get). Counted in the cache's
- * shed, printed as fcache_evict_emfile. */
+ * for their descriptors as before. Shedding first handed the accept the
+ * descriptor of a file its request then opened again and found none for
+ * (a 503: test_accept's serve linger, 1 of 1 runs, before linger_free);
+ * now that open would end lingering connections for it, so the cached
+ * file closed would have bought nothing. A file's open goes the other way
+ * round: the cache's files first (rp_file_cache_get), then lingering
+ * connections (cache_get): the file it opens is not one the cache holds,
+ * and a closed cached file costs an open later where an ended lingering
+ * connection may cost its client an answer not yet read. Counted in the
+ * cache's shed, printed as fcache_evict_emfile. */
 static unsigned serve_shed(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = arg;
@@ -1334,7 +1425,9 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
-		"linger_bytes %llu accept_errors %llu draining %d drain_retries %llu drain_reset %llu open_waits %llu root_changes %llu | send small %llu sendfile %llu splice %llu not_cached %llu "
+		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
+		"drain_reset %llu open_waits %llu root_changes %llu | send small "
+		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
@@ -1351,7 +1444,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		rp_buf_out(sh), rp_buf_count(sh), (unsigned long long)ss->st.buf_out_max,
 		(unsigned long long)ss->st.spills, (unsigned long long)ss->spill_bytes,
 		(unsigned long long)ss->st.lingered, (unsigned long long)ss->lingering,
-		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_bytes,
+		(unsigned long long)ss->st.linger_timeouts, (unsigned long long)ss->st.linger_shed,
+		(unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors, ss->draining,
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
 		(unsigned long long)ss->st.open_waits,

@@ -32,7 +32,9 @@
  * stopped before the SIGQUIT (every build): the drain takes in the queue
  * as descriptors free up, each 200 with Connection: close. Requests that
  * wait for a descriptor no client gives back end at --drain-timeout,
- * closed unanswered, exit 0. Every wait is
+ * closed unanswered, exit 0. Outside a drain (every build): out of
+ * descriptors, an open gets the cache's unheld files, then the
+ * descriptors of lingering connections, before a 503. Every wait is
  * bounded. `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
@@ -1263,11 +1265,12 @@ static void test_serve_drain_emfile_before(void)
  * own; 16 clients queued, each GETting a file of its own (every open a
  * first one). The drain takes in what its spares allow; the first open
  * answers (200, Connection: close) and that client keeps sending a byte
- * every 100 ms, so its lingering connection holds its descriptor; the
- * others' opens find none and wait until the cache gives back a file no
- * answer holds (the tick's retry), within --drain-timeout 2. At the
- * deadline any still waiting are closed unanswered (EOF or a reset, never
- * a 503), the queue is reset, and the exit is 0.
+ * every 100 ms, so its lingering connection is never quiet; the others'
+ * opens find none and wait until the cache gives back a file no answer
+ * holds, or a lingering connection is ended for them (linger_shed: busy
+ * ones too, none being quiet), at the tick's retry, within --drain-timeout
+ * 2. At the deadline any still waiting are closed unanswered (EOF or a
+ * reset, never a 503), the queue is reset, and the exit is 0.
  */
 static void test_serve_drain_emfile_wait_deadline(void)
 {
@@ -1279,7 +1282,7 @@ static void test_serve_drain_emfile_wait_deadline(void)
 	size_t got[N] = { 0 };
 	bool done[N] = { false }, eof[N] = { false };
 	int fds[N], answered = 0, bad = 0, closed = 0, left = N, st;
-	unsigned long long waits, s5, taken;
+	unsigned long long waits, s5, taken, lshed;
 	struct child c = { 0 };
 	uint64_t t0, dt, end, next_byte;
 
@@ -1356,12 +1359,14 @@ static void test_serve_drain_emfile_wait_deadline(void)
 	waits = stat_sum(c.log, "open_waits");
 	s5 = stat_sum(c.log, "5xx");
 	taken = stat_sum(c.log, "conns");
+	lshed = stat_sum(c.log, "linger_shed");
 	/* taken in and closed unanswered: each was waiting at the stop. Since
-	 * the cache gives back the files no answer holds (9d84169), a waiting
+	 * the cache gives back the files no answer holds (9d84169), and
+	 * lingering connections their descriptors (linger_free), a waiting
 	 * open takes one of those at the next retry, so here every one taken
-	 * in is answered (7-8 of 16, 6-7 after a wait) and the deadline closes
-	 * the queue the drain never took in; a wait still pending at the stop
-	 * needs every descriptor held (serve_drain_emfile_cache_held) */
+	 * in is answered (7-10 of 16, 6-7 after a wait) and the deadline
+	 * closes the queue the drain never took in; a wait still pending at
+	 * the stop needs every descriptor held (serve_drain_emfile_cache_held) */
 	CHECK(answered >= 1 && closed == N - answered && !bad && s5 == 0 &&
 		      taken >= (unsigned long long)answered && waits >= 1 &&
 		      waits >= taken - (unsigned)answered,
@@ -1374,8 +1379,8 @@ static void test_serve_drain_emfile_wait_deadline(void)
 	      (unsigned long long)dt);
 	printf("serve drain: 1 shard, limit 17, %d queued, answered clients never quiet: %llu "
 	       "taken in, %d answered, %d closed unanswered at the deadline, %llu opens waited, "
-	       "5xx %llu, exit %d %llu ms after SIGQUIT (--drain-timeout 2)\n",
-	       N, taken, answered, closed, waits, s5, st, (unsigned long long)dt);
+	       "linger_shed %llu, 5xx %llu, exit %d %llu ms after SIGQUIT (--drain-timeout 2)\n",
+	       N, taken, answered, closed, waits, lshed, s5, st, (unsigned long long)dt);
 }
 
 /*
@@ -1692,6 +1697,79 @@ static void test_serve_drain_emfile_cache_held(void)
 	       nh, waits, released, whole, nh, s5, st, (unsigned long long)(now_ms() - t0));
 }
 
+/*
+ * Lingering connections give their descriptors to a file's open (every
+ * build, no drain): serve on 1 shard under a limit of its own 9 and LHEAD
+ * more, --linger-timeout 60 (no tick ends a lingering connection in the
+ * run). LCLIENTS clients one after another each GET a file of its own
+ * (m(k).txt: an open) with Connection: close, read the whole answer and
+ * stay, silent: each connection lingers, holding its descriptor. Once the
+ * lingering ones hold every descriptor the cache does not, a new client's
+ * open finds none, and the cache has nothing left to close: the open must
+ * end the oldest lingering connections and be answered 200 with its
+ * bytes, not 503. Every client 200 within 2 s, linger_shed > 0, no 5xx.
+ */
+enum { LHEAD = 16, LCLIENTS = 48 };
+static void test_serve_emfile_linger_shed(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
+			       NULL };
+	char body[MLEN + 1], name[32];
+	int fds[LCLIENTS], st, ok = 0, s503 = 0, nc = 0;
+	unsigned long long shed, s5, errs, ended, cshed;
+	uint64_t worst = 0;
+	struct child c = { 0 };
+	bool closing;
+
+	child_nofile = 9 + LHEAD;
+	st = child_start(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "linger shed: serve did not start");
+		return;
+	}
+	for (; nc < LCLIENTS; nc++) {
+		uint64_t t0 = now_ms(), dt;
+		int k = nc % MFILES;
+		ssize_t n = -1;
+
+		fds[nc] = dial(c.port);
+		if (fds[nc] < 0)
+			break;
+		snprintf(name, sizeof(name), "m%d.txt", k);
+		n = get_one(fds[nc], name, "Connection: close\r\n", &st, body, sizeof(body), &closing,
+			    2000);
+		dt = now_ms() - t0;
+		worst = dt > worst ? dt : worst;
+		s503 += st == 503;
+		if (n == MLEN && st == 200 && closing && !memcmp(body, mbody[k], MLEN)) {
+			ok++;
+			continue;
+		}
+		fprintf(stderr, "linger shed: client %d, m%d.txt: status %d, %zd bytes, %s, %llu ms\n",
+			nc, k, st, n, closing ? "closing" : "keep-alive", (unsigned long long)dt);
+	}
+	shed = stat_now(&c, "linger_shed");
+	s5 = stat_now(&c, "5xx");
+	errs = stat_now(&c, "accept_errors");
+	ended = stat_now(&c, "linger_timeouts");
+	cshed = stat_now(&c, "fcache_evict_emfile");
+	CHECK(ok == LCLIENTS && s503 == 0 && s5 == 0 && shed > 0 && shed != ~0ull,
+	      "linger shed: %d of %d clients 200 with their bytes (slowest %llu ms), %d 503; "
+	      "server: 5xx %llu, linger_shed %llu (want every client answered 200 and lingering "
+	      "connections ended for the opens)",
+	      ok, LCLIENTS, (unsigned long long)worst, s503, s5, shed);
+	for (int i = 0; i < nc; i++)
+		close(fds[i]);
+	st = child_stop(&c, 5000);
+	CHECK(st == 0, "linger shed: exit status %d", st);
+	printf("serve emfile: 1 shard, limit %d, %d clients each lingering after a file of its "
+	       "own: %d answered 200 (slowest %llu ms), %d 503; linger_shed %llu, "
+	       "fcache_evict_emfile %llu, linger_timeouts %llu, %llu failed accepts\n",
+	       9 + LHEAD, LCLIENTS, ok, (unsigned long long)worst, s503, shed, cshed, ended, errs);
+}
+
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
 static const struct {
 	const char *name;
@@ -1715,6 +1793,7 @@ static const struct {
 	{ "echo_drain_emfile_deadline", test_echo_drain_emfile_deadline },
 	{ "serve_emfile_cache_shed", test_serve_emfile_cache_shed },
 	{ "serve_drain_emfile_cache_held", test_serve_drain_emfile_cache_held },
+	{ "serve_emfile_linger_shed", test_serve_emfile_linger_shed },
 };
 
 int main(int argc, char **argv)
