@@ -52,7 +52,8 @@
  * (net.ipv4.tcp_migrate_req=1 moves those to another listener of the
  * port instead, e.g. the next process's). Out of descriptors, a request
  * the drain answers whose file open finds none waits for one (open_wait,
- * retry_opens) instead of a 503: its client cannot try again here.
+ * retry_opens) instead of a 503: its client cannot try again here; one
+ * still waiting at --drain-timeout is closed unanswered (open_wait_closed).
  *
  * Out of descriptors (EMFILE, ENFILE) at a file's open or an accept, the
  * files the shard's cache keeps open for reuse are given back first: the
@@ -157,6 +158,8 @@ struct serve_stats {
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
+	uint64_t open_wait_closed; /* ... still waiting at the drain's end: closed
+				      unanswered (serve_stop) */
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
@@ -1234,8 +1237,11 @@ static void open_waits_take(struct rp_shard *sh, struct sshard *ss,
 	}
 }
 
+/* The drain's end: a request still waiting for a descriptor is closed
+ * unanswered (its request was read whole: a FIN, its client sees EOF). */
 static void close_waiter(struct rp_shard *sh, struct sconn *c)
 {
+	ST_ADD(c->ss, open_wait_closed, 1);
 	conn_close(sh, c);
 	conn_put(sh, c);
 }
@@ -1426,7 +1432,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu root_changes %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -1448,7 +1454,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.linger_bytes,
 		(unsigned long long)ss->st.accept_errors, ss->draining,
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
-		(unsigned long long)ss->st.open_waits,
+		(unsigned long long)ss->st.open_waits, (unsigned long long)ss->st.open_wait_closed,
 		(unsigned long long)ss->st.root_changes,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,

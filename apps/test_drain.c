@@ -32,10 +32,11 @@
  * stopped before the SIGQUIT (every build): the drain takes in the queue
  * as descriptors free up, each 200 with Connection: close. Requests that
  * wait for a descriptor no client gives back end at --drain-timeout,
- * closed unanswered, exit 0. Outside a drain (every build): out of
- * descriptors, an open gets the cache's unheld files, then the
- * descriptors of lingering connections, before a 503. Every wait is
- * bounded. `test_drain BINARY CASE...` runs the named cases only.
+ * closed unanswered (EOF, counted in open_wait_closed), exit 0. Outside a
+ * drain (every build): out of descriptors, an open gets the cache's
+ * unheld files, then the descriptors of lingering connections, before a
+ * 503. Every wait is bounded. `test_drain BINARY CASE...` runs the named
+ * cases only.
  */
 #include <errno.h>
 #include <poll.h>
@@ -1270,7 +1271,8 @@ static void test_serve_drain_emfile_before(void)
  * holds, or a lingering connection is ended for them (linger_shed: busy
  * ones too, none being quiet), at the tick's retry, within --drain-timeout
  * 2. At the deadline any still waiting are closed unanswered (EOF or a
- * reset, never a 503), the queue is reset, and the exit is 0.
+ * reset, never a 503), the queue is reset, and the exit is 0. A wait still
+ * pending at the deadline: serve_drain_emfile_wait_closed.
  */
 static void test_serve_drain_emfile_wait_deadline(void)
 {
@@ -1366,7 +1368,7 @@ static void test_serve_drain_emfile_wait_deadline(void)
 	 * open takes one of those at the next retry, so here every one taken
 	 * in is answered (7-10 of 16, 6-7 after a wait) and the deadline
 	 * closes the queue the drain never took in; a wait still pending at
-	 * the stop needs every descriptor held (serve_drain_emfile_cache_held) */
+	 * the stop needs every descriptor held (serve_drain_emfile_wait_closed) */
 	CHECK(answered >= 1 && closed == N - answered && !bad && s5 == 0 &&
 		      taken >= (unsigned long long)answered && waits >= 1 &&
 		      waits >= taken - (unsigned)answered,
@@ -1603,43 +1605,31 @@ static long long sink_to_eof(int fd)
 }
 
 /*
- * Nothing to give back: serve (1 shard, a limit of its own 9 and 8 more)
- * with every cached file held by a response in flight. A client W is
- * taken in and stays silent; then holders GET the 8 MB big.bin with a 4 KB
- * receive buffer and do not read, one more until a holder is not
+ * Every descriptor of serve (1 shard, started with @args under a limit of
+ * its own 9 and 8 more) held, nothing to give back: a client *@w is taken
+ * in and stays silent; then holders into @hfd GET the 8 MB big.bin with a
+ * 4 KB receive buffer and do not read, one more until a holder is not
  * answered within 500 ms (the accept out of descriptors, and the one
- * cached file held: nothing to close). SIGQUIT; W asks for a file not in
- * the cache: its open finds no descriptor and nothing to close, so it
- * waits (open_waits), unanswered for 300 ms; the holders then read
- * theirs one by one, and once descriptors come back W gets 200 with
- * Connection: close and its file's bytes. Every holder gets its whole
- * answer, the queued one too; no 5xx; exit 0.
+ * cached file held by every answer: nothing to close). The holders (the
+ * last one queued, unanswered), or -1 when serve did not start.
  */
-static void test_serve_drain_emfile_cache_held(void)
+enum { HMAX = 16 };
+static int hold_every_fd(struct child *c, const char *const *args, int *w, int *hfd)
 {
-	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
-			       "1", "--no-pin", "--drain-timeout", "20", NULL };
-	enum { HMAX = 16 };
-	int hfd[HMAX], nh = 0, w, st, whole = 0, released = 0, early;
-	char wbuf[2048];
-	ssize_t wn = -1;
-	unsigned long long waits, s5, shed;
-	struct child c = { 0 };
-	uint64_t t0;
+	unsigned long long shed;
+	int nh = 0, st;
 
 	child_nofile = 9 + 8;
-	st = child_start(&c, args);
+	st = child_start(c, args);
 	child_nofile = 0;
-	if (st) {
-		CHECK(0, "cache held: serve did not start");
-		return;
-	}
-	w = dial(c.port);
+	if (st)
+		return -1;
+	*w = dial(c->port);
 	usleep(200 * 1000); /* W taken in while descriptors are plenty */
 	while (nh < HMAX) {
 		struct pollfd p;
 
-		hfd[nh] = dial_rcvbuf(c.port, 4096);
+		hfd[nh] = dial_rcvbuf(c->port, 4096);
 		if (hfd[nh] < 0)
 			break;
 		if (send_get(hfd[nh], "big.bin", "")) {
@@ -1651,10 +1641,38 @@ static void test_serve_drain_emfile_cache_held(void)
 		if (poll(&p, 1, 500) <= 0)
 			break; /* not taken in: every descriptor is in use */
 	}
-	shed = stat_now(&c, "fcache_evict_emfile");
-	CHECK(w >= 0 && nh >= 2 && nh < HMAX && shed == 0,
-	      "cache held: %d holders (want the last one not answered), fcache_evict_emfile %llu "
-	      "(nothing unheld to close)", nh, shed);
+	shed = stat_now(c, "fcache_evict_emfile");
+	CHECK(*w >= 0 && nh >= 2 && nh < HMAX && shed == 0,
+	      "every fd held: %d holders (want the last one not answered), fcache_evict_emfile "
+	      "%llu (nothing unheld to close)",
+	      nh, shed);
+	return nh;
+}
+
+/*
+ * Nothing to give back (hold_every_fd), then SIGQUIT; W asks for a file
+ * not in the cache: its open finds no descriptor, nothing cached to
+ * close and nothing lingering, so it waits (open_waits), unanswered for
+ * 300 ms; the holders then read theirs one by one, and once descriptors
+ * come back W gets 200 with Connection: close and its file's bytes. Every
+ * holder gets its whole answer, the queued one too; no 5xx; exit 0.
+ */
+static void test_serve_drain_emfile_cache_held(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "20", NULL };
+	int hfd[HMAX], nh, w = -1, st, whole = 0, released = 0, early;
+	char wbuf[2048];
+	ssize_t wn = -1;
+	unsigned long long waits, s5;
+	struct child c = { 0 };
+	uint64_t t0;
+
+	nh = hold_every_fd(&c, args, &w, hfd);
+	if (nh < 0) {
+		CHECK(0, "cache held: serve did not start");
+		return;
+	}
 	t0 = now_ms();
 	kill(c.pid, SIGQUIT);
 	usleep(100 * 1000);
@@ -1695,6 +1713,64 @@ static void test_serve_drain_emfile_cache_held(void)
 	       "and was answered 200 after %d holders read theirs, %d of %d whole, 5xx %llu, "
 	       "exit %d %llu ms after SIGQUIT\n",
 	       nh, waits, released, whole, nh, s5, st, (unsigned long long)(now_ms() - t0));
+}
+
+/*
+ * The drain's deadline with a request still waiting for a descriptor: as
+ * cache_held, but the holders never read, so no descriptor ever comes
+ * back. W's open waits (open_waits) until --drain-timeout 2; then serve
+ * exits 0 and W is closed unanswered: its request was read whole, so the
+ * close is a FIN and W reads EOF with no byte before it (not a reset, not
+ * a 503), counted in open_wait_closed. No 5xx.
+ */
+static void test_serve_drain_emfile_wait_closed(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--drain-timeout", "2", NULL };
+	int hfd[HMAX], nh, w = -1, st, early;
+	char wbuf[2048];
+	ssize_t wn = -1;
+	unsigned long long waits, closed, s5;
+	struct child c = { 0 };
+	uint64_t t0, dt, wt = 0;
+
+	nh = hold_every_fd(&c, args, &w, hfd);
+	if (nh < 0) {
+		CHECK(0, "wait closed: serve did not start");
+		return;
+	}
+	t0 = now_ms();
+	kill(c.pid, SIGQUIT);
+	usleep(100 * 1000);
+	CHECK(w >= 0 && !send_get(w, "m0.txt", ""), "wait closed: W's request");
+	early = w >= 0 ? (int)recv_wait(w, wbuf, sizeof(wbuf), 300) : -1;
+	if (w >= 0) {
+		wn = read_to_eof(w, wbuf, sizeof(wbuf) - 1);
+		wt = now_ms() - t0;
+		close(w);
+	}
+	st = child_exit(&c, 8000);
+	dt = now_ms() - t0;
+	for (int i = 0; i < nh; i++)
+		close(hfd[i]);
+	waits = stat_sum(c.log, "open_waits");
+	closed = stat_sum(c.log, "open_wait_closed");
+	s5 = stat_sum(c.log, "5xx");
+	CHECK(early == -2 && wn == 0 && wt >= 1900,
+	      "wait closed: W %s for 300 ms after its request, then %zd (0: EOF, no byte; "
+	      "-%d: reset) %llu ms after SIGQUIT (want EOF at the 2 s deadline)",
+	      early == -2 ? "unanswered" : "answered", wn, ECONNRESET, (unsigned long long)wt);
+	CHECK(waits >= 1 && closed == 1 && s5 == 0,
+	      "wait closed: %llu opens waited, %llu closed waiting at the deadline (want 1), "
+	      "5xx %llu",
+	      waits, closed, s5);
+	CHECK(st == 0 && dt >= 1900 && dt < 6000,
+	      "wait closed: exit status %d %llu ms after SIGQUIT (--drain-timeout 2)", st,
+	      (unsigned long long)dt);
+	printf("serve drain: 1 shard, limit 17, %d holders never reading, W's open waiting: "
+	       "EOF %llu ms after SIGQUIT, %llu opens waited, open_wait_closed %llu, 5xx %llu, "
+	       "exit %d %llu ms after SIGQUIT (--drain-timeout 2)\n",
+	       nh, (unsigned long long)wt, waits, closed, s5, st, (unsigned long long)dt);
 }
 
 /*
@@ -1793,6 +1869,7 @@ static const struct {
 	{ "echo_drain_emfile_deadline", test_echo_drain_emfile_deadline },
 	{ "serve_emfile_cache_shed", test_serve_emfile_cache_shed },
 	{ "serve_drain_emfile_cache_held", test_serve_drain_emfile_cache_held },
+	{ "serve_drain_emfile_wait_closed", test_serve_drain_emfile_wait_closed },
 	{ "serve_emfile_linger_shed", test_serve_emfile_linger_shed },
 };
 
