@@ -7,8 +7,8 @@
  * and the interface it leaves by, read with SIOCGIFFLAGS (IFF_LOOPBACK)
  * and ETHTOOL_GDRVINFO (driver "veth": a peer in another network
  * namespace on this host). The kernel copies what it delivers to such a
- * peer, which is what SEND_ZC (outq.c), the relay's auto mode and
- * rp_zc_file_to_socket (zc.c) decide by.
+ * peer, which is what SEND_ZC (outq.c) and rp_zc_file_to_socket (zc.c)
+ * decide by.
  */
 #include <arpa/inet.h>
 #include <errno.h>

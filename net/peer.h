@@ -4,8 +4,8 @@
  * host? rp_peer_is_local (include/ringplane/outq.h) is these steps in a
  * row; callers that already hold the addresses, or that must tell a reset
  * (ENOTCONN) from a remote peer, or that cache the route's answer, use the
- * steps. Used by outq.c (adaptive SEND_ZC), relay_core.c (auto mode, by
- * rp_peer_is_local) and zc.c (file -> socket for a local peer).
+ * steps. Used by outq.c (adaptive SEND_ZC) and zc.c (file -> socket for a
+ * local peer).
  */
 #ifndef RP_NET_PEER_H
 #define RP_NET_PEER_H

@@ -191,8 +191,7 @@ void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out);
  * RTN_LOCAL or leaves by a loopback interface (IFF_LOOPBACK) or a veth
  * (ethtool driver "veth"): a peer in another network namespace on this
  * host. The kernel copies what it delivers to such a peer, so zero-copy
- * cannot pay there (RP_OUTQ_LOCAL_PLAIN uses it, and so does the relay's
- * auto mode). A bridge is not followed (it may hold a real NIC too): a
+ * cannot pay there (RP_OUTQ_LOCAL_PLAIN uses it). A bridge is not followed (it may hold a real NIC too): a
  * peer behind one is not local. Where the default route itself is a veth
  * (a container), every peer is local: SEND_ZC is copied there too, as the
  * skb enters the host's receive path. The route is asked in the calling
