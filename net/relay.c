@@ -78,7 +78,9 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		*out = NULL;
 	if (!sh || a < 0 || b < 0 || a == b)
 		return -EINVAL;
-	if (cfg && (cfg->mode > RP_RELAY_SPLICE_URING))
+	/* a flag this version does not know (RP_RELAY_AUTO_SPLICE_LOCAL, gone
+	 * in 0.4) is refused, not ignored */
+	if (cfg && (cfg->mode > RP_RELAY_SPLICE_URING || (cfg->flags & ~RP_RELAY_FLAGS_ALL)))
 		return -EINVAL;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;

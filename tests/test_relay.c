@@ -99,6 +99,24 @@ static void start_msg(struct rp_shard *sh, void *arg)
 	atomic_fetch_add(&T.started, 1);
 }
 
+/* rp_relay_start's refusals (bad_config_msg): each returns -EINVAL and
+ * starts nothing, the sockets still the caller's. */
+static int bad_ret[5];
+
+static void bad_config_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+	struct rp_relay_config mode = { .mode = RP_RELAY_SPLICE_URING + 1 };
+	struct rp_relay_config flag = { .flags = RP_RELAY_KEEP_FDS << 1 }; /* 0.3's SPLICE_LOCAL */
+
+	bad_ret[0] = rp_relay_start(sh, s->a, s->b, &mode, on_done, s, NULL);
+	bad_ret[1] = rp_relay_start(sh, s->a, s->b, &flag, on_done, s, NULL);
+	bad_ret[2] = rp_relay_start(sh, -1, s->b, NULL, on_done, s, NULL);
+	bad_ret[3] = rp_relay_start(sh, s->a, s->a, NULL, on_done, s, NULL);
+	bad_ret[4] = rp_relay_start(NULL, s->a, s->b, NULL, on_done, s, NULL);
+	atomic_fetch_add(&T.started, 1);
+}
+
 static void stats_msg(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
@@ -271,6 +289,35 @@ static void close_clients(void)
 		close(T.st[i].c);
 		close(T.st[i].s);
 	}
+}
+
+/*
+ * rp_relay_start refuses what it cannot run with -EINVAL and starts
+ * nothing: a mode past RP_RELAY_SPLICE_URING, a flag outside
+ * RP_RELAY_FLAGS_ALL (0.3's RP_RELAY_AUTO_SPLICE_LOCAL bit, now gone, must
+ * not be ignored silently), a negative fd, the same fd twice, no shard;
+ * the sockets stay the caller's (open, no done() called).
+ */
+static void test_start_refuses_bad_config(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *s = &T.st[0];
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 1, 1, 0x5eed);
+	launch(&cfg, T.st, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, bad_config_msg, s), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	rt_end(T.rt);
+	for (unsigned i = 0; i < sizeof(bad_ret) / sizeof(bad_ret[0]); i++)
+		assert_int_equal(bad_ret[i], -EINVAL);
+	assert_int_equal(atomic_load(&s->done), 0);
+	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
+	close(s->a);
+	close(s->b);
+	T.n = 1;
+	close_clients();
 }
 
 /* ---- many relays whose both sides close at once ---- */
@@ -1523,6 +1570,7 @@ int main(int argc, char **argv)
 		T(test_bytes_splice),
 		T(test_bytes_uring_splice),
 		T(test_bytes_auto),
+		T(test_start_refuses_bad_config),
 		T(test_auto_local_alone_splices),
 		T(test_auto_local_shared_splices),
 		T(test_half_close_copy),

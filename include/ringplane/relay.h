@@ -80,6 +80,7 @@ enum rp_relay_mode {
 
 enum {
 	RP_RELAY_KEEP_FDS = 1u << 0, /* do not close the sockets at the end */
+	RP_RELAY_FLAGS_ALL = RP_RELAY_KEEP_FDS, /* any other bit: rp_relay_start -EINVAL */
 };
 
 /* Why a direction left splice for copy (rp_relay_stats.splice_fallback[]). */
@@ -147,7 +148,8 @@ struct rp_relay_stats {
  * caller until now, used by nobody else afterwards) on shard @sh. @cfg is
  * copied; NULL means defaults (auto mode). @done runs once, on @sh, when the
  * relay ended; after it the relay handle is gone. Returns 0 and *@out (may be
- * NULL), or -EINVAL, -ENOMEM, -ESHUTDOWN (nothing was started; the fds are
+ * NULL), or -EINVAL (a bad fd, an unknown mode or a flag outside
+ * RP_RELAY_FLAGS_ALL), -ENOMEM, -ESHUTDOWN (nothing was started; the fds are
  * still the caller's).
  */
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
