@@ -67,6 +67,33 @@ static void pool_close(struct relay_shard *rs, unsigned n)
 	}
 }
 
+/*
+ * The pool shed at once (rp_relay_shard_shed_pipes): the process ran out
+ * of descriptors (a socket(2) or an accept failed with EMFILE, ENFILE)
+ * while idle pipes held two each, for reuse only. Every pooled pipe is
+ * closed now, synchronously (the out-of-descriptors path, not the hot
+ * one), counted in pipes_shed; a direction's pipe is never in the pool,
+ * so none in use is touched. The trim's timer, if armed, runs on: the
+ * low-water mark of its interval is 0 now, so it closes nothing that
+ * was pooled after the shed, and stops once the pool is empty at a tick.
+ */
+unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh)
+{
+	struct relay_shard *rs = sh ? relay_shard_get(sh) : NULL;
+	unsigned n;
+
+	if (!rs)
+		return 0;
+	n = rs->npipes;
+	while (rs->npipes) {
+		rs->npipes--;
+		pipe_close(rs, rs->pipes[rs->npipes]);
+	}
+	rs->pipes_low = 0;
+	rs->st.pipes_shed += n;
+	return n;
+}
+
 static void pool_trim(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
 
 /* Start an interval: 0, or -1 when the timer cannot be armed (the shard is

@@ -26,6 +26,9 @@
  *   splices every byte again, with no fallback; once the pool is empty
  *   the idle shard is woken by no timer; a runtime stopped while the
  *   trim's timer is pending stops at once and closes every pooled pipe;
+ * - rp_relay_shard_shed_pipes closes every pooled pipe at once (counted,
+ *   the descriptors back), never one a direction holds (every byte of
+ *   the streams holding them still spliced), and splicing goes on after;
  * - an idle relay ends after its timeout;
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
@@ -1497,6 +1500,149 @@ static void test_pipe_pool_trim_stop(void **state)
 	run_trim_stop();
 }
 
+/* ---- the pool shed at once (a caller out of descriptors) ---- */
+
+static atomic_int shed_done;
+static atomic_uint shed_got;
+
+static void shed_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	atomic_store(&shed_got, rp_relay_shard_shed_pipes(sh));
+	atomic_fetch_add(&shed_done, 1);
+}
+
+/* rp_relay_shard_shed_pipes on shard 0 of the running runtime: its answer. */
+static unsigned shed_now(void)
+{
+	atomic_store(&shed_done, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, shed_msg, NULL), 0);
+	assert_true(wait_for(&shed_done, 1, WAIT_S));
+	return atomic_load(&shed_got);
+}
+
+/*
+ * rp_relay_shard_shed_pipes closes every pooled pipe at once and never one
+ * a direction holds. A burst of SHED_BURST spliced streams (trim_burst)
+ * leaves its pipes pooled; SHED_HELD streams of 1 MB up, 64 KB down, their
+ * servers reading late, then take some of them (the pool's top entries:
+ * a shed that walked past the pool's count would close theirs) and hold
+ * them, bytes in them. A shed now closes only what is still pooled (some:
+ * the burst left more than the held streams took), pipes_live drops by
+ * its answer and no more, and every byte of the held streams is spliced
+ * after it. Once they end, their pipes are pooled; a shed closes them
+ * all: its answer (with what the trim closed meanwhile, if this thread
+ * stalled) is the pool, pipes_live is 0, the process's descriptors are
+ * those of before, and pipes_shed counts both sheds. A stream after it
+ * splices again, with new pipes.
+ */
+#define SHED_BURST 8
+#define SHED_HELD  4
+static void run_shed(enum rp_relay_mode mode)
+{
+	struct rp_relay_config cfg = { .mode = mode };
+	size_t len = 1u << 20;
+	uint64_t live, trimmed0, pooled;
+	unsigned held_shed, pool_shed;
+	int fds, fds_now = -1;
+	double ended;
+
+	T.shards = 1;
+	T.n = 0;
+	launch(&cfg, T.st, 0);
+	fds = fd_count();
+	trim_burst(SHED_BURST, len, 0xf00);
+	ended = now_s();
+	for (unsigned i = 0; i < SHED_HELD; i++) {
+		int small = 64 * 1024;
+
+		make_stream(&T.st[i], len, 65536, 0xf40 + i);
+		assert_int_equal(setsockopt(T.st[i].s, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+		assert_int_equal(setsockopt(T.st[i].b, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	}
+	T.n = SHED_HELD;
+	atomic_store(&T.started, 0);
+	for (unsigned i = 0; i < SHED_HELD; i++)
+		assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[i]), 0);
+	assert_true(wait_for(&T.started, SHED_HELD, WAIT_S));
+	/* the clients send what their sockets take; nobody reads: each
+	 * a -> b direction fills its pipe and holds it */
+	for (unsigned k = 0; k < 10; k++) {
+		for (unsigned i = 0; i < SHED_HELD; i++)
+			pump_out(T.st[i].c, T.st[i].up_len, &T.st[i].up_sent, &T.st[i].up_shut,
+				 T.st[i].seed, false);
+		sleep_ms(10);
+	}
+	fetch_stats();
+	live = T.rstats.pipes_live;
+	trimmed0 = T.rstats.pipes_trimmed;
+	held_shed = shed_now();
+	fetch_stats();
+	print_message("# %s: shed %.3f s after a burst of %u, %u streams holding pipes: %llu pipes, "
+		      "%u shed, %llu left\n",
+		      rp_relay_mode_name(mode), now_s() - ended, SHED_BURST, SHED_HELD,
+		      (unsigned long long)live, held_shed, (unsigned long long)T.rstats.pipes_live);
+	if (now_s() - ended < 0.9) /* else the trim may have taken them first */
+		assert_true(held_shed > 0);
+	/* none of the held pipes went back or was closed: every server
+	 * waits for this thread to read */
+	assert_int_equal(T.rstats.pipes_live,
+			 live - held_shed - (T.rstats.pipes_trimmed - trimmed0));
+	assert_true(T.rstats.pipes_live >= SHED_HELD);
+	assert_int_equal(T.rstats.pipes_shed, held_shed);
+	assert_true(drive(60, NULL));
+	for (unsigned i = 0; i < SHED_HELD; i++)
+		assert_int_equal(stream_ended_whole(&T.st[i]), len + 65536);
+	close_clients();
+	ended = now_s();
+	fetch_stats();
+	pooled = T.rstats.pipes_live;
+	trimmed0 = T.rstats.pipes_trimmed;
+	assert_int_equal(T.rstats.active, 0); /* every pipe left is a pooled one */
+	pool_shed = shed_now();
+	fetch_stats();
+	for (unsigned i = 0; i < 50 && (fds_now = fd_count()) != fds; i++)
+		sleep_ms(10); /* the relays' own sockets: closed on the ring */
+	print_message("# %s: shed %.3f s after the held streams ended: %llu pooled, %u shed, %llu "
+		      "trimmed meanwhile; pipes %llu, fds %d (%d before)\n",
+		      rp_relay_mode_name(mode), now_s() - ended, (unsigned long long)pooled,
+		      pool_shed, (unsigned long long)(T.rstats.pipes_trimmed - trimmed0),
+		      (unsigned long long)T.rstats.pipes_live, fds_now, fds);
+	if (now_s() - ended < 0.9)
+		assert_true(pool_shed > 0);
+	assert_int_equal(pool_shed + (T.rstats.pipes_trimmed - trimmed0), pooled);
+	assert_int_equal(T.rstats.pipes_live, 0);
+	assert_int_equal(T.rstats.pipes_shed, held_shed + pool_shed);
+	assert_int_equal(fds_now, fds);
+	assert_int_equal(shed_now(), 0); /* nothing left */
+
+	/* the pool works on: a stream after the shed splices with new pipes */
+	make_stream(&T.st[0], len, 65536, 0xf80);
+	T.n = 1;
+	atomic_store(&T.started, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, &T.st[0]), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	assert_true(drive(60, NULL));
+	assert_int_equal(stream_ended_whole(&T.st[0]), len + 65536);
+	close_clients();
+	fetch_stats();
+	for (int k = 0; k < RP_RELAY_FB_NR; k++)
+		assert_int_equal(T.rstats.splice_fallback[k], 0);
+	rt_end(T.rt);
+}
+
+static void test_pipe_pool_shed_splice(void **state)
+{
+	(void)state;
+	run_shed(RP_RELAY_SPLICE);
+}
+
+static void test_pipe_pool_shed_uring_splice(void **state)
+{
+	(void)state;
+	run_shed(RP_RELAY_SPLICE_URING);
+}
+
 /* ---- idle timeout ---- */
 
 static void test_idle_timeout(void **state)
@@ -1593,6 +1739,8 @@ int main(int argc, char **argv)
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),
 		T(test_pipe_pool_trim_stop),
+		T(test_pipe_pool_shed_splice),
+		T(test_pipe_pool_shed_uring_splice),
 		T(test_idle_timeout),
 	};
 

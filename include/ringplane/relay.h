@@ -51,7 +51,9 @@
  * keeps its working set and an idle shard holds no pipe (no descriptor,
  * none of the user's fs.pipe-user-pages budget) about 2 s after its last
  * splice; an empty pool arms no timer. rp_relay_shard_exit closes the
- * rest. pipes_live counts the kept ones with those in use.
+ * rest. pipes_live counts the kept ones with those in use. A caller out
+ * of descriptors need not wait for the trim: rp_relay_shard_shed_pipes
+ * closes every pooled pipe at once (counted in pipes_shed).
  *
  * Threads: everything runs on the shard that called rp_relay_start; the
  * sockets must not be used by anyone else meanwhile.
@@ -138,6 +140,7 @@ struct rp_relay_stats {
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
 	uint64_t pipes_live, pipes_max;
 	uint64_t pipes_trimmed;	/* idle pooled pipes closed by the pool's trim */
+	uint64_t pipes_shed;	/* pooled pipes closed by rp_relay_shard_shed_pipes */
 	/* relays ended as RP_RELAY_END_RESET, by the errno of the error that
 	 * ended them ([0]: no errno, or one of RP_RELAY_ERRNO_MAX or above) */
 	uint64_t reset_errno[RP_RELAY_ERRNO_MAX];
@@ -171,6 +174,20 @@ void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out);
  * -EINVAL, -ENOMEM.
  */
 int rp_relay_shard_init(struct rp_shard *sh);
+
+/*
+ * rp_relay_shard_shed_pipes - close every pipe pooled on shard @sh now
+ * (two descriptors each), for a caller out of descriptors: a socket(2) or
+ * an accept that failed with EMFILE or ENFILE, to try again at once
+ * rather than wait up to 2 s for the pool's trim. Only idle pooled pipes
+ * are closed, never one a relay's direction holds (bytes in flight, or a
+ * uring-splice direction's for its relay's life); a later splice takes a
+ * new pipe as usual. close(2) runs synchronously here: not for the hot
+ * path. Returns how many pipes were closed (0: none pooled, or @sh NULL),
+ * also counted in rp_relay_stats.pipes_shed (not in pipes_trimmed). Call
+ * on @sh's thread.
+ */
+unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh);
 
 /* Free the shard's relay state (its idle pipes, the sweep's timer): call
  * from the shard's fini, after every relay on it ended. */
