@@ -7,8 +7,9 @@
  * rp_relay (net/relay.c) moves the bytes both ways in the chosen mode,
  * passing half-closes and resets on. An unreachable or refusing upstream,
  * or a connect timeout, closes the client and is counted. A client whose
- * upstream socket finds no descriptor waits on its shard's wait list, the
- * accept paused, until one frees or its --connect-timeout (docs/net.md).
+ * upstream socket finds no descriptor, even after the shard's pooled
+ * pipes were closed for it, waits on its shard's wait list, the accept
+ * paused, until one frees or its --connect-timeout (docs/net.md).
  *
  * --accept-proxy: every client must start with a PROXY v1 or v2 header,
  * read (in pieces if need be) within 5 s and parsed strictly
@@ -152,10 +153,28 @@ static void conns_total_put(void)
 		atomic_fetch_sub_explicit(&conns_total, 1, memory_order_relaxed);
 }
 
-/* A new upstream socket, or -1 with errno. */
-static int upstream_socket(void)
+/* A new upstream socket, or -1 with errno. Out of descriptors (EMFILE,
+ * ENFILE), the shard's pooled pipes (two descriptors each, kept only for
+ * reuse) are closed first and the socket tried again at once, before the
+ * caller falls back on the spare or the wait list: the pool's own trim
+ * would give them back only 1-2 s later. */
+static int upstream_socket(struct rp_shard *sh)
 {
-	return socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), err = errno;
+
+	if (fd < 0 && (err == EMFILE || err == ENFILE) && rp_relay_shard_shed_pipes(sh))
+		return socket(g.up.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	errno = err;
+	return fd;
+}
+
+/* The accept out of descriptors (rp_app_accept's shed): the pooled pipes,
+ * as for an upstream socket; more than 0 and the accept is tried again at
+ * once instead of after its back-off. */
+static unsigned relay_shed(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	return rp_relay_shard_shed_pipes(sh);
 }
 
 static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
@@ -405,12 +424,12 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			conn_free(sh, wait_pop(rs), true);
 			continue;
 		}
-		c->ufd = upstream_socket();
+		c->ufd = upstream_socket(sh); /* the pooled pipes shed first */
 		if (c->ufd < 0 && errno == EMFILE && rs->spare >= 0) {
 			close(rs->spare); /* synchronous: free for the socket now */
 			rs->spare = -1;
 			rs->spare_lent = true;
-			c->ufd = upstream_socket();
+			c->ufd = upstream_socket(sh);
 		}
 		if (c->ufd < 0 && fd_shortage(errno))
 			break; /* still short: the next pass */
@@ -448,7 +467,7 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 		wait_add(sh, c); /* first come, first served */
 		return;
 	}
-	c->ufd = upstream_socket();
+	c->ufd = upstream_socket(sh); /* out of descriptors: the pooled pipes shed first */
 	if (c->ufd < 0) {
 		if (fd_shortage(errno)) {
 			wait_add(sh, c);
@@ -672,7 +691,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"connect_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
-		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu | proxy accepted "
+		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
@@ -694,7 +713,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],
 		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
-		(unsigned long long)r.pipes_trimmed,
+		(unsigned long long)r.pipes_trimmed, (unsigned long long)r.pipes_shed,
 		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,
@@ -731,6 +750,7 @@ static int relay_init(struct rp_shard *sh, void *arg)
 					  .errors = &rs->st.accept_errors,
 					  .rearm_failed = &rs->st.rearm_failed,
 					  .spare_fds = 1, /* the upstream socket */
+					  .shed = relay_shed, /* the pooled pipes */
 					  .drain_retries = &rs->st.drain_retries,
 					  .drain_reset = &rs->st.drain_reset };
 	g.lfds[id] = -1;

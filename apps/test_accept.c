@@ -24,6 +24,10 @@
  * PROXY header of its own addresses and its bytes; --connect-timeout
  * closes each waiter at its deadline, counted exactly, with a close or a
  * reset as its unread bytes decide.
+ * Then relay --mode splice under a limit after a burst of streams that
+ * left their pipes pooled: new clients that need the pooled pipes'
+ * descriptors are all relayed at once (the pool shed), none waits for
+ * the pool's 1 s trim or is closed at --connect-timeout.
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
@@ -965,6 +969,185 @@ static void wait_late(const char *up)
 	       timeouts, waits);
 }
 
+/* ---- splice: the pooled pipes given back at the limit ---- */
+
+/* The byte at @off of burst client @i's stream (what it sends, and what
+ * the echo upstream sends back through the relay). */
+static uint8_t shed_byte(int i, size_t off)
+{
+	return (uint8_t)(i * 31 + off * 7 + (off >> 9));
+}
+
+/*
+ * `ringplane relay --mode splice` under a descriptor limit, after a
+ * burst: SHED_K clients each send SHED_BYTES to the echo upstream without
+ * reading for a while (the relay's directions hold pipes meanwhile, two
+ * descriptors each), then read all of it back (checked) and close; their
+ * empty pipes stay pooled. Right after, M new clients (as many as the
+ * free descriptors and the pooled pipes' together take, less two) each
+ * send a tag and stay: more than the free descriptors alone relay. Every
+ * one must get its tag back within SHED_FAST_MS of its dial, none be
+ * closed, nothing counted in connect_timeouts or connect_failed, and the
+ * shed counted ("shed" > 0): the upstream socket's or the accept's EMFILE
+ * closed the pooled pipes at once. Before, they came back only by the
+ * pool's 1 s trim: the clients past the free descriptors waited for it,
+ * and --connect-timeout 600 closed them. The burst's end had its pipes in
+ * use, so that trim's next tick finds the pool's low-water mark 0 and the
+ * one after comes about 1 s on, well past SHED_FAST_MS.
+ */
+enum { SHED_LIMIT = 96, SHED_K = 12, SHED_BYTES = 4 << 20, SHED_FAST_MS = 300 };
+
+static void relay_pipe_shed(const char *up)
+{
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "splice", "--connect-timeout", "600", NULL };
+	int bfd[SHED_K], fds[MAX_HELD], st[MAX_HELD], m = 0, rc, bad = 0, slow = 0;
+	size_t sent[SHED_K] = { 0 }, got[SHED_K] = { 0 };
+	bool eof[SHED_K] = { false };
+	char msg[MAX_HELD][8];
+	uint64_t t_dial[MAX_HELD], at[MAX_HELD], end, worst = 0, t_burst;
+	long base, pipes0, socks0, pipes_held = 0, pooled = -1, free_fds = -1, socks = -1;
+	unsigned long long shed, timeouts, failed, waits;
+	struct child s;
+
+	child_nofile = SHED_LIMIT;
+	rc = child_start(&s, args);
+	child_nofile = 0;
+	CHECK(rc == 0, "pipe shed: relay did not start");
+	if (rc)
+		return;
+	base = fd_below(s.pid, SHED_LIMIT);
+	pipes0 = fd_count_where(s.pid, "pipe:", SHED_LIMIT); /* its stdout */
+	socks0 = fd_count_where(s.pid, "socket:", SHED_LIMIT);
+	/* the burst: all send, none reads, until the relay holds a pipe per
+	 * client (or 3 s); then each reads its stream back to the EOF */
+	for (int i = 0; i < SHED_K; i++) {
+		bfd[i] = dial_rcvbuf(s.port, 16384); /* a small window: the relay holds bytes */
+		CHECK(bfd[i] >= 0, "pipe shed: burst client %d: no connection", i);
+		if (bfd[i] < 0) {
+			for (int k = 0; k < i; k++)
+				close(bfd[k]);
+			(void)child_stop(&s, 5000);
+			return;
+		}
+		(void)fcntl(bfd[i], F_SETFL, fcntl(bfd[i], F_GETFL) | O_NONBLOCK);
+	}
+	t_burst = now_ms();
+	end = t_burst + 20000;
+	for (unsigned pass = 0; pass < 100000 && now_ms() < end; pass++) {
+		bool reading = now_ms() > t_burst + 3000 || pipes_held >= SHED_K;
+		int open = 0;
+
+		for (int i = 0; i < SHED_K; i++) {
+			uint8_t buf[65536];
+			ssize_t r;
+
+			while (sent[i] < SHED_BYTES) {
+				size_t n = SHED_BYTES - sent[i] < sizeof(buf) ? SHED_BYTES - sent[i] : sizeof(buf);
+
+				for (size_t b = 0; b < n; b++)
+					buf[b] = shed_byte(i, sent[i] + b);
+				r = send(bfd[i], buf, n, MSG_NOSIGNAL);
+				if (r <= 0)
+					break;
+				if ((sent[i] += (size_t)r) == SHED_BYTES)
+					shutdown(bfd[i], SHUT_WR);
+			}
+			while (reading && !eof[i] && (r = recv(bfd[i], buf, sizeof(buf), 0)) >= 0) {
+				if (r == 0) {
+					eof[i] = true;
+					break;
+				}
+				for (ssize_t b = 0; b < r; b++)
+					bad += buf[b] != shed_byte(i, got[i] + (size_t)b);
+				got[i] += (size_t)r;
+			}
+			open += !eof[i];
+		}
+		if (!reading) {
+			long p = fd_count_where(s.pid, "pipe:", SHED_LIMIT);
+
+			pipes_held = p > pipes0 ? (p - pipes0) / 2 : 0;
+			usleep(2000);
+		}
+		if (!open)
+			break;
+		if (reading) {
+			struct pollfd p[SHED_K];
+
+			for (int i = 0; i < SHED_K; i++)
+				p[i] = (struct pollfd){ .fd = eof[i] ? -1 : bfd[i], .events = POLLIN };
+			(void)poll(p, SHED_K, 10);
+		}
+	}
+	for (int i = 0; i < SHED_K; i++) {
+		CHECK(eof[i] && got[i] == SHED_BYTES, "pipe shed: burst client %d: %zu of %d bytes "
+		      "back%s", i, got[i], SHED_BYTES, eof[i] ? "" : ", no EOF");
+		close(bfd[i]);
+	}
+	CHECK(bad == 0, "pipe shed: %d bytes of the burst came back changed", bad);
+	/* the relays' sockets closed (on the ring): what is left is pooled */
+	for (unsigned k = 0; k < 200; k++) {
+		socks = fd_count_where(s.pid, "socket:", SHED_LIMIT);
+		if (socks == socks0)
+			break;
+		usleep(2000);
+	}
+	pooled = (fd_count_where(s.pid, "pipe:", SHED_LIMIT) - pipes0) / 2;
+	free_fds = SHED_LIMIT - fd_below(s.pid, SHED_LIMIT);
+	/* the free descriptors relay free_fds / 2 clients; the pool's give
+	 * room for pooled more; less two for pipes the new relays take */
+	m = (int)(free_fds / 2 + pooled - 2);
+	m = m > MAX_HELD ? MAX_HELD : m;
+	CHECK(socks == socks0 && pooled >= 4 && m > free_fds / 2 + 1,
+	      "pipe shed: after the burst (%llu ms) %ld sockets (%ld at the start), %ld pipes "
+	      "pooled, %ld descriptors free: no case (want the burst's sockets closed, 4 pipes "
+	      "pooled or more)", (unsigned long long)(now_ms() - t_burst), socks, socks0, pooled,
+	      free_fds);
+	if (socks != socks0 || pooled < 4 || m <= free_fds / 2 + 1) {
+		(void)child_stop(&s, 5000);
+		return;
+	}
+	for (int i = 0; i < m; i++) {
+		snprintf(msg[i], sizeof(msg[i]), "n%02d\n", i);
+		t_dial[i] = now_ms();
+		fds[i] = dial(s.port);
+		if (fds[i] < 0 || !send_all(fds[i], msg[i], 4)) {
+			CHECK(0, "pipe shed: new client %d: %s", i, strerror(errno));
+			if (fds[i] >= 0)
+				close(fds[i]);
+			m = i;
+			break;
+		}
+	}
+	await_all(fds, msg, m, now_ms() + 3000, false, st, at);
+	for (int i = 0; i < m; i++) {
+		uint64_t w = st[i] == 1 ? at[i] - t_dial[i] : 0;
+
+		worst = w > worst ? w : worst;
+		slow += st[i] != 1 || w > SHED_FAST_MS;
+		CHECK(st[i] == 1 && w <= SHED_FAST_MS, "pipe shed: new client %d of %d %s %llu ms "
+		      "after its dial (want its tag back within %d ms)", i, m,
+		      st[i] == 1 ? "relayed" : st[i] == 0 ? "closed" : "not relayed within 3 s:",
+		      (unsigned long long)(st[i] >= 0 ? at[i] - t_dial[i] : 3000), SHED_FAST_MS);
+	}
+	for (int i = 0; i < m; i++)
+		close(fds[i]);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "pipe shed: exit status %d", rc);
+	shed = stat_sum(s.log, "shed");
+	timeouts = stat_sum(s.log, "connect_timeouts");
+	failed = stat_sum(s.log, "connect_failed");
+	waits = stat_sum(s.log, "upstream_waits");
+	CHECK(shed > 0 && timeouts == 0 && failed == 0, "pipe shed: shed %llu, connect_timeouts "
+	      "%llu, connect_failed %llu (want more than 0, 0, 0)", shed, timeouts, failed);
+	printf("relay pipe shed: splice, limit %d (%ld at the start): a burst of %d streams of %d "
+	       "MB left %ld pipes pooled, %ld descriptors free; %d new clients: %d relayed within "
+	       "%d ms (slowest %llu ms); pipes shed %llu, upstream_waits %llu, connect_timeouts "
+	       "%llu\n", SHED_LIMIT, base, SHED_K, SHED_BYTES >> 20, pooled, free_fds, m, m - slow,
+	       SHED_FAST_MS, (unsigned long long)worst, shed, waits, timeouts);
+}
+
 /* ---- serve: what lingers gives its descriptor back ---- */
 
 /*
@@ -1097,6 +1280,7 @@ int main(int argc, char **argv)
 	wait_fifo();
 	wait_proxy();
 	wait_late(up);
+	relay_pipe_shed(up);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	if (make_root(root, sizeof(root), "accept", small, sizeof(small))) {
 		CHECK(0, "root: %s", strerror(errno));
