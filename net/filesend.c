@@ -102,20 +102,33 @@ static __thread struct {
 	struct res_slot res[RES_SLOTS];
 	struct pipe_slot pipes[PIPE_STASH];
 	unsigned npipes;
+	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
 } tls;
 
 static pthread_key_t stash_key;
 static pthread_once_t stash_once = PTHREAD_ONCE_INIT;
 static bool stash_key_ok;
 
-static void stash_close(void)
+/* Close up to @n stashed pipes, the last in the array first; how many. */
+static unsigned stash_close_n(unsigned n)
 {
-	while (tls.npipes) {
+	unsigned closed = 0;
+
+	while (tls.npipes && closed < n) {
 		struct pipe_slot *p = &tls.pipes[--tls.npipes];
 
 		close(p->fd[0]);
 		close(p->fd[1]);
+		closed++;
 	}
+	if (tls.pipes_low > tls.npipes)
+		tls.pipes_low = tls.npipes;
+	return closed;
+}
+
+static void stash_close(void)
+{
+	(void)stash_close_n(PIPE_STASH);
 }
 
 /* The thread's exit closes its stashed pipes (glibc runs key destructors
@@ -172,6 +185,8 @@ static int pipe_get(struct fsend *f, size_t need)
 		f->pipe[1] = p->fd[1];
 		sz = (int)p->size;
 		*p = tls.pipes[--tls.npipes];
+		if (tls.npipes < tls.pipes_low)
+			tls.pipes_low = tls.npipes;
 		if ((size_t)sz < need && (size_t)sz < PIPE_BYTES &&
 		    fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_BYTES) > 0)
 			sz = fcntl(f->pipe[1], F_GETPIPE_SZ);
@@ -222,6 +237,30 @@ static void pipe_put(struct fsend *f)
 void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out)
 {
 	*out = *stats(sh);
+	out->pipes_kept = tls.npipes;
+}
+
+unsigned rp_file_send_shed(struct rp_shard *sh)
+{
+	unsigned n;
+
+	(void)stats(sh);
+	n = stash_close_n(PIPE_STASH);
+	tls.st.pipes_shed += n;
+	return n;
+}
+
+unsigned rp_file_send_trim(struct rp_shard *sh)
+{
+	unsigned n;
+
+	(void)stats(sh);
+	/* pipes_low of them stayed in the stash since the last call: no
+	 * body took them */
+	n = stash_close_n(tls.pipes_low);
+	tls.st.pipes_trimmed += n;
+	tls.pipes_low = tls.npipes;
+	return n;
 }
 
 /* ---- the end ---- */

@@ -100,10 +100,35 @@ struct rp_file_send_stats {
 				  pipe-max-size below 1 MB): such a cached body goes by
 				  sendfile(2) instead (counted in calls[1], not in
 				  shard_splice) */
+	uint64_t pipes_shed;	/* stashed pipes closed by rp_file_send_shed */
+	uint64_t pipes_trimmed; /* stashed pipes closed by rp_file_send_trim */
+	unsigned pipes_kept;	/* empty pipes stashed now */
 };
 
 /* This shard's counters. Call on the shard. */
 void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out);
+
+/*
+ * The pipes of the splice paths: a body's pipe, given back empty, is kept
+ * by its thread for the next body (up to 4; pipe2(2) and its sizing were
+ * three syscalls a body). Each is two descriptors and, at 1 MB, 256 pages
+ * of the user's pipe budget (fs.pipe-user-pages-soft), and nothing else
+ * gives them back while the thread lives: these two do. Neither touches
+ * a pipe a body in flight holds. Call on the shard.
+ *
+ * rp_file_send_shed - close every pipe kept, for a caller whose own open
+ * or accept failed with EMFILE or ENFILE: it tries again when this
+ * returned more than 0 (each closed pipe is two descriptors). Returns how
+ * many were closed (counted in pipes_shed); 0 when none is kept.
+ *
+ * rp_file_send_trim - close the kept pipes no body took since the last
+ * call (the fewest the stash held meanwhile: its low-water mark). Called
+ * from a periodic timer (once a second, say), an idle shard keeps no pipe
+ * within two periods of its last splice, while a steady load keeps what
+ * it takes. Returns how many were closed (counted in pipes_trimmed).
+ */
+unsigned rp_file_send_shed(struct rp_shard *sh);
+unsigned rp_file_send_trim(struct rp_shard *sh);
 
 #ifdef __cplusplus
 }
