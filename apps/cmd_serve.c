@@ -62,12 +62,17 @@
  * serve_shed; counted in fcache_evict_emfile); an accept leaves them to
  * lingering connections while there are any (the tick ends the quiet
  * ones while the accept is down). An open that finds no cached file to
- * give back then ends the oldest lingering connections, quiet ones first
- * (linger_free, linger_shed), and tries once more. Only when neither
- * frees a descriptor does the 503 or the drain's open_wait follow (or,
- * for an accept with nothing cached unheld, its back-off). A pipe out of
- * descriptors needs none: the send goes by sendfile(2) instead
- * (filesend.h).
+ * give back then closes the empty pipes the shard keeps for its next
+ * splice (rp_file_send_shed, pipes_shed: two descriptors each, what a
+ * file's first open, O_PATH then the file, needs), then ends the oldest
+ * lingering connections, quiet ones first (linger_free, linger_shed),
+ * trying again after each. An accept with nothing cached unheld (or
+ * connections lingering) closes the kept pipes too. Only when none of
+ * these frees a descriptor does the 503 or the drain's open_wait follow
+ * (or, for an accept, its back-off). A pipe out of descriptors needs
+ * none: the send goes by sendfile(2) instead (filesend.h). Kept pipes no
+ * body took for a second are closed by the tick (rp_file_send_trim,
+ * pipes_trimmed): an idle shard holds none.
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -120,6 +125,7 @@
 #define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
 #define TICK_NS (250ull * 1000 * 1000)
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
+#define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
 #define SERVER_NAME "ringplane"
 /* Stop parsing pipelined requests with this many bytes of bodiless answers
@@ -658,13 +664,19 @@ static unsigned linger_free(struct rp_shard *sh, struct sshard *ss, unsigned wan
 	return n;
 }
 
-/* rp_file_cache_get; out of descriptors with nothing cached to give
- * back, the lingering connections' (linger_free), then the get once more. */
+/* rp_file_cache_get (which closes the files the cache keeps first); out
+ * of descriptors with none of those to give back, the pipes the shard
+ * keeps (rp_file_send_shed), then the lingering connections'
+ * (linger_free), the get once more after each that freed any. A kept
+ * pipe goes before a lingering connection: it costs a pipe2 later, an
+ * ended lingering connection may cost its client an answer not yet read. */
 static int cache_get(struct rp_shard *sh, struct sshard *ss, const char *path, size_t len,
 		     struct rp_file_entry **e)
 {
 	int ret = rp_file_cache_get(ss->cache, path, len, e);
 
+	if ((ret == -EMFILE || ret == -ENFILE) && rp_file_send_shed(sh))
+		ret = rp_file_cache_get(ss->cache, path, len, e);
 	if ((ret == -EMFILE || ret == -ENFILE) && linger_free(sh, ss, LINGER_SHED))
 		ret = rp_file_cache_get(ss->cache, path, len, e);
 	return ret;
@@ -1262,6 +1274,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ss->now_ticks++;
 	if (ss->now_ticks % ROOT_CHECK_TICKS == 0)
 		check_root(ss);
+	if (ss->now_ticks % PIPE_TRIM_TICKS == 0)
+		(void)rp_file_send_trim(sh); /* counted in pipes_trimmed */
 	retry_opens(sh, ss); /* before the poke: what was taken in first */
 	/* read before the poke: a poke re-arms an accept whose back-off timer
 	 * failed, and its EMFILE comes back only after the next submit */
@@ -1393,15 +1407,18 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
  * connections (cache_get): the file it opens is not one the cache holds,
  * and a closed cached file costs an open later where an ended lingering
  * connection may cost its client an answer not yet read. Counted in the
- * cache's shed, printed as fcache_evict_emfile. */
+ * cache's shed, printed as fcache_evict_emfile. With none of those, the
+ * pipes the shard keeps (rp_file_send_shed, pipes_shed), lingering or
+ * not: a pipe kept for the next splice is worth less than an answer not
+ * yet read. */
 static unsigned serve_shed(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = arg;
+	unsigned n = 0;
 
-	(void)sh;
-	if (ss->lingering)
-		return 0;
-	return rp_file_cache_shed(ss->cache, RP_FILE_CACHE_SHED_BATCH);
+	if (!ss->lingering)
+		n = rp_file_cache_shed(ss->cache, RP_FILE_CACHE_SHED_BATCH);
+	return n ? n : rp_file_send_shed(sh);
 }
 
 static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
@@ -1434,7 +1451,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
-		"shard_splice %llu pipe_short %llu waits "
+		"shard_splice %llu pipe_short %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
@@ -1459,6 +1476,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
+		fs.pipes_kept, (unsigned long long)fs.pipes_shed,
+		(unsigned long long)fs.pipes_trimmed,
 		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
