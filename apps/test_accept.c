@@ -31,6 +31,11 @@
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
+ * Then serve's kept pipes (filesend.h): a body that goes by splice leaves
+ * an empty pipe kept; with every descriptor taken after it, each new file
+ * must still be a 200 (the open sheds the pipe: pipes_shed); and with no
+ * limit, the pipes four bodies in flight at once left kept are closed
+ * within 5 s of the last (the tick's trim: pipes_trimmed).
  * The hook is compiled into the faults build (-Dfaults=true) only; in
  * other builds the same runs go without it (the reserved back-off timer
  * re-arms the accept) and the test says that the poke path was skipped.
@@ -1247,11 +1252,264 @@ static void serve_linger_emfile(const char *root)
 	       snd.sent);
 }
 
+/* ---- serve's kept pipes ---- */
+
+enum { PBIG = 300 * 1024, PFILES = 60, PSMALL = 1000 };
+static char pbig[PBIG];
+
+static int put_file(const char *root, const char *name, const char *buf, size_t len)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (write(fd, buf, len) != (ssize_t)len || fchmod(fd, 0644)) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static void del_file(const char *root, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	unlink(path);
+}
+
+/* p<k>.txt: PSMALL bytes, each file's own */
+static void small_body(int k, char *out)
+{
+	for (int i = 0; i < PSMALL; i++)
+		out[i] = (char)('A' + (k + i) % 53 % 26);
+	memcpy(out, &k, sizeof(k)); /* distinct even where the letters repeat */
+}
+
+static void pbig_fill(void)
+{
+	for (size_t i = 0; i < PBIG; i++)
+		pbig[i] = (char)('0' + (i * 7 + i / 4096) % 10);
+}
+
+/* Send a keep-alive GET of /@path on @fd. */
+static bool send_get(int fd, const char *path)
+{
+	char req[160];
+	int n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+
+	return send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
+}
+
+/* Read one answer from @fd within @ms: its status (-1: none, or malformed),
+ * its body (up to @cap bytes, *@len says how many) in @body. */
+static int read_answer(int fd, char *body, size_t cap, size_t *len, unsigned ms)
+{
+	char head[2048], *e = NULL, *cl;
+	uint64_t end = now_ms() + ms;
+	size_t have = 0, hlen, clen, got;
+	int why;
+
+	*len = 0;
+	while (!e) {
+		size_t r;
+
+		if (have >= sizeof(head) - 1 || now_ms() >= end)
+			return -1;
+		/* a byte at a time up to the head's end: what follows is the body's */
+		r = read_upto(fd, head + have, 1, (unsigned)(end - now_ms()), &why);
+		if (!r)
+			return -1;
+		have += r;
+		head[have] = 0;
+		e = have >= 4 && !memcmp(head + have - 4, "\r\n\r\n", 4) ? head : NULL;
+	}
+	hlen = have;
+	cl = strcasestr(head, "\r\nContent-Length: ");
+	if (strncmp(head, "HTTP/1.1 ", 9) || !cl || (size_t)(cl - head) > hlen)
+		return -1;
+	clen = strtoul(cl + 18, NULL, 10);
+	if (clen > cap)
+		return -1;
+	got = clen ? read_upto(fd, body, clen, (unsigned)(now_ms() < end ? end - now_ms() : 1), &why)
+		   : 0;
+	if (got != clen)
+		return -1;
+	*len = clen;
+	return atoi(head + 9);
+}
+
+/* GET /big.bin on @fd: 1 when it came whole, 200. */
+static int get_big(int fd, char *buf)
+{
+	size_t len;
+
+	return send_get(fd, "big.bin") && read_answer(fd, buf, PBIG, &len, 10000) == 200 &&
+	       len == PBIG && !memcmp(buf, pbig, PBIG);
+}
+
+/* The lowest descriptor number @pid has free (what its next open gets),
+ * or -1. */
+static long lowest_free_fd(pid_t pid)
+{
+	for (long n = 0; n < 4096; n++) {
+		char path[64];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)pid, n);
+		if (lstat(path, &sb)) {
+			if (errno == ENOENT)
+				return n;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/*
+ * One keep-alive client GETs big.bin (300 KB, cached: by splice on the
+ * shard, its pipe kept after); then the server's RLIMIT_NOFILE is set
+ * (prlimit) to its lowest free descriptor number, so every descriptor it
+ * may have is taken: the shell's, the ring's, the root, the listener, the
+ * client, big.bin cached and the kept pipe's two (the finding's `prlimit
+ * --nofile=11` with a free stdio). Then the client GETs PFILES distinct
+ * small files: each must be a 200 with its bytes, no 5xx, pipes_shed > 0.
+ * A file's first open takes two descriptors (O_PATH, then the file) and
+ * the cache has one to give back: before rp_file_send_shed every one was
+ * a 503, for as long as the server ran.
+ */
+static void serve_pipe_shed(const char *root)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards", "1",
+			       "--no-pin", NULL };
+	static char buf[PBIG];
+	char want[PSMALL], name[32];
+	int fd, st, ok = 0, bad = 0, big;
+	unsigned long long shed, s5, evict, spliced;
+	long lim = -1;
+	struct child s;
+
+	st = child_start(&s, args);
+	CHECK(st == 0, "serve (pipe shed) did not start");
+	if (st)
+		return;
+	fd = dial(s.port);
+	CHECK(fd >= 0, "serve pipe shed: connect");
+	big = fd >= 0 && get_big(fd, buf);
+	CHECK(big, "serve pipe shed: big.bin not 200 whole");
+	if (big) {
+		struct rlimit rl;
+
+		lim = lowest_free_fd(s.pid);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)lim;
+		CHECK(lim > 0 && !prlimit(s.pid, RLIMIT_NOFILE, &rl, NULL),
+		      "serve pipe shed: limit %ld: %s", lim, strerror(errno));
+	}
+	for (int k = 0; big && k < PFILES; k++) {
+		size_t len = 0;
+
+		snprintf(name, sizeof(name), "p%d.txt", k);
+		small_body(k, want);
+		st = send_get(fd, name) ? read_answer(fd, buf, sizeof(buf), &len, 5000) : -1;
+		if (st == 200 && len == PSMALL && !memcmp(buf, want, PSMALL)) {
+			ok++;
+			continue;
+		}
+		if (bad++ < 4)
+			fprintf(stderr, "serve pipe shed: %s: status %d, %zu bytes\n", name, st, len);
+		if (st < 0)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	st = child_stop(&s, 5000);
+	CHECK(st == 0, "serve pipe shed: exit status %d", st);
+	shed = stat_sum(s.log, "pipes_shed");
+	s5 = stat_sum(s.log, "5xx");
+	evict = stat_sum(s.log, "fcache_evict_emfile");
+	spliced = stat_sum(s.log, "shard_splice");
+	CHECK(ok == PFILES && s5 == 0 && shed > 0 && spliced == 1,
+	      "serve pipe shed: limit %ld: %d of %d small files 200 after a body by splice "
+	      "(shard_splice %llu); 5xx %llu, pipes_shed %llu, fcache_evict_emfile %llu",
+	      lim, ok, PFILES, spliced, s5, shed, evict);
+	printf("serve pipe shed: limit %ld, all taken after a body by splice: %d of %d distinct "
+	       "files 200 on one connection; %llu kept pipes closed for an open (pipes_shed), %llu "
+	       "cached files (fcache_evict_emfile), 5xx %llu\n",
+	       lim, ok, PFILES, shed, evict, s5);
+}
+
+/*
+ * No limit: four clients with 4 KB receive buffers GET big.bin at once, so
+ * four bodies hold a pipe each at the same time; read whole, the pipes are
+ * kept (the stash holds 4). Then, idle, the server's pipes must be back to
+ * what it had before (its stdout) within 5 s, and its exit stats count
+ * pipes_trimmed. Before rp_file_send_trim they stayed for the server's
+ * life.
+ */
+static void serve_pipe_trim(const char *root)
+{
+	enum { NC = 4 };
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards", "1",
+			       "--no-pin", NULL };
+	static char buf[PBIG];
+	long base, peak = -1, now = -1;
+	int fds[NC], st, whole = 0;
+	unsigned long long trimmed;
+	uint64_t t0, took = 0;
+	struct child s;
+
+	st = child_start(&s, args);
+	CHECK(st == 0, "serve (pipe trim) did not start");
+	if (st)
+		return;
+	base = fd_count_kind(s.pid, "pipe:");
+	for (int i = 0; i < NC; i++) {
+		fds[i] = dial_rcvbuf(s.port, 4096);
+		if (fds[i] >= 0 && !send_get(fds[i], "big.bin")) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	for (int i = 0; i < NC; i++) {
+		size_t len;
+
+		if (fds[i] >= 0 && read_answer(fds[i], buf, PBIG, &len, 10000) == 200 &&
+		    len == PBIG && !memcmp(buf, pbig, PBIG))
+			whole++;
+	}
+	peak = fd_count_kind(s.pid, "pipe:");
+	for (int i = 0; i < NC; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	t0 = now_ms();
+	for (int i = 0; i < 100; i++) { /* 5 s at most */
+		now = fd_count_kind(s.pid, "pipe:");
+		if (now == base)
+			break;
+		usleep(50 * 1000);
+	}
+	took = now_ms() - t0;
+	st = child_stop(&s, 5000);
+	CHECK(st == 0, "serve pipe trim: exit status %d", st);
+	trimmed = stat_sum(s.log, "pipes_trimmed");
+	CHECK(whole == NC && base > 0 && peak > base && now == base && trimmed > 0,
+	      "serve pipe trim: %d of %d bodies whole; pipe descriptors %ld before, %ld after the "
+	      "bodies, %ld %llu ms after the clients left; pipes_trimmed %llu",
+	      whole, NC, base, peak, now, (unsigned long long)took, trimmed);
+	printf("serve pipe trim: %d bodies in flight at once left %ld pipe descriptors kept; "
+	       "back to %ld (as before) %llu ms after the clients left; pipes_trimmed %llu\n",
+	       NC, peak - base, now, (unsigned long long)took, trimmed);
+}
+
 int main(int argc, char **argv)
 {
 	char up[64], root[64], small[16], path[128];
 	unsigned long long errs = 0;
 	struct child echo;
+	int st;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_accept RINGPLANE_BINARY\n");
@@ -1294,6 +1552,27 @@ int main(int argc, char **argv)
 				    "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 ");
 		CHECK(errs > 0, "serve: no failed accept counted: the limit never struck the accept");
 		serve_linger_emfile(root);
+		pbig_fill();
+		st = put_file(root, "big.bin", pbig, PBIG);
+		for (int k = 0; !st && k < PFILES; k++) {
+			char name[32], body[PSMALL];
+
+			snprintf(name, sizeof(name), "p%d.txt", k);
+			small_body(k, body);
+			st = put_file(root, name, body, PSMALL);
+		}
+		CHECK(st == 0, "pipe root: %s", strerror(errno));
+		if (!st) {
+			serve_pipe_shed(root);
+			serve_pipe_trim(root);
+		}
+		del_file(root, "big.bin");
+		for (int k = 0; k < PFILES; k++) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "p%d.txt", k);
+			del_file(root, name);
+		}
 		snprintf(path, sizeof(path), "%s/small.txt", root);
 		unlink(path);
 		rmdir(root);
