@@ -11,6 +11,9 @@
  * descriptor outlives the shard (its stashed pipes close with its thread).
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
  * body that would go by splice through a short pipe sent by sendfile(2).
+ * The pipe a splice kept is given back while the shard lives: by
+ * rp_file_send_trim once no body took it since the last trim, and by
+ * rp_file_send_shed at once.
  */
 #include <dirent.h>
 #include <grp.h>
@@ -362,6 +365,90 @@ static void test_short_file_is_eio(void **state)
 	assert_int_equal(T.st.shard_splice, 1);
 }
 
+static struct {
+	atomic_int done;
+	unsigned kept, first, second, after;
+	uint64_t counted;
+} K;
+
+/* On the shard: the pipes kept, then two trims (arg 0) or a trim and two
+ * sheds (arg 1), then the pipes kept and the counter of what closed them. */
+static void keep_msg(struct rp_shard *sh, void *arg)
+{
+	struct rp_file_send_stats st;
+	bool shed = arg != NULL;
+
+	rp_file_send_stats(sh, &st);
+	K.kept = st.pipes_kept;
+	K.first = rp_file_send_trim(sh);
+	K.second = shed ? rp_file_send_shed(sh) + 10 * rp_file_send_shed(sh) :
+			  rp_file_send_trim(sh);
+	rp_file_send_stats(sh, &st);
+	K.after = st.pipes_kept;
+	K.counted = shed ? st.pipes_shed : st.pipes_trimmed;
+	atomic_store(&K.done, 1);
+}
+
+/*
+ * A cached 512 KB body forced by splice keeps its pipe (two descriptors
+ * more than before). Round 0: a trim right after closes nothing (a body
+ * took the pipe since the last one), the next closes it (pipes_trimmed
+ * 1). Round 1: the same body again, then a trim (nothing: taken since),
+ * a shed (1) and a shed with nothing kept (0; pipes_shed 1). Each round
+ * ends with the descriptors of before while the shard still runs.
+ */
+static void test_kept_pipe_trim_and_shed(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	unsigned fds0;
+
+	(void)state;
+	make_file(1u << 20, false);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	cfg.pool_bytes = (size_t)32 << 20;
+	rt = rt_start(&cfg);
+	fds0 = open_fds(); /* the runtime's own (its ring, its eventfd) included */
+	for (intptr_t round = 0; round < 2; round++) {
+		struct reader rd = { .fd = T.b, .cap = 512u << 10 };
+		pthread_t th;
+
+		T.flags = RP_FILE_SEND_CACHED_SPLICE;
+		T.off = 0;
+		T.len = rd.cap;
+		T.hlen = 0;
+		rd.buf = malloc(rd.cap);
+		assert_non_null(rd.buf);
+		atomic_store(&T.done, 0);
+		assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+		assert_int_equal(rp_runtime_submit(rt, 0, send_msg, NULL), 0);
+		assert_true(wait_for(&T.done, 1, WAIT_S));
+		pthread_join(th, NULL);
+		free(rd.buf);
+		assert_int_equal(T.res, (int64_t)rd.cap);
+		assert_int_equal(rd.got, rd.cap);
+		assert_int_equal(T.st.shard_splice, (uint64_t)round + 1);
+		assert_int_equal(open_fds(), fds0 + 2);
+		atomic_store(&K.done, 0);
+		assert_int_equal(rp_runtime_submit(rt, 0, keep_msg, (void *)round), 0);
+		assert_true(wait_for(&K.done, 1, WAIT_S));
+		print_message("# round %d: kept %u, trim %u, %s %u, kept after %u, counted %llu\n",
+			      (int)round, K.kept, K.first, round ? "shed+10*shed" : "trim", K.second,
+			      K.after, (unsigned long long)K.counted);
+		assert_int_equal(K.kept, 1);
+		assert_int_equal(K.first, 0);
+		assert_int_equal(K.second, 1);
+		assert_int_equal(K.after, 0);
+		assert_int_equal(K.counted, 1);
+		assert_int_equal(open_fds(), fds0);
+	}
+	rt_end(rt);
+	close(T.a);
+	close(T.b);
+	close(T.file);
+}
+
 /* As a uid of this run's own (not root), with every page of its pipe
  * budget held (fs.pipe-user-pages-soft; root is exempt): a new pipe gets two
  * pages and cannot grow, so a 512 KB cached body, which would go by splice
@@ -449,6 +536,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
 		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),
+		cmocka_unit_test_setup(test_kept_pipe_trim_and_shed, zero_T),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
