@@ -222,6 +222,20 @@ static int hold_until_short(int port, int *held, int *n)
 	return -1;
 }
 
+/* The relay @s stopped (SIGTERM, within 5 s; exit status 0 checked, the
+ * failure named by @what) and its wait list's counters read from its exit
+ * stats: upstream_waits, connect_timeouts, connect_failed. */
+static void relay_stopped(struct child *s, const char *what, unsigned long long *waits,
+			  unsigned long long *timeouts, unsigned long long *failed)
+{
+	int rc = child_stop(s, 5000);
+
+	CHECK(rc == 0, "%s: exit status %d", what, rc);
+	*waits = stat_sum(s->log, "upstream_waits");
+	*timeouts = stat_sum(s->log, "connect_timeouts");
+	*failed = stat_sum(s->log, "connect_failed");
+}
+
 /*
  * `ringplane relay` at its descriptor limit, with clients queued on its
  * listener that each sent bytes. Under one of the limits 32 and 33 (a
@@ -261,6 +275,7 @@ static void upstream_emfile(const char *up)
 		unsigned long long waits, timeouts, failed;
 		int echoed = 0, closed = 0, silent = 0, fd;
 		long long t0, t1;
+		char what[48];
 
 		child_nofile = limit;
 		rc = child_start(&s, rargs);
@@ -306,12 +321,8 @@ static void upstream_emfile(const char *up)
 		CHECK(echoed == nq && nq > 0, "upstream emfile: limit %llu: of %d queued clients %d "
 		      "relayed, %d closed or reset, %d not answered within 10 s of the closes",
 		      (unsigned long long)limit, nq, echoed, closed, silent);
-		rc = child_stop(&s, 5000);
-		CHECK(rc == 0, "upstream emfile: limit %llu: exit status %d",
-		      (unsigned long long)limit, rc);
-		waits = stat_sum(s.log, "upstream_waits");
-		timeouts = stat_sum(s.log, "connect_timeouts");
-		failed = stat_sum(s.log, "connect_failed");
+		snprintf(what, sizeof(what), "upstream emfile: limit %llu", (unsigned long long)limit);
+		relay_stopped(&s, what, &waits, &timeouts, &failed);
 		CHECK(timeouts == 0 && failed == 0, "upstream emfile: limit %llu: connect_timeouts "
 		      "%llu, connect_failed %llu (want 0)", (unsigned long long)limit, timeouts,
 		      failed);
@@ -384,11 +395,7 @@ static void upstream_emfile(const char *up)
 		}
 		for (int i = FREED; i < n; i++)
 			close(held[i]);
-		rc = child_stop(&s, 5000);
-		CHECK(rc == 0, "upstream late: exit status %d", rc);
-		waits = stat_sum(s.log, "upstream_waits");
-		timeouts = stat_sum(s.log, "connect_timeouts");
-		failed = stat_sum(s.log, "connect_failed");
+		relay_stopped(&s, "upstream late", &waits, &timeouts, &failed);
 		CHECK(nq == 1 + LATE && echoed > 0, "upstream late: of %d queued clients none "
 		      "relayed (%d closed, %d never answered) after %d held closed", nq, closed,
 		      silent, FREED);
@@ -651,7 +658,7 @@ static void wait_reserve(const char *up)
 	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
 			       "1", "--mode", "copy", "--accept-proxy", "--connect-timeout", "20000",
 			       NULL };
-	int fds[MAX_HELD], n, st = -1, rc;
+	int fds[MAX_HELD], n, st = -1;
 	char msg[1][8] = { "r00\n" }, hdr[128];
 	uint64_t t_first, t_hdr, at = 0;
 	unsigned long long waits, timeouts, failed;
@@ -676,11 +683,7 @@ static void wait_reserve(const char *up)
 	      (unsigned long long)(t_hdr + 1500 < t_first + 4500 ? 1500 : t_first + 4500 - t_hdr));
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
-	rc = child_stop(&s, 5000);
-	CHECK(rc == 0, "wait reserve: exit status %d", rc);
-	waits = stat_sum(s.log, "upstream_waits");
-	timeouts = stat_sum(s.log, "connect_timeouts");
-	failed = stat_sum(s.log, "connect_failed");
+	relay_stopped(&s, "wait reserve", &waits, &timeouts, &failed);
 	CHECK(waits == 1 && timeouts == 0 && failed == 0, "wait reserve: upstream_waits %llu, "
 	      "connect_timeouts %llu, connect_failed %llu (want 1, 0, 0)", waits, timeouts, failed);
 	printf("relay wait reserve: limit %d, %d silent clients fill it; the one that sent its "
@@ -898,7 +901,7 @@ static void wait_late(const char *up)
 	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
 			       "1", "--mode", "copy", "--accept-proxy", "--connect-timeout", "600",
 			       NULL };
-	int fds[MAX_HELD], n, st = -1, rc, how[W + 1], closed_ok = 0;
+	int fds[MAX_HELD], n, st = -1, how[W + 1], closed_ok = 0;
 	char msg[1][8] = { "l00\n" }, hdr[128];
 	uint64_t t_hdr[W + 1], t_end[W + 1], at = 0, end;
 	unsigned long long waits, timeouts, failed, acc;
@@ -955,11 +958,7 @@ static void wait_late(const char *up)
 	}
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
-	rc = child_stop(&s, 5000);
-	CHECK(rc == 0, "wait late: exit status %d", rc);
-	waits = stat_sum(s.log, "upstream_waits");
-	timeouts = stat_sum(s.log, "connect_timeouts");
-	failed = stat_sum(s.log, "connect_failed");
+	relay_stopped(&s, "wait late", &waits, &timeouts, &failed);
 	acc = stat_sum(s.log, "accepted"); /* "proxy accepted N" */
 	CHECK(timeouts == W && waits == W + 1 && failed == 0 && acc == W + 1,
 	      "wait late: connect_timeouts %llu, upstream_waits %llu, connect_failed %llu, proxy "
@@ -1138,12 +1137,8 @@ static void relay_pipe_shed(const char *up)
 	}
 	for (int i = 0; i < m; i++)
 		close(fds[i]);
-	rc = child_stop(&s, 5000);
-	CHECK(rc == 0, "pipe shed: exit status %d", rc);
+	relay_stopped(&s, "pipe shed", &waits, &timeouts, &failed);
 	shed = stat_sum(s.log, "shed");
-	timeouts = stat_sum(s.log, "connect_timeouts");
-	failed = stat_sum(s.log, "connect_failed");
-	waits = stat_sum(s.log, "upstream_waits");
 	CHECK(shed > 0 && timeouts == 0 && failed == 0, "pipe shed: shed %llu, connect_timeouts "
 	      "%llu, connect_failed %llu (want more than 0, 0, 0)", shed, timeouts, failed);
 	printf("relay pipe shed: splice, limit %d (%ld at the start): a burst of %d streams of %d "
