@@ -64,15 +64,17 @@
  * ones while the accept is down). An open that finds no cached file to
  * give back then closes the empty pipes the shard keeps for its next
  * splice (rp_file_send_shed, pipes_shed: two descriptors each, what a
- * file's first open, O_PATH then the file, needs), then ends the oldest
- * lingering connections, quiet ones first (linger_free, linger_shed),
- * trying again after each. An accept with nothing cached unheld (or
- * connections lingering) closes the kept pipes too. Only when none of
- * these frees a descriptor does the 503 or the drain's open_wait follow
- * (or, for an accept, its back-off). A pipe out of descriptors needs
- * none: the send goes by sendfile(2) instead (filesend.h). Kept pipes no
- * body took for a second are closed by the tick (rp_file_send_trim,
- * pipes_trimmed): an idle shard holds none.
+ * file's first open, O_PATH then the file, needs) and tries again, then
+ * ends the oldest lingering connections whose client has acknowledged
+ * the whole answer, quiet ones first (linger_free, linger_shed), waits
+ * for their closes to complete and tries once more (shed_wait). An
+ * accept with nothing cached unheld (or connections lingering) closes
+ * the kept pipes too. Only when none of these frees a descriptor does
+ * the 503 or the drain's open_wait follow (or, for an accept, its
+ * back-off). A pipe out of descriptors needs none: the send goes by
+ * sendfile(2) instead (filesend.h). Kept pipes no body took for a second
+ * are closed by the tick (rp_file_send_trim, pipes_trimmed): an idle
+ * shard holds none.
  *
  * Paths are percent-decoded once and normalized (no NUL, no encoded '/',
  * no climbing above the root); files open through a per-shard cache with
@@ -153,6 +155,8 @@
 /* Lingering connections an open out of descriptors ends (linger_free): a
  * file's first open takes two at once, O_PATH and then the file. */
 #define LINGER_SHED 2u
+/* ... looking at most at this many of the oldest, a pass (one ioctl each) */
+#define LINGER_SCAN 64u
 
 struct serve_stats {
 	/* requests: heads parsed whole (those the parser refuses are in
@@ -164,8 +168,8 @@ struct serve_stats {
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
-	uint64_t open_wait_closed; /* ... still waiting at the drain's end: closed
-				      unanswered (serve_stop) */
+	uint64_t open_wait_closed; /* ... still waiting at the drain's end (or a
+				      shed_wait at a stop): closed unanswered (serve_stop) */
 	uint64_t held_max;    /* most provided buffers one connection kept at once */
 	uint64_t buf_out_max; /* most of the shard's provided buffers out at a receive */
 	uint64_t spills;      /* spills started: kept bytes copied into a spill buffer */
@@ -173,8 +177,9 @@ struct serve_stats {
 	uint64_t linger_timeouts; /* lingering ended by its bound (or, quiet for a tick, to
 				     free a descriptor while the accept is down), not by
 				     the peer's EOF */
-	uint64_t linger_shed; /* lingering ended at once for a file open that found no
-				 descriptor and no cached file to give back (linger_free) */
+	uint64_t linger_shed; /* lingering ended, their answers acknowledged, for a file
+				 open that found no descriptor and no cached file to
+				 give back (linger_free) */
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t root_changes;	  /* --root found naming another directory (check_root) */
 	uint64_t refused[RP_HTTP_R_COUNT];
@@ -204,6 +209,10 @@ struct sshard {
 	/* those not yet closing, oldest first: linger_free ends from the head */
 	struct sconn *linger_head, *linger_tail;
 	unsigned open_waiting; /* connections in open_wait now */
+	/* lingering connections linger_free ended whose close (rp_close, at
+	 * their last put) has not completed: the opens parked for their
+	 * descriptors are tried again once it is 0 (shed_closed) */
+	unsigned shed_closing;
 	/* SIGQUIT's drain began (serve_drain): no accept, every connection
 	 * ends after what it has buffered is answered */
 	bool draining;
@@ -254,10 +263,16 @@ struct sconn {
 	bool last;
 	bool pausing; /* the recv in flight was cancelled for a pause */
 	/* draining, its request's file open found no descriptor (EMFILE,
-	 * ENFILE): the request stays parsed, unanswered, and retry_opens
-	 * serves it again from the drain's step and the tick (a reference
-	 * held: c->ops) */
+	 * ENFILE), or a shed_wait: the request stays parsed, unanswered, and
+	 * retry_opens serves it again from the drain's step and the tick (a
+	 * shed_wait from shed_closed; a reference held: c->ops) */
 	bool open_wait, open_waited;
+	/* out of descriptors outside a drain, lingering connections were
+	 * ended for its open: it waits (open_wait) for their closes to
+	 * complete and is tried once more (retry_opens), then 200 or 503 */
+	bool shed_wait, shed_waited;
+	uint64_t wait_tick; /* tick the shed_wait began */
+	bool shed; /* ended by linger_free: its close's completion is counted */
 	/* the last answer is in the socket whole and its FIN behind it: input
 	 * is read and dropped until the peer's EOF or the linger bound */
 	bool lingering;
@@ -284,6 +299,7 @@ static void arm_recv(struct rp_shard *sh, struct sconn *c);
 static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 static void refill(struct rp_shard *sh, struct sconn *c);
 static void arm_tick(struct rp_shard *sh, struct sshard *ss);
+static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 
 /* ---- connection life ---- */
 
@@ -340,8 +356,14 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	rp_pool_free(c->buf);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
-	if (c->fd >= 0 && !rp_close(sh, c->fd, NULL, NULL))
+	/* rp_close: the close comes after the cancels of the ops on the fd, so
+	 * no op queued on it runs on a file that gets the number next */
+	if (c->shed && !rp_close(sh, c->fd, shed_closed, c->ss)) {
 		close(c->fd);
+		c->ss->shed_closing--; /* the waits try at the tick (retry_opens) */
+	} else if (!c->shed && !rp_close(sh, c->fd, NULL, NULL)) {
+		close(c->fd);
+	}
 	acc = &c->ss->acc;
 	rp_pool_free(c);
 	/* a descriptor and memory came back: an accept that is down and has
@@ -626,58 +648,74 @@ static unsigned open_status(int err)
 	}
 }
 
+/* True when the peer acknowledged every byte @fd sent, the FIN behind
+ * them too (SIOCOUTQ: sent or not, nothing unacknowledged is queued). */
+static bool all_acked(int fd)
+{
+	int n = 0;
+
+	return !ioctl(fd, SIOCOUTQ, &n) && n == 0;
+}
+
 /*
  * A file's open found no descriptor (EMFILE, ENFILE) and the cache had
  * none of its own to give back (rp_file_cache_get closes the files it
- * keeps for reuse first): end up to @want lingering connections, the
- * close each would get at its --linger-timeout (conn_close), oldest
- * first: those that got no byte for a whole tick, then any. Their clients
- * were answered and sent their FIN or will; the request that needs the
- * descriptor was not answered yet, and a 503 would refuse it for one that
- * is done. The descriptor is closed here, at once, so that the open tried
- * again next finds it (the ring's close at the last put comes only after
- * the receive's cancel completes): the receive in flight keeps its own
- * reference to the socket, and rp_cancel keeps it from being re-armed on
- * the number. Under ENFILE the socket itself is freed only when that
- * receive ends, within the loop iteration: the open tried again at once
- * may still fail, the next one finds it. Returns how many ended (counted
- * in linger_shed); 0 when none lingers. Only out of descriptors, never on
- * a request that opens: a walk of the lingering list and a close each.
+ * keeps for reuse first): end up to @want lingering connections whose
+ * peer has acknowledged their whole answer and the FIN behind it
+ * (all_acked), oldest first, those quiet for a whole tick before any
+ * other. Their answers are in their clients' receive buffers: a reset,
+ * which closing one with unread input sends, can no longer take a byte
+ * of them. One whose answer is still unacknowledged (a client that does
+ * not read) is never ended here: its kernel would drop the unsent and
+ * unacknowledged tail, a cut answer, where a 503 to the open only asks
+ * its client to try again. The close is conn_close's (the receive
+ * cancelled; at the last put rp_close, after the cancels, so no receive
+ * still queued on the fd runs on the file the open gets next); each one
+ * counts in ss->shed_closing until its close completes (shed_closed).
+ * Returns how many ended (counted in linger_shed). Only out of
+ * descriptors: a walk of at most LINGER_SCAN of the oldest, one ioctl
+ * each that is looked at, twice.
  */
 static unsigned linger_free(struct rp_shard *sh, struct sshard *ss, unsigned want)
 {
 	unsigned n = 0;
 
-	for (int any = 0; any < 2 && n < want; any++)
-		for (struct sconn *c = ss->linger_head, *next; c && n < want; c = next) {
-			next = c->lnext;
+	for (int any = 0; any < 2 && n < want; any++) {
+		unsigned seen = 0;
+
+		for (struct sconn *c = ss->linger_head, *next; c && n < want && seen < LINGER_SCAN;
+		     c = next, seen++) {
 			/* now_ticks moved on since a byte of the tick before:
-			 * quiet for a whole tick is > 1 (the tick's rule) */
-			if (!any && ss->now_ticks - c->linger_tick <= 1)
+			 * quiet for a whole tick is > 1 (the tick's rule); the
+			 * second pass looks at the others */
+			bool quiet = ss->now_ticks - c->linger_tick > 1;
+
+			next = c->lnext;
+			if (quiet == (bool)any || !all_acked(c->fd))
 				continue;
 			conn_close(sh, c); /* off the list; its receive cancelled */
-			close(c->fd);
-			c->fd = -1; /* conn_put closes nothing more */
+			c->shed = true;
+			ss->shed_closing++;
 			n++;
 		}
+	}
 	ST_ADD(ss, linger_shed, n);
 	return n;
 }
 
 /* rp_file_cache_get (which closes the files the cache keeps first); out
  * of descriptors with none of those to give back, the pipes the shard
- * keeps (rp_file_send_shed), then the lingering connections'
- * (linger_free), the get once more after each that freed any. A kept
- * pipe goes before a lingering connection: it costs a pipe2 later, an
- * ended lingering connection may cost its client an answer not yet read. */
+ * keeps (rp_file_send_shed), and the get once more. A kept pipe goes
+ * before a lingering connection: it costs a pipe2 later, an ended
+ * lingering connection its client's late bytes. The lingering
+ * connections' descriptors come after, in serve_request (linger_free):
+ * their closes complete after the open would be tried again here. */
 static int cache_get(struct rp_shard *sh, struct sshard *ss, const char *path, size_t len,
 		     struct rp_file_entry **e)
 {
 	int ret = rp_file_cache_get(ss->cache, path, len, e);
 
 	if ((ret == -EMFILE || ret == -ENFILE) && rp_file_send_shed(sh))
-		ret = rp_file_cache_get(ss->cache, path, len, e);
-	if ((ret == -EMFILE || ret == -ENFILE) && linger_free(sh, ss, LINGER_SHED))
 		ret = rp_file_cache_get(ss->cache, path, len, e);
 	return ret;
 }
@@ -726,7 +764,25 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	} else {
 		ret = cache_get(sh, c->ss, path, (size_t)plen, &e);
 	}
+	c->shed_wait = false;
+	if ((ret == -EMFILE || ret == -ENFILE) && !rp_shard_stopping(sh) && !c->ss->draining &&
+	    !c->shed_waited &&
+	    (linger_free(sh, c->ss, LINGER_SHED) || c->ss->shed_closing)) {
+		/* lingering connections were ended for it (or still close
+		 * for another's): it waits for their closes to complete, once
+		 * (shed_closed; the tick's retry_opens if one is lost), and is
+		 * served again: 200, or still none, 503 */
+		c->shed_wait = c->shed_waited = true;
+		c->wait_tick = c->ss->now_ticks;
+		c->open_wait = true;
+		c->ops++;
+		c->ss->open_waiting++;
+		return;
+	}
 	if ((ret == -EMFILE || ret == -ENFILE) && c->ss->draining && !rp_shard_stopping(sh)) {
+		/* the lingering connections' descriptors, as above: the tick's
+		 * retry or a close's completion tries it again */
+		(void)linger_free(sh, c->ss, LINGER_SHED);
 		/* a client the drain took in cannot try again later: the port
 		 * refuses it. Its request waits for a descriptor, which the
 		 * drain's other clients give back as they end (the spares the
@@ -856,6 +912,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	st = rp_http_parse(&c->p, c->buf, c->have);
 	if (st == RP_HTTP_DONE) {
 		ST_ADD(c->ss, requests, 1);
+		c->shed_waited = false; /* a new request: its open may wait once */
 		serve_request(sh, c);
 	} else if (st == RP_HTTP_ERROR) {
 		ST_ADD(c->ss, refused[c->p.reason], 1);
@@ -1258,9 +1315,33 @@ static void close_waiter(struct rp_shard *sh, struct sconn *c)
 	conn_put(sh, c);
 }
 
+/* The waits for a descriptor tried again (retry_open): the drain's each
+ * time; a shed_wait once the closes of the lingering connections ended
+ * for it completed (shed_closed), or, one of them lost, 2 ticks on. */
 static void retry_opens(struct rp_shard *sh, struct sshard *ss)
 {
-	open_waits_take(sh, ss, retry_open);
+	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
+		next = c->next;
+		if (!c->open_wait ||
+		    (c->shed_wait && ss->shed_closing && ss->now_ticks - c->wait_tick < 2))
+			continue;
+		c->open_wait = false;
+		ss->open_waiting--;
+		retry_open(sh, c);
+	}
+}
+
+/* The close of a lingering connection linger_free ended completed
+ * (rp_close's callback, at conn_put): its descriptor is free, and the
+ * socket too (its receive ended before the close ran). Once every such
+ * close completed, the opens waiting for them are tried again. */
+static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+
+	(void)cq;
+	if (!--ss->shed_closing && ss->open_waiting && !rp_shard_stopping(sh))
+		retry_opens(sh, ss);
 }
 
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -1286,7 +1367,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (c->lingering) {
 			/* no byte for --linger-timeout, --linger-time in all,
 			 * or the accept down (EMFILE, memory short: what
-			 * lingers was answered, its descriptor is wanted) and
+			 * lingers has its last answer in the kernel whole,
+			 * its descriptor is wanted) and
 			 * no byte for a tick (one whose client's bytes still
 			 * arrive keeps its answer from a reset a while more) */
 			if (!c->closing &&
@@ -1396,21 +1478,21 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 /* The accept out of descriptors (rp_app_accept's shed): the files the
  * cache keeps open for reuse go, a batch of the least recently used no
- * response holds (rp_file_cache_shed), unless connections linger: those
- * were answered, and with the accept down the tick ends the quiet ones
+ * response holds (rp_file_cache_shed), unless connections linger: their
+ * answers are in the kernel, and with the accept down the tick ends the quiet ones
  * for their descriptors as before. Shedding first handed the accept the
  * descriptor of a file its request then opened again and found none for
  * (a 503: test_accept's serve linger, 1 of 1 runs, before linger_free);
  * now that open would end lingering connections for it, so the cached
  * file closed would have bought nothing. A file's open goes the other way
  * round: the cache's files first (rp_file_cache_get), then lingering
- * connections (cache_get): the file it opens is not one the cache holds,
- * and a closed cached file costs an open later where an ended lingering
- * connection may cost its client an answer not yet read. Counted in the
- * cache's shed, printed as fcache_evict_emfile. With none of those, the
- * pipes the shard keeps (rp_file_send_shed, pipes_shed), lingering or
- * not: a pipe kept for the next splice is worth less than an answer not
- * yet read. */
+ * connections whose answers were acknowledged (linger_free): the file it
+ * opens is not one the cache holds, and a closed cached file costs an
+ * open later where an ended lingering connection costs its client's late
+ * bytes. Counted in the cache's shed, printed as fcache_evict_emfile.
+ * With none of those, the pipes the shard keeps (rp_file_send_shed,
+ * pipes_shed), lingering or not: a pipe kept for the next splice is worth
+ * less than a lingering connection's descriptor. */
 static unsigned serve_shed(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = arg;

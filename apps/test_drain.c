@@ -1784,39 +1784,64 @@ static void test_serve_drain_emfile_wait_closed(void)
  * Lingering connections give their descriptors to a file's open (every
  * build, no drain): serve on 1 shard under a limit of its own 9 and LHEAD
  * more, --linger-timeout 60 (no tick ends a lingering connection in the
- * run). LCLIENTS clients one after another each GET a file of its own
- * (m(k).txt: an open) with Connection: close, read the whole answer and
- * stay, silent: each connection lingers, holding its descriptor. Once the
- * lingering ones hold every descriptor the cache does not, a new client's
- * open finds none, and the cache has nothing left to close: the open must
- * end the oldest lingering connections and be answered 200 with its
- * bytes, not 503. Every client 200 within 2 s, linger_shed > 0, no 5xx.
+ * run). First a victim V (4 KB receive buffer) asks for the first 512 KB
+ * of big.bin with Connection: close and reads nothing: its answer is in
+ * serve's socket whole, so V lingers, and V sends VSEND bytes every 20 ms
+ * throughout, so it is never quiet and its answer never acknowledged.
+ * Then LCLIENTS clients one after another, 20 ms apart, each GET a file
+ * of its own (m(k).txt: an open) with Connection: close, read the whole
+ * answer and stay, silent: each connection lingers, holding its
+ * descriptor. Once the lingering ones hold every descriptor the cache does
+ * not, a new client's open finds none, and the cache has nothing left to
+ * close: the open must end the oldest lingering connections whose answer
+ * the peer acknowledged and be answered 200 with its bytes, not 503. Every
+ * client 200 within 2 s, linger_shed > 0, no 5xx. V, never acknowledged,
+ * is never ended: it then reads its whole answer (206, 512 KB, the bytes
+ * of big.bin) and the EOF behind it. (3765735 ended V as the oldest
+ * lingering connection: V read 4 KB, then the end.)
  */
-enum { LHEAD = 16, LCLIENTS = 48 };
+enum { LHEAD = 16, LCLIENTS = 48, VLEN = 512 * 1024, VSEND = 512 };
 static void test_serve_emfile_linger_shed(void)
 {
 	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
 			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
 			       NULL };
-	char body[MLEN + 1], name[32];
-	int fds[LCLIENTS], st, ok = 0, s503 = 0, nc = 0;
-	unsigned long long shed, s5, errs, ended, cshed;
+	char body[MLEN + 1], name[32], vhdrs[96], junk[VSEND], *vbuf = malloc(VLEN + 4096);
+	int fds[LCLIENTS], st, ok = 0, s503 = 0, nc = 0, v, vend = 1;
+	unsigned long long shed, s5, errs, ended, cshed, rst, lingering = 0;
 	uint64_t worst = 0;
+	size_t vn = 0, vhl = 0;
 	struct child c = { 0 };
-	bool closing;
+	bool closing, vwhole = false;
+	const char *e;
 
+	memset(junk, 'x', sizeof(junk));
 	child_nofile = 9 + LHEAD;
 	st = child_start(&c, args);
 	child_nofile = 0;
-	if (st) {
+	if (st || !vbuf) {
 		CHECK(0, "linger shed: serve did not start");
+		free(vbuf);
 		return;
 	}
+	v = dial_rcvbuf(c.port, 4096);
+	snprintf(vhdrs, sizeof(vhdrs), "Range: bytes=0-%d\r\nConnection: close\r\n", VLEN - 1);
+	CHECK(v >= 0 && !send_get(v, "big.bin", vhdrs), "linger shed: victim's request");
+	/* V lingers once its answer is in serve's socket whole (2 s) */
+	for (int i = 0; i < 20 && lingering != 1; i++) {
+		usleep(100 * 1000);
+		(void)send(v, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
+		lingering = stat_now(&c, "lingering");
+	}
+	CHECK(lingering == 1, "linger shed: the victim lingers (lingering %llu)", lingering);
 	for (; nc < LCLIENTS; nc++) {
-		uint64_t t0 = now_ms(), dt;
+		uint64_t t0, dt;
 		int k = nc % MFILES;
 		ssize_t n = -1;
 
+		usleep(20 * 1000);
+		(void)send(v, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
+		t0 = now_ms();
 		fds[nc] = dial(c.port);
 		if (fds[nc] < 0)
 			break;
@@ -1838,19 +1863,43 @@ static void test_serve_emfile_linger_shed(void)
 	errs = stat_now(&c, "accept_errors");
 	ended = stat_now(&c, "linger_timeouts");
 	cshed = stat_now(&c, "fcache_evict_emfile");
-	CHECK(ok == LCLIENTS && s503 == 0 && s5 == 0 && shed > 0 && shed != ~0ull,
+	rst = stat_now(&c, "resets");
+	/* resets: a receive of an ended connection that ran on the socket or
+	 * file that took its number (ENOTSOCK) would count there */
+	CHECK(ok == LCLIENTS && s503 == 0 && s5 == 0 && shed > 0 && shed != ~0ull && rst == 0,
 	      "linger shed: %d of %d clients 200 with their bytes (slowest %llu ms), %d 503; "
-	      "server: 5xx %llu, linger_shed %llu (want every client answered 200 and lingering "
-	      "connections ended for the opens)",
-	      ok, LCLIENTS, (unsigned long long)worst, s503, s5, shed);
+	      "server: 5xx %llu, linger_shed %llu, resets %llu (want every client answered 200, "
+	      "lingering connections ended for the opens, no receive failed)",
+	      ok, LCLIENTS, (unsigned long long)worst, s503, s5, shed, rst);
+	/* V reads now: its whole answer, then the EOF (10 s) */
+	if (v >= 0) {
+		vn = read_upto(v, vbuf, VLEN + 4095, 10000, &vend);
+		vbuf[vn] = 0;
+		e = strstr(vbuf, "\r\n\r\n");
+		vhl = e ? (size_t)(e + 4 - vbuf) : 0;
+		snprintf(vhdrs, sizeof(vhdrs), "\r\nContent-Length: %d\r\n", VLEN);
+		vwhole = e && !strncmp(vbuf, "HTTP/1.1 206 ", 13) && strstr(vbuf, vhdrs) &&
+			 vn == vhl + VLEN && !memcmp(vbuf + vhl, big, VLEN);
+	}
+	CHECK(vwhole && vend == 0,
+	      "linger shed: the victim (lingering, its answer unacknowledged, still sending) "
+	      "read %zu bytes of %zu (head %zu), %s, then %s (want its whole answer, then EOF: "
+	      "never ended while its answer is not acknowledged)",
+	      vn, vhl + VLEN, vhl, vwhole ? "whole" : "not whole",
+	      vend == 0 ? "EOF" : vend == -ECONNRESET ? "a reset" : "no EOF");
+	if (v >= 0)
+		close(v);
 	for (int i = 0; i < nc; i++)
 		close(fds[i]);
 	st = child_stop(&c, 5000);
 	CHECK(st == 0, "linger shed: exit status %d", st);
-	printf("serve emfile: 1 shard, limit %d, %d clients each lingering after a file of its "
-	       "own: %d answered 200 (slowest %llu ms), %d 503; linger_shed %llu, "
-	       "fcache_evict_emfile %llu, linger_timeouts %llu, %llu failed accepts\n",
-	       9 + LHEAD, LCLIENTS, ok, (unsigned long long)worst, s503, shed, cshed, ended, errs);
+	printf("serve emfile: 1 shard, limit %d, a victim lingering with 512 KB unread and %d "
+	       "clients each lingering after a file of its own: %d answered 200 (slowest %llu "
+	       "ms), %d 503; victim read %zu bytes, %s; linger_shed %llu, fcache_evict_emfile "
+	       "%llu, linger_timeouts %llu, %llu failed accepts, resets %llu\n",
+	       9 + LHEAD, LCLIENTS, ok, (unsigned long long)worst, s503, vn,
+	       vwhole ? "whole" : "cut", shed, cshed, ended, errs, rst);
+	free(vbuf);
 }
 
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
