@@ -58,13 +58,13 @@ static void pipe_close(struct relay_shard *rs, int p[2])
  * only while the pool is not empty). Only pooled pipes are closed: a
  * direction's pipe is never in the pool.
  */
-static void pool_close(struct relay_shard *rs, unsigned n)
+static unsigned pool_close(struct relay_shard *rs, unsigned n)
 {
-	while (n--) {
+	for (unsigned i = 0; i < n; i++) {
 		rs->npipes--;
 		pipe_close(rs, rs->pipes[rs->npipes]);
-		rs->st.pipes_trimmed++;
 	}
+	return n;
 }
 
 /*
@@ -84,11 +84,7 @@ unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh)
 
 	if (!rs)
 		return 0;
-	n = rs->npipes;
-	while (rs->npipes) {
-		rs->npipes--;
-		pipe_close(rs, rs->pipes[rs->npipes]);
-	}
+	n = pool_close(rs, rs->npipes);
 	rs->pipes_low = 0;
 	rs->st.pipes_shed += n;
 	return n;
@@ -110,9 +106,9 @@ static void pool_trim(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 	if (c->res == -ECANCELED)
 		return; /* the shard stops: rp_relay_shard_exit closes the pool */
-	pool_close(rs, rs->pipes_low);
+	rs->st.pipes_trimmed += pool_close(rs, rs->pipes_low);
 	if (rs->npipes && trim_arm(sh, rs))
-		pool_close(rs, rs->npipes);
+		rs->st.pipes_trimmed += pool_close(rs, rs->npipes);
 }
 
 int relay_pipe_get(struct rdir *d, enum rp_relay_fallback *why)
