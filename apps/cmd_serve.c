@@ -358,11 +358,10 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	/* rp_close: the close comes after the cancels of the ops on the fd, so
 	 * no op queued on it runs on a file that gets the number next */
-	if (c->shed && !rp_close(sh, c->fd, shed_closed, c->ss)) {
+	if (!rp_close(sh, c->fd, c->shed ? shed_closed : NULL, c->ss)) {
 		close(c->fd);
-		c->ss->shed_closing--; /* the waits try at the tick (retry_opens) */
-	} else if (!c->shed && !rp_close(sh, c->fd, NULL, NULL)) {
-		close(c->fd);
+		if (c->shed)
+			c->ss->shed_closing--; /* the waits try at the tick (retry_opens) */
 	}
 	acc = &c->ss->acc;
 	rp_pool_free(c);
@@ -1292,13 +1291,16 @@ static void retry_open(struct rp_shard *sh, struct sconn *c)
 }
 
 /* Take every connection of @ss off its wait for a descriptor, each handed
- * to @fn with the wait's reference (which @fn puts). */
+ * to @fn with the wait's reference (which @fn puts); with @hold_sheds, not
+ * a shed_wait while the closes it waits for are pending (less than 2
+ * ticks: after that one is taken as lost). */
 static void open_waits_take(struct rp_shard *sh, struct sshard *ss,
-			    void (*fn)(struct rp_shard *, struct sconn *))
+			    void (*fn)(struct rp_shard *, struct sconn *), bool hold_sheds)
 {
 	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
 		next = c->next;
-		if (!c->open_wait)
+		if (!c->open_wait || (hold_sheds && c->shed_wait && ss->shed_closing &&
+				      ss->now_ticks - c->wait_tick < 2))
 			continue;
 		c->open_wait = false;
 		ss->open_waiting--;
@@ -1320,15 +1322,7 @@ static void close_waiter(struct rp_shard *sh, struct sconn *c)
  * for it completed (shed_closed), or, one of them lost, 2 ticks on. */
 static void retry_opens(struct rp_shard *sh, struct sshard *ss)
 {
-	for (struct sconn *c = ss->conns, *next; c && ss->open_waiting; c = next) {
-		next = c->next;
-		if (!c->open_wait ||
-		    (c->shed_wait && ss->shed_closing && ss->now_ticks - c->wait_tick < 2))
-			continue;
-		c->open_wait = false;
-		ss->open_waiting--;
-		retry_open(sh, c);
-	}
+	open_waits_take(sh, ss, retry_open, true);
 }
 
 /* The close of a lingering connection linger_free ended completed
@@ -1661,7 +1655,7 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 		return;
 	rp_app_accept_stop(sh, &ss->acc);
 	/* the drain's end: what waits for a descriptor is closed unanswered */
-	open_waits_take(sh, ss, close_waiter);
+	open_waits_take(sh, ss, close_waiter, false);
 }
 
 static void serve_fini(struct rp_shard *sh, void *arg)
