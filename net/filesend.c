@@ -109,16 +109,32 @@ static pthread_key_t stash_key;
 static pthread_once_t stash_once = PTHREAD_ONCE_INIT;
 static bool stash_key_ok;
 
-/* Close up to @n stashed pipes, the last in the array first; how many. */
+/* The stash's smallest pipe (npipes > 0). */
+static unsigned stash_smallest(void)
+{
+	unsigned low = 0;
+
+	for (unsigned i = 1; i < tls.npipes; i++)
+		if (tls.pipes[i].size < tls.pipes[low].size)
+			low = i;
+	return low;
+}
+
+/* Close up to @n stashed pipes, the smallest first; how many. The stash
+ * keeps its largest: a short pipe (made while the user's pipe budget was
+ * spent) left in place of a whole one would send the next cached body by
+ * sendfile(2) (pipe_short) unless it could grow, which costs two syscalls
+ * and is refused while the budget stays spent. */
 static unsigned stash_close_n(unsigned n)
 {
 	unsigned closed = 0;
 
 	while (tls.npipes && closed < n) {
-		struct pipe_slot *p = &tls.pipes[--tls.npipes];
+		struct pipe_slot *p = &tls.pipes[stash_smallest()];
 
 		close(p->fd[0]);
 		close(p->fd[1]);
+		*p = tls.pipes[--tls.npipes];
 		closed++;
 	}
 	if (tls.pipes_low > tls.npipes)

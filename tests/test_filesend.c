@@ -10,8 +10,8 @@
  * failures: a file shorter than the range (-EIO) on every path. No
  * descriptor outlives the shard (its stashed pipes close with its thread).
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
- * body that would go by splice through a short pipe sent by sendfile(2).
- * The pipe a splice kept is given back while the shard lives: by
+ * body that would go by splice through a short pipe sent by sendfile(2);
+ * with a short pipe and a 1 MB one kept, a trim keeps the 1 MB one. The pipe a splice kept is given back while the shard lives: by
  * rp_file_send_trim once no body took it since the last trim, and by
  * rp_file_send_shed at once.
  */
@@ -449,6 +449,44 @@ static void test_kept_pipe_trim_and_shed(void **state)
 	close(T.file);
 }
 
+/* The child's pipe budget (fs.pipe-user-pages-soft), held by pipes of
+ * 1 MB until a new one comes out short (two pages): the user's next pipe
+ * gets two pages and cannot grow. */
+enum { MAX_HELD = 400 };
+static int held[MAX_HELD][2];
+static unsigned nheld;
+
+static void budget_release(void)
+{
+	for (unsigned i = 0; i < nheld; i++) {
+		close(held[i][0]);
+		close(held[i][1]);
+	}
+	nheld = 0;
+}
+
+/* Hold the budget; skip when it cannot be spent (pipe-user-pages-soft 0,
+ * or too many descriptors). */
+static void budget_hold(void)
+{
+	int sz = 1 << 20;
+
+	while (nheld < MAX_HELD) {
+		if (pipe2(held[nheld], O_CLOEXEC))
+			break;
+		(void)fcntl(held[nheld][1], F_SETPIPE_SZ, 1 << 20);
+		sz = fcntl(held[nheld][1], F_GETPIPE_SZ);
+		nheld++;
+		if (sz < 65536)
+			break; /* made past the soft limit: the budget is spent */
+	}
+	print_message("# %u pipes held as uid %u, the last %d B\n", nheld, (unsigned)getuid(), sz);
+	if (sz >= 65536) {
+		budget_release();
+		skip();
+	}
+}
+
 /* As a uid of this run's own (not root), with every page of its pipe
  * budget held (fs.pipe-user-pages-soft; root is exempt): a new pipe gets two
  * pages and cannot grow, so a 512 KB cached body, which would go by splice
@@ -457,47 +495,198 @@ static void test_kept_pipe_trim_and_shed(void **state)
  * the uid change is for good. */
 static void pipe_budget_case(void **state)
 {
-	enum { MAX_PIPES = 400 };
-	static int held[MAX_PIPES][2];
-	unsigned n = 0;
-	int sz = 1 << 20;
-
 	(void)state;
-	while (n < MAX_PIPES) {
-		if (pipe2(held[n], O_CLOEXEC))
-			break;
-		(void)fcntl(held[n][1], F_SETPIPE_SZ, 1 << 20);
-		sz = fcntl(held[n][1], F_GETPIPE_SZ);
-		n++;
-		if (sz < 65536)
-			break; /* made past the soft limit: the budget is spent */
-	}
-	print_message("# %u pipes held as uid %u, the last %d B\n", n, (unsigned)getuid(), sz);
-	if (sz >= 65536) {
-		/* no budget to spend (fs.pipe-user-pages-soft 0) or too many
-		 * descriptors: nothing to show */
-		for (unsigned i = 0; i < n; i++) {
-			close(held[i][0]);
-			close(held[i][1]);
-		}
-		skip();
-	}
+	budget_hold();
 	run(1u << 20, 4096, 512u << 10, false, 0, 0, 1);
 	assert_int_equal(T.st.pipe_short, 1);
 	assert_int_equal(T.st.shard_splice, 0);
-	for (unsigned i = 0; i < n; i++) {
-		close(held[i][0]);
-		close(held[i][1]);
-	}
+	budget_release();
 	run(1u << 20, 4096, 512u << 10, false, 0, 0, 1);
 	assert_int_equal(T.st.pipe_short, 0);
 	assert_int_equal(T.st.shard_splice, 1);
+}
+
+/* One body of its own connection, for bodies in flight at once. */
+struct job {
+	int a, b;
+	uint64_t len;
+	unsigned flags; /* rp_file_send_opts.flags */
+	atomic_int done;
+	int64_t res;
+	struct rp_file_send_stats st; /* the shard's, at its end */
+	struct reader rd;
+	pthread_t th;
+	bool reading;
+};
+
+static void job_done(struct rp_shard *sh, void *arg, int64_t res)
+{
+	struct job *j = arg;
+
+	j->res = res;
+	rp_file_send_stats(sh, &j->st);
+	atomic_store(&j->done, 1);
+}
+
+static void job_msg(struct rp_shard *sh, void *arg)
+{
+	struct job *j = arg;
+	struct rp_file_send_opts o = { .flags = j->flags };
+
+	/* default flags: a cached body of 256 KB-1 MB chooses splice and
+	 * wants a pipe as large as itself */
+	CHECK_EQ(rp_file_send(sh, j->a, NULL, 0, T.file, 0, j->len, &o, job_done, j), 0);
+}
+
+static void job_read(struct job *j)
+{
+	j->rd.fd = j->b;
+	j->rd.cap = j->len;
+	j->rd.buf = malloc(j->len);
+	assert_non_null(j->rd.buf);
+	assert_int_equal(pthread_create(&j->th, NULL, reader_main, &j->rd), 0);
+	j->reading = true;
+}
+
+/* Start the body; its reader at once or (@read false) by job_read later. */
+static void job_start(struct rp_runtime *rt, struct job *j, uint64_t len, unsigned flags,
+		      bool read)
+{
+	memset(j, 0, sizeof(*j));
+	j->len = len;
+	j->flags = flags;
+	tcp_pair(&j->a, &j->b);
+	assert_int_equal(fcntl(j->a, F_SETFL, O_NONBLOCK), 0);
+	if (!read) {
+		/* small socket buffers: the body waits with its pipe full */
+		int small = 65536;
+
+		setsockopt(j->a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(j->b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	} else {
+		job_read(j);
+	}
+	assert_int_equal(rp_runtime_submit(rt, 0, job_msg, j), 0);
+}
+
+/* Wait for the body's end; check every byte. */
+static void job_end(struct job *j)
+{
+	uint8_t *body = malloc(j->len);
+
+	assert_true(wait_for(&j->done, 1, WAIT_S));
+	assert_true(j->reading);
+	pthread_join(j->th, NULL);
+	assert_int_equal(j->res, (int64_t)j->len);
+	assert_int_equal(j->rd.got, j->len);
+	assert_non_null(body);
+	fill_pattern(body, j->len, 7);
+	assert_memory_equal(j->rd.buf, body, j->len);
+	free(body);
+	free(j->rd.buf);
+	close(j->a);
+	close(j->b);
+}
+
+static struct {
+	atomic_int done;
+	unsigned trimmed;
+	struct rp_file_send_stats st;
+} Q;
+
+enum { Q_STATS, Q_TRIM, Q_SHED };
+
+/* On the shard: nothing, a trim or a shed (arg), then the stats. */
+static void trim_msg(struct rp_shard *sh, void *arg)
+{
+	intptr_t what = (intptr_t)arg;
+
+	Q.trimmed = what == Q_TRIM ? rp_file_send_trim(sh) :
+		    what == Q_SHED ? rp_file_send_shed(sh) :
+				     0;
+	rp_file_send_stats(sh, &Q.st);
+	atomic_store(&Q.done, 1);
+}
+
+static void shard_q(struct rp_runtime *rt, intptr_t what)
+{
+	atomic_store(&Q.done, 0);
+	assert_int_equal(rp_runtime_submit(rt, 0, trim_msg, (void *)what), 0);
+	assert_true(wait_for(&Q.done, 1, WAIT_S));
+}
+
+/*
+ * A trim keeps the largest kept pipe, closes a short one first. As a uid of
+ * this run's own, on one shard: body A (1 MB, cached, so by splice through a 1 MB pipe)
+ * waits with its pipe full for a reader not there yet; then the budget is
+ * held, and body B, on the shard meanwhile, gets a new pipe of two pages
+ * that cannot grow: by sendfile (pipe_short 1), its pipe kept. A is read
+ * and ends: 2 pipes kept, the short one and the 1 MB. A trim (none idle
+ * since the last: 0), body C takes the 1 MB pipe (the largest) and puts it
+ * back, a trim closes one (one stayed idle). With the budget held again
+ * (topped up: the trim may have given pages back), body D must find the
+ * 1 MB pipe: spliced, pipe_short still 1. The trim before closed the pipe
+ * put back last, the 1 MB one C had used, and D went by sendfile past the
+ * short one left behind, which could not grow (pipe_short 2).
+ */
+static void pipe_trim_keeps_largest_case(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct job a, b, c, d;
+	unsigned fds0;
+
+	(void)state;
+	make_file(1u << 20, false);
+	cfg.pool_bytes = (size_t)32 << 20;
+	rt = rt_start(&cfg);
+	fds0 = open_fds();
+	job_start(rt, &a, 1u << 20, 0, false);
+	shard_q(rt, Q_STATS);
+	assert_int_equal(Q.st.shard_splice, 1); /* A holds its 1 MB pipe */
+	budget_hold();
+	job_start(rt, &b, 1u << 20, 0, true);
+	job_end(&b);
+	assert_int_equal(atomic_load(&a.done), 0); /* A still waits for its reader */
+	assert_int_equal(b.st.pipe_short, 1);
+	assert_int_equal(b.st.shard_splice, 1);
+	job_read(&a);
+	job_end(&a);
+	shard_q(rt, Q_TRIM);
+	print_message("# A and B done: kept %u, trim %u\n", Q.st.pipes_kept, Q.trimmed);
+	assert_int_equal(Q.st.pipes_kept, 2);
+	assert_int_equal(Q.trimmed, 0);
+	job_start(rt, &c, 1u << 20, 0, true);
+	job_end(&c);
+	assert_int_equal(c.st.shard_splice, 2);
+	assert_int_equal(c.st.pipe_short, 1);
+	shard_q(rt, Q_TRIM);
+	print_message("# C done: trim %u, kept %u\n", Q.trimmed, Q.st.pipes_kept);
+	assert_int_equal(Q.trimmed, 1);
+	assert_int_equal(Q.st.pipes_kept, 1);
+	/* the budget spent again (the trim may have given some back): a
+	 * short pipe left could not grow */
+	budget_hold();
+	job_start(rt, &d, 1u << 20, 0, true);
+	job_end(&d);
+	print_message("# D: shard splice %llu, pipe short %llu\n",
+		      (unsigned long long)d.st.shard_splice, (unsigned long long)d.st.pipe_short);
+	assert_int_equal(d.st.pipe_short, 1);
+	assert_int_equal(d.st.shard_splice, 3);
+	budget_release();
+	/* the kept pipe, given back: the descriptors of before */
+	shard_q(rt, Q_SHED);
+	assert_int_equal(Q.trimmed, 1);
+	assert_int_equal(open_fds(), fds0);
+	rt_end(rt);
+	close(T.file);
 }
 
 static int child_main(void)
 {
 	const struct CMUnitTest one[] = {
 		cmocka_unit_test_setup(pipe_budget_case, zero_T),
+		cmocka_unit_test_setup(pipe_trim_keeps_largest_case, zero_T),
 	};
 	unsigned id;
 
