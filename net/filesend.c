@@ -225,13 +225,27 @@ static int pipe_get(struct fsend *f, size_t need)
 	return 0;
 }
 
-/* Back to the stash if empty and there is room, else closed. */
+/* Back to the stash if empty and there is room, else closed; a full stash
+ * keeps the larger of it and the stash's smallest (no syscall added: one
+ * of the two is closed either way). */
 static void pipe_put(struct fsend *f)
 {
 	if (f->pipe[0] < 0)
 		return;
 	(void)stats(f->sh);
-	if (!f->in_pipe && !f->err && tls.npipes < PIPE_STASH) {
+	if (!f->in_pipe && !f->err && tls.npipes == PIPE_STASH) {
+		struct pipe_slot *p = &tls.pipes[stash_smallest()];
+
+		if (p->size < f->pipe_sz) {
+			struct pipe_slot out = *p;
+
+			p->fd[0] = f->pipe[0];
+			p->fd[1] = f->pipe[1];
+			p->size = f->pipe_sz;
+			f->pipe[0] = out.fd[0];
+			f->pipe[1] = out.fd[1];
+		}
+	} else if (!f->in_pipe && !f->err) {
 		(void)pthread_once(&stash_once, stash_key_make);
 		if (stash_key_ok && !pthread_getspecific(stash_key))
 			(void)pthread_setspecific(stash_key, &tls);

@@ -11,7 +11,8 @@
  * descriptor outlives the shard (its stashed pipes close with its thread).
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
  * body that would go by splice through a short pipe sent by sendfile(2);
- * with a short pipe and a 1 MB one kept, a trim keeps the 1 MB one. The pipe a splice kept is given back while the shard lives: by
+ * with a short pipe and a 1 MB one kept, a trim keeps the 1 MB one, and a
+ * stash full of short pipes keeps a 1 MB one given back. The pipe a splice kept is given back while the shard lives: by
  * rp_file_send_trim once no body took it since the last trim, and by
  * rp_file_send_shed at once.
  */
@@ -682,11 +683,72 @@ static void pipe_trim_keeps_largest_case(void **state)
 	close(T.file);
 }
 
+/*
+ * A full stash keeps the larger pipe. As a uid of this run's own, on one
+ * shard: body A (1 MB, cached: splice through a 1 MB pipe) waits for its
+ * reader; the budget is held; bodies B1-B4, forced by splice (any pipe
+ * will do), each get a new pipe of two pages and wait for theirs. B1-B4
+ * are read and end: 4 short pipes kept, the stash full. A is read and
+ * ends: its 1 MB pipe must replace a short one. With the budget held
+ * again (topped up), body E (1 MB, cached) must be spliced through it
+ * (pipe_short 0). Before, a full stash closed the pipe coming back, the
+ * 1 MB one, and E went by sendfile past short pipes that could not grow
+ * (pipe_short 1).
+ */
+static void pipe_full_stash_keeps_largest_case(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct job a, b[4], e;
+	unsigned fds0;
+
+	(void)state;
+	make_file(1u << 20, false);
+	cfg.pool_bytes = (size_t)32 << 20;
+	rt = rt_start(&cfg);
+	fds0 = open_fds();
+	job_start(rt, &a, 1u << 20, 0, false);
+	shard_q(rt, Q_STATS);
+	assert_int_equal(Q.st.shard_splice, 1); /* A holds its 1 MB pipe */
+	budget_hold();
+	for (unsigned i = 0; i < 4; i++)
+		job_start(rt, &b[i], 1u << 20, RP_FILE_SEND_CACHED_SPLICE, false);
+	shard_q(rt, Q_STATS);
+	assert_int_equal(Q.st.shard_splice, 5);
+	assert_int_equal(Q.st.pipes_kept, 0);
+	for (unsigned i = 0; i < 4; i++) {
+		job_read(&b[i]);
+		job_end(&b[i]);
+	}
+	assert_int_equal(atomic_load(&a.done), 0); /* A still waits for its reader */
+	shard_q(rt, Q_STATS);
+	assert_int_equal(Q.st.pipes_kept, 4);
+	job_read(&a);
+	job_end(&a);
+	shard_q(rt, Q_STATS);
+	assert_int_equal(Q.st.pipes_kept, 4);
+	/* the budget spent again (a pipe closed may have given some back) */
+	budget_hold();
+	job_start(rt, &e, 1u << 20, 0, true);
+	job_end(&e);
+	print_message("# E: shard splice %llu, pipe short %llu\n",
+		      (unsigned long long)e.st.shard_splice, (unsigned long long)e.st.pipe_short);
+	assert_int_equal(e.st.pipe_short, 0);
+	assert_int_equal(e.st.shard_splice, 6);
+	budget_release();
+	shard_q(rt, Q_SHED);
+	assert_int_equal(Q.trimmed, 4);
+	assert_int_equal(open_fds(), fds0);
+	rt_end(rt);
+	close(T.file);
+}
+
 static int child_main(void)
 {
 	const struct CMUnitTest one[] = {
 		cmocka_unit_test_setup(pipe_budget_case, zero_T),
 		cmocka_unit_test_setup(pipe_trim_keeps_largest_case, zero_T),
+		cmocka_unit_test_setup(pipe_full_stash_keeps_largest_case, zero_T),
 	};
 	unsigned id;
 
