@@ -12,9 +12,10 @@
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
  * body that would go by splice through a short pipe sent by sendfile(2);
  * with a short pipe and a 1 MB one kept, a trim keeps the 1 MB one, and a
- * stash full of short pipes keeps a 1 MB one given back. The pipe a splice kept is given back while the shard lives: by
- * rp_file_send_trim once no body took it since the last trim, and by
- * rp_file_send_shed at once.
+ * stash full of short pipes keeps a 1 MB one given back. The pipe a
+ * splice kept is given back while the shard lives: by rp_file_send_trim
+ * once no body took it since the last trim, and by rp_file_send_shed at
+ * once.
  */
 #include <dirent.h>
 #include <grp.h>
@@ -550,8 +551,7 @@ static void job_read(struct job *j)
 }
 
 /* Start the body; its reader at once or (@read false) by job_read later. */
-static void job_start(struct rp_runtime *rt, struct job *j, uint64_t len, unsigned flags,
-		      bool read)
+static void job_start(struct rp_runtime *rt, struct job *j, uint64_t len, unsigned flags, bool read)
 {
 	memset(j, 0, sizeof(*j));
 	j->len = len;
@@ -602,9 +602,12 @@ static void trim_msg(struct rp_shard *sh, void *arg)
 {
 	intptr_t what = (intptr_t)arg;
 
-	Q.trimmed = what == Q_TRIM ? rp_file_send_trim(sh) :
-		    what == Q_SHED ? rp_file_send_shed(sh) :
-				     0;
+	if (what == Q_TRIM)
+		Q.trimmed = rp_file_send_trim(sh);
+	else if (what == Q_SHED)
+		Q.trimmed = rp_file_send_shed(sh);
+	else
+		Q.trimmed = 0;
 	rp_file_send_stats(sh, &Q.st);
 	atomic_store(&Q.done, 1);
 }
