@@ -16,6 +16,8 @@
 
 #define SWEEP_NS (1000ull * 1000 * 1000) /* idle sweep period */
 
+_Static_assert(RP_RELAY_PRIME_MAX <= RP_POOL_MAX_CLASS, "a prime is copied into one pool block");
+
 static const struct relay_path *const paths[] = {
 	[PATH_COPY] = &relay_copy_path,
 	[PATH_SPLICE] = &relay_splice_path,
@@ -82,6 +84,12 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	 * in 0.4) is refused, not ignored */
 	if (cfg && (cfg->mode > RP_RELAY_SPLICE_URING || (cfg->flags & ~RP_RELAY_FLAGS_ALL)))
 		return -EINVAL;
+	/* a prime is copied into one pool block: above the pool's largest
+	 * object it could never be sent, so it is refused here, not ended
+	 * with RP_RELAY_END_NOMEM after the sockets were taken */
+	for (int i = 0; cfg && i < 2; i++)
+		if (cfg->prime_len[i] > RP_RELAY_PRIME_MAX || (cfg->prime_len[i] && !cfg->prime[i]))
+			return -EINVAL;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
 	rs = relay_shard_get(sh);
@@ -118,6 +126,20 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 								 PATH_COPY;
 		d->want = d->path;
 	}
+	/* the primes are queued before the relay exists for anyone: a copy
+	 * that cannot be had is -ENOMEM here, the sockets still the caller's */
+	for (int i = 0; i < 2; i++) {
+		if (r->cfg.prime_len[i] &&
+		    relay_copy_prime(&r->d[i], r->cfg.prime[i], r->cfg.prime_len[i])) {
+			/* nothing was sent: the queues release what they hold now,
+			 * each release dropping the reference its push took */
+			relay_copy_drop(&r->d[0]);
+			relay_copy_drop(&r->d[1]);
+			rp_pool_free(r);
+			return -ENOMEM;
+		}
+	}
+	r->cfg.prime[0] = r->cfg.prime[1] = NULL;
 	r->next = rs->live;
 	if (rs->live)
 		rs->live->prev = r;
@@ -134,21 +156,14 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	for (int i = 0; i < 2 && !r->ended; i++) {
 		struct rdir *d = &r->d[i];
 
-		if (r->cfg.prime_len[i]) {
-			if (relay_copy_prime(d, r->cfg.prime[i], r->cfg.prime_len[i])) {
-				relay_end(r, RP_RELAY_END_NOMEM, -ENOMEM);
-				break;
-			}
-			if (d->path != PATH_COPY) {
-				/* the primed bytes go by copy first; once they are
-				 * sent the direction is quiet and switches */
-				relay_copy_send_only(d);
-				continue;
-			}
+		if (r->cfg.prime_len[i] && d->path != PATH_COPY) {
+			/* the primed bytes go by copy first; once they are
+			 * sent the direction is quiet and switches */
+			relay_copy_send_only(d);
+			continue;
 		}
 		paths[d->path]->start(d);
 	}
-	r->cfg.prime[0] = r->cfg.prime[1] = NULL;
 	relay_op_done(r);
 	return 0;
 }

@@ -30,6 +30,9 @@
  *   the descriptors back), never one a direction holds (every byte of
  *   the streams holding them still spliced), and splicing goes on after;
  * - an idle relay ends after its timeout;
+ * - a prime of up to RP_RELAY_PRIME_MAX bytes arrives whole; a longer one,
+ *   NULL with a length, or one the pool has no room for is refused by
+ *   rp_relay_start, the sockets still the caller's;
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
  *   streams spread over 4 shards, each shard's relays, pipes and counters
@@ -42,6 +45,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <ringplane/pool.h>
 #include <ringplane/relay.h>
 
 #include "engine_test.h"
@@ -315,6 +319,182 @@ static void test_start_refuses_bad_config(void **state)
 	rt_end(T.rt);
 	for (unsigned i = 0; i < sizeof(bad_ret) / sizeof(bad_ret[0]); i++)
 		assert_int_equal(bad_ret[i], -EINVAL);
+	assert_int_equal(atomic_load(&s->done), 0);
+	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
+	close(s->a);
+	close(s->b);
+	T.n = 1;
+	close_clients();
+}
+
+/* ---- primes ---- */
+
+/* Read non-blocking @fd to EOF, at most WAIT_S: the bytes read, each
+ * checked against @want (@len bytes); *@bad on a difference, too many
+ * bytes, an error or the time running out. */
+static size_t read_prime(int fd, const uint8_t *want, size_t len, bool *bad)
+{
+	uint8_t buf[65536];
+	size_t got = 0;
+	double end = now_s() + WAIT_S;
+
+	while (now_s() < end) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r == 0)
+			return got;
+		if (r < 0) {
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+			if (errno != EAGAIN)
+				break;
+			(void)poll(&pf, 1, 10);
+			continue;
+		}
+		if (got + (size_t)r > len || memcmp(buf, want + got, (size_t)r))
+			*bad = true;
+		got += (size_t)r;
+	}
+	*bad = true;
+	return got;
+}
+
+/*
+ * A prime of RP_RELAY_PRIME_MAX bytes one way and a short one the other
+ * arrive whole, before the EOF passed on, though the caller's buffer was
+ * overwritten right after rp_relay_start returned (copied at start); they
+ * count in the relay's bytes. Copy and splice (the prime goes by copy,
+ * then the direction switches).
+ */
+static void run_prime(enum rp_relay_mode mode)
+{
+	static const char back[] = "bytes read past a PROXY header";
+	struct rp_relay_config cfg = { .mode = mode };
+	struct stream *s = &T.st[0];
+	uint8_t *big = malloc(RP_RELAY_PRIME_MAX);
+	uint8_t *want = malloc(RP_RELAY_PRIME_MAX);
+	bool bad = false;
+
+	assert_non_null(big);
+	assert_non_null(want);
+	for (size_t i = 0; i < RP_RELAY_PRIME_MAX; i++)
+		want[i] = big[i] = pat(i, 77);
+	cfg.prime[0] = big;
+	cfg.prime_len[0] = RP_RELAY_PRIME_MAX;
+	cfg.prime[1] = back;
+	cfg.prime_len[1] = sizeof(back);
+	T.shards = 1;
+	T.n = 1;
+	make_stream(s, 0, 0, 1);
+	launch(&cfg, T.st, 1);
+	memset(big, 0, RP_RELAY_PRIME_MAX);
+	free(big);
+	shutdown(s->c, SHUT_WR);
+	shutdown(s->s, SHUT_WR);
+	assert_int_equal(read_prime(s->s, want, RP_RELAY_PRIME_MAX, &bad), RP_RELAY_PRIME_MAX);
+	assert_false(bad);
+	assert_int_equal(read_prime(s->c, (const uint8_t *)back, sizeof(back), &bad),
+			 sizeof(back));
+	assert_false(bad);
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(s->res.end, RP_RELAY_END_CLOSED);
+	assert_int_equal(s->res.bytes[0], RP_RELAY_PRIME_MAX);
+	assert_int_equal(s->res.bytes[1], sizeof(back));
+	rt_end(T.rt);
+	close_clients();
+	free(want);
+}
+
+static void test_prime_copy(void **state)
+{
+	(void)state;
+	run_prime(RP_RELAY_COPY);
+}
+
+static void test_prime_splice(void **state)
+{
+	(void)state;
+	run_prime(RP_RELAY_SPLICE);
+}
+
+/* prime_refused_msg's returns, and the pool's live bytes around the start
+ * that found no memory for its primes */
+static struct {
+	int ret[4];
+	unsigned hogged;
+	uint64_t live_before, live_after;
+} P;
+
+static uint64_t pool_live(struct rp_shard *sh)
+{
+	struct rp_pool_stats ps;
+	uint64_t n = 0;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (int i = 0; i < RP_POOL_NCLASS; i++)
+		n += ps.class_live_bytes[i];
+	return n;
+}
+
+static void prime_refused_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+	static uint8_t buf[RP_RELAY_PRIME_MAX + 1];
+	struct rp_relay_config over = { .prime = { buf }, .prime_len = { sizeof(buf) } };
+	struct rp_relay_config null_max = { .prime_len = { 0, SIZE_MAX } };
+	struct rp_relay_config null_one = { .prime_len = { 1 } };
+	struct rp_relay_config two = { .prime = { buf, buf },
+				       .prime_len = { RP_RELAY_PRIME_MAX, RP_RELAY_PRIME_MAX } };
+	void *hog[128];
+	unsigned n = 0;
+
+	P.ret[0] = rp_relay_start(sh, s->a, s->b, &over, on_done, s, NULL);
+	P.ret[1] = rp_relay_start(sh, s->a, s->b, &null_max, on_done, s, NULL);
+	P.ret[2] = rp_relay_start(sh, s->a, s->b, &null_one, on_done, s, NULL);
+	/* every 1 MB span of the pool taken but one: the relay, or the first
+	 * prime's copy, may have it; the second copy cannot */
+	while (n < 128 && (hog[n] = rp_pool_alloc(rp_shard_pool(sh), RP_RELAY_PRIME_MAX)))
+		n++;
+	P.hogged = n;
+	if (n)
+		rp_pool_free(hog[--n]);
+	P.live_before = pool_live(sh);
+	P.ret[3] = rp_relay_start(sh, s->a, s->b, &two, on_done, s, NULL);
+	P.live_after = pool_live(sh);
+	while (n)
+		rp_pool_free(hog[--n]);
+	atomic_fetch_add(&T.started, 1);
+}
+
+/*
+ * rp_relay_start takes a prime whole or refuses it at once, the sockets
+ * still the caller's (open, done() never called): -EINVAL for a prime
+ * over RP_RELAY_PRIME_MAX (it started, then ended RP_RELAY_END_NOMEM with
+ * both sockets reset, before) and for NULL with a length (SIZE_MAX was
+ * taken); -ENOMEM when the pool has no room for a copy (it started and
+ * ended RP_RELAY_END_NOMEM, before), every pool byte the start took given
+ * back.
+ */
+static void test_prime_refused(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
+	struct stream *s = &T.st[0];
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 1, 1, 0x5eed);
+	launch(&cfg, T.st, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, prime_refused_msg, s), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	/* done() would run on the shard: give it the time to, then stop */
+	usleep(100 * 1000);
+	rt_end(T.rt);
+	assert_int_equal(P.ret[0], -EINVAL);
+	assert_int_equal(P.ret[1], -EINVAL);
+	assert_int_equal(P.ret[2], -EINVAL);
+	assert_true(P.hogged > 0 && P.hogged < 128);
+	assert_int_equal(P.ret[3], -ENOMEM);
+	assert_int_equal(P.live_after, P.live_before);
 	assert_int_equal(atomic_load(&s->done), 0);
 	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
 	close(s->a);
@@ -1717,6 +1897,9 @@ int main(int argc, char **argv)
 		T(test_bytes_uring_splice),
 		T(test_bytes_auto),
 		T(test_start_refuses_bad_config),
+		T(test_prime_copy),
+		T(test_prime_splice),
+		T(test_prime_refused),
 		T(test_auto_local_alone_splices),
 		T(test_auto_local_shared_splices),
 		T(test_half_close_copy),

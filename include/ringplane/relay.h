@@ -121,10 +121,16 @@ struct rp_relay_config {
 	size_t max_inflight;	/* bytes held per direction (default 256 KB) */
 	uint64_t idle_ns;	/* end the relay after this long without a byte (0: never) */
 	/* bytes to send to b ([0]) and to a ([1]) before anything relayed that
-	 * way (a PROXY header, bytes read past one); copied at start */
+	 * way (a PROXY header, bytes read past one); copied at start into the
+	 * shard's pool, at most RP_RELAY_PRIME_MAX bytes each: every byte is
+	 * sent, or rp_relay_start fails (-EINVAL: longer, or NULL with a
+	 * length; -ENOMEM: no pool memory for the copy) */
 	const void *prime[2];
 	size_t prime_len[2];
 };
+
+/* The longest prime per direction: the shard pool's largest object. */
+#define RP_RELAY_PRIME_MAX ((size_t)1 << 20)
 
 #define RP_RELAY_ERRNO_MAX 134 /* errnos counted one by one (Linux: EHWPOISON 133) */
 
@@ -151,9 +157,10 @@ struct rp_relay_stats {
  * caller until now, used by nobody else afterwards) on shard @sh. @cfg is
  * copied; NULL means defaults (auto mode). @done runs once, on @sh, when the
  * relay ended; after it the relay handle is gone. Returns 0 and *@out (may be
- * NULL), or -EINVAL (a bad fd, an unknown mode or a flag outside
- * RP_RELAY_FLAGS_ALL), -ENOMEM, -ESHUTDOWN (nothing was started; the fds are
- * still the caller's).
+ * NULL), or -EINVAL (a bad fd, an unknown mode, a flag outside
+ * RP_RELAY_FLAGS_ALL, a prime longer than RP_RELAY_PRIME_MAX or NULL with a
+ * length), -ENOMEM (no memory for the relay or a prime's copy), -ESHUTDOWN
+ * (nothing was started; the fds are still the caller's).
  */
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out);
