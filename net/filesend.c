@@ -416,7 +416,13 @@ static int small_start(struct fsend *f)
 	struct rp_op *op;
 
 	f->blen = f->hlen + (size_t)f->left;
-	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen ? f->blen : 1);
+	if (!f->blen) {
+		/* nothing asked (no header, an empty range): no send, whose 0
+		 * would read as the peer gone; done(0) from the loop */
+		end_soon(f);
+		return 0;
+	}
+	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen);
 	if (!f->buf)
 		return -ENOMEM;
 	memcpy(f->buf, f->hdr, f->hlen);

@@ -6,7 +6,8 @@
  * one send, or sendfile(2) without a header, also into a full socket; not
  * cached: linked read -> send), sendfile and splice on the shard (a cached
  * body, a reader slower than the sender so the socket fills), splice in
- * io-wq (a body dropped from the page cache first), header only; and the
+ * io-wq (a body dropped from the page cache first), header only, nothing
+ * at all (done(0), no error counted); and the
  * failures: a file shorter than the range (-EIO) on every path. No
  * descriptor outlives the shard (its stashed pipes close with its thread).
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
@@ -38,6 +39,7 @@ static struct {
 	size_t hlen;
 	unsigned flags;	 /* rp_file_send_opts.flags */
 	bool no_hdr;	 /* send no header at all */
+	bool unix_pair;	 /* an AF_UNIX socketpair rather than TCP */
 	size_t small_max; /* rp_file_send_opts.small_max */
 	long cached_before; /* evicted files: pages cached when the send was asked for */
 	atomic_int done;
@@ -170,7 +172,15 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	atomic_store(&T.done, 0);
 	memset(&T.st, 0, sizeof(T.st));
 	make_file(size, evict);
-	tcp_pair(&T.a, &T.b);
+	if (T.unix_pair) {
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		T.a = sv[0];
+		T.b = sv[1];
+	} else {
+		tcp_pair(&T.a, &T.b);
+	}
 	fds0 = open_fds();
 	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
 	if (delay_us) {
@@ -297,6 +307,24 @@ static void test_header_only(void **state)
 {
 	(void)state;
 	run(100, 0, 0, false, 0, 0, 0);
+}
+
+/*
+ * Nothing asked (no header, an empty range: length 0, or an offset at the
+ * file's end) to a live reader, over TCP and AF_UNIX: done(0), nothing
+ * sent, no error counted. It was done(-EPIPE), counted in errors: the
+ * empty send's 0 read as the peer gone.
+ */
+static void test_empty_no_header(void **state)
+{
+	(void)state;
+	T.no_hdr = true;
+	for (int k = 0; k < 4; k++) {
+		T.unix_pair = k >= 2;
+		run(100, k % 2 ? 100 : 0, 0, false, 0, 0, 0);
+		assert_int_equal(T.st.errors, 0);
+		assert_int_equal(T.st.hdr_bytes + T.st.body_bytes[0], 0);
+	}
 }
 
 static void test_sendfile_path(void **state)
@@ -784,6 +812,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_not_cached_by_ring, zero_T),
 		cmocka_unit_test_setup(test_small_full_socket, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
+		cmocka_unit_test_setup(test_empty_no_header, zero_T),
 		cmocka_unit_test_setup(test_sendfile_path, zero_T),
 		cmocka_unit_test_setup(test_sendfile_slow_reader, zero_T),
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),

@@ -66,7 +66,8 @@ struct rp_file_send_opts {
 	size_t chunk;	  /* sendfile/splice chunk (default 2 MB) */
 };
 
-/* done(): @res is the bytes sent (header + body) or a negative errno: -EPIPE,
+/* done(): @res is the bytes sent (header + body; 0 for a call with no header
+ * and an empty range, which sends nothing) or a negative errno: -EPIPE,
  * -ECONNRESET (the peer went away), -EIO (the file got shorter than the
  * range: the response is cut short and the connection should be closed),
  * -ENOMEM, -ESHUTDOWN. On an error, part of the response may have been sent. */
