@@ -102,6 +102,19 @@ static int ask(int port, const char *req, const char *want, unsigned ms)
 	return exchange(port, req, want, ms, &fd) == 1 ? fd : -1;
 }
 
+/* child_start with RLIMIT_NOFILE @limit for this child alone; a failed
+ * start is counted ("@name did not start"). 0, or -1. */
+static int start_limited(struct child *s, const char *const *args, rlim_t limit, const char *name)
+{
+	int rc;
+
+	child_nofile = limit;
+	rc = child_start(s, args);
+	child_nofile = 0;
+	CHECK(rc == 0, "%s did not start (limit %llu)", name, (unsigned long long)limit);
+	return rc;
+}
+
 static unsigned long long run(const char *name, const char *const *args, rlim_t limit,
 			      const char *req, const char *want)
 {
@@ -112,11 +125,8 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 
 	if (HOOKS)
 		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
-	child_nofile = limit;
-	st = child_start(&s, args);
-	child_nofile = 0;
+	st = start_limited(&s, args, limit, name);
 	unsetenv("RP_APP_FAULT_BACKOFF");
-	CHECK(st == 0, "%s did not start", name);
 	if (st)
 		return 0;
 	while (n < MAX_HELD && (held[n] = ask(s.port, req, want, 500)) >= 0)
@@ -277,11 +287,7 @@ static void upstream_emfile(const char *up)
 		long long t0, t1;
 		char what[48];
 
-		child_nofile = limit;
-		rc = child_start(&s, rargs);
-		child_nofile = 0;
-		CHECK(rc == 0, "upstream emfile: relay did not start (limit %llu)",
-		      (unsigned long long)limit);
+		rc = start_limited(&s, rargs, limit, "upstream emfile: relay");
 		if (rc)
 			return;
 		fd = hold_until_short(s.port, held, &n);
@@ -350,10 +356,7 @@ static void upstream_emfile(const char *up)
 		uint64_t soonest = UINT64_MAX, latest = 0;
 		int closed = 0, echoed = 0, silent = 0, fd;
 
-		child_nofile = wait_limit;
-		rc = child_start(&s, largs);
-		child_nofile = 0;
-		CHECK(rc == 0, "upstream late: relay did not start");
+		rc = start_limited(&s, largs, wait_limit, "upstream late: relay");
 		if (rc)
 			return;
 		fd = hold_until_short(s.port, held, &n);
@@ -575,10 +578,7 @@ static int relay_full(struct child *s, const char *const *args, rlim_t limit, in
 	int rc;
 
 	*n = 0;
-	child_nofile = limit;
-	rc = child_start(s, args);
-	child_nofile = 0;
-	CHECK(rc == 0, "relay (limit %llu) did not start", (unsigned long long)limit);
+	rc = start_limited(s, args, limit, "relay");
 	if (rc)
 		return -1;
 	base = fd_below(s->pid, limit);
@@ -1014,10 +1014,7 @@ static void relay_pipe_shed(const char *up)
 	unsigned long long shed, timeouts, failed, waits;
 	struct child s;
 
-	child_nofile = SHED_LIMIT;
-	rc = child_start(&s, args);
-	child_nofile = 0;
-	CHECK(rc == 0, "pipe shed: relay did not start");
+	rc = start_limited(&s, args, SHED_LIMIT, "pipe shed: relay");
 	if (rc)
 		return;
 	base = fd_below(s.pid, SHED_LIMIT);
@@ -1200,11 +1197,8 @@ static void serve_linger_emfile(const char *root)
 
 	if (HOOKS)
 		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
-	child_nofile = 32;
-	st = child_start(&s, args);
-	child_nofile = 0;
+	st = start_limited(&s, args, 32, "serve (linger)");
 	unsetenv("RP_APP_FAULT_BACKOFF");
-	CHECK(st == 0, "serve (linger) did not start");
 	if (st)
 		return;
 	/* first, one that goes on sending after its answer: it lingers while
