@@ -1657,6 +1657,31 @@ static int hold_every_fd(struct child *c, const char *const *args, int *w, int *
 }
 
 /*
+ * hold_every_fd, then SIGQUIT (at *@t0) and, 100 ms on, W's request for
+ * m0.txt (not cached: an open that finds no descriptor); *@early gets what
+ * W's first read within 300 ms after it gave (-2: nothing came, as the
+ * open waits). The holders, or -1 when serve did not start (counted).
+ * @what names the case in the failures.
+ */
+static int hold_quit_ask(struct child *c, const char *const *args, const char *what, int *w,
+			 int *hfd, int *early, uint64_t *t0)
+{
+	char buf[2048];
+	int nh = hold_every_fd(c, args, w, hfd);
+
+	if (nh < 0) {
+		CHECK(0, "%s: serve did not start", what);
+		return -1;
+	}
+	*t0 = now_ms();
+	kill(c->pid, SIGQUIT);
+	usleep(100 * 1000);
+	CHECK(*w >= 0 && !send_get(*w, "m0.txt", ""), "%s: W's request", what);
+	*early = *w >= 0 ? (int)recv_wait(*w, buf, sizeof(buf), 300) : -1;
+	return nh;
+}
+
+/*
  * Nothing to give back (hold_every_fd), then SIGQUIT; W asks for a file
  * not in the cache: its open finds no descriptor, nothing cached to
  * close and nothing lingering, so it waits (open_waits), unanswered for
@@ -1675,16 +1700,9 @@ static void test_serve_drain_emfile_cache_held(void)
 	struct child c = { 0 };
 	uint64_t t0;
 
-	nh = hold_every_fd(&c, args, &w, hfd);
-	if (nh < 0) {
-		CHECK(0, "cache held: serve did not start");
+	nh = hold_quit_ask(&c, args, "cache held", &w, hfd, &early, &t0);
+	if (nh < 0)
 		return;
-	}
-	t0 = now_ms();
-	kill(c.pid, SIGQUIT);
-	usleep(100 * 1000);
-	CHECK(w >= 0 && !send_get(w, "m0.txt", ""), "cache held: W's request");
-	early = w >= 0 ? (int)recv_wait(w, wbuf, sizeof(wbuf), 300) : -1;
 	/* the holders read theirs, one at a time, until W is answered */
 	for (int i = 0; i < nh; i++) {
 		long long n = sink_to_eof(hfd[i]);
@@ -1741,16 +1759,9 @@ static void test_serve_drain_emfile_wait_closed(void)
 	struct child c = { 0 };
 	uint64_t t0, dt, wt = 0;
 
-	nh = hold_every_fd(&c, args, &w, hfd);
-	if (nh < 0) {
-		CHECK(0, "wait closed: serve did not start");
+	nh = hold_quit_ask(&c, args, "wait closed", &w, hfd, &early, &t0);
+	if (nh < 0)
 		return;
-	}
-	t0 = now_ms();
-	kill(c.pid, SIGQUIT);
-	usleep(100 * 1000);
-	CHECK(w >= 0 && !send_get(w, "m0.txt", ""), "wait closed: W's request");
-	early = w >= 0 ? (int)recv_wait(w, wbuf, sizeof(wbuf), 300) : -1;
 	if (w >= 0) {
 		wn = read_to_eof(w, wbuf, sizeof(wbuf) - 1);
 		wt = now_ms() - t0;
