@@ -785,6 +785,9 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 
 	if (!sh || sock < 0 || (len && file < 0) || !done || (nhdr && !hdr))
 		return -EINVAL;
+	/* the range must fit the kernel's signed file offsets (loff_t) */
+	if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off)
+		return -EINVAL;
 	for (unsigned i = 0; i < nhdr; i++)
 		hlen += hdr[i].iov_len;
 	if (hlen > RP_FILE_SEND_HDR_MAX)

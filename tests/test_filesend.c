@@ -8,7 +8,8 @@
  * body, a reader slower than the sender so the socket fills), splice in
  * io-wq (a body dropped from the page cache first), header only, nothing
  * at all (done(0), no error counted); and the
- * failures: a file shorter than the range (-EIO) on every path. No
+ * failures: a file shorter than the range (-EIO) on every path, a range
+ * past INT64_MAX (refused at once), a pipe for a file (-ESPIPE). No
  * descriptor outlives the shard (its stashed pipes close with its thread).
  * A user whose pipe budget is spent (a child, as a uid of its own) gets a
  * body that would go by splice through a short pipe sent by sendfile(2);
@@ -325,6 +326,70 @@ static void test_empty_no_header(void **state)
 		assert_int_equal(T.st.errors, 0);
 		assert_int_equal(T.st.hdr_bytes + T.st.body_bytes[0], 0);
 	}
+}
+
+/* bad_range_msg's returns: ranges past the kernel's signed offsets */
+static int range_ret[4];
+static atomic_int range_asked;
+
+static void bad_range_msg(struct rp_shard *sh, void *arg)
+{
+	static const uint64_t r[4][2] = {
+		{ (uint64_t)INT64_MAX + 1, 10 }, /* started, then done(-EINVAL), before */
+		{ UINT64_MAX, 1 },
+		{ INT64_MAX, 2 },
+		{ 0, UINT64_MAX },
+	};
+
+	(void)arg;
+	for (int i = 0; i < 4; i++)
+		range_ret[i] = rp_file_send(sh, T.a, NULL, 0, T.file, r[i][0], r[i][1], NULL, on_done,
+					    NULL);
+	atomic_store(&range_asked, 1);
+}
+
+/*
+ * A range that does not fit a signed file offset is refused at once with
+ * -EINVAL and done() never runs: an offset of 2^63 started and ended
+ * done(-EINVAL) before. Then a body above small_max from a pipe (not a
+ * regular file) ends done(-ESPIPE), counted in errors, nothing sent.
+ */
+static void test_bad_range_and_pipe(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int p[2];
+	uint8_t b;
+
+	(void)state;
+	make_file(100, false);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, bad_range_msg, NULL), 0);
+	assert_true(wait_for(&range_asked, 1, WAIT_S));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(range_ret[i], -EINVAL);
+	/* a done() would run in the loop's next rounds */
+	usleep(100 * 1000);
+	assert_int_equal(atomic_load(&T.done), 0);
+
+	close(T.file);
+	assert_int_equal(pipe(p), 0);
+	T.file = p[0];
+	T.no_hdr = true;
+	T.len = 1u << 20;
+	assert_int_equal(rp_runtime_submit(rt, 0, send_msg, NULL), 0);
+	assert_true(wait_for(&T.done, 1, WAIT_S));
+	rt_end(rt);
+	assert_int_equal(T.res, -ESPIPE);
+	assert_int_equal(T.st.errors, 1);
+	assert_int_equal(recv(T.b, &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	close(p[0]);
+	close(p[1]);
+	close(T.a);
+	close(T.b);
 }
 
 static void test_sendfile_path(void **state)
@@ -813,6 +878,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_full_socket, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
 		cmocka_unit_test_setup(test_empty_no_header, zero_T),
+		cmocka_unit_test_setup(test_bad_range_and_pipe, zero_T),
 		cmocka_unit_test_setup(test_sendfile_path, zero_T),
 		cmocka_unit_test_setup(test_sendfile_slow_reader, zero_T),
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),

@@ -33,7 +33,10 @@
  * response leaves in full segments.
  *
  * The socket should be O_NONBLOCK (the engine's own socket ops ignore that
- * flag). The file must stay open until done() ran.
+ * flag). The file must stay open until done() ran, and be a regular file
+ * (or a block device): it is not checked, which would cost an fstat(2) a
+ * call. From a pipe or a socket a body above small_max ends done(-ESPIPE);
+ * a smaller one is read from it as a stream, waiting for its bytes.
  */
 #ifndef RINGPLANE_FILESEND_H
 #define RINGPLANE_FILESEND_H
@@ -70,14 +73,18 @@ struct rp_file_send_opts {
  * and an empty range, which sends nothing) or a negative errno: -EPIPE,
  * -ECONNRESET (the peer went away), -EIO (the file got shorter than the
  * range: the response is cut short and the connection should be closed),
- * -ENOMEM, -ESHUTDOWN. On an error, part of the response may have been sent. */
+ * -ESPIPE (@file is not a regular file, see above), -ENOMEM, -ESHUTDOWN;
+ * another errno of the socket or the file as the kernel gave it. On an
+ * error, part of the response may have been sent. Every error but -EIO is
+ * counted in rp_file_send_stats.errors (-EIO in short_file). */
 typedef void (*rp_file_send_fn)(struct rp_shard *sh, void *arg, int64_t res);
 
 /*
  * rp_file_send - send @hdr (@nhdr iovecs, copied; at most RP_FILE_SEND_HDR_MAX
  * bytes) then @len bytes of @file from @off, to @sock, on shard @sh. done()
  * runs once, on @sh, never inside this call. Returns 0, or -EINVAL (too
- * much header, bad fds), -ENOMEM, -ESHUTDOWN: then done() never runs.
+ * much header, bad fds, no @done, a range past INT64_MAX: @off above it or
+ * @off + @len), -ENOMEM, -ESHUTDOWN: then done() never runs.
  */
 int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
 		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
