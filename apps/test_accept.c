@@ -28,6 +28,13 @@
  * left their pipes pooled: new clients that need the pooled pipes'
  * descriptors are all relayed at once (the pool shed), none waits for
  * the pool's 1 s trim or is closed at --connect-timeout.
+ * Then the same shed at the two other places that meet EMFILE: clients
+ * waiting for their upstream socket (--accept-proxy, the table full) are
+ * relayed as soon as a burst's pipes go back to the pool (the wait
+ * timer's retry sheds them), and clients queued on the listener at
+ * SIGQUIT, which the drain's accept could not take in, are relayed as
+ * soon as the pipes are pooled (the drain's next pass sheds them); both
+ * well before the pool's trim could have freed them.
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
@@ -1493,6 +1500,450 @@ static void serve_pipe_trim(const char *root)
 	       NC, peak - base, now, (unsigned long long)took, trimmed);
 }
 
+/* ---- the shed from the wait timer's retry and from the drain's accept ---- */
+
+/*
+ * Streams that hold the relay's pipes (splice mode): BURST_K clients with
+ * small socket buffers send their streams (shed_byte) without reading
+ * until the relay holds a pipe per client and no send goes on; later each
+ * reads back all it sent (checked) and stays open, so that each
+ * direction's pipe goes back to the pool empty while its relay lives on:
+ * the pool then holds descriptors the process is out of, and no socket
+ * closes to free others. The pool's trim closes a pipe no sooner than
+ * 1 s after the first one is pooled (relay_splice.c: its interval starts
+ * with that pipe, or the shed that emptied the pool set its low-water
+ * mark to 0), so a client relayed within BURST_FAST_MS of the read-back's
+ * start got its descriptors from a shed.
+ */
+enum { BURST_K = 4, BURST_CAP = 8 << 20, BURST_FAST_MS = 700 };
+
+struct burst {
+	int fd[BURST_K];
+	size_t sent[BURST_K], got[BURST_K];
+	long bad;
+};
+
+static void burst_close(struct burst *b)
+{
+	for (int i = 0; i < BURST_K; i++)
+		if (b->fd[i] >= 0)
+			close(b->fd[i]);
+}
+
+/* Dial the burst (each first sends a PROXY v1 header when @proxy) and
+ * send until it stalls (3 s at most): the relay's pipes then (pairs above
+ * @pipes0, numbered below @limit), or -1 (every socket closed, counted)
+ * when it did not hold one per client. */
+static long burst_stall(struct burst *b, const struct child *s, rlim_t limit, long pipes0,
+			bool proxy)
+{
+	uint8_t buf[65536];
+	uint64_t end;
+	long held = 0;
+	int still = 0, small = 16384;
+
+	memset(b, 0, sizeof(*b));
+	for (int i = 0; i < BURST_K; i++)
+		b->fd[i] = -1;
+	for (int i = 0; i < BURST_K; i++) {
+		char hdr[128];
+		size_t hl = hdr_v1(hdr, sizeof(hdr), 100 + i);
+
+		b->fd[i] = dial_rcvbuf(s->port, small); /* a small window: the relay holds bytes */
+		if (b->fd[i] < 0 || (proxy && !send_all(b->fd[i], hdr, hl))) {
+			CHECK(0, "burst client %d: %s", i, strerror(errno));
+			burst_close(b);
+			return -1;
+		}
+		/* and a small send buffer: the stall is the relay's, not ours */
+		(void)setsockopt(b->fd[i], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		(void)fcntl(b->fd[i], F_SETFL, fcntl(b->fd[i], F_GETFL) | O_NONBLOCK);
+	}
+	end = now_ms() + 3000;
+	for (unsigned pass = 0; pass < 100000 && now_ms() < end && still < 3; pass++) {
+		bool moved = false;
+
+		for (int i = 0; i < BURST_K; i++) {
+			while (b->sent[i] < BURST_CAP) {
+				size_t n = BURST_CAP - b->sent[i] < sizeof(buf) ? BURST_CAP - b->sent[i] :
+										  sizeof(buf);
+				ssize_t r;
+
+				for (size_t k = 0; k < n; k++)
+					buf[k] = shed_byte(i, b->sent[i] + k);
+				r = send(b->fd[i], buf, n, MSG_NOSIGNAL);
+				if (r <= 0)
+					break;
+				b->sent[i] += (size_t)r;
+				moved = true;
+			}
+		}
+		held = (fd_count_where(s->pid, "pipe:", limit) - pipes0) / 2;
+		still = held >= BURST_K && !moved ? still + 1 : 0;
+		usleep(5000);
+	}
+	if (still < 3) {
+		CHECK(0, "burst: the relay holds %ld pipes for %d clients after 3 s (want one each, "
+		      "and the sends stalled)", held, BURST_K);
+		burst_close(b);
+		return -1;
+	}
+	return held;
+}
+
+/* Each burst client reads back all it sent (within @ms), checked; its
+ * socket stays open. Meanwhile @wat[i] gets the time (now_ms) @wfd[i]
+ * (of @nw) first turns readable, when it does. 0, or -1 when a burst
+ * client did not get all back. */
+static int burst_drain(struct burst *b, unsigned ms, const int *wfd, int nw, uint64_t *wat)
+{
+	enum { NP = BURST_K + MAX_HELD };
+	uint64_t end = now_ms() + ms;
+	uint8_t buf[65536];
+	bool dead[BURST_K] = { false };
+	int left = 0;
+
+	for (int i = 0; i < BURST_K; i++)
+		left += b->got[i] < b->sent[i];
+	for (int j = 0; j < nw; j++)
+		wat[j] = 0;
+	while (left && now_ms() < end) {
+		struct pollfd p[NP];
+		int np = BURST_K;
+
+		for (int i = 0; i < BURST_K; i++)
+			p[i] = (struct pollfd){ .fd = !dead[i] && b->got[i] < b->sent[i] ? b->fd[i] : -1,
+						.events = POLLIN };
+		for (int j = 0; j < nw && np < NP; j++)
+			p[np++] = (struct pollfd){ .fd = wat[j] ? -1 : wfd[j], .events = POLLIN };
+		if (poll(p, (nfds_t)np, 20) <= 0)
+			continue;
+		for (int j = 0; j < nw && BURST_K + j < np; j++)
+			if (p[BURST_K + j].revents)
+				wat[j] = now_ms();
+		for (int i = 0; i < BURST_K; i++) {
+			size_t want = b->sent[i] - b->got[i] < sizeof(buf) ? b->sent[i] - b->got[i] :
+										sizeof(buf);
+			ssize_t r;
+
+			if (!p[i].revents)
+				continue;
+			r = recv(b->fd[i], buf, want, MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0) {
+				dead[i] = true; /* closed or reset by the relay */
+				left--;
+				continue;
+			}
+			for (ssize_t k = 0; k < r; k++)
+				b->bad += buf[k] != shed_byte(i, b->got[i] + (size_t)k);
+			if ((b->got[i] += (size_t)r) == b->sent[i])
+				left--;
+		}
+	}
+	return left ? -1 : 0;
+}
+
+/* SIGUSR1 to the 1-shard relay @s: the offset in its log of the stats
+ * line it printed (shard_stat(log + offset, 0, ...) reads it), or -1
+ * when none came within 2 s. */
+static long relay_snap(struct child *s)
+{
+	size_t from = s->len;
+	uint64_t end = now_ms() + 2000;
+
+	kill(s->pid, SIGUSR1);
+	while (now_ms() < end) {
+		const char *p = strstr(s->log + from, "shard 0: ");
+
+		if (p && strchr(p, '\n'))
+			return (long)from;
+		child_drain(s, NULL, 20);
+	}
+	return -1;
+}
+
+/*
+ * Clients @fds[0..@n) that sent @msg[i] each, watched since @t0 (*@wat:
+ * when each first turned readable during the read-back, 0 if it did
+ * not): each must get its own bytes back whole, and first turn readable
+ * within BURST_FAST_MS of @t0. How many did; the slowest in *@worst.
+ */
+static int relayed_fast(const char *what, int *fds, char (*msg)[8], int n, const uint64_t *wat,
+			uint64_t t0, uint64_t *worst)
+{
+	int st[MAX_HELD], fast = 0;
+	uint64_t at[MAX_HELD];
+
+	await_all(fds, msg, n, now_ms() + 3000, false, st, at);
+	*worst = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t t = wat[i] ? wat[i] : at[i], w = st[i] >= 0 && t > t0 ? t - t0 : 0;
+		bool ok = st[i] == 1 && w <= BURST_FAST_MS;
+
+		if (st[i] < 0)
+			w = now_ms() - t0;
+		*worst = w > *worst ? w : *worst;
+		fast += ok;
+		CHECK(ok, "%s: client %d %s %llu ms after the burst's read-back began (want its "
+		      "bytes back whole within %d ms: before the pool's trim could close a pipe)",
+		      what, i, st[i] == 1 ? "relayed" : st[i] == 0 ? "closed" : "not relayed within",
+		      (unsigned long long)w, BURST_FAST_MS);
+	}
+	return fast;
+}
+
+/*
+ * `ringplane relay --mode splice --accept-proxy` (1 shard) under @limit,
+ * the table full: a burst (@b) holds pipes (*@held); silent clients (no
+ * PROXY header yet: one descriptor each) are dialed one at a time into
+ * @fds (*@n) until one is not taken in: it stays in the listener's queue,
+ * its accept having met EMFILE with the pool empty (the accept's shed
+ * found nothing), so nothing is pooled and no descriptor is free; the
+ * first dialed at *@t_fill. 0, or -1 (the relay stopped, counted).
+ */
+static int proxy_full(struct child *s, const char *const *args, rlim_t limit, struct burst *b,
+		      long *held, int *fds, int *n, uint64_t *t_fill)
+{
+	long pipes0, full = -1;
+	int rc;
+
+	*n = 0;
+	rc = start_limited(s, args, limit, "relay");
+	if (rc)
+		return -1;
+	pipes0 = fd_count_where(s->pid, "pipe:", limit); /* its stdout */
+	*held = burst_stall(b, s, limit, pipes0, true);
+	if (*held < 0) {
+		(void)child_stop(s, 5000);
+		return -1;
+	}
+	*t_fill = now_ms();
+	while (*n < MAX_HELD) {
+		long before = fd_below(s->pid, limit), now = before;
+		uint64_t end;
+
+		if ((fds[*n] = dial(s->port)) < 0)
+			break;
+		(*n)++;
+		/* with a descriptor free the accept takes it (a loaded host: 3 s) */
+		end = now_ms() + (before < (long)limit ? 3000 : 300);
+		while (now == before && now_ms() < end) {
+			usleep(2000);
+			now = fd_below(s->pid, limit);
+		}
+		if (now == before) {
+			full = now;
+			break;
+		}
+	}
+	CHECK(full == (long)limit && *n > 4, "relay at limit %llu: %d silent clients, the last not "
+	      "taken in with %ld descriptors", (unsigned long long)limit, *n, full);
+	if (full != (long)limit || *n <= 4) {
+		for (int i = 0; i < *n; i++)
+			close(fds[i]);
+		burst_close(b);
+		(void)child_stop(s, 5000);
+		return -1;
+	}
+	return 0;
+}
+
+/* Send client @i's PROXY v1 header and the 4 bytes of @msg on @fd. */
+static bool send_hdr_tag(int fd, int i, const char *msg)
+{
+	char hdr[128];
+	size_t hl = hdr_v1(hdr, sizeof(hdr), i + 1);
+
+	memcpy(hdr + hl, msg, 4);
+	return send_all(fd, hdr, hl + 4);
+}
+
+/*
+ * The shed at the wait timer's retry (cmd_relay.c on_wtimer ->
+ * upstream_socket). The relay full as proxy_full leaves it; W silent
+ * clients send their headers and a tag at once: every upstream socket
+ * fails, all wait (upstream_waits W), the shard's reserve lets the first
+ * go on, the other W - 1 still wait (a snapshot says so: waiting W - 1).
+ * Then the burst reads its streams back and stays open: its pipes go to
+ * the pool, and nothing else frees a descriptor. Every waiter must be
+ * relayed within BURST_FAST_MS of the read-back's start (the retry's
+ * socket(2) meets EMFILE with pipes pooled and sheds them), shed counted
+ * after the snapshot, no connect_timeouts. Without the shed on that path
+ * they waited for the pool's trim.
+ */
+static void relay_wait_shed(const char *up)
+{
+	enum { LIMIT = 64, W = 3 };
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "splice", "--accept-proxy", "--connect-timeout",
+			       "20000", NULL };
+	int fds[MAX_HELD], n = 0, rc, fast;
+	char msg[W][8];
+	uint64_t t_fill = 0, t_d0, t_d1, wat[W], worst;
+	unsigned long long waiting = 0, waits0 = 0, shed0 = 0, shed, waits, timeouts, failed;
+	long held, snap;
+	struct burst b;
+	struct child s;
+
+	if (proxy_full(&s, args, LIMIT, &b, &held, fds, &n, &t_fill))
+		return;
+	for (int i = 0; i < W; i++) {
+		snprintf(msg[i], sizeof(msg[i]), "w%02d\n", i);
+		CHECK(send_hdr_tag(fds[i], i, msg[i]), "wait shed: send: %s", strerror(errno));
+	}
+	usleep(150000);
+	snap = relay_snap(&s);
+	if (snap >= 0) {
+		waiting = shard_stat(s.log + snap, 0, "waiting");
+		waits0 = shard_stat(s.log + snap, 0, "upstream_waits");
+		shed0 = shard_stat(s.log + snap, 0, "shed");
+	}
+	CHECK(snap >= 0 && waiting == W - 1 && waits0 == W, "wait shed: before the burst's "
+	      "read-back: waiting %llu, upstream_waits %llu (want %d, %d)", waiting, waits0, W - 1,
+	      W);
+	t_d0 = now_ms();
+	rc = burst_drain(&b, 5000, fds, W, wat);
+	t_d1 = now_ms();
+	CHECK(rc == 0 && b.bad == 0, "wait shed: the burst read back %s, %ld bytes changed",
+	      rc ? "not whole" : "whole", b.bad);
+	fast = relayed_fast("wait shed", fds, msg, W, wat, t_d0, &worst);
+	CHECK(now_ms() < t_fill + 4500, "wait shed: %llu ms from the first silent client to the "
+	      "check (want < 4.5 s: their 5 s header timeouts free descriptors)",
+	      (unsigned long long)(now_ms() - t_fill));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	burst_close(&b);
+	/* the exit's stats line (stat_sum would add the snapshot's) */
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "wait shed: exit status %d", rc);
+	shed = shard_stat(s.log, 0, "shed");
+	waits = shard_stat(s.log, 0, "upstream_waits");
+	timeouts = shard_stat(s.log, 0, "connect_timeouts");
+	failed = shard_stat(s.log, 0, "connect_failed");
+	CHECK(shed > shed0 && waits == W && timeouts == 0 && failed == 0, "wait shed: shed %llu "
+	      "(%llu before the read-back), upstream_waits %llu, connect_timeouts %llu, "
+	      "connect_failed %llu (want more, %d, 0, 0)", shed, shed0, waits, timeouts, failed, W);
+	printf("relay wait shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
+	       "clients filled the table; %d sent headers: %llu still waiting after the reserve; "
+	       "the burst read back in %llu ms; %d of %d waiters relayed within %d ms of its start "
+	       "(slowest %llu ms); shed %llu (%llu before), upstream_waits %llu, "
+	       "connect_timeouts %llu\n", LIMIT, BURST_K, held, n, W, waiting,
+	       (unsigned long long)(t_d1 - t_d0), fast, W, BURST_FAST_MS,
+	       (unsigned long long)worst, shed, shed0, waits, timeouts);
+}
+
+/*
+ * The shed at the drain's accept (server.c accept_queued: its spare
+ * descriptor's dup or its accept4 failed with EMFILE). `ringplane relay
+ * --mode splice` under a limit: a burst holds pipes; clients each
+ * relayed ("ping") fill the table until one is not answered: it stays in
+ * the listener's queue (the accept met EMFILE with the pool empty, or is
+ * paused for the reserve); Q - 1 more queue behind it with a tag each.
+ * SIGQUIT: the drain's pass finds no descriptor and holds the listener
+ * (a snapshot: drain_retries counted, none answered). Then the burst
+ * reads its streams back and stays open: its pipes go to the pool, and
+ * the drain's next pass (every 50 ms) meets EMFILE with pipes pooled. All
+ * Q must be relayed within BURST_FAST_MS of the read-back's start, shed
+ * counted after the snapshot, none reset; once every client closes the
+ * relay exits 0. Without the shed on that path the pass waited for the
+ * pool's trim.
+ */
+static void relay_drain_shed(const char *up)
+{
+	enum { LIMIT = 64, Q = 3 };
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "splice", "--connect-timeout", "20000",
+			       "--drain-timeout", "20", NULL };
+	int held[MAX_HELD], nh = 0, q[Q], nq = 0, rc, fast = 0;
+	char msg[Q][8];
+	uint64_t t_quit = 0, t_d0 = 0, t_d1 = 0, wat[Q], worst = 0;
+	unsigned long long retries0 = 0, shed0 = 0, shed, retries, timeouts, failed, reset;
+	long pipes0, npipes, snap = -1;
+	struct burst b;
+	struct child s;
+
+	rc = start_limited(&s, args, LIMIT, "drain shed: relay");
+	if (rc)
+		return;
+	pipes0 = fd_count_where(s.pid, "pipe:", LIMIT);
+	npipes = burst_stall(&b, &s, LIMIT, pipes0, false);
+	if (npipes < 0) {
+		(void)child_stop(&s, 5000);
+		return;
+	}
+	q[0] = hold_until_short(s.port, held, &nh);
+	CHECK(q[0] >= 0 && nh > 0, "drain shed: %d clients relayed, then %s", nh,
+	      q[0] >= 0 ? "one not answered" : "no connection");
+	if (q[0] < 0)
+		goto out;
+	nq = 1;
+	snprintf(msg[0], sizeof(msg[0]), "ping");
+	for (; nq < Q; nq++) {
+		snprintf(msg[nq], sizeof(msg[nq]), "q%02d\n", nq);
+		q[nq] = dial(s.port);
+		if (q[nq] < 0 || !send_all(q[nq], msg[nq], 4)) {
+			CHECK(0, "drain shed: queued client %d: %s", nq, strerror(errno));
+			if (q[nq] >= 0)
+				close(q[nq]);
+			goto out;
+		}
+	}
+	t_quit = now_ms();
+	kill(s.pid, SIGQUIT);
+	usleep(200000);
+	snap = relay_snap(&s);
+	if (snap >= 0) {
+		retries0 = shard_stat(s.log + snap, 0, "drain_retries");
+		shed0 = shard_stat(s.log + snap, 0, "shed");
+	}
+	{
+		struct pollfd p[Q];
+		int ready;
+
+		for (int i = 0; i < Q; i++)
+			p[i] = (struct pollfd){ .fd = q[i], .events = POLLIN };
+		ready = poll(p, Q, 0);
+		CHECK(snap >= 0 && retries0 > 0 && ready == 0, "drain shed: after SIGQUIT: "
+		      "drain_retries %llu, %d of %d queued clients answered (want the drain held "
+		      "out of descriptors: more than 0, none)", retries0, ready, Q);
+	}
+	t_d0 = now_ms();
+	rc = burst_drain(&b, 5000, q, Q, wat);
+	t_d1 = now_ms();
+	CHECK(rc == 0 && b.bad == 0, "drain shed: the burst read back %s, %ld bytes changed",
+	      rc ? "not whole" : "whole", b.bad);
+	fast = relayed_fast("drain shed", q, msg, Q, wat, t_d0, &worst);
+out:
+	for (int i = 0; i < nq; i++)
+		close(q[i]);
+	for (int i = 0; i < nh; i++)
+		close(held[i]);
+	burst_close(&b);
+	if (t_quit) {
+		/* every connection closed: the drain ends, exit 0 */
+		rc = child_exit(&s, 5000);
+		CHECK(rc == 0, "drain shed: exit status %d after the drain", rc);
+	} else {
+		(void)child_stop(&s, 5000);
+	}
+	shed = shard_stat(s.log, 0, "shed");
+	retries = shard_stat(s.log, 0, "drain_retries");
+	reset = shard_stat(s.log, 0, "drain_reset");
+	timeouts = shard_stat(s.log, 0, "connect_timeouts");
+	failed = shard_stat(s.log, 0, "connect_failed");
+	CHECK(shed > shed0 && reset == 0 && timeouts == 0 && failed == 0, "drain shed: shed %llu "
+	      "(%llu before the read-back), drain_reset %llu, connect_timeouts %llu, "
+	      "connect_failed %llu (want more, 0, 0, 0)", shed, shed0, reset, timeouts, failed);
+	printf("relay drain shed: splice, limit %d: a burst of %d held %ld pipes; %d clients "
+	       "relayed, %d queued; SIGQUIT: the drain held (drain_retries %llu); the burst read "
+	       "back in %llu ms; %d of %d queued relayed within %d ms of its start (slowest %llu "
+	       "ms); shed %llu (%llu before), drain_retries %llu, drain_reset %llu\n", LIMIT,
+	       BURST_K, npipes, nh, nq, retries0, (unsigned long long)(t_d1 - t_d0), fast, Q,
+	       BURST_FAST_MS, (unsigned long long)worst, shed, shed0, retries, reset);
+}
+
 int main(int argc, char **argv)
 {
 	char up[64], root[64], small[16], path[128];
@@ -1528,6 +1979,8 @@ int main(int argc, char **argv)
 	wait_proxy();
 	wait_late(up);
 	relay_pipe_shed(up);
+	relay_wait_shed(up);
+	relay_drain_shed(up);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	if (make_root(root, sizeof(root), "accept", small, sizeof(small))) {
 		CHECK(0, "root: %s", strerror(errno));
