@@ -70,11 +70,25 @@ int rp_relay_shard_init(struct rp_shard *sh)
 
 /* ---- start ---- */
 
+/* @fd is a socket: -ENOTSOCK for another file (a pipe's end started a
+ * relay that could never move a byte), -EINVAL for no open fd. One
+ * getsockopt(2) per side, once per relay: never on the path of a byte. */
+static int check_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+		return 0;
+	return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
+}
+
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out)
 {
 	struct relay_shard *rs;
 	struct rp_relay *r;
+	int ret;
 
 	if (out)
 		*out = NULL;
@@ -90,6 +104,8 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	for (int i = 0; cfg && i < 2; i++)
 		if (cfg->prime_len[i] > RP_RELAY_PRIME_MAX || (cfg->prime_len[i] && !cfg->prime[i]))
 			return -EINVAL;
+	if ((ret = check_socket(a)) || (ret = check_socket(b)))
+		return ret;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
 	rs = relay_shard_get(sh);

@@ -32,7 +32,8 @@
  * - an idle relay ends after its timeout;
  * - a prime of up to RP_RELAY_PRIME_MAX bytes arrives whole; a longer one,
  *   NULL with a length, or one the pool has no room for is refused by
- *   rp_relay_start, the sockets still the caller's;
+ *   rp_relay_start, the sockets still the caller's; so is an fd that is
+ *   not a socket (-ENOTSOCK) or not open (-EINVAL);
  * - with `shards` as the argument (meson's relay-shards test, in the TSan
  *   stage's "threads" suite): the byte checks of every mode with the
  *   streams spread over 4 shards, each shard's relays, pipes and counters
@@ -497,6 +498,58 @@ static void test_prime_refused(void **state)
 	assert_int_equal(P.live_after, P.live_before);
 	assert_int_equal(atomic_load(&s->done), 0);
 	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
+	close(s->a);
+	close(s->b);
+	T.n = 1;
+	close_clients();
+}
+
+static int notsock_ret[4];
+
+static void not_socket_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+
+	notsock_ret[0] = rp_relay_start(sh, (int)s->up_len, (int)s->down_len, NULL, on_done, s, NULL);
+	notsock_ret[1] = rp_relay_start(sh, s->a, (int)s->down_len, NULL, on_done, s, NULL);
+	notsock_ret[2] = rp_relay_start(sh, (int)s->up_len, s->b, NULL, on_done, s, NULL);
+	notsock_ret[3] = rp_relay_start(sh, s->a, 1000000, NULL, on_done, s, NULL);
+	atomic_fetch_add(&T.started, 1);
+}
+
+/*
+ * rp_relay_start refuses an fd that is not a socket with -ENOTSOCK (the two
+ * ends of a pipe, a pipe's end with a socket either side) and one that is
+ * not open with -EINVAL; nothing starts, every fd still the caller's. A
+ * pipe's two ends started a relay before.
+ */
+static void test_start_refuses_non_socket(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *s = &T.st[0];
+	int p[2];
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 0, 0, 0x5eed);
+	assert_int_equal(pipe(p), 0);
+	/* the pipe's ends ride in the stream's lengths: the message reads them */
+	s->up_len = (size_t)p[0];
+	s->down_len = (size_t)p[1];
+	launch(&cfg, T.st, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, not_socket_msg, s), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	usleep(100 * 1000);
+	rt_end(T.rt);
+	assert_int_equal(notsock_ret[0], -ENOTSOCK);
+	assert_int_equal(notsock_ret[1], -ENOTSOCK);
+	assert_int_equal(notsock_ret[2], -ENOTSOCK);
+	assert_int_equal(notsock_ret[3], -EINVAL);
+	assert_int_equal(atomic_load(&s->done), 0);
+	for (int fd = 0; fd < 4; fd++)
+		assert_true(fcntl(fd == 0 ? s->a : fd == 1 ? s->b : p[fd - 2], F_GETFD) >= 0);
+	close(p[0]);
+	close(p[1]);
 	close(s->a);
 	close(s->b);
 	T.n = 1;
@@ -1900,6 +1953,7 @@ int main(int argc, char **argv)
 		T(test_prime_copy),
 		T(test_prime_splice),
 		T(test_prime_refused),
+		T(test_start_refuses_non_socket),
 		T(test_auto_local_alone_splices),
 		T(test_auto_local_shared_splices),
 		T(test_half_close_copy),

@@ -157,10 +157,12 @@ struct rp_relay_stats {
  * caller until now, used by nobody else afterwards) on shard @sh. @cfg is
  * copied; NULL means defaults (auto mode). @done runs once, on @sh, when the
  * relay ended; after it the relay handle is gone. Returns 0 and *@out (may be
- * NULL), or -EINVAL (a bad fd, an unknown mode, a flag outside
- * RP_RELAY_FLAGS_ALL, a prime longer than RP_RELAY_PRIME_MAX or NULL with a
- * length), -ENOMEM (no memory for the relay or a prime's copy), -ESHUTDOWN
- * (nothing was started; the fds are still the caller's).
+ * NULL), or -EINVAL (a bad fd: negative, not open, or both the same; an
+ * unknown mode, a flag outside RP_RELAY_FLAGS_ALL, a prime longer than
+ * RP_RELAY_PRIME_MAX or NULL with a length), -ENOTSOCK (@a or @b is open
+ * but not a socket: a pipe, a file), -ENOMEM (no memory for the relay or a
+ * prime's copy), -ESHUTDOWN (nothing was started; the fds are still the
+ * caller's). The checks cost one getsockopt(2) per socket at the start.
  */
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out);
