@@ -35,8 +35,11 @@
  * closed unanswered (EOF, counted in open_wait_closed), exit 0. Outside a
  * drain (every build): out of descriptors, an open gets the cache's
  * unheld files, then the descriptors of lingering connections, before a
- * 503. Every wait is bounded. `test_drain BINARY CASE...` runs the named
- * cases only.
+ * 503; when the one lingering connection ended frees one descriptor of the
+ * two a file's first open takes, the retry after its close is a complete
+ * 503 (keep-alive) and the server serves again once a client leaves.
+ * Every wait is bounded.
+ * `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
 #include <poll.h>
@@ -1913,6 +1916,243 @@ static void test_serve_emfile_linger_shed(void)
 	free(vbuf);
 }
 
+/* The lowest descriptor number @pid has free (what its next open gets),
+ * or -1. */
+static long lowest_free_fd(pid_t pid)
+{
+	for (long n = 0; n < 4096; n++) {
+		char path[64];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)pid, n);
+		if (lstat(path, &sb))
+			return errno == ENOENT ? n : -1;
+	}
+	return -1;
+}
+
+/* One SIGUSR1 stats line of @c (one shard) taken now into @line (@cap,
+ * NUL-terminated): 0, or -1 when none came (2 s). */
+static int stats_line(struct child *c, char *line, size_t cap)
+{
+	size_t from = c->len;
+	const char *p, *nl;
+
+	if (live_now(c, 1) < 0)
+		return -1;
+	for (p = c->log + from; (nl = strchr(p, '\n')); p = nl + 1)
+		if (memmem(p, (size_t)(nl - p), " live ", 6)) {
+			snprintf(line, cap, "%.*s", (int)(nl - p), p);
+			return 0;
+		}
+	return -1;
+}
+
+/* @pid's descriptors numbered below @lim (its limit: what it may use; one
+ * inherited above it is not its own) reach @want within 2 s: the count
+ * seen last. */
+static long fds_reach(pid_t pid, long lim, long want)
+{
+	uint64_t end = now_ms() + 2000;
+	long n;
+
+	while ((n = fd_count_where(pid, NULL, (unsigned long long)lim)) != want && now_ms() < end)
+		usleep(10 * 1000);
+	return n;
+}
+
+/* The bytes serve's socket on @port to the client whose local port is
+ * @cport has sent and not had acknowledged (its FIN counts one:
+ * /proc/net/tcp's tx_queue, what SIOCOUTQ says), or -1 when none is
+ * listed. */
+static long unacked_to(int port, int cport)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512];
+	long q = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport, rport, st, txq;
+
+		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %x:%*x", &lport, &rport, &st, &txq) == 4 &&
+		    lport == (unsigned)port && rport == (unsigned)cport)
+			q = (long)txq;
+	}
+	fclose(f);
+	return q;
+}
+
+/*
+ * One acknowledged lingering connection, and nothing else to give back,
+ * under a limit with no descriptor free (the shed_wait cases): serve (1
+ * shard, @args) starts; L GETs a file that does not exist with
+ * Connection: close, reads its 404 whole and the FIN behind it, and stays
+ * silent (lingering, its answer and FIN acknowledged: all a shed takes);
+ * @nw clients W (into @w) and K connect and say nothing. Then serve's
+ * RLIMIT_NOFILE is set (prlimit) to its lowest free descriptor number:
+ * every descriptor it may have is taken (its own, the clients'), nothing
+ * is cached, no pipe is kept. 0 with *@lim the limit and *@base serve's
+ * descriptors below it then (*@lim: none free), or -1 (checked and said;
+ * serve stopped).
+ */
+static int shed_setup(struct child *c, const char *const *args, int *l, int *w, int nw,
+		      int *k, long *lim, long *base)
+{
+	char buf[1024];
+	unsigned long long lingering = 0;
+	struct sockaddr_in la;
+	socklen_t alen = sizeof(la);
+	struct rlimit rl;
+	long unacked = -1;
+	size_t hl;
+	ssize_t n;
+	int nwd = 0;
+
+	*l = *k = -1;
+	for (int i = 0; i < nw; i++)
+		w[i] = -1;
+	if (child_start(c, args)) {
+		CHECK(0, "shed: serve did not start");
+		(void)child_stop(c, 2000);
+		return -1;
+	}
+	*l = dial(c->port);
+	n = *l >= 0 ? get_head(*l, "nope.txt", "Connection: close\r\n", buf, sizeof(buf), &hl,
+			       now_ms() + 2000)
+		    : -1;
+	CHECK(n > 0 && !strncmp(buf, "HTTP/1.1 404 ", 13) &&
+		      strstr(buf, "\r\nConnection: close\r\n") &&
+		      strstr(buf, "\r\nContent-Length: 0\r\n") &&
+		      read_to_eof_ms(*l, buf + n, sizeof(buf) - (size_t)n, 2000) == 0,
+	      "shed: L's 404 with Connection: close, then EOF (%zd bytes: %.60s)", n,
+	      n > 0 ? buf : "");
+	for (int i = 0; i < nw; i++)
+		nwd += (w[i] = dial(c->port)) >= 0;
+	*k = dial(c->port);
+	/* L lingers, and its kernel acknowledged the answer and the FIN (a
+	 * delayed ACK may take up to 200 ms): what a shed looks for */
+	if (*l >= 0 && !getsockname(*l, (struct sockaddr *)&la, &alen))
+		for (int i = 0; i < 40 && (lingering != 1 || unacked); i++) {
+			lingering = stat_now(c, "lingering");
+			unacked = unacked_to(c->port, ntohs(la.sin_port));
+			if (lingering != 1 || unacked)
+				usleep(50 * 1000);
+		}
+	*lim = lowest_free_fd(c->pid);
+	*base = *lim > 0 ? fd_count_where(c->pid, NULL, (unsigned long long)*lim) : -1;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)*lim;
+	if (n <= 0 || nwd < nw || *k < 0 || lingering != 1 || unacked || *lim <= 0 ||
+	    *base != *lim || prlimit(c->pid, RLIMIT_NOFILE, &rl, NULL)) {
+		CHECK(0, "shed: L %s, lingering %llu, %ld bytes unacknowledged to it, %d of %d W "
+			 "connected, K %d, limit %ld, %ld descriptors below it: %s",
+		      n > 0 ? "answered" : "not answered", lingering, unacked, nwd, nw, *k, *lim,
+		      *base, strerror(errno));
+		(void)child_stop(c, 5000);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The shed_wait that ends in a 503 (every build, no drain): shed_setup,
+ * then W GETs m1.txt (keep-alive). Its open finds no descriptor, the cache
+ * none to close and no pipe kept, so L is ended for it (linger_shed 1) and
+ * W waits for L's close; tried once more, the open has L's one descriptor
+ * where a file's first open takes two (O_PATH, then the file): W gets a
+ * complete 503 (status line, Content-Length: 0 and nothing after it,
+ * Connection: keep-alive: its client may try again, here or on this
+ * connection), within 2 s. Counted: 5xx 1, file_errors 2 (L's 404 and
+ * it), linger_shed 1, lingering 0, no pipe shed, nothing cached, no
+ * parser refusal; serve's descriptors one fewer than at the limit (L's:
+ * the O_PATH taken for the retry was given back). Then K leaves: once
+ * serve closed it, two are free, and W's GET of m1.txt again on the same
+ * connection is a 200 with the file's bytes; a new client's GET of it
+ * (now cached) 200 too. serve exits 0 at SIGTERM.
+ */
+static void test_serve_emfile_shed_503(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
+			       "--header-timeout", "60", "--keepalive-timeout", "60", NULL };
+	char head[1024], line[4096] = "", body[MLEN + 1];
+	int l, w, k, st = 0, st2 = 0, nfd = -1, more;
+	long lim, base, after503 = -1, afterk = -1;
+	size_t hl = 0;
+	ssize_t n, n2 = -1, n3 = -1;
+	unsigned long long s5 = ~0ull, fe = ~0ull, shed = ~0ull, lingering = ~0ull, pshed = ~0ull,
+			   evict = ~0ull, open = ~0ull, s2 = ~0ull;
+	struct child c = { 0 };
+	uint64_t t0, dt;
+	bool closing = true, ok503;
+
+	if (shed_setup(&c, args, &l, &w, 1, &k, &lim, &base))
+		goto out;
+	t0 = now_ms();
+	n = get_head(w, "m1.txt", "", head, sizeof(head), &hl, t0 + 2000);
+	dt = now_ms() - t0;
+	more = (int)recv_wait(w, line, sizeof(line), 200); /* -2: nothing more, no EOF */
+	ok503 = n > 0 && (size_t)n == hl &&
+		!strncmp(head, "HTTP/1.1 503 Service Unavailable\r\n", 34) &&
+		strstr(head, "\r\nContent-Length: 0\r\n") &&
+		strstr(head, "\r\nConnection: keep-alive\r\n") && more == -2;
+	CHECK(ok503,
+	      "shed 503: W's GET (limit %ld, one lingering connection to end): %zd bytes (head "
+	      "%zu) in %llu ms, then %d (-2: nothing more): %.120s (want a complete 503, "
+	      "Content-Length: 0, keep-alive)",
+	      lim, n, hl, (unsigned long long)dt, more, n > 0 ? head : "");
+	after503 = fd_count_where(c.pid, NULL, (unsigned long long)lim);
+	if (!stats_line(&c, line, sizeof(line))) {
+		s5 = stat_sum(line, "5xx");
+		fe = stat_sum(line, "file_errors");
+		shed = stat_sum(line, "linger_shed");
+		lingering = stat_sum(line, "lingering");
+		pshed = stat_sum(line, "pipes_shed");
+		evict = stat_sum(line, "fcache_evict_emfile");
+		open = stat_sum(line, "open");
+	}
+	CHECK(s5 == 1 && fe == 2 && shed == 1 && lingering == 0 && pshed == 0 && evict == 0 &&
+		      open == 0 && strstr(line, "refused none") && after503 == base - 1,
+	      "shed 503: 5xx %llu, file_errors %llu, linger_shed %llu, lingering %llu, pipes_shed "
+	      "%llu, fcache_evict_emfile %llu, cache open %llu, descriptors %ld (at the limit "
+	      "%ld; want 1, 2, 1, 0, 0, 0, 0, L's one fewer, no parser refusal): %.200s",
+	      s5, fe, shed, lingering, pshed, evict, open, after503, base, line);
+	/* descriptors back: K leaves, serve closes it */
+	close(k);
+	k = -1;
+	afterk = fds_reach(c.pid, lim, base - 2);
+	n2 = get_one(w, "m1.txt", "", &st, body, sizeof(body), &closing, 2000);
+	CHECK(afterk == base - 2 && n2 == MLEN && st == 200 && !closing &&
+		      !memcmp(body, mbody[1], MLEN),
+	      "shed 503: K gone (descriptors %ld, want %ld), W's GET again: status %d, %zd "
+	      "bytes, %s (want 200 with m1.txt's bytes, keep-alive)",
+	      afterk, base - 2, st, n2, closing ? "closing" : "keep-alive");
+	nfd = dial(c.port);
+	n3 = nfd >= 0 ? get_one(nfd, "m1.txt", "", &st2, body, sizeof(body), &closing, 2000) : -1;
+	CHECK(n3 == MLEN && st2 == 200 && !memcmp(body, mbody[1], MLEN),
+	      "shed 503: a new client's GET of m1.txt: status %d, %zd bytes (want 200)", st2, n3);
+	s2 = stat_now(&c, "2xx");
+	CHECK(s2 == 2, "shed 503: 2xx %llu (want 2)", s2);
+	st = child_stop(&c, 5000);
+	CHECK(st == 0, "shed 503: exit status %d", st);
+	printf("serve emfile: 1 shard, limit %ld (none free), one acknowledged lingering "
+	       "connection: the open ended it (linger_shed %llu), waited for its close and was "
+	       "answered 503 in %llu ms (Content-Length 0, keep-alive); 5xx %llu, file_errors "
+	       "%llu; descriptors %ld at the limit, %ld after the 503, %ld after one client left: "
+	       "the same GET 200, a new client 200; exit %d\n",
+	       lim, shed, (unsigned long long)dt, s5, fe, base, after503, afterk, st);
+out:
+	if (l >= 0)
+		close(l);
+	if (w >= 0)
+		close(w);
+	if (k >= 0)
+		close(k);
+	if (nfd >= 0)
+		close(nfd);
+}
+
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
 static const struct {
 	const char *name;
@@ -1938,6 +2178,7 @@ static const struct {
 	{ "serve_drain_emfile_cache_held", test_serve_drain_emfile_cache_held },
 	{ "serve_drain_emfile_wait_closed", test_serve_drain_emfile_wait_closed },
 	{ "serve_emfile_linger_shed", test_serve_emfile_linger_shed },
+	{ "serve_emfile_shed_503", test_serve_emfile_shed_503 },
 };
 
 int main(int argc, char **argv)
