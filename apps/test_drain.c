@@ -37,8 +37,12 @@
  * unheld files, then the descriptors of lingering connections, before a
  * 503; when the one lingering connection ended frees one descriptor of the
  * two a file's first open takes, the retry after its close is a complete
- * 503 (keep-alive) and the server serves again once a client leaves.
- * Every wait is bounded.
+ * 503 (keep-alive) and the server serves again once a client leaves. A
+ * stop or a drain while requests wait for such a close (the shard thread
+ * held by ptrace at the shed's SIOCOUTQ while the signal is taken):
+ * SIGTERM closes them unanswered (EOF, counted); SIGQUIT lets them wait
+ * for a descriptor as the drain's requests do, then 200 with Connection:
+ * close, or closed unanswered at --drain-timeout. Every wait is bounded.
  * `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
@@ -48,6 +52,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -2153,6 +2160,350 @@ out:
 		close(nfd);
 }
 
+/* The one shard thread of serve @pid (neither its main thread, which
+ * waits for the signals, nor an io_uring worker), or -1. */
+static pid_t shard_tid(pid_t pid)
+{
+	char path[64], comm[32];
+	struct dirent *d;
+	pid_t tid = -1;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		pid_t t = (pid_t)atoi(d->d_name);
+		FILE *f;
+
+		if (t <= 0 || t == pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)t);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-", 4))
+			tid = tid == -1 ? t : -2; /* a second one: not one shard */
+		fclose(f);
+	}
+	closedir(dir);
+	return tid < 0 ? -1 : tid;
+}
+
+/* The voluntary context switches of thread @tid of @pid so far, with
+ * *@sleeping whether it sleeps now; -1 when unknown. */
+static long long vol_switches(pid_t pid, pid_t tid, bool *sleeping)
+{
+	char path[64], line[256];
+	long long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	*sleeping = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6))
+			*sleeping = strchr(line, 'S') != NULL;
+		else if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+			n = strtoll(line + 24, NULL, 10);
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Hold serve's shard thread @tid, traced (ptrace) and stopped, at the
+ * entry of its next ioctl(SIOCOUTQ): linger_free asking whether a
+ * lingering client acknowledged its whole answer, an open out of
+ * descriptors about to end that connection, the request about to wait for
+ * the close (its shed_wait). The thread is already seized and stopped.
+ * Up to @ms. 0 held there; -1 not (then let go).
+ */
+static int hold_at_outq(pid_t tid, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	int sig = 0, st;
+
+	while (now_ms() < end) {
+		struct __ptrace_syscall_info si;
+
+		if (ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)sig) ||
+		    waitpid(tid, &st, __WALL) != tid || !WIFSTOPPED(st))
+			return -1;
+		sig = 0;
+		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+			if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof(si), &si) > 0 &&
+			    si.op == PTRACE_SYSCALL_INFO_ENTRY && si.entry.nr == SYS_ioctl &&
+			    si.entry.args[1] == TIOCOUTQ)
+				return 0;
+		} else if ((st >> 16) != PTRACE_EVENT_STOP) {
+			sig = WSTOPSIG(st); /* a signal for the thread: passed on */
+		}
+	}
+	(void)ptrace(PTRACE_DETACH, tid, 0, 0);
+	return -1;
+}
+
+/*
+ * The requests of shed_setup's @nw clients W (into @w), each a GET of
+ * m1.txt, and @sig, come to serve while a shed_wait is pending: serve's
+ * shard thread is seized (ptrace) and stopped, the requests sent, and
+ * the thread let run to its ioctl(SIOCOUTQ) (hold_at_outq): it has read
+ * them, the first open found no descriptor and no cached file or kept
+ * pipe, and it is about to end L and wait for its close. There it is
+ * held while @sig is sent and serve's main thread acts on it (stops the
+ * shards, or posts the drain's first step, and sleeps again: one more
+ * voluntary switch), then let go: it ends L, every W waits for that close
+ * (the others out of descriptors too, a close pending), and at its next
+ * turn the shard finds the stop or the drain, before L's close completes.
+ * 0; 1 when this host does not let the test trace its child (said: the
+ * case is skipped, @name); -1 (checked and said). @sig is sent all the
+ * same, at *@t (now_ms).
+ */
+static int shed_fire(struct child *c, const char *name, const int *w, int nw, int sig,
+		     uint64_t *t)
+{
+	pid_t tid = shard_tid(c->pid);
+	int sent = 0, st, seized, held = -1;
+	long long before = -1, now = -1;
+	bool sleeping = false;
+	uint64_t end;
+
+	seized = tid > 0 && !ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD);
+	if (tid > 0 && !seized && errno == EPERM) {
+		printf("%s: SKIP: ptrace of the server not permitted here\n", name);
+		*t = now_ms();
+		kill(c->pid, sig);
+		return 1;
+	}
+	if (seized && (ptrace(PTRACE_INTERRUPT, tid, 0, 0) || waitpid(tid, &st, __WALL) != tid)) {
+		(void)ptrace(PTRACE_DETACH, tid, 0, 0);
+		seized = 0;
+	}
+	for (int i = 0; i < nw; i++)
+		sent += !send_get(w[i], "m1.txt", "");
+	if (seized)
+		held = hold_at_outq(tid, 5000);
+	before = vol_switches(c->pid, c->pid, &sleeping);
+	*t = now_ms();
+	kill(c->pid, sig);
+	end = now_ms() + 2000;
+	while (held == 0 && now_ms() < end &&
+	       ((now = vol_switches(c->pid, c->pid, &sleeping)) <= before || !sleeping))
+		usleep(1000);
+	if (held == 0)
+		(void)ptrace(PTRACE_DETACH, tid, 0, 0);
+	CHECK(seized && held == 0 && sent == nw && now > before && sleeping,
+	      "shed: shard thread %d %s, %s at the shed's ioctl(SIOCOUTQ); %d of %d requests "
+	      "sent; the main thread %s after the signal (switches %lld -> %lld): %s",
+	      (int)tid, seized ? "traced" : "not traced", held ? "not held" : "held", sent, nw,
+	      sleeping ? "asleep" : "not asleep", before, now, strerror(errno));
+	return seized && held == 0 && sent == nw ? 0 : -1;
+}
+
+/* What one W of the shed cases got, read until EOF (@ms): 0 EOF with no
+ * byte, 503 a complete 503 with keep-alive then EOF, 200 a complete 200
+ * of m1.txt with Connection: close then EOF, -1 anything else (said). */
+static int shed_outcome(int fd, const char *name, int i, unsigned ms)
+{
+	char buf[2048];
+	ssize_t n = read_to_eof_ms(fd, buf, sizeof(buf) - 1, ms);
+	const char *e;
+
+	if (n == 0)
+		return 0;
+	if (n > 0) {
+		buf[n] = 0;
+		e = strstr(buf, "\r\n\r\n");
+		if (e && (size_t)n == (size_t)(e + 4 - buf) &&
+		    !strncmp(buf, "HTTP/1.1 503 Service Unavailable\r\n", 34) &&
+		    strstr(buf, "\r\nContent-Length: 0\r\n") &&
+		    strstr(buf, "\r\nConnection: keep-alive\r\n"))
+			return 503;
+		if (closing_200(buf, (size_t)n, mbody[1], MLEN))
+			return 200;
+	}
+	fprintf(stderr, "%s: W %d: %zd (-%d: reset, -%d: no EOF): %.60s\n", name, i, n,
+		ECONNRESET, ETIMEDOUT, n > 0 ? buf : "");
+	return -1;
+}
+
+/*
+ * A stop (SIGTERM) while requests wait in a shed_wait (every build; needs
+ * ptrace): shed_setup with SW clients W, then shed_fire with SIGTERM: the
+ * stop is seen while every W waits for the close of L, the lingering
+ * connection ended for the first one's open. A request that waits is
+ * closed unanswered at the stop, as the drain's end closes one waiting
+ * for a descriptor (serve_stop; the retry does not run at a stop): its
+ * request was read whole, so the close is a FIN and W reads EOF with no
+ * byte before it, never a 503, a reset or part of an answer. Counted:
+ * open_wait_closed SW, linger_shed 1, no 5xx; exit 0 within 5 s (the
+ * stop's bound), and the exit's line has no connection live (each wait's
+ * reference let go).
+ */
+enum { SW = 4 };
+static void test_serve_emfile_shed_stop(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
+			       "--header-timeout", "60", "--keepalive-timeout", "60", NULL };
+	int l, w[SW], k, st, eof = 0, other = 0;
+	unsigned long long closed, s5, shed, live, waits;
+	long lim, base;
+	struct child c = { 0 };
+	uint64_t t0, dt;
+	size_t from;
+
+	if (shed_setup(&c, args, &l, w, SW, &k, &lim, &base))
+		goto out;
+	from = c.len;
+	if (shed_fire(&c, "shed stop", w, SW, SIGTERM, &t0) == 1) {
+		(void)child_exit(&c, 5000);
+		goto out;
+	}
+	for (int i = 0; i < SW; i++) {
+		int o = shed_outcome(w[i], "shed stop", i, 5000);
+
+		eof += o == 0;
+		other += o != 0;
+	}
+	st = child_exit(&c, 5000);
+	dt = now_ms() - t0;
+	closed = stat_sum(c.log + from, "open_wait_closed");
+	waits = stat_sum(c.log + from, "open_waits");
+	s5 = stat_sum(c.log + from, "5xx");
+	shed = stat_sum(c.log + from, "linger_shed");
+	live = stat_sum(c.log + from, "live");
+	CHECK(eof == SW && closed == SW && s5 == 0 && shed == 1 && waits == 0 && live == 0 &&
+		      st == 0 && dt < 5000,
+	      "shed stop: %d of %d W closed unanswered (EOF, no byte), %d otherwise; "
+	      "open_wait_closed %llu, 5xx %llu, linger_shed %llu, open_waits %llu, live %llu at "
+	      "the exit, exit %d %llu ms after SIGTERM (want every W closed unanswered and "
+	      "counted, L ended, no drain wait, none live, exit 0 within 5 s)",
+	      eof, SW, other, closed, s5, shed, waits, live, st, (unsigned long long)dt);
+	printf("serve emfile: 1 shard, limit %ld (none free), SIGTERM with %d requests in a "
+	       "shed_wait: %d closed unanswered (EOF); open_wait_closed %llu, linger_shed %llu, "
+	       "5xx %llu, live %llu at the exit; exit %d %llu ms after SIGTERM\n",
+	       lim, SW, eof, closed, shed, s5, live, st, (unsigned long long)dt);
+out:
+	if (l >= 0)
+		close(l);
+	if (k >= 0)
+		close(k);
+	for (int i = 0; i < SW; i++)
+		if (w[i] >= 0)
+			close(w[i]);
+}
+
+/*
+ * A drain (SIGQUIT) while requests wait in a shed_wait (every build;
+ * needs ptrace): shed_setup with SW clients W, then shed_fire with
+ * SIGQUIT: the drain's first step runs while every W waits for L's close.
+ * Once it completes each W is tried again, now in the drain: L's one
+ * descriptor is not the two a file's first open takes, so none is
+ * answered 503 (its client could not try again: the port is closed);
+ * each waits for a descriptor instead (docs/reliability.md, open_waits),
+ * unanswered. Meanwhile serve holds one descriptor fewer than at the
+ * limit (L's; the O_PATH each retry took given back). With @k_leaves, K
+ * then leaves: once two are free the drain's next retry answers every W
+ * 200 with Connection: close and its file's bytes, then EOF, and serve
+ * exits 0 as the last W leaves, well within --drain-timeout 5. Without,
+ * no descriptor comes back: at --drain-timeout 2 every W is closed
+ * unanswered (EOF, no byte: its request was read whole), counted in
+ * open_wait_closed, and serve exits 0. Either way: open_waits SW,
+ * linger_shed 1, no 5xx, no connection live in the exit's line.
+ */
+static void shed_drain(bool k_leaves)
+{
+	const char *name = k_leaves ? "shed drain" : "shed drain deadline";
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
+			       "--header-timeout", "60", "--keepalive-timeout", "60",
+			       "--drain-timeout", k_leaves ? "5" : "2", NULL };
+	int l, w[SW], k, st, ok = 0, other = 0, want = k_leaves ? 200 : 0, fired;
+	unsigned long long closed, s5, s2, shed, live, waits;
+	long lim, base, waiting = -1;
+	bool quiet = false;
+	struct child c = { 0 };
+	uint64_t t0, dt;
+	size_t from;
+
+	if (shed_setup(&c, args, &l, w, SW, &k, &lim, &base))
+		goto out;
+	from = c.len;
+	fired = shed_fire(&c, name, w, SW, SIGQUIT, &t0);
+	if (fired == 1) {
+		(void)child_stop(&c, 5000);
+		goto out;
+	}
+	if (!fired) {
+		quiet = none_readable(w, SW, 300);
+		waiting = fds_reach(c.pid, lim, base - 1);
+	}
+	CHECK(quiet && waiting == base - 1,
+	      "%s: every W %s for 300 ms after the drain began; serve's descriptors below its "
+	      "limit %ld (want %ld: L's closed, the retries' O_PATH given back)",
+	      name, quiet ? "unanswered" : "not unanswered", waiting, base - 1);
+	if (k_leaves) {
+		close(k);
+		k = -1;
+	}
+	for (int i = 0; i < SW; i++) {
+		int o = shed_outcome(w[i], name, i, 5000);
+
+		ok += o == want;
+		other += o != want;
+		close(w[i]);
+		w[i] = -1;
+	}
+	st = child_exit(&c, 8000);
+	dt = now_ms() - t0;
+	closed = stat_sum(c.log + from, "open_wait_closed");
+	waits = stat_sum(c.log + from, "open_waits");
+	s5 = stat_sum(c.log + from, "5xx");
+	s2 = stat_sum(c.log + from, "2xx");
+	shed = stat_sum(c.log + from, "linger_shed");
+	live = stat_sum(c.log + from, "live");
+	CHECK(ok == SW && waits == SW && closed == (k_leaves ? 0 : SW) &&
+		      s2 == (k_leaves ? SW : 0) && s5 == 0 && shed == 1 && live == 0,
+	      "%s: %d of %d W %s, %d otherwise; open_waits %llu, open_wait_closed %llu, 2xx "
+	      "%llu, 5xx %llu, linger_shed %llu, live %llu at the exit",
+	      name, ok, SW, k_leaves ? "200 with Connection: close then EOF" :
+				       "closed unanswered (EOF, no byte)",
+	      other, waits, closed, s2, s5, shed, live);
+	CHECK(st == 0 && (k_leaves ? dt < 4000 : dt >= 1900 && dt < 6000),
+	      "%s: exit status %d %llu ms after SIGQUIT (--drain-timeout %s)", name, st,
+	      (unsigned long long)dt, k_leaves ? "5" : "2");
+	printf("serve emfile: 1 shard, limit %ld (none free), SIGQUIT with %d requests in a "
+	       "shed_wait: unanswered, %ld descriptors (%ld at the limit); %s: %d %s; open_waits "
+	       "%llu, open_wait_closed %llu, linger_shed %llu, 5xx %llu, live %llu at the exit; "
+	       "exit %d %llu ms after SIGQUIT\n",
+	       lim, SW, waiting, base, k_leaves ? "a client left" : "none came back", ok,
+	       k_leaves ? "answered 200" : "closed unanswered at the deadline", waits, closed, shed,
+	       s5, live, st, (unsigned long long)dt);
+out:
+	if (l >= 0)
+		close(l);
+	if (k >= 0)
+		close(k);
+	for (int i = 0; i < SW; i++)
+		if (w[i] >= 0)
+			close(w[i]);
+}
+
+static void test_serve_emfile_shed_drain(void)
+{
+	shed_drain(true);
+}
+
+static void test_serve_emfile_shed_drain_deadline(void)
+{
+	shed_drain(false);
+}
+
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
 static const struct {
 	const char *name;
@@ -2179,6 +2530,9 @@ static const struct {
 	{ "serve_drain_emfile_wait_closed", test_serve_drain_emfile_wait_closed },
 	{ "serve_emfile_linger_shed", test_serve_emfile_linger_shed },
 	{ "serve_emfile_shed_503", test_serve_emfile_shed_503 },
+	{ "serve_emfile_shed_stop", test_serve_emfile_shed_stop },
+	{ "serve_emfile_shed_drain", test_serve_emfile_shed_drain },
+	{ "serve_emfile_shed_drain_deadline", test_serve_emfile_shed_drain_deadline },
 };
 
 int main(int argc, char **argv)
