@@ -562,6 +562,13 @@ int rp_runtime_start(struct rp_runtime *rt)
 
 	if (!rt || rt->started)
 		return -EINVAL;
+	/* a stop before the start (a signal during setup, say) is kept: the
+	 * shards would see it at once and the caller get a stopped runtime
+	 * for a started one */
+	if (atomic_load(&rt->stop)) {
+		eng_set_error("the runtime was stopped before it started");
+		return -ESHUTDOWN;
+	}
 	rt->started = true;
 	for (; started < rt->n; started++) {
 		err = -pthread_create(&rt->shards[started]->thread, NULL, shard_main,

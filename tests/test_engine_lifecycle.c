@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * engine lifecycle: stop with hundreds of ops in flight, bad configs, an init
- * that fails the start, ops refused after stop.
+ * that fails the start, ops refused after stop, a start after a stop refused.
  *
  * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
  * matching tests only.
@@ -304,6 +304,30 @@ static void test_init_error_fails_start(void **state)
 	run_init_error(0, EIO);
 }
 
+/*
+ * A runtime stopped before its start is not started: rp_runtime_start
+ * returns -ESHUTDOWN (it returned 0 and the runtime was stopped: the next
+ * submit -ESHUTDOWN), says why in rp_engine_error(), and again on a second
+ * try; destroy frees it. rp_runtime_shard_cpu of a shard past the last is
+ * -EINVAL, as engine.h says.
+ */
+static void test_start_after_stop(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+
+	(void)state;
+	assert_int_equal(rp_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(rp_runtime_shard_cpu(rt, 1), -EINVAL);
+	assert_int_equal(rp_runtime_shard_cpu(rt, 5), -EINVAL);
+	assert_int_equal(rp_runtime_shard_cpu(NULL, 0), -EINVAL);
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
+	assert_non_null(strstr(rp_engine_error(), "stopped before it started"));
+	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
+	rp_runtime_destroy(rt);
+}
+
 static struct {
 	atomic_int done, on_stop;
 	int fd;
@@ -434,6 +458,7 @@ int main(void)
 		T(test_init_error_fails_start),
 		T(test_ops_after_stop),
 		T(test_shard_write_epipe),
+		T(test_start_after_stop),
 	};
 
 	return ENGINE_TEST_RUN("engine-lifecycle", all);

@@ -204,7 +204,10 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 
 /* rp_runtime_start - start the shard threads and return once every shard
  * ran its init (0) or one failed (its negative errno; the others are
- * stopped and joined; rp_engine_error() says which shard and why). Each
+ * stopped and joined; rp_engine_error() says which shard and why).
+ * -EINVAL: @rt NULL or started before; -ESHUTDOWN: rp_runtime_stop ran
+ * before the start (nothing started; a stopped runtime is never started
+ * again: rp_runtime_destroy it). Each
  * shard thread blocks SIGPIPE: a write or splice on it to a socket whose
  * peer has gone fails with EPIPE instead of killing the process. */
 int rp_runtime_start(struct rp_runtime *rt);
@@ -225,7 +228,8 @@ int rp_runtime_run(struct rp_runtime *rt);
 void rp_runtime_destroy(struct rp_runtime *rt);
 
 unsigned rp_runtime_shards(const struct rp_runtime *rt);
-/* The shard's CPU (-1 when not pinned). */
+/* The shard's CPU (-1 when not pinned), or -EINVAL for @rt NULL or
+ * @shard >= rp_runtime_shards(@rt). */
 int rp_runtime_shard_cpu(const struct rp_runtime *rt, unsigned shard);
 
 /* rp_runtime_stats - a copy of @shard's counters (racy but safe while it runs). */
