@@ -86,9 +86,14 @@ static inline uint64_t load64(const uint8_t *p)
 /* Size of the single-literal-record encoding, the fallback and the bound. */
 size_t rp_delta_bound(size_t len)
 {
+	size_t head;
+
 	if (len == 0)
 		return 1 + 1;
-	return 1 + varint_len(len) + 1 + varint_len(len) + len;
+	head = 1 + varint_len(len) + 1 + varint_len(len);
+	/* saturates: within head bytes of SIZE_MAX the sum would wrap to a
+	 * small number, below @len (no buffer that large exists anyway) */
+	return len > SIZE_MAX - head ? SIZE_MAX : head + len;
 }
 
 /* ---- v1 ---- */

@@ -353,6 +353,34 @@ static void test_unchanged_buffer_is_header_plus_one_record(void **state)
 	free(prev);
 }
 
+/*
+ * rp_delta_bound at the top of size_t: exact (1 + varint + 1 + varint +
+ * len) up to SIZE_MAX, then SIZE_MAX, never below len and never
+ * decreasing. It wrapped before: rp_delta_bound(SIZE_MAX) was 21.
+ */
+static void test_bound_saturates_at_size_max(void **state)
+{
+	size_t v = 1; /* varint bytes of a length near SIZE_MAX */
+	size_t head, prev = 0;
+
+	(void)state;
+	for (size_t x = SIZE_MAX; x >= 0x80; x >>= 7)
+		v++;
+	head = 2 + 2 * v;
+	assert_int_equal(rp_delta_bound(SIZE_MAX), SIZE_MAX);
+	assert_int_equal(rp_delta_bound(SIZE_MAX - head), SIZE_MAX);
+	assert_int_equal(rp_delta_bound(SIZE_MAX - head - 1), SIZE_MAX - 1);
+	/* the top bit alone takes as many varint bytes as SIZE_MAX */
+	assert_int_equal(rp_delta_bound(SIZE_MAX / 2 + 1), SIZE_MAX / 2 + 1 + head);
+	for (size_t k = 3 * head; k != (size_t)-1; k--) {
+		size_t len = SIZE_MAX - k, b = rp_delta_bound(len);
+
+		assert_true(b >= len);
+		assert_true(b >= prev);
+		prev = b;
+	}
+}
+
 /* Every byte changed: one literal record {0, len}, exactly rp_delta_bound(len). */
 static void test_all_changed_is_one_literal_record(void **state)
 {
@@ -1427,6 +1455,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_block_and_bridge_edges),
 		cmocka_unit_test(test_unchanged_buffer_is_header_plus_one_record),
 		cmocka_unit_test(test_all_changed_is_one_literal_record),
+		cmocka_unit_test(test_bound_saturates_at_size_max),
 		cmocka_unit_test(test_encode_with_short_cap_returns_zero),
 		cmocka_unit_test(test_decode_accepts_valid_encodings_from_any_encoder),
 		cmocka_unit_test(test_decode_rejects_malformed_encodings),

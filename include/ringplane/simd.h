@@ -97,7 +97,9 @@ void rp_xor(void *dst, const void *a, const void *b, size_t len);
  */
 
 /* rp_delta_bound - the largest encoding rp_delta_encode() or
- * rp_delta_encode_ver() produces for @len. */
+ * rp_delta_encode_ver() produces for @len: never below @len; SIZE_MAX
+ * where the exact bound would exceed it (within 22 bytes of SIZE_MAX on
+ * 64 bits: no such buffer exists). */
 size_t rp_delta_bound(size_t len);
 
 /*
