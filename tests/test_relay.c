@@ -421,9 +421,9 @@ static void test_prime_splice(void **state)
 /* prime_refused_msg's returns, and the pool's live bytes around the start
  * that found no memory for its primes */
 static struct {
-	int ret[4];
+	int ret[4], ret2;
 	unsigned hogged;
-	uint64_t live_before, live_after;
+	uint64_t live_before, live_after, live_before2, live_after2, allocs2, frees2;
 } P;
 
 static uint64_t pool_live(struct rp_shard *sh)
@@ -446,17 +446,38 @@ static void prime_refused_msg(struct rp_shard *sh, void *arg)
 	struct rp_relay_config null_one = { .prime_len = { 1 } };
 	struct rp_relay_config two = { .prime = { buf, buf },
 				       .prime_len = { RP_RELAY_PRIME_MAX, RP_RELAY_PRIME_MAX } };
-	void *hog[128];
+	void *hog[128], *keep[RP_POOL_NCLASS - 1];
 	unsigned n = 0;
 
 	P.ret[0] = rp_relay_start(sh, s->a, s->b, &over, on_done, s, NULL);
 	P.ret[1] = rp_relay_start(sh, s->a, s->b, &null_max, on_done, s, NULL);
 	P.ret[2] = rp_relay_start(sh, s->a, s->b, &null_one, on_done, s, NULL);
-	/* every 1 MB span of the pool taken but one: the relay, or the first
-	 * prime's copy, may have it; the second copy cannot */
+	/* an object of every class below 1 MB holds a span of that class
+	 * with room, so the relay, its queues and a short prime's copy can be
+	 * had; then every 1 MB span of the pool taken */
+	for (int i = 0; i < RP_POOL_NCLASS - 1; i++)
+		keep[i] = rp_pool_alloc(rp_shard_pool(sh), (size_t)64 << i);
 	while (n < 128 && (hog[n] = rp_pool_alloc(rp_shard_pool(sh), RP_RELAY_PRIME_MAX)))
 		n++;
 	P.hogged = n;
+	/* no span free: a short prime one way may be queued (its copy, the
+	 * queue, its piece) before the other's 1 MB copy fails, and is
+	 * given back */
+	{
+		struct rp_pool_stats a, b;
+		struct rp_relay_config short_big = { .prime = { buf, buf },
+						     .prime_len = { 64, RP_RELAY_PRIME_MAX } };
+
+		rp_pool_stats(rp_shard_pool(sh), &a);
+		P.live_before2 = pool_live(sh);
+		P.ret2 = rp_relay_start(sh, s->a, s->b, &short_big, on_done, s, NULL);
+		P.live_after2 = pool_live(sh);
+		rp_pool_stats(rp_shard_pool(sh), &b);
+		P.allocs2 = b.allocs - a.allocs;
+		P.frees2 = b.frees - a.frees;
+	}
+	/* one span free: the relay, or the first prime's copy, may have it;
+	 * the second copy cannot */
 	if (n)
 		rp_pool_free(hog[--n]);
 	P.live_before = pool_live(sh);
@@ -464,6 +485,8 @@ static void prime_refused_msg(struct rp_shard *sh, void *arg)
 	P.live_after = pool_live(sh);
 	while (n)
 		rp_pool_free(hog[--n]);
+	for (int i = 0; i < RP_POOL_NCLASS - 1; i++)
+		rp_pool_free(keep[i]);
 	atomic_fetch_add(&T.started, 1);
 }
 
@@ -474,7 +497,8 @@ static void prime_refused_msg(struct rp_shard *sh, void *arg)
  * both sockets reset, before) and for NULL with a length (SIZE_MAX was
  * taken); -ENOMEM when the pool has no room for a copy (it started and
  * ended RP_RELAY_END_NOMEM, before), every pool byte the start took given
- * back.
+ * back: also a short prime already queued (its copy, queue and piece)
+ * when the other way's 1 MB copy failed.
  */
 static void test_prime_refused(void **state)
 {
@@ -496,6 +520,14 @@ static void test_prime_refused(void **state)
 	assert_true(P.hogged > 0 && P.hogged < 128);
 	assert_int_equal(P.ret[3], -ENOMEM);
 	assert_int_equal(P.live_after, P.live_before);
+	print_message("# no span free, primes of 64 B and 1 MB: %llu allocs, %llu frees\n",
+		      (unsigned long long)P.allocs2, (unsigned long long)P.frees2);
+	assert_int_equal(P.ret2, -ENOMEM);
+	assert_int_equal(P.live_after2, P.live_before2);
+	/* the relay, the short prime's copy, its queue and piece at least:
+	 * the unwinding of a queued prime ran */
+	assert_true(P.allocs2 >= 4);
+	assert_int_equal(P.allocs2, P.frees2);
 	assert_int_equal(atomic_load(&s->done), 0);
 	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
 	close(s->a);
