@@ -343,8 +343,8 @@ static void bad_range_msg(struct rp_shard *sh, void *arg)
 
 	(void)arg;
 	for (int i = 0; i < 4; i++)
-		range_ret[i] = rp_file_send(sh, T.a, NULL, 0, T.file, r[i][0], r[i][1], NULL, on_done,
-					    NULL);
+		range_ret[i] = rp_file_send(sh, T.a, NULL, 0, T.file, r[i][0], r[i][1], NULL,
+					    on_done, NULL);
 	atomic_store(&range_asked, 1);
 }
 

@@ -542,7 +542,8 @@ static void not_socket_msg(struct rp_shard *sh, void *arg)
 {
 	struct stream *s = arg;
 
-	notsock_ret[0] = rp_relay_start(sh, (int)s->up_len, (int)s->down_len, NULL, on_done, s, NULL);
+	notsock_ret[0] =
+		rp_relay_start(sh, (int)s->up_len, (int)s->down_len, NULL, on_done, s, NULL);
 	notsock_ret[1] = rp_relay_start(sh, s->a, (int)s->down_len, NULL, on_done, s, NULL);
 	notsock_ret[2] = rp_relay_start(sh, (int)s->up_len, s->b, NULL, on_done, s, NULL);
 	notsock_ret[3] = rp_relay_start(sh, s->a, 1000000, NULL, on_done, s, NULL);
