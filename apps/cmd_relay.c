@@ -95,7 +95,8 @@ struct rshard {
 	 * the first socket(2) fails, and can take every free descriptor for
 	 * clients that then all wait with nothing left to free one; closed
 	 * for the wait list's head when its socket fails, so one waiter
-	 * always goes on, and taken again before the accept resumes */
+	 * always goes on, and taken again before the accept resumes (the
+	 * pooled pipes shed first when that dup finds no descriptor) */
 	int spare;
 	bool spare_lent; /* closed for a waiter: taken again before the resume */
 };
@@ -447,6 +448,12 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		bool open = rs->acc.lfd >= 0 && !rs->acc.closed;
 
 		rs->spare = open ? fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0) : -1;
+		/* out of descriptors: the pooled pipes go first, as for an
+		 * upstream socket (else the accept stayed paused until the
+		 * pool's trim gave them back, 1-2 s) */
+		if (rs->spare < 0 && open && (errno == EMFILE || errno == ENFILE) &&
+		    rp_relay_shard_shed_pipes(sh))
+			rs->spare = fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0);
 		rs->spare_lent = open && rs->spare < 0;
 	}
 	if (rs->wait_head || rs->spare_lent)
