@@ -33,8 +33,10 @@
  * relayed as soon as a burst's pipes go back to the pool (the wait
  * timer's retry sheds them), and clients queued on the listener at
  * SIGQUIT, which the drain's accept could not take in, are relayed as
- * soon as the pipes are pooled (the drain's next pass sheds them); both
- * well before the pool's trim could have freed them.
+ * soon as the pipes are pooled (the drain's next pass sheds them); and
+ * clients queued while the shard's reserve is out are taken in as soon
+ * as the pipes are pooled (the reserve's retake sheds them); all well
+ * before the pool's trim could have freed them.
  * Then serve under a limit, with more clients than descriptors that each
  * stay lingering after their answer: what lingers is ended while the
  * accept is down, and every client is answered.
@@ -1944,6 +1946,92 @@ out:
 	       BURST_FAST_MS, (unsigned long long)worst, shed, shed0, retries, reset);
 }
 
+/*
+ * The reserve taken again (cmd_relay.c on_wtimer: once the wait list is
+ * empty the shard's reserve, lent to its head, is dup'ed back before the
+ * accept resumes). The relay full as proxy_full leaves it; one silent
+ * client sends its header and a tag: its upstream socket fails, it waits
+ * and goes on through the reserve (a snapshot: upstream_waits 1, waiting
+ * 0), the table full again, so the reserve cannot be taken back and the
+ * accept stays paused; N new clients dial and send their headers and a
+ * tag, queued on the listener. Then the burst reads its streams back and
+ * stays open: its pipes go to the pool. Each new client must be relayed
+ * within BURST_FAST_MS of the read-back's start, shed counted after the
+ * snapshot, no connect_timeouts: the reserve's dup meets EMFILE with
+ * pipes pooled and sheds them. Without it the accept stayed paused until
+ * the pool's trim.
+ */
+static void relay_spare_shed(const char *up)
+{
+	enum { LIMIT = 64, N = 2 };
+	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+			       "1", "--mode", "splice", "--accept-proxy", "--connect-timeout",
+			       "20000", NULL };
+	int fds[MAX_HELD], n = 0, nf[N], rc, fast = 0;
+	char msg[1][8] = { "s00\n" }, nmsg[N][8];
+	uint64_t t_fill = 0, t_d0 = 0, t_d1 = 0, wat[N], worst = 0, at0 = 0;
+	unsigned long long waiting = 9, waits0 = 0, shed0 = 0, shed, waits, timeouts, failed;
+	long held, snap;
+	int st0 = -1, nn = 0;
+	struct burst b;
+	struct child s;
+
+	if (proxy_full(&s, args, LIMIT, &b, &held, fds, &n, &t_fill))
+		return;
+	CHECK(send_hdr_tag(fds[0], 0, msg[0]), "spare shed: send: %s", strerror(errno));
+	await_all(fds, msg, 1, now_ms() + 1500, false, &st0, &at0);
+	CHECK(st0 == 1, "spare shed: the first client not relayed through the reserve");
+	snap = relay_snap(&s);
+	if (snap >= 0) {
+		waiting = shard_stat(s.log + snap, 0, "waiting");
+		waits0 = shard_stat(s.log + snap, 0, "upstream_waits");
+		shed0 = shard_stat(s.log + snap, 0, "shed");
+	}
+	CHECK(snap >= 0 && waiting == 0 && waits0 == 1, "spare shed: before the burst's "
+	      "read-back: waiting %llu, upstream_waits %llu (want 0, 1)", waiting, waits0);
+	for (; nn < N; nn++) {
+		snprintf(nmsg[nn], sizeof(nmsg[nn]), "n%02d\n", nn);
+		nf[nn] = dial(s.port);
+		if (nf[nn] < 0 || !send_hdr_tag(nf[nn], 50 + nn, nmsg[nn])) {
+			CHECK(0, "spare shed: new client %d: %s", nn, strerror(errno));
+			if (nf[nn] >= 0)
+				close(nf[nn]);
+			break;
+		}
+	}
+	if (nn == N) {
+		t_d0 = now_ms();
+		rc = burst_drain(&b, 5000, nf, N, wat);
+		t_d1 = now_ms();
+		CHECK(rc == 0 && b.bad == 0, "spare shed: the burst read back %s, %ld bytes changed",
+		      rc ? "not whole" : "whole", b.bad);
+		fast = relayed_fast("spare shed", nf, nmsg, N, wat, t_d0, &worst);
+		CHECK(now_ms() < t_fill + 4500, "spare shed: %llu ms from the first silent client "
+		      "to the check (want < 4.5 s: their 5 s header timeouts free descriptors)",
+		      (unsigned long long)(now_ms() - t_fill));
+	}
+	for (int i = 0; i < nn; i++)
+		close(nf[i]);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	burst_close(&b);
+	rc = child_stop(&s, 5000);
+	CHECK(rc == 0, "spare shed: exit status %d", rc);
+	shed = shard_stat(s.log, 0, "shed");
+	waits = shard_stat(s.log, 0, "upstream_waits");
+	timeouts = shard_stat(s.log, 0, "connect_timeouts");
+	failed = shard_stat(s.log, 0, "connect_failed");
+	CHECK(shed > shed0 && timeouts == 0 && failed == 0, "spare shed: shed %llu (%llu before "
+	      "the read-back), connect_timeouts %llu, connect_failed %llu (want more, 0, 0)", shed,
+	      shed0, timeouts, failed);
+	printf("relay spare shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
+	       "clients filled the table; one waited and went on through the reserve; the burst "
+	       "read back in %llu ms; %d of %d new clients queued meanwhile relayed within %d ms "
+	       "of its start (slowest %llu ms); shed %llu (%llu before), upstream_waits %llu, "
+	       "connect_timeouts %llu\n", LIMIT, BURST_K, held, n, (unsigned long long)(t_d1 - t_d0),
+	       fast, N, BURST_FAST_MS, (unsigned long long)worst, shed, shed0, waits, timeouts);
+}
+
 int main(int argc, char **argv)
 {
 	char up[64], root[64], small[16], path[128];
@@ -1981,6 +2069,7 @@ int main(int argc, char **argv)
 	relay_pipe_shed(up);
 	relay_wait_shed(up);
 	relay_drain_shed(up);
+	relay_spare_shed(up);
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	if (make_root(root, sizeof(root), "accept", small, sizeof(small))) {
 		CHECK(0, "root: %s", strerror(errno));
