@@ -39,6 +39,10 @@ struct rp_file_cache {
 	struct rp_file_cache_stats st;
 	/* entries evicted while referenced wait here for their last put */
 	struct rp_file_entry *zombies;
+	/* after rp_file_cache_destroy: the entries still held, each closed at
+	 * its last put; the last of them frees what is left of the cache */
+	bool destroyed;
+	unsigned orphans;
 };
 
 /* The clock is net_now_ns (clock.h), the precise one:
@@ -83,6 +87,7 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
 	}
 	for (unsigned i = 0; i < max_entries; i++) {
 		c->entries[i].fd = -1;
+		c->entries[i].cache = c;
 		c->entries[i].hnext = c->free;
 		c->free = &c->entries[i];
 	}
@@ -327,12 +332,30 @@ found:
 	return 0;
 }
 
+/* The last put of an entry held through rp_file_cache_destroy: its file
+ * closes now, and the last such put frees the cache's memory. */
+static void orphan_free(struct rp_file_cache *c, struct rp_file_entry *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	e->fd = -1;
+	if (--c->orphans == 0) {
+		free(c->entries);
+		free(c);
+	}
+}
+
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
 {
+	(void)c; /* the entry knows its cache, which may be destroyed already */
 	if (!e || !e->refs)
 		return;
-	if (--e->refs == 0 && e->dead)
-		zombie_free(c, e);
+	if (--e->refs == 0 && e->dead) {
+		if (e->cache->destroyed)
+			orphan_free(e->cache, e);
+		else
+			zombie_free(e->cache, e);
+	}
 }
 
 unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max)
@@ -367,14 +390,40 @@ int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd)
 	return 0;
 }
 
+/*
+ * Every entry nobody holds is closed now. One still held (a response in
+ * flight) keeps its file open and its memory until its last put, which
+ * closes it (orphan_free): closing it here would hand its descriptor's
+ * number to the next open, another file's bytes under that response, and
+ * free the entry under the put the header allows. So the entries' array
+ * and the struct itself outlive this call while any is held; the last put
+ * frees them. A get's or put's fast path pays nothing for it: the put
+ * looks at the cache only for an entry marked dead.
+ */
 void rp_file_cache_destroy(struct rp_file_cache *c)
 {
+	unsigned held = 0;
+
 	if (!c)
 		return;
-	for (unsigned i = 0; i < c->cap; i++)
-		if (c->entries[i].fd >= 0)
-			close(c->entries[i].fd);
+	for (unsigned i = 0; i < c->cap; i++) {
+		struct rp_file_entry *e = &c->entries[i];
+
+		if (e->refs) {
+			e->dead = true;
+			held++;
+		} else if (e->fd >= 0) {
+			close(e->fd);
+			e->fd = -1;
+		}
+	}
 	free(c->buckets);
+	c->buckets = NULL;
+	if (held) {
+		c->destroyed = true;
+		c->orphans = held;
+		return;
+	}
 	free(c->entries);
 	free(c);
 }

@@ -13,7 +13,11 @@
  * descriptors (RLIMIT_NOFILE lowered to the lowest free one), a get closes
  * the least recently used entries nobody holds, a batch at a time, and
  * opens its file; with every entry held it fails with -EMFILE and closes
- * nothing; rp_file_cache_shed closes the oldest unheld ones only.
+ * nothing; rp_file_cache_shed closes the oldest unheld ones only. A
+ * destroy closes what nobody holds and leaves a held entry open, its
+ * descriptor not reused, until its put (passed the destroyed cache or
+ * NULL), which closes it and, the last one, frees the rest (LeakSanitizer
+ * in the ASan build).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -493,6 +497,85 @@ static void test_fifo_and_device_refused_at_once(void **state)
 	rp_file_cache_destroy(c);
 }
 
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Destroyed while a response holds an entry: the held file stays open and
+ * unchanged until its put, which closes it; what nobody held is closed at
+ * once. The old destroy closed the held descriptor (the next open took its
+ * number: another file's bytes under the response) and freed the entry
+ * under the put (heap-use-after-free under ASan). */
+static void test_destroy_leaves_held_entries_until_put(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 8, 0);
+	struct rp_file_entry *held, *free_e;
+	struct stat before, now;
+	int held_fd, free_fd, other;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &held), 0);
+	assert_int_equal(rp_file_cache_get(c, "sub/b.txt", 9, &free_e), 0);
+	held_fd = held->fd;
+	free_fd = free_e->fd;
+	rp_file_cache_put(c, free_e);
+	assert_int_equal(fstat(held_fd, &before), 0);
+	rp_file_cache_destroy(c);
+	assert_false(fd_open(free_fd)); /* nobody held it: closed now */
+	assert_true(fd_open(held_fd));
+	assert_int_equal(held->fd, held_fd);
+	/* the next open does not get the held descriptor's number */
+	other = openat(rootfd, "sub/b.txt", O_RDONLY | O_CLOEXEC);
+	assert_true(other >= 0);
+	assert_int_not_equal(other, held_fd);
+	assert_int_equal(fstat(held_fd, &now), 0);
+	assert_int_equal(now.st_ino, before.st_ino);
+	read_entry(held, buf, sizeof(buf));
+	assert_string_equal(buf, "version 1");
+	assert_int_equal(held->st.st_size, 9);
+	close(other);
+	rp_file_cache_put(c, held); /* the destroyed cache, as the header allows */
+	assert_false(fd_open(held_fd));
+}
+
+/* Several held through a destroy, one twice and one already evicted while
+ * held (set_root): each closes at its own last put, the puts passing NULL
+ * for the cache; the last frees the cache (LeakSanitizer checks it). */
+static void test_destroy_with_several_held(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 3, 0);
+	struct rp_file_entry *a, *a2, *b, *z;
+	int afd, bfd, zfd;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &z), 0);
+	zfd = z->fd;
+	assert_int_equal(rp_file_cache_set_root(c, rootfd), 0); /* z: held, dropped */
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &a), 0);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &a2), 0);
+	assert_ptr_equal(a, a2);
+	assert_int_equal(rp_file_cache_get(c, "inside", 6, &b), 0);
+	afd = a->fd;
+	bfd = b->fd;
+	assert_int_not_equal(afd, zfd);
+	rp_file_cache_destroy(c);
+	assert_true(fd_open(afd) && fd_open(bfd) && fd_open(zfd));
+	rp_file_cache_put(NULL, a);
+	assert_true(fd_open(afd)); /* a2 still holds it */
+	rp_file_cache_put(NULL, z);
+	assert_false(fd_open(zfd));
+	read_entry(b, buf, sizeof(buf));
+	assert_string_equal(buf, "bee");
+	rp_file_cache_put(NULL, a2);
+	assert_false(fd_open(afd));
+	assert_true(fd_open(bfd));
+	rp_file_cache_put(NULL, b); /* the last: frees the cache */
+	assert_false(fd_open(bfd));
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -504,6 +587,8 @@ int main(void)
 		cmocka_unit_test(test_nothing_outside_the_root),
 		cmocka_unit_test(test_fifo_and_device_refused_at_once),
 		cmocka_unit_test(test_set_root),
+		cmocka_unit_test(test_destroy_leaves_held_entries_until_put),
+		cmocka_unit_test(test_destroy_with_several_held),
 	};
 
 	return cmocka_run_group_tests_name("filecache", all, setup, teardown);

@@ -68,8 +68,9 @@ struct rp_file_entry {
 	unsigned refs;
 	uint64_t checked_ns;
 	struct rp_file_entry *lru_prev, *lru_next, *hnext;
+	struct rp_file_cache *cache; /* its own: a put past the destroy needs no @c */
 	uint32_t hash;
-	bool dead; /* evicted or replaced: closed at the last put */
+	bool dead; /* evicted, replaced or its cache destroyed: closed at the last put */
 	uint16_t len;
 	char path[RP_FILE_CACHE_PATH_MAX];
 };
@@ -102,7 +103,16 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
  */
 int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd);
 
-/* Close every file (entries still referenced are closed at their put). */
+/*
+ * rp_file_cache_destroy - close every file nobody holds and free the
+ * cache. An entry still referenced stays open and valid (its fd, its st)
+ * until its rp_file_cache_put, which closes it; the last such put frees
+ * what the cache still used. So a response in flight keeps reading its
+ * own file, and its descriptor's number is not reused under it. A put
+ * after the destroy may pass the destroyed @c or NULL (an entry knows its
+ * cache; @c is not read) and runs on the thread that owned the cache;
+ * nothing else may be called on @c after its destroy.
+ */
 void rp_file_cache_destroy(struct rp_file_cache *c);
 
 /*
@@ -115,7 +125,8 @@ void rp_file_cache_destroy(struct rp_file_cache *c);
 int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 		      struct rp_file_entry **out);
 
-/* rp_file_cache_put - give back a reference from rp_file_cache_get. */
+/* rp_file_cache_put - give back a reference from rp_file_cache_get (also
+ * after rp_file_cache_destroy, which leaves held entries open until then). */
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e);
 
 /*
