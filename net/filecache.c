@@ -248,16 +248,26 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 	struct stat st;
 	int fd;
 
+	if (!c)
+		return -EINVAL;
+	if (!path || !out) {
+		c->st.refused++; /* bad arguments: refused, and counted */
+		return -EINVAL;
+	}
 	while (len && *path == '/') {
 		path++;
 		len--;
 	}
 	if (!len)
 		path = ".", len = 1; /* the root itself: a directory, refused below */
-	if (len >= RP_FILE_CACHE_PATH_MAX)
+	if (len >= RP_FILE_CACHE_PATH_MAX) {
+		c->st.refused++;
 		return -ENAMETOOLONG;
-	if (memchr(path, 0, len))
+	}
+	if (memchr(path, 0, len)) {
+		c->st.refused++;
 		return -EINVAL;
+	}
 	h = hash_path(path, len);
 	now = net_now_ns();
 	for (e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext)

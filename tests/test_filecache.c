@@ -17,7 +17,8 @@
  * destroy closes what nobody holds and leaves a held entry open, its
  * descriptor not reused, until its put (passed the destroyed cache or
  * NULL), which closes it and, the last one, frees the rest (LeakSanitizer
- * in the ASan build).
+ * in the ASan build). A NULL path, out or cache, a NUL byte in the path
+ * and a path too long are refused (-EINVAL, -ENAMETOOLONG) and counted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -576,6 +577,38 @@ static void test_destroy_with_several_held(void **state)
 	assert_false(fd_open(bfd));
 }
 
+/* Bad arguments get -EINVAL (or -ENAMETOOLONG), *out untouched, counted in
+ * refused, and the cache goes on working. The old get read a NULL path
+ * (UBSan: null load, then SIGSEGV). */
+static void test_bad_arguments_refused(void **state)
+{
+	struct rp_file_cache *c = rp_file_cache_create(rootfd, 4, 0);
+	static struct rp_file_entry untouched;
+	struct rp_file_entry *e = &untouched;
+	struct rp_file_cache_stats st;
+	static char longpath[RP_FILE_CACHE_PATH_MAX + 8];
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(rp_file_cache_get(c, NULL, 0, &e), -EINVAL);
+	assert_int_equal(rp_file_cache_get(c, NULL, 5, &e), -EINVAL);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, NULL), -EINVAL);
+	assert_int_equal(rp_file_cache_get(NULL, "a.txt", 5, &e), -EINVAL);
+	assert_int_equal(rp_file_cache_get(c, "a.t\0xt", 6, &e), -EINVAL);
+	memset(longpath, 'x', sizeof(longpath) - 1);
+	assert_int_equal(rp_file_cache_get(c, longpath, sizeof(longpath) - 1, &e), -ENAMETOOLONG);
+	assert_ptr_equal(e, &untouched);
+	rp_file_cache_stats(c, &st);
+	assert_int_equal(st.refused, 5); /* the NULL cache has nowhere to count */
+	assert_int_equal(st.misses + st.hits, 0);
+	assert_int_equal(st.open_fds, 0);
+	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &e), 0);
+	read_entry(e, buf, sizeof(buf));
+	assert_string_equal(buf, "version 1");
+	rp_file_cache_put(c, e);
+	rp_file_cache_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -589,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_set_root),
 		cmocka_unit_test(test_destroy_leaves_held_entries_until_put),
 		cmocka_unit_test(test_destroy_with_several_held),
+		cmocka_unit_test(test_bad_arguments_refused),
 	};
 
 	return cmocka_run_group_tests_name("filecache", all, setup, teardown);

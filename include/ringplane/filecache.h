@@ -76,7 +76,10 @@ struct rp_file_entry {
 };
 
 struct rp_file_cache_stats {
-	uint64_t hits, misses, revalidations, reopened, evicted, refused;
+	uint64_t hits, misses, revalidations, reopened, evicted;
+	/* gets that failed: an open refused (-ENOENT, -EACCES, -EXDEV...), a
+	 * path too long or with a NUL byte, a NULL @path or @out */
+	uint64_t refused;
 	/* entries closed to give their descriptor back: a get's open out of
 	 * descriptors (EMFILE, ENFILE), or rp_file_cache_shed */
 	uint64_t shed;
@@ -120,7 +123,9 @@ void rp_file_cache_destroy(struct rp_file_cache *c);
  * bytes, no NUL needed; a leading '/' is skipped). Returns 0 and *@out with
  * a reference, or -ENOENT, -EACCES (not a regular file, or no permission),
  * -EXDEV (the path leads outside the root), -ENAMETOOLONG, -EMFILE... as
- * openat2 reports them, -EBUSY (every entry is held).
+ * openat2 reports them, -EBUSY (every entry is held), -EINVAL (a NUL byte
+ * in the path; a NULL @c, @path or @out, *@out untouched). Every failure
+ * but -EBUSY and a NULL @c is counted in refused.
  */
 int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 		      struct rp_file_entry **out);
