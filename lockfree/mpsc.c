@@ -63,9 +63,16 @@ void rp_mpsc_destroy(struct rp_mpsc *q)
 
 bool rp_mpsc_push(struct rp_mpsc *q, void *item)
 {
-	uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	uint64_t t;
 	struct mpsc_slot *s;
 
+	/* pop's NULL means "nothing": a NULL item would be a published slot
+	 * that empty() calls an item and pop() calls nothing */
+	if (!item) {
+		errno = EINVAL;
+		return false;
+	}
+	t = atomic_load_explicit(&q->tail, memory_order_relaxed);
 	for (;;) {
 		int64_t diff;
 
@@ -78,6 +85,7 @@ bool rp_mpsc_push(struct rp_mpsc *q, void *item)
 								  memory_order_relaxed))
 				break;
 		} else if (diff < 0) {
+			errno = EAGAIN;
 			return false; /* the slot still holds the item of t - capacity */
 		} else {
 			t = atomic_load_explicit(&q->tail, memory_order_relaxed);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rp_mpsc: full/empty edges, and 4 producer threads whose items must each
- * arrive exactly once and in per-producer order. Built again under TSan.
+ * rp_mpsc: full/empty edges, a NULL item refused, and 4 producer threads
+ * whose items must each arrive exactly once and in per-producer order.
+ * Built again under TSan.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -51,7 +52,9 @@ static void test_full_and_empty(void **state)
 	for (uintptr_t lap = 0; lap < 10; lap++) {
 		for (uintptr_t i = 1; i <= 4; i++)
 			assert_true(rp_mpsc_push(q, (void *)(lap * 4 + i)));
+		errno = 0;
 		assert_false(rp_mpsc_push(q, (void *)99));
+		assert_int_equal(errno, EAGAIN);
 		for (uintptr_t i = 1; i <= 4; i++)
 			assert_ptr_equal(rp_mpsc_pop(q), (void *)(lap * 4 + i));
 		assert_null(rp_mpsc_pop(q));
@@ -134,10 +137,42 @@ static void test_four_producers_per_producer_order(void **state)
 	rp_mpsc_destroy(q);
 }
 
+/* A NULL item is refused (EINVAL), empty or full: empty() stays true and
+ * pop() NULL, never an "item" that pops as nothing. The old push took it:
+ * empty() false, pop() NULL. */
+static void test_null_item_refused(void **state)
+{
+	struct rp_mpsc *q = rp_mpsc_create(2);
+
+	(void)state;
+	assert_non_null(q);
+	errno = 0;
+	assert_false(rp_mpsc_push(q, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_true(rp_mpsc_empty(q));
+	assert_null(rp_mpsc_pop(q));
+	/* the queue is as it was: both slots usable, in order */
+	assert_true(rp_mpsc_push(q, (void *)1));
+	errno = 0;
+	assert_false(rp_mpsc_push(q, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_true(rp_mpsc_push(q, (void *)2));
+	errno = 0;
+	assert_false(rp_mpsc_push(q, NULL)); /* full, and NULL: still EINVAL */
+	assert_int_equal(errno, EINVAL);
+	assert_false(rp_mpsc_empty(q));
+	assert_ptr_equal(rp_mpsc_pop(q), (void *)1);
+	assert_ptr_equal(rp_mpsc_pop(q), (void *)2);
+	assert_true(rp_mpsc_empty(q));
+	assert_null(rp_mpsc_pop(q));
+	rp_mpsc_destroy(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_and_empty),
+		cmocka_unit_test(test_null_item_refused),
 		cmocka_unit_test(test_four_producers_per_producer_order),
 	};
 

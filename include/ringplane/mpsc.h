@@ -34,7 +34,12 @@ struct rp_mpsc;
 struct rp_mpsc *rp_mpsc_create(uint32_t capacity);
 /* NULL is a no-op; queued items are not touched. */
 void rp_mpsc_destroy(struct rp_mpsc *q);
-/* Any thread: enqueue @item (non-NULL). false when full (nothing enqueued). */
+/*
+ * Any thread: enqueue @item. false when nothing was enqueued: errno =
+ * EAGAIN when full; EINVAL when @item is NULL (refused: pop's NULL means
+ * "nothing", so a NULL item would leave empty() false while pop() says
+ * nothing; retrying it never succeeds).
+ */
 bool rp_mpsc_push(struct rp_mpsc *q, void *item);
 /* The one consumer thread: the oldest published item, or NULL. */
 void *rp_mpsc_pop(struct rp_mpsc *q);
