@@ -69,6 +69,8 @@ enum {
 				SQE; the loop sends it on its next turn */
 	OPF_TIMER_ARMED = 1u << 9, /* a reserved timer whose CQE is due */
 	OPF_TIMER_FREE = 1u << 10, /* ... that rp_timer_free gave up: freed at its end */
+	OPF_ZC_SENT = 1u << 11, /* send_zc: its result sent bytes (res > 0): the
+				   notification is counted (zc_sends, zc_copied) */
 };
 
 struct rp_op {

@@ -39,11 +39,18 @@ void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32
 	struct rp_cqe c = { .res = res };
 
 	if (cflags & IORING_CQE_F_NOTIF) {
-		STAT_INC(sh, zc_sends);
+		/* the kernel notifies a failed or 0-byte send too (flagged
+		 * copied, or not: EFAULT), when nothing went either way: only
+		 * a send that sent bytes is counted */
+		bool sent = op->flags & OPF_ZC_SENT;
+
+		if (sent)
+			STAT_INC(sh, zc_sends);
 		c.flags = RP_CQE_NOTIF;
 		if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED) {
 			c.flags |= RP_CQE_ZC_COPIED;
-			STAT_INC(sh, zc_copied);
+			if (sent)
+				STAT_INC(sh, zc_copied);
 		}
 		c.res = 0;
 		eng_op_finish(sh, op, &c);
@@ -51,6 +58,8 @@ void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32
 	}
 	if (cflags & IORING_CQE_F_MORE) {
 		op->flags |= OPF_RESULT_SEEN; /* only the notification is due */
+		if (res > 0)
+			op->flags |= OPF_ZC_SENT;
 		eng_count_err(sh, res);
 		c.flags = RP_CQE_MORE;
 		eng_deliver(sh, op, &c);

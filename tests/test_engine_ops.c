@@ -3,8 +3,9 @@
  * engine ops: every op kind on real fds (files from mkstemp, pipes, loopback TCP,
  * socketpair): nop and timeout, read/write and the vectored and fixed-buffer
  * forms, multishot accept and connect, send/recv/sendmsg, multishot recv,
- * send_zc, splice, linked timeouts, polls for writable, reserved timers
- * (rp_timer_*) with the pool empty.
+ * send_zc (its counters count only sends that went out), splice, linked
+ * timeouts, polls for writable, reserved timers (rp_timer_*) with the pool
+ * empty.
  *
  * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
  * matching tests only.
@@ -709,6 +710,126 @@ out:
 	close(tzc.s);
 }
 
+/*
+ * send_zc's counters count only sends that went out. Five sends in turn,
+ * each started at the previous one's last callback: 64 KB over loopback,
+ * then 0 bytes, a descriptor not open (EBADF), a regular file (ENOTSOCK),
+ * a NULL buffer (EFAULT). The kernel notifies the failed and 0-byte ones
+ * too (flagged copied, or not for EFAULT); the old engine counted every
+ * notification: zc_sends 5, zc_copied 4, so the EFAULT one passed for a
+ * zero-copy send. Now zc_sends is 1 and zc_copied 1 (loopback copies)
+ * where the kernel reports copies; the failures are in err_other.
+ */
+#define ZF_SENDS 5
+#define ZF_BADFD 9999
+
+static struct {
+	atomic_int done;
+	int c, s, file;
+	uint8_t buf[ZC_LEN];
+	int res[ZF_SENDS], cqes[ZF_SENDS];
+	bool notified[ZF_SENDS];
+} tzf;
+
+static void zf_next(struct rp_shard *sh, int k);
+
+static void zf_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int k = (int)(uintptr_t)arg;
+
+	tzf.cqes[k]++;
+	if (c->flags & RP_CQE_NOTIF)
+		tzf.notified[k] = true;
+	else
+		tzf.res[k] = c->res;
+	if (!(c->flags & RP_CQE_MORE))
+		zf_next(sh, k + 1);
+}
+
+static void zf_next(struct rp_shard *sh, int k)
+{
+	static const struct {
+		int which; /* 0: the socket, 1: a closed fd, 2: the file */
+		bool null_buf;
+		unsigned len;
+	} sends[ZF_SENDS] = { { 0, false, ZC_LEN }, { 0, false, 0 }, { 1, false, 10 },
+			      { 2, false, 10 }, { 0, true, 10 } };
+	int fd;
+
+	if (k == ZF_SENDS) {
+		atomic_store(&tzf.done, 1);
+		return;
+	}
+	fd = sends[k].which == 0 ? tzf.c : sends[k].which == 1 ? ZF_BADFD : tzf.file;
+	if (!rp_send_zc(sh, fd, sends[k].null_buf ? NULL : tzf.buf, sends[k].len, MSG_NOSIGNAL,
+			zf_cb, (void *)(uintptr_t)k)) {
+		CHECK(!"rp_send_zc refused");
+		atomic_store(&tzf.done, 1);
+	}
+}
+
+static int zf_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	zf_next(sh, 0);
+	return 0;
+}
+
+static void test_send_zc_counts_only_sends_that_went_out(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok, have_zc, report;
+	int bufsz = 4 << 20;
+
+	(void)state;
+	memset(&tzf, 0, sizeof(tzf));
+	fill_pattern(tzf.buf, ZC_LEN, 7);
+	tcp_pair(&tzf.c, &tzf.s);
+	(void)setsockopt(tzf.c, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	(void)setsockopt(tzf.s, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	tzf.file = tmp_file();
+	assert_true(fcntl(ZF_BADFD, F_GETFD) < 0 && errno == EBADF);
+	cfg.init = zf_init;
+	rt = rt_start(&cfg);
+	have_zc = has_feature(rt, "send_zc=yes");
+	report = has_feature(rt, "zc_report_usage=yes");
+	ok = wait_for(&tzf.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	assert_true(ok);
+	printf("# results %d %d %d %d %d, notified %d%d%d%d%d; zc_sends %llu zc_copied %llu "
+	       "err_other %llu\n",
+	       tzf.res[0], tzf.res[1], tzf.res[2], tzf.res[3], tzf.res[4], tzf.notified[0],
+	       tzf.notified[1], tzf.notified[2], tzf.notified[3], tzf.notified[4],
+	       (unsigned long long)st.zc_sends, (unsigned long long)st.zc_copied,
+	       (unsigned long long)st.err_other);
+	assert_true(tzf.res[0] > 0); /* short under RP_FAULTS=short */
+	assert_int_equal(tzf.res[1], 0);
+	assert_int_equal(tzf.res[2], -EBADF);
+	assert_int_equal(tzf.res[3], -ENOTSOCK);
+	assert_int_equal(tzf.res[4], -EFAULT);
+	assert_int_equal(st.err_other, 3);
+	if (!have_zc) {
+		printf("# skip: no IORING_OP_SEND_ZC here: plain sends, nothing to count\n");
+		assert_int_equal(st.zc_sends, 0);
+		goto out;
+	}
+	assert_true(tzf.notified[0]);
+	assert_int_equal(st.zc_sends, 1);
+	if (report) /* loopback always copies */
+		assert_int_equal(st.zc_copied, 1);
+	else
+		assert_int_equal(st.zc_copied, 0);
+out:
+	close(tzf.c);
+	close(tzf.s);
+	close(tzf.file);
+}
+
 /* ======================================================================
  * splice: pipe -> file, socket -> pipe
  * ====================================================================== */
@@ -1370,6 +1491,7 @@ int main(void)
 		T(test_send_recv_sendmsg),
 		T(test_recv_multishot),
 		T(test_send_zc),
+		T(test_send_zc_counts_only_sends_that_went_out),
 		T(test_splice),
 		T(test_link_timeout),
 		T(test_link_next),

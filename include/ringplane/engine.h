@@ -158,8 +158,15 @@ struct rp_shard_stats {
 	uint64_t err_emfile;	 /* -EMFILE, -ENFILE */
 	uint64_t err_timeout;	 /* -ETIME from timeouts that expired */
 	uint64_t err_other;	 /* every other negative result */
-	uint64_t zc_sends;	 /* send_zc notifications */
-	uint64_t zc_copied;	 /* ... of which the kernel copied (not zero-copy) */
+	/* send_zc ops whose send went out (result > 0), counted at their
+	 * notification; a failed send (counted in err_*) or a 0-byte one is
+	 * not counted, though the kernel notifies it too */
+	uint64_t zc_sends;
+	/* ... of which the kernel copied the payload (RP_CQE_ZC_COPIED): not
+	 * zero-copy. zc_sends - zc_copied went zero-copy where the kernel
+	 * reports copies (IORING_SEND_ZC_REPORT_USAGE, rp_engine_features
+	 * "zc_report_usage=yes"); without that, zc_copied stays 0 */
+	uint64_t zc_copied;
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
 	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
 				    a multishot re-arm waits for the loop's next turn */
@@ -330,8 +337,11 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
  * Zero-copy send: the callback runs for the result (res = bytes or -errno,
  * with RP_CQE_MORE when a notification follows) and then for the
  * notification (RP_CQE_NOTIF, plus RP_CQE_ZC_COPIED when the kernel copied
- * the payload). @buf may be reused only after the notification. Where the
- * kernel has no SEND_ZC, a plain send is made and the callback runs once.
+ * the payload). @buf may be reused only after the notification. A failed
+ * or 0-byte send may be notified too; its RP_CQE_ZC_COPIED, set or not,
+ * says nothing (nothing was sent), and the shard's zc_sends and zc_copied
+ * do not count it. Where the kernel has no SEND_ZC, a plain send is made
+ * and the callback runs once.
  */
 struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
 			 rp_cb cb, void *arg);
