@@ -690,7 +690,11 @@ static int admit(struct rp_outq *q, size_t len, size_t max)
 		return -ESHUTDOWN;
 	if (q->err)
 		return q->err;
-	if (q->queued + len > q->max_bytes) {
+	/* The bound is on backlog, not on one message's size: an empty queue
+	 * takes any one push (up to RP_OUTQ_LEN_MAX). Refusing it with
+	 * -ENOBUFS left the caller waiting for an on_writable that could
+	 * never come (an empty queue never drains to half the bound). */
+	if (q->queued && q->queued + len > q->max_bytes) {
 		q->want_writable = true;
 		ADD(q, refused, 1);
 		return -ENOBUFS;

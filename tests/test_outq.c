@@ -14,6 +14,8 @@
  * one IORING_OP_SEND); the bound (a
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains;
  * again on an O_NONBLOCK socket, where a full socket must be waited for);
+ * one message bigger than the bound into an empty queue (taken, not
+ * refused: the bound is on backlog);
  * a peer reset (on_error once, every buffer released exactly once); release
  * callbacks that push, flush and finally close the queue from inside its
  * completion (the stream stays whole and in order).
@@ -766,6 +768,135 @@ static void test_bound_nonblock(void **state)
 	bound_once(true);
 }
 
+/* ---- one message bigger than the bound, into an empty queue ---- */
+
+#define BIG_LEN (((size_t)4 << 20) + 1) /* the default bound, plus one */
+#define BIG_SMALL 1024
+#define BIG_COPY 2000 /* copied into a queue whose bound is 1000 */
+
+static struct {
+	struct rp_outq *q;
+	int fd;
+	uint8_t *big, small[BIG_SMALL], copy[BIG_COPY];
+	int ret_big, ret_small, ret_small_again, ret_copy, ret_copy_more;
+	atomic_int writable, released, done;
+} BG;
+
+static void bg_copy_phase(struct rp_shard *sh);
+
+/* Both pushes sent (in order: the small one is the second): on to the
+ * copy, from inside the release (which may close the queue). */
+static void bg_release(void *arg, const void *buf, size_t len)
+{
+	(void)arg;
+	CHECK(buf == BG.big || buf == BG.small);
+	CHECK(len == BIG_LEN || len == BIG_SMALL);
+	if (atomic_fetch_add(&BG.released, 1) == 1) {
+		CHECK(buf == BG.small);
+		CHECK_EQ(rp_outq_pending(BG.q), 0);
+		bg_copy_phase(rp_shard_self());
+	}
+}
+
+static void bg_copy_writable(struct rp_outq *q, void *arg)
+{
+	(void)arg;
+	CHECK(q == BG.q);
+	rp_outq_close(BG.q); /* from its own callback: freed after the send */
+	BG.q = NULL;
+	atomic_fetch_add(&BG.writable, 1);
+	atomic_store(&BG.done, 1);
+}
+
+/* The 4 MB + 1 push went out: a queue bound to 1000 bytes, empty, takes a
+ * 2000-byte copy, then refuses the next byte until it drained. */
+static void bg_copy_phase(struct rp_shard *sh)
+{
+	struct rp_outq_opts o = {.max_bytes = 1000, .on_writable = bg_copy_writable};
+
+	rp_outq_close(BG.q);
+	BG.q = NULL;
+	CHECK_EQ(rp_outq_init(sh, &BG.q, BG.fd, &o), 0);
+	BG.ret_copy = rp_outq_copy(BG.q, BG.copy, BIG_COPY);
+	BG.ret_copy_more = rp_outq_copy(BG.q, BG.copy, 1);
+}
+
+static void bg_writable(struct rp_outq *q, void *arg)
+{
+	(void)arg;
+	CHECK(q == BG.q);
+	atomic_fetch_add(&BG.writable, 1);
+	/* drained to half the bound: the refused message goes now */
+	BG.ret_small_again = rp_outq_push(BG.q, BG.small, BIG_SMALL, bg_release, NULL);
+}
+
+static void bg_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = {.on_writable = bg_writable, .flags = RP_OUTQ_ZC_OFF};
+
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &BG.q, BG.fd, &o), 0);
+	BG.ret_big = rp_outq_push(BG.q, BG.big, BIG_LEN, bg_release, NULL);
+	/* the bound now refuses more: there is backlog to drain */
+	BG.ret_small = rp_outq_push(BG.q, BG.small, BIG_SMALL, bg_release, NULL);
+	if (BG.ret_big)
+		atomic_store(&BG.done, 1); /* the old refusal: nothing will follow */
+}
+
+/* The bound is on backlog, not on one message: an empty queue takes one
+ * push bigger than max_bytes (4 MB + 1 with the default bound; up to
+ * RP_OUTQ_LEN_MAX), and a copy bigger than a small bound. Before, both
+ * were refused with -ENOBUFS and on_writable never ran (an empty queue
+ * never drains to half), so a caller that waits for it hung. */
+static void test_big_push_empty_queue(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	memset(&BG, 0, sizeof(BG));
+	memset(&rd, 0, sizeof(rd));
+	BG.fd = a;
+	BG.big = malloc(BIG_LEN);
+	assert_non_null(BG.big);
+	fill_pattern(BG.big, BIG_LEN, 0);
+	fill_pattern(BG.small, BIG_SMALL, BIG_LEN);
+	fill_pattern(BG.copy, BIG_COPY, BIG_LEN + BIG_SMALL);
+	rd.fd = b;
+	rd.cap = BIG_LEN + BIG_SMALL + BIG_COPY;
+	rd.buf = malloc(rd.cap);
+	assert_non_null(rd.buf);
+	atomic_store(&rd.go, 1);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, bg_start, NULL), 0);
+	assert_true(wait_int(&BG.done, 1, 30));
+	shutdown(a, SHUT_WR); /* all sent: the reader sees the end */
+	pthread_join(th, NULL);
+	rt_end(rt);
+	print_message("# empty queue: push of %zu B -> %d, copy of %d B (bound 1000) -> %d; "
+		      "%zu bytes read\n",
+		      BIG_LEN, BG.ret_big, BIG_COPY, BG.ret_copy, rd.got);
+	check_failures();
+	assert_int_equal(BG.ret_big, 0);
+	assert_int_equal(BG.ret_small, -ENOBUFS);
+	assert_int_equal(BG.ret_small_again, 0);
+	assert_int_equal(BG.ret_copy, 0);
+	assert_int_equal(BG.ret_copy_more, -ENOBUFS);
+	assert_int_equal(atomic_load(&BG.writable), 2);
+	assert_int_equal(atomic_load(&BG.released), 2);
+	assert_int_equal(rd.got, rd.cap);
+	check_stream(rd.buf, rd.got);
+	free(rd.buf);
+	free(BG.big);
+	close(a);
+	close(b);
+}
+
 /* ---- close with buffers queued and in flight ---- */
 
 static void close_all(struct rp_shard *sh, void *arg)
@@ -1243,6 +1374,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loopback_probe),
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_bound_nonblock),
+		cmocka_unit_test(test_big_push_empty_queue),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_release_reentry),

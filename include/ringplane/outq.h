@@ -41,6 +41,10 @@
  * zero-copy notification are not counted) may not pass opts.max_bytes
  * (default 4 MB): a push that would is refused with -ENOBUFS, and
  * opts.on_writable runs once the queue has drained to half the bound.
+ * The bound is on backlog, not on one message: an empty queue (pending 0)
+ * takes any one push or copy whatever its size (up to RP_OUTQ_LEN_MAX), so
+ * a refusal always has queued bytes behind it to drain, and on_writable
+ * always follows -ENOBUFS (unless the queue fails or is closed first).
  *
  * Errors: the first failed send (-EPIPE, -ECONNRESET...) runs opts.on_error
  * once; every queued buffer is released after it (a buffer under a zero-copy
