@@ -31,6 +31,7 @@
 #define COPY_BLOCK	     ((size_t)16 << 10) /* room of a copy node: a pool class */
 #define ZC_PIECE_MAX	     (1u << 30)
 #define PROBE_SHIFT_MAX	     6 /* probe_bytes, probe_ns at most x64: 4 GB, 64 s */
+#define RETRY_NS	     (1000ull * 1000) /* a flush that found no op tries again */
 
 enum { KIND_PUSH = 0, KIND_COPY = 1 };
 enum { MODE_ZC = 0, MODE_PLAIN = 1 };
@@ -79,6 +80,8 @@ struct rp_outq {
 	uint16_t inflight_nodes; /* FIFO nodes the send in flight covers */
 	uint16_t flags;
 	bool inflight : 1, nop_pending : 1, closing : 1, want_writable : 1, probing : 1;
+	/* a flush found no op (pool or SQ): on the shard's retry list */
+	bool stalled : 1;
 	/* zero-copy mode not yet proven by a notification: one SEND_ZC (the
 	 * trial) waits for its notification while the pushes behind it go
 	 * plain. Without it every big push sent before the first notification
@@ -95,7 +98,13 @@ struct rp_outq {
 	uint64_t plain_mark; /* plain_bytes when the socket went plain */
 	uint64_t t_mark;     /* and when */
 
-	struct sendv *sv; /* the sendmsg in flight's msghdr and iovecs */
+	/* sv: the sendmsg in flight's msghdr and iovecs; snext: the shard's
+	 * retry list. Never both: a stalled queue has no send in flight, and
+	 * only the retry (after taking it off the list) flushes it. */
+	union {
+		struct sendv *sv;
+		struct rp_outq *snext;
+	};
 	struct rp_outq_stats st;
 };
 
@@ -114,19 +123,37 @@ struct sendv {
 	struct iovec iov[];
 };
 
-/* ---- per-shard sum ---- */
+/* ---- per-shard state: the sum, and the retry of stalled flushes ---- */
 
+/*
+ * A flush that finds no op (the pool empty: ENOMEM; the SQ full: EBUSY)
+ * keeps everything queued: the queue goes on the shard's retry list,
+ * holding an op reference (a close meanwhile frees it at the retry), and
+ * the shard's retry timer flushes it again after RETRY_NS. The timer is
+ * reserved (rp_timer_new) by the shard's first live queue, at
+ * rp_outq_init, where -ENOMEM can still be returned, and given back with
+ * its last, so arming it never needs memory. A timer that cannot be armed
+ * (EBUSY) is armed again at the end of any of the shard's outq callbacks.
+ */
 static __thread struct {
 	struct rp_shard *sh;
 	struct rp_outq_stats st;
+	struct rp_timer *retry;	 /* reserved while queues > 0 */
+	struct rp_outq *stalled; /* the retry list, through snext */
+	unsigned queues;	 /* live queues (closed ones count until freed) */
 } tls;
 
-static struct rp_outq_stats *shard_st(struct rp_shard *sh)
+static void shard_use(struct rp_shard *sh)
 {
 	if (tls.sh != sh) {
 		memset(&tls, 0, sizeof(tls));
 		tls.sh = sh;
 	}
+}
+
+static struct rp_outq_stats *shard_st(struct rp_shard *sh)
+{
+	shard_use(sh);
 	return &tls.st;
 }
 
@@ -234,10 +261,19 @@ static void drop_queued(struct rp_outq *q)
 
 static void destroy(struct rp_outq *q)
 {
+	struct rp_shard *sh = q->sh;
+
 	rp_pool_free(q->sv);
 	for (struct node *n = q->wait; n; n = n->next)
 		n->q = NULL; /* its notifications free it */
 	rp_pool_free(q);
+	shard_use(sh);
+	/* the last queue: nothing is stalled (a stalled one is still live),
+	 * so the timer is idle or armed for nothing; safe from its callback */
+	if (--tls.queues == 0) {
+		rp_timer_free(sh, tls.retry);
+		tls.retry = NULL;
+	}
 }
 
 static void fail(struct rp_outq *q, int err)
@@ -314,10 +350,70 @@ static void after_send(struct rp_outq *q)
 		flush(q);
 }
 
+static void retry_arm(struct rp_shard *sh);
+
 static void op_end(struct rp_outq *q)
 {
+	struct rp_shard *sh = q->sh;
+
 	if (--q->ops == 0 && q->closing)
 		destroy(q);
+	if (tls.stalled && !rp_timer_armed(tls.retry))
+		retry_arm(sh); /* its last arm found the SQ full */
+}
+
+static void on_retry(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rp_outq *list;
+
+	(void)arg;
+	(void)c; /* -ECANCELED at a stop: the flush then fails with -ESHUTDOWN */
+	shard_use(sh);
+	list = tls.stalled;
+	tls.stalled = NULL;
+	while (list) {
+		struct rp_outq *q = list;
+
+		list = q->snext;
+		q->snext = NULL;
+		q->stalled = false;
+		/* the list's reference covers the flush (on_error may close) */
+		if (!q->closing && !q->err)
+			flush(q);
+		op_end(q);
+	}
+}
+
+static void retry_arm(struct rp_shard *sh)
+{
+	/* -EBUSY: armed again by the next op_end on this shard; -ESHUTDOWN
+	 * cannot be (a stopping shard fails a flush instead of stalling it) */
+	(void)rp_timer_arm(sh, tls.retry, RETRY_NS, on_retry, NULL);
+}
+
+/*
+ * A flush could not get an op; @err (positive errno) says why. A shortage
+ * (ENOMEM: the pool is empty, or EBUSY: the SQ stayed full) is transient:
+ * nothing was sent or lost, so the data stays queued and the retry timer
+ * flushes it again (pushes meanwhile only queue). Anything else
+ * (ESHUTDOWN: the shard stops) fails the queue. The caller holds an op
+ * reference (fail's rule).
+ */
+static void op_refused(struct rp_outq *q, int err)
+{
+	if ((err != ENOMEM && err != EBUSY) || rp_shard_stopping(q->sh)) {
+		fail(q, err == ESHUTDOWN || rp_shard_stopping(q->sh) ? -ESHUTDOWN : -err);
+		return;
+	}
+	shard_use(q->sh);
+	if (!q->stalled) {
+		q->stalled = true;
+		q->ops++; /* the list's reference */
+		q->snext = tls.stalled;
+		tls.stalled = q;
+	}
+	if (!rp_timer_armed(tls.retry))
+		retry_arm(q->sh);
 }
 
 static void wait_room(struct rp_outq *q);
@@ -351,7 +447,7 @@ static void on_room(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 static void wait_room(struct rp_outq *q)
 {
 	if (!rp_poll_writable(q->sh, q->fd, on_room, q)) {
-		fail(q, -errno);
+		op_refused(q, errno);
 		return;
 	}
 	q->inflight = true;
@@ -510,7 +606,7 @@ static void send_zc(struct rp_outq *q, struct node *n)
 	struct zc_rec *r = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*r));
 
 	if (!r) {
-		fail(q, -ENOMEM);
+		op_refused(q, ENOMEM);
 		return;
 	}
 	if (!n->zc_end) {
@@ -535,8 +631,10 @@ static void send_zc(struct rp_outq *q, struct node *n)
 	if (!rp_send_zc(q->sh, q->fd, n->base + n->off,
 			(unsigned)(len < ZC_PIECE_MAX ? len : ZC_PIECE_MAX), MSG_NOSIGNAL, on_zc,
 			r)) {
+		int err = errno;
+
 		rp_pool_free(r);
-		fail(q, -errno);
+		op_refused(q, err);
 		return;
 	}
 	ADD(q, zc_sends, 1);
@@ -556,7 +654,7 @@ static bool send_plain(struct rp_outq *q, unsigned niov)
 	if (niov == 1) {
 		if (!rp_send(q->sh, q->fd, n->base + n->off, (unsigned)(n->len - n->off),
 			     MSG_NOSIGNAL, on_plain, q)) {
-			fail(q, -errno);
+			op_refused(q, errno);
 			return false;
 		}
 		ADD(q, single_sends, 1);
@@ -564,7 +662,7 @@ static bool send_plain(struct rp_outq *q, unsigned niov)
 	}
 	sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
 	if (!sv) {
-		fail(q, -ENOMEM);
+		op_refused(q, ENOMEM);
 		return false;
 	}
 	for (unsigned i = 0; i < niov; i++, n = n->next) {
@@ -575,8 +673,10 @@ static bool send_plain(struct rp_outq *q, unsigned niov)
 	sv->msg.msg_iov = sv->iov;
 	sv->msg.msg_iovlen = niov;
 	if (!rp_sendmsg(q->sh, q->fd, &sv->msg, MSG_NOSIGNAL, on_plain, q)) {
+		int err = errno;
+
 		rp_pool_free(sv);
-		fail(q, -errno);
+		op_refused(q, err);
 		return false;
 	}
 	q->sv = sv;
@@ -588,7 +688,8 @@ static void flush(struct rp_outq *q)
 	unsigned niov = 0;
 	struct node *n;
 
-	if (q->inflight || q->err || !q->head)
+	/* stalled: the retry timer flushes it (its snext is in sv's place) */
+	if (q->inflight || q->err || !q->head || q->stalled)
 		return;
 	if (wants_zc(q, q->head)) {
 		send_zc(q, q->head);
@@ -645,9 +746,18 @@ int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct
 		return -EINVAL;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
+	shard_use(sh);
+	if (!tls.retry && !(tls.retry = rp_timer_new(sh)))
+		return -ENOMEM; /* the shard's first queue reserves the retry timer */
 	q = rp_pool_alloc(rp_shard_pool(sh), sizeof(*q));
-	if (!q)
+	if (!q) {
+		if (!tls.queues) {
+			rp_timer_free(sh, tls.retry);
+			tls.retry = NULL;
+		}
 		return -ENOMEM;
+	}
+	tls.queues++;
 	memset(q, 0, sizeof(*q));
 	q->sh = sh;
 	q->fd = fd;

@@ -50,6 +50,12 @@
  * once; every queued buffer is released after it (a buffer under a zero-copy
  * send is released by its notification), and later pushes return that
  * error. Buffers are released exactly once, on success, error or close.
+ * A flush that cannot get an op (the shard's pool is empty, or its SQ
+ * stayed full: the engine's ENOMEM and EBUSY) is no error: nothing was
+ * sent or lost, everything stays queued and the flush is tried again
+ * after 1 ms (on a timer the shard's first queue reserves at
+ * rp_outq_init; pushes meanwhile only queue). Only a shard that stops
+ * fails it (-ESHUTDOWN, through on_error).
  *
  * Threads: everything here runs on the queue's shard only (the one given
  * to rp_outq_init): from its init callback or any callback. No call
@@ -135,7 +141,8 @@ struct rp_outq_stats {
  * rp_outq_init - a queue for connected socket @fd on shard @sh, in the
  * shard's pool; @opts may be NULL (defaults). The fd stays the caller's:
  * the queue never closes it. Call on the owning shard. Returns 0 and *@q,
- * or -EINVAL, -ENOMEM, -ESHUTDOWN.
+ * or -EINVAL, -ENOMEM (the pool: the queue's 256 B, or with no other live
+ * queue on the shard the retry timer's op too), -ESHUTDOWN.
  */
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **q, int fd, const struct rp_outq_opts *opts);
 
@@ -161,7 +168,8 @@ int rp_outq_copy(struct rp_outq *q, const void *data, size_t len);
  * rp_outq_flush - start sending what is queued, unless a send is in flight
  * (its completion sends the rest). Needed only with RP_OUTQ_MANUAL (once
  * per loop iteration, after the round's pushes); harmless otherwise. Call
- * on the owning shard. Returns 0 or the queue's error.
+ * on the owning shard. Returns 0 or the queue's error (0 too when no op
+ * could be had: the flush is retried, see Errors above).
  */
 int rp_outq_flush(struct rp_outq *q);
 
