@@ -111,7 +111,7 @@ struct rp_outq {
 _Static_assert(sizeof(void *) != 8 || sizeof(struct rp_outq) <= 256,
 	       "an idle queue fits a 256 B pool object");
 _Static_assert((RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS) <=
-		       UINT16_MAX,
+		       UINT16_MAX, /* FLAGS_ALL */
 	       "the flags fit the queue's 16 bits");
 
 /* A sendmsg's msghdr and iovecs live in a pool block of their own, sized to
@@ -738,12 +738,36 @@ static void schedule(struct rp_outq *q)
 
 /* ---- the API ---- */
 
+#define FLAGS_ALL (RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
+#define ZC_BOTH	  (RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
+
+/* @fd is a socket: -ENOTSOCK for another file (a pipe or a regular file
+ * took a queue whose every send would fail), -EINVAL for no open fd. One
+ * getsockopt(2) per queue, at init: never on the path of a byte. */
+static int check_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+		return 0;
+	return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
+}
+
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct rp_outq_opts *opts)
 {
 	struct rp_outq *q;
+	int ret;
 
 	if (!sh || !out || fd < 0)
 		return -EINVAL;
+	/* a flag this version does not know is refused, not ignored; so is
+	 * never zero-copy together with always zero-copy */
+	if (opts && ((opts->flags & ~FLAGS_ALL) || (opts->flags & ZC_BOTH) == ZC_BOTH))
+		return -EINVAL;
+	ret = check_socket(fd);
+	if (ret)
+		return ret;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
 	shard_use(sh);

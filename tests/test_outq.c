@@ -15,7 +15,8 @@
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains;
  * again on an O_NONBLOCK socket, where a full socket must be waited for);
  * one message bigger than the bound into an empty queue (taken, not
- * refused: the bound is on backlog);
+ * refused: the bound is on backlog); rp_outq_init's refusals (a pipe, a
+ * file, an fd not open, an unknown flag, ZC_OFF with ZC_ALWAYS);
  * a peer reset (on_error once, every buffer released exactly once); release
  * callbacks that push, flush and finally close the queue from inside its
  * completion (the stream stays whole and in order).
@@ -24,6 +25,7 @@
  * from one run, printed; nothing timed is asserted).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 
@@ -897,6 +899,81 @@ static void test_big_push_empty_queue(void **state)
 	close(b);
 }
 
+/* ---- rp_outq_init's refusals ---- */
+
+static struct {
+	int sock, pipe_rd, file, closed_fd;
+	int r_pipe, r_file, r_closed, r_unknown, r_both, r_ok[5];
+	atomic_int done;
+} IN;
+
+static int init_try(struct rp_shard *sh, int fd, unsigned flags)
+{
+	struct rp_outq_opts o = {.flags = flags};
+	struct rp_outq *q = NULL;
+	int ret = rp_outq_init(sh, &q, fd, &o);
+
+	if (!ret)
+		rp_outq_close(q);
+	return ret;
+}
+
+static void init_refusals(struct rp_shard *sh, void *arg)
+{
+	static const unsigned ok[5] = {0, RP_OUTQ_MANUAL, RP_OUTQ_LOCAL_PLAIN, RP_OUTQ_ZC_OFF,
+				       RP_OUTQ_ZC_ALWAYS | RP_OUTQ_MANUAL};
+
+	(void)arg;
+	IN.r_pipe = init_try(sh, IN.pipe_rd, 0);
+	IN.r_file = init_try(sh, IN.file, 0);
+	IN.r_closed = init_try(sh, IN.closed_fd, 0);
+	IN.r_unknown = init_try(sh, IN.sock, 1u << 9);
+	IN.r_both = init_try(sh, IN.sock, RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS);
+	for (int i = 0; i < 5; i++)
+		IN.r_ok[i] = init_try(sh, IN.sock, ok[i]);
+	atomic_store(&IN.done, 1);
+}
+
+/* A queue only on a socket, with only flags this version knows, and not
+ * both "never" and "always" zero-copy: -ENOTSOCK for a pipe or a regular
+ * file, -EINVAL for an fd that is not open, an unknown flag bit (1 << 9)
+ * or RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS. Before, all five were taken (a
+ * queue on a pipe whose every send fails, a flag silently ignored). */
+static void test_init_refusals(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int a, b, pfd[2];
+
+	(void)state;
+	tcp_pair(&a, &b);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	memset(&IN, 0, sizeof(IN));
+	IN.sock = a;
+	IN.pipe_rd = pfd[0];
+	IN.file = tmp_file();
+	assert_true(IN.file >= 0);
+	IN.closed_fd = INT_MAX; /* no open file has it (above any RLIMIT_NOFILE) */
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, init_refusals, NULL), 0);
+	assert_true(wait_int(&IN.done, 1, 10));
+	rt_end(rt);
+	print_message("# init: pipe %d, file %d, closed fd %d, flag 1<<9 %d, ZC_OFF|ZC_ALWAYS %d\n",
+		      IN.r_pipe, IN.r_file, IN.r_closed, IN.r_unknown, IN.r_both);
+	assert_int_equal(IN.r_pipe, -ENOTSOCK);
+	assert_int_equal(IN.r_file, -ENOTSOCK);
+	assert_int_equal(IN.r_closed, -EINVAL);
+	assert_int_equal(IN.r_unknown, -EINVAL);
+	assert_int_equal(IN.r_both, -EINVAL);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(IN.r_ok[i], 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(IN.file);
+	close(a);
+	close(b);
+}
+
 /* ---- close with buffers queued and in flight ---- */
 
 static void close_all(struct rp_shard *sh, void *arg)
@@ -1375,6 +1452,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_bound_nonblock),
 		cmocka_unit_test(test_big_push_empty_queue),
+		cmocka_unit_test(test_init_refusals),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_release_reentry),

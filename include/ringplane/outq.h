@@ -60,7 +60,8 @@
  * Threads: everything here runs on the queue's shard only (the one given
  * to rp_outq_init): from its init callback or any callback. No call
  * allocates outside the shard's pool, takes a lock or makes a syscall
- * beyond the engine's ops (rp_outq_init reads the peer address once).
+ * beyond the engine's ops (rp_outq_init checks that the fd is a socket, and
+ * with RP_OUTQ_LOCAL_PLAIN reads the peer address, once).
  */
 #ifndef RINGPLANE_OUTQ_H
 #define RINGPLANE_OUTQ_H
@@ -84,7 +85,8 @@ enum {
 	RP_OUTQ_MANUAL = 1u << 0,      /* no NOP: the caller calls rp_outq_flush */
 	RP_OUTQ_LOCAL_PLAIN = 1u << 1, /* a peer on this host starts on plain sends */
 	RP_OUTQ_ZC_OFF = 1u << 2,      /* never SEND_ZC */
-	RP_OUTQ_ZC_ALWAYS = 1u << 3,   /* SEND_ZC for every big push, never switch */
+	RP_OUTQ_ZC_ALWAYS = 1u << 3,   /* SEND_ZC for every big push, never switch
+					  (not with RP_OUTQ_ZC_OFF: -EINVAL) */
 };
 
 /* Releases a pushed buffer: the kernel is done with it (sent, or dropped
@@ -141,8 +143,11 @@ struct rp_outq_stats {
  * rp_outq_init - a queue for connected socket @fd on shard @sh, in the
  * shard's pool; @opts may be NULL (defaults). The fd stays the caller's:
  * the queue never closes it. Call on the owning shard. Returns 0 and *@q,
- * or -EINVAL, -ENOMEM (the pool: the queue's 256 B, or with no other live
- * queue on the shard the retry timer's op too), -ESHUTDOWN.
+ * or -EINVAL (@sh or @q NULL, @fd negative or not open, a flag that is no
+ * RP_OUTQ_* flag, or RP_OUTQ_ZC_OFF with RP_OUTQ_ZC_ALWAYS), -ENOTSOCK (@fd
+ * is open but no socket: one getsockopt(2) here tells), -ENOMEM (the pool:
+ * the queue's 256 B, or with no other live queue on the shard the retry
+ * timer's op too), -ESHUTDOWN.
  */
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **q, int fd, const struct rp_outq_opts *opts);
 
