@@ -45,6 +45,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "list.h"
 #include "server.h"
 
 #define MS			 1000000ull
@@ -81,13 +82,13 @@ struct rshard {
 	 * same bound, so deadlines come in this order, and one reserved timer
 	 * for the oldest bounds them all (a linked timeout per connect was
 	 * 1.0% of the relay's churn samples: its prep, arm and disarm) */
-	struct rconn *pend_head, *pend_tail;
+	struct rp_app_list pend;
 	struct rp_timer *ctimer;
 	/* clients whose upstream socket(2) found no descriptor (EMFILE,
-	 * ENFILE) or no kernel memory (ENOBUFS, ENOMEM), oldest first, linked
-	 * by pnext; while any waits the accept is paused and wtimer retries
-	 * the socket every WAIT_RETRY_NS, in this order */
-	struct rconn *wait_head, *wait_tail;
+	 * ENFILE) or no kernel memory (ENOBUFS, ENOMEM), oldest first; while
+	 * any waits the accept is paused and wtimer retries the socket every
+	 * WAIT_RETRY_NS, in this order */
+	struct rp_app_list wait;
 	unsigned waiting;
 	struct rp_timer *wtimer;
 	/* a descriptor held in reserve (a dup of the listener): the
@@ -130,8 +131,7 @@ struct rconn {
 	char *hbuf;			  /* header bytes and what followed them */
 	size_t hlen, payload_off;
 	uint64_t hdr_deadline;
-	struct rconn *pnext, *pprev; /* on rs's pending list while connecting;
-					pnext: on its wait list */
+	struct rp_app_link link; /* on rs's pend list while connecting, or its wait list */
 	struct rp_op *cop;	     /* the connect, while on the list */
 	uint64_t conn_deadline; /* from connect_upstream: the wait and the connect */
 	bool timed_out; /* the connect was cancelled at its deadline */
@@ -198,7 +198,7 @@ static void conn_free(struct rp_shard *sh, struct rconn *c, bool close_fds)
 	 * asynchronous, the descriptor is not free yet), by the wait
 	 * timer's next pass; one that could not be armed (SQ full) is
 	 * armed here */
-	if (rs->wait_head || rs->spare_lent)
+	if (!rp_app_list_empty(&rs->wait) || rs->spare_lent)
 		wait_arm(sh, rs);
 	/* a close gives descriptors and memory back: an accept that is down
 	 * and has no back-off timer coming is armed here, once this
@@ -260,17 +260,15 @@ static void start_relay(struct rp_shard *sh, struct rconn *c)
 
 /* ---- the upstream connection ---- */
 
+/* The oldest connection on @l (rs->pend or rs->wait), or NULL. */
+static struct rconn *oldest(const struct rp_app_list *l)
+{
+	return l->first ? rp_app_list_entry(l->first, struct rconn, link) : NULL;
+}
+
 static void pend_del(struct rshard *rs, struct rconn *c)
 {
-	if (c->pprev)
-		c->pprev->pnext = c->pnext;
-	else
-		rs->pend_head = c->pnext;
-	if (c->pnext)
-		c->pnext->pprev = c->pprev;
-	else
-		rs->pend_tail = c->pprev;
-	c->pnext = c->pprev = NULL;
+	rp_app_list_unlink(&rs->pend, &c->link);
 	c->cop = NULL;
 }
 
@@ -287,7 +285,7 @@ static void on_ctimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 	if (cq->res == -ECANCELED)
 		return; /* the shard stops: its ops are cancelled anyway */
-	while ((c = rs->pend_head) && c->conn_deadline <= now) {
+	while ((c = oldest(&rs->pend)) && c->conn_deadline <= now) {
 		if (!rp_cancel(sh, c->cop, NULL, NULL))
 			break; /* no op memory or SQ room: again at the next pass */
 		c->timed_out = true;
@@ -298,12 +296,13 @@ static void on_ctimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 static void ctimer_arm(struct rp_shard *sh, struct rshard *rs, uint64_t now)
 {
+	struct rconn *c = oldest(&rs->pend);
 	uint64_t ns;
 
-	if (!rs->pend_head || !rs->ctimer || rp_timer_armed(rs->ctimer))
+	if (!c || !rs->ctimer || rp_timer_armed(rs->ctimer))
 		return;
 	/* a cancel that could not start is retried 1 ms on */
-	ns = rs->pend_head->conn_deadline > now ? rs->pend_head->conn_deadline - now : MS;
+	ns = c->conn_deadline > now ? c->conn_deadline - now : MS;
 	/* -EBUSY (SQ full after every flush), -ESHUTDOWN: the next connect
 	 * arms it; until then a connect still ends, at the kernel's own
 	 * SYN retries' end */
@@ -347,12 +346,7 @@ static void connect_start(struct rp_shard *sh, struct rconn *c, uint64_t now)
 	c->cop = op;
 	/* deadlines stay in list order: a connect starts directly only
 	 * while no client waits, and waiters leave the wait list in order */
-	c->pprev = rs->pend_tail;
-	if (rs->pend_tail)
-		rs->pend_tail->pnext = c;
-	else
-		rs->pend_head = c;
-	rs->pend_tail = c;
+	rp_app_list_push(&rs->pend, &c->link);
 	ctimer_arm(sh, rs, now);
 }
 
@@ -385,12 +379,7 @@ static void wait_add(struct rp_shard *sh, struct rconn *c)
 	struct rshard *rs = c->rs;
 
 	ST_ADD(rs, upstream_waits, 1);
-	c->pnext = NULL;
-	if (rs->wait_tail)
-		rs->wait_tail->pnext = c;
-	else
-		rs->wait_head = c;
-	rs->wait_tail = c;
+	rp_app_list_push(&rs->wait, &c->link);
 	rs->waiting++;
 	rp_app_accept_pause(sh, &rs->acc);
 	wait_arm(sh, rs);
@@ -398,12 +387,9 @@ static void wait_add(struct rp_shard *sh, struct rconn *c)
 
 static struct rconn *wait_pop(struct rshard *rs)
 {
-	struct rconn *c = rs->wait_head;
+	struct rconn *c = oldest(&rs->wait);
 
-	rs->wait_head = c->pnext;
-	if (!rs->wait_head)
-		rs->wait_tail = NULL;
-	c->pnext = NULL;
+	rp_app_list_unlink(&rs->wait, &c->link);
 	rs->waiting--;
 	return c;
 }
@@ -419,7 +405,7 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 	if (cq->res == -ECANCELED || rp_shard_stopping(sh))
 		return; /* the stop frees the waiters (relay_stop) */
-	while ((c = rs->wait_head)) {
+	while ((c = oldest(&rs->wait))) {
 		if (c->conn_deadline <= now) {
 			ST_ADD(rs, connect_timeouts, 1);
 			conn_free(sh, wait_pop(rs), true);
@@ -442,7 +428,7 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		}
 		connect_start(sh, c, now);
 	}
-	if (!rs->wait_head && rs->spare_lent) {
+	if (rp_app_list_empty(&rs->wait) && rs->spare_lent) {
 		/* a listener the drain has ended needs no reserve: not retaken
 		 * (a dup of -1 would fail every 5 ms until the exit) */
 		bool open = rs->acc.lfd >= 0 && !rs->acc.closed;
@@ -456,7 +442,7 @@ static void on_wtimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			rs->spare = fcntl(rs->acc.lfd, F_DUPFD_CLOEXEC, 0);
 		rs->spare_lent = open && rs->spare < 0;
 	}
-	if (rs->wait_head || rs->spare_lent)
+	if (!rp_app_list_empty(&rs->wait) || rs->spare_lent)
 		wait_arm(sh, rs); /* the accept stays paused until the spare is back */
 	else
 		rp_app_accept_resume(sh, &rs->acc);
@@ -470,7 +456,7 @@ static void connect_upstream(struct rp_shard *sh, struct rconn *c)
 	uint64_t now = rp_app_now_ns();
 
 	c->conn_deadline = now + g.connect_ns;
-	if (c->rs->wait_head) {
+	if (!rp_app_list_empty(&c->rs->wait)) {
 		wait_add(sh, c); /* first come, first served */
 		return;
 	}
@@ -815,7 +801,7 @@ static void relay_stop(struct rp_shard *sh, void *arg)
 	 * otherwise end a held listener itself, without the drain's line
 	 * saying how many queued clients were reset */
 	rp_app_accept_stop(sh, &rs->acc);
-	while (rs->wait_head)
+	while (!rp_app_list_empty(&rs->wait))
 		conn_free(sh, wait_pop(rs), true);
 	if (rs->spare >= 0 && !rp_close(sh, rs->spare, NULL, NULL))
 		close(rs->spare);

@@ -122,6 +122,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "list.h"
 #include "server.h"
 
 #define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
@@ -207,7 +208,7 @@ struct sshard {
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
 	/* those not yet closing, oldest first: linger_free ends from the head */
-	struct sconn *linger_head, *linger_tail;
+	struct rp_app_list linger;
 	unsigned open_waiting; /* connections in open_wait now */
 	/* lingering connections linger_free ended whose close (rp_close, at
 	 * their last put) has not completed: the opens parked for their
@@ -277,7 +278,7 @@ struct sconn {
 	 * is read and dropped until the peer's EOF or the linger bound */
 	bool lingering;
 	uint64_t linger_start, linger_tick; /* ticks: lingering began, its last byte */
-	struct sconn *lprev, *lnext; /* on ss's lingering list: lingering, not closing */
+	struct rp_app_link llink; /* on ss's lingering list: lingering, not closing */
 };
 
 static struct {
@@ -321,20 +322,6 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
 	}
 }
 
-/* Off ss's list of lingering connections (at its close: conn_close). */
-static void linger_unlink(struct sshard *ss, struct sconn *c)
-{
-	if (c->lprev)
-		c->lprev->lnext = c->lnext;
-	else
-		ss->linger_head = c->lnext;
-	if (c->lnext)
-		c->lnext->lprev = c->lprev;
-	else
-		ss->linger_tail = c->lprev;
-	c->lprev = c->lnext = NULL;
-}
-
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
@@ -350,7 +337,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	c->ss->live--;
 	if (c->lingering) {
 		if (!c->closing) /* never: its receive's end closes it first */
-			linger_unlink(c->ss, c);
+			rp_app_list_unlink(&c->ss->linger, &c->llink);
 		c->ss->lingering--;
 	}
 	rp_pool_free(c->buf);
@@ -377,8 +364,8 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	if (c->lingering)
-		linger_unlink(c->ss, c);
+	if (c->lingering) /* off ss's list of lingering connections */
+		rp_app_list_unlink(&c->ss->linger, &c->llink);
 	drop_input(sh, c);
 	/* no op to be had (pool empty): SHUT_RD ends the recv with EOF instead */
 	if (c->recv_op && !rp_cancel(sh, c->recv_op, NULL, NULL))
@@ -442,12 +429,7 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 	c->q = NULL;
 	c->lingering = true;
 	c->linger_start = c->linger_tick = ss->now_ticks;
-	c->lprev = ss->linger_tail;
-	if (ss->linger_tail)
-		ss->linger_tail->lnext = c;
-	else
-		ss->linger_head = c;
-	ss->linger_tail = c;
+	rp_app_list_push(&ss->linger, &c->llink);
 	ss->lingering++;
 	ST_ADD(ss, lingered, 1);
 }
@@ -682,14 +664,15 @@ static unsigned linger_free(struct rp_shard *sh, struct sshard *ss, unsigned wan
 	for (int any = 0; any < 2 && n < want; any++) {
 		unsigned seen = 0;
 
-		for (struct sconn *c = ss->linger_head, *next; c && n < want && seen < LINGER_SCAN;
-		     c = next, seen++) {
+		for (struct rp_app_link *l = ss->linger.first, *next;
+		     l && n < want && seen < LINGER_SCAN; l = next, seen++) {
+			struct sconn *c = rp_app_list_entry(l, struct sconn, llink);
 			/* now_ticks moved on since a byte of the tick before:
 			 * quiet for a whole tick is > 1 (the tick's rule); the
 			 * second pass looks at the others */
 			bool quiet = ss->now_ticks - c->linger_tick > 1;
 
-			next = c->lnext;
+			next = l->next;
 			if (quiet == (bool)any || !all_acked(c->fd))
 				continue;
 			conn_close(sh, c); /* off the list; its receive cancelled */
