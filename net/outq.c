@@ -22,6 +22,7 @@
 #include <ringplane/pool.h>
 
 #include "clock.h"
+#include "outq_impl.h"
 #include "peer.h"
 
 #define MAX_BYTES_DEFAULT    ((size_t)4 << 20)
@@ -756,18 +757,25 @@ static int check_socket(int fd)
 
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct rp_outq_opts *opts)
 {
-	struct rp_outq *q;
 	int ret;
 
 	if (!sh || !out || fd < 0)
 		return -EINVAL;
+	ret = check_socket(fd);
+	if (ret)
+		return ret;
+	return outq_init_socket(sh, out, fd, opts);
+}
+
+int outq_init_socket(struct rp_shard *sh, struct rp_outq **out, int fd,
+		     const struct rp_outq_opts *opts)
+{
+	struct rp_outq *q;
+
 	/* a flag this version does not know is refused, not ignored; so is
 	 * never zero-copy together with always zero-copy */
 	if (opts && ((opts->flags & ~FLAGS_ALL) || (opts->flags & ZC_BOTH) == ZC_BOTH))
 		return -EINVAL;
-	ret = check_socket(fd);
-	if (ret)
-		return ret;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
 	shard_use(sh);

@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "outq_impl.h"
 #include "relay_impl.h"
 
 #define MAX_NODES 64	/* queued pieces per direction before pausing */
@@ -182,7 +183,9 @@ static int push(struct rdir *d, char *ptr, size_t len, int32_t bid)
 			.arg = d,
 		};
 
-		ret = rp_outq_init(sh, &d->q, d->to, &o);
+		/* d->to is a socket: rp_relay_start asked (check_socket),
+		 * so the queue does not ask again for each direction */
+		ret = outq_init_socket(sh, &d->q, d->to, &o);
 		if (ret)
 			return ret;
 		d->counted = 0;
