@@ -611,7 +611,9 @@ struct job {
 	struct rp_file_send_stats st; /* the shard's, at its end */
 	struct reader rd;
 	pthread_t th;
-	bool reading;
+	bool reading; /* th runs or was not joined yet */
+	bool started; /* a and b open */
+	uint8_t *check; /* job_end's pattern, freed there */
 };
 
 static void job_done(struct rp_shard *sh, void *arg, int64_t res)
@@ -650,6 +652,7 @@ static void job_start(struct rp_runtime *rt, struct job *j, uint64_t len, unsign
 	j->len = len;
 	j->flags = flags;
 	tcp_pair(&j->a, &j->b);
+	j->started = true;
 	assert_int_equal(fcntl(j->a, F_SETFL, O_NONBLOCK), 0);
 	if (!read) {
 		/* small socket buffers: the body waits with its pipe full */
@@ -668,18 +671,23 @@ static void job_end(struct job *j)
 {
 	uint8_t *body = malloc(j->len);
 
+	assert_non_null(body);
+	j->check = body;
 	assert_true(wait_for(&j->done, 1, WAIT_S));
 	assert_true(j->reading);
 	pthread_join(j->th, NULL);
+	j->reading = false;
 	assert_int_equal(j->res, (int64_t)j->len);
 	assert_int_equal(j->rd.got, j->len);
-	assert_non_null(body);
 	fill_pattern(body, j->len, 7);
 	assert_memory_equal(j->rd.buf, body, j->len);
 	free(body);
+	j->check = NULL;
 	free(j->rd.buf);
+	j->rd.buf = NULL;
 	close(j->a);
 	close(j->b);
+	j->started = false;
 }
 
 static struct {
@@ -713,6 +721,86 @@ static void shard_q(struct rp_runtime *rt, intptr_t what)
 }
 
 /*
+ * The two cases below share a runtime of one shard (a pool of 32 MB), a
+ * file of 1 MB and bodies in flight at once, all file-level: after a
+ * failed assertion the teardown still gives back the held pipe budget,
+ * wakes and joins the readers (the sockets shut down), ends the runtime
+ * and closes what is left, so one failing case does not fail the next.
+ * A case that reaches its end sets P.shed_want: then the teardown sheds
+ * the kept pipes, checks how many, and that the descriptors are those of
+ * before.
+ */
+static struct {
+	struct rp_runtime *rt;
+	struct job j[6];
+	unsigned fds0;
+	int shed_want; /* -1: the case did not reach its end */
+} P;
+
+static int pipe_case_start(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+
+	zero_T(state);
+	memset(&P, 0, sizeof(P));
+	P.shed_want = -1;
+	make_file(1u << 20, false);
+	cfg.pool_bytes = (size_t)32 << 20;
+	P.rt = rt_start(&cfg);
+	P.fds0 = open_fds();
+	return 0;
+}
+
+static int pipe_case_end(void **state)
+{
+	unsigned shed = 0, fds = 0;
+	bool tail = P.shed_want >= 0;
+
+	(void)state;
+	budget_release();
+	for (unsigned i = 0; i < 6; i++) {
+		struct job *j = &P.j[i];
+
+		if (j->started) { /* a reader waiting wakes, a send fails */
+			shutdown(j->a, SHUT_RDWR);
+			shutdown(j->b, SHUT_RDWR);
+		}
+		if (j->reading)
+			pthread_join(j->th, NULL);
+		j->reading = false;
+		free(j->rd.buf);
+		j->rd.buf = NULL;
+		free(j->check);
+		j->check = NULL;
+	}
+	if (P.rt) {
+		if (tail) {
+			/* the kept pipes, given back: the descriptors of before */
+			shard_q(P.rt, Q_SHED);
+			shed = Q.trimmed;
+			fds = open_fds();
+		}
+		rt_end(P.rt);
+		P.rt = NULL;
+	}
+	for (unsigned i = 0; i < 6; i++) {
+		if (P.j[i].started) {
+			close(P.j[i].a);
+			close(P.j[i].b);
+			P.j[i].started = false;
+		}
+	}
+	if (T.file > 0)
+		close(T.file);
+	T.file = -1;
+	if (tail) {
+		assert_int_equal(shed, (unsigned)P.shed_want);
+		assert_int_equal(fds, P.fds0);
+	}
+	return 0;
+}
+
+/*
  * A trim keeps the largest kept pipe, closes a short one first. As a uid of
  * this run's own, on one shard: body A (1 MB, cached, so by splice through a 1 MB pipe)
  * waits with its pipe full for a reader not there yet; then the budget is
@@ -728,35 +816,29 @@ static void shard_q(struct rp_runtime *rt, intptr_t what)
  */
 static void pipe_trim_keeps_largest_case(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	struct job a, b, c, d;
-	unsigned fds0;
+	struct rp_runtime *rt = P.rt;
+	struct job *a = &P.j[0], *b = &P.j[1], *c = &P.j[2], *d = &P.j[3];
 
 	(void)state;
-	make_file(1u << 20, false);
-	cfg.pool_bytes = (size_t)32 << 20;
-	rt = rt_start(&cfg);
-	fds0 = open_fds();
-	job_start(rt, &a, 1u << 20, 0, false);
+	job_start(rt, a, 1u << 20, 0, false);
 	shard_q(rt, Q_STATS);
 	assert_int_equal(Q.st.shard_splice, 1); /* A holds its 1 MB pipe */
 	budget_hold();
-	job_start(rt, &b, 1u << 20, 0, true);
-	job_end(&b);
-	assert_int_equal(atomic_load(&a.done), 0); /* A still waits for its reader */
-	assert_int_equal(b.st.pipe_short, 1);
-	assert_int_equal(b.st.shard_splice, 1);
-	job_read(&a);
-	job_end(&a);
+	job_start(rt, b, 1u << 20, 0, true);
+	job_end(b);
+	assert_int_equal(atomic_load(&a->done), 0); /* A still waits for its reader */
+	assert_int_equal(b->st.pipe_short, 1);
+	assert_int_equal(b->st.shard_splice, 1);
+	job_read(a);
+	job_end(a);
 	shard_q(rt, Q_TRIM);
 	print_message("# A and B done: kept %u, trim %u\n", Q.st.pipes_kept, Q.trimmed);
 	assert_int_equal(Q.st.pipes_kept, 2);
 	assert_int_equal(Q.trimmed, 0);
-	job_start(rt, &c, 1u << 20, 0, true);
-	job_end(&c);
-	assert_int_equal(c.st.shard_splice, 2);
-	assert_int_equal(c.st.pipe_short, 1);
+	job_start(rt, c, 1u << 20, 0, true);
+	job_end(c);
+	assert_int_equal(c->st.shard_splice, 2);
+	assert_int_equal(c->st.pipe_short, 1);
 	shard_q(rt, Q_TRIM);
 	print_message("# C done: trim %u, kept %u\n", Q.trimmed, Q.st.pipes_kept);
 	assert_int_equal(Q.trimmed, 1);
@@ -764,19 +846,13 @@ static void pipe_trim_keeps_largest_case(void **state)
 	/* the budget spent again (the trim may have given some back): a
 	 * short pipe left could not grow */
 	budget_hold();
-	job_start(rt, &d, 1u << 20, 0, true);
-	job_end(&d);
+	job_start(rt, d, 1u << 20, 0, true);
+	job_end(d);
 	print_message("# D: shard splice %llu, pipe short %llu\n",
-		      (unsigned long long)d.st.shard_splice, (unsigned long long)d.st.pipe_short);
-	assert_int_equal(d.st.pipe_short, 1);
-	assert_int_equal(d.st.shard_splice, 3);
-	budget_release();
-	/* the kept pipe, given back: the descriptors of before */
-	shard_q(rt, Q_SHED);
-	assert_int_equal(Q.trimmed, 1);
-	assert_int_equal(open_fds(), fds0);
-	rt_end(rt);
-	close(T.file);
+		      (unsigned long long)d->st.shard_splice, (unsigned long long)d->st.pipe_short);
+	assert_int_equal(d->st.pipe_short, 1);
+	assert_int_equal(d->st.shard_splice, 3);
+	P.shed_want = 1;
 }
 
 /*
@@ -793,17 +869,11 @@ static void pipe_trim_keeps_largest_case(void **state)
  */
 static void pipe_full_stash_keeps_largest_case(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	struct job a, b[4], e;
-	unsigned fds0;
+	struct rp_runtime *rt = P.rt;
+	struct job *a = &P.j[0], *b = &P.j[1], *e = &P.j[5];
 
 	(void)state;
-	make_file(1u << 20, false);
-	cfg.pool_bytes = (size_t)32 << 20;
-	rt = rt_start(&cfg);
-	fds0 = open_fds();
-	job_start(rt, &a, 1u << 20, 0, false);
+	job_start(rt, a, 1u << 20, 0, false);
 	shard_q(rt, Q_STATS);
 	assert_int_equal(Q.st.shard_splice, 1); /* A holds its 1 MB pipe */
 	budget_hold();
@@ -816,35 +886,32 @@ static void pipe_full_stash_keeps_largest_case(void **state)
 		job_read(&b[i]);
 		job_end(&b[i]);
 	}
-	assert_int_equal(atomic_load(&a.done), 0); /* A still waits for its reader */
+	assert_int_equal(atomic_load(&a->done), 0); /* A still waits for its reader */
 	shard_q(rt, Q_STATS);
 	assert_int_equal(Q.st.pipes_kept, 4);
-	job_read(&a);
-	job_end(&a);
+	job_read(a);
+	job_end(a);
 	shard_q(rt, Q_STATS);
 	assert_int_equal(Q.st.pipes_kept, 4);
 	/* the budget spent again (a pipe closed may have given some back) */
 	budget_hold();
-	job_start(rt, &e, 1u << 20, 0, true);
-	job_end(&e);
+	job_start(rt, e, 1u << 20, 0, true);
+	job_end(e);
 	print_message("# E: shard splice %llu, pipe short %llu\n",
-		      (unsigned long long)e.st.shard_splice, (unsigned long long)e.st.pipe_short);
-	assert_int_equal(e.st.pipe_short, 0);
-	assert_int_equal(e.st.shard_splice, 6);
-	budget_release();
-	shard_q(rt, Q_SHED);
-	assert_int_equal(Q.trimmed, 4);
-	assert_int_equal(open_fds(), fds0);
-	rt_end(rt);
-	close(T.file);
+		      (unsigned long long)e->st.shard_splice, (unsigned long long)e->st.pipe_short);
+	assert_int_equal(e->st.pipe_short, 0);
+	assert_int_equal(e->st.shard_splice, 6);
+	P.shed_want = 4;
 }
 
 static int child_main(void)
 {
 	const struct CMUnitTest one[] = {
 		cmocka_unit_test_setup(pipe_budget_case, zero_T),
-		cmocka_unit_test_setup(pipe_trim_keeps_largest_case, zero_T),
-		cmocka_unit_test_setup(pipe_full_stash_keeps_largest_case, zero_T),
+		cmocka_unit_test_setup_teardown(pipe_trim_keeps_largest_case, pipe_case_start,
+						pipe_case_end),
+		cmocka_unit_test_setup_teardown(pipe_full_stash_keeps_largest_case,
+						pipe_case_start, pipe_case_end),
 	};
 	unsigned id;
 
