@@ -339,7 +339,11 @@ static void on_end_msg(struct rp_shard *sh, void *arg)
 	op_done(arg);
 }
 
-static void end_soon(struct fsend *f)
+/* Only at start, with nothing pending: 0, the end carried to the loop, or
+ * -ENOMEM when neither a message nor an op is to be had (the pool empty, the
+ * mailbox full): then the caller gives up (rp_file_send's -ENOMEM), as
+ * finish() here would run done() inside the call. */
+static int end_soon(struct fsend *f)
 {
 	f->finished = true;
 	/* a message to ourselves runs in the loop's next round without an
@@ -347,15 +351,13 @@ static void end_soon(struct fsend *f)
 	 * body sent at once costs its one sendfile(2) and nothing more */
 	if (!rp_shard_post(f->sh, rp_shard_id(f->sh), on_end_msg, f)) {
 		f->pending++;
-		return;
+		return 0;
 	}
 	if (rp_nop(f->sh, on_end_nop, f)) {
 		f->pending++;
-		return;
+		return 0;
 	}
-	/* no op to be had: we are in a callback (pending > 0) or at start */
-	if (!f->pending)
-		finish(f);
+	return -ENOMEM;
 }
 
 /* ---- small: linked read -> send ---- */
@@ -419,8 +421,7 @@ static int small_start(struct fsend *f)
 	if (!f->blen) {
 		/* nothing asked (no header, an empty range): no send, whose 0
 		 * would read as the peer gone; done(0) from the loop */
-		end_soon(f);
-		return 0;
+		return end_soon(f);
 	}
 	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen);
 	if (!f->buf)
@@ -836,8 +837,8 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 		f->path = PATH_SMALL;
 		if (len && small_now(f)) {
 			st->small_direct++;
-			if (f->finished && !f->pending)
-				end_soon(f);
+			if (f->finished && !f->pending && (ret = end_soon(f)))
+				goto fail;
 			return 0;
 		}
 		ret = small_start(f);
@@ -866,13 +867,12 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 	}
 pump_now:
 	pump(f);
-	if (f->finished && !f->pending) {
-		/* all sent (or failed) at once: report from the loop */
-		end_soon(f);
-		return 0;
-	}
+	/* all sent (or failed) at once: report from the loop */
+	if (f->finished && !f->pending && (ret = end_soon(f)))
+		goto fail;
 	return 0;
 fail:
+	pipe_put(f);
 	rp_pool_free(f->buf);
 	rp_pool_free(f->hdr);
 	rp_pool_free(f);

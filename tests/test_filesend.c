@@ -328,6 +328,100 @@ static void test_empty_no_header(void **state)
 	}
 }
 
+#ifdef RP_FAULTS
+static void noop_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+}
+
+static struct {
+	atomic_int asked;
+	int full;	/* the last post's return: the mailbox full */
+	int empty, sent; /* rp_file_send's returns */
+	unsigned posted;
+} N;
+
+/* On the shard, under nomem=1 (no op to be had): its own mailbox filled
+ * (no message either), then an empty request and a small cached body sent
+ * whole at once: nothing left to carry their ends to the loop. */
+static void no_end_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < (1u << 20); i++) {
+		N.full = rp_shard_post(sh, rp_shard_id(sh), noop_msg, NULL);
+		if (N.full)
+			break;
+		N.posted++;
+	}
+	N.empty = rp_file_send(sh, T.a, NULL, 0, -1, 0, 0, NULL, on_done, NULL);
+	N.sent = rp_file_send(sh, T.a, NULL, 0, T.file, 0, 4096, NULL, on_done, NULL);
+	atomic_store(&N.asked, 1);
+}
+#endif
+
+/*
+ * A body that ends within rp_file_send (an empty one; one sent whole at
+ * once) with neither a message nor an op to carry its end to the loop
+ * (RP_FAULTS nomem=1 and the shard's own mailbox full): -ENOMEM and done()
+ * never runs. It ran done() inside the call and returned 0, against
+ * filesend.h. Faults build only: elsewhere no op alloc can be made to fail.
+ */
+static void test_end_without_op_is_enomem(void **state)
+{
+#ifdef RP_FAULTS
+	struct rp_runtime_config cfg = base_cfg(1);
+	const char *was = getenv("RP_FAULTS");
+	char *saved = was ? strdup(was) : NULL;
+	struct rp_runtime *rt;
+	uint8_t got[4096], want[4096];
+	size_t n = 0;
+	double end;
+
+	(void)state;
+	make_file(4096, false);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(setenv("RP_FAULTS", "nomem=1", 1), 0);
+	rt = rt_start(&cfg);
+	if (saved)
+		setenv("RP_FAULTS", saved, 1);
+	else
+		unsetenv("RP_FAULTS");
+	free(saved);
+	memset(&N, 0, sizeof(N));
+	assert_int_equal(rp_runtime_submit(rt, 0, no_end_msg, NULL), 0);
+	assert_true(wait_for(&N.asked, 1, WAIT_S));
+	print_message("# posted %u to fill the mailbox (then %d); empty %d, sent %d\n", N.posted,
+		      N.full, N.empty, N.sent);
+	assert_true(N.full == -EAGAIN || N.full == -ENOMEM);
+	assert_int_equal(N.empty, -ENOMEM);
+	assert_int_equal(N.sent, -ENOMEM);
+	/* the body went out all the same */
+	fill_pattern(want, sizeof(want), 7);
+	end = now_s() + WAIT_S;
+	while (n < sizeof(got) && now_s() < end) {
+		ssize_t r = recv(T.b, got + n, sizeof(got) - n, MSG_DONTWAIT);
+
+		if (r > 0)
+			n += (size_t)r;
+		else
+			usleep(1000);
+	}
+	assert_int_equal(n, sizeof(got));
+	assert_memory_equal(got, want, sizeof(got));
+	usleep(100000); /* the loop's rounds after: still no done() */
+	rt_end(rt);
+	assert_int_equal(atomic_load(&T.done), 0);
+	close(T.a);
+	close(T.b);
+	close(T.file);
+#else
+	(void)state;
+	print_message("# SKIP: needs the faults build (RP_FAULTS nomem)\n");
+	skip();
+#endif
+}
+
 /* bad_range_msg's returns: ranges past the kernel's signed offsets */
 static int range_ret[4];
 static atomic_int range_asked;
@@ -945,6 +1039,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_full_socket, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
 		cmocka_unit_test_setup(test_empty_no_header, zero_T),
+		cmocka_unit_test_setup(test_end_without_op_is_enomem, zero_T),
 		cmocka_unit_test_setup(test_bad_range_and_pipe, zero_T),
 		cmocka_unit_test_setup(test_sendfile_path, zero_T),
 		cmocka_unit_test_setup(test_sendfile_slow_reader, zero_T),

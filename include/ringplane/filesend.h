@@ -84,7 +84,11 @@ typedef void (*rp_file_send_fn)(struct rp_shard *sh, void *arg, int64_t res);
  * bytes) then @len bytes of @file from @off, to @sock, on shard @sh. done()
  * runs once, on @sh, never inside this call. Returns 0, or -EINVAL (too
  * much header, bad fds, no @done, a range past INT64_MAX: @off above it or
- * @off + @len), -ENOMEM, -ESHUTDOWN: then done() never runs.
+ * @off + @len), -ENOMEM, -ESHUTDOWN: then done() never runs. -ENOMEM
+ * also when the body ended within the call (an empty one, or one sent
+ * whole at once) and neither a message nor an op was left to carry its
+ * end to the loop (the pool empty, the mailbox full): some or all of it
+ * may have gone out, so the connection should be closed.
  */
 int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigned nhdr, int file,
 		 uint64_t off, uint64_t len, const struct rp_file_send_opts *opts,
