@@ -230,6 +230,11 @@ static int enqueue(struct rdir *d, const struct rp_cqe *c)
 	return push(d, c->buf, len, c->bid);
 }
 
+/* rp_relay_start refuses a prime over RP_RELAY_PRIME_MAX, so its copy is
+ * always one push of the queue (the old len <= UINT32_MAX guard could not
+ * trigger) */
+_Static_assert(RP_RELAY_PRIME_MAX <= RP_OUTQ_LEN_MAX, "a prime goes in one rp_outq_push");
+
 int relay_copy_prime(struct rdir *d, const void *buf, size_t len)
 {
 	struct rp_shard *sh = d->r->sh;
@@ -238,7 +243,7 @@ int relay_copy_prime(struct rdir *d, const void *buf, size_t len)
 	if (!len)
 		return 0;
 	/* before anything else on @d: nothing is queued yet */
-	copy = len <= UINT32_MAX ? rp_pool_alloc(rp_shard_pool(sh), len) : NULL;
+	copy = rp_pool_alloc(rp_shard_pool(sh), len);
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, buf, len);

@@ -300,6 +300,31 @@ static void close_clients(void)
 }
 
 /*
+ * One shard of @mode runs @fn (@arg) for stream 0, whose every
+ * rp_relay_start is refused; @fn adds to T.started. done() would run on
+ * the shard: it is given the time to, then the runtime ends. done() never
+ * ran and the stream's two sockets are still open (the caller's), then
+ * closed with its clients.
+ */
+static void refusal_run(enum rp_relay_mode mode, rp_msg_fn fn, void *arg)
+{
+	struct rp_relay_config cfg = { .mode = mode };
+	struct stream *s = &T.st[0];
+
+	launch(&cfg, T.st, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, fn, arg), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	usleep(100 * 1000);
+	rt_end(T.rt);
+	assert_int_equal(atomic_load(&s->done), 0);
+	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
+	close(s->a);
+	close(s->b);
+	T.n = 1;
+	close_clients();
+}
+
+/*
  * rp_relay_start refuses what it cannot run with -EINVAL and starts
  * nothing: a mode past RP_RELAY_SPLICE_URING, a flag outside
  * RP_RELAY_FLAGS_ALL (0.3's RP_RELAY_AUTO_SPLICE_LOCAL bit, now gone, must
@@ -308,24 +333,14 @@ static void close_clients(void)
  */
 static void test_start_refuses_bad_config(void **state)
 {
-	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
 	struct stream *s = &T.st[0];
 
 	(void)state;
 	T.shards = 1;
 	make_stream(s, 1, 1, 0x5eed);
-	launch(&cfg, T.st, 0);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, bad_config_msg, s), 0);
-	assert_true(wait_for(&T.started, 1, WAIT_S));
-	rt_end(T.rt);
+	refusal_run(RP_RELAY_AUTO, bad_config_msg, s);
 	for (unsigned i = 0; i < sizeof(bad_ret) / sizeof(bad_ret[0]); i++)
 		assert_int_equal(bad_ret[i], -EINVAL);
-	assert_int_equal(atomic_load(&s->done), 0);
-	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
-	close(s->a);
-	close(s->b);
-	T.n = 1;
-	close_clients();
 }
 
 /* ---- primes ---- */
@@ -502,18 +517,12 @@ static void prime_refused_msg(struct rp_shard *sh, void *arg)
  */
 static void test_prime_refused(void **state)
 {
-	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
 	struct stream *s = &T.st[0];
 
 	(void)state;
 	T.shards = 1;
 	make_stream(s, 1, 1, 0x5eed);
-	launch(&cfg, T.st, 0);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, prime_refused_msg, s), 0);
-	assert_true(wait_for(&T.started, 1, WAIT_S));
-	/* done() would run on the shard: give it the time to, then stop */
-	usleep(100 * 1000);
-	rt_end(T.rt);
+	refusal_run(RP_RELAY_COPY, prime_refused_msg, s);
 	assert_int_equal(P.ret[0], -EINVAL);
 	assert_int_equal(P.ret[1], -EINVAL);
 	assert_int_equal(P.ret[2], -EINVAL);
@@ -528,25 +537,24 @@ static void test_prime_refused(void **state)
 	 * the unwinding of a queued prime ran */
 	assert_true(P.allocs2 >= 4);
 	assert_int_equal(P.allocs2, P.frees2);
-	assert_int_equal(atomic_load(&s->done), 0);
-	assert_true(fcntl(s->a, F_GETFD) >= 0 && fcntl(s->b, F_GETFD) >= 0);
-	close(s->a);
-	close(s->b);
-	T.n = 1;
-	close_clients();
 }
 
-static int notsock_ret[4];
+/* not_socket_msg's stream, the ends of a pipe and the returns */
+static struct {
+	struct stream *s;
+	int p[2];
+	int ret[4];
+} NS;
 
 static void not_socket_msg(struct rp_shard *sh, void *arg)
 {
-	struct stream *s = arg;
+	struct stream *s = NS.s;
 
-	notsock_ret[0] =
-		rp_relay_start(sh, (int)s->up_len, (int)s->down_len, NULL, on_done, s, NULL);
-	notsock_ret[1] = rp_relay_start(sh, s->a, (int)s->down_len, NULL, on_done, s, NULL);
-	notsock_ret[2] = rp_relay_start(sh, (int)s->up_len, s->b, NULL, on_done, s, NULL);
-	notsock_ret[3] = rp_relay_start(sh, s->a, 1000000, NULL, on_done, s, NULL);
+	(void)arg;
+	NS.ret[0] = rp_relay_start(sh, NS.p[0], NS.p[1], NULL, on_done, s, NULL);
+	NS.ret[1] = rp_relay_start(sh, s->a, NS.p[1], NULL, on_done, s, NULL);
+	NS.ret[2] = rp_relay_start(sh, NS.p[0], s->b, NULL, on_done, s, NULL);
+	NS.ret[3] = rp_relay_start(sh, s->a, 1000000, NULL, on_done, s, NULL);
 	atomic_fetch_add(&T.started, 1);
 }
 
@@ -558,35 +566,20 @@ static void not_socket_msg(struct rp_shard *sh, void *arg)
  */
 static void test_start_refuses_non_socket(void **state)
 {
-	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
-	struct stream *s = &T.st[0];
-	int p[2];
-
 	(void)state;
 	T.shards = 1;
-	make_stream(s, 0, 0, 0x5eed);
-	assert_int_equal(pipe(p), 0);
-	/* the pipe's ends ride in the stream's lengths: the message reads them */
-	s->up_len = (size_t)p[0];
-	s->down_len = (size_t)p[1];
-	launch(&cfg, T.st, 0);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, not_socket_msg, s), 0);
-	assert_true(wait_for(&T.started, 1, WAIT_S));
-	usleep(100 * 1000);
-	rt_end(T.rt);
-	assert_int_equal(notsock_ret[0], -ENOTSOCK);
-	assert_int_equal(notsock_ret[1], -ENOTSOCK);
-	assert_int_equal(notsock_ret[2], -ENOTSOCK);
-	assert_int_equal(notsock_ret[3], -EINVAL);
-	assert_int_equal(atomic_load(&s->done), 0);
-	for (int fd = 0; fd < 4; fd++)
-		assert_true(fcntl(fd == 0 ? s->a : fd == 1 ? s->b : p[fd - 2], F_GETFD) >= 0);
-	close(p[0]);
-	close(p[1]);
-	close(s->a);
-	close(s->b);
-	T.n = 1;
-	close_clients();
+	memset(&NS, 0, sizeof(NS));
+	NS.s = &T.st[0];
+	make_stream(NS.s, 0, 0, 0x5eed);
+	assert_int_equal(pipe(NS.p), 0);
+	refusal_run(RP_RELAY_AUTO, not_socket_msg, NULL);
+	assert_int_equal(NS.ret[0], -ENOTSOCK);
+	assert_int_equal(NS.ret[1], -ENOTSOCK);
+	assert_int_equal(NS.ret[2], -ENOTSOCK);
+	assert_int_equal(NS.ret[3], -EINVAL);
+	assert_true(fcntl(NS.p[0], F_GETFD) >= 0 && fcntl(NS.p[1], F_GETFD) >= 0);
+	close(NS.p[0]);
+	close(NS.p[1]);
 }
 
 /* ---- many relays whose both sides close at once ---- */
