@@ -66,6 +66,10 @@ struct relay_app_stats {
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
 	 * result (ECONNREFUSED...); [0] for one above the table */
 	uint64_t connect_errno[RP_RELAY_ERRNO_MAX];
+	/* relays refused at their start, the client closed: rp_relay_start's
+	 * -errno (ENOMEM: no pool memory for the prime, also the prime's own
+	 * buffer; EINVAL, ENOTSOCK) by errno ([0] above the table) */
+	uint64_t start_failed, start_errno[RP_RELAY_ERRNO_MAX];
 };
 
 #define ST_ADD(rs, f, n) \
@@ -142,6 +146,13 @@ static void connect_failed(struct rshard *rs, int err)
 {
 	ST_ADD(rs, connect_failed, 1);
 	ST_ADD(rs, connect_errno[err > 0 && err < RP_RELAY_ERRNO_MAX ? err : 0], 1);
+}
+
+/* A relay refused at its start (@err > 0), counted in total and by errno. */
+static void start_failed(struct rshard *rs, int err)
+{
+	ST_ADD(rs, start_failed, 1);
+	ST_ADD(rs, start_errno[err > 0 && err < RP_RELAY_ERRNO_MAX ? err : 0], 1);
 }
 
 static void wait_arm(struct rp_shard *sh, struct rshard *rs);
@@ -243,6 +254,7 @@ static void start_relay(struct rp_shard *sh, struct rconn *c)
 		plen = (size_t)n + early;
 		prime = rp_pool_alloc(rp_shard_pool(sh), plen);
 		if (!prime) {
+			start_failed(c->rs, ENOMEM);
 			conn_free(sh, c, true);
 			return;
 		}
@@ -254,8 +266,10 @@ static void start_relay(struct rp_shard *sh, struct rconn *c)
 	}
 	ret = rp_relay_start(sh, c->cfd, c->ufd, &cfg, on_relay_done, c, NULL);
 	rp_pool_free(prime); /* copied by the relay */
-	if (ret)
+	if (ret) {
+		start_failed(c->rs, -ret);
 		conn_free(sh, c, true);
+	}
 }
 
 /* ---- the upstream connection ---- */
@@ -657,7 +671,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	struct rp_relay_stats r;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
-	char refused[512], errs[512], cerrs[512];
+	char refused[512], errs[512], cerrs[512], serrs[512];
 	size_t off = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
@@ -679,9 +693,10 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	}
 	errno_list(errs, sizeof(errs), r.reset_errno);
 	errno_list(cerrs, sizeof(cerrs), rs->st.connect_errno);
+	errno_list(serrs, sizeof(serrs), rs->st.start_errno);
 	fprintf(f,
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
-		"connect_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s start_failed %llu start_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
@@ -689,7 +704,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"sq_full %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
-		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.connect_timeouts,
+		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.start_failed,
+		serrs[0] ? serrs : " none", (unsigned long long)rs->st.connect_timeouts,
 		(unsigned long long)rs->st.upstream_waits, rs->waiting,
 		(unsigned long long)rs->st.accept_errors,
 		(unsigned long long)rs->st.peer_gone, (unsigned long long)rs->st.drain_retries,
