@@ -1812,6 +1812,31 @@ static bool send_hdr_tag(int fd, int i, const char *msg)
 }
 
 /*
+ * Stop the 1-shard relay @s (exit 0) and check its exit's stats line
+ * (stat_sum would add the snapshots'): shed above @shed0 (the snapshot
+ * before the read-back), upstream_waits @want_waits, no
+ * connect_timeouts, no connect_failed. The shed, waits and timeouts in
+ * *@shed, *@waits, *@timeouts.
+ */
+static void shed_exit(const char *what, struct child *s, unsigned long long shed0,
+		      unsigned long long want_waits, unsigned long long *shed,
+		      unsigned long long *waits, unsigned long long *timeouts)
+{
+	unsigned long long failed;
+	int rc = child_stop(s, 5000);
+
+	CHECK(rc == 0, "%s: exit status %d", what, rc);
+	*shed = shard_stat(s->log, 0, "shed");
+	*waits = shard_stat(s->log, 0, "upstream_waits");
+	*timeouts = shard_stat(s->log, 0, "connect_timeouts");
+	failed = shard_stat(s->log, 0, "connect_failed");
+	CHECK(*shed > shed0 && *waits == want_waits && *timeouts == 0 && failed == 0,
+	      "%s: shed %llu (%llu before the read-back), upstream_waits %llu, connect_timeouts "
+	      "%llu, connect_failed %llu (want more, %llu, 0, 0)", what, *shed, shed0, *waits,
+	      *timeouts, failed, want_waits);
+}
+
+/*
  * The shed at the wait timer's retry (cmd_relay.c on_wtimer ->
  * upstream_socket). The relay full as proxy_full leaves it; W silent
  * clients send their headers and a tag at once: every upstream socket
@@ -1833,8 +1858,7 @@ static void relay_wait_shed(const char *up)
 	int fds[MAX_HELD], n = 0, rc, fast;
 	char msg[W][8];
 	uint64_t t_fill = 0, t_d0, t_d1, wat[W], worst;
-	unsigned long long waiting = 0, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts,
-			   failed;
+	unsigned long long waiting = 0, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts;
 	long held, snap;
 	struct burst b;
 	struct child s;
@@ -1868,16 +1892,7 @@ static void relay_wait_shed(const char *up)
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	burst_close(&b);
-	/* the exit's stats line (stat_sum would add the snapshot's) */
-	rc = child_stop(&s, 5000);
-	CHECK(rc == 0, "wait shed: exit status %d", rc);
-	shed = shard_stat(s.log, 0, "shed");
-	waits = shard_stat(s.log, 0, "upstream_waits");
-	timeouts = shard_stat(s.log, 0, "connect_timeouts");
-	failed = shard_stat(s.log, 0, "connect_failed");
-	CHECK(shed > shed0 && waits == W && timeouts == 0 && failed == 0, "wait shed: shed %llu "
-	      "(%llu before the read-back), upstream_waits %llu, connect_timeouts %llu, "
-	      "connect_failed %llu (want more, %d, 0, 0)", shed, shed0, waits, timeouts, failed, W);
+	shed_exit("wait shed", &s, shed0, W, &shed, &waits, &timeouts);
 	printf("relay wait shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
 	       "clients filled the table; %d sent headers: %llu still waiting after the reserve; "
 	       "the burst read back in %llu ms; %d of %d waiters relayed within %d ms of its start "
@@ -2029,8 +2044,7 @@ static void relay_spare_shed(const char *up)
 	int fds[MAX_HELD], n = 0, nf[N], rc, fast = 0;
 	char msg[1][8] = { "s00\n" }, nmsg[N][8];
 	uint64_t t_fill = 0, t_d0 = 0, t_d1 = 0, wat[N], worst = 0, at0 = 0;
-	unsigned long long waiting = 9, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts,
-			   failed;
+	unsigned long long waiting = 9, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts;
 	long held, snap;
 	int st0 = -1, nn = 0;
 	struct burst b;
@@ -2077,15 +2091,8 @@ static void relay_spare_shed(const char *up)
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	burst_close(&b);
-	rc = child_stop(&s, 5000);
-	CHECK(rc == 0, "spare shed: exit status %d", rc);
-	shed = shard_stat(s.log, 0, "shed");
-	waits = shard_stat(s.log, 0, "upstream_waits");
-	timeouts = shard_stat(s.log, 0, "connect_timeouts");
-	failed = shard_stat(s.log, 0, "connect_failed");
-	CHECK(shed > shed0 && timeouts == 0 && failed == 0, "spare shed: shed %llu (%llu before "
-	      "the read-back), connect_timeouts %llu, connect_failed %llu (want more, 0, 0)", shed,
-	      shed0, timeouts, failed);
+	/* the first client's wait only: no new client waited for a socket */
+	shed_exit("spare shed", &s, shed0, 1, &shed, &waits, &timeouts);
 	printf("relay spare shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
 	       "clients filled the table; one waited and went on through the reserve; the burst "
 	       "read back in %llu ms; %d of %d new clients queued meanwhile relayed within %d ms "
