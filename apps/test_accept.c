@@ -1859,7 +1859,7 @@ static void relay_wait_shed(const char *up)
 	char msg[W][8];
 	uint64_t t_fill = 0, t_d0, t_d1, wat[W], worst;
 	unsigned long long waiting = 0, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts;
-	long held, snap;
+	long held, snap = -1;
 	struct burst b;
 	struct child s;
 
@@ -1869,7 +1869,14 @@ static void relay_wait_shed(const char *up)
 		snprintf(msg[i], sizeof(msg[i]), "w%02d\n", i);
 		CHECK(send_hdr_tag(fds[i], i, msg[i]), "wait shed: send: %s", strerror(errno));
 	}
-	snap = relay_snap_until(&s, "upstream_waits", W);
+	/* until all W wait and the reserve let the first go on */
+	for (uint64_t end = now_ms() + 3000; now_ms() < end;) {
+		snap = relay_snap(&s);
+		if (snap >= 0 && shard_stat(s.log + snap, 0, "upstream_waits") == W &&
+		    shard_stat(s.log + snap, 0, "waiting") == W - 1)
+			break;
+		usleep(20000);
+	}
 	if (snap >= 0) {
 		waiting = shard_stat(s.log + snap, 0, "waiting");
 		waits0 = shard_stat(s.log + snap, 0, "upstream_waits");
