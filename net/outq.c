@@ -742,26 +742,13 @@ static void schedule(struct rp_outq *q)
 #define FLAGS_ALL (RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
 #define ZC_BOTH	  (RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
 
-/* @fd is a socket: -ENOTSOCK for another file (a pipe or a regular file
- * took a queue whose every send would fail), -EINVAL for no open fd. One
- * getsockopt(2) per queue, at init: never on the path of a byte. */
-static int check_socket(int fd)
-{
-	int type;
-	socklen_t len = sizeof(type);
-
-	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
-		return 0;
-	return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
-}
-
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct rp_outq_opts *opts)
 {
 	int ret;
 
 	if (!sh || !out || fd < 0)
 		return -EINVAL;
-	ret = check_socket(fd);
+	ret = peer_socket_check(fd);
 	if (ret)
 		return ret;
 	return outq_init_socket(sh, out, fd, opts);

@@ -179,6 +179,16 @@ bool peer_route_local(const struct sockaddr_storage *peer)
 	return peer_route_kind(peer) != PEER_ROUTE_REMOTE;
 }
 
+int peer_socket_check(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+		return 0;
+	return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
+}
+
 int peer_addrs_get(int fd, struct peer_addrs *a)
 {
 	socklen_t pl = sizeof(a->peer), sl = sizeof(a->self);

@@ -5,7 +5,7 @@
  * row; callers that already hold the addresses, or that must tell a reset
  * (ENOTCONN) from a remote peer, or that cache the route's answer, use the
  * steps. Used by outq.c (adaptive SEND_ZC) and zc.c (file -> socket for a
- * local peer).
+ * local peer); peer_socket_check by outq.c and relay.c.
  */
 #ifndef RP_NET_PEER_H
 #define RP_NET_PEER_H
@@ -48,5 +48,10 @@ int peer_addrs_kind(const struct peer_addrs *a, int (*route)(const struct sockad
 /* rp_peer_is_local on addresses already read: peer_addrs_kind with the
  * route looked up (peer_route_kind) is not PEER_ROUTE_REMOTE. */
 bool peer_addrs_is_local(const struct peer_addrs *a);
+
+/* @fd is a socket: 0, -ENOTSOCK for another open file (a pipe's end or a
+ * regular file, whose every send would fail), -EINVAL for no open fd.
+ * One getsockopt(2): for a call's start, never on the path of a byte. */
+int peer_socket_check(int fd);
 
 #endif /* RP_NET_PEER_H */

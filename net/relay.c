@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer.h"
 #include "relay_impl.h"
 
 #define SWEEP_NS (1000ull * 1000 * 1000) /* idle sweep period */
@@ -70,19 +71,6 @@ int rp_relay_shard_init(struct rp_shard *sh)
 
 /* ---- start ---- */
 
-/* @fd is a socket: -ENOTSOCK for another file (a pipe's end started a
- * relay that could never move a byte), -EINVAL for no open fd. One
- * getsockopt(2) per side, once per relay: never on the path of a byte. */
-static int check_socket(int fd)
-{
-	int type;
-	socklen_t len = sizeof(type);
-
-	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
-		return 0;
-	return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
-}
-
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out)
 {
@@ -104,7 +92,7 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	for (int i = 0; cfg && i < 2; i++)
 		if (cfg->prime_len[i] > RP_RELAY_PRIME_MAX || (cfg->prime_len[i] && !cfg->prime[i]))
 			return -EINVAL;
-	if ((ret = check_socket(a)) || (ret = check_socket(b)))
+	if ((ret = peer_socket_check(a)) || (ret = peer_socket_check(b)))
 		return ret;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;

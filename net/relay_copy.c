@@ -183,7 +183,7 @@ static int push(struct rdir *d, char *ptr, size_t len, int32_t bid)
 			.arg = d,
 		};
 
-		/* d->to is a socket: rp_relay_start asked (check_socket),
+		/* d->to is a socket: rp_relay_start asked (peer_socket_check),
 		 * so the queue does not ask again for each direction */
 		ret = outq_init_socket(sh, &d->q, d->to, &o);
 		if (ret)
