@@ -1746,6 +1746,29 @@ static int relayed_fast(const char *what, int *fds, char (*msg)[8], int n, const
 }
 
 /*
+ * The burst @b read back (its pipes go to the pool) while clients
+ * @fds[0..@n) wait with @msg: the burst's bytes whole, each client's bytes
+ * back whole, and the shed, not the pool's trim, freed their descriptors
+ * (relayed_fast, shed_not_trim against @shed0, @trim0). How many came
+ * within BURST_FAST_MS; the read-back's ms in *@ms, the slowest client's
+ * in *@worst.
+ */
+static int shed_readback(const char *what, struct child *s, struct burst *b, int *fds,
+			 char (*msg)[8], int n, unsigned long long shed0, unsigned long long trim0,
+			 uint64_t *ms, uint64_t *worst)
+{
+	uint64_t wat[MAX_HELD], t0 = now_ms();
+	int rc = burst_drain(b, 5000, fds, n, wat), fast;
+
+	*ms = now_ms() - t0;
+	CHECK(rc == 0 && b->bad == 0, "%s: the burst read back %s, %ld bytes changed", what,
+	      rc ? "not whole" : "whole", b->bad);
+	fast = relayed_fast(what, fds, msg, n, wat, t0, worst);
+	shed_not_trim(what, s, shed0, trim0, *worst);
+	return fast;
+}
+
+/*
  * `ringplane relay --mode splice --accept-proxy` (1 shard) under @limit,
  * the table full: a burst (@b) holds pipes (*@held); silent clients (no
  * PROXY header yet: one descriptor each) are dialed one at a time into
@@ -1855,9 +1878,9 @@ static void relay_wait_shed(const char *up)
 	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
 			       "1", "--mode", "splice", "--accept-proxy", "--connect-timeout",
 			       "20000", NULL };
-	int fds[MAX_HELD], n = 0, rc, fast;
+	int fds[MAX_HELD], n = 0, fast;
 	char msg[W][8];
-	uint64_t t_fill = 0, t_d0, t_d1, wat[W], worst;
+	uint64_t t_fill = 0, t_rb = 0, worst = 0;
 	unsigned long long waiting = 0, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts;
 	long held, snap = -1;
 	struct burst b;
@@ -1886,13 +1909,7 @@ static void relay_wait_shed(const char *up)
 	CHECK(snap >= 0 && waiting == W - 1 && waits0 == W, "wait shed: before the burst's "
 	      "read-back: waiting %llu, upstream_waits %llu (want %d, %d)", waiting, waits0, W - 1,
 	      W);
-	t_d0 = now_ms();
-	rc = burst_drain(&b, 5000, fds, W, wat);
-	t_d1 = now_ms();
-	CHECK(rc == 0 && b.bad == 0, "wait shed: the burst read back %s, %ld bytes changed",
-	      rc ? "not whole" : "whole", b.bad);
-	fast = relayed_fast("wait shed", fds, msg, W, wat, t_d0, &worst);
-	shed_not_trim("wait shed", &s, shed0, trim0, worst);
+	fast = shed_readback("wait shed", &s, &b, fds, msg, W, shed0, trim0, &t_rb, &worst);
 	CHECK(now_ms() < t_fill + 4500, "wait shed: %llu ms from the first silent client to the "
 	      "check (want < 4.5 s: their 5 s header timeouts free descriptors)",
 	      (unsigned long long)(now_ms() - t_fill));
@@ -1905,7 +1922,7 @@ static void relay_wait_shed(const char *up)
 	       "the burst read back in %llu ms; %d of %d waiters relayed within %d ms of its start "
 	       "(slowest %llu ms); shed %llu (%llu before), upstream_waits %llu, "
 	       "connect_timeouts %llu\n", LIMIT, BURST_K, held, n, W, waiting,
-	       (unsigned long long)(t_d1 - t_d0), fast, W, BURST_FAST_MS,
+	       (unsigned long long)t_rb, fast, W, BURST_FAST_MS,
 	       (unsigned long long)worst, shed, shed0, waits, timeouts);
 }
 
@@ -1933,7 +1950,7 @@ static void relay_drain_shed(const char *up)
 			       "--drain-timeout", "20", NULL };
 	int held[MAX_HELD], nh = 0, q[Q], nq = 0, rc, fast = 0;
 	char msg[Q][8];
-	uint64_t t_quit = 0, t_d0 = 0, t_d1 = 0, wat[Q], worst = 0;
+	uint64_t t_quit = 0, t_rb = 0, worst = 0;
 	unsigned long long retries0 = 0, shed0 = 0, trim0 = 0, shed, retries, timeouts, failed,
 			   reset;
 	long pipes0, npipes, snap = -1;
@@ -1991,13 +2008,7 @@ static void relay_drain_shed(const char *up)
 		      "drain_retries %llu, %d of %d queued clients answered (want the drain held "
 		      "out of descriptors: more than 0, none)", retries0, ready, Q);
 	}
-	t_d0 = now_ms();
-	rc = burst_drain(&b, 5000, q, Q, wat);
-	t_d1 = now_ms();
-	CHECK(rc == 0 && b.bad == 0, "drain shed: the burst read back %s, %ld bytes changed",
-	      rc ? "not whole" : "whole", b.bad);
-	fast = relayed_fast("drain shed", q, msg, Q, wat, t_d0, &worst);
-	shed_not_trim("drain shed", &s, shed0, trim0, worst);
+	fast = shed_readback("drain shed", &s, &b, q, msg, Q, shed0, trim0, &t_rb, &worst);
 out:
 	for (int i = 0; i < nq; i++)
 		close(q[i]);
@@ -2023,7 +2034,7 @@ out:
 	       "relayed, %d queued; SIGQUIT: the drain held (drain_retries %llu); the burst read "
 	       "back in %llu ms; %d of %d queued relayed within %d ms of its start (slowest %llu "
 	       "ms); shed %llu (%llu before), drain_retries %llu, drain_reset %llu\n", LIMIT,
-	       BURST_K, npipes, nh, nq, retries0, (unsigned long long)(t_d1 - t_d0), fast, Q,
+	       BURST_K, npipes, nh, nq, retries0, (unsigned long long)t_rb, fast, Q,
 	       BURST_FAST_MS, (unsigned long long)worst, shed, shed0, retries, reset);
 }
 
@@ -2048,9 +2059,9 @@ static void relay_spare_shed(const char *up)
 	const char *args[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
 			       "1", "--mode", "splice", "--accept-proxy", "--connect-timeout",
 			       "20000", NULL };
-	int fds[MAX_HELD], n = 0, nf[N], rc, fast = 0;
+	int fds[MAX_HELD], n = 0, nf[N], fast = 0;
 	char msg[1][8] = { "s00\n" }, nmsg[N][8];
-	uint64_t t_fill = 0, t_d0 = 0, t_d1 = 0, wat[N], worst = 0, at0 = 0;
+	uint64_t t_fill = 0, t_rb = 0, worst = 0, at0 = 0;
 	unsigned long long waiting = 9, waits0 = 0, shed0 = 0, trim0 = 0, shed, waits, timeouts;
 	long held, snap;
 	int st0 = -1, nn = 0;
@@ -2082,13 +2093,8 @@ static void relay_spare_shed(const char *up)
 		}
 	}
 	if (nn == N) {
-		t_d0 = now_ms();
-		rc = burst_drain(&b, 5000, nf, N, wat);
-		t_d1 = now_ms();
-		CHECK(rc == 0 && b.bad == 0, "spare shed: the burst read back %s, %ld bytes changed",
-		      rc ? "not whole" : "whole", b.bad);
-		fast = relayed_fast("spare shed", nf, nmsg, N, wat, t_d0, &worst);
-		shed_not_trim("spare shed", &s, shed0, trim0, worst);
+		fast = shed_readback("spare shed", &s, &b, nf, nmsg, N, shed0, trim0, &t_rb,
+				     &worst);
 		CHECK(now_ms() < t_fill + 4500, "spare shed: %llu ms from the first silent client "
 		      "to the check (want < 4.5 s: their 5 s header timeouts free descriptors)",
 		      (unsigned long long)(now_ms() - t_fill));
@@ -2104,7 +2110,7 @@ static void relay_spare_shed(const char *up)
 	       "clients filled the table; one waited and went on through the reserve; the burst "
 	       "read back in %llu ms; %d of %d new clients queued meanwhile relayed within %d ms "
 	       "of its start (slowest %llu ms); shed %llu (%llu before), upstream_waits %llu, "
-	       "connect_timeouts %llu\n", LIMIT, BURST_K, held, n, (unsigned long long)(t_d1 - t_d0),
+	       "connect_timeouts %llu\n", LIMIT, BURST_K, held, n, (unsigned long long)t_rb,
 	       fast, N, BURST_FAST_MS, (unsigned long long)worst, shed, shed0, waits, timeouts);
 }
 
