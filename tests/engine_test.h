@@ -218,6 +218,16 @@ static inline void stats_of(struct rp_runtime *rt, unsigned shard, struct rp_sha
 	assert_int_equal(rp_runtime_stats(rt, shard, st), 0);
 }
 
+/* rt_end, keeping shard 0's stats at the stop in @st: stop, join, read
+ * them, free; then report what the shards saw. */
+static inline void rt_end_stats(struct rp_runtime *rt, struct rp_shard_stats *st)
+{
+	rt_stop_join(rt);
+	stats_of(rt, 0, st);
+	rp_runtime_destroy(rt);
+	check_failures();
+}
+
 /* ---- fd helpers (control thread) ---- */
 
 static inline int tcp_listener(struct sockaddr_in *addr)
@@ -261,6 +271,17 @@ static inline void tcp_pair(int *client, int *server)
 	*server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(*server >= 0);
 	close(l);
+}
+
+/* Size one direction of a stream: @sender's SO_SNDBUF and @receiver's
+ * SO_RCVBUF, @bytes each (the kernel doubles the value and clamps it to
+ * its wmem_max/rmem_max). Small ones make a peer that stops reading fill
+ * the path after little data; big ones let a whole send land with nobody
+ * reading. */
+static inline void sock_bufs(int sender, int receiver, int bytes)
+{
+	assert_int_equal(setsockopt(sender, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)), 0);
+	assert_int_equal(setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)), 0);
 }
 
 static inline int tmp_file(void)

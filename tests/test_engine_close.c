@@ -91,10 +91,7 @@ static void test_close_cancel_cancel_fd(void **state)
 	cfg.init = cc_init;
 	rt = rt_start(&cfg);
 	ok = wait_for(&tcc.done, 7, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	assert_int_equal(tcc.close_res, 0);
 	assert_int_equal(tcc.fcntl_errno, EBADF);
@@ -592,10 +589,7 @@ static void test_close_cancels_only_its_fd(void **state)
 	cfg.init = ce_init;
 	rt = rt_start(&cfg);
 	ok = wait_for(&tce.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	assert_int_equal(tce.close1_res, 0);
 	assert_int_equal(tce.close2_res, 0);
@@ -670,10 +664,7 @@ static void test_close_of_more_ops_than_the_sq_holds(void **state)
 	cfg.init = mo_init;
 	rt = rt_start(&cfg);
 	ok = wait_for(&tmo.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	assert_int_equal(tmo.close_res, 0);
 	assert_int_equal(tmo.cancelled, MANY_OPS);
@@ -817,10 +808,7 @@ static void run_close_storm(bool park, bool sqpoll)
 		skip();
 	}
 	ok = wait_for(&tcs.done, 1, 60.0);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	print_message("# close storm: %d connections with a multishot recv each (%s%s) closed in "
 		      "%.3f s (%.2f us each)\n",

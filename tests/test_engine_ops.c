@@ -72,10 +72,7 @@ static void test_nop_and_timeout(void **state)
 	cfg.init = nop_init;
 	rt = rt_start(&cfg);
 	assert_true(wait_for(&tn.done, 11, WAIT_S));
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_int_equal(tn.inflight_after_prep, 12);
 	/* io_uring timeouts are hrtimers: never early; "roughly" is generous
 	 * because the host is shared */
@@ -312,10 +309,7 @@ static void run_fixed(bool register_buffers, struct rp_shard_stats *st)
 	cfg.init = fx_init;
 	rt = rt_start(&cfg);
 	ok = wait_for(&tfx.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, st);
 	assert_true(ok);
 	for (int i = 0; i < 3; i++) {
 		assert_true(tfx.foreign_null[i]);
@@ -655,25 +649,20 @@ static void test_send_zc(void **state)
 	bool ok, report;
 	size_t got = 0;
 	double end;
-	int bufsz = 4 << 20;
 
 	(void)state;
 	memset(&tzc, 0, sizeof(tzc));
 	fill_pattern(tzc.copy, ZC_LEN, 99);
 	tcp_pair(&tzc.c, &tzc.s);
 	/* room for the whole send, so the result needs no reader */
-	(void)setsockopt(tzc.c, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	(void)setsockopt(tzc.s, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	sock_bufs(tzc.c, tzc.s, 4 << 20);
 	cfg.init = zc_init;
 	rt = rt_start(&cfg);
 	printf("# features: %s, ring: %s\n", rp_engine_features(rt), rp_runtime_ring_mode(rt));
 	tzc.have_zc = has_feature(rt, "send_zc=yes");
 	report = has_feature(rt, "zc_report_usage=yes");
 	ok = wait_for(&tzc.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	assert_true(tzc.result_res > 0);
 	end = now_s() + WAIT_S;
@@ -781,14 +770,12 @@ static void test_send_zc_counts_only_sends_that_went_out(void **state)
 	struct rp_shard_stats st;
 	struct rp_runtime *rt;
 	bool ok, have_zc, report;
-	int bufsz = 4 << 20;
 
 	(void)state;
 	memset(&tzf, 0, sizeof(tzf));
 	fill_pattern(tzf.buf, ZC_LEN, 7);
 	tcp_pair(&tzf.c, &tzf.s);
-	(void)setsockopt(tzf.c, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	(void)setsockopt(tzf.s, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	sock_bufs(tzf.c, tzf.s, 4 << 20);
 	tzf.file = tmp_file();
 	assert_true(fcntl(ZF_BADFD, F_GETFD) < 0 && errno == EBADF);
 	cfg.init = zf_init;
@@ -796,10 +783,7 @@ static void test_send_zc_counts_only_sends_that_went_out(void **state)
 	have_zc = has_feature(rt, "send_zc=yes");
 	report = has_feature(rt, "zc_report_usage=yes");
 	ok = wait_for(&tzf.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	printf("# results %d %d %d %d %d, notified %d%d%d%d%d; zc_sends %llu zc_copied %llu "
 	       "err_other %llu\n",
@@ -1019,10 +1003,7 @@ static void test_link_timeout(void **state)
 	if (!ok) /* not stopped: a shard that cannot be woken would hang the join */
 		fail_msg("the shard never ran a message submitted from outside: it cannot be "
 			 "woken (its eventfd read linked behind a pending recv?)");
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(ok);
 	assert_int_equal(tlt.recv_res, -ECANCELED);
 	assert_true(tlt.elapsed >= 0.0195);
@@ -1283,7 +1264,6 @@ static void test_poll_writable(void **state)
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st0, st1;
 	struct rp_runtime *rt;
-	int small = 16384;
 	uint8_t buf[65536];
 	double t_drain, end;
 	bool ok;
@@ -1293,8 +1273,7 @@ static void test_poll_writable(void **state)
 	atomic_store(&tpw.cancel_res, 1);
 	atomic_store(&tpw.ready_res, -1);
 	tcp_pair(&tpw.c, &tpw.s);
-	assert_int_equal(setsockopt(tpw.s, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-	assert_int_equal(setsockopt(tpw.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	sock_bufs(tpw.s, tpw.c, 16384);
 	fill_socket(tpw.s);
 	assert_int_equal(shutdown(tpw.c, SHUT_WR), 0); /* half-closed, and it does not read */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tpw.pair), 0);
@@ -1458,10 +1437,7 @@ static void test_reserved_timer(void **state)
 	assert_true(wait_for(&trt.done, 1, WAIT_S));
 	sleep_ms(20);
 	t0 = now_s();
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_end_stats(rt, &st);
 	assert_true(now_s() - t0 < 2.0); /* the armed timer did not hold the stop */
 	assert_true(trt.held > 0);
 	assert_int_equal(trt.timeout_errno, ENOMEM);

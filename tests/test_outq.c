@@ -249,6 +249,28 @@ static void *reader_main(void *p)
 	return NULL;
 }
 
+#define RD_GO	   1u /* read at once (without it: until the test stores rd->go) */
+#define RD_DISCARD 2u /* count the bytes, keep none: no buffer */
+
+/* Zero @rd and start it on a thread of its own (*th, the caller joins it):
+ * it reads up to @cap bytes from @fd into rd->buf, @cap bytes allocated
+ * here and freed by the caller, and stops early at the end of the stream
+ * or an error. Without RD_GO, what the thread reads only after go
+ * (reset_at) may still be set between this call and the store to rd->go. */
+static void reader_start(struct reader *rd, pthread_t *th, int fd, size_t cap, unsigned flags)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->fd = fd;
+	rd->cap = cap;
+	rd->discard = flags & RD_DISCARD;
+	if (!rd->discard) {
+		rd->buf = malloc(cap);
+		assert_non_null(rd->buf);
+	}
+	atomic_store(&rd->go, (flags & RD_GO) ? 1 : 0);
+	assert_int_equal(pthread_create(th, NULL, reader_main, rd), 0);
+}
+
 static void check_stream(const uint8_t *buf, size_t len)
 {
 	uint8_t *want = malloc(len ? len : 1);
@@ -297,7 +319,6 @@ static struct rp_runtime *stream(int a, int b, const struct rp_outq_opts *opts, 
 	pthread_t th;
 
 	memset(&P, 0, sizeof(P));
-	memset(&rd, 0, sizeof(rd));
 	P.seed = 0x9e3779b97f4a7c15ull ^ msgs;
 	P.seed_rounds = 0x2545f4914f6cdd1dull;
 	P.fd = a;
@@ -318,13 +339,8 @@ static struct rp_runtime *stream(int a, int b, const struct rp_outq_opts *opts, 
 			total += len;
 		}
 		P.seed = s;
-		rd.cap = (size_t)total;
+		reader_start(&rd, &th, b, (size_t)total, RD_GO);
 	}
-	rd.fd = b;
-	rd.buf = malloc(rd.cap);
-	assert_non_null(rd.buf);
-	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
 	cfg.pool_bytes = (size_t)64 << 20;
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
@@ -639,16 +655,11 @@ static void batch_once(bool manual, unsigned n)
 
 	tcp_pair(&a, &b);
 	memset(&P, 0, sizeof(P));
-	memset(&rd, 0, sizeof(rd));
 	P.fd = a;
 	P.batch_n = n;
 	P.manual = manual;
 	P.opts.flags = manual ? RP_OUTQ_MANUAL : 0;
-	rd.fd = b;
-	rd.cap = 64u * P.batch_n;
-	rd.buf = malloc(rd.cap);
-	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	reader_start(&rd, &th, b, 64u * P.batch_n, RD_GO);
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, batch_round, NULL), 0);
 	pthread_join(th, NULL);
@@ -705,10 +716,8 @@ static void bound_once(bool nonblock)
 		assert_int_equal(fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK), 0);
 		shutdown(b, SHUT_WR); /* a client that half-closed after its requests */
 	}
-	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	sock_bufs(a, b, small);
 	memset(&P, 0, sizeof(P));
-	memset(&rd, 0, sizeof(rd));
 	P.seed = 12345;
 	P.seed_rounds = 99;
 	P.fd = a;
@@ -718,10 +727,7 @@ static void bound_once(bool nonblock)
 	P.opts.on_writable = on_writable;
 	P.msgs = 2000;
 	P.max_msg_big = 64 * 1024;
-	rd.fd = b;
-	rd.cap = (size_t)64 << 20;
-	rd.buf = malloc(rd.cap);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	reader_start(&rd, &th, b, (size_t)64 << 20, 0);
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
 	/* the peer reads nothing: the producer must block on the bound */
@@ -861,19 +867,13 @@ static void test_big_push_empty_queue(void **state)
 	(void)state;
 	tcp_pair(&a, &b);
 	memset(&BG, 0, sizeof(BG));
-	memset(&rd, 0, sizeof(rd));
 	BG.fd = a;
 	BG.big = malloc(BIG_LEN);
 	assert_non_null(BG.big);
 	fill_pattern(BG.big, BIG_LEN, 0);
 	fill_pattern(BG.small, BIG_SMALL, BIG_LEN);
 	fill_pattern(BG.copy, BIG_COPY, BIG_LEN + BIG_SMALL);
-	rd.fd = b;
-	rd.cap = BIG_LEN + BIG_SMALL + BIG_COPY;
-	rd.buf = malloc(rd.cap);
-	assert_non_null(rd.buf);
-	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	reader_start(&rd, &th, b, BIG_LEN + BIG_SMALL + BIG_COPY, RD_GO);
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, bg_start, NULL), 0);
 	assert_true(wait_int(&BG.done, 1, 30));
@@ -1002,8 +1002,7 @@ static void test_close(void **state)
 
 	(void)state;
 	tcp_pair(&a, &b);
-	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	sock_bufs(a, b, small);
 	memset(&P, 0, sizeof(P));
 	P.seed = 4242;
 	P.seed_rounds = 7;
@@ -1052,7 +1051,6 @@ static void test_reset(void **state)
 	(void)state;
 	tcp_pair(&a, &b);
 	memset(&P, 0, sizeof(P));
-	memset(&rd, 0, sizeof(rd));
 	P.seed = 777;
 	P.seed_rounds = 5;
 	P.fd = a;
@@ -1062,13 +1060,9 @@ static void test_reset(void **state)
 	P.msgs = 6000;
 	P.max_msg_big = 128 * 1024;
 	P.stop_on_error = true;
-	rd.fd = b;
-	rd.cap = (size_t)1 << 30;
-	rd.buf = malloc((size_t)2 << 20);
-	rd.discard = true;
+	reader_start(&rd, &th, b, (size_t)1 << 30, RD_DISCARD);
 	rd.reset_at = (size_t)1 << 20;
 	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, start, NULL), 0);
 	pthread_join(th, NULL);
@@ -1182,12 +1176,7 @@ static void test_release_reentry(void **state)
 	(void)state;
 	tcp_pair(&a, &b);
 	memset(&R, 0, sizeof(R));
-	memset(&rd, 0, sizeof(rd));
-	rd.fd = b;
-	rd.cap = (size_t)RE_MSGS * 3000;
-	rd.buf = malloc(rd.cap);
-	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	reader_start(&rd, &th, b, (size_t)RE_MSGS * 3000, RD_GO);
 	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, re_start, &a), 0);
 	assert_true(wait_for(&R.done, 1, 30));
@@ -1343,7 +1332,6 @@ static double m_run(int kind, int mode, unsigned n, unsigned rounds, uintptr_t f
 	int sv[2];
 
 	memset(&M, 0, sizeof(M));
-	memset(&rd, 0, sizeof(rd));
 	if (kind == 0) {
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	} else {
@@ -1355,11 +1343,8 @@ static double m_run(int kind, int mode, unsigned n, unsigned rounds, uintptr_t f
 	M.rounds = rounds;
 	M.big = 256 * 1024;
 	M.bytes = (uint64_t)128 << 20;
-	rd.fd = sv[1];
-	rd.discard = true;
-	rd.cap = kind == 0 ? (size_t)n * 64 * rounds : (size_t)M.bytes;
-	atomic_store(&rd.go, 1);
-	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	reader_start(&rd, &th, sv[1], kind == 0 ? (size_t)n * 64 * rounds : (size_t)M.bytes,
+		     RD_GO | RD_DISCARD);
 	cfg.pool_bytes = (size_t)128 << 20;
 	rt = rt_start(&cfg);
 	m_cpu = cpu_s();
