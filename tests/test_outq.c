@@ -1195,6 +1195,7 @@ static void test_release_reentry(void **state)
 	assert_true(R.st.sendmsgs < RE_MSGS);
 	free(rd.buf);
 	close(a);
+	close(b);
 }
 
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
