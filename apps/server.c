@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +449,15 @@ static __attribute__((noinline)) void spare_give(const int *fds, unsigned n)
 		close(fds[--n]);
 }
 
+/* True when @lfd (a listener) has a completed connection queued, or when
+ * that cannot be told: what its accept4 would take. */
+static bool listen_ready(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) != 0;
+}
+
 /*
  * The drain's own accepts: every connection the kernel completed and
  * queued on @a's listener, taken with accept4 and handed to @a's callback
@@ -485,6 +495,13 @@ static bool accept_queued(struct rp_shard *sh, struct rp_app_accept *a)
 			fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
 		err = errno;
 		spare_give(spare, ns);
+		/* no spare, but nothing queued either: the queue is empty,
+		 * as an accept4's EAGAIN would have said. Held for lack of
+		 * a spare, the listener stayed open with no client waiting
+		 * on it: new connects completed (not refused) and were
+		 * taken in later, each failed pass counted as an error */
+		if (ns < want && !listen_ready(a->lfd))
+			break;
 		if (fd < 0) {
 			if (err == EAGAIN || err == EWOULDBLOCK)
 				break;

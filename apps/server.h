@@ -280,8 +280,9 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a);
  * could not reach ends with it, the kernel refuses new connections and
  * resets what completed in the microseconds since the last accept4: counted
  * in drain_reset) and close it. When a pass stops for lack of descriptors
- * or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listener is kept open
- * instead (held; said once on stderr): every later call, and every
+ * or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) with connections still
+ * queued the listener is kept open instead (held; said once on stderr; a
+ * spare that cannot be had for an empty queue ends the pass as EAGAIN): every later call, and every
  * rp_app_accept_poke (a connection closed, a tick), runs another pass
  * (counted in drain_retries), the first that ends with the queue empty
  * shuts and closes it; at the stop (the drain's deadline)

@@ -42,7 +42,12 @@
  * held by ptrace at the shed's SIOCOUTQ while the signal is taken):
  * SIGTERM closes them unanswered (EOF, counted); SIGQUIT lets them wait
  * for a descriptor as the drain's requests do, then 200 with Connection:
- * close, or closed unanswered at --drain-timeout. Every wait is bounded.
+ * close, or closed unanswered at --drain-timeout. relay --accept-proxy
+ * drained at its descriptor limit with clients in the header wait and its
+ * reserve lent: the listener closed though no spare descriptor can be had
+ * (a new connect refused, its descriptor to the waiting client), every
+ * relayed byte whole, the silent clients closed at their header timeout
+ * and counted, the descriptors back, exit 0. Every wait is bounded.
  * `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
@@ -2290,10 +2295,16 @@ static int hold_at_outq(pid_t tid, unsigned ms)
  * turn the shard finds the stop or the drain, before L's close completes.
  * 0; 1 when this host does not let the test trace its child (said: the
  * case is skipped, @name); -1 (checked and said). @sig is sent all the
- * same, at *@t (now_ms).
+ * same, at *@t (now_ms). With @q not NULL, a client *@q connects while
+ * the thread is held at the ioctl: it stays queued on the listener (its
+ * accept, when the thread runs again, finds no descriptor: L's close is
+ * still to come),
+ * so a drain's pass holds the listener open, its descriptor not given
+ * back (an empty queue would let the drain close it: one descriptor more
+ * for the waits).
  */
 static int shed_fire(struct child *c, const char *name, const int *w, int nw, int sig,
-		     uint64_t *t)
+		     uint64_t *t, int *q)
 {
 	pid_t tid = shard_tid(c->pid);
 	int sent = 0, st, seized, held = -1;
@@ -2318,6 +2329,8 @@ static int shed_fire(struct child *c, const char *name, const int *w, int nw, in
 		sent += !send_get(w[i], "m1.txt", "");
 	if (seized)
 		held = hold_at_outq(tid, 5000);
+	if (q)
+		*q = dial(c->port);
 	before = vol_switches(c->pid, c->pid, &sleeping);
 	*t = now_ms();
 	kill(c->pid, sig);
@@ -2404,7 +2417,7 @@ static void test_serve_emfile_shed_stop(void)
 	if (shed_setup(&c, args, &l, w, SW, &k, &lim, &base))
 		goto out;
 	from = c.len;
-	if (shed_fire(&c, "shed stop", w, SW, SIGTERM, &t0) == 1) {
+	if (shed_fire(&c, "shed stop", w, SW, SIGTERM, &t0, NULL) == 1) {
 		(void)child_exit(&c, 5000);
 		goto out;
 	}
@@ -2445,7 +2458,9 @@ out:
  * answered 503 (its client could not try again: the port is closed);
  * each waits for a descriptor instead (docs/reliability.md, open_waits),
  * unanswered. Meanwhile serve holds one descriptor fewer than at the
- * limit (L's; the O_PATH each retry took given back). With @k_leaves, K
+ * limit (L's; the O_PATH each retry took given back; a client Q queued
+ * on the listener at the SIGQUIT keeps the drain's listener, and its
+ * descriptor, held: shed_fire). With @k_leaves, K
  * then leaves: once two are free the drain's next retry answers every W
  * 200 with Connection: close and its file's bytes, then EOF, and serve
  * exits 0 as the last W leaves, well within --drain-timeout 5. Without,
@@ -2461,7 +2476,7 @@ static void shed_drain(bool k_leaves)
 			       "1", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
 			       "--header-timeout", "60", "--keepalive-timeout", "60",
 			       "--drain-timeout", k_leaves ? "5" : "2", NULL };
-	int l, w[SW], k, st, ok = 0, other = 0, want = k_leaves ? 200 : 0, fired;
+	int l, w[SW], k, st, ok = 0, other = 0, want = k_leaves ? 200 : 0, fired, q = -1;
 	unsigned long long closed, s5, s2, shed, live, waits;
 	long lim, base, waiting = -1;
 	bool quiet = false;
@@ -2472,7 +2487,7 @@ static void shed_drain(bool k_leaves)
 	if (shed_setup(&c, args, &l, w, SW, &k, &lim, &base))
 		goto out;
 	from = c.len;
-	fired = shed_fire(&c, name, w, SW, SIGQUIT, &t0);
+	fired = shed_fire(&c, name, w, SW, SIGQUIT, &t0, &q);
 	if (fired == 1) {
 		(void)child_stop(&c, 5000);
 		goto out;
@@ -2497,6 +2512,9 @@ static void shed_drain(bool k_leaves)
 		close(w[i]);
 		w[i] = -1;
 	}
+	if (q >= 0)
+		close(q); /* taken in once descriptors free, or reset at the deadline */
+	q = -1;
 	st = child_exit(&c, 8000);
 	dt = now_ms() - t0;
 	closed = stat_sum(c.log + from, "open_wait_closed");
@@ -2523,6 +2541,8 @@ static void shed_drain(bool k_leaves)
 	       k_leaves ? "answered 200" : "closed unanswered at the deadline", waits, closed, shed,
 	       s5, live, st, (unsigned long long)dt);
 out:
+	if (q >= 0)
+		close(q);
 	shed_close(l, k, w);
 }
 
@@ -2534,6 +2554,260 @@ static void test_serve_emfile_shed_drain(void)
 static void test_serve_emfile_shed_drain_deadline(void)
 {
 	shed_drain(false);
+}
+
+/* ---- relay --accept-proxy drained at its descriptor limit ---- */
+
+/* A PROXY v1 header from 10.9.0.@i:40000+@i to 10.8.0.1:443 into @out; its
+ * length. */
+static size_t pp_v1(char *out, size_t cap, int i)
+{
+	return (size_t)snprintf(out, cap, "PROXY TCP4 10.9.0.%d 10.8.0.1 %d 443\r\n", i, 40000 + i);
+}
+
+/* Through a relay to `ringplane echo`: send @len bytes of big from @off on
+ * @fd (after @hl bytes of @hdr when @hdr is not NULL) and read them back
+ * within 5 s: true when every byte came back as sent. */
+static bool echo_round(int fd, const char *hdr, size_t hl, size_t off, size_t len)
+{
+	static unsigned char back[256 * 1024];
+	size_t got;
+
+	if (len > sizeof(back) || (hdr && send(fd, hdr, hl, MSG_NOSIGNAL) != (ssize_t)hl) ||
+	    send(fd, big + off, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return false;
+	got = read_upto(fd, back, len, 5000, NULL);
+	return got == len && !memcmp(back, big + off, len);
+}
+
+/* Half-close @fd, then its EOF within 5 s with nothing before it: true. */
+static bool shut_eof(int fd)
+{
+	char b[64];
+
+	return !shutdown(fd, SHUT_WR) && read_to_eof_ms(fd, b, sizeof(b), 5000) == 0;
+}
+
+/* The value of @name on the last "shard 0: " line of @log (0: none). */
+static unsigned long long last_stat(const char *log, const char *name)
+{
+	const char *line = NULL, *end, *p;
+	char key[64];
+
+	for (p = log; (p = strstr(p, "shard 0: ")); p++)
+		if (p == log || p[-1] == '\n')
+			line = p;
+	if (!line)
+		return 0;
+	end = strchr(line, '\n');
+	snprintf(key, sizeof(key), " %s ", name);
+	p = strstr(line, key);
+	return p && (!end || p < end) ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/*
+ * `ringplane relay --accept-proxy` (1 shard, copy, upstream `ringplane
+ * echo`) drained at its descriptor limit (RLIMIT_NOFILE PLIM) with its
+ * reserve in play. Before the SIGQUIT: two clients A0, A1 send their
+ * headers and 64 KB each, relayed (two descriptors each); silent clients
+ * (in the header wait: one each) fill the table to the limit; two of
+ * them, P0 and P1, then send their headers and a tag: P0's upstream
+ * socket finds no descriptor and goes on through the reserve, P1 waits
+ * (waiting 1, upstream_waits 2). Then SIGQUIT, with the listener's queue
+ * empty: the drain must close the listener, though its spare descriptor
+ * cannot be had, so a new connect is refused (within 100 ms + 1 s) and
+ * the listener's descriptor goes to P1, relayed within 1 s of the SIGQUIT
+ * (before the silent clients' 5 s header timeouts free any). Then: A1
+ * sends 64 KB more, gets them back, half-closes, reads EOF, leaves; H (a
+ * silent one) sends its header and a tag during the drain and is relayed
+ * (upstream_waits still 2); P0, P1 and H half-close and read EOF; the
+ * silent rest are closed at their header timeout (EOF, no byte), counted
+ * in proxy_timeouts. With only A0 left, the relay holds exactly what it
+ * held at its start, less the listener and the reserve (lent, not taken
+ * again once the listener is gone), plus A0's two. A0 then sends 64 KB
+ * more, half-closes and reads it all back and EOF; the relay exits 0
+ * within 2 s, well within --drain-timeout 20, its exit line counting
+ * every accepted header, the timeouts, no refusal, no connect failure
+ * or timeout, and no accept error or drain retry after the listener's
+ * close. (Before: the drain's pass found no spare for an empty queue and
+ * held the listener open: new connects completed, were taken in later
+ * and held the drain to their own header timeout; P1 waited 5 s.)
+ */
+enum { PLIM = 40, PCHUNK = 64 * 1024, PMAX = 48 };
+static void test_relay_proxy_drain(void)
+{
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
+				NULL };
+	char up[64], hdr[128], tag[8], b[64];
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+				"1", "--no-pin", "--mode", "copy", "--accept-proxy",
+				"--connect-timeout", "20000", "--drain-timeout", "20", NULL };
+	struct child e = { 0 }, r = { 0 };
+	int a[2] = { -1, -1 }, s[PMAX], ns = 0, st, eofs = 0, newc;
+	bool a_ok[2] = { false, false }, p_ok[2] = { false, false }, h_ok = false, refused_new;
+	bool a1_done = false, a0_done = false, p_end = false;
+	long base = -1, full = -1, left = -1;
+	unsigned long long waits = ~0ull, waiting = ~0ull, accepted, timeouts, refusedn, errs,
+			   retries, cfail, ctime;
+	uint64_t t0 = 0, p1_at = 0, t_last, t_exit;
+	size_t hl;
+
+	for (int i = 0; i < PMAX; i++)
+		s[i] = -1;
+	if (child_start(&e, eargs)) {
+		CHECK(0, "proxy drain: echo did not start");
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
+	child_nofile = PLIM;
+	st = child_start(&r, rargs);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "proxy drain: relay did not start");
+		goto out;
+	}
+	base = fd_count_where(r.pid, NULL, PLIM);
+	for (int i = 0; i < 2; i++) {
+		a[i] = dial(r.port);
+		hl = pp_v1(hdr, sizeof(hdr), 100 + i);
+		a_ok[i] = a[i] >= 0 && echo_round(a[i], hdr, hl, (size_t)i * PCHUNK * 4, PCHUNK);
+	}
+	CHECK(a_ok[0] && a_ok[1], "proxy drain: A0 %s, A1 %s (want 64 KB each relayed whole)",
+	      a_ok[0] ? "relayed" : "not relayed", a_ok[1] ? "relayed" : "not relayed");
+	/* silent clients until the table is full (a loaded host: 3 s) */
+	while (ns < PMAX && (full = fd_count_where(r.pid, NULL, PLIM)) < PLIM) {
+		long before = full;
+
+		s[ns] = dial(r.port);
+		if (s[ns] < 0)
+			break;
+		ns++;
+		for (uint64_t end = now_ms() + 3000;
+		     now_ms() < end && (full = fd_count_where(r.pid, NULL, PLIM)) == before;)
+			usleep(2000);
+	}
+	CHECK(full == PLIM && ns >= 6,
+	      "proxy drain: %d silent clients, %ld descriptors (want the limit %d, %ld at the "
+	      "start)", ns, full, PLIM, base);
+	if (full != PLIM || ns < 6 || !a_ok[0] || !a_ok[1])
+		goto out;
+	/* P0 (s[0]) through the reserve, P1 (s[1]) waits */
+	for (int i = 0; i < 2; i++) {
+		hl = pp_v1(hdr, sizeof(hdr), 1 + i);
+		snprintf(tag, sizeof(tag), "p%02d\n", i);
+		memcpy(hdr + hl, tag, 4);
+		CHECK(send(s[i], hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4, "proxy drain: P%d", i);
+		usleep(50 * 1000);
+	}
+	p_ok[0] = read_upto(s[0], b, 4, 2000, NULL) == 4 && !memcmp(b, "p00\n", 4);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end;) {
+		waits = stat_now(&r, "upstream_waits");
+		waiting = stat_now(&r, "waiting");
+		if (waits == 2 && waiting == 1)
+			break;
+		usleep(20 * 1000);
+	}
+	CHECK(p_ok[0] && waits == 2 && waiting == 1,
+	      "proxy drain: before SIGQUIT: P0 %s through the reserve, upstream_waits %llu, "
+	      "waiting %llu (want relayed, 2, 1)",
+	      p_ok[0] ? "relayed" : "not relayed", waits, waiting);
+	t0 = now_ms();
+	kill(r.pid, SIGQUIT);
+	/* P1 gets the listener's descriptor */
+	if (read_upto(s[1], b, 4, 1000, NULL) == 4 && !memcmp(b, "p01\n", 4)) {
+		p_ok[1] = true;
+		p1_at = now_ms() - t0;
+	}
+	usleep(100 * 1000);
+	newc = dial(r.port);
+	refused_new = true;
+	if (newc >= 0) {
+		ssize_t k = recv_wait(newc, b, 1, 1000);
+
+		refused_new = k == -ECONNRESET || k == 0;
+		close(newc);
+	}
+	CHECK(p_ok[1] && refused_new,
+	      "proxy drain: after SIGQUIT (listener's queue empty, no spare descriptor): P1 %s "
+	      "(%llu ms), a new connect %s (want P1 relayed within 1 s, the connect refused)",
+	      p_ok[1] ? "relayed" : "not relayed within 1 s", (unsigned long long)p1_at,
+	      refused_new ? "refused" : "completed and left waiting");
+	/* A1 goes on and leaves; then H (s[2]) sends its header */
+	a1_done = echo_round(a[1], NULL, 0, PCHUNK, PCHUNK) && shut_eof(a[1]);
+	close(a[1]);
+	a[1] = -1;
+	usleep(50 * 1000);
+	hl = pp_v1(hdr, sizeof(hdr), 3);
+	memcpy(hdr + hl, "h00\n", 4);
+	h_ok = send(s[2], hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4 &&
+	       read_upto(s[2], b, 4, 2000, NULL) == 4 && !memcmp(b, "h00\n", 4);
+	p_end = shut_eof(s[0]) && shut_eof(s[1]) && shut_eof(s[2]);
+	CHECK(a1_done && h_ok && p_end,
+	      "proxy drain: in the drain: A1 %s, H %s, P0 P1 H %s (want 64 KB more back whole "
+	      "then EOF, H relayed, each EOF after its half-close)",
+	      a1_done ? "whole then EOF" : "not whole", h_ok ? "relayed" : "not relayed",
+	      p_end ? "EOF" : "no EOF");
+	for (int i = 0; i < 3; i++) {
+		close(s[i]);
+		s[i] = -1;
+	}
+	/* the silent rest: closed at their header timeout, EOF and no byte */
+	for (int i = 3; i < ns; i++) {
+		eofs += read_to_eof_ms(s[i], b, sizeof(b), 8000) == 0;
+		close(s[i]);
+		s[i] = -1;
+	}
+	left = fds_reach(r.pid, PLIM, base - 2 + 2);
+	CHECK(eofs == ns - 3 && left == base,
+	      "proxy drain: %d of %d silent clients closed at their header timeout (EOF); with A0 "
+	      "left the relay holds %ld descriptors (want %ld: the start's, less the listener and "
+	      "the lent reserve, plus A0's two)",
+	      eofs, ns - 3, left, base);
+	a0_done = echo_round(a[0], NULL, 0, PCHUNK * 2, PCHUNK) && shut_eof(a[0]);
+	close(a[0]);
+	a[0] = -1;
+	t_last = now_ms();
+	st = child_exit(&r, 5000);
+	t_exit = now_ms();
+	accepted = last_stat(r.log, "accepted");
+	timeouts = last_stat(r.log, "timeouts");
+	refusedn = last_stat(r.log, "refused");
+	waits = last_stat(r.log, "upstream_waits");
+	errs = last_stat(r.log, "accept_errors");
+	retries = last_stat(r.log, "drain_retries");
+	cfail = last_stat(r.log, "connect_failed");
+	ctime = last_stat(r.log, "connect_timeouts");
+	CHECK(a0_done && st == 0 && t_exit - t_last < 2000 && t_exit - t0 < 20000,
+	      "proxy drain: A0 %s; exit %d %llu ms after the last client, %llu ms after SIGQUIT "
+	      "(want 0 within 2 s, within --drain-timeout 20)",
+	      a0_done ? "whole then EOF" : "not whole", st, (unsigned long long)(t_exit - t_last),
+	      (unsigned long long)(t_exit - t0));
+	CHECK(accepted == 5 && timeouts == (unsigned long long)ns - 3 && refusedn == 0 &&
+		      waits == 2 && cfail == 0 && ctime == 0 && errs == 0 && retries == 0,
+	      "proxy drain: exit line: proxy accepted %llu (want 5), timeouts %llu (want %d), "
+	      "refused %llu, upstream_waits %llu (want 2), connect_failed %llu, connect_timeouts "
+	      "%llu, accept_errors %llu, drain_retries %llu (want 0 each)",
+	      accepted, timeouts, ns - 3, refusedn, waits, cfail, ctime, errs, retries);
+	printf("relay proxy drain: limit %d, %d silent clients in the header wait, reserve lent: "
+	       "P1 relayed %llu ms after SIGQUIT, a new connect %s; %d closed at their header "
+	       "timeout; %ld descriptors with one client left (start %ld); exit %d %llu ms after "
+	       "SIGQUIT, %llu ms after the last client\n",
+	       PLIM, ns, (unsigned long long)p1_at, refused_new ? "refused" : "not refused", eofs,
+	       left, base, st, (unsigned long long)(t_exit - t0),
+	       (unsigned long long)(t_exit - t_last));
+	goto done;
+out:
+	if (r.pid > 0)
+		(void)child_stop(&r, 5000);
+done:
+	for (int i = 0; i < 2; i++)
+		if (a[i] >= 0)
+			close(a[i]);
+	for (int i = 0; i < ns; i++)
+		if (s[i] >= 0)
+			close(s[i]);
+	st = child_stop(&e, 5000);
+	CHECK(st == 0, "proxy drain: echo exits 0 on SIGTERM (status %d)", st);
 }
 
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
@@ -2565,6 +2839,7 @@ static const struct {
 	{ "serve_emfile_shed_stop", test_serve_emfile_shed_stop },
 	{ "serve_emfile_shed_drain", test_serve_emfile_shed_drain },
 	{ "serve_emfile_shed_drain_deadline", test_serve_emfile_shed_drain_deadline },
+	{ "relay_proxy_drain", test_relay_proxy_drain },
 };
 
 int main(int argc, char **argv)
