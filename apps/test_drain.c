@@ -47,7 +47,9 @@
  * reserve lent: the listener closed though no spare descriptor can be had
  * (a new connect refused, its descriptor to the waiting client), every
  * relayed byte whole, the silent clients closed at their header timeout
- * and counted, the descriptors back, exit 0. Every wait is bounded.
+ * and counted, the descriptors back, exit 0. A shed_wait's retry whose
+ * freed descriptor another shard's accept took first: one complete 503
+ * to it, its own answer to the new client. Every wait is bounded.
  * `test_drain BINARY CASE...` runs the named cases only.
  */
 #include <errno.h>
@@ -2556,6 +2558,387 @@ static void test_serve_emfile_shed_drain_deadline(void)
 	shed_drain(false);
 }
 
+/*
+ * The shed_wait that ends in a 503 while a new client's accept takes the
+ * descriptor freed for it (every build; needs ptrace). A shard's own
+ * accept cannot come between the close a shed_wait waits for and its
+ * retry (the close's completion runs the retry; the accept's work waits
+ * for the next submit), but another shard's can: descriptors are the
+ * process's, and no descriptor is reserved for a wait
+ * (docs/reliability.md). serve on 2 shards under a limit of SLIM set
+ * before it starts (an io_uring accept keeps the limit of its prep: a
+ * prlimit later does not bind it); L, on shard A, GETs a missing file
+ * with Connection: close, reads its 404 and the FIN and stays (lingering,
+ * acknowledged); W connects to A too, K anywhere, silent clients until
+ * serve holds every descriptor of its limit; a local port whose
+ * connections go to shard B is found (SO_REUSEPORT hashes the addresses).
+ * W's GET of m1.txt is read and A's thread held (ptrace) at the shed's
+ * ioctl(SIOCOUTQ); N connects from that port: B's accept finds no
+ * descriptor and backs off. A is let run to the entry of its next openat2,
+ * the retry's O_PATH: L is ended and its close completed, one descriptor
+ * free; held there until B's back-off takes N in on it (serve at its
+ * limit again), then let go: the O_PATH fails with EMFILE. W must get
+ * exactly one complete 503 (Content-Length: 0, keep-alive), nothing after
+ * it for 300 ms; N, on B, its own answer to its own GET of m2.txt (a 503:
+ * nothing to end on B either), never W's, never two. Counted: 5xx 2,
+ * file_errors 3 (L's 404 and the 503s), linger_shed 1, lingering 0. Then
+ * K and three silent clients leave: W's and N's GETs again are each a 200
+ * of their own file, and serve exits 0 at SIGTERM.
+ */
+enum { SLIM = 40, SFILL = 32 };
+
+/* A client of 127.0.0.1:@port from 127.0.0.1:@lport, TCP_NODELAY, connect
+ * bounded by 5 s; -1. */
+static int dial_from(int port, int lport)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in b = { .sin_family = AF_INET, .sin_port = htons((uint16_t)lport) };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	a.sin_addr.s_addr = b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (bind(fd, (struct sockaddr *)&b, sizeof(b)) ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* Close @fd with a reset: no TIME_WAIT, its addresses free at once. */
+static void close_rst(int fd)
+{
+	struct linger lg = { 1, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* SIGUSR1 to @c; the value of @name on shard @id's next line (2 s), or
+ * ~0 when none came (a shard held by ptrace prints none). */
+static unsigned long long shard_now(struct child *c, unsigned id, const char *name)
+{
+	size_t from = c->len;
+	char head[32];
+	uint64_t end = now_ms() + 2000;
+
+	snprintf(head, sizeof(head), "shard %u: ", id);
+	kill(c->pid, SIGUSR1);
+	while (now_ms() < end) {
+		const char *p = strstr(c->log + from, head), *nl = p ? strchr(p, '\n') : NULL;
+
+		if (nl) {
+			char line[4096];
+
+			snprintf(line, sizeof(line), "%.*s", (int)(nl - p), p);
+			return stat_sum(line, name);
+		}
+		child_drain(c, NULL, 20);
+	}
+	return ~0ull;
+}
+
+/* The shard @c's connection from @fd went to (its conns grew): 0, 1, or
+ * -1; @before the two shards' conns before it, updated. */
+static int landed(struct child *c, unsigned long long before[2])
+{
+	uint64_t end = now_ms() + 2000;
+
+	while (now_ms() < end) {
+		for (unsigned id = 0; id < 2; id++) {
+			unsigned long long v = shard_now(c, id, "conns");
+
+			if (v != ~0ull && v > before[id]) {
+				before[id] = v;
+				return (int)id;
+			}
+		}
+		usleep(10 * 1000);
+	}
+	return -1;
+}
+
+/* The two shard threads of @pid (neither its main thread nor an io_uring
+ * worker) in the order they were created (tids ascending: the runtime
+ * starts shard 0 first): 0, or -1. */
+static int shard_tids(pid_t pid, pid_t tids[2])
+{
+	char path[64], comm[32];
+	struct dirent *d;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		pid_t t = (pid_t)atoi(d->d_name);
+		FILE *f;
+
+		if (t <= 0 || t == pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)t);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-", 4)) {
+			if (n < 2)
+				tids[n] = t;
+			n++;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	if (n != 2)
+		return -1;
+	if (tids[0] > tids[1]) {
+		pid_t t = tids[0];
+
+		tids[0] = tids[1];
+		tids[1] = t;
+	}
+	return 0;
+}
+
+/* From a stop of traced @tid, run it to its next openat2: with @entry, to
+ * the call's entry (0, stopped there); else to its exit: the call's
+ * result (a descriptor, or -errno). 1 when none came within @ms. */
+static long next_openat2(pid_t tid, bool entry, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	bool in = !entry; /* from the entry stop: its exit is next */
+	int sig = 0, st;
+
+	while (now_ms() < end) {
+		struct __ptrace_syscall_info si;
+
+		if (ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)sig) ||
+		    wait_stop(tid, end, &st) || !WIFSTOPPED(st))
+			return 1;
+		sig = 0;
+		if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+			if ((st >> 16) != PTRACE_EVENT_STOP)
+				sig = WSTOPSIG(st); /* a signal for the thread: passed on */
+			continue;
+		}
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof(si), &si) <= 0)
+			continue;
+		if (si.op == PTRACE_SYSCALL_INFO_ENTRY) {
+			in = si.entry.nr == SYS_openat2;
+			if (in && entry)
+				return 0;
+		} else if (si.op == PTRACE_SYSCALL_INFO_EXIT && in) {
+			return (long)si.exit.rval;
+		}
+	}
+	return 1;
+}
+
+/* One complete bodiless 503 in @buf (@n bytes, NUL-terminated) and nothing
+ * after it. */
+static bool only_503(const char *buf, ssize_t n)
+{
+	const char *e = n > 0 ? strstr(buf, "\r\n\r\n") : NULL;
+
+	return e && e + 4 == buf + n &&
+	       !strncmp(buf, "HTTP/1.1 503 Service Unavailable\r\n", 34) &&
+	       strstr(buf, "\r\nContent-Length: 0\r\n") && strstr(buf, "\r\nConnection: keep-alive\r\n");
+}
+
+/* Read @fd's answer (2 s) into @buf: it must be only_503, and nothing
+ * more come for 300 ms. */
+static bool one_503(int fd, char *buf, size_t cap, ssize_t *n)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	*n = read_upto(fd, buf, cap - 1, 2000, NULL);
+	buf[*n > 0 ? *n : 0] = 0;
+	if (!only_503(buf, *n))
+		return false;
+	return poll(&p, 1, 300) == 0;
+}
+
+static void test_serve_emfile_shed_503_accept(void)
+{
+	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
+			       "2", "--no-pin", "--linger-timeout", "60", "--linger-time", "120",
+			       "--header-timeout", "60", "--keepalive-timeout", "60", NULL };
+	const char *name = "shed 503 accept";
+	char wb[2048], nb[2048], body[MLEN + 1], buf[1024];
+	int l = -1, w[SW] = { -1, -1, -1, -1 }, k = -1, n = -1, f[SFILL], nf = 0, st = 0, wst = 0,
+	    nst = 0, a = -1, bsh, lport = 0, probes = 0, seized = 0, held = -1;
+	long full = -1, unacked = -1, entry = 1, retry_open = 1, taken = -1;
+	ssize_t wn = -1, nn = -1, w2 = -1, n2 = -1, ln;
+	unsigned long long conns[2] = { 0, 0 }, s5 = 0, fe = 0, shed = 0, lingering = 0, berr = 0;
+	struct child c = { 0 };
+	struct sockaddr_in la;
+	socklen_t alen = sizeof(la);
+	bool closing = true, w503 = false, n503 = false, wgood, ngood, sent = false;
+	pid_t tids[2] = { -1, -1 }, tid = -1;
+	size_t hl;
+
+	child_nofile = SLIM;
+	st = child_start(&c, args);
+	child_nofile = 0;
+	if (st) {
+		CHECK(0, "%s: serve did not start", name);
+		(void)child_stop(&c, 2000);
+		return;
+	}
+	l = dial(c.port);
+	a = l >= 0 ? landed(&c, conns) : -1;
+	ln = a >= 0 ? get_head(l, "nope.txt", "Connection: close\r\n", buf, sizeof(buf), &hl,
+			       now_ms() + 2000)
+		    : -1;
+	CHECK(ln > 0 && !strncmp(buf, "HTTP/1.1 404 ", 13) &&
+		      read_to_eof_ms(l, buf + ln, sizeof(buf) - (size_t)ln, 2000) == 0,
+	      "%s: L (shard %d) 404 with Connection: close, then EOF", name, a);
+	bsh = 1 - a;
+	/* W on L's shard: the others reset (the 4-tuple free again) */
+	for (int i = 0; i < 16 && a >= 0 && w[0] < 0; i++) {
+		int fd = dial(c.port), on = fd >= 0 ? landed(&c, conns) : -1;
+
+		if (on == a)
+			w[0] = fd;
+		else if (fd >= 0)
+			close_rst(fd);
+		probes += on >= 0 && on != a;
+	}
+	/* a local port whose connections B's listener takes */
+	for (int i = 0, base = 20000 + (int)(getpid() % 20000); i < 32 && a >= 0 && !lport; i++) {
+		int fd = dial_from(c.port, base + i), on = fd >= 0 ? landed(&c, conns) : -1;
+
+		if (fd >= 0)
+			close_rst(fd);
+		probes += on >= 0;
+		if (on == bsh)
+			lport = base + i;
+	}
+	k = dial(c.port);
+	/* L lingers, its answer and FIN acknowledged (a delayed ACK: 200 ms) */
+	if (l >= 0 && !getsockname(l, (struct sockaddr *)&la, &alen))
+		for (int i = 0; i < 40 && (lingering != 1 || unacked); i++) {
+			lingering = shard_now(&c, (unsigned)a, "lingering");
+			unacked = unacked_to(c.port, ntohs(la.sin_port));
+			if (lingering != 1 || unacked)
+				usleep(50 * 1000);
+		}
+	/* the resets' closes done, then silent clients until every
+	 * descriptor is held, none left queued */
+	usleep(100 * 1000);
+	full = fd_count_where(c.pid, NULL, SLIM);
+	while (nf < SFILL && full >= 0 && full < SLIM) {
+		long before = full;
+
+		f[nf] = dial(c.port);
+		if (f[nf] < 0)
+			break;
+		nf++;
+		for (uint64_t end = now_ms() + 3000;
+		     now_ms() < end && (full = fd_count_where(c.pid, NULL, SLIM)) == before;)
+			usleep(2000);
+	}
+	CHECK(ln > 0 && w[0] >= 0 && lport && k >= 0 && lingering == 1 && !unacked &&
+		      full == SLIM && !shard_tids(c.pid, tids),
+	      "%s: L on shard %d %s, lingering %llu, %ld bytes unacknowledged to it, W %s, a port "
+	      "to shard %d %s, K %d, %d silent clients, %ld descriptors (want the limit %d), "
+	      "shard threads %d %d",
+	      name, a, ln > 0 ? "answered" : "not answered", lingering, unacked,
+	      w[0] >= 0 ? "on it" : "not on it", bsh, lport ? "found" : "not found", k, nf, full,
+	      SLIM, (int)tids[0], (int)tids[1]);
+	if (ln <= 0 || w[0] < 0 || !lport || k < 0 || lingering != 1 || unacked ||
+	    full != SLIM || tids[0] < 0)
+		goto stop;
+	tid = tids[a];
+	seized = !ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD);
+	if (!seized && (errno == EPERM || errno == EACCES || errno == ENOSYS)) {
+		printf("%s: SKIP: ptrace of the server not permitted here\n", name);
+		goto stop;
+	}
+	if (seized && (ptrace(PTRACE_INTERRUPT, tid, 0, 0) || wait_stop(tid, now_ms() + 5000, &st))) {
+		let_go(tid);
+		seized = 0;
+	}
+	sent = !send_get(w[0], "m1.txt", "");
+	held = seized ? hold_at_outq(tid, 5000) : -1;
+	n = held == 0 ? dial_from(c.port, lport) : -1;
+	/* B's accept met EMFILE for N (A held: only B's line comes) */
+	for (uint64_t end = now_ms() + 2000; n >= 0 && now_ms() < end && !berr;) {
+		berr = shard_now(&c, (unsigned)bsh, "accept_errors");
+		berr = berr == ~0ull ? 0 : berr;
+	}
+	/* A on to its retry's O_PATH: L closed, one descriptor free; B's
+	 * back-off takes N in on it (serve at its limit again) */
+	entry = held == 0 && n >= 0 ? next_openat2(tid, true, 5000) : 1;
+	taken = entry == 0 ? fds_reach(c.pid, SLIM, SLIM) : -1;
+	retry_open = entry == 0 ? next_openat2(tid, false, 5000) : 1;
+	if (held == 0)
+		let_go(tid);
+	CHECK(seized && held == 0 && sent && n >= 0 && berr > 0 && entry == 0 && taken == SLIM &&
+		      retry_open == -EMFILE,
+	      "%s: shard %d's thread %d %s, %s at the shed's ioctl(SIOCOUTQ), W's request %s, N "
+	      "%s, shard %d's accept_errors %llu; at the retry's O_PATH %s, %ld descriptors (want "
+	      "%d: N taken in on L's); the O_PATH %ld (want -%d)",
+	      name, a, (int)tid, seized ? "traced" : "not traced", held ? "not held" : "held",
+	      sent ? "sent" : "not sent", n >= 0 ? "connected" : "not connected", bsh, berr,
+	      entry ? "not reached" : "reached", taken, SLIM, retry_open, EMFILE);
+	w503 = w[0] >= 0 && one_503(w[0], wb, sizeof(wb), &wn);
+	CHECK(w503, "%s: W got %zd bytes: %.100s (want one complete 503, keep-alive, and nothing "
+	      "after it)", name, wn, wn > 0 ? wb : "");
+	/* N: its GET of m2.txt answered on its own connection */
+	n503 = n >= 0 && !send_get(n, "m2.txt", "") && one_503(n, nb, sizeof(nb), &nn);
+	CHECK(n503, "%s: N's GET of m2.txt: %zd bytes: %.100s (want its own 503: nothing to end "
+	      "on shard %d)", name, nn, nn > 0 ? nb : "", bsh);
+	{
+		size_t f0;
+
+		/* the lines A owed for the SIGUSR1s while it was held come
+		 * first: taken before the snapshot */
+		child_drain(&c, NULL, 200);
+		f0 = c.len;
+		(void)live_now(&c, 2);
+		s5 = stat_sum(c.log + f0, "5xx");
+		fe = stat_sum(c.log + f0, "file_errors");
+		shed = stat_sum(c.log + f0, "linger_shed");
+		lingering = stat_sum(c.log + f0, "lingering");
+	}
+	CHECK(s5 == 2 && fe == 3 && shed == 1 && lingering == 0,
+	      "%s: 5xx %llu, file_errors %llu, linger_shed %llu, lingering %llu (want 2, 3: L's "
+	      "404 and the 503s, 1, 0)", name, s5, fe, shed, lingering);
+	/* K and three silent clients leave: both served again, each its own file */
+	close(k);
+	k = -1;
+	for (int i = 0; i < 3 && nf > 0; i++)
+		close(f[--nf]);
+	(void)fds_reach(c.pid, SLIM, SLIM - 4);
+	w2 = get_one(w[0], "m1.txt", "", &wst, body, sizeof(body), &closing, 2000);
+	wgood = w2 == MLEN && wst == 200 && !memcmp(body, mbody[1], MLEN);
+	n2 = n >= 0 ? get_one(n, "m2.txt", "", &nst, body, sizeof(body), &closing, 2000) : -1;
+	ngood = n2 == MLEN && nst == 200 && !memcmp(body, mbody[2], MLEN);
+	CHECK(wgood && ngood, "%s: descriptors back: W's GET %d (%zd bytes), N's GET %d (%zd "
+	      "bytes) (want 200 with m1.txt's and m2.txt's bytes)", name, wst, w2, nst, n2);
+	printf("serve emfile: 2 shards, limit %d, all held; a shed_wait on shard %d while shard "
+	       "%d's accept takes the descriptor its close freed (%ld held then): the retry's "
+	       "O_PATH %ld; W %s, N %s; 5xx %llu, file_errors %llu, linger_shed %llu; %d probes "
+	       "for the port; once descriptors came back W %d, N %d\n",
+	       SLIM, a, bsh, taken, retry_open, w503 ? "503" : "not 503", n503 ? "503" : "not 503",
+	       s5, fe, shed, probes, wst, nst);
+stop:
+	st = child_stop(&c, 5000);
+	CHECK(st == 0, "%s: exit status %d", name, st);
+	if (n >= 0)
+		close(n);
+	for (int i = 0; i < nf; i++)
+		close(f[i]);
+	shed_close(l, k, w);
+}
+
 /* ---- relay --accept-proxy drained at its descriptor limit ---- */
 
 /* A PROXY v1 header from 10.9.0.@i:40000+@i to 10.8.0.1:443 into @out; its
@@ -2840,6 +3223,7 @@ static const struct {
 	{ "serve_emfile_shed_drain", test_serve_emfile_shed_drain },
 	{ "serve_emfile_shed_drain_deadline", test_serve_emfile_shed_drain_deadline },
 	{ "relay_proxy_drain", test_relay_proxy_drain },
+	{ "serve_emfile_shed_503_accept", test_serve_emfile_shed_503_accept },
 };
 
 int main(int argc, char **argv)
