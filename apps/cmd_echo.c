@@ -68,6 +68,8 @@
 #define CONN_BUFS 32		  /* provided buffers one connection may hold */
 #define CONN_PAUSE (512u * 1024)  /* stop receiving with this many bytes queued */
 #define CONN_RESUME (64u * 1024)  /* and resume at or below this */
+#define POOL_MB_MIN 20 /* measured: 16 MB of provided buffers, the ops, a span of connections */
+#define POOL_MB_MAX 65536
 #define SPILL_FRAC 4		  /* spilled bytes: at most pool / SPILL_FRAC */
 #define SP_HDR 14
 #define SP_MAX_FRAME (64u * 1024)
@@ -1001,7 +1003,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ringplane echo --listen HOST:PORT [--shards N] [--cpus LIST] [--sockperf]\n"
 		"                      [--idle-timeout S] [--stats-interval S] [--no-pin] [--sqpoll]\n"
-		"                      [--busy-poll US] [--drain-timeout S]\n"
+		"                      [--busy-poll US] [--drain-timeout S] [--pool-mb N]\n"
 		"  --listen HOST:PORT   address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"                       (the port is printed)\n"
 		"  --shards N           shards, 1..256 (default: one per core of the placement plan)\n"
@@ -1015,8 +1017,13 @@ static void usage(FILE *f)
 		RP_APP_DRAIN_HELP("                       ")
 		"  --no-pin             do not pin shard threads\n"
 		"  --sqpoll             IORING_SETUP_SQPOLL rings\n"
-		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n",
-		IDLE_DEFAULT_S);
+		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n"
+		"  --pool-mb N          each shard's memory pool, reserved and populated at start:\n"
+		"                       %u..%u MB (default 128, 512 with --sockperf); the process\n"
+		"                       needs shards x N MB and about 1 MB a shard besides, and\n"
+		"                       refuses to start (exit 1) past its cgroup's memory limit.\n"
+		"                       A full pool closes new connections at accept\n",
+		IDLE_DEFAULT_S, POOL_MB_MIN, POOL_MB_MAX);
 }
 
 #ifdef RP_FAULTS
@@ -1078,6 +1085,7 @@ int rp_cmd_echo(int argc, char **argv)
 		{ "sqpoll", no_argument, NULL, 'q' },
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "pool-mb", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1086,7 +1094,7 @@ int rp_cmd_echo(int argc, char **argv)
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { 0 };
 	char idle[16] = "off";
-	unsigned tick_ms;
+	unsigned tick_ms, pool_mb = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1110,6 +1118,10 @@ int rp_cmd_echo(int argc, char **argv)
 			break;
 		case 'q':
 			rc.sqpoll = true;
+			break;
+		case 'P':
+			if (rp_arg_uint("echo", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
+				return RP_EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1142,7 +1154,7 @@ int rp_cmd_echo(int argc, char **argv)
 	rc.arg = &g_cfg;
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
-	rc.pool_bytes = g_cfg.sockperf ? 512u << 20 : 128u << 20;
+	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : g_cfg.sockperf ? 512u : 128u) << 20;
 	/* A quarter of the pool for copies of what slow readers owe: the
 	 * rest holds the provided buffers (16 MB), the connections (8 KB each,
 	 * 384 KB more with --sockperf) and the ops. */

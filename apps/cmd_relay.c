@@ -53,6 +53,9 @@
 #define HDR_BUF			 2048	     /* header read buffer (header + early payload) */
 #define ACCEPT_BACKOFF_NS	 (100 * MS)
 #define WAIT_RETRY_NS		 (5 * MS)    /* the wait list's retry of socket(2) */
+#define POOL_MB_DEFAULT		 256u /* --pool-mb: the per-shard pool */
+#define POOL_MB_MIN		 22u /* measured: the least that relays (docs/net.md) */
+#define POOL_MB_MAX		 65536u
 #define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
@@ -854,7 +857,7 @@ static void usage(FILE *f)
 		"                       [--proxy-protocol off|v1|v2] [--accept-proxy]\n"
 		"                       [--connect-timeout MS] [--idle-timeout S] [--max-conns N]\n"
 		"                       [--busy-poll US] [--idle-spin US] [--stats-interval S]\n"
-		"                       [--drain-timeout S] [--no-pin]\n"
+		"                       [--drain-timeout S] [--no-pin] [--pool-mb N]\n"
 		"  --listen HOST:PORT      address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --upstream HOST:PORT    where each client's bytes go (a new connection each)\n"
 		"  --shards N              shards, 1..256 (default: one per core of the plan)\n"
@@ -878,7 +881,13 @@ static void usage(FILE *f)
 		"  --drain-timeout S       on SIGQUIT stop accepting, let every relay run to its end\n"
 		"                          and exit 0 when none is left,\n"
 		RP_APP_DRAIN_HELP("                          ")
-		"  --no-pin                do not pin shard threads\n");
+		"  --no-pin                do not pin shard threads\n"
+		"  --pool-mb N             each shard's memory pool, reserved and populated at start:\n"
+		"                          %u..%u MB (default %u); the process needs shards x N MB\n"
+		"                          and about 1 MB a shard besides, and refuses to start\n"
+		"                          (exit 1) past its cgroup's memory limit. A pool\n"
+		"                          that is full closes new clients at accept\n",
+		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_relay(int argc, char **argv)
@@ -898,6 +907,7 @@ int rp_cmd_relay(int argc, char **argv)
 		{ "idle-spin", required_argument, NULL, 'I' },
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "pool-mb", required_argument, NULL, 'P' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -913,7 +923,7 @@ int rp_cmd_relay(int argc, char **argv)
 	struct rp_app_opts o = { 0 };
 	const char *up_arg = NULL;
 	char ustr[80];
-	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
+	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0, pool_mb = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -954,6 +964,10 @@ int rp_cmd_relay(int argc, char **argv)
 			if (rp_arg_uint("relay", "--max-conns", optarg, 0, 100000000, &max_conns))
 				return RP_EXIT_USAGE;
 			break;
+		case 'P':
+			if (rp_arg_uint("relay", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
+				return RP_EXIT_USAGE;
+			break;
 		case 'I':
 			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000, &busy_us))
 				return RP_EXIT_USAGE;
@@ -986,7 +1000,7 @@ int rp_cmd_relay(int argc, char **argv)
 	rc.fini = relay_fini;
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
-	rc.pool_bytes = (size_t)256 << 20;
+	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : POOL_MB_DEFAULT) << 20;
 	rc.stop_timeout_ms = 3000;
 	g.shards = rp_app_runtime_listen("relay", &rc, &o, &rt, &g.lfds);
 	g.rs = g.shards ? calloc(g.shards, sizeof(*g.rs)) : NULL;

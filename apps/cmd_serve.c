@@ -130,6 +130,9 @@
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
+#define POOL_MB_DEFAULT 256u /* --pool-mb: the per-shard pool */
+#define POOL_MB_MIN 8u /* measured: the least that serves (docs/net.md) */
+#define POOL_MB_MAX 65536u
 #define SERVER_NAME "ringplane"
 /* Stop parsing pipelined requests with this many bytes of bodiless answers
  * queued (a head is at most 1 KB): a peer that pipelines and does not read
@@ -1675,7 +1678,7 @@ static void usage(FILE *f)
 		"                       [--header-timeout S] [--keepalive-timeout S]\n"
 		"                       [--linger-timeout S] [--linger-time S]\n"
 		"                       [--busy-poll US] [--stats-interval S] [--drain-timeout S]\n"
-		"                       [--no-pin]\n"
+		"                       [--no-pin] [--pool-mb N]\n"
 		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
 		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
@@ -1700,7 +1703,13 @@ static void usage(FILE *f)
 		"                           what is buffered (the last with Connection: close) and\n"
 		"                           exit 0 when no connection is left,\n"
 		RP_APP_DRAIN_HELP("                           ")
-		"  --no-pin                 do not pin shard threads\n");
+		"  --no-pin                 do not pin shard threads\n"
+		"  --pool-mb N              each shard's memory pool, reserved and populated at start:\n"
+		"                           %u..%u MB (default %u); the process needs shards x N MB\n"
+		"                           and about 1 MB a shard besides, and refuses to start\n"
+		"                           (exit 1) past its cgroup's memory limit. A pool\n"
+		"                           that is full closes new connections at accept\n",
+		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_serve(int argc, char **argv)
@@ -1718,6 +1727,7 @@ int rp_cmd_serve(int argc, char **argv)
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "pool-mb", required_argument, NULL, 'P' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1730,6 +1740,7 @@ int rp_cmd_serve(int argc, char **argv)
 	const char *root = NULL;
 	struct stat rst;
 	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0;
+	unsigned pool_mb = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1768,6 +1779,10 @@ int rp_cmd_serve(int argc, char **argv)
 			if (rp_arg_uint("serve", "--linger-time", optarg, 0, 3600, &lg_s))
 				return RP_EXIT_USAGE;
 			break;
+		case 'P':
+			if (rp_arg_uint("serve", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
+				return RP_EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
@@ -1804,7 +1819,7 @@ int rp_cmd_serve(int argc, char **argv)
 	rc.fini = serve_fini;
 	rc.bufs = 1024;
 	rc.buf_size = 4096;
-	rc.pool_bytes = (size_t)256 << 20;
+	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : POOL_MB_DEFAULT) << 20;
 	rc.stop_timeout_ms = 3000;
 	g.shards = rp_app_runtime_listen("serve", &rc, &o, &rt, &g.lfds);
 	g.ss = g.shards ? calloc(g.shards, sizeof(*g.ss)) : NULL;

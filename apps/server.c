@@ -2,6 +2,7 @@
 /* Shared parts of the server commands (server.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +18,7 @@
 #include <ringplane/engine.h>
 
 #include "args.h"
+#include "memlimit.h"
 #include "server.h"
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
@@ -117,6 +119,26 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err)
 		rp_engine_error()[0] ? rp_engine_error() : strerror(-err));
 }
 
+/* Each shard populates its whole pool at start: past the cgroup's memory
+ * limit that is an OOM kill (exit 137, nothing said), so it is refused
+ * here, before any shard runs, with a line naming the way out. The rest
+ * of the process (rings, stacks, the binary's pages) needs about 1 MB a
+ * shard besides (measured in a v1 memory group): POOL_REST is kept for it. */
+#define POOL_REST ((uint64_t)4 << 20)
+static bool pool_over_limit(const char *cmd, unsigned n, size_t pool)
+{
+	uint64_t lim, total = (uint64_t)n * pool;
+
+	if (rp_app_cgroup_mem_limit(&lim) != 1 || total + POOL_REST <= lim)
+		return false;
+	fprintf(stderr,
+		"ringplane %s: shards %u x pool %zu MB = %" PRIu64
+		" MB exceeds the cgroup memory limit %" PRIu64 " MB%s; use --pool-mb or --shards\n",
+		cmd, n, pool >> 20, total >> 20, lim >> 20,
+		total <= lim ? " (less 4 MB for the rest of the process)" : "");
+	return true;
+}
+
 unsigned rp_app_runtime_listen(const char *cmd, const struct rp_runtime_config *rc,
 			       struct rp_app_opts *o, struct rp_runtime **rt, int **lfds)
 {
@@ -128,6 +150,8 @@ unsigned rp_app_runtime_listen(const char *cmd, const struct rp_runtime_config *
 		return 0;
 	}
 	n = rp_runtime_shards(*rt);
+	if (pool_over_limit(cmd, n, rc->pool_bytes))
+		return 0;
 	*lfds = calloc(n, sizeof(int));
 	if (!*lfds)
 		return 0;
