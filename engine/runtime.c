@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,12 +37,39 @@ const char *rp_engine_error(void)
 	return tls_error;
 }
 
+/* What to check when io_uring_setup says ENOMEM: the rings' memory is
+ * charged to RLIMIT_MEMLOCK before Linux 5.12 (to the memory cgroup
+ * since), and their size follows the entries asked for. */
+static const char *enomem_hint(void)
+{
+	static __thread char hint[224];
+	struct rlimit rl;
+	char cur[32] = "unknown";
+
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			snprintf(cur, sizeof(cur), "unlimited");
+		else
+			snprintf(cur, sizeof(cur), "%llu KB", (unsigned long long)rl.rlim_cur >> 10);
+	}
+	snprintf(hint, sizeof(hint),
+		 ": the kernel could not allocate the rings; before Linux 5.12 they count "
+		 "against RLIMIT_MEMLOCK (ulimit -l, here %s): raise it, or use fewer "
+		 "shards or ring entries (since 5.12: the memory cgroup's limit)",
+		 cur);
+	return hint;
+}
+
 /* Why io_uring_setup failed, naming the knob that fixes it. */
 static void explain_setup_error(int err)
 {
 	char buf[16] = "";
 	FILE *f;
 
+	if (err == -ENOMEM) {
+		eng_set_error("io_uring_setup: %s%s", strerror(-err), enomem_hint());
+		return;
+	}
 	if (err == -ENOSYS) {
 		eng_set_error("io_uring_setup: %s: this kernel has no io_uring, or a seccomp "
 				    "profile answers ENOSYS for it (containers: allow io_uring_setup, "
@@ -473,7 +501,8 @@ static int shard_setup(struct rp_shard *sh)
 	}
 	ret = ring_init(&sh->ring, &rt->cfg, &flags, &name, &features);
 	if (ret) {
-		shard_error(sh, "io_uring_setup: %s", strerror(-ret));
+		shard_error(sh, "io_uring_setup: %s%s", strerror(-ret),
+			    ret == -ENOMEM ? enomem_hint() : "");
 		return ret;
 	}
 	sh->ring_ok = true;

@@ -2,7 +2,8 @@
 /*
  * engine: set-up refusals that must reach the user as the real cause.
  * io_uring forbidden by a seccomp filter (as a container profile does, with
- * EPERM or ENOSYS) keeps its errno and rp_engine_error() names the fix;
+ * EPERM or ENOSYS) keeps its errno and rp_engine_error() names the fix,
+ * and so does ENOMEM (what to check: RLIMIT_MEMLOCK, ring entries);
  * configurations the kernel or the pool registry cannot hold are -EINVAL
  * with a message, before any thread starts.
  */
@@ -80,6 +81,14 @@ static void test_seccomp_enosys_keeps_errno_and_names_fix(void **state)
 	run_forbidden(ENOSYS, "seccomp");
 }
 
+/* ENOMEM (the rings' memory: RLIMIT_MEMLOCK before 5.12, the cgroup
+ * since) says what to check instead of a bare strerror. */
+static void test_seccomp_enomem_names_what_to_check(void **state)
+{
+	(void)state;
+	run_forbidden(ENOMEM, "RLIMIT_MEMLOCK (ulimit -l, here ");
+}
+
 static void test_bounds_refused_with_a_message(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
@@ -135,6 +144,7 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		cmocka_unit_test(test_seccomp_eperm_keeps_errno_and_names_fix),
 		cmocka_unit_test(test_seccomp_enosys_keeps_errno_and_names_fix),
+		cmocka_unit_test(test_seccomp_enomem_names_what_to_check),
 		cmocka_unit_test(test_bounds_refused_with_a_message),
 		cmocka_unit_test(test_start_failure_names_the_shard),
 	};
