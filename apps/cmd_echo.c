@@ -85,6 +85,7 @@ struct echo_stats {
 	uint64_t accepted, closed, bytes_in, bytes_out, frames, replies, malformed, resets,
 		accept_errors, paused, spilled, idle_closed, rearm_failed;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
+	uint64_t conn_nomem; /* connections closed at accept: the pool had no room */
 	uint64_t pool_live; /* a gauge: pool bytes held, at the last accept or close */
 	uint64_t live;	    /* a gauge: connections set up and not yet freed */
 };
@@ -818,7 +819,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
-		close(fd); /* pool exhausted: counted by the engine (nomem) */
+		close(fd); /* pool exhausted */
+		ST_ADD(es, conn_nomem, 1);
 		return;
 	}
 	memset(c, 0, sizeof(*c));
@@ -846,6 +848,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			c->sp->sending_buf = rp_pool_alloc(rp_shard_pool(sh), SP_OUT);
 		}
 		if (!c->sp || !c->sp->acc || !c->sp->out || !c->sp->sending_buf) {
+			ST_ADD(es, conn_nomem, 1);
 			c->eof = c->failed = true;
 			conn_maybe_close(sh, c);
 			conn_put(c);
@@ -968,7 +971,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 		fprintf(f,
 			"shard %u: conns %llu live %llu closed %llu in %llu B out %llu B frames %llu replies %llu "
 			"malformed %llu resets %llu accept_errors %llu accept_rearm_failed %llu "
-			"drain_retries %llu drain_reset %llu paused %llu spilled %llu idle_closed %llu | ops %llu cqes %llu "
+			"drain_retries %llu drain_reset %llu paused %llu spilled %llu idle_closed %llu conn_nomem %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
 			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu "
 			"pool_live %llu B\n",
@@ -980,7 +983,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			(unsigned long long)e.accept_errors, (unsigned long long)e.rearm_failed,
 			(unsigned long long)e.drain_retries, (unsigned long long)e.drain_reset,
 			(unsigned long long)e.paused, (unsigned long long)e.spilled,
-			(unsigned long long)e.idle_closed,
+			(unsigned long long)e.idle_closed, (unsigned long long)e.conn_nomem,
 			(unsigned long long)s.ops_submitted, (unsigned long long)s.ops_completed,
 			(unsigned long long)s.submits,
 			s.submits ? (double)s.ops_completed / (double)s.submits : 0.0,
@@ -1022,7 +1025,7 @@ static void usage(FILE *f)
 		"                       %u..%u MB (default 128, 512 with --sockperf); the process\n"
 		"                       needs shards x N MB and about 1 MB a shard besides, and\n"
 		"                       refuses to start (exit 1) past its cgroup's memory limit.\n"
-		"                       A full pool closes new connections at accept\n",
+		"                       A full pool closes new connections at accept (conn_nomem)\n",
 		IDLE_DEFAULT_S, POOL_MB_MIN, POOL_MB_MAX);
 }
 

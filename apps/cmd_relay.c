@@ -65,6 +65,7 @@ struct relay_app_stats {
 		peer_gone;
 	uint64_t upstream_waits; /* clients put on the wait list (out of descriptors) */
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
+	uint64_t conn_nomem; /* clients closed at accept: the pool had no room */
 	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
 	 * result (ECONNREFUSED...); [0] for one above the table */
@@ -609,7 +610,8 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
 		conns_total_put();
-		close(fd); /* pool exhausted: counted by the engine (nomem) */
+		close(fd); /* pool exhausted */
+		ST_ADD(rs, conn_nomem, 1);
 		return;
 	}
 	memset(c, 0, sizeof(*c));
@@ -699,7 +701,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	errno_list(serrs, sizeof(serrs), rs->st.start_errno);
 	fprintf(f,
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
-		"connect_errno%s start_failed %llu start_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
+		"connect_errno%s start_failed %llu start_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu conn_nomem %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
@@ -712,7 +714,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)rs->st.upstream_waits, rs->waiting,
 		(unsigned long long)rs->st.accept_errors,
 		(unsigned long long)rs->st.peer_gone, (unsigned long long)rs->st.drain_retries,
-		(unsigned long long)rs->st.drain_reset, (unsigned long long)r.bytes_copied[0],
+		(unsigned long long)rs->st.drain_reset, (unsigned long long)rs->st.conn_nomem,
+		(unsigned long long)r.bytes_copied[0],
 		(unsigned long long)r.bytes_copied[1], (unsigned long long)r.bytes_spliced[0],
 		(unsigned long long)r.bytes_spliced[1], (unsigned long long)r.half_closes,
 		(unsigned long long)r.resets_passed, errs[0] ? errs : " none",
@@ -886,7 +889,7 @@ static void usage(FILE *f)
 		"                          %u..%u MB (default %u); the process needs shards x N MB\n"
 		"                          and about 1 MB a shard besides, and refuses to start\n"
 		"                          (exit 1) past its cgroup's memory limit. A pool\n"
-		"                          that is full closes new clients at accept\n",
+		"                          that is full closes new clients at accept (conn_nomem)\n",
 		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 

@@ -170,6 +170,7 @@ struct serve_stats {
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
+	uint64_t conn_nomem; /* connections closed at accept: the pool had no room */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
 	uint64_t open_wait_closed; /* ... still waiting at the drain's end (or a
@@ -1434,6 +1435,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
 		close(fd);
+		ST_ADD(ss, conn_nomem, 1);
 		return;
 	}
 	memset(c, 0, sizeof(*c));
@@ -1511,7 +1513,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -1534,7 +1536,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.accept_errors, ss->draining,
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
 		(unsigned long long)ss->st.open_waits, (unsigned long long)ss->st.open_wait_closed,
-		(unsigned long long)ss->st.root_changes,
+		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
@@ -1708,7 +1710,7 @@ static void usage(FILE *f)
 		"                           %u..%u MB (default %u); the process needs shards x N MB\n"
 		"                           and about 1 MB a shard besides, and refuses to start\n"
 		"                           (exit 1) past its cgroup's memory limit. A pool\n"
-		"                           that is full closes new connections at accept\n",
+		"                           that is full closes new connections at accept (conn_nomem)\n",
 		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 

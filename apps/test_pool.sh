@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The per-shard pool of echo, relay and serve: --pool-mb's range (exit 2,
 # one line naming the flag), each command at its smallest pool serving
-# real clients on 127.0.0.1 with every byte checked, and the start-up check
+# real clients on 127.0.0.1 with every byte checked, a pool that fills
+# (connections closed at accept and counted), and the start-up check
 # against the memory limit of a child memory cgroup this test makes and
 # removes: a pool that cannot fit is refused with one line and exit 1, not
 # OOM-killed while it is populated (exit 137 before the check existed).
@@ -155,6 +156,40 @@ if start echo "$RP" echo --listen 127.0.0.1:0 --shards 1 --pool-mb 20; then
 else
 	check "echo --pool-mb 20 starts" false
 fi
+# a pool that fills: --sockperf's connections take 384 KB each, so a 20 MB
+# pool holds a few; the rest are closed at accept and counted (conn_nomem),
+# the server lives on and stops cleanly
+sockperf_full() { # port, pid
+	local port=$1 pid=$2 eofs n
+	eofs=$(timeout 30 python3 - "$port" <<'PY'
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) for _ in range(30)]
+time.sleep(0.5)
+eofs = 0
+for s in conns:
+    s.settimeout(0.5)
+    try:
+        eofs += s.recv(16) == b""
+    except (socket.timeout, ConnectionResetError):
+        pass
+print(eofs)
+PY
+) || return 1
+	kill -USR1 "$pid"
+	for i in $(seq 50); do grep -q "conn_nomem" "$T/sp" && break; sleep 0.1; done
+	n=$(grep -o "conn_nomem [0-9]*" "$T/sp" | head -1 | cut -d' ' -f2)
+	echo "  30 clients: $eofs closed at once, conn_nomem ${n:-none}"
+	[ -n "$n" ] && [ "$n" -gt 0 ] && [ "$n" -eq "$eofs" ]
+}
+if start sp "$RP" echo --listen 127.0.0.1:0 --shards 1 --sockperf --pool-mb 20; then
+	P=$PID
+	check "echo --sockperf --pool-mb 20: a full pool closes and counts (conn_nomem)" \
+		sockperf_full "$PORT" "$P"
+	check "echo with its pool full stops cleanly" stop "$P"
+else
+	check "echo --sockperf --pool-mb 20 starts" false
+fi
+
 mkdir "$T/root"
 head -c 300000 /dev/urandom >"$T/root/f.bin"
 if start serve "$RP" serve --listen 127.0.0.1:0 --root "$T/root" --shards 1 --pool-mb 8; then
