@@ -14,7 +14,7 @@
  * --accept-proxy: every client must start with a PROXY v1 or v2 header,
  * read (in pieces if need be) within 5 s and parsed strictly
  * (net/proxy.c); a refused or late header closes the client, counted by
- * reason, and none of its bytes reach an upstream (none is connected before
+ * reason (one the stop closes is not), and none of its bytes reach an upstream (none is connected before
  * the header is whole). The header's addresses replace the connection's
  * own, unless it says LOCAL/UNKNOWN. Bytes that came after the header go
  * upstream first.
@@ -522,10 +522,15 @@ static void on_header(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	int st;
 
 	if (cq->res <= 0) {
-		if (cq->res == -ECANCELED && !rp_shard_stopping(sh))
-			ST_ADD(c->rs, proxy_timeouts, 1);
-		else
+		/* the stop's cancel (SIGTERM, the drain's deadline) is the
+		 * relay's close, not the client's: not counted, as the
+		 * connects and the descriptor waits it ends */
+		if (cq->res == -ECANCELED) {
+			if (!rp_shard_stopping(sh))
+				ST_ADD(c->rs, proxy_timeouts, 1);
+		} else {
 			ST_ADD(c->rs, proxy_refused[RP_PROXY_R_NONE], 1); /* closed or reset early */
+		}
 		conn_free(sh, c, true);
 		return;
 	}

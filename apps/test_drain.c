@@ -47,7 +47,8 @@
  * reserve lent: the listener closed though no spare descriptor can be had
  * (a new connect refused, its descriptor to the waiting client), every
  * relayed byte whole, the silent clients closed at their header timeout
- * and counted, the descriptors back, exit 0. A shed_wait's retry whose
+ * and counted, the descriptors back, exit 0; at the drain's deadline the
+ * silent ones closed (EOF), not counted as refusals. A shed_wait's retry whose
  * freed descriptor another shard's accept took first: one complete 503
  * to it, its own answer to the new client. Every wait is bounded.
  * `test_drain BINARY CASE...` runs the named cases only.
@@ -3193,6 +3194,90 @@ done:
 	CHECK(st == 0, "proxy drain: echo exits 0 on SIGTERM (status %d)", st);
 }
 
+/*
+ * The drain's deadline with clients in the PROXY header wait: relay
+ * --accept-proxy (1 shard, copy, upstream `ringplane echo`,
+ * --drain-timeout 2): A sends its header and 64 KB (relayed) and stays
+ * open; PHOLD clients connect and say nothing. SIGQUIT: a new connect is
+ * refused; nothing ends before the deadline (the header timeout is 5 s),
+ * so at 2 s the drain stops as SIGTERM does: every silent client is
+ * closed (EOF, no byte: it sent nothing), A ends, and the relay exits 0
+ * within 2-4 s of the SIGQUIT. The stop's close is not the client's: its
+ * exit line counts no PROXY refusal and no header timeout (as the
+ * connects and the descriptor waits the stop cancels are not counted),
+ * one accepted header. (Before, each silent client was counted as a
+ * refusal, "closed": one that closed or reset before its header.)
+ */
+enum { PHOLD = 6 };
+static void test_relay_proxy_drain_deadline(void)
+{
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
+				NULL };
+	char up[64], hdr[128], b[64];
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--shards",
+				"1", "--no-pin", "--mode", "copy", "--accept-proxy",
+				"--drain-timeout", "2", NULL };
+	struct child e = { 0 }, r = { 0 };
+	int a, h[PHOLD], eofs = 0, st;
+	bool a_ok, refused_new, live_ok;
+	unsigned long long accepted, timeouts, refusedn;
+	long long live = -1;
+	uint64_t t0, dt;
+	size_t hl;
+
+	if (child_start(&e, eargs)) {
+		CHECK(0, "proxy drain deadline: echo did not start");
+		return;
+	}
+	snprintf(up, sizeof(up), "127.0.0.1:%d", e.port);
+	if (child_start(&r, rargs)) {
+		CHECK(0, "proxy drain deadline: relay did not start");
+		(void)child_stop(&r, 2000);
+		(void)child_stop(&e, 5000);
+		return;
+	}
+	a = dial(r.port);
+	hl = pp_v1(hdr, sizeof(hdr), 100);
+	a_ok = a >= 0 && echo_round(a, hdr, hl, 0, PCHUNK);
+	for (int i = 0; i < PHOLD; i++)
+		h[i] = dial(r.port);
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && live != 1 + PHOLD;)
+		live = live_now(&r, 1); /* the accepts of the last dials */
+	live_ok = live == 1 + PHOLD;
+	CHECK(a_ok && live_ok, "proxy drain deadline: A %s, %lld live (want relayed, %d)",
+	      a_ok ? "relayed" : "not relayed", live, 1 + PHOLD);
+	t0 = now_ms();
+	kill(r.pid, SIGQUIT);
+	usleep(100 * 1000);
+	refused_new = refused(r.port);
+	for (int i = 0; i < PHOLD; i++) {
+		eofs += h[i] >= 0 && read_to_eof_ms(h[i], b, sizeof(b), 5000) == 0;
+		if (h[i] >= 0)
+			close(h[i]);
+	}
+	st = child_exit(&r, 8000);
+	dt = now_ms() - t0;
+	if (a >= 0)
+		close(a);
+	accepted = last_stat(r.log, "accepted");
+	timeouts = last_stat(r.log, "timeouts");
+	refusedn = last_stat(r.log, "refused");
+	CHECK(refused_new && eofs == PHOLD && st == 0 && dt >= 1900 && dt < 4000,
+	      "proxy drain deadline: a new connect %s; %d of %d silent clients closed (EOF, no "
+	      "byte); exit %d %llu ms after SIGQUIT (want refused, all, 0 at the 2 s deadline)",
+	      refused_new ? "refused" : "not refused", eofs, PHOLD, st, (unsigned long long)dt);
+	CHECK(accepted == 1 && timeouts == 0 && refusedn == 0,
+	      "proxy drain deadline: exit line: proxy accepted %llu, timeouts %llu, refused %llu "
+	      "(want 1, 0, 0: the stop closed the silent clients, no refusal)",
+	      accepted, timeouts, refusedn);
+	printf("relay proxy drain deadline: %d clients in the header wait at SIGQUIT: %d closed "
+	       "(EOF) at the 2 s deadline, exit %d %llu ms after SIGQUIT; proxy accepted %llu, "
+	       "timeouts %llu, refused %llu\n",
+	       PHOLD, eofs, st, (unsigned long long)dt, accepted, timeouts, refusedn);
+	st = child_stop(&e, 5000);
+	CHECK(st == 0, "proxy drain deadline: echo exits 0 on SIGTERM (status %d)", st);
+}
+
 /* Every case, in order; test_drain BINARY NAME... runs the NAMEd ones. */
 static const struct {
 	const char *name;
@@ -3223,6 +3308,7 @@ static const struct {
 	{ "serve_emfile_shed_drain", test_serve_emfile_shed_drain },
 	{ "serve_emfile_shed_drain_deadline", test_serve_emfile_shed_drain_deadline },
 	{ "relay_proxy_drain", test_relay_proxy_drain },
+	{ "relay_proxy_drain_deadline", test_relay_proxy_drain_deadline },
 	{ "serve_emfile_shed_503_accept", test_serve_emfile_shed_503_accept },
 };
 
