@@ -88,6 +88,9 @@ struct echo_stats {
 	uint64_t conn_nomem; /* connections closed at accept: the pool had no room */
 	uint64_t pool_live; /* a gauge: pool bytes held, at the last accept or close */
 	uint64_t live;	    /* a gauge: connections set up and not yet freed */
+	/* the shard's outq stalls (rp_outq_stats), as of the last accept,
+	 * close, idle tick or the shard's exit */
+	uint64_t outq_stalls;
 };
 
 struct conn;
@@ -197,6 +200,16 @@ static void conn_put(struct conn *c)
 	}
 }
 
+/* The shard's outq stalls (only the shard may read them) for the stats
+ * line, which another thread prints. */
+static void outq_gauge(struct rp_shard *sh, struct echo_shard *es)
+{
+	struct rp_outq_stats qs;
+
+	rp_outq_shard_stats(sh, &qs);
+	__atomic_store_n(&es->st.outq_stalls, qs.stalls, __ATOMIC_RELAXED);
+}
+
 /* The pool's live bytes (every object held, provided buffers included),
  * for the stats line: the difference between two snapshots over the
  * connections opened between them is what one holds. */
@@ -209,6 +222,7 @@ static void pool_gauge(struct rp_shard *sh, struct echo_shard *es)
 	for (unsigned i = 0; i < RP_POOL_NCLASS; i++)
 		live += ps.class_live_bytes[i];
 	__atomic_store_n(&es->st.pool_live, live, __ATOMIC_RELAXED);
+	outq_gauge(sh, es);
 }
 
 static void on_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -779,6 +793,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return;
 	es->tick++;
+	outq_gauge(sh, es);
 	rp_app_accept_poke(sh, &es->acc);
 	for (c = es->conns; c; c = next) {
 		next = c->next; /* only c can go below */
@@ -947,6 +962,7 @@ static void echo_fini(struct rp_shard *sh, void *arg)
 		es->acc.lfd = -1;
 	}
 	if (es) {
+		outq_gauge(sh, es);
 		rp_app_accept_fini(sh, &es->acc);
 		rp_timer_free(sh, es->tick_timer);
 		es->tick_timer = NULL;
@@ -974,7 +990,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			"drain_retries %llu drain_reset %llu paused %llu spilled %llu idle_closed %llu conn_nomem %llu | ops %llu cqes %llu "
 			"submits %llu cqes/submit %.2f wakeups %llu enobufs %llu rearms %llu "
 			"nomem %llu sq_full %llu cq_overflow %llu cancelled %llu other_errors %llu "
-			"pool_live %llu B\n",
+			"pool_live %llu B outq_stalls %llu\n",
 			i, (unsigned long long)e.accepted, (unsigned long long)e.live,
 			(unsigned long long)e.closed,
 			(unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out,
@@ -991,7 +1007,7 @@ static void print_stats(struct rp_runtime *rt, FILE *f)
 			(unsigned long long)s.rearms, (unsigned long long)s.nomem,
 			(unsigned long long)s.sq_full, (unsigned long long)s.cq_overflow,
 			(unsigned long long)s.err_cancelled, (unsigned long long)s.err_other,
-			(unsigned long long)e.pool_live);
+			(unsigned long long)e.pool_live, (unsigned long long)e.outq_stalls);
 	}
 	fflush(f);
 }

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <ringplane/engine.h>
+#include <ringplane/outq.h>
 #include <ringplane/pool.h>
 #include <ringplane/proxy.h>
 #include <ringplane/relay.h>
@@ -681,12 +682,14 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	struct rp_relay_stats r;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
+	struct rp_outq_stats qs;
 	char refused[512], errs[512], cerrs[512], serrs[512];
 	size_t off = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
 	rp_shard_stats(sh, &s);
+	rp_outq_shard_stats(sh, &qs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
 		pool_live += ps.class_live_bytes[k];
@@ -711,7 +714,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
-		"sq_full %llu | pool_live %llu\n",
+		"sq_full %llu outq_stalls %llu | pool_live %llu\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.start_failed,
@@ -738,7 +741,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,
 		(unsigned long long)s.nomem, (unsigned long long)s.sq_full,
-		(unsigned long long)pool_live);
+		(unsigned long long)qs.stalls, (unsigned long long)pool_live);
 	fflush(f);
 }
 

@@ -1518,7 +1518,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"shard_splice %llu pipe_short %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
-		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu | refused%s\n",
+		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live,
 		(unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
@@ -1549,7 +1549,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted,
 		(unsigned long long)cs.shed, cs.open_fds,
 		(unsigned long long)pool_live, (unsigned long long)qs.pushes,
-		(unsigned long long)qs.sendmsgs, refused[0] ? refused : " none");
+		(unsigned long long)qs.sendmsgs, (unsigned long long)qs.stalls,
+		refused[0] ? refused : " none");
 	fflush(f);
 }
 

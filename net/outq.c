@@ -60,6 +60,14 @@ struct zc_rec {
 	size_t bytes;
 };
 
+/* A queue's own counters: struct rp_outq_stats but for errors and
+ * local_plain, which are at most 1 per queue and read off q->err and
+ * q->local_plain (so that the queue fits its 256 B pool object). */
+struct q_stats {
+	uint64_t zc_bytes, zc_copied_bytes, zc_dropped_bytes, plain_bytes, sendmsgs, zc_sends,
+		notifs, switched, probes, copied_in, pushes, refused, single_sends, stalls;
+};
+
 struct rp_outq {
 	struct rp_shard *sh;
 	int fd;
@@ -96,6 +104,7 @@ struct rp_outq {
 	 * at about half of plain's rate on those paths. Reset by zero-copy. */
 	unsigned probe_shift : 3;
 	signed local : 2; /* peer on this host: 1, 0, or -1 not looked up yet */
+	unsigned local_plain : 1; /* started plain: the peer was local at init */
 	uint64_t plain_mark; /* plain_bytes when the socket went plain */
 	uint64_t t_mark;     /* and when */
 
@@ -106,7 +115,7 @@ struct rp_outq {
 		struct sendv *sv;
 		struct rp_outq *snext;
 	};
-	struct rp_outq_stats st;
+	struct q_stats st;
 };
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct rp_outq) <= 256,
@@ -171,7 +180,24 @@ void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out)
 
 void rp_outq_stats(const struct rp_outq *q, struct rp_outq_stats *out)
 {
-	*out = q->st;
+	*out = (struct rp_outq_stats){
+		.zc_bytes = q->st.zc_bytes,
+		.zc_copied_bytes = q->st.zc_copied_bytes,
+		.zc_dropped_bytes = q->st.zc_dropped_bytes,
+		.plain_bytes = q->st.plain_bytes,
+		.sendmsgs = q->st.sendmsgs,
+		.zc_sends = q->st.zc_sends,
+		.notifs = q->st.notifs,
+		.switched = q->st.switched,
+		.probes = q->st.probes,
+		.copied_in = q->st.copied_in,
+		.pushes = q->st.pushes,
+		.refused = q->st.refused,
+		.errors = q->err != 0,
+		.local_plain = q->local_plain,
+		.single_sends = q->st.single_sends,
+		.stalls = q->st.stalls,
+	};
 }
 
 size_t rp_outq_pending(const struct rp_outq *q)
@@ -282,7 +308,7 @@ static void fail(struct rp_outq *q, int err)
 	if (q->err)
 		return;
 	q->err = err;
-	ADD(q, errors, 1);
+	shard_st(q->sh)->errors++; /* the queue's own: q->err set */
 	/* on_error first: a release callback that runs after it knows its
 	 * buffer was dropped, not sent. Every caller of fail holds an op
 	 * reference (q->ops), so a close from on_error does not free q here. */
@@ -407,6 +433,7 @@ static void op_refused(struct rp_outq *q, int err)
 		return;
 	}
 	shard_use(q->sh);
+	ADD(q, stalls, 1);
 	if (!q->stalled) {
 		q->stalled = true;
 		q->ops++; /* the list's reference */
@@ -804,7 +831,8 @@ int outq_init_socket(struct rp_shard *sh, struct rp_outq **out, int fd,
 		q->local = rp_peer_is_local(fd);
 		if (q->local) {
 			go_plain(q);
-			ADD(q, local_plain, 1);
+			q->local_plain = 1;
+			shard_st(sh)->local_plain++;
 		}
 	}
 	*out = q;

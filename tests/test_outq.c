@@ -19,7 +19,9 @@
  * file, an fd not open, an unknown flag, ZC_OFF with ZC_ALWAYS);
  * a peer reset (on_error once, every buffer released exactly once); release
  * callbacks that push, flush and finally close the queue from inside its
- * completion (the stream stays whole and in order).
+ * completion (the stream stays whole and in order); flushes that stall on
+ * an exhausted pool (counted in stalls, per queue and per shard, retried
+ * every 1 ms; every byte arrives once the pool is given back).
  *
  * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
  * from one run, printed; nothing timed is asserted).
@@ -1198,6 +1200,180 @@ static void test_release_reentry(void **state)
 	close(b);
 }
 
+/* ---- a flush stalled by an empty pool is counted ---- */
+
+/*
+ * Two queues flush while the shard's pool is exhausted: one on zero-copy
+ * sends whose head is a big push (the flush needs its zero-copy record
+ * from the pool), one plain with three pushes (the sendmsg's msghdr and
+ * iovecs from the pool). Neither can send: each flush is deferred to the
+ * 1 ms retry timer, and each deferral, the timer's included, is counted in
+ * stalls, per queue and in the shard's sum. Once the pool is given back
+ * every byte arrives, whole and in order. Before stalls existed nothing
+ * counted these: outq's own pool allocations bypass the engine's nomem.
+ */
+#define ST_NQ	  2
+#define ST_BIG	  (64u * 1024)
+#define ST_SMALL  1000u
+#define ST_LEN	  (ST_BIG + 2 * ST_SMALL)
+#define ST_HOGMAX (POOL_BYTES / 16 + 1024)
+
+static struct {
+	int fd[ST_NQ];
+	struct rp_outq *q[ST_NQ];
+	uint8_t *data;
+	void **hog;
+	size_t nhog;
+	atomic_int step, errors;
+	struct rp_outq_stats st[ST_NQ], shard;
+	size_t pending[ST_NQ];
+} S;
+
+static void st_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)arg;
+	(void)err;
+	atomic_fetch_add(&S.errors, 1);
+}
+
+static void st_snap(struct rp_shard *sh)
+{
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		rp_outq_stats(S.q[i], &S.st[i]);
+		S.pending[i] = rp_outq_pending(S.q[i]);
+	}
+	rp_outq_shard_stats(sh, &S.shard);
+}
+
+/* On the shard: two queues, their pushes, the pool taken, the flushes. */
+static void st_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+	void *x;
+
+	(void)arg;
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		struct rp_outq_opts o = { .flags = RP_OUTQ_MANUAL | (i ? RP_OUTQ_ZC_OFF : RP_OUTQ_ZC_ALWAYS),
+					  .on_error = st_error };
+
+		CHECK_EQ(rp_outq_init(sh, &S.q[i], S.fd[i], &o), 0);
+		/* the big push first: on the zero-copy queue it heads the flush */
+		CHECK_EQ(rp_outq_push(S.q[i], S.data, ST_BIG, NULL, NULL), 0);
+		CHECK_EQ(rp_outq_push(S.q[i], S.data + ST_BIG, ST_SMALL, NULL, NULL), 0);
+		CHECK_EQ(rp_outq_push(S.q[i], S.data + ST_BIG + ST_SMALL, ST_SMALL, NULL, NULL), 0);
+	}
+	for (size_t sz = (size_t)1 << 20; sz >= 16; sz >>= 1)
+		while (S.nhog < ST_HOGMAX && (x = rp_pool_alloc(pool, sz)))
+			S.hog[S.nhog++] = x;
+	CHECK(S.nhog < ST_HOGMAX); /* the pool ran dry, not the array */
+	for (unsigned i = 0; i < ST_NQ; i++)
+		CHECK_EQ(rp_outq_flush(S.q[i]), 0); /* no error: deferred */
+	st_snap(sh);
+	atomic_store(&S.step, 1);
+}
+
+static void st_look(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	st_snap(sh);
+	atomic_store(&S.step, 2);
+}
+
+static void st_unhog(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	for (size_t i = 0; i < S.nhog; i++)
+		rp_pool_free(S.hog[i]);
+	S.nhog = 0;
+	atomic_store(&S.step, 3);
+}
+
+static void st_finish(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	st_snap(sh);
+	for (unsigned i = 0; i < ST_NQ; i++)
+		rp_outq_close(S.q[i]);
+	atomic_store(&S.step, 4);
+}
+
+static void test_stall_counted(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd[ST_NQ];
+	pthread_t th[ST_NQ];
+	int b[ST_NQ];
+	uint64_t first[ST_NQ];
+	double end;
+
+	(void)state;
+	memset(&S, 0, sizeof(S));
+	S.data = malloc(ST_LEN);
+	S.hog = malloc(ST_HOGMAX * sizeof(void *));
+	assert_non_null(S.data);
+	assert_non_null(S.hog);
+	fill_pattern(S.data, ST_LEN, 0);
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		tcp_pair(&S.fd[i], &b[i]);
+		reader_start(&rd[i], &th[i], b[i], ST_LEN, RD_GO);
+	}
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, st_start, NULL), 0);
+	assert_true(wait_int(&S.step, 1, 10));
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		first[i] = S.st[i].stalls;
+		print_message("# queue %u (%s) with the pool empty: stalls %llu, pending %zu\n", i,
+			      i ? "plain" : "zero-copy", (unsigned long long)first[i], S.pending[i]);
+		assert_int_equal(first[i], 1);
+		assert_int_equal(S.pending[i], ST_LEN);
+	}
+	assert_int_equal(S.shard.stalls, 2);
+	/* the retry timer tries again every 1 ms and stalls again */
+	end = now_s() + 10;
+	do {
+		sleep_ms(20);
+		atomic_store(&S.step, 1);
+		assert_int_equal(rp_runtime_submit(rt, 0, st_look, NULL), 0);
+		assert_true(wait_int(&S.step, 2, 10));
+	} while ((S.st[0].stalls < 3 || S.st[1].stalls < 3) && now_s() < end);
+	print_message("# after the retries: stalls %llu and %llu, shard %llu; read %zu and %zu B\n",
+		      (unsigned long long)S.st[0].stalls, (unsigned long long)S.st[1].stalls,
+		      (unsigned long long)S.shard.stalls, atomic_load(&rd[0].seen),
+		      atomic_load(&rd[1].seen));
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		assert_true(S.st[i].stalls >= 3);
+		assert_int_equal(S.pending[i], ST_LEN);
+		assert_int_equal(atomic_load(&rd[i].seen), 0); /* nothing went out */
+	}
+	assert_int_equal(S.shard.stalls, S.st[0].stalls + S.st[1].stalls);
+	/* the pool back: the next retry sends everything */
+	assert_int_equal(rp_runtime_submit(rt, 0, st_unhog, NULL), 0);
+	assert_true(wait_int(&S.step, 3, 10));
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(rd[i].got, ST_LEN);
+		check_stream(rd[i].buf, ST_LEN);
+	}
+	assert_int_equal(rp_runtime_submit(rt, 0, st_finish, NULL), 0);
+	assert_true(wait_int(&S.step, 4, 10));
+	rt_end(rt);
+	for (unsigned i = 0; i < ST_NQ; i++) {
+		assert_int_equal(S.pending[i], 0);
+		assert_int_equal(S.st[i].errors, 0);
+		free(rd[i].buf);
+		close(S.fd[i]);
+		close(b[i]);
+	}
+	assert_int_equal(S.st[1].plain_bytes, ST_LEN);
+	assert_true(S.st[0].zc_sends >= 1);
+	assert_int_equal(atomic_load(&S.errors), 0);
+	free(S.hog);
+	free(S.data);
+}
+
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
 
 static struct {
@@ -1442,6 +1618,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_release_reentry),
+		cmocka_unit_test(test_stall_counted),
 		cmocka_unit_test(test_peer_is_local),
 		cmocka_unit_test(test_veth),
 	};

@@ -54,8 +54,9 @@
  * stayed full: the engine's ENOMEM and EBUSY) is no error: nothing was
  * sent or lost, everything stays queued and the flush is tried again
  * after 1 ms (on a timer the shard's first queue reserves at
- * rp_outq_init; pushes meanwhile only queue). Only a shard that stops
- * fails it (-ESHUTDOWN, through on_error).
+ * rp_outq_init; pushes meanwhile only queue). Each such deferral is
+ * counted in stalls. Only a shard that stops fails it (-ESHUTDOWN,
+ * through on_error).
  *
  * Threads: everything here runs on the queue's shard only (the one given
  * to rp_outq_init): from its init callback or any callback. No call
@@ -137,6 +138,13 @@ struct rp_outq_stats {
 	uint64_t errors;	   /* queues that hit a send error */
 	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
 	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued */
+	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer:
+				      no op or no pool memory for the send's state
+				      (the pool empty: ENOMEM; the SQ full: EBUSY).
+				      The engine counts a failed op in the shard's
+				      nomem or sq_full_fail; the send state and
+				      zero-copy record outq takes from the pool
+				      itself are counted here only */
 };
 
 /*
