@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,12 @@ struct rp_file_cache {
 	 * its last put; the last of them frees what is left of the cache */
 	bool destroyed;
 	unsigned orphans;
+	/* the owning thread (pthread_self), bound by the first get or put;
+	 * 0 until then, so a cache made on one thread may be handed to the
+	 * shard that uses it. Read by every get and put, from any thread:
+	 * atomic, as is the count of the calls it refused. */
+	_Atomic uintptr_t owner;
+	_Atomic uint64_t wrong_thread;
 };
 
 /* The clock is net_now_ns (clock.h), the precise one:
@@ -92,6 +100,27 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
 		c->free = &c->entries[i];
 	}
 	return c;
+}
+
+/*
+ * Whether the calling thread may use @c: it owns it, or (@bind) nobody does
+ * yet and it takes it now. A refusal is counted and touches nothing else.
+ * No syscall, no lock: pthread_self reads the thread pointer, and a bound
+ * cache costs one relaxed load and a compare.
+ */
+static bool owner_ok(struct rp_file_cache *c, bool bind)
+{
+	uintptr_t me = (uintptr_t)pthread_self();
+	uintptr_t o = atomic_load_explicit(&c->owner, memory_order_relaxed);
+
+	if (__builtin_expect(o == me, 1))
+		return true;
+	if (!o && (!bind || atomic_compare_exchange_strong_explicit(&c->owner, &o, me,
+								    memory_order_relaxed,
+								    memory_order_relaxed)))
+		return true;
+	atomic_fetch_add_explicit(&c->wrong_thread, 1, memory_order_relaxed);
+	return false;
 }
 
 static void lru_unlink(struct rp_file_cache *c, struct rp_file_entry *e)
@@ -250,6 +279,8 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 
 	if (!c)
 		return -EINVAL;
+	if (!owner_ok(c, true))
+		return -EPERM; /* another thread's cache: its table is not ours to read */
 	if (!path || !out) {
 		c->st.refused++; /* bad arguments: refused, and counted */
 		return -EINVAL;
@@ -358,7 +389,7 @@ static void orphan_free(struct rp_file_cache *c, struct rp_file_entry *e)
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
 {
 	(void)c; /* the entry knows its cache, which may be destroyed already */
-	if (!e || !e->refs)
+	if (!e || !owner_ok(e->cache, true) || !e->refs)
 		return;
 	if (--e->refs == 0 && e->dead) {
 		if (e->cache->destroyed)
@@ -370,10 +401,12 @@ void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
 
 unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max)
 {
-	struct rp_file_entry *v = c->lru_tail, *prev;
+	struct rp_file_entry *v, *prev;
 	unsigned n = 0;
 
-	for (; v && n < max; v = prev) {
+	if (!owner_ok(c, false))
+		return 0;
+	for (v = c->lru_tail; v && n < max; v = prev) {
 		prev = v->lru_prev;
 		if (v->refs)
 			continue; /* a response's file: closed at its last put */
@@ -388,12 +421,15 @@ void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_sta
 {
 	*out = c->st;
 	out->entries = c->used;
+	out->wrong_thread = atomic_load_explicit(&c->wrong_thread, memory_order_relaxed);
 }
 
 int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd)
 {
 	if (root_fd < 0)
 		return -EINVAL;
+	if (!owner_ok(c, false))
+		return -EPERM;
 	while (c->lru_head)
 		retire(c, c->lru_head);
 	c->root = root_fd;
