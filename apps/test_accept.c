@@ -1837,13 +1837,14 @@ static bool send_hdr_tag(int fd, int i, const char *msg)
 /*
  * Stop the 1-shard relay @s (exit 0) and check its exit's stats line
  * (stat_sum would add the snapshots'): shed above @shed0 (the snapshot
- * before the read-back), upstream_waits @want_waits, no
+ * before the read-back), upstream_waits from @waits_lo to @waits_hi, no
  * connect_timeouts, no connect_failed. The shed, waits and timeouts in
  * *@shed, *@waits, *@timeouts.
  */
 static void shed_exit(const char *what, struct child *s, unsigned long long shed0,
-		      unsigned long long want_waits, unsigned long long *shed,
-		      unsigned long long *waits, unsigned long long *timeouts)
+		      unsigned long long waits_lo, unsigned long long waits_hi,
+		      unsigned long long *shed, unsigned long long *waits,
+		      unsigned long long *timeouts)
 {
 	unsigned long long failed;
 	int rc = child_stop(s, 5000);
@@ -1853,10 +1854,10 @@ static void shed_exit(const char *what, struct child *s, unsigned long long shed
 	*waits = shard_stat(s->log, 0, "upstream_waits");
 	*timeouts = shard_stat(s->log, 0, "connect_timeouts");
 	failed = shard_stat(s->log, 0, "connect_failed");
-	CHECK(*shed > shed0 && *waits == want_waits && *timeouts == 0 && failed == 0,
-	      "%s: shed %llu (%llu before the read-back), upstream_waits %llu, connect_timeouts "
-	      "%llu, connect_failed %llu (want more, %llu, 0, 0)", what, *shed, shed0, *waits,
-	      *timeouts, failed, want_waits);
+	CHECK(*shed > shed0 && *waits >= waits_lo && *waits <= waits_hi && *timeouts == 0 &&
+	      failed == 0, "%s: shed %llu (%llu before the read-back), upstream_waits %llu, "
+	      "connect_timeouts %llu, connect_failed %llu (want more, %llu to %llu, 0, 0)", what,
+	      *shed, shed0, *waits, *timeouts, failed, waits_lo, waits_hi);
 }
 
 /*
@@ -1916,7 +1917,7 @@ static void relay_wait_shed(const char *up)
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	burst_close(&b);
-	shed_exit("wait shed", &s, shed0, W, &shed, &waits, &timeouts);
+	shed_exit("wait shed", &s, shed0, W, W, &shed, &waits, &timeouts);
 	printf("relay wait shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
 	       "clients filled the table; %d sent headers: %llu still waiting after the reserve; "
 	       "the burst read back in %llu ms; %d of %d waiters relayed within %d ms of its start "
@@ -2051,7 +2052,10 @@ out:
  * within BURST_FAST_MS of the read-back's start, shed counted after the
  * snapshot, no connect_timeouts: the reserve's dup meets EMFILE with
  * pipes pooled and sheds them. Without it the accept stayed paused until
- * the pool's trim.
+ * the pool's trim. A new client taken in may still wait a moment for its
+ * socket (upstream_waits up to 1 + N): a retake that sheds the first
+ * pipes pooled while the burst still reads back frees descriptors that
+ * the burst's directions take again for new pipes.
  */
 static void relay_spare_shed(const char *up)
 {
@@ -2104,8 +2108,12 @@ static void relay_spare_shed(const char *up)
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	burst_close(&b);
-	/* the first client's wait only: no new client waited for a socket */
-	shed_exit("spare shed", &s, shed0, 1, &shed, &waits, &timeouts);
+	/* the first client's wait, and each new client's when the retake's
+	 * shed came while the burst still read back: its directions took the
+	 * freed descriptors for new pipes, the new clients' sockets found none
+	 * and they waited for the burst's last pipes to be pooled and shed (the
+	 * faults build under load: 5 of 12 runs) */
+	shed_exit("spare shed", &s, shed0, 1, 1 + N, &shed, &waits, &timeouts);
 	printf("relay spare shed: splice, limit %d: a burst of %d held %ld pipes; %d silent "
 	       "clients filled the table; one waited and went on through the reserve; the burst "
 	       "read back in %llu ms; %d of %d new clients queued meanwhile relayed within %d ms "
