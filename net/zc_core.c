@@ -162,7 +162,7 @@ struct zc_tls {
 static _Thread_local struct zc_tls zt;
 static pthread_key_t zc_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static bool key_ok;
+static bool key_ok, fork_ok;
 
 static void pipe_close(struct zc_pipe *p)
 {
@@ -209,9 +209,51 @@ static void zc_thread_exit(void *arg)
 	t->registered = false;
 }
 
+/*
+ * pthread_atfork child handler, run in a fork(2) child by the thread that
+ * forked, its only thread. That thread's pipes are the parent's pipes too
+ * (one pipe buffer, two processes' fds): a child relaying through them
+ * while the parent does spliced each one's bytes into the other's
+ * connection. And what it held for a destination is the parent's to write
+ * (the parent still holds it): written by the child too, it would reach
+ * the peer twice. So the child closes its copies of the pipe fds and
+ * forgets the held bytes (rp_zc_held says 0); its next call makes a pipe
+ * of its own. The buffers are plain memory, private after the fork: kept.
+ * Other threads' state is left alone: they do not run in the child, and
+ * one may have been anywhere in a call when the fork came, its fields
+ * half updated (its pipe fds are O_CLOEXEC: an exec closes them).
+ */
+static void zc_fork_child(void)
+{
+	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
+		struct zc_held *h = &zt.held[i];
+
+		if (!h->used)
+			continue;
+		if (h->has_pipe)
+			pipe_close(&h->p);
+		free(h->spill);
+		memset(h, 0, sizeof(*h));
+	}
+	if (zt.have_cache)
+		pipe_close(&zt.cache);
+	zt.have_cache = false;
+}
+
 static void key_make(void)
 {
 	key_ok = pthread_key_create(&zc_key, zc_thread_exit) == 0;
+	fork_ok = pthread_atfork(NULL, NULL, zc_fork_child) == 0;
+}
+
+/* Whether the fork handler is in place: without it (pthread_atfork's
+ * ENOMEM, once per process) no pipe is made and no byte held, so that a
+ * child never shares either (the read/write fallback runs, pipe_fail
+ * counted; a full destination is waited for). */
+static bool zc_fork_safe(void)
+{
+	(void)pthread_once(&key_once, key_make);
+	return fork_ok;
 }
 
 static void zc_register(void)
@@ -229,7 +271,7 @@ struct zc_pipe *zc_pipe_get(void)
 
 	if (zt.have_cache)
 		return &zt.cache;
-	if (pipe2(fds, O_CLOEXEC) < 0) {
+	if (!zc_fork_safe() || pipe2(fds, O_CLOEXEC) < 0) {
 		ZC_ADD(pipe_fail, 1);
 		return NULL;
 	}
@@ -328,7 +370,7 @@ bool zc_hold_buf(int dst, const char *buf, size_t len)
 	 * spill is empty and older than any pipe content. */
 	if (h->slen || h->has_pipe)
 		return false;
-	if (!h->spill) {
+	if (!h->spill && zc_fork_safe()) {
 		h->spill = malloc(ZC_BUF_BYTES);
 		zc_register();
 	}

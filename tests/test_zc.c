@@ -15,7 +15,10 @@
  * socket that fills (a partial count, then -EAGAIN, the offset exact); a
  * peer that resets (-ECONNRESET or -EPIPE, no SIGPIPE: ignored here, as
  * zc.h asks of callers); counters from two threads at once; one file on
- * both sides, overlapping or not, every byte against memmove's result.
+ * both sides, overlapping or not, every byte against memmove's result;
+ * after fork(2), parent and child relaying at once each through a pipe of
+ * its own (every byte checked on both sides), and bytes held at the fork
+ * left to the parent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1454,6 +1457,378 @@ static void test_relay_count0(void **state)
 	close(fd);
 }
 
+/* ---- fork ---- */
+
+/*
+ * After fork(2) a child must never use the parent's pipes or held bytes
+ * (zc.h, "fork"). These cases run in children of their own, so that a
+ * relay blocked on a pipe the other process emptied (the old code's
+ * failure) is killed by child_wait, not waited for: the test process
+ * forks P, P makes its pipe, forks Q, and P and Q both relay at once or
+ * look at what they hold. Inside P and Q nothing may longjmp into cmocka:
+ * the helpers below return errors, and each process reports by its exit
+ * status (and a line on stderr saying what was wrong).
+ */
+
+/* A loopback TCP pair without cmocka asserts; false on any failure. */
+static bool fork_tcp_pair(int *a, int *b)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	*a = *b = -1;
+	if (l < 0)
+		return false;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0 &&
+	     getsockname(l, (struct sockaddr *)&sa, &sl) == 0 &&
+	     (*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+	     connect(*a, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	     (*b = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0;
+	close(l);
+	return ok;
+}
+
+/* Each process's bytes: @who 0 (P) has the top bit clear, 1 (Q) set, so a
+ * wrong byte also tells whose it was. */
+static uint8_t fork_pat(int who, size_t k)
+{
+	uint8_t v = pat(k, 21 + (unsigned)who) & 0x7f;
+
+	return who ? (uint8_t)(v | 0x80) : v;
+}
+
+struct fork_side {
+	int who, feed, out; /* feed: written into the relay's src; out: read from its dst */
+	size_t total;
+	size_t got, wrong, foreign; /* the reader's count, bytes not ours, bytes the other's */
+	pthread_t fth, rth;
+};
+
+static void *fork_feeder(void *p)
+{
+	struct fork_side *s = p;
+	uint8_t b[16384];
+	double end = now_s() + WAIT_S;
+
+	for (size_t off = 0; off < s->total && now_s() < end;) {
+		size_t n = s->total - off < sizeof(b) ? s->total - off : sizeof(b);
+		ssize_t k;
+
+		for (size_t j = 0; j < n; j++)
+			b[j] = fork_pat(s->who, off + j);
+		k = write(s->feed, b, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		off += (size_t)k;
+	}
+	shutdown(s->feed, SHUT_WR);
+	return NULL;
+}
+
+static void *fork_reader(void *p)
+{
+	struct fork_side *s = p;
+	uint8_t b[16384];
+	double end = now_s() + WAIT_S;
+	struct timeval tv = {0, 200000};
+
+	(void)setsockopt(s->out, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (now_s() < end) {
+		ssize_t n = read(s->out, b, sizeof(b));
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t j = 0; j < n; j++) {
+			if (b[j] != fork_pat(s->who, s->got + (size_t)j)) {
+				s->wrong++;
+				if ((b[j] >> 7) != s->who)
+					s->foreign++;
+			}
+		}
+		s->got += (size_t)n;
+	}
+	return NULL;
+}
+
+/* One process's relay of @total bytes of its own, every byte checked by
+ * the reader; @go: a pipe to wait on first (both processes start
+ * together). 0 when the reader got exactly @total right bytes, else 1
+ * with a line on stderr. */
+static int fork_relay_side(int who, size_t total, int go)
+{
+	struct fork_side s = {.who = who, .total = total};
+	int src, dst;
+	size_t moved = 0;
+	ssize_t k = 0;
+	double end;
+	char c;
+
+	if (!fork_tcp_pair(&s.feed, &src) || !fork_tcp_pair(&dst, &s.out)) {
+		dprintf(2, "fork side %d: no sockets: %s\n", who, strerror(errno));
+		return 1;
+	}
+	if (read(go, &c, 1) != 1) {
+		dprintf(2, "fork side %d: no start signal\n", who);
+		return 1;
+	}
+	if (pthread_create(&s.fth, NULL, fork_feeder, &s) ||
+	    pthread_create(&s.rth, NULL, fork_reader, &s)) {
+		dprintf(2, "fork side %d: no threads\n", who);
+		_exit(1); /* a thread may be running: no return through it */
+	}
+	for (end = now_s() + WAIT_S; moved < total && now_s() < end;) {
+		k = rp_zc_socket_relay(dst, src, 1u << 20);
+		if (k == -EAGAIN || k == -EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		moved += (size_t)k;
+	}
+	shutdown(dst, SHUT_WR);
+	pthread_join(s.fth, NULL);
+	pthread_join(s.rth, NULL);
+	if (s.got != total || s.wrong) {
+		dprintf(2,
+			"fork side %s: relayed %zu (last %zd), its reader got %zu of %zu, %zu wrong "
+			"(%zu of them the other process's)\n",
+			who ? "child" : "parent", moved, k, s.got, total, s.wrong, s.foreign);
+		return 1;
+	}
+	return 0;
+}
+
+/* P: make the thread's pipe (a warm-up relay, checked), fork Q, and relay
+ * @total bytes in each at once. Exit status: 1 P's stream wrong, 2 Q's,
+ * 4 Q not done in time (then killed), 8 the warm-up failed. */
+static int fork_both_main(size_t total)
+{
+	int a, b, c, d, go[2], rc = 0, status = 0;
+	char x[5];
+	pid_t q, p = getpid();
+
+	if (!fork_tcp_pair(&a, &b) || !fork_tcp_pair(&c, &d) || write(a, "hello", 5) != 5 ||
+	    rp_zc_socket_relay(c, b, 5) != 5 || read(d, x, 5) != 5 || memcmp(x, "hello", 5)) {
+		dprintf(2, "fork: the warm-up relay failed\n");
+		return 8;
+	}
+	close(a);
+	close(b);
+	close(c);
+	close(d);
+	if (pipe2(go, O_CLOEXEC))
+		return 8;
+	q = fork();
+	if (q < 0)
+		return 8;
+	if (q == 0) {
+		/* P killed (by child_wait, on a hang): Q goes too */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != p)
+			_exit(4);
+		close(go[1]);
+		_exit(fork_relay_side(1, total, go[0]));
+	}
+	/* two bytes: one for Q, one for P; both wait on the same pipe */
+	if (write(go[1], "gg", 2) != 2)
+		rc |= 8;
+	close(go[1]);
+	rc |= fork_relay_side(0, total, go[0]) ? 1 : 0;
+	if (!child_wait(q, WAIT_S, &status))
+		rc |= 4;
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 2 : 4;
+	return rc;
+}
+
+/* A process that relayed before fork(2), then relays in parent and child
+ * at once: each destination gets exactly its own process's bytes (with
+ * the parent's pipe shared, each spliced the other's bytes into its own
+ * connection and lost its own). */
+static void test_relay_fork_both(void **state)
+{
+	size_t total = (getenv("RP_TEST_REDUCED") ? 16u : 32u) << 20;
+	pid_t p;
+	int status = 0;
+
+	(void)state;
+	/* this process's own pipe, as a server that warmed up before forking */
+	{
+		int s[2], d[2];
+		char x[2];
+
+		unix_pair(&s[0], &s[1]);
+		unix_pair(&d[0], &d[1]);
+		assert_int_equal(write(s[0], "hi", 2), 2);
+		assert_int_equal(rp_zc_socket_relay(d[0], s[1], 2), 2);
+		assert_int_equal(read(d[1], x, 2), 2);
+		close(s[0]);
+		close(s[1]);
+		close(d[0]);
+		close(d[1]);
+	}
+	p = fork();
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fork_both_main(total));
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("fork: exit %d (1 the parent's stream wrong, 2 the child's, 4 the child "
+			 "hung, 8 set-up)",
+			 WEXITSTATUS(status));
+}
+
+/* Q's side of test_relay_fork_held: it holds nothing for @dst (the parent
+ * does), a count-0 relay to @dst touches nothing, and a relay of its own
+ * works (a fresh pipe). 0, or 2 with a line on stderr. */
+static int fork_held_child(int dst, int src)
+{
+	int a, b, c, d;
+	char x[3];
+	size_t held = rp_zc_held(dst);
+	ssize_t r0 = rp_zc_socket_relay(dst, src, 0), r1;
+
+	if (held || r0 != 0) {
+		dprintf(2, "fork child: holds %zu bytes for the parent's destination, a count-0 "
+			   "relay to it returned %zd\n",
+			held, r0);
+		return 2;
+	}
+	if (!fork_tcp_pair(&a, &b) || !fork_tcp_pair(&c, &d) || write(a, "abc", 3) != 3)
+		return 2;
+	r1 = rp_zc_socket_relay(c, b, 3);
+	if (r1 != 3 || read(d, x, 3) != 3 || memcmp(x, "abc", 3)) {
+		dprintf(2, "fork child: a relay of its own returned %zd\n", r1);
+		return 2;
+	}
+	return 0;
+}
+
+/* P: hold bytes for a full non-blocking destination (in the pipe, or with
+ * @append in the spill buffer: splice refused), fork Q (fork_held_child),
+ * then deliver them: the peer reads the filler and then each held byte
+ * exactly once. Exit status: 1 P's delivery wrong, 2 Q held bytes, 4 Q
+ * not done in time, 8 set-up. */
+static int fork_held_main(bool append)
+{
+	enum { N = 1000 };
+	int s[2], d[2], sz = 4096, status = 0, rc = 0;
+	uint8_t junk[65536], *rx;
+	size_t filled = 0, have = 0, cap;
+	ssize_t k;
+	pid_t q, p = getpid();
+	double end;
+
+	memset(junk, 'j', sizeof(junk));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d) ||
+	    setsockopt(d[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) ||
+	    fcntl(d[0], F_SETFL, O_NONBLOCK | (append ? O_APPEND : 0)) ||
+	    fcntl(d[1], F_SETFL, O_NONBLOCK))
+		return 8;
+	while ((k = send(d[0], junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		filled += (size_t)k;
+	for (size_t i = 0; i < N; i++)
+		junk[i] = fork_pat(0, i);
+	if (write(s[0], junk, N) != N)
+		return 8;
+	k = rp_zc_socket_relay(d[0], s[1], N);
+	if (k != N || rp_zc_held(d[0]) != N) {
+		dprintf(2, "fork: relay %zd, held %zu: want %d held\n", k, rp_zc_held(d[0]), N);
+		return 8;
+	}
+	q = fork();
+	if (q < 0)
+		return 8;
+	if (q == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != p)
+			_exit(4);
+		_exit(fork_held_child(d[0], s[1]));
+	}
+	if (!child_wait(q, WAIT_S, &status))
+		rc |= 4;
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 2 ? 2 : 4;
+	/* the parent still holds them: read the filler, flush, read on */
+	cap = filled + N + 1;
+	rx = malloc(cap);
+	if (!rx)
+		return rc | 8;
+	for (end = now_s() + WAIT_S; now_s() < end;) {
+		k = read(d[1], rx + have, cap - have);
+		if (k > 0) {
+			have += (size_t)k;
+			continue;
+		}
+		if (rp_zc_held(d[0]) == 0)
+			break; /* all out: the rest is read below */
+		k = rp_zc_socket_relay(d[0], s[1], 0); /* count 0: only the flush */
+		if (k < 0 && k != -EAGAIN) {
+			dprintf(2, "fork: the parent's flush failed: %zd\n", k);
+			rc |= 1;
+			break;
+		}
+		usleep(1000);
+	}
+	close(d[0]); /* the only sender: the peer sees EOF after what it got */
+	while ((k = read(d[1], rx + have, cap - have)) > 0)
+		have += (size_t)k;
+	if (have != filled + N) {
+		dprintf(2, "fork: the peer got %zu bytes, want %zu (%zu filler + %d held)\n", have,
+			filled + N, filled, N);
+		rc |= 1;
+	} else {
+		for (size_t i = 0; i < N; i++)
+			if (rx[filled + i] != fork_pat(0, i)) {
+				dprintf(2, "fork: held byte %zu wrong\n", i);
+				rc |= 1;
+				break;
+			}
+	}
+	free(rx);
+	return rc;
+}
+
+/* Bytes a thread held for a full destination when it forked stay the
+ * parent's: the child holds none (rp_zc_held 0, a count-0 relay 0) and
+ * the peer gets each once, from the parent; through the pipe and through
+ * the spill buffer (an O_APPEND destination: splice refused). */
+static void fork_held(bool append)
+{
+	pid_t p = fork();
+	int status = 0;
+
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fork_held_main(append));
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("fork, held bytes%s: exit %d (1 the parent's delivery wrong, 2 the child "
+			 "held bytes, 4 the child hung, 8 set-up)",
+			 append ? " (spill)" : "", WEXITSTATUS(status));
+}
+
+static void test_relay_fork_held_pipe(void **state)
+{
+	(void)state;
+	fork_held(false);
+}
+
+static void test_relay_fork_held_spill(void **state)
+{
+	(void)state;
+	fork_held(true);
+}
+
 /* ---- file copy ---- */
 
 static void read_back(int fd, off_t at, size_t n, unsigned seed, size_t from)
@@ -2488,6 +2863,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_held_copy),
 		cmocka_unit_test(test_relay_held_limit),
 		cmocka_unit_test(test_relay_count0),
+		cmocka_unit_test(test_relay_fork_both),
+		cmocka_unit_test(test_relay_fork_held_pipe),
+		cmocka_unit_test(test_relay_fork_held_spill),
 		cmocka_unit_test(test_file_copy_same_fs),
 		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),
@@ -2514,5 +2892,7 @@ int main(int argc, char **argv)
 		return !strncmp(argv[2], "env-", 4)	  ? env_child(argv[2])
 		       : !strcmp(argv[2], "routes") ? routes_child(argv[2])
 						    : child_main(argv[2]);
+	if (getenv("RP_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,18 @@
  * but could not write yet ("held" bytes, see rp_zc_socket_relay); both are
  * closed when the thread exits.
  *
+ * fork(2): a child never uses its parent's pipes or held bytes. In the
+ * child, the thread that called fork (its only thread) closes its copies
+ * of that thread's pipe fds and forgets what it held (a pthread_atfork
+ * handler, registered at the first call that makes a pipe or holds
+ * bytes): the parent still holds those bytes and writes them, the child's
+ * rp_zc_held says 0, and its next call makes a pipe of its own. So a
+ * process may warm up (or relay) and then fork workers that all relay at
+ * once, as a prefork server does. The pipes of the parent's other threads
+ * stay open in a child that does not exec (O_CLOEXEC: an exec closes
+ * them), unused. Only fork(2) through the C library runs the handler: a
+ * child made by a raw clone(2) must not call these functions.
+ *
  * SIGPIPE: sendfile(2) and splice(2) to a socket whose peer has gone raise
  * SIGPIPE (they take no MSG_NOSIGNAL); the read/write fallback sends with
  * MSG_NOSIGNAL. A caller must ignore SIGPIPE (SIG_IGN, as nginx does) or
