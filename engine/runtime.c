@@ -584,6 +584,8 @@ static void *shard_main(void *p)
 	return NULL;
 }
 
+static void drop_leftovers(struct rp_runtime *rt);
+
 int rp_runtime_start(struct rp_runtime *rt)
 {
 	unsigned started = 0;
@@ -619,6 +621,9 @@ int rp_runtime_start(struct rp_runtime *rt)
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
+		/* a shard whose init failed (or that never got that far) ran
+		 * no loop: what was submitted to it before the start is dropped */
+		drop_leftovers(rt);
 		if (rt->err[0])
 			eng_set_error("%s", rt->err);
 		else
@@ -646,7 +651,7 @@ void rp_runtime_stop(struct rp_runtime *rt)
 
 static void drop_msg(struct rp_runtime *rt, struct rp_shard *t, rp_msg_fn fn, void *arg)
 {
-	t->st.msgs_dropped++; /* its thread has been joined */
+	t->st.msgs_dropped++; /* its thread has been joined, or never ran */
 	if (rt->cfg.on_drop)
 		rt->cfg.on_drop(fn, arg, rt->cfg.arg);
 }
@@ -654,15 +659,23 @@ static void drop_msg(struct rp_runtime *rt, struct rp_shard *t, rp_msg_fn fn, vo
 /*
  * A sender that looked at rt->stop just before it was set can push a
  * message after its target ran its last drain: hand every such message to
- * cfg.on_drop (after the joins nobody else touches the mailboxes).
+ * cfg.on_drop (after the joins nobody else touches the mailboxes). So do
+ * messages whose target never ran its loop: submitted before a start that
+ * failed, before a stop that came first (start -ESHUTDOWN), or to a
+ * runtime destroyed unstarted (rp_runtime_destroy; no thread touches the
+ * mailboxes there either). @rt may be half built (a failed create).
  */
 static void drop_leftovers(struct rp_runtime *rt)
 {
+	if (!rt->shards)
+		return;
 	for (unsigned dst = 0; dst < rt->n; dst++) {
 		struct rp_shard *t = rt->shards[dst];
 		struct rp_msg *m;
 
-		for (unsigned src = 0; src < rt->n; src++) {
+		if (!t)
+			continue;
+		for (unsigned src = 0; rt->mbox && src < rt->n; src++) {
 			struct rp_spsc *box = rt->mbox[(size_t)dst * rt->n + src];
 
 			while (box && (m = rp_spsc_pop(box))) {
@@ -673,7 +686,7 @@ static void drop_leftovers(struct rp_runtime *rt)
 				drop_msg(rt, t, fn, arg);
 			}
 		}
-		while ((m = rp_mpsc_pop(t->inbox))) {
+		while (t->inbox && (m = rp_mpsc_pop(t->inbox))) {
 			rp_msg_fn fn = m->fn;
 			void *arg = m->arg;
 
@@ -712,8 +725,6 @@ int rp_runtime_run(struct rp_runtime *rt)
 
 static void shard_free(struct rp_shard *sh)
 {
-	struct rp_msg *m;
-
 	if (sh->ring_ok)
 		io_uring_queue_exit(&sh->ring);
 	if (sh->br)
@@ -725,11 +736,9 @@ static void shard_free(struct rp_shard *sh)
 	free(sh->fdt);
 	if (sh->efd >= 0)
 		close(sh->efd);
-	if (sh->inbox) {
-		while ((m = rp_mpsc_pop(sh->inbox)))
-			free(m); /* submitted after the shard stopped */
+	/* empty: rp_runtime_destroy handed what was left to cfg.on_drop */
+	if (sh->inbox)
 		rp_mpsc_destroy(sh->inbox);
-	}
 	/* Last: messages in the SPSC mailboxes and the buffers live in pools. */
 	rp_pool_destroy(sh->pool);
 	free(sh);
@@ -743,6 +752,12 @@ void rp_runtime_destroy(struct rp_runtime *rt)
 		rp_runtime_stop(rt);
 		rp_runtime_wait(rt);
 	}
+	/* every message accepted runs or reaches cfg.on_drop once: those of
+	 * a runtime that never started its shards (never started, or stopped
+	 * before its start: wait refuses it) are dropped here, on this
+	 * thread; after a wait or a failed start nothing is left, bar a
+	 * submit that raced the stop past the wait's drop */
+	drop_leftovers(rt);
 	if (rt->mbox)
 		for (size_t i = 0; i < (size_t)rt->n * rt->n; i++)
 			rp_spsc_destroy(rt->mbox[i]);

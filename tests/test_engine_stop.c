@@ -5,7 +5,9 @@
  * forever: the deadline passes, the stuck ops are reported and counted, and
  * rp_runtime_wait returns. Every message that rp_shard_post or
  * rp_runtime_submit accepted either runs or reaches cfg.on_drop, however
- * the stop races the senders. Mailboxes are sized by shard count.
+ * the stop races the senders, and when it was submitted before a start
+ * that never came, came after a stop or failed. Mailboxes are sized by
+ * shard count.
  */
 #include <sys/wait.h>
 
@@ -218,6 +220,195 @@ static void test_messages_run_or_drop_across_stop(void **state)
 }
 
 /* ======================================================================
+ * messages submitted before the start
+ * ====================================================================== */
+
+/* Each message's arg: malloc'd, freed by whoever gets it (its run or
+ * on_drop), so a message that reaches neither is a leak under ASan too. */
+struct pre_msg {
+	int id;
+};
+
+static struct {
+	atomic_int ran[4], dropped[4];
+	atomic_int drop_off_thread; /* on_drop calls not on the control thread */
+	atomic_int ran_before_init;
+	atomic_int inits;
+	pthread_t control;
+	int fail_shard; /* -1: every init succeeds */
+} tpre;
+
+static void pre_msg(struct rp_shard *sh, void *arg)
+{
+	struct pre_msg *m = arg;
+
+	(void)sh;
+	if (!atomic_load(&tpre.inits))
+		atomic_fetch_add(&tpre.ran_before_init, 1);
+	atomic_fetch_add(&tpre.ran[m->id], 1);
+	free(m);
+}
+
+static void pre_drop(rp_msg_fn fn, void *msg_arg, void *arg)
+{
+	struct pre_msg *m = msg_arg;
+
+	CHECK(fn == pre_msg);
+	CHECK(arg == &tpre);
+	if (!pthread_equal(pthread_self(), tpre.control))
+		atomic_fetch_add(&tpre.drop_off_thread, 1);
+	atomic_fetch_add(&tpre.dropped[m->id], 1);
+	free(m);
+}
+
+static int pre_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&tpre.inits, 1);
+	return (int)rp_shard_id(sh) == tpre.fail_shard ? -EIO : 0;
+}
+
+/* A runtime of two shards with messages 0 and 1 submitted to shard 0,
+ * 2 and 3 to shard 1, before any start. */
+static struct rp_runtime *pre_create(int fail_shard)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+	struct rp_runtime *rt;
+
+	memset(&tpre, 0, sizeof(tpre));
+	atomic_store(&g_fail, 0);
+	tpre.control = pthread_self();
+	tpre.fail_shard = fail_shard;
+	cfg.init = pre_init;
+	cfg.on_drop = pre_drop;
+	cfg.arg = &tpre;
+	assert_int_equal(rp_runtime_create(&cfg, &rt), 0);
+	for (int i = 0; i < 4; i++) {
+		struct pre_msg *m = malloc(sizeof(*m));
+
+		assert_non_null(m);
+		m->id = i;
+		assert_int_equal(rp_runtime_submit(rt, (unsigned)i / 2, pre_msg, m), 0);
+	}
+	return rt;
+}
+
+/* Each message ran @ran times and was dropped @dropped times, every drop
+ * on the control thread and counted in its shard's msgs_dropped. */
+static void pre_expect(struct rp_runtime *rt, const int ran[4], const int dropped[4])
+{
+	struct rp_shard_stats st;
+
+	check_failures();
+	for (int i = 0; i < 4; i++) {
+		if (atomic_load(&tpre.ran[i]) != ran[i] ||
+		    atomic_load(&tpre.dropped[i]) != dropped[i])
+			fail_msg("message %d: ran %d, dropped %d; want %d and %d", i,
+				 atomic_load(&tpre.ran[i]), atomic_load(&tpre.dropped[i]), ran[i],
+				 dropped[i]);
+	}
+	assert_int_equal(atomic_load(&tpre.drop_off_thread), 0);
+	if (rt) {
+		for (unsigned s = 0; s < 2; s++) {
+			assert_int_equal(rp_runtime_stats(rt, s, &st), 0);
+			assert_int_equal(st.msgs_dropped,
+					 (uint64_t)(dropped[2 * s] + dropped[2 * s + 1]));
+		}
+	}
+}
+
+/*
+ * Submitted before the start, a message runs once the start came (after
+ * the inits), or reaches cfg.on_drop once, on the control thread, when
+ * its shard never runs: the runtime destroyed unstarted; stopped first
+ * (start -ESHUTDOWN, wait -EINVAL, then destroy); a start that fails in a
+ * shard's init (dropped by the start, for the shard that failed; the
+ * other one may have run its loop and its messages). These reached
+ * neither and leaked their args before.
+ */
+static const int pre_none[4] = {0, 0, 0, 0}, pre_all[4] = {1, 1, 1, 1};
+
+/* started: all run, after the inits, none dropped */
+static void test_submit_before_start_runs(void **state)
+{
+	struct rp_runtime *rt = pre_create(-1);
+
+	(void)state;
+	assert_int_equal(rp_runtime_start(rt), 0);
+	for (double end = now_s() + 10; now_s() < end;) {
+		int n = 0;
+
+		for (int i = 0; i < 4; i++)
+			n += atomic_load(&tpre.ran[i]);
+		if (n == 4)
+			break;
+		sleep_ms(1);
+	}
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	pre_expect(rt, pre_all, pre_none);
+	assert_int_equal(atomic_load(&tpre.ran_before_init), 0);
+	rp_runtime_destroy(rt);
+	pre_expect(NULL, pre_all, pre_none);
+}
+
+/* never started: destroy drops them */
+static void test_submit_before_start_never_started(void **state)
+{
+	struct rp_runtime *rt = pre_create(-1);
+
+	(void)state;
+	rp_runtime_destroy(rt);
+	pre_expect(NULL, pre_none, pre_all);
+	assert_int_equal(atomic_load(&tpre.inits), 0);
+}
+
+/* stopped before the start: refused start, refused wait, destroy drops */
+static void test_submit_before_start_stopped_first(void **state)
+{
+	struct rp_runtime *rt = pre_create(-1);
+
+	(void)state;
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_submit(rt, 0, pre_msg, NULL), -ESHUTDOWN);
+	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
+	assert_int_equal(rp_runtime_wait(rt), -EINVAL);
+	pre_expect(rt, pre_none, pre_none); /* not yet: destroy is where they go */
+	rp_runtime_destroy(rt);
+	pre_expect(NULL, pre_none, pre_all);
+}
+
+/* a shard's init fails (shard 0, then shard 1): its messages are dropped
+ * by the failed start; the other shard's ran (its init succeeded, its
+ * loop ran to the stop) or, where it saw the failure before its own init,
+ * were dropped too */
+static void test_submit_before_start_fails(void **state)
+{
+	struct rp_runtime *rt;
+
+	(void)state;
+	for (int fail = 0; fail < 2; fail++) {
+		int ran[4], dropped[4];
+
+		rt = pre_create(fail);
+		assert_int_equal(rp_runtime_start(rt), -EIO);
+		for (int i = 0; i < 4; i++) {
+			bool failed = i / 2 == fail;
+
+			dropped[i] = atomic_load(&tpre.dropped[i]);
+			ran[i] = failed ? 0 : 1 - dropped[i];
+		}
+		for (int i = 0; i < 4; i++)
+			if (i / 2 == fail)
+				assert_int_equal(dropped[i], 1);
+		pre_expect(rt, ran, dropped);
+		assert_int_equal(rp_runtime_wait(rt), -EIO);
+		rp_runtime_destroy(rt);
+		pre_expect(NULL, ran, dropped); /* nothing twice */
+	}
+}
+
+/* ======================================================================
  * mailboxes sized by shard count
  * ====================================================================== */
 
@@ -276,6 +467,10 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		T(test_stop_deadline_reports_stuck_ops),
 		T(test_messages_run_or_drop_across_stop),
+		T(test_submit_before_start_runs),
+		T(test_submit_before_start_never_started),
+		T(test_submit_before_start_stopped_first),
+		T(test_submit_before_start_fails),
 		T(test_mailbox_shrinks_with_shard_count),
 	};
 

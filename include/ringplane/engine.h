@@ -92,9 +92,14 @@ typedef void (*rp_shard_fini_fn)(struct rp_shard *sh, void *arg);
  * stop starting work. In-flight ops are then cancelled by the engine. */
 typedef void (*rp_shard_stop_fn)(struct rp_shard *sh, void *arg);
 /* A message that was accepted (rp_shard_post or rp_runtime_submit returned
- * 0) but whose target shard had stopped before it could run: called on the
- * control thread from rp_runtime_wait, so @msg_arg can be freed. @arg is
- * the config's arg. */
+ * 0) but whose target shard had stopped before it could run, or never ran:
+ * called on the control thread, so @msg_arg can be freed, from
+ * rp_runtime_wait; from rp_runtime_start when the start fails (messages
+ * submitted before it to a shard whose loop never ran); from
+ * rp_runtime_destroy for a runtime that never ran its shards (submitted
+ * before a start that never came, or before a stop that came first:
+ * start -ESHUTDOWN). Every accepted message either runs or reaches
+ * on_drop, once. @arg is the config's arg. */
 typedef void (*rp_msg_drop_fn)(rp_msg_fn fn, void *msg_arg, void *arg);
 
 struct rp_runtime_config {
@@ -231,7 +236,9 @@ int rp_runtime_wait(struct rp_runtime *rt);
 /* rp_runtime_run - start, then wait: returns when stopped. */
 int rp_runtime_run(struct rp_runtime *rt);
 
-/* rp_runtime_destroy - free a runtime that was never started or was waited for. */
+/* rp_runtime_destroy - free a runtime that was never started or was waited for.
+ * Messages still queued (submitted to a runtime that never ran) go to
+ * cfg.on_drop first, on this thread. */
 void rp_runtime_destroy(struct rp_runtime *rt);
 
 unsigned rp_runtime_shards(const struct rp_runtime *rt);
@@ -249,8 +256,11 @@ const char *rp_runtime_ring_mode(const struct rp_runtime *rt);
 /*
  * rp_runtime_submit - from a thread that is not a shard: run fn(sh, arg) on
  * shard @shard (MPSC queue; the shard is woken by an eventfd). Messages
- * from one thread run in the order submitted. Returns 0, -EINVAL (no such
- * shard), -EAGAIN (queue full), -ESHUTDOWN (stopping), -ENOMEM.
+ * from one thread run in the order submitted. Before rp_runtime_start a
+ * message is queued and runs once the shards are up (after every init);
+ * if they never run it reaches cfg.on_drop (rp_msg_drop_fn). Returns 0,
+ * -EINVAL (no such shard), -EAGAIN (queue full), -ESHUTDOWN (stopping),
+ * -ENOMEM.
  */
 int rp_runtime_submit(struct rp_runtime *rt, unsigned shard, rp_msg_fn fn, void *arg);
 
