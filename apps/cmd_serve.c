@@ -1673,6 +1673,60 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 
 /* ---- main ---- */
 
+/*
+ * The descriptors serve needs before it can answer one file on one
+ * connection, checked once the runtime and the listeners exist (after
+ * rp_app_raise_nofile: the soft limit is the hard one where it could be
+ * raised), before the shards start: what is open below the soft limit
+ * then (stdio, --root, each shard's listener and eventfd, whatever was
+ * inherited), then each shard's io_uring, the file every other shard
+ * keeps in its cache once it served it (a shard gives back only its own
+ * cache's files when it runs out: 2 shards under 14 with one file
+ * answered 503 on the shard that had not served it first), the
+ * connection's socket, and the two descriptors a file's first open takes
+ * (O_PATH, then the file: net/filecache.c). The shard's own cached files
+ * and kept pipes are given back when descriptors run out, so they need
+ * none. Below that every request was a 503 (file_errors), the server
+ * otherwise healthy: refuse instead, one line naming the limit and the
+ * need. Counted by taking them: dup until the start's need is held or
+ * EMFILE (at most 2 * shards + 2 calls), so the descriptors already
+ * open, inherited ones too, are what is counted.
+ */
+static int nofile_check(unsigned shards)
+{
+	unsigned need_free = 2 * shards + 2, got = 0;
+	int *fds = calloc(need_free, sizeof(*fds)), err;
+	struct rlimit rl;
+
+	if (!fds || getrlimit(RLIMIT_NOFILE, &rl)) {
+		free(fds);
+		return 0; /* not checked: the start goes on as before */
+	}
+	while (got < need_free) {
+		int fd = fcntl(g.root, F_DUPFD_CLOEXEC, 0);
+
+		if (fd < 0)
+			break;
+		fds[got++] = fd;
+	}
+	err = got < need_free ? errno : 0;
+	for (unsigned i = 0; i < got; i++)
+		close(fds[i]);
+	free(fds);
+	if (err != EMFILE) /* enough, or a failure that says nothing of the limit */
+		return 0;
+	fprintf(stderr,
+		"ringplane serve: RLIMIT_NOFILE %llu (hard %llu) is too low: serving one file on "
+		"one connection needs %llu descriptors (%llu open now: stdio, --root, a listener "
+		"and an eventfd per shard; %u io_uring%s; a cached file on each other shard; "
+		"a connection; 2 for a file's open); "
+		"raise it (ulimit -n, LimitNOFILE=)\n",
+		(unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		(unsigned long long)rl.rlim_cur - got + need_free,
+		(unsigned long long)rl.rlim_cur - got, shards, shards == 1 ? "" : "s");
+	return -EMFILE;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1826,7 +1880,7 @@ int rp_cmd_serve(int argc, char **argv)
 	rc.stop_timeout_ms = 3000;
 	g.shards = rp_app_runtime_listen("serve", &rc, &o, &rt, &g.lfds);
 	g.ss = g.shards ? calloc(g.shards, sizeof(*g.ss)) : NULL;
-	if (!g.ss)
+	if (!g.ss || nofile_check(g.shards))
 		goto out;
 	if (rp_app_start("serve", rt, &o.ss))
 		goto out;

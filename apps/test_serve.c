@@ -73,9 +73,14 @@
  *   reroot     --root names a symlink a deploy switches, then a directory a
  *              new tree is renamed over: each served within 2 s; while the
  *              path names nothing, the old tree still is.
+ *   nofile     under an RLIMIT_NOFILE too low to serve one file (8 on 1
+ *              shard, 12 on 2, and one below the need it names) serve
+ *              exits 1 with one line naming the limit and the need; at
+ *              the need 20 GETs of one file are all 200 (it listened and
+ *              answered 503 to every one before).
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts, deaf_bodies, linger or reroot runs only those, budget only
+ * sigterm), timeouts, deaf_bodies, linger, reroot or nofile runs only those, budget only
  * deep pipe and budget (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
@@ -93,6 +98,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -2312,6 +2318,210 @@ static void test_reroot(void)
 	rmdir(base);
 }
 
+/* ---- the descriptor limit ---- */
+
+/* Read @fd into @out (NUL-terminated, at most @cap - 1 bytes) until @want
+ * is in it (NULL: none), its EOF or @ms: true when @want came. */
+static bool read_until(int fd, char *out, size_t cap, size_t *have, const char *want,
+		       unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end && *have < cap - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (want && strstr(out, want))
+			return true;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = read(fd, out + *have, cap - 1 - *have);
+		if (r <= 0)
+			break;
+		*have += (size_t)r;
+		out[*have] = 0;
+	}
+	return want && strstr(out, want);
+}
+
+/*
+ * `ringplane serve --shards @shards` under RLIMIT_NOFILE @limit, soft and
+ * hard (prlimit --nofile=L:L: the server's raise to the hard limit keeps
+ * it), its stdout and stderr into @out: 0 once it said "listening on"
+ * (server, server_out and port set, as server_start does), 1 when it
+ * exited first (*@rc its exit status), -1 when neither within 30 s
+ * (killed).
+ */
+static int nofile_start(rlim_t limit, const char *shards, char *out, size_t cap, int *rc)
+{
+	const char *argv[] = { bin, "serve", "--listen", "127.0.0.1:0", "--root", root,
+			       "--no-pin", "--shards", shards, NULL };
+	size_t have = 0;
+	pid_t parent = getpid();
+	int pfd[2], st;
+	char *l;
+
+	out[0] = 0;
+	if (pipe2(pfd, O_CLOEXEC))
+		return -1;
+	server = fork();
+	if (server < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (server == 0) {
+		struct rlimit rl = { limit, limit };
+
+		child_tie(parent);
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(126);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	server_out = pfd[0];
+	/* the listening line ends in '\n'; stdout is a pipe: it comes whole */
+	if (read_until(server_out, out, cap, &have, "listening on ", 30000) &&
+	    read_until(server_out, out, cap, &have, "\n", 1000) &&
+	    (l = strstr(out, "listening on ")) && strchr(l, '\n')) {
+		port = atoi(strrchr(l, ':') + 1);
+		return 0;
+	}
+	if (waitpid(server, &st, 0) != server) {
+		close(server_out);
+		return -1;
+	}
+	read_until(server_out, out, cap, &have, NULL, 1000);
+	close(server_out);
+	if (!WIFEXITED(st)) {
+		*rc = 128 + WTERMSIG(st);
+		return 1;
+	}
+	*rc = WEXITSTATUS(st);
+	return 1;
+}
+
+/* The descriptors the refusal under @limit said serve needs, or 0 when it
+ * did not refuse (exit 1) with the line that names them. */
+static unsigned long long nofile_refused(rlim_t limit, const char *shards)
+{
+	char out[4096], want[96];
+	const char *need;
+	int rc = -1, how = nofile_start(limit, shards, out, sizeof(out), &rc);
+
+	if (how == 0) {
+		CHECK(0, "nofile: --shards %s under RLIMIT_NOFILE %llu started listening", shards,
+		      (unsigned long long)limit);
+		server_stop(5000);
+		return 0;
+	}
+	snprintf(want, sizeof(want), "ringplane serve: RLIMIT_NOFILE %llu (hard %llu) is too low",
+		 (unsigned long long)limit, (unsigned long long)limit);
+	need = strstr(out, "needs ");
+	CHECK(how == 1 && rc == 1 && strstr(out, want) && need,
+	      "nofile: --shards %s under %llu: exit %d, said '%s'", shards,
+	      (unsigned long long)limit, rc, out);
+	CHECK(!strchr(out, '\n') || !strchr(strchr(out, '\n') + 1, '\n'),
+	      "nofile: more than one line: '%s'", out);
+	return how == 1 && rc == 1 && need ? strtoull(need + 6, NULL, 10) : 0;
+}
+
+/* A GET of hello.txt on a fresh connection, then the client's FIN and
+ * the server's close awaited, so the next GET finds its descriptor back:
+ * the status, or -1. */
+static int nofile_get(void)
+{
+	static const char req[] = "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	struct resp r;
+	int ret = -1;
+
+	c->fd = dial();
+	if (c->fd >= 0 && send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false)) {
+		ret = r.status == 200 && r.blen == 12 && !memcmp(r.body, "hello world\n", 12)
+			      ? 200
+			      : r.status;
+		resp_free(&r);
+		shutdown(c->fd, SHUT_WR);
+		if (!closed_within(c->fd, 5000))
+			ret = -1;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return ret;
+}
+
+/*
+ * Under an RLIMIT_NOFILE too low to serve a file (8: stdio, the root, a
+ * shard's listener, eventfd and ring leave one descriptor; a connection
+ * and a file's first open, O_PATH then the file, take three), serve
+ * refused nothing: it said "listening", answered every GET 503 (counted
+ * in file_errors) and exited 0 at SIGTERM (a black-box run: 20 of 20).
+ * Now it exits 1 with one line naming the limit and the need, also one
+ * below the need; at the need it serves: 20 GETs of one file all 200, on
+ * 1 shard and on 2 (where the other shard keeps the file cached), exit 0
+ * at SIGTERM.
+ */
+static void test_nofile(void)
+{
+	static const char *const shard_args[] = { "1", "2" };
+	static const rlim_t low[] = { 8, 12 };
+
+	for (unsigned k = 0; k < 2; k++) {
+		const char *shards = shard_args[k];
+		unsigned long long need = nofile_refused(low[k], shards), need2;
+		char out[16384];
+		unsigned ok = 0, served[2] = { 0, 0 };
+		int rc = -1, how;
+		size_t have;
+
+		CHECK(need > low[k], "nofile: --shards %s under %llu: need %llu", shards,
+		      (unsigned long long)low[k], need);
+		if (need <= low[k] || need > 4096)
+			continue;
+		if (need - 1 > low[k]) {
+			need2 = nofile_refused((rlim_t)need - 1, shards);
+			CHECK(need2 == need, "nofile: --shards %s: need %llu under %llu, %llu under %llu",
+			      shards, need, (unsigned long long)low[k], need2, need - 1);
+		}
+		how = nofile_start((rlim_t)need, shards, out, sizeof(out), &rc);
+		CHECK(how == 0, "nofile: --shards %s under %llu (its need) did not start: exit %d, '%s'",
+		      shards, need, rc, out);
+		if (how)
+			continue;
+		for (int i = 0; i < 20; i++)
+			ok += nofile_get() == 200;
+		kill(server, SIGTERM);
+		have = 0;
+		out[0] = 0;
+		read_until(server_out, out, sizeof(out), &have, NULL, 10000);
+		close(server_out);
+		rc = -1;
+		if (waitpid(server, &rc, 0) == server)
+			rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+		for (unsigned s = 0; s < 2; s++) {
+			char name[16];
+			const char *line;
+
+			snprintf(name, sizeof(name), "shard %u:", s);
+			line = strstr(out, name);
+			served[s] = line ? (unsigned)stat_of(line, " 2xx ") : 0;
+		}
+		CHECK(ok == 20, "nofile: --shards %s under %llu: %u of 20 GETs 200", shards, need, ok);
+		CHECK(rc == 0, "nofile: --shards %s: exit %d at SIGTERM", shards, rc);
+		/* 20 connections spread by SO_REUSEPORT's hash: both shards served */
+		CHECK(k == 0 || (served[0] && served[1]),
+		      "nofile: --shards 2: 200s by shard %u and %u", served[0], served[1]);
+		printf("nofile: --shards %s: refused (exit 1) under %llu and %llu, needs %llu: "
+		       "%u of 20 GETs 200 there (by shard: %u, %u)\n",
+		       shards, (unsigned long long)low[k], need - 1, need, ok, served[0], served[1]);
+	}
+}
+
 /* Is test @name to run? Every test without names after the binary. */
 static bool wanted(int argc, char **argv, const char *name)
 {
@@ -2329,7 +2539,7 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
-				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, "
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, nofile, "
 				"budget (deep pipe and budget of main)\n");
 		return 2;
 	}
@@ -2385,6 +2595,8 @@ int main(int argc, char **argv)
 		test_linger();
 	if (wanted(argc, argv, "reroot"))
 		test_reroot();
+	if (wanted(argc, argv, "nofile"))
+		test_nofile();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
