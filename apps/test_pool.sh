@@ -18,7 +18,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		for i in $(seq 50); do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
+		for _ in $(seq 50); do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
 	fi
 	rm -rf "$T"
 }
@@ -40,8 +40,11 @@ usage_err() {
 	local got
 	"$@" >/dev/null 2>"$T/err"
 	got=$?
-	[ "$got" -eq 2 ] && grep -q -- "--pool-mb" "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ] ||
-		{ echo "  exit $got, wanted 2 naming --pool-mb: $* ($(head -c 200 "$T/err"))" >&2; return 1; }
+	if [ "$got" -eq 2 ] && grep -q -- "--pool-mb" "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ]; then
+		return 0
+	fi
+	echo "  exit $got, wanted 2 naming --pool-mb: $* ($(head -c 200 "$T/err"))" >&2
+	return 1
 }
 
 # start "$@" in the background (stdout+stderr into $T/$name), wait up to
@@ -53,7 +56,7 @@ start() { # name, command...
 	PID=$!
 	PIDS+=("$PID")
 	PORT=
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$name" | cut -d: -f2)
 		[ -n "$PORT" ] && return 0
 		kill -0 "$PID" 2>/dev/null || break
@@ -66,7 +69,7 @@ start() { # name, command...
 stop() { # pid: SIGTERM, at most 10 s, then its exit status must be 0
 	local p=$1 rc
 	kill -TERM "$p"
-	for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$p" 2>/dev/null && { echo "  $p ignored SIGTERM" >&2; kill -KILL "$p"; }
 	wait "$p"
 	rc=$?
@@ -176,7 +179,7 @@ print(eofs)
 PY
 ) || return 1
 	kill -USR1 "$pid"
-	for i in $(seq 50); do grep -q "conn_nomem" "$T/sp" && break; sleep 0.1; done
+	for _ in $(seq 50); do grep -q "conn_nomem" "$T/sp" && break; sleep 0.1; done
 	n=$(grep -o "conn_nomem [0-9]*" "$T/sp" | head -1 | cut -d' ' -f2)
 	echo "  30 clients: $eofs closed at once, conn_nomem ${n:-none}"
 	[ -n "$n" ] && [ "$n" -gt 0 ] && [ "$n" -eq "$eofs" ]
@@ -227,11 +230,12 @@ cg_child() {
 in_cg() { # seconds, command...
 	local secs=$1
 	shift
+	# shellcheck disable=SC2016 # $$, $0 and $@ are the inner sh's
 	timeout -s KILL "$secs" sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@" \
 		>"$T/cg" 2>&1 </dev/null &
 	local p=$!
 	PIDS+=("$p")
-	for i in $(seq $((secs * 10))); do
+	for _ in $(seq $((secs * 10))); do
 		grep -q "listening on" "$T/cg" 2>/dev/null && break
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
@@ -243,14 +247,20 @@ in_cg() { # seconds, command...
 
 refused() { # the command's default pool is refused in the 64 MB group
 	in_cg 10 "$@"
-	[ "$RC" -eq 1 ] && grep -q "shards 1 x pool [0-9]* MB = [0-9]* MB exceeds the cgroup memory limit 64 MB; use --pool-mb or --shards" "$T/cg" ||
-		{ echo "  exit $RC, wanted 1 with the limit's line: $(head -c 300 "$T/cg")" >&2; return 1; }
+	if [ "$RC" -eq 1 ] && grep -q "shards 1 x pool [0-9]* MB = [0-9]* MB exceeds the cgroup memory limit 64 MB; use --pool-mb or --shards" "$T/cg"; then
+		return 0
+	fi
+	echo "  exit $RC, wanted 1 with the limit's line: $(head -c 300 "$T/cg")" >&2
+	return 1
 }
 
 fits() { # a pool that fits starts there and stops cleanly
 	in_cg 10 "$@"
-	[ "$RC" -eq 0 ] && grep -q "listening on" "$T/cg" ||
-		{ echo "  exit $RC, wanted a start and 0: $(head -c 300 "$T/cg")" >&2; return 1; }
+	if [ "$RC" -eq 0 ] && grep -q "listening on" "$T/cg"; then
+		return 0
+	fi
+	echo "  exit $RC, wanted a start and 0: $(head -c 300 "$T/cg")" >&2
+	return 1
 }
 
 if cg_child; then
