@@ -748,10 +748,12 @@ void rp_runtime_destroy(struct rp_runtime *rt)
 {
 	if (!rt)
 		return;
-	if (rt->started && !rt->joined) {
-		rp_runtime_stop(rt);
+	/* stopped first, started or not: a submit from here on (an on_drop
+	 * that resubmits, say) is -ESHUTDOWN, or drop_leftovers would drop
+	 * what it accepts, for good */
+	rp_runtime_stop(rt);
+	if (rt->started && !rt->joined)
 		rp_runtime_wait(rt);
-	}
 	/* every message accepted runs or reaches cfg.on_drop once: those of
 	 * a runtime that never started its shards (never started, or stopped
 	 * before its start: wait refuses it) are dropped here, on this

@@ -363,6 +363,61 @@ static void test_submit_before_start_never_started(void **state)
 	assert_int_equal(atomic_load(&tpre.inits), 0);
 }
 
+/* never started, with an on_drop that resubmits what it gets (a common
+ * retry): the destroy's own drops see -ESHUTDOWN, so each message reaches
+ * on_drop once and destroy returns. Before, the runtime was not yet
+ * stopped there: every resubmit was accepted and destroy dropped them
+ * for ever (here: until the bound below). */
+#define RESUB_MAX 1000
+
+static struct {
+	struct rp_runtime *rt;
+	int drops, submits, shutdown, other;
+} trs;
+
+static void resub_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+}
+
+static void resub_drop(rp_msg_fn fn, void *msg_arg, void *arg)
+{
+	int r;
+
+	(void)arg;
+	trs.drops++;
+	if (trs.drops > RESUB_MAX)
+		return; /* bounded: the old code would loop here for good */
+	r = rp_runtime_submit(trs.rt, 0, fn, msg_arg);
+	if (r == 0)
+		trs.submits++;
+	else if (r == -ESHUTDOWN)
+		trs.shutdown++;
+	else
+		trs.other++;
+}
+
+static void test_destroy_unstarted_resubmit_shutdown(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+
+	(void)state;
+	memset(&trs, 0, sizeof(trs));
+	atomic_store(&g_fail, 0);
+	cfg.on_drop = resub_drop;
+	assert_int_equal(rp_runtime_create(&cfg, &trs.rt), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(rp_runtime_submit(trs.rt, i % 2, resub_msg, NULL), 0);
+	trs.submits = 4;
+	rp_runtime_destroy(trs.rt);
+	check_failures();
+	assert_int_equal(trs.other, 0);
+	assert_int_equal(trs.drops, trs.submits); /* each accepted one dropped once */
+	assert_int_equal(trs.drops, 4);
+	assert_int_equal(trs.shutdown, 4); /* every resubmit refused */
+}
+
 /* stopped before the start: refused start, refused wait, destroy drops */
 static void test_submit_before_start_stopped_first(void **state)
 {
@@ -470,6 +525,7 @@ int main(void)
 		T(test_submit_before_start_runs),
 		T(test_submit_before_start_never_started),
 		T(test_submit_before_start_stopped_first),
+		T(test_destroy_unstarted_resubmit_shutdown),
 		T(test_submit_before_start_fails),
 		T(test_mailbox_shrinks_with_shard_count),
 	};
