@@ -243,7 +243,8 @@ static void pre_msg(struct rp_shard *sh, void *arg)
 	struct pre_msg *m = arg;
 
 	(void)sh;
-	if (!atomic_load(&tpre.inits))
+	/* the promise: after EVERY shard's init (2 shards), not just one */
+	if (atomic_load(&tpre.inits) < 2)
 		atomic_fetch_add(&tpre.ran_before_init, 1);
 	atomic_fetch_add(&tpre.ran[m->id], 1);
 	free(m);
