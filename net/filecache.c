@@ -103,21 +103,20 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
 }
 
 /*
- * Whether the calling thread may use @c: it owns it, or (@bind) nobody does
- * yet and it takes it now. A refusal is counted and touches nothing else.
- * No syscall, no lock: pthread_self reads the thread pointer, and a bound
+ * Whether the calling thread may use @c: it owns it, or nobody does yet
+ * and it takes it now (the first get, put, shed or set_root binds it). A
+ * refusal is counted and touches nothing else. No syscall, no lock: pthread_self reads the thread pointer, and a bound
  * cache costs one relaxed load and a compare.
  */
-static bool owner_ok(struct rp_file_cache *c, bool bind)
+static bool owner_ok(struct rp_file_cache *c)
 {
 	uintptr_t me = (uintptr_t)pthread_self();
 	uintptr_t o = atomic_load_explicit(&c->owner, memory_order_relaxed);
 
 	if (__builtin_expect(o == me, 1))
 		return true;
-	if (!o && (!bind || atomic_compare_exchange_strong_explicit(&c->owner, &o, me,
-								    memory_order_relaxed,
-								    memory_order_relaxed)))
+	if (!o && atomic_compare_exchange_strong_explicit(&c->owner, &o, me, memory_order_relaxed,
+							  memory_order_relaxed))
 		return true;
 	atomic_fetch_add_explicit(&c->wrong_thread, 1, memory_order_relaxed);
 	return false;
@@ -279,7 +278,7 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 
 	if (!c)
 		return -EINVAL;
-	if (!owner_ok(c, true))
+	if (!owner_ok(c))
 		return -EPERM; /* another thread's cache: its table is not ours to read */
 	if (!path || !out) {
 		c->st.refused++; /* bad arguments: refused, and counted */
@@ -389,7 +388,7 @@ static void orphan_free(struct rp_file_cache *c, struct rp_file_entry *e)
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e)
 {
 	(void)c; /* the entry knows its cache, which may be destroyed already */
-	if (!e || !owner_ok(e->cache, true) || !e->refs)
+	if (!e || !owner_ok(e->cache) || !e->refs)
 		return;
 	if (--e->refs == 0 && e->dead) {
 		if (e->cache->destroyed)
@@ -404,7 +403,9 @@ unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max)
 	struct rp_file_entry *v, *prev;
 	unsigned n = 0;
 
-	if (!owner_ok(c, false))
+	/* binds an unbound cache, as get and put do: unbound, any thread got
+	 * through and raced another's first get on the LRU */
+	if (!c || !owner_ok(c))
 		return 0;
 	for (v = c->lru_tail; v && n < max; v = prev) {
 		prev = v->lru_prev;
@@ -419,6 +420,12 @@ unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max)
 
 void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_stats *out)
 {
+	if (!out)
+		return;
+	if (!c) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
 	*out = c->st;
 	out->entries = c->used;
 	out->wrong_thread = atomic_load_explicit(&c->wrong_thread, memory_order_relaxed);
@@ -426,9 +433,9 @@ void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_sta
 
 int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd)
 {
-	if (root_fd < 0)
+	if (!c || root_fd < 0)
 		return -EINVAL;
-	if (!owner_ok(c, false))
+	if (!owner_ok(c)) /* binds an unbound cache (see shed) */
 		return -EPERM;
 	while (c->lru_head)
 		retire(c, c->lru_head);

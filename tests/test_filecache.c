@@ -22,6 +22,9 @@
  * A cache made on one thread is bound to the first that gets from it;
  * another thread's gets (-EPERM), puts, sheds and set_root are refused and
  * counted in wrong_thread while the owner goes on (in the TSan build too).
+ * An unbound cache is bound by a shed or set_root as well: one racing
+ * another thread's first get, exactly one of them gets through. A NULL
+ * cache's shed, set_root and stats are refused (0, -EINVAL, zeroes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -605,6 +608,16 @@ static void test_bad_arguments_refused(void **state)
 	assert_ptr_equal(e, &untouched);
 	rp_file_cache_stats(c, &st);
 	assert_int_equal(st.refused, 5); /* the NULL cache has nowhere to count */
+	/* a NULL cache: refused, not read (these crashed before) */
+	assert_int_equal(rp_file_cache_set_root(NULL, rootfd), -EINVAL);
+	assert_int_equal(rp_file_cache_shed(NULL, 8), 0);
+	{
+		struct rp_file_cache_stats z;
+
+		memset(&z, 0xff, sizeof(z));
+		rp_file_cache_stats(NULL, &z);
+		assert_int_equal(z.entries + z.hits + z.misses + z.refused + z.wrong_thread, 0);
+	}
 	assert_int_equal(st.misses + st.hits, 0);
 	assert_int_equal(st.open_fds, 0);
 	assert_int_equal(rp_file_cache_get(c, "a.txt", 5, &e), 0);
@@ -729,6 +742,87 @@ static void test_other_thread_refused(void **state)
 	rp_file_cache_destroy(OW.c);
 }
 
+/* ---- an unbound cache: set_root and shed race the first get ---- */
+
+#define UB_ROUNDS  200
+#define UB_LIMIT_S 20.0
+
+static struct {
+	struct rp_file_cache *c;
+	pthread_barrier_t bar;
+	int get, root;
+	unsigned shed;
+} UB;
+
+static void *ub_getter(void *arg)
+{
+	struct rp_file_entry *e;
+
+	(void)arg;
+	pthread_barrier_wait(&UB.bar);
+	UB.get = rp_file_cache_get(UB.c, "a.txt", 5, &e);
+	if (UB.get == 0)
+		rp_file_cache_put(UB.c, e);
+	return NULL;
+}
+
+static void *ub_rooter(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&UB.bar);
+	UB.root = rp_file_cache_set_root(UB.c, rootfd);
+	UB.shed = rp_file_cache_shed(UB.c, 8);
+	return NULL;
+}
+
+/* Two threads, released together on a fresh cache: one gets (and puts),
+ * the other sets the root and sheds. Whichever comes first binds the
+ * cache; the other's calls are refused and counted. Before, set_root and
+ * shed on an unbound cache let any thread through without binding it, so
+ * both got through and raced on the table (TSan: set_root against
+ * openat2's root, set_root against the LRU's head), and the check below
+ * that exactly one did failed in every round. */
+static void test_unbound_set_root_races_first_get(void **state)
+{
+	double end = mono_s() + UB_LIMIT_S;
+	int i, getter_won = 0, rooter_won = 0;
+
+	(void)state;
+	for (i = 0; i < UB_ROUNDS && mono_s() < end; i++) {
+		struct rp_file_cache_stats st;
+		pthread_t a, b;
+
+		memset(&UB, 0, sizeof(UB));
+		assert_int_equal(pthread_barrier_init(&UB.bar, NULL, 2), 0);
+		UB.c = rp_file_cache_create(rootfd, 8, 0);
+		assert_non_null(UB.c);
+		assert_int_equal(pthread_create(&a, NULL, ub_getter, NULL), 0);
+		assert_int_equal(pthread_create(&b, NULL, ub_rooter, NULL), 0);
+		assert_int_equal(pthread_join(a, NULL), 0);
+		assert_int_equal(pthread_join(b, NULL), 0);
+		rp_file_cache_stats(UB.c, &st);
+		if (UB.get == 0) { /* the getter bound it: set_root and shed refused */
+			getter_won++;
+			if (UB.root != -EPERM || UB.shed != 0 || st.wrong_thread != 2)
+				fail_msg("round %d: get 0, set_root %d, shed %u, wrong_thread %llu", i,
+					 UB.root, UB.shed, (unsigned long long)st.wrong_thread);
+			assert_int_equal(st.entries, 1);
+		} else { /* set_root bound it: the get refused, *out untouched */
+			rooter_won++;
+			if (UB.get != -EPERM || UB.root != 0 || st.wrong_thread != 1)
+				fail_msg("round %d: get %d, set_root %d, wrong_thread %llu", i, UB.get,
+					 UB.root, (unsigned long long)st.wrong_thread);
+			assert_int_equal(st.entries, 0);
+		}
+		rp_file_cache_destroy(UB.c);
+		pthread_barrier_destroy(&UB.bar);
+	}
+	print_message("# %d rounds: the get bound the cache in %d, set_root in %d\n", i,
+		      getter_won, rooter_won);
+	assert_true(i > 0);
+	assert_int_equal(getter_won + rooter_won, i);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -744,6 +838,7 @@ int main(void)
 		cmocka_unit_test(test_destroy_with_several_held),
 		cmocka_unit_test(test_bad_arguments_refused),
 		cmocka_unit_test(test_other_thread_refused),
+		cmocka_unit_test(test_unbound_set_root_races_first_get),
 	};
 
 	return cmocka_run_group_tests_name("filecache", all, setup, teardown);

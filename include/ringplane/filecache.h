@@ -4,14 +4,17 @@
  * (fd + stat), for a shard that serves files. Owned by one thread (a
  * shard); no locks.
  *
- * Owner: the first rp_file_cache_get or rp_file_cache_put binds the cache to
- * its calling thread (pthread_self), so a cache made on one thread may be
- * handed to the shard that uses it before that. From then on a get from any
- * other thread returns -EPERM, and a put, rp_file_cache_shed (0) and
- * rp_file_cache_set_root (-EPERM) from one do nothing; each such call is
- * counted in wrong_thread and touches nothing else (two threads sharing
- * one cache would corrupt its table: a get could loop for good). The check
- * is one relaxed atomic load and a compare; no syscall, no lock. Stats and
+ * Owner: the first of rp_file_cache_get, rp_file_cache_put,
+ * rp_file_cache_shed and rp_file_cache_set_root binds the cache to its
+ * calling thread (pthread_self), so a cache made on one thread may be
+ * handed to the shard that uses it before any of those. From then on a get
+ * from any other thread returns -EPERM, and a put, rp_file_cache_shed (0)
+ * and rp_file_cache_set_root (-EPERM) from one do nothing; each such call
+ * is counted in wrong_thread and touches nothing else (two threads sharing
+ * one cache would corrupt its table: a get could loop for good). A put so
+ * refused leaves its reference held: the entry stays pinned (open, never
+ * evicted or shed) until a put on the owner's thread. The check is one
+ * relaxed atomic load and a compare; no syscall, no lock. Stats and
  * destroy are not checked: destroy may follow the owner thread's end.
  *
  * Confinement: files are opened with openat2(2) on the root's fd with
@@ -114,8 +117,8 @@ struct rp_file_cache *rp_file_cache_create(int root_fd, unsigned max_entries,
  * once (those still referenced are closed at their put, their file
  * unchanged under the response that holds them). The caller keeps
  * @root_fd open for the cache's life and may close the old root now.
- * Returns 0, or -EINVAL (a negative @root_fd), -EPERM (a thread other
- * than the owner: counted in wrong_thread).
+ * Returns 0, or -EINVAL (a NULL @c or a negative @root_fd), -EPERM (a
+ * thread other than the owner: counted in wrong_thread).
  */
 int rp_file_cache_set_root(struct rp_file_cache *c, int root_fd);
 
@@ -148,7 +151,7 @@ int rp_file_cache_get(struct rp_file_cache *c, const char *path, size_t len,
 /* rp_file_cache_put - give back a reference from rp_file_cache_get (also
  * after rp_file_cache_destroy, which leaves held entries open until then),
  * on the owner's thread: from another it does nothing (counted in
- * wrong_thread). */
+ * wrong_thread) and the reference stays held, the entry pinned. */
 void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e);
 
 /*
@@ -156,11 +159,13 @@ void rp_file_cache_put(struct rp_file_cache *c, struct rp_file_entry *e);
  * nobody holds (an entry a response holds stays), giving their descriptors
  * back to the process: for a caller whose own open failed with EMFILE or
  * ENFILE, which tries it again when this returned more than 0. Returns how
- * many were closed (counted in shed); 0 when none is unreferenced, or
- * when called from a thread other than the owner (counted in wrong_thread).
+ * many were closed (counted in shed); 0 when none is unreferenced, for a
+ * NULL @c, or when called from a thread other than the owner (counted in
+ * wrong_thread).
  */
 unsigned rp_file_cache_shed(struct rp_file_cache *c, unsigned max);
 
+/* rp_file_cache_stats - the counters into *@out; all zero for a NULL @c */
 void rp_file_cache_stats(const struct rp_file_cache *c, struct rp_file_cache_stats *out);
 
 #ifdef __cplusplus
