@@ -20,6 +20,10 @@
 #include "faults.h"
 #endif
 
+/* rp_engine_error's buffer and a shard's start error: room for the longest
+ * message (a shard's prefix and io_uring_setup's ENOMEM hint) whole */
+#define RP_ENGINE_ERR_MAX 512
+
 /* user_data values that are not ops (ops are pool objects, 128-byte aligned). */
 enum {
 	UD_WAKE = 1,	 /* MSG_RING wake landing on the target ring */
@@ -222,7 +226,8 @@ struct rp_runtime {
 	unsigned ready;
 	int start_err;
 	bool go;
-	char err[256]; /* why a shard failed to start (copied to the caller's rp_engine_error) */
+	/* why a shard failed to start (copied to the caller's rp_engine_error) */
+	char err[RP_ENGINE_ERR_MAX];
 
 	_Alignas(64) atomic_int stop;
 };

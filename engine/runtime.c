@@ -21,7 +21,7 @@
 #include "op.h"
 
 static __thread struct rp_shard *tls_shard;
-static __thread char tls_error[256];
+static __thread char tls_error[RP_ENGINE_ERR_MAX];
 
 void eng_set_error(const char *fmt, ...)
 {
@@ -53,9 +53,9 @@ static const char *enomem_hint(void)
 			snprintf(cur, sizeof(cur), "%llu KB", (unsigned long long)rl.rlim_cur >> 10);
 	}
 	snprintf(hint, sizeof(hint),
-		 ": the kernel could not allocate the rings; before Linux 5.12 they count "
-		 "against RLIMIT_MEMLOCK (ulimit -l, here %s): raise it, or use fewer "
-		 "shards or ring entries (since 5.12: the memory cgroup's limit)",
+		 ": the kernel could not allocate the rings: check the memory cgroup's "
+		 "limit (before Linux 5.12: RLIMIT_MEMLOCK, ulimit -l, here %s), or use "
+		 "fewer shards or ring entries",
 		 cur);
 	return hint;
 }
@@ -451,7 +451,7 @@ static void shard_error(struct rp_shard *sh, const char *fmt, ...)
 static void shard_error(struct rp_shard *sh, const char *fmt, ...)
 {
 	struct rp_runtime *rt = sh->rt;
-	char msg[200];
+	char msg[RP_ENGINE_ERR_MAX - 64]; /* fits whole in rt->err behind its prefix */
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -3,7 +3,8 @@
  * engine: set-up refusals that must reach the user as the real cause.
  * io_uring forbidden by a seccomp filter (as a container profile does, with
  * EPERM or ENOSYS) keeps its errno and rp_engine_error() names the fix,
- * and so does ENOMEM (what to check: RLIMIT_MEMLOCK, ring entries);
+ * and so does ENOMEM (what to check: the memory cgroup, RLIMIT_MEMLOCK,
+ * ring entries), whole, from a shard's ring at the start too;
  * configurations the kernel or the pool registry cannot hold are -EINVAL
  * with a message, before any thread starts.
  */
@@ -45,19 +46,59 @@ static int child_forbidden(int err, const char *want)
 	return strstr(rp_engine_error(), want) ? 0 : 2;
 }
 
-static void run_forbidden(int err, const char *want)
+/* In a child: create a runtime (its probe ring passes), then forbid
+ * io_uring_setup with ENOMEM, so a shard's own ring fails at the start.
+ * Exit 0 when the start is -ENOMEM and the message, whole, names the
+ * shard and @want; 77 when the filter cannot be installed. */
+static int child_shard_nomem(int err, const char *want)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt = NULL;
+	int ret;
+
+	if (rp_runtime_create(&cfg, &rt))
+		return 3;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0)) {
+		rp_runtime_destroy(rt);
+		return 77;
+	}
+	ret = rp_runtime_start(rt);
+	fprintf(stderr, "# a shard's ring forbidden with %s: rp_runtime_start = %d, \"%s\"\n",
+		strerror(err), ret, rp_engine_error());
+	rp_runtime_destroy(rt);
+	if (ret != -err)
+		return 1;
+	if (!strstr(rp_engine_error(), "shard 0"))
+		return 2;
+	return strstr(rp_engine_error(), want) ? 0 : 4;
+}
+
+static void run_forbidden_in(int (*child)(int, const char *), int err, const char *want)
 {
 	int status;
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);
 	if (pid == 0)
-		_exit(child_forbidden(err, want));
+		_exit(child(err, want));
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77)
 		skip(); /* seccomp filters not permitted here */
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void run_forbidden(int err, const char *want)
+{
+	run_forbidden_in(child_forbidden, err, want);
 }
 
 static void test_seccomp_eperm_keeps_errno_and_names_fix(void **state)
@@ -81,12 +122,24 @@ static void test_seccomp_enosys_keeps_errno_and_names_fix(void **state)
 	run_forbidden(ENOSYS, "seccomp");
 }
 
-/* ENOMEM (the rings' memory: RLIMIT_MEMLOCK before 5.12, the cgroup
- * since) says what to check instead of a bare strerror. */
+/* ENOMEM (the rings' memory: the cgroup since 5.12, RLIMIT_MEMLOCK
+ * before) says what to check instead of a bare strerror. */
 static void test_seccomp_enomem_names_what_to_check(void **state)
 {
 	(void)state;
-	run_forbidden(ENOMEM, "RLIMIT_MEMLOCK (ulimit -l, here ");
+	run_forbidden(ENOMEM, "RLIMIT_MEMLOCK, ulimit -l, here ");
+	run_forbidden(ENOMEM, "memory cgroup");
+}
+
+/* The same ENOMEM from a shard's own ring at the start: the message,
+ * behind its "shard 0 (cpu N): " prefix, keeps its end, which names the
+ * cause on current kernels. It was cut at 200 bytes (then 256) before:
+ * "...or use fewer shards or ring e", the cgroup lost. */
+static void test_shard_enomem_message_whole(void **state)
+{
+	(void)state;
+	run_forbidden_in(child_shard_nomem, ENOMEM, "memory cgroup");
+	run_forbidden_in(child_shard_nomem, ENOMEM, "ring entries");
 }
 
 static void test_bounds_refused_with_a_message(void **state)
@@ -145,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_eperm_keeps_errno_and_names_fix),
 		cmocka_unit_test(test_seccomp_enosys_keeps_errno_and_names_fix),
 		cmocka_unit_test(test_seccomp_enomem_names_what_to_check),
+		cmocka_unit_test(test_shard_enomem_message_whole),
 		cmocka_unit_test(test_bounds_refused_with_a_message),
 		cmocka_unit_test(test_start_failure_names_the_shard),
 	};
