@@ -195,9 +195,10 @@ static void zc_thread_exit(void *arg)
 		if (t->held[i].used) {
 			if (t->held[i].has_pipe)
 				pipe_close(&t->held[i].p);
-			free(t->held[i].spill);
 			t->held[i].used = false;
 		}
+		free(t->held[i].spill); /* a free slot keeps one after a fork */
+		t->held[i].spill = NULL;
 	}
 	if (t->have_cache)
 		pipe_close(&t->cache);
@@ -217,8 +218,11 @@ static void zc_thread_exit(void *arg)
  * connection. And what it held for a destination is the parent's to write
  * (the parent still holds it): written by the child too, it would reach
  * the peer twice. So the child closes its copies of the pipe fds and
- * forgets the held bytes (rp_zc_held says 0); its next call makes a pipe
- * of its own. The buffers are plain memory, private after the fork: kept.
+ * forgets the held bytes (rp_zc_held says 0; each slot freed, its spill
+ * buffer kept for the slot's next use, not freed: free(3) is not
+ * async-signal-safe, and POSIX allows a fork child only those until it
+ * execs); its next call makes a pipe of its own. The buffers are plain
+ * memory, private after the fork: kept.
  * Other threads' state is left alone: they do not run in the child, and
  * one may have been anywhere in a call when the fork came, its fields
  * half updated (its pipe fds are O_CLOEXEC: an exec closes them).
@@ -227,13 +231,14 @@ static void zc_fork_child(void)
 {
 	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
 		struct zc_held *h = &zt.held[i];
+		char *spill = h->spill;
 
 		if (!h->used)
 			continue;
 		if (h->has_pipe)
 			pipe_close(&h->p);
-		free(h->spill);
-		memset(h, 0, sizeof(*h));
+		memset(h, 0, sizeof(*h)); /* counters and pipe gone, slot free */
+		h->spill = spill;
 	}
 	if (zt.have_cache)
 		pipe_close(&zt.cache);
@@ -322,8 +327,11 @@ static struct zc_held *held_new(int dst)
 		return h;
 	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
 		if (!zt.held[i].used) {
+			char *spill = zt.held[i].spill; /* kept by a fork (zc_fork_child) */
+
 			h = &zt.held[i];
 			memset(h, 0, sizeof(*h));
+			h->spill = spill;
 			h->used = true;
 			h->dst = dst;
 			return h;

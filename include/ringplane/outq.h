@@ -55,7 +55,8 @@
  * sent or lost, everything stays queued and the flush is tried again
  * after 1 ms (on a timer the shard's first queue reserves at
  * rp_outq_init; pushes meanwhile only queue). Each such deferral is
- * counted in stalls. Only a shard that stops fails it (-ESHUTDOWN,
+ * counted in stalls, each 1 ms retry that is deferred again too: a queue
+ * stalled for 50 ms counts about 50 (queue-milliseconds), not one. Only a shard that stops fails it (-ESHUTDOWN,
  * through on_error).
  *
  * Threads: everything here runs on the queue's shard only (the one given
@@ -138,7 +139,9 @@ struct rp_outq_stats {
 	uint64_t errors;	   /* queues that hit a send error */
 	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
 	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued */
-	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer:
+	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer,
+				      each retry deferred again counted too
+				      (queue-milliseconds, not distinct stalls):
 				      no op or no pool memory for the send's state
 				      (the pool empty: ENOMEM; the SQ full: EBUSY).
 				      The engine counts a failed op in the shard's

@@ -20,7 +20,10 @@
  * of that thread's pipe fds and forgets what it held (a pthread_atfork
  * handler, registered at the first call that makes a pipe or holds
  * bytes): the parent still holds those bytes and writes them, the child's
- * rp_zc_held says 0, and its next call makes a pipe of its own. So a
+ * rp_zc_held says 0, and its next call makes a pipe of its own. Bytes
+ * held at a fork stay with the parent: a parent that forks and exits
+ * (daemon(3)) loses them, so flush until rp_zc_held() is 0 for each
+ * destination before such a fork. So a
  * process may warm up (or relay) and then fork workers that all relay at
  * once, as a prefork server does. The pipes of the parent's other threads
  * stay open in a child that does not exec (O_CLOEXEC: an exec closes
