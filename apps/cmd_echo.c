@@ -1039,8 +1039,8 @@ static void usage(FILE *f)
 		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n"
 		"  --pool-mb N          each shard's memory pool, reserved and populated at start:\n"
 		"                       %u..%u MB (default 128, 512 with --sockperf); the process\n"
-		"                       needs shards x N MB and about 1 MB a shard besides, and\n"
-		"                       refuses to start (exit 1) past its cgroup's memory limit.\n"
+		"                       needs shards x N MB + 4 MB + 2 MB a shard, and refuses\n"
+		"                       to start (exit 1) past its cgroup's memory limit.\n"
 		"                       A full pool closes new connections at accept (conn_nomem)\n",
 		IDLE_DEFAULT_S, POOL_MB_MIN, POOL_MB_MAX);
 }

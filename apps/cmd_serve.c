@@ -1763,7 +1763,7 @@ static void usage(FILE *f)
 		"  --no-pin                 do not pin shard threads\n"
 		"  --pool-mb N              each shard's memory pool, reserved and populated at start:\n"
 		"                           %u..%u MB (default %u); the process needs shards x N MB\n"
-		"                           and about 1 MB a shard besides, and refuses to start\n"
+		"                           + 4 MB + 2 MB a shard, and refuses to start\n"
 		"                           (exit 1) past its cgroup's memory limit. A pool\n"
 		"                           that is full closes new connections at accept (conn_nomem)\n",
 		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);

@@ -122,20 +122,29 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err)
 /* Each shard populates its whole pool at start: past the cgroup's memory
  * limit that is an OOM kill (exit 137, nothing said), so it is refused
  * here, before any shard runs, with a line naming the way out. The rest
- * of the process (rings, stacks, the binary's pages) needs about 1 MB a
- * shard besides (measured in a v1 memory group): POOL_REST is kept for it. */
-#define POOL_REST ((uint64_t)4 << 20)
+ * of the process (rings, stacks, serve's file cache, the binary's pages)
+ * is kept besides: 4 MB and 2 MB a shard. Measured in a v1 memory group
+ * (max_usage_in_bytes less the pools, release): echo and relay 0.4 to
+ * 0.7 MB a shard (echo 16 x 20 MB: 6 MB), serve 1.6 MB a shard (16 x 8
+ * MB: 25 MB). A flat 4 MB let echo 16 x 20 MB pass under 324 MB and be
+ * OOM-killed. */
+#define POOL_REST_BASE ((uint64_t)4 << 20)
+#define POOL_REST_SHARD ((uint64_t)2 << 20)
 static bool pool_over_limit(const char *cmd, unsigned n, size_t pool)
 {
 	uint64_t lim, total = (uint64_t)n * pool;
+	uint64_t rest = POOL_REST_BASE + (uint64_t)n * POOL_REST_SHARD;
+	char rest_note[96];
 
-	if (rp_app_cgroup_mem_limit(&lim) != 1 || total + POOL_REST <= lim)
+	if (rp_app_cgroup_mem_limit(&lim) != 1 || total + rest <= lim)
 		return false;
+	snprintf(rest_note, sizeof(rest_note),
+		 " (less %" PRIu64 " MB for the rest of the process: 4 MB and 2 MB a shard)",
+		 rest >> 20);
 	fprintf(stderr,
 		"ringplane %s: shards %u x pool %zu MB = %" PRIu64
 		" MB exceeds the cgroup memory limit %" PRIu64 " MB%s; use --pool-mb or --shards\n",
-		cmd, n, pool >> 20, total >> 20, lim >> 20,
-		total <= lim ? " (less 4 MB for the rest of the process)" : "");
+		cmd, n, pool >> 20, total >> 20, lim >> 20, total <= lim ? rest_note : "");
 	return true;
 }
 

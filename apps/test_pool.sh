@@ -13,6 +13,7 @@ RP=$1
 fails=0
 T=$(mktemp -d)
 CG=
+CGLIM=
 PIDS=()
 
 cleanup() {
@@ -212,14 +213,16 @@ cg_child() {
 	mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $(i+3) ~ /(^|,)memory(,|$)/) { print $5; exit } }' /proc/self/mountinfo)
 	if [ -n "$rel" ] && [ -n "$mnt" ]; then
 		CG=$mnt${rel%/}/rp-test-pool-$$
-		mkdir "$CG" 2>/dev/null && echo $((64 << 20)) >"$CG/memory.limit_in_bytes" 2>/dev/null &&
+		CGLIM=memory.limit_in_bytes
+		mkdir "$CG" 2>/dev/null && echo $((64 << 20)) >"$CG/$CGLIM" 2>/dev/null &&
 			return 0
 	else
 		rel=$(awk -F: '$1 == 0 && $2 == "" { print $3; exit }' /proc/self/cgroup)
 		mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup2") { print $5; exit } }' /proc/self/mountinfo)
 		[ -n "$rel" ] && [ -n "$mnt" ] || return 1
 		CG=$mnt${rel%/}/rp-test-pool-$$
-		mkdir "$CG" 2>/dev/null && echo $((64 << 20)) >"$CG/memory.max" 2>/dev/null && return 0
+		CGLIM=memory.max
+		mkdir "$CG" 2>/dev/null && echo $((64 << 20)) >"$CG/$CGLIM" 2>/dev/null && return 0
 	fi
 	[ -d "$CG" ] && rmdir "$CG"
 	CG=
@@ -254,6 +257,15 @@ refused() { # the command's default pool is refused in the 64 MB group
 	return 1
 }
 
+refused8() { # 8 x 20 MB, refused in the 165 MB group with the rest named
+	in_cg 20 "$@"
+	if [ "$RC" -eq 1 ] && grep -q "shards 8 x pool 20 MB = 160 MB exceeds the cgroup memory limit 165 MB (less 20 MB for the rest of the process: 4 MB and 2 MB a shard); use --pool-mb or --shards" "$T/cg"; then
+		return 0
+	fi
+	echo "  exit $RC, wanted 1 with the limit's line: $(head -c 300 "$T/cg")" >&2
+	return 1
+}
+
 fits() { # a pool that fits starts there and stops cleanly
 	in_cg 10 "$@"
 	if [ "$RC" -eq 0 ] && grep -q "listening on" "$T/cg"; then
@@ -273,6 +285,16 @@ if cg_child; then
 		refused "$RP" serve --listen 127.0.0.1:0 --root "$T" --shards 1
 	check "echo --pool-mb 32 starts under the 64 MB limit" \
 		fits "$RP" echo --listen 127.0.0.1:0 --shards 1 --pool-mb 32
+	# 8 x 20 MB under 8 x 20 + 5 MB: the rest of the process (about 0.5 MB
+	# a shard, measured) does not fit in 5 MB. Refused before the shards
+	# run; a check that kept a flat 4 MB let it start (exit 0 at the limit,
+	# or 137 when the kernel's charge passed it).
+	if echo $(((8 * 20 + 5) << 20)) >"$CG/$CGLIM" 2>/dev/null; then
+		check "echo 8 shards x 20 MB refused under a 165 MB limit, exit 1 (not 137)" \
+			refused8 "$RP" echo --listen 127.0.0.1:0 --shards 8 --pool-mb 20
+	else
+		echo "SKIP 8 shards under 165 MB: the group's limit cannot be set to it"
+	fi
 else
 	echo "SKIP cgroup limit cases: no child memory cgroup can be made here" \
 		"(needs a writable v1 memory or v2 cgroup of this process)"
