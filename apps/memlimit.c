@@ -12,14 +12,23 @@
 /* At or above this a limit is "none" (v1 writes 2^63 rounded to pages). */
 #define NO_LIMIT ((uint64_t)1 << 60)
 
+/* @prefix then @path into @out; false when it does not fit. */
+static bool join(char *out, size_t cap, const char *prefix, const char *path)
+{
+	return (size_t)snprintf(out, cap, "%s%s", prefix, path) < cap;
+}
+
 /* This process's group in the v1 memory hierarchy (@v1 true) or in the v2
  * one: the path field of /proc/self/cgroup's line, into @out. */
-static bool own_group(bool v1, char *out, size_t cap)
+static bool own_group(const char *prefix, bool v1, char *out, size_t cap)
 {
-	FILE *f = fopen("/proc/self/cgroup", "re");
 	char line[PATH_MAX + 64];
 	bool found = false;
+	FILE *f;
 
+	if (!join(line, sizeof(line), prefix, "/proc/self/cgroup"))
+		return false;
+	f = fopen(line, "re");
 	if (!f)
 		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
@@ -46,19 +55,57 @@ static bool own_group(bool v1, char *out, size_t cap)
 	return found;
 }
 
-/* The mount of the v1 memory hierarchy (@v1) or of cgroup2: its mount
- * point and the group its root is, from /proc/self/mountinfo. */
-static bool hierarchy_mount(bool v1, char *mnt, char *root, size_t cap)
+/* mountinfo's octal escapes (\040 a space, \011, \012, \134) decoded in place. */
+static void unescape(char *s)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[2 * PATH_MAX + 256];
-	bool found = false;
+	char *w = s;
 
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/* The length of @root when the group @grp lies at or below it, else -1. */
+static long root_prefix(const char *root, const char *grp)
+{
+	size_t rl = strlen(root);
+
+	while (rl && root[rl - 1] == '/')
+		rl--; /* "/" (and "/a/") name the same groups as "" ("/a") */
+	if (strncmp(grp, root, rl) || (grp[rl] != '/' && grp[rl] != '\0'))
+		return -1;
+	return (long)rl;
+}
+
+/* The mount of the v1 memory hierarchy (@v1) or of cgroup2 that holds the
+ * group @grp: of those whose root (the group the mount shows) is @grp or
+ * above it, the deepest, from mountinfo. Its mount point into @mnt and
+ * @grp's path below its root into @rel. False when no mount holds @grp: a
+ * mount of another subtree would give another group's limits. */
+static bool hierarchy_mount(const char *prefix, bool v1, const char *grp, char *mnt,
+			    char *rel, size_t cap)
+{
+	char line[2 * PATH_MAX + 256];
+	long best = -1;
+	FILE *f;
+
+	if (!join(line, sizeof(line), prefix, "/proc/self/mountinfo"))
+		return false;
+	f = fopen(line, "re");
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
+	while (fgets(line, sizeof(line), f)) {
 		char r[PATH_MAX], m[PATH_MAX], type[64], opts[512];
 		char *dash = strstr(line, " - ");
+		bool match = false;
+		long rl;
 
 		if (!dash || sscanf(line, "%*s %*s %*s %4095s %4095s", r, m) != 2 ||
 		    sscanf(dash + 3, "%63s %*s %511s", type, opts) != 2)
@@ -68,18 +115,37 @@ static bool hierarchy_mount(bool v1, char *mnt, char *root, size_t cap)
 
 			if (strcmp(type, "cgroup"))
 				continue;
-			for (tok = strtok_r(opts, ",", &save); tok && !found;
+			for (tok = strtok_r(opts, ",", &save); tok && !match;
 			     tok = strtok_r(NULL, ",", &save))
-				found = strcmp(tok, "memory") == 0;
+				match = strcmp(tok, "memory") == 0;
 		} else {
-			found = strcmp(type, "cgroup2") == 0;
+			match = strcmp(type, "cgroup2") == 0;
 		}
-		if (found && ((size_t)snprintf(mnt, cap, "%s", m) >= cap ||
-			      (size_t)snprintf(root, cap, "%s", r) >= cap))
-			found = false;
+		if (!match)
+			continue;
+		unescape(r);
+		unescape(m);
+		rl = root_prefix(r, grp);
+		if (rl <= best || (size_t)snprintf(mnt, cap, "%s", m) >= cap ||
+		    (size_t)snprintf(rel, cap, "%s", grp + rl) >= cap)
+			continue;
+		best = rl;
 	}
 	fclose(f);
-	return found;
+	return best >= 0;
+}
+
+/* True when @rel has a ".." component: the walk would leave the mount. */
+static bool has_dotdot(const char *rel)
+{
+	const char *c = rel;
+
+	while ((c = strstr(c, "..")) != NULL) {
+		if ((c == rel || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+			return true;
+		c += 2;
+	}
+	return false;
 }
 
 /* @dir's @file as a limit; false for "max", unreadable or none. */
@@ -106,25 +172,26 @@ static bool read_limit(const char *dir, const char *file, uint64_t *out)
 	return v < NO_LIMIT;
 }
 
-/* The lowest limit from the hierarchy's @mnt down to this process's group. */
-static int walk(bool v1, uint64_t *bytes)
+/* The lowest limit from the hierarchy's mount down to this process's group. */
+static int walk(const char *prefix, bool v1, uint64_t *bytes)
 {
-	char grp[PATH_MAX], mnt[PATH_MAX], root[PATH_MAX], dir[2 * PATH_MAX + 2];
+	char grp[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], dir[3 * PATH_MAX + 2];
 	const char *file = v1 ? "memory.limit_in_bytes" : "memory.max";
-	const char *rel;
-	size_t base, rl;
+	size_t base, l;
 	uint64_t v, low = UINT64_MAX;
 
-	if (!own_group(v1, grp, sizeof(grp)) || !hierarchy_mount(v1, mnt, root, sizeof(mnt)))
+	/* The group is named from the cgroup namespace's root; a mount shows
+	 * the groups under its root (a container's mount, its own group). */
+	if (!own_group(prefix, v1, grp, sizeof(grp)) ||
+	    !hierarchy_mount(prefix, v1, grp, mnt, rel, sizeof(mnt)) || has_dotdot(rel))
 		return 0;
-	/* The group is named from the cgroup namespace's root; a mount of a
-	 * group below it (a container's) holds what lies under its root. */
-	rel = grp;
-	rl = strlen(root);
-	if (strcmp(root, "/") && strncmp(grp, root, rl) == 0 && (grp[rl] == '/' || !grp[rl]))
-		rel = grp + rl;
-	base = strlen(mnt);
-	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", mnt, rel) >= sizeof(dir))
+	l = strlen(rel);
+	while (l && rel[l - 1] == '/')
+		rel[--l] = '\0';
+	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", prefix, mnt) >= sizeof(dir))
+		return 0;
+	base = strlen(dir);
+	if (!join(dir + base, sizeof(dir) - base, "", rel))
 		return 0;
 	for (;;) {
 		char *slash;
@@ -142,9 +209,14 @@ static int walk(bool v1, uint64_t *bytes)
 	return 1;
 }
 
-int rp_app_cgroup_mem_limit(uint64_t *bytes)
+int rp_app_cgroup_mem_limit_at(const char *prefix, uint64_t *bytes)
 {
 	/* The v1 memory controller first: a hybrid host mounts cgroup2 too,
 	 * without the memory controller in it. */
-	return walk(true, bytes) || walk(false, bytes);
+	return walk(prefix, true, bytes) || walk(prefix, false, bytes);
+}
+
+int rp_app_cgroup_mem_limit(uint64_t *bytes)
+{
+	return rp_app_cgroup_mem_limit_at("", bytes);
 }

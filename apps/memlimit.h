@@ -18,4 +18,15 @@
  */
 int rp_app_cgroup_mem_limit(uint64_t *bytes);
 
+/*
+ * The same with every file it reads under the directory @prefix ("" for
+ * the real ones): @prefix/proc/self/cgroup, @prefix/proc/self/mountinfo
+ * and the limit files under @prefix followed by the mount point (the
+ * unit test's fake /proc and /sys). The mount used is the deepest of the
+ * hierarchy's mounts whose root holds the group; none, or a group path
+ * below it with a ".." component, is 0: a limit that may not apply is
+ * not read. Mountinfo's octal escapes (\040) are decoded.
+ */
+int rp_app_cgroup_mem_limit_at(const char *prefix, uint64_t *bytes);
+
 #endif
