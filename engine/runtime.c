@@ -546,9 +546,16 @@ static void *shard_main(void *p)
 {
 	struct rp_shard *sh = p;
 	struct rp_runtime *rt = sh->rt;
+	char name[16];
 	sigset_t pipe;
 	int ret;
 
+	/* named "rp-shard-ID" (15 characters at most, the kernel's limit,
+	 * truncated past it): top, perf and /proc/PID/task/TID/comm tell the
+	 * shards apart from the embedder's threads and io_uring's workers.
+	 * A failure (none expected for a name this short) changes nothing */
+	snprintf(name, sizeof(name), "rp-shard-%u", sh->id);
+	(void)pthread_setname_np(pthread_self(), name);
 	/* a write, splice or sendfile on this thread to a socket whose peer
 	 * has gone gets EPIPE and no SIGPIPE, whose default kills the whole
 	 * process (splice(2) takes no MSG_NOSIGNAL; an AF_UNIX peer that

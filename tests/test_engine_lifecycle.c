@@ -47,8 +47,13 @@ static int st_init(struct rp_shard *sh, void *arg)
 {
 	unsigned me = rp_shard_id(sh);
 	static char sink[2][1];
+	char name[16] = "", want[16];
 
 	(void)arg;
+	/* the engine named this thread after its shard (docs/engine.md) */
+	snprintf(want, sizeof(want), "rp-shard-%u", me);
+	if (pthread_getname_np(pthread_self(), name, sizeof(name)) || strcmp(name, want))
+		fail_at(__LINE__, "shard %u thread named \"%s\" (want \"%s\")", me, name, want);
 	for (int i = (int)me; i < tst.nconn; i += 2) {
 		if (!rp_recv_multishot(sh, tst.sfd[i], st_cb, NULL) ||
 		    !rp_timeout(sh, 60ull * 1000 * MS, st_cb, NULL) ||

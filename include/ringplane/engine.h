@@ -221,7 +221,10 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
  * before the start (nothing started; a stopped runtime is never started
  * again: rp_runtime_destroy it). Each
  * shard thread blocks SIGPIPE: a write or splice on it to a socket whose
- * peer has gone fails with EPIPE instead of killing the process. */
+ * peer has gone fails with EPIPE instead of killing the process, and is
+ * named "rp-shard-ID" (pthread_setname_np; ID its shard id, the name cut
+ * at the kernel's 15 characters): /proc/PID/task/TID/comm, top and perf
+ * show it. A shard's init may rename its own thread. */
 int rp_runtime_start(struct rp_runtime *rt);
 
 /* rp_runtime_stop - ask every shard to stop: on_stop, cancel in-flight ops,
