@@ -2977,15 +2977,15 @@ static unsigned long long last_stat(const char *log, const char *name)
  * reserve in play. Before the SIGQUIT: two clients A0, A1 send their
  * headers and 64 KB each, relayed (two descriptors each); silent clients
  * (in the header wait: one each) fill the table to the limit; two of
- * them, P0 and P1, then send their headers and a tag: P0's upstream
- * socket finds no descriptor and goes on through the reserve, P1 waits
- * (waiting 1, upstream_waits 2). Then SIGQUIT, with the listener's queue
+ * them (the last two but one dialled), P0 and P1, then send their
+ * headers and a tag: P0's upstream socket finds no descriptor and goes
+ * on through the reserve, P1 waits (waiting 1, upstream_waits 2). Then SIGQUIT, with the listener's queue
  * empty: the drain must close the listener, though its spare descriptor
  * cannot be had, so a new connect is refused (within 100 ms + 1 s) and
  * the listener's descriptor goes to P1, relayed within 1 s of the SIGQUIT
  * (before the silent clients' 5 s header timeouts free any). Then: A1
- * sends 64 KB more, gets them back, half-closes, reads EOF, leaves; H (a
- * silent one) sends its header and a tag during the drain and is relayed
+ * sends 64 KB more, gets them back, half-closes, reads EOF, leaves; H (the
+ * last silent one dialled) sends its header and a tag during the drain and is relayed
  * (upstream_waits still 2); P0, P1 and H half-close and read EOF; the
  * silent rest are closed at their header timeout (EOF, no byte), counted
  * in proxy_timeouts. With only A0 left, the relay holds exactly what it
@@ -3009,7 +3009,7 @@ static void test_relay_proxy_drain(void)
 				"1", "--no-pin", "--mode", "copy", "--accept-proxy",
 				"--connect-timeout", "20000", "--drain-timeout", "20", NULL };
 	struct child e = { 0 }, r = { 0 };
-	int a[2] = { -1, -1 }, s[PMAX], ns = 0, st, eofs = 0, newc;
+	int a[2] = { -1, -1 }, s[PMAX], ns = 0, st, eofs = 0, newc, p0, p1, hc;
 	bool a_ok[2] = { false, false }, p_ok[2] = { false, false }, h_ok = false, refused_new;
 	bool a1_done = false, a0_done = false, p_end = false;
 	long base = -1, full = -1, left = -1;
@@ -3057,15 +3057,22 @@ static void test_relay_proxy_drain(void)
 	      "start)", ns, full, PLIM, base);
 	if (full != PLIM || ns < 6 || !a_ok[0] || !a_ok[1])
 		goto out;
-	/* P0 (s[0]) through the reserve, P1 (s[1]) waits */
+	/* P0, P1 and H are the last three dialled: their 5 s header
+	 * timeouts run from their own dials, not from the fill's start (up
+	 * to 3 s a dial on a loaded host); the silent rest are s[0..ns-4] */
+	p0 = s[ns - 3];
+	p1 = s[ns - 2];
+	hc = s[ns - 1];
+	/* P0 through the reserve, P1 waits */
 	for (int i = 0; i < 2; i++) {
 		hl = pp_v1(hdr, sizeof(hdr), 1 + i);
 		snprintf(tag, sizeof(tag), "p%02d\n", i);
 		memcpy(hdr + hl, tag, 4);
-		CHECK(send(s[i], hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4, "proxy drain: P%d", i);
+		CHECK(send(i ? p1 : p0, hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4,
+		      "proxy drain: P%d", i);
 		usleep(50 * 1000);
 	}
-	p_ok[0] = read_upto(s[0], b, 4, 2000, NULL) == 4 && !memcmp(b, "p00\n", 4);
+	p_ok[0] = read_upto(p0, b, 4, 2000, NULL) == 4 && !memcmp(b, "p00\n", 4);
 	for (uint64_t end = now_ms() + 2000; now_ms() < end;) {
 		waits = stat_now(&r, "upstream_waits");
 		waiting = stat_now(&r, "waiting");
@@ -3080,7 +3087,7 @@ static void test_relay_proxy_drain(void)
 	t0 = now_ms();
 	kill(r.pid, SIGQUIT);
 	/* P1 gets the listener's descriptor */
-	if (read_upto(s[1], b, 4, 1000, NULL) == 4 && !memcmp(b, "p01\n", 4)) {
+	if (read_upto(p1, b, 4, 1000, NULL) == 4 && !memcmp(b, "p01\n", 4)) {
 		p_ok[1] = true;
 		p1_at = now_ms() - t0;
 	}
@@ -3098,27 +3105,27 @@ static void test_relay_proxy_drain(void)
 	      "(%llu ms), a new connect %s (want P1 relayed within 1 s, the connect refused)",
 	      p_ok[1] ? "relayed" : "not relayed within 1 s", (unsigned long long)p1_at,
 	      refused_new ? "refused" : "completed and left waiting");
-	/* A1 goes on and leaves; then H (s[2]) sends its header */
+	/* A1 goes on and leaves; then H sends its header */
 	a1_done = echo_round(a[1], NULL, 0, PCHUNK, PCHUNK) && shut_eof(a[1]);
 	close(a[1]);
 	a[1] = -1;
 	usleep(50 * 1000);
 	hl = pp_v1(hdr, sizeof(hdr), 3);
 	memcpy(hdr + hl, "h00\n", 4);
-	h_ok = send(s[2], hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4 &&
-	       read_upto(s[2], b, 4, 2000, NULL) == 4 && !memcmp(b, "h00\n", 4);
-	p_end = shut_eof(s[0]) && shut_eof(s[1]) && shut_eof(s[2]);
+	h_ok = send(hc, hdr, hl + 4, MSG_NOSIGNAL) == (ssize_t)hl + 4 &&
+	       read_upto(hc, b, 4, 2000, NULL) == 4 && !memcmp(b, "h00\n", 4);
+	p_end = shut_eof(p0) && shut_eof(p1) && shut_eof(hc);
 	CHECK(a1_done && h_ok && p_end,
 	      "proxy drain: in the drain: A1 %s, H %s, P0 P1 H %s (want 64 KB more back whole "
 	      "then EOF, H relayed, each EOF after its half-close)",
 	      a1_done ? "whole then EOF" : "not whole", h_ok ? "relayed" : "not relayed",
 	      p_end ? "EOF" : "no EOF");
-	for (int i = 0; i < 3; i++) {
+	for (int i = ns - 3; i < ns; i++) {
 		close(s[i]);
 		s[i] = -1;
 	}
 	/* the silent rest: closed at their header timeout, EOF and no byte */
-	for (int i = 3; i < ns; i++) {
+	for (int i = 0; i < ns - 3; i++) {
 		eofs += read_to_eof_ms(s[i], b, sizeof(b), 8000) == 0;
 		close(s[i]);
 		s[i] = -1;
