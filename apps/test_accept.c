@@ -544,26 +544,6 @@ static void recorder_stop(struct recorder *r)
 	pthread_mutex_destroy(&r->mu);
 }
 
-/* The value of counter @name on the last stats line of shard @id. */
-static unsigned long long shard_stat(const char *log, unsigned id, const char *name)
-{
-	char head[32], key[64];
-	const char *line = NULL, *end, *p;
-
-	snprintf(head, sizeof(head), "shard %u: ", id);
-	for (p = log; (p = strstr(p, head)); p++)
-		if (p == log || p[-1] == '\n')
-			line = p;
-	if (!line)
-		return 0;
-	end = strchr(line, '\n');
-	snprintf(key, sizeof(key), " %s ", name);
-	p = strstr(line, key);
-	if (!p || (end && p > end))
-		return 0;
-	return strtoull(p + strlen(key), NULL, 10);
-}
-
 /* Open descriptors of @pid numbered below @limit (those it may allocate:
  * one it inherited above its RLIMIT_NOFILE is no room for a socket), or -1. */
 static long fd_below(pid_t pid, rlim_t limit)

@@ -2954,23 +2954,6 @@ static bool shut_eof(int fd)
 	return !shutdown(fd, SHUT_WR) && read_to_eof_ms(fd, b, sizeof(b), 5000) == 0;
 }
 
-/* The value of @name on the last "shard 0: " line of @log (0: none). */
-static unsigned long long last_stat(const char *log, const char *name)
-{
-	const char *line = NULL, *end, *p;
-	char key[64];
-
-	for (p = log; (p = strstr(p, "shard 0: ")); p++)
-		if (p == log || p[-1] == '\n')
-			line = p;
-	if (!line)
-		return 0;
-	end = strchr(line, '\n');
-	snprintf(key, sizeof(key), " %s ", name);
-	p = strstr(line, key);
-	return p && (!end || p < end) ? strtoull(p + strlen(key), NULL, 10) : 0;
-}
-
 /*
  * `ringplane relay --accept-proxy` (1 shard, copy, upstream `ringplane
  * echo`) drained at its descriptor limit (RLIMIT_NOFILE PLIM) with its
@@ -3142,14 +3125,14 @@ static void test_relay_proxy_drain(void)
 	t_last = now_ms();
 	st = child_exit(&r, 5000);
 	t_exit = now_ms();
-	accepted = last_stat(r.log, "accepted");
-	timeouts = last_stat(r.log, "timeouts");
-	refusedn = last_stat(r.log, "refused");
-	waits = last_stat(r.log, "upstream_waits");
-	errs = last_stat(r.log, "accept_errors");
-	retries = last_stat(r.log, "drain_retries");
-	cfail = last_stat(r.log, "connect_failed");
-	ctime = last_stat(r.log, "connect_timeouts");
+	accepted = shard_stat(r.log, 0, "accepted");
+	timeouts = shard_stat(r.log, 0, "timeouts");
+	refusedn = shard_stat(r.log, 0, "refused");
+	waits = shard_stat(r.log, 0, "upstream_waits");
+	errs = shard_stat(r.log, 0, "accept_errors");
+	retries = shard_stat(r.log, 0, "drain_retries");
+	cfail = shard_stat(r.log, 0, "connect_failed");
+	ctime = shard_stat(r.log, 0, "connect_timeouts");
 	CHECK(a0_done && st == 0 && t_exit - t_last < 2000 && t_exit - t0 < 20000,
 	      "proxy drain: A0 %s; exit %d %llu ms after the last client, %llu ms after SIGQUIT "
 	      "(want 0 within 2 s, within --drain-timeout 20)",
@@ -3251,9 +3234,9 @@ static void test_relay_proxy_drain_deadline(void)
 	dt = now_ms() - t0;
 	if (a >= 0)
 		close(a);
-	accepted = last_stat(r.log, "accepted");
-	timeouts = last_stat(r.log, "timeouts");
-	refusedn = last_stat(r.log, "refused");
+	accepted = shard_stat(r.log, 0, "accepted");
+	timeouts = shard_stat(r.log, 0, "timeouts");
+	refusedn = shard_stat(r.log, 0, "refused");
 	CHECK(gone >= 0 && refused_new && eofs == PHOLD && st == 0 && dt >= 1900 && dt < 4000,
 	      "proxy drain deadline: listener %s %ld ms after SIGQUIT, a new connect %s; %d of %d "
 	      "silent clients closed (EOF, no byte); exit %d %llu ms after SIGQUIT (want closed "

@@ -4,8 +4,9 @@
  * test_serve) share: the binary under test, a failure count and CHECK (a
  * failed check is printed and counted, the program goes on and exits 1 at
  * the end), a monotonic clock in ms (now_ms, from test_proc.h), a small
- * xorshift generator and a bounded read (read_upto). Each program includes
- * it once.
+ * xorshift generator, a bounded read (read_upto) and a counter of a
+ * server's per-shard stats lines (shard_stat). Each program includes it
+ * once.
  */
 #ifndef RP_APPS_TEST_UTIL_H
 #define RP_APPS_TEST_UTIL_H
@@ -14,6 +15,8 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "test_proc.h"
@@ -78,6 +81,29 @@ static size_t __attribute__((unused)) read_upto(int fd, void *buf, size_t cap, u
 	if (end)
 		*end = why;
 	return got;
+}
+
+/* The value of counter @name ("... @name N ...") on the last line of
+ * @log that begins "shard @id: " (the per-shard stats lines the servers
+ * print, their exit's last); 0 when there is none. */
+static unsigned long long __attribute__((unused))
+shard_stat(const char *log, unsigned id, const char *name)
+{
+	char head[32], key[64];
+	const char *line = NULL, *end, *p;
+
+	snprintf(head, sizeof(head), "shard %u: ", id);
+	for (p = log; (p = strstr(p, head)); p++)
+		if (p == log || p[-1] == '\n')
+			line = p;
+	if (!line)
+		return 0;
+	end = strchr(line, '\n');
+	snprintf(key, sizeof(key), " %s ", name);
+	p = strstr(line, key);
+	if (!p || (end && p > end))
+		return 0;
+	return strtoull(p + strlen(key), NULL, 10);
 }
 
 #endif
