@@ -1098,6 +1098,28 @@ static long listener_gone(int port, unsigned ms)
 	}
 }
 
+/* Silent clients dialled to @port (their sockets into @fds, how many in
+ * *@n, at most @max) until @pid holds @lim descriptors below @lim, each
+ * dial given 3 s (a loaded host) to show in the count: the count at the
+ * end (below @lim when @max ran out or a dial failed; -1: no /proc). */
+static long fill_silent(pid_t pid, int port, unsigned lim, int *fds, int max, int *n)
+{
+	long full = fd_count_where(pid, NULL, lim);
+
+	while (*n < max && full >= 0 && full < (long)lim) {
+		long before = full;
+
+		fds[*n] = dial(port);
+		if (fds[*n] < 0)
+			break;
+		(*n)++;
+		for (uint64_t end = now_ms() + 3000;
+		     now_ms() < end && (full = fd_count_where(pid, NULL, lim)) == before;)
+			usleep(2000);
+	}
+	return full;
+}
+
 /*
  * serve on @shards shards with every accept down, under a limit that
  * holds its own descriptors, each shard's cache of the NFILES files and
@@ -2810,18 +2832,7 @@ static void test_serve_emfile_shed_503_accept(void)
 	/* the resets' closes done, then silent clients until every
 	 * descriptor is held, none left queued */
 	usleep(100 * 1000);
-	full = fd_count_where(c.pid, NULL, SLIM);
-	while (nf < SFILL && full >= 0 && full < SLIM) {
-		long before = full;
-
-		f[nf] = dial(c.port);
-		if (f[nf] < 0)
-			break;
-		nf++;
-		for (uint64_t end = now_ms() + 3000;
-		     now_ms() < end && (full = fd_count_where(c.pid, NULL, SLIM)) == before;)
-			usleep(2000);
-	}
+	full = fill_silent(c.pid, c.port, SLIM, f, SFILL, &nf);
 	CHECK(ln > 0 && w[0] >= 0 && lport && k >= 0 && lingering == 1 && !unacked &&
 		      full == SLIM,
 	      "%s: L on shard %d %s, lingering %llu, %ld bytes unacknowledged to it, W %s, a port "
@@ -3024,17 +3035,7 @@ static void test_relay_proxy_drain(void)
 	CHECK(a_ok[0] && a_ok[1], "proxy drain: A0 %s, A1 %s (want 64 KB each relayed whole)",
 	      a_ok[0] ? "relayed" : "not relayed", a_ok[1] ? "relayed" : "not relayed");
 	/* silent clients until the table is full (a loaded host: 3 s) */
-	while (ns < PMAX && (full = fd_count_where(r.pid, NULL, PLIM)) < PLIM) {
-		long before = full;
-
-		s[ns] = dial(r.port);
-		if (s[ns] < 0)
-			break;
-		ns++;
-		for (uint64_t end = now_ms() + 3000;
-		     now_ms() < end && (full = fd_count_where(r.pid, NULL, PLIM)) == before;)
-			usleep(2000);
-	}
+	full = fill_silent(r.pid, r.port, PLIM, s, PMAX, &ns);
 	CHECK(full == PLIM && ns >= 6,
 	      "proxy drain: %d silent clients, %ld descriptors (want the limit %d, %ld at the "
 	      "start)", ns, full, PLIM, base);
