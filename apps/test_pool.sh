@@ -284,30 +284,27 @@ in_cg() { # seconds, command...
 	RC=$?
 }
 
-refused() { # the command's default pool is refused in the 64 MB group
-	in_cg 10 "$@"
+refused_with() { # seconds, the refusal line (grep), command...: exit 1 with that line
+	local secs=$1 line=$2
+	shift 2
+	in_cg "$secs" "$@"
 	if [ "$RC" -eq 77 ]; then
 		echo "  cannot move a process into $CG (cgroup.procs)" >&2
 		return 77
 	fi
-	if [ "$RC" -eq 1 ] && grep -q "shards 1 x pool [0-9]* MB = [0-9]* MB exceeds the cgroup memory limit 64 MB; use --pool-mb or --shards" "$T/cg"; then
+	if [ "$RC" -eq 1 ] && grep -q "$line" "$T/cg"; then
 		return 0
 	fi
 	echo "  exit $RC, wanted 1 with the limit's line: $(head -c 300 "$T/cg")" >&2
 	return 1
 }
 
+refused() { # the command's default pool is refused in the 64 MB group
+	refused_with 10 "shards 1 x pool [0-9]* MB = [0-9]* MB exceeds the cgroup memory limit 64 MB; use --pool-mb or --shards" "$@"
+}
+
 refused8() { # 8 x 20 MB, refused in the 165 MB group with the rest named
-	in_cg 20 "$@"
-	if [ "$RC" -eq 77 ]; then
-		echo "  cannot move a process into $CG (cgroup.procs)" >&2
-		return 77
-	fi
-	if [ "$RC" -eq 1 ] && grep -q "shards 8 x pool 20 MB = 160 MB exceeds the cgroup memory limit 165 MB (less 20 MB for the rest of the process: 4 MB and 2 MB a shard); use --pool-mb or --shards" "$T/cg"; then
-		return 0
-	fi
-	echo "  exit $RC, wanted 1 with the limit's line: $(head -c 300 "$T/cg")" >&2
-	return 1
+	refused_with 20 "shards 8 x pool 20 MB = 160 MB exceeds the cgroup memory limit 165 MB (less 20 MB for the rest of the process: 4 MB and 2 MB a shard); use --pool-mb or --shards" "$@"
 }
 
 fits() { # a pool that fits starts there and stops cleanly

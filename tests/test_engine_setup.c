@@ -19,10 +19,10 @@
 
 #include "engine_test.h"
 
-/* In a child: forbid io_uring_setup with @err, then try to create a
- * runtime. Exit 0 when the result is -@err and the message names @want;
- * 77 when the filter cannot be installed. */
-static int child_forbidden(int err, const char *want)
+/* Make io_uring_setup fail with @err in this process (and the threads
+ * it starts after): a seccomp filter. 0, or -1 when filters are not
+ * permitted here. */
+static int forbid_uring_setup(int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -31,12 +31,23 @@ static int child_forbidden(int err, const char *want)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+		return -1;
+	return 0;
+}
+
+/* In a child: forbid io_uring_setup with @err, then try to create a
+ * runtime. Exit 0 when the result is -@err and the message names @want;
+ * 77 when the filter cannot be installed. */
+static int child_forbidden(int err, const char *want)
+{
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt = NULL;
 	int ret;
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+	if (forbid_uring_setup(err))
 		return 77;
 	ret = rp_runtime_create(&cfg, &rt);
 	fprintf(stderr, "# forbidden with %s: rp_runtime_create = %d, \"%s\"\n", strerror(err), ret,
@@ -52,21 +63,13 @@ static int child_forbidden(int err, const char *want)
  * shard and @want; 77 when the filter cannot be installed. */
 static int child_shard_nomem(int err, const char *want)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt = NULL;
 	int ret;
 
 	if (rp_runtime_create(&cfg, &rt))
 		return 3;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0)) {
+	if (forbid_uring_setup(err)) {
 		rp_runtime_destroy(rt);
 		return 77;
 	}
