@@ -69,7 +69,6 @@
 #define CONN_PAUSE (512u * 1024)  /* stop receiving with this many bytes queued */
 #define CONN_RESUME (64u * 1024)  /* and resume at or below this */
 #define POOL_MB_MIN 20 /* measured: 16 MB of provided buffers, the ops, a span of connections */
-#define POOL_MB_MAX 65536
 #define SPILL_FRAC 4		  /* spilled bytes: at most pool / SPILL_FRAC */
 #define SP_HDR 14
 #define SP_MAX_FRAME (64u * 1024)
@@ -1038,11 +1037,9 @@ static void usage(FILE *f)
 		"  --sqpoll             IORING_SETUP_SQPOLL rings\n"
 		"  --busy-poll US       poll for completions up to US microseconds before sleeping\n"
 		"  --pool-mb N          each shard's memory pool, reserved and populated at start:\n"
-		"                       %u..%u MB (default 128, 512 with --sockperf); the process\n"
-		"                       needs shards x N MB + 4 MB + 2 MB a shard, and refuses\n"
-		"                       to start (exit 1) past its cgroup's memory limit.\n"
-		"                       A full pool closes new connections at accept (conn_nomem)\n",
-		IDLE_DEFAULT_S, POOL_MB_MIN, POOL_MB_MAX);
+		"                       %u..%u MB (default 128, 512 with --sockperf);\n"
+		RP_APP_POOL_HELP("                       "),
+		IDLE_DEFAULT_S, POOL_MB_MIN, RP_APP_POOL_MB_MAX);
 }
 
 #ifdef RP_FAULTS
@@ -1111,9 +1108,9 @@ int rp_cmd_echo(int argc, char **argv)
 	static const struct rp_app_drain drain = { .step = echo_drain };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
-	struct rp_app_opts o = { 0 };
+	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	char idle[16] = "off";
-	unsigned tick_ms, pool_mb = 0;
+	unsigned tick_ms;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1137,10 +1134,6 @@ int rp_cmd_echo(int argc, char **argv)
 			break;
 		case 'q':
 			rc.sqpoll = true;
-			break;
-		case 'P':
-			if (rp_arg_uint("echo", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
-				return RP_EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1173,7 +1166,7 @@ int rp_cmd_echo(int argc, char **argv)
 	rc.arg = &g_cfg;
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
-	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : g_cfg.sockperf ? 512u : 128u) << 20;
+	rc.pool_bytes = (size_t)(o.pool_mb ? o.pool_mb : g_cfg.sockperf ? 512u : 128u) << 20;
 	/* A quarter of the pool for copies of what slow readers owe: the
 	 * rest holds the provided buffers (16 MB), the connections (8 KB each,
 	 * 384 KB more with --sockperf) and the ops. */

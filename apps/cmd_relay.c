@@ -56,7 +56,6 @@
 #define WAIT_RETRY_NS		 (5 * MS)    /* the wait list's retry of socket(2) */
 #define POOL_MB_DEFAULT		 256u /* --pool-mb: the per-shard pool */
 #define POOL_MB_MIN		 22u /* measured: the least that relays (docs/net.md) */
-#define POOL_MB_MAX		 65536u
 #define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
@@ -894,11 +893,9 @@ static void usage(FILE *f)
 		RP_APP_DRAIN_HELP("                          ")
 		"  --no-pin                do not pin shard threads\n"
 		"  --pool-mb N             each shard's memory pool, reserved and populated at start:\n"
-		"                          %u..%u MB (default %u); the process needs shards x N MB\n"
-		"                          + 4 MB + 2 MB a shard, and refuses to start\n"
-		"                          (exit 1) past its cgroup's memory limit. A pool\n"
-		"                          that is full closes new clients at accept (conn_nomem)\n",
-		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
+		"                          %u..%u MB (default %u);\n"
+		RP_APP_POOL_HELP("                          "),
+		POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_relay(int argc, char **argv)
@@ -931,10 +928,10 @@ int rp_cmd_relay(int argc, char **argv)
 	 * 65-82 (docs/net.md, "Latency, keep-alive and churn") */
 	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
 	struct rp_runtime *rt = NULL;
-	struct rp_app_opts o = { 0 };
+	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *up_arg = NULL;
 	char ustr[80];
-	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0, pool_mb = 0;
+	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -975,10 +972,6 @@ int rp_cmd_relay(int argc, char **argv)
 			if (rp_arg_uint("relay", "--max-conns", optarg, 0, 100000000, &max_conns))
 				return RP_EXIT_USAGE;
 			break;
-		case 'P':
-			if (rp_arg_uint("relay", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
-				return RP_EXIT_USAGE;
-			break;
 		case 'I':
 			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000, &busy_us))
 				return RP_EXIT_USAGE;
@@ -1011,7 +1004,7 @@ int rp_cmd_relay(int argc, char **argv)
 	rc.fini = relay_fini;
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
-	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : POOL_MB_DEFAULT) << 20;
+	rc.pool_bytes = (size_t)(o.pool_mb ? o.pool_mb : POOL_MB_DEFAULT) << 20;
 	rc.stop_timeout_ms = 3000;
 	g.shards = rp_app_runtime_listen("relay", &rc, &o, &rt, &g.lfds);
 	g.rs = g.shards ? calloc(g.shards, sizeof(*g.rs)) : NULL;

@@ -132,7 +132,6 @@
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
 #define POOL_MB_DEFAULT 256u /* --pool-mb: the per-shard pool */
 #define POOL_MB_MIN 8u /* measured: the least that serves (docs/net.md) */
-#define POOL_MB_MAX 65536u
 #define SERVER_NAME "ringplane"
 /* Stop parsing pipelined requests with this many bytes of bodiless answers
  * queued (a head is at most 1 KB): a peer that pipelines and does not read
@@ -1762,11 +1761,9 @@ static void usage(FILE *f)
 		RP_APP_DRAIN_HELP("                           ")
 		"  --no-pin                 do not pin shard threads\n"
 		"  --pool-mb N              each shard's memory pool, reserved and populated at start:\n"
-		"                           %u..%u MB (default %u); the process needs shards x N MB\n"
-		"                           + 4 MB + 2 MB a shard, and refuses to start\n"
-		"                           (exit 1) past its cgroup's memory limit. A pool\n"
-		"                           that is full closes new connections at accept (conn_nomem)\n",
-		POOL_MB_MIN, POOL_MB_MAX, POOL_MB_DEFAULT);
+		"                           %u..%u MB (default %u);\n"
+		RP_APP_POOL_HELP("                           "),
+		POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_serve(int argc, char **argv)
@@ -1793,11 +1790,10 @@ int rp_cmd_serve(int argc, char **argv)
 	static const struct rp_app_drain drain = { .step = serve_drain };
 	struct rp_runtime_config rc = { 0 };
 	struct rp_runtime *rt = NULL;
-	struct rp_app_opts o = { 0 };
+	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *root = NULL;
 	struct stat rst;
 	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0;
-	unsigned pool_mb = 0;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1836,10 +1832,6 @@ int rp_cmd_serve(int argc, char **argv)
 			if (rp_arg_uint("serve", "--linger-time", optarg, 0, 3600, &lg_s))
 				return RP_EXIT_USAGE;
 			break;
-		case 'P':
-			if (rp_arg_uint("serve", "--pool-mb", optarg, POOL_MB_MIN, POOL_MB_MAX, &pool_mb))
-				return RP_EXIT_USAGE;
-			break;
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
@@ -1876,7 +1868,7 @@ int rp_cmd_serve(int argc, char **argv)
 	rc.fini = serve_fini;
 	rc.bufs = 1024;
 	rc.buf_size = 4096;
-	rc.pool_bytes = (size_t)(pool_mb ? pool_mb : POOL_MB_DEFAULT) << 20;
+	rc.pool_bytes = (size_t)(o.pool_mb ? o.pool_mb : POOL_MB_DEFAULT) << 20;
 	rc.stop_timeout_ms = 3000;
 	g.shards = rp_app_runtime_listen("serve", &rc, &o, &rt, &g.lfds);
 	g.ss = g.shards ? calloc(g.shards, sizeof(*g.ss)) : NULL;

@@ -128,19 +128,18 @@ void rp_app_runtime_error(const char *cmd, const char *what, int err)
  * 0.7 MB a shard (echo 16 x 20 MB: 6 MB), serve 1.6 MB a shard (16 x 8
  * MB: 25 MB). A flat 4 MB let echo 16 x 20 MB pass under 324 MB and be
  * OOM-killed. */
-#define POOL_REST_BASE ((uint64_t)4 << 20)
-#define POOL_REST_SHARD ((uint64_t)2 << 20)
 static bool pool_over_limit(const char *cmd, unsigned n, size_t pool)
 {
 	uint64_t lim, total = (uint64_t)n * pool;
-	uint64_t rest = POOL_REST_BASE + (uint64_t)n * POOL_REST_SHARD;
+	uint64_t rest = ((uint64_t)RP_APP_POOL_REST_MB + (uint64_t)n * RP_APP_POOL_REST_SHARD_MB)
+			<< 20;
 	char rest_note[96];
 
 	if (rp_app_cgroup_mem_limit(&lim) != 1 || total + rest <= lim)
 		return false;
 	snprintf(rest_note, sizeof(rest_note),
-		 " (less %" PRIu64 " MB for the rest of the process: 4 MB and 2 MB a shard)",
-		 rest >> 20);
+		 " (less %" PRIu64 " MB for the rest of the process: %u MB and %u MB a shard)",
+		 rest >> 20, RP_APP_POOL_REST_MB, RP_APP_POOL_REST_SHARD_MB);
 	fprintf(stderr,
 		"ringplane %s: shards %u x pool %zu MB = %" PRIu64
 		" MB exceeds the cgroup memory limit %" PRIu64 " MB%s; use --pool-mb or --shards\n",
@@ -763,6 +762,11 @@ int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shar
 	case 'D':
 		o->drain_set = true;
 		return rp_arg_uint(cmd, "--drain-timeout", arg, 0, RP_APP_DRAIN_MAX_S, &o->drain_s) ?
+			       -1 :
+			       1;
+	case 'P':
+		return rp_arg_uint(cmd, "--pool-mb", arg, o->pool_mb_min ? o->pool_mb_min : 1,
+				   RP_APP_POOL_MB_MAX, &o->pool_mb) ?
 			       -1 :
 			       1;
 	case 'n':

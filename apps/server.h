@@ -73,7 +73,25 @@ struct rp_app_opts {
 	unsigned interval; /* --stats-interval in seconds; 0: on SIGUSR1 only */
 	bool drain_set;	   /* --drain-timeout was given ... */
 	unsigned drain_s;  /* ... its seconds (else RP_APP_DRAIN_DEFAULT_S) */
+	unsigned pool_mb_min; /* --pool-mb's least, the command's own (set before parsing) */
+	unsigned pool_mb;     /* --pool-mb's MB; 0 until given (the command's default) */
 };
+
+/* --pool-mb's most, and what the process needs besides the shards' pools
+ * (stacks, rings, serve's file cache, the binary's pages): RP_APP_POOL_REST_MB
+ * and RP_APP_POOL_REST_SHARD_MB a shard, kept under the cgroup's memory
+ * limit by rp_app_runtime_listen's check (server.c says how they were
+ * measured). Bare numbers: RP_APP_POOL_HELP prints them. */
+#define RP_APP_POOL_MB_MAX	  65536
+#define RP_APP_POOL_REST_MB	  4
+#define RP_APP_POOL_REST_SHARD_MB 2
+/* The end of each command's --pool-mb help (the command's own lines name
+ * the range and the default), its lines indented by @ind. */
+#define RP_APP_POOL_HELP(ind)                                                                \
+	ind "the process needs shards x N MB + " RP_APP_DRAIN_STR(RP_APP_POOL_REST_MB)          \
+	    " MB + " RP_APP_DRAIN_STR(RP_APP_POOL_REST_SHARD_MB) " MB a shard and\n" ind          \
+	    "refuses to start (exit 1) past its cgroup's memory limit;\n" ind                     \
+	    "a full pool closes new connections at accept (conn_nomem)\n"
 
 /* --drain-timeout's default, 30 s: the grace period a supervisor commonly
  * gives before its SIGKILL (Kubernetes' terminationGracePeriodSeconds is
@@ -100,8 +118,8 @@ struct rp_app_opts {
  * Take getopt_long's @c and @arg when they are one of the options every
  * server command has: --listen ('l', into @o), --shards ('s', 1..@max_shards),
  * --cpus ('c'), --busy-poll ('b', us into @rc->spin_ns), --stats-interval
- * ('i', into @o), --drain-timeout ('D', 0..RP_APP_DRAIN_MAX_S s into @o) and --no-pin
- * ('n'). Returns 1 when taken, 0 when @c is
+ * ('i', into @o), --drain-timeout ('D', 0..RP_APP_DRAIN_MAX_S s into @o), --pool-mb
+ * ('P', @o->pool_mb_min..RP_APP_POOL_MB_MAX MB into @o) and --no-pin ('n'). Returns 1 when taken, 0 when @c is
  * none of them, -1 on a bad value ("ringplane CMD: ..." printed).
  */
 int rp_app_server_opt(const char *cmd, int c, const char *arg, unsigned max_shards,
