@@ -264,7 +264,8 @@ cg_child() {
 	return 1
 }
 
-# run the command in the group: exit status into RC, output into $T/cg
+# run the command in the group: exit status into RC, output into $T/cg;
+# returns 77 (said on stderr) when the group refused the move, else 0
 in_cg() { # seconds, command...
 	local secs=$1
 	shift
@@ -282,16 +283,16 @@ in_cg() { # seconds, command...
 	kill -TERM "$p" 2>/dev/null
 	wait "$p"
 	RC=$?
+	if [ "$RC" -eq 77 ]; then
+		echo "  cannot move a process into $CG (cgroup.procs)" >&2
+		return 77
+	fi
 }
 
 refused_with() { # seconds, the refusal line (grep), command...: exit 1 with that line
 	local secs=$1 line=$2
 	shift 2
-	in_cg "$secs" "$@"
-	if [ "$RC" -eq 77 ]; then
-		echo "  cannot move a process into $CG (cgroup.procs)" >&2
-		return 77
-	fi
+	in_cg "$secs" "$@" || return 77
 	if [ "$RC" -eq 1 ] && grep -q "$line" "$T/cg"; then
 		return 0
 	fi
@@ -308,11 +309,7 @@ refused8() { # 8 x 20 MB, refused in the 165 MB group with the rest named
 }
 
 fits() { # a pool that fits starts there and stops cleanly
-	in_cg 10 "$@"
-	if [ "$RC" -eq 77 ]; then
-		echo "  cannot move a process into $CG (cgroup.procs)" >&2
-		return 77
-	fi
+	in_cg 10 "$@" || return 77
 	if [ "$RC" -eq 0 ] && grep -q "listening on" "$T/cg"; then
 		return 0
 	fi

@@ -1491,6 +1491,21 @@ static bool fork_tcp_pair(int *a, int *b)
 	return ok;
 }
 
+/* fork(), the child tied to @p (this process): killed with it (by
+ * child_wait, on a hang), and _exit(4) at once if @p is already gone.
+ * As fork(): the child's pid, 0 in the child, -1. */
+static pid_t fork_tied(pid_t p)
+{
+	pid_t q = fork();
+
+	if (q == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != p)
+			_exit(4);
+	}
+	return q;
+}
+
 /* Each process's bytes: @who 0 (P) has the top bit clear, 1 (Q) set, so a
  * wrong byte also tells whose it was. */
 static uint8_t fork_pat(int who, size_t k)
@@ -1624,14 +1639,10 @@ static int fork_both_main(size_t total)
 	close(d);
 	if (pipe2(go, O_CLOEXEC))
 		return 8;
-	q = fork();
+	q = fork_tied(p);
 	if (q < 0)
 		return 8;
 	if (q == 0) {
-		/* P killed (by child_wait, on a hang): Q goes too */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != p)
-			_exit(4);
 		close(go[1]);
 		_exit(fork_relay_side(1, total, go[0]));
 	}
@@ -1744,15 +1755,11 @@ static int fork_held_main(bool append)
 		dprintf(2, "fork: relay %zd, held %zu: want %d held\n", k, rp_zc_held(d[0]), N);
 		return 8;
 	}
-	q = fork();
+	q = fork_tied(p);
 	if (q < 0)
 		return 8;
-	if (q == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != p)
-			_exit(4);
+	if (q == 0)
 		_exit(fork_held_child(d[0], s[1]));
-	}
 	if (!child_wait(q, WAIT_S, &status))
 		rc |= 4;
 	else if (!WIFEXITED(status) || WEXITSTATUS(status))
