@@ -15,8 +15,9 @@ cd "$(dirname "$0")"
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
+# clang: tools/abi_layout.py reads the public headers with it (the abi test)
 PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev libnuma-dev
-	libhwloc-dev libcmocka-dev)
+	libhwloc-dev libcmocka-dev clang)
 PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox sockperf haproxy socat iperf3 wrk
 	nginx-light)
 PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
