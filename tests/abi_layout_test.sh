@@ -108,7 +108,10 @@ expect "RP_POOL_NCLASS changed (and the pool structs with it)" 1 "changed: macro
 
 fresh
 edit http.h 's/^\tRP_HTTP_METHOD_HEAD,/&\n\tRP_HTTP_METHOD_POST,/'
-cat >>"$tmp/root/include/ringplane/zc.h" <<'EOF'
+# a new public header (its own guard), picked up like the others
+cat >"$tmp/root/include/ringplane/zz_selftest.h" <<'EOF'
+#ifndef RINGPLANE_ZZ_SELFTEST_H
+#define RINGPLANE_ZZ_SELFTEST_H
 struct rp_abi_selftest {
 	unsigned a : 3;
 	unsigned b : 5;
@@ -121,6 +124,7 @@ struct rp_abi_selftest {
 	} s;
 	int c;
 };
+#endif
 EOF
 tool check
 expect "a new struct and an enum constant appended: additions, no bump" 1 \

@@ -60,7 +60,8 @@ def run(cmd, **kw):
 
 def anon(s):
     """A type spelling without the paths clang puts in unnamed types."""
-    return re.sub(r"\((?:unnamed|anonymous)(?: (?:struct|union|enum))? at [^)]*\)",
+    # clang spells a member's unnamed type "union outer::(anonymous at F:L:C)"
+    return re.sub(r"(?:\w+::)*\((?:unnamed|anonymous)(?: (?:struct|union|enum))? at [^)]*\)",
                   "(anonymous)", s)
 
 
