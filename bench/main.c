@@ -17,6 +17,7 @@
 #include <ringplane/simd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 
 /* The registry: adding a suite is one entry here and its run function. */
 static const struct rp_bench_suite suites[] = {
@@ -145,6 +146,9 @@ int main(int argc, char **argv)
 			run[nrun++] = &suites[i];
 
 	cfg.quick = opts.quick;
+	/* SIGINT/SIGTERM: stop the peers, remove temp dirs and veths, then die
+	 * of the signal (cleanup.h) */
+	rp_cleanup_install();
 	rp_bench_cpus_init(); /* a taskset around us: kept to (bench.h) */
 	cfg.pinned_cpu = pin_here();
 	if (rp_report_open(&cfg))

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "netns.h"
 
 #define LOCK_DIR "/run/ringplane-bench"
@@ -22,6 +23,7 @@ void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot)
 	snprintf(n->tag, sizeof(n->tag), "%.2s", tag);
 	n->slot = slot & 1u;
 	n->lockfd = -1;
+	n->cleanup = -1;
 }
 
 static int sh_cmd(const char *cmd)
@@ -50,6 +52,14 @@ static int idx_lock(unsigned idx)
 		close(fd);
 		return -1;
 	}
+	/* its holder unlinks it before letting go: a lock on a file that is
+	 * gone (or replaced) from the path holds nothing */
+	struct stat a, b;
+
+	if (fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -68,6 +78,37 @@ static long name_idx(const char *name, const char *mid)
 	errno = 0;
 	v = strtoul(name + 4 + ml, &end, 10);
 	return errno || *end || v >= NIDX ? -1 : (long)v;
+}
+
+/* Unlink every lock file nobody holds (a killed run's; @own_idx's is ours):
+ * taken, unlinked while held, then let go. */
+static void sweep_locks(long own_idx)
+{
+	DIR *d = opendir(LOCK_DIR);
+	struct dirent *e;
+	char path[300];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long idx;
+		int fd;
+
+		if (strncmp(e->d_name, "netns-", 6) || e->d_name[6] < '0' || e->d_name[6] > '9')
+			continue;
+		errno = 0;
+		idx = strtoul(e->d_name + 6, &end, 10);
+		if (errno || strcmp(end, ".lock") || idx >= NIDX || (long)idx == own_idx)
+			continue;
+		fd = idx_lock((unsigned)idx);
+		if (fd < 0)
+			continue; /* a live run's */
+		snprintf(path, sizeof(path), LOCK_DIR "/%s", e->d_name);
+		unlink(path);
+		close(fd);
+	}
+	closedir(d);
 }
 
 /* Remove every namespace (/var/run/netns/rp<tag>bench-N) and host link
@@ -103,6 +144,7 @@ static void sweep_dead(long own_idx)
 		}
 		closedir(d);
 	}
+	sweep_locks(own_idx);
 }
 
 void rp_netns_down(struct rp_netns *n)
@@ -115,6 +157,9 @@ void rp_netns_down(struct rp_netns *n)
 	sh_cmd(cmd);
 	snprintf(cmd, sizeof(cmd), "ip netns del %s", n->ns);
 	sh_cmd(cmd);
+	unlink(n->lock); /* while held: see idx_lock */
+	rp_cleanup_del(n->cleanup);
+	n->cleanup = -1;
 	close(n->lockfd); /* the index is free again */
 	n->lockfd = -1;
 }
@@ -157,6 +202,9 @@ int rp_netns_up(struct rp_netns *n, char *why, size_t whysz)
 	snprintf(n->host_ip, sizeof(n->host_ip), "10.214.%u.%u", a, b + 1);
 	snprintf(n->ns_ip, sizeof(n->ns_ip), "10.214.%u.%u", a, b + 2);
 	n->prefix = 30;
+	snprintf(n->lock, sizeof(n->lock), LOCK_DIR "/netns-%u.lock", idx);
+	/* before the first command: a SIGINT from here on removes what is made */
+	n->cleanup = rp_cleanup_add_netns(n->host_if, n->ns, n->lock);
 
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip netns add %s", n->ns);
 	snprintf(cmds[nc++], sizeof(cmds[0]), "ip link add %s type veth peer name %s netns %s",

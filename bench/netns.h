@@ -8,8 +8,11 @@
  * as the pair is up; the names carry the index. So two bench runs at once
  * (in any pid namespace that shares /run), or two suites of one run, never
  * share an address or a name, and a run never tears down another's pair:
- * what a killed run left is recognised by its lock being free (the lock
- * files stay, empty, until reboot: /run is a tmpfs). Needs root
+ * what a killed run left is recognised by its lock being free. A lock file
+ * is unlinked by its holder before it lets go (at rp_netns_down, or by the
+ * SIGINT/SIGTERM handler, cleanup.h), and a free one (a killed run's) by the
+ * next rp_netns_up; a lock taken on a file that is no longer at its path
+ * does not count (the inode is checked). Needs root
  * (CAP_NET_ADMIN); callers skip their rows with the reason this returns.
  */
 #ifndef RP_BENCH_NETNS_H
@@ -21,6 +24,8 @@ struct rp_netns {
 	char tag[3];	  /* the suite's two letters: "zc", "rl" */
 	unsigned slot;	  /* where its search for a free /30 starts, with the pid */
 	int lockfd;	  /* the index's lock while up; -1 otherwise */
+	int cleanup;	  /* its slot in cleanup.h's registry while up, else -1 */
+	char lock[64];	  /* the lock file's path, unlinked (while held) at down */
 	char ns[32];	  /* namespace, /var/run/netns/<ns>: "rp<tag>bench-<index>" */
 	char host_if[16]; /* the pair's end that stays here: "rp<tag>0-<index>" */
 	char ns_if[16];	  /* the end moved into the namespace: "rp<tag>1-<index>" */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "proc.h"
 
 /* ---- child processes ---- */
@@ -142,6 +143,7 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 		_exit(127);
 	}
 	setpgid(p->pid, p->pid); /* also here: no window where kill(-pid) misses */
+	rp_cleanup_add_pgid(p->pid); /* SIGINT/SIGTERM to us stops it (cleanup.h) */
 	close(pfd[1]);
 	p->out = pfd[0];
 	return 0;
@@ -210,6 +212,7 @@ int proc_reap(struct proc *p, unsigned timeout_ms)
 		if (!ms_left(deadline)) {
 			kill(-p->pid, SIGKILL);
 			waitpid(p->pid, &status, 0);
+			rp_cleanup_del_pgid(p->pid);
 			p->pid = -1;
 			return -ETIMEDOUT;
 		}
@@ -218,6 +221,7 @@ int proc_reap(struct proc *p, unsigned timeout_ms)
 		if (p->out < 0)
 			sleep_ms(5);
 	}
+	rp_cleanup_del_pgid(p->pid);
 	p->pid = -1;
 	return status;
 }
@@ -257,7 +261,6 @@ void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
 	if (p->pid > 0) {
 		pid_t pg = p->pid;
 		int st;
-
 		kill(-pg, SIGTERM);
 		st = proc_reap(p, STOP_TIMEOUT_MS);
 		kill(-pg, SIGKILL);

@@ -81,6 +81,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "netns.h"
 #include "proc.h"
 #include "report_impl.h"
@@ -1229,7 +1230,7 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 	struct ctx *x = calloc(1, sizeof(*x));
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	bool quick = opts->quick;
-	int cpu[2], ret = 0;
+	int cpu[2], ret = 0, dir_slot;
 
 	if (!x)
 		return -ENOMEM;
@@ -1282,6 +1283,7 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		free(x);
 		return ret;
 	}
+	dir_slot = rp_cleanup_add_dir(x->dir); /* removed on SIGINT/SIGTERM too */
 	chmod(x->dir, 0755); /* nginx's workers (www-data) read the root below it */
 	rp_report_note("ringplane: %s; relays on cpu %d, clients on cpu %d", x->rp, x->cpu_s,
 		       x->cpu_c);
@@ -1336,6 +1338,7 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 
 	sigaction(SIGPIPE, &old, NULL);
 	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rp_cleanup_del(dir_slot);
 	if (!ret && x->failed) {
 		fprintf(stderr, "relay: some rows FAILED (see above)\n");
 		ret = x->failed;

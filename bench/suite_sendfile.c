@@ -74,6 +74,7 @@
 #include <ringplane/simd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "proc.h"
 #include "report_impl.h"
 
@@ -818,7 +819,7 @@ static int op_rows(const struct rp_bench_opts *opts)
 	char dir[] = "/tmp/ringplane-bench-fsop.XXXXXX", *buf = malloc(65536);
 	struct rp_runtime *rt = NULL;
 	struct sockaddr_in addr;
-	int cpu[2], lfd = -1, efd = -1, ret;
+	int cpu[2], lfd = -1, efd = -1, ret, dslot;
 
 	if (!buf)
 		return -ENOMEM;
@@ -830,6 +831,7 @@ static int op_rows(const struct rp_bench_opts *opts)
 		free(buf);
 		return -errno;
 	}
+	dslot = rp_cleanup_add_dir(dir); /* removed on SIGINT/SIGTERM too */
 	ret = rp_zb_listen("127.0.0.1", &lfd, &addr);
 	if (!ret && (efd = eventfd(0, EFD_CLOEXEC)) < 0)
 		ret = -errno;
@@ -930,6 +932,7 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	rmdir(dir);
+	rp_cleanup_del(dslot);
 	free(buf);
 	return ret;
 }
@@ -957,7 +960,7 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	bool quick = opts->quick;
 	unsigned runs = quick ? 1 : 3, secs = quick ? 1 : 3;
-	int cpu[2], ret = 0;
+	int cpu[2], ret = 0, dslot;
 
 	if (!x)
 		return -ENOMEM;
@@ -1002,6 +1005,7 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 		free(x);
 		return ret;
 	}
+	dslot = rp_cleanup_add_dir(x->dir); /* removed on SIGINT/SIGTERM too */
 	chmod(x->dir, 0755); /* nginx's workers (www-data) read the root below it */
 	snprintf(x->www, sizeof(x->www), "%s/www", x->dir);
 	sigaction(SIGPIPE, &ign, &old);
@@ -1051,6 +1055,7 @@ out:
 	proc_stop(&x->p[S_NGINX], "nginx", false, -1);
 	sigaction(SIGPIPE, &old, NULL);
 	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rp_cleanup_del(dslot);
 	if (!ret && x->failed) {
 		fprintf(stderr, "sendfile: some rows FAILED (see above)\n");
 		ret = x->failed;

@@ -47,6 +47,7 @@
 #include <ringplane/zc.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "netns.h"
 
 #define ZB_MAX_RUNS 5
@@ -1303,7 +1304,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	struct net lo = { .name = "loopback", .lfd = -1 }, ve = { .name = "veth", .lfd = -1 };
 	char dir[] = "/tmp/ringplane-bench-zc.XXXXXX", why[256];
 	char *buf = malloc(ZB_RW_BUF);
-	int cpu[2], efd = -1, ret;
+	int cpu[2], efd = -1, ret, dslot;
 
 	if (!buf)
 		return -ENOMEM;
@@ -1359,6 +1360,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 		ret = -errno;
 		goto out;
 	}
+	dslot = rp_cleanup_add_dir(dir); /* removed on SIGINT/SIGTERM too */
 	rp_report_note("synchronous API (zc.h) on this thread (cpu %d), backend \"%s\"; files under %s, page-cached", cpu[0],
 		       rp_zc_backend_name(), dir);
 	if (want_rows("f2s") && getenv("RP_BENCH_ZC_F2S_VETH") && !strcmp(getenv("RP_BENCH_ZC_F2S_VETH"), "1")) {
@@ -1379,6 +1381,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	if (!ret && want_rows("copy"))
 		ret = sync_copy_rows(opts, dir, cpu[0], runs, buf);
 	rmdir(dir);
+	rp_cleanup_del(dslot);
 out:
 	rp_zb_runtime_down(rt);
 	if (efd >= 0)

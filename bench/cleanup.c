@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+enum { K_FREE, K_DIR, K_NETNS, K_PGID };
+
+#define NSLOTS 32
+
+static struct slot {
+	char a[128], b[40], c[128];
+	pid_t pgid;
+	atomic_int kind; /* set last on add, first on delete */
+} slots[NSLOTS];
+
+static char ip_path[64]; /* found once at install: execve needs a path */
+static atomic_flag busy = ATOMIC_FLAG_INIT;
+
+static int slot_take(void)
+{
+	for (int i = 0; i < NSLOTS; i++)
+		if (atomic_load(&slots[i].kind) == K_FREE)
+			return i;
+	return -1;
+}
+
+static int add(int kind, const char *a, const char *b, const char *c, pid_t pgid)
+{
+	int i = slot_take();
+
+	if (i < 0)
+		return -1;
+	snprintf(slots[i].a, sizeof(slots[i].a), "%s", a ? a : "");
+	snprintf(slots[i].b, sizeof(slots[i].b), "%s", b ? b : "");
+	snprintf(slots[i].c, sizeof(slots[i].c), "%s", c ? c : "");
+	slots[i].pgid = pgid;
+	atomic_store(&slots[i].kind, kind);
+	return i;
+}
+
+int rp_cleanup_add_dir(const char *dir)
+{
+	return add(K_DIR, dir, NULL, NULL, 0);
+}
+
+int rp_cleanup_add_netns(const char *host_if, const char *ns, const char *lock)
+{
+	return add(K_NETNS, host_if, ns, lock, 0);
+}
+
+int rp_cleanup_add_pgid(pid_t pgid)
+{
+	return add(K_PGID, NULL, NULL, NULL, pgid);
+}
+
+void rp_cleanup_del(int slot)
+{
+	if (slot >= 0 && slot < NSLOTS)
+		atomic_store(&slots[slot].kind, K_FREE);
+}
+
+void rp_cleanup_del_pgid(pid_t pgid)
+{
+	for (int i = 0; i < NSLOTS; i++)
+		if (atomic_load(&slots[i].kind) == K_PGID && slots[i].pgid == pgid)
+			atomic_store(&slots[i].kind, K_FREE);
+}
+
+/* Run @argv (argv[0] a path) with no output, and wait for it: only
+ * async-signal-safe calls. */
+static void run_quiet(char *const argv[])
+{
+	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	pid_t pid = _Fork();
+	int st;
+
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+
+	if (atomic_flag_test_and_set(&busy)) {
+		/* another thread is cleaning up and will re-raise */
+		errno = saved;
+		return;
+	}
+	/* the peers first: nothing should still use what is removed next */
+	for (int i = 0; i < NSLOTS; i++)
+		if (atomic_load(&slots[i].kind) == K_PGID && slots[i].pgid > 0)
+			kill(-slots[i].pgid, SIGTERM);
+	for (int i = 0; i < NSLOTS; i++) {
+		struct slot *s = &slots[i];
+		int kind = atomic_load(&s->kind);
+
+		if (kind == K_DIR && s->a[0]) {
+			run_quiet((char *const[]){ "/bin/rm", "-rf", "--", s->a, NULL });
+		} else if (kind == K_NETNS) {
+			if (ip_path[0] && s->a[0])
+				run_quiet((char *const[]){ ip_path, "link", "del", s->a, NULL });
+			if (ip_path[0] && s->b[0])
+				run_quiet((char *const[]){ ip_path, "netns", "del", s->b, NULL });
+			/* unlinked while its lock is still held: see netns.c */
+			if (s->c[0])
+				unlink(s->c);
+		}
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+	errno = saved;
+}
+
+void rp_cleanup_install(void)
+{
+	static const char *const ips[] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip" };
+	static const int sigs[] = { SIGINT, SIGTERM };
+	struct sigaction sa = { .sa_handler = on_signal }, old;
+
+	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]) && !ip_path[0]; i++)
+		if (!access(ips[i], X_OK))
+			snprintf(ip_path, sizeof(ip_path), "%s", ips[i]);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&sa.sa_mask, sigs[i]);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], NULL, &old) || old.sa_handler == SIG_IGN)
+			continue; /* nohup and the like: keep ignoring */
+		sigaction(sigs[i], &sa, NULL);
+	}
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a run leaves behind if it is stopped by SIGINT or SIGTERM: temp
+ * directories, veth pairs with their namespaces, netns lock files, the
+ * process groups of running peers. Each is registered here while it
+ * exists; the signal handler (installed by rp_cleanup_install) walks the
+ * registry with async-signal-safe calls only (kill, unlink, _Fork+execve of
+ * rm and ip, waitpid), then re-raises the signal with its default action,
+ * so the run ends as killed by that signal (shell status 128+sig).
+ * Registration is from the suites' thread; a slot is filled before it is
+ * marked live, so the handler never reads half a name.
+ */
+#ifndef RP_BENCH_CLEANUP_H
+#define RP_BENCH_CLEANUP_H
+
+#include <sys/types.h>
+
+/* Handle SIGINT and SIGTERM (unless they are ignored, as under nohup). */
+void rp_cleanup_install(void);
+
+/* A temp directory, removed with rm -rf: a slot, or -1 when all are used
+ * (then the directory is only removed by the suite, as before). */
+int rp_cleanup_add_dir(const char *dir);
+
+/* A veth pair's host end @host_if and namespace @ns, removed with ip(8),
+ * and the lock file @lock, unlinked. */
+int rp_cleanup_add_netns(const char *host_if, const char *ns, const char *lock);
+
+/* A child's process group, sent SIGTERM. */
+int rp_cleanup_add_pgid(pid_t pgid);
+
+/* Forget the slot of process group @pgid (its leader was reaped). */
+void rp_cleanup_del_pgid(pid_t pgid);
+
+/* Forget slot @slot (-1: nothing): the thing is gone or removed already. */
+void rp_cleanup_del(int slot);
+
+#endif

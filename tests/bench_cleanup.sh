@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# ringplane-bench's ends that are not a clean finish, driven for real:
+#   peer:   a haproxy that fails at bind (a stand-in first in PATH): its rows
+#           are in the JSON's "skipped" with the reason, the JSON says
+#           "complete": false, the suite goes on (the ringplane-only rows
+#           against socat still measured), the note says it
+#           exited on its own;
+#   signal: SIGTERM and SIGINT while the relay suite's veth phase is up: the
+#           bench dies of the signal within 10 s, and its namespace, veth,
+#           netns lock file and temp dir are gone (root only, else 77).
+# usage: bench_cleanup.sh BENCH [peer|signal]...
+set -u
+B=$1; shift
+[ -x "$B" ] || { echo "no $B"; exit 1; }
+T=$(mktemp -d /tmp/rp-bench-cleanup.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail=0 ran=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+peer() {
+	mkdir -p "$T/bin"
+	cat > "$T/bin/haproxy" <<'EOS'
+#!/bin/sh
+case "$1" in -v|-vv) echo "HAProxy version 2.6.12 (stand-in that cannot bind)"; exit 0;; esac
+echo "[ALERT]    (1) : Starting proxy relay: cannot bind socket (Address already in use)" >&2
+exit 1
+EOS
+	chmod +x "$T/bin/haproxy"
+	PATH="$T/bin:$PATH" RP_BENCH_RELAY_ROWS=latency \
+		RP_BENCH_RELAY_SKIP=splice,copy,uring,nospin,haproxy-splice \
+		timeout 120 "$B" relay --quick --json "$T/r.json" > "$T/peer.out" 2>&1
+	echo "peer: bench rc=$?"
+	grep -E 'skipped|exited|json:' "$T/peer.out"
+	python3 - "$T/r.json" <<'EOP' || bad "peer: JSON (above)"
+import json, sys
+j = json.load(open(sys.argv[1]))
+sk = [s for s in j.get("skipped", []) if s.get("suite") == "relay" and "via haproxy" in s.get("what", "")]
+assert sk, "no skipped row via haproxy: %r" % j.get("skipped")
+assert "did not start" in sk[0]["reason"], sk[0]
+assert j.get("complete") is False, "complete: %r" % j.get("complete")
+names = [r["name"] for r in j["results"] if r["suite"] == "relay"]
+assert any("64B vs socat" in n for n in names), "no latency rows against socat: %r" % names
+print("peer: JSON ok:", len(names), "rows,", len(j["skipped"]), "skipped")
+EOP
+	grep -q 'haproxy: exited on its own with status 1' "$T/peer.out" ||
+		bad "peer: no 'exited on its own' note"
+	if grep -q 'haproxy: exited with status 1 after SIGTERM' "$T/peer.out"; then
+		bad "peer: the note blames SIGTERM"
+	fi
+}
+
+ours() { # the bench's veth, namespace, temp dirs, lock files, one a line
+	ls /sys/class/net | grep -E '^rprl0-[0-9]+$'
+	ls /var/run/netns 2>/dev/null | grep -E '^rprlbench-[0-9]+$'
+	ls -d /tmp/ringplane-bench-relay.* 2>/dev/null
+	ls /run/ringplane-bench 2>/dev/null | grep -E '^netns-[0-9]+\.lock$'
+}
+
+signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
+	local sig=$1 before after new pid rc i
+	before=$(ours | sort)
+	RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
+		env --default-signal=INT,TERM "$B" relay --quick > "$T/sig.out" 2>&1 &
+	pid=$!
+	for i in $(seq 1 300); do # up to 30 s for the veth pair to show up
+		new=$(comm -13 <(echo "$before") <(ours | sort) | grep -c '^rprl0-')
+		[ "$new" -gt 0 ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ "$new" -eq 0 ]; then
+		kill -KILL $pid 2>/dev/null; wait $pid
+		bad "$sig: no veth pair came up in 30 s"; cat "$T/sig.out"; return
+	fi
+	sleep 1 # into the iperf3 runs
+	kill -$sig $pid
+	for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	if kill -0 $pid 2>/dev/null; then
+		kill -KILL $pid; bad "$sig: bench alive 10 s after SIG$sig"
+	fi
+	wait $pid; rc=$?
+	sleep 0.5
+	after=$(comm -13 <(echo "$before") <(ours | sort) | tr "\n" " ")
+	echo "$sig: bench rc=$rc; left behind: ${after:-nothing}"
+	[ $rc -eq $((128 + $(kill -l $sig))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
+	[ -z "$after" ] || bad "$sig: left behind: $after"
+}
+
+signal() {
+	if [ "$(id -u)" != 0 ] || ! command -v ip > /dev/null || ! command -v iperf3 > /dev/null; then
+		echo "signal: needs root, ip and iperf3"; return 77
+	fi
+	signal_one TERM
+	signal_one INT
+}
+
+for what in "${@:-peer signal}"; do
+	for w in $what; do
+		"$w"; r=$?
+		[ $r -eq 77 ] || ran=1
+	done
+done
+[ $fail -eq 0 ] || exit 1
+[ $ran -eq 1 ] || exit 77
+echo PASS
