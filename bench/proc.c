@@ -261,6 +261,22 @@ void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
 	if (p->pid > 0) {
 		pid_t pg = p->pid;
 		int st;
+		/* gone before we asked (a peer that failed to start): its own
+		 * exit, not an answer to SIGTERM */
+		bool own = waitpid(pg, &st, WNOHANG) == pg;
+
+		if (own) {
+			rp_cleanup_del_pgid(pg);
+			p->pid = -1;
+			kill(-pg, SIGKILL); /* what it forked */
+			proc_read(p, rp_bench_now_ns() + 100000000u, NULL); /* its last words */
+			if (!(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == ok_exit)))
+				rp_report_note("%s: exited on its own with %s %d (before any SIGTERM); its last lines: %s",
+					       what, WIFEXITED(st) ? "status" : "signal",
+					       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+					       log_tail(p, 3));
+			goto out;
+		}
 		kill(-pg, SIGTERM);
 		st = proc_reap(p, STOP_TIMEOUT_MS);
 		kill(-pg, SIGKILL);
@@ -276,6 +292,7 @@ void proc_stop(struct proc *p, const char *what, bool keep, int ok_exit)
 				       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
 				       log_tail(p, 3));
 	}
+out:
 	if (keep) {
 		if (p->out >= 0)
 			close(p->out);

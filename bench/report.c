@@ -39,6 +39,18 @@ static struct {
 	size_t suite_first;  /* index of its first row */
 	bool header_printed;
 	bool oom;
+	/* what was not measured (rp_report_skip) and the suites that failed or
+	 * stopped early: both go to the JSON file, so a reader can tell a
+	 * partial run from a complete one */
+	struct skip_rec {
+		char *suite, *what, *why;
+	} *skips;
+	size_t nskips, skipcap;
+	struct fail_rec {
+		char *suite;
+		int status;
+	} *fails;
+	size_t nfails, failcap;
 } R;
 
 /* ---- small helpers ---- */
@@ -390,14 +402,27 @@ void rp_report_note(const char *fmt, ...)
 
 void rp_report_skip(const char *what, const char *fmt, ...)
 {
+	char why[1024];
 	va_list ap;
 
-	printf("  skipped: %s: ", what);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
+	printf("  skipped: %s: %s\n", what, why);
 	fflush(stdout);
+	if (R.nskips == R.skipcap) {
+		size_t cap = R.skipcap ? 2 * R.skipcap : 16;
+		struct skip_rec *n = realloc(R.skips, cap * sizeof(*n));
+
+		if (!n) {
+			R.oom = true;
+			return;
+		}
+		R.skips = n;
+		R.skipcap = cap;
+	}
+	R.skips[R.nskips++] = (struct skip_rec){ xstrdup(R.suite ? R.suite : ""), xstrdup(what),
+						 xstrdup(why) };
 }
 
 void rp_report_suite_end(int status)
@@ -429,8 +454,22 @@ void rp_report_suite_end(int status)
 		       status ? " (suite stopped early)" : "");
 	else
 		printf("-- %s: no rows measured%s\n", R.suite, status ? " (suite failed)" : "");
-	if (status)
+	if (status) {
 		printf("-- %s: FAILED: %s\n", R.suite, strerror(status < 0 ? -status : status));
+		if (R.nfails == R.failcap) {
+			size_t cap = R.failcap ? 2 * R.failcap : 8;
+			struct fail_rec *f = realloc(R.fails, cap * sizeof(*f));
+
+			if (f) {
+				R.fails = f;
+				R.failcap = cap;
+			} else {
+				R.oom = true;
+			}
+		}
+		if (R.nfails < R.failcap)
+			R.fails[R.nfails++] = (struct fail_rec){ xstrdup(R.suite), status };
+	}
 	fflush(stdout);
 	if (R.cfg.plot_dir && n)
 		rp_plot_write(R.cfg.plot_dir, R.suite, R.rows + R.suite_first, n);
@@ -471,12 +510,40 @@ int rp_report_close(void)
 			}
 			fputc('}', f);
 		}
-		fputs(R.nrows ? "\n  ]\n}\n" : "]\n}\n", f);
+		fputs(R.nrows ? "\n  ]" : "]", f);
+		/* rows not measured, and why (a missing tool, a peer that did
+		 * not start): a partial table is not a complete one */
+		fputs(",\n  \"skipped\": [", f);
+		for (size_t i = 0; i < R.nskips; i++) {
+			fputs(i ? ",\n    {\"suite\": " : "\n    {\"suite\": ", f);
+			json_str(f, R.skips[i].suite);
+			fputs(", \"what\": ", f);
+			json_str(f, R.skips[i].what);
+			fputs(", \"reason\": ", f);
+			json_str(f, R.skips[i].why);
+			fputc('}', f);
+		}
+		fputs(R.nskips ? "\n  ]" : "]", f);
+		fputs(",\n  \"failed\": [", f);
+		for (size_t i = 0; i < R.nfails; i++) {
+			int st = R.fails[i].status;
+
+			fputs(i ? ",\n    {\"suite\": " : "\n    {\"suite\": ", f);
+			json_str(f, R.fails[i].suite);
+			fputs(", \"error\": ", f);
+			json_str(f, strerror(st < 0 ? -st : st));
+			fputc('}', f);
+		}
+		fputs(R.nfails ? "\n  ]" : "]", f);
+		/* false when a suite failed or stopped early, or a row was skipped */
+		fprintf(f, ",\n  \"complete\": %s\n}\n",
+			R.nfails || R.nskips ? "false" : "true");
 		if (ferror(f) | fclose(f)) {
 			ret = -EIO;
 			fprintf(stderr, "ringplane-bench: writing %s failed\n", R.cfg.json_path);
 		} else {
-			printf("\njson: %s (%zu rows)\n", R.cfg.json_path, R.nrows);
+			printf("\njson: %s (%zu rows, %zu skipped, %zu suites failed)\n",
+			       R.cfg.json_path, R.nrows, R.nskips, R.nfails);
 		}
 		R.json = NULL;
 	}
@@ -493,6 +560,19 @@ int rp_report_close(void)
 	}
 	free(R.rows);
 	R.rows = NULL;
+	for (size_t i = 0; i < R.nskips; i++) {
+		free(R.skips[i].suite);
+		free(R.skips[i].what);
+		free(R.skips[i].why);
+	}
+	free(R.skips);
+	R.skips = NULL;
+	R.nskips = R.skipcap = 0;
+	for (size_t i = 0; i < R.nfails; i++)
+		free(R.fails[i].suite);
+	free(R.fails);
+	R.fails = NULL;
+	R.nfails = R.failcap = 0;
 	R.nrows = R.cap = 0;
 	return ret;
 }

@@ -335,9 +335,12 @@ static bool want_cfg(int c)
 }
 
 /* Start every relay in @want in front of @up_ip:@up; the ones missing or
- * failing are left down (skips are the caller's). Returns how many came up. */
+ * failing are left down (missing ones are the caller's skips). A peer that
+ * fails to start gives its @group rows as skipped, with why, and the
+ * others go on; ringplane's own failing to start fails the suite. Returns
+ * how many came up. */
 static int relays_start(struct ctx *x, const bool *want, const char *up_ip, int up,
-			struct relay *rs)
+			struct relay *rs, const char *group)
 {
 	int n = 0;
 
@@ -347,8 +350,18 @@ static int relays_start(struct ctx *x, const bool *want, const char *up_ip, int 
 		rs[c].p.out = -1;
 		if (!want[c] || c == C_DIRECT || !cfg_available(x, (enum cfg)c) || !want_cfg(c))
 			continue;
-		if (relay_start(x, (enum cfg)c, up_ip, up, &rs[c])) {
-			x->failed = -EIO;
+		int ret = relay_start(x, (enum cfg)c, up_ip, up, &rs[c]);
+
+		if (ret) {
+			char what[96];
+
+			if (c <= C_RP_NOSPIN) {
+				x->failed = -EIO;
+				continue;
+			}
+			snprintf(what, sizeof(what), "%s via %s", group, cfg_name[c]);
+			rp_report_skip(what, "%s did not start: %s (its output is above)",
+				       cfg_name[c], strerror(-ret));
 			continue;
 		}
 		n++;
@@ -566,7 +579,7 @@ static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, u
 		goto out;
 	}
 	skip_missing(x, want, lb);
-	relays_start(x, want, bp->up_ip, up, rs);
+	relays_start(x, want, bp->up_ip, up, rs, lb);
 	rs[C_DIRECT].port = dp;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	if (bp->ns)
@@ -857,7 +870,7 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 		goto out;
 	}
 	skip_missing(x, want, "p50/p99 64B");
-	relays_start(x, want, "127.0.0.1", up, rs);
+	relays_start(x, want, "127.0.0.1", up, rs, "p50/p99 64B");
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, by default spinning up to 50 us before it sleeps, and again with --idle-spin 0; haproxy nbthread 1, sleeping in epoll; socat; pinned to cpu %d) to sockperf server on cpu %d; a 1 s warm-up of each, then %u run%s per relay alternating, run r starting at relay r, median of the runs' percentiles",
@@ -1133,7 +1146,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 		goto out;
 	}
 	skip_missing(x, want, "http");
-	relays_start(x, want, "127.0.0.1", up, rs);
+	relays_start(x, want, "127.0.0.1", up, rs, "http");
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	for (int c = 0; c < C_DIRECT; c++)
