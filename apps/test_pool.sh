@@ -224,22 +224,104 @@ fi
 # the root when the test runs in the root. Where none of that is
 # permitted the cases are skipped with a note.
 CGPARENT_MEM=
+
+# The mount of the v1 memory hierarchy (v1) or of cgroup2 (v2) in the
+# mountinfo file MOUNTINFO that holds the group GROUP (its path in
+# /proc/self/cgroup), by apps/memlimit.c's rule: of the mounts whose root
+# (field 4, the group the mount shows) is GROUP or above it, the deepest;
+# the first of equals. Prints "MOUNT_POINT<TAB>GROUP's path below that
+# root", mountinfo's octal escapes (\040) decoded; fails when no mount
+# holds GROUP (a mount of another subtree shows another group). The first
+# cgroup2 mount, taken before, was not always the one holding the group
+# (a container's second mount of a subtree, a hybrid host's).
+cg_mount() { # mountinfo, v1|v2, group
+	awk -v kind="$2" -v grp="$3" '
+	function unesc(s,   o, i, c) {
+		o = ""
+		for (i = 1; i <= length(s); i++) {
+			c = substr(s, i, 1)
+			if (c == "\\" && substr(s, i + 1, 3) ~ /^[0-3][0-7][0-7]$/) {
+				o = o sprintf("%c", (substr(s, i + 1, 1) * 64 + substr(s, i + 2, 1) * 8 + substr(s, i + 3, 1)))
+				i += 3
+			} else {
+				o = o c
+			}
+		}
+		return o
+	}
+	BEGIN { best = -1 }
+	{
+		for (i = 7; i <= NF && $i != "-"; i++);
+		if (i > NF) next
+		if (kind == "v1" && !($(i + 1) == "cgroup" && $(i + 3) ~ /(^|,)memory(,|$)/)) next
+		if (kind == "v2" && $(i + 1) != "cgroup2") next
+		root = unesc($4)
+		sub(/\/+$/, "", root) # "/" and "/a/" name the groups "" and "/a" do
+		rl = length(root)
+		if (substr(grp, 1, rl) != root) next
+		nc = substr(grp, rl + 1, 1)
+		if (nc != "/" && nc != "") next
+		if (rl <= best) next
+		best = rl
+		out = unesc($5) "\t" substr(grp, rl + 1)
+	}
+	END { if (best < 0) exit 1; print out }' "$1"
+}
+
+# cg_mount against fake mountinfo files (this host may have no cgroup2):
+# MOUNTINFO_LINES, kind, group, and the wanted output ("" for none)
+cg_mount_case() { # lines, kind, group, want
+	local got rc
+	printf '%b' "$1" >"$T/mountinfo"
+	got=$(cg_mount "$T/mountinfo" "$2" "$3")
+	rc=$?
+	if [ -z "$4" ]; then
+		[ "$rc" -ne 0 ] && return 0
+	elif [ "$rc" -eq 0 ] && [ "$got" = "$(printf '%b' "$4")" ]; then
+		return 0
+	fi
+	echo "  cg_mount $2 $3: got '$got' (exit $rc), wanted '$4'" >&2
+	return 1
+}
+MI_PROC='22 1 0:21 / /proc rw,nosuid - proc proc rw\n'
+MI_V2() { printf '30 25 0:26 %s %s rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\\n' "$1" "$2"; }
+MI_V1() { printf '40 30 0:35 %s %s rw,nosuid - cgroup cgroup rw,%s\\n' "$1" "$2" "$3"; }
+check "cg_mount v2: the one cgroup2 mount at the root" cg_mount_case \
+	"$MI_PROC$(MI_V2 / /sys/fs/cgroup)" v2 /a/b '/sys/fs/cgroup\t/a/b'
+check "cg_mount v2: the deepest mount holding the group, not the first" cg_mount_case \
+	"$(MI_V2 / /sys/fs/cgroup)$(MI_V2 /a /mnt/a)$(MI_V2 /a/b /mnt/ab)" v2 /a/b/c '/mnt/ab\t/c'
+check "cg_mount v2: a mount of another subtree first is passed over" cg_mount_case \
+	"$(MI_V2 /x /mnt/x)$(MI_V2 /ab /mnt/ab)$(MI_V2 / /sys/fs/cgroup)" v2 /a/b '/sys/fs/cgroup\t/a/b'
+check "cg_mount v2: only another subtree mounted: none" cg_mount_case \
+	"$MI_PROC$(MI_V2 /x /mnt/x)" v2 /a/b ''
+check "cg_mount v2: the mount's root is the group itself (a container's)" cg_mount_case \
+	"$(MI_V2 /kube/pod1/ /sys/fs/cgroup)" v2 /kube/pod1 '/sys/fs/cgroup\t'
+check "cg_mount v2: a v1 memory mount is not cgroup2" cg_mount_case \
+	"$(MI_V1 / /sys/fs/cgroup/memory memory)" v2 /a ''
+check "cg_mount v1: the memory hierarchy, not cpu or cgroup2" cg_mount_case \
+	"$(MI_V2 / /sys/fs/cgroup/unified)$(MI_V1 / /sys/fs/cgroup/cpu cpu,cpuacct)$(MI_V1 / /sys/fs/cgroup/memory memory)" \
+	v1 /a '/sys/fs/cgroup/memory\t/a'
+check "cg_mount: mountinfo's octal escape (a space) decoded in the mount point" cg_mount_case \
+	"$(MI_V2 / '/mnt/my\\040cg')" v2 /a '/mnt/my cg\t/a'
+check "cg_mount: no such mount: none" cg_mount_case "$MI_PROC" v2 /a ''
+
 cg_child() {
 	local rel mnt parent
-	rel=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3; exit }' /proc/self/cgroup)
-	mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $(i+3) ~ /(^|,)memory(,|$)/) { print $5; exit } }' /proc/self/mountinfo)
-	if [ -n "$rel" ] && [ -n "$mnt" ]; then
+	local grp mr
+	grp=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3; exit }' /proc/self/cgroup)
+	if [ -n "$grp" ] && mr=$(cg_mount /proc/self/mountinfo v1 "$grp"); then
+		mnt=${mr%%$'\t'*} rel=${mr#*$'\t'}
 		CG=$mnt${rel%/}/rp-test-pool-$$
 		CGLIM=memory.limit_in_bytes
 		mkdir "$CG" 2>/dev/null && echo $((64 << 20)) >"$CG/$CGLIM" 2>/dev/null &&
 			return 0
 	else
-		rel=$(awk -F: '$1 == 0 && $2 == "" { print $3; exit }' /proc/self/cgroup)
-		mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup2") { print $5; exit } }' /proc/self/mountinfo)
-		if [ -z "$rel" ] || [ -z "$mnt" ]; then
-			echo "  no cgroup2 line or mount" >&2
+		grp=$(awk -F: '$1 == 0 && $2 == "" { print $3; exit }' /proc/self/cgroup)
+		if [ -z "$grp" ] || ! mr=$(cg_mount /proc/self/mountinfo v2 "$grp"); then
+			echo "  no cgroup2 line, or no cgroup2 mount holding its group" >&2
 			return 1
 		fi
+		mnt=${mr%%$'\t'*} rel=${mr#*$'\t'}
 		rel=${rel%/}
 		if [ -z "$rel" ]; then
 			parent=$mnt # in the root: its children may take memory
