@@ -170,6 +170,8 @@ struct serve_stats {
 		resets, accept_errors, overflows;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
 	uint64_t conn_nomem; /* connections closed at accept: the pool had no room */
+	uint64_t send_nomem; /* answers not sent, their connection closed: the pool had
+			      * no room to send them (not a reset: the peer did nothing) */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
 	uint64_t open_wait_closed; /* ... still waiting at the drain's end (or a
@@ -449,7 +451,9 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 		c->entry = NULL;
 	}
 	if (res < 0) {
-		if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
+		if (res == -ENOMEM)
+			ST_ADD(c->ss, send_nomem, 1);
+		else if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
 			ST_ADD(c->ss, resets, 1);
 		c->keep_alive = false;
 	} else {
@@ -1512,7 +1516,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -1536,6 +1540,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
 		(unsigned long long)ss->st.open_waits, (unsigned long long)ss->st.open_wait_closed,
 		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
+		(unsigned long long)ss->st.send_nomem,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
