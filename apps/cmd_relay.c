@@ -612,7 +612,9 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		close(fd);
 		return;
 	}
-	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
+	/* a pool short of its reserve refuses here, before an upstream is
+	 * connected for a client it could not carry (rp_app_pool_low) */
+	c = rp_app_pool_low(sh) ? NULL : rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
 	if (!c) {
 		conns_total_put();
 		close(fd); /* pool exhausted */

@@ -16,10 +16,25 @@
 #include <unistd.h>
 
 #include <ringplane/engine.h>
+#include <ringplane/pool.h>
 
 #include "args.h"
 #include "memlimit.h"
 #include "server.h"
+
+bool rp_app_pool_low(struct rp_shard *sh)
+{
+	struct rp_pool_stats ps;
+	uint64_t live = 0;
+	size_t reserve;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
+		live += ps.class_live_bytes[k];
+	reserve = ps.arena_bytes / 16 > RP_APP_POOL_RESERVE_MIN ? ps.arena_bytes / 16 :
+								 RP_APP_POOL_RESERVE_MIN;
+	return live + reserve > ps.arena_bytes;
+}
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
 {

@@ -346,4 +346,17 @@ void rp_app_accept_resume(struct rp_shard *sh, struct rp_app_accept *a);
  */
 int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq);
 
+/*
+ * True when @sh's pool is too full to take one more connection: what its
+ * callers hold (provided buffers, connections, ops, queued bytes) leaves
+ * less than a reserve of the arena, 2 MB or a sixteenth of it, whichever
+ * is more. Taken at accept (relay, serve) so that a full pool closes new
+ * connections there (conn_nomem) while the established ones still find
+ * room for their sends and answers: without it a burst of idle clients
+ * took the pool to its last span (21 of 22 MB held at 4092 relays) and
+ * the established relays' next sends failed, cut (ended nomem).
+ */
+#define RP_APP_POOL_RESERVE_MIN ((size_t)2 << 20)
+bool rp_app_pool_low(struct rp_shard *sh);
+
 #endif
