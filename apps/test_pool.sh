@@ -213,6 +213,200 @@ else
 	check "serve --pool-mb 8 starts" false
 fi
 
+# ---- a pool filled by clients: relay and serve at their smallest ----
+# Thousands of idle clients fill the pool; those it cannot hold are closed
+# by the server and each is counted once, as the client saw it. Relay
+# (copy mode, 22 MB, 5000 idle clients in front of echo): every one closed
+# at accept, in conn_nomem, none after an upstream was connected (ENOMEM
+# connects and starts, relays ended nomem: all 915-920 of them there, none
+# in conn_nomem, before the pool's reserve at accept); 8 data connections
+# opened first echo 256 KB whole or are cut (EOF or reset) and counted as
+# relays ended nomem, never a wrong byte. Serve (8 MB, 200 clients with a
+# head not ended, 32 KB each, then 3000 idle): the clients closed ==
+# conn_nomem + overflows (a head refused a head buffer), the idle ones
+# among them <= conn_nomem (closed only at accept); the heads kept
+# and 8 keep-alive clients then each get the whole 300 KB file, or an EOF
+# before it counted in send_nomem (in resets before: 31 to 63 a run). Both:
+# live == the clients the clients see open, 0 at the end, a fresh client
+# answered after, a clean stop (under ASan: no leak). How many established
+# ones get through a full pool is printed, not asserted: at these pools the
+# spans run out before the bytes (docs/pool.md), and it varies by run.
+pool_full() { # relay|serve, port, pid, log, idle clients[, file, heads]
+	local lim
+	lim=$(ulimit -Hn)
+	[ "$lim" = unlimited ] || [ "$lim" -ge 16384 ] || {
+		echo "  needs 16384 descriptors, the hard limit is $lim" >&2
+		return 77
+	}
+	ulimit -n 16384 2>/dev/null
+	timeout 150 python3 - "$@" <<'PY'
+import os, re, signal, socket, sys, time
+mode, port, pid, log, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+T0 = time.monotonic()
+fails = []
+def check(ok, what):
+    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
+    if not ok: fails.append(what)
+def stats():  # SIGUSR1, then the shard's new line (one shard)
+    n0 = open(log).read().count("shard 0:")
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(100):
+        txt = open(log).read()
+        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
+            line = txt[txt.rindex("shard 0:"):]
+            st = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
+            for k, pat in (("ended_nomem", r"ended closed=\d+ reset=\d+ idle=\d+ abort=\d+ nomem=(\d+)"),
+                           ("start_enomem", r"start_errno[^s]* ENOMEM=(\d+)"),
+                           ("connect_enomem", r"connect_errno[^s]* ENOMEM=(\d+)")):
+                m = re.search(pat, line)
+                st[k] = int(m.group(1)) if m else 0
+            return st
+        time.sleep(0.05)
+    sys.exit("  no stats line")
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def ended(s):  # the server closed it (EOF, reset, or anything sent unasked)
+    s.setblocking(False)
+    try: s.recv(1, socket.MSG_PEEK); r = True
+    except BlockingIOError: r = False
+    except OSError: r = True
+    s.settimeout(10)
+    return r
+def settle(socks):  # those the server closed, once none more for 1 s (at most 15 s)
+    shut, stable = set(), 0
+    for _ in range(150):
+        new = {s for s in socks if s not in shut and ended(s)}
+        shut |= new
+        stable = 0 if new else stable + 1
+        if stable >= 10: break
+        time.sleep(0.1)
+    return shut
+def until(pred, what):  # poll the stats until pred holds, at most 10 s
+    for _ in range(100):
+        st = stats()
+        if pred(st): return st
+        time.sleep(0.1)
+    check(False, what + f" (last stats {st})")
+    return st
+def echo_round(s, size):  # True: all back; False: cut (EOF, reset) with what came a prefix; None: a wrong byte
+    data = os.urandom(size); got = b""
+    try:
+        s.sendall(data)
+        while len(got) < size:
+            b = s.recv(65536)
+            if not b: break
+            got += b
+    except OSError:
+        pass
+    return True if got == data else False if data.startswith(got) else None
+def read_resp(s, want):  # True: the whole file; False: EOF before a whole answer; None: anything else
+    f = s.makefile("rb")
+    try:
+        status = f.readline(); length = None
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""): break
+            k, _, v = line.decode().partition(":")
+            if k.lower() == "content-length": length = int(v)
+        body = f.read(length or 0)
+    except OSError:
+        return False
+    finally:
+        f.close()
+    if status.startswith(b"HTTP/1.1 200") and body == want: return True
+    return False if want.startswith(body) and (status == b"" or len(body) < (length or 0)) else None
+def get(s, want):
+    try: s.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    except OSError: return False
+    return read_resp(s, want)
+
+K = 8
+lost = 0
+held = []
+if mode == "relay":
+    data = [conn() for _ in range(K)]
+    check(all(echo_round(s, 256 << 10) is True for s in data), f"{K} data connections: 256 KB each echoed through the relay before the pressure")
+else:
+    want = open(sys.argv[6], "rb").read()
+    data = [conn() for _ in range(K)]
+    check(all(get(s, want) is True for s in data), f"{K} keep-alive connections: the {len(want)} B file before the pressure")
+    for _ in range(int(sys.argv[7])):  # a head not ended: each holds a 32 KB head buffer
+        s = conn(); s.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n"); held.append(s)
+    time.sleep(0.3)
+idle = [conn() for _ in range(N)]
+total = K + len(held) + N
+until(lambda st: st["conns"] == total, "the server accepted every connection")
+shut = settle(held + idle)
+st = stats()
+idle_shut = len(shut & set(idle)); held_shut = len(shut & set(held))
+if mode == "relay":
+    refused = st["conn_nomem"] + st["connect_enomem"] + st["start_enomem"] + st["ended_nomem"]
+    print(f"  {N} idle clients: {idle_shut} closed by the relay; conn_nomem {st['conn_nomem']} connect ENOMEM {st['connect_enomem']} start ENOMEM {st['start_enomem']} ended nomem {st['ended_nomem']}; live {st['live']} open {st['open']}")
+    check(idle_shut > 0, "the pool filled: clients were closed")
+    check(idle_shut == st["conn_nomem"] == refused, "each closed client closed at accept, counted once in conn_nomem, none after its upstream was connected")
+    check(st["live"] == total - idle_shut and st["open"] == total - idle_shut, "live and open == the clients still connected")
+    r = [echo_round(s, 256 << 10) for s in data]
+    lost = r.count(False)
+    print(f"  the data connections, pool full: {r.count(True)} echoed 256 KB whole, {lost} cut (EOF or reset)")
+    check(None not in r, "no data connection got a wrong byte")
+    st = stats()
+    check(lost == st["ended_nomem"] and st["connect_failed"] + st["start_failed"] == 0, "each cut data connection counted (ended nomem)")
+else:
+    print(f"  {len(held)} pending heads: {held_shut} closed (overflows {st['overflows']}); {N} idle clients: {idle_shut} closed, conn_nomem {st['conn_nomem']}; live {st['live']}")
+    # a head's client may be closed at accept too (its connection's own
+    # state found no room: the heads before it took the arena), so the
+    # split between the two depends on the order the shard ran them in;
+    # their sum is exact, and an idle client is closed only at accept
+    check(idle_shut > 0 and idle_shut + held_shut == st["conn_nomem"] + st["overflows"], "clients closed == conn_nomem + overflows (no head buffer)")
+    check(idle_shut <= st["conn_nomem"], "idle clients closed <= conn_nomem")
+    check(st["live"] == total - idle_shut - held_shut, "live == the clients still connected")
+for s in idle: s.close()
+kept = [s for s in held if s not in shut]
+until(lambda st: st["live"] == K - (lost if mode == "relay" else 0) + len(kept), "live back to the connections kept once the idle ones closed")
+if mode == "relay":
+    r = [echo_round(s, 256 << 10) for s in data]
+    check(None not in r and r.count(True) == K - lost, "after the pressure: each data connection not cut echoes 256 KB again")
+else:
+    for s in kept: s.sendall(b"\r\n")
+    r = [read_resp(s, want) for s in kept] + [get(s, want) for s in data]
+    st = stats()
+    print(f"  after the pressure: {r.count(True)} of {len(r)} answers whole, {r.count(False)} cut; send_nomem {st['send_nomem']} resets {st['resets']}")
+    check(None not in r, "no answer with a wrong byte")
+    check(r.count(False) == st["send_nomem"] and st["resets"] == 0, "each answer cut counted in send_nomem, none as a reset")
+for s in data + held: s.close()
+until(lambda st: st["live"] == 0, "live 0 once every client closed")
+f = conn()
+check(echo_round(f, 64 << 10) is True if mode == "relay" else get(f, want) is True, "a fresh client is answered after the pressure")
+f.close()
+print(f"  {time.monotonic() - T0:.1f} s")
+sys.exit(1 if fails else 0)
+PY
+}
+if start pf_echo "$RP" echo --listen 127.0.0.1:0 --shards 1; then
+	E=$PID EP=$PORT
+	if start pf_relay bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' relay --listen 127.0.0.1:0 \
+		--upstream 127.0.0.1:$EP --shards 1 --pool-mb 22 --mode copy"; then
+		R=$PID
+		check "relay --pool-mb 22 full: 5000 idle clients closed at accept and counted, no byte wrong" \
+			pool_full relay "$PORT" "$R" "$T/pf_relay" 5000
+		check "relay with its pool filled stops cleanly" stop "$R"
+	else
+		check "relay --pool-mb 22 starts" false
+	fi
+	check "echo behind the filled relay stops cleanly" stop "$E"
+else
+	check "echo for the filled relay starts" false
+fi
+if start pf_serve bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' serve --listen 127.0.0.1:0 \
+	--root '$T/root' --shards 1 --pool-mb 8 --header-timeout 60"; then
+	S=$PID
+	check "serve --pool-mb 8 full: 3000 idle clients closed at accept and counted, no byte wrong" \
+		pool_full serve "$PORT" "$S" "$T/pf_serve" 3000 "$T/root/f.bin" 200
+	check "serve with its pool filled stops cleanly" stop "$S"
+else
+	check "serve --pool-mb 8 starts" false
+fi
+
 # ---- the cgroup memory limit at start ----
 # A memory group of the test's own with a 64 MB limit. v1: a child of this
 # process's group in the memory hierarchy. v2: a group's memory.max exists
