@@ -22,7 +22,7 @@
 #include "memlimit.h"
 #include "server.h"
 
-bool rp_app_pool_low(struct rp_shard *sh)
+bool rp_app_pool_low(struct rp_shard *sh, size_t pending)
 {
 	struct rp_pool_stats ps;
 	uint64_t live = 0;
@@ -33,7 +33,7 @@ bool rp_app_pool_low(struct rp_shard *sh)
 		live += ps.class_live_bytes[k];
 	reserve = ps.arena_bytes / 16 > RP_APP_POOL_RESERVE_MIN ? ps.arena_bytes / 16 :
 								 RP_APP_POOL_RESERVE_MIN;
-	return live + reserve > ps.arena_bytes;
+	return live + pending + reserve > ps.arena_bytes;
 }
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)

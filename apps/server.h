@@ -357,6 +357,6 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
  * the established relays' next sends failed, cut (ended nomem).
  */
 #define RP_APP_POOL_RESERVE_MIN ((size_t)2 << 20)
-bool rp_app_pool_low(struct rp_shard *sh);
+bool rp_app_pool_low(struct rp_shard *sh, size_t pending);
 
 #endif
