@@ -1000,7 +1000,11 @@ void rp_pool_stats(const struct rp_pool *p, struct rp_pool_stats *out)
 
 int rp_pool_iovecs(const struct rp_pool *p, struct iovec *iov, unsigned max)
 {
-	unsigned n = (unsigned)((p->bytes + IOV_CHUNK - 1) / IOV_CHUNK);
+	unsigned n;
+
+	if (!p || (!iov && max))
+		return -EINVAL;
+	n = (unsigned)((p->bytes + IOV_CHUNK - 1) / IOV_CHUNK);
 
 	for (unsigned i = 0; i < n && i < max; i++) {
 		size_t off = (size_t)i * IOV_CHUNK;
@@ -1013,8 +1017,12 @@ int rp_pool_iovecs(const struct rp_pool *p, struct iovec *iov, unsigned max)
 
 int rp_pool_buf_index(const struct rp_pool *p, const void *ptr, size_t len)
 {
-	uintptr_t off = (uintptr_t)ptr - p->hot.base;
+	uintptr_t off;
 
+	/* one predictable branch: op_basic.c calls this once per fixed-buffer op */
+	if (!p || !ptr)
+		return -EINVAL;
+	off = (uintptr_t)ptr - p->hot.base;
 	if (off >= p->bytes || len > p->bytes - off)
 		return -EINVAL;
 	if (len && off / IOV_CHUNK != (off + len - 1) / IOV_CHUNK)

@@ -445,6 +445,13 @@ static void test_iovecs_and_buf_index(void **state)
 	assert_int_equal(rp_pool_buf_index(p, a, 4096), 0);
 	assert_int_equal(rp_pool_buf_index(p, (char *)iov[0].iov_base + 3 * MB, 1), -EINVAL);
 	assert_int_equal(rp_pool_buf_index(p, a, 4 * MB), -EINVAL);
+	/* NULL arguments are refused as the header says, not dereferenced */
+	assert_int_equal(rp_pool_iovecs(NULL, iov, 2), -EINVAL);
+	assert_int_equal(rp_pool_iovecs(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(rp_pool_iovecs(p, NULL, 4), -EINVAL);
+	assert_int_equal(rp_pool_buf_index(NULL, a, 1), -EINVAL);
+	assert_int_equal(rp_pool_buf_index(p, NULL, 1), -EINVAL);
+	assert_int_equal(rp_pool_buf_index(p, NULL, 0), -EINVAL);
 	rp_pool_free(a);
 	rp_pool_destroy(p);
 }

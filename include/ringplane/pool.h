@@ -137,7 +137,10 @@ void *rp_pool_alloc(struct rp_pool *pool, size_t size);
  */
 void rp_pool_free(void *ptr);
 
-/* rp_pool_reclaim - owner only: apply pending remote frees now; returns how many. */
+/* rp_pool_reclaim - owner only: apply pending remote frees now; returns how many.
+ * rp_pool_alloc, rp_pool_reclaim, rp_pool_adopt and rp_pool_stats take a
+ * pool that is not NULL (and rp_pool_stats an @out that is not NULL): they
+ * return no error, and alloc is the per-object hot path, so they do not check. */
 unsigned rp_pool_reclaim(struct rp_pool *pool);
 
 /* rp_pool_adopt - make the calling thread the owner (the old owner must be quiescent). */
@@ -165,10 +168,11 @@ int rp_pool_debug(void);
  * Fixed-buffer registration (io_uring_register_buffers): the arena as
  * iovecs of at most 1 GB each (the kernel's limit per buffer).
  * rp_pool_iovecs fills up to @max entries and returns how many the arena
- * needs (call with max = 0 to size the array), or -EINVAL.
+ * needs (call with max = 0 to size the array; @iov may then be NULL), or
+ * -EINVAL for a NULL @pool or a NULL @iov with @max > 0.
  * rp_pool_buf_index returns the iovec index holding [@ptr, @ptr + @len), for
  * READ_FIXED/WRITE_FIXED/SEND_ZC with IORING_RECVSEND_FIXED_BUF, or -EINVAL
- * if that range is not inside one registered iovec.
+ * for a NULL @pool or @ptr or if that range is not inside one registered iovec.
  */
 int rp_pool_iovecs(const struct rp_pool *pool, struct iovec *iov, unsigned max);
 int rp_pool_buf_index(const struct rp_pool *pool, const void *ptr, size_t len);
