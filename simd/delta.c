@@ -801,7 +801,8 @@ static int decode2(uint8_t *cur, const uint8_t *prev, size_t len, const uint8_t 
 	size_t k, j, used, lit_len;
 	uint64_t v, ns, nr;
 
-	if (get_varint(&p, end, &v) || v != len || len > V2_LEN_MAX || get_varint(&p, end, &ns) ||
+	if (get_varint(&p, end, &v) || v != len || len == 0 || len > V2_LEN_MAX ||
+	    get_varint(&p, end, &ns) ||
 	    get_varint(&p, end, &nr) || ns > (uint64_t)(end - p) / 3 ||
 	    nr > (uint64_t)(end - p) / 3 - ns)
 		return -EINVAL;

@@ -1097,6 +1097,19 @@ static void test_v2_decode_rejects_lies(void **state)
 		*p++ = 0;
 		expect_rejected("v2 for len 65537", 65537, hdr, (size_t)(p - hdr), big);
 	}
+	/* Nor at len 0 (0 < len <= 65536): an empty buffer has one encoding,
+	 * v1's, which the encoder writes; D2 00 00 00 would be a second. */
+	{
+		static const uint8_t empty2[] = {TAG2, 0, 0, 0};
+		uint8_t v1[16], one = 0x42;
+
+		expect_rejected("v2 for len 0", 0, empty2, sizeof(empty2), prev);
+		assert_int_equal(rp_delta_decode(NULL, NULL, 0, empty2, sizeof(empty2)), -EINVAL);
+		assert_int_equal(rp_delta_decode(&one, &one, 0, empty2, sizeof(empty2)), -EINVAL);
+		n = rp_delta_encode(v1, sizeof(v1), NULL, NULL, 0);
+		assert_true(n > 0 && v1[0] != TAG2);
+		assert_int_equal(rp_delta_decode(NULL, NULL, 0, v1, n), 0);
+	}
 	free(big);
 }
 

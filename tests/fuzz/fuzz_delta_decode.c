@@ -71,7 +71,7 @@ static bool ref_decode_v2(uint8_t *out, size_t len, const uint8_t *p, const uint
 	uint64_t hdr, ns, nr;
 	const uint8_t *lit;
 
-	if (!ref_varint(&p, end, &hdr) || hdr != len || len > 65536)
+	if (!ref_varint(&p, end, &hdr) || hdr != len || len == 0 || len > 65536)
 		return false;
 	if (!ref_varint(&p, end, &ns) || !ref_varint(&p, end, &nr))
 		return false;

@@ -197,6 +197,14 @@ int main(int argc, char **argv)
 			return 1;
 		count++;
 	}
+	{
+		/* v2 exists only for 0 < len <= 65536: len 0 is v1's alone */
+		static const uint8_t empty2[] = {0xD2, 0x00, 0x00, 0x00};
+
+		if (write_seed(argv[1], "bad-v2-len0", 0, empty2, sizeof(empty2)))
+			return 1;
+		count++;
+	}
 	printf("gen_seeds: %u seeds in %s\n", count, argv[1]);
 	return 0;
 }
