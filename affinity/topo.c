@@ -8,7 +8,9 @@
  * flat mode: DDR and MCDRAM), the first one, normally the DDR node, is the
  * PU's node.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +92,63 @@ static int snapshot(struct rp_topo *t)
 	return 0;
 }
 
+/*
+ * The PU count a synthetic description asks for: the product of its level
+ * counts ("type:N" or a bare "N"; attributes in (...) and memory children
+ * in [...] skipped), saturated just above CPU_SETSIZE. Read here, before
+ * hwloc, because hwloc builds every object it is told to: "pu:20000" ran
+ * for more than 100 s inside hwloc_topology_load. 0 when a level's count
+ * is not a plain decimal number (hwloc then judges the string).
+ */
+static unsigned long synthetic_pus(const char *s)
+{
+	unsigned long prod = 1;
+
+	while (*s) {
+		const char *tok, *num, *q;
+		unsigned long n = 0;
+
+		if (isspace((unsigned char)*s)) {
+			s++;
+			continue;
+		}
+		if (*s == '(' || *s == '[') {
+			char close = *s == '(' ? ')' : ']';
+			int depth = 0;
+
+			for (; *s; s++) {
+				depth += *s == '(' || *s == '[';
+				depth -= *s == close || *s == (close == ')' ? ']' : ')');
+				if (depth == 0) {
+					s++;
+					break;
+				}
+			}
+			continue;
+		}
+		tok = s;
+		while (*s && !isspace((unsigned char)*s) && *s != '(' && *s != '[')
+			s++;
+		num = tok;
+		for (q = tok; q < s; q++)
+			if (*q == ':')
+				num = q + 1;
+		if (num == s)
+			return 0;
+		for (q = num; q < s; q++) {
+			if (!isdigit((unsigned char)*q))
+				return 0;
+			n = n * 10 + (unsigned long)(*q - '0');
+			if (n > CPU_SETSIZE)
+				n = CPU_SETSIZE + 1;
+		}
+		prod *= n;
+		if (prod > CPU_SETSIZE)
+			prod = CPU_SETSIZE + 1;
+	}
+	return prod;
+}
+
 int rp_topo_load(struct rp_topo **out, const char *synthetic)
 {
 	struct rp_topo *t;
@@ -98,6 +157,8 @@ int rp_topo_load(struct rp_topo **out, const char *synthetic)
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	if (synthetic && synthetic_pus(synthetic) > CPU_SETSIZE)
+		return -ERANGE;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -130,6 +191,11 @@ int rp_topo_load(struct rp_topo **out, const char *synthetic)
 	ret = snapshot(t);
 	if (ret)
 		goto err;
+	/* whatever form the string took: the plan holds CPU_SETSIZE PUs */
+	if (synthetic && t->npus > CPU_SETSIZE) {
+		ret = -ERANGE;
+		goto err;
+	}
 	*out = t;
 	return 0;
 err:

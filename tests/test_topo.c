@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -202,6 +203,52 @@ static void test_synthetic_2x2x8x2_counts(void **state)
 	assert_int_equal(rp_topo_cores(t), 16);
 	assert_int_equal(rp_topo_pus(t), 32);
 	rp_topo_free(t);
+}
+
+/* A synthetic topology may have at most CPU_SETSIZE PUs (every one is
+ * allowed, and a plan places at most that many); more is -ERANGE at load,
+ * decided from the string before hwloc builds anything. */
+static void test_synthetic_pu_limit(void **state)
+{
+	static const char *const over[] = {
+		"pu:1025",
+		"pu:2000",
+		"package:2 core:513 pu:1",
+		"package:2 [numa(memory=1073741824)] core:300 pu:2",
+		"core:2(indexes=0,1) pu:1000",
+		"pu:20000",
+		"package:1000 core:1000 pu:1000",
+		"pu:99999999999999999999999999",
+		"2 2 257",
+	};
+	struct timespec t0, t1;
+	struct rp_topo *t;
+	struct rp_plan *p;
+
+	(void)state;
+	t = load("pu:1024");
+	assert_int_equal(rp_topo_pus(t), CPU_SETSIZE);
+	p = plan(t, NULL);
+	assert_int_equal(rp_plan_count(p), CPU_SETSIZE);
+	rp_plan_free(p);
+	rp_topo_free(t);
+
+	for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+		double s;
+		int rc;
+
+		t = (struct rp_topo *)&t0; /* not NULL: the call must clear it */
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = rp_topo_load(&t, over[i]);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (rc != -ERANGE || t != NULL)
+			fail_msg("\"%s\": rp_topo_load returned %d (expected -ERANGE)", over[i], rc);
+		/* refused from the string: hwloc took 1.5 s for pu:5000 and more
+		 * than 100 s for pu:20000 */
+		if (s > 0.5)
+			fail_msg("\"%s\": refused after %.2f s", over[i], s);
+	}
 }
 
 static void test_synthetic_caches(void **state)
@@ -705,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_host_topology),
 		cmocka_unit_test(test_synthetic_1x2),
 		cmocka_unit_test(test_synthetic_2x2x8x2_counts),
+		cmocka_unit_test(test_synthetic_pu_limit),
 		cmocka_unit_test(test_synthetic_caches),
 		cmocka_unit_test(test_default_plan_one_per_core_spread),
 		cmocka_unit_test(test_pack_fills_node0_first),

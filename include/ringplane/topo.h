@@ -77,8 +77,13 @@ struct rp_topo_caches {
  *
  * On a host, PUs outside the cgroup cpuset are not in the topology (hwloc's
  * default); taskset restrictions are applied by the plan, not here.
+ * A synthetic description may give at most CPU_SETSIZE (1024) PUs, as many
+ * as a plan can place (its PUs are all allowed, see above): the product of
+ * its level counts is checked before hwloc builds anything, so "pu:20000"
+ * is refused at once rather than after minutes inside hwloc.
  * Returns 0 and stores the topology in *@out, or -EINVAL (bad synthetic
- * description, NULL @out), -ENOMEM, or another -errno from hwloc.
+ * description, NULL @out), -ERANGE (a synthetic description of more than
+ * CPU_SETSIZE PUs), -ENOMEM, or another -errno from hwloc.
  */
 int rp_topo_load(struct rp_topo **out, const char *synthetic);
 
