@@ -8,6 +8,15 @@
  * pipe they were spliced into (no copy) and, after a read/write fallback,
  * in a small spill buffer that is always older than what is in the pipe,
  * so a flush writes the spill first, then the pipe: order is kept.
+ *
+ * Every thread's pipe fds are also in a process-wide registry, so that a
+ * fork child can close them all, not only the forking thread's: a pipe is
+ * made and registered, unregistered and closed, under one mutex that the
+ * pthread_atfork prepare handler takes, so a fork never comes between a
+ * pipe2(2) and its registration nor between an unregistration and its
+ * close(2). Only making or closing a pipe takes it (rare: a thread's
+ * first splice, a full destination's hold and release, the thread's exit);
+ * a call that finds its cached pipe takes no lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -152,8 +161,26 @@ struct zc_held {
 	size_t soff, slen;
 };
 
+/* Most pipes a thread has at once: the cached one and one per held slot
+ * (zc_attach_pipe moves the cached pipe to a slot; only then is another
+ * made). */
+#define ZC_PIPES_MAX (RP_ZC_HELD_MAX + 1)
+
+/* A thread's entry in the registry: the fds of its open pipes, fd[0..n)
+ * (both ends of each), and its place in the list of threads that have
+ * one. Every field is read and written under reg_lock; the entry lives
+ * in the thread's TLS (zc_tls), linked from its first pipe until its
+ * exit (the key destructor). */
+struct zc_reg {
+	struct zc_reg *next, *prev;
+	bool linked;
+	unsigned n;
+	int fd[2 * ZC_PIPES_MAX];
+};
+
 struct zc_tls {
 	bool registered, have_cache;
+	struct zc_reg reg;
 	struct zc_pipe cache;
 	struct zc_held held[RP_ZC_HELD_MAX];
 	char *buf, *lbuf;
@@ -164,12 +191,85 @@ static pthread_key_t zc_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static bool key_ok, fork_ok;
 
+/* The registry: every thread's zc_reg that has pipe fds (or had, since
+ * its last fork or exit). */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zc_reg *reg_head;
+
+static void reg_link(struct zc_reg *r)
+{
+	if (r->linked)
+		return;
+	r->prev = NULL;
+	r->next = reg_head;
+	if (reg_head)
+		reg_head->prev = r;
+	reg_head = r;
+	r->linked = true;
+}
+
+static void reg_unlink(struct zc_reg *r)
+{
+	if (!r->linked)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		reg_head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	r->linked = false;
+}
+
+static void reg_forget(struct zc_reg *r, int fd)
+{
+	for (unsigned i = 0; i < r->n; i++) {
+		if (r->fd[i] == fd) {
+			r->fd[i] = r->fd[--r->n];
+			return;
+		}
+	}
+}
+
+/* A pipe of the calling thread: out of the registry and closed, both
+ * under reg_lock (a fork in between would leave the child an fd nobody
+ * closes, or, closed first, have the child close a number another
+ * thread has reused meanwhile). */
 static void pipe_close(struct zc_pipe *p)
 {
-	close(p->rd);
-	close(p->wr);
+	if (p->rd >= 0 || p->wr >= 0) {
+		(void)pthread_mutex_lock(&reg_lock);
+		reg_forget(&zt.reg, p->rd);
+		reg_forget(&zt.reg, p->wr);
+		if (p->rd >= 0)
+			close(p->rd);
+		if (p->wr >= 0)
+			close(p->wr);
+		(void)pthread_mutex_unlock(&reg_lock);
+	}
 	p->rd = p->wr = -1;
 	p->held = 0;
+}
+
+/* pipe2(2) and the registration of both fds, under reg_lock; 0 or -1
+ * with errno (EMFILE, ENFILE; ENOSPC: no room in the entry, which the
+ * bound ZC_PIPES_MAX rules out). */
+static int pipe_open(int fds[2])
+{
+	int rc = -1;
+
+	(void)pthread_mutex_lock(&reg_lock);
+	if (zt.reg.n + 2 > 2 * ZC_PIPES_MAX) {
+		errno = ENOSPC;
+	} else if (pipe2(fds, O_CLOEXEC) == 0) {
+		zt.reg.fd[zt.reg.n++] = fds[0];
+		zt.reg.fd[zt.reg.n++] = fds[1];
+		reg_link(&zt.reg);
+		rc = 0;
+	}
+	(void)pthread_mutex_unlock(&reg_lock);
+	return rc;
 }
 
 static void held_release(struct zc_held *h)
@@ -186,7 +286,9 @@ static void held_release(struct zc_held *h)
 	memset(h, 0, sizeof(*h));
 }
 
-/* pthread key destructor: the thread is exiting; its pipes and buffers go. */
+/* pthread key destructor: the thread is exiting; its pipes and buffers
+ * go, and its registry entry (in its TLS, about to be freed or reused by
+ * a new thread) leaves the list. @arg is the exiting thread's &zt. */
 static void zc_thread_exit(void *arg)
 {
 	struct zc_tls *t = arg;
@@ -207,51 +309,82 @@ static void zc_thread_exit(void *arg)
 	t->buf = NULL;
 	free(t->lbuf);
 	t->lbuf = NULL;
+	(void)pthread_mutex_lock(&reg_lock);
+	reg_unlink(&t->reg);
+	(void)pthread_mutex_unlock(&reg_lock);
 	t->registered = false;
+}
+
+/* pthread_atfork prepare and parent handlers: the fork happens with
+ * reg_lock held by the forking thread, so no other thread is between a
+ * pipe2 and its registration, or an unregistration and its close: the
+ * registry the child inherits names exactly the pipe fds it inherits.
+ * (A thread holding reg_lock makes no call that could wait on the fork:
+ * pipe2, close.) */
+static void zc_fork_prepare(void)
+{
+	(void)pthread_mutex_lock(&reg_lock);
+}
+
+static void zc_fork_parent(void)
+{
+	(void)pthread_mutex_unlock(&reg_lock);
 }
 
 /*
  * pthread_atfork child handler, run in a fork(2) child by the thread that
- * forked, its only thread. That thread's pipes are the parent's pipes too
- * (one pipe buffer, two processes' fds): a child relaying through them
+ * forked, its only thread, with reg_lock still held (zc_fork_prepare).
+ * Every pipe of every thread is the parent's pipe too (one pipe buffer,
+ * two processes' fds): a child relaying through the forking thread's
  * while the parent does spliced each one's bytes into the other's
- * connection. And what it held for a destination is the parent's to write
- * (the parent still holds it): written by the child too, it would reach
- * the peer twice. So the child closes its copies of the pipe fds and
- * forgets the held bytes (rp_zc_held says 0; each slot freed, its spill
- * buffer kept for the slot's next use, not freed: free(3) is not
- * async-signal-safe, and POSIX allows a fork child only those until it
- * execs); its next call makes a pipe of its own. The buffers are plain
- * memory, private after the fork: kept.
- * Other threads' state is left alone: they do not run in the child, and
- * one may have been anywhere in a call when the fork came, its fields
- * half updated (its pipe fds are O_CLOEXEC: an exec closes them).
+ * connection; the other threads' do not run in the child, and nobody there
+ * could ever use or close their fds (one leak per thread per fork, each
+ * pipe kept alive as long as the child lives). So the child closes every
+ * fd in the registry (close(2) only: no malloc or free, which POSIX does
+ * not allow a fork child of a threaded process until it execs) and
+ * empties it. The other threads' held bytes go with their pipes: theirs
+ * to write, in the parent. Their TLS (and the registry entries in it) is
+ * dead memory in the child, which glibc may hand to a new thread: the list
+ * is left empty, not pointing into it.
+ * The forking thread also forgets what it held for a destination (the
+ * parent still holds it: written by the child too, it would reach the
+ * peer twice): rp_zc_held says 0, each slot is freed, its spill buffer
+ * kept for the slot's next use (free(3) is not async-signal-safe); its
+ * next call makes a pipe of its own. The buffers are plain memory,
+ * private after the fork: kept.
  */
 static void zc_fork_child(void)
 {
+	for (struct zc_reg *r = reg_head, *next; r; r = next) {
+		next = r->next;
+		for (unsigned i = 0; i < r->n; i++)
+			close(r->fd[i]);
+		r->n = 0;
+		r->next = r->prev = NULL;
+		r->linked = false;
+	}
+	reg_head = NULL;
 	for (unsigned i = 0; i < RP_ZC_HELD_MAX; i++) {
 		struct zc_held *h = &zt.held[i];
 		char *spill = h->spill;
 
 		if (!h->used)
 			continue;
-		if (h->has_pipe)
-			pipe_close(&h->p);
-		memset(h, 0, sizeof(*h)); /* counters and pipe gone, slot free */
+		memset(h, 0, sizeof(*h)); /* counters and pipe (closed above) gone, slot free */
 		h->spill = spill;
 	}
-	if (zt.have_cache)
-		pipe_close(&zt.cache);
+	zt.cache.rd = zt.cache.wr = -1; /* closed above */
 	zt.have_cache = false;
+	(void)pthread_mutex_unlock(&reg_lock);
 }
 
 static void key_make(void)
 {
 	key_ok = pthread_key_create(&zc_key, zc_thread_exit) == 0;
-	fork_ok = pthread_atfork(NULL, NULL, zc_fork_child) == 0;
+	fork_ok = pthread_atfork(zc_fork_prepare, zc_fork_parent, zc_fork_child) == 0;
 }
 
-/* Whether the fork handler is in place: without it (pthread_atfork's
+/* Whether the fork handlers are in place: without them (pthread_atfork's
  * ENOMEM, once per process) no pipe is made and no byte held, so that a
  * child never shares either (the read/write fallback runs, pipe_fail
  * counted; a full destination is waited for). */
@@ -261,13 +394,15 @@ static bool zc_fork_safe(void)
 	return fork_ok;
 }
 
-static void zc_register(void)
+/* The key destructor armed for this thread: true once it is. */
+static bool zc_register(void)
 {
 	if (zt.registered)
-		return;
+		return true;
 	(void)pthread_once(&key_once, key_make);
 	if (key_ok && pthread_setspecific(zc_key, &zt) == 0)
 		zt.registered = true;
+	return zt.registered;
 }
 
 struct zc_pipe *zc_pipe_get(void)
@@ -276,7 +411,10 @@ struct zc_pipe *zc_pipe_get(void)
 
 	if (zt.have_cache)
 		return &zt.cache;
-	if (!zc_fork_safe() || pipe2(fds, O_CLOEXEC) < 0) {
+	/* A pipe only with the fork handlers in place and the destructor
+	 * armed: without it the thread's exit would neither close the pipe
+	 * nor take its registry entry, in its dying TLS, out of the list. */
+	if (!zc_fork_safe() || !zc_register() || pipe_open(fds) < 0) {
 		ZC_ADD(pipe_fail, 1);
 		return NULL;
 	}
@@ -289,7 +427,6 @@ struct zc_pipe *zc_pipe_get(void)
 	zt.cache.cap = sz > 0 ? (size_t)sz : ZC_PIPE_MIN;
 	zt.cache.held = 0;
 	zt.have_cache = true;
-	zc_register();
 	return &zt.cache;
 }
 
@@ -297,7 +434,7 @@ char *zc_buf_get(void)
 {
 	if (!zt.buf) {
 		zt.buf = malloc(ZC_BUF_BYTES);
-		zc_register();
+		(void)zc_register();
 	}
 	return zt.buf;
 }
@@ -306,7 +443,7 @@ char *zc_lbuf_get(void)
 {
 	if (!zt.lbuf) {
 		zt.lbuf = malloc(zc_lbuf_bytes);
-		zc_register();
+		(void)zc_register();
 	}
 	return zt.lbuf;
 }
@@ -380,7 +517,7 @@ bool zc_hold_buf(int dst, const char *buf, size_t len)
 		return false;
 	if (!h->spill && zc_fork_safe()) {
 		h->spill = malloc(ZC_BUF_BYTES);
-		zc_register();
+		(void)zc_register();
 	}
 	if (!h->spill) {
 		held_release(h);
@@ -466,7 +603,7 @@ int zc_held_flush(int dst)
 		}
 		if (!h->spill) {
 			h->spill = malloc(ZC_BUF_BYTES);
-			zc_register();
+			(void)zc_register();
 			if (!h->spill) {
 				err = -ENOMEM;
 				goto fail;

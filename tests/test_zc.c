@@ -18,8 +18,12 @@
  * both sides, overlapping or not, every byte against memmove's result;
  * after fork(2), parent and child relaying at once each through a pipe of
  * its own (every byte checked on both sides), and bytes held at the fork
- * left to the parent.
+ * left to the parent; the pipes of the parent's other threads closed in
+ * the child (/proc/self/fd), those threads relaying on, a thread's exit
+ * leaving the registry, threads making and closing pipes while the main
+ * thread forks.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -1836,6 +1840,592 @@ static void test_relay_fork_held_spill(void **state)
 	fork_held(true);
 }
 
+/* ---- fork with other threads' pipes ---- */
+
+/*
+ * The pipes of the parent's other threads: their fds are inherited by a
+ * fork child, where no thread can use or close them. The child handler
+ * closes every thread's (net/zc_core.c, the registry). These cases look at
+ * /proc/self/fd: a pipe fd reads "pipe:[inode]", so a pipe is known by its
+ * number and its inode, and "the same pipe still open" is exact.
+ */
+
+#define PFD_MAX 256
+
+/* The pipe fds open in this process, by number and inode. */
+struct pfds {
+	int n;
+	int fd[PFD_MAX];
+	unsigned long ino[PFD_MAX];
+};
+
+/* Fill @s from /proc/self/fd; its count, or -1 (no /proc, more than
+ * PFD_MAX). No cmocka: fork children call it. */
+static int pipe_fds(struct pfds *s)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	s->n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char l[64];
+		unsigned long ino;
+		ssize_t k;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+			continue;
+		k = readlinkat(dirfd(d), e->d_name, l, sizeof(l) - 1);
+		if (k <= 0)
+			continue;
+		l[k] = 0;
+		if (sscanf(l, "pipe:[%lu]", &ino) != 1)
+			continue;
+		if (s->n == PFD_MAX) {
+			closedir(d);
+			return -1;
+		}
+		s->fd[s->n] = atoi(e->d_name);
+		s->ino[s->n++] = ino;
+	}
+	closedir(d);
+	return s->n;
+}
+
+static bool pfds_has(const struct pfds *s, int fd, unsigned long ino)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->fd[i] == fd && s->ino[i] == ino)
+			return true;
+	return false;
+}
+
+/* The pipe fds of @now that @before does not have (number and inode):
+ * their count, and with @out non-NULL the fds themselves. */
+static int pipes_new(const struct pfds *now, const struct pfds *before, struct pfds *out)
+{
+	int n = 0;
+
+	if (out)
+		out->n = 0;
+	for (int i = 0; i < now->n; i++) {
+		if (pfds_has(before, now->fd[i], now->ino[i]))
+			continue;
+		n++;
+		if (out) {
+			out->fd[out->n] = now->fd[i];
+			out->ino[out->n++] = now->ino[i];
+		}
+	}
+	return n;
+}
+
+/* A warm-up relay of 5 bytes over two fresh loopback pairs: the calling
+ * thread's pipe exists after it (made or reused). */
+static bool fork_warm_up(void)
+{
+	int a, b, c = -1, d = -1;
+	char x[5];
+	bool ok = fork_tcp_pair(&a, &b) && fork_tcp_pair(&c, &d) && write(a, "hello", 5) == 5 &&
+		  rp_zc_socket_relay(c, b, 5) == 5 && read(d, x, 5) == 5 && !memcmp(x, "hello", 5);
+
+	close(a);
+	close(b);
+	close(c);
+	close(d);
+	return ok;
+}
+
+/* @total bytes relayed by one thread alone over two socketpairs, 64 KB at
+ * a time (each fits a socket's buffer: no other thread needed), every byte
+ * checked; at most 10,000 calls. True when all came through right. */
+static bool relay_alone(size_t total)
+{
+	enum { PIECE = 65536 };
+	static uint8_t b[PIECE], r[PIECE];
+	int s[2], d[2];
+	size_t done = 0, calls = 0;
+	bool ok = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == 0 &&
+		  socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d) == 0;
+
+	while (ok && done < total) {
+		size_t n = total - done < PIECE ? total - done : PIECE, moved = 0, got = 0;
+
+		for (size_t j = 0; j < n; j++)
+			b[j] = pat(done + j, 22);
+		ok = write(s[0], b, n) == (ssize_t)n;
+		while (ok && moved < n && calls++ < 10000) {
+			ssize_t k = rp_zc_socket_relay(d[0], s[1], n - moved);
+
+			ok = k > 0;
+			moved += ok ? (size_t)k : 0;
+		}
+		while (ok && got < n) {
+			ssize_t k = read(d[1], r + got, n - got);
+
+			ok = k > 0;
+			got += ok ? (size_t)k : 0;
+		}
+		ok = ok && moved == n && !memcmp(b, r, n);
+		done += n;
+	}
+	if (!ok)
+		dprintf(2, "relay alone: wrong or short after %zu of %zu bytes\n", done, total);
+	close(s[0]);
+	close(s[1]);
+	close(d[0]);
+	close(d[1]);
+	return ok;
+}
+
+#define FT_N 4 /* the parent's threads that warm up before the fork */
+
+struct ft_thread {
+	pthread_t th;
+	int go; /* one byte read from it after the fork: relay then */
+	size_t total;
+	int rc; /* fork_relay_side's, or 8: the warm-up failed */
+};
+
+static pthread_barrier_t ft_warm;
+
+static void *ft_main(void *p)
+{
+	struct ft_thread *t = p;
+
+	if (!fork_warm_up())
+		t->rc = 8;
+	pthread_barrier_wait(&ft_warm); /* the main thread forks now */
+	if (!t->rc)
+		t->rc = fork_relay_side(0, t->total, t->go);
+	return NULL;
+}
+
+/* Q: none of @theirs (the pipe fds of P's threads) is open, no pipe fd
+ * that P did not have before them (@before) is, and Q relays alone
+ * through a pipe of its own (2 new pipe fds afterwards). 0, 2 a pipe fd
+ * of P's threads open, 4 Q's relay wrong, with a line on stderr. */
+static int fork_threads_child(const struct pfds *before, const struct pfds *theirs)
+{
+	static struct pfds now;
+	int open = 0, extra = -1;
+
+	if (pipe_fds(&now) < 0)
+		return 2;
+	for (int i = 0; i < theirs->n; i++)
+		open += pfds_has(&now, theirs->fd[i], theirs->ino[i]);
+	extra = pipes_new(&now, before, NULL);
+	if (open || extra) {
+		dprintf(2,
+			"fork child: %d of the %d pipe fds of the parent's %d threads open, %d pipe "
+			"fds the parent did not have before them\n",
+			open, theirs->n, FT_N, extra);
+		return 2;
+	}
+	if (!relay_alone(4u << 20))
+		return 4;
+	if (pipe_fds(&now) < 0 || (extra = pipes_new(&now, before, NULL)) != 2) {
+		dprintf(2, "fork child: %d new pipe fds after its relay, want 2 (its own pipe)\n",
+			extra);
+		return 4;
+	}
+	return 0;
+}
+
+/* P: FT_N threads warm up (each makes its pipe), P forks Q from its main
+ * thread while they live, then each thread relays @total bytes, checked,
+ * while Q checks its fds and relays alone. Exit status: 1 a stream of P's
+ * threads wrong, 2 Q had their pipe fds, 4 Q's relay wrong or Q hung, 8
+ * set-up. */
+static int fork_threads_main(size_t total)
+{
+	static struct pfds s0, s1, theirs;
+	struct ft_thread t[FT_N];
+	int go[2], rc = 0, status = 0, n = -1;
+	pid_t q, p = getpid();
+
+	if (pipe_fds(&s0) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) ||
+	    pthread_barrier_init(&ft_warm, NULL, FT_N + 1))
+		return 8;
+	for (int i = 0; i < FT_N; i++) {
+		t[i] = (struct ft_thread){.go = go[0], .total = total};
+		if (pthread_create(&t[i].th, NULL, ft_main, &t[i]))
+			_exit(8); /* threads are running: no return through them */
+	}
+	pthread_barrier_wait(&ft_warm);
+	/* the threads' pipes: two fds each, none before */
+	if (pipe_fds(&s1) < 0 || (n = pipes_new(&s1, &s0, &theirs)) != 2 * FT_N) {
+		dprintf(2, "fork, threads: %d new pipe fds after the warm-up, want %d\n", n,
+			2 * FT_N);
+		rc |= 8;
+	}
+	q = fork_tied(p);
+	if (q == 0)
+		_exit(fork_threads_child(&s0, &theirs));
+	if (q < 0)
+		rc |= 8;
+	if (write(go[1], "gggggggg", FT_N) != FT_N) /* the threads relay now */
+		rc |= 8;
+	for (int i = 0; i < FT_N; i++) {
+		pthread_join(t[i].th, NULL);
+		rc |= t[i].rc == 8 ? 8 : t[i].rc ? 1 : 0;
+	}
+	if (q > 0 && !child_wait(q, WAIT_S, &status))
+		rc |= 4;
+	else if (q > 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 2 ? 2 : 4;
+	return rc;
+}
+
+/* A process forks from its main thread while FT_N other threads have
+ * their pipes: the child has none of their fds (before, each stayed open
+ * in the child, unusable and never closed), relays through a pipe of its
+ * own, and every thread of the parent relays on, every byte right. */
+static void test_relay_fork_threads(void **state)
+{
+	size_t total = (getenv("RP_TEST_REDUCED") ? 4u : 16u) << 20;
+	pid_t p;
+	int status = 0;
+
+	(void)state;
+	p = fork();
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fork_threads_main(total));
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("fork, threads: exit %d (1 a stream of the parent's threads wrong, 2 the "
+			 "child had their pipe fds, 4 the child's relay wrong or it hung, 8 set-up)",
+			 WEXITSTATUS(status));
+}
+
+/* Bytes held for a full non-blocking destination: @full[0] (its buffer
+ * filled first, SO_SNDBUF 4 KB), @s the source pair. */
+struct fe_hold {
+	int s[2], full[2];
+};
+
+static bool fe_hold_open(struct fe_hold *h)
+{
+	static uint8_t junk[65536];
+	int sz = 4096;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, h->s) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, h->full) ||
+	    setsockopt(h->full[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) ||
+	    fcntl(h->full[0], F_SETFL, O_NONBLOCK))
+		return false;
+	for (int i = 0; i < 1000 && send(h->full[0], junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
+	return true;
+}
+
+/* 100 bytes taken from @h->s and held for @h->full[0]: in the calling
+ * thread's pipe, which goes to the held slot (the next call makes a new
+ * one). */
+static bool fe_hold_some(struct fe_hold *h)
+{
+	static const char x[100];
+
+	return write(h->s[0], x, sizeof(x)) == (ssize_t)sizeof(x) &&
+	       rp_zc_socket_relay(h->full[0], h->s[1], sizeof(x)) == (ssize_t)sizeof(x) &&
+	       rp_zc_held(h->full[0]) == sizeof(x);
+}
+
+static void fe_hold_close(struct fe_hold *h)
+{
+	close(h->s[0]);
+	close(h->s[1]);
+	close(h->full[0]);
+	close(h->full[1]);
+}
+
+struct fe_thread {
+	pthread_t th;
+	pthread_barrier_t bar; /* 2: the thread and P's main thread */
+	int rc;
+	const void *tls; /* where its thread-local storage was */
+};
+
+static _Thread_local char fe_tls;
+
+/* A: two pipes (one holding bytes, one cached), waits while P looks, then
+ * exits with both: the key destructor closes them. */
+static void *fe_exiting(void *p)
+{
+	struct fe_thread *t = p;
+	struct fe_hold h;
+
+	t->tls = &fe_tls;
+	if (!fe_hold_open(&h) || !fork_warm_up() || !fe_hold_some(&h) || !fork_warm_up())
+		t->rc = 8;
+	pthread_barrier_wait(&t->bar); /* P looks at its pipes */
+	pthread_barrier_wait(&t->bar); /* P has looked */
+	fe_hold_close(&h);
+	return NULL;
+}
+
+/* B, C: a pipe, kept while P forks. */
+static void *fe_staying(void *p)
+{
+	struct fe_thread *t = p;
+
+	t->tls = &fe_tls;
+	if (!fork_warm_up())
+		t->rc = 8;
+	pthread_barrier_wait(&t->bar); /* warmed up */
+	pthread_barrier_wait(&t->bar); /* P forked */
+	return NULL;
+}
+
+static bool fe_start(struct fe_thread *t, void *(*fn)(void *))
+{
+	*t = (struct fe_thread){0};
+	if (pthread_barrier_init(&t->bar, NULL, 2))
+		return false;
+	if (pthread_create(&t->th, NULL, fn, t))
+		_exit(8); /* threads are running: no return through them */
+	pthread_barrier_wait(&t->bar);
+	return true;
+}
+
+/* Q of test_relay_fork_thread_exit: @reused (A's pipe fd numbers, now
+ * P's sockets) are open sockets that still carry a byte each, and no pipe
+ * fd beyond @before is open (B's and C's pipes closed). 0, 2 a pipe open,
+ * 3 a socket closed. */
+static int fork_exit_child(const struct pfds *before, const struct pfds *reused)
+{
+	static struct pfds now;
+	int extra = -1, closed = 0;
+
+	for (int i = 0; i < reused->n; i++) {
+		struct stat st;
+
+		if (fstat(reused->fd[i], &st) || !S_ISSOCK(st.st_mode) ||
+		    write(reused->fd[i], "z", 1) != 1)
+			closed++;
+	}
+	if (closed) {
+		dprintf(2, "fork child: %d of the %d sockets on the exited thread's pipe fd "
+			   "numbers closed or not sockets\n",
+			closed, reused->n);
+		return 3;
+	}
+	if (pipe_fds(&now) < 0 || (extra = pipes_new(&now, before, NULL)) != 0) {
+		dprintf(2, "fork child: %d pipe fds of the living threads open\n", extra);
+		return 2;
+	}
+	return 0;
+}
+
+/* P: thread C makes a pipe and stays; thread A makes two (one holding
+ * bytes) and exits: its fds are closed (P's pipe fds are C's and what it
+ * had before) and their numbers free. P puts sockets on those numbers,
+ * thread B makes a pipe (where glibc reuses A's stack, in A's TLS: an
+ * entry A left in the list, zeroed by B's start, would cut C off it), P
+ * forks Q: Q has the sockets (an entry A left with fds would have Q close
+ * them) and neither B's nor C's pipe. Exit: 1 A's pipes not closed, 2 Q
+ * had B's or C's pipe, 3 Q lost a socket, 4 Q hung, 8 set-up. */
+static int fork_exit_main(void)
+{
+	static struct pfds s0, s1, s2, a_fds;
+	struct fe_thread a, b, c;
+	int x[2], rc = 0, status = 0, n = -1;
+	char got[2 * (RP_ZC_HELD_MAX + 1)];
+	pid_t q, p = getpid();
+
+	if (pipe_fds(&s0) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x) ||
+	    !fe_start(&c, fe_staying) || c.rc || pipe_fds(&s1) < 0 || !fe_start(&a, fe_exiting))
+		_exit(8);
+	if (pipe_fds(&s2) < 0 || (n = pipes_new(&s2, &s1, &a_fds)) != 4) {
+		dprintf(2, "fork, exit: %d new pipe fds in the thread, want 4 (2 pipes)\n", n);
+		rc |= 8;
+	}
+	pthread_barrier_wait(&a.bar);
+	pthread_join(a.th, NULL);
+	if (a.rc)
+		_exit(rc | 8);
+	if (pipe_fds(&s2) < 0 || (n = pipes_new(&s2, &s1, NULL)) != 0) {
+		dprintf(2, "fork, exit: %d pipe fds left after the thread exited\n", n);
+		_exit(rc | 1);
+	}
+	for (int i = 0; i < a_fds.n; i++)
+		if (fcntl(a_fds.fd[i], F_GETFD) != -1 || errno != EBADF ||
+		    dup2(x[0], a_fds.fd[i]) != a_fds.fd[i])
+			_exit(rc | 8);
+	if (!fe_start(&b, fe_staying))
+		_exit(8);
+	if (b.tls != a.tls)
+		dprintf(2, "fork, exit: note: the new thread did not get the exited one's TLS\n");
+	q = b.rc ? -1 : fork_tied(p);
+	if (q == 0)
+		_exit(fork_exit_child(&s0, &a_fds));
+	pthread_barrier_wait(&b.bar);
+	pthread_barrier_wait(&c.bar);
+	pthread_join(b.th, NULL);
+	pthread_join(c.th, NULL);
+	if (q < 0)
+		return rc | 8;
+	if (!child_wait(q, WAIT_S, &status))
+		return rc | 4;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return rc | (WIFEXITED(status) && WEXITSTATUS(status) <= 3 ? WEXITSTATUS(status) : 4);
+	/* one byte through each socket, from Q */
+	if (read(x[1], got, (size_t)a_fds.n) != a_fds.n)
+		rc |= 3;
+	return rc;
+}
+
+/* A thread that exits closes its pipes and leaves the registry: a later
+ * fork child closes no fd that has since got another use in the parent,
+ * and still closes the pipes of the threads that live, the one started
+ * before the exited one and the one started after it. */
+static void test_relay_fork_thread_exit(void **state)
+{
+	pid_t p;
+	int status = 0;
+
+	(void)state;
+	p = fork();
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fork_exit_main());
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("fork, thread exit: exit %d (1 the exited thread's pipes open, 2 the "
+			 "child had a living thread's pipe, 3 it lost a socket on a reused fd, 4 "
+			 "it hung, 8 set-up)",
+			 WEXITSTATUS(status));
+}
+
+#define FR_THREADS 3
+#define FR_ROUNDS  20 /* pipes a churning thread makes and closes, then it exits */
+
+struct fr_thread {
+	_Atomic bool done; /* its last touch of this struct: its exit follows */
+	int rc;		   /* 1: a relay or a hold went wrong */
+};
+
+/* Each round makes one pipe and closes one (a hold moves the cached pipe
+ * to the held slot, a relay makes a new cached one, the drop closes the
+ * held one), then the thread exits with its cached pipe. */
+static void *fr_main(void *p)
+{
+	struct fr_thread *t = p;
+	struct fe_hold h;
+
+	if (!fe_hold_open(&h))
+		t->rc = 1;
+	for (int r = 0; r < FR_ROUNDS && !t->rc; r++)
+		if (!fe_hold_some(&h) || !fork_warm_up() || rp_zc_drop(h.full[0]) != 100)
+			t->rc = 1;
+	fe_hold_close(&h);
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+/* Detached: it exits (the key destructor closing its pipe) whenever it is
+ * done, racing the forks, and a child made after it finished has no
+ * unjoined thread for TSan to report. */
+static void fr_start(struct fr_thread *t)
+{
+	pthread_t th;
+
+	*t = (struct fr_thread){0};
+	if (pthread_create(&th, NULL, fr_main, t) || pthread_detach(th))
+		_exit(8); /* threads are running: no return through them */
+}
+
+/* P: FR_THREADS threads make and close pipes and exit, restarted as they
+ * end, while the main thread forks @forks children, each of which must
+ * have no pipe fd P did not have before the threads. Exit: 0; 1 a
+ * thread's relay wrong or P's pipes left after all ended; 2 a child had a
+ * pipe fd (its count on stderr); 8 set-up. */
+static int fork_race_main(int forks)
+{
+	static struct pfds s0, now;
+	static struct fr_thread t[FR_THREADS];
+	int rc = 0, bad = 0, made = 0, n = -1, ended = 0;
+	double end = now_s() + WAIT_S;
+
+	if (pipe_fds(&s0) < 0)
+		return 8;
+	for (int i = 0; i < FR_THREADS; i++)
+		fr_start(&t[i]);
+	for (int f = 0; f < forks && now_s() < end; f++) {
+		int status = 0;
+		pid_t q;
+
+		for (int i = 0; i < FR_THREADS; i++) {
+			if (!atomic_load(&t[i].done))
+				continue;
+			rc |= t[i].rc;
+			fr_start(&t[i]);
+		}
+		q = fork();
+		if (q == 0)
+			_exit(pipe_fds(&now) < 0 ? 3 : pipes_new(&now, &s0, NULL) ? 2 : 0);
+		if (q < 0 || !child_wait(q, WAIT_S, &status) || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) == 3)
+			_exit(8);
+		made++;
+		bad += WEXITSTATUS(status) == 2;
+	}
+	/* the last ones: done, then gone (their pipes closed at exit) */
+	for (end = now_s() + WAIT_S; now_s() < end; usleep(1000)) {
+		ended = 0;
+		for (int i = 0; i < FR_THREADS; i++)
+			ended += atomic_load(&t[i].done);
+		if (ended == FR_THREADS && pipe_fds(&now) >= 0 &&
+		    (n = pipes_new(&now, &s0, NULL)) == 0)
+			break;
+	}
+	for (int i = 0; i < FR_THREADS; i++)
+		rc |= t[i].rc;
+	if (bad) {
+		dprintf(2, "fork race: %d of %d children had pipe fds of the parent's threads\n",
+			bad, made);
+		rc |= 2;
+	}
+	if (made < forks) {
+		dprintf(2, "fork race: %d of %d forks in %.0f s\n", made, forks, WAIT_S);
+		rc |= 8;
+	}
+	if (ended < FR_THREADS || n != 0) {
+		dprintf(2, "fork race: %d of %d threads done, %d pipe fds left after %.0f s\n",
+			ended, FR_THREADS, n, WAIT_S);
+		rc |= 1;
+	}
+	return rc;
+}
+
+/* Threads making, closing (a dropped hold) and exiting with pipes while
+ * the main thread forks: no child ever has one of their pipe fds (each
+ * is registered and unregistered under the lock the fork takes), none is
+ * left in the parent, and TSan (build-tsan, suite threads) sees the
+ * registry's updates ordered with the child handler's walk. */
+static void test_relay_fork_race(void **state)
+{
+	int forks = getenv("RP_TEST_REDUCED") ? 30 : 60;
+	pid_t p;
+	int status = 0;
+
+	(void)state;
+	p = fork();
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fork_race_main(forks));
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("fork race: exit %d (1 a relay wrong or pipes left, 2 children had the "
+			 "threads' pipe fds, 8 set-up)",
+			 WEXITSTATUS(status));
+}
+
 /* ---- file copy ---- */
 
 static void read_back(int fd, off_t at, size_t n, unsigned seed, size_t from)
@@ -2873,6 +3463,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_fork_both),
 		cmocka_unit_test(test_relay_fork_held_pipe),
 		cmocka_unit_test(test_relay_fork_held_spill),
+		cmocka_unit_test(test_relay_fork_threads),
+		cmocka_unit_test(test_relay_fork_thread_exit),
+		cmocka_unit_test(test_relay_fork_race),
 		cmocka_unit_test(test_file_copy_same_fs),
 		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),
