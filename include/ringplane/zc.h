@@ -17,18 +17,23 @@
  *
  * fork(2): a child never uses its parent's pipes or held bytes. In the
  * child, the thread that called fork (its only thread) closes its copies
- * of that thread's pipe fds and forgets what it held (a pthread_atfork
- * handler, registered at the first call that makes a pipe or holds
+ * of every thread's pipe fds, its own and all the other threads' (a
+ * process-wide registry of them), and forgets what it held (pthread_atfork
+ * handlers, registered at the first call that makes a pipe or holds
  * bytes): the parent still holds those bytes and writes them, the child's
  * rp_zc_held says 0, and its next call makes a pipe of its own. Bytes
  * held at a fork stay with the parent: a parent that forks and exits
  * (daemon(3)) loses them, so flush until rp_zc_held() is 0 for each
- * destination before such a fork. So a
- * process may warm up (or relay) and then fork workers that all relay at
- * once, as a prefork server does. The pipes of the parent's other threads
- * stay open in a child that does not exec (O_CLOEXEC: an exec closes
- * them), unused. Only fork(2) through the C library runs the handler: a
- * child made by a raw clone(2) must not call these functions.
+ * destination before such a fork. What the other threads held goes with
+ * their pipes, in the child: theirs to write, in the parent. So a
+ * process may warm up (or relay) from many threads and then fork workers
+ * that all relay at once, as a prefork server does, each child with no
+ * fd of the parent's pipes. The registry is updated only where a pipe is
+ * made or closed, under a mutex the fork's prepare handler takes: a fork
+ * waits for a thread making or closing a pipe (never for a call that
+ * finds its pipe made), and must not come from a signal handler that
+ * interrupted one. Only fork(2) through the C library runs the handlers:
+ * a child made by a raw clone(2) must not call these functions.
  *
  * SIGPIPE: sendfile(2) and splice(2) to a socket whose peer has gone raise
  * SIGPIPE (they take no MSG_NOSIGNAL); the read/write fallback sends with
