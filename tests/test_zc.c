@@ -2018,8 +2018,8 @@ static int fork_threads_child(const struct pfds *before, const struct pfds *thei
 	extra = pipes_new(&now, before, NULL);
 	if (open || extra) {
 		dprintf(2,
-			"fork child: %d of the %d pipe fds of the parent's %d threads open, %d pipe "
-			"fds the parent did not have before them\n",
+			"fork child: %d of the %d pipe fds of the parent's %d threads open, "
+			"%d pipe fds the parent did not have before them\n",
 			open, theirs->n, FT_N, extra);
 		return 2;
 	}
@@ -2097,7 +2097,8 @@ static void test_relay_fork_threads(void **state)
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status))
 		fail_msg("fork, threads: exit %d (1 a stream of the parent's threads wrong, 2 the "
-			 "child had their pipe fds, 4 the child's relay wrong or it hung, 8 set-up)",
+			 "child had their pipe fds, 4 the child's relay wrong or it hung, 8 "
+			 "set-up)",
 			 WEXITSTATUS(status));
 }
 
@@ -2271,7 +2272,8 @@ static int fork_exit_main(void)
 	if (!child_wait(q, WAIT_S, &status))
 		return rc | 4;
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return rc | (WIFEXITED(status) && WEXITSTATUS(status) <= 3 ? WEXITSTATUS(status) : 4);
+		return rc |
+		       (WIFEXITED(status) && WEXITSTATUS(status) <= 3 ? WEXITSTATUS(status) : 4);
 	/* one byte through each socket, from Q */
 	if (read(x[1], got, (size_t)a_fds.n) != a_fds.n)
 		rc |= 3;
