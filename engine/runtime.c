@@ -816,12 +816,12 @@ int rp_runtime_stats(const struct rp_runtime *rt, unsigned shard, struct rp_shar
 
 const char *rp_runtime_ring_mode(const struct rp_runtime *rt)
 {
-	return rt->mode;
+	return rt ? rt->mode : NULL;
 }
 
 const char *rp_engine_features(const struct rp_runtime *rt)
 {
-	return rt->features;
+	return rt ? rt->features : NULL;
 }
 
 struct rp_shard *rp_shard_self(void)

@@ -326,6 +326,11 @@ static void test_start_after_stop(void **state)
 	assert_int_equal(rp_runtime_shard_cpu(rt, 1), -EINVAL);
 	assert_int_equal(rp_runtime_shard_cpu(rt, 5), -EINVAL);
 	assert_int_equal(rp_runtime_shard_cpu(NULL, 0), -EINVAL);
+	/* the string getters: NULL for no runtime (they read through it) */
+	assert_non_null(rp_runtime_ring_mode(rt));
+	assert_non_null(rp_engine_features(rt));
+	assert_null(rp_runtime_ring_mode(NULL));
+	assert_null(rp_engine_features(NULL));
 	rp_runtime_stop(rt);
 	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
 	assert_non_null(strstr(rp_engine_error(), "stopped before it started"));

@@ -253,7 +253,8 @@ int rp_runtime_shard_cpu(const struct rp_runtime *rt, unsigned shard);
 int rp_runtime_stats(const struct rp_runtime *rt, unsigned shard, struct rp_shard_stats *out);
 
 /* The io_uring setup the shards got, e.g. "single_issuer|defer_taskrun",
- * "coop_taskrun", "plain", "+sqpoll"; and whether MSG_RING wakes shards. */
+ * "coop_taskrun", "plain", "+sqpoll"; and whether MSG_RING wakes shards.
+ * NULL for @rt NULL. */
 const char *rp_runtime_ring_mode(const struct rp_runtime *rt);
 
 /*
@@ -490,7 +491,8 @@ int rp_link_next(struct rp_shard *sh, struct rp_op *op);
  * in one line ("" if it did not). */
 const char *rp_engine_error(void);
 
-/* The io_uring features the engine probed, as a string for logs. */
+/* The io_uring features the engine probed, as a string for logs; NULL for
+ * @rt NULL. */
 const char *rp_engine_features(const struct rp_runtime *rt);
 
 #ifdef __cplusplus
