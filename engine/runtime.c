@@ -709,6 +709,11 @@ int rp_runtime_wait(struct rp_runtime *rt)
 
 	if (!rt || !rt->started)
 		return -EINVAL;
+	/* one of its own shards would join itself (EDEADLK, which the join
+	 * below cannot report) and mark the shards joined while it still
+	 * runs: refused, nothing joined */
+	if (tls_shard && tls_shard->rt == rt)
+		return -EDEADLK;
 	if (!rt->joined) {
 		for (unsigned i = 0; i < rt->n; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
@@ -755,6 +760,12 @@ void rp_runtime_destroy(struct rp_runtime *rt)
 {
 	if (!rt)
 		return;
+	/* from one of its own shards: it would free the shard it runs on
+	 * (use after free as the loop goes on). A caller bug: only stopped */
+	if (tls_shard && tls_shard->rt == rt) {
+		rp_runtime_stop(rt);
+		return;
+	}
 	/* stopped first, started or not: a submit from here on (an on_drop
 	 * that resubmits, say) is -ESHUTDOWN, or drop_leftovers would drop
 	 * what it accepts, for good */

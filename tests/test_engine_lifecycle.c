@@ -338,6 +338,44 @@ static void test_start_after_stop(void **state)
 	rp_runtime_destroy(rt);
 }
 
+/* The control thread's calls made from a shard of the same runtime. */
+static struct {
+	atomic_int done;
+	int wait_ret, start_ret, run_ret;
+} tself;
+
+static void self_msg(struct rp_shard *sh, void *arg)
+{
+	struct rp_runtime *rt = rp_shard_runtime(sh);
+
+	(void)arg;
+	rp_runtime_stop(rt); /* any thread: allowed */
+	tself.wait_ret = rp_runtime_wait(rt);
+	tself.start_ret = rp_runtime_start(rt);
+	tself.run_ret = rp_runtime_run(rt);
+	rp_runtime_destroy(rt); /* must not free the shard running this */
+	atomic_fetch_add(&tself.done, 1);
+}
+
+static void test_control_calls_from_own_shard(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(2);
+	struct rp_runtime *rt = rt_start(&cfg);
+
+	(void)state;
+	memset(&tself, 0, sizeof(tself));
+	assert_int_equal(rp_runtime_submit(rt, 0, self_msg, NULL), 0);
+	assert_true(wait_for(&tself.done, 1, 10));
+	/* the shard saw -EDEADLK, not a join that skipped itself and said 0 */
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	assert_int_equal(tself.wait_ret, -EDEADLK);
+	assert_int_equal(tself.start_ret, -EINVAL);
+	assert_int_equal(tself.run_ret, -EINVAL);
+	assert_int_equal(rp_runtime_submit(rt, 1, self_msg, NULL), -ESHUTDOWN);
+	check_failures();
+	rp_runtime_destroy(rt);
+}
+
 static struct {
 	atomic_int done, on_stop;
 	int fd;
@@ -469,6 +507,7 @@ int main(void)
 		T(test_ops_after_stop),
 		T(test_shard_write_epipe),
 		T(test_start_after_stop),
+		T(test_control_calls_from_own_shard),
 	};
 
 	return ENGINE_TEST_RUN("engine-lifecycle", all);

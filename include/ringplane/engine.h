@@ -233,7 +233,9 @@ void rp_runtime_stop(struct rp_runtime *rt);
 
 /* rp_runtime_wait - join the shard threads; 0, or the first shard error.
  * Messages still in the mailboxes then (posted while their target stopped)
- * go to cfg.on_drop and are counted in the target's msgs_dropped. */
+ * go to cfg.on_drop and are counted in the target's msgs_dropped.
+ * -EINVAL: @rt NULL or never started; -EDEADLK: called on one of @rt's own
+ * shard threads (nothing is joined: a shard cannot wait for itself). */
 int rp_runtime_wait(struct rp_runtime *rt);
 
 /* rp_runtime_run - start, then wait: returns when stopped. */
@@ -241,7 +243,9 @@ int rp_runtime_run(struct rp_runtime *rt);
 
 /* rp_runtime_destroy - free a runtime that was never started or was waited for.
  * Messages still queued (submitted to a runtime that never ran) go to
- * cfg.on_drop first, on this thread. */
+ * cfg.on_drop first, on this thread. Called on one of @rt's own shard
+ * threads (a caller bug: it would free the shard it runs on) it only
+ * stops @rt; the control thread still waits and destroys. */
 void rp_runtime_destroy(struct rp_runtime *rt);
 
 unsigned rp_runtime_shards(const struct rp_runtime *rt);
