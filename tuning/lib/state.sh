@@ -66,6 +66,31 @@ stale_msg() {
 		"and IRQ affinities, and IRQ numbers may now belong to other devices" >&2
 }
 
+# state_lock: takes an exclusive flock on $STATE/lock (creating $STATE), held until the
+# process exits, so two apply/revert/cmdline --write-grub runs never interleave their saves: a
+# second apply would otherwise save a value the first already tuned as its "original". A run
+# that finds the lock taken says so and waits (RP_TUNE_LOCK_WAIT seconds, default 300), then
+# gives up with exit 1. revert removes the state directory, lock file included, so a lock won
+# on a file that is no longer $STATE/lock guards nothing: take it again on the new file.
+state_lock() {
+	local tries wait=${RP_TUNE_LOCK_WAIT:-300}
+	[[ $wait =~ ^[0-9]+$ ]] || die "RP_TUNE_LOCK_WAIT must be a number of seconds, got '$wait'"
+	for ((tries = 0; tries < 100; tries++)); do
+		mkdir -p "$STATE"
+		exec {LOCK_FD}>>"$STATE/lock"
+		if ! flock -n "$LOCK_FD"; then
+			say "waiting up to ${wait}s for another $PROG run (lock $STATE/lock)" >&2
+			if ! flock -w "$wait" "$LOCK_FD"; then
+				say "$PROG: another run still holds $STATE/lock after ${wait}s; nothing changed" >&2
+				exit 1
+			fi
+		fi
+		if [[ /proc/self/fd/$LOCK_FD -ef $STATE/lock ]]; then return 0; fi
+		exec {LOCK_FD}>&-
+	done
+	die "could not lock $STATE/lock (it kept being removed)"
+}
+
 # state_init: creates the state directory; a state from another boot loses its boot-bound
 # originals first (with --dry-run, only says it would).
 state_init() {
@@ -83,6 +108,7 @@ state_init() {
 		return 0
 	fi
 	[[ $STATE == /* ]] || die "state directory must be an absolute path, got '$STATE'"
+	state_lock
 	mkdir -p "$STATE/orig"
 	if [[ ! -f $STATE/root ]]; then printf '%s\n' "$ROOT" >"$STATE/root"; fi
 	touch "$STATE/changes"
@@ -142,7 +168,7 @@ put() {
 
 state_cleanup() {
 	rm -rf -- "$STATE/orig"
-	rm -f -- "$STATE/changes" "$STATE/root" "$STATE/boot_id" "$STATE/irqs"
+	rm -f -- "$STATE/changes" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/lock"
 	rmdir -- "$STATE" 2>/dev/null || true
 }
 
@@ -151,9 +177,11 @@ state_cleanup() {
 state_revert() {
 	local path line saved_root='' p skipped=0 stale=0
 	local -a paths=()
+	# revert --dry-run only reads; a real one waits for a running apply (state_lock).
+	if ((!DRY)) && [[ -d $STATE ]]; then state_lock; fi
 	if [[ ! -s $STATE/changes ]]; then
 		say "nothing to revert (no saved values in $STATE)"
-		if ((!DRY)) && [[ -d $STATE/orig ]]; then state_cleanup; fi
+		if ((!DRY)) && [[ -d $STATE ]]; then state_cleanup; fi
 		return 0
 	fi
 	if [[ -f $STATE/root ]]; then IFS= read -r saved_root <"$STATE/root" || true; fi

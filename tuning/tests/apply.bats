@@ -346,3 +346,55 @@ renumber_irq() {
 	[[ $output == *"reverted 23 values, 1 IRQs gone"* ]]
 	[ ! -e "$RP_TUNE_STATE" ]
 }
+
+@test "two applies at once, then revert, restore the tree byte for byte" {
+	# Without the state lock the second apply saved values the first had already tuned as
+	# its originals, and revert put those back (exit 0): 5 of 5 rounds failed.
+	local round rc1 rc2
+	untuned_tree
+	snapshot before
+	for round in 1 2 3 4 5; do
+		rm -rf "$RP_TUNE_ROOT" "$RP_TUNE_STATE"
+		cp -a "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+		timeout 60 "$TUNE" apply --cpus 2-7 --hugepages 4 >"$BATS_TEST_TMPDIR/a1" 2>&1 &
+		local p1=$!
+		timeout 60 "$TUNE" apply --cpus 2-7 --hugepages 4 >"$BATS_TEST_TMPDIR/a2" 2>&1 &
+		local p2=$!
+		rc1=0 rc2=0
+		wait "$p1" || rc1=$?
+		wait "$p2" || rc2=$?
+		echo "round $round: apply exits $rc1 $rc2"
+		[ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ]
+		run timeout 60 "$TUNE" revert
+		[ "$status" -eq 0 ]
+		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+		[ ! -e "$RP_TUNE_STATE" ]
+	done
+}
+
+@test "a run that finds the state locked waits, then gives up with exit 1 and writes nothing" {
+	untuned_tree
+	snapshot before
+	mkdir -p "$RP_TUNE_STATE"
+	# A sleep holds the lock (30 s at most): it inherits the locked open file; killing it frees
+	# the lock. RP_TUNE_LOCK_WAIT=1 makes apply give up after a second.
+	local lk holder
+	exec {lk}>>"$RP_TUNE_STATE/lock"
+	flock -x "$lk"
+	sleep 30 &
+	holder=$!
+	exec {lk}>&-
+	RP_TUNE_LOCK_WAIT=1 run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 1 ]
+	[[ $output == *"waiting up to 1s for another ringplane-tune run (lock $RP_TUNE_STATE/lock)"* ]]
+	[[ $output == *"another run still holds $RP_TUNE_STATE/lock after 1s; nothing changed"* ]]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE/changes" ]
+	RP_TUNE_LOCK_WAIT=1 run "$TUNE" revert
+	[ "$status" -eq 1 ]
+	kill "$holder"
+	wait "$holder" || true
+	# Once the holder is gone, apply runs.
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+}
