@@ -17,6 +17,18 @@ boot_id() {
 	if rd "$ROOT/proc/sys/kernel/random/boot_id"; then BOOT_ID=$RD; fi
 }
 
+# put_file FILE CONTENT: replaces FILE with CONTENT through a temporary file and a rename, so
+# a run killed at any point leaves FILE whole, old or new, never truncated.
+put_file() {
+	printf '%s' "$2" >"$1.tmp"
+	mv -f -- "$1.tmp" "$1"
+}
+
+# put_list FILE LINE...: put_file with the LINEs, one a line (an empty FILE for none).
+put_list() {
+	if (($# > 1)); then put_file "$1" "$(printf '%s\n' "${@:2}")"$'\n'; else put_file "$1" ''; fi
+}
+
 boot_bound() { [[ $1 == /proc/* || $1 == /sys/* ]]; }
 
 # state_stale: true when the state was saved in another boot than this one (SAVED_BOOT and
@@ -54,7 +66,7 @@ state_drop_stale() {
 			keep+=("$p")
 		fi
 	done
-	if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$STATE/changes"; else : >"$STATE/changes"; fi
+	put_list "$STATE/changes" "${keep[@]}"
 	rm -rf -- "$STATE/orig/proc" "$STATE/orig/sys"
 	rm -f -- "$STATE/irqs"
 }
@@ -109,8 +121,11 @@ state_init() {
 	fi
 	[[ $STATE == /* ]] || die "state directory must be an absolute path, got '$STATE'"
 	state_lock
+	# Originals without a manifest are what a revert killed in state_cleanup left behind
+	# (it removes the manifest first): their values are already restored.
+	if [[ ! -e $STATE/changes && -d $STATE/orig ]]; then rm -rf -- "$STATE/orig" "$STATE/irqs"; fi
 	mkdir -p "$STATE/orig"
-	if [[ ! -f $STATE/root ]]; then printf '%s\n' "$ROOT" >"$STATE/root"; fi
+	if [[ ! -f $STATE/root ]]; then put_file "$STATE/root" "$ROOT"$'\n'; fi
 	touch "$STATE/changes"
 	if state_stale; then
 		state_drop_stale
@@ -118,21 +133,32 @@ state_init() {
 			stale_msg "$N_STALE"
 			say "discarded them; this run saves this boot's originals" >&2
 		fi
-		printf '%s\n' "$BOOT_ID" >"$STATE/boot_id"
+		put_file "$STATE/boot_id" "$BOOT_ID"$'\n'
 	fi
+	state_paths
+	LISTED=()
+	for p in "${PATHS[@]}"; do LISTED[$p]=1; done
 }
 
-# save_orig PATH: copies $ROOT/PATH to the state dir unless a copy is already there (so a
-# second apply keeps the first original) and records PATH in the manifest. SAVED_NEW=1 if
+# LISTED[path] = 1 for every path in the manifest (state_init loads it).
+declare -A LISTED=()
+
+# save_orig PATH: copies $ROOT/PATH to the state dir unless the manifest already lists it (so
+# a second apply keeps the first original), then appends PATH to the manifest. SAVED_NEW=1 if
 # this call made the copy.
+# Crash consistency, with put writing $ROOT/PATH only after this returns: a listed path
+# always has its whole copy (the copy is written before the one-line append), and a copy
+# that is not listed belongs to a run killed before it wrote PATH, so PATH still holds its
+# original and the copy is made again from it.
 save_orig() {
 	local path=$1 copy=$STATE/orig$1
 	SAVED_NEW=0
-	[[ ! -e $copy ]] || return 0
+	[[ -z ${LISTED[$path]-} ]] || return 0
 	[[ -d ${copy%/*} ]] || mkdir -p "${copy%/*}"
 	slurp "$ROOT$path" || return 1
 	printf '%s' "$SLURP" >"$copy"
 	printf '%s\n' "$path" >>"$STATE/changes"
+	LISTED[$path]=1
 	SAVED_NEW=1
 }
 
@@ -140,11 +166,14 @@ save_orig() {
 forget_orig() {
 	local path=$1 line
 	local -a keep=()
-	rm -f -- "$STATE/orig$path"
 	while IFS= read -r line; do
 		[[ $line == "$path" ]] || keep+=("$line")
 	done <"$STATE/changes"
-	if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$STATE/changes"; else : >"$STATE/changes"; fi
+	# The manifest first: a copy nobody lists is harmless (see save_orig), a listed path
+	# without its copy is not.
+	put_list "$STATE/changes" "${keep[@]}"
+	unset 'LISTED[$path]'
+	rm -f -- "$STATE/orig$path"
 }
 
 # put PATH VALUE CURRENT: writes VALUE to $ROOT/PATH after saving the original; --dry-run only
@@ -166,9 +195,11 @@ put() {
 	return 1
 }
 
+# state_cleanup: removes the state, the manifest first (see state_init).
 state_cleanup() {
+	rm -f -- "$STATE/changes"
 	rm -rf -- "$STATE/orig"
-	rm -f -- "$STATE/changes" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/lock"
+	rm -f -- "$STATE/changes.tmp" "$STATE/root.tmp" "$STATE/boot_id.tmp" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/lock"
 	rmdir -- "$STATE" 2>/dev/null || true
 }
 

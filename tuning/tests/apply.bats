@@ -398,3 +398,70 @@ renumber_irq() {
 	run "$TUNE" apply --cpus 2-7
 	[ "$status" -eq 0 ]
 }
+
+# killed_at K ARGS...: runs ringplane-tune ARGS and SIGKILLs it just before the K-th command
+# it runs inside the state code (lib/state.sh: saving, listing, locking, cleaning up); a DEBUG
+# trap counts them. Prints "N=<commands counted>" when it ran to the end instead.
+# shellcheck disable=SC2016 # the inner script expands its own variables
+killed_at() {
+	RP_K=$1 timeout 60 bash -c 'set -T
+		RP_N=0
+		trap '\''if [[ ${FUNCNAME[0]-} == @(save_orig|forget_orig|put|put_file|put_list|state_lock|state_init|state_drop_stale|state_revert|state_cleanup) ]]; then
+			((++RP_N < RP_K)) || kill -KILL $$; fi'\'' DEBUG
+		trap '\''echo "N=$RP_N"'\'' EXIT
+		source "$@"' killed_at "$TUNE" "${@:2}"
+}
+
+@test "apply killed at any point of its state code, then apply and revert, restores the tree" {
+	# The old save_orig wrote the copy, then listed it: killed between the two, the next apply
+	# kept the unlisted copy and revert never restored that file (exit 0).
+	local n k rc
+	untuned_tree
+	snapshot before
+	n=$(killed_at 999999 apply --cpus 2-7 --move-nic-irqs | sed -n 's/^N=//p')
+	rm -rf "$RP_TUNE_STATE"
+	cp -a "$BATS_TEST_TMPDIR/before/." "$RP_TUNE_ROOT"
+	echo "apply runs $n commands of state code"
+	((n > 100 && n < 5000))
+	# Every point of state_init, the lock and the first puts, then every 11th to the end.
+	for ((k = 1; k <= n; k += (k < 60 ? 1 : 11))); do
+		rm -rf "$RP_TUNE_ROOT" "$RP_TUNE_STATE"
+		cp -a "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+		rc=0
+		killed_at "$k" apply --cpus 2-7 --move-nic-irqs >/dev/null 2>&1 || rc=$?
+		[ "$rc" -eq 137 ] || { echo "k=$k: apply exit $rc, not killed"; false; }
+		"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null 2>&1 || { echo "k=$k: apply failed"; false; }
+		run "$TUNE" revert
+		[ "$status" -eq 0 ] || { echo "k=$k: $output"; false; }
+		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT" || { echo "k=$k: not restored"; false; }
+		[ ! -e "$RP_TUNE_STATE" ]
+	done
+}
+
+@test "revert killed at any point of its state code, then revert again, restores the tree" {
+	local n k rc
+	untuned_tree
+	snapshot before
+	"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null
+	cp -a "$RP_TUNE_STATE" "$BATS_TEST_TMPDIR/state0"
+	snapshot tuned
+	n=$(killed_at 999999 revert | sed -n 's/^N=//p')
+	echo "revert runs $n commands of state code"
+	((n > 50 && n < 5000))
+	for ((k = 1; k <= n; k += (k < 40 ? 1 : 7))); do
+		rm -rf "$RP_TUNE_ROOT" "$RP_TUNE_STATE"
+		cp -a "$BATS_TEST_TMPDIR/tuned" "$RP_TUNE_ROOT"
+		cp -a "$BATS_TEST_TMPDIR/state0" "$RP_TUNE_STATE"
+		rc=0
+		killed_at "$k" revert >/dev/null 2>&1 || rc=$?
+		[ "$rc" -eq 137 ] || { echo "k=$k: revert exit $rc, not killed"; false; }
+		run "$TUNE" revert
+		[ "$status" -eq 0 ] || { echo "k=$k: $output"; false; }
+		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT" || { echo "k=$k: not restored"; false; }
+		# A later apply and revert still start from the true originals.
+		"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null 2>&1
+		run "$TUNE" revert
+		[ "$status" -eq 0 ]
+		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT" || { echo "k=$k: apply after it not reverted"; false; }
+	done
+}
