@@ -49,7 +49,7 @@ apply_governor() {
 			continue
 		fi
 		if ! put "$dir/scaling_governor" performance "$cur"; then
-			say "FAILED to set the governor of cpu$c" >&2
+			say "FAILED to set the governor of cpu$c: $PUT_WHY" >&2
 			N_FAIL=$((N_FAIL + 1))
 		fi
 	done

@@ -148,7 +148,7 @@ apply_irqs() {
 		cpus_fmt l1 "$new"
 		cpus_fmt l2 "$aff"
 		if ! put "/proc/irq/$n/smp_affinity_list" "$l1" "$l2"; then
-			say "not moved: IRQ $n (${IRQ_NAME[n]}) is kernel-managed; isolcpus=managed_irq keeps it off shard CPUs"
+			say "not moved: IRQ $n (${IRQ_NAME[n]}) is kernel-managed ($PUT_WHY); isolcpus=managed_irq keeps it off shard CPUs"
 			N_SOFTFAIL=$((N_SOFTFAIL + 1))
 		elif ((!DRY && SAVED_NEW)); then
 			# revert finds the IRQ by this name: its number changes when the driver reloads.
@@ -166,7 +166,7 @@ apply_irqs() {
 		[[ -n $new ]] || new=$HOUSEKEEPING
 		cpus_to_mask "$new"
 		if ! put /proc/irq/default_smp_affinity "$MASK" "$cur"; then
-			say "FAILED to write /proc/irq/default_smp_affinity" >&2
+			say "FAILED to write /proc/irq/default_smp_affinity: $PUT_WHY" >&2
 			N_FAIL=$((N_FAIL + 1))
 		fi
 	fi

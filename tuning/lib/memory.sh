@@ -124,7 +124,7 @@ reserve() {
 	fi
 	is_uint "$RD" && ((RD >= want)) && return 0
 	if ! put "$path" "$want" "$RD"; then
-		say "FAILED to reserve huge pages on $what" >&2
+		say "FAILED to reserve huge pages on $what: $PUT_WHY" >&2
 		N_FAIL=$((N_FAIL + 1))
 		return 0
 	fi

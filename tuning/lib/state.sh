@@ -177,20 +177,38 @@ forget_orig() {
 }
 
 # put PATH VALUE CURRENT: writes VALUE to $ROOT/PATH after saving the original; --dry-run only
-# prints. Returns 1 when the kernel refuses the write (the original is then not kept).
+# prints (and, where the write is bound to fail, says so: root, or a fake tree, and a file
+# the process may not write). Returns 1 when the write fails (the original is then not kept),
+# with PUT_WHY = the reason (the shell's error: "Permission denied", "Read-only file system",
+# "Invalid argument"...), which every caller's FAILED line prints.
+PUT_WHY=''
 put() {
-	local path=$1 val=$2 cur=$3
+	local path=$1 val=$2 cur=$3 err
+	PUT_WHY=''
 	if ((DRY)); then
+		if [[ ($EUID -eq 0 || -n $ROOT) && ! -w $ROOT$path ]]; then
+			say "would fail: $ROOT$path is not writable (read-only file system or no permission)" >&2
+			N_FAIL=$((N_FAIL + 1))
+			return 0
+		fi
 		say "would write '$val' to $ROOT$path (now '$cur')"
 		N_WRITE=$((N_WRITE + 1))
 		return 0
 	fi
-	save_orig "$path" || return 1
-	if { printf '%s\n' "$val" >"$ROOT$path"; } 2>/dev/null; then
+	if ! save_orig "$path"; then
+		PUT_WHY="cannot read its current value to save it"
+		return 1
+	fi
+	if { printf '%s\n' "$val" >"$ROOT$path"; } 2>"$STATE/err"; then
 		say "wrote '$val' to $ROOT$path (was '$cur')"
 		N_WRITE=$((N_WRITE + 1))
 		return 0
 	fi
+	slurp "$STATE/err" || true
+	err=${SLURP%$'\n'}
+	err=${err##*$'\n'}
+	PUT_WHY=${err##*: }
+	[[ -n $PUT_WHY ]] || PUT_WHY="write failed"
 	if ((SAVED_NEW)); then forget_orig "$path"; fi
 	return 1
 }
@@ -199,7 +217,7 @@ put() {
 state_cleanup() {
 	rm -f -- "$STATE/changes"
 	rm -rf -- "$STATE/orig"
-	rm -f -- "$STATE/changes.tmp" "$STATE/root.tmp" "$STATE/boot_id.tmp" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/lock"
+	rm -f -- "$STATE/changes.tmp" "$STATE/root.tmp" "$STATE/boot_id.tmp" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/err" "$STATE/lock"
 	rmdir -- "$STATE" 2>/dev/null || true
 }
 

@@ -103,7 +103,7 @@ apply_sysctls() {
 		sysctl_eval "$NORM" "${SC_VALS[i]}" "${SC_EXACT[i]}"
 		((SC_OK)) && continue
 		if ! put "$path" "$SC_TARGET" "$NORM"; then
-			say "FAILED to write $key" >&2
+			say "FAILED to write $key: $PUT_WHY" >&2
 			N_FAIL=$((N_FAIL + 1))
 		fi
 	done

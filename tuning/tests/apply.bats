@@ -465,3 +465,43 @@ killed_at() {
 		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT" || { echo "k=$k: apply after it not reverted"; false; }
 	done
 }
+
+# A fake sysctl the write must fail on: read-only for a non-root run, immutable (chattr +i,
+# EPERM even for root) for a root one. IMMUTABLE names the file teardown unlocks.
+lock_file() {
+	if ((EUID)); then
+		chmod 0444 "$1"
+		WHY='Permission denied'
+	else
+		chattr +i "$1" 2>/dev/null || skip "chattr +i not supported on $(stat -f -c %T "$1")"
+		IMMUTABLE=$1
+		WHY='Operation not permitted'
+	fi
+}
+
+teardown() {
+	if [[ -n ${IMMUTABLE-} ]]; then chattr -i "$IMMUTABLE" || true; fi
+}
+
+@test "a write that fails says why; the others stay applied until revert; --dry-run predicts it" {
+	untuned_tree
+	snapshot before
+	lock_file "$RP_TUNE_ROOT/proc/sys/net/core/rmem_max"
+	run "$TUNE" apply --dry-run --cpus 2-7
+	[ "$status" -eq 1 ]
+	[[ $output == *"would fail: $RP_TUNE_ROOT/proc/sys/net/core/rmem_max is not writable (read-only file system or no permission)"* ]]
+	[[ $output == *"dry run: 20 writes, 1 would fail, nothing changed"* ]]
+	[ ! -e "$RP_TUNE_STATE" ]
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 1 ]
+	[[ $output == *"FAILED to write net.core.rmem_max: $WHY"* ]]
+	[[ $output == *"20 written, 1 failed"* ]]
+	[[ $output == *"1 writes failed (see the FAILED lines); the 20 that succeeded stay applied: fix the cause and run apply again, or undo them with 'ringplane-tune revert'"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/proc/sys/net/core/wmem_max")" = 268435456 ]
+	# The failed file keeps no saved original; revert restores the 20 others exactly.
+	run ! grep -qx /proc/sys/net/core/rmem_max "$RP_TUNE_STATE/changes"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"reverted 20 values"* ]]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
