@@ -545,6 +545,9 @@ cg_child() {
 in_cg() { # seconds, command...
 	local secs=$1
 	shift
+	# emptied here, not by the job's redirect: the poll below may run before
+	# the job does and would read the previous run's "listening on"
+	: >"$T/cg"
 	# shellcheck disable=SC2016 # $$, $0 and $@ are the inner sh's
 	# a move the group refuses (v2's delegation rules) is 77: skipped
 	timeout -s KILL "$secs" sh -c 'echo $$ 2>/dev/null > "$0/cgroup.procs" || exit 77; exec "$@"' "$CG" "$@" \
