@@ -51,19 +51,25 @@ EOP
 }
 
 ours() { # the bench's veth, namespace, temp dirs, lock files, one a line
-	ls /sys/class/net | grep -E '^rprl0-[0-9]+$'
-	ls /var/run/netns 2>/dev/null | grep -E '^rprlbench-[0-9]+$'
-	ls -d /tmp/ringplane-bench-relay.* 2>/dev/null
-	ls /run/ringplane-bench 2>/dev/null | grep -E '^netns-[0-9]+\.lock$'
+	local f
+	for f in /sys/class/net/rprl0-* /var/run/netns/rprlbench-* \
+		/run/ringplane-bench/netns-*.lock; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		[[ $f =~ ^(rprl0-[0-9]+|rprlbench-[0-9]+|netns-[0-9]+\.lock)$ ]] && echo "$f"
+	done
+	for f in /tmp/ringplane-bench-relay.*; do
+		[ -e "$f" ] && echo "$f"
+	done
 }
 
 signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
-	local sig=$1 before after new pid rc i
+	local sig=$1 before after new pid rc _
 	before=$(ours | sort)
 	RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
 		env --default-signal=INT,TERM "$B" relay --quick > "$T/sig.out" 2>&1 &
 	pid=$!
-	for i in $(seq 1 300); do # up to 30 s for the veth pair to show up
+	for _ in $(seq 1 300); do # up to 30 s for the veth pair to show up
 		new=$(comm -13 <(echo "$before") <(ours | sort) | grep -c '^rprl0-')
 		[ "$new" -gt 0 ] && break
 		kill -0 $pid 2>/dev/null || break
@@ -74,8 +80,8 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 		bad "$sig: no veth pair came up in 30 s"; cat "$T/sig.out"; return
 	fi
 	sleep 1 # into the iperf3 runs
-	kill -$sig $pid
-	for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	kill -"$sig" $pid
+	for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 	if kill -0 $pid 2>/dev/null; then
 		kill -KILL $pid; bad "$sig: bench alive 10 s after SIG$sig"
 	fi
@@ -83,7 +89,7 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	sleep 0.5
 	after=$(comm -13 <(echo "$before") <(ours | sort) | tr "\n" " ")
 	echo "$sig: bench rc=$rc; left behind: ${after:-nothing}"
-	[ $rc -eq $((128 + $(kill -l $sig))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
+	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
 	[ -z "$after" ] || bad "$sig: left behind: $after"
 }
 
