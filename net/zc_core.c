@@ -384,6 +384,25 @@ static void key_make(void)
 	fork_ok = pthread_atfork(zc_fork_prepare, zc_fork_parent, zc_fork_child) == 0;
 }
 
+/*
+ * The key and the fork handlers are made when the library is loaded,
+ * before main and before any handler the application registers itself:
+ * prepare handlers run in reverse order of registration (parent and child
+ * handlers in order), so ringplane's prepare runs after every prepare
+ * registered later, and takes reg_lock last. An application's prepare
+ * that takes its lock M therefore runs first, and a thread holding M
+ * around rp_zc_* calls (which take reg_lock inside) keeps the same order,
+ * M then reg_lock: no deadlock. Registered at the first zc call instead,
+ * after such a handler, ours ran first and the fork could wait forever
+ * (the forking thread holding reg_lock and waiting for M, the other
+ * holding M and waiting for reg_lock). A zc call from an earlier
+ * constructor still makes them there (pthread_once).
+ */
+__attribute__((constructor)) static void zc_core_init(void)
+{
+	(void)pthread_once(&key_once, key_make);
+}
+
 /* Whether the fork handlers are in place: without them (pthread_atfork's
  * ENOMEM, once per process) no pipe is made and no byte held, so that a
  * child never shares either (the read/write fallback runs, pipe_fail

@@ -3293,6 +3293,116 @@ static int child_main(const char *mode)
 #endif
 }
 
+
+/*
+ * Lock order at fork (child mode "fork-order"): the application registers
+ * a pthread_atfork prepare handler that takes its lock M, after the
+ * library is loaded but before its first zc call; a worker holds M around
+ * relays to two full destinations and their drops (a pipe made and
+ * closed under the registry's lock per cycle) while the main thread
+ * forks. Prepare handlers run in reverse order of registration, so
+ * ringplane's (registered at load) must run after the application's: M,
+ * then the registry lock, the worker's order too. Registered at the first
+ * zc call instead (after the application's), it ran first and the fork
+ * deadlocked: main holding the registry lock and waiting for M, the
+ * worker holding M and waiting for the registry lock.
+ */
+static pthread_mutex_t order_m = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool order_stop;
+static atomic_long order_iters, order_held;
+
+static void order_lock(void)
+{
+	(void)pthread_mutex_lock(&order_m);
+}
+
+static void order_unlock(void)
+{
+	(void)pthread_mutex_unlock(&order_m);
+}
+
+/* a non-blocking socket pair whose [0] end cannot take another byte */
+static int order_full_pair(int sv[2])
+{
+	static char junk[65536];
+	int sz = 4096;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return -1;
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	(void)fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 1000 && send(sv[0], junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
+	return 0;
+}
+
+static void *order_worker(void *arg)
+{
+	int s[2], f[2], g[2];
+	char x[100] = {0};
+
+	(void)arg;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0 || order_full_pair(f) < 0 ||
+	    order_full_pair(g) < 0)
+		return (void *)1;
+	for (long i = 0; i < 2000000 && !atomic_load(&order_stop); i++) {
+		order_lock();
+		if (write(s[0], x, sizeof(x)) == (ssize_t)sizeof(x) &&
+		    rp_zc_socket_relay(f[0], s[1], sizeof(x)) == (ssize_t)sizeof(x) &&
+		    rp_zc_held(f[0]) == sizeof(x))
+			atomic_fetch_add(&order_held, 1);
+		if (write(s[0], x, sizeof(x)) == (ssize_t)sizeof(x))
+			(void)rp_zc_socket_relay(g[0], s[1], sizeof(x));
+		(void)rp_zc_drop(f[0]);
+		(void)rp_zc_drop(g[0]);
+		order_unlock();
+		atomic_fetch_add(&order_iters, 1);
+	}
+	for (int i = 0; i < 2; i++) {
+		close(s[i]);
+		close(f[i]);
+		close(g[i]);
+	}
+	return NULL;
+}
+
+static int fork_order_child(const char *mode)
+{
+	int forks = getenv("RP_TEST_REDUCED") ? 100 : 200, status, s[2], d[2];
+	char x[5] = "hello", y[5];
+	pthread_t t;
+	void *ret = NULL;
+
+	CCHECK(pthread_atfork(order_lock, order_unlock, order_unlock) == 0);
+	/* the first zc call: after the application's handler */
+	CCHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0);
+	CCHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, d) == 0);
+	CCHECK(write(s[0], x, 5) == 5);
+	CCHECK(rp_zc_socket_relay(d[0], s[1], 5) == 5);
+	CCHECK(read(d[1], y, 5) == 5 && !memcmp(x, y, 5));
+	CCHECK(pthread_create(&t, NULL, order_worker, NULL) == 0);
+	/* a deadlocked fork never returns: the parent test's wait kills us */
+	for (int i = 0; i < forks; i++) {
+		pid_t p = fork();
+
+		CCHECK(p >= 0);
+		if (p == 0)
+			_exit(0);
+		CCHECK(waitpid(p, &status, 0) == p && WIFEXITED(status));
+	}
+	atomic_store(&order_stop, true);
+	CCHECK(pthread_join(t, &ret) == 0 && ret == NULL);
+	printf("# fork-order: %d forks, worker %ld cycles, %ld held\n", forks,
+	       atomic_load(&order_iters), atomic_load(&order_held));
+	/* the worker really held bytes (made a second pipe) meanwhile */
+	CCHECK(atomic_load(&order_held) > 0);
+	for (int i = 0; i < 2; i++) {
+		close(s[i]);
+		close(d[i]);
+	}
+	return 0;
+}
+
 static void run_child(const char *mode)
 {
 	char what[64];
@@ -3432,6 +3542,12 @@ static void test_forced_no_sendfile_splice(void **state)
 	run_child("nosendfile");
 }
 
+static void test_relay_fork_lock_order(void **state)
+{
+	(void)state;
+	child_run_self("--child", "fork-order", 30.0, "child fork-order:");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -3468,6 +3584,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_fork_threads),
 		cmocka_unit_test(test_relay_fork_thread_exit),
 		cmocka_unit_test(test_relay_fork_race),
+		cmocka_unit_test(test_relay_fork_lock_order),
 		cmocka_unit_test(test_file_copy_same_fs),
 		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),
@@ -3493,6 +3610,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "--child"))
 		return !strncmp(argv[2], "env-", 4)	  ? env_child(argv[2])
 		       : !strcmp(argv[2], "routes") ? routes_child(argv[2])
+		       : !strcmp(argv[2], "fork-order") ? fork_order_child(argv[2])
 						    : child_main(argv[2]);
 	if (getenv("RP_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));

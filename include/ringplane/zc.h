@@ -19,8 +19,7 @@
  * child, the thread that called fork (its only thread) closes its copies
  * of every thread's pipe fds, its own and all the other threads' (a
  * process-wide registry of them), and forgets what it held (pthread_atfork
- * handlers, registered at the first call that makes a pipe or holds
- * bytes): the parent still holds those bytes and writes them, the child's
+ * handlers, registered when the library is loaded): the parent still holds those bytes and writes them, the child's
  * rp_zc_held says 0, and its next call makes a pipe of its own. Bytes
  * held at a fork stay with the parent: a parent that forks and exits
  * (daemon(3)) loses them, so flush until rp_zc_held() is 0 for each
@@ -32,7 +31,14 @@
  * made or closed, under a mutex the fork's prepare handler takes: a fork
  * waits for a thread making or closing a pipe (never for a call that
  * finds its pipe made), and must not come from a signal handler that
- * interrupted one. Only fork(2) through the C library runs the handlers:
+ * interrupted one. Lock order: prepare handlers run in reverse order of
+ * registration, so ringplane's, registered at load, runs after every
+ * prepare handler registered later (in main or after) and takes its mutex
+ * last; a thread may hold a lock that such a handler takes across rp_zc_*
+ * calls. A lock taken by a prepare handler registered before the library
+ * was loaded (an earlier constructor, or before a dlopen of it) must not
+ * be held across rp_zc_* calls: that fork can deadlock. Only fork(2)
+ * through the C library runs the handlers:
  * a child made by a raw clone(2) must not call these functions.
  *
  * SIGPIPE: sendfile(2) and splice(2) to a socket whose peer has gone raise
