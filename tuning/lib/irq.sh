@@ -147,12 +147,16 @@ apply_irqs() {
 		[[ -n $new ]] || new=$HOUSEKEEPING
 		cpus_fmt l1 "$new"
 		cpus_fmt l2 "$aff"
+		# revert finds the IRQ by this name: its number changes when the driver reloads. The
+		# name goes in before put lists the path, so a run killed anywhere leaves no listed IRQ
+		# without its name (a name line for a path never listed, or listed twice, is harmless:
+		# revert looks up only listed paths, and the last line wins).
+		if ((!DRY)) && [[ -z ${LISTED[/proc/irq/$n/smp_affinity_list]-} ]]; then
+			printf '/proc/irq/%s/smp_affinity_list\t%s\n' "$n" "${IRQ_NAME[n]}" >>"$STATE/irqs"
+		fi
 		if ! put "/proc/irq/$n/smp_affinity_list" "$l1" "$l2"; then
 			say "not moved: IRQ $n (${IRQ_NAME[n]}) is kernel-managed ($PUT_WHY); isolcpus=managed_irq keeps it off shard CPUs"
 			N_SOFTFAIL=$((N_SOFTFAIL + 1))
-		elif ((!DRY && SAVED_NEW)); then
-			# revert finds the IRQ by this name: its number changes when the driver reloads.
-			printf '/proc/irq/%s/smp_affinity_list\t%s\n' "$n" "${IRQ_NAME[n]}" >>"$STATE/irqs"
 		fi
 	done
 	if ((kept)); then

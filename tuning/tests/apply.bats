@@ -400,13 +400,14 @@ renumber_irq() {
 }
 
 # killed_at K ARGS...: runs ringplane-tune ARGS and SIGKILLs it just before the K-th command
-# it runs inside the state code (lib/state.sh: saving, listing, locking, cleaning up); a DEBUG
+# it runs inside the state code (lib/state.sh: saving, listing, locking, cleaning up, and
+# apply_irqs, which records each moved IRQ's name beside it); a DEBUG
 # trap counts them. Prints "N=<commands counted>" when it ran to the end instead.
 # shellcheck disable=SC2016 # the inner script expands its own variables
 killed_at() {
 	RP_K=$1 timeout 60 bash -c 'set -T
 		RP_N=0
-		trap '\''if [[ ${FUNCNAME[0]-} == @(save_orig|forget_orig|put|put_file|put_list|state_lock|state_init|state_drop_stale|state_revert|state_cleanup) ]]; then
+		trap '\''if [[ ${FUNCNAME[0]-} == @(save_orig|forget_orig|put|put_file|put_list|state_lock|state_init|state_drop_stale|state_revert|state_cleanup|apply_irqs) ]]; then
 			((++RP_N < RP_K)) || kill -KILL $$; fi'\'' DEBUG
 		trap '\''echo "N=$RP_N"'\'' EXIT
 		source "$@"' killed_at "$TUNE" "${@:2}"
@@ -431,6 +432,10 @@ killed_at() {
 		killed_at "$k" apply --cpus 2-7 --move-nic-irqs >/dev/null 2>&1 || rc=$?
 		[ "$rc" -eq 137 ] || { echo "k=$k: apply exit $rc, not killed"; false; }
 		"$TUNE" apply --cpus 2-7 --move-nic-irqs >/dev/null 2>&1 || { echo "k=$k: apply failed"; false; }
+		# Every listed IRQ has its name: revert finds a renumbered IRQ by it (the old apply_irqs
+		# wrote it after put; killed between the two, the name was lost for good).
+		diff <(grep '^/proc/irq/[0-9]' "$RP_TUNE_STATE/changes" | sort) \
+			<(cut -f1 "$RP_TUNE_STATE/irqs" | sort -u) || { echo "k=$k: IRQ names lost"; false; }
 		run "$TUNE" revert
 		[ "$status" -eq 0 ] || { echo "k=$k: $output"; false; }
 		diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT" || { echo "k=$k: not restored"; false; }
