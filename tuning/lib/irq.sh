@@ -154,9 +154,17 @@ apply_irqs() {
 		if ((!DRY)) && [[ -z ${LISTED[/proc/irq/$n/smp_affinity_list]-} ]]; then
 			printf '/proc/irq/%s/smp_affinity_list\t%s\n' "$n" "${IRQ_NAME[n]}" >>"$STATE/irqs"
 		fi
-		if ! put "/proc/irq/$n/smp_affinity_list" "$l1" "$l2"; then
-			say "not moved: IRQ $n (${IRQ_NAME[n]}) is kernel-managed ($PUT_WHY); isolcpus=managed_irq keeps it off shard CPUs"
+		# The kernel refuses to move a managed IRQ with EIO: that one is expected (soft). Any
+		# other error (read-only file system, no permission) is a failure, as --dry-run, which
+		# cannot foresee EIO but sees a file it may not write, predicts it.
+		if put "/proc/irq/$n/smp_affinity_list" "$l1" "$l2"; then
+			:
+		elif [[ $PUT_WHY == 'Input/output error' ]]; then
+			say "not moved: IRQ $n (${IRQ_NAME[n]}) is kernel-managed (the write got $PUT_WHY); isolcpus=managed_irq keeps it off shard CPUs"
 			N_SOFTFAIL=$((N_SOFTFAIL + 1))
+		else
+			say "FAILED to move IRQ $n (${IRQ_NAME[n]}): $PUT_WHY" >&2
+			N_FAIL=$((N_FAIL + 1))
 		fi
 	done
 	if ((kept)); then

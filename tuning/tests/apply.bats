@@ -510,3 +510,22 @@ teardown() {
 	[[ $output == *"reverted 20 values"* ]]
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 }
+
+@test "an IRQ file it may not write fails apply and --dry-run alike, with the actual cause" {
+	# The old apply called every failed IRQ write kernel-managed and soft (exit 0), with the
+	# cause in brackets ("kernel-managed (Permission denied)"); --dry-run failed it (exit 1).
+	# A managed IRQ's write fails with EIO, which a fake tree cannot produce.
+	untuned_tree
+	lock_file "$RP_TUNE_ROOT/proc/irq/40/smp_affinity_list"
+	run "$TUNE" apply --dry-run --cpus 2-7 --move-nic-irqs
+	[ "$status" -eq 1 ]
+	[[ $output == *"would fail: $RP_TUNE_ROOT/proc/irq/40/smp_affinity_list is not writable"* ]]
+	run "$TUNE" apply --cpus 2-7 --move-nic-irqs
+	[ "$status" -eq 1 ]
+	[[ $output == *"FAILED to move IRQ 40 ("*"): $WHY"* ]]
+	[[ $output == *", 1 failed, 0 IRQs not movable"* ]]
+	[[ $output != *kernel-managed* ]]
+	run ! grep -qx /proc/irq/40/smp_affinity_list "$RP_TUNE_STATE/changes"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+}
