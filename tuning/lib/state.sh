@@ -84,6 +84,12 @@ stale_msg() {
 # that finds the lock taken says so and waits (RP_TUNE_LOCK_WAIT seconds, default 300), then
 # gives up with exit 1. revert removes the state directory, lock file included, so a lock won
 # on a file that is no longer $STATE/lock guards nothing: take it again on the new file.
+# The lock is per state directory, not per root: two runs with different RP_TUNE_STATE on the
+# same root do not exclude each other (and each would save the other's values as originals);
+# one root, one state directory. Bash cannot set FD_CLOEXEC, so the external commands this
+# process runs (mv, flock, ...) inherit LOCK_FD; that is harmless: none outlives the command
+# that runs it (nothing here is started in the background), so the lock is never held past the
+# process's exit.
 state_lock() {
 	local tries wait=${RP_TUNE_LOCK_WAIT:-300}
 	[[ $wait =~ ^[0-9]+$ ]] || die "RP_TUNE_LOCK_WAIT must be a number of seconds, got '$wait'"
