@@ -1289,7 +1289,8 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		rp_report_note("haproxy was not found in PATH: the rows against it are skipped (apt-get install haproxy)");
 	for (size_t i = 0; i < FILE_SIZE; i++)
 		x->file[i] = (uint8_t)(i * 131u + 7u + (i >> 8));
-	snprintf(x->dir, sizeof(x->dir), "/tmp/ringplane-bench-relay.XXXXXX");
+	snprintf(x->dir, sizeof(x->dir), "/tmp/ringplane-bench-relay-%d.XXXXXX",
+		 (int)getpid()); /* the PID: whose it is, on a shared machine */
 	if (!mkdtemp(x->dir)) {
 		ret = -errno;
 		fprintf(stderr, "relay: mkdtemp: %s\n", strerror(errno));

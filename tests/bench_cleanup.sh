@@ -8,7 +8,9 @@
 #           exited on its own;
 #   signal: SIGTERM and SIGINT while the relay suite's veth phase is up: the
 #           bench dies of the signal within 10 s, and its namespace, veth,
-#           netns lock file and temp dir are gone (root only, else 77).
+#           netns lock file and temp dir are gone (root only, else 77); only
+#           this bench's: found by the netns lock it holds (/proc/PID/fd)
+#           and its PID in the temp dir's name.
 # usage: bench_cleanup.sh BENCH [peer|signal]...
 set -u
 B=$1; shift
@@ -19,6 +21,9 @@ fail=0 ran=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 peer() {
+	if ! command -v sockperf > /dev/null || ! command -v socat > /dev/null; then
+		echo "peer: needs sockperf and socat (its rows against socat)"; return 77
+	fi
 	mkdir -p "$T/bin"
 	cat > "$T/bin/haproxy" <<'EOS'
 #!/bin/sh
@@ -50,35 +55,39 @@ EOP
 	fi
 }
 
-ours() { # the bench's veth, namespace, temp dirs, lock files, one a line
-	local f
-	for f in /sys/class/net/rprl0-* /var/run/netns/rprlbench-* \
-		/run/ringplane-bench/netns-*.lock; do
-		[ -e "$f" ] || continue
-		f=${f##*/}
-		[[ $f =~ ^(rprl0-[0-9]+|rprlbench-[0-9]+|netns-[0-9]+\.lock)$ ]] && echo "$f"
-	done
-	for f in /tmp/ringplane-bench-relay.*; do
-		[ -e "$f" ] && echo "$f"
+idx_of() { # PID: the index of the netns lock the bench holds (its names), or nothing
+	local l
+	for l in /proc/"$1"/fd/*; do
+		l=$(readlink "$l" 2>/dev/null) || continue
+		[[ $l =~ ^/run/ringplane-bench/netns-([0-9]+)\.lock$ ]] && { echo "${BASH_REMATCH[1]}"; return; }
 	done
 }
 
+ours() { # PID IDX: that bench's veth, namespace, lock file, temp dirs, one a line
+	local f
+	for f in /sys/class/net/rprl0-"$2" /var/run/netns/rprlbench-"$2" \
+		/run/ringplane-bench/netns-"$2".lock /tmp/ringplane-bench-relay-"$1".*; do
+		[ -e "$f" ] && echo "$f"
+	done
+	return 0
+}
+
 signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
-	local sig=$1 before after new pid rc _
-	before=$(ours | sort)
+	local sig=$1 after idx="" pid rc _
 	RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
 		env --default-signal=INT,TERM "$B" relay --quick > "$T/sig.out" 2>&1 &
 	pid=$!
-	for _ in $(seq 1 300); do # up to 30 s for the veth pair to show up
-		new=$(comm -13 <(echo "$before") <(ours | sort) | grep -c '^rprl0-')
-		[ "$new" -gt 0 ] && break
+	for _ in $(seq 1 300); do # up to 30 s for its veth pair to show up
+		[ -n "$idx" ] || idx=$(idx_of $pid)
+		[ -n "$idx" ] && [ -e /sys/class/net/rprl0-"$idx" ] && break
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
-	if [ "$new" -eq 0 ]; then
+	if [ -z "$idx" ] || [ ! -e /sys/class/net/rprl0-"$idx" ]; then
 		kill -KILL $pid 2>/dev/null; wait $pid
 		bad "$sig: no veth pair came up in 30 s"; cat "$T/sig.out"; return
 	fi
+	echo "$sig: bench $pid up: $(ours $pid "$idx" | tr "\n" " ")"
 	sleep 1 # into the iperf3 runs
 	kill -"$sig" $pid
 	for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
@@ -87,7 +96,7 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	fi
 	wait $pid; rc=$?
 	sleep 0.5
-	after=$(comm -13 <(echo "$before") <(ours | sort) | tr "\n" " ")
+	after=$(ours $pid "$idx" | tr "\n" " ")
 	echo "$sig: bench rc=$rc; left behind: ${after:-nothing}"
 	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
 	[ -z "$after" ] || bad "$sig: left behind: $after"
