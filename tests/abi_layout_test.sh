@@ -8,6 +8,8 @@
 # - fails new types and constants as unrecorded additions (no bump asked),
 #   and `update` records them (a bitfield, an anonymous union and an unnamed
 #   struct member then have the offsets and bit positions the compiler chose);
+# - lays out a typedef'd unnamed union (grown: a change) and enum, and
+#   records each public function's type (changed or removed: a change);
 # - refuses to `update` over an incompatible change;
 # - fails a version with no snapshot, and `update` makes its baseline.
 # Usage: abi_layout_test.sh SRC_ROOT
@@ -144,6 +146,52 @@ expect "bitfields, anonymous union and unnamed struct as the compiler laid them 
 grep -qE "^const RP_HTTP_METHOD_POST = [0-9]+ \(signed, 4 bytes\) in enum rp_http_method$" \
 	"$tmp/root/$snap" ||
 	{ echo "FAIL: RP_HTTP_METHOD_POST not recorded"; fails=$((fails + 1)); }
+
+fresh
+# a typedef'd unnamed union and enum are laid out under the typedef's name
+# (clang spells their type "union rp_zz_u": found by the record's AST id),
+# and a public function's signature is recorded like a type
+cat >"$tmp/root/include/ringplane/zz_selftest.h" <<'EOF'
+#ifndef RINGPLANE_ZZ_SELFTEST_H
+#define RINGPLANE_ZZ_SELFTEST_H
+typedef union {
+	unsigned long long a;
+	char b[8];
+} rp_zz_u;
+typedef enum { RP_ZZ_A = 1, RP_ZZ_B = 2 } rp_zz_e;
+int rp_zz_fn(rp_zz_u *u, unsigned n);
+#endif
+EOF
+tool check
+expect "a typedef'd unnamed union and enum and a new function: additions" 1 \
+	"added: typedef rp_zz_u" "added: typedef rp_zz_e" "added: func rp_zz_fn" "bump is needed"
+tool update
+expect "update records them" 0 "recorded 5 addition(s)"
+grep -E "^(typedef rp_zz|func rp_zz|const RP_ZZ|	@0 size [0-9]+ [ab]:)" "$tmp/root/$snap" >"$tmp/out" || true
+rc=0
+expect "the typedef'd union and enum are laid out, the function's type recorded" 0 \
+	"typedef rp_zz_u: size 8, align 8" "	@0 size 8 a: unsigned long long" \
+	"	@0 size 8 b: char[8]" "typedef rp_zz_e: size 4, align 4, unsigned" \
+	"const RP_ZZ_A = 1 (signed, 4 bytes) in typedef rp_zz_e" \
+	"func rp_zz_fn: int (rp_zz_u *, unsigned int)"
+zz=$tmp/root/include/ringplane/zz_selftest.h
+sed -i 's/^\tchar b\[8\];$/\tchar b[64];/' "$zz"
+tool check
+expect "the typedef'd unnamed union grown from 8 to 64 bytes" 1 "changed: typedef rp_zz_u" \
+	"+typedef rp_zz_u: size 64, align 8" "$bump"
+sed -i 's/^\tchar b\[64\];$/\tchar b[8];/; s/^int rp_zz_fn(/long rp_zz_fn(/' "$zz"
+tool check
+expect "a function's return type changed" 1 "changed: func rp_zz_fn" \
+	"+func rp_zz_fn: long (rp_zz_u *, unsigned int)" "$bump"
+sed -i '/rp_zz_fn/d' "$zz"
+tool check
+expect "a function removed" 1 "removed: func rp_zz_fn" "$bump"
+
+fresh
+edit pool.h 's/^\(int rp_pool_iovecs(.*\)unsigned max);$/\1size_t max);/'
+tool check
+expect "a parameter of rp_pool_iovecs changed" 1 "changed: func rp_pool_iovecs" \
+	"+func rp_pool_iovecs: int (const struct rp_pool *, struct iovec *, size_t)" "$bump"
 
 fresh
 edit engine.h '/^struct rp_cqe {/,/^};/ s/^};/\tuint32_t added;\n};/'

@@ -6,15 +6,18 @@ Users' binaries hold, compiled in, the size, alignment and member offsets of
 every struct and union they allocate, embed or read (and the inline fast
 paths of pool_inline.h and spsc_inline.h read the pool's and the ring's own
 structs), the values of the enums and of the RP_* integer macros, and the
-types of the objects those inline paths reach. tests/abi/ringplane-<ABI>.layout
-is that for the ABI version the soname carries; `check` fails when the
+types of the objects those inline paths reach; their calls into the library
+are compiled against each function's type. tests/abi/ringplane-<ABI>.layout is
+that for the ABI version the soname carries; `check` fails when the
 headers no longer match it, so a layout change cannot ship without a bump.
 
 How (see CONTRIBUTING.md, "ABI"):
 - clang's JSON AST of one file that includes every include/ringplane/*.h
   names the entities declared in those headers (records with their members,
-  typedefs, enums and their constants, extern objects); the preprocessor's
-  -dD output names the object-like macros they define;
+  typedefs, enums and their constants, extern objects, functions); a typedef
+  of an unnamed struct, union or enum is paired with it by the AST id its
+  type owns (clang spells that type "union T", not "(unnamed ...)"); the
+  preprocessor's -dD output names the object-like macros they define;
 - a C program generated from that list and built with the C compiler (cc,
   or $CC: the compiler users build with) prints each sizeof, _Alignof,
   offsetof and member size, a bitfield's bit position and width (found by
@@ -84,11 +87,14 @@ class Headers:
             for h in self.headers:
                 f.write("#include <ringplane/%s>\n" % h)
         self.records = []  # (key, C type, node)
-        self.enums = []  # (name, node)
+        self.enums = []  # (key, C type, node)
         self.consts = []  # (name, enum key or None)
         self.typedefs = []  # (name, type spelling)
         self.objects = []  # (name, type spelling, tls, complete)
         self.macros = []  # names
+        self.funcs = []  # (name, type spelling)
+        self._unnamed = {}  # AST id -> unnamed file-scope record or enum
+        self._unnamed_consts = {}  # AST id of an unnamed enum -> its first const
         self._ast()
         self._macros()
 
@@ -136,7 +142,7 @@ class Headers:
                 tag = d["tagUsed"] + " " + d["name"]
                 self.records.append((tag, tag, d))
             elif not nested:
-                self._pending = d
+                self._unnamed[d.get("id")] = d
             # named records defined inside a record are file-scope types in C
             for m in d.get("inner", []):
                 if m.get("kind") in ("RecordDecl", "EnumDecl"):
@@ -144,21 +150,40 @@ class Headers:
         elif kind == "EnumDecl":
             key = "enum " + d["name"] if d.get("name") else None
             if key:
-                self.enums.append((key, d))
+                self.enums.append((key, key, d))
+            elif not nested:
+                # an unnamed enum given a name by a typedef: its constants
+                # are listed once the typedef names it (or as they are)
+                self._unnamed[d.get("id")] = d
+                self._unnamed_consts[d.get("id")] = len(self.consts)
             for c in d.get("inner", []):
                 if c.get("kind") == "EnumConstantDecl":
                     self.consts.append((c["name"], key))
         elif kind == "TypedefDecl":
-            t = d.get("type", {})
-            q = t.get("qualType", "")
-            pend = getattr(self, "_pending", None)
-            if pend is not None and re.match(r"^(struct|union) \((unnamed|anonymous)", q):
-                typedef_named[d["name"]] = pend
-                self._pending = None
+            # `typedef struct {...} T;`: the typedef's type owns the record
+            # (clang spells it "struct T", so match the record by its AST id)
+            inner = (d.get("inner") or [{}])[0]
+            owned = inner.get("ownedTagDecl", {}).get("id") \
+                if inner.get("kind") == "ElaboratedType" else None
+            tag = self._unnamed.pop(owned, None) if owned else None
+            if tag is not None and tag.get("kind") == "RecordDecl":
+                typedef_named[d["name"]] = tag
+            elif tag is not None:
+                key = "typedef " + d["name"]
+                self.enums.append((key, d["name"], tag))
+                first = self._unnamed_consts.pop(owned)
+                for i in range(first, first + sum(
+                        1 for c in tag.get("inner", []) if c.get("kind") == "EnumConstantDecl")):
+                    self.consts[i] = (self.consts[i][0], key)
             self.typedefs.append((d["name"], type_of(d)))
         elif kind == "VarDecl" and d.get("storageClass") == "extern":
             t = type_of(d)
             self.objects.append((d["name"], t, bool(d.get("tls")), not t.endswith("[]")))
+        elif (kind == "FunctionDecl" and d.get("storageClass") != "static"
+              and not d.get("isImplicit")):
+            # what a caller's binary was compiled against: return and
+            # parameter types (a static inline one is compiled into it whole)
+            self.funcs.append((d["name"], type_of(d)))
 
     def _macros(self):
         cc = os.environ.get("CC", "cc")
@@ -320,9 +345,9 @@ def layout(root):
             lines = [("%s: size %%s, align %%s" % key, ("two", qid))]
             members(prog, ctype, node, [], 1, lines)
             pending.append((key, lines))
-        for key, node in hdr.enums:
-            qid = prog.q("%zu %zu %s", "sizeof(%s)" % key, "_Alignof(%s)" % key,
-                         '((%s)-1 < 0 ? "signed" : "unsigned")' % key)
+        for key, ctype, node in hdr.enums:
+            qid = prog.q("%zu %zu %s", "sizeof(%s)" % ctype, "_Alignof(%s)" % ctype,
+                         '((%s)-1 < 0 ? "signed" : "unsigned")' % ctype)
             pending.append((key, [("%s: size %%s, align %%s, %%s" % key, ("three", qid))]))
         for name, enum in hdr.consts:
             fmt, args = value_expr(name)
@@ -330,9 +355,15 @@ def layout(root):
             pending.append(("const " + name,
                             [("const %s = %%s%s" % (name, " in " + enum if enum else ""),
                               ("value", qid))]))
+        laid_out = {k for k, _, _ in hdr.records} | {k for k, _, _ in hdr.enums}
         for name, t in hdr.typedefs:
-            if "typedef " + name not in [k for k, _, _ in hdr.records]:
+            if "typedef " + name not in laid_out:
                 blocks["typedef " + name] = "typedef %s: %s" % (name, t)
+        for name, t in hdr.funcs:
+            line = "func %s: %s" % (name, t)
+            if blocks.get("func " + name, line) != line:
+                raise ToolError("func %s is declared twice, differently" % name)
+            blocks["func " + name] = line
         for name, t, tls, complete in hdr.objects:
             lines = "object %s: %s%s" % (name, t, ", thread-local" if tls else "")
             if complete:
@@ -501,8 +532,8 @@ def main():
             print("FAIL: %s is not in the tool's format (edited by hand?): run `%s`" %
                   (rel, regen))
             return 1
-        print("ok: ABI %s layout matches %s (%d structs, unions, enums, constants, typedefs "
-              "and objects)" % (abi, rel, len(new)))
+        print("ok: ABI %s layout matches %s (%d structs, unions, enums, constants, typedefs, "
+              "objects and functions)" % (abi, rel, len(new)))
         return 0
     except ToolError as e:
         print("ERROR: abi_layout.py: %s" % e, file=sys.stderr)
