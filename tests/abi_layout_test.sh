@@ -10,6 +10,8 @@
 #   struct member then have the offsets and bit positions the compiler chose);
 # - lays out a typedef'd unnamed union (grown: a change) and enum, and
 #   records each public function's type (changed or removed: a change);
+# - skips and names macros that are no integer constants, and takes a CC
+#   with arguments;
 # - refuses to `update` over an incompatible change;
 # - fails a version with no snapshot, and `update` makes its baseline.
 # Usage: abi_layout_test.sh SRC_ROOT
@@ -192,6 +194,25 @@ edit pool.h 's/^\(int rp_pool_iovecs(.*\)unsigned max);$/\1size_t max);/'
 tool check
 expect "a parameter of rp_pool_iovecs changed" 1 "changed: func rp_pool_iovecs" \
 	"+func rp_pool_iovecs: int (const struct rp_pool *, struct iovec *, size_t)" "$bump"
+
+fresh
+# macros that are no integer constant expressions (an initializer, a call to
+# an undeclared function: gcc reports some at the header's line) are left
+# out and named, not a failure of the tool; CC may carry arguments
+cat >"$tmp/root/include/ringplane/zz_selftest.h" <<'EOF'
+#ifndef RINGPLANE_ZZ_SELFTEST_H
+#define RINGPLANE_ZZ_SELFTEST_H
+#define RP_ZZ_INIT { 0 }
+#define RP_ZZ_CALL rp_zz_undeclared(3)
+#define RP_ZZ_OK (4 + 1)
+#endif
+EOF
+tool check
+expect "macros that are no integer constants are skipped and named" 1 "added: macro RP_ZZ_OK" \
+	"not integer constants, not recorded: RP_ZZ_CALL, RP_ZZ_INIT"
+rm "$tmp/root/include/ringplane/zz_selftest.h"
+CC="env cc" tool check
+expect "CC with arguments (CC=\"env cc\")" 0 "ok: ABI"
 
 fresh
 edit engine.h '/^struct rp_cqe {/,/^};/ s/^};/\tuint32_t added;\n};/'

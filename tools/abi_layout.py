@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,14 @@ def run(cmd, **kw):
     except FileNotFoundError as e:
         raise ToolError("%s not found (%s): install it (./dev.sh deps installs clang)" %
                         (cmd[0], e)) from e
+
+
+def tool_cmd(var, default):
+    """$CC or $CLANG as a command line: CC="ccache gcc" is ccache running gcc."""
+    cmd = shlex.split(os.environ.get(var) or default)
+    if not cmd:
+        raise ToolError("$%s is empty" % var)
+    return cmd
 
 
 def anon(s):
@@ -102,11 +111,12 @@ class Headers:
         return path is not None and os.path.dirname(os.path.realpath(path)) == self.hdir
 
     def _ast(self):
-        clang = os.environ.get("CLANG", "clang")
-        r = run([clang, "-fsyntax-only", *CFLAGS, "-I", self.inc, "-Xclang", "-ast-dump=json",
+        clang = tool_cmd("CLANG", "clang")
+        r = run([*clang, "-fsyntax-only", *CFLAGS, "-I", self.inc, "-Xclang", "-ast-dump=json",
                  self.tu])
         if r.returncode != 0:
-            raise ToolError("%s could not parse the public headers:\n%s" % (clang, r.stderr))
+            raise ToolError("%s could not parse the public headers:\n%s" %
+                            (" ".join(clang), r.stderr))
         ast = json.loads(r.stdout)
         # The JSON dump names a location's file only where it differs from
         # the one printed before, so follow every location in print order.
@@ -186,10 +196,10 @@ class Headers:
             self.funcs.append((d["name"], type_of(d)))
 
     def _macros(self):
-        cc = os.environ.get("CC", "cc")
-        r = run([cc, "-E", "-dD", *CFLAGS, "-I", self.inc, self.tu])
+        cc = tool_cmd("CC", "cc")
+        r = run([*cc, "-E", "-dD", *CFLAGS, "-I", self.inc, self.tu])
         if r.returncode != 0:
-            raise ToolError("%s -E failed on the public headers:\n%s" % (cc, r.stderr))
+            raise ToolError("%s -E failed on the public headers:\n%s" % (" ".join(cc), r.stderr))
         cur, defs = None, {}
         for line in r.stdout.splitlines():
             m = re.match(r'^# \d+ "([^"]*)"', line)
@@ -242,7 +252,7 @@ class Program:
         return "\n".join(out) + "\n"
 
     def build_and_run(self, tmp, macro_lines):
-        cc = os.environ.get("CC", "cc")
+        cc = tool_cmd("CC", "cc")
         src = os.path.join(tmp, "abi_prog.c")
         exe = os.path.join(tmp, "abi_prog")
         skip = set()
@@ -251,24 +261,30 @@ class Program:
         for _ in range(len(macro_lines) + 1):
             with open(src, "w", encoding="utf-8") as f:
                 f.write(self.source(skip))
-            r = run([cc, *CFLAGS, "-w", "-I", self.hdr.inc, "-o", exe, src])
+            r = run([*cc, *CFLAGS, "-w", "-I", self.hdr.inc, "-o", exe, src])
             if r.returncode == 0:
                 break
             bad = set()
             text = self.source(skip).splitlines()
-            for m in re.finditer(r"abi_prog\.c:(\d+):\d+: error", r.stderr):
+            # gcc may place the error in the header that defines the macro
+            # and name abi_prog.c's line only in an "in expansion of macro" note
+            for m in re.finditer(r"abi_prog\.c:(\d+):\d+: (?:fatal )?(?:error|note)",
+                                 r.stderr):
                 ln = text[int(m.group(1)) - 1]
                 for i in macro_lines:
                     if i not in skip and self.lines[i] == ln:
                         bad.add(i)
             if not bad:
-                raise ToolError("%s could not build the layout program:\n%s" % (cc, r.stderr))
+                raise ToolError("%s could not build the layout program:\n%s" %
+                                (" ".join(cc), r.stderr))
             skip |= bad
         else:
             raise ToolError("could not build the layout program")
         r = run([exe])
         if r.returncode != 0:
-            raise ToolError("the layout program failed: %s" % r.stderr)
+            how = ("killed by signal %d" % -r.returncode if r.returncode < 0 else
+                   "exit status %d" % r.returncode)
+            raise ToolError("the layout program failed (%s): %s" % (how, r.stderr))
         vals = {}
         for line in r.stdout.splitlines():
             i, rest = line.split(" ", 1)
@@ -375,9 +391,19 @@ def layout(root):
         for name in hdr.macros:
             fmt, args = value_expr(name)
             qid = prog.q(fmt, *args)
+            # only an integer constant expression passes the static assert
+            # (a call to an undeclared function would otherwise compile and
+            # then fail to link); what fails is left out, named below
+            prog.lines[-1] = '\t_Static_assert((%s) || 1, "%s");%s' % (name, name,
+                                                                        prog.lines[-1])
             macro_lines.append(len(prog.lines) - 1)
             pending.append(("macro " + name, [("macro %s = %%s" % name, ("value", qid))]))
         vals = prog.build_and_run(tmp, macro_lines)
+        skipped = [n for n, i in zip(hdr.macros, macro_lines) if prog.lines[i] and
+                   int(re.search(r'printf\("(\d+) ', prog.lines[i]).group(1)) not in vals]
+        if skipped:
+            print("abi_layout.py: not integer constants, not recorded: %s" % ", ".join(skipped),
+                  file=sys.stderr)
         for key, lines in pending:
             text = []
             for tmpl, q in lines:
