@@ -180,6 +180,7 @@ struct zc_reg {
 
 struct zc_tls {
 	bool registered, have_cache;
+	bool exiting; /* zc_thread_exit has run: no pipe from here on */
 	struct zc_reg reg;
 	struct zc_pipe cache;
 	struct zc_held held[RP_ZC_HELD_MAX];
@@ -313,6 +314,14 @@ static void zc_thread_exit(void *arg)
 	reg_unlink(&t->reg);
 	(void)pthread_mutex_unlock(&reg_lock);
 	t->registered = false;
+	/* A thread-key destructor of the application's may call us after
+	 * this, in glibc's last round (PTHREAD_DESTRUCTOR_ITERATIONS), when
+	 * ours would not run again: a pipe made then would stay open and
+	 * registered in this dying TLS, which a new thread may get, relink
+	 * and so cut other entries out of the list. So no pipe after exit
+	 * (pipe_fail, the read/write path); a new thread's TLS starts with
+	 * the flag clear. */
+	t->exiting = true;
 }
 
 /* pthread_atfork prepare and parent handlers: the fork happens with
@@ -433,7 +442,7 @@ struct zc_pipe *zc_pipe_get(void)
 	/* A pipe only with the fork handlers in place and the destructor
 	 * armed: without it the thread's exit would neither close the pipe
 	 * nor take its registry entry, in its dying TLS, out of the list. */
-	if (!zc_fork_safe() || !zc_register() || pipe_open(fds) < 0) {
+	if (zt.exiting || !zc_fork_safe() || !zc_register() || pipe_open(fds) < 0) {
 		ZC_ADD(pipe_fail, 1);
 		return NULL;
 	}

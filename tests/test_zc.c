@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -2284,6 +2285,87 @@ static int fork_exit_main(void)
  * fork child closes no fd that has since got another use in the parent,
  * and still closes the pipes of the threads that live, the one started
  * before the exited one and the one started after it. */
+
+/*
+ * A thread-key destructor of the application's that relays in glibc's
+ * last destructor round, after ours ran for the last time: the call must
+ * make no pipe (it would stay open, registered in the dead thread's TLS,
+ * which a new thread may reuse and relink, cutting other entries out of
+ * the list), count pipe_fail and move the bytes by read/write.
+ */
+static pthread_key_t late_key;
+static int late_rounds;
+static ssize_t late_ret = -1;
+static bool late_same;
+
+static void late_relay(void)
+{
+	int s[2], d[2];
+	char x[5] = "hello", y[5] = {0};
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, d) == 0) {
+		if (write(s[0], x, 5) == 5) {
+			late_ret = rp_zc_socket_relay(d[0], s[1], 5);
+			late_same = read(d[1], y, 5) == 5 && !memcmp(x, y, 5);
+		}
+		close(d[0]);
+		close(d[1]);
+	}
+	close(s[0]);
+	close(s[1]);
+}
+
+static void late_dtor(void *v)
+{
+	(void)v;
+	if (++late_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+		(void)pthread_setspecific(late_key, (void *)1);
+		return;
+	}
+	late_relay();
+}
+
+static void *late_thread(void *arg)
+{
+	(void)arg;
+	late_relay(); /* the thread's pipe, closed by our destructor */
+	late_ret = -1;
+	(void)pthread_setspecific(late_key, (void *)1);
+	return NULL;
+}
+
+static void test_relay_late_key_destructor(void **state)
+{
+	struct pfds before, after;
+	struct rp_zc_stats s0, s1;
+	pthread_t t;
+
+	(void)state;
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's runtime has finalised the thread by glibc's last round: any
+	 * intercepted call there crashes it (the old code's too) */
+	printf("# skip: TSan cannot run calls in the last key-destructor round; the release "
+	       "and ASan runs cover it\n");
+	skip();
+#endif
+	assert_int_equal(pthread_key_create(&late_key, late_dtor), 0);
+	assert_true(pipe_fds(&before) >= 0);
+	rp_zc_stats(&s0);
+	assert_int_equal(pthread_create(&t, NULL, late_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(pipe_fds(&after) >= 0);
+	rp_zc_stats(&s1);
+	(void)pthread_key_delete(late_key);
+	assert_int_equal(late_rounds, PTHREAD_DESTRUCTOR_ITERATIONS);
+	assert_int_equal(late_ret, 5);
+	assert_true(late_same);
+	/* no pipe left open by the dead thread; the late call fell back */
+	assert_int_equal(after.n, before.n);
+	assert_true(s1.pipe_fail == s0.pipe_fail + 1);
+}
+
 static void test_relay_fork_thread_exit(void **state)
 {
 	pid_t p;
@@ -3583,6 +3665,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_relay_fork_held_spill),
 		cmocka_unit_test(test_relay_fork_threads),
 		cmocka_unit_test(test_relay_fork_thread_exit),
+		cmocka_unit_test(test_relay_late_key_destructor),
 		cmocka_unit_test(test_relay_fork_race),
 		cmocka_unit_test(test_relay_fork_lock_order),
 		cmocka_unit_test(test_file_copy_same_fs),
