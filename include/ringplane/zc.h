@@ -31,7 +31,13 @@
  * made or closed, under a mutex the fork's prepare handler takes: a fork
  * waits for a thread making or closing a pipe (never for a call that
  * finds its pipe made), and must not come from a signal handler that
- * interrupted one. Lock order: prepare handlers run in reverse order of
+ * interrupted one. That mutex is one for the whole process, held across
+ * pipe2(2) and close(2). A hold takes the thread's cached pipe and its
+ * release gives it back, with no lock; a pipe is made (and at the release
+ * closed) under the mutex only when the thread needs another while
+ * holding: a second held destination, or a relay elsewhere meanwhile. So
+ * threads that keep two or more destinations in that state serialise on
+ * it; a single held destination and the normal paths take no lock. Lock order: prepare handlers run in reverse order of
  * registration, so ringplane's, registered at load, runs after every
  * prepare handler registered later (in main or after) and takes its mutex
  * last; a thread may hold a lock that such a handler takes across rp_zc_*
