@@ -10,7 +10,9 @@
 #           bench dies of the signal within 10 s, and its namespace, veth,
 #           netns lock file and temp dir are gone (root only, else 77); only
 #           this bench's: found by the netns lock it holds (/proc/PID/fd)
-#           and its PID in the temp dir's name.
+#           and its PID in the temp dir's name; and again while its `ip netns
+#           add` runs (a slow stand-in ip first in PATH): the signal is not
+#           lost and no namespace is added after the bench is gone.
 # usage: bench_cleanup.sh BENCH [peer|signal]...
 set -u
 B=$1; shift
@@ -88,7 +90,7 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 		bad "$sig: no veth pair came up in 30 s"; cat "$T/sig.out"; return
 	fi
 	echo "$sig: bench $pid up: $(ours $pid "$idx" | tr "\n" " ")"
-	sleep 1 # into the iperf3 runs
+	# at once: the rest of the ip(8) setup may still be running
 	kill -"$sig" $pid
 	for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 	if kill -0 $pid 2>/dev/null; then
@@ -102,12 +104,55 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	[ -z "$after" ] || bad "$sig: left behind: $after"
 }
 
+signal_ip() { # SIG while an `ip netns add` of the bench is running (a slow stand-in ip)
+	local sig=$1 after idx="" pid rc _ ip
+	ip=$(command -v ip)
+	mkdir -p "$T/ipbin"; rm -f "$T/ip-slow"
+	cat > "$T/ipbin/ip" <<EOS
+#!/bin/sh
+case "\$*" in "netns add "*) : > "$T/ip-slow"; sleep 3;; esac
+exec "$ip" "\$@"
+EOS
+	chmod +x "$T/ipbin/ip"
+	PATH="$T/ipbin:$PATH" RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 \
+		RP_BENCH_RELAY_BULK_STREAMS=1 \
+		env --default-signal=INT,TERM "$B" relay --quick > "$T/sig.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 300); do # up to 30 s for its `ip netns add` to start
+		[ -e "$T/ip-slow" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	idx=$(idx_of $pid)
+	if [ ! -e "$T/ip-slow" ] || [ -z "$idx" ]; then
+		kill -KILL $pid 2>/dev/null; wait $pid
+		bad "ip $sig: no ip netns add in 30 s"; cat "$T/sig.out"; return
+	fi
+	kill -"$sig" $pid
+	for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	if kill -0 $pid 2>/dev/null; then
+		kill -KILL $pid; bad "ip $sig: bench alive 10 s after SIG$sig"
+	fi
+	wait $pid; rc=$?
+	sleep 4 # past the stand-in's sleep: an orphaned ip would have run by now
+	after=$(ours $pid "$idx" | tr "\n" " ")
+	echo "ip $sig: bench rc=$rc; left behind: ${after:-nothing}"
+	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "ip $sig: rc $rc, not 128+SIG$sig"
+	if [ -n "$after" ]; then # a failure: remove them, not to leave them to the next run
+		bad "ip $sig: left behind: $after"
+		"$ip" link del rprl0-"$idx" 2>/dev/null; "$ip" netns del rprlbench-"$idx" 2>/dev/null
+		rm -rf /run/ringplane-bench/netns-"$idx".lock /tmp/ringplane-bench-relay-"$pid".*
+	fi
+}
+
 signal() {
 	if [ "$(id -u)" != 0 ] || ! command -v ip > /dev/null || ! command -v iperf3 > /dev/null; then
 		echo "signal: needs root, ip and iperf3"; return 77
 	fi
 	signal_one TERM
 	signal_one INT
+	signal_ip TERM
+	signal_ip INT
 }
 
 for what in "${@:-peer signal}"; do
