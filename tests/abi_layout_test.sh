@@ -12,6 +12,8 @@
 #   records each public function's type (changed or removed: a change);
 # - skips and names macros that are no integer constants, and takes a CC
 #   with arguments;
+# - expands an array of an unnamed struct; `update` rewrites a snapshot
+#   edited by hand when nothing changed;
 # - refuses to `update` over an incompatible change;
 # - fails a version with no snapshot, and `update` makes its baseline.
 # Usage: abi_layout_test.sh SRC_ROOT
@@ -213,6 +215,37 @@ expect "macros that are no integer constants are skipped and named" 1 "added: ma
 rm "$tmp/root/include/ringplane/zz_selftest.h"
 CC="env cc" tool check
 expect "CC with arguments (CC=\"env cc\")" 0 "ok: ABI"
+
+fresh
+# an array of an unnamed struct lists the element's members
+cat >"$tmp/root/include/ringplane/zz_selftest.h" <<'EOF'
+#ifndef RINGPLANE_ZZ_SELFTEST_H
+#define RINGPLANE_ZZ_SELFTEST_H
+struct rp_zz_arr {
+	int n;
+	struct {
+		int a;
+		short b;
+	} e[2];
+};
+#endif
+EOF
+tool update
+expect "update records a struct with an array of an unnamed struct" 0 "recorded 1 addition(s)"
+sed -n '/^struct rp_zz_arr:/,/^$/p' "$tmp/root/$snap" >"$tmp/out"
+rc=0
+expect "the array's element members are listed" 0 "struct rp_zz_arr: size 20, align 4" \
+	"	@4 size 16 e: struct (anonymous)[2]" "		@4 size 4 a: int" "		@8 size 2 b: short"
+
+fresh
+# a hand-edited header line: check asks for update, and update fixes it
+sed -i '1s/^# ringplane ABI/# ringplane  ABI/' "$tmp/root/$snap"
+tool check
+expect "a snapshot edited by hand fails check" 1 "not in the tool's format"
+tool update
+expect "update rewrites it in the tool's format" 0 "rewritten in the tool's format"
+tool check
+expect "then check passes" 0 "ok: ABI"
 
 fresh
 edit engine.h '/^struct rp_cqe {/,/^};/ s/^};/\tuint32_t added;\n};/'

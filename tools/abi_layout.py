@@ -300,7 +300,9 @@ def members(prog, ctype, node, path, depth, out):
         name = m.get("name")
         t = type_of(m)
         ind = "\t" * depth
-        unnamed_type = "(anonymous)" in t and re.match(r"^(struct|union) \(anonymous\)$", t)
+        # an array of an unnamed record lists its first element's members
+        dims = re.search(r"(\[\d+\])+$", t)
+        unnamed_type = re.match(r"^(struct|union) \(anonymous\)(\[\d+\])*$", t)
         sub = None
         if unnamed_type:
             # its definition is the RecordDecl just before it
@@ -333,6 +335,8 @@ def members(prog, ctype, node, path, depth, out):
                          "sizeof(((%s *)0)->%s)" % (ctype, expr))
             out.append((ind + "@%%s size %%s %s: %s" % (name, t), ("two", qid)))
             if sub is not None:
+                if dims:
+                    p = path + [name + "[0]" * dims.group(0).count("[")]
                 members(prog, ctype, sub, p, depth + 1, out)
 
 
@@ -538,12 +542,17 @@ def main():
                   "libringplane.so.%s) and record the new baseline with `%s`,\n"
                   "or revert the change." % (abi, abi, nxt, nxt, regen))
             return 1
+        if a.cmd == "update" and (added or render(abi, old) != old_text):
+            # additions, or a snapshot not in the tool's format: rewritten
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(render(abi, {**old, **new}))
+            if added:
+                print("%s: recorded %d addition(s): %s" % (rel, len(added),
+                                                           ", ".join(added)))
+            else:
+                print("%s: rewritten in the tool's format, nothing changed" % rel)
+            return 0
         if added:
-            if a.cmd == "update":
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(render(abi, {**old, **new}))
-                print("%s: recorded %d addition(s): %s" % (rel, len(added), ", ".join(added)))
-                return 0
             diff = difflib.unified_diff(render(abi, old).splitlines(),
                                         render(abi, new).splitlines(),
                                         rel, "include/ringplane/*.h (now)", lineterm="", n=0)
