@@ -13,7 +13,7 @@
 # - skips and names macros that are no integer constants, and takes a CC
 #   with arguments;
 # - expands an array of an unnamed struct; `update` rewrites a snapshot
-#   edited by hand when nothing changed;
+#   edited by hand when nothing changed; finds a bitfield past 64 KB;
 # - refuses to `update` over an incompatible change;
 # - fails a version with no snapshot, and `update` makes its baseline.
 # Usage: abi_layout_test.sh SRC_ROOT
@@ -246,6 +246,21 @@ tool update
 expect "update rewrites it in the tool's format" 0 "rewritten in the tool's format"
 tool check
 expect "then check passes" 0 "ok: ABI"
+
+fresh
+# a struct over 64 KB with a bitfield: the scratch object is sized from it
+cat >"$tmp/root/include/ringplane/zz_selftest.h" <<'EOF'
+#ifndef RINGPLANE_ZZ_SELFTEST_H
+#define RINGPLANE_ZZ_SELFTEST_H
+struct rp_zz_big {
+	char pad[100000];
+	unsigned f : 3;
+};
+#endif
+EOF
+tool check
+expect "a bitfield past 64 KB is found" 1 "added: struct rp_zz_big" \
+	"+	bits @100000.0 width 3 f: unsigned int"
 
 fresh
 edit engine.h '/^struct rp_cqe {/,/^};/ s/^};/\tuint32_t added;\n};/'

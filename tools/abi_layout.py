@@ -226,6 +226,7 @@ class Program:
         self.hdr = hdr
         self.lines = []
         self.n = 0
+        self.bufs = []  # the records whose bitfields are found in rp_abi_buf
 
     def q(self, fmt, *exprs):
         """Queue a printf of exprs; returns the query's id."""
@@ -239,7 +240,10 @@ class Program:
     def source(self, skip=()):
         out = ["#include <stdio.h>", "#include <string.h>", "#include <stddef.h>"]
         out += ["#include <ringplane/%s>" % h for h in self.hdr.headers]
-        out.append("static unsigned char rp_abi_buf[1 << 16] __attribute__((aligned(64)));")
+        # scratch as large and as aligned as the largest record with a bitfield
+        out.append("static union {\n\tchar none;")
+        out += ["\t_Alignas(%s) char b%d[sizeof(%s)];" % (t, i, t) for i, t in enumerate(self.bufs)]
+        out.append("} rp_abi_buf;")
         out.append("static void rp_abi_bits(int id, const void *p, size_t n)")
         out.append("{\n\tsize_t i, lo = (size_t)-1, w = 0;")
         out.append("\tfor (i = 0; i < n * 8; i++)")
@@ -322,10 +326,12 @@ def members(prog, ctype, node, path, depth, out):
         p = path + [name]
         expr = ".".join(p)
         if m.get("isBitfield"):
-            prog.raw("\tmemset(rp_abi_buf, 0, sizeof(%s));" % ctype)
-            prog.raw("\t((%s *)rp_abi_buf)->%s = -1;" % (ctype, expr))
+            if ctype not in prog.bufs:
+                prog.bufs.append(ctype)
+            prog.raw("\tmemset(&rp_abi_buf, 0, sizeof(%s));" % ctype)
+            prog.raw("\t((%s *)&rp_abi_buf)->%s = -1;" % (ctype, expr))
             prog.n += 1
-            prog.raw("\trp_abi_bits(%d, rp_abi_buf, sizeof(%s));" % (prog.n, ctype))
+            prog.raw("\trp_abi_bits(%d, &rp_abi_buf, sizeof(%s));" % (prog.n, ctype))
             out.append((ind + "bits @%%s %s: %s" % (name, t), ("bits", prog.n)))
         elif t.endswith("[]"):
             qid = prog.q("%zu", "offsetof(%s, %s)" % (ctype, expr))
