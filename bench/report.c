@@ -23,6 +23,7 @@
 #include <ringplane/simd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "report_impl.h"
 
 #ifndef RP_BENCH_VERSION
@@ -32,6 +33,8 @@
 static struct {
 	struct rp_report_cfg cfg;
 	FILE *json;
+	char json_tmp[4096]; /* PATH.tmp, renamed to PATH at close */
+	int json_slot;       /* its cleanup slot: removed on SIGINT/SIGTERM */
 	char date[32]; /* when the run started, UTC */
 	struct rp_report_rec *rows;
 	size_t nrows, cap;
@@ -295,7 +298,18 @@ int rp_report_open(const struct rp_report_cfg *cfg)
 	if (gmtime_r(&now, &tm))
 		strftime(R.date, sizeof(R.date), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (cfg->json_path) {
-		R.json = fopen(cfg->json_path, "w");
+		/* written to PATH.tmp, renamed at close: an interrupted run
+		 * leaves the previous file as it was */
+		if (snprintf(R.json_tmp, sizeof(R.json_tmp), "%s.tmp", cfg->json_path) >=
+		    (int)sizeof(R.json_tmp)) {
+			fprintf(stderr, "ringplane-bench: --json %s: name too long\n", cfg->json_path);
+			return -ENAMETOOLONG;
+		}
+		R.json_slot = -1;
+		R.json = fopen(R.json_tmp, "w");
+		/* (a longer name would be cut in the slot: not registered) */
+		if (R.json && strlen(R.json_tmp) < 128)
+			R.json_slot = rp_cleanup_add_dir(R.json_tmp);
 		if (!R.json) {
 			ret = -errno;
 			fprintf(stderr, "ringplane-bench: --json %s: %s\n", cfg->json_path,
@@ -308,8 +322,11 @@ int rp_report_open(const struct rp_report_cfg *cfg)
 		if (ret) {
 			fprintf(stderr, "ringplane-bench: --plot %s: %s\n", cfg->plot_dir,
 				strerror(-ret));
-			if (R.json)
+			if (R.json) {
 				fclose(R.json);
+				unlink(R.json_tmp);
+				rp_cleanup_del(R.json_slot);
+			}
 			R.json = NULL;
 			return ret;
 		}
@@ -538,10 +555,13 @@ int rp_report_close(void)
 		/* false when a suite failed or stopped early, or a row was skipped */
 		fprintf(f, ",\n  \"complete\": %s\n}\n",
 			R.nfails || R.nskips ? "false" : "true");
-		if (ferror(f) | fclose(f)) {
+		if ((ferror(f) | fclose(f)) || rename(R.json_tmp, R.cfg.json_path)) {
+			unlink(R.json_tmp);
+			rp_cleanup_del(R.json_slot);
 			ret = -EIO;
 			fprintf(stderr, "ringplane-bench: writing %s failed\n", R.cfg.json_path);
 		} else {
+			rp_cleanup_del(R.json_slot);
 			printf("\njson: %s (%zu rows, %zu skipped, %zu suites failed)\n",
 			       R.cfg.json_path, R.nrows, R.nskips, R.nfails);
 		}

@@ -76,8 +76,9 @@ ours() { # PID IDX: that bench's veth, namespace, lock file, temp dirs, one a li
 
 signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	local sig=$1 after idx="" pid rc _
+	echo '{"previous": "results"}' > "$T/keep.json" # an interrupted run leaves it as it was
 	RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
-		env --default-signal=INT,TERM "$B" relay --quick > "$T/sig.out" 2>&1 &
+		env --default-signal=INT,TERM "$B" relay --quick --json "$T/keep.json" > "$T/sig.out" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 300); do # up to 30 s for its veth pair to show up
 		[ -n "$idx" ] || idx=$(idx_of $pid)
@@ -102,6 +103,8 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	echo "$sig: bench rc=$rc; left behind: ${after:-nothing}"
 	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
 	[ -z "$after" ] || bad "$sig: left behind: $after"
+	grep -qx '{"previous": "results"}' "$T/keep.json" || bad "$sig: the previous --json file changed"
+	[ ! -e "$T/keep.json.tmp" ] || bad "$sig: keep.json.tmp left behind"
 }
 
 signal_ip() { # SIG while an `ip netns add` of the bench is running (a slow stand-in ip)
