@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "report_impl.h"
 
 /* Captured output beyond this is cut short (ringplane-tune check --json cut
@@ -71,16 +72,16 @@ int rp_child_run(char *const argv[], const char *cwd, char **out, size_t *out_le
 	if (out && pipe2(pfd, O_CLOEXEC))
 		return -errno;
 	fflush(NULL); /* or buffered output would be written twice */
-	pid = fork();
+	/* own process group (a timeout kills its children too), registered:
+	 * SIGINT/SIGTERM to us stop it */
+	pid = rp_cleanup_fork();
 	if (pid < 0) {
-		ret = -errno;
+		ret = pid;
 		goto out_close;
 	}
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDWR);
 
-		/* Own process group, so a timeout kills its children too. */
-		setpgid(0, 0);
 		if (devnull >= 0)
 			dup2(devnull, STDIN_FILENO);
 		if (out) {
@@ -93,8 +94,6 @@ int rp_child_run(char *const argv[], const char *cwd, char **out, size_t *out_le
 		execv(argv[0], argv);
 		_exit(127);
 	}
-
-	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
 
 	uint64_t deadline = rp_bench_now_ns() + RP_CHILD_TIMEOUT_S * 1000000000ull;
 
@@ -149,6 +148,7 @@ int rp_child_run(char *const argv[], const char *cwd, char **out, size_t *out_le
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
+			rp_cleanup_del_pgid(pid);
 			goto out_free;
 		}
 		if (rp_bench_now_ns() >= deadline) {
@@ -158,6 +158,7 @@ int rp_child_run(char *const argv[], const char *cwd, char **out, size_t *out_le
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
 	}
+	rp_cleanup_del_pgid(pid);
 	if (timed_out) {
 		kill(-pid, SIGKILL); /* whatever the group still holds */
 		ret = -ETIMEDOUT;

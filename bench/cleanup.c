@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +73,41 @@ void rp_cleanup_del_pgid(pid_t pgid)
 	for (int i = 0; i < NSLOTS; i++)
 		if (atomic_load(&slots[i].kind) == K_PGID && slots[i].pgid == pgid)
 			atomic_store(&slots[i].kind, K_FREE);
+}
+
+pid_t rp_cleanup_fork(void)
+{
+	pid_t parent = getpid(), pid;
+	sigset_t blk, old;
+
+	sigemptyset(&blk);
+	sigaddset(&blk, SIGINT);
+	sigaddset(&blk, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &blk, &old);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return -e;
+	}
+	if (pid == 0) {
+		/* only async-signal-safe calls: the parent may have threads */
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127); /* it died before PDEATHSIG was set: no one stops us */
+		sigdelset(&old, SIGINT);
+		sigdelset(&old, SIGTERM);
+		sigprocmask(SIG_SETMASK, &old, NULL); /* a pending one kills us here */
+		return 0;
+	}
+	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
+	rp_cleanup_add_pgid(pid);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return pid;
 }
 
 /* Run @argv (argv[0] a path) with no output, and wait for it: only

@@ -35,4 +35,21 @@ void rp_cleanup_del_pgid(pid_t pgid);
 /* Forget slot @slot (-1: nothing): the thing is gone or removed already. */
 void rp_cleanup_del(int slot);
 
+/*
+ * fork() for every child the bench starts, so that a SIGINT or SIGTERM at
+ * any moment stops it. In the parent, INT and TERM are blocked (this
+ * thread only: the bench's other threads keep them blocked for good, see
+ * rp_bench_thread_create) from before the fork until the child's process
+ * group is registered (rp_cleanup_add_pgid), so a signal in between is
+ * taken after it and the handler stops the child too; returns the pid.
+ * The child (0 returned) leads a process group of its own, has INT and
+ * TERM at their default actions (never this process's handler: it would
+ * run our cleanup), gets SIGTERM when the forking thread dies
+ * (PR_SET_PDEATHSIG) and exits at once, status 127, if the parent died
+ * before that was set; only then are INT and TERM unblocked. Call it from
+ * the thread that reaps the child (the suites' thread), and
+ * rp_cleanup_del_pgid(pid) once it is reaped. -errno if fork fails.
+ */
+pid_t rp_cleanup_fork(void);
+
 #endif

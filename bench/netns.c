@@ -31,16 +31,14 @@ void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot)
 /* @cmd ("ip ...", words split at spaces) run as a child in its own process
  * group, registered for the SIGINT/SIGTERM cleanup while it runs (system()
  * would ignore SIGINT while waiting, and a SIGTERM could leave an `ip netns
- * add` finishing after the handler's del). INT and TERM are blocked from
- * fork to registration; the child takes their default actions back before
- * exec. A child killed by SIGINT or SIGTERM is re-raised here. */
+ * add` finishing after the handler's del): rp_cleanup_fork. A child killed
+ * by SIGINT or SIGTERM is re-raised here. */
 static int sh_cmd(const char *cmd)
 {
 	char buf[512], *argv[24], *save = NULL;
 	size_t n = 0;
-	sigset_t blk, old;
 	pid_t pid;
-	int st, slot;
+	int st;
 
 	if (snprintf(buf, sizeof(buf), "%s", cmd) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
@@ -52,24 +50,12 @@ static int sh_cmd(const char *cmd)
 	if (!n)
 		return -EINVAL;
 	argv[n] = NULL;
-	sigemptyset(&blk);
-	sigaddset(&blk, SIGINT);
-	sigaddset(&blk, SIGTERM);
-	sigprocmask(SIG_BLOCK, &blk, &old);
-	pid = fork();
-	if (pid < 0) {
-		int e = errno;
-
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return -e;
-	}
+	pid = rp_cleanup_fork();
+	if (pid < 0)
+		return pid;
 	if (pid == 0) {
 		int nul = open("/dev/null", O_RDWR);
 
-		setpgid(0, 0);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (nul >= 0) {
 			dup2(nul, 1);
 			dup2(nul, 2);
@@ -79,17 +65,13 @@ static int sh_cmd(const char *cmd)
 		execvp(argv[0], argv);
 		_exit(127);
 	}
-	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
-	slot = rp_cleanup_add_pgid(pid);
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			st = -1;
 			break;
 		}
 	}
-	if (slot >= 0)
-		rp_cleanup_del_pgid(pid);
+	rp_cleanup_del_pgid(pid);
 	if (st != -1 && WIFSIGNALED(st) && (WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGTERM))
 		raise(WTERMSIG(st)); /* the handler cleans up and dies of it */
 	return st == 0 ? 0 : -EIO;

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,7 +83,7 @@ int rp_bench_find_ringplane(char *path, size_t size)
 
 /* Start argv[0] (a path) in its own process group on @cpu (-1: any CPU we
  * may use), stdin /dev/null, stdout+stderr on a pipe we read; it gets
- * SIGTERM if the bench dies. */
+ * SIGTERM if the bench dies (rp_cleanup_fork). */
 int proc_spawn(struct proc *p, char *const argv[], int cpu)
 {
 	return proc_spawn_on(p, argv, cpu >= 0 ? &cpu : NULL, cpu >= 0 ? 1 : 0);
@@ -105,10 +104,11 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
 	fflush(NULL);
-	p->pid = fork();
+	p->pid = rp_cleanup_fork(); /* registered: SIGINT/SIGTERM to us stop it */
 	if (p->pid < 0) {
-		int err = -errno;
+		int err = p->pid;
 
+		p->pid = -1;
 		close(pfd[0]);
 		close(pfd[1]);
 		return err;
@@ -119,7 +119,6 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 		sigset_t none;
 		int devnull;
 
-		setpgid(0, 0);
 		CPU_ZERO(&set);
 		for (unsigned i = 0; i < ncpus; i++)
 			CPU_SET(cpus[i], &set);
@@ -131,7 +130,6 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		sigaction(SIGPIPE, &dfl, NULL); /* ignored here, not in the peers */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		devnull = open("/dev/null", O_RDONLY);
 		if (devnull >= 0)
 			dup2(devnull, 0);
@@ -142,8 +140,6 @@ int proc_spawn_on(struct proc *p, char *const argv[], const int *cpus, unsigned 
 			(void)!write(2, "\n", 1);
 		_exit(127);
 	}
-	setpgid(p->pid, p->pid); /* also here: no window where kill(-pid) misses */
-	rp_cleanup_add_pgid(p->pid); /* SIGINT/SIGTERM to us stops it (cleanup.h) */
 	close(pfd[1]);
 	p->out = pfd[0];
 	return 0;

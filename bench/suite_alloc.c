@@ -31,7 +31,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +44,7 @@
 #include <ringplane/spsc.h>
 
 #include "bench.h"
+#include "cleanup.h"
 
 extern char **environ;
 
@@ -346,7 +346,6 @@ static int run_child(const struct rp_bench_opts *opts, const char *preload, size
 	char size_s[32], buf[512], fmt[32], *envbuf = NULL;
 	char *argv[] = { "ringplane-bench", "--alloc-child", size_s,
 			 opts->quick ? "quick" : "full", NULL };
-	posix_spawn_file_actions_t fa;
 	char **env = NULL;
 	int pfd[2] = { -1, -1 }, status, ret;
 	size_t len = 0;
@@ -361,13 +360,18 @@ static int run_child(const struct rp_bench_opts *opts, const char *preload, size
 		ret = -errno;
 		goto out;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
 	fflush(NULL);
-	ret = -posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
+	/* not posix_spawn: between its return and a registration here a
+	 * SIGINT would leave the child running (rp_cleanup_fork) */
+	pid = rp_cleanup_fork();
+	if (pid == 0) {
+		if (dup2(pfd[1], STDOUT_FILENO) >= 0)
+			execve("/proc/self/exe", argv, env);
+		_exit(127);
+	}
 	close(pfd[1]);
-	if (ret) {
+	if (pid < 0) {
+		ret = pid;
 		fprintf(stderr, "alloc: could not start /proc/self/exe: %s\n", strerror(-ret));
 		goto out;
 	}
@@ -402,13 +406,15 @@ static int run_child(const struct rp_bench_opts *opts, const char *preload, size
 	}
 	buf[len] = '\0';
 	if (timed_out)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			ret = -errno;
+			rp_cleanup_del_pgid(pid);
 			goto out;
 		}
 	}
+	rp_cleanup_del_pgid(pid);
 	if (timed_out) {
 		fprintf(stderr, "alloc: the jemalloc child at %zu B ran past %d s\n", size,
 			CHILD_TIMEOUT_S);

@@ -1160,11 +1160,12 @@ static int copy_rw(int dst, int src, char *buf);
  */
 static int run_child(int side, const char *src, const char *dst, size_t size, int cpu, char *buf)
 {
-	pid_t pid = fork();
+	pid_t pid = rp_cleanup_fork(); /* registered: SIGINT/SIGTERM to us stop it */
+	pid_t w;
 	int st;
 
 	if (pid < 0)
-		return -errno;
+		return pid;
 	if (pid == 0) {
 		int in, out, ret;
 
@@ -1186,7 +1187,10 @@ static int run_child(int side, const char *src, const char *dst, size_t size, in
 		}
 		_exit(ret);
 	}
-	if (waitpid(pid, &st, 0) < 0)
+	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	rp_cleanup_del_pgid(pid);
+	if (w < 0)
 		return -errno;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
@@ -1212,7 +1216,10 @@ static int copy_rw(int dst, int src, char *buf)
 static int sync_copy_rows(const struct rp_bench_opts *opts, const char *dir, int cpu,
 			  unsigned runs, char *buf)
 {
-	size_t size = opts->quick ? (256u << 20) : (1024u << 20);
+	/* RP_BENCH_ZC_COPY_MB: MB a copy (a short run for tests/bench_cleanup.sh) */
+	size_t size = (size_t)rp_bench_env_uint("RP_BENCH_ZC_COPY_MB", opts->quick ? 256u : 1024u,
+						65536)
+		      << 20;
 	double g[3][ZB_MAX_RUNS], c[3][ZB_MAX_RUNS];
 	static const char *const side[3] = { "rp_zc_file_copy", "cp", "read/write 64KB" };
 	char src[512], dst[512];
@@ -1302,7 +1309,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	struct rp_runtime *rt = NULL;
 	struct net lo = { .name = "loopback", .lfd = -1 }, ve = { .name = "veth", .lfd = -1 };
-	char dir[] = "/tmp/ringplane-bench-zc.XXXXXX", why[256];
+	char dir[64], why[256];
 	char *buf = malloc(ZB_RW_BUF);
 	int cpu[2], efd = -1, ret, dslot;
 
@@ -1356,6 +1363,8 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	}
 	rp_zb_runtime_down(rt);
 	rt = NULL;
+	/* the pid in its name: what a killed run left is known by it */
+	snprintf(dir, sizeof(dir), "/tmp/ringplane-bench-zc-%d.XXXXXX", (int)getpid());
 	if (!mkdtemp(dir)) {
 		ret = -errno;
 		goto out;

@@ -13,7 +13,13 @@
 #           and its PID in the temp dir's name; and again while its `ip netns
 #           add` runs (a slow stand-in ip first in PATH): the signal is not
 #           lost and no namespace is added after the bench is gone.
-# usage: bench_cleanup.sh BENCH [peer|signal]...
+#   storm:  SIGINT at a random moment of the zc suite's file_copy rows (each
+#           side a child of the bench; cp a stand-in that sleeps 5 s), to
+#           the bench or (as a terminal's ^C) to its process group, STORM_RUNS
+#           times (default 8): the bench dies of it within 10 s, and 1 s later
+#           no process of it (found by a tag in its environment) and no temp
+#           dir of it is left.
+# usage: bench_cleanup.sh BENCH [peer|signal|storm]...
 set -u
 B=$1; shift
 [ -x "$B" ] || { echo "no $B"; exit 1; }
@@ -148,6 +154,63 @@ EOS
 	fi
 }
 
+tagged() { # TAG: the pids of live processes with TAG in their environment
+	local e
+	for e in /proc/[0-9]*/environ; do
+		grep -qzx "RP_BENCH_CLEANUP_TAG=$1" "$e" 2>/dev/null && { e=${e#/proc/}; echo "${e%/environ}"; }
+	done
+	return 0
+}
+
+storm() {
+	local runs=${STORM_RUNS:-8} i p pid rc ms to dir left leaked=0 hit=0 _
+	mkdir -p "$T/cpbin"
+	cat > "$T/cpbin/cp" <<'EOS'
+#!/bin/sh
+sleep 5
+exec /bin/cp "$@"
+EOS
+	chmod +x "$T/cpbin/cp"
+	for i in $(seq 1 "$runs"); do
+		to=pid; [ $((i % 2)) -eq 0 ] && to=group
+		PATH="$T/cpbin:$PATH" RP_BENCH_CLEANUP_TAG="$T-$i" RP_BENCH_ZC_ROWS=copy \
+			RP_BENCH_ZC_COPY_MB=16 \
+			setsid env --default-signal=INT,TERM "$B" zc --quick > "$T/storm.out" 2>&1 &
+		pid=$!
+		dir=""
+		for _ in $(seq 1 300); do # up to 30 s for its temp dir (the copy rows) to show up
+			dir=$(compgen -G "/tmp/ringplane-bench-zc-$pid.*")
+			[ -n "$dir" ] && break
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ -z "$dir" ]; then
+			kill -KILL $pid 2>/dev/null; wait $pid
+			bad "storm $i: no temp dir in 30 s"; cat "$T/storm.out"; return
+		fi
+		ms=$((RANDOM % 3000)) # the cp side sleeps 5 s: most land in a child
+		sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+		if [ $to = group ]; then kill -INT -- -$pid 2>/dev/null; else kill -INT $pid 2>/dev/null; fi
+		for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+		if kill -0 $pid 2>/dev/null; then
+			kill -KILL $pid; bad "storm $i: bench alive 10 s after SIGINT"
+		fi
+		wait $pid; rc=$?
+		sleep 1
+		left="$(tagged "$T-$i" | tr "\n" " ")$(compgen -G "/tmp/ringplane-bench-zc-$pid.*")"
+		echo "storm $i: SIGINT to the $to after $ms ms: rc=$rc; left behind: ${left:-nothing}"
+		[ $rc -eq 0 ] || hit=$((hit + 1))
+		[ $rc -eq 0 ] || [ $rc -eq 130 ] || bad "storm $i: rc $rc, not 0 (done first) or 130"
+		if [ -n "$left" ]; then # remove them, not to leave them to the next run
+			leaked=$((leaked + 1))
+			bad "storm $i: left behind: $left"
+			for p in $(tagged "$T-$i"); do kill -KILL "$p" 2>/dev/null; done
+			rm -rf /tmp/ringplane-bench-zc-"$pid".*
+		fi
+	done
+	echo "storm: $hit of $runs runs stopped by the SIGINT, $leaked left something behind"
+}
+
 signal() {
 	if [ "$(id -u)" != 0 ] || ! command -v ip > /dev/null || ! command -v iperf3 > /dev/null; then
 		echo "signal: needs root, ip and iperf3"; return 77
@@ -158,7 +221,7 @@ signal() {
 	signal_ip INT
 }
 
-for what in "${@:-peer signal}"; do
+for what in "${@:-peer signal storm}"; do
 	for w in $what; do
 		"$w"; r=$?
 		[ $r -eq 77 ] || ran=1
