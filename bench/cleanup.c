@@ -75,20 +75,44 @@ void rp_cleanup_del_pgid(pid_t pgid)
 			atomic_store(&slots[i].kind, K_FREE);
 }
 
-pid_t rp_cleanup_fork(void)
+void rp_cleanup_block(sigset_t *old)
 {
-	pid_t parent = getpid(), pid;
-	sigset_t blk, old;
+	sigset_t blk;
 
 	sigemptyset(&blk);
 	sigaddset(&blk, SIGINT);
 	sigaddset(&blk, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &blk, &old);
+	pthread_sigmask(SIG_BLOCK, &blk, old);
+}
+
+void rp_cleanup_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+int rp_cleanup_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			      void *arg)
+{
+	sigset_t old;
+	int ret;
+
+	rp_cleanup_block(&old);
+	ret = pthread_create(t, attr, fn, arg);
+	rp_cleanup_restore(&old);
+	return ret;
+}
+
+pid_t rp_cleanup_fork(void)
+{
+	pid_t parent = getpid(), pid;
+	sigset_t old;
+
+	rp_cleanup_block(&old);
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
 
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		rp_cleanup_restore(&old);
 		return -e;
 	}
 	if (pid == 0) {
@@ -106,7 +130,7 @@ pid_t rp_cleanup_fork(void)
 	}
 	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
 	rp_cleanup_add_pgid(pid);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rp_cleanup_restore(&old);
 	return pid;
 }
 

@@ -8,11 +8,15 @@
  * rm and ip, waitpid), then re-raises the signal with its default action,
  * so the run ends as killed by that signal (shell status 128+sig).
  * Registration is from the suites' thread; a slot is filled before it is
- * marked live, so the handler never reads half a name.
+ * marked live, so the handler never reads half a name. Only the main
+ * thread takes SIGINT and SIGTERM: every other thread of the bench is
+ * started with them blocked (rp_cleanup_pthread_create, rp_cleanup_block).
  */
 #ifndef RP_BENCH_CLEANUP_H
 #define RP_BENCH_CLEANUP_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* Handle SIGINT and SIGTERM (unless they are ignored, as under nohup). */
@@ -51,5 +55,22 @@ void rp_cleanup_del(int slot);
  * rp_cleanup_del_pgid(pid) once it is reaped. -errno if fork fails.
  */
 pid_t rp_cleanup_fork(void);
+
+/*
+ * pthread_create for every thread the bench starts (same arguments and
+ * result): the thread is created with INT and TERM blocked (it inherits
+ * the creator's mask, which is restored after), so only the main thread
+ * takes them: the handler never runs on a worker, whose syscalls are not
+ * written for EINTR, and never while the main thread is inside
+ * rp_cleanup_fork's window.
+ */
+int rp_cleanup_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			      void *arg);
+
+/* Block INT and TERM in this thread, the mask before in @old; around a
+ * library call that starts threads of its own (rp_runtime_start). */
+void rp_cleanup_block(sigset_t *old);
+/* Back to @old. */
+void rp_cleanup_restore(const sigset_t *old);
 
 #endif

@@ -47,6 +47,7 @@
 #include <ringplane/topo.h>
 
 #include "bench.h"
+#include "cleanup.h"
 
 #define BUF_SIZE 16384u
 #define EVENTS 256
@@ -408,7 +409,7 @@ int rp_bench_echo_child(int argc, char **argv)
 		}
 	}
 	for (; started < n; started++)
-		if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started])) {
+		if (rp_cleanup_pthread_create(&ws[started].tid, NULL, worker_main, &ws[started])) {
 			fprintf(stderr, "epoll echo: cannot start thread %u\n", started);
 			goto out;
 		}

@@ -101,7 +101,7 @@ static void *noop_thread(void *arg)
 static int go_multithreaded(void)
 {
 	pthread_t t;
-	int ret = pthread_create(&t, NULL, noop_thread, NULL);
+	int ret = rp_cleanup_pthread_create(&t, NULL, noop_thread, NULL);
 
 	if (ret)
 		return -ret;

@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cleanup.h"
 #include "proc.h"
 
 #define MSG 64u			/* message size of every row */
@@ -725,7 +726,7 @@ static int parallel_run(struct cthread *ts, unsigned nt, uint64_t window_ns, dou
 	for (; started < nt; started++) {
 		ts[started].window_ns = window_ns;
 		ts[started].ret = 0;
-		if (pthread_create(&ts[started].tid, NULL, cthread_main, &ts[started])) {
+		if (rp_cleanup_pthread_create(&ts[started].tid, NULL, cthread_main, &ts[started])) {
 			ret = -EAGAIN;
 			break;
 		}

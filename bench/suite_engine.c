@@ -53,6 +53,7 @@
 #include <ringplane/spsc.h>
 
 #include "bench.h"
+#include "cleanup.h"
 
 #include "uring_compat.h"
 
@@ -297,7 +298,7 @@ static int raw_nop_run(struct side *s, uint64_t count, uint64_t *ns)
 	r->err = 0;
 	r->t0 = r->t1 = 0;
 	atomic_store(&r->halt, false);
-	ret = pthread_create(&th, NULL, raw_nop_main, r);
+	ret = rp_cleanup_pthread_create(&th, NULL, raw_nop_main, r);
 	if (ret) {
 		fprintf(stderr, "engine: pthread_create: %s\n", strerror(ret));
 		return -ret;
@@ -906,6 +907,7 @@ static int runtime_up(unsigned shards, const char *cpus, uint64_t spin_ns, struc
 		.spin_ns = spin_ns,
 	};
 	cpu_set_t pinned, wide;
+	sigset_t old;
 	int ret;
 
 	/*
@@ -925,7 +927,9 @@ static int runtime_up(unsigned shards, const char *cpus, uint64_t spin_ns, struc
 		fprintf(stderr, "engine: rp_runtime_create (cpus %s): %s\n", cpus, strerror(-ret));
 		goto out;
 	}
+	rp_cleanup_block(&old); /* its shard threads inherit the mask */
 	ret = rp_runtime_start(*out);
+	rp_cleanup_restore(&old);
 	if (ret) {
 		fprintf(stderr, "engine: rp_runtime_start: %s\n", strerror(-ret));
 		rp_runtime_destroy(*out);

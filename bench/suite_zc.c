@@ -104,7 +104,7 @@ int rp_zb_sink_start(struct rp_zb_sink *s, int fd, int cpu)
 	s->bytes = 0;
 	s->err = 0;
 	s->cpu_s = 0;
-	return -pthread_create(&s->th, NULL, sink_main, s);
+	return -rp_cleanup_pthread_create(&s->th, NULL, sink_main, s);
 }
 
 uint64_t rp_zb_sink_join(struct rp_zb_sink *s)
@@ -188,7 +188,11 @@ int rp_zb_runtime_up(int cpu, struct rp_runtime **out)
 	sched_setaffinity(0, sizeof(wide), &wide);
 	ret = rp_runtime_create(&cfg, out);
 	if (!ret) {
+		sigset_t old;
+
+		rp_cleanup_block(&old); /* its shard threads inherit the mask */
 		ret = rp_runtime_start(*out);
+		rp_cleanup_restore(&old);
 		if (ret) {
 			rp_runtime_destroy(*out);
 			*out = NULL;
@@ -618,7 +622,7 @@ static int slices_run(struct rp_runtime *rt, const struct net *nt, int rcpu, int
 		mc[m].sk.fd = rcv;
 		mc[m].sk.cpu = rcpu;
 		mc[m].sk.efd = refd;
-		ret = -pthread_create(&mc[m].sk.th, NULL, slice_sink_main, &mc[m].sk);
+		ret = -rp_cleanup_pthread_create(&mc[m].sk.th, NULL, slice_sink_main, &mc[m].sk);
 		if (ret) {
 			close(rcv);
 			break;
@@ -1111,7 +1115,7 @@ static int sync_relay_rows(const struct rp_bench_opts *opts, int lfd,
 			}
 			c0 = rp_zb_cpu_s();
 			t0 = rp_bench_now_ns();
-			ret = -pthread_create(&f.th, NULL, feeder_main, &f);
+			ret = -rp_cleanup_pthread_create(&f.th, NULL, feeder_main, &f);
 			if (!ret) {
 				ret = relay(s == 0, out_w, in_r, buf);
 				if (ret)

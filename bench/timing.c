@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "cleanup.h"
 
 volatile uint64_t rp_bench_sink;
 
@@ -97,7 +98,7 @@ int rp_bench_run_pair(void *(*const fn[2])(void *), void *const arg[2], unsigned
 	int started = 0, ret = 0;
 
 	for (; started < 2; started++) {
-		ret = pthread_create(&th[started], NULL, fn[started], arg[started]);
+		ret = rp_cleanup_pthread_create(&th[started], NULL, fn[started], arg[started]);
 		if (ret) {
 			fprintf(stderr, "%s: pthread_create: %s\n", what, strerror(ret));
 			halt(halt_arg);

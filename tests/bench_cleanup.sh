@@ -19,7 +19,11 @@
 #           times (default 8): the bench dies of it within 10 s, and 1 s later
 #           no process of it (found by a tag in its environment) and no temp
 #           dir of it is left.
-# usage: bench_cleanup.sh BENCH [peer|signal|storm]...
+#   threads: every thread of the bench but the main one has SIGINT and
+#           SIGTERM blocked (SigBlk in /proc/PID/task/TID/status), sampled
+#           through the zc suite's loopback rows (a reader thread, the
+#           engine's shard), so only the main thread takes them.
+# usage: bench_cleanup.sh BENCH [peer|signal|storm|threads]...
 set -u
 B=$1; shift
 [ -x "$B" ] || { echo "no $B"; exit 1; }
@@ -211,6 +215,36 @@ EOS
 	echo "storm: $hit of $runs runs stopped by the SIGINT, $leaked left something behind"
 }
 
+threads() {
+	local pid tid blk n=0 seen="" _
+	RP_BENCH_ZC_ROWS=loopback RP_BENCH_ZC_SIZES=64KB RP_BENCH_ZC_MB=64 \
+		"$B" zc --quick > "$T/threads.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 600); do # up to 30 s of samples, every 50 ms
+		kill -0 $pid 2>/dev/null || break
+		for tid in /proc/"$pid"/task/*; do
+			tid=${tid##*/}
+			[ "$tid" = $pid ] && continue
+			blk=$(awk '/^SigBlk:/ { print $2 }' /proc/$pid/task/"$tid"/status 2>/dev/null) || continue
+			[ -n "$blk" ] || continue
+			n=$((n + 1))
+			case " $seen " in *" $tid "*) ;; *) seen="$seen $tid";; esac
+			# SIGINT is bit 1 (0x2), SIGTERM bit 14 (0x4000)
+			if [ $((0x$blk & 0x4002)) -ne $((0x4002)) ]; then
+				bad "threads: $(cat /proc/$pid/task/"$tid"/comm 2>/dev/null) ($tid) has SigBlk $blk: SIGINT or SIGTERM not blocked"
+				kill -KILL $pid; wait $pid; return
+			fi
+		done
+		sleep 0.05
+	done
+	if kill -0 $pid 2>/dev/null; then
+		kill -KILL $pid; bad "threads: the zc run still going after 30 s"
+	fi
+	wait $pid || { bad "threads: the zc run failed"; tail -5 "$T/threads.out"; }
+	echo "threads: $n samples of$(echo "$seen" | wc -w | xargs printf ' %s') threads besides the main one, INT and TERM blocked in all"
+	[ $n -gt 0 ] || bad "threads: no thread but the main one was ever seen"
+}
+
 signal() {
 	if [ "$(id -u)" != 0 ] || ! command -v ip > /dev/null || ! command -v iperf3 > /dev/null; then
 		echo "signal: needs root, ip and iperf3"; return 77
@@ -221,7 +255,7 @@ signal() {
 	signal_ip INT
 }
 
-for what in "${@:-peer signal storm}"; do
+for what in "${@:-peer signal storm threads}"; do
 	for w in $what; do
 		"$w"; r=$?
 		[ $r -eq 77 ] || ran=1
