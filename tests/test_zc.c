@@ -1511,6 +1511,37 @@ static pid_t fork_tied(pid_t p)
 	return q;
 }
 
+/* Q's exit, waited for at most WAIT_S, as bits of its parent P's exit
+ * status: 0 when Q exited 0; where @pass has the bit of Q's status, that
+ * status shifted left by @shift (1 where Q's 1 is P's 2: both ran the same
+ * side); 4 for anything else (a hang, then killed; a signal; another
+ * status). */
+static int fork_q_rc(pid_t q, unsigned pass, int shift)
+{
+	int status = 0;
+
+	if (!child_wait(q, WAIT_S, &status))
+		return 4;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return WIFEXITED(status) && WEXITSTATUS(status) < 8 &&
+				       ((pass >> WEXITSTATUS(status)) & 1)
+			       ? WEXITSTATUS(status) << shift
+			       : 4;
+	return 0;
+}
+
+/* The test's end: P (@p, running a *_main) exited 0, else the test fails
+ * with "@what: exit N (@legend)", @legend saying what each bit means. */
+static void fork_check(pid_t p, const char *what, const char *legend)
+{
+	int status = 0;
+
+	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("%s: exit %d (%s)", what, WEXITSTATUS(status), legend);
+}
+
 /* Each process's bytes: @who 0 (P) has the top bit clear, 1 (Q) set, so a
  * wrong byte also tells whose it was. */
 static uint8_t fork_pat(int who, size_t k)
@@ -1629,7 +1660,7 @@ static int fork_relay_side(int who, size_t total, int go)
  * 4 Q not done in time (then killed), 8 the warm-up failed. */
 static int fork_both_main(size_t total)
 {
-	int a, b, c, d, go[2], rc = 0, status = 0;
+	int a, b, c, d, go[2], rc = 0;
 	char x[5];
 	pid_t q, p = getpid();
 
@@ -1656,11 +1687,7 @@ static int fork_both_main(size_t total)
 		rc |= 8;
 	close(go[1]);
 	rc |= fork_relay_side(0, total, go[0]) ? 1 : 0;
-	if (!child_wait(q, WAIT_S, &status))
-		rc |= 4;
-	else if (!WIFEXITED(status) || WEXITSTATUS(status))
-		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 2 : 4;
-	return rc;
+	return rc | fork_q_rc(q, 1u << 1, 1);
 }
 
 /* A process that relayed before fork(2), then relays in parent and child
@@ -1671,7 +1698,6 @@ static void test_relay_fork_both(void **state)
 {
 	size_t total = (getenv("RP_TEST_REDUCED") ? 16u : 32u) << 20;
 	pid_t p;
-	int status = 0;
 
 	(void)state;
 	/* this process's own pipe, as a server that warmed up before forking */
@@ -1693,12 +1719,8 @@ static void test_relay_fork_both(void **state)
 	assert_true(p >= 0);
 	if (p == 0)
 		_exit(fork_both_main(total));
-	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status))
-		fail_msg("fork: exit %d (1 the parent's stream wrong, 2 the child's, 4 the child "
-			 "hung, 8 set-up)",
-			 WEXITSTATUS(status));
+	fork_check(p, "fork",
+		   "1 the parent's stream wrong, 2 the child's, 4 the child hung, 8 set-up");
 }
 
 /* Q's side of test_relay_fork_held: it holds nothing for @dst (the parent
@@ -1735,7 +1757,7 @@ static int fork_held_child(int dst, int src)
 static int fork_held_main(bool append)
 {
 	enum { N = 1000 };
-	int s[2], d[2], sz = 4096, status = 0, rc = 0;
+	int s[2], d[2], sz = 4096, rc = 0;
 	uint8_t junk[65536], *rx;
 	size_t filled = 0, have = 0, cap;
 	ssize_t k;
@@ -1765,10 +1787,7 @@ static int fork_held_main(bool append)
 		return 8;
 	if (q == 0)
 		_exit(fork_held_child(d[0], s[1]));
-	if (!child_wait(q, WAIT_S, &status))
-		rc |= 4;
-	else if (!WIFEXITED(status) || WEXITSTATUS(status))
-		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 2 ? 2 : 4;
+	rc |= fork_q_rc(q, 1u << 2, 0);
 	/* the parent still holds them: read the filler, flush, read on */
 	cap = filled + N + 1;
 	rx = malloc(cap);
@@ -1816,17 +1835,13 @@ static int fork_held_main(bool append)
 static void fork_held(bool append)
 {
 	pid_t p = fork();
-	int status = 0;
 
 	assert_true(p >= 0);
 	if (p == 0)
 		_exit(fork_held_main(append));
-	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status))
-		fail_msg("fork, held bytes%s: exit %d (1 the parent's delivery wrong, 2 the child "
-			 "held bytes, 4 the child hung, 8 set-up)",
-			 append ? " (spill)" : "", WEXITSTATUS(status));
+	fork_check(p, append ? "fork, held bytes (spill)" : "fork, held bytes",
+		   "1 the parent's delivery wrong, 2 the child held bytes, 4 the child hung, 8 "
+		   "set-up");
 }
 
 static void test_relay_fork_held_pipe(void **state)
@@ -2043,7 +2058,7 @@ static int fork_threads_main(size_t total)
 {
 	static struct pfds s0, s1, theirs;
 	struct ft_thread t[FT_N];
-	int go[2], rc = 0, status = 0, n = -1;
+	int go[2], rc = 0, n = -1;
 	pid_t q, p = getpid();
 
 	if (pipe_fds(&s0) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) ||
@@ -2072,10 +2087,8 @@ static int fork_threads_main(size_t total)
 		pthread_join(t[i].th, NULL);
 		rc |= t[i].rc == 8 ? 8 : t[i].rc ? 1 : 0;
 	}
-	if (q > 0 && !child_wait(q, WAIT_S, &status))
-		rc |= 4;
-	else if (q > 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
-		rc |= WIFEXITED(status) && WEXITSTATUS(status) == 2 ? 2 : 4;
+	if (q > 0)
+		rc |= fork_q_rc(q, 1u << 2, 0);
 	return rc;
 }
 
@@ -2087,20 +2100,15 @@ static void test_relay_fork_threads(void **state)
 {
 	size_t total = (getenv("RP_TEST_REDUCED") ? 4u : 16u) << 20;
 	pid_t p;
-	int status = 0;
 
 	(void)state;
 	p = fork();
 	assert_true(p >= 0);
 	if (p == 0)
 		_exit(fork_threads_main(total));
-	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status))
-		fail_msg("fork, threads: exit %d (1 a stream of the parent's threads wrong, 2 the "
-			 "child had their pipe fds, 4 the child's relay wrong or it hung, 8 "
-			 "set-up)",
-			 WEXITSTATUS(status));
+	fork_check(p, "fork, threads",
+		   "1 a stream of the parent's threads wrong, 2 the child had their pipe fds, 4 "
+		   "the child's relay wrong or it hung, 8 set-up");
 }
 
 /* Bytes held for a full non-blocking destination: @full[0] (its buffer
@@ -2234,7 +2242,7 @@ static int fork_exit_main(void)
 {
 	static struct pfds s0, s1, s2, a_fds;
 	struct fe_thread a, b, c;
-	int x[2], rc = 0, status = 0, n = -1;
+	int x[2], rc = 0, q_rc, n = -1;
 	char got[2 * (RP_ZC_HELD_MAX + 1)];
 	pid_t q, p = getpid();
 
@@ -2270,11 +2278,9 @@ static int fork_exit_main(void)
 	pthread_join(c.th, NULL);
 	if (q < 0)
 		return rc | 8;
-	if (!child_wait(q, WAIT_S, &status))
-		return rc | 4;
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return rc |
-		       (WIFEXITED(status) && WEXITSTATUS(status) <= 3 ? WEXITSTATUS(status) : 4);
+	q_rc = fork_q_rc(q, 1u << 1 | 1u << 2 | 1u << 3, 0);
+	if (q_rc)
+		return rc | q_rc;
 	/* one byte through each socket, from Q */
 	if (read(x[1], got, (size_t)a_fds.n) != a_fds.n)
 		rc |= 3;
@@ -2369,20 +2375,15 @@ static void test_relay_late_key_destructor(void **state)
 static void test_relay_fork_thread_exit(void **state)
 {
 	pid_t p;
-	int status = 0;
 
 	(void)state;
 	p = fork();
 	assert_true(p >= 0);
 	if (p == 0)
 		_exit(fork_exit_main());
-	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status))
-		fail_msg("fork, thread exit: exit %d (1 the exited thread's pipes open, 2 the "
-			 "child had a living thread's pipe, 3 it lost a socket on a reused fd, 4 "
-			 "it hung, 8 set-up)",
-			 WEXITSTATUS(status));
+	fork_check(p, "fork, thread exit",
+		   "1 the exited thread's pipes open, 2 the child had a living thread's pipe, 3 "
+		   "it lost a socket on a reused fd, 4 it hung, 8 set-up");
 }
 
 #define FR_THREADS 3
@@ -2495,19 +2496,14 @@ static void test_relay_fork_race(void **state)
 {
 	int forks = getenv("RP_TEST_REDUCED") ? 30 : 60;
 	pid_t p;
-	int status = 0;
 
 	(void)state;
 	p = fork();
 	assert_true(p >= 0);
 	if (p == 0)
 		_exit(fork_race_main(forks));
-	assert_true(child_wait(p, 2 * WAIT_S + 10, &status));
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status))
-		fail_msg("fork race: exit %d (1 a relay wrong or pipes left, 2 children had the "
-			 "threads' pipe fds, 8 set-up)",
-			 WEXITSTATUS(status));
+	fork_check(p, "fork race",
+		   "1 a relay wrong or pipes left, 2 children had the threads' pipe fds, 8 set-up");
 }
 
 /* ---- file copy ---- */
