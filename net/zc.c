@@ -333,8 +333,9 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
 			break;
 		/* an unseekable source that left bytes held: sock is full */
 		if (src.known && !src.seekable && rp_zc_held(sock))
-			return (ssize_t)done;
+			break;
 	}
+	zc_buf_put(cbuf); /* freed if the call's own (zc_buf_get) */
 	if (n < 0 && (n == -EAGAIN || n == -EWOULDBLOCK))
 		return done ? (ssize_t)done : -EAGAIN;
 	if (n < 0)

@@ -93,9 +93,8 @@ ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool see
 	return r < 0 ? r : n;
 }
 
-ssize_t zc_copy_relay_step(int dst, int src, size_t count)
+static ssize_t relay_step(int dst, int src, size_t count, char *buf)
 {
-	char *buf = zc_buf_get();
 	ssize_t n, w;
 	int r;
 
@@ -114,9 +113,17 @@ ssize_t zc_copy_relay_step(int dst, int src, size_t count)
 	return r < 0 ? r : n;
 }
 
-ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count)
+ssize_t zc_copy_relay_step(int dst, int src, size_t count)
 {
 	char *buf = zc_buf_get();
+	ssize_t n = relay_step(dst, src, count, buf);
+
+	zc_buf_put(buf);
+	return n;
+}
+
+static ssize_t fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count, char *buf)
+{
 	size_t w = 0;
 	ssize_t n;
 
@@ -155,9 +162,17 @@ ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size
 	return n;
 }
 
-ssize_t zc_copy_fcopy_back(int dst, int src, off_t in, off_t out, size_t len)
+ssize_t zc_copy_fcopy_step(int dst, int src, off_t *off_in, off_t *off_out, size_t count)
 {
 	char *buf = zc_buf_get();
+	ssize_t n = fcopy_step(dst, src, off_in, off_out, count, buf);
+
+	zc_buf_put(buf);
+	return n;
+}
+
+static ssize_t fcopy_back(int dst, int src, off_t in, off_t out, size_t len, char *buf)
+{
 	size_t left = len;
 
 	if (!buf)
@@ -198,4 +213,13 @@ ssize_t zc_copy_fcopy_back(int dst, int src, off_t in, off_t out, size_t len)
 		ZC_ADD(copied_bytes, c);
 	}
 	return (ssize_t)len;
+}
+
+ssize_t zc_copy_fcopy_back(int dst, int src, off_t in, off_t out, size_t len)
+{
+	char *buf = zc_buf_get();
+	ssize_t n = fcopy_back(dst, src, in, out, len, buf);
+
+	zc_buf_put(buf);
+	return n;
 }

@@ -319,8 +319,9 @@ static void zc_thread_exit(void *arg)
 	 * ours would not run again: a pipe made then would stay open and
 	 * registered in this dying TLS, which a new thread may get, relink
 	 * and so cut other entries out of the list. So no pipe after exit
-	 * (pipe_fail, the read/write path); a new thread's TLS starts with
-	 * the flag clear. */
+	 * (pipe_fail, the read/write path), and no buffer kept past the call
+	 * (zc_buf_get, zc_hold_buf); a new thread's TLS starts with the flag
+	 * clear. */
 	t->exiting = true;
 }
 
@@ -458,9 +459,16 @@ struct zc_pipe *zc_pipe_get(void)
 	return &zt.cache;
 }
 
+/* After zc_thread_exit (an application's key destructor calling us in
+ * glibc's last round) a buffer kept in zt would never be freed: our
+ * destructor does not run again. So the 64 KB buffer is then the call's
+ * own, malloc'd here and freed by zc_buf_put, and the large one is not
+ * had at all (the copy path takes the 64 KB one, as when malloc fails). */
 char *zc_buf_get(void)
 {
 	if (!zt.buf) {
+		if (zt.exiting)
+			return malloc(ZC_BUF_BYTES);
 		zt.buf = malloc(ZC_BUF_BYTES);
 		(void)zc_register();
 	}
@@ -469,11 +477,17 @@ char *zc_buf_get(void)
 
 char *zc_lbuf_get(void)
 {
-	if (!zt.lbuf) {
+	if (!zt.lbuf && !zt.exiting) {
 		zt.lbuf = malloc(zc_lbuf_bytes);
 		(void)zc_register();
 	}
 	return zt.lbuf;
+}
+
+void zc_buf_put(char *buf)
+{
+	if (buf != zt.buf && buf != zt.lbuf)
+		free(buf); /* one zc_buf_get made for this call only */
 }
 
 static struct zc_held *held_find(int dst)
@@ -543,7 +557,9 @@ bool zc_hold_buf(int dst, const char *buf, size_t len)
 	 * spill is empty and older than any pipe content. */
 	if (h->slen || h->has_pipe)
 		return false;
-	if (!h->spill && zc_fork_safe()) {
+	/* no spill after exit (it would never be freed, as zc_buf_get's
+	 * buffers): the caller waits for @dst instead */
+	if (!h->spill && !zt.exiting && zc_fork_safe()) {
 		h->spill = malloc(ZC_BUF_BYTES);
 		(void)zc_register();
 	}

@@ -73,10 +73,16 @@ struct zc_pipe {
 /* The thread's cached pipe, created on first use; NULL when none can be
  * had (counted in pipe_fail). Empty on return. */
 struct zc_pipe *zc_pipe_get(void);
-/* The thread's 64 KB bounce buffer (NULL when malloc fails). */
+/* The thread's 64 KB bounce buffer (NULL when malloc fails); after the
+ * thread's exit (a late key destructor's call) one of the call's own.
+ * Either way handed back with zc_buf_put before the call returns. */
 char *zc_buf_get(void);
-/* The thread's copy-path buffer, zc_lbuf_bytes (NULL when malloc fails). */
+/* The thread's copy-path buffer, zc_lbuf_bytes (NULL when malloc fails,
+ * and after the thread's exit: then the caller takes zc_buf_get's). */
 char *zc_lbuf_get(void);
+/* Done with @buf (zc_buf_get's, zc_lbuf_get's or NULL): freed if it was
+ * one made for the call only, kept if it is the thread's. */
+void zc_buf_put(char *buf);
 /* Hand the cached pipe @p (bytes in it) to the held table for @dst. */
 bool zc_attach_pipe(int dst, struct zc_pipe *p);
 /* Keep @len (<= ZC_BUF_BYTES) bytes of @buf for @dst, nothing held for it

@@ -13,7 +13,11 @@
  * counters are process-wide. Each thread keeps one cached pipe for splice
  * and, for non-blocking destinations, the bytes a call took from its source
  * but could not write yet ("held" bytes, see rp_zc_socket_relay); both are
- * closed when the thread exits.
+ * closed when the thread exits. A call made after that, from a thread-key
+ * destructor of the application's in glibc's last round, still moves
+ * every byte, by read/write through a buffer freed before it returns: it
+ * makes no pipe, keeps no buffer, and holds no byte (a full non-blocking
+ * destination is waited for).
  *
  * fork(2): a child never uses its parent's pipes or held bytes. In the
  * child, the thread that called fork (its only thread) closes its copies
