@@ -10,6 +10,7 @@
  * is looked at when its line's LF arrives: its name and value are still in
  * the caller's buffer at the offsets the parser noted.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -167,17 +168,85 @@ static bool is_target_byte(unsigned char c)
 	return c > 0x20 && c != 0x7f && c != '#';
 }
 
-/* reg-name / IP-literal / port bytes (RFC 3986): what a Host value holds. */
+static bool is_hexdig(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* RFC 3986 unreserved / sub-delims */
+static bool is_unreserved_sub(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("-._~!$&'()*+,;=", c);
+}
+
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", the brackets excluded. */
+static bool ip_literal_ok(const char *v, size_t n)
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+	size_t i = 1;
+
+	if (n && (v[0] == 'v' || v[0] == 'V')) {
+		/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+		while (i < n && is_hexdig((unsigned char)v[i]))
+			i++;
+		if (i == 1 || i >= n - 1 || v[i] != '.')
+			return false;
+		for (i++; i < n; i++)
+			if (v[i] != ':' && !is_unreserved_sub((unsigned char)v[i]))
+				return false;
+		return true;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!is_hexdig((unsigned char)v[i]) && v[i] != ':' && v[i] != '.')
+			return false;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/*
+ * Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): a bracketed
+ * IP-literal, or a reg-name (unreserved, sub-delims, "%" HEXDIG HEXDIG; an
+ * IPv4address is one), then optionally ':' and digits. Empty is allowed.
+ */
 static bool host_ok(const char *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
+	size_t i = 0;
 
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-			continue;
-		if (!strchr("-._~!$&'()*+,;=:[]%", c) || !c)
+	if (n && v[0] == '[') {
+		const char *end = memchr(v, ']', n);
+
+		if (!end || !ip_literal_ok(v + 1, (size_t)(end - v) - 1))
 			return false;
+		i = (size_t)(end - v) + 1;
+	} else {
+		while (i < n && v[i] != ':') {
+			unsigned char c = (unsigned char)v[i];
+
+			if (c == '%') {
+				if (n - i < 3 || !is_hexdig((unsigned char)v[i + 1]) ||
+				    !is_hexdig((unsigned char)v[i + 2]))
+					return false;
+				i += 3;
+				continue;
+			}
+			if (!is_unreserved_sub(c))
+				return false;
+			i++;
+		}
 	}
+	if (i == n)
+		return true;
+	if (v[i] != ':')
+		return false;
+	for (i++; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return false;
 	return true;
 }
 

@@ -86,7 +86,7 @@ enum rp_http_reason {
 	RP_HTTP_R_SPACE_BEFORE_COLON,  /* 400: SP or HTAB between name and ':' */
 	RP_HTTP_R_OBS_FOLD,	       /* 400: a field line starting with SP/HTAB */
 	RP_HTTP_R_HOST_MISSING,	       /* 400: HTTP/1.1 without Host */
-	RP_HTTP_R_HOST_INVALID,	       /* 400: Host twice, or a byte no host has */
+	RP_HTTP_R_HOST_INVALID,	       /* 400: Host twice, or not host[:port] */
 	RP_HTTP_R_CONTENT_LENGTH,      /* 400: Content-Length twice or not digits */
 	RP_HTTP_R_BODY,		       /* 400: Content-Length above 0 */
 	RP_HTTP_R_TRANSFER_ENCODING,   /* 400: Transfer-Encoding (no bodies) */
