@@ -17,6 +17,8 @@
 
 #include <ringplane/http.h>
 
+#include "http_impl.h"
+
 enum {
 	S_START,    /* before the request line: empty lines or the method */
 	S_START_LF, /* CR of an empty line read */
@@ -877,7 +879,30 @@ static bool read_time(const char *s, int *h, int *mi, int *se)
 	return *h >= 0 && *h <= 23 && *mi >= 0 && *mi <= 59 && *se >= 0 && *se <= 60;
 }
 
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+
+/*
+ * RFC 9110 5.6.7: a two-digit year is the next year with those digits unless
+ * that is more than 50 years ahead of @now_year, then the most recent past
+ * one: the window is now_year - 49 .. now_year + 50.
+ */
+static int rfc850_year(int yy, int now_year)
+{
+	int y = now_year - now_year % 100 + yy;
+
+	if (y > now_year + 50)
+		y -= 100;
+	else if (y < now_year - 49)
+		y += 100;
+	return y;
+}
+
 int rp_http_date_parse(const char *s, size_t len, time_t *t)
+{
+	return http_date_parse_year(s, len, t, 0);
+}
+
+int http_date_parse_year(const char *s, size_t len, time_t *t, int now_year)
 {
 	static const unsigned char mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, se;
@@ -921,8 +946,17 @@ int rp_http_date_parse(const char *s, size_t len, time_t *t)
 		d = digits(r + 2, 2);
 		mo = month_of(r + 5);
 		y = digits(r + 9, 2);
-		if (y >= 0)
-			y += y < 70 ? 2000 : 1900;
+		if (y >= 0) {
+			if (now_year <= 0) {
+				/* read once, only for this rare form */
+				int64_t cy;
+				unsigned cm, cd;
+
+				civil_from_days((int64_t)time(NULL) / 86400, &cy, &cm, &cd);
+				now_year = (int)cy;
+			}
+			y = rfc850_year(y, now_year);
+		}
 		if (!read_time(r + 12, &h, &mi, &se))
 			return -EINVAL;
 	} else {

@@ -23,6 +23,8 @@
 
 #include <ringplane/http.h>
 
+#include "../net/http_impl.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -1185,6 +1187,63 @@ static int date_of(const char *s, time_t *t)
 	return rp_http_date_parse(s, strlen(s), t);
 }
 
+/*
+ * RFC 9110 5.6.7: an RFC 850 year is the future one unless that is more
+ * than 50 years ahead, then the most recent past one. @now_year is fixed
+ * so the window's edges are tested; the old fixed 70 cut-over read
+ * "01-Jan-70" in 2026 as 1970 and "10" in 2080 as 2010.
+ */
+static void test_date_rfc850_window(void **state)
+{
+	static const struct {
+		int now;
+		const char *yy, *full; /* full: the same date as IMF-fixdate */
+	} c[] = {
+		{2026, "70", "2070"}, {2026, "76", "2076"}, {2026, "77", "1977"},
+		{2026, "94", "1994"}, {2026, "00", "2000"}, {2026, "26", "2026"},
+		{2026, "99", "1999"}, {2026, "69", "2069"}, {1999, "49", "2049"},
+		{1999, "50", "1950"}, {1999, "00", "2000"}, {2080, "10", "2110"},
+		{2080, "31", "2031"}, {2080, "30", "2130"}, {2080, "79", "2079"},
+		{2100, "50", "2150"}, {2100, "51", "2051"},
+	};
+	char s[64], f[64];
+	time_t t, want;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		/* the weekday is not checked against the date */
+		snprintf(s, sizeof(s), "Monday, 01-Mar-%s 12:34:56 GMT", c[i].yy);
+		snprintf(f, sizeof(f), "Mon, 01 Mar %s 12:34:56 GMT", c[i].full);
+		assert_int_equal(rp_http_date_parse(f, strlen(f), &want), 0);
+		t = 0;
+		if (http_date_parse_year(s, strlen(s), &t, c[i].now) != 0 || t != want)
+			fail_msg("%s in %d: not %s", s, c[i].now, c[i].full);
+	}
+	/* The public call reads the clock: "01-Jan-70" is 2070 until 2120 */
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+		char want_s[64];
+		int yy = 0;
+
+		gmtime_r(&now, &tm);
+		yy = (tm.tm_year + 1900 + 10) % 100; /* ten years ahead */
+		snprintf(s, sizeof(s), "Monday, 01-Mar-%02d 00:00:00 GMT", yy);
+		snprintf(want_s, sizeof(want_s), "Mon, 01 Mar %d 00:00:00 GMT",
+			 tm.tm_year + 1900 + 10);
+		assert_int_equal(rp_http_date_parse(want_s, strlen(want_s), &want), 0);
+		assert_int_equal(rp_http_date_parse(s, strlen(s), &t), 0);
+		assert_true(t == want);
+		yy = (tm.tm_year + 1900 - 60) % 100; /* sixty years ago: now + 40 */
+		snprintf(s, sizeof(s), "Monday, 01-Mar-%02d 00:00:00 GMT", yy);
+		snprintf(want_s, sizeof(want_s), "Mon, 01 Mar %d 00:00:00 GMT",
+			 tm.tm_year + 1900 + 40);
+		assert_int_equal(rp_http_date_parse(want_s, strlen(want_s), &want), 0);
+		assert_int_equal(rp_http_date_parse(s, strlen(s), &t), 0);
+		assert_true(t == want);
+	}
+}
+
 static void test_date_parse(void **state)
 {
 	static const char *const bad[] = {
@@ -1213,9 +1272,11 @@ static void test_date_parse(void **state)
 	assert_true(t == 784111777);
 	assert_int_equal(date_of("Thu Nov 16 08:49:37 1994", &t), 0);
 	assert_true(t == 784111777 + 10 * 86400);
-	assert_int_equal(date_of("Thursday, 01-Jan-70 00:00:00 GMT", &t), 0);
+	/* RFC 850's two-digit years: the window, with the year fixed */
+	assert_int_equal(http_date_parse_year("Thursday, 01-Jan-70 00:00:00 GMT", 32, &t, 2019), 0);
 	assert_true(t == 0);
-	assert_int_equal(date_of("Wednesday, 01-Jan-69 00:00:00 GMT", &t), 0);
+	assert_int_equal(http_date_parse_year("Wednesday, 01-Jan-69 00:00:00 GMT", 33, &t, 2019),
+			 0);
 	assert_true(t == 3124224000); /* 2069 */
 	assert_int_equal(date_of("Tue, 29 Feb 2000 00:00:00 GMT", &t), 0);
 	assert_true(t == 951782400);
@@ -1501,6 +1562,7 @@ int main(void)
 		cmocka_unit_test(test_etag_match),
 		cmocka_unit_test(test_date_format),
 		cmocka_unit_test(test_date_parse),
+		cmocka_unit_test(test_date_rfc850_window),
 		cmocka_unit_test(test_not_modified_since),
 		cmocka_unit_test(test_if_range),
 		cmocka_unit_test(test_mime_type),
