@@ -598,8 +598,18 @@ int rp_runtime_start(struct rp_runtime *rt)
 	unsigned started = 0;
 	int err = 0;
 
-	if (!rt || rt->started)
+	tls_error[0] = 0;
+	if (!rt) {
+		eng_set_error("rp_runtime_start: no runtime (NULL)");
 		return -EINVAL;
+	}
+	/* also the case of a call from one of @rt's own shards (it runs) */
+	if (rt->started) {
+		eng_set_error("rp_runtime_start: the runtime was started before%s; "
+			      "a runtime starts once", tls_shard && tls_shard->rt == rt ?
+			      " (called on one of its own shard threads)" : "");
+		return -EINVAL;
+	}
 	/* a stop before the start (a signal during setup, say) is kept: the
 	 * shards would see it at once and the caller get a stopped runtime
 	 * for a started one */
@@ -707,13 +717,24 @@ int rp_runtime_wait(struct rp_runtime *rt)
 {
 	int err = 0;
 
-	if (!rt || !rt->started)
+	if (!rt) {
+		eng_set_error("rp_runtime_wait: no runtime (NULL)");
 		return -EINVAL;
+	}
+	if (!rt->started) {
+		eng_set_error("rp_runtime_wait: the runtime was never started%s",
+			      atomic_load(&rt->stop) ? " (stopped before its start)" : "");
+		return -EINVAL;
+	}
 	/* one of its own shards would join itself (EDEADLK, which the join
 	 * below cannot report) and mark the shards joined while it still
 	 * runs: refused, nothing joined */
-	if (tls_shard && tls_shard->rt == rt)
+	if (tls_shard && tls_shard->rt == rt) {
+		eng_set_error("rp_runtime_wait: called on shard %u of the same runtime, "
+			      "which cannot join itself; nothing joined: stop it from "
+			      "there, wait on the control thread", tls_shard->id);
 		return -EDEADLK;
+	}
 	if (!rt->joined) {
 		for (unsigned i = 0; i < rt->n; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
@@ -725,7 +746,17 @@ int rp_runtime_wait(struct rp_runtime *rt)
 	}
 	for (unsigned i = 0; i < rt->n && !err; i++)
 		err = rt->shards[i]->init_ret;
-	return err ? err : rt->start_err;
+	if (!err)
+		err = rt->start_err;
+	/* only after a failed start: what rp_runtime_start said (the shards
+	 * are joined, rt->err is written no more) */
+	if (err) {
+		if (rt->err[0])
+			eng_set_error("%s", rt->err);
+		else
+			eng_set_error("rp_runtime_wait: the start failed: %s", strerror(-err));
+	}
+	return err;
 }
 
 int rp_runtime_run(struct rp_runtime *rt)
@@ -763,6 +794,9 @@ void rp_runtime_destroy(struct rp_runtime *rt)
 	/* from one of its own shards: it would free the shard it runs on
 	 * (use after free as the loop goes on). A caller bug: only stopped */
 	if (tls_shard && tls_shard->rt == rt) {
+		eng_set_error("rp_runtime_destroy: called on shard %u of the same runtime, "
+			      "which would free the shard it runs on; only stopped: "
+			      "wait and destroy on the control thread", tls_shard->id);
 		rp_runtime_stop(rt);
 		return;
 	}

@@ -335,6 +335,46 @@ static void test_start_after_stop(void **state)
 	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
 	assert_non_null(strstr(rp_engine_error(), "stopped before it started"));
 	assert_int_equal(rp_runtime_start(rt), -ESHUTDOWN);
+	/* never started: wait refuses it and says so */
+	assert_int_equal(rp_runtime_wait(rt), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "rp_runtime_wait"));
+	assert_non_null(strstr(rp_engine_error(), "never started"));
+	assert_non_null(strstr(rp_engine_error(), "stopped before its start"));
+	rp_runtime_destroy(rt);
+}
+
+/*
+ * The control thread's refused lifecycle calls say why in rp_engine_error()
+ * (they returned -EINVAL and left the text empty, or another call's): a
+ * NULL runtime, a wait on a runtime never started, a second start. A start
+ * that succeeds clears the text; a wait that succeeds leaves it.
+ */
+static void test_refusals_say_why(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+
+	(void)state;
+	assert_int_equal(rp_runtime_start(NULL), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "rp_runtime_start: no runtime"));
+	assert_int_equal(rp_runtime_wait(NULL), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "rp_runtime_wait: no runtime"));
+	assert_int_equal(rp_runtime_run(NULL), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "rp_runtime_start: no runtime"));
+
+	assert_int_equal(rp_runtime_create(&cfg, &rt), 0);
+	assert_string_equal(rp_engine_error(), "");
+	assert_int_equal(rp_runtime_wait(rt), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "never started"));
+	assert_null(strstr(rp_engine_error(), "stopped before")); /* it was not */
+	assert_int_equal(rp_runtime_start(rt), 0);
+	assert_string_equal(rp_engine_error(), ""); /* the start cleared it */
+	assert_int_equal(rp_runtime_start(rt), -EINVAL);
+	assert_non_null(strstr(rp_engine_error(), "started before"));
+	assert_null(strstr(rp_engine_error(), "own shard")); /* the control thread */
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	assert_non_null(strstr(rp_engine_error(), "started before")); /* left */
 	rp_runtime_destroy(rt);
 }
 
@@ -342,19 +382,32 @@ static void test_start_after_stop(void **state)
 static struct {
 	atomic_int done;
 	int wait_ret, start_ret, run_ret;
+	unsigned shard;
+	/* the shard thread's rp_engine_error() after each call */
+	char wait_err[512], start_err[512], run_err[512], destroy_err[512];
+	char before[512], stop_err[512];
 } tself;
+
+#define SELF_ERR(dst) snprintf((dst), sizeof(dst), "%s", rp_engine_error())
 
 static void self_msg(struct rp_shard *sh, void *arg)
 {
 	struct rp_runtime *rt = rp_shard_runtime(sh);
 
 	(void)arg;
+	tself.shard = rp_shard_id(sh);
+	SELF_ERR(tself.before);
 	rp_runtime_stop(rt); /* any thread: allowed */
+	SELF_ERR(tself.stop_err);
 	tself.wait_ret = rp_runtime_wait(rt);
+	SELF_ERR(tself.wait_err);
 	tself.start_ret = rp_runtime_start(rt);
+	SELF_ERR(tself.start_err);
 	tself.run_ret = rp_runtime_run(rt);
+	SELF_ERR(tself.run_err);
 	rp_runtime_destroy(rt); /* must not free the shard running this */
-	atomic_fetch_add(&tself.done, 1);
+	SELF_ERR(tself.destroy_err);
+	atomic_fetch_add(&tself.done, 1); /* publishes the texts (seq_cst) */
 }
 
 static void test_control_calls_from_own_shard(void **state)
@@ -371,6 +424,24 @@ static void test_control_calls_from_own_shard(void **state)
 	assert_int_equal(tself.wait_ret, -EDEADLK);
 	assert_int_equal(tself.start_ret, -EINVAL);
 	assert_int_equal(tself.run_ret, -EINVAL);
+	/* each refusal said why on the shard's own thread (the shard's text
+	 * was empty before: nothing on it had failed; a stop sets nothing) */
+	print_message("# on shard %u: wait \"%s\"; start \"%s\"; destroy \"%s\"\n",
+		      tself.shard, tself.wait_err, tself.start_err, tself.destroy_err);
+	assert_string_equal(tself.before, "");
+	assert_string_equal(tself.stop_err, "");
+	assert_non_null(strstr(tself.wait_err, "rp_runtime_wait"));
+	assert_non_null(strstr(tself.wait_err, "cannot join itself"));
+	assert_non_null(strstr(tself.wait_err, "shard 0"));
+	assert_non_null(strstr(tself.start_err, "rp_runtime_start"));
+	assert_non_null(strstr(tself.start_err, "started before"));
+	assert_non_null(strstr(tself.start_err, "own shard"));
+	assert_string_equal(tself.run_err, tself.start_err);
+	assert_non_null(strstr(tself.destroy_err, "rp_runtime_destroy"));
+	assert_non_null(strstr(tself.destroy_err, "only stopped"));
+	/* per thread: the control thread's text is its own (rt_start's start
+	 * cleared it), untouched by the shard's refusals and by its own wait */
+	assert_string_equal(rp_engine_error(), "");
 	assert_int_equal(rp_runtime_submit(rt, 1, self_msg, NULL), -ESHUTDOWN);
 	check_failures();
 	rp_runtime_destroy(rt);
@@ -507,6 +578,7 @@ int main(void)
 		T(test_ops_after_stop),
 		T(test_shard_write_epipe),
 		T(test_start_after_stop),
+		T(test_refusals_say_why),
 		T(test_control_calls_from_own_shard),
 	};
 

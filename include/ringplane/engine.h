@@ -217,7 +217,8 @@ int rp_runtime_create(const struct rp_runtime_config *cfg, struct rp_runtime **o
 /* rp_runtime_start - start the shard threads and return once every shard
  * ran its init (0) or one failed (its negative errno; the others are
  * stopped and joined; rp_engine_error() says which shard and why).
- * -EINVAL: @rt NULL or started before; -ESHUTDOWN: rp_runtime_stop ran
+ * -EINVAL: @rt NULL or started before (rp_engine_error() says which);
+ * -ESHUTDOWN: rp_runtime_stop ran
  * before the start (nothing started; a stopped runtime is never started
  * again: rp_runtime_destroy it). Each
  * shard thread blocks SIGPIPE: a write or splice on it to a socket whose
@@ -235,7 +236,8 @@ void rp_runtime_stop(struct rp_runtime *rt);
  * Messages still in the mailboxes then (posted while their target stopped)
  * go to cfg.on_drop and are counted in the target's msgs_dropped.
  * -EINVAL: @rt NULL or never started; -EDEADLK: called on one of @rt's own
- * shard threads (nothing is joined: a shard cannot wait for itself). */
+ * shard threads (nothing is joined: a shard cannot wait for itself).
+ * Each failure says why in rp_engine_error() on the calling thread. */
 int rp_runtime_wait(struct rp_runtime *rt);
 
 /* rp_runtime_run - start, then wait: returns when stopped. */
@@ -245,7 +247,8 @@ int rp_runtime_run(struct rp_runtime *rt);
  * Messages still queued (submitted to a runtime that never ran) go to
  * cfg.on_drop first, on this thread. Called on one of @rt's own shard
  * threads (a caller bug: it would free the shard it runs on) it only
- * stops @rt; the control thread still waits and destroys. */
+ * stops @rt and says so in that shard thread's rp_engine_error(); the
+ * control thread still waits and destroys. */
 void rp_runtime_destroy(struct rp_runtime *rt);
 
 unsigned rp_runtime_shards(const struct rp_runtime *rt);
@@ -491,8 +494,23 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  */
 int rp_link_next(struct rp_shard *sh, struct rp_op *op);
 
-/* Why the last rp_runtime_create or rp_runtime_start on this thread failed,
- * in one line ("" if it did not). */
+/*
+ * rp_engine_error - why the last lifecycle call on this thread failed or was
+ * refused, in one line, naming the fix where there is one. Set by a failing
+ * rp_runtime_create or rp_runtime_start (and so rp_runtime_run), each of
+ * which clears it first ("" after one that succeeded); by rp_runtime_wait
+ * when it fails (-EINVAL: NULL or never started; -EDEADLK: called on one of
+ * the runtime's own shard threads; a failed start's shard error again); and
+ * by rp_runtime_destroy called on one of the runtime's own shard threads
+ * (it only stops: the text is its one report). rp_runtime_wait and
+ * rp_runtime_destroy leave it as it was when they succeed.
+ *
+ * The text is per thread (thread-local storage; never NULL): a call on a
+ * shard thread sets that shard thread's text, which only that thread
+ * reads, and no other thread's. Any thread may call it at any time; the
+ * pointer stays valid for the thread's life, its text until the thread's
+ * next lifecycle call.
+ */
 const char *rp_engine_error(void);
 
 /* The io_uring features the engine probed, as a string for logs; NULL for
