@@ -165,3 +165,85 @@ int rp_arg_choice(const char *cmd, const char *flag, const char *s, const char *
 	}
 	return bad(cmd, flag, s, "must be one of %s", list);
 }
+
+__attribute__((format(printf, 2, 3))) static int refuse(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (%s --help for usage)\n", prog);
+	return '?';
+}
+
+int rp_getopt(const char *prog, int argc, char *const argv[], const char *shortopts,
+	      const struct option *longopts)
+{
+	const struct option *lo;
+	const char *arg, *name;
+	size_t n;
+	int li = -1, c;
+
+	opterr = 0;
+	optopt = 0;
+	c = getopt_long(argc, argv, shortopts, longopts, &li);
+	if (c == -1)
+		return -1;
+	if (c == '?') {
+		/* optind is past the offending element for a long option; a
+		 * short one inside a cluster leaves it in place: name optopt */
+		if (optopt && optind > 0 && optind <= argc && argv[optind - 1][0] == '-' &&
+		    argv[optind - 1][1] != '-')
+			return refuse(prog, "unknown option '-%c'", optopt);
+		arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+		if (!strncmp(arg, "--", 2) && strchr(arg, '=')) {
+			/* "--help=x": a known flag given a value it takes none of */
+			for (lo = longopts; lo->name; lo++)
+				if (strlen(lo->name) == (size_t)(strchr(arg, '=') - arg - 2) &&
+				    !strncmp(arg + 2, lo->name, strlen(lo->name)))
+					return refuse(prog, "--%s takes no value", lo->name);
+		}
+		if (!strncmp(arg, "--", 2) && arg[2] && arg[2] != '=') {
+			/* "--linger-tim": a prefix of more than one flag */
+			const struct option *first = NULL;
+
+			n = strcspn(arg + 2, "=");
+			for (lo = longopts; lo->name; lo++) {
+				if (strncmp(arg + 2, lo->name, n))
+					continue;
+				if (first)
+					return refuse(prog,
+						      "option '%.*s' is ambiguous: --%s or --%s?",
+						      (int)n + 2, arg, first->name, lo->name);
+				first = lo;
+			}
+		}
+		return refuse(prog, "unknown option '%s'", arg);
+	}
+	if (c == ':')
+		return refuse(prog, "%s needs a value", argv[optind - 1]);
+	if (li < 0)
+		return c; /* a short option: nothing to abbreviate */
+	/* The element that named the flag: the one before optind, or the one
+	 * before its value when that came as the next element. */
+	lo = &longopts[li];
+	arg = argv[optind - 1];
+	if (lo->has_arg != no_argument && optarg && optarg == argv[optind - 1] && optind >= 2)
+		arg = argv[optind - 2];
+	name = arg + (arg[0] == '-') + (arg[0] == '-' && arg[1] == '-');
+	n = strcspn(name, "=");
+	if (n != strlen(lo->name))
+		return refuse(prog, "option '%.*s' is abbreviated: did you mean --%s?",
+			      (int)(name - arg + n), arg, lo->name);
+	return c;
+}
+
+int rp_args_none_left(const char *prog, int argc, char *const argv[])
+{
+	if (optind >= argc)
+		return 0;
+	refuse(prog, "unexpected argument '%s'", argv[optind]);
+	return -EINVAL;
+}

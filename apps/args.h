@@ -14,6 +14,7 @@
 #ifndef RP_APPS_ARGS_H
 #define RP_APPS_ARGS_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -39,5 +40,23 @@ int rp_arg_cpus(const char *cmd, const char *flag, const char *s);
 /* One of @choices (a NULL-terminated list); stores its index. */
 int rp_arg_choice(const char *cmd, const char *flag, const char *s, const char *const *choices,
 		  unsigned *out);
+
+/* getopt_long, strict, for `ringplane <command>` and ringplane-bench.
+ * @prog prefixes each message ("ringplane echo", "ringplane-bench");
+ * @shortopts must begin with ':' (a missing value is then told apart).
+ * Returns the option's value, -1 at the end of the options, or '?' after
+ * printing one line on stderr naming the argument: an unknown option
+ * ("ringplane echo: unknown option '--bogus'"), a missing value, a value
+ * given to a flag that takes none, or an abbreviated long flag, which
+ * getopt_long would take for the whole one: refused ("option '--lis' is
+ * abbreviated: did you mean --listen?") so a flag added later cannot
+ * change what a script's abbreviation means. The caller exits 2. */
+int rp_getopt(const char *prog, int argc, char *const argv[], const char *shortopts,
+	      const struct option *longopts);
+
+/* After rp_getopt's loop, for a command that takes no operand: 0, or one
+ * line naming the first stray argument ("ringplane echo: unexpected
+ * argument 'extra'") and -EINVAL. */
+int rp_args_none_left(const char *prog, int argc, char *const argv[]);
 
 #endif /* RP_APPS_ARGS_H */

@@ -1116,7 +1116,7 @@ int rp_cmd_echo(int argc, char **argv)
 
 	optind = 1;
 	g_cfg.idle_s = IDLE_DEFAULT_S;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = rp_getopt("ringplane echo", argc, argv, ":", opts)) != -1) {
 		/* one pool a shard: the registry's bound (RP_POOL_MAX_POOLS_) */
 		int taken = rp_app_server_opt("echo", c, optarg, 256, &rc, &o);
 
@@ -1138,12 +1138,13 @@ int rp_cmd_echo(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
-		default:
-			usage(stderr);
+		default: /* rp_getopt said which */
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!o.listen || optind != argc) {
+	if (rp_args_none_left("ringplane echo", argc, argv))
+		return RP_EXIT_USAGE;
+	if (!o.listen) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}

@@ -955,7 +955,7 @@ int rp_cmd_relay(int argc, char **argv)
 	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = rp_getopt("ringplane relay", argc, argv, ":", opts)) != -1) {
 		int taken = rp_app_server_opt("relay", c, optarg, 256, &rc, &o);
 
 		if (taken < 0)
@@ -999,12 +999,13 @@ int rp_cmd_relay(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
-		default:
-			usage(stderr);
+		default: /* rp_getopt said which */
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!o.listen || !up_arg || optind != argc) {
+	if (rp_args_none_left("ringplane relay", argc, argv))
+		return RP_EXIT_USAGE;
+	if (!o.listen || !up_arg) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}

@@ -1804,7 +1804,7 @@ int rp_cmd_serve(int argc, char **argv)
 
 	optind = 1;
 	g.root = -1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = rp_getopt("ringplane serve", argc, argv, ":", opts)) != -1) {
 		int taken = rp_app_server_opt("serve", c, optarg, 256, &rc, &o);
 
 		if (taken < 0)
@@ -1840,12 +1840,13 @@ int rp_cmd_serve(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
-		default:
-			usage(stderr);
+		default: /* rp_getopt said which */
 			return RP_EXIT_USAGE;
 		}
 	}
-	if (!o.listen || !root || optind != argc) {
+	if (rp_args_none_left("ringplane serve", argc, argv))
+		return RP_EXIT_USAGE;
+	if (!o.listen || !root) {
 		usage(stderr);
 		return RP_EXIT_USAGE;
 	}

@@ -83,9 +83,8 @@ static int parse_args(int argc, char **argv, struct topo_args *a)
 	int c;
 
 	memset(a, 0, sizeof(*a));
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = rp_getopt("ringplane topo", argc, argv, ":h", longopts)) != -1) {
 		switch (c) {
 		case O_SYNTHETIC:
 			a->synthetic = optarg;
@@ -119,14 +118,12 @@ static int parse_args(int argc, char **argv, struct topo_args *a)
 		case 'h':
 			topo_usage(stdout);
 			return -1;
-		case ':':
-			return usage_error("%s needs an argument", argv[optind - 1]);
-		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+		default: /* rp_getopt said which */
+			return RP_EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (rp_args_none_left("ringplane topo", argc, argv))
+		return RP_EXIT_USAGE;
 	if (a->cpulist && a->json)
 		return usage_error("--cpulist and --json exclude each other");
 	return RP_EXIT_OK;

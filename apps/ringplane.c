@@ -29,10 +29,12 @@ static const struct command commands[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ringplane <command> [options]\n\ncommands:\n");
+	fprintf(f, "usage: ringplane <command> [options]\n"
+		   "       ringplane --version | --help\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'ringplane <command> --help' lists the command's options.\n");
+	fprintf(f, "\n'ringplane <command> --help' lists the command's options;\n"
+		   "--version prints the version, --help this text.\n");
 }
 
 int main(int argc, char **argv)

@@ -144,6 +144,49 @@ for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1
 	check "topo $1 '$2' refused" refused "$1" "$2" "$RP" topo "$1" "$2"
 done
 
+# Arguments that are not a flag's value: exit 2 and exactly one line naming
+# the argument with the program's prefix. An abbreviated long flag, which
+# getopt_long would take for the whole one, is refused with the full name.
+says() { # expected stderr line, command...: exit 2 and that one line
+	local want=$1 err got
+	shift
+	err=$(timeout 10 "$@" 2>&1 >/dev/null)
+	got=$?
+	[ "$got" -eq 2 ] || { echo "  exit $got, wanted 2: $*" >&2; return 1; }
+	[ "$err" = "$want" ] || { echo "  got '$err', wanted '$want': $*" >&2; return 1; }
+}
+for cmd in echo relay serve; do
+	case $cmd in
+	echo) args=(--listen 127.0.0.1:0) ;;
+	relay) args=(--listen 127.0.0.1:0 --upstream 127.0.0.1:1) ;;
+	serve) args=(--listen 127.0.0.1:0 --root /) ;;
+	esac
+	h="(ringplane $cmd --help for usage)"
+	check "$cmd: stray argument named" says \
+		"ringplane $cmd: unexpected argument 'extra' $h" "$RP" "$cmd" "${args[@]}" extra
+	check "$cmd: unknown option named, with the prefix" says \
+		"ringplane $cmd: unknown option '--bogus' $h" "$RP" "$cmd" "${args[@]}" --bogus 1
+	check "$cmd: abbreviation refused" says \
+		"ringplane $cmd: option '--lis' is abbreviated: did you mean --listen? $h" \
+		"$RP" "$cmd" --lis 127.0.0.1:0 "${args[@]:2}"
+	check "$cmd: abbreviation with = refused" says \
+		"ringplane $cmd: option '--shar' is abbreviated: did you mean --shards? $h" \
+		"$RP" "$cmd" "${args[@]}" --shar=1
+	check "$cmd: missing value named" says \
+		"ringplane $cmd: --pool-mb needs a value $h" "$RP" "$cmd" "${args[@]}" --pool-mb
+	check "$cmd: value to a flag without one" says \
+		"ringplane $cmd: --no-pin takes no value $h" "$RP" "$cmd" "${args[@]}" --no-pin=1
+done
+check "serve: ambiguous prefix names both flags" says \
+	"ringplane serve: option '--linger-tim' is ambiguous: --linger-timeout or --linger-time? (ringplane serve --help for usage)" \
+	"$RP" serve --listen 127.0.0.1:0 --root / --linger-tim 3
+check "topo: abbreviation refused" says \
+	"ringplane topo: option '--cpul' is abbreviated: did you mean --cpulist? (ringplane topo --help for usage)" \
+	"$RP" topo --cpul
+check "topo: stray argument named" says \
+	"ringplane topo: unexpected argument 'extra' (ringplane topo --help for usage)" "$RP" topo extra
+check "--help lists --version" status_is 0 bash -c "'$RP' --help | grep -q -- '--version'"
+
 # Good values still work: the server comes up on each address form.
 serves() { # echo arguments...: prints "listening on" within 5 s, stops on SIGTERM with 0
 	local out pid line st
