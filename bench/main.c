@@ -16,6 +16,7 @@
 
 #include <ringplane/simd.h>
 
+#include "args.h" /* rp_getopt, shared with the ringplane commands */
 #include "bench.h"
 #include "cleanup.h"
 
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
 	/* Not an option either: the echo suite's epoll baseline server. */
 	if (argc >= 2 && !strcmp(argv[1], "--echo-child"))
 		return rp_bench_echo_child(argc, argv);
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = rp_getopt("ringplane-bench", argc, argv, ":", longopts)) != -1) {
 		switch (c) {
 		case 'q':
 			opts.quick = true;
@@ -122,8 +123,7 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		default:
-			usage(stderr);
+		default: /* rp_getopt said which */
 			return 2;
 		}
 	}
