@@ -125,6 +125,17 @@ EOF
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 }
 
+@test "cmdline --yes without --write-grub is a usage error, not ignored" {
+	snapshot before
+	for y in --yes -y; do
+		run --separate-stderr "$TUNE" cmdline --cpus 1 "$y"
+		[ "$status" -eq 2 ]
+		[ -z "$output" ]
+		[ "$stderr" = "ringplane-tune: cmdline: --yes only goes with --write-grub (see --help)" ]
+	done
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
 @test "cmdline --write-grub --yes edits only our line; revert restores the file exactly" {
 	export RP_TUNE_STATE="$BATS_TEST_TMPDIR/state"
 	printf '# no newline at the end' >>"$RP_TUNE_ROOT/etc/default/grub"
