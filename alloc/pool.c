@@ -134,6 +134,7 @@ struct rp_pool {
 	struct span *spans;
 	struct span *free_spans;
 	size_t nspans, spans_used;
+	size_t spans_idle; /* spans a class holds with nothing out (used == 0) */
 	uint64_t failures, remote_frees;
 	struct sclass cls[RP_POOL_NCLASS];
 
@@ -272,6 +273,8 @@ static void partial_push(struct rp_pool *p, struct span *s)
 
 static void span_release(struct rp_pool *p, struct span *s)
 {
+	assert(s->used == 0);
+	p->spans_idle--;
 	if (s->listed)
 		partial_unlink(p, s);
 	s->cls = CLASS_NONE;
@@ -294,7 +297,8 @@ static void span_put(struct rp_pool *p, struct span *s, void *obj)
 
 	*(void **)obj = s->free;
 	s->free = obj;
-	s->used--;
+	if (--s->used == 0)
+		p->spans_idle++;
 	if (s == cur)
 		return;
 	/* The current span is used up: let this one serve the next refill
@@ -494,6 +498,8 @@ static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 	if (n < REFILL_BATCH)
 		memmove(k->slots, k->slots + REFILL_BATCH - n, n * sizeof(k->slots[0]));
 	k->n = n;
+	if (s->used == 0 && n)
+		p->spans_idle--;
 	s->used += n;
 	return n;
 }
@@ -586,6 +592,7 @@ again:
 	p->free_spans = s->next;
 	span_setup(p, s, c);
 	p->spans_used++;
+	p->spans_idle++; /* nothing out yet: the refill below takes it back */
 	sc->cur = s;
 	return span_refill(p, s, c) != 0;
 }
@@ -996,6 +1003,26 @@ void rp_pool_stats(const struct rp_pool *p, struct rp_pool_stats *out)
 	out->numa_node = p->node;
 	out->huge_bytes = p->huge_bytes;
 	out->double_frees = atomic_load_explicit(&p->double_frees, memory_order_relaxed);
+}
+
+static size_t spans_takeable(const struct rp_pool *p)
+{
+	return p->nspans - p->spans_used + p->spans_idle;
+}
+
+size_t rp_pool_spans_free(struct rp_pool *p, size_t want)
+{
+	size_t n = spans_takeable(p);
+
+	if (n >= want)
+		return n;
+	/* What the remote frees and the caches hold may empty whole spans:
+	 * give them back (what an allocation that finds the arena empty
+	 * does, reclaim_empty_span) and count again. */
+	if (atomic_load_explicit(&p->remote, memory_order_relaxed))
+		rp_pool_reclaim(p);
+	caches_flush(p);
+	return spans_takeable(p);
 }
 
 int rp_pool_iovecs(const struct rp_pool *p, struct iovec *iov, unsigned max)

@@ -359,6 +359,96 @@ static void test_exhaustion_and_span_reuse(void **state)
 	rp_pool_destroy(p);
 }
 
+/*
+ * rp_pool_spans_free counts whole spans, not bytes: one 64 B object holds
+ * a span from every other class; with the rest taken by 1 MB objects a
+ * 4 KB allocation fails while nearly 1 MB of bytes is free, and the count
+ * says 0. An object freed into its class cache hides its span from the
+ * cheap count; asking for more than that flushes the caches and counts it.
+ */
+static void test_spans_free_counts_spans_not_bytes(void **state)
+{
+	struct rp_pool *p = rp_pool_create(-1, 4 * MB, 0);
+	void *small, *big[3], *page;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(rp_pool_spans_free(p, 0), 4);
+	assert_non_null(small = rp_pool_alloc(p, 64));
+	assert_int_equal(rp_pool_spans_free(p, 0), 3);
+	for (int i = 0; i < 3; i++)
+		assert_non_null(big[i] = rp_pool_alloc(p, MB));
+	assert_int_equal(rp_pool_spans_free(p, 4), 0);
+	assert_null(rp_pool_alloc(p, 4096)); /* ~1 MB of bytes free, no span */
+	rp_pool_free(small);
+	/* in the 64 B cache: its span looks held until the caches go back */
+	if (!rp_pool_debug())
+		assert_int_equal(rp_pool_spans_free(p, 0), 0);
+	assert_int_equal(rp_pool_spans_free(p, 1), 1);
+	assert_non_null(page = rp_pool_alloc(p, 4096)); /* that span, for 4 KB */
+	assert_int_equal(rp_pool_spans_free(p, 1), 0);
+	rp_pool_free(page);
+	for (int i = 0; i < 3; i++)
+		rp_pool_free(big[i]);
+	assert_int_equal(rp_pool_spans_free(p, 4), 4);
+	rp_pool_destroy(p);
+}
+
+struct spans_remote {
+	void **objs;
+	size_t n;
+};
+
+static void *spans_remote_freer(void *arg)
+{
+	struct spans_remote *r = arg;
+
+	for (size_t i = 0; i < r->n; i++) {
+		rp_pool_free(r->objs[i]);
+		if (i % 64 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* Remote frees while the owner counts: what another thread freed is
+ * counted once the owner asks for more than it sees (the count takes the
+ * remote stack); the owner's reads race with no push (TSan: tsan build). */
+static void test_spans_free_takes_remote_frees(void **state)
+{
+	enum { N = 8 * 256 }; /* 4 KB objects: all 8 spans */
+	struct rp_pool *p = rp_pool_create(-1, 8 * MB, 0);
+	struct spans_remote r = { .objs = calloc(N, sizeof(void *)), .n = N };
+	pthread_t t;
+	size_t seen = 0;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(r.objs);
+	for (size_t i = 0; i < N; i++)
+		assert_non_null(r.objs[i] = rp_pool_alloc(p, 4096));
+	assert_null(rp_pool_alloc(p, 4096));
+	assert_int_equal(rp_pool_spans_free(p, 8), 0);
+	assert_int_equal(pthread_create(&t, NULL, spans_remote_freer, &r), 0);
+	/* bounded: 100000 counts, or until all 8 are seen */
+	for (int i = 0; i < 100000 && seen < 8; i++) {
+		size_t n = rp_pool_spans_free(p, 8);
+
+		assert_true(n <= 8);
+		if (n > seen)
+			seen = n;
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(rp_pool_spans_free(p, 8), 8);
+	/* and they are real: 8 spans of 1 MB objects */
+	for (int i = 0; i < 8; i++)
+		assert_non_null(r.objs[i] = rp_pool_alloc(p, MB));
+	for (int i = 0; i < 8; i++)
+		rp_pool_free(r.objs[i]);
+	free(r.objs);
+	rp_pool_destroy(p);
+}
+
 static void test_foreign_and_interior_frees_are_refused(void **state)
 {
 	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
@@ -1017,6 +1107,8 @@ int main(void)
 		cmocka_unit_test(test_every_class_aligned_no_overlap),
 		cmocka_unit_test(test_coloured_classes_spread_cache_sets),
 		cmocka_unit_test(test_exhaustion_and_span_reuse),
+		cmocka_unit_test(test_spans_free_counts_spans_not_bytes),
+		cmocka_unit_test(test_spans_free_takes_remote_frees),
 		cmocka_unit_test(test_foreign_and_interior_frees_are_refused),
 		cmocka_unit_test(test_cache_spill_two_pools_exported),
 		cmocka_unit_test(test_iovecs_and_buf_index),

@@ -149,6 +149,22 @@ void rp_pool_adopt(struct rp_pool *pool);
 /* rp_pool_stats - a snapshot; owner thread (other threads get a racy but safe view). */
 void rp_pool_stats(const struct rp_pool *pool, struct rp_pool_stats *out);
 
+/*
+ * rp_pool_spans_free - owner only: the 1 MB spans any size class could
+ * take now: those no class holds, and those a class holds with none of
+ * their objects out with a caller. Bytes free are not room: a class with
+ * no free object needs a whole span, so a pool whose spans all went to
+ * other classes fails an allocation although many bytes are free in
+ * theirs. A caller that keeps a reserve for what its established work will
+ * still allocate counts it here, in spans. When fewer than @want are
+ * counted, the pending remote frees and every class cache go back to their
+ * spans first (as an allocation that finds the arena empty does) and the
+ * spans are counted again; so with @want 0 it never flushes, and with a
+ * @want above the count it costs a walk of the caches (at most 61 objects
+ * a class): a check per connection, not per object. Never fails.
+ */
+size_t rp_pool_spans_free(struct rp_pool *pool, size_t want);
+
 /* rp_pool_foreign_frees - frees of pointers no pool owned, process-wide. */
 uint64_t rp_pool_foreign_frees(void);
 
