@@ -247,3 +247,11 @@ int rp_args_none_left(const char *prog, int argc, char *const argv[])
 	refuse(prog, "unexpected argument '%s'", argv[optind]);
 	return -EINVAL;
 }
+
+int rp_arg_required(const char *prog, const char *flag, bool given)
+{
+	if (given)
+		return 0;
+	refuse(prog, "%s is required", flag);
+	return -EINVAL;
+}

@@ -59,4 +59,8 @@ int rp_getopt(const char *prog, int argc, char *const argv[], const char *shorto
  * argument 'extra'") and -EINVAL. */
 int rp_args_none_left(const char *prog, int argc, char *const argv[]);
 
+/* A flag the command cannot run without: 0 when @given, else one line
+ * ("ringplane relay: --upstream is required") and -EINVAL. */
+int rp_arg_required(const char *prog, const char *flag, bool given);
+
 #endif /* RP_APPS_ARGS_H */

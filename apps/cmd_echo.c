@@ -1116,7 +1116,7 @@ int rp_cmd_echo(int argc, char **argv)
 
 	optind = 1;
 	g_cfg.idle_s = IDLE_DEFAULT_S;
-	while ((c = rp_getopt("ringplane echo", argc, argv, ":", opts)) != -1) {
+	while ((c = rp_getopt("ringplane echo", argc, argv, ":h", opts)) != -1) {
 		/* one pool a shard: the registry's bound (RP_POOL_MAX_POOLS_) */
 		int taken = rp_app_server_opt("echo", c, optarg, 256, &rc, &o);
 
@@ -1144,10 +1144,8 @@ int rp_cmd_echo(int argc, char **argv)
 	}
 	if (rp_args_none_left("ringplane echo", argc, argv))
 		return RP_EXIT_USAGE;
-	if (!o.listen) {
-		usage(stderr);
+	if (rp_arg_required("ringplane echo", "--listen", o.listen))
 		return RP_EXIT_USAGE;
-	}
 	read_faults();
 	/* Ticks of a quarter of the timeout, 100 ms .. 1 s: a connection goes
 	 * between S and S + one tick after its last progress. */

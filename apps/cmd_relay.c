@@ -956,7 +956,7 @@ int rp_cmd_relay(int argc, char **argv)
 	int c, ret, status = RP_EXIT_FAIL;
 
 	optind = 1;
-	while ((c = rp_getopt("ringplane relay", argc, argv, ":", opts)) != -1) {
+	while ((c = rp_getopt("ringplane relay", argc, argv, ":h", opts)) != -1) {
 		int taken = rp_app_server_opt("relay", c, optarg, 256, &rc, &o);
 
 		if (taken < 0)
@@ -1006,10 +1006,9 @@ int rp_cmd_relay(int argc, char **argv)
 	}
 	if (rp_args_none_left("ringplane relay", argc, argv))
 		return RP_EXIT_USAGE;
-	if (!o.listen || !up_arg) {
-		usage(stderr);
+	if (rp_arg_required("ringplane relay", "--listen", o.listen) ||
+	    rp_arg_required("ringplane relay", "--upstream", up_arg))
 		return RP_EXIT_USAGE;
-	}
 	static const enum rp_relay_mode mode_of[] = { RP_RELAY_AUTO, RP_RELAY_COPY, RP_RELAY_SPLICE,
 						      RP_RELAY_SPLICE_URING };
 

@@ -1804,7 +1804,7 @@ int rp_cmd_serve(int argc, char **argv)
 
 	optind = 1;
 	g.root = -1;
-	while ((c = rp_getopt("ringplane serve", argc, argv, ":", opts)) != -1) {
+	while ((c = rp_getopt("ringplane serve", argc, argv, ":h", opts)) != -1) {
 		int taken = rp_app_server_opt("serve", c, optarg, 256, &rc, &o);
 
 		if (taken < 0)
@@ -1846,10 +1846,9 @@ int rp_cmd_serve(int argc, char **argv)
 	}
 	if (rp_args_none_left("ringplane serve", argc, argv))
 		return RP_EXIT_USAGE;
-	if (!o.listen || !root) {
-		usage(stderr);
+	if (rp_arg_required("ringplane serve", "--listen", o.listen) ||
+	    rp_arg_required("ringplane serve", "--root", root))
 		return RP_EXIT_USAGE;
-	}
 	(void)mode;
 	g.root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (g.root < 0 || fstat(g.root, &rst)) {

@@ -176,7 +176,16 @@ for cmd in echo relay serve; do
 		"ringplane $cmd: --pool-mb needs a value $h" "$RP" "$cmd" "${args[@]}" --pool-mb
 	check "$cmd: value to a flag without one" says \
 		"ringplane $cmd: --no-pin takes no value $h" "$RP" "$cmd" "${args[@]}" --no-pin=1
+	check "$cmd: -h is --help" status_is 0 bash -c "'$RP' $cmd -h | grep -q -- '--listen'"
+	check "$cmd: missing --listen named" says \
+		"ringplane $cmd: --listen is required $h" "$RP" "$cmd" "${args[@]:2}"
 done
+check "relay: missing --upstream named" says \
+	"ringplane relay: --upstream is required (ringplane relay --help for usage)" \
+	"$RP" relay --listen 127.0.0.1:0
+check "serve: missing --root named" says \
+	"ringplane serve: --root is required (ringplane serve --help for usage)" \
+	"$RP" serve --listen 127.0.0.1:0
 check "serve: ambiguous prefix names both flags" says \
 	"ringplane serve: option '--linger-tim' is ambiguous: --linger-timeout or --linger-time? (ringplane serve --help for usage)" \
 	"$RP" serve --listen 127.0.0.1:0 --root / --linger-tim 3

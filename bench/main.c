@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	/* Not an option either: the echo suite's epoll baseline server. */
 	if (argc >= 2 && !strcmp(argv[1], "--echo-child"))
 		return rp_bench_echo_child(argc, argv);
-	while ((c = rp_getopt("ringplane-bench", argc, argv, ":", longopts)) != -1) {
+	while ((c = rp_getopt("ringplane-bench", argc, argv, ":h", longopts)) != -1) {
 		switch (c) {
 		case 'q':
 			opts.quick = true;

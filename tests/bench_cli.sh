@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ringplane-bench's command line: an unknown flag, an abbreviated one, a
 # missing value each exit 2 with one line naming the argument and the
-# 'ringplane-bench' prefix (not argv[0]'s path); --list and --help exit 0.
+# 'ringplane-bench' prefix (not argv[0]'s path); --list, --help and -h exit 0.
 # None of these runs a suite.
 # Usage: bench_cli.sh PATH/TO/ringplane-bench
 set -u
@@ -28,7 +28,7 @@ says "abbreviation refused" \
 says "abbreviation with = refused" \
 	"ringplane-bench: option '--js' is abbreviated: did you mean --json? $H" --js=/dev/null --list
 says "missing value named" "ringplane-bench: --json needs a value $H" --json
-for a in --list --help; do
+for a in --list --help -h; do
 	if out=$(timeout 10 "$B" "$a" 2>&1) && [ -n "$out" ]; then
 		echo "ok   $a exits 0"
 	else
