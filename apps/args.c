@@ -184,7 +184,7 @@ int rp_getopt(const char *prog, int argc, char *const argv[], const char *shorto
 	const struct option *lo;
 	const char *arg, *name;
 	size_t n;
-	int li = -1, c;
+	int li = -1, c, before = optind;
 
 	opterr = 0;
 	optopt = 0;
@@ -192,16 +192,18 @@ int rp_getopt(const char *prog, int argc, char *const argv[], const char *shorto
 	if (c == -1)
 		return -1;
 	if (c == '?') {
-		/* optind is past the offending element for a long option; a
-		 * short one inside a cluster leaves it in place: name optopt */
-		if (optopt && optind > 0 && optind <= argc && argv[optind - 1][0] == '-' &&
-		    argv[optind - 1][1] != '-')
+		/* An unknown short option: optind is past its element when it
+		 * ended it, but stays on a cluster ("-xh") it is inside of, so
+		 * argv[optind - 1] is then the element before; name optopt. */
+		if (optopt && (optind == before || optind < 1 || optind > argc ||
+			       strncmp(argv[optind - 1], "--", 2)))
 			return refuse(prog, "unknown option '-%c'", optopt);
 		arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
 		if (!strncmp(arg, "--", 2) && strchr(arg, '=')) {
 			/* "--help=x": a known flag given a value it takes none of */
 			for (lo = longopts; lo->name; lo++)
-				if (strlen(lo->name) == (size_t)(strchr(arg, '=') - arg - 2) &&
+				if (lo->has_arg == no_argument &&
+				    strlen(lo->name) == (size_t)(strchr(arg, '=') - arg - 2) &&
 				    !strncmp(arg + 2, lo->name, strlen(lo->name)))
 					return refuse(prog, "--%s takes no value", lo->name);
 		}

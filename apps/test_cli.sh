@@ -176,6 +176,10 @@ for cmd in echo relay serve; do
 		"ringplane $cmd: --pool-mb needs a value $h" "$RP" "$cmd" "${args[@]}" --pool-mb
 	check "$cmd: value to a flag without one" says \
 		"ringplane $cmd: --no-pin takes no value $h" "$RP" "$cmd" "${args[@]}" --no-pin=1
+	check "$cmd: unknown short option in a cluster named" says \
+		"ringplane $cmd: unknown option '-x' $h" "$RP" "$cmd" "${args[@]}" -xh
+	check "$cmd: unknown short option after --flag=value named" says \
+		"ringplane $cmd: unknown option '-x' $h" "$RP" "$cmd" "--listen=127.0.0.1:0" "${args[@]:2}" -xh
 	check "$cmd: -h is --help" status_is 0 bash -c "'$RP' $cmd -h | grep -q -- '--listen'"
 	check "$cmd: missing --listen named" says \
 		"ringplane $cmd: --listen is required $h" "$RP" "$cmd" "${args[@]:2}"

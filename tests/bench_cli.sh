@@ -28,6 +28,8 @@ says "abbreviation refused" \
 says "abbreviation with = refused" \
 	"ringplane-bench: option '--js' is abbreviated: did you mean --json? $H" --js=/dev/null --list
 says "missing value named" "ringplane-bench: --json needs a value $H" --json
+says "unknown short option in a cluster named" "ringplane-bench: unknown option '-x' $H" \
+	--json=/dev/null -xq
 for a in --list --help -h; do
 	if out=$(timeout 10 "$B" "$a" 2>&1) && [ -n "$out" ]; then
 		echo "ok   $a exits 0"
