@@ -129,7 +129,15 @@ pid_t rp_cleanup_fork(void)
 		return 0;
 	}
 	setpgid(pid, pid); /* also here: no window where kill(-pid) misses */
-	rp_cleanup_add_pgid(pid);
+	if (rp_cleanup_add_pgid(pid) < 0) {
+		/* the registry is full: a child the cleanup could not stop is
+		 * not started at all */
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		rp_cleanup_restore(&old);
+		return -ENOSPC;
+	}
 	rp_cleanup_restore(&old);
 	return pid;
 }

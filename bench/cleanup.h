@@ -52,7 +52,8 @@ void rp_cleanup_del(int slot);
  * (PR_SET_PDEATHSIG) and exits at once, status 127, if the parent died
  * before that was set; only then are INT and TERM unblocked. Call it from
  * the thread that reaps the child (the suites' thread), and
- * rp_cleanup_del_pgid(pid) once it is reaped. -errno if fork fails.
+ * rp_cleanup_del_pgid(pid) once it is reaped. -errno if fork fails,
+ * -ENOSPC if the registry is full (the child is killed and reaped first).
  */
 pid_t rp_cleanup_fork(void);
 

@@ -257,6 +257,9 @@ signal() {
 
 for what in "${@:-peer signal storm threads}"; do
 	for w in $what; do
+		if ! declare -F "$w" > /dev/null; then
+			bad "no case '$w'"; continue
+		fi
 		"$w"; r=$?
 		[ $r -eq 77 ] || ran=1
 	done
