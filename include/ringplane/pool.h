@@ -152,7 +152,8 @@ void rp_pool_stats(const struct rp_pool *pool, struct rp_pool_stats *out);
 /*
  * rp_pool_spans_free - owner only: the 1 MB spans any size class could
  * take now: those no class holds, and those a class holds with none of
- * their objects out with a caller. Bytes free are not room: a class with
+ * their objects out of the span (an object freed into its class's cache
+ * still counts as out until the flush below). Bytes free are not room: a class with
  * no free object needs a whole span, so a pool whose spans all went to
  * other classes fails an allocation although many bytes are free in
  * theirs. A caller that keeps a reserve for what its established work will
