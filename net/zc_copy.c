@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "zc_impl.h"
@@ -30,7 +31,8 @@ static ssize_t read_retry(int fd, char *buf, size_t len, const off_t *off)
 
 /* Keep the unwritten tail for dst; where no slot or memory can be had,
  * wait until dst takes it (the only place a non-blocking dst is waited
- * for; it needs malloc to fail). Returns 0 or a negative errno. */
+ * for; it needs malloc to fail, or a late call's short write from a
+ * source late_step cannot peek). Returns 0 or a negative errno. */
 static int keep_rest(int dst, const char *buf, size_t len)
 {
 	while (len && !zc_hold_buf(dst, buf, len)) {
@@ -53,6 +55,50 @@ static int keep_rest(int dst, const char *buf, size_t len)
 	return 0;
 }
 
+/* After the thread's exit (an application's key destructor calling us in
+ * glibc's last round) nothing can be held for dst and nothing may be waited
+ * for: take from @src no more than @dst accepts now. A socket source is
+ * peeked, the bytes written, and exactly the written ones consumed. Any
+ * other source is read only if dst polls writable; ZC_LATE_READ then says
+ * go on with the read (a short write's rest is waited for, keep_rest).
+ * Returns bytes moved, 0 at EOF, -EAGAIN (dst full, or src empty and
+ * non-blocking) or a negative errno. */
+#define ZC_LATE_READ (-100000)
+static ssize_t late_step(int dst, int src, size_t len, char *buf)
+{
+	struct pollfd pfd = {.fd = dst, .events = POLLOUT};
+	ssize_t n, w;
+	size_t got = 0;
+
+	do
+		n = recv(src, buf, len, MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == ENOTSOCK) {
+		int r = poll(&pfd, 1, 0);
+
+		if (r < 0)
+			return errno == EINTR ? -EAGAIN : -errno;
+		return r ? ZC_LATE_READ : -EAGAIN;
+	}
+	if (n <= 0)
+		return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+	w = zc_write_some(dst, buf, (size_t)n);
+	if (w <= 0)
+		return w < 0 ? w : -EAGAIN;
+	/* the peeked bytes are still queued: consume exactly those written */
+	while (got < (size_t)w) {
+		ssize_t c = recv(src, buf, (size_t)w - got, MSG_DONTWAIT);
+
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c <= 0)
+			break; /* another reader took them: nothing more to do */
+		got += (size_t)c;
+	}
+	ZC_ADD(copied_bytes, w);
+	return w;
+}
+
 ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool seekable, char *buf,
 			  size_t bufsz, bool *full)
 {
@@ -64,6 +110,13 @@ ssize_t zc_copy_file_step(int sock, int file, off_t *off, size_t count, bool see
 		return -ENOMEM;
 	if (!seekable && bufsz > ZC_BUF_BYTES)
 		bufsz = ZC_BUF_BYTES; /* what keep_rest can hold */
+	if (!seekable && zc_exited()) {
+		n = late_step(sock, file, count < bufsz ? count : bufsz, buf);
+		if (n != ZC_LATE_READ) {
+			*full = n == -EAGAIN;
+			return n;
+		}
+	}
 	n = read_retry(file, buf, count < bufsz ? count : bufsz, off);
 	if (n <= 0)
 		return n;
@@ -100,6 +153,11 @@ static ssize_t relay_step(int dst, int src, size_t count, char *buf)
 
 	if (!buf)
 		return -ENOMEM;
+	if (zc_exited()) {
+		n = late_step(dst, src, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, buf);
+		if (n != ZC_LATE_READ)
+			return n;
+	}
 	n = read_retry(src, buf, count < ZC_BUF_BYTES ? count : ZC_BUF_BYTES, NULL);
 	if (n <= 0)
 		return n;

@@ -484,6 +484,11 @@ char *zc_lbuf_get(void)
 	return zt.lbuf;
 }
 
+bool zc_exited(void)
+{
+	return zt.exiting;
+}
+
 void zc_buf_put(char *buf)
 {
 	if (buf != zt.buf && buf != zt.lbuf)

@@ -83,6 +83,8 @@ char *zc_lbuf_get(void);
 /* Done with @buf (zc_buf_get's, zc_lbuf_get's or NULL): freed if it was
  * one made for the call only, kept if it is the thread's. */
 void zc_buf_put(char *buf);
+/* The thread's zc key destructor has run (a late key destructor's call). */
+bool zc_exited(void);
 /* Hand the cached pipe @p (bytes in it) to the held table for @dst. */
 bool zc_attach_pipe(int dst, struct zc_pipe *p);
 /* Keep @len (<= ZC_BUF_BYTES) bytes of @buf for @dst, nothing held for it

@@ -14,10 +14,14 @@
  * and, for non-blocking destinations, the bytes a call took from its source
  * but could not write yet ("held" bytes, see rp_zc_socket_relay); both are
  * closed when the thread exits. A call made after that, from a thread-key
- * destructor of the application's in glibc's last round, still moves
- * every byte, by read/write through a buffer freed before it returns: it
- * makes no pipe, keeps no buffer, and holds no byte (a full non-blocking
- * destination is waited for).
+ * destructor of the application's in glibc's last round, moves bytes by
+ * read/write through a buffer freed before it returns: it makes no pipe,
+ * keeps no buffer, and holds no byte, so it takes from an unseekable
+ * source no more than the destination accepts: a socket source is peeked
+ * and only the bytes written are consumed; a full non-blocking destination
+ * gives -EAGAIN (nothing taken, nothing waited for; retry or give up).
+ * Another unseekable source (a pipe) is read only when the destination
+ * polls writable, and the rest of a short write is then waited for.
  *
  * fork(2): a child never uses its parent's pipes or held bytes. In the
  * child, the thread that called fork (its only thread) closes its copies
