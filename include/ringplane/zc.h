@@ -22,6 +22,16 @@
  * gives -EAGAIN (nothing taken, nothing waited for; retry or give up).
  * Another unseekable source (a pipe) is read only when the destination
  * polls writable, and the rest of a short write is then waited for.
+ * That needs the thread to have made a zc call before its exit began.
+ * A thread whose FIRST zc call is made from a key destructor in glibc's
+ * last round (PTHREAD_DESTRUCTOR_ITERATIONS) is not known to be exiting:
+ * that call arms a key whose destructor never runs, so it keeps its pipe
+ * (2 fds), its buffers (64 KB, and 1 MB on the copy path) and a registry
+ * entry in the dead thread's TLS, which a later thread reusing that TLS
+ * corrupts (the fork handlers walk the list). Do not do that: make the
+ * first zc call of a thread before it returns, or not at all from its
+ * key destructors. A first call in an earlier round is cleaned up in the
+ * next one.
  *
  * fork(2): a child never uses its parent's pipes or held bytes. In the
  * child, the thread that called fork (its only thread) closes its copies
