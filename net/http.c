@@ -417,16 +417,6 @@ static int step(struct rp_http_parser *p, const char *b, uint32_t i)
 		return RP_HTTP_MORE;
 	case S_PATH:
 	case S_QUERY:
-		/*
-		 * The query is not decoded by rp_http_path_decode(): its escapes
-		 * are checked here. A '%' needs two hex digits after it (a '%'
-		 * is not one, so looking back two bytes finds any open escape).
-		 */
-		if (p->state == S_QUERY && !is_hexdig(c) &&
-		    ((i >= r->query.off + 1 && b[i - 1] == '%') ||
-		     (i >= r->query.off + 2 && b[i - 2] == '%')) &&
-		    (c == ' ' || is_target_byte(c)))
-			return refuse(p, RP_HTTP_R_TARGET);
 		if (c == ' ') {
 			r->target.len = i - r->target.off;
 			if (p->state == S_PATH)

@@ -74,9 +74,8 @@ enum rp_http_reason {
 					  a method byte not a token character, or
 					  more than RP_HTTP_EMPTY_LINES_MAX empty
 					  lines before it */
-	RP_HTTP_R_TARGET,	       /* 400: target not origin-form ("/..."),
-					  a '#' in it, or a bad '%' in the
-					  query */
+	RP_HTTP_R_TARGET,	       /* 400: target not origin-form ("/..."), or
+					  a '#' in it */
 	RP_HTTP_R_VERSION,	       /* 400: not "HTTP/" DIGIT "." DIGIT */
 	RP_HTTP_R_BARE_CR,	       /* 400: CR not followed by LF */
 	RP_HTTP_R_BARE_LF,	       /* 400: LF without CR before it */
