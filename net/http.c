@@ -889,10 +889,10 @@ static int rfc850_year(int yy, int now_year)
 
 int rp_http_date_parse(const char *s, size_t len, time_t *t)
 {
-	return http_date_parse_year(s, len, t, 0);
+	return rp_http_date_parse_year_(s, len, t, 0);
 }
 
-int http_date_parse_year(const char *s, size_t len, time_t *t, int now_year)
+int rp_http_date_parse_year_(const char *s, size_t len, time_t *t, int now_year)
 {
 	static const unsigned char mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, se;

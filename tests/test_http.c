@@ -1220,7 +1220,7 @@ static void test_date_rfc850_window(void **state)
 		snprintf(f, sizeof(f), "Mon, 01 Mar %s 12:34:56 GMT", c[i].full);
 		assert_int_equal(rp_http_date_parse(f, strlen(f), &want), 0);
 		t = 0;
-		if (http_date_parse_year(s, strlen(s), &t, c[i].now) != 0 || t != want)
+		if (rp_http_date_parse_year_(s, strlen(s), &t, c[i].now) != 0 || t != want)
 			fail_msg("%s in %d: not %s", s, c[i].now, c[i].full);
 	}
 	/* The public call reads the clock: "01-Jan-70" is 2070 until 2120 */
@@ -1277,9 +1277,9 @@ static void test_date_parse(void **state)
 	assert_int_equal(date_of("Thu Nov 16 08:49:37 1994", &t), 0);
 	assert_true(t == 784111777 + 10 * 86400);
 	/* RFC 850's two-digit years: the window, with the year fixed */
-	assert_int_equal(http_date_parse_year("Thursday, 01-Jan-70 00:00:00 GMT", 32, &t, 2019), 0);
+	assert_int_equal(rp_http_date_parse_year_("Thursday, 01-Jan-70 00:00:00 GMT", 32, &t, 2019), 0);
 	assert_true(t == 0);
-	assert_int_equal(http_date_parse_year("Wednesday, 01-Jan-69 00:00:00 GMT", 33, &t, 2019),
+	assert_int_equal(rp_http_date_parse_year_("Wednesday, 01-Jan-69 00:00:00 GMT", 33, &t, 2019),
 			 0);
 	assert_true(t == 3124224000); /* 2069 */
 	assert_int_equal(date_of("Tue, 29 Feb 2000 00:00:00 GMT", &t), 0);
