@@ -872,27 +872,39 @@ static bool read_time(const char *s, int *h, int *mi, int *se)
 static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
 /*
- * RFC 9110 5.6.7: a two-digit year is the next year with those digits unless
- * that is more than 50 years ahead of @now_year, then the most recent past
- * one: the window is now_year - 49 .. now_year + 50.
+ * RFC 9110 5.6.7: a two-digit year is read as the latest year with those
+ * digits whose timestamp (@mo, @d, @tod: seconds into the day) is not more
+ * than 50 years after @now, so a date 50 years and a second ahead is a
+ * past one. The whole timestamp is compared, not the year alone: on
+ * 2026-11-27 "01-Dec-76" is 1976, "27-Nov-76 00:00:00" is 2076.
  */
-static int rfc850_year(int yy, int now_year)
+static int rfc850_year(int yy, int mo, int d, int tod, time_t now)
 {
-	int y = now_year - now_year % 100 + yy;
+	int64_t days = (int64_t)now / 86400, secs = (int64_t)now % 86400, ny, key, lim;
+	unsigned nm, nd;
+	int y;
 
-	if (y > now_year + 50)
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	civil_from_days(days, &ny, &nm, &nd);
+	ny += 50; /* the limit: (ny, nm, nd, secs) */
+	y = (int)(ny - ny % 100) + yy;
+	/* (month, day, second of the day, 23:59:60 included) as one number */
+	key = ((int64_t)mo * 32 + d) * 86401 + tod;
+	lim = ((int64_t)nm * 32 + nd) * 86401 + secs;
+	if (y > ny || (y == ny && key > lim))
 		y -= 100;
-	else if (y < now_year - 49)
-		y += 100;
 	return y;
 }
 
 int rp_http_date_parse(const char *s, size_t len, time_t *t)
 {
-	return rp_http_date_parse_year_(s, len, t, 0);
+	return rp_http_date_parse_at_(s, len, t, NULL);
 }
 
-int rp_http_date_parse_year_(const char *s, size_t len, time_t *t, int now_year)
+int rp_http_date_parse_at_(const char *s, size_t len, time_t *t, const time_t *now)
 {
 	static const unsigned char mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, se;
@@ -936,19 +948,14 @@ int rp_http_date_parse_year_(const char *s, size_t len, time_t *t, int now_year)
 		d = digits(r + 2, 2);
 		mo = month_of(r + 5);
 		y = digits(r + 9, 2);
-		if (y >= 0) {
-			if (now_year <= 0) {
-				/* read once, only for this rare form */
-				int64_t cy;
-				unsigned cm, cd;
-
-				civil_from_days((int64_t)time(NULL) / 86400, &cy, &cm, &cd);
-				now_year = (int)cy;
-			}
-			y = rfc850_year(y, now_year);
-		}
 		if (!read_time(r + 12, &h, &mi, &se))
 			return -EINVAL;
+		if (y >= 0) {
+			/* the clock is read only for this rare form */
+			time_t clk = now ? *now : time(NULL);
+
+			y = rfc850_year(y, mo, d, h * 3600 + mi * 60 + se, clk);
+		}
 	} else {
 		return -EINVAL;
 	}

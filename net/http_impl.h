@@ -10,13 +10,13 @@
 #include <time.h>
 
 /*
- * rp_http_date_parse_year_ - rp_http_date_parse() with the current year
- * given (the rp_ prefix and trailing '_': a global of libringplane.a that
- * is no API and not in the .so's version map): an RFC 850 two-digit year is read in the window
- * @now_year - 49 ..
- * @now_year + 50 (RFC 9110 5.6.7). @now_year <= 0 reads the clock, once,
- * and only for an RFC 850 date.
+ * rp_http_date_parse_at_ - rp_http_date_parse() at the time @now: an RFC 850
+ * two-digit year is the latest year with those digits whose timestamp is
+ * not more than 50 years after @now (RFC 9110 5.6.7). @now NULL reads the
+ * clock, once, and only for an RFC 850 date. The rp_ prefix with a
+ * trailing '_': a global of libringplane.a that is no API and not in the
+ * .so's version map.
  */
-int rp_http_date_parse_year_(const char *s, size_t len, time_t *t, int now_year);
+int rp_http_date_parse_at_(const char *s, size_t len, time_t *t, const time_t *now);
 
 #endif

@@ -1191,10 +1191,21 @@ static int date_of(const char *s, time_t *t)
 	return rp_http_date_parse(s, strlen(s), t);
 }
 
+/* rp_http_date_parse_at_() of @s at the IMF-fixdate @now is @want's time */
+static void expect_rfc850_at(const char *now, const char *s, const char *want)
+{
+	time_t n, w, t = 0;
+
+	assert_int_equal(rp_http_date_parse(now, strlen(now), &n), 0);
+	assert_int_equal(rp_http_date_parse(want, strlen(want), &w), 0);
+	if (rp_http_date_parse_at_(s, strlen(s), &t, &n) != 0 || t != w)
+		fail_msg("%s at %s: not %s", s, now, want);
+}
+
 /*
- * RFC 9110 5.6.7: an RFC 850 year is the future one unless that is more
- * than 50 years ahead, then the most recent past one. @now_year is fixed
- * so the window's edges are tested; the old fixed 70 cut-over read
+ * RFC 9110 5.6.7: an RFC 850 year is the latest one whose timestamp is not
+ * more than 50 years after now. The year-only cases keep the old window's
+ * answers (now: the year's last second); the old fixed 70 cut-over read
  * "01-Jan-70" in 2026 as 1970 and "10" in 2080 as 2010.
  */
 static void test_date_rfc850_window(void **state)
@@ -1210,22 +1221,51 @@ static void test_date_rfc850_window(void **state)
 		{2080, "31", "2031"}, {2080, "30", "2130"}, {2080, "79", "2079"},
 		{2100, "50", "2150"}, {2100, "51", "2051"},
 	};
-	char s[64], f[64];
-	time_t t, want;
+	/* the exact boundary: the whole timestamp, not the year, is compared */
+	static const char *const edge[][3] = {
+		/* now, RFC 850 date, what it is */
+		{"Fri, 27 Nov 2026 00:00:00 GMT", "Tuesday, 01-Dec-76 00:00:00 GMT",
+		 "Tue, 01 Dec 1976 00:00:00 GMT"},
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Friday, 27-Nov-76 08:49:37 GMT",
+		 "Fri, 27 Nov 2076 08:49:37 GMT"}, /* exactly 50 years: not more */
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Friday, 27-Nov-76 08:49:38 GMT",
+		 "Sat, 27 Nov 1976 08:49:38 GMT"}, /* 50 years and a second */
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Thursday, 26-Nov-76 23:59:59 GMT",
+		 "Thu, 26 Nov 2076 23:59:59 GMT"},
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Saturday, 28-Nov-76 00:00:00 GMT",
+		 "Sun, 28 Nov 1976 00:00:00 GMT"},
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Friday, 27-Nov-77 00:00:00 GMT",
+		 "Sun, 27 Nov 1977 00:00:00 GMT"},
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Friday, 27-Oct-76 23:59:59 GMT",
+		 "Tue, 27 Oct 2076 23:59:59 GMT"},
+		{"Fri, 27 Nov 2026 08:49:37 GMT", "Friday, 27-Nov-26 08:49:37 GMT",
+		 "Fri, 27 Nov 2026 08:49:37 GMT"},
+		/* on a 29 February the limit is a date that does not exist */
+		{"Thu, 29 Feb 2024 12:00:00 GMT", "Monday, 28-Feb-74 23:59:59 GMT",
+		 "Wed, 28 Feb 2074 23:59:59 GMT"},
+		{"Thu, 29 Feb 2024 12:00:00 GMT", "Monday, 01-Mar-74 00:00:00 GMT",
+		 "Fri, 01 Mar 1974 00:00:00 GMT"},
+		/* the last second of a year, a leap second after it is past */
+		{"Thu, 31 Dec 2026 23:59:59 GMT", "Friday, 31-Dec-76 23:59:59 GMT",
+		 "Thu, 31 Dec 2076 23:59:59 GMT"},
+		{"Thu, 31 Dec 2026 23:59:59 GMT", "Friday, 31-Dec-76 23:59:60 GMT",
+		 "Fri, 31 Dec 1976 23:59:60 GMT"},
+	};
+	char s[64], f[64], n[64];
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
 		/* the weekday is not checked against the date */
 		snprintf(s, sizeof(s), "Monday, 01-Mar-%s 12:34:56 GMT", c[i].yy);
 		snprintf(f, sizeof(f), "Mon, 01 Mar %s 12:34:56 GMT", c[i].full);
-		assert_int_equal(rp_http_date_parse(f, strlen(f), &want), 0);
-		t = 0;
-		if (rp_http_date_parse_year_(s, strlen(s), &t, c[i].now) != 0 || t != want)
-			fail_msg("%s in %d: not %s", s, c[i].now, c[i].full);
+		snprintf(n, sizeof(n), "Thu, 31 Dec %d 23:59:59 GMT", c[i].now);
+		expect_rfc850_at(n, s, f);
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(edge); i++)
+		expect_rfc850_at(edge[i][0], edge[i][1], edge[i][2]);
 	/* The public call reads the clock: "01-Jan-70" is 2070 until 2120 */
 	{
-		time_t now = time(NULL);
+		time_t now = time(NULL), t, want;
 		struct tm tm;
 		char want_s[64];
 		int yy = 0;
@@ -1263,7 +1303,7 @@ static void test_date_parse(void **state)
 		"Sun Nov 0x 08:49:37 1994",	  "",
 		"Sun, 06 Nov 1994 08:49:37 GMT ", "1994-11-06T08:49:37Z",
 	};
-	time_t t;
+	time_t t, now;
 
 	(void)state;
 	assert_int_equal(date_of("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
@@ -1277,9 +1317,10 @@ static void test_date_parse(void **state)
 	assert_int_equal(date_of("Thu Nov 16 08:49:37 1994", &t), 0);
 	assert_true(t == 784111777 + 10 * 86400);
 	/* RFC 850's two-digit years: the window, with the year fixed */
-	assert_int_equal(rp_http_date_parse_year_("Thursday, 01-Jan-70 00:00:00 GMT", 32, &t, 2019), 0);
+	now = 1546300800; /* 2019-01-01 00:00:00 */
+	assert_int_equal(rp_http_date_parse_at_("Thursday, 01-Jan-70 00:00:00 GMT", 32, &t, &now), 0);
 	assert_true(t == 0);
-	assert_int_equal(rp_http_date_parse_year_("Wednesday, 01-Jan-69 00:00:00 GMT", 33, &t, 2019),
+	assert_int_equal(rp_http_date_parse_at_("Wednesday, 01-Jan-69 00:00:00 GMT", 33, &t, &now),
 			 0);
 	assert_true(t == 3124224000); /* 2069 */
 	assert_int_equal(date_of("Tue, 29 Feb 2000 00:00:00 GMT", &t), 0);

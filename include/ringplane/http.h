@@ -241,8 +241,9 @@ int rp_http_etag_match(const char *inm, size_t inm_len, const char *etag, size_t
 /*
  * rp_http_date_parse - read an HTTP-date (@len bytes at @s): IMF-fixdate
  * "Sun, 06 Nov 1994 08:49:37 GMT", and the obsolete forms a recipient must
- * take, RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT" (a two-digit year is read
- * within 49 years before and 50 after the current year, RFC 9110 5.6.7) and
+ * take, RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT" (a two-digit year is the
+ * latest one whose timestamp is not more than 50 years from now, RFC 9110
+ * 5.6.7) and
  * asctime "Sun Nov  6 08:49:37 1994". The
  * weekday is not checked against the date. Returns 0 with *@t set, or
  * -EINVAL (not one of the forms, a field out of range, a NULL argument).
