@@ -183,7 +183,10 @@ static bool is_unreserved_sub(unsigned char c)
 	return c && strchr("-._~!$&'()*+,;=", c);
 }
 
-/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", the brackets excluded. */
+/*
+ * IP-literal = "[" ( IPv6address / IPv6addrz / IPvFuture ) "]", the brackets
+ * excluded (RFC 3986 3.2.2, RFC 6874 2).
+ */
 static bool ip_literal_ok(const char *v, size_t n)
 {
 	char buf[INET6_ADDRSTRLEN];
@@ -201,11 +204,37 @@ static bool ip_literal_ok(const char *v, size_t n)
 				return false;
 		return true;
 	}
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	for (i = 0; i < n; i++)
+	/*
+	 * RFC 6874: IPv6addrz = IPv6address "%25" ZoneID, ZoneID =
+	 * 1*( unreserved / pct-encoded ), as in "[fe80::1%25eth0]".
+	 */
+	for (i = 0; i < n && v[i] != '%'; i++)
 		if (!is_hexdig((unsigned char)v[i]) && v[i] != ':' && v[i] != '.')
 			return false;
+	if (i < n) {
+		size_t z = i + 3;
+
+		if (n - i < 4 || v[i + 1] != '2' || v[i + 2] != '5')
+			return false;
+		while (z < n) {
+			unsigned char c = (unsigned char)v[z];
+
+			if (c == '%') {
+				if (n - z < 3 || !is_hexdig((unsigned char)v[z + 1]) ||
+				    !is_hexdig((unsigned char)v[z + 2]))
+					return false;
+				z += 3;
+			} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				   (c >= '0' && c <= '9') || (c && strchr("-._~", c))) {
+				z++;
+			} else {
+				return false;
+			}
+		}
+		n = i;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return false;
 	memcpy(buf, v, n);
 	buf[n] = '\0';
 	return inet_pton(AF_INET6, buf, &a) == 1;
