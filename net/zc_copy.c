@@ -58,21 +58,41 @@ static int keep_rest(int dst, const char *buf, size_t len)
 /* After the thread's exit (an application's key destructor calling us in
  * glibc's last round) nothing can be held for dst and nothing may be waited
  * for: take from @src no more than @dst accepts now. A socket source is
- * peeked, the bytes written, and exactly the written ones consumed. Any
- * other source is read only if dst polls writable; ZC_LATE_READ then says
+ * peeked, the bytes written, and exactly the written ones consumed (a
+ * stream socket without SO_PEEK_OFF, late_peekable; the call must be its
+ * only reader). Any other source is read only if dst polls writable; ZC_LATE_READ then says
  * go on with the read (a short write's rest is waited for, keep_rest).
  * Returns bytes moved, 0 at EOF, -EAGAIN (dst full, or src empty and
  * non-blocking) or a negative errno. */
 #define ZC_LATE_READ (-100000)
+
+/* A source late_step may peek: a stream socket whose peek offset the
+ * application has not set (SO_PEEK_OFF moves with every peek, so a peek
+ * here would skew its next read). A message socket (SOCK_SEQPACKET,
+ * datagrams) is not: consuming part of a peeked message drops the rest. */
+static bool late_peekable(int src)
+{
+	int type = 0, off = -1;
+	socklen_t l = sizeof(type);
+
+	if (getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM)
+		return false;
+	l = sizeof(off);
+	return getsockopt(src, SOL_SOCKET, SO_PEEK_OFF, &off, &l) < 0 || off < 0;
+}
+
 static ssize_t late_step(int dst, int src, size_t len, char *buf)
 {
 	struct pollfd pfd = {.fd = dst, .events = POLLOUT};
 	ssize_t n, w;
 	size_t got = 0;
 
-	do
-		n = recv(src, buf, len, MSG_PEEK);
-	while (n < 0 && errno == EINTR);
+	if (late_peekable(src))
+		do
+			n = recv(src, buf, len, MSG_PEEK);
+		while (n < 0 && errno == EINTR);
+	else
+		n = -1, errno = ENOTSOCK; /* read like a pipe, below */
 	if (n < 0 && errno == ENOTSOCK) {
 		int r = poll(&pfd, 1, 0);
 

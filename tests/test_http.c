@@ -1280,6 +1280,11 @@ static void test_date_rfc850_window(void **state)
 		 "Wed, 28 Feb 2074 23:59:59 GMT"},
 		{"Thu, 29 Feb 2024 12:00:00 GMT", "Monday, 01-Mar-74 00:00:00 GMT",
 		 "Fri, 01 Mar 1974 00:00:00 GMT"},
+		/* 29 February of 2100, which has none: the latest 00 that has it */
+		{"Mon, 01 Jan 2052 00:00:00 GMT", "Tuesday, 29-Feb-00 12:00:00 GMT",
+		 "Tue, 29 Feb 2000 12:00:00 GMT"},
+		{"Mon, 01 Jan 2052 00:00:00 GMT", "Sunday, 28-Feb-00 12:00:00 GMT",
+		 "Sun, 28 Feb 2100 12:00:00 GMT"},
 		/* the last second of a year, a leap second after it is past */
 		{"Thu, 31 Dec 2026 23:59:59 GMT", "Friday, 31-Dec-76 23:59:59 GMT",
 		 "Thu, 31 Dec 2076 23:59:59 GMT"},

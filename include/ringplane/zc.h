@@ -17,11 +17,13 @@
  * destructor of the application's in glibc's last round, moves bytes by
  * read/write through a buffer freed before it returns: it makes no pipe,
  * keeps no buffer, and holds no byte, so it takes from an unseekable
- * source no more than the destination accepts: a socket source is peeked
- * and only the bytes written are consumed; a full non-blocking destination
- * gives -EAGAIN (nothing taken, nothing waited for; retry or give up).
- * Another unseekable source (a pipe) is read only when the destination
- * polls writable, and the rest of a short write is then waited for.
+ * source no more than the destination accepts: a stream socket source is
+ * peeked and only the bytes written are consumed (the call must then be the
+ * source's only reader); a full non-blocking destination gives -EAGAIN
+ * (nothing taken, nothing waited for; retry or give up). Another unseekable
+ * source (a pipe, a SOCK_SEQPACKET or datagram socket, a stream socket with
+ * SO_PEEK_OFF set) is read only when the destination polls writable, and
+ * the rest of a short write is then waited for.
  * That needs the thread to have made a zc call before its exit began.
  * A thread whose FIRST zc call is made from a key destructor in glibc's
  * last round (PTHREAD_DESTRUCTOR_ITERATIONS) is not known to be exiting:
