@@ -2348,6 +2348,20 @@ static void *late_thread(void *arg)
 	return NULL;
 }
 
+/* TSan's runtime has finalised the thread by glibc's last key-destructor
+ * round: any intercepted call there crashes it (the old code's too), so the
+ * last-round tests run in the release and ASan builds only. */
+#if defined(__SANITIZE_THREAD__)
+#define skip_last_round_under_tsan()                                                        \
+	do {                                                                                \
+		printf("# skip: TSan cannot run calls in the last key-destructor round; "  \
+		       "the release and ASan runs cover it\n");                             \
+		skip();                                                                     \
+	} while (0)
+#else
+#define skip_last_round_under_tsan() ((void)0)
+#endif
+
 static void test_relay_late_key_destructor(void **state)
 {
 	struct pfds before, after;
@@ -2355,13 +2369,7 @@ static void test_relay_late_key_destructor(void **state)
 	pthread_t t;
 
 	(void)state;
-#if defined(__SANITIZE_THREAD__)
-	/* TSan's runtime has finalised the thread by glibc's last round: any
-	 * intercepted call there crashes it (the old code's too) */
-	printf("# skip: TSan cannot run calls in the last key-destructor round; the release "
-	       "and ASan runs cover it\n");
-	skip();
-#endif
+	skip_last_round_under_tsan();
 	assert_int_equal(pthread_key_create(&late_key, late_dtor), 0);
 	assert_true(pipe_fds(&before) >= 0);
 	rp_zc_stats(&s0);
@@ -2493,11 +2501,7 @@ static void test_late_key_destructor_buffers(void **state)
 	int leaked = 0;
 
 	(void)state;
-#if defined(__SANITIZE_THREAD__)
-	printf("# skip: TSan cannot run calls in the last key-destructor round; the release "
-	       "and ASan runs cover it\n");
-	skip();
-#endif
+	skip_last_round_under_tsan();
 	lb_file = make_file("/tmp", LB_BYTES, 32);
 	assert_int_equal(pthread_key_create(&lb_key, lb_dtor), 0);
 	rp_zc_stats(&s0);
@@ -2580,11 +2584,7 @@ static void test_late_key_destructor_full_dst(void **state)
 	struct timespec ts;
 
 	(void)state;
-#if defined(__SANITIZE_THREAD__)
-	printf("# skip: TSan cannot run calls in the last key-destructor round; the release "
-	       "and ASan runs cover it\n");
-	skip();
-#endif
+	skip_last_round_under_tsan();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, lf_s), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, lf_d), 0);
 	assert_int_equal(setsockopt(lf_d[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
