@@ -55,15 +55,6 @@ static int keep_rest(int dst, const char *buf, size_t len)
 	return 0;
 }
 
-/* After the thread's exit (an application's key destructor calling us in
- * glibc's last round) nothing can be held for dst and nothing may be waited
- * for: take from @src no more than @dst accepts now. A socket source is
- * peeked, the bytes written, and exactly the written ones consumed (a
- * stream socket without SO_PEEK_OFF, late_peekable; the call must be its
- * only reader). Any other source is read only if dst polls writable; ZC_LATE_READ then says
- * go on with the read (a short write's rest is waited for, keep_rest).
- * Returns bytes moved, 0 at EOF, -EAGAIN (dst full, or src empty and
- * non-blocking) or a negative errno. */
 #define ZC_LATE_READ (-100000)
 
 /* A source late_step may peek: a stream socket whose peek offset the
@@ -81,25 +72,31 @@ static bool late_peekable(int src)
 	return getsockopt(src, SOL_SOCKET, SO_PEEK_OFF, &off, &l) < 0 || off < 0;
 }
 
+/* After the thread's exit (an application's key destructor calling us in
+ * glibc's last round) nothing can be held for dst and nothing may be waited
+ * for: take from @src no more than @dst accepts now. A peekable source
+ * (late_peekable; the call must be its only reader) is peeked, the bytes
+ * written, and exactly the written ones consumed. Any other source is read
+ * only if dst polls writable; ZC_LATE_READ then says go on with the read (a
+ * short write's rest is waited for, keep_rest). Returns bytes moved, 0 at
+ * EOF, -EAGAIN (dst full, or src empty and non-blocking) or a negative
+ * errno. */
 static ssize_t late_step(int dst, int src, size_t len, char *buf)
 {
-	struct pollfd pfd = {.fd = dst, .events = POLLOUT};
 	ssize_t n, w;
 	size_t got = 0;
 
-	if (late_peekable(src))
-		do
-			n = recv(src, buf, len, MSG_PEEK);
-		while (n < 0 && errno == EINTR);
-	else
-		n = -1, errno = ENOTSOCK; /* read like a pipe, below */
-	if (n < 0 && errno == ENOTSOCK) {
+	if (!late_peekable(src)) {
+		struct pollfd pfd = {.fd = dst, .events = POLLOUT};
 		int r = poll(&pfd, 1, 0);
 
 		if (r < 0)
 			return errno == EINTR ? -EAGAIN : -errno;
 		return r ? ZC_LATE_READ : -EAGAIN;
 	}
+	do
+		n = recv(src, buf, len, MSG_PEEK);
+	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
 	w = zc_write_some(dst, buf, (size_t)n);
