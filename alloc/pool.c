@@ -123,6 +123,8 @@ static_assert(RP_POOL_SPAN == (size_t)1 << SPAN_SHIFT, "the inline free assumes 
 struct sclass {
 	struct span *cur;     /* refills come from here */
 	struct span *partial; /* spans with free objects, other than cur */
+	size_t avail;	      /* objects in the class's spans, not out (sum of capacity - used) */
+	size_t idle;	      /* of its spans, those with nothing out (used == 0) */
 };
 
 struct rp_pool {
@@ -275,6 +277,8 @@ static void span_release(struct rp_pool *p, struct span *s)
 {
 	assert(s->used == 0);
 	p->spans_idle--;
+	p->cls[s->cls].idle--;
+	p->cls[s->cls].avail -= s->capacity;
 	if (s->listed)
 		partial_unlink(p, s);
 	s->cls = CLASS_NONE;
@@ -297,8 +301,11 @@ static void span_put(struct rp_pool *p, struct span *s, void *obj)
 
 	*(void **)obj = s->free;
 	s->free = obj;
-	if (--s->used == 0)
+	sc->avail++;
+	if (--s->used == 0) {
 		p->spans_idle++;
+		sc->idle++;
+	}
 	if (s == cur)
 		return;
 	/* The current span is used up: let this one serve the next refill
@@ -498,9 +505,12 @@ static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 	if (n < REFILL_BATCH)
 		memmove(k->slots, k->slots + REFILL_BATCH - n, n * sizeof(k->slots[0]));
 	k->n = n;
-	if (s->used == 0 && n)
+	if (s->used == 0 && n) {
 		p->spans_idle--;
+		p->cls[c].idle--;
+	}
 	s->used += n;
+	p->cls[c].avail -= n;
 	return n;
 }
 
@@ -593,6 +603,8 @@ again:
 	span_setup(p, s, c);
 	p->spans_used++;
 	p->spans_idle++; /* nothing out yet: the refill below takes it back */
+	sc->idle++;
+	sc->avail += s->capacity;
 	sc->cur = s;
 	return span_refill(p, s, c) != 0;
 }
@@ -1023,6 +1035,36 @@ size_t rp_pool_spans_free(struct rp_pool *p, size_t want)
 		rp_pool_reclaim(p);
 	caches_flush(p);
 	return spans_takeable(p);
+}
+
+/* Objects of class @c to be had without a new span (its cache, and what its
+ * spans that have something out still hold), plus @spans whole spans' worth.
+ * A span of the class with nothing out is counted among @spans, not here. */
+static size_t class_room(const struct rp_pool *p, unsigned c, size_t spans)
+{
+	const struct sclass *sc = &p->cls[c];
+	size_t cap = class_capacity(c);
+
+	return p->hot.cache[c].n + (sc->avail - sc->idle * cap) + spans * cap;
+}
+
+size_t rp_pool_class_free(struct rp_pool *p, size_t size, size_t want)
+{
+	unsigned c = class_index(size);
+	size_t n;
+
+	if (c >= RP_POOL_NCLASS)
+		return 0;
+	n = class_room(p, c, spans_takeable(p));
+	if (n >= want)
+		return n;
+	/* As rp_pool_spans_free: the remote frees and the other classes'
+	 * caches may empty whole spans. This class's cached objects move to
+	 * its spans and are counted there. */
+	if (atomic_load_explicit(&p->remote, memory_order_relaxed))
+		rp_pool_reclaim(p);
+	caches_flush(p);
+	return class_room(p, c, spans_takeable(p));
 }
 
 int rp_pool_iovecs(const struct rp_pool *p, struct iovec *iov, unsigned max)

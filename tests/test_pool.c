@@ -449,6 +449,119 @@ static void test_spans_free_takes_remote_frees(void **state)
 	rp_pool_destroy(p);
 }
 
+/* Allocate @size until the pool says no (at most @max); returns how many. */
+static size_t alloc_until_null(struct rp_pool *p, size_t size, void **objs, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && (objs[n] = rp_pool_alloc(p, size)))
+		n++;
+	return n;
+}
+
+static void free_all(void **objs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rp_pool_free(objs[i]);
+}
+
+/*
+ * rp_pool_class_free counts objects of one class: its own free objects
+ * (cache and spans) plus the free spans filled with it. The cheap count
+ * (@want 0) is a lower bound; once it flushes (@want above the count) it is
+ * exactly how many allocations of that class succeed in a row. Checked
+ * against real allocation for a small class, a coloured one and 1 MB, in a
+ * pool that other classes share.
+ */
+static void test_class_free_counts_one_class(void **state)
+{
+	enum { MAXOBJ = 6 * 16384 };
+	struct rp_pool *p = rp_pool_create(-1, 6 * MB, 0);
+	void **objs = calloc(MAXOBJ, sizeof(void *));
+	void *small[100], *mid[3], *big, *s64;
+	size_t cap64 = rp_pool_class_capacity(64), cap8k = rp_pool_class_capacity(8192);
+	size_t n, cheap;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(objs);
+	assert_int_equal(rp_pool_class_free(p, 64, 0), 6 * cap64);
+	assert_int_equal(rp_pool_class_free(p, 0, 0), 6 * cap64); /* 0 is 1: 64 B */
+	assert_int_equal(rp_pool_class_free(p, MB, 0), 6);
+	assert_int_equal(rp_pool_class_free(p, MB + 1, SIZE_MAX), 0);
+	assert_int_equal(rp_pool_class_free(p, 5000, 0), 6 * cap8k); /* 8 KB, coloured */
+
+	/* three classes hold a span each; half the 64 B objects go back */
+	for (int i = 0; i < 100; i++)
+		assert_non_null(small[i] = rp_pool_alloc(p, 64));
+	for (int i = 0; i < 3; i++)
+		assert_non_null(mid[i] = rp_pool_alloc(p, 8192));
+	assert_non_null(big = rp_pool_alloc(p, MB));
+	for (int i = 50; i < 100; i++)
+		rp_pool_free(small[i]);
+	assert_int_equal(rp_pool_spans_free(p, 0), 3);
+	/* the class's own part is exact without a flush: cache plus spans */
+	assert_int_equal(rp_pool_class_free(p, 64, 0), cap64 - 50 + 3 * cap64);
+	assert_int_equal(rp_pool_class_free(p, 8192, 0) - 3 * cap8k, cap8k - 3);
+	assert_int_equal(rp_pool_class_free(p, MB, 0), 3);
+	n = rp_pool_class_free(p, 64, SIZE_MAX);
+	assert_int_equal(n, cap64 - 50 + 3 * cap64);
+	assert_int_equal(alloc_until_null(p, 64, objs, MAXOBJ), n);
+	assert_int_equal(rp_pool_class_free(p, 64, SIZE_MAX), 0);
+	assert_int_equal(rp_pool_class_free(p, MB, SIZE_MAX), 0);
+	free_all(objs, n);
+
+	/* the 64 B objects just freed sit in its cache (61 at most) and hold
+	 * a span: the cheap count does not see it, the flushed one does */
+	cheap = rp_pool_class_free(p, 8192, 0);
+	n = rp_pool_class_free(p, 8192, SIZE_MAX);
+	assert_true(cheap <= n);
+	if (!rp_pool_debug())
+		assert_int_equal(cheap, cap8k - 3 + 2 * cap8k);
+	assert_int_equal(n, cap8k - 3 + 3 * cap8k);
+	assert_int_equal(alloc_until_null(p, 8192, objs, MAXOBJ), n);
+	/* the 64 B span (50 out) is all that class has left */
+	assert_int_equal(rp_pool_class_free(p, 64, SIZE_MAX), cap64 - 50);
+	assert_non_null(s64 = rp_pool_alloc(p, 64));
+	assert_int_equal(rp_pool_class_free(p, 64, SIZE_MAX), cap64 - 51);
+	rp_pool_free(s64);
+	free_all(objs, n);
+
+	/* everything back: every span for any class */
+	for (int i = 0; i < 50; i++)
+		rp_pool_free(small[i]);
+	for (int i = 0; i < 3; i++)
+		rp_pool_free(mid[i]);
+	rp_pool_free(big);
+	assert_int_equal(rp_pool_class_free(p, MB, SIZE_MAX), 6);
+	assert_int_equal(rp_pool_class_free(p, 64, 0), 6 * cap64);
+	free(objs);
+	rp_pool_destroy(p);
+}
+
+/* Objects another thread freed are counted once the owner asks for more
+ * than the cheap count sees (the count takes the remote stack). */
+static void test_class_free_takes_remote_frees(void **state)
+{
+	enum { N = 4 * 256 }; /* 4 KB objects: all 4 spans */
+	struct rp_pool *p = rp_pool_create(-1, 4 * MB, 0);
+	struct spans_remote r = { .objs = calloc(N, sizeof(void *)), .n = N };
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(r.objs);
+	assert_int_equal(alloc_until_null(p, 4096, r.objs, N + 1), N);
+	assert_int_equal(rp_pool_class_free(p, 4096, SIZE_MAX), 0);
+	assert_int_equal(pthread_create(&t, NULL, spans_remote_freer, &r), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(rp_pool_class_free(p, 4096, 0), 0); /* pending: not seen */
+	assert_int_equal(rp_pool_class_free(p, 64, 1), 4 * rp_pool_class_capacity(64));
+	assert_int_equal(rp_pool_class_free(p, 4096, 0), N);
+	free(r.objs);
+	rp_pool_destroy(p);
+}
+
 static void test_foreign_and_interior_frees_are_refused(void **state)
 {
 	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
@@ -1109,6 +1222,8 @@ int main(void)
 		cmocka_unit_test(test_exhaustion_and_span_reuse),
 		cmocka_unit_test(test_spans_free_counts_spans_not_bytes),
 		cmocka_unit_test(test_spans_free_takes_remote_frees),
+		cmocka_unit_test(test_class_free_counts_one_class),
+		cmocka_unit_test(test_class_free_takes_remote_frees),
 		cmocka_unit_test(test_foreign_and_interior_frees_are_refused),
 		cmocka_unit_test(test_cache_spill_two_pools_exported),
 		cmocka_unit_test(test_iovecs_and_buf_index),

@@ -166,6 +166,33 @@ void rp_pool_stats(const struct rp_pool *pool, struct rp_pool_stats *out);
  */
 size_t rp_pool_spans_free(struct rp_pool *pool, size_t want);
 
+/*
+ * rp_pool_class_free - owner only: how many objects of the class serving
+ * @size (the class of rp_pool_class_size(@size); 0 is treated as 1) the
+ * pool can give now, in two parts:
+ *   - without a new span: the objects in the class's cache and those its
+ *     spans still hold (never handed out, or back from the cache), in its
+ *     spans that have something out;
+ *   - plus rp_pool_spans_free(pool, 0) * rp_pool_class_capacity(@size):
+ *     every span any class could take now, this class's own spans with
+ *     nothing out among them, filled with this class.
+ * So rp_pool_class_free(p, s, 0) - rp_pool_spans_free(p, 0) *
+ * rp_pool_class_capacity(s) is the class's own part, and a caller that
+ * needs room in several classes at once must not count the free spans once
+ * per class (they are shared): compare the sum of each class's missing
+ * spans with rp_pool_spans_free instead.
+ * Like rp_pool_spans_free, when fewer than @want are counted the pending
+ * remote frees and every class cache go back to their spans first and the
+ * count is taken again (@want 0: never; SIZE_MAX: always). After that
+ * flush the count is exact: the number of rp_pool_alloc(pool, @size) calls
+ * in a row that succeed, with no free in between; without it, a lower
+ * bound (objects cached by other classes may empty more spans). A check
+ * per connection, not per object: O(1), plus the flush (at most 61
+ * objects a class) when it counts fewer than @want.
+ * Returns 0 for @size > 1 MB; never fails.
+ */
+size_t rp_pool_class_free(struct rp_pool *pool, size_t size, size_t want);
+
 /* rp_pool_foreign_frees - frees of pointers no pool owned, process-wide. */
 uint64_t rp_pool_foreign_frees(void);
 
