@@ -673,25 +673,35 @@ static void send_zc(struct rp_outq *q, struct node *n)
 
 /* One send op for the head's first @niov nodes: IORING_OP_SEND for one
  * buffer (no msghdr or iovec for the kernel to copy in and import, and no
- * pool block for them here), IORING_OP_SENDMSG for more. false: failed. */
-static bool send_plain(struct rp_outq *q, unsigned niov)
+ * pool block for them here), IORING_OP_SENDMSG for more. Returns the nodes
+ * the send covers: @niov, or 1 when the pool had no block for the iovecs;
+ * 0: no op could be had (op_refused ran).
+ *
+ * No iovec block (its class out of objects and no span free: the pool is
+ * held by other connections, possibly for as long as they stay idle) is no
+ * reason to stop: the head's first buffer needs no block, so it leaves
+ * alone by IORING_OP_SEND, counted in single_sends, and its completion
+ * flushes the rest (gathered again once a block can be had). Deferring it
+ * to the retry timer instead stalled a queue whose data could go out for
+ * as long as the pool stayed full (test_outq's sendv_class_full). */
+static unsigned send_plain(struct rp_outq *q, unsigned niov)
 {
 	struct node *n = q->head;
-	struct sendv *sv;
+	struct sendv *sv = NULL;
 
+	if (niov > 1) {
+		sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
+		if (!sv)
+			niov = 1;
+	}
 	if (niov == 1) {
 		if (!rp_send(q->sh, q->fd, n->base + n->off, (unsigned)(n->len - n->off),
 			     MSG_NOSIGNAL, on_plain, q)) {
 			op_refused(q, errno);
-			return false;
+			return 0;
 		}
 		ADD(q, single_sends, 1);
-		return true;
-	}
-	sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
-	if (!sv) {
-		op_refused(q, ENOMEM);
-		return false;
+		return 1;
 	}
 	for (unsigned i = 0; i < niov; i++, n = n->next) {
 		sv->iov[i].iov_base = (void *)(n->base + n->off);
@@ -705,10 +715,10 @@ static bool send_plain(struct rp_outq *q, unsigned niov)
 
 		rp_pool_free(sv);
 		op_refused(q, err);
-		return false;
+		return 0;
 	}
 	q->sv = sv;
-	return true;
+	return niov;
 }
 
 static void flush(struct rp_outq *q)
@@ -728,7 +738,8 @@ static void flush(struct rp_outq *q)
 			break; /* order: the big one goes after these */
 		niov++;
 	}
-	if (!send_plain(q, niov))
+	niov = send_plain(q, niov);
+	if (!niov)
 		return;
 	ADD(q, sendmsgs, 1);
 	q->inflight = true;

@@ -21,7 +21,9 @@
  * callbacks that push, flush and finally close the queue from inside its
  * completion (the stream stays whole and in order); flushes that stall on
  * an exhausted pool (counted in stalls, per queue and per shard, retried
- * every 1 ms; every byte arrives once the pool is given back).
+ * every 1 ms; every byte arrives once the pool is given back); a pool with
+ * no block for a sendmsg's iovecs (the head goes alone by IORING_OP_SEND:
+ * every byte arrives while the pool stays full, nothing stalls).
  *
  * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
  * from one run, printed; nothing timed is asserted).
@@ -1205,12 +1207,13 @@ static void test_release_reentry(void **state)
 /*
  * Two queues flush while the shard's pool is exhausted: one on zero-copy
  * sends whose head is a big push (the flush needs its zero-copy record
- * from the pool), one plain with three pushes (the sendmsg's msghdr and
- * iovecs from the pool). Neither can send: each flush is deferred to the
- * 1 ms retry timer, and each deferral, the timer's included, is counted in
- * stalls, per queue and in the shard's sum. Once the pool is given back
- * every byte arrives, whole and in order. Before stalls existed nothing
- * counted these: outq's own pool allocations bypass the engine's nomem.
+ * from the pool), one plain with three pushes (no block for the sendmsg's
+ * msghdr and iovecs, and no op for the head alone either). Neither can
+ * send: each flush is deferred to the 1 ms retry timer, and each deferral,
+ * the timer's included, is counted in stalls, per queue and in the
+ * shard's sum. Once the pool is given back every byte arrives, whole and
+ * in order. Before stalls existed nothing counted these: outq's own pool
+ * allocations bypass the engine's nomem.
  */
 #define ST_NQ	  2
 #define ST_BIG	  (64u * 1024)
@@ -1372,6 +1375,139 @@ static void test_stall_counted(void **state)
 	assert_int_equal(atomic_load(&S.errors), 0);
 	free(S.hog);
 	free(S.data);
+}
+
+/* ---- a full iovec class does not stall a plain queue ---- */
+
+/*
+ * Eight 1000 B pushes on a plain queue, then the shard's pool taken so
+ * that no block for the sendmsg's msghdr and 8 iovecs (184 B: the 256 B
+ * class) can be had: every free span (1 MB objects: docs/pool.md, "Room is
+ * spans, not bytes"), then every 256 B object, as many idle connections'
+ * blocks would hold it. The 128 B class of the queue's nodes and the
+ * engine's ops keeps its span (the queued nodes are in it), so an op can
+ * still be had. The flush must send: the head alone by IORING_OP_SEND,
+ * each completion the next, all 8000 B within 5 s while the pool stays
+ * full, with no stall. Before, the flush was deferred to the 1 ms retry
+ * timer, which found no block either, for as long as the pool stayed full.
+ */
+#define FV_N	  8u
+#define FV_PIECE  1000u
+#define FV_LEN	  (FV_N * FV_PIECE)
+#define FV_HOGMAX (POOL_BYTES / 256 + 1024)
+#define FV_WAIT_S 5.0
+
+static struct {
+	int fd;
+	struct rp_outq *q;
+	uint8_t *data;
+	void **hog;
+	size_t nhog;
+	bool class_full; /* no block of the sendmsg's size, no free span */
+	bool op_room;	 /* a 128 B object (an op's class) still */
+	atomic_int step, errors;
+	struct rp_outq_stats st;
+	size_t pending;
+} F;
+
+static void fv_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)arg;
+	(void)err;
+	atomic_fetch_add(&F.errors, 1);
+}
+
+static void fv_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF, .on_error = fv_error};
+	size_t sendv = sizeof(struct msghdr) + FV_N * sizeof(struct iovec);
+	void *x;
+
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &F.q, F.fd, &o), 0);
+	for (unsigned i = 0; i < FV_N; i++)
+		CHECK_EQ(rp_outq_push(F.q, F.data + i * FV_PIECE, FV_PIECE, NULL, NULL), 0);
+	while (F.nhog < FV_HOGMAX && (x = rp_pool_alloc(pool, (size_t)1 << 20)))
+		F.hog[F.nhog++] = x;
+	while (F.nhog < FV_HOGMAX && (x = rp_pool_alloc(pool, sendv)))
+		F.hog[F.nhog++] = x;
+	CHECK(F.nhog < FV_HOGMAX); /* the class ran dry, not the array */
+	x = rp_pool_alloc(pool, sendv);
+	F.class_full = !x && rp_pool_spans_free(pool, 0) == 0;
+	rp_pool_free(x);
+	x = rp_pool_alloc(pool, 128);
+	F.op_room = x != NULL;
+	rp_pool_free(x);
+	CHECK_EQ(rp_outq_flush(F.q), 0);
+	atomic_store(&F.step, 1);
+}
+
+static void fv_finish(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	rp_outq_stats(F.q, &F.st);
+	F.pending = rp_outq_pending(F.q);
+	for (size_t i = 0; i < F.nhog; i++)
+		rp_pool_free(F.hog[i]);
+	F.nhog = 0;
+	rp_outq_close(F.q);
+	atomic_store(&F.step, 2);
+}
+
+static void test_sendv_class_full(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	size_t arrived;
+	double end;
+	int b;
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	F.data = malloc(FV_LEN);
+	F.hog = malloc(FV_HOGMAX * sizeof(void *));
+	assert_non_null(F.data);
+	assert_non_null(F.hog);
+	fill_pattern(F.data, FV_LEN, 0);
+	tcp_pair(&F.fd, &b);
+	reader_start(&rd, &th, b, FV_LEN, RD_GO);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, fv_start, NULL), 0);
+	assert_true(wait_int(&F.step, 1, 10));
+	end = now_s() + FV_WAIT_S;
+	while (atomic_load(&rd.seen) < FV_LEN && now_s() < end)
+		sleep_ms(5);
+	arrived = atomic_load(&rd.seen);
+	/* the pool back and the queue closed before any verdict: a queue that
+	 * stalled must not leave the shard or the reader behind */
+	assert_int_equal(rp_runtime_submit(rt, 0, fv_finish, NULL), 0);
+	assert_true(wait_int(&F.step, 2, 10));
+	rt_end(rt);
+	close(F.fd);
+	pthread_join(th, NULL);
+	close(b);
+	print_message("# sendmsg class full: %zu of %u B arrived within %.0f s; sendmsgs %llu, "
+		      "single sends %llu, stalls %llu\n",
+		      arrived, FV_LEN, FV_WAIT_S, (unsigned long long)F.st.sendmsgs,
+		      (unsigned long long)F.st.single_sends, (unsigned long long)F.st.stalls);
+	assert_true(F.class_full);
+	assert_true(F.op_room);
+	assert_int_equal(arrived, FV_LEN);
+	check_stream(rd.buf, FV_LEN);
+	assert_int_equal(F.pending, 0);
+	assert_int_equal(F.st.plain_bytes, FV_LEN);
+	/* 8, 7, 6 and 5 queued need a 256 B block: those heads went alone */
+	assert_true(F.st.single_sends >= 4);
+	assert_int_equal(F.st.stalls, 0);
+	assert_int_equal(atomic_load(&F.errors), 0);
+	free(rd.buf);
+	free(F.hog);
+	free(F.data);
 }
 
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
@@ -1619,6 +1755,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_release_reentry),
 		cmocka_unit_test(test_stall_counted),
+		cmocka_unit_test(test_sendv_class_full),
 		cmocka_unit_test(test_peer_is_local),
 		cmocka_unit_test(test_veth),
 	};

@@ -12,6 +12,11 @@
  *   iovecs) per round, or one plain send (IORING_OP_SEND: no msghdr or
  *   iovec to import) when a single buffer is queued; one send in flight
  *   per connection, order kept, a short send continued where it stopped.
+ *   A sendmsg's msghdr and iovecs take a pool block; when the pool has
+ *   none of that size (other connections hold it), the head's first
+ *   buffer leaves alone by IORING_OP_SEND, which needs none (counted in
+ *   single_sends), and its completion sends the rest: the queue keeps
+ *   moving, one buffer a send, instead of stalling.
  *   By default the first push of a
  *   callback round prepares a NOP whose completion flushes, so every push
  *   made before the loop's next submit is batched into that one send;
@@ -51,8 +56,9 @@
  * send is released by its notification), and later pushes return that
  * error. Buffers are released exactly once, on success, error or close.
  * A flush that cannot get an op (the shard's pool is empty, or its SQ
- * stayed full: the engine's ENOMEM and EBUSY) is no error: nothing was
- * sent or lost, everything stays queued and the flush is tried again
+ * stayed full: the engine's ENOMEM and EBUSY), or for a zero-copy send
+ * the pool memory of its record, is no error: nothing was sent or lost,
+ * everything stays queued and the flush is tried again
  * after 1 ms (on a timer the shard's first queue reserves at
  * rp_outq_init; pushes meanwhile only queue). Each such deferral is
  * counted in stalls, each 1 ms retry that is deferred again too: a queue
@@ -138,16 +144,21 @@ struct rp_outq_stats {
 	uint64_t refused;	   /* pushes refused by the bound (-ENOBUFS) */
 	uint64_t errors;	   /* queues that hit a send error */
 	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
-	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued */
+	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued,
+				      or the head's first buffer sent alone because
+				      the pool had no block for a sendmsg's iovecs
+				      (several queued: see Flush above) */
 	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer,
 				      each retry deferred again counted too
 				      (queue-milliseconds, not distinct stalls):
-				      no op or no pool memory for the send's state
-				      (the pool empty: ENOMEM; the SQ full: EBUSY).
-				      The engine counts a failed op in the shard's
-				      nomem or sq_full_fail; the send state and
-				      zero-copy record outq takes from the pool
-				      itself are counted here only */
+				      no op or no pool memory for a zero-copy send's
+				      record (the pool empty: ENOMEM; the SQ full:
+				      EBUSY). The engine counts a failed op in the
+				      shard's nomem or sq_full_fail; the zero-copy
+				      record outq takes from the pool itself is
+				      counted here only, and a sendmsg that had no
+				      block for its iovecs in single_sends (it went
+				      as a single send, not deferred) */
 };
 
 /*
