@@ -1300,26 +1300,26 @@ static void test_date_rfc850_window(void **state)
 		expect_rfc850_at(edge[i][0], edge[i][1], edge[i][2]);
 	/* The public call reads the clock: "01-Jan-70" is 2070 until 2120 */
 	{
+		/* the two digits of the year @yy years from now mean @want
+		 * years from now: ten years ahead, and sixty years ago (now +
+		 * 40) */
+		static const struct {
+			int yy, want;
+		} off[] = {{10, 10}, {-60, 40}};
 		time_t now = time(NULL), t, want;
 		struct tm tm;
 		char want_s[64];
-		int yy = 0;
 
 		gmtime_r(&now, &tm);
-		yy = (tm.tm_year + 1900 + 10) % 100; /* ten years ahead */
-		snprintf(s, sizeof(s), "Monday, 01-Mar-%02d 00:00:00 GMT", yy);
-		snprintf(want_s, sizeof(want_s), "Mon, 01 Mar %d 00:00:00 GMT",
-			 tm.tm_year + 1900 + 10);
-		assert_int_equal(rp_http_date_parse(want_s, strlen(want_s), &want), 0);
-		assert_int_equal(rp_http_date_parse(s, strlen(s), &t), 0);
-		assert_true(t == want);
-		yy = (tm.tm_year + 1900 - 60) % 100; /* sixty years ago: now + 40 */
-		snprintf(s, sizeof(s), "Monday, 01-Mar-%02d 00:00:00 GMT", yy);
-		snprintf(want_s, sizeof(want_s), "Mon, 01 Mar %d 00:00:00 GMT",
-			 tm.tm_year + 1900 + 40);
-		assert_int_equal(rp_http_date_parse(want_s, strlen(want_s), &want), 0);
-		assert_int_equal(rp_http_date_parse(s, strlen(s), &t), 0);
-		assert_true(t == want);
+		for (size_t i = 0; i < ARRAY_SIZE(off); i++) {
+			snprintf(s, sizeof(s), "Monday, 01-Mar-%02d 00:00:00 GMT",
+				 (tm.tm_year + 1900 + off[i].yy) % 100);
+			snprintf(want_s, sizeof(want_s), "Mon, 01 Mar %d 00:00:00 GMT",
+				 tm.tm_year + 1900 + off[i].want);
+			assert_int_equal(rp_http_date_parse(want_s, strlen(want_s), &want), 0);
+			assert_int_equal(rp_http_date_parse(s, strlen(s), &t), 0);
+			assert_true(t == want);
+		}
 	}
 }
 
