@@ -142,6 +142,18 @@ pid_t rp_cleanup_fork(void)
 	return pid;
 }
 
+void rp_cleanup_quiet_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
 /* Run @argv (argv[0] a path) with no output, and wait for it: only
  * async-signal-safe calls. */
 static void run_quiet(char *const argv[])
@@ -151,12 +163,7 @@ static void run_quiet(char *const argv[])
 	int st;
 
 	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
+		rp_cleanup_quiet_stdio();
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}

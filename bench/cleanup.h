@@ -68,6 +68,12 @@ pid_t rp_cleanup_fork(void);
 int rp_cleanup_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			      void *arg);
 
+/* In a child between fork and exec: stdout and stderr to /dev/null (left
+ * as they are when it cannot be opened). Async-signal-safe (open, dup2,
+ * close only: no stdio, no malloc), so the signal handler's children may
+ * call it too. */
+void rp_cleanup_quiet_stdio(void);
+
 /* Block INT and TERM in this thread, the mask before in @old; around a
  * library call that starts threads of its own (rp_runtime_start). */
 void rp_cleanup_block(sigset_t *old);

@@ -54,14 +54,7 @@ static int sh_cmd(const char *cmd)
 	if (pid < 0)
 		return pid;
 	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-
-		if (nul >= 0) {
-			dup2(nul, 1);
-			dup2(nul, 2);
-			if (nul > 2)
-				close(nul);
-		}
+		rp_cleanup_quiet_stdio();
 		execvp(argv[0], argv);
 		_exit(127);
 	}
