@@ -175,6 +175,14 @@ static bool is_hexdig(unsigned char c)
 	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
+/* pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 2.1): the '%' at @v[@i] is
+ * followed, within @n, by two hex digits. */
+static bool pct_ok(const char *v, size_t n, size_t i)
+{
+	return n - i >= 3 && is_hexdig((unsigned char)v[i + 1]) &&
+	       is_hexdig((unsigned char)v[i + 2]);
+}
+
 /* RFC 3986 unreserved / sub-delims */
 static bool is_unreserved_sub(unsigned char c)
 {
@@ -220,8 +228,7 @@ static bool ip_literal_ok(const char *v, size_t n)
 			unsigned char c = (unsigned char)v[z];
 
 			if (c == '%') {
-				if (n - z < 3 || !is_hexdig((unsigned char)v[z + 1]) ||
-				    !is_hexdig((unsigned char)v[z + 2]))
+				if (!pct_ok(v, n, z))
 					return false;
 				z += 3;
 			} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -260,8 +267,7 @@ static bool host_ok(const char *v, size_t n)
 			unsigned char c = (unsigned char)v[i];
 
 			if (c == '%') {
-				if (n - i < 3 || !is_hexdig((unsigned char)v[i + 1]) ||
-				    !is_hexdig((unsigned char)v[i + 2]))
+				if (!pct_ok(v, n, i))
 					return false;
 				i += 3;
 				continue;
