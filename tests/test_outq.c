@@ -1202,6 +1202,28 @@ static void test_release_reentry(void **state)
 	close(b);
 }
 
+/* ---- the pool-shortage tests: their data and the array of what they hog ---- */
+
+/* @len bytes of the stream's pattern in *@data, and room for @hogmax
+ * pointers in *@hog (pool objects the test takes to starve the pool);
+ * both malloc'd, freed by the caller. */
+static void hog_bufs(uint8_t **data, size_t len, void ***hog, size_t hogmax)
+{
+	*data = malloc(len);
+	*hog = malloc(hogmax * sizeof(void *));
+	assert_non_null(*data);
+	assert_non_null(*hog);
+	fill_pattern(*data, len, 0);
+}
+
+/* on_error of those tests: counts in the atomic_int at @arg. */
+static void count_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)err;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
 /* ---- a flush stalled by an empty pool is counted ---- */
 
 /*
@@ -1232,14 +1254,6 @@ static struct {
 	size_t pending[ST_NQ];
 } S;
 
-static void st_error(struct rp_outq *q, void *arg, int err)
-{
-	(void)q;
-	(void)arg;
-	(void)err;
-	atomic_fetch_add(&S.errors, 1);
-}
-
 static void st_snap(struct rp_shard *sh)
 {
 	for (unsigned i = 0; i < ST_NQ; i++) {
@@ -1257,8 +1271,10 @@ static void st_start(struct rp_shard *sh, void *arg)
 
 	(void)arg;
 	for (unsigned i = 0; i < ST_NQ; i++) {
-		struct rp_outq_opts o = { .flags = RP_OUTQ_MANUAL | (i ? RP_OUTQ_ZC_OFF : RP_OUTQ_ZC_ALWAYS),
-					  .on_error = st_error };
+		struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL |
+						  (i ? RP_OUTQ_ZC_OFF : RP_OUTQ_ZC_ALWAYS),
+					 .on_error = count_error,
+					 .arg = &S.errors};
 
 		CHECK_EQ(rp_outq_init(sh, &S.q[i], S.fd[i], &o), 0);
 		/* the big push first: on the zero-copy queue it heads the flush */
@@ -1314,11 +1330,7 @@ static void test_stall_counted(void **state)
 
 	(void)state;
 	memset(&S, 0, sizeof(S));
-	S.data = malloc(ST_LEN);
-	S.hog = malloc(ST_HOGMAX * sizeof(void *));
-	assert_non_null(S.data);
-	assert_non_null(S.hog);
-	fill_pattern(S.data, ST_LEN, 0);
+	hog_bufs(&S.data, ST_LEN, &S.hog, ST_HOGMAX);
 	for (unsigned i = 0; i < ST_NQ; i++) {
 		tcp_pair(&S.fd[i], &b[i]);
 		reader_start(&rd[i], &th[i], b[i], ST_LEN, RD_GO);
@@ -1410,18 +1422,12 @@ static struct {
 	size_t pending;
 } F;
 
-static void fv_error(struct rp_outq *q, void *arg, int err)
-{
-	(void)q;
-	(void)arg;
-	(void)err;
-	atomic_fetch_add(&F.errors, 1);
-}
-
 static void fv_start(struct rp_shard *sh, void *arg)
 {
 	struct rp_pool *pool = rp_shard_pool(sh);
-	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF, .on_error = fv_error};
+	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF,
+				 .on_error = count_error,
+				 .arg = &F.errors};
 	size_t sendv = sizeof(struct msghdr) + FV_N * sizeof(struct iovec);
 	void *x;
 
@@ -1469,11 +1475,7 @@ static void test_sendv_class_full(void **state)
 
 	(void)state;
 	memset(&F, 0, sizeof(F));
-	F.data = malloc(FV_LEN);
-	F.hog = malloc(FV_HOGMAX * sizeof(void *));
-	assert_non_null(F.data);
-	assert_non_null(F.hog);
-	fill_pattern(F.data, FV_LEN, 0);
+	hog_bufs(&F.data, FV_LEN, &F.hog, FV_HOGMAX);
 	tcp_pair(&F.fd, &b);
 	reader_start(&rd, &th, b, FV_LEN, RD_GO);
 	rt = rt_start(&cfg);
