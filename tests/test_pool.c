@@ -545,7 +545,8 @@ static void test_class_free_takes_remote_frees(void **state)
 {
 	enum { N = 4 * 256 }; /* 4 KB objects: all 4 spans */
 	struct rp_pool *p = rp_pool_create(-1, 4 * MB, 0);
-	struct spans_remote r = { .objs = calloc(N, sizeof(void *)), .n = N };
+	/* one slot more: the allocation that fails writes its NULL there */
+	struct spans_remote r = { .objs = calloc(N + 1, sizeof(void *)), .n = N };
 	pthread_t t;
 
 	(void)state;
