@@ -172,6 +172,8 @@ struct serve_stats {
 	uint64_t conn_nomem; /* connections closed at accept: the pool had no room */
 	uint64_t send_nomem; /* answers not sent, their connection closed: the pool had
 			      * no room to send them (not a reset: the peer did nothing) */
+	uint64_t head_nomem; /* connections closed at a head's first byte: no head
+				buffer could be had (in overflows before) */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
 	uint64_t open_wait_closed; /* ... still waiting at the drain's end (or a
@@ -1093,10 +1095,13 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			c->have += (size_t)cq->res;
 		} else if (!c->closing && c->buf && keep(sh, c, cq, &kept)) {
 			refill(sh, c); /* behind the others; what fits goes in now */
+		} else if (!c->closing && !c->buf) {
+			/* no head buffer: never drop bytes silently */
+			ST_ADD(c->ss, head_nomem, 1);
+			conn_close(sh, c);
 		} else if (!c->closing) {
-			/* no memory for the head buffer, or kept bytes past
-			 * the spill's bound (or the pool empty): never drop
-			 * bytes silently */
+			/* kept bytes past the spill's bound (or the pool
+			 * empty): never drop bytes silently */
 			ST_ADD(c->ss, overflows, 1);
 			conn_close(sh, c);
 		}
@@ -1516,7 +1521,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -1540,7 +1545,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.drain_retries, (unsigned long long)ss->st.drain_reset,
 		(unsigned long long)ss->st.open_waits, (unsigned long long)ss->st.open_wait_closed,
 		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
-		(unsigned long long)ss->st.send_nomem,
+		(unsigned long long)ss->st.send_nomem, (unsigned long long)ss->st.head_nomem,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,

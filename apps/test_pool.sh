@@ -223,7 +223,7 @@ fi
 # opened first echo 256 KB whole or are cut (EOF or reset) and counted as
 # relays ended nomem, never a wrong byte. Serve (8 MB, 200 clients with a
 # head not ended, 32 KB each, then 3000 idle): the clients closed ==
-# conn_nomem + overflows (a head refused a head buffer), the idle ones
+# conn_nomem + head_nomem (a head refused a head buffer), the idle ones
 # among them <= conn_nomem (closed only at accept); the heads kept
 # and 8 keep-alive clients then each get the whole 300 KB file, or an EOF
 # before it counted in send_nomem (in resets before: 31 to 63 a run). Both:
@@ -352,12 +352,12 @@ if mode == "relay":
     st = stats()
     check(lost == st["ended_nomem"] and st["connect_failed"] + st["start_failed"] == 0, "each cut data connection counted (ended nomem)")
 else:
-    print(f"  {len(held)} pending heads: {held_shut} closed (overflows {st['overflows']}); {N} idle clients: {idle_shut} closed, conn_nomem {st['conn_nomem']}; live {st['live']}")
+    print(f"  {len(held)} pending heads: {held_shut} closed (head_nomem {st['head_nomem']} overflows {st['overflows']}); {N} idle clients: {idle_shut} closed, conn_nomem {st['conn_nomem']}; live {st['live']}")
     # a head's client may be closed at accept too (its connection's own
     # state found no room: the heads before it took the arena), so the
     # split between the two depends on the order the shard ran them in;
     # their sum is exact, and an idle client is closed only at accept
-    check(idle_shut > 0 and idle_shut + held_shut == st["conn_nomem"] + st["overflows"], "clients closed == conn_nomem + overflows (no head buffer)")
+    check(idle_shut > 0 and idle_shut + held_shut == st["conn_nomem"] + st["head_nomem"] and st["overflows"] == 0, "clients closed == conn_nomem + head_nomem (no head buffer), no overflow")
     check(idle_shut <= st["conn_nomem"], "idle clients closed <= conn_nomem")
     check(st["live"] == total - idle_shut - held_shut, "live == the clients still connected")
 for s in idle: s.close()
