@@ -102,6 +102,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,35 @@
 #define LINGER_SHED 2u
 /* ... looking at most at this many of the oldest, a pass (one ioctl each) */
 #define LINGER_SCAN 64u
+/*
+ * Room in the pool kept for the connections serve has taken in
+ * (pool_room): a new client is refused at accept (conn_nomem), and a
+ * client not answered yet its first head buffer (head_nomem), when the
+ * pool could not then still give ROOM_OBJS objects of each of the 128,
+ * 256 and 512 B classes and ROOM_HEADS of the head buffer's 32 KB class.
+ * Room is spans, not bytes (docs/pool.md): a class with no free object
+ * needs a whole free span, and 6000 idle clients (a 512 B struct sconn
+ * and a 128 B receive op each) took every span of an 8 MB pool: the next
+ * head of each client already answered found no head buffer (10 of 10).
+ * What one answer takes, by class (class_allocs over 20 keep-alive
+ * answers each): a GET of a 1 MB file the head buffer, rp_file_send's
+ * 256 B head copy and 512 B state, and a 128 B op or, a send that ended
+ * at once, a 64 B message (a 128 B nop when none can be had); a HEAD two
+ * 128 B ops and its head's 512 B copy on the output queue; a 404 three
+ * 128 B ops (its head's copy is one); a connection's first bodiless
+ * answer its output queue (256 B and 128 B, kept until it closes); kept
+ * input the 256 B HOLD_MAX array. A body of 16 KB or less is read into a
+ * buffer of its size with the head (1 to 32 KB): those classes are not
+ * kept (at 8 MB a span for one leaves none for a client), and a full
+ * pool cuts such an answer (send_nomem). With the pool full, ROOM_HEADS
+ * answered clients' heads at once are sure of a buffer (more may find
+ * none: head_nomem); 256 objects a class cover their answers (a class
+ * with no span of its own is kept a whole one: 8192, 4096, 2048). The
+ * cost is clients: 8 MB held 1782 idle ones besides 10 answered, and all
+ * 6000 a test opened without the room (docs/http.md).
+ */
+#define ROOM_OBJS  256u
+#define ROOM_HEADS 8u
 
 struct serve_stats {
 	/* requests: heads parsed whole (those the parser refuses are in
@@ -288,6 +318,16 @@ struct sconn {
 	struct rp_app_link llink; /* on ss's lingering list: lingering, not closing */
 };
 
+/* pool_room's classes, and what a new client takes at accept (its struct
+ * sconn and its receive's op) and at its first head (the head buffer) */
+enum { ROOM_128, ROOM_256, ROOM_512, ROOM_HEAD, ROOM_N };
+static const size_t room_size[ROOM_N] = { 128, 256, 512, HEAD_BUF };
+static const size_t room_objs[ROOM_N] = { ROOM_OBJS, ROOM_OBJS, ROOM_OBJS, ROOM_HEADS };
+static const size_t room_accept[ROOM_N] = { [ROOM_128] = 1, [ROOM_512] = 1 };
+static const size_t room_head[ROOM_N] = { [ROOM_HEAD] = 1 };
+_Static_assert(sizeof(struct sconn) > 256 && sizeof(struct sconn) <= 512,
+	       "struct sconn is in pool_room's 512 B class (room_accept)");
+
 static struct {
 	int root;
 	const char *root_path; /* --root as given: looked up again each second */
@@ -310,6 +350,38 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 
 /* ---- connection life ---- */
+
+/*
+ * True when the pool can give @take (objects by room class) and still
+ * ROOM_OBJS / ROOM_HEADS of each room class after it. Each class counts
+ * the objects it can give without a new span (rp_pool_class_free less
+ * the free spans' share); what it lacks is taken in whole spans, and the
+ * sum of those must be free (rp_pool_spans_free): the free spans are
+ * counted once, not once a class. Refusing, the classes' caches and the
+ * remote frees go back to their spans first (a flush, at most 61 objects
+ * a class) and the count is taken again: a refused accept or head costs
+ * that, one that is taken five O(1) counts.
+ */
+static bool pool_room(struct rp_shard *sh, const size_t take[ROOM_N])
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+
+	for (int pass = 0; pass < 2; pass++) {
+		size_t spans = rp_pool_spans_free(pool, pass ? SIZE_MAX : 0), need = 0;
+
+		for (unsigned k = 0; k < ROOM_N; k++) {
+			size_t cap = rp_pool_class_capacity(room_size[k]);
+			size_t own = rp_pool_class_free(pool, room_size[k], 0) - spans * cap;
+			size_t want = room_objs[k] + take[k];
+
+			if (own < want)
+				need += (want - own + cap - 1) / cap;
+		}
+		if (need <= spans)
+			return true;
+	}
+	return false;
+}
 
 /* Give back every kept buffer and free the spill: input that will never be
  * parsed (after the last answer, or closing) holds nothing of the shard's
@@ -1085,7 +1157,11 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (out > c->ss->st.buf_out_max)
 			ST_ADD(c->ss, buf_out_max, out - c->ss->st.buf_out_max);
 		if (!c->closing && !c->buf) {
-			c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
+			/* a client not answered yet leaves the head buffers
+			 * kept for those that were (pool_room): a burst of new
+			 * clients' first heads took them all before */
+			if (c->answered || pool_room(sh, room_head))
+				c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
 			c->have = 0;
 			c->head_start = c->ss->now_ticks;
 		}
@@ -1440,7 +1516,9 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ST_ADD(ss, accepted, 1);
 	if (!rp_timer_armed(ss->tick))
 		arm_tick(sh, ss); /* its last re-arm found the SQ full */
-	c = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
+	/* taken in only while the pool keeps room for the connections it
+	 * holds (pool_room): their next heads and answers come first */
+	c = pool_room(sh, room_accept) ? rp_pool_alloc(rp_shard_pool(sh), sizeof(*c)) : NULL;
 	if (!c) {
 		close(fd);
 		ST_ADD(ss, conn_nomem, 1);
