@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# `ringplane serve --pool-mb 8` filled by idle clients while keep-alive
+# clients it has answered go on asking: their answers must come whole.
+# Idle clients connect (at most 6000, 30 s) until the server refuses them
+# at accept (conn_nomem counts); then 10 keep-alive connections answered
+# before the pressure each GET a 1 MB file 7 times (70 answers, sent by
+# sendfile or splice in many pieces), every body checked by SHA-256: all
+# whole, send_nomem 0, head_nomem 0. Before serve kept room for its
+# established connections (apps/cmd_serve.c, pool_room), 31 to 62 of the
+# 70 were cut (send_nomem) or their head refused. Then the idle clients
+# close, a fresh client is answered, and serve stops cleanly (exit 0).
+# Skipped where 16384 descriptors cannot be had.
+# Usage: test_serve_pool.sh PATH/TO/ringplane [runs]
+set -u
+RP=$1
+RUNS=${2:-1}
+T=$(mktemp -d)
+PID=
+
+cleanup() {
+	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+lim=$(ulimit -Hn)
+if [ "$lim" != unlimited ] && [ "$lim" -lt 16384 ]; then
+	echo "SKIP needs 16384 descriptors, the hard limit is $lim"
+	exit 77
+fi
+ulimit -n 16384
+
+mkdir "$T/root"
+head -c $((1 << 20)) /dev/urandom >"$T/root/f.bin"
+
+fails=0
+for run in $(seq "$RUNS"); do
+	: >"$T/log"
+	"$RP" serve --listen 127.0.0.1:0 --root "$T/root" --shards 1 --pool-mb 8 \
+		--header-timeout 60 --keepalive-timeout 60 >"$T/log" 2>&1 &
+	PID=$!
+	PORT=
+	for _ in $(seq 100); do
+		PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/log" | cut -d: -f2)
+		[ -n "$PORT" ] && break
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$PORT" ]; then
+		echo "FAIL run $run: serve did not start: $(head -c 300 "$T/log")"
+		fails=$((fails + 1))
+		break
+	fi
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$T/root/f.bin" <<'PY'
+import hashlib, os, re, signal, socket, sys, time
+port, pid, log, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+want = open(path, "rb").read()
+want_sha = hashlib.sha256(want).digest()
+T0 = time.monotonic()
+fails = []
+def check(ok, what):
+    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
+    if not ok: fails.append(what)
+def stats():  # SIGUSR1, then the shard's new line (one shard)
+    n0 = open(log).read().count("shard 0:")
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(200):
+        txt = open(log).read()
+        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
+            line = txt[txt.rindex("shard 0:"):]
+            return {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
+        time.sleep(0.05)
+    sys.exit("  no stats line")
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def ask(s):
+    try: s.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\n"); return True
+    except OSError: return False
+def answer(s):  # True: the whole file, keep-alive; False: anything else
+    f = s.makefile("rb")
+    try:
+        status = f.readline(); length = None
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""): break
+            k, _, v = line.decode().partition(":")
+            if k.lower() == "content-length": length = int(v)
+        h = hashlib.sha256(); got = 0
+        while length is not None and got < length:
+            b = f.read(min(1 << 16, length - got))
+            if not b: break
+            h.update(b); got += len(b)
+    except OSError:
+        return False
+    finally:
+        f.close()
+    return status.startswith(b"HTTP/1.1 200") and got == len(want) and h.digest() == want_sha
+
+K, ROUNDS, IDLE_MAX = 10, 7, 6000
+active = [conn() for _ in range(K)]
+check(all(ask(s) and answer(s) for s in active), f"{K} keep-alive clients answered the 1 MB file before the pressure")
+idle = []
+st = stats()
+while len(idle) < IDLE_MAX and time.monotonic() - T0 < 30:
+    try:
+        idle += [conn() for _ in range(100)]
+    except OSError as e:
+        print(f"  connect: {e}"); break
+    if len(idle) % 500 == 0:
+        time.sleep(0.05)  # let the shard take them in
+        st = stats()
+        if st["conn_nomem"] > 0: break
+time.sleep(0.3)
+st = stats()
+print(f"  {len(idle)} idle clients in {time.monotonic() - T0:.1f} s: live {st['live']}, conn_nomem {st['conn_nomem']}, pool_live {st.get('pool_live', 0)}")
+check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+whole = 0
+for _ in range(ROUNDS):
+    sent = [ask(s) for s in active]
+    whole += sum(ok and answer(s) for ok, s in zip(sent, active))
+st = stats()
+print(f"  pool full: {whole} of {K * ROUNDS} answers whole; send_nomem {st['send_nomem']} head_nomem {st.get('head_nomem', 'none')} overflows {st['overflows']} conn_nomem {st['conn_nomem']}")
+check(whole == K * ROUNDS, f"all {K * ROUNDS} answers to the established clients whole (SHA-256)")
+check(st["send_nomem"] == 0 and st.get("head_nomem", 0) == 0 and st["overflows"] == 0,
+      "send_nomem, head_nomem and overflows 0")
+for s in idle + active: s.close()
+for _ in range(100):
+    st = stats()
+    if st["live"] == 0: break
+    time.sleep(0.1)
+check(st["live"] == 0, f"live 0 once every client closed (live {st['live']})")
+f = conn()
+check(ask(f) and answer(f), "a fresh client is answered after the pressure")
+f.close()
+print(f"  {time.monotonic() - T0:.1f} s")
+sys.exit(1 if fails else 0)
+PY
+	rc=$?
+	kill -TERM "$PID"
+	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+	wait "$PID"
+	src=$?
+	PID=
+	if [ "$rc" -ne 0 ] || [ "$src" -ne 0 ]; then
+		echo "FAIL run $run (test $rc, serve's exit $src)"
+		fails=$((fails + 1))
+	else
+		echo "ok   run $run"
+	fi
+done
+echo "$fails of $RUNS runs failed"
+[ "$fails" -eq 0 ]
