@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -673,12 +674,37 @@ static int splice_body(struct fsend *f)
 	return 3; /* waiting for the disk */
 }
 
+/*
+ * The last byte of a zero-copy body is in the socket: is the file still as
+ * long as the range? sendfile(2) and splice(2) queue references to the
+ * file's page-cache pages, and a truncation zeroes them (a large folio that
+ * straddles the new end is zeroed past it), so a file that shrank after
+ * its pages were taken, in the pipe waiting for the socket or during the
+ * last sendfile(2) call, would leave a whole-length body of zeros with no
+ * short read to tell. One fstat(2) a body, not a piece; a small body sent
+ * at once (acct PATH_SMALL) is one call and skips it. 1, or -EIO (counted
+ * in short_file) when the file now ends before the range did. A shrink
+ * after this check is not seen (filesend.h).
+ */
+static int body_still_there(struct fsend *f)
+{
+	struct stat sb;
+
+	if (f->acct == PATH_SMALL)
+		return 1;
+	if (fstat(f->file, &sb))
+		return -errno;
+	return (uint64_t)sb.st_size < f->off ? -EIO : 1;
+}
+
 static void pump(struct fsend *f)
 {
 	int r = push_header(f);
 
 	if (r == 1)
 		r = f->path == PATH_SENDFILE ? sendfile_body(f) : splice_body(f);
+	if (r == 1)
+		r = body_still_there(f);
 	if (r < 0) {
 		fail(f, r);
 	} else if (r == 0) {

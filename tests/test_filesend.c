@@ -551,6 +551,54 @@ static void test_short_file_is_eio(void **state)
 	assert_int_equal(T.st.shard_splice, 1);
 }
 
+/* A file truncated while the tail of its body waits in the pipe for a full
+ * socket: no later read of the file finds the end (the pipe already holds
+ * the last byte), and the pages it holds are zeroed past the new end. The
+ * size checked once the last byte is in the socket makes it -EIO, counted
+ * in short_file, not a whole send. */
+static void test_shrunk_under_the_pipe_is_eio(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct reader rd = { 0 };
+	struct rp_runtime *rt;
+	pthread_t th;
+
+	(void)state;
+	make_file(1u << 20, false);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	sock_bufs(T.a, T.b, 65536); /* the socket takes ~128 KB; the pipe the rest */
+	T.flags = RP_FILE_SEND_CACHED_SPLICE;
+	T.len = 1u << 20;
+	T.hlen = (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\n\r\n");
+	cfg.pool_bytes = (size_t)32 << 20;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, send_msg, NULL), 0);
+	usleep(200 * 1000); /* filled: the body is in the pipe and the socket */
+	assert_int_equal(atomic_load(&T.done), 0);
+	assert_int_equal(ftruncate(T.file, 65536), 0);
+	rd.fd = T.b;
+	rd.cap = T.hlen + T.len;
+	rd.buf = malloc(rd.cap);
+	assert_non_null(rd.buf);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	assert_true(wait_for(&T.done, 1, WAIT_S));
+	shutdown(T.a, SHUT_RDWR); /* let the reader see the end */
+	pthread_join(th, NULL);
+	rt_end(rt);
+	print_message("# 1 MB by splice, truncated to 64 KB under it: res %lld, %zu bytes read, "
+		      "shard splice %llu, waits %llu, short_file %llu\n",
+		      (long long)T.res, rd.got, (unsigned long long)T.st.shard_splice,
+		      (unsigned long long)T.st.waits, (unsigned long long)T.st.short_file);
+	assert_int_equal(T.st.shard_splice, 1);
+	assert_int_equal(T.res, -EIO);
+	assert_int_equal(T.st.short_file, 1);
+	free(rd.buf);
+	close(T.a);
+	close(T.b);
+	close(T.file);
+}
+
 static struct {
 	atomic_int done;
 	unsigned kept, first, second, after;
@@ -1043,6 +1091,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),
 		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
+		cmocka_unit_test_setup(test_shrunk_under_the_pipe_is_eio, zero_T),
 		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),
 		cmocka_unit_test_setup(test_kept_pipe_trim_and_shed, zero_T),
 	};
