@@ -529,6 +529,15 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 			ST_ADD(c->ss, send_nomem, 1);
 		else if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
 			ST_ADD(c->ss, resets, 1);
+		if (res == -EIO) {
+			/* the file shrank under the body (short_file): a reset, not a
+			 * FIN, so what is still queued (zeros where the truncation
+			 * reached its pages) is dropped and the client cannot take
+			 * the answer for whole (docs/http.md) */
+			struct linger lg = { 1, 0 };
+
+			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
 		c->keep_alive = false;
 	} else {
 		ST_ADD(c->ss, bytes, (uint64_t)res);
