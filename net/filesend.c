@@ -694,7 +694,8 @@ static int body_still_there(struct fsend *f)
 		return 1;
 	if (fstat(f->file, &sb))
 		return -errno;
-	return (uint64_t)sb.st_size < f->off ? -EIO : 1;
+	/* a block device's st_size is 0: only a regular file's size is its end */
+	return S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < f->off ? -EIO : 1;
 }
 
 static void pump(struct fsend *f)
