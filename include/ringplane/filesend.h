@@ -76,7 +76,14 @@ struct rp_file_send_opts {
  * -ESPIPE (@file is not a regular file, see above), -ENOMEM, -ESHUTDOWN;
  * another errno of the socket or the file as the kernel gave it. On an
  * error, part of the response may have been sent. Every error but -EIO is
- * counted in rp_file_send_stats.errors (-EIO in short_file). */
+ * counted in rp_file_send_stats.errors (-EIO in short_file).
+ * A body by sendfile(2) or splice(2) hands the kernel references to the
+ * file's page-cache pages, which a truncation zeroes: a file that shrank
+ * is seen when a later piece meets its new end, and once the last byte is
+ * in the socket by one fstat(2) (a regular file; not for a small body sent
+ * whole at once): -EIO either way, though the bytes in the socket still go.
+ * A file that shrinks after that check is not seen: done() reports the
+ * whole length while the socket may still hold zeroed pages. */
 typedef void (*rp_file_send_fn)(struct rp_shard *sh, void *arg, int64_t res);
 
 /*
