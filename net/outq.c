@@ -628,15 +628,22 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_end(q);
 }
 
-static void send_zc(struct rp_outq *q, struct node *n)
+/* Sends the head @n by SEND_ZC. Returns false, having done nothing, when
+ * the pool has no zero-copy record (its 64 B class out of objects and no
+ * span free): the caller then sends the head plain, which needs only an op
+ * (another class). zc_end, trial and probing stay as they were: the plain
+ * send advances n->off, and wants_zc goes back to SEND_ZC for what is left
+ * below zc_end once a record can be had; no byte is sent twice. Stalling
+ * instead held the queue on the retry timer for as long as the class
+ * stayed dry (test_outq's zc_rec_class_full). True: sent, or refused
+ * (op_refused ran). */
+static bool send_zc(struct rp_outq *q, struct node *n)
 {
 	size_t len;
 	struct zc_rec *r = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*r));
 
-	if (!r) {
-		op_refused(q, ENOMEM);
-		return;
-	}
+	if (!r)
+		return false;
 	if (!n->zc_end) {
 		n->zc_end = n->len;
 		if (q->mode == MODE_PLAIN && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
@@ -663,12 +670,13 @@ static void send_zc(struct rp_outq *q, struct node *n)
 
 		rp_pool_free(r);
 		op_refused(q, err);
-		return;
+		return true;
 	}
 	ADD(q, zc_sends, 1);
 	q->inflight = true;
 	q->inflight_nodes = 1;
 	q->ops++;
+	return true;
 }
 
 /* One send op for the head's first @niov nodes: IORING_OP_SEND for one
@@ -730,13 +738,15 @@ static void flush(struct rp_outq *q)
 	if (q->inflight || q->err || !q->head || q->stalled)
 		return;
 	if (wants_zc(q, q->head)) {
-		send_zc(q, q->head);
-		return;
-	}
-	for (n = q->head; n && niov < RP_OUTQ_IOV; n = n->next) {
-		if (niov && wants_zc(q, n))
-			break; /* order: the big one goes after these */
-		niov++;
+		if (send_zc(q, q->head))
+			return;
+		niov = 1; /* no zero-copy record: the head alone, plain */
+	} else {
+		for (n = q->head; n && niov < RP_OUTQ_IOV; n = n->next) {
+			if (niov && wants_zc(q, n))
+				break; /* order: the big one goes after these */
+			niov++;
+		}
 	}
 	niov = send_plain(q, niov);
 	if (!niov)

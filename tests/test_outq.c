@@ -1228,8 +1228,8 @@ static void count_error(struct rp_outq *q, void *arg, int err)
 
 /*
  * Two queues flush while the shard's pool is exhausted: one on zero-copy
- * sends whose head is a big push (the flush needs its zero-copy record
- * from the pool), one plain with three pushes (no block for the sendmsg's
+ * sends whose head is a big push (no zero-copy record from the pool, and
+ * no op to send it plain instead), one plain with three pushes (no block for the sendmsg's
  * msghdr and iovecs, and no op for the head alone either). Neither can
  * send: each flush is deferred to the 1 ms retry timer, and each deferral,
  * the timer's included, is counted in stalls, per queue and in the
@@ -1512,6 +1512,119 @@ static void test_sendv_class_full(void **state)
 	free(F.data);
 }
 
+/* ---- a dry zero-copy record class does not stall a zero-copy queue ---- */
+
+/*
+ * A 64 KB push heads a RP_OUTQ_ZC_ALWAYS queue, then the shard's pool is
+ * taken so that no zero-copy record (24 B: the 64 B class) can be had:
+ * every free span, then every 64 B object. The 128 B class of the nodes
+ * and ops keeps its span, so an op can still be had. The flush must send
+ * the head plain, all of it within 5 s while the pool stays full, with no
+ * stall. Before, each flush was deferred to the 1 ms retry timer, which
+ * found no record either, for as long as the class stayed dry.
+ */
+#define ZR_LEN	  (64u * 1024)
+#define ZR_HOGMAX (POOL_BYTES / 64 + 1024)
+
+static struct {
+	int fd;
+	struct rp_outq *q;
+	uint8_t *data;
+	void **hog;
+	size_t nhog;
+	bool class_full; /* no 64 B object, no free span */
+	bool op_room;	 /* a 128 B object (an op's class) still */
+	atomic_int step, errors;
+	struct rp_outq_stats st;
+	size_t pending;
+} Z;
+
+static void zr_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_ALWAYS,
+				 .on_error = count_error,
+				 .arg = &Z.errors};
+	void *x;
+
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &Z.q, Z.fd, &o), 0);
+	CHECK_EQ(rp_outq_push(Z.q, Z.data, ZR_LEN, NULL, NULL), 0);
+	while (Z.nhog < ZR_HOGMAX && (x = rp_pool_alloc(pool, (size_t)1 << 20)))
+		Z.hog[Z.nhog++] = x;
+	while (Z.nhog < ZR_HOGMAX && (x = rp_pool_alloc(pool, 64)))
+		Z.hog[Z.nhog++] = x;
+	CHECK(Z.nhog < ZR_HOGMAX); /* the class ran dry, not the array */
+	x = rp_pool_alloc(pool, 64);
+	Z.class_full = !x && rp_pool_spans_free(pool, 0) == 0;
+	rp_pool_free(x);
+	x = rp_pool_alloc(pool, 128);
+	Z.op_room = x != NULL;
+	rp_pool_free(x);
+	CHECK_EQ(rp_outq_flush(Z.q), 0);
+	atomic_store(&Z.step, 1);
+}
+
+static void zr_finish(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	rp_outq_stats(Z.q, &Z.st);
+	Z.pending = rp_outq_pending(Z.q);
+	for (size_t i = 0; i < Z.nhog; i++)
+		rp_pool_free(Z.hog[i]);
+	Z.nhog = 0;
+	rp_outq_close(Z.q);
+	atomic_store(&Z.step, 2);
+}
+
+static void test_zc_rec_class_full(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	size_t arrived;
+	double end;
+	int b;
+
+	(void)state;
+	memset(&Z, 0, sizeof(Z));
+	hog_bufs(&Z.data, ZR_LEN, &Z.hog, ZR_HOGMAX);
+	tcp_pair(&Z.fd, &b);
+	reader_start(&rd, &th, b, ZR_LEN, RD_GO);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, zr_start, NULL), 0);
+	assert_true(wait_int(&Z.step, 1, 10));
+	end = now_s() + FV_WAIT_S;
+	while (atomic_load(&rd.seen) < ZR_LEN && now_s() < end)
+		sleep_ms(5);
+	arrived = atomic_load(&rd.seen);
+	/* the pool back and the queue closed before any verdict */
+	assert_int_equal(rp_runtime_submit(rt, 0, zr_finish, NULL), 0);
+	assert_true(wait_int(&Z.step, 2, 10));
+	rt_end(rt);
+	close(Z.fd);
+	pthread_join(th, NULL);
+	close(b);
+	print_message("# zero-copy record class full: %zu of %u B arrived within %.0f s; "
+		      "sendmsgs %llu, zc_sends %llu, stalls %llu\n",
+		      arrived, ZR_LEN, FV_WAIT_S, (unsigned long long)Z.st.sendmsgs,
+		      (unsigned long long)Z.st.zc_sends, (unsigned long long)Z.st.stalls);
+	assert_true(Z.class_full);
+	assert_true(Z.op_room);
+	assert_int_equal(arrived, ZR_LEN);
+	check_stream(rd.buf, ZR_LEN);
+	assert_int_equal(Z.pending, 0);
+	assert_int_equal(Z.st.plain_bytes, ZR_LEN);
+	assert_int_equal(Z.st.zc_sends, 0);
+	assert_int_equal(Z.st.stalls, 0);
+	assert_int_equal(atomic_load(&Z.errors), 0);
+	free(rd.buf);
+	free(Z.hog);
+	free(Z.data);
+}
+
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
 
 static struct {
@@ -1758,6 +1871,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_release_reentry),
 		cmocka_unit_test(test_stall_counted),
 		cmocka_unit_test(test_sendv_class_full),
+		cmocka_unit_test(test_zc_rec_class_full),
 		cmocka_unit_test(test_peer_is_local),
 		cmocka_unit_test(test_veth),
 	};

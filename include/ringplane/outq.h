@@ -56,8 +56,9 @@
  * send is released by its notification), and later pushes return that
  * error. Buffers are released exactly once, on success, error or close.
  * A flush that cannot get an op (the shard's pool is empty, or its SQ
- * stayed full: the engine's ENOMEM and EBUSY), or for a zero-copy send
- * the pool memory of its record, is no error: nothing was sent or lost,
+ * stayed full: the engine's ENOMEM and EBUSY) is no error (a zero-copy
+ * head whose record the pool cannot give goes plain instead, by
+ * IORING_OP_SEND, and back to SEND_ZC once it can): nothing was sent or lost,
  * everything stays queued and the flush is tried again
  * after 1 ms (on a timer the shard's first queue reserves at
  * rp_outq_init; pushes meanwhile only queue). Each such deferral is
@@ -151,14 +152,12 @@ struct rp_outq_stats {
 	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer,
 				      each retry deferred again counted too
 				      (queue-milliseconds, not distinct stalls):
-				      no op or no pool memory for a zero-copy send's
-				      record (the pool empty: ENOMEM; the SQ full:
-				      EBUSY). The engine counts a failed op in the
-				      shard's nomem or sq_full_fail; the zero-copy
-				      record outq takes from the pool itself is
-				      counted here only, and a sendmsg that had no
-				      block for its iovecs in single_sends (it went
-				      as a single send, not deferred) */
+				      no op (the pool empty: ENOMEM; the SQ full:
+				      EBUSY), counted by the engine in the shard's
+				      nomem or sq_full_fail too. A zero-copy head
+				      with no record, or a sendmsg with no iovec
+				      block, is not deferred: it goes as a single
+				      send (counted in single_sends) */
 };
 
 /*
