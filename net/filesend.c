@@ -104,6 +104,7 @@ static __thread struct {
 	struct pipe_slot pipes[PIPE_STASH];
 	unsigned npipes;
 	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
+	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5) */
 } tls;
 
 static pthread_key_t stash_key;
@@ -269,6 +270,12 @@ void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out)
 {
 	*out = *stats(sh);
 	out->pipes_kept = tls.npipes;
+}
+
+uint64_t rp_file_send_small_nomem(struct rp_shard *sh)
+{
+	(void)stats(sh);
+	return tls.small_nomem;
 }
 
 unsigned rp_file_send_shed(struct rp_shard *sh)
@@ -869,10 +876,29 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 			return 0;
 		}
 		ret = small_start(f);
+		if (ret == -ENOMEM && !f->buf && !f->pending && !f->err) {
+			/*
+			 * No pool buffer of header + body (its 1..32 KB classes
+			 * may be spent while the small ones a caller keeps room
+			 * in are not): the body goes the large body's way, the
+			 * header by a send and the body by sendfile(2) or splice
+			 * from the file, which needs no buffer of its size.
+			 * Counted in small_nomem; its bytes in the path taken.
+			 */
+			tls.small_nomem++;
+			st->calls[PATH_SMALL]--; /* counted in the path taken */
+			if (!len) {
+				f->path = f->acct = PATH_SENDFILE; /* the header alone */
+				st->calls[PATH_SENDFILE]++;
+				goto pump_now;
+			}
+			goto large;
+		}
 		if (ret && !f->pending)
 			goto fail;
 		return 0;
 	}
+large:
 	/* the first chunk decides: cachestat walks every page of its range, and
 	 * over a whole 64 MB file that was 2.7% of serve's samples (perf) */
 	if (resident(sh, file, off, len < f->chunk ? len : f->chunk)) {

@@ -43,6 +43,9 @@ static struct {
 	bool unix_pair;	 /* an AF_UNIX socketpair rather than TCP */
 	size_t small_max; /* rp_file_send_opts.small_max */
 	long cached_before; /* evicted files: pages cached when the send was asked for */
+	bool hog;	    /* the pool's 1..32 KB classes spent when the send is asked for */
+	unsigned hogged;    /* objects that took */
+	uint64_t small_nomem; /* rp_file_send_small_nomem at done() */
 	atomic_int done;
 	int64_t res;
 	struct rp_file_send_stats st;
@@ -53,18 +56,41 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 	(void)arg;
 	T.res = res;
 	rp_file_send_stats(sh, &T.st);
+	T.small_nomem = rp_file_send_small_nomem(sh);
 	atomic_store(&T.done, 1);
 }
+
+/* T.hog: the pool objects holding every 1..32 KB object the pool can give */
+#define HOG_MAX 40000 /* a 32 MB pool holds at most 32768 objects of 1 KB */
+static void *hog[HOG_MAX];
 
 static void send_msg(struct rp_shard *sh, void *arg)
 {
 	struct iovec iov = { T.hdr, T.hlen };
 	struct rp_file_send_opts o = { .flags = T.flags, .small_max = T.small_max };
+	struct rp_pool *pool = rp_shard_pool(sh);
+	void *small[4] = { 0 };
+	unsigned n = 0;
 
 	(void)arg;
+	if (T.hog) {
+		/* the classes of the call's state and header copy get a span of
+		 * their own first (held), then the larger classes are taken,
+		 * largest first, until the pool has no span left */
+		for (unsigned i = 0; i < 4; i++)
+			small[i] = rp_pool_alloc(pool, 64u << i);
+		for (size_t sz = 32768; sz >= 1024; sz /= 2)
+			while (n < HOG_MAX && (hog[n] = rp_pool_alloc(pool, sz)))
+				n++;
+		T.hogged = n;
+	}
 	CHECK_EQ(rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, &o, on_done,
 			      NULL),
 		 0);
+	while (n)
+		rp_pool_free(hog[--n]);
+	for (unsigned i = 0; i < 4; i++)
+		rp_pool_free(small[i]);
 }
 
 struct reader {
@@ -299,6 +325,33 @@ static void test_small_full_socket(void **state)
 	run(600000, 1000, 512u << 10, false, 2000, 0, 0);
 	assert_int_equal(T.st.small_direct, 1);
 	assert_true(T.st.waits >= 1);
+}
+
+/*
+ * With no pool buffer of header + body to be had (the 1..32 KB classes
+ * spent), a small body goes the large body's way (header by a send, body
+ * by sendfile(2) from the page cache), whole, counted in small_nomem and
+ * in calls[1]. rp_file_send returned -ENOMEM before (done() never ran).
+ * Bodies of 1 KB (head + body in the 2 KB class), 10,000 B and 16 KB.
+ */
+static void test_small_no_pool_buffer_by_sendfile(void **state)
+{
+	static const uint64_t len[3][2] = { { 10000, 0 }, { 1024, 0 }, { 16384, 0 } };
+
+	(void)state;
+	for (int k = 0; k < 3; k++) {
+		memset(&T, 0, sizeof(T));
+		T.hog = true;
+		run((size_t)len[k][0] + 100, 100, len[k][0], false, 0, 0, 1);
+		print_message("# %llu B body, %u pool objects held: small_nomem %llu\n",
+			      (unsigned long long)len[k][0], T.hogged,
+			      (unsigned long long)T.small_nomem);
+		assert_true(T.hogged > 0 && T.hogged < HOG_MAX);
+		assert_int_equal(T.small_nomem, 1);
+		assert_int_equal(T.st.calls[0], 0);
+		assert_int_equal(T.st.body_bytes[1], len[k][0]);
+		assert_int_equal(T.st.errors, 0);
+	}
 }
 
 static void test_header_only(void **state)
@@ -1082,6 +1135,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_no_header_by_sendfile, zero_T),
 		cmocka_unit_test_setup(test_small_not_cached_by_ring, zero_T),
 		cmocka_unit_test_setup(test_small_full_socket, zero_T),
+		cmocka_unit_test_setup(test_small_no_pool_buffer_by_sendfile, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
 		cmocka_unit_test_setup(test_empty_no_header, zero_T),
 		cmocka_unit_test_setup(test_end_without_op_is_enomem, zero_T),

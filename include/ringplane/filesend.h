@@ -12,7 +12,9 @@
  *   cachestat, remembered per fd for 100 ms); what a full socket does not
  *   take waits for room. Otherwise the body is read into pool memory
  *   behind a copy of the header by the ring, the read linked to the send
- *   (one submit, the send runs only after a full read);
+ *   (one submit, the send runs only after a full read). With no pool
+ *   buffer of header + body to be had, a small body takes the sendfile or
+ *   splice path below instead of failing (rp_file_send_small_nomem);
  * - sendfile: a larger body whose pages are in the page cache (cachestat(2),
  *   or a RWF_NOWAIT probe where the kernel lacks it): the header with
  *   MSG_MORE, then sendfile(2) on the shard thread in chunks of opts.chunk
@@ -36,7 +38,8 @@
  * flag). The file must stay open until done() ran, and be a regular file
  * (or a block device): it is not checked, which would cost an fstat(2) a
  * call. From a pipe or a socket a body above small_max ends done(-ESPIPE);
- * a smaller one is read from it as a stream, waiting for its bytes.
+ * a smaller one is read from it as a stream, waiting for its bytes (or,
+ * when the pool has no buffer for it, ends as a larger one does).
  */
 #ifndef RINGPLANE_FILESEND_H
 #define RINGPLANE_FILESEND_H
@@ -126,6 +129,18 @@ struct rp_file_send_stats {
 
 /* This shard's counters. Call on the shard. */
 void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out);
+
+/*
+ * rp_file_send_small_nomem - how many small bodies (and headers with an
+ * empty range) this shard sent the large body's way because the pool had
+ * no buffer of header + body for them (its 1..32 KB classes spent): the
+ * header by a send, the body by sendfile(2) or splice from the file, as
+ * for a body above small_max. Each is counted in calls[] and body_bytes[]
+ * of the path it took (calls[1] or calls[2], not calls[0]). A fallback
+ * counter outside rp_file_send_stats, whose layout ABI 0.5 fixes. Call
+ * on the shard. Returns the count since the shard's first call.
+ */
+uint64_t rp_file_send_small_nomem(struct rp_shard *sh);
 
 /*
  * The pipes of the splice paths: a body's pipe, given back empty, is kept
