@@ -15,7 +15,13 @@
 #include "peer.h"
 #include "relay_impl.h"
 
-#define SWEEP_NS (1000ull * 1000 * 1000) /* idle sweep period */
+/* The idle sweep's period: a quarter of the shard's smallest idle timeout,
+ * at most 250 ms, at least 1 ms. A fixed 1 s period landed each sweep at
+ * nearly last_ns + k s (the timer is armed when last_ns is set), and the
+ * coarse clock's lag made the k = 1 sweep miss by microseconds, so a 1 s
+ * timeout ended at 2-3 s (docs/net.md, "Idle timeout"). */
+#define SWEEP_MAX_NS (250ull * 1000 * 1000)
+#define SWEEP_MIN_NS (1000ull * 1000)
 
 _Static_assert(RP_RELAY_PRIME_MAX <= RP_POOL_MAX_CLASS, "a prime is copied into one pool block");
 
@@ -41,12 +47,16 @@ static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	(void)c;
 	for (struct rp_relay *r = rs->live, *next; r; r = next) {
 		next = r->next;
-		/* a relay can only end (and free itself) later, from a callback */
-		if (!r->ended && r->cfg.idle_ns && now - r->last_ns >= r->cfg.idle_ns)
+		/* a relay can only end (and free itself) later, from a callback.
+		 * Both readings lag the true time by less than the coarse clock's
+		 * resolution, so the true idle time exceeds now - last_ns - res:
+		 * the res of slack means a relay never ends before idle_ns. */
+		if (!r->ended && r->cfg.idle_ns &&
+		    now - r->last_ns >= r->cfg.idle_ns + rs->coarse_res_ns)
 			relay_end(r, RP_RELAY_END_IDLE, -ETIMEDOUT);
 	}
 	if (rs->live && !rp_shard_stopping(sh))
-		(void)rp_timer_arm(sh, rs->sweep_timer, SWEEP_NS, sweep, rs); /* -EBUSY: next start */
+		(void)rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs); /* -EBUSY: next start */
 }
 
 /* The sweep's timer is reserved once per shard (rp_relay_shard_init or the
@@ -150,8 +160,16 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	rs->live = r;
 	rs->st.started++;
 	rs->st.active++;
-	if (r->cfg.idle_ns && !rp_timer_armed(rs->sweep_timer))
-		(void)rp_timer_arm(sh, rs->sweep_timer, SWEEP_NS, sweep, rs);
+	if (r->cfg.idle_ns) {
+		uint64_t q = r->cfg.idle_ns / 4;
+
+		/* never raised again: a sweep already armed keeps its period */
+		q = q < SWEEP_MIN_NS ? SWEEP_MIN_NS : q;
+		if (!rs->sweep_ns || q < rs->sweep_ns)
+			rs->sweep_ns = q < SWEEP_MAX_NS ? q : SWEEP_MAX_NS;
+		if (!rp_timer_armed(rs->sweep_timer))
+			(void)rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs);
+	}
 	if (out)
 		*out = r;
 	/* hold a reference across the starts: a path that fails at once ends

@@ -27,6 +27,7 @@ static __thread struct relay_shard *tls_rs;
 struct relay_shard *relay_shard_get(struct rp_shard *sh)
 {
 	struct relay_shard *rs = tls_rs;
+	struct timespec res;
 
 	if (rs && rs->sh == sh)
 		return rs;
@@ -36,6 +37,11 @@ struct relay_shard *relay_shard_get(struct rp_shard *sh)
 	if (!rs)
 		return NULL;
 	rs->sh = sh;
+	/* the idle sweep's slack (relay.c): a tick where getres fails */
+	if (!clock_getres(CLOCK_MONOTONIC_COARSE, &res))
+		rs->coarse_res_ns = (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
+	else
+		rs->coarse_res_ns = 10u * 1000 * 1000;
 	tls_rs = rs;
 	return rs;
 }

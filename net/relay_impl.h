@@ -73,6 +73,8 @@ struct relay_shard {
 	struct rp_relay_stats st;
 	struct rp_relay *live; /* list for the idle sweep */
 	struct rp_timer *sweep_timer; /* reserved: rp_relay_shard_init */
+	uint64_t sweep_ns;     /* sweep period: min(smallest idle_ns / 4, 250 ms) */
+	uint64_t coarse_res_ns; /* CLOCK_MONOTONIC_COARSE's resolution (a tick) */
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
