@@ -119,7 +119,9 @@ struct rp_relay_config {
 	enum rp_relay_mode mode;
 	unsigned flags;		/* RP_RELAY_* */
 	size_t max_inflight;	/* bytes held per direction (default 256 KB) */
-	uint64_t idle_ns;	/* end the relay after this long without a byte (0: never) */
+	uint64_t idle_ns;	/* end the relay after this long without a byte (0: never);
+				 * ended after at least idle_ns, normally within a quarter
+				 * of it (at most 250 ms) and a clock tick more */
 	/* bytes to send to b ([0]) and to a ([1]) before anything relayed that
 	 * way (a PROXY header, bytes read past one); copied at start into the
 	 * shard's pool, at most RP_RELAY_PRIME_MAX bytes each: every byte is
