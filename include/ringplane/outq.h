@@ -148,7 +148,11 @@ struct rp_outq_stats {
 	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued,
 				      or the head's first buffer sent alone because
 				      the pool had no block for a sendmsg's iovecs
-				      (several queued: see Flush above) */
+				      or no zero-copy record (see Flush above).
+				      These stats cannot tell the two apart; each
+				      such fallback also counts one failed
+				      allocation in the shard pool's
+				      rp_pool_stats.failures (not outq's alone) */
 	uint64_t stalls;	   /* flushes deferred to the shard's 1 ms retry timer,
 				      each retry deferred again counted too
 				      (queue-milliseconds, not distinct stalls):
