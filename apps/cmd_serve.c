@@ -530,10 +530,12 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 		else if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
 			ST_ADD(c->ss, resets, 1);
 		if (res == -EIO) {
-			/* the file shrank under the body (short_file): a reset, not a
-			 * FIN, so what is still queued (zeros where the truncation
-			 * reached its pages) is dropped and the client cannot take
-			 * the answer for whole (docs/http.md) */
+			/* a body that cannot be completed: the file shrank under it,
+			 * or a read error of the disk (both -EIO, both counted in
+			 * short_file). A reset, not a FIN, so what is still queued
+			 * (zeros where a truncation reached its pages) is dropped
+			 * and the client cannot take the answer for whole
+			 * (docs/http.md) */
 			struct linger lg = { 1, 0 };
 
 			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
