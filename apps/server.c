@@ -24,16 +24,22 @@
 
 bool rp_app_pool_low(struct rp_shard *sh, size_t pending)
 {
+	struct rp_pool *pool = rp_shard_pool(sh);
 	struct rp_pool_stats ps;
 	uint64_t live = 0;
-	size_t reserve;
+	size_t reserve, spans;
 
-	rp_pool_stats(rp_shard_pool(sh), &ps);
+	rp_pool_stats(pool, &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
 		live += ps.class_live_bytes[k];
 	reserve = ps.arena_bytes / 16 > RP_APP_POOL_RESERVE_MIN ? ps.arena_bytes / 16 :
 								 RP_APP_POOL_RESERVE_MIN;
-	return live + pending + reserve > ps.arena_bytes;
+	if (live + pending + reserve > ps.arena_bytes)
+		return true;
+	/* the same reserve in whole spans: a class that has none needs one,
+	 * however many bytes the other classes' spans have free */
+	spans = reserve / RP_POOL_SPAN;
+	return rp_pool_spans_free(pool, spans) < spans;
 }
 
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)

@@ -351,15 +351,18 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
  * callers hold (provided buffers, connections, ops, queued bytes), plus
  * @pending (what the caller's accepted connections will still take: a
  * burst is accepted before any of its relays start), leaves less than a
- * reserve of the arena, 2 MB or a sixteenth of it, whichever is more.
+ * reserve of the arena, 2 MB or a sixteenth of it, whichever is more,
+ * or when fewer than that reserve's whole spans are free
+ * (rp_pool_spans_free: a class that has no free object needs a span,
+ * however many bytes the other classes' spans have free).
  * The relay asks at accept, so that a full pool closes a new client there
  * (conn_nomem), not after an upstream was connected for it: at 22 MB and
  * 5000 idle clients its 915-920 refusals were all failed connects and
  * starts (ENOMEM) and relays ended nomem, none at accept. It does not
- * promise the established connections room: the pool's spans can run out
- * before its bytes do (at 22 MB a full pool still cut 8 of 8 data relays
- * in 2 of 5 runs, those that admitted 2900-3200 idle clients; in the 3
- * that stopped at about 1730 all 8 got through).
+ * promise the established connections room in the classes they need:
+ * the relay adds a per-class headroom for that (apps/cmd_relay.c,
+ * headroom_short; docs/net.md, "Idle newcomers can starve the running
+ * relays").
  */
 #define RP_APP_POOL_RESERVE_MIN ((size_t)2 << 20)
 bool rp_app_pool_low(struct rp_shard *sh, size_t pending);
