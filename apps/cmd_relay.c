@@ -31,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,68 @@ static void read_header(struct rp_shard *sh, struct rconn *c)
  * rp_relay, its receives' ops), rounded up. */
 #define CONN_POOL_BYTES 2048u
 
+/*
+ * Room kept for the relays already running: what a copy direction that
+ * backs up allocates, per pool class, for HEADROOM_DIRS such directions at
+ * once. A client is refused at accept (conn_nomem) when the pool could not
+ * give that, so that idle newcomers cannot take the spans an established
+ * relay needs mid-stream: its pieces' records and the queue's nodes are
+ * allocated per received buffer, and one that fails cuts the relay
+ * (RP_RELAY_END_NOMEM, net/relay_copy.c). Measured on 8 relays streaming
+ * 4 MB each into slow readers (the "objs" of the stats line, peak over
+ * the run, per backed-up direction): 64 B 55, 128 B 57 beyond the idle
+ * relays' ops, 256 B 1, 512 B 0, 1024 B and 2048 B under 1. The counts
+ * below are the bounds: MAX_NODES (64) pieces a direction, each a 24 B
+ * record (64 B class) and an outq node (128 B), plus its recv, cancel and
+ * send ops (128 B: struct rp_op); its rp_outq (256 B). A sendmsg's iovec
+ * block (1024 B, 2048 B classes) is not kept: a queue that cannot get one
+ * sends its head piece alone by IORING_OP_SEND (net/outq.c, send_plain),
+ * so a backed-up direction goes on, one piece a send, without it.
+ * HEADROOM_DIRS 32: the 8 data relays of apps/test_pool.sh's flood (16
+ * directions) twice over. At --pool-mb 22 that holds 3 of the 5 spans
+ * the provided buffers leave (docs/net.md, "The relay's check at accept").
+ */
+#define HEADROOM_DIRS 32u
+static const struct {
+	unsigned size, per_dir, per_start;
+} headroom[] = {
+	{ 64, 64, 0 },	 /* a piece's record (struct rpush) */
+	{ 128, 67, 3 },	 /* a piece's outq node; recv, cancel and send ops */
+	{ 256, 1, 0 },	 /* the direction's rp_outq */
+	{ 512, 0, 2 },	 /* a connection's rconn and rp_relay */
+};
+
+/* True when the pool cannot give the headroom above on top of what
+ * @starting connections (accepted, their relays not started; this one
+ * among them) will still take: their rconn and rp_relay (512 B), their
+ * connect and two receives (128 B). Without them a burst of accepts each
+ * passed the check and then took, once started, the spans it had counted
+ * (measured: 8 of 8 data relays stalled with 1023 idle clients held). The
+ * classes share the free spans: each class's own room (rp_pool_class_free
+ * less the free spans' share) is taken first, and the spans the classes
+ * still miss, summed, must be free. Counted without a flush first; only
+ * when short are the caches and remote frees given back and the count
+ * taken again. */
+static bool headroom_short(struct rp_pool *pool, size_t starting)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		size_t spans = rp_pool_spans_free(pool, pass ? SIZE_MAX : 0), missing = 0;
+
+		for (unsigned i = 0; i < sizeof(headroom) / sizeof(headroom[0]); i++) {
+			size_t cap = rp_pool_class_capacity(headroom[i].size);
+			size_t own = rp_pool_class_free(pool, headroom[i].size, 0) - spans * cap;
+			size_t need = (size_t)HEADROOM_DIRS * headroom[i].per_dir +
+				      starting * headroom[i].per_start;
+
+			if (need > own)
+				missing += (need - own + cap - 1) / cap;
+		}
+		if (missing <= spans)
+			return false;
+	}
+	return true;
+}
+
 static bool pool_low(struct rp_shard *sh, struct rshard *rs)
 {
 	struct rp_relay_stats r;
@@ -606,7 +669,8 @@ static bool pool_low(struct rp_shard *sh, struct rshard *rs)
 
 	rp_relay_stats(sh, &r);
 	starting = rs->conns > r.active ? rs->conns - r.active : 0;
-	return rp_app_pool_low(sh, (size_t)starting * CONN_POOL_BYTES);
+	return rp_app_pool_low(sh, (size_t)starting * CONN_POOL_BYTES) ||
+	       headroom_short(rp_shard_pool(sh), (size_t)starting + 1);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -701,16 +765,25 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
 	struct rp_outq_stats qs;
-	char refused[512], errs[512], cerrs[512], serrs[512];
-	size_t off = 0;
+	char refused[512], errs[512], cerrs[512], serrs[512], objs[256];
+	size_t off = 0, ooff = 0;
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
 	rp_shard_stats(sh, &s);
 	rp_outq_shard_stats(sh, &qs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
-	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
+	for (unsigned k = 0; k < RP_POOL_NCLASS; k++) {
+		/* the live objects of each class in use, " 64=N 128=N ...":
+		 * what the headroom at accept (headroom_short) is sized by */
+		if (ps.class_live_bytes[k] && ooff < sizeof(objs))
+			ooff += (size_t)snprintf(objs + ooff, sizeof(objs) - ooff, " %u=%llu",
+						 64u << k,
+						 (unsigned long long)(ps.class_live_bytes[k] >> (6 + k)));
 		pool_live += ps.class_live_bytes[k];
+	}
+	if (!ooff)
+		snprintf(objs, sizeof(objs), " none");
 	refused[0] = 0;
 	for (unsigned k = 0; k < RP_PROXY_R_COUNT; k++) {
 		uint64_t v = __atomic_load_n(&rs->st.proxy_refused[k], __ATOMIC_RELAXED);
@@ -732,7 +805,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
-		"sq_full %llu outq_stalls %llu | pool_live %llu\n",
+		"sq_full %llu outq_stalls %llu | pool_live %llu spans_free %zu objs%s\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
 		(unsigned long long)rs->st.refused_max, (unsigned long long)rs->st.connect_failed,
 		cerrs[0] ? cerrs : " none", (unsigned long long)rs->st.start_failed,
@@ -759,7 +832,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,
 		(unsigned long long)s.nomem, (unsigned long long)s.sq_full,
-		(unsigned long long)qs.stalls, (unsigned long long)pool_live);
+		(unsigned long long)qs.stalls, (unsigned long long)pool_live,
+		rp_pool_spans_free(rp_shard_pool(sh), 0), objs);
 	fflush(f);
 }
 

@@ -400,6 +400,116 @@ if start pf_echo "$RP" echo --listen 127.0.0.1:0 --shards 1; then
 else
 	check "echo for the filled relay starts" false
 fi
+# ---- idle newcomers cannot starve the relays already running ----
+# The relay (copy mode, 22 MB) with 8 data connections established, then
+# idle clients opened 100 at a time until the relay refuses them at accept
+# (conn_nomem > 0; at most 6000 clients or 30 s), then the 8 stream 4 MB
+# each at once, both ways, every byte checked (CRC-32 of what came back):
+# none may be cut (ended nomem 0) or stall (20 s each). Before the
+# relay kept per-class headroom at accept (cmd_relay.c, headroom_short)
+# all 8 were cut (RP_RELAY_END_NOMEM) in 5 of 5 runs, the idle clients
+# having taken every span; with a byte-only check as well the 64 B class
+# found no span for a piece's record.
+relay_flood() { # port, pid, log
+	local lim
+	lim=$(ulimit -Hn)
+	[ "$lim" = unlimited ] || [ "$lim" -ge 16384 ] || {
+		echo "  needs 16384 descriptors, the hard limit is $lim" >&2
+		return 77
+	}
+	ulimit -n 16384 2>/dev/null
+	timeout 120 python3 - "$@" <<'PY'
+import os, re, signal, socket, sys, threading, time, zlib
+port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def stats():
+    n0 = open(log).read().count("shard 0:")
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(200):
+        txt = open(log).read()
+        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
+            line = txt[txt.rindex("shard 0:"):]
+            st = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
+            st["ended_nomem"] = int(re.search(r"nomem=(\d+)", line).group(1))
+            st["objs"] = line.rsplit(" objs", 1)[-1].strip()
+            return st
+        time.sleep(0.02)
+    sys.exit("  no stats line")
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def echoed(s, n):  # True: n random bytes back whole; False: closed; exit on a wrong byte
+    b = os.urandom(n); got = b""
+    try:
+        s.sendall(b)
+        while len(got) < n:
+            r = s.recv(65536)
+            if not r: return False
+            got += r
+    except OSError:
+        return False
+    if got != b: sys.exit("  a data connection got a wrong byte before the flood")
+    return True
+K, SIZE = 8, 4 << 20
+data = []
+for _ in range(K):  # at 22 MB the headroom leaves no span spare: a client
+    for _ in range(5):  # that comes while a send holds one is refused (conn_nomem)
+        s = conn()
+        if echoed(s, 65536): break
+        s.close(); time.sleep(0.2)
+    else:
+        sys.exit("  a data connection refused 5 times before the flood")
+    data.append(s)
+idle, t0 = [], time.monotonic()
+st = stats()
+while st["conn_nomem"] == 0 and len(idle) < 6000 and time.monotonic() - t0 < 30:
+    idle += [conn() for _ in range(100)]
+    st = stats()
+time.sleep(0.3)
+st = stats()
+print(f"  {len(idle)} idle clients opened, {st['live'] - K} held, conn_nomem {st['conn_nomem']}; pool objects {st['objs']}")
+res = [None] * K
+def stream(i):
+    s, payload = data[i], os.urandom(SIZE)
+    s.settimeout(20)
+    t = threading.Thread(target=lambda: s.sendall(payload), daemon=True)
+    t.start()
+    got, crc, why = 0, 0, "whole"
+    try:
+        while got < SIZE:
+            b = s.recv(65536)
+            if not b: why = "EOF"; break
+            crc = zlib.crc32(b, crc); got += len(b)
+    except OSError as e:
+        why = type(e).__name__
+    t.join(5)
+    if why == "whole" and crc != zlib.crc32(payload): why = "wrong bytes"
+    res[i] = (why, got)
+ths = [threading.Thread(target=stream, args=(i,)) for i in range(K)]
+for t in ths: t.start()
+for t in ths: t.join()
+st = stats()
+whole = sum(r[0] == "whole" for r in res)
+print(f"  {K} streams of {SIZE >> 20} MB: {whole} whole {[r for r in res if r[0] != 'whole']}; ended nomem {st['ended_nomem']}")
+for s in idle + data: s.close()
+ok = st["conn_nomem"] > 0 and whole == K and st["ended_nomem"] == 0
+print(f"  {time.monotonic() - t0:.1f} s")
+sys.exit(0 if ok else 1)
+PY
+}
+if start fl_echo "$RP" echo --listen 127.0.0.1:0 --shards 1; then
+	E=$PID EP=$PORT
+	if start fl_relay bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' relay --listen 127.0.0.1:0 \
+		--upstream 127.0.0.1:$EP --shards 1 --pool-mb 22 --mode copy"; then
+		R=$PID
+		check "relay --pool-mb 22: idle clients refused at accept, 8 running streams x 4 MB whole" \
+			relay_flood "$PORT" "$R" "$T/fl_relay"
+		check "relay after the idle flood stops cleanly" stop "$R"
+	else
+		check "relay --pool-mb 22 starts (flood)" false
+	fi
+	check "echo behind the flooded relay stops cleanly" stop "$E"
+else
+	check "echo for the flooded relay starts" false
+fi
 if start pf_serve bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' serve --listen 127.0.0.1:0 \
 	--root '$T/root' --shards 1 --pool-mb 8 --header-timeout 60"; then
 	S=$PID
