@@ -636,30 +636,19 @@ static const struct {
  * among them) will still take: their rconn and rp_relay (512 B), their
  * connect and two receives (128 B). Without them a burst of accepts each
  * passed the check and then took, once started, the spans it had counted
- * (measured: 8 of 8 data relays stalled with 1023 idle clients held). The
- * classes share the free spans: each class's own room (rp_pool_class_free
- * less the free spans' share) is taken first, and the spans the classes
- * still miss, summed, must be free. Counted without a flush first; only
- * when short are the caches and remote frees given back and the count
- * taken again. */
+ * (measured: 8 of 8 data relays stalled with 1023 idle clients held).
+ * The classes share the free spans (rp_app_room_short). */
+#define HEADROOM_N (sizeof(headroom) / sizeof(headroom[0]))
 static bool headroom_short(struct rp_pool *pool, size_t starting)
 {
-	for (int pass = 0; pass < 2; pass++) {
-		size_t spans = rp_pool_spans_free(pool, pass ? SIZE_MAX : 0), missing = 0;
+	size_t size[HEADROOM_N], want[HEADROOM_N];
 
-		for (unsigned i = 0; i < sizeof(headroom) / sizeof(headroom[0]); i++) {
-			size_t cap = rp_pool_class_capacity(headroom[i].size);
-			size_t own = rp_pool_class_free(pool, headroom[i].size, 0) - spans * cap;
-			size_t need = (size_t)HEADROOM_DIRS * headroom[i].per_dir +
-				      starting * headroom[i].per_start;
-
-			if (need > own)
-				missing += (need - own + cap - 1) / cap;
-		}
-		if (missing <= spans)
-			return false;
+	for (unsigned i = 0; i < HEADROOM_N; i++) {
+		size[i] = headroom[i].size;
+		want[i] = (size_t)HEADROOM_DIRS * headroom[i].per_dir +
+			  starting * headroom[i].per_start;
 	}
-	return true;
+	return rp_app_room_short(pool, size, want, HEADROOM_N);
 }
 
 static bool pool_low(struct rp_shard *sh, struct rshard *rs)

@@ -353,34 +353,19 @@ static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 /*
  * True when the pool can give @take (objects by room class) and still
- * ROOM_OBJS / ROOM_HEADS of each room class after it. Each class counts
- * the objects it can give without a new span (rp_pool_class_free less
- * the free spans' share); what it lacks is taken in whole spans, and the
- * sum of those must be free (rp_pool_spans_free): the free spans are
- * counted once, not once a class. Refusing, the classes' caches and the
- * remote frees go back to their spans first (a flush, at most 61 objects
- * a class) and the count is taken again: a refused accept or head costs
- * that, one that is taken five O(1) counts.
+ * ROOM_OBJS / ROOM_HEADS of each room class after it (rp_app_room_short:
+ * the free spans counted once, not once a class). Refusing, the classes'
+ * caches and the remote frees go back to their spans first (a flush, at
+ * most 61 objects a class) and the count is taken again: a refused accept
+ * or head costs that, one that is taken five O(1) counts.
  */
 static bool pool_room(struct rp_shard *sh, const size_t take[ROOM_N])
 {
-	struct rp_pool *pool = rp_shard_pool(sh);
+	size_t want[ROOM_N];
 
-	for (int pass = 0; pass < 2; pass++) {
-		size_t spans = rp_pool_spans_free(pool, pass ? SIZE_MAX : 0), need = 0;
-
-		for (unsigned k = 0; k < ROOM_N; k++) {
-			size_t cap = rp_pool_class_capacity(room_size[k]);
-			size_t own = rp_pool_class_free(pool, room_size[k], 0) - spans * cap;
-			size_t want = room_objs[k] + take[k];
-
-			if (own < want)
-				need += (want - own + cap - 1) / cap;
-		}
-		if (need <= spans)
-			return true;
-	}
-	return false;
+	for (unsigned k = 0; k < ROOM_N; k++)
+		want[k] = room_objs[k] + take[k];
+	return !rp_app_room_short(rp_shard_pool(sh), room_size, want, ROOM_N);
 }
 
 /* Give back every kept buffer and free the spill: input that will never be

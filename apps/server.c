@@ -42,6 +42,24 @@ bool rp_app_pool_low(struct rp_shard *sh, size_t pending)
 	return rp_pool_spans_free(pool, spans) < spans;
 }
 
+bool rp_app_room_short(struct rp_pool *pool, const size_t *size, const size_t *want, unsigned n)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		size_t spans = rp_pool_spans_free(pool, pass ? SIZE_MAX : 0), missing = 0;
+
+		for (unsigned k = 0; k < n; k++) {
+			size_t cap = rp_pool_class_capacity(size[k]);
+			size_t own = rp_pool_class_free(pool, size[k], 0) - spans * cap;
+
+			if (want[k] > own)
+				missing += (want[k] - own + cap - 1) / cap;
+		}
+		if (missing <= spans)
+			return false;
+	}
+	return true;
+}
+
 static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;

@@ -367,4 +367,17 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
 #define RP_APP_POOL_RESERVE_MIN ((size_t)2 << 20)
 bool rp_app_pool_low(struct rp_shard *sh, size_t pending);
 
+/*
+ * rp_app_room_short - true when @pool cannot give, for each k < @n,
+ * @want[k] objects of @size[k]. Each class counts what it can give
+ * without a new span (rp_pool_class_free less the free spans' share); what
+ * it lacks is taken in whole spans, and the sum of those must be free
+ * (rp_pool_spans_free): the free spans are counted once, not once a class.
+ * Counted first without a flush; only when short are the classes' caches
+ * and the remote frees given back to their spans and the count taken
+ * again. Owner thread. The relay's headroom at accept and serve's room
+ * for its clients both ask it.
+ */
+bool rp_app_room_short(struct rp_pool *pool, const size_t *size, const size_t *want, unsigned n);
+
 #endif
