@@ -180,8 +180,9 @@
  * answer its output queue (256 B and 128 B, kept until it closes); kept
  * input the 256 B HOLD_MAX array. A body of 16 KB or less is read into a
  * buffer of its size with the head (1 to 32 KB): those classes are not
- * kept (at 8 MB a span for one leaves none for a client), and a full
- * pool cuts such an answer (send_nomem). With the pool full, ROOM_HEADS
+ * kept (at 8 MB a span for one leaves none for a client): with none to
+ * be had, rp_file_send sends such a body by sendfile or splice instead
+ * (small_nomem). With the pool full, ROOM_HEADS
  * answered clients' heads at once are sure of a buffer (more may find
  * none: head_nomem); 256 objects a class cover their answers (a class
  * with no span of its own is kept a whole one: 8192, 4096, 2048). The
