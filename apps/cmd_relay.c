@@ -751,6 +751,7 @@ static void errno_list(char *out, size_t cap, const uint64_t *by)
 static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 {
 	struct rp_relay_stats r;
+	struct rp_relay_sweep_stats sw;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
 	struct rp_outq_stats qs;
@@ -759,6 +760,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 	uint64_t ref_total = 0, pool_live = 0; /* pool bytes held: connections, ops */
 
 	rp_relay_stats(sh, &r);
+	rp_relay_sweep_stats(sh, &sw);
 	rp_shard_stats(sh, &s);
 	rp_outq_shard_stats(sh, &qs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
@@ -792,7 +794,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"connect_errno%s start_failed %llu start_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu conn_nomem %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
-		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu | proxy accepted "
+		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu "
+		"sweeps %llu sweep_visited %llu sweep_ns %llu sweep_rearm_failed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu outq_stalls %llu | pool_live %llu spans_free %zu objs%s\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
@@ -817,6 +820,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],
 		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
 		(unsigned long long)r.pipes_trimmed, (unsigned long long)r.pipes_shed,
+		(unsigned long long)sw.sweeps, (unsigned long long)sw.visited,
+		(unsigned long long)sw.ns, (unsigned long long)sw.rearm_failed,
 		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,

@@ -25,6 +25,7 @@ static const char *const kind_names[FAULT_KINDS] = {
 	[FAULT_RESET] = "reset",
 	[FAULT_EAGAIN] = "eagain",
 	[FAULT_REARM] = "rearm",
+	[FAULT_TIMER] = "timer",
 };
 
 /* ---- RP_FAULTS ---- */
@@ -32,7 +33,7 @@ static const char *const kind_names[FAULT_KINDS] = {
 static int bad(const char *what, const char *tok, size_t len)
 {
 	eng_set_error("RP_FAULTS: %s \"%.*s\" (expected nomem=P,short=P,reset=P,eagain=P,rearm=P,"
-		      "seed=N with P in 0..1)",
+		      "timer=P,seed=N with P in 0..1)",
 		      what, (int)len, tok);
 	return -EINVAL;
 }
@@ -128,10 +129,10 @@ void eng_faults_report(const struct rp_runtime *rt)
 
 		fprintf(stderr,
 			"faults injected: shard %u nomem=%llu short=%llu reset=%llu eagain=%llu "
-			"rearm=%llu\n",
+			"rearm=%llu timer=%llu\n",
 			i, (unsigned long long)c[FAULT_NOMEM], (unsigned long long)c[FAULT_SHORT],
 			(unsigned long long)c[FAULT_RESET], (unsigned long long)c[FAULT_EAGAIN],
-			(unsigned long long)c[FAULT_REARM]);
+			(unsigned long long)c[FAULT_REARM], (unsigned long long)c[FAULT_TIMER]);
 	}
 }
 

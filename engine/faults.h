@@ -3,7 +3,7 @@
  * Fault injection for tests (meson -Dfaults=true, which compiles the
  * engine with RP_FAULTS; never on in release or packaged builds). The
  * runtime reads RP_FAULTS="nomem=P,short=P,reset=P,eagain=P,seed=N" at
- * rp_runtime_create (and rearm=P); each shard rolls its own PRNG (seeded from seed +
+ * rp_runtime_create (and rearm=P, timer=P); each shard rolls its own PRNG (seeded from seed +
  * shard id: deterministic for one shard's sequence of decisions, no
  * locks). What each fault does, and why it keeps the engine correct,
  * is written where it is injected:
@@ -18,6 +18,8 @@
  *           answered poll's cancel) finds no SQE, as if the SQ stayed full:
  *           the op waits on the shard's re-arm list for the loop's next
  *           turn (op.h eng_rearm_sqe; shard.c)
+ *   timer   rp_timer_arm finds no SQE, as if the SQ stayed full: -EBUSY,
+ *           counted in sq_full_fail (op_basic.c); its caller must try again
  * Not installed; docs/reliability.md describes the run that uses it.
  */
 #ifndef RP_ENGINE_FAULTS_H
@@ -32,6 +34,7 @@ enum eng_fault_kind {
 	FAULT_RESET,
 	FAULT_EAGAIN,
 	FAULT_REARM,
+	FAULT_TIMER,
 	FAULT_KINDS,
 };
 

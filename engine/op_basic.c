@@ -327,6 +327,13 @@ int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb,
 		return -EALREADY;
 	if (sh->stopping)
 		return -ESHUTDOWN;
+#ifdef RP_FAULTS
+	/* as if the flush could not empty the SQ (faults.h: timer) */
+	if (ENG_FAULT(sh, FAULT_TIMER)) {
+		STAT_INC(sh, sq_full_fail);
+		return -EBUSY;
+	}
+#endif
 	sqe = eng_sqe(sh);
 	if (!sqe)
 		return -EBUSY;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "peer.h"
 #include "relay_impl.h"
 
@@ -39,14 +40,55 @@ void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r)
 
 /* ---- idle sweep ---- */
 
+static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+static void sweep_arm(struct rp_shard *sh, struct relay_shard *rs);
+
+static void sweep_retry(struct rp_shard *sh, void *arg)
+{
+	/* NULL once the shard's relay state is gone (rp_relay_shard_exit) */
+	struct relay_shard *rs = relay_shard_find(sh);
+
+	(void)arg;
+	if (!rs)
+		return;
+	rs->retry_posted = false;
+	sweep_arm(sh, rs);
+}
+
+/*
+ * Arm the sweep's timer if some relay is live and it is not armed. Its
+ * arm fails only with -EBUSY (the SQ full and the kernel refusing every
+ * flush): counted, and tried again from a message to this shard, which
+ * runs on the loop's next turn and needs no SQE (the loop does not sleep
+ * while it is pending). The failure used to stop the sweeps until the
+ * next relay start: on a shard of idle relays, for good. A message that
+ * cannot be had (no pool memory for it) leaves the retry to the next
+ * relay start.
+ */
+static void sweep_arm(struct rp_shard *sh, struct relay_shard *rs)
+{
+	int ret;
+
+	if (!rs->live || !rs->sweep_ns || !rs->sweep_timer || rp_timer_armed(rs->sweep_timer) ||
+	    rp_shard_stopping(sh))
+		return;
+	ret = rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs);
+	if (ret != -EBUSY)
+		return; /* 0; -ESHUTDOWN: no sweep is owed */
+	rs->sw.rearm_failed++;
+	if (!rs->retry_posted && !rp_shard_post(sh, rp_shard_id(sh), sweep_retry, NULL))
+		rs->retry_posted = true;
+}
+
 static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct relay_shard *rs = arg;
-	uint64_t now = relay_now_ns();
+	uint64_t now = relay_now_ns(), t0 = net_now_ns(), n = 0;
 
 	(void)c;
 	for (struct rp_relay *r = rs->live, *next; r; r = next) {
 		next = r->next;
+		n++;
 		/* a relay can only end (and free itself) later, from a callback.
 		 * Both readings lag the true time by less than the coarse clock's
 		 * resolution, so the true idle time exceeds now - last_ns - res:
@@ -55,8 +97,10 @@ static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		    now - r->last_ns >= r->cfg.idle_ns + rs->coarse_res_ns)
 			relay_end(r, RP_RELAY_END_IDLE, -ETIMEDOUT);
 	}
-	if (rs->live && !rp_shard_stopping(sh))
-		(void)rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs); /* -EBUSY: next start */
+	rs->sw.sweeps++;
+	rs->sw.visited += n;
+	rs->sw.ns += net_now_ns() - t0;
+	sweep_arm(sh, rs);
 }
 
 /* The sweep's timer is reserved once per shard (rp_relay_shard_init or the
@@ -167,8 +211,7 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		q = q < SWEEP_MIN_NS ? SWEEP_MIN_NS : q;
 		if (!rs->sweep_ns || q < rs->sweep_ns)
 			rs->sweep_ns = q < SWEEP_MAX_NS ? q : SWEEP_MAX_NS;
-		if (!rp_timer_armed(rs->sweep_timer))
-			(void)rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs);
+		sweep_arm(sh, rs);
 	}
 	if (out)
 		*out = r;

@@ -46,6 +46,11 @@ struct relay_shard *relay_shard_get(struct rp_shard *sh)
 	return rs;
 }
 
+struct relay_shard *relay_shard_find(struct rp_shard *sh)
+{
+	return tls_rs && tls_rs->sh == sh ? tls_rs : NULL;
+}
+
 uint64_t relay_now_ns(void)
 {
 	struct timespec ts;
@@ -78,6 +83,16 @@ void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out)
 
 	if (rs)
 		*out = rs->st;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void rp_relay_sweep_stats(struct rp_shard *sh, struct rp_relay_sweep_stats *out)
+{
+	struct relay_shard *rs = relay_shard_find(sh);
+
+	if (rs)
+		*out = rs->sw;
 	else
 		memset(out, 0, sizeof(*out));
 }

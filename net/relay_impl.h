@@ -75,6 +75,8 @@ struct relay_shard {
 	struct rp_timer *sweep_timer; /* reserved: rp_relay_shard_init */
 	uint64_t sweep_ns;     /* sweep period: min(smallest idle_ns / 4, 250 ms) */
 	uint64_t coarse_res_ns; /* CLOCK_MONOTONIC_COARSE's resolution (a tick) */
+	struct rp_relay_sweep_stats sw;
+	bool retry_posted;     /* a message to arm the sweep is on its way (relay.c) */
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
@@ -82,6 +84,8 @@ struct relay_shard {
 };
 
 struct relay_shard *relay_shard_get(struct rp_shard *sh);
+/* This thread's state if it is @sh's, else NULL (never allocates). */
+struct relay_shard *relay_shard_find(struct rp_shard *sh);
 uint64_t relay_now_ns(void);
 
 /* relay_core.c: what the paths (and relay.c) report. */

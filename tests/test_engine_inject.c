@@ -20,11 +20,14 @@
  *   once the peer reads, and its own end still comes; a multishot receive
  *   whose buffers all came back while it was parked still receives the
  *   whole stream (both waited forever, or ended with EBUSY, before the
- *   engine's re-arm list).
+ *   engine's re-arm list);
+ * - timer: rp_timer_arm finds no SQE half the time: the relay's idle sweep
+ *   arms again on the loop's next turn, and silent relays still end.
  */
 #include <poll.h>
 
 #include <ringplane/outq.h>
+#include <ringplane/relay.h>
 
 #include "engine_test.h"
 #include "engine_impl.h"
@@ -50,6 +53,7 @@ static void test_rp_faults_syntax(void **state)
 	};
 	static const char *const good[] = {
 		"", "nomem=0", "seed=3", "nomem=0.01,short=0.05,reset=0.5,eagain=1,seed=42", "rearm=0.5",
+		"timer=0.5",
 	};
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
@@ -1120,6 +1124,93 @@ static void test_refused_cancel_ends_parked_recv(void **state)
 	refused_ends_parked_recv(RF_CANCEL);
 }
 
+/* ======================================================================
+ * timer: the relay's idle sweep finds no SQE at its arm
+ * ====================================================================== */
+
+#define TS_RELAYS 8
+#define TS_IDLE_NS (50 * MS) /* a sweep every 12.5 ms: 4 or 5 arms before any ends */
+
+static struct {
+	atomic_int done;
+	int peer[TS_RELAYS][2]; /* the client and server ends the test keeps */
+	int a[TS_RELAYS], b[TS_RELAYS];
+	unsigned idle, other;
+	struct rp_relay_sweep_stats sw;
+} tts;
+
+static void ts_done(struct rp_shard *sh, void *arg, const struct rp_relay_result *res)
+{
+	(void)arg;
+	if (res->end == RP_RELAY_END_IDLE)
+		tts.idle++;
+	else
+		tts.other++;
+	if (tts.idle + tts.other == TS_RELAYS) {
+		rp_relay_sweep_stats(sh, &tts.sw);
+		atomic_store(&tts.done, 1);
+	}
+}
+
+static void ts_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .idle_ns = TS_IDLE_NS };
+
+	(void)arg;
+	for (int i = 0; i < TS_RELAYS; i++)
+		CHECK_EQ(rp_relay_start(sh, tts.a[i], tts.b[i], &cfg, ts_done, NULL, NULL), 0);
+}
+
+static void ts_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	rp_relay_shard_exit(sh);
+}
+
+/*
+ * Half the arms of the sweep's timer fail (-EBUSY, as with the SQ full and
+ * every flush refused): each relay, silent, still ends as idle. A failed
+ * arm used to stop the sweeps until the next relay start, so with every
+ * relay started these 8 never ended (seed 7 without the retry: 3 sweeps,
+ * then a refused arm; none of the 8 ended in the 10 s waited).
+ */
+static void test_timer_arm_failing_idle_relays_still_end(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	uint64_t injected;
+	double t0, took;
+	bool ok;
+
+	(void)state;
+	memset(&tts, 0, sizeof(tts));
+	for (int i = 0; i < TS_RELAYS; i++) {
+		tcp_pair(&tts.peer[i][0], &tts.a[i]);
+		tcp_pair(&tts.b[i], &tts.peer[i][1]);
+	}
+	cfg.fini = ts_fini;
+	rt = rt_start_faults(&cfg, "timer=0.5,seed=7");
+	t0 = now_s();
+	assert_int_equal(rp_runtime_submit(rt, 0, ts_start, NULL), 0);
+	ok = wait_for(&tts.done, 1, WAIT_S);
+	took = now_s() - t0;
+	injected = eng_faults_count(rt, 0, FAULT_TIMER);
+	rt_end(rt);
+	for (int i = 0; i < TS_RELAYS; i++) {
+		close(tts.peer[i][0]);
+		close(tts.peer[i][1]);
+	}
+	print_message("# timer=0.5: %u of %d relays ended idle (%u otherwise) in %.3f s; "
+		      "sweeps %llu, arms refused %llu (%llu injected)\n",
+		      tts.idle, TS_RELAYS, tts.other, took, (unsigned long long)tts.sw.sweeps,
+		      (unsigned long long)tts.sw.rearm_failed, (unsigned long long)injected);
+	assert_true(ok);
+	assert_int_equal(tts.idle, TS_RELAYS);
+	assert_true(injected > 0);
+	assert_true(tts.sw.rearm_failed > 0);
+	assert_true(tts.sw.sweeps > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -1137,6 +1228,7 @@ int main(void)
 		T(test_refused_close_ends_parked_recv),
 		T(test_refused_cancel_fd_ends_parked_recv),
 		T(test_refused_cancel_ends_parked_recv),
+		T(test_timer_arm_failing_idle_relays_still_end),
 	};
 
 	return ENGINE_TEST_RUN("engine-inject", all);

@@ -176,6 +176,21 @@ void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r);
 /* A copy of this shard's relay counters. Call on the shard. */
 void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out);
 
+/* The idle sweep's own counters on a shard (rp_relay_sweep_stats). */
+struct rp_relay_sweep_stats {
+	uint64_t sweeps;       /* sweeps run */
+	uint64_t visited;      /* relays looked at, all sweeps together */
+	uint64_t ns;	       /* CLOCK_MONOTONIC time the sweeps took, together */
+	/* arms of the sweep's timer refused (rp_timer_arm: -EBUSY, the SQ full
+	 * and the kernel refusing every flush); each is tried again on the
+	 * shard loop's next turn, so the sweeps go on */
+	uint64_t rearm_failed;
+};
+
+/* A copy of this shard's idle sweep counters (all 0 before its first
+ * relay or rp_relay_shard_init). Call on the shard. */
+void rp_relay_sweep_stats(struct rp_shard *sh, struct rp_relay_sweep_stats *out);
+
 /*
  * rp_relay_shard_init - set up this shard's relay state now, with the idle
  * sweep's reserved timer (rp_timer_new), so that no relay start needs it
