@@ -228,11 +228,14 @@ struct serve_stats {
 
 struct sconn;
 
-/* A received buffer kept as it came: the head buffer had no room for it. */
+/* A received buffer kept as it came: the head buffer had no room for it.
+ * Indexed by the buffer's id in the shard's table (sshard.held), so
+ * keeping one takes no pool memory; a connection's are a list, oldest
+ * first, linked by next. */
 struct held {
 	const char *p; /* its bytes not yet copied into the head buffer */
 	uint32_t len;
-	uint16_t bid;
+	uint16_t next; /* the buffer kept after it (valid but for the last) */
 };
 
 struct sshard {
@@ -241,6 +244,7 @@ struct sshard {
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
+	struct held *held; /* by provided buffer id (rp_buf_count of them) */
 	unsigned live; /* connections on conns (the drain's answer, the stats') */
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
@@ -269,16 +273,23 @@ struct sconn {
 	struct sconn *prev, *next;
 	int fd;
 	struct rp_op *recv_op;
-	char *buf; /* head buffer, or NULL while no request byte is pending */
+	/* head buffer, or NULL while no request byte is pending: the
+	 * provided buffer the head arrived in, parsed where it landed
+	 * (buf_recv, its id buf_bid), or a HEAD_BUF copy from the pool once
+	 * the bytes outgrow it (head_grow); cap bytes */
+	char *buf;
 	size_t have;
+	uint32_t cap;
+	uint16_t buf_bid;
+	bool buf_recv;
 	/* bytes received while buf is full, oldest first: first the spill's
 	 * [sp_off, sp_off + sp_len) of sp_cap bytes, then the provided buffers
-	 * in[in_first, in_first + in_n) (an array of HOLD_MAX from the pool).
-	 * Bytes go to the spill only after every buffer kept before them */
+	 * in_n buffers kept in ss->held, from in_head to in_tail. Bytes go to
+	 * the spill only after every buffer kept before them */
 	char *spill;
 	uint32_t sp_off, sp_len, sp_cap;
-	struct held *in;
-	unsigned in_first, in_n;
+	uint16_t in_head, in_tail;
+	unsigned in_n;
 	struct rp_http_parser p;
 	struct rp_file_entry *entry; /* the file of the response in flight */
 	unsigned ops;		     /* references: recv, response, the set-up */
@@ -369,16 +380,62 @@ static bool pool_room(struct rp_shard *sh, const size_t take[ROOM_N])
 	return !rp_app_room_short(rp_shard_pool(sh), room_size, want, ROOM_N);
 }
 
+/* Give the oldest kept buffer back to the shard. */
+static void unhold_first(struct rp_shard *sh, struct sconn *c)
+{
+	uint16_t bid = c->in_head;
+
+	c->in_head = c->ss->held[bid].next;
+	c->in_n--;
+	rp_buf_put(sh, bid);
+}
+
+/* Give the head buffer back: a provided buffer parsed in place to the
+ * shard's ring, a copy to the pool. */
+static void head_free(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->buf_recv)
+		rp_buf_put(sh, c->buf_bid);
+	else
+		rp_pool_free(c->buf);
+	c->buf = NULL;
+	c->buf_recv = false;
+	c->cap = 0;
+	c->have = 0;
+}
+
+/*
+ * The bytes of the head (and what is pipelined behind it) outgrew the
+ * provided buffer they are parsed in: move them into a HEAD_BUF head
+ * buffer from the pool (the parser's spans are offsets: the buffer may
+ * move as a whole) and give the provided one back. A client not answered
+ * yet leaves the head buffers kept for those that were (pool_room). False
+ * when none can be had; c is unchanged then.
+ */
+static bool head_grow(struct rp_shard *sh, struct sconn *c)
+{
+	char *b;
+
+	if (!c->answered && !pool_room(sh, room_head))
+		return false;
+	b = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
+	if (!b)
+		return false;
+	memcpy(b, c->buf, c->have);
+	rp_buf_put(sh, c->buf_bid);
+	c->buf = b;
+	c->cap = HEAD_BUF;
+	c->buf_recv = false;
+	return true;
+}
+
 /* Give back every kept buffer and free the spill: input that will never be
  * parsed (after the last answer, or closing) holds nothing of the shard's
  * while a stuck send waits for its timeout. */
 static void drop_input(struct rp_shard *sh, struct sconn *c)
 {
-	for (unsigned i = 0; i < c->in_n; i++)
-		rp_buf_put(sh, c->in[c->in_first + i].bid);
-	rp_pool_free(c->in);
-	c->in = NULL;
-	c->in_first = c->in_n = 0;
+	while (c->in_n)
+		unhold_first(sh, c);
 	if (c->spill) {
 		rp_pool_free(c->spill);
 		c->ss->spill_bytes -= c->sp_cap;
@@ -405,7 +462,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 			rp_app_list_unlink(&c->ss->linger, &c->llink);
 		c->ss->lingering--;
 	}
-	rp_pool_free(c->buf);
+	head_free(sh, c);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
 	/* rp_close: the close comes after the cancels of the ops on the fd, so
@@ -480,9 +537,7 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 		return;
 	c->last = true;
 	drop_input(sh, c);
-	rp_pool_free(c->buf);
-	c->buf = NULL;
-	c->have = 0;
+	head_free(sh, c);
 	if (c->eof || !g.linger_ticks || rp_shard_stopping(sh) || c->q_failed ||
 	    c->send_timed_out || shutdown(c->fd, SHUT_WR) || !read_to_drop(sh, c)) {
 		conn_close(sh, c);
@@ -952,10 +1007,8 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	}
 	if (c->buf)
 		refill(sh, c);
-	if (c->buf && !c->have) {
-		rp_pool_free(c->buf); /* idle: no buffer held */
-		c->buf = NULL;
-	}
+	if (c->buf && !c->have)
+		head_free(sh, c); /* idle: no buffer held */
 	if (c->paused && !c->eof && !c->in_n && !c->sp_len) {
 		c->paused = false;
 		arm_recv(sh, c);
@@ -970,6 +1023,17 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	if (c->q && rp_outq_pending(c->q) >= HEADS_PAUSE)
 		return false; /* the last head's release goes on */
 	st = rp_http_parse(&c->p, c->buf, c->have);
+	if (st == RP_HTTP_MORE && c->buf_recv && c->have == c->cap) {
+		/* a head longer than the provided buffer it is parsed in, or
+		 * kept bytes behind it: on in a head buffer, or none to be had
+		 * (head_nomem) */
+		if (!head_grow(sh, c)) {
+			ST_ADD(c->ss, head_nomem, 1);
+			conn_close(sh, c);
+			return false;
+		}
+		return true; /* refilled and parsed on from where it stopped */
+	}
 	if (st == RP_HTTP_DONE) {
 		ST_ADD(c->ss, requests, 1);
 		c->shed_waited = false; /* a new request: its open may wait once */
@@ -1020,22 +1084,21 @@ static bool buffers_short(struct rp_shard *sh)
 	return n - rp_buf_out(sh) < n / 4;
 }
 
-/* Keep @cq's buffer at the end of c->in (HOLD_MAX entries, made at the
- * first). False when the array is full or the pool has no room for it. */
-static bool hold(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq)
+/* Keep @cq's buffer behind c's kept ones (in the shard's table: no pool
+ * memory). */
+static void hold(struct sconn *c, const struct rp_cqe *cq)
 {
-	if (!c->in && !(c->in = rp_pool_alloc(rp_shard_pool(sh), HOLD_MAX * sizeof(*c->in))))
-		return false;
-	if (c->in_first + c->in_n == HOLD_MAX) {
-		if (!c->in_first)
-			return false;
-		memmove(c->in, c->in + c->in_first, c->in_n * sizeof(*c->in));
-		c->in_first = 0;
-	}
-	c->in[c->in_first + c->in_n++] = (struct held){ cq->buf, (uint32_t)cq->res, cq->bid };
+	struct sshard *ss = c->ss;
+
+	ss->held[cq->bid] = (struct held){ cq->buf, (uint32_t)cq->res, 0 };
+	if (c->in_n)
+		ss->held[c->in_tail].next = cq->bid;
+	else
+		c->in_head = cq->bid;
+	c->in_tail = cq->bid;
+	c->in_n++;
 	if (c->in_n > c->ss->st.held_max)
 		ST_ADD(c->ss, held_max, c->in_n - c->ss->st.held_max);
-	return true;
 }
 
 /* Append @len bytes to c's spill (made, or grown by doubling, from the
@@ -1058,6 +1121,8 @@ static bool spill_add(struct rp_shard *sh, struct sconn *c, const char *p, size_
 				return false;
 			if (c->sp_len)
 				memcpy(sp, c->spill + c->sp_off, c->sp_len);
+			if (!c->spill) /* a spill starts */
+				ST_ADD(ss, spills, 1);
 			rp_pool_free(c->spill);
 			ss->spill_bytes = ss->spill_bytes - c->sp_cap + cap;
 			c->spill = sp;
@@ -1070,29 +1135,40 @@ static bool spill_add(struct rp_shard *sh, struct sconn *c, const char *p, size_
 	return true;
 }
 
-/* Keep @cq's bytes behind what is kept: in its provided buffer (*@kept)
+/*
+ * Keep @cq's bytes behind what is kept: in its provided buffer (*@kept)
  * while the connection keeps fewer than HOLD_MAX, nothing is spilled and
  * the shard has buffers to spare; else the kept buffers are copied into
- * the spill and given back, then @cq's bytes follow them. False: no room. */
+ * the spill and given back, then @cq's bytes follow them. When the pool
+ * has no memory for the spill, the buffers stay kept instead, up to the
+ * spill's bound (SPILL_MAX a connection) while a quarter of the shard's
+ * are free: a full pool does not cut pipelined requests the provided
+ * buffers can hold (10 clients' 24 pipelined 7 KB heads at --pool-mb 8
+ * were 230 of 240 cut: docs/http.md). False: no room in either.
+ */
 static bool keep(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq, bool *kept)
 {
-	if (!c->sp_len && c->in_n < HOLD_MAX && !buffers_short(sh) && hold(sh, c, cq)) {
+	if (!c->sp_len && c->in_n < HOLD_MAX && !buffers_short(sh)) {
+		hold(c, cq);
 		*kept = true;
 		return true;
 	}
-	if (!c->sp_len)
-		ST_ADD(c->ss, spills, 1); /* a spill starts (from kept buffers or this one) */
 	while (c->in_n) {
-		struct held *h = &c->in[c->in_first];
+		struct held *h = &c->ss->held[c->in_head];
 
 		if (!spill_add(sh, c, h->p, h->len))
-			return false;
-		rp_buf_put(sh, h->bid);
-		c->in_first++;
-		c->in_n--;
+			goto no_spill;
+		unhold_first(sh, c);
 	}
-	c->in_first = 0;
-	return spill_add(sh, c, cq->buf, (size_t)cq->res);
+	if (spill_add(sh, c, cq->buf, (size_t)cq->res))
+		return true;
+no_spill:
+	/* in order all the same: the spill's bytes, then the buffers' */
+	if (c->sp_len + (size_t)(c->in_n + 1) * rp_buf_size(sh) > SPILL_MAX || buffers_short(sh))
+		return false;
+	hold(c, cq);
+	*kept = true;
+	return true;
 }
 
 /* Copy kept bytes into the head buffer while it has room, in order (the
@@ -1100,32 +1176,24 @@ static bool keep(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq, 
  * the spill and the array when empty. */
 static void refill(struct rp_shard *sh, struct sconn *c)
 {
-	if (c->sp_len && c->have < HEAD_BUF) {
-		size_t n = c->sp_len < HEAD_BUF - c->have ? c->sp_len : HEAD_BUF - c->have;
+	if (c->sp_len && c->have < c->cap) {
+		size_t n = c->sp_len < c->cap - c->have ? c->sp_len : c->cap - c->have;
 
 		memcpy(c->buf + c->have, c->spill + c->sp_off, n);
 		c->have += n;
 		c->sp_off += (uint32_t)n;
 		c->sp_len -= (uint32_t)n;
 	}
-	while (c->in_n && c->have < HEAD_BUF) {
-		struct held *h = &c->in[c->in_first];
-		size_t n = h->len < HEAD_BUF - c->have ? h->len : HEAD_BUF - c->have;
+	while (c->in_n && c->have < c->cap) {
+		struct held *h = &c->ss->held[c->in_head];
+		size_t n = h->len < c->cap - c->have ? h->len : c->cap - c->have;
 
 		memcpy(c->buf + c->have, h->p, n);
 		c->have += n;
 		h->p += n;
 		h->len -= (uint32_t)n;
-		if (!h->len) {
-			rp_buf_put(sh, h->bid);
-			c->in_first++;
-			c->in_n--;
-		}
-	}
-	if (!c->in_n && c->in) {
-		rp_pool_free(c->in); /* no pool memory kept between bursts */
-		c->in = NULL;
-		c->in_first = 0;
+		if (!h->len)
+			unhold_first(sh, c);
 	}
 	if (!c->sp_len && c->spill) {
 		rp_pool_free(c->spill);
@@ -1154,16 +1222,38 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (out > c->ss->st.buf_out_max)
 			ST_ADD(c->ss, buf_out_max, out - c->ss->st.buf_out_max);
 		if (!c->closing && !c->buf) {
-			/* a client not answered yet leaves the head buffers
-			 * kept for those that were (pool_room): a burst of new
-			 * clients' first heads took them all before */
-			if (c->answered || pool_room(sh, room_head))
-				c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
 			c->have = 0;
 			c->head_start = c->ss->now_ticks;
+			if (!buffers_short(sh)) {
+				/* parsed where it landed: a head that fits a
+				 * provided buffer takes no pool memory, so an
+				 * answered client's next head is never refused
+				 * for a full pool (64 at once were, past ~31:
+				 * docs/http.md) */
+				c->buf = cq->buf;
+				c->cap = rp_buf_size(sh);
+				c->buf_bid = cq->bid;
+				c->buf_recv = true;
+				c->have = (size_t)cq->res;
+				kept = true;
+			} else if (c->answered || pool_room(sh, room_head)) {
+				/* a client not answered yet leaves the head
+				 * buffers kept for those that were (pool_room):
+				 * a burst of new clients' first heads took them
+				 * all before */
+				c->buf = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
+				c->cap = c->buf ? HEAD_BUF : 0;
+			}
 		}
-		if (!c->closing && c->buf && !c->in_n && !c->sp_len &&
-		    c->have + (size_t)cq->res <= HEAD_BUF) {
+		/* more than the provided buffer holds: on in a head buffer
+		 * (none to be had: kept behind it, conn_answer decides) */
+		if (!kept && !c->closing && c->buf_recv && !c->in_n && !c->sp_len &&
+		    c->have + (size_t)cq->res > c->cap)
+			(void)head_grow(sh, c);
+		if (kept) {
+			/* the head buffer itself */
+		} else if (!c->closing && c->buf && !c->in_n && !c->sp_len &&
+			   c->have + (size_t)cq->res <= c->cap) {
 			memcpy(c->buf + c->have, cq->buf, (size_t)cq->res);
 			c->have += (size_t)cq->res;
 		} else if (!c->closing && c->buf && keep(sh, c, cq, &kept)) {
@@ -1670,6 +1760,10 @@ static int serve_init(struct rp_shard *sh, void *arg)
 					  .drain_reset = &ss->st.drain_reset };
 	g.lfds[id] = -1;
 	g.ss[id] = ss;
+	/* kept buffers by id: ids run from 0 to rp_buf_count (engine/op_recv.c) */
+	ss->held = calloc(rp_buf_count(sh), sizeof(*ss->held));
+	if (!ss->held)
+		return -ENOMEM;
 	ss->root_fd = g.root;
 	ss->root_dev = g.root_dev;
 	ss->root_ino = g.root_ino;
@@ -1971,8 +2065,11 @@ int rp_cmd_serve(int argc, char **argv)
 out:
 	rp_app_close_listeners(g.lfds, g.shards);
 	rp_runtime_destroy(rt);
-	for (unsigned i = 0; g.ss && i < g.shards; i++)
+	for (unsigned i = 0; g.ss && i < g.shards; i++) {
+		if (g.ss[i])
+			free(g.ss[i]->held);
 		free(g.ss[i]);
+	}
 	free(g.ss);
 	free(g.lfds);
 	close(g.root);
