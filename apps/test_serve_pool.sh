@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # `ringplane serve --pool-mb 8` filled by idle clients while keep-alive
 # clients it has answered go on asking: their answers must come whole.
-# Idle clients connect (at most 6000, 30 s) until the server refuses them
-# at accept (conn_nomem counts); then 10 keep-alive connections answered
-# before the pressure each GET a 1 MB file 7 times (70 answers, sent by
-# sendfile or splice in many pieces), every body checked by SHA-256: all
-# whole, send_nomem 0, head_nomem 0. Before serve kept room for its
-# established connections (apps/cmd_serve.c, pool_room), 31 to 62 of the
-# 70 were cut (send_nomem) or their head refused. Then the idle clients
-# close, a fresh client is answered, and serve stops cleanly (exit 0).
-# Skipped where 16384 descriptors cannot be had.
+# First, with the pool otherwise empty, 10 clients each pipeline 24 GETs
+# with 7 KB heads (168 KB at once, past the head buffer and the 16
+# provided buffers a connection keeps): 240 of 240 answers whole (SHA-256),
+# overflows 0 (before serve kept such input in provided buffers when the
+# pool had no spill for it, 230 of 240 were cut: overflows). Then idle
+# clients connect (at most 6000, 30 s) until the server refuses them at
+# accept (conn_nomem counts); then 64 keep-alive connections answered
+# before the pressure send their next GETs of a 1 MB file at once, 3
+# rounds (192 answers, sent by sendfile or splice in many pieces, each
+# holding its head while it goes), every body checked by SHA-256: all
+# whole, send_nomem 0, head_nomem 0. Before serve parsed a head in the
+# provided buffer it arrived in, a full pool's 32 KB head buffers ran out
+# past about 31 at once (head_nomem; 5 runs of 5 failed); before serve
+# kept room for its established connections (apps/cmd_serve.c,
+# pool_room), 10 such clients had 31 to 62 of 70 answers cut. Then the
+# idle clients close, a fresh client is answered, and serve stops
+# cleanly (exit 0). Skipped where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs]
 set -u
 RP=$1
@@ -55,7 +63,7 @@ for run in $(seq "$RUNS"); do
 		break
 	fi
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$T/root" <<'PY'
-import hashlib, os, re, signal, socket, sys, time
+import hashlib, os, re, signal, socket, sys, threading, time
 port, pid, log, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 SMALL = ["s10000.bin", "s1.bin", "s16384.bin"]  # bodies of 16 KB or less: one pool buffer with their head
 want = {n: open(os.path.join(root, n), "rb").read() for n in ["f.bin"] + SMALL}
@@ -103,7 +111,47 @@ def answer(s, name="f.bin"):  # True: the whole file, keep-alive; False: anythin
         f.close()
     return status.startswith(b"HTTP/1.1 200") and got == len(want[name]) and h.digest() == want_sha[name]
 
-K, ROUNDS, IDLE_MAX = 10, 7, 6000
+def answers(f, name, n):  # n pipelined answers on one reader: how many whole
+    whole = 0
+    try:
+        for _ in range(n):
+            status = f.readline(); length = None
+            while True:
+                line = f.readline()
+                if line in (b"\r\n", b""): break
+                k, _, v = line.decode().partition(":")
+                if k.lower() == "content-length": length = int(v)
+            if length is None: break
+            body = f.read(length)
+            whole += status.startswith(b"HTTP/1.1 200") and hashlib.sha256(body).digest() == want_sha[name]
+    except OSError:
+        pass
+    return whole
+
+# Pipelining past the head buffer with the pool otherwise empty: each
+# client writes 24 heads of 7 KB at once (a sender thread, so neither side
+# waits on the other's full socket) and reads the 24 answers.
+PC, PN, PNAME = 10, 24, "s10000.bin"
+phead = (b"GET /" + PNAME.encode() + b" HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 7000 + b"\r\n\r\n") * PN
+pwhole = [0] * PC
+def pipeliner(i):
+    s = conn(); s.settimeout(20)
+    tx = threading.Thread(target=lambda: ask_raw(s, phead)); tx.start()
+    f = s.makefile("rb")
+    pwhole[i] = answers(f, PNAME, PN)
+    tx.join(); f.close(); s.close()
+def ask_raw(s, b):
+    try: s.sendall(b)
+    except OSError: pass
+th = [threading.Thread(target=pipeliner, args=(i,)) for i in range(PC)]
+for t in th: t.start()
+for t in th: t.join()
+st = stats()
+print(f"  pipelined, pool empty: {sum(pwhole)} of {PC * PN} answers whole; overflows {st['overflows']} spills {st['spills']} held_max {st['held_max']} head_nomem {st['head_nomem']}")
+check(sum(pwhole) == PC * PN, f"all {PC * PN} pipelined answers whole (SHA-256)")
+check(st["overflows"] == 0 and st["head_nomem"] == 0, "overflows and head_nomem 0 after the pipelining")
+
+K, ROUNDS, IDLE_MAX = 64, 3, 6000
 active = [conn() for _ in range(K)]
 check(all(ask(s) and answer(s) for s in active), f"{K} keep-alive clients answered the 1 MB file before the pressure")
 idle = []
@@ -137,7 +185,10 @@ check(st["send_nomem"] == 0 and st["head_nomem"] == 0 and st["overflows"] == 0,
       "send_nomem, head_nomem and overflows 0")
 # Bodies of 16 KB or less go read into one pool buffer with their head
 # (1 to 32 KB classes, not in serve's room): with none to be had, rp_file_send
-# sends them the large body's way (small_nomem), never cutting them.
+# sends them the large body's way (small_nomem, tests/test_filesend.c),
+# never cutting them. Whether the full pool has one depends on the span the
+# room keeps for head buffers being free (heads parsed in their receive
+# buffer leave it so): small_nomem is printed, not asserted.
 SROUNDS = 3
 swhole = 0
 for _ in range(SROUNDS):
@@ -148,7 +199,6 @@ st = stats()
 print(f"  pool full: {swhole} of {K * SROUNDS * len(SMALL)} small answers (10000, 1, 16384 B) whole; send_nomem {st['send_nomem']} small_nomem {st['small_nomem']}")
 check(swhole == K * SROUNDS * len(SMALL), f"all {K * SROUNDS * len(SMALL)} small answers whole (SHA-256)")
 check(st["send_nomem"] == 0, "send_nomem 0 after the small answers")
-check(st["small_nomem"] > 0, "the small bodies found no pool buffer: sent the large body's way (small_nomem > 0)")
 for s in idle + active: s.close()
 for _ in range(100):
     st = stats()
