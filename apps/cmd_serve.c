@@ -8,9 +8,10 @@
  * 404, 405, 414, 431, 501, 505 for what the parser (net/http.c) refuses.
  *
  * Per connection: one multishot recv into the shard's provided buffers;
- * request bytes are copied into a head buffer taken from the pool when the
- * first byte of a request arrives and given back when no request bytes are
- * left, so an idle keep-alive connection holds no buffer. One response is
+ * a request's first bytes are parsed in the provided buffer they arrived
+ * in (more are appended while they fit), moved into a head buffer from the
+ * pool only when they outgrow it, and the buffer is given back when no
+ * request bytes are left, so an idle keep-alive connection holds none. One response is
  * in flight at a time (rp_file_send: the head and the file range as one
  * operation, with no user-space copy of a large body); the next pipelined
  * request is parsed when it is done. A connection whose head buffer is half
@@ -23,7 +24,9 @@
  * buffers, at most HOLD_MAX of them a connection, and only while more than
  * a quarter of the shard's buffers are free; past either, the connection's
  * kept bytes are copied into a spill buffer from the pool (at most
- * SPILL_MAX, SPILL_SHARD for the shard) and its buffers given back at once,
+ * SPILL_MAX, SPILL_SHARD for the shard) and its buffers given back at once
+ * (a pool with no memory for the spill: the buffers stay kept, to
+ * SPILL_MAX, while a quarter are free),
  * so a few pipelining clients never take the buffers every other
  * connection reads with. Past the spill's bound the connection is closed
  * (overflows). After the last answer, or at conn_close, what is kept is
@@ -182,9 +185,12 @@
  * buffer of its size with the head (1 to 32 KB): those classes are not
  * kept (at 8 MB a span for one leaves none for a client): with none to
  * be had, rp_file_send sends such a body by sendfile or splice instead
- * (small_nomem). With the pool full, ROOM_HEADS
- * answered clients' heads at once are sure of a buffer (more may find
- * none: head_nomem); 256 objects a class cover their answers (a class
+ * (small_nomem). A head is parsed in its provided buffer (no pool
+ * memory) unless it outgrows one (over 4 KB with what follows it) or
+ * fewer than a quarter of the buffers are free: with the pool full, 64
+ * answered clients' heads at once were all answered (~31 found a head
+ * buffer before); ROOM_HEADS answered clients' longer heads at once are
+ * sure of a head buffer (more may find none: head_nomem); 256 objects a class cover their answers (a class
  * with no span of its own is kept a whole one: 8192, 4096, 2048). The
  * cost is clients: 8 MB held 1782 idle ones besides 10 answered, and all
  * 6000 a test opened without the room (docs/http.md).
