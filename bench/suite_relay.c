@@ -1218,7 +1218,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 				note_run_ratios(name, cpu_us[k][C_RP_AUTO], cpu_us[k][c], runs, false);
 			}
 		}
-		if (!bad[k][C_DIRECT])
+		if (rs[C_DIRECT].up && !bad[k][C_DIRECT])
 			rp_report_note("http %s: direct to nginx (no relay): %.0f %s",
 				       k ? "conn per request" : "keep-alive",
 				       rp_bench_runs_median(rps[k][C_DIRECT], runs), k ? "conns/s" : "req/s");
