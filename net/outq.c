@@ -33,6 +33,7 @@
 #define ZC_PIECE_MAX	     (1u << 30)
 #define PROBE_SHIFT_MAX	     6 /* probe_bytes, probe_ns at most x64: 4 GB, 64 s */
 #define RETRY_NS	     (1000ull * 1000) /* a flush that found no op tries again */
+#define DRY_TRIES	     64u /* a dry class: one real allocation per this many asks */
 
 enum { KIND_PUSH = 0, KIND_COPY = 1 };
 enum { MODE_ZC = 0, MODE_PLAIN = 1 };
@@ -133,6 +134,10 @@ struct sendv {
 	struct iovec iov[];
 };
 
+/* block_alloc's sizes index tls.dry by pool class: all within the classes */
+_Static_assert(sizeof(struct sendv) + RP_OUTQ_IOV * sizeof(struct iovec) <= RP_POOL_SPAN,
+	       "a sendmsg's block is in a pool class");
+
 /* ---- per-shard state: the sum, and the retry of stalled flushes ---- */
 
 /*
@@ -151,6 +156,9 @@ static __thread struct {
 	struct rp_timer *retry;	 /* reserved while queues > 0 */
 	struct rp_outq *stalled; /* the retry list, through snext */
 	unsigned queues;	 /* live queues (closed ones count until freed) */
+	/* per pool class: asks left before the next real allocation of a
+	 * send's block the pool last refused (0: not dry); see block_alloc */
+	uint8_t dry[RP_POOL_NCLASS];
 } tls;
 
 static void shard_use(struct rp_shard *sh)
@@ -317,6 +325,49 @@ static void fail(struct rp_outq *q, int err)
 	drop_queued(q);
 }
 
+/* ---- a send's block: a zero-copy record, a sendmsg's iovecs ---- */
+
+/* The pool's class of @size: its formula (ringplane/pool_inline.h), 64 B
+ * and below in class 0. */
+static unsigned pool_class(size_t size)
+{
+	return (unsigned)(58 - __builtin_clzll((unsigned long long)((size - 1) | 63)));
+}
+
+/*
+ * A block of @size for a send from the shard's pool, or NULL: the caller
+ * then sends the head alone, plain (send_zc, send_plain). A refused
+ * allocation is not cheap: it walks the class's spans, takes the remote
+ * frees and flushes every class's cache looking for an empty span (the
+ * other classes' next allocations then refill theirs), and counts in the
+ * pool's failures. While the class stays dry (held by idle connections,
+ * possibly for minutes) every send of every queue on the shard paid it.
+ * So a refusal marks the class dry for the shard: the next asks check
+ * rp_pool_class_free(pool, size, 0) instead (O(1), no flush) and allocate
+ * only when it counts an object (one freed since: back at once), and
+ * every DRY_TRIES-th ask allocates anyway, for the room only a flush can
+ * find (objects in other classes' caches whose spans would be empty).
+ * A dry class thus costs one refusal per DRY_TRIES sends, not one a send.
+ */
+static void *block_alloc(struct rp_shard *sh, size_t size)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+	unsigned c = pool_class(size);
+	void *b;
+
+	shard_use(sh);
+	if (__builtin_expect(tls.dry[c] != 0, 0)) {
+		/* look without allocating, but for every DRY_TRIES-th ask */
+		if (--tls.dry[c] && !rp_pool_class_free(pool, size, 0))
+			return NULL;
+		tls.dry[c] = 0;
+	}
+	b = rp_pool_alloc(pool, size);
+	if (__builtin_expect(!b, 0))
+		tls.dry[c] = DRY_TRIES;
+	return b;
+}
+
 /* ---- adaptive zero-copy ---- */
 
 static uint64_t shl_sat(uint64_t v, unsigned shift)
@@ -396,6 +447,11 @@ static void on_retry(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	(void)arg;
 	(void)c; /* -ECANCELED at a stop: the flush then fails with -ESHUTDOWN */
 	shard_use(sh);
+	/* a retry asks the pool for real (block_alloc): it runs at most once
+	 * a ms, and a pool given back whole (room in caches that only a
+	 * flush finds, which rp_pool_class_free(.., 0) does not count) is
+	 * used at once, its zero-copy records too (test_stall_counted) */
+	memset(tls.dry, 0, sizeof(tls.dry));
 	list = tls.stalled;
 	tls.stalled = NULL;
 	while (list) {
@@ -640,7 +696,7 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 static bool send_zc(struct rp_outq *q, struct node *n)
 {
 	size_t len;
-	struct zc_rec *r = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*r));
+	struct zc_rec *r = block_alloc(q->sh, sizeof(*r));
 
 	if (!r)
 		return false;
@@ -698,7 +754,7 @@ static unsigned send_plain(struct rp_outq *q, unsigned niov)
 	struct sendv *sv = NULL;
 
 	if (niov > 1) {
-		sv = rp_pool_alloc(rp_shard_pool(q->sh), sizeof(*sv) + niov * sizeof(struct iovec));
+		sv = block_alloc(q->sh, sizeof(*sv) + niov * sizeof(struct iovec));
 		if (!sv)
 			niov = 1;
 	}

@@ -16,7 +16,12 @@
  *   none of that size (other connections hold it), the head's first
  *   buffer leaves alone by IORING_OP_SEND, which needs none (counted in
  *   single_sends), and its completion sends the rest: the queue keeps
- *   moving, one buffer a send, instead of stalling.
+ *   moving, one buffer a send, instead of stalling. The shard remembers
+ *   such a refusal per pool class (a zero-copy record's too): while the
+ *   class stays dry a send checks rp_pool_class_free (O(1)) instead of
+ *   paying a refused allocation, tries for real once every 64 asks (and
+ *   at each 1 ms retry of a stalled flush), and gathers again as soon as
+ *   the check counts an object of the class.
  *   By default the first push of a
  *   callback round prepares a NOP whose completion flushes, so every push
  *   made before the loop's next submit is batched into that one send;
