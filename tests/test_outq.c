@@ -1457,7 +1457,7 @@ static void cf_release(void *arg, const void *buf, size_t len)
 	}
 }
 
-/* On the shard: @q's first CF_DEPTH pieces of @piece bytes from @data. */
+/* On the shard: the queue's first CF_DEPTH pieces. */
 static void cf_begin(struct rp_shard *sh, struct rp_outq *q, const uint8_t *data, size_t piece,
 		     void **hog, size_t *nhog)
 {
@@ -1472,59 +1472,73 @@ static void cf_begin(struct rp_shard *sh, struct rp_outq *q, const uint8_t *data
 		cf_push();
 }
 
-/* ---- a full iovec class does not stall a plain queue ---- */
+/* ---- a dry block class does not stall a queue ---- */
 
 /*
- * CF_DEPTH (8) pushes of 1000 B on a plain queue, then the shard's pool
- * taken so that no block for the sendmsg's msghdr and 8 iovecs (184 B: the
- * 256 B class) can be had: every free span (1 MB objects: docs/pool.md,
- * "Room is spans, not bytes"), then every 256 B object, as many idle
- * connections' blocks would hold it. The 128 B class of the queue's nodes
- * and the engine's ops keeps its span (the queued nodes are in it), so an
- * op can still be had. The flush must send: the head alone by
- * IORING_OP_SEND, each completion the next, each release pushing another
- * piece (the refill above), CF_SENDS of them within 5 s while the pool
- * stays full, with no stall and with far fewer pool failures than sends;
- * then, with 4 blocks given back, a sendmsg again. Before, the flush was
+ * CF_DEPTH pushes on a queue, then the shard's pool taken so that no
+ * block of one class can be had: every free span (1 MB objects:
+ * docs/pool.md, "Room is spans, not bytes"), then every object of the
+ * class, as many idle connections' blocks would hold it. The 128 B class
+ * of the queue's nodes and the engine's ops keeps its span (the queued
+ * nodes are in it), so an op can still be had. The flush must send: each
+ * head alone by IORING_OP_SEND, each completion the next, each release
+ * pushing another piece (the refill above), CF_SENDS of them within 5 s
+ * while the pool stays full, with no stall and with far fewer pool
+ * failures than sends; then, with CF_ROOM objects of the class given
+ * back, the block is used again at the next send. Before, the flush was
  * deferred to the 1 ms retry timer, which found no block either, for as
- * long as the pool stayed full.
+ * long as the pool stayed full. Two cases:
+ *  - sendv_class_full: a plain queue of 1000 B pieces, the class of the
+ *    sendmsg's msghdr and 8 iovecs (184 B: the 256 B class) taken; then
+ *    the CF_DEPTH pushed at once leave in one sendmsg;
+ *  - zc_rec_class_full: a RP_OUTQ_ZC_ALWAYS queue of 4 KB pieces
+ *    (zc_threshold 1 KB: each goes by SEND_ZC when it can), the zero-copy
+ *    record's class (24 B: the 64 B class) taken; then a SEND_ZC again.
  */
-#define FV_PIECE  1000u
-#define FV_LEN	  (CF_TOTAL * FV_PIECE)
-#define FV_HOGMAX (POOL_BYTES / 256 + 1024)
-#define FV_WAIT_S 5.0
+#define CF_HOGMAX (POOL_BYTES / 64 + 1024)
+#define CF_WAIT_S 5.0
+#define FV_HOGMAX (POOL_BYTES / 256 + 1024) /* the measurement's */
+
+struct cf_case {
+	const char *name;
+	unsigned flags;
+	size_t zc_threshold;
+	size_t piece;
+	size_t dry_size; /* a block of this size cannot be had */
+};
 
 static struct {
+	const struct cf_case *c;
 	int fd;
 	struct rp_outq *q;
 	uint8_t *data;
 	void **hog;
 	size_t nhog;
-	bool class_full; /* no block of the sendmsg's size, no free span */
+	bool class_full; /* no block of dry_size, no free span */
 	bool op_room;	 /* a 128 B object (an op's class) still */
 	atomic_int step, errors;
 	struct rp_outq_stats st;
 	size_t pending;
 } F;
 
-static void fv_start(struct rp_shard *sh, void *arg)
+static void cf_start(struct rp_shard *sh, void *arg)
 {
 	struct rp_pool *pool = rp_shard_pool(sh);
-	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_OFF,
+	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | F.c->flags,
+				 .zc_threshold = F.c->zc_threshold,
 				 .on_error = count_error,
 				 .arg = &F.errors};
-	size_t sendv = sizeof(struct msghdr) + CF_DEPTH * sizeof(struct iovec);
 	void *x;
 
 	(void)arg;
 	CHECK_EQ(rp_outq_init(sh, &F.q, F.fd, &o), 0);
-	cf_begin(sh, F.q, F.data, FV_PIECE, F.hog, &F.nhog);
-	while (F.nhog < FV_HOGMAX && (x = rp_pool_alloc(pool, (size_t)1 << 20)))
+	cf_begin(sh, F.q, F.data, F.c->piece, F.hog, &F.nhog);
+	while (F.nhog < CF_HOGMAX && (x = rp_pool_alloc(pool, (size_t)1 << 20)))
 		F.hog[F.nhog++] = x;
-	while (F.nhog < FV_HOGMAX && (x = rp_pool_alloc(pool, sendv)))
+	while (F.nhog < CF_HOGMAX && (x = rp_pool_alloc(pool, F.c->dry_size)))
 		F.hog[F.nhog++] = x;
-	CHECK(F.nhog < FV_HOGMAX); /* the class ran dry, not the array */
-	x = rp_pool_alloc(pool, sendv);
+	CHECK(F.nhog < CF_HOGMAX); /* the class ran dry, not the array */
+	x = rp_pool_alloc(pool, F.c->dry_size);
 	F.class_full = !x && rp_pool_spans_free(pool, 0) == 0;
 	rp_pool_free(x);
 	x = rp_pool_alloc(pool, 128);
@@ -1535,7 +1549,7 @@ static void fv_start(struct rp_shard *sh, void *arg)
 	atomic_store(&F.step, 1);
 }
 
-static void fv_finish(struct rp_shard *sh, void *arg)
+static void cf_finish(struct rp_shard *sh, void *arg)
 {
 	(void)sh;
 	(void)arg;
@@ -1548,57 +1562,53 @@ static void fv_finish(struct rp_shard *sh, void *arg)
 	atomic_store(&F.step, 2);
 }
 
-static void test_sendv_class_full(void **state)
+/* Runs case @c and asserts what both cases share; F.st (at the end) and
+ * CF.st1 (after CF_SENDS) stay for the caller's own. */
+static void run_class_full(const struct cf_case *c)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
+	size_t len = CF_TOTAL * c->piece, arrived;
 	struct rp_runtime *rt;
 	struct reader rd;
 	pthread_t th;
-	size_t arrived;
 	double end;
 	int b;
 
-	(void)state;
 	memset(&F, 0, sizeof(F));
-	hog_bufs(&F.data, FV_LEN, &F.hog, FV_HOGMAX);
+	F.c = c;
+	hog_bufs(&F.data, len, &F.hog, CF_HOGMAX);
 	tcp_pair(&F.fd, &b);
-	reader_start(&rd, &th, b, FV_LEN, RD_GO);
+	reader_start(&rd, &th, b, len, RD_GO);
 	rt = rt_start(&cfg);
-	assert_int_equal(rp_runtime_submit(rt, 0, fv_start, NULL), 0);
+	assert_int_equal(rp_runtime_submit(rt, 0, cf_start, NULL), 0);
 	assert_true(wait_int(&F.step, 1, 10));
-	end = now_s() + FV_WAIT_S;
-	while (atomic_load(&rd.seen) < FV_LEN && now_s() < end)
+	end = now_s() + CF_WAIT_S;
+	while (atomic_load(&rd.seen) < len && now_s() < end)
 		sleep_ms(5);
 	arrived = atomic_load(&rd.seen);
 	/* the pool back and the queue closed before any verdict: a queue that
 	 * stalled must not leave the shard or the reader behind */
-	assert_int_equal(rp_runtime_submit(rt, 0, fv_finish, NULL), 0);
+	assert_int_equal(rp_runtime_submit(rt, 0, cf_finish, NULL), 0);
 	assert_true(wait_int(&F.step, 2, 10));
 	rt_end(rt);
 	close(F.fd);
 	pthread_join(th, NULL);
 	close(b);
-	print_message("# sendmsg class full: %zu of %u B arrived within %.0f s; while dry: "
-		      "sendmsgs %llu, single sends %llu, pool failures %llu; then sendmsgs %llu, "
-		      "single sends %llu; stalls %llu\n",
-		      arrived, FV_LEN, FV_WAIT_S, (unsigned long long)CF.st1.sendmsgs,
-		      (unsigned long long)CF.st1.single_sends,
+	print_message("# %s: %zu of %zu B arrived within %.0f s; while dry: sendmsgs %llu, single "
+		      "sends %llu, zc_sends %llu, pool failures %llu; at the end: sendmsgs %llu, "
+		      "single sends %llu, zc_sends %llu, stalls %llu\n",
+		      c->name, arrived, len, CF_WAIT_S, (unsigned long long)CF.st1.sendmsgs,
+		      (unsigned long long)CF.st1.single_sends, (unsigned long long)CF.st1.zc_sends,
 		      (unsigned long long)(CF.fail1 - CF.fail0), (unsigned long long)F.st.sendmsgs,
-		      (unsigned long long)F.st.single_sends, (unsigned long long)F.st.stalls);
+		      (unsigned long long)F.st.single_sends, (unsigned long long)F.st.zc_sends,
+		      (unsigned long long)F.st.stalls);
 	assert_true(F.class_full);
 	assert_true(F.op_room);
-	assert_int_equal(arrived, FV_LEN);
-	check_stream(rd.buf, FV_LEN);
+	assert_int_equal(arrived, len);
+	check_stream(rd.buf, len);
 	assert_int_equal(F.pending, 0);
-	assert_int_equal(F.st.plain_bytes, FV_LEN);
-	/* while dry each send had CF_DEPTH queued, 5..8 of which need a 256 B
-	 * block: those heads went alone, each asking the dry class */
-	assert_true(CF.st1.single_sends >= CF_SENDS - CF_DEPTH);
 	/* the refusal remembered: a real try every 64 asks, not one a send */
 	assert_true(CF.fail1 - CF.fail0 <= CF.st1.single_sends / 8);
-	/* room again: the CF_DEPTH pushed at once leave gathered */
-	assert_true(F.st.sendmsgs - F.st.single_sends > CF.st1.sendmsgs - CF.st1.single_sends);
-	assert_true(F.st.single_sends - CF.st1.single_sends <= 1);
 	assert_int_equal(F.st.stalls, 0);
 	assert_int_equal(atomic_load(&F.errors), 0);
 	free(rd.buf);
@@ -1606,130 +1616,44 @@ static void test_sendv_class_full(void **state)
 	free(F.data);
 }
 
-/* ---- a dry zero-copy record class does not stall a zero-copy queue ---- */
-
-/*
- * CF_DEPTH pushes of 4 KB on a RP_OUTQ_ZC_ALWAYS queue (zc_threshold
- * 1 KB: each goes by SEND_ZC when it can), then the shard's pool is taken
- * so that no zero-copy record (24 B: the 64 B class) can be had: every
- * free span, then every 64 B object. The 128 B class of the nodes and ops
- * keeps its span, so an op can still be had. The flush must send each
- * head plain, the refill's CF_SENDS pieces within 5 s while the pool stays
- * full, with no stall and with far fewer pool failures than sends; then,
- * with 4 records given back, a SEND_ZC again. Before, each flush was
- * deferred to the 1 ms retry timer, which found no record either, for as
- * long as the class stayed dry.
- */
-#define ZR_PIECE  4096u
-#define ZR_LEN	  (CF_TOTAL * ZR_PIECE)
-#define ZR_HOGMAX (POOL_BYTES / 64 + 1024)
-
-static struct {
-	int fd;
-	struct rp_outq *q;
-	uint8_t *data;
-	void **hog;
-	size_t nhog;
-	bool class_full; /* no 64 B object, no free span */
-	bool op_room;	 /* a 128 B object (an op's class) still */
-	atomic_int step, errors;
-	struct rp_outq_stats st;
-	size_t pending;
-} Z;
-
-static void zr_start(struct rp_shard *sh, void *arg)
+static void test_sendv_class_full(void **state)
 {
-	struct rp_pool *pool = rp_shard_pool(sh);
-	struct rp_outq_opts o = {.flags = RP_OUTQ_MANUAL | RP_OUTQ_ZC_ALWAYS,
-				 .zc_threshold = 1024,
-				 .on_error = count_error,
-				 .arg = &Z.errors};
-	void *x;
+	const struct cf_case c = {
+		.name = "sendmsg class full",
+		.flags = RP_OUTQ_ZC_OFF,
+		.piece = 1000,
+		.dry_size = sizeof(struct msghdr) + CF_DEPTH * sizeof(struct iovec),
+	};
 
-	(void)arg;
-	CHECK_EQ(rp_outq_init(sh, &Z.q, Z.fd, &o), 0);
-	cf_begin(sh, Z.q, Z.data, ZR_PIECE, Z.hog, &Z.nhog);
-	while (Z.nhog < ZR_HOGMAX && (x = rp_pool_alloc(pool, (size_t)1 << 20)))
-		Z.hog[Z.nhog++] = x;
-	while (Z.nhog < ZR_HOGMAX && (x = rp_pool_alloc(pool, 64)))
-		Z.hog[Z.nhog++] = x;
-	CHECK(Z.nhog < ZR_HOGMAX); /* the class ran dry, not the array */
-	x = rp_pool_alloc(pool, 64);
-	Z.class_full = !x && rp_pool_spans_free(pool, 0) == 0;
-	rp_pool_free(x);
-	x = rp_pool_alloc(pool, 128);
-	Z.op_room = x != NULL;
-	rp_pool_free(x);
-	CF.fail0 = pool_failures(pool);
-	CHECK_EQ(rp_outq_flush(Z.q), 0);
-	atomic_store(&Z.step, 1);
-}
-
-static void zr_finish(struct rp_shard *sh, void *arg)
-{
-	(void)sh;
-	(void)arg;
-	rp_outq_stats(Z.q, &Z.st);
-	Z.pending = rp_outq_pending(Z.q);
-	for (size_t i = 0; i < Z.nhog; i++)
-		rp_pool_free(Z.hog[i]);
-	Z.nhog = 0;
-	rp_outq_close(Z.q);
-	atomic_store(&Z.step, 2);
+	(void)state;
+	run_class_full(&c);
+	assert_int_equal(F.st.plain_bytes, CF_TOTAL * c.piece);
+	/* while dry each send had CF_DEPTH queued, 5..8 of which need a 256 B
+	 * block: those heads went alone, each asking the dry class */
+	assert_true(CF.st1.single_sends >= CF_SENDS - CF_DEPTH);
+	/* room again: the CF_DEPTH pushed at once leave gathered */
+	assert_true(F.st.sendmsgs - F.st.single_sends > CF.st1.sendmsgs - CF.st1.single_sends);
+	assert_true(F.st.single_sends - CF.st1.single_sends <= 1);
 }
 
 static void test_zc_rec_class_full(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	struct reader rd;
-	pthread_t th;
-	size_t arrived;
-	double end;
-	int b;
+	const struct cf_case c = {
+		.name = "zero-copy record class full",
+		.flags = RP_OUTQ_ZC_ALWAYS,
+		.zc_threshold = 1024,
+		.piece = 4096,
+		.dry_size = 64,
+	};
 
 	(void)state;
-	memset(&Z, 0, sizeof(Z));
-	hog_bufs(&Z.data, ZR_LEN, &Z.hog, ZR_HOGMAX);
-	tcp_pair(&Z.fd, &b);
-	reader_start(&rd, &th, b, ZR_LEN, RD_GO);
-	rt = rt_start(&cfg);
-	assert_int_equal(rp_runtime_submit(rt, 0, zr_start, NULL), 0);
-	assert_true(wait_int(&Z.step, 1, 10));
-	end = now_s() + FV_WAIT_S;
-	while (atomic_load(&rd.seen) < ZR_LEN && now_s() < end)
-		sleep_ms(5);
-	arrived = atomic_load(&rd.seen);
-	/* the pool back and the queue closed before any verdict */
-	assert_int_equal(rp_runtime_submit(rt, 0, zr_finish, NULL), 0);
-	assert_true(wait_int(&Z.step, 2, 10));
-	rt_end(rt);
-	close(Z.fd);
-	pthread_join(th, NULL);
-	close(b);
-	print_message("# zero-copy record class full: %zu of %u B arrived within %.0f s; while "
-		      "dry: sendmsgs %llu, zc_sends %llu, pool failures %llu; then zc_sends "
-		      "%llu; stalls %llu\n",
-		      arrived, ZR_LEN, FV_WAIT_S, (unsigned long long)CF.st1.sendmsgs,
-		      (unsigned long long)CF.st1.zc_sends, (unsigned long long)(CF.fail1 - CF.fail0),
-		      (unsigned long long)Z.st.zc_sends, (unsigned long long)Z.st.stalls);
-	assert_true(Z.class_full);
-	assert_true(Z.op_room);
-	assert_int_equal(arrived, ZR_LEN);
-	check_stream(rd.buf, ZR_LEN);
-	assert_int_equal(Z.pending, 0);
+	run_class_full(&c);
 	/* while dry every piece went plain, each send asking the dry class */
-	assert_int_equal(CF.st1.plain_bytes, (uint64_t)CF_SENDS * ZR_PIECE);
+	assert_int_equal(CF.st1.plain_bytes, (uint64_t)CF_SENDS * c.piece);
 	assert_int_equal(CF.st1.zc_sends, 0);
 	assert_true(CF.st1.single_sends >= CF_SENDS);
-	assert_true(CF.fail1 - CF.fail0 <= CF.st1.single_sends / 8);
 	/* room again: SEND_ZC again */
-	assert_true(Z.st.zc_sends >= 1);
-	assert_int_equal(Z.st.stalls, 0);
-	assert_int_equal(atomic_load(&Z.errors), 0);
-	free(rd.buf);
-	free(Z.hog);
-	free(Z.data);
+	assert_true(F.st.zc_sends >= 1);
 }
 
 /* ---- the measurement (RP_OUTQ_MEASURE=1) ---- */
