@@ -171,6 +171,20 @@ static void make_file(size_t size, bool evict)
 	}
 }
 
+/* A cached file of @size bytes, a TCP pair with T.a non-blocking and a
+ * one-shard runtime (@pool_bytes: its pool, 0 for base_cfg's). */
+static struct rp_runtime *pair_start(size_t size, size_t pool_bytes)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+
+	make_file(size, false);
+	tcp_pair(&T.a, &T.b);
+	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	if (pool_bytes)
+		cfg.pool_bytes = pool_bytes;
+	return rt_start(&cfg);
+}
+
 static unsigned open_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -500,16 +514,12 @@ static void bad_range_msg(struct rp_shard *sh, void *arg)
  */
 static void test_bad_range_and_pipe(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
 	int p[2];
 	uint8_t b;
 
 	(void)state;
-	make_file(100, false);
-	tcp_pair(&T.a, &T.b);
-	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
-	rt = rt_start(&cfg);
+	rt = pair_start(100, 0);
 	assert_int_equal(rp_runtime_submit(rt, 0, bad_range_msg, NULL), 0);
 	assert_true(wait_for(&range_asked, 1, WAIT_S));
 	for (int i = 0; i < 4; i++)
@@ -611,21 +621,16 @@ static void test_short_file_is_eio(void **state)
  * in short_file, not a whole send. */
 static void test_shrunk_under_the_pipe_is_eio(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct reader rd = { 0 };
 	struct rp_runtime *rt;
 	pthread_t th;
 
 	(void)state;
-	make_file(1u << 20, false);
-	tcp_pair(&T.a, &T.b);
-	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
+	rt = pair_start(1u << 20, (size_t)32 << 20);
 	sock_bufs(T.a, T.b, 65536); /* the socket takes ~128 KB; the pipe the rest */
 	T.flags = RP_FILE_SEND_CACHED_SPLICE;
 	T.len = 1u << 20;
 	T.hlen = (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\n\r\n");
-	cfg.pool_bytes = (size_t)32 << 20;
-	rt = rt_start(&cfg);
 	assert_int_equal(rp_runtime_submit(rt, 0, send_msg, NULL), 0);
 	usleep(200 * 1000); /* filled: the body is in the pipe and the socket */
 	assert_int_equal(atomic_load(&T.done), 0);
@@ -686,16 +691,11 @@ static void keep_msg(struct rp_shard *sh, void *arg)
  */
 static void test_kept_pipe_trim_and_shed(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
 	unsigned fds0;
 
 	(void)state;
-	make_file(1u << 20, false);
-	tcp_pair(&T.a, &T.b);
-	assert_int_equal(fcntl(T.a, F_SETFL, O_NONBLOCK), 0);
-	cfg.pool_bytes = (size_t)32 << 20;
-	rt = rt_start(&cfg);
+	rt = pair_start(1u << 20, (size_t)32 << 20);
 	fds0 = open_fds(); /* the runtime's own (its ring, its eventfd) included */
 	for (intptr_t round = 0; round < 2; round++) {
 		struct reader rd = { .fd = T.b, .cap = 512u << 10 };
