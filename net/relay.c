@@ -25,6 +25,10 @@
 #define SWEEP_MIN_NS (1000ull * 1000)
 
 _Static_assert(RP_RELAY_PRIME_MAX <= RP_POOL_MAX_CLASS, "a prime is copied into one pool block");
+/* apps/server.c's headroom counts a relay as one 512 B object; parking and
+ * the wait list live in the shard's state, not here */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct rp_relay) <= 512,
+	       "a relay fits a 512 B pool object");
 
 static const struct relay_path *const paths[] = {
 	[PATH_COPY] = &relay_copy_path,
@@ -120,7 +124,9 @@ int rp_relay_shard_init(struct rp_shard *sh)
 	if (!sh)
 		return -EINVAL;
 	rs = relay_shard_get(sh);
-	return rs ? sweep_reserve(sh, rs) : -ENOMEM;
+	if (!rs || sweep_reserve(sh, rs) || relay_wait_reserve(sh, rs))
+		return -ENOMEM;
+	return 0;
 }
 
 /* ---- start ---- */
@@ -155,6 +161,10 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		return -ENOMEM;
 	/* a relay with an idle timeout starts only with a sweep to enforce it */
 	if (cfg && cfg->idle_ns && sweep_reserve(sh, rs))
+		return -ENOMEM;
+	/* and only with the retry timer it waits on, should the pool run
+	 * short later: reserved once per shard, so waiting needs no memory */
+	if (relay_wait_reserve(sh, rs))
 		return -ENOMEM;
 	r = rp_pool_alloc(rp_shard_pool(sh), sizeof(*r));
 	if (!r)

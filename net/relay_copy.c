@@ -14,6 +14,16 @@
  * holds some copies new data aside into pool memory and gives the buffer
  * back at once ("spilled"), so peers that do not read cannot starve the
  * others.
+ *
+ * A received buffer that cannot be queued for lack of pool memory (its
+ * record, the queue's node, the queue itself, a spill's copy) is not lost
+ * and does not end the relay: it is parked, in the shard's park table (a
+ * slot per provided buffer: parking needs no memory), the direction stops
+ * reading, and the shard's retry tick (relay_core.c, every 1 ms) queues
+ * the parked pieces oldest first once memory is back; everything received
+ * meanwhile is parked behind them, so bytes stay in order. Reading resumes
+ * once none is parked (and the queue is under its bound). A recv that
+ * cannot be armed, or a cancel that cannot be had, is retried the same way.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,6 +46,7 @@ struct rpush {
 
 static void copy_kick(struct rdir *d);
 static void copy_recv_arm(struct rdir *d);
+static void park_drop(struct rdir *d);
 
 static struct rp_relay_stats *stats(struct rdir *d)
 {
@@ -57,11 +68,13 @@ static void q_close(struct rdir *d)
  * push took). */
 static void copy_end(struct rdir *d)
 {
+	park_drop(d);
 	q_close(d);
 }
 
 void relay_copy_drop(struct rdir *d)
 {
+	park_drop(d);
 	q_close(d);
 }
 
@@ -91,28 +104,42 @@ static bool under_resume(const struct rdir *d)
 	return d->queued < d->r->cfg.max_inflight / 2 && d->nodes < MAX_NODES / 2;
 }
 
-/* Stop reading: the recv's final callback (-ECANCELED, or data) follows. */
+/* Cancel the recv: its final callback (-ECANCELED, or data) follows. A
+ * cancel that cannot be had (no op: the pool empty, or the SQ full) is
+ * retried by the shard's tick; meanwhile what comes is parked or queued. */
+static void cancel_recv(struct rdir *d)
+{
+	int err;
+
+	if (rp_cancel(d->r->sh, d->recv_op, NULL, NULL))
+		return;
+	err = errno;
+	if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_CANCEL))
+		return;
+	relay_fail(d->r, -err, RP_RELAY_END_NOMEM);
+}
+
+/* Stop reading (back-pressure, a path switch). */
 static void pause_reading(struct rdir *d)
 {
 	if (d->paused || !d->recv_op)
 		return;
 	d->paused = true;
 	stats(d)->paused++;
-	if (!rp_cancel(d->r->sh, d->recv_op, NULL, NULL))
-		relay_fail(d->r, -errno, RP_RELAY_END_NOMEM);
+	cancel_recv(d);
 }
 
-/* Everything queued was sent and nothing reads: pass EOF on, or hand over
- * to another path. */
+/* Everything queued was sent, none is parked and nothing reads: pass EOF
+ * on, or hand over to another path. */
 static void drained(struct rdir *d)
 {
-	if (!d->nodes && !d->recv_op && (d->eof || d->paused))
+	if (!d->nodes && !d->nparked && !d->recv_op && (d->eof || d->paused))
 		relay_dir_quiet(d);
 }
 
 static bool may_resume(const struct rdir *d)
 {
-	return d->paused && under_resume(d) && !d->recv_op && d->path == PATH_COPY &&
+	return d->paused && !d->nparked && under_resume(d) && !d->recv_op && d->path == PATH_COPY &&
 	       d->want == PATH_COPY;
 }
 
@@ -208,26 +235,113 @@ static int push(struct rdir *d, char *ptr, size_t len, int32_t bid)
 	return 0;
 }
 
-static int enqueue(struct rdir *d, const struct rp_cqe *c)
+/* Queue the provided buffer @bid (@len bytes at @buf), or a copy of it
+ * (spilled). On failure the buffer stays the caller's. */
+static int enqueue(struct rdir *d, char *buf, size_t len, uint16_t bid)
 {
 	struct rp_shard *sh = d->r->sh;
-	size_t len = (size_t)c->res;
 	char *copy;
 	int ret;
 
 	if (shard_short_of_buffers(sh) && d->held >= SPILL_HELD &&
 	    (copy = rp_pool_alloc(rp_shard_pool(sh), len))) {
-		memcpy(copy, c->buf, len);
+		memcpy(copy, buf, len);
 		ret = push(d, copy, len, -1);
 		if (ret) {
 			rp_pool_free(copy);
 			return ret;
 		}
-		rp_buf_put(sh, c->bid);
+		rp_buf_put(sh, bid);
 		stats(d)->spilled++;
 		return 0;
 	}
-	return push(d, c->buf, len, c->bid);
+	return push(d, buf, len, bid);
+}
+
+/* ---- parked buffers ---- */
+
+/* Keep the buffer of @c behind those parked already: 0, or -ENOBUFS (no
+ * slot: the table has one per buffer, so only past 65535 buffers). */
+static int park(struct rdir *d, const struct rp_cqe *c)
+{
+	struct relay_shard *rs = relay_shard_get(d->r->sh);
+	struct relay_park *p;
+	uint16_t i;
+
+	if (rs->park_free != PARK_NONE) {
+		i = rs->park_free;
+		rs->park_free = rs->park[i].next;
+	} else if (rs->park_fresh < rs->park_cap) {
+		i = rs->park_fresh++;
+	} else {
+		rs->wst.park_full++;
+		return -ENOBUFS;
+	}
+	p = &rs->park[i];
+	p->buf = c->buf;
+	p->len = (uint32_t)c->res;
+	p->bid = c->bid;
+	p->next = PARK_NONE;
+	if (d->nparked)
+		rs->park[d->park_tail].next = i;
+	else
+		d->park_head = i;
+	d->park_tail = i;
+	d->nparked++;
+	rs->wst.parked++;
+	if (++rs->wst.parked_now > rs->wst.parked_max)
+		rs->wst.parked_max = rs->wst.parked_now;
+	return 0;
+}
+
+/* The oldest parked piece is queued (or dropped): its slot goes back. */
+static void park_pop(struct rdir *d, struct relay_shard *rs)
+{
+	uint16_t i = d->park_head;
+
+	d->park_head = rs->park[i].next;
+	rs->park[i].next = rs->park_free;
+	rs->park_free = i;
+	d->nparked--;
+	rs->wst.parked_now--;
+}
+
+/* The relay ended: the parked buffers go back to the ring. */
+static void park_drop(struct rdir *d)
+{
+	struct relay_shard *rs;
+
+	if (!d->nparked)
+		return;
+	rs = relay_shard_get(d->r->sh);
+	while (d->nparked) {
+		rp_buf_put(d->r->sh, rs->park[d->park_head].bid);
+		park_pop(d, rs);
+	}
+}
+
+/* Queue the parked pieces, oldest first, while memory can be had. */
+static void unpark(struct rdir *d)
+{
+	struct relay_shard *rs = relay_shard_get(d->r->sh);
+	bool any = false;
+	int ret = 0;
+
+	while (d->nparked) {
+		struct relay_park *p = &rs->park[d->park_head];
+
+		ret = enqueue(d, p->buf, p->len, p->bid);
+		if (ret)
+			break;
+		park_pop(d, rs);
+		any = true;
+	}
+	if (any)
+		copy_kick(d);
+	if (d->r->ended || !d->nparked)
+		return;
+	if (ret != -ENOMEM || relay_wait(d, 0))
+		relay_fail(d->r, ret == -ENOMEM ? -ENOMEM : ret, RP_RELAY_END_NOMEM);
 }
 
 /* rp_relay_start refuses a prime over RP_RELAY_PRIME_MAX, so its copy is
@@ -282,11 +396,30 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	bool last = !(c->flags & RP_CQE_MORE);
 
 	if (c->res > 0) {
+		/* behind a parked piece, a buffer is parked too: bytes in order */
+		int ret = -ENOMEM;
+
+		if (r->ended)
+			ret = 0;
+		else if (!d->nparked)
+			ret = enqueue(d, c->buf, (size_t)c->res, c->bid);
+
 		if (r->ended) {
 			rp_buf_put(sh, c->bid);
-		} else if (enqueue(d, c)) {
+		} else if (ret == -ENOMEM && !park(d, c)) {
+			/* no memory to queue it: kept, and reading stops until the
+			 * retry tick has queued every parked piece */
+			d->started = true;
+			if (relay_wait(d, 0)) {
+				relay_fail(r, -ENOMEM, RP_RELAY_END_NOMEM); /* park_drop puts it */
+			} else if (!d->paused) {
+				d->paused = true;
+				if (!last)
+					cancel_recv(d);
+			}
+		} else if (ret) {
 			rp_buf_put(sh, c->bid);
-			relay_fail(r, -ENOMEM, RP_RELAY_END_NOMEM);
+			relay_fail(r, ret, RP_RELAY_END_NOMEM);
 		} else {
 			d->started = true;
 			relay_auto_read(d, (size_t)c->res, rp_buf_size(sh));
@@ -327,10 +460,38 @@ static void copy_recv_arm(struct rdir *d)
 		return;
 	d->recv_op = rp_recv_multishot(r->sh, d->from, on_recv, d);
 	if (!d->recv_op) {
-		relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+		int err = errno;
+
+		/* no op (the pool empty, the SQ full): the tick arms it again */
+		if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_REARM))
+			return;
+		relay_fail(r, -err, err == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
 		return;
 	}
 	r->pending++;
+}
+
+/* The shard's retry tick (relay_core.c): the cancel, the parked pieces,
+ * the recv, in that order; reading resumes once nothing is parked. */
+static void copy_retry(struct rdir *d)
+{
+	struct rp_relay *r = d->r;
+	unsigned w = d->wait;
+
+	d->wait &= (uint8_t)~(WAIT_CANCEL | WAIT_REARM);
+	if ((w & WAIT_CANCEL) && d->recv_op && d->paused)
+		cancel_recv(d);
+	if (!r->ended && d->nparked)
+		unpark(d);
+	if (r->ended || d->nparked || d->path != PATH_COPY)
+		return;
+	if (w & WAIT_REARM)
+		copy_recv_arm(d);
+	if (may_resume(d)) {
+		d->paused = false;
+		copy_recv_arm(d);
+	}
+	drained(d);
 }
 
 /* Send what is queued unless a send is in flight (its completion sends
@@ -374,4 +535,5 @@ const struct relay_path relay_copy_path = {
 	.quiesce = copy_quiesce,
 	.drop = relay_copy_drop,
 	.end = copy_end,
+	.retry = copy_retry,
 };

@@ -28,15 +28,21 @@ struct relay_shard *relay_shard_get(struct rp_shard *sh)
 {
 	struct relay_shard *rs = tls_rs;
 	struct timespec res;
+	unsigned cap;
 
 	if (rs && rs->sh == sh)
 		return rs;
 	/* first use on this thread (or a new runtime on it): a fresh state;
-	 * the old one belonged to a shard that has stopped */
-	rs = calloc(1, sizeof(*rs));
+	 * the old one belonged to a shard that has stopped. Its park table
+	 * has a slot per provided buffer (16 B each: 16 KB for 1024). */
+	cap = rp_buf_count(sh);
+	cap = cap < PARK_NONE ? cap : PARK_NONE;
+	rs = calloc(1, sizeof(*rs) + cap * sizeof(rs->park[0]));
 	if (!rs)
 		return NULL;
 	rs->sh = sh;
+	rs->park_cap = (uint16_t)cap;
+	rs->park_free = PARK_NONE;
 	/* the idle sweep's slack (relay.c): a tick where getres fails */
 	if (!clock_getres(CLOCK_MONOTONIC_COARSE, &res))
 		rs->coarse_res_ns = (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
@@ -68,6 +74,7 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 		return;
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
+	rp_timer_free(sh, rs->wait_timer);
 	for (unsigned i = 0; i < rs->npipes; i++) {
 		close(rs->pipes[i][0]);
 		close(rs->pipes[i][1]);
@@ -95,6 +102,93 @@ void rp_relay_sweep_stats(struct rp_shard *sh, struct rp_relay_sweep_stats *out)
 		*out = rs->sw;
 	else
 		memset(out, 0, sizeof(*out));
+}
+
+void rp_relay_wait_stats(struct rp_shard *sh, struct rp_relay_wait_stats *out)
+{
+	struct relay_shard *rs = relay_shard_find(sh);
+
+	if (rs)
+		*out = rs->wst;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+/* ---- waiting for pool memory ---- */
+
+int relay_wait_reserve(struct rp_shard *sh, struct relay_shard *rs)
+{
+	if (!rs->wait_timer)
+		rs->wait_timer = rp_timer_new(sh);
+	return rs->wait_timer ? 0 : -ENOMEM;
+}
+
+static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+static void wait_arm(struct rp_shard *sh, struct relay_shard *rs)
+{
+	/* -EBUSY (the SQ stayed full): armed again by the next relay_wait
+	 * or tick; -ESHUTDOWN cannot be (relay_wait refuses first) */
+	if (rs->waiting && !rp_timer_armed(rs->wait_timer))
+		(void)rp_timer_arm(sh, rs->wait_timer, RELAY_WAIT_NS, wait_tick, rs);
+}
+
+int relay_wait(struct rdir *d, unsigned bits)
+{
+	struct rp_relay *r = d->r;
+	struct relay_shard *rs = relay_shard_get(r->sh);
+
+	/* a stopping shard ends its relays (ABORT): nothing to wait for */
+	if (rp_shard_stopping(r->sh) || !rs->wait_timer)
+		return -ESHUTDOWN;
+	if (!(d->wait & WAIT_LISTED)) {
+		d->wait |= WAIT_LISTED;
+		d->wnext = rs->waiting;
+		rs->waiting = d;
+		r->pending++; /* the list's reference: dropped by the tick */
+		if (!(d->wait & WAIT_RETRY))
+			rs->wst.waits++;
+		rs->wst.waiting++;
+	}
+	d->wait |= (uint8_t)bits;
+	wait_arm(r->sh, rs);
+	return 0;
+}
+
+/*
+ * The retry tick: every direction on the list is taken off it and its
+ * paths retry what they wait for (a path that still cannot go on puts
+ * the direction back). A relay that ended meanwhile only drops the list's
+ * reference; at the shard's stop (-ECANCELED) the waiting relays end.
+ */
+static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct relay_shard *rs = arg;
+	struct rdir *list = rs->waiting;
+
+	rs->waiting = NULL;
+	while (list) {
+		struct rdir *d = list;
+		struct rp_relay *r = d->r;
+
+		list = d->wnext;
+		d->wnext = NULL;
+		d->wait &= (uint8_t)~WAIT_LISTED;
+		rs->wst.waiting--;
+		if (!r->ended && (c->res == -ECANCELED || rp_shard_stopping(sh))) {
+			relay_fail(r, -ESHUTDOWN, RP_RELAY_END_ABORT);
+		} else if (!r->ended) {
+			rs->wst.retries++;
+			d->wait |= WAIT_RETRY;
+			for (int k = 0; k < PATH_COUNT && !r->ended; k++)
+				if (r->paths[k]->retry)
+					r->paths[k]->retry(d);
+			d->wait &= (uint8_t)~WAIT_RETRY;
+		}
+		relay_op_done(r);
+	}
+	if (!rp_shard_stopping(sh))
+		wait_arm(sh, rs);
 }
 
 /* ---- the end ---- */

@@ -29,6 +29,7 @@ struct rdir {
 	bool paused;	/* stopped reading: too much held */
 	bool stalled;	/* splice: @to not writable, POLLOUT armed */
 	bool started;	/* moved at least one byte (prime refused after) */
+	uint8_t wait;	/* WAIT_*: what the shard's retry tick must do again */
 	uint8_t streak; /* auto: reads in a row that filled a whole buffer */
 	uint64_t read_ns; /* auto: the last read (the streak restarts after 1 s idle) */
 	/* copy */
@@ -37,6 +38,10 @@ struct rdir {
 	unsigned nodes, held;  /* pieces pushed and not released; provided buffers among them */
 	size_t queued;	       /* bytes pushed and not released */
 	uint64_t counted;      /* bytes of q's sends counted as moved */
+	/* received buffers that could not be queued for lack of pool memory,
+	 * oldest first: slots of the shard's park table (relay_shard.park) */
+	uint16_t park_head, park_tail, nparked;
+	struct rdir *wnext;    /* the shard's list of waiting directions */
 	/* splice */
 	struct rp_op *poll_op;
 	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
@@ -49,6 +54,33 @@ struct rdir {
 };
 
 struct relay_path;
+
+/*
+ * Waiting instead of cutting. A direction that cannot go on for lack of
+ * pool memory (a received buffer it cannot queue, an op it cannot get) goes
+ * on the shard's wait list (relay_wait), holding a reference to its relay,
+ * and the shard's reserved retry timer calls each waiting direction's
+ * paths' retry every WAIT_NS until it can go on. The bits say what to do
+ * again; a parked buffer is in d->nparked.
+ */
+enum {
+	WAIT_LISTED = 1u << 0, /* on the shard's wait list */
+	WAIT_REARM = 1u << 1,  /* copy: the multishot recv could not be armed */
+	WAIT_CANCEL = 1u << 2, /* copy: the recv's cancel could not be had */
+	WAIT_SPLICE = 1u << 3, /* splice: a poll (or its cancel) could not be had */
+	WAIT_URING = 1u << 4,  /* uring-splice: a poll or splice could not be had */
+	WAIT_RETRY = 1u << 5,  /* being retried by the tick: a re-wait is no new wait */
+};
+#define RELAY_WAIT_NS (1000ull * 1000) /* the retry tick: 1 ms, as rp_outq's retry */
+#define PARK_NONE UINT16_MAX
+
+/* A parked buffer: a provided buffer (bid) holding len bytes at buf. */
+struct relay_park {
+	char *buf;
+	uint32_t len;
+	uint16_t bid;
+	uint16_t next; /* the direction's next parked piece, or PARK_NONE */
+};
 
 struct rp_relay {
 	struct rp_shard *sh;
@@ -81,6 +113,14 @@ struct relay_shard {
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
 	struct rp_timer *trim_timer; /* the pool's trim (relay_splice.c), armed while it holds pipes */
+	struct rp_relay_wait_stats wst;
+	struct rdir *waiting;	     /* the wait list, through wnext */
+	struct rp_timer *wait_timer; /* reserved: rp_relay_start, rp_relay_shard_init */
+	/* The park table: one slot per provided buffer of the shard (at most
+	 * 65535), so it cannot run out (a parked piece holds a buffer). */
+	uint16_t park_cap, park_free; /* free list head, or PARK_NONE */
+	uint16_t park_fresh;	      /* slots never used yet: [park_fresh, park_cap) */
+	struct relay_park park[];
 };
 
 struct relay_shard *relay_shard_get(struct rp_shard *sh);
@@ -95,6 +135,11 @@ void relay_moved(struct rdir *d, size_t n, bool spliced);
  * pipe): pass EOF on if it was seen, or switch to the wanted path. */
 void relay_dir_quiet(struct rdir *d);
 void relay_fail(struct rp_relay *r, int err, enum rp_relay_end end);
+/* Put @d on the shard's wait list with @bits (WAIT_*) to retry: 0, or a
+ * negative errno (the shard is stopping): the caller then ends the relay. */
+int relay_wait(struct rdir *d, unsigned bits);
+/* The wait list's timer, reserved once per shard: 0 or -ENOMEM. */
+int relay_wait_reserve(struct rp_shard *sh, struct relay_shard *rs);
 void relay_op_done(struct rp_relay *r); /* an op carrying r completed */
 /* Auto mode: a read of @n bytes into a buffer of @cap. */
 void relay_auto_read(struct rdir *d, size_t n, size_t cap);
@@ -112,6 +157,9 @@ struct relay_path {
 	/* the relay is ending, before its sockets are closed: stop sending
 	 * (NULL: nothing to stop); what is still in flight completes later */
 	void (*end)(struct rdir *d);
+	/* the shard's retry tick: try again what d->wait says this path
+	 * waits for (NULL: the path never waits) */
+	void (*retry)(struct rdir *d);
 };
 
 extern const struct relay_path relay_copy_path;

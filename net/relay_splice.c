@@ -263,7 +263,13 @@ static void wait_for(struct rdir *d, int fd, unsigned events)
 	d->poll_op = events == POLLOUT ? rp_poll_writable(r->sh, fd, on_ready, d) :
 					 rp_poll(r->sh, fd, events, on_ready, d);
 	if (!d->poll_op) {
-		relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+		int err = errno;
+
+		/* no op (the pool empty, the SQ full): the shard's retry tick
+		 * pumps again (splice_retry), which polls again */
+		if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_SPLICE))
+			return;
+		relay_fail(r, -err, err == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
 		return;
 	}
 	r->pending++;
@@ -389,13 +395,43 @@ static int splice_start(struct rdir *d)
 	return 0;
 }
 
+/* Cancel the read poll; one that cannot be had is retried by the tick. */
+static void splice_cancel(struct rdir *d)
+{
+	int err;
+
+	if (rp_cancel(d->r->sh, d->poll_op, NULL, NULL))
+		return;
+	err = errno;
+	if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_SPLICE))
+		return;
+	relay_fail(d->r, -err, RP_RELAY_END_NOMEM);
+}
+
+/*
+ * The shard's retry tick: a poll that could not be had (the pump again:
+ * it splices what it can, then polls), or a read poll's cancel that could
+ * not be had (a quiesce: cancel again).
+ */
+static void splice_retry(struct rdir *d)
+{
+	if (!(d->wait & WAIT_SPLICE))
+		return;
+	d->wait &= (uint8_t)~WAIT_SPLICE;
+	if (d->path != PATH_SPLICE)
+		return;
+	if (!d->poll_op)
+		splice_pump(d);
+	else if (d->paused && !d->stalled)
+		splice_cancel(d);
+}
+
 static void splice_quiesce(struct rdir *d)
 {
 	d->paused = true;
 	if (d->poll_op && !d->stalled) {
 		/* waiting to read: stop waiting; on_ready sees -ECANCELED */
-		if (!rp_cancel(d->r->sh, d->poll_op, NULL, NULL))
-			relay_fail(d->r, -errno, RP_RELAY_END_NOMEM);
+		splice_cancel(d);
 		return;
 	}
 	/* a pump in progress or a stalled pipe: the pump ends in quiet once empty */
@@ -408,4 +444,5 @@ const struct relay_path relay_splice_path = {
 	.start = splice_start,
 	.quiesce = splice_quiesce,
 	.drop = relay_splice_drop,
+	.retry = splice_retry,
 };

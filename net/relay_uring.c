@@ -128,6 +128,26 @@ static void on_readable(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	relay_op_done(r);
 }
 
+/* An op could not be had (errno): the pool empty or the SQ full wait for
+ * the shard's retry tick, which pumps again; anything else ends the relay. */
+static void uring_no_op(struct rdir *d)
+{
+	int err = errno;
+
+	if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_URING))
+		return;
+	relay_fail(d->r, -err, err == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+}
+
+static void uring_retry(struct rdir *d)
+{
+	if (!(d->wait & WAIT_URING))
+		return;
+	d->wait &= (uint8_t)~WAIT_URING;
+	if (d->path == PATH_URING)
+		uring_pump(d);
+}
+
 static void uring_pump(struct rdir *d)
 {
 	struct rp_relay *r = d->r;
@@ -139,7 +159,7 @@ static void uring_pump(struct rdir *d)
 		d->out_op = rp_splice(r->sh, d->pipe[0], -1, d->to, -1, (unsigned)d->in_pipe,
 				      SPLICE_F_MOVE, on_out, d);
 		if (!d->out_op) {
-			relay_fail(r, -errno, RP_RELAY_END_NOMEM);
+			uring_no_op(d);
 			return;
 		}
 		r->pending++;
@@ -166,7 +186,7 @@ static void uring_pump(struct rdir *d)
 	if (!d->eof && !d->in_op && !d->out_op && !d->in_pipe && !d->poll_op && !d->readable) {
 		d->poll_op = rp_poll(r->sh, d->from, POLLIN | POLLRDHUP, on_readable, d);
 		if (!d->poll_op) {
-			relay_fail(r, -errno, errno == ESHUTDOWN ? RP_RELAY_END_ABORT : RP_RELAY_END_NOMEM);
+			uring_no_op(d);
 			return;
 		}
 		r->pending++;
@@ -176,7 +196,8 @@ static void uring_pump(struct rdir *d)
 		d->in_op = rp_splice(r->sh, d->from, -1, d->pipe[1], -1, size, SPLICE_F_MOVE,
 				     on_in, d);
 		if (!d->in_op) {
-			relay_fail(r, -errno, RP_RELAY_END_NOMEM);
+			d->readable = true; /* still readable: splice it on the retry */
+			uring_no_op(d);
 			return;
 		}
 		r->pending++;
@@ -230,4 +251,5 @@ const struct relay_path relay_uring_path = {
 	.name = "uring-splice",
 	.start = uring_start,
 	.quiesce = uring_quiesce,
+	.retry = uring_retry,
 };

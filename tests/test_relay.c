@@ -18,6 +18,8 @@
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
  *   other relays keep flowing;
+ * - a shard pool taken whole for 1 s while a copy relay streams makes it
+ *   wait (buffers parked, counted), not end: every byte arrives after;
  * - pipes refused by the kernel (fs.pipe-user-pages-soft) make splice fall
  *   back to copy, counted, without losing a byte;
  * - the pipe pool is trimmed: after 64 spliced streams end, the shard's
@@ -2014,6 +2016,149 @@ static void test_shards_trim_stop(void **state)
 	T.shards = 1;
 }
 
+/* ---- a full pool: the relay waits, it is not cut ---- */
+
+/*
+ * The shard's pool is taken while a copy relay streams (before the
+ * streams' first byte, so the first receive already finds no room): every
+ * free 1 MB span, then every free object of the smallest class (a piece's
+ * record, 64 B), with @everything of every class too (the queue's nodes
+ * and the engine's ops at 128 B, the queue at 256 B, the sendmsg's iovec
+ * blocks...), as an idle flood or another user would; held 1 s while the
+ * peers keep sending, then freed. Every byte of both directions arrives,
+ * in order, the relay ends closed (not nomem), and the wait counters
+ * moved: buffers were parked, and none found the park table full.
+ * Before, the relay was cut at the first buffer it could not queue
+ * (RP_RELAY_END_NOMEM).
+ */
+#define HOG_POOL  ((size_t)64 << 20)
+#define HOG_MAX	  (HOG_POOL / RP_POOL_MIN_CLASS + 1024)
+#define HOG_HOLD_S 1.0
+
+static struct {
+	void **hog;
+	size_t nhog;
+	bool everything;
+	bool full_small, full_op; /* no 64 B object, no 128 B object while held */
+	atomic_int step;	  /* 1: taken, 2: freed, 3: counters read */
+	double taken_s;
+	struct rp_relay_wait_stats w;
+	struct rp_relay_stats r;
+} H;
+
+static void hog_take(struct rp_pool *pool, size_t size)
+{
+	void *x;
+
+	while (H.nhog < HOG_MAX && (x = rp_pool_alloc(pool, size)))
+		H.hog[H.nhog++] = x;
+}
+
+static void hog_msg(struct rp_shard *sh, void *arg)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+	void *x;
+
+	(void)arg;
+	hog_take(pool, RP_POOL_MAX_CLASS); /* every free span */
+	hog_take(pool, 1);
+	if (H.everything)
+		for (size_t sz = 2 * RP_POOL_MIN_CLASS; sz <= RP_POOL_MAX_CLASS; sz *= 2)
+			hog_take(pool, sz);
+	CHECK(H.nhog < HOG_MAX); /* the pool ran dry, not the array */
+	x = rp_pool_alloc(pool, 1);
+	H.full_small = !x;
+	rp_pool_free(x);
+	x = rp_pool_alloc(pool, 128);
+	H.full_op = !x;
+	rp_pool_free(x);
+	H.taken_s = now_s();
+	atomic_store(&H.step, 1);
+}
+
+static void unhog_msg(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	for (size_t i = 0; i < H.nhog; i++)
+		rp_pool_free(H.hog[i]);
+	H.nhog = 0;
+	atomic_store(&H.step, 2);
+}
+
+static void wait_stats_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	rp_relay_wait_stats(sh, &H.w);
+	rp_relay_stats(sh, &H.r);
+	atomic_store(&H.step, 3);
+}
+
+/* drive's hook: the pool is given back after HOG_HOLD_S */
+static bool hog_release(void)
+{
+	if (atomic_load(&H.step) == 1 && now_s() - H.taken_s >= HOG_HOLD_S)
+		assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	return false;
+}
+
+static void run_pool_full(bool everything)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
+	struct stream *s = &T.st[0];
+	bool ended;
+
+	memset(&H, 0, sizeof(H));
+	H.everything = everything;
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	make_stream(s, 8u << 20, 2u << 20, 0x77u + everything);
+	start_all(&cfg, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	ended = drive(HOG_HOLD_S + WAIT_S, hog_release);
+	if (atomic_load(&H.step) == 1) /* ended (cut) before the hold was over */
+		assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+	assert_int_equal(rp_runtime_submit(T.rt, 0, wait_stats_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 3, WAIT_S));
+	print_message("# pool full (%s) %.1f s: up %zu/%zu down %zu/%zu, end %s; waits %llu "
+		      "parked %llu (max %llu at once) park_full %llu retries %llu paused %llu\n",
+		      everything ? "every class" : "spans and 64 B", HOG_HOLD_S, s->up_got,
+		      s->up_len, s->down_got, s->down_len,
+		      atomic_load(&s->done) ? rp_relay_end_name(s->res.end) : "-",
+		      (unsigned long long)H.w.waits, (unsigned long long)H.w.parked,
+		      (unsigned long long)H.w.parked_max, (unsigned long long)H.w.park_full,
+		      (unsigned long long)H.w.retries, (unsigned long long)H.r.paused);
+	assert_true(H.full_small);
+	if (everything)
+		assert_true(H.full_op);
+	assert_true(ended);
+	stream_ended_whole(s);
+	assert_int_equal(H.r.ended[RP_RELAY_END_NOMEM], 0);
+	assert_true(H.w.waits > 0);
+	assert_true(H.w.parked > 0);
+	assert_int_equal(H.w.park_full, 0);
+	assert_int_equal(H.w.parked_now, 0);
+	assert_int_equal(H.w.waiting, 0);
+	rt_end(T.rt);
+	close_clients();
+	free(H.hog);
+}
+
+static void test_pool_full_waits_small(void **state)
+{
+	(void)state;
+	run_pool_full(false);
+}
+
+static void test_pool_full_waits_every_class(void **state)
+{
+	(void)state;
+	run_pool_full(true);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest shards[] = {
@@ -2051,6 +2196,8 @@ int main(int argc, char **argv)
 		T(test_reset_uring_splice),
 		T(test_stuck_reader_copy),
 		T(test_stuck_reader_splice),
+		T(test_pool_full_waits_small),
+		T(test_pool_full_waits_every_class),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),

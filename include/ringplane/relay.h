@@ -155,6 +155,34 @@ struct rp_relay_stats {
 };
 
 /*
+ * Per-shard counters of the waits for pool memory (rp_relay_wait_stats).
+ * An established relay is not cut for lack of pool memory: a copy
+ * direction that cannot queue a received buffer keeps it ("parks" it, in a
+ * per-shard table of one slot per provided buffer, so that needs no
+ * memory), stops reading, and retries from a reserved 1 ms timer until
+ * the buffer is queued, then reads again, bytes in order; a recv, a cancel,
+ * a poll or a splice op that cannot be had is retried the same way.
+ */
+struct rp_relay_wait_stats {
+	uint64_t waits;	     /* a direction began to wait (once until it goes on): a
+				buffer parked, or an op not had (a recv, its cancel,
+				a poll, a splice) */
+	uint64_t parked;     /* received buffers parked */
+	uint64_t parked_now; /* parked and not yet queued (gauge) */
+	uint64_t parked_max; /* the most parked at once on the shard */
+	uint64_t park_full;  /* relays ended RP_RELAY_END_NOMEM: no park slot (cannot
+				happen while the shard has at most 65535 buffers) */
+	uint64_t retries;    /* waiting directions the retry timer tried again */
+	uint64_t waiting;    /* directions waiting now (gauge) */
+};
+
+/*
+ * rp_relay_wait_stats - a copy of shard @sh's wait counters (zeros where
+ * the shard never ran a relay). Call on @sh's thread.
+ */
+void rp_relay_wait_stats(struct rp_shard *sh, struct rp_relay_wait_stats *out);
+
+/*
  * rp_relay_start - relay between sockets @a and @b (connected, owned by the
  * caller until now, used by nobody else afterwards) on shard @sh. @cfg is
  * copied; NULL means defaults (auto mode). @done runs once, on @sh, when the
