@@ -752,6 +752,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 {
 	struct rp_relay_stats r;
 	struct rp_relay_sweep_stats sw;
+	struct rp_relay_wait_stats w;
 	struct rp_shard_stats s;
 	struct rp_pool_stats ps;
 	struct rp_outq_stats qs;
@@ -761,6 +762,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 
 	rp_relay_stats(sh, &r);
 	rp_relay_sweep_stats(sh, &sw);
+	rp_relay_wait_stats(sh, &w);
 	rp_shard_stats(sh, &s);
 	rp_outq_shard_stats(sh, &qs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
@@ -793,7 +795,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"shard %u: conns %llu live %u open %llu refused_max %llu connect_failed %llu "
 		"connect_errno%s start_failed %llu start_errno%s connect_timeouts %llu upstream_waits %llu waiting %u accept_errors %llu peer_gone %llu drain_retries %llu drain_reset %llu conn_nomem %llu | copied %llu/%llu B spliced %llu/%llu B half_closes %llu "
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
-		"paused %llu spilled %llu to_splice %llu to_copy %llu splice_fallback no_pipe=%llu "
+		"paused %llu spilled %llu waits %llu parked %llu park_full %llu to_splice %llu "
+		"to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu "
 		"sweeps %llu sweep_visited %llu sweep_ns %llu sweep_rearm_failed %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
@@ -814,7 +817,8 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.ended[1], (unsigned long long)r.ended[2],
 		(unsigned long long)r.ended[3], (unsigned long long)r.ended[4],
 		(unsigned long long)r.paused, (unsigned long long)r.spilled,
-		(unsigned long long)r.to_splice, (unsigned long long)r.to_copy,
+		(unsigned long long)w.waits, (unsigned long long)w.parked,
+		(unsigned long long)w.park_full, (unsigned long long)r.to_splice, (unsigned long long)r.to_copy,
 		(unsigned long long)r.splice_fallback[0], (unsigned long long)r.splice_fallback[1],
 		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],

@@ -11,6 +11,14 @@
  *   then close) and ends the relay;
  * - at most cfg.max_inflight bytes are held per direction: above it the
  *   relay stops reading that side (back-pressure) and resumes below half.
+ * - lack of pool memory does not end an established relay: a direction
+ *   that cannot queue what it received keeps it without allocating (a
+ *   slot per provided buffer in the shard's state), stops reading and
+ *   retries every 1 ms from a reserved timer, bytes kept in order; an op
+ *   that cannot be had (a recv, a cancel, a poll, a splice) is retried the
+ *   same way. Counted in rp_relay_wait_stats. Still ended
+ *   RP_RELAY_END_NOMEM: a relay that finds no park slot (only past 65535
+ *   provided buffers on the shard), counted in park_full.
  * The relay ends when both directions ended (or on an error); it then
  * closes both sockets (unless RP_RELAY_KEEP_FDS) and calls done() once.
  *
@@ -190,7 +198,8 @@ void rp_relay_wait_stats(struct rp_shard *sh, struct rp_relay_wait_stats *out);
  * NULL), or -EINVAL (a bad fd: negative, not open, or both the same; an
  * unknown mode, a flag outside RP_RELAY_FLAGS_ALL, a prime longer than
  * RP_RELAY_PRIME_MAX or NULL with a length), -ENOTSOCK (@a or @b is open
- * but not a socket: a pipe, a file), -ENOMEM (no memory for the relay or a
+ * but not a socket: a pipe, a file), -ENOMEM (no memory for the relay, the
+ * shard's first wait timer (once per shard: rp_relay_shard_init) or a
  * prime's copy), -ESHUTDOWN (nothing was started; the fds are still the
  * caller's). The checks cost one getsockopt(2) per socket at the start.
  */
@@ -221,11 +230,11 @@ void rp_relay_sweep_stats(struct rp_shard *sh, struct rp_relay_sweep_stats *out)
 
 /*
  * rp_relay_shard_init - set up this shard's relay state now, with the idle
- * sweep's reserved timer (rp_timer_new), so that no relay start needs it
- * later and no empty pool at a re-arm can switch idle timeouts off. Call
- * from the shard's init; optional (the first rp_relay_start with an idle
- * timeout does it, and fails with -ENOMEM if it cannot). Returns 0,
- * -EINVAL, -ENOMEM.
+ * sweep's and the wait's reserved timers (rp_timer_new), so that no relay
+ * start needs them later and no empty pool at a re-arm can switch idle
+ * timeouts or the waits off. Call from the shard's init; optional (the
+ * first rp_relay_start does it, and fails with -ENOMEM if it cannot).
+ * Returns 0, -EINVAL, -ENOMEM.
  */
 int rp_relay_shard_init(struct rp_shard *sh);
 
