@@ -131,11 +131,23 @@ int rp_relay_shard_init(struct rp_shard *sh)
 
 /* ---- start ---- */
 
+/* A start that reserved the shard's wait timer (@fresh) and then failed
+ * gives it back while no relay runs: a refused start leaves the pool as
+ * it found it (test_relay's prime_refused). */
+static void wait_unreserve(struct rp_shard *sh, struct relay_shard *rs, bool fresh)
+{
+	if (fresh && !rs->live && !rs->waiting) {
+		rp_timer_free(sh, rs->wait_timer);
+		rs->wait_timer = NULL;
+	}
+}
+
 int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_config *cfg,
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out)
 {
 	struct relay_shard *rs;
 	struct rp_relay *r;
+	bool fresh;
 	int ret;
 
 	if (out)
@@ -163,12 +175,16 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 	if (cfg && cfg->idle_ns && sweep_reserve(sh, rs))
 		return -ENOMEM;
 	/* and only with the retry timer it waits on, should the pool run
-	 * short later: reserved once per shard, so waiting needs no memory */
+	 * short later: reserved once per shard, so waiting needs no memory
+	 * (a start that fails gives back one it reserved for no relay) */
+	fresh = !rs->wait_timer;
 	if (relay_wait_reserve(sh, rs))
 		return -ENOMEM;
 	r = rp_pool_alloc(rp_shard_pool(sh), sizeof(*r));
-	if (!r)
+	if (!r) {
+		wait_unreserve(sh, rs, fresh);
 		return -ENOMEM;
+	}
 	memset(r, 0, sizeof(*r));
 	r->sh = sh;
 	r->paths = paths;
@@ -204,6 +220,7 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 			relay_copy_drop(&r->d[0]);
 			relay_copy_drop(&r->d[1]);
 			rp_pool_free(r);
+			wait_unreserve(sh, rs, fresh);
 			return -ENOMEM;
 		}
 	}
