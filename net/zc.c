@@ -443,10 +443,20 @@ static int fc_look_dst(int dst, const off_t *off_out, struct fc_pos *p)
 	return p->out < 0 ? -errno : 0;
 }
 
-/* Both, now: 0 or a negative errno. */
+/* Both, now: 0 or a negative errno. An O_APPEND @dst is -EBADF here as
+ * copy_file_range(2) would say: the kernel checks the source's type first
+ * (a pipe, socket or /proc source gets -EINVAL, not -EBADF), and pwrite(2)
+ * on it would append wherever @off_out points. */
 static int fc_look(int dst, int src, const off_t *off_in, const off_t *off_out, struct fc_pos *p)
 {
-	int r = fc_look_src(src, off_in, p);
+	int fl = fcntl(dst, F_GETFL);
+	int r;
+
+	if (fl < 0)
+		return -errno;
+	if (fl & O_APPEND)
+		return -EBADF;
+	r = fc_look_src(src, off_in, p);
 
 	return r < 0 ? r : fc_look_dst(dst, off_out, p);
 }

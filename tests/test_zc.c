@@ -3043,6 +3043,38 @@ static void test_file_copy_pipe_einval(void **state)
 	close(dst);
 }
 
+/* An O_APPEND destination is -EBADF with nothing written, from any
+ * source: copy_file_range(2) says so for a regular source, but gives
+ * -EINVAL for a pipe or a socket before it looks at O_APPEND, and the
+ * read/write fallback's pwrite(2) would append while *off_out said
+ * otherwise. */
+static void test_file_copy_append_dst(void **state)
+{
+	int dst = make_file("/tmp", 4, 12), src = make_file("/tmp", 64, 13);
+	int p[2], s[2];
+	off_t in = 0, out = 0;
+	struct stat st;
+
+	(void)state;
+	set_flag(dst, O_APPEND);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+	assert_int_equal(write(p[1], "hello world", 11), 11);
+	assert_int_equal(write(s[1], "abc", 3), 3);
+	assert_int_equal(rp_zc_file_copy(dst, src, &in, &out, 64), -EBADF);
+	assert_int_equal(rp_zc_file_copy(dst, p[0], NULL, &out, 11), -EBADF);
+	assert_int_equal(out, 0);
+	assert_int_equal(rp_zc_file_copy(dst, s[0], NULL, NULL, 3), -EBADF);
+	assert_int_equal(fstat(dst, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	close(p[0]);
+	close(p[1]);
+	close(s[0]);
+	close(s[1]);
+	close(src);
+	close(dst);
+}
+
 /* /proc files report size 0: copy_file_range refuses them (EXDEV, 5.19+)
  * or copies 0 bytes (5.3-5.18); read/write copies them either way.
  * /proc/version is stable: compared byte for byte; /proc/self/status by
@@ -3942,6 +3974,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_file_copy_overlap),
 		cmocka_unit_test(test_file_copy_cross_fs),
 		cmocka_unit_test(test_file_copy_pipe_einval),
+		cmocka_unit_test(test_file_copy_append_dst),
 		cmocka_unit_test(test_file_copy_proc),
 		cmocka_unit_test(test_counters_two_threads),
 		cmocka_unit_test(test_forced_cfr_enosys),
