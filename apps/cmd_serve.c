@@ -130,6 +130,9 @@
 #include "server.h"
 
 #define HEAD_BUF (32u * 1024) /* > RP_HTTP_HEAD_MAX: the parser refuses before it fills */
+/* rp_file_send's small_max (its default): a body up to this behind its
+ * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
+#define SMALL_BODY (16u * 1024)
 #define TICK_NS (250ull * 1000 * 1000)
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
@@ -227,6 +230,9 @@ struct serve_stats {
 				 give back (linger_free) */
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t root_changes;	  /* --root found naming another directory (check_root) */
+	/* zero-copy bodies whose file was found shorter than their range by
+	 * the check after their end (zc_poll): reset, also in resets */
+	uint64_t short_queued;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -334,6 +340,13 @@ struct sconn {
 	bool lingering;
 	uint64_t linger_start, linger_tick; /* ticks: lingering began, its last byte */
 	struct rp_app_link llink; /* on ss's lingering list: lingering, not closing */
+	/* the body in flight may go by sendfile(2) or splice(2): the end of
+	 * its range, which the file must still reach once the socket's queue
+	 * has drained (zc_poll); 0: a copied body, nothing to check */
+	uint64_t zc_end;
+	/* its send ended and the check is pending: c->sending, c->entry and
+	 * the answer's reference stay until it ends (zc_poll) */
+	bool zc_check;
 };
 
 /* pool_room's classes, and what a new client takes at accept (its struct
@@ -562,10 +575,10 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 
 /* ---- responses ---- */
 
-static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
+/* The answer in flight ended: @res its bytes (counted already) or a
+ * negative errno. */
+static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 {
-	struct sconn *c = arg;
-
 	c->sending = false;
 	if (c->entry) {
 		rp_file_cache_put(c->ss->cache, c->entry);
@@ -588,8 +601,6 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		}
 		c->keep_alive = false;
-	} else {
-		ST_ADD(c->ss, bytes, (uint64_t)res);
 	}
 	c->last_tick = c->ss->now_ticks;
 	if (!c->keep_alive && res >= 0)
@@ -601,13 +612,95 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 	conn_put(sh, c);
 }
 
+/*
+ * Is the zero-copy body of @c still safe? sendfile(2) and splice(2) leave
+ * references to the file's page-cache pages in the socket, and a
+ * truncation zeroes them (rp_file_send's own fstat(2), when the last byte
+ * was queued, sees only a shrink before it). They are unsafe until the
+ * peer acknowledged them: SIOCOUTQ counts the bytes not acknowledged,
+ * sent or not (SIOCOUTQNSD only those not sent: a lost segment is sent
+ * again from the same pages). Nothing follows the body in the socket
+ * while the check is pending (the next answer waits, the FIN too), so 0
+ * is the body acknowledged. The queue is read before the size, so a size
+ * read after the queue was seen empty covers the whole body. 1: drained,
+ * the file as long as the range; 0: still queued, the file as long so
+ * far; -EIO: the file ends before the range did. An ioctl that fails
+ * counts as drained (nothing would ever tell more).
+ */
+static int body_check(struct sconn *c)
+{
+	struct stat sb;
+	int q = 0;
+	bool drained = ioctl(c->fd, SIOCOUTQ, &q) || q <= 0;
+
+	if (!fstat(c->entry->fd, &sb) && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < c->zc_end)
+		return -EIO;
+	return drained;
+}
+
+/* End @c's pending check with @r (1: whole, or a negative errno). */
+static void zc_finish(struct rp_shard *sh, struct sconn *c, int r)
+{
+	c->zc_check = false;
+	c->zc_end = 0;
+	if (r == -EIO)
+		ST_ADD(c->ss, short_queued, 1);
+	answer_end(sh, c, r < 0 ? r : 0);
+}
+
+/*
+ * The pending check of @c's zero-copy body (c->zc_check), from its end
+ * (on_sent), each tick, and each receive of the connection (a client's
+ * next request carries the acknowledgement of the body it read): ended
+ * when the queue drained with the file whole (the answer ends as sent:
+ * the next one, or the FIN of the last, goes out), when the file shrank
+ * (-EIO: reset, short_queued), or when the connection closes or the shard
+ * stops. True when it ended: answer_end ran and @c may be gone (the
+ * caller holds no other reference). Only connections with a check pending
+ * pay its ioctl(2) and fstat(2).
+ */
+static bool zc_poll(struct rp_shard *sh, struct sconn *c)
+{
+	int r;
+
+	if (rp_shard_stopping(sh))
+		r = -ESHUTDOWN;
+	else if (c->closing || c->send_timed_out || !c->entry)
+		r = -ECANCELED; /* closed meanwhile (an abort counts in send_timeouts) */
+	else
+		r = body_check(c);
+	if (!r)
+		return false;
+	zc_finish(sh, c, r);
+	return true;
+}
+
+/* rp_file_send's end: @res the bytes sent or a negative errno. A body that
+ * may have gone zero-copy is checked before the answer ends (zc_poll). */
+static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
+{
+	struct sconn *c = arg;
+
+	if (res >= 0) {
+		ST_ADD(c->ss, bytes, (uint64_t)res);
+		if (c->zc_end) {
+			c->zc_check = true;
+			(void)zc_poll(sh, c); /* drained already: ends here */
+			return;
+		}
+	}
+	c->zc_end = 0;
+	answer_end(sh, c, res);
+}
+
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
  * when its head went through q) then @len bytes of c->entry from @off. */
 static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
 		      uint64_t off, uint64_t len)
 {
 	struct iovec iov = { (void *)head, hlen };
-	struct rp_file_send_opts o = { 0 };
+	struct rp_file_send_opts o = { .small_max = SMALL_BODY };
+	uint64_t nomem = rp_file_send_small_nomem(sh);
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
@@ -615,6 +708,14 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 		o.flags = RP_FILE_SEND_MORE;
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
+	/* a body that may go by sendfile(2) or splice(2) is checked after its
+	 * end (zc_poll): above SMALL_BODY, one without a head (a cached small
+	 * body then goes by one sendfile), or a small one the pool had no
+	 * buffer for (rp_file_send_small_nomem moved). A small body behind
+	 * its head is read into pool memory and sent from there: a copy,
+	 * which a truncation cannot reach, so no check (done() never runs
+	 * inside rp_file_send, so this is set before it) */
+	c->zc_end = len > SMALL_BODY || !hlen || rp_file_send_small_nomem(sh) != nomem ? off + len : 0;
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
@@ -1288,6 +1389,10 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		}
 		conn_next(sh, c);
 	}
+	/* a request (or the EOF) after a body it read whole: the peer's
+	 * acknowledgement came with it, the check can end now */
+	if (c->zc_check)
+		(void)zc_poll(sh, c); /* our reference is held until below */
 	if (cq->flags & RP_CQE_MORE)
 		return;
 	c->recv_op = NULL;
@@ -1555,6 +1660,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 				conn_abort(sh, ss, c);
 			continue;
 		}
+		if (c->zc_check && zc_poll(sh, c))
+			continue; /* its answer ended (and @c may be gone) */
 		if (c->sending && !c->send_timed_out)
 			check_send(sh, ss, c); /* closing too: an overflow closes while it sends */
 		if (c->closing || c->sending)
@@ -1695,7 +1802,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
-		"%llu short_file %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
+		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live,
@@ -1722,7 +1829,9 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
 		(unsigned long long)rp_file_send_small_nomem(sh), fs.pipes_kept, (unsigned long long)fs.pipes_shed,
 		(unsigned long long)fs.pipes_trimmed,
-		(unsigned long long)fs.waits, (unsigned long long)fs.short_file,
+		(unsigned long long)fs.waits,
+		(unsigned long long)(fs.short_file + ss->st.short_queued),
+		(unsigned long long)ss->st.short_queued,
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
@@ -1829,6 +1938,13 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 	rp_app_accept_stop(sh, &ss->acc);
 	/* the drain's end: what waits for a descriptor is closed unanswered */
 	open_waits_take(sh, ss, close_waiter, false);
+	/* a body's pending check holds no op the stop would end (the tick
+	 * stops): it ends here, its connection closed */
+	for (struct sconn *c = ss->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->zc_check)
+			zc_finish(sh, c, -ESHUTDOWN);
+	}
 }
 
 static void serve_fini(struct rp_shard *sh, void *arg)
