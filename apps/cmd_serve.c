@@ -653,7 +653,7 @@ static void zc_finish(struct rp_shard *sh, struct sconn *c, int r)
  * (on_sent), each tick, and each receive of the connection (a client's
  * next request carries the acknowledgement of the body it read): ended
  * when the queue drained with the file whole (the answer ends as sent:
- * the next one, or the FIN of the last, goes out), when the file shrank
+ * the next one goes out; a last answer is never held), when the file shrank
  * (-EIO: reset, short_queued), or when the connection closes or the shard
  * stops. True when it ended: answer_end ran and @c may be gone (the
  * caller holds no other reference). Only connections with a check pending
@@ -715,7 +715,13 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 	 * its head is read into pool memory and sent from there: a copy,
 	 * which a truncation cannot reach, so no check (done() never runs
 	 * inside rp_file_send, so this is set before it) */
-	c->zc_end = len > SMALL_BODY || !hlen || rp_file_send_small_nomem(sh) != nomem ? off + len : 0;
+	/* A last answer (no keep-alive) is not held: its FIN goes behind it
+	 * at once and the connection lingers (linger_free and the drain count
+	 * on that for an answer all in the socket: test_drain's linger shed) */
+	c->zc_end = c->keep_alive && (len > SMALL_BODY || !hlen ||
+				      rp_file_send_small_nomem(sh) != nomem) ?
+			    off + len :
+			    0;
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
