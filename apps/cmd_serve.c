@@ -26,7 +26,8 @@
  * kept bytes are copied into a spill buffer from the pool (at most
  * SPILL_MAX, SPILL_SHARD for the shard) and its buffers given back at once
  * (a pool with no memory for the spill: the buffers stay kept, to
- * SPILL_MAX, while a quarter are free),
+ * SPILL_MAX, while half are free, so the quarter the answered clients'
+ * heads are parsed in stays theirs),
  * so a few pipelining clients never take the buffers every other
  * connection reads with. Past the spill's bound the connection is closed
  * (overflows). After the last answer, or at conn_close, what is kept is
@@ -1197,6 +1198,19 @@ static bool buffers_short(struct rp_shard *sh)
 	return n - rp_buf_out(sh) < n / 4;
 }
 
+/* Fewer than half of the shard's provided buffers free: the mark for what
+ * only some clients take, so that it never reaches the quarter the
+ * answered clients' in-place heads need: buffers kept beyond HOLD_MAX
+ * (keep()'s no-spill path). At the quarter mark, 10 pipelining clients
+ * that do not read took 762 of 1024 buffers, and 13 of 64 answered
+ * clients' next heads were refused (head_nomem; apps/test_serve_pool.sh). */
+static bool buffers_half(struct rp_shard *sh)
+{
+	unsigned n = rp_buf_count(sh);
+
+	return n - rp_buf_out(sh) < n / 2;
+}
+
 /* Keep @cq's buffer behind c's kept ones (in the shard's table: no pool
  * memory). */
 static void hold(struct sconn *c, const struct rp_cqe *cq)
@@ -1254,8 +1268,8 @@ static bool spill_add(struct rp_shard *sh, struct sconn *c, const char *p, size_
  * the shard has buffers to spare; else the kept buffers are copied into
  * the spill and given back, then @cq's bytes follow them. When the pool
  * has no memory for the spill, the buffers stay kept instead, up to the
- * spill's bound (SPILL_MAX a connection) while a quarter of the shard's
- * are free: a full pool does not cut pipelined requests the provided
+ * spill's bound (SPILL_MAX a connection) while half of the shard's are
+ * free (buffers_half: the last quarter is the in-place heads'): a full pool does not cut pipelined requests the provided
  * buffers can hold (10 clients' 24 pipelined 7 KB heads at --pool-mb 8
  * were 230 of 240 cut: docs/http.md). False: no room in either.
  */
@@ -1277,7 +1291,7 @@ static bool keep(struct rp_shard *sh, struct sconn *c, const struct rp_cqe *cq, 
 		return true;
 no_spill:
 	/* in order all the same: the spill's bytes, then the buffers' */
-	if (c->sp_len + (size_t)(c->in_n + 1) * rp_buf_size(sh) > SPILL_MAX || buffers_short(sh))
+	if (c->sp_len + (size_t)(c->in_n + 1) * rp_buf_size(sh) > SPILL_MAX || buffers_half(sh))
 		return false;
 	hold(c, cq);
 	*kept = true;
