@@ -1201,7 +1201,8 @@ static bool buffers_short(struct rp_shard *sh)
 /* Fewer than half of the shard's provided buffers free: the mark for what
  * only some clients take, so that it never reaches the quarter the
  * answered clients' in-place heads need: buffers kept beyond HOLD_MAX
- * (keep()'s no-spill path). At the quarter mark, 10 pipelining clients
+ * (keep()'s no-spill path), and first heads parsed in place (a client
+ * not answered yet: slowloris). At the quarter mark, 10 pipelining clients
  * that do not read took 762 of 1024 buffers, and 13 of 64 answered
  * clients' next heads were refused (head_nomem; apps/test_serve_pool.sh). */
 static bool buffers_half(struct rp_shard *sh)
@@ -1351,12 +1352,17 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (!c->closing && !c->buf) {
 			c->have = 0;
 			c->head_start = c->ss->now_ticks;
-			if (!buffers_short(sh)) {
+			if (c->answered ? !buffers_short(sh) : !buffers_half(sh)) {
 				/* parsed where it landed: a head that fits a
 				 * provided buffer takes no pool memory, so an
 				 * answered client's next head is never refused
 				 * for a full pool (64 at once were, past ~31:
-				 * docs/http.md) */
+				 * docs/http.md). A client not answered yet
+				 * only while half the ring is free: 900
+				 * slowloris clients' 1-byte first heads held
+				 * 768 of 1024 until --header-timeout, and
+				 * in-place heads and kept input stopped for
+				 * everyone; now 512 */
 				c->buf = cq->buf;
 				c->cap = rp_buf_size(sh);
 				c->buf_bid = cq->bid;
