@@ -1152,6 +1152,18 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		ST_ADD(c->ss, requests, 1);
 		c->shed_waited = false; /* a new request: its open may wait once */
 		serve_request(sh, c);
+		/* a file send started for a head alone in its provided buffer:
+		 * nothing reads the head again (the answer's head is a copy),
+		 * so the buffer goes back now, not after the send (800 slow
+		 * readers of a 30 MB file held 768 of 1024 for the whole
+		 * transfer; now 0). Never while open_wait: retry_opens parses
+		 * its spans again. A head with bytes behind it keeps its
+		 * buffer: reading stops at half of it while the send is out. */
+		if (c->sending && !c->closing && !c->open_wait && c->buf_recv && !c->in_n &&
+		    !c->sp_len && c->have == c->p.req.head_len) {
+			head_free(sh, c);
+			rp_http_parser_init(&c->p);
+		}
 	} else if (st == RP_HTTP_ERROR) {
 		ST_ADD(c->ss, refused[c->p.reason], 1);
 		c->keep_alive = false;
