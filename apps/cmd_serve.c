@@ -1416,12 +1416,13 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (!kept)
 			rp_buf_put(sh, cq->bid);
 		c->last_tick = c->ss->now_ticks;
-		/* bytes kept, or half full while a response is out: stop
-		 * reading until they are answered. Without an op (pool empty)
+		/* bytes kept, or half full (of its cap: HEAD_BUF / 2 never
+		 * fired for a 4 KB in-place head) while a response is out:
+		 * stop reading until they are answered. Without an op (pool empty)
 		 * it keeps reading: what it keeps is bounded all the same
 		 * (HOLD_MAX buffers, then SPILL_MAX, then an overflow). */
 		if (c->buf && c->recv_op && !c->paused &&
-		    (c->in_n || c->sp_len || (c->have >= HEAD_BUF / 2 && (c->sending || c->heads_out)))) {
+		    (c->in_n || c->sp_len || (c->have >= c->cap / 2 && (c->sending || c->heads_out)))) {
 			c->paused = rp_cancel(sh, c->recv_op, NULL, NULL) != NULL;
 			c->pausing = c->paused;
 		}
