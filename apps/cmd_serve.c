@@ -185,13 +185,15 @@
  * 128 B ops and its head's 512 B copy on the output queue; a 404 three
  * 128 B ops (its head's copy is one); a connection's first bodiless
  * answer its output queue (256 B and 128 B, kept until it closes); kept
- * input the 256 B HOLD_MAX array. A body of 16 KB or less is read into a
+ * input none (its buffers are listed in the shard's held table, by
+ * buffer id). A body of 16 KB or less is read into a
  * buffer of its size with the head (1 to 32 KB): those classes are not
  * kept (at 8 MB a span for one leaves none for a client): with none to
  * be had, rp_file_send sends such a body by sendfile or splice instead
  * (small_nomem). A head is parsed in its provided buffer (no pool
  * memory) unless it outgrows one (over 4 KB with what follows it) or
- * fewer than a quarter of the buffers are free: with the pool full, 64
+ * fewer than a quarter of the buffers are free (half, for a client not
+ * answered yet: buffers_half): with the pool full, 64
  * answered clients' heads at once were all answered (~31 found a head
  * buffer before); ROOM_HEADS answered clients' longer heads at once are
  * sure of a head buffer (more may find none: head_nomem); 256 objects a class cover their answers (a class
