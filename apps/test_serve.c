@@ -1279,23 +1279,16 @@ static void test_changing_under_load(void)
 	free(buf);
 }
 
-/* One GET of @name (@len bytes, every byte nonzero) by a client with a
- * 4 KB receive window; once its head is read (8 s at most) the file is
- * truncated to 64 KB in place and the client reads on (bounded: 8 s after
- * the truncation, 1 s of silence after a whole body). Returns 1 when the
- * answer ended in a reset, 0 when it came whole with the connection open or
- * ended by EOF, -1 on a setup failure; *@got: the body bytes read. */
-static int truncated_get(const char *name, size_t len, const uint8_t *data, size_t *got)
+/* Puts @name (@len bytes of @data) under the root, its path in @path,
+ * and sends one GET of it from a client with a 4 KB receive window: the
+ * socket, or -1. */
+static int window_get(const char *name, size_t len, const uint8_t *data, char *path, size_t size)
 {
-	char req[128], path[256], *hdr_end;
-	static char buf[1 << 16];
-	size_t have = 0, body = 0, clen = 0;
-	uint64_t end;
-	bool reset = false, eof = false, in_body = false;
+	char req[128];
 	int fd, n;
 
 	put(name, data, len);
-	snprintf(path, sizeof(path), "%s/%s", root, name);
+	snprintf(path, size, "%s/%s", root, name);
 	fd = dial_window(4096);
 	if (fd < 0)
 		return -1;
@@ -1304,6 +1297,27 @@ static int truncated_get(const char *name, size_t len, const uint8_t *data, size
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* One GET of @name (@len bytes, every byte nonzero) by a client with a
+ * 4 KB receive window; once its head is read (8 s at most) the file is
+ * truncated to 64 KB in place and the client reads on (bounded: 8 s after
+ * the truncation, 1 s of silence after a whole body). Returns 1 when the
+ * answer ended in a reset, 0 when it came whole with the connection open or
+ * ended by EOF, -1 on a setup failure; *@got: the body bytes read. */
+static int truncated_get(const char *name, size_t len, const uint8_t *data, size_t *got)
+{
+	char path[256], *hdr_end;
+	static char buf[1 << 16];
+	size_t have = 0, body = 0, clen = 0;
+	uint64_t end;
+	bool reset = false, eof = false, in_body = false;
+	int fd;
+
+	fd = window_get(name, len, data, path, sizeof(path));
+	if (fd < 0)
+		return -1;
 	/* the head read first (a deadline, not a fixed wait): the body has
 	 * begun and the server queues what the socket takes */
 	end = now_ms() + 8000;
@@ -1393,26 +1407,19 @@ static void test_truncated(void)
 static int queued_get(const char *name, size_t len, const uint8_t *data, unsigned delay_ms,
 		      size_t *got, size_t *zeros)
 {
-	char req[128], path[256], line[4096], *hdr_end, *cl;
+	char path[256], line[4096], *hdr_end, *cl;
 	static char buf[1 << 16];
 	size_t have = 0, body = 0, clen = 0, zero = 0;
 	uint64_t end, before, sent = 0;
 	bool reset = false, eof = false;
-	int fd, n;
+	int fd;
 
-	put(name, data, len);
-	snprintf(path, sizeof(path), "%s/%s", root, name);
 	if (!server_stats(line, sizeof(line)))
 		return -1;
 	before = stat_of(line, " bytes ");
-	fd = dial_window(4096);
+	fd = window_get(name, len, data, path, sizeof(path));
 	if (fd < 0)
 		return -1;
-	n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", name);
-	if (!send_all(fd, req, (size_t)n)) {
-		close(fd);
-		return -1;
-	}
 	/* the head (and what of the body came with it) */
 	end = now_ms() + 8000;
 	for (hdr_end = NULL; !hdr_end && now_ms() < end;) {
