@@ -98,15 +98,18 @@ def conn():
 def ask(s, name="f.bin"):
     try: s.sendall(b"GET /" + name.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n"); return True
     except OSError: return False
+def head(f):  # one answer's status line and Content-Length (None: none)
+    status = f.readline(); length = None
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""): break
+        k, _, v = line.decode().partition(":")
+        if k.lower() == "content-length": length = int(v)
+    return status, length
 def answer(s, name="f.bin"):  # True: the whole file, keep-alive; False: anything else
     f = s.makefile("rb")
     try:
-        status = f.readline(); length = None
-        while True:
-            line = f.readline()
-            if line in (b"\r\n", b""): break
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "content-length": length = int(v)
+        status, length = head(f)
         h = hashlib.sha256(); got = 0
         while length is not None and got < length:
             b = f.read(min(1 << 16, length - got))
@@ -122,12 +125,7 @@ def answers(f, name, n):  # n pipelined answers on one reader: how many whole
     whole = 0
     try:
         for _ in range(n):
-            status = f.readline(); length = None
-            while True:
-                line = f.readline()
-                if line in (b"\r\n", b""): break
-                k, _, v = line.decode().partition(":")
-                if k.lower() == "content-length": length = int(v)
+            status, length = head(f)
             if length is None: break
             body = f.read(length)
             whole += status.startswith(b"HTTP/1.1 200") and hashlib.sha256(body).digest() == want_sha[name]
