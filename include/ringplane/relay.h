@@ -18,7 +18,9 @@
  *   that cannot be had (a recv, a cancel, a poll, a splice) is retried the
  *   same way. Counted in rp_relay_wait_stats. Still ended
  *   RP_RELAY_END_NOMEM: a relay that finds no park slot (only past 65535
- *   provided buffers on the shard), counted in park_full.
+ *   provided buffers on the shard), counted in park_full. Known gap: a
+ *   retry timer the SQ refused (-EBUSY) is re-armed only by a later wait
+ *   or tick, so waiting relays can stall (docs/net.md, "Known gaps").
  * The relay ends when both directions ended (or on an error); it then
  * closes both sockets (unless RP_RELAY_KEEP_FDS) and calls done() once.
  *
