@@ -385,21 +385,29 @@ print(f"  {time.monotonic() - T0:.1f} s")
 sys.exit(1 if fails else 0)
 PY
 }
-if start pf_echo "$RP" echo --listen 127.0.0.1:0 --shards 1; then
-	E=$PID EP=$PORT
-	if start pf_relay bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' relay --listen 127.0.0.1:0 \
-		--upstream 127.0.0.1:$EP --shards 1 --pool-mb 22 --mode copy"; then
-		R=$PID
-		check "relay --pool-mb 22 full: 5000 idle clients closed at accept and counted, no byte wrong" \
-			pool_full relay "$PORT" "$R" "$T/pf_relay" 5000
-		check "relay with its pool filled stops cleanly" stop "$R"
+# relay_22 TAG WHAT NAME FN: ringplane echo, a copy-mode relay (--pool-mb
+# 22) in front of it, then check NAME: FN PORT PID LOG against the relay;
+# both stopped cleanly after (WHAT names the run in the checks' names).
+relay_22() {
+	local tag=$1 what=$2 name=$3 fn=$4 E EP R
+	if start "${tag}_echo" "$RP" echo --listen 127.0.0.1:0 --shards 1; then
+		E=$PID EP=$PORT
+		if start "${tag}_relay" bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' relay --listen 127.0.0.1:0 \
+			--upstream 127.0.0.1:$EP --shards 1 --pool-mb 22 --mode copy"; then
+			R=$PID
+			check "$name" "$fn" "$PORT" "$R" "$T/${tag}_relay"
+			check "relay ($what) stops cleanly" stop "$R"
+		else
+			check "relay --pool-mb 22 starts ($what)" false
+		fi
+		check "echo behind the relay ($what) stops cleanly" stop "$E"
 	else
-		check "relay --pool-mb 22 starts" false
+		check "echo for the relay ($what) starts" false
 	fi
-	check "echo behind the filled relay stops cleanly" stop "$E"
-else
-	check "echo for the filled relay starts" false
-fi
+}
+pool_full_relay() { pool_full relay "$1" "$2" "$3" 5000; } # port, pid, log
+relay_22 pf "pool filled" "relay --pool-mb 22 full: 5000 idle clients closed at accept and counted, no byte wrong" \
+	pool_full_relay
 # ---- idle newcomers cannot starve the relays already running ----
 # The relay (copy mode, 22 MB) with 8 data connections established, then
 # idle clients opened 100 at a time until the relay refuses them at accept
@@ -495,21 +503,8 @@ print(f"  {time.monotonic() - t0:.1f} s")
 sys.exit(0 if ok else 1)
 PY
 }
-if start fl_echo "$RP" echo --listen 127.0.0.1:0 --shards 1; then
-	E=$PID EP=$PORT
-	if start fl_relay bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' relay --listen 127.0.0.1:0 \
-		--upstream 127.0.0.1:$EP --shards 1 --pool-mb 22 --mode copy"; then
-		R=$PID
-		check "relay --pool-mb 22: idle clients refused at accept, 8 running streams x 4 MB whole" \
-			relay_flood "$PORT" "$R" "$T/fl_relay"
-		check "relay after the idle flood stops cleanly" stop "$R"
-	else
-		check "relay --pool-mb 22 starts (flood)" false
-	fi
-	check "echo behind the flooded relay stops cleanly" stop "$E"
-else
-	check "echo for the flooded relay starts" false
-fi
+relay_22 fl "idle flood" "relay --pool-mb 22: idle clients refused at accept, 8 running streams x 4 MB whole" \
+	relay_flood
 if start pf_serve bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' serve --listen 127.0.0.1:0 \
 	--root '$T/root' --shards 1 --pool-mb 8 --header-timeout 60"; then
 	S=$PID
