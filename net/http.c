@@ -932,8 +932,11 @@ static int rfc850_year(int yy, int mo, int d, int tod, time_t now)
 	if (y > ny || (y == ny && key > lim))
 		y -= 100;
 	/* 29-Feb of a year that has none (2100): the latest one that has it,
-	 * so "29-Feb-00" stays 2000 from 2050-03-01 on (at most 3 steps) */
-	while (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+	 * so "29-Feb-00" stays 2000 from 2050-03-01 on (at most 3 steps). Only
+	 * where a year ending in @yy can be a leap year (yy % 4 == 0): none of
+	 * "29-Feb-94"'s centuries is, and stepping back would run y below
+	 * INT_MIN (fuzz_http found it); the caller refuses that date. */
+	while (mo == 2 && d == 29 && yy % 4 == 0 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		y -= 100;
 	return y;
 }
