@@ -220,8 +220,12 @@ fi
 # at accept, in conn_nomem, none after an upstream was connected (ENOMEM
 # connects and starts, relays ended nomem: all 915-920 of them there, none
 # in conn_nomem, before the pool's reserve at accept); 8 data connections
-# opened first echo 256 KB whole or are cut (EOF or reset) and counted as
-# relays ended nomem, never a wrong byte. Serve (8 MB, 200 clients with a
+# opened first echo 256 KB whole or, short of pool memory, wait (since
+# 7c09e15 a relay waits instead of being cut, docs/net.md "Waiting instead
+# of cutting"): one still short after 10 s counts as waiting, and the
+# relay's waits is then > 0; none is cut (ended nomem 0, park_full 0),
+# never a wrong byte, and once the idle clients close each waiting one
+# gets the rest of its 256 KB, then every one echoes 256 KB again. Serve (8 MB, 200 clients with a
 # head not ended, 32 KB each, then 3000 idle): the clients closed ==
 # conn_nomem + head_nomem (a head refused a head buffer), the idle ones
 # among them <= conn_nomem (closed only at accept); the heads kept
@@ -230,9 +234,9 @@ fi
 # before it, 31 to 63 a run were cut, in send_nomem). Both: live == the
 # clients the clients see open, 0 at the end, a fresh client answered
 # after, a clean stop (under ASan: no leak). How many of the relay's data
-# connections get through a full pool is printed, not asserted: at these
-# pools the spans run out before the bytes (docs/pool.md), and it varies
-# by run.
+# connections get through a full pool at once, and how many wait, is
+# printed, not asserted: at these pools the spans run out before the bytes
+# (docs/pool.md), and it varies by run.
 pool_full() { # relay|serve, port, pid, log, idle clients[, file, heads]
 	local lim
 	lim=$(ulimit -Hn)
@@ -242,7 +246,7 @@ pool_full() { # relay|serve, port, pid, log, idle clients[, file, heads]
 	}
 	ulimit -n 16384 2>/dev/null
 	timeout 150 python3 - "$@" <<'PY'
-import os, re, signal, socket, sys, time
+import os, re, select, signal, socket, sys, time
 mode, port, pid, log, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 T0 = time.monotonic()
 fails = []
@@ -257,7 +261,11 @@ def stats():  # SIGUSR1, then the shard's new line (one shard)
         if txt.count("shard 0:") > n0 and txt.endswith("\n"):
             line = txt[txt.rindex("shard 0:"):]
             st = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
+            global last_line
+            last_line = line.strip()
             for k, pat in (("ended_nomem", r"ended closed=\d+ reset=\d+ idle=\d+ abort=\d+ nomem=(\d+)"),
+                           ("waits", r"\bwaits (\d+)"), ("parked", r"\bparked (\d+)"),
+                           ("park_full", r"\bpark_full (\d+)"),
                            ("start_enomem", r"start_errno[^s]* ENOMEM=(\d+)"),
                            ("connect_enomem", r"connect_errno[^s]* ENOMEM=(\d+)")):
                 m = re.search(pat, line)
@@ -290,17 +298,48 @@ def until(pred, what):  # poll the stats until pred holds, at most 10 s
         time.sleep(0.1)
     check(False, what + f" (last stats {st})")
     return st
-def echo_round(s, size):  # True: all back; False: cut (EOF, reset) with what came a prefix; None: a wrong byte
-    data = os.urandom(size); got = b""
-    try:
-        s.sendall(data)
-        while len(got) < size:
-            b = s.recv(65536)
-            if not b: break
-            got += b
-    except OSError:
-        pass
-    return True if got == data else False if data.startswith(got) else None
+def echo_rounds(socks, size, secs, rounds=None):
+    # each socket sends size random bytes and reads them back, all at once,
+    # for at most secs in all; rounds: those a timeout left, resumed. Each
+    # round's res: "whole"; "cut" (EOF or reset, what came a prefix);
+    # "wrong" (a byte not sent); "timeout" (what came a prefix, more to come)
+    if rounds is None:
+        rounds = [{"data": os.urandom(size), "sent": 0, "got": bytearray(), "res": None} for _ in socks]
+    p, fds = select.poll(), {}
+    for s, e in zip(socks, rounds):
+        if e["res"] in (None, "timeout"):
+            e["res"] = None
+            s.setblocking(False)
+            p.register(s, select.POLLIN | (select.POLLOUT if e["sent"] < len(e["data"]) else 0))
+            fds[s.fileno()] = (s, e)
+    end = time.monotonic() + secs
+    while fds and time.monotonic() < end:
+        for fd, ev in p.poll(max(1, (end - time.monotonic()) * 1000)):
+            s, e = fds[fd]
+            d = e["data"]
+            try:
+                if ev & select.POLLOUT and e["sent"] < len(d):
+                    e["sent"] += s.send(d[e["sent"]:e["sent"] + 65536])
+                    if e["sent"] == len(d): p.modify(s, select.POLLIN)
+                if ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
+                    b, n = s.recv(65536), len(e["got"])
+                    if not b: e["res"] = "cut"
+                    elif d[n:n + len(b)] != b: e["res"] = "wrong"
+                    else:
+                        e["got"] += b
+                        if len(e["got"]) == len(d): e["res"] = "whole"
+            except BlockingIOError:
+                pass
+            except OSError:
+                e["res"] = "cut"
+            if e["res"]:
+                p.unregister(s); del fds[fd]
+    for s, e in zip(socks, rounds):
+        if e["res"] is None: e["res"] = "timeout"
+        s.settimeout(10)
+    return rounds
+def each(r):  # every round's result, for a failure's output
+    return ", ".join(f"{e['res']} ({len(e['got'])} of {len(e['data'])} B back, {e['sent']} sent)" for e in r)
 def read_resp(s, want):  # True: the whole file; False: EOF before a whole answer; None: anything else
     f = s.makefile("rb")
     try:
@@ -323,11 +362,14 @@ def get(s, want):
     return read_resp(s, want)
 
 K = 8
-lost = 0
 held = []
 if mode == "relay":
     data = [conn() for _ in range(K)]
-    check(all(echo_round(s, 256 << 10) is True for s in data), f"{K} data connections: 256 KB each echoed through the relay before the pressure")
+    r = echo_rounds(data, 256 << 10, 10)
+    check(all(e["res"] == "whole" for e in r), f"{K} data connections: 256 KB each echoed through the relay before the pressure")
+    if any(e["res"] != "whole" for e in r):
+        stats()
+        print(f"  each data connection: {each(r)}\n  stats: {last_line}")
 else:
     want = open(sys.argv[6], "rb").read()
     data = [conn() for _ in range(K)]
@@ -347,12 +389,15 @@ if mode == "relay":
     check(idle_shut > 0, "the pool filled: clients were closed")
     check(idle_shut == st["conn_nomem"] == refused, "each closed client closed at accept, counted once in conn_nomem, none after its upstream was connected")
     check(st["live"] == total - idle_shut and st["open"] == total - idle_shut, "live and open == the clients still connected")
-    r = [echo_round(s, 256 << 10) for s in data]
-    lost = r.count(False)
-    print(f"  the data connections, pool full: {r.count(True)} echoed 256 KB whole, {lost} cut (EOF or reset)")
-    check(None not in r, "no data connection got a wrong byte")
+    r = echo_rounds(data, 256 << 10, 10)
+    res = [e["res"] for e in r]
     st = stats()
-    check(lost == st["ended_nomem"] and st["connect_failed"] + st["start_failed"] == 0, "each cut data connection counted (ended nomem)")
+    print(f"  the data connections, pool full: {res.count('whole')} echoed 256 KB whole, {res.count('timeout')} waiting after 10 s, {res.count('cut')} cut, {res.count('wrong')} wrong; waits {st['waits']} parked {st['parked']} park_full {st['park_full']} ended nomem {st['ended_nomem']}")
+    check("wrong" not in res, "no data connection got a wrong byte")
+    check("cut" not in res and st["ended_nomem"] == st["park_full"] == 0 and st["connect_failed"] + st["start_failed"] == 0, "no data connection cut: a relay short of pool memory waits (ended nomem 0)")
+    check("timeout" not in res or st["waits"] > 0, "a data connection that timed out is waiting for pool memory (waits > 0)")
+    if set(res) != {"whole"}:
+        print(f"  each data connection: {each(r)}\n  stats: {last_line}")
 else:
     print(f"  {len(held)} pending heads: {held_shut} closed (head_nomem {st['head_nomem']} overflows {st['overflows']}); {N} idle clients: {idle_shut} closed, conn_nomem {st['conn_nomem']}; live {st['live']}")
     # a head's client may be closed at accept too (its connection's own
@@ -364,10 +409,17 @@ else:
     check(st["live"] == total - idle_shut - held_shut, "live == the clients still connected")
 for s in idle: s.close()
 kept = [s for s in held if s not in shut]
-until(lambda st: st["live"] == K - (lost if mode == "relay" else 0) + len(kept), "live back to the connections kept once the idle ones closed")
+until(lambda st: st["live"] == K + len(kept), "live back to the connections kept once the idle ones closed")
 if mode == "relay":
-    r = [echo_round(s, 256 << 10) for s in data]
-    check(None not in r and r.count(True) == K - lost, "after the pressure: each data connection not cut echoes 256 KB again")
+    r = echo_rounds(data, 0, 20, r)  # the waiting ones' rest
+    ok = all(e["res"] == "whole" for e in r)
+    check(ok, "once the idle clients closed: each waiting data connection got the rest of its 256 KB")
+    r2 = echo_rounds(data, 256 << 10, 10)
+    ok2 = all(e["res"] == "whole" for e in r2)
+    st = stats()
+    check(ok2 and st["ended_nomem"] == 0, "after the pressure: each data connection echoes 256 KB again, none ended nomem")
+    if not ok or not ok2:
+        print(f"  each data connection: {each(r)}; again: {each(r2)}\n  stats: {last_line}")
 else:
     for s in kept: s.sendall(b"\r\n")
     r = [read_resp(s, want) for s in kept] + [get(s, want) for s in data]
@@ -379,7 +431,7 @@ else:
 for s in data + held: s.close()
 until(lambda st: st["live"] == 0, "live 0 once every client closed")
 f = conn()
-check(echo_round(f, 64 << 10) is True if mode == "relay" else get(f, want) is True, "a fresh client is answered after the pressure")
+check(echo_rounds([f], 64 << 10, 10)[0]["res"] == "whole" if mode == "relay" else get(f, want) is True, "a fresh client is answered after the pressure")
 f.close()
 print(f"  {time.monotonic() - T0:.1f} s")
 sys.exit(1 if fails else 0)
