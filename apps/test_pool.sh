@@ -12,6 +12,10 @@
 # Usage: test_pool.sh PATH/TO/ringplane
 set -u
 RP=$1
+# the embedded python's shared helpers (apps/testlib.py)
+HERE=$(cd "$(dirname "$0")" && pwd)
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
 fails=0
 T=$(mktemp -d)
 CG=
@@ -114,21 +118,14 @@ PY
 get_file() { # port, path, file, n
 	timeout 60 python3 - "$@" <<'PY'
 import socket, sys
+import testlib
 port, path, want, n = int(sys.argv[1]), sys.argv[2], open(sys.argv[3], "rb").read(), int(sys.argv[4])
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 f = s.makefile("rb")
 ok = 0
 for _ in range(n):
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-    status = f.readline()
-    length = None
-    while True:
-        line = f.readline()
-        if line in (b"\r\n", b""):
-            break
-        k, _, v = line.decode().partition(":")
-        if k.lower() == "content-length":
-            length = int(v)
+    status, length = testlib.head(f)
     body = f.read(length or 0)
     ok += status.startswith(b"HTTP/1.1 200") and body == want
 print(f"  {ok} of {n} GETs returned the file's {len(want)} bytes")
@@ -246,33 +243,23 @@ pool_full() { # relay|serve, port, pid, log, idle clients[, file, heads]
 	}
 	ulimit -n 16384 2>/dev/null
 	timeout 150 python3 - "$@" <<'PY'
-import os, re, select, signal, socket, sys, time
+import os, select, socket, sys, time
+import testlib
 mode, port, pid, log, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 T0 = time.monotonic()
 fails = []
 def check(ok, what):
     print(("  ok   " if ok else "  FAIL ") + what, flush=True)
     if not ok: fails.append(what)
-def stats():  # SIGUSR1, then the shard's new line (one shard)
-    n0 = open(log).read().count("shard 0:")
-    os.kill(pid, signal.SIGUSR1)
-    for _ in range(100):
-        txt = open(log).read()
-        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
-            line = txt[txt.rindex("shard 0:"):]
-            st = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
-            global last_line
-            last_line = line.strip()
-            for k, pat in (("ended_nomem", r"ended closed=\d+ reset=\d+ idle=\d+ abort=\d+ nomem=(\d+)"),
-                           ("waits", r"\bwaits (\d+)"), ("parked", r"\bparked (\d+)"),
-                           ("park_full", r"\bpark_full (\d+)"),
-                           ("start_enomem", r"start_errno[^s]* ENOMEM=(\d+)"),
-                           ("connect_enomem", r"connect_errno[^s]* ENOMEM=(\d+)")):
-                m = re.search(pat, line)
-                st[k] = int(m.group(1)) if m else 0
-            return st
-        time.sleep(0.05)
-    sys.exit("  no stats line")
+def stats():  # the relay's or serve's stats line (testlib.stats), with the fields the checks read
+    global last_line
+    st = testlib.stats(log, pid, (
+        ("ended_nomem", r"ended closed=\d+ reset=\d+ idle=\d+ abort=\d+ nomem=(\d+)", 0),
+        ("waits", r"\bwaits (\d+)", 0), ("parked", r"\bparked (\d+)", 0), ("park_full", r"\bpark_full (\d+)", 0),
+        ("start_enomem", r"start_errno[^s]* ENOMEM=(\d+)", 0),
+        ("connect_enomem", r"connect_errno[^s]* ENOMEM=(\d+)", 0)), tries=100)
+    last_line = st.line
+    return st
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 def ended(s):  # the server closed it (EOF, reset, or anything sent unasked)
@@ -343,12 +330,7 @@ def each(r):  # every round's result, for a failure's output
 def read_resp(s, want):  # True: the whole file; False: EOF before a whole answer; None: anything else
     f = s.makefile("rb")
     try:
-        status = f.readline(); length = None
-        while True:
-            line = f.readline()
-            if line in (b"\r\n", b""): break
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "content-length": length = int(v)
+        status, length = testlib.head(f)
         body = f.read(length or 0)
     except OSError:
         return False

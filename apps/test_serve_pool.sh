@@ -27,6 +27,10 @@
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs]
 set -u
 RP=$1
+# the embedded python's shared helpers (apps/testlib.py)
+HERE=$(cd "$(dirname "$0")" && pwd)
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
 RUNS=${2:-1}
 T=$(mktemp -d)
 PID=
@@ -70,7 +74,9 @@ for run in $(seq "$RUNS"); do
 		break
 	fi
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$T/root" <<'PY'
-import hashlib, os, re, signal, socket, sys, threading, time
+import hashlib, os, socket, sys, threading, time
+from testlib import head
+import testlib
 port, pid, log, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 SMALL = ["s10000.bin", "s1.bin", "s16384.bin"]  # bodies of 16 KB or less: one pool buffer with their head
 want = {n: open(os.path.join(root, n), "rb").read() for n in ["f.bin"] + SMALL}
@@ -80,32 +86,13 @@ fails = []
 def check(ok, what):
     print(("  ok   " if ok else "  FAIL ") + what, flush=True)
     if not ok: fails.append(what)
-def stats():  # SIGUSR1, then the shard's new line (one shard)
-    n0 = open(log).read().count("shard 0:")
-    os.kill(pid, signal.SIGUSR1)
-    for _ in range(200):
-        txt = open(log).read()
-        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
-            line = txt[txt.rindex("shard 0:"):]
-            d = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
-            m = re.search(r"\bsmall_nomem ([0-9]+)", line)
-            d["small_nomem"] = int(m.group(1)) if m else -1
-            return d
-        time.sleep(0.05)
-    sys.exit("  no stats line")
+def stats():  # the shard's stats line (testlib.stats), small_nomem -1 where the line has none
+    return testlib.stats(log, pid, (("small_nomem", r"\bsmall_nomem ([0-9]+)", -1),))
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 def ask(s, name="f.bin"):
     try: s.sendall(b"GET /" + name.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n"); return True
     except OSError: return False
-def head(f):  # one answer's status line and Content-Length (None: none)
-    status = f.readline(); length = None
-    while True:
-        line = f.readline()
-        if line in (b"\r\n", b""): break
-        k, _, v = line.decode().partition(":")
-        if k.lower() == "content-length": length = int(v)
-    return status, length
 def answer(s, name="f.bin"):  # True: the whole file, keep-alive; False: anything else
     f = s.makefile("rb")
     try:
