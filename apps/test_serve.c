@@ -1300,6 +1300,30 @@ static int window_get(const char *name, size_t len, const uint8_t *data, char *p
 	return fd;
 }
 
+/* One read of an answer after its GET: waits for input (200 ms; 1 s once
+ * @whole, the body all read and the connection kept open for the next
+ * request), then receives at most @cap bytes into @buf. Returns the bytes
+ * received, 0 when none came (read again while the caller's deadline
+ * allows), or -1 when the answer ended: *@reset set on ECONNRESET, *@eof
+ * on EOF, neither when it was @whole and nothing more came for 1 s. */
+static ssize_t answer_recv(int fd, char *buf, size_t cap, bool whole, bool *reset, bool *eof)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	ssize_t r;
+
+	if (poll(&p, 1, whole ? 1000 : 200) == 0)
+		return whole ? -1 : 0;
+	r = recv(fd, buf, cap, MSG_DONTWAIT);
+	if (r < 0 && errno == EAGAIN)
+		return 0;
+	if (r <= 0) {
+		*reset = r < 0 && errno == ECONNRESET;
+		*eof = r == 0;
+		return -1;
+	}
+	return r;
+}
+
 /* One GET of @name (@len bytes, every byte nonzero) by a client with a
  * 4 KB receive window; once its head is read (8 s at most) the file is
  * truncated to 64 KB in place and the client reads on (bounded: 8 s after
@@ -1322,24 +1346,14 @@ static int truncated_get(const char *name, size_t len, const uint8_t *data, size
 	 * begun and the server queues what the socket takes */
 	end = now_ms() + 8000;
 	while (now_ms() < end) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		bool whole = in_body && body >= clen;
-		ssize_t r;
+		ssize_t r = answer_recv(fd, buf + (in_body ? 0 : have),
+					in_body ? sizeof(buf) : sizeof(buf) - have - 1,
+					in_body && body >= clen, &reset, &eof);
 
-		if (poll(&p, 1, whole ? 1000 : 200) == 0) {
-			if (whole)
-				break; /* kept open for the next request */
-			continue;
-		}
-		r = recv(fd, buf + (in_body ? 0 : have), in_body ? sizeof(buf) : sizeof(buf) - have - 1,
-			 MSG_DONTWAIT);
-		if (r < 0 && errno == EAGAIN)
-			continue;
-		if (r <= 0) {
-			reset = r < 0 && errno == ECONNRESET;
-			eof = r == 0;
+		if (r < 0)
 			break;
-		}
+		if (r == 0)
+			continue;
 		if (in_body) {
 			/* past the new end: the old bytes or zeros, not checked */
 			body += (size_t)r;
@@ -1460,23 +1474,12 @@ static int queued_get(const char *name, size_t len, const uint8_t *data, unsigne
 	usleep(delay_ms * 1000u);
 	end = now_ms() + 8000;
 	while (now_ms() < end) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		bool whole = body >= clen;
-		ssize_t r;
+		ssize_t r = answer_recv(fd, buf, sizeof(buf), body >= clen, &reset, &eof);
 
-		if (poll(&p, 1, whole ? 1000 : 200) == 0) {
-			if (whole)
-				break; /* kept open for the next request */
-			continue;
-		}
-		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (r < 0 && errno == EAGAIN)
-			continue;
-		if (r <= 0) {
-			reset = r < 0 && errno == ECONNRESET;
-			eof = r == 0;
+		if (r < 0)
 			break;
-		}
+		if (r == 0)
+			continue;
 		for (ssize_t i = 0; i < r; i++)
 			zero += buf[i] == 0;
 		body += (size_t)r;
