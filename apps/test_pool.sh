@@ -91,27 +91,49 @@ stop() { # pid: SIGTERM, at most 10 s, then its exit status must be 0
 }
 
 # N connections at once to 127.0.0.1:PORT, each sends SIZE random bytes
-# and must get the same bytes back (echo, and the relay in front of it)
+# and must get the same bytes back (echo, and the relay in front of it);
+# each connection that does not is named with how it ended (EOF, reset,
+# a 10 s timeout, a wrong byte) and the bytes it got back
 echo_clients() { # port, n, size
 	timeout 60 python3 - "$@" <<'PY'
-import os, socket, sys
+import os, socket, sys, time
 port, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+T0 = time.monotonic()
 conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
-ok = 0
-for s in conns:
+ok, bad = 0, []
+for i, s in enumerate(conns):
     data = os.urandom(size)
-    s.sendall(data)
-    got = b""
-    while len(got) < size:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-    ok += got == data
+    got, how = b"", "EOF"
+    try:
+        s.sendall(data)
+        while len(got) < size:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except OSError as e:
+        how = type(e).__name__
+    if got == data:
+        ok += 1
+    else:
+        bad.append(f"#{i} {'a wrong byte' if not data.startswith(got) else how} at {time.monotonic() - T0:.1f} s, {len(got)} B back")
     s.close()
-print(f"  {ok} of {n} connections got their {size} bytes back")
+print(f"  {ok} of {n} connections got their {size} bytes back ({time.monotonic() - T0:.1f} s)")
+for b in bad[:20]:
+    print(f"  {b}")
 sys.exit(0 if ok == n else 1)
 PY
+}
+
+# echo_clients through the relay; when it fails, the relay's and echo's
+# stats lines (SIGUSR1) too
+relay_clients() { # port, n, size, relay pid, its log, echo pid, its log
+	echo_clients "$1" "$2" "$3" && return 0
+	kill -USR1 "$4" "$6"
+	sleep 0.5
+	echo "  relay: $(grep 'shard 0:' "$5" | tail -1)"
+	echo "  echo: $(grep 'shard 0:' "$7" | tail -1)"
+	return 1
 }
 
 # GET PATH on PORT N times over keep-alive; the body must equal FILE
@@ -157,7 +179,8 @@ if start echo "$RP" echo --listen 127.0.0.1:0 --shards 1 --pool-mb 20; then
 	if start relay "$RP" relay --listen 127.0.0.1:0 --upstream "127.0.0.1:$EP" --shards 1 \
 		--pool-mb 22; then
 		R=$PID
-		check "relay --pool-mb 22: 200 connections x 64 KB relayed" echo_clients "$PORT" 200 65536
+		check "relay --pool-mb 22: 200 connections x 64 KB relayed" \
+			relay_clients "$PORT" 200 65536 "$R" "$T/relay" "$E" "$T/echo"
 		check "relay --pool-mb 22 stops cleanly" stop "$R"
 	else
 		check "relay --pool-mb 22 starts" false
