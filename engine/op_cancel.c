@@ -222,6 +222,41 @@ struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, voi
 }
 
 /*
+ * rp_cancel without a callback and without an op: the cancel goes out
+ * tagged UD_OP_CANCEL (as rp_close's cancels), counted in sh->internal
+ * and consumed by the reap, so stopping a read needs no pool memory (a
+ * relay that parks buffers for lack of memory must still be able to end
+ * its multishot recv). Unlinked, so it runs inline when the kernel reaches
+ * its SQE, before anything prepared after it: it cannot hit an op that
+ * reuses @target's memory later.
+ */
+int rp_cancel_op(struct rp_shard *sh, struct rp_op *target)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!target)
+		return -EINVAL;
+	if (eng_op_outside(target)) { /* as rp_cancel: ended here, no SQE */
+		target->flags |= OPF_CANCEL_REQ;
+		eng_op_end_outside(sh, target);
+		return 0;
+	}
+	if (target->flags & OPF_DEAD_PARKED) { /* its -ECANCELED is due */
+		target->flags |= OPF_CANCEL_REQ;
+		return 0;
+	}
+	sqe = eng_sqe(sh); /* counted in sq_full_fail when NULL */
+	if (!sqe)
+		return -EBUSY;
+	target->flags |= OPF_CANCEL_REQ;
+	io_uring_prep_cancel(sqe, target, 0);
+	io_uring_sqe_set_data64(sqe, UD_OP_CANCEL);
+	sh->internal++;
+	STAT_INC(sh, op_cancels);
+	return 0;
+}
+
+/*
  * As rp_close without the close: one cancel by user_data per op on @fd,
  * tagged with this op's address (UD_SUB_CANCEL), and this op's callback
  * once all have completed, with the number that found their op (as a

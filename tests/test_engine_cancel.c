@@ -2,7 +2,8 @@
 /*
  * engine: cancelling a multishot receive in the window where the kernel has
  * just ended it with ENOBUFS and its CQE is not reaped yet (rp_cancel and
- * rp_cancel_fd), and provided buffers given back twice.
+ * rp_cancel_fd), rp_cancel_op with the pool empty, and provided buffers
+ * given back twice.
  *
  * The window is made deterministic: the peer has written more than every
  * provided buffer holds before the receive is armed, so one task-work run
@@ -142,6 +143,127 @@ static void test_cancel_fd_while_kernel_ends_enobufs(void **state)
 }
 
 /* ======================================================================
+ * rp_cancel_op with the pool empty
+ *
+ * A caller that must stop reading because it has no memory (a relay
+ * parking what it cannot queue) could not: rp_cancel takes an op from the
+ * pool, so with the pool empty it failed (ENOMEM) and the multishot
+ * receive stayed armed, taking buffer after buffer. rp_cancel_op needs no
+ * op: with every object of every class taken, the cancel still goes out
+ * and the receive ends with -ECANCELED, then takes nothing written later.
+ * ====================================================================== */
+
+#define NM_MAX (POOL_BYTES / RP_POOL_MIN_CLASS + 64)
+
+static struct {
+	int a, b;
+	struct rp_op *op;
+	void **hog;
+	size_t nhog;
+	bool pool_empty, old_refused, empty_at_final;
+	int old_errno, ret, final_res;
+	unsigned finals, after_final;
+	atomic_int cancelled, done;
+} tnm;
+
+static void nm_take(struct rp_pool *pool, size_t size)
+{
+	void *x;
+
+	while (tnm.nhog < NM_MAX && (x = rp_pool_alloc(pool, size)))
+		tnm.hog[tnm.nhog++] = x;
+}
+
+static void nm_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (tnm.finals) {
+		tnm.after_final++;
+		return;
+	}
+	if (c->flags & RP_CQE_MORE)
+		return;
+	tnm.finals++;
+	tnm.final_res = c->res;
+	/* still without memory: the cancel needed none */
+	tnm.empty_at_final = !rp_pool_alloc(rp_shard_pool(sh), 1);
+	for (size_t i = 0; i < tnm.nhog; i++)
+		rp_pool_free(tnm.hog[i]);
+	tnm.nhog = 0;
+	atomic_store(&tnm.done, 1);
+}
+
+static int nm_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	tnm.op = rp_recv_multishot(sh, tnm.a, nm_recv_cb, NULL);
+	CHECK(tnm.op != NULL);
+	return 0;
+}
+
+static void nm_cancel_msg(struct rp_shard *sh, void *arg)
+{
+	struct rp_pool *pool = rp_shard_pool(sh);
+
+	(void)arg;
+	nm_take(pool, RP_POOL_MAX_CLASS); /* every free span */
+	for (size_t sz = RP_POOL_MIN_CLASS; sz < RP_POOL_MAX_CLASS; sz *= 2)
+		nm_take(pool, sz);
+	CHECK(tnm.nhog < NM_MAX); /* the pool ran dry, not the array */
+	tnm.pool_empty = !rp_pool_alloc(pool, 1);
+	/* the old way: no op for the cancel */
+	tnm.old_refused = !rp_cancel(sh, tnm.op, NULL, NULL);
+	tnm.old_errno = errno;
+	tnm.ret = rp_cancel_op(sh, tnm.op);
+	atomic_store(&tnm.cancelled, 1);
+}
+
+static void test_cancel_op_without_memory(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tnm, 0, sizeof(tnm));
+	tnm.hog = calloc(NM_MAX, sizeof(*tnm.hog));
+	assert_non_null(tnm.hog);
+	tcp_pair(&tnm.a, &tnm.b);
+	cfg.bufs = NBUFS;
+	cfg.buf_size = BUF_SIZE;
+	cfg.init = nm_init;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, nm_cancel_msg, NULL), 0);
+	ok = wait_for(&tnm.cancelled, 1, WAIT_S) && wait_for(&tnm.done, 1, WAIT_S);
+	/* written after the end: a receive still armed would take it */
+	assert_int_equal(write(tnm.b, "late", 4), 4);
+	sleep_ms(50);
+	stats_of(rt, 0, &st);
+	rt_end(rt);
+	print_message("# pool empty %d: rp_cancel refused %d (errno %d), rp_cancel_op %d, "
+		      "final %d (pool still empty %d), %u callbacks after it, op_cancels %llu\n",
+		      tnm.pool_empty, tnm.old_refused, tnm.old_errno, tnm.ret, tnm.final_res,
+		      tnm.empty_at_final, tnm.after_final, (unsigned long long)st.op_cancels);
+	assert_true(ok);
+	assert_true(tnm.pool_empty);
+	assert_true(tnm.old_refused);
+	assert_int_equal(tnm.old_errno, ENOMEM);
+	assert_int_equal(tnm.ret, 0);
+	assert_int_equal(tnm.finals, 1);
+	assert_int_equal(tnm.final_res, -ECANCELED);
+	assert_true(tnm.empty_at_final);
+	assert_int_equal(tnm.after_final, 0);
+	assert_int_equal(st.op_cancels, 1);
+	assert_int_equal(rp_cancel_op(NULL, NULL), -EINVAL);
+	free(tnm.hog);
+	close(tnm.a);
+	close(tnm.b);
+}
+
+/* ======================================================================
  * rp_buf_put of a buffer that is not out
  * ====================================================================== */
 
@@ -243,6 +365,7 @@ int main(void)
 	const struct CMUnitTest all[] = {
 		T(test_cancel_while_kernel_ends_enobufs),
 		T(test_cancel_fd_while_kernel_ends_enobufs),
+		T(test_cancel_op_without_memory),
 		T(test_buf_put_twice_is_refused),
 	};
 

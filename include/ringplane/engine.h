@@ -419,6 +419,20 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
  */
 struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
+/*
+ * rp_cancel_op - cancel @target (its handle must still be alive) as
+ * rp_cancel does, with no callback and no op of its own: it takes no pool
+ * memory, so it works when the pool is empty (a caller that must stop
+ * reading because it has no memory for what it reads). The cancel's own
+ * result is not reported; @target's final callback follows as after
+ * rp_cancel (-ECANCELED, or its own result when it was ending anyway), and
+ * a multishot @target is never re-armed or parked again. Allowed while
+ * stopping; call on the shard's thread. Returns 0 (sent, or @target was
+ * waiting outside the kernel and is ended here), -EBUSY (the SQ stayed
+ * full: the kernel refused every flush; counted in sq_full_fail; nothing
+ * changed, try again later) or -EINVAL (@target NULL); never -ENOMEM.
+ */
+int rp_cancel_op(struct rp_shard *sh, struct rp_op *target);
 /* shutdown(2) of a socket: @how is SHUT_RD, SHUT_WR or SHUT_RDWR; res 0 or -errno. */
 struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *arg);
 /* One-shot readiness: completes once @fd has any of @events (POLLIN,
