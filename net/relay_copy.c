@@ -22,8 +22,10 @@
  * reading, and the shard's retry tick (relay_core.c, every 1 ms) queues
  * the parked pieces oldest first once memory is back; everything received
  * meanwhile is parked behind them, so bytes stay in order. Reading resumes
- * once none is parked (and the queue is under its bound). A recv that
- * cannot be armed, or a cancel that cannot be had, is retried the same way.
+ * once none is parked (and the queue is under its bound). The cancel that
+ * stops reading takes no pool memory (rp_cancel_op), so parking is
+ * bounded by what was in flight when memory ran out. A recv that cannot
+ * be armed, or a cancel the full SQ refused, is retried the same way.
  */
 #include <errno.h>
 #include <string.h>
@@ -104,19 +106,18 @@ static bool under_resume(const struct rdir *d)
 	return d->queued < d->r->cfg.max_inflight / 2 && d->nodes < MAX_NODES / 2;
 }
 
-/* Cancel the recv: its final callback (-ECANCELED, or data) follows. A
- * cancel that cannot be had (no op: the pool empty, or the SQ full) is
- * retried by the shard's tick; meanwhile what comes is parked or queued. */
+/* Cancel the recv: its final callback (-ECANCELED, or data) follows. The
+ * cancel needs no pool memory (rp_cancel_op), so a direction parking
+ * buffers for lack of memory still stops reading; one the full SQ refused
+ * is retried by the shard's tick, and meanwhile what comes is parked or
+ * queued. */
 static void cancel_recv(struct rdir *d)
 {
-	int err;
+	int err = rp_cancel_op(d->r->sh, d->recv_op);
 
-	if (rp_cancel(d->r->sh, d->recv_op, NULL, NULL))
+	if (!err || (err == -EBUSY && !relay_wait(d, WAIT_CANCEL)))
 		return;
-	err = errno;
-	if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_CANCEL))
-		return;
-	relay_fail(d->r, -err, RP_RELAY_END_NOMEM);
+	relay_fail(d->r, err, RP_RELAY_END_NOMEM);
 }
 
 /* Stop reading (back-pressure, a path switch). */
@@ -414,6 +415,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 				relay_fail(r, -ENOMEM, RP_RELAY_END_NOMEM); /* park_drop puts it */
 			} else if (!d->paused) {
 				d->paused = true;
+				stats(d)->paused++;
 				if (!last)
 					cancel_recv(d);
 			}

@@ -395,17 +395,15 @@ static int splice_start(struct rdir *d)
 	return 0;
 }
 
-/* Cancel the read poll; one that cannot be had is retried by the tick. */
+/* Cancel the read poll (rp_cancel_op: no pool memory needed); one the
+ * full SQ refused is retried by the tick. */
 static void splice_cancel(struct rdir *d)
 {
-	int err;
+	int err = rp_cancel_op(d->r->sh, d->poll_op);
 
-	if (rp_cancel(d->r->sh, d->poll_op, NULL, NULL))
+	if (!err || (err == -EBUSY && !relay_wait(d, WAIT_SPLICE)))
 		return;
-	err = errno;
-	if ((err == ENOMEM || err == EBUSY) && !relay_wait(d, WAIT_SPLICE))
-		return;
-	relay_fail(d->r, -err, RP_RELAY_END_NOMEM);
+	relay_fail(d->r, err, RP_RELAY_END_NOMEM);
 }
 
 /*

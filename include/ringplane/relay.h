@@ -15,7 +15,8 @@
  *   that cannot queue what it received keeps it without allocating (a
  *   slot per provided buffer in the shard's state), stops reading and
  *   retries every 1 ms from a reserved timer, bytes kept in order; an op
- *   that cannot be had (a recv, a cancel, a poll, a splice) is retried the
+ *   that cannot be had (a recv, a poll, a splice), or a stop-reading cancel
+ *   the full SQ refused (it needs no memory: rp_cancel_op), is retried the
  *   same way. Counted in rp_relay_wait_stats. Still ended
  *   RP_RELAY_END_NOMEM: a relay that finds no park slot (only past 65535
  *   provided buffers on the shard), counted in park_full. Known gap: a
