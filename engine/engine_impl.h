@@ -75,6 +75,8 @@ enum {
 	OPF_TIMER_FREE = 1u << 10, /* ... that rp_timer_free gave up: freed at its end */
 	OPF_ZC_SENT = 1u << 11, /* send_zc: its result sent bytes (res > 0): the
 				   notification is counted (zc_sends, zc_copied) */
+	OPF_TIMER_DEFER = 1u << 12, /* a reserved timer armed while the SQ stayed
+				       full: on sh->timers, sent by the loop */
 };
 
 struct rp_op {
@@ -94,7 +96,7 @@ struct rp_op {
 		} cf;		/* rp_cancel_fd */
 		struct rp_op *park_prev; /* on sh->parked or sh->rearm: O(1) removal */
 	} u;
-	struct __kernel_timespec lts; /* linked timeout */
+	struct __kernel_timespec lts; /* linked timeout; a reserved timer's own */
 	/* the fds whose SQE names this op, listed in sh->fdt (submit.h): -1 when
 	 * the slot is unused; two for splice */
 	int tfd[2];
@@ -153,6 +155,10 @@ struct rp_shard {
 	 * next turn (eng_rearm_run), ended by rp_close/rp_cancel/stop like a
 	 * parked receive while they are outside the kernel */
 	struct rp_op *rearm;
+	/* reserved timers armed while the SQ stayed full (OPF_TIMER_DEFER):
+	 * sent by the loop once its submit made room (eng_timer_defer_run),
+	 * ended with -ECANCELED by a stop, unlinked by rp_timer_free */
+	struct rp_op *timers;
 
 	/* wake-ups */
 	int efd;

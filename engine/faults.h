@@ -18,8 +18,9 @@
  *           answered poll's cancel) finds no SQE, as if the SQ stayed full:
  *           the op waits on the shard's re-arm list for the loop's next
  *           turn (op.h eng_rearm_sqe; shard.c)
- *   timer   rp_timer_arm finds no SQE, as if the SQ stayed full: -EBUSY,
- *           counted in sq_full_fail (op_basic.c); its caller must try again
+ *   timer   rp_timer_arm finds no SQE, as if the SQ stayed full: the timer
+ *           waits armed on the shard's sh->timers for the loop's next turn,
+ *           counted in sq_full_fail (op_basic.c; shard.c)
  * Not installed; docs/reliability.md describes the run that uses it.
  */
 #ifndef RP_ENGINE_FAULTS_H

@@ -238,6 +238,10 @@ void eng_send_zc_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32
 void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_poll_out_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
+/* op_basic.c: send the reserved timers armed while the SQ stayed full
+ * (sh->timers), from the loop; a stopping shard ends them with -ECANCELED.
+ * One that still finds no SQE stays for the next turn. */
+void eng_timer_defer_run(struct rp_shard *sh);
 /* The CQE of one of the cancels by user_data an rp_cancel_fd sent. */
 void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res);
 #ifdef RP_FAULTS

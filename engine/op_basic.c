@@ -284,7 +284,9 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
  * A reserved timer is its op, of kind OP_TIMER: the memory rp_timer_new
  * took, counted live only while armed (a stop does not wait for an idle
  * one). Its end puts it back in reserve before the callback runs, so the
- * callback may arm it again.
+ * callback may arm it again. Its timespec is op->lts (a timer is never
+ * linked), so that op->u.park_prev is free for sh->timers while an arm
+ * waits there for an SQE.
  */
 void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
 {
@@ -316,10 +318,17 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh)
 	return (struct rp_timer *)op;
 }
 
+static void timer_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
+{
+	eng_op_sqe(sh, op, sqe);
+	io_uring_prep_timeout(sqe, &op->lts, 0, 0);
+}
+
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg)
 {
 	struct rp_op *op = (struct rp_op *)t;
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = NULL;
+	bool stuck = false;
 
 	if (!op)
 		return -EINVAL;
@@ -331,19 +340,49 @@ int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb,
 	/* as if the flush could not empty the SQ (faults.h: timer) */
 	if (ENG_FAULT(sh, FAULT_TIMER)) {
 		STAT_INC(sh, sq_full_fail);
-		return -EBUSY;
+		stuck = true;
 	}
 #endif
-	sqe = eng_sqe(sh);
-	if (!sqe)
-		return -EBUSY;
+	if (!stuck) {
+		sqe = eng_sqe(sh); /* NULL: counted in sq_full_fail */
+		stuck = !sqe;
+	}
 	eng_op_init(sh, op, OP_TIMER, cb, arg);
 	op->flags = OPF_TIMER_ARMED;
-	eng_op_sqe(sh, op, sqe);
-	op->u.ts.tv_sec = (long long)(ns / 1000000000u);
-	op->u.ts.tv_nsec = (long long)(ns % 1000000000u);
-	io_uring_prep_timeout(sqe, &op->u.ts, 0, 0);
+	op->lts.tv_sec = (long long)(ns / 1000000000u);
+	op->lts.tv_nsec = (long long)(ns % 1000000000u);
+	if (stuck) {
+		/* The SQ stayed full: armed all the same, and sent by the loop
+		 * once its submit made room. Its caller is typically the
+		 * recovery that runs when nothing else can: an -EBUSY here
+		 * left it to a retry that needed memory or an SQE too. */
+		op->flags |= OPF_TIMER_DEFER;
+		eng_olist_push(&sh->timers, op);
+		return 0;
+	}
+	timer_prep(sh, op, sqe);
 	return 0;
+}
+
+void eng_timer_defer_run(struct rp_shard *sh)
+{
+	struct rp_op *op;
+
+	while ((op = sh->timers)) {
+		struct io_uring_sqe *sqe = NULL;
+
+		if (!sh->stopping && !(sqe = eng_sqe(sh)))
+			return; /* still full: the next turn */
+		eng_olist_del(&sh->timers, op);
+		op->flags &= (uint16_t)~OPF_TIMER_DEFER;
+		if (sqe) {
+			timer_prep(sh, op, sqe);
+			continue;
+		}
+		/* stopping: ended as the stop's cancel ends an armed timer (its
+		 * callback may change the list: read again) */
+		eng_timer_complete(sh, op, -ECANCELED, 0);
+	}
 }
 
 bool rp_timer_armed(const struct rp_timer *t)
@@ -357,6 +396,14 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
 
 	if (!op)
 		return;
+	if (op->flags & OPF_TIMER_DEFER) {
+		/* never reached the kernel: no CQE will come */
+		eng_olist_del(&sh->timers, op);
+		sh->live--;
+		sh->live_kind[OP_TIMER]--;
+		rp_pool_free(op);
+		return;
+	}
 	if (!(op->flags & OPF_TIMER_ARMED)) {
 		rp_pool_free(op);
 		return;

@@ -407,13 +407,15 @@ void eng_shard_loop(struct rp_shard *sh)
 		}
 		if (sh->rearm)
 			rearm_run(sh);
+		if (sh->timers)
+			eng_timer_defer_run(sh);
 		/* Messages ran and none is waiting: what they prepared goes to
 		 * the kernel with the same enter that waits (one syscall per
 		 * hand-off, not a submit and then a wait). The enter returns at
 		 * once if a completion is already due. */
 		if (work && !mail_pending(sh))
 			work = 0;
-		if (work || sh->nstash || sh->dead || sh->rearm) {
+		if (work || sh->nstash || sh->dead || sh->rearm || sh->timers) {
 			wait = false;
 		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
 			wait = false; /* found work while awake: no wake-up needed */

@@ -12,6 +12,9 @@
  *   posted them.
  * - An fd table that cannot grow: rp_close and rp_cancel_fd fall back to a
  *   cancel by fd (counted) and still end every op on the fd.
+ * - A reserved timer armed while the SQ stays full: armed (counted), its
+ *   callback runs once after the loop found room; freed or stopped while
+ *   it waits, it is unlinked or ended with -ECANCELED.
  */
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
@@ -325,6 +328,216 @@ static void test_close_of_no_fd_with_sq_full_fails(void **state)
 	assert_int_equal(tcf.close_errno, EBUSY);
 }
 
+/* ======================================================================
+ * a reserved timer armed while the SQ stays full: armed all the same, sent
+ * by the loop once there is room; freed, or the shard stopped, meanwhile
+ * ====================================================================== */
+
+static struct {
+	struct rp_runtime *rt;
+	struct rp_timer *t;
+	atomic_int fired, late, stopped, nops_done, msg_done;
+	unsigned nops, nops_seen;
+	int arm_rc, again_rc, stop_res;
+	bool armed, armed_after_free;
+	unsigned base, inflight_deferred, inflight_freed;
+	uint64_t fail_delta;
+} ttd;
+
+static void td_nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 0);
+	if (++ttd.nops_seen == ttd.nops)
+		atomic_store(&ttd.nops_done, 1);
+}
+
+/* Fill the SQ with nops while every flush gives up: the next eng_sqe
+ * finds no room (the hook stays on: the caller arms, then clears it). */
+static void td_fill(struct rp_shard *sh)
+{
+	HOOK_SET(flush_fail, 1);
+	for (unsigned i = 0; i < 64 && rp_nop(sh, td_nop_cb, NULL); i++)
+		ttd.nops++;
+	CHECK_EQ(errno, EBUSY); /* stopped by a full SQ, not by the bound */
+}
+
+/* Arm @t with the SQ full: what the arm says, and what it counts. */
+static void td_arm(struct rp_shard *sh, uint64_t ns, rp_cb cb)
+{
+	struct rp_shard_stats a, b;
+
+	ttd.base = rp_shard_inflight(sh); /* the nops count too */
+	rp_shard_stats(sh, &a);
+	ttd.arm_rc = rp_timer_arm(sh, ttd.t, ns, cb, NULL);
+	rp_shard_stats(sh, &b);
+	ttd.fail_delta = b.sq_full_fail - a.sq_full_fail;
+	ttd.armed = rp_timer_armed(ttd.t);
+	ttd.inflight_deferred = rp_shard_inflight(sh) - ttd.base;
+	ttd.again_rc = rp_timer_arm(sh, ttd.t, ns, cb, NULL);
+}
+
+static void td_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, -ETIME);
+	CHECK(!rp_timer_armed(ttd.t));
+	atomic_fetch_add(&ttd.fired, 1);
+}
+
+static void td_late(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	atomic_fetch_add(&ttd.late, 1); /* freed while waiting: must never run */
+}
+
+static void td_stop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	ttd.stop_res = c->res;
+	CHECK(rp_shard_stopping(sh));
+	CHECK(!rp_timer_armed(ttd.t));
+	atomic_fetch_add(&ttd.stopped, 1);
+}
+
+static int td_init_fire(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	ttd.t = rp_timer_new(sh);
+	CHECK(ttd.t != NULL);
+	td_fill(sh);
+	td_arm(sh, 2 * MS, td_fired);
+	HOOK_SET(flush_fail, 0);
+	return 0;
+}
+
+static int td_init_free(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	ttd.t = rp_timer_new(sh);
+	CHECK(ttd.t != NULL);
+	td_fill(sh);
+	td_arm(sh, 2 * MS, td_late);
+	rp_timer_free(sh, ttd.t);
+	ttd.t = NULL;
+	ttd.inflight_freed = rp_shard_inflight(sh) - ttd.base;
+	HOOK_SET(flush_fail, 0);
+	return 0;
+}
+
+static int td_init_new(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	ttd.t = rp_timer_new(sh);
+	CHECK(ttd.t != NULL);
+	return 0;
+}
+
+/* On the shard's loop: arm with the SQ full, then stop in the same turn,
+ * before the loop could send the timer. */
+static void td_stop_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	td_fill(sh);
+	td_arm(sh, 60000 * MS, td_stop_cb);
+	rp_runtime_stop(ttd.rt);
+	HOOK_SET(flush_fail, 0);
+	atomic_store(&ttd.msg_done, 1);
+}
+
+static void td_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(!ttd.t || !rp_timer_armed(ttd.t));
+	rp_timer_free(sh, ttd.t);
+	ttd.t = NULL;
+}
+
+/* What every case checks of the arm that found the SQ full. */
+static void td_check_arm(void)
+{
+	print_message(
+		"# %u nops filled the SQ; arm %d, armed %d, inflight +%u, sq_full_fail +%llu\n",
+		ttd.nops, ttd.arm_rc, ttd.armed, ttd.inflight_deferred,
+		(unsigned long long)ttd.fail_delta);
+	assert_true(ttd.nops >= 1);
+	assert_int_equal(ttd.arm_rc, 0); /* was -EBUSY */
+	assert_true(ttd.armed);
+	assert_int_equal(ttd.inflight_deferred, 1);
+	assert_int_equal(ttd.fail_delta, 1);
+	assert_int_equal(ttd.again_rc, -EALREADY);
+}
+
+static void test_timer_armed_with_sq_full_fires_once(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&ttd, 0, sizeof(ttd));
+	cfg.ring_entries = 8;
+	cfg.init = td_init_fire;
+	cfg.fini = td_fini;
+	rt = rt_start(&cfg);
+	ok = wait_for(&ttd.fired, 1, WAIT_S) && wait_for(&ttd.nops_done, 1, WAIT_S);
+	sleep_ms(20); /* a second run would come within its 2 ms */
+	rt_end(rt);
+	assert_true(ok);
+	td_check_arm();
+	assert_int_equal(atomic_load(&ttd.fired), 1);
+}
+
+static void test_timer_freed_while_waiting_never_runs(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&ttd, 0, sizeof(ttd));
+	cfg.ring_entries = 8;
+	cfg.init = td_init_free;
+	cfg.fini = td_fini;
+	rt = rt_start(&cfg);
+	ok = wait_for(&ttd.nops_done, 1, WAIT_S);
+	sleep_ms(20); /* ten times its delay */
+	rt_end(rt);
+	assert_true(ok);
+	td_check_arm();
+	assert_int_equal(ttd.inflight_freed, 0);
+	assert_int_equal(atomic_load(&ttd.late), 0);
+}
+
+static void test_timer_waiting_at_stop_is_cancelled(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	double t0;
+	bool ok;
+
+	(void)state;
+	memset(&ttd, 0, sizeof(ttd));
+	cfg.ring_entries = 8;
+	cfg.init = td_init_new;
+	cfg.fini = td_fini;
+	rt = rt_start(&cfg);
+	ttd.rt = rt;
+	t0 = now_s();
+	assert_int_equal(rp_runtime_submit(rt, 0, td_stop_msg, NULL), 0);
+	ok = wait_for(&ttd.msg_done, 1, WAIT_S);
+	rt_end(rt);
+	assert_true(ok);
+	assert_true(now_s() - t0 < 2.0); /* the waiting timer did not hold the stop */
+	td_check_arm();
+	assert_int_equal(atomic_load(&ttd.stopped), 1);
+	assert_int_equal(ttd.stop_res, -ECANCELED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -333,6 +546,9 @@ int main(void)
 		T(test_stashed_completions_keep_kernel_order),
 		T(test_fd_table_without_memory_cancels_by_fd),
 		T(test_close_of_no_fd_with_sq_full_fails),
+		T(test_timer_armed_with_sq_full_fires_once),
+		T(test_timer_freed_while_waiting_never_runs),
+		T(test_timer_waiting_at_stop_is_cancelled),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);

@@ -174,7 +174,8 @@ struct rp_shard_stats {
 	uint64_t zc_copied;
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
 	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
-				    a multishot re-arm waits for the loop's next turn */
+				    a multishot re-arm or a reserved timer's arm waits
+				    for the loop's next turn */
 	uint64_t buf_misuse;	 /* rp_buf_put of a buffer that was not out: refused */
 	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
 	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
@@ -478,16 +479,20 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh);
  * c->res -ETIME (-ECANCELED when the shard stops first), as for
  * rp_timeout; after that callback @t may be armed again (from inside it
  * too). Returns 0, -EALREADY (armed: its callback has not run yet),
- * -ESHUTDOWN (the shard is stopping), -EBUSY (the SQ was full and the
- * kernel refused every flush; counted in sq_full_fail), -EINVAL (@t NULL);
- * never -ENOMEM.
+ * -ESHUTDOWN (the shard is stopping), -EINVAL (@t NULL); never -ENOMEM,
+ * never -EBUSY: when the SQ is full and the kernel refuses every flush,
+ * @t is armed all the same (rp_timer_armed true, counted in
+ * rp_shard_inflight and in sq_full_fail) and the shard's loop sends it
+ * once its next submit made room, so the @ns count from then; a stop
+ * first ends it with -ECANCELED, as an armed one.
  */
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
 /* Whether @t is armed (its callback is still due). */
 bool rp_timer_armed(const struct rp_timer *t);
 /* Give @t back to the pool (NULL: nothing). An armed timer is cancelled and
  * its callback will not run; its memory goes back at the kernel's final
- * CQE. @t is dead after this call. */
+ * CQE (at once for one still waiting for an SQE). @t is dead after this
+ * call. */
 void rp_timer_free(struct rp_shard *sh, struct rp_timer *t);
 /*
  * rp_link_timeout - bound @op, which must be the op prepared just before
