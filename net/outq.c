@@ -147,8 +147,11 @@ _Static_assert(sizeof(struct sendv) + RP_OUTQ_IOV * sizeof(struct iovec) <= RP_P
  * the shard's retry timer flushes it again after RETRY_NS. The timer is
  * reserved (rp_timer_new) by the shard's first live queue, at
  * rp_outq_init, where -ENOMEM can still be returned, and given back with
- * its last, so arming it never needs memory. A timer that cannot be armed
- * (EBUSY) is armed again at the end of any of the shard's outq callbacks.
+ * its last, so arming it never needs memory, nor an SQE: with the SQ full
+ * the engine sends it on the loop's next turn. (A refused arm, -EBUSY
+ * before the engine queued such arms, was armed again only at the end of
+ * another of the shard's outq ops: a queue whose every flush stalled had
+ * none left, and its data stayed queued for good.)
  */
 static __thread struct {
 	struct rp_shard *sh;
@@ -428,16 +431,10 @@ static void after_send(struct rp_outq *q)
 		flush(q);
 }
 
-static void retry_arm(struct rp_shard *sh);
-
 static void op_end(struct rp_outq *q)
 {
-	struct rp_shard *sh = q->sh;
-
 	if (--q->ops == 0 && q->closing)
 		destroy(q);
-	if (tls.stalled && !rp_timer_armed(tls.retry))
-		retry_arm(sh); /* its last arm found the SQ full */
 }
 
 static void on_retry(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -469,8 +466,8 @@ static void on_retry(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 
 static void retry_arm(struct rp_shard *sh)
 {
-	/* -EBUSY: armed again by the next op_end on this shard; -ESHUTDOWN
-	 * cannot be (a stopping shard fails a flush instead of stalling it) */
+	/* never -EBUSY (see tls); -ESHUTDOWN cannot be (a stopping shard
+	 * fails a flush instead of stalling it) */
 	(void)rp_timer_arm(sh, tls.retry, RETRY_NS, on_retry, NULL);
 }
 

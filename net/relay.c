@@ -45,43 +45,20 @@ void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r)
 /* ---- idle sweep ---- */
 
 static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
-static void sweep_arm(struct rp_shard *sh, struct relay_shard *rs);
-
-static void sweep_retry(struct rp_shard *sh, void *arg)
-{
-	/* NULL once the shard's relay state is gone (rp_relay_shard_exit) */
-	struct relay_shard *rs = relay_shard_find(sh);
-
-	(void)arg;
-	if (!rs)
-		return;
-	rs->retry_posted = false;
-	sweep_arm(sh, rs);
-}
 
 /*
- * Arm the sweep's timer if some relay is live and it is not armed. Its
- * arm fails only with -EBUSY (the SQ full and the kernel refusing every
- * flush): counted, and tried again from a message to this shard, which
- * runs on the loop's next turn and needs no SQE (the loop does not sleep
- * while it is pending). The failure used to stop the sweeps until the
- * next relay start: on a shard of idle relays, for good. A message that
- * cannot be had (no pool memory for it) leaves the retry to the next
- * relay start.
+ * Arm the sweep's timer if some relay is live and it is not armed. The
+ * arm cannot fail for want of an SQE (the engine then sends it on the
+ * loop's next turn): 0, or -ESHUTDOWN, when no sweep is owed. A refused
+ * arm (-EBUSY, before the engine queued such arms) was retried from a
+ * message to this shard, which needs pool memory too.
  */
 static void sweep_arm(struct rp_shard *sh, struct relay_shard *rs)
 {
-	int ret;
-
 	if (!rs->live || !rs->sweep_ns || !rs->sweep_timer || rp_timer_armed(rs->sweep_timer) ||
 	    rp_shard_stopping(sh))
 		return;
-	ret = rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs);
-	if (ret != -EBUSY)
-		return; /* 0; -ESHUTDOWN: no sweep is owed */
-	rs->sw.rearm_failed++;
-	if (!rs->retry_posted && !rp_shard_post(sh, rp_shard_id(sh), sweep_retry, NULL))
-		rs->retry_posted = true;
+	(void)rp_timer_arm(sh, rs->sweep_timer, rs->sweep_ns, sweep, rs);
 }
 
 static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)

@@ -66,12 +66,28 @@ uint64_t relay_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void wait_end_all(struct rp_shard *sh, struct relay_shard *rs);
+
 void rp_relay_shard_exit(struct rp_shard *sh)
 {
 	struct relay_shard *rs = tls_rs;
 
 	if (!rs || rs->sh != sh)
 		return;
+	/* The loop is over (fini): an op asked for now would never reach the
+	 * kernel, so release_fds closes the sockets itself. Relays still
+	 * waiting (a retry tick that never came) end as the tick's
+	 * -ECANCELED ends them, dropping the list's reference, so their
+	 * done() runs; then any relay still live (one whose ops the stop
+	 * left to the kernel at its deadline: their callbacks never run)
+	 * ends too, its sockets closed. Nothing listed outlives rs. */
+	rs->exiting = true;
+	wait_end_all(sh, rs);
+	for (struct rp_relay *r = rs->live, *next; r; r = next) {
+		next = r->next;
+		if (!r->ended)
+			relay_end(r, RP_RELAY_END_ABORT, -ESHUTDOWN);
+	}
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
 	rp_timer_free(sh, rs->wait_timer);
@@ -125,10 +141,15 @@ int relay_wait_reserve(struct rp_shard *sh, struct relay_shard *rs)
 
 static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
 
+/*
+ * Armed whenever a direction waits. The arm cannot fail for want of an SQE
+ * (the engine sends it on the loop's next turn): a waiting direction has
+ * no op in flight (its recv cancelled, its splice or poll not had), so a
+ * refused arm (-EBUSY, before the engine queued such arms) stalled those
+ * relays for good. -ESHUTDOWN cannot be (relay_wait refuses first).
+ */
 static void wait_arm(struct rp_shard *sh, struct relay_shard *rs)
 {
-	/* -EBUSY (the SQ stayed full): armed again by the next relay_wait
-	 * or tick; -ESHUTDOWN cannot be (relay_wait refuses first) */
 	if (rs->waiting && !rp_timer_armed(rs->wait_timer))
 		(void)rp_timer_arm(sh, rs->wait_timer, RELAY_WAIT_NS, wait_tick, rs);
 }
@@ -161,9 +182,8 @@ int relay_wait(struct rdir *d, unsigned bits)
  * the direction back). A relay that ended meanwhile only drops the list's
  * reference; at the shard's stop (-ECANCELED) the waiting relays end.
  */
-static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+static void wait_run(struct rp_shard *sh, struct relay_shard *rs, bool cancel)
 {
-	struct relay_shard *rs = arg;
 	struct rdir *list = rs->waiting;
 
 	rs->waiting = NULL;
@@ -175,7 +195,7 @@ static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		d->wnext = NULL;
 		d->wait &= (uint8_t)~WAIT_LISTED;
 		rs->wst.waiting--;
-		if (!r->ended && (c->res == -ECANCELED || rp_shard_stopping(sh))) {
+		if (!r->ended && (cancel || rp_shard_stopping(sh))) {
 			relay_fail(r, -ESHUTDOWN, RP_RELAY_END_ABORT);
 		} else if (!r->ended) {
 			rs->wst.retries++;
@@ -187,8 +207,23 @@ static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		}
 		relay_op_done(r);
 	}
+}
+
+static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct relay_shard *rs = arg;
+
+	wait_run(sh, rs, c->res == -ECANCELED);
 	if (!rp_shard_stopping(sh))
 		wait_arm(sh, rs);
+}
+
+/* rp_relay_shard_exit: every direction still listed, as at the stop. A
+ * relay ended here may not wait again (relay_wait refuses a stopping
+ * shard), so the list stays empty. */
+static void wait_end_all(struct rp_shard *sh, struct relay_shard *rs)
+{
+	wait_run(sh, rs, true);
 }
 
 /* ---- the end ---- */
@@ -273,7 +308,13 @@ static void release_fds(struct rp_relay *r, bool reset)
 			 * socket: SHUT_RD wakes it (it returns 0) without a FIN. */
 			(void)shutdown(fd, SHUT_RD);
 		}
-		if (r->cfg.flags & RP_RELAY_KEEP_FDS) {
+		if (relay_shard_get(r->sh)->exiting) {
+			/* after the loop: no op would reach the kernel, and
+			 * none of this relay's is left to end but those the
+			 * ring's exit ends */
+			if (!(r->cfg.flags & RP_RELAY_KEEP_FDS))
+				close(fd);
+		} else if (r->cfg.flags & RP_RELAY_KEEP_FDS) {
 			if (!rp_cancel_fd(r->sh, fd, NULL, NULL))
 				(void)shutdown(fd, SHUT_RDWR); /* ends the ops on it */
 		} else if (!rp_close(r->sh, fd, NULL, NULL)) {

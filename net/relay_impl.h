@@ -108,7 +108,6 @@ struct relay_shard {
 	uint64_t sweep_ns;     /* sweep period: min(smallest idle_ns / 4, 250 ms) */
 	uint64_t coarse_res_ns; /* CLOCK_MONOTONIC_COARSE's resolution (a tick) */
 	struct rp_relay_sweep_stats sw;
-	bool retry_posted;     /* a message to arm the sweep is on its way (relay.c) */
 	int (*pipes)[2];       /* free pipes */
 	unsigned npipes, pipes_cap, pipe_size;
 	unsigned pipes_low;    /* the fewest in the pool since the trim's interval began */
@@ -116,6 +115,7 @@ struct relay_shard {
 	struct rp_relay_wait_stats wst;
 	struct rdir *waiting;	     /* the wait list, through wnext */
 	struct rp_timer *wait_timer; /* reserved: rp_relay_start, rp_relay_shard_init */
+	bool exiting;		     /* rp_relay_shard_exit: the loop is over */
 	/* The park table: one slot per provided buffer of the shard (at most
 	 * 65535), so it cannot run out (a parked piece holds a buffer). */
 	uint16_t park_cap, park_free; /* free list head, or PARK_NONE */

@@ -221,9 +221,10 @@ struct rp_relay_sweep_stats {
 	uint64_t sweeps;       /* sweeps run */
 	uint64_t visited;      /* relays looked at, all sweeps together */
 	uint64_t ns;	       /* CLOCK_MONOTONIC time the sweeps took, together */
-	/* arms of the sweep's timer refused (rp_timer_arm: -EBUSY, the SQ full
-	 * and the kernel refusing every flush); each is tried again on the
-	 * shard loop's next turn, so the sweeps go on */
+	/* arms of the sweep's timer refused: always 0 now. rp_timer_arm used
+	 * to refuse one with the SQ full and the kernel refusing every flush
+	 * (-EBUSY); it arms it all the same since, and the engine sends it on
+	 * the loop's next turn. Kept for the layout. */
 	uint64_t rearm_failed;
 };
 
