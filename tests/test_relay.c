@@ -2176,6 +2176,59 @@ static void test_pool_full_waits_every_class(void **state)
 	run_pool_full(true);
 }
 
+/*
+ * A relay the idle sweep ends while it waits for pool memory (the pool
+ * taken as in pool_full_waits_small, and never given back meanwhile):
+ * its done() runs, reported idle, while the pool is still held: the wait
+ * list's reference is dropped by the retry tick, which always comes now
+ * that a timer's arm cannot be refused. Under RP_FAULTS=timer=P on the
+ * code before, a refused arm left the relay listed and done() never ran.
+ */
+static bool idle_done(void)
+{
+	return atomic_load(&T.st[0].done) != 0;
+}
+
+static void test_pool_full_waiting_relay_ends_idle(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .idle_ns = 200 * MS };
+	struct stream *s = &T.st[0];
+	bool ended;
+
+	(void)state;
+	memset(&H, 0, sizeof(H));
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	make_stream(s, 8u << 20, 2u << 20, 0x79u);
+	start_all(&cfg, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	/* the peers may see the reset before done() runs (the next tick) */
+	ended = drive(WAIT_S, idle_done) && wait_for(&s->done, 1, WAIT_S);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, wait_stats_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 3, WAIT_S));
+	print_message("# waiting relay ended %s after %.2f s with the pool held; waits %llu "
+		      "parked %llu, still waiting %llu, parked now %llu\n",
+		      atomic_load(&s->done) ? rp_relay_end_name(s->res.end) : "-",
+		      atomic_load(&s->done) ? s->done_s - H.taken_s : -1.0,
+		      (unsigned long long)H.w.waits, (unsigned long long)H.w.parked,
+		      (unsigned long long)H.w.waiting, (unsigned long long)H.w.parked_now);
+	H.release_sent = true;
+	atomic_store(&H.step, 1); /* unhog_msg sets 2 */
+	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+	assert_true(H.full_small);
+	assert_true(ended);
+	assert_int_equal(s->res.end, RP_RELAY_END_IDLE);
+	assert_true(H.w.waits > 0);
+	assert_int_equal(H.w.waiting, 0);
+	assert_int_equal(H.w.parked_now, 0);
+	rt_end(T.rt);
+	close_clients();
+	free(H.hog);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest shards[] = {
@@ -2215,6 +2268,7 @@ int main(int argc, char **argv)
 		T(test_stuck_reader_splice),
 		T(test_pool_full_waits_small),
 		T(test_pool_full_waits_every_class),
+		T(test_pool_full_waiting_relay_ends_idle),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),
