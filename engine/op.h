@@ -157,6 +157,21 @@ static inline void eng_op_free(struct rp_shard *sh, struct rp_op *op)
 }
 
 /*
+ * The op meant to follow an rp_link_next could not be made: unlink its
+ * predecessor (its SQE is still sh->last_sqe: no SQE was taken since), so
+ * that it runs alone and the next SQE taken, an unrelated op's or an
+ * internal one (a deferred timer, a cancel), is not chained behind it.
+ */
+static inline void eng_link_drop(struct rp_shard *sh)
+{
+	if (!sh->link_next)
+		return;
+	if (sh->last_sqe)
+		sh->last_sqe->flags &= (uint8_t)~IOSQE_IO_LINK;
+	sh->link_next = false;
+}
+
+/*
  * A new op and its SQE. @always: close and cancel are allowed while
  * stopping (shutdown needs them). NULL with errno ESHUTDOWN, ENOMEM, or
  * EBUSY (the SQ stayed full: the kernel refused every flush).
@@ -168,12 +183,15 @@ static inline struct rp_op *eng_op_start(struct rp_shard *sh, uint8_t kind, rp_c
 	struct rp_op *op;
 
 	if (sh->stopping && !always) {
+		eng_link_drop(sh);
 		errno = ESHUTDOWN;
 		return NULL;
 	}
 	op = eng_op_alloc(sh, kind, cb, arg);
-	if (!op)
+	if (!op) {
+		eng_link_drop(sh);
 		return NULL;
+	}
 	sqe = eng_sqe(sh); /* the spare slot after rp_link_next */
 	if (!sqe) {
 		eng_op_free(sh, op);

@@ -371,8 +371,10 @@ void eng_timer_defer_run(struct rp_shard *sh)
 	while ((op = sh->timers)) {
 		struct io_uring_sqe *sqe = NULL;
 
-		if (!sh->stopping && !(sqe = eng_sqe(sh)))
-			return; /* still full: the next turn */
+		/* still full, or an rp_link_next pending (the timer would be
+		 * its linked half): the next turn */
+		if (!sh->stopping && (sh->link_next || !(sqe = eng_sqe(sh))))
+			return;
 		eng_olist_del(&sh->timers, op);
 		op->flags &= (uint16_t)~OPF_TIMER_DEFER;
 		if (sqe) {

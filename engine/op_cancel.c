@@ -245,6 +245,10 @@ int rp_cancel_op(struct rp_shard *sh, struct rp_op *target)
 		target->flags |= OPF_CANCEL_REQ;
 		return 0;
 	}
+	/* never as the linked half of an rp_link_next pair: a linked cancel
+	 * would run from task work, after its target's memory may be reused */
+	if (sh->link_next)
+		return -EBUSY;
 	sqe = eng_sqe(sh); /* counted in sq_full_fail when NULL */
 	if (!sqe)
 		return -EBUSY;

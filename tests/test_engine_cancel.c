@@ -264,6 +264,86 @@ static void test_cancel_op_without_memory(void **state)
 }
 
 /* ======================================================================
+ * An rp_link_next whose linked op cannot be made (pool empty): the link is
+ * dropped, so the next SQE taken, an unrelated op's, does not run as the
+ * failed pair's second half. Before, it was chained behind the read and
+ * ended with -ECANCELED when the read failed.
+ * ====================================================================== */
+
+static struct {
+	int dirfd;
+	bool link_ok, send_refused;
+	int send_errno, read_res, nop_res;
+	atomic_int ended;
+} tld;
+
+static void ld_read_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tld.read_res = c->res;
+	atomic_fetch_add(&tld.ended, 1);
+}
+
+static void ld_nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tld.nop_res = c->res;
+	atomic_fetch_add(&tld.ended, 1);
+}
+
+static void ld_msg(struct rp_shard *sh, void *arg)
+{
+	static char buf[64];
+	struct rp_pool *pool = rp_shard_pool(sh);
+	/* a read of a directory fails (-EISDIR): a linked op would end -ECANCELED */
+	struct rp_op *rd = rp_read(sh, tld.dirfd, buf, sizeof(buf), 0, ld_read_cb, NULL);
+
+	(void)arg;
+	CHECK(rd != NULL);
+	tld.link_ok = rp_link_next(sh, rd) == 0;
+	nm_take(pool, RP_POOL_MAX_CLASS);
+	for (size_t sz = RP_POOL_MIN_CLASS; sz < RP_POOL_MAX_CLASS; sz *= 2)
+		nm_take(pool, sz);
+	tld.send_refused = !rp_nop(sh, ld_nop_cb, NULL); /* the linked half: no memory */
+	tld.send_errno = errno;
+	for (size_t i = 0; i < tnm.nhog; i++)
+		rp_pool_free(tnm.hog[i]);
+	tnm.nhog = 0;
+	CHECK(rp_nop(sh, ld_nop_cb, NULL) != NULL); /* unrelated: runs alone */
+}
+
+static void test_link_dropped_without_memory(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tnm, 0, sizeof(tnm));
+	memset(&tld, 0, sizeof(tld));
+	tnm.hog = calloc(NM_MAX, sizeof(*tnm.hog));
+	assert_non_null(tnm.hog);
+	tld.dirfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(tld.dirfd >= 0);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, ld_msg, NULL), 0);
+	ok = wait_for(&tld.ended, 2, WAIT_S);
+	rt_end(rt);
+	print_message("# link %d, linked op refused %d (errno %d), read %d, next op %d\n",
+		      tld.link_ok, tld.send_refused, tld.send_errno, tld.read_res, tld.nop_res);
+	assert_true(ok);
+	assert_true(tld.link_ok);
+	assert_true(tld.send_refused);
+	assert_int_equal(tld.send_errno, ENOMEM);
+	assert_true(tld.read_res < 0);
+	assert_int_equal(tld.nop_res, 0);
+	free(tnm.hog);
+	close(tld.dirfd);
+}
+
+/* ======================================================================
  * rp_buf_put of a buffer that is not out
  * ====================================================================== */
 
@@ -366,6 +446,7 @@ int main(void)
 		T(test_cancel_while_kernel_ends_enobufs),
 		T(test_cancel_fd_while_kernel_ends_enobufs),
 		T(test_cancel_op_without_memory),
+		T(test_link_dropped_without_memory),
 		T(test_buf_put_twice_is_refused),
 	};
 

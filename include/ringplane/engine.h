@@ -509,7 +509,9 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * in full (IOSQE_IO_LINK: a failed or short read or write of @op ends the
  * next one with -ECANCELED). Both go to the kernel in the same submit. One
  * link per pair; not for multishot ops nor rp_poll_writable, nor after an op that is itself
- * linked to. Returns 0 or -EINVAL.
+ * linked to. When the next op cannot be made (NULL: no memory, the
+ * shard stopping) the link is dropped and @op runs alone; an op or cancel
+ * made later is never chained to it. Returns 0 or -EINVAL.
  */
 int rp_link_next(struct rp_shard *sh, struct rp_op *op);
 
