@@ -83,10 +83,16 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 	 * ends too, its sockets closed. Nothing listed outlives rs. */
 	rs->exiting = true;
 	wait_end_all(sh, rs);
-	for (struct rp_relay *r = rs->live, *next; r; r = next) {
-		next = r->next;
-		if (!r->ended)
-			relay_end(r, RP_RELAY_END_ABORT, -ESHUTDOWN);
+	/* from the list's head each time: relay_end may run a done() that
+	 * ends (and frees) any other relay, the next one included */
+	for (;;) {
+		struct rp_relay *r = rs->live;
+
+		while (r && r->ended)
+			r = r->next;
+		if (!r)
+			break;
+		relay_end(r, RP_RELAY_END_ABORT, -ESHUTDOWN);
 	}
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
@@ -213,7 +219,9 @@ static void wait_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct relay_shard *rs = arg;
 
-	wait_run(sh, rs, c->res == -ECANCELED);
+	/* -ECANCELED means the stop only while the shard stops: otherwise
+	 * (a timer ended for another reason) the waits are retried */
+	wait_run(sh, rs, c->res == -ECANCELED && rp_shard_stopping(sh));
 	if (!rp_shard_stopping(sh))
 		wait_arm(sh, rs);
 }
