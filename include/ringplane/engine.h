@@ -182,7 +182,7 @@ struct rp_shard_stats {
 	uint64_t stuck_ops;	 /* ops still in flight when the stop deadline passed */
 	uint64_t close_bare;	 /* rp_close with no op on the fd in the kernel: the close went
 				    alone (a parked receive is ended without a cancel) */
-	uint64_t op_cancels;	 /* cancels by user_data rp_close/rp_cancel_fd sent, one per op */
+	uint64_t op_cancels;	 /* cancels by user_data rp_close/rp_cancel_fd/rp_cancel_op sent, one per op */
 	uint64_t cancel_fd_fallback; /* cancels by fd sent instead (fd table without memory) */
 	uint64_t poll_rdhup;	 /* rp_poll_writable results of POLLRDHUP alone: dropped,
 				    the poll left armed */

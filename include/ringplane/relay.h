@@ -153,7 +153,7 @@ struct rp_relay_stats {
 	uint64_t bytes_copied[2], bytes_spliced[2]; /* [0] a -> b, [1] b -> a */
 	uint64_t half_closes;	/* EOFs passed on with shutdown(SHUT_WR) */
 	uint64_t resets_passed;	/* resets passed on to the other side */
-	uint64_t paused;	/* times a direction stopped reading (back-pressure) */
+	uint64_t paused;	/* times a direction stopped reading (back-pressure, or a buffer parked for lack of memory) */
 	uint64_t spilled;	/* buffers copied aside so the shard got them back */
 	uint64_t to_splice, to_copy; /* auto mode switches */
 	uint64_t splice_fallback[RP_RELAY_FB_NR];
