@@ -111,6 +111,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -638,6 +639,17 @@ static int body_check(struct sconn *c)
 
 	if (!fstat(c->entry->fd, &sb) && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < c->zc_end)
 		return -EIO;
+	if (!drained) {
+		/* A reset leaves SIOCOUTQ where it was (the queue is purged,
+		 * the sequence numbers stay): the count never drops, and the
+		 * check would hold the connection until the send timeout. A
+		 * reset socket polls POLLERR|POLLHUP (no FIN of ours is out
+		 * while the check is pending, so POLLHUP is the peer's end). */
+		struct pollfd p = { .fd = c->fd, .events = 0 };
+
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)))
+			return -ECONNRESET;
+	}
 	return drained;
 }
 

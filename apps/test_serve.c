@@ -2254,6 +2254,55 @@ static void linger_prompt(unsigned idle_s)
 	      (unsigned long long)lingered0, (unsigned long long)stat_of(line, "lingered "));
 }
 
+/* Clients that reset while their zero-copy body is still unacknowledged
+ * (a 100 KB range into a 4 KB receive buffer, 1 KB read, then a close with
+ * SO_LINGER 0): each connection goes at once. The body's check counted
+ * SIOCOUTQ, which a reset leaves where it was, so each was held until the
+ * send timeout (--keepalive-timeout, 30 s here). */
+static void reset_mid_body(unsigned n)
+{
+	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-102399\r\n\r\n";
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int rcv = 4096;
+	char line[2048];
+	uint8_t in[1024];
+	uint64_t to0, t0, t = 0;
+	long socks0, socks = -1;
+
+	CHECK(lingering_back(line, sizeof(line), 0, 5000), "reset: connections still lingering: %s",
+	      line);
+	to0 = stat_of(line, "send_timeouts ");
+	socks0 = fd_count_kind(server, "socket:");
+	for (unsigned i = 0; i < n; i++) {
+		int fd = dial_bounded();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		CHECK(fd >= 0, "reset: dial %u", i);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+		CHECK(send_all(fd, req, sizeof(req) - 1) && poll(&p, 1, 2000) == 1 &&
+			      recv(fd, in, sizeof(in), 0) > 0,
+		      "reset: no answer to request %u", i);
+		usleep(50 * 1000); /* the server's send ends, its check pending */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+	}
+	t0 = now_ms();
+	while ((t = now_ms() - t0) < 5000 && (socks = fd_count_kind(server, "socket:")) > socks0)
+		usleep(10 * 1000);
+	CHECK(socks == socks0 && t < 3000,
+	      "reset: %u clients reset mid-body: the server's socket count %ld (%ld before) %llu ms "
+	      "after, not at once",
+	      n, socks, socks0, (unsigned long long)t);
+	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "send_timeouts ") == to0,
+	      "reset: send_timeouts %llu -> %llu: a reset connection waited for the send timeout",
+	      (unsigned long long)to0, (unsigned long long)stat_of(line, "send_timeouts "));
+	printf("reset: %u clients reset with a zero-copy body unacknowledged: the server's sockets "
+	       "gone %llu ms after\n",
+	       n, (unsigned long long)t);
+}
+
 /* A client that reads its answer and then neither sends nor closes: the
  * server closes after --linger-timeout (a linger timeout), gracefully: the
  * client saw EOF at once and sees no reset after. */
@@ -2443,6 +2492,7 @@ static void test_linger(void)
 	linger_forever(4);
 	linger_prompt(2);
 	linger_silent(2);
+	reset_mid_body(reduced ? 4 : 10);
 	linger_pool();
 	CHECK(server_stats(line, sizeof(line)) && stat_of(line, "linger_bytes ") > 0,
 	      "linger: no linger_bytes counted (%s)", line);
