@@ -472,18 +472,26 @@ static void td_check_arm(void)
 	assert_int_equal(ttd.again_rc, -EALREADY);
 }
 
-static void test_timer_armed_with_sq_full_fires_once(void **state)
+/* A one-shard runtime with an 8-entry SQ (easy to fill), @init on its
+ * shard, ttd cleared. */
+static struct rp_runtime *td_start(rp_shard_init_fn init)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
+
+	memset(&ttd, 0, sizeof(ttd));
+	cfg.ring_entries = 8;
+	cfg.init = init;
+	cfg.fini = td_fini;
+	return rt_start(&cfg);
+}
+
+static void test_timer_armed_with_sq_full_fires_once(void **state)
+{
 	struct rp_runtime *rt;
 	bool ok;
 
 	(void)state;
-	memset(&ttd, 0, sizeof(ttd));
-	cfg.ring_entries = 8;
-	cfg.init = td_init_fire;
-	cfg.fini = td_fini;
-	rt = rt_start(&cfg);
+	rt = td_start(td_init_fire);
 	ok = wait_for(&ttd.fired, 1, WAIT_S) && wait_for(&ttd.nops_done, 1, WAIT_S);
 	sleep_ms(20); /* a second run would come within its 2 ms */
 	rt_end(rt);
@@ -494,16 +502,11 @@ static void test_timer_armed_with_sq_full_fires_once(void **state)
 
 static void test_timer_freed_while_waiting_never_runs(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
 	bool ok;
 
 	(void)state;
-	memset(&ttd, 0, sizeof(ttd));
-	cfg.ring_entries = 8;
-	cfg.init = td_init_free;
-	cfg.fini = td_fini;
-	rt = rt_start(&cfg);
+	rt = td_start(td_init_free);
 	ok = wait_for(&ttd.nops_done, 1, WAIT_S);
 	sleep_ms(20); /* ten times its delay */
 	rt_end(rt);
@@ -515,17 +518,12 @@ static void test_timer_freed_while_waiting_never_runs(void **state)
 
 static void test_timer_waiting_at_stop_is_cancelled(void **state)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
 	double t0;
 	bool ok;
 
 	(void)state;
-	memset(&ttd, 0, sizeof(ttd));
-	cfg.ring_entries = 8;
-	cfg.init = td_init_new;
-	cfg.fini = td_fini;
-	rt = rt_start(&cfg);
+	rt = td_start(td_init_new);
 	ttd.rt = rt;
 	t0 = now_s();
 	assert_int_equal(rp_runtime_submit(rt, 0, td_stop_msg, NULL), 0);
