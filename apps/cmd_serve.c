@@ -34,7 +34,9 @@
  * dropped at once.
  *
  * Closing (RFC 9112 9.6): once the last answer (Connection: close, HTTP/1.0,
- * an error's) is in the kernel whole, the connection lingers
+ * an error's) is in the kernel whole (a body that may have gone zero-copy:
+ * and acknowledged by the peer, the file still as long, zc_poll; a reset
+ * if it shrank), the connection lingers
  * (conn_linger): shutdown(SHUT_WR) puts the FIN behind the answer, and the
  * receive stays armed and drops what still comes (the rest of a refused
  * head, requests pipelined behind the last, a body), its buffers given back
@@ -666,9 +668,11 @@ static void zc_finish(struct rp_shard *sh, struct sconn *c, int r)
 /*
  * The pending check of @c's zero-copy body (c->zc_check), from its end
  * (on_sent), each tick, and each receive of the connection (a client's
- * next request carries the acknowledgement of the body it read): ended
+ * next request carries the acknowledgement of the body it read; after a
+ * last answer the bytes it still sends, dropped, or its EOF): ended
  * when the queue drained with the file whole (the answer ends as sent:
- * the next one goes out; a last answer is never held), when the file shrank
+ * the next one goes out, or after a last answer the FIN and the lingering
+ * close; bounded by the send timeout, check_send), when the file shrank
  * (-EIO: reset, short_queued), or when the connection closes or the shard
  * stops. True when it ended: answer_end ran and @c may be gone (the
  * caller holds no other reference). Only connections with a check pending
@@ -730,13 +734,16 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 	 * its head is read into pool memory and sent from there: a copy,
 	 * which a truncation cannot reach, so no check (done() never runs
 	 * inside rp_file_send, so this is set before it) */
-	/* A last answer (no keep-alive) is not held: its FIN goes behind it
-	 * at once and the connection lingers (linger_free and the drain count
-	 * on that for an answer all in the socket: test_drain's linger shed) */
-	c->zc_end = c->keep_alive && (len > SMALL_BODY || !hlen ||
-				      rp_file_send_small_nomem(sh) != nomem) ?
-			    off + len :
-			    0;
+	/* A last answer (no keep-alive) is checked the same way: its FIN
+	 * waits behind the check (SIOCOUTQ would count it: nothing follows
+	 * the body in the socket until the check ends) and the connection
+	 * lingers only once the body is acknowledged, or is reset when the
+	 * file shrank (a FIN behind a queued body let a truncation reach the
+	 * client as a clean close with zeros: test_serve truncated_last).
+	 * linger_free never looks at it meanwhile: it is not lingering, and
+	 * its answer is not acknowledged, which that shed waits for anyway */
+	c->zc_end =
+		len > SMALL_BODY || !hlen || rp_file_send_small_nomem(sh) != nomem ? off + len : 0;
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);

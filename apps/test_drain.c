@@ -1854,7 +1854,7 @@ static void test_serve_drain_emfile_wait_closed(void)
  * Lingering connections give their descriptors to a file's open (every
  * build, no drain): serve on 1 shard under a limit of its own 9 and LHEAD
  * more, --linger-timeout 60 (no tick ends a lingering connection in the
- * run). First a victim V (4 KB receive buffer) asks for the first 512 KB
+ * run). First a victim V (4 KB receive buffer) asks for the first 16 KB
  * of big.bin with Connection: close and reads nothing: its answer is in
  * serve's socket whole, so V lingers, and V sends VSEND bytes every 20 ms
  * throughout, so it is never quiet and its answer never acknowledged.
@@ -1866,11 +1866,15 @@ static void test_serve_drain_emfile_wait_closed(void)
  * close: the open must end the oldest lingering connections whose answer
  * the peer acknowledged and be answered 200 with its bytes, not 503. Every
  * client 200 within 2 s, linger_shed > 0, no 5xx. V, never acknowledged,
- * is never ended: it then reads its whole answer (206, 512 KB, the bytes
+ * is never ended: it then reads its whole answer (206, 16 KB, the bytes
  * of big.bin) and the EOF behind it. (3765735 ended V as the oldest
- * lingering connection: V read 4 KB, then the end.)
+ * lingering connection: V read 4 KB, then the end.) 16 KB is the largest
+ * body serve copies (its SMALL_BODY): a larger one may go zero-copy, and
+ * a last answer's zero-copy body is checked until the client acknowledged
+ * it before the connection lingers (apps/cmd_serve.c, zc_poll), so V with
+ * 512 KB unread never lingered.
  */
-enum { LHEAD = 16, LCLIENTS = 48, VLEN = 512 * 1024, VSEND = 512 };
+enum { LHEAD = 16, LCLIENTS = 48, VLEN = 16 * 1024, VSEND = 512 };
 static void test_serve_emfile_linger_shed(void)
 {
 	const char *args[] = { "serve", "--listen", "127.0.0.1:0", "--root", root, "--shards",
@@ -1963,7 +1967,7 @@ static void test_serve_emfile_linger_shed(void)
 		close(fds[i]);
 	st = child_stop(&c, 5000);
 	CHECK(st == 0, "linger shed: exit status %d", st);
-	printf("serve emfile: 1 shard, limit %d, a victim lingering with 512 KB unread and %d "
+	printf("serve emfile: 1 shard, limit %d, a victim lingering with 16 KB unread and %d "
 	       "clients each lingering after a file of its own: %d answered 200 (slowest %llu "
 	       "ms), %d 503; victim read %zu bytes, %s; linger_shed %llu, fcache_evict_emfile "
 	       "%llu, linger_timeouts %llu, %llu failed accepts, resets %llu\n",

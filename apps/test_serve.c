@@ -1280,11 +1280,12 @@ static void test_changing_under_load(void)
 }
 
 /* Puts @name (@len bytes of @data) under the root, its path in @path,
- * and sends one GET of it from a client with a 4 KB receive window: the
- * socket, or -1. */
-static int window_get(const char *name, size_t len, const uint8_t *data, char *path, size_t size)
+ * and sends one GET of it (with the header lines @extra, "" for none)
+ * from a client with a 4 KB receive window: the socket, or -1. */
+static int window_get(const char *name, size_t len, const uint8_t *data, const char *extra,
+		      char *path, size_t size)
 {
-	char req[128];
+	char req[256];
 	int fd, n;
 
 	put(name, data, len);
@@ -1292,7 +1293,7 @@ static int window_get(const char *name, size_t len, const uint8_t *data, char *p
 	fd = dial_window(4096);
 	if (fd < 0)
 		return -1;
-	n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", name);
+	n = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n%s\r\n", name, extra);
 	if (!send_all(fd, req, (size_t)n)) {
 		close(fd);
 		return -1;
@@ -1339,7 +1340,7 @@ static int truncated_get(const char *name, size_t len, const uint8_t *data, size
 	bool reset = false, eof = false, in_body = false;
 	int fd;
 
-	fd = window_get(name, len, data, path, sizeof(path));
+	fd = window_get(name, len, data, "", path, sizeof(path));
 	if (fd < 0)
 		return -1;
 	/* the head read first (a deadline, not a fixed wait): the body has
@@ -1408,8 +1409,9 @@ static void test_truncated(void)
 	free(data);
 }
 
-/* One GET of @name (@len bytes, every byte nonzero) by a client with a
- * 4 KB receive window, which reads its head and then nothing until the
+/* One GET of @name (@len bytes, every byte nonzero), with the header
+ * lines @extra, by a client with a 4 KB receive window, which reads its
+ * head and then nothing until the
  * server has counted the answer as sent (its stats' bytes, polled: 8 s at
  * most): the whole body waits in the server's socket. Then the file is
  * truncated to 64 KB in place, and after @delay_ms the client reads on
@@ -1418,8 +1420,8 @@ static void test_truncated(void)
  * open (or ended by EOF), -1 on a setup failure (no 200 of the full
  * length, or the body never all in the socket); *@got: the body bytes
  * read, *@zeros: how many of them were 0. */
-static int queued_get(const char *name, size_t len, const uint8_t *data, unsigned delay_ms,
-		      size_t *got, size_t *zeros)
+static int queued_get(const char *name, size_t len, const uint8_t *data, const char *extra,
+		      unsigned delay_ms, size_t *got, size_t *zeros)
 {
 	char path[256], line[4096], *hdr_end, *cl;
 	static char buf[1 << 16];
@@ -1431,7 +1433,7 @@ static int queued_get(const char *name, size_t len, const uint8_t *data, unsigne
 	if (!server_stats(line, sizeof(line)))
 		return -1;
 	before = stat_of(line, " bytes ");
-	fd = window_get(name, len, data, path, sizeof(path));
+	fd = window_get(name, len, data, extra, path, sizeof(path));
 	if (fd < 0)
 		return -1;
 	/* the head (and what of the body came with it) */
@@ -1487,9 +1489,10 @@ static int queued_get(const char *name, size_t len, const uint8_t *data, unsigne
 	close(fd);
 	*got = body;
 	*zeros = zero;
-	printf("truncated with its body queued (read %u ms later): %zu-byte file, Content-Length "
-	       "%zu, %zu body bytes (%zu zeros), then %s\n",
-	       delay_ms, len, clen, body, zero, reset ? "reset" : eof ? "EOF" : "open");
+	printf("truncated with its body queued%s (read %u ms later): %zu-byte file, "
+	       "Content-Length %zu, %zu body bytes (%zu zeros), then %s\n",
+	       extra[0] ? " (Connection: close)" : "", delay_ms, len, clen, body, zero,
+	       reset ? "reset" : eof ? "EOF" : "open");
 	if (clen != len)
 		return -1;
 	return reset ? 1 : 0;
@@ -1512,13 +1515,48 @@ static void test_truncated_queued(void)
 
 	for (size_t i = 0; i < (1u << 20); i++)
 		data[i] = (uint8_t)(i % 251 + 1);
-	r = queued_get("queued.bin", 1u << 20, data, 600, &got, &zeros);
+	r = queued_get("queued.bin", 1u << 20, data, "", 600, &got, &zeros);
 	CHECK(r == 1 && got < (1u << 20),
 	      "1 MB body queued whole, truncated, read 600 ms later: %s, %zu body bytes",
 	      r < 0 ? "not set up" : r ? "reset" : "no reset", got);
-	r = queued_get("queued2.bin", 1u << 20, data, 0, &got, &zeros);
+	r = queued_get("queued2.bin", 1u << 20, data, "", 0, &got, &zeros);
 	CHECK(r == 1, "1 MB body queued whole, truncated, read at once: %s, %zu body bytes",
 	      r < 0 ? "not set up" : r ? "reset" : "no reset (kept alive)", got);
+	free(data);
+}
+
+/* The same for a last answer (Connection: close): serve checks its queued
+ * body as it does a keep-alive one, and its FIN waits behind the check, so
+ * the truncation ends it in a reset: read 600 ms later, short of the body;
+ * read at once, the whole body (zeros past 64 KB) and then the reset where
+ * the FIN would have said it was whole. Each counted in short_queued.
+ * Before, a last answer was not checked: its FIN went behind the body at
+ * once, and both clients read the whole 1 MB and a clean EOF, nothing
+ * counted. */
+static void test_truncated_last(void)
+{
+	uint8_t *data = malloc(1u << 20);
+	size_t got = 0, zeros = 0;
+	char line[4096];
+	uint64_t q0 = 0, q1 = 0;
+	int r;
+
+	for (size_t i = 0; i < (1u << 20); i++)
+		data[i] = (uint8_t)(i % 251 + 1);
+	CHECK(server_stats(line, sizeof(line)), "truncated last: stats");
+	q0 = stat_of(line, "short_queued ");
+	r = queued_get("last.bin", 1u << 20, data, "Connection: close\r\n", 600, &got, &zeros);
+	CHECK(r == 1 && got < (1u << 20),
+	      "Connection: close, 1 MB body queued whole, truncated, read 600 ms later: %s, %zu "
+	      "body bytes", r < 0 ? "not set up" : r ? "reset" : "no reset (a clean close)", got);
+	r = queued_get("last2.bin", 1u << 20, data, "Connection: close\r\n", 0, &got, &zeros);
+	CHECK(r == 1,
+	      "Connection: close, 1 MB body queued whole, truncated, read at once: %s, %zu body "
+	      "bytes", r < 0 ? "not set up" : r ? "reset" : "no reset (a clean close)", got);
+	CHECK(server_stats(line, sizeof(line)), "truncated last: stats");
+	q1 = stat_of(line, "short_queued ");
+	CHECK(q1 - q0 == 2, "truncated last: short_queued %llu -> %llu, want 2 more",
+	      (unsigned long long)q0, (unsigned long long)q1);
 	free(data);
 }
 
@@ -2897,6 +2935,7 @@ int main(int argc, char **argv)
 		}
 		test_truncated();
 		test_truncated_queued();
+		test_truncated_last();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	char cmd[128];
