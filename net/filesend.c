@@ -434,7 +434,8 @@ static int small_start(struct fsend *f)
 	f->buf = rp_pool_alloc(rp_shard_pool(f->sh), f->blen);
 	if (!f->buf)
 		return -ENOMEM;
-	memcpy(f->buf, f->hdr, f->hlen);
+	if (f->hlen)
+		memcpy(f->buf, f->hdr, f->hlen);
 	if (!f->left) {
 		small_send_rest(f);
 		return f->pending ? 0 : (int)f->err;
@@ -481,7 +482,8 @@ static int small_now(struct fsend *f)
 		f->buf = NULL;
 		return 0;
 	}
-	memcpy(f->buf, f->hdr, f->hlen);
+	if (f->hlen)
+		memcpy(f->buf, f->hdr, f->hlen);
 	do
 		n = send(f->sock, f->buf, f->blen, MSG_DONTWAIT | MSG_NOSIGNAL | more);
 	while (n < 0 && errno == EINTR);
@@ -844,8 +846,11 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 	f->arg = arg;
 	f->pipe[0] = f->pipe[1] = -1;
 	f->hlen = hlen;
-	f->hdr = rp_pool_alloc(rp_shard_pool(sh), hlen ? hlen : 1);
-	if (!f->hdr) {
+	/* no header, no copy: a body behind heads its caller sent (serve's
+	 * pipelined answers) took a 64 B object for nothing, and a pool whose
+	 * 64 B class had no span failed it (-ENOMEM) */
+	f->hdr = hlen ? rp_pool_alloc(rp_shard_pool(sh), hlen) : NULL;
+	if (hlen && !f->hdr) {
 		rp_pool_free(f);
 		return -ENOMEM;
 	}
