@@ -7,7 +7,8 @@
  * cached: linked read -> send), sendfile and splice on the shard (a cached
  * body, a reader slower than the sender so the socket fills), splice in
  * io-wq (a body dropped from the page cache first), header only, nothing
- * at all (done(0), no error counted); and the
+ * at all (done(0), no error counted), a body with no header while the
+ * pool has no 64 B object to give; and the
  * failures: a file shorter than the range (-EIO) on every path, a range
  * past INT64_MAX (refused at once), a pipe for a file (-ESPIPE). No
  * descriptor outlives the shard (its stashed pipes close with its thread).
@@ -44,16 +45,22 @@ static struct {
 	size_t small_max; /* rp_file_send_opts.small_max */
 	long cached_before; /* evicted files: pages cached when the send was asked for */
 	bool hog;	    /* the pool's 1..32 KB classes spent when the send is asked for */
+	bool hog64;	    /* the 64 B class spent and no free span, until done() */
 	unsigned hogged;    /* objects that took */
+	size_t free64;	    /* hog64: rp_pool_class_free(64 B) when the send was asked for */
 	uint64_t small_nomem; /* rp_file_send_small_nomem at done() */
 	atomic_int done;
 	int64_t res;
 	struct rp_file_send_stats st;
 } T;
 
+static void hog64_release(struct rp_shard *sh);
+
 static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 {
 	(void)arg;
+	if (T.hog64)
+		hog64_release(sh);
 	T.res = res;
 	rp_file_send_stats(sh, &T.st);
 	T.small_nomem = rp_file_send_small_nomem(sh);
@@ -64,6 +71,42 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 #define HOG_MAX 40000 /* a 32 MB pool holds at most 32768 objects of 1 KB */
 static void *hog[HOG_MAX];
 
+/*
+ * T.hog64: no 64 B object to be had (its class's spans full, no span
+ * free) while the classes of 128 B .. 4 KB keep 8 objects each (the call's
+ * state, the engine's ops and messages): what a shard whose pool filled
+ * looks like to a body sent behind heads its caller wrote itself. Held
+ * until done(), so the body's whole life runs in it.
+ */
+#define HOG64_MAX 65536 /* the rest of the spans already cut: at most 2 x 16383 objects */
+static void *hog64[HOG64_MAX];
+static unsigned nhog64;
+
+static void hog64_take(struct rp_pool *pool)
+{
+	void *keep[6][8];
+
+	nhog64 = 0; /* a failed case's pool went with its runtime */
+	for (unsigned c = 0; c < 6; c++)
+		for (unsigned i = 0; i < 8; i++)
+			keep[c][i] = rp_pool_alloc(pool, 128u << c);
+	for (size_t sz = 1u << 20; sz >= 64; sz /= 2)
+		while (nhog64 < HOG64_MAX && (hog64[nhog64] = rp_pool_alloc(pool, sz)))
+			nhog64++;
+	for (unsigned c = 0; c < 6; c++)
+		for (unsigned i = 0; i < 8; i++)
+			rp_pool_free(keep[c][i]);
+	T.hogged = nhog64;
+	T.free64 = rp_pool_class_free(pool, 64, 1);
+}
+
+static void hog64_release(struct rp_shard *sh)
+{
+	(void)sh;
+	while (nhog64)
+		rp_pool_free(hog64[--nhog64]);
+}
+
 static void send_msg(struct rp_shard *sh, void *arg)
 {
 	struct iovec iov = { T.hdr, T.hlen };
@@ -71,6 +114,7 @@ static void send_msg(struct rp_shard *sh, void *arg)
 	struct rp_pool *pool = rp_shard_pool(sh);
 	void *small[4] = { 0 };
 	unsigned n = 0;
+	int ret;
 
 	(void)arg;
 	if (T.hog) {
@@ -84,9 +128,15 @@ static void send_msg(struct rp_shard *sh, void *arg)
 				n++;
 		T.hogged = n;
 	}
-	CHECK_EQ(rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, &o, on_done,
-			      NULL),
-		 0);
+	if (T.hog64)
+		hog64_take(pool);
+	ret = rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, &o, on_done, NULL);
+	if (ret && T.hog64) {
+		/* refused: no done() to come; the case fails on its result */
+		on_done(sh, NULL, ret);
+		shutdown(T.a, SHUT_RDWR); /* and its reader sees the end */
+	}
+	CHECK_EQ(ret, 0);
 	while (n)
 		rp_pool_free(hog[--n]);
 	for (unsigned i = 0; i < 4; i++)
@@ -364,6 +414,31 @@ static void test_small_no_pool_buffer_by_sendfile(void **state)
 		assert_int_equal(T.small_nomem, 1);
 		assert_int_equal(T.st.calls[0], 0);
 		assert_int_equal(T.st.body_bytes[1], len[k][0]);
+		assert_int_equal(T.st.errors, 0);
+	}
+}
+
+/*
+ * A body with no header (serve's pipelined answers: the heads went first,
+ * by the caller) while the 64 B class has no object and no span is free:
+ * sent whole, small (cached: sendfile at once) and large (sendfile). The
+ * call took a 1-byte header copy for nothing and failed -ENOMEM before
+ * (done() never ran).
+ */
+static void test_no_header_no_64b_object(void **state)
+{
+	static const uint64_t len[2] = { 5000, 200000 };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		memset(&T, 0, sizeof(T));
+		T.no_hdr = true;
+		T.hog64 = true;
+		run((size_t)len[k] + 100, 100, len[k], false, 0, 0, k ? 1 : 0);
+		print_message("# %llu B body, no header, %u pool objects held, 64 B objects free %zu\n",
+			      (unsigned long long)len[k], T.hogged, T.free64);
+		assert_true(T.hogged > 0 && T.hogged < HOG64_MAX);
+		assert_int_equal(T.free64, 0);
 		assert_int_equal(T.st.errors, 0);
 	}
 }
@@ -1136,6 +1211,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_not_cached_by_ring, zero_T),
 		cmocka_unit_test_setup(test_small_full_socket, zero_T),
 		cmocka_unit_test_setup(test_small_no_pool_buffer_by_sendfile, zero_T),
+		cmocka_unit_test_setup(test_no_header_no_64b_object, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
 		cmocka_unit_test_setup(test_empty_no_header, zero_T),
 		cmocka_unit_test_setup(test_end_without_op_is_enomem, zero_T),
