@@ -195,6 +195,10 @@ struct rp_shard {
 	/* ops alive by kind, for the report of a stop that hit its deadline */
 	unsigned live_kind[OP_KINDS];
 	uint64_t stop_deadline_ns;
+	/* no loop runs this ring any more (it ended, or never ran: a failed
+	 * init): nothing prepared now is submitted, no CQE is reaped. Set
+	 * before the final drain and cfg.fini (rp_timer_free) */
+	bool loop_over;
 
 	struct rp_shard_stats st;
 #ifdef RP_FAULTS

@@ -288,6 +288,15 @@ struct rp_op *rp_timeout(struct rp_shard *sh, uint64_t ns, rp_cb cb, void *arg)
  * linked), so that op->u.park_prev is free for sh->timers while an arm
  * waits there for an SQE.
  */
+/* An armed timer's end, whatever ends it (its CQE, a stop while it waited
+ * on sh->timers, rp_timer_free): no longer counted live (rp_timer_new
+ * counted it only while armed). */
+static void timer_unlive(struct rp_shard *sh)
+{
+	sh->live--;
+	sh->live_kind[OP_TIMER]--;
+}
+
 void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags)
 {
 	struct rp_cqe c = { .res = res };
@@ -296,8 +305,7 @@ void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 
 	(void)cflags;
 	eng_count_err(sh, res);
-	sh->live--;
-	sh->live_kind[OP_TIMER]--;
+	timer_unlive(sh);
 	if (op->flags & OPF_TIMER_FREE) {
 		rp_pool_free(op); /* rp_timer_free cleared cb */
 		return;
@@ -401,8 +409,7 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
 	if (op->flags & OPF_TIMER_DEFER) {
 		/* never reached the kernel: no CQE will come */
 		eng_olist_del(&sh->timers, op);
-		sh->live--;
-		sh->live_kind[OP_TIMER]--;
+		timer_unlive(sh);
 		rp_pool_free(op);
 		return;
 	}
@@ -410,11 +417,23 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
 		rp_pool_free(op);
 		return;
 	}
-	/* in the kernel: its end frees it, without the callback; a cancel
-	 * that cannot start leaves it to expire (or to the stop's cancel) */
+	if (sh->loop_over) {
+		/* No loop behind it (after a stop that hit its deadline, or an
+		 * init that failed): a cancel asked for now would never be
+		 * submitted, and its CQE never reaped, so the op was never
+		 * freed and stayed live. The kernel copied the timespec when
+		 * it took the SQE (io_timeout_prep) and its CQE, if any, is
+		 * never read: the memory is free to go now. */
+		timer_unlive(sh);
+		rp_pool_free(op);
+		return;
+	}
+	/* in the kernel: its end frees it, without the callback. The cancel
+	 * takes no pool memory (rp_cancel_op); one the full SQ refuses leaves
+	 * it to expire (or to the stop's cancel) */
 	op->flags |= OPF_TIMER_FREE;
 	op->cb = NULL;
-	(void)rp_cancel(sh, op, NULL, NULL);
+	(void)rp_cancel_op(sh, op);
 }
 
 int rp_link_next(struct rp_shard *sh, struct rp_op *op)

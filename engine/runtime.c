@@ -581,10 +581,11 @@ static void *shard_main(void *p)
 		/* another shard failed: undo what init started, then leave */
 		atomic_store_explicit(&rt->stop, 1, memory_order_release);
 	}
-	if (!ret) {
+	if (!ret)
 		eng_shard_loop(sh);
+	sh->loop_over = true;
+	if (!ret)
 		eng_shard_drain_final(sh);
-	}
 	if (rt->cfg.fini)
 		rt->cfg.fini(sh, rt->cfg.arg);
 	tls_shard = NULL;

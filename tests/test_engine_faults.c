@@ -15,6 +15,9 @@
  * - A reserved timer armed while the SQ stays full: armed (counted), its
  *   callback runs once after the loop found room; freed or stopped while
  *   it waits, it is unlinked or ended with -ECANCELED.
+ * - A timer still in the kernel when the stop's deadline ended the loop:
+ *   rp_timer_free from cfg.fini gives its op back and uncounts it at once
+ *   (no cancel that no loop would send).
  */
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
@@ -536,6 +539,97 @@ static void test_timer_waiting_at_stop_is_cancelled(void **state)
 	assert_int_equal(ttd.stop_res, -ECANCELED);
 }
 
+/* ======================================================================
+ * rp_timer_free with no loop behind it: the stop's deadline passed with
+ * the timer in the kernel (the loop ended before its cancel went out)
+ * ====================================================================== */
+
+static struct {
+	struct rp_timer *t;
+	int arm_rc;
+	uint64_t op_bytes;			/* what rp_timer_new took */
+	unsigned inflight_before, inflight_after;
+	uint64_t live_before, live_after;
+	uint64_t stuck;
+} tlo;
+
+static uint64_t pool_live(struct rp_shard *sh)
+{
+	struct rp_pool_stats ps;
+	uint64_t n = 0;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned c = 0; c < RP_POOL_NCLASS; c++)
+		n += ps.class_live_bytes[c];
+	return n;
+}
+
+static int lo_init(struct rp_shard *sh, void *arg)
+{
+	uint64_t before = pool_live(sh);
+
+	(void)arg;
+	tlo.t = rp_timer_new(sh);
+	CHECK(tlo.t != NULL);
+	tlo.op_bytes = pool_live(sh) - before;
+	tlo.arm_rc = rp_timer_arm(sh, tlo.t, 60000 * MS, td_late, NULL);
+	return 0;
+}
+
+/* the deadline (1 ms) was set before this ran: the loop's next look at it
+ * ends the loop, before the stop's cancel-any is submitted */
+static void lo_on_stop(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	sleep_ms(20);
+}
+
+static void lo_fini(struct rp_shard *sh, void *arg)
+{
+	struct rp_shard_stats st;
+
+	(void)arg;
+	CHECK(rp_timer_armed(tlo.t)); /* the loop ended with it in the kernel */
+	rp_shard_stats(sh, &st);
+	tlo.stuck = st.stuck_ops;
+	tlo.inflight_before = rp_shard_inflight(sh);
+	tlo.live_before = pool_live(sh);
+	rp_timer_free(sh, tlo.t);
+	tlo.t = NULL;
+	tlo.inflight_after = rp_shard_inflight(sh);
+	tlo.live_after = pool_live(sh);
+}
+
+static void test_timer_freed_after_the_loop_gives_its_op_back(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+
+	(void)state;
+	memset(&tlo, 0, sizeof(tlo));
+	memset(&ttd, 0, sizeof(ttd));
+	cfg.stop_timeout_ms = 1;
+	cfg.init = lo_init;
+	cfg.on_stop = lo_on_stop;
+	cfg.fini = lo_fini;
+	rt = rt_start(&cfg);
+	rt_end(rt);
+	print_message("# timer op %llu B; in fini: inflight %u -> %u, pool live %llu -> %llu B, "
+		      "stuck_ops %llu\n",
+		      (unsigned long long)tlo.op_bytes, tlo.inflight_before, tlo.inflight_after,
+		      (unsigned long long)tlo.live_before, (unsigned long long)tlo.live_after,
+		      (unsigned long long)tlo.stuck);
+	assert_int_equal(tlo.arm_rc, 0);
+	assert_true(tlo.stuck >= 1); /* the timer among them */
+	assert_true(tlo.op_bytes > 0);
+	/* before: a cancel prepared for no loop (one more op taken) and the
+	 * timer's op kept live for good */
+	assert_int_equal(tlo.inflight_after, tlo.inflight_before - 1);
+	assert_int_equal(tlo.live_after, tlo.live_before - tlo.op_bytes);
+	assert_int_equal(atomic_load(&ttd.late), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -547,6 +641,7 @@ int main(void)
 		T(test_timer_armed_with_sq_full_fires_once),
 		T(test_timer_freed_while_waiting_never_runs),
 		T(test_timer_waiting_at_stop_is_cancelled),
+		T(test_timer_freed_after_the_loop_gives_its_op_back),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);

@@ -489,10 +489,12 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh);
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
 /* Whether @t is armed (its callback is still due). */
 bool rp_timer_armed(const struct rp_timer *t);
-/* Give @t back to the pool (NULL: nothing). An armed timer is cancelled and
- * its callback will not run; its memory goes back at the kernel's final
- * CQE (at once for one still waiting for an SQE). @t is dead after this
- * call. */
+/* Give @t back to the pool (NULL: nothing). An armed timer is cancelled
+ * (with no pool memory: rp_cancel_op) and its callback will not run; its
+ * memory goes back at the kernel's final CQE (at once for one still
+ * waiting for an SQE, and for any once the shard's loop is over: from
+ * cfg.fini, or a message run after the stop, where no CQE is reaped any
+ * more). @t is dead after this call. */
 void rp_timer_free(struct rp_shard *sh, struct rp_timer *t);
 /*
  * rp_link_timeout - bound @op, which must be the op prepared just before
