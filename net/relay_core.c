@@ -83,16 +83,18 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 	 * ends too, its sockets closed. Nothing listed outlives rs. */
 	rs->exiting = true;
 	wait_end_all(sh, rs);
-	/* from the list's head each time: relay_end may run a done() that
-	 * ends (and frees) any other relay, the next one included */
-	for (;;) {
-		struct rp_relay *r = rs->live;
-
-		while (r && r->ended)
-			r = r->next;
-		if (!r)
-			break;
+	/* From the list's head each time: relay_end may run a done() that
+	 * ends (and frees) any other relay, the next one included. A relay
+	 * that ops still carry (an armed recv, a send in flight, ended
+	 * before the exit or here) would wait for their callbacks, which
+	 * never come now: their references go, and it finishes here (done()
+	 * once, its memory back). What they held stays with the kernel
+	 * until the ring is closed. */
+	for (struct rp_relay *r; (r = rs->live);) {
+		r->pending++; /* r outlives relay_end */
 		relay_end(r, RP_RELAY_END_ABORT, -ESHUTDOWN);
+		r->pending = 1;
+		relay_op_done(r); /* finish: off the live list */
 	}
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
@@ -170,9 +172,12 @@ int relay_wait(struct rdir *d, unsigned bits)
 		return -ESHUTDOWN;
 	if (!(d->wait & WAIT_LISTED)) {
 		d->wait |= WAIT_LISTED;
+		d->wprev = NULL;
 		d->wnext = rs->waiting;
+		if (d->wnext)
+			d->wnext->wprev = d;
 		rs->waiting = d;
-		r->pending++; /* the list's reference: dropped by the tick */
+		r->pending++; /* the list's reference: the tick's, or relay_end's */
 		if (!(d->wait & WAIT_RETRY))
 			rs->wst.waits++;
 		rs->wst.waiting++;
@@ -182,25 +187,41 @@ int relay_wait(struct rdir *d, unsigned bits)
 	return 0;
 }
 
+/* Take @d off the list it is on: the wait list, or the part of it the
+ * tick is running (a direction with no wprev heads one of the two). The
+ * caller drops the list's reference. */
+static void wait_unlink(struct relay_shard *rs, struct rdir *d)
+{
+	if (d->wprev)
+		d->wprev->wnext = d->wnext;
+	else if (rs->waiting == d)
+		rs->waiting = d->wnext;
+	else
+		rs->wait_run = d->wnext;
+	if (d->wnext)
+		d->wnext->wprev = d->wprev;
+	d->wnext = d->wprev = NULL;
+	d->wait &= (uint8_t)~WAIT_LISTED;
+	rs->wst.waiting--;
+}
+
 /*
  * The retry tick: every direction on the list is taken off it and its
  * paths retry what they wait for (a path that still cannot go on puts
- * the direction back). A relay that ended meanwhile only drops the list's
- * reference; at the shard's stop (-ECANCELED) the waiting relays end.
+ * the direction back, to run at the next tick). A relay that ends leaves
+ * the list then and there (relay_end), also while the tick runs it; at
+ * the shard's stop (-ECANCELED) the waiting relays end.
  */
 static void wait_run(struct rp_shard *sh, struct relay_shard *rs, bool cancel)
 {
-	struct rdir *list = rs->waiting;
+	struct rdir *d;
 
+	rs->wait_run = rs->waiting;
 	rs->waiting = NULL;
-	while (list) {
-		struct rdir *d = list;
+	while ((d = rs->wait_run)) {
 		struct rp_relay *r = d->r;
 
-		list = d->wnext;
-		d->wnext = NULL;
-		d->wait &= (uint8_t)~WAIT_LISTED;
-		rs->wst.waiting--;
+		wait_unlink(rs, d);
 		if (!r->ended && (cancel || rp_shard_stopping(sh))) {
 			relay_fail(r, -ESHUTDOWN, RP_RELAY_END_ABORT);
 		} else if (!r->ended) {
@@ -351,6 +372,15 @@ void relay_end(struct rp_relay *r, enum rp_relay_end end, int err)
 	/* the paths' end hooks drop references (queued pieces released):
 	 * hold one, so the relay outlives them and the closes below */
 	r->pending++;
+	/* off the wait list now: its reference held done() back until the
+	 * next tick (which, at 1 ms, still came; a sweep ending the relay
+	 * left it listed, and counted in waiting, meanwhile) */
+	for (int i = 0; i < 2; i++) {
+		if (r->d[i].wait & WAIT_LISTED) {
+			wait_unlink(rs, &r->d[i]);
+			r->pending--;
+		}
+	}
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < PATH_COUNT; k++)
 			if (r->paths[k]->end)

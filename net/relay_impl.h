@@ -41,7 +41,10 @@ struct rdir {
 	/* received buffers that could not be queued for lack of pool memory,
 	 * oldest first: slots of the shard's park table (relay_shard.park) */
 	uint16_t park_head, park_tail, nparked;
-	struct rdir *wnext;    /* the shard's list of waiting directions */
+	/* the shard's list of waiting directions (relay_shard.waiting, or
+	 * .wait_run while the tick runs it), doubly linked: a relay that
+	 * ends leaves it at once (relay_end), not at the next tick */
+	struct rdir *wnext, *wprev;
 	/* splice */
 	struct rp_op *poll_op;
 	struct rp_op *in_op, *out_op; /* uring: the splices in flight */
@@ -114,6 +117,7 @@ struct relay_shard {
 	struct rp_timer *trim_timer; /* the pool's trim (relay_splice.c), armed while it holds pipes */
 	struct rp_relay_wait_stats wst;
 	struct rdir *waiting;	     /* the wait list, through wnext */
+	struct rdir *wait_run;	     /* what the tick took off it and still runs */
 	struct rp_timer *wait_timer; /* reserved: rp_relay_start, rp_relay_shard_init */
 	bool exiting;		     /* rp_relay_shard_exit: the loop is over */
 	/* The park table: one slot per provided buffer of the shard (at most

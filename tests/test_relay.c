@@ -70,6 +70,8 @@ struct stream {
 	bool open_at_done; /* ended closed with one of a, b still open */
 	uint32_t seed;
 	atomic_int done;
+	atomic_int ndone;	 /* done() calls */
+	struct rp_relay *relay;	 /* the handle, until done() (shard-side use) */
 	double done_s; /* now_s() in done() */
 	struct rp_relay_result res;
 };
@@ -84,6 +86,7 @@ static struct {
 	struct rp_relay_stats rstats;	       /* summed over the shards */
 	struct rp_relay_stats per[MAX_SHARDS]; /* each shard's own */
 	atomic_int stats_ready;
+	bool slow_stop; /* launch: a 1 ms stop deadline that on_stop outlasts */
 } T;
 
 static uint8_t pat(size_t i, uint32_t seed)
@@ -98,6 +101,7 @@ static void on_done(struct rp_shard *sh, void *arg, const struct rp_relay_result
 	(void)sh;
 	s->res = *res;
 	s->done_s = now_s();
+	atomic_fetch_add(&s->ndone, 1);
 	/* both directions closed: nothing was in flight on the sockets, so the
 	 * relay closed them itself before reporting (no cancel in the kernel) */
 	if (res->end == RP_RELAY_END_CLOSED && !(T.cfg.flags & RP_RELAY_KEEP_FDS))
@@ -109,7 +113,7 @@ static void start_msg(struct rp_shard *sh, void *arg)
 {
 	struct stream *s = arg;
 
-	CHECK_EQ(rp_relay_start(sh, s->a, s->b, &T.cfg, on_done, s, NULL), 0);
+	CHECK_EQ(rp_relay_start(sh, s->a, s->b, &T.cfg, on_done, s, &s->relay), 0);
 	atomic_fetch_add(&T.started, 1);
 }
 
@@ -144,6 +148,16 @@ static void fini(struct rp_shard *sh, void *arg)
 	rp_relay_shard_exit(sh);
 }
 
+/* T.slow_stop: the stop's deadline (1 ms) passes in here, so the loop
+ * ends before its cancel-any is sent: every op stays in the kernel, and
+ * rp_relay_shard_exit (fini) finds the relays still live. */
+static void slow_on_stop(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	sleep_ms(20);
+}
+
 static void set_nb(int fd)
 {
 	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
@@ -173,6 +187,10 @@ static void launch(const struct rp_relay_config *cfg, struct stream *st, unsigne
 	rc.bufs = 256;
 	rc.pool_bytes = (size_t)64 << 20;
 	rc.fini = fini;
+	if (T.slow_stop) {
+		rc.stop_timeout_ms = 1;
+		rc.on_stop = slow_on_stop;
+	}
 	T.rt = rt_start(&rc);
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &st[i]), 0);
@@ -2229,6 +2247,173 @@ static void test_pool_full_waiting_relay_ends_idle(void **state)
 	free(H.hog);
 }
 
+/*
+ * A relay aborted while it waits for pool memory (the pool held, as in
+ * pool_full_waits_small) leaves the wait list in the call that ended it:
+ * `waiting` drops to 0 there, and done() follows with no tick needed.
+ * Before, the list kept its reference until the next retry tick, so a
+ * relay the sweep (or an abort) ended stayed listed and counted, and its
+ * done() came a tick later (or never, while no tick came).
+ */
+static struct {
+	atomic_int step; /* 1: ran (aborted if waiting), 2: not waiting yet */
+	uint64_t waiting_before, waiting_after;
+	int done_at_abort;
+} AW;
+
+static void abort_waiting_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+	struct rp_relay_wait_stats w;
+
+	rp_relay_wait_stats(sh, &w);
+	if (!w.waiting || atomic_load(&s->done)) {
+		atomic_store(&AW.step, 2);
+		return;
+	}
+	AW.waiting_before = w.waiting;
+	rp_relay_abort(sh, s->relay);
+	rp_relay_wait_stats(sh, &w);
+	AW.waiting_after = w.waiting;
+	AW.done_at_abort = atomic_load(&s->done);
+	atomic_store(&AW.step, 1);
+}
+
+static bool drive_20ms(void)
+{
+	static double until;
+
+	if (!until)
+		until = now_s() + 0.02;
+	if (now_s() < until)
+		return false;
+	until = 0;
+	return true;
+}
+
+static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
+	struct stream *s = &T.st[0];
+	unsigned tries = 0;
+
+	(void)state;
+	memset(&H, 0, sizeof(H));
+	memset(&AW, 0, sizeof(AW));
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	make_stream(s, 8u << 20, 2u << 20, 0x7bu);
+	start_all(&cfg, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	/* the peers send until the relay waits (a buffer parked) */
+	do {
+		(void)drive(1.0, drive_20ms);
+		atomic_store(&AW.step, 0);
+		assert_int_equal(rp_runtime_submit(T.rt, 0, abort_waiting_msg, s), 0);
+		assert_true(wait_for(&AW.step, 1, WAIT_S));
+	} while (atomic_load(&AW.step) == 2 && ++tries < 100);
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(rp_runtime_submit(T.rt, 0, wait_stats_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 3, WAIT_S));
+	print_message("# aborted after %u tries: waiting %llu -> %llu in the abort, done() %s; "
+		      "end %s, done() calls %d, waits %llu parked %llu\n",
+		      tries, (unsigned long long)AW.waiting_before,
+		      (unsigned long long)AW.waiting_after,
+		      AW.done_at_abort ? "in the abort" : "after", rp_relay_end_name(s->res.end),
+		      atomic_load(&s->ndone), (unsigned long long)H.w.waits,
+		      (unsigned long long)H.w.parked);
+	H.release_sent = true;
+	atomic_store(&H.step, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+	assert_int_equal(atomic_load(&AW.step), 1); /* it waited, and was aborted */
+	assert_true(AW.waiting_before >= 1);
+	assert_int_equal(AW.waiting_after, 0); /* was: still listed until the tick */
+	assert_int_equal(s->res.end, RP_RELAY_END_ABORT);
+	assert_int_equal(atomic_load(&s->ndone), 1);
+	assert_int_equal(H.w.waiting, 0);
+	assert_int_equal(H.w.parked_now, 0);
+	rt_end(T.rt);
+	close_clients();
+	free(H.hog);
+}
+
+/*
+ * rp_relay_shard_exit with relays still live: the stop's deadline (1 ms)
+ * passes inside on_stop, so the loop ends before its cancel-any and every
+ * op stays in the kernel. Stream 0 has traffic in flight (its client
+ * floods, its server never reads: a send waits on the full socket),
+ * stream 1 is half-closed (its client's EOF passed on, the server still
+ * open). Each relay's done() runs once, ended abort, both of its sockets
+ * are closed, and the peers see them go. Before, a relay that ops still
+ * carried was ended but never finished: done() never ran (the callbacks
+ * that would drop those references never come after the loop).
+ */
+static void test_shard_exit_ends_live_relays(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .max_inflight = 128 * 1024 };
+	struct stream *flood = &T.st[0], *half = &T.st[1];
+	static uint8_t junk[1 << 16];
+	size_t pushed = 0;
+	double end, quiet = 0;
+	char c;
+
+	(void)state;
+	make_stream(flood, 0, 0, 5);
+	make_stream(half, 0, 0, 6);
+	T.shards = 1;
+	T.slow_stop = true;
+	start_all(&cfg, 2);
+	T.slow_stop = false;
+	/* stream 1: the client's EOF reaches the server */
+	assert_int_equal(shutdown(half->c, SHUT_WR), 0);
+	end = now_s() + WAIT_S;
+	while (recv(half->s, &c, 1, 0) != 0 && now_s() < end)
+		sleep_ms(2);
+	assert_true(now_s() < end);
+	/* stream 0: flood until nothing more goes for 100 ms (window closed) */
+	end = now_s() + WAIT_S;
+	while (now_s() < end) {
+		ssize_t w = send(flood->c, junk, sizeof(junk), MSG_NOSIGNAL);
+
+		if (w > 0) {
+			pushed += (size_t)w;
+			quiet = 0;
+			continue;
+		}
+		if (!quiet)
+			quiet = now_s();
+		else if (now_s() - quiet >= 0.1)
+			break;
+		sleep_ms(2);
+	}
+	rt_end(T.rt);
+	print_message("# shard exit: flood pushed %zu B; done() calls %d (%s), %d (%s)\n", pushed,
+		      atomic_load(&flood->ndone),
+		      atomic_load(&flood->done) ? rp_relay_end_name(flood->res.end) : "-",
+		      atomic_load(&half->ndone),
+		      atomic_load(&half->done) ? rp_relay_end_name(half->res.end) : "-");
+	assert_true(pushed > 0);
+	for (unsigned i = 0; i < 2; i++) {
+		struct stream *s = &T.st[i];
+
+		assert_int_equal(atomic_load(&s->ndone), 1);
+		assert_int_equal(s->res.end, RP_RELAY_END_ABORT);
+		/* both closed by the relay, not left to the caller */
+		assert_true(fcntl(s->a, F_GETFD) < 0 && errno == EBADF);
+		assert_true(fcntl(s->b, F_GETFD) < 0 && errno == EBADF);
+	}
+	/* the peers see their relay gone: EOF or a reset, not a hang */
+	for (unsigned i = 0; i < 2; i++) {
+		struct pollfd pf = { .fd = T.st[i].c, .events = POLLIN };
+
+		assert_int_equal(poll(&pf, 1, 2000), 1);
+	}
+	close_clients();
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest shards[] = {
@@ -2269,6 +2454,8 @@ int main(int argc, char **argv)
 		T(test_pool_full_waits_small),
 		T(test_pool_full_waits_every_class),
 		T(test_pool_full_waiting_relay_ends_idle),
+		T(test_pool_full_aborted_relay_leaves_wait_list),
+		T(test_shard_exit_ends_live_relays),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),

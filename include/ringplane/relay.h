@@ -257,7 +257,10 @@ int rp_relay_shard_init(struct rp_shard *sh);
 unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh);
 
 /* Free the shard's relay state (its idle pipes, the sweep's timer): call
- * from the shard's fini, after every relay on it ended. */
+ * from the shard's fini. A relay still waiting or live then (a stop whose
+ * deadline left its ops to the kernel) is ended here, RP_RELAY_END_ABORT:
+ * its sockets closed (unless RP_RELAY_KEEP_FDS) and its done() run once,
+ * before this returns. */
 void rp_relay_shard_exit(struct rp_shard *sh);
 
 const char *rp_relay_mode_name(enum rp_relay_mode m);
