@@ -37,8 +37,8 @@
  *
  * Test hooks (environment, read once at start; compiled into the faults
  * build, -Dfaults=true, only): RP_ECHO_FAULT_INIT=N makes shard N's init
- * fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N and
- * RP_APP_FAULT_BACKOFF=N (server.h) fail accept arms and back-off timers.
+ * fail with ENOMEM (a failed start); RP_APP_FAULT_REARM=N (server.h)
+ * fails accept arms.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -798,7 +798,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"paused %llu spilled %llu waits %llu parked %llu park_full %llu to_splice %llu "
 		"to_copy %llu splice_fallback no_pipe=%llu "
 		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu "
-		"sweeps %llu sweep_visited %llu sweep_ns %llu sweep_rearm_failed %llu | proxy accepted "
+		"sweeps %llu sweep_visited %llu sweep_ns %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu outq_stalls %llu | pool_live %llu spans_free %zu objs%s\n",
 		rs->id, (unsigned long long)rs->st.accepted, rs->conns, (unsigned long long)r.active,
@@ -825,7 +825,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
 		(unsigned long long)r.pipes_trimmed, (unsigned long long)r.pipes_shed,
 		(unsigned long long)sw.sweeps, (unsigned long long)sw.visited,
-		(unsigned long long)sw.ns, (unsigned long long)sw.rearm_failed,
+		(unsigned long long)sw.ns,
 		(unsigned long long)rs->st.proxy_accepted, (unsigned long long)rs->st.proxy_timeouts,
 		(unsigned long long)ref_total, refused, (unsigned long long)s.ops_submitted,
 		(unsigned long long)s.submits, (unsigned long long)s.enobufs,

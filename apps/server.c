@@ -357,16 +357,14 @@ static void on_backoff(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 #ifdef RP_FAULTS
 /* Test hooks (server.h), in the faults build only: failures left to
  * inject, taken by any shard. */
-static unsigned fault_rearm, fault_backoff, fault_start;
+static unsigned fault_rearm, fault_start;
 static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
 
 static void read_faults(void)
 {
-	const char *r = getenv("RP_APP_FAULT_REARM"), *b = getenv("RP_APP_FAULT_BACKOFF");
-	const char *st = getenv("RP_APP_FAULT_START");
+	const char *r = getenv("RP_APP_FAULT_REARM"), *st = getenv("RP_APP_FAULT_START");
 
 	fault_rearm = r ? (unsigned)strtoul(r, NULL, 10) : 0;
-	fault_backoff = b ? (unsigned)strtoul(b, NULL, 10) : 0;
 	fault_start = st ? (unsigned)strtoul(st, NULL, 10) : 0;
 }
 
@@ -411,8 +409,10 @@ int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t n
 		return -ENOMEM; /* never reserved (rp_app_backoff_init) */
 	b->fn = fn;
 	b->arg = arg;
-	/* the hook fails it as a full SQ would: the reserved op cannot run out */
-	ret = FAULT_TAKE(backoff) ? -EBUSY : rp_timer_arm(sh, b->timer, ns, on_backoff, b);
+	/* the reserved op cannot run out, and since 2fdfacb a full SQ no
+	 * longer refuses the arm either (the engine sends it on the loop's
+	 * next turn): -EALREADY and -ESHUTDOWN are ruled out above, so 0 */
+	ret = rp_timer_arm(sh, b->timer, ns, on_backoff, b);
 	b->pending = ret == 0;
 	return ret;
 }
@@ -448,7 +448,7 @@ int rp_app_accept_start(struct rp_shard *sh, struct rp_app_accept *a)
 	/* the hook starts the accept down, as after an arm that failed: the
 	 * back-off arms it (and RP_APP_FAULT_REARM can keep it down) */
 	if (FAULT_TAKE(start)) {
-		(void)accept_later(sh, a); /* a timer that fails: the next poke */
+		(void)accept_later(sh, a); /* reserved just above: armed */
 		return 0;
 	}
 	a->op = rp_accept_multishot(sh, a->lfd, a->cb, a->arg);
@@ -462,7 +462,7 @@ void rp_app_accept_fini(struct rp_shard *sh, struct rp_app_accept *a)
 
 int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 {
-	int err, terr;
+	int err;
 
 	if (a->op || a->lfd < 0 || a->closed || a->paused || rp_shard_stopping(sh))
 		return 0;
@@ -473,25 +473,20 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	if (a->op) {
 		if (a->failing)
 			fprintf(stderr, "ringplane %s: shard %u: accepting again\n", a->cmd, a->id);
-		a->down = a->failing = a->said_no_timer = false;
+		a->down = a->failing = false;
 		return 0;
 	}
 	err = errno;
 	count(a->rearm_failed);
-	terr = accept_later(sh, a);
-	/* said once per failing stretch, and once more if the timer fails
-	 * later in it: what the message promises is what the code does */
-	if (!terr && !a->failing)
+	/* the back-off timer was reserved by rp_app_accept_start, and its
+	 * arm no longer fails for want of an SQE: the retry always comes.
+	 * Said once per failing stretch */
+	(void)accept_later(sh, a);
+	if (!a->failing)
 		fprintf(stderr,
 			"ringplane %s: shard %u: cannot arm accept: %s; retrying every %llu ms\n",
 			a->cmd, a->id, strerror(err), (unsigned long long)(a->backoff_ns / 1000000));
-	else if (terr && !a->said_no_timer)
-		fprintf(stderr,
-			"ringplane %s: shard %u: cannot arm accept: %s, nor its back-off timer: %s;"
-			" retrying when a connection closes\n",
-			a->cmd, a->id, strerror(err), strerror(-terr));
 	a->failing = true;
-	a->said_no_timer = a->said_no_timer || terr;
 	return -err;
 }
 

@@ -209,10 +209,10 @@ void rp_app_backoff_fini(struct rp_shard *sh, struct rp_app_backoff *b);
 /*
  * Call @fn(@sh, @arg) after @ns, unless @b's timer is already armed (that one
  * will) or @sh is stopping (0 both); the timer does not call @fn once @sh
- * stops. Returns 0, or the negative errno of a timer that could not be
- * armed: -EBUSY (the SQ stayed full), -ENOMEM (@b never reserved its
- * timer); the caller must then try again on some later event. Call only
- * on @sh's thread.
+ * stops. Returns 0, or -ENOMEM when @b never reserved its timer (the
+ * caller must then try again on some later event); a full SQ no longer
+ * refuses the arm (the engine sends it on the loop's next turn). Call
+ * only on @sh's thread.
  */
 int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t ns,
 		       void (*fn)(struct rp_shard *sh, void *arg), void *arg);
@@ -222,16 +222,15 @@ int rp_app_backoff_arm(struct rp_shard *sh, struct rp_app_backoff *b, uint64_t n
  * server command shares: an accept that ends (EMFILE, ENFILE, ENOBUFS) or
  * cannot be armed (ENOMEM, EBUSY) is armed again after @backoff_ns by the
  * reserved back-off timer (at once instead when EMFILE or ENFILE ended it
- * and @shed gave descriptors back); when that timer cannot be armed either
- * (the SQ stayed full) the next rp_app_accept_poke (a connection closed, a
- * tick) arms it: never a listener that silently stays down. Fill cmd, id,
+ * and @shed gave descriptors back); that timer's arm cannot fail (its op
+ * is reserved, and a full SQ only delays it a loop turn), so the listener
+ * never silently stays down. Fill cmd, id,
  * lfd, backoff_ns, spare_fds, cb, arg, shed and the counters, the rest zero; then
  * rp_app_accept_start from the shard's init and rp_app_accept_fini from
  * its fini. Lives in the shard's state; call only on its thread.
  * Test hooks, compiled into the faults build (-Dfaults=true) only
  * (environment, read once): RP_APP_FAULT_REARM=N makes the next N accept
- * arms fail with ENOMEM, RP_APP_FAULT_BACKOFF=N the next N back-off timers
- * with EBUSY, as with an SQ that stays full, RP_APP_FAULT_START=N the next N
+ * arms fail with ENOMEM, RP_APP_FAULT_START=N the next N
  * rp_app_accept_start leave the accept down (not armed, the back-off to
  * arm it; with RP_APP_FAULT_REARM it stays down: every connection waits in
  * the listener's queue, as test_drain's queued cases want).
@@ -260,7 +259,6 @@ struct rp_app_accept {
 	struct rp_op *op;	/* the multishot accept; NULL while down */
 	bool down;		/* it must be armed again */
 	bool failing;		/* an arm failed: said once, until one works */
-	bool said_no_timer;	/* ... and that its back-off timer failed too */
 	bool closed;		/* rp_app_accept_close ran: never armed again */
 	/* drained, but out of descriptors (or memory) with connections still
 	 * queued: the listener is kept open (no accept armed on it) until a

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A listener whose accept failed with EMFILE comes back even when its
- * back-off timer cannot be armed (apps/server.c, rp_app_accept_*), for
- * `ringplane relay` and `ringplane serve`: each runs with RP_APP_FAULT_BACKOFF
- * set, so every back-off timer fails to arm as with an empty pool, and a
- * descriptor limit of 32, then 33 (a relay connection takes two
+ * A listener whose accept failed with EMFILE comes back (apps/server.c,
+ * rp_app_accept_*), for `ringplane relay` and `ringplane serve`, each with
+ * a descriptor limit of 32, then 33 (a relay connection takes two
  * descriptors: one of the two limits makes the accept itself fail). Clients
  * connect one at a time and stay until one is not answered within 500 ms
  * (the limit struck); all are closed; then a fresh client must be
- * answered within 5 s: the closes re-arm the accept. Before the shared
- * recovery only echo did that, and relay and serve stayed down for good.
+ * answered within 5 s: the back-off timer (reserved, its arm never
+ * refused since the engine queues arms the full SQ refuses) or the closes
+ * re-arm the accept. Before the shared recovery only echo did that, and
+ * relay and serve stayed down for good. (A hook, RP_APP_FAULT_BACKOFF,
+ * used to fail every back-off timer here; such an arm cannot fail now.)
  * The servers' exit stats must count failed accepts. Usage: test_accept
  * RINGPLANE_BINARY.
  * Then relay under a limit where the accept gets a descriptor and the
@@ -45,9 +46,6 @@
  * must still be a 200 (the open sheds the pipe: pipes_shed); and with no
  * limit, the pipes four bodies in flight at once left kept are closed
  * within 5 s of the last (the tick's trim: pipes_trimmed).
- * The hook is compiled into the faults build (-Dfaults=true) only; in
- * other builds the same runs go without it (the reserved back-off timer
- * re-arms the accept) and the test says that the poke path was skipped.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -59,13 +57,6 @@
 #include "test_child.h"
 
 enum { MAX_HELD = 64 };
-
-/* RP_APP_FAULT_BACKOFF exists in the faults build only (apps/server.c). */
-#ifdef RP_FAULTS
-#define HOOKS 1
-#else
-#define HOOKS 0
-#endif
 
 /* Dial @port, send @req and wait up to @ms for a reply starting with @want:
  * 1 answered (then *@keep gets the open socket when @keep is not NULL), 0
@@ -132,10 +123,7 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 	uint64_t end;
 	struct child s;
 
-	if (HOOKS)
-		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
 	st = start_limited(&s, args, limit, name);
-	unsetenv("RP_APP_FAULT_BACKOFF");
 	if (st)
 		return 0;
 	while (n < MAX_HELD && (held[n] = ask(s.port, req, want, 500)) >= 0)
@@ -144,7 +132,6 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 	      (unsigned long long)limit, n);
 	for (int i = 0; i < n; i++)
 		close(held[i]);
-	/* with the hook the closes are what re-arms the accept: no timer will */
 	end = now_ms() + 5000;
 	while (fd < 0 && now_ms() < end)
 		fd = ask(s.port, req, want, 200);
@@ -155,9 +142,9 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 	st = child_stop(&s, 5000);
 	CHECK(st == 0, "%s: exit status %d", name, st);
 	errs = stat_sum(s.log, "accept_errors");
-	printf("%s: limit %llu, back-off timers %s: %d clients held, a fresh one %s after "
+	printf("%s: limit %llu: %d clients held, a fresh one %s after "
 	       "they closed; %llu failed accepts\n",
-	       name, (unsigned long long)limit, HOOKS ? "failing" : "working", n,
+	       name, (unsigned long long)limit, n,
 	       fd >= 0 ? "answered" : "NOT answered", errs);
 	return errs;
 }
@@ -1205,10 +1192,7 @@ static void serve_linger_emfile(const char *root)
 	pthread_t th;
 	bool th_ok = false;
 
-	if (HOOKS)
-		setenv("RP_APP_FAULT_BACKOFF", "1000000", 1);
 	st = start_limited(&s, args, 32, "serve (linger)");
-	unsetenv("RP_APP_FAULT_BACKOFF");
 	if (st)
 		return;
 	/* first, one that goes on sending after its answer: it lingers while
@@ -1244,10 +1228,10 @@ static void serve_linger_emfile(const char *root)
 	errs = stat_sum(s.log, "accept_errors");
 	CHECK(ended > 0 && errs > 0, "serve linger: linger_timeouts %llu, accept_errors %llu: the "
 	      "limit never struck, or nothing lingering was ended", ended, errs);
-	printf("serve linger: limit 32, back-off timers %s: %d of %d clients that stay lingering "
+	printf("serve linger: limit 32: %d of %d clients that stay lingering "
 	       "answered, the slowest in %llu ms; linger_timeouts %llu, %llu failed accepts; one "
 	       "sending all along not reset (%u sends)\n",
-	       HOOKS ? "failing" : "working", n, CLIENTS, (unsigned long long)worst, ended, errs,
+	       n, CLIENTS, (unsigned long long)worst, ended, errs,
 	       snd.sent);
 }
 
@@ -2199,10 +2183,6 @@ int main(int argc, char **argv)
 		unlink(path);
 		rmdir(root);
 	}
-	if (!HOOKS)
-		printf("SKIP (part): the back-off timers ran; the re-arm by connection closes when "
-		       "they fail needs RP_APP_FAULT_BACKOFF, compiled into the faults build "
-		       "(-Dfaults=true) only\n");
 	printf("%s\n", failures ? "FAIL" : "PASS");
 	return failures ? 1 : 0;
 }
