@@ -301,6 +301,50 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	return op;
 }
 
+/*
+ * rp_cancel_fd without a callback and without an op: each cancel by
+ * user_data goes out tagged UD_OP_CANCEL (as rp_cancel_op's), and the
+ * fallback's cancel by fd UD_CLOSING_FD (as rp_close's), so ending the
+ * ops on an fd needs no pool memory: a relay that keeps its sockets
+ * (RP_RELAY_KEEP_FDS) and ends while the pool is empty used to fall back
+ * to shutdown(SHUT_RDWR) of the caller's socket. Never while an
+ * rp_link_next is pending (the first SQE would be its linked half).
+ */
+int rp_cancel_fd_op(struct rp_shard *sh, int fd)
+{
+	struct io_uring_sqe *sqe;
+	int k;
+
+	if (fd < 0)
+		return -EINVAL;
+	if (sh->link_next) {
+		refused(sh, fd, EBUSY);
+		return -EBUSY;
+	}
+	k = plan_cancels(sh, fd, 0);
+	if (k == -2) {
+		STAT_INC(sh, sq_full_fail);
+		refused(sh, fd, EBUSY);
+		return -EBUSY;
+	}
+	if (k >= 0) {
+		sh->internal += (unsigned)cancel_ops(sh, fd, UD_OP_CANCEL, NULL);
+		return 0;
+	}
+	sqe = eng_sqe(sh); /* counted in sq_full_fail when NULL */
+	if (!sqe) {
+		refused(sh, fd, EBUSY);
+		return -EBUSY;
+	}
+	STAT_INC(sh, cancel_fd_fallback);
+	eng_end_outside_fd(sh, fd, false);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
+	sh->internal++;
+	(void)eng_closing_add(sh, fd); /* without memory: best effort, as rp_close */
+	return 0;
+}
+
 void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res)
 {
 	struct rp_cqe c;

@@ -344,8 +344,11 @@ static void release_fds(struct rp_relay *r, bool reset)
 			if (!(r->cfg.flags & RP_RELAY_KEEP_FDS))
 				close(fd);
 		} else if (r->cfg.flags & RP_RELAY_KEEP_FDS) {
-			if (!rp_cancel_fd(r->sh, fd, NULL, NULL))
-				(void)shutdown(fd, SHUT_RDWR); /* ends the ops on it */
+			/* no pool memory needed: an empty pool no longer shuts
+			 * the caller's socket down both ways; only an SQ that
+			 * stayed full does (the shutdown ends the ops on it) */
+			if (rp_cancel_fd_op(r->sh, fd))
+				(void)shutdown(fd, SHUT_RDWR);
 		} else if (!rp_close(r->sh, fd, NULL, NULL)) {
 			/* no op to be had: the ops in flight must still end before
 			 * the number is reused, so end them with a shutdown and

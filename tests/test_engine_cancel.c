@@ -151,6 +151,9 @@ static void test_cancel_fd_while_kernel_ends_enobufs(void **state)
  * receive stayed armed, taking buffer after buffer. rp_cancel_op needs no
  * op: with every object of every class taken, the cancel still goes out
  * and the receive ends with -ECANCELED, then takes nothing written later.
+ * The same for every op on an fd: rp_cancel_fd needs an op too (ENOMEM),
+ * rp_cancel_fd_op none (a relay keeping its sockets used to shut the
+ * caller's socket down both ways instead).
  * ====================================================================== */
 
 #define NM_MAX (POOL_BYTES / RP_POOL_MIN_CLASS + 64)
@@ -160,6 +163,7 @@ static struct {
 	struct rp_op *op;
 	void **hog;
 	size_t nhog;
+	bool by_fd; /* rp_cancel_fd / rp_cancel_fd_op */
 	bool pool_empty, old_refused, empty_at_final;
 	int old_errno, ret, final_res;
 	unsigned finals, after_final;
@@ -214,21 +218,27 @@ static void nm_cancel_msg(struct rp_shard *sh, void *arg)
 	CHECK(tnm.nhog < NM_MAX); /* the pool ran dry, not the array */
 	tnm.pool_empty = !rp_pool_alloc(pool, 1);
 	/* the old way: no op for the cancel */
-	tnm.old_refused = !rp_cancel(sh, tnm.op, NULL, NULL);
-	tnm.old_errno = errno;
-	tnm.ret = rp_cancel_op(sh, tnm.op);
+	if (tnm.by_fd) {
+		tnm.old_refused = !rp_cancel_fd(sh, tnm.a, NULL, NULL);
+		tnm.old_errno = errno;
+		tnm.ret = rp_cancel_fd_op(sh, tnm.a);
+	} else {
+		tnm.old_refused = !rp_cancel(sh, tnm.op, NULL, NULL);
+		tnm.old_errno = errno;
+		tnm.ret = rp_cancel_op(sh, tnm.op);
+	}
 	atomic_store(&tnm.cancelled, 1);
 }
 
-static void test_cancel_op_without_memory(void **state)
+static void run_cancel_without_memory(bool by_fd)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
 	struct rp_runtime *rt;
 	bool ok;
 
-	(void)state;
 	memset(&tnm, 0, sizeof(tnm));
+	tnm.by_fd = by_fd;
 	tnm.hog = calloc(NM_MAX, sizeof(*tnm.hog));
 	assert_non_null(tnm.hog);
 	tcp_pair(&tnm.a, &tnm.b);
@@ -243,9 +253,11 @@ static void test_cancel_op_without_memory(void **state)
 	sleep_ms(50);
 	stats_of(rt, 0, &st);
 	rt_end(rt);
-	print_message("# pool empty %d: rp_cancel refused %d (errno %d), rp_cancel_op %d, "
+	print_message("# pool empty %d: %s refused %d (errno %d), %s %d, "
 		      "final %d (pool still empty %d), %u callbacks after it, op_cancels %llu\n",
-		      tnm.pool_empty, tnm.old_refused, tnm.old_errno, tnm.ret, tnm.final_res,
+		      tnm.pool_empty, by_fd ? "rp_cancel_fd" : "rp_cancel",
+		      tnm.old_refused, tnm.old_errno, by_fd ? "rp_cancel_fd_op" : "rp_cancel_op",
+		      tnm.ret, tnm.final_res,
 		      tnm.empty_at_final, tnm.after_final, (unsigned long long)st.op_cancels);
 	assert_true(ok);
 	assert_true(tnm.pool_empty);
@@ -261,6 +273,18 @@ static void test_cancel_op_without_memory(void **state)
 	free(tnm.hog);
 	close(tnm.a);
 	close(tnm.b);
+}
+
+static void test_cancel_op_without_memory(void **state)
+{
+	(void)state;
+	run_cancel_without_memory(false);
+}
+
+static void test_cancel_fd_op_without_memory(void **state)
+{
+	(void)state;
+	run_cancel_without_memory(true);
 }
 
 /* ======================================================================
@@ -446,6 +470,7 @@ int main(void)
 		T(test_cancel_while_kernel_ends_enobufs),
 		T(test_cancel_fd_while_kernel_ends_enobufs),
 		T(test_cancel_op_without_memory),
+		T(test_cancel_fd_op_without_memory),
 		T(test_link_dropped_without_memory),
 		T(test_buf_put_twice_is_refused),
 	};

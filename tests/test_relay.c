@@ -2414,6 +2414,79 @@ static void test_shard_exit_ends_live_relays(void **state)
 	close_clients();
 }
 
+/*
+ * A relay that keeps its sockets (RP_RELAY_KEEP_FDS) aborted while the
+ * pool is empty (every object of every class taken): its ops are
+ * cancelled without memory (rp_cancel_fd_op) and done() runs; the
+ * caller's socket is left as the abort leaves any (read side shut, no
+ * linger), its write side still open. Before, the cancel needed an op,
+ * and the relay shut the caller's socket down both ways instead
+ * (shutdown(SHUT_RDWR)): a send on it failed with EPIPE.
+ */
+static struct {
+	atomic_int step;
+} KA;
+
+static void keep_abort_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+
+	rp_relay_abort(sh, s->relay);
+	atomic_store(&KA.step, 1);
+}
+
+static void test_keep_fds_abort_without_memory(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .flags = RP_RELAY_KEEP_FDS };
+	struct stream *s = &T.st[0];
+	ssize_t w;
+	int werr;
+	char buf[8] = { 0 };
+	double end;
+	ssize_t r = -1;
+
+	(void)state;
+	memset(&H, 0, sizeof(H));
+	memset(&KA, 0, sizeof(KA));
+	H.everything = true;
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	make_stream(s, 0, 0, 0x7du);
+	start_all(&cfg, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	assert_int_equal(rp_runtime_submit(T.rt, 0, keep_abort_msg, s), 0);
+	assert_true(wait_for(&KA.step, 1, WAIT_S));
+	assert_true(wait_for(&s->done, 1, WAIT_S));
+	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+	/* the caller's socket: its write side still open */
+	w = send(s->a, "kept", 4, MSG_NOSIGNAL);
+	werr = w < 0 ? errno : 0;
+	end = now_s() + WAIT_S;
+	while (w == 4 && r < 0 && now_s() < end) {
+		r = recv(s->c, buf, sizeof(buf), 0);
+		if (r < 0)
+			sleep_ms(2);
+	}
+	print_message("# keep_fds relay aborted with the pool empty (no 64 B %d, no 128 B %d): "
+		      "end %s, done() calls %d; send on the kept socket %zd (%s), peer read %zd\n",
+		      H.full_small, H.full_op, rp_relay_end_name(s->res.end),
+		      atomic_load(&s->ndone), w, werr ? strerror(werr) : "ok", r);
+	rt_end(T.rt);
+	assert_true(H.full_small && H.full_op);
+	assert_int_equal(s->res.end, RP_RELAY_END_ABORT);
+	assert_int_equal(atomic_load(&s->ndone), 1);
+	assert_int_equal(w, 4); /* was -1, EPIPE: shut down both ways */
+	assert_int_equal(r, 4);
+	assert_memory_equal(buf, "kept", 4);
+	close(s->a);
+	close(s->b);
+	close_clients();
+	free(H.hog);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest shards[] = {
@@ -2456,6 +2529,7 @@ int main(int argc, char **argv)
 		T(test_pool_full_waiting_relay_ends_idle),
 		T(test_pool_full_aborted_relay_leaves_wait_list),
 		T(test_shard_exit_ends_live_relays),
+		T(test_keep_fds_abort_without_memory),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),

@@ -434,6 +434,22 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
  * changed, try again later) or -EINVAL (@target NULL); never -ENOMEM.
  */
 int rp_cancel_op(struct rp_shard *sh, struct rp_op *target);
+/*
+ * rp_cancel_fd_op - cancel every op on @fd as rp_cancel_fd does, with no
+ * callback and no op of its own: it takes no pool memory (a caller ending
+ * a connection whose socket it must keep, with the pool empty). The
+ * cancels' results are not reported; each op's final callback follows
+ * as after rp_cancel_fd, and no multishot op on @fd is re-armed or
+ * parked again; ops waiting outside the kernel are ended here. Its
+ * fallback (an op the fd table could not hold, more ops than the SQ
+ * holds) is a cancel by fd, with re-arms on @fd refused until it has
+ * completed. Allowed while stopping; call on the shard's thread. Returns
+ * 0 (sent, or no op on @fd), -EBUSY (the SQ stayed full, or an
+ * rp_link_next is pending: nothing sent, the ops waiting outside the
+ * kernel ended all the same; try again later) or -EINVAL (@fd < 0);
+ * never -ENOMEM.
+ */
+int rp_cancel_fd_op(struct rp_shard *sh, int fd);
 /* shutdown(2) of a socket: @how is SHUT_RD, SHUT_WR or SHUT_RDWR; res 0 or -errno. */
 struct rp_op *rp_shutdown(struct rp_shard *sh, int fd, int how, rp_cb cb, void *arg);
 /* One-shot readiness: completes once @fd has any of @events (POLLIN,
