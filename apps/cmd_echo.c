@@ -318,9 +318,9 @@ static void conn_maybe_close(struct rp_shard *sh, struct conn *c)
 			/* its last CQE brings us back here */
 			if (!c->cancelling) {
 				c->cancelling = true;
-				/* no op to be had (pool empty): SHUT_RD ends the
-				 * recv with EOF instead */
-				if (!rp_cancel(sh, c->recv_op, NULL, NULL))
+				/* needs no pool memory; an SQ that stayed full:
+				 * SHUT_RD ends the recv with EOF instead */
+				if (rp_cancel_op(sh, c->recv_op))
 					(void)shutdown(c->fd, SHUT_RD);
 			}
 			return;
@@ -681,8 +681,8 @@ static void conn_kick(struct rp_shard *sh, struct conn *c)
 
 static void pause_recv(struct rp_shard *sh, struct conn *c)
 {
-	if (!rp_cancel(sh, c->recv_op, NULL, NULL))
-		return; /* no op to be had (pool empty): keep reading; QMAX bounds it */
+	if (rp_cancel_op(sh, c->recv_op))
+		return; /* the SQ stayed full: keep reading; QMAX bounds it */
 	c->paused = true;
 	c->cancelling = true;
 	ST_ADD(c->es, paused, 1);

@@ -305,8 +305,8 @@ static void on_ctimer(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (cq->res == -ECANCELED)
 		return; /* the shard stops: its ops are cancelled anyway */
 	while ((c = oldest(&rs->pend)) && c->conn_deadline <= now) {
-		if (!rp_cancel(sh, c->cop, NULL, NULL))
-			break; /* no op memory or SQ room: again at the next pass */
+		if (rp_cancel_op(sh, c->cop))
+			break; /* no SQ room (no memory needed): again at the next pass */
 		c->timed_out = true;
 		pend_del(rs, c);
 	}

@@ -514,8 +514,9 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->lingering) /* off ss's list of lingering connections */
 		rp_app_list_unlink(&c->ss->linger, &c->llink);
 	drop_input(sh, c);
-	/* no op to be had (pool empty): SHUT_RD ends the recv with EOF instead */
-	if (c->recv_op && !rp_cancel(sh, c->recv_op, NULL, NULL))
+	/* no pool memory needed; an SQ that stayed full: SHUT_RD ends the
+	 * recv with EOF instead */
+	if (c->recv_op && rp_cancel_op(sh, c->recv_op))
 		(void)shutdown(c->fd, SHUT_RD);
 }
 
@@ -1439,12 +1440,13 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		c->last_tick = c->ss->now_ticks;
 		/* bytes kept, or half full (of its cap: HEAD_BUF / 2 never
 		 * fired for a 4 KB in-place head) while a response is out:
-		 * stop reading until they are answered. Without an op (pool empty)
-		 * it keeps reading: what it keeps is bounded all the same
-		 * (HOLD_MAX buffers, then SPILL_MAX, then an overflow). */
+		 * stop reading until they are answered (no pool memory needed).
+		 * With the SQ full it keeps reading: what it keeps is bounded
+		 * all the same (HOLD_MAX buffers, then SPILL_MAX, then an
+		 * overflow). */
 		if (c->buf && c->recv_op && !c->paused &&
 		    (c->in_n || c->sp_len || (c->have >= c->cap / 2 && (c->sending || c->heads_out)))) {
-			c->paused = rp_cancel(sh, c->recv_op, NULL, NULL) != NULL;
+			c->paused = rp_cancel_op(sh, c->recv_op) == 0;
 			c->pausing = c->paused;
 		}
 		conn_next(sh, c);
@@ -1550,7 +1552,7 @@ static void conn_abort(struct rp_shard *sh, struct sshard *ss, struct sconn *c)
 	conn_close(sh, c);
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	(void)shutdown(c->fd, SHUT_RDWR);
-	(void)rp_cancel_fd(sh, c->fd, NULL, NULL);
+	(void)rp_cancel_fd_op(sh, c->fd);
 }
 
 /* A body answer in flight: the tick of its last byte acknowledged moves on;

@@ -676,7 +676,7 @@ void rp_app_accept_close(struct rp_shard *sh, struct rp_app_accept *a)
 		__atomic_store_n(&drain_pass_busy, false, __ATOMIC_RELEASE);
 	}
 	if (first && a->op)
-		(void)rp_cancel(sh, a->op, NULL, NULL); /* the drain never accepts by it */
+		(void)rp_cancel_op(sh, a->op); /* the drain never accepts by it */
 	if (a->held) {
 		/* out of descriptors (or memory) with connections queued: the
 		 * listener stays open, its queue growing no more than the
@@ -721,9 +721,10 @@ void rp_app_accept_pause(struct rp_shard *sh, struct rp_app_accept *a)
 	if (a->closed)
 		return; /* drained: never armed again anyway */
 	a->down = true;
-	/* no op memory for the cancel: the accept runs on until it ends */
+	/* the cancel needs no pool memory; an SQ that stayed full: the
+	 * accept runs on until it ends */
 	if (a->op)
-		(void)rp_cancel(sh, a->op, NULL, NULL);
+		(void)rp_cancel_op(sh, a->op);
 }
 
 void rp_app_accept_resume(struct rp_shard *sh, struct rp_app_accept *a)
