@@ -485,7 +485,8 @@ int rp_app_accept_arm(struct rp_shard *sh, struct rp_app_accept *a)
 	if (!a->failing)
 		fprintf(stderr,
 			"ringplane %s: shard %u: cannot arm accept: %s; retrying every %llu ms\n",
-			a->cmd, a->id, strerror(err), (unsigned long long)(a->backoff_ns / 1000000));
+			a->cmd, a->id, strerror(err),
+			(unsigned long long)(a->backoff_ns / 1000000));
 	a->failing = true;
 	return -err;
 }

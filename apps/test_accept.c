@@ -144,8 +144,7 @@ static unsigned long long run(const char *name, const char *const *args, rlim_t 
 	errs = stat_sum(s.log, "accept_errors");
 	printf("%s: limit %llu: %d clients held, a fresh one %s after "
 	       "they closed; %llu failed accepts\n",
-	       name, (unsigned long long)limit, n,
-	       fd >= 0 ? "answered" : "NOT answered", errs);
+	       name, (unsigned long long)limit, n, fd >= 0 ? "answered" : "NOT answered", errs);
 	return errs;
 }
 
@@ -1231,8 +1230,7 @@ static void serve_linger_emfile(const char *root)
 	printf("serve linger: limit 32: %d of %d clients that stay lingering "
 	       "answered, the slowest in %llu ms; linger_timeouts %llu, %llu failed accepts; one "
 	       "sending all along not reset (%u sends)\n",
-	       n, CLIENTS, (unsigned long long)worst, ended, errs,
-	       snd.sent);
+	       n, CLIENTS, (unsigned long long)worst, ended, errs, snd.sent);
 }
 
 /* ---- serve's kept pipes ---- */

@@ -255,10 +255,10 @@ static void run_cancel_without_memory(bool by_fd)
 	rt_end(rt);
 	print_message("# pool empty %d: %s refused %d (errno %d), %s %d, "
 		      "final %d (pool still empty %d), %u callbacks after it, op_cancels %llu\n",
-		      tnm.pool_empty, by_fd ? "rp_cancel_fd" : "rp_cancel",
-		      tnm.old_refused, tnm.old_errno, by_fd ? "rp_cancel_fd_op" : "rp_cancel_op",
-		      tnm.ret, tnm.final_res,
-		      tnm.empty_at_final, tnm.after_final, (unsigned long long)st.op_cancels);
+		      tnm.pool_empty, by_fd ? "rp_cancel_fd" : "rp_cancel", tnm.old_refused,
+		      tnm.old_errno, by_fd ? "rp_cancel_fd_op" : "rp_cancel_op", tnm.ret,
+		      tnm.final_res, tnm.empty_at_final, tnm.after_final,
+		      (unsigned long long)st.op_cancels);
 	assert_true(ok);
 	assert_true(tnm.pool_empty);
 	assert_true(tnm.old_refused);

@@ -547,7 +547,7 @@ static void test_timer_waiting_at_stop_is_cancelled(void **state)
 static struct {
 	struct rp_timer *t;
 	int arm_rc;
-	uint64_t op_bytes;			/* what rp_timer_new took */
+	uint64_t op_bytes; /* what rp_timer_new took */
 	unsigned inflight_before, inflight_after;
 	uint64_t live_before, live_after;
 	uint64_t stuck;

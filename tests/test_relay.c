@@ -70,8 +70,8 @@ struct stream {
 	bool open_at_done; /* ended closed with one of a, b still open */
 	uint32_t seed;
 	atomic_int done;
-	atomic_int ndone;	 /* done() calls */
-	struct rp_relay *relay;	 /* the handle, until done() (shard-side use) */
+	atomic_int ndone;	/* done() calls */
+	struct rp_relay *relay; /* the handle, until done() (shard-side use) */
 	double done_s; /* now_s() in done() */
 	struct rp_relay_result res;
 };
