@@ -484,21 +484,13 @@ relay_flood() { # port, pid, log
 	}
 	ulimit -n 16384 2>/dev/null
 	timeout 120 python3 - "$@" <<'PY'
-import os, re, signal, socket, sys, threading, time, zlib
+import os, socket, sys, threading, time, zlib
+import testlib
 port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def stats():
-    n0 = open(log).read().count("shard 0:")
-    os.kill(pid, signal.SIGUSR1)
-    for _ in range(200):
-        txt = open(log).read()
-        if txt.count("shard 0:") > n0 and txt.endswith("\n"):
-            line = txt[txt.rindex("shard 0:"):]
-            st = {k: int(v) for k, v in re.findall(r"\b([a-z_]+) ([0-9]+)", line.split("|")[0])}
-            st["ended_nomem"] = int(re.search(r"nomem=(\d+)", line).group(1))
-            st["objs"] = line.rsplit(" objs", 1)[-1].strip()
-            return st
-        time.sleep(0.02)
-    sys.exit("  no stats line")
+def stats():  # the relay's stats line (testlib.stats), its ended nomem and pool objects
+    st = testlib.stats(log, pid, (("ended_nomem", r"nomem=(\d+)", None),))
+    st["objs"] = st.line.rsplit(" objs", 1)[-1].strip()
+    return st
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 def echoed(s, n):  # True: n random bytes back whole; False: closed; exit on a wrong byte
