@@ -67,16 +67,30 @@ static void sweep(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	uint64_t now = relay_now_ns(), t0 = net_now_ns(), n = 0;
 
 	(void)c;
-	for (struct rp_relay *r = rs->live, *next; r; r = next) {
-		next = r->next;
+	/* A relay with nothing in flight (one waiting for memory) finishes
+	 * inside relay_end, and its done() may end, and so free, any other
+	 * relay (rp_relay_abort on a partner): the step holds a reference on
+	 * the relay it looks at and on the next one, so neither is freed under
+	 * it; dropping it finishes a relay that ended meanwhile. A relay
+	 * started from a done() goes to the head, unvisited. */
+	struct rp_relay *r = rs->live, *next;
+
+	if (r)
+		r->pending++;
+	while (r) {
 		n++;
-		/* a relay can only end (and free itself) later, from a callback.
-		 * Both readings lag the true time by less than the coarse clock's
-		 * resolution, so the true idle time exceeds now - last_ns - res:
-		 * the res of slack means a relay never ends before idle_ns. */
+		/* Both readings lag the true time by less than the coarse
+		 * clock's resolution, so the true idle time exceeds now -
+		 * last_ns - res: the res of slack means a relay never ends
+		 * before idle_ns. */
 		if (!r->ended && r->cfg.idle_ns &&
 		    now - r->last_ns >= r->cfg.idle_ns + rs->coarse_res_ns)
 			relay_end(r, RP_RELAY_END_IDLE, -ETIMEDOUT);
+		next = r->next; /* r is still listed: finish() unlinks it */
+		if (next)
+			next->pending++;
+		relay_op_done(r);
+		r = next;
 	}
 	rs->sw.sweeps++;
 	rs->sw.visited += n;

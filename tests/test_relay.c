@@ -87,6 +87,9 @@ static struct {
 	struct rp_relay_stats per[MAX_SHARDS]; /* each shard's own */
 	atomic_int stats_ready;
 	bool slow_stop; /* launch: a 1 ms stop deadline that on_stop outlasts */
+	bool abort_partner; /* done() of stream i aborts stream i^1 */
+	int nested;	    /* a done() ran inside another done() */
+	int in_done;
 } T;
 
 static uint8_t pat(size_t i, uint32_t seed)
@@ -102,6 +105,18 @@ static void on_done(struct rp_shard *sh, void *arg, const struct rp_relay_result
 	s->res = *res;
 	s->done_s = now_s();
 	atomic_fetch_add(&s->ndone, 1);
+	s->relay = NULL;
+	if (T.in_done)
+		T.nested++;
+	if (T.abort_partner) {
+		struct stream *o = &T.st[(s - T.st) ^ 1];
+
+		if (o->relay) {
+			T.in_done++;
+			rp_relay_abort(sh, o->relay);
+			T.in_done--;
+		}
+	}
 	/* both directions closed: nothing was in flight on the sockets, so the
 	 * relay closed them itself before reporting (no cancel in the kernel) */
 	if (res->end == RP_RELAY_END_CLOSED && !(T.cfg.flags & RP_RELAY_KEEP_FDS))
@@ -2294,6 +2309,54 @@ static bool drive_20ms(void)
 	return true;
 }
 
+/* Two relays waiting for memory (nothing in flight) ended by the idle
+ * sweep; the first one's done() aborts the other, the relay the sweep
+ * goes to next. Before the sweep held a reference across its step, that
+ * abort finished (and freed) the partner inside the first done(), and the
+ * sweep read the freed relay (UBSan: a bool loaded as 90 with the freed
+ * memory poisoned): a nested done(). */
+static bool both_done(void)
+{
+	return atomic_load(&T.st[0].done) && atomic_load(&T.st[1].done);
+}
+
+static void test_sweep_done_aborts_next(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .idle_ns = 200 * MS };
+	bool ended;
+
+	(void)state;
+	memset(&H, 0, sizeof(H));
+	H.everything = true;
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	T.nested = 0;
+	make_stream(&T.st[0], 8u << 20, 2u << 20, 0x79u);
+	make_stream(&T.st[1], 8u << 20, 2u << 20, 0x7au);
+	T.abort_partner = true;
+	start_all(&cfg, 2);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	ended = drive(WAIT_S, both_done);
+	print_message("# ended %d; ends %s/%s; nested done() %d; ndone %d %d\n", ended,
+		      atomic_load(&T.st[0].done) ? rp_relay_end_name(T.st[0].res.end) : "-",
+		      atomic_load(&T.st[1].done) ? rp_relay_end_name(T.st[1].res.end) : "-",
+		      T.nested, atomic_load(&T.st[0].ndone), atomic_load(&T.st[1].ndone));
+	H.release_sent = true;
+	atomic_store(&H.step, 1);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+	T.abort_partner = false;
+	assert_true(ended);
+	assert_int_equal(T.nested, 0); /* was 1: the partner freed under the sweep */
+	assert_int_equal(atomic_load(&T.st[0].ndone), 1);
+	assert_int_equal(atomic_load(&T.st[1].ndone), 1);
+	rt_end(T.rt);
+	close_clients();
+	free(H.hog);
+}
+
 static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
@@ -2530,6 +2593,7 @@ int main(int argc, char **argv)
 		T(test_pool_full_waits_small),
 		T(test_pool_full_waits_every_class),
 		T(test_pool_full_waiting_relay_ends_idle),
+		T(test_sweep_done_aborts_next),
 		T(test_pool_full_aborted_relay_leaves_wait_list),
 		T(test_shard_exit_ends_live_relays),
 		T(test_keep_fds_abort_without_memory),

@@ -210,7 +210,9 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
 		   rp_relay_done_fn done, void *arg, struct rp_relay **out);
 
 /* rp_relay_abort - end the relay now: both sides are reset and done() runs
- * with RP_RELAY_END_ABORT once the ops in flight have completed. */
+ * with RP_RELAY_END_ABORT once the ops in flight have completed: before
+ * rp_relay_abort returns when none is (a relay waiting for pool memory),
+ * so the relay and what done() frees must not be touched after the call. */
 void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r);
 
 /* A copy of this shard's relay counters. Call on the shard. */
