@@ -329,14 +329,21 @@ static inline int engine_test_teardown(void **state)
 /* A test with the program's watchdog around it. */
 #define T(f) cmocka_unit_test_setup_teardown(f, engine_test_setup, engine_test_teardown)
 
+/* RP_TEST_FILTER=pattern: only the matching tests of the next group run
+ * (cmocka's glob on the test's name). */
+static inline void test_filter_from_env(void)
+{
+	if (getenv("RP_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+}
+
 /* Run the program's group: SIGPIPE ignored (a peer's reset is an error
  * code, never a signal), RP_TEST_FILTER=pattern runs the matching tests. */
 static inline int engine_test_run(const char *name, const struct CMUnitTest *tests, size_t n)
 {
 	engine_test_name = name;
 	signal(SIGPIPE, SIG_IGN);
-	if (getenv("RP_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	test_filter_from_env();
 	return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
 }
 

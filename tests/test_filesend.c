@@ -1251,7 +1251,6 @@ int main(int argc, char **argv)
 		return child_main();
 	}
 	watchdog("filesend", 120);
-	if (getenv("RP_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	test_filter_from_env();
 	return cmocka_run_group_tests_name("filesend", all, NULL, NULL);
 }

@@ -2100,7 +2100,6 @@ int main(int argc, char **argv)
 		return cmocka_run_group_tests(measure_dry, NULL, NULL);
 	}
 	watchdog("test_outq", 170);
-	if (getenv("RP_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("RP_TEST_FILTER"));
+	test_filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
