@@ -11,7 +11,10 @@
  * a request's first bytes are parsed in the provided buffer they arrived
  * in (more are appended while they fit), moved into a head buffer from the
  * pool only when they outgrow it, and the buffer is given back when no
- * request bytes are left, so an idle keep-alive connection holds none. One response is
+ * request bytes are left, so an idle keep-alive connection holds none,
+ * and when a body answer starts (what is pipelined behind its head copied
+ * into a pool object of its size first: head_release), so a connection
+ * whose answer goes out for long holds none either. One response is
  * in flight at a time (rp_file_send: the head and the file range as one
  * operation, with no user-space copy of a large body); the next pipelined
  * request is parsed when it is done. A connection whose head buffer is half
@@ -431,11 +434,12 @@ static void head_free(struct rp_shard *sh, struct sconn *c)
 
 /*
  * The bytes of the head (and what is pipelined behind it) outgrew the
- * provided buffer they are parsed in: move them into a HEAD_BUF head
- * buffer from the pool (the parser's spans are offsets: the buffer may
- * move as a whole) and give the provided one back. A client not answered
- * yet leaves the head buffers kept for those that were (pool_room). False
- * when none can be had; c is unchanged then.
+ * provided buffer they are parsed in, or the small copy head_release made
+ * of them: move them into a HEAD_BUF head buffer from the pool (the
+ * parser's spans are offsets: the buffer may move as a whole) and give
+ * the old one back. A client not answered yet leaves the head buffers
+ * kept for those that were (pool_room). False when none can be had; c is
+ * unchanged then.
  */
 static bool head_grow(struct rp_shard *sh, struct sconn *c)
 {
@@ -447,7 +451,10 @@ static bool head_grow(struct rp_shard *sh, struct sconn *c)
 	if (!b)
 		return false;
 	memcpy(b, c->buf, c->have);
-	rp_buf_put(sh, c->buf_bid);
+	if (c->buf_recv)
+		rp_buf_put(sh, c->buf_bid);
+	else
+		rp_pool_free(c->buf);
 	c->buf = b;
 	c->cap = HEAD_BUF;
 	c->buf_recv = false;
@@ -610,6 +617,11 @@ static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 		c->keep_alive = false;
 	}
 	c->last_tick = c->ss->now_ticks;
+	/* a head pipelined behind the answer is due --header-timeout from
+	 * now, not from its arrival while the answer went out (head_release
+	 * moved it out of the parsed request; conn_answer restarts it too) */
+	if (c->buf && c->have)
+		c->head_start = c->ss->now_ticks;
 	if (!c->keep_alive && res >= 0)
 		conn_linger(sh, c); /* the last answer is out whole */
 	else if (!c->keep_alive || rp_shard_stopping(sh))
@@ -1113,6 +1125,50 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	respond(sh, c, head, (size_t)n, e, first, len);
 }
 
+/*
+ * A body answer's send started (rp_file_send: its head is a copy) for a
+ * head parsed in the provided buffer it arrived in: nothing reads the head
+ * again, so the buffer goes back now, not after the send, which lasts as
+ * long as the client takes to read the body and, zero-copy, to
+ * acknowledge it (zc_poll). A head alone in it: the buffer goes (800 slow
+ * readers of a 30 MB file held 768 of 1024 for the whole transfer; now
+ * 0). Bytes pipelined behind the head: they are copied into a pool
+ * object of their size (its class: room to append what still comes, and
+ * head_grow when more must fit), which is the head buffer from then on,
+ * and the buffer goes too; with no memory for the copy the buffer stays,
+ * as before (16 pipelining clients behind 1 MB answers held 16 buffers
+ * until their clients had read them; test_serve behind). Kept input
+ * behind it (in_n, sp_len) keeps the buffer: refill copies it in once
+ * the answer is out. Never while open_wait (retry_opens parses its spans
+ * again), never for a last answer (answer_after gives the buffer back).
+ * One copy a received buffer at most: a pool copy is never copied again.
+ */
+static void head_release(struct rp_shard *sh, struct sconn *c)
+{
+	size_t used = c->p.req.head_len, rest;
+	char *b;
+
+	if (!c->sending || c->closing || c->open_wait || !c->keep_alive || !c->buf_recv ||
+	    c->in_n || c->sp_len)
+		return;
+	rest = c->have - used;
+	if (!rest) {
+		head_free(sh, c);
+		rp_http_parser_init(&c->p);
+		return;
+	}
+	b = rp_pool_alloc(rp_shard_pool(sh), rest);
+	if (!b)
+		return;
+	memcpy(b, c->buf + used, rest);
+	rp_buf_put(sh, c->buf_bid);
+	c->buf = b;
+	c->cap = (uint32_t)rp_pool_class_size(rest);
+	c->buf_recv = false;
+	c->have = rest;
+	rp_http_parser_init(&c->p);
+}
+
 /* Parse what is buffered and answer it: requests without a body answer one
  * after another (queued on q, sent together), up to one with a body or
  * HEADS_PAUSE queued bytes; then wait for more bytes or for the send. */
@@ -1159,10 +1215,10 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	if (c->q && rp_outq_pending(c->q) >= HEADS_PAUSE)
 		return false; /* the last head's release goes on */
 	st = rp_http_parse(&c->p, c->buf, c->have);
-	if (st == RP_HTTP_MORE && c->buf_recv && c->have == c->cap) {
-		/* a head longer than the provided buffer it is parsed in, or
-		 * kept bytes behind it: on in a head buffer, or none to be had
-		 * (head_nomem) */
+	if (st == RP_HTTP_MORE && c->cap < HEAD_BUF && c->have == c->cap) {
+		/* a head longer than the provided buffer (or head_release's
+		 * copy) it is parsed in, or kept bytes behind it: on in a head
+		 * buffer, or none to be had (head_nomem) */
 		if (!head_grow(sh, c)) {
 			ST_ADD(c->ss, head_nomem, 1);
 			conn_close(sh, c);
@@ -1174,18 +1230,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		ST_ADD(c->ss, requests, 1);
 		c->shed_waited = false; /* a new request: its open may wait once */
 		serve_request(sh, c);
-		/* a file send started for a head alone in its provided buffer:
-		 * nothing reads the head again (the answer's head is a copy),
-		 * so the buffer goes back now, not after the send (800 slow
-		 * readers of a 30 MB file held 768 of 1024 for the whole
-		 * transfer; now 0). Never while open_wait: retry_opens parses
-		 * its spans again. A head with bytes behind it keeps its
-		 * buffer: reading stops at half of it while the send is out. */
-		if (c->sending && !c->closing && !c->open_wait && c->buf_recv && !c->in_n &&
-		    !c->sp_len && c->have == c->p.req.head_len) {
-			head_free(sh, c);
-			rp_http_parser_init(&c->p);
-		}
+		head_release(sh, c); /* its provided buffer back while the body goes */
 	} else if (st == RP_HTTP_ERROR) {
 		ST_ADD(c->ss, refused[c->p.reason], 1);
 		c->keep_alive = false;
@@ -1207,6 +1252,9 @@ static bool answer_after(struct rp_shard *sh, struct sconn *c)
 	if (!c->keep_alive) {
 		c->last = true;
 		drop_input(sh, c); /* never parsed: the buffers go back now */
+		/* and the head's: nothing parses it again (its answer's head
+		 * is a copy), the bytes behind it are dropped */
+		head_free(sh, c);
 		if (!c->sending && !c->heads_out)
 			conn_close(sh, c); /* answered for the last time (a queue error) */
 		else
@@ -1414,7 +1462,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		}
 		/* more than the provided buffer holds: on in a head buffer
 		 * (none to be had: kept behind it, conn_answer decides) */
-		if (!kept && !c->closing && c->buf_recv && !c->in_n && !c->sp_len &&
+		if (!kept && !c->closing && c->buf && c->cap < HEAD_BUF && !c->in_n && !c->sp_len &&
 		    c->have + (size_t)cq->res > c->cap)
 			(void)head_grow(sh, c);
 		if (kept) {

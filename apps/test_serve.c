@@ -27,6 +27,10 @@
  *              all under 3/4 of the shard's 1024 (buf_out), a fresh
  *              client is answered within 2 s, and every buffer is back
  *              once they leave.
+ *   behind     16 clients each pipeline a small GET behind a 1 MB range and
+ *              leave the body unread: the server holds none of its
+ *              provided buffers meanwhile (buf_out 0; 16 before), and
+ *              both answers come whole, in order.
  *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
  *              once (30 with RP_TEST_REDUCED).
  *   fresh      a file replaced (rename) is served new within 1.5 s.
@@ -80,8 +84,9 @@
  *              answered 503 to every one before).
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts, deaf_bodies, linger, reroot or nofile runs only those, budget only
- * deep pipe and budget (main runs them too); none runs all.
+ * sigterm), timeouts, deaf_bodies, linger, reroot, nofile or truncated runs only those,
+ * budget only deep pipe and budget, behind only behind (main runs them too); none runs
+ * all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1123,6 +1128,85 @@ static void test_pipeline_budget(void)
 	printf("pipeline budget: every buffer back %llu ms after the clients left\n",
 	       (unsigned long long)back_ms);
 	free(reqs);
+}
+
+/* BEHIND clients, each with a 4 KB receive window, write two requests in
+ * one write: a 1 MB range of big.bin (zero-copy) and a GET of a small
+ * file behind it, and read the first head only. While their bodies wait
+ * in the server's socket, unread, the server must hold none of its
+ * provided buffers (buf_out 0; the second requests not parsed yet:
+ * requests moved by BEHIND): the bytes behind each head were copied out
+ * of the buffer they came in (apps/cmd_serve.c, head_release). Then each
+ * reads both answers whole, in order, and every buffer is back. Before,
+ * each kept its buffer until its body was read and acknowledged: buf_out
+ * 16. */
+#define BEHIND 16u
+static void test_behind(void)
+{
+	static const char reqs[] =
+		"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1048575\r\n\r\n"
+		"GET /f05.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char f05[] = "file number 5 says 25\n";
+	struct conn *cs = calloc(BEHIND, sizeof(*cs));
+	struct timeval tv = { .tv_sec = 5 };
+	char line[4096];
+	uint64_t req0 = 0, req1 = 0, out = ~0ull, out_end = ~0ull, end;
+	unsigned heads = 0, whole = 0;
+
+	CHECK(server_stats(line, sizeof(line)), "behind: stats");
+	req0 = stat_of(line, "requests ");
+	for (unsigned i = 0; i < BEHIND; i++) {
+		cs[i].fd = dial_window(4096);
+		if (cs[i].fd >= 0)
+			setsockopt(cs[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (cs[i].fd < 0 || !send_all(cs[i].fd, reqs, sizeof(reqs) - 1))
+			CHECK(0, "behind: client %u: dial or send", i);
+	}
+	/* each its first head (and what of the body came with it): 8 s */
+	end = now_ms() + 8000;
+	for (unsigned i = 0; i < BEHIND; i++) {
+		while (cs[i].fd >= 0 && now_ms() < end &&
+		       !memmem(cs[i].buf, cs[i].have, "\r\n\r\n", 4) && fill(&cs[i]) > 0)
+			;
+		heads += memmem(cs[i].buf, cs[i].have, "\r\n\r\n", 4) != NULL;
+	}
+	CHECK(heads == BEHIND, "behind: %u of %u first heads", heads, BEHIND);
+	CHECK(server_stats(line, sizeof(line)), "behind: stats");
+	req1 = stat_of(line, "requests ");
+	out = stat_of(line, "buf_out ");
+	CHECK(req1 - req0 == BEHIND && out == 0,
+	      "behind: %llu requests parsed (want %u: the pipelined ones wait), buf_out %llu with "
+	      "%u bodies unread and a request behind each (want 0)",
+	      (unsigned long long)(req1 - req0), BEHIND, (unsigned long long)out, BEHIND);
+	for (unsigned i = 0; i < BEHIND; i++) {
+		struct resp r1, r2;
+		bool ok = cs[i].fd >= 0 && !read_resp(&cs[i], &r1, false) && r1.status == 206 &&
+			  r1.blen == (1u << 20) && !memcmp(r1.body, big, 1u << 20);
+
+		if (ok)
+			ok = !read_resp(&cs[i], &r2, false) && r2.status == 200 &&
+			     r2.blen == sizeof(f05) - 1 && !memcmp(r2.body, f05, sizeof(f05) - 1);
+		else
+			memset(&r2, 0, sizeof(r2));
+		whole += ok;
+		resp_free(&r1);
+		resp_free(&r2);
+	}
+	CHECK(whole == BEHIND, "behind: %u of %u clients got both answers whole, in order", whole,
+	      BEHIND);
+	for (unsigned i = 0; i < BEHIND; i++)
+		if (cs[i].fd >= 0)
+			close(cs[i].fd);
+	end = now_ms() + 3000;
+	while (now_ms() < end && server_stats(line, sizeof(line)) &&
+	       (out_end = stat_of(line, "buf_out ")) != 0)
+		usleep(50 * 1000);
+	CHECK(out_end == 0, "behind: buf_out %llu after the clients left",
+	      (unsigned long long)out_end);
+	printf("behind: %u clients, a 1 MB body unread and a request pipelined behind each: "
+	       "buf_out %llu while queued; %u of %u read both answers whole; buf_out %llu after\n",
+	       BEHIND, (unsigned long long)out, whole, BEHIND, (unsigned long long)out_end);
+	free(cs);
 }
 
 struct dl {
@@ -2871,7 +2955,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
 				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, "
-				"budget (deep pipe and budget of main)\n");
+				"budget (deep pipe and budget of main), behind (of main)\n");
 		return 2;
 	}
 	bin = argv[1];
@@ -2891,6 +2975,7 @@ int main(int argc, char **argv)
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();
+		test_behind();
 		test_big();
 		test_many_clients();
 		test_changing_under_load();
@@ -2914,6 +2999,14 @@ int main(int argc, char **argv)
 		}
 		test_deep_pipeline();
 		test_pipeline_budget();
+		CHECK(server_stop(5000) == 0, "stop");
+	}
+	if (argc >= 3 && wanted(argc, argv, "behind")) { /* main runs it too */
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_behind();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "timeouts"))
