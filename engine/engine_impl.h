@@ -196,8 +196,9 @@ struct rp_shard {
 	unsigned live_kind[OP_KINDS];
 	uint64_t stop_deadline_ns;
 	/* no loop runs this ring any more (it ended, or never ran: a failed
-	 * init): nothing prepared now is submitted, no CQE is reaped. Set
-	 * before the final drain and cfg.fini (rp_timer_free) */
+	 * init): nothing is submitted (eng_sqe gives no SQE, eng_flush sends
+	 * nothing), no CQE is reaped. Set by eng_sq_abandon before the final
+	 * drain and cfg.fini (rp_timer_free) */
 	bool loop_over;
 
 	struct rp_shard_stats st;

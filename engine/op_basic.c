@@ -422,8 +422,10 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
 		 * init that failed): a cancel asked for now would never be
 		 * submitted, and its CQE never reaped, so the op was never
 		 * freed and stayed live. The kernel copied the timespec when
-		 * it took the SQE (io_timeout_prep) and its CQE, if any, is
-		 * never read: the memory is free to go now. */
+		 * it took the SQE (io_timeout_prep), an SQE it never took was
+		 * made a NOP when the loop ended (eng_sq_abandon: an init that
+		 * armed the timer and failed), and its CQE, if any, is never
+		 * read: the memory is free to go now. */
 		timer_unlive(sh);
 		rp_pool_free(op);
 		return;

@@ -548,6 +548,7 @@ static void *shard_main(void *p)
 	struct rp_runtime *rt = sh->rt;
 	char name[16];
 	sigset_t pipe;
+	unsigned closed;
 	int ret;
 
 	/* named "rp-shard-ID" (15 characters at most, the kernel's limit,
@@ -583,7 +584,16 @@ static void *shard_main(void *p)
 	}
 	if (!ret)
 		eng_shard_loop(sh);
+	/* what the loop left in the SQ (prepared after its last submit, when
+	 * the stop's deadline ended it; an init's ops, when it failed) is
+	 * never sent: its closes are done here, the rest made NOPs */
+	closed = eng_sq_abandon(sh);
 	sh->loop_over = true;
+	if (closed)
+		fprintf(stderr,
+			"ringplane: shard %u: %u closes prepared after the loop's last "
+			"submit, done at its end\n",
+			sh->id, closed);
 	if (!ret)
 		eng_shard_drain_final(sh);
 	if (rt->cfg.fini)

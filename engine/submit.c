@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "submit.h"
 
@@ -89,6 +90,9 @@ static bool sqpoll_drain(struct rp_shard *sh)
 
 bool eng_flush(struct rp_shard *sh)
 {
+	/* after the loop nothing is sent (eng_sq_abandon): no room is made */
+	if (sh->loop_over)
+		return false;
 	STAT_INC(sh, sq_full);
 	if (RP_TEST_HOOK(flush_stash))
 		stash_cqes(sh);
@@ -171,4 +175,47 @@ bool eng_fd_closing(const struct rp_shard *sh, int fd)
 		if (sh->closing[i] == fd)
 			return true;
 	return false;
+}
+
+/* Make @sqe a NOP that posts no CQE (IOSQE_CQE_SKIP_SUCCESS: a NOP always
+ * succeeds) and is linked to nothing; a close it held is done now. */
+static unsigned sqe_neutralise(struct io_uring_sqe *sqe)
+{
+	unsigned closed = 0;
+
+	if (sqe->opcode == IORING_OP_CLOSE && !sqe->file_index && sqe->fd >= 0) {
+		close(sqe->fd);
+		closed = 1;
+	}
+	memset(sqe, 0, sizeof(*sqe));
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 0);
+	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+	return closed;
+}
+
+unsigned eng_sq_abandon(struct rp_shard *sh)
+{
+	struct io_uring_sq *sq = &sh->ring.sq;
+	unsigned closed = 0, from;
+
+	if (sh->loop_over || !sh->ring_ok)
+		return 0;
+	/* Without SQPOLL the kernel reads the SQ only inside this thread's
+	 * io_uring_enter: everything past its head is still ours, also what
+	 * an enter that failed (-EBUSY on a CQ overflow) left published.
+	 * With SQPOLL only what was never published is. */
+	from = sh->rt->cfg.sqpoll ? sq->sqe_head : IO_URING_READ_ONCE(*sq->khead);
+	for (unsigned i = from; i != sq->sqe_tail; i++)
+		closed += sqe_neutralise(&sq->sqes[i & sq->ring_mask]);
+	/* the SQ thread takes what was published (and the NOPs): a close
+	 * among them then runs before the ring is closed, which would
+	 * skip it (a dying ring submits nothing) */
+	if (sh->rt->cfg.sqpoll && io_uring_sq_ready(&sh->ring))
+		(void)sqpoll_drain(sh);
+	sh->link_next = false;
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
+	sh->loop_over = true;
+	return closed;
 }

@@ -128,6 +128,11 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 	 * never after a flush, which would split the pair. */
 	bool linked = sh->link_next;
 
+	/* No loop runs the ring any more: an SQE taken now would never be
+	 * submitted (or be sent by a flush, its CQE never reaped); the caller
+	 * gets NULL, as with an SQ that stayed full (eng_sq_abandon) */
+	if (__builtin_expect(sh->loop_over, 0))
+		return NULL;
 	if (!linked && io_uring_sq_space_left(&sh->ring) < SQ_SPARE + 1 && !eng_flush(sh))
 		return NULL;
 	sh->link_next = false;
@@ -141,6 +146,19 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 	STAT_INC(sh, ops_submitted);
 	return io_uring_get_sqe(&sh->ring);
 }
+
+/*
+ * The shard's loop is over (it ended, or never ran: an init that failed):
+ * what is still in the SQ is never sent. Each close among it (rp_close's:
+ * the fd was handed to the engine) is done here with close(2), and every
+ * SQE the kernel has not taken is made a NOP with user_data 0 that posts
+ * no CQE, so a later submit cannot send an op whose memory may be freed
+ * by then (rp_timer_free after the loop). With SQPOLL, what was published
+ * is the SQ thread's: it is given up to 1 s to take it. Sets loop_over,
+ * after which eng_sqe hands out no SQE and eng_flush submits nothing.
+ * Returns the number of closes done here.
+ */
+unsigned eng_sq_abandon(struct rp_shard *sh);
 
 /* One of the SQ_SPARE slots, right after an SQE from eng_sqe. */
 static inline struct io_uring_sqe *eng_sqe_spare(struct rp_shard *sh)

@@ -18,6 +18,11 @@
  * - A timer still in the kernel when the stop's deadline ended the loop:
  *   rp_timer_free from cfg.fini gives its op back and uncounts it at once
  *   (no cancel that no loop would send).
+ * - An init that arms a timer and fails: the timer's SQE, never submitted,
+ *   is made a NOP when the loop is over (there was none), so a submit
+ *   after rp_timer_free (as a flush in cfg.fini did) sends nothing that
+ *   names the freed op: no CQE for it; and no op takes an SQE after the
+ *   loop (EBUSY), so none waits in the SQ for a submit that never comes.
  */
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
@@ -630,6 +635,94 @@ static void test_timer_freed_after_the_loop_gives_its_op_back(void **state)
 	assert_int_equal(atomic_load(&ttd.late), 0);
 }
 
+/* ======================================================================
+ * an init that arms a timer and fails: its SQE was never submitted
+ * ====================================================================== */
+
+static struct {
+	struct rp_timer *t;
+	uintptr_t op;		  /* the timer's op, freed in fini */
+	unsigned sq_at_fini;	  /* SQEs waiting in the SQ when fini ran */
+	int submitted;		  /* a submit of what the SQ held, after the free */
+	unsigned cqes, for_freed; /* CQEs seen in fini; with the freed op's user_data */
+	bool nop_refused;
+	int nop_errno;
+} tfi;
+
+static int fi_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	tfi.t = rp_timer_new(sh);
+	CHECK(tfi.t != NULL);
+	if (tfi.t)
+		CHECK_EQ(rp_timer_arm(sh, tfi.t, 1 * MS, td_late, NULL), 0);
+	return -EIO;
+}
+
+static void fi_fini(struct rp_shard *sh, void *arg)
+{
+	struct io_uring_cqe *cqe;
+	double end;
+
+	(void)arg;
+	if (!tfi.t)
+		return;
+	tfi.op = (uintptr_t)tfi.t;
+	tfi.sq_at_fini = io_uring_sq_ready(&sh->ring);
+	rp_timer_free(sh, tfi.t); /* no loop: its op goes back at once */
+	tfi.t = NULL;
+	/* what a flush in fini did (eng_flush of an SQ that fills): the SQ
+	 * goes to the kernel. The timer (1 ms) would end by -ETIME with the
+	 * freed op's address for user_data */
+	tfi.submitted = io_uring_submit(&sh->ring);
+	end = now_s() + 0.2;
+	while (now_s() < end) {
+		struct __kernel_timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+
+		if (io_uring_wait_cqe_timeout(&sh->ring, &cqe, &ts))
+			continue;
+		tfi.cqes++;
+		if (cqe->user_data == tfi.op)
+			tfi.for_freed++;
+		io_uring_cqe_seen(&sh->ring, cqe);
+	}
+	/* after the loop no op takes an SQE: none is left for a submit
+	 * that never comes */
+	tfi.nop_refused = rp_nop(sh, ff_cb, NULL) == NULL;
+	tfi.nop_errno = errno;
+}
+
+static void test_failed_init_timer_never_reaches_kernel(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt = NULL;
+	int ret;
+
+	(void)state;
+	memset(&tfi, 0, sizeof(tfi));
+	memset(&ttd, 0, sizeof(ttd));
+	atomic_store(&g_fail, 0);
+	cfg.init = fi_init;
+	cfg.fini = fi_fini;
+	assert_int_equal(rp_runtime_create(&cfg, &rt), 0);
+	ret = rp_runtime_start(rt);
+	rp_runtime_destroy(rt);
+	print_message("# init failed (%d): %u SQE(s) waiting at fini; a submit after the free "
+		      "sent %d, %u CQE(s) in 200 ms, %u with the freed op's user_data; "
+		      "an op after the loop %s (%s)\n",
+		      ret, tfi.sq_at_fini, tfi.submitted, tfi.cqes, tfi.for_freed,
+		      tfi.nop_refused ? "refused" : "taken", strerror(tfi.nop_errno));
+	check_failures();
+	assert_int_equal(ret, -EIO);
+	assert_true(tfi.op != 0);
+	assert_int_equal(tfi.sq_at_fini, 1); /* the timer's, never submitted */
+	assert_int_equal(tfi.for_freed, 0);  /* was 1: -ETIME, user_data the freed op */
+	assert_int_equal(tfi.cqes, 0);	     /* a NOP that posts none */
+	assert_true(tfi.nop_refused);
+	assert_int_equal(tfi.nop_errno, EBUSY);
+	assert_int_equal(atomic_load(&ttd.late), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -642,6 +735,7 @@ int main(void)
 		T(test_timer_freed_while_waiting_never_runs),
 		T(test_timer_waiting_at_stop_is_cancelled),
 		T(test_timer_freed_after_the_loop_gives_its_op_back),
+		T(test_failed_init_timer_never_reaches_kernel),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);

@@ -85,7 +85,12 @@ typedef void (*rp_cb)(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
 typedef void (*rp_msg_fn)(struct rp_shard *sh, void *arg);
 
 /* Per-shard init/fini: run on the shard thread before its loop / after it ended.
- * A non-zero return from init stops the runtime; rp_runtime_wait returns it. */
+ * A non-zero return from init stops the runtime; rp_runtime_wait returns it.
+ * Once the loop is over (or never ran: an init that failed) nothing more
+ * reaches the kernel: what it had prepared and not submitted is dropped,
+ * except rp_close's closes, done then with close(2); an op asked for from
+ * fini or a message run after the stop gets NULL with EBUSY (rp_close
+ * too: the fd is still the caller's to close). */
 typedef int (*rp_shard_init_fn)(struct rp_shard *sh, void *arg);
 typedef void (*rp_shard_fini_fn)(struct rp_shard *sh, void *arg);
 /* Called on each shard when the runtime begins stopping: close listeners,
