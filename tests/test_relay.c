@@ -34,6 +34,9 @@
  * - an idle relay ends after its timeout S, never before it and within
  *   250 ms more (asserted: S + 500 ms), also with another relay on its
  *   shard trickling a byte every 300 ms;
+ * - a relay that ends while the shard stops, its closes prepared but never
+ *   submitted (the stop's deadline ended the loop first): both sockets are
+ *   closed after the join, once each;
  * - a prime of up to RP_RELAY_PRIME_MAX bytes arrives whole; a longer one,
  *   NULL with a length, or one the pool has no room for is refused by
  *   rp_relay_start, the sockets still the caller's; so is an fd that is
@@ -90,6 +93,7 @@ static struct {
 	bool abort_partner; /* done() of stream i aborts stream i^1 */
 	int nested;	    /* a done() ran inside another done() */
 	int in_done;
+	bool stop_aborts; /* slow_stop's on_stop aborts every relay not done first */
 } T;
 
 static uint8_t pat(size_t i, uint32_t seed)
@@ -168,8 +172,13 @@ static void fini(struct rp_shard *sh, void *arg)
  * rp_relay_shard_exit (fini) finds the relays still live. */
 static void slow_on_stop(struct rp_shard *sh, void *arg)
 {
-	(void)sh;
 	(void)arg;
+	/* T.stop_aborts: each relay closes its sockets with rp_close (its
+	 * receives are armed), whose SQEs the loop, ended by the deadline
+	 * below, never submits */
+	for (unsigned i = 0; T.stop_aborts && i < T.n; i++)
+		if (T.st[i].relay && !atomic_load(&T.st[i].done))
+			rp_relay_abort(sh, T.st[i].relay);
 	sleep_ms(20);
 }
 
@@ -2481,6 +2490,63 @@ static void test_shard_exit_ends_live_relays(void **state)
 }
 
 /*
+ * A relay that ends while the shard stops, its sockets handed to rp_close
+ * (its receives armed), when the stop's deadline ends the loop before the
+ * close's SQEs are submitted: on_stop aborts it, then outlasts the 1 ms
+ * deadline. Both sockets are closed once the runtime is joined (the
+ * engine does the closes no loop will send), done() ran once, the
+ * clients' sockets are untouched, and the process holds the descriptors
+ * it held before. Before, rp_relay_shard_exit finished the relay but
+ * closed nothing (it closes only for relays it ends itself): both stayed
+ * open for good.
+ */
+static void test_stop_close_never_submitted(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
+	struct stream *s = &T.st[0];
+	int fds0 = fd_count(), fds_joined, a_open, b_open;
+	double end;
+	char c = 0;
+
+	(void)state;
+	make_stream(s, 0, 0, 0x51u);
+	T.shards = 1;
+	T.slow_stop = true;
+	T.stop_aborts = true;
+	start_all(&cfg, 1);
+	T.slow_stop = false;
+	/* one byte through: the relay's receives are armed in the kernel */
+	assert_int_equal(send(s->c, "x", 1, MSG_NOSIGNAL), 1);
+	end = now_s() + WAIT_S;
+	while (recv(s->s, &c, 1, 0) != 1 && now_s() < end)
+		sleep_ms(2);
+	assert_int_equal(c, 'x');
+	rt_stop_join(T.rt);
+	T.stop_aborts = false;
+	a_open = fcntl(s->a, F_GETFD) >= 0;
+	b_open = fcntl(s->b, F_GETFD) >= 0;
+	fds_joined = fd_count();
+	rp_runtime_destroy(T.rt);
+	check_failures();
+	print_message("# stop deadline passed with the closes prepared: done() calls %d (%s); "
+		      "after the join a %s, b %s; descriptors %d before, %d joined, %d destroyed "
+		      "(clients' 2 still open)\n",
+		      atomic_load(&s->ndone),
+		      atomic_load(&s->done) ? rp_relay_end_name(s->res.end) : "-",
+		      a_open ? "open" : "closed", b_open ? "open" : "closed", fds0, fds_joined,
+		      fd_count());
+	assert_int_equal(atomic_load(&s->ndone), 1);
+	assert_int_equal(s->res.end, RP_RELAY_END_ABORT);
+	assert_false(a_open); /* was open */
+	assert_false(b_open);
+	assert_true(fcntl(s->c, F_GETFD) >= 0 && fcntl(s->s, F_GETFD) >= 0);
+	assert_int_equal(fd_count(), fds0 + 2); /* the clients' ends only */
+	T.n = 1;
+	close_clients();
+	assert_int_equal(fd_count(), fds0);
+}
+
+/*
  * A relay that keeps its sockets (RP_RELAY_KEEP_FDS) aborted while the
  * pool is empty (every object of every class taken): its ops are
  * cancelled without memory (rp_cancel_fd_op) and done() runs; the
@@ -2596,6 +2662,7 @@ int main(int argc, char **argv)
 		T(test_sweep_done_aborts_next),
 		T(test_pool_full_aborted_relay_leaves_wait_list),
 		T(test_shard_exit_ends_live_relays),
+		T(test_stop_close_never_submitted),
 		T(test_keep_fds_abort_without_memory),
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
