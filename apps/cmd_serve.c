@@ -141,6 +141,14 @@
  * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
 #define SMALL_BODY (16u * 1024)
 #define TICK_NS (250ull * 1000 * 1000)
+/* The shard's short timer (ss->soon): while a connection waits for pool
+ * memory to answer (mem_wait) it is tried again every 1 ms, as the relay's
+ * parked pieces are (docs/net.md "Waiting instead of cutting"), instead of
+ * at the 250 ms tick; armed only while something is listed. At most
+ * SOON_SCAN of them a pass (the oldest first; one not done goes to the
+ * back). */
+#define SOON_NS	  (1000ull * 1000)
+#define SOON_SCAN 64u
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
@@ -242,6 +250,11 @@ struct serve_stats {
 	/* zero-copy bodies whose file was found shorter than their range by
 	 * the check after their end (zc_poll): reset, also in resets */
 	uint64_t short_queued;
+	/* answers that found no pool memory and waited for it (mem_wait)
+	 * instead of being cut, each wait once (send_nomem counts those cut:
+	 * their wait past --keepalive-timeout, or a send that may have gone
+	 * out in part); mem_retries: the tries again that found none either */
+	uint64_t mem_waits, mem_retries;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -263,6 +276,9 @@ struct sshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
+	/* reserved at init too: the 1 ms poll of the connections on soon */
+	struct rp_timer *soon_t;
+	struct rp_app_list soon; /* connections in mem_wait */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	struct held *held; /* by provided buffer id (rp_buf_count of them) */
@@ -356,7 +372,21 @@ struct sconn {
 	/* its send ended and the check is pending: c->sending, c->entry and
 	 * the answer's reference stay until it ends (zc_poll) */
 	bool zc_check;
+	/* waiting for pool memory (soon_pass tries again every 1 ms), nothing
+	 * of the answer sent: MW_REQ, the parsed request's answer (serve_request
+	 * runs again), MW_ERR an error answer (error_response of mem_status
+	 * runs again: the parser's refusal is not a request to serve), both
+	 * holding the wait's reference; MW_BODY, the body behind heads already
+	 * sent (file_send runs again; the answer's reference) */
+	uint8_t mem_wait;
+	bool mem_again;	   /* the answer runs as a retry of a wait: not a new one */
+	uint16_t mem_status; /* MW_ERR: the status answered */
+	uint64_t mem_tick; /* tick the wait began (its bound: --keepalive-timeout) */
+	bool on_soon;	   /* on ss->soon (slink) */
+	struct rp_app_link slink;
 };
+
+enum { MW_NONE, MW_REQ, MW_ERR, MW_BODY };
 
 /* pool_room's classes, and what a new client takes at accept (its struct
  * sconn and its receive's op) and at its first head (the head buffer) */
@@ -388,6 +418,36 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 static void refill(struct rp_shard *sh, struct sconn *c);
 static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+
+/* ---- the short timer's list (ss->soon) ---- */
+
+/* Arm the 1 ms timer when something is listed. It is reserved: its arm
+ * needs no memory and never fails for a full SQ (engine.h). */
+static void soon_arm(struct rp_shard *sh, struct sshard *ss)
+{
+	if (!rp_app_list_empty(&ss->soon) && !rp_timer_armed(ss->soon_t) &&
+	    !rp_shard_stopping(sh))
+		(void)rp_timer_arm(sh, ss->soon_t, SOON_NS, on_soon, ss);
+}
+
+/* List @c for the 1 ms poll (a link in its struct: no memory taken). */
+static void soon_add(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->on_soon)
+		return;
+	c->on_soon = true;
+	rp_app_list_push(&c->ss->soon, &c->slink);
+	soon_arm(sh, c->ss);
+}
+
+static void soon_del(struct sconn *c)
+{
+	if (!c->on_soon)
+		return;
+	c->on_soon = false;
+	rp_app_list_unlink(&c->ss->soon, &c->slink);
+}
 
 /* ---- connection life ---- */
 
@@ -494,6 +554,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 			rp_app_list_unlink(&c->ss->linger, &c->llink);
 		c->ss->lingering--;
 	}
+	soon_del(c); /* never listed here: a wait holds a reference */
 	head_free(sh, c);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
@@ -725,14 +786,29 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 	answer_end(sh, c, res);
 }
 
+/* The calls rp_file_send counted: it counts one once its state and its
+ * header copy were had, before any byte is sent. */
+static uint64_t fsend_calls(struct rp_shard *sh)
+{
+	struct rp_file_send_stats fs;
+
+	rp_file_send_stats(sh, &fs);
+	return fs.calls[0] + fs.calls[1] + fs.calls[2];
+}
+
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
- * when its head went through q) then @len bytes of c->entry from @off. */
-static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
-		      uint64_t off, uint64_t len)
+ * when its head went through q) then @len bytes of c->entry from @off.
+ * Returns 0 (started, or failed and ended through on_sent), or -ENOMEM:
+ * the pool had no memory for its state and nothing was sent (the caller
+ * waits for memory: mem_wait). An -ENOMEM after its count moved is a body
+ * that went out within the call with no message or op left to report its
+ * end (filesend.h): some of it may have gone, so that one is cut. */
+static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
+		     uint64_t off, uint64_t len)
 {
 	struct iovec iov = { (void *)head, hlen };
 	struct rp_file_send_opts o = { .small_max = SMALL_BODY };
-	uint64_t nomem = rp_file_send_small_nomem(sh);
+	uint64_t nomem = rp_file_send_small_nomem(sh), calls = fsend_calls(sh);
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
@@ -757,10 +833,36 @@ static void file_send(struct rp_shard *sh, struct sconn *c, const char *head, si
 	 * its answer is not acknowledged, which that shed waits for anyway */
 	c->zc_end =
 		len > SMALL_BODY || !hlen || rp_file_send_small_nomem(sh) != nomem ? off + len : 0;
+	if (ret == -ENOMEM && fsend_calls(sh) == calls) {
+		c->zc_end = 0;
+		return -ENOMEM;
+	}
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
 	}
+	return 0;
+}
+
+/* @c's answer found no pool memory, nothing of it sent: it waits (@kind)
+ * and soon_pass tries again every 1 ms, oldest first, as the relay waits
+ * (docs/net.md "Waiting instead of cutting"): a full pool holds its
+ * clients' answers back a while, it does not cut them. Bounded by
+ * --keepalive-timeout from the wait's start (the tick: send_nomem), so a
+ * retry that finds none (mem_again) neither counts a wait nor moves the
+ * bound. Reading stops meanwhile as for an answer out (on_recv). */
+static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
+{
+	if (c->mem_again) {
+		ST_ADD(c->ss, mem_retries, 1);
+	} else {
+		ST_ADD(c->ss, mem_waits, 1);
+		c->mem_tick = c->ss->now_ticks;
+	}
+	c->mem_wait = kind;
+	if (kind != MW_BODY)
+		c->ops++; /* the wait's reference (MW_BODY: the answer's) */
+	soon_add(sh, c);
 }
 
 /* A queued head was sent (or dropped: q failed). The last one out starts
@@ -781,8 +883,10 @@ static void head_released(void *arg, const void *buf, size_t len)
 		c->body_wait = false;
 		if (c->q_failed) /* counted in q_error */
 			on_sent(sh, c, -ECANCELED);
-		else
-			file_send(sh, c, NULL, 0, c->body_off, c->body_len);
+		else if (file_send(sh, c, NULL, 0, c->body_off, c->body_len))
+			mem_wait_start(sh, c, MW_BODY); /* its head is out: the body waits */
+	} else if (c->mem_wait) {
+		/* the request after them waits for memory (soon_pass) */
 	} else if (!c->keep_alive) {
 		conn_linger(sh, c); /* the last answer is out whole (q failed: closing) */
 	} else {
@@ -840,33 +944,52 @@ static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, si
  * with the next pipelined request; a body answer is one rp_file_send of
  * head and body (coalesced by it), unless heads are queued before it: then
  * its head joins them and its body follows once they are out. */
-static void respond(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
-		    struct rp_file_entry *entry, uint64_t off, uint64_t len)
+static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const char *head,
+		   size_t hlen, struct rp_file_entry *entry, uint64_t off, uint64_t len)
 {
+	bool queued;
+	int ret;
+
 	if (!entry || !len) {
 		if (entry)
 			rp_file_cache_put(c->ss->cache, entry);
-		if (queue_head(sh, c, head, hlen)) {
+		ret = queue_head(sh, c, head, hlen);
+		if (ret == -ENOMEM)
+			return ret; /* the caller waits (mem_wait) */
+		if (ret) {
 			c->keep_alive = false;
 			conn_close(sh, c);
+		} else {
+			ST_ADD(c->ss, status[status / 100], 1);
 		}
-		return;
+		return 0;
 	}
 	c->entry = entry;
 	c->sending = true;
 	c->ops++;
-	if (!c->heads_out) {
-		file_send(sh, c, head, hlen, off, len);
-		return;
+	queued = c->heads_out != 0; /* its head joins them, its body waits */
+	ret = queued ? queue_head(sh, c, head, hlen) : file_send(sh, c, head, hlen, off, len);
+	if (ret == -ENOMEM) {
+		/* nothing of it went: the caller waits and answers again (the
+		 * wait's reference replaces the answer's) */
+		c->entry = NULL;
+		c->sending = false;
+		rp_file_cache_put(c->ss->cache, entry);
+		c->ops--;
+		return ret;
 	}
-	if (queue_head(sh, c, head, hlen)) {
+	ST_ADD(c->ss, status[status / 100], 1);
+	if (!queued)
+		return 0; /* file_send ended it itself if it failed */
+	if (ret) {
 		c->keep_alive = false;
-		on_sent(sh, c, -ENOMEM);
-		return;
+		on_sent(sh, c, ret);
+		return 0;
 	}
 	c->body_wait = true;
 	c->body_off = off;
 	c->body_len = len;
+	return 0;
 }
 
 static void error_response(struct rp_shard *sh, struct sconn *c, unsigned status)
@@ -883,13 +1006,17 @@ static void error_response(struct rp_shard *sh, struct sconn *c, unsigned status
 	};
 	ssize_t n;
 
-	ST_ADD(c->ss, status[status / 100], 1);
 	n = rp_http_response_write(head, sizeof(head), &r);
 	if (n < 0) {
+		ST_ADD(c->ss, status[status / 100], 1);
 		conn_close(sh, c);
 		return;
 	}
-	respond(sh, c, head, (size_t)n, NULL, 0, 0);
+	if (respond(sh, c, status, head, (size_t)n, NULL, 0, 0)) {
+		/* no memory for it: error_response runs again (mem_retry) */
+		c->mem_status = (uint16_t)status;
+		mem_wait_start(sh, c, MW_ERR);
+	}
 }
 
 static unsigned open_status(int err)
@@ -1112,7 +1239,6 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 		}
 		r.content_length = len;
 	}
-	ST_ADD(c->ss, status[r.status / 100], 1);
 	n = rp_http_response_write(head, sizeof(head), &r);
 	if (n < 0) {
 		rp_file_cache_put(c->ss->cache, e);
@@ -1122,7 +1248,8 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	}
 	if (q->method == RP_HTTP_METHOD_HEAD)
 		len = 0;
-	respond(sh, c, head, (size_t)n, e, first, len);
+	if (respond(sh, c, r.status, head, (size_t)n, e, first, len))
+		mem_wait_start(sh, c, MW_REQ); /* serve_request runs again (mem_retry) */
 }
 
 /*
@@ -1148,7 +1275,7 @@ static void head_release(struct rp_shard *sh, struct sconn *c)
 	size_t used = c->p.req.head_len, rest;
 	char *b;
 
-	if (!c->sending || c->closing || c->open_wait || !c->keep_alive || !c->buf_recv ||
+	if (!c->sending || c->closing || c->open_wait || c->mem_wait || !c->keep_alive || !c->buf_recv ||
 	    c->in_n || c->sp_len)
 		return;
 	rest = c->have - used;
@@ -1185,7 +1312,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 {
 	int st;
 
-	if (c->sending || c->closing || c->last || c->open_wait)
+	if (c->sending || c->closing || c->last || c->open_wait || c->mem_wait)
 		return false;
 	if (c->buf && c->p.status == RP_HTTP_DONE) {
 		/* drop the request just answered; keep what follows it */
@@ -1247,8 +1374,8 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
  * keep-alive) drops what follows. True when the next may be answered. */
 static bool answer_after(struct rp_shard *sh, struct sconn *c)
 {
-	if (c->open_wait)
-		return false; /* not answered: retry_opens */
+	if (c->open_wait || c->mem_wait == MW_REQ || c->mem_wait == MW_ERR)
+		return false; /* not answered yet: retry_opens, soon_pass */
 	if (!c->keep_alive) {
 		c->last = true;
 		drop_input(sh, c); /* never parsed: the buffers go back now */
@@ -1493,7 +1620,8 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		 * all the same (HOLD_MAX buffers, then SPILL_MAX, then an
 		 * overflow). */
 		if (c->buf && c->recv_op && !c->paused &&
-		    (c->in_n || c->sp_len || (c->have >= c->cap / 2 && (c->sending || c->heads_out)))) {
+		    (c->in_n || c->sp_len ||
+		     (c->have >= c->cap / 2 && (c->sending || c->heads_out || c->mem_wait)))) {
 			c->paused = rp_cancel_op(sh, c->recv_op) == 0;
 			c->pausing = c->paused;
 		}
@@ -1717,6 +1845,73 @@ static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		retry_opens(sh, ss);
 }
 
+/* @c's wait for memory ends: its answer is tried again the way it was
+ * first made (MW_REQ: the request, parsed as it was, served again; MW_ERR:
+ * the error answer of mem_status; MW_BODY: the body behind its head),
+ * unless it closed meanwhile (the tick's bound: send_nomem) or the shard
+ * stops. Still no memory: it waits on (mem_again: one wait, counted once). */
+static void mem_retry(struct rp_shard *sh, struct sconn *c)
+{
+	uint8_t kind = c->mem_wait;
+	bool end = c->closing || rp_shard_stopping(sh);
+
+	c->mem_wait = MW_NONE;
+	c->mem_again = !end;
+	if (kind == MW_BODY) {
+		if (end)
+			on_sent(sh, c, -ECANCELED);
+		else if (file_send(sh, c, NULL, 0, c->body_off, c->body_len))
+			mem_wait_start(sh, c, MW_BODY);
+		c->mem_again = false;
+		return;
+	}
+	if (end) {
+		conn_close(sh, c);
+	} else {
+		if (kind == MW_ERR)
+			error_response(sh, c, c->mem_status);
+		else
+			serve_request(sh, c);
+		c->mem_again = false; /* the next request's wait is a new one */
+		(void)answer_after(sh, c);
+		conn_next(sh, c); /* the next request, or the queue's flush */
+	}
+	c->mem_again = false;
+	conn_put(sh, c); /* the wait's reference */
+}
+
+/*
+ * The 1 ms pass over ss->soon, oldest first, at most SOON_SCAN: a wait for
+ * memory tries its answer again (mem_retry; still none: to the back). Off
+ * the list before each, so what it calls may list it again; what another's
+ * retry ends or lists meanwhile changes nothing but the pass's length.
+ */
+static void soon_pass(struct rp_shard *sh, struct sshard *ss)
+{
+	struct rp_app_link *end = ss->soon.last; /* what is listed again comes after */
+	bool at_end = !end;
+
+	for (unsigned k = 0; k < SOON_SCAN && !at_end && !rp_app_list_empty(&ss->soon); k++) {
+		struct sconn *c = rp_app_list_entry(ss->soon.first, struct sconn, slink);
+
+		at_end = &c->slink == end;
+		soon_del(c);
+		if (c->mem_wait)
+			mem_retry(sh, c);
+	}
+}
+
+static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+
+	(void)cq;
+	if (rp_shard_stopping(sh))
+		return; /* serve_stop ends what is listed */
+	soon_pass(sh, ss);
+	soon_arm(sh, ss);
+}
+
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
@@ -1758,6 +1953,19 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		}
 		if (c->open_wait)
 			continue; /* its bound is the drain's */
+		if (c->mem_wait) {
+			/* no memory for its answer for the keep-alive timeout:
+			 * cut after all (a body's wait too: its head is out,
+			 * the client sees the answer end short) */
+			if (!c->closing && ss->now_ticks - c->mem_tick > g.idle_ticks) {
+				ST_ADD(ss, send_nomem, 1);
+				c->keep_alive = false;
+				conn_close(sh, c);
+				soon_del(c);
+				mem_retry(sh, c); /* closing: ends the wait (and may free @c) */
+			}
+			continue;
+		}
 		if (c->heads_out) {
 			/* answers queued, none sent and none of the socket's
 			 * bytes acknowledged for the keep-alive timeout (closing
@@ -1909,7 +2117,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -1934,6 +2142,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.open_waits, (unsigned long long)ss->st.open_wait_closed,
 		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
 		(unsigned long long)ss->st.send_nomem, (unsigned long long)ss->st.head_nomem,
+		(unsigned long long)ss->st.mem_waits, (unsigned long long)ss->st.mem_retries,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
@@ -1998,6 +2207,10 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	ss->tick = rp_timer_new(sh);
 	if (!ss->tick)
 		return -ENOMEM;
+	ss->soon_t = rp_timer_new(sh);
+	if (!ss->soon_t)
+		return -ENOMEM;
+	rp_app_list_init(&ss->soon);
 	ret = rp_app_accept_start(sh, &ss->acc);
 	if (ret)
 		return ret;
@@ -2048,6 +2261,15 @@ static void serve_stop(struct rp_shard *sh, void *arg)
 	rp_app_accept_stop(sh, &ss->acc);
 	/* the drain's end: what waits for a descriptor is closed unanswered */
 	open_waits_take(sh, ss, close_waiter, false);
+	/* a wait for memory ends unanswered (the request's: closed; the
+	 * body's: its answer ends cut, on_sent) */
+	while (!rp_app_list_empty(&ss->soon)) {
+		struct sconn *c = rp_app_list_entry(ss->soon.first, struct sconn, slink);
+
+		soon_del(c);
+		if (c->mem_wait)
+			mem_retry(sh, c); /* stopping: closed or cut there */
+	}
 	/* a body's pending check holds no op the stop would end (the tick
 	 * stops): it ends here, its connection closed */
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
@@ -2071,6 +2293,8 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	rp_app_accept_fini(sh, &ss->acc);
 	rp_timer_free(sh, ss->tick);
 	ss->tick = NULL;
+	rp_timer_free(sh, ss->soon_t);
+	ss->soon_t = NULL;
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);

@@ -23,7 +23,8 @@
 # kept room for its established connections (apps/cmd_serve.c,
 # pool_room), 10 such clients had 31 to 62 of 70 answers cut. Then the
 # idle clients close, a fresh client is answered, and serve stops
-# cleanly (exit 0). Skipped where 16384 descriptors cannot be had.
+# cleanly (exit 0). A second serve (case_heads_wait): pipelined answers
+# wait for pool memory, not cut. Skipped where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs]
 set -u
 RP=$1
@@ -54,6 +55,109 @@ head -c 10000 /dev/urandom >"$T/root/s10000.bin"
 head -c 1 /dev/urandom >"$T/root/s1.bin"
 head -c 16384 /dev/urandom >"$T/root/s16384.bin"
 truncate -s 30M "$T/root/big.bin"
+
+# serve_start: a --pool-mb 8 serve on $T/root, its pid in PID and port in
+# PORT, its output in $T/log (false: it did not start)
+serve_start() {
+	: >"$T/log"
+	"$RP" serve --listen 127.0.0.1:0 --root "$T/root" --shards 1 --pool-mb 8 \
+		--header-timeout 60 --keepalive-timeout 60 >"$T/log" 2>&1 &
+	PID=$!
+	PORT=
+	for _ in $(seq 100); do
+		PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/log" | cut -d: -f2)
+		[ -n "$PORT" ] && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "FAIL serve did not start: $(head -c 300 "$T/log")"
+	return 1
+}
+
+# serve_end: SIGTERM, and serve's exit status
+serve_end() {
+	kill -TERM "$PID"
+	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+	wait "$PID"
+	local src=$?
+	PID=
+	return $src
+}
+
+# Answers wait for pool memory, they are not cut: 100 keep-alive clients
+# answered before the pool is filled by idle clients then each pipeline
+# 116 HEADs of the 1 MB file (4 KB: one provided buffer, parsed in place)
+# and read nothing for 3 s: their answers' heads, queued once their
+# sockets are full (HEADS_PAUSE each), take more of the pool than the room
+# kept for them. Then they read: 11600 of 11600 answers whole, mem_waits
+# > 0, send_nomem 0, every client still connected. Before (a queued head's
+# copy that found no memory closed its connection), 4861 of 11600, 59
+# clients cut, nothing counted.
+case_heads_wait() {
+	serve_start || return 1
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+import socket, sys, threading, time
+from testlib import head
+import testlib
+port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+fails = []
+def check(ok, what):
+    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
+    if not ok: fails.append(what)
+def stats():
+    return testlib.stats(log, pid, (("mem_waits", r"\bmem_waits ([0-9]+)", -1),))
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+NP, NREQ = 100, 116
+pin = []
+for _ in range(NP):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10); s.connect(("127.0.0.1", port)); pin.append(s)
+    s.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    f = s.makefile("rb"); status, length = head(f); f.read(length); f.close()
+idle = []
+T0 = time.monotonic()
+while len(idle) < 6000 and time.monotonic() - T0 < 30:
+    try: idle += [conn() for _ in range(100)]
+    except OSError as e: print(f"  connect: {e}"); break
+    if len(idle) % 500 == 0 and stats()["conn_nomem"] > 0: break
+time.sleep(0.5)
+st = stats()
+live0 = st["live"]
+print(f"  {len(idle)} idle clients: live {live0} conn_nomem {st['conn_nomem']}")
+check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+reqs = b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n" * NREQ
+for s in pin: s.sendall(reqs)
+time.sleep(3)
+st = stats()
+print(f"  {NP} clients pipelined {NREQ} HEADs each, not reading: mem_waits {st['mem_waits']} "
+      f"mem_retries {st.get('mem_retries', -1)} send_nomem {st['send_nomem']} live {st['live']}")
+got = [0] * NP
+def reader(i):
+    f = pin[i].makefile("rb"); n = 0
+    try:
+        for _ in range(NREQ):
+            status, length = head(f)
+            if length is None or not status.startswith(b"HTTP/1.1 200"): break
+            n += 1
+    except OSError: pass
+    got[i] = n; f.close()
+for s in pin: s.settimeout(20)
+th = [threading.Thread(target=reader, args=(i,)) for i in range(NP)]
+for t in th: t.start()
+for t in th: t.join()
+st = stats()
+print(f"  {sum(got)} of {NP * NREQ} pipelined answers whole; mem_waits {st['mem_waits']} send_nomem {st['send_nomem']} live {st['live']}")
+check(sum(got) == NP * NREQ, "every pipelined answer whole")
+check(st["mem_waits"] > 0, "answers waited for pool memory (mem_waits > 0)")
+check(st["send_nomem"] == 0 and st["live"] == live0, "send_nomem 0, no client cut")
+for s in idle + pin: s.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
 
 fails=0
 for run in $(seq "$RUNS"); do
@@ -241,6 +345,12 @@ PY
 		fails=$((fails + 1))
 	else
 		echo "ok   run $run"
+	fi
+	if case_heads_wait; then
+		echo "ok   run $run: answers waited for pool memory"
+	else
+		echo "FAIL run $run: answers waiting for pool memory"
+		fails=$((fails + 1))
 	fi
 done
 echo "$fails of $RUNS runs failed"
