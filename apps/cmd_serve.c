@@ -143,10 +143,12 @@
 #define TICK_NS (250ull * 1000 * 1000)
 /* The shard's short timer (ss->soon): while a connection waits for pool
  * memory to answer (mem_wait) it is tried again every 1 ms, as the relay's
- * parked pieces are (docs/net.md "Waiting instead of cutting"), instead of
- * at the 250 ms tick; armed only while something is listed. At most
- * SOON_SCAN of them a pass (the oldest first; one not done goes to the
- * back). */
+ * parked pieces are (docs/net.md "Waiting instead of cutting"), and while
+ * a pipelined request waits behind the check of an unacknowledged
+ * zero-copy body (zc_check) the socket's queue is read every 1 ms, instead
+ * of both waiting for the 250 ms tick; armed only while something is
+ * listed. At most SOON_SCAN of them a pass (the oldest first; one not done
+ * goes to the back): a check costs one ioctl(2) a pass. */
 #define SOON_NS	  (1000ull * 1000)
 #define SOON_SCAN 64u
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
@@ -278,7 +280,7 @@ struct sshard {
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	/* reserved at init too: the 1 ms poll of the connections on soon */
 	struct rp_timer *soon_t;
-	struct rp_app_list soon; /* connections in mem_wait */
+	struct rp_app_list soon; /* connections in mem_wait, or zc_check with a request behind */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	struct held *held; /* by provided buffer id (rp_buf_count of them) */
@@ -554,7 +556,7 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 			rp_app_list_unlink(&c->ss->linger, &c->llink);
 		c->ss->lingering--;
 	}
-	soon_del(c); /* never listed here: a wait holds a reference */
+	soon_del(c); /* never listed here: a wait or a check holds a reference */
 	head_free(sh, c);
 	drop_input(sh, c);
 	rp_outq_close(c->q); /* empty: queued heads hold a reference */
@@ -734,6 +736,7 @@ static void zc_finish(struct rp_shard *sh, struct sconn *c, int r)
 {
 	c->zc_check = false;
 	c->zc_end = 0;
+	soon_del(c);
 	if (r == -EIO)
 		ST_ADD(c->ss, short_queued, 1);
 	answer_end(sh, c, r < 0 ? r : 0);
@@ -768,6 +771,22 @@ static bool zc_poll(struct rp_shard *sh, struct sconn *c)
 	return true;
 }
 
+/* A check still pending with a request waiting behind it (pipelined, or
+ * arrived since): its socket's queue is read every 1 ms (soon_pass), so
+ * the next answer follows within about 1 ms of the acknowledgement, not
+ * at the next tick (up to 250 ms after it). A client's next request
+ * carries the acknowledgement of a body it read (on_recv polls then),
+ * but one that pipelined has sent its requests already: only bare ACKs
+ * come, which nothing reports. One with nothing behind it waits for the
+ * tick or its next request. */
+static void zc_soon(struct rp_shard *sh, struct sconn *c)
+{
+	size_t used = c->p.status == RP_HTTP_DONE ? c->p.req.head_len : 0;
+
+	if (c->zc_check && c->keep_alive && ((c->buf && c->have > used) || c->in_n || c->sp_len))
+		soon_add(sh, c);
+}
+
 /* rp_file_send's end: @res the bytes sent or a negative errno. A body that
  * may have gone zero-copy is checked before the answer ends (zc_poll). */
 static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
@@ -778,7 +797,8 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 		if (c->zc_end) {
 			c->zc_check = true;
-			(void)zc_poll(sh, c); /* drained already: ends here */
+			if (!zc_poll(sh, c)) /* drained already: ends here */
+				zc_soon(sh, c);
 			return;
 		}
 	}
@@ -831,8 +851,15 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	 * client as a clean close with zeros: test_serve truncated_last).
 	 * linger_free never looks at it meanwhile: it is not lingering, and
 	 * its answer is not acknowledged, which that shed waits for anyway */
-	c->zc_end =
-		len > SMALL_BODY || !hlen || rp_file_send_small_nomem(sh) != nomem ? off + len : 0;
+	/* A small body without a head but with RP_FILE_SEND_MORE (a pipelined
+	 * request waits) is copied too (filesend.h: a RWF_NOWAIT read or the
+	 * ring's read into pool memory, then a send; never sendfile), so it
+	 * is not checked: the request behind it waited for the client's
+	 * delayed ACK of its last segment (40 ms and more) or the tick */
+	c->zc_end = len > SMALL_BODY || (!hlen && !(o.flags & RP_FILE_SEND_MORE)) ||
+				    rp_file_send_small_nomem(sh) != nomem ?
+			    off + len :
+			    0;
 	if (ret == -ENOMEM && fsend_calls(sh) == calls) {
 		c->zc_end = 0;
 		return -ENOMEM;
@@ -1629,8 +1656,8 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	}
 	/* a request (or the EOF) after a body it read whole: the peer's
 	 * acknowledgement came with it, the check can end now */
-	if (c->zc_check)
-		(void)zc_poll(sh, c); /* our reference is held until below */
+	if (c->zc_check && !zc_poll(sh, c)) /* our reference is held until below */
+		zc_soon(sh, c);
 	if (cq->flags & RP_CQE_MORE)
 		return;
 	c->recv_op = NULL;
@@ -1882,7 +1909,9 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 
 /*
  * The 1 ms pass over ss->soon, oldest first, at most SOON_SCAN: a wait for
- * memory tries its answer again (mem_retry; still none: to the back). Off
+ * memory tries its answer again (mem_retry; still none: to the back), a
+ * pending zero-copy check with a request behind it reads its socket's
+ * queue (drained: zc_poll, its answer ends and the next is answered now). Off
  * the list before each, so what it calls may list it again; what another's
  * retry ends or lists meanwhile changes nothing but the pass's length.
  */
@@ -1896,8 +1925,14 @@ static void soon_pass(struct rp_shard *sh, struct sshard *ss)
 
 		at_end = &c->slink == end;
 		soon_del(c);
-		if (c->mem_wait)
+		if (c->mem_wait) {
 			mem_retry(sh, c);
+		} else if (c->zc_check) {
+			/* the queue alone each pass (the tick reads the file's
+			 * size and a reset too): drained, the whole check */
+			if (unacked(c->fd) > 0 || !zc_poll(sh, c))
+				soon_add(sh, c); /* to the back */
+		}
 	}
 }
 

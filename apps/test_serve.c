@@ -15,7 +15,10 @@
  *              order, every body checked. 3 x (10 answers without a body:
  *              HEAD, 404, 403, 416, 304) + a GET in one write: 33 answers in
  *              order, and the server's counters show the 33 heads left in
- *              at most 8 sendmsgs (gathered, not one send each).
+ *              at most 8 sendmsgs (gathered, not one send each). 10 1 MB
+ *              GETs, and 10 HEAD + 90 B Range GETs, in one write each:
+ *              each set within 1.2 s (a request behind a zero-copy body
+ *              waited for the 250 ms tick: 2 s and more).
  *   deep pipe  1500 and 4000 GETs with distinct Ranges in one write (past the
  *              32 KB head buffer: the connection was closed after one
  *              answer): every answer, in order. A client that pipelines
@@ -745,6 +748,64 @@ static void test_keepalive_and_pipelining(void)
 	close(c->fd);
 	free(c);
 	printf("keep-alive and pipelining: 20 on one connection, 30 pipelined in order, 1.0 rules\n");
+}
+
+/*
+ * A request pipelined behind a body that went zero-copy waits for the
+ * check of that body (the client's acknowledgement of it): 10 GETs of a
+ * 1 MB range of big.bin in one write, and 10 x (HEAD, then a 90-byte
+ * Range GET sent behind the HEAD's queued head: no head of its own) in
+ * another. The queue was looked at by the 250 ms tick: at least 9 x 250 ms
+ * each (1.5 to 2.1 s for 8 of the 1 MB ones, 1.5 s for 6 of the small
+ * ones, measured); now every 1 ms while a request waits behind the check,
+ * and a small body sent with a pipelined request behind it is copied (not
+ * checked). Bound: 1.2 s each, half of what the tick alone takes.
+ */
+static void test_pipelined_behind_zc(void)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char req[4096] = "";
+	struct resp r;
+	uint64_t t0, big_ms, small_ms;
+	int ok = 0;
+
+	for (int i = 0; i < 10; i++)
+		strcat(req, "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1048575\r\n\r\n");
+	c->fd = dial();
+	t0 = now_ms();
+	send_all(c->fd, req, strlen(req));
+	for (int i = 0; i < 10; i++) {
+		if (!read_resp(c, &r, false) && r.status == 206 && r.blen == 1048576 &&
+		    !memcmp(r.body, big, r.blen))
+			ok++;
+		resp_free(&r);
+	}
+	big_ms = now_ms() - t0;
+	CHECK(ok == 10, "pipelined behind zero-copy: %d of 10 1 MB answers whole", ok);
+	req[0] = 0;
+	for (int i = 0; i < 10; i++)
+		strcat(req, "HEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+			    "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=10-99\r\n\r\n");
+	ok = 0;
+	t0 = now_ms();
+	send_all(c->fd, req, strlen(req));
+	for (int i = 0; i < 20; i++) {
+		bool head = i % 2 == 0;
+
+		if (!read_resp(c, &r, head) && r.status == (head ? 200 : 206) &&
+		    (head || (r.blen == 90 && !memcmp(r.body, big + 10, 90))))
+			ok++;
+		resp_free(&r);
+	}
+	small_ms = now_ms() - t0;
+	CHECK(ok == 20, "pipelined small bodies: %d of 20 answers whole", ok);
+	CHECK(big_ms < 1200, "10 pipelined 1 MB answers took %llu ms", (unsigned long long)big_ms);
+	CHECK(small_ms < 1200, "10 pipelined HEAD + 90 B Range answers took %llu ms",
+	      (unsigned long long)small_ms);
+	close(c->fd);
+	free(c);
+	printf("pipelined behind zero-copy: 10 x 1 MB in %llu ms, 10 x (HEAD, 90 B) in %llu ms\n",
+	       (unsigned long long)big_ms, (unsigned long long)small_ms);
 }
 
 /* SIGUSR1: the server's "shard 0:" stats line into @line; false if none came
@@ -2972,6 +3033,7 @@ int main(int argc, char **argv)
 		test_if_range();
 		test_refused_once();
 		test_keepalive_and_pipelining();
+		test_pipelined_behind_zc();
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();

@@ -9,7 +9,9 @@
  * - small: body <= opts.small_max (default 16 KB). In the page cache: sent
  *   at once from the shard, behind a header by a RWF_NOWAIT read into pool
  *   memory and one send, without one by sendfile(2) (residency by
- *   cachestat, remembered per fd for 100 ms); what a full socket does not
+ *   cachestat, remembered per fd for 100 ms) unless RP_FILE_SEND_MORE is
+ *   set (sendfile takes no MSG_MORE: then read and sent from pool memory,
+ *   a copy, as with a header); what a full socket does not
  *   take waits for room. Otherwise the body is read into pool memory
  *   behind a copy of the header by the ring, the read linked to the send
  *   (one submit, the send runs only after a full read). With no pool
