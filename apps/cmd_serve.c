@@ -280,7 +280,7 @@ struct sshard {
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	/* reserved at init too: the 1 ms poll of the connections on soon */
 	struct rp_timer *soon_t;
-	struct rp_app_list soon; /* connections in mem_wait, or zc_check with a request behind */
+	struct rp_app_list soon; /* in mem_wait, or zc_check with a request behind or last */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
 	struct held *held; /* by provided buffer id (rp_buf_count of them) */
@@ -503,13 +503,17 @@ static void head_free(struct rp_shard *sh, struct sconn *c)
  * kept for those that were (pool_room). False when none can be had; c is
  * unchanged then.
  */
-static bool head_grow(struct rp_shard *sh, struct sconn *c)
+static bool head_grow(struct rp_shard *sh, struct sconn *c, size_t need)
 {
+	/* head_release's small copy grows to a provided buffer's size first:
+	 * one byte past it took a 32 KB head buffer, 8x the 4 KB the bytes
+	 * had held before the copy */
+	size_t size = c->cap < rp_buf_size(sh) && need <= rp_buf_size(sh) ? rp_buf_size(sh) : HEAD_BUF;
 	char *b;
 
 	if (!c->answered && !pool_room(sh, room_head))
 		return false;
-	b = rp_pool_alloc(rp_shard_pool(sh), HEAD_BUF);
+	b = rp_pool_alloc(rp_shard_pool(sh), size);
 	if (!b)
 		return false;
 	memcpy(b, c->buf, c->have);
@@ -518,7 +522,7 @@ static bool head_grow(struct rp_shard *sh, struct sconn *c)
 	else
 		rp_pool_free(c->buf);
 	c->buf = b;
-	c->cap = HEAD_BUF;
+	c->cap = (uint32_t)size;
 	c->buf_recv = false;
 	return true;
 }
@@ -772,18 +776,22 @@ static bool zc_poll(struct rp_shard *sh, struct sconn *c)
 }
 
 /* A check still pending with a request waiting behind it (pipelined, or
- * arrived since): its socket's queue is read every 1 ms (soon_pass), so
- * the next answer follows within about 1 ms of the acknowledgement, not
- * at the next tick (up to 250 ms after it). A client's next request
- * carries the acknowledgement of a body it read (on_recv polls then),
- * but one that pipelined has sent its requests already: only bare ACKs
- * come, which nothing reports. One with nothing behind it waits for the
- * tick or its next request. */
+ * arrived since), or of a last answer (its FIN waits behind the check):
+ * its socket's queue is read every 1 ms (soon_pass), so the next answer,
+ * or the close, follows within about 1 ms of the acknowledgement, not at
+ * the next tick (up to 250 ms after it). A client's next request carries
+ * the acknowledgement of a body it read (on_recv polls then), but one
+ * that pipelined has sent its requests already, and one reading to the
+ * EOF sends nothing more: only bare ACKs come, which nothing reports. A
+ * keep-alive one with nothing behind it waits for the tick or its next
+ * request. The check starts once the whole body is queued, so it lasts
+ * about a socket buffer's drain. */
 static void zc_soon(struct rp_shard *sh, struct sconn *c)
 {
 	size_t used = c->p.status == RP_HTTP_DONE ? c->p.req.head_len : 0;
 
-	if (c->zc_check && c->keep_alive && ((c->buf && c->have > used) || c->in_n || c->sp_len))
+	if (c->zc_check &&
+	    (!c->keep_alive || (c->buf && c->have > used) || c->in_n || c->sp_len))
 		soon_add(sh, c);
 }
 
@@ -1373,7 +1381,7 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 		/* a head longer than the provided buffer (or head_release's
 		 * copy) it is parsed in, or kept bytes behind it: on in a head
 		 * buffer, or none to be had (head_nomem) */
-		if (!head_grow(sh, c)) {
+		if (!head_grow(sh, c, (size_t)c->cap + 1)) {
 			ST_ADD(c->ss, head_nomem, 1);
 			conn_close(sh, c);
 			return false;
@@ -1618,7 +1626,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		 * (none to be had: kept behind it, conn_answer decides) */
 		if (!kept && !c->closing && c->buf && c->cap < HEAD_BUF && !c->in_n && !c->sp_len &&
 		    c->have + (size_t)cq->res > c->cap)
-			(void)head_grow(sh, c);
+			(void)head_grow(sh, c, c->have + (size_t)cq->res);
 		if (kept) {
 			/* the head buffer itself */
 		} else if (!c->closing && c->buf && !c->in_n && !c->sp_len &&
@@ -1899,6 +1907,8 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 			error_response(sh, c, c->mem_status);
 		else
 			serve_request(sh, c);
+		if (kind == MW_REQ)
+			head_release(sh, c); /* as conn_answer: the buffer back while the body goes */
 		c->mem_again = false; /* the next request's wait is a new one */
 		(void)answer_after(sh, c);
 		conn_next(sh, c); /* the next request, or the queue's flush */
@@ -1929,8 +1939,9 @@ static void soon_pass(struct rp_shard *sh, struct sshard *ss)
 			mem_retry(sh, c);
 		} else if (c->zc_check) {
 			/* the queue alone each pass (the tick reads the file's
-			 * size and a reset too): drained, the whole check */
-			if (unacked(c->fd) > 0 || !zc_poll(sh, c))
+			 * size and a reset too): drained, the whole check; one
+			 * closing meanwhile (its fd may be gone) ends it */
+			if ((!c->closing && unacked(c->fd) > 0) || !zc_poll(sh, c))
 				soon_add(sh, c); /* to the back */
 		}
 	}
