@@ -161,19 +161,8 @@ PY
 
 fails=0
 for run in $(seq "$RUNS"); do
-	: >"$T/log"
-	"$RP" serve --listen 127.0.0.1:0 --root "$T/root" --shards 1 --pool-mb 8 \
-		--header-timeout 60 --keepalive-timeout 60 >"$T/log" 2>&1 &
-	PID=$!
-	PORT=
-	for _ in $(seq 100); do
-		PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/log" | cut -d: -f2)
-		[ -n "$PORT" ] && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$PORT" ]; then
-		echo "FAIL run $run: serve did not start: $(head -c 300 "$T/log")"
+	if ! serve_start; then
+		echo "FAIL run $run: serve did not start"
 		fails=$((fails + 1))
 		break
 	fi
@@ -335,11 +324,8 @@ print(f"  {time.monotonic() - T0:.1f} s")
 sys.exit(1 if fails else 0)
 PY
 	rc=$?
-	kill -TERM "$PID"
-	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-	wait "$PID"
+	serve_end
 	src=$?
-	PID=
 	if [ "$rc" -ne 0 ] || [ "$src" -ne 0 ]; then
 		echo "FAIL run $run (test $rc, serve's exit $src)"
 		fails=$((fails + 1))
