@@ -404,6 +404,10 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  *   ends it (-ECANCELED); otherwise, once the head completes, it runs on
  *   whatever @fd then names (EBADF, or a new file with that number). Close
  *   the fds of a chain only after the chain's final callbacks.
+ * From fini, or a message run once the shard's loop is over, it returns
+ * NULL with EBUSY: close @fd with close(2) then. (A close prepared before
+ * the loop ended but never submitted is done with close(2) by the engine,
+ * once.)
  * On failure (NULL: ENOMEM, EBUSY, ESHUTDOWN) the ops on @fd that wait
  * outside the kernel (a parked receive, a re-arm the SQ had no room for)
  * are ended all the same (-ECANCELED): they need no SQE, and a caller that
