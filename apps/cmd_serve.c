@@ -514,6 +514,8 @@ static bool head_grow(struct rp_shard *sh, struct sconn *c, size_t need)
 	if (!c->answered && !pool_room(sh, room_head))
 		return false;
 	b = rp_pool_alloc(rp_shard_pool(sh), size);
+	if (!b && size < HEAD_BUF) /* the room keeps head buffers, not 4 KB */
+		b = rp_pool_alloc(rp_shard_pool(sh), size = HEAD_BUF);
 	if (!b)
 		return false;
 	memcpy(b, c->buf, c->have);
@@ -888,6 +890,14 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
  * bound. Reading stops meanwhile as for an answer out (on_recv). */
 static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 {
+	if (kind != MW_BODY && rp_shard_stopping(sh)) {
+		/* serve_stop's pass over the list ran and the timer arms no
+		 * more: a wait listed now (a cancelled receive's end parsing
+		 * a buffered request) held its reference, and the socket,
+		 * until the exit. (MW_BODY: rp_file_send refuses first.) */
+		conn_close(sh, c);
+		return;
+	}
 	if (c->mem_again) {
 		ST_ADD(c->ss, mem_retries, 1);
 	} else {
@@ -1682,6 +1692,10 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		c->paused = false;
 		if (c->lingering)
 			conn_close(sh, c); /* the peer's EOF (or an error) ends it */
+		else if (c->mem_wait && cq->res < 0 && cq->res != -ECANCELED)
+			conn_close(sh, c); /* a reset: the wait's next pass ends it
+					    * (not a send_nomem; a half-close
+					    * still reads, and waits on) */
 		else if (!c->sending && !c->heads_out)
 			conn_next(sh, c); /* answers what is whole, then closes */
 	}
@@ -1893,11 +1907,16 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 	c->mem_wait = MW_NONE;
 	c->mem_again = !end;
 	if (kind == MW_BODY) {
+		/* its wait holds the answer's reference only, which on_sent
+		 * (here, or from file_send's failure) may drop as the last:
+		 * held across, c->mem_again was written to a freed conn */
+		c->ops++;
 		if (end)
 			on_sent(sh, c, -ECANCELED);
 		else if (file_send(sh, c, NULL, 0, c->body_off, c->body_len))
 			mem_wait_start(sh, c, MW_BODY);
 		c->mem_again = false;
+		conn_put(sh, c);
 		return;
 	}
 	if (end) {
