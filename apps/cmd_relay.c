@@ -58,6 +58,7 @@
 #define POOL_MB_DEFAULT		 256u /* --pool-mb: the per-shard pool */
 #define POOL_MB_MIN		 22u /* measured: the least that relays (docs/net.md) */
 #define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
+#define STOP_MS_DEFAULT		 3000u	     /* --stop-timeout: the engine's stop deadline */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
 struct relay_app_stats {
@@ -934,6 +935,11 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 	struct rshard *rs = g.rs[rp_shard_id(sh)];
 
 	(void)arg;
+	/* The relays a stop's deadline left live (their ops still in the
+	 * kernel) end first, their done() freeing their connections, so the
+	 * exit line below counts them (ended abort, not live or open); the
+	 * exit after it frees the counters. */
+	rp_relay_shard_end(sh);
 	if (rs) {
 		if (rs->acc.lfd >= 0) {
 			close(rs->acc.lfd);
@@ -958,7 +964,8 @@ static void usage(FILE *f)
 		"                       [--proxy-protocol off|v1|v2] [--accept-proxy]\n"
 		"                       [--connect-timeout MS] [--idle-timeout S] [--max-conns N]\n"
 		"                       [--busy-poll US] [--idle-spin US] [--stats-interval S]\n"
-		"                       [--drain-timeout S] [--no-pin] [--pool-mb N]\n"
+		"                       [--drain-timeout S] [--stop-timeout MS] [--no-pin]\n"
+		"                       [--pool-mb N]\n"
 		"  --listen HOST:PORT      address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --upstream HOST:PORT    where each client's bytes go (a new connection each)\n"
 		"  --shards N              shards, 1..256 (default: one per core of the plan)\n"
@@ -983,6 +990,9 @@ static void usage(FILE *f)
 		"  --drain-timeout S       on SIGQUIT stop accepting, let every relay run to its end\n"
 		"                          and exit 0 when none is left,\n"
 		RP_APP_DRAIN_HELP("                          ")
+		"  --stop-timeout MS       on SIGINT/SIGTERM, how long a shard waits for the ops it\n"
+		"                          cancelled before it leaves them to the kernel and ends\n"
+		"                          the relays still open (default 3000)\n"
 		"  --no-pin                do not pin shard threads\n"
 		"  --pool-mb N             each shard's memory pool, reserved and populated at start:\n"
 		"                          %u..%u MB (default %u);\n"
@@ -1008,6 +1018,7 @@ int rp_cmd_relay(int argc, char **argv)
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "pool-mb", required_argument, NULL, 'P' },
+		{ "stop-timeout", required_argument, NULL, 'T' },
 		{ "no-pin", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1023,7 +1034,8 @@ int rp_cmd_relay(int argc, char **argv)
 	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *up_arg = NULL;
 	char ustr[80];
-	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0;
+	unsigned busy_us = 0, mode = 0, conn_ms = 5000, idle_s = 0, max_conns = 0,
+		 stop_ms = STOP_MS_DEFAULT;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -1069,6 +1081,10 @@ int rp_cmd_relay(int argc, char **argv)
 				return RP_EXIT_USAGE;
 			rc.idle_spin_ns = (uint64_t)busy_us * 1000u;
 			break;
+		case 'T':
+			if (rp_arg_uint("relay", "--stop-timeout", optarg, 1, 600000, &stop_ms))
+				return RP_EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return RP_EXIT_OK;
@@ -1097,7 +1113,7 @@ int rp_cmd_relay(int argc, char **argv)
 	rc.bufs = 1024;
 	rc.buf_size = 16384;
 	rc.pool_bytes = (size_t)(o.pool_mb ? o.pool_mb : POOL_MB_DEFAULT) << 20;
-	rc.stop_timeout_ms = 3000;
+	rc.stop_timeout_ms = stop_ms;
 	g.shards = rp_app_runtime_listen("relay", &rc, &o, &rt, &g.lfds);
 	g.rs = g.shards ? calloc(g.shards, sizeof(*g.rs)) : NULL;
 	if (!g.rs)

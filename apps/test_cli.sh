@@ -138,6 +138,13 @@ for bad in "--drain-timeout -1" "--drain-timeout 3601" "--drain-timeout 5s" \
 	check "relay $1 '$2' refused" refused "$1" "$2" "$RP" relay --listen 127.0.0.1:0 \
 		--upstream 127.0.0.1:1 "$1" "$2"
 done
+for bad in "--stop-timeout 0" "--stop-timeout 600001" "--stop-timeout 5s" "--stop-timeout ''"; do
+	eval "set -- $bad"
+	check "relay $1 '$2' refused" refused "$1" "$2" "$RP" relay --listen 127.0.0.1:0 \
+		--upstream 127.0.0.1:1 "$1" "$2"
+done
+check "relay --help lists --stop-timeout" status_is 0 bash -c \
+	"'$RP' relay --help | grep -q '^  --stop-timeout MS'"
 for bad in "--shards 4x" "--shards 0" "--shards ''" "--policy round" "--cpus 3-1" \
 	"--cpus 5000" "--cpus ''"; do
 	eval "set -- $bad"

@@ -34,6 +34,9 @@
  *              urgent byte while the relay is held at its mark check
  *              (urgent_moved: a seccomp user notification).
  *   sigterm    SIGTERM with every client mid-stream: exit 0 within 5 s.
+ *   stop-deadline  the same with --stop-timeout 1: the relays the deadline
+ *              left open are ended at the exit, and its stats line counts
+ *              them all (live 0, open 0, every one ended).
  *   max-conns  --max-conns 8 on 4 shards: 8 clients are all relayed however
  *              they spread over the shards, a 9th is closed and counted,
  *              and after one of the 8 leaves a new one is relayed.
@@ -48,7 +51,7 @@
  *              to copy (counted), every client is echoed, none reset.
  *
  * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
- * max-conns] (that test alone; any other name: exit 2 with the list).
+ * max-conns|stop-deadline] (that test alone; any other name: exit 2 with the list).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1771,6 +1774,68 @@ static void test_sigterm(void)
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 }
 
+/*
+ * SIGTERM with every client mid-stream and a stop deadline (--stop-timeout
+ * 1) that passes before the stop's cancels are reaped: the relays still
+ * open are ended by the shard's fini (rp_relay_shard_end), and the exit
+ * line counts every one of them: conns N, live 0, open 0, N ended. Before,
+ * the line was printed before the fini ended them: "live 1000 open 1000"
+ * or 999, 0 or 1 ended (3 runs of 3; live 185 of 200 with RP_TEST_REDUCED).
+ */
+static void test_stop_deadline(void)
+{
+	unsigned n = reduced ? 200 : 1000, ok = 0;
+	struct child echo = { 0 }, relay = { 0 };
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
+				NULL };
+	unsigned long long conns, live, open, ended;
+	struct urg_stats st;
+	char up[32];
+	int *fds = calloc(n, sizeof(int));
+	static char junk[65536];
+	int rc;
+
+	CHECK(fds != NULL, "stop deadline: calloc");
+	if (!fds)
+		return;
+	CHECK(child_start(&echo, eargs) == 0, "echo did not start");
+	snprintf(up, sizeof(up), "127.0.0.1:%d", echo.port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--no-pin",
+				"--shards", "1", "--mode", "copy", "--stop-timeout", "1", NULL };
+
+	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	/* each relayed (a byte out and back), then a burst in flight */
+	for (unsigned i = 0; i < n; i++) {
+		fds[i] = connect_to(relay.port);
+		if (fds[i] >= 0 && echoed(fds[i])) {
+			ok++;
+			(void)send(fds[i], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
+	CHECK(ok == n, "stop deadline: %u of %u clients relayed", ok, n);
+	rc = child_stop(&relay, 10000);
+	CHECK(rc == 0, "stop deadline: relay exit status %d", rc);
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
+	if (!urg_stats_of(relay.log, &st)) {
+		CHECK(0, "stop deadline: no stats line in: %s", relay.log);
+		return;
+	}
+	conns = stat_sum(relay.log, "conns");
+	live = stat_sum(relay.log, "live");
+	open = stat_sum(relay.log, "open");
+	ended = st.closed + st.reset + st.idle + st.abrt + st.nomem;
+	printf("stop deadline: %u clients mid-stream, --stop-timeout 1: exit line conns %llu live "
+	       "%llu open %llu ended %llu (abort %llu)\n",
+	       n, conns, live, open, ended, st.abrt);
+	CHECK(conns == n, "stop deadline: conns %llu, want %u", conns, n);
+	CHECK(live == 0 && open == 0, "stop deadline: live %llu open %llu at the exit", live, open);
+	CHECK(ended == n, "stop deadline: %llu relays ended, want %u", ended, n);
+}
+
 /* The tests main() runs alone when named after the binary; needs_root: a
  * test that needs root and passes as a no-op without it (veth). */
 struct alone_case {
@@ -1786,6 +1851,7 @@ static const struct alone_case alone_cases[] = {
 	{ "max-conns", test_max_conns, false },
 	{ "uring-cap", test_uring_cap, false },
 	{ "uring-burst", test_uring_burst, false },
+	{ "stop-deadline", test_stop_deadline, false },
 };
 
 static const struct alone_case *alone_find(const char *name)
@@ -1847,6 +1913,7 @@ int main(int argc, char **argv)
 	test_urgent();
 	test_max_conns();
 	test_sigterm();
+	test_stop_deadline();
 	test_uring();
 	test_uring_burst();
 	test_uring_cap();

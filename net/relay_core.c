@@ -68,19 +68,21 @@ uint64_t relay_now_ns(void)
 
 static void wait_end_all(struct rp_shard *sh, struct relay_shard *rs);
 
-void rp_relay_shard_exit(struct rp_shard *sh)
+unsigned rp_relay_shard_end(struct rp_shard *sh)
 {
-	struct relay_shard *rs = tls_rs;
+	struct relay_shard *rs = relay_shard_find(sh);
+	uint64_t active;
 
-	if (!rs || rs->sh != sh)
-		return;
+	if (!rs)
+		return 0;
+	active = rs->st.active;
 	/* The loop is over (fini): an op asked for now would never reach the
 	 * kernel, so release_fds closes the sockets itself. Relays still
 	 * waiting (a retry tick that never came) end as the tick's
 	 * -ECANCELED ends them, dropping the list's reference, so their
 	 * done() runs; then any relay still live (one whose ops the stop
 	 * left to the kernel at its deadline: their callbacks never run)
-	 * ends too, its sockets closed. Nothing listed outlives rs. */
+	 * ends too, its sockets closed. Nothing listed is left. */
 	rs->exiting = true;
 	wait_end_all(sh, rs);
 	/* From the list's head each time: relay_end may run a done() that
@@ -96,6 +98,17 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 		r->pending = 1;
 		relay_op_done(r); /* finish: off the live list */
 	}
+	/* finish() counted each in ended[] and took it off active */
+	return (unsigned)(active - rs->st.active);
+}
+
+void rp_relay_shard_exit(struct rp_shard *sh)
+{
+	struct relay_shard *rs = relay_shard_find(sh);
+
+	if (!rs)
+		return;
+	(void)rp_relay_shard_end(sh);
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
 	rp_timer_free(sh, rs->wait_timer);
@@ -110,7 +123,9 @@ void rp_relay_shard_exit(struct rp_shard *sh)
 
 void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out)
 {
-	struct relay_shard *rs = relay_shard_get(sh);
+	/* find, not get: a read after rp_relay_shard_exit (or on a shard
+	 * that never relayed) allocated a fresh state no exit freed */
+	struct relay_shard *rs = relay_shard_find(sh);
 
 	if (rs)
 		*out = rs->st;

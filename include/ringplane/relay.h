@@ -215,7 +215,8 @@ int rp_relay_start(struct rp_shard *sh, int a, int b, const struct rp_relay_conf
  * so the relay and what done() frees must not be touched after the call. */
 void rp_relay_abort(struct rp_shard *sh, struct rp_relay *r);
 
-/* A copy of this shard's relay counters. Call on the shard. */
+/* A copy of this shard's relay counters (all 0 before its first relay or
+ * rp_relay_shard_init, and after rp_relay_shard_exit). Call on the shard. */
 void rp_relay_stats(struct rp_shard *sh, struct rp_relay_stats *out);
 
 /* The idle sweep's own counters on a shard (rp_relay_sweep_stats). */
@@ -258,11 +259,28 @@ int rp_relay_shard_init(struct rp_shard *sh);
  */
 unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh);
 
+/*
+ * rp_relay_shard_end - end every relay still waiting or live on shard @sh
+ * (a stop whose deadline left its ops to the kernel), as
+ * rp_relay_shard_exit would, but keep the shard's relay state: each is
+ * ended RP_RELAY_END_ABORT, its sockets closed (unless RP_RELAY_KEEP_FDS)
+ * and its done() run once, before this returns, and the counters
+ * (rp_relay_stats, rp_relay_wait_stats, rp_relay_sweep_stats) count those
+ * ends until rp_relay_shard_exit. For an exit report: call it from the
+ * shard's fini (only there: the ops those relays had in flight never
+ * complete after the loop, and the relays are finished without them),
+ * then read the counters, then call rp_relay_shard_exit. Calling it again
+ * ends nothing. Returns the number of relays it ended (0 also when @sh has
+ * no relay state). Call on @sh's thread.
+ */
+unsigned rp_relay_shard_end(struct rp_shard *sh);
+
 /* Free the shard's relay state (its idle pipes, the sweep's timer): call
  * from the shard's fini. A relay still waiting or live then (a stop whose
- * deadline left its ops to the kernel) is ended here, RP_RELAY_END_ABORT:
- * its sockets closed (unless RP_RELAY_KEEP_FDS) and its done() run once,
- * before this returns. */
+ * deadline left its ops to the kernel) is ended here first, as
+ * rp_relay_shard_end ends it: after this the counters are gone (a
+ * report that must count those ends calls rp_relay_shard_end, reads the
+ * counters, then this). */
 void rp_relay_shard_exit(struct rp_shard *sh);
 
 const char *rp_relay_mode_name(enum rp_relay_mode m);
