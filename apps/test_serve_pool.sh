@@ -24,8 +24,13 @@
 # pool_room), 10 such clients had 31 to 62 of 70 answers cut. Then the
 # idle clients close, a fresh client is answered, and serve stops
 # cleanly (exit 0). A second serve (case_heads_wait): pipelined answers
-# wait for pool memory, not cut. Skipped where 16384 descriptors cannot be had.
-# Usage: test_serve_pool.sh PATH/TO/ringplane [runs]
+# wait for pool memory, not cut. Then a serve each, the pool filled and
+# its spans taken by long heads: a client reset during its memory wait
+# ends it (case_reset_wait), and a pipelined head outgrowing its small
+# copy falls back to a 32 KB head buffer (case_grow_fallback). Skipped
+# where 16384 descriptors cannot be had.
+# Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
+# "reset_wait grow_fallback") runs only those.
 set -u
 RP=$1
 # the embedded python's shared helpers (apps/testlib.py)
@@ -34,6 +39,7 @@ export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
 RUNS=${2:-1}
 T=$(mktemp -d)
+export PYTHONPATH="$T:$PYTHONPATH" # the cases' fullpool.py
 PID=
 
 cleanup() {
@@ -56,12 +62,13 @@ head -c 1 /dev/urandom >"$T/root/s1.bin"
 head -c 16384 /dev/urandom >"$T/root/s16384.bin"
 truncate -s 30M "$T/root/big.bin"
 
-# serve_start: a --pool-mb 8 serve on $T/root, its pid in PID and port in
-# PORT, its output in $T/log (false: it did not start)
+# serve_start [OPTION...]: a --pool-mb 8 serve on $T/root (the options
+# after the defaults), its pid in PID and port in PORT, its output in
+# $T/log (false: it did not start)
 serve_start() {
 	: >"$T/log"
 	"$RP" serve --listen 127.0.0.1:0 --root "$T/root" --shards 1 --pool-mb 8 \
-		--header-timeout 60 --keepalive-timeout 60 >"$T/log" 2>&1 &
+		--header-timeout 60 --keepalive-timeout 60 "$@" >"$T/log" 2>&1 &
 	PID=$!
 	PORT=
 	for _ in $(seq 100); do
@@ -159,8 +166,169 @@ PY
 	return $rc
 }
 
+# What the memory-wait cases below share ($T/fullpool.py, imported by their
+# python): the stats line of the serve serve_start started, clients
+# answered before the pressure, idle clients that fill the pool until it
+# refuses them at accept (conn_nomem), and long heads: answered clients
+# that each begin a 5 KB head (a 32 KB head buffer each) until one finds
+# none, so the pool has no free span left and no head buffer.
+cat >"$T/fullpool.py" <<'PY'
+import socket, struct, sys, threading, time
+import testlib
+from testlib import head
+port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+fails = []
+def check(ok, what):
+    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
+    if not ok: fails.append(what)
+def stats():
+    return testlib.stats(log, pid, (("mem_waits", r"\bmem_waits ([0-9]+)", -1),
+                                    ("mem_retries", r"\bmem_retries ([0-9]+)", -1)))
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def answered(n):
+    """n keep-alive clients with a 4 KB receive buffer, answered once."""
+    out = []
+    for _ in range(n):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10); s.connect(("127.0.0.1", port)); out.append(s)
+        s.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        f = s.makefile("rb"); status, length = head(f); f.read(length); f.close()
+    return out
+def fill():
+    """Idle clients until the pool refuses them at accept (conn_nomem)."""
+    idle, t0 = [], time.monotonic()
+    while len(idle) < 6000 and time.monotonic() - t0 < 30:
+        try: idle += [conn() for _ in range(100)]
+        except OSError as e: print(f"  connect: {e}"); break
+        if len(idle) % 500 == 0 and stats()["conn_nomem"] > 0: break
+    time.sleep(0.5)
+    st = stats()
+    print(f"  {len(idle)} idle clients: live {st['live']} conn_nomem {st['conn_nomem']}")
+    check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+    return idle
+LONG = b"GET /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 5000
+def longheads(longs):
+    """longs (answered clients) begin 5 KB heads, 10 at a time, each
+    taking a 32 KB head buffer (the span the room kept for them, then the
+    pool's free spans), until one finds none (head_nomem, or a wait for
+    memory): the batch that found the end."""
+    st0 = stats()
+    for b in range(0, len(longs), 10):
+        for s in longs[b:b + 10]: s.sendall(LONG)
+        time.sleep(0.05)
+        st = stats()
+        if st["head_nomem"] > st0["head_nomem"] or st["mem_waits"] > st0["mem_waits"]:
+            print(f"  {b + 10} long heads: head_nomem {st['head_nomem']} mem_waits {st['mem_waits']}")
+            return longs[b:b + 10]
+    check(False, f"{len(longs)} long heads found head buffers for all")
+    return []
+def until(pred, secs):
+    """stats() until pred(stats) or secs pass: the last stats."""
+    end = time.monotonic() + secs
+    while True:
+        st = stats()
+        if pred(st) or time.monotonic() > end: return st
+        time.sleep(0.02)
+PY
+
+# A client reset while its answer waits for memory ends the wait at once:
+# counted once, in resets, and neither in send_nomem nor again when memory
+# comes back. Before (d7989cd), the wait was tried again every 1 ms: the
+# connection stayed live (1784 -> 1784 within 2 s), and the answer made
+# once memory came back failed on the reset socket (resets 2; past
+# --keepalive-timeout it would have been cut: send_nomem).
+case_reset_wait() {
+	serve_start || return 1
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+t, = answered(1)
+longs = answered(200)
+idle = fill()
+longheads(longs)
+st0 = stats()
+t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+st = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
+check(st["mem_waits"] == st0["mem_waits"] + 1,
+      f"the client's answer waits for memory (mem_waits {st0['mem_waits']} -> {st['mem_waits']})")
+live0 = st["live"]
+t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+t.close()  # a reset
+st = until(lambda st: st["live"] < live0, 2)
+check(st["live"] == live0 - 1, f"the reset ended its wait: live {live0} -> {st['live']} within 2 s")
+for s in longs: s.close()  # memory back
+time.sleep(0.5)
+st = stats()
+print(f"  resets {st0['resets']} -> {st['resets']}, send_nomem {st['send_nomem']}")
+check(st["resets"] - st0["resets"] == 1, "the reset counted once (resets +1)")
+check(st["send_nomem"] == 0, "send_nomem 0")
+for s in idle: s.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
+# head_release's small copy of a head pipelined behind a 1 MB answer (a
+# 128 B object) grows to 4 KB first; with the pool out of spans there is
+# no 4 KB object, and it falls back to a 32 KB head buffer (the long
+# heads' last 10 closed: their span has free ones). The pipelined head is
+# answered, head_nomem unchanged. Before (d7989cd), head_grow tried 4 KB
+# alone: head_nomem, the client closed after its 1 MB answer.
+case_grow_fallback() {
+	serve_start || return 1
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+t, = answered(1)
+longs = answered(200)
+idle = fill()
+t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+time.sleep(0.3)
+for s in longheads(longs): s.close(); longs.remove(s)
+time.sleep(0.5)
+st0 = stats()
+t.sendall(b"p" * 3000 + b"\r\n\r\n")  # past the copy: 4 KB, or 32 KB
+time.sleep(0.3)
+f = t.makefile("rb")
+status, length = head(f)
+body = f.read(length) if length else b""
+check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+st = until(lambda st: st["head_nomem"] > st0["head_nomem"], 0.5)
+print(f"  head_nomem {st0['head_nomem']} -> {st['head_nomem']}")
+check(st["head_nomem"] == st0["head_nomem"], "the head grew: head_nomem unchanged")
+for s in longs: s.close()  # memory back for its answer
+try: status, length = head(f)
+except OSError: status = b""
+check(status.startswith(b"HTTP/1.1 200"), f"the pipelined HEAD answered ({status!r})")
+f.close()
+for s in idle + [t]: s.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
+# the memory-wait cases after the main run and case_heads_wait; a third
+# argument runs only the cases it names (e.g. "reset_wait grow_fallback")
+CASES="reset_wait grow_fallback"
+ONLY=${3:-}
+run_case() {
+	if "case_$1"; then
+		echo "ok   run $run: $1"
+	else
+		echo "FAIL run $run: $1"
+		fails=$((fails + 1))
+	fi
+}
+
 fails=0
 for run in $(seq "$RUNS"); do
+	if [ -n "$ONLY" ]; then
+		for c in $ONLY; do run_case "$c"; done
+		continue
+	fi
 	if ! serve_start; then
 		echo "FAIL run $run: serve did not start"
 		fails=$((fails + 1))
@@ -338,6 +506,7 @@ PY
 		echo "FAIL run $run: answers waiting for pool memory"
 		fails=$((fails + 1))
 	fi
+	for c in $CASES; do run_case "$c"; done
 done
 echo "$fails of $RUNS runs failed"
 [ "$fails" -eq 0 ]
