@@ -142,15 +142,25 @@
 #define SMALL_BODY (16u * 1024)
 #define TICK_NS (250ull * 1000 * 1000)
 /* The shard's short timer (ss->soon): while a connection waits for pool
- * memory to answer (mem_wait) it is tried again every 1 ms, as the relay's
- * parked pieces are (docs/net.md "Waiting instead of cutting"), and while
- * a pipelined request waits behind the check of an unacknowledged
- * zero-copy body (zc_check) the socket's queue is read every 1 ms, instead
- * of both waiting for the 250 ms tick; armed only while something is
- * listed. At most SOON_SCAN of them a pass (the oldest first; one not done
- * goes to the back): a check costs one ioctl(2) a pass. */
+ * memory to answer (mem_wait) it is tried again from 1 ms on, as the
+ * relay's parked pieces are (docs/net.md "Waiting instead of cutting"), and
+ * while a pipelined request waits behind the check of an unacknowledged
+ * zero-copy body (zc_check) the socket's queue is read from 1 ms on,
+ * instead of both waiting for the 250 ms tick; armed only while something
+ * is listed. Each connection backs off (soon_gap): 1 ms while it moves (the
+ * queue fell since its last look, the pool freed something since its last
+ * try), doubled each look that finds it still, up to SOON_GAP_MAX; a wait
+ * is not tried again while the pool's frees have not moved. At most
+ * SOON_SCAN looks a pass (the oldest first; one not done goes to the back),
+ * and at most SOON_SEEN listed connections passed over as not due: a look
+ * at a check costs one ioctl(2). */
 #define SOON_NS	  (1000ull * 1000)
 #define SOON_SCAN 64u
+#define SOON_SEEN 1024u
+/* The tick reads every check too: a look less often than it adds nothing.
+ * A client that stops reading behind a zero-copy body for 2 s costs about
+ * 16 looks (1 + 1 + 2 + ... + 128 ms, then every 250 ms), not 2,000. */
+#define SOON_GAP_MAX 250u /* ms */
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
@@ -257,6 +267,9 @@ struct serve_stats {
 	 * their wait past --keepalive-timeout, or a send that may have gone
 	 * out in part); mem_retries: the tries again that found none either */
 	uint64_t mem_waits, mem_retries;
+	/* looks of the soon pass at a pending zero-copy check (one SIOCOUTQ
+	 * ioctl each; the tick's checks not counted) */
+	uint64_t zc_polls;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -278,8 +291,12 @@ struct sshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
-	/* reserved at init too: the 1 ms poll of the connections on soon */
-	struct rp_timer *soon_t;
+	/* reserved at init too: the poll of the connections on soon. soon_t
+	 * sleeps until the first look due (soon_at, rp_app_now_ns); soon_kick,
+	 * armed only for SOON_NS, takes a connection listed anew within 1 ms
+	 * while soon_t sleeps longer (a reserved timer cannot be moved) */
+	struct rp_timer *soon_t, *soon_kick;
+	uint64_t soon_at;
 	struct rp_app_list soon; /* in mem_wait, or zc_check with a request behind or last */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
@@ -385,7 +402,12 @@ struct sconn {
 	uint16_t mem_status; /* MW_ERR: the status answered */
 	uint64_t mem_tick; /* tick the wait began (its bound: --keepalive-timeout) */
 	bool on_soon;	   /* on ss->soon (slink) */
+	uint16_t soon_gap; /* ms from one look of the pass to the next: 1, doubled while still */
 	struct rp_app_link slink;
+	uint64_t soon_due; /* rp_app_now_ns() of its next look (0: the next pass) */
+	/* what its last look saw: a check's unacknowledged bytes (UINT64_MAX:
+	 * none yet), a wait's pool frees (pool_frees) after its last try */
+	uint64_t soon_mark;
 };
 
 enum { MW_NONE, MW_REQ, MW_ERR, MW_BODY };
@@ -424,23 +446,57 @@ static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 
 /* ---- the short timer's list (ss->soon) ---- */
 
-/* Arm the 1 ms timer when something is listed. It is reserved: its arm
- * needs no memory and never fails for a full SQ (engine.h). */
-static void soon_arm(struct rp_shard *sh, struct sshard *ss)
+/* Make sure the pass runs by @due (rp_app_now_ns; at least SOON_NS from
+ * @now) while something is listed: soon_t when it sleeps, else soon_kick in
+ * SOON_NS when soon_t comes later. Both are reserved: an arm needs no
+ * memory and never fails for a full SQ (engine.h). */
+static void soon_arm(struct rp_shard *sh, struct sshard *ss, uint64_t due, uint64_t now)
 {
-	if (!rp_app_list_empty(&ss->soon) && !rp_timer_armed(ss->soon_t) &&
-	    !rp_shard_stopping(sh))
-		(void)rp_timer_arm(sh, ss->soon_t, SOON_NS, on_soon, ss);
+	if (rp_app_list_empty(&ss->soon) || rp_shard_stopping(sh))
+		return;
+	if (due < now + SOON_NS)
+		due = now + SOON_NS;
+	if (!rp_timer_armed(ss->soon_t)) {
+		if (!rp_timer_arm(sh, ss->soon_t, due - now, on_soon, ss))
+			ss->soon_at = due;
+	} else if (ss->soon_at > due && !rp_timer_armed(ss->soon_kick)) {
+		(void)rp_timer_arm(sh, ss->soon_kick, SOON_NS, on_soon, ss);
+	}
 }
 
-/* List @c for the 1 ms poll (a link in its struct: no memory taken). */
-static void soon_add(struct rp_shard *sh, struct sconn *c)
+/* The frees the shard's pool applied (local, and remote ones reclaimed):
+ * a wait for memory is tried again only once they moved. O(classes). */
+static uint64_t pool_frees(struct rp_shard *sh)
 {
-	if (c->on_soon)
-		return;
+	struct rp_pool_stats ps;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	return ps.frees;
+}
+
+/* List @c (a link in its struct: no memory taken), at the back. */
+static void soon_push(struct sconn *c)
+{
 	c->on_soon = true;
 	rp_app_list_push(&c->ss->soon, &c->slink);
-	soon_arm(sh, c->ss);
+}
+
+/* List @c for the pass, looked at within 1 ms: something happened to it
+ * (a check began or a request arrived behind it, a wait began), so its
+ * back-off starts over. A wait's mark is the pool's frees now, so its
+ * first try again waits for them to move. */
+static void soon_add(struct rp_shard *sh, struct sconn *c)
+{
+	uint64_t now;
+
+	if (c->on_soon)
+		return;
+	c->soon_gap = 1;
+	c->soon_due = 0;
+	c->soon_mark = c->mem_wait ? pool_frees(sh) : UINT64_MAX;
+	soon_push(c);
+	now = rp_app_now_ns();
+	soon_arm(sh, c->ss, now, now);
 }
 
 static void soon_del(struct sconn *c)
@@ -449,6 +505,19 @@ static void soon_del(struct sconn *c)
 		return;
 	c->on_soon = false;
 	rp_app_list_unlink(&c->ss->soon, &c->slink);
+}
+
+/* @c, listed and backed off, is due now: it closed (conn_close), so the
+ * pass ends its check or wait within 1 ms. */
+static void soon_wake(struct rp_shard *sh, struct sconn *c)
+{
+	uint64_t now;
+
+	if (!c->on_soon || !c->soon_due)
+		return;
+	c->soon_due = 0;
+	now = rp_app_now_ns();
+	soon_arm(sh, c->ss, now, now);
 }
 
 /* ---- connection life ---- */
@@ -587,6 +656,7 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	soon_wake(sh, c); /* a check or wait backed off ends in 1 ms */
 	if (c->lingering) /* off ss's list of lingering connections */
 		rp_app_list_unlink(&c->ss->linger, &c->llink);
 	drop_input(sh, c);
@@ -1936,45 +2006,129 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 	conn_put(sh, c); /* the wait's reference */
 }
 
+/* The next look at @c, listed again: @gap ms on (its gap doubled for the
+ * look after, up to SOON_GAP_MAX). Returns when it is due. */
+static uint64_t soon_later(struct sconn *c, uint64_t now, unsigned gap)
+{
+	c->soon_due = now + gap * SOON_NS;
+	c->soon_gap = (uint16_t)(gap * 2 < SOON_GAP_MAX ? gap * 2 : SOON_GAP_MAX);
+	if (!c->on_soon)
+		soon_push(c);
+	return c->soon_due;
+}
+
+/* A look of the pass at @c's wait for memory (off the list; @frees the
+ * pool's now): tried again (mem_retry) only once the pool freed something
+ * since its last try, or at the longest gap; either way, still waiting, its
+ * gap doubles (a pool that frees and fills again in turn is not tried each
+ * ms either). Returns when its next look is due (UINT64_MAX: not listed
+ * any more). */
+static uint64_t soon_mem(struct rp_shard *sh, struct sconn *c, uint64_t now, uint64_t frees)
+{
+	unsigned gap = c->soon_gap;
+	uint64_t due = UINT64_MAX;
+
+	/* nothing came back: not tried (but at the longest gap, in case what
+	 * it waits for came back without a free the pool counts) */
+	if (!c->closing && !rp_shard_stopping(sh) && c->soon_mark == frees && gap < SOON_GAP_MAX)
+		return soon_later(c, now, gap);
+	c->ops++; /* mem_retry may put the last of the others */
+	mem_retry(sh, c);
+	if (c->on_soon && c->mem_wait) {
+		/* waits on (listed again by mem_wait_start, as new): its
+		 * back-off goes on from what this try left of the pool */
+		c->soon_mark = pool_frees(sh);
+		due = soon_later(c, now, gap);
+	}
+	conn_put(sh, c);
+	return due;
+}
+
+/* A look of the pass at @c's pending zero-copy check (off the list): one
+ * ioctl(2) reads the socket's queue; drained (or the connection closing,
+ * its fd maybe gone), the whole check (zc_poll) ends it and the next
+ * answer goes. Still queued: looked at again in 1 ms when the queue fell
+ * since the last look (the peer reads), or its gap doubled when it did
+ * not. Returns when its next look is due (UINT64_MAX: not listed). */
+static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
+{
+	int q = 0;
+
+	if (!c->closing) {
+		ST_ADD(c->ss, zc_polls, 1);
+		q = unacked(c->fd);
+	}
+	if (q <= 0) {
+		if (zc_poll(sh, c))
+			return UINT64_MAX;
+		q = 1; /* acknowledged, yet not ended: the next pass */
+	}
+	if ((uint64_t)q < c->soon_mark) {
+		c->soon_mark = (uint64_t)q;
+		return soon_later(c, now, 1);
+	}
+	return soon_later(c, now, c->soon_gap);
+}
+
 /*
- * The 1 ms pass over ss->soon, oldest first, at most SOON_SCAN: a wait for
- * memory tries its answer again (mem_retry; still none: to the back), a
- * pending zero-copy check with a request behind it reads its socket's
- * queue (drained: zc_poll, its answer ends and the next is answered now). Off
- * the list before each, so what it calls may list it again; what another's
- * retry ends or lists meanwhile changes nothing but the pass's length.
+ * The pass over ss->soon, oldest first: those due are looked at, at most
+ * SOON_SCAN a pass (soon_mem, soon_zc), those not due passed over (at most
+ * SOON_SEEN), each listed again at the back. Off the list before each
+ * look, so what it calls may list it again; what another's retry ends or
+ * lists meanwhile changes nothing but the pass's length. Returns when the
+ * next pass is due: the first look due of those it saw, now when some
+ * were left unseen.
  */
-static void soon_pass(struct rp_shard *sh, struct sshard *ss)
+static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 {
 	struct rp_app_link *end = ss->soon.last; /* what is listed again comes after */
-	bool at_end = !end;
+	uint64_t next = UINT64_MAX, frees = 0;
+	bool at_end = !end, have_frees = false;
+	unsigned looks = 0, seen = 0;
 
-	for (unsigned k = 0; k < SOON_SCAN && !at_end && !rp_app_list_empty(&ss->soon); k++) {
+	while (!at_end && !rp_app_list_empty(&ss->soon)) {
 		struct sconn *c = rp_app_list_entry(ss->soon.first, struct sconn, slink);
+		uint64_t due;
 
+		if (looks == SOON_SCAN || seen == SOON_SEEN)
+			return now; /* the rest at the next pass */
 		at_end = &c->slink == end;
 		soon_del(c);
-		if (c->mem_wait) {
-			mem_retry(sh, c);
+		seen++;
+		if (c->soon_due > now && !c->closing) {
+			soon_push(c); /* not due: to the back as it was */
+			due = c->soon_due;
+		} else if (c->mem_wait) {
+			looks++;
+			if (!have_frees) {
+				frees = pool_frees(sh);
+				have_frees = true;
+			}
+			due = soon_mem(sh, c, now, frees);
 		} else if (c->zc_check) {
-			/* the queue alone each pass (the tick reads the file's
-			 * size and a reset too): drained, the whole check; one
-			 * closing meanwhile (its fd may be gone) ends it */
-			if ((!c->closing && unacked(c->fd) > 0) || !zc_poll(sh, c))
-				soon_add(sh, c); /* to the back */
+			looks++;
+			due = soon_zc(sh, c, now);
+		} else {
+			continue; /* never: both end off the list */
 		}
+		if (due < next)
+			next = due;
 	}
+	return next;
 }
 
 static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sshard *ss = arg;
+	uint64_t now, next;
 
 	(void)cq;
 	if (rp_shard_stopping(sh))
 		return; /* serve_stop ends what is listed */
-	soon_pass(sh, ss);
-	soon_arm(sh, ss);
+	now = rp_app_now_ns();
+	next = soon_pass(sh, ss, now);
+	if (next != UINT64_MAX)
+		soon_arm(sh, ss, next, now);
 }
 
 static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -2182,7 +2336,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -2208,6 +2362,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
 		(unsigned long long)ss->st.send_nomem, (unsigned long long)ss->st.head_nomem,
 		(unsigned long long)ss->st.mem_waits, (unsigned long long)ss->st.mem_retries,
+		(unsigned long long)ss->st.zc_polls,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
@@ -2273,7 +2428,8 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	if (!ss->tick)
 		return -ENOMEM;
 	ss->soon_t = rp_timer_new(sh);
-	if (!ss->soon_t)
+	ss->soon_kick = rp_timer_new(sh);
+	if (!ss->soon_t || !ss->soon_kick)
 		return -ENOMEM;
 	rp_app_list_init(&ss->soon);
 	ret = rp_app_accept_start(sh, &ss->acc);
@@ -2360,6 +2516,8 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	ss->tick = NULL;
 	rp_timer_free(sh, ss->soon_t);
 	ss->soon_t = NULL;
+	rp_timer_free(sh, ss->soon_kick);
+	ss->soon_kick = NULL;
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);

@@ -19,6 +19,10 @@
  *              GETs, and 10 HEAD + 90 B Range GETs, in one write each:
  *              each set within 1.2 s (a request behind a zero-copy body
  *              waited for the 250 ms tick: 2 s and more).
+ *   stuck      a client that pipelines a GET behind a 256 KB zero-copy
+ *              body and reads nothing for 2 s: at most 40 looks at its
+ *              check (zc_polls; 1861-1911 before the back-off, one a
+ *              ms), both answers whole once it reads.
  *   deep pipe  1500 and 4000 GETs with distinct Ranges in one write (past the
  *              32 KB head buffer: the connection was closed after one
  *              answer): every answer, in order. A client that pipelines
@@ -88,8 +92,8 @@
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
  * sigterm), timeouts, deaf_bodies, linger, reroot, nofile or truncated runs only those,
- * budget only deep pipe and budget, behind only behind (main runs them too); none runs
- * all.
+ * budget only deep pipe and budget, behind only behind, stuck only pipelined behind
+ * zero-copy, last answer's EOF and stuck (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -887,6 +891,89 @@ static bool server_stats(char *line, size_t cap)
 		}
 	}
 	return false;
+}
+
+/* The counter after @name in a stats line (0 if none). */
+static uint64_t stat_of(const char *line, const char *name)
+{
+	const char *v = strstr(line, name);
+
+	return v ? strtoull(v + strlen(name), NULL, 10) : 0;
+}
+
+/* A client with a 4 KB window sends a GET of a 256 KB body (past 16 KB:
+ * zero-copy, its check pending once serve's socket holds it all) with
+ * another pipelined behind, and reads nothing; -1 when it could not. */
+static const char stuck_reqs[] =
+	"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-262143\r\n\r\n"
+	"GET /f05.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+
+static int dial_window(int rcv);
+
+static int stuck_client(void)
+{
+	int fd = dial_window(4096);
+
+	if (fd >= 0 && !send_all(fd, stuck_reqs, sizeof(stuck_reqs) - 1)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/*
+ * A client that stops reading behind a zero-copy body: the request behind
+ * it waits for the body's acknowledgement, and the shard's pass looks at
+ * the check backed off (1 ms while the queue falls, doubled each look that
+ * finds it still, up to 250 ms). Counted over 2 s of the stall: the looks
+ * (zc_polls, one SIOCOUTQ each) were one a millisecond, about 2,000; now
+ * at most 40. Then it reads: both answers whole, in order.
+ */
+static void test_stuck_behind_zc(void)
+{
+	static const char f05[] = "file number 5 says 25\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	struct timeval tv = { .tv_sec = 5 };
+	struct resp r1, r2;
+	char line[4096];
+	uint64_t p0 = 0, p1 = 0, t0;
+	bool ok;
+
+	c->fd = stuck_client();
+	CHECK(c->fd >= 0, "stuck behind zero-copy: dial");
+	if (c->fd < 0) {
+		free(c);
+		return;
+	}
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	usleep(300 * 1000); /* the body queued whole, its check pending */
+	CHECK(server_stats(line, sizeof(line)), "stuck behind zero-copy: stats");
+	p0 = stat_of(line, "zc_polls ");
+	usleep(2000 * 1000);
+	CHECK(server_stats(line, sizeof(line)), "stuck behind zero-copy: stats");
+	p1 = stat_of(line, "zc_polls ");
+	/* at least one: the check was pending and listed all along (its
+	 * reads still come, backed off), not ended or never begun */
+	CHECK(p1 - p0 >= 1 && p1 - p0 <= 40,
+	      "stuck behind zero-copy: %llu looks at its check in 2 s (want 1 to 40)",
+	      (unsigned long long)(p1 - p0));
+	t0 = now_ms();
+	ok = !read_resp(c, &r1, false) && r1.status == 206 && r1.blen == 262144 &&
+	     !memcmp(r1.body, big, 262144);
+	if (ok)
+		ok = !read_resp(c, &r2, false) && r2.status == 200 && r2.blen == sizeof(f05) - 1 &&
+		     !memcmp(r2.body, f05, sizeof(f05) - 1);
+	else
+		memset(&r2, 0, sizeof(r2));
+	CHECK(ok, "stuck behind zero-copy: both answers whole once it reads");
+	printf("stuck behind zero-copy: %llu looks at the check in 2 s of the stall; both answers "
+	       "%s %llu ms after it read\n",
+	       (unsigned long long)(p1 - p0), ok ? "whole" : "NOT whole",
+	       (unsigned long long)(now_ms() - t0));
+	resp_free(&r1);
+	resp_free(&r2);
+	close(c->fd);
+	free(c);
 }
 
 /* Answers without a body gather into one send (the connection's rp_outq),
@@ -1924,14 +2011,6 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return got;
-}
-
-/* The counter after @name in a stats line (0 if none). */
-static uint64_t stat_of(const char *line, const char *name)
-{
-	const char *v = strstr(line, name);
-
-	return v ? strtoull(v + strlen(name), NULL, 10) : 0;
 }
 
 static void test_timeouts(void)
@@ -3065,7 +3144,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
 				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, "
-				"budget (deep pipe and budget of main), behind (of main)\n");
+				"budget (deep pipe and budget of main), behind, stuck (of main)\n");
 		return 2;
 	}
 	bin = argv[1];
@@ -3084,6 +3163,7 @@ int main(int argc, char **argv)
 		test_keepalive_and_pipelining();
 		test_pipelined_behind_zc();
 		test_close_fin_soon();
+		test_stuck_behind_zc();
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();
@@ -3119,6 +3199,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		test_behind();
+		CHECK(server_stop(5000) == 0, "stop");
+	}
+	if (argc >= 3 && wanted(argc, argv, "stuck")) { /* main runs it too */
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_pipelined_behind_zc();
+		test_close_fin_soon();
+		test_stuck_behind_zc();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "timeouts"))
