@@ -22,7 +22,10 @@
  *   stuck      a client that pipelines a GET behind a 256 KB zero-copy
  *              body and reads nothing for 2 s: at most 40 looks at its
  *              check (zc_polls; 1861-1911 before the back-off, one a
- *              ms), both answers whole once it reads.
+ *              ms), both answers whole once it reads. The same client
+ *              reset after 600 ms: gone from the server within 80 ms with
+ *              its receive armed, paused (2.5 KB more pipelined) or
+ *              half-closed (the tick's 250 ms before, for the last two).
  *   deep pipe  1500 and 4000 GETs with distinct Ranges in one write (past the
  *              32 KB head buffer: the connection was closed after one
  *              answer): every answer, in order. A client that pipelines
@@ -93,7 +96,7 @@
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
  * sigterm), timeouts, deaf_bodies, linger, reroot, nofile or truncated runs only those,
  * budget only deep pipe and budget, behind only behind, stuck only pipelined behind
- * zero-copy, last answer's EOF and stuck (main runs them too); none runs all.
+ * zero-copy, last answer's EOF, stuck and its resets (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -974,6 +977,55 @@ static void test_stuck_behind_zc(void)
 	resp_free(&r2);
 	close(c->fd);
 	free(c);
+}
+
+/*
+ * A client reset behind a zero-copy body, after 600 ms of not reading (its
+ * check backed off): the reset ends the check, and the connection is gone
+ * from the server (live) well within the 250 ms tick. Three ways: its
+ * receive armed (the receive's error reports the reset); its receive
+ * paused by 2.5 KB more pipelined behind (a poll reports it: 200-230 ms,
+ * at the tick, without); half-closed first, the server read its EOF (the
+ * backed-off looks read it, every 32 ms at most: 226 ms before).
+ */
+static void test_reset_behind_zc(void)
+{
+	static const char *const how[] = { "", ", paused", ", half-closed" };
+	char more[2600] = "";
+
+	while (strlen(more) < 2500)
+		strcat(more, "GET /f05.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (int k = 0; k < 3; k++) {
+		struct linger lg = { 1, 0 };
+		char line[4096];
+		uint64_t live0 = 0, live = 0, t0, gone = 0;
+		int fd = stuck_client();
+
+		CHECK(fd >= 0, "reset behind zero-copy: dial");
+		if (fd < 0)
+			return;
+		if (k == 1) {
+			usleep(100 * 1000); /* its check pending: what comes now pauses it */
+			send_all(fd, more, strlen(more));
+		} else if (k == 2) {
+			shutdown(fd, SHUT_WR);
+		}
+		usleep(600 * 1000);
+		CHECK(server_stats(line, sizeof(line)), "reset behind zero-copy: stats");
+		live0 = stat_of(line, " live ");
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd); /* a reset: its body unread */
+		t0 = now_ms();
+		while (now_ms() - t0 < 1000 && server_stats(line, sizeof(line)) &&
+		       (live = stat_of(line, " live ")) >= live0)
+			usleep(2000);
+		gone = now_ms() - t0;
+		CHECK(live < live0 && gone < 80,
+		      "reset behind zero-copy%s: gone from the server after %llu ms (want < 80)",
+		      how[k], (unsigned long long)gone);
+		printf("reset behind zero-copy%s: gone from the server %llu ms after the reset\n",
+		       how[k], (unsigned long long)gone);
+	}
 }
 
 /* Answers without a body gather into one send (the connection's rp_outq),
@@ -3164,6 +3216,7 @@ int main(int argc, char **argv)
 		test_pipelined_behind_zc();
 		test_close_fin_soon();
 		test_stuck_behind_zc();
+		test_reset_behind_zc();
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();
@@ -3209,6 +3262,7 @@ int main(int argc, char **argv)
 		test_pipelined_behind_zc();
 		test_close_fin_soon();
 		test_stuck_behind_zc();
+		test_reset_behind_zc();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "timeouts"))
