@@ -24,22 +24,16 @@
 
 bool rp_app_pool_low(struct rp_shard *sh, size_t pending)
 {
-	struct rp_pool *pool = rp_shard_pool(sh);
 	struct rp_pool_stats ps;
 	uint64_t live = 0;
-	size_t reserve, spans;
+	size_t reserve;
 
-	rp_pool_stats(pool, &ps);
+	rp_pool_stats(rp_shard_pool(sh), &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
 		live += ps.class_live_bytes[k];
 	reserve = ps.arena_bytes / 16 > RP_APP_POOL_RESERVE_MIN ? ps.arena_bytes / 16 :
 								 RP_APP_POOL_RESERVE_MIN;
-	if (live + pending + reserve > ps.arena_bytes)
-		return true;
-	/* the same reserve in whole spans: a class that has none needs one,
-	 * however many bytes the other classes' spans have free */
-	spans = reserve / RP_POOL_SPAN;
-	return rp_pool_spans_free(pool, spans) < spans;
+	return live + pending + reserve > ps.arena_bytes;
 }
 
 bool rp_app_room_short(struct rp_pool *pool, const size_t *size, const size_t *want, unsigned n)

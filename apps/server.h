@@ -349,10 +349,13 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
  * callers hold (provided buffers, connections, ops, queued bytes), plus
  * @pending (what the caller's accepted connections will still take: a
  * burst is accepted before any of its relays start), leaves less than a
- * reserve of the arena, 2 MB or a sixteenth of it, whichever is more,
- * or when fewer than that reserve's whole spans are free
- * (rp_pool_spans_free: a class that has no free object needs a span,
- * however many bytes the other classes' spans have free).
+ * reserve of the arena, 2 MB or a sixteenth of it, whichever is more.
+ * Bytes only: the reserve is not also asked for in whole free spans. The
+ * classes a running relay copies through (64 B .. 2048 B) hold one span
+ * each, and at 22 MB they take every span the provided buffers leave, so
+ * such a check closed every new client at accept while any one relay was
+ * backed up (apps/test_pool.sh, "a relay backed up does not close the
+ * newcomers"); the room in spans is the relay's per-class headroom below.
  * The relay asks at accept, so that a full pool closes a new client there
  * (conn_nomem), not after an upstream was connected for it: at 22 MB and
  * 5000 idle clients its 915-920 refusals were all failed connects and
