@@ -308,6 +308,18 @@ static inline bool has_feature(struct rp_runtime *rt, const char *what)
 	return strstr(rp_engine_features(rt), what) != NULL;
 }
 
+/* The bytes @sh's pool has out, every class summed (shard thread). */
+static inline uint64_t pool_live(struct rp_shard *sh)
+{
+	struct rp_pool_stats ps;
+	uint64_t n = 0;
+
+	rp_pool_stats(rp_shard_pool(sh), &ps);
+	for (unsigned c = 0; c < RP_POOL_NCLASS; c++)
+		n += ps.class_live_bytes[c];
+	return n;
+}
+
 /* ---- the program around the tests ---- */
 
 static const char *engine_test_name __attribute__((unused));

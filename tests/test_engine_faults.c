@@ -558,17 +558,6 @@ static struct {
 	uint64_t stuck;
 } tlo;
 
-static uint64_t pool_live(struct rp_shard *sh)
-{
-	struct rp_pool_stats ps;
-	uint64_t n = 0;
-
-	rp_pool_stats(rp_shard_pool(sh), &ps);
-	for (unsigned c = 0; c < RP_POOL_NCLASS; c++)
-		n += ps.class_live_bytes[c];
-	return n;
-}
-
 static int lo_init(struct rp_shard *sh, void *arg)
 {
 	uint64_t before = pool_live(sh);

@@ -489,17 +489,6 @@ static struct {
 	uint64_t live_before, live_after, live_before2, live_after2, allocs2, frees2;
 } P;
 
-static uint64_t pool_live(struct rp_shard *sh)
-{
-	struct rp_pool_stats ps;
-	uint64_t n = 0;
-
-	rp_pool_stats(rp_shard_pool(sh), &ps);
-	for (int i = 0; i < RP_POOL_NCLASS; i++)
-		n += ps.class_live_bytes[i];
-	return n;
-}
-
 static void prime_refused_msg(struct rp_shard *sh, void *arg)
 {
 	struct stream *s = arg;
