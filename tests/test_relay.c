@@ -2139,21 +2139,49 @@ static bool hog_release(void)
 	return false;
 }
 
+/* The pool-full tests' start: the @n streams the caller made relayed by
+ * one shard with @cfg, then that shard's pool taken (hog_msg; every class
+ * too when @everything). */
+static void hog_start(const struct rp_relay_config *cfg, unsigned n, bool everything)
+{
+	memset(&H, 0, sizeof(H));
+	H.everything = everything;
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	start_all(cfg, n);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+}
+
+/* The pool given back now, not by drive's hog_release: unhog_msg, waited
+ * for. */
+static void hog_give_back(void)
+{
+	H.release_sent = true;
+	atomic_store(&H.step, 1); /* unhog_msg sets 2 */
+	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 2, WAIT_S));
+}
+
+/* The pool-full tests' end: the runtime stopped (its checks reported),
+ * the peers closed, the hog array freed. */
+static void hog_end(void)
+{
+	rt_end(T.rt);
+	close_clients();
+	free(H.hog);
+	H.hog = NULL;
+}
+
 static void run_pool_full(bool everything)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
 	struct stream *s = &T.st[0];
 	bool ended;
 
-	memset(&H, 0, sizeof(H));
-	H.everything = everything;
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
 	make_stream(s, 8u << 20, 2u << 20, 0x77u + everything);
-	start_all(&cfg, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 1, WAIT_S));
+	hog_start(&cfg, 1, everything);
 	ended = drive(HOG_HOLD_S + WAIT_S, hog_release);
 	if (!H.release_sent) /* ended (cut) before the hold was over */
 		assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
@@ -2193,9 +2221,7 @@ static void run_pool_full(bool everything)
 	assert_true(H.r.paused > 0);
 	assert_true(H.bufs > 0);
 	assert_true(H.w.parked_max <= H.bufs - H.bufs / 4);
-	rt_end(T.rt);
-	close_clients();
-	free(H.hog);
+	hog_end();
 }
 
 static void test_pool_full_waits_small(void **state)
@@ -2230,14 +2256,8 @@ static void test_pool_full_waiting_relay_ends_idle(void **state)
 	bool ended;
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
 	make_stream(s, 8u << 20, 2u << 20, 0x79u);
-	start_all(&cfg, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 1, WAIT_S));
+	hog_start(&cfg, 1, false);
 	/* the peers may see the reset before done() runs (the next tick) */
 	ended = drive(WAIT_S, idle_done) && wait_for(&s->done, 1, WAIT_S);
 	assert_int_equal(rp_runtime_submit(T.rt, 0, wait_stats_msg, NULL), 0);
@@ -2248,19 +2268,14 @@ static void test_pool_full_waiting_relay_ends_idle(void **state)
 		      atomic_load(&s->done) ? s->done_s - H.taken_s : -1.0,
 		      (unsigned long long)H.w.waits, (unsigned long long)H.w.parked,
 		      (unsigned long long)H.w.waiting, (unsigned long long)H.w.parked_now);
-	H.release_sent = true;
-	atomic_store(&H.step, 1); /* unhog_msg sets 2 */
-	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 2, WAIT_S));
+	hog_give_back();
 	assert_true(H.full_small);
 	assert_true(ended);
 	assert_int_equal(s->res.end, RP_RELAY_END_IDLE);
 	assert_true(H.w.waits > 0);
 	assert_int_equal(H.w.waiting, 0);
 	assert_int_equal(H.w.parked_now, 0);
-	rt_end(T.rt);
-	close_clients();
-	free(H.hog);
+	hog_end();
 }
 
 /*
@@ -2324,35 +2339,23 @@ static void test_sweep_done_aborts_next(void **state)
 	bool ended;
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
-	H.everything = true;
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
 	T.nested = 0;
 	make_stream(&T.st[0], 8u << 20, 2u << 20, 0x79u);
 	make_stream(&T.st[1], 8u << 20, 2u << 20, 0x7au);
 	T.abort_partner = true;
-	start_all(&cfg, 2);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 1, WAIT_S));
+	hog_start(&cfg, 2, true);
 	ended = drive(WAIT_S, both_done);
 	print_message("# ended %d; ends %s/%s; nested done() %d; ndone %d %d\n", ended,
 		      atomic_load(&T.st[0].done) ? rp_relay_end_name(T.st[0].res.end) : "-",
 		      atomic_load(&T.st[1].done) ? rp_relay_end_name(T.st[1].res.end) : "-",
 		      T.nested, atomic_load(&T.st[0].ndone), atomic_load(&T.st[1].ndone));
-	H.release_sent = true;
-	atomic_store(&H.step, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 2, WAIT_S));
+	hog_give_back();
 	T.abort_partner = false;
 	assert_true(ended);
 	assert_int_equal(T.nested, 0); /* was 1: the partner freed under the sweep */
 	assert_int_equal(atomic_load(&T.st[0].ndone), 1);
 	assert_int_equal(atomic_load(&T.st[1].ndone), 1);
-	rt_end(T.rt);
-	close_clients();
-	free(H.hog);
+	hog_end();
 }
 
 static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
@@ -2362,15 +2365,9 @@ static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
 	unsigned tries = 0;
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
 	memset(&AW, 0, sizeof(AW));
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
 	make_stream(s, 8u << 20, 2u << 20, 0x7bu);
-	start_all(&cfg, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 1, WAIT_S));
+	hog_start(&cfg, 1, false);
 	/* the peers send until the relay waits (a buffer parked) */
 	do {
 		(void)drive(1.0, drive_20ms);
@@ -2388,10 +2385,7 @@ static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
 		      AW.done_at_abort ? "in the abort" : "after", rp_relay_end_name(s->res.end),
 		      atomic_load(&s->ndone), (unsigned long long)H.w.waits,
 		      (unsigned long long)H.w.parked);
-	H.release_sent = true;
-	atomic_store(&H.step, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 2, WAIT_S));
+	hog_give_back();
 	assert_int_equal(atomic_load(&AW.step), 1); /* it waited, and was aborted */
 	assert_true(AW.waiting_before >= 1);
 	assert_int_equal(AW.waiting_after, 0); /* was: still listed until the tick */
@@ -2399,9 +2393,7 @@ static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
 	assert_int_equal(atomic_load(&s->ndone), 1);
 	assert_int_equal(H.w.waiting, 0);
 	assert_int_equal(H.w.parked_now, 0);
-	rt_end(T.rt);
-	close_clients();
-	free(H.hog);
+	hog_end();
 }
 
 /*
@@ -2567,21 +2559,13 @@ static void test_keep_fds_abort_without_memory(void **state)
 	ssize_t r = -1;
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
 	memset(&KA, 0, sizeof(KA));
-	H.everything = true;
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
 	make_stream(s, 0, 0, 0x7du);
-	start_all(&cfg, 1);
-	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 1, WAIT_S));
+	hog_start(&cfg, 1, true);
 	assert_int_equal(rp_runtime_submit(T.rt, 0, keep_abort_msg, s), 0);
 	assert_true(wait_for(&KA.step, 1, WAIT_S));
 	assert_true(wait_for(&s->done, 1, WAIT_S));
-	assert_int_equal(rp_runtime_submit(T.rt, 0, unhog_msg, NULL), 0);
-	assert_true(wait_for(&H.step, 2, WAIT_S));
+	hog_give_back();
 	/* the caller's socket: its write side still open */
 	w = send(s->a, "kept", 4, MSG_NOSIGNAL);
 	werr = w < 0 ? errno : 0;
