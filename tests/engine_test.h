@@ -228,6 +228,26 @@ static inline void rt_end_stats(struct rp_runtime *rt, struct rp_shard_stats *st
 	check_failures();
 }
 
+/* A test whose ops its shards' @init starts: start @cfg with @init, wait
+ * until *@ctr >= @want (at most WAIT_S), then rt_end, or rt_end_stats
+ * into @st unless it is NULL. The test fails when the count did not come
+ * in time, checked once the runtime is gone. */
+static inline void rt_run_until(struct rp_runtime_config *cfg, rp_shard_init_fn init,
+				atomic_int *ctr, int want, struct rp_shard_stats *st)
+{
+	struct rp_runtime *rt;
+	bool ok;
+
+	cfg->init = init;
+	rt = rt_start(cfg);
+	ok = wait_for(ctr, want, WAIT_S);
+	if (st)
+		rt_end_stats(rt, st);
+	else
+		rt_end(rt);
+	assert_true(ok);
+}
+
 /* ---- fd helpers (control thread) ---- */
 
 static inline int tcp_listener(struct sockaddr_in *addr)

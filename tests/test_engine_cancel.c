@@ -99,8 +99,6 @@ static void run_cancel_race(bool by_fd)
 {
 	static uint8_t fill[(NBUFS + 4) * BUF_SIZE];
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.by_fd = by_fd;
@@ -109,11 +107,7 @@ static void run_cancel_race(bool by_fd)
 	assert_int_equal(write(tc.b, fill, sizeof(fill)), (ssize_t)sizeof(fill));
 	cfg.bufs = NBUFS;
 	cfg.buf_size = BUF_SIZE;
-	cfg.init = cr_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tc.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, cr_init, &tc.done, 1, NULL);
 	print_message("# %s: %u data CQEs before the end, cancel res %d, final res %d\n",
 		      by_fd ? "rp_cancel_fd" : "rp_cancel", tc.data_cqes, tc.cancel_res,
 		      tc.final_res);

@@ -80,19 +80,13 @@ static void test_close_cancel_cancel_fd(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tcc, 0, sizeof(tcc));
 	tcp_pair(&tcc.c, &tcc.s);
 	tcc.dupfd = dup(tcc.s);
 	assert_true(tcc.dupfd >= 0);
-	cfg.init = cc_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tcc.done, 7, WAIT_S);
-	rt_end_stats(rt, &st);
-	assert_true(ok);
+	rt_run_until(&cfg, cc_init, &tcc.done, 7, &st);
 	assert_int_equal(tcc.close_res, 0);
 	assert_int_equal(tcc.fcntl_errno, EBADF);
 	assert_int_equal(tcc.close_bad_res, -EBADF);
@@ -562,8 +556,6 @@ static void test_close_cancels_only_its_fd(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tce, 0, sizeof(tce));
@@ -586,11 +578,7 @@ static void test_close_cancels_only_its_fd(void **state)
 	assert_int_equal(errno, EAGAIN);
 	for (int i = 0; i < 100000 && write(tce.s1, tce.sbuf, 1) > 0; i++)
 		; /* and its last bytes */
-	cfg.init = ce_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tce.done, 1, WAIT_S);
-	rt_end_stats(rt, &st);
-	assert_true(ok);
+	rt_run_until(&cfg, ce_init, &tce.done, 1, &st);
 	assert_int_equal(tce.close1_res, 0);
 	assert_int_equal(tce.close2_res, 0);
 	assert_int_equal(tce.send_res, -ECANCELED);
@@ -653,19 +641,13 @@ static void test_close_of_more_ops_than_the_sq_holds(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tmo, 0, sizeof(tmo));
 	tmo.close_res = 1;
 	tcp_pair(&tmo.c, &tmo.s);
 	cfg.ring_entries = 8; /* 12 cancels + the close do not fit */
-	cfg.init = mo_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tmo.done, 1, WAIT_S);
-	rt_end_stats(rt, &st);
-	assert_true(ok);
+	rt_run_until(&cfg, mo_init, &tmo.done, 1, &st);
 	assert_int_equal(tmo.close_res, 0);
 	assert_int_equal(tmo.cancelled, MANY_OPS);
 	assert_int_equal(st.cancel_fd_fallback, 1);
@@ -908,17 +890,11 @@ static int co_init(struct rp_shard *sh, void *arg)
 static void close_order(bool cancel_first)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	memset(&tco, 0, sizeof(tco));
 	tco.cancel_first = cancel_first;
 	tcp_pair(&tco.c, &tco.s);
-	cfg.init = co_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tco.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, co_init, &tco.done, 1, NULL);
 	print_message("# recv final %d at %d, close %d at %d\n", tco.recv_res, tco.recv_at,
 		      tco.close_res, tco.close_at);
 	assert_int_equal(tco.recv_res, -ECANCELED);

@@ -266,17 +266,11 @@ static int so_init(struct rp_shard *sh, void *arg)
 static void test_stashed_completions_keep_kernel_order(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tso, 0, sizeof(tso));
 	cfg.ring_entries = 256; /* SO_FIRST fit in one submit; the CQ (1024) holds all */
-	cfg.init = so_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tso.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, so_init, &tso.done, 1, NULL);
 	print_message("# %u completions, %u out of order (first: seq %u)\n", tso.total,
 		      tso.bad_order, tso.first_bad_seq);
 	assert_true(tso.total > SO_FIRST);
@@ -321,17 +315,11 @@ static int cf_init(struct rp_shard *sh, void *arg)
 static void test_close_of_no_fd_with_sq_full_fails(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tcf, 0, sizeof(tcf));
 	cfg.ring_entries = 8;
-	cfg.init = cf_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tcf.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, cf_init, &tcf.done, 1, NULL);
 	assert_true(tcf.close_null);
 	assert_int_equal(tcf.close_errno, EBUSY);
 }

@@ -218,14 +218,7 @@ static void test_read_write_readv_writev(void **state)
 	assert_int_equal(pipe(p), 0);
 	trw.pr = p[0];
 	trw.pw = p[1];
-	cfg.init = rw_init;
-	{
-		struct rp_runtime *rt = rt_start(&cfg);
-		bool ok = wait_for(&trw.done, 1, WAIT_S);
-
-		rt_end(rt);
-		assert_true(ok);
-	}
+	rt_run_until(&cfg, rw_init, &trw.done, 1, NULL);
 	/* the kernel's view of the file agrees */
 	assert_int_equal(pread(trw.file, check, RW_LEN, 0), RW_LEN);
 	assert_memory_equal(check, trw.wbuf, RW_LEN);
@@ -299,18 +292,12 @@ static int fx_init(struct rp_shard *sh, void *arg)
 static void run_fixed(bool register_buffers, struct rp_shard_stats *st)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
 	uint8_t check[4096], want[4096];
-	bool ok;
 
 	memset(&tfx, 0, sizeof(tfx));
 	tfx.file = tmp_file();
 	cfg.register_buffers = register_buffers;
-	cfg.init = fx_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tfx.done, 1, WAIT_S);
-	rt_end_stats(rt, st);
-	assert_true(ok);
+	rt_run_until(&cfg, fx_init, &tfx.done, 1, st);
 	for (int i = 0; i < 3; i++) {
 		assert_true(tfx.foreign_null[i]);
 		assert_int_equal(tfx.foreign_errno[i], EINVAL);
@@ -491,17 +478,11 @@ static int sr_init(struct rp_shard *sh, void *arg)
 static void test_send_recv_sendmsg(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tsr, 0, sizeof(tsr));
 	tcp_pair(&tsr.c, &tsr.s);
-	cfg.init = sr_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tsr.done, 4, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, sr_init, &tsr.done, 4, NULL);
 	close(tsr.c);
 	close(tsr.s);
 }
@@ -571,18 +552,12 @@ static int ms_init(struct rp_shard *sh, void *arg)
 static void test_recv_multishot(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tms, 0, sizeof(tms));
 	fill_pattern(tms.tx, sizeof(tms.tx), 5);
 	tcp_pair(&tms.c, &tms.s);
-	cfg.init = ms_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tms.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, ms_init, &tms.done, 1, NULL);
 	assert_int_equal(tms.final_res, 0);
 	assert_int_equal(tms.got, sizeof(tms.tx));
 	assert_memory_equal(tms.rx, tms.tx, sizeof(tms.tx));
@@ -862,9 +837,7 @@ static void test_splice(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	uint8_t tx[SP_FILE_LEN], rx[SP_FILE_LEN];
-	struct rp_runtime *rt;
 	int p[2];
-	bool ok;
 
 	(void)state;
 	memset(&tsp, 0, sizeof(tsp));
@@ -879,11 +852,7 @@ static void test_splice(void **state)
 	fill_pattern(tx, SP_FILE_LEN, 3);
 	assert_int_equal(write(tsp.p1w, tx, SP_FILE_LEN), SP_FILE_LEN);
 	assert_int_equal(write(tsp.c, tx, SP_SOCK_LEN), SP_SOCK_LEN);
-	cfg.init = sp_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tsp.done, 1, WAIT_S);
-	rt_end(rt);
-	assert_true(ok);
+	rt_run_until(&cfg, sp_init, &tsp.done, 1, NULL);
 	assert_int_equal(pread(tsp.file, rx, SP_FILE_LEN, 0), SP_FILE_LEN);
 	assert_memory_equal(rx, tx, SP_FILE_LEN);
 	assert_int_equal(tsp.sock_moved, SP_SOCK_LEN);
