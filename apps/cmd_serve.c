@@ -226,7 +226,8 @@
  * answered yet: buffers_half): with the pool full, 64
  * answered clients' heads at once were all answered (~31 found a head
  * buffer before); ROOM_HEADS answered clients' longer heads at once are
- * sure of a head buffer (more may find none: head_nomem); 256 objects a class cover their answers (a class
+ * sure of a head buffer (more may find none: they wait for memory,
+ * MW_HEAD); 256 objects a class cover their answers (a class
  * with no span of its own is kept a whole one: 8192, 4096, 2048). The
  * cost is clients: 8 MB held 1782 idle ones besides 10 answered, and all
  * 6000 a test opened without the room (docs/http.md).
@@ -246,7 +247,10 @@ struct serve_stats {
 	uint64_t send_nomem; /* answers not sent, their connection closed: the pool had
 			      * no room to send them (not a reset: the peer did nothing) */
 	uint64_t head_nomem; /* connections closed at a head's first byte: no head
-				buffer could be had (in overflows before) */
+				buffer could be had (in overflows before); an answered
+				client's head that outgrew its buffer waits for one
+				(mem_wait, MW_HEAD) and is counted here only when the
+				wait passes --keepalive-timeout */
 	uint64_t open_waits; /* drained requests whose file open found no descriptor and
 				waited for one (open_wait) instead of a 503 */
 	uint64_t open_wait_closed; /* ... still waiting at the drain's end (or a
@@ -266,7 +270,8 @@ struct serve_stats {
 	/* zero-copy bodies whose file was found shorter than their range by
 	 * the check after their end (zc_poll): reset, also in resets */
 	uint64_t short_queued;
-	/* answers that found no pool memory and waited for it (mem_wait)
+	/* answers (and answered clients' heads outgrowing their buffer) that
+	 * found no pool memory and waited for it (mem_wait)
 	 * instead of being cut, each wait once (send_nomem counts those cut:
 	 * their wait past --keepalive-timeout, or a send that may have gone
 	 * out in part); mem_retries: the tries again that found none either */
@@ -406,7 +411,9 @@ struct sconn {
 	 * runs again), MW_ERR an error answer (error_response of mem_status
 	 * runs again: the parser's refusal is not a request to serve), both
 	 * holding the wait's reference; MW_BODY, the body behind heads already
-	 * sent (file_send runs again; the answer's reference) */
+	 * sent (file_send runs again; the answer's reference); MW_HEAD, an
+	 * answered client's head that outgrew its buffer with no head buffer
+	 * to be had (head_wait_retry grows it again; the wait's reference) */
 	uint8_t mem_wait;
 	bool mem_again;	   /* the answer runs as a retry of a wait: not a new one */
 	uint16_t mem_status; /* MW_ERR: the status answered */
@@ -420,7 +427,7 @@ struct sconn {
 	uint64_t soon_mark;
 };
 
-enum { MW_NONE, MW_REQ, MW_ERR, MW_BODY };
+enum { MW_NONE, MW_REQ, MW_ERR, MW_BODY, MW_HEAD };
 
 /* pool_room's classes, and what a new client takes at accept (its struct
  * sconn and its receive's op) and at its first head (the head buffer) */
@@ -1005,11 +1012,13 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	return 0;
 }
 
-/* @c's answer found no pool memory, nothing of it sent: it waits (@kind)
+/* @c's answer found no pool memory, nothing of it sent (or, MW_HEAD, its
+ * next head no buffer to grow into): it waits (@kind)
  * and soon_pass tries again every 1 ms, oldest first, as the relay waits
  * (docs/net.md "Waiting instead of cutting"): a full pool holds its
  * clients' answers back a while, it does not cut them. Bounded by
- * --keepalive-timeout from the wait's start (the tick: send_nomem), so a
+ * --keepalive-timeout from the wait's start (the tick: send_nomem, for a
+ * head head_nomem), so a
  * retry that finds none (mem_again) neither counts a wait nor moves the
  * bound. Reading stops meanwhile as for an answer out (on_recv). */
 static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
@@ -1514,8 +1523,17 @@ static bool conn_answer(struct rp_shard *sh, struct sconn *c)
 	if (st == RP_HTTP_MORE && c->cap < HEAD_BUF && c->have == c->cap) {
 		/* a head longer than the provided buffer (or head_release's
 		 * copy) it is parsed in, or kept bytes behind it: on in a head
-		 * buffer, or none to be had (head_nomem) */
+		 * buffer, or none to be had (a wait for memory; head_nomem for
+		 * a client not answered yet) */
 		if (!head_grow(sh, c, (size_t)c->cap + 1)) {
+			if (c->answered) {
+				/* a keep-alive client's next head (its provided
+				 * buffer or head_release's copy outgrown) waits
+				 * for memory as an answer does; a client not
+				 * answered yet is refused (pool_room) */
+				mem_wait_start(sh, c, MW_HEAD);
+				return false;
+			}
 			ST_ADD(c->ss, head_nomem, 1);
 			conn_close(sh, c);
 			return false;
@@ -2018,10 +2036,25 @@ static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		retry_opens(sh, ss);
 }
 
+/* An answered client's head that outgrew its buffer waited for a larger
+ * one (MW_HEAD): grown now (or already, by a receive meanwhile), parsing
+ * goes on where it stopped; still none, it waits on (mem_again: one wait). */
+static void head_wait_retry(struct rp_shard *sh, struct sconn *c)
+{
+	if (c->buf && c->cap < HEAD_BUF && c->have == c->cap &&
+	    !head_grow(sh, c, (size_t)c->cap + 1)) {
+		mem_wait_start(sh, c, MW_HEAD);
+		return;
+	}
+	c->mem_again = false; /* a wait of its request's answer is a new one */
+	conn_next(sh, c);
+}
+
 /* @c's wait for memory ends: its answer is tried again the way it was
  * first made (MW_REQ: the request, parsed as it was, served again; MW_ERR:
- * the error answer of mem_status; MW_BODY: the body behind its head),
- * unless it closed meanwhile (the tick's bound: send_nomem) or the shard
+ * the error answer of mem_status; MW_BODY: the body behind its head;
+ * MW_HEAD: the head's growth, head_wait_retry), unless it closed
+ * meanwhile (the tick's bound: send_nomem, head_nomem) or the shard
  * stops. Still no memory: it waits on (mem_again: one wait, counted once). */
 static void mem_retry(struct rp_shard *sh, struct sconn *c)
 {
@@ -2045,6 +2078,8 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 	}
 	if (end) {
 		conn_close(sh, c);
+	} else if (kind == MW_HEAD) {
+		head_wait_retry(sh, c);
 	} else {
 		if (kind == MW_ERR)
 			error_response(sh, c, c->mem_status);
@@ -2246,7 +2281,10 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			 * cut after all (a body's wait too: its head is out,
 			 * the client sees the answer end short) */
 			if (!c->closing && ss->now_ticks - c->mem_tick > g.idle_ticks) {
-				ST_ADD(ss, send_nomem, 1);
+				if (c->mem_wait == MW_HEAD) /* no head buffer: no answer began */
+					ST_ADD(ss, head_nomem, 1);
+				else
+					ST_ADD(ss, send_nomem, 1);
 				c->keep_alive = false;
 				conn_close(sh, c);
 				soon_del(c);

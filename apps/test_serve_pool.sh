@@ -310,9 +310,79 @@ PY
 	return $rc
 }
 
+# An answered client's head pipelined behind its 1 MB answer outgrows
+# head_release's small copy while the pool has no span and no head buffer
+# left: it waits for memory (mem_waits +1, head_nomem unchanged) and,
+# once the long heads close, grows and is answered. Before, it was cut
+# (head_nomem, the client closed after its 1 MB answer), as the 4 KB
+# provided buffer it had been parsed in did not (2a711dc) (1 run of 1).
+# case_head_wait_bound: with --keepalive-timeout 5 and no memory coming
+# back, the wait ends after 5 s and is counted in head_nomem (send_nomem
+# unchanged), the client closed. (5 s: the clients answered before the
+# fill must not be closed idle while it lasts, under 1 s unloaded.)
+head_wait_py() {
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
+from fullpool import *
+bound = sys.argv[4] == "bound"
+t, = answered(1)
+longs = answered(200)
+idle = fill()
+t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+time.sleep(0.3)
+longheads(longs)
+time.sleep(0.3)
+st0 = stats()
+t.sendall(b"p" * 3000 + b"\r\n\r\n")  # past the copy: no 4 KB object, no 32 KB
+time.sleep(0.3)
+f = t.makefile("rb")
+status, length = head(f)
+body = f.read(length) if length else b""
+t0 = time.monotonic()
+check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+st = until(lambda st: st["head_nomem"] > st0["head_nomem"] or st["mem_waits"] > st0["mem_waits"], 1)
+print(f"  head_nomem {st0['head_nomem']} -> {st['head_nomem']} mem_waits {st0['mem_waits']} -> {st['mem_waits']}")
+check(st["head_nomem"] == st0["head_nomem"] and st["mem_waits"] == st0["mem_waits"] + 1,
+      "the pipelined head waits for memory (mem_waits +1), not cut (head_nomem unchanged)")
+if bound:
+    t.settimeout(10)
+    try: status = f.readline()
+    except OSError: status = b"?"
+    took = time.monotonic() - t0
+    st = stats()
+    print(f"  closed after {took:.1f} s: head_nomem {st0['head_nomem']} -> {st['head_nomem']} send_nomem {st0['send_nomem']} -> {st['send_nomem']}")
+    check(status == b"" and 4.5 < took < 7, "the client closed at --keepalive-timeout (5 s) of its wait")
+    check(st["head_nomem"] >= st0["head_nomem"] + 1 and st["send_nomem"] == st0["send_nomem"],
+          "the cut counted in head_nomem, not send_nomem")
+else:
+    for s in longs: s.close()  # memory back
+    try: status, length = head(f)
+    except OSError: status = b""
+    check(status.startswith(b"HTTP/1.1 200"), f"the pipelined HEAD answered once memory came back ({status!r})")
+    st = stats()
+    check(st["head_nomem"] == st0["head_nomem"], f"head_nomem unchanged ({st['head_nomem']})")
+f.close()
+for s in idle + longs + [t]: s.close()
+sys.exit(1 if fails else 0)
+PY
+}
+case_head_wait() {
+	serve_start || return 1
+	head_wait_py wait
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+case_head_wait_bound() {
+	serve_start --keepalive-timeout 5 || return 1
+	head_wait_py bound
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback"
+CASES="reset_wait grow_fallback head_wait head_wait_bound"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
