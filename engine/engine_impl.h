@@ -77,6 +77,9 @@ enum {
 				   notification is counted (zc_sends, zc_copied) */
 	OPF_TIMER_DEFER = 1u << 12, /* a reserved timer armed while the SQ stayed
 				       full: on sh->timers, sent by the loop */
+	OPF_LINKED_CLOSE = 1u << 13, /* an rp_close linked behind another op
+					(rp_link_next), its CQE due: on
+					sh->lclose, op->fd its fd */
 };
 
 struct rp_op {
@@ -159,6 +162,12 @@ struct rp_shard {
 	 * sent by the loop once its submit made room (eng_timer_defer_run),
 	 * ended with -ECANCELED by a stop, unlinked by rp_timer_free */
 	struct rp_op *timers;
+	/* rp_close ops linked behind another op (OPF_LINKED_CLOSE) whose CQE
+	 * has not been reaped: a head that fails or is cancelled (the stop's
+	 * cancel-any) ends them with -ECANCELED, the fd still open; the
+	 * completion sends the close again, and at the loop's end
+	 * eng_linked_close_settle finds out which the kernel never ran */
+	struct rp_op *lclose;
 
 	/* wake-ups */
 	int efd;

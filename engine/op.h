@@ -76,29 +76,6 @@ static inline struct rp_op *eng_op_alloc(struct rp_shard *sh, uint8_t kind, rp_c
 	return op;
 }
 
-/* ---- lists of ops outside the kernel (sh->parked, sh->rearm), doubly
- * linked through op->next and op->u.park_prev: O(1) removal ---- */
-
-static inline void eng_olist_push(struct rp_op **head, struct rp_op *op)
-{
-	op->next = *head;
-	op->u.park_prev = NULL;
-	if (*head)
-		(*head)->u.park_prev = op;
-	*head = op;
-}
-
-static inline void eng_olist_del(struct rp_op **head, struct rp_op *op)
-{
-	if (op->u.park_prev)
-		op->u.park_prev->next = op->next;
-	else
-		*head = op->next;
-	if (op->next)
-		op->next->u.park_prev = op->u.park_prev;
-	op->next = NULL;
-}
-
 /*
  * @op's (re-)arm found no SQE: queue it for the loop's next turn
  * (eng_op_kinds[kind].rearm) instead of ending it or leaving it armed in
@@ -260,6 +237,24 @@ void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
  * (sh->timers), from the loop; a stopping shard ends them with -ECANCELED.
  * One that still finds no SQE stays for the next turn. */
 void eng_timer_defer_run(struct rp_shard *sh);
+/*
+ * op_cancel.c: the CQE (*@res) of an rp_close linked behind another op
+ * (OPF_LINKED_CLOSE) came: off sh->lclose. -ECANCELED (its head failed or
+ * was cancelled; the close never ran) sends the close again, unlinked:
+ * true, the op lives on until that CQE; where it cannot be sent, close(2)
+ * here and *@res its result. false: finish the op with *@res.
+ */
+bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res);
+/*
+ * op_cancel.c: at the loop's end, after eng_sq_abandon: the linked closes
+ * still due (sh->lclose) are found out: a CQE already posted says whether
+ * the kernel ran one; for the rest, whose heads are still in the kernel,
+ * a cancel of everything is sent and their CQEs awaited (at most 1 s).
+ * Each that never ran is closed with close(2). Returns how many; *@left:
+ * those still undecided (their heads ignored the cancel), left to the
+ * kernel.
+ */
+unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left);
 /* The CQE of one of the cancels by user_data an rp_cancel_fd sent. */
 void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res);
 #ifdef RP_FAULTS

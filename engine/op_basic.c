@@ -55,6 +55,9 @@ void eng_plain_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 	struct rp_cqe c = { .res = res };
 
 	(void)cflags;
+	if (__builtin_expect(op->flags & OPF_LINKED_CLOSE, 0) &&
+	    eng_linked_close_end(sh, op, &c.res))
+		return; /* sent again: its callback comes with that close */
 #ifdef RP_FAULTS
 	/* an rp_recv chosen at preparation: the bytes the kernel took are
 	 * lost with the connection, as with a real reset */

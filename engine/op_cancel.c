@@ -6,8 +6,15 @@
  * engine would arm it again.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "op.h"
+
+/* How long the loop's end waits for the closes linked behind ops still in
+ * the kernel once it cancelled them all (eng_linked_close_settle): a
+ * cancelled poll-armed head ends at once; io-wq work is signalled and may
+ * take a while, or ignore it (then its close is left to the kernel). */
+#define LINKED_CLOSE_SETTLE_NS (1000ull * 1000 * 1000)
 
 /*
  * What each kind of cancel costs the kernel (io_uring/cancel.c, poll.c;
@@ -48,6 +55,11 @@ static bool needs_cancel(const struct rp_op *op)
 static int plan_cancels(struct rp_shard *sh, int fd, unsigned extra)
 {
 	unsigned k = 0, sq = sh->rt->cfg.ring_entries;
+
+	/* the loop is over: eng_sqe gives none (cancel_ops would write into
+	 * a NULL SQE): EBUSY, as engine.h says for then */
+	if (sh->loop_over)
+		return -2;
 
 	if (sh->fd_untracked || sh->link_next)
 		return -1;
@@ -126,25 +138,29 @@ static struct rp_op *refused(struct rp_shard *sh, int fd, int err)
  * send: hard-linked before the close (a hard link runs the close even
  * when there was nothing to cancel; the cancel must see the fd still
  * open), with re-arms on @fd refused until it has completed.
+ *
+ * close_send prepares all that for @op: 0, or -EBUSY (the SQ stayed full:
+ * nothing sent, @op untouched).
  */
-struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+static int close_send(struct rp_shard *sh, struct rp_op *op, int fd)
 {
 	struct io_uring_sqe *sqe;
-	struct rp_op *op = eng_op_alloc(sh, OP_PLAIN, cb, arg);
 	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : 0;
 
-	if (!op)
-		return refused(sh, fd, errno);
 	if (k == -2) {
-		eng_op_free(sh, op);
-		STAT_INC(sh, sq_full_fail);
-		return refused(sh, fd, EBUSY);
+		if (!sh->loop_over) /* after the loop: EBUSY, no SQ at fault */
+			STAT_INC(sh, sq_full_fail);
+		return -EBUSY;
 	}
 	if (k >= 0) {
 		struct io_uring_sqe *last = NULL;
-		/* k of them, as plan_cancels counted and made room for */
-		int n = fd >= 0 ? cancel_ops(sh, fd, UD_OP_CANCEL, &last) : 0;
+		int n;
 
+		/* fd < 0: plan_cancels made no room; nothing is sent */
+		if (fd < 0 && !(sqe = eng_sqe(sh)))
+			return -EBUSY;
+		/* k of them, as plan_cancels counted and made room for */
+		n = fd >= 0 ? cancel_ops(sh, fd, UD_OP_CANCEL, &last) : 0;
 		if (fd >= 0 && !n)
 			STAT_INC(sh, close_bare);
 		/* The close after the last cancel (hard: it runs even when that
@@ -156,20 +172,14 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		if (last)
 			last->flags |= IOSQE_IO_HARDLINK;
 		sh->internal += (unsigned)n;
-		sqe = n ? eng_sqe_spare(sh) : eng_sqe(sh);
-		if (!sqe) { /* fd < 0: plan_cancels made no room */
-			eng_op_free(sh, op);
-			errno = EBUSY;
-			return NULL;
-		}
+		if (fd >= 0)
+			sqe = n ? eng_sqe_spare(sh) : eng_sqe(sh);
 		io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
-		return op;
+		return 0;
 	}
 	sqe = eng_sqe(sh);
-	if (!sqe) {
-		eng_op_free(sh, op);
-		return refused(sh, fd, EBUSY);
-	}
+	if (!sqe)
+		return -EBUSY;
 	STAT_INC(sh, cancel_fd_fallback);
 	eng_end_outside_fd(sh, fd, false);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
@@ -179,7 +189,112 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	(void)eng_closing_add(sh, fd); /* without memory: best effort */
 	sqe = eng_sqe_spare(sh);	    /* same submit as the cancel */
 	io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
+	return 0;
+}
+
+struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
+{
+	struct rp_op *op = eng_op_alloc(sh, OP_PLAIN, cb, arg);
+	/* behind another op (rp_link_next): the chain's first SQE is ours */
+	bool linked = sh->link_next;
+	int ret;
+
+	if (!op)
+		return refused(sh, fd, errno);
+	ret = close_send(sh, op, fd);
+	if (ret) {
+		eng_op_free(sh, op);
+		return refused(sh, fd, -ret);
+	}
+	if (linked && fd >= 0) {
+		/* a head that fails or is cancelled ends it -ECANCELED, the
+		 * close never run: eng_linked_close_end, and at the loop's end
+		 * eng_linked_close_settle, close the fd then */
+		op->flags |= OPF_LINKED_CLOSE;
+		op->fd = fd;
+		eng_olist_push(&sh->lclose, op);
+	}
 	return op;
+}
+
+bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
+{
+	int fd = op->fd;
+
+	eng_olist_del(&sh->lclose, op);
+	op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
+	op->fd = -1;
+	/* 0: closed; another error (EBADF): the kernel ran it */
+	if (*res != -ECANCELED)
+		return false;
+	/* The close never ran: the fd is still open, and what was on it
+	 * too (the fallback's cancel by fd went down with it). Sent again,
+	 * unlinked (this op's callback comes with that close's CQE); where
+	 * it cannot be (the SQ stayed full, an rp_link_next pending in a
+	 * callback), close(2) here, after ending the ops waiting outside
+	 * the kernel (an armed one keeps its own reference to the file). */
+	if (!sh->link_next && !close_send(sh, op, fd))
+		return true;
+	eng_end_outside_fd(sh, fd, false);
+	*res = close(fd) ? -errno : 0;
+	return false;
+}
+
+unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
+{
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+	uint64_t end = 0;
+	unsigned closed = 0;
+	bool cancelled = false;
+
+	*left = 0;
+	while (sh->lclose) {
+		unsigned head, n = 0;
+
+		/* The loop is over: no callback runs. Each CQE of a linked
+		 * close says whether the kernel ran it (-ECANCELED: never);
+		 * every other CQE is consumed unread, as it would have been
+		 * left unreaped (those ops stay allocated, as stuck ops do). */
+		io_uring_for_each_cqe(&sh->ring, head, cqe) {
+			struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
+
+			n++;
+			if (cqe->user_data < UD_MAX_TOKEN ||
+			    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
+			    !(op->flags & OPF_LINKED_CLOSE))
+				continue;
+			eng_olist_del(&sh->lclose, op);
+			op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
+			if (cqe->res == -ECANCELED) {
+				close(op->fd);
+				closed++;
+			}
+		}
+		io_uring_cq_advance(&sh->ring, n);
+		if (!sh->lclose)
+			break;
+		if (!cancelled) {
+			/* their heads are still in the kernel: a cancel of
+			 * everything ends them, and so the closes behind them,
+			 * unrun (or run, for a head that had just succeeded) */
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+
+			if (sqe) {
+				io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+				io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
+				sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+			}
+			cancelled = true;
+			end = eng_now_ns() + LINKED_CLOSE_SETTLE_NS;
+		} else if (eng_now_ns() >= end) {
+			break;
+		}
+		(void)io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+	}
+	for (struct rp_op *op = sh->lclose; op; op = op->next)
+		(*left)++;
+	return closed;
 }
 
 /*
@@ -275,7 +390,8 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
 
 	if (k == -2) {
-		STAT_INC(sh, sq_full_fail);
+		if (!sh->loop_over) /* after the loop: EBUSY, no SQ at fault */
+			STAT_INC(sh, sq_full_fail);
 		return refused(sh, fd, EBUSY);
 	}
 	if (k >= 0) {
@@ -323,7 +439,8 @@ int rp_cancel_fd_op(struct rp_shard *sh, int fd)
 	}
 	k = plan_cancels(sh, fd, 0);
 	if (k == -2) {
-		STAT_INC(sh, sq_full_fail);
+		if (!sh->loop_over) /* after the loop: EBUSY, no SQ at fault */
+			STAT_INC(sh, sq_full_fail);
 		refused(sh, fd, EBUSY);
 		return -EBUSY;
 	}

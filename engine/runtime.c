@@ -594,6 +594,17 @@ static void *shard_main(void *p)
 			"ringplane: shard %u: %u closes prepared after the loop's last "
 			"submit, done at its end\n",
 			sh->id, closed);
+	/* closes linked behind ops the kernel still holds: done here if the
+	 * kernel never runs them (a cancelled head fails its links) */
+	if (sh->lclose) {
+		unsigned left;
+
+		closed = eng_linked_close_settle(sh, &left);
+		fprintf(stderr,
+			"ringplane: shard %u: %u closes linked behind ops in flight at the "
+			"loop's end done there, %u left to the kernel\n",
+			sh->id, closed, left);
+	}
 	if (!ret)
 		eng_shard_drain_final(sh);
 	if (rt->cfg.fini)

@@ -179,13 +179,20 @@ bool eng_fd_closing(const struct rp_shard *sh, int fd)
 
 /* Make @sqe a NOP that posts no CQE (IOSQE_CQE_SKIP_SUCCESS: a NOP always
  * succeeds) and is linked to nothing; a close it held is done now. */
-static unsigned sqe_neutralise(struct io_uring_sqe *sqe)
+static unsigned sqe_neutralise(struct rp_shard *sh, struct io_uring_sqe *sqe)
 {
 	unsigned closed = 0;
 
 	if (sqe->opcode == IORING_OP_CLOSE && !sqe->file_index && sqe->fd >= 0) {
+		struct rp_op *op = (struct rp_op *)(uintptr_t)sqe->user_data;
+
 		close(sqe->fd);
 		closed = 1;
+		/* a linked close done here: nothing left to settle */
+		if (op && (op->flags & OPF_LINKED_CLOSE)) {
+			eng_olist_del(&sh->lclose, op);
+			op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
+		}
 	}
 	memset(sqe, 0, sizeof(*sqe));
 	io_uring_prep_nop(sqe);
@@ -207,7 +214,7 @@ unsigned eng_sq_abandon(struct rp_shard *sh)
 	 * With SQPOLL only what was never published is. */
 	from = sh->rt->cfg.sqpoll ? sq->sqe_head : IO_URING_READ_ONCE(*sq->khead);
 	for (unsigned i = from; i != sq->sqe_tail; i++)
-		closed += sqe_neutralise(&sq->sqes[i & sq->ring_mask]);
+		closed += sqe_neutralise(sh, &sq->sqes[i & sq->ring_mask]);
 	/* the SQ thread takes what was published (and the NOPs): a close
 	 * among them then runs before the ring is closed, which would
 	 * skip it (a dying ring submits nothing) */

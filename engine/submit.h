@@ -31,6 +31,29 @@ extern struct rp_engine_test_hooks rp_engine_test_hooks;
 #define RP_TEST_HOOK(name) 0
 #endif
 
+/* ---- lists of ops (sh->parked, sh->rearm, sh->timers, sh->lclose), doubly
+ * linked through op->next and op->u.park_prev: O(1) removal ---- */
+
+static inline void eng_olist_push(struct rp_op **head, struct rp_op *op)
+{
+	op->next = *head;
+	op->u.park_prev = NULL;
+	if (*head)
+		(*head)->u.park_prev = op;
+	*head = op;
+}
+
+static inline void eng_olist_del(struct rp_op **head, struct rp_op *op)
+{
+	if (op->u.park_prev)
+		op->u.park_prev->next = op->next;
+	else
+		*head = op->next;
+	if (op->next)
+		op->next->u.park_prev = op->u.park_prev;
+	op->next = NULL;
+}
+
 /* ---- the live ops of each fd (sh->fdt) ---- */
 
 /* Make sh->fdt hold @fd (doubling, from 1024): false without memory. */

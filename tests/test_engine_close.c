@@ -7,6 +7,8 @@
  * RP_TEST_REDUCED=1 lowers the counts; RP_TEST_FILTER=pattern runs the
  * matching tests only.
  */
+#include <sys/stat.h>
+
 #include "engine_test.h"
 
 /* ======================================================================
@@ -918,6 +920,135 @@ static void test_close_after_rp_cancel_completes_after_its_op(void **state)
 	close_order(true);
 }
 
+/* ======================================================================
+ * a close linked behind an op (rp_link_next) when the shard's loop ends:
+ * the fd it was handed is closed, exactly once
+ * ====================================================================== */
+
+static struct {
+	atomic_int armed, close_cbs;
+	int c, s;     /* the recv's pair: nothing is ever sent on c */
+	int x, xw;    /* x: the pipe end handed to the linked rp_close */
+	int close_res;
+	bool slow;    /* on_stop outlasts a 1 ms deadline: no cancel-any */
+	char buf[16];
+} tlc;
+
+static void lc_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+}
+
+static void lc_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tlc.close_res = c->res;
+	atomic_fetch_add(&tlc.close_cbs, 1);
+}
+
+static int lc_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	op = rp_recv(sh, tlc.s, tlc.buf, sizeof(tlc.buf), 0, lc_recv_cb, NULL);
+	CHECK(op != NULL);
+	CHECK(op && rp_link_next(sh, op) == 0);
+	CHECK(rp_close(sh, tlc.x, lc_close_cb, NULL) != NULL);
+	atomic_store(&tlc.armed, 1);
+	return 0;
+}
+
+/* After the loop: an rp_close of the recv's fd (an op on it in the
+ * kernel) is refused with EBUSY (engine.h), and the fd closed here. It
+ * used to write its cancel into the NULL SQE eng_sqe gives then. */
+static void lc_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	errno = 0;
+	CHECK(rp_close(sh, tlc.s, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EBUSY);
+	close(tlc.s);
+	tlc.s = -1;
+}
+
+static void lc_slow_stop(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	sleep_ms(20);
+}
+
+static void linked_close_at_end(bool slow)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int p[2], nul, cbs;
+	struct stat st, st_nul;
+
+	memset(&tlc, 0, sizeof(tlc));
+	tlc.slow = slow;
+	tcp_pair(&tlc.c, &tlc.s);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	tlc.x = p[0];
+	tlc.xw = p[1];
+	cfg.init = lc_init;
+	cfg.fini = lc_fini;
+	if (slow) {
+		cfg.stop_timeout_ms = 1;
+		cfg.on_stop = lc_slow_stop;
+	}
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&tlc.armed, 1, WAIT_S));
+	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
+	rt_end(rt);
+	cbs = atomic_load(&tlc.close_cbs);
+	errno = 0;
+	print_message("# %s stop: close callbacks %d (res %d); fd %s after the join\n",
+		      slow ? "deadline" : "plain", cbs, tlc.close_res,
+		      fcntl(tlc.x, F_GETFD) < 0 && errno == EBADF ? "closed" : "OPEN");
+	/* closed: the number is free */
+	errno = 0;
+	assert_true(fcntl(tlc.x, F_GETFD) < 0 && errno == EBADF);
+	/* once: a file put on the number now stays open (no late close of
+	 * the ring's takes it) */
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(nul >= 0);
+	if (nul != tlc.x)
+		assert_int_equal(dup3(nul, tlc.x, O_CLOEXEC), tlc.x);
+	sleep_ms(100);
+	assert_int_equal(fstat(tlc.x, &st), 0);
+	assert_int_equal(fstat(nul, &st_nul), 0);
+	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	close(tlc.x);
+	if (nul != tlc.x)
+		close(nul);
+	close(tlc.xw);
+	close(tlc.c);
+	assert_int_equal(tlc.s, -1); /* closed by lc_fini */
+}
+
+/* The stop's cancel-any ends the recv, and with it (a link whose head
+ * failed) the close: its callback says -ECANCELED, and the fd is closed
+ * all the same. */
+static void test_linked_close_at_stop(void **state)
+{
+	(void)state;
+	linked_close_at_end(false);
+}
+
+/* The stop's deadline passes in on_stop: the loop ends with the recv and
+ * the close behind it in the kernel; the fd is closed once the runtime
+ * is joined, and once. */
+static void test_linked_close_at_deadline(void **state)
+{
+	(void)state;
+	linked_close_at_end(true);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -936,6 +1067,8 @@ int main(void)
 		T(test_close_storm_sqpoll),
 		T(test_close_completes_after_its_ops),
 		T(test_close_after_rp_cancel_completes_after_its_op),
+		T(test_linked_close_at_stop),
+		T(test_linked_close_at_deadline),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);

@@ -538,7 +538,12 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * link per pair; not for multishot ops nor rp_poll_writable, nor after an op that is itself
  * linked to. When the next op cannot be made (NULL: no memory, the
  * shard stopping) the link is dropped and @op runs alone; an op or cancel
- * made later is never chained to it. Returns 0 or -EINVAL.
+ * made later is never chained to it. An rp_close as the next op closes
+ * its fd all the same: ended by its head (-ECANCELED from the kernel) it
+ * is sent again, unlinked, and its callback gets that close's result;
+ * still behind a head in the kernel when the shard's loop ends (the
+ * stop's deadline), the engine cancels the head and closes the fd with
+ * close(2) if the kernel did not. Returns 0 or -EINVAL.
  */
 int rp_link_next(struct rp_shard *sh, struct rp_op *op);
 
