@@ -9,6 +9,7 @@
  * that never came, came after a stop or failed. Mailboxes are sized by
  * shard count.
  */
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "engine_test.h"
@@ -518,6 +519,163 @@ static void test_mailbox_shrinks_with_shard_count(void **state)
 	assert_int_equal(mailbox_capacity(32), 512);
 }
 
+/* ======================================================================
+ * SQPOLL: what the loop prepared and never published when the stop's
+ * deadline ended it (eng_sq_abandon's SQPOLL path)
+ * ====================================================================== */
+
+static struct {
+	atomic_int armed, late;
+	atomic_bool over; /* the loop ended: a callback after it is late */
+	int c1, s1; /* a recv armed on s1 in init; s1 closed in on_stop */
+	int c2, s2; /* a recv on s2 in a message, y's close linked behind it */
+	int c3, s3; /* a recv on s3 in init, z's close linked behind it */
+	int x[2], y[2], z[2]; /* x[0]: closed alone in on_stop; y[0], z[0]: linked */
+	char buf[3][16];
+	bool nop_ok, close_ok[4];
+} tsa;
+
+static void sa_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	if (atomic_load(&tsa.over))
+		atomic_fetch_add(&tsa.late, 1);
+}
+
+static int sa_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	struct rp_op *r;
+
+	CHECK(rp_recv(sh, tsa.s1, tsa.buf[0], sizeof(tsa.buf[0]), 0, sa_cb, NULL) != NULL);
+	/* a chain the loop submits: still in the kernel at the deadline */
+	r = rp_recv(sh, tsa.s3, tsa.buf[2], sizeof(tsa.buf[2]), 0, sa_cb, NULL);
+	tsa.close_ok[3] = r && !rp_link_next(sh, r) && rp_close(sh, tsa.z[0], sa_cb, NULL);
+	atomic_store(&tsa.armed, 1);
+	return 0;
+}
+
+/* A message that prepares a NOP and a recv with a close linked behind
+ * it, then stops the runtime: the loop sees the stop in the same turn,
+ * after its messages, before any submit. */
+static void sa_msg(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *r;
+
+	(void)arg;
+	tsa.nop_ok = rp_nop(sh, sa_cb, NULL) != NULL;
+	r = rp_recv(sh, tsa.s2, tsa.buf[1], sizeof(tsa.buf[1]), 0, sa_cb, NULL);
+	tsa.close_ok[2] = r && !rp_link_next(sh, r) && rp_close(sh, tsa.y[0], sa_cb, NULL);
+	rp_runtime_stop(rp_shard_runtime(sh));
+}
+
+/* Prepares more (a close with its cancel, a bare close); the 1 ms
+ * deadline passes in here, so the loop publishes none of it. */
+static void sa_stop(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	tsa.close_ok[0] = rp_close(sh, tsa.s1, sa_cb, NULL) != NULL;
+	tsa.close_ok[1] = rp_close(sh, tsa.x[0], sa_cb, NULL) != NULL;
+	sleep_ms(20);
+}
+
+static void sa_fini(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	atomic_store(&tsa.over, true);
+}
+
+/* @fd was closed, and once: a file put on its number stays open. */
+static void closed_once(int fd, const char *what)
+{
+	struct stat st, st_nul;
+	int nul, bad;
+
+	errno = 0;
+	bad = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+	print_message("# %s (fd %d): %s after the join\n", what, fd, bad ? "closed" : "OPEN");
+	assert_true(bad);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(nul >= 0);
+	if (nul != fd)
+		assert_int_equal(dup3(nul, fd, O_CLOEXEC), fd);
+	sleep_ms(50);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(fstat(nul, &st_nul), 0);
+	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	close(fd);
+	if (nul != fd)
+		close(nul);
+}
+
+static void test_sqpoll_deadline_abandons_unpublished(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+
+	(void)state;
+	memset(&tsa, 0, sizeof(tsa));
+	tcp_pair(&tsa.c1, &tsa.s1);
+	tcp_pair(&tsa.c2, &tsa.s2);
+	tcp_pair(&tsa.c3, &tsa.s3);
+	assert_int_equal(pipe2(tsa.z, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(tsa.x, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(tsa.y, O_CLOEXEC), 0);
+	cfg.init = sa_init;
+	cfg.on_stop = sa_stop;
+	cfg.fini = sa_fini;
+	cfg.stop_timeout_ms = 1;
+	rt = rt_start_sqpoll(&cfg);
+	if (!rt) {
+		close(tsa.c1);
+		close(tsa.s1);
+		close(tsa.c2);
+		close(tsa.s2);
+		close(tsa.c3);
+		close(tsa.s3);
+		close(tsa.z[0]);
+		close(tsa.z[1]);
+		close(tsa.x[0]);
+		close(tsa.x[1]);
+		close(tsa.y[0]);
+		close(tsa.y[1]);
+		skip();
+	}
+	assert_true(wait_for(&tsa.armed, 1, WAIT_S));
+	sleep_ms(50); /* the recv reached the kernel (the SQ thread took it) */
+	assert_int_equal(rp_runtime_submit(rt, 0, sa_msg, NULL), 0);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	print_message("# sqpoll deadline: nop %d closes %d %d %d %d, %d late callbacks, "
+		      "stuck_ops %llu\n",
+		      tsa.nop_ok, tsa.close_ok[0], tsa.close_ok[1], tsa.close_ok[2], tsa.close_ok[3],
+		      atomic_load(&tsa.late), (unsigned long long)st.stuck_ops);
+	assert_true(tsa.nop_ok && tsa.close_ok[0] && tsa.close_ok[1] && tsa.close_ok[2] &&
+		    tsa.close_ok[3]);
+	assert_int_equal(atomic_load(&tsa.late), 0);
+	closed_once(tsa.s1, "the recv's socket, closed in on_stop");
+	closed_once(tsa.x[0], "a pipe closed alone in on_stop");
+	closed_once(tsa.y[0], "a pipe whose close was linked behind a recv, unpublished");
+	closed_once(tsa.z[0], "a pipe whose close was linked behind a recv, in the kernel");
+	/* the second recv's socket was never handed to a close */
+	errno = 0;
+	assert_int_equal(fcntl(tsa.s2, F_GETFD), FD_CLOEXEC);
+	close(tsa.c1);
+	close(tsa.c2);
+	close(tsa.s2);
+	close(tsa.c3);
+	close(tsa.s3);
+	close(tsa.x[1]);
+	close(tsa.y[1]);
+	close(tsa.z[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -529,6 +687,7 @@ int main(void)
 		T(test_destroy_unstarted_resubmit_shutdown),
 		T(test_submit_before_start_fails),
 		T(test_mailbox_shrinks_with_shard_count),
+		T(test_sqpoll_deadline_abandons_unpublished),
 	};
 
 	return ENGINE_TEST_RUN("engine-stop", all);
