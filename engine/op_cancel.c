@@ -112,6 +112,23 @@ static int cancel_ops(struct rp_shard *sh, int fd, uint64_t ud, struct io_uring_
 }
 
 /*
+ * A fallback's cancel by fd: every op listed under @fd is marked as a
+ * cancel by user_data marks it (never re-armed or parked again). The
+ * closing list (eng_closing_add) kept a multishot op the kernel had just
+ * ended (its CQE not reaped: the cancel finds nothing) from being armed
+ * again by number, but only when it could grow: without memory the op
+ * was re-armed and the cancel lost (test_engine_faults,
+ * cancel_fd_op_fallback_without_closing_memory: 5 data CQEs after it, the
+ * receive ended only by the stop); after rp_close, on whatever file got
+ * the number next. Ops the fd table could not list have the list only.
+ */
+static void mark_fd_ops(struct rp_shard *sh, int fd)
+{
+	for (struct rp_op *op = eng_fdt_first(sh, fd); op; op = eng_fdt_next(op, fd))
+		op->flags |= OPF_CANCEL_REQ;
+}
+
+/*
  * rp_close / rp_cancel_fd could not send (no op memory, the SQ stayed
  * full): the ops on @fd waiting outside the kernel (parked, or listed for
  * a re-arm) end anyway. That needs no SQE, and a caller that falls back to
@@ -182,6 +199,7 @@ static int close_send(struct rp_shard *sh, struct rp_op *op, int fd)
 		return -EBUSY;
 	STAT_INC(sh, cancel_fd_fallback);
 	eng_end_outside_fd(sh, fd, false);
+	mark_fd_ops(sh, fd);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->flags |= IOSQE_IO_HARDLINK;
 	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
@@ -236,6 +254,7 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
 	if (!sh->link_next && !close_send(sh, op, fd))
 		return true;
 	eng_end_outside_fd(sh, fd, false);
+	mark_fd_ops(sh, fd); /* none armed again on the number's next file */
 	*res = close(fd) ? -errno : 0;
 	return false;
 }
@@ -411,6 +430,7 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		STAT_INC(sh, cancel_fd_fallback);
 	op->fd = fd;
 	eng_end_outside_fd(sh, fd, false);
+	mark_fd_ops(sh, fd);
 	if (fd >= 0 && !eng_closing_add(sh, fd))
 		op->fd = -1; /* without memory: best effort, as rp_close */
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
@@ -455,6 +475,7 @@ int rp_cancel_fd_op(struct rp_shard *sh, int fd)
 	}
 	STAT_INC(sh, cancel_fd_fallback);
 	eng_end_outside_fd(sh, fd, false);
+	mark_fd_ops(sh, fd);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
 	sh->internal++;

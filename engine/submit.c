@@ -146,6 +146,8 @@ bool eng_fdt_grow(struct rp_shard *sh, int fd)
 
 bool eng_closing_add(struct rp_shard *sh, int fd)
 {
+	if (RP_TEST_HOOK(closing_nomem))
+		return false;
 	if (sh->nclosing == sh->closing_cap) {
 		unsigned cap = sh->closing_cap ? 2 * sh->closing_cap : 16;
 		int *c = realloc(sh->closing, cap * sizeof(*c));

@@ -24,6 +24,7 @@ struct rp_engine_test_hooks {
 	atomic_int msg_ring_fail; /* MSG_RING wakes target an fd that is no ring */
 	atomic_int flush_stash;	  /* a flush moves the CQ aside, as on CQ overflow */
 	atomic_int fdt_nomem;	  /* the fd table cannot grow */
+	atomic_int closing_nomem; /* the list of closing fds cannot grow */
 };
 extern struct rp_engine_test_hooks rp_engine_test_hooks;
 #define RP_TEST_HOOK(name) atomic_load_explicit(&rp_engine_test_hooks.name, memory_order_relaxed)

@@ -23,7 +23,13 @@
  *   after rp_timer_free (as a flush in cfg.fini did) sends nothing that
  *   names the freed op: no CQE for it; and no op takes an SQE after the
  *   loop (EBUSY), so none waits in the SQ for a submit that never comes.
+ * - rp_cancel_fd_op's cancel by fd (more ops on the fd than the SQ holds)
+ *   with the list of closing fds unable to grow, while the kernel ends
+ *   the fd's multishot recv (ENOBUFS): the recv ends for good, every op on
+ *   the fd ends, nothing is left in flight and the fd stays open.
  */
+#include <poll.h>
+
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
 
@@ -700,6 +706,141 @@ static void test_failed_init_timer_never_reaches_kernel(void **state)
 	assert_int_equal(atomic_load(&ttd.late), 0);
 }
 
+/* ======================================================================
+ * rp_cancel_fd_op's fallback (a cancel by fd) with the list of closing
+ * fds unable to grow, racing the kernel's ENOBUFS end of a multishot recv
+ * ====================================================================== */
+
+#define CX_POLLS 20 /* one-shot POLLPRI polls on the fd: more than a 16-entry SQ */
+#define CX_NBUFS 8
+#define CX_BUF	 4096
+
+static struct {
+	int a, b;
+	struct rp_op *op;
+	atomic_int done, final_seen;
+	bool cancel_sent, more_sent, final_before_settle;
+	int cancel_ret, final_res;
+	unsigned data_after_more, polls_ended, polls_cancelled;
+	unsigned held_n;
+	uint16_t held[CX_NBUFS];
+	unsigned inflight_after;
+} tcx;
+
+static void cx_settle(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	tcx.final_before_settle = atomic_load(&tcx.final_seen);
+	/* this timeout's own op is still counted */
+	tcx.inflight_after = rp_shard_inflight(sh) - 1;
+	atomic_store(&tcx.done, 1);
+}
+
+/* 100 ms after the cancel: every buffer back and more data. A receive
+ * that survived the cancel (re-armed by fd number) takes it. */
+static void cx_more(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	for (unsigned i = 0; i < tcx.held_n; i++)
+		rp_buf_put(sh, tcx.held[i]);
+	tcx.held_n = 0;
+	tcx.more_sent = true;
+	CHECK_EQ(write(tcx.b, "more data", 9), 9);
+	CHECK(rp_timeout(sh, 100 * MS, cx_settle, NULL) != NULL);
+}
+
+static void cx_poll_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tcx.polls_ended++;
+	tcx.polls_cancelled += c->res == -ECANCELED;
+}
+
+static void cx_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	if (c->res > 0 && tcx.more_sent)
+		tcx.data_after_more++;
+	if (c->buf && tcx.held_n < CX_NBUFS)
+		tcx.held[tcx.held_n++] = c->bid; /* hold: the ring runs dry */
+	else if (c->buf)
+		rp_buf_put(sh, c->bid);
+	if (!tcx.cancel_sent) {
+		/* the first data CQE: the ENOBUFS end is in this batch, after
+		 * it; the cancel by fd finds no receive to end */
+		tcx.cancel_sent = true;
+		HOOK_SET(closing_nomem, 1);
+		tcx.cancel_ret = rp_cancel_fd_op(sh, tcx.a);
+		HOOK_SET(closing_nomem, 0);
+		CHECK(rp_timeout(sh, 100 * MS, cx_more, NULL) != NULL);
+	}
+	if (!(c->flags & RP_CQE_MORE)) {
+		tcx.final_res = c->res;
+		atomic_store(&tcx.final_seen, 1);
+	}
+}
+
+static int cx_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < CX_POLLS; i++)
+		CHECK(rp_poll(sh, tcx.a, POLLPRI, cx_poll_cb, NULL) != NULL);
+	tcx.op = rp_recv_multishot(sh, tcx.a, cx_recv_cb, NULL);
+	CHECK(tcx.op != NULL);
+	return 0;
+}
+
+static void test_cancel_fd_op_fallback_without_closing_memory(void **state)
+{
+	static uint8_t fill[(CX_NBUFS + 4) * CX_BUF];
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	bool ok;
+
+	(void)state;
+	memset(&tcx, 0, sizeof(tcx));
+	tcp_pair(&tcx.a, &tcx.b);
+	/* more than the buffers hold, queued before the receive is armed */
+	assert_int_equal(write(tcx.b, fill, sizeof(fill)), (ssize_t)sizeof(fill));
+	cfg.bufs = CX_NBUFS;
+	cfg.buf_size = CX_BUF;
+	cfg.ring_entries = 16;
+	cfg.init = cx_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tcx.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	print_message("# cancel_fd_op fallback, no closing memory: ret %d, recv ended %d (res %d), "
+		      "%u data CQEs after more was written; polls %u ended (%u cancelled); "
+		      "inflight after %u; fallbacks %llu\n",
+		      tcx.cancel_ret, tcx.final_before_settle, tcx.final_res, tcx.data_after_more,
+		      tcx.polls_ended,
+		      tcx.polls_cancelled, tcx.inflight_after,
+		      (unsigned long long)st.cancel_fd_fallback);
+	assert_true(ok);
+	assert_int_equal(tcx.cancel_ret, 0);
+	assert_int_equal(st.cancel_fd_fallback, 1);
+	/* the receive ended for good, not re-armed by fd */
+	assert_true(tcx.final_before_settle);
+	assert_true(tcx.final_res <= 0);
+	assert_int_equal(tcx.data_after_more, 0);
+	/* the cancel by fd ended every poll */
+	assert_int_equal(tcx.polls_ended, CX_POLLS);
+	assert_int_equal(tcx.polls_cancelled, CX_POLLS);
+	/* nothing left: no op, no internal cancel outstanding */
+	assert_int_equal(tcx.inflight_after, 0);
+	/* a cancel closes nothing: the fd is still ours */
+	assert_int_equal(fcntl(tcx.a, F_GETFD), FD_CLOEXEC);
+	close(tcx.a);
+	close(tcx.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -713,6 +854,7 @@ int main(void)
 		T(test_timer_waiting_at_stop_is_cancelled),
 		T(test_timer_freed_after_the_loop_gives_its_op_back),
 		T(test_failed_init_timer_never_reaches_kernel),
+		T(test_cancel_fd_op_fallback_without_closing_memory),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);
