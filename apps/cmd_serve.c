@@ -306,6 +306,11 @@ struct sshard {
 	 * while soon_t sleeps longer (a reserved timer cannot be moved) */
 	struct rp_timer *soon_t, *soon_kick;
 	uint64_t soon_at;
+	/* waits for memory listed; mem_back: a connection's memory went back
+	 * to the pool since the last pass (conn_put), so the next one looks at
+	 * every wait the pool's frees moved for, due or not */
+	unsigned mem_listed;
+	bool mem_back;
 	struct rp_app_list soon; /* in mem_wait, or zc_check with a request behind or last */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
@@ -495,6 +500,7 @@ static uint64_t pool_frees(struct rp_shard *sh)
 static void soon_push(struct sconn *c)
 {
 	c->on_soon = true;
+	c->ss->mem_listed += c->mem_wait != MW_NONE; /* set before, cleared after */
 	rp_app_list_push(&c->ss->soon, &c->slink);
 }
 
@@ -521,6 +527,7 @@ static void soon_del(struct sconn *c)
 	if (!c->on_soon)
 		return;
 	c->on_soon = false;
+	c->ss->mem_listed -= c->mem_wait != MW_NONE;
 	rp_app_list_unlink(&c->ss->soon, &c->slink);
 }
 
@@ -633,6 +640,7 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
+	struct sshard *ss;
 
 	if (--c->ops)
 		return;
@@ -660,7 +668,16 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 			c->ss->shed_closing--; /* the waits try at the tick (retry_opens) */
 	}
 	acc = &c->ss->acc;
+	ss = c->ss;
 	rp_pool_free(c);
+	/* its memory is back: a wait backed off is looked at within 1 ms, not
+	 * at the end of its gap (up to 250 ms: 157 ms measured) */
+	if (ss->mem_listed && !ss->mem_back) {
+		uint64_t now = rp_app_now_ns();
+
+		ss->mem_back = true;
+		soon_arm(sh, ss, now, now);
+	}
 	/* a descriptor and memory came back: an accept that is down and has
 	 * no back-off timer coming is armed here, once the connection's
 	 * memory is back in the pool the accept takes its op from */
@@ -2175,7 +2192,8 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 /*
  * The pass over ss->soon, oldest first: those due are looked at, at most
  * SOON_SCAN a pass (soon_mem, soon_zc), those not due passed over (at most
- * SOON_SEEN), each listed again at the back. Off the list before each
+ * SOON_SEEN), each listed again at the back; after a connection's memory
+ * went back (mem_back), a wait the pool's frees moved for is due too. Off the list before each
  * look, so what it calls may list it again; what another's retry ends or
  * lists meanwhile changes nothing but the pass's length. Returns when the
  * next pass is due: the first look due of those it saw, now when some
@@ -2184,9 +2202,12 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 {
 	struct rp_app_link *end = ss->soon.last; /* what is listed again comes after */
-	uint64_t next = UINT64_MAX, frees = 0;
-	bool at_end = !end, have_frees = false;
+	/* the pool's frees once a pass (O(classes)), when a wait is listed */
+	uint64_t next = UINT64_MAX, frees = ss->mem_listed ? pool_frees(sh) : 0;
+	bool at_end = !end, back = ss->mem_back;
 	unsigned looks = 0, seen = 0;
+
+	ss->mem_back = false;
 
 	while (!at_end && !rp_app_list_empty(&ss->soon)) {
 		struct sconn *c = rp_app_list_entry(ss->soon.first, struct sconn, slink);
@@ -2197,15 +2218,12 @@ static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 		at_end = &c->slink == end;
 		soon_del(c);
 		seen++;
-		if (c->soon_due > now && !c->closing) {
+		if (c->soon_due > now && !c->closing &&
+		    !(back && c->mem_wait && c->soon_mark != frees)) {
 			soon_push(c); /* not due: to the back as it was */
 			due = c->soon_due;
 		} else if (c->mem_wait) {
 			looks++;
-			if (!have_frees) {
-				frees = pool_frees(sh);
-				have_frees = true;
-			}
 			due = soon_mem(sh, c, now, frees);
 		} else if (c->zc_check) {
 			looks++;

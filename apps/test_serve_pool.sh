@@ -27,7 +27,8 @@
 # wait for pool memory, not cut. Then a serve each, the pool filled and
 # its spans taken by long heads: a client reset during its memory wait
 # ends it (case_reset_wait), and a pipelined head outgrowing its small
-# copy falls back to a 32 KB head buffer (case_grow_fallback). Skipped
+# copy falls back to a 32 KB head buffer (case_grow_fallback), and a wait
+# backs off while the pool stays full (case_held_wait). Skipped
 # where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
 # "reset_wait grow_fallback") runs only those.
@@ -380,9 +381,54 @@ case_head_wait_bound() {
 	return $rc
 }
 
+# A wait for memory while the pool stays full backs off: its answer is
+# tried again only once the pool freed something, or every 250 ms, not
+# every 1 ms. A client's HEAD waits 2 s while long heads hold the pool
+# (the last of them may wait too): mem_retries moved by at most 40 a
+# waiting connection (8 measured for the HEAD alone, 72 for it and the
+# long heads' waits; before, one try a millisecond: 1944 for the HEAD); then the long heads close and the answer comes
+# within 100 ms (2 ms: a connection's memory back makes the waits due;
+# at the end of the wait's gap alone, 157 ms).
+case_held_wait() {
+	serve_start || return 1
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+t, = answered(1)
+longs = answered(200)
+idle = fill()
+stb = stats()
+longheads(longs)  # the last batch may wait for memory too (a head's wait)
+st0 = stats()
+t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+st1 = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
+check(st1["mem_waits"] == st0["mem_waits"] + 1,
+      f"the client's answer waits for memory (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
+time.sleep(2)
+st2 = stats()
+tries = st2["mem_retries"] - st1["mem_retries"]
+waits = max(1, st2["mem_waits"] - stb["mem_waits"])  # the HEAD's and the long heads'
+print(f"  2 s of the pool held full: mem_retries {st1['mem_retries']} -> {st2['mem_retries']}, {waits} waits")
+check(tries <= 40 * waits, f"the waits backed off: {tries} tries in 2 s for {waits} (want <= 40 each)")
+for s in longs: s.close()  # memory back
+t0 = time.monotonic()
+f = t.makefile("rb")
+try: status, length = head(f)
+except OSError: status = b""
+ms = (time.monotonic() - t0) * 1000
+print(f"  answered {ms:.0f} ms after the long heads closed: {status!r}")
+check(status.startswith(b"HTTP/1.1 200") and ms < 100, "the waiting answer came within 100 ms of the memory")
+f.close()
+for s in idle + [t]: s.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
