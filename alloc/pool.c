@@ -94,6 +94,28 @@
 #define POOL_DEBUG 0
 #endif
 
+/*
+ * AddressSanitizer (ringplane/pool_inline.h): every object not out with a
+ * caller is poisoned, from the arena's creation to its destroy, and the
+ * pool reaches the words it keeps inside free objects (the span free
+ * list's link, the remote stack's link and tag) only through the
+ * uninstrumented accessors below: never by unpoisoning them, which would
+ * race with a thread that frees or allocates the object meanwhile. Other
+ * builds: plain loads and stores, inlined.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_ASAN 1
+#endif
+#endif
+#ifdef POOL_ASAN
+#define NO_ASAN __attribute__((no_sanitize_address, noinline))
+#else
+#define NO_ASAN
+#endif
+
 #define COLOUR 64u /* colour step: one cache line */
 #define MAX_OBJS (RP_POOL_SPAN / RP_POOL_MIN_CLASS)
 #define REMOTE_TAG ((uintptr_t)0x5250504f4f4c4446ull) /* "RPPOOLDF" */
@@ -247,6 +269,43 @@ static inline struct span *span_of(const struct rp_pool *p, const void *ptr)
 	return &p->spans[((uintptr_t)ptr - p->hot.base) >> SPAN_SHIFT];
 }
 
+/* The second word of an object: the remote-free tag lives there. */
+static inline _Atomic uintptr_t *tag_word(void *obj)
+{
+	return (_Atomic uintptr_t *)(void *)((char *)obj + sizeof(void *));
+}
+
+static inline uintptr_t tag_of(const void *obj)
+{
+	return (uintptr_t)obj ^ REMOTE_TAG;
+}
+
+/* The words inside a free (under ASan, poisoned) object. */
+static NO_ASAN void *obj_link(const void *obj)
+{
+	return *(void *const *)obj;
+}
+
+static NO_ASAN void obj_set_link(void *obj, void *next)
+{
+	*(void **)obj = next;
+}
+
+static NO_ASAN uintptr_t obj_tag_load(void *obj)
+{
+	return atomic_load_explicit(tag_word(obj), memory_order_relaxed);
+}
+
+static NO_ASAN void obj_tag_clear(void *obj)
+{
+	atomic_store_explicit(tag_word(obj), 0, memory_order_relaxed);
+}
+
+static NO_ASAN uintptr_t obj_tag_swap(void *obj)
+{
+	return atomic_exchange_explicit(tag_word(obj), tag_of(obj), memory_order_relaxed);
+}
+
 static void partial_unlink(struct rp_pool *p, struct span *s)
 {
 	struct sclass *sc = &p->cls[s->cls];
@@ -299,7 +358,7 @@ static void span_put(struct rp_pool *p, struct span *s, void *obj)
 	struct sclass *sc = &p->cls[s->cls];
 	struct span *cur = sc->cur;
 
-	*(void **)obj = s->free;
+	obj_set_link(obj, s->free);
 	s->free = obj;
 	sc->avail++;
 	if (--s->used == 0) {
@@ -346,17 +405,6 @@ static inline int64_t obj_index(const struct span *s, uint32_t x)
 	return j < s->bump ? (int64_t)j : -1;
 }
 
-/* The second word of an object: the remote-free tag lives there. */
-static inline _Atomic uintptr_t *tag_word(void *obj)
-{
-	return (_Atomic uintptr_t *)(void *)((char *)obj + sizeof(void *));
-}
-
-static inline uintptr_t tag_of(const void *obj)
-{
-	return (uintptr_t)obj ^ REMOTE_TAG;
-}
-
 static void count_double_free(struct rp_pool *p)
 {
 	atomic_fetch_add_explicit(&p->double_frees, 1, memory_order_relaxed);
@@ -386,17 +434,17 @@ static void free_checked(struct rp_pool *p, void *ptr, bool remote)
 		/* A local free of an object whose remote free is still pending,
 		 * or of one that is not out: refused. Relaxed: the tag, if
 		 * any, was written by a thread this one synchronised with. */
-		if ((!remote &&
-		     atomic_load_explicit(tag_word(ptr), memory_order_relaxed) == tag_of(ptr)) ||
-		    !(s->out[j / 64] & bit)) {
+		if ((!remote && obj_tag_load(ptr) == tag_of(ptr)) || !(s->out[j / 64] & bit)) {
 			count_double_free(p);
 			return;
 		}
 		s->out[j / 64] &= ~bit;
+		RP_POOL_ASAN_POISON_(ptr, (size_t)1 << class_shift(s->cls));
 		k->frees++;
 		span_put(p, s, ptr);
 		return;
 	}
+	RP_POOL_ASAN_POISON_(ptr, (size_t)1 << class_shift(s->cls));
 	if (unlikely(k->n == RP_POOL_CACHE_SLOTS_))
 		cache_spill(p, k);
 	k->slots[k->n++] = ptr;
@@ -411,11 +459,11 @@ unsigned rp_pool_reclaim(struct rp_pool *p)
 	unsigned n = 0;
 
 	while (list) {
-		void *next = *(void **)list;
+		void *next = obj_link(list);
 
 		/* Off the list: a later remote free of it is a free again.
 		 * Relaxed: the object is the owner's until it hands it out. */
-		atomic_store_explicit(tag_word(list), 0, memory_order_relaxed);
+		obj_tag_clear(list);
 		free_checked(p, list, true);
 		list = next;
 		n++;
@@ -493,7 +541,7 @@ static unsigned span_refill(struct rp_pool *p, struct span *s, unsigned c)
 		void *obj = s->free;
 
 		if (obj)
-			s->free = *(void **)obj;
+			s->free = obj_link(obj);
 		else if (s->bump < s->capacity)
 			obj = base + (size_t)s->bump++ * s->stride;
 		else
@@ -634,6 +682,7 @@ void *rp_pool_alloc_slow_(struct rp_pool *p, size_t size)
 		assert(j >= 0);
 		s->out[j / 64] |= 1ull << (j % 64);
 	}
+	RP_POOL_ASAN_UNPOISON_(obj, (size_t)1 << class_shift(c));
 	return obj;
 }
 
@@ -677,6 +726,22 @@ static struct rp_pool *pool_of(const void *ptr)
 	return NULL;
 }
 
+/* A remote free: poison the object when @ptr is one (the owner refuses
+ * the others when it reclaims them). */
+static void remote_poison(struct rp_pool *p, void *ptr)
+{
+#ifdef POOL_ASAN
+	uintptr_t off = (uintptr_t)ptr - p->hot.base;
+	const struct span *s = &p->spans[off >> SPAN_SHIFT];
+
+	if (obj_index(s, (uint32_t)off & (RP_POOL_SPAN - 1)) >= 0)
+		RP_POOL_ASAN_POISON_(ptr, (size_t)1 << class_shift(s->cls));
+#else
+	(void)p;
+	(void)ptr;
+#endif
+}
+
 void rp_pool_free_slow_(void *ptr)
 {
 	struct rp_pool *p;
@@ -698,15 +763,18 @@ void rp_pool_free_slow_(void *ptr)
 	 * finds it and is refused (two racing frees: the exchange picks one).
 	 * Relaxed: the push's release publishes it with the next pointer.
 	 */
-	if (unlikely(atomic_exchange_explicit(tag_word(ptr), tag_of(ptr), memory_order_relaxed) ==
-		     tag_of(ptr))) {
+	if (unlikely(obj_tag_swap(ptr) == tag_of(ptr))) {
 		count_double_free(p);
 		return;
 	}
+	/* Poisoned before the push publishes it: once pushed, the owner may
+	 * reclaim it and hand it out again (unpoisoned) at any time. An
+	 * object of a live span: its class is fixed while it is out. */
+	remote_poison(p, ptr);
 	void *head = atomic_load_explicit(&p->remote, memory_order_relaxed);
 
 	do {
-		*(void **)ptr = head;
+		obj_set_link(ptr, head);
 		/* Release: the next pointer just written is visible to the owner's
 		 * acquire exchange in rp_pool_reclaim. */
 	} while (!atomic_compare_exchange_weak_explicit(&p->remote, &head, ptr,
@@ -963,11 +1031,16 @@ struct rp_pool *rp_pool_create(int numa_node, size_t arena_bytes, unsigned flags
 	}
 	p->hot.spans = (char *)p->spans;
 	p->hot.owner = &rp_pool_tls_;
+	/* ASan: nothing is out with a caller yet (the colours' gaps and the
+	 * slack at a span's end are never handed out: they stay poisoned). */
+	RP_POOL_ASAN_POISON_(p->map, p->map_len);
 	err = register_pool(p);
 	if (err)
-		goto fail_spans;
+		goto fail_unpoison;
 	return p;
 
+fail_unpoison:
+	RP_POOL_ASAN_UNPOISON_(p->map, p->map_len);
 fail_spans:
 	free(p->out_bits);
 	free(p->spans);
@@ -988,6 +1061,9 @@ void rp_pool_destroy(struct rp_pool *p)
 	atomic_store_explicit(&rp_pool_registry_[p->slot].base, 0, memory_order_relaxed);
 	atomic_store_explicit(&rp_pool_registry_[p->slot].len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
+	/* ASan: the shadow outlives the mapping; whatever maps these
+	 * addresses next must not find them poisoned. */
+	RP_POOL_ASAN_UNPOISON_(p->map, p->map_len);
 	munmap(p->map, p->map_len);
 	free(p->out_bits);
 	free(p->spans);

@@ -48,6 +48,17 @@
 #endif
 #define DEADLINE_S 120
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_BUILD 1
+#endif
+#endif
+#ifdef ASAN_BUILD
+#include <sanitizer/asan_interface.h>
+#endif
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -1132,6 +1143,149 @@ static void remote_double_free_child(void)
 	rp_pool_destroy(p);
 }
 
+#ifdef ASAN_BUILD
+/* Every byte of [@p, @p + @n) poisoned (ASan's shadow, 8-byte granules). */
+static bool all_poisoned(const void *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8)
+		if (!__asan_address_is_poisoned((const char *)p + i))
+			return false;
+	return __asan_address_is_poisoned((const char *)p + n - 1);
+}
+
+static void *poison_remote_freer(void *arg)
+{
+	rp_pool_free(arg);
+	return NULL;
+}
+
+/* A write through a pointer kept after rp_pool_free: ASan must stop it. */
+static void write_after_free_child(void)
+{
+	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
+	volatile char *c;
+
+	CHILD_CHECK(p != NULL);
+	c = rp_pool_alloc(p, 200);
+	CHILD_CHECK(c != NULL);
+	rp_pool_free((void *)c);
+	c[100] = 1; /* ASan reports this and exits */
+	_exit(0);   /* not reached when the object is poisoned */
+}
+#endif
+
+/*
+ * ASan builds: an object is poisoned from rp_pool_free to its next
+ * rp_pool_alloc (every class, the inline paths and the exported ones, a
+ * free from another thread before the owner reclaims it, objects sent
+ * back to their spans by a full cache), so a use after free is reported;
+ * memory never handed out is poisoned, the arena is clean after destroy,
+ * and a write after free in a child is reported as a use-after-poison.
+ */
+static void test_asan_poisons_free_objects(void **state)
+{
+	(void)state;
+#ifndef ASAN_BUILD
+	printf("skip: not an AddressSanitizer build (the pool poisons nothing here)\n");
+	skip();
+#else
+	static void *objs[300];
+	static const size_t sizes[] = { 1, 64, 100, 4096, 5000, 8192, 40000, 65536, 100000, MB };
+	struct rp_pool *p = rp_pool_create(-1, 16 * MB, 0);
+	char *arena;
+	pthread_t t;
+	int pfd[2], rc;
+	char buf[4096], rest[4096];
+	ssize_t n, got = 0;
+
+	assert_non_null(p);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t cls = rp_pool_class_size(sizes[i]);
+		char *a = rp_pool_alloc(p, sizes[i]), *b;
+
+		assert_non_null(a);
+		assert_null(__asan_region_is_poisoned(a, cls));
+		memset(a, 0x5a, cls);
+		rp_pool_free(a);
+		assert_true(all_poisoned(a, cls));
+		b = rp_pool_alloc(p, sizes[i]);
+		assert_ptr_equal(b, a); /* the same object, LIFO */
+		assert_null(__asan_region_is_poisoned(b, cls));
+		(rp_pool_free)(b); /* the exported function */
+		assert_true(all_poisoned(b, cls));
+		b = (rp_pool_alloc)(p, sizes[i]);
+		assert_ptr_equal(b, a);
+		assert_null(__asan_region_is_poisoned(b, cls));
+
+		/* Freed by another thread: poisoned before the owner reclaims. */
+		assert_int_equal(pthread_create(&t, NULL, poison_remote_freer, b), 0);
+		pthread_join(t, NULL);
+		assert_true(all_poisoned(b, cls));
+		assert_int_equal(rp_pool_reclaim(p), 1);
+		assert_true(all_poisoned(b, cls));
+		b = rp_pool_alloc(p, sizes[i]);
+		assert_ptr_equal(b, a);
+		assert_null(__asan_region_is_poisoned(b, cls));
+		rp_pool_free(b);
+	}
+
+	/* 300 objects of 64 B: the cache spills to the spans, which link
+	 * free objects through their first word (unseen by ASan). */
+	for (unsigned i = 0; i < 300; i++) {
+		objs[i] = rp_pool_alloc(p, 64);
+		assert_non_null(objs[i]);
+		memset(objs[i], 0xa5, 64);
+	}
+	/* The next object of the span, never handed out, is poisoned. */
+	assert_true(all_poisoned((char *)objs[299] + 64, 64));
+	for (unsigned i = 0; i < 300; i++)
+		rp_pool_free(objs[i]);
+	for (unsigned i = 0; i < 300; i++)
+		assert_true(all_poisoned(objs[i], 64));
+	assert_true(rp_pool_spans_free(p, SIZE_MAX) == 16); /* every cache flushed */
+	for (unsigned i = 0; i < 300; i++) {
+		objs[i] = rp_pool_alloc(p, 64);
+		assert_non_null(objs[i]);
+		assert_null(__asan_region_is_poisoned(objs[i], 64));
+	}
+	for (unsigned i = 0; i < 300; i++)
+		rp_pool_free(objs[i]);
+
+	arena = objs[0];
+	rp_pool_destroy(p);
+	/* The shadow outlives the mapping: nothing left poisoned there. */
+	assert_false(__asan_address_is_poisoned(arena));
+
+	/* A write after free in a child: ASan's report, not a clean exit. */
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	{
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			dup2(pfd[1], 2);
+			close(pfd[0]);
+			write_after_free_child();
+		}
+		close(pfd[1]);
+		/* Read to the end (the child never blocks on a full pipe),
+		 * keeping the first 4 KB. */
+		while ((n = read(pfd[0], got < (ssize_t)sizeof(buf) - 1 ? buf + got : rest,
+				 got < (ssize_t)sizeof(buf) - 1 ? sizeof(buf) - 1 - (size_t)got
+								: sizeof(rest))) > 0)
+			if (got < (ssize_t)sizeof(buf) - 1)
+				got += n;
+		buf[got] = 0;
+		close(pfd[0]);
+		assert_int_equal(waitpid(pid, &rc, 0), pid);
+	}
+	assert_false(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+	if (!strstr(buf, "use-after-poison"))
+		fail_msg("no use-after-poison report from the child:\n%s", buf);
+#endif
+}
+
 static void test_remote_double_free_refused(void **state)
 {
 	(void)state;
@@ -1231,6 +1385,7 @@ int main(void)
 		cmocka_unit_test(test_iovecs_and_buf_index),
 		cmocka_unit_test(test_million_remote_frees_reused),
 		cmocka_unit_test(test_remote_double_free_refused),
+		cmocka_unit_test(test_asan_poisons_free_objects),
 #ifdef RP_POOL_DEBUG
 		cmocka_unit_test(test_debug_local_double_free_caught),
 #endif

@@ -126,6 +126,12 @@ void *rp_pool_alloc(struct rp_pool *pool, size_t size);
  * A free from another thread writes the object's first two words (the
  * remote list's link and a state word).
  *
+ * AddressSanitizer builds: the object is poisoned from this free to its
+ * next allocation, which unpoisons its whole class size, so a use after
+ * free is reported (docs/pool.md, "AddressSanitizer"); the caller's code
+ * and the library must both be ASan builds, or the caller defines
+ * RP_POOL_NO_INLINE.
+ *
  * Double frees: a second free from another thread of an object whose
  * first remote free the owner has not reclaimed yet is refused and
  * counted in rp_pool_stats().double_frees (the state word, set with one

@@ -34,6 +34,33 @@
 
 #include <ringplane/pool_layout.h>
 
+/*
+ * AddressSanitizer: an object is poisoned from its free to its next
+ * allocation, so a write or read through a pointer kept after
+ * rp_pool_free is reported as a use-after-poison. Every object in the
+ * pool (cached, in its span, never handed out) is poisoned; an allocation
+ * unpoisons the whole object (its class size: callers may use what
+ * rp_pool_class_size says). Other builds: nothing, no cost. The paths
+ * compiled here and the library's slow paths each poison what they hand
+ * back, so the library and the code calling these inline paths must both
+ * be built with ASan, or the caller defines RP_POOL_NO_INLINE.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RP_POOL_ASAN_POISON_(p, n) __asan_poison_memory_region((p), (n))
+#define RP_POOL_ASAN_UNPOISON_(p, n) __asan_unpoison_memory_region((p), (n))
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RP_POOL_ASAN_POISON_(p, n) __asan_poison_memory_region((p), (n))
+#define RP_POOL_ASAN_UNPOISON_(p, n) __asan_unpoison_memory_region((p), (n))
+#endif
+#endif
+#if defined(RP_POOL_ASAN_POISON_)
+#include <sanitizer/asan_interface.h>
+#else
+#define RP_POOL_ASAN_POISON_(p, n) ((void)(p), (void)(n))
+#define RP_POOL_ASAN_UNPOISON_(p, n) ((void)(p), (void)(n))
+#endif
+
 /* rp_pool_alloc, inline: owner thread only (as the function). */
 static inline __attribute__((always_inline)) void *rp_pool_alloc_inline(struct rp_pool *pool,
 									  size_t size)
@@ -47,12 +74,15 @@ static inline __attribute__((always_inline)) void *rp_pool_alloc_inline(struct r
 		uint32_t n = k->n;
 
 		if (__builtin_expect(n != 0, 1)) {
+			void *obj = k->slots[n - 1];
+
 			k->n = n - 1;
 			k->allocs++;
-			return k->slots[n - 1];
+			RP_POOL_ASAN_UNPOISON_(obj, (size_t)RP_POOL_MIN_CLASS << c);
+			return obj;
 		}
 	}
-	return rp_pool_alloc_slow_(pool, size);
+	return rp_pool_alloc_slow_(pool, size); /* unpoisons what it returns */
 }
 
 /* rp_pool_free, inline: any thread (as the function); the fast case is the
@@ -88,6 +118,8 @@ static inline __attribute__((always_inline)) void rp_pool_free_inline(void *ptr)
 			uint32_t n = k->n;
 
 			if (__builtin_expect(n < RP_POOL_CACHE_SLOTS_, 1)) {
+				/* The class: the cache's index in the pool's. */
+				RP_POOL_ASAN_POISON_(ptr, (size_t)RP_POOL_MIN_CLASS << (k - p->cache));
 				k->slots[n] = ptr;
 				k->n = n + 1;
 				k->frees++;
