@@ -161,9 +161,10 @@
  * A client that stops reading behind a zero-copy body for 2 s costs about
  * 16 looks (1 + 1 + 2 + ... + 128 ms, then every 250 ms), not 2,000. */
 #define SOON_GAP_MAX 250u /* ms */
-/* A check whose peer half-closed: no event reports its reset (zc_hup_arm),
- * the looks read it (a poll(2) more each), so they back off less: a reset
- * is seen within 32 ms, not at the tick (226 ms after it, measured) */
+/* A check or a wait whose peer half-closed: no event reports its reset
+ * (hup_arm), the looks read it (a poll(2) more each), so they back off
+ * less: a reset is seen within 32 ms, not at the tick (226 ms after it,
+ * measured) */
 #define SOON_GAP_EOF 32u /* ms */
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
@@ -405,12 +406,17 @@ struct sconn {
 	/* its send ended and the check is pending: c->sending, c->entry and
 	 * the answer's reference stay until it ends (zc_poll) */
 	bool zc_check;
-	/* zc_hup's cancel was sent (its end comes, -ECANCELED) */
-	bool zc_hup_off;
-	/* a pending check with no receive armed (the peer's EOF read, or
-	 * paused): a poll for its reset (POLLERR|POLLHUP), holding a
-	 * reference, so the reset ends the check at once (zc_hup_arm) */
-	struct rp_op *zc_hup;
+	/* hup's cancel was sent (its end comes, -ECANCELED) */
+	bool hup_off;
+	/* the peer half-closed (a poll reported POLLRDHUP; its EOF may be
+	 * unread behind a paused receive): no poll can wait for its reset
+	 * any more, the looks read it (SOON_GAP_EOF) */
+	bool rdhup;
+	/* a pending check or a wait for memory with no receive armed
+	 * (paused): a poll for its reset (POLLERR|POLLHUP), holding a
+	 * reference, so the reset ends the check or the wait at once
+	 * (hup_arm) */
+	struct rp_op *hup;
 	/* waiting for pool memory (soon_pass tries again every 1 ms), nothing
 	 * of the answer sent: MW_REQ, the parsed request's answer (serve_request
 	 * runs again), MW_ERR an error answer (error_response of mem_status
@@ -465,6 +471,8 @@ static void refill(struct rp_shard *sh, struct sconn *c);
 static void arm_tick(struct rp_shard *sh, struct sshard *ss);
 static void shed_closed(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
 static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+static void mem_retry(struct rp_shard *sh, struct sconn *c);
+static void hup_arm(struct rp_shard *sh, struct sconn *c);
 
 /* ---- the short timer's list (ss->soon) ---- */
 
@@ -804,6 +812,17 @@ static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 	conn_put(sh, c);
 }
 
+/* True when @fd polls POLLERR or POLLHUP: the peer's reset. Only for a
+ * connection with no FIN of ours out (a pending check: nothing follows its
+ * body; a wait for memory: no last answer went), so POLLHUP is the peer's
+ * end, not a half-close of both sides. One poll(2). */
+static bool peer_reset(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = 0 };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP));
+}
+
 /*
  * Is the zero-copy body of @c still safe? sendfile(2) and splice(2) leave
  * references to the file's page-cache pages in the socket, and a
@@ -827,26 +846,20 @@ static int body_check(struct sconn *c)
 
 	if (!fstat(c->entry->fd, &sb) && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < c->zc_end)
 		return -EIO;
-	if (!drained) {
-		/* A reset leaves SIOCOUTQ where it was (the queue is purged,
-		 * the sequence numbers stay): the count never drops, and the
-		 * check would hold the connection until the send timeout. A
-		 * reset socket polls POLLERR|POLLHUP (no FIN of ours is out
-		 * while the check is pending, so POLLHUP is the peer's end). */
-		struct pollfd p = { .fd = c->fd, .events = 0 };
-
-		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)))
-			return -ECONNRESET;
-	}
+	/* A reset leaves SIOCOUTQ where it was (the queue is purged, the
+	 * sequence numbers stay): the count never drops, and the check would
+	 * hold the connection until the send timeout */
+	if (!drained && peer_reset(c->fd))
+		return -ECONNRESET;
 	return drained;
 }
 
 /* Stop @c's poll for a reset (its end puts its reference). The SQ
  * refusing the cancel, the tick sends it again. */
-static void zc_hup_stop(struct rp_shard *sh, struct sconn *c)
+static void hup_stop(struct rp_shard *sh, struct sconn *c)
 {
-	if (c->zc_hup && !c->zc_hup_off)
-		c->zc_hup_off = rp_cancel_op(sh, c->zc_hup) == 0;
+	if (c->hup && !c->hup_off)
+		c->hup_off = rp_cancel_op(sh, c->hup) == 0;
 }
 
 /* End @c's pending check with @r (1: whole, or a negative errno). */
@@ -855,7 +868,8 @@ static void zc_finish(struct rp_shard *sh, struct sconn *c, int r)
 	c->zc_check = false;
 	c->zc_end = 0;
 	soon_del(c);
-	zc_hup_stop(sh, c);
+	if (!c->mem_wait)
+		hup_stop(sh, c);
 	if (r == -EIO)
 		ST_ADD(c->ss, short_queued, 1);
 	answer_end(sh, c, r < 0 ? r : 0);
@@ -890,36 +904,67 @@ static bool zc_poll(struct rp_shard *sh, struct sconn *c)
 	return true;
 }
 
-/* The poll of zc_hup_arm ended: POLLERR or POLLHUP is the peer's reset
- * (no FIN of ours is out while a check is pending: body_check), and the
- * check ends now (-ECONNRESET) instead of at the tick. */
-static void on_zc_hup(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+/* @c's wait for memory (listed or not) found its peer reset: counted in
+ * resets, the connection closed and the wait ended now (mem_retry,
+ * closing: unanswered, not a send_nomem). The caller holds a reference. */
+static void mem_reset(struct rp_shard *sh, struct sconn *c)
+{
+	ST_ADD(c->ss, resets, 1);
+	c->keep_alive = false;
+	conn_close(sh, c);
+	soon_del(c);
+	mem_retry(sh, c);
+}
+
+/* The poll of hup_arm ended: POLLERR or POLLHUP is the peer's reset (no
+ * FIN of ours is out while a check is pending, body_check, or a wait:
+ * peer_reset), and the check ends now (-ECONNRESET), or the wait
+ * (mem_reset), instead of at the tick or the wait's bound. POLLRDHUP
+ * alone: the peer half-closed, and no poll can wait for its reset any
+ * more (io_uring adds POLLRDHUP to every poll): the looks read it from
+ * now on, at most SOON_GAP_EOF apart (c->rdhup; made due now). A cancel
+ * sent when the check or the wait ended while another began (a pipelined
+ * request's answer waits for memory): armed again. */
+static void on_hup(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sconn *c = arg;
 
-	c->zc_hup = NULL;
-	c->zc_hup_off = false;
+	c->hup = NULL;
+	c->hup_off = false;
+	if (cq->res > 0 && !(cq->res & (POLLERR | POLLHUP)) && (cq->res & POLLRDHUP)) {
+		c->rdhup = true;
+		soon_wake(sh, c);
+	}
 	if (cq->res > 0 && c->zc_check)
 		(void)zc_poll(sh, c); /* not ended: the pass's looks go on */
+	else if (cq->res > 0 && c->mem_wait && !c->closing && (cq->res & (POLLERR | POLLHUP)))
+		mem_reset(sh, c);
+	else if (cq->res == -ECANCELED)
+		hup_arm(sh, c);
 	conn_put(sh, c); /* the poll's reference */
 }
 
 /*
  * A reset leaves SIOCOUTQ where it was, so the pass's bare looks never
- * see it; a receive armed reports it (on_recv's error, then zc_poll), but
- * a paused connection has none: a check listed without one gets a
- * one-shot poll for POLLERR and POLLHUP (an op from the pool; none to be
- * had, the tick's check reads the reset). Not once the peer's EOF was
- * read: io_uring reports POLLRDHUP whatever is asked, so that poll ends
- * at once; soon_zc's looks read the reset there (SOON_GAP_EOF).
+ * see it, and a wait for memory makes no call on its socket at all; a
+ * receive armed reports it (on_recv's error: zc_poll, or the wait's end),
+ * but a paused connection has none: a check or a wait listed without one
+ * gets a one-shot poll for POLLERR and POLLHUP (an op from the pool; none
+ * to be had, the next look tries again, and the tick's check reads a
+ * check's reset). Armed when it is listed, when its receive ends paused
+ * (on_recv), and at its looks. Not once the peer half-closed (its EOF
+ * read, or a poll's POLLRDHUP: c->rdhup): io_uring reports POLLRDHUP
+ * whatever is asked, so that poll ends at once; the looks read the reset
+ * there (soon_zc, soon_mem: SOON_GAP_EOF). Stopped when neither a check
+ * nor a wait is left (hup_stop).
  */
-static void zc_hup_arm(struct rp_shard *sh, struct sconn *c)
+static void hup_arm(struct rp_shard *sh, struct sconn *c)
 {
-	if (c->zc_hup || c->recv_op || c->eof || !c->zc_check || c->closing ||
-	    rp_shard_stopping(sh))
+	if (c->hup || c->recv_op || c->eof || c->rdhup || !(c->zc_check || c->mem_wait) ||
+	    c->closing || rp_shard_stopping(sh))
 		return;
-	c->zc_hup = rp_poll(sh, c->fd, 0, on_zc_hup, c);
-	if (c->zc_hup)
+	c->hup = rp_poll(sh, c->fd, 0, on_hup, c);
+	if (c->hup)
 		c->ops++;
 }
 
@@ -941,7 +986,7 @@ static void zc_soon(struct rp_shard *sh, struct sconn *c)
 	if (c->zc_check &&
 	    (!c->keep_alive || (c->buf && c->have > used) || c->in_n || c->sp_len)) {
 		soon_add(sh, c);
-		zc_hup_arm(sh, c);
+		hup_arm(sh, c);
 	}
 }
 
@@ -1058,6 +1103,7 @@ static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 	if (kind != MW_BODY)
 		c->ops++; /* the wait's reference (MW_BODY: the answer's) */
 	soon_add(sh, c);
+	hup_arm(sh, c); /* paused: a poll reports its reset */
 }
 
 /* A queued head was sent (or dropped: q failed). The last one out starts
@@ -1858,6 +1904,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		else if (!c->sending && !c->heads_out)
 			conn_next(sh, c); /* answers what is whole, then closes */
 	}
+	/* a check or a wait listed while its receive was still armed (its
+	 * cancel in flight): paused now, a poll reports its reset */
+	hup_arm(sh, c);
 	conn_put(sh, c);
 }
 
@@ -2090,6 +2139,8 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 		else if (file_send(sh, c, NULL, 0, c->body_off, c->body_len))
 			mem_wait_start(sh, c, MW_BODY);
 		c->mem_again = false;
+		if (!c->mem_wait && !c->zc_check)
+			hup_stop(sh, c);
 		conn_put(sh, c);
 		return;
 	}
@@ -2109,6 +2160,8 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
 		conn_next(sh, c); /* the next request, or the queue's flush */
 	}
 	c->mem_again = false;
+	if (!c->mem_wait && !c->zc_check)
+		hup_stop(sh, c); /* no wait left (nor a check): its poll ends */
 	conn_put(sh, c); /* the wait's reference */
 }
 
@@ -2116,8 +2169,9 @@ static void mem_retry(struct rp_shard *sh, struct sconn *c)
  * look after, up to SOON_GAP_MAX). Returns when it is due. */
 static uint64_t soon_later(struct sconn *c, uint64_t now, unsigned gap)
 {
-	/* a check whose peer's EOF was read: its looks read a reset too */
-	unsigned max = c->zc_check && c->eof ? SOON_GAP_EOF : SOON_GAP_MAX;
+	/* a check or a wait whose peer half-closed: its looks read a reset
+	 * too (no poll can wait for it: hup_arm) */
+	unsigned max = c->eof || c->rdhup ? SOON_GAP_EOF : SOON_GAP_MAX;
 
 	if (gap > max)
 		gap = max;
@@ -2139,10 +2193,20 @@ static uint64_t soon_mem(struct rp_shard *sh, struct sconn *c, uint64_t now, uin
 	unsigned gap = c->soon_gap;
 	uint64_t due = UINT64_MAX;
 
+	/* its peer half-closed: no poll reports a reset (hup_arm), the look
+	 * reads it */
+	if (!c->closing && (c->eof || c->rdhup) && peer_reset(c->fd)) {
+		c->ops++;
+		mem_reset(sh, c);
+		conn_put(sh, c);
+		return UINT64_MAX;
+	}
 	/* nothing came back: not tried (but at the longest gap, in case what
 	 * it waits for came back without a free the pool counts) */
-	if (!c->closing && !rp_shard_stopping(sh) && c->soon_mark == frees && gap < SOON_GAP_MAX)
+	if (!c->closing && !rp_shard_stopping(sh) && c->soon_mark == frees && gap < SOON_GAP_MAX) {
+		hup_arm(sh, c); /* none yet (no op to be had, or its receive just paused) */
 		return soon_later(c, now, gap);
+	}
 	c->ops++; /* mem_retry may put the last of the others */
 	mem_retry(sh, c);
 	if (c->on_soon && c->mem_wait) {
@@ -2151,6 +2215,7 @@ static uint64_t soon_mem(struct rp_shard *sh, struct sconn *c, uint64_t now, uin
 		c->soon_mark = pool_frees(sh);
 		due = soon_later(c, now, gap);
 	}
+	hup_arm(sh, c);
 	conn_put(sh, c);
 	return due;
 }
@@ -2183,9 +2248,9 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 	 * reads it (zc_poll: body_check's poll(2)), at least each
 	 * SOON_GAP_EOF; otherwise a poll for it (its receive may have paused
 	 * since the check was listed) */
-	if (c->eof && zc_poll(sh, c))
+	if ((c->eof || c->rdhup) && zc_poll(sh, c))
 		return UINT64_MAX;
-	zc_hup_arm(sh, c);
+	hup_arm(sh, c);
 	return soon_later(c, now, c->soon_gap);
 }
 
@@ -2271,8 +2336,8 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	rp_app_accept_poke(sh, &ss->acc);
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->zc_hup && !c->zc_check)
-			zc_hup_stop(sh, c); /* its cancel the SQ refused: again */
+		if (c->hup && !c->zc_check && !c->mem_wait)
+			hup_stop(sh, c); /* its cancel the SQ refused: again */
 		if (c->lingering) {
 			/* no byte for --linger-timeout, --linger-time in all,
 			 * or the accept down (EMFILE, memory short: what

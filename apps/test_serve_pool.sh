@@ -243,9 +243,12 @@ case_reset_wait() {
 	serve_start || return 1
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-t, = answered(1)
+t, t2 = answered(2)
 longs = answered(200)
 idle = fill()
+# t2 pipelines a head behind a 1 MB answer (head_release's small copy)
+t2.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+time.sleep(0.3)
 longheads(longs)
 st0 = stats()
 t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -257,12 +260,30 @@ t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 t.close()  # a reset
 st = until(lambda st: st["live"] < live0, 2)
 check(st["live"] == live0 - 1, f"the reset ended its wait: live {live0} -> {st['live']} within 2 s")
+# paused: t2's head, grown past its copy with no 4 KB or 32 KB object,
+# waits for memory (MW_HEAD) with its receive cancelled, then t2 resets
+t2.sendall(b"p" * 3000 + b"\r\n\r\n")
+f = t2.makefile("rb")
+status, length = head(f)
+body = f.read(length) if length else b""
+f.close()
+check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "t2's 1 MB answer whole")
+st1 = until(lambda st: st["mem_waits"] >= st0["mem_waits"] + 2, 2)
+check(st1["mem_waits"] == st0["mem_waits"] + 2, f"t2's head waits for memory (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
+live1 = st1["live"]
+t2.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+t2.close()  # a reset, its receive paused
+t0 = time.monotonic()
+st = until(lambda st: st["live"] < live1, 2)
+took = time.monotonic() - t0
+check(st["live"] == live1 - 1 and took < 1,
+      f"the reset ended the paused wait: live {live1} -> {st['live']} after {took * 1000:.0f} ms (want < 1000)")
 for s in longs: s.close()  # memory back
 time.sleep(0.5)
 st = stats()
-print(f"  resets {st0['resets']} -> {st['resets']}, send_nomem {st['send_nomem']}")
-check(st["resets"] - st0["resets"] == 1, "the reset counted once (resets +1)")
-check(st["send_nomem"] == 0, "send_nomem 0")
+print(f"  resets {st0['resets']} -> {st['resets']}, send_nomem {st['send_nomem']} head_nomem {st0['head_nomem']} -> {st['head_nomem']}")
+check(st["resets"] - st0["resets"] == 2, "each reset counted once (resets +2)")
+check(st["send_nomem"] == 0 and st["head_nomem"] == st0["head_nomem"], "send_nomem 0, head_nomem unchanged")
 for s in idle: s.close()
 sys.exit(1 if fails else 0)
 PY
