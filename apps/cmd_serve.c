@@ -280,6 +280,8 @@ struct serve_stats {
 	/* looks of the soon pass at a pending zero-copy check (one SIOCOUTQ
 	 * ioctl each; the tick's checks not counted) */
 	uint64_t zc_polls;
+	/* passes of the short timer (soon_pass), whatever fired it */
+	uint64_t soon_passes;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -302,11 +304,13 @@ struct sshard {
 	struct rp_app_accept acc; /* the listener and its accept */
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	/* reserved at init too: the poll of the connections on soon. soon_t
-	 * sleeps until the first look due (soon_at, rp_app_now_ns); soon_kick,
-	 * armed only for SOON_NS, takes a connection listed anew within 1 ms
-	 * while soon_t sleeps longer (a reserved timer cannot be moved) */
+	 * sleeps until the first look due (soon_at, rp_app_now_ns); soon_kick
+	 * (kick_at) takes a look due earlier while soon_t sleeps longer (a
+	 * reserved timer cannot be moved); soon_extra, a timeout from the
+	 * pool, one due earlier than both (soon_arm) */
 	struct rp_timer *soon_t, *soon_kick;
-	uint64_t soon_at;
+	uint64_t soon_at, kick_at, extra_at;
+	bool soon_extra;
 	/* waits for memory listed; mem_back: a connection's memory went back
 	 * to the pool since the last pass (conn_put), so the next one looks at
 	 * every wait the pool's frees moved for, due or not */
@@ -476,21 +480,47 @@ static void hup_arm(struct rp_shard *sh, struct sconn *c);
 
 /* ---- the short timer's list (ss->soon) ---- */
 
-/* Make sure the pass runs by @due (rp_app_now_ns; at least SOON_NS from
- * @now) while something is listed: soon_t when it sleeps, else soon_kick in
- * SOON_NS when soon_t comes later. Both are reserved: an arm needs no
- * memory and never fails for a full SQ (engine.h). */
+/* soon_arm's third timer fired (or the stop ended it): the pass. */
+static void on_soon_extra(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+
+	ss->soon_extra = false;
+	on_soon(sh, arg, cq);
+}
+
+/*
+ * Make sure the pass runs by @due (rp_app_now_ns; at least SOON_NS from
+ * @now) while something is listed: nothing when a timer comes by then;
+ * else soon_t when it sleeps, else soon_kick for @due when it sleeps
+ * (each pass arms the one that fired for the next look due: armed for
+ * SOON_NS whatever was due, the kick made a pass each 1 ms while soon_t
+ * slept for a backed-off look, 118 passes for 16 looks in 400 ms).
+ * Both are reserved: an arm needs no memory and never fails for a full
+ * SQ (engine.h). Both armed later than @due (a connection listed anew
+ * while they sleep for backed-off looks): a timeout from the pool
+ * (soon_extra; none to be had, the pass comes at the earlier of them).
+ */
 static void soon_arm(struct rp_shard *sh, struct sshard *ss, uint64_t due, uint64_t now)
 {
+	bool t = rp_timer_armed(ss->soon_t), k = rp_timer_armed(ss->soon_kick);
+
 	if (rp_app_list_empty(&ss->soon) || rp_shard_stopping(sh))
 		return;
 	if (due < now + SOON_NS)
 		due = now + SOON_NS;
-	if (!rp_timer_armed(ss->soon_t)) {
+	if ((t && ss->soon_at <= due) || (k && ss->kick_at <= due) ||
+	    (ss->soon_extra && ss->extra_at <= due))
+		return; /* a pass comes by then */
+	if (!t) {
 		if (!rp_timer_arm(sh, ss->soon_t, due - now, on_soon, ss))
 			ss->soon_at = due;
-	} else if (ss->soon_at > due && !rp_timer_armed(ss->soon_kick)) {
-		(void)rp_timer_arm(sh, ss->soon_kick, SOON_NS, on_soon, ss);
+	} else if (!k) {
+		if (!rp_timer_arm(sh, ss->soon_kick, due - now, on_soon, ss))
+			ss->kick_at = due;
+	} else if (!ss->soon_extra && rp_timeout(sh, due - now, on_soon_extra, ss)) {
+		ss->soon_extra = true;
+		ss->extra_at = due;
 	}
 }
 
@@ -2311,6 +2341,7 @@ static void on_soon(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (rp_shard_stopping(sh))
 		return; /* serve_stop ends what is listed */
 	now = rp_app_now_ns();
+	ST_ADD(ss, soon_passes, 1);
 	next = soon_pass(sh, ss, now);
 	if (next != UINT64_MAX)
 		soon_arm(sh, ss, next, now);
@@ -2526,7 +2557,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -2552,7 +2583,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.root_changes, (unsigned long long)ss->st.conn_nomem,
 		(unsigned long long)ss->st.send_nomem, (unsigned long long)ss->st.head_nomem,
 		(unsigned long long)ss->st.mem_waits, (unsigned long long)ss->st.mem_retries,
-		(unsigned long long)ss->st.zc_polls,
+		(unsigned long long)ss->st.zc_polls, (unsigned long long)ss->st.soon_passes,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,

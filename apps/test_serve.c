@@ -22,7 +22,9 @@
  *   stuck      a client that pipelines a GET behind a 256 KB zero-copy
  *              body and reads nothing for 2 s: at most 40 looks at its
  *              check (zc_polls; 1861-1911 before the back-off, one a
- *              ms), both answers whole once it reads. The same client
+ *              ms), both answers whole once it reads. Two such
+ *              clients, the second stuck 700 ms after the first: at most
+ *              40 passes of the short timer in 400 ms (118 before). The same client
  *              reset after 600 ms: gone from the server within 80 ms with
  *              its receive armed, paused (2.5 KB more pipelined) or
  *              half-closed (the tick's 250 ms before, for the last two).
@@ -977,6 +979,65 @@ static void test_stuck_behind_zc(void)
 	resp_free(&r2);
 	close(c->fd);
 	free(c);
+}
+
+/*
+ * Two clients stuck behind zero-copy bodies: A for 700 ms (its looks
+ * backed off to 128 ms and more), then B, newly listed while the pass's
+ * timer sleeps for A. The passes (soon_passes) follow the looks due, A's
+ * and B's backed-off ones: 400 ms of B's stall cost 118 passes before
+ * (the second timer armed again every 1 ms while the first slept, though
+ * only 16 looks were due), 1 to 40 now. Both then read: every answer whole.
+ */
+static void test_stuck_two(void)
+{
+	int fa = stuck_client(), fb = -1;
+	uint64_t p0 = 0, p1 = 0, l0 = 0, l1 = 0;
+	char line[4096];
+
+	CHECK(fa >= 0, "two stuck: dial A");
+	if (fa < 0)
+		return;
+	usleep(700 * 1000);
+	fb = stuck_client();
+	CHECK(fb >= 0, "two stuck: dial B");
+	if (fb < 0) {
+		close(fa);
+		return;
+	}
+	usleep(20 * 1000); /* B's body queued, its check listed */
+	CHECK(server_stats(line, sizeof(line)), "two stuck: stats");
+	p0 = stat_of(line, "soon_passes ");
+	l0 = stat_of(line, "zc_polls ");
+	usleep(400 * 1000);
+	CHECK(server_stats(line, sizeof(line)), "two stuck: stats");
+	p1 = stat_of(line, "soon_passes ");
+	l1 = stat_of(line, "zc_polls ");
+	CHECK(strstr(line, "soon_passes ") && p1 - p0 >= 1 && p1 - p0 <= 40,
+	      "two stuck: %llu passes of the short timer in 400 ms (%llu looks; want 1 to 40)",
+	      (unsigned long long)(p1 - p0), (unsigned long long)(l1 - l0));
+	printf("two stuck behind zero-copy: %llu passes, %llu looks in 400 ms\n",
+	       (unsigned long long)(p1 - p0), (unsigned long long)(l1 - l0));
+	for (int k = 0; k < 2; k++) {
+		struct conn *c = calloc(1, sizeof(*c));
+		struct timeval tv = { .tv_sec = 5 };
+		struct resp r1, r2;
+		bool ok;
+
+		c->fd = k ? fb : fa;
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ok = !read_resp(c, &r1, false) && r1.status == 206 && r1.blen == 262144 &&
+		     !memcmp(r1.body, big, 262144);
+		if (ok)
+			ok = !read_resp(c, &r2, false) && r2.status == 200;
+		else
+			memset(&r2, 0, sizeof(r2));
+		CHECK(ok, "two stuck: client %c's answers whole once it reads", k ? 'B' : 'A');
+		resp_free(&r1);
+		resp_free(&r2);
+		close(c->fd);
+		free(c);
+	}
 }
 
 /*
@@ -3216,6 +3277,7 @@ int main(int argc, char **argv)
 		test_pipelined_behind_zc();
 		test_close_fin_soon();
 		test_stuck_behind_zc();
+		test_stuck_two();
 		test_reset_behind_zc();
 		test_pipelined_heads();
 		test_deep_pipeline();
@@ -3262,6 +3324,7 @@ int main(int argc, char **argv)
 		test_pipelined_behind_zc();
 		test_close_fin_soon();
 		test_stuck_behind_zc();
+		test_stuck_two();
 		test_reset_behind_zc();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
