@@ -2391,11 +2391,19 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (c->open_wait)
 			continue; /* its bound is the drain's */
 		if (c->mem_wait) {
+			/* a head waiting for a buffer to grow into is still a
+			 * head that has not arrived whole: --header-timeout
+			 * from its first byte (or its answer's end) holds too */
+			bool head_late = c->mem_wait == MW_HEAD && c->buf && c->have &&
+					 ss->now_ticks - c->head_start > g.header_ticks;
+
 			/* no memory for its answer for the keep-alive timeout:
 			 * cut after all (a body's wait too: its head is out,
 			 * the client sees the answer end short) */
-			if (!c->closing && ss->now_ticks - c->mem_tick > g.idle_ticks) {
-				if (c->mem_wait == MW_HEAD) /* no head buffer: no answer began */
+			if (!c->closing && (head_late || ss->now_ticks - c->mem_tick > g.idle_ticks)) {
+				if (head_late)
+					ST_ADD(ss, header_timeouts, 1);
+				else if (c->mem_wait == MW_HEAD) /* no head buffer: no answer began */
 					ST_ADD(ss, head_nomem, 1);
 				else
 					ST_ADD(ss, send_nomem, 1);

@@ -208,6 +208,33 @@ def fill():
     print(f"  {len(idle)} idle clients: live {st['live']} conn_nomem {st['conn_nomem']}")
     check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
     return idle
+def fill_answered():
+    """fill(), each idle client answered once (keep-alive: a silent client
+    not answered yet is closed at --header-timeout), 100 at a time, until
+    one is refused at accept (conn_nomem): the clients answered."""
+    idle, t0 = [], time.monotonic()
+    while len(idle) < 6000 and time.monotonic() - t0 < 30:
+        batch = []
+        try:
+            batch = [conn() for _ in range(100)]
+            for s in batch: s.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        except OSError as e: print(f"  connect: {e}")
+        refused = 0
+        for s in batch:
+            f = s.makefile("rb")
+            try:
+                status, length = head(f)
+                ok = status.startswith(b"HTTP/1.1 200") and len(f.read(length)) == length
+            except OSError: ok = False
+            f.close()
+            if ok: idle.append(s)
+            else: s.close(); refused += 1
+        if refused or len(batch) < 100: break
+    time.sleep(0.5)
+    st = stats()
+    print(f"  {len(idle)} answered idle clients: live {st['live']} conn_nomem {st['conn_nomem']}")
+    check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+    return idle
 LONG = b"GET /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 5000
 def longheads(longs):
     """longs (answered clients) begin 5 KB heads, 10 at a time, each
@@ -342,6 +369,45 @@ PY
 # back, the wait ends after 5 s and is counted in head_nomem (send_nomem
 # unchanged), the client closed. (5 s: the clients answered before the
 # fill must not be closed idle while it lasts, under 1 s unloaded.)
+# case_head_wait_header: with --header-timeout 2, a head whose wait began
+# 0.5 s and more after its first byte (its 1 MB answer read first: due
+# from that answer's end) is closed at the header timeout, 2-3.3 s after
+# it, counted in header_timeouts (not head_nomem); the long heads, begun
+# 0.5 s after it, time out after it. Before, the wait suspended the header
+# timeout: the long heads timed out first, gave their memory back, and
+# the head was grown and answered (1 run of 1).
+head_wait_header_py() {
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+t, = answered(1)
+longs = answered(200)
+idle = fill_answered()
+t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+f = t.makefile("rb")
+status, length = head(f)
+body = f.read(length) if length else b""
+t0 = time.monotonic()  # the pipelined head is due --header-timeout from its answer's end
+check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+time.sleep(0.5)
+longheads(longs)
+st0 = stats()
+t.sendall(b"p" * 3000 + b"\r\n\r\n")  # past the copy: no 4 KB object, no 32 KB
+st = until(lambda st: st["mem_waits"] > st0["mem_waits"], 1)
+check(st["mem_waits"] == st0["mem_waits"] + 1, f"the head waits for memory (mem_waits {st0['mem_waits']} -> {st['mem_waits']})")
+t.settimeout(10)
+try: status = f.readline()
+except OSError: status = b"?"
+took = time.monotonic() - t0
+st = stats()
+print(f"  closed {took:.2f} s after its first byte: header_timeouts {st0['header_timeouts']} -> {st['header_timeouts']} head_nomem {st0['head_nomem']} -> {st['head_nomem']}")
+check(status == b"" and 1.9 < took < 3.3, f"the waiting head closed at --header-timeout (2 s; got {status[:20]!r} after {took:.2f} s)")
+check(st["header_timeouts"] == st0["header_timeouts"] + 1 and st["head_nomem"] == st0["head_nomem"],
+      "counted in header_timeouts (+1), not head_nomem")
+f.close()
+for s in idle + longs + [t]: s.close()
+sys.exit(1 if fails else 0)
+PY
+}
 head_wait_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
 from fullpool import *
@@ -390,6 +456,13 @@ PY
 case_head_wait() {
 	serve_start || return 1
 	head_wait_py wait
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+case_head_wait_header() {
+	serve_start --header-timeout 2 || return 1
+	head_wait_header_py
 	local rc=$?
 	serve_end || rc=1
 	return $rc
@@ -449,7 +522,7 @@ PY
 
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
