@@ -282,6 +282,9 @@ struct serve_stats {
 	uint64_t zc_polls;
 	/* passes of the short timer (soon_pass), whatever fired it */
 	uint64_t soon_passes;
+	/* resets of a paused check's or wait's peer its poll reported
+	 * (hup_arm; also in resets, or short_queued's way for a check) */
+	uint64_t hup_resets;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -965,6 +968,9 @@ static void on_hup(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		c->rdhup = true;
 		soon_wake(sh, c);
 	}
+	if (cq->res > 0 && (cq->res & (POLLERR | POLLHUP)) && !c->closing &&
+	    (c->zc_check || c->mem_wait))
+		ST_ADD(c->ss, hup_resets, 1);
 	if (cq->res > 0 && c->zc_check)
 		(void)zc_poll(sh, c); /* not ended: the pass's looks go on */
 	else if (cq->res > 0 && c->mem_wait && !c->closing && (cq->res & (POLLERR | POLLHUP)))
@@ -2565,7 +2571,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
-		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu | send small "
+		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu hup_resets %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
@@ -2592,6 +2598,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.send_nomem, (unsigned long long)ss->st.head_nomem,
 		(unsigned long long)ss->st.mem_waits, (unsigned long long)ss->st.mem_retries,
 		(unsigned long long)ss->st.zc_polls, (unsigned long long)ss->st.soon_passes,
+		(unsigned long long)ss->st.hup_resets,
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
