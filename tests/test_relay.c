@@ -818,12 +818,33 @@ static void test_bytes_auto(void **state)
 
 /* ---- half-close: the other direction keeps flowing ---- */
 
+/* Read @fd until EOF or @limit_s into @buf (at most @cap); bytes read. */
+static size_t read_to_eof(int fd, char *buf, size_t cap, double limit_s, bool *eof)
+{
+	double end = now_s() + limit_s;
+	size_t got = 0;
+
+	*eof = false;
+	while (!*eof && got < cap && now_s() < end) {
+		ssize_t r = recv(fd, buf + got, cap - got, 0);
+
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			*eof = true;
+		else
+			sleep_ms(1);
+	}
+	return got;
+}
+
 static void run_half_close(enum rp_relay_mode mode)
 {
 	struct rp_relay_config cfg = { .mode = mode };
 	struct stream *s = &T.st[0];
 	char buf[4096];
-	double end;
+	size_t got;
+	bool eof;
 
 	make_stream(s, 0, 0, 7);
 	start_all(&cfg, 1);
@@ -831,20 +852,7 @@ static void run_half_close(enum rp_relay_mode mode)
 	assert_int_equal(send(s->c, "request", 7, 0), 7);
 	shutdown(s->c, SHUT_WR);
 	/* ...the server sees the request and then EOF... */
-	size_t got = 0;
-	bool eof = false;
-
-	end = now_s() + WAIT_S;
-	while (!eof && now_s() < end) {
-		ssize_t r = recv(s->s, buf + got, sizeof(buf) - got, 0);
-
-		if (r > 0)
-			got += (size_t)r;
-		else if (r == 0)
-			eof = true;
-		else
-			sleep_ms(1);
-	}
+	got = read_to_eof(s->s, buf, sizeof(buf), WAIT_S, &eof);
 	assert_true(eof);
 	assert_int_equal(got, 7);
 	assert_memory_equal(buf, "request", 7);
@@ -853,19 +861,7 @@ static void run_half_close(enum rp_relay_mode mode)
 	assert_int_equal(atomic_load(&s->done), 0);
 	assert_int_equal(send(s->s, "response", 8, 0), 8);
 	shutdown(s->s, SHUT_WR);
-	got = 0;
-	eof = false;
-	end = now_s() + WAIT_S;
-	while (!eof && now_s() < end) {
-		ssize_t r = recv(s->c, buf + got, sizeof(buf) - got, 0);
-
-		if (r > 0)
-			got += (size_t)r;
-		else if (r == 0)
-			eof = true;
-		else
-			sleep_ms(1);
-	}
+	got = read_to_eof(s->c, buf, sizeof(buf), WAIT_S, &eof);
 	assert_true(eof);
 	assert_int_equal(got, 8);
 	assert_memory_equal(buf, "response", 8);
@@ -889,26 +885,6 @@ static void test_half_close_splice(void **state)
 }
 
 /* ---- TCP urgent data ---- */
-
-/* Read @fd until EOF or @limit_s into @buf (at most @cap); bytes read. */
-static size_t read_to_eof(int fd, char *buf, size_t cap, double limit_s, bool *eof)
-{
-	double end = now_s() + limit_s;
-	size_t got = 0;
-
-	*eof = false;
-	while (!*eof && got < cap && now_s() < end) {
-		ssize_t r = recv(fd, buf + got, cap - got, 0);
-
-		if (r > 0)
-			got += (size_t)r;
-		else if (r == 0)
-			*eof = true;
-		else
-			sleep_ms(1);
-	}
-	return got;
-}
 
 /*
  * A client sends urgent bytes (MSG_OOB) first, between ordinary bytes and
