@@ -97,22 +97,14 @@ stop() { # pid: SIGTERM, at most 10 s, then its exit status must be 0
 echo_clients() { # port, n, size
 	timeout 60 python3 - "$@" <<'PY'
 import os, socket, sys, time
+import testlib
 port, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 T0 = time.monotonic()
 conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
 ok, bad = 0, []
 for i, s in enumerate(conns):
     data = os.urandom(size)
-    got, how = b"", "EOF"
-    try:
-        s.sendall(data)
-        while len(got) < size:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-    except OSError as e:
-        how = type(e).__name__
+    got, how = testlib.echo(s, data)
     if got == data:
         ok += 1
     else:
@@ -494,15 +486,9 @@ def stats():  # the relay's stats line (testlib.stats), its ended nomem and pool
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 def echoed(s, n):  # True: n random bytes back whole; False: closed; exit on a wrong byte
-    b = os.urandom(n); got = b""
-    try:
-        s.sendall(b)
-        while len(got) < n:
-            r = s.recv(65536)
-            if not r: return False
-            got += r
-    except OSError:
-        return False
+    b = os.urandom(n)
+    got, how = testlib.echo(s, b)
+    if how: return False
     if got != b: sys.exit("  a data connection got a wrong byte before the flood")
     return True
 K, SIZE = 8, 4 << 20
@@ -596,17 +582,8 @@ if st["objs64"] == 0:
 n, size, ok = 50, 65536, 0
 cs = [conn() for _ in range(n)]
 for s in cs:
-    d, got = os.urandom(size), b""
-    try:
-        s.sendall(d)
-        while len(got) < size:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-    except OSError:
-        pass
-    ok += got == d
+    d = os.urandom(size)
+    ok += testlib.echo(s, d)[0] == d
     s.close()
 st = testlib.stats(log, pid)
 print(f"  {ok} of {n} new clients got their {size} bytes back; conn_nomem {st['conn_nomem']}")

@@ -1,5 +1,5 @@
 """What apps/test_pool.sh and apps/test_serve_pool.sh share: a one-shard
-server's stats line (SIGUSR1) and an HTTP answer's head. Their embedded
+server's stats line (SIGUSR1), an HTTP answer's head and a round of echo. Their embedded
 python finds it through PYTHONPATH set to this folder by the scripts."""
 import os
 import re
@@ -48,3 +48,21 @@ def head(f):
         if k.lower() == "content-length":
             length = int(v)
     return status, length
+
+
+def echo(s, data):
+    """Send data on the socket s and read back as many bytes (an echo
+    server behind s returns them): what came back, and why it is short:
+    "EOF", an OSError's name, or "" when as many bytes came."""
+    got, how = b"", ""
+    try:
+        s.sendall(data)
+        while len(got) < len(data):
+            b = s.recv(65536)
+            if not b:
+                how = "EOF"
+                break
+            got += b
+    except OSError as e:
+        how = type(e).__name__
+    return got, how
