@@ -36,6 +36,8 @@
 #include <ringplane/pool.h>
 #include <ringplane/spsc.h>
 
+#include "thread_test.h"
+
 #define MB ((size_t)1 << 20)
 
 #if defined(__has_feature)
@@ -46,8 +48,6 @@
 #ifndef SANITIZED_CLANG
 #define SANITIZED_CLANG 0
 #endif
-#define DEADLINE_S 120
-
 #if defined(__SANITIZE_ADDRESS__)
 #define ASAN_BUILD 1
 #elif defined(__has_feature)
@@ -58,14 +58,6 @@
 #ifdef ASAN_BUILD
 #include <sanitizer/asan_interface.h>
 #endif
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /*
  * mmap, seen by the library linked into this program: with

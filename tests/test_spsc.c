@@ -21,24 +21,7 @@
 
 #include <ringplane/spsc.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
-/* Wall-clock bound for every spinning loop in this file. */
-#define DEADLINE_S 120
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "thread_test.h"
 
 static void test_create_rejects_bad_capacity(void **state)
 {
