@@ -304,6 +304,17 @@ static inline void sock_bufs(int sender, int receiver, int bytes)
 	assert_int_equal(setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)), 0);
 }
 
+/* Close @fd with a reset (RST, not FIN): SO_LINGER with no linger time;
+ * 0, or -1 when the option was refused (@fd is closed either way). */
+static inline int close_reset(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int ret = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+
+	close(fd);
+	return ret;
+}
+
 static inline int tmp_file(void)
 {
 	char path[] = "/tmp/rp_test_engine_XXXXXX";

@@ -165,10 +165,7 @@ static void *reader_main(void *p)
 			break;
 		r->got += (size_t)n;
 		if (r->reset_after && r->got >= r->reset_at) {
-			struct linger lg = { 1, 0 };
-
-			setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			close(r->fd);
+			close_reset(r->fd);
 			r->fd = -1;
 			break;
 		}

@@ -247,10 +247,7 @@ static void *reader_main(void *p)
 		r->got += (size_t)n;
 		atomic_store(&r->seen, r->got);
 		if (r->reset_at && r->got >= r->reset_at) {
-			struct linger lg = {1, 0};
-
-			setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			close(r->fd);
+			close_reset(r->fd);
 			r->fd = -1;
 			break;
 		}

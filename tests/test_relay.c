@@ -1247,7 +1247,6 @@ static void run_reset(enum rp_relay_mode mode)
 	struct rp_relay_config cfg = { .mode = mode };
 	struct stream *s = &T.st[0];
 	struct stream *other = &T.st[1];
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	char buf[256];
 	ssize_t r = 1;
 	double end;
@@ -1257,8 +1256,7 @@ static void run_reset(enum rp_relay_mode mode)
 	start_all(&cfg, 2);
 	assert_int_equal(send(s->c, "x", 1, 0), 1);
 	/* the server resets mid-stream */
-	assert_int_equal(setsockopt(s->s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(s->s);
+	assert_int_equal(close_reset(s->s), 0);
 	s->s = socket(AF_INET, SOCK_STREAM, 0); /* a placeholder for close_clients */
 	end = now_s() + WAIT_S;
 	while (now_s() < end) {
