@@ -80,6 +80,9 @@ enum {
 	OPF_LINKED_CLOSE = 1u << 13, /* an rp_close linked behind another op
 					(rp_link_next), its CQE due: on
 					sh->lclose, op->fd its fd */
+	OPF_LCLOSE_GONE = 1u << 14, /* a linked close another close of its fd
+				       superseded (eng_lclose_supersede): it
+				       closes nothing more of its own */
 };
 
 struct rp_op {

@@ -231,8 +231,26 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 		op->flags |= OPF_LINKED_CLOSE;
 		op->fd = fd;
 		eng_olist_push(&sh->lclose, op);
+	} else if (fd >= 0) {
+		/* this close ends @fd (its cancels end a linked close's head
+		 * too): a linked close still due on @fd closes nothing more */
+		eng_lclose_supersede(sh, fd, op);
 	}
 	return op;
+}
+
+void eng_lclose_supersede(struct rp_shard *sh, int fd, const struct rp_op *keep)
+{
+	struct rp_op *op = sh->lclose, *next;
+
+	for (; op; op = next) {
+		next = op->next;
+		if (op == keep || op->fd != fd)
+			continue;
+		eng_olist_del(&sh->lclose, op);
+		op->flags = (uint16_t)((op->flags & ~OPF_LINKED_CLOSE) | OPF_LCLOSE_GONE);
+		op->fd = -1;
+	}
 }
 
 bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
@@ -251,8 +269,11 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
 	 * it cannot be (the SQ stayed full, an rp_link_next pending in a
 	 * callback), close(2) here, after ending the ops waiting outside
 	 * the kernel (an armed one keeps its own reference to the file). */
-	if (!sh->link_next && !close_send(sh, op, fd))
+	if (!sh->link_next && !close_send(sh, op, fd)) {
+		eng_lclose_supersede(sh, fd, op);
 		return true;
+	}
+	eng_lclose_supersede(sh, fd, op);
 	eng_end_outside_fd(sh, fd, false);
 	mark_fd_ops(sh, fd); /* none armed again on the number's next file */
 	*res = close(fd) ? -errno : 0;
@@ -288,6 +309,8 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 			if (cqe->res == -ECANCELED) {
 				close(op->fd);
 				closed++;
+				/* another linked close of it: nothing more */
+				eng_lclose_supersede(sh, op->fd, NULL);
 			}
 		}
 		io_uring_cq_advance(&sh->ring, n);

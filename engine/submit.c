@@ -188,14 +188,22 @@ static unsigned sqe_neutralise(struct rp_shard *sh, struct io_uring_sqe *sqe)
 	if (sqe->opcode == IORING_OP_CLOSE && !sqe->file_index && sqe->fd >= 0) {
 		struct rp_op *op = (struct rp_op *)(uintptr_t)sqe->user_data;
 
+		/* every close SQE is an rp_close op's (user_data its op): one
+		 * another close of its fd superseded closes nothing */
+		if (op && (op->flags & OPF_LCLOSE_GONE))
+			goto nop;
 		close(sqe->fd);
 		closed = 1;
-		/* a linked close done here: nothing left to settle */
+		/* a linked close done here: nothing left to settle; any other
+		 * linked close of that fd (in the kernel, or later in the SQ)
+		 * closes nothing more */
 		if (op && (op->flags & OPF_LINKED_CLOSE)) {
 			eng_olist_del(&sh->lclose, op);
 			op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
 		}
+		eng_lclose_supersede(sh, sqe->fd, NULL);
 	}
+nop:
 	memset(sqe, 0, sizeof(*sqe));
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, 0);

@@ -183,6 +183,16 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
  * Returns the number of closes done here.
  */
 unsigned eng_sq_abandon(struct rp_shard *sh);
+/*
+ * op_cancel.c: another close of @fd was sent or done (an unlinked rp_close,
+ * a close(2) at the loop's end): the closes linked behind ops on @fd still
+ * due (sh->lclose) are no longer the fd's owners. Each is taken off the
+ * list and marked OPF_LCLOSE_GONE: its -ECANCELED reaches its callback
+ * as is, and its SQE, if never sent, closes nothing (sqe_neutralise).
+ * Otherwise it would close whatever file got @fd's number after the other
+ * close. @keep: an op left as it is (NULL: none).
+ */
+void eng_lclose_supersede(struct rp_shard *sh, int fd, const struct rp_op *keep);
 
 /* One of the SQ_SPARE slots, right after an SQE from eng_sqe. */
 static inline struct io_uring_sqe *eng_sqe_spare(struct rp_shard *sh)

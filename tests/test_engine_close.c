@@ -1049,6 +1049,115 @@ static void test_linked_close_at_deadline(void **state)
 	linked_close_at_end(true);
 }
 
+/* ======================================================================
+ * a close linked behind an op, superseded by another rp_close of its fd:
+ * the other close closes the fd; the linked one, ended with its head,
+ * closes nothing (it closed whatever file took the number in between)
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int c, s, nul, reused;
+	int lclose_res, close_res, lclose_cbs;
+	bool at_stop; /* the explicit close from on_stop (the stop's cancel-any) */
+	char buf[16];
+} tsc;
+
+static void sc_lclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tsc.lclose_res = c->res;
+	tsc.lclose_cbs++;
+	atomic_fetch_add(&tsc.done, 1);
+}
+
+/* the number is free now: another thread's open or accept takes it */
+static void sc_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tsc.close_res = c->res;
+	tsc.reused = dup2(tsc.nul, tsc.s);
+	atomic_fetch_add(&tsc.done, 1);
+}
+
+static int sc_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	/* a recv that waits (nothing is sent on c): the head */
+	op = rp_recv(sh, tsc.s, tsc.buf, sizeof(tsc.buf), 0, lc_recv_cb, NULL);
+	CHECK(op != NULL);
+	CHECK(op && rp_link_next(sh, op) == 0);
+	CHECK(rp_close(sh, tsc.s, sc_lclose_cb, NULL) != NULL);
+	/* the connection aborted: closed now */
+	if (!tsc.at_stop)
+		CHECK(rp_close(sh, tsc.s, sc_close_cb, NULL) != NULL);
+	return 0;
+}
+
+static void sc_on_stop(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_close(sh, tsc.s, sc_close_cb, NULL) != NULL);
+}
+
+static void superseded_linked_close(bool at_stop)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct stat st, st_nul;
+
+	memset(&tsc, 0, sizeof(tsc));
+	tsc.at_stop = at_stop;
+	tcp_pair(&tsc.c, &tsc.s);
+	tsc.nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(tsc.nul >= 0);
+	cfg.init = sc_init;
+	if (at_stop)
+		cfg.on_stop = sc_on_stop;
+	rt = rt_start(&cfg);
+	if (!at_stop)
+		assert_true(wait_for(&tsc.done, 2, WAIT_S));
+	else
+		sleep_ms(50); /* the loop submitted the chain */
+	sleep_ms(50);
+	rt_end(rt);
+	errno = 0;
+	print_message("# %s: linked close %d (callbacks %d), explicit close %d; the file put "
+		      "on %d after it: %s\n",
+		      at_stop ? "on_stop" : "init", tsc.lclose_res, tsc.lclose_cbs, tsc.close_res,
+		      tsc.s, fcntl(tsc.s, F_GETFD) >= 0 ? "open" : "CLOSED (double close)");
+	assert_int_equal(atomic_load(&tsc.done), 2);
+	assert_int_equal(tsc.close_res, 0);
+	assert_int_equal(tsc.reused, tsc.s);
+	assert_int_equal(tsc.lclose_cbs, 1);
+	assert_int_equal(tsc.lclose_res, -ECANCELED);
+	/* the number holds the file put on it after the explicit close */
+	assert_int_equal(fstat(tsc.s, &st), 0);
+	assert_int_equal(fstat(tsc.nul, &st_nul), 0);
+	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	close(tsc.s);
+	close(tsc.c);
+	close(tsc.nul);
+}
+
+/* init: recv(s), rp_link_next, rp_close(s), then rp_close(s) */
+static void test_linked_close_superseded(void **state)
+{
+	(void)state;
+	superseded_linked_close(false);
+}
+
+/* the explicit rp_close(s) from on_stop, before the stop's cancel-any */
+static void test_linked_close_superseded_at_stop(void **state)
+{
+	(void)state;
+	superseded_linked_close(true);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -1069,6 +1178,8 @@ int main(void)
 		T(test_close_after_rp_cancel_completes_after_its_op),
 		T(test_linked_close_at_stop),
 		T(test_linked_close_at_deadline),
+		T(test_linked_close_superseded),
+		T(test_linked_close_superseded_at_stop),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);

@@ -401,9 +401,12 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  *   the kernel holds it on its head's link list and takes its file by
  *   number only when it runs, so neither a cancel by user_data nor one by
  *   fd finds it (-ENOENT). If its head is on @fd too, the head's cancel
- *   ends it (-ECANCELED); otherwise, once the head completes, it runs on
- *   whatever @fd then names (EBADF, or a new file with that number). Close
- *   the fds of a chain only after the chain's final callbacks.
+ *   ends it unrun: its callback gets -ECANCELED, and this close is the
+ *   one that closes @fd (a linked close of @fd still due closes nothing
+ *   once another rp_close of @fd was sent, nor at the loop's end).
+ *   Otherwise, once the head completes, it runs on whatever @fd then
+ *   names (EBADF, or a new file with that number). Close the fds of a
+ *   chain only after the chain's final callbacks.
  * From fini, or a message run once the shard's loop is over, it returns
  * NULL with EBUSY: close @fd with close(2) then. (A close prepared before
  * the loop ended but never submitted is done with close(2) by the engine,
@@ -543,7 +546,13 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * is sent again, unlinked, and its callback gets that close's result;
  * still behind a head in the kernel when the shard's loop ends (the
  * stop's deadline), the engine cancels the head and closes the fd with
- * close(2) if the kernel did not. Returns 0 or -EINVAL.
+ * close(2) if the kernel did not. rp_cancel_fd or rp_cancel_fd_op on
+ * the head's fd ends the head, and so the close is sent again and closes
+ * the fd (a cancel leaves the close queued behind it to run). Another
+ * rp_close of the same fd, made before that close's callback, supersedes
+ * it: that one closes the fd, and the linked one, ended with its head,
+ * gets -ECANCELED and closes nothing (else it would close whatever file
+ * got the number in between). Returns 0 or -EINVAL.
  */
 int rp_link_next(struct rp_shard *sh, struct rp_op *op);
 
