@@ -217,11 +217,20 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 	bool linked = sh->link_next;
 	int ret;
 
-	if (!op)
-		return refused(sh, fd, errno);
+	/* not made: the pending rp_link_next is dropped and its head runs
+	 * alone (engine.h), as eng_op_start does for every other op; else
+	 * the next SQE taken (anyone's) would be chained behind the head */
+	if (!op) {
+		ret = errno;
+		if (linked)
+			eng_link_drop(sh);
+		return refused(sh, fd, ret);
+	}
 	ret = close_send(sh, op, fd);
 	if (ret) {
 		eng_op_free(sh, op);
+		if (linked)
+			eng_link_drop(sh);
 		return refused(sh, fd, -ret);
 	}
 	if (linked && fd >= 0) {

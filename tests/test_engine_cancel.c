@@ -290,6 +290,7 @@ static void test_cancel_fd_op_without_memory(void **state)
 
 static struct {
 	int dirfd;
+	int close_fd; /* >= 0: the linked half is an rp_close of it */
 	bool link_ok, send_refused;
 	int send_errno, read_res, nop_res;
 	atomic_int ended;
@@ -324,7 +325,11 @@ static void ld_msg(struct rp_shard *sh, void *arg)
 	nm_take(pool, RP_POOL_MAX_CLASS);
 	for (size_t sz = RP_POOL_MIN_CLASS; sz < RP_POOL_MAX_CLASS; sz *= 2)
 		nm_take(pool, sz);
-	tld.send_refused = !rp_nop(sh, ld_nop_cb, NULL); /* the linked half: no memory */
+	/* the linked half: no memory */
+	if (tld.close_fd >= 0)
+		tld.send_refused = !rp_close(sh, tld.close_fd, NULL, NULL);
+	else
+		tld.send_refused = !rp_nop(sh, ld_nop_cb, NULL);
 	tld.send_errno = errno;
 	for (size_t i = 0; i < tnm.nhog; i++)
 		rp_pool_free(tnm.hog[i]);
@@ -332,15 +337,20 @@ static void ld_msg(struct rp_shard *sh, void *arg)
 	CHECK(rp_nop(sh, ld_nop_cb, NULL) != NULL); /* unrelated: runs alone */
 }
 
-static void test_link_dropped_without_memory(void **state)
+static void link_dropped_without_memory(bool close_half)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
+	int p[2] = { -1, -1 };
 	bool ok;
 
-	(void)state;
 	memset(&tnm, 0, sizeof(tnm));
 	memset(&tld, 0, sizeof(tld));
+	tld.close_fd = -1;
+	if (close_half) {
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		tld.close_fd = p[0];
+	}
 	tnm.hog = calloc(NM_MAX, sizeof(*tnm.hog));
 	assert_non_null(tnm.hog);
 	tld.dirfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -359,6 +369,25 @@ static void test_link_dropped_without_memory(void **state)
 	assert_int_equal(tld.nop_res, 0);
 	free(tnm.hog);
 	close(tld.dirfd);
+	if (close_half) {
+		/* refused: the fd is still the caller's to close */
+		assert_int_equal(close(p[0]), 0);
+		close(p[1]);
+	}
+}
+
+static void test_link_dropped_without_memory(void **state)
+{
+	(void)state;
+	link_dropped_without_memory(false);
+}
+
+/* the same with rp_close as the linked half (its refusal kept the link:
+ * the unrelated nop ran behind the failing read, -ECANCELED) */
+static void test_link_dropped_close_without_memory(void **state)
+{
+	(void)state;
+	link_dropped_without_memory(true);
 }
 
 /* ======================================================================
@@ -466,6 +495,7 @@ int main(void)
 		T(test_cancel_op_without_memory),
 		T(test_cancel_fd_op_without_memory),
 		T(test_link_dropped_without_memory),
+		T(test_link_dropped_close_without_memory),
 		T(test_buf_put_twice_is_refused),
 	};
 
