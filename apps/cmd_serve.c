@@ -283,7 +283,8 @@ struct serve_stats {
 	/* passes of the short timer (soon_pass), whatever fired it */
 	uint64_t soon_passes;
 	/* resets of a paused check's or wait's peer its poll reported
-	 * (hup_arm; also in resets, or short_queued's way for a check) */
+	 * first (hup_arm; also in resets, counted there by on_hup:
+	 * conn_reset) */
 	uint64_t hup_resets;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
@@ -415,6 +416,10 @@ struct sconn {
 	bool zc_check;
 	/* hup's cancel was sent (its end comes, -ECANCELED) */
 	bool hup_off;
+	/* its reset (or its socket's error) is counted in resets: once a
+	 * connection, whichever of its receive, its poll, its send or its
+	 * check saw it first (conn_reset) */
+	bool reset;
 	/* the peer half-closed (a poll reported POLLRDHUP; its EOF may be
 	 * unread behind a paused receive): no poll can wait for its reset
 	 * any more, the looks read it (SOON_GAP_EOF) */
@@ -803,6 +808,20 @@ static void conn_linger(struct rp_shard *sh, struct sconn *c)
 
 /* ---- responses ---- */
 
+/* Count @c's reset in resets, once: one reset reaches several of its ops,
+ * a receive's error and the check it ends (body_check's poll), or a poll
+ * and a receive re-armed before its end was reaped; each counted it
+ * (resets +2 for a client reset behind a zero-copy body, receive armed).
+ * False when it was counted already. */
+static bool conn_reset(struct sconn *c)
+{
+	if (c->reset)
+		return false;
+	c->reset = true;
+	ST_ADD(c->ss, resets, 1);
+	return true;
+}
+
 /* The answer in flight ended: @res its bytes (counted already) or a
  * negative errno. */
 static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
@@ -816,7 +835,7 @@ static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 		if (res == -ENOMEM)
 			ST_ADD(c->ss, send_nomem, 1);
 		else if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
-			ST_ADD(c->ss, resets, 1);
+			(void)conn_reset(c);
 		if (res == -EIO) {
 			/* a body that cannot be completed: the file shrank under it,
 			 * or a read error of the disk (both -EIO, both counted in
@@ -942,7 +961,7 @@ static bool zc_poll(struct rp_shard *sh, struct sconn *c)
  * closing: unanswered, not a send_nomem). The caller holds a reference. */
 static void mem_reset(struct rp_shard *sh, struct sconn *c)
 {
-	ST_ADD(c->ss, resets, 1);
+	(void)conn_reset(c);
 	c->keep_alive = false;
 	conn_close(sh, c);
 	soon_del(c);
@@ -968,8 +987,10 @@ static void on_hup(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		c->rdhup = true;
 		soon_wake(sh, c);
 	}
+	/* counted here, once (conn_reset): the check's or the wait's end
+	 * below, or a receive re-armed meanwhile, finds it counted */
 	if (cq->res > 0 && (cq->res & (POLLERR | POLLHUP)) && !c->closing &&
-	    (c->zc_check || c->mem_wait))
+	    (c->zc_check || c->mem_wait) && conn_reset(c))
 		ST_ADD(c->ss, hup_resets, 1);
 	if (cq->res > 0 && c->zc_check)
 		(void)zc_poll(sh, c); /* not ended: the pass's looks go on */
@@ -1178,7 +1199,7 @@ static void q_error(struct rp_outq *q, void *arg, int err)
 
 	(void)q;
 	if (err != -ECANCELED && !c->send_timed_out) /* conn_abort's shutdown: EPIPE */
-		ST_ADD(c->ss, resets, 1);
+		(void)conn_reset(c);
 	c->q_failed = true;
 	c->keep_alive = false;
 	conn_close(rp_shard_self(), c);
@@ -1928,7 +1949,7 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 			arm_recv(sh, c);
 	} else {
 		if (cq->res < 0 && cq->res != -ECANCELED)
-			ST_ADD(c->ss, resets, 1);
+			(void)conn_reset(c);
 		c->eof = true;
 		c->paused = false;
 		if (c->lingering)

@@ -28,6 +28,10 @@
  *              reset after 600 ms: gone from the server within 80 ms with
  *              its receive armed, paused (2.5 KB more pipelined) or
  *              half-closed (the tick's 250 ms before, for the last two).
+ *              4 rounds of 12 such clients (2 with RP_TEST_REDUCED), a
+ *              third each way, reset at once: resets +12 and hup_resets
+ *              +4 (the paused) each round (+16: the armed ones counted
+ *              twice before).
  *   deep pipe  1500 and 4000 GETs with distinct Ranges in one write (past the
  *              32 KB head buffer: the connection was closed after one
  *              answer): every answer, in order. A client that pipelines
@@ -1094,6 +1098,77 @@ static void test_reset_behind_zc(void)
 		      (unsigned long long)h0, (unsigned long long)h1);
 		printf("reset behind zero-copy%s: gone from the server %llu ms after the reset\n",
 		       how[k], (unsigned long long)gone);
+	}
+}
+
+/*
+ * Resets counted once a connection: rounds of clients stuck behind a
+ * zero-copy body (stuck_client), a third with their receive armed, a
+ * third paused (2.5 KB more pipelined), a third half-closed, all reset at
+ * once. resets moves by exactly the clients reset, hup_resets by exactly
+ * the paused ones (their poll alone sees it). Before, a reset seen by the
+ * receive's error and by the check it ends (body_check's poll) counted
+ * twice: resets +2 for each client with its receive armed.
+ */
+static void test_reset_count(void)
+{
+	enum { PER = 12 };
+	struct linger lg = {1, 0};
+	unsigned rounds = reduced ? 2 : 4;
+	char more[2600] = "", line[4096];
+
+	while (strlen(more) < 2500)
+		strcat(more, "GET /f05.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (unsigned r = 0; r < rounds; r++) {
+		uint64_t live0, live = 0, r0, h0, r1, h1, t0;
+		int fd[PER];
+		unsigned n = 0, paused = 0;
+
+		CHECK(server_stats(line, sizeof(line)), "reset count: stats");
+		live0 = stat_of(line, " live ");
+		r0 = stat_of(line, " resets ");
+		h0 = stat_of(line, "hup_resets ");
+		for (int i = 0; i < PER; i++)
+			fd[i] = stuck_client();
+		usleep(100 * 1000); /* their checks pending: what comes now pauses them */
+		for (int i = 0; i < PER; i++) {
+			if (fd[i] < 0)
+				continue;
+			n++;
+			if (i % 3 == 1) {
+				send_all(fd[i], more, strlen(more));
+				paused++;
+			} else if (i % 3 == 2) {
+				shutdown(fd[i], SHUT_WR);
+			}
+		}
+		CHECK(n == PER, "reset count: %u of %d clients dialled", n, PER);
+		usleep(300 * 1000);
+		for (int i = 0; i < PER; i++) {
+			if (fd[i] < 0)
+				continue;
+			setsockopt(fd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(fd[i]); /* a reset: its body unread */
+		}
+		t0 = now_ms();
+		while (now_ms() - t0 < 3000 && server_stats(line, sizeof(line)) &&
+		       (live = stat_of(line, " live ")) > live0)
+			usleep(5000);
+		usleep(50 * 1000); /* a count after the close would show now */
+		CHECK(server_stats(line, sizeof(line)), "reset count: stats");
+		r1 = stat_of(line, " resets ");
+		h1 = stat_of(line, "hup_resets ");
+		CHECK(live <= live0, "reset count: round %u: live %llu, %llu before the clients", r,
+		      (unsigned long long)live, (unsigned long long)live0);
+		CHECK(r1 - r0 == n,
+		      "reset count: round %u: resets %llu -> %llu for %u clients reset", r,
+		      (unsigned long long)r0, (unsigned long long)r1, n);
+		CHECK(h1 - h0 == paused,
+		      "reset count: round %u: hup_resets %llu -> %llu for %u paused clients", r,
+		      (unsigned long long)h0, (unsigned long long)h1, paused);
+		printf("reset count: round %u: %u clients reset, resets +%llu, "
+		       "hup_resets +%llu (%u paused)\n",
+		       r, n, (unsigned long long)(r1 - r0), (unsigned long long)(h1 - h0), paused);
 	}
 }
 
@@ -3287,6 +3362,7 @@ int main(int argc, char **argv)
 		test_stuck_behind_zc();
 		test_stuck_two();
 		test_reset_behind_zc();
+		test_reset_count();
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();
@@ -3334,6 +3410,7 @@ int main(int argc, char **argv)
 		test_stuck_behind_zc();
 		test_stuck_two();
 		test_reset_behind_zc();
+		test_reset_count();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "timeouts"))
