@@ -916,6 +916,11 @@ bool rp_shard_stopping(const struct rp_shard *sh)
 	return sh->stopping;
 }
 
+bool rp_shard_loop_over(const struct rp_shard *sh)
+{
+	return sh->loop_over;
+}
+
 void rp_shard_stats(const struct rp_shard *sh, struct rp_shard_stats *out)
 {
 	stats_copy(&sh->st, out);

@@ -68,14 +68,12 @@ uint64_t relay_now_ns(void)
 
 static void wait_end_all(struct rp_shard *sh, struct relay_shard *rs);
 
-unsigned rp_relay_shard_end(struct rp_shard *sh)
+/* rp_relay_shard_end's work, for it and rp_relay_shard_exit: @rs is the
+ * state of @sh, whose loop is over. */
+static unsigned shard_end(struct rp_shard *sh, struct relay_shard *rs)
 {
-	struct relay_shard *rs = relay_shard_find(sh);
-	uint64_t active;
+	uint64_t active = rs->st.active;
 
-	if (!rs)
-		return 0;
-	active = rs->st.active;
 	/* The loop is over (fini): an op asked for now would never reach the
 	 * kernel, so release_fds closes the sockets itself. Relays still
 	 * waiting (a retry tick that never came) end as the tick's
@@ -102,13 +100,28 @@ unsigned rp_relay_shard_end(struct rp_shard *sh)
 	return (unsigned)(active - rs->st.active);
 }
 
+unsigned rp_relay_shard_end(struct rp_shard *sh)
+{
+	struct relay_shard *rs = sh ? relay_shard_find(sh) : NULL;
+
+	/* Only once the loop is over. While it runs (on_stop included) the
+	 * relays' ops are still reaped: ending them here would set exiting
+	 * for good (every later end close(2)s its sockets with ops armed on
+	 * them, no cancel) and free relays whose callbacks are still due.
+	 * Refused, the relays go on; a count of 0, as for a shard with
+	 * nothing to end (the return type is 0.5's ABI). */
+	if (!rs || !rp_shard_loop_over(sh))
+		return 0;
+	return shard_end(sh, rs);
+}
+
 void rp_relay_shard_exit(struct rp_shard *sh)
 {
 	struct relay_shard *rs = relay_shard_find(sh);
 
 	if (!rs)
 		return;
-	(void)rp_relay_shard_end(sh);
+	(void)shard_end(sh, rs);
 	rp_timer_free(sh, rs->sweep_timer);
 	rp_timer_free(sh, rs->trim_timer);
 	rp_timer_free(sh, rs->wait_timer);

@@ -37,6 +37,9 @@
  * - a relay that ends while the shard stops, its closes prepared but never
  *   submitted (the stop's deadline ended the loop first): both sockets are
  *   closed after the join, once each;
+ * - rp_relay_shard_end called while the loop runs (a message, on_stop)
+ *   ends nothing and returns 0; the relays live then, and those started
+ *   after, go on working;
  * - a prime of up to RP_RELAY_PRIME_MAX bytes arrives whole; a longer one,
  *   NULL with a length, or one the pool has no room for is refused by
  *   rp_relay_start, the sockets still the caller's; so is an fd that is
@@ -95,6 +98,7 @@ static struct {
 	int nested;	    /* a done() ran inside another done() */
 	int in_done;
 	bool stop_aborts; /* slow_stop's on_stop aborts every relay not done first */
+	bool end_on_stop; /* launch: on_stop calls rp_relay_shard_end (SE) */
 } T;
 
 static uint8_t pat(size_t i, uint32_t seed)
@@ -184,6 +188,38 @@ static void slow_on_stop(struct rp_shard *sh, void *arg)
 	sleep_ms(20);
 }
 
+/* rp_relay_shard_end called while the loop runs (shard_end_while_running):
+ * its answers, and whether the stream watched had ended at each call. */
+static struct {
+	atomic_int calls;
+	unsigned ret[2];
+	int done_then[2];
+	struct stream *watch;
+} SE;
+
+static void shard_end_call(struct rp_shard *sh)
+{
+	int k = atomic_load(&SE.calls);
+
+	if (k < 2) {
+		SE.ret[k] = rp_relay_shard_end(sh);
+		SE.done_then[k] = atomic_load(&SE.watch->done);
+	}
+	atomic_fetch_add(&SE.calls, 1);
+}
+
+static void end_on_stop(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	shard_end_call(sh);
+}
+
+static void shard_end_msg(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	shard_end_call(sh);
+}
+
 static void set_nb(int fd)
 {
 	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
@@ -217,6 +253,8 @@ static void launch(const struct rp_relay_config *cfg, struct stream *st, unsigne
 		rc.stop_timeout_ms = 1;
 		rc.on_stop = slow_on_stop;
 	}
+	if (T.end_on_stop)
+		rc.on_stop = end_on_stop;
 	T.rt = rt_start(&rc);
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &st[i]), 0);
@@ -2450,6 +2488,110 @@ static void test_shard_exit_ends_live_relays(void **state)
 }
 
 /*
+ * rp_relay_shard_end called while the shard's loop runs, from a message
+ * and from on_stop, does nothing and returns 0, and relays go on working.
+ * Stream 0 is live at the message's call: it is not ended, and moves
+ * 300 KB each way to its EOFs after it (ended closed). Stream 1, started
+ * after the call, is aborted with a send in flight (its server never
+ * reads): done() runs and the server sees the reset. Stream 2 is live
+ * when on_stop calls it: the stop ends it (abort), done() once, both
+ * sockets closed. Before, each call ended the live stream at once
+ * (abort, answer 1) and freed it with its receives still armed, whose
+ * completions then ran on freed memory (ASan: use-after-poison), and set
+ * the shard's exiting for good (every later end close(2)d its sockets
+ * instead of rp_close: no cancel of the ops on them first).
+ */
+static void abort_msg(struct rp_shard *sh, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->relay)
+		rp_relay_abort(sh, s->relay);
+}
+
+static void test_shard_end_while_running(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .max_inflight = 64 * 1024 };
+	struct stream *live = &T.st[0], *stuck = &T.st[1], *last = &T.st[2];
+	static uint8_t junk[1 << 16];
+	struct pollfd pf;
+	size_t pushed = 0;
+	double end, quiet = 0;
+	bool stuck_done, stuck_reset;
+	char c = 0;
+
+	(void)state;
+	memset(&SE, 0, sizeof(SE));
+	make_stream(live, 300000, 300000, 0x61u);
+	make_stream(stuck, 0, 0, 0x62u);
+	make_stream(last, 0, 0, 0x63u);
+	T.shards = 1;
+	T.end_on_stop = true;
+	start_all(&cfg, 1);
+	T.end_on_stop = false;
+	SE.watch = live;
+	assert_int_equal(rp_runtime_submit(T.rt, 0, shard_end_msg, NULL), 0);
+	assert_true(wait_for(&SE.calls, 1, WAIT_S));
+	/* stream 0 goes on: every byte both ways, ended closed */
+	assert_true(drive(WAIT_S, NULL));
+	stream_ended_whole(live);
+	/* stream 1, after the call: flooded, its server not reading, aborted */
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, stuck), 0);
+	assert_true(wait_for(&T.started, 2, WAIT_S));
+	end = now_s() + WAIT_S;
+	while (now_s() < end) {
+		ssize_t w = send(stuck->c, junk, sizeof(junk), MSG_NOSIGNAL);
+
+		if (w > 0) {
+			pushed += (size_t)w;
+			quiet = 0;
+			continue;
+		}
+		if (!quiet)
+			quiet = now_s();
+		else if (now_s() - quiet >= 0.1)
+			break;
+		sleep_ms(2);
+	}
+	assert_int_equal(rp_runtime_submit(T.rt, 0, abort_msg, stuck), 0);
+	stuck_done = wait_for(&stuck->done, 1, WAIT_S);
+	/* the server's side: the reset arrives (its unread bytes dropped) */
+	pf = (struct pollfd){ .fd = stuck->s, .events = POLLIN };
+	stuck_reset = poll(&pf, 1, 2000) == 1 && (pf.revents & (POLLERR | POLLHUP)) != 0;
+	/* stream 2: live when on_stop calls rp_relay_shard_end */
+	SE.watch = last;
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, last), 0);
+	assert_true(wait_for(&T.started, 3, WAIT_S));
+	assert_int_equal(send(last->c, "y", 1, MSG_NOSIGNAL), 1);
+	end = now_s() + WAIT_S;
+	while (recv(last->s, &c, 1, 0) != 1 && now_s() < end)
+		sleep_ms(2);
+	assert_int_equal(c, 'y');
+	rt_end(T.rt);
+	print_message("# rp_relay_shard_end while running: answer %u (stream live, ended %d at "
+		      "the call), in on_stop %u (ended %d); after the call a stuck relay (%zu B "
+		      "pushed) aborted: done() %s, its server saw %s; the stop ended the last %s\n",
+		      SE.ret[0], SE.done_then[0], SE.ret[1], SE.done_then[1], pushed,
+		      stuck_done ? "ran" : "never ran", stuck_reset ? "the reset" : "nothing",
+		      atomic_load(&last->done) ? rp_relay_end_name(last->res.end) : "-");
+	assert_int_equal(atomic_load(&SE.calls), 2);
+	assert_int_equal(SE.ret[0], 0); /* was 1 */
+	assert_int_equal(SE.done_then[0], 0); /* was 1: ended by the call */
+	assert_int_equal(SE.ret[1], 0); /* was 1 */
+	assert_int_equal(SE.done_then[1], 0);
+	assert_true(pushed > 0);
+	assert_true(stuck_done);
+	assert_int_equal(stuck->res.end, RP_RELAY_END_ABORT);
+	assert_true(stuck_reset);
+	assert_int_equal(atomic_load(&last->ndone), 1);
+	assert_int_equal(last->res.end, RP_RELAY_END_ABORT);
+	assert_true(fcntl(last->a, F_GETFD) < 0 && errno == EBADF);
+	assert_true(fcntl(last->b, F_GETFD) < 0 && errno == EBADF);
+	T.n = 3;
+	close_clients();
+}
+
+/*
  * A relay that ends while the shard stops, its sockets handed to rp_close
  * (its receives armed), when the stop's deadline ends the loop before the
  * close's SQEs are submitted: on_stop aborts it, then outlasts the 1 ms
@@ -2614,6 +2756,7 @@ int main(int argc, char **argv)
 		T(test_sweep_done_aborts_next),
 		T(test_pool_full_aborted_relay_leaves_wait_list),
 		T(test_shard_exit_ends_live_relays),
+		T(test_shard_end_while_running),
 		T(test_stop_close_never_submitted),
 		T(test_keep_fds_abort_without_memory),
 		T(test_pipe_limit_falls_back_to_copy),

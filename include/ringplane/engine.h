@@ -290,6 +290,11 @@ struct rp_runtime *rp_shard_runtime(const struct rp_shard *sh);
 struct rp_pool *rp_shard_pool(const struct rp_shard *sh);
 /* true once the runtime is stopping: start no new long-lived work. */
 bool rp_shard_stopping(const struct rp_shard *sh);
+/* true once this shard's loop is over (or never ran: an init that failed):
+ * from cfg.fini, or a message run after the stop, where nothing reaches
+ * the kernel any more and no CQE is reaped. False in init, in the loop
+ * and in on_stop (the loop still runs while it stops). */
+bool rp_shard_loop_over(const struct rp_shard *sh);
 void rp_shard_stats(const struct rp_shard *sh, struct rp_shard_stats *out);
 /* Ops alive on this shard (prepared or in flight, multishot included). */
 unsigned rp_shard_inflight(const struct rp_shard *sh);

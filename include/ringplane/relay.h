@@ -270,8 +270,11 @@ unsigned rp_relay_shard_shed_pipes(struct rp_shard *sh);
  * shard's fini (only there: the ops those relays had in flight never
  * complete after the loop, and the relays are finished without them),
  * then read the counters, then call rp_relay_shard_exit. Calling it again
- * ends nothing. Returns the number of relays it ended (0 also when @sh has
- * no relay state). Call on @sh's thread.
+ * ends nothing. Called while @sh's loop still runs (rp_shard_loop_over
+ * false: init, a message, a callback, on_stop) it does nothing and
+ * returns 0: the relays go on as before the call. Returns the number of
+ * relays it ended (0 also when @sh is NULL, has no relay state, or its
+ * loop is not over). Call on @sh's thread.
  */
 unsigned rp_relay_shard_end(struct rp_shard *sh);
 
