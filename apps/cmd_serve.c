@@ -864,15 +864,23 @@ static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 	conn_put(sh, c);
 }
 
-/* True when @fd polls POLLERR or POLLHUP: the peer's reset. Only for a
- * connection with no FIN of ours out (a pending check: nothing follows its
- * body; a wait for memory: no last answer went), so POLLHUP is the peer's
- * end, not a half-close of both sides. One poll(2). */
+/* True when @ev, what a poll of a connection's socket reported (poll(2)'s
+ * revents, or a poll op's result: a negative errno when it failed), holds
+ * POLLERR or POLLHUP: the peer's reset. Only for a connection with no FIN
+ * of ours out (a pending check: nothing follows its body; a wait for
+ * memory: no last answer went), so POLLHUP is the peer's end, not a
+ * half-close of both sides. */
+static bool polled_reset(int ev)
+{
+	return ev > 0 && (ev & (POLLERR | POLLHUP));
+}
+
+/* True when @fd polls the peer's reset now (polled_reset). One poll(2). */
 static bool peer_reset(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = 0 };
 
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP));
+	return poll(&p, 1, 0) > 0 && polled_reset(p.revents);
 }
 
 /*
@@ -980,21 +988,21 @@ static void mem_reset(struct rp_shard *sh, struct sconn *c)
 static void on_hup(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 {
 	struct sconn *c = arg;
+	bool reset = polled_reset(cq->res);
 
 	c->hup = NULL;
 	c->hup_off = false;
-	if (cq->res > 0 && !(cq->res & (POLLERR | POLLHUP)) && (cq->res & POLLRDHUP)) {
+	if (cq->res > 0 && !reset && (cq->res & POLLRDHUP)) {
 		c->rdhup = true;
 		soon_wake(sh, c);
 	}
 	/* counted here, once (conn_reset): the check's or the wait's end
 	 * below, or a receive re-armed meanwhile, finds it counted */
-	if (cq->res > 0 && (cq->res & (POLLERR | POLLHUP)) && !c->closing &&
-	    (c->zc_check || c->mem_wait) && conn_reset(c))
+	if (reset && !c->closing && (c->zc_check || c->mem_wait) && conn_reset(c))
 		ST_ADD(c->ss, hup_resets, 1);
 	if (cq->res > 0 && c->zc_check)
 		(void)zc_poll(sh, c); /* not ended: the pass's looks go on */
-	else if (cq->res > 0 && c->mem_wait && !c->closing && (cq->res & (POLLERR | POLLHUP)))
+	else if (reset && c->mem_wait && !c->closing)
 		mem_reset(sh, c);
 	else if (cq->res == -ECANCELED)
 		hup_arm(sh, c);
