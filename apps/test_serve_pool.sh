@@ -104,36 +104,11 @@ serve_end() {
 case_heads_wait() {
 	serve_start || return 1
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
-import socket, sys, threading, time
-from testlib import head
-import testlib
-port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-fails = []
-def check(ok, what):
-    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
-    if not ok: fails.append(what)
-def stats():
-    return testlib.stats(log, pid, (("mem_waits", r"\bmem_waits ([0-9]+)", -1),))
-def conn():
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
+from fullpool import *
 NP, NREQ = 100, 116
-pin = []
-for _ in range(NP):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(10); s.connect(("127.0.0.1", port)); pin.append(s)
-    s.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-    f = s.makefile("rb"); status, length = head(f); f.read(length); f.close()
-idle = []
-T0 = time.monotonic()
-while len(idle) < 6000 and time.monotonic() - T0 < 30:
-    try: idle += [conn() for _ in range(100)]
-    except OSError as e: print(f"  connect: {e}"); break
-    if len(idle) % 500 == 0 and stats()["conn_nomem"] > 0: break
-time.sleep(0.5)
-st = stats()
-live0 = st["live"]
-print(f"  {len(idle)} idle clients: live {live0} conn_nomem {st['conn_nomem']}")
-check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+pin = answered(NP)
+idle = fill()
+live0 = stats()["live"]
 reqs = b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n" * NREQ
 for s in pin: s.sendall(reqs)
 time.sleep(3)
@@ -167,12 +142,15 @@ PY
 	return $rc
 }
 
-# What the memory-wait cases below share ($T/fullpool.py, imported by their
-# python): the stats line of the serve serve_start started, clients
-# answered before the pressure, idle clients that fill the pool until it
-# refuses them at accept (conn_nomem), and long heads: answered clients
-# that each begin a 5 KB head (a 32 KB head buffer each) until one finds
-# none, so the pool has no free span left and no head buffer.
+# What the memory-wait cases share ($T/fullpool.py, imported by their
+# python; written before any case runs): the stats line of the serve
+# serve_start started, clients answered before the pressure, idle clients
+# that fill the pool until it refuses them at accept (conn_nomem), long
+# heads: answered clients that each begin a 5 KB head (a 32 KB head buffer
+# each) until one finds none, so the pool has no free span left and no
+# head buffer; pressure(), the start of every case but case_heads_wait
+# (the clients answered, the long heads' clients, the fill), and BEHIND,
+# the head pipelined behind a 1 MB answer.
 cat >"$T/fullpool.py" <<'PY'
 import socket, struct, sys, threading, time
 import testlib
@@ -258,6 +236,17 @@ def until(pred, secs):
         st = stats()
         if pred(st) or time.monotonic() > end: return st
         time.sleep(0.02)
+def pressure(n, filler=fill):
+    """Every case's start: n clients answered before the pressure, 200
+    more answered (the long heads' clients: longheads), then the pool
+    filled by filler (fill, or fill_answered; its stats printed and
+    conn_nomem > 0 checked there): (the n clients, the 200, the idle)."""
+    clients = answered(n)
+    longs = answered(200)
+    return clients, longs, filler()
+# a 1 MB answer with a head pipelined behind it, not whole yet (X-Pad
+# open): head_release's small copy (128 B) holds it while the body goes
+BEHIND = b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40
 PY
 
 # A client reset while its answer waits for memory ends the wait at once:
@@ -270,11 +259,9 @@ case_reset_wait() {
 	serve_start || return 1
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-t, t2 = answered(2)
-longs = answered(200)
-idle = fill()
+(t, t2), longs, idle = pressure(2)
 # t2 pipelines a head behind a 1 MB answer (head_release's small copy)
-t2.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+t2.sendall(BEHIND)
 time.sleep(0.3)
 longheads(longs)
 st0 = stats()
@@ -329,10 +316,8 @@ case_grow_fallback() {
 	serve_start || return 1
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-t, = answered(1)
-longs = answered(200)
-idle = fill()
-t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+(t,), longs, idle = pressure(1)
+t.sendall(BEHIND)
 time.sleep(0.3)
 for s in longheads(longs): s.close(); longs.remove(s)
 time.sleep(0.5)
@@ -379,10 +364,8 @@ PY
 head_wait_header_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-t, = answered(1)
-longs = answered(200)
-idle = fill_answered()
-t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+(t,), longs, idle = pressure(1, fill_answered)
+t.sendall(BEHIND)
 f = t.makefile("rb")
 status, length = head(f)
 body = f.read(length) if length else b""
@@ -412,10 +395,8 @@ head_wait_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
 from fullpool import *
 bound = sys.argv[4] == "bound"
-t, = answered(1)
-longs = answered(200)
-idle = fill()
-t.sendall(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40)
+(t,), longs, idle = pressure(1)
+t.sendall(BEHIND)
 time.sleep(0.3)
 stb = stats()
 longheads(longs)
@@ -490,9 +471,7 @@ case_held_wait() {
 	serve_start || return 1
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-t, = answered(1)
-longs = answered(200)
-idle = fill()
+(t,), longs, idle = pressure(1)
 stb = stats()
 longheads(longs)  # the last batch may wait for memory too (a head's wait)
 st0 = stats()
