@@ -588,11 +588,27 @@ static void sa_fini(struct rp_shard *sh, void *arg)
 	atomic_store(&tsa.over, true);
 }
 
-/* @fd was closed, and once: a file put on its number stays open. */
-static void closed_once(int fd, const char *what)
+/* Close every descriptor of tsa still held (>= 0), and mark it -1. */
+static void sa_close_fds(void)
+{
+	int *const fds[] = {
+		&tsa.c1, &tsa.s1, &tsa.c2, &tsa.s2, &tsa.c3, &tsa.s3,
+		&tsa.x[0], &tsa.x[1], &tsa.y[0], &tsa.y[1], &tsa.z[0], &tsa.z[1],
+	};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* *@fdp was closed, and once: a file put on its number stays open. The
+ * number is closed again here (*@fdp = -1). */
+static void closed_once(int *fdp, const char *what)
 {
 	struct stat st, st_nul;
-	int nul, bad;
+	int fd = *fdp, nul, bad;
 
 	errno = 0;
 	bad = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
@@ -607,6 +623,7 @@ static void closed_once(int fd, const char *what)
 	assert_int_equal(fstat(nul, &st_nul), 0);
 	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
 	close(fd);
+	*fdp = -1;
 	if (nul != fd)
 		close(nul);
 }
@@ -631,18 +648,7 @@ static void test_sqpoll_deadline_abandons_unpublished(void **state)
 	cfg.stop_timeout_ms = 1;
 	rt = rt_start_sqpoll(&cfg);
 	if (!rt) {
-		close(tsa.c1);
-		close(tsa.s1);
-		close(tsa.c2);
-		close(tsa.s2);
-		close(tsa.c3);
-		close(tsa.s3);
-		close(tsa.z[0]);
-		close(tsa.z[1]);
-		close(tsa.x[0]);
-		close(tsa.x[1]);
-		close(tsa.y[0]);
-		close(tsa.y[1]);
+		sa_close_fds();
 		skip();
 	}
 	assert_true(wait_for(&tsa.armed, 1, WAIT_S));
@@ -659,21 +665,14 @@ static void test_sqpoll_deadline_abandons_unpublished(void **state)
 	assert_true(tsa.nop_ok && tsa.close_ok[0] && tsa.close_ok[1] && tsa.close_ok[2] &&
 		    tsa.close_ok[3]);
 	assert_int_equal(atomic_load(&tsa.late), 0);
-	closed_once(tsa.s1, "the recv's socket, closed in on_stop");
-	closed_once(tsa.x[0], "a pipe closed alone in on_stop");
-	closed_once(tsa.y[0], "a pipe whose close was linked behind a recv, unpublished");
-	closed_once(tsa.z[0], "a pipe whose close was linked behind a recv, in the kernel");
+	closed_once(&tsa.s1, "the recv's socket, closed in on_stop");
+	closed_once(&tsa.x[0], "a pipe closed alone in on_stop");
+	closed_once(&tsa.y[0], "a pipe whose close was linked behind a recv, unpublished");
+	closed_once(&tsa.z[0], "a pipe whose close was linked behind a recv, in the kernel");
 	/* the second recv's socket was never handed to a close */
 	errno = 0;
 	assert_int_equal(fcntl(tsa.s2, F_GETFD), FD_CLOEXEC);
-	close(tsa.c1);
-	close(tsa.c2);
-	close(tsa.s2);
-	close(tsa.c3);
-	close(tsa.s3);
-	close(tsa.x[1]);
-	close(tsa.y[1]);
-	close(tsa.z[1]);
+	sa_close_fds(); /* the 8 the test still holds */
 }
 
 int main(void)
