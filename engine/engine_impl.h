@@ -30,6 +30,7 @@ enum {
 	UD_LINK_TO = 3,	 /* a linked timeout */
 	UD_CANCEL_ALL = 4, /* shutdown's cancel-any */
 	UD_OP_CANCEL = 5,  /* rp_close's cancel of one op by user_data */
+	UD_TIMER_UPDATE = 6, /* rp_timer_rearm's IORING_TIMEOUT_UPDATE of a timer */
 	UD_MAX_TOKEN = 64,
 };
 /* rp_close's cancel of the ops still on an fd: this bit | the fd number
@@ -83,6 +84,9 @@ enum {
 	OPF_LCLOSE_GONE = 1u << 14, /* a linked close another close of its fd
 				       superseded (eng_lclose_supersede): it
 				       closes nothing more of its own */
+	OPF_TIMER_MOVE = 1u << 15, /* a reserved timer in the kernel whose move
+				      (rp_timer_rearm) found no SQE: on
+				      sh->timers, its update sent by the loop */
 };
 
 struct rp_op {
@@ -101,6 +105,16 @@ struct rp_op {
 			int nr;		  /* ... of which found their op */
 		} cf;		/* rp_cancel_fd */
 		struct rp_op *park_prev; /* on sh->parked or sh->rearm: O(1) removal */
+		/* a reserved timer (op_basic.c): the SQ positions (liburing's
+		 * free-running sqe_tail) of its timeout's SQE and of its last
+		 * update's (upd: one was taken since the timeout's), to tell
+		 * whether the kernel has read op->lts yet; after park_prev, so
+		 * that a stay on sh->timers leaves them as they were */
+		struct {
+			struct rp_op *park_prev_;
+			uint32_t pos, upd_pos;
+			bool upd;
+		} tm;
 	} u;
 	struct __kernel_timespec lts; /* linked timeout; a reserved timer's own */
 	/* the fds whose SQE names this op, listed in sh->fdt (submit.h): -1 when
@@ -163,7 +177,9 @@ struct rp_shard {
 	struct rp_op *rearm;
 	/* reserved timers armed while the SQ stayed full (OPF_TIMER_DEFER):
 	 * sent by the loop once its submit made room (eng_timer_defer_run),
-	 * ended with -ECANCELED by a stop, unlinked by rp_timer_free */
+	 * ended with -ECANCELED by a stop, unlinked by rp_timer_free; and
+	 * timers in the kernel whose move found no SQE (OPF_TIMER_MOVE): the
+	 * update sent by the loop, dropped by their end, a free or a stop */
 	struct rp_op *timers;
 	/* rp_close ops linked behind another op (OPF_LINKED_CLOSE) whose CQE
 	 * has not been reaped: a head that fails or is cancelled (the stop's

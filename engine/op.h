@@ -234,7 +234,8 @@ void eng_cancel_fd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint
 void eng_poll_out_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 /* op_basic.c: send the reserved timers armed while the SQ stayed full
- * (sh->timers), from the loop; a stopping shard ends them with -ECANCELED.
+ * (sh->timers), and the updates of those moved then, from the loop; a
+ * stopping shard ends the first with -ECANCELED and drops the updates.
  * One that still finds no SQE stays for the next turn. */
 void eng_timer_defer_run(struct rp_shard *sh);
 /*

@@ -309,6 +309,10 @@ void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 	(void)cflags;
 	eng_count_err(sh, res);
 	timer_unlive(sh);
+	/* a move still owed (rp_timer_rearm found no SQE) is dropped: sent
+	 * later it would move the timer the callback may arm again */
+	if (op->flags & OPF_TIMER_MOVE)
+		eng_olist_del(&sh->timers, op);
 	if (op->flags & OPF_TIMER_FREE) {
 		rp_pool_free(op); /* rp_timer_free cleared cb */
 		return;
@@ -329,10 +333,40 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh)
 	return (struct rp_timer *)op;
 }
 
+/* The SQ position of the SQE eng_sqe just handed out. */
+static uint32_t sq_pos_last(const struct rp_shard *sh)
+{
+	return sh->ring.sq.sqe_tail - 1;
+}
+
+/* Whether the SQE at @pos has not been handed to the kernel yet: liburing
+ * moves sqe_head up to sqe_tail when a submit publishes the SQ (its
+ * __io_uring_flush_sq), and the kernel reads a timeout's timespec from the
+ * SQE's pointer only when it takes the SQE (io_timeout_prep,
+ * io_timeout_remove_prep). With SQPOLL, published counts as sent: the SQ
+ * thread may read it at any moment. */
+static bool sq_pos_unsent(const struct rp_shard *sh, uint32_t pos)
+{
+	return (int32_t)(pos - sh->ring.sq.sqe_head) >= 0;
+}
+
 static void timer_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
 	eng_op_sqe(sh, op, sqe);
 	io_uring_prep_timeout(sqe, &op->lts, 0, 0);
+	op->u.tm.pos = sq_pos_last(sh);
+	op->u.tm.upd = false;
+}
+
+/* Move @op's timeout in the kernel to op->lts from now (5.11's
+ * IORING_TIMEOUT_UPDATE): no op memory, the CQE is a token. */
+static void timer_update_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
+{
+	io_uring_prep_timeout_update(sqe, &op->lts, (uint64_t)(uintptr_t)op, 0);
+	io_uring_sqe_set_data64(sqe, UD_TIMER_UPDATE);
+	sh->internal++;
+	op->u.tm.upd_pos = sq_pos_last(sh);
+	op->u.tm.upd = true;
 }
 
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg)
@@ -387,6 +421,14 @@ void eng_timer_defer_run(struct rp_shard *sh)
 		if (!sh->stopping && (sh->link_next || !(sqe = eng_sqe(sh))))
 			return;
 		eng_olist_del(&sh->timers, op);
+		if (op->flags & OPF_TIMER_MOVE) {
+			/* in the kernel: a stop's cancel ends it there, so the
+			 * move is dropped; else it is sent now, from now */
+			op->flags &= (uint16_t)~OPF_TIMER_MOVE;
+			if (sqe)
+				timer_update_prep(sh, op, sqe);
+			continue;
+		}
 		op->flags &= (uint16_t)~OPF_TIMER_DEFER;
 		if (sqe) {
 			timer_prep(sh, op, sqe);
@@ -396,6 +438,50 @@ void eng_timer_defer_run(struct rp_shard *sh)
 		 * callback may change the list: read again) */
 		eng_timer_complete(sh, op, -ECANCELED, 0);
 	}
+}
+
+int rp_timer_rearm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg)
+{
+	struct rp_op *op = (struct rp_op *)t;
+	struct io_uring_sqe *sqe = NULL;
+
+	if (!op)
+		return -EINVAL;
+	if (op->flags & OPF_TIMER_FREE)
+		return -EALREADY; /* as rp_timer_arm: never after rp_timer_free */
+	if (!(op->flags & OPF_TIMER_ARMED))
+		return rp_timer_arm(sh, t, ns, cb, arg);
+	if (sh->stopping)
+		return -ESHUTDOWN; /* left as it was: the stop's cancel ends it */
+	op->cb = cb;
+	op->arg = arg;
+	op->lts.tv_sec = (long long)(ns / 1000000000u);
+	op->lts.tv_nsec = (long long)(ns % 1000000000u);
+	/* The kernel has not read op->lts yet: its timeout waits for an SQE
+	 * (sh->timers), its timeout's SQE or an update's is still in the SQ,
+	 * or its update waits on sh->timers. Each reads the new time. */
+	if ((op->flags & (OPF_TIMER_DEFER | OPF_TIMER_MOVE)) || sq_pos_unsent(sh, op->u.tm.pos) ||
+	    (op->u.tm.upd && sq_pos_unsent(sh, op->u.tm.upd_pos)))
+		return 0;
+#ifdef RP_FAULTS
+	/* as if the flush could not empty the SQ (faults.h: timer) */
+	if (ENG_FAULT(sh, FAULT_TIMER))
+		STAT_INC(sh, sq_full_fail);
+	else
+#endif
+		/* never the linked half of an rp_link_next pair: the loop's
+		 * next turn sends it */
+		if (!sh->link_next)
+			sqe = eng_sqe(sh); /* NULL: counted in sq_full_fail */
+	if (!sqe) {
+		/* the SQ stayed full: moved by the loop's next turn, as a
+		 * timer armed then is armed (its old time holds till then) */
+		op->flags |= OPF_TIMER_MOVE;
+		eng_olist_push(&sh->timers, op);
+		return 0;
+	}
+	timer_update_prep(sh, op, sqe);
+	return 0;
 }
 
 bool rp_timer_armed(const struct rp_timer *t)
@@ -409,6 +495,11 @@ void rp_timer_free(struct rp_shard *sh, struct rp_timer *t)
 
 	if (!op)
 		return;
+	if (op->flags & OPF_TIMER_MOVE) {
+		/* in the kernel all the same: its move is not owed any more */
+		eng_olist_del(&sh->timers, op);
+		op->flags &= (uint16_t)~OPF_TIMER_MOVE;
+	}
 	if (op->flags & OPF_TIMER_DEFER) {
 		/* never reached the kernel: no CQE will come */
 		eng_olist_del(&sh->timers, op);

@@ -48,6 +48,8 @@ static void token_cqe(struct rp_shard *sh, uint64_t ud, int res)
 		break;
 	case UD_CANCEL_ALL:
 	case UD_OP_CANCEL: /* 0, or -ENOENT/-EALREADY: the op was ending anyway */
+	/* 0, or -ENOENT/-EALREADY: the timer had fired, its CQE comes or came */
+	case UD_TIMER_UPDATE:
 		sh->internal--;
 		break;
 	default:

@@ -179,8 +179,8 @@ struct rp_shard_stats {
 	uint64_t zc_copied;
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
 	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
-				    a multishot re-arm or a reserved timer's arm waits
-				    for the loop's next turn */
+				    a multishot re-arm or a reserved timer's arm or
+				    move waits for the loop's next turn */
 	uint64_t buf_misuse;	 /* rp_buf_put of a buffer that was not out: refused */
 	uint64_t wake_fallback;	 /* MSG_RING wakes that failed: sent by eventfd instead */
 	uint64_t msgs_dropped;	 /* messages to this shard that arrived after it stopped */
@@ -520,6 +520,32 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh);
  * first ends it with -ECANCELED, as an armed one.
  */
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
+/*
+ * rp_timer_rearm - as rp_timer_arm, but an armed @t is moved instead of
+ * refused: @cb(@sh, @arg, c) runs once, @ns nanoseconds from now (c->res
+ * -ETIME; -ECANCELED when the shard stops first), and @cb/@arg replace
+ * the ones given before. Never needs memory, never fails for a full SQ:
+ *  - @t not armed (also from inside its own callback): arms it
+ *    (rp_timer_arm);
+ *  - armed, its SQE (or the SQE of its last move) not yet handed to the
+ *    kernel, or waiting for the loop's next turn: only the time changes,
+ *    read when the SQE goes (a move costs nothing more, however many
+ *    come in one loop iteration);
+ *  - armed in the kernel: one IORING_OP_TIMEOUT_REMOVE with
+ *    IORING_TIMEOUT_UPDATE, sent with the loop's next submit (no op
+ *    memory; its CQE is the engine's), the @ns counting from then; with
+ *    the SQ full (counted in sq_full_fail) it waits for the loop's next
+ *    turn, the old time holding meanwhile;
+ *  - the old time came first (the timer fired before the move reached the
+ *    kernel, or its CQE is not reaped yet): the callback runs once, at
+ *    the old time, and @t is not armed after it; a callback must not
+ *    count on the later time;
+ *  - the shard stopping: -ESHUTDOWN and @t is left as it was (an armed
+ *    one ends with -ECANCELED, as rp_timer_arm's).
+ * Returns 0, -ESHUTDOWN, -EINVAL (@t NULL), -EALREADY (given to
+ * rp_timer_free). Shard thread only.
+ */
+int rp_timer_rearm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
 /* Whether @t is armed (its callback is still due). */
 bool rp_timer_armed(const struct rp_timer *t);
 /* Give @t back to the pool (NULL: nothing). An armed timer is cancelled

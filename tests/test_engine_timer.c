@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rp_timer_rearm: a reserved timer moved while armed. Each case proves the
+ * callback runs once, at the new time (or, where the old time came first,
+ * at the old one), on a real ring:
+ *   moved_earlier / moved_later   in the kernel: one TIMEOUT_UPDATE
+ *   moved_before_sent             its SQE still in the SQ: no SQE more
+ *   moved_many_times              100 moves in one callback: one SQE
+ *   moved_from_its_callback       armed by the move, moved again
+ *   moved_after_it_fired          the old time came first: one callback
+ *   moved_with_sq_full            the update finds no SQE (a flush that
+ *                                 gives up): sent by the loop's next turn;
+ *                                 freed, or the shard stopped, meanwhile
+ *   moved_at_stop                 -ESHUTDOWN, the callback -ECANCELED once
+ * Built with the engine's test hooks (flush_fail), as test_engine_faults.
+ */
+#include "engine_test.h"
+
+#include "submit.h" /* struct rp_engine_test_hooks */
+
+#define HOOK_SET(name, v) atomic_store(&rp_engine_test_hooks.name, (v))
+
+enum tcase {
+	C_EARLIER,
+	C_LATER,
+	C_UNSENT,
+	C_MANY,
+	C_CALLBACK,
+	C_FIRED,
+	C_SQ_FULL,
+	C_SQ_FULL_FREE,
+	C_SQ_FULL_STOP,
+	C_STOP,
+};
+
+static struct {
+	enum tcase kase;
+	struct rp_runtime *rt;
+	struct rp_timer *t;
+	atomic_int fired, done, stopped;
+	int res[4];	      /* c->res of each callback */
+	double fire_s[4];     /* now_s() at each */
+	double move_s;	      /* now_s() at the move */
+	int move_rc, stop_rc; /* rp_timer_rearm's return: the move, in on_stop */
+	uint64_t sqes;	      /* ops_submitted across the moves */
+	uint64_t fail_delta;  /* sq_full_fail across the move */
+	unsigned nops, inflight_before, inflight_after;
+	bool armed_after;
+} tm;
+
+static void tm_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+static uint64_t submitted(struct rp_shard *sh)
+{
+	struct rp_shard_stats st;
+
+	rp_shard_stats(sh, &st);
+	return st.ops_submitted;
+}
+
+static uint64_t full_fails(struct rp_shard *sh)
+{
+	struct rp_shard_stats st;
+
+	rp_shard_stats(sh, &st);
+	return st.sq_full_fail;
+}
+
+static void nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 0);
+}
+
+/* Fill the SQ while every flush gives up: the next SQE finds no room. */
+static void fill_sq(struct rp_shard *sh)
+{
+	HOOK_SET(flush_fail, 1);
+	for (unsigned i = 0; i < 64 && rp_nop(sh, nop_cb, NULL); i++)
+		tm.nops++;
+	CHECK_EQ(errno, EBUSY); /* stopped by a full SQ, not by the bound */
+}
+
+static int move(struct rp_shard *sh, uint64_t ns)
+{
+	tm.move_s = now_s();
+	return rp_timer_rearm(sh, tm.t, ns, tm_fired, NULL);
+}
+
+/* After the submit that sent the timer (a nop's callback runs after it):
+ * the timer is in the kernel. */
+static void sent_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	uint64_t s0 = submitted(sh), f0;
+
+	(void)arg;
+	CHECK_EQ(c->res, 0);
+	CHECK(rp_timer_armed(tm.t));
+	switch (tm.kase) {
+	case C_EARLIER:
+		tm.move_rc = move(sh, 20 * MS);
+		break;
+	case C_LATER:
+		tm.move_rc = move(sh, 300 * MS);
+		break;
+	case C_MANY:
+		for (unsigned i = 0; i < 99; i++)
+			CHECK_EQ(move(sh, (i & 1) ? 10 * MS : 60000 * MS), 0);
+		tm.move_rc = move(sh, 40 * MS);
+		break;
+	case C_FIRED:
+		sleep_ms(20); /* its 1 ms passed: the kernel ended it, unreaped */
+		tm.move_rc = move(sh, 200 * MS);
+		break;
+	case C_SQ_FULL:
+	case C_SQ_FULL_FREE:
+	case C_SQ_FULL_STOP:
+		fill_sq(sh);
+		s0 = submitted(sh);
+		f0 = full_fails(sh);
+		tm.move_rc = move(sh, tm.kase == C_SQ_FULL ? 20 * MS : 30000 * MS);
+		tm.fail_delta = full_fails(sh) - f0;
+		tm.armed_after = rp_timer_armed(tm.t);
+		if (tm.kase == C_SQ_FULL_FREE) {
+			tm.inflight_before = rp_shard_inflight(sh);
+			rp_timer_free(sh, tm.t);
+			tm.t = NULL;
+			tm.inflight_after = rp_shard_inflight(sh);
+		}
+		if (tm.kase == C_SQ_FULL_STOP)
+			rp_runtime_stop(rp_shard_runtime(sh)); /* same turn: the move owed */
+		HOOK_SET(flush_fail, 0);
+		if (tm.kase != C_SQ_FULL)
+			atomic_store(&tm.done, 1);
+		break;
+	case C_STOP:
+		tm.move_rc = move(sh, 30000 * MS); /* moved in the kernel, then stopped */
+		atomic_store(&tm.done, 1);
+		break;
+	default:
+		break;
+	}
+	tm.sqes = submitted(sh) - s0;
+}
+
+static void tm_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int n = atomic_load(&tm.fired);
+
+	(void)arg;
+	if (n < 4) {
+		tm.res[n] = c->res;
+		tm.fire_s[n] = now_s();
+	}
+	CHECK(!rp_timer_armed(tm.t));
+	if (tm.kase == C_CALLBACK && n == 0) {
+		/* not armed: the move arms it; moved again before it is sent */
+		CHECK_EQ(move(sh, 10 * MS), 0);
+		CHECK(rp_timer_armed(tm.t));
+		tm.sqes = submitted(sh);
+		tm.move_rc = move(sh, 50 * MS);
+		tm.sqes = submitted(sh) - tm.sqes;
+	}
+	atomic_store(&tm.fired, n + 1);
+}
+
+static int tm_init(struct rp_shard *sh, void *arg)
+{
+	uint64_t s0;
+
+	(void)arg;
+	tm.t = rp_timer_new(sh);
+	CHECK(tm.t != NULL);
+	switch (tm.kase) {
+	case C_UNSENT:
+		CHECK_EQ(rp_timer_arm(sh, tm.t, 60000 * MS, tm_fired, NULL), 0);
+		s0 = submitted(sh);
+		tm.move_rc = move(sh, 30 * MS); /* its SQE is still in the SQ */
+		tm.sqes = submitted(sh) - s0;
+		break;
+	case C_CALLBACK:
+		CHECK_EQ(rp_timer_rearm(sh, tm.t, 5 * MS, tm_fired, NULL), 0); /* arms it */
+		break;
+	default: {
+		uint64_t ns = tm.kase == C_LATER   ? 20 * MS
+			      : tm.kase == C_FIRED ? 1 * MS
+						   : 60000 * MS;
+
+		CHECK_EQ(rp_timer_arm(sh, tm.t, ns, tm_fired, NULL), 0);
+		CHECK(rp_nop(sh, sent_cb, NULL) != NULL);
+		break;
+	}
+	}
+	return 0;
+}
+
+static void tm_stop(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	if (tm.t && rp_timer_armed(tm.t))
+		tm.stop_rc = rp_timer_rearm(sh, tm.t, 1 * MS, tm_fired, NULL);
+}
+
+static void tm_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(!tm.t || !rp_timer_armed(tm.t));
+	rp_timer_free(sh, tm.t);
+	tm.t = NULL;
+}
+
+/* Run @kase until @fires callbacks came (or done was set), then a little
+ * more (@settle_ms: a second callback would come by then), then stop. */
+static void run(enum tcase kase, int fires, unsigned settle_ms, struct rp_shard_stats *st)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	bool ok;
+
+	memset(&tm, 0, sizeof(tm));
+	tm.kase = kase;
+	cfg.ring_entries = 8; /* fill_sq fills it in a few nops */
+	cfg.init = tm_init;
+	cfg.on_stop = tm_stop;
+	cfg.fini = tm_fini;
+	tm.rt = rt_start(&cfg);
+	ok = fires ? wait_for(&tm.fired, fires, WAIT_S) : wait_for(&tm.done, 1, WAIT_S);
+	sleep_ms(settle_ms);
+	rt_end_stats(tm.rt, st);
+	if (!ok)
+		print_message("# case %d: %d callbacks, done %d\n", kase, atomic_load(&tm.fired),
+			      atomic_load(&tm.done));
+	assert_true(ok);
+	assert_int_equal(st->stuck_ops, 0);
+}
+
+static void test_moved_earlier(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_EARLIER, 1, 50, &st);
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# 60 s timer moved to 20 ms: fired %.1f ms after the move, 1 SQE\n",
+		      at * 1e3);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 1); /* the update */
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at >= 0.0195 && at < 2.0);
+}
+
+static void test_moved_later(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_LATER, 1, 100, &st);
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# 20 ms timer moved to 300 ms: fired %.1f ms after the move\n", at * 1e3);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 1);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at >= 0.2995 && at < 2.5); /* not at 20 ms */
+}
+
+static void test_moved_before_sent(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_UNSENT, 1, 50, &st);
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# moved before its SQE was sent: fired %.1f ms after, %llu SQEs more\n",
+		      at * 1e3, (unsigned long long)tm.sqes);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 0);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at >= 0.0295 && at < 2.0);
+}
+
+static void test_moved_many_times(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_MANY, 1, 50, &st);
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# 100 moves in one callback: %llu SQE, fired %.1f ms after the last\n",
+		      (unsigned long long)tm.sqes, at * 1e3);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 1); /* the first update; the rest changed its time */
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at >= 0.0395 && at < 2.0); /* the last time, not 10 ms */
+}
+
+static void test_moved_from_its_callback(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_CALLBACK, 2, 100, &st);
+	at = tm.fire_s[1] - tm.move_s;
+	print_message("# armed by a move in its callback, moved to 50 ms: fired %.1f ms after\n",
+		      at * 1e3);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 0); /* the arm's SQE was still in the SQ */
+	assert_int_equal(atomic_load(&tm.fired), 2);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_int_equal(tm.res[1], -ETIME);
+	assert_true(at >= 0.0495 && at < 2.0);
+}
+
+static void test_moved_after_it_fired(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_FIRED, 1, 400, &st); /* a second callback would come at 200 ms */
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# moved after its 1 ms passed: one callback, %.1f ms after the move\n",
+		      at * 1e3);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at < 0.150); /* the old time: the kernel had ended it */
+}
+
+static void test_moved_with_sq_full(void **state)
+{
+	struct rp_shard_stats st;
+	double at;
+
+	(void)state;
+	run(C_SQ_FULL, 1, 50, &st);
+	at = tm.fire_s[0] - tm.move_s;
+	print_message("# %u nops filled the SQ; move %d, sq_full_fail +%llu; fired %.1f ms after\n",
+		      tm.nops, tm.move_rc, (unsigned long long)tm.fail_delta, at * 1e3);
+	assert_true(tm.nops >= 1);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.fail_delta, 1);
+	assert_true(tm.armed_after);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(at >= 0.0195 && at < 2.0); /* not the old 60 s */
+}
+
+static void test_moved_with_sq_full_then_freed(void **state)
+{
+	struct rp_shard_stats st;
+	double t0 = now_s();
+
+	(void)state;
+	run(C_SQ_FULL_FREE, 0, 50, &st);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.fail_delta, 1);
+	/* its op counted live until the cancel's CQE; the callback never runs */
+	assert_int_equal(tm.inflight_after, tm.inflight_before);
+	assert_int_equal(atomic_load(&tm.fired), 0);
+	assert_true(now_s() - t0 < 5.0); /* the 60 s timer did not hold the stop */
+}
+
+static void test_moved_with_sq_full_then_stopped(void **state)
+{
+	struct rp_shard_stats st;
+
+	(void)state;
+	run(C_SQ_FULL_STOP, 1, 0, &st);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.fail_delta, 1);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ECANCELED);
+}
+
+static void test_moved_at_stop(void **state)
+{
+	struct rp_shard_stats st;
+	double t0 = now_s();
+
+	(void)state;
+	run(C_STOP, 0, 20, &st);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.stop_rc, -ESHUTDOWN);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ECANCELED);
+	assert_true(now_s() - t0 < 5.0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest all[] = {
+		T(test_moved_earlier),
+		T(test_moved_later),
+		T(test_moved_before_sent),
+		T(test_moved_many_times),
+		T(test_moved_from_its_callback),
+		T(test_moved_after_it_fired),
+		T(test_moved_with_sq_full),
+		T(test_moved_with_sq_full_then_freed),
+		T(test_moved_with_sq_full_then_stopped),
+		T(test_moved_at_stop),
+	};
+
+	return ENGINE_TEST_RUN("engine-timer", all);
+}
