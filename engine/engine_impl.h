@@ -36,6 +36,10 @@ enum {
 /* rp_close's cancel of the ops still on an fd: this bit | the fd number
  * (user-space op addresses never have bit 63 or 62 set). */
 #define UD_CLOSING_FD (1ull << 63)
+/* With UD_CLOSING_FD: this cancel put the fd on the closing list
+ * (eng_closing_add had memory), so its completion takes one entry off;
+ * without it the entry its completion took was another pending cancel's. */
+#define UD_CLOSING_LISTED (1ull << 61)
 /* The sender's own CQE of a MSG_RING wake: this bit | the target shard id,
  * so a failed wake can be sent again through the target's eventfd. */
 #define UD_WAKE_SENT (1ull << 62)

@@ -129,6 +129,22 @@ static void mark_fd_ops(struct rp_shard *sh, int fd)
 }
 
 /*
+ * The user_data of a fallback's cancel by fd sent without an op (rp_close,
+ * rp_cancel_fd_op): @fd listed as closing when the list could grow, and
+ * then UD_CLOSING_LISTED, so that its completion takes off the entry it
+ * added and no other: the closing list holds one entry per pending
+ * cancel, and an unlisted one's completion used to take a listed one's,
+ * letting ops on @fd be armed again while that cancel was still pending
+ * (test_engine_faults unlisted_cancel_fd_leaves_anothers_closing_entry).
+ */
+static uint64_t closing_ud(struct rp_shard *sh, int fd)
+{
+	uint64_t ud = UD_CLOSING_FD | (uint32_t)fd;
+
+	return eng_closing_add(sh, fd) ? ud | UD_CLOSING_LISTED : ud;
+}
+
+/*
  * rp_close / rp_cancel_fd could not send (no op memory, the SQ stayed
  * full): the ops on @fd waiting outside the kernel (parked, or listed for
  * a re-arm) end anyway. That needs no SQE, and a caller that falls back to
@@ -202,9 +218,9 @@ static int close_send(struct rp_shard *sh, struct rp_op *op, int fd)
 	mark_fd_ops(sh, fd);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->flags |= IOSQE_IO_HARDLINK;
-	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
 	sh->internal++;
-	(void)eng_closing_add(sh, fd); /* without memory: best effort */
+	/* without memory: best effort, and the completion takes no entry */
+	io_uring_sqe_set_data64(sqe, closing_ud(sh, fd));
 	sqe = eng_sqe_spare(sh);	    /* same submit as the cancel */
 	io_uring_prep_close(eng_op_sqe(sh, op, sqe), fd);
 	return 0;
@@ -509,9 +525,9 @@ int rp_cancel_fd_op(struct rp_shard *sh, int fd)
 	eng_end_outside_fd(sh, fd, false);
 	mark_fd_ops(sh, fd);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, UD_CLOSING_FD | (uint32_t)fd);
 	sh->internal++;
-	(void)eng_closing_add(sh, fd); /* without memory: best effort, as rp_close */
+	/* without memory: best effort, as rp_close */
+	io_uring_sqe_set_data64(sqe, closing_ud(sh, fd));
 	return 0;
 }
 

@@ -69,7 +69,8 @@ static void dispatch(struct rp_shard *sh, uint64_t ud, int res, uint32_t cflags)
 	if (ud & UD_CLOSING_FD) {
 		/* every op that was on the fd has its final CQE queued before this */
 		sh->internal--;
-		eng_closing_del(sh, (int)(uint32_t)ud);
+		if (ud & UD_CLOSING_LISTED) /* the entry this cancel added */
+			eng_closing_del(sh, (int)(uint32_t)ud);
 		return;
 	}
 	if (ud & UD_WAKE_SENT) {

@@ -841,6 +841,119 @@ static void test_cancel_fd_op_fallback_without_closing_memory(void **state)
 	close(tcx.b);
 }
 
+/* ======================================================================
+ * Two fallback cancels by fd of one fd, the first listed on the closing
+ * list and still pending (linked behind a poll on a pipe), the second
+ * refused the list (no memory): the second's completion must leave the
+ * first's entry alone
+ * ====================================================================== */
+
+static struct {
+	int a, b, pr, pw;
+	atomic_int done;
+	int ret2;
+	bool listed_mid, listed_after, cf1_ok;
+	int cf1_res;
+	unsigned polls_ended;
+} tcl;
+
+static void cl_poll_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	tcl.polls_ended++;
+}
+
+static void cl_head_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+}
+
+/* the first cancel by fd (rp_cancel_fd's fallback), run once its head
+ * ended: its entry is off the list before its callback */
+static void cl_cf1_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	tcl.cf1_ok = true;
+	tcl.cf1_res = c->res;
+	tcl.listed_after = eng_fd_closing(sh, tcl.a);
+	atomic_store(&tcl.done, 1);
+}
+
+/* 50 ms on: the second cancel has long completed (it ended the polls),
+ * the first still waits behind its head: @a must still be listed */
+static void cl_check(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	tcl.listed_mid = eng_fd_closing(sh, tcl.a);
+	CHECK_EQ(write(tcl.pw, "x", 1), 1); /* the head ends, the first cancel runs */
+}
+
+static int cl_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *head;
+
+	(void)arg;
+	for (unsigned i = 0; i < CX_POLLS; i++)
+		CHECK(rp_poll(sh, tcl.a, POLLPRI, cl_poll_cb, NULL) != NULL);
+	/* an rp_link_next pending: rp_cancel_fd falls back to a cancel by
+	 * fd, listed, chained behind the head */
+	head = rp_poll(sh, tcl.pr, POLLIN, cl_head_cb, NULL);
+	CHECK(head != NULL);
+	CHECK_EQ(rp_link_next(sh, head), 0);
+	CHECK(rp_cancel_fd(sh, tcl.a, cl_cf1_cb, NULL) != NULL);
+	/* more polls than the SQ holds: a cancel by fd, not listed */
+	HOOK_SET(closing_nomem, 1);
+	tcl.ret2 = rp_cancel_fd_op(sh, tcl.a);
+	HOOK_SET(closing_nomem, 0);
+	CHECK(rp_timeout(sh, 50 * MS, cl_check, NULL) != NULL);
+	return 0;
+}
+
+static void test_unlisted_cancel_fd_leaves_anothers_closing_entry(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	int p[2];
+	bool ok;
+
+	(void)state;
+	memset(&tcl, 0, sizeof(tcl));
+	tcp_pair(&tcl.a, &tcl.b);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	tcl.pr = p[0];
+	tcl.pw = p[1];
+	cfg.ring_entries = 16;
+	cfg.init = cl_init;
+	rt = rt_start(&cfg);
+	ok = wait_for(&tcl.done, 1, WAIT_S);
+	rt_stop_join(rt);
+	stats_of(rt, 0, &st);
+	rp_runtime_destroy(rt);
+	check_failures();
+	print_message("# two cancels by fd, the second unlisted: ret %d, listed while the first "
+		      "pends %d, after it %d; polls ended %u; first res %d; fallbacks %llu\n",
+		      tcl.ret2, tcl.listed_mid, tcl.listed_after, tcl.polls_ended, tcl.cf1_res,
+		      (unsigned long long)st.cancel_fd_fallback);
+	assert_true(ok);
+	assert_int_equal(tcl.ret2, 0);
+	assert_int_equal(st.cancel_fd_fallback, 2);
+	assert_int_equal(tcl.polls_ended, CX_POLLS);
+	/* was false: the unlisted cancel's completion took the first's entry */
+	assert_true(tcl.listed_mid);
+	assert_true(tcl.cf1_ok);
+	assert_false(tcl.listed_after);
+	close(tcl.a);
+	close(tcl.b);
+	close(tcl.pr);
+	close(tcl.pw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -855,6 +968,7 @@ int main(void)
 		T(test_timer_freed_after_the_loop_gives_its_op_back),
 		T(test_failed_init_timer_never_reaches_kernel),
 		T(test_cancel_fd_op_fallback_without_closing_memory),
+		T(test_unlisted_cancel_fd_leaves_anothers_closing_entry),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);
