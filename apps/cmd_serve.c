@@ -1590,13 +1590,17 @@ static void head_release(struct rp_shard *sh, struct sconn *c)
 		rp_http_parser_init(&c->p);
 		return;
 	}
-	b = rp_pool_alloc(rp_shard_pool(sh), rest);
+	/* The whole class is used (appended to up to cap): ask for it, as
+	 * only the size asked for is ours (pool.h, rp_pool_alloc). */
+	size_t cap = rp_pool_class_size(rest);
+
+	b = cap ? rp_pool_alloc(rp_shard_pool(sh), cap) : NULL;
 	if (!b)
 		return;
 	memcpy(b, c->buf + used, rest);
 	rp_buf_put(sh, c->buf_bid);
 	c->buf = b;
-	c->cap = (uint32_t)rp_pool_class_size(rest);
+	c->cap = (uint32_t)cap;
 	c->buf_recv = false;
 	c->have = rest;
 	rp_http_parser_init(&c->p);
