@@ -682,7 +682,9 @@ void *rp_pool_alloc_slow_(struct rp_pool *p, size_t size)
 		assert(j >= 0);
 		s->out[j / 64] |= 1ull << (j % 64);
 	}
-	RP_POOL_ASAN_UNPOISON_(obj, (size_t)1 << class_shift(c));
+	/* The size asked for (0 is 1), not the class: the tail stays
+	 * poisoned as the free left it (pool.h, rp_pool_alloc). */
+	RP_POOL_ASAN_UNPOISON_(obj, size ? size : 1);
 	return obj;
 }
 

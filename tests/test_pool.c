@@ -182,8 +182,11 @@ static void test_create_rejects_bad_arguments(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
-/* Every class: aligned to its size, writable end to end, and no two live
- * objects overlap (each keeps its own fill pattern until freed). */
+/* Every class: aligned to its size, writable over the size asked for, and
+ * no two live objects overlap: their whole classes are disjoint address
+ * ranges, and each keeps its own fill pattern until freed. Only the size
+ * asked for is written (the rest of the class is not the caller's, and
+ * poisoned under ASan); the first of each class asks for the whole class. */
 static void test_every_class_aligned_no_overlap(void **state)
 {
 	struct rp_pool *p = rp_pool_create(-1, 64 * MB, 0);
@@ -207,20 +210,31 @@ static void test_every_class_aligned_no_overlap(void **state)
 				assert_int_equal((uintptr_t)objs[c][i] & 63, 0);
 			else
 				assert_int_equal((uintptr_t)objs[c][i] & (sz - 1), 0);
-			memset(objs[c][i], (int)(c * PER_CLASS + i + 1), sz);
+			memset(objs[c][i], (int)(c * PER_CLASS + i + 1), ask);
 		}
 	}
+	for (unsigned c = 0; c < RP_POOL_NCLASS * PER_CLASS; c++)
+		for (unsigned d = c + 1; d < RP_POOL_NCLASS * PER_CLASS; d++) {
+			uintptr_t a = (uintptr_t)objs[c / PER_CLASS][c % PER_CLASS];
+			uintptr_t b = (uintptr_t)objs[d / PER_CLASS][d % PER_CLASS];
+
+			if (a < b + ((size_t)64 << (d / PER_CLASS)) &&
+			    b < a + ((size_t)64 << (c / PER_CLASS)))
+				fail_msg("class %u obj %u overlaps class %u obj %u", c / PER_CLASS,
+					 c % PER_CLASS, d / PER_CLASS, d % PER_CLASS);
+		}
 	for (unsigned c = 0; c < RP_POOL_NCLASS; c++) {
 		size_t sz = (size_t)64 << c;
 
 		for (unsigned i = 0; i < PER_CLASS; i++) {
 			const unsigned char *b = objs[c][i];
 			unsigned char want = (unsigned char)(c * PER_CLASS + i + 1);
+			size_t ask = i == 0 ? sz : sz / 2 + 1 + i;
 
-			for (size_t k = 0; k < sz; k += 61)
+			for (size_t k = 0; k < ask; k += 61)
 				if (b[k] != want)
 					fail_msg("class %u obj %u byte %zu overwritten", c, i, k);
-			assert_int_equal(b[sz - 1], want);
+			assert_int_equal(b[ask - 1], want);
 		}
 	}
 	rp_pool_stats(p, &st);
@@ -1151,6 +1165,39 @@ static void *poison_remote_freer(void *arg)
 	return NULL;
 }
 
+/*
+ * Run @fn in a child with its stderr on a pipe; return its wait status,
+ * with the first @len - 1 bytes of what it wrote in @buf (read to the
+ * end: the child never blocks on a full pipe).
+ */
+static int asan_child(void (*fn)(void), char *buf, size_t len)
+{
+	char rest[4096];
+	ssize_t n, got = 0;
+	int pfd[2], rc;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		fn();
+		_exit(0);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], got < (ssize_t)len - 1 ? buf + got : rest,
+			 got < (ssize_t)len - 1 ? len - 1 - (size_t)got : sizeof(rest))) > 0)
+		if (got < (ssize_t)len - 1)
+			got += n;
+	buf[got] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &rc, 0), pid);
+	return rc;
+}
+
 /* A write through a pointer kept after rp_pool_free: ASan must stop it. */
 static void write_after_free_child(void)
 {
@@ -1186,9 +1233,8 @@ static void test_asan_poisons_free_objects(void **state)
 	struct rp_pool *p = rp_pool_create(-1, 16 * MB, 0);
 	char *arena;
 	pthread_t t;
-	int pfd[2], rc;
-	char buf[4096], rest[4096];
-	ssize_t n, got = 0;
+	char buf[4096];
+	int rc;
 
 	assert_non_null(p);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -1196,18 +1242,18 @@ static void test_asan_poisons_free_objects(void **state)
 		char *a = rp_pool_alloc(p, sizes[i]), *b;
 
 		assert_non_null(a);
-		assert_null(__asan_region_is_poisoned(a, cls));
-		memset(a, 0x5a, cls);
+		assert_null(__asan_region_is_poisoned(a, sizes[i]));
+		memset(a, 0x5a, sizes[i]);
 		rp_pool_free(a);
 		assert_true(all_poisoned(a, cls));
 		b = rp_pool_alloc(p, sizes[i]);
 		assert_ptr_equal(b, a); /* the same object, LIFO */
-		assert_null(__asan_region_is_poisoned(b, cls));
+		assert_null(__asan_region_is_poisoned(b, sizes[i]));
 		(rp_pool_free)(b); /* the exported function */
 		assert_true(all_poisoned(b, cls));
 		b = (rp_pool_alloc)(p, sizes[i]);
 		assert_ptr_equal(b, a);
-		assert_null(__asan_region_is_poisoned(b, cls));
+		assert_null(__asan_region_is_poisoned(b, sizes[i]));
 
 		/* Freed by another thread: poisoned before the owner reclaims. */
 		assert_int_equal(pthread_create(&t, NULL, poison_remote_freer, b), 0);
@@ -1217,7 +1263,7 @@ static void test_asan_poisons_free_objects(void **state)
 		assert_true(all_poisoned(b, cls));
 		b = rp_pool_alloc(p, sizes[i]);
 		assert_ptr_equal(b, a);
-		assert_null(__asan_region_is_poisoned(b, cls));
+		assert_null(__asan_region_is_poisoned(b, sizes[i]));
 		rp_pool_free(b);
 	}
 
@@ -1249,32 +1295,124 @@ static void test_asan_poisons_free_objects(void **state)
 	assert_false(__asan_address_is_poisoned(arena));
 
 	/* A write after free in a child: ASan's report, not a clean exit. */
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	{
-		pid_t pid = fork();
-
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			dup2(pfd[1], 2);
-			close(pfd[0]);
-			write_after_free_child();
-		}
-		close(pfd[1]);
-		/* Read to the end (the child never blocks on a full pipe),
-		 * keeping the first 4 KB. */
-		while ((n = read(pfd[0], got < (ssize_t)sizeof(buf) - 1 ? buf + got : rest,
-				 got < (ssize_t)sizeof(buf) - 1 ? sizeof(buf) - 1 - (size_t)got
-								: sizeof(rest))) > 0)
-			if (got < (ssize_t)sizeof(buf) - 1)
-				got += n;
-		buf[got] = 0;
-		close(pfd[0]);
-		assert_int_equal(waitpid(pid, &rc, 0), pid);
-	}
+	rc = asan_child(write_after_free_child, buf, sizeof(buf));
 	assert_false(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
 	if (!strstr(buf, "use-after-poison"))
 		fail_msg("no use-after-poison report from the child:\n%s", buf);
+#endif
+}
+
+#ifdef ASAN_BUILD
+/* The tail of an object of @cls bytes allocated for @n: [n, cls) poisoned,
+ * the byte at n too (in the granule of n's last byte), [0, n) not. */
+static void check_tail(const char *a, size_t n, size_t cls)
+{
+	assert_null(__asan_region_is_poisoned((void *)a, n));
+	if (n < cls && !all_poisoned(a + n, cls - n))
+		fail_msg("alloc %zu in class %zu: tail not poisoned", n, cls);
+}
+
+/* Sizes asked for in the tail children, and the byte written. */
+#define TAIL_ASK 200
+static size_t tail_at;
+
+/* A write at tail_at of an object asked for TAIL_ASK bytes (class 256). */
+static void write_at_child(void)
+{
+	struct rp_pool *p = rp_pool_create(-1, 2 * MB, 0);
+	volatile char *c;
+
+	CHILD_CHECK(p != NULL);
+	c = rp_pool_alloc(p, TAIL_ASK);
+	CHILD_CHECK(c != NULL);
+	c[tail_at] = 1; /* past TAIL_ASK: ASan reports it and exits */
+	rp_pool_free((void *)c);
+	rp_pool_destroy(p);
+	_exit(0);
+}
+#endif
+
+/*
+ * ASan builds: only the size asked for is unpoisoned by an allocation; the
+ * rest of the class stays poisoned (every class, sizes at the class's
+ * edges and the granule edges, the inline cache pop, the slow path's
+ * refill, the exported function, an object reclaimed from a remote free),
+ * and the same object asked for again with a larger size has that size.
+ * A write one byte past the size asked for, and one at the class's last
+ * byte, are reported in a child as use-after-poison; a write at the last
+ * byte asked for is not.
+ */
+static void test_asan_poisons_tail(void **state)
+{
+	(void)state;
+#ifndef ASAN_BUILD
+	printf("skip: not an AddressSanitizer build (the pool poisons nothing here)\n");
+	skip();
+#else
+	static const size_t bad[] = { TAIL_ASK, 255 }; /* one past, the class's last byte */
+	struct rp_pool *p = rp_pool_create(-1, 16 * MB, 0);
+	char buf[4096];
+	pthread_t t;
+	int rc;
+
+	assert_non_null(p);
+	for (size_t cls = RP_POOL_MIN_CLASS; cls <= MB; cls <<= 1) {
+		const size_t asks[] = { cls / 2 + 1, cls / 2 + 7, cls / 2 + 8, cls - 9, cls - 1, cls };
+		char *a;
+
+		for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+			size_t n = cls == RP_POOL_MIN_CLASS && i == 0 ? 1 : asks[i];
+
+			assert_int_equal(rp_pool_class_size(n), cls);
+			/* nothing cached: the slow path's refill */
+			a = rp_pool_alloc(p, n);
+			assert_non_null(a);
+			check_tail(a, n, cls);
+			memset(a, 0x5a, n);
+			rp_pool_free(a);
+			/* the cache's pop, inline and exported */
+			assert_ptr_equal(rp_pool_alloc(p, n), a);
+			check_tail(a, n, cls);
+			rp_pool_free(a);
+			assert_ptr_equal((rp_pool_alloc)(p, n), a);
+			check_tail(a, n, cls);
+			/* freed by another thread, reclaimed, asked for again */
+			assert_int_equal(pthread_create(&t, NULL, poison_remote_freer, a), 0);
+			pthread_join(t, NULL);
+			assert_int_equal(rp_pool_reclaim(p), 1);
+			assert_ptr_equal(rp_pool_alloc(p, n), a);
+			check_tail(a, n, cls);
+			rp_pool_free(a);
+			/* the cache back to the span: the next ask refills */
+			assert_true(rp_pool_spans_free(p, SIZE_MAX) == 16);
+		}
+		/* Smaller, then the whole class: what the second asks for. */
+		a = rp_pool_alloc(p, cls / 2 + 1);
+		rp_pool_free(a);
+		assert_ptr_equal(rp_pool_alloc(p, cls), a);
+		check_tail(a, cls, cls);
+		memset(a, 0xa5, cls);
+		rp_pool_free(a);
+		assert_true(all_poisoned(a, cls));
+		assert_true(rp_pool_spans_free(p, SIZE_MAX) == 16);
+	}
+	rp_pool_destroy(p);
+
+	/* In a child: one past the size, and the class's last byte. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tail_at = bad[i];
+		rc = asan_child(write_at_child, buf, sizeof(buf));
+		assert_false(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+		if (!strstr(buf, "use-after-poison"))
+			fail_msg("write at %zu of %u asked: no use-after-poison report:\n%s",
+				 tail_at, TAIL_ASK, buf);
+	}
+	/* The last byte asked for: no report, a clean exit. */
+	tail_at = TAIL_ASK - 1;
+	rc = asan_child(write_at_child, buf, sizeof(buf));
+	if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+		fail_msg("write at %zu of %u asked: child status %#x:\n%s", tail_at, TAIL_ASK, rc,
+			 buf);
 #endif
 }
 
@@ -1378,6 +1516,7 @@ int main(void)
 		cmocka_unit_test(test_million_remote_frees_reused),
 		cmocka_unit_test(test_remote_double_free_refused),
 		cmocka_unit_test(test_asan_poisons_free_objects),
+		cmocka_unit_test(test_asan_poisons_tail),
 #ifdef RP_POOL_DEBUG
 		cmocka_unit_test(test_debug_local_double_free_caught),
 #endif

@@ -115,6 +115,14 @@ void rp_pool_destroy(struct rp_pool *pool);
  * (1..1 MB; 0 is treated as 1), aligned to its class size, or to 64 B for
  * the coloured classes (see Alignment above). Returns NULL when the pool
  * is exhausted or @size > 1 MB; counted, never aborts.
+ *
+ * Only @size bytes are the caller's, although the object is a whole class
+ * (rp_pool_class_size(@size) bytes): a caller that wants the class's room
+ * (a buffer to append to) asks for it, rp_pool_alloc(pool,
+ * rp_pool_class_size(n)), which takes the same object at the same cost.
+ * AddressSanitizer builds unpoison @size bytes and leave the rest of the
+ * class poisoned, so a read or write past @size is reported
+ * (use-after-poison); release builds do not check it.
  */
 void *rp_pool_alloc(struct rp_pool *pool, size_t size);
 
@@ -126,9 +134,10 @@ void *rp_pool_alloc(struct rp_pool *pool, size_t size);
  * A free from another thread writes the object's first two words (the
  * remote list's link and a state word).
  *
- * AddressSanitizer builds: the object is poisoned from this free to its
- * next allocation, which unpoisons its whole class size, so a use after
- * free is reported (docs/pool.md, "AddressSanitizer"); the caller's code
+ * AddressSanitizer builds: the whole object (its class size) is poisoned
+ * from this free to its next allocation, which unpoisons the size that
+ * allocation asked for, so a use after free is reported (docs/pool.md,
+ * "AddressSanitizer"); the caller's code
  * and the library must both be ASan builds, or the caller defines
  * RP_POOL_NO_INLINE.
  *
@@ -202,7 +211,9 @@ size_t rp_pool_class_free(struct rp_pool *pool, size_t size, size_t want);
 /* rp_pool_foreign_frees - frees of pointers no pool owned, process-wide. */
 uint64_t rp_pool_foreign_frees(void);
 
-/* rp_pool_class_size - the class size serving @size, or 0 if > 1 MB. */
+/* rp_pool_class_size - the class size serving @size, or 0 if > 1 MB.
+ * The object rp_pool_alloc(pool, @size) gives is this big, but only @size
+ * of it is the caller's: ask for this size to use all of it. */
 size_t rp_pool_class_size(size_t size);
 
 /* rp_pool_class_capacity - objects of the class serving @size that one

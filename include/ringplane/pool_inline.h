@@ -38,9 +38,11 @@
  * AddressSanitizer: an object is poisoned from its free to its next
  * allocation, so a write or read through a pointer kept after
  * rp_pool_free is reported as a use-after-poison. Every object in the
- * pool (cached, in its span, never handed out) is poisoned; an allocation
- * unpoisons the whole object (its class size: callers may use what
- * rp_pool_class_size says). Other builds: nothing, no cost. The paths
+ * pool (cached, in its span, never handed out) is poisoned whole; an
+ * allocation unpoisons the size asked for and no more (only that is the
+ * caller's, pool.h), so the tail up to the class size stays poisoned and
+ * a write past the requested size is reported too. Other builds: nothing,
+ * no cost. The paths
  * compiled here and the library's slow paths each poison what they hand
  * back, so the library and the code calling these inline paths must both
  * be built with ASan, or the caller defines RP_POOL_NO_INLINE.
@@ -78,11 +80,12 @@ static inline __attribute__((always_inline)) void *rp_pool_alloc_inline(struct r
 
 			k->n = n - 1;
 			k->allocs++;
-			RP_POOL_ASAN_UNPOISON_(obj, (size_t)RP_POOL_MIN_CLASS << c);
+			/* size >= 1 here: 0 took the slow path. */
+			RP_POOL_ASAN_UNPOISON_(obj, size);
 			return obj;
 		}
 	}
-	return rp_pool_alloc_slow_(pool, size); /* unpoisons what it returns */
+	return rp_pool_alloc_slow_(pool, size); /* unpoisons @size of what it returns */
 }
 
 /* rp_pool_free, inline: any thread (as the function); the fast case is the
