@@ -191,6 +191,11 @@ struct rp_shard {
 	 * completion sends the close again, and at the loop's end
 	 * eng_linked_close_settle finds out which the kernel never ran */
 	struct rp_op *lclose;
+	/* those sent again unlinked, their CQE not reaped (no flag bit is left:
+	 * found by op on the list):
+	 * the fd is as good as closed, so another rp_close of it is refused
+	 * (EALREADY) instead of closing the number a second time */
+	struct rp_op *lsent;
 
 	/* wake-ups */
 	int efd;

@@ -58,6 +58,8 @@ void eng_plain_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 	if (__builtin_expect(op->flags & OPF_LINKED_CLOSE, 0) &&
 	    eng_linked_close_end(sh, op, &c.res))
 		return; /* sent again: its callback comes with that close */
+	if (__builtin_expect(sh->lsent != NULL, 0))
+		eng_lclose_sent_end(sh, op);
 #ifdef RP_FAULTS
 	/* an rp_recv chosen at preparation: the bytes the kernel took are
 	 * lost with the connection, as with a real reset */

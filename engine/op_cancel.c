@@ -226,13 +226,45 @@ static int close_send(struct rp_shard *sh, struct rp_op *op, int fd)
 	return 0;
 }
 
+/* A linked close of @fd sent again unlinked whose CQE is due (sh->lsent):
+ * the kernel has closed @fd, or will, and the number may be another
+ * file's already. */
+static bool lclose_sent(const struct rp_shard *sh, int fd)
+{
+	for (const struct rp_op *op = sh->lsent; op; op = op->next)
+		if (op->fd == fd)
+			return true;
+	return false;
+}
+
+void eng_lclose_sent_end(struct rp_shard *sh, struct rp_op *op)
+{
+	for (struct rp_op *o = sh->lsent; o; o = o->next)
+		if (o == op) {
+			eng_olist_del(&sh->lsent, op);
+			op->fd = -1;
+			return;
+		}
+}
+
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
-	struct rp_op *op = eng_op_alloc(sh, OP_PLAIN, cb, arg);
+	struct rp_op *op;
 	/* behind another op (rp_link_next): the chain's first SQE is ours */
 	bool linked = sh->link_next;
 	int ret;
 
+	/* A linked close of @fd ended by its head was sent again, and its
+	 * callback has not run: that close is the fd's. Another would close
+	 * the number twice (whatever file took it in between): refused, and
+	 * nothing of @fd's touched (it may be a new file's already). */
+	if (fd >= 0 && __builtin_expect(sh->lsent != NULL, 0) && lclose_sent(sh, fd)) {
+		if (linked)
+			eng_link_drop(sh);
+		errno = EALREADY;
+		return NULL;
+	}
+	op = eng_op_alloc(sh, OP_PLAIN, cb, arg);
 	/* not made: the pending rp_link_next is dropped and its head runs
 	 * alone (engine.h), as eng_op_start does for every other op; else
 	 * the next SQE taken (anyone's) would be chained behind the head */
@@ -296,6 +328,9 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
 	 * the kernel (an armed one keeps its own reference to the file). */
 	if (!sh->link_next && !close_send(sh, op, fd)) {
 		eng_lclose_supersede(sh, fd, op);
+		/* findable until its CQE: a later rp_close of @fd is refused */
+		op->fd = fd;
+		eng_olist_push(&sh->lsent, op);
 		return true;
 	}
 	eng_lclose_supersede(sh, fd, op);

@@ -194,6 +194,10 @@ unsigned eng_sq_abandon(struct rp_shard *sh);
  */
 void eng_lclose_supersede(struct rp_shard *sh, int fd, const struct rp_op *keep);
 
+/* The CQE of a plain op while sh->lsent is not empty: a linked close
+ * sent again unlinked is taken off sh->lsent, so its fd number is free for rp_close again. */
+void eng_lclose_sent_end(struct rp_shard *sh, struct rp_op *op);
+
 /* One of the SQ_SPARE slots, right after an SQE from eng_sqe. */
 static inline struct io_uring_sqe *eng_sqe_spare(struct rp_shard *sh)
 {

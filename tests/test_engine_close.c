@@ -1163,6 +1163,111 @@ static void test_linked_close_superseded_at_stop(void **state)
 	superseded_linked_close(true);
 }
 
+/* ======================================================================
+ * a close linked behind an op, ended unrun by its head's cancel and sent
+ * again unlinked: another rp_close of its fd before that close's callback
+ * is refused (EALREADY), not a second close of the number
+ * ====================================================================== */
+
+static struct {
+	atomic_int done;
+	int c, s, nul, reused;
+	struct rp_op *head;
+	int lclose_res, lclose_cbs, eclose_cbs;
+	bool s_free, eclose_made;
+	int eclose_errno;
+	char buf[16];
+} trs;
+
+static void rs_lclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	trs.lclose_res = c->res;
+	trs.lclose_cbs++;
+	atomic_fetch_add(&trs.done, 1);
+}
+
+static void rs_eclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	trs.eclose_cbs++;
+}
+
+/* Same submit as the linked close sent again, its CQE just before that
+ * close's: the kernel closed s, the close's callback has not run. The
+ * number is free: another thread's open takes it; then the application,
+ * not knowing, closes s. */
+static void rs_nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	(void)c;
+	errno = 0;
+	trs.s_free = fcntl(trs.s, F_GETFD) < 0 && errno == EBADF;
+	trs.reused = dup2(trs.nul, trs.s);
+	errno = 0;
+	op = rp_close(sh, trs.s, rs_eclose_cb, NULL);
+	trs.eclose_made = op != NULL;
+	trs.eclose_errno = errno;
+}
+
+/* the recv ended by its cancel: the nop goes ahead of the linked close's
+ * resend (which that close's -ECANCELED, next in this batch, makes) */
+static void rs_head_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	(void)c;
+	CHECK(rp_nop(sh, rs_nop_cb, NULL) != NULL);
+}
+
+static int rs_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	trs.head = rp_recv(sh, trs.s, trs.buf, sizeof(trs.buf), 0, rs_head_cb, NULL);
+	CHECK(trs.head != NULL);
+	CHECK(trs.head && rp_link_next(sh, trs.head) == 0);
+	CHECK(rp_close(sh, trs.s, rs_lclose_cb, NULL) != NULL);
+	CHECK(trs.head && rp_cancel_op(sh, trs.head) == 0);
+	return 0;
+}
+
+static void test_close_after_linked_close_resent_is_refused(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct stat st, st_nul;
+
+	(void)state;
+	memset(&trs, 0, sizeof(trs));
+	tcp_pair(&trs.c, &trs.s);
+	trs.nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(trs.nul >= 0);
+	rt_run_until(&cfg, rs_init, &trs.done, 1, NULL);
+	errno = 0;
+	print_message("# linked close sent again: res %d (callbacks %d); s free at the nop %d; "
+		      "rp_close after it %s (errno %d, callbacks %d); the file put on %d: %s\n",
+		      trs.lclose_res, trs.lclose_cbs, trs.s_free,
+		      trs.eclose_made ? "MADE" : "refused", trs.eclose_errno, trs.eclose_cbs, trs.s,
+		      fcntl(trs.s, F_GETFD) >= 0 ? "open" : "CLOSED (double close)");
+	assert_true(trs.s_free); /* the resent close ran before the nop's callback */
+	assert_int_equal(trs.reused, trs.s);
+	assert_int_equal(trs.lclose_cbs, 1);
+	assert_int_equal(trs.lclose_res, 0);
+	/* was made, and closed the file put on the number */
+	assert_false(trs.eclose_made);
+	assert_int_equal(trs.eclose_errno, EALREADY);
+	assert_int_equal(trs.eclose_cbs, 0);
+	assert_int_equal(fstat(trs.s, &st), 0);
+	assert_int_equal(fstat(trs.nul, &st_nul), 0);
+	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	close(trs.s);
+	close(trs.c);
+	close(trs.nul);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -1185,6 +1290,7 @@ int main(void)
 		T(test_linked_close_at_deadline),
 		T(test_linked_close_superseded),
 		T(test_linked_close_superseded_at_stop),
+		T(test_close_after_linked_close_resent_is_refused),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);

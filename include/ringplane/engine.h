@@ -416,6 +416,11 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  * NULL with EBUSY: close @fd with close(2) then. (A close prepared before
  * the loop ended but never submitted is done with close(2) by the engine,
  * once.)
+ * A close of @fd made with rp_link_next whose head ended it unrun was sent
+ * again unlinked (rp_link_next); until that close's callback has run the
+ * fd is its to close: rp_close(@fd) then returns NULL with EALREADY and
+ * touches nothing on @fd (the number may be another file's already);
+ * the first close's callback gets the result.
  * On failure (NULL: ENOMEM, EBUSY, ESHUTDOWN) the ops on @fd that wait
  * outside the kernel (a parked receive, a re-arm the SQ had no room for)
  * are ended all the same (-ECANCELED): they need no SQE, and a caller that
