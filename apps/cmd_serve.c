@@ -578,7 +578,8 @@ static void soon_del(struct sconn *c)
 }
 
 /* @c, listed and backed off, is due now: it closed (conn_close), so the
- * pass ends its check or wait within 1 ms. */
+ * pass ends its check or wait within 1 ms; or what it waited for came
+ * (a poll's POLLRDHUP, a head grown by a receive). */
 static void soon_wake(struct rp_shard *sh, struct sconn *c)
 {
 	uint64_t now;
@@ -1909,8 +1910,14 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		/* more than the provided buffer holds: on in a head buffer
 		 * (none to be had: kept behind it, conn_answer decides) */
 		if (!kept && !c->closing && c->buf && c->cap < HEAD_BUF && !c->in_n && !c->sp_len &&
-		    c->have + (size_t)cq->res > c->cap)
-			(void)head_grow(sh, c, c->have + (size_t)cq->res);
+		    c->have + (size_t)cq->res > c->cap && head_grow(sh, c, c->have + (size_t)cq->res) &&
+		    c->mem_wait == MW_HEAD) {
+			/* grown: its wait ends at the next pass, not at its
+			 * gap's end, tried whether the pool's frees moved or
+			 * not (a provided buffer given back is not a free) */
+			c->soon_mark = UINT64_MAX;
+			soon_wake(sh, c);
+		}
 		if (kept) {
 			/* the head buffer itself */
 		} else if (!c->closing && c->buf && !c->in_n && !c->sp_len &&

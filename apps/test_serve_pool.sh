@@ -28,7 +28,8 @@
 # its spans taken by long heads: a client reset during its memory wait
 # ends it (case_reset_wait), and a pipelined head outgrowing its small
 # copy falls back to a 32 KB head buffer (case_grow_fallback), and a wait
-# backs off while the pool stays full (case_held_wait). Skipped
+# backs off while the pool stays full (case_held_wait), and a head wait is
+# due as soon as its own bytes grow its buffer (case_head_grow_wake). Skipped
 # where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
 # "reset_wait grow_fallback") runs only those.
@@ -229,6 +230,39 @@ def longheads(longs):
             return longs[b:b + 10]
     check(False, f"{len(longs)} long heads found head buffers for all")
     return []
+def stalled_answer(s):
+    """s (answered, a 4 KB receive buffer) asks with a 5 KB head (a 32 KB
+    head buffer) for the 1 MB file and reads none of it: the answer stays
+    in flight, holding the head buffer and its send's objects, until
+    read_all(s)."""
+    s.sendall(LONG.replace(b"/s1.bin", b"/f.bin") + b"\r\n\r\n")
+def read_all(s):
+    """The 1 MB answer stalled_answer began, read whole: its status (its
+    zero-copy check ends at the client's next request, or the tick)."""
+    f = s.makefile("rb")
+    try: status, length = head(f); body = f.read(length)
+    except OSError: status, body = b"", b""
+    f.close()
+    return status if len(body) == 1 << 20 else b"short"
+def heads4k(longs, method=b"GET"):
+    """longs (answered) begin 4096 B heads one at a time, each grown into
+    a 32 KB head buffer, until one finds none and waits for memory
+    (MW_HEAD, its receive armed: the head fills its provided buffer
+    exactly): (that one, those that hold a head buffer)."""
+    held, st0 = [], stats()
+    h4k = method + b" /f.bin HTTP/1.1\r\nHost: t\r\nX-Pad: "
+    h4k += b"p" * (4096 - len(h4k))  # one provided buffer, full, the head not whole
+    for s in longs:
+        s.sendall(h4k)
+        time.sleep(0.01)
+        st = stats()
+        if st["mem_waits"] > st0["mem_waits"]:
+            check(st["mem_waits"] == st0["mem_waits"] + 1,
+                  f"a 4096 B head waits after {len(held)} took the head buffers (mem_waits {st0['mem_waits']} -> {st['mem_waits']})")
+            return s, held
+        held.append(s)
+    check(False, f"{len(longs)} 4096 B heads found head buffers for all")
+    return None, held
 def until(pred, secs):
     """stats() until pred(stats) or secs pass: the last stats."""
     end = time.monotonic() + secs
@@ -502,9 +536,60 @@ PY
 	return $rc
 }
 
+# A head wait made due by its own bytes: an answered client's head fills
+# its 4 KB provided buffer exactly (4096 B, not whole) with no 32 KB head
+# buffer left (the other 4096 B heads hold them): it waits (MW_HEAD) with
+# its receive armed, and held 1 s its looks back off to 250 ms. Right
+# after one of its tries (mem_retries moved), a 1 MB answer stalled since
+# before the pool filled is read (its head buffer back: frees, no close)
+# and the waiting client sends the rest of its head: the receive grows its
+# buffer into that one and the wait is due at the next pass: answered
+# within 60 ms of those bytes (a HEAD: the output queue its HEAD before
+# made takes it; an answer's other small classes have no span left).
+# Before, it waited for its gap's end, 150-250 ms later.
+case_head_grow_wake() {
+	serve_start || return 1
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+l, = answered(1)
+longs = answered(200)
+for s in longs + [l]:  # a bodiless answer each: its output queue stays
+    s.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    f = s.makefile("rb"); status, length = head(f); f.close()
+idle = fill()
+stalled_answer(l)
+time.sleep(0.2)
+w, held = heads4k(longs, b"HEAD")
+time.sleep(1)  # its looks back off
+st1 = stats()
+st2 = until(lambda st: st["mem_retries"] > st1["mem_retries"], 1)  # a try at the 250 ms gap just ran
+check(st2["mem_retries"] > st1["mem_retries"], f"the wait tried at its gap (mem_retries {st1['mem_retries']} -> {st2['mem_retries']})")
+check(read_all(l).startswith(b"HTTP/1.1 200"), "the stalled 1 MB answer read whole")
+l.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")  # its check ends at once: the answer's end
+f = l.makefile("rb"); status, length = head(f); f.close()
+time.sleep(0.02)
+t0 = time.monotonic()
+w.sendall(b"\r\n\r\n")
+f = w.makefile("rb")
+try: status, length = head(f)
+except OSError: status = b""
+ms = (time.monotonic() - t0) * 1000
+print(f"  the waiting head answered {ms:.0f} ms after its last bytes: {status!r}")
+check(status.startswith(b"HTTP/1.1 200") and ms < 60, "answered within 60 ms of the bytes that grew its buffer")
+st = stats()
+print(f"  mem_waits {st2['mem_waits']} -> {st['mem_waits']}, mem_retries {st2['mem_retries']} -> {st['mem_retries']}")
+f.close()
+for s in idle + longs + [l]: s.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
