@@ -166,6 +166,10 @@
  * less: a reset is seen within 32 ms, not at the tick (226 ms after it,
  * measured) */
 #define SOON_GAP_EOF 32u /* ms */
+/* Waits a pass tries at once after memory went back (mem_back), the
+ * oldest first (before, a close made every listed wait the frees moved
+ * for due: up to SOON_SCAN serve_request a pass under churn) */
+#define MEM_WAKE 2u
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
@@ -315,11 +319,14 @@ struct sshard {
 	struct rp_timer *soon_t, *soon_kick;
 	uint64_t soon_at, kick_at, extra_at;
 	bool soon_extra;
-	/* waits for memory listed; mem_back: a connection's memory went back
-	 * to the pool since the last pass (conn_put), so the next one looks at
-	 * every wait the pool's frees moved for, due or not */
+	/* waits for memory listed; mem_back: memory went back to the pool
+	 * since the last pass (mem_kick: a connection's close, a head buffer
+	 * or a queued head given back, an answer's end), so the next one
+	 * tries the MEM_WAKE oldest waits (mem_seq) the pool's frees moved
+	 * for, due or not; the others keep their gaps */
 	unsigned mem_listed;
 	bool mem_back;
+	uint64_t mem_seq; /* the last wait begun (sconn.mem_seq) */
 	struct rp_app_list soon; /* in mem_wait, or zc_check with a request behind or last */
 	struct rp_file_cache *cache;
 	struct sconn *conns;
@@ -441,6 +448,7 @@ struct sconn {
 	bool mem_again;	   /* the answer runs as a retry of a wait: not a new one */
 	uint16_t mem_status; /* MW_ERR: the status answered */
 	uint64_t mem_tick; /* tick the wait began (its bound: --keepalive-timeout) */
+	uint64_t mem_seq;  /* its wait's place in line (ss->mem_seq at its start) */
 	bool on_soon;	   /* on ss->soon (slink) */
 	uint16_t soon_gap; /* ms from one look of the pass to the next: 1, doubled while still */
 	struct rp_app_link slink;
@@ -591,6 +599,21 @@ static void soon_wake(struct rp_shard *sh, struct sconn *c)
 	soon_arm(sh, c->ss, now, now);
 }
 
+/* Memory went back to @ss's pool (a close, a head buffer, a queued
+ * head's copy, an answer's end): with waits listed, the next pass comes
+ * within 1 ms and tries the oldest of them (soon_pass). No memory, no
+ * syscall (the timer's SQE goes with the batch). */
+static void mem_kick(struct rp_shard *sh, struct sshard *ss)
+{
+	uint64_t now;
+
+	if (!ss->mem_listed || ss->mem_back)
+		return;
+	now = rp_app_now_ns();
+	ss->mem_back = true;
+	soon_arm(sh, ss, now, now);
+}
+
 /* ---- connection life ---- */
 
 /*
@@ -624,10 +647,12 @@ static void unhold_first(struct rp_shard *sh, struct sconn *c)
  * shard's ring, a copy to the pool. */
 static void head_free(struct rp_shard *sh, struct sconn *c)
 {
-	if (c->buf_recv)
+	if (c->buf_recv) {
 		rp_buf_put(sh, c->buf_bid);
-	else
+	} else if (c->buf) {
 		rp_pool_free(c->buf);
+		mem_kick(sh, c->ss);
+	}
 	c->buf = NULL;
 	c->buf_recv = false;
 	c->cap = 0;
@@ -717,14 +742,9 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	acc = &c->ss->acc;
 	ss = c->ss;
 	rp_pool_free(c);
-	/* its memory is back: a wait backed off is looked at within 1 ms, not
-	 * at the end of its gap (up to 250 ms: 157 ms measured) */
-	if (ss->mem_listed && !ss->mem_back) {
-		uint64_t now = rp_app_now_ns();
-
-		ss->mem_back = true;
-		soon_arm(sh, ss, now, now);
-	}
+	/* its memory is back: the oldest waits are tried within 1 ms, not
+	 * at the end of their gaps (up to 250 ms: 157 ms measured) */
+	mem_kick(sh, ss);
 	/* a descriptor and memory came back: an accept that is down and has
 	 * no back-off timer coming is armed here, once the connection's
 	 * memory is back in the pool the accept takes its op from */
@@ -828,6 +848,7 @@ static bool conn_reset(struct sconn *c)
 static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 {
 	c->sending = false;
+	mem_kick(sh, c->ss); /* rp_file_send's state and copies are back */
 	if (c->entry) {
 		rp_file_cache_put(c->ss->cache, c->entry);
 		c->entry = NULL;
@@ -1164,6 +1185,7 @@ static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 	} else {
 		ST_ADD(c->ss, mem_waits, 1);
 		c->mem_tick = c->ss->now_ticks;
+		c->mem_seq = ++c->ss->mem_seq; /* a retry keeps its place */
 	}
 	c->mem_wait = kind;
 	if (kind != MW_BODY)
@@ -1180,6 +1202,7 @@ static void head_released(void *arg, const void *buf, size_t len)
 	struct rp_shard *sh = rp_shard_self();
 
 	rp_pool_free((void *)buf);
+	mem_kick(sh, c->ss);
 	if (!c->q_failed) { /* q_error runs before a failed queue drops */
 		ST_ADD(c->ss, bytes, len);
 		c->last_tick = c->ss->now_ticks;
@@ -2331,23 +2354,63 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 }
 
 /*
+ * After memory went back (mem_back): the MEM_WAKE oldest waits listed
+ * (smallest mem_seq: the order they began in) that the pool's @frees
+ * moved for and are not due anyway, into @wake (their seqs); how many.
+ * One walk of the list, at most SOON_SEEN long.
+ */
+static unsigned mem_oldest(struct sshard *ss, uint64_t frees, uint64_t now, uint64_t wake[MEM_WAKE])
+{
+	unsigned n = 0, seen = 0;
+
+	for (struct rp_app_link *l = ss->soon.first; l && seen < SOON_SEEN; l = l->next, seen++) {
+		struct sconn *c = rp_app_list_entry(l, struct sconn, slink);
+		unsigned i;
+
+		if (!c->mem_wait || c->soon_mark == frees || c->soon_due <= now || c->closing)
+			continue;
+		if (n == MEM_WAKE && c->mem_seq >= wake[n - 1])
+			continue;
+		i = n < MEM_WAKE ? n++ : n - 1; /* in order, the youngest out */
+		for (; i && wake[i - 1] > c->mem_seq; i--)
+			wake[i] = wake[i - 1];
+		wake[i] = c->mem_seq;
+	}
+	return n;
+}
+
+/*
  * The pass over ss->soon, oldest first: those due are looked at, at most
  * SOON_SCAN a pass (soon_mem, soon_zc), those not due passed over (at most
- * SOON_SEEN), each listed again at the back; after a connection's memory
- * went back (mem_back), a wait the pool's frees moved for is due too. Off the list before each
+ * SOON_SEEN), each listed again at the back; after memory went back
+ * (mem_back), the MEM_WAKE oldest waits the pool's frees moved for are due
+ * too (mem_oldest: FIFO; a close made every such wait due before). Off the list before each
  * look, so what it calls may list it again; what another's retry ends or
  * lists meanwhile changes nothing but the pass's length. Returns when the
  * next pass is due: the first look due of those it saw, now when some
  * were left unseen.
  */
+static bool mem_woken(const struct sconn *c, const uint64_t *wake, unsigned n, uint64_t frees)
+{
+	if (!c->mem_wait || c->soon_mark == frees)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (wake[i] == c->mem_seq)
+			return true;
+	return false;
+}
+
 static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 {
 	struct rp_app_link *end = ss->soon.last; /* what is listed again comes after */
 	/* the pool's frees once a pass (O(classes)), when a wait is listed */
 	uint64_t next = UINT64_MAX, frees = ss->mem_listed ? pool_frees(sh) : 0;
-	bool at_end = !end, back = ss->mem_back;
-	unsigned looks = 0, seen = 0;
+	uint64_t wake[MEM_WAKE];
+	unsigned looks = 0, seen = 0, nwake = 0;
+	bool at_end = !end;
 
+	if (ss->mem_back)
+		nwake = mem_oldest(ss, frees, now, wake);
 	ss->mem_back = false;
 
 	while (!at_end && !rp_app_list_empty(&ss->soon)) {
@@ -2359,8 +2422,7 @@ static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 		at_end = &c->slink == end;
 		soon_del(c);
 		seen++;
-		if (c->soon_due > now && !c->closing &&
-		    !(back && c->mem_wait && c->soon_mark != frees)) {
+		if (c->soon_due > now && !c->closing && !mem_woken(c, wake, nwake, frees)) {
 			soon_push(c); /* not due: to the back as it was */
 			due = c->soon_due;
 		} else if (c->mem_wait) {

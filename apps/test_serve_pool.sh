@@ -29,7 +29,8 @@
 # ends it (case_reset_wait), and a pipelined head outgrowing its small
 # copy falls back to a 32 KB head buffer (case_grow_fallback), and a wait
 # backs off while the pool stays full (case_held_wait), and a head wait is
-# due as soon as its own bytes grow its buffer (case_head_grow_wake). Skipped
+# due as soon as its own bytes grow its buffer (case_head_grow_wake) or
+# another answer's end gives memory back (case_free_wake). Skipped
 # where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
 # "reset_wait grow_fallback") runs only those.
@@ -547,10 +548,10 @@ PY
 # within 60 ms of those bytes (a HEAD: the output queue its HEAD before
 # made takes it; an answer's other small classes have no span left).
 # Before, it waited for its gap's end, 150-250 ms later.
-case_head_grow_wake() {
-	serve_start || return 1
-	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+grow_wake_py() {
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
 from fullpool import *
+free = sys.argv[4] == "free"
 l, = answered(1)
 longs = answered(200)
 for s in longs + [l]:  # a bodiless answer each: its output queue stays
@@ -560,28 +561,43 @@ idle = fill()
 stalled_answer(l)
 time.sleep(0.2)
 w, held = heads4k(longs, b"HEAD")
+if free:
+    w.sendall(b"\r\n\r\n")  # no head buffer to grow into: kept, the head whole behind
 time.sleep(1)  # its looks back off
 st1 = stats()
 st2 = until(lambda st: st["mem_retries"] > st1["mem_retries"], 1)  # a try at the 250 ms gap just ran
 check(st2["mem_retries"] > st1["mem_retries"], f"the wait tried at its gap (mem_retries {st1['mem_retries']} -> {st2['mem_retries']})")
 check(read_all(l).startswith(b"HTTP/1.1 200"), "the stalled 1 MB answer read whole")
+t0 = time.monotonic()
 l.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")  # its check ends at once: the answer's end
 f = l.makefile("rb"); status, length = head(f); f.close()
-time.sleep(0.02)
-t0 = time.monotonic()
-w.sendall(b"\r\n\r\n")
+if not free:
+    time.sleep(0.02)
+    t0 = time.monotonic()
+    w.sendall(b"\r\n\r\n")
 f = w.makefile("rb")
 try: status, length = head(f)
 except OSError: status = b""
 ms = (time.monotonic() - t0) * 1000
-print(f"  the waiting head answered {ms:.0f} ms after its last bytes: {status!r}")
-check(status.startswith(b"HTTP/1.1 200") and ms < 60, "answered within 60 ms of the bytes that grew its buffer")
+print(f"  the waiting head answered {ms:.0f} ms after {'the memory came back' if free else 'its last bytes'}: {status!r}")
+check(status.startswith(b"HTTP/1.1 200") and ms < 60, "answered within 60 ms")
 st = stats()
 print(f"  mem_waits {st2['mem_waits']} -> {st['mem_waits']}, mem_retries {st2['mem_retries']} -> {st['mem_retries']}")
 f.close()
 for s in idle + longs + [l]: s.close()
 sys.exit(1 if fails else 0)
 PY
+}
+case_head_grow_wake() {
+	serve_start || return 1
+	grow_wake_py bytes
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+case_free_wake() {
+	serve_start || return 1
+	grow_wake_py free
 	local rc=$?
 	serve_end || rc=1
 	return $rc
@@ -589,7 +605,7 @@ PY
 
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
