@@ -312,13 +312,10 @@ struct sshard {
 	struct rp_app_accept acc; /* the listener and its accept */
 	struct rp_timer *tick; /* reserved at init: a re-arm needs no memory */
 	/* reserved at init too: the poll of the connections on soon. soon_t
-	 * sleeps until the first look due (soon_at, rp_app_now_ns); soon_kick
-	 * (kick_at) takes a look due earlier while soon_t sleeps longer (a
-	 * reserved timer cannot be moved); soon_extra, a timeout from the
-	 * pool, one due earlier than both (soon_arm) */
-	struct rp_timer *soon_t, *soon_kick;
-	uint64_t soon_at, kick_at, extra_at;
-	bool soon_extra;
+	 * sleeps until the first look due (soon_at, rp_app_now_ns), moved
+	 * earlier (rp_timer_rearm) when one is due sooner (soon_arm) */
+	struct rp_timer *soon_t;
+	uint64_t soon_at;
 	/* waits for memory listed; mem_back: memory went back to the pool
 	 * since the last pass (mem_kick: a connection's close, a head buffer
 	 * or a queued head given back, an answer's end), so the next one
@@ -496,48 +493,23 @@ static void hup_arm(struct rp_shard *sh, struct sconn *c);
 
 /* ---- the short timer's list (ss->soon) ---- */
 
-/* soon_arm's third timer fired (or the stop ended it): the pass. */
-static void on_soon_extra(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
-{
-	struct sshard *ss = arg;
-
-	ss->soon_extra = false;
-	on_soon(sh, arg, cq);
-}
-
 /*
  * Make sure the pass runs by @due (rp_app_now_ns; at least SOON_NS from
- * @now) while something is listed: nothing when a timer comes by then;
- * else soon_t when it sleeps, else soon_kick for @due when it sleeps
- * (each pass arms the one that fired for the next look due: armed for
- * SOON_NS whatever was due, the kick made a pass each 1 ms while soon_t
- * slept for a backed-off look, 118 passes for 16 looks in 400 ms).
- * Both are reserved: an arm needs no memory and never fails for a full
- * SQ (engine.h). Both armed later than @due (a connection listed anew
- * while they sleep for backed-off looks): a timeout from the pool
- * (soon_extra; none to be had, the pass comes at the earlier of them).
+ * @now) while something is listed: nothing when soon_t comes by then,
+ * else soon_t armed or moved to @due (rp_timer_rearm: reserved, so
+ * neither needs memory or fails for a full SQ, engine.h). Each pass arms
+ * it for the next look due.
  */
 static void soon_arm(struct rp_shard *sh, struct sshard *ss, uint64_t due, uint64_t now)
 {
-	bool t = rp_timer_armed(ss->soon_t), k = rp_timer_armed(ss->soon_kick);
-
 	if (rp_app_list_empty(&ss->soon) || rp_shard_stopping(sh))
 		return;
 	if (due < now + SOON_NS)
 		due = now + SOON_NS;
-	if ((t && ss->soon_at <= due) || (k && ss->kick_at <= due) ||
-	    (ss->soon_extra && ss->extra_at <= due))
+	if (rp_timer_armed(ss->soon_t) && ss->soon_at <= due)
 		return; /* a pass comes by then */
-	if (!t) {
-		if (!rp_timer_arm(sh, ss->soon_t, due - now, on_soon, ss))
-			ss->soon_at = due;
-	} else if (!k) {
-		if (!rp_timer_arm(sh, ss->soon_kick, due - now, on_soon, ss))
-			ss->kick_at = due;
-	} else if (!ss->soon_extra && rp_timeout(sh, due - now, on_soon_extra, ss)) {
-		ss->soon_extra = true;
-		ss->extra_at = due;
-	}
+	if (!rp_timer_rearm(sh, ss->soon_t, due - now, on_soon, ss))
+		ss->soon_at = due;
 }
 
 /* The frees the shard's pool applied (local, and remote ones reclaimed):
@@ -2766,8 +2738,7 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	if (!ss->tick)
 		return -ENOMEM;
 	ss->soon_t = rp_timer_new(sh);
-	ss->soon_kick = rp_timer_new(sh);
-	if (!ss->soon_t || !ss->soon_kick)
+	if (!ss->soon_t)
 		return -ENOMEM;
 	rp_app_list_init(&ss->soon);
 	ret = rp_app_accept_start(sh, &ss->acc);
@@ -2854,8 +2825,6 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	ss->tick = NULL;
 	rp_timer_free(sh, ss->soon_t);
 	ss->soon_t = NULL;
-	rp_timer_free(sh, ss->soon_kick);
-	ss->soon_kick = NULL;
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);
