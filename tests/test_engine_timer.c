@@ -234,123 +234,101 @@ static void run(enum tcase kase, int fires, unsigned settle_ms, struct rp_shard_
 	assert_int_equal(st->stuck_ops, 0);
 }
 
-static void test_moved_earlier(void **state)
+/* Run @kase, which moves the timer once (move_rc 0) and sees @n callbacks
+ * all -ETIME; the seconds from the move to callback @n - 1. */
+static double moved_fired(int kase, int n, unsigned ms)
 {
 	struct rp_shard_stats st;
+
+	run(kase, n, ms, &st);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(atomic_load(&tm.fired), n);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(tm.res[i], -ETIME);
+	return tm.fire_s[n - 1] - tm.move_s;
+}
+
+static void test_moved_earlier(void **state)
+{
 	double at;
 
 	(void)state;
-	run(C_EARLIER, 1, 50, &st);
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_EARLIER, 1, 50);
 	print_message("# 60 s timer moved to 20 ms: fired %.1f ms after the move, 1 SQE\n",
 		      at * 1e3);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.sqes, 1); /* the update */
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at >= 0.0195 && at < 2.0);
 }
 
 static void test_moved_later(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_LATER, 1, 100, &st);
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_LATER, 1, 100);
 	print_message("# 20 ms timer moved to 300 ms: fired %.1f ms after the move\n", at * 1e3);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.sqes, 1);
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at >= 0.2995 && at < 2.5); /* not at 20 ms */
 }
 
 static void test_moved_before_sent(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_UNSENT, 1, 50, &st);
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_UNSENT, 1, 50);
 	print_message("# moved before its SQE was sent: fired %.1f ms after, %llu SQEs more\n",
 		      at * 1e3, (unsigned long long)tm.sqes);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.sqes, 0);
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at >= 0.0295 && at < 2.0);
 }
 
 static void test_moved_many_times(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_MANY, 1, 50, &st);
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_MANY, 1, 50);
 	print_message("# 100 moves in one callback: %llu SQE, fired %.1f ms after the last\n",
 		      (unsigned long long)tm.sqes, at * 1e3);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.sqes, 1); /* the first update; the rest changed its time */
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at >= 0.0395 && at < 2.0); /* the last time, not 10 ms */
 }
 
 static void test_moved_from_its_callback(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_CALLBACK, 2, 100, &st);
-	at = tm.fire_s[1] - tm.move_s;
+	at = moved_fired(C_CALLBACK, 2, 100);
 	print_message("# armed by a move in its callback, moved to 50 ms: fired %.1f ms after\n",
 		      at * 1e3);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.sqes, 0); /* the arm's SQE was still in the SQ */
-	assert_int_equal(atomic_load(&tm.fired), 2);
-	assert_int_equal(tm.res[0], -ETIME);
-	assert_int_equal(tm.res[1], -ETIME);
 	assert_true(at >= 0.0495 && at < 2.0);
 }
 
 static void test_moved_after_it_fired(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_FIRED, 1, 400, &st); /* a second callback would come at 200 ms */
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_FIRED, 1, 400); /* a second callback would come at 200 ms */
 	print_message("# moved after its 1 ms passed: one callback, %.1f ms after the move\n",
 		      at * 1e3);
-	assert_int_equal(tm.move_rc, 0);
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at < 0.150); /* the old time: the kernel had ended it */
 }
 
 static void test_moved_with_sq_full(void **state)
 {
-	struct rp_shard_stats st;
 	double at;
 
 	(void)state;
-	run(C_SQ_FULL, 1, 50, &st);
-	at = tm.fire_s[0] - tm.move_s;
+	at = moved_fired(C_SQ_FULL, 1, 50);
 	print_message("# %u nops filled the SQ; move %d, sq_full_fail +%llu; fired %.1f ms after\n",
 		      tm.nops, tm.move_rc, (unsigned long long)tm.fail_delta, at * 1e3);
 	assert_true(tm.nops >= 1);
-	assert_int_equal(tm.move_rc, 0);
 	assert_int_equal(tm.fail_delta, 1);
 	assert_true(tm.armed_after);
-	assert_int_equal(atomic_load(&tm.fired), 1);
-	assert_int_equal(tm.res[0], -ETIME);
 	assert_true(at >= 0.0195 && at < 2.0); /* not the old 60 s */
 }
 
