@@ -94,6 +94,19 @@ serve_end() {
 	return $src
 }
 
+# served "OPTS" CMD ARGS...: CMD ARGS between serve_start OPTS (words) and
+# serve_end; fails if either does
+served() {
+	local -a opts
+	read -r -a opts <<<"$1"
+	shift
+	serve_start "${opts[@]}" || return 1
+	"$@"
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
 # Answers wait for pool memory, they are not cut: 100 keep-alive clients
 # answered before the pool is filled by idle clients then each pipeline
 # 116 HEADs of the 1 MB file (4 KB: one provided buffer, parsed in place)
@@ -473,25 +486,13 @@ sys.exit(1 if fails else 0)
 PY
 }
 case_head_wait() {
-	serve_start || return 1
-	head_wait_py wait
-	local rc=$?
-	serve_end || rc=1
-	return $rc
+	served "" head_wait_py wait
 }
 case_head_wait_header() {
-	serve_start --header-timeout 2 || return 1
-	head_wait_header_py
-	local rc=$?
-	serve_end || rc=1
-	return $rc
+	served "--header-timeout 2" head_wait_header_py
 }
 case_head_wait_bound() {
-	serve_start --keepalive-timeout 5 || return 1
-	head_wait_py bound
-	local rc=$?
-	serve_end || rc=1
-	return $rc
+	served "--keepalive-timeout 5" head_wait_py bound
 }
 
 # A wait for memory while the pool stays full backs off: its answer is
@@ -589,18 +590,10 @@ sys.exit(1 if fails else 0)
 PY
 }
 case_head_grow_wake() {
-	serve_start || return 1
-	grow_wake_py bytes
-	local rc=$?
-	serve_end || rc=1
-	return $rc
+	served "" grow_wake_py bytes
 }
 case_free_wake() {
-	serve_start || return 1
-	grow_wake_py free
-	local rc=$?
-	serve_end || rc=1
-	return $rc
+	served "" grow_wake_py free
 }
 
 # the memory-wait cases after the main run and case_heads_wait; a third
