@@ -109,14 +109,14 @@ struct rp_op {
 			int nr;		  /* ... of which found their op */
 		} cf;		/* rp_cancel_fd */
 		struct rp_op *park_prev; /* on sh->parked or sh->rearm: O(1) removal */
-		/* a reserved timer (op_basic.c): the SQ positions (liburing's
-		 * free-running sqe_tail) of its timeout's SQE and of its last
+		/* a reserved timer (op_basic.c): the SQ positions (sh->sq_tail64,
+		 * which never wraps) of its timeout's SQE and of its last
 		 * update's (upd: one was taken since the timeout's), to tell
 		 * whether the kernel has read op->lts yet; after park_prev, so
 		 * that a stay on sh->timers leaves them as they were */
 		struct {
 			struct rp_op *park_prev_;
-			uint32_t pos, upd_pos;
+			uint64_t pos, upd_pos;
 			bool upd;
 		} tm;
 	} u;
@@ -165,6 +165,11 @@ struct rp_shard {
 	bool link_next;	 /* rp_link_next: the next op's SQE comes from the spare
 			    slots, in the same submit as the one linked to it */
 	bool last_spare; /* the last op's SQE was a spare one: no link from it */
+	/* liburing's free-running 32-bit sq.sqe_tail extended to 64 bits,
+	 * brought up to it by every eng_sqe: a reserved timer's SQ positions
+	 * (op->u.tm) are compared with it, and 32-bit ones compared as
+	 * (int32_t)(pos - head) took an SQE sent 2^31 SQEs ago for unsent */
+	uint64_t sq_tail64;
 
 	/* provided buffers (bgid 0) */
 	struct io_uring_buf_ring *br;

@@ -335,10 +335,10 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh)
 	return (struct rp_timer *)op;
 }
 
-/* The SQ position of the SQE eng_sqe just handed out. */
-static uint32_t sq_pos_last(const struct rp_shard *sh)
+/* The SQ position (sh->sq_tail64) of the SQE eng_sqe just handed out. */
+static uint64_t sq_pos_last(struct rp_shard *sh)
 {
-	return sh->ring.sq.sqe_tail - 1;
+	return eng_sq_tail_sync(sh) - 1;
 }
 
 /* Whether the SQE at @pos has not been handed to the kernel yet: liburing
@@ -346,10 +346,18 @@ static uint32_t sq_pos_last(const struct rp_shard *sh)
  * __io_uring_flush_sq), and the kernel reads a timeout's timespec from the
  * SQE's pointer only when it takes the SQE (io_timeout_prep,
  * io_timeout_remove_prep). With SQPOLL, published counts as sent: the SQ
- * thread may read it at any moment. */
-static bool sq_pos_unsent(const struct rp_shard *sh, uint32_t pos)
+ * thread may read it at any moment. The unpublished SQEs (sqe_tail -
+ * sqe_head, at most the SQ's size) are the last ones taken, so the first
+ * of them is at sq_tail64 less their number: 64-bit positions, which
+ * cannot wrap (2^64 SQEs), where 32-bit ones compared as
+ * (int32_t)(pos - sqe_head) >= 0 counted an SQE sent more than 2^31 SQEs
+ * ago as unsent (a move of a long-idle timer only rewrote op->lts and it
+ * fired at its old time). */
+static bool sq_pos_unsent(struct rp_shard *sh, uint64_t pos)
 {
-	return (int32_t)(pos - sh->ring.sq.sqe_head) >= 0;
+	uint32_t unpublished = sh->ring.sq.sqe_tail - sh->ring.sq.sqe_head;
+
+	return pos >= eng_sq_tail_sync(sh) - unpublished;
 }
 
 static void timer_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)

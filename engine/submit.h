@@ -143,6 +143,15 @@ static inline struct rp_op *eng_fdt_next(const struct rp_op *op, int fd)
  * it had to move out of a full CQ wait in sh->stash for the loop. */
 bool eng_flush(struct rp_shard *sh);
 
+/* Bring sh->sq_tail64 up to liburing's 32-bit sqe_tail: exact while fewer
+ * than 2^32 SQEs are taken between two calls, and every eng_sqe makes one
+ * (the spare slots and the loop's last settle take a handful without). */
+static inline uint64_t eng_sq_tail_sync(struct rp_shard *sh)
+{
+	sh->sq_tail64 += (uint32_t)(sh->ring.sq.sqe_tail - (uint32_t)sh->sq_tail64);
+	return sh->sq_tail64;
+}
+
 /* An SQE for the next op, leaving SQ_SPARE more free; NULL (counted in
  * sq_full_fail) when the SQ is full and a flush could not empty it. */
 static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
@@ -168,6 +177,7 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 	sh->last_sqe = NULL;
 	sh->last_op = NULL;
 	STAT_INC(sh, ops_submitted);
+	eng_sq_tail_sync(sh);
 	return io_uring_get_sqe(&sh->ring);
 }
 

@@ -13,6 +13,8 @@
  *                                 gives up): sent by the loop's next turn;
  *                                 freed, or the shard stopped, meanwhile
  *   moved_at_stop                 -ESHUTDOWN, the callback -ECANCELED once
+ *   moved_after_2g_sqes           its SQE sent more than 2^31 SQEs ago (the
+ *                                 shard's SQ count set forward): one update
  * Built with the engine's test hooks (flush_fail), as test_engine_faults.
  */
 #include "engine_test.h"
@@ -32,6 +34,7 @@ enum tcase {
 	C_SQ_FULL_FREE,
 	C_SQ_FULL_STOP,
 	C_STOP,
+	C_WRAP,
 };
 
 static struct {
@@ -139,6 +142,21 @@ static void sent_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		tm.move_rc = move(sh, 30000 * MS); /* moved in the kernel, then stopped */
 		atomic_store(&tm.done, 1);
 		break;
+	case C_WRAP: {
+		struct rp_op *op = (struct rp_op *)tm.t;
+
+		/* As if 2^31 + 1 SQEs more had been sent since the timer's:
+		 * the shard's count 2^32 on (liburing's 32-bit positions come
+		 * back to what they are now), the timer's SQE 2^31 - 1 on
+		 * from where it was. A 32-bit (int32_t)(pos - sqe_head) took
+		 * it for unsent and only rewrote its time: no SQE, the
+		 * callback at the old 60 s. */
+		sh->sq_tail64 += 1ull << 32;
+		op->u.tm.pos += (1ull << 31) - 1;
+		s0 = submitted(sh);
+		tm.move_rc = move(sh, 20 * MS);
+		break;
+	}
 	default:
 		break;
 	}
@@ -377,6 +395,18 @@ static void test_moved_at_stop(void **state)
 	assert_true(now_s() - t0 < 5.0);
 }
 
+static void test_moved_after_2g_sqes(void **state)
+{
+	double at;
+
+	(void)state;
+	at = moved_fired(C_WRAP, 1, 50);
+	print_message("# sent 2^31 + 1 SQEs before the move: %llu SQE, fired %.1f ms after\n",
+		      (unsigned long long)tm.sqes, at * 1e3);
+	assert_int_equal(tm.sqes, 1); /* the update, not only op->lts rewritten */
+	assert_true(at >= 0.0195 && at < 2.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -390,6 +420,7 @@ int main(void)
 		T(test_moved_with_sq_full_then_freed),
 		T(test_moved_with_sq_full_then_stopped),
 		T(test_moved_at_stop),
+		T(test_moved_after_2g_sqes),
 	};
 
 	return ENGINE_TEST_RUN("engine-timer", all);
