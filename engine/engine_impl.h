@@ -170,6 +170,12 @@ struct rp_shard {
 	 * (op->u.tm) are compared with it, and 32-bit ones compared as
 	 * (int32_t)(pos - head) took an SQE sent 2^31 SQEs ago for unsent */
 	uint64_t sq_tail64;
+	/* one timespec per SQ slot (sq.ring_entries, from shard_setup): what
+	 * a reserved timer's update SQE in that slot points at (op_basic.c).
+	 * The kernel reads it when it takes the SQE, and liburing hands the
+	 * slot out again only after that, so it outlives the SQE whatever
+	 * becomes of the timer's op meanwhile (freed, reused) */
+	struct __kernel_timespec *sq_ts;
 
 	/* provided buffers (bgid 0) */
 	struct io_uring_buf_ring *br;

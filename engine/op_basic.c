@@ -368,15 +368,29 @@ static void timer_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sq
 	op->u.tm.upd = false;
 }
 
+/* The timespec of the SQ slot of the SQE at @pos (sh->sq_ts). */
+static struct __kernel_timespec *sq_pos_ts(const struct rp_shard *sh, uint64_t pos)
+{
+	return &sh->sq_ts[(uint32_t)pos & sh->ring.sq.ring_mask];
+}
+
 /* Move @op's timeout in the kernel to op->lts from now (5.11's
- * IORING_TIMEOUT_UPDATE): no op memory, the CQE is a token. */
+ * IORING_TIMEOUT_UPDATE): no op memory, the CQE is a token. The time is
+ * read from the SQE's slot's timespec, not from op->lts: nothing holds
+ * the op until the kernel takes the SQE (the timer's own CQE, reaped in
+ * the same turn, may run a callback that frees it, and the pool hand it
+ * out again), while the slot is the SQE's until the kernel took it. */
 static void timer_update_prep(struct rp_shard *sh, struct rp_op *op, struct io_uring_sqe *sqe)
 {
-	io_uring_prep_timeout_update(sqe, &op->lts, (uint64_t)(uintptr_t)op, 0);
-	io_uring_sqe_set_data64(sqe, UD_TIMER_UPDATE);
-	sh->internal++;
+	struct __kernel_timespec *ts;
+
 	op->u.tm.upd_pos = sq_pos_last(sh);
 	op->u.tm.upd = true;
+	ts = sq_pos_ts(sh, op->u.tm.upd_pos);
+	*ts = op->lts;
+	io_uring_prep_timeout_update(sqe, ts, (uint64_t)(uintptr_t)op, 0);
+	io_uring_sqe_set_data64(sqe, UD_TIMER_UPDATE);
+	sh->internal++;
 }
 
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg)
@@ -467,12 +481,16 @@ int rp_timer_rearm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb c
 	op->arg = arg;
 	op->lts.tv_sec = (long long)(ns / 1000000000u);
 	op->lts.tv_nsec = (long long)(ns % 1000000000u);
-	/* The kernel has not read op->lts yet: its timeout waits for an SQE
-	 * (sh->timers), its timeout's SQE or an update's is still in the SQ,
-	 * or its update waits on sh->timers. Each reads the new time. */
-	if ((op->flags & (OPF_TIMER_DEFER | OPF_TIMER_MOVE)) || sq_pos_unsent(sh, op->u.tm.pos) ||
-	    (op->u.tm.upd && sq_pos_unsent(sh, op->u.tm.upd_pos)))
+	/* The kernel has not read the time yet: its timeout waits for an SQE
+	 * (sh->timers), its timeout's SQE is still in the SQ, or its update
+	 * waits on sh->timers (each reads op->lts), or its update's SQE is
+	 * still in the SQ (it reads its slot's timespec). */
+	if ((op->flags & (OPF_TIMER_DEFER | OPF_TIMER_MOVE)) || sq_pos_unsent(sh, op->u.tm.pos))
 		return 0;
+	if (op->u.tm.upd && sq_pos_unsent(sh, op->u.tm.upd_pos)) {
+		*sq_pos_ts(sh, op->u.tm.upd_pos) = op->lts;
+		return 0;
+	}
 #ifdef RP_FAULTS
 	/* as if the flush could not empty the SQ (faults.h: timer) */
 	if (ENG_FAULT(sh, FAULT_TIMER))

@@ -507,6 +507,12 @@ static int shard_setup(struct rp_shard *sh)
 	}
 	sh->ring_ok = true;
 	sh->defer = flags & IORING_SETUP_DEFER_TASKRUN;
+	sh->sq_ts = calloc(sh->ring.sq.ring_entries, sizeof(*sh->sq_ts));
+	if (!sh->sq_ts) {
+		shard_error(sh, "%u timespecs for the SQ: %s", sh->ring.sq.ring_entries,
+			    strerror(ENOMEM));
+		return -ENOMEM;
+	}
 	(void)io_uring_register_ring_fd(&sh->ring); /* saves an fd lookup per enter; optional */
 	ret = eng_bufring_setup(sh);
 	if (ret) {
@@ -797,6 +803,7 @@ static void shard_free(struct rp_shard *sh)
 	free(sh->bufs);
 	free(sh->buf_outmap);
 	free(sh->stash);
+	free(sh->sq_ts);
 	free(sh->closing);
 	free(sh->fdt);
 	if (sh->efd >= 0)

@@ -48,8 +48,14 @@ static void token_cqe(struct rp_shard *sh, uint64_t ud, int res)
 		break;
 	case UD_CANCEL_ALL:
 	case UD_OP_CANCEL: /* 0, or -ENOENT/-EALREADY: the op was ending anyway */
+		sh->internal--;
+		break;
 	/* 0, or -ENOENT/-EALREADY: the timer had fired, its CQE comes or came */
 	case UD_TIMER_UPDATE:
+#ifdef RP_ENGINE_TEST_HOOKS
+		atomic_store(&rp_engine_test_hooks.timer_update_res, res);
+		atomic_fetch_add(&rp_engine_test_hooks.timer_updates, 1);
+#endif
 		sh->internal--;
 		break;
 	default:

@@ -25,6 +25,9 @@ struct rp_engine_test_hooks {
 	atomic_int flush_stash;	  /* a flush moves the CQ aside, as on CQ overflow */
 	atomic_int fdt_nomem;	  /* the fd table cannot grow */
 	atomic_int closing_nomem; /* the list of closing fds cannot grow */
+	/* seen, not switched on: the results of the reserved timers' update
+	 * SQEs (rp_timer_rearm), their last one and their count (shard.c) */
+	atomic_int timer_update_res, timer_updates;
 };
 extern struct rp_engine_test_hooks rp_engine_test_hooks;
 #define RP_TEST_HOOK(name) atomic_load_explicit(&rp_engine_test_hooks.name, memory_order_relaxed)

@@ -15,6 +15,10 @@
  *   moved_at_stop                 -ESHUTDOWN, the callback -ECANCELED once
  *   moved_after_2g_sqes           its SQE sent more than 2^31 SQEs ago (the
  *                                 shard's SQ count set forward): one update
+ *   moved_then_freed_by_its_end   its -ETIME reaped after the move, before
+ *                                 the update's submit: the callback frees it
+ *                                 and the pool hands the op out again; the
+ *                                 update reads its time from the shard
  * Built with the engine's test hooks (flush_fail), as test_engine_faults.
  */
 #include "engine_test.h"
@@ -35,6 +39,7 @@ enum tcase {
 	C_SQ_FULL_STOP,
 	C_STOP,
 	C_WRAP,
+	C_FREED,
 };
 
 static struct {
@@ -50,6 +55,11 @@ static struct {
 	uint64_t fail_delta;  /* sq_full_fail across the move */
 	unsigned nops, inflight_before, inflight_after;
 	bool armed_after;
+	/* C_FREED, seen by the callback after rp_timer_free and the reuse */
+	struct rp_timer *t2;	  /* the next timer: the freed op again */
+	bool upd_unsent;	  /* the update's SQE not yet published */
+	bool upd_in_op;		  /* ... pointing into the freed (reused) op */
+	struct __kernel_timespec upd_ts; /* what it points at, after the reuse */
 } tm;
 
 static void tm_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
@@ -68,6 +78,54 @@ static uint64_t full_fails(struct rp_shard *sh)
 
 	rp_shard_stats(sh, &st);
 	return st.sq_full_fail;
+}
+
+static uint64_t full_flushes(struct rp_shard *sh)
+{
+	struct rp_shard_stats st;
+
+	rp_shard_stats(sh, &st);
+	return st.sq_full;
+}
+
+/* C_FREED, from the timer's callback: the update SQE still in the SQ
+ * (taken, not published), or NULL. */
+static struct io_uring_sqe *unsent_update(struct rp_shard *sh)
+{
+	struct io_uring_sq *sq = &sh->ring.sq;
+
+	for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+
+		if (sqe->opcode == IORING_OP_TIMEOUT_REMOVE && sqe->user_data == UD_TIMER_UPDATE)
+			return sqe;
+	}
+	return NULL;
+}
+
+/* C_FREED: the timer's end, after the move and before its update went.
+ * Freed, its op taken by the next rp_timer_new (the pool's last freed
+ * object of the class), whose new owner writes over the bytes where the
+ * old one kept its time (all ones: a time the kernel refuses, -EINVAL). */
+static void freed_end(struct rp_shard *sh)
+{
+	struct io_uring_sqe *sqe = unsent_update(sh);
+	struct rp_op *old = (struct rp_op *)tm.t, *op;
+
+	tm.upd_unsent = sqe != NULL;
+	rp_timer_free(sh, tm.t);
+	tm.t = NULL;
+	tm.t2 = rp_timer_new(sh);
+	CHECK(tm.t2 != NULL);
+	op = (struct rp_op *)tm.t2;
+	CHECK(op == old); /* else this case proves nothing about reuse */
+	memset(&op->lts, 0xff, sizeof(op->lts));
+	if (sqe) {
+		uintptr_t a = (uintptr_t)sqe->addr2;
+
+		tm.upd_in_op = a >= (uintptr_t)op && a < (uintptr_t)(op + 1);
+		memcpy(&tm.upd_ts, (const void *)a, sizeof(tm.upd_ts));
+	}
 }
 
 static void nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -142,6 +200,23 @@ static void sent_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		tm.move_rc = move(sh, 30000 * MS); /* moved in the kernel, then stopped */
 		atomic_store(&tm.done, 1);
 		break;
+	case C_FREED:
+		/* Its 1 ms passed; its -ETIME (task work on this ring) posted
+		 * and moved aside by a flush (as on a CQ overflow), so that it
+		 * is dispatched after this callback, before the loop's next
+		 * submit. Under load it may instead be in this batch already,
+		 * after this nop's: the same order. */
+		sleep_ms(20);
+		(void)io_uring_get_events(&sh->ring);
+		f0 = full_flushes(sh);
+		HOOK_SET(flush_stash, 1);
+		for (unsigned i = 0; i < 16 && full_flushes(sh) == f0; i++)
+			CHECK(rp_nop(sh, nop_cb, NULL) != NULL);
+		HOOK_SET(flush_stash, 0);
+		CHECK(full_flushes(sh) > f0);
+		s0 = submitted(sh);
+		tm.move_rc = move(sh, 200 * MS); /* in the kernel: an update SQE */
+		break;
 	case C_WRAP: {
 		struct rp_op *op = (struct rp_op *)tm.t;
 
@@ -173,6 +248,8 @@ static void tm_fired(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		tm.fire_s[n] = now_s();
 	}
 	CHECK(!rp_timer_armed(tm.t));
+	if (tm.kase == C_FREED)
+		freed_end(sh);
 	if (tm.kase == C_CALLBACK && n == 0) {
 		/* not armed: the move arms it; moved again before it is sent */
 		CHECK_EQ(move(sh, 10 * MS), 0);
@@ -205,9 +282,9 @@ static int tm_init(struct rp_shard *sh, void *arg)
 		/* C_LATER: 200 ms, so that a stall of the shard thread
 		 * between the arm and sent_cb (2 shared vCPUs, TSan) does not
 		 * let the old time pass before the move */
-		uint64_t ns = tm.kase == C_LATER   ? 200 * MS
-			      : tm.kase == C_FIRED ? 1 * MS
-						   : 60000 * MS;
+		uint64_t ns = tm.kase == C_LATER			  ? 200 * MS
+			      : tm.kase == C_FIRED || tm.kase == C_FREED ? 1 * MS
+									 : 60000 * MS;
 
 		CHECK_EQ(rp_timer_arm(sh, tm.t, ns, tm_fired, NULL), 0);
 		CHECK(rp_nop(sh, sent_cb, NULL) != NULL);
@@ -229,7 +306,8 @@ static void tm_fini(struct rp_shard *sh, void *arg)
 	(void)arg;
 	CHECK(!tm.t || !rp_timer_armed(tm.t));
 	rp_timer_free(sh, tm.t);
-	tm.t = NULL;
+	rp_timer_free(sh, tm.t2);
+	tm.t = tm.t2 = NULL;
 }
 
 /* Run @kase until @fires callbacks came (or done was set), then a little
@@ -407,6 +485,34 @@ static void test_moved_after_2g_sqes(void **state)
 	assert_true(at >= 0.0195 && at < 2.0);
 }
 
+static void test_moved_then_freed_by_its_end(void **state)
+{
+	struct rp_shard_stats st;
+	int updates0 = atomic_load(&rp_engine_test_hooks.timer_updates), res;
+
+	(void)state;
+	atomic_store(&rp_engine_test_hooks.timer_update_res, 1);
+	run(C_FREED, 1, 50, &st);
+	res = atomic_load(&rp_engine_test_hooks.timer_update_res);
+	print_message("# moved, then freed by its own end before the update went: update SQE %s, "
+		      "reads %lld.%09lld s%s; its result %d\n",
+		      tm.upd_unsent ? "unsent" : "gone", (long long)tm.upd_ts.tv_sec,
+		      (long long)tm.upd_ts.tv_nsec, tm.upd_in_op ? " from the freed op" : "", res);
+	assert_int_equal(tm.move_rc, 0);
+	assert_int_equal(tm.sqes, 1);
+	assert_int_equal(atomic_load(&tm.fired), 1);
+	assert_int_equal(tm.res[0], -ETIME);
+	assert_true(tm.upd_unsent); /* the order this case is about */
+	/* the kernel reads the moved time from the shard, not the op's bytes
+	 * its new owner wrote */
+	assert_false(tm.upd_in_op);
+	assert_int_equal(tm.upd_ts.tv_sec, 0);
+	assert_int_equal(tm.upd_ts.tv_nsec, 200 * MS);
+	/* and it found no timer (it had ended), rather than a time it refused */
+	assert_int_equal(atomic_load(&rp_engine_test_hooks.timer_updates), updates0 + 1);
+	assert_int_equal(res, -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -421,6 +527,7 @@ int main(void)
 		T(test_moved_with_sq_full_then_stopped),
 		T(test_moved_at_stop),
 		T(test_moved_after_2g_sqes),
+		T(test_moved_then_freed_by_its_end),
 	};
 
 	return ENGINE_TEST_RUN("engine-timer", all);
