@@ -247,6 +247,16 @@ void eng_lclose_sent_end(struct rp_shard *sh, struct rp_op *op)
 		}
 }
 
+void eng_lclose_sent_clear(struct rp_shard *sh)
+{
+	while (sh->lsent) {
+		struct rp_op *op = sh->lsent;
+
+		eng_olist_del(&sh->lsent, op);
+		op->fd = -1;
+	}
+}
+
 struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct rp_op *op;

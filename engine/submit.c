@@ -234,5 +234,8 @@ unsigned eng_sq_abandon(struct rp_shard *sh)
 	sh->last_sqe = NULL;
 	sh->last_op = NULL;
 	sh->loop_over = true;
+	/* after loop_over nothing is sent again (close_send gives -EBUSY):
+	 * the list stays empty */
+	eng_lclose_sent_clear(sh);
 	return closed;
 }

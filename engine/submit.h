@@ -211,6 +211,13 @@ void eng_lclose_supersede(struct rp_shard *sh, int fd, const struct rp_op *keep)
  * sent again unlinked is taken off sh->lsent, so its fd number is free for rp_close again. */
 void eng_lclose_sent_end(struct rp_shard *sh, struct rp_op *op);
 
+/* The loop is over (eng_sq_abandon): every close on sh->lsent was closed
+ * with close(2) there (its SQE still ours) or is the kernel's, and none is
+ * reaped with a callback: the list is emptied, so an rp_close of such an
+ * fd (from fini) gets EBUSY as for any other, and nothing points at ops
+ * that may never complete. */
+void eng_lclose_sent_clear(struct rp_shard *sh);
+
 /* One of the SQ_SPARE slots, right after an SQE from eng_sqe. */
 static inline struct io_uring_sqe *eng_sqe_spare(struct rp_shard *sh)
 {

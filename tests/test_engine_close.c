@@ -1268,6 +1268,118 @@ static void test_close_after_linked_close_resent_is_refused(void **state)
 	close(trs.nul);
 }
 
+/* ======================================================================
+ * a close linked behind an op, sent again unlinked when the stop's
+ * cancel-any ended its head, and abandoned in the SQ by the loop's end
+ * (the deadline passed in the head's callback): the loop's end closes
+ * the fd with close(2), and an rp_close of it from fini gets EBUSY as
+ * engine.h says, not EALREADY from a list the loop's end left behind
+ * ====================================================================== */
+
+static struct {
+	atomic_int armed, close_cbs, head_cbs;
+	int c, s;  /* the recv's pair: nothing is ever sent on c */
+	int x, xw; /* x: the pipe end handed to the linked rp_close */
+	int head_res;
+	bool fini_ran, fini_refused;
+	int fini_errno;
+	char buf[16];
+} tla;
+
+static void la_head_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tla.head_res = c->res;
+	atomic_fetch_add(&tla.head_cbs, 1);
+	/* past the stop's 1 ms deadline: the close sent again by the
+	 * linked close's -ECANCELED (next in this batch) is never submitted */
+	sleep_ms(20);
+}
+
+static void la_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	atomic_fetch_add(&tla.close_cbs, 1);
+}
+
+static int la_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	op = rp_recv(sh, tla.s, tla.buf, sizeof(tla.buf), 0, la_head_cb, NULL);
+	CHECK(op != NULL);
+	CHECK(op && rp_link_next(sh, op) == 0);
+	CHECK(rp_close(sh, tla.x, la_close_cb, NULL) != NULL);
+	atomic_store(&tla.armed, 1);
+	return 0;
+}
+
+static void la_fini(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	errno = 0;
+	tla.fini_refused = rp_close(sh, tla.x, NULL, NULL) == NULL;
+	tla.fini_errno = errno;
+	tla.fini_ran = true;
+}
+
+static void test_linked_close_resent_abandoned_fini_close(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int p[2], nul;
+	struct stat st, st_nul;
+
+	(void)state;
+	memset(&tla, 0, sizeof(tla));
+	tcp_pair(&tla.c, &tla.s);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	tla.x = p[0];
+	tla.xw = p[1];
+	cfg.init = la_init;
+	cfg.fini = la_fini;
+	cfg.stop_timeout_ms = 1;
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&tla.armed, 1, WAIT_S));
+	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
+	rt_end(rt);
+	errno = 0;
+	print_message("# head res %d (callbacks %d); linked close callbacks %d; rp_close from "
+		      "fini: %s (errno %d); fd %s after the join\n",
+		      tla.head_res, atomic_load(&tla.head_cbs), atomic_load(&tla.close_cbs),
+		      tla.fini_refused ? "refused" : "MADE", tla.fini_errno,
+		      fcntl(tla.x, F_GETFD) < 0 && errno == EBADF ? "closed" : "OPEN");
+	assert_int_equal(atomic_load(&tla.head_cbs), 1);
+	assert_int_equal(tla.head_res, -ECANCELED);
+	/* the close sent again never went: no callback (the loop was over) */
+	assert_int_equal(atomic_load(&tla.close_cbs), 0);
+	assert_true(tla.fini_ran);
+	assert_true(tla.fini_refused);
+	/* EALREADY before: the abandoned close was left on sh->lsent */
+	assert_int_equal(tla.fini_errno, EBUSY);
+	/* closed by the loop's end, once: a file put on the number stays open */
+	errno = 0;
+	assert_true(fcntl(tla.x, F_GETFD) < 0 && errno == EBADF);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(nul >= 0);
+	if (nul != tla.x)
+		assert_int_equal(dup3(nul, tla.x, O_CLOEXEC), tla.x);
+	sleep_ms(50);
+	assert_int_equal(fstat(tla.x, &st), 0);
+	assert_int_equal(fstat(nul, &st_nul), 0);
+	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	close(tla.x);
+	if (nul != tla.x)
+		close(nul);
+	close(tla.xw);
+	close(tla.s);
+	close(tla.c);
+}
+
 /* ====================================================================== */
 
 int main(void)
@@ -1291,6 +1403,7 @@ int main(void)
 		T(test_linked_close_superseded),
 		T(test_linked_close_superseded_at_stop),
 		T(test_close_after_linked_close_resent_is_refused),
+		T(test_linked_close_resent_abandoned_fini_close),
 	};
 
 	return ENGINE_TEST_RUN("engine-close", all);
