@@ -1166,40 +1166,53 @@ static void test_linked_close_superseded_at_stop(void **state)
 /* ======================================================================
  * a close linked behind an op, ended unrun by its head's cancel and sent
  * again unlinked: another rp_close of its fd before that close's callback
- * is refused (EALREADY), not a second close of the number
+ * is refused (EALREADY), not a second close of the number; a file the
+ * caller put on the number meanwhile is closed by the recovery engine.h
+ * gives (close(2) at once, or rp_close again after the first close's
+ * callback), once, and nothing is left open
  * ====================================================================== */
+
+enum rs_recovery { RS_CLOSE2, RS_RETRY };
 
 static struct {
 	atomic_int done;
+	enum rs_recovery how;
 	int c, s, nul, reused;
 	struct rp_op *head;
-	int lclose_res, lclose_cbs, eclose_cbs;
-	bool s_free, eclose_made;
-	int eclose_errno;
+	int lclose_res, lclose_cbs, eclose_cbs, eclose_res;
+	bool s_free, eclose_made, retry_made;
+	int eclose_errno, close2_rc;
 	char buf[16];
 } trs;
-
-static void rs_lclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
-{
-	(void)sh;
-	(void)arg;
-	trs.lclose_res = c->res;
-	trs.lclose_cbs++;
-	atomic_fetch_add(&trs.done, 1);
-}
 
 static void rs_eclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	(void)sh;
 	(void)arg;
-	(void)c;
+	trs.eclose_res = c->res;
 	trs.eclose_cbs++;
+	atomic_fetch_add(&trs.done, 1);
+}
+
+/* The first close's callback: its fd is off the list now; the retry is
+ * made as any close, of the file the caller put on the number. */
+static void rs_lclose_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)arg;
+	trs.lclose_res = c->res;
+	trs.lclose_cbs++;
+	if (trs.how == RS_RETRY && !trs.eclose_made && trs.eclose_errno == EALREADY) {
+		trs.retry_made = rp_close(sh, trs.s, rs_eclose_cb, NULL) != NULL;
+		if (trs.retry_made)
+			return; /* done with the retry's callback */
+	}
+	atomic_fetch_add(&trs.done, 1);
 }
 
 /* Same submit as the linked close sent again, its CQE just before that
  * close's: the kernel closed s, the close's callback has not run. The
- * number is free: another thread's open takes it; then the application,
- * not knowing, closes s. */
+ * number is free: an open in this callback takes it (dup2 here); then
+ * the application closes it. */
 static void rs_nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_op *op;
@@ -1213,6 +1226,10 @@ static void rs_nop_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op = rp_close(sh, trs.s, rs_eclose_cb, NULL);
 	trs.eclose_made = op != NULL;
 	trs.eclose_errno = errno;
+	/* engine.h: the file is the caller's (the number was free, so the
+	 * kernel ran the first close): close(2) it now */
+	if (!op && errno == EALREADY && trs.how == RS_CLOSE2)
+		trs.close2_rc = close(trs.s);
 }
 
 /* the recv ended by its cancel: the nop goes ahead of the linked close's
@@ -1235,37 +1252,70 @@ static int rs_init(struct rp_shard *sh, void *arg)
 	return 0;
 }
 
-static void test_close_after_linked_close_resent_is_refused(void **state)
+static void close_after_linked_close_resent(enum rs_recovery how)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct stat st, st_nul;
+	int nul2;
 
-	(void)state;
 	memset(&trs, 0, sizeof(trs));
+	trs.how = how;
 	tcp_pair(&trs.c, &trs.s);
 	trs.nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	assert_true(trs.nul >= 0);
 	rt_run_until(&cfg, rs_init, &trs.done, 1, NULL);
 	errno = 0;
 	print_message("# linked close sent again: res %d (callbacks %d); s free at the nop %d; "
-		      "rp_close after it %s (errno %d, callbacks %d); the file put on %d: %s\n",
+		      "rp_close after it %s (errno %d); recovery %s: close(2) %d, retry %s "
+		      "(res %d, callbacks %d); the file put on %d: %s after the join\n",
 		      trs.lclose_res, trs.lclose_cbs, trs.s_free,
-		      trs.eclose_made ? "MADE" : "refused", trs.eclose_errno, trs.eclose_cbs, trs.s,
-		      fcntl(trs.s, F_GETFD) >= 0 ? "open" : "CLOSED (double close)");
+		      trs.eclose_made ? "MADE" : "refused", trs.eclose_errno,
+		      how == RS_CLOSE2 ? "close(2)" : "rp_close again", trs.close2_rc,
+		      trs.retry_made ? "made" : "-", trs.eclose_res, trs.eclose_cbs, trs.s,
+		      fcntl(trs.s, F_GETFD) >= 0 ? "OPEN (leaked)" : "closed");
 	assert_true(trs.s_free); /* the resent close ran before the nop's callback */
 	assert_int_equal(trs.reused, trs.s);
 	assert_int_equal(trs.lclose_cbs, 1);
 	assert_int_equal(trs.lclose_res, 0);
-	/* was made, and closed the file put on the number */
+	/* refused: it would have closed the number a second time */
 	assert_false(trs.eclose_made);
 	assert_int_equal(trs.eclose_errno, EALREADY);
-	assert_int_equal(trs.eclose_cbs, 0);
+	if (how == RS_CLOSE2) {
+		assert_int_equal(trs.close2_rc, 0);
+		assert_false(trs.retry_made);
+		assert_int_equal(trs.eclose_cbs, 0);
+	} else {
+		assert_true(trs.retry_made);
+		assert_int_equal(trs.eclose_cbs, 1);
+		assert_int_equal(trs.eclose_res, 0);
+	}
+	/* the file put on the number was closed: nothing leaked */
+	errno = 0;
+	assert_true(fcntl(trs.s, F_GETFD) < 0 && errno == EBADF);
+	/* once: a file put on the number now stays open */
+	nul2 = dup3(trs.nul, trs.s, O_CLOEXEC);
+	assert_int_equal(nul2, trs.s);
+	sleep_ms(50);
 	assert_int_equal(fstat(trs.s, &st), 0);
 	assert_int_equal(fstat(trs.nul, &st_nul), 0);
 	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
 	close(trs.s);
 	close(trs.c);
 	close(trs.nul);
+}
+
+/* the caller close(2)s the file it put on the number at once */
+static void test_close_after_linked_close_resent_close2(void **state)
+{
+	(void)state;
+	close_after_linked_close_resent(RS_CLOSE2);
+}
+
+/* the caller calls rp_close again from the first close's callback */
+static void test_close_after_linked_close_resent_retry(void **state)
+{
+	(void)state;
+	close_after_linked_close_resent(RS_RETRY);
 }
 
 /* ======================================================================
@@ -1402,7 +1452,8 @@ int main(void)
 		T(test_linked_close_at_deadline),
 		T(test_linked_close_superseded),
 		T(test_linked_close_superseded_at_stop),
-		T(test_close_after_linked_close_resent_is_refused),
+		T(test_close_after_linked_close_resent_close2),
+		T(test_close_after_linked_close_resent_retry),
 		T(test_linked_close_resent_abandoned_fini_close),
 	};
 

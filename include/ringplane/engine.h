@@ -416,12 +416,25 @@ struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_o
  * NULL with EBUSY: close @fd with close(2) then. (A close prepared before
  * the loop ended but never submitted is done with close(2) by the engine,
  * once.)
- * A close of @fd made with rp_link_next whose head ended it unrun was sent
- * again unlinked (rp_link_next); until that close's callback has run the
- * fd is its to close: rp_close(@fd) then returns NULL with EALREADY and
- * touches nothing on @fd (the number may be another file's already);
- * the first close's callback gets the result.
- * On failure (NULL: ENOMEM, EBUSY, ESHUTDOWN) the ops on @fd that wait
+ * A close of @fd made with rp_link_next whose head ended it unrun is sent
+ * again unlinked by the engine; until that close's callback has run,
+ * rp_close(@fd) returns NULL with EALREADY and touches nothing on @fd.
+ * The kernel may have run that close already (its CQE not yet reaped),
+ * and the number then names whatever file took it since: one the caller
+ * got in a callback earlier in the same batch (open(2), an accept, dup2)
+ * or another thread's. The engine cannot tell which file the caller
+ * means, so it closes neither; on EALREADY the caller decides:
+ * - it meant the file the first close was for (a close superseding that
+ *   linked close): nothing to do; the first close's callback reports
+ *   that file's close.
+ * - @fd is a file it got after making the first close (the number was
+ *   free, so the kernel has run that close; no close of this file is
+ *   under way): it must close it itself, or the file leaks: close(2) it
+ *   (after ending its ops, if it started any: rp_cancel_fd), or call
+ *   rp_close(@fd) again from the first close's callback or after it,
+ *   which is then made as any close.
+ * On failure (NULL: ENOMEM, EBUSY, ESHUTDOWN; not EALREADY, above, which
+ * touches nothing) the ops on @fd that wait
  * outside the kernel (a parked receive, a re-arm the SQ had no room for)
  * are ended all the same (-ECANCELED): they need no SQE, and a caller that
  * falls back to shutdown(2) + close(2) must not find them armed later on a
