@@ -166,10 +166,16 @@
  * less: a reset is seen within 32 ms, not at the tick (226 ms after it,
  * measured) */
 #define SOON_GAP_EOF 32u /* ms */
-/* Waits a pass tries at once after memory went back (mem_back), the
- * oldest first (before, a close made every listed wait the frees moved
- * for due: up to SOON_SCAN serve_request a pass under churn) */
-#define MEM_WAKE 2u
+/* After memory went back (mem_back), a pass tries the oldest waits in
+ * line until MEM_WAKE tries found none (before 14591fc, a close made
+ * every listed wait the frees moved for due: up to SOON_SCAN
+ * serve_request a pass under churn); a try that got its memory goes on to
+ * the next: one burst of frees (many clients closing) serves every wait
+ * it can, not two (the third answered at its gap's end: 206-210 ms).
+ * MEM_BATCH: the waits one walk of the list lines up; a chain that got
+ * through them all goes on at the next pass (1 ms on). */
+#define MEM_WAKE	  2u
+#define MEM_BATCH	  16u
 #define ROOT_CHECK_TICKS 4u /* check_root: once a second */
 #define PIPE_TRIM_TICKS 4u  /* rp_file_send_trim: once a second */
 #define ACCEPT_BACKOFF_NS (100ull * 1000 * 1000)
@@ -318,9 +324,10 @@ struct sshard {
 	uint64_t soon_at;
 	/* waits for memory listed; mem_back: memory went back to the pool
 	 * since the last pass (mem_kick: a connection's close, a head buffer
-	 * or a queued head given back, an answer's end), so the next one
-	 * tries the MEM_WAKE oldest waits (mem_seq) the pool's frees moved
-	 * for, due or not; the others keep their gaps */
+	 * or a queued head given back, an answer's end), or a chain of
+	 * wake-ups goes on, so the next one tries the oldest waits (mem_seq)
+	 * the pool's frees moved for, due or not, until MEM_WAKE found none
+	 * (mem_wake); the others keep their gaps */
 	unsigned mem_listed;
 	bool mem_back;
 	uint64_t mem_seq; /* the last wait begun (sconn.mem_seq) */
@@ -2326,12 +2333,22 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 }
 
 /*
- * After memory went back (mem_back): the MEM_WAKE oldest waits listed
- * (smallest mem_seq: the order they began in) that the pool's @frees
- * moved for and are not due anyway, into @wake (their seqs); how many.
- * One walk of the list, at most SOON_SEEN long.
+ * After memory went back (mem_back): up to MEM_BATCH waits listed that
+ * the pool's @frees moved for (their last try was before a free), not due
+ * anyway (the pass's loop tries those) and not closing, into @wake in
+ * the order they began (smallest mem_seq first); how many. One walk of
+ * the list, at most its first SOON_SEEN entries: the list is in the order of the
+ * last looks, not of age, so with more listed than that these are the
+ * oldest of the first SOON_SEEN, not of all (the others are tried at
+ * their gaps, at most SOON_GAP_MAX).
  */
-static unsigned mem_oldest(struct sshard *ss, uint64_t frees, uint64_t now, uint64_t wake[MEM_WAKE])
+struct mem_woken {
+	uint64_t seq;
+	struct sconn *c;
+};
+
+static unsigned mem_oldest(struct sshard *ss, uint64_t frees, uint64_t now,
+			   struct mem_woken wake[MEM_BATCH])
 {
 	unsigned n = 0, seen = 0;
 
@@ -2341,50 +2358,86 @@ static unsigned mem_oldest(struct sshard *ss, uint64_t frees, uint64_t now, uint
 
 		if (!c->mem_wait || c->soon_mark == frees || c->soon_due <= now || c->closing)
 			continue;
-		if (n == MEM_WAKE && c->mem_seq >= wake[n - 1])
+		if (n == MEM_BATCH && c->mem_seq >= wake[n - 1].seq)
 			continue;
-		i = n < MEM_WAKE ? n++ : n - 1; /* in order, the youngest out */
-		for (; i && wake[i - 1] > c->mem_seq; i--)
+		i = n < MEM_BATCH ? n++ : n - 1; /* in order, the youngest out */
+		for (; i && wake[i - 1].seq > c->mem_seq; i--)
 			wake[i] = wake[i - 1];
-		wake[i] = c->mem_seq;
+		wake[i] = (struct mem_woken){ c->mem_seq, c };
 	}
 	return n;
 }
 
 /*
- * The pass over ss->soon, oldest first: those due are looked at, at most
- * SOON_SCAN a pass (soon_mem, soon_zc), those not due passed over (at most
- * SOON_SEEN), each listed again at the back; after memory went back
- * (mem_back), the MEM_WAKE oldest waits the pool's frees moved for are due
- * too (mem_oldest: FIFO; a close made every such wait due before). Off the list before each
+ * The wake-up after memory went back: mem_oldest's waits tried in the
+ * order they began (soon_mem, as if due), until MEM_WAKE of them found
+ * none (the pool has nothing for the next either, likely: the rest keep
+ * their gaps). A try that got its memory (answered, grown, or closed)
+ * goes on to the next, so a burst of frees serves as many waits as it
+ * can, each try bounded by a failure count, not by a fixed number; got
+ * through every one lined up, mem_back is set again for the next pass.
+ * Each held (ops) across the tries: one's try never frees another, but
+ * the reference makes that a rule of this function, not of the others.
+ * Returns the earliest look due of those tried (UINT64_MAX: none).
+ */
+static uint64_t mem_wake(struct rp_shard *sh, struct sshard *ss, uint64_t now, uint64_t frees)
+{
+	struct mem_woken wake[MEM_BATCH];
+	uint64_t next = UINT64_MAX;
+	unsigned n = mem_oldest(ss, frees, now, wake), failed = 0, i;
+
+	for (i = 0; i < n; i++)
+		wake[i].c->ops++;
+	for (i = 0; i < n && failed < MEM_WAKE; i++) {
+		struct sconn *c = wake[i].c;
+		uint64_t due;
+
+		/* an earlier try's answer may have changed it (never, today) */
+		if (!c->on_soon || c->mem_wait == MW_NONE || c->mem_seq != wake[i].seq || c->closing)
+			continue;
+		soon_del(c);
+		due = soon_mem(sh, c, now, frees);
+		if (due < next)
+			next = due;
+		/* still the same wait (a retry keeps its mem_seq): none found */
+		if (c->mem_wait != MW_NONE && c->mem_seq == wake[i].seq)
+			failed++;
+	}
+	if (i == n && n == MEM_BATCH && failed < MEM_WAKE && ss->mem_listed) {
+		ss->mem_back = true; /* all got theirs: the next ones at the next pass */
+		next = now;
+	}
+	for (i = 0; i < n; i++)
+		conn_put(sh, wake[i].c);
+	return next;
+}
+
+/*
+ * The pass over ss->soon: after memory went back (mem_back), the oldest
+ * waits the pool's frees moved for first (mem_wake: FIFO, until MEM_WAKE
+ * find none; a close made every such wait due before 14591fc); then,
+ * oldest first in list order, those due are looked at, at most SOON_SCAN
+ * a pass (soon_mem, soon_zc), those not due passed over (at most
+ * SOON_SEEN), each listed again at the back. Off the list before each
  * look, so what it calls may list it again; what another's retry ends or
  * lists meanwhile changes nothing but the pass's length. Returns when the
  * next pass is due: the first look due of those it saw, now when some
- * were left unseen.
+ * were left unseen (or the wake-up goes on).
  */
-static bool mem_woken(const struct sconn *c, const uint64_t *wake, unsigned n, uint64_t frees)
-{
-	if (!c->mem_wait || c->soon_mark == frees)
-		return false;
-	for (unsigned i = 0; i < n; i++)
-		if (wake[i] == c->mem_seq)
-			return true;
-	return false;
-}
-
 static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 {
-	struct rp_app_link *end = ss->soon.last; /* what is listed again comes after */
 	/* the pool's frees once a pass (O(classes)), when a wait is listed */
 	uint64_t next = UINT64_MAX, frees = ss->mem_listed ? pool_frees(sh) : 0;
-	uint64_t wake[MEM_WAKE];
-	unsigned looks = 0, seen = 0, nwake = 0;
-	bool at_end = !end;
+	struct rp_app_link *end;
+	unsigned looks = 0, seen = 0;
+	bool at_end;
 
-	if (ss->mem_back)
-		nwake = mem_oldest(ss, frees, now, wake);
-	ss->mem_back = false;
-
+	if (ss->mem_back) {
+		ss->mem_back = false; /* set again by a free during the tries */
+		next = mem_wake(sh, ss, now, frees);
+	}
+	end = ss->soon.last; /* what is listed again comes after (the woken too) */
+	at_end = !end;
 	while (!at_end && !rp_app_list_empty(&ss->soon)) {
 		struct sconn *c = rp_app_list_entry(ss->soon.first, struct sconn, slink);
 		uint64_t due;
@@ -2394,7 +2447,7 @@ static uint64_t soon_pass(struct rp_shard *sh, struct sshard *ss, uint64_t now)
 		at_end = &c->slink == end;
 		soon_del(c);
 		seen++;
-		if (c->soon_due > now && !c->closing && !mem_woken(c, wake, nwake, frees)) {
+		if (c->soon_due > now && !c->closing) {
 			soon_push(c); /* not due: to the back as it was */
 			due = c->soon_due;
 		} else if (c->mem_wait) {

@@ -30,7 +30,8 @@
 # copy falls back to a 32 KB head buffer (case_grow_fallback), and a wait
 # backs off while the pool stays full (case_held_wait), and a head wait is
 # due as soon as its own bytes grow its buffer (case_head_grow_wake) or
-# another answer's end gives memory back (case_free_wake). Skipped
+# another answer's end gives memory back (case_free_wake), and one burst
+# of closes serves every wait it can (case_burst_wake). Skipped
 # where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
 # "reset_wait grow_fallback") runs only those.
@@ -596,9 +597,53 @@ case_free_wake() {
 	served "" grow_wake_py free
 }
 
+# One burst of frees serves every wait it can, not the two oldest: the
+# long heads' last batch waits for head buffers (8 waits, older), then a
+# client's HEAD waits; 2.1 s after its wait began (its looks at 1, 2, 4
+# ... 128 ms, then every 250 ms: its last try about 2.006 s in, the next
+# 2.256 s) the other 190 long heads close at once. The 8 older waits get
+# their 32 KB head buffers and keep them (their heads are not whole: no
+# free follows), and the HEAD must be answered within 60 ms of the
+# burst: 2-3 ms measured. Before, a burst woke the two oldest only and
+# the others sat out their gaps: answered 158 ms after (at its next try,
+# 2.256 s in; 206-210 ms with the burst 2.05 s in; 2-3 ms on bfec920,
+# where a close woke every wait).
+burst_wake_py() {
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+(t,), longs, idle = pressure(1)
+last = longheads(longs)  # the batch that found the end: their waits stay
+st0 = stats()
+ta = time.monotonic()
+t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+st1 = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
+check(st1["mem_waits"] == st0["mem_waits"] + 1,
+      f"the HEAD waits behind {st0['mem_waits']} older waits (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
+check(st0["mem_waits"] >= 2, "at least MEM_WAKE (2) older waits: the long heads' last batch")
+time.sleep(max(0, ta + 2.1 - time.monotonic()))  # between its gap's tries
+others = [s for s in longs if s not in last]
+t0 = time.monotonic()
+for s in others: s.close()  # 32 KB head buffers back at once, the older waits alive
+f = t.makefile("rb")
+try: status, length = head(f)
+except OSError: status = b""
+ms = (time.monotonic() - t0) * 1000
+st = stats()
+print(f"  the HEAD answered {ms:.0f} ms after {len(others)} long heads closed ({status!r}); "
+      f"mem_waits {st['mem_waits']} mem_retries {st1['mem_retries']} -> {st['mem_retries']}")
+check(status.startswith(b"HTTP/1.1 200") and ms < 60, "answered within 60 ms of the burst")
+f.close()
+for s in idle + last + [t]: s.close()
+sys.exit(1 if fails else 0)
+PY
+}
+case_burst_wake() {
+	served "" burst_wake_py
+}
+
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake burst_wake"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
