@@ -2413,6 +2413,31 @@ static void test_pool_full_aborted_relay_leaves_wait_list(void **state)
 	hog_end();
 }
 
+/* Send junk on @fd until nothing more goes for 100 ms (the peer's window
+ * and the relay's in-flight bound closed), at most WAIT_S: the bytes sent. */
+static size_t flood_till_shut(int fd)
+{
+	static uint8_t junk[1 << 16];
+	double end = now_s() + WAIT_S, quiet = 0;
+	size_t pushed = 0;
+
+	while (now_s() < end) {
+		ssize_t w = send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+
+		if (w > 0) {
+			pushed += (size_t)w;
+			quiet = 0;
+			continue;
+		}
+		if (!quiet)
+			quiet = now_s();
+		else if (now_s() - quiet >= 0.1)
+			break;
+		sleep_ms(2);
+	}
+	return pushed;
+}
+
 /*
  * rp_relay_shard_exit with relays still live: the stop's deadline (1 ms)
  * passes inside on_stop, so the loop ends before its cancel-any and every
@@ -2428,9 +2453,8 @@ static void test_shard_exit_ends_live_relays(void **state)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .max_inflight = 128 * 1024 };
 	struct stream *flood = &T.st[0], *half = &T.st[1];
-	static uint8_t junk[1 << 16];
-	size_t pushed = 0;
-	double end, quiet = 0;
+	size_t pushed;
+	double end;
 	char c;
 
 	(void)state;
@@ -2447,21 +2471,7 @@ static void test_shard_exit_ends_live_relays(void **state)
 		sleep_ms(2);
 	assert_true(now_s() < end);
 	/* stream 0: flood until nothing more goes for 100 ms (window closed) */
-	end = now_s() + WAIT_S;
-	while (now_s() < end) {
-		ssize_t w = send(flood->c, junk, sizeof(junk), MSG_NOSIGNAL);
-
-		if (w > 0) {
-			pushed += (size_t)w;
-			quiet = 0;
-			continue;
-		}
-		if (!quiet)
-			quiet = now_s();
-		else if (now_s() - quiet >= 0.1)
-			break;
-		sleep_ms(2);
-	}
+	pushed = flood_till_shut(flood->c);
 	rt_end(T.rt);
 	print_message("# shard exit: flood pushed %zu B; done() calls %d (%s), %d (%s)\n", pushed,
 		      atomic_load(&flood->ndone),
@@ -2513,10 +2523,9 @@ static void test_shard_end_while_running(void **state)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .max_inflight = 64 * 1024 };
 	struct stream *live = &T.st[0], *stuck = &T.st[1], *last = &T.st[2];
-	static uint8_t junk[1 << 16];
 	struct pollfd pf;
-	size_t pushed = 0;
-	double end, quiet = 0;
+	size_t pushed;
+	double end;
 	bool stuck_done, stuck_reset;
 	char c = 0;
 
@@ -2538,21 +2547,7 @@ static void test_shard_end_while_running(void **state)
 	/* stream 1, after the call: flooded, its server not reading, aborted */
 	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, stuck), 0);
 	assert_true(wait_for(&T.started, 2, WAIT_S));
-	end = now_s() + WAIT_S;
-	while (now_s() < end) {
-		ssize_t w = send(stuck->c, junk, sizeof(junk), MSG_NOSIGNAL);
-
-		if (w > 0) {
-			pushed += (size_t)w;
-			quiet = 0;
-			continue;
-		}
-		if (!quiet)
-			quiet = now_s();
-		else if (now_s() - quiet >= 0.1)
-			break;
-		sleep_ms(2);
-	}
+	pushed = flood_till_shut(stuck->c);
 	assert_int_equal(rp_runtime_submit(T.rt, 0, abort_msg, stuck), 0);
 	stuck_done = wait_for(&stuck->done, 1, WAIT_S);
 	/* the server's side: the reset arrives (its unread bytes dropped) */
