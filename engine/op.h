@@ -203,8 +203,10 @@ static inline struct rp_op *eng_op_start_fd(struct rp_shard *sh, uint8_t kind, i
 
 static inline void eng_deliver(struct rp_shard *sh, struct rp_op *op, const struct rp_cqe *c)
 {
-	if (op->cb)
+	if (op->cb) {
 		op->cb(sh, op->arg, c);
+		eng_link_drop(sh); /* a link the callback left without its op */
+	}
 }
 
 /* Count a negative result by kind (rp_shard_stats). */

@@ -320,8 +320,10 @@ void eng_timer_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t
 		return;
 	}
 	op->flags = 0;
-	if (cb)
+	if (cb) {
 		cb(sh, arg, &c);
+		eng_link_drop(sh); /* as eng_deliver */
+	}
 }
 
 struct rp_timer *rp_timer_new(struct rp_shard *sh)
@@ -412,19 +414,25 @@ int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb,
 		stuck = true;
 	}
 #endif
-	if (!stuck) {
+	/* never the linked half of an rp_link_next pair: the link stays for
+	 * the op prepared next, and the timer is sent by the loop's next
+	 * turn (else it would wait on the link's head, and end with it) */
+	if (!stuck && !sh->link_next) {
 		sqe = eng_sqe(sh); /* NULL: counted in sq_full_fail */
 		stuck = !sqe;
+	} else {
+		stuck = true;
 	}
 	eng_op_init(sh, op, OP_TIMER, cb, arg);
 	op->flags = OPF_TIMER_ARMED;
 	op->lts.tv_sec = (long long)(ns / 1000000000u);
 	op->lts.tv_nsec = (long long)(ns % 1000000000u);
 	if (stuck) {
-		/* The SQ stayed full: armed all the same, and sent by the loop
-		 * once its submit made room. Its caller is typically the
-		 * recovery that runs when nothing else can: an -EBUSY here
-		 * left it to a retry that needed memory or an SQE too. */
+		/* The SQ stayed full (or a link waits for its op): armed all
+		 * the same, and sent by the loop once its submit made room.
+		 * Its caller is typically the recovery that runs when nothing
+		 * else can: an -EBUSY here left it to a retry that needed
+		 * memory or an SQE too. */
 		op->flags |= OPF_TIMER_DEFER;
 		eng_olist_push(&sh->timers, op);
 		return 0;

@@ -152,6 +152,7 @@ static unsigned drain(struct rp_shard *sh)
 
 				rp_pool_free(m);
 				fn(sh, arg);
+				eng_link_drop(sh); /* as eng_deliver */
 			}
 			n += got;
 			budget -= got;
@@ -168,6 +169,7 @@ static unsigned drain(struct rp_shard *sh)
 		arg = m->arg;
 		free(m);
 		fn(sh, arg);
+		eng_link_drop(sh);
 		n++;
 	}
 	if (n)
@@ -394,11 +396,20 @@ void eng_shard_loop(struct rp_shard *sh)
 #ifdef RP_FAULTS
 	eng_faults_start(&sh->faults, &rt->faults);
 #endif
+	eng_link_drop(sh); /* init's: see below */
 	eng_eventfd_arm(sh);
 	for (;;) {
 		unsigned work = drain(sh);
 		bool wait = true;
 		uint64_t idle_t0 = 0;
+
+		/* An rp_link_next still pending once a callback or message
+		 * returned (dropped there: eng_deliver) or from anything else
+		 * the turn ran had no op made after it: its head runs alone.
+		 * Left pending, the next SQE taken, the eventfd's re-arm or a
+		 * timer's, would wait on that head (a stop or a message never
+		 * woke the shard), and a deferred timer never went. */
+		eng_link_drop(sh);
 
 		STAT_INC(sh, loops);
 		/* acquire: pairs with rp_runtime_stop's store; nothing else rides on it */

@@ -19,6 +19,11 @@
  *                                 the update's submit: the callback frees it
  *                                 and the pool hands the op out again; the
  *                                 update reads its time from the shard
+ *   (re)armed_behind_pending_link armed while an rp_link_next waits for its
+ *                                 op: the timer is not the link's tail
+ *   *_behind_dangling_link        no op after the link: dropped at the
+ *                                 loop's turn (a timer goes, a message
+ *                                 wakes the shard)
  * Built with the engine's test hooks (flush_fail), as test_engine_faults.
  */
 #include "engine_test.h"
@@ -513,6 +518,184 @@ static void test_moved_then_freed_by_its_end(void **state)
 	assert_int_equal(res, -ENOENT);
 }
 
+/*
+ * A timer armed while an rp_link_next is pending (a recv that has no data
+ * yet as the head) never becomes the link's tail: it fires at its time,
+ * and the link stays for the op prepared next (a send, which runs only
+ * once the recv completed). Before, the timer's SQE took the link: it
+ * waited on the recv (which nothing completes until the timer's callback
+ * writes) and the send went out unlinked. @rearm: the timer is armed by
+ * rp_timer_rearm (its not-armed path).
+ */
+static struct {
+	int a, b;		   /* a: the shard's end; b: the test's */
+	struct rp_timer *t;
+	uint8_t in[8];
+	atomic_int fired, sent;
+	int timer_res, recv_res, send_res;
+	bool sent_before_timer;	   /* the send's callback ran first */
+	bool rearm;
+	bool dangling; /* no op follows the link: the head runs alone */
+} tl;
+
+static void tl_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tl.recv_res = c->res;
+}
+
+static void tl_send_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tl.send_res = c->res;
+	atomic_store(&tl.sent, 1);
+}
+
+static void tl_timer_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tl.timer_res = c->res;
+	tl.sent_before_timer = atomic_load(&tl.sent) != 0;
+	/* the recv's data: the linked send may go now */
+	CHECK_EQ(write(tl.b, "wake", 4), 4);
+	atomic_store(&tl.fired, 1);
+}
+
+static int tl_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *head;
+
+	(void)arg;
+	tl.t = rp_timer_new(sh);
+	CHECK(tl.t != NULL);
+	head = rp_recv(sh, tl.a, tl.in, sizeof(tl.in), 0, tl_recv_cb, NULL);
+	CHECK(head != NULL);
+	CHECK_EQ(rp_link_next(sh, head), 0);
+	if (tl.rearm)
+		CHECK_EQ(rp_timer_rearm(sh, tl.t, 20 * MS, tl_timer_cb, NULL), 0);
+	else
+		CHECK_EQ(rp_timer_arm(sh, tl.t, 20 * MS, tl_timer_cb, NULL), 0);
+	if (!tl.dangling)
+		CHECK(rp_send(sh, tl.a, "sent", 4, MSG_NOSIGNAL, tl_send_cb, NULL) != NULL);
+	return 0;
+}
+
+static void timer_behind_pending_link(bool rearm, bool dangling)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	char got[4];
+	bool fired, sent;
+
+	memset(&tl, 0, sizeof(tl));
+	tl.rearm = rearm;
+	tl.dangling = dangling;
+	tcp_pair(&tl.a, &tl.b);
+	cfg.init = tl_init;
+	rt = rt_start(&cfg);
+	fired = wait_for(&tl.fired, 1, WAIT_S);
+	sent = !dangling && wait_for(&tl.sent, 1, WAIT_S);
+	rt_end(rt);
+	assert_true(fired);
+	assert_int_equal(tl.timer_res, -ETIME);
+	if (dangling) {
+		/* the link was dropped at the loop's turn: the recv ran alone
+		 * and took the timer callback's bytes */
+		assert_int_equal(tl.recv_res, 4);
+		assert_memory_equal(tl.in, "wake", 4);
+		close(tl.a);
+		close(tl.b);
+		return;
+	}
+	/* the link stayed for the send: it ran after the recv, not at once */
+	assert_false(tl.sent_before_timer);
+	assert_true(sent);
+	assert_int_equal(tl.recv_res, 4);
+	assert_int_equal(tl.send_res, 4);
+	assert_int_equal(recv(tl.b, got, sizeof(got), MSG_DONTWAIT), 4);
+	assert_memory_equal(got, "sent", 4);
+	close(tl.a);
+	close(tl.b);
+}
+
+static void test_armed_behind_pending_link(void **state)
+{
+	(void)state;
+	timer_behind_pending_link(false, false);
+}
+
+static void test_rearmed_behind_pending_link(void **state)
+{
+	(void)state;
+	timer_behind_pending_link(true, false);
+}
+
+/* The link is still pending when init returns (no op prepared after it):
+ * the loop's turn drops it, the recv runs alone, and the timer, which
+ * waited for that link, is sent. Before, the timer waited for an op that
+ * never came, and the loop turned without sleeping. */
+static void test_armed_behind_dangling_link(void **state)
+{
+	(void)state;
+	timer_behind_pending_link(false, true);
+}
+
+/* A message from the control thread to a shard whose init left a link
+ * pending (a recv with no data as its head, nothing after it) runs: the
+ * link was dropped at the loop's turn. Before, the shard's eventfd poll
+ * became the link's tail, waited for the recv, and the shard slept
+ * through the message (and through a stop) until the recv's data came. */
+static atomic_int dl_msg, dl_inited;
+
+static void dl_msg_fn(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	atomic_store(&dl_msg, 1);
+}
+
+static int dl_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *head;
+
+	(void)arg;
+	head = rp_recv(sh, tl.a, tl.in, sizeof(tl.in), 0, tl_recv_cb, NULL);
+	CHECK(head != NULL);
+	CHECK_EQ(rp_link_next(sh, head), 0);
+	atomic_store(&dl_inited, 1);
+	return 0;
+}
+
+static void test_message_behind_dangling_link(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	bool ran;
+
+	(void)state;
+	memset(&tl, 0, sizeof(tl));
+	atomic_store(&dl_msg, 0);
+	atomic_store(&dl_inited, 0);
+	tcp_pair(&tl.a, &tl.b);
+	cfg.init = dl_init;
+	rt = rt_start(&cfg);
+	/* past init, and asleep (it spins at most cfg.idle_spin_ns) */
+	ran = wait_for(&dl_inited, 1, WAIT_S);
+	usleep(100 * 1000);
+	assert_int_equal(rp_runtime_submit(rt, 0, dl_msg_fn, NULL), 0);
+	ran = ran && wait_for(&dl_msg, 1, 2.0);
+	/* the recv's data: ends the wait either way, so the stop is not held */
+	assert_int_equal(write(tl.b, "wake", 4), 4);
+	rt_end(rt);
+	assert_true(ran);
+	assert_int_equal(tl.recv_res, 4);
+	close(tl.a);
+	close(tl.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -528,6 +711,10 @@ int main(void)
 		T(test_moved_at_stop),
 		T(test_moved_after_2g_sqes),
 		T(test_moved_then_freed_by_its_end),
+		T(test_armed_behind_pending_link),
+		T(test_rearmed_behind_pending_link),
+		T(test_armed_behind_dangling_link),
+		T(test_message_behind_dangling_link),
 	};
 
 	return ENGINE_TEST_RUN("engine-timer", all);

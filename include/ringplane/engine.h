@@ -535,7 +535,9 @@ struct rp_timer *rp_timer_new(struct rp_shard *sh);
  * @t is armed all the same (rp_timer_armed true, counted in
  * rp_shard_inflight and in sq_full_fail) and the shard's loop sends it
  * once its next submit made room, so the @ns count from then; a stop
- * first ends it with -ECANCELED, as an armed one.
+ * first ends it with -ECANCELED, as an armed one. Armed while an
+ * rp_link_next waits for its op, it is sent the same way (not counted in
+ * sq_full_fail): a timer is never the linked half of a pair.
  */
 int rp_timer_arm(struct rp_shard *sh, struct rp_timer *t, uint64_t ns, rp_cb cb, void *arg);
 /*
@@ -590,7 +592,11 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * link per pair; not for multishot ops nor rp_poll_writable, nor after an op that is itself
  * linked to. When the next op cannot be made (NULL: no memory, the
  * shard stopping) the link is dropped and @op runs alone; an op or cancel
- * made later is never chained to it. An rp_close as the next op closes
+ * made later is never chained to it. A link still pending when the
+ * callback (init, message) that made it returns is dropped too: @op runs
+ * alone. A reserved timer armed meanwhile (rp_timer_arm, rp_timer_rearm)
+ * never takes the link: it is sent at the loop's next turn, and the link
+ * stays for the next op. An rp_close as the next op closes
  * its fd all the same: ended by its head (-ECANCELED from the kernel) it
  * is sent again, unlinked, and its callback gets that close's result;
  * still behind a head in the kernel when the shard's loop ends (the
