@@ -279,7 +279,8 @@ struct serve_stats {
 	uint64_t linger_bytes;	  /* bytes read and dropped after a last answer */
 	uint64_t root_changes;	  /* --root found naming another directory (check_root) */
 	/* zero-copy bodies whose file was found shorter than their range by
-	 * the check after their end (zc_poll): reset, also in resets */
+	 * the check after their end (zc_poll): reset by serve (SO_LINGER 0),
+	 * also in short_file, not in resets (the peer did nothing) */
 	uint64_t short_queued;
 	/* answers (and answered clients' heads outgrowing their buffer) that
 	 * found no pool memory and waited for it (mem_wait)
@@ -835,15 +836,16 @@ static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 	if (res < 0) {
 		if (res == -ENOMEM)
 			ST_ADD(c->ss, send_nomem, 1);
-		else if (res != -ESHUTDOWN && res != -ECANCELED && !c->send_timed_out)
+		else if (res != -ESHUTDOWN && res != -ECANCELED && res != -EIO &&
+			 !c->send_timed_out)
 			(void)conn_reset(c);
 		if (res == -EIO) {
 			/* a body that cannot be completed: the file shrank under it,
 			 * or a read error of the disk (both -EIO, both counted in
-			 * short_file). A reset, not a FIN, so what is still queued
-			 * (zeros where a truncation reached its pages) is dropped
-			 * and the client cannot take the answer for whole
-			 * (docs/http.md) */
+			 * short_file, not in resets: the peer did nothing). A reset
+			 * of ours, not a FIN, so what is still queued (zeros where
+			 * a truncation reached its pages) is dropped and the client
+			 * cannot take the answer for whole (docs/http.md) */
 			struct linger lg = { 1, 0 };
 
 			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

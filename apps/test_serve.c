@@ -1873,20 +1873,39 @@ static int truncated_get(const char *name, size_t len, const uint8_t *data, size
  * 4 MB body by sendfile, to a client that does not read, meets the new end
  * when the socket has room again (short_file). What the socket holds may
  * be zeros: the connection must end in a reset that drops it, not a FIN
- * behind it. (A body all in the socket before the truncation:
- * test_truncated_queued.) */
+ * behind it. The reset is serve's, not the client's: short_file +1,
+ * resets unchanged (+1 before: answer_end counted the -EIO as a peer's
+ * reset), and the next client is served. (A body all in the socket
+ * before the truncation: test_truncated_queued.) */
 static void test_truncated(void)
 {
 	uint8_t *data = malloc(4u << 20);
 	size_t got = 0;
+	char line[4096];
+	uint64_t r0 = 0, s0 = 0, r1 = 0, s1 = 0;
+	struct resp rs = { 0 };
 	int r;
 
 	for (size_t i = 0; i < (4u << 20); i++)
 		data[i] = (uint8_t)(i % 251 + 1);
+	CHECK(server_stats(line, sizeof(line)), "truncated: stats");
+	r0 = stat_of(line, " resets ");
+	s0 = stat_of(line, "short_file ");
 	r = truncated_get("trunc.bin", 4u << 20, data, &got);
 	CHECK(r == 1 && got < (4u << 20),
 	      "4 MB file truncated under its body: %s, %zu body bytes",
 	      r < 0 ? "no 200 of the full length" : r ? "reset" : "no reset", got);
+	CHECK(server_stats(line, sizeof(line)), "truncated: stats");
+	r1 = stat_of(line, " resets ");
+	s1 = stat_of(line, "short_file ");
+	CHECK(s1 == s0 + 1 && r1 == r0,
+	      "truncated under its body: short_file %llu -> %llu (want +1), resets %llu -> %llu "
+	      "(want unchanged: the reset is serve's)",
+	      (unsigned long long)s0, (unsigned long long)s1, (unsigned long long)r0,
+	      (unsigned long long)r1);
+	CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &rs, false) == 200,
+	      "truncated: the next client served");
+	resp_free(&rs);
 	free(data);
 }
 
@@ -2010,8 +2029,8 @@ static void test_truncated_queued(void)
  * body as it does a keep-alive one, and its FIN waits behind the check, so
  * the truncation ends it in a reset: read 600 ms later, short of the body;
  * read at once, the whole body (zeros past 64 KB) and then the reset where
- * the FIN would have said it was whole. Each counted in short_queued.
- * Before, a last answer was not checked: its FIN went behind the body at
+ * the FIN would have said it was whole. Each counted in short_queued,
+ * not in resets (+2 before: the -EIO counted as the peer's). Before, a last answer was not checked: its FIN went behind the body at
  * once, and both clients read the whole 1 MB and a clean EOF, nothing
  * counted. */
 static void test_truncated_last(void)
@@ -2019,13 +2038,14 @@ static void test_truncated_last(void)
 	uint8_t *data = malloc(1u << 20);
 	size_t got = 0, zeros = 0;
 	char line[4096];
-	uint64_t q0 = 0, q1 = 0;
+	uint64_t q0 = 0, q1 = 0, r0 = 0, r1 = 0;
 	int r;
 
 	for (size_t i = 0; i < (1u << 20); i++)
 		data[i] = (uint8_t)(i % 251 + 1);
 	CHECK(server_stats(line, sizeof(line)), "truncated last: stats");
 	q0 = stat_of(line, "short_queued ");
+	r0 = stat_of(line, " resets ");
 	r = queued_get("last.bin", 1u << 20, data, "Connection: close\r\n", 600, &got, &zeros);
 	CHECK(r == 1 && got < (1u << 20),
 	      "Connection: close, 1 MB body queued whole, truncated, read 600 ms later: %s, %zu "
@@ -2036,8 +2056,11 @@ static void test_truncated_last(void)
 	      "bytes", r < 0 ? "not set up" : r ? "reset" : "no reset (a clean close)", got);
 	CHECK(server_stats(line, sizeof(line)), "truncated last: stats");
 	q1 = stat_of(line, "short_queued ");
+	r1 = stat_of(line, " resets ");
 	CHECK(q1 - q0 == 2, "truncated last: short_queued %llu -> %llu, want 2 more",
 	      (unsigned long long)q0, (unsigned long long)q1);
+	CHECK(r1 == r0, "truncated last: resets %llu -> %llu, want unchanged (serve's resets)",
+	      (unsigned long long)r0, (unsigned long long)r1);
 	free(data);
 }
 
