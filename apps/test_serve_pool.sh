@@ -549,7 +549,17 @@ PY
 # buffer into that one and the wait is due at the next pass: answered
 # within 60 ms of those bytes (a HEAD: the output queue its HEAD before
 # made takes it; an answer's other small classes have no span left).
-# Before, it waited for its gap's end, 150-250 ms later.
+# Before, it waited for its gap's end, 150-250 ms later. Both cases also
+# assert that the answer came before the wait's next gap try (250 ms
+# after the try seen, counted from when the last stats line not showing
+# it was asked for): the 1 MB read lies between that try and t0, and a
+# gap try in between would pass the 60 ms bound unwoken. With mem_kick
+# made a no-op (a local build, 1 run each): free_wake answered 184 ms
+# after the memory came back, 308 ms after the try (both checks fail);
+# head_grow_wake still 1 ms after its bytes, by the receive's wake (since
+# 14591fc the answer's end wakes the wait first and grows its buffer,
+# so either wake serves it; with the receive's soon_wake off too: 108 ms,
+# 261 ms after the try, both checks fail).
 grow_wake_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
 from fullpool import *
@@ -566,11 +576,25 @@ w, held = heads4k(longs, b"HEAD")
 if free:
     w.sendall(b"\r\n\r\n")  # no head buffer to grow into: kept, the head whole behind
 time.sleep(1)  # its looks back off
+tp = time.monotonic()
 st1 = stats()
-st2 = until(lambda st: st["mem_retries"] > st1["mem_retries"], 1)  # a try at the 250 ms gap just ran
+# a try at the 250 ms gap (mem_retries: the only wait's tries that found
+# none): it ran after the shard printed the last line that did not show
+# it, so after tp, when that line was asked for, and the wait's next gap
+# try comes no sooner than tp + 250 ms (soon_later: a gap is a timer's,
+# cut short only by a wake)
+end = time.monotonic() + 1
+while True:
+    t = time.monotonic()
+    st2 = stats()
+    if st2["mem_retries"] > st1["mem_retries"] or t > end: break
+    st1, tp = st2, t
+    time.sleep(0.01)
 check(st2["mem_retries"] > st1["mem_retries"], f"the wait tried at its gap (mem_retries {st1['mem_retries']} -> {st2['mem_retries']})")
+t_read = time.monotonic()
 check(read_all(l).startswith(b"HTTP/1.1 200"), "the stalled 1 MB answer read whole")
 t0 = time.monotonic()
+print(f"  the 1 MB read took {(t0 - t_read) * 1000:.0f} ms, ended {(t0 - tp) * 1000:.0f} ms after the gap's try began")
 l.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")  # its check ends at once: the answer's end
 f = l.makefile("rb"); status, length = head(f); f.close()
 if not free:
@@ -580,9 +604,16 @@ if not free:
 f = w.makefile("rb")
 try: status, length = head(f)
 except OSError: status = b""
-ms = (time.monotonic() - t0) * 1000
-print(f"  the waiting head answered {ms:.0f} ms after {'the memory came back' if free else 'its last bytes'}: {status!r}")
+t_ans = time.monotonic()
+ms = (t_ans - t0) * 1000
+gap = (t_ans - tp) * 1000
+print(f"  the waiting head answered {ms:.0f} ms after {'the memory came back' if free else 'its last bytes'}, "
+      f"{gap:.0f} ms after its gap's try began: {status!r}")
 check(status.startswith(b"HTTP/1.1 200") and ms < 60, "answered within 60 ms")
+# not its gap's next try: that comes 250 ms after the last, so an answer
+# this side of it was the wake's (before, t0 was taken after the 1 MB
+# read, and a gap try in between passed the 60 ms bound unwoken)
+check(gap < 240, f"answered before the wait's next gap try ({gap:.0f} ms after the last, want < 240)")
 st = stats()
 print(f"  mem_waits {st2['mem_waits']} -> {st['mem_waits']}, mem_retries {st2['mem_retries']} -> {st['mem_retries']}")
 f.close()
