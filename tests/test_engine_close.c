@@ -925,12 +925,45 @@ static void test_close_after_rp_cancel_completes_after_its_op(void **state)
  * the fd it was handed is closed, exactly once
  * ====================================================================== */
 
+/* @fd and @other are the same file (inode and device). */
+static void assert_same_file(int fd, int other)
+{
+	struct stat st, st_other;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(fstat(other, &st_other), 0);
+	assert_true(st.st_ino == st_other.st_ino && st.st_dev == st_other.st_dev);
+}
+
+/* @fd is closed: the number is free; and once: a file put on the number
+ * now (/dev/null) is still there @settle_ms later (no late close of the
+ * ring's takes it). Closed again after. */
+static void assert_closed_once(int fd, unsigned settle_ms)
+{
+	int nul;
+
+	errno = 0;
+	assert_true(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(nul >= 0);
+	if (nul != fd)
+		assert_int_equal(dup3(nul, fd, O_CLOEXEC), fd);
+	sleep_ms(settle_ms);
+	assert_same_file(fd, nul);
+	close(fd);
+	if (nul != fd)
+		close(nul);
+}
+
 static struct {
-	atomic_int armed, close_cbs;
-	int c, s;     /* the recv's pair: nothing is ever sent on c */
-	int x, xw;    /* x: the pipe end handed to the linked rp_close */
-	int close_res;
-	bool slow;    /* on_stop outlasts a 1 ms deadline: no cancel-any */
+	atomic_int armed, close_cbs, head_cbs;
+	int c, s;  /* the recv's pair: nothing is ever sent on c */
+	int x, xw; /* x: the pipe end handed to the linked rp_close */
+	int close_res, head_res;
+	bool slow;		     /* on_stop outlasts a 1 ms deadline: no cancel-any */
+	bool abandon;		     /* the head's callback outlasts a 1 ms deadline */
+	bool fini_ran, fini_refused; /* la_fini's rp_close of x */
+	int fini_errno;
 	char buf[16];
 } tlc;
 
@@ -938,7 +971,13 @@ static void lc_recv_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	(void)sh;
 	(void)arg;
-	(void)c;
+	tlc.head_res = c->res;
+	atomic_fetch_add(&tlc.head_cbs, 1);
+	/* tlc.abandon: past the stop's 1 ms deadline: the close sent again by
+	 * the linked close's -ECANCELED (next in this batch) is never
+	 * submitted */
+	if (tlc.abandon)
+		sleep_ms(20);
 }
 
 static void lc_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
@@ -982,29 +1021,38 @@ static void lc_slow_stop(struct rp_shard *sh, void *arg)
 	sleep_ms(20);
 }
 
-static void linked_close_at_end(bool slow)
+/* lc_init's chain on a new pair and pipe, under @cfg (its fini and stop
+ * settings the caller's): started, the chain submitted, then stopped,
+ * joined and freed. */
+static void lc_run(struct rp_runtime_config *cfg)
 {
-	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
-	int p[2], nul, cbs;
-	struct stat st, st_nul;
+	int p[2];
 
-	memset(&tlc, 0, sizeof(tlc));
-	tlc.slow = slow;
 	tcp_pair(&tlc.c, &tlc.s);
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	tlc.x = p[0];
 	tlc.xw = p[1];
-	cfg.init = lc_init;
+	cfg->init = lc_init;
+	rt = rt_start(cfg);
+	assert_true(wait_for(&tlc.armed, 1, WAIT_S));
+	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
+	rt_end(rt);
+}
+
+static void linked_close_at_end(bool slow)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	int cbs;
+
+	memset(&tlc, 0, sizeof(tlc));
+	tlc.slow = slow;
 	cfg.fini = lc_fini;
 	if (slow) {
 		cfg.stop_timeout_ms = 1;
 		cfg.on_stop = lc_slow_stop;
 	}
-	rt = rt_start(&cfg);
-	assert_true(wait_for(&tlc.armed, 1, WAIT_S));
-	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
-	rt_end(rt);
+	lc_run(&cfg);
 	cbs = atomic_load(&tlc.close_cbs);
 	errno = 0;
 	print_message("# %s stop: close callbacks %d (res %d); fd %s after the join\n",
@@ -1015,22 +1063,7 @@ static void linked_close_at_end(bool slow)
 	assert_int_equal(cbs, slow ? 0 : 1);
 	if (!slow)
 		assert_int_equal(tlc.close_res, 0);
-	/* closed: the number is free */
-	errno = 0;
-	assert_true(fcntl(tlc.x, F_GETFD) < 0 && errno == EBADF);
-	/* once: a file put on the number now stays open (no late close of
-	 * the ring's takes it) */
-	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	assert_true(nul >= 0);
-	if (nul != tlc.x)
-		assert_int_equal(dup3(nul, tlc.x, O_CLOEXEC), tlc.x);
-	sleep_ms(100);
-	assert_int_equal(fstat(tlc.x, &st), 0);
-	assert_int_equal(fstat(nul, &st_nul), 0);
-	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
-	close(tlc.x);
-	if (nul != tlc.x)
-		close(nul);
+	assert_closed_once(tlc.x, 100);
 	close(tlc.xw);
 	close(tlc.c);
 	assert_int_equal(tlc.s, -1); /* closed by lc_fini */
@@ -1113,7 +1146,6 @@ static void superseded_linked_close(bool at_stop)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_runtime *rt;
-	struct stat st, st_nul;
 
 	memset(&tsc, 0, sizeof(tsc));
 	tsc.at_stop = at_stop;
@@ -1141,9 +1173,7 @@ static void superseded_linked_close(bool at_stop)
 	assert_int_equal(tsc.lclose_cbs, 1);
 	assert_int_equal(tsc.lclose_res, -ECANCELED);
 	/* the number holds the file put on it after the explicit close */
-	assert_int_equal(fstat(tsc.s, &st), 0);
-	assert_int_equal(fstat(tsc.nul, &st_nul), 0);
-	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
+	assert_same_file(tsc.s, tsc.nul);
 	close(tsc.s);
 	close(tsc.c);
 	close(tsc.nul);
@@ -1255,8 +1285,6 @@ static int rs_init(struct rp_shard *sh, void *arg)
 static void close_after_linked_close_resent(enum rs_recovery how)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct stat st, st_nul;
-	int nul2;
 
 	memset(&trs, 0, sizeof(trs));
 	trs.how = how;
@@ -1289,17 +1317,8 @@ static void close_after_linked_close_resent(enum rs_recovery how)
 		assert_int_equal(trs.eclose_cbs, 1);
 		assert_int_equal(trs.eclose_res, 0);
 	}
-	/* the file put on the number was closed: nothing leaked */
-	errno = 0;
-	assert_true(fcntl(trs.s, F_GETFD) < 0 && errno == EBADF);
-	/* once: a file put on the number now stays open */
-	nul2 = dup3(trs.nul, trs.s, O_CLOEXEC);
-	assert_int_equal(nul2, trs.s);
-	sleep_ms(50);
-	assert_int_equal(fstat(trs.s, &st), 0);
-	assert_int_equal(fstat(trs.nul, &st_nul), 0);
-	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
-	close(trs.s);
+	/* the file put on the number was closed: nothing leaked; and once */
+	assert_closed_once(trs.s, 50);
 	close(trs.c);
 	close(trs.nul);
 }
@@ -1326,108 +1345,45 @@ static void test_close_after_linked_close_resent_retry(void **state)
  * engine.h says, not EALREADY from a list the loop's end left behind
  * ====================================================================== */
 
-static struct {
-	atomic_int armed, close_cbs, head_cbs;
-	int c, s;  /* the recv's pair: nothing is ever sent on c */
-	int x, xw; /* x: the pipe end handed to the linked rp_close */
-	int head_res;
-	bool fini_ran, fini_refused;
-	int fini_errno;
-	char buf[16];
-} tla;
-
-static void la_head_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
-{
-	(void)sh;
-	(void)arg;
-	tla.head_res = c->res;
-	atomic_fetch_add(&tla.head_cbs, 1);
-	/* past the stop's 1 ms deadline: the close sent again by the
-	 * linked close's -ECANCELED (next in this batch) is never submitted */
-	sleep_ms(20);
-}
-
-static void la_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
-{
-	(void)sh;
-	(void)arg;
-	(void)c;
-	atomic_fetch_add(&tla.close_cbs, 1);
-}
-
-static int la_init(struct rp_shard *sh, void *arg)
-{
-	struct rp_op *op;
-
-	(void)arg;
-	op = rp_recv(sh, tla.s, tla.buf, sizeof(tla.buf), 0, la_head_cb, NULL);
-	CHECK(op != NULL);
-	CHECK(op && rp_link_next(sh, op) == 0);
-	CHECK(rp_close(sh, tla.x, la_close_cb, NULL) != NULL);
-	atomic_store(&tla.armed, 1);
-	return 0;
-}
-
+/* the chain of lc_init; fini: an rp_close of x */
 static void la_fini(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
 	errno = 0;
-	tla.fini_refused = rp_close(sh, tla.x, NULL, NULL) == NULL;
-	tla.fini_errno = errno;
-	tla.fini_ran = true;
+	tlc.fini_refused = rp_close(sh, tlc.x, NULL, NULL) == NULL;
+	tlc.fini_errno = errno;
+	tlc.fini_ran = true;
 }
 
 static void test_linked_close_resent_abandoned_fini_close(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
-	struct rp_runtime *rt;
-	int p[2], nul;
-	struct stat st, st_nul;
 
 	(void)state;
-	memset(&tla, 0, sizeof(tla));
-	tcp_pair(&tla.c, &tla.s);
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	tla.x = p[0];
-	tla.xw = p[1];
-	cfg.init = la_init;
+	memset(&tlc, 0, sizeof(tlc));
+	tlc.abandon = true;
 	cfg.fini = la_fini;
 	cfg.stop_timeout_ms = 1;
-	rt = rt_start(&cfg);
-	assert_true(wait_for(&tla.armed, 1, WAIT_S));
-	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
-	rt_end(rt);
+	lc_run(&cfg);
 	errno = 0;
 	print_message("# head res %d (callbacks %d); linked close callbacks %d; rp_close from "
 		      "fini: %s (errno %d); fd %s after the join\n",
-		      tla.head_res, atomic_load(&tla.head_cbs), atomic_load(&tla.close_cbs),
-		      tla.fini_refused ? "refused" : "MADE", tla.fini_errno,
-		      fcntl(tla.x, F_GETFD) < 0 && errno == EBADF ? "closed" : "OPEN");
-	assert_int_equal(atomic_load(&tla.head_cbs), 1);
-	assert_int_equal(tla.head_res, -ECANCELED);
+		      tlc.head_res, atomic_load(&tlc.head_cbs), atomic_load(&tlc.close_cbs),
+		      tlc.fini_refused ? "refused" : "MADE", tlc.fini_errno,
+		      fcntl(tlc.x, F_GETFD) < 0 && errno == EBADF ? "closed" : "OPEN");
+	assert_int_equal(atomic_load(&tlc.head_cbs), 1);
+	assert_int_equal(tlc.head_res, -ECANCELED);
 	/* the close sent again never went: no callback (the loop was over) */
-	assert_int_equal(atomic_load(&tla.close_cbs), 0);
-	assert_true(tla.fini_ran);
-	assert_true(tla.fini_refused);
+	assert_int_equal(atomic_load(&tlc.close_cbs), 0);
+	assert_true(tlc.fini_ran);
+	assert_true(tlc.fini_refused);
 	/* EALREADY before: the abandoned close was left on sh->lsent */
-	assert_int_equal(tla.fini_errno, EBUSY);
+	assert_int_equal(tlc.fini_errno, EBUSY);
 	/* closed by the loop's end, once: a file put on the number stays open */
-	errno = 0;
-	assert_true(fcntl(tla.x, F_GETFD) < 0 && errno == EBADF);
-	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	assert_true(nul >= 0);
-	if (nul != tla.x)
-		assert_int_equal(dup3(nul, tla.x, O_CLOEXEC), tla.x);
-	sleep_ms(50);
-	assert_int_equal(fstat(tla.x, &st), 0);
-	assert_int_equal(fstat(nul, &st_nul), 0);
-	assert_true(st.st_ino == st_nul.st_ino && st.st_dev == st_nul.st_dev);
-	close(tla.x);
-	if (nul != tla.x)
-		close(nul);
-	close(tla.xw);
-	close(tla.s);
-	close(tla.c);
+	assert_closed_once(tlc.x, 50);
+	close(tlc.xw);
+	close(tlc.s);
+	close(tlc.c);
 }
 
 /* ====================================================================== */
