@@ -798,8 +798,6 @@ static void test_cancel_fd_op_fallback_without_closing_memory(void **state)
 	static uint8_t fill[(CX_NBUFS + 4) * CX_BUF];
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
-	struct rp_runtime *rt;
-	bool ok;
 
 	(void)state;
 	memset(&tcx, 0, sizeof(tcx));
@@ -809,13 +807,7 @@ static void test_cancel_fd_op_fallback_without_closing_memory(void **state)
 	cfg.bufs = CX_NBUFS;
 	cfg.buf_size = CX_BUF;
 	cfg.ring_entries = 16;
-	cfg.init = cx_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tcx.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_run_until(&cfg, cx_init, &tcx.done, 1, &st);
 	print_message("# cancel_fd_op fallback, no closing memory: ret %d, recv ended %d (res %d), "
 		      "%u data CQEs after more was written; polls %u ended (%u cancelled); "
 		      "inflight after %u; fallbacks %llu\n",
@@ -823,7 +815,6 @@ static void test_cancel_fd_op_fallback_without_closing_memory(void **state)
 		      tcx.polls_ended,
 		      tcx.polls_cancelled, tcx.inflight_after,
 		      (unsigned long long)st.cancel_fd_fallback);
-	assert_true(ok);
 	assert_int_equal(tcx.cancel_ret, 0);
 	assert_int_equal(st.cancel_fd_fallback, 1);
 	/* the receive ended for good, not re-armed by fd */
@@ -918,9 +909,7 @@ static void test_unlisted_cancel_fd_leaves_anothers_closing_entry(void **state)
 {
 	struct rp_runtime_config cfg = base_cfg(1);
 	struct rp_shard_stats st;
-	struct rp_runtime *rt;
 	int p[2];
-	bool ok;
 
 	(void)state;
 	memset(&tcl, 0, sizeof(tcl));
@@ -929,18 +918,11 @@ static void test_unlisted_cancel_fd_leaves_anothers_closing_entry(void **state)
 	tcl.pr = p[0];
 	tcl.pw = p[1];
 	cfg.ring_entries = 16;
-	cfg.init = cl_init;
-	rt = rt_start(&cfg);
-	ok = wait_for(&tcl.done, 1, WAIT_S);
-	rt_stop_join(rt);
-	stats_of(rt, 0, &st);
-	rp_runtime_destroy(rt);
-	check_failures();
+	rt_run_until(&cfg, cl_init, &tcl.done, 1, &st);
 	print_message("# two cancels by fd, the second unlisted: ret %d, listed while the first "
 		      "pends %d, after it %d; polls ended %u; first res %d; fallbacks %llu\n",
 		      tcl.ret2, tcl.listed_mid, tcl.listed_after, tcl.polls_ended, tcl.cf1_res,
 		      (unsigned long long)st.cancel_fd_fallback);
-	assert_true(ok);
 	assert_int_equal(tcl.ret2, 0);
 	assert_int_equal(st.cancel_fd_fallback, 2);
 	assert_int_equal(tcl.polls_ended, CX_POLLS);
