@@ -197,27 +197,17 @@ static struct {
 	struct stream *watch;
 } SE;
 
-static void shard_end_call(struct rp_shard *sh)
+/* A message, and on_stop (T.end_on_stop): the same signature. */
+static void shard_end_call(struct rp_shard *sh, void *arg)
 {
 	int k = atomic_load(&SE.calls);
 
+	(void)arg;
 	if (k < 2) {
 		SE.ret[k] = rp_relay_shard_end(sh);
 		SE.done_then[k] = atomic_load(&SE.watch->done);
 	}
 	atomic_fetch_add(&SE.calls, 1);
-}
-
-static void end_on_stop(struct rp_shard *sh, void *arg)
-{
-	(void)arg;
-	shard_end_call(sh);
-}
-
-static void shard_end_msg(struct rp_shard *sh, void *arg)
-{
-	(void)arg;
-	shard_end_call(sh);
 }
 
 static void set_nb(int fd)
@@ -254,7 +244,7 @@ static void launch(const struct rp_relay_config *cfg, struct stream *st, unsigne
 		rc.on_stop = slow_on_stop;
 	}
 	if (T.end_on_stop)
-		rc.on_stop = end_on_stop;
+		rc.on_stop = shard_end_call;
 	T.rt = rt_start(&rc);
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(rp_runtime_submit(T.rt, i % T.shards, start_msg, &st[i]), 0);
@@ -2438,6 +2428,19 @@ static size_t flood_till_shut(int fd)
 	return pushed;
 }
 
+/* @byte sent by @s's client reaches its server through the relay (its
+ * receives armed in the kernel then), within WAIT_S. */
+static void byte_through(struct stream *s, char byte)
+{
+	double end = now_s() + WAIT_S;
+	char c = 0;
+
+	assert_int_equal(send(s->c, &byte, 1, MSG_NOSIGNAL), 1);
+	while (recv(s->s, &c, 1, 0) != 1 && now_s() < end)
+		sleep_ms(2);
+	assert_int_equal(c, byte);
+}
+
 /*
  * rp_relay_shard_exit with relays still live: the stop's deadline (1 ms)
  * passes inside on_stop, so the loop ends before its cancel-any and every
@@ -2525,9 +2528,7 @@ static void test_shard_end_while_running(void **state)
 	struct stream *live = &T.st[0], *stuck = &T.st[1], *last = &T.st[2];
 	struct pollfd pf;
 	size_t pushed;
-	double end;
 	bool stuck_done, stuck_reset;
-	char c = 0;
 
 	(void)state;
 	memset(&SE, 0, sizeof(SE));
@@ -2539,7 +2540,7 @@ static void test_shard_end_while_running(void **state)
 	start_all(&cfg, 1);
 	T.end_on_stop = false;
 	SE.watch = live;
-	assert_int_equal(rp_runtime_submit(T.rt, 0, shard_end_msg, NULL), 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, shard_end_call, NULL), 0);
 	assert_true(wait_for(&SE.calls, 1, WAIT_S));
 	/* stream 0 goes on: every byte both ways, ended closed */
 	assert_true(drive(WAIT_S, NULL));
@@ -2557,11 +2558,7 @@ static void test_shard_end_while_running(void **state)
 	SE.watch = last;
 	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, last), 0);
 	assert_true(wait_for(&T.started, 3, WAIT_S));
-	assert_int_equal(send(last->c, "y", 1, MSG_NOSIGNAL), 1);
-	end = now_s() + WAIT_S;
-	while (recv(last->s, &c, 1, 0) != 1 && now_s() < end)
-		sleep_ms(2);
-	assert_int_equal(c, 'y');
+	byte_through(last, 'y');
 	rt_end(T.rt);
 	print_message("# rp_relay_shard_end while running: answer %u (stream live, ended %d at "
 		      "the call), in on_stop %u (ended %d); after the call a stuck relay (%zu B "
@@ -2602,8 +2599,6 @@ static void test_stop_close_never_submitted(void **state)
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY };
 	struct stream *s = &T.st[0];
 	int fds0 = fd_count(), fds_joined, a_open, b_open;
-	double end;
-	char c = 0;
 
 	(void)state;
 	make_stream(s, 0, 0, 0x51u);
@@ -2613,11 +2608,7 @@ static void test_stop_close_never_submitted(void **state)
 	start_all(&cfg, 1);
 	T.slow_stop = false;
 	/* one byte through: the relay's receives are armed in the kernel */
-	assert_int_equal(send(s->c, "x", 1, MSG_NOSIGNAL), 1);
-	end = now_s() + WAIT_S;
-	while (recv(s->s, &c, 1, 0) != 1 && now_s() < end)
-		sleep_ms(2);
-	assert_int_equal(c, 'x');
+	byte_through(s, 'x');
 	rt_stop_join(T.rt);
 	T.stop_aborts = false;
 	a_open = fcntl(s->a, F_GETFD) >= 0;
