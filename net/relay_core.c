@@ -117,9 +117,14 @@ unsigned rp_relay_shard_end(struct rp_shard *sh)
 
 void rp_relay_shard_exit(struct rp_shard *sh)
 {
-	struct relay_shard *rs = relay_shard_find(sh);
+	struct relay_shard *rs = sh ? relay_shard_find(sh) : NULL;
 
-	if (!rs)
+	/* Only once the loop is over, as rp_relay_shard_end: while it runs
+	 * (on_stop included) ending the live relays frees them with their
+	 * ops' callbacks still due, and freeing the state takes the counters,
+	 * the timers and the pooled pipes from under relays that go on.
+	 * Refused, nothing changes; the exit from fini does it all. */
+	if (!rs || !rp_shard_loop_over(sh))
 		return;
 	(void)shard_end(sh, rs);
 	rp_timer_free(sh, rs->sweep_timer);

@@ -39,7 +39,8 @@
  *   closed after the join, once each;
  * - rp_relay_shard_end called while the loop runs (a message, on_stop)
  *   ends nothing and returns 0; the relays live then, and those started
- *   after, go on working;
+ *   after, go on working; rp_relay_shard_exit called there does nothing
+ *   either (the shard's relay state and counters stay, for fini's exit);
  * - a prime of up to RP_RELAY_PRIME_MAX bytes arrives whole; a longer one,
  *   NULL with a length, or one the pool has no room for is refused by
  *   rp_relay_start, the sockets still the caller's; so is an fd that is
@@ -98,7 +99,7 @@ static struct {
 	int nested;	    /* a done() ran inside another done() */
 	int in_done;
 	bool stop_aborts; /* slow_stop's on_stop aborts every relay not done first */
-	bool end_on_stop; /* launch: on_stop calls rp_relay_shard_end (SE) */
+	bool end_on_stop; /* launch: on_stop calls rp_relay_shard_end or _exit (SE) */
 } T;
 
 static uint8_t pat(size_t i, uint32_t seed)
@@ -188,24 +189,34 @@ static void slow_on_stop(struct rp_shard *sh, void *arg)
 	sleep_ms(20);
 }
 
-/* rp_relay_shard_end called while the loop runs (shard_end_while_running):
- * its answers, and whether the stream watched had ended at each call. */
+/* rp_relay_shard_end, or rp_relay_shard_exit (SE.exit), called while the
+ * loop runs (shard_end_while_running): shard_end's answers, and whether
+ * the stream watched had ended at each call and the relays the shard's
+ * counters held active after it. */
 static struct {
 	atomic_int calls;
+	bool exit;
 	unsigned ret[2];
 	int done_then[2];
+	uint64_t active_then[2];
 	struct stream *watch;
 } SE;
 
 /* A message, and on_stop (T.end_on_stop): the same signature. */
 static void shard_end_call(struct rp_shard *sh, void *arg)
 {
+	struct rp_relay_stats rst;
 	int k = atomic_load(&SE.calls);
 
 	(void)arg;
 	if (k < 2) {
-		SE.ret[k] = rp_relay_shard_end(sh);
+		if (SE.exit)
+			rp_relay_shard_exit(sh);
+		else
+			SE.ret[k] = rp_relay_shard_end(sh);
 		SE.done_then[k] = atomic_load(&SE.watch->done);
+		rp_relay_stats(sh, &rst);
+		SE.active_then[k] = rst.active;
 	}
 	atomic_fetch_add(&SE.calls, 1);
 }
@@ -2503,6 +2514,10 @@ static void test_shard_exit_ends_live_relays(void **state)
 /*
  * rp_relay_shard_end called while the shard's loop runs, from a message
  * and from on_stop, does nothing and returns 0, and relays go on working.
+ * rp_relay_shard_exit called there (shard_exit_while_running) does
+ * nothing either: the same streams, the same ends, and the shard's
+ * counters still hold the live relay after each call (active 1); fini's
+ * exit frees the state.
  * Stream 0 is live at the message's call: it is not ended, and moves
  * 300 KB each way to its EOFs after it (ended closed). Stream 1, started
  * after the call, is aborted with a send in flight (its server never
@@ -2512,7 +2527,10 @@ static void test_shard_exit_ends_live_relays(void **state)
  * (abort, answer 1) and freed it with its receives still armed, whose
  * completions then ran on freed memory (ASan: use-after-poison), and set
  * the shard's exiting for good (every later end close(2)d its sockets
- * instead of rp_close: no cancel of the ops on them first).
+ * instead of rp_close: no cancel of the ops on them first). The exit,
+ * before, did all that and then freed the shard's relay state (active 0
+ * after the call): the stream ended at the call, none of its bytes
+ * through (ASan: use-after-poison in on_recv as its receives completed).
  */
 static void abort_msg(struct rp_shard *sh, void *arg)
 {
@@ -2522,7 +2540,7 @@ static void abort_msg(struct rp_shard *sh, void *arg)
 		rp_relay_abort(sh, s->relay);
 }
 
-static void test_shard_end_while_running(void **state)
+static void shard_end_while_running(bool exit)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .max_inflight = 64 * 1024 };
 	struct stream *live = &T.st[0], *stuck = &T.st[1], *last = &T.st[2];
@@ -2530,8 +2548,8 @@ static void test_shard_end_while_running(void **state)
 	size_t pushed;
 	bool stuck_done, stuck_reset;
 
-	(void)state;
 	memset(&SE, 0, sizeof(SE));
+	SE.exit = exit;
 	make_stream(live, 300000, 300000, 0x61u);
 	make_stream(stuck, 0, 0, 0x62u);
 	make_stream(last, 0, 0, 0x63u);
@@ -2554,16 +2572,19 @@ static void test_shard_end_while_running(void **state)
 	/* the server's side: the reset arrives (its unread bytes dropped) */
 	pf = (struct pollfd){ .fd = stuck->s, .events = POLLIN };
 	stuck_reset = poll(&pf, 1, 2000) == 1 && (pf.revents & (POLLERR | POLLHUP)) != 0;
-	/* stream 2: live when on_stop calls rp_relay_shard_end */
+	/* stream 2: live when on_stop calls rp_relay_shard_end (or _exit) */
 	SE.watch = last;
 	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, last), 0);
 	assert_true(wait_for(&T.started, 3, WAIT_S));
 	byte_through(last, 'y');
 	rt_end(T.rt);
-	print_message("# rp_relay_shard_end while running: answer %u (stream live, ended %d at "
-		      "the call), in on_stop %u (ended %d); after the call a stuck relay (%zu B "
-		      "pushed) aborted: done() %s, its server saw %s; the stop ended the last %s\n",
-		      SE.ret[0], SE.done_then[0], SE.ret[1], SE.done_then[1], pushed,
+	print_message("# rp_relay_shard_%s while running: answer %u (stream live, ended %d at "
+		      "the call, active %llu after it), in on_stop %u (ended %d, active %llu); "
+		      "after the call a stuck relay (%zu B pushed) aborted: done() %s, its server "
+		      "saw %s; the stop ended the last %s\n",
+		      exit ? "exit" : "end", SE.ret[0], SE.done_then[0],
+		      (unsigned long long)SE.active_then[0], SE.ret[1], SE.done_then[1],
+		      (unsigned long long)SE.active_then[1], pushed,
 		      stuck_done ? "ran" : "never ran", stuck_reset ? "the reset" : "nothing",
 		      atomic_load(&last->done) ? rp_relay_end_name(last->res.end) : "-");
 	assert_int_equal(atomic_load(&SE.calls), 2);
@@ -2571,6 +2592,9 @@ static void test_shard_end_while_running(void **state)
 	assert_int_equal(SE.done_then[0], 0); /* was 1: ended by the call */
 	assert_int_equal(SE.ret[1], 0); /* was 1 */
 	assert_int_equal(SE.done_then[1], 0);
+	/* the counters still there, the live relay in them (0: the exit freed them) */
+	assert_int_equal(SE.active_then[0], 1);
+	assert_int_equal(SE.active_then[1], 1);
 	assert_true(pushed > 0);
 	assert_true(stuck_done);
 	assert_int_equal(stuck->res.end, RP_RELAY_END_ABORT);
@@ -2581,6 +2605,18 @@ static void test_shard_end_while_running(void **state)
 	assert_true(fcntl(last->b, F_GETFD) < 0 && errno == EBADF);
 	T.n = 3;
 	close_clients();
+}
+
+static void test_shard_end_while_running(void **state)
+{
+	(void)state;
+	shard_end_while_running(false);
+}
+
+static void test_shard_exit_while_running(void **state)
+{
+	(void)state;
+	shard_end_while_running(true);
 }
 
 /*
@@ -2743,6 +2779,7 @@ int main(int argc, char **argv)
 		T(test_pool_full_aborted_relay_leaves_wait_list),
 		T(test_shard_exit_ends_live_relays),
 		T(test_shard_end_while_running),
+		T(test_shard_exit_while_running),
 		T(test_stop_close_never_submitted),
 		T(test_keep_fds_abort_without_memory),
 		T(test_pipe_limit_falls_back_to_copy),

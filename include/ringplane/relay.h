@@ -283,7 +283,11 @@ unsigned rp_relay_shard_end(struct rp_shard *sh);
  * deadline left its ops to the kernel) is ended here first, as
  * rp_relay_shard_end ends it: after this the counters are gone (a
  * report that must count those ends calls rp_relay_shard_end, reads the
- * counters, then this). */
+ * counters, then this). Called while @sh's loop still runs
+ * (rp_shard_loop_over false: init, a message, a callback, on_stop) it
+ * does nothing: the relays go on, the state and counters stay, and the
+ * call from fini frees them. Nothing either when @sh is NULL or has no
+ * relay state. Call on @sh's thread. */
 void rp_relay_shard_exit(struct rp_shard *sh);
 
 const char *rp_relay_mode_name(enum rp_relay_mode m);
