@@ -285,6 +285,15 @@ def until(pred, secs):
         st = stats()
         if pred(st) or time.monotonic() > end: return st
         time.sleep(0.02)
+def head_waits(t, st0, what):
+    """t (answered) asks HEAD /f.bin with the pool full: its answer waits
+    for memory, mem_waits st0's + 1 within 2 s (checked, said as what):
+    the stats that showed it."""
+    t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    st = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
+    check(st["mem_waits"] == st0["mem_waits"] + 1,
+          f"{what} (mem_waits {st0['mem_waits']} -> {st['mem_waits']})")
+    return st
 def pressure(n, filler=fill):
     """Every case's start: n clients answered before the pressure, 200
     more answered (the long heads' clients: longheads), then the pool
@@ -314,10 +323,7 @@ t2.sendall(BEHIND)
 time.sleep(0.3)
 longheads(longs)
 st0 = stats()
-t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-st = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
-check(st["mem_waits"] == st0["mem_waits"] + 1,
-      f"the client's answer waits for memory (mem_waits {st0['mem_waits']} -> {st['mem_waits']})")
+st = head_waits(t, st0, "the client's answer waits for memory")
 live0 = st["live"]
 t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 t.close()  # a reset
@@ -511,11 +517,7 @@ from fullpool import *
 (t,), longs, idle = pressure(1)
 stb = stats()
 longheads(longs)  # the last batch may wait for memory too (a head's wait)
-st0 = stats()
-t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-st1 = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
-check(st1["mem_waits"] == st0["mem_waits"] + 1,
-      f"the client's answer waits for memory (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
+st1 = head_waits(t, stats(), "the client's answer waits for memory")
 time.sleep(2)
 st2 = stats()
 tries = st2["mem_retries"] - st1["mem_retries"]
@@ -646,10 +648,7 @@ from fullpool import *
 last = longheads(longs)  # the batch that found the end: their waits stay
 st0 = stats()
 ta = time.monotonic()
-t.sendall(b"HEAD /f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-st1 = until(lambda st: st["mem_waits"] > st0["mem_waits"], 2)
-check(st1["mem_waits"] == st0["mem_waits"] + 1,
-      f"the HEAD waits behind {st0['mem_waits']} older waits (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
+st1 = head_waits(t, st0, f"the HEAD waits behind {st0['mem_waits']} older waits")
 check(st0["mem_waits"] >= 2, "at least MEM_WAKE (2) older waits: the long heads' last batch")
 time.sleep(max(0, ta + 2.1 - time.monotonic()))  # between its gap's tries
 others = [s for s in longs if s not in last]
