@@ -244,7 +244,7 @@ static void start_relay(struct rp_shard *sh, struct rconn *c)
 {
 	struct rp_relay_config cfg = g.rcfg;
 	char hdr[RP_PROXY_V2_MAX];
-	char *prime = NULL;
+	char *prime = NULL, *hbuf;
 	size_t plen = 0, early = c->hbuf ? c->hlen - c->payload_off : 0;
 	ssize_t n = 0;
 	int ret;
@@ -283,13 +283,16 @@ static void start_relay(struct rp_shard *sh, struct rconn *c)
 		cfg.prime[0] = prime;
 		cfg.prime_len[0] = plen;
 	}
-	ret = rp_relay_start(sh, c->cfd, c->ufd, &cfg, on_relay_done, c, NULL);
-	/* copied by the relay; the header buffer is not kept for the
-	 * relay's life (pool_low counts it for a connection not started) */
-	if (prime != c->hbuf)
-		rp_pool_free(prime);
-	rp_pool_free(c->hbuf);
+	/* the header buffer is not kept for the relay's life (pool_low
+	 * counts it for a connection not started): taken off @c before the
+	 * start, whose on_relay_done may free @c before it returns */
+	hbuf = c->hbuf;
 	c->hbuf = NULL;
+	ret = rp_relay_start(sh, c->cfd, c->ufd, &cfg, on_relay_done, c, NULL);
+	/* copied by the relay */
+	if (prime != hbuf)
+		rp_pool_free(prime);
+	rp_pool_free(hbuf);
 	if (ret) {
 		start_failed(c->rs, -ret);
 		conn_free(sh, c, true);
