@@ -216,8 +216,10 @@ static void begin_stop(struct rp_shard *sh)
 
 	sh->stopping = true;
 	sh->stop_deadline_ns = eng_now_ns() + (uint64_t)rt->cfg.stop_timeout_ms * 1000000u;
-	if (rt->cfg.on_stop)
+	if (rt->cfg.on_stop) {
 		rt->cfg.on_stop(sh, rt->cfg.arg);
+		eng_link_drop(sh); /* as after init: not cancel_all's tail */
+	}
 	eng_end_outside_fd(sh, -1, true);
 	cancel_all(sh);
 }
@@ -396,20 +398,18 @@ void eng_shard_loop(struct rp_shard *sh)
 #ifdef RP_FAULTS
 	eng_faults_start(&sh->faults, &rt->faults);
 #endif
-	eng_link_drop(sh); /* init's: see below */
+	/* An rp_link_next still pending once the user code that made it
+	 * returned (init here; each callback: eng_deliver; each message:
+	 * drain; on_stop: begin_stop) had no op made after it: its head runs
+	 * alone. Left pending, the next SQE taken, the eventfd's re-arm, a
+	 * timer's or the stop's cancel, would wait on that head (a stop or a
+	 * message never woke the shard), and a deferred timer never went. */
+	eng_link_drop(sh);
 	eng_eventfd_arm(sh);
 	for (;;) {
 		unsigned work = drain(sh);
 		bool wait = true;
 		uint64_t idle_t0 = 0;
-
-		/* An rp_link_next still pending once a callback or message
-		 * returned (dropped there: eng_deliver) or from anything else
-		 * the turn ran had no op made after it: its head runs alone.
-		 * Left pending, the next SQE taken, the eventfd's re-arm or a
-		 * timer's, would wait on that head (a stop or a message never
-		 * woke the shard), and a deferred timer never went. */
-		eng_link_drop(sh);
 
 		STAT_INC(sh, loops);
 		/* acquire: pairs with rp_runtime_stop's store; nothing else rides on it */

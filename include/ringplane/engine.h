@@ -593,7 +593,7 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * linked to. When the next op cannot be made (NULL: no memory, the
  * shard stopping) the link is dropped and @op runs alone; an op or cancel
  * made later is never chained to it. A link still pending when the
- * callback (init, message) that made it returns is dropped too: @op runs
+ * callback (init, message, on_stop) that made it returns is dropped too: @op runs
  * alone. A reserved timer armed meanwhile (rp_timer_arm, rp_timer_rearm)
  * never takes the link: it is sent at the loop's next turn, and the link
  * stays for the next op. An rp_close as the next op closes
