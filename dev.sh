@@ -65,20 +65,26 @@ build() {
 TOTAL_PASS=0
 TOTAL_FAIL=0
 TOTAL_SKIP=0
+FAILED_NAMES=() # what failed, printed again under the summary (a CI log keeps only its tail)
 count_results() { # build-dir
 	local counts
 	counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
 import json, sys
 p = f = s = 0
+bad = []
 for line in open(sys.argv[1]):
-    r = json.loads(line).get("result")
+    t = json.loads(line)
+    r = t.get("result")
     if r in ("OK", "EXPECTEDFAIL"): p += 1
     elif r == "SKIP": s += 1
-    else: f += 1
-print(p, f, s)
+    else:
+        f += 1
+        bad.append(t.get("name", "?").replace(" ", "_") + "(" + str(r) + ")")
+print(p, f, s, " ".join(bad))
 PY
 )
-	read -r p f s <<<"$counts"
+	read -r p f s bad <<<"$counts"
+	[ -n "$bad" ] && FAILED_NAMES+=("$1: $bad")
 	TOTAL_PASS=$((TOTAL_PASS + p))
 	TOTAL_FAIL=$((TOTAL_FAIL + f))
 	TOTAL_SKIP=$((TOTAL_SKIP + s))
@@ -102,6 +108,7 @@ run_step() { # name command...
 		TOTAL_PASS=$((TOTAL_PASS + 1))
 	else
 		echo "FAIL: $name" >&2
+		FAILED_NAMES+=("step: $name")
 		TOTAL_FAIL=$((TOTAL_FAIL + 1))
 	fi
 }
@@ -178,6 +185,8 @@ cmd_test() {
 	run_step "shellcheck" shellcheck dev.sh .ci/run tests/*.sh tests/fuzz/*.sh apps/*.sh || rc=1
 
 	echo
+	local n
+	for n in "${FAILED_NAMES[@]}"; do echo "failed: $n"; done
 	echo "${TOTAL_PASS} passed, ${TOTAL_FAIL} failed, ${TOTAL_SKIP} skipped"
 	[ "$TOTAL_FAIL" -eq 0 ] && [ $rc -eq 0 ]
 }
