@@ -207,7 +207,7 @@ void eng_fault_recv_reset(struct rp_shard *sh, struct rp_op *op)
 	cop = rp_pool_alloc(sh->pool, sizeof(*cop)); /* not eng_op_alloc: no nomem fault here */
 	if (!cop)
 		return;
-	sqe = eng_sqe(sh);
+	sqe = eng_sqe_own(sh);
 	if (!sqe) {
 		rp_pool_free(cop);
 		return;

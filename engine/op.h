@@ -106,7 +106,9 @@ static inline bool eng_op_outside(const struct rp_op *op)
 }
 
 /* The SQE for a re-arm from a completion or a buffer put: NULL when the SQ
- * stayed full (the caller queues the op with eng_rearm_later). */
+ * stayed full or an rp_link_next is pending (a put from the callback that
+ * made it: the re-arm would be its tail); the caller queues the op with
+ * eng_rearm_later. */
 static inline struct io_uring_sqe *eng_rearm_sqe(struct rp_shard *sh)
 {
 #ifdef RP_FAULTS
@@ -116,7 +118,7 @@ static inline struct io_uring_sqe *eng_rearm_sqe(struct rp_shard *sh)
 		return NULL;
 	}
 #endif
-	return eng_sqe(sh);
+	return eng_sqe_own(sh);
 }
 
 /* The op's memory goes back; it must never reach the kernel again. */

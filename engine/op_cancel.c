@@ -434,6 +434,15 @@ struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, voi
 		eng_op_end_outside(sh, target);
 		outside = true;
 	}
+	/* never as the linked half of an rp_link_next pair: a linked cancel
+	 * runs once its head completed, when @target's memory may be another
+	 * op's (as rp_cancel_op); refused, and the link dropped as for any op
+	 * that cannot be made (one outside the kernel is ended all the same) */
+	if (sh->link_next) {
+		eng_link_drop(sh);
+		errno = EBUSY;
+		return NULL;
+	}
 	op = eng_op_start(sh, OP_PLAIN, cb, arg, true, &sqe);
 	if (!op)
 		return NULL;
@@ -499,8 +508,15 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
 	struct rp_op *op;
-	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
+	int k;
 
+	/* as rp_cancel: a cancel by fd linked behind a head would run on
+	 * whatever file has @fd's number once the head completed */
+	if (sh->link_next) {
+		eng_link_drop(sh);
+		return refused(sh, fd, EBUSY);
+	}
+	k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
 	if (k == -2) {
 		if (!sh->loop_over) /* after the loop: EBUSY, no SQ at fault */
 			STAT_INC(sh, sq_full_fail);

@@ -200,7 +200,7 @@ static bool mail_pending(struct rp_shard *sh)
 
 static void cancel_all(struct rp_shard *sh)
 {
-	struct io_uring_sqe *sqe = eng_sqe(sh);
+	struct io_uring_sqe *sqe = eng_sqe_own(sh);
 
 	sh->last_cancel_ns = eng_now_ns();
 	if (!sqe)

@@ -93,6 +93,12 @@ bool eng_flush(struct rp_shard *sh)
 	/* after the loop nothing is sent (eng_sq_abandon): no room is made */
 	if (sh->loop_over)
 		return false;
+	/* what is prepared goes to the kernel (also when the flush then
+	 * fails for room): the last op's SQE is no longer ours to link or
+	 * bound (rp_link_next, rp_link_timeout), as after the loop's enter.
+	 * No link is pending: a flush would split its pair, so none is made */
+	sh->last_sqe = NULL;
+	sh->last_op = NULL;
 	STAT_INC(sh, sq_full);
 	if (RP_TEST_HOOK(flush_stash))
 		stash_cqes(sh);

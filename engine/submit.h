@@ -185,6 +185,23 @@ static inline struct io_uring_sqe *eng_sqe(struct rp_shard *sh)
 }
 
 /*
+ * An SQE for the engine's own use (a wake by MSG_RING, the eventfd's read,
+ * the stop's cancel, a re-arm, a fault's reset): never the linked half of
+ * a pending rp_link_next, which only the op the user starts next may take.
+ * NULL then, as for an SQ that stayed full (not counted), and the caller
+ * falls back as it does for that: the eventfd, the loop's re-arm list, a
+ * retry at the loop's next turn. (A wake taking the link slept the target
+ * shard with mail waiting until the link's head completed, and a parked
+ * receive re-armed by a buffer put ran behind another connection's head.)
+ */
+static inline struct io_uring_sqe *eng_sqe_own(struct rp_shard *sh)
+{
+	if (__builtin_expect(sh->link_next, 0))
+		return NULL;
+	return eng_sqe(sh);
+}
+
+/*
  * The shard's loop is over (it ended, or never ran: an init that failed):
  * what is still in the SQ is never sent. Each close among it (rp_close's:
  * the fd was handed to the engine) is done here with close(2), and every

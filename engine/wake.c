@@ -12,7 +12,7 @@
 /* Without an SQE the arm is retried every loop iteration (efd_unarmed). */
 void eng_eventfd_arm(struct rp_shard *sh)
 {
-	struct io_uring_sqe *sqe = eng_sqe(sh);
+	struct io_uring_sqe *sqe = eng_sqe_own(sh);
 
 	sh->efd_unarmed = !sqe;
 	if (!sqe)
@@ -45,7 +45,9 @@ void eng_wake(struct rp_shard *sh, struct rp_shard *t)
 {
 	struct io_uring_sqe *sqe;
 
-	if (sh && sh->rt->msg_ring && (sqe = eng_sqe(sh))) {
+	/* no SQE (or an rp_link_next pending, whose tail the MSG_RING would
+	 * become, sent only once the head completes): the eventfd */
+	if (sh && sh->rt->msg_ring && (sqe = eng_sqe_own(sh))) {
 		/* a failed MSG_RING comes back on our CQ: eng_wake_sent then
 		 * falls back to the eventfd */
 		int fd = RP_TEST_HOOK(msg_ring_fail) ? sh->efd : t->ring.ring_fd;
