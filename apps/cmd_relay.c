@@ -72,7 +72,8 @@ struct relay_app_stats {
 		peer_gone;
 	uint64_t upstream_waits; /* clients put on the wait list (out of descriptors) */
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
-	uint64_t conn_nomem; /* clients closed at accept: the pool had no room */
+	uint64_t conn_nomem; /* clients closed at accept, or at a PROXY header's
+				next read: the pool had no room */
 	/* connect_failed by errno: the upstream socket(2) (EMFILE, ENFILE:
 	 * out of descriptors), the connect op's start (ENOMEM, EBUSY) or its
 	 * result (ECONNREFUSED...); [0] for one above the table */
@@ -605,6 +606,8 @@ static void read_header(struct rp_shard *sh, struct rconn *c)
 	}
 	op = rp_recv(sh, c->cfd, c->hbuf + c->hlen, (unsigned)(HDR_BUF - c->hlen), 0, on_header, c);
 	if (!op) {
+		if (errno == ENOMEM) /* the read's op: counted as at accept */
+			ST_ADD(c->rs, conn_nomem, 1);
 		conn_free(sh, c, true);
 		return;
 	}
