@@ -2337,10 +2337,7 @@ static uint64_t soon_zc(struct rp_shard *sh, struct sconn *c, uint64_t now)
 /*
  * After memory went back (mem_back): up to MEM_BATCH waits listed that
  * the pool's @frees moved for (their last try was before a free), not due
- * anyway (the pass's loop tries those), not closing and whose peer has not
- * half-closed (their looks come at most SOON_GAP_EOF apart, tried then
- * since the frees moved: ahead, such waits that still found none ended the
- * wake-up at MEM_WAKE before a live one behind them was tried), into @wake in
+ * anyway (the pass's loop tries those) and not closing, into @wake in
  * the order they began (smallest mem_seq first); how many. One walk of
  * the list, at most its first SOON_SEEN entries: the list is in the order of the
  * last looks, not of age, so with more listed than that these are the
@@ -2361,11 +2358,7 @@ static unsigned mem_oldest(struct sshard *ss, uint64_t frees, uint64_t now,
 		struct sconn *c = rp_app_list_entry(l, struct sconn, slink);
 		unsigned i;
 
-		/* a wait whose peer half-closed (its EOF read, or a poll's
-		 * POLLRDHUP) is looked at within SOON_GAP_EOF anyway: it takes
-		 * no wake slot (nor a MEM_WAKE failure) from a live one */
-		if (!c->mem_wait || c->soon_mark == frees || c->soon_due <= now || c->closing ||
-		    c->eof || c->rdhup)
+		if (!c->mem_wait || c->soon_mark == frees || c->soon_due <= now || c->closing)
 			continue;
 		if (n == MEM_BATCH && c->mem_seq >= wake[n - 1].seq)
 			continue;
@@ -2408,8 +2401,13 @@ static uint64_t mem_wake(struct rp_shard *sh, struct sshard *ss, uint64_t now, u
 		due = soon_mem(sh, c, now, frees);
 		if (due < next)
 			next = due;
-		/* still the same wait (a retry keeps its mem_seq): none found */
-		if (c->mem_wait != MW_NONE && c->mem_seq == wake[i].seq)
+		/* still the same wait (a retry keeps its mem_seq): none found.
+		 * One whose peer half-closed (its EOF read, or a poll's
+		 * POLLRDHUP) is tried in its turn, so frees under steady
+		 * pressure do not all go to younger live waits, but its failure
+		 * does not end the wake-up before a live one behind it is
+		 * tried (it is looked at within SOON_GAP_EOF anyway) */
+		if (c->mem_wait != MW_NONE && c->mem_seq == wake[i].seq && !c->eof && !c->rdhup)
 			failed++;
 	}
 	if (i == n && n == MEM_BATCH && failed < MEM_WAKE && ss->mem_listed) {
