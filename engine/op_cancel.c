@@ -508,15 +508,8 @@ struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg)
 {
 	struct io_uring_sqe *sqe;
 	struct rp_op *op;
-	int k;
+	int k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
 
-	/* as rp_cancel: a cancel by fd linked behind a head would run on
-	 * whatever file has @fd's number once the head completed */
-	if (sh->link_next) {
-		eng_link_drop(sh);
-		return refused(sh, fd, EBUSY);
-	}
-	k = fd >= 0 ? plan_cancels(sh, fd, 1) : -1;
 	if (k == -2) {
 		if (!sh->loop_over) /* after the loop: EBUSY, no SQ at fault */
 			STAT_INC(sh, sq_full_fail);

@@ -451,8 +451,8 @@ struct rp_op *rp_close(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
  * op on @fd that way (by user_data, as rp_close does) and completes once
  * all those cancels have, res = how many found their op (0: none on @fd);
  * its fallback without memory is a cancel by fd, which refuses re-arms on
- * @fd until it has completed. Both refuse (NULL, EBUSY) as the op after an
- * rp_link_next (see there).
+ * @fd until it has completed. rp_cancel refuses (NULL, EBUSY) as the op
+ * after an rp_link_next (see there).
  */
 struct rp_op *rp_cancel(struct rp_shard *sh, struct rp_op *target, rp_cb cb, void *arg);
 struct rp_op *rp_cancel_fd(struct rp_shard *sh, int fd, rp_cb cb, void *arg);
@@ -599,10 +599,11 @@ int rp_link_timeout(struct rp_shard *sh, struct rp_op *op, uint64_t ns);
  * never takes the link: it is sent at the loop's next turn, and the link
  * stays for the next op; nor does what the engine sends for itself
  * meanwhile (the wake of a shard rp_shard_post wrote to, a receive
- * re-armed by rp_buf_put). rp_cancel and rp_cancel_fd as the next op are
- * refused (NULL, EBUSY) and the link dropped: a linked cancel would run
- * once @op completed, when its target's memory or fd number may be
- * another's. An rp_close as the next op closes
+ * re-armed by rp_buf_put). rp_cancel as the next op is refused (NULL,
+ * EBUSY) and the link dropped: a linked cancel would run once @op
+ * completed, when its target's memory may be another op's. rp_cancel_fd as
+ * the next op is a cancel by fd that runs once @op completed (its
+ * fallback: the cancels by user_data would split the pair). An rp_close as the next op closes
  * its fd all the same: ended by its head (-ECANCELED from the kernel) it
  * is sent again, unlinked, and its callback gets that close's result;
  * still behind a head in the kernel when the shard's loop ends (the
