@@ -9,7 +9,10 @@
  *    namespace when run as root. Row: adaptive vs the better of the two,
  *    the modes interleaved in slices on one connection each (mode_rows).
  *  - batched output: 64 B messages, 32 per connection per round, one outq
- *    sendmsg vs one rp_send per message: messages/s and submits/message.
+ *    sendmsg vs one rp_send per message: messages/s and submits/message;
+ *    and vs one send(2) per message on a thread: messages/s and syscalls
+ *    per message (the rp_send side's sends share an enter, so only this
+ *    baseline shows what batching saves in syscalls).
  *  - the synchronous API (include/ringplane/zc.h): rp_zc_file_to_socket,
  *    rp_zc_socket_relay and rp_zc_file_copy vs read/write loops (and cp).
  *
@@ -789,38 +792,110 @@ out:
 	return ret;
 }
 
+/*
+ * The syscall baseline of the batched rows: one blocking send(2) per
+ * message on this thread (the shard's CPU), into a connection of the same
+ * kind (rp_zb_pair, a reader thread on @rcpu), @rounds x @per_round
+ * messages. Counts every send call, retries of a short or interrupted one
+ * included, in *@calls.
+ */
+static int send_each_run(const struct net *nt, int rcpu, const char *msg, size_t size,
+			 uint64_t msgs, double *wall, uint64_t *calls)
+{
+	struct rp_zb_sink sk;
+	int snd, rcv, ret = 0;
+	uint64_t t0, got, n = 0;
+
+	ret = rp_zb_pair(nt->lfd, &nt->addr, &snd, &rcv);
+	if (ret)
+		return ret;
+	ret = rp_zb_sink_start(&sk, rcv, rcpu);
+	if (ret) {
+		close(snd);
+		close(rcv);
+		return ret;
+	}
+	t0 = rp_bench_now_ns();
+	for (uint64_t i = 0; i < msgs && !ret; i++)
+		for (size_t off = 0; off < size;) {
+			ssize_t w = send(snd, msg + off, size - off, MSG_NOSIGNAL);
+
+			n++;
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				ret = w < 0 ? -errno : -EIO;
+				break;
+			}
+			off += (size_t)w;
+		}
+	shutdown(snd, SHUT_WR);
+	got = rp_zb_sink_join(&sk);
+	*wall = (double)(rp_bench_now_ns() - t0) / 1e9;
+	*calls = n;
+	close(snd);
+	if (!ret && got != msgs * size) {
+		fprintf(stderr, "zc: %s: the reader got %llu of %llu bytes\n", nt->name,
+			(unsigned long long)got, (unsigned long long)(msgs * size));
+		ret = -EIO;
+	}
+	return ret;
+}
+
+enum { B_OUTQ, B_RP_SEND, B_SEND, B_NR };
+static const char *const batch_side[B_NR] = { "outq", "rp_send each", "send(2) each" };
+
 static int batch_rows(const struct rp_bench_opts *opts, struct rp_runtime *rt, const struct net *nt,
 		      int rcpu, int efd, unsigned runs)
 {
 	static const char msg[64] = "ringplane-bench batched output: 64 byte message.............\n";
 	uint64_t rounds = opts->quick ? 20000 : 100000;
-	double mps[2][ZB_MAX_RUNS], spm[2][ZB_MAX_RUNS], opm[2][ZB_MAX_RUNS];
+	double mps[B_NR][ZB_MAX_RUNS], spm[B_NR][ZB_MAX_RUNS], opm[B_NR][ZB_MAX_RUNS];
 	int ret = 0;
 
 	for (unsigned r = 0; r < runs && !ret; r++)
-		for (int s = 0; s < 2 && !ret; s++) {
+		for (int s = 0; s < B_NR && !ret; s++) {
 			struct eo e = { .efd = efd, .buf = msg, .size = sizeof(msg), .batch = true,
-					.per_send = s == 1, .per_round = 32, .rounds = rounds,
+					.per_send = s == B_RP_SEND, .per_round = 32, .rounds = rounds,
 					.window = 1u << 20, .flags = RP_OUTQ_ZC_OFF };
 			double w, c, n = (double)rounds * 32;
+			uint64_t calls = 0;
 
-			ret = eo_run(rt, nt, rcpu, &e, &w, &c);
+			if (s == B_SEND)
+				ret = send_each_run(nt, rcpu, msg, sizeof(msg), rounds * 32, &w,
+						    &calls);
+			else
+				ret = eo_run(rt, nt, rcpu, &e, &w, &c);
 			if (ret) {
-				fprintf(stderr, "zc: batched %s: %s\n", s ? "rp_send" : "outq",
-					strerror(-ret));
+				fprintf(stderr, "zc: batched %s: %s\n", batch_side[s], strerror(-ret));
 				break;
 			}
 			mps[s][r] = n / w;
+			if (s == B_SEND) {
+				spm[s][r] = (double)calls / n;
+				opm[s][r] = 0;
+				continue;
+			}
+			/* the shard's syscalls: with no spin configured
+			 * (rp_zb_runtime_up) every one of them is a submit, an
+			 * io_uring_enter at most */
 			spm[s][r] = (double)(e.s1.submits - e.s0.submits) / n;
 			opm[s][r] = (double)(e.s1.ops_submitted - e.s0.ops_submitted) / n;
 		}
 	if (ret)
 		return ret;
-	rp_zb_row("batched 64B x32 msgs/s", "msg/s", mps[0], mps[1], runs, "rp_send each", true);
-	rp_zb_row("batched 64B x32 submits/msg", "submits/msg", spm[0], spm[1], runs,
-		  "rp_send each", false);
-	rp_zb_row("batched 64B x32 SQEs/msg", "SQEs/msg", opm[0], opm[1], runs, "rp_send each",
-		  false);
+	rp_zb_row("batched 64B x32 msgs/s", "msg/s", mps[B_OUTQ], mps[B_RP_SEND], runs,
+		  batch_side[B_RP_SEND], true);
+	rp_zb_row("batched 64B x32 submits/msg", "submits/msg", spm[B_OUTQ], spm[B_RP_SEND], runs,
+		  batch_side[B_RP_SEND], false);
+	rp_zb_row("batched 64B x32 SQEs/msg", "SQEs/msg", opm[B_OUTQ], opm[B_RP_SEND], runs,
+		  batch_side[B_RP_SEND], false);
+	/* the syscall goal's baseline: the rp_send side's submits are batched
+	 * by the ring (32 SQEs an enter), so only a send(2) loop shows it */
+	rp_zb_row("batched 64B x32 msgs/s vs send(2)", "msg/s", mps[B_OUTQ], mps[B_SEND], runs,
+		  batch_side[B_SEND], true);
+	rp_zb_row("batched 64B x32 syscalls/msg vs send(2)", "syscalls/msg", spm[B_OUTQ],
+		  spm[B_SEND], runs, batch_side[B_SEND], false);
 	return 0;
 }
 
@@ -1363,7 +1438,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 		ret = batch_rows(opts, rt, &lo, cpu[1], efd, runs);
 		if (ret)
 			goto out;
-		rp_report_note("batched: one loopback connection; a round queues 32 messages of 64 B and the next round starts when all 32 are sent; outq (RP_OUTQ_ZC_OFF, default flush) vs 32 rp_send ops; submits = io_uring_submit_and_wait calls, SQEs = ops handed to the kernel (rp_shard_stats deltas)");
+		rp_report_note("batched: one loopback connection; a round queues 32 messages of 64 B and the next round starts when all 32 are sent; outq (RP_OUTQ_ZC_OFF, default flush) vs 32 rp_send ops; submits = io_uring_submit_and_wait calls, SQEs = ops handed to the kernel (rp_shard_stats deltas); vs send(2): the same messages by one blocking send(2) each on this thread (cpu of the shard) into a connection of the same kind, syscalls = outq's submits (the shard makes no other syscall per message: no spin) against every send(2) call");
 	}
 	rp_zb_runtime_down(rt);
 	rt = NULL;
