@@ -34,7 +34,7 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_echo },
 	{ "relay", "ringplane relay (auto; splice, copy) vs HAProxy 2.6 (tcp, splice-auto), socat and direct: iperf3 bulk Gbit/s and CPU s/GB, sockperf 64B p50/p99, wrk req/s and conns/s to nginx",
 	  rp_bench_suite_relay },
-	{ "sendfile", "ringplane serve vs nginx (sendfile on, tcp_nopush on): 4KB req/s, 1MB and 64MB Gbit/s and CPU s/GB, a byte range, pipelined 4KB, wrk on the other CPU",
+	{ "sendfile", "ringplane serve vs nginx (sendfile on, tcp_nopush on): 4KB and 64KB req/s, 1MB and 64MB Gbit/s, each at -c8 and -c64, CPU s/GB under every row, a byte range, pipelined 4KB, wrk on the other CPU",
 	  rp_bench_suite_sendfile },
 	{ "zc", "zero-copy: outq plain vs SEND_ZC vs adaptive (loopback, veth) Gbit/s and CPU s/GB, batched 64B output vs one rp_send each and one send(2) each, rp_zc_file_to_socket/socket_relay/file_copy vs read/write loops and cp",
 	  rp_bench_suite_zc },

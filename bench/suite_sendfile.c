@@ -13,13 +13,17 @@
  * median of the runs is reported.
  *
  * Rows:
- * - "4KB keep-alive" req/s: wrk -c32 for a 4 KB file;
- * - "1MB" and "64MB" Gbit/s: wrk -c8 (1 MB) and -c4 (64 MB), bytes wrk read
- *   (its Lua done() hook: summary.bytes / summary.duration, headers
- *   included) in Gbit/s; the files are read once first, so they are in the
- *   page cache;
- * - "cpu s/GB 1MB" and "cpu s/GB 64MB": CPU seconds of the server (the
- *   run time of every thread from /proc/PID/task/TID/schedstat, else
+ * - "4KB keep-alive" and "64KB" req/s: wrk -c8 and -c64 for a 4 KB and a
+ *   64 KB file (and -c32 for 4 KB, the row the earlier sets were taken
+ *   with);
+ * - "1MB" and "64MB" Gbit/s: wrk -c8 and -c64 (and -c4 for 64 MB, the
+ *   earlier sets' row), bytes wrk read (its Lua done() hook:
+ *   summary.bytes / summary.duration, headers included, and the part of
+ *   a body still coming when the run ends) in Gbit/s; the files are read
+ *   once first, so they are in the page cache;
+ * - "cpu s/GB ROW" under every row ("cpu s/GB 1MB" and "cpu s/GB 64MB"
+ *   under -c8 and -c4, their earlier names): CPU seconds of the server
+ *   (the run time of every thread from /proc/PID/task/TID/schedstat, else
  *   utime+stime; nginx: its master and its worker) per GB wrk read, over
  *   the row's runs; lower is better, ratio nginx/ours;
  * - "range 1MB of 64MB" req/s: wrk -c8 with "Range: bytes=A-B" (1 MB from
@@ -31,10 +35,12 @@
  *   much as ours in the -c1 row, both pipelined rows are shown as
  *   strawmen, out of the geomean: they measure that stall rather than
  *   work per request.
- * Under every row a note gives each server's CPU busy fraction (CPU s per
- * wall s of its runs) and wrk's in the same runs (RUSAGE_CHILDREN: wrk is
- * the only child reaped meanwhile), which tells which side set the row: in
- * the 64 MB row wrk, copying every byte out of its socket, is the busy one.
+ * Under every row a note gives the measure the row does not (Gbit/s of a
+ * req/s row, req/s of a Gbit/s row: completed answers only), each
+ * server's CPU busy fraction (CPU s per wall s of its runs) and wrk's in
+ * the same runs (RUSAGE_CHILDREN: wrk is the only child reaped
+ * meanwhile), which tells which side set the row: in the 64 MB rows wrk,
+ * copying every byte out of its socket, is the busy one.
  *
  * Checks: before any row, one GET of every file (and the range) from each
  * server with a small client here, compared by status, length and CRC32C
@@ -82,7 +88,7 @@
 
 /* ---- the suite's state ---- */
 
-#define NFILES	  3
+#define NFILES	  4
 #define RANGE_OFF (32ull << 20) /* 1 MB from the middle of the 64 MB file */
 #define RANGE_LEN (1ull << 20)
 #define PIPE_DEPTH 16
@@ -94,7 +100,10 @@ static const char *const srv_name[S_NR] = { "ringplane serve", "nginx" };
 static const struct {
 	const char *name;
 	size_t size;
-} files[NFILES] = { { "4k.bin", 4096 }, { "1m.bin", 1u << 20 }, { "64m.bin", 64u << 20 } };
+} files[NFILES] = { { "4k.bin", 4096 },
+		     { "64k.bin", 64u << 10 },
+		     { "1m.bin", 1u << 20 },
+		     { "64m.bin", 64u << 20 } }; /* the largest last: the range's */
 
 struct ctx {
 	const struct rp_bench_opts *opts;
@@ -501,11 +510,16 @@ static int write_scripts(struct ctx *x)
 
 /* wrk -t1 -c@conns -d@secs on cpu C for @path on server @s (@hdr: one
  * extra header or NULL; @pipe: the pipelining script). Fails (-EPROTO,
- * with @err) on non-2xx/3xx responses or socket errors. */
+ * with @err) on non-2xx/3xx responses or socket errors.
+ * @bulk: a Gbit/s row, whose rate counts bytes: a run may end before any
+ * answer completes (64 connections sharing ~10 Gbit/s take about 3 s for
+ * each 64 MB answer, past a 1 s run and wrk's usual 5 s timeout), so wrk's
+ * timeout is set past the run's end and bytes read suffice. */
 static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, const char *hdr,
-		   bool pipe, unsigned secs, struct wrk_result *res, char *err, size_t errsz)
+		   bool pipe, bool bulk, unsigned secs, struct wrk_result *res, char *err,
+		   size_t errsz)
 {
-	char d[16], c[16], t[16], url[96], script[128];
+	char d[16], c[16], t[16], url[96], script[128], tmo[16];
 	char *argv[16];
 	unsigned long long v[8];
 	struct proc pr;
@@ -513,6 +527,7 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	int ret, n = 0;
 
 	snprintf(d, sizeof(d), "%us", secs);
+	snprintf(tmo, sizeof(tmo), "%us", bulk ? secs + TOOL_SLACK_S : 5);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", x->port[s], path);
 	snprintf(script, sizeof(script), "%s/%s", x->dir, pipe ? "pipe.lua" : "stat.lua");
 	/* RP_BENCH_SHARDS=N: N threads with N times the connections */
@@ -524,7 +539,7 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	argv[n++] = "-d";
 	argv[n++] = d;
 	argv[n++] = "--timeout";
-	argv[n++] = "5s";
+	argv[n++] = tmo;
 	argv[n++] = "-s";
 	argv[n++] = script;
 	if (hdr) {
@@ -543,9 +558,10 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 	if (ret != 0 || !l ||
 	    sscanf(l + 7, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
 		   &v[4], &v[5], &v[6], &v[7]) != 8 ||
-	    !v[1] || !v[2]) {
+	    !v[1] || !(bulk ? v[0] : v[2])) {
 		const char *why = ret > 0 ? "exited non-zero"
 				  : ret < 0 ? strerror(-ret)
+				  : bulk    ? "read no byte"
 					    : "completed no request";
 
 		snprintf(err, errsz, "wrk %s; its last lines: %s", why, log_tail(&pr, 6));
@@ -574,26 +590,57 @@ static int wrk_run(struct ctx *x, enum srv s, const char *path, unsigned conns, 
 
 /* ---- rows ---- */
 
-enum row_kind { R_4K, R_1M, R_64M, R_RANGE, R_PIPE1, R_PIPE, R_NR };
+/* Every size at 8 and 64 connections; -c32 (4 KB) and -c4 (64 MB) are the
+ * rows the earlier sets in docs/net.md were taken with, kept beside them. */
+enum row_kind {
+	R_4K,
+	R_4K8,
+	R_4K64,
+	R_64K8,
+	R_64K64,
+	R_1M,
+	R_1M64,
+	R_64M,
+	R_64M8,
+	R_64M64,
+	R_RANGE,
+	R_PIPE1,
+	R_PIPE,
+	R_NR
+};
 
 static const struct {
-	const char *name, *path, *unit;
+	const char *name, *cpu_name, *path, *unit;
 	unsigned conns;
 	bool gbps, range, pipe;
 } rows[R_NR] = {
-	[R_4K] = { "4KB keep-alive -c32", "4k.bin", "req/s", 32, false, false, false },
-	[R_1M] = { "1MB -c8", "1m.bin", "Gbit/s", 8, true, false, false },
-	[R_64M] = { "64MB -c4", "64m.bin", "Gbit/s", 4, true, false, false },
-	[R_RANGE] = { "range 1MB of 64MB -c8", "64m.bin", "req/s", 8, false, true, false },
-	[R_PIPE1] = { "4KB pipelined x16 -c1", "4k.bin", "req/s", 1, false, false, true },
-	[R_PIPE] = { "4KB pipelined x16 -c32", "4k.bin", "req/s", 32, false, false, true },
+	[R_4K] = { "4KB keep-alive -c32", NULL, "4k.bin", "req/s", 32, false, false, false },
+	[R_4K8] = { "4KB keep-alive -c8", NULL, "4k.bin", "req/s", 8, false, false, false },
+	[R_4K64] = { "4KB keep-alive -c64", NULL, "4k.bin", "req/s", 64, false, false, false },
+	[R_64K8] = { "64KB -c8", NULL, "64k.bin", "req/s", 8, false, false, false },
+	[R_64K64] = { "64KB -c64", NULL, "64k.bin", "req/s", 64, false, false, false },
+	[R_1M] = { "1MB -c8", "1MB", "1m.bin", "Gbit/s", 8, true, false, false },
+	[R_1M64] = { "1MB -c64", NULL, "1m.bin", "Gbit/s", 64, true, false, false },
+	[R_64M] = { "64MB -c4", "64MB", "64m.bin", "Gbit/s", 4, true, false, false },
+	[R_64M8] = { "64MB -c8", NULL, "64m.bin", "Gbit/s", 8, true, false, false },
+	[R_64M64] = { "64MB -c64", NULL, "64m.bin", "Gbit/s", 64, true, false, false },
+	[R_RANGE] = { "range 1MB of 64MB -c8", NULL, "64m.bin", "req/s", 8, false, true, false },
+	[R_PIPE1] = { "4KB pipelined x16 -c1", NULL, "4k.bin", "req/s", 1, false, false, true },
+	[R_PIPE] = { "4KB pipelined x16 -c32", NULL, "4k.bin", "req/s", 32, false, false, true },
 };
 
-/* RP_BENCH_SENDFILE_ROWS=op,4k,1m,64m,range,pipe picks groups of rows (all
- * when unset), so one row can be rerun while tuning without the others. */
-static const char *const row_group[R_NR] = { [R_4K] = "4k", [R_1M] = "1m", [R_64M] = "64m",
-					     [R_RANGE] = "range", [R_PIPE1] = "pipe",
-					     [R_PIPE] = "pipe" };
+/* RP_BENCH_SENDFILE_ROWS=op,4k,64k,1m,64m,range,pipe picks groups of rows
+ * (all when unset), and a size's key with its connections (4k-c8, 64m-c64)
+ * one row of it, so one row can be rerun while tuning without the others. */
+static const char *const row_group[R_NR][2] = {
+	[R_4K] = { "4k", "4k-c32" },	   [R_4K8] = { "4k", "4k-c8" },
+	[R_4K64] = { "4k", "4k-c64" },	   [R_64K8] = { "64k", "64k-c8" },
+	[R_64K64] = { "64k", "64k-c64" },  [R_1M] = { "1m", "1m-c8" },
+	[R_1M64] = { "1m", "1m-c64" },	   [R_64M] = { "64m", "64m-c4" },
+	[R_64M8] = { "64m", "64m-c8" },	   [R_64M64] = { "64m", "64m-c64" },
+	[R_RANGE] = { "range", "range" },  [R_PIPE1] = { "pipe", "pipe" },
+	[R_PIPE] = { "pipe", "pipe" },
+};
 
 static bool want_rows(const char *group)
 {
@@ -618,25 +665,32 @@ static uint64_t body_len(int k)
 	return 0;
 }
 
-/* The 64 MB row gets more runs: wrk sets its pace, and one binary's runs
+/* The 64 MB rows get more runs: wrk sets its pace, and one binary's runs
  * spread 0.71-1.10x nginx's there in quiet sets of 3-4 (docs/net.md). */
 #define RUNS_64M 5
+
+static bool row_64m(int k)
+{
+	return !rows[k].range && !strcmp(rows[k].path, "64m.bin");
+}
 
 static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 {
 	char rng[64], err[1024];
 	bool stalled = false; /* nginx sat idle on one pipelining connection */
+	const char *stall_why =
+		"with one pipelining connection nginx's CPU sat idle (the -c1 row): its pipelined answers wait on TCP timers (tcp_nopush/Nagle), so the row shows that stall, not the work per request";
 
 	snprintf(rng, sizeof(rng), "Range: bytes=%llu-%llu", (unsigned long long)RANGE_OFF,
 		 (unsigned long long)(RANGE_OFF + RANGE_LEN - 1));
 	for (int k = 0; k < R_NR; k++) {
 		double v[S_NR][MAX_RUNS], cpu[S_NR][MAX_RUNS], busy[S_NR][MAX_RUNS],
-			cbusy[S_NR][MAX_RUNS];
-		unsigned runs = k == R_64M && runs_all > 1 ? RUNS_64M : runs_all;
-		bool bad = false;
+			cbusy[S_NR][MAX_RUNS], other[S_NR][MAX_RUNS];
+		unsigned runs = row_64m(k) && runs_all > 1 ? RUNS_64M : runs_all;
+		bool bad = false, strawman;
 		char name[64];
 
-		if (!want_rows(row_group[k]))
+		if (!want_rows(row_group[k][0]) && !want_rows(row_group[k][1]))
 			continue;
 		/* the rows of a scaling run are named apart */
 		snprintf(name, sizeof(name), "%s", rows[k].name);
@@ -648,7 +702,8 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 			struct wrk_result w;
 
 			if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
-				    rows[k].range ? rng : NULL, rows[k].pipe, 1, &w, err, sizeof(err))) {
+				    rows[k].range ? rng : NULL, rows[k].pipe, rows[k].gbps, 1, &w, err,
+				    sizeof(err))) {
 				fail_row(x, name, (enum srv)s, err);
 				bad = true;
 			}
@@ -660,8 +715,8 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 				double c0 = srv_cpu_s(x, (enum srv)s), c1;
 
 				if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
-					    rows[k].range ? rng : NULL, rows[k].pipe, secs, &w, err,
-					    sizeof(err))) {
+					    rows[k].range ? rng : NULL, rows[k].pipe, rows[k].gbps, secs,
+					    &w, err, sizeof(err))) {
 					fail_row(x, name, (enum srv)s, err);
 					bad = true;
 					break;
@@ -679,6 +734,7 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 					break;
 				}
 				v[s][r] = rows[k].gbps ? w.gbps : w.rps;
+				other[s][r] = rows[k].gbps ? w.rps : w.gbps;
 				cpu[s][r] = c0 >= 0 && c1 > c0 ? (c1 - c0) / ((double)w.bytes / 1e9)
 							       : -1;
 				busy[s][r] = c0 >= 0 && c1 >= c0 ? (c1 - c0) / ((double)w.us / 1e6)
@@ -695,37 +751,47 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 		 * tcp_nopush on, and Nagle while a pipelined batch is served,
 		 * the end of a batch waits on TCP timers). Such a row shows the
 		 * stall, not the cost per request: when the one-connection row
-		 * shows nginx that idle, both pipelined rows stay out of the
-		 * geomean (with 32 connections the stall is hidden in part).
+		 * shows nginx that idle, both pipelined rows (and their CPU
+		 * rows) stay out of the geomean (with 32 connections the stall
+		 * is hidden in part).
 		 */
 		if (k == R_PIPE1)
 			stalled = b_ngx >= 0 && b_rp > 0 && b_ngx < 0.5 * b_rp;
-		if (rows[k].pipe && stalled)
+		strawman = rows[k].pipe && stalled;
+		if (strawman)
 			rp_report_row_strawman(name, rows[k].unit, rp_bench_runs_median(v[S_RP], runs),
 					       rp_bench_runs_median(v[S_NGINX], runs), "nginx", true,
-					       "with one pipelining connection nginx's CPU sat idle (the -c1 row): its pipelined answers wait on TCP timers (tcp_nopush/Nagle), so the row shows that stall, not the work per request");
+					       stall_why);
 		else
 			rp_bench_runs_row(name, rows[k].unit, v[S_RP], v[S_NGINX], runs, "nginx", true);
+		rp_report_note("%s: %s (median): ringplane %.4g, nginx %.4g%s", name,
+			       rows[k].gbps ? "req/s" : "Gbit/s",
+			       rp_bench_runs_median(other[S_RP], runs),
+			       rp_bench_runs_median(other[S_NGINX], runs),
+			       rows[k].gbps ? " (completed answers; the rate counts bytes)" : "");
 		if (b_rp >= 0 && b_ngx >= 0)
 			rp_report_note("%s: CPU busy (CPU s / wall s, median): ringplane %.0f%% (wrk %.0f%%), nginx %.0f%% (wrk %.0f%%)",
 				       name, 100.0 * b_rp, 100.0 * rp_bench_runs_median(cbusy[S_RP], runs),
 				       100.0 * b_ngx, 100.0 * rp_bench_runs_median(cbusy[S_NGINX], runs));
-		if (k == R_64M || k == R_1M) {
-			bool ok = true;
 
-			snprintf(name, sizeof(name), "cpu s/GB %s", k == R_1M ? "1MB" : "64MB");
-			if (x->pl.n)
-				snprintf(name, sizeof(name), "cpu s/GB %s %u shards",
-					 k == R_1M ? "1MB" : "64MB", x->pl.n);
-			for (unsigned r = 0; r < runs; r++)
-				ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
-			if (ok)
-				rp_bench_runs_row(name, "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx",
-				    false);
-			else
-				rp_report_skip(name,
-					       "a server's /proc/PID/stat could not be read, or it used no measurable CPU");
-		}
+		bool ok = true;
+
+		snprintf(name, sizeof(name), "cpu s/GB %s",
+			 rows[k].cpu_name ? rows[k].cpu_name : rows[k].name);
+		if (x->pl.n)
+			snprintf(name, sizeof(name), "cpu s/GB %s %u shards",
+				 rows[k].cpu_name ? rows[k].cpu_name : rows[k].name, x->pl.n);
+		for (unsigned r = 0; r < runs; r++)
+			ok &= cpu[S_RP][r] > 0 && cpu[S_NGINX][r] > 0;
+		if (!ok)
+			rp_report_skip(name,
+				       "a server's /proc/PID/stat could not be read, or it used no measurable CPU");
+		else if (strawman)
+			rp_report_row_strawman(name, "s/GB", rp_bench_runs_median(cpu[S_RP], runs),
+					       rp_bench_runs_median(cpu[S_NGINX], runs), "nginx",
+					       false, stall_why);
+		else
+			rp_bench_runs_row(name, "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx", false);
 	}
 }
 
@@ -1047,7 +1113,7 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 	else
 		rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
 			       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
-	rp_report_note("files 4 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); a 1 s warm-up of each server per row, then %u run%s of %u s per server per row (64 MB: %u), alternating, run r starting at server r, median reported; Gbit/s counts every byte wrk read (headers too)",
+	rp_report_note("files 4 KB, 64 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); a 1 s warm-up of each server per row, then %u run%s of %u s per server per row (64 MB: %u), alternating, run r starting at server r, median reported; Gbit/s counts every byte wrk read (headers too, and bodies still coming when a run ends); CPU s/GB: the server's CPU per GB wrk read",
 		       runs, runs == 1 ? "" : "s", secs, runs > 1 ? RUNS_64M : runs);
 	measure(x, runs, secs);
 out:
