@@ -6,7 +6,9 @@
  * - every byte arrives unchanged, both ways at once, in copy, splice,
  *   io_uring splice and auto mode, for streams of 1 B to 8 MB written in random-sized pieces;
  * - auto splices every streaming direction, a lone stream to a local
- *   receiver (all of loopback's) as much as several at once;
+ *   receiver (all of loopback's) as much as several at once; a spliced
+ *   direction whose reads come back short 3 times in a row is copied
+ *   again; a streak of full reads restarts after 1 s without a read;
  * - EOF is passed on as a half-close and the other direction keeps flowing;
  * - TCP urgent data (MSG_OOB) is stepped over on every path, the bytes
  *   after it and the EOF arrive (splice stops at the urgent mark), also
@@ -94,6 +96,7 @@ static struct {
 	struct rp_relay_stats rstats;	       /* summed over the shards */
 	struct rp_relay_stats per[MAX_SHARDS]; /* each shard's own */
 	atomic_int stats_ready;
+	unsigned buf_size; /* shard 0's provided buffers' size (stats_msg) */
 	bool slow_stop; /* launch: a 1 ms stop deadline that on_stop outlasts */
 	bool abort_partner; /* done() of stream i aborts stream i^1 */
 	int nested;	    /* a done() ran inside another done() */
@@ -165,6 +168,8 @@ static void stats_msg(struct rp_shard *sh, void *arg)
 {
 	(void)arg;
 	rp_relay_stats(sh, &T.per[rp_shard_id(sh)]);
+	if (!rp_shard_id(sh))
+		T.buf_size = rp_buf_size(sh);
 	atomic_fetch_add(&T.stats_ready, 1);
 }
 
@@ -366,6 +371,48 @@ static bool drive(double limit_s, bool (*extra)(void))
 		}
 		(void)poll(pf, k, 10);
 	}
+}
+
+/* Stream @s's client -> server bytes moved on to @up in all and its
+ * server -> client bytes to @down (pump_out's pieces), neither side shut,
+ * every byte checked as it arrives; at most @limit_s. Whether all came. */
+static bool feed(struct stream *s, size_t up, size_t down, double limit_s)
+{
+	double end = now_s() + limit_s;
+	bool keep = true; /* pump_out shuts nothing */
+
+	s->up_len = up;
+	s->down_len = down;
+	while (!s->bad && (s->up_got < up || s->down_got < down) && now_s() < end) {
+		struct pollfd pf[2] = { { .fd = s->c, .events = POLLIN },
+					{ .fd = s->s, .events = POLLIN } };
+
+		pump_out(s->c, up, &s->up_sent, &keep, s->seed, false);
+		pump_out(s->s, down, &s->down_sent, &keep, s->seed, true);
+		pump_in(s->s, up, &s->up_got, &s->up_eof, &s->bad, s->seed, false);
+		pump_in(s->c, down, &s->down_got, &s->down_eof, &s->bad, s->seed, true);
+		if (s->up_sent < up)
+			pf[0].events |= POLLOUT;
+		if (s->down_sent < down)
+			pf[1].events |= POLLOUT;
+		(void)poll(pf, 2, 10);
+	}
+	return !s->bad && s->up_got == up && s->down_got == down;
+}
+
+/* @len bytes of stream @s's client -> server pattern in one send(2) (the
+ * relay reads them as one piece), through to the server before this
+ * returns (at most WAIT_S), checked. */
+static void piece_through(struct stream *s, size_t len)
+{
+	uint8_t buf[65536];
+
+	assert_true(len <= sizeof(buf));
+	for (size_t i = 0; i < len; i++)
+		buf[i] = pat(s->up_sent + i, s->seed);
+	assert_int_equal(send(s->c, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	s->up_sent += len;
+	assert_true(feed(s, s->up_sent, s->down_len, WAIT_S));
 }
 
 /* Stream @s ended closed, its relay's report taken, every byte of both
@@ -831,6 +878,134 @@ static void test_auto_local_shared_splices(void **state)
 {
 	(void)state;
 	run_auto_local(4, reduced() ? 4u << 20 : 16u << 20);
+}
+
+/*
+ * Auto mode moves a direction back to copy: a stream (4 MB) moves the
+ * client's direction to splice, then a trickle of 100 B pieces, each
+ * through to the server before the next (20 ms apart), makes its splice
+ * reads short (under 4 KB): at the third in a row (or sooner, when the
+ * stream's last reads were short too) the direction is in copy again,
+ * counted in to_copy once, and the pieces after it are copied. Every
+ * byte arrives unchanged. If the stream's tail already moved it back
+ * (short reads at the end), it streams again, a few times at most.
+ */
+static void test_auto_back_to_copy(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *s = &T.st[0];
+	uint64_t to_splice0, to_copy0, copied0, spliced0;
+	unsigned tries = 0, k;
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 0, 0, 0xb2c);
+	start_all(&cfg, 1);
+	do {
+		assert_true(feed(s, s->up_got + (4u << 20), 0, 30));
+		fetch_stats();
+	} while (T.rstats.to_splice != T.rstats.to_copy + 1 && ++tries < 5);
+	/* one direction moved: in splice now */
+	assert_int_equal(T.rstats.to_splice, T.rstats.to_copy + 1);
+	to_splice0 = T.rstats.to_splice;
+	to_copy0 = T.rstats.to_copy;
+	copied0 = T.rstats.bytes_copied[0];
+	spliced0 = T.rstats.bytes_spliced[0];
+	/* the direction switches inside the pump that spliced the third short
+	 * piece out: counted before that piece reaches the server */
+	for (k = 1; k <= 10; k++) {
+		piece_through(s, 100);
+		fetch_stats();
+		if (T.rstats.to_copy != to_copy0)
+			break;
+		sleep_ms(20);
+	}
+	print_message("# auto back to copy: streamed %zu B (%u more tries), to_splice %llu, "
+		      "to_copy %llu after %u pieces of 100 B\n",
+		      s->up_got - 100 * k, tries, (unsigned long long)T.rstats.to_splice,
+		      (unsigned long long)T.rstats.to_copy, k);
+	assert_true(k <= 3);
+	assert_int_equal(T.rstats.to_copy, to_copy0 + 1);
+	/* the pieces before the switch were spliced */
+	assert_int_equal(T.rstats.bytes_spliced[0] - spliced0, 100 * k);
+	assert_int_equal(T.rstats.bytes_copied[0], copied0);
+	/* the pieces after it are copied, and short copy reads stay in copy */
+	for (unsigned i = 0; i < 3; i++) {
+		piece_through(s, 100);
+		sleep_ms(20);
+	}
+	fetch_stats();
+	assert_int_equal(T.rstats.bytes_copied[0] - copied0, 300);
+	assert_int_equal(T.rstats.bytes_spliced[0] - spliced0, 100 * k);
+	assert_int_equal(T.rstats.to_splice, to_splice0);
+	assert_int_equal(T.rstats.to_copy, to_copy0 + 1);
+	assert_true(drive(WAIT_S, NULL));
+	assert_int_equal(stream_ended_whole(s), T.rstats.bytes_spliced[0]);
+	rt_end(T.rt);
+	close_clients();
+}
+
+/*
+ * Auto mode's streak restarts after 1 s without a read: two reads that
+ * fill a whole provided buffer (one send of its size each, through to
+ * the server before the next), 1.3 s of quiet, then two more: those are
+ * the first and second of a new streak, so the direction stays in copy
+ * (to_splice 0, nothing spliced; without the reset the first after the
+ * quiet was the third in a row and moved it). The third full read after
+ * the quiet moves it (to_splice 1), which shows those reads did fill the
+ * buffer; the piece after it is spliced. Every byte arrives unchanged.
+ */
+static void test_auto_idle_reset(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *s = &T.st[0];
+	double t[3], end;
+	size_t cap;
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 0, 0, 0x1d1);
+	start_all(&cfg, 1);
+	fetch_stats();
+	cap = T.buf_size;
+	assert_true(cap > 0 && cap <= 65536);
+	piece_through(s, cap);
+	piece_through(s, cap);
+	sleep_ms(1300);
+	for (unsigned i = 0; i < 2; i++) {
+		t[i] = now_s();
+		piece_through(s, cap);
+	}
+	fetch_stats();
+	assert_int_equal(T.rstats.to_splice, 0);
+	assert_int_equal(T.rstats.bytes_spliced[0], 0);
+	assert_int_equal(T.rstats.bytes_copied[0], 4 * cap);
+	t[2] = now_s();
+	piece_through(s, cap);
+	end = now_s() + WAIT_S;
+	for (unsigned i = 0; i < 2000 && now_s() < end; i++) {
+		fetch_stats();
+		if (T.rstats.to_splice)
+			break;
+		sleep_ms(5);
+	}
+	print_message("# auto idle reset: %zu B reads, 2, quiet 1.3 s, 3 more (%.3f s apart at "
+		      "most): to_splice %llu, copied %llu\n",
+		      cap, t[2] - t[0], (unsigned long long)T.rstats.to_splice,
+		      (unsigned long long)T.rstats.bytes_copied[0]);
+	/* a streak of three needs them within 1 s: this thread stalled
+	 * otherwise, nothing to judge */
+	if (t[2] - t[0] < 0.9) {
+		assert_int_equal(T.rstats.to_splice, 1);
+		assert_int_equal(T.rstats.bytes_copied[0], 5 * cap);
+		piece_through(s, cap);
+		fetch_stats();
+		assert_int_equal(T.rstats.bytes_spliced[0], cap);
+	}
+	assert_true(drive(WAIT_S, NULL));
+	stream_ended_whole(s);
+	rt_end(T.rt);
+	close_clients();
 }
 
 static void test_bytes_copy(void **state)
@@ -2756,6 +2931,8 @@ int main(int argc, char **argv)
 		T(test_start_refuses_non_socket),
 		T(test_auto_local_alone_splices),
 		T(test_auto_local_shared_splices),
+		T(test_auto_back_to_copy),
+		T(test_auto_idle_reset),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
 		T(test_urgent_copy),
