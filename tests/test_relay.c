@@ -15,8 +15,9 @@
  *   20 urgent bytes back to back to a slow reader, and with a newer
  *   urgent byte arriving while the shard is held at its mark check (a
  *   seccomp user notification in a child: tests/atmark_hold.h);
- * - a splice that keeps returning 0 while bytes wait (forced by a seccomp
- *   filter in a child) falls back to copy, counted;
+ * - a splice that keeps returning 0 while bytes wait, or one that refuses
+ *   the fds (EINVAL) (each forced by a seccomp filter in a child), falls
+ *   back to copy, counted;
  * - a reset on one side resets the other;
  * - a side that stops reading holds the relay at its in-flight bound while
  *   other relays keep flowing;
@@ -1405,24 +1406,18 @@ static void test_urgent_moved(void **state)
 }
 
 /*
- * A splice that keeps returning 0 while the socket has bytes (never seen:
- * each poll would answer at once, the shard spinning) falls back to copy
- * after RELAY_ZEROS_MAX in a row, counted in
- * splice_fallback[RP_RELAY_FB_SPLICE_ZERO]. The kernel does not do it on
- * its own: a seccomp filter in a child of its own makes every splice(2)
- * return 0 without running it (as test_zc forces copy_file_range's 0),
- * and splice mode relays streams both ways: every byte by copy, one
- * fallback per direction. Before the bound the relay polled and spliced
- * on and on and the streams did not finish in 30 s (2 of 2 runs).
+ * In a child of its own, a seccomp filter makes every splice(2) return
+ * @err (0: return 0) without running it, and splice mode relays streams
+ * both ways: every byte arrives, by copy, and each direction fell back
+ * once, counted in splice_fallback[@why] (@what names the case).
  */
-static int child_splice_zero(void)
+static int child_splice_denied(int err, enum rp_relay_fallback why, const char *what)
 {
 #ifdef TEST_AUDIT_ARCH
 	static const long nr[] = { __NR_splice };
-	static const int res[] = { 0 }; /* 0, not run */
 	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
 	struct stream *s = &T.st[0];
-	int r = seccomp_deny(nr, res, 1);
+	int r = seccomp_deny(nr, &err, 1);
 
 	if (r < 0) {
 		printf("# skip: seccomp filter refused (%s)\n", strerror(-r));
@@ -1434,26 +1429,65 @@ static int child_splice_zero(void)
 	if (!drive(30, NULL) || !wait_for(&s->done, 1, WAIT_S))
 		return 1;
 	fetch_stats();
-	printf("# splice returning 0: %zu/%zu bytes, spliced %llu, fallbacks splice_zero %llu\n",
-	       s->up_got, s->down_got, (unsigned long long)(s->res.spliced[0] + s->res.spliced[1]),
-	       (unsigned long long)T.rstats.splice_fallback[RP_RELAY_FB_SPLICE_ZERO]);
+	printf("# splice %s: %zu/%zu bytes, spliced %llu, fallbacks %s %llu\n", what, s->up_got,
+	       s->down_got, (unsigned long long)(s->res.spliced[0] + s->res.spliced[1]),
+	       rp_relay_fallback_name(why), (unsigned long long)T.rstats.splice_fallback[why]);
 	if (s->bad || s->up_got != 300000 || s->down_got != 100000 ||
 	    s->res.end != RP_RELAY_END_CLOSED || s->res.spliced[0] + s->res.spliced[1] != 0 ||
-	    T.rstats.splice_fallback[RP_RELAY_FB_SPLICE_ZERO] != 2)
+	    T.rstats.splice_fallback[why] != 2)
 		return 1;
+	for (unsigned k = 0; k < RP_RELAY_FB_NR; k++)
+		if (k != (unsigned)why && T.rstats.splice_fallback[k])
+			return 1;
 	rt_end(T.rt);
 	close_clients();
 	return 0;
 #else
+	(void)err;
+	(void)why;
+	(void)what;
 	printf("# skip: no seccomp arch constant for this CPU\n");
 	return 77;
 #endif
+}
+
+/*
+ * A splice that keeps returning 0 while the socket has bytes (never seen:
+ * each poll would answer at once, the shard spinning) falls back to copy
+ * after RELAY_ZEROS_MAX in a row, counted in
+ * splice_fallback[RP_RELAY_FB_SPLICE_ZERO]. The kernel does not do it on
+ * its own: the filter makes every splice(2) return 0 without running it
+ * (as test_zc forces copy_file_range's 0): one fallback per direction.
+ * Before the bound the relay polled and spliced on and on and the
+ * streams did not finish in 30 s (2 of 2 runs).
+ */
+static int child_splice_zero(void)
+{
+	return child_splice_denied(0, RP_RELAY_FB_SPLICE_ZERO, "returning 0");
+}
+
+/*
+ * splice(2) refusing the fds (EINVAL: a socket type without splice
+ * support) before a direction moved a byte: the direction falls back to
+ * copy, counted in splice_fallback[RP_RELAY_FB_EINVAL], and relays every
+ * byte; the relay is not reset. The filter makes every splice(2) fail
+ * with EINVAL: one fallback per direction.
+ */
+static int child_splice_einval(void)
+{
+	return child_splice_denied(EINVAL, RP_RELAY_FB_EINVAL, "refused (EINVAL)");
 }
 
 static void test_splice_zero_falls_back_to_copy(void **state)
 {
 	(void)state;
 	child_run_self("--child", "splice-zero", 60, "child splice-zero:");
+}
+
+static void test_splice_einval_falls_back_to_copy(void **state)
+{
+	(void)state;
+	child_run_self("--child", "splice-einval", 60, "child splice-einval:");
 }
 
 /* ---- reset passed on ---- */
@@ -2943,6 +2977,7 @@ int main(int argc, char **argv)
 		T(test_urgent_burst_uring_splice),
 		T(test_urgent_moved),
 		T(test_splice_zero_falls_back_to_copy),
+		T(test_splice_einval_falls_back_to_copy),
 		T(test_close_storm),
 		T(test_reset_copy),
 		T(test_reset_splice),
@@ -2973,7 +3008,8 @@ int main(int argc, char **argv)
 		signal(SIGPIPE, SIG_IGN);
 		return !strcmp(argv[2], "urgent-moved") ? child_urgent_moved()
 		       : !strcmp(argv[2], "splice-zero") ? child_splice_zero()
-							 : 2;
+		       : !strcmp(argv[2], "splice-einval") ? child_splice_einval()
+							   : 2;
 	}
 	if (argc > 1 && !strcmp(argv[1], "shards"))
 		return ENGINE_TEST_RUN("relay-shards", shards);
