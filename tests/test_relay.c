@@ -31,6 +31,9 @@
  *   splices every byte again, with no fallback; once the pool is empty
  *   the idle shard is woken by no timer; a runtime stopped while the
  *   trim's timer is pending stops at once and closes every pooled pipe;
+ * - a splice relay idle with both sides still open holds no pipe: the
+ *   shard's pipes and descriptors are back to those of before it, and it
+ *   splices again after;
  * - rp_relay_shard_shed_pipes closes every pooled pipe at once (counted,
  *   the descriptors back), never one a direction holds (every byte of
  *   the streams holding them still spliced), and splicing goes on after;
@@ -1946,6 +1949,58 @@ static void test_pipe_pool_trim_idle_sleeps(void **state)
 }
 
 /*
+ * An idle relay holds no pipe while its connections stay open (splice
+ * mode; uring-splice keeps a pipe per direction for the relay's life): a
+ * direction whose pipe is empty gives it back to the pool at the end of
+ * its pump, and the pool's trim closes it. After 1 MB up and 256 KB down,
+ * spliced, both sides open and quiet, the shard's pipes and this
+ * process's descriptors are back to those of before the relay started
+ * (the streams' four sockets aside) within TRIM_WAIT_S, the relay still
+ * live; then it splices again (a new pipe) and ends with every byte. A
+ * direction that kept its pipe while idle is never pooled, so never
+ * trimmed: pipes_live stays above 0.
+ */
+static void test_splice_idle_holds_no_pipe(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+	struct stream *s = &T.st[0];
+	int fds, fds_now = -1;
+	double took;
+
+	(void)state;
+	T.shards = 1;
+	T.n = 0;
+	launch(&cfg, T.st, 0);
+	make_stream(s, 0, 0, 0x1d1e);
+	fds = fd_count(); /* the runtime and the stream's sockets */
+	T.n = 1;
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_msg, s), 0);
+	assert_true(wait_for(&T.started, 1, WAIT_S));
+	assert_true(feed(s, 1u << 20, 256u << 10, 30));
+	fetch_stats();
+	assert_int_equal(T.rstats.bytes_spliced[0], 1u << 20);
+	assert_int_equal(T.rstats.bytes_spliced[1], 256u << 10);
+	assert_true(T.rstats.pipes_max >= 1);
+	took = trim_wait(fds, &fds_now);
+	print_message("# splice idle, both sides open: pipes %llu (peak %llu), trimmed %llu, "
+		      "fds %d (%d before the relay) %s %.2f s; relay %s\n",
+		      (unsigned long long)T.rstats.pipes_live, (unsigned long long)T.rstats.pipes_max,
+		      (unsigned long long)T.rstats.pipes_trimmed, fds_now, fds,
+		      took >= 0 ? "after" : "NOT back after", took >= 0 ? took : TRIM_WAIT_S,
+		      atomic_load(&s->done) ? "ended" : "live");
+	assert_true(took >= 0);
+	assert_int_equal(T.rstats.pipes_live, 0);
+	assert_int_equal(T.rstats.active, 1);
+	assert_int_equal(atomic_load(&s->done), 0);
+	/* still relaying, by splice: a new pipe */
+	assert_true(feed(s, 2u << 20, 512u << 10, 30));
+	assert_true(drive(WAIT_S, NULL));
+	assert_int_equal(stream_ended_whole(s), (2u << 20) + (512u << 10));
+	rt_end(T.rt);
+	close_clients();
+}
+
+/*
  * A stop while the trim's timer is pending: right after a burst every pipe
  * it took is in the pool, and the pool's timer is armed (a stream's pipes
  * go back at its end, after the trim's last tick: they outlive the next
@@ -2997,6 +3052,7 @@ int main(int argc, char **argv)
 		T(test_pipe_limit_falls_back_to_copy),
 		T(test_pipe_pool_trims),
 		T(test_pipe_pool_trim_idle_sleeps),
+		T(test_splice_idle_holds_no_pipe),
 		T(test_pipe_pool_trim_stop),
 		T(test_pipe_pool_shed_splice),
 		T(test_pipe_pool_shed_uring_splice),
