@@ -18,7 +18,8 @@
  * - a splice that keeps returning 0 while bytes wait, or one that refuses
  *   the fds (EINVAL) (each forced by a seccomp filter in a child), falls
  *   back to copy, counted;
- * - a reset on one side resets the other;
+ * - a reset on either side (the server's, the client's) resets the other,
+ *   counted once in resets_passed;
  * - a side that stops reading holds the relay at its in-flight bound while
  *   other relays keep flowing;
  * - a shard pool taken whole for 1 s while a copy relay streams makes it
@@ -1495,37 +1496,52 @@ static void test_splice_einval_falls_back_to_copy(void **state)
 
 /* ---- reset passed on ---- */
 
-static void run_reset(enum rp_relay_mode mode)
+/*
+ * One side resets mid-stream (SO_LINGER 0, then close): the server, or
+ * the client when @client. The relay resets the other side, which sees
+ * ECONNRESET, not a clean EOF; the relay ends reset, counted once in
+ * resets_passed and under the errno that ended it; another relay on the
+ * shard flows on undisturbed.
+ */
+static void run_reset(enum rp_relay_mode mode, bool client)
 {
 	struct rp_relay_config cfg = { .mode = mode };
 	struct stream *s = &T.st[0];
 	struct stream *other = &T.st[1];
+	int *rst = client ? &s->c : &s->s;
+	int peer;
 	char buf[256];
 	ssize_t r = 1;
 	double end;
 
 	make_stream(s, 0, 0, 1);
 	make_stream(other, 200000, 200000, 2);
+	peer = client ? s->s : s->c;
 	start_all(&cfg, 2);
-	assert_int_equal(send(s->c, "x", 1, 0), 1);
-	/* the server resets mid-stream */
-	assert_int_equal(close_reset(s->s), 0);
-	s->s = socket(AF_INET, SOCK_STREAM, 0); /* a placeholder for close_clients */
+	piece_through(s, 1); /* the relay moves bytes */
+	assert_int_equal(send(peer, "x", 1, 0), 1);
+	assert_int_equal(close_reset(*rst), 0);
+	*rst = socket(AF_INET, SOCK_STREAM, 0); /* a placeholder for close_clients */
 	end = now_s() + WAIT_S;
 	while (now_s() < end) {
-		r = recv(s->c, buf, sizeof(buf), 0);
+		r = recv(peer, buf, sizeof(buf), 0);
 		if (r == 0 || (r < 0 && errno != EAGAIN))
 			break;
 		sleep_ms(1);
 	}
-	/* the client sees a reset, not a clean EOF */
+	/* the other side sees a reset, not a clean EOF */
 	assert_true(r < 0);
 	assert_int_equal(errno, ECONNRESET);
 	assert_true(wait_for(&s->done, 1, WAIT_S));
 	assert_int_equal(s->res.end, RP_RELAY_END_RESET);
 	/* counted once, under the errno that ended it */
 	fetch_stats();
+	print_message("# %s: the %s reset: the relay ended %s (%s), resets passed %llu\n",
+		      rp_relay_mode_name(mode), client ? "client" : "server",
+		      rp_relay_end_name(s->res.end), strerror(-s->res.err),
+		      (unsigned long long)T.rstats.resets_passed);
 	assert_int_equal(T.rstats.ended[RP_RELAY_END_RESET], 1);
+	assert_int_equal(T.rstats.resets_passed, 1);
 	assert_true(s->res.err < 0 && -s->res.err < RP_RELAY_ERRNO_MAX);
 	assert_int_equal(T.rstats.reset_errno[-s->res.err], 1);
 	/* the other relay was not disturbed */
@@ -1542,19 +1558,31 @@ static void run_reset(enum rp_relay_mode mode)
 static void test_reset_copy(void **state)
 {
 	(void)state;
-	run_reset(RP_RELAY_COPY);
+	run_reset(RP_RELAY_COPY, false);
 }
 
 static void test_reset_splice(void **state)
 {
 	(void)state;
-	run_reset(RP_RELAY_SPLICE);
+	run_reset(RP_RELAY_SPLICE, false);
 }
 
 static void test_reset_uring_splice(void **state)
 {
 	(void)state;
-	run_reset(RP_RELAY_SPLICE_URING);
+	run_reset(RP_RELAY_SPLICE_URING, false);
+}
+
+static void test_client_reset_copy(void **state)
+{
+	(void)state;
+	run_reset(RP_RELAY_COPY, true);
+}
+
+static void test_client_reset_splice(void **state)
+{
+	(void)state;
+	run_reset(RP_RELAY_SPLICE, true);
 }
 
 /* ---- a side that stops reading ---- */
@@ -3037,6 +3065,8 @@ int main(int argc, char **argv)
 		T(test_reset_copy),
 		T(test_reset_splice),
 		T(test_reset_uring_splice),
+		T(test_client_reset_copy),
+		T(test_client_reset_splice),
 		T(test_stuck_reader_copy),
 		T(test_stuck_reader_splice),
 		T(test_pool_full_waits_small),
