@@ -246,11 +246,24 @@
 #define ROOM_OBJS  256u
 #define ROOM_HEADS 8u
 
+/* The statuses serve answers, each counted on its own in the stats line
+ * (the last slot: any other, which none should be). */
+static const uint16_t status_codes[] = { 200, 206, 304, 400, 403, 404, 405, 414,
+					 416, 431, 500, 501, 503, 505, 0 };
+#define STATUS_N (sizeof(status_codes) / sizeof(status_codes[0]))
+
 struct serve_stats {
 	/* requests: heads parsed whole (those the parser refuses are in
 	 * refused[] by reason, not here); status[k]: every kxx answer, the
 	 * refusals' too, so requests <= the sum of status[] */
 	uint64_t accepted, requests, status[6];
+	/* by_status[k]: answers of status_codes[k] (the last: any other),
+	 * counted where status[] is */
+	uint64_t by_status[STATUS_N];
+	/* of body_bytes small: bodies without a head sent by one sendfile(2)
+	 * from the shard (rp_file_send's small_direct moved in the call),
+	 * counted at their end; zero-copy, not copied (print_shard) */
+	uint64_t small_zc_bytes;
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
@@ -303,6 +316,19 @@ struct serve_stats {
 #define ST_ADD(ss, f, n) __atomic_store_n(&(ss)->st.f, (ss)->st.f + (n), __ATOMIC_RELAXED)
 
 struct sconn;
+
+/* An answer of @status in the counters: its class and its own. */
+static void count_status(struct serve_stats *st, unsigned status)
+{
+	size_t k = 0;
+
+	while (k < STATUS_N - 1 && status_codes[k] != status)
+		k++;
+	__atomic_store_n(&st->by_status[k], st->by_status[k] + 1, __ATOMIC_RELAXED);
+	if (status / 100 < 6)
+		__atomic_store_n(&st->status[status / 100], st->status[status / 100] + 1,
+				 __ATOMIC_RELAXED);
+}
 
 /* A received buffer kept as it came: the head buffer had no room for it.
  * Indexed by the buffer's id in the shard's table (sshard.held), so
@@ -426,6 +452,10 @@ struct sconn {
 	/* its send ended and the check is pending: c->sending, c->entry and
 	 * the answer's reference stay until it ends (zc_poll) */
 	bool zc_check;
+	/* the body in flight is a small one without a head that rp_file_send
+	 * sent by sendfile(2) from the shard: its bytes, counted in
+	 * body_bytes small, went zero-copy (small_zc_bytes) */
+	bool small_zc;
 	/* hup's cancel was sent (its end comes, -ECANCELED) */
 	bool hup_off;
 	/* its reset (or its socket's error) is counted in resets: once a
@@ -485,6 +515,7 @@ static struct {
 	struct sshard **ss;
 	uint64_t header_ticks, idle_ticks;
 	uint64_t linger_ticks, linger_idle_ticks; /* --linger-time, --linger-timeout */
+	unsigned send_flags; /* --mode: RP_FILE_SEND_CACHED_SPLICE for splice */
 } g;
 
 static void conn_next(struct rp_shard *sh, struct sconn *c);
@@ -1064,6 +1095,9 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 {
 	struct sconn *c = arg;
 
+	if (c->small_zc && res > 0)
+		ST_ADD(c->ss, small_zc_bytes, (uint64_t)res); /* no head: body bytes */
+	c->small_zc = false;
 	if (res >= 0) {
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 		if (c->zc_end) {
@@ -1087,6 +1121,15 @@ static uint64_t fsend_calls(struct rp_shard *sh)
 	return fs.calls[0] + fs.calls[1] + fs.calls[2];
 }
 
+/* The small bodies rp_file_send sent at once from the shard. */
+static uint64_t fsend_direct(struct rp_shard *sh)
+{
+	struct rp_file_send_stats fs;
+
+	rp_file_send_stats(sh, &fs);
+	return fs.small_direct;
+}
+
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
  * when its head went through q) then @len bytes of c->entry from @off.
  * Returns 0 (started, or failed and ended through on_sent), or -ENOMEM:
@@ -1098,13 +1141,14 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 		     uint64_t off, uint64_t len)
 {
 	struct iovec iov = { (void *)head, hlen };
-	struct rp_file_send_opts o = { .small_max = SMALL_BODY };
+	struct rp_file_send_opts o = { .small_max = SMALL_BODY, .flags = g.send_flags };
 	uint64_t nomem = rp_file_send_small_nomem(sh), calls = fsend_calls(sh);
+	uint64_t direct = fsend_direct(sh);
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
 	if (c->keep_alive && c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
-		o.flags = RP_FILE_SEND_MORE;
+		o.flags |= RP_FILE_SEND_MORE;
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
 	/* a body that may go by sendfile(2) or splice(2) is checked after its
@@ -1135,6 +1179,12 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 		c->zc_end = 0;
 		return -ENOMEM;
 	}
+	/* the stats' bytes by how they went: a small body without a head and
+	 * without RP_FILE_SEND_MORE that rp_file_send found cached went by
+	 * sendfile(2) within the call (small_direct moved), yet is counted
+	 * in body_bytes small with the copied ones (filesend.h) */
+	c->small_zc = !ret && !hlen && len && len <= SMALL_BODY &&
+		      !(o.flags & RP_FILE_SEND_MORE) && fsend_direct(sh) != direct;
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
@@ -1271,7 +1321,7 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 			c->keep_alive = false;
 			conn_close(sh, c);
 		} else {
-			ST_ADD(c->ss, status[status / 100], 1);
+			count_status(&c->ss->st, status);
 		}
 		return 0;
 	}
@@ -1289,7 +1339,7 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 		c->ops--;
 		return ret;
 	}
-	ST_ADD(c->ss, status[status / 100], 1);
+	count_status(&c->ss->st, status);
 	if (!queued)
 		return 0; /* file_send ended it itself if it failed */
 	if (ret) {
@@ -1319,7 +1369,7 @@ static void error_response(struct rp_shard *sh, struct sconn *c, unsigned status
 
 	n = rp_http_response_write(head, sizeof(head), &r);
 	if (n < 0) {
-		ST_ADD(c->ss, status[status / 100], 1);
+		count_status(&c->ss->st, status);
 		conn_close(sh, c);
 		return;
 	}
@@ -2683,16 +2733,33 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	struct rp_file_cache_stats cs;
 	struct rp_pool_stats ps;
 	uint64_t pool_live = 0; /* pool bytes held: connections, buffers, ops */
+	uint64_t small_zc;
 	struct rp_outq_stats qs;
-	char refused[512];
+	char refused[512], by_status[512];
 	size_t off = 0;
 
 	rp_file_send_stats(sh, &fs);
+	/* body_bytes small holds the small bodies sent by sendfile(2) too
+	 * (on_sent counts them, at most what that path counted) */
+	small_zc = ss->st.small_zc_bytes < fs.body_bytes[0] ? ss->st.small_zc_bytes :
+							      fs.body_bytes[0];
 	rp_outq_shard_stats(sh, &qs);
 	rp_file_cache_stats(ss->cache, &cs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
 		pool_live += ps.class_live_bytes[k];
+	off = 0;
+	for (size_t k = 0; k < STATUS_N && off < sizeof(by_status); k++) {
+		if (status_codes[k])
+			off += (size_t)snprintf(by_status + off, sizeof(by_status) - off, " %u=%llu",
+						status_codes[k],
+						(unsigned long long)ss->st.by_status[k]);
+		else
+			off += (size_t)snprintf(by_status + off, sizeof(by_status) - off,
+						" other=%llu",
+						(unsigned long long)ss->st.by_status[k]);
+	}
+	off = 0;
 	refused[0] = 0;
 	for (unsigned k = 1; k < RP_HTTP_R_COUNT; k++)
 		if (ss->st.refused[k] && off < sizeof(refused))
@@ -2708,9 +2775,9 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu hup_resets %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
-		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu | cache hits %llu "
+		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
-		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s\n",
+		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live,
 		(unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
@@ -2743,12 +2810,14 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)ss->st.short_queued,
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
+		(unsigned long long)(fs.body_bytes[1] + fs.body_bytes[2] + small_zc),
+		(unsigned long long)(fs.body_bytes[0] - small_zc),
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted,
 		(unsigned long long)cs.shed, cs.open_fds,
 		(unsigned long long)pool_live, (unsigned long long)qs.pushes,
 		(unsigned long long)qs.sendmsgs, (unsigned long long)qs.stalls,
-		refused[0] ? refused : " none");
+		refused[0] ? refused : " none", by_status);
 	fflush(f);
 }
 
@@ -2964,8 +3033,12 @@ static void usage(FILE *f)
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
 		"  --shards N               shards, 1..256 (default: one per core of the plan)\n"
 		"  --cpus LIST              CPUs for the shards (cpulist, e.g. 0-3)\n"
-		"  --mode auto|splice|copy  accepted for compatibility; each body's path is chosen\n"
-		"                           by its size and page-cache residency (docs/net.md)\n"
+		"  --mode auto|splice|copy  how a cached body above 16 KB goes: auto (default) by\n"
+		"                           splice(2) through a pipe above 256 KB up to 1 MB, by\n"
+		"                           sendfile(2) otherwise; splice: always through a pipe.\n"
+		"                           copy means nothing for serve (the relay's copy): as auto.\n"
+		"                           Bodies up to 16 KB are read and sent (a copy) or, alone,\n"
+		"                           sent by sendfile(2); uncached ones by splice from io-wq\n"
 		"  --header-timeout S       a request head must arrive within S seconds of its first\n"
 		"                           byte, a new connection's first byte within S seconds of\n"
 		"                           its accept (default 10)\n"
@@ -3036,8 +3109,6 @@ int rp_cmd_serve(int argc, char **argv)
 			root = optarg;
 			break;
 		case 'm':
-			/* accepted for the contract's sake: the body path is chosen per
-			 * response by size and page-cache residency (docs/net.md) */
 			if (rp_arg_choice("serve", "--mode", optarg, modes, &mode))
 				return RP_EXIT_USAGE;
 			break;
@@ -3069,7 +3140,10 @@ int rp_cmd_serve(int argc, char **argv)
 	if (rp_arg_required("ringplane serve", "--listen", o.listen) ||
 	    rp_arg_required("ringplane serve", "--root", root))
 		return RP_EXIT_USAGE;
-	(void)mode;
+	/* auto: each cached body's path by its size (filesend.h); splice: every
+	 * cached body above 16 KB through a pipe; copy: no copied path for
+	 * bodies above 16 KB exists in serve, so as auto (usage) */
+	g.send_flags = mode == 1 ? RP_FILE_SEND_CACHED_SPLICE : 0;
 	g.root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (g.root < 0 || fstat(g.root, &rst)) {
 		fprintf(stderr, "ringplane serve: --root '%s': %s\n", root, strerror(errno));
