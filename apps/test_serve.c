@@ -98,11 +98,24 @@
  *              exits 1 with one line naming the limit and the need; at
  *              the need 20 GETs of one file are all 200 (it listened and
  *              answered 503 to every one before).
+ *   counts     a serve of its own: after a known mix of answers the stats
+ *              line's count of each status is exact, the classes too,
+ *              and the body bytes by how they went (zero_copy, copied),
+ *              a small body sent alone by sendfile(2) among the first.
+ *   interval   --stats-interval 1: two stats lines or more in 3.5 s.
+ *   mode       --mode splice: a cached 3 MB body spliced through a pipe
+ *              (shard_splice), whole; under auto (counts) it is not.
+ *   escapes    (main runs it too) a directory symlink to a directory
+ *              outside the root, "/../", %252e%252e, backslashes raw and
+ *              encoded, 1,500 ".." segments, a path past PATH_MAX: each
+ *              refused, the outside file's bytes never sent, serve still
+ *              answering.
  *
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
- * sigterm), timeouts, deaf_bodies, linger, reroot, nofile or truncated runs only those,
- * budget only deep pipe and budget, behind only behind, stuck only pipelined behind
- * zero-copy, last answer's EOF, stuck and its resets (main runs them too); none runs all.
+ * sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, counts, interval
+ * or mode runs only those, budget only deep pipe and budget, behind only behind, escapes
+ * only escapes, stuck only pipelined behind zero-copy, last answer's EOF, stuck and its
+ * resets (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,6 +148,7 @@
 
 static bool reduced;
 static char root[64];
+static char outside[64]; /* a directory beside root: nothing in it is served */
 static int port;
 static uint8_t *big;
 
@@ -393,6 +407,7 @@ static void make_root(void)
 	snprintf(p, sizeof(p), "%s/empty", root);
 	mkdir(p, 0755);
 	put("hello.txt", "hello world\n", 12);
+	put("count.txt", "hello world\n", 12); /* test_counts': never replaced */
 	put("page.html", "<p>hi</p>", 9);
 	put("dir/index.html", "index!", 6);
 	big = malloc(BIG);
@@ -419,6 +434,25 @@ static void make_root(void)
 	}
 	snprintf(p, sizeof(p), "%s/escape", root);
 	if (symlink("/etc/hostname", p))
+		abort();
+	/* a directory beside the root, its file's text known (test_escapes),
+	 * and a directory symlink inside the root to it */
+	snprintf(outside, sizeof(outside), "/tmp/rp_out_XXXXXX");
+	if (!mkdtemp(outside))
+		abort();
+	chmod(outside, 0755);
+	{
+		char text[64];
+		FILE *f;
+
+		snprintf(p, sizeof(p), "%s/secret.txt", outside);
+		snprintf(text, sizeof(text), "outside secret %d\n", (int)getpid());
+		f = fopen(p, "w");
+		if (!f || fputs(text, f) < 0 || fclose(f))
+			abort();
+	}
+	snprintf(p, sizeof(p), "%s/outdir", root);
+	if (symlink(outside, p))
 		abort();
 }
 
@@ -3364,6 +3398,304 @@ static void test_nofile(void)
 }
 
 /* Is test @name to run? Every test without names after the binary. */
+/* ---- the stats line's counters, --stats-interval, --mode ---- */
+
+/* The count after " @code=" in the stats line's status section (~0 when
+ * the section or the code is missing). */
+static uint64_t status_of(const char *line, const char *code)
+{
+	const char *sec = strstr(line, "| status ");
+	char key[16];
+	const char *v;
+
+	snprintf(key, sizeof(key), " %s=", code);
+	if (!sec || !(v = strstr(sec, key)))
+		return UINT64_MAX;
+	return strtoull(v + strlen(key), NULL, 10);
+}
+
+/*
+ * A serve of its own, so its counters start at 0: a known mix of answers
+ * on fresh connections, then every status's own count in the stats line
+ * is exact, and so are the body bytes by how they went: the small bodies
+ * behind their heads copied (12 + 5), the 256 KB range zero-copy. Then
+ * a 404 and a small body pipelined in one write: the body's head joins
+ * the 404's queued head and the cached body follows alone by sendfile(2):
+ * its 16 KB are zero-copy, though counted in body_bytes small with the
+ * copied ones.
+ * Then a 3 MB cached body under the default mode goes by sendfile(2), not
+ * spliced (shard_splice stays 0: test_mode's contrast).
+ */
+static void test_counts(void)
+{
+	static const struct {
+		const char *code;
+		uint64_t n;
+	} want[] = { { "200", 2 }, { "206", 2 }, { "304", 1 }, { "400", 1 }, { "403", 1 },
+		     { "404", 2 }, { "405", 1 }, { "414", 1 }, { "416", 1 }, { "431", 1 },
+		     { "500", 0 }, { "501", 1 }, { "503", 0 }, { "505", 1 }, { "other", 0 } };
+	static char line[16384], req[24000];
+	char etag[128];
+	struct resp r;
+	const char *v;
+	uint64_t zc0, cp0, zc, cp;
+
+	if (server_start(NULL)) {
+		CHECK(0, "counts: server did not start");
+		return;
+	}
+	CHECK(fetch("GET /count.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200, "counts 200");
+	v = field(&r, "ETag");
+	snprintf(etag, sizeof(etag), "%s", v ? v : "");
+	resp_free(&r);
+	CHECK(fetch("HEAD /count.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, true) == 200, "counts HEAD");
+	resp_free(&r);
+	CHECK(fetch("GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-262143\r\n\r\n", &r, false) ==
+		      206 && r.blen == 262144 && !memcmp(r.body, big, 262144),
+	      "counts 206 of 256 KB");
+	resp_free(&r);
+	CHECK(fetch("GET /count.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=6-10\r\n\r\n", &r, false) ==
+		      206, "counts 206");
+	resp_free(&r);
+	snprintf(req, sizeof(req), "GET /count.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+		 etag);
+	CHECK(fetch(req, &r, true) == 304, "counts 304");
+	resp_free(&r);
+	static const struct {
+		const char *req;
+		int status;
+	} cases[] = {
+		{ "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		{ "GET /nope/either HTTP/1.1\r\nHost: x\r\n\r\n", 404 },
+		{ "GET /escape HTTP/1.1\r\nHost: x\r\n\r\n", 403 },
+		{ "GET /count%00.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "POST /count.txt HTTP/1.1\r\nHost: x\r\n\r\n", 405 },
+		{ "BREW /count.txt HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+		{ "GET /count.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+		{ "GET /count.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=50-\r\n\r\n", 416 },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int s = fetch(cases[i].req, &r, false);
+
+		CHECK(s == cases[i].status, "counts case %u: %d, wanted %d", i, s, cases[i].status);
+		resp_free(&r);
+	}
+	memcpy(req, "GET /", 5);
+	memset(req + 5, 'a', 9000);
+	strcpy(req + 9005, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	CHECK(fetch(req, &r, false) == 414, "counts 414");
+	resp_free(&r);
+	strcpy(req, "GET /count.txt HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < 330; i++)
+		strcat(req, "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+	strcat(req, "\r\n");
+	CHECK(fetch(req, &r, false) == 431, "counts 431");
+	resp_free(&r);
+
+	CHECK(server_stats(line, sizeof(line)), "counts: no stats line");
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(status_of(line, want[i].code) == want[i].n, "counts: %s=%llu, want %llu",
+		      want[i].code, (unsigned long long)status_of(line, want[i].code),
+		      (unsigned long long)want[i].n);
+	CHECK(stat_of(line, " 2xx ") == 4 && stat_of(line, " 3xx ") == 1 &&
+		      stat_of(line, " 4xx ") == 8 && stat_of(line, " 5xx ") == 2,
+	      "counts: classes 2xx %llu 3xx %llu 4xx %llu 5xx %llu, want 4 1 8 2",
+	      (unsigned long long)stat_of(line, " 2xx "), (unsigned long long)stat_of(line, " 3xx "),
+	      (unsigned long long)stat_of(line, " 4xx "), (unsigned long long)stat_of(line, " 5xx "));
+	zc0 = stat_of(line, " zero_copy ");
+	cp0 = stat_of(line, " copied ");
+	CHECK(zc0 == 262144 && cp0 == 17, "counts: zero_copy %llu copied %llu, want 262144 17",
+	      (unsigned long long)zc0, (unsigned long long)cp0);
+
+	/* the pipelined pair: the 404's head is queued when small.bin's
+	 * answer is made, so its body goes without a head */
+	{
+		struct conn *c = calloc(1, sizeof(*c));
+		static const char two[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+					  "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+
+		c->fd = dial();
+		CHECK(c->fd >= 0 && send_all(c->fd, two, sizeof(two) - 1), "counts: pipelined pair");
+		CHECK(c->fd >= 0 && !read_resp(c, &r, false) && r.status == 404, "counts: pair's 404");
+		resp_free(&r);
+		CHECK(c->fd >= 0 && !read_resp(c, &r, false) && r.status == 200 && r.blen == SMALL &&
+			      !memcmp(r.body, big, SMALL),
+		      "counts: pair's 200");
+		resp_free(&r);
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+	}
+	CHECK(server_stats(line, sizeof(line)), "counts: no stats line");
+	zc = stat_of(line, " zero_copy ") - zc0;
+	cp = stat_of(line, " copied ") - cp0;
+	CHECK(zc == SMALL && cp == 0,
+	      "counts: a cached small body alone (by sendfile) moved zero_copy %llu copied %llu, "
+	      "want %u 0",
+	      (unsigned long long)zc, (unsigned long long)cp, SMALL);
+	CHECK(status_of(line, "404") == 3 && status_of(line, "200") == 3, "counts: pair counted");
+	printf("counts: zero_copy %llu copied %llu, then +%llu zero-copy for a small body alone\n",
+	       (unsigned long long)zc0, (unsigned long long)cp0, (unsigned long long)zc);
+
+	CHECK(fetch("GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 && r.blen == MID &&
+		      !memcmp(r.body, big, MID),
+	      "counts: 3 MB body");
+	resp_free(&r);
+	CHECK(server_stats(line, sizeof(line)), "counts: no stats line");
+	CHECK(stat_of(line, "shard_splice ") == 0, "auto: a 3 MB cached body spliced (%llu)",
+	      (unsigned long long)stat_of(line, "shard_splice "));
+	CHECK(server_stop(5000) == 0, "counts: stop");
+}
+
+/* --stats-interval 1: at least two stats lines within 3.5 s, none asked
+ * for by SIGUSR1. */
+static void test_stats_interval(void)
+{
+	static const char *const extra[] = { "--stats-interval", "1", NULL };
+	static char acc[65536];
+	size_t have = 0;
+	unsigned lines = 0;
+	uint64_t end;
+
+	if (server_start(extra)) {
+		CHECK(0, "interval: server did not start");
+		return;
+	}
+	end = now_ms() + 3500;
+	while (now_ms() < end && have < sizeof(acc) - 1) {
+		struct pollfd p = { .fd = server_out, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = read(server_out, acc + have, sizeof(acc) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	acc[have] = 0;
+	for (const char *at = acc; (at = strstr(at, "shard 0:")); at += 8)
+		lines++;
+	CHECK(lines >= 2, "interval: %u stats lines in 3.5 s with --stats-interval 1", lines);
+	printf("stats-interval: %u lines in 3.5 s\n", lines);
+	CHECK(server_stop(5000) == 0, "interval: stop");
+}
+
+/* --mode splice: a cached 3 MB body (above the 1 MB the default splices
+ * up to: test_counts) goes through a pipe on the shard, whole. */
+static void test_mode(void)
+{
+	static const char *const extra[] = { "--mode", "splice", NULL };
+	static char line[16384];
+	struct resp r;
+
+	if (server_start(extra)) {
+		CHECK(0, "mode: server did not start");
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK(fetch("GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 &&
+			      r.blen == MID && !memcmp(r.body, big, MID),
+		      "mode splice: 3 MB body %d", i);
+		resp_free(&r);
+	}
+	CHECK(server_stats(line, sizeof(line)), "mode: no stats line");
+	CHECK(stat_of(line, "shard_splice ") >= 1, "mode splice: shard_splice %llu pipe_short %llu",
+	      (unsigned long long)stat_of(line, "shard_splice "),
+	      (unsigned long long)stat_of(line, "pipe_short "));
+	printf("mode splice: shard_splice %llu\n", (unsigned long long)stat_of(line, "shard_splice "));
+	CHECK(server_stop(5000) == 0, "mode: stop");
+}
+
+/* ---- escapes ---- */
+
+/* @req with Connection: close on a fresh connection, read to the EOF (5 s,
+ * 64 KB at most): the status (-1: none) and whether @secret came back. */
+static int raw_get(const char *req, const char *secret, bool *leaked)
+{
+	static char got[65537];
+	size_t have = 0;
+	int fd = dial(), status = -1;
+	uint64_t end = now_ms() + 5000;
+
+	*leaked = false;
+	if (fd < 0)
+		return -1;
+	if (send_all(fd, req, strlen(req)))
+		while (now_ms() < end && have < sizeof(got) - 1) {
+			ssize_t n = recv(fd, got + have, sizeof(got) - 1 - have, 0);
+
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+		}
+	close(fd);
+	got[have] = 0;
+	if (have > 12 && !memcmp(got, "HTTP/1.1 ", 9))
+		status = atoi(got + 9);
+	*leaked = memmem(got, have, secret, strlen(secret)) != NULL;
+	return status;
+}
+
+/*
+ * Ways out of the root, each refused (400, 403, 404 or 414) without a
+ * byte of the file outside (its text never in the answer), and serve
+ * still answering after each: a directory symlink inside the root to a
+ * directory outside, a raw "..", "%2e%2e" encoded twice (decoded once: a
+ * name), backslashes raw and encoded, a path of 1,500 ".." segments and
+ * one past PATH_MAX.
+ */
+static void test_escapes(void)
+{
+	char reqs[8][8192], secret[64];
+	const char *base = strrchr(outside, '/') + 1; /* rp_out_XXXXXX, beside root */
+	static char big_path[7000];
+	char got[128];
+	size_t at = 0, gl = 0;
+	unsigned n = 0;
+
+	snprintf(secret, sizeof(secret), "outside secret %d", (int)getpid());
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /outdir/secret.txt HTTP/1.1\r\nHost: x\r\n"
+					      "Connection: close\r\n\r\n");
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /../%s/secret.txt HTTP/1.1\r\nHost: x\r\n"
+					      "Connection: close\r\n\r\n", base);
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /%%252e%%252e/%s/secret.txt HTTP/1.1\r\nHost: x\r\n"
+					      "Connection: close\r\n\r\n", base);
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /..\\%s\\secret.txt HTTP/1.1\r\nHost: x\r\n"
+					      "Connection: close\r\n\r\n", base);
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /..%%5c%s%%5csecret.txt HTTP/1.1\r\nHost: x\r\n"
+					      "Connection: close\r\n\r\n", base);
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET /dir/%%2e%%2e%%5c%%2e%%2e%%5c%s%%5csecret.txt "
+					      "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", base);
+	at = (size_t)snprintf(big_path, sizeof(big_path), "/");
+	for (int i = 0; i < 1500; i++)
+		at += (size_t)snprintf(big_path + at, sizeof(big_path) - at, "../");
+	snprintf(big_path + at, sizeof(big_path) - at, "%s/secret.txt", base);
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 big_path);
+	at = (size_t)snprintf(big_path, sizeof(big_path), "/outdir");
+	while (at < 5000)
+		at += (size_t)snprintf(big_path + at, sizeof(big_path) - at, "/.");
+	snprintf(big_path + at, sizeof(big_path) - at, "/secret.txt");
+	snprintf(reqs[n++], sizeof(reqs[0]), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 big_path);
+	for (unsigned i = 0; i < n; i++) {
+		struct resp r;
+		bool leaked;
+		int s = raw_get(reqs[i], secret, &leaked);
+
+		CHECK((s == 400 || s == 403 || s == 404 || s == 414) && !leaked,
+		      "escape %u: status %d%s: %.60s", i, s, leaked ? ", the outside file's bytes" : "",
+		      reqs[i]);
+		CHECK(fetch("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", &r, false) == 200 &&
+			      r.blen == 12,
+		      "escape %u: serve stopped answering", i);
+		resp_free(&r);
+		gl += (size_t)snprintf(got + gl, sizeof(got) - gl, " %d", s);
+	}
+	printf("escapes: %u answered %s\n", n, got + 1);
+}
+
 static bool wanted(int argc, char **argv, const char *name)
 {
 	if (argc < 3)
@@ -3381,6 +3713,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
 				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, "
+				"counts, interval, mode, escapes (of main), "
 				"budget (deep pipe and budget of main), behind, stuck (of main)\n");
 		return 2;
 	}
@@ -3394,6 +3727,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		test_statuses();
+		test_escapes();
 		test_special_files();
 		test_if_range();
 		test_refused_once();
@@ -3433,6 +3767,14 @@ int main(int argc, char **argv)
 		test_pipeline_budget();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
+	if (argc >= 3 && wanted(argc, argv, "escapes")) { /* main runs it too */
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_escapes();
+		CHECK(server_stop(5000) == 0, "stop");
+	}
 	if (argc >= 3 && wanted(argc, argv, "behind")) { /* main runs it too */
 		if (server_start(NULL)) {
 			fprintf(stderr, "FAIL: server did not start\n");
@@ -3454,6 +3796,12 @@ int main(int argc, char **argv)
 		test_reset_count();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
+	if (wanted(argc, argv, "counts"))
+		test_counts();
+	if (wanted(argc, argv, "interval"))
+		test_stats_interval();
+	if (wanted(argc, argv, "mode"))
+		test_mode();
 	if (wanted(argc, argv, "timeouts"))
 		test_timeouts();
 	if (wanted(argc, argv, "silent"))
@@ -3478,9 +3826,9 @@ int main(int argc, char **argv)
 	}
 	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", root, outside);
 	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", root);
+		fprintf(stderr, "could not remove %s and %s\n", root, outside);
 	free(big);
 	printf("%s\n", failures ? "FAIL" : "PASS");
 	return failures ? 1 : 0;
