@@ -21,7 +21,7 @@ PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev li
 PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox sockperf haproxy socat iperf3 wrk
 	nginx-light)
 PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-	shellcheck bats)
+	shellcheck bats curl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
