@@ -2,7 +2,8 @@
 /*
  * Integration test of `ringplane relay`: the real command as a child, in
  * front of a real upstream (`ringplane echo`, or a listener of the test's
- * own), driven over loopback. Every wait is bounded by a deadline.
+ * own), driven over loopback and (veth) a veth pair. Every wait is
+ * bounded by a deadline.
  *
  *   streams    1000 concurrent clients (200 with RP_TEST_REDUCED) through the
  *              relay to the echo server, in each mode (copy, splice, auto):
@@ -10,6 +11,11 @@
  *              pieces, half-closed when written; every echoed byte checked
  *              and the EOF seen (half-close passed on both ways); a few
  *              clients reset mid-stream and must not disturb the others.
+ *   veth       (root) the same streams over a veth pair between two network
+ *              namespaces of the test's own (clients and upstream in one,
+ *              the relay in the other), 200 clients (50 reduced) in each
+ *              mode. The namespaces go on every exit; skipped, with the
+ *              reason, where they cannot be made.
  *   down       an upstream with no listener: the client is closed at once,
  *              and the exit stats count the failed connect.
  *   connect-timeout  an upstream that drops the SYNs: each client is closed
@@ -56,9 +62,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -78,14 +86,17 @@
 
 static bool reduced;
 
-static int connect_to(int port)
+/* A client of @host:@port (an IPv4 address), TCP_NODELAY; -1 if not. */
+static int connect_host(const char *host, int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0)
+	if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
 		return -1;
@@ -94,13 +105,23 @@ static int connect_to(int port)
 	return fd;
 }
 
-static int listener(int *port)
+static int connect_to(int port)
+{
+	return connect_host("127.0.0.1", port);
+}
+
+/* A listener on @host (an IPv4 address), its port in *@port; -1 if not. */
+static int listener_on(const char *host, int *port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 128) ||
 	    getsockname(fd, (struct sockaddr *)&a, &len)) {
@@ -109,6 +130,11 @@ static int listener(int *port)
 	}
 	*port = ntohs(a.sin_port);
 	return fd;
+}
+
+static int listener(int *port)
+{
+	return listener_on("127.0.0.1", port);
 }
 
 /* read_upto's bytes; when none came, its end (0: the EOF, -errno, -ETIMEDOUT). */
@@ -180,13 +206,16 @@ static void stream_in(struct stream *s)
 	}
 }
 
-static void streams(const char *mode, const char *ns, const char *up_host, unsigned n)
+/* The echo server on @up_host here, the relay on @relay_host in @relay_ns
+ * (NULL: here), the clients here. */
+static void streams(const char *mode, const char *relay_ns, const char *relay_host,
+		    const char *up_host, unsigned n)
 {
 	unsigned resets = 0, done = 0, bad = 0;
 	struct child echo = { 0 }, relay = { 0 };
 	char elisten[48];
 	const char *eargs[] = { "echo", "--listen", elisten, "--no-pin", "--shards", "1", NULL };
-	char up[48];
+	char up[48], rlisten[48];
 	struct stream *s = calloc(n, sizeof(*s));
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	uint64_t end, total = 0;
@@ -196,16 +225,17 @@ static void streams(const char *mode, const char *ns, const char *up_host, unsig
 	if (!s || ep < 0)
 		return;
 	snprintf(elisten, sizeof(elisten), "%s:0", up_host);
-	CHECK(child_start_ns(&echo, ns, eargs) == 0, "echo did not start");
+	CHECK(child_start(&echo, eargs) == 0, "echo did not start");
 	snprintf(up, sizeof(up), "%s:%d", up_host, echo.port);
-	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode,
+	snprintf(rlisten, sizeof(rlisten), "%s:0", relay_host);
+	const char *rargs[] = { "relay", "--listen", rlisten, "--upstream", up, "--mode", mode,
 				"--no-pin", NULL };
 
-	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	CHECK(child_start_ns(&relay, relay_ns, rargs) == 0, "relay did not start");
 	for (unsigned i = 0; i < n; i++) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u32 = i };
 
-		s[i].fd = connect_to(relay.port);
+		s[i].fd = connect_host(relay_host, relay.port);
 		CHECK(s[i].fd >= 0, "connect %u: %s", i, strerror(errno));
 		if (s[i].fd < 0) {
 			s[i].eof = true;
@@ -266,7 +296,7 @@ static void streams(const char *mode, const char *ns, const char *up_host, unsig
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 	printf("streams %s%s: %u clients, %llu bytes each way, %u reset mid-stream, %u bad; relay: "
 	       "half_closes %llu spliced %llu copied %llu\n",
-	       mode, ns ? " over veth" : "", n, (unsigned long long)total, resets, bad,
+	       mode, relay_ns ? " over veth" : "", n, (unsigned long long)total, resets, bad,
 	       stat_sum(relay.log, "half_closes"), stat_sum(relay.log, "spliced"),
 	       stat_sum(relay.log, "copied"));
 	for (unsigned i = 0; i < n; i++)
@@ -278,43 +308,7 @@ static void streams(const char *mode, const char *ns, const char *up_host, unsig
 
 static void test_streams(const char *mode)
 {
-	streams(mode, NULL, "127.0.0.1", reduced ? 200 : 1000);
-}
-
-/*
- * The upstream in a network namespace of the test's own, behind a veth
- * pair (10.231.X.1 here, 10.231.X.2 there): the relay's upstream side is a
- * real device path, not loopback. The names and X come from the pid, so
- * two runs at once (two worktrees, a CI beside a developer's run) do not
- * tear down each other's namespace. Removed at the end; skipped, with the
- * reason, where namespaces cannot be made.
- */
-static void test_veth(void)
-{
-	unsigned id = (unsigned)getpid();
-	char ns[32], l0[16], l1[16], here[24], there[24], cmd[1024];
-	bool ok;
-
-	snprintf(ns, sizeof(ns), "rp_test_relay_%u", id);
-	snprintf(l0, sizeof(l0), "rptr0-%u", id % 10000000);
-	snprintf(l1, sizeof(l1), "rptr1-%u", id % 10000000);
-	snprintf(here, sizeof(here), "10.231.%u.1", id & 255);
-	snprintf(there, sizeof(there), "10.231.%u.2", id & 255);
-	snprintf(cmd, sizeof(cmd),
-		 "ip netns add %s && ip link add %s type veth peer name %s && "
-		 "ip link set %s netns %s && ip addr add %s/30 dev %s && ip link set %s up && "
-		 "ip netns exec %s ip addr add %s/30 dev %s && ip netns exec %s ip link set %s up && "
-		 "ip netns exec %s ip link set lo up",
-		 ns, l0, l1, l1, ns, here, l0, l0, ns, there, l1, ns, l1, ns);
-	ok = system(cmd) == 0;
-	if (!ok) {
-		printf("veth: SKIP: cannot create a network namespace with a veth pair here\n");
-	} else {
-		streams("splice", ns, there, reduced ? 50 : 200);
-		streams("auto", ns, there, reduced ? 50 : 200);
-	}
-	snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null", l0, ns);
-	(void)system(cmd);
+	streams(mode, NULL, "127.0.0.1", "127.0.0.1", reduced ? 200 : 1000);
 }
 
 /* ---- upstream down ---- */
@@ -1579,6 +1573,140 @@ static void test_urgent(void)
 	urgent_moved("copy");
 	urgent_moved("splice");
 	urgent_moved("uring-splice");
+}
+
+/* ---- over a veth pair between two network namespaces ---- */
+
+/*
+ * Two network namespaces of the test's own joined by a veth pair: "a"
+ * (10.231.X.1) holds the clients and the upstream, "b" (10.231.X.2) the
+ * relay, so both of the relay's sides cross a real device (its MTU, GSO
+ * and GRO), not loopback. The test enters "a" itself (setns) for the
+ * case, so the sockets it makes and the servers it starts live there; the
+ * relay runs under `ip netns exec b`. The names and X come from the pid,
+ * so two runs at once (two worktrees, a CI beside a developer's run) do
+ * not tear down each other's namespaces. A guard process, started before
+ * they are made and in a session of its own, removes them once the test
+ * closes its pipe or dies (a crash, meson's kill of the test's process
+ * group at the timeout): every exit path ends in that one removal.
+ */
+struct veth {
+	char ns[2][32], dev[2][16], addr[2][24];
+	int home;	/* the test's own namespace, to go back to */
+	int guard;	/* the write end of the guard's pipe */
+	pid_t guard_pid;
+};
+
+/* Fork the guard: it waits for the EOF of @pfd (every write end closed:
+ * the test's close or its death), then removes the namespaces (and the
+ * pair with them) and the host's end if the pair never moved. */
+static pid_t veth_guard(const struct veth *v, const int pfd[2])
+{
+	char cmd[256];
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd),
+		 "ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+		 v->dev[0], v->ns[0], v->ns[1]);
+	pid = fork();
+	if (pid == 0) {
+		char b;
+
+		(void)setsid();
+		close(pfd[1]);
+		while (read(pfd[0], &b, 1) < 0 && errno == EINTR)
+			;
+		_exit(system(cmd) == -1);
+	}
+	return pid;
+}
+
+/* Make the namespaces and the pair, and enter "a"; NULL, or why not. */
+static const char *veth_up(struct veth *v)
+{
+	unsigned id = (unsigned)getpid();
+	char cmd[1024], path[64];
+	int pfd[2], a;
+
+	v->home = v->guard = -1;
+	v->guard_pid = -1;
+	for (int i = 0; i < 2; i++) {
+		snprintf(v->ns[i], sizeof(v->ns[i]), "rp_test_relay_%u_%c", id, 'a' + i);
+		snprintf(v->dev[i], sizeof(v->dev[i]), "rptr%d-%u", i, id % 10000000);
+		snprintf(v->addr[i], sizeof(v->addr[i]), "10.231.%u.%d", id & 255, i + 1);
+	}
+	if (pipe2(pfd, O_CLOEXEC))
+		return "no pipe for the guard";
+	v->guard_pid = veth_guard(v, pfd);
+	close(pfd[0]);
+	v->guard = pfd[1];
+	if (v->guard_pid < 0)
+		return "no fork for the guard";
+	snprintf(cmd, sizeof(cmd),
+		 "ip netns add %s && ip netns add %s && ip link add %s type veth peer name %s && "
+		 "ip link set %s netns %s && ip link set %s netns %s && "
+		 "ip -n %s addr add %s/30 dev %s && ip -n %s link set %s up && ip -n %s link set lo up && "
+		 "ip -n %s addr add %s/30 dev %s && ip -n %s link set %s up && ip -n %s link set lo up",
+		 v->ns[0], v->ns[1], v->dev[0], v->dev[1], v->dev[0], v->ns[0], v->dev[1], v->ns[1],
+		 v->ns[0], v->addr[0], v->dev[0], v->ns[0], v->dev[0], v->ns[0],
+		 v->ns[1], v->addr[1], v->dev[1], v->ns[1], v->dev[1], v->ns[1]);
+	if (system(cmd) != 0)
+		return "`ip netns add` or `ip link add type veth` failed (no CAP_SYS_ADMIN or "
+		       "CAP_NET_ADMIN, no iproute2, or no veth driver)";
+	snprintf(path, sizeof(path), "/run/netns/%s", v->ns[0]);
+	v->home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	a = open(path, O_RDONLY | O_CLOEXEC);
+	if (v->home < 0 || a < 0 || setns(a, CLONE_NEWNET)) {
+		if (a >= 0)
+			close(a);
+		return "cannot enter the namespace made (setns)";
+	}
+	close(a);
+	return NULL;
+}
+
+/* Back home, and the guard removes what veth_up made: checked gone. */
+static void veth_down(struct veth *v)
+{
+	uint64_t end = now_ms() + 10000;
+	char path[64];
+	int st;
+
+	if (v->home >= 0) {
+		/* going on from inside "a" would run every later test there */
+		if (setns(v->home, CLONE_NEWNET)) {
+			fprintf(stderr, "FAIL veth: cannot go back to the test's namespace: %s\n",
+				strerror(errno));
+			exit(1); /* the guard removes the namespaces */
+		}
+		close(v->home);
+	}
+	if (v->guard >= 0)
+		close(v->guard);
+	while (v->guard_pid > 0 && waitpid(v->guard_pid, &st, WNOHANG) == 0 && now_ms() < end)
+		usleep(10000);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/run/netns/%s", v->ns[i]);
+		CHECK(access(path, F_OK) != 0, "veth: namespace %s left behind", v->ns[i]);
+		CHECK(if_nametoindex(v->dev[i]) == 0, "veth: device %s left behind", v->dev[i]);
+	}
+}
+
+/* Streams over the pair in each mode. */
+static void test_veth(void)
+{
+	static const char *const modes[] = { "copy", "splice", "auto" };
+	struct veth v;
+	const char *why = veth_up(&v);
+
+	if (why) {
+		printf("veth: SKIP: cannot make two network namespaces joined by a veth pair: %s\n",
+		       why);
+	} else {
+		for (int i = 0; i < 3; i++)
+			streams(modes[i], v.ns[1], v.addr[1], v.addr[0], reduced ? 50 : 200);
+	}
+	veth_down(&v);
 }
 
 /* ---- SIGTERM mid-stream ---- */
