@@ -14,8 +14,12 @@
  *   veth       (root) the same streams over a veth pair between two network
  *              namespaces of the test's own (clients and upstream in one,
  *              the relay in the other), 200 clients (50 reduced) in each
- *              mode. The namespaces go on every exit; skipped, with the
- *              reason, where they cannot be made.
+ *              mode; and there, in each mode, a half-close from either side
+ *              (every byte then the EOF, the other way still flowing) and a
+ *              reset from either side mid-stream (the other side reads
+ *              ECONNRESET, the other streams end whole). The namespaces go
+ *              on every exit; skipped, with the reason, where they cannot
+ *              be made.
  *   down       an upstream with no listener: the client is closed at once,
  *              and the exit stats count the failed connect.
  *   connect-timeout  an upstream that drops the SYNs: each client is closed
@@ -1692,7 +1696,239 @@ static void veth_down(struct veth *v)
 	}
 }
 
-/* Streams over the pair in each mode. */
+/* One client through the relay and the upstream's side of it, each way's
+ * bytes as a sender and a receiver (struct stream: pattern by seed). */
+struct vconn {
+	int c, u;
+	struct stream d[2][2]; /* [way: 0 client -> upstream][0 sender, 1 receiver] */
+};
+
+/*
+ * Connect to the relay on "b" and accept the upstream's side on @l, each
+ * way @len bytes; false (checked) if not. The client's address is "a"'s
+ * and the relay's connect comes from "b": both legs cross the pair.
+ */
+static bool vconn_open(struct vconn *x, const struct veth *v, int l, int port, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct pollfd pl = { .fd = l, .events = POLLIN };
+	char ip[2][INET_ADDRSTRLEN] = { "?", "?" };
+
+	memset(x, 0, sizeof(*x));
+	x->u = -1;
+	x->c = connect_host(v->addr[1], port);
+	if (x->c >= 0 && poll(&pl, 1, 5000) == 1)
+		x->u = accept4(l, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+	CHECK(x->c >= 0 && x->u >= 0, "veth: client %d, upstream side %d", x->c, x->u);
+	if (x->c < 0 || x->u < 0)
+		return false;
+	inet_ntop(AF_INET, &sa.sin_addr, ip[1], sizeof(ip[1]));
+	sl = sizeof(sa);
+	if (!getsockname(x->c, (struct sockaddr *)&sa, &sl))
+		inet_ntop(AF_INET, &sa.sin_addr, ip[0], sizeof(ip[0]));
+	CHECK(!strcmp(ip[0], v->addr[0]) && !strcmp(ip[1], v->addr[1]),
+	      "veth: client from %s, relay's connect from %s: not over the pair", ip[0], ip[1]);
+	for (int w = 0; w < 2; w++) {
+		uint32_t seed = (uint32_t)rng();
+
+		x->d[w][0] = (struct stream){ .fd = w ? x->u : x->c, .len = len, .seed = seed };
+		x->d[w][1] = (struct stream){ .fd = w ? x->c : x->u, .len = len, .seed = seed };
+	}
+	return true;
+}
+
+/*
+ * Move the ways in @ways (bit 0: client -> upstream, bit 1: back) of @n
+ * connections until each receiver has its EOF, at most @ms; a stream
+ * marked reset is left alone. With @until, stop instead once x[0] has
+ * received that many bytes each way. True when that came in time.
+ */
+static bool vconn_pump(struct vconn *x, unsigned n, unsigned ways, size_t until, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	for (;;) {
+		struct pollfd p[16];
+		unsigned np = 0;
+		bool all = true;
+
+		for (unsigned i = 0; i < n; i++)
+			for (int w = 0; w < 2; w++) {
+				struct stream *tx = &x[i].d[w][0], *rx = &x[i].d[w][1];
+
+				if (!(ways >> w & 1) || rx->reset)
+					continue;
+				stream_out(tx);
+				stream_in(rx);
+				all &= rx->eof;
+			}
+		if (until)
+			all = x[0].d[0][1].got >= until && x[0].d[1][1].got >= until;
+		if (all)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		for (unsigned i = 0; i < n && np + 2 <= sizeof(p) / sizeof(p[0]); i++) {
+			p[np++] = (struct pollfd){ .fd = x[i].c, .events = POLLIN };
+			p[np++] = (struct pollfd){ .fd = x[i].u, .events = POLLIN };
+		}
+		(void)poll(p, np, 5);
+	}
+}
+
+/* Every byte of way @w of @x, in order, then its EOF. */
+static bool vconn_whole(const struct vconn *x, int w)
+{
+	const struct stream *rx = &x->d[w][1];
+
+	return !rx->bad && rx->eof && rx->got == rx->len;
+}
+
+static void vconn_close(struct vconn *x)
+{
+	if (x->c >= 0)
+		close(x->c);
+	if (x->u >= 0)
+		close(x->u);
+	x->c = x->u = -1;
+}
+
+/*
+ * Half-close over the pair, @first's way (0: the client's) first: its
+ * bytes, then its FIN, reach the other side whole, the EOF after every
+ * byte; nothing comes back meanwhile, no EOF either; then the other way's
+ * bytes and FIN still flow whole.
+ */
+static void veth_half_close(const struct veth *v, const char *mode, int l, int port, int first,
+			    size_t len)
+{
+	struct vconn x;
+	struct pollfd p;
+
+	if (!vconn_open(&x, v, l, port, len))
+		return;
+	vconn_pump(&x, 1, 1u << first, 0, 10000);
+	CHECK(vconn_whole(&x, first), "veth %s: half-close from the %s: %zu of %zu B, %s%s", mode,
+	      first ? "upstream" : "client", x.d[first][1].got, len,
+	      x.d[first][1].eof ? "EOF" : "no EOF", x.d[first][1].bad ? ", bad bytes" : "");
+	/* the FIN must not have been passed on the way back */
+	p = (struct pollfd){ .fd = x.d[!first][1].fd, .events = POLLIN };
+	CHECK(poll(&p, 1, 50) == 0, "veth %s: half-close from the %s: the other side got %s", mode,
+	      first ? "upstream" : "client", p.revents ? "an event" : "nothing");
+	vconn_pump(&x, 1, 1u << !first, 0, 10000);
+	CHECK(vconn_whole(&x, !first), "veth %s: after the %s's half-close: %zu of %zu B back, %s%s",
+	      mode, first ? "upstream" : "client", x.d[!first][1].got, len,
+	      x.d[!first][1].eof ? "EOF" : "no EOF", x.d[!first][1].bad ? ", bad bytes" : "");
+	vconn_close(&x);
+}
+
+enum { VE_K = 4 };
+
+/*
+ * VE_K streams over the pair both ways at once; once the first has moved
+ * a quarter of @len each way, its @side (0: the client, 1: the upstream)
+ * resets it (SO_LINGER 0) with bytes in flight. The other side reads its
+ * bytes, then ECONNRESET, not an EOF; the other streams end whole.
+ */
+static void veth_reset(const struct veth *v, const char *mode, int l, int port, int side,
+		       size_t len)
+{
+	static char junk[1 << 16];
+	const char *who = side ? "upstream" : "client";
+	struct vconn x[VE_K];
+	struct linger lg = { 1, 0 };
+	unsigned opened = 0, whole = 0;
+	uint64_t end;
+	int got_end, other;
+
+	for (; opened < VE_K; opened++)
+		if (!vconn_open(&x[opened], v, l, port, len))
+			break;
+	if (opened < VE_K) {
+		for (unsigned i = 0; i < opened; i++)
+			vconn_close(&x[i]);
+		return;
+	}
+	for (int w = 0; w < 2; w++) /* the victim is still streaming when reset */
+		x[0].d[w][0].len = x[0].d[w][1].len = SIZE_MAX / 2;
+	CHECK(vconn_pump(x, VE_K, 3, len / 4, 10000), "veth %s: streams did not start", mode);
+	setsockopt(side ? x[0].u : x[0].c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(side ? x[0].u : x[0].c);
+	if (side)
+		x[0].u = -1;
+	else
+		x[0].c = -1;
+	for (int w = 0; w < 2; w++) /* read below, and only there: the error comes once */
+		x[0].d[w][1].reset = true;
+	other = side ? x[0].c : x[0].u;
+	end = now_ms() + 5000;
+	for (got_end = READ_FULL; got_end == READ_FULL && now_ms() < end;)
+		(void)read_upto(other, junk, sizeof(junk), 1000, &got_end);
+	CHECK(got_end == -ECONNRESET, "veth %s: the %s's reset: the %s read %s", mode, who,
+	      side ? "client" : "upstream",
+	      got_end == 0 ? "an EOF" : got_end == READ_FULL ? "bytes for 5 s" : strerror(-got_end));
+	vconn_pump(x + 1, VE_K - 1, 3, 0, 20000);
+	for (unsigned i = 1; i < VE_K; i++)
+		whole += vconn_whole(&x[i], 0) && vconn_whole(&x[i], 1);
+	CHECK(whole == VE_K - 1, "veth %s: after the %s's reset %u of %u other streams whole", mode,
+	      who, whole, VE_K - 1);
+	for (unsigned i = 0; i < VE_K; i++)
+		vconn_close(&x[i]);
+}
+
+/*
+ * The ends of streams over the pair, in @mode, through one relay on "b"
+ * (one shard, so one stats line) in front of a listener of the test's own
+ * on "a": half-close from either side, then a reset from either side
+ * among VE_K streams. The relay exits 0 and its counters say the same:
+ * two relays ended by a reset passed on, every other one closed, none
+ * otherwise.
+ */
+static void veth_ends(const struct veth *v, const char *mode)
+{
+	size_t len = reduced ? 256 * 1024 : 1024 * 1024;
+	struct child relay = { 0 };
+	char up[48], rlisten[48];
+	struct urg_stats st;
+	int port = 0, l = listener_on(v->addr[0], &port), rc;
+
+	CHECK(l >= 0, "veth %s: listener", mode);
+	if (l < 0)
+		return;
+	snprintf(up, sizeof(up), "%s:%d", v->addr[0], port);
+	snprintf(rlisten, sizeof(rlisten), "%s:0", v->addr[1]);
+	const char *rargs[] = { "relay", "--listen", rlisten, "--upstream", up, "--mode", mode,
+				"--no-pin", "--shards", "1", NULL };
+
+	if (child_start_ns(&relay, v->ns[1], rargs)) {
+		CHECK(0, "veth %s: relay did not start", mode);
+		close(l);
+		return;
+	}
+	veth_half_close(v, mode, l, relay.port, 0, len);
+	veth_half_close(v, mode, l, relay.port, 1, len);
+	veth_reset(v, mode, l, relay.port, 1, len);
+	veth_reset(v, mode, l, relay.port, 0, len);
+	close(l);
+	rc = child_stop(&relay, 5000);
+	CHECK(rc == 0, "veth %s: relay exit status %d", mode, rc);
+	if (!urg_stats_of(relay.log, &st)) {
+		CHECK(0, "veth %s: no stats line in: %s", mode, relay.log);
+		return;
+	}
+	CHECK(st.reset == 2 && st.resets == 2 && st.closed == 2 + 2 * (VE_K - 1) &&
+		      st.idle + st.abrt + st.nomem == 0,
+	      "veth %s: relays ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu, "
+	      "resets_passed %llu",
+	      mode, st.closed, st.reset, st.idle, st.abrt, st.nomem, st.resets);
+	printf("veth ends %s: half-close from each side (%zu B each way), a reset from each side "
+	       "among %d streams; relay: closed=%llu reset=%llu "
+	       "half_closes %llu spliced %llu/%llu B\n",
+	       mode, len, VE_K, st.closed, st.reset, st.half, st.spliced[0], st.spliced[1]);
+}
+
+/* Streams, half-close and resets over the pair in each mode. */
 static void test_veth(void)
 {
 	static const char *const modes[] = { "copy", "splice", "auto" };
@@ -1705,6 +1941,8 @@ static void test_veth(void)
 	} else {
 		for (int i = 0; i < 3; i++)
 			streams(modes[i], v.ns[1], v.addr[1], v.addr[0], reduced ? 50 : 200);
+		for (int i = 0; i < 3; i++)
+			veth_ends(&v, modes[i]);
 	}
 	veth_down(&v);
 }
