@@ -356,6 +356,14 @@ ssize_t rp_zc_socket_relay(int dst, int src, size_t count)
 		return r;
 	if (count == 0)
 		return 0;
+	/* dst before anything reads src: a blocking src with nothing to read
+	 * would hold the call until it had data, and only then would the
+	 * write find dst closed or read-only (one fcntl, no blocking) */
+	r = fcntl(dst, F_GETFL);
+	if (r < 0)
+		return -errno;
+	if ((r & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
 	if (!zc_hold_room(dst)) {
 		ZC_ADD(held_busy, 1);
 		return -EBUSY;

@@ -8,8 +8,8 @@
  * an O_APPEND socket); splice refused -> copy in the relay; held bytes of a
  * full non-blocking destination sent first by the next call, on both the
  * splice and the copy path, in order; copy_file_range on one filesystem,
- * across two (/tmp, /dev/shm: EXDEV or a copy, both checked), from a pipe
- * (EINVAL), from /proc; ENOSYS, EOPNOTSUPP, EXDEV and a 0-byte answer forced
+ * across two (/dev/shm to a disk file in the build directory: EXDEV or a
+ * copy, both checked), from a pipe (EINVAL), from /proc; ENOSYS, EOPNOTSUPP, EXDEV and a 0-byte answer forced
  * by a seccomp filter in a child (re-executed so it probes afresh), where
  * also the backend is "none" and everything is read/write; a non-blocking
  * socket that fills (a partial count, then -EAGAIN, the offset exact); a
@@ -21,7 +21,10 @@
  * left to the parent; the pipes of the parent's other threads closed in
  * the child (/proc/self/fd), those threads relaying on, a thread's exit
  * leaving the registry, threads making and closing pipes while the main
- * thread forks.
+ * thread forks. Bad fds (-1, closed, open for the wrong direction) on
+ * every call: -EBADF and nothing moved, a relay to a bad destination
+ * without waiting on its blocking source first; signals in the relay and
+ * in the file copy as in sendfile.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -98,7 +101,7 @@ static uint8_t *pattern(size_t n, unsigned seed)
 /* A file of @n pattern bytes in @dir, unlinked; fd open read/write. */
 static int make_file(const char *dir, size_t n, unsigned seed)
 {
-	char path[128];
+	char path[PATH_MAX];
 	uint8_t *b = pattern(n, seed);
 	int fd;
 
@@ -2984,35 +2987,60 @@ static void test_file_copy_overlap(void **state)
 	}
 }
 
-/* /tmp -> /dev/shm: EXDEV (5.19+ between filesystem types) -> read/write,
+/* A directory on another filesystem than @fd's (st_dev, or the statfs
+ * type, differs) to write a file in: the build directory (MESON_BUILD_ROOT
+ * where set, else the cwd meson runs the test in), then /var/tmp, /tmp.
+ * NULL when none is. */
+static const char *other_fs_dir(int fd)
+{
+	const char *cand[] = {getenv("MESON_BUILD_ROOT"), ".", "/var/tmp", "/tmp"};
+	struct statfs a, b;
+	struct stat sa, sb;
+
+	if (fstatfs(fd, &a) < 0 || fstat(fd, &sa) < 0)
+		return NULL;
+	for (unsigned i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		if (!cand[i] || statfs(cand[i], &b) < 0 || stat(cand[i], &sb) < 0 ||
+		    access(cand[i], W_OK) < 0)
+			continue;
+		if (a.f_type != b.f_type || sa.st_dev != sb.st_dev)
+			return cand[i];
+	}
+	return NULL;
+}
+
+/* tmpfs (/dev/shm) -> a disk file (the build directory: /tmp is tmpfs on
+ * many CI hosts): EXDEV (5.19+ between filesystem types) -> read/write,
  * or an in-kernel copy where allowed; either way every byte, and the
  * counters match what ran. */
 static void test_file_copy_cross_fs(void **state)
 {
 	size_t n = (3u << 20) + 5;
-	int src = make_file("/tmp", n, 10), dst;
+	int src = make_file("/dev/shm", n, 10), dst;
+	const char *dir = other_fs_dir(src);
 	off_t oi = 0, oo = 0;
-	struct statfs a, b;
 
 	(void)state;
-	if (statfs("/dev/shm", &b) < 0 || fstatfs(src, &a) < 0 || a.f_type == b.f_type) {
-		printf("# skip: /tmp and /dev/shm are not two filesystem types\n");
+	if (!dir) {
+		print_message("# skip: no writable directory here is on another filesystem than "
+			      "/dev/shm (the build directory, /var/tmp, /tmp)\n");
 		close(src);
 		skip();
 	}
-	dst = make_file("/dev/shm", 0, 0);
+	dst = make_file(dir, 0, 0);
+	print_message("# cross-filesystem: /dev/shm -> %s\n", dir);
 	stats_mark();
 	assert_int_equal(rp_zc_file_copy(dst, src, &oi, &oo, n), n);
 	assert_int_equal(oi, n);
 	assert_int_equal(oo, n);
 	read_back(dst, 0, n, 10, 0);
 	if (DELTA(cfr_exdev)) {
-		printf("# cross-filesystem: EXDEV, read/write\n");
+		print_message("# cross-filesystem: EXDEV, read/write\n");
 		assert_int_equal(DELTA(cfr_exdev), 1);
 		assert_int_equal(DELTA(copied_bytes), n);
 		assert_int_equal(DELTA(zc_bytes), 0);
 	} else {
-		printf("# cross-filesystem: copied by the kernel\n");
+		print_message("# cross-filesystem: copied by the kernel\n");
 		assert_int_equal(DELTA(zc_bytes), n);
 		assert_int_equal(DELTA(copied_bytes), 0);
 	}
@@ -3110,6 +3138,313 @@ static void test_file_copy_proc(void **state)
 		close(src);
 		close(dst);
 	}
+}
+
+/* ---- bad fds ---- */
+
+/* An fd number that is not open and will not be soon: one just closed,
+ * taken high (fds are opened at the lowest free number, and the calls
+ * under test open their pipe and probes lazily: a low one would be
+ * theirs by the next call). */
+static int closed_fd(void)
+{
+	int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
+
+	assert_true(fd >= 900);
+	close(fd);
+	return fd;
+}
+
+/* @fd's file opened again with @mode alone (O_RDONLY or O_WRONLY). */
+static int reopen(int fd, int mode)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, mode | O_CLOEXEC);
+	assert_true(r >= 0);
+	return r;
+}
+
+/* A negative errno, as every rp_zc_ call returns: never -1 with errno set
+ * (-1 would read as -EPERM). */
+static void check_errno_ret(ssize_t r, ssize_t want, const char *what)
+{
+	print_message("# %s: %zd (%s)\n", what, r, r < 0 ? strerror((int)-r) : "no error");
+	if (r != want)
+		fail_msg("%s: %zd, want %zd", what, r, want);
+}
+
+/* Nothing is waiting to be read on @fd (a socket or a pipe). */
+static void check_nothing_arrived(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	assert_int_equal(poll(&pfd, 1, 50), 0);
+}
+
+/* -1, a closed fd, a file open for the wrong direction on either side:
+ * each call returns -EBADF, takes nothing from its source and writes
+ * nothing to its destination, offsets and positions unmoved. */
+static void test_bad_fds(void **state)
+{
+	size_t n = 64 * 1024;
+	int file = make_file("/tmp", n, 31), wronly = reopen(file, O_WRONLY);
+	int rdonly = reopen(file, O_RDONLY), out = make_file("/tmp", 0, 0);
+	int a, b, s_in, s_out, p[2], bad_src[3], bad_dst[3];
+	char seen[8];
+	off_t off, oo;
+	struct stat st;
+
+	(void)state;
+	unix_pair(&a, &b);
+	unix_pair(&s_in, &s_out);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	bad_src[0] = bad_dst[0] = -1;
+	bad_src[1] = bad_dst[1] = closed_fd();
+	bad_src[2] = wronly;
+	bad_dst[2] = rdonly;
+	assert_int_equal(write(s_in, "hello", 5), 5);
+	assert_int_equal(lseek(file, 0, SEEK_SET), 0);
+	stats_mark();
+	for (unsigned i = 0; i < 3; i++) {
+		/* file -> socket: a bad file, a bad socket */
+		off = 0;
+		check_errno_ret(rp_zc_file_to_socket(a, bad_src[i], &off, n), -EBADF,
+				"file_to_socket from a bad file");
+		assert_int_equal(off, 0);
+		check_errno_ret(rp_zc_file_to_socket(a, bad_src[i], NULL, n), -EBADF,
+				"file_to_socket from a bad file, offset NULL");
+		check_nothing_arrived(b);
+		if (i < 2) {
+			check_errno_ret(rp_zc_file_to_socket(bad_dst[i], file, &off, n), -EBADF,
+					"file_to_socket to a bad socket");
+			check_errno_ret(rp_zc_file_to_socket(bad_dst[i], file, NULL, n), -EBADF,
+					"file_to_socket to a bad socket, offset NULL");
+			assert_int_equal(off, 0);
+			assert_int_equal(lseek(file, 0, SEEK_CUR), 0);
+		}
+
+		/* relay: a bad source (the write end of a pipe, read-only's
+		 * counterpart), a bad destination (the read end of a pipe) */
+		check_errno_ret(rp_zc_socket_relay(a, i < 2 ? bad_src[i] : p[1], n), -EBADF,
+				"socket_relay from a bad source");
+		check_nothing_arrived(b);
+		check_errno_ret(rp_zc_socket_relay(i < 2 ? bad_dst[i] : p[0], s_out, n), -EBADF,
+				"socket_relay to a bad destination");
+		/* the source's bytes are all still there */
+		assert_int_equal(recv(s_out, seen, sizeof(seen), MSG_PEEK | MSG_DONTWAIT), 5);
+		assert_int_equal(rp_zc_held(i < 2 ? bad_dst[i] : p[0]), 0);
+
+		/* file -> file: a bad source, a bad destination */
+		off = oo = 0;
+		check_errno_ret(rp_zc_file_copy(out, bad_src[i], &off, &oo, n), -EBADF,
+				"file_copy from a bad source");
+		check_errno_ret(rp_zc_file_copy(bad_dst[i], file, &off, &oo, n), -EBADF,
+				"file_copy to a bad destination");
+		check_errno_ret(rp_zc_file_copy(bad_dst[i], file, NULL, NULL, n), -EBADF,
+				"file_copy to a bad destination, offsets NULL");
+		assert_int_equal(off, 0);
+		assert_int_equal(oo, 0);
+		assert_int_equal(lseek(file, 0, SEEK_CUR), 0);
+		assert_int_equal(fstat(file, &st), 0);
+		assert_int_equal(st.st_size, n);
+	}
+	check_nothing_arrived(p[0]);
+	read_back(file, 0, n, 31, 0);
+	assert_int_equal(fstat(out, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(DELTA(zc_bytes), 0);
+	assert_int_equal(DELTA(copied_bytes), 0);
+	close(p[0]);
+	close(p[1]);
+	close(a);
+	close(b);
+	close(s_in);
+	close(s_out);
+	close(rdonly);
+	close(wronly);
+	close(out);
+	close(file);
+}
+
+/* A thread that writes one byte to @fd after @after_s unless stopped
+ * first: it ends a relay that a broken dst check left blocked. */
+struct late_byte {
+	int fd;
+	double after_s;
+	atomic_bool stop, wrote;
+	pthread_t th;
+};
+
+static void *late_byte_main(void *p)
+{
+	struct late_byte *l = p;
+	double end = now_s() + l->after_s;
+
+	while (!atomic_load(&l->stop) && now_s() < end)
+		usleep(1000);
+	if (!atomic_load(&l->stop)) {
+		atomic_store(&l->wrote, true);
+		if (write(l->fd, "x", 1) != 1)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* A closed or read-only destination with a blocking source that has
+ * nothing to read: -EBADF at once, not once the source has data (the
+ * late byte, 5 s on, would end such a wait: then it failed). */
+static void test_relay_bad_dst_blocking_src(void **state)
+{
+	int s_in, s_out, p[2];
+
+	(void)state;
+	unix_pair(&s_in, &s_out);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		struct late_byte l = {.fd = s_in, .after_s = 5.0};
+		int dst = i ? p[0] : closed_fd();
+		ssize_t r;
+
+		assert_int_equal(pthread_create(&l.th, NULL, late_byte_main, &l), 0);
+		r = rp_zc_socket_relay(dst, s_out, 4096);
+		atomic_store(&l.stop, true);
+		pthread_join(l.th, NULL);
+		check_errno_ret(r, -EBADF, i ? "relay to a read-only pipe end, source empty"
+					     : "relay to a closed fd, source empty");
+		assert_false(atomic_load(&l.wrote));
+	}
+	close(p[0]);
+	close(p[1]);
+	close(s_in);
+	close(s_out);
+}
+
+/* ---- signals in the relay and the file copy ---- */
+
+/* Starts a kicker on this thread (SIGUSR1 every 0.5 ms, no SA_RESTART)
+ * and returns once the signals flow. */
+static void kick_start(struct kicker *k, struct sigaction *old)
+{
+	struct sigaction sa = {.sa_handler = on_usr1};
+	double t0 = now_s();
+
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, old), 0);
+	k->target = pthread_self();
+	atomic_store(&k->stop, false);
+	atomic_store(&k->sent, 0);
+	assert_int_equal(pthread_create(&k->th, NULL, kicker_main, k), 0);
+	while (!atomic_load(&k->sent) && now_s() < t0 + WAIT_S)
+		usleep(100);
+}
+
+static void kick_stop(struct kicker *k, const struct sigaction *old)
+{
+	atomic_store(&k->stop, true);
+	pthread_join(k->th, NULL);
+	sigaction(SIGUSR1, old, NULL);
+	assert_true(atomic_load(&k->sent) > 0);
+}
+
+/* Signals while a blocking relay waits on a slow reader (and on its
+ * writer): EINTR is retried, never returned; every byte arrives once, in
+ * order, then 0 at EOF. By splice, then by read/write (O_APPEND refuses
+ * splice). */
+static void relay_signals(bool refuse_splice)
+{
+	size_t n = 4u << 20, moved = 0;
+	struct pipe_writer w = {.n = n, .seed = 23};
+	struct reader r = {.delay_us = 200};
+	struct kicker k;
+	struct sigaction old;
+	int s_in, s_out, d_in, d_out;
+	double end;
+	ssize_t got = 0;
+
+	unix_pair(&s_in, &s_out);
+	unix_pair(&d_in, &d_out);
+	if (refuse_splice)
+		set_flag(d_in, O_APPEND);
+	w.fd = s_in;
+	stats_mark();
+	reader_start(&r, d_out, n);
+	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
+	kick_start(&k, &old);
+	end = now_s() + WAIT_S;
+	while (now_s() < end && (got = rp_zc_socket_relay(d_in, s_out, 1u << 20)) > 0)
+		moved += (size_t)got;
+	kick_stop(&k, &old);
+	close(s_out);
+	pthread_join(w.th, NULL);
+	close(d_in);
+	reader_join(&r);
+	print_message("# relay (%s) under %u signals: %zu bytes, last return %zd\n",
+		      refuse_splice ? "read/write" : "splice", atomic_load(&k.sent), moved, got);
+	assert_int_equal(got, 0); /* -EINTR would end the loop here */
+	assert_int_equal(moved, n);
+	assert_int_equal(r.got, n);
+	check_pattern(r.buf, n, 0, 23);
+	if (refuse_splice)
+		assert_int_equal(DELTA(copied_bytes), n);
+	else
+		assert_int_equal(DELTA(zc_bytes), n);
+	free(r.buf);
+	close(d_out);
+}
+
+static void test_relay_signals(void **state)
+{
+	(void)state;
+	relay_signals(false);
+	relay_signals(true);
+}
+
+/* Signals while rp_zc_file_copy reads a pipe its writer fills slowly (a
+ * read that waits, EINTR when a signal comes) and while it copies a
+ * tmpfs file to another filesystem by read/write: the full count, every
+ * byte, never -EINTR. */
+static void test_file_copy_signals(void **state)
+{
+	size_t n = 3u << 20;
+	struct pipe_writer w = {.n = n, .seed = 29};
+	struct kicker k;
+	struct sigaction old;
+	int p[2], dst = make_file("/tmp", 0, 0), src;
+	const char *dir;
+	off_t oi = 0, oo = 0;
+	ssize_t got;
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	w.fd = p[1];
+	kick_start(&k, &old);
+	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
+	got = rp_zc_file_copy(dst, p[0], NULL, NULL, SIZE_MAX_COUNT);
+	kick_stop(&k, &old);
+	close(p[0]);
+	pthread_join(w.th, NULL);
+	print_message("# file copy from a pipe under %u signals: %zd\n", atomic_load(&k.sent), got);
+	assert_int_equal(got, n);
+	read_back(dst, 0, n, 29, 0);
+	close(dst);
+
+	src = make_file("/dev/shm", n, 30);
+	dir = other_fs_dir(src);
+	dst = make_file(dir ? dir : "/dev/shm", 0, 0);
+	kick_start(&k, &old);
+	got = rp_zc_file_copy(dst, src, &oi, &oo, n);
+	kick_stop(&k, &old);
+	print_message("# file copy /dev/shm -> %s under %u signals: %zd\n", dir ? dir : "/dev/shm",
+		      atomic_load(&k.sent), got);
+	assert_int_equal(got, n);
+	assert_int_equal(oi, n);
+	assert_int_equal(oo, n);
+	read_back(dst, 0, n, 30, 0);
+	close(src);
+	close(dst);
 }
 
 /* ---- counters from two threads at once (TSan) ---- */
@@ -3976,6 +4311,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_file_copy_pipe_einval),
 		cmocka_unit_test(test_file_copy_append_dst),
 		cmocka_unit_test(test_file_copy_proc),
+		cmocka_unit_test(test_bad_fds),
+		cmocka_unit_test(test_relay_bad_dst_blocking_src),
+		cmocka_unit_test(test_relay_signals),
+		cmocka_unit_test(test_file_copy_signals),
 		cmocka_unit_test(test_counters_two_threads),
 		cmocka_unit_test(test_forced_cfr_enosys),
 		cmocka_unit_test(test_forced_cfr_eopnotsupp),

@@ -217,6 +217,9 @@ ssize_t rp_zc_file_to_socket_flags(int sock, int file, off_t *off, size_t count,
  * held for @dst are written as by every call (-EAGAIN while @dst is
  * still full, its error if it fails), and then 0. With nothing held it
  * touches neither fd and returns 0.
+ * A @dst that is not open, or open read-only, is -EBADF before @src is
+ * read (one fcntl(2) F_GETFL a call): a blocking @src with nothing to read
+ * does not hold the call first, and no byte is taken from it.
  */
 ssize_t rp_zc_socket_relay(int dst, int src, size_t count);
 
