@@ -3,7 +3,8 @@
  * Suite "zc": the zero-copy paths, each against what one would run instead.
  *
  *  - send modes (engine, rp_outq): plain sends (RP_OUTQ_ZC_OFF), SEND_ZC
- *    for every big push (RP_OUTQ_ZC_ALWAYS) and the default adaptive queue,
+ *    for every big push (RP_OUTQ_ZC_ALWAYS) and the adaptive queue (its
+ *    local-peer rule off: RP_OUTQ_LOCAL_PROBE),
  *    1 KB .. 1 MB pushes into a TCP connection drained by a reader thread
  *    on the other CPU; over loopback, and over a veth pair into a network
  *    namespace when run as root. Row: adaptive vs the better of the two,
@@ -301,7 +302,11 @@ int rp_zb_row(const char *name, const char *unit, const double *o, const double 
 
 enum { M_PLAIN, M_ZC, M_ADAPT, M_CTRL, M_NR };
 static const char *const mode_name[M_NR] = { "plain", "zc", "adaptive", "plain (control)" };
-static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, 0, RP_OUTQ_ZC_OFF };
+/* adaptive with RP_OUTQ_LOCAL_PROBE: the rows run on loopback and a veth,
+ * where the default queue would start plain and the row would measure
+ * plain twice; they measure what the trial and probes cost */
+static const unsigned mode_flags[M_NR] = { RP_OUTQ_ZC_OFF, RP_OUTQ_ZC_ALWAYS, RP_OUTQ_LOCAL_PROBE,
+					   RP_OUTQ_ZC_OFF };
 #define ZB_MODE_ROUNDS	   32	/* slices a mode in the send-mode rows (full suite) */
 #define ZB_MODE_ROUNDS_MAX 1024 /* RP_BENCH_ZC_RUNS may ask for up to this many */
 

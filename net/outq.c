@@ -121,7 +121,8 @@ struct rp_outq {
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct rp_outq) <= 256,
 	       "an idle queue fits a 256 B pool object");
-_Static_assert((RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS) <=
+_Static_assert((RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS |
+		RP_OUTQ_LOCAL_PROBE) <=
 		       UINT16_MAX, /* FLAGS_ALL */
 	       "the flags fit the queue's 16 bits");
 
@@ -840,8 +841,11 @@ static void schedule(struct rp_outq *q)
 
 /* ---- the API ---- */
 
-#define FLAGS_ALL (RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
-#define ZC_BOTH	  (RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
+#define FLAGS_ALL                                                                          \
+	(RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS |       \
+	 RP_OUTQ_LOCAL_PROBE)
+#define ZC_BOTH	   (RP_OUTQ_ZC_OFF | RP_OUTQ_ZC_ALWAYS)
+#define LOCAL_BOTH (RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_LOCAL_PROBE)
 
 int rp_outq_init(struct rp_shard *sh, struct rp_outq **out, int fd, const struct rp_outq_opts *opts)
 {
@@ -862,7 +866,8 @@ int outq_init_socket(struct rp_shard *sh, struct rp_outq **out, int fd,
 
 	/* a flag this version does not know is refused, not ignored; so is
 	 * never zero-copy together with always zero-copy */
-	if (opts && ((opts->flags & ~FLAGS_ALL) || (opts->flags & ZC_BOTH) == ZC_BOTH))
+	if (opts && ((opts->flags & ~FLAGS_ALL) || (opts->flags & ZC_BOTH) == ZC_BOTH ||
+		     (opts->flags & LOCAL_BOTH) == LOCAL_BOTH))
 		return -EINVAL;
 	if (rp_shard_stopping(sh))
 		return -ESHUTDOWN;
@@ -901,9 +906,24 @@ int outq_init_socket(struct rp_shard *sh, struct rp_outq **out, int fd,
 		q->probe_ns = PROBE_NS_DEFAULT;
 	q->mode = MODE_ZC;
 	q->local = -1;
-	if ((q->flags & RP_OUTQ_LOCAL_PLAIN) && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
-		q->local = rp_peer_is_local(fd);
-		if (q->local) {
+	/* RP_OUTQ_ZC_OFF has nothing to decide (looked up still where
+	 * RP_OUTQ_LOCAL_PLAIN asks: local_plain counts it, as it did) */
+	if (!(q->flags & (RP_OUTQ_ZC_ALWAYS | RP_OUTQ_LOCAL_PROBE)) &&
+	    (!(q->flags & RP_OUTQ_ZC_OFF) || (q->flags & RP_OUTQ_LOCAL_PLAIN))) {
+		struct peer_addrs pa;
+
+		/* the addresses always (two syscalls); the route only with
+		 * RP_OUTQ_LOCAL_PLAIN: for a remote peer, the one that needs an
+		 * answer, it is nine more, 15-30x the addresses' cost (outq.h,
+		 * Local peers). Undecided stays -1: the notification path looks
+		 * it up on its rare uncopied case. */
+		if (!peer_addrs_get(fd, &pa)) {
+			if (q->flags & RP_OUTQ_LOCAL_PLAIN)
+				q->local = peer_addrs_is_local(&pa);
+			else if (peer_addrs_local(&pa))
+				q->local = peer_addrs_local(&pa) > 0;
+		}
+		if (q->local == 1) {
 			go_plain(q);
 			q->local_plain = 1;
 			shard_st(sh)->local_plain++;

@@ -4,14 +4,17 @@
  * back and compared. Thousands of mixed pushes and copies of random sizes
  * from many callbacks: on loopback (adaptive SEND_ZC must switch to plain
  * at the first copied notification and count it; never count a copied
- * byte as zero-copied), with the local-peer rule (starts plain, no
- * SEND_ZC), with probes, over a veth pair (in a child's network namespace
+ * byte as zero-copied; RP_OUTQ_LOCAL_PROBE, as a loopback peer is plain
+ * by default), with the local-peer rule (starts plain, no SEND_ZC: by
+ * default, and with the route asked too), with probes by bytes and by
+ * time alone, over a veth pair (in a child's network namespace
  * of its own, the far end in a further one: the host untouched; skipped
  * with the reason where one cannot be made; a veth peer is local, so there
  * the local-peer rule starts plain); rp_peer_is_local on loopback, on a
  * route to this host's own address and on an unconnected socket; batching (N pushes in one
  * callback leave in one sendmsg, also with RP_OUTQ_MANUAL; a lone push as
- * one IORING_OP_SEND); the bound (a
+ * one IORING_OP_SEND; more than RP_OUTQ_IOV separate buffers in
+ * ceil(n / RP_OUTQ_IOV) sends); the bound (a
  * peer that stops reading makes pushes fail with -ENOBUFS, then drains;
  * again on an O_NONBLOCK socket, where a full socket must be waited for);
  * one message bigger than the bound into an empty queue (taken, not
@@ -383,7 +386,8 @@ static unsigned n_msgs(void)
 	return reduced() ? 1000 : 3000;
 }
 
-/* Loopback copies every SEND_ZC payload: the first copied notification
+/* With RP_OUTQ_LOCAL_PROBE (a loopback peer is plain by default):
+ * loopback copies every SEND_ZC payload: the first copied notification
  * switches the socket to plain, and those bytes are counted as copied.
  * Until that notification only one push (the trial) goes by SEND_ZC, and
  * only its first zc_threshold (16 KB) bytes: the rest of it and the big
@@ -391,7 +395,9 @@ static unsigned n_msgs(void)
  * if the socket took the piece in parts) were sent by SEND_ZC. */
 static void test_loopback_adaptive(void **state)
 {
-	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
+	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PROBE,
+				 .probe_ns = 60ull * 1000 * MS,
+				 .probe_bytes = (uint64_t)1 << 40};
 	struct rp_runtime *rt;
 	int a, b;
 
@@ -417,9 +423,10 @@ static void test_loopback_adaptive(void **state)
 	close(b);
 }
 
-/* The local-peer rule: a loopback peer is on plain sends for good, no
- * trial and no probe (with probes due every 256 KB, as in
- * test_loopback_probe, which sees 2 to 8 of them without the rule). */
+/* The local-peer rule with the route asked too (RP_OUTQ_LOCAL_PLAIN): a
+ * loopback peer is on plain sends for good, no trial and no probe (with
+ * probes due every 256 KB, as in test_loopback_probe, which sees 2 to 8
+ * of them without the rule). */
 static void test_loopback_local_plain(void **state)
 {
 	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PLAIN,
@@ -442,14 +449,17 @@ static void test_loopback_local_plain(void **state)
 	close(b);
 }
 
-/* Plain after the switch, probing again after 256 KB: every probe comes
+/* With RP_OUTQ_LOCAL_PROBE, plain after the switch, probing again after
+ * 256 KB: every probe comes
  * back copied, goes plain again, and is not counted as a switch; each
  * copied probe doubles the wait (256 KB, 512 KB, ... at most 64 x 256 KB
  * = 16 MB), so the stream's 8-24 MB of plain bytes see 2 to 8 probes, not
  * the 30-90 a fixed 256 KB would make. */
 static void test_loopback_probe(void **state)
 {
-	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024};
+	struct rp_outq_opts o = {.flags = RP_OUTQ_LOCAL_PROBE,
+				 .probe_ns = 60ull * 1000 * MS,
+				 .probe_bytes = 256 * 1024};
 	struct rp_runtime *rt;
 	int a, b;
 
@@ -555,7 +565,8 @@ static void test_veth_in_ns(void **state)
 	assert_true(b >= 0);
 	/* the peer's route leaves by a veth: local, though its address is not */
 	assert_true(rp_peer_is_local(a));
-	/* without the local-peer rule the queue still tries zero-copy */
+	/* the default rule asks the addresses alone, and a veth peer's is no
+	 * loopback nor the socket's own: the queue still tries zero-copy */
 	rt = stream(a, b, &o, n_msgs() / 2);
 	assert_int_equal(P.st.local_plain, 0);
 	if (zc_reported(rt)) {
@@ -699,6 +710,212 @@ static void test_batching(void **state)
 	batch_once(true, 50);
 	batch_once(false, 1);
 	batch_once(true, 1);
+}
+
+/* ---- the iovec bound: RP_OUTQ_IOV buffers a sendmsg ---- */
+
+/* @n pushes of 100 B in one callback, each its own buffer (pushes are
+ * never merged: only a copy is appended to the copy before it), flushed
+ * once: they leave in ceil(n / RP_OUTQ_IOV) sends, full ones first, every
+ * byte in order. */
+static void iov_round(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &P.q, P.fd, &P.opts), 0);
+	for (unsigned i = 0; i < P.batch_n; i++) {
+		struct pbuf *pb = &P.bufs[P.nbufs++];
+
+		pb->p = malloc(100);
+		pb->len = 100;
+		fill_pattern(pb->p, 100, i * 100u);
+		CHECK_EQ(rp_outq_push(P.q, pb->p, 100, on_release, pb), 0);
+	}
+	CHECK_EQ(rp_outq_flush(P.q), 0);
+	atomic_store(&P.produced_all, 1);
+}
+
+static void iov_once(unsigned n)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	unsigned want = (n + RP_OUTQ_IOV - 1) / RP_OUTQ_IOV;
+	int a, b;
+
+	tcp_pair(&a, &b);
+	memset(&P, 0, sizeof(P));
+	P.fd = a;
+	P.batch_n = n;
+	P.opts.flags = RP_OUTQ_MANUAL;
+	reader_start(&rd, &th, b, 100u * n, RD_GO);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, iov_round, NULL), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	assert_true(wait_int(&P.produced_all, 1, 10));
+	assert_true(wait_int(&P.releases, (int)P.nbufs, 10));
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	rt_end(rt);
+	check_stream(rd.buf, rd.cap);
+	print_message("# %u separate buffers: %llu sends (%llu single), want %u\n", n,
+		      (unsigned long long)P.st.sendmsgs, (unsigned long long)P.st.single_sends,
+		      want);
+	assert_int_equal(P.st.pushes, n);
+	assert_int_equal(P.st.copied_in, 0);
+	assert_int_equal(P.st.sendmsgs, want);
+	/* a last group of one buffer goes by IORING_OP_SEND */
+	assert_int_equal(P.st.single_sends, n % RP_OUTQ_IOV == 1 ? 1 : 0);
+	assert_int_equal(P.st.plain_bytes, rd.cap);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	assert_int_equal(atomic_load(&P.releases), n);
+	free(rd.buf);
+	free_bufs();
+	close(a);
+	close(b);
+}
+
+static void test_iov_bound(void **state)
+{
+	(void)state;
+	iov_once(3 * RP_OUTQ_IOV + 5);
+	iov_once(2 * RP_OUTQ_IOV + 1);
+	iov_once(RP_OUTQ_IOV);
+}
+
+/* ---- probes by time ---- */
+
+#define PT_PUSHES 8
+#define PT_LEN	  (64u * 1024)
+
+static void pt_push(struct rp_shard *sh, void *arg)
+{
+	struct pbuf *pb = &P.bufs[P.nbufs];
+
+	(void)arg;
+	if (!P.q)
+		CHECK_EQ(rp_outq_init(sh, &P.q, P.fd, &P.opts), 0);
+	pb->p = malloc(PT_LEN);
+	pb->len = PT_LEN;
+	fill_pattern(pb->p, PT_LEN, (size_t)P.nbufs * PT_LEN);
+	CHECK_EQ(rp_outq_push(P.q, pb->p, PT_LEN, on_release, pb), 0);
+	P.nbufs++;
+	P.sent_msgs++;
+	atomic_store(&P.produced_all, (int)P.sent_msgs);
+}
+
+/* probe_bytes out of reach and probe_ns 50 ms: big pushes 100 ms apart
+ * on loopback (copied) probe by time alone. The trial switches the socket
+ * to plain; a push 50 ms or more after that probes, and each copied probe
+ * doubles the wait (100 ms, 200 ms...), so the 8 pushes over 0.7 s see 1
+ * to 7 probes, each one threshold-sized piece (16 KB) by SEND_ZC. */
+static void test_probe_by_time(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	memset(&P, 0, sizeof(P));
+	P.fd = a;
+	P.opts.flags = RP_OUTQ_LOCAL_PROBE; /* loopback: the trial and probes run */
+	P.opts.probe_bytes = (uint64_t)1 << 40;
+	P.opts.probe_ns = 50 * MS;
+	P.opts.on_error = on_error;
+	reader_start(&rd, &th, b, (size_t)PT_PUSHES * PT_LEN, RD_GO);
+	rt = rt_start(&cfg);
+	for (int i = 0; i < PT_PUSHES; i++) {
+		assert_int_equal(rp_runtime_submit(rt, 0, pt_push, NULL), 0);
+		assert_true(wait_int(&P.produced_all, i + 1, 10));
+		sleep_ms(100);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	assert_true(wait_int(&P.releases, PT_PUSHES, 10));
+	assert_int_equal(rp_runtime_submit(rt, 0, finish, NULL), 0);
+	assert_true(wait_int(&P.finished, 1, 10));
+	check_stream(rd.buf, rd.cap);
+	print_stats("probe by time", &P.st);
+	if (!zc_reported(rt)) {
+		print_message("# SKIP probe checks: %s\n", rp_engine_features(rt));
+	} else {
+		assert_int_equal(P.st.switched, 1);
+		assert_true(P.st.probes >= 1);
+		assert_true(P.st.probes <= PT_PUSHES - 1);
+		assert_int_equal(P.st.zc_bytes, 0);
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+		/* the trial and each probe: one 16 KB piece by SEND_ZC */
+		assert_int_equal(P.st.zc_copied_bytes, 16384 * (1 + P.st.probes));
+		assert_int_equal(P.st.plain_bytes + P.st.zc_copied_bytes, rd.cap);
+	}
+	assert_int_equal(atomic_load(&P.errors), 0);
+	assert_int_equal(atomic_load(&P.double_release), 0);
+	rt_end(rt);
+	free(rd.buf);
+	free_bufs();
+	close(a);
+	close(b);
+}
+
+/* ---- the local-peer rule by default ---- */
+
+static struct {
+	int fd, r_both, r_probe;
+	atomic_int done;
+} LD;
+
+static void local_flags(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts both = {.flags = RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_LOCAL_PROBE};
+	struct rp_outq_opts probe = {.flags = RP_OUTQ_LOCAL_PROBE};
+	struct rp_outq *q;
+
+	(void)arg;
+	LD.r_both = rp_outq_init(sh, &q, LD.fd, &both);
+	if (!LD.r_both)
+		rp_outq_close(q);
+	LD.r_probe = rp_outq_init(sh, &q, LD.fd, &probe);
+	if (!LD.r_probe)
+		rp_outq_close(q);
+	atomic_store(&LD.done, 1);
+}
+
+/* With no flag a loopback peer is on plain sends for good (the address
+ * test alone decides it): no trial and no probe, with probes due every
+ * 256 KB (test_loopback_probe sees 2 to 8 with RP_OUTQ_LOCAL_PROBE).
+ * RP_OUTQ_LOCAL_PROBE is taken; with RP_OUTQ_LOCAL_PLAIN it is -EINVAL. */
+static void test_loopback_local_default(void **state)
+{
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024};
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	rt = stream(a, b, &o, n_msgs());
+	assert_int_equal(P.st.local_plain, 1);
+	assert_int_equal(P.shard.local_plain, 1);
+	assert_int_equal(P.st.zc_sends, 0);
+	assert_int_equal(P.st.probes, 0);
+	assert_int_equal(P.st.switched, 0);
+	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
+	assert_false(P.zc_at_end);
+	rt_end(rt);
+	memset(&LD, 0, sizeof(LD));
+	LD.fd = a;
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, local_flags, NULL), 0);
+	assert_true(wait_int(&LD.done, 1, 10));
+	rt_end(rt);
+	assert_int_equal(LD.r_both, -EINVAL);
+	assert_int_equal(LD.r_probe, 0);
+	close(a);
+	close(b);
 }
 
 /* ---- a peer that stops reading: the bound ---- */
@@ -2066,6 +2283,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loopback_adaptive),
 		cmocka_unit_test(test_loopback_local_plain),
 		cmocka_unit_test(test_loopback_probe),
+		cmocka_unit_test(test_loopback_local_default),
+		cmocka_unit_test(test_probe_by_time),
+		cmocka_unit_test(test_iov_bound),
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_bound_nonblock),
 		cmocka_unit_test(test_big_push_empty_queue),

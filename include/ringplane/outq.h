@@ -40,12 +40,25 @@
  *   opts.probe_bytes plain bytes or opts.probe_ns (whichever first) the
  *   next big push probes zero-copy again, with a threshold-sized piece as
  *   the trial does, and each probe that comes back copied doubles both, up
- *   to 64 times; a zero-copy notification resets them. With
- *   RP_OUTQ_LOCAL_PLAIN a socket whose peer is on this host (AF_UNIX, a
- *   loopback address, a peer address equal to the socket's own, or a
- *   route through lo or a veth: rp_peer_is_local) is on plain sends for
- *   good: no trial, no probe (the kernel copies every payload it delivers
- *   locally).
+ *   to 64 times; a zero-copy notification resets them.
+ * - Local peers: the kernel copies every payload it delivers on this host,
+ *   so a socket whose peer is local is on plain sends for good: no trial,
+ *   no probe (counted in local_plain). By default rp_outq_init decides by
+ *   the addresses alone (getpeername + getsockname): AF_UNIX, a loopback
+ *   address, or a peer address equal to the socket's own.
+ *   RP_OUTQ_LOCAL_PLAIN adds the route (rp_peer_is_local: a route through
+ *   lo or a veth, a peer in another network namespace); it stays opt-in
+ *   because for a remote peer, the case that has to be asked, the lookup
+ *   is nine more syscalls (an rtnetlink socket, a GETROUTE, an interface's
+ *   ioctls), not cached per peer here. On the 2-vCPU test host (20,000
+ *   calls, three runs at each load): the addresses 0.6-1.1 us a queue and
+ *   the route 15-18 us at load 7, 3.2-6.3 us and 95-119 us during a
+ *   build; the route is 15-30x the addresses, a cost paid by every
+ *   connection to a remote peer. RP_OUTQ_LOCAL_PROBE turns the
+ *   rule off: a local peer gets the trial and probes as a remote one
+ *   does (what every peer got before the rule was the default). Neither
+ *   look runs with RP_OUTQ_ZC_ALWAYS or RP_OUTQ_ZC_OFF (LOCAL_PLAIN with
+ *   ZC_OFF still counts local_plain).
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
  * zero-copy notification are not counted) may not pass opts.max_bytes
@@ -74,8 +87,9 @@
  * Threads: everything here runs on the queue's shard only (the one given
  * to rp_outq_init): from its init callback or any callback. No call
  * allocates outside the shard's pool, takes a lock or makes a syscall
- * beyond the engine's ops (rp_outq_init checks that the fd is a socket, and
- * with RP_OUTQ_LOCAL_PLAIN reads the peer address, once).
+ * beyond the engine's ops (rp_outq_init checks that the fd is a socket,
+ * reads the two addresses, and with RP_OUTQ_LOCAL_PLAIN asks the route,
+ * once: see Local peers).
  */
 #ifndef RINGPLANE_OUTQ_H
 #define RINGPLANE_OUTQ_H
@@ -97,10 +111,14 @@ struct rp_outq;
 
 enum {
 	RP_OUTQ_MANUAL = 1u << 0,      /* no NOP: the caller calls rp_outq_flush */
-	RP_OUTQ_LOCAL_PLAIN = 1u << 1, /* a peer on this host starts on plain sends */
+	RP_OUTQ_LOCAL_PLAIN = 1u << 1, /* the local-peer rule asks the route too
+					  (veth, own address through lo) */
 	RP_OUTQ_ZC_OFF = 1u << 2,      /* never SEND_ZC */
 	RP_OUTQ_ZC_ALWAYS = 1u << 3,   /* SEND_ZC for every big push, never switch
 					  (not with RP_OUTQ_ZC_OFF: -EINVAL) */
+	RP_OUTQ_LOCAL_PROBE = 1u << 4, /* no local-peer rule: a loopback or AF_UNIX
+					  peer gets the SEND_ZC trial too (not with
+					  RP_OUTQ_LOCAL_PLAIN: -EINVAL) */
 };
 
 /* Releases a pushed buffer: the kernel is done with it (sent, or dropped
@@ -149,7 +167,8 @@ struct rp_outq_stats {
 	uint64_t pushes;	   /* accepted pushes and copies */
 	uint64_t refused;	   /* pushes refused by the bound (-ENOBUFS) */
 	uint64_t errors;	   /* queues that hit a send error */
-	uint64_t local_plain;	   /* queues started plain: the peer is on this host */
+	uint64_t local_plain;	   /* queues started plain: the peer is on this host
+				      (see Local peers) */
 	uint64_t single_sends;	   /* of sendmsgs, IORING_OP_SEND: one buffer queued,
 				      or the head's first buffer sent alone because
 				      the pool had no block for a sendmsg's iovecs
@@ -174,7 +193,8 @@ struct rp_outq_stats {
  * shard's pool; @opts may be NULL (defaults). The fd stays the caller's:
  * the queue never closes it. Call on the owning shard. Returns 0 and *@q,
  * or -EINVAL (@sh or @q NULL, @fd negative or not open, a flag that is no
- * RP_OUTQ_* flag, or RP_OUTQ_ZC_OFF with RP_OUTQ_ZC_ALWAYS), -ENOTSOCK (@fd
+ * RP_OUTQ_* flag, RP_OUTQ_ZC_OFF with RP_OUTQ_ZC_ALWAYS, or
+ * RP_OUTQ_LOCAL_PLAIN with RP_OUTQ_LOCAL_PROBE), -ENOTSOCK (@fd
  * is open but no socket: one getsockopt(2) here tells), -ENOMEM (the pool:
  * the queue's 256 B, or with no other live queue on the shard the retry
  * timer's op too), -ESHUTDOWN.
@@ -238,7 +258,8 @@ void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out);
  * RTN_LOCAL or leaves by a loopback interface (IFF_LOOPBACK) or a veth
  * (ethtool driver "veth"): a peer in another network namespace on this
  * host. The kernel copies what it delivers to such a peer, so zero-copy
- * cannot pay there (RP_OUTQ_LOCAL_PLAIN uses it). A bridge is not followed (it may hold a real NIC too): a
+ * cannot pay there (RP_OUTQ_LOCAL_PLAIN uses it; the queue's default rule
+ * is its address part alone). A bridge is not followed (it may hold a real NIC too): a
  * peer behind one is not local. Where the default route itself is a veth
  * (a container), every peer is local: SEND_ZC is copied there too, as the
  * skb enters the host's receive path. The route is asked in the calling
