@@ -330,8 +330,10 @@ static void oq_produce(struct rp_shard *sh)
 
 static void oq_start(struct rp_shard *sh, void *arg)
 {
-	struct rp_outq_opts o = { .on_error = oq_error, .on_writable = oq_writable,
-				  .max_bytes = 256 << 10 };
+	/* RP_OUTQ_LOCAL_PROBE: a loopback peer would start plain, and the
+	 * stream's trial SEND_ZC is part of what the faults hit */
+	struct rp_outq_opts o = { .flags = RP_OUTQ_LOCAL_PROBE, .on_error = oq_error,
+				  .on_writable = oq_writable, .max_bytes = 256 << 10 };
 	int ret = -ENOMEM;
 
 	(void)arg;
