@@ -105,6 +105,7 @@ static __thread struct {
 	unsigned npipes;
 	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
 	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5) */
+	uint64_t to_iowq;     /* rp_file_send_to_iowq: likewise */
 } tls;
 
 static pthread_key_t stash_key;
@@ -276,6 +277,12 @@ uint64_t rp_file_send_small_nomem(struct rp_shard *sh)
 {
 	(void)stats(sh);
 	return tls.small_nomem;
+}
+
+uint64_t rp_file_send_to_iowq(struct rp_shard *sh)
+{
+	(void)stats(sh);
+	return tls.to_iowq;
 }
 
 unsigned rp_file_send_shed(struct rp_shard *sh)
@@ -526,6 +533,7 @@ static int push_header(struct fsend *f)
 }
 
 static void pump(struct fsend *f);
+static bool resident(struct rp_shard *sh, int file, uint64_t off, uint64_t len);
 
 static void on_writable(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
@@ -553,7 +561,33 @@ static void wait_writable(struct fsend *f)
 /* ---- sendfile ---- */
 
 /*
- * 1: body all sent; 0: wait (socket full); 2: yield; <0: an error.
+ * The next piece of a body the shard reads itself (sendfile(2), or splice(2)
+ * file -> pipe) is not in the page cache: only the first chunk's residency
+ * chose the path, and a file cached only in part, or pages evicted since,
+ * would be read from the disk by that syscall, on the shard. The rest of
+ * the body goes by IORING_OP_SPLICE in io-wq (counted in
+ * rp_file_send_to_iowq, its bytes in body_bytes[2]). 0, or the errno of a
+ * pipe that could not be had (EMFILE, ENFILE): the body then ends with it
+ * rather than read the disk here (nothing here would tell when a
+ * descriptor comes back, and a shard never blocks).
+ */
+static int leave_shard(struct fsend *f)
+{
+	int r;
+
+	if (f->pipe[0] < 0 && (r = pipe_get(f, 0)))
+		return r;
+	f->path = PATH_SPLICE;
+	f->fill_here = false;
+	f->acct = PATH_SPLICE;
+	(void)stats(f->sh);
+	tls.to_iowq++;
+	return 0;
+}
+
+/*
+ * 1: body all sent; 0: wait (socket full); 2: yield; 4: the next piece is
+ * not in the page cache (leave_shard); <0: an error.
  *
  * A call asks for the rest of the turn, and one that moves less found the
  * socket full (a non-blocking sendfile(2) returns what fit): we wait for
@@ -572,6 +606,10 @@ static int sendfile_body(struct fsend *f)
 
 		if (want > TURN_BYTES - turn)
 			want = TURN_BYTES - turn;
+		/* each piece's own range, through the memo: one cachestat(2)
+		 * per MB of body, the first chunk's already made at the start */
+		if (!resident(f->sh, f->file, f->off, want))
+			return 4;
 		n = sendfile(f->sock, f->file, &off, want);
 		if (n > 0) {
 			turn += (size_t)n;
@@ -656,11 +694,19 @@ static int splice_body(struct fsend *f)
 		if (moved >= TURN_BYTES)
 			return 2; /* a long body yields to the other connections */
 		/* cached: file -> pipe here; the pipe is empty, so the only wait
-		 * is for pages that left the cache since the check (EAGAIN where
-		 * the kernel reads with IOCB_NOWAIT): those go to io-wq */
+		 * is for pages not in the cache. SPLICE_F_NONBLOCK is for the
+		 * pipe (only a kernel that reads with IOCB_NOWAIT fails such a
+		 * fill with EAGAIN), so each fill's range is checked first, one
+		 * cachestat(2) per fill through the memo; a miss sends the rest
+		 * to io-wq, an EAGAIN this fill */
+		size_t fill = (size_t)(f->left < f->chunk ? f->left : f->chunk);
+
+		if (!resident(f->sh, f->file, f->off, fill)) {
+			(void)leave_shard(f); /* has its pipe: cannot fail */
+			break;
+		}
 		loff_t o = (loff_t)f->off;
-		ssize_t n = splice(f->file, &o, f->pipe[1], NULL,
-				   (size_t)(f->left < f->chunk ? f->left : f->chunk),
+		ssize_t n = splice(f->file, &o, f->pipe[1], NULL, fill,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 		if (n > 0) {
@@ -713,6 +759,8 @@ static void pump(struct fsend *f)
 
 	if (r == 1)
 		r = f->path == PATH_SENDFILE ? sendfile_body(f) : splice_body(f);
+	if (r == 4 && !(r = leave_shard(f)))
+		r = splice_body(f);
 	if (r == 1)
 		r = body_still_there(f);
 	if (r < 0) {
@@ -774,7 +822,11 @@ static uint64_t coarse_ns(void)
 /* in_page_cache through the shard's memo (RES_TTL_NS). A memo is keyed by
  * the fd number: a file closed and another opened on the same number within
  * the TTL may be taken as resident once; what that costs is a read from
- * disk on the shard of at most the range checked (small_max, or a chunk). */
+ * disk on the shard of at most the range checked (small_max, or a chunk).
+ * A range that starts inside a fresh memo and runs past it (a body's next
+ * piece) is checked only past its end and extends it, keeping its time:
+ * a slow socket's short sends would otherwise walk the same MB of pages
+ * again at each POLLOUT. */
 static bool resident(struct rp_shard *sh, int file, uint64_t off, uint64_t len)
 {
 	struct res_slot *r;
@@ -782,8 +834,14 @@ static bool resident(struct rp_shard *sh, int file, uint64_t off, uint64_t len)
 
 	(void)stats(sh); /* the memo lives beside the shard's counters */
 	r = &tls.res[(unsigned)file % RES_SLOTS];
-	if (r->fd == file && off >= r->off && off + len <= r->end && now - r->at_ns < RES_TTL_NS)
+	if (r->fd == file && off >= r->off && off <= r->end && now - r->at_ns < RES_TTL_NS) {
+		if (off + len <= r->end)
+			return true;
+		if (!in_page_cache(file, r->end, off + len - r->end))
+			return false;
+		r->end = off + len;
 		return true;
+	}
 	if (!in_page_cache(file, off, len))
 		return false;
 	r->fd = file;
@@ -904,8 +962,10 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 		return 0;
 	}
 large:
-	/* the first chunk decides: cachestat walks every page of its range, and
-	 * over a whole 64 MB file that was 2.7% of serve's samples (perf) */
+	/* the first chunk decides the path: cachestat walks every page of its
+	 * range, and over a whole 64 MB file at once that was 2.7% of serve's
+	 * samples (perf); each later piece read on the shard is checked as it
+	 * comes (leave_shard) */
 	if (resident(sh, file, off, len < f->chunk ? len : f->chunk)) {
 		f->path = PATH_SENDFILE;
 		f->acct = PATH_SENDFILE;
@@ -916,15 +976,23 @@ large:
 		}
 		st->calls[PATH_SENDFILE]++;
 	} else {
-		f->path = PATH_SPLICE;
+		f->path = f->acct = PATH_SPLICE;
 		st->not_cached++;
-		if (pipe_get(f, 0))
-			f->path = PATH_SENDFILE; /* no pipe: the shard reads the disk itself */
-		f->acct = f->path;
-		st->calls[f->path]++;
+		st->calls[PATH_SPLICE]++;
+		ret = pipe_get(f, 0);
+		if (ret) {
+			/* no pipe (EMFILE, ENFILE): done() with its errno, nothing
+			 * sent. sendfile(2) instead would read the disk on the
+			 * shard, and nothing tells when a descriptor comes back;
+			 * the caller sheds what it keeps (rp_file_send_shed, its
+			 * own caches) or closes */
+			fail(f, ret);
+			goto end;
+		}
 	}
 pump_now:
 	pump(f);
+end:
 	/* all sent (or failed) at once: report from the loop */
 	if (f->finished && !f->pending && (ret = end_soon(f)))
 		goto fail;

@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -49,6 +50,9 @@ static struct {
 	unsigned hogged;    /* objects that took */
 	size_t free64;	    /* hog64: rp_pool_class_free(64 B) when the send was asked for */
 	uint64_t small_nomem; /* rp_file_send_small_nomem at done() */
+	uint64_t to_iowq;     /* rp_file_send_to_iowq at done() */
+	size_t cache_head;    /* evicted files: these first bytes read back into the cache */
+	long head_cached, tail_cached; /* pages of the head and of the rest cached then */
 	atomic_int done;
 	int64_t res;
 	struct rp_file_send_stats st;
@@ -64,6 +68,7 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 	T.res = res;
 	rp_file_send_stats(sh, &T.st);
 	T.small_nomem = rp_file_send_small_nomem(sh);
+	T.to_iowq = rp_file_send_to_iowq(sh);
 	atomic_store(&T.done, 1);
 }
 
@@ -191,6 +196,62 @@ static long cached_pages(int fd)
 	return (long)cs.nr_cache;
 }
 
+/* Pages of [off, off + len) in the page cache: cachestat(2), or mincore(2)
+ * on a mapping where the kernel lacks it (neither reads a page in); -1
+ * when neither can tell. */
+static long cached_range(int fd, uint64_t off, uint64_t len)
+{
+	struct {
+		uint64_t off, len;
+	} r = { off, len };
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+	} cs;
+	long page = sysconf(_SC_PAGESIZE), n = 0;
+	uint64_t first = off / (uint64_t)page * (uint64_t)page;
+	size_t pages = (size_t)((off + len - first + (uint64_t)page - 1) / (uint64_t)page);
+	unsigned char *vec;
+	void *map;
+
+	if (!syscall(451 /* __NR_cachestat */, fd, &r, &cs, 0))
+		return (long)cs.nr_cache;
+	map = mmap(NULL, pages * (size_t)page, PROT_READ, MAP_SHARED, fd, (off_t)first);
+	if (map == MAP_FAILED)
+		return -1;
+	vec = malloc(pages);
+	assert_non_null(vec);
+	if (mincore(map, pages * (size_t)page, vec))
+		n = -1;
+	for (size_t i = 0; n >= 0 && i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	munmap(map, pages * (size_t)page);
+	return n;
+}
+
+/* The first T.cache_head bytes of the evicted file read back in through a
+ * description of its own with readahead off (POSIX_FADV_RANDOM: only what
+ * is asked is read, with no readahead mark to pull more in later), so the
+ * rest stays on disk; what the cache then holds in T.head_cached and
+ * T.tail_cached. */
+static void cache_head(size_t size)
+{
+	char path[64], *buf = malloc(65536);
+	int fd;
+
+	assert_non_null(buf);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", T.file);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+	for (size_t at = 0; at < T.cache_head; at += 65536)
+		assert_int_equal(pread(fd, buf, 65536, (off_t)at), 65536);
+	close(fd);
+	free(buf);
+	T.head_cached = cached_range(T.file, 0, T.cache_head);
+	T.tail_cached = cached_range(T.file, T.cache_head, size - T.cache_head);
+}
+
 static void make_file(size_t size, bool evict)
 {
 	uint8_t *data = malloc(size ? size : 1);
@@ -215,6 +276,21 @@ static void make_file(size_t size, bool evict)
 		}
 		if (left > 0)
 			print_message("# the page cache kept %ld pages of the evicted file\n", left);
+	}
+	if (evict && T.cache_head) {
+		long want = (long)(T.cache_head / (size_t)sysconf(_SC_PAGESIZE));
+
+		/* a page kept or read ahead past the head: dropped and read again */
+		for (int i = 0; i < 5; i++) {
+			cache_head(size);
+			if (T.head_cached == want && T.tail_cached == 0)
+				break;
+			assert_int_equal(fsync(T.file), 0);
+			posix_fadvise(T.file, 0, 0, POSIX_FADV_DONTNEED);
+			usleep(10000);
+		}
+		print_message("# cached: %ld of %ld pages of the first %zu B, %ld past them\n",
+			      T.head_cached, want, T.cache_head, T.tail_cached);
 	}
 }
 
@@ -260,6 +336,13 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	atomic_store(&T.done, 0);
 	memset(&T.st, 0, sizeof(T.st));
 	make_file(size, evict);
+	if (T.cache_head && (T.head_cached != (long)(T.cache_head / (size_t)sysconf(_SC_PAGESIZE)) ||
+			     T.tail_cached != 0)) {
+		print_message("# SKIP: the page cache would not hold the first %zu B alone\n",
+			      T.cache_head);
+		close(T.file);
+		skip();
+	}
 	if (T.unix_pair) {
 		int sv[2];
 
@@ -299,13 +382,14 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	rt_end(rt);
 	print_message("# %zu B file, [%llu, +%llu)%s: res %lld, paths small/sendfile/splice "
 		      "%llu/%llu/%llu, at once %llu, shard splice %llu, waits %llu, not cached %llu, "
-		      "pipe short %llu\n",
+		      "pipe short %llu, to io-wq %llu\n",
 		      size, (unsigned long long)off, (unsigned long long)len,
 		      T.hlen ? "" : " no header", (long long)T.res,
 		      (unsigned long long)T.st.calls[0], (unsigned long long)T.st.calls[1],
 		      (unsigned long long)T.st.calls[2], (unsigned long long)T.st.small_direct,
 		      (unsigned long long)T.st.shard_splice, (unsigned long long)T.st.waits,
-		      (unsigned long long)T.st.not_cached, (unsigned long long)T.st.pipe_short);
+		      (unsigned long long)T.st.not_cached, (unsigned long long)T.st.pipe_short,
+		      (unsigned long long)T.to_iowq);
 	assert_int_equal(T.res, want_res);
 	if (want_res >= 0) {
 		uint8_t *body;
@@ -316,7 +400,8 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 		fill_pattern(body, len, 7 + off);
 		assert_memory_equal(rd.buf + T.hlen, body, len);
 		free(body);
-		assert_int_equal(T.st.calls[path], 1);
+		if (path >= 0)
+			assert_int_equal(T.st.calls[path], 1);
 	}
 	/* the shard's thread is gone: every pipe it kept went with it */
 	assert_int_equal(open_fds(), fds0);
@@ -665,6 +750,46 @@ static void test_splice_path_not_cached(void **state)
 	run(6u << 20, 4096, 5u << 20, true, 0, 0, 2);
 	if (!T.st.not_cached)
 		fail_msg("the evicted file was taken as cached");
+}
+
+/*
+ * An 8 MB body of a file of which only the first 2 MB are in the page
+ * cache (written, written back, dropped, the first 2 MB read back): the
+ * first chunk's check finds it cached, so the shard reads it itself, by
+ * sendfile(2) and, forced, by splice(2); the piece at 2 MB is not in the
+ * cache, and the rest goes by IORING_OP_SPLICE in io-wq: to_iowq 1, the
+ * 6 MB past the head in body_bytes[2], no more than the head read by the
+ * shard, every byte as in the file. Before, the shard's sendfile(2) read
+ * those 6 MB from the disk itself (body_bytes[1] 8 MB, to_iowq 0). The
+ * head dropped again before the send (not_cached: a host short of memory)
+ * is retried, and skipped after three tries.
+ */
+static void test_cached_head_rest_from_iowq(void **state)
+{
+	static const unsigned flags[2] = { 0, RP_FILE_SEND_CACHED_SPLICE };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		int tries = 0;
+
+		do {
+			memset(&T, 0, sizeof(T));
+			T.flags = flags[k];
+			T.cache_head = 2u << 20;
+			run(8u << 20, 0, 8u << 20, true, 0, 0, -1);
+		} while (T.st.not_cached && ++tries < 3);
+		if (T.st.not_cached) {
+			print_message("# SKIP: the cached head left the cache before each send\n");
+			skip();
+		}
+		assert_int_equal(T.st.calls[1], 1);
+		assert_int_equal(T.st.shard_splice, (uint64_t)k);
+		assert_int_equal(T.to_iowq, 1);
+		assert_true(T.st.body_bytes[1] <= 2u << 20);
+		assert_true(T.st.body_bytes[2] >= 6u << 20);
+		assert_int_equal(T.st.body_bytes[1] + T.st.body_bytes[2], 8u << 20);
+		assert_int_equal(T.st.errors, 0);
+	}
 }
 
 /* A 3 MB file sent from 1 MB for 3 MB: the first chunk is within the
@@ -1236,6 +1361,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_sendfile_slow_reader, zero_T),
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),
 		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
+		cmocka_unit_test_setup(test_cached_head_rest_from_iowq, zero_T),
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
 		cmocka_unit_test_setup(test_shrunk_under_the_pipe_is_eio, zero_T),
 		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),

@@ -28,10 +28,15 @@
  *   on the shard thread (a pipe of up to 1 MB, kept by the shard for the
  *   next body; by default only when the pipe holds the whole body: one
  *   the user's pipe budget leaves smaller sends the body by sendfile(2),
- *   counted in pipe_short);
+ *   counted in pipe_short). Either way each piece is checked (cachestat,
+ *   one call per MB) before the shard reads it: one not in the page cache
+ *   sends the rest the splice path's way, from io-wq
+ *   (rp_file_send_to_iowq);
  * - splice: a body not in the page cache: IORING_OP_SPLICE file -> pipe (the
  *   kernel runs it in io-wq, so a disk read never blocks the shard), then
- *   pipe -> socket with splice(2) on the shard thread when writable.
+ *   pipe -> socket with splice(2) on the shard thread when writable. With
+ *   no pipe to be had (EMFILE, ENFILE) it ends done() with that errno
+ *   rather than read the disk on the shard.
  * Every piece but the last carries MSG_MORE / SPLICE_F_MORE (and the last
  * too with RP_FILE_SEND_MORE, when another response follows at once), so a
  * response leaves in full segments.
@@ -143,6 +148,19 @@ void rp_file_send_stats(struct rp_shard *sh, struct rp_file_send_stats *out);
  * on the shard. Returns the count since the shard's first call.
  */
 uint64_t rp_file_send_small_nomem(struct rp_shard *sh);
+
+/*
+ * rp_file_send_to_iowq - how many bodies this shard began reading from
+ * the page cache itself (sendfile(2), or splice(2) file -> pipe) and
+ * moved, part-way, to the splice path's IORING_OP_SPLICE in io-wq: a
+ * later piece was not in the page cache (a file cached only in part, or
+ * pages evicted meanwhile; each piece is checked, one cachestat(2) per MB,
+ * before the shard reads it). Each stays counted in the calls[] of the
+ * path it began on; the bytes of its rest count in body_bytes[2]. Outside
+ * rp_file_send_stats as rp_file_send_small_nomem. Call on the shard.
+ * Returns the count since the shard's first call.
+ */
+uint64_t rp_file_send_to_iowq(struct rp_shard *sh);
 
 /*
  * The pipes of the splice paths: a body's pipe, given back empty, is kept
