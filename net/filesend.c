@@ -512,12 +512,17 @@ static int small_now(struct fsend *f)
 
 /* ---- the header by a plain send, for the sendfile and splice paths ---- */
 
-/* 1: all of the header is out; 0: the socket is full; <0: an error. */
+/* 1: all of the header is out; 0: the socket is full; <0: an error.
+ * MSG_MORE only when body bytes or the caller's next response follow: a
+ * header alone (an empty range whose small-path buffer was not to be had)
+ * sent with it stayed corked until TCP's 200 ms timer. */
 static int push_header(struct fsend *f)
 {
+	unsigned more = (f->left || (f->flags & RP_FILE_SEND_MORE)) ? MSG_MORE : 0;
+
 	while (f->hsent < f->hlen) {
 		ssize_t n = send(f->sock, f->hdr + f->hsent, f->hlen - f->hsent,
-				 MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+				 more | MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n > 0) {
 			f->hsent += (size_t)n;

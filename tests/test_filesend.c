@@ -23,6 +23,8 @@
 #include <dirent.h>
 #include <grp.h>
 #include <unistd.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -38,8 +40,11 @@
 static struct {
 	int file, a, b;
 	uint64_t off, len;
-	char hdr[256];
+	char hdr[2048];
 	size_t hlen;
+	size_t hdr_pad;	 /* > 0: a header of exactly this many bytes (padded) */
+	bool hog_leave1; /* T.hog, with one object of the 1 KB class left for the header copy */
+	int unsent;	 /* SIOCOUTQNSD of T.a at done(): bytes not yet sent */
 	unsigned flags;	 /* rp_file_send_opts.flags */
 	bool no_hdr;	 /* send no header at all */
 	bool unix_pair;	 /* an AF_UNIX socketpair rather than TCP */
@@ -68,6 +73,8 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 	T.res = res;
 	rp_file_send_stats(sh, &T.st);
 	T.small_nomem = rp_file_send_small_nomem(sh);
+	if (ioctl(T.a, SIOCOUTQNSD, &T.unsent))
+		T.unsent = -1;
 	T.to_iowq = rp_file_send_to_iowq(sh);
 	atomic_store(&T.done, 1);
 }
@@ -117,7 +124,7 @@ static void send_msg(struct rp_shard *sh, void *arg)
 	struct iovec iov = { T.hdr, T.hlen };
 	struct rp_file_send_opts o = { .flags = T.flags, .small_max = T.small_max };
 	struct rp_pool *pool = rp_shard_pool(sh);
-	void *small[4] = { 0 };
+	void *small[4] = { 0 }, *one = NULL;
 	unsigned n = 0;
 	int ret;
 
@@ -128,10 +135,15 @@ static void send_msg(struct rp_shard *sh, void *arg)
 		 * largest first, until the pool has no span left */
 		for (unsigned i = 0; i < 4; i++)
 			small[i] = rp_pool_alloc(pool, 64u << i);
+		if (T.hog_leave1)
+			one = rp_pool_alloc(pool, 1024);
 		for (size_t sz = 32768; sz >= 1024; sz /= 2)
 			while (n < HOG_MAX && (hog[n] = rp_pool_alloc(pool, sz)))
 				n++;
 		T.hogged = n;
+		/* the 1 KB class's span, cut before the rest was taken, gets
+		 * one object back: the header copy's, the last of its class */
+		rp_pool_free(one);
 	}
 	if (T.hog64)
 		hog64_take(pool);
@@ -363,6 +375,15 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 	T.hlen = T.no_hdr ? 0 :
 		 (size_t)snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
 				  (unsigned long long)len);
+	if (T.hdr_pad) {
+		/* "HTTP/1.1 200 OK\r\nX-Pad: aaa...\r\n\r\n", T.hdr_pad bytes */
+		int at = snprintf(T.hdr, sizeof(T.hdr), "HTTP/1.1 200 OK\r\nX-Pad: ");
+
+		assert_true(T.hdr_pad <= sizeof(T.hdr) && T.hdr_pad >= (size_t)at + 4);
+		memset(T.hdr + at, 'a', T.hdr_pad - (size_t)at - 4);
+		memcpy(T.hdr + T.hdr_pad - 4, "\r\n\r\n", 4);
+		T.hlen = T.hdr_pad;
+	}
 	want_res = err ? err : (int64_t)(T.hlen + len);
 	expect = want_res >= 0 ? (size_t)want_res : 0;
 	rd.fd = T.b;
@@ -529,6 +550,37 @@ static void test_header_only(void **state)
 {
 	(void)state;
 	run(100, 0, 0, false, 0, 0, 0);
+}
+
+/*
+ * A header with an empty range whose copy took the last object of its
+ * pool class (1 KB: the 1..32 KB classes spent, one object given back)
+ * has no small-path buffer: it goes alone by a send (small_nomem). With
+ * nothing behind it, it must leave at once: no byte of it unsent at
+ * done() (SIOCOUTQNSD). It was sent with MSG_MORE and stayed corked until
+ * TCP's 200 ms timer (the whole header unsent at done()). With
+ * RP_FILE_SEND_MORE (a response follows) it stays corked: the control
+ * that shows the check sees a corked send.
+ */
+static void test_header_only_no_pool_buffer_not_corked(void **state)
+{
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		memset(&T, 0, sizeof(T));
+		T.hog = true;
+		T.hog_leave1 = true;
+		T.hdr_pad = 1000;
+		T.flags = k ? RP_FILE_SEND_MORE : 0;
+		run(100, 0, 0, false, 0, 0, 1);
+		print_message("# %zu B header alone%s, %u pool objects held: small_nomem %llu, "
+			      "unsent at done() %d\n",
+			      T.hlen, k ? " (RP_FILE_SEND_MORE)" : "", T.hogged,
+			      (unsigned long long)T.small_nomem, T.unsent);
+		assert_true(T.hogged > 0 && T.hogged < HOG_MAX);
+		assert_int_equal(T.small_nomem, 1);
+		assert_int_equal(T.st.hdr_bytes, T.hlen);
+		assert_int_equal(T.unsent, k ? (int)T.hlen : 0);
+	}
 }
 
 /*
@@ -1354,6 +1406,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_small_no_pool_buffer_by_sendfile, zero_T),
 		cmocka_unit_test_setup(test_no_header_no_64b_object, zero_T),
 		cmocka_unit_test_setup(test_header_only, zero_T),
+		cmocka_unit_test_setup(test_header_only_no_pool_buffer_not_corked, zero_T),
 		cmocka_unit_test_setup(test_empty_no_header, zero_T),
 		cmocka_unit_test_setup(test_end_without_op_is_enomem, zero_T),
 		cmocka_unit_test_setup(test_bad_range_and_pipe, zero_T),
