@@ -26,6 +26,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,6 +46,8 @@ static struct {
 	size_t hdr_pad;	 /* > 0: a header of exactly this many bytes (padded) */
 	bool hog_leave1; /* T.hog, with one object of the 1 KB class left for the header copy */
 	int unsent;	 /* SIOCOUTQNSD of T.a at done(): bytes not yet sent */
+	bool no_fds;	 /* the send asked for with every descriptor taken (EMFILE) */
+	unsigned dups;	 /* no_fds: descriptors taken */
 	unsigned flags;	 /* rp_file_send_opts.flags */
 	bool no_hdr;	 /* send no header at all */
 	bool unix_pair;	 /* an AF_UNIX socketpair rather than TCP */
@@ -119,6 +122,36 @@ static void hog64_release(struct rp_shard *sh)
 		rp_pool_free(hog64[--nhog64]);
 }
 
+/* T.no_fds: the soft descriptor limit lowered to at most 4096 and every
+ * descriptor under it taken (dup), so the next pipe2(2) fails EMFILE;
+ * given back, and the limit restored, right after the call. */
+enum { DUPS_MAX = 4096 };
+static int dups[DUPS_MAX];
+static struct rlimit nofile;
+
+static void fds_take(void)
+{
+	struct rlimit lim;
+	int fd;
+
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+	lim = nofile;
+	if (lim.rlim_cur > DUPS_MAX)
+		lim.rlim_cur = DUPS_MAX;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	T.dups = 0;
+	while (T.dups < DUPS_MAX && (fd = dup(T.a)) >= 0)
+		dups[T.dups++] = fd;
+	CHECK_EQ(errno, EMFILE);
+}
+
+static void fds_give_back(void)
+{
+	for (unsigned i = 0; i < T.dups; i++)
+		close(dups[i]);
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &nofile), 0);
+}
+
 static void send_msg(struct rp_shard *sh, void *arg)
 {
 	struct iovec iov = { T.hdr, T.hlen };
@@ -147,12 +180,16 @@ static void send_msg(struct rp_shard *sh, void *arg)
 	}
 	if (T.hog64)
 		hog64_take(pool);
+	if (T.no_fds)
+		fds_take();
 	ret = rp_file_send(sh, T.a, &iov, T.hlen ? 1 : 0, T.file, T.off, T.len, &o, on_done, NULL);
 	if (ret && T.hog64) {
 		/* refused: no done() to come; the case fails on its result */
 		on_done(sh, NULL, ret);
 		shutdown(T.a, SHUT_RDWR); /* and its reader sees the end */
 	}
+	if (T.no_fds)
+		fds_give_back();
 	CHECK_EQ(ret, 0);
 	while (n)
 		rp_pool_free(hog[--n]);
@@ -352,6 +389,11 @@ static void run(size_t size, uint64_t off, uint64_t len, bool evict, unsigned de
 			     T.tail_cached != 0)) {
 		print_message("# SKIP: the page cache would not hold the first %zu B alone\n",
 			      T.cache_head);
+		close(T.file);
+		skip();
+	}
+	if (T.no_fds && cached_pages(T.file) != 0) {
+		print_message("# SKIP: the page cache kept pages of the evicted file\n");
 		close(T.file);
 		skip();
 	}
@@ -842,6 +884,24 @@ static void test_cached_head_rest_from_iowq(void **state)
 		assert_int_equal(T.st.body_bytes[1] + T.st.body_bytes[2], 8u << 20);
 		assert_int_equal(T.st.errors, 0);
 	}
+}
+
+/*
+ * A body not in the page cache with no pipe to be had (every descriptor
+ * taken: pipe2 fails EMFILE): done(-EMFILE), counted in errors, nothing
+ * sent, not even the header. It went by sendfile(2) from the disk on the
+ * shard before.
+ */
+static void test_not_cached_no_pipe_is_emfile(void **state)
+{
+	(void)state;
+	T.no_fds = true;
+	run(2u << 20, 0, 1u << 20, true, 0, -EMFILE, 2);
+	print_message("# %u descriptors taken: res %lld\n", T.dups, (long long)T.res);
+	assert_int_equal(T.st.not_cached, 1);
+	assert_int_equal(T.st.calls[2], 1);
+	assert_int_equal(T.st.errors, 1);
+	assert_int_equal(T.st.hdr_bytes + T.st.body_bytes[1] + T.st.body_bytes[2], 0);
 }
 
 /* A 3 MB file sent from 1 MB for 3 MB: the first chunk is within the
@@ -1415,6 +1475,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_cached_by_splice_on_the_shard, zero_T),
 		cmocka_unit_test_setup(test_splice_path_not_cached, zero_T),
 		cmocka_unit_test_setup(test_cached_head_rest_from_iowq, zero_T),
+		cmocka_unit_test_setup(test_not_cached_no_pipe_is_emfile, zero_T),
 		cmocka_unit_test_setup(test_short_file_is_eio, zero_T),
 		cmocka_unit_test_setup(test_shrunk_under_the_pipe_is_eio, zero_T),
 		cmocka_unit_test_setup(test_pipe_budget_spent_goes_by_sendfile, zero_T),
