@@ -32,8 +32,10 @@
  *              signature, command, family, length, addresses and ports),
  *              then the client's bytes.
  *   proxy-in   --accept-proxy: a v1 header in pieces then payload goes
- *              through without the header; plain data, a bad header, and no
- *              header within 5 s close the client, with no byte upstream.
+ *              through without the header; plain data, bad headers, and no
+ *              header within 5 s close the client, with no byte upstream;
+ *              each bad header counted under its reason in the exit line,
+ *              and a good header after them still relayed.
  *   proxy-reset a client that sends and resets at once, with and without
  *              --accept-proxy: what reaches the upstream is behind the
  *              right header, never one without addresses (peer_gone).
@@ -63,7 +65,7 @@
  *              to copy (counted), every client is echoed, none reset.
  *
  * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
- * max-conns|stop-deadline|proxy-out] (that test
+ * max-conns|stop-deadline|proxy-out|proxy-in] (that test
  * alone; any other name: exit 2 with the list).
  */
 #include <arpa/inet.h>
@@ -803,10 +805,58 @@ static void test_proxy_out(void)
 
 /* ---- PROXY in ---- */
 
+/*
+ * The refusals of the exit's stats line of a one-shard server: "refused N"
+ * and the count of each reason that came ("refused 4 signature=1 ..."),
+ * up to the next " |"; empty when the line has none.
+ */
+static void proxy_refused_of(const char *log, char *out, size_t cap)
+{
+	const char *line = NULL, *p, *end;
+
+	out[0] = 0;
+	for (p = log; (p = strstr(p, "shard 0: ")); p++)
+		if (p == log || p[-1] == '\n')
+			line = p;
+	if (!line || !(p = strstr(line, "| proxy accepted ")) || !(p = strstr(p, " refused ")))
+		return;
+	end = strstr(p, " |");
+	if (!end || (strchr(line, '\n') && end > strchr(line, '\n')))
+		return;
+	snprintf(out, cap, "%.*s", (int)(end - p - 1), p + 1);
+}
+
+/* A client that sends @hdr then @body and half-closes; the upstream, within
+ * 5 s, must get @want (our v1 line for the header's addresses) then @body
+ * and nothing else. */
+static void proxy_in_good(struct child *relay, int l, const char *hdr, const char *body,
+			  const char *want, const char *label)
+{
+	char buf[256], exp[256];
+	int fd = connect_to(relay->port), u;
+	ssize_t r;
+
+	CHECK(fd >= 0, "%s: connect", label);
+	if (fd < 0)
+		return;
+	CHECK(send(fd, hdr, strlen(hdr), 0) == (ssize_t)strlen(hdr), "%s: send", label);
+	CHECK(send(fd, body, strlen(body), 0) == (ssize_t)strlen(body), "%s: send", label);
+	shutdown(fd, SHUT_WR);
+	u = accept_within(l, 5000);
+	CHECK(u >= 0, "%s: no upstream connection within 5 s", label);
+	r = u >= 0 ? read_all(u, buf, sizeof(buf) - 1, 3000) : -1;
+	snprintf(exp, sizeof(exp), "%s%s", want, body);
+	CHECK(r == (ssize_t)strlen(exp) && !memcmp(buf, exp, strlen(exp)),
+	      "%s: upstream got %zd: '%.*s'", label, r, (int)(r > 0 ? r : 0), buf);
+	if (u >= 0)
+		close(u);
+	close(fd);
+}
+
 static void test_proxy_in(void)
 {
 	struct child relay = { 0 };
-	char up[32], buf[256];
+	char up[32], buf[256], refused[256];
 	int port, l = listener(&port), fd, u;
 	ssize_t r;
 	struct pollfd p = { .fd = l, .events = POLLIN };
@@ -827,15 +877,18 @@ static void test_proxy_in(void)
 	usleep(20000);
 	CHECK(send(fd, " 443\r\npayload", 13, 0) == 13, "send");
 	shutdown(fd, SHUT_WR);
-	u = accept(l, NULL, NULL);
-	r = read_all(u, buf, sizeof(buf) - 1, 3000);
+	u = accept_within(l, 5000);
+	CHECK(u >= 0, "proxy-in: no upstream connection within 5 s");
+	r = u >= 0 ? read_all(u, buf, sizeof(buf) - 1, 3000) : -1;
 	static const char want[] = "PROXY TCP4 192.0.2.1 198.51.100.2 40000 443\r\npayload";
 	CHECK(r == (ssize_t)strlen(want) && !memcmp(buf, want, strlen(want)),
 	      "upstream got %zd: '%.*s'", r, (int)(r > 0 ? r : 0), buf);
-	close(u);
+	if (u >= 0)
+		close(u);
 	close(fd);
 
-	/* plain data, a lying header: closed at once, nothing upstream */
+	/* plain data, lying headers: closed at once, nothing upstream, each
+	 * counted under its own reason (the exit line's refusals, below) */
 	static const char *const bad[] = { "GET / HTTP/1.1\r\n\r\n",
 					   "PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n",
 					   "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",
@@ -849,6 +902,11 @@ static void test_proxy_in(void)
 	}
 	CHECK(poll(&p, 1, 200) == 0, "an upstream connection was made for a bad header");
 
+	/* the refusals closed those clients only: the next is relayed */
+	proxy_in_good(&relay, l, "PROXY TCP4 203.0.113.7 192.0.2.9 5555 8080\r\n", "after",
+		      "PROXY TCP4 203.0.113.7 192.0.2.9 5555 8080\r\n",
+		      "proxy-in after the refusals");
+
 	/* no header at all: closed after 5 s, nothing upstream */
 	uint64_t t0 = now_ms();
 
@@ -861,12 +919,19 @@ static void test_proxy_in(void)
 	CHECK(poll(&p, 1, 100) == 0, "an upstream connection was made for a silent client");
 	close(l);
 	CHECK(child_stop(&relay, 5000) == 0, "relay exit");
-	CHECK(stat_sum(relay.log, "accepted") == 1, "proxy accepted %llu",
+	CHECK(stat_sum(relay.log, "accepted") == 2, "proxy accepted %llu",
 	      stat_sum(relay.log, "accepted"));
 	CHECK(stat_sum(relay.log, "timeouts") == 1, "proxy timeouts %llu",
 	      stat_sum(relay.log, "timeouts"));
-	printf("proxy-in: header in pieces relayed without the header; 4 bad headers and a silent "
-	       "client closed, none upstream\n");
+	/* one count per bad header, under its reason (reasons in the order of
+	 * enum rp_proxy_reason); a client whose refusal went uncounted, or
+	 * was counted under another reason, shows here */
+	proxy_refused_of(relay.log, refused, sizeof(refused));
+	CHECK(!strcmp(refused, "refused 4 signature=1 v1_format=1 v1_address=1 v1_port=1"),
+	      "proxy-in: the exit line's refusals are '%s'", refused);
+	printf("proxy-in: header in pieces relayed without the header; 4 bad headers (%s) and a "
+	       "silent client closed, none upstream; a good header relayed after them\n",
+	       refused);
 }
 
 /* ---- PROXY out for a client that resets at once ---- */
@@ -2281,6 +2346,7 @@ static const struct alone_case alone_cases[] = {
 	{ "uring-burst", test_uring_burst, false },
 	{ "stop-deadline", test_stop_deadline, false },
 	{ "proxy-out", test_proxy_out, false },
+	{ "proxy-in", test_proxy_in, false },
 };
 
 static const struct alone_case *alone_find(const char *name)
