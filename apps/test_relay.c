@@ -47,6 +47,9 @@
  *              every other byte, then EOF (urgent_burst); and a newer
  *              urgent byte while the relay is held at its mark check
  *              (urgent_moved: a seccomp user notification).
+ *   stats-interval  --stats-interval 1 on 2 shards: a stats line per
+ *              shard each second on stdout while serving and during
+ *              SIGQUIT's drain, none on stderr.
  *   sigterm    SIGTERM with every client mid-stream: exit 0 within 5 s.
  *   stop-deadline  the same with --stop-timeout 1: the relays the deadline
  *              left open are ended at the exit, and its stats line counts
@@ -65,7 +68,7 @@
  *              to copy (counted), every client is echoed, none reset.
  *
  * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
- * max-conns|stop-deadline|proxy-out|proxy-in] (that test
+ * max-conns|stop-deadline|proxy-out|proxy-in|stats-interval] (that test
  * alone; any other name: exit 2 with the list).
  */
 #include <arpa/inet.h>
@@ -2146,6 +2149,125 @@ static void test_max_conns(void)
 	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
 }
 
+/* ---- --stats-interval ---- */
+
+static int stats_err_fd = -1;
+
+/* the relay's stderr into a file of the test's (child_pre_exec) */
+static int stats_err_pre_exec(void)
+{
+	return dup2(stats_err_fd, 2) == 2 ? 0 : -1;
+}
+
+/* The per-shard stats lines of shard @id in @log ("shard ID: conns ..."
+ * at the start of a line). */
+static unsigned stats_lines(const char *log, unsigned id)
+{
+	char head[32];
+	unsigned n = 0;
+
+	snprintf(head, sizeof(head), "shard %u: conns ", id);
+	for (const char *p = log; (p = strstr(p, head)); p++)
+		n += p == log || p[-1] == '\n';
+	return n;
+}
+
+/*
+ * --stats-interval 1 on 2 shards, one client relayed and left open: the
+ * timer prints a stats line per shard on stdout at each interval while
+ * the relay serves (at least 2 in the first 3 s, at most one a second),
+ * carrying the live counters (the client: conns 1, live 1 over the
+ * shards); and again during SIGQUIT's drain, which waits on its own
+ * poll (apps/server.c), up to --drain-timeout 3 with the client still
+ * open: at least 2 more a shard there before the exit's own. None goes
+ * to stderr, which carries the start and drain messages (README.md,
+ * docs/net.md: the stats lines are on stdout).
+ */
+static void test_stats_interval(void)
+{
+	enum { SHARDS = 2, WAIT_MS = 3000 };
+	struct child echo = { 0 }, relay = { 0 };
+	const char *eargs[] = { "echo", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1",
+				NULL };
+	char up[32], errpath[] = "/tmp/rp_test_relay_err_XXXXXX", err[8192];
+	unsigned before[SHARDS], after[SHARDS];
+	size_t mark, elen = 0;
+	uint64_t t0, t1, waited;
+	int fd, rc;
+
+	stats_err_fd = mkstemp(errpath);
+	CHECK(stats_err_fd >= 0, "stats interval: mkstemp: %s", strerror(errno));
+	if (stats_err_fd < 0)
+		return;
+	unlink(errpath);
+	CHECK(child_start(&echo, eargs) == 0, "echo did not start");
+	snprintf(up, sizeof(up), "127.0.0.1:%d", echo.port);
+	const char *rargs[] = { "relay", "--listen", "127.0.0.1:0", "--upstream", up, "--no-pin",
+				"--shards", "2", "--stats-interval", "1", "--drain-timeout", "3",
+				NULL };
+
+	/* the bound on the lines counts from before the start (a loaded
+	 * host took seconds to start a server), the wait from its listening */
+	t0 = now_ms();
+	child_pre_exec = stats_err_pre_exec;
+	CHECK(child_start(&relay, rargs) == 0, "relay did not start");
+	child_pre_exec = NULL;
+	t1 = now_ms();
+	fd = connect_to(relay.port);
+	CHECK(fd >= 0 && echoed(fd), "stats interval: the client was not relayed");
+	/* at least WAIT_MS, until each shard printed 2 lines (10 s at most) */
+	for (uint64_t end = t1 + 10000; now_ms() < end;) {
+		child_drain(&relay, NULL, 100);
+		if (now_ms() - t1 >= WAIT_MS && stats_lines(relay.log, 0) >= 2 &&
+		    stats_lines(relay.log, 1) >= 2)
+			break;
+	}
+	waited = now_ms() - t1;
+	for (unsigned i = 0; i < SHARDS; i++) {
+		before[i] = stats_lines(relay.log, i);
+		CHECK(before[i] >= 2 && before[i] <= (now_ms() - t0) / 1000 + 1,
+		      "stats interval: shard %u printed %u lines in %llu ms at --stats-interval 1",
+		      i, before[i], (unsigned long long)waited);
+	}
+	CHECK(shard_stat(relay.log, 0, "conns") + shard_stat(relay.log, 1, "conns") == 1 &&
+		      shard_stat(relay.log, 0, "live") + shard_stat(relay.log, 1, "live") == 1,
+	      "stats interval: the last lines say conns %llu+%llu live %llu+%llu, want 1 and 1",
+	      shard_stat(relay.log, 0, "conns"), shard_stat(relay.log, 1, "conns"),
+	      shard_stat(relay.log, 0, "live"), shard_stat(relay.log, 1, "live"));
+	/* the drain: the client stays open, so it lasts its 3 s */
+	mark = relay.len;
+	kill(relay.pid, SIGQUIT);
+	rc = child_exit(&relay, 15000);
+	CHECK(rc == 0, "stats interval: relay exit status %d after the drain", rc);
+	for (unsigned i = 0; i < SHARDS; i++) {
+		/* 2 from the drain's timer and the exit's; one more may be the
+		 * serving timer's, asked for just before the SIGQUIT */
+		after[i] = stats_lines(relay.log + mark, i);
+		CHECK(after[i] >= 3 && after[i] <= 5,
+		      "stats interval: shard %u printed %u lines in a 3 s drain and its exit", i,
+		      after[i]);
+	}
+	if (fd >= 0)
+		close(fd);
+	CHECK(child_stop(&echo, 5000) == 0, "echo exit");
+	if (lseek(stats_err_fd, 0, SEEK_SET) == 0)
+		for (ssize_t r; elen < sizeof(err) - 1 &&
+				(r = read(stats_err_fd, err + elen, sizeof(err) - 1 - elen)) > 0;)
+			elen += (size_t)r;
+	err[elen] = 0;
+	close(stats_err_fd);
+	stats_err_fd = -1;
+	/* what the relay said there, for a failure's reader (an ASan report) */
+	fprintf(stderr, "stats interval: the relay's stderr:\n%s", err);
+	CHECK(strstr(err, "SIGQUIT: draining") && strstr(err, "drain timeout"),
+	      "stats interval: no drain messages on the relay's stderr");
+	CHECK(!stats_lines(err, 0) && !stats_lines(err, 1),
+	      "stats interval: stats lines on stderr");
+	printf("stats interval: --stats-interval 1 on %d shards: %u and %u lines in %llu ms "
+	       "serving, %u and %u in a 3 s drain and the exit, all on stdout\n",
+	       SHARDS, before[0], before[1], (unsigned long long)waited, after[0], after[1]);
+}
+
 /* ---- uring-splice past its shard's pipe pool ---- */
 
 /*
@@ -2347,6 +2469,7 @@ static const struct alone_case alone_cases[] = {
 	{ "stop-deadline", test_stop_deadline, false },
 	{ "proxy-out", test_proxy_out, false },
 	{ "proxy-in", test_proxy_in, false },
+	{ "stats-interval", test_stats_interval, false },
 };
 
 static const struct alone_case *alone_find(const char *name)
@@ -2407,6 +2530,7 @@ int main(int argc, char **argv)
 	test_proxy_reset();
 	test_urgent();
 	test_max_conns();
+	test_stats_interval();
 	test_sigterm();
 	test_stop_deadline();
 	test_uring();
