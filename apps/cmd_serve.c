@@ -2774,7 +2774,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"linger_shed %llu linger_bytes %llu accept_errors %llu draining %d drain_retries %llu "
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu hup_resets %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
-		"shard_splice %llu pipe_short %llu small_nomem %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
+		"shard_splice %llu pipe_short %llu small_nomem %llu to_iowq %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
@@ -2803,7 +2803,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.calls[0], (unsigned long long)fs.calls[1],
 		(unsigned long long)fs.calls[2], (unsigned long long)fs.not_cached,
 		(unsigned long long)fs.shard_splice, (unsigned long long)fs.pipe_short,
-		(unsigned long long)rp_file_send_small_nomem(sh), fs.pipes_kept, (unsigned long long)fs.pipes_shed,
+		(unsigned long long)rp_file_send_small_nomem(sh),
+		(unsigned long long)rp_file_send_to_iowq(sh), fs.pipes_kept, (unsigned long long)fs.pipes_shed,
 		(unsigned long long)fs.pipes_trimmed,
 		(unsigned long long)fs.waits,
 		(unsigned long long)(fs.short_file + ss->st.short_queued),
