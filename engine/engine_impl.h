@@ -272,8 +272,9 @@ struct rp_runtime {
 	struct rp_spsc **mbox;
 	struct rp_topo *topo;
 	char mode[96];
-	char features[160];
-	bool msg_ring, send_zc, zc_report;
+	char features[224];
+	bool msg_ring, send_zc, zc_report, sendmsg_zc;
+	bool zc_fixed; /* SEND_ZC takes IORING_RECVSEND_FIXED_BUF (probed) */
 	bool started, joined;
 	int ring_flags;
 #ifdef RP_FAULTS

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Zero-copy send: a result CQE (with IORING_CQE_F_MORE when a notification
- * follows), then the notification once the kernel let go of the buffer,
- * reporting whether it copied the payload after all (loopback, veth).
+ * Zero-copy sends (SEND_ZC, SENDMSG_ZC): a result CQE (with
+ * IORING_CQE_F_MORE when a notification follows), then the notification
+ * once the kernel let go of the buffers, reporting whether it copied the
+ * payload after all (loopback, veth).
  */
 #include <errno.h>
 
@@ -14,22 +15,61 @@ struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned 
 	struct rp_runtime *rt = sh->rt;
 	struct io_uring_sqe *sqe;
 	struct rp_op *op;
+	unsigned zc_flags;
+	int idx;
 
 	if (!rt->send_zc)
 		return rp_send(sh, fd, buf, len, flags, cb, arg);
 	op = eng_op_start(sh, OP_SEND_ZC, cb, arg, false, &sqe);
+	if (!op)
+		return NULL;
 #ifdef RP_FAULTS
 	/* the kernel really sends fewer bytes: the caller must go on from res */
-	if (op && len >= 2 && ENG_FAULT(sh, FAULT_SHORT))
+	if (len >= 2 && ENG_FAULT(sh, FAULT_SHORT))
 		len = eng_faults_short_len(&sh->faults, len);
 #endif
-	if (op) {
-		io_uring_prep_send_zc(sqe, fd, buf, len, flags,
-				      rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
-		/* listed until its notification: rp_close cancels it only
-		 * before its result (OPF_RESULT_SEEN) */
-		eng_fdt_track(sh, op, fd);
+	zc_flags = rt->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0;
+	/* from the registered pool: the kernel takes the pages it pinned at
+	 * registration instead of looking each one up and pinning it per send */
+	idx = sh->registered ? rp_pool_buf_index(sh->pool, buf, len) : -1;
+	if (idx >= 0 && rt->zc_fixed) {
+		io_uring_prep_send_zc_fixed(sqe, fd, buf, len, flags, zc_flags, (unsigned)idx);
+		STAT_INC(sh, zc_fixed);
+	} else {
+		if (idx >= 0) /* registered, but this kernel's SEND_ZC refused it */
+			STAT_INC(sh, fixed_fallback);
+		io_uring_prep_send_zc(sqe, fd, buf, len, flags, zc_flags);
 	}
+	/* listed until its notification: rp_close cancels it only
+	 * before its result (OPF_RESULT_SEEN) */
+	eng_fdt_track(sh, op, fd);
+	return op;
+}
+
+struct rp_op *rp_sendmsg_zc(struct rp_shard *sh, int fd, const struct msghdr *msg, int flags,
+			    rp_cb cb, void *arg)
+{
+	struct rp_runtime *rt = sh->rt;
+	struct io_uring_sqe *sqe;
+	struct rp_op *op;
+
+	if (!rt->sendmsg_zc)
+		return rp_sendmsg(sh, fd, msg, flags, cb, arg);
+	op = eng_op_start(sh, OP_SEND_ZC, cb, arg, false, &sqe);
+	if (!op)
+		return NULL;
+#ifdef RP_FAULTS
+	{
+		const struct msghdr *m = eng_fault_sendmsg(sh, op, msg);
+
+		if (m)
+			msg = m;
+	}
+#endif
+	io_uring_prep_sendmsg_zc(sqe, fd, msg, (unsigned)flags);
+	if (rt->zc_report)
+		sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+	eng_fdt_track(sh, op, fd);
 	return op;
 }
 

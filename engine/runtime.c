@@ -215,8 +215,37 @@ out_ring:
 	return ret;
 }
 
-/* Which ops and op flags the kernel has: MSG_RING, SEND_ZC and its usage
- * report; refuses (-EOPNOTSUPP) a kernel without what the engine needs. */
+/*
+ * Whether SEND_ZC sends from a registered buffer (IORING_RECVSEND_FIXED_BUF)
+ * on @ring: a one-byte send from a buffer registered here, on an
+ * unconnected UDP socket, imports the buffer and then fails in the
+ * socket (-EDESTADDRREQ); a kernel that refuses the flag or the buffer
+ * answers -EINVAL or -EFAULT first. The registration goes with the ring.
+ */
+static bool probe_zc_fixed(struct io_uring *ring)
+{
+	static char byte[64];
+	struct iovec iov = { .iov_base = byte, .iov_len = sizeof(byte) };
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	bool ok = false;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return false;
+	if (io_uring_register_buffers(ring, &iov, 1) == 0 && (sqe = io_uring_get_sqe(ring))) {
+		io_uring_prep_send_zc_fixed(sqe, fd, byte, 1, 0, 0, 0);
+		if (io_uring_submit_and_wait(ring, 1) >= 0 && !io_uring_peek_cqe(ring, &cqe)) {
+			ok = cqe->res != -EINVAL && cqe->res != -EFAULT;
+			io_uring_cqe_seen(ring, cqe);
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+/* Which ops and op flags the kernel has: MSG_RING, SEND_ZC, its usage
+ * report and its registered-buffer form, SENDMSG_ZC; refuses (-EOPNOTSUPP) a kernel without what the engine needs. */
 static int probe(struct rp_runtime *rt)
 {
 	struct io_uring ring;
@@ -246,6 +275,7 @@ static int probe(struct rp_runtime *rt)
 	if (pr) {
 		rt->msg_ring = io_uring_opcode_supported(pr, IORING_OP_MSG_RING);
 		rt->send_zc = io_uring_opcode_supported(pr, IORING_OP_SEND_ZC);
+		rt->sendmsg_zc = io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC);
 		io_uring_free_probe(pr);
 	}
 	if (rt->send_zc) {
@@ -257,12 +287,16 @@ static int probe(struct rp_runtime *rt)
 			rt->zc_report = cqe->res != -EINVAL;
 			io_uring_cqe_seen(&ring, cqe);
 		}
+			rt->zc_fixed = !RP_TEST_HOOK(zc_fixed_refused) && probe_zc_fixed(&ring);
 	}
 	io_uring_queue_exit(&ring);
 	snprintf(rt->features, sizeof(rt->features),
-		 "ring=%s nodrop=%s msg_ring=%s send_zc=%s zc_report_usage=%s", rt->mode,
-		 (features & IORING_FEAT_NODROP) ? "yes" : "no", rt->msg_ring ? "yes" : "no",
-		 rt->send_zc ? "yes" : "no", rt->zc_report ? "yes" : "no");
+		 "ring=%s nodrop=%s msg_ring=%s send_zc=%s zc_report_usage=%s sendmsg_zc=%s "
+		 "send_zc_fixed=%s",
+		 rt->mode, (features & IORING_FEAT_NODROP) ? "yes" : "no",
+		 rt->msg_ring ? "yes" : "no", rt->send_zc ? "yes" : "no",
+		 rt->zc_report ? "yes" : "no", rt->sendmsg_zc ? "yes" : "no",
+		 rt->zc_fixed ? "yes" : "no");
 	return 0;
 }
 

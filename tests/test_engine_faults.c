@@ -23,6 +23,9 @@
  *   after rp_timer_free (as a flush in cfg.fini did) sends nothing that
  *   names the freed op: no CQE for it; and no op takes an SQE after the
  *   loop (EBUSY), so none waits in the SQ for a submit that never comes.
+ * - A kernel whose SEND_ZC refuses registered buffers (the runtime's
+ *   probe says so): an rp_send_zc from the registered pool goes
+ *   unregistered, counted in fixed_fallback, and its bytes arrive.
  * - rp_cancel_fd_op's cancel by fd (more ops on the fd than the SQ holds)
  *   with the list of closing fds unable to grow, while the kernel ends
  *   the fd's multishot recv (ENOBUFS): the recv ends for good, every op on
@@ -936,6 +939,129 @@ static void test_unlisted_cancel_fd_leaves_anothers_closing_entry(void **state)
 	close(tcl.pw);
 }
 
+/* ======================================================================
+ * SEND_ZC refusing registered buffers
+ * ====================================================================== */
+
+#define ZR_LEN 65536
+
+static struct {
+	atomic_int done;
+	int c, s, file;
+	uint8_t *buf, *wbuf;
+	int res, cqes;
+	bool notified, registered;
+	uint64_t fallback_delta; /* fixed_fallback moved by the send's preparation */
+} tzr;
+
+static void zr_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	tzr.cqes++;
+	if (c->flags & RP_CQE_NOTIF)
+		tzr.notified = true;
+	else
+		tzr.res = c->res;
+	if (!(c->flags & RP_CQE_MORE)) {
+		rp_pool_free(tzr.buf);
+		atomic_fetch_add(&tzr.done, 1);
+	}
+}
+
+static void zr_write_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 4096);
+	rp_pool_free(tzr.wbuf);
+	atomic_fetch_add(&tzr.done, 1);
+}
+
+static int zr_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_shard_stats a, b;
+
+	(void)arg;
+	tzr.buf = rp_pool_alloc(rp_shard_pool(sh), ZR_LEN);
+	tzr.wbuf = rp_pool_alloc(rp_shard_pool(sh), 4096);
+	CHECK(tzr.buf && tzr.wbuf);
+	if (!tzr.buf || !tzr.wbuf) {
+		atomic_store(&tzr.done, 2);
+		return 0;
+	}
+	fill_pattern(tzr.buf, ZR_LEN, 0);
+	memset(tzr.wbuf, 5, 4096);
+	/* whether the registration took: a fixed write counts a fallback where not */
+	rp_shard_stats(sh, &a);
+	CHECK(rp_write_fixed(sh, tzr.file, tzr.wbuf, 4096, 0, zr_write_cb, NULL) != NULL);
+	rp_shard_stats(sh, &b);
+	tzr.registered = b.fixed_fallback == a.fixed_fallback;
+	CHECK(rp_send_zc(sh, tzr.c, tzr.buf, ZR_LEN, MSG_NOSIGNAL, zr_cb, NULL) != NULL);
+	rp_shard_stats(sh, &a);
+	tzr.fallback_delta = a.fixed_fallback - b.fixed_fallback;
+	return 0;
+}
+
+static void test_send_zc_fixed_refused_falls_back(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t want[ZR_LEN], rx[ZR_LEN];
+	double end;
+	size_t got = 0;
+	bool ok, have_zc;
+
+	(void)state;
+	memset(&tzr, 0, sizeof(tzr));
+	tcp_pair(&tzr.c, &tzr.s);
+	sock_bufs(tzr.c, tzr.s, 4 << 20);
+	tzr.file = tmp_file();
+	cfg.register_buffers = true;
+	cfg.init = zr_init;
+	HOOK_SET(zc_fixed_refused, 1);
+	rt = rt_start(&cfg);
+	HOOK_SET(zc_fixed_refused, 0);
+	have_zc = has_feature(rt, "send_zc=yes");
+	assert_true(!have_zc || has_feature(rt, "send_zc_fixed=no"));
+	ok = wait_for(&tzr.done, 2, WAIT_S);
+	rt_end_stats(rt, &st);
+	assert_true(ok);
+	printf("# registered %d; res %d, %d callbacks; zc_fixed %llu, fixed_fallback +%llu by "
+	       "the send\n",
+	       tzr.registered, tzr.res, tzr.cqes, (unsigned long long)st.zc_fixed,
+	       (unsigned long long)tzr.fallback_delta);
+	assert_int_equal(tzr.res, ZR_LEN);
+	fill_pattern(want, ZR_LEN, 0);
+	end = now_s() + WAIT_S;
+	while (got < ZR_LEN && now_s() < end) {
+		ssize_t n = recv(tzr.s, rx + got, ZR_LEN - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			sleep_ms(1);
+	}
+	assert_int_equal(got, ZR_LEN);
+	assert_memory_equal(rx, want, ZR_LEN);
+	assert_int_equal(st.zc_fixed, 0);
+	if (!have_zc) {
+		printf("# skip: no IORING_OP_SEND_ZC here: a plain send, nothing to fall back\n");
+	} else {
+		assert_true(tzr.notified);
+		if (tzr.registered) {
+			assert_int_equal(tzr.fallback_delta, 1);
+		} else {
+			printf("# skip: buffer registration refused here: nothing to fall back\n");
+			assert_int_equal(tzr.fallback_delta, 0);
+		}
+	}
+	close(tzr.c);
+	close(tzr.s);
+	close(tzr.file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -951,6 +1077,7 @@ int main(void)
 		T(test_failed_init_timer_never_reaches_kernel),
 		T(test_cancel_fd_op_fallback_without_closing_memory),
 		T(test_unlisted_cancel_fd_leaves_anothers_closing_entry),
+		T(test_send_zc_fixed_refused_falls_back),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);

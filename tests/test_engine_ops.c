@@ -3,7 +3,8 @@
  * engine ops: every op kind on real fds (files from mkstemp, pipes, loopback TCP,
  * socketpair): nop and timeout, read/write and the vectored and fixed-buffer
  * forms, multishot accept and connect, send/recv/sendmsg, multishot recv,
- * send_zc (its counters count only sends that went out), splice, linked
+ * send_zc (its counters count only sends that went out; from registered
+ * pool buffers), sendmsg_zc, splice, linked
  * timeouts, polls for writable, reserved timers (rp_timer_*) with the pool
  * empty.
  *
@@ -790,6 +791,308 @@ out:
 }
 
 /* ======================================================================
+ * send_zc from registered pool buffers
+ * ====================================================================== */
+
+/*
+ * With register_buffers a send_zc from the shard's pool goes from its
+ * registered span (counted in zc_fixed when prepared), one from memory
+ * outside the pool goes as before, and without register_buffers nothing
+ * is fixed; the bytes of both arrive exact every time. Two sends in turn
+ * on loopback, the first from a pool buffer, the second from static
+ * memory, each started at the previous one's last callback; an
+ * rp_write_fixed first tells whether the registration took (it counts
+ * fixed_fallback where it did not).
+ */
+static struct {
+	atomic_int done;
+	int c, s, file;
+	uint8_t *pool_buf, *wbuf;
+	uint8_t other[ZC_LEN]; /* not in the pool */
+	int res[2], cqes[2];
+	bool notified[2];
+	uint64_t fixed_delta[2], fallback_delta[2];
+	bool registered;
+} tzx;
+
+static void zx_send(struct rp_shard *sh, int k);
+
+static void zx_write_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	CHECK_EQ(c->res, 4096);
+	rp_pool_free(tzx.wbuf);
+	atomic_fetch_add(&tzx.done, 1);
+}
+
+static void zx_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int k = (int)(uintptr_t)arg;
+
+	tzx.cqes[k]++;
+	if (c->flags & RP_CQE_NOTIF)
+		tzx.notified[k] = true;
+	else
+		tzx.res[k] = c->res;
+	if (c->flags & RP_CQE_MORE)
+		return;
+	if (k == 0)
+		zx_send(sh, 1);
+	else
+		atomic_fetch_add(&tzx.done, 1);
+}
+
+static void zx_send(struct rp_shard *sh, int k)
+{
+	struct rp_shard_stats a, b;
+
+	rp_shard_stats(sh, &a);
+	if (!rp_send_zc(sh, tzx.c, k == 0 ? tzx.pool_buf : tzx.other, ZC_LEN, MSG_NOSIGNAL, zx_cb,
+			(void *)(uintptr_t)k)) {
+		CHECK(!"rp_send_zc refused");
+		atomic_fetch_add(&tzx.done, 1);
+		return;
+	}
+	rp_shard_stats(sh, &b);
+	tzx.fixed_delta[k] = b.zc_fixed - a.zc_fixed;
+	tzx.fallback_delta[k] = b.fixed_fallback - a.fixed_fallback;
+}
+
+static int zx_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_shard_stats a, b;
+
+	(void)arg;
+	tzx.pool_buf = rp_pool_alloc(rp_shard_pool(sh), ZC_LEN);
+	tzx.wbuf = rp_pool_alloc(rp_shard_pool(sh), 4096);
+	CHECK(tzx.pool_buf && tzx.wbuf);
+	if (!tzx.pool_buf || !tzx.wbuf) {
+		atomic_store(&tzx.done, 2);
+		return 0;
+	}
+	fill_pattern(tzx.pool_buf, ZC_LEN, 0);
+	memset(tzx.wbuf, 5, 4096);
+	rp_shard_stats(sh, &a);
+	CHECK(rp_write_fixed(sh, tzx.file, tzx.wbuf, 4096, 0, zx_write_cb, NULL) != NULL);
+	rp_shard_stats(sh, &b);
+	tzx.registered = b.fixed_fallback == a.fixed_fallback;
+	zx_send(sh, 0);
+	return 0;
+}
+
+/* Reads @len bytes from @fd (at most WAIT_S) and compares them with @want. */
+static void read_exact(int fd, const uint8_t *want, size_t len)
+{
+	uint8_t *rx = malloc(len ? len : 1);
+	double end = now_s() + WAIT_S;
+	size_t got = 0;
+
+	assert_non_null(rx);
+	while (got < len && now_s() < end) {
+		ssize_t n = recv(fd, rx + got, len - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			sleep_ms(1);
+	}
+	assert_int_equal(got, len);
+	assert_memory_equal(rx, want, len);
+	free(rx);
+}
+
+static void run_send_zc_fixed(bool register_buffers)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t want[ZC_LEN];
+	bool ok, have_zc, fixed_ok;
+
+	memset(&tzx, 0, sizeof(tzx));
+	fill_pattern(tzx.other, ZC_LEN, 3 * ZC_LEN);
+	tcp_pair(&tzx.c, &tzx.s);
+	sock_bufs(tzx.c, tzx.s, 4 << 20);
+	tzx.file = tmp_file();
+	cfg.register_buffers = register_buffers;
+	cfg.init = zx_init;
+	rt = rt_start(&cfg);
+	have_zc = has_feature(rt, "send_zc=yes");
+	fixed_ok = has_feature(rt, "send_zc_fixed=yes");
+	ok = wait_for(&tzx.done, 2, WAIT_S);
+	rt_end_stats(rt, &st);
+	assert_true(ok);
+	printf("# register_buffers %d: registered %d, send_zc_fixed %d; results %d %d, zc_fixed "
+	       "+%llu +%llu, fixed_fallback +%llu +%llu\n",
+	       register_buffers, tzx.registered, fixed_ok, tzx.res[0], tzx.res[1],
+	       (unsigned long long)tzx.fixed_delta[0], (unsigned long long)tzx.fixed_delta[1],
+	       (unsigned long long)tzx.fallback_delta[0], (unsigned long long)tzx.fallback_delta[1]);
+	/* both sends' bytes, exact and in order (short under RP_FAULTS=short) */
+	assert_true(tzx.res[0] > 0 && tzx.res[1] > 0);
+	fill_pattern(want, ZC_LEN, 0);
+	read_exact(tzx.s, want, (size_t)tzx.res[0]);
+	read_exact(tzx.s, tzx.other, (size_t)tzx.res[1]);
+	/* memory outside the pool is never fixed, and is no fallback */
+	assert_int_equal(tzx.fixed_delta[1], 0);
+	assert_int_equal(tzx.fallback_delta[1], 0);
+	if (!have_zc) {
+		printf("# skip: no IORING_OP_SEND_ZC here: plain sends\n");
+		assert_int_equal(st.zc_fixed, 0);
+		goto out;
+	}
+	assert_true(tzx.notified[0] && tzx.notified[1]);
+	assert_int_equal(tzx.cqes[0], 2);
+	assert_int_equal(tzx.cqes[1], 2);
+	assert_int_equal(st.zc_sends, 2);
+	if (!register_buffers) {
+		assert_false(tzx.registered);
+		assert_int_equal(tzx.fixed_delta[0], 0);
+		assert_int_equal(tzx.fallback_delta[0], 0);
+	} else if (!tzx.registered) {
+		printf("# skip: buffer registration refused here (RLIMIT_MEMLOCK?): nothing fixed\n");
+		assert_int_equal(tzx.fixed_delta[0], 0);
+	} else if (!fixed_ok) {
+		printf("# note: this kernel's SEND_ZC refuses registered buffers: counted as a "
+		       "fallback\n");
+		assert_int_equal(tzx.fixed_delta[0], 0);
+		assert_int_equal(tzx.fallback_delta[0], 1);
+	} else {
+		assert_int_equal(tzx.fixed_delta[0], 1);
+		assert_int_equal(tzx.fallback_delta[0], 0);
+	}
+	assert_int_equal(st.zc_fixed, tzx.fixed_delta[0]);
+out:
+	close(tzx.c);
+	close(tzx.s);
+	close(tzx.file);
+}
+
+static void test_send_zc_fixed(void **state)
+{
+	(void)state;
+	run_send_zc_fixed(true);
+	run_send_zc_fixed(false);
+}
+
+/* ======================================================================
+ * sendmsg_zc
+ * ====================================================================== */
+
+/*
+ * One rp_sendmsg_zc of three buffers (64 KB in all) over loopback: the
+ * result (RP_CQE_MORE, the bytes), then the notification, copied where the
+ * kernel reports copies (loopback always copies), counted in zc_sends and
+ * zc_copied as a send_zc is; the buffers are freed only in the
+ * notification's callback, and every byte arrives in order.
+ */
+#define ZM_IOV 3
+
+static struct {
+	atomic_int done;
+	int c, s;
+	uint8_t *b[ZM_IOV];
+	struct iovec iov[ZM_IOV];
+	struct msghdr msg;
+	int cqes, res;
+	uint32_t result_flags, notif_flags;
+	bool freed_before_notif;
+} tzm;
+
+static const size_t zm_len[ZM_IOV] = { 20000, 30000, ZC_LEN - 50000 };
+
+static void zm_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	if (++tzm.cqes == 1) {
+		tzm.res = c->res;
+		tzm.result_flags = c->flags;
+		if (c->flags & RP_CQE_MORE)
+			return;
+	} else {
+		tzm.notif_flags = c->flags;
+		CHECK_EQ(c->res, 0);
+	}
+	/* the last callback: only now may the buffers go */
+	for (int i = 0; i < ZM_IOV; i++) {
+		if (!tzm.b[i])
+			tzm.freed_before_notif = true;
+		free(tzm.b[i]);
+		tzm.b[i] = NULL;
+	}
+	atomic_store(&tzm.done, 1);
+}
+
+static int zm_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_sendmsg_zc(sh, tzm.c, &tzm.msg, MSG_NOSIGNAL, zm_cb, NULL) != NULL);
+	return 0;
+}
+
+static void test_sendmsg_zc(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t want[ZC_LEN];
+	bool ok, have, report;
+	size_t off = 0;
+
+	(void)state;
+	memset(&tzm, 0, sizeof(tzm));
+	fill_pattern(want, ZC_LEN, 0);
+	for (int i = 0; i < ZM_IOV; i++) {
+		tzm.b[i] = malloc(zm_len[i]);
+		assert_non_null(tzm.b[i]);
+		memcpy(tzm.b[i], want + off, zm_len[i]);
+		tzm.iov[i].iov_base = tzm.b[i];
+		tzm.iov[i].iov_len = zm_len[i];
+		off += zm_len[i];
+	}
+	tzm.msg.msg_iov = tzm.iov;
+	tzm.msg.msg_iovlen = ZM_IOV;
+	tcp_pair(&tzm.c, &tzm.s);
+	sock_bufs(tzm.c, tzm.s, 4 << 20);
+	cfg.init = zm_init;
+	rt = rt_start(&cfg);
+	have = has_feature(rt, "sendmsg_zc=yes");
+	report = has_feature(rt, "zc_report_usage=yes");
+	ok = wait_for(&tzm.done, 1, WAIT_S);
+	rt_end_stats(rt, &st);
+	assert_true(ok);
+	printf("# sendmsg_zc: res %d, %d callbacks, notification flags 0x%x; zc_sends %llu "
+	       "zc_copied %llu\n",
+	       tzm.res, tzm.cqes, tzm.notif_flags, (unsigned long long)st.zc_sends,
+	       (unsigned long long)st.zc_copied);
+	assert_true(tzm.res > 0); /* short under RP_FAULTS=short */
+	read_exact(tzm.s, want, (size_t)tzm.res);
+	assert_false(tzm.freed_before_notif);
+	if (!have) {
+		printf("# skip: no IORING_OP_SENDMSG_ZC here: plain sendmsg, one callback\n");
+		assert_int_equal(tzm.cqes, 1);
+		assert_int_equal(st.zc_sends, 0);
+		goto out;
+	}
+	assert_int_equal(tzm.cqes, 2);
+	assert_true(tzm.result_flags & RP_CQE_MORE);
+	assert_false(tzm.result_flags & RP_CQE_NOTIF);
+	assert_true(tzm.notif_flags & RP_CQE_NOTIF);
+	assert_false(tzm.notif_flags & RP_CQE_MORE);
+	assert_int_equal(st.zc_sends, 1);
+	if (report) { /* loopback always copies */
+		assert_true(tzm.notif_flags & RP_CQE_ZC_COPIED);
+		assert_int_equal(st.zc_copied, 1);
+	} else {
+		printf("# skip: kernel has no IORING_SEND_ZC_REPORT_USAGE: copy not reported\n");
+	}
+out:
+	close(tzm.c);
+	close(tzm.s);
+}
+
+/* ======================================================================
  * splice: pipe -> file, socket -> pipe
  * ====================================================================== */
 
@@ -1437,6 +1740,8 @@ int main(void)
 		T(test_recv_multishot),
 		T(test_send_zc),
 		T(test_send_zc_counts_only_sends_that_went_out),
+		T(test_send_zc_fixed),
+		T(test_sendmsg_zc),
 		T(test_splice),
 		T(test_link_timeout),
 		T(test_link_next),

@@ -171,13 +171,15 @@ struct rp_shard_stats {
 	/* send_zc ops whose send went out (result > 0), counted at their
 	 * notification; a failed send (counted in err_*) or a 0-byte one is
 	 * not counted, though the kernel notifies it too */
-	uint64_t zc_sends;
+	uint64_t zc_sends;	 /* rp_sendmsg_zc's too */
 	/* ... of which the kernel copied the payload (RP_CQE_ZC_COPIED): not
 	 * zero-copy. zc_sends - zc_copied went zero-copy where the kernel
 	 * reports copies (IORING_SEND_ZC_REPORT_USAGE, rp_engine_features
 	 * "zc_report_usage=yes"); without that, zc_copied stays 0 */
 	uint64_t zc_copied;
-	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration) */
+	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration);
+				    rp_send_zc from a registered buffer sent
+				    unregistered (see zc_fixed) */
 	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
 				    a multishot re-arm or a reserved timer's arm or
 				    move waits for the loop's next turn */
@@ -191,6 +193,13 @@ struct rp_shard_stats {
 	uint64_t cancel_fd_fallback; /* cancels by fd sent instead (fd table without memory) */
 	uint64_t poll_rdhup;	 /* rp_poll_writable results of POLLRDHUP alone: dropped,
 				    the poll left armed */
+	/* rp_send_zc ops sent from the shard's registered pool
+	 * (IORING_RECVSEND_FIXED_BUF): the runtime has register_buffers, the
+	 * registration took, and the whole buffer lies in one registered
+	 * span (rp_pool_buf_index). Counted when prepared. Such a send on a
+	 * kernel whose SEND_ZC refuses registered buffers (rp_engine_features
+	 * "send_zc_fixed=no") goes unregistered, counted in fixed_fallback */
+	uint64_t zc_fixed;
 };
 
 /* ---- runtime (control thread) ---- */
@@ -369,7 +378,9 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
  * Zero-copy send: the callback runs for the result (res = bytes or -errno,
  * with RP_CQE_MORE when a notification follows) and then for the
  * notification (RP_CQE_NOTIF, plus RP_CQE_ZC_COPIED when the kernel copied
- * the payload). @buf may be reused only after the notification. A failed
+ * the payload). @buf may be reused only after the notification. A @buf
+ * in the shard's pool goes from its registered span when the runtime has
+ * register_buffers (counted in zc_fixed). A failed
  * or 0-byte send may be notified too; its RP_CQE_ZC_COPIED, set or not,
  * says nothing (nothing was sent), and the shard's zc_sends and zc_copied
  * do not count it. Where the kernel has no SEND_ZC, a plain send is made
@@ -377,6 +388,16 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
  */
 struct rp_op *rp_send_zc(struct rp_shard *sh, int fd, const void *buf, unsigned len, int flags,
 			 rp_cb cb, void *arg);
+/*
+ * rp_sendmsg_zc - rp_send_zc for a vector (IORING_OP_SENDMSG_ZC): the same
+ * two callbacks, the usage report and counters (zc_sends, zc_copied).
+ * @msg and its iovec array must stay valid until the result callback, the
+ * bytes they point to until the notification. Not from registered
+ * buffers (before 6.15 the kernel took none for a vector). Where the kernel has no
+ * SENDMSG_ZC, an rp_sendmsg is made and the callback runs once.
+ */
+struct rp_op *rp_sendmsg_zc(struct rp_shard *sh, int fd, const struct msghdr *msg, int flags,
+			    rp_cb cb, void *arg);
 /* off = -1 for a pipe or socket end (no offset). */
 struct rp_op *rp_splice(struct rp_shard *sh, int fd_in, int64_t off_in, int fd_out,
 			int64_t off_out, unsigned len, unsigned flags, rp_cb cb, void *arg);
