@@ -3,8 +3,8 @@
  * Per-connection output queues (include/ringplane/outq.h): a FIFO of
  * nodes in the shard's pool, one send in flight, everything queued
  * gathered into one sendmsg (a plain send when it is one buffer), big
- * pushes by SEND_ZC while the socket's notifications say the kernel
- * really did not copy.
+ * pushes by SEND_ZC and big gathered vectors by SENDMSG_ZC while the
+ * socket's notifications say the kernel really did not copy.
  *
  * A node is either a push (the caller's buffer, released through its
  * release_fn) or a copy (header and bytes in one pool block, appended to
@@ -66,7 +66,8 @@ struct zc_rec {
  * q->local_plain (so that the queue fits its 256 B pool object). */
 struct q_stats {
 	uint64_t zc_bytes, zc_copied_bytes, zc_dropped_bytes, plain_bytes, sendmsgs, zc_sends,
-		notifs, switched, probes, copied_in, pushes, refused, single_sends, stalls;
+		notifs, switched, probes, copied_in, pushes, refused, single_sends, stalls,
+		zc_sendmsgs;
 };
 
 struct rp_outq {
@@ -126,6 +127,24 @@ _Static_assert((RP_OUTQ_MANUAL | RP_OUTQ_LOCAL_PLAIN | RP_OUTQ_ZC_OFF | RP_OUTQ_
 		       UINT16_MAX, /* FLAGS_ALL */
 	       "the flags fit the queue's 16 bits");
 
+/* A SENDMSG_ZC's record: the block holds @msg's iovecs, then the nodes
+ * the kernel may still read from (vec_held) once its result came: those
+ * its bytes reached, and the head at least, through which the
+ * notification finds the queue (node->q: NULL once it is freed), as a
+ * single send's does. Each holds a notification (node->notifs). */
+struct zc_vec {
+	struct rp_outq *q; /* for the result half */
+	size_t bytes;	   /* what the result said went out */
+	unsigned held;
+	struct msghdr msg;
+	struct iovec iov[];
+};
+
+static struct node **vec_held(struct zc_vec *v)
+{
+	return (struct node **)(v->iov + v->msg.msg_iovlen);
+}
+
 /* A sendmsg's msghdr and iovecs live in a pool block of their own, sized to
  * the round and freed at its completion, not inline in the queue: an idle
  * queue then holds no iovec array (the 64 inline took the queue from a
@@ -138,6 +157,9 @@ struct sendv {
 /* block_alloc's sizes index tls.dry by pool class: all within the classes */
 _Static_assert(sizeof(struct sendv) + RP_OUTQ_IOV * sizeof(struct iovec) <= RP_POOL_SPAN,
 	       "a sendmsg's block is in a pool class");
+_Static_assert(sizeof(struct zc_vec) + RP_OUTQ_IOV * (sizeof(struct iovec) + sizeof(void *)) <=
+		       RP_POOL_SPAN,
+	       "a SENDMSG_ZC's block is in a pool class");
 
 /* ---- per-shard state: the sum, and the retry of stalled flushes ---- */
 
@@ -209,6 +231,7 @@ void rp_outq_stats(const struct rp_outq *q, struct rp_outq_stats *out)
 		.local_plain = q->local_plain,
 		.single_sends = q->st.single_sends,
 		.stalls = q->st.stalls,
+		.zc_sendmsgs = q->st.zc_sendmsgs,
 	};
 }
 
@@ -410,6 +433,18 @@ static bool wants_zc(struct rp_outq *q, const struct node *n)
 	return !q->probing && q->local != 1 && probe_due(q);
 }
 
+/* Would a gathered vector of @bytes go by SENDMSG_ZC? Only in zero-copy
+ * mode, as a big push would there: a socket in plain mode keeps its plain
+ * sendmsg, and probes only by a big push. */
+static bool vec_wants_zc(const struct rp_outq *q, size_t bytes)
+{
+	if (bytes < q->zc_threshold || (q->flags & RP_OUTQ_ZC_OFF))
+		return false;
+	if (q->flags & RP_OUTQ_ZC_ALWAYS)
+		return true;
+	return q->mode == MODE_ZC && (q->proven || !q->trial);
+}
+
 /* ---- sending ---- */
 
 static void flush(struct rp_outq *q);
@@ -537,11 +572,38 @@ static void wait_room(struct rp_outq *q)
 	q->ops++;
 }
 
+/* @left bytes from the FIFO's head went out: advance over them, and retire
+ * the nodes sent whole (released now, or at their last notification). */
+static void fifo_sent(struct rp_outq *q, size_t left)
+{
+	struct node *sent = NULL, **tail = &sent;
+
+	while (left && q->head) {
+		struct node *n = q->head;
+		size_t take = n->len - n->off < left ? n->len - n->off : left;
+
+		n->off += take;
+		q->queued -= take;
+		left -= take;
+		if (n->off < n->len)
+			break; /* a short send: the next flush goes on from here */
+		*tail = fifo_pop(q);
+		tail = &(*tail)->next;
+	}
+	/* Release only once the FIFO and the counts are settled: a
+	 * release callback may push, flush or close the queue. */
+	while (sent) {
+		struct node *n = sent;
+
+		sent = n->next;
+		n->next = NULL;
+		node_retire(q, n);
+	}
+}
+
 static void on_plain(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct rp_outq *q = arg;
-	struct node *sent = NULL, **tail = &sent;
-	size_t left;
 
 	(void)sh;
 	q->inflight = false;
@@ -549,29 +611,8 @@ static void on_plain(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	rp_pool_free(q->sv);
 	q->sv = NULL;
 	if (c->res > 0) {
-		left = (size_t)c->res;
-		ADD(q, plain_bytes, left);
-		while (left && q->head) {
-			struct node *n = q->head;
-			size_t take = n->len - n->off < left ? n->len - n->off : left;
-
-			n->off += take;
-			q->queued -= take;
-			left -= take;
-			if (n->off < n->len)
-				break; /* a short send: the next flush goes on from here */
-			*tail = fifo_pop(q);
-			tail = &(*tail)->next;
-		}
-		/* Release only once the FIFO and the counts are settled: a
-		 * release callback may push, flush or close the queue. */
-		while (sent) {
-			struct node *n = sent;
-
-			sent = n->next;
-			n->next = NULL;
-			node_retire(q, n);
-		}
+		ADD(q, plain_bytes, (uint64_t)c->res);
+		fifo_sent(q, (size_t)c->res);
 	} else if (c->res == -EAGAIN) {
 		wait_room(q);
 	} else {
@@ -581,6 +622,84 @@ static void on_plain(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	op_end(q);
 }
 
+/*
+ * A zero-copy notification for @bytes sent by a SEND_ZC or a SENDMSG_ZC
+ * of queue @q (NULL: freed since): count them as zero-copied, copied or
+ * dropped, and let a copy switch the socket to plain (or prove zero-copy).
+ */
+static void zc_notified(struct rp_shard *sh, struct rp_outq *q, size_t bytes, bool copied)
+{
+	struct rp_outq_stats *ss = shard_st(sh);
+	bool dead;
+
+	/* after an error or a close the kernel frees unsent data without
+	 * a copy: such a notification proves no zero-copy transmission.
+	 * Nor can one on a local peer: loopback delivery always copies,
+	 * so an uncopied notification there is data a reset freed before
+	 * the queue saw the error (looked up here, on this rare path). */
+	dead = !q || q->err || q->closing;
+	if (!dead && !copied && q->local < 0) {
+		struct peer_addrs pa;
+		int pr = peer_addrs_get(q->fd, &pa);
+
+		/* a reset the queue has not seen yet leaves TCP in CLOSE,
+		 * where getpeername says ENOTCONN: unsent data freed, and
+		 * the peer cannot be looked up (not cached: a later
+		 * notification asks again). The addresses read here are
+		 * the ones the local test uses (no second getpeername). */
+		if (pr == -ENOTCONN) {
+			dead = true;
+		} else {
+			q->local = !pr && peer_addrs_is_local(&pa);
+		}
+	}
+	if (!dead && !copied)
+		dead = q->local > 0;
+	ss->notifs++;
+	if (copied)
+		ss->zc_copied_bytes += bytes;
+	else if (dead)
+		ss->zc_dropped_bytes += bytes;
+	else
+		ss->zc_bytes += bytes;
+	if (q) {
+		q->st.notifs++;
+		if (copied)
+			q->st.zc_copied_bytes += bytes;
+		else if (dead)
+			q->st.zc_dropped_bytes += bytes;
+		else
+			q->st.zc_bytes += bytes;
+		if (copied && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
+			if (q->mode == MODE_ZC && !q->probing)
+				ADD(q, switched, 1);
+			if (q->probing && q->probe_shift < PROBE_SHIFT_MAX)
+				q->probe_shift++;
+			if (q->mode == MODE_ZC || q->probing)
+				go_plain(q);
+		} else if (!copied && q->probing) {
+			q->mode = MODE_ZC; /* the probe went out without a copy */
+		}
+		if (!copied && !dead && q->mode == MODE_ZC) {
+			q->proven = true;
+			q->probe_shift = 0;
+		}
+		q->probing = false;
+		q->trial = false;
+	}
+}
+
+/* A notification @n waited for came: release it if it was its last and
+ * @n has left the FIFO. */
+static void node_unhold(struct node *n)
+{
+	if (--n->notifs == 0 && n->done) {
+		if (n->q)
+			wait_del(n->q, n);
+		node_release(n);
+	}
+}
+
 static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 {
 	struct zc_rec *r = arg;
@@ -588,72 +707,9 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 	struct rp_outq *q;
 
 	if (c->flags & RP_CQE_NOTIF) {
-		bool copied = c->flags & RP_CQE_ZC_COPIED;
-		struct rp_outq_stats *ss = shard_st(sh);
-		bool dead;
-
-		q = n->q;
-		/* after an error or a close the kernel frees unsent data without
-		 * a copy: such a notification proves no zero-copy transmission.
-		 * Nor can one on a local peer: loopback delivery always copies,
-		 * so an uncopied notification there is data a reset freed before
-		 * the queue saw the error (looked up here, on this rare path). */
-		dead = !q || q->err || q->closing;
-		if (!dead && !copied && q->local < 0) {
-			struct peer_addrs pa;
-			int pr = peer_addrs_get(q->fd, &pa);
-
-			/* a reset the queue has not seen yet leaves TCP in CLOSE,
-			 * where getpeername says ENOTCONN: unsent data freed, and
-			 * the peer cannot be looked up (not cached: a later
-			 * notification asks again). The addresses read here are
-			 * the ones the local test uses (no second getpeername). */
-			if (pr == -ENOTCONN) {
-				dead = true;
-			} else {
-				q->local = !pr && peer_addrs_is_local(&pa);
-			}
-		}
-		if (!dead && !copied)
-			dead = q->local > 0;
-		ss->notifs++;
-		if (copied)
-			ss->zc_copied_bytes += r->bytes;
-		else if (dead)
-			ss->zc_dropped_bytes += r->bytes;
-		else
-			ss->zc_bytes += r->bytes;
-		if (q) {
-			q->st.notifs++;
-			if (copied)
-				q->st.zc_copied_bytes += r->bytes;
-			else if (dead)
-				q->st.zc_dropped_bytes += r->bytes;
-			else
-				q->st.zc_bytes += r->bytes;
-			if (copied && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
-				if (q->mode == MODE_ZC && !q->probing)
-					ADD(q, switched, 1);
-				if (q->probing && q->probe_shift < PROBE_SHIFT_MAX)
-					q->probe_shift++;
-				if (q->mode == MODE_ZC || q->probing)
-					go_plain(q);
-			} else if (!copied && q->probing) {
-				q->mode = MODE_ZC; /* the probe went out without a copy */
-			}
-			if (!copied && !dead && q->mode == MODE_ZC) {
-				q->proven = true;
-				q->probe_shift = 0;
-			}
-			q->probing = false;
-			q->trial = false;
-		}
+		zc_notified(sh, n->q, r->bytes, c->flags & RP_CQE_ZC_COPIED);
 		rp_pool_free(r);
-		if (--n->notifs == 0 && n->done) {
-			if (q)
-				wait_del(q, n);
-			node_release(n);
-		}
+		node_unhold(n);
 		return;
 	}
 	q = r->q;
@@ -733,6 +789,103 @@ static bool send_zc(struct rp_outq *q, struct node *n)
 	return true;
 }
 
+static void on_zc_vec(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	struct zc_vec *v = arg;
+	struct node **held = vec_held(v);
+	struct rp_outq *q;
+
+	if (c->flags & RP_CQE_NOTIF) {
+		zc_notified(sh, v->held ? held[0]->q : NULL, v->bytes, c->flags & RP_CQE_ZC_COPIED);
+		/* a release may close the queue: each node is looked at only
+		 * through its own node->q, which a free of the queue clears */
+		for (unsigned i = 0; i < v->held; i++)
+			node_unhold(held[i]);
+		rp_pool_free(v);
+		return;
+	}
+	q = v->q;
+	q->inflight = false;
+	q->inflight_nodes = 0;
+	if (c->flags & RP_CQE_MORE) {
+		size_t left = c->res > 0 ? (size_t)c->res : 0;
+
+		v->bytes = left;
+		/* the nodes the kernel may still read from, and the head at
+		 * least (nothing sent: the notification finds q through it);
+		 * the send in flight kept them all in the FIFO, in order */
+		for (struct node *n = q->head; n && v->held < v->msg.msg_iovlen; n = n->next) {
+			size_t take = n->len - n->off < left ? n->len - n->off : left;
+
+			held[v->held++] = n;
+			n->notifs++;
+			left -= take;
+			if (!left)
+				break;
+		}
+	} else {
+		if (c->res > 0) /* no SENDMSG_ZC in this kernel: the engine sent it plain */
+			ADD(q, plain_bytes, (uint64_t)c->res);
+		q->trial = false; /* no notification will come for this one */
+		rp_pool_free(v);
+	}
+	if (c->res > 0)
+		fifo_sent(q, (size_t)c->res);
+	else if (c->res == -EAGAIN)
+		wait_room(q);
+	else
+		fail(q, c->res < 0 ? c->res : -EPIPE);
+	after_send(q);
+	op_end(q);
+}
+
+/*
+ * Sends the head's first @niov nodes by one SENDMSG_ZC (vec_wants_zc).
+ * Returns false, having done nothing, when the pool has no block for its
+ * record: the caller then sends them plain (send_plain). While zero-copy
+ * is not proven the vector is the trial and carries only its first
+ * zc_threshold bytes, as a big push's trial does; the rest follows plain
+ * behind it. True: sent, or refused (op_refused ran).
+ */
+static bool send_zc_vec(struct rp_outq *q, unsigned niov)
+{
+	bool trial = !q->proven && !(q->flags & RP_OUTQ_ZC_ALWAYS);
+	size_t room = trial ? q->zc_threshold : SIZE_MAX;
+	struct zc_vec *v =
+		block_alloc(q->sh, sizeof(*v) + niov * (sizeof(struct iovec) + sizeof(struct node *)));
+	struct node *n = q->head;
+	unsigned i;
+
+	if (!v)
+		return false;
+	memset(v, 0, sizeof(*v));
+	for (i = 0; i < niov && room; i++, n = n->next) {
+		size_t len = n->len - n->off < room ? n->len - n->off : room;
+
+		v->iov[i].iov_base = (void *)(n->base + n->off);
+		v->iov[i].iov_len = len;
+		room -= len;
+	}
+	v->q = q;
+	v->msg.msg_iov = v->iov;
+	v->msg.msg_iovlen = i; /* vec_held: the node pointers after these */
+	if (!rp_sendmsg_zc(q->sh, q->fd, &v->msg, MSG_NOSIGNAL, on_zc_vec, v)) {
+		int err = errno;
+
+		rp_pool_free(v);
+		op_refused(q, err);
+		return true;
+	}
+	if (trial)
+		q->trial = true;
+	ADD(q, zc_sends, 1);
+	ADD(q, zc_sendmsgs, 1);
+	q->inflight = true;
+	q->inflight_nodes = (uint16_t)i;
+	q->ops++;
+	return true;
+}
+
 /* One send op for the head's first @niov nodes: IORING_OP_SEND for one
  * buffer (no msghdr or iovec for the kernel to copy in and import, and no
  * pool block for them here), IORING_OP_SENDMSG for more. Returns the nodes
@@ -796,11 +949,16 @@ static void flush(struct rp_outq *q)
 			return;
 		niov = 1; /* no zero-copy record: the head alone, plain */
 	} else {
+		size_t bytes = 0;
+
 		for (n = q->head; n && niov < RP_OUTQ_IOV; n = n->next) {
 			if (niov && wants_zc(q, n))
 				break; /* order: the big one goes after these */
+			bytes += n->len - n->off;
 			niov++;
 		}
+		if (niov > 1 && vec_wants_zc(q, bytes) && send_zc_vec(q, niov))
+			return;
 	}
 	niov = send_plain(q, niov);
 	if (!niov)

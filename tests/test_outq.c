@@ -4,7 +4,8 @@
  * back and compared. Thousands of mixed pushes and copies of random sizes
  * from many callbacks: on loopback (adaptive SEND_ZC must switch to plain
  * at the first copied notification and count it; never count a copied
- * byte as zero-copied; RP_OUTQ_LOCAL_PROBE, as a loopback peer is plain
+ * byte as zero-copied; gathered vectors by SENDMSG_ZC alike;
+ * RP_OUTQ_LOCAL_PROBE, as a loopback peer is plain
  * by default), with the local-peer rule (starts plain, no SEND_ZC: by
  * default, and with the route asked too), with probes by bytes and by
  * time alone, over a veth pair (in a child's network namespace
@@ -309,14 +310,15 @@ static void print_stats(const char *name, const struct rp_outq_stats *s)
 		"# %s: zc %llu B, zc copied %llu B, zc dropped %llu B, plain %llu B, sendmsgs "
 		"%llu, zc sends %llu, "
 		"notifs %llu, switched %llu, probes %llu, copied in %llu B, pushes %llu, refused "
-		"%llu, errors %llu, local %llu\n",
+		"%llu, errors %llu, local %llu, zc sendmsgs %llu\n",
 		name, (unsigned long long)s->zc_bytes, (unsigned long long)s->zc_copied_bytes,
 		(unsigned long long)s->zc_dropped_bytes, (unsigned long long)s->plain_bytes,
 		(unsigned long long)s->sendmsgs, (unsigned long long)s->zc_sends,
 		(unsigned long long)s->notifs, (unsigned long long)s->switched,
 		(unsigned long long)s->probes, (unsigned long long)s->copied_in,
 		(unsigned long long)s->pushes, (unsigned long long)s->refused,
-		(unsigned long long)s->errors, (unsigned long long)s->local_plain);
+		(unsigned long long)s->errors, (unsigned long long)s->local_plain,
+		(unsigned long long)s->zc_sendmsgs);
 }
 
 /* Send P.msgs random messages from @a to @b, read them all, check them. */
@@ -479,6 +481,203 @@ static void test_loopback_probe(void **state)
 	rt_end(rt);
 	close(a);
 	close(b);
+}
+
+/*
+ * Gathered vectors by SENDMSG_ZC. VZ_N small pieces (300-699 B, every
+ * fifth a copy) pushed in one callback: gathered, 64 to a send, their
+ * bytes past the 16 KB threshold.
+ *  - default mode, zero-copy not proven: the first vector is the trial,
+ *    cut to 16 KB, by one rp_sendmsg_zc; loopback copies it, so its
+ *    notification switches the socket to plain (switched 1) and the rest
+ *    leaves by plain sendmsgs: exactly one SENDMSG_ZC, 16 KB copied;
+ *  - RP_OUTQ_ZC_ALWAYS: every gathered vector of 16 KB or more goes by
+ *    SENDMSG_ZC, uncut, the copies reported but never switching.
+ * Each pushed buffer is released exactly once, and one whose bytes a
+ * SENDMSG_ZC carried (the first 16 KB of the stream: the first vector's)
+ * only once the queue has seen a notification; every byte arrives in
+ * order. A socket in plain mode (test_loopback_local_plain) makes no
+ * SENDMSG_ZC.
+ */
+#define VZ_N 400
+
+static struct {
+	struct rp_outq *q;
+	int fd;
+	unsigned flags;
+	uint8_t *buf[VZ_N];
+	size_t len[VZ_N];
+	uint64_t off[VZ_N]; /* stream offset of its first byte */
+	bool pushed[VZ_N];
+	uint64_t notifs_at_release[VZ_N];
+	atomic_int released[VZ_N];
+	atomic_int releases, double_release, errors, started, finished;
+	unsigned npushed;
+	uint64_t total;
+	struct rp_outq_stats st;
+	size_t pending;
+	bool zc_at_end;
+} VZ;
+
+static void vz_release(void *arg, const void *buf, size_t len)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+	struct rp_outq_stats st;
+
+	CHECK(buf == VZ.buf[i]);
+	CHECK_EQ(len, VZ.len[i]);
+	rp_outq_stats(VZ.q, &st);
+	VZ.notifs_at_release[i] = st.notifs;
+	if (atomic_fetch_add(&VZ.released[i], 1))
+		atomic_fetch_add(&VZ.double_release, 1);
+	atomic_fetch_add(&VZ.releases, 1);
+}
+
+static void vz_error(struct rp_outq *q, void *arg, int err)
+{
+	(void)q;
+	(void)arg;
+	(void)err;
+	atomic_fetch_add(&VZ.errors, 1);
+}
+
+static void vz_start(struct rp_shard *sh, void *arg)
+{
+	struct rp_outq_opts o = {.flags = VZ.flags,
+				 .probe_ns = 60ull * 1000 * MS,
+				 .probe_bytes = (uint64_t)1 << 40,
+				 .on_error = vz_error};
+
+	(void)arg;
+	CHECK_EQ(rp_outq_init(sh, &VZ.q, VZ.fd, &o), 0);
+	for (unsigned i = 0; i < VZ_N; i++) {
+		if (i % 5 == 4) {
+			CHECK_EQ(rp_outq_copy(VZ.q, VZ.buf[i], VZ.len[i]), 0);
+			continue;
+		}
+		VZ.pushed[i] = true;
+		VZ.npushed++;
+		CHECK_EQ(rp_outq_push(VZ.q, VZ.buf[i], VZ.len[i], vz_release, (void *)(uintptr_t)i), 0);
+	}
+	atomic_store(&VZ.started, 1);
+}
+
+static void vz_finish(struct rp_shard *sh, void *arg)
+{
+	(void)sh;
+	(void)arg;
+	VZ.pending = rp_outq_pending(VZ.q);
+	VZ.zc_at_end = rp_outq_zc(VZ.q);
+	rp_outq_stats(VZ.q, &VZ.st);
+	rp_outq_close(VZ.q);
+	atomic_store(&VZ.finished, 1);
+}
+
+static struct rp_runtime *vz_run(unsigned flags)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct reader rd;
+	pthread_t th;
+	int a, b;
+
+	memset(&VZ, 0, sizeof(VZ));
+	VZ.flags = flags;
+	for (unsigned i = 0; i < VZ_N; i++) {
+		VZ.len[i] = 300 + (i * 37u) % 400;
+		VZ.off[i] = VZ.total;
+		VZ.buf[i] = malloc(VZ.len[i]);
+		assert_non_null(VZ.buf[i]);
+		fill_pattern(VZ.buf[i], VZ.len[i], VZ.total);
+		VZ.total += VZ.len[i];
+	}
+	tcp_pair(&a, &b);
+	VZ.fd = a;
+	reader_start(&rd, &th, b, (size_t)VZ.total, RD_GO);
+	rt = rt_start(&cfg);
+	assert_int_equal(rp_runtime_submit(rt, 0, vz_start, NULL), 0);
+	assert_true(wait_int(&VZ.started, 1, 10));
+	pthread_join(th, NULL);
+	assert_int_equal(rd.got, rd.cap);
+	/* every release, the zero-copy notifications' included */
+	assert_true(wait_int(&VZ.releases, (int)VZ.npushed, 10));
+	assert_int_equal(rp_runtime_submit(rt, 0, vz_finish, NULL), 0);
+	assert_true(wait_int(&VZ.finished, 1, 10));
+	check_failures();
+	check_stream(rd.buf, rd.cap);
+	free(rd.buf);
+	print_stats(flags & RP_OUTQ_ZC_ALWAYS ? "vectors, zc always" : "vectors", &VZ.st);
+	assert_int_equal(VZ.pending, 0);
+	assert_int_equal(atomic_load(&VZ.errors), 0);
+	assert_int_equal(atomic_load(&VZ.double_release), 0);
+	assert_int_equal(atomic_load(&VZ.releases), VZ.npushed);
+	assert_int_equal(VZ.st.plain_bytes + VZ.st.zc_bytes + VZ.st.zc_copied_bytes, VZ.total);
+	close(a);
+	close(b);
+	return rt;
+}
+
+/* The pushes a SENDMSG_ZC carried went back only after a notification. */
+static void vz_check_released_after_notif(uint64_t zc_end)
+{
+	unsigned checked = 0;
+
+	for (unsigned i = 0; i < VZ_N; i++) {
+		if (!VZ.pushed[i] || VZ.off[i] >= zc_end)
+			continue;
+		if (VZ.notifs_at_release[i] == 0)
+			fail_msg("push %u (stream bytes %llu..) released before any notification", i,
+				 (unsigned long long)VZ.off[i]);
+		checked++;
+	}
+	assert_true(checked > 0);
+}
+
+static void vz_free(void)
+{
+	for (unsigned i = 0; i < VZ_N; i++)
+		free(VZ.buf[i]);
+}
+
+static void test_vector_zc(void **state)
+{
+	struct rp_runtime *rt;
+
+	(void)state;
+	rt = vz_run(RP_OUTQ_LOCAL_PROBE); /* loopback: the trial runs */
+	if (!zc_reported(rt) || !has_feature(rt, "sendmsg_zc=yes")) {
+		print_message("# SKIP vector checks: %s\n", rp_engine_features(rt));
+		assert_int_equal(VZ.st.zc_sendmsgs, 0);
+		goto always;
+	}
+	/* the trial: one SENDMSG_ZC of the first 16 KB, copied, switching */
+	assert_int_equal(VZ.st.zc_sendmsgs, 1);
+	assert_int_equal(VZ.st.zc_sends, 1);
+	assert_int_equal(VZ.st.notifs, 1);
+	assert_int_equal(VZ.st.switched, 1);
+	assert_int_equal(VZ.st.probes, 0);
+	assert_int_equal(VZ.st.zc_bytes, 0); /* loopback never sends zero-copy */
+	assert_int_equal(VZ.st.zc_copied_bytes, 16384);
+	assert_false(VZ.zc_at_end);
+	vz_check_released_after_notif(16384);
+always:
+	rt_end(rt);
+	vz_free();
+
+	rt = vz_run(RP_OUTQ_ZC_ALWAYS);
+	if (zc_reported(rt) && has_feature(rt, "sendmsg_zc=yes")) {
+		/* uncut, never switched: more than a trial's 16 KB, all copied */
+		assert_true(VZ.st.zc_sendmsgs >= 1);
+		assert_int_equal(VZ.st.zc_sends, VZ.st.zc_sendmsgs);
+		assert_int_equal(VZ.st.notifs, VZ.st.zc_sends);
+		assert_int_equal(VZ.st.switched, 0);
+		assert_int_equal(VZ.st.zc_bytes, 0);
+		assert_true(VZ.st.zc_copied_bytes > 16384);
+		assert_true(VZ.zc_at_end);
+		vz_check_released_after_notif(16384);
+	}
+	rt_end(rt);
+	vz_free();
 }
 
 /* rp_peer_is_local: true for a loopback pair (the address test) and for
@@ -2286,6 +2485,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loopback_local_default),
 		cmocka_unit_test(test_probe_by_time),
 		cmocka_unit_test(test_iov_bound),
+		cmocka_unit_test(test_vector_zc),
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_bound_nonblock),
 		cmocka_unit_test(test_big_push_empty_queue),

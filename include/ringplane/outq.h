@@ -59,6 +59,15 @@
  *   does (what every peer got before the rule was the default). Neither
  *   look runs with RP_OUTQ_ZC_ALWAYS or RP_OUTQ_ZC_OFF (LOCAL_PLAIN with
  *   ZC_OFF still counts local_plain).
+ * - Gathered vectors: pieces gathered for one send (small pushes and
+ *   copies, up to RP_OUTQ_IOV) whose bytes reach opts.zc_threshold go by
+ *   one rp_sendmsg_zc while the socket is in zero-copy mode, under the
+ *   same rules: before a notification has proven zero-copy, one such
+ *   vector (cut to opts.zc_threshold bytes) may be the trial, its
+ *   notification counted and switching the socket as a single push's
+ *   does, and each buffer it covered is released only at that
+ *   notification. A socket in plain mode sends them by sendmsg; there is
+ *   no probe by a vector.
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
  * zero-copy notification are not counted) may not pass opts.max_bytes
@@ -159,7 +168,7 @@ struct rp_outq_stats {
 				      data freed unsent, e.g. by a reset) */
 	uint64_t plain_bytes;	   /* bytes sent by SENDMSG/SEND (or a SEND_ZC the kernel lacks) */
 	uint64_t sendmsgs;	   /* plain send ops: SENDMSG, or SEND for one buffer */
-	uint64_t zc_sends;	   /* SEND_ZC ops */
+	uint64_t zc_sends;	   /* SEND_ZC ops, SENDMSG_ZC ones included */
 	uint64_t notifs;	   /* zero-copy notifications */
 	uint64_t switched;	   /* times a socket went from zero-copy to plain */
 	uint64_t probes;	   /* zero-copy probes from plain mode */
@@ -186,6 +195,8 @@ struct rp_outq_stats {
 				      with no record, or a sendmsg with no iovec
 				      block, is not deferred: it goes as a single
 				      send (counted in single_sends) */
+	uint64_t zc_sendmsgs;	   /* of zc_sends, SENDMSG_ZC ops: gathered vectors
+				      (see Gathered vectors above) */
 };
 
 /*
