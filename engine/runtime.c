@@ -216,29 +216,61 @@ out_ring:
 }
 
 /*
+ * Submit what is prepared on the probing @ring and return the result of the
+ * request tagged @ud (its user_data), consuming every CQE before it: a
+ * SEND_ZC that fails still posts a notification after its result (with
+ * IORING_CQE_F_MORE), and read as the next probe's answer it said "yes"
+ * (its res is a usage report, not an errno). -ETIME when none came within
+ * 1 s.
+ */
+static int probe_result(struct io_uring *ring, uint64_t ud)
+{
+	struct __kernel_timespec ts = { .tv_sec = 1 };
+	struct io_uring_cqe *cqe;
+
+	if (io_uring_submit(ring) < 0)
+		return -ETIME;
+	for (int i = 0; i < 16; i++) {
+		int res;
+
+		if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
+			return -ETIME;
+		res = cqe->res;
+		if (cqe->user_data == ud && !(cqe->flags & IORING_CQE_F_NOTIF)) {
+			io_uring_cqe_seen(ring, cqe);
+			return res;
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+	return -ETIME;
+}
+
+/*
  * Whether SEND_ZC sends from a registered buffer (IORING_RECVSEND_FIXED_BUF)
  * on @ring: a one-byte send from a buffer registered here, on an
  * unconnected UDP socket, imports the buffer and then fails in the
  * socket (-EDESTADDRREQ); a kernel that refuses the flag or the buffer
  * answers -EINVAL or -EFAULT first. The registration goes with the ring.
  */
-static bool probe_zc_fixed(struct io_uring *ring)
+static bool probe_zc_fixed(struct io_uring *ring, bool bad_index)
 {
 	static char byte[64];
 	struct iovec iov = { .iov_base = byte, .iov_len = sizeof(byte) };
 	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
 	bool ok = false;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return false;
 	if (io_uring_register_buffers(ring, &iov, 1) == 0 && (sqe = io_uring_get_sqe(ring))) {
-		io_uring_prep_send_zc_fixed(sqe, fd, byte, 1, 0, 0, 0);
-		if (io_uring_submit_and_wait(ring, 1) >= 0 && !io_uring_peek_cqe(ring, &cqe)) {
-			ok = cqe->res != -EINVAL && cqe->res != -EFAULT;
-			io_uring_cqe_seen(ring, cqe);
-		}
+		int res;
+
+		/* @bad_index (a test hook): an index never registered, which
+		 * the kernel refuses as it would the flag (-EFAULT) */
+		io_uring_prep_send_zc_fixed(sqe, fd, byte, 1, 0, 0, bad_index ? 1 : 0);
+		io_uring_sqe_set_data64(sqe, 2);
+		res = probe_result(ring, 2);
+		ok = res != -EINVAL && res != -EFAULT && res != -ETIME;
 	}
 	close(fd);
 	return ok;
@@ -251,7 +283,6 @@ static int probe(struct rp_runtime *rt)
 	struct io_uring ring;
 	struct io_uring_probe *pr;
 	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
 	const char *name;
 	unsigned flags, features;
 	int ret;
@@ -283,11 +314,11 @@ static int probe(struct rp_runtime *rt)
 		 * as far as looking up fd -1 (-EBADF). */
 		sqe = io_uring_get_sqe(&ring);
 		io_uring_prep_send_zc(sqe, -1, NULL, 0, 0, IORING_SEND_ZC_REPORT_USAGE);
-		if (io_uring_submit_and_wait(&ring, 1) >= 0 && !io_uring_peek_cqe(&ring, &cqe)) {
-			rt->zc_report = cqe->res != -EINVAL;
-			io_uring_cqe_seen(&ring, cqe);
-		}
-			rt->zc_fixed = !RP_TEST_HOOK(zc_fixed_refused) && probe_zc_fixed(&ring);
+		io_uring_sqe_set_data64(sqe, 1);
+		ret = probe_result(&ring, 1);
+		rt->zc_report = ret != -EINVAL && ret != -ETIME;
+		ret = 0;
+		rt->zc_fixed = probe_zc_fixed(&ring, RP_TEST_HOOK(zc_fixed_refused));
 	}
 	io_uring_queue_exit(&ring);
 	snprintf(rt->features, sizeof(rt->features),

@@ -25,7 +25,7 @@ struct rp_engine_test_hooks {
 	atomic_int flush_stash;	  /* a flush moves the CQ aside, as on CQ overflow */
 	atomic_int fdt_nomem;	  /* the fd table cannot grow */
 	atomic_int closing_nomem; /* the list of closing fds cannot grow */
-	atomic_int zc_fixed_refused; /* the probe finds SEND_ZC refusing registered buffers */
+	atomic_int zc_fixed_refused; /* the probe asks with an unregistered index: refused */
 	/* seen, not switched on: the results of the reserved timers' update
 	 * SQEs (rp_timer_rearm), their last one and their count (shard.c) */
 	atomic_int timer_update_res, timer_updates;
