@@ -670,7 +670,11 @@ static void zc_notified(struct rp_shard *sh, struct rp_outq *q, size_t bytes, bo
 			q->st.zc_dropped_bytes += bytes;
 		else
 			q->st.zc_bytes += bytes;
-		if (copied && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
+		/* a send that moved no byte (a final EAGAIN, an error) may still
+		 * carry COPIED on its notification, which then says nothing
+		 * (rp_send_zc): no switch, the next big push asks again; nor
+		 * does one on a queue that is ending */
+		if (copied && bytes && !dead && !(q->flags & RP_OUTQ_ZC_ALWAYS)) {
 			if (q->mode == MODE_ZC && !q->probing)
 				ADD(q, switched, 1);
 			if (q->probing && q->probe_shift < PROBE_SHIFT_MAX)
