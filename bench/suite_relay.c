@@ -56,6 +56,18 @@
  * (1..8) and RP_BENCH_RELAY_HTTP_SECS (1..60) set both, e.g. 5 and 5 for
  * a steadier median.
  *
+ * Small messages and HTTP over veth ("veth p50 64B", "veth http 4KB
+ * keep-alive", "veth http 4KB conn per request", ...; root only, else a
+ * skip with the reason): the same rows, the same relays and pinning, with
+ * sockperf server and nginx run through `ip netns exec` in the namespace
+ * (listening on its wildcard address, still on S), as the veth bulk rows
+ * place iperf3 -s; the relays listen on 127.0.0.1 and connect to the
+ * namespace's address, direct is the client straight to it. The pair is up
+ * for each group only. Full suite only: --quick leaves them out (about
+ * 50 s) unless RP_BENCH_RELAY_ROWS names veth-latency or veth-http.
+ * RP_BENCH_RELAY_ROWS=bulk,veth,latency,veth-latency,http,veth-http picks
+ * groups ("veth" is the veth bulk rows).
+ *
  * Every child runs in its own process group and is stopped with SIGTERM
  * (then SIGKILL) at the end, on failure too; every wait is bounded. A
  * missing peer skips its rows with the reason. `ringplane` is found next to
@@ -480,39 +492,78 @@ static int iperf_run(struct ctx *x, const char *host, int port, unsigned streams
 	return 0;
 }
 
-/* Where the bulk rows' upstreams (iperf3 -s) run: here on loopback, or in
- * a network namespace behind a veth pair. */
-struct bulk_path {
-	const char *label;	   /* row-name prefix: "bulk", "veth bulk" */
+/* Where a group's upstreams (iperf3 -s, sockperf server, nginx) run: here
+ * on loopback, or in a network namespace behind a veth pair. */
+struct net_path {
+	const char *label;	   /* the bulk rows' name prefix: "bulk", "veth bulk" */
 	const char *up_ip;	   /* the upstreams' address, for relays and direct */
 	const struct rp_netns *ns; /* the upstreams run inside it; NULL: here */
 };
 
-static const struct bulk_path bulk_lo = { "bulk", "127.0.0.1", NULL };
+static const struct net_path path_lo = { "bulk", "127.0.0.1", NULL };
+
+/* The other rows' name prefix: "" on loopback, "veth " over the pair. */
+static const char *path_pre(const struct net_path *np)
+{
+	return np->ns ? "veth " : "";
+}
+
+#define NS_ARGV 24
+
+/* @argv as it is run for @np: through `ip netns exec <ns>` when the path
+ * has a namespace (built in @av), else @argv itself. `ip netns exec`
+ * enters the namespace and execs the server in the same process: the pid
+ * we stop and read is the server's. NULL when @argv is too long. */
+static char *const *np_argv(struct ctx *x, const struct net_path *np, char *const argv[],
+			    char **av)
+{
+	size_t n = 0;
+
+	if (!np->ns)
+		return argv;
+	av[n++] = x->ip;
+	av[n++] = "netns";
+	av[n++] = "exec";
+	av[n++] = (char *)np->ns->ns;
+	for (size_t i = 0; argv[i]; i++) {
+		if (n + 1 >= NS_ARGV)
+			return NULL;
+		av[n++] = argv[i];
+	}
+	av[n] = NULL;
+	return av;
+}
+
+/* Wait until @p listens on @port: for a server in @np's namespace its port
+ * is bound there, so look there (it must listen on the wildcard address,
+ * which 127.0.0.1 collides with). */
+static int np_wait_bound(const struct net_path *np, struct proc *p, int port)
+{
+	int back, ret, lr;
+
+	if (!np->ns)
+		return wait_bound(p, port, START_TIMEOUT_MS);
+	ret = rp_netns_enter(np->ns, &back);
+	if (ret)
+		return ret;
+	ret = wait_bound(p, port, START_TIMEOUT_MS);
+	lr = rp_netns_leave(back);
+	return lr ? lr : ret;
+}
 
 /* Start iperf3 -s on @port (on the client's CPU), in @bp's namespace when
  * it has one, and wait until it listens. */
-static int iperf_server_start(struct ctx *x, const struct bulk_path *bp, struct proc *srv,
+static int iperf_server_start(struct ctx *x, const struct net_path *bp, struct proc *srv,
 			      int port)
 {
-	char ps[16], *ns = bp->ns ? (char *)bp->ns->ns : NULL;
-	char *argv[] = { x->ip, "netns", "exec", ns, x->iperf3, "-s", "-p", ps, "-i", "0",
-			 "--forceflush", NULL };
-	int back, ret, lr;
+	char ps[16], *av[NS_ARGV];
+	char *argv[] = { x->iperf3, "-s", "-p", ps, "-i", "0", "--forceflush", NULL };
+	char *const *run = np_argv(x, bp, argv, av);
+	int ret;
 
 	snprintf(ps, sizeof(ps), "%d", port);
-	/* `ip netns exec` enters the namespace and execs iperf3 in the same
-	 * process: the pid we stop and read is the server's */
-	ret = proc_spawn(srv, bp->ns ? argv : argv + 4, x->cpu_c);
-	if (ret || !bp->ns)
-		return ret ? ret : wait_bound(srv, port, START_TIMEOUT_MS);
-	/* its port is bound in the namespace: look there */
-	ret = rp_netns_enter(bp->ns, &back);
-	if (ret)
-		return ret;
-	ret = wait_bound(srv, port, START_TIMEOUT_MS);
-	lr = rp_netns_leave(back);
-	return lr ? lr : ret;
+	ret = run ? proc_spawn(srv, run, x->cpu_c) : -E2BIG;
+	return ret ? ret : np_wait_bound(bp, srv, port);
 }
 
 /* Of the HAProxy configurations measured (splice-auto, splice forced),
@@ -536,7 +587,7 @@ static int best_haproxy(const struct relay *rs, const bool *bad, double (*v)[MAX
 	return best;
 }
 
-static int bulk_rows(struct ctx *x, const struct bulk_path *bp, unsigned runs, unsigned secs)
+static int bulk_rows(struct ctx *x, const struct net_path *bp, unsigned runs, unsigned secs)
 {
 	static const unsigned streams[] = { 1, 4 };
 	static const char *const streams_key[] = { "1", "4" };
@@ -766,32 +817,37 @@ out:
 	return ret;
 }
 
-/* ---- bulk over veth: the upstreams in a network namespace ---- */
+/* ---- over veth: the upstreams in a network namespace ---- */
 
 /* Its own names and /30, held under a lock while up (bench/netns.h: tag
  * "rl"): suite_zc's pair (tag "zc") may be up at the same time, and so
  * may another run's. */
 static struct rp_netns relay_ns;
 
-/* The bulk rows again with the relays' upstream leg (and direct's whole
- * path) on a veth pair instead of loopback; the namespace and the pair
- * are removed before this returns, whatever the rows did. */
-static int veth_rows(struct ctx *x, unsigned runs, unsigned secs)
+typedef int rows_fn(struct ctx *x, const struct net_path *np, unsigned runs, unsigned secs);
+
+/* A group of rows (@rows: bulk, latency, http) again with the relays'
+ * upstream leg (and direct's whole path) on a veth pair instead of
+ * loopback; the namespace and the pair are up for this group only and
+ * removed before this returns, whatever the rows did. @what names the
+ * rows a skip is for. */
+static int veth_rows(struct ctx *x, const char *label, const char *what, rows_fn *rows,
+		     unsigned runs, unsigned secs)
 {
-	const struct bulk_path bp = { "veth bulk", relay_ns.ns_ip, &relay_ns };
+	const struct net_path np = { label, relay_ns.ns_ip, &relay_ns };
 	char why[256];
 	int ret;
 
 	if (!x->have_ip) {
-		rp_report_skip("veth bulk (all rows)", "ip (iproute2) was not found in PATH");
+		rp_report_skip(what, "ip (iproute2) was not found in PATH");
 		return 0;
 	}
 	rp_netns_init(&relay_ns, "rl", 1);
 	if (rp_netns_up(&relay_ns, why, sizeof(why))) {
-		rp_report_skip("veth bulk (all rows)", "%s", why);
+		rp_report_skip(what, "%s", why);
 		return 0;
 	}
-	ret = bulk_rows(x, &bp, runs, secs);
+	ret = rows(x, &np, runs, secs);
 	rp_netns_down(&relay_ns);
 	return ret;
 }
@@ -810,11 +866,11 @@ static int parse_pct(const char *log, const char *pct, double *out)
 	return 0;
 }
 
-static int sockperf_run(struct ctx *x, int port, unsigned secs, double *p50, double *p99,
-			char *err, size_t errsz)
+static int sockperf_run(struct ctx *x, const char *host, int port, unsigned secs, double *p50,
+			double *p99, char *err, size_t errsz)
 {
 	char p[16], t[16];
-	char *argv[] = { x->sockperf, "ping-pong", "--tcp", "-i", "127.0.0.1", "-p", p,
+	char *argv[] = { x->sockperf, "ping-pong", "--tcp", "-i", (char *)host, "-p", p,
 			 "-m", "64", "-t", t, NULL };
 	struct proc pr;
 	int ret;
@@ -832,49 +888,60 @@ static int sockperf_run(struct ctx *x, int port, unsigned secs, double *p50, dou
 	}
 	if (strstr(proc_log(&pr), "# dropped messages = ") &&
 	    !strstr(proc_log(&pr), "# dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0"))
-		rp_report_note("sockperf reported dropped, duplicated or out-of-order messages (port %d)",
-			       port);
+		rp_report_note("sockperf reported dropped, duplicated or out-of-order messages (%s:%d)",
+			       host, port);
 	proc_free(&pr);
 	return 0;
 }
 
-static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
+/* sockperf server on the relays' CPU; in @np's namespace (listening on
+ * its wildcard address) when it has one. */
+static int latency_rows(struct ctx *x, const struct net_path *np, unsigned runs, unsigned secs)
 {
 	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_RP_NOSPIN] = true, [C_HAPROXY] = true,
 				  [C_SOCAT] = true, [C_DIRECT] = true };
 	struct proc srv = { .pid = -1, .out = -1 };
 	struct relay rs[C_NR];
-	char ps[16];
-	char *sargv[] = { x->sockperf, "server", "--tcp", "-i", "127.0.0.1", "-p", ps, NULL };
+	char ps[16], group[32], *av[NS_ARGV];
+	char *sargv[] = { x->sockperf, "server", "--tcp", "-i", np->ns ? "0.0.0.0" : "127.0.0.1",
+			  "-p", ps, NULL };
+	char *const *run = np_argv(x, np, sargv, av);
+	const char *pre = path_pre(np);
 	double p50[C_NR][MAX_RUNS], p99[C_NR][MAX_RUNS];
 	bool bad[C_NR] = { 0 };
 	int up, ret;
+
+	snprintf(group, sizeof(group), "%sp50/p99 64B", pre);
 
 	memset(rs, 0, sizeof(rs));
 	for (int c = 0; c < C_NR; c++)
 		rs[c].p.pid = -1, rs[c].p.out = -1;
 	if (!x->have_sockperf) {
-		rp_report_skip("p50/p99 64B", "sockperf was not found in PATH (apt-get install sockperf)");
+		rp_report_skip(group, "sockperf was not found in PATH (apt-get install sockperf)");
 		return 0;
 	}
 	up = free_port();
 	if (up < 0)
 		return up;
 	snprintf(ps, sizeof(ps), "%d", up);
-	ret = proc_spawn(&srv, sargv, x->cpu_s);
+	ret = run ? proc_spawn(&srv, run, x->cpu_s) : -E2BIG;
 	if (!ret)
-		ret = wait_bound(&srv, up, START_TIMEOUT_MS);
+		ret = np_wait_bound(np, &srv, up);
 	if (ret) {
-		fprintf(stderr, "relay: sockperf server did not start (%s): %s\n", strerror(-ret),
-			proc_log(&srv));
+		fprintf(stderr, "relay: %ssockperf server did not start (%s): %s\n", pre,
+			strerror(-ret), proc_log(&srv));
 		goto out;
 	}
-	skip_missing(x, want, "p50/p99 64B");
-	relays_start(x, want, "127.0.0.1", up, rs, "p50/p99 64B");
+	skip_missing(x, want, group);
+	relays_start(x, want, np->up_ip, up, rs, group);
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
-	rp_report_note("small messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, by default spinning up to 50 us before it sleeps, and again with --idle-spin 0; haproxy nbthread 1, sleeping in epoll; socat; pinned to cpu %d) to sockperf server on cpu %d; a 1 s warm-up of each, then %u run%s per relay alternating, run r starting at relay r, median of the runs' percentiles",
-		       secs, x->cpu_c, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
+	if (np->ns)
+		rp_report_note("%ssmall messages: sockperf server runs in network namespace %s, listening on its wildcard address, behind a veth pair (%s, default MTU) from %s on this side; the relays listen on 127.0.0.1 and connect to %s; direct: the client to %s. Row names start \"veth\"; otherwise as the loopback rows",
+			       pre, np->ns->ns, np->ns->host_if, np->ns->host_ip, np->ns->ns_ip,
+			       np->ns->ns_ip);
+	rp_report_note("%ssmall messages: sockperf ping-pong --tcp -m 64 -t %u on cpu %d through each relay (ringplane relay --shards 1, by default spinning up to 50 us before it sleeps, and again with --idle-spin 0; haproxy nbthread 1, sleeping in epoll; socat; pinned to cpu %d) to sockperf server on cpu %d; a 1 s warm-up of each, then %u run%s per relay alternating, run r starting at relay r, median of the runs' percentiles",
+		       pre, secs, x->cpu_c, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
 	/* r = -1: the unmeasured warm-up; then run r starts at relay r, so no
 	 * relay is always first or always follows the same one */
 	for (int r = -1; r < (int)runs; r++)
@@ -885,11 +952,12 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 			if (!rs[c].up || bad[c])
 				continue;
-			if (sockperf_run(x, rs[c].port, r < 0 ? 1 : secs, r < 0 ? &w50 : &p50[c][r],
+			if (sockperf_run(x, c == C_DIRECT ? np->up_ip : "127.0.0.1", rs[c].port,
+					 r < 0 ? 1 : secs, r < 0 ? &w50 : &p50[c][r],
 					 r < 0 ? &w99 : &p99[c][r], err, sizeof(err))) {
-				fprintf(stderr, "relay: FAILED p50/p99 64B via %s: %s\n", cfg_name[c],
+				fprintf(stderr, "relay: FAILED %s via %s: %s\n", group, cfg_name[c],
 					err);
-				rp_report_note("FAILED: p50/p99 64B via %s: %s", cfg_name[c], err);
+				rp_report_note("FAILED: %s via %s: %s", group, cfg_name[c], err);
 				bad[c] = true;
 				x->failed = -EIO;
 			}
@@ -902,23 +970,27 @@ static int latency_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 		if (bad[c] || !rs[c].up)
 			continue;
-		snprintf(n50, sizeof(n50), "p50 64B%s", c == C_SOCAT ? " vs socat" : "");
-		snprintf(n99, sizeof(n99), "p99 64B%s", c == C_SOCAT ? " vs socat" : "");
+		snprintf(n50, sizeof(n50), "%sp50 64B%s", pre, c == C_SOCAT ? " vs socat" : "");
+		snprintf(n99, sizeof(n99), "%sp99 64B%s", pre, c == C_SOCAT ? " vs socat" : "");
 		peer_row(c, n50, "us", p50[C_RP_AUTO], p50[c], runs, false);
 		peer_row(c, n99, "us", p99[C_RP_AUTO], p99[c], runs, false);
 	}
 	/* like for like: ours sleeping as soon as idle, as HAProxy does */
 	if (!bad[C_RP_NOSPIN] && rs[C_RP_NOSPIN].up && !bad[C_HAPROXY] && rs[C_HAPROXY].up) {
-		rp_bench_runs_row("p50 64B --idle-spin 0", "us", p50[C_RP_NOSPIN], p50[C_HAPROXY],
-				  runs, cfg_name[C_HAPROXY], false);
-		rp_bench_runs_row("p99 64B --idle-spin 0", "us", p99[C_RP_NOSPIN], p99[C_HAPROXY],
-				  runs, cfg_name[C_HAPROXY], false);
+		char n50[64], n99[64];
+
+		snprintf(n50, sizeof(n50), "%sp50 64B --idle-spin 0", pre);
+		snprintf(n99, sizeof(n99), "%sp99 64B --idle-spin 0", pre);
+		rp_bench_runs_row(n50, "us", p50[C_RP_NOSPIN], p50[C_HAPROXY], runs,
+				  cfg_name[C_HAPROXY], false);
+		rp_bench_runs_row(n99, "us", p99[C_RP_NOSPIN], p99[C_HAPROXY], runs,
+				  cfg_name[C_HAPROXY], false);
 	}
-	if (!bad[C_DIRECT])
-		rp_report_note("small messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
-			       rp_bench_runs_median(p50[C_DIRECT], runs), rp_bench_runs_median(p99[C_DIRECT], runs));
+	if (rs[C_DIRECT].up && !bad[C_DIRECT])
+		rp_report_note("%ssmall messages: direct to sockperf server (no relay): p50 %.2f us, p99 %.2f us (what a relay adds is the difference)",
+			       pre, rp_bench_runs_median(p50[C_DIRECT], runs), rp_bench_runs_median(p99[C_DIRECT], runs));
 out:
-	relays_stop(rs, "small messages");
+	relays_stop(rs, np->ns ? "veth small messages" : "small messages");
 	proc_stop(&srv, "sockperf server", false, -1);
 	return ret;
 }
@@ -934,9 +1006,9 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return 0;
 }
 
-/* GET /4k.bin with HTTP/1.0 from 127.0.0.1:@port: 0 when the answer is 200
+/* GET /4k.bin with HTTP/1.0 from @host:@port: 0 when the answer is 200
  * with exactly our file, else -EBADMSG (@err says what came back). */
-static int http_check(struct ctx *x, int port, char *err, size_t errsz)
+static int http_check(struct ctx *x, const char *host, int port, char *err, size_t errsz)
 {
 	static const char req[] = "GET /4k.bin HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
 	uint64_t deadline = rp_bench_now_ns() + 5000000000ull;
@@ -948,6 +1020,11 @@ static int http_check(struct ctx *x, int port, char *err, size_t errsz)
 
 	if (fd < 0)
 		return -errno;
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		snprintf(err, errsz, "not an IPv4 address: %s", host);
+		close(fd);
+		return -EINVAL;
+	}
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
 	    write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
 		snprintf(err, errsz, "connect/write: %s", strerror(errno));
@@ -977,11 +1054,15 @@ static int http_check(struct ctx *x, int port, char *err, size_t errsz)
 	return ret;
 }
 
-static int nginx_start(struct ctx *x, struct proc *p, int *port)
+/* nginx on the relays' CPU (or RP_BENCH_SHARDS' upstream CPUs), on a free
+ * port of 127.0.0.1, or of the wildcard address inside @np's namespace
+ * when it has one. */
+static int nginx_start(struct ctx *x, const struct net_path *np, struct proc *p, int *port)
 {
 	char conf[96], elog[96], www[80], file[96], text[4096]; /* x->dir: 64 bytes */
-	char aff[RP_BENCH_MAX_SHARDS * 72];
+	char aff[RP_BENCH_MAX_SHARDS * 72], *av[NS_ARGV];
 	char *argv[] = { x->nginx, "-p", x->dir, "-c", conf, "-e", elog, NULL };
+	char *const *run = np_argv(x, np, argv, av);
 	int ret;
 
 	rp_bench_nginx_affinity(aff, sizeof(aff), x->pl.up, x->pl.n);
@@ -1014,18 +1095,18 @@ static int nginx_start(struct ctx *x, struct proc *p, int *port)
 		 "    fastcgi_temp_path %s/t_fastcgi;\n"
 		 "    uwsgi_temp_path %s/t_uwsgi;\n"
 		 "    scgi_temp_path %s/t_scgi;\n"
-		 "    server { listen 127.0.0.1:%d; root %s; }\n"
+		 "    server { listen %s%d; root %s; }\n"
 		 "}\n",
 		 x->pl.n ? x->pl.n : 1, x->pl.n ? "worker_cpu_affinity " : "", aff,
 		 x->pl.n ? ";\n" : "", geteuid() == 0 ? "user www-data;\n" : "", x->dir, x->dir,
-		 x->dir, x->dir, x->dir, x->dir, x->dir, *port, www);
+		 x->dir, x->dir, x->dir, x->dir, x->dir, np->ns ? "" : "127.0.0.1:", *port, www);
 	ret = write_file(conf, text, strlen(text), 0644);
 	if (ret)
 		return ret;
 	/* with RP_BENCH_SHARDS: N workers, one on each upstream CPU */
-	ret = proc_spawn_placed(p, argv, x->pl.n, x->pl.up, x->cpu_s);
+	ret = run ? proc_spawn_placed(p, run, x->pl.n, x->pl.up, x->cpu_s) : -E2BIG;
 	if (!ret)
-		ret = wait_bound(p, *port, START_TIMEOUT_MS);
+		ret = np_wait_bound(np, p, *port);
 	return ret;
 }
 
@@ -1041,8 +1122,8 @@ static double wrk_requests(const char *log)
 
 /* wrk for @secs; its req/s in *rps and, when @reqs is not NULL, the
  * requests it completed in *reqs. */
-static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, double *rps,
-		   double *reqs, char *err, size_t errsz)
+static int wrk_run(struct ctx *x, const char *host, int port, bool close_each, unsigned secs,
+		   double *rps, double *reqs, char *err, size_t errsz)
 {
 	char d[16], url[64], t[16], c[16], hdr[] = "Connection: close";
 	char *argv[] = { x->wrk, t, c, "-d", d, "--timeout", "5s", url,
@@ -1056,7 +1137,7 @@ static int wrk_run(struct ctx *x, int port, bool close_each, unsigned secs, doub
 	snprintf(t, sizeof(t), "-t%u", n);
 	snprintf(c, sizeof(c), "-c%u", 32 * n);
 	snprintf(d, sizeof(d), "%us", secs);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/4k.bin", port);
+	snprintf(url, sizeof(url), "http://%s:%d/4k.bin", host, port);
 	ret = x->pl.n ? run_tool_on(&pr, argv, x->pl.cli, x->pl.n, secs + TOOL_SLACK_S)
 		      : run_tool(&pr, argv, x->cpu_c, secs + TOOL_SLACK_S);
 	l = strstr(proc_log(&pr), "Requests/sec:");
@@ -1096,7 +1177,8 @@ static void note_run_ratios(const char *name, const double *o, const double *b, 
 		rp_report_note("%s: ratio of each run:%s", name, buf);
 }
 
-static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
+/* nginx on the relays' CPU; in @np's namespace when it has one. */
+static int http_rows(struct ctx *x, const struct net_path *np, unsigned runs, unsigned secs)
 {
 	const bool want[C_NR] = { [C_RP_AUTO] = true, [C_HAPROXY] = true, [C_SOCAT] = true,
 				  [C_DIRECT] = true };
@@ -1104,8 +1186,12 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 	struct relay rs[C_NR];
 	double rps[2][C_NR][MAX_RUNS], cpu_us[2][C_NR][MAX_RUNS];
 	bool bad[2][C_NR];
-	char err[1024], scale[24] = "";
+	char err[1024], scale[24] = "", group[96];
+	const char *pre = path_pre(np);
 	int up = 0, ret;
+
+	snprintf(group, sizeof(group), "%shttp 4KB keep-alive, %shttp 4KB conn per request", pre,
+		 pre);
 
 	if (x->pl.n) /* the rows of a scaling run are named apart */
 		snprintf(scale, sizeof(scale), " %u shards", x->pl.n);
@@ -1115,14 +1201,13 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 	for (int c = 0; c < C_NR; c++)
 		rs[c].p.pid = -1, rs[c].p.out = -1;
 	if (!x->have_wrk || !x->have_nginx) {
-		rp_report_skip("http 4KB keep-alive, http 4KB conn per request",
-			       "%s was not found in PATH (apt-get install %s)",
+		rp_report_skip(group, "%s was not found in PATH (apt-get install %s)",
 			       x->have_wrk ? "nginx" : "wrk", x->have_wrk ? "nginx-light" : "wrk");
 		return 0;
 	}
-	ret = nginx_start(x, &ngx, &up);
+	ret = nginx_start(x, np, &ngx, &up);
 	if (!ret)
-		ret = http_check(x, up, err, sizeof(err));
+		ret = http_check(x, np->up_ip, up, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "%s", strerror(-ret));
 	if (ret) {
@@ -1137,22 +1222,21 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			tail[n] = '\0';
 			fclose(f);
 		}
-		fprintf(stderr, "relay: nginx on port %d did not serve the 4 KB file: %s; it printed: %s %s\n",
-			up, err, proc_log(&ngx), tail);
-		rp_report_skip("http 4KB keep-alive, http 4KB conn per request",
-			       "nginx did not serve the file: %s", err);
+		fprintf(stderr, "relay: nginx on %s:%d did not serve the 4 KB file: %s; it printed: %s %s\n",
+			np->up_ip, up, err, proc_log(&ngx), tail);
+		rp_report_skip(group, "nginx did not serve the file: %s", err);
 		x->failed = -EIO;
 		ret = 0;
 		goto out;
 	}
-	skip_missing(x, want, "http");
-	relays_start(x, want, "127.0.0.1", up, rs, "http");
+	skip_missing(x, want, np->ns ? "veth http" : "http");
+	relays_start(x, want, np->up_ip, up, rs, np->ns ? "veth http" : "http");
 	rs[C_DIRECT].port = up;
 	rs[C_DIRECT].up = want_cfg(C_DIRECT);
 	for (int c = 0; c < C_DIRECT; c++)
-		if (rs[c].up && http_check(x, rs[c].port, err, sizeof(err))) {
-			fprintf(stderr, "relay: FAILED http via %s: %s\n", cfg_name[c], err);
-			rp_report_note("FAILED: a GET through %s: %s", cfg_name[c], err);
+		if (rs[c].up && http_check(x, "127.0.0.1", rs[c].port, err, sizeof(err))) {
+			fprintf(stderr, "relay: FAILED %shttp via %s: %s\n", pre, cfg_name[c], err);
+			rp_report_note("FAILED: a %sGET through %s: %s", pre, cfg_name[c], err);
 			bad[0][c] = bad[1][c] = true;
 			x->failed = -EIO;
 		}
@@ -1162,8 +1246,10 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			       x->pl.up_list, x->pl.srv_list, x->pl.n, x->pl.srv_list, x->pl.n, runs,
 			       runs == 1 ? "" : "s");
 	else
-		rp_report_note("http: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
-			       secs, x->cpu_c, FILE_SIZE, x->cpu_s, x->cpu_s, runs, runs == 1 ? "" : "s");
+		rp_report_note("%shttp: wrk -t1 -c32 -d %us on cpu %d for a %u B file from nginx (worker_processes 1, access_log off) on cpu %d%s through each relay (ringplane relay --shards 1, haproxy nbthread 1, socat; pinned to cpu %d); conn per request: the same with -H \"Connection: close\" (conns/s = req/s); %u run%s per relay alternating after a 1 s warm-up of each, median reported; relay cpu: the relay process's utime+stime per request (per connection); every relay first served one GET checked byte for byte",
+			       pre, secs, x->cpu_c, FILE_SIZE, x->cpu_s,
+			       np->ns ? " in the namespace behind the veth pair (listening on its wildcard address; relays connect to it, direct is wrk straight to it)" : "",
+			       x->cpu_s, runs, runs == 1 ? "" : "s");
 	for (int k = 0; k < 2; k++) {
 		/* r = -1: a 1 s warm-up of every relay, not counted, so no
 		 * measured run is a relay's first traffic of this kind */
@@ -1175,17 +1261,18 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 					continue;
 				if (c != C_DIRECT)
 					c0 = proc_cpu_s(rs[c].p.pid);
-				ret = wrk_run(x, rs[c].port, k == 1, r < 0 ? 1 : secs,
+				ret = wrk_run(x, c == C_DIRECT ? np->up_ip : "127.0.0.1", rs[c].port,
+					      k == 1, r < 0 ? 1 : secs,
 					      r < 0 ? &dummy : &rps[k][c][r], &reqs, err, sizeof(err));
 				if (c != C_DIRECT)
 					c1 = proc_cpu_s(rs[c].p.pid);
 				if (!ret && r >= 0)
 					cpu_us[k][c][r] = c0 >= 0 && c1 >= c0 ? (c1 - c0) * 1e6 / reqs : 0;
 				if (ret) {
-					fprintf(stderr, "relay: FAILED http %s via %s: %s\n",
-						k ? "conn per request" : "keep-alive", cfg_name[c],
-						err);
-					rp_report_note("FAILED: http %s via %s: %s",
+					fprintf(stderr, "relay: FAILED %shttp %s via %s: %s\n",
+						pre, k ? "conn per request" : "keep-alive",
+						cfg_name[c], err);
+					rp_report_note("FAILED: %shttp %s via %s: %s", pre,
 						       k ? "conn per request" : "keep-alive",
 						       cfg_name[c], err);
 					bad[k][c] = true;
@@ -1199,7 +1286,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 
 			if (bad[k][c] || !rs[c].up)
 				continue;
-			snprintf(name, sizeof(name), "http 4KB %s%s%s",
+			snprintf(name, sizeof(name), "%shttp 4KB %s%s%s", pre,
 				 k ? "conn per request" : "keep-alive", scale,
 				 c == C_SOCAT ? " vs socat" : "");
 			peer_row(c, name, k ? "conns/s" : "req/s", rps[k][C_RP_AUTO], rps[k][c], runs,
@@ -1209,7 +1296,7 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			note_run_ratios(name, rps[k][C_RP_AUTO], rps[k][c], runs, true);
 			/* what the relay itself spends: the rate is shared with
 			 * nginx on the same CPU, this is the relay's part */
-			snprintf(name, sizeof(name), "http 4KB %s%s relay cpu",
+			snprintf(name, sizeof(name), "%shttp 4KB %s%s relay cpu", pre,
 				 k ? "conn per request" : "keep-alive", scale);
 			if (rp_bench_runs_median(cpu_us[k][C_RP_AUTO], runs) > 0 &&
 			    rp_bench_runs_median(cpu_us[k][c], runs) > 0) {
@@ -1219,23 +1306,35 @@ static int http_rows(struct ctx *x, unsigned runs, unsigned secs)
 			}
 		}
 		if (rs[C_DIRECT].up && !bad[k][C_DIRECT])
-			rp_report_note("http %s: direct to nginx (no relay): %.0f %s",
+			rp_report_note("%shttp %s: direct to nginx (no relay): %.0f %s", pre,
 				       k ? "conn per request" : "keep-alive",
 				       rp_bench_runs_median(rps[k][C_DIRECT], runs), k ? "conns/s" : "req/s");
 	}
 	ret = 0;
 out:
-	relays_stop(rs, "http");
+	relays_stop(rs, np->ns ? "veth http" : "http");
 	proc_stop(&ngx, "nginx", false, -1);
 	return ret;
 }
 
-/* RP_BENCH_RELAY_ROWS=bulk,veth,latency,http picks groups of rows (all
- * when unset): one group can be rerun while tuning without the others'
- * minutes. */
+/* RP_BENCH_RELAY_ROWS=bulk,veth,latency,veth-latency,http,veth-http picks
+ * groups of rows (all when unset): one group can be rerun while tuning
+ * without the others' minutes. "veth" is the veth bulk rows. */
 static bool want_rows(const char *group)
 {
 	return rp_bench_env_lists("RP_BENCH_RELAY_ROWS", group);
+}
+
+/* The veth small-message groups (veth-latency, veth-http) add about 50 s
+ * to a --quick run (measured 2026-11-29): they are in the full suite, and
+ * in a --quick one only when RP_BENCH_RELAY_ROWS names them. */
+static bool want_veth_small(const char *group, bool quick)
+{
+	const char *env = getenv("RP_BENCH_RELAY_ROWS");
+
+	if (quick && (!env || !*env))
+		return false;
+	return want_rows(group);
 }
 
 int rp_bench_suite_relay(const struct rp_bench_opts *opts)
@@ -1336,19 +1435,31 @@ int rp_bench_suite_relay(const struct rp_bench_opts *opts)
 		/* 5 runs: at 4 streams runs fall at 8-9.5 or 10-13 Gbit/s, and
 		 * one fast run moved a median of 3 by 10-15% (docs/net.md,
 		 * "Relay bulk on a quiet host") */
-		ret = bulk_rows(x, &bulk_lo, bulk_runs, bulk_secs);
+		ret = bulk_rows(x, &path_lo, bulk_runs, bulk_secs);
 	if (!ret && !x->pl.n && want_rows("veth"))
-		ret = veth_rows(x, bulk_runs, bulk_secs);
+		ret = veth_rows(x, "veth bulk", "veth bulk (all rows)", bulk_rows, bulk_runs,
+				bulk_secs);
 	if (!ret && !x->pl.n && want_rows("latency"))
-		ret = latency_rows(x, quick ? 1 : 5, quick ? 1 : 3);
+		ret = latency_rows(x, &path_lo, quick ? 1 : 5, quick ? 1 : 3);
+	if (!x->pl.n && quick && !want_veth_small("veth-latency", quick))
+		rp_report_note("the veth small-message rows (veth p50/p99 64B, veth http) are in the full suite only: about 50 s more; RP_BENCH_RELAY_ROWS=veth-latency,veth-http runs them with --quick");
+	if (!ret && !x->pl.n && want_veth_small("veth-latency", quick))
+		ret = veth_rows(x, "veth", "veth p50/p99 64B", latency_rows, quick ? 1 : 5,
+				quick ? 1 : 3);
+
+	/* 3 runs of 3 s by default; RP_BENCH_RELAY_HTTP_RUNS=5
+	 * RP_BENCH_RELAY_HTTP_SECS=5 for a median that can decide a ratio
+	 * near a goal (paired 3 s runs of one relay on the 2-vCPU VM were
+	 * 0.81-1.34x of each other, docs/net.md) */
+	unsigned http_runs = rp_bench_env_uint("RP_BENCH_RELAY_HTTP_RUNS", quick ? 1 : 3, MAX_RUNS);
+	unsigned http_secs = rp_bench_env_uint("RP_BENCH_RELAY_HTTP_SECS", quick ? 1 : 3, 60);
+
 	if (!ret && want_rows("http"))
-		/* 3 runs of 3 s by default; RP_BENCH_RELAY_HTTP_RUNS=5
-		 * RP_BENCH_RELAY_HTTP_SECS=5 for a median that can decide a
-		 * ratio near a goal (paired 3 s runs of one relay on the
-		 * 2-vCPU VM were 0.81-1.34x of each other, docs/net.md) */
-		ret = http_rows(
-			x, rp_bench_env_uint("RP_BENCH_RELAY_HTTP_RUNS", quick ? 1 : 3, MAX_RUNS),
-			rp_bench_env_uint("RP_BENCH_RELAY_HTTP_SECS", quick ? 1 : 3, 60));
+		ret = http_rows(x, &path_lo, http_runs, http_secs);
+	if (!ret && !x->pl.n && want_veth_small("veth-http", quick))
+		ret = veth_rows(x, "veth",
+				"veth http 4KB keep-alive, veth http 4KB conn per request",
+				http_rows, http_runs, http_secs);
 
 	sigaction(SIGPIPE, &old, NULL);
 	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
