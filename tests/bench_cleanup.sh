@@ -10,7 +10,10 @@
 #           bench dies of the signal within 10 s, and its namespace, veth,
 #           netns lock file and temp dir are gone (root only, else 77); only
 #           this bench's: found by the netns lock it holds (/proc/PID/fd)
-#           and its PID in the temp dir's name; and again while its `ip netns
+#           and its PID in the temp dir's name; SIGINT again while the veth
+#           http rows' nginx runs in the namespace (when nginx and wrk are
+#           installed): no process of that namespace is left either; and
+#           again while its `ip netns
 #           add` runs (a slow stand-in ip first in PATH): the signal is not
 #           lost and no namespace is added after the bench is gone.
 #   storm:  SIGINT at a random moment of the zc suite's file_copy rows (each
@@ -84,23 +87,41 @@ ours() { # PID IDX: that bench's veth, namespace, lock file, temp dirs, one a li
 	return 0
 }
 
-signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
-	local sig=$1 after idx="" pid rc _
+in_ns() { # IDX: the pids of processes inside that bench's namespace, one a line
+	local p ino
+	ino=$(stat -L -c %i /var/run/netns/rprlbench-"$1" 2>/dev/null) || return 0
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p"/ns/net 2>/dev/null)" = "net:[$ino]" ] && echo "${p#/proc/}"
+	done
+	return 0
+}
+
+signal_one() { # SIG [veth-http] (a background job of a script ignores SIGINT: not ours)
+	local sig=$1 rows=${2:-veth} after idx="" pid rc _ what=$1 inside="" ino="" left="" p
+	[ "$rows" = veth ] || what="$sig ($rows)"
 	echo '{"previous": "results"}' > "$T/keep.json" # an interrupted run leaves it as it was
-	RP_BENCH_RELAY_ROWS=veth RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
+	RP_BENCH_RELAY_ROWS=$rows RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
+		RP_BENCH_RELAY_HTTP_SECS=30 \
 		env --default-signal=INT,TERM "$B" relay --quick --json "$T/keep.json" > "$T/sig.out" 2>&1 &
 	pid=$!
-	for _ in $(seq 1 300); do # up to 30 s for its veth pair to show up
+	for _ in $(seq 1 300); do # up to 30 s for its veth pair (and nginx in it) to show up
 		[ -n "$idx" ] || idx=$(idx_of $pid)
-		[ -n "$idx" ] && [ -e /sys/class/net/rprl0-"$idx" ] && break
+		if [ -n "$idx" ] && [ -e /sys/class/net/rprl0-"$idx" ]; then
+			[ "$rows" = veth ] && break
+			# veth-http: once nginx runs in the namespace
+			ino=$(stat -L -c %i /var/run/netns/rprlbench-"$idx" 2>/dev/null)
+			inside=$(in_ns "$idx" | tr "\n" " ")
+			[ -n "$inside" ] && break
+		fi
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
-	if [ -z "$idx" ] || [ ! -e /sys/class/net/rprl0-"$idx" ]; then
+	if [ -z "$idx" ] || [ ! -e /sys/class/net/rprl0-"$idx" ] ||
+		{ [ "$rows" != veth ] && [ -z "$inside" ]; }; then
 		kill -KILL $pid 2>/dev/null; wait $pid
-		bad "$sig: no veth pair came up in 30 s"; cat "$T/sig.out"; return
+		bad "$what: no veth pair (or nothing in it) came up in 30 s"; cat "$T/sig.out"; return
 	fi
-	echo "$sig: bench $pid up: $(ours $pid "$idx" | tr "\n" " ")"
+	echo "$what: bench $pid up: $(ours $pid "$idx" | tr "\n" " ")${inside:+processes in its namespace: $inside}"
 	# at once: the rest of the ip(8) setup may still be running
 	kill -"$sig" $pid
 	for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
@@ -110,11 +131,24 @@ signal_one() { # SIG (a background job of a script ignores SIGINT: not ours)
 	wait $pid; rc=$?
 	sleep 0.5
 	after=$(ours $pid "$idx" | tr "\n" " ")
-	echo "$sig: bench rc=$rc; left behind: ${after:-nothing}"
-	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "$sig: rc $rc, not 128+SIG$sig"
-	[ -z "$after" ] || bad "$sig: left behind: $after"
-	grep -qx '{"previous": "results"}' "$T/keep.json" || bad "$sig: the previous --json file changed"
-	[ ! -e "$T/keep.json.tmp" ] || bad "$sig: keep.json.tmp left behind"
+	# nginx (master, worker) the namespace held: gone within 5 s (a zombie
+	# on its way to being reaped has no ns link: not counted)
+	for _ in $(seq 1 50); do
+		left=""
+		for p in $inside; do
+			[ "$(readlink /proc/"$p"/ns/net 2>/dev/null)" = "net:[$ino]" ] && left="$left $p"
+		done
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	for p in $left; do
+		after="$after process $p ($(tr "\0" " " < /proc/"$p"/cmdline 2>/dev/null)) "
+	done
+	echo "$what: bench rc=$rc; left behind: ${after:-nothing}"
+	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || bad "$what: rc $rc, not 128+SIG$sig"
+	[ -z "$after" ] || bad "$what: left behind: $after"
+	grep -qx '{"previous": "results"}' "$T/keep.json" || bad "$what: the previous --json file changed"
+	[ ! -e "$T/keep.json.tmp" ] || bad "$what: keep.json.tmp left behind"
 }
 
 signal_ip() { # SIG while an `ip netns add` of the bench is running (a slow stand-in ip)
@@ -251,6 +285,8 @@ signal() {
 	fi
 	signal_one TERM
 	signal_one INT
+	# with nginx inside the namespace (the veth small-message rows)
+	command -v nginx > /dev/null && command -v wrk > /dev/null && signal_one INT veth-http
 	signal_ip TERM
 	signal_ip INT
 }
