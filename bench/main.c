@@ -32,7 +32,7 @@ static const struct rp_bench_suite suites[] = {
 	  rp_bench_suite_engine },
 	{ "echo", "ringplane echo: sockperf latency vs sockperf server (sleeping) and a busy-polling epoll server (busy-poll), 100/1000-connection throughput vs an epoll server",
 	  rp_bench_suite_echo },
-	{ "relay", "ringplane relay (auto; splice, copy) vs HAProxy 2.6 (tcp, splice-auto), socat and direct: iperf3 bulk Gbit/s and CPU s/GB, sockperf 64B p50/p99, wrk req/s and conns/s to nginx",
+	{ "relay", "ringplane relay (auto; splice, copy) vs HAProxy 2.6 (tcp, splice-auto), socat and direct: iperf3 bulk Gbit/s and CPU s/GB, sockperf 64B p50/p99, wrk req/s and conns/s to nginx; each on loopback and (root) over a veth pair into a netns (the veth sockperf and wrk rows in the full suite only)",
 	  rp_bench_suite_relay },
 	{ "sendfile", "ringplane serve vs nginx (sendfile on, tcp_nopush on): 4KB and 64KB req/s, 1MB and 64MB Gbit/s, each at -c8 and -c64, CPU s/GB under every row, a byte range, pipelined 4KB, wrk on the other CPU",
 	  rp_bench_suite_sendfile },
@@ -49,7 +49,9 @@ static void usage(FILE *f)
 		"  SUITE        run only these suites (default: all); see --list\n"
 		"  --quick      short samples, not a result to publish; still minutes: every suite\n"
 		"               took 7 min 56 s on a shared 2-vCPU VM (2026-11-27), about\n"
-		"               8.5 min with the sendfile rows added since (2026-11-29)\n"
+		"               8.5 min with the sendfile rows added since (2026-11-29); the relay\n"
+		"               suite's veth sockperf and wrk rows are full-suite only (about 50 s\n"
+		"               more; RP_BENCH_RELAY_ROWS=veth-latency,veth-http adds them)\n"
 		"  --json FILE  write host facts and every row to FILE\n"
 		"  --plot DIR   write DIR/<suite>.dat and .gp (and .png when gnuplot is installed)\n"
 		"  --list       list the suites and exit\n"
