@@ -17,7 +17,7 @@
 #include "relay_impl.h"
 
 #define AUTO_STREAK 3	   /* full reads in a row before splicing (HAProxy) */
-#define AUTO_MIN_READ 4096 /* a read below this in splice is "short" */
+#define AUTO_MIN_READ 4096 /* a splice read below this and below its room is "short" */
 #define AUTO_IDLE_NS (1000ull * 1000 * 1000) /* a streak restarts after this without a read (HAProxy) */
 
 /* ---- per-shard state ---- */
@@ -506,8 +506,8 @@ void relay_moved(struct rdir *d, size_t n, bool spliced)
 /*
  * HAProxy's splice-auto rule: a direction that reads whole buffers 3 times
  * in a row (the count restarts after 1 s without a read) is streaming and
- * moves to splice; one whose splice reads come back short (under 4 KB) 3
- * times in a row moves back to copy.
+ * moves to splice; one whose splice reads come back short (under 4 KB and
+ * under the room the pipe had left) 3 times in a row moves back to copy.
  *
  * Whatever the receiver: a stream to one on this host (loopback, a veth)
  * splices too, alone on its shard or not. It used to stay in copy while it
@@ -536,7 +536,10 @@ void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 		d->want = PATH_SPLICE;
 		r->paths[PATH_COPY]->quiesce(d);
 	} else {
-		d->streak = n < AUTO_MIN_READ ? (uint8_t)(d->streak + 1) : 0;
+		/* short: under 4 KB and under the room the pipe offered (a
+		 * nearly full pipe, its receiver a bit slower than its sender,
+		 * offers little: a read that filled it is no short read) */
+		d->streak = n < AUTO_MIN_READ && n < cap ? (uint8_t)(d->streak + 1) : 0;
 		if (d->streak < AUTO_STREAK)
 			return;
 		d->streak = 0;

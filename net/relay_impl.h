@@ -145,7 +145,8 @@ int relay_wait(struct rdir *d, unsigned bits);
 /* The wait list's timer, reserved once per shard: 0 or -ENOMEM. */
 int relay_wait_reserve(struct rp_shard *sh, struct relay_shard *rs);
 void relay_op_done(struct rp_relay *r); /* an op carrying r completed */
-/* Auto mode: a read of @n bytes into a buffer of @cap. */
+/* Auto mode: a read of @n bytes into a buffer of @cap (copy: the provided
+ * buffer's size; splice: the room left in the pipe). */
 void relay_auto_read(struct rdir *d, size_t n, size_t cap);
 
 /* One transfer path's operations on a direction. */
