@@ -61,6 +61,38 @@ static inline int seccomp_deny(const long *nr, const int *err, unsigned k)
 		return -errno;
 	return 0;
 }
+
+/* The low 32 bits of a syscall's argument @i in struct seccomp_data. */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define SECCOMP_ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i) + 4)
+#else
+#define SECCOMP_ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+#endif
+
+/* Make syscall @nr return -@err without running it when the low 32 bits
+ * of its argument @arg are @val (fcntl's F_SETFL, say: its other commands
+ * run), in this thread and those it creates later: 0 or a negative errno
+ * (seccomp refused). */
+static inline int seccomp_deny_arg(long nr, unsigned arg, uint32_t val, int err)
+{
+	struct sock_filter f[] = {
+		SECCOMP_TEST_PROLOGUE,
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SECCOMP_ARG_LO(arg)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, val, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)err),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (arg > 5)
+		return -EINVAL;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
 #endif
 
 #endif

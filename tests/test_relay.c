@@ -15,9 +15,10 @@
  *   20 urgent bytes back to back to a slow reader, and with a newer
  *   urgent byte arriving while the shard is held at its mark check (a
  *   seccomp user notification in a child: tests/atmark_hold.h);
- * - a splice that keeps returning 0 while bytes wait, or one that refuses
- *   the fds (EINVAL) (each forced by a seccomp filter in a child), falls
- *   back to copy, counted;
+ * - a splice that keeps returning 0 while bytes wait, one that refuses
+ *   the fds (EINVAL), or an fcntl F_SETFL that cannot make the sockets
+ *   non-blocking (each forced by a seccomp filter in a child), falls back
+ *   to copy, counted;
  * - a reset on either side (the server's, the client's) resets the other,
  *   counted once in resets_passed;
  * - a side that stops reading holds the relay at its in-flight bound while
@@ -1411,24 +1412,31 @@ static void test_urgent_moved(void **state)
 
 /*
  * In a child of its own, a seccomp filter makes every splice(2) return
- * @err (0: return 0) without running it, and splice mode relays streams
- * both ways: every byte arrives, by copy, and each direction fell back
- * once, counted in splice_fallback[@why] (@what names the case).
+ * @err (0: return 0) without running it, or (@setfl) every fcntl(2)
+ * F_SETFL fail with @err, and splice mode relays streams both ways: every
+ * byte arrives, by copy, and each direction fell back once, counted in
+ * splice_fallback[@why] and under no other reason (@what names the case).
+ * The relay's sockets start blocking (tcp_pair), so splice's start must
+ * set O_NONBLOCK on them (F_SETFL); the filter comes after the test's
+ * own sockets are made non-blocking and before the shard's thread starts.
  */
-static int child_splice_denied(int err, enum rp_relay_fallback why, const char *what)
+static int child_splice_denied(int err, bool setfl, enum rp_relay_fallback why, const char *what)
 {
 #ifdef TEST_AUDIT_ARCH
 	static const long nr[] = { __NR_splice };
 	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
 	struct stream *s = &T.st[0];
-	int r = seccomp_deny(nr, &err, 1);
+	int r;
 
+	T.shards = 1;
+	make_stream(s, 300000, 100000, 21);
+	if ((fcntl(s->a, F_GETFL) | fcntl(s->b, F_GETFL)) & O_NONBLOCK)
+		return 1;
+	r = setfl ? seccomp_deny_arg(__NR_fcntl, 1, F_SETFL, err) : seccomp_deny(nr, &err, 1);
 	if (r < 0) {
 		printf("# skip: seccomp filter refused (%s)\n", strerror(-r));
 		return 77;
 	}
-	T.shards = 1;
-	make_stream(s, 300000, 100000, 21);
 	start_all(&cfg, 1);
 	if (!drive(30, NULL) || !wait_for(&s->done, 1, WAIT_S))
 		return 1;
@@ -1448,6 +1456,7 @@ static int child_splice_denied(int err, enum rp_relay_fallback why, const char *
 	return 0;
 #else
 	(void)err;
+	(void)setfl;
 	(void)why;
 	(void)what;
 	printf("# skip: no seccomp arch constant for this CPU\n");
@@ -1467,7 +1476,7 @@ static int child_splice_denied(int err, enum rp_relay_fallback why, const char *
  */
 static int child_splice_zero(void)
 {
-	return child_splice_denied(0, RP_RELAY_FB_SPLICE_ZERO, "returning 0");
+	return child_splice_denied(0, false, RP_RELAY_FB_SPLICE_ZERO, "returning 0");
 }
 
 /*
@@ -1479,7 +1488,20 @@ static int child_splice_zero(void)
  */
 static int child_splice_einval(void)
 {
-	return child_splice_denied(EINVAL, RP_RELAY_FB_EINVAL, "refused (EINVAL)");
+	return child_splice_denied(EINVAL, false, RP_RELAY_FB_EINVAL, "refused (EINVAL)");
+}
+
+/*
+ * fcntl(2) refusing to make the relay's (blocking) sockets non-blocking
+ * when splice starts a direction (set_nonblock's F_SETFL): the direction
+ * falls back to copy before it spliced a byte, counted in
+ * splice_fallback[RP_RELAY_FB_EINVAL] (the reason splice's own refusal
+ * shares), and relays every byte; the relay is not reset. The filter
+ * makes every F_SETFL fail with EINVAL: one fallback per direction.
+ */
+static int child_setfl_einval(void)
+{
+	return child_splice_denied(EINVAL, true, RP_RELAY_FB_EINVAL, "F_SETFL refused (EINVAL)");
 }
 
 static void test_splice_zero_falls_back_to_copy(void **state)
@@ -1492,6 +1514,12 @@ static void test_splice_einval_falls_back_to_copy(void **state)
 {
 	(void)state;
 	child_run_self("--child", "splice-einval", 60, "child splice-einval:");
+}
+
+static void test_setfl_einval_falls_back_to_copy(void **state)
+{
+	(void)state;
+	child_run_self("--child", "setfl-einval", 60, "child setfl-einval:");
 }
 
 /* ---- reset passed on ---- */
@@ -3067,6 +3095,7 @@ int main(int argc, char **argv)
 		T(test_urgent_moved),
 		T(test_splice_zero_falls_back_to_copy),
 		T(test_splice_einval_falls_back_to_copy),
+		T(test_setfl_einval_falls_back_to_copy),
 		T(test_close_storm),
 		T(test_reset_copy),
 		T(test_reset_splice),
@@ -3101,6 +3130,7 @@ int main(int argc, char **argv)
 		return !strcmp(argv[2], "urgent-moved") ? child_urgent_moved()
 		       : !strcmp(argv[2], "splice-zero") ? child_splice_zero()
 		       : !strcmp(argv[2], "splice-einval") ? child_splice_einval()
+		       : !strcmp(argv[2], "setfl-einval")  ? child_setfl_einval()
 							   : 2;
 	}
 	if (argc > 1 && !strcmp(argv[1], "shards"))
