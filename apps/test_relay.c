@@ -17,9 +17,11 @@
  *              mode; and there, in each mode, a half-close from either side
  *              (every byte then the EOF, the other way still flowing) and a
  *              reset from either side mid-stream (the other side reads
- *              ECONNRESET, the other streams end whole). The namespaces go
- *              on every exit; skipped, with the reason, where they cannot
- *              be made.
+ *              ECONNRESET, the other streams end whole); and SIGTERM with
+ *              200 streams open over the pair (sigterm-veth alone): exit 0
+ *              within 5 s, every relay counted ended, the test's
+ *              descriptors back. The namespaces go on every exit; skipped,
+ *              with the reason, where they cannot be made.
  *   down       an upstream with no listener: the client is closed at once,
  *              and the exit stats count the failed connect.
  *   connect-timeout  an upstream that drops the SYNs: each client is closed
@@ -69,7 +71,7 @@
  *              to copy (counted), every client is echoed, none reset.
  *
  * Usage: test_relay RINGPLANE_BINARY [veth|uring-burst|uring-cap|urgent|proxy-reset|
- * max-conns|stop-deadline|proxy-out|proxy-in|stats-interval|sigterm] (that test
+ * max-conns|stop-deadline|proxy-out|proxy-in|stats-interval|sigterm|sigterm-veth] (that test
  * alone; any other name: exit 2 with the list).
  */
 #include <arpa/inet.h>
@@ -2059,7 +2061,94 @@ static void veth_ends(const struct veth *v, const char *mode)
 	       mode, len, VE_K, st.closed, st.reset, st.half, st.spliced[0], st.spliced[1]);
 }
 
-/* Streams, half-close and resets over the pair in each mode. */
+static bool echoed(int fd);
+
+/*
+ * SIGTERM with @n streams open over the pair: `ringplane echo` in "a"
+ * (beside the test), the relay (default mode and shards) in "b", @n
+ * clients from "a", each relayed first (a byte out and back, both legs
+ * across the pair), then 64 KB sent that the client never reads, so every
+ * relay is mid-stream. The relay holds a socket for each leg of each
+ * stream, then at SIGTERM exits 0 within 5 s, its exit line counting @n
+ * relays, every one ended; once the clients and the echo are gone the
+ * test holds as many descriptors as before.
+ */
+static void veth_sigterm(const struct veth *v, unsigned n)
+{
+	struct child echo = { 0 }, relay = { 0 };
+	char elisten[48], rlisten[48], up[48];
+	static int fds[200];
+	static char junk[65536];
+	unsigned ok = 0;
+	long fd0 = fd_count(getpid()), socks = -1, fd1;
+	unsigned long long conns, ended, abrt;
+	struct urg_stats st;
+	unsigned lines = 0;
+	uint64_t t0, ms;
+	int rc;
+
+	if (n > sizeof(fds) / sizeof(fds[0]))
+		n = sizeof(fds) / sizeof(fds[0]);
+	snprintf(elisten, sizeof(elisten), "%s:0", v->addr[0]);
+	const char *eargs[] = { "echo", "--listen", elisten, "--no-pin", "--shards", "1", NULL };
+
+	/* the test is in "a": its children are too */
+	if (child_start(&echo, eargs)) {
+		CHECK(0, "veth sigterm: echo did not start");
+		return;
+	}
+	snprintf(up, sizeof(up), "%s:%d", v->addr[0], echo.port);
+	snprintf(rlisten, sizeof(rlisten), "%s:0", v->addr[1]);
+	const char *rargs[] = { "relay", "--listen", rlisten, "--upstream", up, "--no-pin", NULL };
+
+	if (child_start_ns(&relay, v->ns[1], rargs)) {
+		CHECK(0, "veth sigterm: relay did not start");
+		CHECK(child_stop(&echo, 5000) == 0, "veth sigterm: echo exit");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		fds[i] = connect_host(v->addr[1], relay.port);
+		if (fds[i] >= 0 && echoed(fds[i])) {
+			ok++;
+			(void)send(fds[i], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
+	CHECK(ok == n, "veth sigterm: %u of %u clients relayed", ok, n);
+	usleep(200000);
+	socks = fd_count_kind(relay.pid, "socket:");
+	CHECK(socks >= 2 * (long)n, "veth sigterm: the relay holds %ld sockets for %u streams",
+	      socks, n);
+	t0 = now_ms();
+	rc = child_stop(&relay, 5000);
+	ms = now_ms() - t0;
+	CHECK(rc == 0, "veth sigterm: relay exit status %d after SIGTERM with %u streams", rc, n);
+	CHECK(ms <= 5000, "veth sigterm: relay exited in %llu ms", (unsigned long long)ms);
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CHECK(child_stop(&echo, 5000) == 0, "veth sigterm: echo exit");
+	fd1 = fd_count(getpid());
+	CHECK(fd1 == fd0, "veth sigterm: the test holds %ld descriptors, %ld before", fd1, fd0);
+	/* one exit line per shard: the ends summed over them */
+	ended = abrt = 0;
+	for (const char *p = relay.log; (p = strstr(p, "| copied ")); p++) {
+		if (!urg_stats_of(p, &st))
+			break;
+		lines++;
+		ended += st.closed + st.reset + st.idle + st.abrt + st.nomem;
+		abrt += st.abrt;
+	}
+	CHECK(lines > 0, "veth sigterm: no stats line in: %s", relay.log);
+	conns = stat_sum(relay.log, "conns");
+	CHECK(conns == n && ended == n, "veth sigterm: exit line conns %llu ended %llu, want %u",
+	      conns, ended, n);
+	printf("veth sigterm: %u streams mid-stream over the pair, relay held %ld sockets, exited %d "
+	       "in %llu ms; conns %llu ended %llu (abort %llu); test fds %ld -> %ld\n",
+	       n, socks, rc, (unsigned long long)ms, conns, ended, abrt, fd0, fd1);
+}
+
+/* Streams, half-close and resets over the pair in each mode; SIGTERM
+ * with streams open over it. */
 static void test_veth(void)
 {
 	static const char *const modes[] = { "copy", "splice", "auto" };
@@ -2074,7 +2163,23 @@ static void test_veth(void)
 			streams(modes[i], v.ns[1], v.addr[1], v.addr[0], reduced ? 50 : 200);
 		for (int i = 0; i < 3; i++)
 			veth_ends(&v, modes[i]);
+		veth_sigterm(&v, 200);
 	}
+	veth_down(&v);
+}
+
+/* SIGTERM over the pair alone (the namespaces made for it). */
+static void test_sigterm_veth(void)
+{
+	struct veth v;
+	const char *why = veth_up(&v);
+
+	if (why)
+		printf("sigterm-veth: SKIP: cannot make two network namespaces joined by a veth "
+		       "pair: %s\n",
+		       why);
+	else
+		veth_sigterm(&v, 200);
 	veth_down(&v);
 }
 
@@ -2472,6 +2577,7 @@ struct alone_case {
 
 static const struct alone_case alone_cases[] = {
 	{ "veth", test_veth, true },
+	{ "sigterm-veth", test_sigterm_veth, true },
 	{ "proxy-reset", test_proxy_reset, false },
 	{ "urgent", test_urgent, false },
 	{ "max-conns", test_max_conns, false },
