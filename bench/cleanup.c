@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@ static struct slot {
 } slots[NSLOTS];
 
 static char ip_path[64]; /* found once at install: execve needs a path */
+/* The network namespace at install: a signal may come while a thread of
+ * ours has entered a bench namespace (rp_netns_enter), and `ip link del`
+ * run from there would miss the host end of the pair. */
+static int host_ns = -1;
 static atomic_flag busy = ATOMIC_FLAG_INIT;
 
 static int slot_take(void)
@@ -163,6 +168,8 @@ static void run_quiet(char *const argv[])
 	int st;
 
 	if (pid == 0) {
+		if (host_ns >= 0)
+			(void)setns(host_ns, CLONE_NEWNET);
 		rp_cleanup_quiet_stdio();
 		execve(argv[0], argv, envp);
 		_exit(127);
@@ -212,6 +219,8 @@ void rp_cleanup_install(void)
 	static const int sigs[] = { SIGINT, SIGTERM };
 	struct sigaction sa = { .sa_handler = on_signal }, old;
 
+	if (host_ns < 0)
+		host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]) && !ip_path[0]; i++)
 		if (!access(ips[i], X_OK))
 			snprintf(ip_path, sizeof(ip_path), "%s", ips[i]);

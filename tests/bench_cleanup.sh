@@ -97,7 +97,7 @@ in_ns() { # IDX: the pids of processes inside that bench's namespace, one a line
 }
 
 signal_one() { # SIG [veth-http] (a background job of a script ignores SIGINT: not ours)
-	local sig=$1 rows=${2:-veth} after idx="" pid rc _ what=$1 inside="" ino="" left="" p
+	local sig=$1 rows=${2:-veth} after idx="" pid rc _ what=$1 inside="" ino="" left="" p nginx_in=""
 	[ "$rows" = veth ] || what="$sig ($rows)"
 	echo '{"previous": "results"}' > "$T/keep.json" # an interrupted run leaves it as it was
 	RP_BENCH_RELAY_ROWS=$rows RP_BENCH_RELAY_BULK_SECS=30 RP_BENCH_RELAY_BULK_STREAMS=1 \
@@ -111,13 +111,16 @@ signal_one() { # SIG [veth-http] (a background job of a script ignores SIGINT: n
 			# veth-http: once nginx runs in the namespace
 			ino=$(stat -L -c %i /var/run/netns/rprlbench-"$idx" 2>/dev/null)
 			inside=$(in_ns "$idx" | tr "\n" " ")
-			[ -n "$inside" ] && break
+			# nginx itself, not an ip(8) set-up command passing through
+			for p in $inside; do
+				[ "$(cat /proc/"$p"/comm 2>/dev/null)" = nginx ] && nginx_in=1 && break 2
+			done
 		fi
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
 	if [ -z "$idx" ] || [ ! -e /sys/class/net/rprl0-"$idx" ] ||
-		{ [ "$rows" != veth ] && [ -z "$inside" ]; }; then
+		{ [ "$rows" != veth ] && [ -z "$nginx_in" ]; }; then
 		kill -KILL $pid 2>/dev/null; wait $pid
 		bad "$what: no veth pair (or nothing in it) came up in 30 s"; cat "$T/sig.out"; return
 	fi
@@ -129,18 +132,22 @@ signal_one() { # SIG [veth-http] (a background job of a script ignores SIGINT: n
 		kill -KILL $pid; bad "$sig: bench alive 10 s after SIG$sig"
 	fi
 	wait $pid; rc=$?
-	sleep 0.5
-	after=$(ours $pid "$idx" | tr "\n" " ")
-	# nginx (master, worker) the namespace held: gone within 5 s (a zombie
-	# on its way to being reaped has no ns link: not counted)
+	# whatever the namespace held (nginx's master and workers, forked
+	# after we looked or not): gone within 5 s (a zombie on its way to being
+	# reaped has no ns link: not counted); the pair, lock and dirs after that
 	for _ in $(seq 1 50); do
 		left=""
-		for p in $inside; do
-			[ "$(readlink /proc/"$p"/ns/net 2>/dev/null)" = "net:[$ino]" ] && left="$left $p"
-		done
+		if [ -n "$ino" ]; then
+			for p in /proc/[0-9]*; do
+				[ "$(readlink "$p"/ns/net 2>/dev/null)" = "net:[$ino]" ] &&
+					left="$left ${p#/proc/}"
+			done
+		fi
 		[ -z "$left" ] && break
 		sleep 0.1
 	done
+	sleep 0.5
+	after=$(ours $pid "$idx" | tr "\n" " ")
 	for p in $left; do
 		after="$after process $p ($(tr "\0" " " < /proc/"$p"/cmdline 2>/dev/null)) "
 	done
