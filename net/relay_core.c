@@ -507,7 +507,8 @@ void relay_moved(struct rdir *d, size_t n, bool spliced)
  * HAProxy's splice-auto rule: a direction that reads whole buffers 3 times
  * in a row (the count restarts after 1 s without a read) is streaming and
  * moves to splice; one whose splice reads come back short (under 4 KB and
- * under the room the pipe had left) 3 times in a row moves back to copy.
+ * under the room offered: the splice path offers a read into a pipe that
+ * holds bytes as filling) 3 times in a row moves back to copy.
  *
  * Whatever the receiver: a stream to one on this host (loopback, a veth)
  * splices too, alone on its shard or not. It used to stay in copy while it

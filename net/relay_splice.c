@@ -302,7 +302,7 @@ static void splice_pump(struct rdir *d)
 				return;
 			}
 		} else if (!d->eof && !d->paused && d->in_pipe < rs_of(d)->pipe_size) {
-			size_t room = rs_of(d)->pipe_size - d->in_pipe;
+			size_t room = rs_of(d)->pipe_size - d->in_pipe, held = d->in_pipe;
 
 			n = splice(d->from, NULL, d->pipe[1], NULL, room,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -311,7 +311,12 @@ static void splice_pump(struct rdir *d)
 				d->started = true;
 				d->zeros = 0;
 				read_any = true;
-				relay_auto_read(d, (size_t)n, room);
+				/* auto: only a read into an empty pipe can be short.
+				 * A pipe holding bytes may be out of slots (one per
+				 * skb piece, 16 in 64 KB) with bytes of room left:
+				 * a small read then says the receiver is behind,
+				 * not that the source is (counted as filling) */
+				relay_auto_read(d, (size_t)n, held ? (size_t)n : room);
 			} else if (n == 0 || (errno == EAGAIN && !read_any)) {
 				/* nothing read: an EOF, the urgent mark, or none yet */
 				int why = relay_splice_nothing(d, n == 0 ? 0 : -EAGAIN);

@@ -46,8 +46,9 @@
  *   against; never chosen by auto.
  * - RP_RELAY_AUTO: starts in copy; a direction that streams (reads that fill
  *   whole buffers, 3 in a row, the count reset after 1 s without a read)
- *   moves to splice; one whose splice reads come back short (under 4 KB
- *   and under the room left in its pipe, 3 in a row) moves back. HAProxy's splice-auto rule, for every receiver:
+ *   moves to splice; one whose splice reads come back short (under 4 KB,
+ *   each into an empty pipe, 3 in a row) moves back. HAProxy's splice-auto
+ *   rule, for every receiver:
  *   one on this host (loopback, a veth) splices too, alone on its shard
  *   or not (a lone stream through copy had no throughput edge beyond the
  *   runs' spread: none on loopback, a median lead inside the
