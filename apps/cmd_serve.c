@@ -164,7 +164,8 @@
 /* A check or a wait whose peer half-closed: no event reports its reset
  * (hup_arm), the looks read it (a poll(2) more each), so they back off
  * less: a reset is seen within 32 ms, not at the tick (226 ms after it,
- * measured) */
+ * measured). A wait's try whatever the frees say comes SOON_GAP_MAX ms
+ * after its last (mem_tried), not at a gap this never reaches. */
 #define SOON_GAP_EOF 32u /* ms */
 /* After memory went back (mem_back), a pass tries the oldest waits in
  * line until MEM_WAKE tries found none (before 14591fc, a close made
@@ -484,6 +485,7 @@ struct sconn {
 	uint16_t mem_status; /* MW_ERR: the status answered */
 	uint64_t mem_tick; /* tick the wait began (its bound: --keepalive-timeout) */
 	uint64_t mem_seq;  /* its wait's place in line (ss->mem_seq at its start) */
+	uint64_t mem_tried; /* rp_app_now_ns() of its start, or its last try that found none */
 	bool on_soon;	   /* on ss->soon (slink) */
 	uint16_t soon_gap; /* ms from one look of the pass to the next: 1, doubled while still */
 	struct rp_app_link slink;
@@ -1218,6 +1220,7 @@ static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 		c->mem_tick = c->ss->now_ticks;
 		c->mem_seq = ++c->ss->mem_seq; /* a retry keeps its place */
 	}
+	c->mem_tried = rp_app_now_ns();
 	c->mem_wait = kind;
 	if (kind != MW_BODY)
 		c->ops++; /* the wait's reference (MW_BODY: the answer's) */
@@ -2314,7 +2317,8 @@ static uint64_t soon_later(struct sconn *c, uint64_t now, unsigned gap)
 
 /* A look of the pass at @c's wait for memory (off the list; @frees the
  * pool's now): tried again (mem_retry) only once the pool freed something
- * since its last try, or at the longest gap; either way, still waiting, its
+ * since its last try, or at the longest gap or SOON_GAP_MAX ms after its
+ * last try (mem_tried), whichever comes first; either way, still waiting, its
  * gap doubles (a pool that frees and fills again in turn is not tried each
  * ms either). Returns when its next look is due (UINT64_MAX: not listed
  * any more). */
@@ -2331,9 +2335,12 @@ static uint64_t soon_mem(struct rp_shard *sh, struct sconn *c, uint64_t now, uin
 		conn_put(sh, c);
 		return UINT64_MAX;
 	}
-	/* nothing came back: not tried (but at the longest gap, in case what
-	 * it waits for came back without a free the pool counts) */
-	if (!c->closing && !rp_shard_stopping(sh) && c->soon_mark == frees && gap < SOON_GAP_MAX) {
+	/* nothing came back: not tried (but at the longest gap, or
+	 * SOON_GAP_MAX ms after its last try, in case what it waits for came
+	 * back without a free the pool counts: a wait whose peer half-closed
+	 * keeps its gap at SOON_GAP_EOF, so only the time tries it) */
+	if (!c->closing && !rp_shard_stopping(sh) && c->soon_mark == frees && gap < SOON_GAP_MAX &&
+	    now < c->mem_tried + SOON_GAP_MAX * SOON_NS) {
 		hup_arm(sh, c); /* none yet (no op to be had, or its receive just paused) */
 		return soon_later(c, now, gap);
 	}

@@ -31,7 +31,9 @@
 # backs off while the pool stays full (case_held_wait), and a head wait is
 # due as soon as its own bytes grow its buffer (case_head_grow_wake) or
 # another answer's end gives memory back (case_free_wake), and one burst
-# of closes serves every wait it can (case_burst_wake). Skipped
+# of closes serves every wait it can (case_burst_wake), and a wait whose
+# client half-closed is still tried every 250 ms or so whatever the
+# pool's frees say (case_halfclosed_tried). Skipped
 # where 16384 descriptors cannot be had.
 # Usage: test_serve_pool.sh PATH/TO/ringplane [runs [cases]]: cases (e.g.
 # "reset_wait grow_fallback") runs only those.
@@ -630,6 +632,55 @@ case_free_wake() {
 	served "" grow_wake_py free
 }
 
+# A wait whose peer half-closed is tried at least every 250 ms whatever
+# the pool's frees say, as a live one is at its longest gap (in case what
+# it waits for comes back without a free the pool counts): an answered
+# client's whole 4096 B HEAD waits for a 32 KB head buffer (MW_HEAD, as
+# in case_free_wake), then the client half-closes; its looks stay at most
+# 32 ms apart (SOON_GAP_EOF, to read a reset), and in 1.5 s with the pool
+# held full it is tried 3 to 8 times (mem_retries: the only wait's tries
+# that found none). Before, the 250 ms try was the gap's alone and a
+# half-closed wait's gap never passes 32 ms: 0 tries (seen with the
+# time's condition taken out). Then memory comes back (the stalled 1 MB
+# answer read): the HEAD is answered and the connection ends (EOF).
+halfclosed_tried_py() {
+	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+from fullpool import *
+l, = answered(1)
+longs = answered(200)
+for s in longs + [l]:  # a bodiless answer each: its output queue stays
+    s.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    f = s.makefile("rb"); status, length = head(f); f.close()
+idle = fill()
+stalled_answer(l)
+time.sleep(0.2)
+w, held = heads4k(longs, b"HEAD")
+w.sendall(b"\r\n\r\n")  # whole, kept: no head buffer to grow into
+w.shutdown(socket.SHUT_WR)
+time.sleep(0.5)  # its EOF read, its looks 32 ms apart
+st1 = stats()
+time.sleep(1.5)
+st2 = stats()
+tries = st2["mem_retries"] - st1["mem_retries"]
+print(f"  1.5 s of the half-closed wait, the pool held full: mem_retries {st1['mem_retries']} -> {st2['mem_retries']}, live {st2['live']}")
+check(st2["mem_waits"] == st1["mem_waits"] and st2["live"] == st1["live"], "the half-closed client still waits")
+check(3 <= tries <= 8, f"tried every 250 ms or so: {tries} tries in 1.5 s (want 3 to 8)")
+check(read_all(l).startswith(b"HTTP/1.1 200"), "the stalled 1 MB answer read whole")
+l.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")  # its check ends at once: the answer's end
+f = l.makefile("rb"); status, length = head(f); f.close()
+f = w.makefile("rb")
+try: status, length = head(f); rest = f.read()
+except OSError: status, rest = b"", b"?"
+f.close()
+check(status.startswith(b"HTTP/1.1 200") and rest == b"", f"the half-closed client answered, then EOF ({status!r})")
+for s in idle + longs + [l]: s.close()
+sys.exit(1 if fails else 0)
+PY
+}
+case_halfclosed_tried() {
+	served "" halfclosed_tried_py
+}
+
 # One burst of frees serves every wait it can, not the two oldest: the
 # long heads' last batch waits for head buffers (8 waits, older), then a
 # client's HEAD waits; 2.1 s after its wait began (its looks at 1, 2, 4
@@ -673,7 +724,7 @@ case_burst_wake() {
 
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake burst_wake"
+CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake halfclosed_tried burst_wake"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
