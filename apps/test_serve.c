@@ -102,6 +102,11 @@
  *              line's count of each status is exact, the classes too,
  *              and the body bytes by how they went (zero_copy, copied),
  *              a small body sent alone by sendfile(2) among the first.
+ *   path bytes zero_copy and copied byte-exact for bodies of 1, 10000,
+ *              16384, 16385, 300000 B and 2 MB: a GET cached and not
+ *              cached (the ring's read -> send; splice in io-wq), behind
+ *              a 404 (small: one sendfile(2)) and between two (small:
+ *              read and sent, RP_FILE_SEND_MORE).
  *   interval   --stats-interval 1: two stats lines or more in 3.5 s.
  *   mode       --mode splice: a cached 3 MB body spliced through a pipe
  *              (shard_splice), whole; under auto (counts) it is not.
@@ -3547,6 +3552,122 @@ static void test_counts(void)
 	CHECK(server_stop(5000) == 0, "counts: stop");
 }
 
+/* The stats line's zero_copy and copied once their sum reaches @want
+ * more than @zc0 + @cp0 (the answers' ends are counted after the client
+ * read them), at most 2 s; into *@zc and *@cp as deltas, @line the last. */
+static void bytes_after(char *line, size_t cap, uint64_t zc0, uint64_t cp0, uint64_t want,
+			uint64_t *zc, uint64_t *cp)
+{
+	uint64_t end = now_ms() + 2000;
+
+	do {
+		*zc = *cp = 0;
+		if (!server_stats(line, cap))
+			continue;
+		*zc = stat_of(line, " zero_copy ") - zc0;
+		*cp = stat_of(line, " copied ") - cp0;
+		if (*zc + *cp >= want)
+			return;
+		usleep(20000);
+	} while (now_ms() < end);
+}
+
+/* @name's pages dropped from the page cache (written back first). */
+static void evict(const char *name)
+{
+	char p[256];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)fdatasync(fd);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+}
+
+/*
+ * zero_copy and copied, byte-exact, for each way a body goes, at sizes
+ * around the small path's bound (16 KB) and in the cached splice range:
+ * a GET (its body behind its head: up to 16 KB read into pool memory,
+ * copied; above, sendfile or splice, zero-copy), the same with the file
+ * dropped from the page cache first (up to 16 KB the ring's read -> send,
+ * copied; above, splice from the file in io-wq, zero-copy), a GET
+ * pipelined behind a 404 (no head of its own: a small cached body by one
+ * sendfile(2), zero-copy) and one with another 404 pipelined behind it
+ * too (RP_FILE_SEND_MORE: a small body read and sent, copied).
+ */
+static void test_path_bytes(void)
+{
+	static const uint32_t size[] = { 1, 10000, SMALL, SMALL + 1, 300000, 2u << 20 };
+	static const char *const how[] = { "GET", "GET, not cached", "behind a 404",
+					   "between two 404s" };
+	static char line[16384];
+	struct resp r;
+
+	if (server_start(NULL)) {
+		CHECK(0, "path bytes: server did not start");
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(size) / sizeof(size[0]); i++) {
+		char name[32], req[256];
+		bool small = size[i] <= SMALL;
+
+		snprintf(name, sizeof(name), "pb%u.bin", size[i]);
+		put(name, big, size[i]);
+		for (unsigned k = 0; k < 4; k++) {
+			uint64_t zc0, cp0, zc, cp, want_zc, splice0, nc0;
+			struct conn *c = calloc(1, sizeof(*c));
+			int got = 0, n = k < 2 ? 1 : k == 2 ? 2 : 3;
+
+			CHECK(server_stats(line, sizeof(line)), "path bytes: no stats line");
+			zc0 = stat_of(line, " zero_copy ");
+			cp0 = stat_of(line, " copied ");
+			splice0 = stat_of(line, " shard_splice ");
+			nc0 = stat_of(line, " not_cached ");
+			if (k == 1) {
+				evict(name);
+				usleep(150 * 1000); /* past rp_file_send's residency memo (100 ms) */
+			}
+			snprintf(req, sizeof(req), "%sGET /%s HTTP/1.1\r\nHost: x\r\n\r\n%s",
+				 k >= 2 ? "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" : "", name,
+				 k == 3 ? "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" : "");
+			c->fd = dial();
+			if (c->fd >= 0 && send_all(c->fd, req, strlen(req))) {
+				for (int j = 0; j < n; j++) {
+					bool body = k < 2 || j == 1;
+
+					if (read_resp(c, &r, false))
+						break;
+					if (body ? r.status == 200 && r.blen == size[i] &&
+							   !memcmp(r.body, big, size[i]) :
+						   r.status == 404)
+						got++;
+					resp_free(&r);
+				}
+			}
+			CHECK(got == n, "path bytes: %u B %s: %d of %d answers right", size[i], how[k],
+			      got, n);
+			if (c->fd >= 0)
+				close(c->fd);
+			free(c);
+			bytes_after(line, sizeof(line), zc0, cp0, size[i], &zc, &cp);
+			want_zc = !small || k == 2 ? size[i] : 0;
+			printf("path bytes: %u B %s: zero_copy +%llu copied +%llu (shard_splice +%llu, "
+			       "not_cached +%llu)\n",
+			       size[i], how[k], (unsigned long long)zc, (unsigned long long)cp,
+			       (unsigned long long)(stat_of(line, " shard_splice ") - splice0),
+			       (unsigned long long)(stat_of(line, " not_cached ") - nc0));
+			CHECK(zc == want_zc && cp == size[i] - want_zc,
+			      "path bytes: %u B %s: zero_copy +%llu copied +%llu, want +%llu +%llu",
+			      size[i], how[k], (unsigned long long)zc, (unsigned long long)cp,
+			      (unsigned long long)want_zc, (unsigned long long)(size[i] - want_zc));
+		}
+	}
+	CHECK(server_stop(5000) == 0, "path bytes: stop");
+}
+
 /* --stats-interval 1: at least two stats lines within 3.5 s, none asked
  * for by SIGUSR1. */
 static void test_stats_interval(void)
@@ -3798,6 +3919,8 @@ int main(int argc, char **argv)
 	}
 	if (wanted(argc, argv, "counts"))
 		test_counts();
+	if (wanted(argc, argv, "path_bytes"))
+		test_path_bytes();
 	if (wanted(argc, argv, "interval"))
 		test_stats_interval();
 	if (wanted(argc, argv, "mode"))
