@@ -262,7 +262,7 @@ struct serve_stats {
 	 * counted where status[] is */
 	uint64_t by_status[STATUS_N];
 	/* of body_bytes small: bodies without a head sent by one sendfile(2)
-	 * from the shard (rp_file_send's small_direct moved in the call),
+	 * from the shard (rp_file_send_small_sendfile moved in the call),
 	 * counted at their end; zero-copy, not copied (print_shard) */
 	uint64_t small_zc_bytes;
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
@@ -1123,13 +1123,11 @@ static uint64_t fsend_calls(struct rp_shard *sh)
 	return fs.calls[0] + fs.calls[1] + fs.calls[2];
 }
 
-/* The small bodies rp_file_send sent at once from the shard. */
+/* The small bodies rp_file_send sent at once by sendfile(2) (of small_direct:
+ * the others were read into pool memory and sent). */
 static uint64_t fsend_direct(struct rp_shard *sh)
 {
-	struct rp_file_send_stats fs;
-
-	rp_file_send_stats(sh, &fs);
-	return fs.small_direct;
+	return rp_file_send_small_sendfile(sh);
 }
 
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
@@ -1183,8 +1181,10 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	}
 	/* the stats' bytes by how they went: a small body without a head and
 	 * without RP_FILE_SEND_MORE that rp_file_send found cached went by
-	 * sendfile(2) within the call (small_direct moved), yet is counted
-	 * in body_bytes small with the copied ones (filesend.h) */
+	 * sendfile(2) within the call (rp_file_send_small_sendfile moved), yet
+	 * is counted in body_bytes small with the copied ones (filesend.h).
+	 * Not small_direct: one found not all cached whose RWF_NOWAIT read
+	 * then found every page (readahead) moves it too, read and sent */
 	c->small_zc = !ret && !hlen && len && len <= SMALL_BODY &&
 		      !(o.flags & RP_FILE_SEND_MORE) && fsend_direct(sh) != direct;
 	if (ret) {

@@ -106,6 +106,7 @@ static __thread struct {
 	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
 	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5) */
 	uint64_t to_iowq;     /* rp_file_send_to_iowq: likewise */
+	uint64_t small_sendfile; /* rp_file_send_small_sendfile: likewise */
 } tls;
 
 static pthread_key_t stash_key;
@@ -283,6 +284,12 @@ uint64_t rp_file_send_to_iowq(struct rp_shard *sh)
 {
 	(void)stats(sh);
 	return tls.to_iowq;
+}
+
+uint64_t rp_file_send_small_sendfile(struct rp_shard *sh)
+{
+	(void)stats(sh);
+	return tls.small_sendfile;
 }
 
 unsigned rp_file_send_shed(struct rp_shard *sh)
@@ -934,6 +941,7 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 			f->path = PATH_SENDFILE;
 			f->acct = PATH_SMALL;
 			st->small_direct++;
+			tls.small_sendfile++;
 			goto pump_now;
 		}
 		f->path = PATH_SMALL;

@@ -62,6 +62,7 @@ static struct {
 	size_t free64;	    /* hog64: rp_pool_class_free(64 B) when the send was asked for */
 	uint64_t small_nomem; /* rp_file_send_small_nomem at done() */
 	uint64_t to_iowq;     /* rp_file_send_to_iowq at done() */
+	uint64_t small_sendfile; /* rp_file_send_small_sendfile at done() */
 	size_t cache_head;    /* evicted files: these first bytes read back into the cache */
 	long head_cached, tail_cached; /* pages of the head and of the rest cached then */
 	atomic_int done;
@@ -87,6 +88,7 @@ static void on_done(struct rp_shard *sh, void *arg, int64_t res)
 	if (ioctl(T.a, SIOCOUTQNSD, &T.unsent))
 		T.unsent = -1;
 	T.to_iowq = rp_file_send_to_iowq(sh);
+	T.small_sendfile = rp_file_send_small_sendfile(sh);
 	atomic_store(&T.done, 1);
 }
 
@@ -498,6 +500,7 @@ static void test_small_path(void **state)
 	run(10000, 100, 5000, false, 0, 0, 0);
 	/* cached: read (RWF_NOWAIT) and sent at once, no ring round trip */
 	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.small_sendfile, 0); /* copied, not by sendfile(2) */
 }
 
 static void test_small_path_whole_16k(void **state)
@@ -513,7 +516,14 @@ static void test_small_no_header_by_sendfile(void **state)
 	T.no_hdr = true;
 	run(10000, 100, 5000, false, 0, 0, 0);
 	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.small_sendfile, 1);
 	assert_int_equal(T.st.body_bytes[0], 5000);
+	/* with RP_FILE_SEND_MORE: read (RWF_NOWAIT) and sent, not sendfile(2)
+	 * (it takes no MSG_MORE): small_direct, and not small_sendfile */
+	T.flags = RP_FILE_SEND_MORE;
+	run(10000, 100, 5000, false, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.small_sendfile, 0);
 }
 
 static void test_small_not_cached_by_ring(void **state)

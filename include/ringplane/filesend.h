@@ -163,6 +163,19 @@ uint64_t rp_file_send_small_nomem(struct rp_shard *sh);
 uint64_t rp_file_send_to_iowq(struct rp_shard *sh);
 
 /*
+ * rp_file_send_small_sendfile - how many small bodies of small_direct this
+ * shard sent by sendfile(2) from the page cache (no header, not
+ * RP_FILE_SEND_MORE, the range cached): zero-copy. The rest of
+ * small_direct were read into pool memory (RWF_NOWAIT) and sent: copied;
+ * a body with no header whose range was not all cached may go that way
+ * too (its RWF_NOWAIT read can find the pages readahead just brought in),
+ * so small_direct alone does not say which. Outside rp_file_send_stats as
+ * rp_file_send_small_nomem. Call on the shard. Returns the count since
+ * the shard's first call.
+ */
+uint64_t rp_file_send_small_sendfile(struct rp_shard *sh);
+
+/*
  * The pipes of the splice paths: a body's pipe, given back empty, is kept
  * by its thread for the next body (up to 4; pipe2(2) and its sizing were
  * three syscalls a body). Each is two descriptors and, at 1 MB, 256 pages
