@@ -273,6 +273,23 @@ void eng_fault_recv_final(struct rp_shard *sh, struct rp_op *op, const struct rp
 const struct msghdr *eng_fault_sendmsg(struct rp_shard *sh, struct rp_op *op,
 				       const struct msghdr *msg);
 #endif
+
+/* The msghdr rp_sendmsg and rp_sendmsg_zc give the kernel: @msg, or in a
+ * fault build maybe a shortened pool copy of it (eng_fault_sendmsg). */
+static inline const struct msghdr *eng_sendmsg_msg(struct rp_shard *sh, struct rp_op *op,
+						   const struct msghdr *msg)
+{
+#ifdef RP_FAULTS
+	const struct msghdr *m = eng_fault_sendmsg(sh, op, msg);
+
+	if (m)
+		return m;
+#else
+	(void)sh;
+	(void)op;
+#endif
+	return msg;
+}
 void eng_eventfd_complete(struct rp_shard *sh, struct rp_op *op, int res, uint32_t cflags);
 
 /* The re-arms each kind sends from the loop (eng_op_kind.rearm). */

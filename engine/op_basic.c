@@ -226,14 +226,7 @@ struct rp_op *rp_sendmsg(struct rp_shard *sh, int fd, const struct msghdr *msg, 
 
 	if (!op)
 		return NULL;
-#ifdef RP_FAULTS
-	{
-		const struct msghdr *m = eng_fault_sendmsg(sh, op, msg);
-
-		if (m)
-			msg = m;
-	}
-#endif
+	msg = eng_sendmsg_msg(sh, op, msg);
 	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
 	return op;
 }

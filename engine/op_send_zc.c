@@ -58,14 +58,7 @@ struct rp_op *rp_sendmsg_zc(struct rp_shard *sh, int fd, const struct msghdr *ms
 	op = eng_op_start(sh, OP_SEND_ZC, cb, arg, false, &sqe);
 	if (!op)
 		return NULL;
-#ifdef RP_FAULTS
-	{
-		const struct msghdr *m = eng_fault_sendmsg(sh, op, msg);
-
-		if (m)
-			msg = m;
-	}
-#endif
+	msg = eng_sendmsg_msg(sh, op, msg);
 	io_uring_prep_sendmsg_zc(sqe, fd, msg, (unsigned)flags);
 	if (rt->zc_report)
 		sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
