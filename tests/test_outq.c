@@ -425,6 +425,20 @@ static void test_loopback_adaptive(void **state)
 	close(b);
 }
 
+/* A queue whose peer is local (the local-peer rule): every send was plain,
+ * no trial, no probe, no switch, not in zero-copy mode at the end (P, as
+ * stream() left it). */
+static void assert_all_plain(void)
+{
+	assert_int_equal(P.st.local_plain, 1);
+	assert_int_equal(P.st.zc_sends, 0);
+	assert_int_equal(P.st.zc_sendmsgs, 0);
+	assert_int_equal(P.st.probes, 0);
+	assert_int_equal(P.st.switched, 0);
+	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
+	assert_false(P.zc_at_end);
+}
+
 /* The local-peer rule with the route asked too (RP_OUTQ_LOCAL_PLAIN): a
  * loopback peer is on plain sends for good, no trial and no probe (with
  * probes due every 256 KB, as in test_loopback_probe, which sees 2 to 8
@@ -440,12 +454,7 @@ static void test_loopback_local_plain(void **state)
 	(void)state;
 	tcp_pair(&a, &b);
 	rt = stream(a, b, &o, n_msgs());
-	assert_int_equal(P.st.local_plain, 1);
-	assert_int_equal(P.st.zc_sends, 0);
-	assert_int_equal(P.st.probes, 0);
-	assert_int_equal(P.st.switched, 0);
-	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
-	assert_false(P.zc_at_end);
+	assert_all_plain();
 	rt_end(rt);
 	close(a);
 	close(b);
@@ -783,10 +792,7 @@ static void test_veth_in_ns(void **state)
 	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(b >= 0);
 	rt = stream(a, b, &lp, n_msgs() / 4);
-	assert_int_equal(P.st.local_plain, 1);
-	assert_int_equal(P.st.zc_sends, 0);
-	assert_int_equal(P.st.probes, 0);
-	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
+	assert_all_plain();
 	rt_end(rt);
 	close(a);
 	close(b);
@@ -1097,13 +1103,8 @@ static void test_loopback_local_default(void **state)
 	(void)state;
 	tcp_pair(&a, &b);
 	rt = stream(a, b, &o, n_msgs());
-	assert_int_equal(P.st.local_plain, 1);
+	assert_all_plain();
 	assert_int_equal(P.shard.local_plain, 1);
-	assert_int_equal(P.st.zc_sends, 0);
-	assert_int_equal(P.st.probes, 0);
-	assert_int_equal(P.st.switched, 0);
-	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes, 0);
-	assert_false(P.zc_at_end);
 	rt_end(rt);
 	memset(&LD, 0, sizeof(LD));
 	LD.fd = a;
