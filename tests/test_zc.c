@@ -1210,35 +1210,56 @@ static void test_socket_relay_urgent_burst(void **state)
 			urgent_relay_run(nb, drained);
 }
 
+/* The relay cases' set-up: a source (a socketpair, or a pipe with
+ * @pipe_src) whose write end @w will fill, a destination (TCP loopback, or
+ * a socketpair with @unix_dst) made O_APPEND with @refuse_splice (splice
+ * refused: the copy path), and the zc counters marked. The caller starts
+ * @w (pipe_writer_main) once its own options are set. */
+struct relay_fds {
+	int s_in, s_out; /* source: written by @w, read by the relay */
+	int d_in, d_out; /* destination: written by the relay, read by the test */
+};
+
+static void relay_setup(struct relay_fds *f, struct pipe_writer *w, bool pipe_src, bool unix_dst,
+			bool refuse_splice)
+{
+	if (pipe_src) {
+		int p[2];
+
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		f->s_out = p[0];
+		f->s_in = p[1];
+	} else {
+		unix_pair(&f->s_in, &f->s_out);
+	}
+	if (unix_dst)
+		unix_pair(&f->d_in, &f->d_out);
+	else
+		tcp_pair(&f->d_in, &f->d_out);
+	if (refuse_splice)
+		set_flag(f->d_in, O_APPEND);
+	w->fd = f->s_in;
+	stats_mark();
+}
+
 /* A blocking relay, socketpair -> TCP, by splice: every byte, 0 at EOF. */
 static void relay_blocking(bool refuse_splice, bool pipe_src)
 {
 	size_t n = 3u << 20, moved = 0;
 	struct pipe_writer w = {.n = n, .seed = 7};
 	struct reader r = {0};
-	int s_in, s_out, d_in, d_out, p[2];
+	struct relay_fds f;
 	double end = now_s() + WAIT_S;
 	ssize_t got = 0;
 
-	if (pipe_src) {
-		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-		s_out = p[0];
-		s_in = p[1];
-	} else {
-		unix_pair(&s_in, &s_out);
-	}
-	tcp_pair(&d_in, &d_out);
-	if (refuse_splice)
-		set_flag(d_in, O_APPEND);
-	w.fd = s_in;
-	stats_mark();
-	reader_start(&r, d_out, n);
+	relay_setup(&f, &w, pipe_src, false, refuse_splice);
+	reader_start(&r, f.d_out, n);
 	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
-	while (now_s() < end && (got = rp_zc_socket_relay(d_in, s_out, 1u << 20)) > 0)
+	while (now_s() < end && (got = rp_zc_socket_relay(f.d_in, f.s_out, 1u << 20)) > 0)
 		moved += (size_t)got;
-	close(s_out); /* a writer still blocked (a failed relay) gets EPIPE */
+	close(f.s_out); /* a writer still blocked (a failed relay) gets EPIPE */
 	pthread_join(w.th, NULL);
-	close(d_in);
+	close(f.d_in);
 	assert_int_equal(got, 0);
 	reader_join(&r);
 	assert_int_equal(moved, n);
@@ -1252,9 +1273,9 @@ static void relay_blocking(bool refuse_splice, bool pipe_src)
 		assert_int_equal(DELTA(zc_bytes), n);
 		assert_int_equal(DELTA(copied_bytes), 0);
 	}
-	assert_int_equal(rp_zc_held(d_in), 0);
+	assert_int_equal(rp_zc_held(f.d_in), 0);
 	free(r.buf);
-	close(d_out);
+	close(f.d_out);
 }
 
 static void test_relay_splice(void **state)
@@ -1279,26 +1300,22 @@ static void relay_held(bool refuse_splice)
 {
 	size_t n = 2u << 20, moved = 0, have = 0;
 	struct pipe_writer w = {.n = n, .seed = 8};
-	int s_in, s_out, d_in, d_out, sz = 16384;
+	struct relay_fds f;
+	int sz = 16384;
 	double end = now_s() + WAIT_S;
 	uint8_t *buf = malloc(n + 1);
 	bool saw_held = false, eof = false;
 
 	assert_non_null(buf);
-	unix_pair(&s_in, &s_out);
-	unix_pair(&d_in, &d_out);
-	assert_int_equal(setsockopt(d_in, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
-	set_nonblock(d_in, true);
-	set_nonblock(s_out, true);
-	set_nonblock(d_out, true);
-	if (refuse_splice)
-		set_flag(d_in, O_APPEND);
-	w.fd = s_in;
-	stats_mark();
+	relay_setup(&f, &w, false, true, refuse_splice);
+	assert_int_equal(setsockopt(f.d_in, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+	set_nonblock(f.d_in, true);
+	set_nonblock(f.s_out, true);
+	set_nonblock(f.d_out, true);
 	assert_int_equal(pthread_create(&w.th, NULL, pipe_writer_main, &w), 0);
 	while (!eof && now_s() < end) {
-		ssize_t got = rp_zc_socket_relay(d_in, s_out, 1u << 20);
-		size_t held = rp_zc_held(d_in);
+		ssize_t got = rp_zc_socket_relay(f.d_in, f.s_out, 1u << 20);
+		size_t held = rp_zc_held(f.d_in);
 
 		if (got > 0)
 			moved += (size_t)got;
@@ -1309,12 +1326,12 @@ static void relay_held(bool refuse_splice)
 		if (held) {
 			saw_held = true;
 			/* while held and dst full, nothing new is taken */
-			assert_int_equal(rp_zc_socket_relay(d_in, s_out, 1u << 20), -EAGAIN);
-			assert_int_equal(rp_zc_held(d_in), held);
+			assert_int_equal(rp_zc_socket_relay(f.d_in, f.s_out, 1u << 20), -EAGAIN);
+			assert_int_equal(rp_zc_held(f.d_in), held);
 		}
 		if (got < 0 || held) {
 			/* drain dst slowly: a little at a time */
-			ssize_t m = read(d_out, buf + have,
+			ssize_t m = read(f.d_out, buf + have,
 					 (n + 1 - have) < 4096 ? n + 1 - have : 4096);
 			if (m > 0)
 				have += (size_t)m;
@@ -1322,12 +1339,12 @@ static void relay_held(bool refuse_splice)
 				usleep(100);
 		}
 	}
-	close(s_out);
+	close(f.s_out);
 	pthread_join(w.th, NULL);
 	assert_true(eof);
-	assert_int_equal(rp_zc_held(d_in), 0);
+	assert_int_equal(rp_zc_held(f.d_in), 0);
 	for (double e2 = now_s() + WAIT_S; have < n && now_s() < e2;) {
-		ssize_t m = read(d_out, buf + have, n + 1 - have);
+		ssize_t m = read(f.d_out, buf + have, n + 1 - have);
 		if (m > 0)
 			have += (size_t)m;
 		else
@@ -1343,8 +1360,8 @@ static void relay_held(bool refuse_splice)
 	else
 		assert_int_equal(DELTA(zc_bytes), n);
 	free(buf);
-	close(d_in);
-	close(d_out);
+	close(f.d_in);
+	close(f.d_out);
 }
 
 static void test_relay_held_splice(void **state)
