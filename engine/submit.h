@@ -26,6 +26,9 @@ struct rp_engine_test_hooks {
 	atomic_int fdt_nomem;	  /* the fd table cannot grow */
 	atomic_int closing_nomem; /* the list of closing fds cannot grow */
 	atomic_int zc_fixed_refused; /* the probe asks with an unregistered index: refused */
+	/* send_zc notifications read as uncopied (IORING_NOTIF_USAGE_ZC_COPIED
+	 * cleared), as on a NIC path; loopback and veth always copy */
+	atomic_int zc_uncopied;
 	/* seen, not switched on: the results of the reserved timers' update
 	 * SQEs (rp_timer_rearm), their last one and their count (shard.c) */
 	atomic_int timer_update_res, timer_updates;

@@ -26,6 +26,11 @@
  * - A kernel whose SEND_ZC refuses registered buffers (the runtime's
  *   probe says so): an rp_send_zc from the registered pool goes
  *   unregistered, counted in fixed_fallback, and its bytes arrive.
+ * - rp_send_zc then rp_sendmsg_zc from malloc'd memory: the bytes arrive in
+ *   order, each op's result then its notification, zc_sends and zc_copied
+ *   right; and again with every notification read as uncopied (a NIC
+ *   path's real zero-copy; loopback always copies): no RP_CQE_ZC_COPIED
+ *   for the callers, zc_copied 0.
  * - rp_cancel_fd_op's cancel by fd (more ops on the fd than the SQ holds)
  *   with the list of closing fds unable to grow, while the kernel ends
  *   the fd's multishot recv (ENOBUFS): the recv ends for good, every op on
@@ -1062,6 +1067,161 @@ static void test_send_zc_fixed_refused_falls_back(void **state)
 	close(tzr.file);
 }
 
+/* ======================================================================
+ * rp_send_zc, rp_sendmsg_zc from plain memory: copied, and (the hook)
+ * uncopied notifications
+ * ====================================================================== */
+
+#define ZM_ONE	 32768 /* rp_send_zc's buffer */
+#define ZM_IOV	 3
+#define ZM_PART	 20000 /* each of rp_sendmsg_zc's iovecs */
+#define ZM_TOTAL (ZM_ONE + ZM_IOV * ZM_PART)
+
+static struct {
+	atomic_int done;
+	int c, s;
+	uint8_t *one, *part[ZM_IOV]; /* malloc'd: never the shard's pool */
+	struct iovec iov[ZM_IOV];
+	struct msghdr msg;
+	/* per op (0: rp_send_zc, 1: rp_sendmsg_zc): its callbacks' flags in
+	 * order, how many, its result */
+	unsigned flags[2][4], n[2];
+	int res[2], notif_res[2];
+} tzm;
+
+static void zm_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	unsigned k = (unsigned)(uintptr_t)arg;
+
+	if (tzm.n[k] < 4)
+		tzm.flags[k][tzm.n[k]] = c->flags;
+	tzm.n[k]++;
+	if (c->flags & RP_CQE_NOTIF) {
+		tzm.notif_res[k] = c->res;
+	} else {
+		tzm.res[k] = c->res;
+		/* the vector only once the single send's result is in: the
+		 * stream's order does not hang on the kernel's */
+		if (k == 0)
+			CHECK(rp_sendmsg_zc(sh, tzm.c, &tzm.msg, MSG_NOSIGNAL, zm_cb,
+					    (void *)(uintptr_t)1) != NULL);
+	}
+	if (!(c->flags & RP_CQE_MORE))
+		atomic_fetch_add(&tzm.done, 1);
+}
+
+static int zm_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	CHECK(rp_send_zc(sh, tzm.c, tzm.one, ZM_ONE, MSG_NOSIGNAL, zm_cb, (void *)(uintptr_t)0) !=
+	      NULL);
+	return 0;
+}
+
+/*
+ * One rp_send_zc, then (from its result) one rp_sendmsg_zc of ZM_IOV
+ * iovecs, all from malloc'd memory, over TCP loopback: every byte arrives
+ * in order; each op's callbacks are exactly its result (RP_CQE_MORE, every
+ * byte) then its notification (res 0, RP_CQE_NOTIF, RP_CQE_ZC_COPIED
+ * unless @uncopied); the shard counts both in zc_sends, in zc_copied the
+ * copied ones, none in zc_fixed (no pool buffer) or the error counters.
+ * @uncopied: the zc_uncopied hook makes the notifications read as a NIC
+ * path's real zero-copy (loopback always copies).
+ */
+static void zm_run(bool uncopied)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t *want = malloc(ZM_TOTAL), *rx = malloc(ZM_TOTAL);
+	bool ok, zc;
+	size_t got = 0;
+	double end;
+
+	assert_true(want && rx);
+	memset(&tzm, 0, sizeof(tzm));
+	tcp_pair(&tzm.c, &tzm.s);
+	sock_bufs(tzm.c, tzm.s, 4 << 20);
+	tzm.one = malloc(ZM_ONE);
+	assert_non_null(tzm.one);
+	fill_pattern(tzm.one, ZM_ONE, 0);
+	for (unsigned i = 0; i < ZM_IOV; i++) {
+		tzm.part[i] = malloc(ZM_PART);
+		assert_non_null(tzm.part[i]);
+		fill_pattern(tzm.part[i], ZM_PART, ZM_ONE + (size_t)i * ZM_PART);
+		tzm.iov[i].iov_base = tzm.part[i];
+		tzm.iov[i].iov_len = ZM_PART;
+	}
+	tzm.msg.msg_iov = tzm.iov;
+	tzm.msg.msg_iovlen = ZM_IOV;
+	cfg.init = zm_init;
+	HOOK_SET(zc_uncopied, uncopied);
+	rt = rt_start(&cfg);
+	zc = has_feature(rt, "send_zc=yes") && has_feature(rt, "sendmsg_zc=yes") &&
+	     has_feature(rt, "zc_report_usage=yes");
+	ok = wait_for(&tzm.done, 2, WAIT_S);
+	rt_end_stats(rt, &st);
+	HOOK_SET(zc_uncopied, 0);
+	assert_true(ok);
+	end = now_s() + WAIT_S;
+	while (got < ZM_TOTAL && now_s() < end) {
+		ssize_t r = recv(tzm.s, rx + got, ZM_TOTAL - got, MSG_DONTWAIT);
+
+		if (r > 0)
+			got += (size_t)r;
+		else
+			sleep_ms(1);
+	}
+	assert_int_equal(got, ZM_TOTAL);
+	fill_pattern(want, ZM_TOTAL, 0);
+	assert_memory_equal(rx, want, ZM_TOTAL);
+	assert_int_equal(tzm.res[0], ZM_ONE);
+	assert_int_equal(tzm.res[1], ZM_IOV * ZM_PART);
+	printf("# %s: send_zc flags %#x, %#x; sendmsg_zc %#x, %#x; zc_sends %llu, zc_copied %llu\n",
+	       uncopied ? "uncopied hook" : "as the kernel says", tzm.flags[0][0], tzm.flags[0][1],
+	       tzm.flags[1][0], tzm.flags[1][1], (unsigned long long)st.zc_sends,
+	       (unsigned long long)st.zc_copied);
+	if (!zc) {
+		printf("# skip: no SEND_ZC, SENDMSG_ZC or usage report here: plain sends\n");
+	} else {
+		unsigned notif = RP_CQE_NOTIF | (uncopied ? 0u : RP_CQE_ZC_COPIED);
+
+		for (unsigned k = 0; k < 2; k++) {
+			assert_int_equal(tzm.n[k], 2);
+			assert_int_equal(tzm.flags[k][0], RP_CQE_MORE);
+			assert_int_equal(tzm.flags[k][1], notif);
+			assert_int_equal(tzm.notif_res[k], 0);
+		}
+		assert_int_equal(st.zc_sends, 2);
+		assert_int_equal(st.zc_copied, uncopied ? 0 : 2);
+	}
+	assert_int_equal(st.zc_fixed, 0);
+	assert_int_equal(st.fixed_fallback, 0);
+	assert_int_equal(st.err_other + st.err_reset + st.err_cancelled, 0);
+	close(tzm.c);
+	close(tzm.s);
+	free(tzm.one);
+	for (unsigned i = 0; i < ZM_IOV; i++)
+		free(tzm.part[i]);
+	free(want);
+	free(rx);
+}
+
+/* rp_sendmsg_zc (and rp_send_zc) from plain memory: loopback copies */
+static void test_sendmsg_zc_plain_buffers(void **state)
+{
+	(void)state;
+	zm_run(false);
+}
+
+/* the same with every notification uncopied (the hook): the callers see
+ * no RP_CQE_ZC_COPIED, and zc_copied stays 0 */
+static void test_zc_uncopied_notifications(void **state)
+{
+	(void)state;
+	zm_run(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -1078,6 +1238,8 @@ int main(void)
 		T(test_cancel_fd_op_fallback_without_closing_memory),
 		T(test_unlisted_cancel_fd_leaves_anothers_closing_entry),
 		T(test_send_zc_fixed_refused_falls_back),
+		T(test_sendmsg_zc_plain_buffers),
+		T(test_zc_uncopied_notifications),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);
