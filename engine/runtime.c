@@ -309,6 +309,10 @@ static int probe(struct rp_runtime *rt)
 		rt->sendmsg_zc = io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC);
 		io_uring_free_probe(pr);
 	}
+	if (RP_TEST_HOOK(zc_unsupported) & 1)
+		rt->send_zc = false;
+	if (RP_TEST_HOOK(zc_unsupported) & 2)
+		rt->sendmsg_zc = false;
 	if (rt->send_zc) {
 		/* An unknown zc flag fails the prep with -EINVAL; a known one gets
 		 * as far as looking up fd -1 (-EBADF). */
@@ -961,6 +965,13 @@ const char *rp_runtime_ring_mode(const struct rp_runtime *rt)
 const char *rp_engine_features(const struct rp_runtime *rt)
 {
 	return rt ? rt->features : NULL;
+}
+
+unsigned rp_engine_zc(const struct rp_runtime *rt)
+{
+	if (!rt)
+		return 0;
+	return (rt->send_zc ? RP_ENGINE_SEND_ZC : 0u) | (rt->sendmsg_zc ? RP_ENGINE_SENDMSG_ZC : 0u);
 }
 
 struct rp_shard *rp_shard_self(void)

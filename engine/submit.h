@@ -26,6 +26,10 @@ struct rp_engine_test_hooks {
 	atomic_int fdt_nomem;	  /* the fd table cannot grow */
 	atomic_int closing_nomem; /* the list of closing fds cannot grow */
 	atomic_int zc_fixed_refused; /* the probe asks with an unregistered index: refused */
+	/* the opcode probe says no SEND_ZC (bit 0: then no report nor
+	 * registered form either) or no SENDMSG_ZC (bit 1), as on a kernel
+	 * before 6.0 or 6.1: rp_send_zc, rp_sendmsg_zc send plain */
+	atomic_int zc_unsupported;
 	/* send_zc notifications read as uncopied (IORING_NOTIF_USAGE_ZC_COPIED
 	 * cleared), as on a NIC path; loopback and veth always copy */
 	atomic_int zc_uncopied;

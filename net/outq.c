@@ -207,6 +207,16 @@ static struct rp_outq_stats *shard_st(struct rp_shard *sh)
 		shard_st((q)->sh)->field += (n);                                                   \
 	} while (0)
 
+/* Whether the engine has zero-copy op @what (RP_ENGINE_SEND_ZC,
+ * RP_ENGINE_SENDMSG_ZC): without it rp_send_zc (rp_sendmsg_zc) sends
+ * plain, so the queue sends plain itself and counts no zero-copy send.
+ * Asked each time (two calls, on the big sends' path only): the queue has
+ * no bit left for it in its 256 B. */
+static bool engine_has(const struct rp_outq *q, unsigned what)
+{
+	return rp_engine_zc(rp_shard_runtime(q->sh)) & what;
+}
+
 void rp_outq_shard_stats(struct rp_shard *sh, struct rp_outq_stats *out)
 {
 	*out = *shard_st(sh);
@@ -242,7 +252,8 @@ size_t rp_outq_pending(const struct rp_outq *q)
 
 bool rp_outq_zc(const struct rp_outq *q)
 {
-	return !(q->flags & RP_OUTQ_ZC_OFF) && q->mode == MODE_ZC;
+	return !(q->flags & RP_OUTQ_ZC_OFF) && engine_has(q, RP_ENGINE_SEND_ZC) &&
+	       q->mode == MODE_ZC;
 }
 
 /* ---- nodes ---- */
@@ -422,7 +433,7 @@ static bool wants_zc(struct rp_outq *q, const struct node *n)
 	if (n->zc_end)
 		return n->off < n->zc_end; /* decided; past a piece, the rest is plain */
 	if (n->kind != KIND_PUSH || n->off || n->len < q->zc_threshold ||
-	    (q->flags & RP_OUTQ_ZC_OFF))
+	    (q->flags & RP_OUTQ_ZC_OFF) || !engine_has(q, RP_ENGINE_SEND_ZC))
 		return false;
 	if (q->flags & RP_OUTQ_ZC_ALWAYS)
 		return true;
@@ -438,7 +449,8 @@ static bool wants_zc(struct rp_outq *q, const struct node *n)
  * sendmsg, and probes only by a big push. */
 static bool vec_wants_zc(const struct rp_outq *q, size_t bytes)
 {
-	if (bytes < q->zc_threshold || (q->flags & RP_OUTQ_ZC_OFF))
+	if (bytes < q->zc_threshold || (q->flags & RP_OUTQ_ZC_OFF) ||
+	    !engine_has(q, RP_ENGINE_SENDMSG_ZC))
 		return false;
 	if (q->flags & RP_OUTQ_ZC_ALWAYS)
 		return true;

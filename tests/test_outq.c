@@ -33,6 +33,11 @@
  * and a block given back is used by the next send). RP_TEST_FILTER=pattern
  * runs the matching tests.
  *
+ * Built again on the engine with its test hooks (test_outq_hooks, the
+ * outq-hooks test; RP_ENGINE_TEST_HOOKS) it runs only what needs them: a
+ * kernel without SEND_ZC or SENDMSG_ZC (the probe's answer, zc_unsupported)
+ * gets plain sends counted as plain, never a zc_sends.
+ *
  * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
  * from one run, printed; nothing timed is asserted); RP_OUTQ_MEASURE=dry
  * the one of a dry iovec class (ns a send, dry and not).
@@ -47,6 +52,11 @@
 #include "child_wait.h"
 #include "engine_test.h"
 #include "netns_test.h"
+#ifdef RP_ENGINE_TEST_HOOKS
+#include "submit.h" /* struct rp_engine_test_hooks */
+
+#define HOOK_SET(name, v) atomic_store(&rp_engine_test_hooks.name, (v))
+#endif
 
 #define MAX_BUFS 8192
 
@@ -688,6 +698,54 @@ always:
 	rt_end(rt);
 	vz_free();
 }
+
+#ifdef RP_ENGINE_TEST_HOOKS
+/*
+ * A kernel without the zero-copy ops (the probe's answer, zc_unsupported),
+ * every queue RP_OUTQ_ZC_ALWAYS, so that each big push and each big
+ * gathered vector would go zero-copy: the engine would send them plain
+ * (rp_send_zc, rp_sendmsg_zc fall back), and the queue sends them plain
+ * itself, counted in plain_bytes, never in zc_sends or zc_sendmsgs, no
+ * notification; rp_outq_zc says no. Without SEND_ZC or SENDMSG_ZC (as
+ * before 6.0) the random stream's big pushes; without SENDMSG_ZC alone
+ * (6.0) the vectors of test_vector_zc.
+ */
+static void test_no_zc_in_kernel_counts_plain(void **state)
+{
+	struct rp_outq_opts o = {.flags = RP_OUTQ_ZC_ALWAYS};
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	tcp_pair(&a, &b);
+	HOOK_SET(zc_unsupported, 3);
+	rt = stream(a, b, &o, n_msgs());
+	HOOK_SET(zc_unsupported, 0);
+	assert_int_equal(rp_engine_zc(rt), 0);
+	assert_false(has_feature(rt, "send_zc=yes"));
+	assert_int_equal(P.st.zc_sends, 0);
+	assert_int_equal(P.st.zc_sendmsgs, 0);
+	assert_int_equal(P.st.notifs, 0);
+	assert_int_equal(P.st.zc_bytes + P.st.zc_copied_bytes + P.st.zc_dropped_bytes, 0);
+	assert_int_equal(P.shard.zc_sends, 0);
+	assert_false(P.zc_at_end);
+	rt_end(rt);
+	close(a);
+	close(b);
+
+	HOOK_SET(zc_unsupported, 2);
+	rt = vz_run(RP_OUTQ_ZC_ALWAYS);
+	HOOK_SET(zc_unsupported, 0);
+	assert_int_equal(rp_engine_zc(rt), RP_ENGINE_SEND_ZC);
+	assert_false(has_feature(rt, "sendmsg_zc=yes"));
+	assert_int_equal(VZ.st.zc_sendmsgs, 0);
+	assert_int_equal(VZ.st.zc_sends, 0); /* no push reaches 16 KB alone */
+	assert_int_equal(VZ.st.notifs, 0);
+	assert_int_equal(VZ.st.plain_bytes, VZ.total);
+	rt_end(rt);
+	vz_free();
+}
+#endif
 
 /* rp_peer_is_local: true for a loopback pair (the address test) and for
  * a socket on 127.0.0.1 connected to this host's own non-loopback address
@@ -2519,5 +2577,16 @@ int main(int argc, char **argv)
 	}
 	watchdog("test_outq", 170);
 	test_filter_from_env();
+#ifdef RP_ENGINE_TEST_HOOKS
+	{
+		/* the hooks build: only what needs them (the rest is test_outq's) */
+		const struct CMUnitTest hooked[] = {
+			cmocka_unit_test(test_no_zc_in_kernel_counts_plain),
+		};
+
+		(void)tests;
+		return cmocka_run_group_tests(hooked, NULL, NULL);
+	}
+#endif
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

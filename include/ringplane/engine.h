@@ -662,6 +662,17 @@ const char *rp_engine_error(void);
  * @rt NULL. */
 const char *rp_engine_features(const struct rp_runtime *rt);
 
+/* The zero-copy sends @rt's kernel has (probed at rp_runtime_create):
+ * RP_ENGINE_SEND_ZC, rp_send_zc goes by IORING_OP_SEND_ZC (Linux 6.0);
+ * RP_ENGINE_SENDMSG_ZC, rp_sendmsg_zc goes by IORING_OP_SENDMSG_ZC (6.1).
+ * Without its bit the call sends plain: one callback, no notification.
+ * 0 for @rt NULL. */
+enum {
+	RP_ENGINE_SEND_ZC = 1u << 0,
+	RP_ENGINE_SENDMSG_ZC = 1u << 1,
+};
+unsigned rp_engine_zc(const struct rp_runtime *rt);
+
 #ifdef __cplusplus
 }
 #endif

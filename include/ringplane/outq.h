@@ -68,6 +68,9 @@
  *   does, and each buffer it covered is released only at that
  *   notification. A socket in plain mode sends them by sendmsg; there is
  *   no probe by a vector.
+ * - A kernel without SEND_ZC (before 6.0) or SENDMSG_ZC (6.1), as
+ *   rp_engine_zc reports it: big pushes (gathered vectors) go by plain
+ *   sends, counted in plain_bytes and never in zc_sends (zc_sendmsgs).
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
  * zero-copy notification are not counted) may not pass opts.max_bytes
@@ -252,7 +255,8 @@ void rp_outq_close(struct rp_outq *q);
 /* Bytes queued and not yet sent (in flight included). Owning shard only. */
 size_t rp_outq_pending(const struct rp_outq *q);
 
-/* Whether the socket is on zero-copy sends now. Owning shard only. */
+/* Whether the socket is on zero-copy sends now (never on a kernel without
+ * SEND_ZC: rp_engine_zc). Owning shard only. */
 bool rp_outq_zc(const struct rp_outq *q);
 
 /* This queue's counters. Owning shard only. */
