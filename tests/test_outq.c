@@ -36,7 +36,11 @@
  * Built again on the engine with its test hooks (test_outq_hooks, the
  * outq-hooks test; RP_ENGINE_TEST_HOOKS) it runs only what needs them: a
  * kernel without SEND_ZC or SENDMSG_ZC (the probe's answer, zc_unsupported)
- * gets plain sends counted as plain, never a zc_sends.
+ * gets plain sends counted as plain, never a zc_sends; and over the veth
+ * pair, its near end behind a bridge (remote to the local-peer lookup),
+ * with notifications read uncopied (zc_uncopied: a NIC path's real
+ * zero-copy) the trial proves zero-copy and the queue stays on it, or a
+ * probe after a copied trial takes it back to zero-copy.
  *
  * RP_OUTQ_MEASURE=1 runs the measurement of docs/net.md instead (ratios
  * from one run, printed; nothing timed is asserted); RP_OUTQ_MEASURE=dry
@@ -94,6 +98,8 @@ static struct {
 	/* batching */
 	unsigned batch_n;
 	bool manual;
+	/* hooks build: notifications read uncopied once the queue switched */
+	bool uncopy_after_switch;
 } P;
 
 static uint64_t xs(uint64_t *s)
@@ -129,6 +135,19 @@ static void on_release(void *arg, const void *buf, size_t len)
 		atomic_fetch_add(&P.double_release, 1);
 	free(b->p);
 	b->p = NULL;
+#ifdef RP_ENGINE_TEST_HOOKS
+	/* the trial's push is released after its notification switched the
+	 * queue and before 256 KB more went plain (FIFO): set here, the hook
+	 * is on before any probe can go out. stream() has every buffer
+	 * released before it closes the queue: P.q is live. */
+	if (P.uncopy_after_switch) {
+		struct rp_outq_stats st;
+
+		rp_outq_stats(P.q, &st);
+		if (st.switched)
+			HOOK_SET(zc_uncopied, 1);
+	}
+#endif
 	atomic_fetch_add(&P.releases, 1);
 }
 
@@ -338,8 +357,10 @@ static struct rp_runtime *stream(int a, int b, const struct rp_outq_opts *opts, 
 	struct rp_runtime *rt;
 	struct reader rd;
 	pthread_t th;
+	bool uncopy = P.uncopy_after_switch; /* kept: hooks build */
 
 	memset(&P, 0, sizeof(P));
+	P.uncopy_after_switch = uncopy;
 	P.seed = 0x9e3779b97f4a7c15ull ^ msgs;
 	P.seed_rounds = 0x2545f4914f6cdd1dull;
 	P.fd = a;
@@ -856,17 +877,124 @@ static void test_veth_in_ns(void **state)
 	close(b);
 }
 
+#ifdef RP_ENGINE_TEST_HOOKS
+/*
+ * A peer behind a bridge (its route not followed: remote, as behind a
+ * NIC; veth_child) with every notification read uncopied, as a NIC
+ * path's real zero-copy: the trial proves it (counted in zc_bytes, neither copied nor
+ * dropped), the queue never switches nor probes, the big pushes behind the
+ * trial go by SEND_ZC too, and it ends in zero-copy mode.
+ */
+static void test_veth_uncopied_stays_zc(void **state)
+{
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	a = tcp_connect(&V.addr);
+	assert_true(a >= 0);
+	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(b >= 0);
+	HOOK_SET(zc_uncopied, 1);
+	rt = stream(a, b, &o, n_msgs() / 2);
+	HOOK_SET(zc_uncopied, 0);
+	if (!zc_reported(rt)) {
+		print_message("# SKIP uncopied checks: %s\n", rp_engine_features(rt));
+	} else {
+		assert_int_equal(P.st.local_plain, 0);
+		assert_true(P.st.zc_sends >= 2); /* the trial, and proven ones after it */
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+		assert_int_equal(P.st.switched, 0);
+		assert_int_equal(P.st.probes, 0);
+		assert_int_equal(P.st.zc_copied_bytes, 0);
+		assert_int_equal(P.st.zc_dropped_bytes, 0);
+		assert_true(P.st.zc_bytes > 16384); /* more than the trial's piece */
+		assert_true(P.zc_at_end);
+		assert_int_equal(P.shard.zc_bytes, P.st.zc_bytes);
+		assert_int_equal(P.shard.switched, 0);
+	}
+	rt_end(rt);
+	close(a);
+	close(b);
+}
+
+/*
+ * The same peer, the trial copied (as veth really does): the queue
+ * switches to plain; from then on notifications read uncopied, so the
+ * next probe (due every 256 KB of plain bytes) finds zero-copy and the
+ * queue goes back to it for good: one switch, exactly one probe (the
+ * hook is set at the trial's release, before a probe can be due: on_release),
+ * bytes counted zero-copied after it, and zero-copy mode at the end.
+ */
+static void test_veth_uncopied_probe_returns(void **state)
+{
+	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = 256 * 1024};
+	struct rp_runtime *rt;
+	int a, b;
+
+	(void)state;
+	a = tcp_connect(&V.addr);
+	assert_true(a >= 0);
+	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(b >= 0);
+	HOOK_SET(zc_uncopied, 0);
+	P.uncopy_after_switch = true; /* stream() keeps it */
+	rt = stream(a, b, &o, n_msgs() / 2);
+	P.uncopy_after_switch = false;
+	HOOK_SET(zc_uncopied, 0);
+	if (!zc_reported(rt)) {
+		print_message("# SKIP uncopied checks: %s\n", rp_engine_features(rt));
+	} else {
+		assert_int_equal(P.st.local_plain, 0);
+		assert_int_equal(P.st.switched, 1);
+		assert_int_equal(P.st.probes, 1); /* the hook was on before it */
+		assert_int_equal(P.st.zc_copied_bytes, 16384); /* the trial's piece alone */
+		assert_int_equal(P.st.zc_dropped_bytes, 0);
+		assert_true(P.st.zc_bytes > 0);
+		assert_int_equal(P.st.notifs, P.st.zc_sends);
+		assert_true(P.zc_at_end);
+	}
+	rt_end(rt);
+	close(a);
+	close(b);
+}
+#endif
+
 /* The re-executed child: 0 passed, 1 failed, 77 skipped (printed why). */
 static int veth_child(void)
 {
+#ifdef RP_ENGINE_TEST_HOOKS
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_veth_uncopied_stays_zc),
+					   cmocka_unit_test(test_veth_uncopied_probe_returns)};
+#else
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_veth_in_ns)};
+#endif
 	struct netns_veth v;
 	int one = 1, rc;
 
+#ifdef RP_ENGINE_TEST_HOOKS
+	(void)test_veth_in_ns; /* test_outq's */
+#endif
 	rc = netns_enter("veth");
 	if (rc == 0)
 		rc = netns_veth_make(&v, "veth", "rp_to0", "10.232.0.1/30", "rp_to1",
 				     "10.232.0.2/30", (unsigned)VETH_WAIT_S);
+#ifdef RP_ENGINE_TEST_HOOKS
+	/* the near end a bridge's port, the address on the bridge: the
+	 * route leaves by the bridge, which the local-peer lookup does not
+	 * follow (peer.c), so an uncopied notification is no reset's but a
+	 * real zero-copy, as behind a NIC */
+	if (rc == 0 && system("ip addr del 10.232.0.1/30 dev rp_to0 && "
+			      "ip link add rp_tobr type bridge && "
+			      "ip link set rp_to0 master rp_tobr && "
+			      "ip addr add 10.232.0.1/30 dev rp_tobr && ip link set rp_tobr up") != 0) {
+		printf("# veth: SKIP: cannot put the veth behind a bridge here\n");
+		fflush(stdout);
+		netns_veth_end(&v);
+		rc = 77;
+	}
+#endif
 	if (rc)
 		return rc;
 	memset(&V.addr, 0, sizeof(V.addr));
@@ -2582,6 +2710,7 @@ int main(int argc, char **argv)
 		/* the hooks build: only what needs them (the rest is test_outq's) */
 		const struct CMUnitTest hooked[] = {
 			cmocka_unit_test(test_no_zc_in_kernel_counts_plain),
+			cmocka_unit_test(test_veth),
 		};
 
 		(void)tests;
