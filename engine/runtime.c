@@ -971,7 +971,8 @@ unsigned rp_engine_zc(const struct rp_runtime *rt)
 {
 	if (!rt)
 		return 0;
-	return (rt->send_zc ? RP_ENGINE_SEND_ZC : 0u) | (rt->sendmsg_zc ? RP_ENGINE_SENDMSG_ZC : 0u);
+	return (rt->send_zc ? RP_ENGINE_SEND_ZC : 0u) |
+	       (rt->sendmsg_zc ? RP_ENGINE_SENDMSG_ZC : 0u);
 }
 
 struct rp_shard *rp_shard_self(void)

@@ -948,7 +948,7 @@ static void test_veth_uncopied_probe_returns(void **state)
 	} else {
 		assert_int_equal(P.st.local_plain, 0);
 		assert_int_equal(P.st.switched, 1);
-		assert_int_equal(P.st.probes, 1); /* the hook was on before it */
+		assert_int_equal(P.st.probes, 1);	       /* the hook was on before it */
 		assert_int_equal(P.st.zc_copied_bytes, 16384); /* the trial's piece alone */
 		assert_int_equal(P.st.zc_dropped_bytes, 0);
 		assert_true(P.st.zc_bytes > 0);
@@ -985,10 +985,11 @@ static int veth_child(void)
 	 * route leaves by the bridge, which the local-peer lookup does not
 	 * follow (peer.c), so an uncopied notification is no reset's but a
 	 * real zero-copy, as behind a NIC */
-	if (rc == 0 && system("ip addr del 10.232.0.1/30 dev rp_to0 && "
-			      "ip link add rp_tobr type bridge && "
-			      "ip link set rp_to0 master rp_tobr && "
-			      "ip addr add 10.232.0.1/30 dev rp_tobr && ip link set rp_tobr up") != 0) {
+	if (rc == 0 &&
+	    system("ip addr del 10.232.0.1/30 dev rp_to0 && "
+		   "ip link add rp_tobr type bridge && "
+		   "ip link set rp_to0 master rp_tobr && "
+		   "ip addr add 10.232.0.1/30 dev rp_tobr && ip link set rp_tobr up") != 0) {
 		printf("# veth: SKIP: cannot put the veth behind a bridge here\n");
 		fflush(stdout);
 		netns_veth_end(&v);
