@@ -28,6 +28,8 @@ void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot)
 	n->cleanup = -1;
 }
 
+static int run_argv(char **argv);
+
 /* @cmd ("ip ...", words split at spaces) run as a child in its own process
  * group, registered for the SIGINT/SIGTERM cleanup while it runs (system()
  * would ignore SIGINT while waiting, and a SIGTERM could leave an `ip netns
@@ -37,8 +39,6 @@ static int sh_cmd(const char *cmd)
 {
 	char buf[512], *argv[24], *save = NULL;
 	size_t n = 0;
-	pid_t pid;
-	int st;
 
 	if (snprintf(buf, sizeof(buf), "%s", cmd) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
@@ -50,6 +50,52 @@ static int sh_cmd(const char *cmd)
 	if (!n)
 		return -EINVAL;
 	argv[n] = NULL;
+	return run_argv(argv);
+}
+
+/* RP_BENCH_VETH_RPS=<hex mask>: written to rx-0/rps_cpus of both ends (the
+ * namespace's through `ip netns exec`, which mounts its own /sys);
+ * RP_BENCH_VETH_GRO=1: `ethtool -K <end> gro on` on both ends (veth's NAPI
+ * receive path, no XDP program needed; TSO'd TCP skbs from the peer still
+ * take netif_rx, so TCP rows see no change). Unset: the pair as made. An
+ * experiment's knobs for the receive side's reordering (the zc suite's
+ * veth rows); a failure is reported on stderr and the run goes on. */
+static void veth_tune(const char *ns, const char *host_if, const char *ns_if)
+{
+	const char *rps = getenv("RP_BENCH_VETH_RPS"), *gro = getenv("RP_BENCH_VETH_GRO");
+	char script[160], ip_ns[64];
+
+	snprintf(ip_ns, sizeof(ip_ns), "%s", ns);
+	if (rps && *rps && strlen(rps) <= 16 && strspn(rps, "0123456789abcdefABCDEF,") == strlen(rps)) {
+		const char *ends[2] = { host_if, ns_if };
+
+		for (int i = 0; i < 2; i++) {
+			char *argv[] = { "ip", "netns", "exec", ip_ns, "sh", "-c", script, NULL };
+
+			snprintf(script, sizeof(script), "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus",
+				 rps, ends[i]);
+			/* the host's end in our own namespace: plain sh -c */
+			if (run_argv(i == 0 ? argv + 4 : argv))
+				fprintf(stderr, "netns: RP_BENCH_VETH_RPS: `%s` failed\n", script);
+		}
+	}
+	if (gro && !strcmp(gro, "1")) {
+		char h[32], n2[32];
+
+		snprintf(h, sizeof(h), "%s", host_if);
+		snprintf(n2, sizeof(n2), "%s", ns_if);
+		if (run_argv((char *[]){ "ethtool", "-K", h, "gro", "on", NULL }))
+			fprintf(stderr, "netns: RP_BENCH_VETH_GRO: ethtool -K %s gro on failed\n", h);
+		if (run_argv((char *[]){ "ip", "netns", "exec", ip_ns, "ethtool", "-K", n2, "gro", "on", NULL }))
+			fprintf(stderr, "netns: RP_BENCH_VETH_GRO: ethtool -K %s gro on failed\n", n2);
+	}
+}
+
+static int run_argv(char **argv)
+{
+	pid_t pid;
+	int st;
+
 	pid = rp_cleanup_fork();
 	if (pid < 0)
 		return pid;
@@ -256,6 +302,7 @@ int rp_netns_up(struct rp_netns *n, char *why, size_t whysz)
 			rp_netns_down(n);
 			return -EIO;
 		}
+	veth_tune(n->ns, n->host_if, n->ns_if);
 	/* IPv4 addresses need no duplicate address detection: usable at once */
 	return 0;
 }
