@@ -54,40 +54,29 @@ static int sh_cmd(const char *cmd)
 }
 
 /* RP_BENCH_VETH_RPS=<hex mask>: written to rx-0/rps_cpus of both ends (the
- * namespace's through `ip netns exec`, which mounts its own /sys);
- * RP_BENCH_VETH_GRO=1: `ethtool -K <end> gro on` on both ends (veth's NAPI
- * receive path, no XDP program needed; TSO'd TCP skbs from the peer still
- * take netif_rx, so TCP rows see no change). Unset: the pair as made. An
- * experiment's knobs for the receive side's reordering (the zc suite's
- * veth rows); a failure is reported on stderr and the run goes on. */
+ * namespace's through `ip netns exec`, which mounts its own /sys). Unset:
+ * the pair as made. The knob of docs/net.md's "Adaptive over veth: the
+ * receive side's reordering" (veth receives on the sending CPU: a flow
+ * sent from both CPUs lands in two backlogs and is reordered); a failure
+ * is reported on stderr and the run goes on. */
 static void veth_tune(const char *ns, const char *host_if, const char *ns_if)
 {
-	const char *rps = getenv("RP_BENCH_VETH_RPS"), *gro = getenv("RP_BENCH_VETH_GRO");
+	const char *rps = getenv("RP_BENCH_VETH_RPS");
+	const char *ends[2] = { host_if, ns_if };
 	char script[160], ip_ns[64];
 
+	if (!rps || !*rps || strlen(rps) > 16 ||
+	    strspn(rps, "0123456789abcdefABCDEF,") != strlen(rps))
+		return;
 	snprintf(ip_ns, sizeof(ip_ns), "%s", ns);
-	if (rps && *rps && strlen(rps) <= 16 && strspn(rps, "0123456789abcdefABCDEF,") == strlen(rps)) {
-		const char *ends[2] = { host_if, ns_if };
+	for (int i = 0; i < 2; i++) {
+		char *argv[] = { "ip", "netns", "exec", ip_ns, "sh", "-c", script, NULL };
 
-		for (int i = 0; i < 2; i++) {
-			char *argv[] = { "ip", "netns", "exec", ip_ns, "sh", "-c", script, NULL };
-
-			snprintf(script, sizeof(script), "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus",
-				 rps, ends[i]);
-			/* the host's end in our own namespace: plain sh -c */
-			if (run_argv(i == 0 ? argv + 4 : argv))
-				fprintf(stderr, "netns: RP_BENCH_VETH_RPS: `%s` failed\n", script);
-		}
-	}
-	if (gro && !strcmp(gro, "1")) {
-		char h[32], n2[32];
-
-		snprintf(h, sizeof(h), "%s", host_if);
-		snprintf(n2, sizeof(n2), "%s", ns_if);
-		if (run_argv((char *[]){ "ethtool", "-K", h, "gro", "on", NULL }))
-			fprintf(stderr, "netns: RP_BENCH_VETH_GRO: ethtool -K %s gro on failed\n", h);
-		if (run_argv((char *[]){ "ip", "netns", "exec", ip_ns, "ethtool", "-K", n2, "gro", "on", NULL }))
-			fprintf(stderr, "netns: RP_BENCH_VETH_GRO: ethtool -K %s gro on failed\n", n2);
+		snprintf(script, sizeof(script), "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus",
+			 rps, ends[i]);
+		/* the host's end in our own namespace: plain sh -c */
+		if (run_argv(i == 0 ? argv + 4 : argv))
+			fprintf(stderr, "netns: RP_BENCH_VETH_RPS: `%s` failed\n", script);
 	}
 }
 
