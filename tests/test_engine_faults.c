@@ -31,12 +31,17 @@
  *   right; and again with every notification read as uncopied (a NIC
  *   path's real zero-copy; loopback always copies): no RP_CQE_ZC_COPIED
  *   for the callers, zc_copied 0.
+ * - A linked close behind an op that ignores the stop's cancel: the exit
+ *   does not wait 1 s for it, and the fd is closed once the shard's thread
+ *   is joined (no leak), with no late close by the kernel.
  * - rp_cancel_fd_op's cancel by fd (more ops on the fd than the SQ holds)
  *   with the list of closing fds unable to grow, while the kernel ends
  *   the fd's multishot recv (ENOBUFS): the recv ends for good, every op on
  *   the fd ends, nothing is left in flight and the fd stays open.
  */
+#include <dirent.h>
 #include <poll.h>
+#include <sys/stat.h>
 
 #include "engine_test.h"
 #include "submit.h" /* struct rp_engine_test_hooks */
@@ -1222,6 +1227,119 @@ static void test_zc_uncopied_notifications(void **state)
 	zm_run(true);
 }
 
+/* ======================================================================
+ * a linked close behind an op that ignores the stop's cancel
+ * ====================================================================== */
+
+static struct {
+	atomic_int armed, close_cbs;
+	int c, s;  /* the recv's pair: nothing is sent on c while the shard runs */
+	int x, xw; /* x: the pipe end handed to the linked rp_close */
+	char buf[16];
+} tli;
+
+static void li_close_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	(void)sh;
+	(void)arg;
+	(void)c;
+	atomic_fetch_add(&tli.close_cbs, 1);
+}
+
+static int li_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	op = rp_recv(sh, tli.s, tli.buf, sizeof(tli.buf), 0, NULL, NULL);
+	CHECK(op != NULL);
+	CHECK(op && rp_link_next(sh, op) == 0);
+	CHECK(rp_close(sh, tli.x, li_close_cb, NULL) != NULL);
+	atomic_store(&tli.armed, 1);
+	return 0;
+}
+
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A recv that no cancel ends (the stop's cancel-any made a NOP: as io-wq
+ * work that ignores its cancel), an rp_close of a pipe end linked behind
+ * it. The stop's deadline (50 ms) ends the loop; the exit used to wait
+ * 1 s more for the close (eng_linked_close_settle), then leave it to the
+ * kernel, which never ran it: the pipe end leaked. Now the exit waits
+ * no more than one look at the CQ, and the close is done once the shard's thread is
+ * joined. And it is the only one: data that ends the recv after the join
+ * runs no close of the kernel's on the number (/dev/null put there stays).
+ */
+static void test_linked_close_behind_stuck_op_exits_promptly(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_runtime *rt;
+	struct stat st_nul, st_x;
+	int p[2], before, after, nul;
+	double t0, took;
+
+	(void)state;
+	memset(&tli, 0, sizeof(tli));
+	before = fd_count();
+	tcp_pair(&tli.c, &tli.s);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	tli.x = p[0];
+	tli.xw = p[1];
+	cfg.init = li_init;
+	cfg.stop_timeout_ms = 50;
+	HOOK_SET(cancel_any_ignored, 1);
+	rt = rt_start(&cfg);
+	assert_true(wait_for(&tli.armed, 1, WAIT_S));
+	sleep_ms(50); /* the loop submitted the chain: the recv waits, the close behind it */
+	t0 = now_s();
+	rp_runtime_stop(rt);
+	assert_int_equal(rp_runtime_wait(rt), 0);
+	took = now_s() - t0;
+	HOOK_SET(cancel_any_ignored, 0);
+	errno = 0;
+	print_message("# exit %.0f ms after the stop (deadline 50 ms); x %s after the wait\n",
+		      took * 1e3, fcntl(tli.x, F_GETFD) < 0 && errno == EBADF ? "closed" : "OPEN");
+	/* the 50 ms deadline, slack for a loaded machine; 1.05 s before */
+	assert_true(took < 0.5);
+	/* closed by the wait: the number is free */
+	errno = 0;
+	assert_true(fcntl(tli.x, F_GETFD) < 0 && errno == EBADF);
+	assert_int_equal(atomic_load(&tli.close_cbs), 0); /* no callback after the loop */
+	/* a file of ours on the number; the recv ends (data) with the ring
+	 * still open: the kernel runs no linked close of it now */
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(nul >= 0);
+	if (nul != tli.x)
+		assert_int_equal(dup3(nul, tli.x, O_CLOEXEC), tli.x);
+	assert_int_equal(write(tli.c, "z", 1), 1);
+	sleep_ms(50);
+	assert_int_equal(fstat(nul, &st_nul), 0);
+	assert_int_equal(fstat(tli.x, &st_x), 0);
+	assert_true(st_nul.st_ino == st_x.st_ino && st_nul.st_dev == st_x.st_dev);
+	rp_runtime_destroy(rt);
+	sleep_ms(20);
+	assert_int_equal(fstat(tli.x, &st_x), 0); /* nor at the ring's teardown */
+	close(tli.x);
+	if (nul != tli.x)
+		close(nul);
+	close(tli.xw);
+	close(tli.c);
+	close(tli.s);
+	after = fd_count();
+	assert_int_equal(after, before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest all[] = {
@@ -1240,6 +1358,7 @@ int main(void)
 		T(test_send_zc_fixed_refused_falls_back),
 		T(test_sendmsg_zc_plain_buffers),
 		T(test_zc_uncopied_notifications),
+		T(test_linked_close_behind_stuck_op_exits_promptly),
 	};
 
 	return ENGINE_TEST_RUN("engine-faults", all);
