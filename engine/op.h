@@ -43,6 +43,7 @@ static inline void eng_op_init(struct rp_shard *sh, struct rp_op *op, uint8_t ki
 	op->cb = cb;
 	op->arg = arg;
 	op->kind = kind;
+	op->zst = 0;
 	op->flags = 0;
 	op->fd = -1;
 	op->next = NULL;

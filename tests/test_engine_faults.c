@@ -31,6 +31,11 @@
  *   right; and again with every notification read as uncopied (a NIC
  *   path's real zero-copy; loopback always copies): no RP_CQE_ZC_COPIED
  *   for the callers, zc_copied 0.
+ * - A kernel whose SEND_ZC refuses a registered buffer at run time, after
+ *   the probe said yes (an index never registered: -EFAULT): the send goes
+ *   again unregistered, once (fixed_fallback), the caller sees one result
+ *   and one notification, later sends go unregistered, the bytes arrive
+ *   once and in order.
  * - A linked close behind an op that ignores the stop's cancel: the exit
  *   does not wait 1 s for it, and the fd is closed once the shard's thread
  *   is joined (no leak), with no late close by the kernel.
@@ -1228,6 +1233,148 @@ static void test_zc_uncopied_notifications(void **state)
 }
 
 /* ======================================================================
+ * SEND_ZC refusing a registered buffer at run time
+ * ====================================================================== */
+
+#define ZX_LEN 16384
+#define ZX_N   3
+
+static struct {
+	atomic_int done;
+	int c;
+	uint8_t *buf[ZX_N];
+	int res[ZX_N], results[ZX_N], notifs[ZX_N];
+	bool registered;
+} tzx;
+
+static void zx_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c);
+
+static void zx_send(struct rp_shard *sh, int i)
+{
+	CHECK(rp_send_zc(sh, tzx.c, tzx.buf[i], ZX_LEN, MSG_NOSIGNAL, zx_cb,
+			 (void *)(intptr_t)i) != NULL);
+}
+
+static void zx_cb(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
+{
+	int i = (int)(intptr_t)arg;
+
+	if (c->flags & RP_CQE_NOTIF) {
+		tzx.notifs[i]++;
+	} else {
+		tzx.results[i]++;
+		tzx.res[i] = c->res;
+	}
+	if (c->flags & RP_CQE_MORE)
+		return;
+	rp_pool_free(tzx.buf[i]);
+	/* the third goes after the shard learnt of the refusal */
+	if (i == 0)
+		zx_send(sh, 2);
+	atomic_fetch_add(&tzx.done, 1);
+}
+
+static int zx_init(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < ZX_N; i++) {
+		tzx.buf[i] = rp_pool_alloc(rp_shard_pool(sh), ZX_LEN);
+		CHECK(tzx.buf[i] != NULL);
+		if (!tzx.buf[i]) {
+			atomic_store(&tzx.done, ZX_N);
+			return 0;
+		}
+		fill_pattern(tzx.buf[i], ZX_LEN, (size_t)i * ZX_LEN);
+	}
+	/* both from registered buffers, both refused by the kernel */
+	zx_send(sh, 0);
+	zx_send(sh, 1);
+	return 0;
+}
+
+/*
+ * The probe says SEND_ZC takes registered buffers, and then the kernel
+ * refuses the index of each (a test hook names one never registered:
+ * -EFAULT). Each refused send goes again unregistered, once, from the
+ * same memory: the caller sees one result (all its bytes) and one
+ * notification per send; the shard sends unregistered from then on (the
+ * third send, made after); the bytes arrive once and in order. Before,
+ * the caller got -EFAULT and its bytes never went.
+ */
+static void test_send_zc_fixed_refused_at_run_time_resends(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	static uint8_t want[ZX_N * ZX_LEN], rx[ZX_N * ZX_LEN + 1];
+	double end;
+	size_t got = 0;
+	bool ok;
+	int s;
+
+	(void)state;
+	memset(&tzx, 0, sizeof(tzx));
+	tcp_pair(&tzx.c, &s);
+	sock_bufs(tzx.c, s, 4 << 20);
+	cfg.register_buffers = true;
+	cfg.init = zx_init;
+	HOOK_SET(zc_fixed_bad_index, 1);
+	rt = rt_start(&cfg);
+	if (!has_feature(rt, "send_zc_fixed=yes")) {
+		HOOK_SET(zc_fixed_bad_index, 0);
+		ok = wait_for(&tzx.done, ZX_N, WAIT_S);
+		rt_end(rt);
+		close(tzx.c);
+		close(s);
+		assert_true(ok);
+		skip();
+	}
+	ok = wait_for(&tzx.done, ZX_N, WAIT_S);
+	HOOK_SET(zc_fixed_bad_index, 0);
+	rt_end_stats(rt, &st);
+	assert_true(ok);
+	/* the shard's registration took: from its pool, either counter moves */
+	tzx.registered = st.zc_fixed || st.fixed_fallback;
+	printf("# registered %d; res %d %d %d; results %d %d %d, notifications %d %d %d; "
+	       "zc_fixed %llu, fixed_fallback %llu\n",
+	       tzx.registered, tzx.res[0], tzx.res[1], tzx.res[2], tzx.results[0],
+	       tzx.results[1], tzx.results[2], tzx.notifs[0], tzx.notifs[1], tzx.notifs[2],
+	       (unsigned long long)st.zc_fixed, (unsigned long long)st.fixed_fallback);
+	if (!tzx.registered) {
+		close(tzx.c);
+		close(s);
+		printf("# skip: buffer registration refused here: nothing sent fixed\n");
+		skip();
+	}
+	for (int i = 0; i < ZX_N; i++) {
+		assert_int_equal(tzx.res[i], ZX_LEN);
+		assert_int_equal(tzx.results[i], 1);
+		assert_int_equal(tzx.notifs[i], 1);
+	}
+	/* the first two sent fixed (refused); their two resends and the
+	 * third, prepared unregistered */
+	assert_int_equal(st.zc_fixed, 2);
+	assert_int_equal(st.fixed_fallback, 3);
+	fill_pattern(want, sizeof(want), 0);
+	end = now_s() + WAIT_S;
+	while (got < sizeof(want) && now_s() < end) {
+		ssize_t n = recv(s, rx + got, sizeof(rx) - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			sleep_ms(1);
+	}
+	assert_int_equal(got, sizeof(want));
+	assert_memory_equal(rx, want, sizeof(want));
+	/* nothing more: each byte went once */
+	sleep_ms(20);
+	assert_int_equal(recv(s, rx, sizeof(rx), MSG_DONTWAIT), -1);
+	close(tzx.c);
+	close(s);
+}
+
+/* ======================================================================
  * a linked close behind an op that ignores the stop's cancel
  * ====================================================================== */
 
@@ -1358,6 +1505,7 @@ int main(void)
 		T(test_send_zc_fixed_refused_falls_back),
 		T(test_sendmsg_zc_plain_buffers),
 		T(test_zc_uncopied_notifications),
+		T(test_send_zc_fixed_refused_at_run_time_resends),
 		T(test_linked_close_behind_stuck_op_exits_promptly),
 	};
 
