@@ -35,7 +35,8 @@
  *   the probe said yes (an index never registered: -EFAULT): the send goes
  *   again unregistered, once (fixed_fallback), the caller sees one result
  *   and one notification, later sends go unregistered, the bytes arrive
- *   once and in order.
+ *   once and in order; a send cancelled before its refusal came is not
+ *   sent again (the refusal is the caller's, no byte goes).
  * - A linked close behind an op that ignores the stop's cancel: the exit
  *   does not wait 1 s for it, and the fd is closed once the shard's thread
  *   is joined (no leak), with no late close by the kernel.
@@ -1374,6 +1375,69 @@ static void test_send_zc_fixed_refused_at_run_time_resends(void **state)
 	close(s);
 }
 
+static int zx_cancel_init(struct rp_shard *sh, void *arg)
+{
+	struct rp_op *op;
+
+	(void)arg;
+	tzx.buf[1] = rp_pool_alloc(rp_shard_pool(sh), ZX_LEN);
+	CHECK(tzx.buf[1] != NULL);
+	if (!tzx.buf[1]) {
+		atomic_store(&tzx.done, 1);
+		return 0;
+	}
+	fill_pattern(tzx.buf[1], ZX_LEN, 0);
+	op = rp_send_zc(sh, tzx.c, tzx.buf[1], ZX_LEN, MSG_NOSIGNAL, zx_cb,
+			 (void *)(intptr_t)1);
+	CHECK(op != NULL);
+	CHECK(op && rp_cancel(sh, op, NULL, NULL) != NULL);
+	return 0;
+}
+
+/*
+ * The same refusal of a send its caller cancelled before the result came
+ * (rp_cancel; rp_close marks the fd's ops the same way): not sent again,
+ * the refusal is the caller's, and no byte goes (a resend could reach a
+ * number another file took after the close).
+ */
+static void test_send_zc_fixed_refused_cancelled_not_resent(void **state)
+{
+	struct rp_runtime_config cfg = base_cfg(1);
+	struct rp_shard_stats st;
+	struct rp_runtime *rt;
+	uint8_t rx[64];
+	bool ok;
+	int s;
+
+	(void)state;
+	memset(&tzx, 0, sizeof(tzx));
+	tcp_pair(&tzx.c, &s);
+	cfg.register_buffers = true;
+	cfg.init = zx_cancel_init;
+	HOOK_SET(zc_fixed_bad_index, 1);
+	rt = rt_start(&cfg);
+	ok = wait_for(&tzx.done, 1, WAIT_S);
+	HOOK_SET(zc_fixed_bad_index, 0);
+	rt_end_stats(rt, &st);
+	assert_true(ok);
+	printf("# res %d, results %d, notifications %d; zc_fixed %llu, fixed_fallback %llu\n",
+	       tzx.res[1], tzx.results[1], tzx.notifs[1], (unsigned long long)st.zc_fixed,
+	       (unsigned long long)st.fixed_fallback);
+	if (!st.zc_fixed) {
+		close(tzx.c);
+		close(s);
+		printf("# skip: no send from a registered buffer here\n");
+		skip();
+	}
+	assert_int_equal(tzx.results[1], 1);
+	assert_true(tzx.res[1] == -EFAULT || tzx.res[1] == -ECANCELED);
+	assert_int_equal(st.fixed_fallback, 0);
+	sleep_ms(20);
+	assert_int_equal(recv(s, rx, sizeof(rx), MSG_DONTWAIT), -1);
+	close(tzx.c);
+	close(s);
+}
+
 /* ======================================================================
  * a linked close behind an op that ignores the stop's cancel
  * ====================================================================== */
@@ -1506,6 +1570,7 @@ int main(void)
 		T(test_sendmsg_zc_plain_buffers),
 		T(test_zc_uncopied_notifications),
 		T(test_send_zc_fixed_refused_at_run_time_resends),
+		T(test_send_zc_fixed_refused_cancelled_not_resent),
 		T(test_linked_close_behind_stuck_op_exits_promptly),
 	};
 
