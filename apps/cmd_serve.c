@@ -261,10 +261,6 @@ struct serve_stats {
 	/* by_status[k]: answers of status_codes[k] (the last: any other),
 	 * counted where status[] is */
 	uint64_t by_status[STATUS_N];
-	/* of body_bytes small: bodies without a head sent by one sendfile(2)
-	 * from the shard (rp_file_send_small_sendfile moved in the call),
-	 * counted at their end; zero-copy, not copied (print_shard) */
-	uint64_t small_zc_bytes;
 	uint64_t bytes, header_timeouts, idle_closed, send_timeouts, bad_requests, file_errors,
 		resets, accept_errors, overflows;
 	uint64_t drain_retries, drain_reset; /* the drain's listener (server.h) */
@@ -453,10 +449,6 @@ struct sconn {
 	/* its send ended and the check is pending: c->sending, c->entry and
 	 * the answer's reference stay until it ends (zc_poll) */
 	bool zc_check;
-	/* the body in flight is a small one without a head that rp_file_send
-	 * sent by sendfile(2) from the shard: its bytes, counted in
-	 * body_bytes small, went zero-copy (small_zc_bytes) */
-	bool small_zc;
 	/* hup's cancel was sent (its end comes, -ECANCELED) */
 	bool hup_off;
 	/* its reset (or its socket's error) is counted in resets: once a
@@ -1097,9 +1089,6 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 {
 	struct sconn *c = arg;
 
-	if (c->small_zc && res > 0)
-		ST_ADD(c->ss, small_zc_bytes, (uint64_t)res); /* no head: body bytes */
-	c->small_zc = false;
 	if (res >= 0) {
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 		if (c->zc_end) {
@@ -1123,13 +1112,6 @@ static uint64_t fsend_calls(struct rp_shard *sh)
 	return fs.calls[0] + fs.calls[1] + fs.calls[2];
 }
 
-/* The small bodies rp_file_send sent at once by sendfile(2) (of small_direct:
- * the others were read into pool memory and sent). */
-static uint64_t fsend_direct(struct rp_shard *sh)
-{
-	return rp_file_send_small_sendfile(sh);
-}
-
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
  * when its head went through q) then @len bytes of c->entry from @off.
  * Returns 0 (started, or failed and ended through on_sent), or -ENOMEM:
@@ -1143,7 +1125,6 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	struct iovec iov = { (void *)head, hlen };
 	struct rp_file_send_opts o = { .small_max = SMALL_BODY, .flags = g.send_flags };
 	uint64_t nomem = rp_file_send_small_nomem(sh), calls = fsend_calls(sh);
-	uint64_t direct = fsend_direct(sh);
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
@@ -1179,14 +1160,6 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 		c->zc_end = 0;
 		return -ENOMEM;
 	}
-	/* the stats' bytes by how they went: a small body without a head and
-	 * without RP_FILE_SEND_MORE that rp_file_send found cached went by
-	 * sendfile(2) within the call (rp_file_send_small_sendfile moved), yet
-	 * is counted in body_bytes small with the copied ones (filesend.h).
-	 * Not small_direct: one found not all cached whose RWF_NOWAIT read
-	 * then found every page (readahead) moves it too, read and sent */
-	c->small_zc = !ret && !hlen && len && len <= SMALL_BODY &&
-		      !(o.flags & RP_FILE_SEND_MORE) && fsend_direct(sh) != direct;
 	if (ret) {
 		c->keep_alive = false;
 		on_sent(sh, c, ret);
@@ -2740,16 +2713,15 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	struct rp_file_cache_stats cs;
 	struct rp_pool_stats ps;
 	uint64_t pool_live = 0; /* pool bytes held: connections, buffers, ops */
-	uint64_t small_zc;
+	uint64_t small_zc = rp_file_send_small_sendfile(sh);
 	struct rp_outq_stats qs;
 	char refused[512], by_status[512];
 	size_t off = 0;
 
 	rp_file_send_stats(sh, &fs);
-	/* body_bytes small holds the small bodies sent by sendfile(2) too
-	 * (on_sent counts them, at most what that path counted) */
-	small_zc = ss->st.small_zc_bytes < fs.body_bytes[0] ? ss->st.small_zc_bytes :
-							      fs.body_bytes[0];
+	/* body_bytes small holds the small bodies sent by sendfile(2) too,
+	 * counted apart at each call (rp_file_send_small_sendfile): those
+	 * are zero-copy, the rest of it copied */
 	rp_outq_shard_stats(sh, &qs);
 	rp_file_cache_stats(ss->cache, &cs);
 	rp_pool_stats(rp_shard_pool(sh), &ps);

@@ -3562,12 +3562,12 @@ static void bytes_after(char *line, size_t cap, uint64_t zc0, uint64_t cp0, uint
 
 	do {
 		*zc = *cp = 0;
-		if (!server_stats(line, cap))
-			continue;
-		*zc = stat_of(line, " zero_copy ") - zc0;
-		*cp = stat_of(line, " copied ") - cp0;
-		if (*zc + *cp >= want)
-			return;
+		if (server_stats(line, cap)) {
+			*zc = stat_of(line, " zero_copy ") - zc0;
+			*cp = stat_of(line, " copied ") - cp0;
+			if (*zc + *cp >= want)
+				return;
+		}
 		usleep(20000);
 	} while (now_ms() < end);
 }

@@ -104,9 +104,9 @@ static __thread struct {
 	struct pipe_slot pipes[PIPE_STASH];
 	unsigned npipes;
 	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
-	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5) */
+	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5, 0.6) */
 	uint64_t to_iowq;     /* rp_file_send_to_iowq: likewise */
-	uint64_t small_sendfile; /* rp_file_send_small_sendfile: likewise */
+	uint64_t small_sendfile; /* rp_file_send_small_sendfile (bytes): likewise */
 } tls;
 
 static pthread_key_t stash_key;
@@ -629,6 +629,8 @@ static int sendfile_body(struct fsend *f)
 			f->left -= (uint64_t)n;
 			f->total += (uint64_t)n;
 			stats(f->sh)->body_bytes[f->acct] += (uint64_t)n;
+			if (f->acct == PATH_SMALL) /* a small body by sendfile(2) */
+				tls.small_sendfile += (uint64_t)n;
 			if ((size_t)n < want && f->left)
 				return 0; /* the socket is full */
 		} else if (n == 0) {
@@ -941,7 +943,6 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 			f->path = PATH_SENDFILE;
 			f->acct = PATH_SMALL;
 			st->small_direct++;
-			tls.small_sendfile++;
 			goto pump_now;
 		}
 		f->path = PATH_SMALL;

@@ -163,15 +163,19 @@ uint64_t rp_file_send_small_nomem(struct rp_shard *sh);
 uint64_t rp_file_send_to_iowq(struct rp_shard *sh);
 
 /*
- * rp_file_send_small_sendfile - how many small bodies of small_direct this
- * shard sent by sendfile(2) from the page cache (no header, not
- * RP_FILE_SEND_MORE, the range cached): zero-copy. The rest of
- * small_direct were read into pool memory (RWF_NOWAIT) and sent: copied;
- * a body with no header whose range was not all cached may go that way
- * too (its RWF_NOWAIT read can find the pages readahead just brought in),
- * so small_direct alone does not say which. Outside rp_file_send_stats as
- * rp_file_send_small_nomem. Call on the shard. Returns the count since
- * the shard's first call.
+ * rp_file_send_small_sendfile - the bytes of body_bytes[small] this shard
+ * sent by sendfile(2) from the page cache (small bodies with no header,
+ * not RP_FILE_SEND_MORE, the range cached): zero-copy, counted at each
+ * sendfile(2) as body_bytes is. The rest of body_bytes[small] were read
+ * into pool memory (RWF_NOWAIT, or the ring's read) and sent: copied; a
+ * body with no header whose range was not all cached may go that way too
+ * (its RWF_NOWAIT read can find the pages readahead just brought in), so
+ * small_direct alone does not say which. A body whose next piece left the
+ * page cache while it waited for room goes on in io-wq, those bytes in
+ * body_bytes[splice]. Outside rp_file_send_stats as
+ * rp_file_send_small_nomem. Call on the shard (another shard's handle
+ * restarts this thread's counters, as for every rp_file_send_* count).
+ * Returns the bytes since the shard's first call.
  */
 uint64_t rp_file_send_small_sendfile(struct rp_shard *sh);
 
