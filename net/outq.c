@@ -735,7 +735,9 @@ static void on_zc(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 		r->bytes = c->res > 0 ? (size_t)c->res : 0;
 		n->notifs++;
 	} else {
-		if (c->res > 0) /* no SEND_ZC in this kernel: the engine sent it plain */
+		/* no notification follows: a failed send, or (not seen: the
+		 * queue asks rp_engine_zc first) bytes the engine sent plain */
+		if (c->res > 0)
 			ADD(q, plain_bytes, (uint64_t)c->res);
 		q->trial = false; /* no notification will come for this one */
 		rp_pool_free(r);
@@ -840,7 +842,9 @@ static void on_zc_vec(struct rp_shard *sh, void *arg, const struct rp_cqe *c)
 				break;
 		}
 	} else {
-		if (c->res > 0) /* no SENDMSG_ZC in this kernel: the engine sent it plain */
+		/* no notification follows: a failed send, or (not seen: the
+		 * queue asks rp_engine_zc first) bytes the engine sent plain */
+		if (c->res > 0)
 			ADD(q, plain_bytes, (uint64_t)c->res);
 		q->trial = false; /* no notification will come for this one */
 		rp_pool_free(v);

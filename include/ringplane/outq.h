@@ -68,8 +68,8 @@
  *   does, and each buffer it covered is released only at that
  *   notification. A socket in plain mode sends them by sendmsg; there is
  *   no probe by a vector.
- * - A kernel without SEND_ZC (before 6.0) or SENDMSG_ZC (6.1), as
- *   rp_engine_zc reports it: big pushes (gathered vectors) go by plain
+ * - A kernel without SENDMSG_ZC (6.0: the engine refuses kernels before
+ *   6.0, which lack SEND_ZC too), as rp_engine_zc reports it: big pushes (gathered vectors) go by plain
  *   sends, counted in plain_bytes and never in zc_sends (zc_sendmsgs).
  *
  * Bound: queued bytes (pushed and not yet sent; bytes waiting only for a
