@@ -355,6 +355,39 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
 	return false;
 }
 
+/*
+ * The loop is over: no callback runs. Each CQE of a linked close says
+ * whether the kernel ran it (-ECANCELED: never, and the number is still
+ * ours to close); every other CQE is consumed unread, as it would have
+ * been left unreaped (those ops stay allocated, as stuck ops do). Returns
+ * the fds closed here.
+ */
+static unsigned lclose_reap(struct rp_shard *sh)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0, closed = 0;
+
+	io_uring_for_each_cqe(&sh->ring, head, cqe) {
+		struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
+
+		n++;
+		if (cqe->user_data < UD_MAX_TOKEN ||
+		    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
+		    !(op->flags & OPF_LINKED_CLOSE))
+			continue;
+		eng_olist_del(&sh->lclose, op);
+		op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
+		if (cqe->res == -ECANCELED) {
+			close(op->fd);
+			closed++;
+			/* another linked close of it: nothing more */
+			eng_lclose_supersede(sh, op->fd, NULL);
+		}
+	}
+	io_uring_cq_advance(&sh->ring, n);
+	return closed;
+}
+
 unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 {
 	struct io_uring_cqe *cqe;
@@ -365,30 +398,7 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 
 	*left = 0;
 	while (sh->lclose) {
-		unsigned head, n = 0;
-
-		/* The loop is over: no callback runs. Each CQE of a linked
-		 * close says whether the kernel ran it (-ECANCELED: never);
-		 * every other CQE is consumed unread, as it would have been
-		 * left unreaped (those ops stay allocated, as stuck ops do). */
-		io_uring_for_each_cqe(&sh->ring, head, cqe) {
-			struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
-
-			n++;
-			if (cqe->user_data < UD_MAX_TOKEN ||
-			    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
-			    !(op->flags & OPF_LINKED_CLOSE))
-				continue;
-			eng_olist_del(&sh->lclose, op);
-			op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
-			if (cqe->res == -ECANCELED) {
-				close(op->fd);
-				closed++;
-				/* another linked close of it: nothing more */
-				eng_lclose_supersede(sh, op->fd, NULL);
-			}
-		}
-		io_uring_cq_advance(&sh->ring, n);
+		closed += lclose_reap(sh);
 		if (!sh->lclose)
 			break;
 		if (!cancelled) {
@@ -422,30 +432,13 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 
 unsigned eng_linked_close_after_exit(struct rp_shard *sh)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0, closed = 0;
+	unsigned closed;
 
 	if (!sh->lclose || !sh->ring_ok)
 		return 0;
 	/* A CQE posted before the thread's exit says whether the kernel ran
 	 * the close (then the number is no longer ours: nothing done) */
-	io_uring_for_each_cqe(&sh->ring, head, cqe) {
-		struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
-
-		n++;
-		if (cqe->user_data < UD_MAX_TOKEN ||
-		    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
-		    !(op->flags & OPF_LINKED_CLOSE))
-			continue;
-		eng_olist_del(&sh->lclose, op);
-		op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
-		if (cqe->res == -ECANCELED) {
-			close(op->fd);
-			closed++;
-			eng_lclose_supersede(sh, op->fd, NULL);
-		}
-	}
-	io_uring_cq_advance(&sh->ring, n);
+	closed = lclose_reap(sh);
 	/* No CQE: the close never ran, and never will. The kernel runs a
 	 * linked request from its submitter's task work (io_req_task_submit),
 	 * and fails it once that task is exiting (PF_EXITING; from 6.15 also
