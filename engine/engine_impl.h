@@ -97,7 +97,7 @@ struct rp_op {
 	rp_cb cb;
 	void *arg;
 	uint8_t kind;
-	uint8_t zst;	/* send_zc: OPZ_* (op_send_zc.c) */
+	uint8_t pad;
 	uint16_t flags; /* OPF_* */
 	int fd;
 	struct rp_op *next; /* parked, re-arm or dead list */
@@ -109,13 +109,6 @@ struct rp_op {
 			int nr;		  /* ... of which found their op */
 		} cf;		/* rp_cancel_fd */
 		struct rp_op *park_prev; /* on sh->parked or sh->rearm: O(1) removal */
-		/* a send_zc from a registered buffer (OPZ_FIXED): what the
-		 * kernel was asked to send, for a resend unregistered */
-		struct {
-			const void *buf;
-			unsigned len;
-			int flags, fd;
-		} zc;
 		/* a reserved timer (op_basic.c): the SQ positions (sh->sq_tail64,
 		 * which never wraps) of its timeout's SQE and of its last
 		 * update's (upd: one was taken since the timeout's), to tell
@@ -163,8 +156,6 @@ struct rp_shard {
 	bool stopping;
 	bool defer;	   /* DEFER_TASKRUN: GETEVENTS needed to see completions */
 	bool registered;   /* pool arena registered as fixed buffers */
-	bool zc_fixed_off; /* the kernel refused a SEND_ZC's registered buffer
-			      at run time: sends go unregistered from then on */
 	bool ring_ok;
 	unsigned skipped_enters; /* loop iterations without a syscall in a row */
 	uint64_t last_idle_ns;	 /* the last spin + wait, for cfg.idle_spin_ns */

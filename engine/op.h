@@ -43,7 +43,6 @@ static inline void eng_op_init(struct rp_shard *sh, struct rp_op *op, uint8_t ki
 	op->cb = cb;
 	op->arg = arg;
 	op->kind = kind;
-	op->zst = 0;
 	op->flags = 0;
 	op->fd = -1;
 	op->next = NULL;
@@ -255,21 +254,12 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res);
  * op_cancel.c: at the loop's end, after eng_sq_abandon: the linked closes
  * still due (sh->lclose) are found out: a CQE already posted says whether
  * the kernel ran one; for the rest, whose heads are still in the kernel,
- * a cancel of everything is sent and their CQEs awaited (at most 100 ms;
- * after a stop's deadline, one look).
+ * a cancel of everything is sent and their CQEs awaited (at most 1 s).
  * Each that never ran is closed with close(2). Returns how many; *@left:
- * those still undecided (their heads ignored the cancel), for
- * eng_linked_close_after_exit.
+ * those still undecided (their heads ignored the cancel), left to the
+ * kernel.
  */
 unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left);
-/*
- * op_cancel.c: once the shard's thread was joined (never before: while it
- * lives, the kernel may still run a linked close, and the fd number be
- * reused by then): the linked closes still undecided are done with
- * close(2), unless a CQE says the kernel ran them. Returns how many were
- * closed.
- */
-unsigned eng_linked_close_after_exit(struct rp_shard *sh);
 /* The CQE of one of the cancels by user_data an rp_cancel_fd sent. */
 void eng_cancel_fd_sub(struct rp_shard *sh, struct rp_op *op, int res);
 #ifdef RP_FAULTS

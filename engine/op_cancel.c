@@ -12,14 +12,9 @@
 
 /* How long the loop's end waits for the closes linked behind ops still in
  * the kernel once it cancelled them all (eng_linked_close_settle): a
- * cancelled poll-armed head ends at once, io-wq work is signalled and
- * normally ends as soon. After a stop's deadline, whose loop re-sent the
- * cancel-any every 50 ms, not at all (one look at what is posted). A head
- * that ignores the cancel is not waited for: its close is done after the
- * shard's thread exited (eng_linked_close_after_exit), when the kernel can
- * no longer run it.
- * It used to be 1 s, which held every such exit for the full second. */
-#define LINKED_CLOSE_SETTLE_NS (100ull * 1000 * 1000)
+ * cancelled poll-armed head ends at once; io-wq work is signalled and may
+ * take a while, or ignore it (then its close is left to the kernel). */
+#define LINKED_CLOSE_SETTLE_NS (1000ull * 1000 * 1000)
 
 /*
  * What each kind of cancel costs the kernel (io_uring/cancel.c, poll.c;
@@ -355,39 +350,6 @@ bool eng_linked_close_end(struct rp_shard *sh, struct rp_op *op, int *res)
 	return false;
 }
 
-/*
- * The loop is over: no callback runs. Each CQE of a linked close says
- * whether the kernel ran it (-ECANCELED: never, and the number is still
- * ours to close); every other CQE is consumed unread, as it would have
- * been left unreaped (those ops stay allocated, as stuck ops do). Returns
- * the fds closed here.
- */
-static unsigned lclose_reap(struct rp_shard *sh)
-{
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0, closed = 0;
-
-	io_uring_for_each_cqe(&sh->ring, head, cqe) {
-		struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
-
-		n++;
-		if (cqe->user_data < UD_MAX_TOKEN ||
-		    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
-		    !(op->flags & OPF_LINKED_CLOSE))
-			continue;
-		eng_olist_del(&sh->lclose, op);
-		op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
-		if (cqe->res == -ECANCELED) {
-			close(op->fd);
-			closed++;
-			/* another linked close of it: nothing more */
-			eng_lclose_supersede(sh, op->fd, NULL);
-		}
-	}
-	io_uring_cq_advance(&sh->ring, n);
-	return closed;
-}
-
 unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 {
 	struct io_uring_cqe *cqe;
@@ -398,7 +360,30 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 
 	*left = 0;
 	while (sh->lclose) {
-		closed += lclose_reap(sh);
+		unsigned head, n = 0;
+
+		/* The loop is over: no callback runs. Each CQE of a linked
+		 * close says whether the kernel ran it (-ECANCELED: never);
+		 * every other CQE is consumed unread, as it would have been
+		 * left unreaped (those ops stay allocated, as stuck ops do). */
+		io_uring_for_each_cqe(&sh->ring, head, cqe) {
+			struct rp_op *op = (struct rp_op *)(uintptr_t)cqe->user_data;
+
+			n++;
+			if (cqe->user_data < UD_MAX_TOKEN ||
+			    (cqe->user_data & (UD_CLOSING_FD | UD_WAKE_SENT | UD_SUB_CANCEL)) ||
+			    !(op->flags & OPF_LINKED_CLOSE))
+				continue;
+			eng_olist_del(&sh->lclose, op);
+			op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
+			if (cqe->res == -ECANCELED) {
+				close(op->fd);
+				closed++;
+				/* another linked close of it: nothing more */
+				eng_lclose_supersede(sh, op->fd, NULL);
+			}
+		}
+		io_uring_cq_advance(&sh->ring, n);
 		if (!sh->lclose)
 			break;
 		if (!cancelled) {
@@ -407,19 +392,13 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 			 * unrun (or run, for a head that had just succeeded) */
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
 
-			if (sqe && RP_TEST_HOOK(cancel_any_ignored)) {
-				io_uring_prep_nop(sqe);
-				io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
-				sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-			} else if (sqe) {
+			if (sqe) {
 				io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 				io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
 				sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 			}
 			cancelled = true;
-			/* a stop's loop re-sent the cancel-any for its whole
-			 * deadline: what is left ignored it, one more look */
-			end = eng_now_ns() + (sh->stopping ? 0 : LINKED_CLOSE_SETTLE_NS);
+			end = eng_now_ns() + LINKED_CLOSE_SETTLE_NS;
 		} else if (eng_now_ns() >= end) {
 			break;
 		}
@@ -427,36 +406,6 @@ unsigned eng_linked_close_settle(struct rp_shard *sh, unsigned *left)
 	}
 	for (struct rp_op *op = sh->lclose; op; op = op->next)
 		(*left)++;
-	return closed;
-}
-
-unsigned eng_linked_close_after_exit(struct rp_shard *sh)
-{
-	unsigned closed;
-
-	if (!sh->lclose || !sh->ring_ok)
-		return 0;
-	/* A CQE posted before the thread's exit says whether the kernel ran
-	 * the close (then the number is no longer ours: nothing done) */
-	closed = lclose_reap(sh);
-	/* No CQE: the close never ran, and never will. The kernel runs a
-	 * linked request from its submitter's task work (io_req_task_submit),
-	 * and fails it once that task is exiting (PF_EXITING; from 6.15 also
-	 * a ring being torn down): the shard's thread, joined. Its fd is
-	 * still open and the number ours: closed here. (Not covered: a file
-	 * with ->flush, NFS or FUSE, whose close the kernel runs in io-wq;
-	 * on a DEFER_TASKRUN ring its CQE is posted by task work, late.) */
-	while (sh->lclose) {
-		struct rp_op *op = sh->lclose;
-		int fd = op->fd;
-
-		eng_olist_del(&sh->lclose, op);
-		op->flags &= (uint16_t)~OPF_LINKED_CLOSE;
-		op->fd = -1;
-		eng_lclose_supersede(sh, fd, NULL);
-		close(fd);
-		closed++;
-	}
 	return closed;
 }
 

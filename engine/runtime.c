@@ -677,7 +677,7 @@ static void *shard_main(void *p)
 		closed = eng_linked_close_settle(sh, &left);
 		fprintf(stderr,
 			"ringplane: shard %u: %u closes linked behind ops in flight at the "
-			"loop's end done there, %u after the shard's exit\n",
+			"loop's end done there, %u left to the kernel\n",
 			sh->id, closed, left);
 	}
 	if (!ret)
@@ -689,20 +689,6 @@ static void *shard_main(void *p)
 }
 
 static void drop_leftovers(struct rp_runtime *rt);
-
-/* The shards are joined: the closes linked behind ops that ignored every
- * cancel (eng_linked_close_settle's *left) are done now, when the kernel
- * can no longer run them, rather than left to it (it never ran them: the
- * fds leaked) */
-static void lclose_after_exit(struct rp_runtime *rt)
-{
-	for (unsigned i = 0; i < rt->n; i++) {
-		struct rp_shard *sh = rt->shards[i];
-
-		if (sh && sh->lclose)
-			(void)eng_linked_close_after_exit(sh);
-	}
-}
 
 int rp_runtime_start(struct rp_runtime *rt)
 {
@@ -749,7 +735,6 @@ int rp_runtime_start(struct rp_runtime *rt)
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
-		lclose_after_exit(rt);
 		/* a shard whose init failed (or that never got that far) ran
 		 * no loop: what was submitted to it before the start is dropped */
 		drop_leftovers(rt);
@@ -851,7 +836,6 @@ int rp_runtime_wait(struct rp_runtime *rt)
 		for (unsigned i = 0; i < rt->n; i++)
 			pthread_join(rt->shards[i]->thread, NULL);
 		rt->joined = true;
-		lclose_after_exit(rt);
 		drop_leftovers(rt);
 #ifdef RP_FAULTS
 		eng_faults_report(rt);

@@ -205,12 +205,6 @@ static void cancel_all(struct rp_shard *sh)
 	sh->last_cancel_ns = eng_now_ns();
 	if (!sqe)
 		return; /* retried after STOP_RECANCEL_NS */
-	if (RP_TEST_HOOK(cancel_any_ignored)) {
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
-		sh->internal++;
-		return;
-	}
 	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 	io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
 	sh->internal++;

@@ -33,10 +33,6 @@ struct rp_engine_test_hooks {
 	/* send_zc notifications read as uncopied (IORING_NOTIF_USAGE_ZC_COPIED
 	 * cleared), as on a NIC path; loopback and veth always copy */
 	atomic_int zc_uncopied;
-	atomic_int zc_fixed_bad_index; /* SEND_ZC from the registered pool names an
-					  index never registered: refused at run time */
-	atomic_int cancel_any_ignored; /* the stop's cancel-any is never sent, as if
-					  the ops it ends ignored it (stuck io-wq work) */
 	/* seen, not switched on: the results of the reserved timers' update
 	 * SQEs (rp_timer_rearm), their last one and their count (shard.c) */
 	atomic_int timer_update_res, timer_updates;

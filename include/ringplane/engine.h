@@ -179,9 +179,7 @@ struct rp_shard_stats {
 	uint64_t zc_copied;
 	uint64_t fixed_fallback; /* *_fixed ops sent as plain ones (no registration);
 				    rp_send_zc from a registered buffer sent
-				    unregistered (see zc_fixed), or sent again
-				    unregistered after the kernel refused its
-				    registered buffer at run time */
+				    unregistered (see zc_fixed) */
 	uint64_t sq_full_fail;	 /* SQ stayed full after a flush: the op failed (EBUSY);
 				    a multishot re-arm or a reserved timer's arm or
 				    move waits for the loop's next turn */
@@ -200,11 +198,7 @@ struct rp_shard_stats {
 	 * registration took, and the whole buffer lies in one registered
 	 * span (rp_pool_buf_index). Counted when prepared. Such a send on a
 	 * kernel whose SEND_ZC refuses registered buffers (rp_engine_features
-	 * "send_zc_fixed=no") goes unregistered, counted in fixed_fallback.
-	 * One the kernel refuses at run time all the same (-EFAULT, -EINVAL)
-	 * is sent again once, unregistered, from the same memory (counted in
-	 * fixed_fallback; the caller sees that send's result and notification
-	 * only), and the shard sends unregistered from then on */
+	 * "send_zc_fixed=no") goes unregistered, counted in fixed_fallback */
 	uint64_t zc_fixed;
 };
 
