@@ -824,7 +824,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		"resets_passed %llu reset_errno%s ended closed=%llu reset=%llu idle=%llu abort=%llu nomem=%llu "
 		"paused %llu spilled %llu waits %llu parked %llu park_full %llu to_splice %llu "
 		"to_copy %llu splice_fallback no_pipe=%llu "
-		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu pipes %llu max %llu trimmed %llu shed %llu "
+		"pipe_limit=%llu pipe_size=%llu einval=%llu splice_zero=%llu fcntl=%llu pipes %llu max %llu trimmed %llu shed %llu "
 		"sweeps %llu sweep_visited %llu sweep_ns %llu | proxy accepted "
 		"%llu timeouts %llu refused %llu%s | ops %llu submits %llu enobufs %llu nomem %llu "
 		"sq_full %llu outq_stalls %llu | pool_live %llu spans_free %zu objs%s\n",
@@ -849,6 +849,7 @@ static void print_shard(struct rp_shard *sh, struct rshard *rs, FILE *f)
 		(unsigned long long)r.splice_fallback[0], (unsigned long long)r.splice_fallback[1],
 		(unsigned long long)r.splice_fallback[2], (unsigned long long)r.splice_fallback[3],
 		(unsigned long long)r.splice_fallback[RP_RELAY_FB_SPLICE_ZERO],
+		(unsigned long long)r.splice_fallback[RP_RELAY_FB_FCNTL],
 		(unsigned long long)r.pipes_live, (unsigned long long)r.pipes_max,
 		(unsigned long long)r.pipes_trimmed, (unsigned long long)r.pipes_shed,
 		(unsigned long long)sw.sweeps, (unsigned long long)sw.visited,

@@ -274,6 +274,7 @@ const char *rp_relay_fallback_name(enum rp_relay_fallback f)
 		[RP_RELAY_FB_PIPE_SIZE] = "pipe_size",
 		[RP_RELAY_FB_EINVAL] = "einval",
 		[RP_RELAY_FB_SPLICE_ZERO] = "splice_zero",
+		[RP_RELAY_FB_FCNTL] = "fcntl",
 	};
 
 	return (unsigned)f < RP_RELAY_FB_NR ? names[f] : "?";

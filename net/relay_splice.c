@@ -390,7 +390,7 @@ static int splice_start(struct rdir *d)
 	if (!ret)
 		ret = set_nonblock(d->to);
 	if (ret) {
-		relay_fall_back(d, RP_RELAY_FB_EINVAL);
+		relay_fall_back(d, RP_RELAY_FB_FCNTL);
 		return 0;
 	}
 	d->path = PATH_SPLICE;

@@ -231,7 +231,7 @@ static int uring_start(struct rdir *d)
 
 	d->path = PATH_URING;
 	if (set_blocking(d->from) || set_blocking(d->to)) {
-		relay_fall_back(d, RP_RELAY_FB_EINVAL);
+		relay_fall_back(d, RP_RELAY_FB_FCNTL);
 		return 0;
 	}
 	if (relay_pipe_get(d, &why)) {

@@ -1422,17 +1422,22 @@ static void test_urgent_moved(void **state)
  * set O_NONBLOCK on them (F_SETFL); the filter comes after the test's
  * own sockets are made non-blocking and before the shard's thread starts.
  */
-static int child_splice_denied(int err, bool setfl, enum rp_relay_fallback why, const char *what)
+static int child_splice_denied(enum rp_relay_mode mode, int err, bool setfl,
+			       enum rp_relay_fallback why, const char *what)
 {
 #ifdef TEST_AUDIT_ARCH
 	static const long nr[] = { __NR_splice };
-	struct rp_relay_config cfg = { .mode = RP_RELAY_SPLICE };
+	struct rp_relay_config cfg = { .mode = mode };
 	struct stream *s = &T.st[0];
 	int r;
 
 	T.shards = 1;
 	make_stream(s, 300000, 100000, 21);
 	if ((fcntl(s->a, F_GETFL) | fcntl(s->b, F_GETFL)) & O_NONBLOCK)
+		return 1;
+	/* uring-splice clears O_NONBLOCK: give it something to clear */
+	if (mode == RP_RELAY_SPLICE_URING &&
+	    (fcntl(s->a, F_SETFL, O_NONBLOCK) || fcntl(s->b, F_SETFL, O_NONBLOCK)))
 		return 1;
 	r = setfl ? seccomp_deny_arg(__NR_fcntl, 1, F_SETFL, err) : seccomp_deny(nr, &err, 1);
 	if (r < 0) {
@@ -1443,7 +1448,8 @@ static int child_splice_denied(int err, bool setfl, enum rp_relay_fallback why, 
 	if (!drive(30, NULL) || !wait_for(&s->done, 1, WAIT_S))
 		return 1;
 	fetch_stats();
-	printf("# splice %s: %zu/%zu bytes, spliced %llu, fallbacks %s %llu\n", what, s->up_got,
+	printf("# %s %s: %zu/%zu bytes, spliced %llu, fallbacks %s %llu\n",
+	       rp_relay_mode_name(mode), what, s->up_got,
 	       s->down_got, (unsigned long long)(s->res.spliced[0] + s->res.spliced[1]),
 	       rp_relay_fallback_name(why), (unsigned long long)T.rstats.splice_fallback[why]);
 	if (s->bad || s->up_got != 300000 || s->down_got != 100000 ||
@@ -1457,6 +1463,7 @@ static int child_splice_denied(int err, bool setfl, enum rp_relay_fallback why, 
 	close_clients();
 	return 0;
 #else
+	(void)mode;
 	(void)err;
 	(void)setfl;
 	(void)why;
@@ -1478,7 +1485,7 @@ static int child_splice_denied(int err, bool setfl, enum rp_relay_fallback why, 
  */
 static int child_splice_zero(void)
 {
-	return child_splice_denied(0, false, RP_RELAY_FB_SPLICE_ZERO, "returning 0");
+	return child_splice_denied(RP_RELAY_SPLICE, 0, false, RP_RELAY_FB_SPLICE_ZERO, "returning 0");
 }
 
 /*
@@ -1490,20 +1497,22 @@ static int child_splice_zero(void)
  */
 static int child_splice_einval(void)
 {
-	return child_splice_denied(EINVAL, false, RP_RELAY_FB_EINVAL, "refused (EINVAL)");
+	return child_splice_denied(RP_RELAY_SPLICE, EINVAL, false, RP_RELAY_FB_EINVAL, "refused (EINVAL)");
 }
 
 /*
  * fcntl(2) refusing to make the relay's (blocking) sockets non-blocking
- * when splice starts a direction (set_nonblock's F_SETFL): the direction
- * falls back to copy before it spliced a byte, counted in
- * splice_fallback[RP_RELAY_FB_EINVAL] (the reason splice's own refusal
- * shares), and relays every byte; the relay is not reset. The filter
- * makes every F_SETFL fail with EINVAL: one fallback per direction.
+ * when splice starts a direction (set_nonblock's F_SETFL), or, in
+ * uring-splice, to make non-blocking ones blocking (set_blocking): the
+ * direction falls back to copy before it spliced a byte, counted in
+ * splice_fallback[RP_RELAY_FB_FCNTL] and no other reason (it was counted
+ * as einval, splice refusing the fds, before that reason existed), and
+ * relays every byte; the relay is not reset. The filter makes every
+ * F_SETFL fail with EINVAL: one fallback per direction.
  */
-static int child_setfl_einval(void)
+static int child_setfl_einval(enum rp_relay_mode mode)
 {
-	return child_splice_denied(EINVAL, true, RP_RELAY_FB_EINVAL, "F_SETFL refused (EINVAL)");
+	return child_splice_denied(mode, EINVAL, true, RP_RELAY_FB_FCNTL, "F_SETFL refused (EINVAL)");
 }
 
 static void test_splice_zero_falls_back_to_copy(void **state)
@@ -1522,6 +1531,7 @@ static void test_setfl_einval_falls_back_to_copy(void **state)
 {
 	(void)state;
 	child_run_self("--child", "setfl-einval", 60, "child setfl-einval:");
+	child_run_self("--child", "setfl-einval-uring", 60, "child setfl-einval-uring:");
 }
 
 /* ---- reset passed on ---- */
@@ -3228,7 +3238,8 @@ int main(int argc, char **argv)
 		return !strcmp(argv[2], "urgent-moved") ? child_urgent_moved()
 		       : !strcmp(argv[2], "splice-zero") ? child_splice_zero()
 		       : !strcmp(argv[2], "splice-einval") ? child_splice_einval()
-		       : !strcmp(argv[2], "setfl-einval")  ? child_setfl_einval()
+		       : !strcmp(argv[2], "setfl-einval")  ? child_setfl_einval(RP_RELAY_SPLICE)
+		       : !strcmp(argv[2], "setfl-einval-uring") ? child_setfl_einval(RP_RELAY_SPLICE_URING)
 							   : 2;
 	}
 	if (argc > 1 && !strcmp(argv[1], "shards"))

@@ -105,6 +105,9 @@ enum rp_relay_fallback {
 	RP_RELAY_FB_EINVAL,	  /* splice(2) refused the fds */
 	RP_RELAY_FB_SPLICE_ZERO,  /* splice(2) from the socket returned 0 four times in a
 				     row while a peek found bytes (a spin otherwise) */
+	RP_RELAY_FB_FCNTL,	  /* fcntl(F_SETFL) refused to change O_NONBLOCK on a
+				     socket (splice and uring-splice need it set or
+				     cleared); splice never ran */
 	RP_RELAY_FB_NR,
 };
 
