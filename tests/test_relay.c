@@ -90,6 +90,7 @@ struct stream {
 	atomic_int ndone;	/* done() calls */
 	struct rp_relay *relay; /* the handle, until done() (shard-side use) */
 	double start_s; /* now_s() in start_msg, right before rp_relay_start */
+	double started_s; /* now_s() in start_msg, right after it */
 	double done_s;	/* now_s() in done() */
 	struct rp_relay_result res;
 };
@@ -151,6 +152,7 @@ static void start_msg(struct rp_shard *sh, void *arg)
 
 	s->start_s = now_s();
 	CHECK_EQ(rp_relay_start(sh, s->a, s->b, &T.cfg, on_done, s, &s->relay), 0);
+	s->started_s = now_s();
 	atomic_fetch_add(&T.started, 1);
 }
 
@@ -2403,7 +2405,7 @@ static void run_idle(uint64_t idle_ns, bool trickle)
 {
 	struct rp_relay_config cfg = { .mode = RP_RELAY_COPY, .idle_ns = idle_ns };
 	struct stream *s = &T.st[0], *t = &T.st[1];
-	double idle_s = (double)idle_ns / 1e9, t0, t1, next, ended;
+	double idle_s = (double)idle_ns / 1e9, t0, t1, next, ended, lag;
 	unsigned n = trickle ? 2 : 1;
 	char c = 'x';
 
@@ -2415,8 +2417,13 @@ static void run_idle(uint64_t idle_ns, bool trickle)
 	 * before start_all, whose runtime start (a 64 MB pool) took 258 ms
 	 * under ASan on a loaded host, counted as the sweep's lateness */
 	t0 = s->start_s;
-	t1 = now_s(); /* after */
-	next = t1;
+	/* after, on the shard too: this thread's own now_s() here comes
+	 * after its wake-up from wait_for, tens of ms late on a loaded
+	 * host, and a relay the sweep ended at S + 10 ms (a sweep tick
+	 * right at S) then looked early */
+	t1 = s->started_s;
+	next = now_s();
+	lag = next - t1;
 	while (!atomic_load(&s->done) && now_s() - t0 < idle_s + 5.0) {
 		if (trickle && now_s() >= next) {
 			char got;
@@ -2434,8 +2441,9 @@ static void run_idle(uint64_t idle_ns, bool trickle)
 	assert_int_equal(atomic_load(&s->done), 1);
 	assert_int_equal(s->res.end, RP_RELAY_END_IDLE);
 	ended = s->done_s;
-	print_message("# idle %.3f s%s: ended %.3f-%.3f s after the start\n", idle_s,
-		      trickle ? ", another relay trickling" : "", ended - t1, ended - t0);
+	print_message("# idle %.3f s%s: ended %.3f-%.3f s after the start (this thread %.3f s "
+		      "late to see it)\n", idle_s, trickle ? ", another relay trickling" : "",
+		      ended - t1, ended - t0, lag);
 	/* t1 is after last_ns: at least S, less IDLE_EARLY_S; t0 before it:
 	 * at most S + slack */
 	assert_true(ended - t1 >= idle_s - IDLE_EARLY_S);
