@@ -1746,13 +1746,14 @@ static void run_stuck_reader(enum rp_relay_mode mode)
 	 * receiver's at most (autotuning's limits), plus what the relay holds
 	 * (max_inflight, or one pipe: 256 KB) with room for skb rounding. A
 	 * fixed 32 MB failed once in 20 runs on 6.18 (33.7 MB: its tcp_rmem
-	 * lets a stuck receiver's buffer grow to 32 MB); a relay without
-	 * backpressure takes what 1 s of loopback carries, a GB and more */
+	 * lets a stuck receiver's buffer grow to 32 MB). Not enough alone:
+	 * copy without its backpressure pushed 68 MB, its 64 MB pool full */
 	bound = 2 * (tcp_mem_max("tcp_rmem", 6u << 20) + tcp_mem_max("tcp_wmem", 4u << 20)) +
 		((size_t)1 << 20);
 	/* what the relay may hold: copy reads on until its cancel lands, so a
 	 * burst of the ring's buffers (256 here) may come past max_inflight;
-	 * splice holds what is in its pipe (256 KB) */
+	 * splice holds what is in its pipe (PIPE_BYTES, 256 KB; a pipe
+	 * rounds up to a power of two pages: never over 256 KB asked) */
 	limit = mode == RP_RELAY_COPY ? cfg.max_inflight + 256 * (size_t)T.buf_size
 				      : (size_t)256 << 10;
 	print_message("# %s: stuck reader: client pushed %zu bytes before its window closed "
