@@ -836,6 +836,15 @@ static struct {
 	struct sockaddr_in addr;
 } V;
 
+/* a connected pair across the veth: *a the near end, *b accepted on V.l */
+static void veth_pair(int *a, int *b)
+{
+	*a = tcp_connect(&V.addr);
+	assert_true(*a >= 0);
+	*b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*b >= 0);
+}
+
 static void test_veth_in_ns(void **state)
 {
 	struct rp_outq_opts o = {.probe_ns = 60ull * 1000 * MS, .probe_bytes = (uint64_t)1 << 40};
@@ -846,10 +855,7 @@ static void test_veth_in_ns(void **state)
 	int a, b;
 
 	(void)state;
-	a = tcp_connect(&V.addr);
-	assert_true(a >= 0);
-	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(b >= 0);
+	veth_pair(&a, &b);
 	/* the peer's route leaves by a veth: local, though its address is not */
 	assert_true(rp_peer_is_local(a));
 	/* the default rule asks the addresses alone, and a veth peer's is no
@@ -866,10 +872,7 @@ static void test_veth_in_ns(void **state)
 	close(a);
 	close(b);
 	/* with it, a veth peer starts plain: no SEND_ZC at all */
-	a = tcp_connect(&V.addr);
-	assert_true(a >= 0);
-	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(b >= 0);
+	veth_pair(&a, &b);
 	rt = stream(a, b, &lp, n_msgs() / 4);
 	assert_all_plain();
 	rt_end(rt);
@@ -892,10 +895,7 @@ static void test_veth_uncopied_stays_zc(void **state)
 	int a, b;
 
 	(void)state;
-	a = tcp_connect(&V.addr);
-	assert_true(a >= 0);
-	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(b >= 0);
+	veth_pair(&a, &b);
 	HOOK_SET(zc_uncopied, 1);
 	rt = stream(a, b, &o, n_msgs() / 2);
 	HOOK_SET(zc_uncopied, 0);
@@ -934,10 +934,7 @@ static void test_veth_uncopied_probe_returns(void **state)
 	int a, b;
 
 	(void)state;
-	a = tcp_connect(&V.addr);
-	assert_true(a >= 0);
-	b = accept4(V.l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(b >= 0);
+	veth_pair(&a, &b);
 	HOOK_SET(zc_uncopied, 0);
 	P.uncopy_after_switch = true; /* stream() keeps it */
 	rt = stream(a, b, &o, n_msgs() / 2);
