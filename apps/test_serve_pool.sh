@@ -167,8 +167,10 @@ PY
 # heads: answered clients that each begin a 5 KB head (a 32 KB head buffer
 # each) until one finds none, so the pool has no free span left and no
 # head buffer; pressure(), the start of every case but case_heads_wait
-# (the clients answered, the long heads' clients, the fill), and BEHIND,
-# the head pipelined behind a 1 MB answer.
+# (the clients answered, the long heads' clients, the fill),
+# head_wait_stalled(), the start of the grow/free wake and half-closed
+# cases (a HEAD waiting while a 1 MB answer stalls), and BEHIND, the head
+# pipelined behind a 1 MB answer.
 cat >"$T/fullpool.py" <<'PY'
 import socket, struct, sys, threading, time
 import testlib
@@ -280,6 +282,23 @@ def heads4k(longs, method=b"GET"):
         held.append(s)
     check(False, f"{len(longs)} 4096 B heads found head buffers for all")
     return None, held
+def head_wait_stalled():
+    """The start of the cases whose one head waits while a 1 MB answer
+    stalls: a client and 200 longs answered, then a bodiless answer each
+    (its output queue stays), the pool filled (fill), the client's 1 MB
+    answer stalled (stalled_answer), then the longs' 4096 B HEADs until
+    one waits (heads4k): (the client, the longs, the idle, the one
+    waiting)."""
+    l, = answered(1)
+    longs = answered(200)
+    for s in longs + [l]:
+        s.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        f = s.makefile("rb"); status, length = head(f); f.close()
+    idle = fill()
+    stalled_answer(l)
+    time.sleep(0.2)
+    w, held = heads4k(longs, b"HEAD")
+    return l, longs, idle, w
 def until(pred, secs):
     """stats() until pred(stats) or secs pass: the last stats."""
     end = time.monotonic() + secs
@@ -568,15 +587,7 @@ grow_wake_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" "$1" <<'PY'
 from fullpool import *
 free = sys.argv[4] == "free"
-l, = answered(1)
-longs = answered(200)
-for s in longs + [l]:  # a bodiless answer each: its output queue stays
-    s.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-    f = s.makefile("rb"); status, length = head(f); f.close()
-idle = fill()
-stalled_answer(l)
-time.sleep(0.2)
-w, held = heads4k(longs, b"HEAD")
+l, longs, idle, w = head_wait_stalled()
 if free:
     w.sendall(b"\r\n\r\n")  # no head buffer to grow into: kept, the head whole behind
 time.sleep(1)  # its looks back off
@@ -646,15 +657,7 @@ case_free_wake() {
 halfclosed_tried_py() {
 	timeout 100 python3 - "$PORT" "$PID" "$T/log" <<'PY'
 from fullpool import *
-l, = answered(1)
-longs = answered(200)
-for s in longs + [l]:  # a bodiless answer each: its output queue stays
-    s.sendall(b"HEAD /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-    f = s.makefile("rb"); status, length = head(f); f.close()
-idle = fill()
-stalled_answer(l)
-time.sleep(0.2)
-w, held = heads4k(longs, b"HEAD")
+l, longs, idle, w = head_wait_stalled()
 w.sendall(b"\r\n\r\n")  # whole, kept: no head buffer to grow into
 w.shutdown(socket.SHUT_WR)
 time.sleep(0.5)  # its EOF read, its looks 32 ms apart
