@@ -539,7 +539,9 @@ void relay_auto_read(struct rdir *d, size_t n, size_t cap)
 	} else {
 		/* short: under 4 KB and under the room the pipe offered (a
 		 * nearly full pipe, its receiver a bit slower than its sender,
-		 * offers little: a read that filled it is no short read) */
+		 * offers little: a read that filled it is no short read).
+		 * A read into a pipe that held bytes comes with cap = n,
+		 * never short: the call site decides (relay_splice.c) */
 		d->streak = n < AUTO_MIN_READ && n < cap ? (uint8_t)(d->streak + 1) : 0;
 		if (d->streak < AUTO_STREAK)
 			return;

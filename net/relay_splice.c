@@ -315,7 +315,8 @@ static void splice_pump(struct rdir *d)
 				 * A pipe holding bytes may be out of slots (one per
 				 * skb piece, 16 in 64 KB) with bytes of room left:
 				 * a small read then says the receiver is behind,
-				 * not that the source is (counted as filling) */
+				 * not that the source is (counted as filling; the
+				 * short-read rule itself: relay_auto_read, relay_core.c) */
 				relay_auto_read(d, (size_t)n, held ? (size_t)n : room);
 			} else if (n == 0 || (errno == EAGAIN && !read_any)) {
 				/* nothing read: an EOF, the urgent mark, or none yet */
