@@ -85,6 +85,8 @@ struct stream {
 	bool up_shut, down_shut, up_eof, down_eof;
 	bool bad;
 	bool open_at_done; /* ended closed with one of a, b still open */
+	bool kept;	   /* ad, bd hold a and b (keep_relay_ends) */
+	int ad, bd;
 	uint32_t seed;
 	atomic_int done;
 	atomic_int ndone;	/* done() calls */
@@ -408,6 +410,58 @@ static bool feed(struct stream *s, size_t up, size_t down, double limit_s)
 		(void)poll(pf, 2, 10);
 	}
 	return !s->bad && s->up_got == up && s->down_got == down;
+}
+
+/* Keep the test's own descriptors for @s's relay ends, a and b (the
+ * relay may make them direct descriptors and close its numbers), so
+ * relay_holds can ask their queues; drop_relay_ends closes them once the
+ * relay is over (both directions shut by then, or the stream abandoned). */
+static void keep_relay_ends(struct stream *s)
+{
+	s->ad = dup(s->a);
+	s->bd = dup(s->b);
+	assert_true(s->ad >= 0 && s->bd >= 0);
+	s->kept = true;
+}
+
+static void drop_relay_ends(struct stream *s)
+{
+	if (!s->kept)
+		return;
+	close(s->ad);
+	close(s->bd);
+	s->kept = false;
+}
+
+/* Of the bytes @s's client sent that its server has not read (@pushed),
+ * those in none of the four socket queues on the way: not yet sent by
+ * the client or by the relay (SIOCOUTQNSD: a segment sent but not yet
+ * acknowledged is already in its receiver's queue on loopback, counted
+ * there), or unread by the relay or by the server (SIOCINQ). What is
+ * left the relay itself holds, in its buffers or a pipe. Needs
+ * keep_relay_ends. Read when the stream stands still (the same answer
+ * twice, 10 ms apart; 100 tries); -1 when a queue could not be read or
+ * never stood still. */
+static ssize_t relay_holds(const struct stream *s, size_t pushed)
+{
+	ssize_t last = -1;
+
+	if (!s->kept)
+		return -1;
+	for (int i = 0; i < 100; i++) {
+		int q[4];
+		ssize_t held;
+
+		if (ioctl(s->c, SIOCOUTQNSD, &q[0]) || ioctl(s->ad, SIOCINQ, &q[1]) ||
+		    ioctl(s->bd, SIOCOUTQNSD, &q[2]) || ioctl(s->s, SIOCINQ, &q[3]))
+			return -1;
+		held = (ssize_t)pushed - q[0] - q[1] - q[2] - q[3];
+		if (held == last)
+			return held;
+		last = held;
+		sleep_ms(10);
+	}
+	return -1;
 }
 
 /* @len bytes of stream @s's client -> server pattern in one send(2) (the
@@ -1648,67 +1702,6 @@ static size_t tcp_mem_max(const char *name, size_t dflt)
 	return max;
 }
 
-/* The send (@tx) and receive (@rx) queues of the IPv4 TCP socket
- * connected from @local to @remote, from /proc/net/tcp (the relay's
- * sockets may be direct descriptors, out of the test's reach); -1 when
- * it is not there. */
-static int tcp_queues(const struct sockaddr_in *local, const struct sockaddr_in *remote,
-		      unsigned *tx, unsigned *rx)
-{
-	char line[256];
-	FILE *f = fopen("/proc/net/tcp", "r");
-	int found = -1;
-
-	if (!f)
-		return -1;
-	while (found && fgets(line, sizeof(line), f)) {
-		unsigned la, lp, ra, rp, st;
-
-		if (sscanf(line, " %*u: %8X:%4X %8X:%4X %2X %8X:%8X", &la, &lp, &ra, &rp, &st, tx,
-			   rx) == 7 &&
-		    la == local->sin_addr.s_addr && lp == ntohs(local->sin_port) &&
-		    ra == remote->sin_addr.s_addr && rp == ntohs(remote->sin_port))
-			found = 0;
-	}
-	fclose(f);
-	return found;
-}
-
-/* Bytes @s's client pushed (@pushed) that are in none of the four socket
- * queues on the way (the client's and the relay's send queues, the
- * relay's and the server's receive queues): what the relay itself holds,
- * in its buffers or a pipe. Loopback moves a segment into the peer's
- * queue as it is sent, so nothing is on the wire; read when the stream
- * stands still (the same answer twice, 10 ms apart; 100 tries); -1 when
- * a queue could not be read or never stood still. */
-static ssize_t relay_holds(const struct stream *s, size_t pushed)
-{
-	struct sockaddr_in c, a, b, sv;
-	socklen_t l[4] = { sizeof(c), sizeof(a), sizeof(b), sizeof(sv) };
-	ssize_t last = -1;
-
-	if (getsockname(s->c, (struct sockaddr *)&c, &l[0]) ||
-	    getpeername(s->c, (struct sockaddr *)&a, &l[1]) ||
-	    getpeername(s->s, (struct sockaddr *)&b, &l[2]) ||
-	    getsockname(s->s, (struct sockaddr *)&sv, &l[3]))
-		return -1;
-	for (int i = 0; i < 100; i++) {
-		unsigned a_tx, a_rx, b_tx, b_rx, s_tx, s_rx;
-		int cq;
-		ssize_t held;
-
-		if (ioctl(s->c, SIOCOUTQ, &cq) || tcp_queues(&a, &c, &a_tx, &a_rx) ||
-		    tcp_queues(&b, &sv, &b_tx, &b_rx) || tcp_queues(&sv, &b, &s_tx, &s_rx))
-			return -1;
-		held = (ssize_t)pushed - cq - (ssize_t)a_rx - (ssize_t)b_tx - (ssize_t)s_rx;
-		if (held == last)
-			return held;
-		last = held;
-		sleep_ms(10);
-	}
-	return -1;
-}
-
 static void run_stuck_reader(enum rp_relay_mode mode)
 {
 	struct rp_relay_config cfg = { .mode = mode, .max_inflight = 128 * 1024 };
@@ -1719,6 +1712,7 @@ static void run_stuck_reader(enum rp_relay_mode mode)
 	double end;
 
 	make_stream(stuck, 0, 0, 3);
+	keep_relay_ends(stuck);
 	for (unsigned i = 1; i < 4; i++)
 		make_stream(&T.st[i], 1u << 20, 1u << 20, 10 + i);
 	start_all(&cfg, 4);
@@ -1765,6 +1759,7 @@ static void run_stuck_reader(enum rp_relay_mode mode)
 	if (mode == RP_RELAY_COPY)
 		assert_true(T.rstats.paused >= 1);
 	rt_end(T.rt);
+	drop_relay_ends(stuck);
 	close_clients();
 }
 
