@@ -104,7 +104,7 @@ static __thread struct {
 	struct pipe_slot pipes[PIPE_STASH];
 	unsigned npipes;
 	unsigned pipes_low; /* the fewest npipes since the last rp_file_send_trim */
-	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5, 0.6) */
+	uint64_t small_nomem; /* rp_file_send_small_nomem: not in the public stats (ABI 0.5 to 0.7) */
 	uint64_t to_iowq;     /* rp_file_send_to_iowq: likewise */
 	uint64_t small_sendfile; /* rp_file_send_small_sendfile (bytes): likewise */
 } tls;

@@ -413,9 +413,10 @@ static bool feed(struct stream *s, size_t up, size_t down, double limit_s)
 }
 
 /* Keep the test's own descriptors for @s's relay ends, a and b (the
- * relay may make them direct descriptors and close its numbers), so
- * relay_holds can ask their queues; drop_relay_ends closes them once the
- * relay is over (both directions shut by then, or the stream abandoned). */
+ * relay closes its numbers when it ends, and the test's a and b are the
+ * relay's), so relay_holds can ask their queues; drop_relay_ends closes
+ * them once the relay is over (both directions shut by then, or the
+ * stream abandoned): the sockets' last close comes there. */
 static void keep_relay_ends(struct stream *s)
 {
 	s->ad = dup(s->a);
@@ -444,7 +445,8 @@ static void drop_relay_ends(struct stream *s)
  * never stood still. */
 static ssize_t relay_holds(const struct stream *s, size_t pushed)
 {
-	ssize_t last = -1;
+	ssize_t last = 0;
+	bool have = false;
 
 	if (!s->kept)
 		return -1;
@@ -456,9 +458,10 @@ static ssize_t relay_holds(const struct stream *s, size_t pushed)
 		    ioctl(s->bd, SIOCOUTQNSD, &q[2]) || ioctl(s->s, SIOCINQ, &q[3]))
 			return -1;
 		held = (ssize_t)pushed - q[0] - q[1] - q[2] - q[3];
-		if (held == last)
+		if (have && held == last)
 			return held;
 		last = held;
+		have = true;
 		sleep_ms(10);
 	}
 	return -1;
@@ -1747,9 +1750,12 @@ static void run_stuck_reader(enum rp_relay_mode mode)
 	/* what the relay may hold: copy reads on until its cancel lands, so a
 	 * burst of the ring's buffers (256 here) may come past max_inflight;
 	 * splice holds what is in its pipe (PIPE_BYTES, 256 KB; a pipe
-	 * rounds up to a power of two pages: never over 256 KB asked) */
+	 * rounds up to a power of two pages: never over 256 KB asked), and
+	 * a full pipe was seen in 6 of 18 runs. Either may look 64 KB more
+	 * per connection: a segment sent but dropped by a receiver out of
+	 * buffer room is in no queue until it is sent again */
 	limit = mode == RP_RELAY_COPY ? cfg.max_inflight + 256 * (size_t)T.buf_size
-				      : (size_t)256 << 10;
+				      : ((size_t)256 << 10) + 2 * ((size_t)64 << 10);
 	print_message("# %s: stuck reader: client pushed %zu bytes before its window closed "
 		      "(bound %zu), the relay holds %zd (bound %zu); paused %llu times\n",
 		      rp_relay_mode_name(mode), pushed, bound, held, limit,
