@@ -1012,6 +1012,127 @@ static void test_auto_back_to_copy(void **state)
 	close_clients();
 }
 
+/* Read at most @max bytes of @s's client -> server stream at its server
+ * (non-blocking: what is there), checked against the pattern. */
+static size_t server_reads(struct stream *s, size_t max)
+{
+	uint8_t buf[65536];
+	size_t got = 0;
+
+	while (got < max) {
+		size_t want = max - got < sizeof(buf) ? max - got : sizeof(buf);
+		ssize_t r = recv(s->s, buf, want, 0);
+
+		if (r <= 0)
+			break;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pat(s->up_got + (size_t)i, s->seed))
+				s->bad = true;
+		s->up_got += (size_t)r;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+/* Bytes waiting in the relay's receive queue from @s's client. */
+static int relay_unread(const struct stream *s)
+{
+	int q = -1;
+
+	return ioctl(s->ad, SIOCINQ, &q) ? -1 : q;
+}
+
+/*
+ * Auto mode in splice behind a slow receiver: while its pipe holds bytes
+ * the direction waits for room on the way out, and each wake reads what
+ * came meanwhile into that pipe first; a small piece read so is no short
+ * read (relay_splice.c passes cap = n for a pipe that held bytes), so the
+ * direction stays in splice. The relay's send and the server's receive
+ * buffers are pinned small; the direction streams into splice; the server
+ * stops reading, the relay's pipe is filled to about 240 KB with nothing
+ * left unread; then 4 times: the client sends 100 B, the server reads
+ * 8 KB at a time until the relay has read the piece (each wake moves
+ * about 32 KB out of the pipe). to_copy must not
+ * move and the pipe must still hold bytes (else the reads were into an
+ * empty pipe and prove nothing); every byte reaches the server at the
+ * end. Under the rule before (short: under 4 KB and under the pipe's
+ * room) the third piece moved the direction back to copy.
+ */
+static void test_auto_behind_receiver_stays_spliced(void **state)
+{
+	struct rp_relay_config cfg = { .mode = RP_RELAY_AUTO };
+	struct stream *s = &T.st[0];
+	uint64_t to_copy0;
+	unsigned tries = 0, k, wakes = 0;
+	ssize_t held;
+	bool keep = true;
+
+	(void)state;
+	T.shards = 1;
+	make_stream(s, 0, 0, 0xf11);
+	{
+		int snd = 4096, rcv = 16 << 10;
+
+		assert_int_equal(setsockopt(s->b, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)), 0);
+		assert_int_equal(setsockopt(s->s, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	}
+	keep_relay_ends(s);
+	start_all(&cfg, 1);
+	do {
+		assert_true(feed(s, s->up_got + (4u << 20), 0, 30));
+		fetch_stats();
+	} while (T.rstats.to_splice != 1 && ++tries < 5);
+	assert_int_equal(T.rstats.to_splice, 1);
+	to_copy0 = T.rstats.to_copy;
+	/* the server stops reading; 16 KB pieces until the relay leaves
+	 * some unread (it waits for room on the way out), then 240 KB more */
+	for (k = 0; k < 64 && relay_unread(s) <= 0; k++) {
+		pump_out(s->c, s->up_sent + (16u << 10), &s->up_sent, &keep, s->seed, false);
+		sleep_ms(10);
+	}
+	assert_true(relay_unread(s) > 0);
+	pump_out(s->c, s->up_sent + (240u << 10), &s->up_sent, &keep, s->seed, false);
+	/* one wake: the relay reads all that into its pipe */
+	for (k = 0; k < 50 && relay_unread(s) != 0; k++) {
+		server_reads(s, 32u << 10);
+		sleep_ms(20);
+	}
+	held = relay_holds(s, s->up_sent - s->up_got);
+	print_message("# auto behind a receiver: the pipe holds %zd B, %d unread\n", held,
+		      relay_unread(s));
+	assert_int_equal(relay_unread(s), 0);
+	assert_true(held >= (ssize_t)(128u << 10));
+	for (k = 0; k < 4; k++) {
+		unsigned n;
+
+		pump_out(s->c, s->up_sent + 100, &s->up_sent, &keep, s->seed, false);
+		sleep_ms(10);
+		for (n = 0; n < 20 && relay_unread(s) != 0; n++) {
+			server_reads(s, 8u << 10);
+			sleep_ms(20);
+		}
+		if (relay_unread(s) == 0)
+			wakes++;
+	}
+	held = relay_holds(s, s->up_sent - s->up_got);
+	fetch_stats();
+	print_message("# then 4 pieces of 100 B, %u read on their own: the pipe holds %zd B, "
+		      "to_copy %llu (%llu before), to_splice %llu\n",
+		      wakes, held, (unsigned long long)T.rstats.to_copy,
+		      (unsigned long long)to_copy0, (unsigned long long)T.rstats.to_splice);
+	assert_int_equal(wakes, 4);
+	assert_true(held > 0);
+	assert_int_equal(T.rstats.to_copy, to_copy0);
+	assert_int_equal(T.rstats.to_splice, 1);
+	assert_false(s->bad);
+	/* the server reads again: every byte, in order */
+	assert_true(feed(s, s->up_sent, 0, 30));
+	assert_true(drive(WAIT_S, NULL));
+	rt_end(T.rt);
+	drop_relay_ends(s);
+	close_clients();
+}
+
 /*
  * Auto mode's streak restarts after 1 s without a read: two reads that
  * fill a whole provided buffer (one send of its size each, through to
@@ -3201,6 +3322,7 @@ int main(int argc, char **argv)
 		T(test_auto_local_alone_splices),
 		T(test_auto_local_shared_splices),
 		T(test_auto_back_to_copy),
+		T(test_auto_behind_receiver_stays_spliced),
 		T(test_auto_idle_reset),
 		T(test_half_close_copy),
 		T(test_half_close_splice),
