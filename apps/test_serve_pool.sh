@@ -824,14 +824,26 @@ active = [conn() for _ in range(K)]
 check(all(ask(s) and answer(s) for s in active), f"{K} keep-alive clients answered the 1 MB file before the pressure")
 # Clients that will pipeline without reading (a 4 KB receive buffer),
 # answered once before the pressure.
+# A client the shard refused at accept (conn_nomem: right after the 1 MB
+# answers the pool has been seen short for one, 2 CI runs of 4 under
+# ASan, 2026-11-29) is opened again, up to 5 times 200 ms apart; the
+# refusals are counted and the pressure's checks below count from there.
 NPIN = 10
 pin = []
+retried = 0
 for _ in range(NPIN):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(10); s.connect(("127.0.0.1", port)); pin.append(s)
-check(all(ask(s, "s1.bin") and answer(s, "s1.bin") for s in pin), f"{NPIN} pipelining clients answered before the pressure")
-idle = []
+    for tries in range(5):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10); s.connect(("127.0.0.1", port))
+        if ask(s, "s1.bin") and answer(s, "s1.bin"):
+            break
+        s.close(); retried += 1; time.sleep(0.2)
+    pin.append(s)
 st = stats()
+nomem0 = st["conn_nomem"]
+print(f"  {NPIN} pipelining clients: {retried} opened again, conn_nomem {nomem0}")
+check(all(s.fileno() >= 0 for s in pin), f"{NPIN} pipelining clients answered before the pressure")
+idle = []
 while len(idle) < IDLE_MAX and time.monotonic() - T0 < 30:
     try:
         idle += [conn() for _ in range(100)]
@@ -839,17 +851,17 @@ while len(idle) < IDLE_MAX and time.monotonic() - T0 < 30:
         print(f"  connect: {e}"); break
     if len(idle) % 500 == 0:
         st = stats()
-        if st["conn_nomem"] > 0: break
+        if st["conn_nomem"] > nomem0: break
 def settled(want, secs):  # the shard took in (or refused) every client opened, or time is up
     end = time.monotonic() + secs
     while True:
         st = stats()
-        if st["conn_nomem"] > 0 or st["live"] + st["conn_nomem"] >= want or time.monotonic() > end:
+        if st["conn_nomem"] > nomem0 or st["live"] + st["conn_nomem"] - nomem0 >= want or time.monotonic() > end:
             return st
         time.sleep(0.05)
 st = settled(K + len(idle), 20)
-print(f"  {len(idle)} idle clients in {time.monotonic() - T0:.1f} s: live {st['live']}, conn_nomem {st['conn_nomem']}, pool_live {st.get('pool_live', 0)}")
-check(st["conn_nomem"] > 0, "the pool filled: new clients refused at accept (conn_nomem > 0)")
+print(f"  {len(idle)} idle clients in {time.monotonic() - T0:.1f} s: live {st['live']}, conn_nomem {st['conn_nomem']}")
+check(st["conn_nomem"] > nomem0, "the pool filled: new clients refused at accept (conn_nomem grew)")
 # With the pool full, the pipelining clients each ask for a 30 MB file
 # they do not read, then pipeline 150 GETs with 7 KB heads (1 MB): the
 # pool has no spill for it, so it stays in their provided buffers. Kept
