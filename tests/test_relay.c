@@ -111,6 +111,9 @@ static struct {
 	bool slow_stop; /* launch: a 1 ms stop deadline that on_stop outlasts */
 	bool abort_partner; /* done() of stream i aborts stream i^1 */
 	int nested;	    /* a done() ran inside another done() */
+	/* abort_partner: directions waiting on the shard when the first
+	 * done() aborted its partner (-1: no abort) */
+	int64_t partner_waiting;
 	int in_done;
 	bool stop_aborts; /* slow_stop's on_stop aborts every relay not done first */
 	bool end_on_stop; /* launch: on_stop calls rp_relay_shard_end or _exit (SE) */
@@ -136,6 +139,10 @@ static void on_done(struct rp_shard *sh, void *arg, const struct rp_relay_result
 		struct stream *o = &T.st[(s - T.st) ^ 1];
 
 		if (o->relay) {
+			struct rp_relay_wait_stats w;
+
+			rp_relay_wait_stats(sh, &w);
+			T.partner_waiting = (int64_t)w.waiting;
 			T.in_done++;
 			rp_relay_abort(sh, o->relay);
 			T.in_done--;
@@ -2737,6 +2744,53 @@ static void hog_start(const struct rp_relay_config *cfg, unsigned n, bool everyt
 	assert_true(wait_for(&H.step, 1, WAIT_S));
 }
 
+/* hog_start_waiting's message: the relays started, then the pool taken
+ * in the same turn of the loop. */
+static void start_hog_msg(struct rp_shard *sh, void *arg)
+{
+	for (unsigned i = 0; i < T.n; i++)
+		start_msg(sh, &T.st[i]);
+	hog_msg(sh, arg);
+}
+
+/*
+ * hog_start for the tests whose relays must wait before an idle timeout
+ * ends them: both directions of the @n streams the caller made get bytes
+ * first (up to WAIT_PRELOAD, what the sockets take), then one message to shard 0 starts
+ * the relays with @cfg and takes the pool (every class too when
+ * @everything). The relays' first receives complete at the loop's next
+ * turn, with bytes already there and no memory to queue them: each relay
+ * waits from then on, ahead of its first sweep (a quarter of the timeout
+ * later), whatever this thread does meanwhile. With hog_start the bytes
+ * came from this thread's drive after the hog: a stall of this thread (a
+ * wake-up late under ASan, a loaded host) as long as the timeout before
+ * its first send let the sweep end the relays before they waited.
+ */
+#define WAIT_PRELOAD ((size_t)256 << 10) /* at most, each way: under up_len, down_len */
+
+static void hog_start_waiting(const struct rp_relay_config *cfg, unsigned n, bool everything)
+{
+	memset(&H, 0, sizeof(H));
+	H.everything = everything;
+	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
+	assert_non_null(H.hog);
+	T.shards = 1;
+	T.n = n;
+	atomic_store(&T.stats_ready, 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct stream *s = &T.st[i];
+		bool keep = true; /* nothing shut: drive sends the rest */
+
+		pump_out(s->c, WAIT_PRELOAD, &s->up_sent, &keep, s->seed, false);
+		pump_out(s->s, WAIT_PRELOAD, &s->down_sent, &keep, s->seed, true);
+		assert_true(s->up_sent > 0 && s->down_sent > 0);
+	}
+	launch(cfg, T.st, 0);
+	assert_int_equal(rp_runtime_submit(T.rt, 0, start_hog_msg, NULL), 0);
+	assert_true(wait_for(&H.step, 1, WAIT_S));
+	assert_int_equal(atomic_load(&T.started), (int)n);
+}
+
 /* The pool given back now, not by drive's hog_release: unhog_msg, waited
  * for. */
 static void hog_give_back(void)
@@ -2840,21 +2894,23 @@ static void test_pool_full_waiting_relay_ends_idle(void **state)
 
 	(void)state;
 	make_stream(s, 8u << 20, 2u << 20, 0x79u);
-	hog_start(&cfg, 1, false);
+	hog_start_waiting(&cfg, 1, false);
 	/* the peers may see the reset before done() runs (the next tick) */
 	ended = drive(WAIT_S, idle_done) && wait_for(&s->done, 1, WAIT_S);
 	assert_int_equal(rp_runtime_submit(T.rt, 0, wait_stats_msg, NULL), 0);
 	assert_true(wait_for(&H.step, 3, WAIT_S));
-	print_message("# waiting relay ended %s after %.2f s with the pool held; waits %llu "
-		      "parked %llu, still waiting %llu, parked now %llu\n",
+	print_message("# waiting relay ended %s %.2f s after its start with the pool held; "
+		      "waits %llu parked %llu, still waiting %llu, parked now %llu\n",
 		      atomic_load(&s->done) ? rp_relay_end_name(s->res.end) : "-",
-		      atomic_load(&s->done) ? s->done_s - H.taken_s : -1.0,
+		      atomic_load(&s->done) ? s->done_s - s->started_s : -1.0,
 		      (unsigned long long)H.w.waits, (unsigned long long)H.w.parked,
 		      (unsigned long long)H.w.waiting, (unsigned long long)H.w.parked_now);
 	hog_give_back();
 	assert_true(H.full_small);
 	assert_true(ended);
 	assert_int_equal(s->res.end, RP_RELAY_END_IDLE);
+	/* by the sweep, after its timeout (the shard's own clock readings) */
+	assert_true(s->done_s - s->started_s >= 0.2 - IDLE_EARLY_S);
 	assert_true(H.w.waits > 0);
 	assert_int_equal(H.w.waiting, 0);
 	assert_int_equal(H.w.parked_now, 0);
@@ -2926,15 +2982,24 @@ static void test_sweep_done_aborts_next(void **state)
 	make_stream(&T.st[0], 8u << 20, 2u << 20, 0x79u);
 	make_stream(&T.st[1], 8u << 20, 2u << 20, 0x7au);
 	T.abort_partner = true;
-	hog_start(&cfg, 2, true);
+	T.partner_waiting = -1;
+	hog_start_waiting(&cfg, 2, true);
 	ended = drive(WAIT_S, both_done);
-	print_message("# ended %d; ends %s/%s; nested done() %d; ndone %d %d\n", ended,
+	print_message("# ended %d; ends %s/%s; nested done() %d; ndone %d %d; directions "
+		      "waiting at the partner's abort %lld\n", ended,
 		      atomic_load(&T.st[0].done) ? rp_relay_end_name(T.st[0].res.end) : "-",
 		      atomic_load(&T.st[1].done) ? rp_relay_end_name(T.st[1].res.end) : "-",
-		      T.nested, atomic_load(&T.st[0].ndone), atomic_load(&T.st[1].ndone));
+		      T.nested, atomic_load(&T.st[0].ndone), atomic_load(&T.st[1].ndone),
+		      (long long)T.partner_waiting);
 	hog_give_back();
 	T.abort_partner = false;
 	assert_true(ended);
+	/* the sweep ended the first, idle, while the partner still waited
+	 * (nothing in flight: its abort could finish it then and there) */
+	assert_true(T.partner_waiting >= 1);
+	/* one ended idle, its done() aborted the other */
+	assert_int_equal(T.st[0].res.end + T.st[1].res.end, RP_RELAY_END_IDLE + RP_RELAY_END_ABORT);
+	assert_true(T.st[0].res.end == RP_RELAY_END_IDLE || T.st[1].res.end == RP_RELAY_END_IDLE);
 	assert_int_equal(T.nested, 0); /* was 1: the partner freed under the sweep */
 	assert_int_equal(atomic_load(&T.st[0].ndone), 1);
 	assert_int_equal(atomic_load(&T.st[1].ndone), 1);
