@@ -76,6 +76,7 @@
 
 #define MAX_STREAMS 64
 #define MAX_SHARDS  4
+#define RING_BUFS   256 /* each shard's provided buffers (launch) */
 
 struct stream {
 	int c, s;      /* the client's and the server's ends */
@@ -271,7 +272,7 @@ static void launch(const struct rp_relay_config *cfg, struct stream *st, unsigne
 
 	T.cfg = *cfg;
 	atomic_store(&T.started, 0);
-	rc.bufs = 256;
+	rc.bufs = RING_BUFS;
 	rc.pool_bytes = (size_t)64 << 20;
 	rc.fini = fini;
 	if (T.slow_stop) {
@@ -334,6 +335,20 @@ static void pump_out(int fd, size_t len, size_t *sent, bool *shut, uint32_t seed
 	}
 }
 
+/* @n bytes @buf read from a direction (@dir, @seed) after the @*got
+ * before them: each must be the pattern's, and the whole at most @len
+ * (a read past the end is bad); *got moves on by @n. */
+static void check_read(const uint8_t *buf, size_t n, size_t *got, size_t len, bool *bad,
+		       uint32_t seed, bool dir)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != pat(*got + i, seed ^ (dir ? 0x5a : 0)))
+			*bad = true;
+	*got += n;
+	if (*got > len)
+		*bad = true;
+}
+
 static void pump_in(int fd, size_t len, size_t *got, bool *eof, bool *bad, uint32_t seed,
 		    bool dir)
 {
@@ -348,12 +363,7 @@ static void pump_in(int fd, size_t len, size_t *got, bool *eof, bool *bad, uint3
 		}
 		if (r < 0)
 			return;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat(*got + (size_t)i, seed ^ (dir ? 0x5a : 0)))
-				*bad = true;
-		*got += (size_t)r;
-		if (*got > len)
-			*bad = true;
+		check_read(buf, (size_t)r, got, len, bad, seed, dir);
 	}
 }
 
@@ -1020,7 +1030,8 @@ static void test_auto_back_to_copy(void **state)
 }
 
 /* Read at most @max bytes of @s's client -> server stream at its server
- * (non-blocking: what is there), checked against the pattern. */
+ * (non-blocking: what is there), checked as pump_in checks: the pattern,
+ * and no more than the client sent (up_sent: up_len is feed's last goal). */
 static size_t server_reads(struct stream *s, size_t max)
 {
 	uint8_t buf[65536];
@@ -1032,10 +1043,7 @@ static size_t server_reads(struct stream *s, size_t max)
 
 		if (r <= 0)
 			break;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat(s->up_got + (size_t)i, s->seed))
-				s->bad = true;
-		s->up_got += (size_t)r;
+		check_read(buf, (size_t)r, &s->up_got, s->up_sent, &s->bad, s->seed, false);
 		got += (size_t)r;
 	}
 	return got;
@@ -1876,13 +1884,13 @@ static void run_stuck_reader(enum rp_relay_mode mode)
 	bound = 2 * (tcp_mem_max("tcp_rmem", 6u << 20) + tcp_mem_max("tcp_wmem", 4u << 20)) +
 		((size_t)1 << 20);
 	/* what the relay may hold: copy reads on until its cancel lands, so a
-	 * burst of the ring's buffers (256 here) may come past max_inflight;
+	 * burst of the ring's buffers (RING_BUFS) may come past max_inflight;
 	 * splice holds what is in its pipe (PIPE_BYTES, 256 KB; a pipe
 	 * rounds up to a power of two pages: never over 256 KB asked), and
 	 * a full pipe was seen in 6 of 18 runs. Either may look 64 KB more
 	 * per connection: a segment sent but dropped by a receiver out of
 	 * buffer room is in no queue until it is sent again */
-	limit = mode == RP_RELAY_COPY ? cfg.max_inflight + 256 * (size_t)T.buf_size
+	limit = mode == RP_RELAY_COPY ? cfg.max_inflight + RING_BUFS * (size_t)T.buf_size
 				      : ((size_t)256 << 10) + 2 * ((size_t)64 << 10);
 	print_message("# %s: stuck reader: client pushed %zu bytes before its window closed "
 		      "(bound %zu), the relay holds %zd (bound %zu); paused %llu times\n",
