@@ -725,9 +725,57 @@ case_burst_wake() {
 	served "" burst_wake_py
 }
 
+# A client accepted in the same round as an answer sent whole at once is
+# taken in: the room is counted once that answer's end has run. At
+# --pool-mb 8 the provided buffers hold 4 spans and the room the other 4
+# (128, 256, 512 B and the 32 KB head buffers), so a live object of any
+# other class short of the room refuses an accept; an answer that
+# rp_file_send sent within the call (a small body) holds its state and a
+# 64 B message for its end until the loop's next round. Serve is stopped
+# (SIGSTOP), an answered client asks for the 1 B file and a fresh client
+# connects, then serve goes on: both completions in one batch, the
+# answer's first. Before (accept checked the room at once), the fresh
+# client was refused in the first round (conn_nomem 0 -> 1, ASan: 3 runs
+# of 3); so was a pin client of the burst of 10 opened right after the
+# 1 MB answers below (2 CI runs of 4, 7 local runs of 12 under ASan,
+# 2026-11-29). 4 rounds, each fresh client answered, conn_nomem unchanged.
+case_accept_behind_answer() {
+	serve_start || return 1
+	timeout 60 python3 - "$PORT" "$PID" "$T/log" <<'PY'
+import os, signal
+from fullpool import *
+a, = answered(1)
+nomem = stats()["conn_nomem"]
+for r in range(4):
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        a.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        b = conn()  # the handshake is the kernel's: serve is stopped
+        time.sleep(0.1)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    f = a.makefile("rb"); status, length = head(f); f.read(length); f.close()
+    b.sendall(b"GET /s1.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    f = b.makefile("rb")
+    try: status, length = head(f)
+    except OSError: status = b""
+    f.close(); b.close()
+    st = stats()
+    print(f"  round {r}: the fresh client's answer {status!r}, conn_nomem {nomem} -> {st['conn_nomem']}")
+    check(status.startswith(b"HTTP/1.1 200") and st["conn_nomem"] == nomem,
+          f"round {r}: a client accepted behind an answer sent at once is answered (conn_nomem unchanged)")
+    nomem = st["conn_nomem"]
+a.close()
+sys.exit(1 if fails else 0)
+PY
+	local rc=$?
+	serve_end || rc=1
+	return $rc
+}
+
 # the memory-wait cases after the main run and case_heads_wait; a third
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
-CASES="reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake halfclosed_tried burst_wake"
+CASES="accept_behind_answer reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake halfclosed_tried burst_wake"
 ONLY=${3:-}
 run_case() {
 	if "case_$1"; then
