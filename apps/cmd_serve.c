@@ -2641,25 +2641,18 @@ static void arm_tick(struct rp_shard *sh, struct sshard *ss)
 
 /* ---- accepting ---- */
 
-static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+/* Take @fd in: its struct sconn, its receive armed. False, and @fd left
+ * open, when the pool has no room for it (pool_room). */
+static bool conn_take(struct rp_shard *sh, struct sshard *ss, int fd)
 {
-	struct sshard *ss = arg;
-	int one = 1, fd = rp_app_accepted(sh, &ss->acc, cq);
+	int one = 1;
 	struct sconn *c;
 
-	if (fd < 0)
-		return;
-	ST_ADD(ss, accepted, 1);
-	if (!rp_timer_armed(ss->tick))
-		arm_tick(sh, ss); /* its last re-arm found the SQ full */
 	/* taken in only while the pool keeps room for the connections it
 	 * holds (pool_room): their next heads and answers come first */
 	c = pool_room(sh, room_accept) ? rp_pool_alloc(rp_shard_pool(sh), sizeof(*c)) : NULL;
-	if (!c) {
-		close(fd);
-		ST_ADD(ss, conn_nomem, 1);
-		return;
-	}
+	if (!c)
+		return false;
 	memset(c, 0, sizeof(*c));
 	c->ss = ss;
 	c->fd = fd;
@@ -2676,6 +2669,47 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	ss->live++;
 	arm_recv(sh, c);
 	conn_put(sh, c);
+	return true;
+}
+
+/* A client refused at its accept, looked at again in the loop's next round
+ * (on_accept): the memory what ran before it in the round holds only
+ * until then is back (an answer sent whole within rp_file_send holds its
+ * state, its copies and its 64 B end message until that message runs, and
+ * the message to here comes after it), and the room is counted again. */
+static void accept_again(struct rp_shard *sh, void *arg)
+{
+	struct sshard *ss = g.ss[rp_shard_id(sh)];
+	int fd = (int)(intptr_t)arg;
+
+	if (rp_shard_stopping(sh) || !conn_take(sh, ss, fd)) {
+		close(fd);
+		ST_ADD(ss, conn_nomem, 1);
+	}
+}
+
+static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct sshard *ss = arg;
+	int fd = rp_app_accepted(sh, &ss->acc, cq);
+
+	if (fd < 0)
+		return;
+	ST_ADD(ss, accepted, 1);
+	if (!rp_timer_armed(ss->tick))
+		arm_tick(sh, ss); /* its last re-arm found the SQ full */
+	if (conn_take(sh, ss, fd))
+		return;
+	/* No room now: once more in the next round, after the messages this
+	 * round posted (FIFO: an answer's end among them), before closing.
+	 * At --pool-mb 8 the provided buffers and the room are the whole
+	 * pool, so one object of another class out for the round (an end's
+	 * 64 B message) refused every accept behind it (docs/http.md, "A
+	 * full pool"). With no message to be had, closed now. */
+	if (rp_shard_stopping(sh) || rp_shard_post(sh, rp_shard_id(sh), accept_again, (void *)(intptr_t)fd)) {
+		close(fd);
+		ST_ADD(ss, conn_nomem, 1);
+	}
 }
 
 /* ---- shard hooks, stats ---- */
