@@ -129,7 +129,9 @@ state_init() {
 	state_lock
 	# Originals without a manifest are what a revert killed in state_cleanup left behind
 	# (it removes the manifest first): their values are already restored.
-	if [[ ! -e $STATE/changes && -d $STATE/orig ]]; then rm -rf -- "$STATE/orig" "$STATE/irqs"; fi
+	if [[ ! -e $STATE/changes && (-d $STATE/orig || -d $STATE/absent) ]]; then
+		rm -rf -- "$STATE/orig" "$STATE/absent" "$STATE/irqs"
+	fi
 	mkdir -p "$STATE/orig"
 	if [[ ! -f $STATE/root ]]; then put_file "$STATE/root" "$ROOT"$'\n'; fi
 	touch "$STATE/changes"
@@ -179,7 +181,7 @@ forget_orig() {
 	# without its copy is not.
 	put_list "$STATE/changes" "${keep[@]}"
 	unset 'LISTED[$path]'
-	rm -f -- "$STATE/orig$path"
+	rm -f -- "$STATE/orig$path" "$STATE/absent$path"
 }
 
 # put PATH VALUE CURRENT: writes VALUE to $ROOT/PATH after saving the original; --dry-run only
@@ -219,10 +221,62 @@ put() {
 	return 1
 }
 
+# put_new PATH CONTENT: replaces the persistent file $ROOT/PATH (a config file this script
+# owns, which may not exist yet) with CONTENT, through a temporary file and a rename. The
+# original is saved as put saves one; a file that did not exist leaves the marker
+# $STATE/absent/PATH instead, and revert removes the file. Returns 1 with PUT_WHY on failure.
+put_new() {
+	local path=$1 val=$2 dir=${1%/*} d err now=absent
+	PUT_WHY=''
+	if [[ -e $ROOT$path ]]; then now="other text"; fi
+	if ((DRY)); then
+		d=$ROOT$dir
+		while [[ ! -e $d && $d == */* ]]; do d=${d%/*}; done
+		if [[ ($EUID -eq 0 || -n $ROOT) && (-e $ROOT$path && ! -w $ROOT$path || ! -w ${d:-/}) ]]; then
+			say "would fail: $ROOT$path is not writable (read-only file system or no permission)" >&2
+			N_FAIL=$((N_FAIL + 1))
+			return 0
+		fi
+		d=${val%$'\n'}
+		say "would write $ROOT$path (now $now): ${d##*$'\n'}"
+		N_WRITE=$((N_WRITE + 1))
+		return 0
+	fi
+	SAVED_NEW=0
+	if [[ -z ${LISTED[$path]-} ]]; then
+		if [[ -e $ROOT$path ]]; then
+			if ! save_orig "$path"; then
+				PUT_WHY="cannot read its current value to save it"
+				return 1
+			fi
+		else
+			# The marker before the manifest line, as save_orig's copy (crash consistency).
+			mkdir -p "$STATE/absent$dir"
+			: >"$STATE/absent$path"
+			printf '%s\n' "$path" >>"$STATE/changes"
+			LISTED[$path]=1
+			SAVED_NEW=1
+		fi
+	fi
+	if { mkdir -p "$ROOT$dir" && printf '%s' "$val" >"$ROOT$path.tmp" && mv -f -- "$ROOT$path.tmp" "$ROOT$path"; } 2>"$STATE/err"; then
+		say "wrote $ROOT$path (was $now)"
+		N_WRITE=$((N_WRITE + 1))
+		return 0
+	fi
+	rm -f -- "$ROOT$path.tmp" 2>/dev/null || true
+	slurp "$STATE/err" || true
+	err=${SLURP%$'\n'}
+	err=${err##*$'\n'}
+	PUT_WHY=${err##*: }
+	[[ -n $PUT_WHY ]] || PUT_WHY="write failed"
+	if ((SAVED_NEW)); then forget_orig "$path"; fi
+	return 1
+}
+
 # state_cleanup: removes the state, the manifest first (see state_init).
 state_cleanup() {
 	rm -f -- "$STATE/changes"
-	rm -rf -- "$STATE/orig"
+	rm -rf -- "$STATE/orig" "$STATE/absent"
 	rm -f -- "$STATE/changes.tmp" "$STATE/root.tmp" "$STATE/boot_id.tmp" "$STATE/root" "$STATE/boot_id" "$STATE/irqs" "$STATE/err" "$STATE/lock"
 	rmdir -- "$STATE" 2>/dev/null || true
 }
@@ -230,7 +284,7 @@ state_cleanup() {
 # state_revert: restores every saved original, newest first, then removes the state; with
 # DRY only says what it would restore. Originals from another boot: see state_init.
 state_revert() {
-	local path line saved_root='' p skipped=0 stale=0
+	local path line saved_root='' p skipped=0 vgone=0 stale=0
 	local -a paths=()
 	# revert --dry-run only reads; a real one waits for a running apply (state_lock).
 	if ((!DRY)) && [[ -d $STATE ]]; then state_lock; fi
@@ -258,6 +312,18 @@ state_revert() {
 	local i fail=0 shown
 	for ((i = ${#paths[@]} - 1; i >= 0; i--)); do
 		path=${paths[i]}
+		# A file apply created (put_new): revert removes it.
+		if [[ -f $STATE/absent$path ]]; then
+			if ((DRY)); then
+				say "would remove $ROOT$path (apply created it)"
+			elif rm -f -- "$ROOT$path" 2>/dev/null; then
+				say "removed $ROOT$path (apply created it)"
+			else
+				say "FAILED to remove $ROOT$path" >&2
+				fail=$((fail + 1))
+			fi
+			continue
+		fi
 		if [[ ! -f $STATE/orig$path ]]; then
 			say "FAILED: no saved copy of $path" >&2
 			fail=$((fail + 1))
@@ -267,6 +333,11 @@ state_revert() {
 		if ! irq_target "$path"; then
 			say "not restored: $SKIP_WHY (its affinity went with it)"
 			skipped=$((skipped + 1))
+			continue
+		fi
+		if ! rps_target "$path"; then
+			say "not restored: $SKIP_WHY (its rps_cpus went with it)"
+			vgone=$((vgone + 1))
 			continue
 		fi
 		if [[ $TARGET != "$path" ]]; then say "IRQ '${IRQ_SAVED[$path]}' moved from $path to $TARGET"; fi
@@ -289,7 +360,8 @@ state_revert() {
 		return 1
 	fi
 	state_cleanup
-	line="reverted $((${#paths[@]} - skipped)) values"
+	line="reverted $((${#paths[@]} - skipped - vgone)) values"
 	if ((skipped)); then line+=", $skipped IRQs gone"; fi
+	if ((vgone)); then line+=", $vgone veth queues gone"; fi
 	say "$line"
 }

@@ -19,7 +19,7 @@ setup() {
 	[[ $output == *"would write '268435456' to $RP_TUNE_ROOT/proc/sys/net/core/rmem_max (now '212992')"* ]]
 	[[ $output == *"would write 'performance' to $RP_TUNE_ROOT/sys/devices/system/cpu/cpu7/cpufreq/scaling_governor"* ]]
 	[[ $output == *"would write '0-1' to $RP_TUNE_ROOT/proc/irq/40/smp_affinity_list (now '0-7')"* ]]
-	[[ $output == *"dry run: 24 writes, nothing changed"* ]]
+	[[ $output == *"dry run: 25 writes, nothing changed"* ]]
 }
 
 @test "apply then revert restores the tree byte for byte" {
@@ -27,14 +27,14 @@ setup() {
 	snapshot before
 	run "$TUNE" apply --cpus 2-7 --move-nic-irqs
 	[ "$status" -eq 0 ]
-	[[ $output == *"24 written, 0 failed"* ]]
+	[[ $output == *"25 written, 0 failed"* ]]
 	run diff -r -q "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 	[ "$status" -eq 1 ]
 	# Tabs in tcp_rmem, the mask width of default_smp_affinity: revert must give them back.
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = 3 ]
 	run "$TUNE" revert
 	[ "$status" -eq 0 ]
-	[[ $output == *"reverted 24 values"* ]]
+	[[ $output == *"reverted 25 values"* ]]
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 	[ ! -e "$RP_TUNE_STATE" ]
 }
@@ -60,11 +60,16 @@ setup() {
 	diff -r "$BATS_TEST_TMPDIR/after1" "$RP_TUNE_ROOT"
 	diff "$BATS_TEST_TMPDIR/changes.1" "$RP_TUNE_STATE/changes"
 	[ "$(sort "$RP_TUNE_STATE/changes" | uniq -d)" = "" ]
-	[ "$(wc -l <"$RP_TUNE_STATE/changes")" -eq 24 ]
-	# One saved original per path, equal to the pre-apply bytes.
+	[ "$(wc -l <"$RP_TUNE_STATE/changes")" -eq 25 ]
+	# One saved original per path, equal to the pre-apply bytes; a file apply created (the
+	# udev rule) has the absent marker instead.
 	local p
 	while IFS= read -r p; do
-		cmp "$RP_TUNE_STATE/orig$p" "$BATS_TEST_TMPDIR/before$p"
+		if [[ -e $BATS_TEST_TMPDIR/before$p ]]; then
+			cmp "$RP_TUNE_STATE/orig$p" "$BATS_TEST_TMPDIR/before$p"
+		else
+			[ -f "$RP_TUNE_STATE/absent$p" ] && [ ! -e "$RP_TUNE_STATE/orig$p" ]
+		fi
 	done <"$RP_TUNE_STATE/changes"
 	"$TUNE" revert >/dev/null
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
@@ -238,7 +243,7 @@ nr_of() { cat "$RP_TUNE_ROOT/sys/devices/system/node/node$1/hugepages/hugepages-
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/50/smp_affinity_list")" = 0-1 ] # nvme: not a NIC queue
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/default_smp_affinity")" = 3 ]
 	[[ $output == *"left 3 network queue IRQs on shard CPUs: 40(eth0-TxRx-0) 41(eth0-TxRx-1) 42(eth0-TxRx-2) (--move-nic-irqs moves them)"* ]]
-	[[ $output == *"21 written, 0 failed"* ]]
+	[[ $output == *"22 written, 0 failed"* ]]
 	run --separate-stderr "$TUNE" check --json --cpus 2-7
 	[ "$(status_of irq.network)" = warn ]
 	[ "$(status_of irq.other)" = ok ]
@@ -280,8 +285,9 @@ reboot() {
 	run "$TUNE" revert
 	[ "$status" -eq 0 ]
 	[[ $output == *"not restoring 24 values saved in another boot (saved in boot 6f1c2a64-1111-4a5e-9c0d-3b2f7e8a9d01, this is boot 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02)"* ]]
-	[[ $output == *"reverted 1 values"* ]]
+	[[ $output == *"reverted 2 values"* ]] # grub and the udev rule: files outlive a boot
 	[ "$(cat "$RP_TUNE_ROOT/etc/default/grub")" = 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"' ]
+	[ ! -e "$RP_TUNE_ROOT/etc/udev/rules.d/90-ringplane-veth-rps.rules" ]
 	diff -r --exclude=etc "$BATS_TEST_TMPDIR/booted" "$RP_TUNE_ROOT"
 	[ ! -e "$RP_TUNE_STATE" ]
 }
@@ -294,7 +300,10 @@ reboot() {
 	run "$TUNE" revert
 	[ "$status" -eq 0 ]
 	[[ $output == *"not restoring 21 values saved in another boot (saved in boot unknown"* ]]
-	diff -r "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
+	# The udev rule is a file: it outlives a boot, so revert removes it whatever the boot.
+	[[ $output == *"removed $RP_TUNE_ROOT/etc/udev/rules.d/90-ringplane-veth-rps.rules (apply created it)"* ]]
+	diff -r -x 90-ringplane-veth-rps.rules "$BATS_TEST_TMPDIR/applied" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_ROOT/etc/udev/rules.d/90-ringplane-veth-rps.rules" ]
 }
 
 @test "apply after a reboot saves this boot's originals, so revert restores them" {
@@ -314,7 +323,9 @@ reboot() {
 	[ "$(cat "$RP_TUNE_STATE/boot_id")" = 0b7e39d2-2222-4c1a-8f3e-5d6a7b8c9d02 ]
 	run "$TUNE" revert
 	[ "$status" -eq 0 ]
-	diff -r "$BATS_TEST_TMPDIR/booted" "$RP_TUNE_ROOT"
+	# The rule the first boot's apply created is removed too (its marker outlived the boot).
+	diff -r -x 90-ringplane-veth-rps.rules "$BATS_TEST_TMPDIR/booted" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_ROOT/etc/udev/rules.d/90-ringplane-veth-rps.rules" ]
 }
 
 # renumber_irq OLD NEW NAME AFF: the IRQ called NAME moves from number OLD to NEW (a driver
@@ -343,7 +354,7 @@ renumber_irq() {
 	[ "$(cat "$RP_TUNE_ROOT/proc/irq/41/smp_affinity_list")" = 0-7 ]
 	[[ $output == *"IRQ 'nvme0q1' moved from /proc/irq/50/smp_affinity_list to /proc/irq/60/smp_affinity_list"* ]]
 	[[ $output == *"not restored: IRQ 40 was 'eth0-TxRx-0' and is now gone; no IRQ has that name"* ]]
-	[[ $output == *"reverted 23 values, 1 IRQs gone"* ]]
+	[[ $output == *"reverted 24 values, 1 IRQs gone"* ]]
 	[ ! -e "$RP_TUNE_STATE" ]
 }
 
@@ -495,19 +506,19 @@ teardown() {
 	run "$TUNE" apply --dry-run --cpus 2-7
 	[ "$status" -eq 1 ]
 	[[ $output == *"would fail: $RP_TUNE_ROOT/proc/sys/net/core/rmem_max is not writable (read-only file system or no permission)"* ]]
-	[[ $output == *"dry run: 20 writes, 1 would fail, nothing changed"* ]]
+	[[ $output == *"dry run: 21 writes, 1 would fail, nothing changed"* ]]
 	[ ! -e "$RP_TUNE_STATE" ]
 	run "$TUNE" apply --cpus 2-7
 	[ "$status" -eq 1 ]
 	[[ $output == *"FAILED to write net.core.rmem_max: $WHY"* ]]
-	[[ $output == *"20 written, 1 failed"* ]]
-	[[ $output == *"1 writes failed (see the FAILED lines); the 20 that succeeded stay applied: fix the cause and run apply again, or undo them with 'ringplane-tune revert'"* ]]
+	[[ $output == *"21 written, 1 failed"* ]]
+	[[ $output == *"1 writes failed (see the FAILED lines); the 21 that succeeded stay applied: fix the cause and run apply again, or undo them with 'ringplane-tune revert'"* ]]
 	[ "$(cat "$RP_TUNE_ROOT/proc/sys/net/core/wmem_max")" = 268435456 ]
-	# The failed file keeps no saved original; revert restores the 20 others exactly.
+	# The failed file keeps no saved original; revert restores the 21 others exactly.
 	run ! grep -qx /proc/sys/net/core/rmem_max "$RP_TUNE_STATE/changes"
 	run "$TUNE" revert
 	[ "$status" -eq 0 ]
-	[[ $output == *"reverted 20 values"* ]]
+	[[ $output == *"reverted 21 values"* ]]
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 }
 

@@ -12,6 +12,7 @@ CONF="$BATS_TEST_DIRNAME/../sysctl.d/90-ringplane.conf"
 common_setup() {
 	export RP_TUNE_ROOT="$BATS_TEST_TMPDIR/root"
 	export RP_TUNE_RINGPLANE=none # never ask a real build for the topology
+	export RP_TUNE_IP=none        # nor the host's ip for its veth devices (rps.bats fakes it)
 	unset RP_TUNE_STATE RP_TUNE_HUGEPAGES RP_TUNE_SYSCTL_CONF
 	mkdir -p "$RP_TUNE_ROOT"
 }
@@ -91,6 +92,7 @@ base_tree() {
 	f proc/sys/kernel/osrelease 6.8.0-31-generic
 	f proc/sys/kernel/io_uring_disabled 0
 	f sys/kernel/mm/transparent_hugepage/enabled "always [madvise] never"
+	mkdir -p "$RP_TUNE_ROOT/etc/udev/rules.d"
 }
 
 # node_mem NODE KB: the node's meminfo as the kernel prints it (MemTotal in kB).
@@ -115,6 +117,15 @@ governors() { # governors NAME: same governor on all 8 CPUs
 	done
 }
 
+# rps_rule MASK: the udev rule apply installs for veth devices (lib/rps.sh), byte for byte.
+rps_rule() {
+	f etc/udev/rules.d/90-ringplane-veth-rps.rules \
+		"# ringplane-tune apply installed this (ringplane-tune revert removes it): veth devices" \
+		"# made later steer their receive (RPS) to the housekeeping CPUs, one CPU per flow." \
+		"# See tuning/README.md, \"veth receive steering\"." \
+		"ACTION==\"add\", SUBSYSTEM==\"net\", ENV{ID_NET_DRIVER}==\"veth\", ATTR{queues/rx-0/rps_cpus}=\"$1\""
+}
+
 # build_good: tuned for shard CPUs 2-7 (housekeeping 0-1) and 512 pages per node.
 build_good() {
 	base_tree
@@ -131,6 +142,7 @@ build_good() {
 	irq 50 nvme0q1 0-1
 	f proc/irq/default_smp_affinity 03
 	limits unlimited 1048576
+	rps_rule 3
 }
 
 # build_untuned: a plain host with a recent kernel (defaults everywhere, IRQs on every CPU,

@@ -1,0 +1,152 @@
+# shellcheck shell=bash
+# ringplane-tune component: receive packet steering (RPS) on veth devices. A veth delivers a
+# packet into the backlog of the CPU that transmits it, so a TCP flow sent from two CPUs (the
+# sender's pushes, the ACK path pushing queued data on the reader's CPU) lands in two backlogs
+# and is reordered (docs/net.md, "Adaptive over veth"). rps_cpus on the receiving end hashes
+# each flow to one CPU of the mask, in order. check_rps audits the veth devices of this network
+# namespace and the udev rule; apply_rps writes the mask to every rx queue of every veth and
+# installs the rule that gives it to veth devices made later (containers make them all the
+# time); revert restores the queues (rps_target skips a device that is gone) and removes the
+# rule (state.sh's put_new). Sourced by ../ringplane-tune.
+#
+# The mask is the housekeeping CPUs (every online CPU when all are shard CPUs): any mask keeps
+# each flow on one CPU, which is what removes the reordering; the housekeeping set also keeps
+# veth receive softirqs off the shard CPUs, as irq.sh does for IRQs. RFS (rps_sock_flow_entries,
+# rps_flow_cnt) is not set: it would steer each flow to the CPU its reader last ran on, a
+# shard CPU.
+
+readonly RPS_RULE=/etc/udev/rules.d/90-ringplane-veth-rps.rules
+
+# rps_mask: RPS_SET (set) and RPS_MASK (hex, as cpus_to_mask writes it) for this host.
+rps_mask() {
+	RPS_SET=${HOUSEKEEPING:-$ONLINE}
+	cpus_to_mask "$RPS_SET"
+	RPS_MASK=$MASK
+}
+
+# veth_list: VETHS = the veth devices of this network namespace that have rx queues under
+# $ROOT/sys/class/net, from `ip -o link show type veth` (RP_TUNE_IP: the ip command, "none"
+# lists none; tests point it at a fake). VETH_ERR = why the list is unknown ("" if known).
+veth_list() {
+	local ipc=${RP_TUNE_IP:-ip} line name out
+	VETHS=() VETH_ERR=''
+	[[ $ipc != none ]] || return 0
+	if ! out=$("$ipc" -o link show type veth 2>&1); then
+		VETH_ERR="'$ipc -o link show type veth' failed: ${out##*$'\n'}"
+		return 1
+	fi
+	while IFS= read -r line; do
+		# "7: rpzc0-12@if2: <BROADCAST,...> mtu 1500 ..." (the peer after @)
+		[[ $line =~ ^[0-9]+:\ ([^@:\ ]+)(@[^:]*)?: ]] || continue
+		name=${BASH_REMATCH[1]}
+		if [[ -d $ROOT/sys/class/net/$name/queues ]]; then VETHS+=("$name"); fi
+	done <<<"$out"
+}
+
+# rps_rule_text: RULE = the udev rule for RPS_MASK. ID_NET_DRIVER is set by systemd's
+# net_setup_link builtin (80-net-setup-link.rules), hence 90-.
+rps_rule_text() {
+	RULE="# ringplane-tune apply installed this (ringplane-tune revert removes it): veth devices"$'\n'
+	RULE+="# made later steer their receive (RPS) to the housekeeping CPUs, one CPU per flow."$'\n'
+	RULE+="# See tuning/README.md, \"veth receive steering\"."$'\n'
+	RULE+="ACTION==\"add\", SUBSYSTEM==\"net\", ENV{ID_NET_DRIVER}==\"veth\", ATTR{queues/rx-0/rps_cpus}=\"$RPS_MASK\""$'\n'
+}
+
+# rps_off VAR: VAR = "dev/rx-N=cpus ..." of the veth rx queues whose rps_cpus is not RPS_SET
+# (an unreadable one counts); RPS_NQ = how many queues were looked at.
+rps_off() {
+	local dev q l out=''
+	RPS_NQ=0
+	for dev in "${VETHS[@]}"; do
+		for q in "$ROOT/sys/class/net/$dev/queues"/rx-*; do
+			[[ -e $q/rps_cpus ]] || continue
+			RPS_NQ=$((RPS_NQ + 1))
+			if rd "$q/rps_cpus" && mask_to_cpus "$RD" && [[ $CPUS == "$RPS_SET" ]]; then continue; fi
+			cpus_fmt l "$CPUS"
+			out+=" $dev/${q##*/}=${l:-none}"
+		done
+	done
+	printf -v "$1" '%s' "${out# }"
+}
+
+check_rps() {
+	local off l rec fix="$PROG apply --cpus $SHARDS_L"
+	local note="a veth receives on the CPU that sends: a flow sent from two CPUs is reordered between their backlogs"
+	if [[ -z $ONLINE ]]; then
+		row rps.veth net warn n/a "housekeeping CPUs" "" "online CPU list unreadable"
+		return 0
+	fi
+	rps_mask
+	cpus_fmt l "$RPS_SET"
+	rec="rps_cpus $l"
+	if ! veth_list; then
+		row rps.veth net warn n/a "$rec" "" "$VETH_ERR"
+	elif ((${#VETHS[@]} == 0)); then
+		row rps.veth net ok "no veth devices" "$rec"
+	else
+		rps_off off
+		if [[ -z $off ]]; then
+			row rps.veth net ok "${#VETHS[@]} veths, $RPS_NQ rx queues on $l" "$rec"
+		else
+			row rps.veth net warn "$off" "$rec" "$fix" "$note"
+		fi
+	fi
+	rps_rule_text
+	if [[ ! -d $ROOT/etc/udev ]]; then
+		row rps.veth_rule net warn n/a "$RPS_RULE" "" \
+			"no /etc/udev: veth devices made later keep rps_cpus 0 (apply sets only the existing ones)"
+	elif ! slurp "$ROOT$RPS_RULE"; then
+		row rps.veth_rule net warn missing "$RPS_RULE" "$fix" \
+			"veth devices made later (containers) keep rps_cpus 0"
+	elif [[ $SLURP != "$RULE" ]]; then
+		row rps.veth_rule net warn "other mask or text" "$RPS_RULE" "$fix" \
+			"the rule differs from the one for rps_cpus $l"
+	else
+		row rps.veth_rule net ok "installed" "$RPS_RULE"
+	fi
+}
+
+apply_rps() {
+	local dev q cur
+	if [[ -z $ONLINE ]]; then
+		say "skip veth RPS: the online CPU list is unreadable"
+		return 0
+	fi
+	rps_mask
+	if ! veth_list; then
+		say "skip veth RPS on existing devices: $VETH_ERR"
+	fi
+	for dev in "${VETHS[@]}"; do
+		for q in "$ROOT/sys/class/net/$dev/queues"/rx-*; do
+			[[ -e $q/rps_cpus ]] || continue
+			rd "$q/rps_cpus" || true
+			cur=$RD
+			if mask_to_cpus "$cur" && [[ $CPUS == "$RPS_SET" ]]; then continue; fi
+			if ! put "${q#"$ROOT"}/rps_cpus" "$RPS_MASK" "$cur"; then
+				say "FAILED to set RPS on $dev ${q##*/}: $PUT_WHY" >&2
+				N_FAIL=$((N_FAIL + 1))
+			fi
+		done
+	done
+	if ! [[ -d $ROOT/etc/udev ]]; then
+		say "skip the veth RPS udev rule: no $ROOT/etc/udev (veth devices made later keep rps_cpus 0)"
+		return 0
+	fi
+	rps_rule_text
+	if slurp "$ROOT$RPS_RULE" && [[ $SLURP == "$RULE" ]]; then return 0; fi
+	if ! put_new "$RPS_RULE" "$RULE"; then
+		say "FAILED to write $ROOT$RPS_RULE: $PUT_WHY" >&2
+		N_FAIL=$((N_FAIL + 1))
+	elif ((!DRY)) && [[ -z $ROOT ]] && command -v udevadm >/dev/null; then
+		udevadm control --reload 2>/dev/null || true
+	fi
+}
+
+# rps_target PATH: revert's check for an rps_cpus path: returns 1 with SKIP_WHY when its
+# device is gone (a container's veth lives as long as the container).
+rps_target() {
+	[[ $1 =~ ^/sys/class/net/([^/]+)/queues/([^/]+)/rps_cpus$ ]] || return 0
+	[[ -e $ROOT$1 ]] && return 0
+	SKIP_WHY="${BASH_REMATCH[1]} ${BASH_REMATCH[2]} is gone"
+	return 1
+}

@@ -1,0 +1,222 @@
+#!/usr/bin/env bats
+# ringplane-tune: RPS on veth devices (lib/rps.sh). Fake trees with a fake ip(8) listing the
+# veths, and one test on a real veth pair in a network namespace of its own.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+RULE=etc/udev/rules.d/90-ringplane-veth-rps.rules
+
+setup() {
+	common_setup
+	export RP_TUNE_STATE="$BATS_TEST_TMPDIR/state"
+}
+
+teardown() {
+	if [[ -n ${NS-} ]]; then ip netns del "$NS" 2>/dev/null || true; fi
+}
+
+# fake_ip LINE...: RP_TUNE_IP becomes a script that prints the LINEs for exactly
+# `-o link show type veth` (as ip -o prints them) and fails on anything else.
+fake_ip() {
+	local script=$BATS_TEST_TMPDIR/ip
+	{
+		printf '#!/bin/sh\n[ "$*" = "-o link show type veth" ] || { echo "fake ip: $*" >&2; exit 1; }\n'
+		printf 'cat <<"EOF"\n'
+		printf '%s\n' "$@"
+		printf 'EOF\n'
+	} >"$script"
+	chmod +x "$script"
+	export RP_TUNE_IP=$script
+}
+
+# veth NAME QUEUES MASK: a net device with QUEUES rx queues, each with rps_cpus MASK.
+veth() {
+	local q
+	for ((q = 0; q < $2; q++)); do f "sys/class/net/$1/queues/rx-$q/rps_cpus" "$3"; done
+	f "sys/class/net/$1/queues/tx-0/xps_cpus" 00
+}
+
+# veth_tree: untuned, with a veth pair (va with 2 rx queues) and a container's end (c0@if9),
+# plus eth0 (not a veth: ip does not list it) with RPS off.
+veth_tree() {
+	untuned_tree
+	veth va 2 00
+	veth vb 1 00
+	veth c0 1 00
+	veth eth0 1 00
+	fake_ip '5: va@vb: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 1a:2b:3c:4d:5e:6f brd ff:ff:ff:ff:ff:ff' \
+		'6: vb@va: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 1a:2b:3c:4d:5e:70 brd ff:ff:ff:ff:ff:ff' \
+		'7: c0@if9: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 1a:2b:3c:4d:5e:71 brd ff:ff:ff:ff:ff:ff link-netns ctr'
+}
+
+@test "rps: apply steers every veth rx queue to the housekeeping CPUs, installs the rule; revert undoes both" {
+	veth_tree
+	snapshot before
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	local q
+	for q in va/queues/rx-0 va/queues/rx-1 vb/queues/rx-0 c0/queues/rx-0; do
+		[ "$(cat "$RP_TUNE_ROOT/sys/class/net/$q/rps_cpus")" = 3 ]
+	done
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/eth0/queues/rx-0/rps_cpus")" = 00 ] # not a veth
+	[[ $output == *"wrote '3' to $RP_TUNE_ROOT/sys/class/net/va/queues/rx-1/rps_cpus (was '00')"* ]]
+	[[ $output == *"wrote $RP_TUNE_ROOT/$RULE (was absent)"* ]]
+	# The rule byte for byte as a tuned host has it (helpers' rps_rule), mask 3 = CPUs 0-1.
+	cp "$RP_TUNE_ROOT/$RULE" "$BATS_TEST_TMPDIR/rule"
+	rps_rule 3
+	cmp "$BATS_TEST_TMPDIR/rule" "$RP_TUNE_ROOT/$RULE"
+	grep -qxF 'ACTION=="add", SUBSYSTEM=="net", ENV{ID_NET_DRIVER}=="veth", ATTR{queues/rx-0/rps_cpus}="3"' \
+		"$RP_TUNE_ROOT/$RULE"
+	[[ $output == *"26 written, 0 failed"* ]] # 21 as without veths, 4 queues, 1 rule
+
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = ok ]
+	[ "$(status_of rps.veth_rule)" = ok ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = \
+		"3 veths, 4 rx queues on 0-1" ]
+
+	run "$TUNE" apply --cpus 2-7
+	[[ $output == *"0 written, 0 failed"* ]]
+
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"removed $RP_TUNE_ROOT/$RULE (apply created it)"* ]]
+	[[ $output == *"reverted 26 values"* ]]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE" ]
+}
+
+@test "rps: the mask is the housekeeping CPUs, every online CPU when all are shards" {
+	veth_tree
+	"$TUNE" apply --cpus 1-7 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/vb/queues/rx-0/rps_cpus")" = 1 ]
+	"$TUNE" revert >/dev/null
+	"$TUNE" apply --cpus 0-3,6-7 >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/vb/queues/rx-0/rps_cpus")" = 30 ]
+	grep -qF 'ATTR{queues/rx-0/rps_cpus}="30"' "$RP_TUNE_ROOT/$RULE"
+	"$TUNE" revert >/dev/null
+	"$TUNE" apply --cpus all >/dev/null
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/vb/queues/rx-0/rps_cpus")" = ff ]
+	# A mask the kernel prints wider ("00000003") is the same set: check is satisfied.
+	"$TUNE" revert >/dev/null
+	f sys/class/net/va/queues/rx-0/rps_cpus 00000003
+	f sys/class/net/va/queues/rx-1/rps_cpus 00000003
+	run "$TUNE" apply --cpus 2-7
+	[[ $output != *"rps_cpus/va/queues/rx-0"* && $output != *"va/queues/rx-0/rps_cpus"* ]]
+}
+
+@test "rps: --dry-run says what it would write, the rule included, and changes nothing" {
+	veth_tree
+	snapshot before
+	run "$TUNE" apply --dry-run --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"would write '3' to $RP_TUNE_ROOT/sys/class/net/c0/queues/rx-0/rps_cpus (now '00')"* ]]
+	[[ $output == *"would write $RP_TUNE_ROOT/$RULE (now absent): ACTION==\"add\", SUBSYSTEM==\"net\", ENV{ID_NET_DRIVER}==\"veth\", ATTR{queues/rx-0/rps_cpus}=\"3\""* ]]
+	[[ $output == *"dry run: 26 writes, nothing changed"* ]]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+	[ ! -e "$RP_TUNE_STATE" ]
+	# A rule directory nobody may write: the dry run predicts the failure.
+	if ((EUID != 0)); then
+		chmod a-w "$RP_TUNE_ROOT/etc/udev/rules.d"
+		run "$TUNE" apply --dry-run --cpus 2-7
+		chmod u+w "$RP_TUNE_ROOT/etc/udev/rules.d"
+		[[ $output == *"would fail: $RP_TUNE_ROOT/$RULE is not writable"* ]]
+	fi
+}
+
+@test "rps: check warns on a queue left out and on a rule for another mask, and names the fix" {
+	veth_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	f sys/class/net/vb/queues/rx-0/rps_cpus 0 # the pair was made again
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = warn ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = "vb/rx-0=none" ]
+	[ "$(json_get '[c["fix"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = "ringplane-tune apply --cpus 2-7" ]
+	[ "$(status_of rps.veth_rule)" = ok ]
+	# Other shard CPUs: the queues and the rule are for another mask.
+	run --separate-stderr "$TUNE" check --json --cpus 1-7
+	[ "$(status_of rps.veth_rule)" = warn ]
+	[[ $(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]') == "va/rx-0=0-1 va/rx-1=0-1 vb/rx-0=none"* ]]
+	# apply with them rewrites the rule; revert still removes it (its first original: absent).
+	run "$TUNE" apply --cpus 1-7
+	grep -qF 'ATTR{queues/rx-0/rps_cpus}="1"' "$RP_TUNE_ROOT/$RULE"
+	"$TUNE" revert >/dev/null
+	[ ! -e "$RP_TUNE_ROOT/$RULE" ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-0/rps_cpus")" = 00 ]
+}
+
+@test "rps: an operator's own rule file is saved and given back, not removed" {
+	veth_tree
+	f "$RULE" '# mine' 'ACTION=="add", SUBSYSTEM=="net", KERNEL=="veth*", ATTR{queues/rx-0/rps_cpus}="f"'
+	snapshot before
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	grep -qF 'rps_cpus}="3"' "$RP_TUNE_ROOT/$RULE"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
+}
+
+@test "rps: revert skips the queues of a veth that is gone (its container stopped)" {
+	veth_tree
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	rm -rf "$RP_TUNE_ROOT/sys/class/net/c0"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"not restored: c0 rx-0 is gone (its rps_cpus went with it)"* ]]
+	[[ $output == *"reverted 25 values, 1 veth queues gone"* ]]
+	[ ! -e "$RP_TUNE_ROOT/sys/class/net/c0" ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-1/rps_cpus")" = 00 ]
+	[ ! -e "$RP_TUNE_STATE" ]
+}
+
+@test "rps: no udev, or no ip: the rest is applied and check says why" {
+	veth_tree
+	rm -rf "$RP_TUNE_ROOT/etc/udev"
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip the veth RPS udev rule: no $RP_TUNE_ROOT/etc/udev"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-0/rps_cpus")" = 3 ]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = ok ]
+	[ "$(status_of rps.veth_rule)" = warn ]
+	[[ $(json_get '[c["note"] for c in d["checks"] if c["item"]=="rps.veth_rule"][0]') == *"no /etc/udev"* ]]
+	"$TUNE" revert >/dev/null
+
+	RP_TUNE_IP=false run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip veth RPS on existing devices: 'false -o link show type veth' failed"* ]]
+	RP_TUNE_IP=false run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = warn ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = n/a ]
+}
+
+@test "rps: a real veth pair in a namespace of its own gets the mask, and revert gives back 0" {
+	((EUID == 0)) || skip "needs root to make a network namespace"
+	command -v ip >/dev/null || skip "no ip(8)"
+	NS=rptune-bats-$$
+	ip netns add "$NS" 2>/dev/null || skip "ip netns add not permitted here"
+	ip -n "$NS" link add rpta type veth peer name rptb 2>/dev/null ||
+		skip "cannot make a veth pair (no veth module?)"
+	untuned_tree
+	# The tree's net devices are the namespace's: `ip netns exec` mounts its own /sys.
+	rm -rf "$RP_TUNE_ROOT/sys/class/net"
+	ln -s /sys/class/net "$RP_TUNE_ROOT/sys/class/net"
+	export RP_TUNE_IP=ip
+	local a=/sys/class/net/rpta/queues/rx-0/rps_cpus b=/sys/class/net/rptb/queues/rx-0/rps_cpus
+	local before
+	before=$(ip netns exec "$NS" cat "$a")
+	# --cpus 1-7 of the tree's 0-7: the mask is CPU 0, which every host has.
+	run ip netns exec "$NS" "$TUNE" apply --cpus 1-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"to $RP_TUNE_ROOT/sys/class/net/rpta/queues/rx-0/rps_cpus"* ]]
+	[[ $(ip netns exec "$NS" cat "$a") =~ ^0*1$ ]]
+	[[ $(ip netns exec "$NS" cat "$b") =~ ^0*1$ ]]
+	run --separate-stderr ip netns exec "$NS" "$TUNE" check --json --cpus 1-7
+	[ "$(status_of rps.veth)" = ok ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = "2 veths, 2 rx queues on 0" ]
+	run ip netns exec "$NS" "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[ "$(ip netns exec "$NS" cat "$a")" = "$before" ]
+	[ "$(ip netns exec "$NS" cat "$b")" = "$before" ]
+}
