@@ -53,31 +53,100 @@ static int sh_cmd(const char *cmd)
 	return run_argv(argv);
 }
 
-/* RP_BENCH_VETH_RPS=<hex mask>: written to rx-0/rps_cpus of both ends (the
- * namespace's through `ip netns exec`, which mounts its own /sys). Unset:
- * the pair as made. The knob of docs/net.md's "Adaptive over veth: the
- * receive side's reordering" (veth receives on the sending CPU: a flow
- * sent from both CPUs lands in two backlogs and is reordered); a failure
- * is reported on stderr and the run goes on. */
-static void veth_tune(const char *ns, const char *host_if, const char *ns_if)
-{
-	const char *rps = getenv("RP_BENCH_VETH_RPS");
-	const char *ends[2] = { host_if, ns_if };
-	char script[160], ip_ns[64];
+/* ringplane-tune's udev rule (tuning/lib/rps.sh): the mask it gives veth
+ * devices made on a tuned host. */
+#define TUNE_RULE "/etc/udev/rules.d/90-ringplane-veth-rps.rules"
 
-	if (!rps || !*rps || strlen(rps) > 16 ||
-	    strspn(rps, "0123456789abcdefABCDEF,") != strlen(rps))
+static int hex_mask(const char *m)
+{
+	size_t n = strlen(m);
+
+	return n && n <= 16 && strspn(m, "0123456789abcdefABCDEF,") == n;
+}
+
+/* The mask ringplane-tune's rule writes ("" without a rule or a mask in it). */
+static void tune_rule_mask(char *mask, size_t sz)
+{
+	char buf[1024];
+	const char *p;
+	size_t n = 0;
+	FILE *f = fopen(TUNE_RULE, "re");
+
+	mask[0] = 0;
+	if (!f)
 		return;
-	snprintf(ip_ns, sizeof(ip_ns), "%s", ns);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strstr(buf, "rps_cpus}=\"");
+	if (!p)
+		return;
+	p += strlen("rps_cpus}=\"");
+	n = strcspn(p, "\"");
+	if (p[n] != '"' || n >= sz)
+		return;
+	memcpy(mask, p, n);
+	mask[n] = 0;
+	if (!hex_mask(mask))
+		mask[0] = 0;
+}
+
+/* The receive steering of the pair: RPS on both ends' rx-0 (the
+ * namespace's through `ip netns exec`, which mounts its own /sys), the
+ * knob of docs/net.md's "Adaptive over veth: the receive side's
+ * reordering" (veth receives on the sending CPU: a flow sent from both CPUs
+ * lands in two backlogs and is reordered). The mask: RP_BENCH_VETH_RPS=<hex
+ * mask>, else the one ringplane-tune's udev rule gives veths on a tuned
+ * host (the namespace's end is made inside the namespace, where the host's
+ * udev never sees it, so the bench writes both ends itself);
+ * RP_BENCH_VETH_RPS=none, or no rule, leaves the pair as made. @n->steer
+ * says which, for the suites' notes; a failed write is said there and on
+ * stderr, and the run goes on. */
+static void veth_tune(struct rp_netns *n)
+{
+	const char *env = getenv("RP_BENCH_VETH_RPS");
+	const char *ends[2] = { n->host_if, n->ns_if };
+	char mask[24] = "", script[160], ip_ns[64];
+	const char *src;
+	int bad = 0;
+
+	if (env && *env && strcmp(env, "none")) {
+		if (!hex_mask(env)) {
+			snprintf(n->steer, sizeof(n->steer),
+				 "none: RP_BENCH_VETH_RPS=%.16s is no hex mask, rps_cpus as made",
+				 env);
+			return;
+		}
+		snprintf(mask, sizeof(mask), "%s", env);
+		src = "RP_BENCH_VETH_RPS";
+	} else if (env && !strcmp(env, "none")) {
+		snprintf(n->steer, sizeof(n->steer),
+			 "none: rps_cpus as made (RP_BENCH_VETH_RPS=none)");
+		return;
+	} else {
+		tune_rule_mask(mask, sizeof(mask));
+		src = "ringplane-tune's udev rule";
+		if (!mask[0]) {
+			snprintf(n->steer, sizeof(n->steer),
+				 "none: rps_cpus as made (no " TUNE_RULE
+				 "; RP_BENCH_VETH_RPS=<mask> sets one)");
+			return;
+		}
+	}
+	snprintf(ip_ns, sizeof(ip_ns), "%s", n->ns);
 	for (int i = 0; i < 2; i++) {
 		char *argv[] = { "ip", "netns", "exec", ip_ns, "sh", "-c", script, NULL };
 
 		snprintf(script, sizeof(script), "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus",
-			 rps, ends[i]);
+			 mask, ends[i]);
 		/* the host's end in our own namespace: plain sh -c */
-		if (run_argv(i == 0 ? argv + 4 : argv))
-			fprintf(stderr, "netns: RP_BENCH_VETH_RPS: `%s` failed\n", script);
+		if (run_argv(i == 0 ? argv + 4 : argv)) {
+			fprintf(stderr, "netns: veth RPS: `%s` failed\n", script);
+			bad++;
+		}
 	}
+	snprintf(n->steer, sizeof(n->steer), "RPS rps_cpus=%s on both ends (%s)%s", mask, src,
+		 bad ? ", a write FAILED" : "");
 }
 
 static int run_argv(char **argv)
@@ -291,7 +360,7 @@ int rp_netns_up(struct rp_netns *n, char *why, size_t whysz)
 			rp_netns_down(n);
 			return -EIO;
 		}
-	veth_tune(n->ns, n->host_if, n->ns_if);
+	veth_tune(n);
 	/* IPv4 addresses need no duplicate address detection: usable at once */
 	return 0;
 }

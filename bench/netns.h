@@ -32,6 +32,8 @@ struct rp_netns {
 	char host_ip[16]; /* IPv4 address of host_if, in 10.214.0.0/16 */
 	char ns_ip[16];	  /* IPv4 address of ns_if, the same /30 */
 	unsigned prefix;  /* the subnet's prefix length: 30 */
+	char steer[160];  /* the pair's receive steering, said in the suites' notes:
+			   * "RPS rps_cpus=1 on both ends (ringplane-tune's udev rule)" */
 };
 
 /*
@@ -45,7 +47,9 @@ void rp_netns_init(struct rp_netns *n, const char *tag, unsigned slot); /* "zc" 
  * Take a free /30 (the first whose lock is free, from a start picked by
  * the pid and the slot; at most 256 tried), name the pair from it, create
  * the namespace and the pair, both ends up with their addresses, and lo
- * up inside. What killed runs left (any namespace or link of ours whose
+ * up inside. Both ends' receive steering (RPS) follows RP_BENCH_VETH_RPS,
+ * else ringplane-tune's udev rule for veths (none without one): @n->steer
+ * says which. What killed runs left (any namespace or link of ours whose
  * index lock is free) is removed first; a live run's are never touched.
  * 0, or -errno with @why saying what failed (not root, no free index,
  * which command); on failure nothing is left behind and nothing held.

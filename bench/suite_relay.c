@@ -847,6 +847,7 @@ static int veth_rows(struct ctx *x, const char *label, const char *what, rows_fn
 		rp_report_skip(what, "%s", why);
 		return 0;
 	}
+	rp_report_note("%s rows' receive steering: %s", label, relay_ns.steer);
 	ret = rows(x, &np, runs, secs);
 	rp_netns_down(&relay_ns);
 	if (ret) {

@@ -1433,6 +1433,7 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 	} else if (veth_up(&ve, why, sizeof(why))) {
 		rp_report_skip("veth rows", "%s", why);
 	} else {
+		rp_report_note("veth rows' receive steering: %s", zc_ns.steer);
 		ret = mode_rows(opts, rt, &ve, cpu[1], efd);
 		close(ve.lfd);
 		rp_netns_down(&zc_ns);
@@ -1462,6 +1463,8 @@ int rp_bench_suite_zc(const struct rp_bench_opts *opts)
 		if (veth_up(&ve, why, sizeof(why))) {
 			rp_report_skip("file_to_socket over veth", "%s", why);
 		} else {
+			rp_report_note("file_to_socket over veth: receive steering %s",
+				       zc_ns.steer);
 			ret = sync_f2s_rows(opts, dir, ve.lfd, &ve.addr, cpu[0], cpu[1], runs, buf);
 			close(ve.lfd);
 			rp_netns_down(&zc_ns);
