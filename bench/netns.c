@@ -57,38 +57,53 @@ static int sh_cmd(const char *cmd)
  * devices made on a tuned host. */
 #define TUNE_RULE "/etc/udev/rules.d/90-ringplane-veth-rps.rules"
 
+/* The longest mask taken: the kernel's cpumask text, comma-separated
+ * 32-bit groups of 8 hex digits ("1,00000000,00000001" for CPUs 0 and 64;
+ * ringplane-tune writes it so), for up to 4096 CPUs: 1024 digits, 127
+ * commas. */
+#define RPS_MASK_MAX (4096 / 4 + 4096 / 32)
+
+/* A mask the kernel's rps_cpus reads: hex digits in groups split by single
+ * commas (none first or last), at most RPS_MASK_MAX characters. */
 static int hex_mask(const char *m)
 {
 	size_t n = strlen(m);
 
-	return n && n <= 16 && strspn(m, "0123456789abcdefABCDEF,") == n;
+	if (!n || n > RPS_MASK_MAX || strspn(m, "0123456789abcdefABCDEF,") != n)
+		return 0;
+	return m[0] != ',' && m[n - 1] != ',' && !strstr(m, ",,");
 }
 
-/* The mask ringplane-tune's rule writes ("" without a rule or a mask in it). */
-static void tune_rule_mask(char *mask, size_t sz)
+/* The mask ringplane-tune's rule writes: 1 with it in @mask, 0 without a
+ * rule (or without rps_cpus in it), -1 when the rule is there but its mask
+ * is not one hex_mask() takes (@mask "" then). */
+static int tune_rule_mask(char *mask, size_t sz)
 {
-	char buf[1024];
+	char buf[4096];
 	const char *p;
 	size_t n = 0;
 	FILE *f = fopen(TUNE_RULE, "re");
 
 	mask[0] = 0;
 	if (!f)
-		return;
+		return 0;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = 0;
 	p = strstr(buf, "rps_cpus}=\"");
 	if (!p)
-		return;
+		return 0;
 	p += strlen("rps_cpus}=\"");
 	n = strcspn(p, "\"");
 	if (p[n] != '"' || n >= sz)
-		return;
+		return -1;
 	memcpy(mask, p, n);
 	mask[n] = 0;
-	if (!hex_mask(mask))
+	if (!hex_mask(mask)) {
 		mask[0] = 0;
+		return -1;
+	}
+	return 1;
 }
 
 /* The receive steering of the pair: RPS on both ends' rx-0 (the
@@ -106,14 +121,14 @@ static void veth_tune(struct rp_netns *n)
 {
 	const char *env = getenv("RP_BENCH_VETH_RPS");
 	const char *ends[2] = { n->host_if, n->ns_if };
-	char mask[24] = "", script[160], ip_ns[64];
+	char mask[RPS_MASK_MAX + 1] = "", script[RPS_MASK_MAX + 128], ip_ns[64];
 	const char *src;
 	int bad = 0;
 
 	if (env && *env && strcmp(env, "none")) {
 		if (!hex_mask(env)) {
 			snprintf(n->steer, sizeof(n->steer),
-				 "none: RP_BENCH_VETH_RPS=%.16s is no hex mask, rps_cpus as made",
+				 "none: RP_BENCH_VETH_RPS=%.40s is no hex mask, rps_cpus as made",
 				 env);
 			return;
 		}
@@ -124,9 +139,17 @@ static void veth_tune(struct rp_netns *n)
 			 "none: rps_cpus as made (RP_BENCH_VETH_RPS=none)");
 		return;
 	} else {
-		tune_rule_mask(mask, sizeof(mask));
+		int r = tune_rule_mask(mask, sizeof(mask));
+
 		src = "ringplane-tune's udev rule";
-		if (!mask[0]) {
+		if (r < 0) {
+			snprintf(n->steer, sizeof(n->steer),
+				 "none: rps_cpus as made (" TUNE_RULE
+				 " is there but its rps_cpus mask is unusable; RP_BENCH_VETH_RPS=<mask> sets one)");
+			fprintf(stderr, "netns: veth RPS: %s has no usable rps_cpus mask\n", TUNE_RULE);
+			return;
+		}
+		if (!r) {
 			snprintf(n->steer, sizeof(n->steer),
 				 "none: rps_cpus as made (no " TUNE_RULE
 				 "; RP_BENCH_VETH_RPS=<mask> sets one)");

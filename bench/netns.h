@@ -32,7 +32,8 @@ struct rp_netns {
 	char host_ip[16]; /* IPv4 address of host_if, in 10.214.0.0/16 */
 	char ns_ip[16];	  /* IPv4 address of ns_if, the same /30 */
 	unsigned prefix;  /* the subnet's prefix length: 30 */
-	char steer[160];  /* the pair's receive steering, said in the suites' notes:
+	char steer[1400];  /* the pair's receive steering, said in the suites' notes
+			   * (room for a 4096-CPU mask):
 			   * "RPS rps_cpus=1 on both ends (ringplane-tune's udev rule)" */
 };
 
