@@ -18,8 +18,26 @@
 readonly RPS_RULE=/etc/udev/rules.d/90-ringplane-veth-rps.rules
 
 # rps_mask: RPS_SET (set) and RPS_MASK (hex, as cpus_to_mask writes it) for this host.
+# The kernel (net-sysfs.c, store_rps_map) keeps only the CPUs of a written mask that the
+# booted isolcpus= (domain: /sys/devices/system/cpu/isolated) and nohz_full=
+# (/sys/devices/system/cpu/nohz_full) leave to housekeeping, and refuses (EINVAL) a mask
+# with none left. So the set excludes those CPUs: what apply writes is what the kernel
+# keeps, and check compares with what rps_cpus reads back (a --cpus that disagrees with the
+# boot would otherwise warn forever and rewrite on every apply). RPS_DROPPED = the CPUs
+# dropped so ("" when none); RPS_SET "" when none is left (returns 1 then).
 rps_mask() {
+	local iso='' f
 	RPS_SET=${HOUSEKEEPING:-$ONLINE}
+	for f in isolated nohz_full; do
+		# Empty when not booted so; "(null)" on older kernels without nohz_full.
+		if rd "$ROOT/sys/devices/system/cpu/$f" && [[ $RD =~ [0-9] ]] && cpulist_parse "$RD"; then
+			iso+=" $CPUS"
+		fi
+	done
+	cpus_and RPS_DROPPED "$RPS_SET" "$iso"
+	cpus_minus RPS_SET "$RPS_SET" "$iso"
+	RPS_MASK=''
+	[[ -n $RPS_SET ]] || return 1
 	cpus_to_mask "$RPS_SET"
 	RPS_MASK=$MASK
 }
@@ -76,9 +94,19 @@ check_rps() {
 		row rps.veth net warn n/a "housekeeping CPUs" "" "online CPU list unreadable"
 		return 0
 	fi
-	rps_mask
+	if ! rps_mask; then
+		cpus_fmt l "$RPS_DROPPED"
+		row rps.veth net warn n/a "rps_cpus off the shard CPUs" "" \
+			"the housekeeping CPUs ($l) are all isolcpus/nohz_full at boot: the kernel takes no rps_cpus mask of them (EINVAL)"
+		row rps.veth_rule net warn n/a "$RPS_RULE" "" "no usable mask (see rps.veth)"
+		return 0
+	fi
 	cpus_fmt l "$RPS_SET"
 	rec="rps_cpus $l"
+	if [[ -n $RPS_DROPPED ]]; then
+		cpus_fmt off "$RPS_DROPPED"
+		rec+=" (CPU $off isolated at boot: the kernel drops it)"
+	fi
 	if ! veth_list; then
 		row rps.veth net warn n/a "$rec" "" "$VETH_ERR"
 	elif ((${#VETHS[@]} == 0)); then
@@ -112,7 +140,15 @@ apply_rps() {
 		say "skip veth RPS: the online CPU list is unreadable"
 		return 0
 	fi
-	rps_mask
+	if ! rps_mask; then
+		cpus_fmt cur "$RPS_DROPPED"
+		say "skip veth RPS: the housekeeping CPUs ($cur) are all isolcpus/nohz_full at boot, and the kernel takes no rps_cpus mask of them"
+		return 0
+	fi
+	if [[ -n $RPS_DROPPED ]]; then
+		cpus_fmt cur "$RPS_DROPPED"
+		say "veth RPS: CPU $cur left out of the mask (isolated at boot: the kernel would drop it)"
+	fi
 	if ! veth_list; then
 		say "skip veth RPS on existing devices: $VETH_ERR"
 	fi

@@ -103,7 +103,47 @@ veth_tree() {
 	f sys/class/net/va/queues/rx-0/rps_cpus 00000003
 	f sys/class/net/va/queues/rx-1/rps_cpus 00000003
 	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
 	[[ $output != *"rps_cpus/va/queues/rx-0"* && $output != *"va/queues/rx-0/rps_cpus"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-0/rps_cpus")" = 00000003 ]
+	[[ $output == *"wrote '3' to $RP_TUNE_ROOT/sys/class/net/vb/queues/rx-0/rps_cpus (was '00')"* ]]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = ok ]
+}
+
+# The kernel keeps only the CPUs of an rps_cpus mask that isolcpus (domain) and nohz_full
+# left to housekeeping, and refuses a mask with none (EINVAL).
+@test "rps: CPUs isolated at boot are left out of the mask, so check and apply agree with the kernel" {
+	veth_tree
+	f sys/devices/system/cpu/isolated 1
+	f sys/devices/system/cpu/nohz_full '(null)'
+	run "$TUNE" apply --cpus 2-7 # housekeeping 0-1, but CPU 1 was booted isolated
+	[ "$status" -eq 0 ]
+	[[ $output == *"veth RPS: CPU 1 left out of the mask (isolated at boot: the kernel would drop it)"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-1/rps_cpus")" = 1 ]
+	grep -qF 'ATTR{queues/rx-0/rps_cpus}="1"' "$RP_TUNE_ROOT/$RULE"
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = ok ]
+	[ "$(status_of rps.veth_rule)" = ok ]
+	[ "$(json_get '[c["recommended"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = \
+		"rps_cpus 0 (CPU 1 isolated at boot: the kernel drops it)" ]
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"0 written, 0 failed"* ]] # converged: no rewrite on every apply
+	"$TUNE" revert >/dev/null
+
+	# nohz_full CPUs too (the kernel's WQ housekeeping); none left: nothing written, check says why.
+	f sys/devices/system/cpu/isolated ''
+	f sys/devices/system/cpu/nohz_full 0-1
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip veth RPS: the housekeeping CPUs (0-1) are all isolcpus/nohz_full at boot"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-0/rps_cpus")" = 00 ]
+	[ ! -e "$RP_TUNE_ROOT/$RULE" ]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = warn ]
+	[[ $(json_get '[c["note"] for c in d["checks"] if c["item"]=="rps.veth"][0]') == *"(EINVAL)"* ]]
+	[ "$(status_of rps.veth_rule)" = warn ]
 }
 
 @test "rps: --dry-run says what it would write, the rule included, and changes nothing" {
