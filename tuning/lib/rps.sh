@@ -61,6 +61,21 @@ veth_list() {
 	done <<<"$out"
 }
 
+# rps_rule_masked: returns 0 with MASKED_HOW when the rule's path holds a symlink (to
+# /dev/null, or to a rules file of the operator's) or an empty file: udev's way to mask a
+# rule, operator-managed. apply leaves it alone (never replaces the link) and check says so.
+rps_rule_masked() {
+	local p=$ROOT$RPS_RULE
+	MASKED_HOW=''
+	if [[ -L $p ]]; then
+		MASKED_HOW="a symlink to $(readlink -- "$p")"
+	elif [[ -f $p && ! -s $p ]]; then
+		MASKED_HOW="an empty file"
+	else
+		return 1
+	fi
+}
+
 # rps_rule_text: RULE = the udev rule for RPS_MASK. ID_NET_DRIVER is set by systemd's
 # net_setup_link builtin (80-net-setup-link.rules), hence 90-.
 rps_rule_text() {
@@ -123,6 +138,9 @@ check_rps() {
 	if [[ ! -d $ROOT/etc/udev ]]; then
 		row rps.veth_rule net warn n/a "$RPS_RULE" "" \
 			"no /etc/udev: veth devices made later keep rps_cpus 0 (apply sets only the existing ones)"
+	elif rps_rule_masked; then
+		row rps.veth_rule net ok "operator-managed: $MASKED_HOW" "$RPS_RULE" "" \
+			"masked by the operator: apply leaves it alone, and veth devices made later get no mask from ringplane-tune"
 	elif ! slurp "$ROOT$RPS_RULE"; then
 		row rps.veth_rule net warn missing "$RPS_RULE" "$fix" \
 			"veth devices made later (containers) keep rps_cpus 0"
@@ -169,6 +187,10 @@ apply_rps() {
 		return 0
 	fi
 	rps_rule_text
+	if rps_rule_masked; then
+		say "left $ROOT$RPS_RULE alone: $MASKED_HOW (operator-managed: a masked rule)"
+		return 0
+	fi
 	if slurp "$ROOT$RPS_RULE" && [[ $SLURP == "$RULE" ]]; then return 0; fi
 	if ! put_new "$RPS_RULE" "$RULE"; then
 		say "FAILED to write $ROOT$RPS_RULE: $PUT_WHY" >&2

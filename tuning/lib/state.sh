@@ -229,6 +229,17 @@ put_new() {
 	local path=$1 val=$2 dir=${1%/*} d err now=absent
 	PUT_WHY=''
 	if [[ -e $ROOT$path ]]; then now="other text"; fi
+	# A symlink is never replaced (mv -f would replace the link, not write through it): the
+	# caller leaves such a path alone (lib/rps.sh: an operator's masked rule).
+	if [[ -L $ROOT$path ]]; then
+		PUT_WHY="$ROOT$path is a symlink (operator-managed): left alone"
+		if ((DRY)); then
+			say "would fail: $PUT_WHY" >&2
+			N_FAIL=$((N_FAIL + 1))
+			return 0
+		fi
+		return 1
+	fi
 	if ((DRY)); then
 		d=$ROOT$dir
 		while [[ ! -e $d && $d == */* ]]; do d=${d%/*}; done
@@ -314,6 +325,11 @@ state_revert() {
 		path=${paths[i]}
 		# A file apply created (put_new): revert removes it.
 		if [[ -f $STATE/absent$path ]]; then
+			if [[ -L $ROOT$path || (-f $ROOT$path && ! -s $ROOT$path) ]]; then
+				# Masked by the operator since (a symlink or an empty file): theirs now.
+				say "left $ROOT$path alone (a symlink or empty file: operator-managed)"
+				continue
+			fi
 			if ((DRY)); then
 				say "would remove $ROOT$path (apply created it)"
 			elif rm -f -- "$ROOT$path" 2>/dev/null; then

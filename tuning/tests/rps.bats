@@ -197,6 +197,49 @@ veth_tree() {
 	diff -r "$BATS_TEST_TMPDIR/before" "$RP_TUNE_ROOT"
 }
 
+@test "rps: a rule masked by the operator (symlink to /dev/null, empty file) is left alone, and check says so" {
+	veth_tree
+	mkdir -p "$RP_TUNE_ROOT/etc/udev/rules.d"
+	ln -s /dev/null "$RP_TUNE_ROOT/$RULE"
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"left $RP_TUNE_ROOT/$RULE alone: a symlink to /dev/null (operator-managed: a masked rule)"* ]]
+	[[ $output == *"25 written, 0 failed"* ]] # the 4 queues, no rule
+	[ -L "$RP_TUNE_ROOT/$RULE" ] && [ "$(readlink "$RP_TUNE_ROOT/$RULE")" = /dev/null ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/va/queues/rx-0/rps_cpus")" = 3 ]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$status" -eq 0 ]
+	[ "$(status_of rps.veth_rule)" = ok ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth_rule"][0]')" = \
+		"operator-managed: a symlink to /dev/null" ]
+	run "$TUNE" apply --dry-run --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"dry run: 0 writes, nothing changed"* ]]
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[ -L "$RP_TUNE_ROOT/$RULE" ]
+
+	rm "$RP_TUNE_ROOT/$RULE"
+	: >"$RP_TUNE_ROOT/$RULE"
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"left $RP_TUNE_ROOT/$RULE alone: an empty file (operator-managed: a masked rule)"* ]]
+	[ ! -s "$RP_TUNE_ROOT/$RULE" ]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth_rule"][0]')" = \
+		"operator-managed: an empty file" ]
+	"$TUNE" revert >/dev/null
+
+	# Masked after apply installed the rule: revert leaves the operator's mask too.
+	rm "$RP_TUNE_ROOT/$RULE"
+	"$TUNE" apply --cpus 2-7 >/dev/null
+	ln -sf /dev/null "$RP_TUNE_ROOT/$RULE"
+	run "$TUNE" revert
+	[ "$status" -eq 0 ]
+	[[ $output == *"left $RP_TUNE_ROOT/$RULE alone (a symlink or empty file: operator-managed)"* ]]
+	[ -L "$RP_TUNE_ROOT/$RULE" ]
+}
+
 @test "rps: revert skips the queues of a veth that is gone (its container stopped)" {
 	veth_tree
 	"$TUNE" apply --cpus 2-7 >/dev/null
