@@ -45,20 +45,35 @@ rps_mask() {
 # veth_list: VETHS = the veth devices of this network namespace that have rx queues under
 # $ROOT/sys/class/net, from `ip -o link show type veth` (RP_TUNE_IP: the ip command, "none"
 # lists none; tests point it at a fake). VETH_ERR = why the list is unknown ("" if known).
+# VETH_SKIP = "name (why) ..." of the listed ones that could not be used (no rx queues under
+# sysfs, or a line that did not parse): none is skipped without saying so.
 veth_list() {
-	local ipc=${RP_TUNE_IP:-ip} line name out
-	VETHS=() VETH_ERR=''
+	local ipc=${RP_TUNE_IP:-ip} line field name out
+	VETHS=() VETH_ERR='' VETH_SKIP=''
 	[[ $ipc != none ]] || return 0
 	if ! out=$("$ipc" -o link show type veth 2>&1); then
 		VETH_ERR="'$ipc -o link show type veth' failed: ${out##*$'\n'}"
 		return 1
 	fi
 	while IFS= read -r line; do
-		# "7: rpzc0-12@if2: <BROADCAST,...> mtu 1500 ..." (the peer after @)
-		[[ $line =~ ^[0-9]+:\ ([^@:\ ]+)(@[^:]*)?: ]] || continue
-		name=${BASH_REMATCH[1]}
-		if [[ -d $ROOT/sys/class/net/$name/queues ]]; then VETHS+=("$name"); fi
+		[[ -n $line ]] || continue
+		# "7: rpzc0-12@if2: <BROADCAST,...> mtu 1500 ..." A name holds no ':' and no blank but
+		# may hold '@', and ip adds "@peer" (a name, or ifN): the name is the field as it is
+		# when sysfs has it, else the field without its last "@...".
+		if ! [[ $line =~ ^[0-9]+:\ ([^:[:space:]]+): ]]; then
+			VETH_SKIP+=" '${line:0:40}' (unparsed ip line)"
+			continue
+		fi
+		field=${BASH_REMATCH[1]}
+		name=$field
+		if [[ ! -d $ROOT/sys/class/net/$name && $field == *@* ]]; then name=${field%@*}; fi
+		if [[ -d $ROOT/sys/class/net/$name/queues ]]; then
+			VETHS+=("$name")
+		else
+			VETH_SKIP+=" $name (no $ROOT/sys/class/net/$name/queues)"
+		fi
 	done <<<"$out"
+	VETH_SKIP=${VETH_SKIP# }
 }
 
 # rps_rule_masked: returns 0 with MASKED_HOW when the rule's path holds a symlink (to
@@ -77,7 +92,8 @@ rps_rule_masked() {
 }
 
 # rps_rule_text: RULE = the udev rule for RPS_MASK. ID_NET_DRIVER is set by systemd's
-# net_setup_link builtin (80-net-setup-link.rules), hence 90-.
+# net_setup_link builtin (80-net-setup-link.rules), hence 90-. It writes rx-0 only: a veth has
+# one rx queue unless made with numrxqueues N (apply writes every queue of existing ones).
 rps_rule_text() {
 	RULE="# ringplane-tune apply installed this (ringplane-tune revert removes it): veth devices"$'\n'
 	RULE+="# made later steer their receive (RPS) to the housekeeping CPUs, one CPU per flow."$'\n'
@@ -124,11 +140,14 @@ check_rps() {
 	fi
 	if ! veth_list; then
 		row rps.veth net warn n/a "$rec" "" "$VETH_ERR"
-	elif ((${#VETHS[@]} == 0)); then
+	elif ((${#VETHS[@]} == 0)) && [[ -z $VETH_SKIP ]]; then
 		row rps.veth net ok "no veth devices" "$rec"
 	else
 		rps_off off
-		if [[ -z $off ]]; then
+		if [[ -n $VETH_SKIP ]]; then
+			row rps.veth net warn "${off:+$off; }not seen: $VETH_SKIP" "$rec" "" \
+				"ip lists these veths, but their rx queues are not under /sys/class/net here"
+		elif [[ -z $off ]]; then
 			row rps.veth net ok "${#VETHS[@]} veths, $RPS_NQ rx queues on $l" "$rec"
 		else
 			row rps.veth net warn "$off" "$rec" "$fix" "$note"
@@ -170,6 +189,7 @@ apply_rps() {
 	if ! veth_list; then
 		say "skip veth RPS on existing devices: $VETH_ERR"
 	fi
+	if [[ -n $VETH_SKIP ]]; then say "skip veth RPS on: $VETH_SKIP"; fi
 	for dev in "${VETHS[@]}"; do
 		for q in "$ROOT/sys/class/net/$dev/queues"/rx-*; do
 			[[ -e $q/rps_cpus ]] || continue

@@ -240,6 +240,33 @@ veth_tree() {
 	[ -L "$RP_TUNE_ROOT/$RULE" ]
 }
 
+@test "rps: ip's @peer suffix is stripped from the name, a name with '@' kept, and no listed veth is skipped silently" {
+	untuned_tree
+	veth veth0 1 00
+	veth 'v@x' 1 00
+	fake_ip '5: veth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 1a:2b:3c:4d:5e:6f brd ff:ff:ff:ff:ff:ff link-netnsid 0' \
+		'8: v@x@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 1a:2b:3c:4d:5e:70 brd ff:ff:ff:ff:ff:ff'
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/veth0/queues/rx-0/rps_cpus")" = 3 ]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/v@x/queues/rx-0/rps_cpus")" = 3 ]
+	[[ $output != *"skip veth RPS on"* ]]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = ok ]
+	[ "$(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]')" = "2 veths, 2 rx queues on 0-1" ]
+	"$TUNE" revert >/dev/null
+
+	# A veth ip lists whose queues sysfs does not show here (another /sys mounted): said, not skipped silently.
+	fake_ip '5: veth0@if5: <BROADCAST> mtu 1500' '9: ghost@if2: <BROADCAST> mtu 1500'
+	run "$TUNE" apply --cpus 2-7
+	[ "$status" -eq 0 ]
+	[[ $output == *"skip veth RPS on: ghost (no $RP_TUNE_ROOT/sys/class/net/ghost/queues)"* ]]
+	[ "$(cat "$RP_TUNE_ROOT/sys/class/net/veth0/queues/rx-0/rps_cpus")" = 3 ]
+	run --separate-stderr "$TUNE" check --json --cpus 2-7
+	[ "$(status_of rps.veth)" = warn ]
+	[[ $(json_get '[c["current"] for c in d["checks"] if c["item"]=="rps.veth"][0]') == "not seen: ghost (no "* ]]
+}
+
 @test "rps: revert skips the queues of a veth that is gone (its container stopped)" {
 	veth_tree
 	"$TUNE" apply --cpus 2-7 >/dev/null
