@@ -141,6 +141,12 @@
  * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
 #define SMALL_BODY (16u * 1024)
 #define TICK_NS (250ull * 1000 * 1000)
+/* --idle-spin: as the relay's. At 4 KB and 8 keep-alive connections the
+ * sleep and its wake-up cost more than the gap they cover (1.07-1.12x
+ * req/s); a shard that only streams large bodies spins on its POLLOUT
+ * waits, 18-27% more CPU per GB at 64 MB (docs/net.md, "Measured: serve
+ * 4 KB at 8 connections") */
+#define IDLE_SPIN_US_DEFAULT 50u
 /* The shard's short timer (ss->soon): while a connection waits for pool
  * memory to answer (mem_wait) it is tried again from 1 ms on, as the
  * relay's parked pieces are (docs/net.md "Waiting instead of cutting"), and
@@ -3124,7 +3130,8 @@ static void usage(FILE *f)
 		"                       [--mode auto|splice|copy]\n"
 		"                       [--header-timeout S] [--keepalive-timeout S]\n"
 		"                       [--linger-timeout S] [--linger-time S]\n"
-		"                       [--busy-poll US] [--stats-interval S] [--drain-timeout S]\n"
+		"                       [--busy-poll US] [--idle-spin US] [--stats-interval S]\n"
+		"                       [--drain-timeout S]\n"
 		"                       [--no-pin] [--pool-mb N]\n"
 		"  --listen HOST:PORT       address to serve: IPv4, [IPv6] or a name; port 0: any\n"
 		"  --root DIR               the directory served; nothing outside it is reachable\n"
@@ -3149,6 +3156,9 @@ static void usage(FILE *f)
 		"  --linger-time S          ... or S seconds after the answer in all (default 10;\n"
 		"                           0: no lingering, close at once)\n"
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
+		"  --idle-spin US           poll up to US microseconds before sleeping while the gaps\n"
+		"                           between events stay shorter, yielding the CPU to any\n"
+		"                           other runnable task (default %u, at most 1000; 0: off)\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"
@@ -3158,7 +3168,7 @@ static void usage(FILE *f)
 		"  --pool-mb N              each shard's memory pool, reserved and populated at start:\n"
 		"                           %u..%u MB (default %u);\n"
 		RP_APP_POOL_HELP("                           "),
-		POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
+		IDLE_SPIN_US_DEFAULT, POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_serve(int argc, char **argv)
@@ -3174,6 +3184,7 @@ int rp_cmd_serve(int argc, char **argv)
 		{ "linger-timeout", required_argument, NULL, 'T' },
 		{ "linger-time", required_argument, NULL, 'L' },
 		{ "busy-poll", required_argument, NULL, 'b' },
+		{ "idle-spin", required_argument, NULL, 'I' },
 		{ "stats-interval", required_argument, NULL, 'i' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "pool-mb", required_argument, NULL, 'P' },
@@ -3183,12 +3194,13 @@ int rp_cmd_serve(int argc, char **argv)
 	};
 	static const char *const modes[] = { "auto", "splice", "copy", NULL };
 	static const struct rp_app_drain drain = { .step = serve_drain };
-	struct rp_runtime_config rc = { 0 };
+	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *root = NULL;
 	struct stat rst;
-	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0;
+	unsigned hdr_s = 10, ka_s = 30, lt_s = LINGER_TIMEOUT_S, lg_s = LINGER_TIME_S, mode = 0,
+		 spin_us;
 	sigset_t sigs;
 	int c, ret, status = RP_EXIT_FAIL;
 
@@ -3224,6 +3236,11 @@ int rp_cmd_serve(int argc, char **argv)
 		case 'L':
 			if (rp_arg_uint("serve", "--linger-time", optarg, 0, 3600, &lg_s))
 				return RP_EXIT_USAGE;
+			break;
+		case 'I':
+			if (rp_arg_uint("serve", "--idle-spin", optarg, 0, 1000, &spin_us))
+				return RP_EXIT_USAGE;
+			rc.idle_spin_ns = (uint64_t)spin_us * 1000u;
 			break;
 		case 'h':
 			usage(stdout);

@@ -125,7 +125,7 @@ for bad in "--listen 127.0.0.1:99999" "--listen 127.0.0.1:-1" "--listen 127.0.0.
 	check "echo $1 '$2' refused" refused "$1" "$2" $E "$1" "$2"
 done
 for bad in "--linger-timeout 0" "--linger-timeout 3601" "--linger-time -1" "--linger-time 5s" \
-	"--linger-time ''"; do
+	"--linger-time ''" "--idle-spin 1001" "--idle-spin -1" "--idle-spin 5us"; do
 	eval "set -- $bad"
 	check "serve $1 '$2' refused" refused "$1" "$2" "$RP" serve --listen 127.0.0.1:0 --root / "$1" "$2"
 done
