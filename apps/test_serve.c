@@ -50,6 +50,15 @@
  *   big        an 8 MB file and ranges of it, byte for byte; 100 clients at
  *              once (30 with RP_TEST_REDUCED).
  *   fresh      a file replaced (rename) is served new within 1.5 s.
+ *   memo       the per-shard memo of whole-file 200 heads, within one Date
+ *              second (retried, at most 5 rounds): a keep-alive GET, a
+ *              Connection: close GET (its head says close), a keep-alive
+ *              GET again (keep-alive, the first head byte for byte); a
+ *              HEAD (the GET's head) with a GET pipelined behind it (no
+ *              body bytes between); two files asked twice each (each its
+ *              own Content-Length, Content-Type, ETag). A file replaced by
+ *              rename with another size: every answer one version's head
+ *              with that version's body, the new one within 1.5 s.
  *   timeouts   a head that never completes is closed after --header-timeout;
  *              an idle keep-alive connection after --keepalive-timeout; a
  *              client that pipelines HEAD requests and never reads (answers
@@ -119,8 +128,8 @@
  * Usage: test_serve RINGPLANE_BINARY [TEST...]: TEST main (statuses to
  * sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, counts, interval
  * or mode runs only those, budget only deep pipe and budget, behind only behind, escapes
- * only escapes, stuck only pipelined behind zero-copy, last answer's EOF, stuck and its
- * resets (main runs them too); none runs all.
+ * only escapes, memo only memo, stuck only pipelined behind zero-copy, last answer's EOF, stuck and
+ * its resets (main runs them too); none runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -2145,6 +2154,205 @@ static void test_fresh(void)
 	printf("fresh: replaced file served after %llu ms\n", (unsigned long long)(now_ms() - t0));
 }
 
+/*
+ * The per-shard memo of whole-file 200 heads (cmd_serve.c, memo_find): a
+ * head kept for one answer may be sent again only for one it fits. It
+ * lives for one Date second, so each round below runs within one (every
+ * answer's Date the same), retried up to MEMO_TRIES times when the
+ * second turned between its requests; at least one round must stay in
+ * its second, or the memo was never hit and nothing was tested.
+ */
+#define MEMO_TRIES 5
+static const char memo_f[] = "the memo's file, 33 bytes long.\n";
+static const char memo_a[] = "a";
+static const char memo_b[] = "<p>b, an HTML page of its own</p>";
+
+struct memo_round {
+	char date[64];
+	bool same; /* every answer of the round carried date */
+};
+
+/* One request on @c: 200, Content-Length == the bytes that came == @len
+ * (none after a HEAD's head), the body @body; its Date noted in @m. */
+static bool memo_ask(struct conn *c, const char *req, bool head_only, const char *body, size_t len,
+		     struct resp *r, struct memo_round *m, const char *what)
+{
+	bool ok = send_all(c->fd, req, strlen(req)) && !read_resp(c, r, head_only) &&
+		  r->status == 200 && r->clen == (long long)len &&
+		  (head_only ? r->blen == 0 : r->blen == len && !memcmp(r->body, body, len));
+	const char *d = field(r, "Date");
+
+	CHECK(ok, "memo %s: status %d, Content-Length %lld, %zu body bytes (want %zu)", what,
+	      r->status, r->clen, r->blen, len);
+	if (!d)
+		m->same = false;
+	else if (!m->date[0])
+		snprintf(m->date, sizeof(m->date), "%s", d);
+	else if (strcmp(m->date, d))
+		m->same = false;
+	return ok;
+}
+
+/* @r's field @name is @want (NULL: absent). */
+static bool field_is(const struct resp *r, const char *name, const char *want)
+{
+	const char *v = field(r, name);
+
+	return want ? v && !strcmp(v, want) : !v;
+}
+
+/* Keep-alive against close, HEAD after GET, two files: one round. */
+static void memo_round(struct memo_round *m)
+{
+	static const char get_f[] = "GET /memo_f.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char get_a[] = "GET /memo_a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char get_b[] = "GET /memo_b.html HTTP/1.1\r\nHost: x\r\n\r\n";
+	const char *f = memo_f, *a = memo_a, *b = memo_b;
+	struct conn *c = calloc(1, sizeof(*c)), *k = calloc(1, sizeof(*c));
+	struct resp r[4], h;
+	char etag_a[128] = "";
+
+	memset(m, 0, sizeof(*m));
+	m->same = true;
+	c->fd = dial();
+	k->fd = dial();
+	/* 1: keep-alive, then Connection: close elsewhere, then keep-alive */
+	memo_ask(c, get_f, false, f, strlen(f), &r[0], m, "GET keep-alive");
+	memo_ask(k, "GET /memo_f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, f,
+		 strlen(f), &r[1], m, "GET close");
+	memo_ask(c, get_f, false, f, strlen(f), &r[2], m, "GET keep-alive again");
+	CHECK(field_is(&r[0], "Connection", "keep-alive"), "memo: first GET's head:\n%s",
+	      r[0].head);
+	CHECK(field_is(&r[1], "Connection", "close"), "memo: the close GET's head:\n%s", r[1].head);
+	CHECK(closed_within(k->fd, 2000), "memo: the close GET's connection left open");
+	CHECK(field_is(&r[2], "Connection", "keep-alive"), "memo: keep-alive after close:\n%s",
+	      r[2].head);
+	if (m->same)
+		CHECK(!strcmp(r[0].head, r[2].head),
+		      "memo: two keep-alive heads differ:\n%s---\n%s", r[0].head, r[2].head);
+	/* 2: HEAD after GET, a GET pipelined behind it: the HEAD's head as the
+	 * GET's, and no body bytes between it and the next answer */
+	memo_ask(c,
+		 "HEAD /memo_f.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+		 "GET /memo_f.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		 true, f, strlen(f), &h, m, "HEAD");
+	memo_ask(c, "", false, f, strlen(f), &r[3], m, "GET behind the HEAD");
+	if (m->same)
+		CHECK(!strcmp(h.head, r[0].head), "memo: HEAD's head differs:\n%s---\n%s", h.head,
+		      r[0].head);
+	CHECK(c->have == 0 && !closed_within(c->fd, 100), "memo: %zu bytes more after the answers",
+	      c->have);
+	for (int i = 0; i < 4; i++)
+		resp_free(&r[i]);
+	resp_free(&h);
+	/* 3: two files, each asked twice: each its own length, type and ETag */
+	memo_ask(c, get_a, false, a, strlen(a), &r[0], m, "GET a");
+	memo_ask(c, get_b, false, b, strlen(b), &r[1], m, "GET b");
+	memo_ask(c, get_a, false, a, strlen(a), &r[2], m, "GET a again");
+	memo_ask(c, get_b, false, b, strlen(b), &r[3], m, "GET b again");
+	if (field(&r[0], "ETag"))
+		snprintf(etag_a, sizeof(etag_a), "%s", field(&r[0], "ETag"));
+	for (int i = 0; i < 4; i += 2) {
+		CHECK(field_is(&r[i], "Content-Type", "text/plain; charset=utf-8") &&
+			      field_is(&r[i + 1], "Content-Type", "text/html; charset=utf-8"),
+		      "memo: a's or b's type:\n%s---\n%s", r[i].head, r[i + 1].head);
+		CHECK(etag_a[0] && field_is(&r[i], "ETag", etag_a) &&
+			      !field_is(&r[i + 1], "ETag", etag_a),
+		      "memo: a's and b's ETags:\n%s---\n%s", r[i].head, r[i + 1].head);
+	}
+	if (m->same)
+		CHECK(!strcmp(r[0].head, r[2].head) && !strcmp(r[1].head, r[3].head),
+		      "memo: a file's heads differ in one second");
+	for (int i = 0; i < 4; i++)
+		resp_free(&r[i]);
+	close(c->fd);
+	close(k->fd);
+	free(c);
+	free(k);
+}
+
+/* 4: a file replaced (rename, another size): every answer one version's
+ * head with that version's body, the new one within 1.5 s. */
+static void memo_replaced(void)
+{
+	static const char get_r[] = "GET /memo_r.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char v1[] = "version one of memo_r, the longer one\n";
+	static const char v2[] = "version two\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	struct memo_round m = { .same = true };
+	char from[256], to[256], etag1[128] = "";
+	unsigned olds = 0, news = 0, bad = 0;
+	uint64_t t0, seen = 0;
+	struct resp r;
+
+	put("memo_r.txt", v1, sizeof(v1) - 1);
+	c->fd = dial();
+	for (int i = 0; i < 2; i++) { /* kept, then sent from the memo */
+		if (memo_ask(c, get_r, false, v1, sizeof(v1) - 1, &r, &m, "GET before") &&
+		    field(&r, "ETag"))
+			snprintf(etag1, sizeof(etag1), "%s", field(&r, "ETag"));
+		resp_free(&r);
+	}
+	put("memo_r.new", v2, sizeof(v2) - 1);
+	snprintf(from, sizeof(from), "%s/memo_r.new", root);
+	snprintf(to, sizeof(to), "%s/memo_r.txt", root);
+	CHECK(!rename(from, to), "memo: rename");
+	t0 = now_ms();
+	/* on after the new one is first seen, to see it from the memo too */
+	for (int i = 0; i < 600 && now_ms() - t0 < 3000 && (!seen || now_ms() - seen < 100); i++) {
+		bool got = send_all(c->fd, get_r, sizeof(get_r) - 1) && !read_resp(c, &r, false) &&
+			   r.status == 200;
+
+		if (got && r.clen == (long long)sizeof(v1) - 1 && r.blen == sizeof(v1) - 1 &&
+		    !memcmp(r.body, v1, r.blen) && field_is(&r, "ETag", etag1) && !seen)
+			olds++;
+		else if (got && r.clen == (long long)sizeof(v2) - 1 && r.blen == sizeof(v2) - 1 &&
+			 !memcmp(r.body, v2, r.blen) && field(&r, "ETag") &&
+			 !field_is(&r, "ETag", etag1)) {
+			news++;
+			if (!seen)
+				seen = now_ms();
+		} else {
+			if (!bad++)
+				fprintf(stderr,
+					"memo: replaced file's answer: %s(%zu body bytes)\n",
+					r.head, r.blen);
+		}
+		resp_free(&r);
+		if (!got)
+			break;
+		usleep(5000);
+	}
+	CHECK(!bad && etag1[0] && seen && seen - t0 <= 1500 && news >= 2,
+	      "memo: replaced file: %u answers old, %u new (first after %llu ms), %u mixed or "
+	      "wrong",
+	      olds, news, seen ? (unsigned long long)(seen - t0) : 0ull, bad);
+	close(c->fd);
+	free(c);
+	printf("memo: replaced file: %u old answers, then %u new from %llu ms, %u mixed\n", olds,
+	       news, seen ? (unsigned long long)(seen - t0) : 0ull, bad);
+}
+
+static void test_memo(void)
+{
+	struct memo_round m;
+	int tries = 0, within = 0;
+
+	put("memo_f.txt", memo_f, strlen(memo_f));
+	put("memo_a.txt", memo_a, strlen(memo_a));
+	put("memo_b.html", memo_b, strlen(memo_b));
+	while (tries < MEMO_TRIES && !within) {
+		tries++;
+		memo_round(&m);
+		within += m.same;
+	}
+	CHECK(within, "memo: no round of %d within one Date second", tries);
+	memo_replaced();
+	printf("memo: keep-alive/close, HEAD after GET, two files: %d round(s), the last within "
+	       "one second: %s\n",
+	       tries, within ? "yes" : "no");
+}
+
 /* poll(2) says the peer closed or reset @fd, without reading from it. */
 static bool hung_up_within(int fd, unsigned ms)
 {
@@ -3875,8 +4083,9 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: test_serve RINGPLANE_BINARY [TEST...]\n"
-				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, "
-				"counts, interval, mode, escapes (of main), "
+				"tests: main (statuses to sigterm), timeouts, deaf_bodies, linger, "
+				"reroot, nofile, truncated, "
+				"counts, interval, mode, escapes, memo (of main), "
 				"budget (deep pipe and budget of main), behind, stuck (of main)\n");
 		return 2;
 	}
@@ -3909,6 +4118,7 @@ int main(int argc, char **argv)
 		test_many_clients();
 		test_changing_under_load();
 		test_fresh();
+		test_memo();
 		for (int i = 0; i < 50; i++)
 			held[i] = dial();
 		uint64_t t0 = now_ms();
@@ -3936,6 +4146,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		test_escapes();
+		CHECK(server_stop(5000) == 0, "stop");
+	}
+	if (argc >= 3 && wanted(argc, argv, "memo")) { /* main runs it too */
+		if (server_start(NULL)) {
+			fprintf(stderr, "FAIL: server did not start\n");
+			return 1;
+		}
+		test_memo();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (argc >= 3 && wanted(argc, argv, "behind")) { /* main runs it too */
