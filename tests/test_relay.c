@@ -2748,16 +2748,23 @@ static bool hog_release(void)
 	return false;
 }
 
-/* The pool-full tests' start: the @n streams the caller made relayed by
- * one shard with @cfg, then that shard's pool taken (hog_msg; every class
- * too when @everything). */
-static void hog_start(const struct rp_relay_config *cfg, unsigned n, bool everything)
+/* The pool-full tests' hog, empty, on one shard (every class taken too
+ * when @everything). */
+static void hog_init(bool everything)
 {
 	memset(&H, 0, sizeof(H));
 	H.everything = everything;
 	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
 	assert_non_null(H.hog);
 	T.shards = 1;
+}
+
+/* The pool-full tests' start: the @n streams the caller made relayed by
+ * one shard with @cfg, then that shard's pool taken (hog_msg; every class
+ * too when @everything). */
+static void hog_start(const struct rp_relay_config *cfg, unsigned n, bool everything)
+{
+	hog_init(everything);
 	start_all(cfg, n);
 	assert_int_equal(rp_runtime_submit(T.rt, 0, hog_msg, NULL), 0);
 	assert_true(wait_for(&H.step, 1, WAIT_S));
@@ -2789,11 +2796,7 @@ static void start_hog_msg(struct rp_shard *sh, void *arg)
 
 static void hog_start_waiting(const struct rp_relay_config *cfg, unsigned n, bool everything)
 {
-	memset(&H, 0, sizeof(H));
-	H.everything = everything;
-	H.hog = calloc(HOG_MAX, sizeof(*H.hog));
-	assert_non_null(H.hog);
-	T.shards = 1;
+	hog_init(everything);
 	T.n = n;
 	atomic_store(&T.stats_ready, 0);
 	for (unsigned i = 0; i < n; i++) {

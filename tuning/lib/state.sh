@@ -184,6 +184,19 @@ forget_orig() {
 	rm -f -- "$STATE/orig$path" "$STATE/absent$path"
 }
 
+# put_failed PATH: after a failed write of PATH (its stderr in $STATE/err), sets PUT_WHY to
+# the error's last words and forgets an original saved only for this write; returns 1.
+put_failed() {
+	local err
+	slurp "$STATE/err" || true
+	err=${SLURP%$'\n'}
+	err=${err##*$'\n'}
+	PUT_WHY=${err##*: }
+	[[ -n $PUT_WHY ]] || PUT_WHY="write failed"
+	if ((SAVED_NEW)); then forget_orig "$1"; fi
+	return 1
+}
+
 # put PATH VALUE CURRENT: writes VALUE to $ROOT/PATH after saving the original; --dry-run only
 # prints (and, where the write is bound to fail, says so: root, or a fake tree, and a file
 # the process may not write). Returns 1 when the write fails (the original is then not kept),
@@ -191,7 +204,7 @@ forget_orig() {
 # "Invalid argument"...), which every caller's FAILED line prints.
 PUT_WHY=''
 put() {
-	local path=$1 val=$2 cur=$3 err
+	local path=$1 val=$2 cur=$3
 	PUT_WHY=''
 	if ((DRY)); then
 		if [[ ($EUID -eq 0 || -n $ROOT) && ! -w $ROOT$path ]]; then
@@ -212,13 +225,7 @@ put() {
 		N_WRITE=$((N_WRITE + 1))
 		return 0
 	fi
-	slurp "$STATE/err" || true
-	err=${SLURP%$'\n'}
-	err=${err##*$'\n'}
-	PUT_WHY=${err##*: }
-	[[ -n $PUT_WHY ]] || PUT_WHY="write failed"
-	if ((SAVED_NEW)); then forget_orig "$path"; fi
-	return 1
+	put_failed "$path"
 }
 
 # put_new PATH CONTENT: replaces the persistent file $ROOT/PATH (a config file this script
@@ -226,7 +233,7 @@ put() {
 # original is saved as put saves one; a file that did not exist leaves the marker
 # $STATE/absent/PATH instead, and revert removes the file. Returns 1 with PUT_WHY on failure.
 put_new() {
-	local path=$1 val=$2 dir=${1%/*} d err now=absent
+	local path=$1 val=$2 dir=${1%/*} d now=absent
 	PUT_WHY=''
 	if [[ -e $ROOT$path ]]; then now="other text"; fi
 	# A symlink is never replaced (mv -f would replace the link, not write through it): the
@@ -275,13 +282,7 @@ put_new() {
 		return 0
 	fi
 	rm -f -- "$ROOT$path.tmp" 2>/dev/null || true
-	slurp "$STATE/err" || true
-	err=${SLURP%$'\n'}
-	err=${err##*$'\n'}
-	PUT_WHY=${err##*: }
-	[[ -n $PUT_WHY ]] || PUT_WHY="write failed"
-	if ((SAVED_NEW)); then forget_orig "$path"; fi
-	return 1
+	put_failed "$path"
 }
 
 # state_cleanup: removes the state, the manifest first (see state_init).
