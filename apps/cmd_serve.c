@@ -368,6 +368,12 @@ struct head_memo {
 	char head[HEAD_MEMO_HEAD];
 };
 
+/* A client refused at accept is looked at again in the loop's next rounds
+ * (accept_again): up to AGAIN_MAX of them a shard at once (more are
+ * closed at once, as before), each AGAIN_TRIES passes at most. */
+#define AGAIN_MAX 64u
+#define AGAIN_TRIES 3u
+
 struct sshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
@@ -412,6 +418,15 @@ struct sshard {
 	ino_t root_ino;
 	struct serve_stats st;
 	struct head_memo memo[HEAD_MEMO_N];
+	/* clients refused at accept, looked at again (accept_again): their
+	 * descriptors and passes so far, oldest first; again_posted: its
+	 * message is queued */
+	struct {
+		int fd;
+		unsigned tries;
+	} again[AGAIN_MAX];
+	unsigned again_n;
+	bool again_posted;
 };
 
 struct sconn {
@@ -2761,20 +2776,52 @@ static bool conn_take(struct rp_shard *sh, struct sshard *ss, int fd)
 	return true;
 }
 
-/* A client refused at its accept, looked at again in the loop's next round
- * (on_accept): the memory what ran before it in the round holds only
- * until then is back (an answer sent whole within rp_file_send holds its
- * state, its copies and its 64 B end message until that message runs, and
- * the message to here comes after it), and the room is counted again. */
+static void accept_refused(struct sshard *ss, int fd)
+{
+	close(fd);
+	ST_ADD(ss, conn_nomem, 1);
+}
+
+/*
+ * The clients refused at their accept, looked at again in the loop's next
+ * round: the memory what ran before them in the round holds only until
+ * then is back (an answer sent whole within rp_file_send holds its state,
+ * its copies and its 64 B end message until that message runs), and the
+ * room is counted again. One message a shard for all of them, whatever
+ * their number: a message is a 64 B object out of the pool until it runs,
+ * and a message per client kept the next one's refusal standing (at
+ * --pool-mb 8 any object out of another class refuses). Those still short
+ * go round again, behind what this round posted (an end posted after
+ * their accept, an answer a pipelined request began), AGAIN_TRIES passes
+ * in all, then are closed (conn_nomem).
+ */
 static void accept_again(struct rp_shard *sh, void *arg)
 {
 	struct sshard *ss = g.ss[rp_shard_id(sh)];
-	int fd = (int)(intptr_t)arg;
+	unsigned kept = 0;
 
-	if (rp_shard_stopping(sh) || !conn_take(sh, ss, fd)) {
-		close(fd);
-		ST_ADD(ss, conn_nomem, 1);
+	(void)arg;
+	ss->again_posted = false;
+	for (unsigned i = 0; i < ss->again_n; i++) {
+		int fd = ss->again[i].fd;
+
+		if (!rp_shard_stopping(sh) && conn_take(sh, ss, fd))
+			continue;
+		if (rp_shard_stopping(sh) || ++ss->again[i].tries >= AGAIN_TRIES) {
+			accept_refused(ss, fd);
+			continue;
+		}
+		ss->again[kept++] = ss->again[i];
 	}
+	ss->again_n = kept;
+	if (kept && !rp_shard_stopping(sh) &&
+	    !rp_shard_post(sh, rp_shard_id(sh), accept_again, NULL)) {
+		ss->again_posted = true;
+		return;
+	}
+	for (unsigned i = 0; i < kept; i++)
+		accept_refused(ss, ss->again[i].fd);
+	ss->again_n = 0;
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -2789,16 +2836,27 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		arm_tick(sh, ss); /* its last re-arm found the SQ full */
 	if (conn_take(sh, ss, fd))
 		return;
-	/* No room now: once more in the next round, after the messages this
+	/* No room now: again in the next round, after the messages this
 	 * round posted (FIFO: an answer's end among them), before closing.
 	 * At --pool-mb 8 the provided buffers and the room are the whole
 	 * pool, so one object of another class out for the round (an end's
 	 * 64 B message) refused every accept behind it (docs/http.md, "A
-	 * full pool"). With no message to be had, closed now. */
-	if (rp_shard_stopping(sh) || rp_shard_post(sh, rp_shard_id(sh), accept_again, (void *)(intptr_t)fd)) {
-		close(fd);
-		ST_ADD(ss, conn_nomem, 1);
+	 * full pool"). With no room on the list or no message to be had,
+	 * closed now. */
+	if (rp_shard_stopping(sh) || ss->again_n == AGAIN_MAX) {
+		accept_refused(ss, fd);
+		return;
 	}
+	if (!ss->again_posted) {
+		if (rp_shard_post(sh, rp_shard_id(sh), accept_again, NULL)) {
+			accept_refused(ss, fd);
+			return;
+		}
+		ss->again_posted = true;
+	}
+	ss->again[ss->again_n].fd = fd;
+	ss->again[ss->again_n].tries = 0;
+	ss->again_n++;
 }
 
 /* ---- shard hooks, stats ---- */
@@ -3010,7 +3068,7 @@ static unsigned serve_drain(struct rp_shard *sh)
 		retry_opens(sh, ss);
 		rp_app_accept_close(sh, &ss->acc);
 	}
-	return ss->live + ss->acc.held;
+	return ss->live + ss->acc.held + ss->again_n;
 }
 
 static void serve_stop(struct rp_shard *sh, void *arg)
