@@ -370,9 +370,11 @@ struct head_memo {
 
 /* A client refused at accept is looked at again in the loop's next rounds
  * (accept_again): up to AGAIN_MAX of them a shard at once (more are
- * closed at once, as before), each AGAIN_TRIES passes at most. */
+ * closed at once, as before), each AGAIN_TRIES passes at most, the later
+ * ones AGAIN_GAP_NS apart (again_t). */
 #define AGAIN_MAX 64u
 #define AGAIN_TRIES 3u
+#define AGAIN_GAP_NS 2000000ull
 
 struct sshard {
 	unsigned id;
@@ -419,14 +421,15 @@ struct sshard {
 	struct serve_stats st;
 	struct head_memo memo[HEAD_MEMO_N];
 	/* clients refused at accept, looked at again (accept_again): their
-	 * descriptors and passes so far, oldest first; again_posted: its
-	 * message is queued */
+	 * descriptors and passes so far, oldest first; again_due: the next
+	 * pass is queued (its message, or again_t armed: reserved at init) */
 	struct {
 		int fd;
 		unsigned tries;
 	} again[AGAIN_MAX];
 	unsigned again_n;
-	bool again_posted;
+	bool again_due;
+	struct rp_timer *again_t;
 };
 
 struct sconn {
@@ -2782,46 +2785,66 @@ static void accept_refused(struct sshard *ss, int fd)
 	ST_ADD(ss, conn_nomem, 1);
 }
 
-/*
- * The clients refused at their accept, looked at again in the loop's next
- * round: the memory what ran before them in the round holds only until
- * then is back (an answer sent whole within rp_file_send holds its state,
- * its copies and its 64 B end message until that message runs), and the
- * room is counted again. One message a shard for all of them, whatever
- * their number: a message is a 64 B object out of the pool until it runs,
- * and a message per client kept the next one's refusal standing (at
- * --pool-mb 8 any object out of another class refuses). Those still short
- * go round again, behind what this round posted (an end posted after
- * their accept, an answer a pipelined request began), AGAIN_TRIES passes
- * in all, then are closed (conn_nomem).
- */
-static void accept_again(struct rp_shard *sh, void *arg)
+/* Close the clients still on the refused list (conn_nomem). */
+static void again_close(struct sshard *ss)
 {
-	struct sshard *ss = g.ss[rp_shard_id(sh)];
+	for (unsigned i = 0; i < ss->again_n; i++)
+		accept_refused(ss, ss->again[i].fd);
+	ss->again_n = 0;
+}
+
+static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+
+/*
+ * A pass over the clients refused at their accept: the room is counted
+ * again for each, oldest first. The first pass is a message posted at the
+ * refusal (accept_again): it runs in the loop's next drain, after the
+ * messages the refusal's round posted, so the memory what ran before it
+ * in that round holds only until then is back (an answer sent whole
+ * within rp_file_send holds its state, its copies and its 64 B end
+ * message until that message runs). One message a shard for all of them,
+ * whatever their number: a message is a 64 B object out of the pool until
+ * it runs, and a message a client kept the next one's refusal standing
+ * (at --pool-mb 8 any object out of another class refuses). Those still
+ * short are tried again from again_t, AGAIN_GAP_NS later, so completions
+ * (sends done, buffers back) are reaped in between: a message posted from
+ * here would run in the same drain. After AGAIN_TRIES passes, or when the
+ * shard stops, a client is closed (conn_nomem).
+ */
+static void again_pass(struct rp_shard *sh, struct sshard *ss, bool stop)
+{
 	unsigned kept = 0;
 
-	(void)arg;
-	ss->again_posted = false;
+	ss->again_due = false;
+	stop = stop || rp_shard_stopping(sh);
 	for (unsigned i = 0; i < ss->again_n; i++) {
 		int fd = ss->again[i].fd;
 
-		if (!rp_shard_stopping(sh) && conn_take(sh, ss, fd))
+		if (!stop && conn_take(sh, ss, fd))
 			continue;
-		if (rp_shard_stopping(sh) || ++ss->again[i].tries >= AGAIN_TRIES) {
+		if (stop || ++ss->again[i].tries >= AGAIN_TRIES) {
 			accept_refused(ss, fd);
 			continue;
 		}
 		ss->again[kept++] = ss->again[i];
 	}
 	ss->again_n = kept;
-	if (kept && !rp_shard_stopping(sh) &&
-	    !rp_shard_post(sh, rp_shard_id(sh), accept_again, NULL)) {
-		ss->again_posted = true;
+	if (kept && !stop && !rp_timer_arm(sh, ss->again_t, AGAIN_GAP_NS, on_again, ss)) {
+		ss->again_due = true;
 		return;
 	}
-	for (unsigned i = 0; i < kept; i++)
-		accept_refused(ss, ss->again[i].fd);
-	ss->again_n = 0;
+	again_close(ss);
+}
+
+static void accept_again(struct rp_shard *sh, void *arg)
+{
+	(void)arg;
+	again_pass(sh, g.ss[rp_shard_id(sh)], false);
+}
+
+static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	again_pass(sh, arg, cq->res == -ECANCELED);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -2847,12 +2870,12 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		accept_refused(ss, fd);
 		return;
 	}
-	if (!ss->again_posted) {
+	if (!ss->again_due) {
 		if (rp_shard_post(sh, rp_shard_id(sh), accept_again, NULL)) {
 			accept_refused(ss, fd);
 			return;
 		}
-		ss->again_posted = true;
+		ss->again_due = true;
 	}
 	ss->again[ss->again_n].fd = fd;
 	ss->again[ss->again_n].tries = 0;
@@ -3030,6 +3053,9 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	ss->soon_t = rp_timer_new(sh);
 	if (!ss->soon_t)
 		return -ENOMEM;
+	ss->again_t = rp_timer_new(sh);
+	if (!ss->again_t)
+		return -ENOMEM;
 	rp_app_list_init(&ss->soon);
 	ret = rp_app_accept_start(sh, &ss->acc);
 	if (ret)
@@ -3115,6 +3141,9 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	ss->tick = NULL;
 	rp_timer_free(sh, ss->soon_t);
 	ss->soon_t = NULL;
+	again_close(ss); /* a pass the stop left undone */
+	rp_timer_free(sh, ss->again_t);
+	ss->again_t = NULL;
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);
