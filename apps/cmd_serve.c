@@ -2829,7 +2829,11 @@ static void again_pass(struct rp_shard *sh, struct sshard *ss, bool stop)
 		ss->again[kept++] = ss->again[i];
 	}
 	ss->again_n = kept;
-	if (kept && !stop && !rp_timer_arm(sh, ss->again_t, AGAIN_GAP_NS, on_again, ss)) {
+	/* armed already: a refusal within this pass (conn_take's failed
+	 * receive closing a connection pokes a held listener's accept)
+	 * posted a message, and a pass before it armed the timer */
+	if (kept && !stop &&
+	    (rp_timer_armed(ss->again_t) || !rp_timer_arm(sh, ss->again_t, AGAIN_GAP_NS, on_again, ss))) {
 		ss->again_due = true;
 		return;
 	}
