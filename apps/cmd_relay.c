@@ -62,7 +62,6 @@
  * held 95-129 of 300 idle clients, 24 held 2000 of 2000 (with
  * --proxy-protocol v1) */
 #define POOL_MB_MIN_PROXY	 24u
-#define IDLE_SPIN_US_DEFAULT	 50ull	     /* --idle-spin (docs/net.md) */
 #define STOP_MS_DEFAULT		 3000u	     /* --stop-timeout: the engine's stop deadline */
 
 /* Counters of one shard: written by it (relaxed stores), read by anyone. */
@@ -1056,7 +1055,7 @@ int rp_cmd_relay(int argc, char **argv)
 	/* idle spin on by default: on the 2-vCPU test VMs it took sockperf's
 	 * p50 through the relay from 59-70 us to 36-52 us, below HAProxy's
 	 * 65-82 (docs/net.md, "Latency, keep-alive and churn") */
-	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
+	struct rp_runtime_config rc = { .idle_spin_ns = RP_APP_IDLE_SPIN_US_DEFAULT * 1000ull };
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *up_arg = NULL;
@@ -1104,7 +1103,7 @@ int rp_cmd_relay(int argc, char **argv)
 				return RP_EXIT_USAGE;
 			break;
 		case 'I':
-			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, 1000, &busy_us))
+			if (rp_arg_uint("relay", "--idle-spin", optarg, 0, RP_APP_IDLE_SPIN_US_MAX, &busy_us))
 				return RP_EXIT_USAGE;
 			rc.idle_spin_ns = (uint64_t)busy_us * 1000u;
 			break;

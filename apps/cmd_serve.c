@@ -141,12 +141,6 @@
  * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
 #define SMALL_BODY (16u * 1024)
 #define TICK_NS (250ull * 1000 * 1000)
-/* --idle-spin: as the relay's. At 4 KB and 8 keep-alive connections the
- * sleep and its wake-up cost more than the gap they cover (1.07-1.12x
- * req/s); a shard that only streams large bodies spins on its POLLOUT
- * waits, 18-27% more CPU per GB at 64 MB (docs/net.md, "Measured: serve
- * 4 KB at 8 connections") */
-#define IDLE_SPIN_US_DEFAULT 50u
 /* The shard's short timer (ss->soon): while a connection waits for pool
  * memory to answer (mem_wait) it is tried again from 1 ms on, as the
  * relay's parked pieces are (docs/net.md "Waiting instead of cutting"), and
@@ -3249,7 +3243,7 @@ static void usage(FILE *f)
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
 		"  --idle-spin US           poll up to US microseconds before sleeping while the gaps\n"
 		"                           between events stay shorter, yielding the CPU to any\n"
-		"                           other runnable task (default %u, at most 1000; 0: off)\n"
+		"                           other runnable task (default %u, at most %u; 0: off)\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"
@@ -3259,7 +3253,7 @@ static void usage(FILE *f)
 		"  --pool-mb N              each shard's memory pool, reserved and populated at start:\n"
 		"                           %u..%u MB (default %u);\n"
 		RP_APP_POOL_HELP("                           "),
-		IDLE_SPIN_US_DEFAULT, POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
+		RP_APP_IDLE_SPIN_US_DEFAULT, RP_APP_IDLE_SPIN_US_MAX, POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT);
 }
 
 int rp_cmd_serve(int argc, char **argv)
@@ -3285,7 +3279,7 @@ int rp_cmd_serve(int argc, char **argv)
 	};
 	static const char *const modes[] = { "auto", "splice", "copy", NULL };
 	static const struct rp_app_drain drain = { .step = serve_drain };
-	struct rp_runtime_config rc = { .idle_spin_ns = IDLE_SPIN_US_DEFAULT * 1000u };
+	struct rp_runtime_config rc = { .idle_spin_ns = RP_APP_IDLE_SPIN_US_DEFAULT * 1000ull };
 	struct rp_runtime *rt = NULL;
 	struct rp_app_opts o = { .pool_mb_min = POOL_MB_MIN };
 	const char *root = NULL;
@@ -3329,7 +3323,7 @@ int rp_cmd_serve(int argc, char **argv)
 				return RP_EXIT_USAGE;
 			break;
 		case 'I':
-			if (rp_arg_uint("serve", "--idle-spin", optarg, 0, 1000, &spin_us))
+			if (rp_arg_uint("serve", "--idle-spin", optarg, 0, RP_APP_IDLE_SPIN_US_MAX, &spin_us))
 				return RP_EXIT_USAGE;
 			rc.idle_spin_ns = (uint64_t)spin_us * 1000u;
 			break;

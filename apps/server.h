@@ -93,6 +93,15 @@ struct rp_app_opts {
 	    "refuses to start (exit 1) past its cgroup's memory limit;\n" ind                     \
 	    "a full pool closes new connections at accept (conn_nomem)\n"
 
+/* --idle-spin's default and bound, relay and serve alike: the engine's
+ * adaptive idle spin (cfg.idle_spin_ns). For serve at 4 KB and 8
+ * keep-alive connections the sleep and its wake-up cost more than the gap
+ * they cover (1.07-1.12x req/s); a shard that only streams large bodies
+ * spins on its POLLOUT waits, 18-27% more CPU per GB at 64 MB (docs/net.md,
+ * "Measured: serve 4 KB at 8 connections") */
+#define RP_APP_IDLE_SPIN_US_DEFAULT 50u
+#define RP_APP_IDLE_SPIN_US_MAX	    1000u
+
 /* --drain-timeout's default, 30 s: the grace period a supervisor commonly
  * gives before its SIGKILL (Kubernetes' terminationGracePeriodSeconds is
  * 30), so a drain that outlives it is cut by us, cleanly, not by a kill.
