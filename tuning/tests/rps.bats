@@ -330,3 +330,46 @@ veth_tree() {
 	[ "$(ip netns exec "$NS" cat "$a")" = "$before" ]
 	[ "$(ip netns exec "$NS" cat "$b")" = "$before" ]
 }
+
+@test "rps: under a real systemd-udevd the rule apply installs gives new veths the mask (namespaces of their own)" {
+	# udevd-netns.sh runs udevd in new network, mount and PID namespaces with only this rule
+	# and 80-net-setup-link.rules: it sees only the veths it makes, and dies with the script.
+	((EUID == 0)) || skip "needs root for namespaces and a udevd"
+	local udevd='' d
+	for d in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
+		if [[ -x $d ]]; then udevd=$d && break; fi
+	done
+	[[ -n $udevd ]] || skip "systemd-udevd is not installed (Debian: apt-get install udev)"
+	command -v udevadm >/dev/null || skip "no udevadm"
+	command -v unshare >/dev/null || skip "no unshare(1)"
+	command -v ip >/dev/null || skip "no ip(8)"
+	# Only where no udevd runs: the host's own udev then owns udev on this machine.
+	if pgrep -x systemd-udevd >/dev/null || pgrep -x udevd >/dev/null; then
+		skip "a udevd already runs on this host"
+	fi
+	unshare --net --mount --pid --fork --mount-proc --propagation private true 2>/dev/null ||
+		skip "unshare --net --mount --pid not permitted here"
+	untuned_tree
+	# --cpus 1-7 of the tree's 0-7: the mask is CPU 0, which every host has.
+	run "$TUNE" apply --cpus 1-7
+	[ "$status" -eq 0 ]
+	grep -qxF 'ACTION=="add", SUBSYSTEM=="net", ENV{ID_NET_DRIVER}=="veth", ATTR{queues/rx-0/rps_cpus}="1"' \
+		"$RP_TUNE_ROOT/$RULE"
+	local log=$BATS_TEST_TMPDIR/udevd.log
+	run timeout 60 unshare --net --mount --pid --fork --mount-proc --propagation private \
+		"$BATS_TEST_DIRNAME/udevd-netns.sh" "$RP_TUNE_ROOT/$RULE" "$log"
+	if ((status == 77)); then skip "udevd-netns.sh: $output"; fi
+	[ "$status" -eq 0 ] || { echo "$output"; tail -n 40 "$log"; false; }
+	# rps_cpus prints comma-separated 32-bit words on hosts with more than 32 CPUs.
+	local want='^[0,]*1$'
+	[[ $output =~ (^|$'\n')rpta=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ $want ]] # both ends
+	[[ $output =~ (^|$'\n')rptb=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ $want ]]
+	[[ $output =~ (^|$'\n')rptc=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ $want ]]
+	[[ $output =~ (^|$'\n')rptc/rx-1=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ ^[0,]+$ ]] # rx-0 only
+	[[ $output =~ (^|$'\n')rpte=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ $want ]]        # renamed: kept
+	if [[ $output == *rptbr=* ]]; then
+		[[ $output =~ (^|$'\n')rptbr=([0-9a-f,]+) && ${BASH_REMATCH[2]} =~ ^[0,]+$ ]] # a bridge: no
+	fi
+	# The write is udevd's, by this rule (not the kernel's default, nor another rule).
+	grep -q "rpta: .*90-ringplane-veth-rps.rules:4 ATTR '/sys/devices/virtual/net/rpta/queues/rx-0/rps_cpus' writing '1'" "$log"
+}

@@ -14,7 +14,7 @@ if ((${#missing[@]})); then
 fi
 
 rc=0
-scripts=(../ringplane-tune run.sh helpers.bash ./*.bats)
+scripts=(../ringplane-tune run.sh helpers.bash udevd-netns.sh ./*.bats)
 libs=(../lib/*.sh)
 # -x follows ringplane-tune's `source` lines, so variables set in one lib/ file and used in
 # another count as used; but it reports nothing inside the sourced files, so they are checked
