@@ -20,8 +20,11 @@ PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev li
 	libhwloc-dev libcmocka-dev clang)
 PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox sockperf haproxy socat iperf3 wrk
 	nginx-light)
+# udev: tuning/tests/rps.bats runs the veth RPS rule under its systemd-udevd, in namespaces of
+# its own that see none of the host's devices; where systemd is not PID 1 (containers) the
+# package starts no udevd, and where it is, udev is as a rule installed already
 PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-	shellcheck bats curl)
+	shellcheck bats curl udev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
