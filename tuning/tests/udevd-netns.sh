@@ -38,13 +38,14 @@ if [[ $(ip -o link show | wc -l) != 1 ]]; then
 	exit 1
 fi
 
-mount -t sysfs sysfs /sys
-mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=0755 tmpfs /dev
-mknod -m 0666 /dev/null c 1 3
+cannot() { echo "cannot $*" >&2 && exit 77; }
+mount -t sysfs sysfs /sys || cannot "mount sysfs"
+mount -t tmpfs -o mode=0755 tmpfs /run || cannot "mount tmpfs on /run"
+mount -t tmpfs -o mode=0755 tmpfs /dev || cannot "mount tmpfs on /dev"
+mknod -m 0666 /dev/null c 1 3 || cannot "make /dev/null"
 for d in /etc/udev/rules.d /usr/lib/udev/rules.d /lib/udev/rules.d /usr/local/lib/udev/rules.d; do
 	# /lib is a link to /usr/lib on merged-/usr systems: mounting twice is harmless.
-	if [[ -d $d ]]; then mount -t tmpfs -o mode=0755 tmpfs "$d"; fi
+	if [[ -d $d ]]; then mount -t tmpfs -o mode=0755 tmpfs "$d" || cannot "mount tmpfs on $d"; fi
 done
 printf '%s\n' "$net_setup_link" >/usr/lib/udev/rules.d/80-net-setup-link.rules
 cp -- "$rule" /etc/udev/rules.d/90-ringplane-veth-rps.rules
