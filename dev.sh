@@ -21,8 +21,8 @@ PKGS_BUILD=(build-essential pkg-config meson ninja-build python3 liburing-dev li
 PKGS_BENCH=(libisal-dev libck-dev libjemalloc-dev gnuplot-nox sockperf haproxy socat iperf3 wrk
 	nginx-light)
 # udev: tuning/tests/rps.bats runs the veth RPS rule under its systemd-udevd, in namespaces of
-# its own that see none of the host's devices; where systemd is not PID 1 (containers) the
-# package starts no udevd, and where it is, udev is as a rule installed already
+# its own that see none of the host's devices. need_pkgs installs with services held
+# (policy-rc.d), so the package's postinst starts no udevd on the host and replays no uevents
 PKGS_TEST=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 	shellcheck bats curl udev)
 
@@ -43,7 +43,18 @@ need_pkgs() {
 	fi
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# A package installed here starts no service (invoke-rc.d asks policy-rc.d; 101: refused):
+	# udev's postinst would start a udevd and replay every device's add uevent, nginx and
+	# haproxy would take ports the benchmarks start their own on. An operator's policy stays.
+	local policy=/usr/sbin/policy-rc.d held=0 rc=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# dev.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+		held=1
+	fi
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	[ "$held" = 1 ] && rm -f "$policy"
+	return "$rc"
 }
 
 meson_setup() { # dir [args...]

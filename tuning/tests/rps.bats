@@ -347,7 +347,7 @@ veth_tree() {
 	if pgrep -x systemd-udevd >/dev/null || pgrep -x udevd >/dev/null; then
 		skip "a udevd already runs on this host"
 	fi
-	unshare --net --mount --pid --fork --mount-proc --propagation private true 2>/dev/null ||
+	unshare --net --mount --pid --kill-child --mount-proc --propagation private true 2>/dev/null ||
 		skip "unshare --net --mount --pid not permitted here"
 	untuned_tree
 	# --cpus 1-7 of the tree's 0-7: the mask is CPU 0, which every host has.
@@ -356,8 +356,10 @@ veth_tree() {
 	grep -qxF 'ACTION=="add", SUBSYSTEM=="net", ENV{ID_NET_DRIVER}=="veth", ATTR{queues/rx-0/rps_cpus}="1"' \
 		"$RP_TUNE_ROOT/$RULE"
 	local log=$BATS_TEST_TMPDIR/udevd.log
-	run timeout 60 unshare --net --mount --pid --fork --mount-proc --propagation private \
-		"$BATS_TEST_DIRNAME/udevd-netns.sh" "$RP_TUNE_ROOT/$RULE" "$log"
+	# --kill-child: unshare blocks SIGTERM while it waits, so timeout's TERM (and a killed bats)
+	# would leave the namespace's PID 1 running; with it the child gets SIGKILL when unshare dies
+	run timeout -k 5 60 unshare --net --mount --pid --kill-child --mount-proc --propagation private \
+		"$BATS_TEST_DIRNAME/udevd-netns.sh" "$RP_TUNE_ROOT/$RULE" "$log" "$(readlink /proc/self/ns/mnt)"
 	if ((status == 77)); then skip "udevd-netns.sh: $output"; fi
 	[ "$status" -eq 0 ] || { echo "$output"; tail -n 40 "$log"; false; }
 	# rps_cpus prints comma-separated 32-bit words on hosts with more than 32 CPUs.
