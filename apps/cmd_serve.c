@@ -362,14 +362,6 @@ struct head_memo {
 	char head[HEAD_MEMO_HEAD];
 };
 
-/* A client refused at accept is looked at again in the loop's next rounds
- * (accept_again): up to AGAIN_MAX of them a shard at once (more are
- * closed at once, as before), each AGAIN_TRIES passes at most, the later
- * ones AGAIN_GAP_NS apart (again_t). */
-#define AGAIN_MAX 64u
-#define AGAIN_TRIES 3u
-#define AGAIN_GAP_NS 2000000ull
-
 struct sshard {
 	unsigned id;
 	struct rp_app_accept acc; /* the listener and its accept */
@@ -414,16 +406,9 @@ struct sshard {
 	ino_t root_ino;
 	struct serve_stats st;
 	struct head_memo memo[HEAD_MEMO_N];
-	/* clients refused at accept, looked at again (accept_again): their
-	 * descriptors and passes so far, oldest first; again_due: the next
-	 * pass is queued (its message, or again_t armed: reserved at init) */
-	struct {
-		int fd;
-		unsigned tries;
-	} again[AGAIN_MAX];
-	unsigned again_n;
-	bool again_due;
-	struct rp_timer *again_t;
+	/* clients refused at accept, looked at again in the loop's next
+	 * rounds before they are closed (server.h, on_accept) */
+	struct rp_app_again again;
 };
 
 struct sconn {
@@ -2773,76 +2758,20 @@ static bool conn_take(struct rp_shard *sh, struct sshard *ss, int fd)
 	return true;
 }
 
-static void accept_refused(struct sshard *ss, int fd)
+/* rp_app_again's: a refused client closed, counted */
+static void accept_refused(struct rp_shard *sh, void *arg, int fd)
 {
+	struct sshard *ss = arg;
+
+	(void)sh;
 	close(fd);
 	ST_ADD(ss, conn_nomem, 1);
 }
 
-/* Close the clients still on the refused list (conn_nomem). */
-static void again_close(struct sshard *ss)
+/* rp_app_again's take: conn_take */
+static bool again_take(struct rp_shard *sh, void *arg, int fd)
 {
-	for (unsigned i = 0; i < ss->again_n; i++)
-		accept_refused(ss, ss->again[i].fd);
-	ss->again_n = 0;
-}
-
-static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
-
-/*
- * A pass over the clients refused at their accept: the room is counted
- * again for each, oldest first. The first pass is a message posted at the
- * refusal (accept_again): it runs in the loop's next drain, after the
- * messages the refusal's round posted, so the memory what ran before it
- * in that round holds only until then is back (an answer sent whole
- * within rp_file_send holds its state, its copies and its 64 B end
- * message until that message runs). One message a shard for all of them,
- * whatever their number: a message is a 64 B object out of the pool until
- * it runs, and a message a client kept the next one's refusal standing
- * (at --pool-mb 8 any object out of another class refuses). Those still
- * short are tried again from again_t, AGAIN_GAP_NS later, so completions
- * (sends done, buffers back) are reaped in between: a message posted from
- * here would run in the same drain. After AGAIN_TRIES passes, or when the
- * shard stops, a client is closed (conn_nomem).
- */
-static void again_pass(struct rp_shard *sh, struct sshard *ss, bool stop)
-{
-	unsigned kept = 0;
-
-	ss->again_due = false;
-	stop = stop || rp_shard_stopping(sh);
-	for (unsigned i = 0; i < ss->again_n; i++) {
-		int fd = ss->again[i].fd;
-
-		if (!stop && conn_take(sh, ss, fd))
-			continue;
-		if (stop || ++ss->again[i].tries >= AGAIN_TRIES) {
-			accept_refused(ss, fd);
-			continue;
-		}
-		ss->again[kept++] = ss->again[i];
-	}
-	ss->again_n = kept;
-	/* armed already: a refusal within this pass (conn_take's failed
-	 * receive closing a connection pokes a held listener's accept)
-	 * posted a message, and a pass before it armed the timer */
-	if (kept && !stop &&
-	    (rp_timer_armed(ss->again_t) || !rp_timer_arm(sh, ss->again_t, AGAIN_GAP_NS, on_again, ss))) {
-		ss->again_due = true;
-		return;
-	}
-	again_close(ss);
-}
-
-static void accept_again(struct rp_shard *sh, void *arg)
-{
-	(void)arg;
-	again_pass(sh, g.ss[rp_shard_id(sh)], false);
-}
-
-static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
-{
-	again_pass(sh, arg, cq->res == -ECANCELED);
+	return conn_take(sh, arg, fd);
 }
 
 static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
@@ -2858,26 +2787,12 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	if (conn_take(sh, ss, fd))
 		return;
 	/* No room now: again in the next round, after the messages this
-	 * round posted (FIFO: an answer's end among them), before closing.
-	 * At --pool-mb 8 the provided buffers and the room are the whole
-	 * pool, so one object of another class out for the round (an end's
-	 * 64 B message) refused every accept behind it (docs/http.md, "A
-	 * full pool"). With no room on the list or no message to be had,
-	 * closed now. */
-	if (rp_shard_stopping(sh) || ss->again_n == AGAIN_MAX) {
-		accept_refused(ss, fd);
-		return;
-	}
-	if (!ss->again_due) {
-		if (rp_shard_post(sh, rp_shard_id(sh), accept_again, NULL)) {
-			accept_refused(ss, fd);
-			return;
-		}
-		ss->again_due = true;
-	}
-	ss->again[ss->again_n].fd = fd;
-	ss->again[ss->again_n].tries = 0;
-	ss->again_n++;
+	 * round posted (FIFO: an answer's end among them), before closing
+	 * (rp_app_again). At --pool-mb 8 the provided buffers and the room
+	 * are the whole pool, so one object of another class out for the
+	 * round (an end's 64 B message) refused every accept behind it
+	 * (docs/http.md, "A full pool"). */
+	rp_app_again_add(sh, &ss->again, fd);
 }
 
 /* ---- shard hooks, stats ---- */
@@ -3051,9 +2966,10 @@ static int serve_init(struct rp_shard *sh, void *arg)
 	ss->soon_t = rp_timer_new(sh);
 	if (!ss->soon_t)
 		return -ENOMEM;
-	ss->again_t = rp_timer_new(sh);
-	if (!ss->again_t)
-		return -ENOMEM;
+	ss->again = (struct rp_app_again){ .take = again_take, .refuse = accept_refused, .arg = ss };
+	ret = rp_app_again_init(sh, &ss->again);
+	if (ret)
+		return ret;
 	rp_app_list_init(&ss->soon);
 	ret = rp_app_accept_start(sh, &ss->acc);
 	if (ret)
@@ -3092,7 +3008,7 @@ static unsigned serve_drain(struct rp_shard *sh)
 		retry_opens(sh, ss);
 		rp_app_accept_close(sh, &ss->acc);
 	}
-	return ss->live + ss->acc.held + ss->again_n;
+	return ss->live + ss->acc.held + ss->again.n;
 }
 
 static void serve_stop(struct rp_shard *sh, void *arg)
@@ -3139,9 +3055,7 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	ss->tick = NULL;
 	rp_timer_free(sh, ss->soon_t);
 	ss->soon_t = NULL;
-	again_close(ss); /* a pass the stop left undone */
-	rp_timer_free(sh, ss->again_t);
-	ss->again_t = NULL;
+	rp_app_again_fini(sh, &ss->again); /* a pass the stop left undone */
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
 	rp_file_cache_destroy(ss->cache);

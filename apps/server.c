@@ -418,6 +418,100 @@ static void count(uint64_t *c)
 		__atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
 }
 
+/* ---- clients refused at accept, looked at again (server.h) ---- */
+
+int rp_app_again_init(struct rp_shard *sh, struct rp_app_again *a)
+{
+	if (!a->t)
+		a->t = rp_timer_new(sh);
+	return a->t ? 0 : -ENOMEM;
+}
+
+/* Refuse every client still listed. */
+static void again_refuse(struct rp_shard *sh, struct rp_app_again *a)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		a->refuse(sh, a->arg, a->q[i].fd);
+	a->n = 0;
+}
+
+static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq);
+
+/*
+ * A pass over the listed clients, oldest first: each is offered to take
+ * again. Those still short are kept for the timer's next pass, until
+ * their RP_APP_AGAIN_TRIES-th; a stop (the timer's -ECANCELED, or the
+ * shard stopping) refuses them all. A take may list a client itself (a
+ * failed receive closing a connection pokes a listener the drain holds,
+ * and its accept is refused): appended at n, it is looked at in this
+ * pass too, and the message its add posted finds the timer armed below.
+ */
+static void again_pass(struct rp_shard *sh, struct rp_app_again *a, bool stop)
+{
+	unsigned kept = 0;
+
+	a->due = false;
+	stop = stop || rp_shard_stopping(sh);
+	for (unsigned i = 0; i < a->n; i++) {
+		int fd = a->q[i].fd;
+
+		if (!stop && a->take(sh, a->arg, fd))
+			continue;
+		if (stop || ++a->q[i].tries >= RP_APP_AGAIN_TRIES) {
+			a->refuse(sh, a->arg, fd);
+			continue;
+		}
+		a->q[kept++] = a->q[i];
+	}
+	a->n = kept;
+	/* armed already: a pass before this one (the message of an add from
+	 * within a pass) armed it; it stays due. -EBUSY or -ESHUTDOWN: no
+	 * later pass can be had, so closed now */
+	if (kept && !stop && (rp_timer_armed(a->t) ||
+			      !rp_timer_arm(sh, a->t, RP_APP_AGAIN_GAP_NS, on_again, a))) {
+		a->due = true;
+		return;
+	}
+	again_refuse(sh, a);
+}
+
+static void again_msg(struct rp_shard *sh, void *arg)
+{
+	again_pass(sh, arg, false);
+}
+
+static void on_again(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	again_pass(sh, arg, cq->res == -ECANCELED);
+}
+
+void rp_app_again_add(struct rp_shard *sh, struct rp_app_again *a, int fd)
+{
+	if (rp_shard_stopping(sh) || a->n == RP_APP_AGAIN_MAX || !a->t) {
+		a->refuse(sh, a->arg, fd);
+		return;
+	}
+	/* one message for the whole list: the first refusal since the last
+	 * pass posts it, the others wait behind it */
+	if (!a->due) {
+		if (rp_shard_post(sh, rp_shard_id(sh), again_msg, a)) {
+			a->refuse(sh, a->arg, fd);
+			return;
+		}
+		a->due = true;
+	}
+	a->q[a->n].fd = fd;
+	a->q[a->n].tries = 0;
+	a->n++;
+}
+
+void rp_app_again_fini(struct rp_shard *sh, struct rp_app_again *a)
+{
+	again_refuse(sh, a); /* a pass the stop left undone */
+	rp_timer_free(sh, a->t);
+	a->t = NULL;
+}
+
 static void accept_again(struct rp_shard *sh, void *arg)
 {
 	(void)rp_app_accept_arm(sh, arg);

@@ -354,6 +354,55 @@ void rp_app_accept_resume(struct rp_shard *sh, struct rp_app_accept *a);
 int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct rp_cqe *cq);
 
 /*
+ * Clients refused at accept for want of pool room, looked at again before
+ * they are closed: the room is often short only until the loop's next
+ * round (serve: an answer sent whole holds its state and a 64 B end
+ * message until that message runs), and a client refused then
+ * was closed with room to spare a round later. A refused client waits on
+ * @q (RP_APP_AGAIN_MAX a shard; more are refused at once) behind ONE
+ * self-posted message for all of them (a message is itself a 64 B object
+ * out of the pool until it runs: a message a client refused the next
+ * one again), which runs in the loop's next drain, after the messages
+ * the refusal's round posted; those still short are looked at again from
+ * the reserved timer @t, RP_APP_AGAIN_GAP_NS apart (a message posted from
+ * a pass would run in the same drain, with no completion reaped between),
+ * RP_APP_AGAIN_TRIES passes in all; then, or at once when the shard
+ * stops, @refuse closes them. Fill take, refuse and arg, the rest zero;
+ * rp_app_again_init from the shard's init, rp_app_again_fini from its
+ * fini. A command's drain step counts @n as connections left. Lives in
+ * the shard's state; shard thread only.
+ */
+#define RP_APP_AGAIN_MAX    64u
+#define RP_APP_AGAIN_TRIES  3u
+#define RP_APP_AGAIN_GAP_NS 2000000ull
+struct rp_app_again {
+	/* take @fd in: true when taken, false (@fd left open) while the
+	 * pool has no room for it */
+	bool (*take)(struct rp_shard *sh, void *arg, int fd);
+	/* close @fd and count it (conn_nomem) */
+	void (*refuse)(struct rp_shard *sh, void *arg, int fd);
+	void *arg;
+	struct rp_timer *t; /* reserved at init: a re-arm needs no memory */
+	unsigned n;	    /* on q now, oldest first */
+	bool due;	    /* the next pass is queued: its message, or t armed */
+	struct {
+		int fd;
+		unsigned tries; /* passes so far */
+	} q[RP_APP_AGAIN_MAX];
+};
+
+/* Reserve @a's timer: 0 or -ENOMEM (the init fails with it). */
+int rp_app_again_init(struct rp_shard *sh, struct rp_app_again *a);
+
+/* @fd was just refused (take said false): listed for the next pass, or,
+ * with the list full, no message to be had or @sh stopping, refused now. */
+void rp_app_again_add(struct rp_shard *sh, struct rp_app_again *a, int fd);
+
+/* From the shard's fini: refuse the clients a pass the stop left undone
+ * still lists, give the timer back. */
+void rp_app_again_fini(struct rp_shard *sh, struct rp_app_again *a);
+
+/*
  * True when @sh's pool is too full to take one more connection: what its
  * callers hold (provided buffers, connections, ops, queued bytes), plus
  * @pending (what the caller's accepted connections will still take: a
