@@ -115,6 +115,9 @@ struct rshard {
 	 * pooled pipes shed first when that dup finds no descriptor) */
 	int spare;
 	bool spare_lent; /* closed for a waiter: taken again before the resume */
+	/* clients refused at accept for pool room, looked at again in the
+	 * loop's next rounds before they are closed (server.h, on_accept) */
+	struct rp_app_again again;
 };
 
 static struct {
@@ -687,35 +690,20 @@ static bool pool_low(struct rp_shard *sh, struct rshard *rs)
 	       headroom_short(rp_shard_pool(sh), (size_t)starting + 1);
 }
 
-static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+/* Take the accepted @fd in: its rconn, then its PROXY header's read or
+ * its upstream's connect. False, and @fd left open (its --max-conns
+ * place kept), when the pool has no room for it (pool_low). */
+static bool conn_take(struct rp_shard *sh, struct rshard *rs, int fd)
 {
-	struct rshard *rs = arg;
-	int fd = rp_app_accepted(sh, &rs->acc, cq);
 	struct rconn *c;
 
-	if (fd < 0)
-		return;
-	ST_ADD(rs, accepted, 1);
-	/* one count for the process: a shard's share would refuse clients
-	 * under the limit while another shard sat empty */
-	if (g.max_conns &&
-	    atomic_fetch_add_explicit(&conns_total, 1, memory_order_relaxed) >= g.max_conns) {
-		conns_total_put();
-		ST_ADD(rs, refused_max, 1);
-		close(fd);
-		return;
-	}
 	/* a pool short of its reserve refuses here, before an upstream is
 	 * connected for a client it could not carry (rp_app_pool_low); the
 	 * connections accepted whose relays have not started yet count at
 	 * what a started one holds */
 	c = pool_low(sh, rs) ? NULL : rp_pool_alloc(rp_shard_pool(sh), sizeof(*c));
-	if (!c) {
-		conns_total_put();
-		close(fd); /* pool exhausted */
-		ST_ADD(rs, conn_nomem, 1);
-		return;
-	}
+	if (!c)
+		return false;
 	memset(c, 0, sizeof(*c));
 	c->rs = rs;
 	c->cfd = fd;
@@ -731,7 +719,7 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	}
 	if (c->noaddr && !g.accept_proxy) {
 		peer_gone(sh, c);
-		return;
+		return true;
 	}
 	if (g.accept_proxy) {
 		c->pp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->pp));
@@ -739,14 +727,63 @@ static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		if (!c->pp || !c->hbuf) {
 			ST_ADD(rs, conn_nomem, 1);
 			conn_free(sh, c, true);
-			return;
+			return true;
 		}
 		rp_proxy_parser_init(c->pp);
 		c->hdr_deadline = rp_app_now_ns() + HEADER_TIMEOUT_NS;
 		read_header(sh, c);
-		return;
+		return true;
 	}
 	connect_upstream(sh, c);
+	return true;
+}
+
+/* rp_app_again's: a client refused for pool room closed, counted, its
+ * --max-conns place given back */
+static void accept_refused(struct rp_shard *sh, void *arg, int fd)
+{
+	struct rshard *rs = arg;
+
+	(void)sh;
+	conns_total_put();
+	close(fd);
+	ST_ADD(rs, conn_nomem, 1);
+}
+
+/* rp_app_again's take: conn_take */
+static bool again_take(struct rp_shard *sh, void *arg, int fd)
+{
+	return conn_take(sh, arg, fd);
+}
+
+static void on_accept(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
+{
+	struct rshard *rs = arg;
+	int fd = rp_app_accepted(sh, &rs->acc, cq);
+
+	if (fd < 0)
+		return;
+	ST_ADD(rs, accepted, 1);
+	/* one count for the process: a shard's share would refuse clients
+	 * under the limit while another shard sat empty */
+	if (g.max_conns &&
+	    atomic_fetch_add_explicit(&conns_total, 1, memory_order_relaxed) >= g.max_conns) {
+		conns_total_put();
+		ST_ADD(rs, refused_max, 1);
+		close(fd);
+		return;
+	}
+	if (conn_take(sh, rs, fd))
+		return;
+	/* No room now: looked at again in the loop's next rounds before it
+	 * is closed (rp_app_again). At --pool-mb 22 the provided buffers
+	 * and the headroom are nearly the whole pool, and the objects of a
+	 * connection whose client just closed come back only once its relay
+	 * ends, a few completions later: a client accepted in the same
+	 * round was refused with the room there a round later
+	 * (apps/test_pool.sh, "accept behind a close"). Its --max-conns
+	 * place is kept while it waits. */
+	rp_app_again_add(sh, &rs->again, fd);
 }
 
 /* ---- shard hooks, stats ---- */
@@ -901,6 +938,10 @@ static int relay_init(struct rp_shard *sh, void *arg)
 	rs->wtimer = rp_timer_new(sh);
 	if (!rs->ctimer || !rs->wtimer)
 		return -ENOMEM;
+	rs->again = (struct rp_app_again){ .take = again_take, .refuse = accept_refused, .arg = rs };
+	ret = rp_app_again_init(sh, &rs->again);
+	if (ret)
+		return ret;
 	ret = rp_relay_shard_init(sh); /* the idle sweep's timer, reserved */
 	if (ret)
 		return ret;
@@ -922,7 +963,8 @@ static int relay_init(struct rp_shard *sh, void *arg)
  * goes on until both directions end (or the --idle-timeout, a reset, an
  * unreachable upstream: their normal ends).
  * Returns the connections left, those still connecting upstream or
- * reading a PROXY header included. */
+ * reading a PROXY header included, and the clients refused at accept
+ * that wait for another look (rs->again). */
 static unsigned relay_drain(struct rp_shard *sh)
 {
 	struct rshard *rs = g.rs[rp_shard_id(sh)];
@@ -930,7 +972,7 @@ static unsigned relay_drain(struct rp_shard *sh)
 	if (!rs)
 		return 0;
 	rp_app_accept_close(sh, &rs->acc); /* a held listener: another pass */
-	return rs->conns + rs->acc.held;
+	return rs->conns + rs->acc.held + rs->again.n;
 }
 
 static void relay_stop(struct rp_shard *sh, void *arg)
@@ -975,6 +1017,7 @@ static void relay_fini(struct rp_shard *sh, void *arg)
 		rp_timer_free(sh, rs->ctimer);
 		rp_timer_free(sh, rs->wtimer);
 		rs->ctimer = rs->wtimer = NULL;
+		rp_app_again_fini(sh, &rs->again); /* a pass the stop left undone */
 		print_shard(sh, rs, stdout);
 	}
 	rp_relay_shard_exit(sh);

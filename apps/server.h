@@ -357,7 +357,8 @@ int rp_app_accepted(struct rp_shard *sh, struct rp_app_accept *a, const struct r
  * Clients refused at accept for want of pool room, looked at again before
  * they are closed: the room is often short only until the loop's next
  * round (serve: an answer sent whole holds its state and a 64 B end
- * message until that message runs), and a client refused then
+ * message until that message runs; the relay: a closing connection's
+ * objects come back once its ends complete), and a client refused then
  * was closed with room to spare a round later. A refused client waits on
  * @q (RP_APP_AGAIN_MAX a shard; more are refused at once) behind ONE
  * self-posted message for all of them (a message is itself a 64 B object

@@ -707,6 +707,86 @@ PY
 }
 relay_22 bk "one backed up" "relay --pool-mb 22: 50 newcomers relayed while one relay is backed up (conn_nomem 0)" \
 	relay_backed
+# ---- accept behind a close ----
+# The relay (copy mode, 22 MB) filled with idle clients to its edge (100
+# at a time until conn_nomem counts, then one at a time until one is
+# refused: the 128 and 512 B classes hold every span the headroom leaves),
+# then 6 rounds, each: the relay stopped (SIGSTOP), 4 idle clients close
+# and 2 fresh ones connect, the relay goes on (the closes' completions in
+# the batch before the accepts). A closed client's objects come back only
+# once its relay ends (its half-close passed upstream, echo's own close
+# back), a few completions after the accepts of the same batch, so each
+# fresh client must be looked at again in the next rounds (rp_app_again),
+# not refused: each echoes 4 KB whole, conn_nomem unchanged over the
+# round. Before (one look at accept), 10, 11 and 11 of the 12 fresh
+# clients were refused (conn_nomem) in 3 runs of 3, 2026-11-29, while the
+# next round's top-up found the room of the 4 closed clients.
+relay_behind_close() { # port, pid, log
+	need_fds || return
+	timeout 120 python3 - "$@" <<'PY'
+import os, signal, socket, sys, time
+import testlib
+port, pid, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ROUNDS, CLOSE, FRESH = 6, 4, 2
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+def stats():  # after 20 ms: a refusal is final about 4 ms after its accept
+    time.sleep(0.02)
+    return testlib.stats(log, pid)
+def ended(s):  # the relay closed it
+    s.setblocking(False)
+    try: s.recv(1, socket.MSG_PEEK); r = True
+    except BlockingIOError: r = False
+    except OSError: r = True
+    s.settimeout(10)
+    return r
+idle, t0 = [], time.monotonic()
+st = stats()
+while st["conn_nomem"] == 0 and len(idle) < 6000 and time.monotonic() - t0 < 30:
+    idle += [conn() for _ in range(100)]
+    st = stats()
+time.sleep(0.5)
+idle = [s for s in idle if not ended(s)]
+st = stats()
+print(f"  filled: {len(idle)} idle clients held, conn_nomem {st['conn_nomem']}")
+if st["conn_nomem"] == 0:
+    sys.exit("  FAIL the pool never filled")
+bad, whole = 0, 0
+for r in range(ROUNDS):
+    n0 = stats()["conn_nomem"]
+    for _ in range(50):  # to the edge again: one at a time until one is refused
+        s = conn()
+        st = stats()
+        if st["conn_nomem"] > n0:
+            s.close()
+            break
+        idle.append(s)
+    n0 = st["conn_nomem"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for s in idle[:CLOSE]: s.close()
+        del idle[:CLOSE]
+        fresh = [conn() for _ in range(FRESH)]  # the handshakes are the kernel's
+        time.sleep(0.1)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    got = []
+    for s in fresh:
+        d = os.urandom(4096)
+        g, how = testlib.echo(s, d)
+        got.append("whole" if g == d else how or "short")
+    st = stats()
+    bad += st["conn_nomem"] - n0
+    whole += got.count("whole")
+    print(f"  round {r}: the fresh clients {got}, conn_nomem {n0} -> {st['conn_nomem']}")
+    idle += fresh
+for s in idle: s.close()
+print(f"  {whole} of {ROUNDS * FRESH} fresh clients relayed, {bad} refused; {time.monotonic() - t0:.1f} s")
+sys.exit(0 if whole == ROUNDS * FRESH and bad == 0 else 1)
+PY
+}
+relay_22 bc "accept behind a close" "relay --pool-mb 22 at its edge: 12 clients accepted behind 24 closes relayed (conn_nomem unchanged)" \
+	relay_behind_close
 if start pf_serve bash -c "ulimit -n 16384 2>/dev/null; exec '$RP' serve --listen 127.0.0.1:0 \
 	--root '$T/root' --shards 1 --pool-mb 8 --header-timeout 60"; then
 	S=$PID
