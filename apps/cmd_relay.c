@@ -1054,7 +1054,7 @@ static void usage(FILE *f)
 		"  --busy-poll US          poll for completions up to US microseconds before sleeping\n"
 		"  --idle-spin US          poll up to US microseconds before sleeping while the gaps\n"
 		"                          between events stay shorter, yielding the CPU to any\n"
-		"                          other runnable task (default 50, at most 1000; 0: off)\n"
+		"                          other runnable task (default %u, at most %u; 0: off)\n"
 		"  --stats-interval S      print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S       on SIGQUIT stop accepting, let every relay run to its end\n"
 		"                          and exit 0 when none is left,\n"
@@ -1066,7 +1066,8 @@ static void usage(FILE *f)
 		"  --pool-mb N             each shard's memory pool, reserved and populated at start:\n"
 		"                          %u..%u MB (default %u; at least %u with --accept-proxy);\n"
 		RP_APP_POOL_HELP("                          "),
-		POOL_MB_MIN, RP_APP_POOL_MB_MAX, POOL_MB_DEFAULT, POOL_MB_MIN_PROXY);
+		RP_APP_IDLE_SPIN_US_DEFAULT, RP_APP_IDLE_SPIN_US_MAX, POOL_MB_MIN, RP_APP_POOL_MB_MAX,
+		POOL_MB_DEFAULT, POOL_MB_MIN_PROXY);
 }
 
 int rp_cmd_relay(int argc, char **argv)
