@@ -705,6 +705,19 @@ static bool conn_take(struct rp_shard *sh, struct rshard *rs, int fd)
 	if (!c)
 		return false;
 	memset(c, 0, sizeof(*c));
+	/* the PROXY header's parser and buffer too, before anything is
+	 * started: a pool short of them refuses the client here as well, so
+	 * it waits for its next look (rp_app_again) like any other */
+	if (g.accept_proxy) {
+		c->pp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->pp));
+		c->hbuf = rp_pool_alloc(rp_shard_pool(sh), HDR_BUF);
+		if (!c->pp || !c->hbuf) {
+			rp_pool_free(c->pp);
+			rp_pool_free(c->hbuf);
+			rp_pool_free(c);
+			return false;
+		}
+	}
 	c->rs = rs;
 	c->cfd = fd;
 	c->ufd = -1;
@@ -722,13 +735,6 @@ static bool conn_take(struct rp_shard *sh, struct rshard *rs, int fd)
 		return true;
 	}
 	if (g.accept_proxy) {
-		c->pp = rp_pool_alloc(rp_shard_pool(sh), sizeof(*c->pp));
-		c->hbuf = rp_pool_alloc(rp_shard_pool(sh), HDR_BUF);
-		if (!c->pp || !c->hbuf) {
-			ST_ADD(rs, conn_nomem, 1);
-			conn_free(sh, c, true);
-			return true;
-		}
 		rp_proxy_parser_init(c->pp);
 		c->hdr_deadline = rp_app_now_ns() + HEADER_TIMEOUT_NS;
 		read_header(sh, c);

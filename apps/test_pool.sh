@@ -751,7 +751,7 @@ st = stats()
 print(f"  filled: {len(idle)} idle clients held, conn_nomem {st['conn_nomem']}")
 if st["conn_nomem"] == 0:
     sys.exit("  FAIL the pool never filled")
-bad, whole = 0, 0
+bad, whole, edges = 0, 0, 0
 for r in range(ROUNDS):
     n0 = stats()["conn_nomem"]
     for _ in range(50):  # to the edge again: one at a time until one is refused
@@ -759,6 +759,7 @@ for r in range(ROUNDS):
         st = stats()
         if st["conn_nomem"] > n0:
             s.close()
+            edges += 1
             break
         idle.append(s)
     n0 = st["conn_nomem"]
@@ -781,7 +782,9 @@ for r in range(ROUNDS):
     print(f"  round {r}: the fresh clients {got}, conn_nomem {n0} -> {st['conn_nomem']}")
     idle += fresh
 for s in idle: s.close()
-print(f"  {whole} of {ROUNDS * FRESH} fresh clients relayed, {bad} refused; {time.monotonic() - t0:.1f} s")
+print(f"  {whole} of {ROUNDS * FRESH} fresh clients relayed, {bad} refused, {edges} of {ROUNDS} rounds at the edge; {time.monotonic() - t0:.1f} s")
+if edges == 0:  # no round had the pool full: the fresh clients tested nothing
+    sys.exit("  FAIL no round reached the pool's edge")
 sys.exit(0 if whole == ROUNDS * FRESH and bad == 0 else 1)
 PY
 }
