@@ -160,6 +160,7 @@ struct rp_shard {
 	unsigned skipped_enters; /* loop iterations without a syscall in a row */
 	uint64_t last_idle_ns;	 /* the last spin + wait, for cfg.idle_spin_ns */
 	uint64_t spin_after_ns;	 /* no idle spin before this (the CPU was contended) */
+	bool spin_hold;		 /* rp_shard_idle_spin_hold: no idle spin now */
 	struct io_uring_sqe *last_sqe;
 	struct rp_op *last_op;
 	bool link_next;	 /* rp_link_next: the next op's SQE comes from the spare

@@ -1000,6 +1000,11 @@ bool rp_shard_stopping(const struct rp_shard *sh)
 	return sh->stopping;
 }
 
+void rp_shard_idle_spin_hold(struct rp_shard *sh, bool hold)
+{
+	sh->spin_hold = hold;
+}
+
 bool rp_shard_loop_over(const struct rp_shard *sh)
 {
 	return sh->loop_over;

@@ -440,6 +440,7 @@ void eng_shard_loop(struct rp_shard *sh)
 		} else if (!sh->stopping && rt->cfg.spin_ns && spin(sh)) {
 			wait = false; /* found work while awake: no wake-up needed */
 		} else if (!sh->stopping && !rt->cfg.spin_ns && rt->cfg.idle_spin_ns &&
+			   !sh->spin_hold && /* before idle_t0: a held gap is not measured */
 			   (idle_t0 = eng_now_ns(), sh->last_idle_ns < rt->cfg.idle_spin_ns) &&
 			   idle_t0 >= sh->spin_after_ns &&
 			   idle_spin(sh, idle_t0)) {

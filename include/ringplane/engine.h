@@ -299,6 +299,19 @@ struct rp_runtime *rp_shard_runtime(const struct rp_shard *sh);
 struct rp_pool *rp_shard_pool(const struct rp_shard *sh);
 /* true once the runtime is stopping: start no new long-lived work. */
 bool rp_shard_stopping(const struct rp_shard *sh);
+/*
+ * Hold (true) or release (false) this shard's adaptive idle spin
+ * (cfg.idle_spin_ns): while held the shard sleeps at once whenever it is
+ * idle, as with idle_spin_ns 0; released, the spin is as it was (the
+ * window gate keeps its last idle stretch from before the hold). For the
+ * user's own knowledge of what ends its gaps: a shard whose only work is
+ * bodies draining to slow readers wakes for send completions, which a
+ * spin does not bring sooner, and would spin on every POLLOUT wait.
+ * Shard thread only; takes effect at the shard's next idle moment; a
+ * store, no syscall. No effect when idle_spin_ns is 0 or spin_ns is set.
+ * Released at start.
+ */
+void rp_shard_idle_spin_hold(struct rp_shard *sh, bool hold);
 /* true once this shard's loop is over (or never ran: an init that failed):
  * from cfg.fini, or a message run after the stop, where nothing reaches
  * the kernel any more and no CQE is reaped. False in init, in the loop
