@@ -140,6 +140,12 @@
 /* rp_file_send's small_max (its default): a body up to this behind its
  * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
 #define SMALL_BODY (16u * 1024)
+/* A body this large takes many sends, each waiting for the reader to make
+ * room (POLLOUT): while every connection of a shard is in one, its gaps
+ * end with send completions, which the idle spin does not bring sooner,
+ * and the spin is held (spin_update). 64 MB bodies: 18-27% more CPU per GB
+ * spinning, no more bytes (docs/net.md) */
+#define BIG_BODY (1u << 20)
 #define TICK_NS (250ull * 1000 * 1000)
 /* The shard's short timer (ss->soon): while a connection waits for pool
  * memory to answer (mem_wait) it is tried again from 1 ms on, as the
@@ -385,6 +391,7 @@ struct sshard {
 	struct sconn *conns;
 	struct held *held; /* by provided buffer id (rp_buf_count of them) */
 	unsigned live; /* connections on conns (the drain's answer, the stats') */
+	unsigned big;  /* of them in a body of BIG_BODY or more (sconn.big) */
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
@@ -450,6 +457,9 @@ struct sconn {
 	/* a request was answered: before one, a silent connection gets
 	 * --header-timeout (from its accept), after, --keepalive-timeout */
 	bool answered;
+	/* the answer in flight has a body of BIG_BODY or more (ss->big):
+	 * from respond to answer_end, its check (zc_poll) included */
+	bool big;
 	/* the last answer (an error's, or one without keep-alive) is queued or
 	 * out: nothing more is parsed or answered, input is read and dropped
 	 * until the close (answered once, however the rest arrives) */
@@ -743,6 +753,28 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
 	}
 }
 
+/* The idle spin pays while a connection waits for a request or a small
+ * answer (a receive or a short send ends the gap, soon); it is held while
+ * every connection is in a big body, whose gaps a send completion ends
+ * (BIG_BODY). One connection outside one (a keep-alive client between
+ * requests beside a download) lets the shard spin again. */
+static void spin_update(struct rp_shard *sh, struct sshard *ss)
+{
+	rp_shard_idle_spin_hold(sh, ss->big && ss->big == ss->live);
+}
+
+static void big_set(struct rp_shard *sh, struct sconn *c, bool big)
+{
+	if (c->big == big)
+		return;
+	c->big = big;
+	if (big)
+		c->ss->big++;
+	else
+		c->ss->big--;
+	spin_update(sh, c->ss);
+}
+
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
@@ -757,6 +789,8 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->ss->live--;
+	big_set(sh, c, false); /* never set here: the answer holds a reference */
+	spin_update(sh, c->ss);
 	if (c->lingering) {
 		if (!c->closing) /* never: its receive's end closes it first */
 			rp_app_list_unlink(&c->ss->linger, &c->llink);
@@ -882,6 +916,7 @@ static bool conn_reset(struct sconn *c)
 static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 {
 	c->sending = false;
+	big_set(sh, c, false);
 	mem_kick(sh, c->ss); /* rp_file_send's state and copies are back */
 	if (c->entry) {
 		rp_file_cache_put(c->ss->cache, c->entry);
@@ -1333,6 +1368,7 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 	c->entry = entry;
 	c->sending = true;
 	c->ops++;
+	big_set(sh, c, len >= BIG_BODY);
 	queued = c->heads_out != 0; /* its head joins them, its body waits */
 	ret = queued ? queue_head(sh, c, head, hlen) : file_send(sh, c, head, hlen, off, len);
 	if (ret == -ENOMEM) {
@@ -1340,6 +1376,7 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 		 * wait's reference replaces the answer's) */
 		c->entry = NULL;
 		c->sending = false;
+		big_set(sh, c, false);
 		rp_file_cache_put(c->ss->cache, entry);
 		c->ops--;
 		return ret;
@@ -2753,6 +2790,7 @@ static bool conn_take(struct rp_shard *sh, struct sshard *ss, int fd)
 		ss->conns->prev = c;
 	ss->conns = c;
 	ss->live++;
+	spin_update(sh, ss);
 	arm_recv(sh, c);
 	conn_put(sh, c);
 	return true;
@@ -3157,7 +3195,9 @@ static void usage(FILE *f)
 		"  --busy-poll US           poll for completions up to US microseconds before sleeping\n"
 		"  --idle-spin US           poll up to US microseconds before sleeping while the gaps\n"
 		"                           between events stay shorter, yielding the CPU to any\n"
-		"                           other runnable task (default %u, at most %u; 0: off)\n"
+		"                           other runnable task (default %u, at most %u; 0: off);\n"
+		"                           none while every connection is sending a body of 1 MB\n"
+		"                           or more (its waits end with sends, not requests)\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"
