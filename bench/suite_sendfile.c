@@ -93,9 +93,13 @@
 #define RANGE_LEN (1ull << 20)
 #define PIPE_DEPTH 16
 
-enum srv { S_RP, S_NGINX, S_NR };
+/* S_RP_NOSPIN: serve with --idle-spin 0, on the 4 KB keep-alive and 64 MB
+ * rows only (nospin_row): what its default spin buys at 4 KB and costs
+ * (or, held for big bodies, no longer costs) at 64 MB */
+enum srv { S_RP, S_NGINX, S_RP_NOSPIN, S_NR };
 
-static const char *const srv_name[S_NR] = { "ringplane serve", "nginx" };
+static const char *const srv_name[S_NR] = { "ringplane serve", "nginx",
+					    "ringplane serve --idle-spin 0" };
 
 static const struct {
 	const char *name;
@@ -241,18 +245,18 @@ static int nginx_start(struct ctx *x)
 	return ret;
 }
 
-static int rp_start(struct ctx *x)
+static int rp_start(struct ctx *x, enum srv s)
 {
 	char lst[32], cpus[96], shards[16];
 	char *argv[] = { x->rp, "serve", "--listen", lst, "--root", x->www, "--shards", shards,
-			 "--cpus", cpus, NULL };
+			 "--cpus", cpus, s == S_RP_NOSPIN ? "--idle-spin" : NULL, "0", NULL };
 	uint64_t deadline = rp_bench_now_ns() + (uint64_t)START_TIMEOUT_MS * 1000000u;
-	struct proc *p = &x->p[S_RP];
+	struct proc *p = &x->p[s];
 	int ret, port = free_port();
 
 	if (port < 0)
 		return port;
-	x->port[S_RP] = port;
+	x->port[s] = port;
 	snprintf(lst, sizeof(lst), "127.0.0.1:%d", port);
 	snprintf(cpus, sizeof(cpus), "%d", x->cpu_s);
 	snprintf(shards, sizeof(shards), "%u", x->pl.n ? x->pl.n : 1);
@@ -674,6 +678,13 @@ static bool row_64m(int k)
 	return !rows[k].range && !strcmp(rows[k].path, "64m.bin");
 }
 
+/* The rows S_RP_NOSPIN runs in too (the issue's: 4 KB and 64 MB, -c8 and
+ * -c64); the others skip it, so the suite takes about 1 min more, not 50%. */
+static bool nospin_row(int k)
+{
+	return k == R_4K8 || k == R_4K64 || k == R_64M8 || k == R_64M64;
+}
+
 static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 {
 	char rng[64], err[1024];
@@ -701,6 +712,8 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 		for (int s = 0; s < S_NR && !bad; s++) {
 			struct wrk_result w;
 
+			if (s == S_RP_NOSPIN && !nospin_row(k))
+				continue;
 			if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
 				    rows[k].range ? rng : NULL, rows[k].pipe, rows[k].gbps, 1, &w, err,
 				    sizeof(err))) {
@@ -712,8 +725,11 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 			for (int j = 0; j < S_NR && !bad; j++) {
 				int s = (j + (int)r) % S_NR;
 				struct wrk_result w;
-				double c0 = srv_cpu_s(x, (enum srv)s), c1;
+				double c0, c1;
 
+				if (s == S_RP_NOSPIN && !nospin_row(k))
+					continue;
+				c0 = srv_cpu_s(x, (enum srv)s);
 				if (wrk_run(x, (enum srv)s, rows[k].path, rows[k].conns,
 					    rows[k].range ? rng : NULL, rows[k].pipe, rows[k].gbps, secs,
 					    &w, err, sizeof(err))) {
@@ -792,6 +808,29 @@ static void measure(struct ctx *x, unsigned runs_all, unsigned secs)
 					       false, stall_why);
 		else
 			rp_bench_runs_row(name, "s/GB", cpu[S_RP], cpu[S_NGINX], runs, "nginx", false);
+		if (!nospin_row(k))
+			continue;
+		/* the same two rows for serve --idle-spin 0, against the same
+		 * nginx runs (as the relay suite's latency rows do) */
+		snprintf(name, sizeof(name), "%s --idle-spin 0", rows[k].name);
+		if (x->pl.n)
+			snprintf(name, sizeof(name), "%s %u shards --idle-spin 0", rows[k].name,
+				 x->pl.n);
+		rp_bench_runs_row(name, rows[k].unit, v[S_RP_NOSPIN], v[S_NGINX], runs, "nginx",
+				  true);
+		ok = true;
+		for (unsigned r = 0; r < runs; r++)
+			ok &= cpu[S_RP_NOSPIN][r] > 0 && cpu[S_NGINX][r] > 0;
+		snprintf(name, sizeof(name), "cpu s/GB %s --idle-spin 0", rows[k].name);
+		if (x->pl.n)
+			snprintf(name, sizeof(name), "cpu s/GB %s %u shards --idle-spin 0",
+				 rows[k].name, x->pl.n);
+		if (!ok)
+			rp_report_skip(name,
+				       "a server's /proc/PID/stat could not be read, or it used no measurable CPU");
+		else
+			rp_bench_runs_row(name, "s/GB", cpu[S_RP_NOSPIN], cpu[S_NGINX], runs, "nginx",
+					  false);
 	}
 }
 
@@ -1083,10 +1122,17 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 			strerror(-ret));
 		goto out;
 	}
-	ret = rp_start(x);
+	ret = rp_start(x, S_RP);
 	if (ret) {
 		fprintf(stderr, "sendfile: ringplane serve did not start (%s); it printed: %s\n",
 			strerror(-ret), proc_log(&x->p[S_RP]));
+		goto out;
+	}
+	ret = rp_start(x, S_RP_NOSPIN);
+	if (ret) {
+		fprintf(stderr,
+			"sendfile: ringplane serve --idle-spin 0 did not start (%s); it printed: %s\n",
+			strerror(-ret), proc_log(&x->p[S_RP_NOSPIN]));
 		goto out;
 	}
 	ret = nginx_start(x);
@@ -1095,7 +1141,7 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 			strerror(-ret), proc_log(&x->p[S_NGINX]));
 		goto out;
 	}
-	if (check_server(x, S_RP) | check_server(x, S_NGINX)) {
+	if (check_server(x, S_RP) | check_server(x, S_NGINX) | check_server(x, S_RP_NOSPIN)) {
 		ret = -EIO;
 		goto out;
 	}
@@ -1111,13 +1157,14 @@ static int sendfile_servers(const struct rp_bench_opts *opts)
 			       x->pl.n, x->rp, x->pl.n, x->pl.srv_list, x->nginx, x->pl.n,
 			       x->pl.srv_list, x->pl.n, x->pl.cli_list, x->pl.n);
 	else
-		rp_report_note("ringplane: %s serve --shards 1 --cpus %d; nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
+		rp_report_note("ringplane: %s serve --shards 1 --cpus %d (the 4KB -c8/-c64 and 64MB -c8/-c64 rows: once more with --idle-spin 0, its own rows); nginx: %s (worker_processes 1, sendfile on, tcp_nopush on, open_file_cache max=1024 valid 1s, keep-alive, access_log off); both on cpu %d, wrk -t1 on cpu %d",
 			       x->rp, x->cpu_s, x->nginx, x->cpu_s, x->cpu_c);
 	rp_report_note("files 4 KB, 64 KB, 1 MB, 64 MB in the page cache; each server first served every file and a 1 MB range byte for byte (length and CRC32C checked here); a 1 s warm-up of each server per row, then %u run%s of %u s per server per row (64 MB: %u), alternating, run r starting at server r, median reported; Gbit/s counts every byte wrk read (headers too, and bodies still coming when a run ends); CPU s/GB: the server's CPU per GB wrk read",
 		       runs, runs == 1 ? "" : "s", secs, runs > 1 ? RUNS_64M : runs);
 	measure(x, runs, secs);
 out:
 	proc_stop(&x->p[S_RP], "ringplane serve", false, -1);
+	proc_stop(&x->p[S_RP_NOSPIN], "ringplane serve --idle-spin 0", false, -1);
 	proc_stop(&x->p[S_NGINX], "nginx", false, -1);
 	sigaction(SIGPIPE, &old, NULL);
 	nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
