@@ -2901,7 +2901,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 						rp_http_reason_name((enum rp_http_reason)k),
 						(unsigned long long)ss->st.refused[k]);
 	fprintf(f,
-		"shard %u: conns %llu live %u requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
+		"shard %u: conns %llu live %u big_bodies %u spin_held %d requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu bytes %llu "
 		"bad_requests %llu file_errors %llu header_timeouts %llu idle_closed %llu "
 		"send_timeouts %llu resets %llu overflows %llu held_max %llu buf_out %u/%u buf_out_max %llu "
 		"spills %llu spill_bytes %llu lingered %llu lingering %llu linger_timeouts %llu "
@@ -2912,7 +2912,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
-		ss->id, (unsigned long long)ss->st.accepted, ss->live,
+		ss->id, (unsigned long long)ss->st.accepted, ss->live, ss->big,
+		ss->big && ss->big == ss->live,
 		(unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],

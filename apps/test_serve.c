@@ -1035,6 +1035,75 @@ static void test_stuck_behind_zc(void)
 }
 
 /*
+ * The idle spin held while every connection is in a body of 1 MB or more
+ * (BIG_BODY in cmd_serve.c): a client with a 4 KB window GETs 2 MB of
+ * big.bin and reads nothing. The stats count it in a big body and show
+ * the spin held when it is the only connection; an idle second client
+ * lets go; once the first has read its body whole the count is 0 again
+ * (its end, answer_end, or a stuck count would hold the spin of a shard
+ * whose clients all wait for requests). Bounded: 3 s a stats wait, 5 s
+ * the read, 2 s for the count to fall.
+ */
+static void test_spin_hold(void)
+{
+	static const char req[] =
+		"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-2097151\r\n\r\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	struct timeval tv = { .tv_sec = 5 };
+	uint64_t live = 0, b1 = 0, h1 = 0, h2 = 1, b3 = 1, end;
+	char line[4096];
+	struct resp r;
+	int idle;
+	bool ok;
+
+	c->fd = dial_window(4096);
+	if (c->fd < 0 || !send_all(c->fd, req, sizeof(req) - 1)) {
+		CHECK(false, "spin hold: dial");
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+		return;
+	}
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	usleep(300 * 1000); /* its body started, stalled on the window */
+	if (server_stats(line, sizeof(line))) {
+		live = stat_of(line, " live ");
+		b1 = stat_of(line, "big_bodies ");
+		h1 = stat_of(line, "spin_held ");
+	}
+	CHECK(b1 == 1, "spin hold: %llu big bodies with one stalled (want 1)",
+	      (unsigned long long)b1);
+	/* held exactly when it is the shard's only connection (an earlier
+	 * test's lingering one may still count in live) */
+	CHECK(h1 == (live == 1), "spin hold: spin_held %llu with %llu live",
+	      (unsigned long long)h1, (unsigned long long)live);
+	idle = dial();
+	usleep(100 * 1000);
+	if (server_stats(line, sizeof(line)))
+		h2 = stat_of(line, "spin_held ");
+	CHECK(idle >= 0 && h2 == 0, "spin hold: spin_held %llu beside an idle client (want 0)",
+	      (unsigned long long)h2);
+	if (idle >= 0)
+		close(idle);
+	ok = !read_resp(c, &r, false) && r.status == 206 && r.blen == 2097152 &&
+	     !memcmp(r.body, big, 2097152);
+	CHECK(ok, "spin hold: the 2 MB body whole once it reads");
+	resp_free(&r);
+	/* the body's end waits for its acknowledgement (zc_poll, backed off) */
+	for (end = now_ms() + 2000; now_ms() < end; usleep(20 * 1000))
+		if (server_stats(line, sizeof(line)) && !(b3 = stat_of(line, "big_bodies ")))
+			break;
+	CHECK(b3 == 0, "spin hold: %llu big bodies after it was read (want 0)",
+	      (unsigned long long)b3);
+	printf("spin hold: 1 big body stalled (%llu live, spin_held %llu), beside an idle client "
+	       "spin_held %llu, %llu after the read\n",
+	       (unsigned long long)live, (unsigned long long)h1, (unsigned long long)h2,
+	       (unsigned long long)b3);
+	close(c->fd);
+	free(c);
+}
+
+/*
  * Two clients stuck behind zero-copy bodies: A for 700 ms (its looks
  * backed off to 128 ms and more), then B, newly listed while the pass's
  * timer sleeps for A. The passes (soon_passes) follow the looks due, A's
@@ -4110,6 +4179,7 @@ int main(int argc, char **argv)
 		test_stuck_two();
 		test_reset_behind_zc();
 		test_reset_count();
+		test_spin_hold();
 		test_pipelined_heads();
 		test_deep_pipeline();
 		test_pipeline_budget();
@@ -4175,6 +4245,7 @@ int main(int argc, char **argv)
 		test_stuck_two();
 		test_reset_behind_zc();
 		test_reset_count();
+		test_spin_hold();
 		CHECK(server_stop(5000) == 0, "stop");
 	}
 	if (wanted(argc, argv, "counts"))
