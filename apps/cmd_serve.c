@@ -392,6 +392,7 @@ struct sshard {
 	struct held *held; /* by provided buffer id (rp_buf_count of them) */
 	unsigned live; /* connections on conns (the drain's answer, the stats') */
 	unsigned big;  /* of them in a body of BIG_BODY or more (sconn.big) */
+	bool spin_held; /* the last rp_shard_idle_spin_hold (spin_update) */
 	uint64_t now_ticks;
 	uint64_t spill_bytes; /* the connections' spill buffers, at most SPILL_SHARD */
 	uint64_t lingering;   /* connections lingering now */
@@ -457,8 +458,10 @@ struct sconn {
 	/* a request was answered: before one, a silent connection gets
 	 * --header-timeout (from its accept), after, --keepalive-timeout */
 	bool answered;
-	/* the answer in flight has a body of BIG_BODY or more (ss->big):
-	 * from respond to answer_end, its check (zc_poll) included */
+	/* the answer in flight has a body of BIG_BODY or more and bytes of
+	 * it are still to be handed to the socket (ss->big): from respond to
+	 * on_sent. Not its check (zc_poll): that wait ends when the peer's
+	 * acknowledgement or next request comes, the gap the spin is for */
 	bool big;
 	/* the last answer (an error's, or one without keep-alive) is queued or
 	 * out: nothing more is parsed or answered, input is read and dropped
@@ -760,7 +763,14 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
  * requests beside a download) lets the shard spin again. */
 static void spin_update(struct rp_shard *sh, struct sshard *ss)
 {
-	rp_shard_idle_spin_hold(sh, ss->big && ss->big == ss->live);
+	bool hold = ss->big && ss->big == ss->live;
+
+	/* ss->spin_held is what the engine was told: the stats print it, so
+	 * a missed update shows there, not a value recomputed beside it */
+	if (hold != ss->spin_held) {
+		ss->spin_held = hold;
+		rp_shard_idle_spin_hold(sh, hold);
+	}
 }
 
 static void big_set(struct rp_shard *sh, struct sconn *c, bool big)
@@ -789,7 +799,8 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->ss->live--;
-	big_set(sh, c, false); /* never set here: the answer holds a reference */
+	/* c->big is false: it is set only while an answer, which holds a
+	 * reference, has body bytes to send (on_sent clears it) */
 	spin_update(sh, c->ss);
 	if (c->lingering) {
 		if (!c->closing) /* never: its receive's end closes it first */
@@ -916,7 +927,6 @@ static bool conn_reset(struct sconn *c)
 static void answer_end(struct rp_shard *sh, struct sconn *c, int64_t res)
 {
 	c->sending = false;
-	big_set(sh, c, false);
 	mem_kick(sh, c->ss); /* rp_file_send's state and copies are back */
 	if (c->entry) {
 		rp_file_cache_put(c->ss->cache, c->entry);
@@ -1153,6 +1163,10 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 {
 	struct sconn *c = arg;
 
+	/* every body byte is with the socket (or the send failed): what is
+	 * left, the check, ends with the peer's acknowledgement or its next
+	 * request, and the shard may spin for it (spin_update) */
+	big_set(sh, c, false);
 	if (res >= 0) {
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 		if (c->zc_end) {
@@ -2912,8 +2926,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
-		ss->id, (unsigned long long)ss->st.accepted, ss->live, ss->big,
-		ss->big && ss->big == ss->live,
+		ss->id, (unsigned long long)ss->st.accepted, ss->live, ss->big, ss->spin_held,
 		(unsigned long long)ss->st.requests,
 		(unsigned long long)ss->st.status[2], (unsigned long long)ss->st.status[3],
 		(unsigned long long)ss->st.status[4], (unsigned long long)ss->st.status[5],
