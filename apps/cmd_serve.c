@@ -141,9 +141,10 @@
  * head is copied, a larger one goes zero-copy and is checked (zc_poll) */
 #define SMALL_BODY (16u * 1024)
 /* A body this large takes many sends, each waiting for the reader to make
- * room (POLLOUT): while every connection of a shard is in one, its gaps
- * end with send completions, which the idle spin does not bring sooner,
- * and the spin is held (spin_update). 64 MB bodies: 18-27% more CPU per GB
+ * room (POLLOUT): while every connection of a shard has bytes of one
+ * still to send (not its zero-copy check: that ends with the next
+ * request), its gaps end with send completions, which the idle spin does
+ * not bring sooner, and the spin is held (spin_update). 64 MB bodies: 18-27% more CPU per GB
  * spinning, no more bytes (docs/net.md) */
 #define BIG_BODY (1u << 20)
 #define TICK_NS (250ull * 1000 * 1000)

@@ -98,7 +98,7 @@ struct rp_app_opts {
  * keep-alive connections the sleep and its wake-up cost more than the gap
  * they cover (1.07-1.12x req/s); a shard that only streams large bodies
  * spun on its POLLOUT waits, 18-27% more CPU per GB at 64 MB, so serve
- * holds the spin while every connection is in a body of 1 MB or more
+ * holds the spin while every connection is sending a body of 1 MB or more
  * (docs/net.md, "Measured: serve 4 KB at 8 connections"). The relay holds
  * none: its gaps end with its peers' bytes arriving, which the spin is for */
 #define RP_APP_IDLE_SPIN_US_DEFAULT 50u
