@@ -394,13 +394,7 @@ def stats():  # the relay's or serve's stats line (testlib.stats), with the fiel
     return st
 def conn():
     return socket.create_connection(("127.0.0.1", port), timeout=10)
-def ended(s):  # the server closed it (EOF, reset, or anything sent unasked)
-    s.setblocking(False)
-    try: s.recv(1, socket.MSG_PEEK); r = True
-    except BlockingIOError: r = False
-    except OSError: r = True
-    s.settimeout(10)
-    return r
+ended = testlib.ended  # the server closed it
 def settle(socks):  # those the server closed, once none more for 1 s (at most 15 s)
     shut, stable = set(), 0
     for _ in range(150):
@@ -744,13 +738,7 @@ def conn():
 def stats():  # after 20 ms: a refusal is final about 4 ms after its accept
     time.sleep(0.02)
     return testlib.stats(log, pid)
-def ended(s):  # the relay closed it
-    s.setblocking(False)
-    try: s.recv(1, socket.MSG_PEEK); r = True
-    except BlockingIOError: r = False
-    except OSError: r = True
-    s.settimeout(10)
-    return r
+ended = testlib.ended  # the relay closed it
 idle, t0 = [], time.monotonic()
 st = stats()
 while st["conn_nomem"] == 0 and len(idle) < 6000 and time.monotonic() - t0 < 30:

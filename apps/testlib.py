@@ -4,6 +4,7 @@ python finds it through PYTHONPATH set to this folder by the scripts."""
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -66,3 +67,19 @@ def echo(s, data):
     except OSError as e:
         how = type(e).__name__
     return got, how
+
+
+def ended(s):
+    """Whether the peer of the blocking socket s closed it (EOF, a reset,
+    or anything sent unasked), looked at without waiting or consuming;
+    s is left blocking with a 10 s timeout."""
+    s.setblocking(False)
+    try:
+        s.recv(1, socket.MSG_PEEK)
+        r = True
+    except BlockingIOError:
+        r = False
+    except OSError:
+        r = True
+    s.settimeout(10)
+    return r
