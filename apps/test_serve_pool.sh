@@ -67,6 +67,26 @@ head -c 10000 /dev/urandom >"$T/root/s10000.bin"
 head -c 1 /dev/urandom >"$T/root/s1.bin"
 head -c 16384 /dev/urandom >"$T/root/s16384.bin"
 truncate -s 30M "$T/root/big.bin"
+# BEHIND's body (b.bin): the memory-wait cases that pipeline a head
+# behind it need its answer to end at once (the server's socket takes it
+# whole though the client reads none), so that its rp_file_send state
+# (1 KB) is back before the long heads fill the pool. 1 MB, or a quarter
+# of this network namespace's net.ipv4.tcp_wmem max where that is less
+# (the socket's send buffer grows to that max). With a 1 MB max and a
+# 1 MB body the answer stayed in flight: its state held a span of its
+# own (1 MB) while the long heads filled the pool (40 instead of 70), and
+# the small objects that span had left over answered the HEAD
+# case_reset_wait wants to wait (mem_waits unchanged); in
+# case_head_wait_bound its end gave the span back, the head grew and its
+# answer waited instead (send_nomem, not head_nomem). Below 64 KB (not
+# sendfile's way, or no room) those cases are skipped (behind_cases).
+WMEM_MAX=$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem 2>/dev/null)
+BEHIND_LEN=$((1 << 20))
+if [ -n "$WMEM_MAX" ] && [ $((WMEM_MAX / 4)) -lt $BEHIND_LEN ]; then
+	BEHIND_LEN=$((WMEM_MAX / 4))
+fi
+export BEHIND_LEN
+[ "$BEHIND_LEN" -ge 65536 ] && head -c "$BEHIND_LEN" /dev/urandom >"$T/root/b.bin"
 
 # serve_start [OPTION...]: a --pool-mb 8 serve on $T/root (the options
 # after the defaults), its pid in PID and port in PORT, its output in
@@ -324,9 +344,13 @@ def pressure(n, filler=fill):
     clients = answered(n)
     longs = answered(200)
     return clients, longs, filler()
-# a 1 MB answer with a head pipelined behind it, not whole yet (X-Pad
-# open): head_release's small copy (128 B) holds it while the body goes
-BEHIND = b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40
+# a 1 MB answer (b.bin: BEHIND_LEN, less where the socket's send buffer
+# could not take 1 MB at once) with a head pipelined behind it, not whole
+# yet (X-Pad open): head_release's small copy (128 B) holds it while the
+# body goes
+import os
+BEHIND_LEN = int(os.environ["BEHIND_LEN"])
+BEHIND = b"GET /b.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /s1.bin HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 40
 PY
 
 # A client reset while its answer waits for memory ends the wait at once:
@@ -358,7 +382,7 @@ f = t2.makefile("rb")
 status, length = head(f)
 body = f.read(length) if length else b""
 f.close()
-check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "t2's 1 MB answer whole")
+check(status.startswith(b"HTTP/1.1 200") and len(body) == BEHIND_LEN, f"t2's {BEHIND_LEN} B answer whole")
 st1 = until(lambda st: st["mem_waits"] >= st0["mem_waits"] + 2, 2)
 check(st1["mem_waits"] == st0["mem_waits"] + 2, f"t2's head waits for memory (mem_waits {st0['mem_waits']} -> {st1['mem_waits']})")
 live1 = st1["live"]
@@ -404,7 +428,7 @@ time.sleep(0.3)
 f = t.makefile("rb")
 status, length = head(f)
 body = f.read(length) if length else b""
-check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+check(status.startswith(b"HTTP/1.1 200") and len(body) == BEHIND_LEN, f"the {BEHIND_LEN} B answer whole")
 st = until(lambda st: st["head_nomem"] > st0["head_nomem"], 0.5)
 print(f"  head_nomem {st0['head_nomem']} -> {st['head_nomem']}")
 check(st["head_nomem"] == st0["head_nomem"], "the head grew: head_nomem unchanged")
@@ -447,7 +471,7 @@ f = t.makefile("rb")
 status, length = head(f)
 body = f.read(length) if length else b""
 t0 = time.monotonic()  # the pipelined head is due --header-timeout from its answer's end
-check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+check(status.startswith(b"HTTP/1.1 200") and len(body) == BEHIND_LEN, f"the {BEHIND_LEN} B answer whole")
 time.sleep(0.5)
 longheads(longs)
 st0 = stats()
@@ -486,7 +510,7 @@ f = t.makefile("rb")
 status, length = head(f)
 body = f.read(length) if length else b""
 t0 = time.monotonic()
-check(status.startswith(b"HTTP/1.1 200") and len(body) == 1 << 20, "the 1 MB answer whole")
+check(status.startswith(b"HTTP/1.1 200") and len(body) == BEHIND_LEN, f"the {BEHIND_LEN} B answer whole")
 st = until(lambda st: st["head_nomem"] > st0["head_nomem"] or st["mem_waits"] > st0["mem_waits"], 1)
 print(f"  head_nomem {st0['head_nomem']} -> {st['head_nomem']} mem_waits {st0['mem_waits']} -> {st['mem_waits']}")
 check(st["head_nomem"] == st0["head_nomem"] and st["mem_waits"] == st0["mem_waits"] + 1,
@@ -782,8 +806,12 @@ PY
 # argument runs only the cases it names (e.g. "reset_wait grow_fallback")
 CASES="accept_behind_answer reset_wait grow_fallback head_wait head_wait_bound held_wait head_wait_header head_grow_wake free_wake halfclosed_tried burst_wake"
 ONLY=${3:-}
+# the cases that pipeline a head behind BEHIND's answer
+behind_cases="reset_wait grow_fallback head_wait head_wait_bound head_wait_header"
 run_case() {
-	if "case_$1"; then
+	if [ "$BEHIND_LEN" -lt 65536 ] && [[ " $behind_cases " == *" $1 "* ]]; then
+		echo "SKIP run $run: $1 needs net.ipv4.tcp_wmem max >= 256 KB (its answer to end at once), it is $WMEM_MAX"
+	elif "case_$1"; then
 		echo "ok   run $run: $1"
 	else
 		echo "FAIL run $run: $1"
