@@ -608,11 +608,8 @@ for _ in range(K):  # at 22 MB the headroom leaves no span spare: a client
     else:
         sys.exit("  a data connection refused 5 times before the flood")
     data.append(s)
-idle, t0 = [], time.monotonic()
-st = stats()
-while st["conn_nomem"] == 0 and len(idle) < 6000 and time.monotonic() - t0 < 30:
-    idle += [conn() for _ in range(100)]
-    st = stats()
+t0 = time.monotonic()
+idle, st = testlib.fill(conn, stats)
 time.sleep(0.3)
 st = stats()
 print(f"  {len(idle)} idle clients opened, {st['live'] - K} held, conn_nomem {st['conn_nomem']}; pool objects {st['objs']}")
@@ -739,11 +736,8 @@ def stats():  # after 20 ms: a refusal is final about 4 ms after its accept
     time.sleep(0.02)
     return testlib.stats(log, pid)
 ended = testlib.ended  # the relay closed it
-idle, t0 = [], time.monotonic()
-st = stats()
-while st["conn_nomem"] == 0 and len(idle) < 6000 and time.monotonic() - t0 < 30:
-    idle += [conn() for _ in range(100)]
-    st = stats()
+t0 = time.monotonic()
+idle, st = testlib.fill(conn, stats)
 time.sleep(0.5)
 idle = [s for s in idle if not ended(s)]
 st = stats()

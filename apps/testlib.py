@@ -83,3 +83,15 @@ def ended(s):
         r = True
     s.settimeout(10)
     return r
+
+
+def fill(conn, stats, most=6000, secs=30):
+    """Open idle clients with conn(), 100 at a time, until stats() (a
+    server's stats line) counts a conn_nomem refusal, most clients or
+    secs seconds: the clients opened and the last stats."""
+    idle, t0 = [], time.monotonic()
+    st = stats()
+    while st["conn_nomem"] == 0 and len(idle) < most and time.monotonic() - t0 < secs:
+        idle += [conn() for _ in range(100)]
+        st = stats()
+    return idle, st
