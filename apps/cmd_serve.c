@@ -142,11 +142,22 @@
 #define SMALL_BODY (16u * 1024)
 /* A body this large takes many sends, each waiting for the reader to make
  * room (POLLOUT): while every connection of a shard has bytes of one
- * still to send (not its zero-copy check: that ends with the next
- * request), its gaps end with send completions, which the idle spin does
- * not bring sooner, and the spin is held (spin_update). 64 MB bodies: 18-27% more CPU per GB
- * spinning, no more bytes (docs/net.md) */
+ * still to send, its gaps end with send completions, which the idle spin
+ * does not bring sooner, and the spin is held (spin_update). 64 MB bodies:
+ * 18-27% more CPU per GB spinning, no more bytes (docs/net.md) */
 #define BIG_BODY (1u << 20)
+/* A body this large stays counted through its tail too (sconn.tail): after
+ * its last byte went to the socket, while the client drains the socket's
+ * buffer (MBs: milliseconds) and sends its next request, until that
+ * request's first bytes, the connection's end, or TAIL_TICKS ticks. Its
+ * transfer takes milliseconds, so the wake-up the hold costs its next
+ * request (tens of us) is lost in it; a 1 MB answer (~0.5 ms) is not held
+ * through its tail: that hurt 1 MB keep-alive (docs/net.md) */
+#define TAIL_BODY (8u << 20)
+/* the tail's bound: released 2 to 3 ticks (0.5 to 0.75 s) after the body's
+ * last byte went to the socket, whether the client went quiet or reads
+ * slowly (only the spin's cost is at stake, not a byte) */
+#define TAIL_TICKS 3
 #define TICK_NS (250ull * 1000 * 1000)
 /* The shard's short timer (ss->soon): while a connection waits for pool
  * memory to answer (mem_wait) it is tried again from 1 ms on, as the
@@ -459,11 +470,17 @@ struct sconn {
 	/* a request was answered: before one, a silent connection gets
 	 * --header-timeout (from its accept), after, --keepalive-timeout */
 	bool answered;
-	/* the answer in flight has a body of BIG_BODY or more and bytes of
-	 * it are still to be handed to the socket (ss->big): from respond to
-	 * on_sent. Not its check (zc_poll): that wait ends when the peer's
-	 * acknowledgement or next request comes, the gap the spin is for */
+	/* counted in ss->big: the answer in flight has a body of BIG_BODY or
+	 * more and bytes of it are still to be handed to the socket (from
+	 * respond to on_sent), or one of TAIL_BODY or more went whole and
+	 * its tail is not over (tail). A smaller body's check (zc_poll) and
+	 * the wait for the next request are not: the gap the spin is for */
 	bool big;
+	/* big through the tail of a TAIL_BODY body (its last byte with the
+	 * socket since tail_tick): ends with the connection's next receive,
+	 * its next answer, its close, or the tick's bound (TAIL_TICKS) */
+	bool tail, tail_ok; /* tail_ok: the body in flight is >= TAIL_BODY */
+	uint64_t tail_tick;
 	/* the last answer (an error's, or one without keep-alive) is queued or
 	 * out: nothing more is parsed or answered, input is read and dropped
 	 * until the close (answered once, however the rest arrives) */
@@ -760,8 +777,9 @@ static void drop_input(struct rp_shard *sh, struct sconn *c)
 /* The idle spin pays while a connection waits for a request or a small
  * answer (a receive or a short send ends the gap, soon); it is held while
  * every connection is in a big body, whose gaps a send completion ends
- * (BIG_BODY). One connection outside one (a keep-alive client between
- * requests beside a download) lets the shard spin again. */
+ * (BIG_BODY), or in the tail of a very big one (TAIL_BODY). One connection
+ * outside one (a keep-alive client between requests beside a download, one
+ * after a 1 MB answer) lets the shard spin again. */
 static void spin_update(struct rp_shard *sh, struct sshard *ss)
 {
 	bool hold = ss->big && ss->big == ss->live;
@@ -786,6 +804,14 @@ static void big_set(struct rp_shard *sh, struct sconn *c, bool big)
 	spin_update(sh, c->ss);
 }
 
+/* @c's tail (sconn.tail) is over: its next request's bytes came, it closes,
+ * or the tick's bound passed */
+static void tail_end(struct rp_shard *sh, struct sconn *c)
+{
+	c->tail = false;
+	big_set(sh, c, false);
+}
+
 static void conn_put(struct rp_shard *sh, struct sconn *c)
 {
 	struct rp_app_accept *acc;
@@ -800,8 +826,11 @@ static void conn_put(struct rp_shard *sh, struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->ss->live--;
-	/* c->big is false: it is set only while an answer, which holds a
-	 * reference, has body bytes to send (on_sent clears it) */
+	/* a tail ends with its connection (big otherwise is set only while an
+	 * answer, which holds a reference, has body bytes to send) */
+	if (c->big)
+		c->ss->big--;
+	c->big = c->tail = false;
 	spin_update(sh, c->ss);
 	if (c->lingering) {
 		if (!c->closing) /* never: its receive's end closes it first */
@@ -837,6 +866,8 @@ static void conn_close(struct rp_shard *sh, struct sconn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->tail)
+		tail_end(sh, c);
 	soon_wake(sh, c); /* a check or wait backed off ends in 1 ms */
 	if (c->lingering) /* off ss's list of lingering connections */
 		rp_app_list_unlink(&c->ss->linger, &c->llink);
@@ -1166,8 +1197,14 @@ static void on_sent(struct rp_shard *sh, void *arg, int64_t res)
 
 	/* every body byte is with the socket (or the send failed): what is
 	 * left, the check, ends with the peer's acknowledgement or its next
-	 * request, and the shard may spin for it (spin_update) */
-	big_set(sh, c, false);
+	 * request, and the shard may spin for it (spin_update); after a
+	 * TAIL_BODY body only once its tail is over (tail_end) */
+	if (c->big && c->tail_ok && res >= 0 && !c->closing) {
+		c->tail = true;
+		c->tail_tick = c->ss->now_ticks;
+	} else {
+		big_set(sh, c, false);
+	}
 	if (res >= 0) {
 		ST_ADD(c->ss, bytes, (uint64_t)res);
 		if (c->zc_end) {
@@ -1383,6 +1420,8 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 	c->entry = entry;
 	c->sending = true;
 	c->ops++;
+	c->tail = false; /* a pipelined answer after a tail's: counted anew */
+	c->tail_ok = len >= TAIL_BODY;
 	big_set(sh, c, len >= BIG_BODY);
 	queued = c->heads_out != 0; /* its head joins them, its body waits */
 	ret = queued ? queue_head(sh, c, head, hlen) : file_send(sh, c, head, hlen, off, len);
@@ -2034,6 +2073,9 @@ static void on_recv(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 
 	if (!rp_timer_armed(c->ss->tick) && !rp_shard_stopping(sh))
 		arm_tick(sh, c->ss);
+	/* its next request's bytes (or its EOF, an error): the tail is over */
+	if (c->tail)
+		tail_end(sh, c);
 
 	if (cq->res > 0 && c->last) {
 		rp_buf_put(sh, cq->bid); /* after the last answer: dropped */
@@ -2675,6 +2717,10 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 	rp_app_accept_poke(sh, &ss->acc);
 	for (struct sconn *c = ss->conns, *next; c; c = next) {
 		next = c->next;
+		/* a tail bounded: a client gone quiet, or one draining its
+		 * socket slowly, lets the shard spin again */
+		if (c->tail && ss->now_ticks - c->tail_tick >= TAIL_TICKS)
+			tail_end(sh, c);
 		if (c->hup && !c->zc_check && !c->mem_wait)
 			hup_stop(sh, c); /* its cancel the SQ refused: again */
 		if (c->lingering) {
@@ -3212,7 +3258,8 @@ static void usage(FILE *f)
 		"                           between events stay shorter, yielding the CPU to any\n"
 		"                           other runnable task (default %u, at most %u; 0: off);\n"
 		"                           none while every connection is sending a body of 1 MB\n"
-		"                           or more (its waits end with sends, not requests)\n"
+		"                           or more (its waits end with sends, not requests), or\n"
+		"                           is past one of 8 MB or more until its next request\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"

@@ -1042,13 +1042,20 @@ static void test_stuck_behind_zc(void)
  * big body and show the spin held when it is the only connection; an idle
  * second client lets go; once the first has read its body whole the count
  * is 0 again (a stuck count would hold the spin of a shard whose clients
- * all wait for requests). Then a client reads a 1 MB body whole, three
- * times, and idles: its last byte went to the socket before it could read
- * it, so the first stats after the read count no big body and no hold,
- * while its zero-copy check may still wait for the tick (the wait for a
- * next request, the gap the spin is for; held there until the tick with
- * the check counted in). The waits poll the stats, bounded: 5 s each in
- * 10 ms steps (3 s a stats answer), 5 s a read.
+ * all wait for requests; the 8 MB body's tail, below, ends within a second).
+ *
+ * Its tail (TAIL_BODY, 8 MB): a keep-alive client reads big.bin whole and
+ * idles: the first stats after the read still count it and hold the spin
+ * (the rule before counted a body only until its last byte was with the
+ * socket: 0 and 0 there), and within 3 s of the read both are 0 again
+ * (the tail's bound, 0.5 to 0.75 s); it reads big.bin whole once more and
+ * GETs small.bin (16 KB): its request ends the tail, the first stats after
+ * that answer count nothing. Then a client reads a 1 MB body whole, three
+ * times, and idles: a 1 MB body is not held through its tail, so the first
+ * stats after the read count no big body and no hold, while its zero-copy
+ * check may still wait for the tick (the wait for a next request, the gap
+ * the spin is for). The waits poll the stats, bounded: 5 s each in 10 ms
+ * steps (3 s a stats answer), 5 s a read.
  */
 static bool spin_stats_wait(char *line, size_t cap, uint64_t big_want, int held_want,
 			    uint64_t *live, uint64_t *nbig, uint64_t *held)
@@ -1068,6 +1075,76 @@ static bool spin_stats_wait(char *line, size_t cap, uint64_t big_want, int held_
 		usleep(10 * 1000);
 	} while (now_ms() < end);
 	return false;
+}
+
+/* One stats sample at once: true when it came, with its counts. */
+static bool spin_sample(char *line, size_t cap, uint64_t *live, uint64_t *nbig, uint64_t *held)
+{
+	if (!server_stats(line, cap))
+		return false;
+	*live = stat_of(line, " live ");
+	*nbig = stat_of(line, "big_bodies ");
+	*held = stat_of(line, "spin_held ");
+	return true;
+}
+
+/* The tail of an 8 MB body (TAIL_BODY) counted until the tick's bound or
+ * the client's next request (test_spin_hold) */
+static void test_spin_tail(void)
+{
+	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req_small[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct conn *c = calloc(1, sizeof(*c));
+	struct timeval tv = { .tv_sec = 5 };
+	uint64_t live = 0, b1 = 0, h1 = 0, b2 = 1, h2 = 1, b3 = 0, h3 = 0, b4 = 1, h4 = 1, l;
+	uint64_t t0, waited = 0;
+	char line[4096];
+	struct resp r = { 0 };
+	bool ok;
+
+	c->fd = dial();
+	if (c->fd >= 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ok = c->fd >= 0 && send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false);
+	ok = ok && r.status == 200 && r.blen == BIG && !memcmp(r.body, big, BIG);
+	resp_free(&r);
+	CHECK(ok, "spin tail: the 8 MB body whole");
+	if (!ok)
+		goto out;
+	t0 = now_ms();
+	/* at once: its last byte went to the socket milliseconds ago */
+	ok = spin_sample(line, sizeof(line), &live, &b1, &h1) && b1 == 1 && h1 == (live == 1);
+	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu with %llu live after an 8 MB body "
+		  "was read whole (want 1, %d: held through its tail)",
+	      (unsigned long long)b1, (unsigned long long)h1, (unsigned long long)live, live == 1);
+	ok = spin_stats_wait(line, sizeof(line), 0, 0, &l, &b2, &h2);
+	waited = now_ms() - t0;
+	CHECK(ok && waited <= 3000,
+	      "spin tail: %llu big bodies, spin_held %llu %llu ms after the read of a quiet client "
+	      "(want 0, 0 within 3000 ms: the tail is bounded)",
+	      (unsigned long long)b2, (unsigned long long)h2, (unsigned long long)waited);
+	/* again, then a next request: the tail ends with it */
+	ok = send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false);
+	ok = ok && r.status == 200 && r.blen == BIG && !memcmp(r.body, big, BIG);
+	resp_free(&r);
+	ok = ok && spin_sample(line, sizeof(line), &l, &b3, &h3) && b3 == 1;
+	CHECK(ok, "spin tail: the second 8 MB body whole and counted after it (%llu big bodies)",
+	      (unsigned long long)b3);
+	ok = send_all(c->fd, req_small, sizeof(req_small) - 1) && !read_resp(c, &r, false);
+	ok = ok && r.status == 200 && r.blen == SMALL && !memcmp(r.body, big, SMALL);
+	resp_free(&r);
+	ok = ok && spin_sample(line, sizeof(line), &l, &b4, &h4) && !b4 && !h4;
+	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu after the next request's 16 KB answer "
+		  "(want 0, 0: the request ended the tail)",
+	      (unsigned long long)b4, (unsigned long long)h4);
+	printf("spin tail: 8 MB read whole: %llu big bodies, spin_held %llu (%llu live); released "
+	       "%llu ms after the read; after a next request %llu, %llu\n",
+	       (unsigned long long)b1, (unsigned long long)h1, (unsigned long long)live,
+	       (unsigned long long)waited, (unsigned long long)b4, (unsigned long long)h4);
+out:
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
 }
 
 static void test_spin_hold(void)
@@ -1117,7 +1194,10 @@ static void test_spin_hold(void)
 	      (unsigned long long)b3, (unsigned long long)h3);
 	close(c->fd);
 
-	/* a keep-alive client that reads its 1 MB bodies whole */
+	test_spin_tail();
+
+	/* a keep-alive client that reads its 1 MB bodies whole: not held
+	 * through their tails */
 	memset(c, 0, sizeof(*c));
 	c->fd = dial();
 	for (i = 0; i < 3 && c->fd >= 0; i++) {
