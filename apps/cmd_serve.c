@@ -149,11 +149,14 @@
 /* A body this large stays counted through its tail too (sconn.tail): after
  * its last byte went to the socket, while the client drains the socket's
  * buffer (MBs: milliseconds) and sends its next request, until that
- * request's first bytes, the connection's end, or TAIL_TICKS ticks. Its
- * transfer takes milliseconds, so the wake-up the hold costs its next
- * request (tens of us) is lost in it; a 1 MB answer (~0.5 ms) is not held
- * through its tail: that hurt 1 MB keep-alive (docs/net.md) */
-#define TAIL_BODY (8u << 20)
+ * request's first bytes, the connection's end, or TAIL_TICKS ticks. 64 MB
+ * -c64: CPU per GB 0.86x main's, as --idle-spin 0's 0.87x (11 rounds).
+ * Measured by size (wrk -c8, 4 rounds each, against main): held from 8 MB
+ * on, 8 MB lost 3% of its req/s (0.95-0.99x), from 16 MB on 16 MB lost 5%
+ * (0.91-1.04x) at 1.13x CPU per GB; 32 MB held 1.06x (0.82-1.26x, 8
+ * rounds). Smaller answers (1 MB: the check held through hurt keep-alive)
+ * keep the rule before (docs/net.md) */
+#define TAIL_BODY (32u << 20)
 /* the tail's bound: released 2 to 3 ticks (0.5 to 0.75 s) after the body's
  * last byte went to the socket, whether the client went quiet or reads
  * slowly (only the spin's cost is at stake, not a byte) */
@@ -3259,7 +3262,7 @@ static void usage(FILE *f)
 		"                           other runnable task (default %u, at most %u; 0: off);\n"
 		"                           none while every connection is sending a body of 1 MB\n"
 		"                           or more (its waits end with sends, not requests), or\n"
-		"                           is past one of 8 MB or more until its next request\n"
+		"                           is past one of 32 MB or more until its next request\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"

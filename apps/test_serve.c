@@ -159,6 +159,9 @@
 
 #define BIG (8u << 20)
 #define MID (3u << 20)
+/* TAIL_BODY in cmd_serve.c: a body held through its tail (test_spin_tail);
+ * huge.bin is big.bin HUGE / BIG times */
+#define HUGE (32u << 20)
 #define SMALL 16384u
 
 static bool reduced;
@@ -409,6 +412,19 @@ static void put(const char *name, const void *data, size_t len)
 	chmod(p, 0644);
 }
 
+/* @len bytes of @data at @off of @name (created or extended) */
+static void put_at_off(const char *name, const void *data, size_t len, off_t off)
+{
+	char p[256];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	fd = open(p, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0 || pwrite(fd, data, len, off) != (ssize_t)len)
+		abort();
+	close(fd);
+}
+
 static void make_root(void)
 {
 	char p[256];
@@ -429,6 +445,8 @@ static void make_root(void)
 	for (size_t i = 0; i < BIG; i++)
 		big[i] = (uint8_t)((i * 2654435761u) >> 13);
 	put("big.bin", big, BIG);
+	for (unsigned i = 0; i < HUGE / BIG; i++)
+		put_at_off("huge.bin", big, BIG, (off_t)i * BIG);
 	put("mid.bin", big, MID);
 	put("small.bin", big, SMALL);
 	for (int i = 0; i < 30; i++) {
@@ -1042,19 +1060,21 @@ static void test_stuck_behind_zc(void)
  * big body and show the spin held when it is the only connection; an idle
  * second client lets go; once the first has read its body whole the count
  * is 0 again (a stuck count would hold the spin of a shard whose clients
- * all wait for requests; the 8 MB body's tail, below, ends within a second).
+ * all wait for requests; 8 MB is below TAIL_BODY: no tail is counted).
  *
- * Its tail (TAIL_BODY, 8 MB): a keep-alive client reads big.bin whole and
- * idles: the first stats after the read still count it and hold the spin
- * (the rule before counted a body only until its last byte was with the
- * socket: 0 and 0 there), and within 3 s of the read both are 0 again
- * (the tail's bound, 0.5 to 0.75 s); it reads big.bin whole once more and
- * GETs small.bin (16 KB): its request ends the tail, the first stats after
- * that answer count nothing. Then a client reads a 1 MB body whole, three
- * times, and idles: a 1 MB body is not held through its tail, so the first
- * stats after the read count no big body and no hold, while its zero-copy
- * check may still wait for the tick (the wait for a next request, the gap
- * the spin is for). The waits poll the stats, bounded: 5 s each in 10 ms
+ * The tail (TAIL_BODY, 32 MB): a keep-alive client reads big.bin (8 MB)
+ * whole: the first stats after the read count nothing (below TAIL_BODY);
+ * it reads huge.bin (32 MB) whole and idles: the first stats after the
+ * read still count it and hold the spin (the rule before counted a body
+ * only until its last byte was with the socket: 0 and 0 there), and within
+ * 3 s of the read both are 0 again (the tail's bound, 0.5 to 0.75 s); it
+ * reads huge.bin whole once more and GETs small.bin (16 KB): its request
+ * ends the tail, the first stats after that answer count nothing.
+ *
+ * Then a client reads a 1 MB body whole, three times, and idles: a 1 MB
+ * body is not held through its tail, so the first stats after the read
+ * count no big body and no hold, while its zero-copy check may still wait
+ * for the tick (the wait for a next request, the gap the spin is for). The waits poll the stats, bounded: 5 s each in 10 ms
  * steps (3 s a stats answer), 5 s a read.
  */
 static bool spin_stats_wait(char *line, size_t cap, uint64_t big_want, int held_want,
@@ -1088,16 +1108,28 @@ static bool spin_sample(char *line, size_t cap, uint64_t *live, uint64_t *nbig, 
 	return true;
 }
 
-/* The tail of an 8 MB body (TAIL_BODY) counted until the tick's bound or
- * the client's next request (test_spin_hold) */
+/* @r is huge.bin whole: big.bin HUGE / BIG times */
+static bool huge_whole(const struct resp *r)
+{
+	if (r->status != 200 || r->blen != HUGE)
+		return false;
+	for (unsigned i = 0; i < HUGE / BIG; i++)
+		if (memcmp(r->body + (size_t)i * BIG, big, BIG))
+			return false;
+	return true;
+}
+
+/* The tail of a HUGE body (TAIL_BODY) counted until the tick's bound or
+ * the client's next request, an 8 MB one's not (test_spin_hold) */
 static void test_spin_tail(void)
 {
-	static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req[] = "GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req8[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char req_small[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct conn *c = calloc(1, sizeof(*c));
 	struct timeval tv = { .tv_sec = 5 };
 	uint64_t live = 0, b1 = 0, h1 = 0, b2 = 1, h2 = 1, b3 = 0, h3 = 0, b4 = 1, h4 = 1, l;
-	uint64_t t0, waited = 0;
+	uint64_t b8 = 1, h8 = 1, t0, waited = 0;
 	char line[4096];
 	struct resp r = { 0 };
 	bool ok;
@@ -1105,18 +1137,27 @@ static void test_spin_tail(void)
 	c->fd = dial();
 	if (c->fd >= 0)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ok = c->fd >= 0 && send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false);
+	/* 8 MB: below TAIL_BODY, not counted once its last byte went */
+	ok = c->fd >= 0 && send_all(c->fd, req8, sizeof(req8) - 1) && !read_resp(c, &r, false);
 	ok = ok && r.status == 200 && r.blen == BIG && !memcmp(r.body, big, BIG);
 	resp_free(&r);
-	CHECK(ok, "spin tail: the 8 MB body whole");
+	ok = ok && spin_sample(line, sizeof(line), &l, &b8, &h8) && !b8 && !h8;
+	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu after an 8 MB body was read whole "
+		  "(want 0, 0: not held through its tail)",
+	      (unsigned long long)b8, (unsigned long long)h8);
+	ok = c->fd >= 0 && send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false);
+	ok = ok && huge_whole(&r);
+	resp_free(&r);
+	CHECK(ok, "spin tail: the %u MB body whole", HUGE >> 20);
 	if (!ok)
 		goto out;
 	t0 = now_ms();
 	/* at once: its last byte went to the socket milliseconds ago */
 	ok = spin_sample(line, sizeof(line), &live, &b1, &h1) && b1 == 1 && h1 == (live == 1);
-	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu with %llu live after an 8 MB body "
+	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu with %llu live after a %u MB body "
 		  "was read whole (want 1, %d: held through its tail)",
-	      (unsigned long long)b1, (unsigned long long)h1, (unsigned long long)live, live == 1);
+	      (unsigned long long)b1, (unsigned long long)h1, (unsigned long long)live, HUGE >> 20,
+	      live == 1);
 	ok = spin_stats_wait(line, sizeof(line), 0, 0, &l, &b2, &h2);
 	waited = now_ms() - t0;
 	CHECK(ok && waited <= 3000,
@@ -1124,12 +1165,11 @@ static void test_spin_tail(void)
 	      "(want 0, 0 within 3000 ms: the tail is bounded)",
 	      (unsigned long long)b2, (unsigned long long)h2, (unsigned long long)waited);
 	/* again, then a next request: the tail ends with it */
-	ok = send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false);
-	ok = ok && r.status == 200 && r.blen == BIG && !memcmp(r.body, big, BIG);
+	ok = send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false) && huge_whole(&r);
 	resp_free(&r);
 	ok = ok && spin_sample(line, sizeof(line), &l, &b3, &h3) && b3 == 1;
-	CHECK(ok, "spin tail: the second 8 MB body whole and counted after it (%llu big bodies)",
-	      (unsigned long long)b3);
+	CHECK(ok, "spin tail: the second %u MB body whole and counted after it (%llu big bodies)",
+	      HUGE >> 20, (unsigned long long)b3);
 	ok = send_all(c->fd, req_small, sizeof(req_small) - 1) && !read_resp(c, &r, false);
 	ok = ok && r.status == 200 && r.blen == SMALL && !memcmp(r.body, big, SMALL);
 	resp_free(&r);
@@ -1137,10 +1177,11 @@ static void test_spin_tail(void)
 	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu after the next request's 16 KB answer "
 		  "(want 0, 0: the request ended the tail)",
 	      (unsigned long long)b4, (unsigned long long)h4);
-	printf("spin tail: 8 MB read whole: %llu big bodies, spin_held %llu (%llu live); released "
-	       "%llu ms after the read; after a next request %llu, %llu\n",
-	       (unsigned long long)b1, (unsigned long long)h1, (unsigned long long)live,
-	       (unsigned long long)waited, (unsigned long long)b4, (unsigned long long)h4);
+	printf("spin tail: 8 MB read whole: %llu big bodies, spin_held %llu; %u MB: %llu, %llu "
+	       "(%llu live), released %llu ms after the read; after a next request %llu, %llu\n",
+	       (unsigned long long)b8, (unsigned long long)h8, HUGE >> 20, (unsigned long long)b1,
+	       (unsigned long long)h1, (unsigned long long)live, (unsigned long long)waited,
+	       (unsigned long long)b4, (unsigned long long)h4);
 out:
 	if (c->fd >= 0)
 		close(c->fd);
