@@ -1409,6 +1409,10 @@ static int respond(struct rp_shard *sh, struct sconn *c, unsigned status, const 
 	if (!entry || !len) {
 		if (entry)
 			rp_file_cache_put(c->ss->cache, entry);
+		/* a next answer ends a tail, a bodiless one too (a HEAD or 304
+		 * pipelined behind the big body, read before its tail began) */
+		if (c->tail)
+			tail_end(sh, c);
 		ret = queue_head(sh, c, head, hlen);
 		if (ret == -ENOMEM)
 			return ret; /* the caller waits (mem_wait) */

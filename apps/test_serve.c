@@ -1125,7 +1125,7 @@ static void test_spin_tail(void)
 {
 	static const char req[] = "GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char req8[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
-	static const char req_small[] = "GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req_head[] = "HEAD /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct conn *c = calloc(1, sizeof(*c));
 	struct timeval tv = { .tv_sec = 5 };
 	uint64_t live = 0, b1 = 0, h1 = 0, b2 = 1, h2 = 1, b3 = 0, h3 = 0, b4 = 1, h4 = 1, l;
@@ -1160,9 +1160,11 @@ static void test_spin_tail(void)
 	      live == 1);
 	ok = spin_stats_wait(line, sizeof(line), 0, 0, &l, &b2, &h2);
 	waited = now_ms() - t0;
-	CHECK(ok && waited <= 3000,
+	/* the bound is 2-3 ticks (0.5-0.75 s); 1500 ms leaves room for a
+	 * loaded host's late ticks and still fails a bound of 6 ticks */
+	CHECK(ok && waited <= 1500,
 	      "spin tail: %llu big bodies, spin_held %llu %llu ms after the read of a quiet client "
-	      "(want 0, 0 within 3000 ms: the tail is bounded)",
+	      "(want 0, 0 within 1500 ms: the tail is bounded)",
 	      (unsigned long long)b2, (unsigned long long)h2, (unsigned long long)waited);
 	/* again, then a next request: the tail ends with it */
 	ok = send_all(c->fd, req, sizeof(req) - 1) && !read_resp(c, &r, false) && huge_whole(&r);
@@ -1170,12 +1172,14 @@ static void test_spin_tail(void)
 	ok = ok && spin_sample(line, sizeof(line), &l, &b3, &h3) && b3 == 1;
 	CHECK(ok, "spin tail: the second %u MB body whole and counted after it (%llu big bodies)",
 	      HUGE >> 20, (unsigned long long)b3);
-	ok = send_all(c->fd, req_small, sizeof(req_small) - 1) && !read_resp(c, &r, false);
-	ok = ok && r.status == 200 && r.blen == SMALL && !memcmp(r.body, big, SMALL);
+	/* a HEAD: its answer has no body, so no new answer's count hides a
+	 * tail the request left standing */
+	ok = send_all(c->fd, req_head, sizeof(req_head) - 1) && !read_resp(c, &r, true);
+	ok = ok && r.status == 200;
 	resp_free(&r);
 	ok = ok && spin_sample(line, sizeof(line), &l, &b4, &h4) && !b4 && !h4;
-	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu after the next request's 16 KB answer "
-		  "(want 0, 0: the request ended the tail)",
+	CHECK(ok, "spin tail: %llu big bodies, spin_held %llu after the next request (a HEAD) "
+		  "was answered (want 0, 0: the request ended the tail)",
 	      (unsigned long long)b4, (unsigned long long)h4);
 	printf("spin tail: 8 MB read whole: %llu big bodies, spin_held %llu; %u MB: %llu, %llu "
 	       "(%llu live), released %llu ms after the read; after a next request %llu, %llu\n",
