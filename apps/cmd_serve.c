@@ -115,12 +115,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,8 +208,9 @@
 #define POOL_MB_MIN 8u /* measured: the least that serves (docs/net.md) */
 #define SERVER_NAME "ringplane"
 /* Stop parsing pipelined requests with this many bytes of bodiless answers
- * queued (a head is at most 1 KB): a peer that pipelines and does not read
- * is then held back by its socket, not by our memory. */
+ * queued (a head is at most 1 KB, a head with its kept body, memo_body, at
+ * most 17 KB): a peer that pipelines and does not read is then held back
+ * by its socket, not by our memory. */
 #define HEADS_PAUSE (16u * 1024)
 #define HEADS_MAX (64u * 1024) /* the queue's bound: HEADS_PAUSE + a head, with room */
 /* Provided buffers one connection keeps (64 KB of 4 KB buffers): 60
@@ -328,6 +332,9 @@ struct serve_stats {
 	 * first (hup_arm; also in resets, counted there by on_hup:
 	 * conn_reset) */
 	uint64_t hup_resets;
+	/* body bytes answered from the memo (memo_body): copies, also in
+	 * the stats line's copied; counted when queued */
+	uint64_t memo_bytes;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -366,8 +373,21 @@ struct held {
  * A request with a condition or a range builds its head as before. At
  * 4 KB and 8 keep-alive connections building the head took about 5% of
  * serve's CPU (docs/net.md, "Measured: serve 4 KB at 8 connections").
+ * A small body is kept with its head, for the same key and no longer
+ * (memo_body), so a GET of it again in that second is answered from
+ * memory with no read (its preadv2 was 6% of serve's samples there).
  */
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
 #define HEAD_MEMO_N	  32
+/* memo_body keeps and sends bodies only while the pool has this many
+ * whole 1 MB spans free: what it takes (a body, the answer's copy, the
+ * connection's output queue) then never comes out of the room pool_room
+ * keeps for clients (4 spans at most). Below (and with --pool-mb under
+ * 16) answers go the file's way: at 8 MB one 1 B body took the span the
+ * next accept's room counted on (test_serve_pool.sh, conn_nomem). */
+#define MEMO_SPANS_MIN	  16u
 #define HEAD_MEMO_PATH	  96
 #define HEAD_MEMO_HEAD	  384
 struct head_memo {
@@ -379,6 +399,15 @@ struct head_memo {
 	time_t date;
 	bool keep_alive;
 	uint16_t plen, hlen;
+	/* the whole small body (up to SMALL_BODY: memo_body), read at
+	 * body_ns (CLOCK_MONOTONIC) in the second this head names; pool
+	 * memory, given back with the head it goes with (memo_keep), at the
+	 * tick after its second (memo_trim) and for any wait for memory
+	 * (memo_shed). body_tried: a read was tried for this head (once) */
+	char *body;
+	uint32_t blen;
+	bool body_tried;
+	uint64_t body_ns;
 	char path[HEAD_MEMO_PATH];
 	char head[HEAD_MEMO_HEAD];
 };
@@ -1295,6 +1324,8 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
  * head head_nomem), so a
  * retry that finds none (mem_again) neither counts a wait nor moves the
  * bound. Reading stops meanwhile as for an answer out (on_recv). */
+static void memo_shed(struct sshard *ss);
+
 static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 {
 	if (kind != MW_BODY && rp_shard_stopping(sh)) {
@@ -1305,6 +1336,8 @@ static void mem_wait_start(struct rp_shard *sh, struct sconn *c, uint8_t kind)
 		conn_close(sh, c);
 		return;
 	}
+	/* the memo's bodies are the pool memory least worth keeping now */
+	memo_shed(c->ss);
 	if (c->mem_again) {
 		ST_ADD(c->ss, mem_retries, 1);
 	} else {
@@ -1363,8 +1396,10 @@ static void q_error(struct rp_outq *q, void *arg, int err)
 	conn_close(rp_shard_self(), c);
 }
 
-/* Queue a copy of @head on q (made here the first time). */
-static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen)
+/* Queue a copy of @head and @body (a memo's answer, memo_body; or
+ * none) on q (made here the first time). */
+static int queue_head2(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen,
+		       const char *body, size_t blen)
 {
 	struct rp_outq_opts o = {
 		/* flushed once conn_next has answered what is buffered; small
@@ -1381,11 +1416,13 @@ static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, si
 		return -EPIPE;
 	if (!c->q && (ret = rp_outq_init(sh, &c->q, c->fd, &o)))
 		return ret;
-	copy = rp_pool_alloc(rp_shard_pool(sh), hlen);
+	copy = rp_pool_alloc(rp_shard_pool(sh), hlen + blen);
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, head, hlen);
-	ret = rp_outq_push(c->q, copy, hlen, head_released, c);
+	if (blen)
+		memcpy(copy + hlen, body, blen);
+	ret = rp_outq_push(c->q, copy, hlen + blen, head_released, c);
 	if (ret) {
 		rp_pool_free(copy);
 		return ret;
@@ -1393,6 +1430,11 @@ static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, si
 	if (c->heads_out++ == 0)
 		c->ops++; /* the connection stays until its heads are out */
 	return 0;
+}
+
+static int queue_head(struct rp_shard *sh, struct sconn *c, const char *head, size_t hlen)
+{
+	return queue_head2(sh, c, head, hlen, NULL, 0);
 }
 
 /* Answer with @head and then @len bytes of @entry's file from @off (entry
@@ -1581,11 +1623,10 @@ static struct head_memo *memo_slot(struct sshard *ss, const struct rp_file_entry
 
 /* The head kept for @e's whole-file 200 answer at @path, @keep_alive, in
  * the second @date, or NULL. */
-static const struct head_memo *memo_find(struct sshard *ss, const struct rp_file_entry *e,
-					 const char *path, size_t plen, bool keep_alive,
-					 time_t date)
+static struct head_memo *memo_find(struct sshard *ss, const struct rp_file_entry *e,
+				   const char *path, size_t plen, bool keep_alive, time_t date)
 {
-	const struct head_memo *m = memo_slot(ss, e);
+	struct head_memo *m = memo_slot(ss, e);
 
 	if (m->e != e || !m->hlen || m->date != date || m->keep_alive != keep_alive ||
 	    m->plen != plen || m->size != e->st.st_size || m->ino != e->st.st_ino ||
@@ -1595,13 +1636,46 @@ static const struct head_memo *memo_find(struct sshard *ss, const struct rp_file
 	return m;
 }
 
-static void memo_keep(struct sshard *ss, const struct rp_file_entry *e, const char *path,
-		      size_t plen, bool keep_alive, time_t date, const char *head, size_t hlen)
+static void memo_body_drop(struct head_memo *m)
+{
+	rp_pool_free(m->body);
+	m->body = NULL;
+	m->blen = 0;
+}
+
+/* Every body kept, given back: a wait for memory began (mem_wait_start),
+ * so the pool is short, and the memo is worth less than an answer. */
+static void memo_shed(struct sshard *ss)
+{
+	for (unsigned i = 0; i < HEAD_MEMO_N; i++)
+		memo_body_drop(&ss->memo[i]);
+}
+
+/* The bodies of past seconds, given back (the tick): a hit needs the
+ * second it was read in, so they are dead weight in the pool. */
+static void memo_trim(struct sshard *ss)
+{
+	time_t now = time(NULL);
+
+	for (unsigned i = 0; i < HEAD_MEMO_N; i++)
+		if (ss->memo[i].body && ss->memo[i].date != now)
+			memo_body_drop(&ss->memo[i]);
+}
+
+/* The slot now keeping @head, or NULL (too long to keep). Its body, if
+ * any, was another head's: it goes. */
+static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry *e,
+				   const char *path, size_t plen, bool keep_alive, time_t date,
+				   const char *head, size_t hlen)
 {
 	struct head_memo *m = memo_slot(ss, e);
 
-	if (plen > HEAD_MEMO_PATH || hlen > HEAD_MEMO_HEAD)
-		return;
+	memo_body_drop(m);
+	m->body_tried = false;
+	if (plen > HEAD_MEMO_PATH || hlen > HEAD_MEMO_HEAD) {
+		m->hlen = 0; /* the slot's old head: its body went, keep none */
+		return NULL;
+	}
 	m->e = e;
 	m->dev = e->st.st_dev;
 	m->ino = e->st.st_ino;
@@ -1613,6 +1687,96 @@ static void memo_keep(struct sshard *ss, const struct rp_file_entry *e, const ch
 	m->hlen = (uint16_t)hlen;
 	memcpy(m->path, path, plen);
 	memcpy(m->head, head, hlen);
+	return m;
+}
+
+/* @fd's file lives on tmpfs (its pages in memory, or swap). */
+static bool memo_on_tmpfs(int fd)
+{
+	struct statfs sf;
+
+	return !fstatfs(fd, &sf) && sf.f_type == TMPFS_MAGIC;
+}
+
+/*
+ * Answer @c's GET of @e (@len bytes, whole) with @m's head and the body
+ * kept with it, queued as a bodiless answer is (one copy into the pool, no
+ * read, no file send): true when answered that way (@e given back). No
+ * body kept yet: read once for this head, and only where the small path
+ * would read it itself (a head of its own, not behind queued ones, which
+ * go by sendfile), by a RWF_NOWAIT read that fails rather than wait for
+ * the disk (on tmpfs, which takes no RWF_NOWAIT, a plain one). False
+ * (nothing sent): the caller answers as before.
+ *
+ * Staleness: the bytes serve only the head they were read for, whose key
+ * is the Date second and the cache's stat (size, mtime), and at most 1 s
+ * after the read began (CLOCK_MONOTONIC: a wall clock set back reaches
+ * the same second again). A file rewritten in place is read fresh in the
+ * next second, or once the cache's check (0.5 s) saw its new stat: within
+ * the 1 s filecache.h promises. The memo is bounded: HEAD_MEMO_N bodies
+ * of at most SMALL_BODY, 512 KB of the shard's pool.
+ */
+static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
+		      struct rp_file_entry *e, uint64_t len)
+{
+	uint64_t now = rp_app_now_ns();
+	int ret;
+
+	if (rp_pool_spans_free(rp_shard_pool(sh), 0) < MEMO_SPANS_MIN) {
+		/* a pool short of spans: a body (or the answer's copy, or the
+		 * connection's first queue) could take the one another
+		 * answer or an accept then waits for (test_serve_pool.sh: an
+		 * answer waited for good); the memory back, the file's way */
+		memo_body_drop(m);
+		return false;
+	}
+	if (m->body && now - m->body_ns >= 1000000000ull)
+		memo_body_drop(m); /* the clock went back: a second of its own again */
+	if (!m->body) {
+		struct iovec v;
+		ssize_t n;
+
+		if (m->body_tried || c->heads_out || !len || len > SMALL_BODY)
+			return false;
+		m->body_tried = true;
+		m->body = rp_pool_alloc(rp_shard_pool(sh), (size_t)len);
+		if (!m->body)
+			return false;
+		v.iov_base = m->body;
+		v.iov_len = (size_t)len;
+		m->body_ns = now; /* before the read: its age bound holds from there */
+		do
+			n = preadv2(e->fd, &v, 1, 0, RWF_NOWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EOPNOTSUPP && memo_on_tmpfs(e->fd)) {
+			/* tmpfs takes no RWF_NOWAIT (6.18), and its pages are
+			 * memory: a plain read waits for no disk (but for a
+			 * page swapped out). Once a second a file at most */
+			do
+				n = preadv2(e->fd, &v, 1, 0, 0);
+			while (n < 0 && errno == EINTR);
+		}
+		if (n != (ssize_t)len) {
+			/* not (all) cached, or the file shrank: as before */
+			memo_body_drop(m);
+			return false;
+		}
+		m->blen = (uint32_t)len;
+	}
+	if (m->blen != len)
+		return false; /* the key holds the size: never, but no wrong answer */
+	ret = queue_head2(sh, c, m->head, m->hlen, m->body, m->blen);
+	if (ret == -ENOMEM)
+		return false; /* the file's way, which waits for memory if it must */
+	rp_file_cache_put(c->ss->cache, e);
+	if (ret) {
+		c->keep_alive = false;
+		conn_close(sh, c);
+	} else {
+		count_status(&c->ss->st, 200);
+		ST_ADD(c->ss, memo_bytes, m->blen);
+	}
+	return true;
 }
 
 static void serve_request(struct rp_shard *sh, struct sconn *c)
@@ -1701,10 +1865,11 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 	/* no condition, no range: a whole-file 200, whose head may be kept */
 	memo = !q->has_if_none_match && !q->has_if_modified_since && !q->has_range;
 	if (memo) {
-		const struct head_memo *m =
-			memo_find(c->ss, e, path, (size_t)plen, c->keep_alive, r.date);
+		struct head_memo *m = memo_find(c->ss, e, path, (size_t)plen, c->keep_alive, r.date);
 
 		if (m) {
+			if (q->method != RP_HTTP_METHOD_HEAD && memo_body(sh, c, m, e, len))
+				return;
 			if (respond(sh, c, 200, m->head, m->hlen, e, 0,
 				    q->method == RP_HTTP_METHOD_HEAD ? 0 : len))
 				mem_wait_start(sh, c, MW_REQ);
@@ -1765,8 +1930,13 @@ static void serve_request(struct rp_shard *sh, struct sconn *c)
 		error_response(sh, c, 500);
 		return;
 	}
-	if (memo && r.status == 200)
-		memo_keep(c->ss, e, path, (size_t)plen, c->keep_alive, r.date, head, (size_t)n);
+	if (memo && r.status == 200) {
+		struct head_memo *m = memo_keep(c->ss, e, path, (size_t)plen, c->keep_alive,
+						r.date, head, (size_t)n);
+
+		if (m && q->method != RP_HTTP_METHOD_HEAD && memo_body(sh, c, m, e, len))
+			return;
+	}
 	if (q->method == RP_HTTP_METHOD_HEAD)
 		len = 0;
 	if (respond(sh, c, r.status, head, (size_t)n, e, first, len))
@@ -2717,6 +2887,7 @@ static void on_tick(struct rp_shard *sh, void *arg, const struct rp_cqe *cq)
 		check_root(ss);
 	if (ss->now_ticks % PIPE_TRIM_TICKS == 0)
 		(void)rp_file_send_trim(sh); /* counted in pipes_trimmed */
+	memo_trim(ss);
 	retry_opens(sh, ss); /* before the poke: what was taken in first */
 	/* read before the poke: a poke re-arms an accept whose back-off timer
 	 * failed, and its EMFILE comes back only after the next submit */
@@ -2937,6 +3108,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	struct rp_pool_stats ps;
 	uint64_t pool_live = 0; /* pool bytes held: connections, buffers, ops */
 	uint64_t small_zc = rp_file_send_small_sendfile(sh);
+	uint64_t memo_held = 0; /* pool bytes the memo's bodies hold (in pool_live) */
 	struct rp_outq_stats qs;
 	char refused[512], by_status[512];
 	size_t off = 0;
@@ -2950,6 +3122,9 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 	rp_pool_stats(rp_shard_pool(sh), &ps);
 	for (unsigned k = 0; k < RP_POOL_NCLASS; k++)
 		pool_live += ps.class_live_bytes[k];
+	for (unsigned i = 0; i < HEAD_MEMO_N; i++)
+		if (ss->memo[i].body)
+			memo_held += rp_pool_class_size(ss->memo[i].blen);
 	off = 0;
 	for (size_t k = 0; k < STATUS_N && off < sizeof(by_status); k++) {
 		if (status_codes[k])
@@ -2977,7 +3152,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu hup_resets %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu to_iowq %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
-		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu | cache hits %llu "
+		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu memo_bytes %llu memo_held %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live, ss->big, ss->spin_held,
@@ -3014,7 +3189,8 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)fs.body_bytes[0], (unsigned long long)fs.body_bytes[1],
 		(unsigned long long)fs.body_bytes[2],
 		(unsigned long long)(fs.body_bytes[1] + fs.body_bytes[2] + small_zc),
-		(unsigned long long)(fs.body_bytes[0] - small_zc),
+		(unsigned long long)(fs.body_bytes[0] - small_zc + ss->st.memo_bytes),
+		(unsigned long long)ss->st.memo_bytes, (unsigned long long)memo_held,
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted,
 		(unsigned long long)cs.shed, cs.open_fds,
@@ -3164,6 +3340,7 @@ static void serve_fini(struct rp_shard *sh, void *arg)
 	rp_app_again_fini(sh, &ss->again); /* a pass the stop left undone */
 	if (ss->cache)
 		print_shard(sh, ss, stdout);
+	memo_shed(ss);
 	rp_file_cache_destroy(ss->cache);
 	ss->cache = NULL;
 	if (ss->root_owned) {

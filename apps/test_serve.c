@@ -58,7 +58,11 @@
  *              body bytes between); two files asked twice each (each its
  *              own Content-Length, Content-Type, ETag). A file replaced by
  *              rename with another size: every answer one version's head
- *              with that version's body, the new one within 1.5 s.
+ *              with that version's body, the new one within 1.5 s. A 4 KB
+ *              file whose body the memo keeps (memo_bytes) rewritten in
+ *              place: same size, same size and mtime, 3000 B, 6000 B,
+ *              7000 B with the old mtime: every answer one whole version,
+ *              the new one from every request 1 s after the write.
  *   timeouts   a head that never completes is closed after --header-timeout;
  *              an idle keep-alive connection after --keepalive-timeout; a
  *              client that pipelines HEAD requests and never reads (answers
@@ -2570,6 +2574,157 @@ static void memo_replaced(void)
 	       news, seen ? (unsigned long long)(seen - t0) : 0ull, bad);
 }
 
+/*
+ * 5: a small file rewritten in place (same inode) while its body is kept
+ * with its head (cmd_serve.c, memo_body): the new bytes are served to
+ * every request that starts 1 s or more after the write (filecache.h's
+ * promise, which the memo must not stretch), and every answer is one
+ * whole version: Content-Length == the body, the body one version byte
+ * for byte. Before the cache's check (0.5 s) saw the new stat, the file
+ * path (as before the memo kept bodies) may also send the new bytes under
+ * the old length (the prefix of a longer version) or cut a shorter one
+ * (-EIO): admitted in the first MEMO_STAT_MS only. Same size (new mtime),
+ * same size with the old mtime put back (only the ctime and the Date
+ * second say), shorter, longer, longer with the old mtime put back.
+ */
+#define MEMO_STAT_MS  600u  /* the cache's 0.5 s check, with room */
+#define MEMO_FRESH_MS 1000u /* the contract: a request this late sees the change */
+
+struct memo_ver {
+	char data[8192];
+	size_t len;
+};
+
+static void memo_ver_make(struct memo_ver *v, unsigned ver, size_t len)
+{
+	v->len = len;
+	for (size_t i = 0; i < len; i++)
+		v->data[i] = (char)('A' + (i * 7 + ver * 13 + i / 97) % 26);
+	snprintf(v->data, len < 16 ? len : 16, "version %u    ", ver);
+}
+
+/* @name's bytes become @v's in place (same inode: pwrite, then ftruncate
+ * for a shorter one); @keep_mtime: the old mtime put back after. */
+static bool memo_rewrite(const char *name, const struct memo_ver *v, bool keep_mtime)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
+	struct stat st;
+	char p[256];
+	bool ok;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = !fstat(fd, &st) && pwrite(fd, v->data, v->len, 0) == (ssize_t)v->len &&
+	     !ftruncate(fd, (off_t)v->len);
+	if (ok && keep_mtime) {
+		ts[1] = st.st_mtim;
+		ok = !futimens(fd, ts);
+	}
+	close(fd);
+	return ok;
+}
+
+/* One phase: @from served (and kept) before, rewritten to @to, GETs
+ * every few ms until MEMO_FRESH_MS + 300 ms after the write. */
+static void memo_phase(const char *what, const struct memo_ver *from, const struct memo_ver *to,
+		       bool keep_mtime)
+{
+	static const char get_w[] = "GET /memo_w.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static char line[16384];
+	struct conn *c = calloc(1, sizeof(*c));
+	unsigned olds = 0, news = 0, window = 0, late_old = 0, bad = 0, n = 0;
+	uint64_t tw, seen = 0, mb0 = 0, mb1 = 0;
+	struct resp r;
+
+	c->fd = dial();
+	/* kept: three GETs of the old version, all three from the memo */
+	if (server_stats(line, sizeof(line)))
+		mb0 = stat_of(line, " memo_bytes ");
+	for (int i = 0; i < 3; i++) {
+		bool ok = c->fd >= 0 && send_all(c->fd, get_w, sizeof(get_w) - 1) &&
+			  !read_resp(c, &r, false) && r.status == 200 &&
+			  r.clen == (long long)from->len && r.blen == from->len &&
+			  !memcmp(r.body, from->data, from->len);
+
+		CHECK(ok, "memo %s: GET before the change: %d, %zu body bytes", what, r.status,
+		      r.blen);
+		resp_free(&r);
+	}
+	if (server_stats(line, sizeof(line)))
+		mb1 = stat_of(line, " memo_bytes ");
+	CHECK(mb1 - mb0 == 3 * from->len, "memo %s: memo_bytes +%llu for 3 GETs of %zu B", what,
+	      (unsigned long long)(mb1 - mb0), from->len);
+	CHECK(memo_rewrite("memo_w.bin", to, keep_mtime), "memo %s: rewrite", what);
+	tw = now_ms();
+	for (; n < 400 && now_ms() - tw < MEMO_FRESH_MS + 300; n++) {
+		uint64_t t = now_ms() - tw; /* this request's start */
+		bool got, whole;
+
+		if (c->fd < 0)
+			c->fd = dial();
+		got = c->fd >= 0 && send_all(c->fd, get_w, sizeof(get_w) - 1) &&
+		      !read_resp(c, &r, false) && r.status == 200;
+		whole = got && r.clen == (long long)r.blen;
+		if (whole && r.blen == to->len && !memcmp(r.body, to->data, to->len)) {
+			news++;
+			if (!seen)
+				seen = t + 1;
+		} else if (whole && r.blen == from->len && !memcmp(r.body, from->data, from->len)) {
+			olds++;
+			if (t >= MEMO_FRESH_MS || seen)
+				late_old++;
+		} else if (t < MEMO_STAT_MS && !seen &&
+			   (!got || (whole && r.blen < to->len &&
+				     !memcmp(r.body, to->data, r.blen)))) {
+			window++; /* the cache's old stat: a cut, or a prefix */
+		} else {
+			if (!bad++)
+				fprintf(stderr, "memo %s: answer at %llu ms: %s(%zu body bytes)\n",
+					what, (unsigned long long)t, got ? r.head : "(none)\n",
+					got ? r.blen : 0);
+		}
+		if (got)
+			resp_free(&r);
+		else if (c->fd >= 0) {
+			close(c->fd); /* cut: a fresh connection */
+			c->fd = -1;
+			c->have = 0;
+		}
+		usleep(15000);
+	}
+	CHECK(!bad && !late_old && seen && seen - 1 < MEMO_FRESH_MS,
+	      "memo %s: %u old (%u of them 1 s or more after the change, or after the new), "
+	      "%u new (first at %llu ms), %u in the stat window, %u wrong",
+	      what, olds, late_old, news, seen ? (unsigned long long)(seen - 1) : 0ull, window,
+	      bad);
+	printf("memo %s: %u old answers, then %u new from %llu ms, %u in the stat window\n", what,
+	       olds, news, seen ? (unsigned long long)(seen - 1) : 0ull, window);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void memo_rewritten(void)
+{
+	static struct memo_ver v[6];
+
+	memo_ver_make(&v[0], 0, 4096);
+	memo_ver_make(&v[1], 1, 4096);
+	memo_ver_make(&v[2], 2, 4096);
+	memo_ver_make(&v[3], 3, 3000);
+	memo_ver_make(&v[4], 4, 6000);
+	memo_ver_make(&v[5], 5, 7000);
+	put("memo_w.bin", v[0].data, v[0].len);
+	memo_phase("same size", &v[0], &v[1], false);
+	memo_phase("same size and mtime", &v[1], &v[2], true);
+	memo_phase("truncated", &v[2], &v[3], false);
+	memo_phase("extended", &v[3], &v[4], false);
+	memo_phase("extended, mtime put back", &v[4], &v[5], true);
+}
+
 static void test_memo(void)
 {
 	struct memo_round m;
@@ -2585,6 +2740,7 @@ static void test_memo(void)
 	}
 	CHECK(within, "memo: no round of %d within one Date second", tries);
 	memo_replaced();
+	memo_rewritten();
 	printf("memo: keep-alive/close, HEAD after GET, two files: %d round(s), the last within "
 	       "one second: %s\n",
 	       tries, within ? "yes" : "no");
@@ -3454,6 +3610,13 @@ static void linger_after_pause(unsigned rounds)
 	free(b);
 }
 
+/* pool_live less what the memo's kept bodies hold (memo_held): the
+ * shard's, not a connection's, and given back at a tick. */
+static uint64_t conns_live(const char *line)
+{
+	return stat_of(line, "pool_live ") - stat_of(line, " memo_held ");
+}
+
 /* What a lingering connection holds of the server's pool: no more than an
  * idle keep-alive one (its struct and its receive). A HEAD with
  * Connection: close, whose answer goes through the connection's output
@@ -3473,13 +3636,13 @@ static void linger_pool(void)
 
 	CHECK(lingering_back(line, sizeof(line), 0, 5000), "linger: connections still lingering: %s",
 	      line);
-	live0 = stat_of(line, "pool_live ");
+	live0 = conns_live(line);
 	c->fd = dial_bounded();
 	CHECK(c->fd >= 0 && send_all(c->fd, ka, sizeof(ka) - 1) && !read_resp(c, &r, false) &&
 	      r.status == 200, "linger: pool: the idle connection's answer");
 	resp_free(&r);
 	CHECK(server_stats(line, sizeof(line)), "stats");
-	live1 = stat_of(line, "pool_live ");
+	live1 = conns_live(line);
 	fd = dial_bounded();
 	CHECK(fd >= 0 && send_all(fd, req, sizeof(req) - 1), "linger: pool: request");
 	end = read_to_end(fd, in, sizeof(in), &got, 5000);
@@ -3487,7 +3650,7 @@ static void linger_pool(void)
 	      "linger: pool: %s after %zu bytes, not the HEAD's answer and EOF", end_name(end), got);
 	CHECK(server_stats(line, sizeof(line)) && stat_of(line, " lingering ") == 1,
 	      "linger: pool: the connection not lingering (%s)", line);
-	live2 = stat_of(line, "pool_live ");
+	live2 = conns_live(line);
 	CHECK(live1 > live0 && live2 >= live1 && live2 - live1 <= live1 - live0,
 	      "linger: pool: a lingering connection holds %lld B, an idle one %lld B",
 	      (long long)(live2 - live1), (long long)(live1 - live0));
@@ -4066,7 +4229,9 @@ static int any_resident(const char *name, size_t len)
  * zero_copy and copied, byte-exact, for each way a body goes, at sizes
  * around the small path's bound (16 KB) and in the cached splice range:
  * a GET (its body behind its head: up to 16 KB read into pool memory,
- * copied; above, sendfile or splice, zero-copy), the same with the file
+ * copied, and kept with its head: memo_bytes; above, sendfile or splice,
+ * zero-copy), then with an If-None-Match that fails (a 200 not from the
+ * memo, so the paths below are seen whatever it keeps): the same with the file
  * dropped from the page cache first (up to 16 KB the ring's read -> send,
  * copied; above, splice from the file in io-wq, zero-copy), a GET
  * pipelined behind a 404 (no head of its own: a small cached body by one
@@ -4092,7 +4257,7 @@ static void test_path_bytes(void)
 		snprintf(name, sizeof(name), "pb%u.bin", size[i]);
 		put(name, big, size[i]);
 		for (unsigned k = 0; k < 4; k++) {
-			uint64_t zc0, cp0, zc, cp, want_zc, splice0, nc0;
+			uint64_t zc0, cp0, zc, cp, want_zc, splice0, nc0, mb0, mb;
 			struct conn *c = calloc(1, sizeof(*c));
 			int cached = 1;
 			int got = 0, n = k < 2 ? 1 : k == 2 ? 2 : 3;
@@ -4102,13 +4267,18 @@ static void test_path_bytes(void)
 			cp0 = stat_of(line, " copied ");
 			splice0 = stat_of(line, " shard_splice ");
 			nc0 = stat_of(line, " not_cached ");
+			mb0 = stat_of(line, " memo_bytes ");
 			if (k == 1) {
 				evict(name);
 				usleep(150 * 1000); /* past rp_file_send's residency memo (100 ms) */
 				cached = any_resident(name, size[i]);
 			}
-			snprintf(req, sizeof(req), "%sGET /%s HTTP/1.1\r\nHost: x\r\n\r\n%s",
+			/* after the first, an If-None-Match no ETag matches:
+			 * a 200 as before, but not from the memo, which the
+			 * first GET filled (memo_bytes), so each path is seen */
+			snprintf(req, sizeof(req), "%sGET /%s HTTP/1.1\r\nHost: x\r\n%s\r\n%s",
 				 k >= 2 ? "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" : "", name,
+				 k ? "If-None-Match: \"other\"\r\n" : "",
 				 k == 3 ? "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" : "");
 			c->fd = dial();
 			if (c->fd >= 0 && send_all(c->fd, req, strlen(req))) {
@@ -4130,10 +4300,17 @@ static void test_path_bytes(void)
 				close(c->fd);
 			free(c);
 			bytes_after(line, sizeof(line), zc0, cp0, size[i], &zc, &cp);
+			/* the first GET of a small body: read once into the
+			 * memo and sent from there, copied (memo_bytes) */
+			mb = stat_of(line, " memo_bytes ") - mb0;
+			CHECK(mb == (k == 0 && small ? size[i] : 0),
+			      "path bytes: %u B %s: memo_bytes +%llu", size[i], how[k],
+			      (unsigned long long)mb);
 			want_zc = !small || k == 2 ? size[i] : 0;
-			printf("path bytes: %u B %s: zero_copy +%llu copied +%llu (shard_splice +%llu, "
-			       "not_cached +%llu)\n",
+			printf("path bytes: %u B %s: zero_copy +%llu copied +%llu (memo_bytes +%llu, "
+			       "shard_splice +%llu, not_cached +%llu)\n",
 			       size[i], how[k], (unsigned long long)zc, (unsigned long long)cp,
+			       (unsigned long long)mb,
 			       (unsigned long long)(stat_of(line, " shard_splice ") - splice0),
 			       (unsigned long long)(stat_of(line, " not_cached ") - nc0));
 			/* a big body found not cached goes by splice from io-wq
