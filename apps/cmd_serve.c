@@ -1662,20 +1662,18 @@ static void memo_trim(struct sshard *ss)
 			memo_body_drop(&ss->memo[i]);
 }
 
-/* The slot now keeping @head, or NULL (too long to keep). Its body, if
- * any, was another head's: it goes. */
+/* The slot now keeping @head, or NULL (too long to keep: the slot keeps
+ * what it held). Its body, if any, was another head's: it goes. */
 static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry *e,
 				   const char *path, size_t plen, bool keep_alive, time_t date,
 				   const char *head, size_t hlen)
 {
 	struct head_memo *m = memo_slot(ss, e);
 
+	if (plen > HEAD_MEMO_PATH || hlen > HEAD_MEMO_HEAD)
+		return NULL;
 	memo_body_drop(m);
 	m->body_tried = false;
-	if (plen > HEAD_MEMO_PATH || hlen > HEAD_MEMO_HEAD) {
-		m->hlen = 0; /* the slot's old head: its body went, keep none */
-		return NULL;
-	}
 	m->e = e;
 	m->dev = e->st.st_dev;
 	m->ino = e->st.st_ino;
