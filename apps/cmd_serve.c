@@ -368,7 +368,8 @@ struct held {
 /*
  * The head of a whole-file 200 answer, kept per shard for the second it
  * was written in: it is a function of the file (its entry and the stat the
- * cache holds for it: size, mtime, so ETag and Last-Modified), the path
+ * cache holds for it: inode, size, mtime, so ETag and Last-Modified, and
+ * ctime, which a write moves even when the mtime is put back), the path
  * (Content-Type), keep-alive and the Date's second, all compared on a hit.
  * A request with a condition or a range builds its head as before. At
  * 4 KB and 8 keep-alive connections building the head took about 5% of
@@ -395,7 +396,7 @@ struct head_memo {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	struct timespec mtim;
+	struct timespec mtim, ctim;
 	time_t date;
 	bool keep_alive;
 	uint16_t plen, hlen;
@@ -1631,9 +1632,19 @@ static struct head_memo *memo_find(struct sshard *ss, const struct rp_file_entry
 	if (m->e != e || !m->hlen || m->date != date || m->keep_alive != keep_alive ||
 	    m->plen != plen || m->size != e->st.st_size || m->ino != e->st.st_ino ||
 	    m->dev != e->st.st_dev || m->mtim.tv_sec != e->st.st_mtim.tv_sec ||
-	    m->mtim.tv_nsec != e->st.st_mtim.tv_nsec || memcmp(m->path, path, plen))
+	    m->mtim.tv_nsec != e->st.st_mtim.tv_nsec || m->ctim.tv_sec != e->st.st_ctim.tv_sec ||
+	    m->ctim.tv_nsec != e->st.st_ctim.tv_nsec || memcmp(m->path, path, plen))
 		return NULL;
 	return m;
+}
+
+/* @st (an fstat after the body's read) is the file @m's key names: the
+ * same inode, size, mtime and ctime. */
+static bool memo_same(const struct head_memo *m, const struct stat *st)
+{
+	return st->st_dev == m->dev && st->st_ino == m->ino && st->st_size == m->size &&
+	       st->st_mtim.tv_sec == m->mtim.tv_sec && st->st_mtim.tv_nsec == m->mtim.tv_nsec &&
+	       st->st_ctim.tv_sec == m->ctim.tv_sec && st->st_ctim.tv_nsec == m->ctim.tv_nsec;
 }
 
 static void memo_body_drop(struct head_memo *m)
@@ -1679,6 +1690,7 @@ static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry
 	m->ino = e->st.st_ino;
 	m->size = e->st.st_size;
 	m->mtim = e->st.st_mtim;
+	m->ctim = e->st.st_ctim;
 	m->date = date;
 	m->keep_alive = keep_alive;
 	m->plen = (uint16_t)plen;
@@ -1707,12 +1719,19 @@ static bool memo_on_tmpfs(int fd)
  * (nothing sent): the caller answers as before.
  *
  * Staleness: the bytes serve only the head they were read for, whose key
- * is the Date second and the cache's stat (size, mtime), and at most 1 s
- * after the read began (CLOCK_MONOTONIC: a wall clock set back reaches
- * the same second again). A file rewritten in place is read fresh in the
- * next second, or once the cache's check (0.5 s) saw its new stat: within
- * the 1 s filecache.h promises. The memo is bounded: HEAD_MEMO_N bodies
- * of at most SMALL_BODY, 512 KB of the shard's pool.
+ * is the Date second and the cache's stat (inode, size, mtime, ctime),
+ * and at most 1 s after the read began (CLOCK_MONOTONIC: a wall clock set
+ * back reaches the same second again). They are kept only when they are
+ * that stat's bytes: the read asks one byte more than the key's size and
+ * must return the size exactly (a file grown or shrunk is not kept), and
+ * an fstat after the read must still be the key (a write that came
+ * before or during the read moved mtime and ctime; one taken before the
+ * read would miss a write between the two). Otherwise the request is
+ * answered the file's way and nothing is kept. A file rewritten in place
+ * is read fresh in the next second, or once the cache's check (0.5 s)
+ * saw its new stat: within the 1 s filecache.h promises. The memo is
+ * bounded: HEAD_MEMO_N bodies of at most SMALL_BODY, 512 KB of the
+ * shard's pool.
  */
 static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 		      struct rp_file_entry *e, uint64_t len)
@@ -1731,31 +1750,38 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 	if (m->body && now - m->body_ns >= 1000000000ull)
 		memo_body_drop(m); /* the clock went back: a second of its own again */
 	if (!m->body) {
-		struct iovec v;
+		char past; /* the byte after the key's size: there must be none */
+		struct iovec v[2];
+		struct stat st;
 		ssize_t n;
 
-		if (m->body_tried || c->heads_out || !len || len > SMALL_BODY)
+		if (m->body_tried || c->heads_out || !len || len > SMALL_BODY ||
+		    len != (uint64_t)m->size)
 			return false;
 		m->body_tried = true;
 		m->body = rp_pool_alloc(rp_shard_pool(sh), (size_t)len);
 		if (!m->body)
 			return false;
-		v.iov_base = m->body;
-		v.iov_len = (size_t)len;
+		v[0].iov_base = m->body;
+		v[0].iov_len = (size_t)len;
+		v[1].iov_base = &past;
+		v[1].iov_len = 1;
 		m->body_ns = now; /* before the read: its age bound holds from there */
 		do
-			n = preadv2(e->fd, &v, 1, 0, RWF_NOWAIT);
+			n = preadv2(e->fd, v, 2, 0, RWF_NOWAIT);
 		while (n < 0 && errno == EINTR);
 		if (n < 0 && errno == EOPNOTSUPP && memo_on_tmpfs(e->fd)) {
 			/* tmpfs takes no RWF_NOWAIT (6.18), and its pages are
 			 * memory: a plain read waits for no disk (but for a
 			 * page swapped out). Once a second a file at most */
 			do
-				n = preadv2(e->fd, &v, 1, 0, 0);
+				n = preadv2(e->fd, v, 2, 0, 0);
 			while (n < 0 && errno == EINTR);
 		}
-		if (n != (ssize_t)len) {
-			/* not (all) cached, or the file shrank: as before */
+		/* not (all) cached, shorter or longer than the key says, or
+		 * written since the stat the head was made from (the key):
+		 * as before, nothing kept */
+		if (n != (ssize_t)len || fstat(e->fd, &st) || !memo_same(m, &st)) {
 			memo_body_drop(m);
 			return false;
 		}
