@@ -1708,15 +1708,63 @@ static bool memo_on_tmpfs(int fd)
 	return !fstatfs(fd, &sf) && sf.f_type == TMPFS_MAGIC;
 }
 
+/* Send @m's head and kept body on @c's socket now, as file_send's small
+ * path sends a head and a body (one send, no ring round trip): only with
+ * nothing queued before it (no head out, so nothing of an earlier answer
+ * is still to go) and for a keep-alive answer (a last one ends through
+ * the queue: answer_after, conn_linger). What the socket does not take is
+ * queued (a copy of the rest; flushed by conn_next). True when answered
+ * (all sent, or the rest queued); false with nothing sent: the caller
+ * queues the whole answer (queue_head2), whose send reports a failed
+ * socket through q_error as for any head. */
+static bool memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head_memo *m)
+{
+	struct iovec v[2] = { { (void *)m->head, m->hlen }, { m->body, m->blen } };
+	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2 };
+	size_t all = (size_t)m->hlen + m->blen, sent;
+	unsigned more = 0;
+	ssize_t n;
+
+	if (c->heads_out || !c->keep_alive || c->q_failed || (c->q && rp_outq_pending(c->q)))
+		return false;
+	/* the next pipelined request already waits: its answer follows at
+	 * once (as file_send's RP_FILE_SEND_MORE) */
+	if (c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
+		more = MSG_MORE;
+	do
+		n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | more);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false; /* EAGAIN: all queued; an error: the queue's send reports it */
+	sent = (size_t)n;
+	ST_ADD(c->ss, bytes, sent);
+	c->last_tick = c->ss->now_ticks;
+	if (sent < all) {
+		/* a full socket: the rest waits in the queue (its copy), and
+		 * what follows queues behind it. No memory for it: the bytes
+		 * already went, so the connection cannot answer on */
+		size_t hrest = sent < m->hlen ? m->hlen - sent : 0;
+		size_t boff = sent > m->hlen ? sent - m->hlen : 0;
+
+		if (queue_head2(sh, c, m->head + (m->hlen - hrest), hrest, m->body + boff,
+				m->blen - boff)) {
+			c->keep_alive = false;
+			conn_close(sh, c);
+		}
+	}
+	return true;
+}
+
 /*
  * Answer @c's GET of @e (@len bytes, whole) with @m's head and the body
- * kept with it, queued as a bodiless answer is (one copy into the pool, no
- * read, no file send): true when answered that way (@e given back). No
- * body kept yet: read once for this head, and only where the small path
- * would read it itself (a head of its own, not behind queued ones, which
- * go by sendfile), by a RWF_NOWAIT read that fails rather than wait for
- * the disk (on tmpfs, which takes no RWF_NOWAIT, a plain one). False
- * (nothing sent): the caller answers as before.
+ * kept with it (one send from the memo, memo_send_now, or one copy into
+ * the pool queued as a bodiless answer is; no read, no file send): true
+ * when answered that way (@e given back). No body kept yet: read once
+ * for this head, and only where the small path would read it itself (a
+ * head of its own, not behind queued ones, which go by sendfile), by a
+ * RWF_NOWAIT read that fails rather than wait for the disk (on tmpfs,
+ * which takes no RWF_NOWAIT, a plain one). False (nothing sent): the
+ * caller answers as before.
  *
  * Staleness: the bytes serve only the head they were read for, whose key
  * is the Date second and the cache's stat (inode, size, mtime, ctime),
@@ -1789,9 +1837,13 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 	}
 	if (m->blen != len)
 		return false; /* the key holds the size: never, but no wrong answer */
-	ret = queue_head2(sh, c, m->head, m->hlen, m->body, m->blen);
-	if (ret == -ENOMEM)
-		return false; /* the file's way, which waits for memory if it must */
+	if (memo_send_now(sh, c, m)) {
+		ret = 0;
+	} else {
+		ret = queue_head2(sh, c, m->head, m->hlen, m->body, m->blen);
+		if (ret == -ENOMEM)
+			return false; /* the file's way, which waits for memory if it must */
+	}
 	rp_file_cache_put(c->ss->cache, e);
 	if (ret) {
 		c->keep_alive = false;
