@@ -335,6 +335,10 @@ struct serve_stats {
 	/* body bytes answered from the memo (memo_body): copies, also in
 	 * the stats line's copied; counted when queued */
 	uint64_t memo_bytes;
+	/* bodies read for the memo and not kept: the read returned more
+	 * than the key's size, or the fstat after it found another stat
+	 * (the file written meanwhile: memo_body) */
+	uint64_t memo_stale;
 	uint64_t refused[RP_HTTP_R_COUNT];
 };
 
@@ -1830,6 +1834,8 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 		 * written since the stat the head was made from (the key):
 		 * as before, nothing kept */
 		if (n != (ssize_t)len || fstat(e->fd, &st) || !memo_same(m, &st)) {
+			if (n >= (ssize_t)len) /* not for a short read: not cached */
+				ST_ADD(c->ss, memo_stale, 1);
 			memo_body_drop(m);
 			return false;
 		}
@@ -3228,7 +3234,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		"drain_reset %llu open_waits %llu open_wait_closed %llu root_changes %llu conn_nomem %llu send_nomem %llu head_nomem %llu mem_waits %llu mem_retries %llu zc_polls %llu soon_passes %llu hup_resets %llu | send small "
 		"%llu sendfile %llu splice %llu not_cached %llu "
 		"shard_splice %llu pipe_short %llu small_nomem %llu to_iowq %llu pipes_kept %u pipes_shed %llu pipes_trimmed %llu waits "
-		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu memo_bytes %llu memo_held %llu | cache hits %llu "
+		"%llu short_file %llu short_queued %llu body_bytes small %llu sendfile %llu splice %llu zero_copy %llu copied %llu memo_bytes %llu memo_held %llu memo_stale %llu | cache hits %llu "
 		"misses %llu reopened %llu evicted %llu fcache_evict_emfile %llu "
 		"open %u | pool_live %llu | queued heads %llu sendmsgs %llu outq_stalls %llu | refused%s | status%s\n",
 		ss->id, (unsigned long long)ss->st.accepted, ss->live, ss->big, ss->spin_held,
@@ -3267,6 +3273,7 @@ static void print_shard(struct rp_shard *sh, struct sshard *ss, FILE *f)
 		(unsigned long long)(fs.body_bytes[1] + fs.body_bytes[2] + small_zc),
 		(unsigned long long)(fs.body_bytes[0] - small_zc + ss->st.memo_bytes),
 		(unsigned long long)ss->st.memo_bytes, (unsigned long long)memo_held,
+		(unsigned long long)ss->st.memo_stale,
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.reopened, (unsigned long long)cs.evicted,
 		(unsigned long long)cs.shed, cs.open_fds,
