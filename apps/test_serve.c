@@ -61,8 +61,15 @@
  *              with that version's body, the new one within 1.5 s. A 4 KB
  *              file whose body the memo keeps (memo_bytes) rewritten in
  *              place: same size, same size and mtime, 3000 B, 6000 B,
- *              7000 B with the old mtime: every answer one whole version,
- *              the new one from every request 1 s after the write.
+ *              7000 B with the old mtime: every answer one whole version
+ *              whose ETag and Last-Modified are that version's (one from
+ *              the memo always; the file's way's old head over the new
+ *              bytes only before the cache's 0.5 s check), the new one
+ *              from every request 1 s after the write and after the
+ *              cache's reopen. The memo's read held (fanotify) while the
+ *              file is rewritten: not kept (memo_stale +1), no answer
+ *              from the memo under the old head; skipped, said so,
+ *              without fanotify permission events.
  *   timeouts   a head that never completes is closed after --header-timeout;
  *              an idle keep-alive connection after --keepalive-timeout; a
  *              client that pipelines HEAD requests and never reads (answers
@@ -149,6 +156,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -2578,34 +2586,90 @@ static void memo_replaced(void)
  * 5: a small file rewritten in place (same inode) while its body is kept
  * with its head (cmd_serve.c, memo_body): the new bytes are served to
  * every request that starts 1 s or more after the write (filecache.h's
- * promise, which the memo must not stretch), and every answer is one
- * whole version: Content-Length == the body, the body one version byte
- * for byte. Before the cache's check (0.5 s) saw the new stat, the file
- * path (as before the memo kept bodies) may also send the new bytes under
- * the old length (the prefix of a longer version) or cut a shorter one
- * (-EIO): admitted in the first MEMO_STAT_MS only. Same size (new mtime),
- * same size with the old mtime put back (only the ctime and the Date
- * second say), shorter, longer, longer with the old mtime put back.
+ * promise, which the memo must not stretch), and to every request after
+ * the server's cache saw the new stat (its reopened count moved); every
+ * answer is one whole version whose head names it: Content-Length, ETag
+ * and Last-Modified are those of the version the body's bytes are (each
+ * version's bytes begin with its number; the test makes each ETag and
+ * Last-Modified from an fstat after the write, as serve does from its
+ * cache's stat). An answer from the memo (memo_bytes moved by its body)
+ * must always be so. Only an answer the file's way, before the cache's
+ * check (0.5 s) saw the new stat, may carry the old version's head over
+ * the new bytes, a prefix of a longer version or a cut of a shorter one
+ * (-EIO), as before the memo kept bodies: admitted in the first
+ * MEMO_STAT_MS only. Same size (new mtime), same size with the old mtime
+ * put back (only the ctime says: both versions' ETag and Last-Modified
+ * are the same), shorter, longer, longer with the old mtime put back.
  */
 #define MEMO_STAT_MS  600u  /* the cache's 0.5 s check, with room */
 #define MEMO_FRESH_MS 1000u /* the contract: a request this late sees the change */
 
 struct memo_ver {
+	unsigned id; /* the number its bytes begin with ("version N") */
 	char data[8192];
 	size_t len;
+	/* the heads that name these bytes: from an fstat after the write
+	 * and, when the old mtime is put back, after that too */
+	unsigned nval;
+	char etag[2][48], lm[2][40];
 };
 
 static void memo_ver_make(struct memo_ver *v, unsigned ver, size_t len)
 {
+	memset(v, 0, sizeof(*v));
+	v->id = ver;
 	v->len = len;
 	for (size_t i = 0; i < len; i++)
 		v->data[i] = (char)('A' + (i * 7 + ver * 13 + i / 97) % 26);
 	snprintf(v->data, len < 16 ? len : 16, "version %u    ", ver);
 }
 
+/* @v's ETag and Last-Modified as serve makes them from @fd's stat
+ * (rp_http_etag_make: "mtime sec hex.nsec hex-size hex"; an IMF date). */
+static bool memo_ver_note(struct memo_ver *v, int fd)
+{
+	struct stat st;
+	struct tm tm;
+	time_t t;
+
+	if (fstat(fd, &st) || v->nval >= 2)
+		return false;
+	t = st.st_mtim.tv_sec;
+	snprintf(v->etag[v->nval], sizeof(v->etag[0]), "\"%llx.%lx-%llx\"",
+		 (unsigned long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+		 (unsigned long long)st.st_size);
+	gmtime_r(&t, &tm);
+	strftime(v->lm[v->nval], sizeof(v->lm[0]), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	v->nval++;
+	return true;
+}
+
+/* @r's head names @v: its ETag and Last-Modified are one stat's of @v's. */
+static bool memo_names(const struct memo_ver *v, const struct resp *r)
+{
+	char etag[64];
+	const char *f = field(r, "ETag");
+
+	if (!f || strlen(f) >= sizeof(etag))
+		return false;
+	strcpy(etag, f);
+	f = field(r, "Last-Modified");
+	for (unsigned i = 0; f && i < v->nval; i++)
+		if (!strcmp(etag, v->etag[i]) && !strcmp(f, v->lm[i]))
+			return true;
+	return false;
+}
+
+/* @r is @v whole: its Content-Length, its bytes. */
+static bool memo_is(const struct memo_ver *v, const struct resp *r)
+{
+	return r->clen == (long long)v->len && r->blen == v->len &&
+	       !memcmp(r->body, v->data, v->len);
+}
+
 /* @name's bytes become @v's in place (same inode: pwrite, then ftruncate
  * for a shorter one); @keep_mtime: the old mtime put back after. */
-static bool memo_rewrite(const char *name, const struct memo_ver *v, bool keep_mtime)
+static bool memo_rewrite(const char *name, struct memo_ver *v, bool keep_mtime)
 {
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
 	struct stat st;
@@ -2618,25 +2682,28 @@ static bool memo_rewrite(const char *name, const struct memo_ver *v, bool keep_m
 	if (fd < 0)
 		return false;
 	ok = !fstat(fd, &st) && pwrite(fd, v->data, v->len, 0) == (ssize_t)v->len &&
-	     !ftruncate(fd, (off_t)v->len);
+	     !ftruncate(fd, (off_t)v->len) && memo_ver_note(v, fd);
 	if (ok && keep_mtime) {
 		ts[1] = st.st_mtim;
-		ok = !futimens(fd, ts);
+		ok = !futimens(fd, ts) && memo_ver_note(v, fd);
 	}
 	close(fd);
 	return ok;
 }
 
 /* One phase: @from served (and kept) before, rewritten to @to, GETs
- * every few ms until MEMO_FRESH_MS + 300 ms after the write. */
-static void memo_phase(const char *what, const struct memo_ver *from, const struct memo_ver *to,
+ * until MEMO_FRESH_MS + 300 ms after the write, the server's counters
+ * read after each (memo_bytes: from the memo; reopened: the cache saw a
+ * new stat). */
+static void memo_phase(const char *what, const struct memo_ver *from, struct memo_ver *to,
 		       bool keep_mtime)
 {
 	static const char get_w[] = "GET /memo_w.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 	static char line[16384];
 	struct conn *c = calloc(1, sizeof(*c));
-	unsigned olds = 0, news = 0, window = 0, late_old = 0, bad = 0, n = 0;
-	uint64_t tw, seen = 0, mb0 = 0, mb1 = 0;
+	unsigned olds = 0, news = 0, window = 0, late_old = 0, bad = 0, n = 0, memo = 0;
+	uint64_t tw, seen = 0, mb0 = 0, mb1 = 0, mb, reo0 = 0, reo;
+	bool reopened = false;
 	struct resp r;
 
 	c->fd = dial();
@@ -2645,47 +2712,67 @@ static void memo_phase(const char *what, const struct memo_ver *from, const stru
 		mb0 = stat_of(line, " memo_bytes ");
 	for (int i = 0; i < 3; i++) {
 		bool ok = c->fd >= 0 && send_all(c->fd, get_w, sizeof(get_w) - 1) &&
-			  !read_resp(c, &r, false) && r.status == 200 &&
-			  r.clen == (long long)from->len && r.blen == from->len &&
-			  !memcmp(r.body, from->data, from->len);
+			  !read_resp(c, &r, false) && r.status == 200 && memo_is(from, &r) &&
+			  memo_names(from, &r);
 
-		CHECK(ok, "memo %s: GET before the change: %d, %zu body bytes", what, r.status,
-		      r.blen);
+		CHECK(ok, "memo %s: GET before the change: %d, %zu body bytes, %s", what, r.status,
+		      r.blen, r.head);
 		resp_free(&r);
 	}
-	if (server_stats(line, sizeof(line)))
+	if (server_stats(line, sizeof(line))) {
 		mb1 = stat_of(line, " memo_bytes ");
+		reo0 = stat_of(line, " reopened ");
+	}
 	CHECK(mb1 - mb0 == 3 * from->len, "memo %s: memo_bytes +%llu for 3 GETs of %zu B", what,
 	      (unsigned long long)(mb1 - mb0), from->len);
 	CHECK(memo_rewrite("memo_w.bin", to, keep_mtime), "memo %s: rewrite", what);
+	/* the versions' heads differ (the mtime moved with the write) but
+	 * where the old mtime was put back over the same size */
+	CHECK((keep_mtime && from->len == to->len) ==
+		      !strcmp(from->etag[from->nval - 1], to->etag[to->nval - 1]),
+	      "memo %s: ETag %s then %s", what, from->etag[from->nval - 1],
+	      to->etag[to->nval - 1]);
 	tw = now_ms();
+	mb = mb1;
 	for (; n < 400 && now_ms() - tw < MEMO_FRESH_MS + 300; n++) {
 		uint64_t t = now_ms() - tw; /* this request's start */
-		bool got, whole;
+		bool got, from_memo = false;
 
 		if (c->fd < 0)
 			c->fd = dial();
 		got = c->fd >= 0 && send_all(c->fd, get_w, sizeof(get_w) - 1) &&
 		      !read_resp(c, &r, false) && r.status == 200;
-		whole = got && r.clen == (long long)r.blen;
-		if (whole && r.blen == to->len && !memcmp(r.body, to->data, to->len)) {
+		if (server_stats(line, sizeof(line))) {
+			uint64_t now_mb = stat_of(line, " memo_bytes ");
+
+			from_memo = got && r.blen && now_mb - mb == r.blen;
+			mb = now_mb;
+			reo = stat_of(line, " reopened ");
+		} else {
+			reo = reo0;
+			CHECK(0, "memo %s: stats", what);
+		}
+		memo += from_memo;
+		if (got && memo_is(to, &r) && memo_names(to, &r)) {
 			news++;
 			if (!seen)
 				seen = t + 1;
-		} else if (whole && r.blen == from->len && !memcmp(r.body, from->data, from->len)) {
+		} else if (got && memo_is(from, &r) && memo_names(from, &r)) {
 			olds++;
-			if (t >= MEMO_FRESH_MS || seen)
+			if (t >= MEMO_FRESH_MS || seen || reopened)
 				late_old++;
-		} else if (t < MEMO_STAT_MS && !seen &&
-			   (!got || (whole && r.blen < to->len &&
-				     !memcmp(r.body, to->data, r.blen)))) {
-			window++; /* the cache's old stat: a cut, or a prefix */
+		} else if (!from_memo && t < MEMO_STAT_MS && !seen && !reopened &&
+			   (!got || (r.clen == (long long)r.blen && r.blen <= to->len &&
+				     memo_names(from, &r) && !memcmp(r.body, to->data, r.blen)))) {
+			window++; /* the cache's old stat: the old head, a cut, or a prefix */
 		} else {
 			if (!bad++)
-				fprintf(stderr, "memo %s: answer at %llu ms: %s(%zu body bytes)\n",
-					what, (unsigned long long)t, got ? r.head : "(none)\n",
-					got ? r.blen : 0);
+				fprintf(stderr, "memo %s: answer at %llu ms (%s): %s(%zu body bytes: %.12s)\n",
+					what, (unsigned long long)t, from_memo ? "memo" : "file",
+					got ? r.head : "(none)\n", got ? r.blen : 0,
+					got && r.blen ? (const char *)r.body : "");
 		}
+		reopened = reo != reo0; /* for the next request: the cache saw it */
 		if (got)
 			resp_free(&r);
 		else if (c->fd >= 0) {
@@ -2693,15 +2780,17 @@ static void memo_phase(const char *what, const struct memo_ver *from, const stru
 			c->fd = -1;
 			c->have = 0;
 		}
-		usleep(15000);
+		usleep(5000);
 	}
-	CHECK(!bad && !late_old && seen && seen - 1 < MEMO_FRESH_MS,
-	      "memo %s: %u old (%u of them 1 s or more after the change, or after the new), "
-	      "%u new (first at %llu ms), %u in the stat window, %u wrong",
+	CHECK(!bad && !late_old && seen && seen - 1 < MEMO_FRESH_MS && memo,
+	      "memo %s: %u old (%u of them 1 s or more after the change, or after the new, or "
+	      "the cache's reopen), %u new (first at %llu ms), %u in the stat window, %u wrong, "
+	      "%u from the memo",
 	      what, olds, late_old, news, seen ? (unsigned long long)(seen - 1) : 0ull, window,
-	      bad);
-	printf("memo %s: %u old answers, then %u new from %llu ms, %u in the stat window\n", what,
-	       olds, news, seen ? (unsigned long long)(seen - 1) : 0ull, window);
+	      bad, memo);
+	printf("memo %s: %u old answers, then %u new from %llu ms, %u in the stat window, %u of "
+	       "%u answers from the memo\n",
+	       what, olds, news, seen ? (unsigned long long)(seen - 1) : 0ull, window, memo, n);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);
@@ -2710,6 +2799,8 @@ static void memo_phase(const char *what, const struct memo_ver *from, const stru
 static void memo_rewritten(void)
 {
 	static struct memo_ver v[6];
+	char p[256];
+	int fd;
 
 	memo_ver_make(&v[0], 0, 4096);
 	memo_ver_make(&v[1], 1, 4096);
@@ -2718,11 +2809,168 @@ static void memo_rewritten(void)
 	memo_ver_make(&v[4], 4, 6000);
 	memo_ver_make(&v[5], 5, 7000);
 	put("memo_w.bin", v[0].data, v[0].len);
+	snprintf(p, sizeof(p), "%s/memo_w.bin", root);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && memo_ver_note(&v[0], fd), "memo: stat of memo_w.bin");
+	if (fd >= 0)
+		close(fd);
 	memo_phase("same size", &v[0], &v[1], false);
 	memo_phase("same size and mtime", &v[1], &v[2], true);
 	memo_phase("truncated", &v[2], &v[3], false);
 	memo_phase("extended", &v[3], &v[4], false);
 	memo_phase("extended, mtime put back", &v[4], &v[5], true);
+}
+
+/*
+ * 6: the memo's read raced by a write. fanotify (FAN_ACCESS_PERM on a
+ * file serve opens after the mark) holds serve's first read of
+ * memo_r.bin, the memo's, until the test has rewritten the file to
+ * another version of the same size (its mtime and ctime moved): the read
+ * returns the new bytes under the head made from the old stat. Kept,
+ * they would go from the memo under the old version's ETag for the rest
+ * of that second; an fstat after the read sees the write and nothing is
+ * kept (memo_stale +1), so no answer comes from the memo until the cache
+ * has the new stat, and every answer from it names its bytes. A stat
+ * taken before the read would see the old stat and keep the new bytes.
+ * Skipped (said so) where fanotify's permission events are refused
+ * (no CAP_SYS_ADMIN, or a kernel without them).
+ */
+static struct {
+	int fan;
+	const char *name;
+	struct memo_ver *to;
+	volatile int armed, rewrote, events, stop;
+} race;
+
+static void *race_thread(void *arg)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	uint64_t end = now_ms() + 20000; /* bounded whatever the caller does */
+
+	(void)arg;
+	while (!race.stop && now_ms() < end) {
+		struct pollfd p = { .fd = race.fan, .events = POLLIN };
+		struct fanotify_event_metadata *m = (void *)buf;
+		ssize_t n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = read(race.fan, buf, sizeof(buf));
+		for (; n > 0 && FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+			struct fanotify_response resp = { .fd = m->fd, .response = FAN_ALLOW };
+
+			if (m->fd < 0)
+				continue;
+			if (m->mask & FAN_ACCESS_PERM) {
+				if (race.armed) { /* serve's read waits meanwhile */
+					race.armed = 0;
+					race.rewrote = memo_rewrite(race.name, race.to, false) ? 1 : -1;
+				}
+				race.events++;
+				if (write(race.fan, &resp, sizeof(resp)) != sizeof(resp))
+					race.rewrote = -2;
+			}
+			close(m->fd);
+		}
+	}
+	return NULL;
+}
+
+static void memo_raced(void)
+{
+	static const char get_r[] = "GET /memo_r.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static struct memo_ver v[2];
+	static char line[16384];
+	struct conn *c = calloc(1, sizeof(*c));
+	unsigned memo = 0, bad = 0, got_new = 0, n = 0;
+	uint64_t mb0 = 0, st0 = 0, mb, st1 = 0, t0;
+	char p[256];
+	pthread_t th;
+	int fd;
+
+	memo_ver_make(&v[0], 10, 4096);
+	memo_ver_make(&v[1], 11, 4096);
+	put("memo_r.bin", v[0].data, v[0].len);
+	snprintf(p, sizeof(p), "%s/memo_r.bin", root);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && memo_ver_note(&v[0], fd), "memo race: stat of memo_r.bin");
+	if (fd >= 0)
+		close(fd);
+	usleep(20000); /* the next write's mtime is another */
+	race.fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE);
+	if (race.fan < 0 || fanotify_mark(race.fan, FAN_MARK_ADD, FAN_ACCESS_PERM, AT_FDCWD, p)) {
+		printf("memo race: skipped: fanotify permission events refused (%s)\n",
+		       strerror(errno));
+		if (race.fan >= 0)
+			close(race.fan);
+		free(c);
+		return;
+	}
+	race.name = "memo_r.bin";
+	race.to = &v[1];
+	race.armed = 1;
+	race.stop = 0;
+	if (pthread_create(&th, NULL, race_thread, NULL)) {
+		CHECK(0, "memo race: thread");
+		close(race.fan);
+		free(c);
+		return;
+	}
+	if (server_stats(line, sizeof(line))) {
+		mb0 = stat_of(line, " memo_bytes ");
+		st0 = stat_of(line, " memo_stale ");
+	}
+	mb = mb0;
+	c->fd = dial();
+	/* the first GET (its read held while the file is rewritten) and the
+	 * rest of the cache's 0.5 s with the old stat */
+	for (t0 = now_ms(); n < 60 && now_ms() - t0 < 400; n++) {
+		struct resp r;
+		bool got = c->fd >= 0 && send_all(c->fd, get_r, sizeof(get_r) - 1) &&
+			   !read_resp(c, &r, false) && r.status == 200;
+		bool from_memo = false;
+
+		if (server_stats(line, sizeof(line))) {
+			from_memo = got && r.blen && stat_of(line, " memo_bytes ") - mb == r.blen;
+			mb = stat_of(line, " memo_bytes ");
+			st1 = stat_of(line, " memo_stale ");
+		}
+		memo += from_memo;
+		if (!got) {
+			if (!bad++)
+				fprintf(stderr, "memo race: no answer\n");
+			break;
+		}
+		got_new += memo_is(&v[1], &r);
+		/* from the memo: a whole version its head names; the file's
+		 * way (the cache's old stat) may carry the old head */
+		if (from_memo ? !((memo_is(&v[0], &r) && memo_names(&v[0], &r)) ||
+				  (memo_is(&v[1], &r) && memo_names(&v[1], &r))) :
+				!(memo_is(&v[0], &r) || memo_is(&v[1], &r))) {
+			if (!bad++)
+				fprintf(stderr, "memo race: answer %u (%s): %s(%.12s)\n", n,
+					from_memo ? "memo" : "file", r.head, (const char *)r.body);
+		}
+		resp_free(&r);
+		usleep(5000);
+	}
+	race.stop = 1;
+	pthread_join(th, NULL);
+	close(race.fan); /* a read still held is let go */
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	CHECK(race.rewrote == 1 && race.events >= 1 && got_new == n && n > 0,
+	      "memo race: rewrite %d in serve's read (%d reads seen), %u of %u answers the new "
+	      "bytes",
+	      race.rewrote, race.events, got_new, n);
+	CHECK(!bad && st1 - st0 >= 1,
+	      "memo race: %u answers wrong, memo_stale +%llu (the read's bytes kept?), %u from the "
+	      "memo",
+	      bad, (unsigned long long)(st1 - st0), memo);
+	printf("memo race: the file rewritten in serve's read: memo_stale +%llu, %u of %u answers "
+	       "from the memo, %u wrong\n",
+	       (unsigned long long)(st1 - st0), memo, n, bad);
 }
 
 static void test_memo(void)
@@ -2741,6 +2989,7 @@ static void test_memo(void)
 	CHECK(within, "memo: no round of %d within one Date second", tries);
 	memo_replaced();
 	memo_rewritten();
+	memo_raced();
 	printf("memo: keep-alive/close, HEAD after GET, two files: %d round(s), the last within "
 	       "one second: %s\n",
 	       tries, within ? "yes" : "no");
