@@ -1678,7 +1678,10 @@ static void memo_trim(struct sshard *ss)
 }
 
 /* The slot now keeping @head, or NULL (too long to keep: the slot keeps
- * what it held). Its body, if any, was another head's: it goes. */
+ * what it held). Its body, if any, stays when it is this file's in this
+ * second (the same entry and key: only the head's Connection differs, a
+ * keep-alive client beside one that closes, each of which would else read
+ * it again), and goes otherwise: another file's or version's. */
 static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry *e,
 				   const char *path, size_t plen, bool keep_alive, time_t date,
 				   const char *head, size_t hlen)
@@ -1687,8 +1690,10 @@ static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry
 
 	if (plen > HEAD_MEMO_PATH || hlen > HEAD_MEMO_HEAD)
 		return NULL;
-	memo_body_drop(m);
-	m->body_tried = false;
+	if (m->e != e || m->date != date || !memo_same(m, &e->st)) {
+		memo_body_drop(m);
+		m->body_tried = false;
+	}
 	m->e = e;
 	m->dev = e->st.st_dev;
 	m->ino = e->st.st_ino;
@@ -1717,11 +1722,12 @@ static bool memo_on_tmpfs(int fd)
  * nothing queued before it (no head out, so nothing of an earlier answer
  * is still to go) and for a keep-alive answer (a last one ends through
  * the queue: answer_after, conn_linger). What the socket does not take is
- * queued (a copy of the rest; flushed by conn_next). True when answered
- * (all sent, or the rest queued); false with nothing sent: the caller
- * queues the whole answer (queue_head2), whose send reports a failed
- * socket through q_error as for any head. */
-static bool memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head_memo *m)
+ * queued (a copy of the rest; flushed by conn_next). 1 when answered
+ * (all sent, or the rest queued); 0 with nothing sent: the caller queues
+ * the whole answer (queue_head2), whose send reports a failed socket
+ * through q_error as for any head; -1 when part went and the rest found
+ * no memory: the answer is cut, its connection closed (send_nomem). */
+static int memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head_memo *m)
 {
 	struct iovec v[2] = { { (void *)m->head, m->hlen }, { m->body, m->blen } };
 	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2 };
@@ -1730,7 +1736,7 @@ static bool memo_send_now(struct rp_shard *sh, struct sconn *c, const struct hea
 	ssize_t n;
 
 	if (c->heads_out || !c->keep_alive || c->q_failed || (c->q && rp_outq_pending(c->q)))
-		return false;
+		return 0;
 	/* the next pipelined request already waits: its answer follows at
 	 * once (as file_send's RP_FILE_SEND_MORE) */
 	if (c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
@@ -1739,7 +1745,7 @@ static bool memo_send_now(struct rp_shard *sh, struct sconn *c, const struct hea
 		n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | more);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
-		return false; /* EAGAIN: all queued; an error: the queue's send reports it */
+		return 0; /* EAGAIN: all queued; an error: the queue's send reports it */
 	sent = (size_t)n;
 	ST_ADD(c->ss, bytes, sent);
 	c->last_tick = c->ss->now_ticks;
@@ -1752,11 +1758,13 @@ static bool memo_send_now(struct rp_shard *sh, struct sconn *c, const struct hea
 
 		if (queue_head2(sh, c, m->head + (m->hlen - hrest), hrest, m->body + boff,
 				m->blen - boff)) {
+			ST_ADD(c->ss, send_nomem, 1);
 			c->keep_alive = false;
 			conn_close(sh, c);
+			return -1;
 		}
 	}
-	return true;
+	return 1;
 }
 
 /*
@@ -1789,7 +1797,7 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 		      struct rp_file_entry *e, uint64_t len)
 {
 	uint64_t now = rp_app_now_ns();
-	int ret;
+	int ret, sn;
 
 	if (rp_pool_spans_free(rp_shard_pool(sh), 0) < MEMO_SPANS_MIN) {
 		/* a pool short of spans: a body (or the answer's copy, or the
@@ -1843,7 +1851,12 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 	}
 	if (m->blen != len)
 		return false; /* the key holds the size: never, but no wrong answer */
-	if (memo_send_now(sh, c, m)) {
+	sn = memo_send_now(sh, c, m);
+	if (sn < 0) { /* cut and closed (send_nomem): not a 200 */
+		rp_file_cache_put(c->ss->cache, e);
+		return true;
+	}
+	if (sn > 0) {
 		ret = 0;
 	} else {
 		ret = queue_head2(sh, c, m->head, m->hlen, m->body, m->blen);
