@@ -3540,6 +3540,7 @@ static void usage(FILE *f)
 		"                           none while every connection is sending a body of 1 MB\n"
 		"                           or more (its waits end with sends, not requests), or\n"
 		"                           is past one of 32 MB or more until its next request\n"
+		"                           (or 0.5-0.75 s after its last byte went)\n"
 		"  --stats-interval S       print per-shard counters every S seconds (also on SIGUSR1)\n"
 		"  --drain-timeout S        on SIGQUIT stop accepting, close idle connections, answer\n"
 		"                           what is buffered (the last with Connection: close) and\n"
