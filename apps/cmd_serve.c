@@ -1265,6 +1265,66 @@ static uint64_t fsend_calls(struct rp_shard *sh)
 	return fs.calls[0] + fs.calls[1] + fs.calls[2];
 }
 
+/* One step of next_ready's look for a whole head in @n bytes at @p. @lead:
+ * still in the CRLFs a request may follow (RP_HTTP_EMPTY_LINES_MAX), @m:
+ * bytes of "\r\n\r\n" matched. True once it is found. */
+static bool head_end_scan(const char *p, size_t n, bool *lead, unsigned *m)
+{
+	static const char end[4] = { '\r', '\n', '\r', '\n' };
+
+	for (size_t i = 0; i < n; i++) {
+		char b = p[i];
+
+		if (*lead) {
+			/* "\r\n" pairs: m counts within one (0 or 1) */
+			if ((*m == 0 && b == '\r') || (*m == 1 && b == '\n')) {
+				*m ^= 1;
+				continue;
+			}
+			*lead = false;
+			*m = 0;
+		}
+		if (b == end[*m])
+			(*m)++;
+		else
+			*m = b == '\r';
+		if (*m == 4)
+			return true;
+	}
+	return false;
+}
+
+/* The bytes after the request being answered (the head buffer's rest, then
+ * the spill's, then the provided buffers kept) hold the whole head of the
+ * next one, answered at once: only then may this answer's last segment
+ * wait for it (MSG_MORE, RP_FILE_SEND_MORE). A stray CRLF or the first
+ * part of a request (its rest still on the wire, or sent only once this
+ * answer is read) held a small answer corked in the socket until TCP's
+ * 200 ms timer (test_serve `partial next`). The look stops at the next
+ * head's end, a few dozen bytes in for a pipelining client. */
+static bool next_ready(const struct sconn *c)
+{
+	unsigned m = 0, n = c->in_n;
+	uint16_t bid = c->in_head;
+	bool lead = true;
+
+	if (!c->buf)
+		return false;
+	if (c->have > c->p.req.head_len &&
+	    head_end_scan(c->buf + c->p.req.head_len, c->have - c->p.req.head_len, &lead, &m))
+		return true;
+	if (c->sp_len && head_end_scan(c->spill + c->sp_off, c->sp_len, &lead, &m))
+		return true;
+	for (; n; n--) {
+		const struct held *h = &c->ss->held[bid];
+
+		if (head_end_scan(h->p, h->len, &lead, &m))
+			return true;
+		bid = h->next;
+	}
+	return false;
+}
+
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
  * when its head went through q) then @len bytes of c->entry from @off.
  * Returns 0 (started, or failed and ended through on_sent), or -ENOMEM:
@@ -1281,7 +1341,7 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	int ret;
 
 	/* the next pipelined request already waits: its answer follows at once */
-	if (c->keep_alive && c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
+	if (c->keep_alive && next_ready(c))
 		o.flags |= RP_FILE_SEND_MORE;
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
@@ -1739,7 +1799,7 @@ static int memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head
 		return 0;
 	/* the next pipelined request already waits: its answer follows at
 	 * once (as file_send's RP_FILE_SEND_MORE) */
-	if (c->buf && (c->have > c->p.req.head_len || c->in_n || c->sp_len))
+	if (next_ready(c))
 		more = MSG_MORE;
 	do
 		n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | more);
