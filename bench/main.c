@@ -158,10 +158,12 @@ int main(int argc, char **argv)
 	if (rp_report_open(&cfg))
 		return 1;
 
-	char model[256];
+	char model[256], cc[64];
 
 	rp_report_cpu_model(model, sizeof(model));
-	printf("ringplane-bench: cpu \"%s\" (%ld online), ", model, sysconf(_SC_NPROCESSORS_ONLN));
+	rp_report_tcp_cc(cc, sizeof(cc));
+	printf("ringplane-bench: cpu \"%s\" (%ld online), tcp congestion control %s, ", model,
+	       sysconf(_SC_NPROCESSORS_ONLN), cc);
 	printf("simd backend \"%s\"%s%s, ", rp_simd_backend(),
 	       getenv("RP_SIMD") ? ", RP_SIMD=" : "", getenv("RP_SIMD") ? getenv("RP_SIMD") : "");
 	if (cfg.pinned_cpu >= 0)

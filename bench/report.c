@@ -190,6 +190,20 @@ void rp_report_cpu_model(char *buf, size_t size)
 	fclose(f);
 }
 
+void rp_report_tcp_cc(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "r");
+
+	snprintf(buf, size, "unknown");
+	if (!f)
+		return;
+	if (fgets(buf, (int)size, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	else
+		snprintf(buf, size, "unknown");
+	fclose(f);
+}
+
 static int count_numa_nodes(void)
 {
 	glob_t g;
@@ -240,7 +254,7 @@ static void json_tuning(FILE *f)
 
 static void json_host(FILE *f)
 {
-	char host[256] = "unknown", model[256];
+	char host[256] = "unknown", model[256], cc[64];
 	struct utsname u;
 	const char *env = getenv("RP_SIMD");
 
@@ -250,6 +264,7 @@ static void json_host(FILE *f)
 	if (uname(&u))
 		memset(&u, 0, sizeof(u));
 	rp_report_cpu_model(model, sizeof(model));
+	rp_report_tcp_cc(cc, sizeof(cc));
 
 	fputs("  \"host\": {\n    \"hostname\": ", f);
 	json_str(f, host);
@@ -261,6 +276,8 @@ static void json_host(FILE *f)
 	json_str(f, model);
 	fprintf(f, ",\n    \"online_cpus\": %ld", sysconf(_SC_NPROCESSORS_ONLN));
 	fprintf(f, ",\n    \"numa_nodes\": %d", count_numa_nodes());
+	fputs(",\n    \"tcp_congestion_control\": ", f);
+	json_str(f, cc);
 	fputs(",\n    \"simd_backend\": ", f);
 	json_str(f, rp_simd_backend());
 	if (env) {

@@ -75,6 +75,15 @@ void rp_report_suite_end(int status);
 void rp_report_cpu_model(char *buf, size_t size);
 
 /*
+ * rp_report_tcp_cc - the host's default TCP congestion control
+ * (net.ipv4.tcp_congestion_control) into @buf, "unknown" when unreadable.
+ * Printed with the results: it sets the pace of one loopback connection
+ * (bbr's pacing held a 1 MB or 64 MB answer to a third of cubic's rate on a
+ * 2-vCPU Xeon VM, docs/net.md "Congestion control on loopback").
+ */
+void rp_report_tcp_cc(char *buf, size_t size);
+
+/*
  * rp_report_close - write the JSON file (host facts and every row) and free
  * the rows. Returns 0 or -errno.
  */
