@@ -201,6 +201,37 @@ uint64_t rp_file_send_small_sendfile(struct rp_shard *sh);
 unsigned rp_file_send_shed(struct rp_shard *sh);
 unsigned rp_file_send_trim(struct rp_shard *sh);
 
+/*
+ * rp_file_read_nowait - read [@off, @off + total) of @fd into @iov
+ * (@iovcnt iovecs, total their lengths) on the calling thread, only where
+ * that waits for no disk: the small path's read (above) and `ringplane
+ * serve`'s kept bodies use it; a caller whose answer is -EAGAIN reads the
+ * range elsewhere (the ring's read, io-wq).
+ *
+ * Returns the bytes read: all of the range, or fewer only at end of file
+ * (the file ends at @off + the count, as the read saw it). -EAGAIN when
+ * some of the range is not in the page cache: a RWF_NOWAIT read that
+ * stops part-way (the first pages cached, a later one not) is not a short
+ * count; the rest is asked again, and its EAGAIN ends the call so (the
+ * bytes already in @iov are then to be ignored). Such a miss may start
+ * readahead, so a later call can find the range cached. Also -EAGAIN when
+ * the filesystem refuses RWF_NOWAIT (EOPNOTSUPP) and is not memory-backed.
+ * On tmpfs and ramfs, which refuse it too, the range is read by a plain
+ * read: their pages are memory (a tmpfs page swapped out is waited for).
+ * Which devices refuse RWF_NOWAIT and which of them are memory is learned
+ * by fstatfs(2) and remembered per st_dev by each thread for a second, so
+ * such a read costs preadv2 (refused), fstat and preadv2. Otherwise
+ * -errno of preadv2(2) or fstat(2): -EBADF, -ESPIPE for a pipe or a
+ * socket, -EINVAL (@off < 0, @iovcnt out of 0..IOV_MAX, a total above
+ * SSIZE_MAX or a range past INT64_MAX), -EISDIR (a directory on tmpfs;
+ * elsewhere one refuses RWF_NOWAIT: -EAGAIN), -EFAULT... EINTR is
+ * retried. An empty range reads nothing: 0, whatever @fd is.
+ *
+ * Any thread; no shard or runtime needed. The file offset is not used or
+ * moved.
+ */
+ssize_t rp_file_read_nowait(int fd, const struct iovec *iov, int iovcnt, off_t off);
+
 #ifdef __cplusplus
 }
 #endif
