@@ -115,14 +115,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -382,9 +380,6 @@ struct held {
  * (memo_body), so a GET of it again in that second is answered from
  * memory with no read (its preadv2 was 6% of serve's samples there).
  */
-#ifndef RWF_NOWAIT
-#define RWF_NOWAIT 0x00000008
-#endif
 #define HEAD_MEMO_N	  32
 /* memo_body keeps and sends bodies only while the pool has this many
  * whole 1 MB spans free: what it takes (a body, the answer's copy, the
@@ -1769,14 +1764,6 @@ static struct head_memo *memo_keep(struct sshard *ss, const struct rp_file_entry
 	return m;
 }
 
-/* @fd's file lives on tmpfs (its pages in memory, or swap). */
-static bool memo_on_tmpfs(int fd)
-{
-	struct statfs sf;
-
-	return !fstatfs(fd, &sf) && sf.f_type == TMPFS_MAGIC;
-}
-
 /* Send @m's head and kept body on @c's socket now, as file_send's small
  * path sends a head and a body (one send, no ring round trip): only with
  * nothing queued before it (no head out, so nothing of an earlier answer
@@ -1835,7 +1822,7 @@ static int memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head
  * for this head, and only where the small path would read it itself (a
  * head of its own, not behind queued ones, which go by sendfile), by a
  * RWF_NOWAIT read that fails rather than wait for the disk (on tmpfs,
- * which takes no RWF_NOWAIT, a plain one). False (nothing sent): the
+ * which takes no RWF_NOWAIT, a plain one: rp_file_read_nowait). False (nothing sent): the
  * caller answers as before.
  *
  * Staleness: the bytes serve only the head they were read for, whose key
@@ -1887,22 +1874,14 @@ static bool memo_body(struct rp_shard *sh, struct sconn *c, struct head_memo *m,
 		v[1].iov_base = &past;
 		v[1].iov_len = 1;
 		m->body_ns = now; /* before the read: its age bound holds from there */
-		do
-			n = preadv2(e->fd, v, 2, 0, RWF_NOWAIT);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && errno == EOPNOTSUPP && memo_on_tmpfs(e->fd)) {
-			/* tmpfs takes no RWF_NOWAIT (6.18), and its pages are
-			 * memory: a plain read waits for no disk (but for a
-			 * page swapped out). Once a second a file at most */
-			do
-				n = preadv2(e->fd, v, 2, 0, 0);
-			while (n < 0 && errno == EINTR);
-		}
+		/* RWF_NOWAIT, or on tmpfs (which refuses it; its pages are
+		 * memory) a plain read: once a second a file at most */
+		n = rp_file_read_nowait(e->fd, v, 2, 0);
 		/* not (all) cached, shorter or longer than the key says, or
 		 * written since the stat the head was made from (the key):
 		 * as before, nothing kept */
 		if (n != (ssize_t)len || fstat(e->fd, &st) || !memo_same(m, &st)) {
-			if (n >= (ssize_t)len) /* not for a short read: not cached */
+			if (n >= (ssize_t)len) /* not for a miss (-EAGAIN) or a short read */
 				ST_ADD(c->ss, memo_stale, 1);
 			memo_body_drop(m);
 			return false;

@@ -469,8 +469,10 @@ static int small_start(struct fsend *f)
 
 /*
  * A small body with a header, at once: a RWF_NOWAIT read behind the header
- * (it fails with EAGAIN rather than wait for the disk) and one send of both.
- * Two syscalls and one segment; header + sendfile(2) were two syscalls as
+ * (rp_file_read_nowait: it fails with EAGAIN rather than wait for the disk;
+ * on tmpfs, which refuses RWF_NOWAIT, a plain read) and one send of both.
+ * Two syscalls and one segment (four from tmpfs: the refused read and an
+ * fstat first); header + sendfile(2) were two syscalls as
  * well, and slower (0.75x the ring's read -> send at 4 KB, 64 B header).
  * Returns 1 when it took the body (sent, or the rest handed to the ring's
  * send, or failed: f says which), 0 when the ring's read -> send must run.
@@ -487,11 +489,10 @@ static int small_now(struct fsend *f)
 		return 0; /* small_start tries again and reports -ENOMEM */
 	v.iov_base = f->buf + f->hlen;
 	v.iov_len = (size_t)f->left;
-	do
-		n = preadv2(f->file, &v, 1, (off_t)f->off, RWF_NOWAIT);
-	while (n < 0 && errno == EINTR);
+	n = rp_file_read_nowait(f->file, &v, 1, (off_t)f->off);
 	if (n != (ssize_t)f->left) {
-		/* not (all) cached, or short: the ring reads it and decides */
+		/* not (all) cached, short, or not a file: the ring reads it
+		 * and decides (-EIO, -ESPIPE, a stream's bytes) */
 		rp_pool_free(f->buf);
 		f->buf = NULL;
 		return 0;
