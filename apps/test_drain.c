@@ -1034,8 +1034,10 @@ static void test_serve_drain_emfile(void)
 enum { NFILES = 8 };
 static char fbody[NFILES][sizeof(small)];
 
-/* Each of @n clients of @port into @fds sends GET /f(i % NFILES).txt;
- * @bodies[i] is the body it is owed. */
+/* Each of @n clients of @port into @fds sends GET /f(i % NFILES).txt
+ * with @hdrs in its head (more header lines, each ending in CRLF; "" for
+ * none: send_get); @bodies[i] is the body it is owed. A client whose dial
+ * or send failed is -1 in @fds. */
 static void get_files(int port, int *fds, const char **bodies, int n, const char *hdrs)
 {
 	for (int i = 0; i < n; i++) {
