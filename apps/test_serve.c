@@ -2711,6 +2711,25 @@ static bool memo_ver_note(struct memo_ver *v, int fd)
 	return true;
 }
 
+/* The versions of one memo case: @v[i] numbered @first + i, of @lens[i]
+ * bytes, for i < @n; @v[0] written as @name and its stat noted (@what
+ * names the case in a failure). */
+static void memo_vers_setup(const char *what, const char *name, struct memo_ver *v,
+			    unsigned first, const size_t *lens, unsigned n)
+{
+	char p[256];
+	int fd;
+
+	for (unsigned i = 0; i < n; i++)
+		memo_ver_make(&v[i], first + i, lens[i]);
+	put(name, v[0].data, v[0].len);
+	snprintf(p, sizeof(p), "%s/%s", root, name);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && memo_ver_note(&v[0], fd), "%s: stat of %s", what, name);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* @r's head names @v: its ETag and Last-Modified are one stat's of @v's. */
 static bool memo_names(const struct memo_ver *v, const struct resp *r)
 {
@@ -2866,21 +2885,9 @@ static void memo_phase(const char *what, const struct memo_ver *from, struct mem
 static void memo_rewritten(void)
 {
 	static struct memo_ver v[6];
-	char p[256];
-	int fd;
+	static const size_t lens[6] = { 4096, 4096, 4096, 3000, 6000, 7000 };
 
-	memo_ver_make(&v[0], 0, 4096);
-	memo_ver_make(&v[1], 1, 4096);
-	memo_ver_make(&v[2], 2, 4096);
-	memo_ver_make(&v[3], 3, 3000);
-	memo_ver_make(&v[4], 4, 6000);
-	memo_ver_make(&v[5], 5, 7000);
-	put("memo_w.bin", v[0].data, v[0].len);
-	snprintf(p, sizeof(p), "%s/memo_w.bin", root);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0 && memo_ver_note(&v[0], fd), "memo: stat of memo_w.bin");
-	if (fd >= 0)
-		close(fd);
+	memo_vers_setup("memo", "memo_w.bin", v, 0, lens, 6);
 	memo_phase("same size", &v[0], &v[1], false);
 	memo_phase("same size and mtime", &v[1], &v[2], true);
 	memo_phase("truncated", &v[2], &v[3], false);
@@ -2946,6 +2953,7 @@ static void *race_thread(void *arg)
 static void memo_raced(void)
 {
 	static const char get_r[] = "GET /memo_r.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const size_t lens[2] = { 4096, 4096 };
 	static struct memo_ver v[2];
 	static char line[16384];
 	struct conn *c = calloc(1, sizeof(*c));
@@ -2953,16 +2961,9 @@ static void memo_raced(void)
 	uint64_t mb0 = 0, st0 = 0, mb, st1 = 0, t0;
 	char p[256];
 	pthread_t th;
-	int fd;
 
-	memo_ver_make(&v[0], 10, 4096);
-	memo_ver_make(&v[1], 11, 4096);
-	put("memo_r.bin", v[0].data, v[0].len);
+	memo_vers_setup("memo race", "memo_r.bin", v, 10, lens, 2);
 	snprintf(p, sizeof(p), "%s/memo_r.bin", root);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0 && memo_ver_note(&v[0], fd), "memo race: stat of memo_r.bin");
-	if (fd >= 0)
-		close(fd);
 	usleep(20000); /* the next write's mtime is another */
 	race.fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE);
 	if (race.fan < 0 || fanotify_mark(race.fan, FAN_MARK_ADD, FAN_ACCESS_PERM, AT_FDCWD, p)) {
