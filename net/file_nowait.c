@@ -64,6 +64,11 @@ static int memory_backed(int fd)
 
 	if (fstat(fd, &st))
 		return -errno;
+	/* a device node on devtmpfs (reported as tmpfs) that refused the
+	 * flag, a FIFO: a plain read of those may wait (a hardware RNG,
+	 * /dev/kmsg), so they are never memory here */
+	if (!S_ISREG(st.st_mode))
+		return 0;
 	for (i = 0; i < DEV_SLOTS; i++)
 		if (devs.slot[i].at_ns && devs.slot[i].dev == st.st_dev &&
 		    now - devs.slot[i].at_ns < DEV_TTL_NS)
@@ -79,6 +84,16 @@ static int memory_backed(int fd)
 	devs.slot[i].memory = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 	devs.slot[i].at_ns = now;
 	return devs.slot[i].memory;
+}
+
+/* the bytes @nv iovecs at @v hold (their total was checked to fit) */
+static size_t iov_left(const struct iovec *v, int nv)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < nv; i++)
+		n += v[i].iov_len;
+	return n;
 }
 
 ssize_t rp_file_read_nowait(int fd, const struct iovec *iov, int iovcnt, off_t off)
@@ -97,10 +112,13 @@ ssize_t rp_file_read_nowait(int fd, const struct iovec *iov, int iovcnt, off_t o
 		return -EINVAL;
 	/*
 	 * Until the range is read, EOF (a read of 0) or a failure. A short
-	 * RWF_NOWAIT read is either EOF or pages past it not cached: the next
-	 * read from there tells (0, or EAGAIN). Each round reads at least a
-	 * byte or ends, so at most want + 1 rounds; in practice one, or two
-	 * at EOF.
+	 * RWF_NOWAIT read is either EOF or a page past it not cached: a read
+	 * that stops at a page not cached stops on a page boundary, so one
+	 * that ends elsewhere ended at EOF; one that ends on a 4 KB boundary
+	 * (a multiple of any page size) is asked again, and the next read
+	 * tells (0, or EAGAIN). A short plain read (tmpfs, ramfs) is EOF.
+	 * Each round reads at least a byte or ends, so at most want + 1
+	 * rounds; in practice one, or two when EOF is 4 KB aligned.
 	 */
 	while (got < want) {
 		struct iovec one;
@@ -140,6 +158,9 @@ ssize_t rp_file_read_nowait(int fd, const struct iovec *iov, int iovcnt, off_t o
 		if (n == 0)
 			break; /* EOF */
 		got += (size_t)n;
+		if (got < want && (size_t)n < iov_left(v, nv) &&
+		    (!(flags & RWF_NOWAIT) || ((uint64_t)off + got) % 4096))
+			break; /* short: EOF (see above) */
 		for (size_t left = (size_t)n; left;) { /* advance k, in past n bytes */
 			size_t room = iov[k].iov_len - in;
 

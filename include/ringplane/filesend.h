@@ -216,16 +216,20 @@ unsigned rp_file_send_trim(struct rp_shard *sh);
  * bytes already in @iov are then to be ignored). Such a miss may start
  * readahead, so a later call can find the range cached. Also -EAGAIN when
  * the filesystem refuses RWF_NOWAIT (EOPNOTSUPP) and is not memory-backed.
- * On tmpfs and ramfs, which refuse it too, the range is read by a plain
- * read: their pages are memory (a tmpfs page swapped out is waited for).
+ * On tmpfs and ramfs, which refuse it too, a regular file's range is
+ * read by a plain read: their pages are memory (a tmpfs page swapped out
+ * is waited for: a shard serving from tmpfs on a host that swaps can
+ * stall on it). Anything else that refuses it (a directory, a device node
+ * on devtmpfs, whose plain read may wait) is -EAGAIN. An fd opened with
+ * O_DIRECT reads the device even with RWF_NOWAIT: not for such an fd.
  * Which devices refuse RWF_NOWAIT and which of them are memory is learned
  * by fstatfs(2) and remembered per st_dev by each thread for a second, so
  * such a read costs preadv2 (refused), fstat and preadv2. Otherwise
  * -errno of preadv2(2) or fstat(2): -EBADF, -ESPIPE for a pipe or a
  * socket, -EINVAL (@off < 0, @iovcnt out of 0..IOV_MAX, a total above
- * SSIZE_MAX or a range past INT64_MAX), -EISDIR (a directory on tmpfs;
- * elsewhere one refuses RWF_NOWAIT: -EAGAIN), -EFAULT... EINTR is
- * retried. An empty range reads nothing: 0, whatever @fd is.
+ * SSIZE_MAX or a range past INT64_MAX), -EFAULT... EINTR is retried. An
+ * empty range reads nothing: 0, whatever @fd is. errno is unspecified
+ * after the call, whatever it returned.
  *
  * Any thread; no shard or runtime needed. The file offset is not used or
  * moved.
