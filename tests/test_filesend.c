@@ -26,10 +26,12 @@
 #include <dirent.h>
 #include <grp.h>
 #include <unistd.h>
+#include <linux/magic.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -54,6 +56,7 @@ static struct {
 	unsigned flags;	 /* rp_file_send_opts.flags */
 	bool no_hdr;	 /* send no header at all */
 	bool unix_pair;	 /* an AF_UNIX socketpair rather than TCP */
+	bool shm;	 /* the file on tmpfs (/dev/shm) rather than /tmp */
 	size_t small_max; /* rp_file_send_opts.small_max */
 	long cached_before; /* evicted files: pages cached when the send was asked for */
 	bool hog;	    /* the pool's 1..32 KB classes spent when the send is asked for */
@@ -319,7 +322,15 @@ static void make_file(size_t size, bool evict)
 
 	assert_non_null(data);
 	fill_pattern(data, size, 7);
-	T.file = tmp_file();
+	if (T.shm) {
+		char path[] = "/dev/shm/rp_test_filesend_XXXXXX";
+
+		T.file = mkstemp(path);
+		assert_true(T.file >= 0);
+		unlink(path);
+	} else {
+		T.file = tmp_file();
+	}
 	assert_int_equal(pwrite(T.file, data, size, 0), (ssize_t)size);
 	free(data);
 	if (evict) {
@@ -501,6 +512,24 @@ static void test_small_path(void **state)
 	/* cached: read (RWF_NOWAIT) and sent at once, no ring round trip */
 	assert_int_equal(T.st.small_direct, 1);
 	assert_int_equal(T.small_sendfile, 0); /* copied, not by sendfile(2) */
+}
+
+/* From tmpfs, which refuses RWF_NOWAIT: read plainly (its pages are
+ * memory) and sent at once too; before rp_file_read_nowait it took the
+ * ring's read -> send (small_direct 0) */
+static void test_small_path_tmpfs(void **state)
+{
+	struct statfs sf;
+
+	(void)state;
+	if (statfs("/dev/shm", &sf) || sf.f_type != TMPFS_MAGIC) {
+		print_message("# SKIP: /dev/shm is not tmpfs here\n");
+		skip();
+	}
+	T.shm = true;
+	run(10000, 100, 5000, false, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.small_sendfile, 0);
 }
 
 static void test_small_path_whole_16k(void **state)
@@ -1563,6 +1592,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest all[] = {
 		cmocka_unit_test_setup(test_small_path, zero_T),
+		cmocka_unit_test_setup(test_small_path_tmpfs, zero_T),
 		cmocka_unit_test_setup(test_small_path_whole_16k, zero_T),
 		cmocka_unit_test_setup(test_small_no_header_by_sendfile, zero_T),
 		cmocka_unit_test_setup(test_small_not_cached_by_ring, zero_T),
