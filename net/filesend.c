@@ -938,9 +938,13 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 		 * (if any) ahead of it with MSG_MORE: one syscall without a header,
 		 * no ring round trip; the rest (a full socket) waits for POLLOUT as
 		 * on the sendfile path. Not with RP_FILE_SEND_MORE: sendfile takes
-		 * no MSG_MORE, and the linked send keeps the segment open.
+		 * no MSG_MORE, and the linked send keeps the segment open; nor
+		 * with RP_FILE_SEND_COPY_SMALL: the caller wants a copy (no
+		 * wait for the peer's acknowledgement before the file may
+		 * change, filesend.h).
 		 */
-		if (len && !hlen && !(f->flags & RP_FILE_SEND_MORE) && resident(sh, file, off, len)) {
+		if (len && !hlen && !(f->flags & (RP_FILE_SEND_MORE | RP_FILE_SEND_COPY_SMALL)) &&
+		    resident(sh, file, off, len)) {
 			f->path = PATH_SENDFILE;
 			f->acct = PATH_SMALL;
 			st->small_direct++;

@@ -553,6 +553,13 @@ static void test_small_no_header_by_sendfile(void **state)
 	run(10000, 100, 5000, false, 0, 0, 0);
 	assert_int_equal(T.st.small_direct, 1);
 	assert_int_equal(T.small_sendfile, 0);
+	/* with RP_FILE_SEND_COPY_SMALL alone: copied the same way, and its
+	 * end not corked (no MSG_MORE): nothing unsent at done() */
+	T.flags = RP_FILE_SEND_COPY_SMALL;
+	run(10000, 100, 5000, false, 0, 0, 0);
+	assert_int_equal(T.st.small_direct, 1);
+	assert_int_equal(T.small_sendfile, 0);
+	assert_int_equal(T.unsent, 0);
 }
 
 static void test_small_not_cached_by_ring(void **state)

@@ -9,9 +9,10 @@
  * - small: body <= opts.small_max (default 16 KB). In the page cache: sent
  *   at once from the shard, behind a header by a RWF_NOWAIT read into pool
  *   memory and one send, without one by sendfile(2) (residency by
- *   cachestat, remembered per fd for 100 ms) unless RP_FILE_SEND_MORE is
- *   set (sendfile takes no MSG_MORE: then read and sent from pool memory,
- *   a copy, as with a header); what a full socket does not
+ *   cachestat, remembered per fd for 100 ms) unless RP_FILE_SEND_COPY_SMALL
+ *   or RP_FILE_SEND_MORE is set (then read and sent from pool memory, a
+ *   copy, as with a header: sendfile takes no MSG_MORE, and a copy is
+ *   done with the file once it is sent); what a full socket does not
  *   take waits for room. Otherwise the body is read into pool memory
  *   behind a copy of the header by the ring, the read linked to the send
  *   (one submit, the send runs only after a full read). With no pool
@@ -63,12 +64,22 @@ extern "C" {
 #endif
 
 enum {
-	RP_FILE_SEND_MORE = 1u << 0, /* more data follows at once: MSG_MORE on the end too */
+	/* more data follows at once: MSG_MORE on the end too (and, as
+	 * RP_FILE_SEND_COPY_SMALL, a small body is copied: sendfile(2) takes
+	 * no MSG_MORE) */
+	RP_FILE_SEND_MORE = 1u << 0,
 	/* a cached body above small_max by splice(2) file -> pipe -> socket on
 	 * the shard, or by sendfile(2); neither: splice above 256 KB up to
 	 * 1 MB, sendfile otherwise (as measured, docs/net.md) */
 	RP_FILE_SEND_CACHED_SPLICE = 1u << 1,
 	RP_FILE_SEND_CACHED_SENDFILE = 1u << 2,
+	/* a small body (up to small_max) is read into pool memory and sent, a
+	 * copy, never sendfile(2)'d, even cached and with no header; without
+	 * MSG_MORE on its end (unless RP_FILE_SEND_MORE). Once sent, the
+	 * bytes are the socket's own: a caller need not wait for the peer's
+	 * acknowledgement before the file may change (a truncation after a
+	 * sendfile(2) can still reach the wire as zeros) */
+	RP_FILE_SEND_COPY_SMALL = 1u << 3,
 };
 
 #define RP_FILE_SEND_HDR_MAX 16384 /* header bytes one call takes (copied) */
@@ -165,11 +176,12 @@ uint64_t rp_file_send_to_iowq(struct rp_shard *sh);
 /*
  * rp_file_send_small_sendfile - the bytes of body_bytes[small] this shard
  * sent by sendfile(2) from the page cache (small bodies with no header,
- * not RP_FILE_SEND_MORE, the range cached): zero-copy, counted at each
- * sendfile(2) as body_bytes is. The rest of body_bytes[small] were read
- * into pool memory (RWF_NOWAIT, or the ring's read) and sent: copied; a
- * body with no header whose range was not all cached may go that way too
- * (its RWF_NOWAIT read can find the pages readahead just brought in), so
+ * neither RP_FILE_SEND_MORE nor RP_FILE_SEND_COPY_SMALL, the range
+ * cached): zero-copy, counted at each sendfile(2) as body_bytes is. The
+ * rest of body_bytes[small] were read into pool memory (RWF_NOWAIT, or
+ * the ring's read) and sent: copied; a body with no header whose range
+ * was not all cached may go that way too (its RWF_NOWAIT read can find
+ * the pages readahead just brought in), so
  * small_direct alone does not say which. A body whose next piece left the
  * page cache while it waited for room goes on in io-wq, those bytes in
  * body_bytes[splice]. Outside rp_file_send_stats as
