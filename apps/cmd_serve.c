@@ -1260,7 +1260,7 @@ static uint64_t fsend_calls(struct rp_shard *sh)
 	return fs.calls[0] + fs.calls[1] + fs.calls[2];
 }
 
-/* One step of next_ready's look for a whole head in @n bytes at @p. @lead:
+/* One step of next_state's look for a whole head in @n bytes at @p. @lead:
  * still in the CRLFs a request may follow (RP_HTTP_EMPTY_LINES_MAX), @m:
  * bytes of "\r\n\r\n" matched. True once it is found. */
 static bool head_end_scan(const char *p, size_t n, bool *lead, unsigned *m)
@@ -1289,35 +1289,66 @@ static bool head_end_scan(const char *p, size_t n, bool *lead, unsigned *m)
 	return false;
 }
 
+/* What the bytes after the request being answered hold (next_state). */
+enum next_req {
+	NEXT_NONE,  /* no byte: nothing pipelined */
+	NEXT_PART,  /* some (a stray CRLF, part of a head): its rest still to come */
+	NEXT_WHOLE, /* the whole head of the next request: answered at once */
+};
+
+/* Steps of next_state's look within @n bytes at @p, at most *@left of
+ * them (taken from it). True once a whole head is found. */
+static bool next_scan(const char *p, size_t n, size_t *left, bool *lead, unsigned *m)
+{
+	bool found;
+
+	if (n > *left)
+		n = *left;
+	found = head_end_scan(p, n, lead, m);
+	*left -= n;
+	return found;
+}
+
 /* The bytes after the request being answered (the head buffer's rest, then
- * the spill's, then the provided buffers kept) hold the whole head of the
- * next one, answered at once: only then may this answer's last segment
- * wait for it (MSG_MORE, RP_FILE_SEND_MORE). A stray CRLF or the first
- * part of a request (its rest still on the wire, or sent only once this
- * answer is read) held a small answer corked in the socket until TCP's
- * 200 ms timer (test_serve `partial next`). The look stops at the next
- * head's end, a few dozen bytes in for a pipelining client. */
-static bool next_ready(const struct sconn *c)
+ * the spill's, then the provided buffers kept): NEXT_WHOLE when they hold
+ * the whole head of the next one, answered at once: only then may this
+ * answer's last segment wait for it (MSG_MORE, RP_FILE_SEND_MORE). A stray
+ * CRLF or the first part of a request (its rest still on the wire, or sent
+ * only once this answer is read) held a small answer corked in the socket
+ * until TCP's 200 ms timer (test_serve `partial next`): NEXT_PART. Any byte
+ * at all is NEXT_PART at least: a client that sent it is likely to send
+ * (or be sending) more now, and what it sends is answered only after this
+ * answer's body, if that went by sendfile(2), is acknowledged (zc_poll:
+ * the client's delayed ACK, 40 ms and more), so file_send copies a small
+ * body (RP_FILE_SEND_COPY_SMALL). The look stops at the next head's end, a
+ * few dozen bytes in for a pipelining client, and after RP_HTTP_HEAD_MAX
+ * bytes at most: a head not ended by then is refused (431, 414 or 400)
+ * anyway, and a client that sent that many bytes of one stalled nothing
+ * but itself (NEXT_PART: no MSG_MORE). */
+static enum next_req next_state(const struct sconn *c)
 {
 	unsigned m = 0, n = c->in_n;
 	uint16_t bid = c->in_head;
+	size_t left = RP_HTTP_HEAD_MAX;
 	bool lead = true;
 
 	if (!c->buf)
-		return false;
+		return c->in_n || c->sp_len ? NEXT_PART : NEXT_NONE;
+	if (c->have <= c->p.req.head_len && !c->sp_len && !c->in_n)
+		return NEXT_NONE;
 	if (c->have > c->p.req.head_len &&
-	    head_end_scan(c->buf + c->p.req.head_len, c->have - c->p.req.head_len, &lead, &m))
-		return true;
-	if (c->sp_len && head_end_scan(c->spill + c->sp_off, c->sp_len, &lead, &m))
-		return true;
-	for (; n; n--) {
+	    next_scan(c->buf + c->p.req.head_len, c->have - c->p.req.head_len, &left, &lead, &m))
+		return NEXT_WHOLE;
+	if (c->sp_len && next_scan(c->spill + c->sp_off, c->sp_len, &left, &lead, &m))
+		return NEXT_WHOLE;
+	for (; n && left; n--) {
 		const struct held *h = &c->ss->held[bid];
 
-		if (head_end_scan(h->p, h->len, &lead, &m))
-			return true;
+		if (next_scan(h->p, h->len, &left, &lead, &m))
+			return NEXT_WHOLE;
 		bid = h->next;
 	}
-	return false;
+	return NEXT_PART;
 }
 
 /* Start the file send of the answer in flight: @hlen bytes of @head (none
@@ -1333,11 +1364,20 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	struct iovec iov = { (void *)head, hlen };
 	struct rp_file_send_opts o = { .small_max = SMALL_BODY, .flags = g.send_flags };
 	uint64_t nomem = rp_file_send_small_nomem(sh), calls = fsend_calls(sh);
+	unsigned copy;
 	int ret;
 
-	/* the next pipelined request already waits: its answer follows at once */
-	if (c->keep_alive && next_ready(c))
-		o.flags |= RP_FILE_SEND_MORE;
+	/* the next pipelined request already waits: its answer follows at
+	 * once (MSG_MORE); any byte of one: a small body is copied, not
+	 * sendfile(2)'d, so that request waits for no check (zc_end below) */
+	if (c->keep_alive) {
+		enum next_req nx = next_state(c);
+
+		if (nx != NEXT_NONE)
+			o.flags |= RP_FILE_SEND_COPY_SMALL;
+		if (nx == NEXT_WHOLE)
+			o.flags |= RP_FILE_SEND_MORE;
+	}
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
 	/* a body that may go by sendfile(2) or splice(2) is checked after its
@@ -1355,13 +1395,19 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	 * client as a clean close with zeros: test_serve truncated_last).
 	 * linger_free never looks at it meanwhile: it is not lingering, and
 	 * its answer is not acknowledged, which that shed waits for anyway */
-	/* A small body without a head but with RP_FILE_SEND_MORE (a pipelined
-	 * request waits) is copied too (filesend.h: a RWF_NOWAIT read or the
-	 * ring's read into pool memory, then a send; never sendfile), so it
-	 * is not checked: the request behind it waited for the client's
-	 * delayed ACK of its last segment (40 ms and more) or the tick */
-	c->zc_end = len > SMALL_BODY || (!hlen && !(o.flags & RP_FILE_SEND_MORE)) ||
-				    rp_file_send_small_nomem(sh) != nomem ?
+	/* A small body without a head but with RP_FILE_SEND_COPY_SMALL (any
+	 * byte of a next request is here) is copied too (filesend.h: a
+	 * RWF_NOWAIT read or the ring's read into pool memory, then a send;
+	 * never sendfile), so it is not checked: the request behind it waited
+	 * for the client's delayed ACK of its last segment (40 ms and more)
+	 * or the tick. It was asked only with a whole next head here
+	 * (RP_FILE_SEND_MORE): behind part of one the body went by sendfile
+	 * and was checked, the rest of the request answered once that check
+	 * ended (at once when the rest carried the acknowledgement, a delayed
+	 * ACK's wait when it landed first; test_serve `partial next behind
+	 * heads` counts zero_copy) */
+	copy = o.flags & (RP_FILE_SEND_COPY_SMALL | RP_FILE_SEND_MORE);
+	c->zc_end = len > SMALL_BODY || (!hlen && !copy) || rp_file_send_small_nomem(sh) != nomem ?
 			    off + len :
 			    0;
 	if (ret == -ENOMEM && fsend_calls(sh) == calls) {
@@ -1786,7 +1832,7 @@ static int memo_send_now(struct rp_shard *sh, struct sconn *c, const struct head
 		return 0;
 	/* the next pipelined request already waits: its answer follows at
 	 * once (as file_send's RP_FILE_SEND_MORE) */
-	if (next_ready(c))
+	if (next_state(c) == NEXT_WHOLE)
 		more = MSG_MORE;
 	do
 		n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | more);
