@@ -19,6 +19,12 @@
  *              GETs, and 10 HEAD + 90 B Range GETs, in one write each:
  *              each set within 1.2 s (a request behind a zero-copy body
  *              waited for the 250 ms tick: 2 s and more).
+ *   partial    an answer with a CRLF, 2 CRLFs or part of a request behind
+ *              it leaves at once (no MSG_MORE: 200 ms corked before).
+ *              Behind queued heads, a 4000 B body without a head with
+ *              part of a request behind it is copied (zero_copy +0, not
+ *              sendfile(2)), the request's rest (20 ms later, or at once)
+ *              answered within 30 ms.
  *   stuck      a client that pipelines a GET behind a 256 KB zero-copy
  *              body and reads nothing for 2 s: at most 40 looks at its
  *              check (zc_polls; 1861-1911 before the back-off, one a
@@ -140,7 +146,8 @@
  * sigterm), timeouts, deaf_bodies, linger, reroot, nofile, truncated, counts, interval
  * or mode runs only those, budget only deep pipe and budget, behind only behind, escapes
  * only escapes, memo only memo, stuck only pipelined behind zero-copy, last answer's EOF, stuck and
- * its resets (main runs them too); none runs all.
+ * its resets, partial only partial next and partial next behind heads (main runs them too); none
+ * runs all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
