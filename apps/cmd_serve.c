@@ -1330,14 +1330,16 @@ static enum next_req next_state(const struct sconn *c)
 	unsigned m = 0, n = c->in_n;
 	uint16_t bid = c->in_head;
 	size_t left = RP_HTTP_HEAD_MAX;
+	/* the request answered: its head is the buffer's first bytes (as
+	 * zc_soon reads them; a parser not done holds no head to skip) */
+	size_t used = c->p.status == RP_HTTP_DONE ? c->p.req.head_len : 0;
 	bool lead = true;
 
 	if (!c->buf)
 		return c->in_n || c->sp_len ? NEXT_PART : NEXT_NONE;
-	if (c->have <= c->p.req.head_len && !c->sp_len && !c->in_n)
+	if (c->have <= used && !c->sp_len && !c->in_n)
 		return NEXT_NONE;
-	if (c->have > c->p.req.head_len &&
-	    next_scan(c->buf + c->p.req.head_len, c->have - c->p.req.head_len, &left, &lead, &m))
+	if (c->have > used && next_scan(c->buf + used, c->have - used, &left, &lead, &m))
 		return NEXT_WHOLE;
 	if (c->sp_len && next_scan(c->spill + c->sp_off, c->sp_len, &left, &lead, &m))
 		return NEXT_WHOLE;
@@ -1381,8 +1383,9 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	ret = rp_file_send(sh, c->fd, &iov, hlen ? 1 : 0, c->entry ? c->entry->fd : -1, off, len,
 			   &o, on_sent, c);
 	/* a body that may go by sendfile(2) or splice(2) is checked after its
-	 * end (zc_poll): above SMALL_BODY, one without a head (a cached small
-	 * body then goes by one sendfile), or a small one the pool had no
+	 * end (zc_poll): above SMALL_BODY, one without a head and without
+	 * the copy flags (a cached small body then goes by one sendfile), or
+	 * a small one the pool had no
 	 * buffer for (rp_file_send_small_nomem moved). A small body behind
 	 * its head is read into pool memory and sent from there: a copy,
 	 * which a truncation cannot reach, so no check (done() never runs
@@ -1400,12 +1403,11 @@ static int file_send(struct rp_shard *sh, struct sconn *c, const char *head, siz
 	 * RWF_NOWAIT read or the ring's read into pool memory, then a send;
 	 * never sendfile), so it is not checked: the request behind it waited
 	 * for the client's delayed ACK of its last segment (40 ms and more)
-	 * or the tick. It was asked only with a whole next head here
-	 * (RP_FILE_SEND_MORE): behind part of one the body went by sendfile
-	 * and was checked, the rest of the request answered once that check
-	 * ended (at once when the rest carried the acknowledgement, a delayed
-	 * ACK's wait when it landed first; test_serve `partial next behind
-	 * heads` counts zero_copy) */
+	 * or the tick. Before COPY_SMALL the copy came only with a whole
+	 * next head (RP_FILE_SEND_MORE): behind part of one the body went by
+	 * sendfile and was checked, the rest of the request answered once
+	 * that check ended (test_serve `partial next behind heads` counts
+	 * zero_copy) */
 	copy = o.flags & (RP_FILE_SEND_COPY_SMALL | RP_FILE_SEND_MORE);
 	c->zc_end = len > SMALL_BODY || (!hlen && !copy) || rp_file_send_small_nomem(sh) != nomem ?
 			    off + len :

@@ -895,6 +895,12 @@ int rp_file_send(struct rp_shard *sh, int sock, const struct iovec *hdr, unsigne
 
 	if (!sh || sock < 0 || (len && file < 0) || !done || (nhdr && !hdr))
 		return -EINVAL;
+	/* a bit this library does not know (a caller built for a later one):
+	 * refused, not ignored, since COPY_SMALL ignored means sendfile */
+	if (opts && (opts->flags & ~(unsigned)(RP_FILE_SEND_MORE | RP_FILE_SEND_CACHED_SPLICE |
+					       RP_FILE_SEND_CACHED_SENDFILE |
+					       RP_FILE_SEND_COPY_SMALL)))
+		return -EINVAL;
 	/* the range must fit the kernel's signed file offsets (loff_t) */
 	if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off)
 		return -EINVAL;

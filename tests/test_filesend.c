@@ -878,11 +878,13 @@ static void test_end_without_op_is_enomem(void **state)
 }
 
 /* bad_range_msg's returns: ranges past the kernel's signed offsets */
-static int range_ret[4];
+static int range_ret[5];
 static atomic_int range_asked;
 
 static void bad_range_msg(struct rp_shard *sh, void *arg)
 {
+	/* a flag bit the library does not know: refused, not ignored */
+	const struct rp_file_send_opts unknown = { .flags = RP_FILE_SEND_COPY_SMALL << 1 };
 	static const uint64_t r[4][2] = {
 		{ (uint64_t)INT64_MAX + 1, 10 }, /* started, then done(-EINVAL), before */
 		{ UINT64_MAX, 1 },
@@ -894,12 +896,14 @@ static void bad_range_msg(struct rp_shard *sh, void *arg)
 	for (int i = 0; i < 4; i++)
 		range_ret[i] = rp_file_send(sh, T.a, NULL, 0, T.file, r[i][0], r[i][1], NULL,
 					    on_done, NULL);
+	range_ret[4] = rp_file_send(sh, T.a, NULL, 0, T.file, 0, 10, &unknown, on_done, NULL);
 	atomic_store(&range_asked, 1);
 }
 
 /*
- * A range that does not fit a signed file offset is refused at once with
- * -EINVAL and done() never runs: an offset of 2^63 started and ended
+ * A range that does not fit a signed file offset, or a flag bit the
+ * library does not know, is refused at once with -EINVAL and done()
+ * never runs: an offset of 2^63 started and ended
  * done(-EINVAL) before. Then a body above small_max from a pipe (not a
  * regular file) ends done(-ESPIPE), counted in errors, nothing sent.
  */
@@ -913,7 +917,7 @@ static void test_bad_range_and_pipe(void **state)
 	rt = pair_start(100, 0);
 	assert_int_equal(rp_runtime_submit(rt, 0, bad_range_msg, NULL), 0);
 	assert_true(wait_for(&range_asked, 1, WAIT_S));
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		assert_int_equal(range_ret[i], -EINVAL);
 	/* a done() would run in the loop's next rounds */
 	usleep(100 * 1000);

@@ -74,11 +74,14 @@ enum {
 	RP_FILE_SEND_CACHED_SPLICE = 1u << 1,
 	RP_FILE_SEND_CACHED_SENDFILE = 1u << 2,
 	/* a small body (up to small_max) is read into pool memory and sent, a
-	 * copy, never sendfile(2)'d, even cached and with no header; without
+	 * copy, not sendfile(2)'d, even cached and with no header; without
 	 * MSG_MORE on its end (unless RP_FILE_SEND_MORE). Once sent, the
 	 * bytes are the socket's own: a caller need not wait for the peer's
 	 * acknowledgement before the file may change (a truncation after a
-	 * sendfile(2) can still reach the wire as zeros) */
+	 * sendfile(2) can still reach the wire as zeros). Except when the
+	 * pool has no buffer for it: then it goes the large body's way
+	 * (sendfile or splice) rather than fail, rp_file_send_small_nomem()
+	 * moves, and the caller checks it as any such body */
 	RP_FILE_SEND_COPY_SMALL = 1u << 3,
 };
 
@@ -111,7 +114,8 @@ typedef void (*rp_file_send_fn)(struct rp_shard *sh, void *arg, int64_t res);
  * rp_file_send - send @hdr (@nhdr iovecs, copied; at most RP_FILE_SEND_HDR_MAX
  * bytes) then @len bytes of @file from @off, to @sock, on shard @sh. done()
  * runs once, on @sh, never inside this call. Returns 0, or -EINVAL (too
- * much header, bad fds, no @done, a range past INT64_MAX: @off above it or
+ * much header, bad fds, no @done, a flag bit this library does not know,
+ * a range past INT64_MAX: @off above it or
  * @off + @len), -ENOMEM, -ESHUTDOWN: then done() never runs. -ENOMEM
  * also when the body ended within the call (an empty one, or one sent
  * whole at once) and neither a message nor an op was left to carry its
