@@ -325,6 +325,23 @@ static inline int tmp_file(void)
 	return fd;
 }
 
+/* Pages of [@off, @off + @len) of @fd in the page cache (cachestat(2),
+ * which reads nothing in; @len 0: to the end), or -1 where the kernel
+ * lacks it. */
+static inline long cachestat_pages(int fd, uint64_t off, uint64_t len)
+{
+	struct {
+		uint64_t off, len;
+	} r = { off, len };
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+	} cs;
+
+	if (syscall(451 /* __NR_cachestat */, fd, &r, &cs, 0))
+		return -1;
+	return (long)cs.nr_cache;
+}
+
 static inline void fill_pattern(uint8_t *p, size_t len, size_t start)
 {
 	for (size_t i = 0; i < len; i++) {

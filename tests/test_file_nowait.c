@@ -63,16 +63,7 @@ static void check_bytes(const uint8_t *p, size_t len, size_t off)
 /* Pages of @fd in the page cache (cachestat(2)), -1 where the kernel lacks it. */
 static long cached_pages(int fd, uint64_t off, uint64_t len)
 {
-	struct {
-		uint64_t off, len;
-	} r = { off, len };
-	struct {
-		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-	} cs;
-
-	if (syscall(451 /* __NR_cachestat */, fd, &r, &cs, 0))
-		return -1;
-	return (long)cs.nr_cache;
+	return cachestat_pages(fd, off, len);
 }
 
 /* The reads every filesystem that serves from memory must answer so:

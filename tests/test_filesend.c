@@ -248,16 +248,7 @@ static void *reader_main(void *p)
  * in), or -1 where the kernel lacks it. */
 static long cached_pages(int fd)
 {
-	struct {
-		uint64_t off, len;
-	} r = { 0, 0 };
-	struct {
-		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-	} cs;
-
-	if (syscall(451 /* __NR_cachestat */, fd, &r, &cs, 0))
-		return -1;
-	return (long)cs.nr_cache;
+	return cachestat_pages(fd, 0, 0);
 }
 
 /* Pages of [off, off + len) in the page cache: cachestat(2), or mincore(2)
@@ -265,20 +256,16 @@ static long cached_pages(int fd)
  * when neither can tell. */
 static long cached_range(int fd, uint64_t off, uint64_t len)
 {
-	struct {
-		uint64_t off, len;
-	} r = { off, len };
-	struct {
-		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-	} cs;
 	long page = sysconf(_SC_PAGESIZE), n = 0;
 	uint64_t first = off / (uint64_t)page * (uint64_t)page;
 	size_t pages = (size_t)((off + len - first + (uint64_t)page - 1) / (uint64_t)page);
 	unsigned char *vec;
 	void *map;
 
-	if (!syscall(451 /* __NR_cachestat */, fd, &r, &cs, 0))
-		return (long)cs.nr_cache;
+	n = cachestat_pages(fd, off, len);
+	if (n >= 0)
+		return n;
+	n = 0;
 	map = mmap(NULL, pages * (size_t)page, PROT_READ, MAP_SHARED, fd, (off_t)first);
 	if (map == MAP_FAILED)
 		return -1;
