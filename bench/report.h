@@ -79,7 +79,7 @@ void rp_report_cpu_model(char *buf, size_t size);
  * (net.ipv4.tcp_congestion_control) into @buf, "unknown" when unreadable.
  * Printed with the results: it sets the pace of one loopback connection
  * (bbr's pacing held a 1 MB or 64 MB answer to a third of cubic's rate on a
- * 2-vCPU Xeon VM, docs/net.md "Congestion control on loopback").
+ * 2-vCPU Xeon VM, docs/net.md "Congestion control on loopback and veth").
  */
 void rp_report_tcp_cc(char *buf, size_t size);
 
