@@ -12,7 +12,8 @@
  *   cachestat, remembered per fd for 100 ms) unless RP_FILE_SEND_COPY_SMALL
  *   or RP_FILE_SEND_MORE is set (then read and sent from pool memory, a
  *   copy, as with a header: sendfile takes no MSG_MORE, and a copy is
- *   done with the file once it is sent); what a full socket does not
+ *   done with the file once it is sent; unless the pool has no buffer
+ *   for it: RP_FILE_SEND_COPY_SMALL below); what a full socket does not
  *   take waits for room. Otherwise the body is read into pool memory
  *   behind a copy of the header by the ring, the read linked to the send
  *   (one submit, the send runs only after a full read). With no pool
@@ -241,8 +242,9 @@ unsigned rp_file_send_trim(struct rp_shard *sh);
  * Which devices refuse RWF_NOWAIT and which of them are memory is learned
  * by fstatfs(2) and remembered per st_dev by each thread for a second, so
  * such a read costs preadv2 (refused), fstat and preadv2. Otherwise
- * -errno of preadv2(2) or fstat(2): -EBADF, -ESPIPE for a pipe or a
- * socket, -EINVAL (@off < 0, @iovcnt out of 0..IOV_MAX, a total above
+ * -errno of preadv2(2), fstat(2) or fstatfs(2): -EBADF, -ESPIPE for a
+ * pipe or a socket, -EINVAL (@off < 0, @iovcnt out of 0..IOV_MAX, @iov
+ * NULL with @iovcnt above 0, a total above
  * SSIZE_MAX or a range past INT64_MAX), -EFAULT... EINTR is retried. An
  * empty range reads nothing: 0, whatever @fd is. errno is unspecified
  * after the call, whatever it returned.
