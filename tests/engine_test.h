@@ -315,13 +315,25 @@ static inline int close_reset(int fd)
 	return ret;
 }
 
+/* A new empty file in @dir, already unlinked: its fd, or -1 (errno set)
+ * when @dir has no room for one. */
+static inline int tmp_file_in(const char *dir)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/rp_test_engine_XXXXXX", dir);
+	fd = mkstemp(path);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
 static inline int tmp_file(void)
 {
-	char path[] = "/tmp/rp_test_engine_XXXXXX";
-	int fd = mkstemp(path);
+	int fd = tmp_file_in("/tmp");
 
 	assert_true(fd >= 0);
-	unlink(path);
 	return fd;
 }
 

@@ -32,18 +32,15 @@
  * no room for one. */
 static int file_in(const char *dir, size_t size)
 {
-	char path[256];
 	uint8_t *data = malloc(size);
 	int fd;
 
 	assert_non_null(data);
-	snprintf(path, sizeof(path), "%s/rp_test_nowait_XXXXXX", dir);
-	fd = mkstemp(path);
+	fd = tmp_file_in(dir);
 	if (fd < 0) {
 		free(data);
 		return -1;
 	}
-	unlink(path);
 	fill_pattern(data, size, 0);
 	assert_int_equal(pwrite(fd, data, size, 0), (ssize_t)size);
 	free(data);

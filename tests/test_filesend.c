@@ -309,15 +309,8 @@ static void make_file(size_t size, bool evict)
 
 	assert_non_null(data);
 	fill_pattern(data, size, 7);
-	if (T.shm) {
-		char path[] = "/dev/shm/rp_test_filesend_XXXXXX";
-
-		T.file = mkstemp(path);
-		assert_true(T.file >= 0);
-		unlink(path);
-	} else {
-		T.file = tmp_file();
-	}
+	T.file = T.shm ? tmp_file_in("/dev/shm") : tmp_file();
+	assert_true(T.file >= 0);
 	assert_int_equal(pwrite(T.file, data, size, 0), (ssize_t)size);
 	free(data);
 	if (evict) {
